@@ -1,0 +1,10 @@
+//! Domain types every Lookout crate shares: roles, timestamps, ids and secrets.
+//!
+//! Nothing here does IO, so the crate compiles in seconds and its tests need no services.
+
+pub mod id;
+pub mod role;
+pub mod secret;
+pub mod time;
+
+pub use role::Role;

@@ -1,0 +1,282 @@
+//! Domain events: a durable, ordered stream that capabilities publish to and consumers follow.
+//!
+//! Events live in the `domain_events` table with a sequence number. Readers keep a cursor per
+//! consumer group in `event_cursors`; a group is served by one replica at a time under a lease,
+//! and the handler's writes commit in the same transaction as the cursor advance, so each event is
+//! applied exactly once per group even when replicas crash or race.
+//!
+//! Ordering on PostgreSQL needs care: a sequence number is taken at insert but becomes visible at
+//! commit, so a reader could see 8 before 7 commits and skip 7 forever. Publishers therefore take a
+//! transaction-scoped advisory lock before inserting; commits then happen in sequence order. The
+//! group commit takes it once per batch, so the cost is one lock per fsync, not per event.
+
+use serde::Serialize;
+use serde_json::Value as Json;
+
+use crate::writer::{self, Write};
+use crate::{Backend, BoxFuture, Result, Store, StoreError};
+use lookout_core::time::now_ms;
+use sqlx::{Any, Row, Transaction};
+
+/// The table events are stored in (the writer recognises inserts into it).
+pub(crate) const TABLE: &str = "domain_events";
+const COLUMNS: &[&str] = &["kind", "project_id", "subject", "payload", "created_at"];
+/// The advisory-lock key that orders publishers on PostgreSQL ("lkevnt").
+const PUBLISH_LOCK: i64 = 0x6c6b_6576_6e74;
+
+/// One event as stored.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DomainEvent {
+    /// Position in the stream; strictly increasing in commit order.
+    pub seq: i64,
+    /// What happened, `noun.verb` (`project.created`, `monitor.down`, …).
+    pub kind: String,
+    /// The project it concerns, if any.
+    pub project_id: Option<i64>,
+    /// The id of the thing it concerns (issue id, monitor id, …), if any.
+    pub subject: Option<String>,
+    /// Details, as published.
+    pub payload: Json,
+    /// When it was published, ms since the epoch.
+    pub created_at: i64,
+}
+
+/// Builds the [`Write`] that publishes an event through the group commit.
+pub fn publish(
+    kind: &str,
+    project_id: Option<i64>,
+    subject: Option<String>,
+    payload: &Json,
+) -> Write {
+    Write::Insert {
+        table: TABLE,
+        columns: COLUMNS,
+        values: vec![
+            kind.into(),
+            project_id.into(),
+            subject.into(),
+            payload.to_string().into(),
+            now_ms().into(),
+        ],
+    }
+}
+
+/// Publishes events inside an open transaction (for changes made outside the group commit).
+pub async fn publish_in_tx(
+    store: &Store,
+    tx: &mut Transaction<'static, Any>,
+    events: &[Write],
+) -> Result<()> {
+    let refs: Vec<&Write> = events.iter().collect();
+    writer::apply(store, tx, &refs).await
+}
+
+/// Takes the publish lock for the rest of `tx` (PostgreSQL only; SQLite has one writer anyway).
+pub(crate) async fn lock_for_publish(
+    store: &Store,
+    tx: &mut Transaction<'static, Any>,
+) -> Result<()> {
+    if store.backend() == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(PUBLISH_LOCK)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<DomainEvent> {
+    let payload: String = r.try_get("payload")?;
+    Ok(DomainEvent {
+        seq: r.try_get("seq")?,
+        kind: r.try_get("kind")?,
+        project_id: r.try_get("project_id")?,
+        subject: r.try_get("subject")?,
+        payload: serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+/// Reads events after `after`, oldest first, optionally for one project and kind prefix.
+pub async fn read_after(
+    store: &Store,
+    after: i64,
+    limit: i64,
+    project_id: Option<i64>,
+) -> Result<Vec<DomainEvent>> {
+    let rows = sqlx::query(
+        "SELECT seq, kind, project_id, subject, payload, created_at FROM domain_events
+         WHERE seq > $1 AND ($2 IS NULL OR project_id = $2) ORDER BY seq LIMIT $3",
+    )
+    .bind(after)
+    .bind(project_id)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Reads events before `before` (or the newest), newest first: the activity feed.
+pub async fn read_newest(
+    store: &Store,
+    before: Option<i64>,
+    limit: i64,
+    project_id: Option<i64>,
+) -> Result<Vec<DomainEvent>> {
+    let rows = sqlx::query(
+        "SELECT seq, kind, project_id, subject, payload, created_at FROM domain_events
+         WHERE seq < $1 AND ($2 IS NULL OR project_id = $2) ORDER BY seq DESC LIMIT $3",
+    )
+    .bind(before.unwrap_or(i64::MAX))
+    .bind(project_id)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Counts of events per kind in fixed buckets since `since` (for the overview chart).
+pub async fn counts_by_bucket(
+    store: &Store,
+    since: i64,
+    bucket_ms: i64,
+) -> Result<Vec<(i64, String, i64)>> {
+    let rows = sqlx::query(
+        "SELECT (created_at / $2) * $2 AS bucket, kind, COUNT(*) AS n FROM domain_events
+         WHERE created_at >= $1 GROUP BY bucket, kind ORDER BY bucket",
+    )
+    .bind(since)
+    .bind(bucket_ms)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect()
+}
+
+/// A handler: given a batch of events in order, returns the writes that apply them. Those writes
+/// commit atomically with the cursor advance; that is what makes delivery exactly once.
+pub type Handler =
+    std::sync::Arc<dyn Fn(Vec<DomainEvent>) -> BoxFuture<Result<Vec<Write>, String>> + Send + Sync>;
+
+/// One replica's membership in a consumer group.
+pub struct Consumer {
+    store: Store,
+    group: String,
+    owner: String,
+    lease_ms: i64,
+    batch: i64,
+}
+
+impl Consumer {
+    /// A consumer of `group` identified as `owner` (unique per replica).
+    pub fn new(store: Store, group: &str, owner: &str) -> Consumer {
+        Consumer {
+            store,
+            group: group.to_string(),
+            owner: owner.to_string(),
+            lease_ms: 30_000,
+            batch: 500,
+        }
+    }
+
+    /// Sets how long the group lease lasts without renewal (a crashed holder is replaced after it).
+    pub fn lease_ms(mut self, ms: i64) -> Self {
+        self.lease_ms = ms;
+        self
+    }
+
+    /// Sets the most events handed to the handler at once.
+    pub fn batch(mut self, n: i64) -> Self {
+        self.batch = n;
+        self
+    }
+
+    /// Takes or renews the group lease; returns the cursor position if this replica holds it.
+    async fn lease(&self) -> Result<Option<i64>> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO event_cursors (consumer, position, updated_at) VALUES ($1, 0, $2)
+             ON CONFLICT (consumer) DO NOTHING",
+        )
+        .bind(&self.group)
+        .bind(now)
+        .execute(self.store.pool())
+        .await?;
+        let row = sqlx::query(
+            "UPDATE event_cursors SET lease_owner = $1, lease_until = $2
+             WHERE consumer = $3 AND (lease_owner = $1 OR lease_until IS NULL OR lease_until < $4)
+             RETURNING position",
+        )
+        .bind(&self.owner)
+        .bind(now + self.lease_ms)
+        .bind(&self.group)
+        .bind(now)
+        .fetch_optional(self.store.pool())
+        .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Handles the next batch if this replica holds the lease. Returns how many events it applied
+    /// (0 when there was nothing new or another replica holds the group).
+    pub async fn poll_once(&self, handler: &Handler) -> Result<usize> {
+        let Some(position) = self.lease().await? else {
+            return Ok(0);
+        };
+        let events = read_after(&self.store, position, self.batch, None).await?;
+        let Some(last) = events.last().map(|e| e.seq) else {
+            return Ok(0);
+        };
+        let n = events.len();
+        let writes = handler(events).await.map_err(|e| {
+            StoreError::Corrupt(format!("consumer {} handler failed: {e}", self.group))
+        })?;
+        let mut tx = self.store.pool().begin().await?;
+        let refs: Vec<&Write> = writes.iter().collect();
+        writer::apply(&self.store, &mut tx, &refs).await?;
+        // Fencing: only the lease holder, from the position it read, may advance the cursor.
+        let moved = sqlx::query(
+            "UPDATE event_cursors SET position = $1, updated_at = $2
+             WHERE consumer = $3 AND lease_owner = $4 AND position = $5",
+        )
+        .bind(last)
+        .bind(now_ms())
+        .bind(&self.group)
+        .bind(&self.owner)
+        .bind(position)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 1 {
+            tx.commit().await?;
+            Ok(n)
+        } else {
+            tx.rollback().await?;
+            Ok(0)
+        }
+    }
+
+    /// Polls until `stop` resolves, sleeping `idle` when there is nothing to do.
+    pub async fn run(
+        self,
+        handler: Handler,
+        idle: std::time::Duration,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(stop);
+        loop {
+            let wait = match self.poll_once(&handler).await {
+                Ok(0) => idle,
+                Ok(_) => std::time::Duration::ZERO,
+                Err(e) => {
+                    tracing::warn!(group = %self.group, error = %e, "Event consumer failed; retrying.");
+                    idle
+                }
+            };
+            tokio::select! {
+                () = &mut stop => break,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! Background work leased through the database, so several replicas run each unit exactly once.
+//!
+//! A job is a row in `jobs`: periodic (it has `every_ms`) or one-off. A [`Scheduler`] claims due
+//! jobs with an atomic `UPDATE … WHERE lease expired … RETURNING`, which on PostgreSQL also skips
+//! rows another replica has locked. While a handler runs, the scheduler renews the lease; if the
+//! replica dies, the lease expires and another replica takes the job over. Completion is fenced by
+//! the lease owner, so a replica that lost its lease cannot mark someone else's run done.
+//!
+//! A failed run is retried with exponential backoff; a one-off job that fails
+//! [`MAX_ATTEMPTS`] times is kept, done, with its last error, for the operator to see.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value as Json;
+use sqlx::Row;
+use tokio::task::JoinSet;
+
+use crate::{Backend, BoxFuture, Result, Store};
+use lookout_core::time::now_ms;
+
+/// Attempts before a one-off job is given up.
+pub const MAX_ATTEMPTS: i64 = 5;
+
+/// A job this replica has claimed and now runs.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    /// The job's id (a periodic job's id is its stable name).
+    pub id: String,
+    /// Which handler runs it.
+    pub kind: String,
+    /// The handler's input.
+    pub payload: Json,
+    /// When this run was due, ms since the epoch.
+    pub due_at: i64,
+    /// 1 on the first try.
+    pub attempt: i64,
+    every_ms: Option<i64>,
+}
+
+/// Runs one job; an `Err` is logged, stored on the job, and retried with backoff.
+pub type JobHandler = Arc<dyn Fn(ClaimedJob) -> BoxFuture<Result<(), String>> + Send + Sync>;
+
+/// Registers a periodic job (idempotent: an existing job keeps its schedule, `every_ms` updates).
+pub async fn ensure_periodic(store: &Store, id: &str, kind: &str, every_ms: i64) -> Result<()> {
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, payload, every_ms, next_run_at, attempts, created_at)
+         VALUES ($1, $2, '{}', $3, $4, 0, $4)
+         ON CONFLICT (id) DO UPDATE SET every_ms = excluded.every_ms, kind = excluded.kind",
+    )
+    .bind(id)
+    .bind(kind)
+    .bind(every_ms)
+    .bind(now)
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+/// Queues a one-off job to run at `run_at` (ms since the epoch); returns its id.
+pub async fn enqueue(store: &Store, kind: &str, payload: &Json, run_at: i64) -> Result<String> {
+    let id = lookout_core::id::new_sortable_id();
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, payload, every_ms, next_run_at, attempts, created_at)
+         VALUES ($1, $2, $3, NULL, $4, 0, $5)",
+    )
+    .bind(&id)
+    .bind(kind)
+    .bind(payload.to_string())
+    .bind(run_at)
+    .bind(now_ms())
+    .execute(store.pool())
+    .await?;
+    Ok(id)
+}
+
+/// The stored state of a job (for tests, the CLI and the UI).
+#[derive(Debug, Clone)]
+pub struct JobState {
+    /// Its id.
+    pub id: String,
+    /// Runs so far of the current attempt series.
+    pub attempts: i64,
+    /// The last failure, if the last run failed.
+    pub last_error: Option<String>,
+    /// When it finished for good (one-off jobs), ms since the epoch.
+    pub done_at: Option<i64>,
+    /// When it is next due.
+    pub next_run_at: i64,
+}
+
+/// Reads one job's state.
+pub async fn state(store: &Store, id: &str) -> Result<Option<JobState>> {
+    let row = sqlx::query(
+        "SELECT id, attempts, last_error, done_at, next_run_at FROM jobs WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(store.pool())
+    .await?;
+    row.map(|r| {
+        Ok(JobState {
+            id: r.try_get(0)?,
+            attempts: r.try_get(1)?,
+            last_error: r.try_get(2)?,
+            done_at: r.try_get(3)?,
+            next_run_at: r.try_get(4)?,
+        })
+    })
+    .transpose()
+}
+
+/// How a scheduler behaves; defaults suit production, tests shorten them.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// How long a claim lasts without renewal.
+    pub lease: Duration,
+    /// How often to look for due work when idle.
+    pub poll: Duration,
+    /// Jobs run at once on this replica.
+    pub concurrency: usize,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            lease: Duration::from_secs(30),
+            poll: Duration::from_millis(500),
+            concurrency: 8,
+        }
+    }
+}
+
+/// Claims and runs due jobs on this replica.
+pub struct Scheduler {
+    store: Store,
+    owner: String,
+    config: SchedulerConfig,
+    handlers: HashMap<String, JobHandler>,
+    claim_sql: String,
+}
+
+impl Scheduler {
+    /// A scheduler identified as `owner` (unique per replica, e.g. host and pid).
+    pub fn new(store: Store, owner: &str, config: SchedulerConfig) -> Scheduler {
+        Scheduler {
+            store,
+            owner: owner.to_string(),
+            config,
+            handlers: HashMap::new(),
+            claim_sql: String::new(),
+        }
+    }
+
+    /// Runs jobs of `kind` with `handler`.
+    pub fn handle(mut self, kind: &str, handler: JobHandler) -> Self {
+        self.handlers.insert(kind.to_string(), handler);
+        self
+    }
+
+    /// The claim statement for the registered kinds. `$1` owner, `$2` lease end, `$3` now, then
+    /// the kinds. The outer `WHERE` re-checks the lease: on PostgreSQL an `UPDATE` that waited on a
+    /// row lock re-evaluates it against the winner's row, so two replicas never both claim a run.
+    fn build_claim_sql(&self) -> String {
+        let kinds: Vec<String> = (0..self.handlers.len())
+            .map(|i| format!("${}", i + 4))
+            .collect();
+        let skip_locked = match self.store.backend() {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        format!(
+            "UPDATE jobs SET lease_owner = $1, lease_until = $2, attempts = attempts + 1
+             WHERE id = (SELECT id FROM jobs WHERE done_at IS NULL AND next_run_at <= $3
+                           AND (lease_until IS NULL OR lease_until < $3) AND kind IN ({})
+                         ORDER BY next_run_at LIMIT 1{skip_locked})
+               AND (lease_until IS NULL OR lease_until < $3)
+             RETURNING id, kind, payload, every_ms, next_run_at, attempts",
+            kinds.join(", ")
+        )
+    }
+
+    /// Claims one due job, if any.
+    async fn claim(&self) -> Result<Option<ClaimedJob>> {
+        let now = now_ms();
+        let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
+        let mut q = sqlx::query(&self.claim_sql)
+            .bind(&self.owner)
+            .bind(now + lease_ms)
+            .bind(now);
+        for k in self.handlers.keys() {
+            q = q.bind(k.as_str());
+        }
+        let Some(r) = q.fetch_optional(self.store.pool()).await? else {
+            return Ok(None);
+        };
+        let payload: String = r.try_get(2)?;
+        let job = ClaimedJob {
+            id: r.try_get(0)?,
+            kind: r.try_get(1)?,
+            payload: serde_json::from_str(&payload).unwrap_or(Json::Null),
+            every_ms: r.try_get(3)?,
+            due_at: r.try_get(4)?,
+            attempt: r.try_get(5)?,
+        };
+        let lag = (now - job.due_at).max(0) as f64 / 1000.0;
+        metrics::histogram!("lookout_job_lag_seconds", "kind" => job.kind.clone()).record(lag);
+        metrics::gauge!("lookout_job_last_lag_seconds", "kind" => job.kind.clone()).set(lag);
+        Ok(Some(job))
+    }
+
+    /// Extends this replica's lease on `id`; false if the lease was lost.
+    async fn renew(store: &Store, owner: &str, id: &str, lease_ms: i64) -> Result<bool> {
+        let n = sqlx::query("UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3")
+            .bind(now_ms() + lease_ms)
+            .bind(id)
+            .bind(owner)
+            .execute(store.pool())
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Records the outcome of a run, fenced by lease ownership.
+    async fn finish(
+        store: &Store,
+        owner: &str,
+        job: &ClaimedJob,
+        outcome: Result<(), String>,
+    ) -> Result<()> {
+        let now = now_ms();
+        let (next_run_at, done_at, attempts, last_error) = match (&outcome, job.every_ms) {
+            (Ok(()), Some(every)) => (next_periodic_run(job.due_at, every, now), None, 0, None),
+            (Ok(()), None) => (job.due_at, Some(now), job.attempt, None),
+            (Err(e), every) => {
+                let gave_up = every.is_none() && job.attempt >= MAX_ATTEMPTS;
+                let backoff = 1000 * (1i64 << job.attempt.clamp(0, 8));
+                let next = match every {
+                    // A periodic job retries at its next tick or after the backoff, whichever is first.
+                    Some(every) => next_periodic_run(job.due_at, every, now).min(now + backoff),
+                    None => now + backoff,
+                };
+                (next, gave_up.then_some(now), job.attempt, Some(e.clone()))
+            }
+        };
+        sqlx::query(
+            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_run_at = $1, done_at = $2,
+                    attempts = $3, last_error = $4
+             WHERE id = $5 AND lease_owner = $6",
+        )
+        .bind(next_run_at)
+        .bind(done_at)
+        .bind(attempts)
+        .bind(last_error)
+        .bind(&job.id)
+        .bind(owner)
+        .execute(store.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Runs until `stop` resolves; running jobs finish before it returns.
+    ///
+    /// Running jobs live in a `JoinSet` owned by this future: if it is dropped (the replica
+    /// stops abruptly), they stop with it and stop renewing their leases, as in a real crash.
+    pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) {
+        if self.handlers.is_empty() {
+            return;
+        }
+        self.claim_sql = self.build_claim_sql();
+        let this = Arc::new(self);
+        let mut running = JoinSet::new();
+        tokio::pin!(stop);
+        loop {
+            while running.try_join_next().is_some() {}
+            if running.len() >= this.config.concurrency {
+                tokio::select! {
+                    () = &mut stop => break,
+                    _ = running.join_next() => continue,
+                }
+            }
+            let claimed = tokio::select! {
+                () = &mut stop => break,
+                c = this.claim() => c,
+            };
+            match claimed {
+                Ok(Some(job)) => {
+                    let this = this.clone();
+                    running.spawn(async move { this.run_one(job).await });
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "Could not claim jobs; retrying."),
+            }
+            tokio::select! {
+                () = &mut stop => break,
+                () = tokio::time::sleep(this.config.poll) => {}
+            }
+        }
+        while running.join_next().await.is_some() {}
+    }
+
+    /// Runs one claimed job with lease renewal, then records its outcome.
+    async fn run_one(&self, job: ClaimedJob) {
+        let Some(handler) = self.handlers.get(&job.kind).cloned() else {
+            return;
+        };
+        let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
+        let work = handler(job.clone());
+        tokio::pin!(work);
+        let mut renew = tokio::time::interval(self.config.lease / 3);
+        renew.tick().await;
+        let outcome = loop {
+            tokio::select! {
+                out = &mut work => break Some(out),
+                _ = renew.tick() => {
+                    match Self::renew(&self.store, &self.owner, &job.id, lease_ms).await {
+                        Ok(true) => {}
+                        Ok(false) => break None,
+                        Err(e) => tracing::warn!(job = %job.id, error = %e, "Lease renewal failed."),
+                    }
+                }
+            }
+        };
+        let Some(outcome) = outcome else {
+            tracing::warn!(job = %job.id, kind = %job.kind, "Lost the job's lease; abandoned the run.");
+            return;
+        };
+        if let Err(e) = &outcome {
+            tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempt, error = %e, "Job failed.");
+        }
+        if let Err(e) = Self::finish(&self.store, &self.owner, &job, outcome).await {
+            tracing::warn!(job = %job.id, error = %e, "Could not record the job's outcome.");
+        }
+    }
+}
+
+/// The next run of a periodic job due at `due` that ran at `now`: the next tick on its cadence
+/// after `now`. A replica that was down for an hour runs once, not sixty catch-up times.
+fn next_periodic_run(due: i64, every: i64, now: i64) -> i64 {
+    let every = every.max(1);
+    let next = due + every;
+    if next > now {
+        next
+    } else {
+        now + every - (now - due) % every
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_periodic_run;
+
+    #[test]
+    fn periodic_jobs_keep_cadence_and_skip_missed_ticks() {
+        assert_eq!(next_periodic_run(1000, 100, 1050), 1100);
+        // Down for a long time: next tick after now, on the same cadence.
+        assert_eq!(next_periodic_run(1000, 100, 5030), 5100);
+        assert_eq!(next_periodic_run(1000, 100, 5000), 5100);
+    }
+}

@@ -1,0 +1,187 @@
+//! Lookout's storage: one schema on SQLite (the embedded default) and PostgreSQL.
+//!
+//! [`Store`] owns the connection pool and knows which backend it talks to. Both backends share one
+//! set of SQL statements (`$1` placeholders work on both, and times are `i64` milliseconds) through
+//! sqlx's `Any` driver; only the DDL in `migrations/<backend>/` and a few locking clauses differ.
+//!
+//! The capabilities built on it:
+//! - [`writer`]: the durable group-commit write path with a bounded queue;
+//! - [`jobs`]: leased periodic and one-off background work, safe across replicas;
+//! - [`events`]: the ordered domain-event stream and its consumer groups;
+//! - [`tenancy`]: organizations, projects, DSN keys, users, sessions and API tokens;
+//! - [`markers`]: change markers (deploys, config changes), the first user of the write path.
+
+pub mod events;
+pub mod jobs;
+pub mod markers;
+mod migrate;
+pub mod page;
+pub mod tenancy;
+pub mod writer;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+pub use page::{Cursor, Page};
+pub use writer::{Value, Write, WriteQueue, Writer};
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file in WAL mode.
+    Sqlite,
+    /// A PostgreSQL server, possibly shared by several Lookout replicas.
+    Postgres,
+}
+
+impl Backend {
+    /// The name used in logs and `/readyz`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// Everything that can go wrong in storage, as callers need to tell it apart.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed a statement.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// The row asked for does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A unique value is taken already (slug, email, …).
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// The write queue is full: the caller should answer 503 with `Retry-After`.
+    #[error("write queue is full")]
+    Overloaded,
+    /// The server is stopping and takes no more writes.
+    #[error("shutting down")]
+    ShuttingDown,
+    /// A `--database-url` that is neither `sqlite:` nor `postgres:`.
+    #[error("unsupported database url scheme (expected sqlite:// or postgres://)")]
+    UnsupportedUrl,
+    /// A stored value that does not parse (a role name, JSON payload).
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Maps a unique-constraint violation to [`StoreError::Conflict`] naming `what`.
+    pub(crate) fn conflict_as(what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+        move |e| match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(what.to_string())
+            }
+            _ => StoreError::Db(e),
+        }
+    }
+}
+
+/// A boxed, sendable future: the return type of job and event handlers.
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// Shorthand for storage results.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A connection pool to the one database Lookout keeps its state in.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path` or `postgres://…`) and applies pending migrations.
+    ///
+    /// A SQLite file is created if missing. Migrations run in a transaction each, serialised
+    /// across replicas on PostgreSQL by an advisory lock, so replicas may start together.
+    pub async fn open(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        // Statement logging would print every query at INFO; our own spans say what matters.
+        let options = AnyConnectOptions::from_str(url)?.disable_statement_logging();
+        let pool = match backend {
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    // WAL lets readers run beside the one writer; more connections than cores
+                    // only add lock contention on a file.
+                    .max_connections(4)
+                    .min_connections(1)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(SQLITE_PRAGMAS).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?
+            }
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .min_connections(1)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?
+            }
+        };
+        let store = Store { pool, backend };
+        migrate::apply(&store).await?;
+        Ok(store)
+    }
+
+    /// The SQLite URL for a data directory: `<dir>/lookout.db`, created if missing.
+    pub fn sqlite_url_for_dir(dir: &std::path::Path) -> String {
+        format!("sqlite://{}?mode=rwc", dir.join("lookout.db").display())
+    }
+
+    /// Which backend this store talks to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool, for capability crates that run their own queries.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Whether the database answers a trivial query (for `/readyz`).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The newest applied migration version (for `/readyz` and `lookout --version` output).
+    pub async fn schema_version(&self) -> Result<i64> {
+        migrate::current_version(self).await
+    }
+
+    /// Closes every connection (at shutdown, after the writer has flushed).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// SQLite settings applied to every connection, each for a reason:
+/// - `journal_mode=WAL`: readers never block the writer, and a commit is one sequential append.
+/// - `synchronous=FULL`: a commit is fsynced before it returns, so an acknowledged write survives
+///   power loss, not only `kill -9`. The group commit pays that fsync once per batch.
+/// - `foreign_keys=ON`: SQLite leaves them off by default; the schema relies on cascades.
+/// - `busy_timeout=5000`: a second writer (CLI, migrations) waits instead of failing at once.
+/// - `temp_store=MEMORY`: sorts and temp indexes never touch the disk.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
+     PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000; PRAGMA temp_store=MEMORY;";

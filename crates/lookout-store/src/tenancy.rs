@@ -1,0 +1,607 @@
+//! Who owns what and who may do what: organizations, projects with their DSN keys, users,
+//! UI sessions and API tokens.
+//!
+//! Secrets are never stored in the clear: passwords as argon2id, session ids and API tokens as
+//! SHA-256 (they are random, so that suffices). DSN public keys are stored as they are: Sentry
+//! SDKs send them in every request and the UI must show them, which is why Sentry calls them public.
+
+use serde::Serialize;
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::events;
+use crate::page::{Cursor, Page};
+use crate::{Result, Store, StoreError};
+use lookout_core::secret::{self, hash_password, hash_token, verify_password};
+use lookout_core::time::now_ms;
+use lookout_core::Role;
+
+/// An organization: the owner of projects.
+#[derive(Debug, Clone, Serialize)]
+pub struct Organization {
+    /// Numeric id.
+    pub id: i64,
+    /// URL-safe name.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// A project: one application or service whose errors, checks and traces Lookout keeps.
+#[derive(Debug, Clone, Serialize)]
+pub struct Project {
+    /// Numeric id (the last path segment of its DSN, as in Sentry).
+    pub id: i64,
+    /// Owning organization.
+    pub org_id: i64,
+    /// URL-safe name, unique in the organization.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// The SDK platform it reports from (`python`, `node`, …), if known.
+    pub platform: Option<String>,
+    /// The newest active DSN public key (32 hex characters), if any.
+    pub public_key: Option<String>,
+    /// Created, ms since the epoch.
+    pub created_at: i64,
+}
+
+/// A user who logs into the UI.
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    /// Numeric id.
+    pub id: i64,
+    /// Login name.
+    pub email: String,
+    /// What the user may do.
+    pub role: Role,
+    /// Created, ms since the epoch.
+    pub created_at: i64,
+}
+
+/// An API token's metadata (its secret is shown once, at creation, and never stored).
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiToken {
+    /// Numeric id.
+    pub id: i64,
+    /// What it is for.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// The user it was made by, if any (bootstrap and CLI tokens have none).
+    pub user_id: Option<i64>,
+    /// Created, ms since the epoch.
+    pub created_at: i64,
+    /// Last used, ms since the epoch (updated at most once a minute).
+    pub last_used_at: Option<i64>,
+}
+
+fn role_of(r: &AnyRow, col: &str) -> Result<Role> {
+    let s: String = r.try_get(col)?;
+    s.parse()
+        .map_err(|e: lookout_core::role::UnknownRole| StoreError::Corrupt(e.to_string()))
+}
+
+/// Turns a display name into a slug: lowercase ASCII letters, digits and single dashes.
+pub fn slugify(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let trimmed = out.trim_end_matches('-');
+    trimmed.chars().take(50).collect()
+}
+
+// ---------------------------------------------------------------- organizations and projects
+
+/// The default organization, created on first start.
+pub async fn default_org(store: &Store) -> Result<Organization> {
+    sqlx::query(
+        "INSERT INTO organizations (slug, name, created_at) VALUES ('default', 'Default', $1)
+         ON CONFLICT (slug) DO NOTHING",
+    )
+    .bind(now_ms())
+    .execute(store.pool())
+    .await?;
+    let r = sqlx::query("SELECT id, slug, name FROM organizations WHERE slug = 'default'")
+        .fetch_one(store.pool())
+        .await?;
+    Ok(Organization {
+        id: r.try_get(0)?,
+        slug: r.try_get(1)?,
+        name: r.try_get(2)?,
+    })
+}
+
+/// The default project, created with its DSN key on first start. Returns it and whether it is new.
+pub async fn ensure_default_project(store: &Store) -> Result<(Project, bool)> {
+    let org = default_org(store).await?;
+    if let Some(p) = list_projects(
+        store,
+        &Cursor {
+            after: None,
+            limit: Some(1),
+        },
+    )
+    .await?
+    .items
+    .into_iter()
+    .next()
+    {
+        return Ok((p, false));
+    }
+    match create_project(store, org.id, "Default", None, None).await {
+        Ok(p) => Ok((p, true)),
+        // Another replica created it at the same moment.
+        Err(StoreError::Conflict(_)) => {
+            let p = list_projects(
+                store,
+                &Cursor {
+                    after: None,
+                    limit: Some(1),
+                },
+            )
+            .await?;
+            p.items
+                .into_iter()
+                .next()
+                .map(|p| (p, false))
+                .ok_or(StoreError::NotFound)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates a project with one DSN key and publishes `project.created`, all in one transaction.
+pub async fn create_project(
+    store: &Store,
+    org_id: i64,
+    name: &str,
+    slug: Option<&str>,
+    platform: Option<&str>,
+) -> Result<Project> {
+    let slug = slug.map(str::to_string).unwrap_or_else(|| slugify(name));
+    let now = now_ms();
+    let key = secret::new_dsn_key();
+    let mut tx = store.pool().begin().await?;
+    let id: i64 = sqlx::query(
+        "INSERT INTO projects (org_id, slug, name, platform, created_at) VALUES ($1, $2, $3, $4, $5)
+         RETURNING id",
+    )
+    .bind(org_id)
+    .bind(&slug)
+    .bind(name)
+    .bind(platform)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(StoreError::conflict_as("a project with this slug"))?
+    .try_get(0)?;
+    sqlx::query(
+        "INSERT INTO project_keys (project_id, public_key, label, created_at) VALUES ($1, $2, 'Default', $3)",
+    )
+    .bind(id)
+    .bind(&key)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let event = events::publish(
+        "project.created",
+        Some(id),
+        Some(id.to_string()),
+        &json!({ "name": name, "slug": slug }),
+    );
+    events::publish_in_tx(store, &mut tx, &[event]).await?;
+    tx.commit().await?;
+    Ok(Project {
+        id,
+        org_id,
+        slug,
+        name: name.to_string(),
+        platform: platform.map(str::to_string),
+        public_key: Some(key),
+        created_at: now,
+    })
+}
+
+const PROJECT_COLUMNS: &str = "p.id, p.org_id, p.slug, p.name, p.platform, p.created_at,
+    (SELECT k.public_key FROM project_keys k WHERE k.project_id = p.id AND k.revoked_at IS NULL
+     ORDER BY k.id DESC LIMIT 1) AS public_key";
+
+fn project_from_row(r: &AnyRow) -> Result<Project> {
+    Ok(Project {
+        id: r.try_get("id")?,
+        org_id: r.try_get("org_id")?,
+        slug: r.try_get("slug")?,
+        name: r.try_get("name")?,
+        platform: r.try_get("platform")?,
+        public_key: r.try_get("public_key")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+/// Projects in id order.
+pub async fn list_projects(store: &Store, cursor: &Cursor) -> Result<Page<Project>> {
+    let limit = cursor.limit();
+    let rows = sqlx::query(&format!(
+        "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.id > $1 ORDER BY p.id LIMIT $2"
+    ))
+    .bind(cursor.after_i64().unwrap_or(0))
+    .bind(limit + 1)
+    .fetch_all(store.pool())
+    .await?;
+    let items = rows
+        .iter()
+        .map(project_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_rows(items, limit, |p| p.id.to_string()))
+}
+
+/// One project by id.
+pub async fn get_project(store: &Store, id: i64) -> Result<Project> {
+    let row = sqlx::query(&format!(
+        "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(store.pool())
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    project_from_row(&row)
+}
+
+/// The project an active DSN public key belongs to (the ingest endpoints' authentication).
+pub async fn project_for_key(store: &Store, public_key: &str) -> Result<Option<i64>> {
+    let row = sqlx::query(
+        "SELECT project_id FROM project_keys WHERE public_key = $1 AND revoked_at IS NULL",
+    )
+    .bind(public_key)
+    .fetch_optional(store.pool())
+    .await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
+// ---------------------------------------------------------------- users and sessions
+
+const USER_COLUMNS: &str = "id, email, role, created_at";
+
+fn user_from_row(r: &AnyRow) -> Result<User> {
+    Ok(User {
+        id: r.try_get("id")?,
+        email: r.try_get("email")?,
+        role: role_of(r, "role")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+/// Creates a user with an argon2id password hash and publishes `user.created`.
+pub async fn create_user(store: &Store, email: &str, password: &str, role: Role) -> Result<User> {
+    let email = email.trim().to_lowercase();
+    let hash = hash_password(password).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let now = now_ms();
+    let mut tx = store.pool().begin().await?;
+    let id: i64 = sqlx::query(
+        "INSERT INTO users (email, password_hash, role, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(&email)
+    .bind(&hash)
+    .bind(role.as_str())
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(StoreError::conflict_as("a user with this email"))?
+    .try_get(0)?;
+    let event = events::publish(
+        "user.created",
+        None,
+        Some(id.to_string()),
+        &json!({ "email": email, "role": role }),
+    );
+    events::publish_in_tx(store, &mut tx, &[event]).await?;
+    tx.commit().await?;
+    Ok(User {
+        id,
+        email,
+        role,
+        created_at: now,
+    })
+}
+
+/// How many users exist (0 means the UI offers first-admin setup).
+pub async fn user_count(store: &Store) -> Result<i64> {
+    Ok(sqlx::query("SELECT COUNT(*) FROM users")
+        .fetch_one(store.pool())
+        .await?
+        .try_get(0)?)
+}
+
+/// Users in id order.
+pub async fn list_users(store: &Store, cursor: &Cursor) -> Result<Page<User>> {
+    let limit = cursor.limit();
+    let rows = sqlx::query(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2"
+    ))
+    .bind(cursor.after_i64().unwrap_or(0))
+    .bind(limit + 1)
+    .fetch_all(store.pool())
+    .await?;
+    let items = rows.iter().map(user_from_row).collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_rows(items, limit, |u| u.id.to_string()))
+}
+
+/// One user by id.
+pub async fn get_user(store: &Store, id: i64) -> Result<User> {
+    let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    user_from_row(&row)
+}
+
+/// Deletes a user with their sessions and tokens.
+pub async fn delete_user(store: &Store, id: i64) -> Result<()> {
+    let n = sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id)
+        .execute(store.pool())
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// The user with this email and password, if both match.
+pub async fn verify_login(store: &Store, email: &str, password: &str) -> Result<Option<User>> {
+    let row = sqlx::query(&format!(
+        "SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1"
+    ))
+    .bind(email.trim().to_lowercase())
+    .fetch_optional(store.pool())
+    .await?;
+    let Some(row) = row else {
+        // Hash anyway so a wrong email takes as long as a wrong password.
+        let _ = verify_password(password, DUMMY_HASH);
+        return Ok(None);
+    };
+    let hash: String = row.try_get("password_hash")?;
+    if verify_password(password, &hash) {
+        Ok(Some(user_from_row(&row)?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// An argon2id hash of a random password, verified against on unknown emails.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2VqkU+9tVQAT2Q8kJHl3zVf9w7yPcN6X7p9cYqUQ0Aw";
+
+/// A logged-in session: the user and the CSRF token its forms must carry.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Who is logged in.
+    pub user: User,
+    /// The token forms and non-GET API calls from the UI must echo.
+    pub csrf_token: String,
+}
+
+/// Starts a session; returns its id (for the cookie; only its hash is stored) and the session.
+pub async fn create_session(store: &Store, user: &User, ttl_ms: i64) -> Result<(String, Session)> {
+    let id = secret::random_hex(32);
+    let csrf = secret::random_hex(16);
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(hash_token(&id))
+    .bind(user.id)
+    .bind(&csrf)
+    .bind(now)
+    .bind(now + ttl_ms)
+    .execute(store.pool())
+    .await?;
+    Ok((
+        id,
+        Session {
+            user: user.clone(),
+            csrf_token: csrf,
+        },
+    ))
+}
+
+/// The live session with this cookie value, if any.
+pub async fn session(store: &Store, id: &str) -> Result<Option<Session>> {
+    let row = sqlx::query(
+        "SELECT u.id, u.email, u.role, u.created_at, s.csrf_token FROM sessions s
+         JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1 AND s.expires_at > $2",
+    )
+    .bind(hash_token(id))
+    .bind(now_ms())
+    .fetch_optional(store.pool())
+    .await?;
+    row.map(|r| {
+        Ok(Session {
+            user: user_from_row(&r)?,
+            csrf_token: r.try_get("csrf_token")?,
+        })
+    })
+    .transpose()
+}
+
+/// Ends a session (logout).
+pub async fn delete_session(store: &Store, id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+        .bind(hash_token(id))
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+/// Deletes expired sessions; returns how many (the `sessions.cleanup` job).
+pub async fn delete_expired_sessions(store: &Store) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+        .bind(now_ms())
+        .execute(store.pool())
+        .await?
+        .rows_affected())
+}
+
+// ---------------------------------------------------------------- API tokens
+
+const TOKEN_COLUMNS: &str = "id, name, role, user_id, created_at, last_used_at";
+
+fn token_from_row(r: &AnyRow) -> Result<ApiToken> {
+    Ok(ApiToken {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        role: role_of(r, "role")?,
+        user_id: r.try_get("user_id")?,
+        created_at: r.try_get("created_at")?,
+        last_used_at: r.try_get("last_used_at")?,
+    })
+}
+
+/// Stores a token whose secret the caller chose (bootstrap) or made; returns its metadata.
+async fn insert_token(
+    store: &Store,
+    secret_value: &str,
+    name: &str,
+    role: Role,
+    user_id: Option<i64>,
+) -> Result<ApiToken> {
+    let now = now_ms();
+    let id: i64 = sqlx::query(
+        "INSERT INTO api_tokens (token_hash, name, role, user_id, created_at) VALUES ($1, $2, $3, $4, $5)
+         RETURNING id",
+    )
+    .bind(hash_token(secret_value))
+    .bind(name)
+    .bind(role.as_str())
+    .bind(user_id)
+    .bind(now)
+    .fetch_one(store.pool())
+    .await
+    .map_err(StoreError::conflict_as("this token"))?
+    .try_get(0)?;
+    Ok(ApiToken {
+        id,
+        name: name.to_string(),
+        role,
+        user_id,
+        created_at: now,
+        last_used_at: None,
+    })
+}
+
+/// Creates a token; returns the secret (shown once) and its metadata.
+pub async fn create_token(
+    store: &Store,
+    name: &str,
+    role: Role,
+    user_id: Option<i64>,
+) -> Result<(String, ApiToken)> {
+    let value = secret::new_api_token();
+    let token = insert_token(store, &value, name, role, user_id).await?;
+    Ok((value, token))
+}
+
+/// Ensures a token with exactly this secret exists (`LOOKOUT_BOOTSTRAP_TOKEN`); true if created.
+pub async fn ensure_token(store: &Store, value: &str, name: &str, role: Role) -> Result<bool> {
+    if token_for_secret(store, value).await?.is_some() {
+        return Ok(false);
+    }
+    match insert_token(store, value, name, role, None).await {
+        Ok(_) => Ok(true),
+        Err(StoreError::Conflict(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The live token with this secret, if any; records its use (at most once a minute).
+pub async fn token_for_secret(store: &Store, value: &str) -> Result<Option<ApiToken>> {
+    let row = sqlx::query(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
+    ))
+    .bind(hash_token(value))
+    .fetch_optional(store.pool())
+    .await?;
+    let Some(token) = row.as_ref().map(token_from_row).transpose()? else {
+        return Ok(None);
+    };
+    let now = now_ms();
+    if token.last_used_at.is_none_or(|t| now - t > 60_000) {
+        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(token.id)
+            .execute(store.pool())
+            .await?;
+    }
+    Ok(Some(token))
+}
+
+/// Live tokens in id order, all of them or one user's.
+pub async fn list_tokens(
+    store: &Store,
+    user_id: Option<i64>,
+    cursor: &Cursor,
+) -> Result<Page<ApiToken>> {
+    let limit = cursor.limit();
+    let rows = sqlx::query(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM api_tokens
+         WHERE revoked_at IS NULL AND id > $1 AND ($2 IS NULL OR user_id = $2) ORDER BY id LIMIT $3"
+    ))
+    .bind(cursor.after_i64().unwrap_or(0))
+    .bind(user_id)
+    .bind(limit + 1)
+    .fetch_all(store.pool())
+    .await?;
+    let items = rows
+        .iter()
+        .map(token_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_rows(items, limit, |t| t.id.to_string()))
+}
+
+/// One live token by id.
+pub async fn get_token(store: &Store, id: i64) -> Result<ApiToken> {
+    let row = sqlx::query(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1 AND revoked_at IS NULL"
+    ))
+    .bind(id)
+    .fetch_optional(store.pool())
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    token_from_row(&row)
+}
+
+/// Revokes a token; it stops working at once.
+pub async fn revoke_token(store: &Store, id: i64) -> Result<()> {
+    let n =
+        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now_ms())
+            .bind(id)
+            .execute(store.pool())
+            .await?
+            .rows_affected();
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slugify;
+
+    #[test]
+    fn slugs_are_url_safe() {
+        assert_eq!(slugify("My Web App!"), "my-web-app");
+        assert_eq!(slugify("  --Ünïcode  API "), "n-code-api");
+        assert_eq!(slugify("checkout"), "checkout");
+    }
+}

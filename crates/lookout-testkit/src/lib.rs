@@ -1,0 +1,271 @@
+//! Test helpers every Lookout capability reuses: a fresh PostgreSQL database per test, and the
+//! real `lookout` binary started on a free port with a temporary data directory.
+//!
+//! PostgreSQL is the one on this machine (`LOOKOUT_TEST_PG_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`). Tests that need it fail when it is missing:
+//! a skipped backend would let a PostgreSQL-only bug through CI.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sqlx::{Connection, Executor};
+
+/// The administrative PostgreSQL URL tests create their databases through.
+pub fn pg_admin_url() -> String {
+    std::env::var("LOOKOUT_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// A database made for one test and dropped when it ends.
+pub struct PgDatabase {
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    /// Creates `lookout_test_<random>` on the test server.
+    ///
+    /// # Panics
+    /// When PostgreSQL is unreachable: the storage suite must run on both backends.
+    pub async fn create() -> PgDatabase {
+        let admin = pg_admin_url();
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL is required for the tests ({admin}): {e}. Start it, or set LOOKOUT_TEST_PG_URL.")
+        });
+        let name = format!("lookout_test_{:016x}", rand::random::<u64>());
+        conn.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create test database");
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        PgDatabase {
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        // Drop runs outside async context; a short-lived runtime on a thread does the cleanup.
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(mut c) = sqlx::PgConnection::connect(&pg_admin_url()).await {
+                    let _ = c
+                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Which storage a test server runs on.
+pub enum Backend {
+    /// The embedded default: SQLite in the temp data dir.
+    Sqlite,
+    /// A fresh PostgreSQL database.
+    Postgres,
+}
+
+/// A running `lookout serve`, killed when dropped.
+pub struct TestServer {
+    bin: PathBuf,
+    child: Option<Child>,
+    data_dir: tempfile::TempDir,
+    pg: Option<PgDatabase>,
+    extra_env: Vec<(String, String)>,
+    /// `http://127.0.0.1:PORT` of the UI and API.
+    pub url: String,
+    /// `http://127.0.0.1:PORT` of the OTLP listener.
+    pub otlp_url: String,
+    /// The default project's DSN, from the banner.
+    pub dsn: String,
+    /// An admin API token valid on this server (made with `LOOKOUT_BOOTSTRAP_TOKEN`).
+    pub admin_token: String,
+}
+
+impl TestServer {
+    /// Starts `bin serve` on `backend` with an admin token and an admin user
+    /// (`admin@example.com` / `correct horse battery`).
+    pub async fn start(bin: &Path, backend: Backend) -> TestServer {
+        Self::start_with_env(bin, backend, &[]).await
+    }
+
+    /// Like [`TestServer::start`], with extra environment variables.
+    pub async fn start_with_env(bin: &Path, backend: Backend, env: &[(&str, &str)]) -> TestServer {
+        let pg = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(PgDatabase::create().await),
+        };
+        let mut server = TestServer {
+            bin: bin.to_path_buf(),
+            child: None,
+            data_dir: tempfile::tempdir().expect("temp data dir"),
+            pg,
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            url: String::new(),
+            otlp_url: String::new(),
+            dsn: String::new(),
+            admin_token: format!("lk_test{:032x}", rand::random::<u128>()),
+        };
+        server.spawn();
+        server
+    }
+
+    /// The data directory (for tests that look at files).
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// The database URL the server uses, if it is PostgreSQL.
+    pub fn database_url(&self) -> Option<&str> {
+        self.pg.as_ref().map(PgDatabase::url)
+    }
+
+    /// The `lookout` command with this server's storage settings, for CLI verbs.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LOOKOUT_DATA_DIR", self.data_dir.path());
+        if let Some(url) = self.database_url() {
+            cmd.env("LOOKOUT_DATABASE_URL", url);
+        }
+        cmd
+    }
+
+    /// Starts the process and waits for its banner (port 0: the banner says which port it got).
+    fn spawn(&mut self) {
+        let mut cmd = self.command();
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--otlp-listen",
+            "127.0.0.1:0",
+        ])
+        .env("LOOKOUT_BOOTSTRAP_TOKEN", &self.admin_token)
+        .env("LOOKOUT_ADMIN_EMAIL", "admin@example.com")
+        .env("LOOKOUT_ADMIN_PASSWORD", "correct horse battery")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn lookout");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (mut url, mut otlp, mut dsn) = (None, None, None);
+        while url.is_none() || otlp.is_none() || dsn.is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "lookout did not print its banner in 30 s"
+            );
+            let Some(Ok(line)) = lines.next() else {
+                panic!("lookout exited before printing its banner")
+            };
+            let value = || line.split_whitespace().last().map(str::to_string);
+            if line.contains("UI and API:") {
+                url = value();
+            } else if line.contains("OTLP/HTTP:") {
+                otlp = value();
+            } else if line.contains("DSN:") {
+                dsn = value();
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        self.url = url.unwrap_or_default();
+        self.otlp_url = otlp.unwrap_or_default();
+        self.dsn = dsn.unwrap_or_default();
+        self.child = Some(child);
+    }
+
+    /// Kills the process with SIGKILL: no shutdown, no flush.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns the exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        c.wait().ok()
+    }
+
+    /// Starts the server again on the same data (after [`TestServer::kill9`]).
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// The process id (for RSS readings).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// A client that sends the admin token.
+    pub fn admin_client(&self) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let value = format!("Bearer {}", self.admin_token);
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            value.parse().expect("header value"),
+        );
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .expect("client")
+    }
+
+    /// `url` + `path`.
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Reads the resident set size of a process in KiB from `/proc`.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// JSON helper re-exported for tests.
+pub use serde_json::json;
