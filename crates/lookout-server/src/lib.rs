@@ -1,1 +1,60 @@
-//! placeholder
+//! Lookout's HTTP server: the JSON API, authentication, the web UI shell, self-observability,
+//! and the runtime that wires storage, the write queue and background jobs together.
+//!
+//! [`app`] builds the router without a socket, so handlers are tested with `oneshot`;
+//! [`runtime::serve`] is what `lookout serve` runs.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod observe;
+pub mod otlp;
+pub mod runtime;
+pub mod state;
+pub mod ui;
+
+use axum::http::{header, HeaderValue};
+use axum::routing::get;
+use axum::Router;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+pub use state::{AppState, HttpSettings};
+
+/// Largest request body the API and UI accept (ingest endpoints set their own limits).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The main listener's router: UI, API, health and metrics.
+pub fn app(state: AppState) -> Router {
+    let mut ui = ui::router();
+    for (name, value) in ui::security_headers() {
+        ui = ui.layer(SetResponseHeaderLayer::if_not_present(
+            name,
+            HeaderValue::from_static(value),
+        ));
+    }
+    Router::new()
+        .merge(api::router())
+        .merge(ui)
+        .route("/healthz", get(observe::healthz))
+        .route("/readyz", get(observe::readyz))
+        .route("/metrics", get(observe::metrics))
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(observe::track_requests))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .with_state(state)
+}
+
+/// Unknown paths: the API's JSON error under `/api/`, a page elsewhere.
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path().starts_with("/api/") {
+        error::ApiError::NotFound("API route").into_response()
+    } else {
+        ui::not_found_page()
+    }
+}

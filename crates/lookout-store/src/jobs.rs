@@ -76,6 +76,17 @@ pub async fn enqueue(store: &Store, kind: &str, payload: &Json, run_at: i64) -> 
     Ok(id)
 }
 
+/// Deletes one-off jobs that finished before `before`; returns how many (the `jobs.cleanup` job).
+pub async fn delete_finished_before(store: &Store, before: i64) -> Result<u64> {
+    Ok(
+        sqlx::query("DELETE FROM jobs WHERE done_at IS NOT NULL AND done_at < $1")
+            .bind(before)
+            .execute(store.pool())
+            .await?
+            .rows_affected(),
+    )
+}
+
 /// The stored state of a job (for tests, the CLI and the UI).
 #[derive(Debug, Clone)]
 pub struct JobState {

@@ -25,6 +25,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
+pub use migrate::SCHEMA_VERSION;
 pub use page::{Cursor, Page};
 pub use writer::{Value, Write, WriteQueue, Writer};
 

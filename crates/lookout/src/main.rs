@@ -1,1 +1,154 @@
-fn main() {}
+//! The `lookout` binary: parses the command line, sets up logging, and hands each verb to the
+//! library crate that owns it. Wiring only; `anyhow` lives here and nowhere else.
+
+mod cli;
+mod config;
+
+use std::io::BufRead;
+
+use anyhow::{bail, Context, Result};
+use clap::{CommandFactory, Parser};
+use tracing_subscriber::EnvFilter;
+
+use cli::{Cli, Command, LogFormat, TokenCommand, UserCommand};
+use lookout_store::{tenancy, Store};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "lookout",
+            &mut std::io::stdout(),
+        );
+        return Ok(());
+    }
+    let file = config::load_file(cli.common.config.as_deref())?;
+    init_logging(config::log_format(&cli.common, &file));
+    let storage = config::storage(&cli.common, &file)?;
+    // Two worker threads match the machines Lookout targets and keep idle memory low.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => {
+                let (listen, otlp_listen, public_url) = config::listeners(&args, &file);
+                let cfg = lookout_server::runtime::ServeConfig {
+                    database_url: storage.url,
+                    data_location: storage.display,
+                    listen,
+                    otlp_listen,
+                    public_url,
+                    admin_email: std::env::var("LOOKOUT_ADMIN_EMAIL").ok(),
+                    admin_password: std::env::var("LOOKOUT_ADMIN_PASSWORD").ok(),
+                    bootstrap_token: std::env::var("LOOKOUT_BOOTSTRAP_TOKEN").ok(),
+                    replica_id: replica_id(),
+                };
+                lookout_server::runtime::serve(cfg, shutdown_signal()).await?;
+            }
+            Command::User(UserCommand::Create {
+                email,
+                password,
+                password_stdin,
+                role,
+            }) => {
+                let password = match (password, password_stdin) {
+                    (_, true) => {
+                        let mut line = String::new();
+                        std::io::stdin().lock().read_line(&mut line)?;
+                        line.trim_end_matches(['\r', '\n']).to_string()
+                    }
+                    (Some(p), false) => p,
+                    (None, false) => {
+                        bail!("give the password with --password-stdin (or --password)")
+                    }
+                };
+                lookout_server::api::validate_new_user(&email, &password)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let store = Store::open(&storage.url).await?;
+                let user = tenancy::create_user(&store, &email, &password, role).await?;
+                eprintln!(
+                    "Created user {} ({}) with id {}.",
+                    user.email, user.role, user.id
+                );
+                store.close().await;
+            }
+            Command::Token(TokenCommand::Create { name, role }) => {
+                let store = Store::open(&storage.url).await?;
+                let (secret, token) = tenancy::create_token(&store, &name, role, None).await?;
+                eprintln!(
+                    "Created API token {:?} ({}) with id {}. It is shown once:",
+                    token.name, token.role, token.id
+                );
+                println!("{secret}");
+                store.close().await;
+            }
+            Command::Completions { .. } => {}
+        }
+        Ok::<(), anyhow::Error>(())
+    })
+}
+
+/// Logs to standard error; `RUST_LOG` overrides the default level.
+fn init_logging(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// This process's name in job and event leases: host, pid and a random suffix (pids repeat).
+fn replica_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "lookout".to_string());
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        lookout_core::secret::random_hex(3)
+    )
+}

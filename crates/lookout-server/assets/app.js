@@ -1,0 +1,25 @@
+// Lookout's only script: progressive enhancements. Every page works without it.
+(function () {
+  // Project switcher: submit on change (the form also has a button for no-JS use).
+  document.querySelectorAll('select[data-autosubmit]').forEach(function (s) {
+    s.addEventListener('change', function () { s.form.submit(); });
+    var b = s.form.querySelector('button'); if (b) b.hidden = true;
+  });
+  // Copy buttons: <button class="copy" data-copy="text">.
+  document.querySelectorAll('button[data-copy]').forEach(function (b) {
+    b.addEventListener('click', function () {
+      if (navigator.clipboard) navigator.clipboard.writeText(b.dataset.copy).then(function () { b.textContent = 'Copied'; });
+    });
+  });
+  // Chart tooltips from data-tip, following the pointer.
+  var tip = document.getElementById('tip');
+  if (!tip) return;
+  document.querySelectorAll('[data-tip]').forEach(function (el) {
+    el.addEventListener('mousemove', function (e) {
+      tip.textContent = el.getAttribute('data-tip');
+      tip.style.left = (e.clientX + 12) + 'px'; tip.style.top = (e.clientY + 12) + 'px';
+      tip.style.display = 'block';
+    });
+    el.addEventListener('mouseleave', function () { tip.style.display = 'none'; });
+  });
+})();

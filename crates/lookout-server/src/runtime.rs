@@ -1,0 +1,256 @@
+//! `lookout serve`: opens storage, bootstraps the first project, admin and token, starts the
+//! write queue, the job scheduler and both listeners, prints the banner, and on shutdown stops
+//! accepting, drains in-flight requests, finishes running jobs and flushes the write queue.
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::state::{AppState, HttpSettings};
+use lookout_core::Role;
+use lookout_store::jobs::{self, JobHandler, Scheduler, SchedulerConfig};
+use lookout_store::tenancy;
+use lookout_store::writer::WriterConfig;
+use lookout_store::{Store, StoreError, Writer};
+
+/// Everything `serve` needs, resolved from flags, environment and `lookout.toml` by the binary.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// Where the data lives, for the banner and settings page (never contains a password).
+    pub data_location: String,
+    /// UI and API address.
+    pub listen: SocketAddr,
+    /// OTLP/HTTP address.
+    pub otlp_listen: SocketAddr,
+    /// Public URL for DSNs and links; derived from `listen` when absent.
+    pub public_url: Option<String>,
+    /// Create this admin at start if no user has this email (`LOOKOUT_ADMIN_EMAIL`).
+    pub admin_email: Option<String>,
+    /// Their password (`LOOKOUT_ADMIN_PASSWORD`).
+    pub admin_password: Option<String>,
+    /// Ensure an admin API token with this value exists (`LOOKOUT_BOOTSTRAP_TOKEN`).
+    pub bootstrap_token: Option<String>,
+    /// This replica's name in job and event leases.
+    pub replica_id: String,
+}
+
+/// Why `serve` could not start or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Storage failed to open or migrate.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A bootstrap setting is unusable.
+    #[error("{0}")]
+    Config(String),
+    /// Serving failed.
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How long UI sessions last.
+const SESSION_TTL_MS: i64 = 14 * 86_400_000;
+
+/// Runs the server until `shutdown` resolves, then stops gracefully.
+pub async fn serve(
+    cfg: ServeConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let started = Instant::now();
+    let metrics = crate::observe::metrics_handle();
+    let store = Store::open(&cfg.database_url).await?;
+    let (project, _) = tenancy::ensure_default_project(&store).await?;
+    bootstrap_admin(&store, &cfg).await?;
+
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+    let otlp_listener =
+        TcpListener::bind(cfg.otlp_listen)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: cfg.otlp_listen,
+                source,
+            })?;
+    let addr = listener.local_addr()?;
+    let otlp_addr = otlp_listener.local_addr()?;
+    let public_url = cfg
+        .public_url
+        .clone()
+        .map(|u| u.trim_end_matches('/').to_string())
+        .unwrap_or_else(|| format!("http://{}", reachable(addr)));
+
+    let writer = Writer::start(store.clone(), WriterConfig::default());
+    let settings = HttpSettings {
+        public_url: public_url.clone(),
+        data_location: cfg.data_location.clone(),
+        session_ttl_ms: SESSION_TTL_MS,
+    };
+    let state = AppState::new(
+        store.clone(),
+        writer.queue(),
+        settings.clone(),
+        metrics.clone(),
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let scheduler = tokio::spawn(
+        maintenance_scheduler(store.clone(), &cfg.replica_id)
+            .await?
+            .run(wait_for(stop_rx.clone())),
+    );
+    let upkeep = tokio::spawn({
+        let mut stop = stop_rx.clone();
+        async move {
+            // The Prometheus recorder needs periodic upkeep to drain histogram samples.
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => metrics.run_upkeep(),
+                    _ = stop.changed() => break,
+                }
+            }
+        }
+    });
+
+    println!(
+        "Lookout {} ready in {} ms",
+        env!("CARGO_PKG_VERSION"),
+        started.elapsed().as_millis()
+    );
+    println!("  UI and API:          http://{}", reachable(addr));
+    println!("  OTLP/HTTP:           http://{}", reachable(otlp_addr));
+    println!(
+        "  Data:                {} ({})",
+        cfg.data_location,
+        store.backend().name()
+    );
+    if let Some(key) = &project.public_key {
+        println!("  Default project DSN: {}", settings.dsn(key, project.id));
+    }
+    tracing::info!(addr = %addr, otlp = %otlp_addr, storage = store.backend().name(), "Lookout is ready.");
+
+    let main = axum::serve(listener, crate::app(state.clone()))
+        .with_graceful_shutdown(wait_for(stop_rx.clone()));
+    let otlp = axum::serve(otlp_listener, crate::otlp::app(state))
+        .with_graceful_shutdown(wait_for(stop_rx.clone()));
+    let trigger = async {
+        shutdown.await;
+        tracing::info!("Shutting down: no new connections; draining requests, jobs and writes.");
+        let _ = stop_tx.send(true);
+    };
+    let (main_result, otlp_result, ()) =
+        tokio::join!(main.into_future(), otlp.into_future(), trigger);
+    main_result?;
+    otlp_result?;
+    let _ = scheduler.await;
+    let _ = upkeep.await;
+    writer.shutdown().await;
+    store.close().await;
+    tracing::info!("Stopped cleanly.");
+    Ok(())
+}
+
+/// Resolves when the watch flips to `true`.
+async fn wait_for(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+/// An address a browser can use: a wildcard bind is reached through loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    }
+}
+
+/// Creates the admin and token named by the environment, if missing.
+async fn bootstrap_admin(store: &Store, cfg: &ServeConfig) -> Result<(), ServeError> {
+    match (&cfg.admin_email, &cfg.admin_password) {
+        (Some(email), Some(password)) => {
+            crate::api::validate_new_user(email, password).map_err(|e| {
+                ServeError::Config(format!("LOOKOUT_ADMIN_EMAIL/LOOKOUT_ADMIN_PASSWORD: {e}"))
+            })?;
+            match tenancy::create_user(store, email, password, Role::Admin).await {
+                Ok(u) => tracing::info!(
+                    user = u.id,
+                    "Created the admin named by LOOKOUT_ADMIN_EMAIL."
+                ),
+                Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        (None, None) => {}
+        _ => {
+            return Err(ServeError::Config(
+                "set both LOOKOUT_ADMIN_EMAIL and LOOKOUT_ADMIN_PASSWORD, or neither".into(),
+            ))
+        }
+    }
+    if let Some(token) = cfg.bootstrap_token.as_deref().filter(|t| !t.is_empty()) {
+        if token.len() < 16 {
+            return Err(ServeError::Config(
+                "LOOKOUT_BOOTSTRAP_TOKEN must be at least 16 characters".into(),
+            ));
+        }
+        if tenancy::ensure_token(store, token, "bootstrap", Role::Admin).await? {
+            tracing::info!("Created the admin API token given in LOOKOUT_BOOTSTRAP_TOKEN.");
+        }
+    }
+    Ok(())
+}
+
+/// The scheduler with the foundation's own periodic jobs: expired sessions and finished jobs
+/// are deleted hourly. Capabilities register theirs the same way.
+async fn maintenance_scheduler(store: Store, replica: &str) -> Result<Scheduler, ServeError> {
+    jobs::ensure_periodic(&store, "sessions.cleanup", "sessions.cleanup", 3_600_000).await?;
+    jobs::ensure_periodic(&store, "jobs.cleanup", "jobs.cleanup", 3_600_000).await?;
+    let sessions: JobHandler = {
+        let store = store.clone();
+        Arc::new(move |_| {
+            let store = store.clone();
+            Box::pin(async move {
+                let n = tenancy::delete_expired_sessions(&store)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tracing::debug!(deleted = n, "Expired sessions deleted.");
+                Ok(())
+            })
+        })
+    };
+    let finished: JobHandler = {
+        let store = store.clone();
+        Arc::new(move |_| {
+            let store = store.clone();
+            Box::pin(async move {
+                let week_ago = lookout_core::time::now_ms() - 7 * 86_400_000;
+                let n = jobs::delete_finished_before(&store, week_ago)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tracing::debug!(deleted = n, "Finished jobs deleted.");
+                Ok(())
+            })
+        })
+    };
+    Ok(Scheduler::new(store, replica, SchedulerConfig::default())
+        .handle("sessions.cleanup", sessions)
+        .handle("jobs.cleanup", finished))
+}

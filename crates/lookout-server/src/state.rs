@@ -1,0 +1,96 @@
+//! What every handler shares: the store, the write queue, settings, and the metrics handle.
+
+use std::sync::Arc;
+
+use lookout_store::{Store, WriteQueue};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+/// Settings the HTTP layer needs (the rest of the configuration stays in the binary).
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// The URL users reach Lookout at, without a trailing slash (DSNs and links are built on it).
+    pub public_url: String,
+    /// Where data lives, shown on the settings page.
+    pub data_location: String,
+    /// How long a UI login lasts.
+    pub session_ttl_ms: i64,
+}
+
+impl HttpSettings {
+    /// Whether cookies must carry `Secure` (the public URL is HTTPS).
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    /// The Sentry-style DSN for a project key: `scheme://key@host[/path]/project_id`.
+    pub fn dsn(&self, public_key: &str, project_id: i64) -> String {
+        match self.public_url.split_once("://") {
+            Some((scheme, rest)) => format!("{scheme}://{public_key}@{rest}/{project_id}"),
+            None => format!("http://{public_key}@{}/{project_id}", self.public_url),
+        }
+    }
+}
+
+/// Shared state of the HTTP server.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    writes: WriteQueue,
+    settings: HttpSettings,
+    metrics: PrometheusHandle,
+}
+
+impl AppState {
+    /// Bundles the parts.
+    pub fn new(
+        store: Store,
+        writes: WriteQueue,
+        settings: HttpSettings,
+        metrics: PrometheusHandle,
+    ) -> Self {
+        AppState {
+            inner: Arc::new(Inner {
+                store,
+                writes,
+                settings,
+                metrics,
+            }),
+        }
+    }
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+    /// The durable write queue.
+    pub fn writes(&self) -> &WriteQueue {
+        &self.inner.writes
+    }
+    /// HTTP settings.
+    pub fn settings(&self) -> &HttpSettings {
+        &self.inner.settings
+    }
+    /// The Prometheus recorder's handle.
+    pub fn metrics(&self) -> &PrometheusHandle {
+        &self.inner.metrics
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HttpSettings;
+
+    #[test]
+    fn dsn_follows_the_public_url() {
+        let s = HttpSettings {
+            public_url: "https://lookout.example.com/base".into(),
+            data_location: String::new(),
+            session_ttl_ms: 0,
+        };
+        assert_eq!(s.dsn("abc", 7), "https://abc@lookout.example.com/base/7");
+        assert!(s.secure_cookies());
+    }
+}

@@ -1,0 +1,191 @@
+//! The web UI shell: server-rendered pages (askama templates compiled into the binary), login,
+//! first-admin setup, the navigation with a place for every capability, a project switcher, the
+//! overview with its charts, and settings (projects, API tokens, users).
+//!
+//! Forms carry a CSRF token: the session's for logged-in forms, and a double-submit cookie for
+//! the login and setup forms, which have no session yet.
+
+mod assets;
+pub mod chart;
+mod pages;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::auth::{cookie, SESSION_COOKIE};
+use crate::state::AppState;
+use lookout_core::secret::secrets_equal;
+use lookout_store::tenancy::{self, Session};
+
+/// A section of the navigation: path, label, and what it is for.
+pub struct Section {
+    /// Path of its page.
+    pub href: &'static str,
+    /// Navigation label.
+    pub label: &'static str,
+    /// One sentence on what the section does.
+    pub summary: &'static str,
+}
+
+/// Every capability's place in the navigation, in order (Overview first, Settings last).
+pub const SECTIONS: &[Section] = &[
+    Section { href: "/", label: "Overview", summary: "" },
+    Section { href: "/errors", label: "Errors", summary: "Exceptions and crashes from your applications' Sentry SDKs, grouped into issues with releases and regressions." },
+    Section { href: "/performance", label: "Performance", summary: "Traces and RED metrics (rate, errors, duration) per service and endpoint from OpenTelemetry, with slow queries." },
+    Section { href: "/uptime", label: "Uptime", summary: "HTTP, TCP and DNS checks, cron and heartbeat monitors, and public status pages." },
+    Section { href: "/incidents", label: "Incidents", summary: "One timeline per incident: the alerts, errors, deploys, load tests and pages that belong to it." },
+    Section { href: "/on-call", label: "On-call", summary: "Schedules, rotations and overrides, and who is on call now." },
+    Section { href: "/alerts", label: "Alerts", summary: "Alert rules on errors, checks and queries, with escalation policies and notification channels." },
+    Section { href: "/dashboards", label: "Dashboards", summary: "Charts from NRQL-compatible queries over everything Lookout stores." },
+    Section { href: "/load-tests", label: "Load tests", summary: "Runs of `lookout load`, their latency distributions and threshold results." },
+    Section { href: "/regressions", label: "Regressions", summary: "Performance baselines and the change points `lookout regress` finds in them." },
+    Section { href: "/databases", label: "Databases", summary: "PostgreSQL health: slow queries, unused and missing indexes, bloat." },
+    Section { href: "/backups", label: "Backups", summary: "Backups with point-in-time recovery of Lookout's own data and your PostgreSQL databases." },
+    Section { href: "/settings", label: "Settings", summary: "" },
+];
+
+/// The UI's routes.
+pub fn router() -> Router<AppState> {
+    let mut r = Router::new()
+        .route("/", get(pages::overview))
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/setup", get(pages::setup_form).post(pages::setup))
+        .route("/logout", post(pages::logout))
+        .route("/switch-project", get(pages::switch_project))
+        .route("/settings", get(pages::settings))
+        .route("/settings/projects", post(pages::settings_create_project))
+        .route("/settings/tokens", post(pages::settings_create_token))
+        .route(
+            "/settings/tokens/{id}/revoke",
+            post(pages::settings_revoke_token),
+        )
+        .route("/settings/users", post(pages::settings_create_user))
+        .merge(assets::router());
+    for s in SECTIONS.iter().filter(|s| !s.summary.is_empty()) {
+        r = r.route(s.href, get(pages::capability));
+    }
+    r
+}
+
+/// A logged-in UI user. Without a session, pages redirect to `/login` (or `/setup` when the
+/// server has no user yet) instead of answering 401.
+pub struct UiSession(pub Session);
+
+impl FromRequestParts<AppState> for UiSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        if let Some(sid) = cookie(&parts.headers, SESSION_COOKIE) {
+            match tenancy::session(state.store(), sid).await {
+                Ok(Some(s)) => return Ok(UiSession(s)),
+                Ok(None) => {}
+                Err(e) => return Err(ui_error(e)),
+            }
+        }
+        match tenancy::user_count(state.store()).await {
+            Ok(0) => Err(Redirect::to("/setup").into_response()),
+            Ok(_) => {
+                let next = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                Err(Redirect::to(&format!("/login?next={}", urlencode(next))).into_response())
+            }
+            Err(e) => Err(ui_error(e)),
+        }
+    }
+}
+
+/// Fails unless a form's CSRF field matches the session's token.
+pub(crate) fn check_csrf(session: &Session, sent: &str) -> Result<(), Response> {
+    if secrets_equal(sent, &session.csrf_token) {
+        Ok(())
+    } else {
+        tracing::info!(user = session.user.id, "Form refused: CSRF token mismatch.");
+        Err((StatusCode::FORBIDDEN, Html(simple_page("Form expired", "This form expired or came from another site. Go back, reload the page and try again."))).into_response())
+    }
+}
+
+/// A page for an internal failure; the cause goes to the log only.
+pub(crate) fn ui_error(e: impl std::fmt::Display) -> Response {
+    tracing::error!(cause = %e, "Page failed on an internal error.");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Html(simple_page(
+            "Something went wrong",
+            "The server could not show this page. The details are in its log.",
+        )),
+    )
+        .into_response()
+}
+
+/// The 404 page.
+pub fn not_found_page() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Html(simple_page(
+            "Not found",
+            "There is no page at this address.",
+        )),
+    )
+        .into_response()
+}
+
+/// A minimal standalone page (errors).
+fn simple_page(title: &str, text: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{t} · Lookout</title><link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\"><link rel=\"stylesheet\" href=\"/static/app.css\"></head><body><main class=\"auth panel\"><h1>{t}</h1><p>{x}</p><p><a href=\"/\">Back to Lookout</a></p></main></body></html>",
+        t = chart::esc(title),
+        x = chart::esc(text)
+    )
+}
+
+/// Only local paths are followed after login, so `next` cannot send users to another site.
+pub(crate) fn safe_next(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
+        next
+    } else {
+        "/"
+    }
+}
+
+/// Percent-encodes a query value (only what a path and query can contain needs it).
+fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Security headers for every UI response: no framing, no sniffing, scripts only from us.
+pub fn security_headers() -> [(header::HeaderName, &'static str); 4] {
+    [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_never_leaves_the_site() {
+        assert_eq!(safe_next("/errors?x=1"), "/errors?x=1");
+        assert_eq!(safe_next("//evil.example"), "/");
+        assert_eq!(safe_next("https://evil.example"), "/");
+        assert_eq!(safe_next("/\\evil.example"), "/");
+        assert_eq!(urlencode("/a b?c=d&e"), "/a%20b%3Fc%3Dd%26e");
+    }
+}

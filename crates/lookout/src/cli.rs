@@ -1,0 +1,137 @@
+//! The command line: every verb, flag and environment variable, with its help text.
+//!
+//! Flags beat `LOOKOUT_*` environment variables (clap reads both), which beat `lookout.toml`,
+//! which beats the built-in defaults; see `config.rs` for the merge.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Lookout: errors, uptime, on-call, APM, load tests, regressions, database health and backups
+/// in one self-hosted binary.
+#[derive(Debug, Parser)]
+#[command(name = "lookout", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Where data lives and how to log; shared by every verb.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every verb takes.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Configuration file (TOML). Default: ./lookout.toml when it exists.
+    #[arg(long, global = true, env = "LOOKOUT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory for the embedded SQLite database. Default: ./lookout-data.
+    #[arg(long, global = true, env = "LOOKOUT_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB. Default: SQLite in the data dir.
+    #[arg(
+        long,
+        global = true,
+        env = "LOOKOUT_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Log format on standard error.
+    #[arg(long, global = true, env = "LOOKOUT_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: UI, API, ingest, checks, alerting and background jobs.
+    Serve(ServeArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to standard output.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `lookout serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address of the UI and API. Default: 127.0.0.1:8800.
+    #[arg(long, env = "LOOKOUT_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Address of the OTLP/HTTP receiver. Default: 127.0.0.1:4318.
+    #[arg(long, env = "LOOKOUT_OTLP_LISTEN", value_name = "ADDR")]
+    pub otlp_listen: Option<SocketAddr>,
+    /// URL users and SDKs reach this server at (used in DSNs and links). Default: from --listen.
+    #[arg(long, env = "LOOKOUT_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+}
+
+/// `lookout user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user who can log into the UI.
+    Create {
+        /// Login email.
+        #[arg(long)]
+        email: String,
+        /// Password (at least 8 characters). Prefer --password-stdin: flags show in `ps`.
+        #[arg(
+            long,
+            env = "LOOKOUT_USER_PASSWORD",
+            hide_env_values = true,
+            conflicts_with = "password_stdin"
+        )]
+        password: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Role: viewer, member or admin.
+        #[arg(long, default_value = "admin")]
+        role: lookout_core::Role,
+    },
+}
+
+/// `lookout token …`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token and print it (only the token, on standard output).
+    Create {
+        /// What the token is for.
+        #[arg(long)]
+        name: String,
+        /// Role: viewer, member or admin.
+        #[arg(long, default_value = "admin")]
+        role: lookout_core::Role,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,146 @@
+//! Resolves the configuration: flag > `LOOKOUT_*` environment variable > `lookout.toml` > default.
+//!
+//! clap already merges flags over environment variables; this file adds the TOML layer and the
+//! defaults, and turns the result into what the server needs. Unknown keys in the file are
+//! errors, so a typo is reported instead of silently ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use crate::cli::{CommonArgs, LogFormat, ServeArgs};
+
+/// The optional configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// See `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// See `--database-url`.
+    pub database_url: Option<String>,
+    /// See `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// See `--otlp-listen`.
+    pub otlp_listen: Option<SocketAddr>,
+    /// See `--public-url`.
+    pub public_url: Option<String>,
+    /// See `--log-format`.
+    pub log_format: Option<LogFormat>,
+}
+
+/// Reads `--config FILE`, or `./lookout.toml` if it exists, or nothing.
+pub fn load_file(explicit: Option<&Path>) -> Result<FileConfig> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None if Path::new("lookout.toml").exists() => PathBuf::from("lookout.toml"),
+        None => return Ok(FileConfig::default()),
+    };
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("in {}", path.display()))
+}
+
+/// Where and how data is stored, resolved.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    /// The URL to open.
+    pub url: String,
+    /// What to show users (no password).
+    pub display: String,
+}
+
+/// Resolves storage: an explicit URL, else SQLite in the data directory (created if missing).
+pub fn storage(common: &CommonArgs, file: &FileConfig) -> Result<Storage> {
+    if let Some(url) = common
+        .database_url
+        .clone()
+        .or_else(|| file.database_url.clone())
+    {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres:")
+            || url.starts_with("postgresql:"))
+        {
+            bail!("--database-url must start with sqlite:// or postgres://");
+        }
+        return Ok(Storage {
+            display: redact(&url),
+            url,
+        });
+    }
+    let dir = common
+        .data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("lookout-data"));
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    Ok(Storage {
+        url: lookout_store::Store::sqlite_url_for_dir(&dir),
+        display: dir.join("lookout.db").display().to_string(),
+    })
+}
+
+/// The listen addresses and public URL for `serve`.
+pub fn listeners(args: &ServeArgs, file: &FileConfig) -> (SocketAddr, SocketAddr, Option<String>) {
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8800)));
+    let otlp = args
+        .otlp_listen
+        .or(file.otlp_listen)
+        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 4318)));
+    (
+        listen,
+        otlp,
+        args.public_url.clone().or_else(|| file.public_url.clone()),
+    )
+}
+
+/// The log format.
+pub fn log_format(common: &CommonArgs, file: &FileConfig) -> LogFormat {
+    common
+        .log_format
+        .or(file.log_format)
+        .unwrap_or(LogFormat::Text)
+}
+
+/// A database URL without its password, for banners and logs.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let rest = rest.split('?').next().unwrap_or(rest);
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => format!("{scheme}://{rest}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_the_banner() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/lookout?sslmode=require"),
+            "postgres://app:***@db:5432/lookout"
+        );
+        assert_eq!(redact("postgres://db/lookout"), "postgres://db/lookout");
+    }
+
+    #[test]
+    fn the_file_rejects_unknown_keys_and_reads_known_ones() {
+        let ok: FileConfig =
+            toml::from_str("listen = \"0.0.0.0:9000\"\nlog_format = \"json\"").unwrap();
+        assert_eq!(ok.listen, Some("0.0.0.0:9000".parse().unwrap()));
+        assert_eq!(ok.log_format, Some(LogFormat::Json));
+        assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
+    }
+}
