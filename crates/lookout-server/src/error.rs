@@ -16,6 +16,12 @@ pub enum ApiError {
     /// The request is malformed (bad query, path or JSON).
     #[error("{0}")]
     BadRequest(String),
+    /// The body is larger than the endpoint accepts.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The body is not JSON (wrong or missing `Content-Type`).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// A field's value is not acceptable.
     #[error("{0}")]
     Validation(String),
@@ -55,7 +61,8 @@ pub struct ErrorBody {
 /// A code a program can match and a message a person can read.
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable, snake_case: `bad_request`, `validation_failed`, `unauthorized`, `forbidden`,
+    /// Stable, snake_case: `bad_request`, `payload_too_large`, `unsupported_media_type`,
+    /// `validation_failed`, `unauthorized`, `forbidden`,
     /// `csrf_failed`, `not_found`, `conflict`, `overloaded`, `shutting_down`, `internal`.
     pub code: &'static str,
     /// What went wrong, for a person.
@@ -67,6 +74,10 @@ impl ApiError {
     pub fn code_and_status(&self) -> (&'static str, StatusCode) {
         match self {
             ApiError::BadRequest(_) => ("bad_request", StatusCode::BAD_REQUEST),
+            ApiError::TooLarge(_) => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
+            ApiError::UnsupportedMediaType(_) => {
+                ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE)
+            }
             ApiError::Validation(_) => ("validation_failed", StatusCode::UNPROCESSABLE_ENTITY),
             ApiError::Unauthorized => ("unauthorized", StatusCode::UNAUTHORIZED),
             ApiError::Forbidden(_) => ("forbidden", StatusCode::FORBIDDEN),

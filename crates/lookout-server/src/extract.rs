@@ -2,6 +2,7 @@
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -15,7 +16,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         axum::Json::<T>::from_request(req, state)
             .await
             .map(|j| ApiJson(j.0))
-            .map_err(|r| ApiError::BadRequest(r.body_text()))
+            .map_err(|r| match r.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(r.body_text()),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(r.body_text()),
+                _ => ApiError::BadRequest(r.body_text()),
+            })
     }
 }
 

@@ -89,6 +89,7 @@ pub struct TestServer {
     data_dir: tempfile::TempDir,
     pg: Option<PgDatabase>,
     extra_env: Vec<(String, String)>,
+    extra_args: Vec<String>,
     /// `http://127.0.0.1:PORT` of the UI and API.
     pub url: String,
     /// `http://127.0.0.1:PORT` of the OTLP listener.
@@ -108,6 +109,16 @@ impl TestServer {
 
     /// Like [`TestServer::start`], with extra environment variables.
     pub async fn start_with_env(bin: &Path, backend: Backend, env: &[(&str, &str)]) -> TestServer {
+        Self::start_with(bin, backend, env, &[]).await
+    }
+
+    /// Like [`TestServer::start`], with extra environment variables and `serve` arguments.
+    pub async fn start_with(
+        bin: &Path,
+        backend: Backend,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> TestServer {
         let pg = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => Some(PgDatabase::create().await),
@@ -121,6 +132,7 @@ impl TestServer {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            extra_args: args.iter().map(|a| a.to_string()).collect(),
             url: String::new(),
             otlp_url: String::new(),
             dsn: String::new(),
@@ -168,6 +180,7 @@ impl TestServer {
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
+        cmd.args(&self.extra_args);
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }

@@ -130,7 +130,8 @@ pub async fn delete(
         Err(e) => return Err(e.into()),
     };
     // Someone else's token is "not found" to a non-admin: its existence is not theirs to know.
-    if who.role() != Role::Admin && token.user_id != who.user_id() {
+    let own = token.user_id.is_some() && token.user_id == who.user_id();
+    if who.role() != Role::Admin && !own {
         return Err(ApiError::NotFound("token"));
     }
     tenancy::revoke_token(state.store(), id).await?;

@@ -1,0 +1,948 @@
+//! End-to-end tests of the real `lookout` binary, on SQLite and on PostgreSQL.
+//!
+//! Each test starts `lookout serve` on free ports with a temp data dir (and, for PostgreSQL, a
+//! fresh database) through `lookout-testkit`, and talks to it over HTTP like any client would.
+
+use std::collections::HashSet;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lookout_testkit::{Backend, TestServer};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_lookout"))
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Sqlite).await }
+            )*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Postgres).await }
+            )*
+        }
+    };
+}
+
+both!(
+    starts_ready_with_a_default_project_and_its_dsn,
+    roles_are_enforced_on_every_api_route,
+    bad_input_gets_a_clear_json_4xx,
+    lists_paginate_with_limit_and_cursor,
+    acknowledged_writes_survive_kill_9,
+    sigterm_drains_and_exits_cleanly,
+    the_cli_creates_users_and_tokens_the_server_accepts,
+    metrics_cover_requests_storage_and_jobs,
+);
+
+async fn json_of(r: reqwest::Response) -> (StatusCode, Value) {
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn starts_ready_with_a_default_project_and_its_dsn(backend: Backend) {
+    let s = TestServer::start(bin(), backend).await;
+    let c = s.admin_client();
+    assert_eq!(c.get(s.at("/healthz")).send().await.unwrap().status(), 200);
+    let (st, ready) = json_of(c.get(s.at("/readyz")).send().await.unwrap()).await;
+    assert_eq!(st, 200);
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["schema_version"], 1);
+    let (_, page) = json_of(c.get(s.at("/api/v1/projects")).send().await.unwrap()).await;
+    let p = &page["items"][0];
+    assert_eq!(p["id"], 1);
+    assert_eq!(p["slug"], "default");
+    let key = p["public_key"].as_str().unwrap();
+    assert_eq!(key.len(), 32);
+    assert!(key.chars().all(|c| c.is_ascii_hexdigit()));
+    // The banner's DSN is the project's DSN: scheme://key@host:port/1.
+    assert_eq!(p["dsn"], s.dsn.as_str());
+    assert_eq!(
+        s.dsn,
+        format!("{}/1", s.url.replacen("://", &format!("://{key}@"), 1))
+    );
+    // The OTLP listener is up on its own port.
+    assert_eq!(
+        reqwest::get(format!("{}/healthz", s.otlp_url))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+async fn roles_are_enforced_on_every_api_route(backend: Backend) {
+    let s = TestServer::start(bin(), backend).await;
+    let admin = s.admin_client();
+    let token = |role: &'static str| {
+        let admin = admin.clone();
+        let url = s.at("/api/v1/tokens");
+        async move {
+            let (st, t) = json_of(
+                admin
+                    .post(url)
+                    .json(&json!({"name": role, "role": role}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(st, 201, "{t}");
+            assert_eq!(t["role"], role);
+            t["token"].as_str().unwrap().to_string()
+        }
+    };
+    let viewer = token("viewer").await;
+    let member = token("member").await;
+    let c = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, tok: &str, body: Option<Value>| {
+        let mut r = c.request(method, s.at(path)).bearer_auth(tok);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        async move { json_of(r.send().await.unwrap()).await }
+    };
+    use reqwest::Method as M;
+    // No credential, a wrong one: 401 with the error shape.
+    let (st, body) = json_of(c.get(s.at("/api/v1/projects")).send().await.unwrap()).await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    assert_eq!(
+        call(M::GET, "/api/v1/projects", "lk_wrong", None).await.0,
+        401
+    );
+    // Viewer reads, cannot write.
+    assert_eq!(call(M::GET, "/api/v1/projects", &viewer, None).await.0, 200);
+    assert_eq!(
+        call(M::GET, "/api/v1/projects/1/markers", &viewer, None)
+            .await
+            .0,
+        200
+    );
+    let (st, body) = call(
+        M::POST,
+        "/api/v1/projects",
+        &viewer,
+        Some(json!({"name": "x"})),
+    )
+    .await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    assert_eq!(
+        call(
+            M::POST,
+            "/api/v1/projects/1/markers",
+            &viewer,
+            Some(json!({"title": "x"}))
+        )
+        .await
+        .0,
+        403
+    );
+    // Viewers cannot mint a stronger token.
+    assert_eq!(
+        call(
+            M::POST,
+            "/api/v1/tokens",
+            &viewer,
+            Some(json!({"name": "up", "role": "admin"}))
+        )
+        .await
+        .0,
+        403
+    );
+    // Member writes project data, cannot manage users.
+    assert_eq!(
+        call(
+            M::POST,
+            "/api/v1/projects",
+            &member,
+            Some(json!({"name": "Shop"}))
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(
+        call(
+            M::POST,
+            "/api/v1/projects/1/markers",
+            &member,
+            Some(json!({"title": "v2"}))
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(call(M::GET, "/api/v1/users", &member, None).await.0, 403);
+    assert_eq!(
+        call(
+            M::POST,
+            "/api/v1/users",
+            &member,
+            Some(json!({"email": "e@x.io", "password": "12345678"}))
+        )
+        .await
+        .0,
+        403
+    );
+    // Non-admins see only their own tokens; the bootstrap token is not theirs.
+    let (_, mine) = call(M::GET, "/api/v1/tokens", &member, None).await;
+    assert_eq!(mine["items"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        call(M::DELETE, "/api/v1/tokens/1", &member, None).await.0,
+        404
+    );
+    // Admin manages users; a revoked token stops at once.
+    let (st, u) = call(
+        M::POST,
+        "/api/v1/users",
+        &s.admin_token,
+        Some(json!({"email": "Eve@Example.com", "password": "12345678", "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(st, 201);
+    assert_eq!(u["email"], "eve@example.com");
+    let (_, all) = call(M::GET, "/api/v1/tokens", &s.admin_token, None).await;
+    let viewer_id = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "viewer")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        call(
+            M::DELETE,
+            &format!("/api/v1/tokens/{viewer_id}"),
+            &s.admin_token,
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(call(M::GET, "/api/v1/projects", &viewer, None).await.0, 401);
+    let (_, me) = call(M::GET, "/api/v1/me", &s.admin_token, None).await;
+    assert_eq!(
+        (me["auth"].as_str(), me["role"].as_str()),
+        (Some("token"), Some("admin"))
+    );
+}
+
+async fn bad_input_gets_a_clear_json_4xx(backend: Backend) {
+    let s = TestServer::start(bin(), backend).await;
+    let c = s.admin_client();
+    let post = |path: &str, body: &'static str, ct: &'static str| {
+        c.post(s.at(path))
+            .header("content-type", ct)
+            .body(body)
+            .send()
+    };
+    let cases: Vec<(reqwest::Response, u16, &str)> = vec![
+        (
+            post("/api/v1/projects", "{not json", "application/json")
+                .await
+                .unwrap(),
+            400,
+            "bad_request",
+        ),
+        (
+            post("/api/v1/projects", "{\"name\": 5}", "application/json")
+                .await
+                .unwrap(),
+            400,
+            "bad_request",
+        ),
+        (
+            post(
+                "/api/v1/projects",
+                "name=x",
+                "application/x-www-form-urlencoded",
+            )
+            .await
+            .unwrap(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            post("/api/v1/projects", "{\"name\": \"\"}", "application/json")
+                .await
+                .unwrap(),
+            422,
+            "validation_failed",
+        ),
+        (
+            post(
+                "/api/v1/projects",
+                "{\"name\": \"a\", \"slug\": \"Bad Slug\"}",
+                "application/json",
+            )
+            .await
+            .unwrap(),
+            422,
+            "validation_failed",
+        ),
+        (
+            post(
+                "/api/v1/projects/1/markers",
+                "{\"title\": \"x\", \"url\": \"javascript:alert(1)\"}",
+                "application/json",
+            )
+            .await
+            .unwrap(),
+            422,
+            "validation_failed",
+        ),
+        (
+            post(
+                "/api/v1/projects/1/markers",
+                "{\"title\": \"x\", \"at\": \"yesterday\"}",
+                "application/json",
+            )
+            .await
+            .unwrap(),
+            422,
+            "validation_failed",
+        ),
+        (
+            post(
+                "/api/v1/projects/999/markers",
+                "{\"title\": \"x\"}",
+                "application/json",
+            )
+            .await
+            .unwrap(),
+            404,
+            "not_found",
+        ),
+        (
+            c.get(s.at("/api/v1/projects/abc")).send().await.unwrap(),
+            400,
+            "bad_request",
+        ),
+        (
+            c.get(s.at("/api/v1/projects/999")).send().await.unwrap(),
+            404,
+            "not_found",
+        ),
+        (
+            c.get(s.at("/api/v1/projects?limit=many"))
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "bad_request",
+        ),
+        (
+            c.get(s.at("/api/v1/no-such-route")).send().await.unwrap(),
+            404,
+            "not_found",
+        ),
+        (
+            c.post(s.at("/api/v1/projects"))
+                .header("content-type", "application/json")
+                .body(vec![b' '; 2 * 1024 * 1024])
+                .send()
+                .await
+                .unwrap(),
+            413,
+            "payload_too_large",
+        ),
+    ];
+    for (i, (resp, status, code)) in cases.into_iter().enumerate() {
+        let (st, body) = json_of(resp).await;
+        assert_eq!(st.as_u16(), status, "case {i}: {body}");
+        assert_eq!(body["error"]["code"], code, "case {i}: {body}");
+        assert!(
+            !body["error"]["message"].as_str().unwrap_or("").is_empty(),
+            "case {i} has no message"
+        );
+    }
+    let (st, _) = json_of(
+        post(
+            "/api/v1/projects",
+            "{\"name\": \"Dup\"}",
+            "application/json",
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 201);
+    let (st, body) = json_of(
+        post(
+            "/api/v1/projects",
+            "{\"name\": \"Dup\"}",
+            "application/json",
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (st.as_u16(), body["error"]["code"].as_str()),
+        (409, Some("conflict"))
+    );
+    // The server is still healthy after all of that.
+    assert_eq!(c.get(s.at("/readyz")).send().await.unwrap().status(), 200);
+}
+
+async fn lists_paginate_with_limit_and_cursor(backend: Backend) {
+    let s = TestServer::start(bin(), backend).await;
+    let c = s.admin_client();
+    for i in 0..6 {
+        let r = c
+            .post(s.at("/api/v1/projects"))
+            .json(&json!({"name": format!("svc {i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let mut names = Vec::new();
+    let mut url = s.at("/api/v1/projects?limit=3");
+    loop {
+        let (_, page) = json_of(c.get(&url).send().await.unwrap()).await;
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 3);
+        names.extend(
+            items
+                .iter()
+                .map(|p| p["name"].as_str().unwrap().to_string()),
+        );
+        match page["next"].as_str() {
+            Some(next) => url = s.at(&format!("/api/v1/projects?limit=3&cursor={next}")),
+            None => break,
+        }
+    }
+    assert_eq!(
+        names,
+        ["Default", "svc 0", "svc 1", "svc 2", "svc 3", "svc 4", "svc 5"]
+    );
+    let (_, big) = json_of(
+        c.get(s.at("/api/v1/projects?limit=5000"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(big["items"].as_array().unwrap().len(), 7);
+    assert!(big["next"].is_null());
+    // The activity feed pages newest first.
+    let (_, feed) = json_of(c.get(s.at("/api/v1/events?limit=2")).send().await.unwrap()).await;
+    let seqs: Vec<i64> = feed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert!(seqs.len() == 2 && seqs[0] > seqs[1]);
+    let (_, older) = json_of(
+        c.get(s.at(&format!(
+            "/api/v1/events?limit=2&cursor={}",
+            feed["next"].as_str().unwrap()
+        )))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert!(older["items"][0]["seq"].as_i64().unwrap() < seqs[1]);
+}
+
+/// Writes markers from many clients until `stop`; returns the ids the server acknowledged.
+fn spawn_writers(
+    s: &TestServer,
+    clients: usize,
+) -> (Arc<Mutex<Vec<String>>>, Vec<tokio::task::JoinHandle<()>>) {
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for w in 0..clients {
+        let c = s.admin_client();
+        let url = s.at("/api/v1/projects/1/markers");
+        let acked = acked.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..10_000 {
+                let r = c
+                    .post(&url)
+                    .json(&json!({"title": format!("w{w} #{i}"), "kind": "deploy"}))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 201 => {
+                        let v: Value = r.json().await.unwrap();
+                        acked
+                            .lock()
+                            .unwrap()
+                            .push(v["id"].as_str().unwrap().to_string());
+                    }
+                    _ => break, // the server went away
+                }
+            }
+        }));
+    }
+    (acked, tasks)
+}
+
+async fn all_marker_ids(s: &TestServer) -> HashSet<String> {
+    let c = s.admin_client();
+    let mut ids = HashSet::new();
+    let mut url = s.at("/api/v1/projects/1/markers?limit=1000");
+    loop {
+        let (st, page) = json_of(c.get(&url).send().await.unwrap()).await;
+        assert_eq!(st, 200);
+        ids.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["id"].as_str().unwrap().to_string()),
+        );
+        match page["next"].as_str() {
+            Some(n) => url = s.at(&format!("/api/v1/projects/1/markers?limit=1000&cursor={n}")),
+            None => return ids,
+        }
+    }
+}
+
+async fn acknowledged_writes_survive_kill_9(backend: Backend) {
+    let mut s = TestServer::start(bin(), backend).await;
+    let key_of = |dsn: &str| dsn.split('@').next().unwrap_or_default().to_string();
+    let key_before = key_of(&s.dsn);
+    let (acked, tasks) = spawn_writers(&s, 16);
+    while acked.lock().unwrap().len() < 1500 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    s.kill9(); // mid-stream: some requests are in flight, uncommitted, unacknowledged
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked: Vec<String> = acked.lock().unwrap().clone();
+    s.restart();
+    let stored = all_marker_ids(&s).await;
+    let lost: Vec<&String> = acked.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged writes lost after kill -9",
+        lost.len(),
+        acked.len()
+    );
+    assert_eq!(
+        key_of(&s.dsn),
+        key_before,
+        "the default project's DSN key changed across a restart"
+    );
+}
+
+async fn sigterm_drains_and_exits_cleanly(backend: Backend) {
+    let mut s = TestServer::start(bin(), backend).await;
+    let (acked, tasks) = spawn_writers(&s, 8);
+    while acked.lock().unwrap().len() < 300 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let status = s.terminate().expect("server was running");
+    assert!(status.success(), "SIGTERM exit: {status:?}");
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked: Vec<String> = acked.lock().unwrap().clone();
+    s.restart();
+    let stored = all_marker_ids(&s).await;
+    assert!(
+        acked.iter().all(|id| stored.contains(id)),
+        "acknowledged writes lost across SIGTERM"
+    );
+}
+
+async fn the_cli_creates_users_and_tokens_the_server_accepts(backend: Backend) {
+    let s = TestServer::start(bin(), backend).await;
+    let mut child = s
+        .command()
+        .args([
+            "user",
+            "create",
+            "--email",
+            "ops@example.com",
+            "--role",
+            "member",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a good password\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let short = s
+        .command()
+        .args([
+            "user",
+            "create",
+            "--email",
+            "x@example.com",
+            "--password",
+            "short",
+        ])
+        .output()
+        .unwrap();
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 8"));
+    let out = s
+        .command()
+        .args([
+            "token",
+            "create",
+            "--name",
+            "deploy-bot",
+            "--role",
+            "member",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(token.starts_with("lk_") && !token.contains(char::is_whitespace));
+    let (st, me) = json_of(
+        reqwest::Client::new()
+            .get(s.at("/api/v1/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((st.as_u16(), me["role"].as_str()), (200, Some("member")));
+    let (_, users) = json_of(
+        s.admin_client()
+            .get(s.at("/api/v1/users"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let ops = users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == "ops@example.com")
+        .cloned();
+    assert_eq!(ops.map(|u| u["role"].clone()), Some(json!("member")));
+    // The secret never reaches the database in the clear.
+    if let Some(url) = s.database_url() {
+        let dump = std::process::Command::new("pg_dump")
+            .arg(url)
+            .output()
+            .unwrap();
+        assert!(!String::from_utf8_lossy(&dump.stdout).contains(&token));
+    } else {
+        let db = std::fs::read(s.data_dir().join("lookout.db")).unwrap();
+        let wal = std::fs::read(s.data_dir().join("lookout.db-wal")).unwrap_or_default();
+        let needle = token.as_bytes();
+        assert!(
+            !db.windows(needle.len()).any(|w| w == needle)
+                && !wal.windows(needle.len()).any(|w| w == needle)
+        );
+    }
+}
+
+async fn metrics_cover_requests_storage_and_jobs(backend: Backend) {
+    let s = TestServer::start(bin(), backend).await;
+    let c = s.admin_client();
+    c.get(s.at("/api/v1/projects/1")).send().await.unwrap();
+    c.post(s.at("/api/v1/projects/1/markers"))
+        .json(&json!({"title": "x"}))
+        .send()
+        .await
+        .unwrap();
+    // The maintenance jobs are due at start; give the scheduler a moment to run them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = reqwest::get(s.at("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let wanted = [
+            r#"lookout_http_requests_total{route="/api/v1/projects/{id}",method="GET",status="200"} 1"#,
+            "lookout_http_request_duration_seconds_bucket{route=\"/api/v1/projects/{id}\"",
+            "lookout_storage_commit_seconds_bucket",
+            "lookout_write_queue_depth",
+            "lookout_job_lag_seconds_bucket{kind=\"sessions.cleanup\"",
+            "lookout_process_resident_memory_bytes",
+        ];
+        let missing: Vec<_> = wanted.iter().filter(|w| !text.contains(*w)).collect();
+        if missing.is_empty() {
+            assert!(
+                !text.contains(&s.admin_token),
+                "a secret leaked into /metrics"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "missing from /metrics: {missing:?}\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Flags beat `LOOKOUT_*` variables, which beat `lookout.toml`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_layers_flag_over_env_over_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lookout.toml");
+    std::fs::write(&file, "public_url = \"https://from-file.example\"\n").unwrap();
+    let cfg = file.to_str().unwrap();
+    let from_file = TestServer::start_with(bin(), Backend::Sqlite, &[], &["--config", cfg]).await;
+    assert!(
+        from_file.dsn.starts_with("https://") && from_file.dsn.contains("@from-file.example/1"),
+        "{}",
+        from_file.dsn
+    );
+    let env = [("LOOKOUT_PUBLIC_URL", "https://from-env.example")];
+    let from_env = TestServer::start_with(bin(), Backend::Sqlite, &env, &["--config", cfg]).await;
+    assert!(
+        from_env.dsn.contains("@from-env.example/1"),
+        "{}",
+        from_env.dsn
+    );
+    let from_flag = TestServer::start_with(
+        bin(),
+        Backend::Sqlite,
+        &env,
+        &["--config", cfg, "--public-url", "https://from-flag.example"],
+    )
+    .await;
+    assert!(
+        from_flag.dsn.contains("@from-flag.example/1"),
+        "{}",
+        from_flag.dsn
+    );
+    // A typo in the file is an error, not a silent default.
+    std::fs::write(&file, "pubic_url = \"https://typo.example\"\n").unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--config", cfg])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pubic_url"));
+}
+
+/// Every operation in the OpenAPI document is served, and every served API route is documented.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_matches_the_routes() {
+    let s = TestServer::start(bin(), Backend::Sqlite).await;
+    let c = s.admin_client();
+    let doc: Value = c
+        .get(s.at("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    let mut documented = Vec::new();
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            documented.push(format!("{} {path}", method.to_uppercase()));
+            let concrete = path.replace("{id}", "1");
+            let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let (st, body) = json_of(
+                c.request(m, s.at(&concrete))
+                    .json(&json!({}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert!(
+                !(st == 404 && body["error"]["message"] == "API route not found") && st != 405,
+                "{method} {path} is documented but not served ({st})"
+            );
+        }
+    }
+    for expected in [
+        "GET /api/v1/projects",
+        "POST /api/v1/projects",
+        "GET /api/v1/projects/{id}",
+        "GET /api/v1/projects/{id}/markers",
+        "POST /api/v1/projects/{id}/markers",
+        "GET /api/v1/events",
+        "GET /api/v1/me",
+        "GET /api/v1/users",
+        "POST /api/v1/users",
+        "GET /api/v1/users/{id}",
+        "DELETE /api/v1/users/{id}",
+        "GET /api/v1/tokens",
+        "POST /api/v1/tokens",
+        "DELETE /api/v1/tokens/{id}",
+    ] {
+        assert!(
+            documented.iter().any(|d| d == expected),
+            "{expected} is not documented"
+        );
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+/// The UI's login form refuses a post without its CSRF cookie, and a session cannot change
+/// anything through the API without the CSRF header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_sessions_need_csrf_tokens() {
+    let s = TestServer::start(bin(), Backend::Sqlite).await;
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = [
+        ("email", "admin@example.com"),
+        ("password", "correct horse battery"),
+        ("csrf", "forged"),
+        ("next", "/"),
+    ];
+    let r = c.post(s.at("/login")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    // The real flow: the form's hidden token matches its cookie.
+    let page = c.get(s.at("/login")).send().await.unwrap();
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = page.text().await.unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let form = [
+        ("email", "admin@example.com"),
+        ("password", "correct horse battery"),
+        ("csrf", csrf.as_str()),
+        ("next", "//evil.example/"),
+    ];
+    let r = c
+        .post(s.at("/login"))
+        .header("cookie", &cookie)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/",
+        "an off-site `next` must not be followed"
+    );
+    let session = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("lookout_session="))
+        .unwrap();
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"));
+    let session = session.split(';').next().unwrap().to_string();
+    let r = c
+        .post(s.at("/api/v1/projects"))
+        .header("cookie", &session)
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let home = c
+        .get(s.at("/settings"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = home
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let r = c
+        .post(s.at("/api/v1/projects"))
+        .header("cookie", &session)
+        .header("x-csrf-token", token)
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+}
+
+#[test]
+fn version_help_and_completions_work() {
+    let v = std::process::Command::new(bin())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(v.stdout).unwrap().trim(),
+        format!("lookout {}", env!("CARGO_PKG_VERSION"))
+    );
+    for verb in [
+        &["serve", "--help"][..],
+        &["user", "create", "--help"],
+        &["token", "create", "--help"],
+    ] {
+        let h = std::process::Command::new(bin())
+            .args(verb)
+            .output()
+            .unwrap();
+        assert!(
+            h.status.success() && String::from_utf8_lossy(&h.stdout).contains("Usage: lookout"),
+            "{verb:?}"
+        );
+    }
+    let bash = std::process::Command::new(bin())
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bash.stdout).contains("_lookout()"));
+}
