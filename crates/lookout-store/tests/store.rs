@@ -460,7 +460,7 @@ async fn three_schedulers_run_each_job_exactly_once(f: Fixture) {
     for t in tasks {
         t.await.unwrap();
     }
-    let runs = runs.lock().unwrap();
+    let runs = runs.lock().unwrap().clone();
     for id in &ids {
         assert_eq!(
             runs.get(id),

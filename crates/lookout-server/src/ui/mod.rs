@@ -97,14 +97,13 @@ impl FromRequestParts<AppState> for UiSession {
     }
 }
 
-/// Fails unless a form's CSRF field matches the session's token.
-pub(crate) fn check_csrf(session: &Session, sent: &str) -> Result<(), Response> {
+/// The 403 page to answer when a form's CSRF field does not match the session's token.
+pub(crate) fn csrf_refusal(session: &Session, sent: &str) -> Option<Response> {
     if secrets_equal(sent, &session.csrf_token) {
-        Ok(())
-    } else {
-        tracing::info!(user = session.user.id, "Form refused: CSRF token mismatch.");
-        Err((StatusCode::FORBIDDEN, Html(simple_page("Form expired", "This form expired or came from another site. Go back, reload the page and try again."))).into_response())
+        return None;
     }
+    tracing::info!(user = session.user.id, "Form refused: CSRF token mismatch.");
+    Some((StatusCode::FORBIDDEN, Html(simple_page("Form expired", "This form expired or came from another site. Go back, reload the page and try again."))).into_response())
 }
 
 /// A page for an internal failure; the cause goes to the log only.
@@ -142,7 +141,7 @@ fn simple_page(title: &str, text: &str) -> String {
 }
 
 /// Only local paths are followed after login, so `next` cannot send users to another site.
-pub(crate) fn safe_next(next: &str) -> &str {
+pub fn safe_next(next: &str) -> &str {
     if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
         next
     } else {

@@ -9,7 +9,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::chart::{self, Bar, Series};
-use super::{check_csrf, safe_next, ui_error, UiSession, SECTIONS};
+use super::{csrf_refusal, safe_next, ui_error, UiSession, SECTIONS};
 use crate::api::{MarkerView, ProjectView, TokenView, UserView};
 use crate::auth::{cookie, set_cookie, LOGIN_CSRF_COOKIE, PROJECT_COOKIE, SESSION_COOKIE};
 use crate::extract::iso;
@@ -454,7 +454,7 @@ pub async fn logout(
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if let Err(r) = check_csrf(&s, &f.csrf) {
+    if let Some(r) = csrf_refusal(&s, &f.csrf) {
         return r;
     }
     if let Some(sid) = cookie(&headers, SESSION_COOKIE) {
@@ -593,7 +593,7 @@ pub async fn settings_create_project(
     headers: HeaderMap,
     Form(f): Form<ProjectForm>,
 ) -> Response {
-    if let Err(r) = check_csrf(&s, &f.csrf) {
+    if let Some(r) = csrf_refusal(&s, &f.csrf) {
         return r;
     }
     let outcome = if s.user.role < Role::Member {
@@ -657,7 +657,7 @@ pub async fn settings_create_token(
     headers: HeaderMap,
     Form(f): Form<TokenForm>,
 ) -> Response {
-    if let Err(r) = check_csrf(&s, &f.csrf) {
+    if let Some(r) = csrf_refusal(&s, &f.csrf) {
         return r;
     }
     let name = f.name.trim();
@@ -691,7 +691,7 @@ pub async fn settings_revoke_token(
     Path(id): Path<i64>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if let Err(r) = check_csrf(&s, &f.csrf) {
+    if let Some(r) = csrf_refusal(&s, &f.csrf) {
         return r;
     }
     let outcome = match tenancy::get_token(state.store(), id).await {
@@ -726,7 +726,7 @@ pub async fn settings_create_user(
     headers: HeaderMap,
     Form(f): Form<UserForm>,
 ) -> Response {
-    if let Err(r) = check_csrf(&s, &f.csrf) {
+    if let Some(r) = csrf_refusal(&s, &f.csrf) {
         return r;
     }
     let outcome = if s.user.role != Role::Admin {
