@@ -50,6 +50,17 @@ impl<T> Page<T> {
         Page { items: rows, next }
     }
 
+    /// Builds a page from `limit + 1` fetched rows, converting each with `convert`.
+    pub fn try_from_rows<R, E>(
+        rows: &[R],
+        limit: i64,
+        convert: impl Fn(&R) -> Result<T, E>,
+        key: impl Fn(&T) -> String,
+    ) -> Result<Page<T>, E> {
+        let items = rows.iter().map(convert).collect::<Result<Vec<_>, E>>()?;
+        Ok(Page::from_rows(items, limit, key))
+    }
+
     /// Converts the items, keeping the cursor.
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
         Page {

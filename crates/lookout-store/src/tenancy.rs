@@ -235,11 +235,7 @@ pub async fn list_projects(store: &Store, cursor: &Cursor) -> Result<Page<Projec
     .bind(limit + 1)
     .fetch_all(store.pool())
     .await?;
-    let items = rows
-        .iter()
-        .map(project_from_row)
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Page::from_rows(items, limit, |p| p.id.to_string()))
+    Page::try_from_rows(&rows, limit, project_from_row, |p| p.id.to_string())
 }
 
 /// One project by id.
@@ -329,8 +325,7 @@ pub async fn list_users(store: &Store, cursor: &Cursor) -> Result<Page<User>> {
     .bind(limit + 1)
     .fetch_all(store.pool())
     .await?;
-    let items = rows.iter().map(user_from_row).collect::<Result<Vec<_>>>()?;
-    Ok(Page::from_rows(items, limit, |u| u.id.to_string()))
+    Page::try_from_rows(&rows, limit, user_from_row, |u| u.id.to_string())
 }
 
 /// One user by id.
@@ -560,11 +555,7 @@ pub async fn list_tokens(
     .bind(limit + 1)
     .fetch_all(store.pool())
     .await?;
-    let items = rows
-        .iter()
-        .map(token_from_row)
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Page::from_rows(items, limit, |t| t.id.to_string()))
+    Page::try_from_rows(&rows, limit, token_from_row, |t| t.id.to_string())
 }
 
 /// One live token by id.
