@@ -18,7 +18,8 @@ def log_in(page, base):
     assert page.url.startswith(base + "/login"), page.url
     page.fill("input[name=email]", ADMIN_EMAIL)
     page.fill("input[name=password]", ADMIN_PASSWORD)
-    page.click("button[type=submit]")
+    with page.expect_navigation():
+        page.click("button[type=submit]")
     page.wait_for_url(base + "/")
 
 
@@ -46,10 +47,12 @@ def test_wrong_password_is_refused_and_logout_ends_the_session(server, browser):
     page.goto(server.url + "/login")
     page.fill("input[name=email]", ADMIN_EMAIL)
     page.fill("input[name=password]", "not the password")
-    page.click("button[type=submit]")
+    with page.expect_navigation():
+        page.click("button[type=submit]")
     assert "Wrong email or password" in page.inner_text("[role=alert]")
     page.fill("input[name=password]", ADMIN_PASSWORD)
-    page.click("button[type=submit]")
+    with page.expect_navigation():
+        page.click("button[type=submit]")
     page.wait_for_url(server.url + "/")
     page.click("text=Log out")
     page.wait_for_url(server.url + "/login")
@@ -64,7 +67,8 @@ def test_first_visit_creates_the_first_admin(fresh_server, watched):
     assert page.url == fresh_server.url + "/setup"
     page.fill("input[name=email]", "first@example.com")
     page.fill("input[name=password]", "a long password")
-    page.click("button[type=submit]")
+    with page.expect_navigation():
+        page.click("button[type=submit]")
     page.wait_for_url(fresh_server.url + "/")
     assert "first@example.com" in page.inner_text("header")
     # The DSN of the default project is on the overview, ready to paste into an SDK.
@@ -81,24 +85,28 @@ def test_settings_create_project_switch_to_it_and_mint_a_token(server, watched):
     log_in(page, server.url)
     page.goto(server.url + "/settings")
     page.fill("#pname", "Checkout API")
-    page.click("form[action='/settings/projects'] button")
+    with page.expect_navigation():
+        page.click("form[action='/settings/projects'] button")
     assert "Project Checkout API created." in page.inner_text("[role=status]")
     assert "checkout-api" in page.inner_text("main")
     # Switch project from the header; the overview follows.
     page.goto(server.url + "/")
-    page.select_option("select[name=project]", label="Checkout API")
-    page.wait_for_url(server.url + "/")
+    # Choosing a project submits the switcher (app.js); wait for that navigation to land.
+    with page.expect_navigation(url=server.url + "/"):
+        page.select_option("select[name=project]", label="Checkout API")
     assert page.inner_text("main h2").strip() == "Checkout API"
     # A token is shown once and works against the API.
     page.goto(server.url + "/settings")
     page.fill("#tname", "ci")
     page.select_option("#trole", "viewer")
-    page.click("form[action='/settings/tokens'] button")
+    with page.expect_navigation():
+        page.click("form[action='/settings/tokens'] button")
     token = page.inner_text("[role=status] code")
     assert token.startswith("lk_")
     api = page.request.get(server.url + "/api/v1/me", headers={"Authorization": "Bearer " + token})
     assert api.status == 200 and api.json()["role"] == "viewer"
-    page.click("form[action$='/revoke'] button")
+    with page.expect_navigation():
+        page.click("form[action$='/revoke'] button")
     assert "Token ci revoked." in page.inner_text("[role=status]")
     api = page.request.get(server.url + "/api/v1/me", headers={"Authorization": "Bearer " + token})
     assert api.status == 401
