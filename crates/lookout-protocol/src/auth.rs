@@ -78,7 +78,7 @@ pub fn agree(found: &[Option<String>]) -> Result<Option<String>, ProtocolError> 
 
 /// Standard base64 (with or without padding). Hand-written because `Basic` auth from old SDKs is
 /// its only use and a crate for eleven lines is not worth the dependency.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let val = |c: u8| -> Option<u32> {
         Some(match c {
             b'A'..=b'Z' => c - b'A',

@@ -19,6 +19,7 @@ pub mod envelope;
 pub mod event;
 pub mod grouping;
 pub mod parameterize;
+pub mod store;
 
 /// Why input was refused; each maps to one HTTP status at the ingest edge.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

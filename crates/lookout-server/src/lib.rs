@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod ingest;
 pub mod observe;
 pub mod otlp;
 pub mod runtime;
@@ -15,7 +16,7 @@ pub mod state;
 pub mod ui;
 
 use axum::http::{header, HeaderValue};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -33,8 +34,26 @@ pub fn app(state: AppState) -> Router {
             HeaderValue::from_static(value),
         ));
     }
+    let sentry = Router::new()
+        .route(
+            "/api/{project_id}/envelope/",
+            post(ingest::sentry::envelope_endpoint).options(ingest::sentry::preflight),
+        )
+        .route(
+            "/api/{project_id}/envelope",
+            post(ingest::sentry::envelope_endpoint).options(ingest::sentry::preflight),
+        )
+        .route(
+            "/api/{project_id}/store/",
+            post(ingest::sentry::store_endpoint).options(ingest::sentry::preflight),
+        )
+        .route(
+            "/api/{project_id}/store",
+            post(ingest::sentry::store_endpoint).options(ingest::sentry::preflight),
+        );
     Router::new()
         .merge(api::router())
+        .merge(sentry)
         .merge(ui)
         .route("/healthz", get(observe::healthz))
         .route("/readyz", get(observe::readyz))
@@ -49,9 +68,27 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Unknown paths: the API's JSON error under `/api/`, a page elsewhere.
-async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+/// Unknown paths: Sentry ingest behind a DSN path prefix; else the API's JSON error under
+/// `/api/`, a page elsewhere.
+async fn not_found(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
+    let uri = req.uri().clone();
+    if let Some((endpoint, project)) = ingest::sentry::match_prefixed(uri.path()) {
+        let (parts, body) = req.into_parts();
+        return ingest::sentry::prefixed(
+            &state,
+            endpoint,
+            &project,
+            &parts.method,
+            uri.query(),
+            &parts.headers,
+            body,
+        )
+        .await;
+    }
     if uri.path().starts_with("/api/") {
         error::ApiError::NotFound("API route").into_response()
     } else {

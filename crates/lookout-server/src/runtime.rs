@@ -116,6 +116,11 @@ pub async fn serve(
             .await?
             .run(wait_for(stop_rx.clone())),
     );
+    let processor = tokio::spawn(
+        lookout_store::errors::process::ErrorProcessor::new(store.clone(), &cfg.replica_id)
+            // Idle polling every 100 ms bounds how long a new event waits to be grouped.
+            .run(Duration::from_millis(100), wait_for(stop_rx.clone())),
+    );
     let upkeep = tokio::spawn({
         let mut stop = stop_rx.clone();
         async move {
@@ -161,6 +166,7 @@ pub async fn serve(
     main_result?;
     otlp_result?;
     let _ = scheduler.await;
+    let _ = processor.await;
     let _ = upkeep.await;
     writer.shutdown().await;
     store.close().await;

@@ -14,12 +14,15 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use crate::writer::{self, Write};
-use crate::{Backend, BoxFuture, Result, Store, StoreError};
+use crate::{cursor, Backend, BoxFuture, Result, Store, StoreError};
 use lookout_core::time::now_ms;
 use sqlx::{Any, Row, Transaction};
 
-/// The table events are stored in (the writer recognises inserts into it).
+/// The table events are stored in.
 pub(crate) const TABLE: &str = "domain_events";
+/// Tables read as ordered streams by cursor: inserts into them are written last in a batch,
+/// under the publish lock, so their sequence numbers become visible in order.
+pub(crate) const STREAM_TABLES: &[&str] = &[TABLE, "ingest_items"];
 const COLUMNS: &[&str] = &["kind", "project_id", "subject", "payload", "created_at"];
 /// The advisory-lock key that orders publishers on PostgreSQL ("lkevnt").
 const PUBLISH_LOCK: i64 = 0x6c6b_6576_6e74;
@@ -192,35 +195,12 @@ impl Consumer {
         self
     }
 
-    /// Takes or renews the group lease; returns the cursor position if this replica holds it.
-    async fn lease(&self) -> Result<Option<i64>> {
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO event_cursors (consumer, position, updated_at) VALUES ($1, 0, $2)
-             ON CONFLICT (consumer) DO NOTHING",
-        )
-        .bind(&self.group)
-        .bind(now)
-        .execute(self.store.pool())
-        .await?;
-        let row = sqlx::query(
-            "UPDATE event_cursors SET lease_owner = $1, lease_until = $2
-             WHERE consumer = $3 AND (lease_owner = $1 OR lease_until IS NULL OR lease_until < $4)
-             RETURNING position",
-        )
-        .bind(&self.owner)
-        .bind(now + self.lease_ms)
-        .bind(&self.group)
-        .bind(now)
-        .fetch_optional(self.store.pool())
-        .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
-    }
-
     /// Handles the next batch if this replica holds the lease. Returns how many events it applied
     /// (0 when there was nothing new or another replica holds the group).
     pub async fn poll_once(&self, handler: &Handler) -> Result<usize> {
-        let Some(position) = self.lease().await? else {
+        let Some(position) =
+            cursor::lease(&self.store, &self.group, &self.owner, self.lease_ms).await?
+        else {
             return Ok(0);
         };
         let events = read_after(&self.store, position, self.batch, None).await?;
@@ -235,19 +215,8 @@ impl Consumer {
         let refs: Vec<&Write> = writes.iter().collect();
         writer::apply(&self.store, &mut tx, &refs).await?;
         // Fencing: only the lease holder, from the position it read, may advance the cursor.
-        let moved = sqlx::query(
-            "UPDATE event_cursors SET position = $1, updated_at = $2
-             WHERE consumer = $3 AND lease_owner = $4 AND position = $5",
-        )
-        .bind(last)
-        .bind(now_ms())
-        .bind(&self.group)
-        .bind(&self.owner)
-        .bind(position)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if moved == 1 {
+        let moved = cursor::advance(&mut tx, &self.group, &self.owner, position, last).await?;
+        if moved {
             tx.commit().await?;
             Ok(n)
         } else {

@@ -29,6 +29,8 @@ pub enum Value {
     F64(Option<f64>),
     /// Text (also JSON documents).
     Text(Option<String>),
+    /// Bytes (attachments).
+    Bytes(Option<Vec<u8>>),
 }
 
 impl From<i64> for Value {
@@ -56,6 +58,11 @@ impl From<&str> for Value {
         Value::Text(Some(v.to_string()))
     }
 }
+impl From<Vec<u8>> for Value {
+    fn from(v: Vec<u8>) -> Self {
+        Value::Bytes(Some(v))
+    }
+}
 impl From<Option<String>> for Value {
     fn from(v: Option<String>) -> Self {
         Value::Text(v)
@@ -71,6 +78,7 @@ pub(crate) fn bind<'q>(
         Value::I64(x) => q.bind(x),
         Value::F64(x) => q.bind(x),
         Value::Text(x) => q.bind(x),
+        Value::Bytes(x) => q.bind(x),
     }
 }
 
@@ -272,7 +280,8 @@ async fn apply_in_tx(store: &Store, writes: &[&Write]) -> Result<()> {
 /// prepared-statement cache small (every full chunk reuses one statement).
 const ROWS_PER_INSERT: usize = 256;
 
-/// Applies writes inside `tx`: in order, except that domain events go last.
+/// Applies writes inside `tx`: in order, except that stream rows (domain events, ingested
+/// items) go last.
 ///
 /// Consecutive inserts into one table become multi-row `INSERT`s. A submission usually pairs a
 /// change with its event (`[row, event]`), so a batch alternates tables; setting the events aside
@@ -284,7 +293,7 @@ pub(crate) async fn apply(
     tx: &mut Transaction<'static, Any>,
     writes: &[&Write],
 ) -> Result<()> {
-    let is_event = |w: &&Write| matches!(w, Write::Insert { table, .. } if *table == events::TABLE);
+    let is_event = |w: &&Write| matches!(w, Write::Insert { table, .. } if events::STREAM_TABLES.contains(table));
     let (evs, rest): (Vec<&Write>, Vec<&Write>) = writes.iter().copied().partition(is_event);
     apply_runs(store.backend(), tx, &rest).await?;
     if !evs.is_empty() {

@@ -75,13 +75,19 @@ both!(
 );
 
 async fn migrations_are_idempotent_and_versioned(f: Fixture) {
-    assert_eq!(f.store.schema_version().await.unwrap(), 1);
+    assert_eq!(
+        f.store.schema_version().await.unwrap(),
+        lookout_store::SCHEMA_VERSION
+    );
     // A second open (a restart, or a second replica) applies nothing and keeps the data.
     tenancy::create_user(&f.store, "a@example.com", "pw-123456", Role::Admin)
         .await
         .unwrap();
     let again = Store::open(&f.url).await.unwrap();
-    assert_eq!(again.schema_version().await.unwrap(), 1);
+    assert_eq!(
+        again.schema_version().await.unwrap(),
+        lookout_store::SCHEMA_VERSION
+    );
     assert_eq!(tenancy::user_count(&again).await.unwrap(), 1);
 }
 

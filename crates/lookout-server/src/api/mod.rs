@@ -5,6 +5,7 @@
 //! `/api/v1/openapi.json` always matches what the server serves.
 
 mod activity;
+mod issues;
 mod projects;
 mod tokens;
 mod users;
@@ -104,6 +105,11 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(projects::get_one))
         .routes(routes!(activity::list_markers, activity::create_marker))
         .routes(routes!(activity::list_events))
+        .routes(routes!(issues::list))
+        .routes(routes!(issues::get_one, issues::update))
+        .routes(routes!(issues::merge))
+        .routes(routes!(issues::events))
+        .routes(routes!(issues::event))
         .routes(routes!(users::me))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::get_one, users::delete))

@@ -1,0 +1,3 @@
+//! Ingest endpoints for protocols SDKs speak (Sentry today; OTLP arrives with APM).
+
+pub mod sentry;

@@ -1,0 +1,384 @@
+//! The Sentry ingest endpoints: `POST /api/{project_id}/envelope/` and the legacy
+//! `POST /api/{project_id}/store/`, also behind a DSN path prefix (`/prefix/api/42/envelope/`).
+//!
+//! Statuses follow Relay, because SDKs act on them: 200 `{"id": …}` once the items are durably
+//! committed; 400 malformed; 401 no key; 403 unknown key or a key of another project; 413 over a
+//! size limit; 503 with `Retry-After` when the write queue is full. Unknown item types are
+//! skipped, never an error. Browsers post cross-origin, so every answer carries CORS headers and
+//! preflights are answered.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::state::AppState;
+use lookout_core::time::now_ms;
+use lookout_protocol::event::{self, Clock};
+use lookout_protocol::{auth, decompress, envelope, store as legacy, ProtocolError};
+use lookout_store::errors::process::ingest_writes;
+use lookout_store::errors::NewAttachment;
+use lookout_store::{tenancy, StoreError};
+
+/// Largest body read off the wire, and largest envelope after decompression (Relay's limit).
+pub const MAX_ENVELOPE_BYTES: usize = 200 * 1024 * 1024;
+/// Largest attachment kept; larger ones are dropped (the event is still kept).
+pub const MAX_ATTACHMENT_BYTES: usize = 20 * 1024 * 1024;
+/// Largest session, check-in or client-report item.
+const MAX_SMALL_ITEM_BYTES: usize = 100 * 1024;
+
+/// An ingest refusal, answered the way Sentry answers it.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        tracing::info!(status = self.0.as_u16(), reason = %self.1, "Ingest request refused.");
+        let mut res = (self.0, Json(json!({ "detail": self.1 }))).into_response();
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        res
+    }
+}
+
+impl From<ProtocolError> for Refusal {
+    fn from(e: ProtocolError) -> Self {
+        match e {
+            ProtocolError::TooLarge(m) => Refusal(StatusCode::PAYLOAD_TOO_LARGE, m),
+            other => Refusal(StatusCode::BAD_REQUEST, other.to_string()),
+        }
+    }
+}
+
+/// CORS for browser SDKs: any origin may post events (the DSN key is the credential).
+fn with_cors(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("x-sentry-error, x-sentry-rate-limits, retry-after"),
+    );
+    res
+}
+
+/// `OPTIONS` preflight of a browser SDK.
+pub async fn preflight() -> Response {
+    let mut res = StatusCode::OK.into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("x-sentry-auth, x-requested-with, origin, accept, content-type, content-encoding, authorization, sentry-trace, baggage"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("3600"),
+    );
+    with_cors(res)
+}
+
+/// Which endpoint a request came to.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Endpoint {
+    /// `/envelope/`
+    Envelope,
+    /// `/store/` (legacy)
+    Store,
+}
+
+/// `POST /api/{project_id}/envelope/`
+pub async fn envelope_endpoint(
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    with_cors(
+        ingest(
+            &state,
+            Endpoint::Envelope,
+            &project,
+            q.as_deref(),
+            &headers,
+            body,
+        )
+        .await
+        .unwrap_or_else(IntoResponse::into_response),
+    )
+}
+
+/// `POST /api/{project_id}/store/`
+pub async fn store_endpoint(
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    with_cors(
+        ingest(
+            &state,
+            Endpoint::Store,
+            &project,
+            q.as_deref(),
+            &headers,
+            body,
+        )
+        .await
+        .unwrap_or_else(IntoResponse::into_response),
+    )
+}
+
+/// The endpoint and project of a path with a DSN prefix: `/{prefix}/api/{id}/envelope/`.
+pub fn match_prefixed(path: &str) -> Option<(Endpoint, String)> {
+    let trimmed = path.trim_end_matches('/');
+    let (rest, endpoint) = if let Some(r) = trimmed.strip_suffix("/envelope") {
+        (r, Endpoint::Envelope)
+    } else {
+        (trimmed.strip_suffix("/store")?, Endpoint::Store)
+    };
+    let (before, project) = rest.rsplit_once('/')?;
+    before
+        .ends_with("/api")
+        .then(|| (endpoint, project.to_string()))
+}
+
+/// Serves a prefixed ingest path found by the router's fallback.
+pub async fn prefixed(
+    state: &AppState,
+    endpoint: Endpoint,
+    project: &str,
+    method: &Method,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    if method == Method::OPTIONS {
+        return preflight().await;
+    }
+    with_cors(
+        ingest(state, endpoint, project, query, headers, body)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
+    )
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn ingest(
+    state: &AppState,
+    endpoint: Endpoint,
+    project: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, Refusal> {
+    let received = now_ms();
+    let project_id: i64 = project.parse().map_err(|_| {
+        Refusal(
+            StatusCode::BAD_REQUEST,
+            "project id in the path must be a number".into(),
+        )
+    })?;
+    let raw: Bytes = axum::body::to_bytes(body, MAX_ENVELOPE_BYTES)
+        .await
+        .map_err(|_| {
+            Refusal(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "envelope exceeded size limits".into(),
+            )
+        })?;
+    let decoded = decompress::decode(
+        header_str(headers, "content-encoding"),
+        &raw,
+        MAX_ENVELOPE_BYTES,
+    )?;
+    // Parse first: the envelope header may carry the DSN, one of the places keys come from.
+    let env = match endpoint {
+        Endpoint::Envelope => envelope::parse(&decoded)?,
+        Endpoint::Store => {
+            let json = legacy::event_json(&decoded, event::MAX_EVENT_BYTES)?;
+            let mut item_headers = serde_json::Map::new();
+            item_headers.insert("type".into(), Value::String("event".into()));
+            envelope::Envelope {
+                headers: serde_json::Map::new(),
+                items: vec![envelope::Item {
+                    headers: item_headers,
+                    payload: json,
+                }],
+            }
+        }
+    };
+    let key = auth::agree(&[
+        header_str(headers, "x-sentry-auth").and_then(auth::key_from_sentry_auth),
+        header_str(headers, "authorization").and_then(auth::key_from_authorization),
+        query.and_then(auth::key_from_query),
+        env.header_str("dsn").and_then(auth::key_from_dsn),
+    ])
+    .map_err(|e| Refusal(StatusCode::UNAUTHORIZED, e.to_string()))?
+    .ok_or_else(|| {
+        Refusal(
+            StatusCode::UNAUTHORIZED,
+            "missing authorization information".into(),
+        )
+    })?;
+    match tenancy::project_for_key(state.store(), &key).await {
+        Ok(Some(pid)) if pid == project_id => {}
+        Ok(_) => {
+            return Err(Refusal(
+                StatusCode::FORBIDDEN,
+                "event submission rejected with_reason: ProjectId or key".into(),
+            ))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Key lookup failed.");
+            return Err(Refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage unavailable".into(),
+            ));
+        }
+    }
+    let clock = Clock {
+        received_ms: received,
+        sent_at_ms: env.headers.get("sent_at").and_then(event::parse_timestamp),
+    };
+    let envelope_event_id = env.header_str("event_id");
+    let mut items = Vec::new();
+    let mut attachments = Vec::new();
+    let mut answer_id: Option<String> = None;
+    for item in &env.items {
+        let kind = item.ty();
+        metrics::counter!("lookout_ingest_items_total", "type" => kind.to_string()).increment(1);
+        match kind {
+            "event" => {
+                let ev = event::parse_event(&item.payload, envelope_event_id, &clock)?;
+                answer_id = Some(ev.event_id.clone());
+                items.push((
+                    "event".to_string(),
+                    Some(ev.event_id.clone()),
+                    ev.body.to_string(),
+                ));
+            }
+            "transaction" => {
+                if item.payload.len() > event::MAX_EVENT_BYTES {
+                    return Err(Refusal(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "transaction exceeds 1 MiB".into(),
+                    ));
+                }
+                let v = json_object(&item.payload, kind)?;
+                let id = envelope_event_id
+                    .or_else(|| v.get("event_id").and_then(Value::as_str))
+                    .and_then(event::normalize_id);
+                answer_id = answer_id.or_else(|| id.clone());
+                items.push(("transaction".to_string(), id, v.to_string()));
+            }
+            "session" | "sessions" | "check_in" | "client_report" => {
+                if item.payload.len() > MAX_SMALL_ITEM_BYTES {
+                    return Err(Refusal(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("{kind} item exceeds size limits"),
+                    ));
+                }
+                let v = json_object(&item.payload, kind)?;
+                items.push((kind.to_string(), None, v.to_string()));
+            }
+            "attachment" => {
+                if item.payload.len() > MAX_ATTACHMENT_BYTES {
+                    tracing::info!(
+                        project = project_id,
+                        size = item.payload.len(),
+                        "Attachment over the size cap dropped."
+                    );
+                    continue;
+                }
+                let Some(event_id) = envelope_event_id.and_then(event::normalize_id) else {
+                    continue;
+                };
+                attachments.push(NewAttachment {
+                    event_id,
+                    filename: item
+                        .headers
+                        .get("filename")
+                        .and_then(Value::as_str)
+                        .unwrap_or("attachment")
+                        .chars()
+                        .take(200)
+                        .collect(),
+                    content_type: item
+                        .headers
+                        .get("content_type")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    data: item.payload.clone(),
+                });
+            }
+            // Logs, profiles, replays, spans, feedback, …: accepted and skipped, never an error.
+            _ => {}
+        }
+    }
+    if !items.is_empty() || !attachments.is_empty() {
+        match state
+            .writes()
+            .write(ingest_writes(project_id, received, items, attachments))
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::Overloaded) | Err(StoreError::ShuttingDown) => {
+                return Err(Refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "server is busy; retry later".into(),
+                ))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "Ingest write failed.");
+                return Err(Refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage unavailable".into(),
+                ));
+            }
+        }
+    }
+    let body = match answer_id {
+        Some(id) => json!({ "id": id }),
+        None => json!({}),
+    };
+    Ok((StatusCode::OK, Json(body)).into_response())
+}
+
+fn json_object(payload: &[u8], kind: &str) -> Result<Value, Refusal> {
+    match serde_json::from_slice::<Value>(payload) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        _ => Err(Refusal(
+            StatusCode::BAD_REQUEST,
+            format!("{kind} item is not a JSON object"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixed_paths_are_recognised() {
+        assert!(
+            matches!(match_prefixed("/some/prefix/api/42/envelope/"), Some((Endpoint::Envelope, p)) if p == "42")
+        );
+        assert!(matches!(match_prefixed("/x/api/7/store"), Some((Endpoint::Store, p)) if p == "7"));
+        assert!(match_prefixed("/x/apis/7/store/").is_none());
+        assert!(match_prefixed("/settings").is_none());
+    }
+}

@@ -1,0 +1,69 @@
+//! Leased cursors over the ordered streams (`domain_events`, `ingest_items`).
+//!
+//! A named cursor is served by one replica at a time: [`lease`] takes or renews it and returns
+//! its position; [`advance`] moves it inside the transaction that applied the items, fenced by
+//! owner and old position, so a replica that lost its lease cannot move it. Committing the effects
+//! and the advance together is what makes processing exactly once per cursor.
+
+use sqlx::{Any, Row, Transaction};
+
+use crate::{Result, Store};
+use lookout_core::time::now_ms;
+
+/// Takes or renews the lease on cursor `name` for `owner`; its position if this owner holds it.
+pub async fn lease(store: &Store, name: &str, owner: &str, lease_ms: i64) -> Result<Option<i64>> {
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO event_cursors (consumer, position, updated_at) VALUES ($1, 0, $2)
+         ON CONFLICT (consumer) DO NOTHING",
+    )
+    .bind(name)
+    .bind(now)
+    .execute(store.pool())
+    .await?;
+    let row = sqlx::query(
+        "UPDATE event_cursors SET lease_owner = $1, lease_until = $2
+         WHERE consumer = $3 AND (lease_owner = $1 OR lease_until IS NULL OR lease_until < $4)
+         RETURNING position",
+    )
+    .bind(owner)
+    .bind(now + lease_ms)
+    .bind(name)
+    .bind(now)
+    .fetch_optional(store.pool())
+    .await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
+/// Moves cursor `name` from `from` to `to` inside `tx`; false if `owner` no longer holds it (the
+/// caller must then roll back).
+pub async fn advance(
+    tx: &mut Transaction<'static, Any>,
+    name: &str,
+    owner: &str,
+    from: i64,
+    to: i64,
+) -> Result<bool> {
+    let moved = sqlx::query(
+        "UPDATE event_cursors SET position = $1, updated_at = $2
+         WHERE consumer = $3 AND lease_owner = $4 AND position = $5",
+    )
+    .bind(to)
+    .bind(now_ms())
+    .bind(name)
+    .bind(owner)
+    .bind(from)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(moved == 1)
+}
+
+/// The position of cursor `name` (0 if it never ran): how far processing has got.
+pub async fn position(store: &Store, name: &str) -> Result<i64> {
+    let row = sqlx::query("SELECT position FROM event_cursors WHERE consumer = $1")
+        .bind(name)
+        .fetch_optional(store.pool())
+        .await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?.unwrap_or(0))
+}

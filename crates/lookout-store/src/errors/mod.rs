@@ -1,0 +1,441 @@
+//! Error tracking's storage: the ingest inbox, issues and their events.
+//!
+//! [`process`] turns ingested events into issues; this module answers the questions the API and
+//! UI ask: lists of issues with filters and sorting, an issue with its tag breakdowns, its events,
+//! one event's JSON, and the status changes and merges users make.
+
+pub mod process;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::page::{Cursor, Page};
+use crate::{events, Result, Store, StoreError};
+
+/// An attachment that arrived with an event, size-capped at ingest.
+#[derive(Debug, Clone)]
+pub struct NewAttachment {
+    /// The event it belongs to.
+    pub event_id: String,
+    /// File name as sent.
+    pub filename: String,
+    /// MIME type as sent.
+    pub content_type: Option<String>,
+    /// Its bytes.
+    pub data: Vec<u8>,
+}
+
+/// An issue as lists show it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Issue {
+    /// Numeric id.
+    pub id: i64,
+    /// The project.
+    pub project_id: i64,
+    /// First event's `Type: value` or message.
+    pub title: String,
+    /// Where it happens (`module in function`).
+    pub culprit: String,
+    /// Level of the first event.
+    pub level: String,
+    /// `unresolved`, `resolved`, `resolved_next_release` or `ignored`.
+    pub status: String,
+    /// `new`, `ongoing`, `regressed`, `escalating`, or none.
+    pub substatus: Option<String>,
+    /// Events counted.
+    pub count: i64,
+    /// Distinct affected users.
+    pub user_count: i64,
+    /// First event, ms.
+    pub first_seen: i64,
+    /// Last event, ms.
+    pub last_seen: i64,
+    /// Release of the first event.
+    pub first_release: Option<String>,
+    /// Release of the last event.
+    pub last_release: Option<String>,
+    /// The platform.
+    pub platform: String,
+}
+
+const ISSUE_COLUMNS: &str = "i.id, i.project_id, i.title, i.culprit, i.level, i.status, i.substatus, i.times_seen, i.user_count,
+    i.first_seen, i.last_seen, i.first_release, i.last_release, i.platform";
+
+fn issue_from_row(r: &AnyRow) -> Result<Issue> {
+    Ok(Issue {
+        id: r.try_get(0)?,
+        project_id: r.try_get(1)?,
+        title: r.try_get(2)?,
+        culprit: r.try_get(3)?,
+        level: r.try_get(4)?,
+        status: r.try_get(5)?,
+        substatus: r.try_get(6)?,
+        count: r.try_get(7)?,
+        user_count: r.try_get(8)?,
+        first_seen: r.try_get(9)?,
+        last_seen: r.try_get(10)?,
+        first_release: r.try_get(11)?,
+        last_release: r.try_get(12)?,
+        platform: r.try_get(13)?,
+    })
+}
+
+/// How an issue list is filtered and ordered.
+#[derive(Debug, Clone, Default)]
+pub struct IssueFilter {
+    /// Only this status (default: unresolved).
+    pub status: Option<String>,
+    /// Only issues seen in this environment.
+    pub environment: Option<String>,
+    /// Only issues seen in this release.
+    pub release: Option<String>,
+    /// Only issues first seen in this release ("new in this release").
+    pub first_release: Option<String>,
+    /// Words that must appear in the title or culprit (case-insensitive).
+    pub query: Option<String>,
+    /// `last_seen` (default), `first_seen`, `events` or `users`; all descending.
+    pub sort: Option<String>,
+}
+
+/// The statuses an issue can have.
+pub const STATUSES: &[&str] = &["unresolved", "resolved", "resolved_next_release", "ignored"];
+
+/// Lists a project's issues. Sorted lists page by offset (the cursor is the next offset).
+pub async fn list_issues(
+    store: &Store,
+    project_id: i64,
+    f: &IssueFilter,
+    cursor: &Cursor,
+) -> Result<Page<Issue>> {
+    let order = match f.sort.as_deref() {
+        Some("first_seen") => "i.first_seen DESC, i.id DESC",
+        Some("events") => "i.times_seen DESC, i.id DESC",
+        Some("users") => "i.user_count DESC, i.id DESC",
+        _ => "i.last_seen DESC, i.id DESC",
+    };
+    let limit = cursor.limit();
+    let offset = cursor.after_i64().unwrap_or(0).max(0);
+    let status = match f.status.as_deref() {
+        Some("all") => None,
+        Some(s) => Some(s.to_string()),
+        None => Some("unresolved".to_string()),
+    };
+    let like = f.query.as_ref().map(|q| format!("%{}%", q.to_lowercase()));
+    let sql = format!(
+        "SELECT {ISSUE_COLUMNS} FROM issues i
+         WHERE i.project_id = $1 AND i.merged_into IS NULL
+           AND ($2 IS NULL OR i.status = $2)
+           AND ($3 IS NULL OR EXISTS (SELECT 1 FROM issue_tags t WHERE t.issue_id = i.id AND t.key = 'environment' AND t.value = $3))
+           AND ($4 IS NULL OR EXISTS (SELECT 1 FROM issue_tags t WHERE t.issue_id = i.id AND t.key = 'release' AND t.value = $4))
+           AND ($5 IS NULL OR i.first_release = $5)
+           AND ($6 IS NULL OR LOWER(i.title) LIKE $6 OR LOWER(i.culprit) LIKE $6)
+         ORDER BY {order} LIMIT $7 OFFSET $8"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(project_id)
+        .bind(status)
+        .bind(f.environment.clone())
+        .bind(f.release.clone())
+        .bind(f.first_release.clone())
+        .bind(like)
+        .bind(limit + 1)
+        .bind(offset)
+        .fetch_all(store.pool())
+        .await?;
+    let mut page = Page::try_from_rows(&rows, limit, issue_from_row, |_| String::new())?;
+    if page.next.is_some() {
+        page.next = Some((offset + limit).to_string());
+    }
+    Ok(page)
+}
+
+/// One issue (following merges is the caller's business: a merged issue answers as itself).
+pub async fn get_issue(store: &Store, id: i64) -> Result<Issue> {
+    let row = sqlx::query(&format!(
+        "SELECT {ISSUE_COLUMNS} FROM issues i WHERE i.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(store.pool())
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    issue_from_row(&row)
+}
+
+/// One value of a tag and how often it was seen.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TagValue {
+    /// The value.
+    pub value: String,
+    /// Events with it.
+    pub count: i64,
+    /// Last seen, ms.
+    pub last_seen: i64,
+}
+
+/// An issue's tag breakdowns: for each key, its values by count (top 10).
+pub async fn issue_tags(store: &Store, id: i64) -> Result<Vec<(String, Vec<TagValue>)>> {
+    let rows = sqlx::query("SELECT key, value, times_seen, last_seen FROM issue_tags WHERE issue_id = $1 ORDER BY key, times_seen DESC, value")
+        .bind(id)
+        .fetch_all(store.pool())
+        .await?;
+    let mut out: Vec<(String, Vec<TagValue>)> = Vec::new();
+    for r in &rows {
+        let key: String = r.try_get(0)?;
+        let v = TagValue {
+            value: r.try_get(1)?,
+            count: r.try_get(2)?,
+            last_seen: r.try_get(3)?,
+        };
+        match out.last_mut() {
+            Some((k, vals)) if *k == key => {
+                if vals.len() < 10 {
+                    vals.push(v);
+                }
+            }
+            _ => out.push((key, vec![v])),
+        }
+    }
+    Ok(out)
+}
+
+/// A status change a user asks for.
+#[derive(Debug, Clone)]
+pub enum StatusChange {
+    /// Back to unresolved.
+    Unresolve,
+    /// Resolved now: any new event regresses it.
+    Resolve,
+    /// Resolved in the next release: events from the current release are expected.
+    ResolveInNextRelease,
+    /// Ignored forever, until a time (ms), or until this many more events.
+    Ignore {
+        /// Until when, ms since the epoch.
+        until: Option<i64>,
+        /// Until this many more events.
+        more_events: Option<i64>,
+    },
+}
+
+/// Changes an issue's status and announces it (`issue.resolved`, `issue.ignored`, …).
+pub async fn set_status(store: &Store, id: i64, change: StatusChange) -> Result<Issue> {
+    let issue = get_issue(store, id).await?;
+    let mut tx = store.pool().begin().await?;
+    let (status, event) = match &change {
+        StatusChange::Unresolve => ("unresolved", "issue.unresolved"),
+        StatusChange::Resolve => ("resolved", "issue.resolved"),
+        StatusChange::ResolveInNextRelease => ("resolved_next_release", "issue.resolved"),
+        StatusChange::Ignore { .. } => ("ignored", "issue.ignored"),
+    };
+    let (until, until_count) = match change {
+        StatusChange::Ignore { until, more_events } => {
+            (until, more_events.map(|n| issue.count + n))
+        }
+        _ => (None, None),
+    };
+    let resolved_in = matches!(change, StatusChange::ResolveInNextRelease)
+        .then(|| issue.last_release.clone())
+        .flatten();
+    sqlx::query(
+        "UPDATE issues SET status = $1, substatus = NULL, resolved_in_release = $2, ignore_until = $3, ignore_until_count = $4 WHERE id = $5",
+    )
+    .bind(status)
+    .bind(resolved_in)
+    .bind(until)
+    .bind(until_count)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    let ann = events::publish(
+        event,
+        Some(issue.project_id),
+        Some(id.to_string()),
+        &json!({ "issue_id": id, "status": status }),
+    );
+    events::publish_in_tx(store, &mut tx, &[ann]).await?;
+    tx.commit().await?;
+    get_issue(store, id).await
+}
+
+/// Merges `others` into `target`: their hashes and events move, counts are recomputed, and the
+/// merged issues point at the target (a later event for one of their hashes lands in the target).
+pub async fn merge(store: &Store, target: i64, others: &[i64]) -> Result<Issue> {
+    let t = get_issue(store, target).await?;
+    let mut tx = store.pool().begin().await?;
+    for &o in others.iter().filter(|o| **o != target) {
+        let other =
+            sqlx::query("SELECT project_id FROM issues WHERE id = $1 AND merged_into IS NULL")
+                .bind(o)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+        let pid: i64 = other.try_get(0)?;
+        if pid != t.project_id {
+            return Err(StoreError::Conflict("an issue of another project".into()));
+        }
+        for sql in [
+            "UPDATE issue_hashes SET issue_id = $1 WHERE issue_id = $2",
+            "UPDATE error_events SET issue_id = $1 WHERE issue_id = $2",
+            "INSERT INTO issue_users (issue_id, user_key) SELECT $1, user_key FROM issue_users WHERE issue_id = $2 ON CONFLICT DO NOTHING",
+            "INSERT INTO issue_tags (issue_id, key, value, times_seen, first_seen, last_seen)
+               SELECT $1, key, value, times_seen, first_seen, last_seen FROM issue_tags WHERE issue_id = $2
+               ON CONFLICT (issue_id, key, value) DO UPDATE SET times_seen = issue_tags.times_seen + excluded.times_seen",
+            "UPDATE issues SET merged_into = $1 WHERE id = $2",
+        ] {
+            sqlx::query(sql).bind(target).bind(o).execute(&mut *tx).await?;
+        }
+    }
+    sqlx::query(
+        "UPDATE issues SET
+            times_seen = (SELECT COUNT(*) FROM error_events WHERE issue_id = $1),
+            user_count = (SELECT COUNT(*) FROM issue_users WHERE issue_id = $1),
+            first_seen = COALESCE((SELECT MIN(timestamp) FROM error_events WHERE issue_id = $1), first_seen),
+            last_seen = COALESCE((SELECT MAX(timestamp) FROM error_events WHERE issue_id = $1), last_seen)
+         WHERE id = $1",
+    )
+    .bind(target)
+    .execute(&mut *tx)
+    .await?;
+    let ann = events::publish(
+        "issue.merged",
+        Some(t.project_id),
+        Some(target.to_string()),
+        &json!({ "issue_id": target, "merged": others }),
+    );
+    events::publish_in_tx(store, &mut tx, &[ann]).await?;
+    tx.commit().await?;
+    get_issue(store, target).await
+}
+
+/// An event as lists show it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EventSummary {
+    /// 32-hex event id.
+    pub event_id: String,
+    /// The issue.
+    pub issue_id: i64,
+    /// When it happened, ms.
+    pub timestamp: i64,
+    /// Level.
+    pub level: String,
+    /// Release.
+    pub release: Option<String>,
+    /// Environment.
+    pub environment: String,
+    /// Title as sent.
+    pub title: String,
+}
+
+/// An issue's events, newest first (cursor: the internal row id).
+pub async fn issue_events(
+    store: &Store,
+    issue_id: i64,
+    cursor: &Cursor,
+) -> Result<Page<(i64, EventSummary)>> {
+    let limit = cursor.limit();
+    let rows = sqlx::query(
+        "SELECT id, event_id, issue_id, timestamp, level, release, environment, title FROM error_events
+         WHERE issue_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+    )
+    .bind(issue_id)
+    .bind(cursor.after_i64().unwrap_or(i64::MAX))
+    .bind(limit + 1)
+    .fetch_all(store.pool())
+    .await?;
+    Page::try_from_rows(
+        &rows,
+        limit,
+        |r| {
+            Ok::<_, StoreError>((
+                r.try_get::<i64, _>(0)?,
+                EventSummary {
+                    event_id: r.try_get(1)?,
+                    issue_id: r.try_get(2)?,
+                    timestamp: r.try_get(3)?,
+                    level: r.try_get(4)?,
+                    release: r.try_get(5)?,
+                    environment: r.try_get(6)?,
+                    title: r.try_get(7)?,
+                },
+            ))
+        },
+        |(id, _)| id.to_string(),
+    )
+}
+
+/// One stored event: its summary, normalised JSON, and its neighbours in the issue.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredEvent {
+    /// Summary fields.
+    #[serde(flatten)]
+    pub summary: EventSummary,
+    /// The normalised event JSON.
+    pub body: Value,
+    /// The next older event of the same issue.
+    pub previous_event_id: Option<String>,
+    /// The next newer event of the same issue.
+    pub next_event_id: Option<String>,
+}
+
+/// One event of a project by its event id (dashed or not).
+pub async fn get_event(store: &Store, project_id: i64, event_id: &str) -> Result<StoredEvent> {
+    let id = lookout_protocol::event::normalize_id(event_id).ok_or(StoreError::NotFound)?;
+    let r = sqlx::query(
+        "SELECT id, event_id, issue_id, timestamp, level, release, environment, title, body FROM error_events
+         WHERE project_id = $1 AND event_id = $2",
+    )
+    .bind(project_id)
+    .bind(&id)
+    .fetch_optional(store.pool())
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    let row_id: i64 = r.try_get(0)?;
+    let issue_id: i64 = r.try_get(2)?;
+    let body: String = r.try_get(8)?;
+    let neighbour = |sql: &'static str| async move {
+        let n = sqlx::query(sql)
+            .bind(issue_id)
+            .bind(row_id)
+            .fetch_optional(store.pool())
+            .await?;
+        Ok::<_, StoreError>(n.map(|n| n.try_get::<String, _>(0)).transpose()?)
+    };
+    Ok(StoredEvent {
+        summary: EventSummary {
+            event_id: r.try_get(1)?,
+            issue_id,
+            timestamp: r.try_get(3)?,
+            level: r.try_get(4)?,
+            release: r.try_get(5)?,
+            environment: r.try_get(6)?,
+            title: r.try_get(7)?,
+        },
+        body: serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        previous_event_id: neighbour("SELECT event_id FROM error_events WHERE issue_id = $1 AND id < $2 ORDER BY id DESC LIMIT 1").await?,
+        next_event_id: neighbour("SELECT event_id FROM error_events WHERE issue_id = $1 AND id > $2 ORDER BY id LIMIT 1").await?,
+    })
+}
+
+/// Client-report totals of a project: (reason, category, quantity).
+pub async fn client_reports(store: &Store, project_id: i64) -> Result<Vec<(String, String, i64)>> {
+    let rows = sqlx::query("SELECT reason, category, quantity FROM client_report_counts WHERE project_id = $1 ORDER BY reason, category")
+        .bind(project_id)
+        .fetch_all(store.pool())
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect()
+}
+
+/// Items of one kind waiting in the inbox (or all) — for tests and the UI's ingest status.
+pub async fn inbox_count(store: &Store, project_id: i64, kind: &str) -> Result<i64> {
+    Ok(
+        sqlx::query("SELECT COUNT(*) FROM ingest_items WHERE project_id = $1 AND kind = $2")
+            .bind(project_id)
+            .bind(kind)
+            .fetch_one(store.pool())
+            .await?
+            .try_get(0)?,
+    )
+}
