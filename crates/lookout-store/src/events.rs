@@ -211,7 +211,7 @@ impl Consumer {
         let writes = handler(events).await.map_err(|e| {
             StoreError::Corrupt(format!("consumer {} handler failed: {e}", self.group))
         })?;
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let refs: Vec<&Write> = writes.iter().collect();
         writer::apply(&self.store, &mut tx, &refs).await?;
         // Fencing: only the lease holder, from the position it read, may advance the cursor.

@@ -162,6 +162,18 @@ impl Store {
         &self.pool
     }
 
+    /// Starts a transaction that will write.
+    ///
+    /// On SQLite it is `BEGIN IMMEDIATE`, which takes the write lock at once (waiting up to
+    /// `busy_timeout`). A plain `BEGIN` that reads first and writes later fails with
+    /// `SQLITE_BUSY_SNAPSHOT` if another connection committed in between, and no timeout helps.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// Whether the database answers a trivial query (for `/readyz`).
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

@@ -47,7 +47,7 @@ pub(crate) async fn apply(store: &Store) -> Result<()> {
     .execute(store.pool())
     .await?;
     for m in MIGRATIONS {
-        let mut tx = store.pool().begin().await?;
+        let mut tx = store.begin_write().await?;
         if store.backend() == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(MIGRATION_LOCK)

@@ -168,7 +168,7 @@ pub async fn create_project(
     let slug = slug.map(str::to_string).unwrap_or_else(|| slugify(name));
     let now = now_ms();
     let key = secret::new_dsn_key();
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     let id: i64 = sqlx::query(
         "INSERT INTO projects (org_id, slug, name, platform, created_at) VALUES ($1, $2, $3, $4, $5)
          RETURNING id",
@@ -279,7 +279,7 @@ pub async fn create_user(store: &Store, email: &str, password: &str, role: Role)
     let email = email.trim().to_lowercase();
     let hash = hash_password(password).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let now = now_ms();
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     let id: i64 = sqlx::query(
         "INSERT INTO users (email, password_hash, role, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
     )

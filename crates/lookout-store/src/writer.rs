@@ -270,7 +270,7 @@ async fn commit_batch(store: &Store, batch: &mut Vec<Submission>) {
 
 /// Applies `writes` in order in one transaction and commits it.
 async fn apply_in_tx(store: &Store, writes: &[&Write]) -> Result<()> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     apply(store, &mut tx, writes).await?;
     tx.commit().await?;
     Ok(())

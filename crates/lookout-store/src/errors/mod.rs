@@ -221,7 +221,7 @@ pub enum StatusChange {
 /// Changes an issue's status and announces it (`issue.resolved`, `issue.ignored`, …).
 pub async fn set_status(store: &Store, id: i64, change: StatusChange) -> Result<Issue> {
     let issue = get_issue(store, id).await?;
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     let (status, event) = match &change {
         StatusChange::Unresolve => ("unresolved", "issue.unresolved"),
         StatusChange::Resolve => ("resolved", "issue.resolved"),
@@ -262,7 +262,7 @@ pub async fn set_status(store: &Store, id: i64, change: StatusChange) -> Result<
 /// merged issues point at the target (a later event for one of their hashes lands in the target).
 pub async fn merge(store: &Store, target: i64, others: &[i64]) -> Result<Issue> {
     let t = get_issue(store, target).await?;
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     for &o in others.iter().filter(|o| **o != target) {
         let other =
             sqlx::query("SELECT project_id FROM issues WHERE id = $1 AND merged_into IS NULL")

@@ -44,7 +44,10 @@ impl ErrorProcessor {
             store,
             owner: owner.to_string(),
             batch: 500,
-            lease_ms: 30_000,
+            // Renewed on every poll (at least every 100 ms), so a short lease costs nothing and
+            // lets a restarted or surviving replica resume within seconds of a crash. A batch that
+            // outlives it is fenced at the cursor advance and rolled back, never applied twice.
+            lease_ms: 5_000,
         }
     }
 
@@ -65,7 +68,7 @@ impl ErrorProcessor {
             return Ok(0);
         };
         let started = std::time::Instant::now();
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let mut announcements = Vec::new();
         let mut per_issue: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
         for r in &rows {

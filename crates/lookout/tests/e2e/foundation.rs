@@ -1,11 +1,7 @@
-//! End-to-end tests of the real `lookout` binary, on SQLite and on PostgreSQL.
-//!
-//! Each test starts `lookout serve` on free ports with a temp data dir (and, for PostgreSQL, a
-//! fresh database) through `lookout-testkit`, and talks to it over HTTP like any client would.
+//! End-to-end tests of the foundation: start-up, API, roles, durability, CLI, configuration.
 
 use std::collections::HashSet;
 use std::io::Write as _;
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,26 +10,9 @@ use lookout_testkit::{Backend, TestServer};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_lookout"))
-}
+use crate::{bin, json_of};
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await }
-            )*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Postgres).await }
-            )*
-        }
-    };
-}
-
-both!(
+crate::both!(
     starts_ready_with_a_default_project_and_its_dsn,
     roles_are_enforced_on_every_api_route,
     bad_input_gets_a_clear_json_4xx,
@@ -43,11 +22,6 @@ both!(
     the_cli_creates_users_and_tokens_the_server_accepts,
     metrics_cover_requests_storage_and_jobs,
 );
-
-async fn json_of(r: reqwest::Response) -> (StatusCode, Value) {
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
 
 async fn starts_ready_with_a_default_project_and_its_dsn(backend: Backend) {
     let s = TestServer::start(bin(), backend).await;

@@ -1,0 +1,41 @@
+//! End-to-end tests of the real `lookout` binary, on SQLite and on PostgreSQL.
+//!
+//! One test binary (one link on a 2-core machine), a module per capability. Each test starts
+//! `lookout serve` on free ports with a temp data dir (and, for PostgreSQL, a fresh database)
+//! through `lookout-testkit`, and talks to it over HTTP like any client would.
+
+use std::path::Path;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+mod errors;
+mod foundation;
+
+/// The binary under test.
+pub fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_lookout"))
+}
+
+/// Status and JSON body (`null` when the body is not JSON).
+pub async fn json_of(r: reqwest::Response) -> (StatusCode, Value) {
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Generates `sqlite::name` and `postgres::name` tests from `async fn name(Backend)`.
+#[macro_export]
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(lookout_testkit::Backend::Sqlite).await }
+            )*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(lookout_testkit::Backend::Postgres).await }
+            )*
+        }
+    };
+}
