@@ -6,54 +6,16 @@ than skip, so CI cannot pass without a real browser.
 """
 
 import os
-import pathlib
-import shutil
-import subprocess
-import tempfile
-import threading
+import sys
 
 import pytest
 from playwright.sync_api import sync_playwright
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-ADMIN_EMAIL = "admin@example.com"
-ADMIN_PASSWORD = "correct horse battery"
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from harness import ADMIN_EMAIL, ADMIN_PASSWORD, Server  # noqa: E402
 
-
-def lookout_bin():
-    target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
-    path = os.environ.get("LOOKOUT_BIN", os.path.join(target, "debug", "lookout"))
-    assert os.path.exists(path), f"{path} is missing: run `cargo build` first"
-    return path
-
-
-class Server:
-    """A running `lookout serve` on a temp data dir, reading its banner for the URLs."""
-
-    def __init__(self, env_extra=None):
-        self.dir = tempfile.mkdtemp(prefix="lookout-browser-")
-        env = {"PATH": os.environ.get("PATH", ""), "RUST_LOG": "warn"}
-        env.update(env_extra or {})
-        self.proc = subprocess.Popen(
-            [lookout_bin(), "serve", "--data-dir", self.dir, "--listen", "127.0.0.1:0", "--otlp-listen", "127.0.0.1:0"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        self.url = None
-        self.log = []
-        for line in self.proc.stdout:
-            self.log.append(line)
-            if "UI and API:" in line:
-                self.url = line.split()[-1]
-            if "DSN:" in line:
-                break
-        assert self.url, "lookout did not start:\n" + "".join(self.log)
-        # Keep reading so the server never blocks on a full pipe.
-        threading.Thread(target=lambda: [self.log.append(l) for l in self.proc.stdout], daemon=True).start()
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=15)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from browser_support import Watched  # noqa: E402
 
 @pytest.fixture()
 def server():
@@ -79,21 +41,6 @@ def browser():
             "--disable-background-networking", "--disable-component-update", "--disable-sync"])
         yield b
         b.close()
-
-
-class Watched:
-    """A page that records console errors and every HTTP answer >= 400."""
-
-    def __init__(self, browser, **context_args):
-        self.context = browser.new_context(**context_args)
-        self.page = self.context.new_page()
-        self.problems = []
-        self.page.on("console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"))
-        self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
-        self.page.on("response", lambda r: r.status >= 400 and self.problems.append(f"HTTP {r.status} {r.url}"))
-
-    def close(self):
-        self.context.close()
 
 
 @pytest.fixture()

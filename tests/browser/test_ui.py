@@ -1,8 +1,12 @@
 """The web UI in a real browser: login, every navigation entry, setup, settings, phone layout."""
 
 import os
+import sys
 
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Watched
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from browser_support import Watched  # noqa: E402
+from harness import ADMIN_EMAIL, ADMIN_PASSWORD  # noqa: E402
 
 SHOTS = os.environ.get("LOOKOUT_SCREENSHOTS")
 
@@ -106,7 +110,7 @@ def test_settings_create_project_switch_to_it_and_mint_a_token(server, watched):
     api = page.request.get(server.url + "/api/v1/me", headers={"Authorization": "Bearer " + token})
     assert api.status == 200 and api.json()["role"] == "viewer"
     with page.expect_navigation():
-        page.click("form[action$='/revoke'] button")
+        page.click("tr:has(td:text-is('ci')) form[action$='/revoke'] button")
     assert "Token ci revoked." in page.inner_text("[role=status]")
     api = page.request.get(server.url + "/api/v1/me", headers={"Authorization": "Bearer " + token})
     assert api.status == 401

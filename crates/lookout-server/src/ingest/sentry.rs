@@ -177,7 +177,33 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Counts every ingest request by endpoint, content encoding and answer, then answers it.
 async fn ingest(
+    state: &AppState,
+    endpoint: Endpoint,
+    project: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, Refusal> {
+    let result = ingest_inner(state, endpoint, project, query, headers, body).await;
+    let status = match &result {
+        Ok(r) => r.status().as_u16(),
+        Err(Refusal(s, _)) => s.as_u16(),
+    };
+    let encoding = header_str(headers, "content-encoding")
+        .map(|e| e.trim().to_ascii_lowercase())
+        .filter(|e| !e.is_empty())
+        .unwrap_or_else(|| "identity".into());
+    let endpoint = match endpoint {
+        Endpoint::Envelope => "envelope",
+        Endpoint::Store => "store",
+    };
+    metrics::counter!("lookout_ingest_requests_total", "endpoint" => endpoint, "encoding" => encoding, "status" => status.to_string()).increment(1);
+    result
+}
+
+async fn ingest_inner(
     state: &AppState,
     endpoint: Endpoint,
     project: &str,

@@ -1,0 +1,16 @@
+"""Fixtures for the real-SDK tests: a fresh Lookout server per test."""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from harness import Server  # noqa: E402
+
+
+@pytest.fixture()
+def server():
+    s = Server()
+    yield s
+    s.stop()
