@@ -224,11 +224,30 @@ async fn bootstrap_admin(store: &Store, cfg: &ServeConfig) -> Result<(), ServeEr
     Ok(())
 }
 
-/// The scheduler with the foundation's own periodic jobs: expired sessions and finished jobs
-/// are deleted hourly. Capabilities register theirs the same way.
+/// The scheduler with the built-in periodic jobs: expired sessions and finished jobs are deleted
+/// hourly, error-event retention every ten minutes. Capabilities register theirs the same way.
 async fn maintenance_scheduler(store: Store, replica: &str) -> Result<Scheduler, ServeError> {
     jobs::ensure_periodic(&store, "sessions.cleanup", "sessions.cleanup", 3_600_000).await?;
     jobs::ensure_periodic(&store, "jobs.cleanup", "jobs.cleanup", 3_600_000).await?;
+    jobs::ensure_periodic(&store, "errors.retention", "errors.retention", 600_000).await?;
+    let retention: JobHandler = {
+        let store = store.clone();
+        Arc::new(move |_| {
+            let store = store.clone();
+            Box::pin(async move {
+                let r = lookout_store::errors::enforce_retention(&store)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(
+                    events = r.events,
+                    issues = r.issues,
+                    inbox_items = r.inbox_items,
+                    "Retention enforced."
+                );
+                Ok(())
+            })
+        })
+    };
     let sessions: JobHandler = {
         let store = store.clone();
         Arc::new(move |_| {
@@ -258,5 +277,6 @@ async fn maintenance_scheduler(store: Store, replica: &str) -> Result<Scheduler,
     };
     Ok(Scheduler::new(store, replica, SchedulerConfig::default())
         .handle("sessions.cleanup", sessions)
-        .handle("jobs.cleanup", finished))
+        .handle("jobs.cleanup", finished)
+        .handle("errors.retention", retention))
 }

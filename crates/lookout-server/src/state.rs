@@ -42,6 +42,7 @@ struct Inner {
     writes: WriteQueue,
     settings: HttpSettings,
     metrics: PrometheusHandle,
+    ingest_limits: crate::ingest::sentry::RateLimiter,
 }
 
 impl AppState {
@@ -58,6 +59,7 @@ impl AppState {
                 writes,
                 settings,
                 metrics,
+                ingest_limits: Default::default(),
             }),
         }
     }
@@ -72,6 +74,10 @@ impl AppState {
     /// HTTP settings.
     pub fn settings(&self) -> &HttpSettings {
         &self.inner.settings
+    }
+    /// Per-project ingest rate limits of this process.
+    pub fn ingest_limits(&self) -> &crate::ingest::sentry::RateLimiter {
+        &self.inner.ingest_limits
     }
     /// The Prometheus recorder's handle.
     pub fn metrics(&self) -> &PrometheusHandle {

@@ -29,10 +29,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_errors.sql"),
         postgres: include_str!("../migrations/postgres/0002_errors.sql"),
     },
+    Migration {
+        version: 3,
+        name: "project_limits",
+        sqlite: include_str!("../migrations/sqlite/0003_project_limits.sql"),
+        postgres: include_str!("../migrations/postgres/0003_project_limits.sql"),
+    },
 ];
 
 /// The schema version this build expects (the newest migration).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The advisory-lock key that serialises migrations across replicas ("lkmigr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c6b_6d69_6772;

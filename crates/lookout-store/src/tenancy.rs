@@ -45,6 +45,25 @@ pub struct Project {
     pub public_key: Option<String>,
     /// Created, ms since the epoch.
     pub created_at: i64,
+    /// Error events older than this many days are deleted.
+    pub retention_days: i64,
+    /// At most this many error events are kept; the oldest go first.
+    pub max_events: i64,
+    /// Events accepted per minute before ingest answers 429; `None`: no limit.
+    pub rate_limit_per_minute: Option<i64>,
+}
+
+/// Changes to a project; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectChanges {
+    /// New display name.
+    pub name: Option<String>,
+    /// New retention in days.
+    pub retention_days: Option<i64>,
+    /// New event cap.
+    pub max_events: Option<i64>,
+    /// New rate limit: `Some(None)` turns it off.
+    pub rate_limit_per_minute: Option<Option<i64>>,
 }
 
 /// A user who logs into the UI.
@@ -206,10 +225,14 @@ pub async fn create_project(
         platform: platform.map(str::to_string),
         public_key: Some(key),
         created_at: now,
+        retention_days: 90,
+        max_events: 1_000_000,
+        rate_limit_per_minute: None,
     })
 }
 
 const PROJECT_COLUMNS: &str = "p.id, p.org_id, p.slug, p.name, p.platform, p.created_at,
+    p.retention_days, p.max_events, p.rate_limit_per_minute,
     (SELECT k.public_key FROM project_keys k WHERE k.project_id = p.id AND k.revoked_at IS NULL
      ORDER BY k.id DESC LIMIT 1) AS public_key";
 
@@ -222,7 +245,28 @@ fn project_from_row(r: &AnyRow) -> Result<Project> {
         platform: r.try_get("platform")?,
         public_key: r.try_get("public_key")?,
         created_at: r.try_get("created_at")?,
+        retention_days: r.try_get("retention_days")?,
+        max_events: r.try_get("max_events")?,
+        rate_limit_per_minute: r.try_get("rate_limit_per_minute")?,
     })
+}
+
+/// Applies changes to a project and returns it.
+pub async fn update_project(store: &Store, id: i64, c: &ProjectChanges) -> Result<Project> {
+    let current = get_project(store, id).await?;
+    let rate = match c.rate_limit_per_minute {
+        Some(v) => v,
+        None => current.rate_limit_per_minute,
+    };
+    sqlx::query("UPDATE projects SET name = $1, retention_days = $2, max_events = $3, rate_limit_per_minute = $4 WHERE id = $5")
+        .bind(c.name.clone().unwrap_or(current.name))
+        .bind(c.retention_days.unwrap_or(current.retention_days))
+        .bind(c.max_events.unwrap_or(current.max_events))
+        .bind(rate)
+        .bind(id)
+        .execute(store.pool())
+        .await?;
+    get_project(store, id).await
 }
 
 /// Projects in id order.
@@ -252,13 +296,24 @@ pub async fn get_project(store: &Store, id: i64) -> Result<Project> {
 
 /// The project an active DSN public key belongs to (the ingest endpoints' authentication).
 pub async fn project_for_key(store: &Store, public_key: &str) -> Result<Option<i64>> {
+    Ok(ingest_settings_for_key(store, public_key)
+        .await?
+        .map(|(id, _)| id))
+}
+
+/// The project of an active DSN key and its ingest rate limit (events per minute), in one query.
+pub async fn ingest_settings_for_key(
+    store: &Store,
+    public_key: &str,
+) -> Result<Option<(i64, Option<i64>)>> {
     let row = sqlx::query(
-        "SELECT project_id FROM project_keys WHERE public_key = $1 AND revoked_at IS NULL",
+        "SELECT k.project_id, p.rate_limit_per_minute FROM project_keys k JOIN projects p ON p.id = k.project_id
+         WHERE k.public_key = $1 AND k.revoked_at IS NULL",
     )
     .bind(public_key)
     .fetch_optional(store.pool())
     .await?;
-    Ok(row.map(|r| r.try_get(0)).transpose()?)
+    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
 }
 
 // ---------------------------------------------------------------- users and sessions

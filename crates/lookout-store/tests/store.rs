@@ -72,6 +72,7 @@ both!(
     three_schedulers_run_each_job_exactly_once,
     a_crashed_schedulers_job_is_taken_over_after_its_lease,
     three_consumers_apply_each_event_exactly_once_in_order,
+    retention_bounds_events_by_age_and_count,
 );
 
 async fn migrations_are_idempotent_and_versioned(f: Fixture) {
@@ -696,5 +697,78 @@ async fn a_full_queue_refuses_writes_instead_of_growing() {
     assert_eq!(
         n, acked,
         "every acknowledged write is stored, and nothing else"
+    );
+}
+
+async fn retention_bounds_events_by_age_and_count(f: Fixture) {
+    use lookout_store::errors::{
+        self,
+        process::{ingest_writes, ErrorProcessor},
+    };
+    let (project, _) = tenancy::ensure_default_project(&f.store).await.unwrap();
+    let writer = Writer::start(f.store.clone(), WriterConfig::default());
+    let now = lookout_core::time::now_ms();
+    let mut items = Vec::new();
+    for i in 0..30 {
+        let ty = if i < 20 { "Flood" } else { "Rare" };
+        let ev = json!({"event_id": format!("{i:032x}"), "level": "error", "platform": "python",
+            "exception": {"values": [{"type": ty, "value": "x"}]}});
+        items.push((
+            "event".to_string(),
+            Some(format!("{i:032x}")),
+            ev.to_string(),
+        ));
+    }
+    writer
+        .queue()
+        .write(ingest_writes(project.id, now, items, Vec::new()))
+        .await
+        .unwrap();
+    writer.shutdown().await;
+    let p = ErrorProcessor::new(f.store.clone(), "t");
+    while p.poll_once().await.unwrap() > 0 {}
+    let count = |sql: &'static str| {
+        let store = f.store.clone();
+        async move {
+            sqlx::query(sql)
+                .fetch_one(store.pool())
+                .await
+                .unwrap()
+                .get::<i64, _>(0)
+        }
+    };
+    assert_eq!(count("SELECT COUNT(*) FROM error_events").await, 30);
+    // The grouped inbox items go at once; a count cap of 25 drops the 5 oldest events.
+    tenancy::update_project(
+        &f.store,
+        project.id,
+        &tenancy::ProjectChanges {
+            max_events: Some(25),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let r = errors::enforce_retention(&f.store).await.unwrap();
+    assert_eq!((r.events, r.inbox_items), (5, 30));
+    assert_eq!(count("SELECT COUNT(*) FROM error_events").await, 25);
+    // Age: the Rare issue's events are made 100 days old; they and their issue go.
+    sqlx::query("UPDATE error_events SET timestamp = $1 WHERE title LIKE 'Rare%'")
+        .bind(now - 100 * 86_400_000)
+        .execute(f.store.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE issues SET last_seen = $1 WHERE title LIKE 'Rare%'")
+        .bind(now - 100 * 86_400_000)
+        .execute(f.store.pool())
+        .await
+        .unwrap();
+    let r = errors::enforce_retention(&f.store).await.unwrap();
+    assert_eq!((r.events, r.issues), (10, 1));
+    assert_eq!(count("SELECT COUNT(*) FROM issues").await, 1);
+    assert_eq!(count("SELECT COUNT(*) FROM error_events").await, 15);
+    assert_eq!(
+        errors::enforce_retention(&f.store).await.unwrap(),
+        errors::RetentionReport::default()
     );
 }

@@ -102,7 +102,7 @@ impl Modify for Security {
 pub fn router() -> Router<AppState> {
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(projects::list, projects::create))
-        .routes(routes!(projects::get_one))
+        .routes(routes!(projects::get_one, projects::update))
         .routes(routes!(activity::list_markers, activity::create_marker))
         .routes(routes!(activity::list_events))
         .routes(routes!(issues::list))

@@ -31,6 +31,12 @@ pub struct ProjectView {
     pub public_key: Option<String>,
     /// Creation time, RFC 3339.
     pub created_at: String,
+    /// Error events older than this many days are deleted.
+    pub retention_days: i64,
+    /// At most this many error events are kept.
+    pub max_events: i64,
+    /// Events accepted per minute before ingest answers 429; null: no limit.
+    pub rate_limit_per_minute: Option<i64>,
 }
 
 impl ProjectView {
@@ -43,6 +49,9 @@ impl ProjectView {
             platform: p.platform,
             public_key: p.public_key,
             created_at: iso(p.created_at),
+            retention_days: p.retention_days,
+            max_events: p.max_events,
+            rate_limit_per_minute: p.rate_limit_per_minute,
         }
     }
 }
@@ -137,5 +146,75 @@ pub async fn get_one(
             lookout_store::StoreError::NotFound => ApiError::NotFound("project"),
             e => e.into(),
         })?;
+    Ok(Json(ProjectView::new(p, state.settings())))
+}
+
+/// Changes to a project; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ProjectUpdate {
+    /// Display name, 1 to 100 characters.
+    pub name: Option<String>,
+    /// Keep error events this many days (1 to 3650).
+    pub retention_days: Option<i64>,
+    /// Keep at most this many error events (10 to 100,000,000).
+    pub max_events: Option<i64>,
+    /// Events accepted per minute before 429; 0 turns the limit off.
+    pub rate_limit_per_minute: Option<i64>,
+}
+
+/// Changes a project's name, retention or ingest rate limit (member).
+#[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects",
+    params(("id" = i64, Path, description = "Project id")), request_body = ProjectUpdate,
+    responses((status = 200, body = ProjectView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<ProjectUpdate>,
+) -> ApiResult<Json<ProjectView>> {
+    who.require(Role::Member)?;
+    let name = body.name.as_deref().map(str::trim).map(str::to_string);
+    if name
+        .as_deref()
+        .is_some_and(|n| n.is_empty() || n.chars().count() > 100)
+    {
+        return Err(ApiError::Validation(
+            "name must be 1 to 100 characters".into(),
+        ));
+    }
+    if body
+        .retention_days
+        .is_some_and(|d| !(1..=3650).contains(&d))
+    {
+        return Err(ApiError::Validation(
+            "retention_days must be 1 to 3650".into(),
+        ));
+    }
+    if body
+        .max_events
+        .is_some_and(|m| !(10..=100_000_000).contains(&m))
+    {
+        return Err(ApiError::Validation(
+            "max_events must be 10 to 100000000".into(),
+        ));
+    }
+    if body.rate_limit_per_minute.is_some_and(|r| r < 0) {
+        return Err(ApiError::Validation(
+            "rate_limit_per_minute must be 0 (off) or more".into(),
+        ));
+    }
+    let changes = tenancy::ProjectChanges {
+        name,
+        retention_days: body.retention_days,
+        max_events: body.max_events,
+        rate_limit_per_minute: body.rate_limit_per_minute.map(|r| (r > 0).then_some(r)),
+    };
+    let p = tenancy::update_project(state.store(), id, &changes)
+        .await
+        .map_err(|e| match e {
+            lookout_store::StoreError::NotFound => ApiError::NotFound("project"),
+            e => e.into(),
+        })?;
+    tracing::info!(project = id, "Project settings changed.");
     Ok(Json(ProjectView::new(p, state.settings())))
 }

@@ -29,8 +29,56 @@ pub const MAX_ATTACHMENT_BYTES: usize = 20 * 1024 * 1024;
 /// Largest session, check-in or client-report item.
 const MAX_SMALL_ITEM_BYTES: usize = 100 * 1024;
 
+/// Per-project ingest rate limits: a fixed one-minute window per project, counted in this
+/// process. With several replicas each enforces the limit on its share of the traffic, which is
+/// how Relay's per-instance quotas behave too; the limit is a guard against floods, not billing.
+#[derive(Default)]
+pub struct RateLimiter {
+    windows: std::sync::Mutex<std::collections::HashMap<i64, (i64, i64)>>,
+}
+
+impl RateLimiter {
+    /// Counts one event for `project`; `Some(seconds until the window ends)` if over `limit`.
+    fn over(&self, project: i64, limit: i64, now: i64) -> Option<i64> {
+        let window = now / 60_000;
+        let mut w = self
+            .windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = w.entry(project).or_insert((window, 0));
+        if entry.0 != window {
+            *entry = (window, 0);
+        }
+        if entry.1 >= limit {
+            return Some(((window + 1) * 60_000 - now + 999) / 1000);
+        }
+        entry.1 += 1;
+        None
+    }
+}
+
 /// An ingest refusal, answered the way Sentry answers it.
 struct Refusal(StatusCode, String);
+
+/// A 429 that tells SDKs how long to hold back which categories.
+fn rate_limited(retry_after: i64) -> Response {
+    tracing::info!(retry_after, "Ingest rate limited.");
+    let mut res = (
+        StatusCode::TOO_MANY_REQUESTS,
+        Json(json!({ "detail": "event submission rejected with_reason: ProjectQuota" })),
+    )
+        .into_response();
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+        h.insert(header::RETRY_AFTER, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{retry_after}:error;default;transaction;security:project:project_quota"
+    )) {
+        h.insert("x-sentry-rate-limits", v);
+    }
+    res
+}
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
@@ -260,8 +308,8 @@ async fn ingest_inner(
             "missing authorization information".into(),
         )
     })?;
-    match tenancy::project_for_key(state.store(), &key).await {
-        Ok(Some(pid)) if pid == project_id => {}
+    let rate_limit = match tenancy::ingest_settings_for_key(state.store(), &key).await {
+        Ok(Some((pid, limit))) if pid == project_id => limit,
         Ok(_) => {
             return Err(Refusal(
                 StatusCode::FORBIDDEN,
@@ -274,6 +322,17 @@ async fn ingest_inner(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "storage unavailable".into(),
             ));
+        }
+    };
+    // Events and transactions count against the project's rate limit; sessions, check-ins and
+    // client reports never do (Sentry never rate-limits check-ins either).
+    let counted = env
+        .items
+        .iter()
+        .any(|i| matches!(i.ty(), "event" | "transaction"));
+    if let (Some(limit), true) = (rate_limit, counted) {
+        if let Some(retry_after) = state.ingest_limits().over(project_id, limit, received) {
+            return Ok(rate_limited(retry_after));
         }
     }
     let clock = Clock {

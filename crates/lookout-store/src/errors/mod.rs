@@ -439,3 +439,74 @@ pub async fn inbox_count(store: &Store, project_id: i64, kind: &str) -> Result<i
             .try_get(0)?,
     )
 }
+
+/// What one retention pass deleted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Error events past a project's age or count limit.
+    pub events: u64,
+    /// Issues with no event left inside the retention window.
+    pub issues: u64,
+    /// Inbox items already grouped, or past the retention age.
+    pub inbox_items: u64,
+}
+
+/// Enforces every project's retention: events older than `retention_days` or beyond the newest
+/// `max_events` go, then issues not seen within the window, attachments and old inbox items.
+/// Inbox items the error processor has already grouped are deleted right away: their content
+/// lives on in `error_events`. This is what keeps the disk bounded.
+pub async fn enforce_retention(store: &Store) -> Result<RetentionReport> {
+    let now = lookout_core::time::now_ms();
+    let mut report = RetentionReport::default();
+    let projects = sqlx::query("SELECT id, retention_days, max_events FROM projects")
+        .fetch_all(store.pool())
+        .await?;
+    for p in &projects {
+        let (id, days, max): (i64, i64, i64) = (p.try_get(0)?, p.try_get(1)?, p.try_get(2)?);
+        let cutoff = now - days.max(1) * 86_400_000;
+        report.events +=
+            sqlx::query("DELETE FROM error_events WHERE project_id = $1 AND timestamp < $2")
+                .bind(id)
+                .bind(cutoff)
+                .execute(store.pool())
+                .await?
+                .rows_affected();
+        // Over the cap: delete everything older than the max_events-th newest event.
+        report.events += sqlx::query(
+            "DELETE FROM error_events WHERE project_id = $1 AND id <= (
+                 SELECT id FROM error_events WHERE project_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
+        )
+        .bind(id)
+        .bind(max.max(0))
+        .execute(store.pool())
+        .await?
+        .rows_affected();
+        report.issues += sqlx::query("DELETE FROM issues WHERE project_id = $1 AND last_seen < $2")
+            .bind(id)
+            .bind(cutoff)
+            .execute(store.pool())
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM attachments WHERE project_id = $1 AND created_at < $2")
+            .bind(id)
+            .bind(cutoff)
+            .execute(store.pool())
+            .await?;
+        report.inbox_items +=
+            sqlx::query("DELETE FROM ingest_items WHERE project_id = $1 AND received_at < $2")
+                .bind(id)
+                .bind(cutoff)
+                .execute(store.pool())
+                .await?
+                .rows_affected();
+    }
+    let grouped_up_to = crate::cursor::position(store, process::CURSOR).await?;
+    report.inbox_items += sqlx::query(
+        "DELETE FROM ingest_items WHERE kind IN ('event', 'client_report') AND seq <= $1",
+    )
+    .bind(grouped_up_to)
+    .execute(store.pool())
+    .await?
+    .rows_affected();
+    Ok(report)
+}

@@ -18,6 +18,7 @@ crate::both!(
     resolve_regress_ignore_and_merge,
     acknowledged_events_survive_kill_9,
     legacy_store_and_dsn_prefixes_work,
+    project_rate_limits_answer_429_with_sentry_headers,
 );
 
 fn key_of(s: &TestServer) -> String {
@@ -753,4 +754,108 @@ async fn legacy_store_and_dsn_prefixes_work(backend: Backend) {
         .find(|i| i["title"] == "legacy client says hi")
         .unwrap();
     assert_eq!(legacy["level"], "warning");
+}
+
+async fn project_rate_limits_answer_429_with_sentry_headers(backend: Backend) {
+    let s = TestServer::start(crate::bin(), backend).await;
+    let key = key_of(&s);
+    let admin = s.admin_client();
+    let (st, bad) = json_of(
+        admin
+            .patch(s.at("/api/v1/projects/1"))
+            .json(&json!({"rate_limit_per_minute": -1}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (st.as_u16(), bad["error"]["code"].as_str()),
+        (422, Some("validation_failed"))
+    );
+    let (st, p) = json_of(
+        admin
+            .patch(s.at("/api/v1/projects/1"))
+            .json(&json!({"rate_limit_per_minute": 3, "retention_days": 30}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 200, "{p}");
+    assert_eq!(
+        (
+            p["rate_limit_per_minute"].as_i64(),
+            p["retention_days"].as_i64()
+        ),
+        (Some(3), Some(30))
+    );
+    let c = reqwest::Client::new();
+    let mut accepted = 0;
+    let mut limited = Vec::new();
+    for _ in 0..8 {
+        let id = new_id();
+        let r = c
+            .post(envelope_url(&s))
+            .header("x-sentry-auth", format!("Sentry sentry_key={key}"))
+            .body(envelope(
+                &id,
+                &exception_event(&id, "E", "v", "f", "r"),
+                None,
+            ))
+            .send()
+            .await
+            .unwrap();
+        match r.status().as_u16() {
+            200 => accepted += 1,
+            429 => limited.push(r),
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    // Three per minute (six if the minute turned during the loop).
+    assert!((3..=6).contains(&accepted), "accepted {accepted}");
+    let r = limited.first().expect("no request was rate limited");
+    let retry: i64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    let limits = r.headers()["x-sentry-rate-limits"].to_str().unwrap();
+    assert!(
+        limits.starts_with(&format!("{retry}:"))
+            && limits.contains("error")
+            && limits.contains(":project:"),
+        "{limits}"
+    );
+    // Check-ins are never rate limited.
+    let checkin = b"{}\n{\"type\":\"check_in\"}\n{\"check_in_id\":\"00000000000000000000000000000000\",\"monitor_slug\":\"nightly\",\"status\":\"ok\"}\n".to_vec();
+    let r = c
+        .post(envelope_url(&s))
+        .header("x-sentry-auth", format!("Sentry sentry_key={key}"))
+        .body(checkin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // 0 turns the limit off.
+    admin
+        .patch(s.at("/api/v1/projects/1"))
+        .json(&json!({"rate_limit_per_minute": 0}))
+        .send()
+        .await
+        .unwrap();
+    let id = new_id();
+    let r = c
+        .post(envelope_url(&s))
+        .header("x-sentry-auth", format!("Sentry sentry_key={key}"))
+        .body(envelope(
+            &id,
+            &exception_event(&id, "E", "v", "f", "r"),
+            None,
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }

@@ -1,0 +1,6 @@
+-- Per-project limits (SQLite): how long and how many error events are kept, and an optional
+-- ingest rate limit in events per minute (NULL: off, the default).
+ALTER TABLE projects ADD COLUMN retention_days INTEGER NOT NULL DEFAULT 90;
+ALTER TABLE projects ADD COLUMN max_events INTEGER NOT NULL DEFAULT 1000000;
+ALTER TABLE projects ADD COLUMN rate_limit_per_minute INTEGER;
+CREATE INDEX error_events_project_time ON error_events (project_id, timestamp);
