@@ -43,6 +43,7 @@ struct Inner {
     settings: HttpSettings,
     metrics: PrometheusHandle,
     ingest_limits: crate::ingest::sentry::RateLimiter,
+    ingest_keys: crate::ingest::sentry::KeyCache,
 }
 
 impl AppState {
@@ -60,6 +61,7 @@ impl AppState {
                 settings,
                 metrics,
                 ingest_limits: Default::default(),
+                ingest_keys: Default::default(),
             }),
         }
     }
@@ -78,6 +80,10 @@ impl AppState {
     /// Per-project ingest rate limits of this process.
     pub fn ingest_limits(&self) -> &crate::ingest::sentry::RateLimiter {
         &self.inner.ingest_limits
+    }
+    /// Recently looked-up DSN keys.
+    pub fn ingest_keys(&self) -> &crate::ingest::sentry::KeyCache {
+        &self.inner.ingest_keys
     }
     /// The Prometheus recorder's handle.
     pub fn metrics(&self) -> &PrometheusHandle {

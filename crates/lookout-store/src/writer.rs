@@ -336,6 +336,51 @@ async fn apply_runs(
     Ok(())
 }
 
+/// Runs `{head} VALUES (…), (…) {tail}` for `rows`, chunked so no statement exceeds the
+/// parameter limits, with the backend's placeholders (see [`insert_rows`] for why SQLite gets `?`).
+pub(crate) async fn multi_row(
+    backend: Backend,
+    tx: &mut Transaction<'static, Any>,
+    head: &str,
+    tail: &str,
+    rows: Vec<Vec<Value>>,
+) -> Result<Vec<sqlx::any::AnyRow>> {
+    let mut out = Vec::new();
+    let width = rows.first().map_or(1, Vec::len).max(1);
+    let per = (2_000 / width).max(1);
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Vec<Value>> = rows.by_ref().take(per).collect();
+        let mut sql = format!("{head} VALUES ");
+        let mut n = 0;
+        for (r, row) in chunk.iter().enumerate() {
+            sql.push_str(if r == 0 { "(" } else { ", (" });
+            for c in 0..row.len() {
+                if c > 0 {
+                    sql.push_str(", ");
+                }
+                n += 1;
+                match backend {
+                    Backend::Sqlite => sql.push('?'),
+                    Backend::Postgres => {
+                        sql.push('$');
+                        sql.push_str(&n.to_string());
+                    }
+                }
+            }
+            sql.push(')');
+        }
+        sql.push(' ');
+        sql.push_str(tail);
+        let mut q = sqlx::query(&sql);
+        for v in chunk.into_iter().flatten() {
+            q = bind(q, v);
+        }
+        out.extend(q.fetch_all(&mut **tx).await?);
+    }
+    Ok(out)
+}
+
 /// One multi-row `INSERT INTO table (cols) VALUES (…), (…)`.
 ///
 /// On SQLite the placeholders are anonymous `?`: sqlx maps `$N` by asking SQLite each parameter's

@@ -227,6 +227,20 @@ async fn bad_input_gets_a_clear_json_4xx(backend: Backend) {
             .body(body)
             .send()
     };
+    // The oversized body goes on its own connection: the server answers 413 before reading it
+    // and closes that connection, which a pooled client could otherwise race on the next call.
+    let oversize_client = {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", s.admin_token).parse().unwrap(),
+        );
+        reqwest::Client::builder()
+            .default_headers(h)
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap()
+    };
     let cases: Vec<(reqwest::Response, u16, &str)> = vec![
         (
             post("/api/v1/projects", "{not json", "application/json")
@@ -328,7 +342,8 @@ async fn bad_input_gets_a_clear_json_4xx(backend: Backend) {
             "not_found",
         ),
         (
-            c.post(s.at("/api/v1/projects"))
+            oversize_client
+                .post(s.at("/api/v1/projects"))
                 .header("content-type", "application/json")
                 .body(vec![b' '; 2 * 1024 * 1024])
                 .send()
