@@ -158,3 +158,53 @@ def test_pages_fit_a_phone_screen(server, browser):
         shot(page, "phone" + path.replace("/", "-"))
     assert w.problems == [], "\n".join(w.problems)
     w.close()
+
+
+def test_errors_list_issue_page_and_resolve(server, watched, tmp_path):
+    """An error sent with the real Python SDK appears in the list; its page shows the stack trace
+    with in-app frames and context lines; Resolve changes its status."""
+    import subprocess
+    import sys as _sys
+    script = (
+        "import sentry_sdk, sys\n"
+        "sentry_sdk.init(dsn=sys.argv[1], release='shop@1.0', environment='prod')\n"
+        "def charge(amount):\n"
+        "    ratio = amount / 0\n"
+        "    return ratio\n"
+        "try:\n"
+        "    charge(5)\n"
+        "except Exception:\n"
+        "    sentry_sdk.capture_exception()\n"
+        "sentry_sdk.flush()\n"
+    )
+    # A real file, run from its own directory as an app would be: the SDK reads the source
+    # lines it sends as context, and marks frames under its working directory as in-app.
+    app = tmp_path / "shop.py"
+    app.write_text(script)
+    subprocess.run([_sys.executable, str(app), server.dsn], check=True, timeout=60, cwd=tmp_path)
+    server.wait_issues(lambda i: len(i) == 1)
+    page = watched.page
+    log_in(page, server.url)
+    page.goto(server.url + "/errors")
+    row = page.locator("table.issues a.issue-title")
+    assert row.inner_text() == "ZeroDivisionError: division by zero"
+    assert page.locator("table.issues svg.spark rect").count() == 24
+    page.fill("#q", "nothing-matches-this")
+    with page.expect_navigation():
+        page.click("form.filters button")
+    assert "No issue matches these filters." in page.inner_text("main")
+    page.goto(server.url + "/errors?environment=prod")
+    with page.expect_navigation():
+        page.click("table.issues a.issue-title")
+    assert "ZeroDivisionError" in page.inner_text("h1")
+    top = page.locator("li.frame.in-app").first
+    assert "charge" in top.inner_text() and "ratio = amount / 0" in top.locator("pre.ctx .hl").inner_text()
+    assert page.locator("li.frame.in-app").count() >= 2
+    assert "shop@1.0" in page.inner_text("aside")
+    shot(page, "issue")
+    with page.expect_navigation():
+        page.click("form[action$='/status'] button:text-is('Resolve')")
+    assert "resolved" in page.inner_text(".stats")
+    page.goto(server.url + "/errors")
+    assert "No issue matches" in page.inner_text("main"), "a resolved issue must leave the default list"
+    assert watched.problems == [], "\n".join(watched.problems)

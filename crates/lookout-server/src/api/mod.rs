@@ -11,6 +11,7 @@ mod tokens;
 mod users;
 
 pub use activity::MarkerView;
+pub use issues::IssueView;
 pub use projects::ProjectView;
 pub use tokens::TokenView;
 pub use users::{validate_new_user, UserView};

@@ -270,6 +270,28 @@ pub fn bar_chart(title: &str, bars: &[Bar]) -> String {
     svg
 }
 
+/// A small inline bar sparkline (no axes) of `values`, with the total as its tooltip.
+pub fn sparkline(values: &[f64], label: &str) -> String {
+    let max = values.iter().copied().fold(0.0, f64::max).max(1.0);
+    let w = 2.0 * values.len().max(1) as f64;
+    let mut svg = format!(
+        r#"<svg class="spark" viewBox="0 0 {w} 20" width="{w}" height="20" role="img" aria-label="{}"><title>{}</title>"#,
+        esc(label),
+        esc(label)
+    );
+    for (i, v) in values.iter().enumerate() {
+        let h = (18.0 * v / max).max(if *v > 0.0 { 1.0 } else { 0.0 });
+        let _ = write!(
+            svg,
+            r#"<rect x="{}" y="{:.1}" width="1.6" height="{h:.1}"/>"#,
+            i * 2,
+            20.0 - h
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
@@ -341,6 +363,14 @@ mod tests {
             filled,
             vec![(0, 0.0), (hour, 0.0), (2 * hour, 5.0), (3 * hour, 0.0)]
         );
+    }
+
+    #[test]
+    fn sparklines_scale_and_escape() {
+        let s = sparkline(&[0.0, 2.0, 4.0], "6 events <24h>");
+        assert_eq!(s.matches("<rect").count(), 3);
+        assert!(s.contains(r#"height="18.0""#) && s.contains(r#"height="9.0""#));
+        assert!(s.contains("&lt;24h&gt;"));
     }
 
     #[test]

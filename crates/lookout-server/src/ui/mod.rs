@@ -7,6 +7,7 @@
 
 mod assets;
 pub mod chart;
+mod errors;
 mod pages;
 
 use axum::extract::FromRequestParts;
@@ -64,8 +65,14 @@ pub fn router() -> Router<AppState> {
             post(pages::settings_revoke_token),
         )
         .route("/settings/users", post(pages::settings_create_user))
+        .route("/errors", get(errors::list))
+        .route("/errors/issues/{id}", get(errors::issue))
+        .route("/errors/issues/{id}/status", post(errors::set_status))
         .merge(assets::router());
-    for s in SECTIONS.iter().filter(|s| !s.summary.is_empty()) {
+    for s in SECTIONS
+        .iter()
+        .filter(|s| !s.summary.is_empty() && s.href != "/errors")
+    {
         r = r.route(s.href, get(pages::capability));
     }
     r
@@ -150,7 +157,7 @@ pub fn safe_next(next: &str) -> &str {
 }
 
 /// Percent-encodes a query value (only what a path and query can contain needs it).
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {

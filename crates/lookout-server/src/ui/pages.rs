@@ -22,30 +22,30 @@ use lookout_store::{events, markers, Cursor, StoreError};
 
 /// A navigation entry as rendered.
 pub struct NavItem {
-    href: &'static str,
-    label: &'static str,
-    current: bool,
+    pub(crate) href: &'static str,
+    pub(crate) label: &'static str,
+    pub(crate) current: bool,
 }
 
 /// A project in the switcher.
 pub struct ProjectOption {
-    id: i64,
-    name: String,
+    pub(crate) id: i64,
+    pub(crate) name: String,
 }
 
 /// What the layout (`base.html`) needs on every page.
 pub struct PageCtx {
-    path: String,
-    projects: Vec<ProjectOption>,
-    project_id: i64,
-    email: String,
-    role: String,
-    csrf: String,
-    nav: Vec<NavItem>,
+    pub(crate) path: String,
+    pub(crate) projects: Vec<ProjectOption>,
+    pub(crate) project_id: i64,
+    pub(crate) email: String,
+    pub(crate) role: String,
+    pub(crate) csrf: String,
+    pub(crate) nav: Vec<NavItem>,
 }
 
 /// Loads the layout context: the user, the projects, and the selected project.
-async fn page_ctx(
+pub(crate) async fn page_ctx(
     state: &AppState,
     session: &Session,
     headers: &HeaderMap,
@@ -90,7 +90,7 @@ async fn page_ctx(
     })
 }
 
-fn render(t: &impl Template) -> Response {
+pub(crate) fn render(t: &impl Template) -> Response {
     match t.render() {
         Ok(html) => Html(html).into_response(),
         Err(e) => ui_error(e),

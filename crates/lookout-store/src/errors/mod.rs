@@ -510,3 +510,43 @@ pub async fn enforce_retention(store: &Store) -> Result<RetentionReport> {
     .rows_affected();
     Ok(report)
 }
+
+/// Events per bucket for each of `issue_ids` since `since` (for sparklines): (issue, bucket start, count).
+pub async fn issue_histograms(
+    store: &Store,
+    issue_ids: &[i64],
+    since: i64,
+    bucket_ms: i64,
+) -> Result<Vec<(i64, i64, i64)>> {
+    if issue_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = issue_ids.iter().map(i64::to_string).collect();
+    // The ids are integers from our own query, so inlining them is safe and keeps one statement.
+    let sql = format!(
+        "SELECT issue_id, (timestamp / $2) * $2 AS bucket, COUNT(*) FROM error_events
+         WHERE issue_id IN ({}) AND timestamp >= $1 GROUP BY issue_id, bucket",
+        list.join(", ")
+    );
+    let rows = sqlx::query(&sql)
+        .bind(since)
+        .bind(bucket_ms)
+        .fetch_all(store.pool())
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect()
+}
+
+/// The values of a tag seen in a project's issues (for filter menus), most frequent first.
+pub async fn project_tag_values(store: &Store, project_id: i64, key: &str) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT t.value FROM issue_tags t JOIN issues i ON i.id = t.issue_id
+         WHERE i.project_id = $1 AND t.key = $2 GROUP BY t.value ORDER BY SUM(t.times_seen) DESC LIMIT 50",
+    )
+    .bind(project_id)
+    .bind(key)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+}
