@@ -259,13 +259,16 @@ pub struct CrumbView {
     message: String,
 }
 
+/// A tag value, its count and its share of the key's events in percent.
+type TagShare = (String, i64, u32);
+
 #[derive(Template)]
 #[template(path = "issue.html")]
 struct IssuePage {
     title: String,
     ctx: PageCtx,
     issue: crate::api::IssueView,
-    tags: Vec<(String, Vec<(String, i64, u32)>)>,
+    tags: Vec<(String, Vec<TagShare>)>,
     event_id: String,
     event_time: String,
     message: String,
