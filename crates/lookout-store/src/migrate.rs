@@ -35,10 +35,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_project_limits.sql"),
         postgres: include_str!("../migrations/postgres/0003_project_limits.sql"),
     },
+    Migration {
+        version: 4,
+        name: "release_health",
+        sqlite: include_str!("../migrations/sqlite/0004_release_health.sql"),
+        postgres: include_str!("../migrations/postgres/0004_release_health.sql"),
+    },
 ];
 
 /// The schema version this build expects (the newest migration).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The advisory-lock key that serialises migrations across replicas ("lkmigr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c6b_6d69_6772;

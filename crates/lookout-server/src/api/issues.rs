@@ -354,3 +354,69 @@ pub async fn event(
         next_event_id: e.next_event_id,
     }))
 }
+
+/// One release with its error and session health.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReleaseView {
+    /// Release name.
+    pub release: String,
+    /// Error events seen in it.
+    pub events: i64,
+    /// Issues first seen in it.
+    pub new_issues: i64,
+    /// Sessions started.
+    pub sessions: i64,
+    /// Sessions that crashed.
+    pub crashed: i64,
+    /// Sessions that ended with errors.
+    pub errored: i64,
+    /// Percent of sessions without a crash; null without sessions.
+    pub crash_free_percent: Option<f64>,
+    /// Last activity, RFC 3339.
+    pub last_seen: String,
+}
+
+/// Releases list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReleaseList {
+    /// Releases, most recently active first (at most 200).
+    pub items: Vec<ReleaseView>,
+}
+
+/// Filter of the releases list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReleaseParams {
+    /// Only sessions of this environment.
+    pub environment: Option<String>,
+}
+
+/// A project's releases with events, new issues and session health (crash-free rate).
+#[utoipa::path(get, path = "/api/v1/projects/{id}/releases", tag = "errors",
+    params(("id" = i64, Path, description = "Project id"), ReleaseParams),
+    responses((status = 200, body = ReleaseList), (status = 404, body = ErrorBody)))]
+pub async fn releases(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(f): ApiQuery<ReleaseParams>,
+) -> ApiResult<Json<ReleaseList>> {
+    tenancy::get_project(state.store(), id)
+        .await
+        .map_err(not_found("project"))?;
+    let items = errors::health::releases(state.store(), id, f.environment.as_deref())
+        .await?
+        .into_iter()
+        .map(|r| ReleaseView {
+            release: r.release,
+            events: r.events,
+            new_issues: r.new_issues,
+            sessions: r.sessions,
+            crashed: r.crashed,
+            errored: r.errored,
+            crash_free_percent: r.crash_free_percent,
+            last_seen: iso(r.last_seen),
+        })
+        .collect();
+    Ok(Json(ReleaseList { items }))
+}

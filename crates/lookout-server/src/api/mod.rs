@@ -107,6 +107,7 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(activity::list_markers, activity::create_marker))
         .routes(routes!(activity::list_events))
         .routes(routes!(issues::list))
+        .routes(routes!(issues::releases))
         .routes(routes!(issues::get_one, issues::update))
         .routes(routes!(issues::merge))
         .routes(routes!(issues::events))

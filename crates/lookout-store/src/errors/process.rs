@@ -102,7 +102,17 @@ impl ErrorProcessor {
                     }
                 },
                 "client_report" => count_client_report(&mut tx, project_id, &payload).await?,
-                // Transactions, check-ins and sessions wait in the inbox for their own consumers.
+                "session" | "sessions" => {
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&payload) {
+                        super::health::apply(
+                            &mut tx,
+                            project_id,
+                            &super::health::deltas(&kind, &v, received_at),
+                        )
+                        .await?;
+                    }
+                }
+                // Transactions and check-ins wait in the inbox for their own consumers.
                 _ => {}
             }
         }

@@ -19,6 +19,7 @@ crate::both!(
     acknowledged_events_survive_kill_9,
     legacy_store_and_dsn_prefixes_work,
     project_rate_limits_answer_429_with_sentry_headers,
+    release_health_counts_sessions_and_new_issues,
 );
 
 fn key_of(s: &TestServer) -> String {
@@ -869,4 +870,107 @@ async fn project_rate_limits_answer_429_with_sentry_headers(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+async fn release_health_counts_sessions_and_new_issues(backend: Backend) {
+    let s = TestServer::start(crate::bin(), backend).await;
+    let key = key_of(&s);
+    let c = reqwest::Client::new();
+    let post = |body: Vec<u8>| {
+        c.post(envelope_url(&s))
+            .header("x-sentry-auth", format!("Sentry sentry_key={key}"))
+            .body(body)
+            .send()
+    };
+    let item = |kind: &str, v: Value| format!("{{}}\n{{\"type\":\"{kind}\"}}\n{v}\n").into_bytes();
+    let started = "2026-11-28T12:00:00Z";
+    // Two sessions of 2.0 start; one crashes, one exits after handled errors; an ongoing update
+    // in between must not count twice. A server-mode aggregate adds ten sessions of 2.1.
+    for v in [
+        json!({"sid": "a", "init": true, "status": "ok", "started": started, "attrs": {"release": "app@2.0", "environment": "prod"}}),
+        json!({"sid": "b", "init": true, "status": "ok", "started": started, "attrs": {"release": "app@2.0", "environment": "prod"}}),
+        json!({"sid": "a", "init": false, "status": "ok", "errors": 1, "started": started, "attrs": {"release": "app@2.0", "environment": "prod"}}),
+        json!({"sid": "a", "init": false, "status": "crashed", "started": started, "attrs": {"release": "app@2.0", "environment": "prod"}}),
+        json!({"sid": "b", "init": false, "status": "exited", "errors": 3, "started": started, "attrs": {"release": "app@2.0", "environment": "prod"}}),
+    ] {
+        assert_eq!(post(item("session", v)).await.unwrap().status(), 200);
+    }
+    let agg = json!({"attrs": {"release": "app@2.1", "environment": "prod"}, "aggregates": [{"started": started, "exited": 9, "crashed": 1}]});
+    assert_eq!(post(item("sessions", agg)).await.unwrap().status(), 200);
+    let id = new_id();
+    assert_eq!(
+        post(envelope(
+            &id,
+            &exception_event(&id, "BrandNew", "in 2.1", "f", "app@2.1"),
+            None
+        ))
+        .await
+        .unwrap()
+        .status(),
+        200
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let releases = loop {
+        let (st, r) = json_of(
+            s.admin_client()
+                .get(s.at("/api/v1/projects/1/releases"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(st, 200, "{r}");
+        let items = r["items"].as_array().cloned().unwrap_or_default();
+        if items
+            .iter()
+            .any(|i| i["release"] == "app@2.1" && i["events"] == 1)
+            && items.iter().any(|i| i["release"] == "app@2.0")
+        {
+            break items;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "releases never filled: {items:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let r20 = releases.iter().find(|i| i["release"] == "app@2.0").unwrap();
+    assert_eq!(
+        (
+            r20["sessions"].as_i64(),
+            r20["crashed"].as_i64(),
+            r20["errored"].as_i64()
+        ),
+        (Some(2), Some(1), Some(1))
+    );
+    assert_eq!(r20["crash_free_percent"].as_f64(), Some(50.0));
+    let r21 = releases.iter().find(|i| i["release"] == "app@2.1").unwrap();
+    assert_eq!(
+        (
+            r21["sessions"].as_i64(),
+            r21["crashed"].as_i64(),
+            r21["new_issues"].as_i64()
+        ),
+        (Some(10), Some(1), Some(1))
+    );
+    assert_eq!(r21["crash_free_percent"].as_f64(), Some(90.0));
+    // "New in this release" through the issue list.
+    let (_, new) = json_of(
+        s.admin_client()
+            .get(s.at("/api/v1/projects/1/issues?first_release=app@2.1"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(new["items"][0]["title"], "BrandNew: in 2.1");
+    let (_, none) = json_of(
+        s.admin_client()
+            .get(s.at("/api/v1/projects/1/issues?first_release=app@2.0"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(none["items"].as_array().unwrap().len(), 0);
 }
