@@ -24,7 +24,20 @@ pub const CURRENT_VERSION: &str = "lookout:1";
 /// Platforms whose context lines are trusted for grouping (their SDKs read real source).
 const CONTEXT_PLATFORMS: &[&str] = &["python", "node", "javascript", "php", "ruby"];
 
-/// The hashes an event groups under, most specific first; each 32 hex characters.
+/// Every version this build can group with, oldest first.
+pub const VERSIONS: &[&str] = &[CURRENT_VERSION];
+
+/// The hashes an event groups under with `version`, or `None` for a version this build does not
+/// know (a project grouped by a newer build); callers then keep the project's data untouched.
+pub fn hashes_with(version: &str, ev: &ErrorEvent) -> Option<Vec<String>> {
+    match version {
+        "lookout:1" => Some(hashes(ev)),
+        _ => None,
+    }
+}
+
+/// The hashes an event groups under with the current version, most specific first; each 32 hex
+/// characters.
 pub fn hashes(ev: &ErrorEvent) -> Vec<String> {
     let defaults = default_variants(ev);
     let mut out: Vec<String> = if ev.fingerprint.is_empty() {

@@ -420,3 +420,68 @@ pub async fn releases(
         .collect();
     Ok(Json(ReleaseList { items }))
 }
+
+/// A grouping hash of an issue.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssueHashView {
+    /// 32-hex hash.
+    pub hash: String,
+    /// Stored events whose primary hash it is.
+    pub events: i64,
+    /// The newest such event's title.
+    pub latest_title: Option<String>,
+}
+
+/// Hashes list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssueHashList {
+    /// The issue's hashes.
+    pub items: Vec<IssueHashView>,
+}
+
+/// An issue's grouping hashes (what unmerge can split off).
+#[utoipa::path(get, path = "/api/v1/issues/{id}/hashes", tag = "errors", params(("id" = i64, Path, description = "Issue id")),
+    responses((status = 200, body = IssueHashList), (status = 404, body = ErrorBody)))]
+pub async fn hashes(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<IssueHashList>> {
+    errors::get_issue(state.store(), id)
+        .await
+        .map_err(not_found("issue"))?;
+    let items = errors::issue_hashes(state.store(), id)
+        .await?
+        .into_iter()
+        .map(|h| IssueHashView {
+            hash: h.hash,
+            events: h.events,
+            latest_title: h.latest_title,
+        })
+        .collect();
+    Ok(Json(IssueHashList { items }))
+}
+
+/// Hashes to split off.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UnmergeRequest {
+    /// Hashes of this issue that move, with their events, to a new issue.
+    pub hashes: Vec<String>,
+}
+
+/// Splits hashes and their events off into a new issue (member); answers the new issue.
+#[utoipa::path(post, path = "/api/v1/issues/{id}/unmerge", tag = "errors", params(("id" = i64, Path, description = "Issue id")),
+    request_body = UnmergeRequest, responses((status = 200, body = IssueView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn unmerge(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<UnmergeRequest>,
+) -> ApiResult<Json<IssueView>> {
+    who.require(Role::Member)?;
+    let issue = errors::unmerge(state.store(), id, &body.hashes)
+        .await
+        .map_err(not_found("issue"))?;
+    tracing::info!(issue = id, new_issue = issue.id, "Issue unmerged.");
+    Ok(Json(issue.into()))
+}

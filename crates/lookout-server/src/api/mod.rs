@@ -110,6 +110,8 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(issues::releases))
         .routes(routes!(issues::get_one, issues::update))
         .routes(routes!(issues::merge))
+        .routes(routes!(issues::unmerge))
+        .routes(routes!(issues::hashes))
         .routes(routes!(issues::events))
         .routes(routes!(issues::event))
         .routes(routes!(users::me))

@@ -72,6 +72,15 @@ impl ErrorProcessor {
         };
         let started = std::time::Instant::now();
         let mut tx = self.store.begin_write().await?;
+        // Each project groups with the version stored on it, so a newer algorithm in a newer
+        // build never reshuffles an existing project's issues.
+        let mut versions: HashMap<i64, String> = HashMap::new();
+        for r in sqlx::query("SELECT id, grouping_version FROM projects")
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            versions.insert(r.try_get(0)?, r.try_get(1)?);
+        }
         let mut pending = Vec::new();
         for r in &rows {
             let project_id: i64 = r.try_get(1)?;
@@ -88,7 +97,13 @@ impl ErrorProcessor {
                     },
                 ) {
                     Ok(ev) => {
-                        let hashes = grouping::hashes(&ev);
+                        let version = versions
+                            .get(&project_id)
+                            .map_or(grouping::CURRENT_VERSION, String::as_str);
+                        let Some(hashes) = grouping::hashes_with(version, &ev) else {
+                            tracing::error!(project = project_id, version, "Project uses a grouping version this build does not know; event kept in the inbox only.");
+                            continue;
+                        };
                         pending.push(Pending {
                             project_id,
                             received_at,
@@ -161,7 +176,7 @@ impl ErrorProcessor {
 
 /// The tags an issue's breakdown counts: release, environment, level, server, browser, OS,
 /// runtime, then the event's own tags.
-fn tag_pairs(ev: &ErrorEvent) -> Vec<(String, String)> {
+pub(crate) fn tag_pairs(ev: &ErrorEvent) -> Vec<(String, String)> {
     let mut out = vec![
         ("environment".to_string(), ev.environment.clone()),
         ("level".to_string(), ev.level.clone()),
@@ -458,6 +473,7 @@ async fn group_batch(
                 .bind(ev.culprit())
                 .bind(&ev.level)
                 .bind(&ev.platform)
+                // Equal to the project's version: events of unknown versions never get here.
                 .bind(grouping::CURRENT_VERSION)
                 .bind(ev.timestamp_ms)
                 .bind(ev.release.clone())

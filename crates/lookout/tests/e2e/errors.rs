@@ -20,6 +20,7 @@ crate::both!(
     legacy_store_and_dsn_prefixes_work,
     project_rate_limits_answer_429_with_sentry_headers,
     release_health_counts_sessions_and_new_issues,
+    unmerge_splits_an_issue_back_out,
 );
 
 fn key_of(s: &TestServer) -> String {
@@ -973,4 +974,113 @@ async fn release_health_counts_sessions_and_new_issues(backend: Backend) {
     )
     .await;
     assert_eq!(none["items"].as_array().unwrap().len(), 0);
+}
+
+async fn unmerge_splits_an_issue_back_out(backend: Backend) {
+    let s = TestServer::start(crate::bin(), backend).await;
+    let key = key_of(&s);
+    let c = reqwest::Client::new();
+    let send = |ty: &'static str| {
+        let id = new_id();
+        let r = c
+            .post(envelope_url(&s))
+            .header("x-sentry-auth", format!("Sentry sentry_key={key}"))
+            .body(envelope(
+                &id,
+                &exception_event(&id, ty, "boom", ty, "r1"),
+                None,
+            ));
+        async move { assert_eq!(r.send().await.unwrap().status(), 200) }
+    };
+    send("TimeoutError").await;
+    send("TimeoutError").await;
+    send("ConnectionError").await;
+    let issues = wait_issues(&s, |i| {
+        i.len() == 2 && i.iter().map(|x| x["count"].as_i64().unwrap()).sum::<i64>() == 3
+    })
+    .await;
+    let id_of = |t: &str| {
+        issues
+            .iter()
+            .find(|i| i["title"].as_str().unwrap().starts_with(t))
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let (a, b) = (id_of("TimeoutError"), id_of("ConnectionError"));
+    let admin = s.admin_client();
+    let (st, _) = json_of(
+        admin
+            .post(s.at(&format!("/api/v1/issues/{a}/merge")))
+            .json(&json!({"issues": [b]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (_, hs) = json_of(
+        admin
+            .get(s.at(&format!("/api/v1/issues/{a}/hashes")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let split: Vec<String> = hs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| {
+            h["latest_title"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("ConnectionError"))
+        })
+        .map(|h| h["hash"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!split.is_empty(), "{hs}");
+    let (st, bad) = json_of(
+        admin
+            .post(s.at(&format!("/api/v1/issues/{a}/unmerge")))
+            .json(&json!({"hashes": ["0".repeat(32)]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (st.as_u16(), bad["error"]["code"].as_str()),
+        (409, Some("conflict"))
+    );
+    let (st, new) = json_of(
+        admin
+            .post(s.at(&format!("/api/v1/issues/{a}/unmerge")))
+            .json(&json!({"hashes": split}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 200, "{new}");
+    assert_eq!(new["count"], 1);
+    assert!(new["title"]
+        .as_str()
+        .unwrap()
+        .starts_with("ConnectionError"));
+    let (_, after) = json_of(
+        admin
+            .get(s.at(&format!("/api/v1/issues/{a}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(after["count"], 2);
+    // The split-off hashes now belong to the new issue: its next event lands there.
+    send("ConnectionError").await;
+    let new_id = new["id"].as_i64().unwrap();
+    wait_issues(&s, |i| {
+        i.iter().any(|x| x["id"] == new_id && x["count"] == 2)
+    })
+    .await;
 }
