@@ -11,6 +11,7 @@ events="${1:-5000}"
 conc="${2:-64}"
 port=8010
 cargo build --release -q -p lookout-testkit --example sentry_replay
+replay="$(cd "$target" && pwd)/release/examples/sentry_replay"
 work=$(mktemp -d)
 trap 'pkill -f "gunicorn bugsink.wsgi --bind 127.0.0.1:'$port'" || true; kill "${rss_loop:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 python3 -m venv "$work/venv"
@@ -39,6 +40,6 @@ sleep 3
    r=$(awk '/VmRSS/ {print $2}' /proc/$p/status 2>/dev/null || echo 0); t=$((t + ${r:-0})); done; echo $t; sleep 0.5; done > rss.log) &
 rss_loop=$!
 echo "== Bugsink $("$work/venv/bin/pip" show bugsink | awk '/^Version/ {print $2}') (SQLite, local template, 5 workers): $events events, $conc concurrent clients"
-"$OLDPWD/$target/release/examples/sentry_replay" --url "http://127.0.0.1:$port/api/1/envelope/" --key "$key" --events "$events" \
+"$replay" --url "http://127.0.0.1:$port/api/1/envelope/" --key "$key" --events "$events" \
   --concurrency "$conc" --count-cmd "python3 -c \"import sqlite3; print(sqlite3.connect('file:$work/db.sqlite3?mode=ro', uri=True).execute('select count(*) from events_event').fetchone()[0])\""
 echo "peak RSS (sum of its processes): $(sort -n rss.log | tail -1 | awk '{printf "%.1f MB", $1/1024}')"
