@@ -117,16 +117,16 @@ fn string(v: Option<&Value>) -> Option<String> {
     }
 }
 
-/// `{"values": [...]}` or a bare list, as SDKs send either.
-fn values(v: Option<&Value>) -> Vec<Value> {
+/// `{"values": [...]}` or a bare list, as SDKs send either (borrowed: events are read on the
+/// ingest hot path, and cloning their arrays showed in profiles).
+fn values(v: Option<&Value>) -> &[Value] {
     match v {
-        Some(Value::Array(a)) => a.clone(),
+        Some(Value::Array(a)) => a,
         Some(Value::Object(o)) => o
             .get("values")
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default(),
-        _ => Vec::new(),
+            .map_or(&[], Vec::as_slice),
+        _ => &[],
     }
 }
 

@@ -38,6 +38,9 @@ struct Pending {
     received_at: i64,
     ev: ErrorEvent,
     hashes: Vec<String>,
+    /// The stored payload: the event's normalised JSON as ingest wrote it, stored again as is
+    /// rather than serialised a second time.
+    payload: String,
 }
 
 impl ErrorProcessor {
@@ -109,6 +112,7 @@ impl ErrorProcessor {
                             received_at,
                             ev,
                             hashes,
+                            payload,
                         });
                     }
                     // Validated at ingest, so this means a stored row went bad; skip it.
@@ -584,7 +588,7 @@ async fn group_batch(
             ev.user_key.clone().into(),
             ev.title().into(),
             p.hashes.join(",").into(),
-            ev.body.to_string().into(),
+            p.payload.clone().into(),
         ]);
         per_issue.entry(issue_id).or_insert((p.project_id, 0)).1 += 1;
     }
