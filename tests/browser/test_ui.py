@@ -193,6 +193,11 @@ def test_errors_list_issue_page_and_resolve(server, watched, tmp_path):
     with page.expect_navigation():
         page.click("form.filters button")
     assert "No issue matches these filters." in page.inner_text("main")
+    page.goto(server.url + "/errors?release=shop@1.0&new=1")
+    assert page.locator("table.issues a.issue-title").count() == 1, "new in shop@1.0"
+    assert page.is_checked("#new")
+    page.goto(server.url + "/errors?release=nope@9&new=1")
+    assert "No issue matches these filters." in page.inner_text("main")
     page.goto(server.url + "/errors?environment=prod")
     with page.expect_navigation():
         page.click("table.issues a.issue-title")
@@ -201,10 +206,15 @@ def test_errors_list_issue_page_and_resolve(server, watched, tmp_path):
     assert "charge" in top.inner_text() and "ratio = amount / 0" in top.locator("pre.ctx .hl").inner_text()
     assert page.locator("li.frame.in-app").count() >= 2
     assert "shop@1.0" in page.inner_text("aside")
+    issue_url = page.url
     shot(page, "issue")
     with page.expect_navigation():
         page.click("form[action$='/status'] button:text-is('Resolve')")
     assert "resolved" in page.inner_text(".stats")
     page.goto(server.url + "/errors")
     assert "No issue matches" in page.inner_text("main"), "a resolved issue must leave the default list"
+    # Project settings carry copy-paste SDK setup with the project's DSN.
+    page.goto(server.url + "/settings")
+    snippets = page.locator("details.snippets").first.text_content()
+    assert server.dsn in snippets and "sentry_sdk.init" in snippets and "@sentry/node" in snippets and "sentry::init" in snippets
     assert watched.problems == [], "\n".join(watched.problems)

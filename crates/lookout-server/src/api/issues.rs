@@ -485,3 +485,45 @@ pub async fn unmerge(
     tracing::info!(issue = id, new_issue = issue.id, "Issue unmerged.");
     Ok(Json(issue.into()))
 }
+
+/// Events an SDK dropped before sending, as its client reports said.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientReportCount {
+    /// Why (`ratelimit_backoff`, `queue_overflow`, `before_send`, …).
+    pub reason: String,
+    /// What (`error`, `transaction`, …).
+    pub category: String,
+    /// How many, in total.
+    pub quantity: i64,
+}
+
+/// Client-report totals.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientReportList {
+    /// Totals by reason and category.
+    pub items: Vec<ClientReportCount>,
+}
+
+/// What a project's SDKs reported dropping (their `client_report` items, summed).
+#[utoipa::path(get, path = "/api/v1/projects/{id}/client-reports", tag = "errors",
+    params(("id" = i64, Path, description = "Project id")),
+    responses((status = 200, body = ClientReportList), (status = 404, body = ErrorBody)))]
+pub async fn client_reports(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<ClientReportList>> {
+    tenancy::get_project(state.store(), id)
+        .await
+        .map_err(not_found("project"))?;
+    let items = errors::client_reports(state.store(), id)
+        .await?
+        .into_iter()
+        .map(|(reason, category, quantity)| ClientReportCount {
+            reason,
+            category,
+            quantity,
+        })
+        .collect();
+    Ok(Json(ClientReportList { items }))
+}

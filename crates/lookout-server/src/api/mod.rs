@@ -108,6 +108,7 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(activity::list_events))
         .routes(routes!(issues::list))
         .routes(routes!(issues::releases))
+        .routes(routes!(issues::client_reports))
         .routes(routes!(issues::get_one, issues::update))
         .routes(routes!(issues::merge))
         .routes(routes!(issues::unmerge))

@@ -38,12 +38,12 @@ pub struct IssueRow {
 
 /// Setup snippets for a DSN.
 pub struct Snippets {
-    python: String,
-    node: String,
-    rust: String,
+    pub(crate) python: String,
+    pub(crate) node: String,
+    pub(crate) rust: String,
 }
 
-fn snippets(dsn: &str) -> Snippets {
+pub(crate) fn snippets(dsn: &str) -> Snippets {
     Snippets {
         python: format!("pip install sentry-sdk\n\nimport sentry_sdk\nsentry_sdk.init(\n    dsn=\"{dsn}\",\n    release=\"myapp@1.0.0\",\n    environment=\"production\",\n)"),
         node: format!("npm install @sentry/node\n\nconst Sentry = require('@sentry/node');\nSentry.init({{\n  dsn: '{dsn}',\n  release: 'myapp@1.0.0',\n  environment: 'production',\n}});"),
@@ -79,6 +79,9 @@ pub struct ListQuery {
     release: String,
     #[serde(default)]
     sort: String,
+    /// "1": only issues first seen in the chosen release ("new in this release").
+    #[serde(default)]
+    new: String,
     #[serde(default)]
     cursor: String,
 }
@@ -88,11 +91,12 @@ impl ListQuery {
     fn next_href(&self, cursor: &str) -> String {
         let enc = |s: &str| super::urlencode(s);
         format!(
-            "/errors?query={}&status={}&environment={}&release={}&sort={}&cursor={}",
+            "/errors?query={}&status={}&environment={}&release={}&new={}&sort={}&cursor={}",
             enc(&self.query),
             enc(&self.status),
             enc(&self.environment),
             enc(&self.release),
+            enc(&self.new),
             enc(&self.sort),
             enc(cursor)
         )
@@ -136,8 +140,9 @@ pub async fn list(
         let filter = IssueFilter {
             status,
             environment: opt(&q.environment),
-            release: opt(&q.release),
-            first_release: None,
+            // "New in this release" narrows the release filter to issues first seen in it.
+            release: opt(&q.release).filter(|_| q.new != "1"),
+            first_release: opt(&q.release).filter(|_| q.new == "1"),
             query: opt(&q.query),
             sort: opt(&q.sort)
                 .filter(|s| ["last_seen", "first_seen", "events", "users"].contains(&s.as_str())),

@@ -477,6 +477,7 @@ struct SettingsPage {
     error: Option<String>,
     new_token: Option<String>,
     projects: Vec<ProjectView>,
+    snippets: Vec<(String, super::errors::Snippets)>,
     tokens: Vec<TokenView>,
     users: Vec<UserView>,
     roles: Vec<&'static str>,
@@ -538,6 +539,17 @@ async fn settings_page(
         notice: outcome.notice,
         error: outcome.error,
         new_token: outcome.new_token,
+        snippets: projects
+            .iter()
+            .filter_map(|p| {
+                p.public_key.as_deref().map(|k| {
+                    (
+                        p.name.clone(),
+                        super::errors::snippets(&state.settings().dsn(k, p.id)),
+                    )
+                })
+            })
+            .collect(),
         projects: projects
             .into_iter()
             .map(|p| ProjectView::new(p, state.settings()))

@@ -330,6 +330,19 @@ async fn every_encoding_and_auth_form_lands_in_one_issue(backend: Backend) {
         .collect();
     assert_eq!(kinds.iter().filter(|k| **k == "issue.created").count(), 2);
     assert!(kinds.contains(&"issue.events"));
+    // The client report sent along was counted for the project.
+    let (_, reports) = json_of(
+        s.admin_client()
+            .get(s.at("/api/v1/projects/1/client-reports"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        reports["items"],
+        json!([{"reason": "ratelimit_backoff", "category": "error", "quantity": 3}])
+    );
 }
 
 async fn bad_input_gets_sentrys_statuses_and_stores_nothing(backend: Backend) {
