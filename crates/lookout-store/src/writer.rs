@@ -276,10 +276,6 @@ async fn apply_in_tx(store: &Store, writes: &[&Write]) -> Result<()> {
     Ok(())
 }
 
-/// Rows per multi-row `INSERT`. SQLite allows 32,766 parameters; a fixed size also keeps the
-/// prepared-statement cache small (every full chunk reuses one statement).
-const ROWS_PER_INSERT: usize = 256;
-
 /// Applies writes inside `tx`: in order, except that stream rows (domain events, ingested
 /// items) go last.
 ///
@@ -326,9 +322,21 @@ async fn apply_runs(
                     .iter()
                     .take_while(|o| matches!(o, Write::Insert { table: t, columns: c, .. } if t == table && c == columns))
                     .count();
-                for chunk in run[..run_len].chunks(ROWS_PER_INSERT) {
-                    insert_rows(backend, tx, table, columns, chunk).await?;
-                }
+                let rows = run[..run_len]
+                    .iter()
+                    .filter_map(|w| match w {
+                        Write::Insert { values, .. } => Some(values.clone()),
+                        Write::Exec { .. } => None,
+                    })
+                    .collect();
+                multi_row(
+                    backend,
+                    tx,
+                    &format!("INSERT INTO {table} ({})", columns.join(", ")),
+                    "",
+                    rows,
+                )
+                .await?;
                 i += run_len;
             }
         }
@@ -336,8 +344,35 @@ async fn apply_runs(
     Ok(())
 }
 
-/// Runs `{head} VALUES (…), (…) {tail}` for `rows`, chunked so no statement exceeds the
-/// parameter limits, with the backend's placeholders (see [`insert_rows`] for why SQLite gets `?`).
+/// `count` placeholders for values `first + 1 ..= first + count`, comma-separated: `?` on SQLite,
+/// `$n` on PostgreSQL.
+///
+/// SQLite gets anonymous `?`: sqlx maps `$N` by asking SQLite each parameter's name, which SQLite
+/// answers by walking its list of named parameters, so binding the 2,000 parameters of a large
+/// multi-row statement by name was O(n²) and ran the writer 10x slower (measured).
+pub(crate) fn placeholders(backend: Backend, first: usize, count: usize) -> String {
+    let mut out = String::with_capacity(count * 4);
+    for i in 1..=count {
+        if i > 1 {
+            out.push_str(", ");
+        }
+        match backend {
+            Backend::Sqlite => out.push('?'),
+            Backend::Postgres => {
+                out.push('$');
+                out.push_str(&(first + i).to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Most parameters one statement binds; SQLite allows 32,766, and fixed-size chunks keep the
+/// prepared-statement cache small.
+const MAX_PARAMS: usize = 2_000;
+
+/// Runs `{head} VALUES (…), (…) {tail}` for `rows` in chunks of at most [`MAX_PARAMS`]
+/// parameters; returns the rows any `RETURNING` produced.
 pub(crate) async fn multi_row(
     backend: Backend,
     tx: &mut Transaction<'static, Any>,
@@ -347,31 +382,13 @@ pub(crate) async fn multi_row(
 ) -> Result<Vec<sqlx::any::AnyRow>> {
     let mut out = Vec::new();
     let width = rows.first().map_or(1, Vec::len).max(1);
-    let per = (2_000 / width).max(1);
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        let chunk: Vec<Vec<Value>> = rows.by_ref().take(per).collect();
-        let mut sql = format!("{head} VALUES ");
-        let mut n = 0;
-        for (r, row) in chunk.iter().enumerate() {
-            sql.push_str(if r == 0 { "(" } else { ", (" });
-            for c in 0..row.len() {
-                if c > 0 {
-                    sql.push_str(", ");
-                }
-                n += 1;
-                match backend {
-                    Backend::Sqlite => sql.push('?'),
-                    Backend::Postgres => {
-                        sql.push('$');
-                        sql.push_str(&n.to_string());
-                    }
-                }
-            }
-            sql.push(')');
-        }
-        sql.push(' ');
-        sql.push_str(tail);
+        let chunk: Vec<Vec<Value>> = rows.by_ref().take((MAX_PARAMS / width).max(1)).collect();
+        let tuples: Vec<String> = (0..chunk.len())
+            .map(|r| format!("({})", placeholders(backend, r * width, width)))
+            .collect();
+        let sql = format!("{head} VALUES {} {tail}", tuples.join(", "));
         let mut q = sqlx::query(&sql);
         for v in chunk.into_iter().flatten() {
             q = bind(q, v);
@@ -379,50 +396,4 @@ pub(crate) async fn multi_row(
         out.extend(q.fetch_all(&mut **tx).await?);
     }
     Ok(out)
-}
-
-/// One multi-row `INSERT INTO table (cols) VALUES (…), (…)`.
-///
-/// On SQLite the placeholders are anonymous `?`: sqlx maps `$N` by asking SQLite each parameter's
-/// name, which SQLite answers by walking its list of named parameters, so binding the 2,048
-/// parameters of a full chunk by name cost O(n²) and ran the writer 10x slower (measured).
-async fn insert_rows(
-    backend: Backend,
-    tx: &mut Transaction<'static, Any>,
-    table: &str,
-    columns: &[&str],
-    rows: &[&Write],
-) -> Result<()> {
-    let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
-    let mut n = 0;
-    for (r, _) in rows.iter().enumerate() {
-        if r > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for c in 0..columns.len() {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            n += 1;
-            match backend {
-                Backend::Sqlite => sql.push('?'),
-                Backend::Postgres => {
-                    sql.push('$');
-                    sql.push_str(&n.to_string());
-                }
-            }
-        }
-        sql.push(')');
-    }
-    let mut q = sqlx::query(&sql);
-    for w in rows {
-        if let Write::Insert { values, .. } = w {
-            for v in values {
-                q = bind(q, v.clone());
-            }
-        }
-    }
-    q.execute(&mut **tx).await?;
-    Ok(())
 }

@@ -198,18 +198,15 @@ pub async fn envelope_endpoint(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    with_cors(
-        ingest(
-            &state,
-            Endpoint::Envelope,
-            &project,
-            q.as_deref(),
-            &headers,
-            body,
-        )
-        .await
-        .unwrap_or_else(IntoResponse::into_response),
+    answer(
+        &state,
+        Endpoint::Envelope,
+        &project,
+        q.as_deref(),
+        &headers,
+        body,
     )
+    .await
 }
 
 /// `POST /api/{project_id}/store/`
@@ -220,17 +217,30 @@ pub async fn store_endpoint(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    answer(
+        &state,
+        Endpoint::Store,
+        &project,
+        q.as_deref(),
+        &headers,
+        body,
+    )
+    .await
+}
+
+/// Ingests and answers, refusals included, with CORS headers.
+async fn answer(
+    state: &AppState,
+    endpoint: Endpoint,
+    project: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
     with_cors(
-        ingest(
-            &state,
-            Endpoint::Store,
-            &project,
-            q.as_deref(),
-            &headers,
-            body,
-        )
-        .await
-        .unwrap_or_else(IntoResponse::into_response),
+        ingest(state, endpoint, project, query, headers, body)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
     )
 }
 
@@ -261,11 +271,7 @@ pub async fn prefixed(
     if method == Method::OPTIONS {
         return preflight().await;
     }
-    with_cors(
-        ingest(state, endpoint, project, query, headers, body)
-            .await
-            .unwrap_or_else(IntoResponse::into_response),
-    )
+    answer(state, endpoint, project, query, headers, body).await
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

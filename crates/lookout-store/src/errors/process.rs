@@ -15,7 +15,7 @@ use sqlx::{Any, Row, Transaction};
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::writer::{multi_row, Value};
+use crate::writer::{multi_row, placeholders, Value};
 use crate::{cursor, events, Backend, Result, Store, Write};
 use lookout_core::time::now_ms;
 use lookout_protocol::event::{parse_event, Clock, ErrorEvent};
@@ -306,17 +306,6 @@ pub fn ingest_writes(
             }),
     );
     w
-}
-
-/// `n` placeholders starting after `from` bound values: `?, ?` on SQLite, `$3, $4` on PostgreSQL.
-fn placeholders(backend: Backend, from: usize, n: usize) -> String {
-    (1..=n)
-        .map(|i| match backend {
-            Backend::Sqlite => "?".to_string(),
-            Backend::Postgres => format!("${}", from + i),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// An issue as the batch sees it: its stored lifecycle state and what this batch adds.
