@@ -142,3 +142,81 @@ mod tests {
         );
     }
 }
+
+/// Failed logins per email in a sliding window: the brute-force guard of the login form.
+///
+/// After [`LoginThrottle::MAX_FAILURES`] failures within [`LoginThrottle::WINDOW_MS`] an email's
+/// logins are refused (429) without checking the password until the window ends; a success
+/// clears the count. Kept in memory per process: a restart forgets it, which costs an attacker
+/// a restart they cannot cause. The map is bounded: it is cleared past 100,000 emails.
+#[derive(Default)]
+pub struct LoginThrottle {
+    failures: std::sync::Mutex<std::collections::HashMap<String, (i64, u32)>>,
+}
+
+impl LoginThrottle {
+    /// Failures allowed per window.
+    pub const MAX_FAILURES: u32 = 5;
+    /// The window, ms.
+    pub const WINDOW_MS: i64 = 15 * 60_000;
+
+    fn key(email: &str) -> String {
+        email.trim().to_lowercase()
+    }
+
+    /// Seconds until `email` may try again, if it is locked out now.
+    pub fn locked(&self, email: &str, now: i64) -> Option<i64> {
+        let map = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (start, n) = map.get(&Self::key(email))?;
+        (*n >= Self::MAX_FAILURES && now - start < Self::WINDOW_MS)
+            .then(|| (start + Self::WINDOW_MS - now + 999) / 1000)
+    }
+
+    /// Records a failed login.
+    pub fn failed(&self, email: &str, now: i64) {
+        let mut map = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= 100_000 {
+            map.clear();
+        }
+        let e = map.entry(Self::key(email)).or_insert((now, 0));
+        if now - e.0 >= Self::WINDOW_MS {
+            *e = (now, 0);
+        }
+        e.1 += 1;
+    }
+
+    /// Clears an email's failures after a successful login.
+    pub fn succeeded(&self, email: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&Self::key(email));
+    }
+}
+
+#[cfg(test)]
+mod throttle_tests {
+    use super::LoginThrottle;
+
+    #[test]
+    fn five_failures_lock_an_email_for_the_window() {
+        let t = LoginThrottle::default();
+        for _ in 0..LoginThrottle::MAX_FAILURES {
+            assert!(t.locked("Ada@x.io", 1_000).is_none());
+            t.failed("ada@x.io ", 1_000);
+        }
+        assert_eq!(t.locked("ADA@x.io", 1_000), Some(900));
+        assert!(t.locked("bob@x.io", 1_000).is_none());
+        assert!(t
+            .locked("ada@x.io", 1_000 + LoginThrottle::WINDOW_MS)
+            .is_none());
+        t.succeeded("ada@x.io");
+        assert!(t.locked("ada@x.io", 1_001).is_none());
+    }
+}

@@ -44,6 +44,7 @@ struct Inner {
     metrics: PrometheusHandle,
     ingest_limits: crate::ingest::sentry::RateLimiter,
     ingest_keys: crate::ingest::sentry::KeyCache,
+    login_throttle: crate::auth::LoginThrottle,
 }
 
 impl AppState {
@@ -62,6 +63,7 @@ impl AppState {
                 metrics,
                 ingest_limits: Default::default(),
                 ingest_keys: Default::default(),
+                login_throttle: Default::default(),
             }),
         }
     }
@@ -80,6 +82,10 @@ impl AppState {
     /// Per-project ingest rate limits of this process.
     pub fn ingest_limits(&self) -> &crate::ingest::sentry::RateLimiter {
         &self.inner.ingest_limits
+    }
+    /// Failed logins per email.
+    pub fn login_throttle(&self) -> &crate::auth::LoginThrottle {
+        &self.inner.login_throttle
     }
     /// Recently looked-up DSN keys.
     pub fn ingest_keys(&self) -> &crate::ingest::sentry::KeyCache {

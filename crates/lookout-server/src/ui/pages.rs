@@ -371,12 +371,33 @@ pub async fn login(
             Some("The form expired. Please try again."),
         );
     }
+    let now = lookout_core::time::now_ms();
+    if let Some(wait_s) = state.login_throttle().locked(&f.email, now) {
+        tracing::warn!("Login refused: too many failed attempts for this account.");
+        let minutes = (wait_s + 59) / 60;
+        let mut res = auth_form(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            false,
+            next,
+            &f.email,
+            Some(&format!(
+                "Too many failed logins. Try again in {minutes} minutes."
+            )),
+        );
+        if let Ok(v) = wait_s.to_string().parse() {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return res;
+    }
     match tenancy::verify_login(state.store(), &f.email, &f.password).await {
         Ok(Some(user)) => {
+            state.login_throttle().succeeded(&f.email);
             tracing::info!(user = user.id, "User logged in.");
             start_session(&state, &user, next).await
         }
         Ok(None) => {
+            state.login_throttle().failed(&f.email, now);
             tracing::info!("Login failed: wrong email or password.");
             auth_form(
                 &state,

@@ -935,3 +935,75 @@ fn version_help_and_completions_work() {
         .unwrap();
     assert!(String::from_utf8_lossy(&bash.stdout).contains("_lookout()"));
 }
+
+/// Five wrong passwords lock an account's logins for the window, even with the right password
+/// afterwards; other accounts are unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failed_logins_lock_the_account_for_a_while() {
+    let s = TestServer::start(bin(), Backend::Sqlite).await;
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let attempt = |email: &'static str, password: &'static str| {
+        let c = c.clone();
+        let url = s.at("/login");
+        async move {
+            let page = c.get(&url).send().await.unwrap();
+            let cookie = page.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_string();
+            let html = page.text().await.unwrap();
+            let csrf = html
+                .split("name=\"csrf\" value=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .to_string();
+            let form = [
+                ("email", email),
+                ("password", password),
+                ("csrf", csrf.as_str()),
+                ("next", "/"),
+            ];
+            c.post(&url)
+                .header("cookie", cookie)
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(
+            attempt("admin@example.com", "wrong password")
+                .await
+                .status(),
+            401
+        );
+    }
+    let locked = attempt("admin@example.com", "correct horse battery").await;
+    assert_eq!(locked.status(), 429);
+    let retry: i64 = locked.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((800..=900).contains(&retry), "{retry}");
+    assert!(locked
+        .text()
+        .await
+        .unwrap()
+        .contains("Too many failed logins"));
+    // Another account is not affected.
+    assert_eq!(
+        attempt("nobody@example.com", "whatever").await.status(),
+        401
+    );
+}
