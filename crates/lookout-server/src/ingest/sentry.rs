@@ -369,13 +369,7 @@ async fn ingest_inner(
                 "event submission rejected with_reason: ProjectId or key".into(),
             ))
         }
-        Err(e) => {
-            tracing::error!(error = %e, "Key lookup failed.");
-            return Err(Refusal(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage unavailable".into(),
-            ));
-        }
+        Err(e) => return Err(storage_unavailable("Key lookup failed.", &e)),
     };
     // Events and transactions count against the project's rate limit; sessions, check-ins and
     // client reports never do (Sentry never rate-limits check-ins either).
@@ -480,13 +474,7 @@ async fn ingest_inner(
                     "server is busy; retry later".into(),
                 ))
             }
-            Err(e) => {
-                tracing::error!(error = %e, "Ingest write failed.");
-                return Err(Refusal(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "storage unavailable".into(),
-                ));
-            }
+            Err(e) => return Err(storage_unavailable("Ingest write failed.", &e)),
         }
     }
     let body = match answer_id {
@@ -494,6 +482,15 @@ async fn ingest_inner(
         None => json!({}),
     };
     Ok((StatusCode::OK, Json(body)).into_response())
+}
+
+/// Logs a storage failure (the cause stays in the log) and answers 503 so SDKs retry later.
+fn storage_unavailable(what: &'static str, e: &StoreError) -> Refusal {
+    tracing::error!(error = %e, "{what}");
+    Refusal(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage unavailable".into(),
+    )
 }
 
 fn json_object(payload: &[u8], kind: &str) -> Result<Value, Refusal> {

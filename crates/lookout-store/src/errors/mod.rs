@@ -287,17 +287,7 @@ pub async fn merge(store: &Store, target: i64, others: &[i64]) -> Result<Issue> 
             sqlx::query(sql).bind(target).bind(o).execute(&mut *tx).await?;
         }
     }
-    sqlx::query(
-        "UPDATE issues SET
-            times_seen = (SELECT COUNT(*) FROM error_events WHERE issue_id = $1),
-            user_count = (SELECT COUNT(*) FROM issue_users WHERE issue_id = $1),
-            first_seen = COALESCE((SELECT MIN(timestamp) FROM error_events WHERE issue_id = $1), first_seen),
-            last_seen = COALESCE((SELECT MAX(timestamp) FROM error_events WHERE issue_id = $1), last_seen)
-         WHERE id = $1",
-    )
-    .bind(target)
-    .execute(&mut *tx)
-    .await?;
+    refresh_counts(&mut tx, target).await?;
     let ann = events::publish(
         "issue.merged",
         Some(t.project_id),
@@ -763,6 +753,13 @@ async fn recount(
             .execute(&mut **tx)
             .await?;
     }
+    refresh_counts(tx, issue).await?;
+    Ok(())
+}
+
+/// Recomputes an issue's event count, user count and first/last seen from its stored events and
+/// users (after a merge or an unmerge moved them).
+async fn refresh_counts(tx: &mut sqlx::Transaction<'static, sqlx::Any>, issue: i64) -> Result<()> {
     sqlx::query(
         "UPDATE issues SET
             times_seen = (SELECT COUNT(*) FROM error_events WHERE issue_id = $1),
