@@ -138,13 +138,17 @@ pub fn not_found_page() -> Response {
         .into_response()
 }
 
-/// A minimal standalone page (errors).
+/// A standalone page with a title and one sentence (errors).
+#[derive(askama::Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    title: &'a str,
+    text: &'a str,
+}
+
+/// Renders a [`MessagePage`]; askama escapes both strings.
 fn simple_page(title: &str, text: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{t} · Lookout</title><link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\"><link rel=\"stylesheet\" href=\"/static/app.css\"></head><body><main class=\"auth panel\"><h1>{t}</h1><p>{x}</p><p><a href=\"/\">Back to Lookout</a></p></main></body></html>",
-        t = chart::esc(title),
-        x = chart::esc(text)
-    )
+    askama::Template::render(&MessagePage { title, text }).unwrap_or_else(|_| chart::esc(text))
 }
 
 /// Only local paths are followed after login, so `next` cannot send users to another site.

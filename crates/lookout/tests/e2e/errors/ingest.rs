@@ -502,7 +502,6 @@ async fn legacy_store_and_dsn_prefixes_work(backend: Backend) {
 
 async fn project_rate_limits_answer_429_with_sentry_headers(backend: Backend) {
     let s = TestServer::start(crate::bin(), backend).await;
-    let key = key_of(&s);
     let admin = s.admin_client();
     let (st, bad) = json_of(
         admin
@@ -539,17 +538,14 @@ async fn project_rate_limits_answer_429_with_sentry_headers(backend: Backend) {
     let mut limited = Vec::new();
     for _ in 0..8 {
         let id = new_id();
-        let r = c
-            .post(envelope_url(&s))
-            .header("x-sentry-auth", format!("Sentry sentry_key={key}"))
-            .body(envelope(
-                &id,
-                &exception_event(&id, "E", "v", "f", "r"),
-                None,
-            ))
-            .send()
-            .await
-            .unwrap();
+        let r = post_envelope(
+            &c,
+            &s,
+            envelope(&id, &exception_event(&id, "E", "v", "f", "r"), None),
+        )
+        .send()
+        .await
+        .unwrap();
         match r.status().as_u16() {
             200 => accepted += 1,
             429 => limited.push(r),
@@ -574,13 +570,7 @@ async fn project_rate_limits_answer_429_with_sentry_headers(backend: Backend) {
     );
     // Check-ins are never rate limited.
     let checkin = b"{}\n{\"type\":\"check_in\"}\n{\"check_in_id\":\"00000000000000000000000000000000\",\"monitor_slug\":\"nightly\",\"status\":\"ok\"}\n".to_vec();
-    let r = c
-        .post(envelope_url(&s))
-        .header("x-sentry-auth", format!("Sentry sentry_key={key}"))
-        .body(checkin)
-        .send()
-        .await
-        .unwrap();
+    let r = post_envelope(&c, &s, checkin).send().await.unwrap();
     assert_eq!(r.status(), 200);
     // 0 turns the limit off; ingest sees the change within its 5 s key cache.
     admin
@@ -592,17 +582,14 @@ async fn project_rate_limits_answer_429_with_sentry_headers(backend: Backend) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let id = new_id();
-        let r = c
-            .post(envelope_url(&s))
-            .header("x-sentry-auth", format!("Sentry sentry_key={key}"))
-            .body(envelope(
-                &id,
-                &exception_event(&id, "E", "v", "f", "r"),
-                None,
-            ))
-            .send()
-            .await
-            .unwrap();
+        let r = post_envelope(
+            &c,
+            &s,
+            envelope(&id, &exception_event(&id, "E", "v", "f", "r"), None),
+        )
+        .send()
+        .await
+        .unwrap();
         if r.status() == 200 {
             break;
         }

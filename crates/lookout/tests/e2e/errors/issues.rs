@@ -30,18 +30,18 @@ async fn put_status(s: &TestServer, id: i64, body: Value) -> Value {
 
 async fn resolve_regress_ignore_and_merge(backend: Backend) {
     let s = TestServer::start(crate::bin(), backend).await;
-    let key = key_of(&s);
     let c = reqwest::Client::new();
     let send = |ty: &'static str, release: &'static str| {
         let id = new_id();
-        let r = c
-            .post(envelope_url(&s))
-            .header("x-sentry-auth", format!("Sentry sentry_key={key}"))
-            .body(envelope(
+        let r = post_envelope(
+            &c,
+            &s,
+            envelope(
                 &id,
                 &exception_event(&id, ty, "boom", "work", release),
                 None,
-            ));
+            ),
+        );
         async move { assert_eq!(r.send().await.unwrap().status(), 200) }
     };
     let count_of = |ty: &'static str, n: i64| {
@@ -171,14 +171,8 @@ async fn resolve_regress_ignore_and_merge(backend: Backend) {
 
 async fn release_health_counts_sessions_and_new_issues(backend: Backend) {
     let s = TestServer::start(crate::bin(), backend).await;
-    let key = key_of(&s);
     let c = reqwest::Client::new();
-    let post = |body: Vec<u8>| {
-        c.post(envelope_url(&s))
-            .header("x-sentry-auth", format!("Sentry sentry_key={key}"))
-            .body(body)
-            .send()
-    };
+    let post = |body: Vec<u8>| post_envelope(&c, &s, body).send();
     let item = |kind: &str, v: Value| format!("{{}}\n{{\"type\":\"{kind}\"}}\n{v}\n").into_bytes();
     let started = "2026-11-28T12:00:00Z";
     // Two sessions of 2.0 start; one crashes, one exits after handled errors; an ongoing update
@@ -274,18 +268,14 @@ async fn release_health_counts_sessions_and_new_issues(backend: Backend) {
 
 async fn unmerge_splits_an_issue_back_out(backend: Backend) {
     let s = TestServer::start(crate::bin(), backend).await;
-    let key = key_of(&s);
     let c = reqwest::Client::new();
     let send = |ty: &'static str| {
         let id = new_id();
-        let r = c
-            .post(envelope_url(&s))
-            .header("x-sentry-auth", format!("Sentry sentry_key={key}"))
-            .body(envelope(
-                &id,
-                &exception_event(&id, ty, "boom", ty, "r1"),
-                None,
-            ));
+        let r = post_envelope(
+            &c,
+            &s,
+            envelope(&id, &exception_event(&id, ty, "boom", ty, "r1"), None),
+        );
         async move { assert_eq!(r.send().await.unwrap().status(), 200) }
     };
     send("TimeoutError").await;

@@ -124,3 +124,11 @@ async fn post_chunked(s: &TestServer, path: &str, body: &[u8]) -> u16 {
     sock.read_to_string(&mut resp).await.unwrap();
     resp.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+/// A POST of `body` to the default project's envelope endpoint with its key in `X-Sentry-Auth`,
+/// as sentry-python sends it.
+fn post_envelope(c: &reqwest::Client, s: &TestServer, body: Vec<u8>) -> reqwest::RequestBuilder {
+    c.post(envelope_url(s))
+        .header("x-sentry-auth", format!("Sentry sentry_key={}", key_of(s)))
+        .body(body)
+}
