@@ -19,6 +19,7 @@ pub mod markers;
 mod migrate;
 pub mod page;
 pub mod tenancy;
+pub mod uptime;
 pub mod writer;
 
 use std::str::FromStr;

@@ -41,10 +41,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_release_health.sql"),
         postgres: include_str!("../migrations/postgres/0004_release_health.sql"),
     },
+    Migration {
+        version: 5,
+        name: "uptime",
+        sqlite: include_str!("../migrations/sqlite/0005_uptime.sql"),
+        postgres: include_str!("../migrations/postgres/0005_uptime.sql"),
+    },
 ];
 
 /// The schema version this build expects (the newest migration).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The advisory-lock key that serialises migrations across replicas ("lkmigr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c6b_6d69_6772;

@@ -1,10 +1,21 @@
-//! Uptime monitoring's pure parts. So far: [`conditions`], the small expression language a
-//! monitor's checks are judged by (`[STATUS] == 200`, `[BODY].status == UP`, …).
+//! Uptime monitoring's own logic, without storage: what a monitor is ([`spec`]), the condition
+//! language its checks are judged by ([`conditions`]), the network probes ([`check`]), the
+//! threshold state machine ([`state`]), cron and maintenance time rules ([`schedule`]) and the
+//! outbound safety policy ([`netpolicy`]). The server wires these to the store and the scheduler.
 //!
-//! Conditions come from users (API, config files), so parsing them never panics.
+//! Specs and conditions come from users (API, config files), so parsing them never panics.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+pub mod check;
 pub mod conditions;
+pub mod netpolicy;
+pub mod schedule;
+pub mod spec;
+pub mod state;
+
+pub use check::{CheckOutcome, Checker};
+pub use netpolicy::NetPolicy;
+pub use spec::{Kind, MonitorSpec};

@@ -1,0 +1,400 @@
+//! Check results: raw rows for 24 h, minute rollups for 24 h, hour rollups for 90 days and day
+//! rollups for 2 years, each with up/down/maintenance counts and latency average, p95 and max.
+//!
+//! Every rollup width is computed from raw rows (raw rows outlive a day bucket), so hourly and
+//! daily p95 are exact, not averages of averages. A watermark per width in `uptime_marks` says
+//! which buckets are final; readers combine final rollups with raw rows after the watermark.
+
+use std::collections::BTreeMap;
+
+use sqlx::Row;
+
+use crate::writer::{multi_row, Value, Write};
+use crate::{Cursor, Page, Result, Store};
+
+/// Raw results are kept this long (a day bucket plus slack for the rollup to run).
+pub const RAW_RETENTION_MS: i64 = 25 * HOUR;
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 60 * MINUTE;
+const DAY: i64 = 24 * HOUR;
+
+/// Rollup widths: name, bucket length, retention.
+pub const WIDTHS: &[(&str, i64, i64)] = &[
+    ("m", MINUTE, DAY),
+    ("h", HOUR, 90 * DAY),
+    ("d", DAY, 730 * DAY),
+];
+
+/// One check result.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ResultRow {
+    /// When the check started, ms.
+    pub at: i64,
+    /// Passed.
+    pub ok: bool,
+    /// Inside a maintenance window.
+    pub maintenance: bool,
+    /// Latency, µs.
+    pub latency_us: Option<i64>,
+    /// Failure reason.
+    pub message: Option<String>,
+}
+
+/// The write that stores one result.
+pub fn result_write(monitor_id: i64, r: &ResultRow) -> Write {
+    Write::Insert {
+        table: "monitor_results",
+        columns: &["monitor_id", "at", "ok", "maintenance", "latency_us", "message"],
+        values: vec![
+            monitor_id.into(),
+            r.at.into(),
+            i64::from(r.ok).into(),
+            i64::from(r.maintenance).into(),
+            r.latency_us.into(),
+            r.message.clone().into(),
+        ],
+    }
+}
+
+/// A monitor's results, newest first; the cursor is the `at` of the last row seen.
+pub async fn list_results(store: &Store, monitor_id: i64, cursor: &Cursor) -> Result<Page<ResultRow>> {
+    let limit = cursor.limit();
+    let rows = sqlx::query(
+        "SELECT at, ok, maintenance, latency_us, message FROM monitor_results
+         WHERE monitor_id = $1 AND at < $2 ORDER BY at DESC LIMIT $3",
+    )
+    .bind(monitor_id)
+    .bind(cursor.after_i64().unwrap_or(i64::MAX))
+    .bind(limit + 1)
+    .fetch_all(store.pool())
+    .await?;
+    Page::try_from_rows(
+        &rows,
+        limit,
+        |r| {
+            Ok::<_, crate::StoreError>(ResultRow {
+                at: r.try_get(0)?,
+                ok: r.try_get::<i64, _>(1)? != 0,
+                maintenance: r.try_get::<i64, _>(2)? != 0,
+                latency_us: r.try_get(3)?,
+                message: r.try_get(4)?,
+            })
+        },
+        |r| r.at.to_string(),
+    )
+}
+
+/// A watermark (0 when never set).
+pub async fn mark(store: &Store, name: &str) -> Result<i64> {
+    Ok(sqlx::query("SELECT done_until FROM uptime_marks WHERE name = $1")
+        .bind(name)
+        .fetch_optional(store.pool())
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?
+        .unwrap_or(0))
+}
+
+/// Up and down counts in `[since, now)`: final hour rollups, then raw rows after the watermark.
+pub async fn counts_since(store: &Store, monitor_id: i64, since: i64) -> Result<(i64, i64)> {
+    let hour_mark = mark(store, "h").await?.max(since);
+    let r = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(up), 0) AS BIGINT), CAST(COALESCE(SUM(down), 0) AS BIGINT) FROM monitor_rollups
+         WHERE monitor_id = $1 AND width = 'h' AND bucket >= $2 AND bucket < $3",
+    )
+    .bind(monitor_id)
+    .bind(since)
+    .bind(hour_mark)
+    .fetch_one(store.pool())
+    .await?;
+    let (mut up, mut down): (i64, i64) = (r.try_get(0)?, r.try_get(1)?);
+    let r = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(CASE WHEN ok = 1 THEN 1 ELSE 0 END), 0) AS BIGINT),
+                CAST(COALESCE(SUM(CASE WHEN ok = 0 THEN 1 ELSE 0 END), 0) AS BIGINT)
+         FROM monitor_results WHERE monitor_id = $1 AND at >= $2 AND maintenance = 0",
+    )
+    .bind(monitor_id)
+    .bind(hour_mark)
+    .fetch_one(store.pool())
+    .await?;
+    up += r.try_get::<i64, _>(0)?;
+    down += r.try_get::<i64, _>(1)?;
+    Ok((up, down))
+}
+
+/// Uptime percentage in `[since, now)`, `None` without results.
+pub async fn uptime_since(store: &Store, monitor_id: i64, since: i64) -> Result<Option<f64>> {
+    let (up, down) = counts_since(store, monitor_id, since).await?;
+    Ok((up + down > 0).then(|| 100.0 * up as f64 / (up + down) as f64))
+}
+
+/// One rollup bucket.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Bucket {
+    /// Start, ms.
+    pub bucket: i64,
+    /// Passing checks.
+    pub up: i64,
+    /// Failing checks.
+    pub down: i64,
+    /// Checks inside maintenance.
+    pub maintenance: i64,
+    /// Average latency, µs.
+    pub latency_avg_us: Option<i64>,
+    /// p95 latency, µs.
+    pub latency_p95_us: Option<i64>,
+    /// Maximum latency, µs.
+    pub latency_max_us: Option<i64>,
+}
+
+/// Final rollups of one width since `since`, oldest first, with the open buckets after the
+/// watermark computed from raw rows so charts reach the present.
+pub async fn buckets(store: &Store, monitor_id: i64, width: &str, since: i64) -> Result<Vec<Bucket>> {
+    let Some(&(_, len, _)) = WIDTHS.iter().find(|w| w.0 == width) else {
+        return Ok(Vec::new());
+    };
+    let done = mark(store, width).await?;
+    let mut out: Vec<Bucket> = sqlx::query(
+        "SELECT bucket, up, down, maintenance, latency_avg_us, latency_p95_us, latency_max_us FROM monitor_rollups
+         WHERE monitor_id = $1 AND width = $2 AND bucket >= $3 AND bucket < $4 ORDER BY bucket",
+    )
+    .bind(monitor_id)
+    .bind(width)
+    .bind(since)
+    .bind(done)
+    .fetch_all(store.pool())
+    .await?
+    .iter()
+    .map(|r| {
+        Ok::<_, crate::StoreError>(Bucket {
+            bucket: r.try_get(0)?,
+            up: r.try_get(1)?,
+            down: r.try_get(2)?,
+            maintenance: r.try_get(3)?,
+            latency_avg_us: r.try_get(4)?,
+            latency_p95_us: r.try_get(5)?,
+            latency_max_us: r.try_get(6)?,
+        })
+    })
+    .collect::<Result<_>>()?;
+    let raw = sqlx::query(
+        "SELECT at, ok, maintenance, latency_us FROM monitor_results WHERE monitor_id = $1 AND at >= $2 ORDER BY at",
+    )
+    .bind(monitor_id)
+    .bind(done.max(since))
+    .fetch_all(store.pool())
+    .await?;
+    let mut agg: BTreeMap<i64, Acc> = BTreeMap::new();
+    for r in &raw {
+        let at: i64 = r.try_get(0)?;
+        agg.entry(at - at.rem_euclid(len)).or_default().add(
+            r.try_get::<i64, _>(1)? != 0,
+            r.try_get::<i64, _>(2)? != 0,
+            r.try_get(3)?,
+        );
+    }
+    out.extend(agg.into_iter().map(|(b, a)| a.finish(b)));
+    Ok(out)
+}
+
+/// Accumulates one bucket.
+#[derive(Default)]
+struct Acc {
+    up: i64,
+    down: i64,
+    maintenance: i64,
+    latencies: Vec<i64>,
+}
+
+impl Acc {
+    fn add(&mut self, ok: bool, maintenance: bool, latency: Option<i64>) {
+        if maintenance {
+            self.maintenance += 1;
+        } else if ok {
+            self.up += 1;
+        } else {
+            self.down += 1;
+        }
+        if let Some(l) = latency {
+            self.latencies.push(l);
+        }
+    }
+
+    fn finish(mut self, bucket: i64) -> Bucket {
+        self.latencies.sort_unstable();
+        let n = self.latencies.len();
+        let (avg, p95, max) = if n == 0 {
+            (None, None, None)
+        } else {
+            let sum: i64 = self.latencies.iter().sum();
+            // Nearest-rank p95: the smallest value with at least 95% of values at or below it.
+            let rank = (n * 95).div_ceil(100).max(1);
+            (
+                Some(sum / n as i64),
+                self.latencies.get(rank - 1).copied(),
+                self.latencies.last().copied(),
+            )
+        };
+        Bucket {
+            bucket,
+            up: self.up,
+            down: self.down,
+            maintenance: self.maintenance,
+            latency_avg_us: avg,
+            latency_p95_us: p95,
+            latency_max_us: max,
+        }
+    }
+}
+
+/// Monitor ids in chunks, so rollups and retention touch a bounded number of rows at a time.
+async fn id_chunks(store: &Store, size: usize) -> Result<Vec<(i64, i64)>> {
+    let ids: Vec<i64> = sqlx::query("SELECT id FROM monitors ORDER BY id")
+        .fetch_all(store.pool())
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<std::result::Result<_, _>>()?;
+    Ok(ids
+        .chunks(size.max(1))
+        .filter_map(|c| Some((*c.first()?, *c.last()?)))
+        .collect())
+}
+
+/// Computes every closed bucket of every width up to `now`; returns buckets written.
+pub async fn roll_up(store: &Store, now: i64) -> Result<usize> {
+    let mut written = 0;
+    let chunks = id_chunks(store, 500).await?;
+    for &(width, len, _) in WIDTHS {
+        let closed = now - now.rem_euclid(len);
+        // Never look further back than raw rows are kept.
+        let mut from = mark(store, width).await?.max(closed - RAW_RETENTION_MS + len);
+        from -= from.rem_euclid(len);
+        // At most a day's worth of minute buckets per call, so a long outage catches up in steps.
+        let until = closed.min(from + DAY);
+        if until <= from {
+            continue;
+        }
+        for &(lo, hi) in &chunks {
+            let rows = sqlx::query(
+                "SELECT monitor_id, at, ok, maintenance, latency_us FROM monitor_results
+                 WHERE monitor_id >= $1 AND monitor_id <= $2 AND at >= $3 AND at < $4",
+            )
+            .bind(lo)
+            .bind(hi)
+            .bind(from)
+            .bind(until)
+            .fetch_all(store.pool())
+            .await?;
+            let mut agg: BTreeMap<(i64, i64), Acc> = BTreeMap::new();
+            for r in &rows {
+                let at: i64 = r.try_get(1)?;
+                agg.entry((r.try_get(0)?, at - at.rem_euclid(len))).or_default().add(
+                    r.try_get::<i64, _>(2)? != 0,
+                    r.try_get::<i64, _>(3)? != 0,
+                    r.try_get(4)?,
+                );
+            }
+            drop(rows);
+            if agg.is_empty() {
+                continue;
+            }
+            let buckets: Vec<(i64, Bucket)> =
+                agg.into_iter().map(|((m, b), a)| (m, a.finish(b))).collect();
+            let rows: Vec<Vec<Value>> = buckets
+                .iter()
+                .map(|(m, b)| {
+                    vec![
+                        (*m).into(),
+                        width.into(),
+                        b.bucket.into(),
+                        b.up.into(),
+                        b.down.into(),
+                        b.maintenance.into(),
+                        b.latency_avg_us.into(),
+                        b.latency_p95_us.into(),
+                        b.latency_max_us.into(),
+                    ]
+                })
+                .collect();
+            let mut tx = store.begin_write().await?;
+            multi_row(
+                store.backend(),
+                &mut tx,
+                "INSERT INTO monitor_rollups (monitor_id, width, bucket, up, down, maintenance, latency_avg_us, latency_p95_us, latency_max_us)",
+                "ON CONFLICT (monitor_id, width, bucket) DO UPDATE SET up = excluded.up, down = excluded.down,
+                 maintenance = excluded.maintenance, latency_avg_us = excluded.latency_avg_us,
+                 latency_p95_us = excluded.latency_p95_us, latency_max_us = excluded.latency_max_us",
+                rows,
+            )
+            .await?;
+            tx.commit().await?;
+            written += buckets.len();
+        }
+        sqlx::query(
+            "INSERT INTO uptime_marks (name, done_until) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET done_until = excluded.done_until",
+        )
+        .bind(width)
+        .bind(until)
+        .execute(store.pool())
+        .await?;
+    }
+    Ok(written)
+}
+
+/// Deletes what is past retention; returns rows deleted.
+pub async fn enforce_retention(store: &Store, now: i64) -> Result<u64> {
+    let mut n = 0;
+    for (lo, hi) in id_chunks(store, 500).await? {
+        n += sqlx::query("DELETE FROM monitor_results WHERE monitor_id >= $1 AND monitor_id <= $2 AND at < $3")
+            .bind(lo)
+            .bind(hi)
+            .bind(now - RAW_RETENTION_MS)
+            .execute(store.pool())
+            .await?
+            .rows_affected();
+        for &(width, _, keep) in WIDTHS {
+            n += sqlx::query(
+                "DELETE FROM monitor_rollups WHERE monitor_id >= $1 AND monitor_id <= $2 AND width = $3 AND bucket < $4",
+            )
+            .bind(lo)
+            .bind(hi)
+            .bind(width)
+            .bind(now - keep)
+            .execute(store.pool())
+            .await?
+            .rows_affected();
+        }
+    }
+    for sql in [
+        "DELETE FROM monitor_changes WHERE at < $1",
+        "DELETE FROM cron_checkins WHERE started_at < $1",
+    ] {
+        n += sqlx::query(sql)
+            .bind(now - 730 * DAY)
+            .execute(store.pool())
+            .await?
+            .rows_affected();
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Acc;
+
+    #[test]
+    fn buckets_count_maintenance_apart_and_take_an_exact_p95() {
+        let mut a = Acc::default();
+        for i in 1..=100 {
+            a.add(i % 10 != 0, false, Some(i * 1000));
+        }
+        a.add(false, true, None);
+        let b = a.finish(0);
+        assert_eq!((b.up, b.down, b.maintenance), (90, 10, 1));
+        assert_eq!(b.latency_p95_us, Some(95_000));
+        assert_eq!(b.latency_max_us, Some(100_000));
+        assert_eq!(b.latency_avg_us, Some(50_500));
+    }
+}

@@ -1,0 +1,214 @@
+//! HTTP(S) checks through `reqwest`, with the outbound policy applied to every resolved address
+//! and every redirect hop, and the peer certificate read for `[CERTIFICATE_EXPIRATION]`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::redirect;
+
+use super::{cert_not_after, Probe};
+use crate::netpolicy::NetPolicy;
+use crate::spec::MonitorSpec;
+
+/// The most body a check reads; conditions see at most this much.
+const MAX_BODY: usize = 1 << 20;
+
+/// Resolves names and drops addresses the policy refuses.
+struct PolicyResolver(Arc<NetPolicy>);
+
+impl Resolve for PolicyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.0.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let mut refusal = None;
+            let allowed: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| match policy.refuses(a.ip()) {
+                    None => true,
+                    Some(r) => {
+                        refusal = Some(r);
+                        false
+                    }
+                })
+                .collect();
+            if allowed.is_empty() {
+                let msg = refusal.unwrap_or_else(|| format!("{host} has no address"));
+                return Err(msg.into());
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// The four client variants (verify TLS × follow redirects), each with its own pool.
+pub(crate) struct Clients {
+    policy: Arc<NetPolicy>,
+    clients: [reqwest::Client; 4],
+}
+
+fn ip_literal(url: &reqwest::Url) -> Option<IpAddr> {
+    match url.host()? {
+        url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+        url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+        url::Host::Domain(_) => None,
+    }
+}
+
+impl Clients {
+    pub(crate) fn new(policy: Arc<NetPolicy>) -> Clients {
+        let build = |verify: bool, follow: bool| {
+            let p = policy.clone();
+            let redirects = if follow {
+                redirect::Policy::custom(move |attempt| {
+                    if attempt.previous().len() >= 10 {
+                        return attempt.error("more than 10 redirects");
+                    }
+                    match ip_literal(attempt.url()).and_then(|ip| p.refuses(ip)) {
+                        Some(why) => attempt.error(format!("redirect refused: {why}")),
+                        None => attempt.follow(),
+                    }
+                })
+            } else {
+                redirect::Policy::none()
+            };
+            reqwest::Client::builder()
+                .dns_resolver(Arc::new(PolicyResolver(policy.clone())))
+                .danger_accept_invalid_certs(!verify)
+                .tls_info(true)
+                .redirect(redirects)
+                .no_proxy()
+                .pool_max_idle_per_host(32)
+                .pool_idle_timeout(Duration::from_secs(90))
+                .user_agent(concat!("Lookout-Uptime/", env!("CARGO_PKG_VERSION")))
+                .build()
+                // Building fails only if the TLS backend cannot start; then no check can run.
+                .unwrap_or_default()
+        };
+        Clients {
+            clients: [
+                build(true, true),
+                build(true, false),
+                build(false, true),
+                build(false, false),
+            ],
+            policy,
+        }
+    }
+
+    pub(crate) async fn probe(&self, spec: &MonitorSpec, timeout: Duration) -> Probe {
+        let mut p = Probe::default();
+        let Some(url) = spec.url.as_deref().and_then(|u| reqwest::Url::parse(u).ok()) else {
+            p.error = Some("invalid URL".into());
+            return p;
+        };
+        if let Some(why) = ip_literal(&url).and_then(|ip| self.policy.refuses(ip)) {
+            p.error = Some(why);
+            return p;
+        }
+        if let Some(ip) = ip_literal(&url) {
+            p.obs.ip = Some(ip.to_string());
+        }
+        let client = &self.clients
+            [usize::from(!spec.verify_tls) * 2 + usize::from(!spec.follow_redirects)];
+        let method = spec
+            .method
+            .as_deref()
+            .and_then(|m| reqwest::Method::from_bytes(m.as_bytes()).ok())
+            .unwrap_or(reqwest::Method::GET);
+        let mut req = client.request(method, url.clone()).timeout(timeout);
+        for (k, v) in &spec.headers {
+            req = req.header(k, v);
+        }
+        if let Some(b) = &spec.body {
+            req = req.body(b.clone());
+        }
+        if let Some(a) = &spec.basic_auth {
+            req = req.basic_auth(&a.username, Some(&a.password));
+        }
+        if let Some(t) = &spec.bearer_token {
+            req = req.bearer_auth(t);
+        }
+        let started = Instant::now();
+        let mut resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                p.error = Some(describe(&e));
+                if url.scheme() == "https" && spec.verify_tls && is_cert_error(&e) {
+                    p.chain_valid = Some(false);
+                }
+                return p;
+            }
+        };
+        p.obs.connected = true;
+        p.obs.status = Some(i64::from(resp.status().as_u16()));
+        if let Some(addr) = resp.remote_addr() {
+            p.obs.ip = Some(addr.ip().to_string());
+        }
+        if let Some(der) = resp
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|t| t.peer_certificate())
+        {
+            p.cert_expires_at = cert_not_after(der);
+            p.chain_valid = spec.verify_tls.then_some(true);
+        }
+        let mut body = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = MAX_BODY.saturating_sub(body.len());
+                    body.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
+                    if body.len() >= MAX_BODY {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    p.error = Some(format!("reading the body: {}", describe(&e)));
+                    break;
+                }
+            }
+        }
+        p.obs.response_time_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+        if let (Some(exp), Some(_)) = (p.cert_expires_at, p.obs.response_time_ms) {
+            p.obs.certificate_expiration_ms = Some(exp - lookout_core::time::now_ms());
+        }
+        p.obs.body = Some(String::from_utf8_lossy(&body).into_owned());
+        p
+    }
+}
+
+
+/// The error with its causes, which is where reqwest keeps the useful part ("connection refused").
+fn describe(e: &reqwest::Error) -> String {
+    let mut out = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "cannot connect".to_string()
+    } else if e.is_redirect() {
+        "redirect failed".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    let mut source = std::error::Error::source(e);
+    let mut last = String::new();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if text != last && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        last = text;
+        source = s.source();
+    }
+    out
+}
+
+fn is_cert_error(e: &reqwest::Error) -> bool {
+    let text = describe(e).to_ascii_lowercase();
+    text.contains("certificate") || text.contains("unknownissuer") || text.contains("invalid peer")
+}

@@ -1,0 +1,487 @@
+//! What a monitor is: the JSON (API) and YAML (config file) shape, its defaults, and validation.
+//!
+//! One flat document serves every type, as Uptime Kuma's and Gatus's users know it: fields a type
+//! does not use are rejected rather than silently ignored, so `host` on an HTTP monitor is a 400,
+//! not a surprise.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::conditions;
+use crate::schedule::CronSchedule;
+
+/// The kinds of monitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// An HTTP(S) request.
+    Http,
+    /// A TCP connect.
+    Tcp,
+    /// A DNS query to a chosen resolver.
+    Dns,
+    /// An ICMP echo.
+    Icmp,
+    /// A TLS handshake, judging the certificate.
+    Tls,
+    /// A URL the watched job calls; silence is the failure.
+    Heartbeat,
+    /// A scheduled job reporting check-ins (Sentry crons).
+    Cron,
+}
+
+impl Kind {
+    /// The name used in JSON and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Http => "http",
+            Kind::Tcp => "tcp",
+            Kind::Dns => "dns",
+            Kind::Icmp => "icmp",
+            Kind::Tls => "tls",
+            Kind::Heartbeat => "heartbeat",
+            Kind::Cron => "cron",
+        }
+    }
+
+    /// Whether the target reports to us (no outbound check).
+    pub fn is_passive(self) -> bool {
+        matches!(self, Kind::Heartbeat | Kind::Cron)
+    }
+}
+
+/// Basic authentication for HTTP monitors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    /// User name.
+    pub username: String,
+    /// Password (stored encrypted, never returned by the API).
+    pub password: String,
+}
+
+fn default_interval() -> u32 {
+    60
+}
+fn default_timeout() -> u32 {
+    10
+}
+fn yes() -> bool {
+    true
+}
+
+/// A monitor as users declare it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorSpec {
+    /// Display name; unique per organization for monitors declared in the config file.
+    pub name: String,
+    /// What kind of check.
+    #[serde(rename = "type")]
+    pub kind: Kind,
+    /// Target URL (`http`, `tls`; `tls` also takes `host`+`port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Target host (`tcp`, `icmp`, `tls`; the name queried for `dns`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Target port (`tcp`, `tls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Seconds between checks (≥ 1). For heartbeats: how often a ping is expected.
+    #[serde(default = "default_interval")]
+    pub interval_seconds: u32,
+    /// Seconds before a check is abandoned as failed.
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u32,
+    /// Consecutive failures before the monitor is down (default 3; cron 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_threshold: Option<u32>,
+    /// Consecutive successes before a down monitor is up (default 2; cron 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_threshold: Option<u32>,
+    /// Conditions that must all hold; defaults depend on the type (see [`MonitorSpec::conditions`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<String>,
+    /// A paused monitor is not checked.
+    #[serde(default)]
+    pub paused: bool,
+    /// Heartbeat: slack after the interval; cron: the check-in margin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_seconds: Option<u32>,
+    /// A monitor this one depends on: while it is down, this one does not alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<i64>,
+
+    /// HTTP method (default GET).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// HTTP request headers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// HTTP request body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Follow HTTP redirects (up to 10).
+    #[serde(default = "yes")]
+    pub follow_redirects: bool,
+    /// Verify TLS certificates (`http`, `tls`).
+    #[serde(default = "yes")]
+    pub verify_tls: bool,
+    /// HTTP basic authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+    /// HTTP bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token: Option<String>,
+
+    /// DNS record type (default `A`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_type: Option<String>,
+    /// DNS resolver `ip[:port]` (default: the first nameserver of `/etc/resolv.conf`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<String>,
+    /// DNS answers that must all be present.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expected_answers: Vec<String>,
+    /// DNS response code expected (default `NOERROR`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_rcode: Option<String>,
+
+    /// Days of certificate validity left below which `monitor.certificate_expiring` is raised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_warning_days: Option<u32>,
+
+    /// Cron: the monitor slug check-ins name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slug: Option<String>,
+    /// Cron: the project whose DSN key check-ins use (default: the first project).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<i64>,
+    /// Cron: a crontab schedule (`0 * * * *`); without it the schedule is every `interval_seconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Cron: the schedule's IANA timezone (default UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// Cron: seconds an `in_progress` run may take before it is a `timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_runtime_seconds: Option<u32>,
+}
+
+/// A spec that cannot be used, with the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct SpecError {
+    /// The JSON field.
+    pub field: &'static str,
+    /// What is wrong.
+    pub reason: String,
+}
+
+fn err(field: &'static str, reason: impl Into<String>) -> SpecError {
+    SpecError {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// DNS record types a monitor may query.
+pub const RECORD_TYPES: &[&str] = &["A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "PTR", "SRV", "CAA"];
+
+impl MonitorSpec {
+    /// Checks the spec and fills the type's defaults; the error names the field.
+    pub fn validate(&mut self) -> Result<(), SpecError> {
+        self.name = self.name.trim().to_string();
+        if self.name.is_empty() || self.name.chars().count() > 200 {
+            return Err(err("name", "must be 1 to 200 characters"));
+        }
+        if self.interval_seconds == 0 || self.interval_seconds > 7 * 86_400 {
+            return Err(err("interval_seconds", "must be between 1 and 604800"));
+        }
+        if self.timeout_seconds == 0 || self.timeout_seconds > 300 {
+            return Err(err("timeout_seconds", "must be between 1 and 300"));
+        }
+        for (field, v) in [
+            ("failure_threshold", self.failure_threshold),
+            ("success_threshold", self.success_threshold),
+        ] {
+            if matches!(v, Some(n) if n == 0 || n > 100) {
+                return Err(err(field, "must be between 1 and 100"));
+            }
+        }
+        for c in &self.conditions {
+            conditions::parse(c).map_err(|e| err("conditions", e.to_string()))?;
+        }
+        let k = self.kind;
+        let uses = |f: &'static str, set: bool, allowed: &[Kind]| {
+            if set && !allowed.contains(&k) {
+                Err(err(f, format!("does not apply to {} monitors", k.as_str())))
+            } else {
+                Ok(())
+            }
+        };
+        use Kind::*;
+        uses("url", self.url.is_some(), &[Http, Tls])?;
+        uses("host", self.host.is_some(), &[Tcp, Icmp, Dns, Tls])?;
+        uses("port", self.port.is_some(), &[Tcp, Tls])?;
+        uses("grace_seconds", self.grace_seconds.is_some(), &[Heartbeat, Cron])?;
+        uses("method", self.method.is_some(), &[Http])?;
+        uses("headers", !self.headers.is_empty(), &[Http])?;
+        uses("body", self.body.is_some(), &[Http])?;
+        uses("basic_auth", self.basic_auth.is_some(), &[Http])?;
+        uses("bearer_token", self.bearer_token.is_some(), &[Http])?;
+        uses("record_type", self.record_type.is_some(), &[Dns])?;
+        uses("resolver", self.resolver.is_some(), &[Dns])?;
+        uses("expected_answers", !self.expected_answers.is_empty(), &[Dns])?;
+        uses("expected_rcode", self.expected_rcode.is_some(), &[Dns])?;
+        uses("expiry_warning_days", self.expiry_warning_days.is_some(), &[Http, Tls])?;
+        uses("slug", self.slug.is_some(), &[Cron])?;
+        uses("project_id", self.project_id.is_some(), &[Cron])?;
+        uses("schedule", self.schedule.is_some(), &[Cron])?;
+        uses("timezone", self.timezone.is_some(), &[Cron])?;
+        uses("max_runtime_seconds", self.max_runtime_seconds.is_some(), &[Cron])?;
+        match k {
+            Http => {
+                let url = self.url.as_deref().ok_or_else(|| err("url", "is required"))?;
+                let parsed = reqwest::Url::parse(url).map_err(|e| err("url", e.to_string()))?;
+                if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                    return Err(err("url", "must be an http:// or https:// URL with a host"));
+                }
+                if let Some(m) = &self.method {
+                    let m = m.to_ascii_uppercase();
+                    if reqwest::Method::from_bytes(m.as_bytes()).is_err() {
+                        return Err(err("method", "is not an HTTP method"));
+                    }
+                    self.method = Some(m);
+                }
+                for (name, value) in &self.headers {
+                    if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+                        || reqwest::header::HeaderValue::from_str(value).is_err()
+                    {
+                        return Err(err("headers", format!("{name:?} is not a valid header")));
+                    }
+                }
+            }
+            Tcp => {
+                need_host(&self.host)?;
+                self.port.ok_or_else(|| err("port", "is required"))?;
+            }
+            Icmp => need_host(&self.host)?,
+            Dns => {
+                need_host(&self.host)?;
+                let t = self
+                    .record_type
+                    .get_or_insert_with(|| "A".into())
+                    .to_ascii_uppercase();
+                if !RECORD_TYPES.contains(&t.as_str()) {
+                    return Err(err("record_type", format!("must be one of {}", RECORD_TYPES.join(", "))));
+                }
+                self.record_type = Some(t);
+                if let Some(r) = &self.resolver {
+                    crate::check::dns::resolver_addr(r).map_err(|e| err("resolver", e))?;
+                }
+                if let Some(rc) = &mut self.expected_rcode {
+                    *rc = rc.to_ascii_uppercase();
+                }
+            }
+            Tls => match (&self.url, &self.host) {
+                (Some(url), None) => {
+                    let u = reqwest::Url::parse(url).map_err(|e| err("url", e.to_string()))?;
+                    if u.host_str().is_none() {
+                        return Err(err("url", "needs a host"));
+                    }
+                }
+                (None, Some(_)) => {}
+                _ => return Err(err("url", "give either url or host (with port, default 443)")),
+            },
+            Heartbeat => {}
+            Cron => {
+                let slug = self.slug.get_or_insert_with(|| slug_of(&self.name));
+                if slug.is_empty()
+                    || slug.len() > 50
+                    || !slug.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    return Err(err("slug", "must be 1 to 50 letters, digits, - or _"));
+                }
+                self.cron_schedule().map_err(|e| err("schedule", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Consecutive failures before down.
+    pub fn failure_threshold(&self) -> u32 {
+        self.failure_threshold
+            .unwrap_or(if self.kind == Kind::Cron { 1 } else { 3 })
+    }
+
+    /// Consecutive successes before up again.
+    pub fn success_threshold(&self) -> u32 {
+        self.success_threshold
+            .unwrap_or(if self.kind == Kind::Cron { 1 } else { 2 })
+    }
+
+    /// The conditions to judge by: the user's, or the type's defaults.
+    pub fn conditions(&self) -> Vec<String> {
+        if !self.conditions.is_empty() {
+            return self.conditions.clone();
+        }
+        match self.kind {
+            Kind::Http => vec!["[STATUS] < 400".into()],
+            Kind::Dns => vec![format!(
+                "[DNS_RCODE] == {}",
+                self.expected_rcode.as_deref().unwrap_or("NOERROR")
+            )],
+            Kind::Tcp | Kind::Icmp | Kind::Tls => vec!["[CONNECTED] == true".into()],
+            Kind::Heartbeat | Kind::Cron => Vec::new(),
+        }
+    }
+
+    /// The heartbeat grace or cron margin, seconds (default 60).
+    pub fn grace_seconds(&self) -> u32 {
+        self.grace_seconds.unwrap_or(60)
+    }
+
+    /// Days left below which the certificate counts as expiring (default 14).
+    pub fn expiry_warning_days(&self) -> u32 {
+        self.expiry_warning_days.unwrap_or(14)
+    }
+
+    /// The cron schedule (crontab in its timezone, or every `interval_seconds`).
+    pub fn cron_schedule(&self) -> Result<CronSchedule, String> {
+        CronSchedule::new(
+            self.schedule.as_deref(),
+            self.interval_seconds,
+            self.timezone.as_deref(),
+        )
+    }
+
+    /// The same spec with secrets replaced by `"********"`, for API answers.
+    pub fn redacted(&self) -> MonitorSpec {
+        let mut s = self.clone();
+        if let Some(b) = &mut s.basic_auth {
+            b.password = REDACTED.into();
+        }
+        if s.bearer_token.is_some() {
+            s.bearer_token = Some(REDACTED.into());
+        }
+        for (k, v) in s.headers.iter_mut() {
+            if is_secret_header(k) {
+                *v = REDACTED.into();
+            }
+        }
+        s
+    }
+
+    /// Fills secrets the user sent back redacted from `old` (so an edit of the returned JSON
+    /// keeps the stored password).
+    pub fn keep_secrets_from(&mut self, old: &MonitorSpec) {
+        if let (Some(b), Some(o)) = (&mut self.basic_auth, &old.basic_auth) {
+            if b.password == REDACTED {
+                b.password = o.password.clone();
+            }
+        }
+        if self.bearer_token.as_deref() == Some(REDACTED) {
+            self.bearer_token = old.bearer_token.clone();
+        }
+        for (k, v) in self.headers.iter_mut() {
+            if v == REDACTED {
+                if let Some(o) = old.headers.get(k) {
+                    *v = o.clone();
+                }
+            }
+        }
+    }
+}
+
+/// What redacted secrets read as.
+pub const REDACTED: &str = "********";
+
+/// Headers whose values are credentials.
+pub fn is_secret_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n == "authorization" || n == "cookie" || n.contains("token") || n.contains("api-key") || n.contains("secret")
+}
+
+fn need_host(h: &Option<String>) -> Result<(), SpecError> {
+    match h.as_deref() {
+        Some(h) if !h.trim().is_empty() && h.len() <= 253 && !h.contains('/') => Ok(()),
+        _ => Err(err("host", "is required (a host name or IP address)")),
+    }
+}
+
+/// A slug from a name: lowercase letters and digits, dashes between words.
+pub fn slug_of(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').chars().take(50).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> Result<MonitorSpec, String> {
+        let mut s: MonitorSpec = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        s.validate().map_err(|e| e.to_string())?;
+        Ok(s)
+    }
+
+    #[test]
+    fn defaults_follow_the_issue() {
+        let s = spec(r#"{"name":"api","type":"http","url":"http://127.0.0.1:1/health"}"#).unwrap();
+        assert_eq!(s.interval_seconds, 60);
+        assert_eq!(s.failure_threshold(), 3);
+        assert_eq!(s.success_threshold(), 2);
+        assert_eq!(s.conditions(), vec!["[STATUS] < 400"]);
+        assert!(s.follow_redirects && s.verify_tls);
+    }
+
+    #[test]
+    fn fields_of_another_type_and_bad_values_are_named() {
+        let e = spec(r#"{"name":"x","type":"http","url":"http://a","port":80}"#).unwrap_err();
+        assert!(e.starts_with("port:"), "{e}");
+        let e = spec(r#"{"name":"x","type":"tcp","host":"a"}"#).unwrap_err();
+        assert!(e.starts_with("port:"), "{e}");
+        let e = spec(r#"{"name":"x","type":"http","url":"ftp://a"}"#).unwrap_err();
+        assert!(e.starts_with("url:"), "{e}");
+        let e = spec(r#"{"name":"x","type":"http","url":"http://a","conditions":["[STATUS] =="]}"#)
+            .unwrap_err();
+        assert!(e.starts_with("conditions:"), "{e}");
+        let e = spec(r#"{"name":"x","type":"dns","host":"a","record_type":"BOGUS"}"#).unwrap_err();
+        assert!(e.starts_with("record_type:"), "{e}");
+        let e = spec(r#"{"name":"x","type":"cron","schedule":"61 * * * *"}"#).unwrap_err();
+        assert!(e.starts_with("schedule:"), "{e}");
+        assert!(spec(r#"{"name":"x","type":"http","url":"http://a","colour":1}"#).is_err());
+    }
+
+    #[test]
+    fn cron_monitors_get_a_slug_and_sentry_like_thresholds() {
+        let s = spec(r#"{"name":"Nightly Backup!","type":"cron","schedule":"0 3 * * *","timezone":"Europe/Paris"}"#)
+            .unwrap();
+        assert_eq!(s.slug.as_deref(), Some("nightly-backup"));
+        assert_eq!(s.failure_threshold(), 1);
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_kept_on_edit() {
+        let s = spec(r#"{"name":"x","type":"http","url":"http://a","bearer_token":"t0p","headers":{"Authorization":"Basic eA==","Accept":"*/*"},"basic_auth":{"username":"u","password":"p"}}"#)
+            .unwrap();
+        let r = s.redacted();
+        assert_eq!(r.bearer_token.as_deref(), Some(REDACTED));
+        assert_eq!(r.headers["Authorization"], REDACTED);
+        assert_eq!(r.headers["Accept"], "*/*");
+        assert_eq!(r.basic_auth.as_ref().unwrap().password, REDACTED);
+        let mut edited = r.clone();
+        edited.keep_secrets_from(&s);
+        assert_eq!(edited, s);
+    }
+}
