@@ -14,6 +14,7 @@ pub mod otlp;
 pub mod runtime;
 pub mod state;
 pub mod ui;
+pub mod uptime;
 
 use axum::http::{header, HeaderValue};
 use axum::routing::{get, post};
@@ -50,10 +51,26 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api/{project_id}/store",
             post(ingest::sentry::store_endpoint).options(ingest::sentry::preflight),
+        )
+        .route(
+            "/api/{project_id}/cron/{slug}/{key}/",
+            get(uptime::checkins::http_checkin).post(uptime::checkins::http_checkin),
+        )
+        .route(
+            "/api/{project_id}/cron/{slug}/{key}",
+            get(uptime::checkins::http_checkin).post(uptime::checkins::http_checkin),
+        )
+        .route(
+            "/api/v1/push/{token}",
+            get(uptime::checkins::push).post(uptime::checkins::push),
         );
+    let public = Router::new()
+        .route("/status/{slug}", get(ui::status_page::page))
+        .route("/status/{slug}/feed.atom", get(ui::status_page::feed));
     Router::new()
         .merge(api::router())
         .merge(sentry)
+        .merge(public)
         .merge(ui)
         .route("/healthz", get(observe::healthz))
         .route("/readyz", get(observe::readyz))

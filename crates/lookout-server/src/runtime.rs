@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
+
+use crate::uptime::runner::{self, UptimeContext};
 
 use crate::state::{AppState, HttpSettings};
 use lookout_core::Role;
@@ -38,6 +40,14 @@ pub struct ServeConfig {
     pub bootstrap_token: Option<String>,
     /// This replica's name in job and event leases.
     pub replica_id: String,
+    /// The config file, whose monitors and status pages are reconciled at start and on SIGHUP.
+    pub config_file: Option<std::path::PathBuf>,
+    /// Networks uptime checks may not reach (besides link-local and metadata, always denied).
+    pub uptime_deny_networks: Vec<String>,
+    /// When not empty, the only networks uptime checks may reach.
+    pub uptime_allow_networks: Vec<String>,
+    /// Checks in flight at once.
+    pub uptime_max_concurrent_checks: usize,
 }
 
 /// Why `serve` could not start or finish.
@@ -111,6 +121,35 @@ pub async fn serve(
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let policy = lookout_uptime::NetPolicy::new(&cfg.uptime_deny_networks, &cfg.uptime_allow_networks)
+        .map_err(|e| ServeError::Config(format!("uptime networks: {e}")))?;
+    if let Some(path) = &cfg.config_file {
+        crate::uptime::config::apply_file(&store, path).await;
+    }
+    let uptime = tokio::spawn(
+        uptime_scheduler(
+            Arc::new(UptimeContext {
+                store: store.clone(),
+                writes: writer.queue(),
+                checker: Arc::new(lookout_uptime::Checker::new(policy)),
+                permits: Arc::new(Semaphore::new(cfg.uptime_max_concurrent_checks.max(1))),
+                stop: stop_rx.clone(),
+                hold: crate::uptime::runner::HOLD,
+            }),
+            &cfg.replica_id,
+        )
+        .await?
+        .run(wait_for(stop_rx.clone())),
+    );
+    let checkins = tokio::spawn(
+        crate::uptime::checkins::CheckInConsumer::new(store.clone(), &cfg.replica_id)
+            .run(Duration::from_millis(200), wait_for(stop_rx.clone())),
+    );
+    let reload = tokio::spawn(reload_on_sighup(
+        store.clone(),
+        cfg.config_file.clone(),
+        stop_rx.clone(),
+    ));
     let scheduler = tokio::spawn(
         maintenance_scheduler(store.clone(), &cfg.replica_id)
             .await?
@@ -167,6 +206,9 @@ pub async fn serve(
     otlp_result?;
     let _ = scheduler.await;
     let _ = processor.await;
+    let _ = uptime.await;
+    let _ = checkins.await;
+    reload.abort();
     let _ = upkeep.await;
     writer.shutdown().await;
     store.close().await;
@@ -230,6 +272,14 @@ async fn maintenance_scheduler(store: Store, replica: &str) -> Result<Scheduler,
     jobs::ensure_periodic(&store, "sessions.cleanup", "sessions.cleanup", 3_600_000).await?;
     jobs::ensure_periodic(&store, "jobs.cleanup", "jobs.cleanup", 3_600_000).await?;
     jobs::ensure_periodic(&store, "errors.retention", "errors.retention", 600_000).await?;
+    jobs::ensure_periodic(&store, crate::uptime::upkeep::JOB, crate::uptime::upkeep::JOB, 60_000).await?;
+    let uptime_upkeep: JobHandler = {
+        let store = store.clone();
+        Arc::new(move |_| {
+            let store = store.clone();
+            Box::pin(async move { crate::uptime::upkeep::run(&store).await })
+        })
+    };
     let retention: JobHandler = {
         let store = store.clone();
         Arc::new(move |_| {
@@ -278,5 +328,61 @@ async fn maintenance_scheduler(store: Store, replica: &str) -> Result<Scheduler,
     Ok(Scheduler::new(store, replica, SchedulerConfig::default())
         .handle("sessions.cleanup", sessions)
         .handle("jobs.cleanup", finished)
-        .handle("errors.retention", retention))
+        .handle("errors.retention", retention)
+        .handle(crate::uptime::upkeep::JOB, uptime_upkeep))
+}
+
+/// The uptime shards as leased periodic jobs: each claim runs one shard for a while.
+async fn uptime_scheduler(ctx: Arc<UptimeContext>, replica: &str) -> Result<Scheduler, ServeError> {
+    let shards = lookout_store::uptime::SHARDS;
+    for k in 0..shards {
+        jobs::ensure_periodic(&ctx.store, &format!("uptime.shard.{k}"), "uptime.shard", 1_000).await?;
+    }
+    let store = ctx.store.clone();
+    let handler: JobHandler = Arc::new(move |job| {
+        let ctx = ctx.clone();
+        Box::pin(async move {
+            match runner::shard_of(&job.id) {
+                Some(shard) => runner::run_shard(ctx, shard).await,
+                None => Err(format!("{} is not an uptime shard", job.id)),
+            }
+        })
+    });
+    let config = SchedulerConfig {
+        concurrency: usize::try_from(shards).unwrap_or(16),
+        ..SchedulerConfig::default()
+    };
+    Ok(Scheduler::new(store, replica, config).handle("uptime.shard", handler))
+}
+
+/// Re-reads the config file's monitors and status pages on SIGHUP.
+async fn reload_on_sighup(
+    store: Store,
+    path: Option<std::path::PathBuf>,
+    mut stop: watch::Receiver<bool>,
+) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => match &path {
+                    Some(p) => {
+                        tracing::info!(file = %p.display(), "SIGHUP: reloading monitors and status pages.");
+                        crate::uptime::config::apply_file(&store, p).await;
+                    }
+                    None => tracing::info!("SIGHUP: no config file to reload."),
+                },
+                _ = stop.changed() => break,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (store, path);
+        let _ = stop.changed().await;
+    }
 }

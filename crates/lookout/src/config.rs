@@ -28,18 +28,54 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     /// See `--log-format`.
     pub log_format: Option<LogFormat>,
+    /// Uptime checks: outbound policy and concurrency.
+    #[serde(default)]
+    pub uptime: UptimeFileConfig,
+    /// Monitors declared as code: accepted here, read and reconciled by the server (also on
+    /// SIGHUP), which owns their format.
+    #[serde(default, rename = "monitors")]
+    _monitors: Option<serde::de::IgnoredAny>,
+    /// Status pages declared as code (as `monitors`).
+    #[serde(default, rename = "status_pages")]
+    _status_pages: Option<serde::de::IgnoredAny>,
 }
 
-/// Reads `--config FILE`, or `./lookout.toml` if it exists, or nothing.
+/// The `uptime` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UptimeFileConfig {
+    /// Networks checks may not reach, besides link-local and cloud metadata (denied by default).
+    #[serde(default)]
+    pub deny_networks: Vec<String>,
+    /// When set, the only networks checks may reach.
+    #[serde(default)]
+    pub allow_networks: Vec<String>,
+    /// Checks in flight at once (default 1024).
+    pub max_concurrent_checks: Option<usize>,
+}
+
+/// The config file in use: `--config FILE`, or `./lookout.toml` if it exists.
+pub fn file_path(explicit: Option<&Path>) -> Option<PathBuf> {
+    match explicit {
+        Some(p) => Some(p.to_path_buf()),
+        None if Path::new("lookout.toml").exists() => Some(PathBuf::from("lookout.toml")),
+        None => None,
+    }
+}
+
+/// Reads the config file (`.yaml`/`.yml` as YAML, anything else as TOML), or nothing.
 pub fn load_file(explicit: Option<&Path>) -> Result<FileConfig> {
-    let path = match explicit {
-        Some(p) => p.to_path_buf(),
-        None if Path::new("lookout.toml").exists() => PathBuf::from("lookout.toml"),
-        None => return Ok(FileConfig::default()),
+    let Some(path) = file_path(explicit) else {
+        return Ok(FileConfig::default());
     };
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("in {}", path.display()))
+    let yaml = matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+    if yaml {
+        serde_yaml_ng::from_str(&text).with_context(|| format!("in {}", path.display()))
+    } else {
+        toml::from_str(&text).with_context(|| format!("in {}", path.display()))
+    }
 }
 
 /// Where and how data is stored, resolved.
@@ -142,5 +178,21 @@ mod tests {
         assert_eq!(ok.listen, Some("0.0.0.0:9000".parse().unwrap()));
         assert_eq!(ok.log_format, Some(LogFormat::Json));
         assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
+    }
+
+    #[test]
+    fn yaml_files_carry_server_settings_and_monitors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lookout.yaml");
+        std::fs::write(
+            &path,
+            "listen: 127.0.0.1:9100\nuptime:\n  deny_networks: [10.0.0.0/8]\nmonitors:\n  - name: api\n    type: http\n    url: http://127.0.0.1:9/\n",
+        )
+        .unwrap();
+        let c = load_file(Some(&path)).unwrap();
+        assert_eq!(c.listen, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(c.uptime.deny_networks, vec!["10.0.0.0/8"]);
+        std::fs::write(&path, "uptime:\n  deny: []\n").unwrap();
+        assert!(load_file(Some(&path)).is_err());
     }
 }

@@ -57,6 +57,10 @@ fn run(cli: Cli) -> Result<()> {
                     admin_password: std::env::var("LOOKOUT_ADMIN_PASSWORD").ok(),
                     bootstrap_token: std::env::var("LOOKOUT_BOOTSTRAP_TOKEN").ok(),
                     replica_id: replica_id(),
+                    config_file: config::file_path(cli.common.config.as_deref()),
+                    uptime_deny_networks: file.uptime.deny_networks.clone(),
+                    uptime_allow_networks: file.uptime.allow_networks.clone(),
+                    uptime_max_concurrent_checks: file.uptime.max_concurrent_checks.unwrap_or(1024),
                 };
                 lookout_server::runtime::serve(cfg, shutdown_signal()).await?;
             }

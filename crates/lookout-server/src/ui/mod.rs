@@ -9,6 +9,7 @@ mod assets;
 pub mod chart;
 mod errors;
 mod pages;
+pub mod status_page;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;

@@ -1,0 +1,59 @@
+//! Uptime monitoring in the server: the shard runners that check monitors ([`runner`]), the
+//! cron check-in consumer and the push/cron HTTP endpoints ([`checkins`]), rollups and retention
+//! ([`upkeep`]), config-file reconciliation ([`config`]) and the monitor view shared by the API
+//! and the UI ([`view`]).
+
+pub mod checkins;
+pub mod config;
+pub mod runner;
+pub mod upkeep;
+pub mod view;
+
+use std::sync::Arc;
+
+use lookout_store::uptime::pages::MaintenanceRow;
+use lookout_uptime::schedule::{Recurrence, Window};
+
+/// The maintenance windows in force, parsed; shared by the runners and the views.
+#[derive(Clone, Default)]
+pub struct Windows(Arc<Vec<(Window, Vec<i64>)>>);
+
+impl Windows {
+    /// Parses stored windows (a window that no longer parses is skipped with a log line).
+    pub fn from_rows(rows: &[MaintenanceRow]) -> Windows {
+        let mut out = Vec::new();
+        for r in rows {
+            let rec: Option<Recurrence> = match r.recurrence.as_deref().map(serde_json::from_str) {
+                None => None,
+                Some(Ok(x)) => Some(x),
+                Some(Err(e)) => {
+                    tracing::warn!(window = r.id, error = %e, "Stored maintenance recurrence does not parse; skipped.");
+                    continue;
+                }
+            };
+            match Window::new(r.starts_at, r.ends_at, rec.as_ref()) {
+                Ok(w) => out.push((w, r.monitor_ids.clone())),
+                Err(e) => tracing::warn!(window = r.id, error = %e, "Stored maintenance window is invalid; skipped."),
+            }
+        }
+        Windows(Arc::new(out))
+    }
+
+    /// Loads the current windows.
+    pub async fn load(store: &lookout_store::Store) -> Windows {
+        match lookout_store::uptime::pages::list_maintenance(store).await {
+            Ok(rows) => Windows::from_rows(&rows),
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not load maintenance windows.");
+                Windows::default()
+            }
+        }
+    }
+
+    /// Whether `monitor` is inside an open window at `at`.
+    pub fn covers(&self, monitor: i64, at: i64) -> bool {
+        self.0
+            .iter()
+            .any(|(w, ids)| ids.contains(&monitor) && w.is_open(at))
+    }
+}

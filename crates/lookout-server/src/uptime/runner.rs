@@ -1,0 +1,611 @@
+//! Shard runners: each of the [`SHARDS`] shards is a leased periodic job; the replica holding a
+//! shard's lease keeps its monitors in a timer heap and runs their checks.
+//!
+//! Why not one job row per check: at 10,000 monitors every 60 s that is 170 claims a second, each
+//! a database write. A shard lease costs one renewal every 10 s and still gives the guarantee
+//! that matters: one replica checks a monitor at a time, and when it dies another takes the shard
+//! over within the lease (30 s) and runs what fell due, late rather than never.
+//!
+//! The runner is the only writer of its monitors' state, so thresholds are applied in memory and
+//! stored with each result in one group commit. It holds a shard for [`HOLD`], then hands it back
+//! so shards spread over replicas that joined later.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use super::Windows;
+use lookout_core::time::now_ms;
+use lookout_store::events;
+use lookout_store::uptime::{self as ustore, cron as ucron, results, MonitorRow, MonitorState, SHARDS};
+use lookout_store::{Store, Write, WriteQueue};
+use lookout_uptime::state::{Health, Streaks};
+use lookout_uptime::{Checker, Kind, MonitorSpec};
+
+/// How long a replica keeps a shard before handing it back for rebalancing.
+pub const HOLD: Duration = Duration::from_secs(600);
+/// How often a cron monitor's check-ins are judged.
+const CRON_TICK_MS: i64 = 5_000;
+/// How often a runner looks for edited monitors and maintenance windows.
+const RELOAD_MS: i64 = 2_000;
+/// Cron runs without a `max_runtime` time out after this long (Sentry's default).
+const DEFAULT_MAX_RUNTIME_S: i64 = 30 * 60;
+
+/// What the runners share.
+pub struct UptimeContext {
+    /// Storage.
+    pub store: Store,
+    /// The group-commit queue results go through.
+    pub writes: WriteQueue,
+    /// Network probes.
+    pub checker: Arc<Checker>,
+    /// Checks in flight at once on this replica.
+    pub permits: Arc<Semaphore>,
+    /// Flips to true at shutdown.
+    pub stop: watch::Receiver<bool>,
+    /// How long a shard is held.
+    pub hold: Duration,
+}
+
+/// The shard a job id names (`uptime.shard.7` → 7).
+pub fn shard_of(job_id: &str) -> Option<i64> {
+    job_id
+        .strip_prefix("uptime.shard.")?
+        .parse()
+        .ok()
+        .filter(|s| (0..SHARDS).contains(s))
+}
+
+/// Why a result failed, which decides the event a down state raises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    Check,
+    Missed,
+    Failed,
+}
+
+/// A finished evaluation: monitor, when it was due, its results, and (cron) how far the
+/// schedule has been judged.
+type Evaluated = (i64, i64, Vec<Verdict>, Option<i64>);
+
+/// One judged result, ready to be applied to the state machine.
+#[derive(Debug)]
+struct Verdict {
+    at: i64,
+    ok: bool,
+    latency_us: Option<i64>,
+    failure: Option<String>,
+    kind: Failure,
+    cert_expires_at: Option<i64>,
+    /// Writes that belong with this result (cron bookkeeping).
+    writes: Vec<Write>,
+}
+
+impl Verdict {
+    fn new(at: i64, ok: bool, failure: Option<String>) -> Verdict {
+        Verdict {
+            at,
+            ok,
+            latency_us: None,
+            failure,
+            kind: Failure::Check,
+            cert_expires_at: None,
+            writes: Vec::new(),
+        }
+    }
+}
+
+struct Slot {
+    row: MonitorRow,
+    spec: Arc<MonitorSpec>,
+    state: MonitorState,
+    streaks: Streaks,
+    due: i64,
+    running: bool,
+    generation: u64,
+}
+
+fn cadence_ms(spec: &MonitorSpec) -> i64 {
+    match spec.kind {
+        Kind::Cron => CRON_TICK_MS,
+        _ => i64::from(spec.interval_seconds.max(1)) * 1000,
+    }
+}
+
+/// A monitor's fixed offset within its interval, so 10,000 monitors on one interval spread
+/// evenly instead of firing together after a restart.
+fn phase(id: i64, every: i64) -> i64 {
+    (id.wrapping_mul(2_654_435_761)).rem_euclid(every.max(1))
+}
+
+/// The first time after `now` on the monitor's phase.
+fn next_on_phase(id: i64, every: i64, now: i64) -> i64 {
+    let p = phase(id, every);
+    let base = now - now.rem_euclid(every) + p;
+    if base > now {
+        base
+    } else {
+        base + every
+    }
+}
+
+fn first_due(id: i64, state: &MonitorState, every: i64, now: i64) -> i64 {
+    match state.last_check_at {
+        None => now,
+        Some(t) if t + every > now => t + every,
+        Some(_) => next_on_phase(id, every, now),
+    }
+}
+
+fn streaks_of(s: &MonitorState) -> Streaks {
+    Streaks {
+        health: Health::parse(&s.health),
+        failures: u32::try_from(s.failures).unwrap_or(u32::MAX),
+        successes: u32::try_from(s.successes).unwrap_or(u32::MAX),
+    }
+}
+
+/// Runs shard `shard` until the hold ends or the server stops.
+pub async fn run_shard(ctx: Arc<UptimeContext>, shard: i64) -> Result<(), String> {
+    let started = Instant::now();
+    let mut slots: HashMap<i64, Slot> = HashMap::new();
+    let mut heap: BinaryHeap<Reverse<(i64, i64, u64)>> = BinaryHeap::new();
+    let mut version = (-1, -1);
+    let mut windows = Windows::default();
+    let mut next_reload = 0;
+    let mut inflight: JoinSet<Evaluated> = JoinSet::new();
+    let mut stop = ctx.stop.clone();
+    tracing::debug!(shard, "Uptime shard taken.");
+    loop {
+        if *stop.borrow() || started.elapsed() >= ctx.hold {
+            break;
+        }
+        let now = now_ms();
+        if now >= next_reload {
+            windows = Windows::load(&ctx.store).await;
+            match ustore::shard_version(&ctx.store, shard).await {
+                Ok(v) if v != version => match ustore::shard_monitors(&ctx.store, shard).await {
+                    Ok(rows) => {
+                        reload(&mut slots, &mut heap, rows, now);
+                        version = v;
+                    }
+                    Err(e) => tracing::warn!(shard, error = %e, "Could not load the shard's monitors."),
+                },
+                Ok(_) => {}
+                Err(e) => tracing::warn!(shard, error = %e, "Could not read the shard's version."),
+            }
+            next_reload = now + RELOAD_MS;
+        }
+        while let Some(&Reverse((due, id, generation))) = heap.peek() {
+            if due > now {
+                break;
+            }
+            heap.pop();
+            let Some(slot) = slots.get_mut(&id) else {
+                continue;
+            };
+            if slot.generation != generation || slot.running || slot.row.paused {
+                continue;
+            }
+            slot.running = true;
+            spawn_evaluation(&ctx, &mut inflight, slot, due);
+        }
+        let wake = heap
+            .peek()
+            .map_or(i64::MAX, |r| r.0 .0)
+            .min(next_reload);
+        let sleep = Duration::from_millis(u64::try_from((wake - now).clamp(1, 1000)).unwrap_or(1));
+        tokio::select! {
+            Some(done) = inflight.join_next(), if !inflight.is_empty() => {
+                let mut finished = vec![done];
+                while let Some(more) = inflight.try_join_next() {
+                    finished.push(more);
+                }
+                settle(&ctx, &mut slots, &mut heap, &windows, finished).await;
+            }
+            () = tokio::time::sleep(sleep) => {}
+            _ = stop.changed() => {}
+        }
+    }
+    let mut finished = Vec::new();
+    while let Some(done) = inflight.join_next().await {
+        finished.push(done);
+    }
+    settle(&ctx, &mut slots, &mut heap, &windows, finished).await;
+    tracing::debug!(shard, "Uptime shard handed back.");
+    Ok(())
+}
+
+/// Brings the slots in line with the stored monitors: new ones are scheduled, edited ones take
+/// their new definition (keeping their streaks), deleted ones go.
+fn reload(
+    slots: &mut HashMap<i64, Slot>,
+    heap: &mut BinaryHeap<Reverse<(i64, i64, u64)>>,
+    rows: Vec<(MonitorRow, MonitorState)>,
+    now: i64,
+) {
+    let mut seen = std::collections::HashSet::with_capacity(rows.len());
+    for (row, state) in rows {
+        seen.insert(row.id);
+        if slots
+            .get(&row.id)
+            .is_some_and(|s| s.row.updated_at == row.updated_at)
+        {
+            continue;
+        }
+        let spec: MonitorSpec = match serde_json::from_str(&row.spec) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(monitor = row.id, error = %e, "Stored monitor spec does not parse; not checked.");
+                continue;
+            }
+        };
+        let every = cadence_ms(&spec);
+        match slots.get_mut(&row.id) {
+            Some(slot) => {
+                let interval_changed = cadence_ms(&slot.spec) != every;
+                slot.generation += 1;
+                slot.spec = Arc::new(spec);
+                slot.row = row;
+                if interval_changed || slot.due > now + every {
+                    slot.due = now;
+                }
+                heap.push(Reverse((slot.due, slot.row.id, slot.generation)));
+            }
+            None => {
+                let due = first_due(row.id, &state, every, now);
+                let slot = Slot {
+                    streaks: streaks_of(&state),
+                    state,
+                    spec: Arc::new(spec),
+                    due,
+                    running: false,
+                    generation: 0,
+                    row,
+                };
+                heap.push(Reverse((due, slot.row.id, 0)));
+                slots.insert(slot.row.id, slot);
+            }
+        }
+    }
+    slots.retain(|id, _| seen.contains(id));
+}
+
+fn spawn_evaluation(
+    ctx: &Arc<UptimeContext>,
+    inflight: &mut JoinSet<Evaluated>,
+    slot: &Slot,
+    due: i64,
+) {
+    let ctx = ctx.clone();
+    let spec = slot.spec.clone();
+    let id = slot.row.id;
+    let created_at = slot.row.created_at;
+    let cron_slot = slot.state.cron_slot;
+    inflight.spawn(async move {
+        let Ok(_permit) = ctx.permits.clone().acquire_owned().await else {
+            return (id, due, Vec::new(), None);
+        };
+        let start = now_ms();
+        metrics::histogram!("lookout_uptime_schedule_lag_ms").record((start - due).max(0) as f64);
+        let (verdicts, judged) = match spec.kind {
+            Kind::Heartbeat => (heartbeat(&ctx.store, id, &spec, created_at, start).await, None),
+            Kind::Cron => cron(&ctx.store, id, &spec, cron_slot.unwrap_or(created_at), start).await,
+            _ => {
+                let o = ctx.checker.check(&spec).await;
+                let mut v = Verdict::new(start, o.ok, o.failure);
+                v.latency_us = Some((o.latency_ms * 1000.0) as i64);
+                v.cert_expires_at = o.cert_expires_at;
+                (vec![v], None)
+            }
+        };
+        for v in &verdicts {
+            let result = if v.ok { "up" } else { "down" };
+            metrics::counter!("lookout_uptime_checks_total", "type" => spec.kind.as_str(), "result" => result)
+                .increment(1);
+        }
+        (id, due, verdicts, judged)
+    });
+}
+
+/// A heartbeat passes while a ping came within interval + grace; before its first ping it stays
+/// pending until that much time has passed since the monitor was created.
+async fn heartbeat(store: &Store, id: i64, spec: &MonitorSpec, created_at: i64, now: i64) -> Vec<Verdict> {
+    let allowed = (i64::from(spec.interval_seconds) + i64::from(spec.grace_seconds())) * 1000;
+    let last_ping = match ustore::get_monitor(store, id).await {
+        Ok((_, s)) => s.last_ping_at,
+        Err(e) => {
+            tracing::warn!(monitor = id, error = %e, "Could not read the heartbeat's last ping.");
+            return Vec::new();
+        }
+    };
+    let since = last_ping.unwrap_or(created_at);
+    if now - since > allowed {
+        let why = match last_ping {
+            Some(p) => format!(
+                "no ping within {} s (last ping {} s ago)",
+                allowed / 1000,
+                (now - p) / 1000
+            ),
+            None => format!("no ping within {} s of creation", allowed / 1000),
+        };
+        vec![Verdict::new(now, false, Some(why))]
+    } else if last_ping.is_some() {
+        vec![Verdict::new(now, true, None)]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Judges a cron monitor: finished runs become results, runs past their max runtime time out,
+/// and expected runs with no check-in within the margin are missed.
+async fn cron(
+    store: &Store,
+    id: i64,
+    spec: &MonitorSpec,
+    judged_until: i64,
+    now: i64,
+) -> (Vec<Verdict>, Option<i64>) {
+    let mut out = Vec::new();
+    let max_runtime = i64::from(spec.max_runtime_seconds.unwrap_or(0)).max(0);
+    let max_runtime_ms = if max_runtime > 0 { max_runtime } else { DEFAULT_MAX_RUNTIME_S } * 1000;
+    match ucron::unrecorded(store, id).await {
+        Ok(runs) => {
+            for run in runs {
+                let at = run.finished_at.unwrap_or(run.started_at);
+                let mut v = match run.status.as_str() {
+                    "ok" => Verdict::new(at, true, None),
+                    "error" => {
+                        let mut v = Verdict::new(at, false, Some("the job reported an error".into()));
+                        v.kind = Failure::Failed;
+                        v
+                    }
+                    "in_progress" if now > run.started_at + max_runtime_ms => {
+                        let mut v = Verdict::new(
+                            run.started_at + max_runtime_ms,
+                            false,
+                            Some(format!("timeout: still in progress after {} s", max_runtime_ms / 1000)),
+                        );
+                        v.kind = Failure::Failed;
+                        v.writes.push(ucron::recorded_write(run.id, "timeout"));
+                        out.push(v);
+                        continue;
+                    }
+                    _ => continue,
+                };
+                v.latency_us = run.duration_ms.map(|d| d * 1000);
+                v.writes.push(ucron::recorded_write(run.id, &run.status));
+                out.push(v);
+            }
+        }
+        Err(e) => tracing::warn!(monitor = id, error = %e, "Could not read check-ins."),
+    }
+    let Ok(schedule) = spec.cron_schedule() else {
+        return (out, None);
+    };
+    let margin = i64::from(spec.grace_seconds()) * 1000;
+    let mut judged = judged_until;
+    // Bounded, so a monitor with a one-second schedule that was down a day does not spin.
+    for _ in 0..100 {
+        let Some(expected) = schedule.next_after(judged) else {
+            break;
+        };
+        if expected + margin > now {
+            break;
+        }
+        match ucron::started_between(store, id, expected - margin, expected + margin).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let mut v = Verdict::new(
+                    expected,
+                    false,
+                    Some(format!(
+                        "missed: no check-in within {} s of {}",
+                        margin / 1000,
+                        lookout_uptime::schedule::rfc3339(expected)
+                    )),
+                );
+                v.kind = Failure::Missed;
+                v.writes.push(ucron::missed_write(id, expected));
+                out.push(v);
+            }
+            Err(e) => {
+                tracing::warn!(monitor = id, error = %e, "Could not read check-ins.");
+                break;
+            }
+        }
+        judged = expected;
+    }
+    (out, (judged != judged_until).then_some(judged))
+}
+
+/// Applies finished evaluations: state machine, results, changes, events; one group commit.
+async fn settle(
+    ctx: &UptimeContext,
+    slots: &mut HashMap<i64, Slot>,
+    heap: &mut BinaryHeap<Reverse<(i64, i64, u64)>>,
+    windows: &Windows,
+    finished: Vec<Result<Evaluated, tokio::task::JoinError>>,
+) {
+    let mut writes = Vec::new();
+    let now = now_ms();
+    for done in finished {
+        let Ok((id, due, verdicts, judged)) = done else {
+            continue;
+        };
+        let Some(slot) = slots.get_mut(&id) else {
+            continue;
+        };
+        let changed = !verdicts.is_empty() || judged.is_some();
+        for v in verdicts {
+            apply(ctx, slot, v, windows, &mut writes).await;
+        }
+        if let Some(j) = judged {
+            slot.state.cron_slot = Some(j);
+        }
+        if changed {
+            writes.push(ustore::state_write(id, &slot.state));
+        }
+        slot.running = false;
+        let every = cadence_ms(&slot.spec);
+        slot.due = if due + every > now {
+            due + every
+        } else {
+            next_on_phase(id, every, now)
+        };
+        heap.push(Reverse((slot.due, id, slot.generation)));
+    }
+    if writes.is_empty() {
+        return;
+    }
+    if let Err(e) = ctx.writes.write(writes).await {
+        tracing::warn!(error = %e, "Could not store check results.");
+    }
+}
+
+async fn apply(ctx: &UptimeContext, slot: &mut Slot, v: Verdict, windows: &Windows, out: &mut Vec<Write>) {
+    let id = slot.row.id;
+    out.extend(v.writes.iter().cloned());
+    let maintenance = windows.covers(id, v.at);
+    out.push(results::result_write(
+        id,
+        &results::ResultRow {
+            at: v.at,
+            ok: v.ok,
+            maintenance,
+            latency_us: v.latency_us,
+            message: v.failure.clone(),
+        },
+    ));
+    let s = &mut slot.state;
+    s.last_check_at = Some(v.at);
+    s.last_ok = Some(v.ok);
+    s.last_latency_us = v.latency_us;
+    if !v.ok {
+        s.last_failure = v.failure.clone();
+        s.last_failure_at = Some(v.at);
+    }
+    let spec = slot.spec.clone();
+    let change = slot
+        .streaks
+        .record(v.ok, spec.failure_threshold(), spec.success_threshold());
+    s.failures = i64::from(slot.streaks.failures);
+    s.successes = i64::from(slot.streaks.successes);
+    let from = s.health.clone();
+    let reason = v.failure.clone().unwrap_or_else(|| "check passed".into());
+    let payload = |reason: &str| {
+        json!({
+            "monitor_id": id,
+            "name": slot.row.name,
+            "type": spec.kind.as_str(),
+            "target": spec.url.clone().or_else(|| spec.host.clone()).or_else(|| spec.slug.clone()),
+            "reason": reason,
+            "at": v.at,
+        })
+    };
+    let project = slot.row.project_id;
+    match change {
+        Some(Health::Down) => {
+            let suppressed = suppression(ctx, &slot.row, maintenance).await;
+            let s = &mut slot.state;
+            s.health = "down".into();
+            s.changed_at = Some(v.at);
+            s.alerted = suppressed.is_none();
+            let why = match &suppressed {
+                Some(x) => format!("{reason} (not alerted: {x})"),
+                None => reason.clone(),
+            };
+            out.push(ustore::change_write(id, v.at, &from, "down", &why, s.alerted));
+            if s.alerted {
+                out.push(events::publish(down_event(&spec, v.kind), project, Some(id.to_string()), &payload(&reason)));
+            }
+        }
+        Some(Health::Up) => {
+            let s = &mut slot.state;
+            s.health = "up".into();
+            s.changed_at = Some(v.at);
+            out.push(ustore::change_write(id, v.at, &from, "up", &reason, s.alerted));
+            if s.alerted {
+                out.push(events::publish("monitor.up", project, Some(id.to_string()), &payload(&reason)));
+            }
+            s.alerted = false;
+        }
+        Some(Health::Pending) | None => {
+            // Down but not yet announced (maintenance ended, or the parent recovered): announce now.
+            if slot.state.health == "down" && !slot.state.alerted && !v.ok {
+                if suppression(ctx, &slot.row, maintenance).await.is_none() {
+                    slot.state.alerted = true;
+                    out.push(events::publish(down_event(&spec, v.kind), project, Some(id.to_string()), &payload(&reason)));
+                }
+            }
+        }
+    }
+    if let Some(exp) = v.cert_expires_at {
+        let s = &mut slot.state;
+        s.cert_expires_at = Some(exp);
+        let warn_ms = i64::from(spec.expiry_warning_days()) * 86_400_000;
+        if exp - v.at < warn_ms {
+            if !s.cert_warned && !maintenance {
+                s.cert_warned = true;
+                let days = (exp - v.at).div_euclid(86_400_000);
+                let mut p = payload(&format!("certificate expires in {days} days"));
+                p["expires_at"] = json!(exp);
+                p["days_left"] = json!(days);
+                out.push(events::publish("monitor.certificate_expiring", project, Some(id.to_string()), &p));
+            }
+        } else {
+            s.cert_warned = false;
+        }
+    }
+}
+
+fn down_event(spec: &MonitorSpec, kind: Failure) -> &'static str {
+    match (spec.kind, kind) {
+        (Kind::Cron, Failure::Missed) => "cron.missed",
+        (Kind::Cron, _) => "cron.failed",
+        _ => "monitor.down",
+    }
+}
+
+/// Why a down monitor must not alert now: a maintenance window, or its parent being down.
+async fn suppression(ctx: &UptimeContext, row: &MonitorRow, maintenance: bool) -> Option<String> {
+    if maintenance {
+        return Some("maintenance window".into());
+    }
+    let parent = row.parent_id?;
+    match ustore::health_of(&ctx.store, parent).await {
+        Ok(Some(h)) if h == "down" => Some(format!("parent monitor {parent} is down")),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_spread_monitors_over_the_interval() {
+        let mut hits = [0u32; 60];
+        for id in 1..=6000 {
+            let p = phase(id, 60_000) / 1000;
+            hits[usize::try_from(p).unwrap()] += 1;
+        }
+        // Every second of the minute gets some monitors, none gets a pile.
+        assert!(hits.iter().all(|h| (50..=150).contains(h)), "{hits:?}");
+        let n = next_on_phase(7, 60_000, 1_000_000);
+        assert!(n > 1_000_000 && n <= 1_060_000);
+        assert_eq!(phase(7, 60_000), n.rem_euclid(60_000));
+    }
+
+    #[test]
+    fn shard_job_ids_parse() {
+        assert_eq!(shard_of("uptime.shard.3"), Some(3));
+        assert_eq!(shard_of("uptime.shard.99"), None);
+        assert_eq!(shard_of("errors.retention"), None);
+    }
+}

@@ -1,0 +1,139 @@
+//! How a monitor is shown (API and UI): its spec with secrets redacted, its current status,
+//! uptime over 24 h / 7 d / 30 d / 90 d, the last result and failure, and the push URL.
+
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::Windows;
+use crate::extract::iso;
+use crate::state::HttpSettings;
+use lookout_core::time::now_ms;
+use lookout_store::tenancy;
+use lookout_store::uptime::{results, MonitorRow, MonitorState};
+use lookout_store::{Result, Store};
+use lookout_uptime::MonitorSpec;
+
+/// Uptime percentages over the standard windows (null: no results in the window).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UptimeFigures {
+    /// Last 24 hours.
+    #[serde(rename = "24h")]
+    pub day: Option<f64>,
+    /// Last 7 days.
+    #[serde(rename = "7d")]
+    pub week: Option<f64>,
+    /// Last 30 days.
+    #[serde(rename = "30d")]
+    pub month: Option<f64>,
+    /// Last 90 days.
+    #[serde(rename = "90d")]
+    pub quarter: Option<f64>,
+}
+
+/// A monitor as the API shows it: the spec fields plus its live state.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MonitorView {
+    /// Id.
+    pub id: i64,
+    /// The monitor's definition (`name`, `type`, `url`, `interval_seconds`, …), secrets redacted.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub spec: Value,
+    /// `up`, `down`, `pending`, `paused` or `maintenance`.
+    pub status: String,
+    /// The thresholds' verdict, whatever maintenance or pausing shows.
+    pub health: String,
+    /// Heartbeat and cron monitors: the URL the job calls (GET or POST).
+    pub push_url: Option<String>,
+    /// Last check, RFC 3339.
+    pub last_check_at: Option<String>,
+    /// Whether the last check passed.
+    pub last_ok: Option<bool>,
+    /// Its latency, ms.
+    pub last_latency_ms: Option<f64>,
+    /// The last failure: which condition failed with what value, or the probe error.
+    pub last_failure: Option<String>,
+    /// When it happened, RFC 3339.
+    pub last_failure_at: Option<String>,
+    /// Certificate expiry (HTTPS and TLS monitors), RFC 3339.
+    pub certificate_expires_at: Option<String>,
+    /// Whole days until then.
+    pub certificate_days_left: Option<i64>,
+    /// Uptime percentages.
+    pub uptime: UptimeFigures,
+    /// `config` when declared in the config file (edits there win).
+    pub managed_by: Option<String>,
+    /// Created, RFC 3339.
+    pub created_at: String,
+    /// Last change of the definition, RFC 3339.
+    pub updated_at: String,
+}
+
+/// The status shown: paused and maintenance cover the thresholds' health.
+pub fn status_of(row: &MonitorRow, state: &MonitorState, windows: &Windows, now: i64) -> String {
+    if row.paused {
+        "paused".into()
+    } else if windows.covers(row.id, now) {
+        "maintenance".into()
+    } else {
+        state.health.clone()
+    }
+}
+
+/// The push URL of a heartbeat (`/api/v1/push/{token}`) or cron monitor (Sentry's HTTP form).
+pub async fn push_url(store: &Store, settings: &HttpSettings, row: &MonitorRow) -> Option<String> {
+    let base = &settings.public_url;
+    if let Some(t) = &row.push_token {
+        return Some(format!("{base}/api/v1/push/{t}"));
+    }
+    if row.kind == "cron" {
+        let (pid, slug) = (row.project_id?, row.slug.as_deref()?);
+        let key = tenancy::get_project(store, pid).await.ok()?.public_key?;
+        return Some(format!("{base}/api/{pid}/cron/{slug}/{key}/"));
+    }
+    None
+}
+
+/// Uptime over the four standard windows.
+pub async fn uptime_figures(store: &Store, id: i64, now: i64) -> Result<UptimeFigures> {
+    let day = 86_400_000;
+    Ok(UptimeFigures {
+        day: results::uptime_since(store, id, now - day).await?,
+        week: results::uptime_since(store, id, now - 7 * day).await?,
+        month: results::uptime_since(store, id, now - 30 * day).await?,
+        quarter: results::uptime_since(store, id, now - 90 * day).await?,
+    })
+}
+
+/// Builds the full view.
+pub async fn monitor_view(
+    store: &Store,
+    settings: &HttpSettings,
+    windows: &Windows,
+    row: MonitorRow,
+    state: MonitorState,
+) -> Result<MonitorView> {
+    let now = now_ms();
+    let spec = serde_json::from_str::<MonitorSpec>(&row.spec)
+        .map(|s| serde_json::to_value(s.redacted()).unwrap_or(Value::Null))
+        .unwrap_or(Value::Null);
+    Ok(MonitorView {
+        id: row.id,
+        status: status_of(&row, &state, windows, now),
+        health: state.health.clone(),
+        push_url: push_url(store, settings, &row).await,
+        last_check_at: state.last_check_at.map(iso),
+        last_ok: state.last_ok,
+        last_latency_ms: state.last_latency_us.map(|u| u as f64 / 1000.0),
+        last_failure: state.last_failure.clone(),
+        last_failure_at: state.last_failure_at.map(iso),
+        certificate_expires_at: state.cert_expires_at.map(iso),
+        certificate_days_left: state.cert_expires_at.map(|e| (e - now).div_euclid(86_400_000)),
+        uptime: uptime_figures(store, row.id, now).await?,
+        managed_by: row.managed_by.clone(),
+        created_at: iso(row.created_at),
+        updated_at: iso(row.updated_at),
+        spec,
+    })
+}
