@@ -121,8 +121,9 @@ pub async fn serve(
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let policy = lookout_uptime::NetPolicy::new(&cfg.uptime_deny_networks, &cfg.uptime_allow_networks)
-        .map_err(|e| ServeError::Config(format!("uptime networks: {e}")))?;
+    let policy =
+        lookout_uptime::NetPolicy::new(&cfg.uptime_deny_networks, &cfg.uptime_allow_networks)
+            .map_err(|e| ServeError::Config(format!("uptime networks: {e}")))?;
     if let Some(path) = &cfg.config_file {
         crate::uptime::config::apply_file(&store, path).await;
     }
@@ -272,7 +273,13 @@ async fn maintenance_scheduler(store: Store, replica: &str) -> Result<Scheduler,
     jobs::ensure_periodic(&store, "sessions.cleanup", "sessions.cleanup", 3_600_000).await?;
     jobs::ensure_periodic(&store, "jobs.cleanup", "jobs.cleanup", 3_600_000).await?;
     jobs::ensure_periodic(&store, "errors.retention", "errors.retention", 600_000).await?;
-    jobs::ensure_periodic(&store, crate::uptime::upkeep::JOB, crate::uptime::upkeep::JOB, 60_000).await?;
+    jobs::ensure_periodic(
+        &store,
+        crate::uptime::upkeep::JOB,
+        crate::uptime::upkeep::JOB,
+        60_000,
+    )
+    .await?;
     let uptime_upkeep: JobHandler = {
         let store = store.clone();
         Arc::new(move |_| {
@@ -336,7 +343,13 @@ async fn maintenance_scheduler(store: Store, replica: &str) -> Result<Scheduler,
 async fn uptime_scheduler(ctx: Arc<UptimeContext>, replica: &str) -> Result<Scheduler, ServeError> {
     let shards = lookout_store::uptime::SHARDS;
     for k in 0..shards {
-        jobs::ensure_periodic(&ctx.store, &format!("uptime.shard.{k}"), "uptime.shard", 1_000).await?;
+        jobs::ensure_periodic(
+            &ctx.store,
+            &format!("uptime.shard.{k}"),
+            "uptime.shard",
+            1_000,
+        )
+        .await?;
     }
     let store = ctx.store.clone();
     let handler: JobHandler = Arc::new(move |job| {

@@ -51,7 +51,10 @@ impl NetPolicy {
         for s in deny {
             d.push(parse(s)?);
         }
-        let a = allow.iter().map(|s| parse(s)).collect::<Result<Vec<_>, _>>()?;
+        let a = allow
+            .iter()
+            .map(|s| parse(s))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(NetPolicy { deny: d, allow: a })
     }
 
@@ -63,7 +66,9 @@ impl NetPolicy {
             return Some(format!("{ip} is not in the allowed networks"));
         }
         if !allowed && self.deny.iter().any(|n| n.contains(&ip)) {
-            return Some(format!("{ip} is in a denied network (outbound safety policy)"));
+            return Some(format!(
+                "{ip} is in a denied network (outbound safety policy)"
+            ));
         }
         None
     }
@@ -77,7 +82,9 @@ mod tests {
     fn metadata_and_link_local_are_denied_by_default() {
         let p = NetPolicy::default();
         assert!(p.refuses("169.254.169.254".parse().unwrap()).is_some());
-        assert!(p.refuses("::ffff:169.254.169.254".parse().unwrap()).is_some());
+        assert!(p
+            .refuses("::ffff:169.254.169.254".parse().unwrap())
+            .is_some());
         assert!(p.refuses("fe80::1".parse().unwrap()).is_some());
         assert!(p.refuses("127.0.0.1".parse().unwrap()).is_none());
         assert!(p.refuses("93.184.216.34".parse().unwrap()).is_none());

@@ -159,7 +159,9 @@ impl Window {
         match &self.recurrence {
             None => self.starts_at.filter(|s| *s > at_ms),
             Some((cron, tz, _)) => {
-                let from = tz.timestamp_millis_opt(at_ms.max(self.starts_at.unwrap_or(0))).single()?;
+                let from = tz
+                    .timestamp_millis_opt(at_ms.max(self.starts_at.unwrap_or(0)))
+                    .single()?;
                 let next = cron
                     .find_next_occurrence(&from, false)
                     .ok()?
@@ -190,8 +192,14 @@ mod tests {
     fn crontabs_keep_local_time_across_dst() {
         let s = CronSchedule::new(Some("0 3 * * *"), 60, Some("Europe/Paris")).unwrap();
         // Before the spring change (UTC+1), 03:00 local is 02:00Z; after it (UTC+2), 01:00Z.
-        assert_eq!(s.next_after(ms("2026-03-28T12:00:00Z")), Some(ms("2026-03-29T01:00:00Z")));
-        assert_eq!(s.next_after(ms("2026-03-27T12:00:00Z")), Some(ms("2026-03-28T02:00:00Z")));
+        assert_eq!(
+            s.next_after(ms("2026-03-28T12:00:00Z")),
+            Some(ms("2026-03-29T01:00:00Z"))
+        );
+        assert_eq!(
+            s.next_after(ms("2026-03-27T12:00:00Z")),
+            Some(ms("2026-03-28T02:00:00Z"))
+        );
     }
 
     #[test]
@@ -218,7 +226,10 @@ mod tests {
         assert!(w.is_open(ms("2026-11-29T02:59:59Z")));
         assert!(!w.is_open(ms("2026-11-29T03:00:00Z")));
         assert!(!w.is_open(ms("2026-11-28T02:30:00Z")));
-        assert_eq!(w.next_start(ms("2026-11-28T00:00:00Z")), Some(ms("2026-11-29T02:00:00Z")));
+        assert_eq!(
+            w.next_start(ms("2026-11-28T00:00:00Z")),
+            Some(ms("2026-11-29T02:00:00Z"))
+        );
     }
 
     #[test]

@@ -188,7 +188,9 @@ fn err(field: &'static str, reason: impl Into<String>) -> SpecError {
 }
 
 /// DNS record types a monitor may query.
-pub const RECORD_TYPES: &[&str] = &["A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "PTR", "SRV", "CAA"];
+pub const RECORD_TYPES: &[&str] = &[
+    "A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "PTR", "SRV", "CAA",
+];
 
 impl MonitorSpec {
     /// Checks the spec and fills the type's defaults; the error names the field.
@@ -226,7 +228,11 @@ impl MonitorSpec {
         uses("url", self.url.is_some(), &[Http, Tls])?;
         uses("host", self.host.is_some(), &[Tcp, Icmp, Dns, Tls])?;
         uses("port", self.port.is_some(), &[Tcp, Tls])?;
-        uses("grace_seconds", self.grace_seconds.is_some(), &[Heartbeat, Cron])?;
+        uses(
+            "grace_seconds",
+            self.grace_seconds.is_some(),
+            &[Heartbeat, Cron],
+        )?;
         uses("method", self.method.is_some(), &[Http])?;
         uses("headers", !self.headers.is_empty(), &[Http])?;
         uses("body", self.body.is_some(), &[Http])?;
@@ -234,17 +240,32 @@ impl MonitorSpec {
         uses("bearer_token", self.bearer_token.is_some(), &[Http])?;
         uses("record_type", self.record_type.is_some(), &[Dns])?;
         uses("resolver", self.resolver.is_some(), &[Dns])?;
-        uses("expected_answers", !self.expected_answers.is_empty(), &[Dns])?;
+        uses(
+            "expected_answers",
+            !self.expected_answers.is_empty(),
+            &[Dns],
+        )?;
         uses("expected_rcode", self.expected_rcode.is_some(), &[Dns])?;
-        uses("expiry_warning_days", self.expiry_warning_days.is_some(), &[Http, Tls])?;
+        uses(
+            "expiry_warning_days",
+            self.expiry_warning_days.is_some(),
+            &[Http, Tls],
+        )?;
         uses("slug", self.slug.is_some(), &[Cron])?;
         uses("project_id", self.project_id.is_some(), &[Cron])?;
         uses("schedule", self.schedule.is_some(), &[Cron])?;
         uses("timezone", self.timezone.is_some(), &[Cron])?;
-        uses("max_runtime_seconds", self.max_runtime_seconds.is_some(), &[Cron])?;
+        uses(
+            "max_runtime_seconds",
+            self.max_runtime_seconds.is_some(),
+            &[Cron],
+        )?;
         match k {
             Http => {
-                let url = self.url.as_deref().ok_or_else(|| err("url", "is required"))?;
+                let url = self
+                    .url
+                    .as_deref()
+                    .ok_or_else(|| err("url", "is required"))?;
                 let parsed = reqwest::Url::parse(url).map_err(|e| err("url", e.to_string()))?;
                 if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
                     return Err(err("url", "must be an http:// or https:// URL with a host"));
@@ -276,7 +297,10 @@ impl MonitorSpec {
                     .get_or_insert_with(|| "A".into())
                     .to_ascii_uppercase();
                 if !RECORD_TYPES.contains(&t.as_str()) {
-                    return Err(err("record_type", format!("must be one of {}", RECORD_TYPES.join(", "))));
+                    return Err(err(
+                        "record_type",
+                        format!("must be one of {}", RECORD_TYPES.join(", ")),
+                    ));
                 }
                 self.record_type = Some(t);
                 if let Some(r) = &self.resolver {
@@ -294,14 +318,21 @@ impl MonitorSpec {
                     }
                 }
                 (None, Some(_)) => {}
-                _ => return Err(err("url", "give either url or host (with port, default 443)")),
+                _ => {
+                    return Err(err(
+                        "url",
+                        "give either url or host (with port, default 443)",
+                    ))
+                }
             },
             Heartbeat => {}
             Cron => {
                 let slug = self.slug.get_or_insert_with(|| slug_of(&self.name));
                 if slug.is_empty()
                     || slug.len() > 50
-                    || !slug.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    || !slug
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
                 {
                     return Err(err("slug", "must be 1 to 50 letters, digits, - or _"));
                 }
@@ -402,7 +433,11 @@ pub const REDACTED: &str = "********";
 /// Headers whose values are credentials.
 pub fn is_secret_header(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    n == "authorization" || n == "cookie" || n.contains("token") || n.contains("api-key") || n.contains("secret")
+    n == "authorization"
+        || n == "cookie"
+        || n.contains("token")
+        || n.contains("api-key")
+        || n.contains("secret")
 }
 
 fn need_host(h: &Option<String>) -> Result<(), SpecError> {

@@ -62,7 +62,12 @@ impl Default for Streaks {
 
 impl Streaks {
     /// Counts one result; returns the new health when it changed.
-    pub fn record(&mut self, ok: bool, failure_threshold: u32, success_threshold: u32) -> Option<Health> {
+    pub fn record(
+        &mut self,
+        ok: bool,
+        failure_threshold: u32,
+        success_threshold: u32,
+    ) -> Option<Health> {
         if ok {
             self.successes = self.successes.saturating_add(1);
             self.failures = 0;
@@ -97,10 +102,24 @@ mod tests {
     #[test]
     fn three_failures_down_two_successes_up() {
         use Health::*;
-        let r = run(&[true, false, false, true, false, false, false, true, true], 3, 2);
+        let r = run(
+            &[true, false, false, true, false, false, false, true, true],
+            3,
+            2,
+        );
         assert_eq!(
             r,
-            vec![Some(Up), None, None, None, None, None, Some(Down), None, Some(Up)]
+            vec![
+                Some(Up),
+                None,
+                None,
+                None,
+                None,
+                None,
+                Some(Down),
+                None,
+                Some(Up)
+            ]
         );
     }
 

@@ -70,7 +70,10 @@ pub fn load_file(explicit: Option<&Path>) -> Result<FileConfig> {
     };
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let yaml = matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+    let yaml = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    );
     if yaml {
         serde_yaml_ng::from_str(&text).with_context(|| format!("in {}", path.display()))
     } else {

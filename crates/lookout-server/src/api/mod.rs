@@ -123,14 +123,29 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::delete))
         .routes(routes!(monitors::list, monitors::create))
-        .routes(routes!(monitors::get_one, monitors::update, monitors::delete))
+        .routes(routes!(
+            monitors::get_one,
+            monitors::update,
+            monitors::delete
+        ))
         .routes(routes!(monitors::results))
         .routes(routes!(monitors::changes))
         .routes(routes!(monitors::list_windows, monitors::create_window))
-        .routes(routes!(monitors::get_window, monitors::update_window, monitors::delete_window))
+        .routes(routes!(
+            monitors::get_window,
+            monitors::update_window,
+            monitors::delete_window
+        ))
         .routes(routes!(status_pages::list, status_pages::create))
-        .routes(routes!(status_pages::get_one, status_pages::update, status_pages::delete))
-        .routes(routes!(status_pages::list_incidents, status_pages::create_incident))
+        .routes(routes!(
+            status_pages::get_one,
+            status_pages::update,
+            status_pages::delete
+        ))
+        .routes(routes!(
+            status_pages::list_incidents,
+            status_pages::create_incident
+        ))
         .routes(routes!(status_pages::add_update))
         .split_for_parts();
     let doc = std::sync::Arc::new(doc);

@@ -72,12 +72,16 @@ async fn checked_spec(state: &AppState, body: Value, id: Option<i64>) -> ApiResu
         .map_err(|e| ApiError::Validation(e.to_string()))?;
     if let Some(parent) = spec.parent_id {
         if Some(parent) == id {
-            return Err(ApiError::Validation("parent_id: a monitor cannot depend on itself".into()));
+            return Err(ApiError::Validation(
+                "parent_id: a monitor cannot depend on itself".into(),
+            ));
         }
         match ustore::get_monitor(state.store(), parent).await {
             Ok(_) => {}
             Err(StoreError::NotFound) => {
-                return Err(ApiError::Validation(format!("parent_id: no monitor {parent}")))
+                return Err(ApiError::Validation(format!(
+                    "parent_id: no monitor {parent}"
+                )))
             }
             Err(e) => return Err(e.into()),
         }
@@ -95,7 +99,9 @@ async fn checked_spec(state: &AppState, body: Value, id: Option<i64>) -> ApiResu
         match tenancy::get_project(state.store(), project).await {
             Ok(_) => spec.project_id = Some(project),
             Err(StoreError::NotFound) => {
-                return Err(ApiError::Validation(format!("project_id: no project {project}")))
+                return Err(ApiError::Validation(format!(
+                    "project_id: no project {project}"
+                )))
             }
             Err(e) => return Err(e.into()),
         }
@@ -106,7 +112,11 @@ async fn checked_spec(state: &AppState, body: Value, id: Option<i64>) -> ApiResu
 fn to_new(org_id: i64, spec: &MonitorSpec, push_token: Option<String>) -> ApiResult<NewMonitor> {
     Ok(NewMonitor {
         org_id,
-        project_id: if spec.kind == Kind::Cron { spec.project_id } else { None },
+        project_id: if spec.kind == Kind::Cron {
+            spec.project_id
+        } else {
+            None
+        },
         name: spec.name.clone(),
         kind: spec.kind.as_str().into(),
         slug: spec.slug.clone(),
@@ -196,13 +206,19 @@ pub async fn update(
     }
     let mut spec = checked_spec(&state, body.0, Some(id)).await?;
     if spec.kind.as_str() != old.kind {
-        return Err(ApiError::Validation("type: cannot change; create a new monitor".into()));
+        return Err(ApiError::Validation(
+            "type: cannot change; create a new monitor".into(),
+        ));
     }
     if let Ok(stored) = serde_json::from_str::<MonitorSpec>(&old.spec) {
         spec.keep_secrets_from(&stored);
     }
-    ustore::update_monitor(state.store(), id, &to_new(old.org_id, &spec, old.push_token.clone())?)
-        .await?;
+    ustore::update_monitor(
+        state.store(),
+        id,
+        &to_new(old.org_id, &spec, old.push_token.clone())?,
+    )
+    .await?;
     Ok(Json(view(&state, id).await?))
 }
 
@@ -342,10 +358,15 @@ fn maintenance_view(r: pages::MaintenanceRow) -> MaintenanceView {
     }
 }
 
-async fn checked_window(state: &AppState, b: &MaintenanceInput) -> ApiResult<pages::NewMaintenance> {
+async fn checked_window(
+    state: &AppState,
+    b: &MaintenanceInput,
+) -> ApiResult<pages::NewMaintenance> {
     let title = b.title.trim();
     if title.is_empty() || title.chars().count() > 200 {
-        return Err(ApiError::Validation("title must be 1 to 200 characters".into()));
+        return Err(ApiError::Validation(
+            "title must be 1 to 200 characters".into(),
+        ));
     }
     let starts = parse_time("starts_at", b.starts_at.as_deref())?;
     let ends = parse_time("ends_at", b.ends_at.as_deref())?;
@@ -354,7 +375,9 @@ async fn checked_window(state: &AppState, b: &MaintenanceInput) -> ApiResult<pag
         match ustore::get_monitor(state.store(), *id).await {
             Ok(_) => {}
             Err(StoreError::NotFound) => {
-                return Err(ApiError::Validation(format!("monitor_ids: no monitor {id}")))
+                return Err(ApiError::Validation(format!(
+                    "monitor_ids: no monitor {id}"
+                )))
             }
             Err(e) => return Err(e.into()),
         }
@@ -408,7 +431,9 @@ pub async fn get_window(
     _who: Principal,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<MaintenanceView>> {
-    Ok(Json(maintenance_view(pages::get_maintenance(state.store(), id).await?)))
+    Ok(Json(maintenance_view(
+        pages::get_maintenance(state.store(), id).await?,
+    )))
 }
 
 /// Replaces a maintenance window (role member).
@@ -423,7 +448,9 @@ pub async fn update_window(
 ) -> ApiResult<Json<MaintenanceView>> {
     who.require(Role::Member)?;
     let new = checked_window(&state, &body).await?;
-    Ok(Json(maintenance_view(pages::update_maintenance(state.store(), id, &new).await?)))
+    Ok(Json(maintenance_view(
+        pages::update_maintenance(state.store(), id, &new).await?,
+    )))
 }
 
 /// Deletes a maintenance window (role member).

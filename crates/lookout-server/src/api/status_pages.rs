@@ -98,18 +98,26 @@ async fn checked_page(state: &AppState, b: &StatusPageInput) -> ApiResult<pages:
     validate_slug(&b.slug).map_err(ApiError::Validation)?;
     let title = b.title.trim();
     if title.is_empty() || title.chars().count() > 200 {
-        return Err(ApiError::Validation("title must be 1 to 200 characters".into()));
+        return Err(ApiError::Validation(
+            "title must be 1 to 200 characters".into(),
+        ));
     }
     if let Some(l) = &b.logo_url {
-        if !(l.starts_with("https://") || l.starts_with("http://") || l.starts_with('/')) || l.len() > 2000 {
-            return Err(ApiError::Validation("logo_url must be an http(s) URL or a path".into()));
+        if !(l.starts_with("https://") || l.starts_with("http://") || l.starts_with('/'))
+            || l.len() > 2000
+        {
+            return Err(ApiError::Validation(
+                "logo_url must be an http(s) URL or a path".into(),
+            ));
         }
     }
     for id in &b.monitor_ids {
         match ustore::get_monitor(state.store(), *id).await {
             Ok(_) => {}
             Err(StoreError::NotFound) => {
-                return Err(ApiError::Validation(format!("monitor_ids: no monitor {id}")))
+                return Err(ApiError::Validation(format!(
+                    "monitor_ids: no monitor {id}"
+                )))
             }
             Err(e) => return Err(e.into()),
         }
@@ -129,10 +137,15 @@ async fn checked_page(state: &AppState, b: &StatusPageInput) -> ApiResult<pages:
 /// Lists status pages.
 #[utoipa::path(get, path = "/api/v1/status-pages", tag = "status pages",
     responses((status = 200, body = Vec<StatusPageView>)))]
-pub async fn list(State(state): State<AppState>, _who: Principal) -> ApiResult<Json<Vec<StatusPageView>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    _who: Principal,
+) -> ApiResult<Json<Vec<StatusPageView>>> {
     let org = tenancy::default_org(state.store()).await?;
     let rows = pages::list_pages(state.store(), org.id).await?;
-    Ok(Json(rows.into_iter().map(|p| page_view(&state, p)).collect()))
+    Ok(Json(
+        rows.into_iter().map(|p| page_view(&state, p)).collect(),
+    ))
 }
 
 /// Creates a status page (role member).
@@ -158,7 +171,10 @@ pub async fn get_one(
     _who: Principal,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<StatusPageView>> {
-    Ok(Json(page_view(&state, pages::get_page(state.store(), id).await?)))
+    Ok(Json(page_view(
+        &state,
+        pages::get_page(state.store(), id).await?,
+    )))
 }
 
 /// Replaces a status page (role member).
@@ -180,7 +196,10 @@ pub async fn update(
         ));
     }
     let new = checked_page(&state, &body).await?;
-    Ok(Json(page_view(&state, pages::update_page(state.store(), id, &new).await?)))
+    Ok(Json(page_view(
+        &state,
+        pages::update_page(state.store(), id, &new).await?,
+    )))
 }
 
 /// Deletes a status page and its incidents (role member).
@@ -277,7 +296,9 @@ const IMPACTS: &[&str] = &["none", "minor", "major", "critical"];
 
 fn check_text(field: &str, s: &str, max: usize) -> ApiResult<()> {
     if s.trim().is_empty() || s.chars().count() > max {
-        return Err(ApiError::Validation(format!("{field} must be 1 to {max} characters")));
+        return Err(ApiError::Validation(format!(
+            "{field} must be 1 to {max} characters"
+        )));
     }
     Ok(())
 }
@@ -313,12 +334,19 @@ pub async fn create_incident(
     let status = b.status.as_deref().unwrap_or("investigating");
     let impact = b.impact.as_deref().unwrap_or("minor");
     if !STATUSES.contains(&status) {
-        return Err(ApiError::Validation(format!("status must be one of {}", STATUSES.join(", "))));
+        return Err(ApiError::Validation(format!(
+            "status must be one of {}",
+            STATUSES.join(", ")
+        )));
     }
     if !IMPACTS.contains(&impact) {
-        return Err(ApiError::Validation(format!("impact must be one of {}", IMPACTS.join(", "))));
+        return Err(ApiError::Validation(format!(
+            "impact must be one of {}",
+            IMPACTS.join(", ")
+        )));
     }
-    let i = pages::create_incident(state.store(), id, b.title.trim(), impact, status, &b.body).await?;
+    let i =
+        pages::create_incident(state.store(), id, b.title.trim(), impact, status, &b.body).await?;
     Ok((StatusCode::CREATED, Json(incident_view(i))))
 }
 
@@ -340,7 +368,10 @@ pub async fn add_update(
     }
     check_text("body", &b.body, 10_000)?;
     if !STATUSES.contains(&b.status.as_str()) {
-        return Err(ApiError::Validation(format!("status must be one of {}", STATUSES.join(", "))));
+        return Err(ApiError::Validation(format!(
+            "status must be one of {}",
+            STATUSES.join(", ")
+        )));
     }
     let i = pages::add_update(state.store(), incident_id, &b.status, &b.body).await?;
     Ok((StatusCode::CREATED, Json(incident_view(i))))

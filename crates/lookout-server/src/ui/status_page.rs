@@ -85,7 +85,10 @@ pub struct PublicPage {
     pub generated_at: String,
 }
 
-async fn assemble(state: &AppState, slug: &str) -> Result<(pages::StatusPageRow, PublicPage), StoreError> {
+async fn assemble(
+    state: &AppState,
+    slug: &str,
+) -> Result<(pages::StatusPageRow, PublicPage), StoreError> {
     let page = pages::page_by_slug(state.store(), slug).await?;
     let store = state.store();
     let now = now_ms();
@@ -126,7 +129,10 @@ async fn assemble(state: &AppState, slug: &str) -> Result<(pages::StatusPageRow,
         if !w.monitor_ids.iter().any(|id| page.monitor_ids.contains(id)) {
             continue;
         }
-        let rec: Option<Recurrence> = w.recurrence.as_deref().and_then(|r| serde_json::from_str(r).ok());
+        let rec: Option<Recurrence> = w
+            .recurrence
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r).ok());
         let Ok(win) = Window::new(w.starts_at, w.ends_at, rec.as_ref()) else {
             continue;
         };
@@ -176,7 +182,11 @@ fn missing() -> Response {
 
 fn failed(e: &StoreError) -> Response {
     tracing::error!(error = %e, "Status page could not be assembled.");
-    (StatusCode::SERVICE_UNAVAILABLE, "Status page unavailable; try again shortly.").into_response()
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Status page unavailable; try again shortly.",
+    )
+        .into_response()
 }
 
 #[derive(Template)]
@@ -227,7 +237,11 @@ pub async fn page(State(state): State<AppState>, Path(slug): Path<String>) -> Re
             .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "Status page template failed.");
-            (StatusCode::INTERNAL_SERVER_ERROR, "Status page unavailable.").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Status page unavailable.",
+            )
+                .into_response()
         }
     }
 }

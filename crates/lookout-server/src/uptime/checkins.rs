@@ -69,12 +69,18 @@ pub async fn http_checkin(
     Query(p): Query<CronParams>,
 ) -> Response {
     let Ok(project_id) = project.parse::<i64>() else {
-        return problem(StatusCode::BAD_REQUEST, "project id in the path must be a number");
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "project id in the path must be a number",
+        );
     };
     let status = p.status.as_deref().unwrap_or("ok");
     if !matches!(status, "in_progress" | "ok" | "error") {
         tracing::info!(status, "Check-in with an unknown status refused.");
-        return problem(StatusCode::BAD_REQUEST, "status must be in_progress, ok or error");
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "status must be in_progress, ok or error",
+        );
     }
     match tenancy::project_for_key(state.store(), &key).await {
         Ok(Some(pid)) if pid == project_id => {}
@@ -86,7 +92,12 @@ pub async fn http_checkin(
     }
     match ustore::cron_monitor(state.store(), project_id, &slug).await {
         Ok(Some(_)) => {}
-        Ok(None) => return problem(StatusCode::NOT_FOUND, "no cron monitor with this slug in this project"),
+        Ok(None) => {
+            return problem(
+                StatusCode::NOT_FOUND,
+                "no cron monitor with this slug in this project",
+            )
+        }
         Err(e) => {
             tracing::error!(error = %e, "Cron monitor lookup failed.");
             return problem(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable");
@@ -110,9 +121,10 @@ pub async fn http_checkin(
         .await
     {
         Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "id": check_in_id }))).into_response(),
-        Err(StoreError::Overloaded | StoreError::ShuttingDown) => {
-            problem(StatusCode::SERVICE_UNAVAILABLE, "server is busy; retry later")
-        }
+        Err(StoreError::Overloaded | StoreError::ShuttingDown) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server is busy; retry later",
+        ),
         Err(e) => {
             tracing::error!(error = %e, "Check-in write failed.");
             problem(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable")
@@ -157,7 +169,10 @@ impl CheckInConsumer {
         .fetch_all(self.store.pool())
         .await?;
         let until = if rows.len() == 500 {
-            rows.last().map(|r| r.try_get(0)).transpose()?.unwrap_or(newest)
+            rows.last()
+                .map(|r| r.try_get(0))
+                .transpose()?
+                .unwrap_or(newest)
         } else {
             newest
         };
@@ -214,19 +229,28 @@ async fn apply_checkin(
     if !matches!(status, "in_progress" | "ok" | "error") {
         return Ok(());
     }
-    let existing = sqlx::query("SELECT id, spec, managed_by FROM monitors WHERE project_id = $1 AND slug = $2")
-        .bind(project_id)
-        .bind(slug)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let config = v.get("monitor_config").and_then(|c| spec_from_config(slug, c));
+    let existing = sqlx::query(
+        "SELECT id, spec, managed_by FROM monitors WHERE project_id = $1 AND slug = $2",
+    )
+    .bind(project_id)
+    .bind(slug)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let config = v
+        .get("monitor_config")
+        .and_then(|c| spec_from_config(slug, c));
     let monitor_id = match (existing, config) {
         (Some(r), Some(spec)) => {
             let id: i64 = r.try_get(0)?;
             let managed: Option<String> = r.try_get(2)?;
-            let stored: Option<MonitorSpec> = serde_json::from_str(&r.try_get::<String, _>(1)?).ok();
+            let stored: Option<MonitorSpec> =
+                serde_json::from_str(&r.try_get::<String, _>(1)?).ok();
             // The SDK's schedule wins, as in Sentry, unless the monitor is declared in the config file.
-            if managed.is_none() && stored.as_ref().is_some_and(|s| cron_fields_differ(s, &spec)) {
+            if managed.is_none()
+                && stored
+                    .as_ref()
+                    .is_some_and(|s| cron_fields_differ(s, &spec))
+            {
                 let mut merged = stored.unwrap_or(spec.clone());
                 merged.schedule = spec.schedule.clone();
                 merged.interval_seconds = spec.interval_seconds;
@@ -234,11 +258,13 @@ async fn apply_checkin(
                 merged.grace_seconds = spec.grace_seconds;
                 merged.max_runtime_seconds = spec.max_runtime_seconds;
                 if merged.validate().is_ok() {
-                    sqlx::query("UPDATE monitors SET spec = $1, updated_at = updated_at + 1 WHERE id = $2")
-                        .bind(serde_json::to_string(&merged).unwrap_or_default())
-                        .bind(id)
-                        .execute(&mut **tx)
-                        .await?;
+                    sqlx::query(
+                        "UPDATE monitors SET spec = $1, updated_at = updated_at + 1 WHERE id = $2",
+                    )
+                    .bind(serde_json::to_string(&merged).unwrap_or_default())
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
                 }
             }
             id
@@ -266,11 +292,19 @@ async fn apply_checkin(
                 },
             )
             .await?;
-            tracing::info!(monitor = id, slug, "Cron monitor created from an SDK check-in.");
+            tracing::info!(
+                monitor = id,
+                slug,
+                "Cron monitor created from an SDK check-in."
+            );
             id
         }
         (None, None) => {
-            tracing::info!(project = project_id, slug, "Check-in for an unknown cron monitor without monitor_config; dropped.");
+            tracing::info!(
+                project = project_id,
+                slug,
+                "Check-in for an unknown cron monitor without monitor_config; dropped."
+            );
             return Ok(());
         }
     };
@@ -312,7 +346,11 @@ pub fn spec_from_config(slug: &str, c: &Value) -> Option<MonitorSpec> {
         Some("crontab") => (Some(schedule.get("value")?.as_str()?.to_string()), 60),
         Some("interval") => {
             let n = schedule.get("value")?.as_u64()?;
-            let unit = match schedule.get("unit").and_then(Value::as_str).unwrap_or("minute") {
+            let unit = match schedule
+                .get("unit")
+                .and_then(Value::as_str)
+                .unwrap_or("minute")
+            {
                 "second" => 1,
                 "minute" => 60,
                 "hour" => 3600,
@@ -331,7 +369,11 @@ pub fn spec_from_config(slug: &str, c: &Value) -> Option<MonitorSpec> {
             .and_then(Value::as_u64)
             .and_then(|m| u32::try_from(m.saturating_mul(60)).ok())
     };
-    let count = |k: &str| c.get(k).and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok());
+    let count = |k: &str| {
+        c.get(k)
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+    };
     let mut spec = MonitorSpec {
         name: slug.to_string(),
         kind: Kind::Cron,
@@ -361,7 +403,10 @@ pub fn spec_from_config(slug: &str, c: &Value) -> Option<MonitorSpec> {
         slug: Some(slug.to_string()),
         project_id: None,
         schedule: crontab,
-        timezone: c.get("timezone").and_then(Value::as_str).map(str::to_string),
+        timezone: c
+            .get("timezone")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         max_runtime_seconds: minutes("max_runtime"),
     };
     spec.validate().ok()?;
@@ -385,9 +430,16 @@ mod tests {
         assert_eq!(s.grace_seconds, Some(300));
         assert_eq!(s.max_runtime_seconds, Some(1800));
         assert_eq!(s.failure_threshold(), 2);
-        let s = spec_from_config("every", &json!({"schedule": {"type": "interval", "value": 10, "unit": "minute"}}))
-            .unwrap();
+        let s = spec_from_config(
+            "every",
+            &json!({"schedule": {"type": "interval", "value": 10, "unit": "minute"}}),
+        )
+        .unwrap();
         assert_eq!((s.schedule, s.interval_seconds), (None, 600));
-        assert!(spec_from_config("bad", &json!({"schedule": {"type": "crontab", "value": "nope"}})).is_none());
+        assert!(spec_from_config(
+            "bad",
+            &json!({"schedule": {"type": "crontab", "value": "nope"}})
+        )
+        .is_none());
     }
 }

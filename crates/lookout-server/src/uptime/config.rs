@@ -51,7 +51,8 @@ pub struct Declared {
 
 /// Reads the declarations from a `.yaml`/`.yml` or `.toml` file.
 pub fn read(path: &Path) -> Result<Declared, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     let yaml = matches!(
         path.extension().and_then(|e| e.to_str()),
         Some("yaml" | "yml")
@@ -125,10 +126,13 @@ pub async fn reconcile(store: &Store, declared: &Declared) -> Result<Report, Str
         };
         match existing.get(&spec.name) {
             Some(row) => {
-                let same = serde_json::from_str::<MonitorSpec>(&row.spec).ok().as_ref() == Some(spec)
+                let same = serde_json::from_str::<MonitorSpec>(&row.spec).ok().as_ref()
+                    == Some(spec)
                     && row.project_id == project_id;
                 if !same {
-                    ustore::update_monitor(store, row.id, &new).await.map_err(db)?;
+                    ustore::update_monitor(store, row.id, &new)
+                        .await
+                        .map_err(db)?;
                     report.updated += 1;
                 }
             }
@@ -153,7 +157,11 @@ pub async fn reconcile(store: &Store, declared: &Declared) -> Result<Report, Str
     Ok(report)
 }
 
-async fn reconcile_pages(store: &Store, org_id: i64, declared: &[DeclaredPage]) -> Result<usize, String> {
+async fn reconcile_pages(
+    store: &Store,
+    org_id: i64,
+    declared: &[DeclaredPage],
+) -> Result<usize, String> {
     let db = |e: StoreError| e.to_string();
     // Pages name monitors from the file or the API alike.
     let mut by_name: BTreeMap<String, i64> = BTreeMap::new();
@@ -162,7 +170,9 @@ async fn reconcile_pages(store: &Store, org_id: i64, declared: &[DeclaredPage]) 
         limit: Some(1000),
     };
     loop {
-        let page = ustore::list_monitors(store, org_id, &cursor).await.map_err(db)?;
+        let page = ustore::list_monitors(store, org_id, &cursor)
+            .await
+            .map_err(db)?;
         for (m, _) in &page.items {
             by_name.entry(m.name.clone()).or_insert(m.id);
         }

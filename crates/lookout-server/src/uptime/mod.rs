@@ -33,7 +33,9 @@ impl Windows {
             };
             match Window::new(r.starts_at, r.ends_at, rec.as_ref()) {
                 Ok(w) => out.push((w, r.monitor_ids.clone())),
-                Err(e) => tracing::warn!(window = r.id, error = %e, "Stored maintenance window is invalid; skipped."),
+                Err(e) => {
+                    tracing::warn!(window = r.id, error = %e, "Stored maintenance window is invalid; skipped.")
+                }
             }
         }
         Windows(Arc::new(out))

@@ -22,7 +22,9 @@ use tokio::task::JoinSet;
 use super::Windows;
 use lookout_core::time::now_ms;
 use lookout_store::events;
-use lookout_store::uptime::{self as ustore, cron as ucron, results, MonitorRow, MonitorState, SHARDS};
+use lookout_store::uptime::{
+    self as ustore, cron as ucron, results, MonitorRow, MonitorState, SHARDS,
+};
 use lookout_store::{Store, Write, WriteQueue};
 use lookout_uptime::state::{Health, Streaks};
 use lookout_uptime::{Checker, Kind, MonitorSpec};
@@ -174,7 +176,9 @@ pub async fn run_shard(ctx: Arc<UptimeContext>, shard: i64) -> Result<(), String
                         reload(&mut slots, &mut heap, rows, now);
                         version = v;
                     }
-                    Err(e) => tracing::warn!(shard, error = %e, "Could not load the shard's monitors."),
+                    Err(e) => {
+                        tracing::warn!(shard, error = %e, "Could not load the shard's monitors.")
+                    }
                 },
                 Ok(_) => {}
                 Err(e) => tracing::warn!(shard, error = %e, "Could not read the shard's version."),
@@ -195,10 +199,7 @@ pub async fn run_shard(ctx: Arc<UptimeContext>, shard: i64) -> Result<(), String
             slot.running = true;
             spawn_evaluation(&ctx, &mut inflight, slot, due);
         }
-        let wake = heap
-            .peek()
-            .map_or(i64::MAX, |r| r.0 .0)
-            .min(next_reload);
+        let wake = heap.peek().map_or(i64::MAX, |r| r.0 .0).min(next_reload);
         let sleep = Duration::from_millis(u64::try_from((wake - now).clamp(1, 1000)).unwrap_or(1));
         tokio::select! {
             Some(done) = inflight.join_next(), if !inflight.is_empty() => {
@@ -315,7 +316,13 @@ fn spawn_evaluation(
 
 /// A heartbeat passes while a ping came within interval + grace; before its first ping it stays
 /// pending until that much time has passed since the monitor was created.
-async fn heartbeat(store: &Store, id: i64, spec: &MonitorSpec, created_at: i64, now: i64) -> Vec<Verdict> {
+async fn heartbeat(
+    store: &Store,
+    id: i64,
+    spec: &MonitorSpec,
+    created_at: i64,
+    now: i64,
+) -> Vec<Verdict> {
     let allowed = (i64::from(spec.interval_seconds) + i64::from(spec.grace_seconds())) * 1000;
     let last_ping = match ustore::get_monitor(store, id).await {
         Ok((_, s)) => s.last_ping_at,
@@ -353,7 +360,11 @@ async fn cron(
 ) -> (Vec<Verdict>, Option<i64>) {
     let mut out = Vec::new();
     let max_runtime = i64::from(spec.max_runtime_seconds.unwrap_or(0)).max(0);
-    let max_runtime_ms = if max_runtime > 0 { max_runtime } else { DEFAULT_MAX_RUNTIME_S } * 1000;
+    let max_runtime_ms = if max_runtime > 0 {
+        max_runtime
+    } else {
+        DEFAULT_MAX_RUNTIME_S
+    } * 1000;
     match ucron::unrecorded(store, id).await {
         Ok(runs) => {
             for run in runs {
@@ -361,7 +372,8 @@ async fn cron(
                 let mut v = match run.status.as_str() {
                     "ok" => Verdict::new(at, true, None),
                     "error" => {
-                        let mut v = Verdict::new(at, false, Some("the job reported an error".into()));
+                        let mut v =
+                            Verdict::new(at, false, Some("the job reported an error".into()));
                         v.kind = Failure::Failed;
                         v
                     }
@@ -369,7 +381,10 @@ async fn cron(
                         let mut v = Verdict::new(
                             run.started_at + max_runtime_ms,
                             false,
-                            Some(format!("timeout: still in progress after {} s", max_runtime_ms / 1000)),
+                            Some(format!(
+                                "timeout: still in progress after {} s",
+                                max_runtime_ms / 1000
+                            )),
                         );
                         v.kind = Failure::Failed;
                         v.writes.push(ucron::recorded_write(run.id, "timeout"));
@@ -468,7 +483,13 @@ async fn settle(
     }
 }
 
-async fn apply(ctx: &UptimeContext, slot: &mut Slot, v: Verdict, windows: &Windows, out: &mut Vec<Write>) {
+async fn apply(
+    ctx: &UptimeContext,
+    slot: &mut Slot,
+    v: Verdict,
+    windows: &Windows,
+    out: &mut Vec<Write>,
+) {
     let id = slot.row.id;
     out.extend(v.writes.iter().cloned());
     let maintenance = windows.covers(id, v.at);
@@ -520,18 +541,32 @@ async fn apply(ctx: &UptimeContext, slot: &mut Slot, v: Verdict, windows: &Windo
                 Some(x) => format!("{reason} (not alerted: {x})"),
                 None => reason.clone(),
             };
-            out.push(ustore::change_write(id, v.at, &from, "down", &why, s.alerted));
+            out.push(ustore::change_write(
+                id, v.at, &from, "down", &why, s.alerted,
+            ));
             if s.alerted {
-                out.push(events::publish(down_event(&spec, v.kind), project, Some(id.to_string()), &payload(&reason)));
+                out.push(events::publish(
+                    down_event(&spec, v.kind),
+                    project,
+                    Some(id.to_string()),
+                    &payload(&reason),
+                ));
             }
         }
         Some(Health::Up) => {
             let s = &mut slot.state;
             s.health = "up".into();
             s.changed_at = Some(v.at);
-            out.push(ustore::change_write(id, v.at, &from, "up", &reason, s.alerted));
+            out.push(ustore::change_write(
+                id, v.at, &from, "up", &reason, s.alerted,
+            ));
             if s.alerted {
-                out.push(events::publish("monitor.up", project, Some(id.to_string()), &payload(&reason)));
+                out.push(events::publish(
+                    "monitor.up",
+                    project,
+                    Some(id.to_string()),
+                    &payload(&reason),
+                ));
             }
             s.alerted = false;
         }
@@ -540,7 +575,12 @@ async fn apply(ctx: &UptimeContext, slot: &mut Slot, v: Verdict, windows: &Windo
             if slot.state.health == "down" && !slot.state.alerted && !v.ok {
                 if suppression(ctx, &slot.row, maintenance).await.is_none() {
                     slot.state.alerted = true;
-                    out.push(events::publish(down_event(&spec, v.kind), project, Some(id.to_string()), &payload(&reason)));
+                    out.push(events::publish(
+                        down_event(&spec, v.kind),
+                        project,
+                        Some(id.to_string()),
+                        &payload(&reason),
+                    ));
                 }
             }
         }
@@ -556,7 +596,12 @@ async fn apply(ctx: &UptimeContext, slot: &mut Slot, v: Verdict, windows: &Windo
                 let mut p = payload(&format!("certificate expires in {days} days"));
                 p["expires_at"] = json!(exp);
                 p["days_left"] = json!(days);
-                out.push(events::publish("monitor.certificate_expiring", project, Some(id.to_string()), &p));
+                out.push(events::publish(
+                    "monitor.certificate_expiring",
+                    project,
+                    Some(id.to_string()),
+                    &p,
+                ));
             }
         } else {
             s.cert_warned = false;

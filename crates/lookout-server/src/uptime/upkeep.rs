@@ -11,7 +11,9 @@ pub const JOB: &str = "uptime.upkeep";
 /// Rolls up, then enforces retention.
 pub async fn run(store: &Store) -> Result<(), String> {
     let now = now_ms();
-    let buckets = results::roll_up(store, now).await.map_err(|e| e.to_string())?;
+    let buckets = results::roll_up(store, now)
+        .await
+        .map_err(|e| e.to_string())?;
     let deleted = results::enforce_retention(store, now)
         .await
         .map_err(|e| e.to_string())?;

@@ -129,7 +129,9 @@ pub async fn monitor_view(
         last_failure: state.last_failure.clone(),
         last_failure_at: state.last_failure_at.map(iso),
         certificate_expires_at: state.cert_expires_at.map(iso),
-        certificate_days_left: state.cert_expires_at.map(|e| (e - now).div_euclid(86_400_000)),
+        certificate_days_left: state
+            .cert_expires_at
+            .map(|e| (e - now).div_euclid(86_400_000)),
         uptime: uptime_figures(store, row.id, now).await?,
         managed_by: row.managed_by.clone(),
         created_at: iso(row.created_at),

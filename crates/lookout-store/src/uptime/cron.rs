@@ -41,14 +41,20 @@ pub async fn apply_report(
     environment: Option<&str>,
 ) -> Result<()> {
     let terminal = status != "in_progress";
-    let existing = sqlx::query("SELECT id, status FROM cron_checkins WHERE monitor_id = $1 AND check_in_id = $2")
-        .bind(monitor_id)
-        .bind(check_in_id)
-        .fetch_optional(&mut **tx)
-        .await?;
+    let existing = sqlx::query(
+        "SELECT id, status FROM cron_checkins WHERE monitor_id = $1 AND check_in_id = $2",
+    )
+    .bind(monitor_id)
+    .bind(check_in_id)
+    .fetch_optional(&mut **tx)
+    .await?;
     match existing {
         None => {
-            let started = if terminal { at - duration_ms.unwrap_or(0) } else { at };
+            let started = if terminal {
+                at - duration_ms.unwrap_or(0)
+            } else {
+                at
+            };
             sqlx::query(
                 "INSERT INTO cron_checkins (monitor_id, check_in_id, status, started_at, finished_at, duration_ms, environment)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -133,7 +139,13 @@ pub fn recorded_write(id: i64, status: &str) -> Write {
 pub fn missed_write(monitor_id: i64, slot: i64) -> Write {
     Write::Insert {
         table: "cron_checkins",
-        columns: &["monitor_id", "check_in_id", "status", "started_at", "recorded"],
+        columns: &[
+            "monitor_id",
+            "check_in_id",
+            "status",
+            "started_at",
+            "recorded",
+        ],
         values: vec![
             monitor_id.into(),
             format!("missed-{slot}").into(),

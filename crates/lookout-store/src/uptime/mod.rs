@@ -111,7 +111,8 @@ pub struct MonitorState {
     pub last_ping_at: Option<i64>,
 }
 
-const MONITOR_COLS: &str = "m.id, m.org_id, m.project_id, m.name, m.kind, m.slug, m.spec, m.paused, m.parent_id, \
+const MONITOR_COLS: &str =
+    "m.id, m.org_id, m.project_id, m.name, m.kind, m.slug, m.spec, m.paused, m.parent_id, \
      m.push_token, m.shard, m.managed_by, m.created_at, m.updated_at";
 const STATE_COLS: &str = "s.health, s.alerted, s.failures, s.successes, s.last_check_at, s.last_ok, \
      s.last_latency_us, s.last_failure, s.last_failure_at, s.cert_expires_at, s.cert_warned, s.cron_slot, \
@@ -176,7 +177,10 @@ pub async fn create_monitor(store: &Store, m: &NewMonitor) -> Result<MonitorRow>
 
 /// Creates a monitor inside `tx` (the check-in consumer creates cron monitors from SDK
 /// `monitor_config`); returns its id.
-pub async fn create_monitor_in_tx(tx: &mut Transaction<'static, Any>, m: &NewMonitor) -> Result<i64> {
+pub async fn create_monitor_in_tx(
+    tx: &mut Transaction<'static, Any>,
+    m: &NewMonitor,
+) -> Result<i64> {
     let now = now_ms();
     let shard = i64::from(rand::random::<u16>()) % SHARDS;
     let row = sqlx::query(
@@ -199,11 +203,13 @@ pub async fn create_monitor_in_tx(tx: &mut Transaction<'static, Any>, m: &NewMon
     .await
     .map_err(StoreError::conflict_as("a cron monitor with this slug in this project"))?;
     let id: i64 = row.try_get(0)?;
-    sqlx::query("INSERT INTO monitor_state (monitor_id, health, changed_at) VALUES ($1, 'pending', $2)")
-        .bind(id)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO monitor_state (monitor_id, health, changed_at) VALUES ($1, 'pending', $2)",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
     Ok(id)
 }
 
@@ -289,7 +295,10 @@ pub async fn list_monitors(
 }
 
 /// Monitors with these ids (status pages), in the order given.
-pub async fn monitors_by_ids(store: &Store, ids: &[i64]) -> Result<Vec<(MonitorRow, MonitorState)>> {
+pub async fn monitors_by_ids(
+    store: &Store,
+    ids: &[i64],
+) -> Result<Vec<(MonitorRow, MonitorState)>> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         match get_monitor(store, *id).await {
@@ -316,10 +325,11 @@ pub async fn managed_monitors(store: &Store, managed_by: &str) -> Result<Vec<Mon
 
 /// A cheap fingerprint of a shard's definitions: newest change and count.
 pub async fn shard_version(store: &Store, shard: i64) -> Result<(i64, i64)> {
-    let r = sqlx::query("SELECT COALESCE(MAX(updated_at), 0), COUNT(*) FROM monitors WHERE shard = $1")
-        .bind(shard)
-        .fetch_one(store.pool())
-        .await?;
+    let r =
+        sqlx::query("SELECT COALESCE(MAX(updated_at), 0), COUNT(*) FROM monitors WHERE shard = $1")
+            .bind(shard)
+            .fetch_one(store.pool())
+            .await?;
     Ok((r.try_get(0)?, r.try_get(1)?))
 }
 
@@ -336,17 +346,23 @@ pub async fn shard_monitors(store: &Store, shard: i64) -> Result<Vec<(MonitorRow
 
 /// The monitor a push URL's token belongs to.
 pub async fn monitor_by_push_token(store: &Store, token: &str) -> Result<Option<MonitorRow>> {
-    sqlx::query(&format!("SELECT {MONITOR_COLS} FROM monitors m WHERE m.push_token = $1"))
-        .bind(token)
-        .fetch_optional(store.pool())
-        .await?
-        .as_ref()
-        .map(monitor_from)
-        .transpose()
+    sqlx::query(&format!(
+        "SELECT {MONITOR_COLS} FROM monitors m WHERE m.push_token = $1"
+    ))
+    .bind(token)
+    .fetch_optional(store.pool())
+    .await?
+    .as_ref()
+    .map(monitor_from)
+    .transpose()
 }
 
 /// The cron monitor `slug` of a project.
-pub async fn cron_monitor(store: &Store, project_id: i64, slug: &str) -> Result<Option<MonitorRow>> {
+pub async fn cron_monitor(
+    store: &Store,
+    project_id: i64,
+    slug: &str,
+) -> Result<Option<MonitorRow>> {
     sqlx::query(&format!(
         "SELECT {MONITOR_COLS} FROM monitors m WHERE m.project_id = $1 AND m.slug = $2"
     ))
@@ -371,12 +387,14 @@ pub async fn record_ping(store: &Store, monitor_id: i64, at: i64) -> Result<()> 
 
 /// A monitor's current health (`None` if it does not exist).
 pub async fn health_of(store: &Store, monitor_id: i64) -> Result<Option<String>> {
-    Ok(sqlx::query("SELECT health FROM monitor_state WHERE monitor_id = $1")
-        .bind(monitor_id)
-        .fetch_optional(store.pool())
-        .await?
-        .map(|r| r.try_get(0))
-        .transpose()?)
+    Ok(
+        sqlx::query("SELECT health FROM monitor_state WHERE monitor_id = $1")
+            .bind(monitor_id)
+            .fetch_optional(store.pool())
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?,
+    )
 }
 
 /// The write that stores a monitor's state (everything but `last_ping_at`, which pings own).
@@ -412,10 +430,24 @@ pub fn state_write(monitor_id: i64, s: &MonitorState) -> Write {
 }
 
 /// The write that records a health change and why.
-pub fn change_write(monitor_id: i64, at: i64, from: &str, to: &str, reason: &str, alerted: bool) -> Write {
+pub fn change_write(
+    monitor_id: i64,
+    at: i64,
+    from: &str,
+    to: &str,
+    reason: &str,
+    alerted: bool,
+) -> Write {
     Write::Insert {
         table: "monitor_changes",
-        columns: &["monitor_id", "at", "from_health", "to_health", "reason", "alerted"],
+        columns: &[
+            "monitor_id",
+            "at",
+            "from_health",
+            "to_health",
+            "reason",
+            "alerted",
+        ],
         values: vec![
             monitor_id.into(),
             at.into(),

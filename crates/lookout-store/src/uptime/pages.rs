@@ -93,7 +93,11 @@ pub async fn create_maintenance(store: &Store, m: &NewMaintenance) -> Result<Mai
 }
 
 /// Replaces a window.
-pub async fn update_maintenance(store: &Store, id: i64, m: &NewMaintenance) -> Result<MaintenanceRow> {
+pub async fn update_maintenance(
+    store: &Store,
+    id: i64,
+    m: &NewMaintenance,
+) -> Result<MaintenanceRow> {
     let n = sqlx::query(
         "UPDATE maintenance_windows SET title = $1, description = $2, starts_at = $3, ends_at = $4, recurrence = $5,
                 monitor_ids = $6, updated_at = $7 WHERE id = $8",
@@ -391,7 +395,12 @@ pub async fn create_incident(
 }
 
 /// Adds an update; `resolved` closes the incident.
-pub async fn add_update(store: &Store, incident_id: i64, status: &str, body: &str) -> Result<Incident> {
+pub async fn add_update(
+    store: &Store,
+    incident_id: i64,
+    status: &str,
+    body: &str,
+) -> Result<Incident> {
     let now = now_ms();
     let mut tx = store.begin_write().await?;
     let n = sqlx::query(

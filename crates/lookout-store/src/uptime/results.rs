@@ -44,7 +44,14 @@ pub struct ResultRow {
 pub fn result_write(monitor_id: i64, r: &ResultRow) -> Write {
     Write::Insert {
         table: "monitor_results",
-        columns: &["monitor_id", "at", "ok", "maintenance", "latency_us", "message"],
+        columns: &[
+            "monitor_id",
+            "at",
+            "ok",
+            "maintenance",
+            "latency_us",
+            "message",
+        ],
         values: vec![
             monitor_id.into(),
             r.at.into(),
@@ -57,7 +64,11 @@ pub fn result_write(monitor_id: i64, r: &ResultRow) -> Write {
 }
 
 /// A monitor's results, newest first; the cursor is the `at` of the last row seen.
-pub async fn list_results(store: &Store, monitor_id: i64, cursor: &Cursor) -> Result<Page<ResultRow>> {
+pub async fn list_results(
+    store: &Store,
+    monitor_id: i64,
+    cursor: &Cursor,
+) -> Result<Page<ResultRow>> {
     let limit = cursor.limit();
     let rows = sqlx::query(
         "SELECT at, ok, maintenance, latency_us, message FROM monitor_results
@@ -86,13 +97,15 @@ pub async fn list_results(store: &Store, monitor_id: i64, cursor: &Cursor) -> Re
 
 /// A watermark (0 when never set).
 pub async fn mark(store: &Store, name: &str) -> Result<i64> {
-    Ok(sqlx::query("SELECT done_until FROM uptime_marks WHERE name = $1")
-        .bind(name)
-        .fetch_optional(store.pool())
-        .await?
-        .map(|r| r.try_get(0))
-        .transpose()?
-        .unwrap_or(0))
+    Ok(
+        sqlx::query("SELECT done_until FROM uptime_marks WHERE name = $1")
+            .bind(name)
+            .fetch_optional(store.pool())
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?
+            .unwrap_or(0),
+    )
 }
 
 /// Up and down counts in `[since, now)`: final hour rollups, then raw rows after the watermark.
@@ -149,7 +162,12 @@ pub struct Bucket {
 
 /// Final rollups of one width since `since`, oldest first, with the open buckets after the
 /// watermark computed from raw rows so charts reach the present.
-pub async fn buckets(store: &Store, monitor_id: i64, width: &str, since: i64) -> Result<Vec<Bucket>> {
+pub async fn buckets(
+    store: &Store,
+    monitor_id: i64,
+    width: &str,
+    since: i64,
+) -> Result<Vec<Bucket>> {
     let Some(&(_, len, _)) = WIDTHS.iter().find(|w| w.0 == width) else {
         return Ok(Vec::new());
     };
@@ -268,7 +286,9 @@ pub async fn roll_up(store: &Store, now: i64) -> Result<usize> {
     for &(width, len, _) in WIDTHS {
         let closed = now - now.rem_euclid(len);
         // Never look further back than raw rows are kept.
-        let mut from = mark(store, width).await?.max(closed - RAW_RETENTION_MS + len);
+        let mut from = mark(store, width)
+            .await?
+            .max(closed - RAW_RETENTION_MS + len);
         from -= from.rem_euclid(len);
         // At most a day's worth of minute buckets per call, so a long outage catches up in steps.
         let until = closed.min(from + DAY);
@@ -289,18 +309,22 @@ pub async fn roll_up(store: &Store, now: i64) -> Result<usize> {
             let mut agg: BTreeMap<(i64, i64), Acc> = BTreeMap::new();
             for r in &rows {
                 let at: i64 = r.try_get(1)?;
-                agg.entry((r.try_get(0)?, at - at.rem_euclid(len))).or_default().add(
-                    r.try_get::<i64, _>(2)? != 0,
-                    r.try_get::<i64, _>(3)? != 0,
-                    r.try_get(4)?,
-                );
+                agg.entry((r.try_get(0)?, at - at.rem_euclid(len)))
+                    .or_default()
+                    .add(
+                        r.try_get::<i64, _>(2)? != 0,
+                        r.try_get::<i64, _>(3)? != 0,
+                        r.try_get(4)?,
+                    );
             }
             drop(rows);
             if agg.is_empty() {
                 continue;
             }
-            let buckets: Vec<(i64, Bucket)> =
-                agg.into_iter().map(|((m, b), a)| (m, a.finish(b))).collect();
+            let buckets: Vec<(i64, Bucket)> = agg
+                .into_iter()
+                .map(|((m, b), a)| (m, a.finish(b)))
+                .collect();
             let rows: Vec<Vec<Value>> = buckets
                 .iter()
                 .map(|(m, b)| {
@@ -347,13 +371,15 @@ pub async fn roll_up(store: &Store, now: i64) -> Result<usize> {
 pub async fn enforce_retention(store: &Store, now: i64) -> Result<u64> {
     let mut n = 0;
     for (lo, hi) in id_chunks(store, 500).await? {
-        n += sqlx::query("DELETE FROM monitor_results WHERE monitor_id >= $1 AND monitor_id <= $2 AND at < $3")
-            .bind(lo)
-            .bind(hi)
-            .bind(now - RAW_RETENTION_MS)
-            .execute(store.pool())
-            .await?
-            .rows_affected();
+        n += sqlx::query(
+            "DELETE FROM monitor_results WHERE monitor_id >= $1 AND monitor_id <= $2 AND at < $3",
+        )
+        .bind(lo)
+        .bind(hi)
+        .bind(now - RAW_RETENTION_MS)
+        .execute(store.pool())
+        .await?
+        .rows_affected();
         for &(width, _, keep) in WIDTHS {
             n += sqlx::query(
                 "DELETE FROM monitor_rollups WHERE monitor_id >= $1 AND monitor_id <= $2 AND width = $3 AND bucket < $4",

@@ -143,6 +143,9 @@ pub(crate) fn missing_answer(spec: &MonitorSpec, obs: &Observation) -> Option<St
         .unwrap_or_default();
     spec.expected_answers
         .iter()
-        .find(|want| !got.iter().any(|g| g.eq_ignore_ascii_case(want.trim_end_matches('.'))))
+        .find(|want| {
+            !got.iter()
+                .any(|g| g.eq_ignore_ascii_case(want.trim_end_matches('.')))
+        })
         .map(|want| format!("expected answer {want} not in [{}]", got.join(", ")))
 }

@@ -23,7 +23,8 @@ impl Resolve for PolicyResolver {
         let policy = self.0.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut refusal = None;
             let allowed: Vec<SocketAddr> = addrs
                 .into_iter()
@@ -101,7 +102,11 @@ impl Clients {
 
     pub(crate) async fn probe(&self, spec: &MonitorSpec, timeout: Duration) -> Probe {
         let mut p = Probe::default();
-        let Some(url) = spec.url.as_deref().and_then(|u| reqwest::Url::parse(u).ok()) else {
+        let Some(url) = spec
+            .url
+            .as_deref()
+            .and_then(|u| reqwest::Url::parse(u).ok())
+        else {
             p.error = Some("invalid URL".into());
             return p;
         };
@@ -112,8 +117,8 @@ impl Clients {
         if let Some(ip) = ip_literal(&url) {
             p.obs.ip = Some(ip.to_string());
         }
-        let client = &self.clients
-            [usize::from(!spec.verify_tls) * 2 + usize::from(!spec.follow_redirects)];
+        let client =
+            &self.clients[usize::from(!spec.verify_tls) * 2 + usize::from(!spec.follow_redirects)];
         let method = spec
             .method
             .as_deref()
@@ -181,7 +186,6 @@ impl Clients {
         p
     }
 }
-
 
 /// The error with its causes, which is where reqwest keeps the useful part ("connection refused").
 fn describe(e: &reqwest::Error) -> String {

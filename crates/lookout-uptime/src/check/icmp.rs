@@ -31,7 +31,12 @@ fn open(kind: ICMP) -> Result<Client, String> {
 }
 
 impl Pingers {
-    pub(crate) async fn probe(&self, policy: &NetPolicy, spec: &MonitorSpec, timeout: Duration) -> Probe {
+    pub(crate) async fn probe(
+        &self,
+        policy: &NetPolicy,
+        spec: &MonitorSpec,
+        timeout: Duration,
+    ) -> Probe {
         let mut p = Probe::default();
         let addr = match resolve(policy, spec.host.as_deref().unwrap_or_default(), 0).await {
             Ok(a) => a,
@@ -50,7 +55,9 @@ impl Pingers {
                 return p;
             }
         };
-        let mut pinger = client.pinger(addr.ip(), PingIdentifier(rand::random())).await;
+        let mut pinger = client
+            .pinger(addr.ip(), PingIdentifier(rand::random()))
+            .await;
         pinger.timeout(timeout);
         match pinger.ping(PingSequence(0), &[0u8; 56]).await {
             Ok((_, rtt)) => {

@@ -113,7 +113,11 @@ fn judge(spec: &MonitorSpec, probe: Probe, latency_ms: f64) -> CheckOutcome {
             }
         }
     }
-    if failure.is_none() && spec.kind == Kind::Tls && spec.verify_tls && probe.chain_valid == Some(false) {
+    if failure.is_none()
+        && spec.kind == Kind::Tls
+        && spec.verify_tls
+        && probe.chain_valid == Some(false)
+    {
         failure = Some("certificate chain is not valid".into());
     }
     if failure.is_none() && spec.kind == Kind::Dns {
@@ -132,7 +136,11 @@ fn judge(spec: &MonitorSpec, probe: Probe, latency_ms: f64) -> CheckOutcome {
 }
 
 /// Resolves `host:port` and keeps the first address the policy allows.
-pub(crate) async fn resolve(policy: &NetPolicy, host: &str, port: u16) -> Result<SocketAddr, String> {
+pub(crate) async fn resolve(
+    policy: &NetPolicy,
+    host: &str,
+    port: u16,
+) -> Result<SocketAddr, String> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],

@@ -100,7 +100,10 @@ impl Roots {
                 return p;
             }
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let addr = match resolve(policy, &host, port).await {
             Ok(a) => a,
             Err(e) => {
@@ -160,7 +163,11 @@ impl Roots {
         };
         p.obs.connected = true;
         p.obs.response_time_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-        let leaf = stream.get_ref().1.peer_certificates().and_then(|c| c.first());
+        let leaf = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first());
         p.cert_expires_at = leaf.and_then(|c| cert_not_after(c.as_ref()));
         if let Some(exp) = p.cert_expires_at {
             p.obs.certificate_expiration_ms = Some(exp - lookout_core::time::now_ms());
@@ -173,4 +180,3 @@ impl Roots {
         p
     }
 }
-

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 mod errors;
 mod foundation;
+mod uptime;
 
 /// The binary under test.
 pub fn bin() -> &'static Path {
