@@ -11,6 +11,10 @@
       if (navigator.clipboard) navigator.clipboard.writeText(b.dataset.copy).then(function () { b.textContent = 'Copied'; });
     });
   });
+  // Destructive forms ask first: <form data-confirm="question">.
+  document.querySelectorAll('form[data-confirm]').forEach(function (f) {
+    f.addEventListener('submit', function (e) { if (!window.confirm(f.dataset.confirm)) e.preventDefault(); });
+  });
   // Chart tooltips from data-tip, following the pointer.
   var tip = document.getElementById('tip');
   if (!tip) return;

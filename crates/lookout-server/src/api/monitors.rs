@@ -165,12 +165,18 @@ pub async fn create(
     ApiJson(body): ApiJson<MonitorInput>,
 ) -> ApiResult<(StatusCode, Json<MonitorView>)> {
     who.require(Role::Member)?;
-    let spec = checked_spec(&state, body.0, None).await?;
+    let id = create_from(&state, body.0).await?;
+    Ok((StatusCode::CREATED, Json(view(&state, id).await?)))
+}
+
+/// Validates and stores a new monitor (the API and the UI form); returns its id.
+pub(crate) async fn create_from(state: &AppState, body: Value) -> ApiResult<i64> {
+    let spec = checked_spec(state, body, None).await?;
     let org = tenancy::default_org(state.store()).await?;
     let token = (spec.kind == Kind::Heartbeat).then(lookout_core::secret::new_dsn_key);
     let row = ustore::create_monitor(state.store(), &to_new(org.id, &spec, token)?).await?;
     tracing::info!(monitor = row.id, kind = %row.kind, "Monitor created.");
-    Ok((StatusCode::CREATED, Json(view(&state, row.id).await?)))
+    Ok(row.id)
 }
 
 /// One monitor.

@@ -157,9 +157,29 @@ pub async fn create(
     ApiJson(body): ApiJson<StatusPageInput>,
 ) -> ApiResult<(StatusCode, Json<StatusPageView>)> {
     who.require(Role::Member)?;
-    let new = checked_page(&state, &body).await?;
-    let p = pages::create_page(state.store(), &new).await?;
+    let p = save(&state, None, &body).await?;
     Ok((StatusCode::CREATED, Json(page_view(&state, p))))
+}
+
+/// Creates (`id` none) or replaces a page after validation (the API and the UI editor).
+pub(crate) async fn save(
+    state: &AppState,
+    id: Option<i64>,
+    body: &StatusPageInput,
+) -> ApiResult<pages::StatusPageRow> {
+    if let Some(id) = id {
+        let old = pages::get_page(state.store(), id).await?;
+        if old.managed_by.as_deref() == Some(MANAGED) {
+            return Err(ApiError::Conflict(
+                "this status page is declared in the config file; change it there".into(),
+            ));
+        }
+    }
+    let new = checked_page(state, body).await?;
+    Ok(match id {
+        Some(id) => pages::update_page(state.store(), id, &new).await?,
+        None => pages::create_page(state.store(), &new).await?,
+    })
 }
 
 /// One status page.
@@ -189,16 +209,9 @@ pub async fn update(
     ApiJson(body): ApiJson<StatusPageInput>,
 ) -> ApiResult<Json<StatusPageView>> {
     who.require(Role::Member)?;
-    let old = pages::get_page(state.store(), id).await?;
-    if old.managed_by.as_deref() == Some(MANAGED) {
-        return Err(ApiError::Conflict(
-            "this status page is declared in the config file; change it there".into(),
-        ));
-    }
-    let new = checked_page(&state, &body).await?;
     Ok(Json(page_view(
         &state,
-        pages::update_page(state.store(), id, &new).await?,
+        save(&state, Some(id), &body).await?,
     )))
 }
 
@@ -328,26 +341,63 @@ pub async fn create_incident(
     ApiJson(b): ApiJson<IncidentInput>,
 ) -> ApiResult<(StatusCode, Json<IncidentView>)> {
     who.require(Role::Member)?;
-    pages::get_page(state.store(), id).await?;
-    check_text("title", &b.title, 200)?;
-    check_text("body", &b.body, 10_000)?;
-    let status = b.status.as_deref().unwrap_or("investigating");
-    let impact = b.impact.as_deref().unwrap_or("minor");
-    if !STATUSES.contains(&status) {
-        return Err(ApiError::Validation(format!(
-            "status must be one of {}",
-            STATUSES.join(", ")
-        )));
-    }
-    if !IMPACTS.contains(&impact) {
-        return Err(ApiError::Validation(format!(
-            "impact must be one of {}",
-            IMPACTS.join(", ")
-        )));
-    }
-    let i =
-        pages::create_incident(state.store(), id, b.title.trim(), impact, status, &b.body).await?;
+    let i = open_incident(
+        &state,
+        id,
+        &b.title,
+        b.impact.as_deref(),
+        b.status.as_deref(),
+        &b.body,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(incident_view(i))))
+}
+
+/// Validates and opens an incident (the API and the UI).
+pub(crate) async fn open_incident(
+    state: &AppState,
+    page_id: i64,
+    title: &str,
+    impact: Option<&str>,
+    status: Option<&str>,
+    body: &str,
+) -> ApiResult<pages::Incident> {
+    pages::get_page(state.store(), page_id).await?;
+    check_text("title", title, 200)?;
+    check_text("body", body, 10_000)?;
+    let status = status.unwrap_or("investigating");
+    let impact = impact.unwrap_or("minor");
+    one_of("status", status, STATUSES)?;
+    one_of("impact", impact, IMPACTS)?;
+    Ok(pages::create_incident(state.store(), page_id, title.trim(), impact, status, body).await?)
+}
+
+fn one_of(field: &str, v: &str, allowed: &[&str]) -> ApiResult<()> {
+    if allowed.contains(&v) {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(format!(
+            "{field} must be one of {}",
+            allowed.join(", ")
+        )))
+    }
+}
+
+/// Validates and adds an update to an incident of a page (the API and the UI).
+pub(crate) async fn update_incident(
+    state: &AppState,
+    page_id: i64,
+    incident_id: i64,
+    status: &str,
+    body: &str,
+) -> ApiResult<pages::Incident> {
+    let incident = pages::get_incident(state.store(), incident_id).await?;
+    if incident.page_id != page_id {
+        return Err(ApiError::NotFound("incident"));
+    }
+    check_text("body", body, 10_000)?;
+    one_of("status", status, STATUSES)?;
+    Ok(pages::add_update(state.store(), incident_id, status, body).await?)
 }
 
 /// Adds an update to an incident; `resolved` closes it (role member).
@@ -362,17 +412,6 @@ pub async fn add_update(
     ApiJson(b): ApiJson<UpdateInput>,
 ) -> ApiResult<(StatusCode, Json<IncidentView>)> {
     who.require(Role::Member)?;
-    let incident = pages::get_incident(state.store(), incident_id).await?;
-    if incident.page_id != id {
-        return Err(ApiError::NotFound("incident"));
-    }
-    check_text("body", &b.body, 10_000)?;
-    if !STATUSES.contains(&b.status.as_str()) {
-        return Err(ApiError::Validation(format!(
-            "status must be one of {}",
-            STATUSES.join(", ")
-        )));
-    }
-    let i = pages::add_update(state.store(), incident_id, &b.status, &b.body).await?;
+    let i = update_incident(&state, id, incident_id, &b.status, &b.body).await?;
     Ok((StatusCode::CREATED, Json(incident_view(i))))
 }

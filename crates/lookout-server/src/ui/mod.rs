@@ -10,6 +10,7 @@ pub mod chart;
 mod errors;
 mod pages;
 pub mod status_page;
+mod uptime;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -69,10 +70,26 @@ pub fn router() -> Router<AppState> {
         .route("/errors", get(errors::list))
         .route("/errors/issues/{id}", get(errors::issue))
         .route("/errors/issues/{id}/status", post(errors::set_status))
+        .route("/uptime", get(uptime::list))
+        .route("/uptime/monitors", post(uptime::create))
+        .route("/uptime/monitors/{id}", get(uptime::monitor))
+        .route("/uptime/monitors/{id}/action", post(uptime::action))
+        .route(
+            "/uptime/status-pages",
+            get(uptime::status_pages).post(uptime::save_page),
+        )
+        .route(
+            "/uptime/status-pages/{id}",
+            get(uptime::status_page).post(uptime::save_page),
+        )
+        .route(
+            "/uptime/status-pages/{id}/incidents",
+            post(uptime::post_incident),
+        )
         .merge(assets::router());
     for s in SECTIONS
         .iter()
-        .filter(|s| !s.summary.is_empty() && s.href != "/errors")
+        .filter(|s| !s.summary.is_empty() && s.href != "/errors" && s.href != "/uptime")
     {
         r = r.route(s.href, get(pages::capability));
     }
