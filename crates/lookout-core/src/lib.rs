@@ -4,6 +4,7 @@
 
 pub mod id;
 pub mod role;
+pub mod seal;
 pub mod secret;
 pub mod time;
 

@@ -48,6 +48,10 @@ pub struct ServeConfig {
     pub uptime_allow_networks: Vec<String>,
     /// Checks in flight at once.
     pub uptime_max_concurrent_checks: usize,
+    /// The key sealing stored credentials, 64 hex characters (`LOOKOUT_SECRET_KEY`).
+    pub secret_key: Option<String>,
+    /// Where the key is kept when not given: created on first start (mode 0600).
+    pub secret_key_file: Option<std::path::PathBuf>,
 }
 
 /// Why `serve` could not start or finish.
@@ -107,6 +111,7 @@ pub async fn serve(
         .map(|u| u.trim_end_matches('/').to_string())
         .unwrap_or_else(|| format!("http://{}", reachable(addr)));
 
+    let sealer = load_sealer(&cfg)?;
     let writer = Writer::start(store.clone(), WriterConfig::default());
     let settings = HttpSettings {
         public_url: public_url.clone(),
@@ -118,6 +123,7 @@ pub async fn serve(
         writer.queue(),
         settings.clone(),
         metrics.clone(),
+        sealer.clone(),
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -125,7 +131,7 @@ pub async fn serve(
         lookout_uptime::NetPolicy::new(&cfg.uptime_deny_networks, &cfg.uptime_allow_networks)
             .map_err(|e| ServeError::Config(format!("uptime networks: {e}")))?;
     if let Some(path) = &cfg.config_file {
-        crate::uptime::config::apply_file(&store, path).await;
+        crate::uptime::config::apply_file(&store, &sealer, path).await;
     }
     let uptime = tokio::spawn(
         uptime_scheduler(
@@ -136,6 +142,7 @@ pub async fn serve(
                 permits: Arc::new(Semaphore::new(cfg.uptime_max_concurrent_checks.max(1))),
                 stop: stop_rx.clone(),
                 hold: crate::uptime::runner::HOLD,
+                sealer: sealer.clone(),
             }),
             &cfg.replica_id,
         )
@@ -148,6 +155,7 @@ pub async fn serve(
     );
     let reload = tokio::spawn(reload_on_sighup(
         store.clone(),
+        sealer.clone(),
         cfg.config_file.clone(),
         stop_rx.clone(),
     ));
@@ -214,6 +222,54 @@ pub async fn serve(
     writer.shutdown().await;
     store.close().await;
     tracing::info!("Stopped cleanly.");
+    Ok(())
+}
+
+/// The credential key: `LOOKOUT_SECRET_KEY`, else the key file (created with a new random key,
+/// readable by the owner only, on first start).
+fn load_sealer(cfg: &ServeConfig) -> Result<lookout_core::seal::Sealer, ServeError> {
+    use lookout_core::seal::Sealer;
+    if let Some(k) = cfg.secret_key.as_deref().filter(|k| !k.is_empty()) {
+        return Sealer::from_hex(k)
+            .map_err(|e| ServeError::Config(format!("LOOKOUT_SECRET_KEY: {e}")));
+    }
+    let Some(path) = &cfg.secret_key_file else {
+        return Err(ServeError::Config(
+            "set LOOKOUT_SECRET_KEY (64 hex characters)".into(),
+        ));
+    };
+    match std::fs::read_to_string(path) {
+        Ok(k) => {
+            Sealer::from_hex(&k).map_err(|e| ServeError::Config(format!("{}: {e}", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = Sealer::new_key_hex();
+            write_private(path, &key)?;
+            tracing::info!(file = %path.display(), "Created the key that seals stored credentials; back it up with the data.");
+            Sealer::from_hex(&key).map_err(ServeError::Config)
+        }
+        Err(e) => Err(ServeError::Config(format!(
+            "reading {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &std::path::Path, text: &str) -> Result<(), ServeError> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .map_err(|e| ServeError::Config(format!("creating {}: {e}", path.display())))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
     Ok(())
 }
 
@@ -371,6 +427,7 @@ async fn uptime_scheduler(ctx: Arc<UptimeContext>, replica: &str) -> Result<Sche
 /// Re-reads the config file's monitors and status pages on SIGHUP.
 async fn reload_on_sighup(
     store: Store,
+    sealer: lookout_core::seal::Sealer,
     path: Option<std::path::PathBuf>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -385,7 +442,7 @@ async fn reload_on_sighup(
                 _ = hup.recv() => match &path {
                     Some(p) => {
                         tracing::info!(file = %p.display(), "SIGHUP: reloading monitors and status pages.");
-                        crate::uptime::config::apply_file(&store, p).await;
+                        crate::uptime::config::apply_file(&store, &sealer, p).await;
                     }
                     None => tracing::info!("SIGHUP: no config file to reload."),
                 },
@@ -395,7 +452,7 @@ async fn reload_on_sighup(
     }
     #[cfg(not(unix))]
     {
-        let _ = (store, path);
+        let _ = (store, sealer, path);
         let _ = stop.changed().await;
     }
 }

@@ -45,6 +45,7 @@ struct Inner {
     ingest_limits: crate::ingest::sentry::RateLimiter,
     ingest_keys: crate::ingest::sentry::KeyCache,
     login_throttle: crate::auth::LoginThrottle,
+    sealer: lookout_core::seal::Sealer,
 }
 
 impl AppState {
@@ -54,6 +55,7 @@ impl AppState {
         writes: WriteQueue,
         settings: HttpSettings,
         metrics: PrometheusHandle,
+        sealer: lookout_core::seal::Sealer,
     ) -> Self {
         AppState {
             inner: Arc::new(Inner {
@@ -64,6 +66,7 @@ impl AppState {
                 ingest_limits: Default::default(),
                 ingest_keys: Default::default(),
                 login_throttle: Default::default(),
+                sealer,
             }),
         }
     }
@@ -90,6 +93,10 @@ impl AppState {
     /// Recently looked-up DSN keys.
     pub fn ingest_keys(&self) -> &crate::ingest::sentry::KeyCache {
         &self.inner.ingest_keys
+    }
+    /// Seals stored credentials.
+    pub fn sealer(&self) -> &lookout_core::seal::Sealer {
+        &self.inner.sealer
     }
     /// The Prometheus recorder's handle.
     pub fn metrics(&self) -> &PrometheusHandle {

@@ -406,6 +406,26 @@ impl MonitorSpec {
         s
     }
 
+    /// Applies `f` to every credential (basic-auth password, bearer token, secret headers): the
+    /// server seals them before storing and opens them before checking.
+    pub fn map_secrets<E>(
+        &mut self,
+        mut f: impl FnMut(&str) -> Result<String, E>,
+    ) -> Result<(), E> {
+        if let Some(b) = &mut self.basic_auth {
+            b.password = f(&b.password)?;
+        }
+        if let Some(t) = &mut self.bearer_token {
+            *t = f(t)?;
+        }
+        for (k, v) in self.headers.iter_mut() {
+            if is_secret_header(k) {
+                *v = f(v)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Fills secrets the user sent back redacted from `old` (so an edit of the returned JSON
     /// keeps the stored password).
     pub fn keep_secrets_from(&mut self, old: &MonitorSpec) {

@@ -121,6 +121,19 @@ pub fn storage(common: &CommonArgs, file: &FileConfig) -> Result<Storage> {
     })
 }
 
+/// Where the credential key is kept when `LOOKOUT_SECRET_KEY` is not set: `secret.key` in the
+/// data directory (created if missing, also when the data itself is on PostgreSQL).
+pub fn secret_key_file(common: &CommonArgs, file: &FileConfig) -> Result<PathBuf> {
+    let dir = common
+        .data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("lookout-data"));
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    Ok(dir.join("secret.key"))
+}
+
 /// The listen addresses and public URL for `serve`.
 pub fn listeners(args: &ServeArgs, file: &FileConfig) -> (SocketAddr, SocketAddr, Option<String>) {
     let listen = args

@@ -61,6 +61,8 @@ fn run(cli: Cli) -> Result<()> {
                     uptime_deny_networks: file.uptime.deny_networks.clone(),
                     uptime_allow_networks: file.uptime.allow_networks.clone(),
                     uptime_max_concurrent_checks: file.uptime.max_concurrent_checks.unwrap_or(1024),
+                    secret_key: std::env::var("LOOKOUT_SECRET_KEY").ok(),
+                    secret_key_file: Some(config::secret_key_file(&cli.common, &file)?),
                 };
                 lookout_server::runtime::serve(cfg, shutdown_signal()).await?;
             }

@@ -109,7 +109,12 @@ async fn checked_spec(state: &AppState, body: Value, id: Option<i64>) -> ApiResu
     Ok(spec)
 }
 
-fn to_new(org_id: i64, spec: &MonitorSpec, push_token: Option<String>) -> ApiResult<NewMonitor> {
+fn to_new(
+    state: &AppState,
+    org_id: i64,
+    spec: &MonitorSpec,
+    push_token: Option<String>,
+) -> ApiResult<NewMonitor> {
     Ok(NewMonitor {
         org_id,
         project_id: if spec.kind == Kind::Cron {
@@ -120,7 +125,7 @@ fn to_new(org_id: i64, spec: &MonitorSpec, push_token: Option<String>) -> ApiRes
         name: spec.name.clone(),
         kind: spec.kind.as_str().into(),
         slug: spec.slug.clone(),
-        spec: serde_json::to_string(spec).map_err(|e| ApiError::Internal(e.to_string()))?,
+        spec: crate::uptime::sealed_json(spec, state.sealer()),
         paused: spec.paused,
         parent_id: spec.parent_id,
         push_token,
@@ -174,7 +179,7 @@ pub(crate) async fn create_from(state: &AppState, body: Value) -> ApiResult<i64>
     let spec = checked_spec(state, body, None).await?;
     let org = tenancy::default_org(state.store()).await?;
     let token = (spec.kind == Kind::Heartbeat).then(lookout_core::secret::new_dsn_key);
-    let row = ustore::create_monitor(state.store(), &to_new(org.id, &spec, token)?).await?;
+    let row = ustore::create_monitor(state.store(), &to_new(state, org.id, &spec, token)?).await?;
     tracing::info!(monitor = row.id, kind = %row.kind, "Monitor created.");
     Ok(row.id)
 }
@@ -222,7 +227,7 @@ pub async fn update(
     ustore::update_monitor(
         state.store(),
         id,
-        &to_new(old.org_id, &spec, old.push_token.clone())?,
+        &to_new(&state, old.org_id, &spec, old.push_token.clone())?,
     )
     .await?;
     Ok(Json(view(&state, id).await?))

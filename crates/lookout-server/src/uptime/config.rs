@@ -11,6 +11,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use lookout_core::seal::Sealer;
 use lookout_store::tenancy;
 use lookout_store::uptime::{self as ustore, pages, NewMonitor};
 use lookout_store::{Cursor, Store, StoreError};
@@ -79,7 +80,11 @@ pub struct Report {
 }
 
 /// Validates everything first (a bad file changes nothing), then applies it.
-pub async fn reconcile(store: &Store, declared: &Declared) -> Result<Report, String> {
+pub async fn reconcile(
+    store: &Store,
+    sealer: &Sealer,
+    declared: &Declared,
+) -> Result<Report, String> {
     let mut specs = Vec::with_capacity(declared.monitors.len());
     let mut names = std::collections::HashSet::new();
     for m in &declared.monitors {
@@ -118,7 +123,7 @@ pub async fn reconcile(store: &Store, declared: &Declared) -> Result<Report, Str
             name: spec.name.clone(),
             kind: spec.kind.as_str().into(),
             slug: spec.slug.clone(),
-            spec: serde_json::to_string(spec).map_err(|e| e.to_string())?,
+            spec: super::sealed_json(spec, sealer),
             paused: spec.paused,
             parent_id: spec.parent_id,
             push_token: None,
@@ -126,8 +131,7 @@ pub async fn reconcile(store: &Store, declared: &Declared) -> Result<Report, Str
         };
         match existing.get(&spec.name) {
             Some(row) => {
-                let same = serde_json::from_str::<MonitorSpec>(&row.spec).ok().as_ref()
-                    == Some(spec)
+                let same = super::opened_spec(&row.spec, sealer).as_ref() == Some(spec)
                     && row.project_id == project_id;
                 if !same {
                     ustore::update_monitor(store, row.id, &new)
@@ -236,7 +240,7 @@ async fn reconcile_pages(
 }
 
 /// Reads and reconciles, logging the outcome; a bad file is reported and changes nothing.
-pub async fn apply_file(store: &Store, path: &Path) {
+pub async fn apply_file(store: &Store, sealer: &Sealer, path: &Path) {
     let declared = match read(path) {
         Ok(d) => d,
         Err(e) => {
@@ -244,7 +248,7 @@ pub async fn apply_file(store: &Store, path: &Path) {
             return;
         }
     };
-    match reconcile(store, &declared).await {
+    match reconcile(store, sealer, &declared).await {
         Ok(r) => tracing::info!(
             file = %path.display(),
             created = r.created,

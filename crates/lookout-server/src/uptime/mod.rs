@@ -11,8 +11,10 @@ pub mod view;
 
 use std::sync::Arc;
 
+use lookout_core::seal::Sealer;
 use lookout_store::uptime::pages::MaintenanceRow;
 use lookout_uptime::schedule::{Recurrence, Window};
+use lookout_uptime::MonitorSpec;
 
 /// The maintenance windows in force, parsed; shared by the runners and the views.
 #[derive(Clone, Default)]
@@ -58,4 +60,18 @@ impl Windows {
             .iter()
             .any(|(w, ids)| ids.contains(&monitor) && w.is_open(at))
     }
+}
+
+/// The stored form of a spec: JSON with its credentials sealed.
+pub fn sealed_json(spec: &MonitorSpec, sealer: &Sealer) -> String {
+    let mut s = spec.clone();
+    let _ = s.map_secrets(|v| Ok::<_, ()>(sealer.seal(v)));
+    serde_json::to_string(&s).unwrap_or_default()
+}
+
+/// A stored spec with its credentials opened (`None` if it does not parse or open).
+pub fn opened_spec(json: &str, sealer: &Sealer) -> Option<MonitorSpec> {
+    let mut s: MonitorSpec = serde_json::from_str(json).ok()?;
+    s.map_secrets(|v| sealer.open(v)).ok()?;
+    Some(s)
 }

@@ -52,6 +52,8 @@ pub struct UptimeContext {
     pub stop: watch::Receiver<bool>,
     /// How long a shard is held.
     pub hold: Duration,
+    /// Opens the credentials stored in specs.
+    pub sealer: lookout_core::seal::Sealer,
 }
 
 /// The shard a job id names (`uptime.shard.7` → 7).
@@ -173,7 +175,7 @@ pub async fn run_shard(ctx: Arc<UptimeContext>, shard: i64) -> Result<(), String
             match ustore::shard_version(&ctx.store, shard).await {
                 Ok(v) if v != version => match ustore::shard_monitors(&ctx.store, shard).await {
                     Ok(rows) => {
-                        reload(&mut slots, &mut heap, rows, now);
+                        reload(&mut slots, &mut heap, rows, now, &ctx.sealer);
                         version = v;
                     }
                     Err(e) => {
@@ -229,6 +231,7 @@ fn reload(
     heap: &mut BinaryHeap<Reverse<(i64, i64, u64)>>,
     rows: Vec<(MonitorRow, MonitorState)>,
     now: i64,
+    sealer: &lookout_core::seal::Sealer,
 ) {
     let mut seen = std::collections::HashSet::with_capacity(rows.len());
     for (row, state) in rows {
@@ -239,13 +242,17 @@ fn reload(
         {
             continue;
         }
-        let spec: MonitorSpec = match serde_json::from_str(&row.spec) {
+        let mut spec: MonitorSpec = match serde_json::from_str(&row.spec) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(monitor = row.id, error = %e, "Stored monitor spec does not parse; not checked.");
                 continue;
             }
         };
+        if let Err(e) = spec.map_secrets(|v| sealer.open(v)) {
+            tracing::warn!(monitor = row.id, error = %e, "Monitor credentials do not open; not checked.");
+            continue;
+        }
         let every = cadence_ms(&spec);
         match slots.get_mut(&row.id) {
             Some(slot) => {

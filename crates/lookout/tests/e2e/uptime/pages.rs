@@ -325,6 +325,21 @@ async fn the_api_refuses_bad_monitors_and_keeps_secrets() {
     );
     let id = m["id"].as_i64().unwrap();
     wait_status(&s, id, "up", 15).await;
+    // Stored sealed: the database alone does not give the credentials away.
+    let store = lookout_store::Store::open(&lookout_store::Store::sqlite_url_for_dir(s.data_dir()))
+        .await
+        .unwrap();
+    let stored: String = sqlx::query_scalar("SELECT spec FROM monitors WHERE id = $1")
+        .bind(id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    store.close().await;
+    assert!(
+        !stored.contains("s3cret-token") && !stored.contains("hunter2") && !stored.contains("k3y"),
+        "{stored}"
+    );
+    assert!(stored.contains("enc:v1:"), "{stored}");
     // Sending the redacted document back keeps the secrets; the rename applies.
     let mut edit = m.clone();
     for k in [
