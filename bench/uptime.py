@@ -91,7 +91,15 @@ def main():
         print(f"CPU (average share of one core)  {cpu_share:6.2f} %   target <= 10 %")
         print(f"RSS (peak)                       {rss_peak:6.1f} MB  target <= 200 MB")
         print(f"scheduling lag p99 (worst 60 s window) {max(p99s or [0]):6.0f} ms  target <= 1000 ms")
-        print(f"data file after {(w1 - t0) / 60:.1f} min: {db / 1e6:.1f} MB")
+        print(f"data file after {(w1 - t0) / 60:.1f} min: {db / 1e6:.1f} MB (with WAL)")
+        import sqlite3
+        con = sqlite3.connect(f"file:{data}/lookout.db?mode=ro", uri=True)
+        rows = con.execute("SELECT COUNT(*) FROM monitor_results").fetchone()[0]
+        size = con.execute("SELECT SUM(pgsize) FROM dbstat WHERE name = 'monitor_results'").fetchone()[0] or 0
+        con.close()
+        per = size / max(rows, 1)
+        print(f"raw results: {rows} rows, {per:.0f} bytes each -> {per * N * 1440 / 1e6:.0f} MB for the 24 h kept "
+              f"at {N} monitors every 60 s (rollups add ~1/60 of that per day kept)")
 
         # Failure detection: a 5 s monitor with threshold 3 and timeout 2 s against a target that dies.
         victim = subprocess.Popen([TARGET], stdout=subprocess.PIPE, text=True)
