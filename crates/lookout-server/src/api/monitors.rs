@@ -65,7 +65,37 @@ pub struct ChangeView {
 }
 
 /// Validates a definition against the stored monitors (parent, project).
-async fn checked_spec(state: &AppState, body: Value, id: Option<i64>) -> ApiResult<MonitorSpec> {
+/// Fields of [`MonitorView`] that are not part of the definition: a document fetched with GET
+/// can be edited and sent back with PUT as is.
+const READ_ONLY: &[&str] = &[
+    "id",
+    "status",
+    "health",
+    "push_url",
+    "last_check_at",
+    "last_ok",
+    "last_latency_ms",
+    "last_failure",
+    "last_failure_at",
+    "certificate_expires_at",
+    "certificate_days_left",
+    "certificate_chain_valid",
+    "uptime",
+    "managed_by",
+    "created_at",
+    "updated_at",
+];
+
+async fn checked_spec(
+    state: &AppState,
+    mut body: Value,
+    id: Option<i64>,
+) -> ApiResult<MonitorSpec> {
+    if let Some(o) = body.as_object_mut() {
+        for k in READ_ONLY {
+            o.remove(*k);
+        }
+    }
     let mut spec: MonitorSpec =
         serde_json::from_value(body).map_err(|e| ApiError::Validation(e.to_string()))?;
     spec.validate()

@@ -86,6 +86,7 @@ struct Verdict {
     failure: Option<String>,
     kind: Failure,
     cert_expires_at: Option<i64>,
+    chain_valid: Option<bool>,
     /// Writes that belong with this result (cron bookkeeping).
     writes: Vec<Write>,
 }
@@ -99,6 +100,7 @@ impl Verdict {
             failure,
             kind: Failure::Check,
             cert_expires_at: None,
+            chain_valid: None,
             writes: Vec::new(),
         }
     }
@@ -263,7 +265,10 @@ fn reload(
                 if interval_changed || slot.due > now + every {
                     slot.due = now;
                 }
-                heap.push(Reverse((slot.due, slot.row.id, slot.generation)));
+                // A running check schedules the next one when it settles.
+                if !slot.running {
+                    heap.push(Reverse((slot.due, slot.row.id, slot.generation)));
+                }
             }
             None => {
                 let due = first_due(row.id, &state, every, now);
@@ -309,6 +314,7 @@ fn spawn_evaluation(
                 let mut v = Verdict::new(start, o.ok, o.failure);
                 v.latency_us = Some((o.latency_ms * 1000.0) as i64);
                 v.cert_expires_at = o.cert_expires_at;
+                v.chain_valid = o.chain_valid;
                 (vec![v], None)
             }
         };
@@ -591,6 +597,9 @@ async fn apply(
                 }
             }
         }
+    }
+    if v.chain_valid.is_some() {
+        slot.state.cert_chain_valid = v.chain_valid;
     }
     if let Some(exp) = v.cert_expires_at {
         let s = &mut slot.state;

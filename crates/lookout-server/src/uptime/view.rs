@@ -60,6 +60,8 @@ pub struct MonitorView {
     pub certificate_expires_at: Option<String>,
     /// Whole days until then.
     pub certificate_days_left: Option<i64>,
+    /// Whether the certificate chain verified (null when TLS verification is off or unknown).
+    pub certificate_chain_valid: Option<bool>,
     /// Uptime percentages.
     pub uptime: UptimeFigures,
     /// `config` when declared in the config file (edits there win).
@@ -132,6 +134,7 @@ pub async fn monitor_view(
         certificate_days_left: state
             .cert_expires_at
             .map(|e| (e - now).div_euclid(86_400_000)),
+        certificate_chain_valid: state.cert_chain_valid,
         uptime: uptime_figures(store, row.id, now).await?,
         managed_by: row.managed_by.clone(),
         created_at: iso(row.created_at),

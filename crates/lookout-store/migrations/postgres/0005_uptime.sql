@@ -31,6 +31,7 @@ CREATE TABLE monitor_state (
     last_failure TEXT,
     last_failure_at BIGINT,
     cert_expires_at BIGINT,
+    cert_chain_valid BIGINT,
     cert_warned BIGINT NOT NULL DEFAULT 0,
     cron_slot BIGINT,
     changed_at BIGINT,

@@ -31,6 +31,7 @@ CREATE TABLE monitor_state (
     last_failure TEXT,
     last_failure_at INTEGER,
     cert_expires_at INTEGER,
+    cert_chain_valid INTEGER,
     cert_warned INTEGER NOT NULL DEFAULT 0,
     cron_slot INTEGER,
     changed_at INTEGER,

@@ -101,6 +101,8 @@ pub struct MonitorState {
     pub last_failure_at: Option<i64>,
     /// Certificate expiry, ms.
     pub cert_expires_at: Option<i64>,
+    /// Whether the certificate chain verified at the last TLS handshake.
+    pub cert_chain_valid: Option<bool>,
     /// `monitor.certificate_expiring` sent for this certificate.
     pub cert_warned: bool,
     /// Cron: the last expected run that was judged, ms.
@@ -116,7 +118,7 @@ const MONITOR_COLS: &str =
      m.push_token, m.shard, m.managed_by, m.created_at, m.updated_at";
 const STATE_COLS: &str = "s.health, s.alerted, s.failures, s.successes, s.last_check_at, s.last_ok, \
      s.last_latency_us, s.last_failure, s.last_failure_at, s.cert_expires_at, s.cert_warned, s.cron_slot, \
-     s.changed_at, s.last_ping_at";
+     s.changed_at, s.last_ping_at, s.cert_chain_valid";
 
 fn monitor_from(r: &AnyRow) -> Result<MonitorRow> {
     Ok(MonitorRow {
@@ -154,6 +156,7 @@ fn state_from(r: &AnyRow, at: usize) -> Result<MonitorState> {
         cron_slot: r.try_get(at + 11)?,
         changed_at: r.try_get(at + 12)?,
         last_ping_at: r.try_get(at + 13)?,
+        cert_chain_valid: r.try_get::<Option<i64>, _>(at + 14)?.map(|v| v != 0),
     })
 }
 
@@ -401,15 +404,16 @@ pub async fn health_of(store: &Store, monitor_id: i64) -> Result<Option<String>>
 pub fn state_write(monitor_id: i64, s: &MonitorState) -> Write {
     Write::Exec {
         sql: "INSERT INTO monitor_state (monitor_id, health, alerted, failures, successes, last_check_at, last_ok,
-                 last_latency_us, last_failure, last_failure_at, cert_expires_at, cert_warned, cron_slot, changed_at)
-              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                 last_latency_us, last_failure, last_failure_at, cert_expires_at, cert_warned, cron_slot, changed_at,
+                 cert_chain_valid)
+              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
               ON CONFLICT (monitor_id) DO UPDATE SET health = excluded.health, alerted = excluded.alerted,
                  failures = excluded.failures, successes = excluded.successes,
                  last_check_at = excluded.last_check_at, last_ok = excluded.last_ok,
                  last_latency_us = excluded.last_latency_us, last_failure = excluded.last_failure,
                  last_failure_at = excluded.last_failure_at, cert_expires_at = excluded.cert_expires_at,
                  cert_warned = excluded.cert_warned, cron_slot = excluded.cron_slot,
-                 changed_at = excluded.changed_at",
+                 changed_at = excluded.changed_at, cert_chain_valid = excluded.cert_chain_valid",
         args: vec![
             monitor_id.into(),
             s.health.clone().into(),
@@ -425,6 +429,7 @@ pub fn state_write(monitor_id: i64, s: &MonitorState) -> Write {
             i64::from(s.cert_warned).into(),
             s.cron_slot.into(),
             s.changed_at.into(),
+            s.cert_chain_valid.map(i64::from).into(),
         ],
     }
 }

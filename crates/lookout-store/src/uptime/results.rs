@@ -1,5 +1,6 @@
-//! Check results: raw rows for 24 h, minute rollups for 24 h, hour rollups for 90 days and day
-//! rollups for 2 years, each with up/down/maintenance counts and latency average, p95 and max.
+//! Check results: raw rows for 24 h (per-minute figures are computed from them), hour rollups for
+//! 90 days and day rollups for 2 years, each with up/down/maintenance counts and latency average,
+//! p95 and max.
 //!
 //! Every rollup width is computed from raw rows (raw rows outlive a day bucket), so hourly and
 //! daily p95 are exact, not averages of averages. A watermark per width in `uptime_marks` says
@@ -18,12 +19,18 @@ const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
 const DAY: i64 = 24 * HOUR;
 
-/// Rollup widths: name, bucket length, retention.
-pub const WIDTHS: &[(&str, i64, i64)] = &[
-    ("m", MINUTE, DAY),
-    ("h", HOUR, 90 * DAY),
-    ("d", DAY, 730 * DAY),
-];
+/// Stored rollup widths: name, bucket length, retention. Minute figures are not stored: they are
+/// computed from raw results, which are kept as long (24 h), so storing them would double the
+/// largest table for nothing.
+pub const WIDTHS: &[(&str, i64, i64)] = &[("h", HOUR, 90 * DAY), ("d", DAY, 730 * DAY)];
+
+/// A width's bucket length (`m`, `h`, `d`).
+fn bucket_len(width: &str) -> Option<i64> {
+    match width {
+        "m" => Some(MINUTE),
+        _ => WIDTHS.iter().find(|w| w.0 == width).map(|w| w.1),
+    }
+}
 
 /// One check result.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -168,9 +175,10 @@ pub async fn buckets(
     width: &str,
     since: i64,
 ) -> Result<Vec<Bucket>> {
-    let Some(&(_, len, _)) = WIDTHS.iter().find(|w| w.0 == width) else {
+    let Some(len) = bucket_len(width) else {
         return Ok(Vec::new());
     };
+    // Minutes have no stored rollups (mark 0): everything comes from raw results.
     let done = mark(store, width).await?;
     let mut out: Vec<Bucket> = sqlx::query(
         "SELECT bucket, up, down, maintenance, latency_avg_us, latency_p95_us, latency_max_us FROM monitor_rollups

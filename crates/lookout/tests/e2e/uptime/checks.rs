@@ -169,6 +169,7 @@ async fn tls_certificates_report_days_left_and_chain_validity() {
             .contains("chain is not valid"),
         "{m}"
     );
+    assert_eq!(m["certificate_chain_valid"], false, "{m}");
     let days = m["certificate_days_left"].as_i64().unwrap();
     assert!((1..=2).contains(&days), "{m}");
 
