@@ -585,16 +585,18 @@ async fn apply(
         }
         Some(Health::Pending) | None => {
             // Down but not yet announced (maintenance ended, or the parent recovered): announce now.
-            if slot.state.health == "down" && !slot.state.alerted && !v.ok {
-                if suppression(ctx, &slot.row, maintenance).await.is_none() {
-                    slot.state.alerted = true;
-                    out.push(events::publish(
-                        down_event(&spec, v.kind),
-                        project,
-                        Some(id.to_string()),
-                        &payload(&reason),
-                    ));
-                }
+            if slot.state.health == "down"
+                && !slot.state.alerted
+                && !v.ok
+                && suppression(ctx, &slot.row, maintenance).await.is_none()
+            {
+                slot.state.alerted = true;
+                out.push(events::publish(
+                    down_event(&spec, v.kind),
+                    project,
+                    Some(id.to_string()),
+                    &payload(&reason),
+                ));
             }
         }
     }

@@ -48,7 +48,13 @@ impl Resolve for PolicyResolver {
 /// The four client variants (verify TLS × follow redirects), each with its own pool.
 pub(crate) struct Clients {
     policy: Arc<NetPolicy>,
-    clients: [reqwest::Client; 4],
+    /// (verify, follow), (verify, no redirects), (no verify, follow), (no verify, no redirects).
+    clients: (
+        reqwest::Client,
+        reqwest::Client,
+        reqwest::Client,
+        reqwest::Client,
+    ),
 }
 
 fn ip_literal(url: &reqwest::Url) -> Option<IpAddr> {
@@ -90,12 +96,12 @@ impl Clients {
                 .unwrap_or_default()
         };
         Clients {
-            clients: [
+            clients: (
                 build(true, true),
                 build(true, false),
                 build(false, true),
                 build(false, false),
-            ],
+            ),
             policy,
         }
     }
@@ -117,8 +123,12 @@ impl Clients {
         if let Some(ip) = ip_literal(&url) {
             p.obs.ip = Some(ip.to_string());
         }
-        let client =
-            &self.clients[usize::from(!spec.verify_tls) * 2 + usize::from(!spec.follow_redirects)];
+        let client = match (spec.verify_tls, spec.follow_redirects) {
+            (true, true) => &self.clients.0,
+            (true, false) => &self.clients.1,
+            (false, true) => &self.clients.2,
+            (false, false) => &self.clients.3,
+        };
         let method = spec
             .method
             .as_deref()
