@@ -412,17 +412,7 @@ async fn checked_window(
     let starts = parse_time("starts_at", b.starts_at.as_deref())?;
     let ends = parse_time("ends_at", b.ends_at.as_deref())?;
     Window::new(starts, ends, b.recurrence.as_ref()).map_err(ApiError::Validation)?;
-    for id in &b.monitor_ids {
-        match ustore::get_monitor(state.store(), *id).await {
-            Ok(_) => {}
-            Err(StoreError::NotFound) => {
-                return Err(ApiError::Validation(format!(
-                    "monitor_ids: no monitor {id}"
-                )))
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    ensure_monitors(state, &b.monitor_ids).await?;
     let org = tenancy::default_org(state.store()).await?;
     Ok(pages::NewMaintenance {
         org_id: org.id,
@@ -436,6 +426,22 @@ async fn checked_window(
             .map(|r| serde_json::to_string(r).unwrap_or_default()),
         monitor_ids: b.monitor_ids.clone(),
     })
+}
+
+/// Refuses `monitor_ids` naming a monitor that does not exist (windows, status pages).
+pub(crate) async fn ensure_monitors(state: &AppState, ids: &[i64]) -> ApiResult<()> {
+    for id in ids {
+        match ustore::get_monitor(state.store(), *id).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound) => {
+                return Err(ApiError::Validation(format!(
+                    "monitor_ids: no monitor {id}"
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Lists maintenance windows.

@@ -14,8 +14,7 @@ use crate::state::AppState;
 use crate::uptime::config::MANAGED;
 use lookout_core::Role;
 use lookout_store::tenancy;
-use lookout_store::uptime::{self as ustore, pages};
-use lookout_store::StoreError;
+use lookout_store::uptime::pages;
 
 /// Checks a page slug: 1 to 50 of a-z, 0-9 and '-'.
 pub fn validate_slug(slug: &str) -> Result<(), String> {
@@ -111,17 +110,7 @@ async fn checked_page(state: &AppState, b: &StatusPageInput) -> ApiResult<pages:
             ));
         }
     }
-    for id in &b.monitor_ids {
-        match ustore::get_monitor(state.store(), *id).await {
-            Ok(_) => {}
-            Err(StoreError::NotFound) => {
-                return Err(ApiError::Validation(format!(
-                    "monitor_ids: no monitor {id}"
-                )))
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    super::monitors::ensure_monitors(state, &b.monitor_ids).await?;
     let org = tenancy::default_org(state.store()).await?;
     Ok(pages::NewStatusPage {
         org_id: org.id,

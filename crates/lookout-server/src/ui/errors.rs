@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::chart;
 use super::pages::{page_ctx, render, PageCtx};
-use super::{csrf_refusal, ui_error, UiSession};
+use super::{form_refusal, ui_error, UiSession};
 use crate::api::ProjectView;
 use crate::extract::iso;
 use crate::state::AppState;
@@ -552,15 +552,8 @@ pub async fn set_status(
     Path(id): Path<i64>,
     Form(f): Form<StatusForm>,
 ) -> Response {
-    if let Some(r) = csrf_refusal(&s, &f.csrf) {
+    if let Some(r) = form_refusal(&s, &f.csrf, Role::Member, "changing issues") {
         return r;
-    }
-    if s.user.role < Role::Member {
-        return (
-            StatusCode::FORBIDDEN,
-            "changing issues needs the member role",
-        )
-            .into_response();
     }
     let change = match f.status.as_str() {
         "unresolved" => StatusChange::Unresolve,

@@ -131,6 +131,26 @@ pub(crate) fn csrf_refusal(session: &Session, sent: &str) -> Option<Response> {
     Some((StatusCode::FORBIDDEN, Html(simple_page("Form expired", "This form expired or came from another site. Go back, reload the page and try again."))).into_response())
 }
 
+/// Refuses a form that lacks the session's CSRF token, or whose user is below `role`;
+/// `what` names the action for the refusal ("adding monitors").
+pub(crate) fn form_refusal(
+    session: &Session,
+    sent: &str,
+    role: lookout_core::Role,
+    what: &str,
+) -> Option<Response> {
+    if let Some(r) = csrf_refusal(session, sent) {
+        return Some(r);
+    }
+    (session.user.role < role).then(|| {
+        (
+            StatusCode::FORBIDDEN,
+            format!("{what} needs the {role} role"),
+        )
+            .into_response()
+    })
+}
+
 /// A page for an internal failure; the cause goes to the log only.
 pub(crate) fn ui_error(e: impl std::fmt::Display) -> Response {
     tracing::error!(cause = %e, "Page failed on an internal error.");

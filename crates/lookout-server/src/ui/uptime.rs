@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::chart;
 use super::pages::{page_ctx, render, PageCtx};
-use super::{csrf_refusal, ui_error, UiSession};
+use super::{form_refusal, ui_error, UiSession};
 use crate::api::monitors::create_from;
 use crate::error::ApiError;
 use crate::extract::iso;
@@ -219,15 +219,8 @@ pub async fn create(
     headers: HeaderMap,
     Form(f): Form<NewMonitorForm>,
 ) -> Response {
-    if let Some(r) = csrf_refusal(&s, &f.csrf) {
+    if let Some(r) = form_refusal(&s, &f.csrf, Role::Member, "adding monitors") {
         return r;
-    }
-    if s.user.role < Role::Member {
-        return (
-            StatusCode::FORBIDDEN,
-            "adding monitors needs the member role",
-        )
-            .into_response();
     }
     match create_from(&state, form_to_spec(&f)).await {
         Ok(id) => Redirect::to(&format!("/uptime/monitors/{id}")).into_response(),
@@ -386,15 +379,8 @@ pub async fn action(
     Path(id): Path<i64>,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    if let Some(r) = csrf_refusal(&s, &f.csrf) {
+    if let Some(r) = form_refusal(&s, &f.csrf, Role::Member, "changing monitors") {
         return r;
-    }
-    if s.user.role < Role::Member {
-        return (
-            StatusCode::FORBIDDEN,
-            "changing monitors needs the member role",
-        )
-            .into_response();
     }
     let store = state.store();
     let (row, _) = match ustore::get_monitor(store, id).await {
@@ -589,15 +575,8 @@ pub async fn save_page(
     id: Option<Path<i64>>,
     Form(f): Form<PageForm>,
 ) -> Response {
-    if let Some(r) = csrf_refusal(&s, &f.csrf) {
+    if let Some(r) = form_refusal(&s, &f.csrf, Role::Member, "editing status pages") {
         return r;
-    }
-    if s.user.role < Role::Member {
-        return (
-            StatusCode::FORBIDDEN,
-            "editing status pages needs the member role",
-        )
-            .into_response();
     }
     let body = page_body(&f);
     let id = id.map(|Path(i)| i);
@@ -637,15 +616,8 @@ pub async fn post_incident(
     Path(id): Path<i64>,
     Form(f): Form<IncidentForm>,
 ) -> Response {
-    if let Some(r) = csrf_refusal(&s, &f.csrf) {
+    if let Some(r) = form_refusal(&s, &f.csrf, Role::Member, "posting incidents") {
         return r;
-    }
-    if s.user.role < Role::Member {
-        return (
-            StatusCode::FORBIDDEN,
-            "posting incidents needs the member role",
-        )
-            .into_response();
     }
     let result = match f.incident_id.trim().parse::<i64>() {
         Ok(incident) => {

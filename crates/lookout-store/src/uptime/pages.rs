@@ -10,6 +10,23 @@ fn ids_from(text: &str) -> Result<Vec<i64>> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// The row `sql` (with `$1` = `id`) selects, converted; `NotFound` when there is none.
+async fn one_by_id<T>(
+    store: &Store,
+    sql: &str,
+    id: i64,
+    convert: fn(&AnyRow) -> Result<T>,
+) -> Result<T> {
+    sqlx::query(sql)
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await?
+        .as_ref()
+        .map(convert)
+        .transpose()?
+        .ok_or(StoreError::NotFound)
+}
+
 fn ids_to(ids: &[i64]) -> String {
     serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
 }
@@ -121,14 +138,13 @@ pub async fn update_maintenance(
 
 /// One window.
 pub async fn get_maintenance(store: &Store, id: i64) -> Result<MaintenanceRow> {
-    sqlx::query(&format!("SELECT {MAINT_COLS} WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(store.pool())
-        .await?
-        .as_ref()
-        .map(maintenance_from)
-        .transpose()?
-        .ok_or(StoreError::NotFound)
+    one_by_id(
+        store,
+        &format!("SELECT {MAINT_COLS} WHERE id = $1"),
+        id,
+        maintenance_from,
+    )
+    .await
 }
 
 /// Every window (few per organization; the runners cache them).
@@ -265,14 +281,13 @@ pub async fn update_page(store: &Store, id: i64, p: &NewStatusPage) -> Result<St
 
 /// One page by id.
 pub async fn get_page(store: &Store, id: i64) -> Result<StatusPageRow> {
-    sqlx::query(&format!("SELECT {PAGE_COLS} WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(store.pool())
-        .await?
-        .as_ref()
-        .map(page_from)
-        .transpose()?
-        .ok_or(StoreError::NotFound)
+    one_by_id(
+        store,
+        &format!("SELECT {PAGE_COLS} WHERE id = $1"),
+        id,
+        page_from,
+    )
+    .await
 }
 
 /// One page by slug.
