@@ -14,50 +14,12 @@ use lookout_store::markers::{self, Marker};
 use lookout_store::tenancy;
 use lookout_store::writer::WriterConfig;
 use lookout_store::{Backend, Cursor, Store, StoreError, Write, Writer};
-use lookout_testkit::PgDatabase;
 use serde_json::json;
 use sqlx::Row;
 
-/// A store on one backend, with whatever keeps its database alive.
-struct Fixture {
-    store: Store,
-    _dir: tempfile::TempDir,
-    _pg: Option<PgDatabase>,
-    url: String,
-}
-
-async fn fixture(backend: Backend) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let (url, pg) = match backend {
-        Backend::Sqlite => (Store::sqlite_url_for_dir(dir.path()), None),
-        Backend::Postgres => {
-            let db = PgDatabase::create().await;
-            (db.url().to_string(), Some(db))
-        }
-    };
-    let store = Store::open(&url).await.unwrap();
-    Fixture {
-        store,
-        _dir: dir,
-        _pg: pg,
-        url,
-    }
-}
-
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() { super::$name(super::fixture(super::Backend::Sqlite).await).await }
-            )*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() { super::$name(super::fixture(super::Backend::Postgres).await).await }
-            )*
-        }
-    };
-}
+#[macro_use]
+mod support;
+use support::{fixture, Fixture};
 
 both!(
     migrations_are_idempotent_and_versioned,

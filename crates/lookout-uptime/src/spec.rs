@@ -86,7 +86,7 @@ pub struct MonitorSpec {
     /// Target host (`tcp`, `icmp`, `tls`; the name queried for `dns`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
-    /// Target port (`tcp`, `tls`).
+    /// Target port (`tcp`, `tls`; for `dns`, the resolver's port).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     /// Seconds between checks (≥ 1). For heartbeats: how often a ping is expected.
@@ -227,7 +227,7 @@ impl MonitorSpec {
         use Kind::*;
         uses("url", self.url.is_some(), &[Http, Tls])?;
         uses("host", self.host.is_some(), &[Tcp, Icmp, Dns, Tls])?;
-        uses("port", self.port.is_some(), &[Tcp, Tls])?;
+        uses("port", self.port.is_some(), &[Tcp, Tls, Dns])?;
         uses(
             "grace_seconds",
             self.grace_seconds.is_some(),

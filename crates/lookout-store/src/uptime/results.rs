@@ -18,6 +18,8 @@ pub const RAW_RETENTION_MS: i64 = 25 * HOUR;
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
 const DAY: i64 = 24 * HOUR;
+/// How long after a bucket ends its results are complete (longest timeout plus slack).
+const SETTLE_MS: i64 = 6 * MINUTE;
 
 /// Stored rollup widths: name, bucket length, retention. Minute figures are not stored: they are
 /// computed from raw results, which are kept as long (24 h), so storing them would double the
@@ -291,8 +293,11 @@ async fn id_chunks(store: &Store, size: usize) -> Result<Vec<(i64, i64)>> {
 pub async fn roll_up(store: &Store, now: i64) -> Result<usize> {
     let mut written = 0;
     let chunks = id_chunks(store, 500).await?;
+    // A bucket is final once the slowest check that started in it has been written: checks may
+    // take up to 300 s, so buckets are closed 6 minutes after they end.
+    let settled = now - SETTLE_MS;
     for &(width, len, _) in WIDTHS {
-        let closed = now - now.rem_euclid(len);
+        let closed = settled - settled.rem_euclid(len);
         // Never look further back than raw rows are kept.
         let mut from = mark(store, width)
             .await?

@@ -56,7 +56,7 @@ pub fn rcode_name(rc: ResponseCode) -> String {
 
 pub(crate) async fn probe(policy: &NetPolicy, spec: &MonitorSpec) -> Probe {
     let mut p = Probe::default();
-    let server = match spec.resolver.as_deref() {
+    let mut server = match spec.resolver.as_deref() {
         Some(r) => match resolver_addr(r) {
             Ok(a) => a,
             Err(e) => {
@@ -66,6 +66,9 @@ pub(crate) async fn probe(policy: &NetPolicy, spec: &MonitorSpec) -> Probe {
         },
         None => system_resolver(),
     };
+    if let Some(port) = spec.port {
+        server.set_port(port);
+    }
     if let Some(why) = policy.refuses(server.ip()) {
         p.error = Some(why);
         return p;

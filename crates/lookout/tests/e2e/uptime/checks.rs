@@ -263,7 +263,7 @@ async fn dns_checks_judge_the_rcode_and_the_answers() {
         base(
             "nx expected",
             "missing.test",
-            json!({"conditions": ["[DNS_RCODE] == NXDOMAIN"]}),
+            json!({"resolver": "127.0.0.1", "port": dns.port(), "conditions": ["[DNS_RCODE] == NXDOMAIN"]}),
         ),
     )
     .await["id"]

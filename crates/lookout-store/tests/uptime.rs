@@ -1,0 +1,275 @@
+//! Uptime storage on SQLite and PostgreSQL: monitors and their state, results, rollups with an
+//! exact p95, uptime over windows, retention, cron check-ins and status pages.
+
+use lookout_store::uptime::{self as ustore, cron, pages, results, MonitorState, NewMonitor};
+use lookout_store::{tenancy, Backend, Cursor, Write, Writer};
+
+#[macro_use]
+mod support;
+use support::{fixture, Fixture};
+
+both!(
+    rollups_are_exact_and_uptime_spans_rollups_and_raw_results,
+    cron_runs_open_complete_and_are_judged_once,
+    status_pages_keep_incidents_with_their_updates,
+);
+
+const HOUR: i64 = 3_600_000;
+
+async fn monitor(f: &Fixture, kind: &str, slug: Option<&str>) -> i64 {
+    let org = tenancy::default_org(&f.store).await.unwrap();
+    let (project, _) = tenancy::ensure_default_project(&f.store).await.unwrap();
+    ustore::create_monitor(
+        &f.store,
+        &NewMonitor {
+            org_id: org.id,
+            project_id: slug.map(|_| project.id),
+            name: format!("{kind} monitor"),
+            kind: kind.into(),
+            slug: slug.map(str::to_string),
+            spec: "{}".into(),
+            paused: false,
+            parent_id: None,
+            push_token: None,
+            managed_by: None,
+        },
+    )
+    .await
+    .unwrap()
+    .id
+}
+
+async fn write(f: &Fixture, writes: Vec<Write>) {
+    let w = Writer::start(f.store.clone(), Default::default());
+    w.queue().write(writes).await.unwrap();
+    w.shutdown().await;
+}
+
+async fn rollups_are_exact_and_uptime_spans_rollups_and_raw_results(f: Fixture) {
+    let id = monitor(&f, "http", None).await;
+    // "now" is 10:30 on some day; results every minute from 08:00 to 10:29, latency = minute
+    // of the hour in ms, and every 10th check fails.
+    let day = 1_795_000_000_000 - 1_795_000_000_000 % (24 * HOUR);
+    let now = day + 10 * HOUR + 30 * 60_000;
+    let mut w = Vec::new();
+    for m in 0..150 {
+        let at = day + 8 * HOUR + m * 60_000;
+        w.push(results::result_write(
+            id,
+            &results::ResultRow {
+                at,
+                ok: m % 10 != 9,
+                maintenance: false,
+                latency_us: Some((m % 60 + 1) * 1000),
+                message: None,
+            },
+        ));
+    }
+    write(&f, w).await;
+    let n = results::roll_up(&f.store, now).await.unwrap();
+    assert!(n >= 2, "hours 08 and 09 rolled up ({n} buckets)");
+    let hours = results::buckets(&f.store, id, "h", day + 8 * HOUR)
+        .await
+        .unwrap();
+    assert_eq!(
+        hours.iter().map(|b| b.bucket).collect::<Vec<_>>(),
+        vec![day + 8 * HOUR, day + 9 * HOUR, day + 10 * HOUR]
+    );
+    let h8 = &hours[0];
+    assert_eq!((h8.up, h8.down), (54, 6));
+    // Latencies 1..=60 ms: the nearest-rank p95 is 57 ms, the average 30.5 ms, the max 60 ms.
+    assert_eq!(h8.latency_p95_us, Some(57_000));
+    assert_eq!(h8.latency_avg_us, Some(30_500));
+    assert_eq!(h8.latency_max_us, Some(60_000));
+    // The open hour (10:00-10:29) comes from raw results.
+    assert_eq!(hours[2].up + hours[2].down, 30);
+    // Minutes are computed from raw results.
+    let minutes = results::buckets(&f.store, id, "m", day + 10 * HOUR)
+        .await
+        .unwrap();
+    assert_eq!(minutes.len(), 30);
+    let (up, down) = results::counts_since(&f.store, id, day + 8 * HOUR)
+        .await
+        .unwrap();
+    assert_eq!((up, down), (135, 15));
+    let u = results::uptime_since(&f.store, id, day)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!((u - 90.0).abs() < 1e-9, "{u}");
+    // The upkeep runs on: the open hour closes, then the day; two days later raw results are
+    // gone but the rollups remain.
+    results::roll_up(&f.store, now + 2 * HOUR).await.unwrap();
+    results::roll_up(&f.store, day + 24 * HOUR + 10 * 60_000)
+        .await
+        .unwrap();
+    let later = now + 48 * HOUR;
+    assert!(results::enforce_retention(&f.store, later).await.unwrap() >= 150);
+    let page = results::list_results(&f.store, id, &Cursor::default())
+        .await
+        .unwrap();
+    assert!(page.items.is_empty());
+    let hours = results::buckets(&f.store, id, "h", day).await.unwrap();
+    assert_eq!(hours.iter().map(|b| b.up + b.down).sum::<i64>(), 150);
+    let days = results::buckets(&f.store, id, "d", day).await.unwrap();
+    assert_eq!(days.len(), 1);
+    assert_eq!((days[0].up, days[0].down), (135, 15));
+    // The state row round-trips, except the ping time, which pings own.
+    let state = MonitorState {
+        health: "down".into(),
+        alerted: true,
+        failures: 3,
+        last_failure: Some("boom".into()),
+        cert_chain_valid: Some(false),
+        ..MonitorState::default()
+    };
+    ustore::record_ping(&f.store, id, 42).await.unwrap();
+    write(&f, vec![ustore::state_write(id, &state)]).await;
+    let (_, got) = ustore::get_monitor(&f.store, id).await.unwrap();
+    assert_eq!(
+        got,
+        MonitorState {
+            last_ping_at: Some(42),
+            ..state
+        }
+    );
+}
+
+async fn cron_runs_open_complete_and_are_judged_once(f: Fixture) {
+    let id = monitor(&f, "cron", Some("nightly")).await;
+    let mut tx = f.store.begin_write().await.unwrap();
+    cron::apply_report(
+        &mut tx,
+        id,
+        "run-1",
+        "in_progress",
+        1_000,
+        None,
+        Some("prod"),
+    )
+    .await
+    .unwrap();
+    cron::apply_report(&mut tx, id, "run-1", "ok", 4_000, None, Some("prod"))
+        .await
+        .unwrap();
+    // A retried terminal report changes nothing.
+    cron::apply_report(&mut tx, id, "run-1", "error", 5_000, None, None)
+        .await
+        .unwrap();
+    // A terminal report alone starts its run `duration` earlier.
+    cron::apply_report(&mut tx, id, "run-2", "error", 10_000, Some(2_000), None)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let runs = cron::unrecorded(&f.store, id).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        (runs[0].status.as_str(), runs[0].duration_ms),
+        ("ok", Some(3_000))
+    );
+    assert_eq!(
+        (runs[1].status.as_str(), runs[1].started_at),
+        ("error", 8_000)
+    );
+    assert!(cron::started_between(&f.store, id, 0, 1_000).await.unwrap());
+    assert!(!cron::started_between(&f.store, id, 1_001, 7_999)
+        .await
+        .unwrap());
+    write(
+        &f,
+        vec![
+            cron::recorded_write(runs[0].id, "ok"),
+            cron::recorded_write(runs[1].id, "error"),
+            cron::missed_write(id, 60_000),
+        ],
+    )
+    .await;
+    assert!(cron::unrecorded(&f.store, id).await.unwrap().is_empty());
+    let recent = cron::recent(&f.store, id, 10).await.unwrap();
+    assert_eq!(
+        recent.iter().map(|c| c.status.as_str()).collect::<Vec<_>>(),
+        vec!["missed", "error", "ok"]
+    );
+    // The slug is unique per project.
+    let org = tenancy::default_org(&f.store).await.unwrap();
+    let dup = ustore::create_monitor(
+        &f.store,
+        &NewMonitor {
+            org_id: org.id,
+            project_id: Some(1),
+            name: "again".into(),
+            kind: "cron".into(),
+            slug: Some("nightly".into()),
+            spec: "{}".into(),
+            paused: false,
+            parent_id: None,
+            push_token: None,
+            managed_by: None,
+        },
+    )
+    .await;
+    assert!(
+        matches!(dup, Err(lookout_store::StoreError::Conflict(_))),
+        "{dup:?}"
+    );
+    assert_eq!(
+        ustore::cron_monitor(&f.store, 1, "nightly")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        id
+    );
+}
+
+async fn status_pages_keep_incidents_with_their_updates(f: Fixture) {
+    let a = monitor(&f, "http", None).await;
+    let org = tenancy::default_org(&f.store).await.unwrap();
+    let new = pages::NewStatusPage {
+        org_id: org.id,
+        slug: "acme".into(),
+        title: "Acme".into(),
+        description: String::new(),
+        logo_url: None,
+        monitor_ids: vec![a],
+        managed_by: None,
+    };
+    let p = pages::create_page(&f.store, &new).await.unwrap();
+    assert!(matches!(
+        pages::create_page(&f.store, &new).await,
+        Err(lookout_store::StoreError::Conflict(_))
+    ));
+    let i = pages::create_incident(&f.store, p.id, "Down", "major", "investigating", "Looking")
+        .await
+        .unwrap();
+    let i = pages::add_update(&f.store, i.id, "resolved", "Fixed")
+        .await
+        .unwrap();
+    assert_eq!(i.status, "resolved");
+    assert!(i.resolved_at.is_some());
+    assert_eq!(
+        i.updates
+            .iter()
+            .map(|u| u.body.as_str())
+            .collect::<Vec<_>>(),
+        vec!["Fixed", "Looking"]
+    );
+    assert_eq!(
+        pages::page_by_slug(&f.store, "acme")
+            .await
+            .unwrap()
+            .monitor_ids,
+        vec![a]
+    );
+    // Deleting a monitor keeps the page; deleting the page takes its incidents.
+    ustore::delete_monitor(&f.store, a).await.unwrap();
+    assert!(ustore::monitors_by_ids(&f.store, &[a])
+        .await
+        .unwrap()
+        .is_empty());
+    pages::delete_page(&f.store, p.id).await.unwrap();
+    assert!(matches!(
+        pages::get_incident(&f.store, i.id).await,
+        Err(lookout_store::StoreError::NotFound)
+    ));
+}
