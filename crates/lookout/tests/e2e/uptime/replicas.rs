@@ -24,7 +24,7 @@ async fn result_count(s: &TestServer, id: i64) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_never_double_check_and_survive_a_crash() {
     let t = HttpTarget::start().await;
-    let mut a = TestServer::start(crate::bin(), Backend::Postgres).await;
+    let a = TestServer::start(crate::bin(), Backend::Postgres).await;
     let url = a.database_url().unwrap().to_string();
     let b = TestServer::start_with(
         crate::bin(),
@@ -49,8 +49,20 @@ async fn two_replicas_never_double_check_and_survive_a_crash() {
         // One check a second: about 6 in 6 s. Two replicas both checking would give about 12.
         assert!((4..=8).contains(&n), "monitor {id}: {n} results in 6 s");
     }
-    // Kill one replica: the survivor takes over its shards once their leases expire (30 s).
-    a.kill9();
+    // Kill the replica holding more shards: the survivor takes them over once their leases
+    // expire (30 s) and the checks go on.
+    let holders = shard_holders(&url).await;
+    let (pa, pb) = (a.pid().unwrap(), b.pid().unwrap());
+    let held = |pid: u32| {
+        holders
+            .iter()
+            .filter(|o| o.contains(&format!("-{pid}-")))
+            .count()
+    };
+    assert_eq!(held(pa) + held(pb), 16, "every shard is held: {holders:?}");
+    let (mut victim, survivor) = if held(pa) >= held(pb) { (a, b) } else { (b, a) };
+    victim.kill9();
+    let b = survivor;
     let counts = futures_counts(&b, &ids).await;
     tokio::time::sleep(Duration::from_secs(40)).await;
     let later = futures_counts(&b, &ids).await;
@@ -60,6 +72,18 @@ async fn two_replicas_never_double_check_and_survive_a_crash() {
             "monitor {id} was not checked after the crash: {x} → {y}"
         );
     }
+}
+
+/// The lease owner of each uptime shard.
+async fn shard_holders(url: &str) -> Vec<String> {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let rows: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT lease_owner FROM jobs WHERE kind = 'uptime.shard' ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    rows.into_iter().flatten().collect()
 }
 
 async fn futures_counts(s: &TestServer, ids: &[i64]) -> Vec<usize> {
