@@ -196,6 +196,23 @@ impl Scheduler {
     async fn claim(&self) -> Result<Option<ClaimedJob>> {
         let now = now_ms();
         let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
+        // A read first: idle polls must not take SQLite's write lock, or three replicas polling
+        // every few ms starve each other's renewals and completions past their leases.
+        let kinds = (0..self.handlers.len())
+            .map(|i| format!("${}", i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let probe_sql = format!(
+            "SELECT 1 FROM jobs WHERE done_at IS NULL AND next_run_at <= $1
+               AND (lease_until IS NULL OR lease_until < $1) AND kind IN ({kinds}) LIMIT 1"
+        );
+        let mut probe = sqlx::query(&probe_sql).bind(now);
+        for k in self.handlers.keys() {
+            probe = probe.bind(k.as_str());
+        }
+        if probe.fetch_optional(self.store.pool()).await?.is_none() {
+            return Ok(None);
+        }
         let mut q = sqlx::query(&self.claim_sql)
             .bind(&self.owner)
             .bind(now + lease_ms)
@@ -203,7 +220,13 @@ impl Scheduler {
         for k in self.handlers.keys() {
             q = q.bind(k.as_str());
         }
-        let Some(r) = q.fetch_optional(self.store.pool()).await? else {
+        // Every write here runs in a write transaction: on SQLite a bare UPDATE reads before it
+        // writes and can fail with SQLITE_BUSY_SNAPSHOT when another replica's pool commits in
+        // between, which no busy timeout retries; a lost `finish` would let the job run twice.
+        let mut tx = self.store.begin_write().await?;
+        let row = q.fetch_optional(&mut *tx).await?;
+        tx.commit().await?;
+        let Some(r) = row else {
             return Ok(None);
         };
         let payload: String = r.try_get(2)?;
@@ -223,13 +246,15 @@ impl Scheduler {
 
     /// Extends this replica's lease on `id`; false if the lease was lost.
     async fn renew(store: &Store, owner: &str, id: &str, lease_ms: i64) -> Result<bool> {
+        let mut tx = store.begin_write().await?;
         let n = sqlx::query("UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3")
             .bind(now_ms() + lease_ms)
             .bind(id)
             .bind(owner)
-            .execute(store.pool())
+            .execute(&mut *tx)
             .await?
             .rows_affected();
+        tx.commit().await?;
         Ok(n == 1)
     }
 
@@ -255,6 +280,7 @@ impl Scheduler {
                 (next, gave_up.then_some(now), job.attempt, Some(e.clone()))
             }
         };
+        let mut tx = store.begin_write().await?;
         sqlx::query(
             "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_run_at = $1, done_at = $2,
                     attempts = $3, last_error = $4
@@ -266,8 +292,9 @@ impl Scheduler {
         .bind(last_error)
         .bind(&job.id)
         .bind(owner)
-        .execute(store.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -341,8 +368,16 @@ impl Scheduler {
         if let Err(e) = &outcome {
             tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempt, error = %e, "Job failed.");
         }
-        if let Err(e) = Self::finish(&self.store, &self.owner, &job, outcome).await {
-            tracing::warn!(job = %job.id, error = %e, "Could not record the job's outcome.");
+        // The lease is still ours, so recording the outcome is retried rather than left to the
+        // lease's expiry, which would run the job again.
+        for attempt in 1..=5 {
+            match Self::finish(&self.store, &self.owner, &job, outcome.clone()).await {
+                Ok(()) => break,
+                Err(e) if attempt == 5 => {
+                    tracing::warn!(job = %job.id, error = %e, "Could not record the job's outcome.")
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await,
+            }
         }
     }
 }

@@ -407,7 +407,13 @@ async fn three_schedulers_run_each_job_exactly_once(f: Fixture) {
         let store = Store::open(&f.url).await.unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         stops.push(tx);
-        let sched = Scheduler::new(store, &format!("replica-{s}"), fast())
+        // A lease long enough to cover a completion queued behind the other replicas' commits
+        // (each an fsync on SQLite); takeover after expiry is the next test's subject.
+        let config = SchedulerConfig {
+            lease: Duration::from_secs(5),
+            ..fast()
+        };
+        let sched = Scheduler::new(store, &format!("replica-{s}"), config)
             .handle("work", counting_handler(runs.clone(), 0));
         tasks.push(tokio::spawn(sched.run(async {
             let _ = rx.await;

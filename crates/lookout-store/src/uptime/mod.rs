@@ -380,11 +380,13 @@ pub async fn cron_monitor(
 
 /// Notes a heartbeat ping.
 pub async fn record_ping(store: &Store, monitor_id: i64, at: i64) -> Result<()> {
+    let mut tx = store.begin_write().await?;
     sqlx::query("UPDATE monitor_state SET last_ping_at = $1 WHERE monitor_id = $2")
         .bind(at)
         .bind(monitor_id)
-        .execute(store.pool())
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     Ok(())
 }
 
