@@ -6,6 +6,7 @@ pub mod id;
 pub mod role;
 pub mod seal;
 pub mod secret;
+pub mod slug;
 pub mod time;
 
 pub use role::Role;

@@ -102,19 +102,7 @@ fn role_of(r: &AnyRow, col: &str) -> Result<Role> {
         .map_err(|e: lookout_core::role::UnknownRole| StoreError::Corrupt(e.to_string()))
 }
 
-/// Turns a display name into a slug: lowercase ASCII letters, digits and single dashes.
-pub fn slugify(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_alphanumeric() {
-            out.push(c);
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    let trimmed = out.trim_end_matches('-');
-    trimmed.chars().take(50).collect()
-}
+pub use lookout_core::slug::slugify;
 
 // ---------------------------------------------------------------- organizations and projects
 
@@ -638,16 +626,4 @@ pub async fn revoke_token(store: &Store, id: i64) -> Result<()> {
         return Err(StoreError::NotFound);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::slugify;
-
-    #[test]
-    fn slugs_are_url_safe() {
-        assert_eq!(slugify("My Web App!"), "my-web-app");
-        assert_eq!(slugify("  --Ünïcode  API "), "n-code-api");
-        assert_eq!(slugify("checkout"), "checkout");
-    }
 }

@@ -3,7 +3,7 @@
 //! Crontabs are evaluated in the schedule's own timezone (through `croner` and `chrono-tz`), so
 //! "03:00 Europe/Paris" stays at 03:00 local time across DST changes, as cron itself behaves.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use serde::{Deserialize, Serialize};
@@ -173,19 +173,14 @@ impl Window {
     }
 }
 
-/// Formats ms since the epoch as RFC 3339 UTC.
-pub fn rfc3339(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn ms(s: &str) -> i64 {
-        DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .timestamp_millis()
     }
 
     #[test]

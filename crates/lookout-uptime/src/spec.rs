@@ -327,7 +327,9 @@ impl MonitorSpec {
             },
             Heartbeat => {}
             Cron => {
-                let slug = self.slug.get_or_insert_with(|| slug_of(&self.name));
+                let slug = self
+                    .slug
+                    .get_or_insert_with(|| lookout_core::slug::slugify(&self.name));
                 if slug.is_empty()
                     || slug.len() > 50
                     || !slug
@@ -465,19 +467,6 @@ fn need_host(h: &Option<String>) -> Result<(), SpecError> {
         Some(h) if !h.trim().is_empty() && h.len() <= 253 && !h.contains('/') => Ok(()),
         _ => Err(err("host", "is required (a host name or IP address)")),
     }
-}
-
-/// A slug from a name: lowercase letters and digits, dashes between words.
-pub fn slug_of(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    out.trim_end_matches('-').chars().take(50).collect()
 }
 
 #[cfg(test)]

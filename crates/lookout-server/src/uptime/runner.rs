@@ -435,7 +435,7 @@ async fn cron(
                     Some(format!(
                         "missed: no check-in within {} s of {}",
                         margin / 1000,
-                        lookout_uptime::schedule::rfc3339(expected)
+                        lookout_core::time::iso(expected)
                     )),
                 );
                 v.kind = Failure::Missed;
