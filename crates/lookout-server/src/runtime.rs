@@ -143,6 +143,7 @@ pub async fn serve(
                 stop: stop_rx.clone(),
                 hold: crate::uptime::runner::HOLD,
                 sealer: sealer.clone(),
+                windows: Default::default(),
             }),
             &cfg.replica_id,
         )

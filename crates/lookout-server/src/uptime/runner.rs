@@ -35,6 +35,8 @@ pub const HOLD: Duration = Duration::from_secs(600);
 const CRON_TICK_MS: i64 = 5_000;
 /// How often a runner looks for edited monitors and maintenance windows.
 const RELOAD_MS: i64 = 2_000;
+/// How old the shared copy of the maintenance windows may be.
+const WINDOWS_TTL_MS: i64 = 1_000;
 /// Cron runs without a `max_runtime` time out after this long (Sentry's default).
 const DEFAULT_MAX_RUNTIME_S: i64 = 30 * 60;
 
@@ -54,6 +56,20 @@ pub struct UptimeContext {
     pub hold: Duration,
     /// Opens the credentials stored in specs.
     pub sealer: lookout_core::seal::Sealer,
+    /// Maintenance windows, loaded once for all shards every [`WINDOWS_TTL_MS`].
+    pub windows: tokio::sync::Mutex<(i64, Windows)>,
+}
+
+impl UptimeContext {
+    /// The maintenance windows, at most [`WINDOWS_TTL_MS`] old (one query a second for all
+    /// 16 shards instead of one per shard per reload).
+    async fn windows(&self, now: i64) -> Windows {
+        let mut cached = self.windows.lock().await;
+        if now - cached.0 >= WINDOWS_TTL_MS {
+            *cached = (now, Windows::load(&self.store).await);
+        }
+        cached.1.clone()
+    }
 }
 
 /// The shard a job id names (`uptime.shard.7` → 7).
@@ -173,7 +189,7 @@ pub async fn run_shard(ctx: Arc<UptimeContext>, shard: i64) -> Result<(), String
         }
         let now = now_ms();
         if now >= next_reload {
-            windows = Windows::load(&ctx.store).await;
+            windows = ctx.windows(now).await;
             match ustore::shard_version(&ctx.store, shard).await {
                 Ok(v) if v != version => match ustore::shard_monitors(&ctx.store, shard).await {
                     Ok(rows) => {
