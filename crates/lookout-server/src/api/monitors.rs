@@ -13,7 +13,7 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{iso, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
-use crate::uptime::config::MANAGED;
+use crate::uptime::config::refuse_if_declared;
 use crate::uptime::view::{monitor_view, MonitorView};
 use crate::uptime::Windows;
 use lookout_core::Role;
@@ -240,11 +240,7 @@ pub async fn update(
 ) -> ApiResult<Json<MonitorView>> {
     who.require(Role::Member)?;
     let (old, _) = ustore::get_monitor(state.store(), id).await?;
-    if old.managed_by.as_deref() == Some(MANAGED) {
-        return Err(ApiError::Conflict(
-            "this monitor is declared in the config file; change it there".into(),
-        ));
-    }
+    refuse_if_declared(old.managed_by.as_deref(), "monitor")?;
     let mut spec = checked_spec(&state, body.0, Some(id)).await?;
     if spec.kind.as_str() != old.kind {
         return Err(ApiError::Validation(
@@ -274,11 +270,7 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     who.require(Role::Member)?;
     let (old, _) = ustore::get_monitor(state.store(), id).await?;
-    if old.managed_by.as_deref() == Some(MANAGED) {
-        return Err(ApiError::Conflict(
-            "this monitor is declared in the config file; remove it there".into(),
-        ));
-    }
+    refuse_if_declared(old.managed_by.as_deref(), "monitor")?;
     ustore::delete_monitor(state.store(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

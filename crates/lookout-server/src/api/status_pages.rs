@@ -11,7 +11,7 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{iso, ApiJson, ApiPath};
 use crate::state::AppState;
-use crate::uptime::config::MANAGED;
+use crate::uptime::config::refuse_if_declared;
 use lookout_core::Role;
 use lookout_store::tenancy;
 use lookout_store::uptime::pages;
@@ -158,11 +158,7 @@ pub(crate) async fn save(
 ) -> ApiResult<pages::StatusPageRow> {
     if let Some(id) = id {
         let old = pages::get_page(state.store(), id).await?;
-        if old.managed_by.as_deref() == Some(MANAGED) {
-            return Err(ApiError::Conflict(
-                "this status page is declared in the config file; change it there".into(),
-            ));
-        }
+        refuse_if_declared(old.managed_by.as_deref(), "status page")?;
     }
     let new = checked_page(state, body).await?;
     Ok(match id {

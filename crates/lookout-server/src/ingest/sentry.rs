@@ -74,7 +74,7 @@ type KeySettings = (i64, Option<i64>);
 const KEY_TTL_MS: i64 = 5_000;
 
 impl KeyCache {
-    async fn lookup(
+    pub(crate) async fn lookup(
         &self,
         state: &AppState,
         key: &str,

@@ -19,7 +19,7 @@ use crate::state::AppState;
 use lookout_core::time::now_ms;
 use lookout_store::errors::process::ingest_writes;
 use lookout_store::uptime::{self as ustore, cron as ucron, NewMonitor};
-use lookout_store::{cursor, tenancy, Store, StoreError};
+use lookout_store::{cursor, Store, StoreError};
 use lookout_uptime::spec::{Kind, MonitorSpec};
 
 /// The consumer's cursor over `ingest_items`.
@@ -82,8 +82,10 @@ pub async fn http_checkin(
             "status must be in_progress, ok or error",
         );
     }
-    match tenancy::project_for_key(state.store(), &key).await {
-        Ok(Some(pid)) if pid == project_id => {}
+    // The same short-lived key cache as envelope ingest: a job pinging every second costs no
+    // database round trip for its key.
+    match state.ingest_keys().lookup(&state, &key, now_ms()).await {
+        Ok(Some((pid, _))) if pid == project_id => {}
         Ok(_) => return problem(StatusCode::FORBIDDEN, "unknown DSN key for this project"),
         Err(e) => {
             tracing::error!(error = %e, "Key lookup failed.");
