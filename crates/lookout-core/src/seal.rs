@@ -16,12 +16,24 @@ const PREFIX: &str = "enc:v1:";
 #[derive(Clone)]
 pub struct Sealer {
     cipher: ChaCha20Poly1305,
+    /// A second key derived from the first, for signing links (never used to encrypt).
+    sign_key: [u8; 32],
 }
 
 impl std::fmt::Debug for Sealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Sealer(..)")
     }
+}
+
+/// HMAC-SHA256 of `msg` under `key`, as lowercase hex (webhook signatures, signed links).
+pub fn hmac_sha256_hex(key: &[u8], msg: &[u8]) -> String {
+    use hmac::Mac;
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut m =
+        <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(msg);
+    hex::encode(m.finalize().into_bytes())
 }
 
 /// Whether a stored value is sealed.
@@ -37,9 +49,25 @@ impl Sealer {
         if bytes.len() != 32 {
             return Err("the secret key must be 64 hex characters (256 bits)".into());
         }
+        use sha2::Digest;
+        let mut d = sha2::Sha256::new();
+        d.update(b"lookout link signing v1\0");
+        d.update(&bytes);
         Ok(Sealer {
             cipher: ChaCha20Poly1305::new(Key::from_slice(&bytes)),
+            sign_key: d.finalize().into(),
         })
+    }
+
+    /// An HMAC-SHA256 of `msg` under the link-signing key, as hex (for signed one-click links).
+    pub fn sign(&self, msg: &str) -> String {
+        hmac_sha256_hex(&self.sign_key, msg.as_bytes())
+    }
+
+    /// Whether `sig` is [`Sealer::sign`] of `msg`, compared in constant time.
+    pub fn verify(&self, msg: &str, sig: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.sign(msg).as_bytes().ct_eq(sig.as_bytes()).into()
     }
 
     /// A new random key, as 64 hex characters.

@@ -134,8 +134,5 @@ fn grouping_keys() {
     assert_eq!(Grouping::PerPolicy.key(2, "m:1"), "policy");
     assert_eq!(Grouping::PerCondition.key(2, "m:1"), "condition:2");
     assert_eq!(Grouping::PerSignal.key(2, "m:1"), "condition:2:m:1");
-    assert_eq!(
-        Grouping::PerSignal.key(0, &"é".repeat(300)).len() <= 255,
-        true
-    );
+    assert!(Grouping::PerSignal.key(0, &"é".repeat(300)).len() <= 255);
 }

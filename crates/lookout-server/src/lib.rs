@@ -4,6 +4,7 @@
 //! [`app`] builds the router without a socket, so handlers are tested with `oneshot`;
 //! [`runtime::serve`] is what `lookout serve` runs.
 
+pub mod alerting;
 pub mod api;
 pub mod auth;
 pub mod error;
@@ -64,12 +65,23 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/push/{token}",
             get(uptime::checkins::push).post(uptime::checkins::push),
         );
+    // Inbound alert integrations carry their own key; PagerDuty's path is fixed by its clients.
+    let inbound = Router::new()
+        .route("/v2/enqueue", post(alerting::inbound::pagerduty))
+        .route(
+            "/integrations/{key}/{kind}",
+            post(alerting::inbound::webhook),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(
+            alerting::inbound::MAX_BODY + 1,
+        ));
     let public = Router::new()
         .route("/status/{slug}", get(ui::status_page::page))
         .route("/status/{slug}/feed.atom", get(ui::status_page::feed));
     Router::new()
         .merge(api::router())
         .merge(sentry)
+        .merge(inbound)
         .merge(public)
         .merge(ui)
         .route("/healthz", get(observe::healthz))

@@ -170,6 +170,23 @@ pub async fn serve(
             // Idle polling every 100 ms bounds how long a new event waits to be grouped.
             .run(Duration::from_millis(100), wait_for(stop_rx.clone())),
     );
+    let alerting = state.alerting().clone();
+    let alert_tasks = [
+        tokio::spawn(crate::alerting::policies::run(
+            alerting.clone(),
+            cfg.replica_id.clone(),
+            wait_for(stop_rx.clone()),
+        )),
+        tokio::spawn(crate::alerting::timers::run(
+            alerting.clone(),
+            wait_for(stop_rx.clone()),
+        )),
+        tokio::spawn(crate::alerting::deliver::run(
+            alerting,
+            cfg.replica_id.clone(),
+            wait_for(stop_rx.clone()),
+        )),
+    ];
     let upkeep = tokio::spawn({
         let mut stop = stop_rx.clone();
         async move {
@@ -218,6 +235,9 @@ pub async fn serve(
     let _ = processor.await;
     let _ = uptime.await;
     let _ = checkins.await;
+    for t in alert_tasks {
+        let _ = t.await;
+    }
     reload.abort();
     let _ = upkeep.await;
     writer.shutdown().await;

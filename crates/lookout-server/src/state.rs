@@ -46,6 +46,7 @@ struct Inner {
     ingest_keys: crate::ingest::sentry::KeyCache,
     login_throttle: crate::auth::LoginThrottle,
     sealer: lookout_core::seal::Sealer,
+    alerting: crate::alerting::Alerting,
 }
 
 impl AppState {
@@ -59,6 +60,11 @@ impl AppState {
     ) -> Self {
         AppState {
             inner: Arc::new(Inner {
+                alerting: crate::alerting::Alerting::new(
+                    store.clone(),
+                    sealer.clone(),
+                    &settings.public_url,
+                ),
                 store,
                 writes,
                 settings,
@@ -97,6 +103,10 @@ impl AppState {
     /// Seals stored credentials.
     pub fn sealer(&self) -> &lookout_core::seal::Sealer {
         &self.inner.sealer
+    }
+    /// Incidents, paging and on-call.
+    pub fn alerting(&self) -> &crate::alerting::Alerting {
+        &self.inner.alerting
     }
     /// The Prometheus recorder's handle.
     pub fn metrics(&self) -> &PrometheusHandle {

@@ -11,6 +11,7 @@
 //! - [`tenancy`]: organizations, projects, DSN keys, users, sessions and API tokens;
 //! - [`markers`]: change markers (deploys, config changes), the first user of the write path.
 
+pub mod alerting;
 pub mod cursor;
 pub mod errors;
 pub mod events;

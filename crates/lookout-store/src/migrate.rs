@@ -47,10 +47,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_uptime.sql"),
         postgres: include_str!("../migrations/postgres/0005_uptime.sql"),
     },
+    Migration {
+        version: 6,
+        name: "alerting",
+        sqlite: include_str!("../migrations/sqlite/0006_alerting.sql"),
+        postgres: include_str!("../migrations/postgres/0006_alerting.sql"),
+    },
 ];
 
 /// The schema version this build expects (the newest migration).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The advisory-lock key that serialises migrations across replicas ("lkmigr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c6b_6d69_6772;

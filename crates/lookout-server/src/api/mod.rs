@@ -5,8 +5,10 @@
 //! `/api/v1/openapi.json` always matches what the server serves.
 
 mod activity;
+pub mod incidents;
 mod issues;
 pub mod monitors;
+pub mod oncall;
 mod projects;
 pub mod status_pages;
 mod tokens;
@@ -147,6 +149,56 @@ pub fn router() -> Router<AppState> {
             status_pages::create_incident
         ))
         .routes(routes!(status_pages::add_update))
+        .routes(routes!(oncall::list_channels, oncall::create_channel))
+        .routes(routes!(
+            oncall::get_channel,
+            oncall::update_channel,
+            oncall::delete_channel
+        ))
+        .routes(routes!(oncall::list_schedules, oncall::create_schedule))
+        .routes(routes!(
+            oncall::get_schedule,
+            oncall::update_schedule,
+            oncall::delete_schedule
+        ))
+        .routes(routes!(oncall::oncall))
+        .routes(routes!(oncall::list_overrides, oncall::create_override))
+        .routes(routes!(oncall::delete_override))
+        .routes(routes!(
+            oncall::list_escalation_policies,
+            oncall::create_escalation_policy
+        ))
+        .routes(routes!(
+            oncall::get_escalation_policy,
+            oncall::update_escalation_policy,
+            oncall::delete_escalation_policy
+        ))
+        .routes(routes!(oncall::set_user_name))
+        .routes(routes!(incidents::list))
+        .routes(routes!(incidents::metrics))
+        .routes(routes!(incidents::get_one))
+        .routes(routes!(incidents::acknowledge))
+        .routes(routes!(incidents::resolve))
+        .routes(routes!(incidents::add_note))
+        .routes(routes!(incidents::tick))
+        .routes(routes!(incidents::postmortem))
+        .routes(routes!(incidents::list_policies, incidents::create_policy))
+        .routes(routes!(
+            incidents::get_policy,
+            incidents::update_policy,
+            incidents::delete_policy
+        ))
+        .routes(routes!(
+            incidents::list_integrations,
+            incidents::create_integration
+        ))
+        .routes(routes!(
+            incidents::get_integration,
+            incidents::update_integration,
+            incidents::delete_integration
+        ))
+        .routes(routes!(incidents::list_runbooks, incidents::create_runbook))
+        .routes(routes!(incidents::get_runbook, incidents::update_runbook))
         .split_for_parts();
     let doc = std::sync::Arc::new(doc);
     router.route(

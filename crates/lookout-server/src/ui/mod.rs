@@ -8,6 +8,7 @@
 mod assets;
 pub mod chart;
 mod errors;
+mod incidents;
 mod pages;
 pub mod status_page;
 mod uptime;
@@ -70,6 +71,14 @@ pub fn router() -> Router<AppState> {
         .route("/errors", get(errors::list))
         .route("/errors/issues/{id}", get(errors::issue))
         .route("/errors/issues/{id}/status", post(errors::set_status))
+        .route("/incidents", get(incidents::list))
+        .route("/incidents/{id}", get(incidents::detail))
+        .route(
+            "/incidents/{id}/{action}",
+            get(incidents::link_page).post(incidents::post_action),
+        )
+        .route("/on-call", get(incidents::oncall))
+        .route("/on-call/{id}/overrides", post(incidents::add_override))
         .route("/uptime", get(uptime::list))
         .route("/uptime/monitors", post(uptime::create))
         .route("/uptime/monitors/{id}", get(uptime::monitor))
@@ -87,10 +96,9 @@ pub fn router() -> Router<AppState> {
             post(uptime::post_incident),
         )
         .merge(assets::router());
-    for s in SECTIONS
-        .iter()
-        .filter(|s| !s.summary.is_empty() && s.href != "/errors" && s.href != "/uptime")
-    {
+    for s in SECTIONS.iter().filter(|s| {
+        !s.summary.is_empty() && !["/errors", "/uptime", "/incidents", "/on-call"].contains(&s.href)
+    }) {
         r = r.route(s.href, get(pages::capability));
     }
     r
@@ -185,7 +193,7 @@ struct MessagePage<'a> {
 }
 
 /// Renders a [`MessagePage`]; askama escapes both strings.
-fn simple_page(title: &str, text: &str) -> String {
+pub(crate) fn simple_page(title: &str, text: &str) -> String {
     askama::Template::render(&MessagePage { title, text }).unwrap_or_else(|_| chart::esc(text))
 }
 

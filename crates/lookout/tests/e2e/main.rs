@@ -9,6 +9,7 @@ use std::path::Path;
 use reqwest::StatusCode;
 use serde_json::Value;
 
+mod alerting;
 mod errors;
 mod foundation;
 mod uptime;

@@ -8,7 +8,7 @@ mod config;
 mod pages;
 mod passive;
 mod replicas;
-mod targets;
+pub mod targets;
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,428 @@
+//! The outbox worker and the channels it delivers to: generic webhook (HMAC-SHA256 signed),
+//! Slack-compatible incoming webhooks (Slack, Mattermost), Discord, ntfy, PagerDuty Events API v2
+//! and email over SMTP.
+//!
+//! Every message carries the title, severity, urgency, service, the incident's link, the signed
+//! acknowledge and resolve links, and the runbook's link and summary. Messages are built when
+//! sent, from the incident as it is then.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::{links, Alerting};
+use lookout_core::time::{iso, now_ms};
+use lookout_store::alerting::outbox::{self, NotificationRow, MAX_ATTEMPTS};
+use lookout_store::alerting::{self as astore, incidents};
+
+/// How long a claimed notification is ours before another replica may retry it.
+const LEASE_MS: i64 = 60_000;
+/// Longest wait between polls when nothing wakes the worker.
+const POLL: Duration = Duration::from_secs(1);
+/// Per-send timeout.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything a message says.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Message {
+    /// `triggered`, `escalated`, `repeated`, `ack_timeout`, `acknowledged`, `resolved`.
+    pub event: String,
+    /// Incident id.
+    pub incident_id: i64,
+    /// Title.
+    pub title: String,
+    /// Current state.
+    pub status: String,
+    /// Severity.
+    pub severity: String,
+    /// Urgency.
+    pub urgency: String,
+    /// Service.
+    pub service: Option<String>,
+    /// Source host or resource.
+    pub source: Option<String>,
+    /// Dedup key.
+    pub dedup_key: String,
+    /// The incident page.
+    pub url: String,
+    /// Signed one-click acknowledge link.
+    pub acknowledge_url: String,
+    /// Signed one-click resolve link.
+    pub resolve_url: String,
+    /// The runbook's page or external link.
+    pub runbook_url: Option<String>,
+    /// The runbook's first lines.
+    pub runbook_summary: Option<String>,
+    /// When the incident opened, RFC 3339.
+    pub created_at: String,
+}
+
+impl Message {
+    /// One line for chat: `[TRIGGERED] critical · api: title`.
+    pub fn headline(&self) -> String {
+        let service = self
+            .service
+            .as_deref()
+            .map(|s| format!(" · {s}"))
+            .unwrap_or_default();
+        format!(
+            "[{}] {}{service}: {}",
+            self.event.to_uppercase(),
+            self.severity,
+            self.title
+        )
+    }
+
+    /// Several lines of Markdown (Slack, Mattermost, Discord, email).
+    pub fn markdown(&self, link: impl Fn(&str, &str) -> String) -> String {
+        let mut s = format!(
+            "{}\n{} · {} urgency · incident #{}\n{} · {} · {}",
+            self.headline(),
+            self.status,
+            self.urgency,
+            self.incident_id,
+            link("Open incident", &self.url),
+            link("Acknowledge", &self.acknowledge_url),
+            link("Resolve", &self.resolve_url),
+        );
+        if let Some(u) = &self.runbook_url {
+            s.push_str(&format!("\nRunbook: {}", link("runbook", u)));
+        }
+        if let Some(sum) = &self.runbook_summary {
+            s.push_str(&format!("\n> {sum}"));
+        }
+        s
+    }
+}
+
+/// Runs the worker until `stop` resolves.
+pub async fn run(a: Alerting, owner: String, stop: impl std::future::Future<Output = ()>) {
+    let http = reqwest::Client::builder()
+        .timeout(SEND_TIMEOUT)
+        .user_agent(concat!("Lookout/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default();
+    tokio::pin!(stop);
+    loop {
+        let busy = match round(&a, &http, &owner).await {
+            Ok(n) => n > 0,
+            Err(e) => {
+                tracing::warn!(error = %e, "Notification delivery failed; retrying.");
+                false
+            }
+        };
+        if busy {
+            continue;
+        }
+        let wait = match outbox::next_due(a.store()).await {
+            Ok(Some(t)) => {
+                Duration::from_millis(u64::try_from(t - now_ms()).unwrap_or(0)).min(POLL)
+            }
+            _ => POLL,
+        };
+        tokio::select! {
+            () = &mut stop => break,
+            () = tokio::time::sleep(wait) => {}
+            () = a.outbox_wake().notified() => {}
+        }
+    }
+}
+
+/// Claims and sends one batch concurrently; returns how many were handled.
+async fn round(a: &Alerting, http: &reqwest::Client, owner: &str) -> lookout_store::Result<usize> {
+    let claimed = outbox::claim(a.store(), owner, now_ms(), LEASE_MS, 50).await?;
+    let n = claimed.len();
+    let sends = claimed.into_iter().map(|row| async move {
+        let result = send(a, http, &row).await;
+        (row, result)
+    });
+    for (row, result) in futures_util::future::join_all(sends).await {
+        finish(a, owner, &row, result).await?;
+    }
+    Ok(n)
+}
+
+/// Records a send's outcome with a timeline entry.
+async fn finish(
+    a: &Alerting,
+    owner: &str,
+    row: &NotificationRow,
+    result: Result<String, String>,
+) -> lookout_store::Result<()> {
+    let now = now_ms();
+    let mut tx = a.store().begin_write().await?;
+    let who = match row.user_id {
+        Some(u) => format!(" to user {u}"),
+        None => String::new(),
+    };
+    let recorded = match &result {
+        Ok(via) => {
+            let ok = outbox::mark_sent(&mut tx, row.id, owner, now).await?;
+            if ok {
+                incidents::log(
+                    &mut tx,
+                    row.incident_id,
+                    now,
+                    "notified",
+                    "system",
+                    &format!("Notified{who} via {via} ({})", row.event),
+                    Some(
+                        &json!({"channel_id": row.channel_id, "user_id": row.user_id,
+                                 "notification_id": row.id}),
+                    ),
+                )
+                .await?;
+            }
+            ok
+        }
+        Err(e) => {
+            let attempts = row.attempts + 1;
+            let retry =
+                (attempts < MAX_ATTEMPTS).then(|| now + 1000 * (1i64 << attempts.min(10)).min(600));
+            let ok = outbox::mark_failed(&mut tx, row.id, owner, e, retry).await?;
+            if ok {
+                let msg = match retry {
+                    Some(t) => format!("Notification{who} failed ({e}); retrying at {}", iso(t)),
+                    None => {
+                        format!("Notification{who} failed ({e}); gave up after {attempts} tries")
+                    }
+                };
+                incidents::log(
+                    &mut tx,
+                    row.incident_id,
+                    now,
+                    "notify_failed",
+                    "system",
+                    &msg,
+                    None,
+                )
+                .await?;
+            }
+            ok
+        }
+    };
+    if recorded {
+        tx.commit().await?;
+        metrics::counter!("lookout_alerting_notifications_total",
+            "result" => if result.is_ok() { "sent" } else { "failed" })
+        .increment(1);
+        if result.is_ok() {
+            metrics::histogram!("lookout_alerting_notification_delay_seconds")
+                .record((now - row.created_at) as f64 / 1000.0);
+        }
+    } else {
+        tx.rollback().await?;
+    }
+    Ok(())
+}
+
+/// Builds the message for a notification.
+pub async fn message(a: &Alerting, row: &NotificationRow) -> lookout_store::Result<Message> {
+    let inc = incidents::get(a.store(), row.incident_id).await?;
+    let (runbook_url, runbook_summary) =
+        match inc.runbook_id {
+            Some(id) => match astore::runbook_get(a.store(), id, inc.runbook_version).await {
+                Ok(r) => (
+                    Some(r.url.clone().unwrap_or_else(|| {
+                        format!("{}/incidents/{}#runbook", a.public_url(), inc.id)
+                    })),
+                    summary(&r.body),
+                ),
+                Err(_) => (None, None),
+            },
+            None => (None, None),
+        };
+    Ok(Message {
+        event: row.event.clone(),
+        incident_id: inc.id,
+        title: inc.title.clone(),
+        status: inc.status.clone(),
+        severity: inc.severity.clone(),
+        urgency: inc.urgency.clone(),
+        service: inc.service.clone(),
+        source: inc.source.clone(),
+        dedup_key: inc.dedup_key.clone(),
+        url: format!("{}/incidents/{}", a.public_url(), inc.id),
+        acknowledge_url: links::signed(a, inc.id, "acknowledge"),
+        resolve_url: links::signed(a, inc.id, "resolve"),
+        runbook_url,
+        runbook_summary,
+        created_at: iso(inc.created_at),
+    })
+}
+
+/// The first paragraph of a Markdown runbook, without its heading, cut at 280 characters.
+fn summary(body: &str) -> Option<String> {
+    let para: Vec<&str> = body
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| l.is_empty() || l.starts_with('#'))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let s = para.join(" ");
+    if s.is_empty() {
+        return None;
+    }
+    Some(match s.char_indices().nth(280) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s,
+    })
+}
+
+/// Sends one notification; the channel's name on success.
+async fn send(
+    a: &Alerting,
+    http: &reqwest::Client,
+    row: &NotificationRow,
+) -> Result<String, String> {
+    let channel = astore::channel_get(a.store(), row.channel_id)
+        .await
+        .map_err(|e| format!("channel {}: {e}", row.channel_id))?;
+    let msg = message(a, row).await.map_err(|e| e.to_string())?;
+    let cfg = &channel.config;
+    let open = |field: &str| -> Result<Option<String>, String> {
+        match cfg.get(field).and_then(Value::as_str) {
+            Some(v) => a.sealer().open(v).map(Some),
+            None => Ok(None),
+        }
+    };
+    let url = cfg.get("url").and_then(Value::as_str).unwrap_or_default();
+    let via = format!("{} \"{}\"", channel.kind, channel.name);
+    match channel.kind.as_str() {
+        "webhook" => {
+            let body = serde_json::to_vec(&json!({
+                "event": msg.event, "incident": &msg,
+                "idempotency_key": row.idempotency_key,
+            }))
+            .map_err(|e| e.to_string())?;
+            let mut req = http
+                .post(url)
+                .header("content-type", "application/json")
+                .header("idempotency-key", &row.idempotency_key);
+            if let Some(secret) = open("secret")? {
+                let sig = lookout_core::seal::hmac_sha256_hex(secret.as_bytes(), &body);
+                req = req.header("x-lookout-signature", format!("sha256={sig}"));
+            }
+            check(req.body(body).send().await).await?;
+        }
+        "slack" | "mattermost" => {
+            let text = msg.markdown(|label, url| format!("<{url}|{label}>"));
+            let body = if channel.kind == "mattermost" {
+                json!({ "text": msg.markdown(|label, url| format!("[{label}]({url})")) })
+            } else {
+                json!({ "text": text })
+            };
+            check(http.post(url).json(&body).send().await).await?;
+        }
+        "discord" => {
+            let color = match msg.severity.as_str() {
+                "critical" => 0xd6_33_3a,
+                "error" => 0xe8_6a_1a,
+                "warning" => 0xe0_b0_00,
+                _ => 0x3b_82_f6,
+            };
+            let body = json!({
+                "content": msg.headline(),
+                "embeds": [{
+                    "title": msg.title, "url": msg.url, "color": color,
+                    "description": msg.markdown(|label, url| format!("[{label}]({url})")),
+                }],
+            });
+            check(http.post(url).json(&body).send().await).await?;
+        }
+        "ntfy" => {
+            let priority = match (msg.event.as_str(), msg.urgency.as_str()) {
+                ("acknowledged" | "resolved", _) => "3",
+                (_, "high") => "5",
+                _ => "3",
+            };
+            let mut req = http
+                .post(url)
+                .header("Title", msg.headline())
+                .header("Priority", priority)
+                .header("Tags", format!("rotating_light,{}", msg.severity))
+                .header("Click", &msg.url)
+                .header(
+                    "Actions",
+                    format!(
+                        "http, Acknowledge, {}, method=POST, clear=true; view, Open, {}",
+                        msg.acknowledge_url, msg.url
+                    ),
+                );
+            if let Some(token) = open("token")? {
+                req = req.bearer_auth(token);
+            }
+            check(
+                req.body(msg.markdown(|label, url| format!("{label}: {url}")))
+                    .send()
+                    .await,
+            )
+            .await?;
+        }
+        "pagerduty" => {
+            let key = open("routing_key")?.ok_or("routing_key is missing")?;
+            let url = if url.is_empty() {
+                "https://events.pagerduty.com/v2/enqueue"
+            } else {
+                url
+            };
+            let action = match msg.event.as_str() {
+                "acknowledged" => "acknowledge",
+                "resolved" => "resolve",
+                _ => "trigger",
+            };
+            let body = json!({
+                "routing_key": key,
+                "event_action": action,
+                "dedup_key": format!("lookout-{}", msg.incident_id),
+                "payload": {
+                    "summary": msg.title,
+                    "source": msg.source.clone().or(msg.service.clone()).unwrap_or_else(|| "lookout".into()),
+                    "severity": msg.severity,
+                    "component": msg.service,
+                    "custom_details": {"urgency": msg.urgency, "runbook": msg.runbook_url,
+                                       "runbook_summary": msg.runbook_summary},
+                },
+                "links": [{"href": msg.url, "text": "Lookout incident"}],
+                "client": "Lookout", "client_url": msg.url,
+            });
+            check(http.post(url).json(&body).send().await).await?;
+        }
+        "email" => super::deliver_email::send(a, &channel, &msg).await?,
+        other => return Err(format!("unknown channel type {other}")),
+    }
+    Ok(via)
+}
+
+/// Treats non-2xx answers as failures, with the status and the start of the body.
+async fn check(r: Result<reqwest::Response, reqwest::Error>) -> Result<(), String> {
+    let r = r.map_err(|e| {
+        // reqwest's Display includes the URL, which can hold a webhook's secret path.
+        let kind = if e.is_timeout() {
+            "timed out"
+        } else if e.is_connect() {
+            "could not connect"
+        } else {
+            "request failed"
+        };
+        kind.to_string()
+    })?;
+    let status = r.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body = r.text().await.unwrap_or_default();
+    let body: String = body.chars().take(200).collect();
+    Err(format!("HTTP {}: {body}", status.as_u16()))
+}
+
+/// The channel types and the config fields each takes (secrets marked), for validation.
+pub const CHANNEL_TYPES: &[(&str, &[&str], &[&str])] = &[
+    ("webhook", &["url"], &["secret"]),
+    ("slack", &["url"], &[]),
+    ("mattermost", &["url"], &[]),
+    ("discord", &["url"], &[]),
+    ("ntfy", &["url"], &["token"]),
+    ("pagerduty", &[], &["routing_key"]),
+    ("email", &["to", "from", "smtp_host"], &["password"]),
+];

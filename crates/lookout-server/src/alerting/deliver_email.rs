@@ -1,0 +1,107 @@
+//! Email notifications over SMTP (lettre): implicit TLS, STARTTLS or plain, with optional
+//! authentication. The channel's config: `smtp_host`, `smtp_port`, `security` (`starttls`,
+//! `tls`, `none`), `username`, `password` (sealed), `from`, `to`.
+
+use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use serde_json::Value;
+
+use super::deliver::Message;
+use super::Alerting;
+use lookout_store::alerting::ChannelRow;
+
+/// Sends `msg` to the channel's address.
+pub async fn send(a: &Alerting, channel: &ChannelRow, msg: &Message) -> Result<(), String> {
+    let cfg = &channel.config;
+    let field = |k: &str| {
+        cfg.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let host = field("smtp_host");
+    let to: Mailbox = field("to").parse().map_err(|e| format!("to: {e}"))?;
+    let from: Mailbox = field("from").parse().map_err(|e| format!("from: {e}"))?;
+    let port = cfg
+        .get("smtp_port")
+        .and_then(Value::as_u64)
+        .and_then(|p| u16::try_from(p).ok());
+    let security = cfg
+        .get("security")
+        .and_then(Value::as_str)
+        .unwrap_or("starttls");
+    let mut builder = match security {
+        "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&host),
+        "none" => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+            &host,
+        )),
+        _ => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host),
+    }
+    .map_err(|e| format!("SMTP settings: {e}"))?;
+    if let Some(p) = port {
+        builder = builder.port(p);
+    }
+    let user = field("username");
+    if !user.is_empty() {
+        let password = match cfg.get("password").and_then(Value::as_str) {
+            Some(p) => a.sealer().open(p)?,
+            None => String::new(),
+        };
+        builder = builder.credentials(Credentials::new(user, password));
+    }
+    let transport = builder
+        .timeout(Some(std::time::Duration::from_secs(10)))
+        .build();
+    let text = msg.markdown(|label, url| format!("{label}: {url}"));
+    let html = format!(
+        "<p><strong>{}</strong></p><p>{} · {} urgency · incident #{}</p>\
+         <p><a href=\"{}\">Open incident</a> · <a href=\"{}\">Acknowledge</a> · \
+         <a href=\"{}\">Resolve</a></p>{}",
+        escape(&msg.headline()),
+        escape(&msg.status),
+        escape(&msg.urgency),
+        msg.incident_id,
+        escape(&msg.url),
+        escape(&msg.acknowledge_url),
+        escape(&msg.resolve_url),
+        match (&msg.runbook_url, &msg.runbook_summary) {
+            (Some(u), s) => format!(
+                "<p>Runbook: <a href=\"{}\">{}</a></p>",
+                escape(u),
+                escape(s.as_deref().unwrap_or("open"))
+            ),
+            (None, _) => String::new(),
+        }
+    );
+    let email = lettre::Message::builder()
+        .from(from)
+        .to(to)
+        .subject(msg.headline())
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(text),
+                )
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body(html),
+                ),
+        )
+        .map_err(|e| format!("building the email: {e}"))?;
+    transport
+        .send(email)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("SMTP: {e}"))
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

@@ -1,0 +1,461 @@
+//! The incident engine: signals in, incidents, timeline entries and queued pages out.
+//!
+//! Every entry point works inside a write transaction supplied by the caller (an API request, an
+//! inbound integration, the policy consumer, the timer loop), so the incident change, its timeline
+//! entries and the pages it queues commit together. Whom to page is decided here, at the moment a
+//! rule fires: users through their contact methods for the incident's urgency, schedules through
+//! whoever is on call then, channels directly.
+
+use serde_json::{json, Value};
+use sqlx::{Any, Transaction};
+
+use super::Alerting;
+use lookout_oncall::dedup::{Severity, Urgency};
+use lookout_oncall::escalation::{Clock, Status, Step, DEFAULT_ACK_TIMEOUT_MS};
+use lookout_oncall::inbound::{Action, Signal};
+use lookout_oncall::{EscalationPolicy, Schedule, TargetKind};
+use lookout_store::alerting::incidents::{self, ClockCols, IncidentRow, NewIncident};
+use lookout_store::alerting::outbox::{self, Page};
+use lookout_store::alerting::{self as astore, SpecTable};
+use lookout_store::{Result, StoreError};
+
+/// Where a signal came from and what the incident it opens inherits.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// Organization.
+    pub org_id: i64,
+    /// `policy:<id>` or `integration:<id>`: dedup keys are unique within it.
+    pub scope: String,
+    /// The alert policy, when one matched.
+    pub policy_id: Option<i64>,
+    /// The integration, when one received it.
+    pub integration_id: Option<i64>,
+    /// Who gets paged.
+    pub escalation_policy_id: Option<i64>,
+    /// The runbook to attach.
+    pub runbook_id: Option<i64>,
+    /// The service it concerns.
+    pub service: Option<String>,
+    /// A fixed urgency; none means from severity (critical/error high, warning/info low).
+    pub urgency: Option<Urgency>,
+    /// Who, for the timeline (`integration:<name>`, `policy:<name>`).
+    pub actor: String,
+    /// Whether a repeat trigger on an open incident counts as another alert (PagerDuty events
+    /// do; Alertmanager's resends of the same alert do not).
+    pub count_repeats: bool,
+    /// The monitor or issue behind the signal (`monitor:7`), for auto-resolve on recovery.
+    pub signal_ref: Option<String>,
+}
+
+/// What a signal did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Opened incident `id`.
+    Opened(i64),
+    /// Joined the open incident `id`.
+    Joined(i64),
+    /// Acknowledged `id`.
+    Acknowledged(i64),
+    /// Resolved `id`.
+    Resolved(i64),
+    /// Nothing to do (no open incident with that key, or already in that state).
+    Ignored,
+}
+
+/// Applies one signal. `dedup_key` must be set (the caller makes one up for keyless triggers).
+pub async fn apply(
+    a: &Alerting,
+    tx: &mut Transaction<'static, Any>,
+    origin: &Origin,
+    signal: &Signal,
+    now: i64,
+) -> Result<Applied> {
+    let key = signal.dedup_key.clone().unwrap_or_default();
+    match signal.action {
+        Action::Trigger => trigger(a, tx, origin, signal, &key, now).await,
+        Action::Acknowledge | Action::Resolve => {
+            let Some(open) = incidents::find_open(tx, &origin.scope, &key).await? else {
+                return Ok(Applied::Ignored);
+            };
+            transition(a, tx, open.id, signal.action, &origin.actor, now).await
+        }
+    }
+}
+
+async fn trigger(
+    a: &Alerting,
+    tx: &mut Transaction<'static, Any>,
+    origin: &Origin,
+    signal: &Signal,
+    key: &str,
+    now: i64,
+) -> Result<Applied> {
+    let urgency = origin.urgency.unwrap_or(signal.severity.urgency());
+    let policy = match origin.escalation_policy_id {
+        Some(id) => escalation_policy(a, id).await?,
+        None => None,
+    };
+    let clock = policy
+        .as_ref()
+        .map(|(p, _)| Clock::trigger(p, urgency == Urgency::High, now).0);
+    let runbook = match origin.runbook_id {
+        Some(id) => astore::runbook_get(a.store(), id, None)
+            .await
+            .ok()
+            .map(|r| (r.id, r.version)),
+        None => None,
+    };
+    let mut details = signal.details.clone();
+    if !signal.links.is_empty() {
+        details["links"] = json!(signal.links);
+    }
+    let new = NewIncident {
+        org_id: origin.org_id,
+        scope: origin.scope.clone(),
+        dedup_key: key.to_string(),
+        title: signal.title.clone(),
+        urgency: urgency.as_str().into(),
+        severity: signal.severity.as_str().into(),
+        service: origin.service.clone(),
+        source: signal.source.clone(),
+        policy_id: origin.policy_id,
+        integration_id: origin.integration_id,
+        escalation_policy_id: policy.as_ref().and(origin.escalation_policy_id),
+        runbook,
+        next_escalation_at: clock.and_then(|c| c.next_escalation_at),
+        details,
+        at: now,
+    };
+    let (inc, created) = incidents::open_or_find(tx, &new).await?;
+    if let Some(r) = &origin.signal_ref {
+        incidents::open_signal(tx, inc.id, r).await?;
+    }
+    if !created {
+        if origin.count_repeats || origin.signal_ref.is_some() {
+            incidents::add_alert(tx, inc.id, now).await?;
+            let msg = match &origin.signal_ref {
+                Some(r) => format!("Another alert joined: {} ({r})", signal.title),
+                None => format!("Another alert joined: {}", signal.title),
+            };
+            incidents::log(tx, inc.id, now, "alert", &origin.actor, &msg, None).await?;
+        }
+        return Ok(Applied::Joined(inc.id));
+    }
+    incidents::log(
+        tx,
+        inc.id,
+        now,
+        "triggered",
+        &origin.actor,
+        &format!(
+            "Triggered ({} urgency, {}): {}",
+            urgency.as_str(),
+            signal.severity.as_str(),
+            signal.title
+        ),
+        Some(&json!({"dedup_key": key, "source": signal.source})),
+    )
+    .await?;
+    match &policy {
+        Some((p, _)) => page_rule(a, tx, &inc, p, 0, 0, "triggered", now).await?,
+        None => {
+            incidents::log(
+                tx,
+                inc.id,
+                now,
+                "unrouted",
+                "system",
+                "No escalation policy: nobody was paged.",
+                None,
+            )
+            .await?;
+        }
+    }
+    Ok(Applied::Opened(inc.id))
+}
+
+/// Acknowledges or resolves incident `id` on behalf of `actor`.
+pub async fn transition(
+    a: &Alerting,
+    tx: &mut Transaction<'static, Any>,
+    id: i64,
+    action: Action,
+    actor: &str,
+    now: i64,
+) -> Result<Applied> {
+    let inc = incidents::lock(a.store().backend(), tx, id).await?;
+    let mut clock = clock_of(&inc);
+    let ack_timeout = match inc.escalation_policy_id {
+        Some(id) => escalation_policy(a, id).await?.and_then(|(_, t)| t),
+        None => None,
+    };
+    let (changed, kind, event) = match action {
+        Action::Acknowledge => (
+            clock.acknowledge(now, ack_timeout),
+            "acknowledged",
+            "acknowledged",
+        ),
+        Action::Resolve => (clock.resolve(), "resolved", "resolved"),
+        Action::Trigger => return Ok(Applied::Ignored),
+    };
+    if !changed {
+        return Ok(Applied::Ignored);
+    }
+    let status = clock.status.as_str();
+    let new = ClockCols {
+        status,
+        rule_index: clock.rule as i64,
+        lap: i64::from(clock.lap),
+        next_escalation_at: clock.next_escalation_at,
+        ack_until: clock.ack_until,
+    };
+    if !incidents::save_clock(tx, id, &inc.clock(), &new, now).await? {
+        return Err(StoreError::Conflict("incident changed meanwhile".into()));
+    }
+    let msg = match (action, clock.ack_until) {
+        (Action::Acknowledge, Some(t)) => format!(
+            "Acknowledged; escalation paused until {} unless resolved",
+            lookout_core::time::iso(t)
+        ),
+        (Action::Acknowledge, None) => "Acknowledged".to_string(),
+        _ => "Resolved".to_string(),
+    };
+    incidents::log(tx, id, now, kind, actor, &msg, None).await?;
+    // Whoever was paged hears that it is handled.
+    let mut pages = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for n in outbox::for_incident(a.store(), id).await? {
+        if seen.insert((n.channel_id, n.user_id)) {
+            pages.push(Page {
+                idempotency_key: format!("{id}:{event}:{now}:{}", n.channel_id),
+                incident_id: id,
+                channel_id: n.channel_id,
+                user_id: n.user_id,
+                event: event.into(),
+                data: json!({"actor": actor}),
+            });
+        }
+    }
+    outbox::enqueue(tx, &pages, now).await?;
+    Ok(match action {
+        Action::Acknowledge => Applied::Acknowledged(id),
+        _ => Applied::Resolved(id),
+    })
+}
+
+/// Runs incident `inc`'s due timers at `now`; false when another replica got there first.
+pub async fn run_timers(
+    a: &Alerting,
+    tx: &mut Transaction<'static, Any>,
+    inc: &IncidentRow,
+    now: i64,
+) -> Result<bool> {
+    let policy = match inc.escalation_policy_id {
+        Some(id) => escalation_policy(a, id).await?,
+        None => None,
+    };
+    let Some((policy, _)) = policy else {
+        // The policy was deleted: stop the timers rather than spin on them.
+        let mut clock = clock_of(inc);
+        clock.next_escalation_at = None;
+        clock.ack_until = None;
+        return save(tx, inc, &clock, now).await;
+    };
+    let mut clock = clock_of(inc);
+    let steps = clock.advance(&policy, now);
+    if !save(tx, inc, &clock, now).await? {
+        return Ok(false);
+    }
+    for step in steps {
+        match step {
+            Step::Notify { rule, lap, why, at } => {
+                let (kind, msg) = match why {
+                    lookout_oncall::escalation::Why::AckTimedOut => (
+                        "ack_timeout",
+                        "Acknowledgement timed out; triggered again".to_string(),
+                    ),
+                    lookout_oncall::escalation::Why::Repeated => (
+                        "repeated",
+                        format!(
+                            "Not acknowledged; escalation path repeated (pass {})",
+                            lap + 1
+                        ),
+                    ),
+                    _ => (
+                        "escalated",
+                        format!("Not acknowledged; escalated to rule {}", rule + 1),
+                    ),
+                };
+                incidents::log(tx, inc.id, at, kind, "system", &msg, None).await?;
+                page_rule(a, tx, inc, &policy, rule, lap, why.as_str(), at).await?;
+            }
+            Step::Exhausted { at } => {
+                incidents::log(
+                    tx,
+                    inc.id,
+                    at,
+                    "exhausted",
+                    "system",
+                    "Escalation path exhausted; the incident stays with the last rule",
+                    None,
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(true)
+}
+
+async fn save(
+    tx: &mut Transaction<'static, Any>,
+    inc: &IncidentRow,
+    clock: &Clock,
+    now: i64,
+) -> Result<bool> {
+    let new = ClockCols {
+        status: clock.status.as_str(),
+        rule_index: clock.rule as i64,
+        lap: i64::from(clock.lap),
+        next_escalation_at: clock.next_escalation_at,
+        ack_until: clock.ack_until,
+    };
+    incidents::save_clock(tx, inc.id, &inc.clock(), &new, now).await
+}
+
+fn clock_of(inc: &IncidentRow) -> Clock {
+    Clock {
+        status: Status::parse(&inc.status).unwrap_or(Status::Triggered),
+        high_urgency: inc.urgency != "low",
+        rule: usize::try_from(inc.rule_index).unwrap_or(0),
+        lap: u32::try_from(inc.lap).unwrap_or(0),
+        next_escalation_at: inc.next_escalation_at,
+        ack_until: inc.ack_until,
+    }
+}
+
+/// An escalation policy and its acknowledgement timeout (ms; none when switched off).
+pub async fn escalation_policy(
+    a: &Alerting,
+    id: i64,
+) -> Result<Option<(EscalationPolicy, Option<i64>)>> {
+    let row = match astore::spec_get(a.store(), SpecTable::EscalationPolicies, id).await {
+        Ok(r) => r,
+        Err(StoreError::NotFound) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let policy: EscalationPolicy = serde_json::from_value(row.spec.clone())
+        .map_err(|e| StoreError::Corrupt(format!("escalation policy {id}: {e}")))?;
+    let ack = match row.spec.get("ack_timeout_minutes").and_then(Value::as_i64) {
+        Some(0) => None,
+        Some(m) => Some(m * 60_000),
+        None => Some(DEFAULT_ACK_TIMEOUT_MS),
+    };
+    Ok(Some((policy, ack)))
+}
+
+/// Queues pages for rule `rule` of `policy` on incident `inc`, resolving targets at `at`.
+#[allow(clippy::too_many_arguments)]
+async fn page_rule(
+    a: &Alerting,
+    tx: &mut Transaction<'static, Any>,
+    inc: &IncidentRow,
+    policy: &EscalationPolicy,
+    rule: usize,
+    lap: u32,
+    event: &str,
+    at: i64,
+) -> Result<()> {
+    let Some(r) = policy.escalation_rules.get(rule) else {
+        return Ok(());
+    };
+    let mut pages = Vec::new();
+    let mut nobody = Vec::new();
+    for t in &r.targets {
+        let user = match t.kind {
+            TargetKind::Channel => {
+                pages.push((t.id, None));
+                continue;
+            }
+            TargetKind::User => Some(t.id),
+            TargetKind::Schedule => on_call(a, t.id, at).await?,
+        };
+        let Some(user) = user else {
+            nobody.push(format!("schedule {} has nobody on call", t.id));
+            continue;
+        };
+        let methods: Vec<_> = astore::channel_list(a.store(), inc.org_id, Some(user))
+            .await?
+            .into_iter()
+            .filter(|c| c.urgencies.contains(&inc.urgency))
+            .collect();
+        if methods.is_empty() {
+            nobody.push(format!(
+                "user {user} has no contact method for {} urgency",
+                inc.urgency
+            ));
+        }
+        for c in methods {
+            pages.push((c.id, Some(user)));
+        }
+    }
+    pages.sort_unstable();
+    pages.dedup();
+    let queued: Vec<Page> = pages
+        .into_iter()
+        .map(|(channel, user)| Page {
+            idempotency_key: format!("{}:{event}:{rule}:{lap}:{at}:{channel}", inc.id),
+            incident_id: inc.id,
+            channel_id: channel,
+            user_id: user,
+            event: event.into(),
+            data: json!({"rule": rule, "lap": lap}),
+        })
+        .collect();
+    outbox::enqueue(tx, &queued, at).await?;
+    for why in nobody {
+        incidents::log(tx, inc.id, at, "unrouted", "system", &why, None).await?;
+    }
+    Ok(())
+}
+
+/// Who is on call on schedule `id` at `at`.
+pub async fn on_call(a: &Alerting, id: i64, at: i64) -> Result<Option<i64>> {
+    let Some(schedule) = schedule_with_overrides(a, id, at, at + 1).await? else {
+        return Ok(None);
+    };
+    Ok(schedule.on_call_at(at))
+}
+
+/// Schedule `id` with its overrides between `since` and `until` (none when it is gone).
+pub async fn schedule_with_overrides(
+    a: &Alerting,
+    id: i64,
+    since: i64,
+    until: i64,
+) -> Result<Option<Schedule>> {
+    let row = match astore::spec_get(a.store(), SpecTable::Schedules, id).await {
+        Ok(r) => r,
+        Err(StoreError::NotFound) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut s: Schedule = serde_json::from_value(row.spec)
+        .map_err(|e| StoreError::Corrupt(format!("schedule {id}: {e}")))?;
+    s.overrides = astore::overrides_between(a.store(), id, since, until)
+        .await?
+        .into_iter()
+        .map(|o| lookout_oncall::Override {
+            id: Some(o.id),
+            start: o.starts_at,
+            end: o.ends_at,
+            user: o.user_id,
+        })
+        .collect();
+    Ok(Some(s))
+}
+
+/// The severity named in a policy or integration spec, if valid.
+pub fn severity_of(spec: &Value) -> Option<Severity> {
+    spec.get("severity")
+        .and_then(Value::as_str)
+        .and_then(Severity::parse)
+}

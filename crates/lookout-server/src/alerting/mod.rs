@@ -1,0 +1,79 @@
+//! Alerting and on-call in the server: the incident engine ([`engine`]), alert policies over the
+//! domain-event stream ([`policies`]), the escalation timers ([`timers`]), the outbox worker and
+//! the channels it delivers to ([`deliver`]), and signed one-click links ([`links`]).
+
+pub mod deliver;
+mod deliver_email;
+pub mod engine;
+pub mod inbound;
+pub mod links;
+pub mod policies;
+pub mod timers;
+
+use std::sync::Arc;
+
+use lookout_core::seal::Sealer;
+use lookout_store::Store;
+use tokio::sync::Notify;
+
+/// What the alerting tasks and handlers share.
+#[derive(Clone)]
+pub struct Alerting {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    sealer: Sealer,
+    public_url: String,
+    outbox_wake: Notify,
+    timers_wake: Notify,
+}
+
+impl Alerting {
+    /// Bundles the parts; `public_url` is where links in notifications point.
+    pub fn new(store: Store, sealer: Sealer, public_url: &str) -> Alerting {
+        Alerting {
+            inner: Arc::new(Inner {
+                store,
+                sealer,
+                public_url: public_url.trim_end_matches('/').to_string(),
+                outbox_wake: Notify::new(),
+                timers_wake: Notify::new(),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Seals credentials and signs links.
+    pub fn sealer(&self) -> &Sealer {
+        &self.inner.sealer
+    }
+
+    /// Lookout's public URL, without a trailing slash.
+    pub fn public_url(&self) -> &str {
+        &self.inner.public_url
+    }
+
+    /// Tells the local outbox worker that pages were queued (so delivery does not wait for its
+    /// next poll) and the timer loop that a timer may have moved.
+    pub fn wake(&self) {
+        self.inner.outbox_wake.notify_one();
+        self.inner.timers_wake.notify_one();
+    }
+
+    pub(crate) fn outbox_wake(&self) -> &Notify {
+        &self.inner.outbox_wake
+    }
+
+    pub(crate) fn timers_wake(&self) -> &Notify {
+        &self.inner.timers_wake
+    }
+}
+
+/// Shown instead of a stored secret.
+pub const REDACTED: &str = "********";

@@ -1,0 +1,447 @@
+//! Alert policies over the domain-event stream.
+//!
+//! A policy lists conditions; each names a source and the events it reacts to:
+//!
+//! ```json
+//! {"conditions": [
+//!    {"source": "monitor", "events": ["down", "certificate_expiring", "cron_missed", "cron_failed"],
+//!     "monitor_ids": [3, 4]},
+//!    {"source": "errors", "event": "new_issue" | "regression" | "frequency",
+//!     "threshold": 100, "window_minutes": 5, "project_ids": [1]}],
+//!  "grouping": "per_signal" | "per_condition" | "per_policy",
+//!  "severity": "critical", "urgency": "high", "service": "checkout",
+//!  "escalation_policy_id": 1, "runbook_id": 2, "enabled": true}
+//! ```
+//!
+//! The consumer reads the stream under a leased cursor and applies each batch in the transaction
+//! that advances the cursor, so every event opens, joins or resolves incidents exactly once, on
+//! whichever replica holds the lease. Later capabilities (query alerts, regressions, database
+//! findings) publish their own events and add a `source` here.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sqlx::Row;
+
+use super::engine::{self, Applied, Origin};
+use super::Alerting;
+use lookout_core::time::now_ms;
+use lookout_oncall::dedup::{Grouping, Severity, Urgency};
+use lookout_oncall::inbound::{Action, Signal};
+use lookout_store::alerting::{self as astore, incidents, SpecTable};
+use lookout_store::events::{self, DomainEvent};
+use lookout_store::{cursor, Result, Store};
+
+/// The consumer group's cursor.
+pub const CURSOR: &str = "alerting.policies";
+
+/// One condition of a policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Condition {
+    /// Uptime monitors and cron jobs.
+    Monitor {
+        /// `down`, `certificate_expiring`, `cron_missed`, `cron_failed` (default: all).
+        #[serde(default)]
+        events: Vec<String>,
+        /// Only these monitors (default: all).
+        #[serde(default)]
+        monitor_ids: Vec<i64>,
+    },
+    /// Error tracking.
+    Errors {
+        /// `new_issue`, `regression` or `frequency`.
+        event: String,
+        /// For `frequency`: more than this many events…
+        #[serde(default)]
+        threshold: Option<i64>,
+        /// …within this many minutes.
+        #[serde(default)]
+        window_minutes: Option<i64>,
+        /// Only these projects (default: all).
+        #[serde(default)]
+        project_ids: Vec<i64>,
+    },
+}
+
+/// A policy's definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    /// What opens incidents.
+    pub conditions: Vec<Condition>,
+    /// How signals group into incidents.
+    #[serde(default)]
+    pub grouping: Grouping,
+    /// Severity of its incidents (default `error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    /// Urgency (default: from severity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urgency: Option<Urgency>,
+    /// The service its incidents concern.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Who gets paged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation_policy_id: Option<i64>,
+    /// The runbook attached to its incidents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook_id: Option<i64>,
+    /// Off: matches nothing.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+const MONITOR_EVENTS: &[&str] = &["down", "certificate_expiring", "cron_missed", "cron_failed"];
+const ERROR_EVENTS: &[&str] = &["new_issue", "regression", "frequency"];
+
+impl PolicySpec {
+    /// Checks the fields; the message names the one that is wrong.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.conditions.is_empty() {
+            return Err("conditions must hold at least one condition".into());
+        }
+        if let Some(s) = &self.severity {
+            Severity::parse(s).ok_or_else(|| {
+                format!("severity must be critical, error, warning or info, not {s:?}")
+            })?;
+        }
+        for (i, c) in self.conditions.iter().enumerate() {
+            match c {
+                Condition::Monitor { events, .. } => {
+                    if let Some(e) = events
+                        .iter()
+                        .find(|e| !MONITOR_EVENTS.contains(&e.as_str()))
+                    {
+                        return Err(format!(
+                            "conditions[{i}].events: {e:?} is not one of {}",
+                            MONITOR_EVENTS.join(", ")
+                        ));
+                    }
+                }
+                Condition::Errors {
+                    event,
+                    threshold,
+                    window_minutes,
+                    ..
+                } => {
+                    if !ERROR_EVENTS.contains(&event.as_str()) {
+                        return Err(format!(
+                            "conditions[{i}].event must be one of {}",
+                            ERROR_EVENTS.join(", ")
+                        ));
+                    }
+                    if event == "frequency"
+                        && (threshold.unwrap_or(0) < 1
+                            || !(1..=1440).contains(&window_minutes.unwrap_or(0)))
+                    {
+                        return Err(format!(
+                            "conditions[{i}]: frequency needs threshold >= 1 and window_minutes 1-1440"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a domain event means to policies.
+struct Seen<'a> {
+    /// The monitor or error event name a condition lists.
+    name: &'a str,
+    /// `monitor:7`, `issue:12`, `cert:7`.
+    signal: String,
+    title: String,
+    monitor_id: Option<i64>,
+    project_id: Option<i64>,
+    issue_id: Option<i64>,
+}
+
+fn read(e: &DomainEvent) -> Option<(Seen<'static>, Action)> {
+    let p = &e.payload;
+    let str_of = |k: &str| {
+        p.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let monitor = p.get("monitor_id").and_then(Value::as_i64);
+    let issue = p.get("issue_id").and_then(Value::as_i64);
+    let seen = |name: &'static str, signal: String, title: String| Seen {
+        name,
+        signal,
+        title,
+        monitor_id: monitor,
+        project_id: e.project_id,
+        issue_id: issue,
+    };
+    let m = || format!("monitor:{}", monitor.unwrap_or_default());
+    let i = || format!("issue:{}", issue.unwrap_or_default());
+    Some(match e.kind.as_str() {
+        "monitor.down" => (
+            seen(
+                "down",
+                m(),
+                format!("{} is down: {}", str_of("name"), str_of("reason")),
+            ),
+            Action::Trigger,
+        ),
+        "cron.missed" => (
+            seen(
+                "cron_missed",
+                m(),
+                format!("{}: {}", str_of("name"), str_of("reason")),
+            ),
+            Action::Trigger,
+        ),
+        "cron.failed" => (
+            seen(
+                "cron_failed",
+                m(),
+                format!("{}: {}", str_of("name"), str_of("reason")),
+            ),
+            Action::Trigger,
+        ),
+        "monitor.certificate_expiring" => (
+            seen(
+                "certificate_expiring",
+                format!("cert:{}", monitor.unwrap_or_default()),
+                format!("{}: {}", str_of("name"), str_of("reason")),
+            ),
+            Action::Trigger,
+        ),
+        "monitor.up" => (seen("up", m(), String::new()), Action::Resolve),
+        "issue.created" => (
+            seen("new_issue", i(), format!("New issue: {}", str_of("title"))),
+            Action::Trigger,
+        ),
+        "issue.regressed" => (
+            seen(
+                "regression",
+                i(),
+                format!("Regression: {}", str_of("title")),
+            ),
+            Action::Trigger,
+        ),
+        "issue.events" => (seen("frequency", i(), String::new()), Action::Trigger),
+        "issue.resolved" => (seen("resolved", i(), String::new()), Action::Resolve),
+        _ => return None,
+    })
+}
+
+/// Follows the stream and applies policies until `stop` resolves.
+pub async fn run(a: Alerting, owner: String, stop: impl std::future::Future<Output = ()>) {
+    tokio::pin!(stop);
+    loop {
+        let wait = match poll_once(&a, &owner).await {
+            Ok(0) => Duration::from_millis(200),
+            Ok(_) => Duration::ZERO,
+            Err(e) => {
+                tracing::warn!(error = %e, "Alert policies failed; retrying.");
+                Duration::from_secs(1)
+            }
+        };
+        tokio::select! {
+            () = &mut stop => break,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Applies the next batch of events if this replica holds the cursor; how many it read.
+pub async fn poll_once(a: &Alerting, owner: &str) -> Result<usize> {
+    let store = a.store();
+    let Some(position) = cursor::lease(store, CURSOR, owner, 10_000).await? else {
+        return Ok(0);
+    };
+    let batch = events::read_after(store, position, 200, None).await?;
+    let Some(last) = batch.last().map(|e| e.seq) else {
+        return Ok(0);
+    };
+    let policies = load(store).await?;
+    let mut tx = store.begin_write().await?;
+    let mut touched = false;
+    for e in &batch {
+        let Some((seen, action)) = read(e) else {
+            continue;
+        };
+        let now = now_ms();
+        if action == Action::Resolve {
+            for id in incidents::close_signal(&mut tx, &seen.signal).await? {
+                let r = engine::transition(a, &mut tx, id, Action::Resolve, "system", now).await?;
+                touched |= r != Applied::Ignored;
+                if r != Applied::Ignored {
+                    incidents::log(
+                        &mut tx,
+                        id,
+                        now,
+                        "auto_resolved",
+                        "system",
+                        &format!("Recovered: {} ({})", e.kind, seen.signal),
+                        None,
+                    )
+                    .await?;
+                }
+            }
+            continue;
+        }
+        for (pid, name, org_id, spec) in &policies {
+            for (ci, c) in spec.conditions.iter().enumerate() {
+                if !matches(c, &seen, &mut tx).await? {
+                    continue;
+                }
+                let title = if seen.name == "frequency" {
+                    frequency_title(&mut tx, &seen, c).await?
+                } else {
+                    seen.title.clone()
+                };
+                let severity = spec
+                    .severity
+                    .as_deref()
+                    .and_then(Severity::parse)
+                    .unwrap_or(Severity::Error);
+                let origin = Origin {
+                    org_id: *org_id,
+                    scope: format!("policy:{pid}"),
+                    policy_id: Some(*pid),
+                    integration_id: None,
+                    escalation_policy_id: spec.escalation_policy_id,
+                    runbook_id: spec.runbook_id,
+                    service: spec.service.clone(),
+                    urgency: spec.urgency,
+                    actor: format!("policy:{name}"),
+                    count_repeats: false,
+                    signal_ref: Some(seen.signal.clone()),
+                };
+                let signal = Signal {
+                    action: Action::Trigger,
+                    dedup_key: Some(spec.grouping.key(ci, &seen.signal)),
+                    title,
+                    severity,
+                    source: Some(seen.signal.clone()),
+                    details: json!({"event": e.kind, "event_seq": e.seq, "payload": e.payload,
+                                    "condition": ci}),
+                    links: Vec::new(),
+                };
+                engine::apply(a, &mut tx, &origin, &signal, now).await?;
+                touched = true;
+                // One incident per policy and event, from its first matching condition.
+                break;
+            }
+        }
+    }
+    if cursor::advance(&mut tx, CURSOR, owner, position, last).await? {
+        tx.commit().await?;
+        if touched {
+            a.wake();
+        }
+        Ok(batch.len())
+    } else {
+        tx.rollback().await?;
+        Ok(0)
+    }
+}
+
+type Loaded = Vec<(i64, String, i64, PolicySpec)>;
+
+async fn load(store: &Store) -> Result<Loaded> {
+    let org = lookout_store::tenancy::default_org(store).await?;
+    let mut out = Vec::new();
+    for row in astore::spec_list(store, SpecTable::Policies, org.id).await? {
+        match serde_json::from_value::<PolicySpec>(row.spec.clone()) {
+            Ok(spec) if spec.enabled => out.push((row.id, row.name, row.org_id, spec)),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(policy = row.id, error = %e, "Skipping an unreadable alert policy.")
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn matches(
+    c: &Condition,
+    seen: &Seen<'_>,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+) -> Result<bool> {
+    Ok(match c {
+        Condition::Monitor {
+            events,
+            monitor_ids,
+        } => {
+            MONITOR_EVENTS.contains(&seen.name)
+                && (events.is_empty() || events.iter().any(|e| e == seen.name))
+                && (monitor_ids.is_empty()
+                    || seen.monitor_id.is_some_and(|m| monitor_ids.contains(&m)))
+        }
+        Condition::Errors {
+            event,
+            threshold,
+            window_minutes,
+            project_ids,
+        } => {
+            if event != seen.name
+                || !(project_ids.is_empty()
+                    || seen.project_id.is_some_and(|p| project_ids.contains(&p)))
+            {
+                return Ok(false);
+            }
+            if event != "frequency" {
+                return Ok(true);
+            }
+            let (Some(n), Some(m), Some(issue)) = (threshold, window_minutes, seen.issue_id) else {
+                return Ok(false);
+            };
+            events_since(tx, issue, now_ms() - m * 60_000).await? > *n
+        }
+    })
+}
+
+async fn events_since(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    issue: i64,
+    since: i64,
+) -> Result<i64> {
+    let r =
+        sqlx::query("SELECT COUNT(*) FROM error_events WHERE issue_id = $1 AND received_at >= $2")
+            .bind(issue)
+            .bind(since)
+            .fetch_one(&mut **tx)
+            .await?;
+    Ok(r.try_get(0)?)
+}
+
+async fn frequency_title(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    seen: &Seen<'_>,
+    c: &Condition,
+) -> Result<String> {
+    let title: Option<String> = match seen.issue_id {
+        Some(id) => sqlx::query("SELECT title FROM issues WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?,
+        None => None,
+    };
+    let (n, m) = match c {
+        Condition::Errors {
+            threshold,
+            window_minutes,
+            ..
+        } => (threshold.unwrap_or(0), window_minutes.unwrap_or(0)),
+        Condition::Monitor { .. } => (0, 0),
+    };
+    Ok(format!(
+        "More than {n} events in {m} min: {}",
+        title.unwrap_or_else(|| seen.signal.clone())
+    ))
+}

@@ -1,0 +1,51 @@
+//! The escalation timer loop: every replica runs it; each due step is applied by exactly one,
+//! because the clock update is fenced on the values read (see `incidents::save_clock`).
+
+use std::time::Duration;
+
+use super::{engine, Alerting};
+use lookout_core::time::now_ms;
+use lookout_store::alerting::incidents;
+
+/// Longest sleep between checks; timers set by another replica are seen within this.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Runs due timers until `stop` resolves.
+pub async fn run(a: Alerting, stop: impl std::future::Future<Output = ()>) {
+    tokio::pin!(stop);
+    loop {
+        if let Err(e) = tick(&a).await {
+            tracing::warn!(error = %e, "Escalation timers failed; retrying.");
+        }
+        let wait = match incidents::next_due(a.store()).await {
+            Ok(Some(t)) => {
+                Duration::from_millis(u64::try_from(t - now_ms()).unwrap_or(0)).min(POLL)
+            }
+            _ => POLL,
+        };
+        tokio::select! {
+            () = &mut stop => break,
+            () = tokio::time::sleep(wait) => {}
+            () = a.timers_wake().notified() => {}
+        }
+    }
+}
+
+/// Applies every timer due now; returns how many incidents moved.
+pub async fn tick(a: &Alerting) -> lookout_store::Result<usize> {
+    let now = now_ms();
+    let mut moved = 0;
+    for inc in incidents::due(a.store(), now, 100).await? {
+        let mut tx = a.store().begin_write().await?;
+        if engine::run_timers(a, &mut tx, &inc, now).await? {
+            tx.commit().await?;
+            moved += 1;
+        } else {
+            tx.rollback().await?;
+        }
+    }
+    if moved > 0 {
+        a.wake();
+    }
+    Ok(moved)
+}

@@ -1,0 +1,843 @@
+//! `/api/v1/incidents` (with timeline, acknowledge, resolve, notes, checklist, MTTA/MTTR),
+//! `/api/v1/policies`, `/api/v1/integrations` and `/api/v1/runbooks`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::IntoParams;
+
+use super::oncall::items;
+use crate::alerting::engine::{self, Applied};
+use crate::alerting::policies::PolicySpec;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::state::AppState;
+use lookout_core::time::{iso, now_ms};
+use lookout_core::Role;
+use lookout_oncall::inbound::{Action, Mapping};
+use lookout_store::alerting::incidents::{self, IncidentRow, ListFilter};
+use lookout_store::alerting::{self as astore, outbox, IntegrationRow, SpecTable};
+use lookout_store::tenancy;
+
+/// An incident as the API shows it.
+pub fn incident_view(i: &IncidentRow) -> Value {
+    let opt = |t: Option<i64>| t.map(iso);
+    json!({
+        "id": i.id, "incident_number": i.id, "title": i.title, "status": i.status,
+        "urgency": i.urgency, "severity": i.severity, "service": i.service, "source": i.source,
+        "dedup_key": i.dedup_key, "policy_id": i.policy_id, "integration_id": i.integration_id,
+        "escalation_policy_id": i.escalation_policy_id, "runbook_id": i.runbook_id,
+        "runbook_version": i.runbook_version, "escalation_level": i.rule_index + 1,
+        "escalation_loop": i.lap, "next_escalation_at": opt(i.next_escalation_at),
+        "acknowledgement_expires_at": opt(i.ack_until), "alert_count": i.alert_count,
+        "details": i.details, "checklist": i.checklist, "created_at": iso(i.created_at),
+        "acknowledged_at": opt(i.acknowledged_at), "resolved_at": opt(i.resolved_at),
+        "updated_at": iso(i.updated_at),
+    })
+}
+
+/// `?status=triggered,acknowledged&service=&limit=&before=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct IncidentQuery {
+    /// Comma-separated states (default all).
+    pub status: Option<String>,
+    /// Only this service.
+    pub service: Option<String>,
+    /// At most this many (default 50, at most 500).
+    pub limit: Option<i64>,
+    /// Only incidents with a lower id (paging).
+    pub before: Option<i64>,
+}
+
+/// Lists incidents, newest first.
+#[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", params(IncidentQuery),
+    responses((status = 200, body = Object), (status = 401, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiQuery(q): ApiQuery<IncidentQuery>,
+) -> ApiResult<Json<Value>> {
+    let org = tenancy::default_org(state.store()).await?;
+    let statuses: Vec<String> = q
+        .status
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    if let Some(bad) = statuses
+        .iter()
+        .find(|s| !matches!(s.as_str(), "triggered" | "acknowledged" | "resolved"))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "status {bad:?}: use triggered, acknowledged or resolved"
+        )));
+    }
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let rows = incidents::list(
+        state.store(),
+        org.id,
+        &ListFilter {
+            statuses,
+            service: q.service.clone(),
+            before_id: q.before,
+            limit,
+        },
+    )
+    .await?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.id))
+        .flatten();
+    Ok(Json(json!({
+        "items": rows.iter().map(incident_view).collect::<Vec<_>>(),
+        "next_before": next,
+    })))
+}
+
+/// One incident with its timeline and notifications.
+#[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents",
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(full_view(&state, id).await?))
+}
+
+/// The incident, its timeline and its notifications.
+pub async fn full_view(state: &AppState, id: i64) -> ApiResult<Value> {
+    let inc = incidents::get(state.store(), id).await?;
+    let mut v = incident_view(&inc);
+    let timeline: Vec<Value> = incidents::timeline(state.store(), id)
+        .await?
+        .into_iter()
+        .map(|e| {
+            json!({"at": iso(e.at), "type": e.kind, "actor": e.actor, "message": e.message,
+                   "data": e.data})
+        })
+        .collect();
+    let notes: Vec<Value> = outbox::for_incident(state.store(), id)
+        .await?
+        .into_iter()
+        .map(|n| {
+            json!({"id": n.id, "channel_id": n.channel_id, "user_id": n.user_id,
+                   "event": n.event, "status": n.status, "attempts": n.attempts,
+                   "last_error": n.last_error, "created_at": iso(n.created_at),
+                   "sent_at": n.sent_at.map(iso)})
+        })
+        .collect();
+    v["timeline"] = json!(timeline);
+    v["notifications"] = json!(notes);
+    Ok(v)
+}
+
+fn actor_of(who: &Principal) -> String {
+    match &who.caller {
+        crate::auth::Caller::Session(s) => format!("user:{}", s.user.email),
+        crate::auth::Caller::Token(t) => format!("token:{}", t.name),
+    }
+}
+
+/// Acknowledges or resolves an incident for `actor`; 409 when it is not in a state that allows it.
+pub async fn act(state: &AppState, id: i64, action: Action, actor: &str) -> ApiResult<Value> {
+    let a = state.alerting();
+    let mut tx = state.store().begin_write().await?;
+    let r = engine::transition(a, &mut tx, id, action, actor, now_ms()).await?;
+    tx.commit().await.map_err(lookout_store::StoreError::from)?;
+    if r == Applied::Ignored {
+        let inc = incidents::get(state.store(), id).await?;
+        return Err(ApiError::Conflict(format!(
+            "incident {id} is {}; nothing to do",
+            inc.status
+        )));
+    }
+    a.wake();
+    tracing::info!(incident = id, action = ?action, "Incident changed.");
+    Ok(incident_view(&incidents::get(state.store(), id).await?))
+}
+
+/// Acknowledges an incident: escalation stops until the acknowledgement timeout.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/acknowledge", tag = "incidents",
+    responses((status = 200, body = Object), (status = 409, body = ErrorBody)))]
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Value>> {
+    who.require(Role::Member)?;
+    Ok(Json(
+        act(&state, id, Action::Acknowledge, &actor_of(&who)).await?,
+    ))
+}
+
+/// Resolves an incident.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/resolve", tag = "incidents",
+    responses((status = 200, body = Object), (status = 409, body = ErrorBody)))]
+pub async fn resolve(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Value>> {
+    who.require(Role::Member)?;
+    Ok(Json(
+        act(&state, id, Action::Resolve, &actor_of(&who)).await?,
+    ))
+}
+
+/// Adds a note `{"message"}` to the timeline.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/notes", tag = "incidents",
+    request_body = Object, responses((status = 201, body = Object), (status = 422, body = ErrorBody)))]
+pub async fn add_note(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    who.require(Role::Member)?;
+    let msg = body
+        .get("message")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|m| !m.is_empty() && m.len() <= 10_000)
+        .ok_or_else(|| ApiError::Validation("message is required (up to 10000 bytes)".into()))?;
+    incidents::get(state.store(), id).await?;
+    let now = now_ms();
+    let mut tx = state.store().begin_write().await?;
+    incidents::log(&mut tx, id, now, "note", &actor_of(&who), msg, None).await?;
+    tx.commit().await.map_err(lookout_store::StoreError::from)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"at": iso(now), "type": "note", "actor": actor_of(&who), "message": msg})),
+    ))
+}
+
+/// Ticks or unticks runbook checklist item `{"item": n, "done": bool}`; the tick goes into the
+/// timeline.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/checklist", tag = "incidents",
+    request_body = Object, responses((status = 200, body = Object), (status = 422, body = ErrorBody)))]
+pub async fn tick(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    who.require(Role::Member)?;
+    let item = body.get("item").and_then(Value::as_u64).ok_or_else(|| {
+        ApiError::Validation("item (the checklist item's number) is required".into())
+    })?;
+    let done = body.get("done").and_then(Value::as_bool).unwrap_or(true);
+    let inc = incidents::get(state.store(), id).await?;
+    let items = match inc.runbook_id {
+        Some(r) => checklist_items(
+            &astore::runbook_get(state.store(), r, inc.runbook_version)
+                .await?
+                .body,
+        ),
+        None => Vec::new(),
+    };
+    let Some(text) = items.get(item as usize) else {
+        return Err(ApiError::Validation(format!(
+            "the runbook has {} checklist items",
+            items.len()
+        )));
+    };
+    let mut checklist = inc.checklist.clone();
+    checklist[item.to_string()] = json!(done);
+    let now = now_ms();
+    let mut tx = state.store().begin_write().await?;
+    incidents::set_checklist(&mut tx, id, &checklist, now).await?;
+    let msg = format!(
+        "{} checklist item: {text}",
+        if done { "Ticked" } else { "Unticked" }
+    );
+    incidents::log(
+        &mut tx,
+        id,
+        now,
+        "checklist",
+        &actor_of(&who),
+        &msg,
+        Some(&json!({"item": item, "done": done})),
+    )
+    .await?;
+    tx.commit().await.map_err(lookout_store::StoreError::from)?;
+    Ok(Json(json!({"checklist": checklist})))
+}
+
+/// The `- [ ]` items of a Markdown runbook, in order.
+pub fn checklist_items(body: &str) -> Vec<String> {
+    body.lines()
+        .map(str::trim_start)
+        .filter_map(|l| {
+            l.strip_prefix("- [ ] ")
+                .or_else(|| l.strip_prefix("* [ ] "))
+                .or_else(|| l.strip_prefix("- [x] "))
+                .or_else(|| l.strip_prefix("- [X] "))
+        })
+        .map(|s| s.trim().to_string())
+        .collect()
+}
+
+/// A postmortem in Markdown, pre-filled from the incident and its timeline.
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/postmortem", tag = "incidents",
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn postmortem(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Value>> {
+    let inc = incidents::get(state.store(), id).await?;
+    let timeline = incidents::timeline(state.store(), id).await?;
+    let mins = |a: i64, b: Option<i64>| {
+        b.map(|b| format!("{:.1} min", (b - a) as f64 / 60_000.0))
+            .unwrap_or_else(|| "—".into())
+    };
+    let mut md = format!(
+        "# Postmortem: {}\n\n- Incident: #{} ({})\n- Service: {}\n- Severity: {}, {} urgency\n\
+         - Triggered: {}\n- Acknowledged: {} (time to acknowledge: {})\n\
+         - Resolved: {} (time to resolve: {})\n\n## Summary\n\n_What happened, in two sentences._\n\n\
+         ## Impact\n\n_Who noticed, for how long._\n\n## Timeline\n\n",
+        inc.title,
+        inc.id,
+        inc.status,
+        inc.service.as_deref().unwrap_or("—"),
+        inc.severity,
+        inc.urgency,
+        iso(inc.created_at),
+        inc.acknowledged_at.map(iso).unwrap_or_else(|| "—".into()),
+        mins(inc.created_at, inc.acknowledged_at),
+        inc.resolved_at.map(iso).unwrap_or_else(|| "—".into()),
+        mins(inc.created_at, inc.resolved_at),
+    );
+    for e in &timeline {
+        md.push_str(&format!(
+            "- {} — {} ({}): {}\n",
+            iso(e.at),
+            e.kind,
+            e.actor,
+            e.message
+        ));
+    }
+    md.push_str(
+        "\n## Root cause\n\n_Why it happened._\n\n## What went well\n\n\n## What went badly\n\n\n\
+         ## Action items\n\n- [ ] \n",
+    );
+    Ok(Json(json!({"incident_id": id, "markdown": md})))
+}
+
+/// `?group_by=service|policy|month&since=&until=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MetricsQuery {
+    /// `service` (default), `policy`, `integration` or `month`.
+    pub group_by: Option<String>,
+    /// From (RFC 3339; default 90 days ago).
+    pub since: Option<String>,
+    /// Until (RFC 3339; default now).
+    pub until: Option<String>,
+}
+
+/// MTTA and MTTR from the incidents' recorded timestamps, grouped by service, policy,
+/// integration or month (UTC).
+#[utoipa::path(get, path = "/api/v1/incidents/metrics", tag = "incidents", params(MetricsQuery),
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody)))]
+pub async fn metrics(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiQuery(q): ApiQuery<MetricsQuery>,
+) -> ApiResult<Json<Value>> {
+    let now = now_ms();
+    let t = |v: &Option<String>, name: &str, default: i64| match v {
+        Some(s) => lookout_oncall::schedule::parse_rfc3339(s)
+            .map_err(|e| ApiError::BadRequest(format!("{name}: {e}"))),
+        None => Ok(default),
+    };
+    let since = t(&q.since, "since", now - 90 * 86_400_000)?;
+    let until = t(&q.until, "until", now)?;
+    let by = q.group_by.as_deref().unwrap_or("service");
+    if !matches!(by, "service" | "policy" | "integration" | "month") {
+        return Err(ApiError::BadRequest(
+            "group_by must be service, policy, integration or month".into(),
+        ));
+    }
+    let org = tenancy::default_org(state.store()).await?;
+    let rows = incidents::response_times(state.store(), org.id, since, until).await?;
+    let mut names = BTreeMap::new();
+    if by == "policy" {
+        for p in astore::spec_list(state.store(), SpecTable::Policies, org.id).await? {
+            names.insert(p.id, p.name);
+        }
+    } else if by == "integration" {
+        for i in astore::integration_list(state.store(), org.id).await? {
+            names.insert(i.id, i.name);
+        }
+    }
+    #[derive(Default)]
+    struct Acc {
+        n: i64,
+        acked: i64,
+        resolved: i64,
+        ack_sum: i64,
+        res_sum: i64,
+    }
+    let mut groups: BTreeMap<String, Acc> = BTreeMap::new();
+    for (service, policy, integration, created, acked, resolved) in rows {
+        let key = match by {
+            "policy" => policy
+                .map(|p| {
+                    names
+                        .get(&p)
+                        .cloned()
+                        .unwrap_or_else(|| format!("policy {p}"))
+                })
+                .unwrap_or_else(|| "(none)".into()),
+            "integration" => integration
+                .map(|p| {
+                    names
+                        .get(&p)
+                        .cloned()
+                        .unwrap_or_else(|| format!("integration {p}"))
+                })
+                .unwrap_or_else(|| "(none)".into()),
+            "month" => iso(created).get(..7).unwrap_or_default().to_string(),
+            _ => service.unwrap_or_else(|| "(none)".into()),
+        };
+        let g = groups.entry(key).or_default();
+        g.n += 1;
+        if let Some(a) = acked {
+            g.acked += 1;
+            g.ack_sum += a - created;
+        }
+        if let Some(r) = resolved {
+            g.resolved += 1;
+            g.res_sum += r - created;
+        }
+    }
+    let mean = |sum: i64, n: i64| (n > 0).then(|| sum as f64 / n as f64 / 1000.0);
+    let out: Vec<Value> = groups
+        .into_iter()
+        .map(|(k, g)| {
+            json!({"key": k, "incidents": g.n, "acknowledged": g.acked, "resolved": g.resolved,
+                   "mtta_seconds": mean(g.ack_sum, g.acked),
+                   "mttr_seconds": mean(g.res_sum, g.resolved)})
+        })
+        .collect();
+    Ok(Json(
+        json!({"group_by": by, "since": iso(since), "until": iso(until), "items": out}),
+    ))
+}
+
+// ---------------------------------------------------------------------------------- policies
+
+fn named_spec_view(row: &astore::SpecRow) -> Value {
+    let mut v = row.spec.clone();
+    v["id"] = json!(row.id);
+    v["name"] = json!(row.name);
+    v["created_at"] = json!(iso(row.created_at));
+    v["updated_at"] = json!(iso(row.updated_at));
+    v
+}
+
+async fn policy_input(state: &AppState, body: &Value) -> ApiResult<(String, Value)> {
+    let name = body
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::Validation("name is required".into()))?
+        .to_string();
+    let mut spec = body.clone();
+    if let Some(m) = spec.as_object_mut() {
+        for k in ["id", "name", "created_at", "updated_at"] {
+            m.remove(k);
+        }
+    }
+    let p: PolicySpec =
+        serde_json::from_value(spec).map_err(|e| ApiError::Validation(format!("policy: {e}")))?;
+    p.validate().map_err(ApiError::Validation)?;
+    refs_exist(state, p.escalation_policy_id, p.runbook_id).await?;
+    let stored = serde_json::to_value(&p).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((name, stored))
+}
+
+async fn refs_exist(state: &AppState, ep: Option<i64>, runbook: Option<i64>) -> ApiResult<()> {
+    if let Some(id) = ep {
+        astore::spec_get(state.store(), SpecTable::EscalationPolicies, id)
+            .await
+            .map_err(|_| ApiError::Validation(format!("escalation policy {id} does not exist")))?;
+    }
+    if let Some(id) = runbook {
+        astore::runbook_get(state.store(), id, None)
+            .await
+            .map_err(|_| ApiError::Validation(format!("runbook {id} does not exist")))?;
+    }
+    Ok(())
+}
+
+/// Lists alert policies.
+#[utoipa::path(get, path = "/api/v1/policies", tag = "incidents",
+    responses((status = 200, body = Object)))]
+pub async fn list_policies(
+    State(state): State<AppState>,
+    _who: Principal,
+) -> ApiResult<Json<Value>> {
+    let org = tenancy::default_org(state.store()).await?;
+    let rows = astore::spec_list(state.store(), SpecTable::Policies, org.id).await?;
+    Ok(items(rows.iter().map(named_spec_view).collect()))
+}
+
+/// Creates an alert policy: `conditions`, `grouping`, `severity`, `urgency`, `service`,
+/// `escalation_policy_id`, `runbook_id`, `enabled`.
+#[utoipa::path(post, path = "/api/v1/policies", tag = "incidents", request_body = Object,
+    responses((status = 201, body = Object), (status = 422, body = ErrorBody)))]
+pub async fn create_policy(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    who.require(Role::Member)?;
+    let (name, spec) = policy_input(&state, &body).await?;
+    let org = tenancy::default_org(state.store()).await?;
+    let row = astore::spec_create(state.store(), SpecTable::Policies, org.id, &name, &spec).await?;
+    Ok((StatusCode::CREATED, Json(named_spec_view(&row))))
+}
+
+/// One alert policy.
+#[utoipa::path(get, path = "/api/v1/policies/{id}", tag = "incidents",
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn get_policy(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Value>> {
+    let row = astore::spec_get(state.store(), SpecTable::Policies, id).await?;
+    Ok(Json(named_spec_view(&row)))
+}
+
+/// Replaces an alert policy.
+#[utoipa::path(put, path = "/api/v1/policies/{id}", tag = "incidents", request_body = Object,
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn update_policy(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    who.require(Role::Member)?;
+    let (name, spec) = policy_input(&state, &body).await?;
+    let row = astore::spec_update(state.store(), SpecTable::Policies, id, &name, &spec).await?;
+    Ok(Json(named_spec_view(&row)))
+}
+
+/// Deletes an alert policy (its incidents stay).
+#[utoipa::path(delete, path = "/api/v1/policies/{id}", tag = "incidents",
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_policy(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
+    who.require(Role::Member)?;
+    astore::spec_delete(state.store(), SpecTable::Policies, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ------------------------------------------------------------------------------ integrations
+
+const INTEGRATION_TYPES: &[&str] = &["pagerduty", "alertmanager", "grafana", "webhook"];
+
+/// The URL an integration of `kind` with `key` receives at.
+pub fn integration_url(public_url: &str, kind: &str, key: &str) -> String {
+    match kind {
+        "pagerduty" => format!("{public_url}/v2/enqueue"),
+        _ => format!("{public_url}/integrations/{key}/{kind}"),
+    }
+}
+
+fn integration_view(state: &AppState, i: &IntegrationRow) -> Value {
+    let key = state.sealer().open(&i.key_sealed).unwrap_or_default();
+    let mut v = i.spec.clone();
+    v["id"] = json!(i.id);
+    v["name"] = json!(i.name);
+    v["type"] = json!(i.kind);
+    v["key"] = json!(key);
+    v["url"] = json!(integration_url(&state.settings().public_url, &i.kind, &key));
+    v["created_at"] = json!(iso(i.created_at));
+    v
+}
+
+async fn integration_spec(state: &AppState, body: &Value, kind: &str) -> ApiResult<Value> {
+    let mut spec = serde_json::Map::new();
+    for (k, v) in body.as_object().into_iter().flatten() {
+        match k.as_str() {
+            "id" | "name" | "type" | "key" | "url" | "created_at" => {}
+            "escalation_policy_id" | "runbook_id" => {
+                if !v.is_null() && !v.is_i64() {
+                    return Err(ApiError::Validation(format!("{k} must be an id")));
+                }
+                spec.insert(k.clone(), v.clone());
+            }
+            "service" => {
+                if !v.is_null() && !v.is_string() {
+                    return Err(ApiError::Validation("service must be a string".into()));
+                }
+                spec.insert(k.clone(), v.clone());
+            }
+            "urgency" => {
+                if !matches!(v.as_str(), Some("high" | "low") | None) {
+                    return Err(ApiError::Validation("urgency must be high or low".into()));
+                }
+                spec.insert(k.clone(), v.clone());
+            }
+            "mapping" if kind == "webhook" => {
+                let m: Mapping = serde_json::from_value(v.clone())
+                    .map_err(|e| ApiError::Validation(format!("mapping: {e}")))?;
+                m.validate().map_err(ApiError::Validation)?;
+                spec.insert(k.clone(), v.clone());
+            }
+            other => {
+                return Err(ApiError::Validation(format!(
+                    "unknown field {other:?} for a {kind} integration"
+                )))
+            }
+        }
+    }
+    refs_exist(
+        state,
+        spec.get("escalation_policy_id").and_then(Value::as_i64),
+        spec.get("runbook_id").and_then(Value::as_i64),
+    )
+    .await?;
+    Ok(Value::Object(spec))
+}
+
+/// Lists inbound integrations with their keys and URLs.
+#[utoipa::path(get, path = "/api/v1/integrations", tag = "incidents",
+    responses((status = 200, body = Object)))]
+pub async fn list_integrations(
+    State(state): State<AppState>,
+    _who: Principal,
+) -> ApiResult<Json<Value>> {
+    let org = tenancy::default_org(state.store()).await?;
+    let rows = astore::integration_list(state.store(), org.id).await?;
+    Ok(items(
+        rows.iter().map(|i| integration_view(&state, i)).collect(),
+    ))
+}
+
+/// Creates an inbound integration `{"name", "type": "pagerduty|alertmanager|grafana|webhook",
+/// "escalation_policy_id", "service", "urgency", "runbook_id", "mapping"}`; answers its `key`
+/// (the PagerDuty `routing_key`) and the `url` to send to.
+#[utoipa::path(post, path = "/api/v1/integrations", tag = "incidents", request_body = Object,
+    responses((status = 201, body = Object), (status = 422, body = ErrorBody)))]
+pub async fn create_integration(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    who.require(Role::Member)?;
+    let name = body
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::Validation("name is required".into()))?
+        .to_string();
+    let kind = body
+        .get("type")
+        .and_then(Value::as_str)
+        .filter(|k| INTEGRATION_TYPES.contains(k))
+        .ok_or_else(|| {
+            ApiError::Validation(format!(
+                "type must be one of {}",
+                INTEGRATION_TYPES.join(", ")
+            ))
+        })?;
+    let spec = integration_spec(&state, &body, kind).await?;
+    // 32 hex characters: the length PagerDuty's routing keys have, which clients check.
+    let key = lookout_core::secret::random_hex(16);
+    let org = tenancy::default_org(state.store()).await?;
+    let row = astore::integration_create(
+        state.store(),
+        org.id,
+        &name,
+        kind,
+        &lookout_core::secret::hash_token(&key),
+        &state.sealer().seal(&key),
+        &spec,
+    )
+    .await?;
+    tracing::info!(integration = row.id, kind, "Integration created.");
+    Ok((StatusCode::CREATED, Json(integration_view(&state, &row))))
+}
+
+/// One integration.
+#[utoipa::path(get, path = "/api/v1/integrations/{id}", tag = "incidents",
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn get_integration(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Value>> {
+    let row = astore::integration_get(state.store(), id).await?;
+    Ok(Json(integration_view(&state, &row)))
+}
+
+/// Changes an integration's name and routing (the key stays).
+#[utoipa::path(put, path = "/api/v1/integrations/{id}", tag = "incidents", request_body = Object,
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn update_integration(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    who.require(Role::Member)?;
+    let old = astore::integration_get(state.store(), id).await?;
+    let name = body
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or(&old.name)
+        .to_string();
+    let spec = integration_spec(&state, &body, &old.kind).await?;
+    let row = astore::integration_update(state.store(), id, &name, &spec).await?;
+    Ok(Json(integration_view(&state, &row)))
+}
+
+/// Deletes an integration; its key stops working at once.
+#[utoipa::path(delete, path = "/api/v1/integrations/{id}", tag = "incidents",
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_integration(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
+    who.require(Role::Member)?;
+    astore::integration_delete(state.store(), id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------------------------- runbooks
+
+fn runbook_view(r: &astore::RunbookRow) -> Value {
+    json!({"id": r.id, "name": r.name, "url": r.url, "version": r.version, "body": r.body,
+           "checklist": checklist_items(&r.body), "updated_at": iso(r.updated_at)})
+}
+
+fn runbook_fields(body: &Value) -> ApiResult<(String, Option<String>, String)> {
+    let name = body
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::Validation("name is required".into()))?;
+    let url = body.get("url").and_then(Value::as_str).map(String::from);
+    if let Some(u) = &url {
+        url::Url::parse(u).map_err(|e| ApiError::Validation(format!("url: {e}")))?;
+    }
+    let text = body.get("body").and_then(Value::as_str).unwrap_or_default();
+    if text.is_empty() && url.is_none() {
+        return Err(ApiError::Validation(
+            "a runbook needs a body (Markdown) or a url".into(),
+        ));
+    }
+    if text.len() > 256 * 1024 {
+        return Err(ApiError::Validation("body is limited to 256 KiB".into()));
+    }
+    Ok((name.into(), url, text.into()))
+}
+
+/// Lists runbooks at their newest versions.
+#[utoipa::path(get, path = "/api/v1/runbooks", tag = "incidents",
+    responses((status = 200, body = Object)))]
+pub async fn list_runbooks(
+    State(state): State<AppState>,
+    _who: Principal,
+) -> ApiResult<Json<Value>> {
+    let org = tenancy::default_org(state.store()).await?;
+    let rows = astore::runbook_list(state.store(), org.id).await?;
+    Ok(items(rows.iter().map(runbook_view).collect()))
+}
+
+/// Creates a runbook `{"name", "body" (Markdown), "url"}`.
+#[utoipa::path(post, path = "/api/v1/runbooks", tag = "incidents", request_body = Object,
+    responses((status = 201, body = Object), (status = 422, body = ErrorBody)))]
+pub async fn create_runbook(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    who.require(Role::Member)?;
+    let (name, url, text) = runbook_fields(&body)?;
+    let org = tenancy::default_org(state.store()).await?;
+    let r = astore::runbook_save(
+        state.store(),
+        org.id,
+        None,
+        &name,
+        url.as_deref(),
+        &text,
+        &actor_of(&who),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(runbook_view(&r))))
+}
+
+/// `?version=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct VersionQuery {
+    /// A past version (default: the newest).
+    pub version: Option<i64>,
+}
+
+/// One runbook, at its newest version or `?version=`.
+#[utoipa::path(get, path = "/api/v1/runbooks/{id}", tag = "incidents", params(VersionQuery),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn get_runbook(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<VersionQuery>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(runbook_view(
+        &astore::runbook_get(state.store(), id, q.version).await?,
+    )))
+}
+
+/// Saves a new version of a runbook (earlier versions stay readable; open incidents keep the
+/// version they opened with).
+#[utoipa::path(put, path = "/api/v1/runbooks/{id}", tag = "incidents", request_body = Object,
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn update_runbook(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    who.require(Role::Member)?;
+    let (name, url, text) = runbook_fields(&body)?;
+    let org = tenancy::default_org(state.store()).await?;
+    let r = astore::runbook_save(
+        state.store(),
+        org.id,
+        Some(id),
+        &name,
+        url.as_deref(),
+        &text,
+        &actor_of(&who),
+    )
+    .await?;
+    Ok(Json(runbook_view(&r)))
+}

@@ -1,0 +1,210 @@
+//! The notification outbox: pages queued in the same transaction as the incident change that
+//! caused them, then claimed under a lease, delivered and marked by whichever replica is free.
+//!
+//! Each row has a unique idempotency key (`incident:event:step:channel`), so the same page is
+//! never queued twice however often the step that queues it is retried. Claims are fenced by
+//! lease: a replica that dies mid-send leaves the row to be claimed again once its lease lapses
+//! (the receiver sees the same idempotency key, so it can drop the repeat). Failed sends retry
+//! with exponential backoff until [`MAX_ATTEMPTS`].
+
+use serde::Serialize;
+use serde_json::Value as Json;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use crate::{Result, Store, StoreError};
+
+/// Sends tried before a notification is given up as failed.
+pub const MAX_ATTEMPTS: i64 = 8;
+
+/// A queued or finished notification.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotificationRow {
+    /// Id.
+    pub id: i64,
+    /// Unique per page.
+    pub idempotency_key: String,
+    /// The incident.
+    pub incident_id: i64,
+    /// Where it goes.
+    pub channel_id: i64,
+    /// The user paged, when it is a contact method.
+    pub user_id: Option<i64>,
+    /// `triggered`, `escalated`, `repeated`, `ack_timeout`, `acknowledged`, `resolved`.
+    pub event: String,
+    /// Step details (rule, lap).
+    pub data: Json,
+    /// `pending`, `sent`, `failed`.
+    pub status: String,
+    /// Tries so far.
+    pub attempts: i64,
+    /// Next try, ms.
+    pub next_attempt_at: i64,
+    /// Why the last try failed.
+    pub last_error: Option<String>,
+    /// Queued, ms.
+    pub created_at: i64,
+    /// Delivered, ms.
+    pub sent_at: Option<i64>,
+}
+
+const COLS: &str = "id, idempotency_key, incident_id, channel_id, user_id, event, data, status, \
+    attempts, next_attempt_at, last_error, created_at, sent_at";
+
+fn row(r: &AnyRow) -> Result<NotificationRow> {
+    let data: String = r.try_get("data")?;
+    Ok(NotificationRow {
+        id: r.try_get("id")?,
+        idempotency_key: r.try_get("idempotency_key")?,
+        incident_id: r.try_get("incident_id")?,
+        channel_id: r.try_get("channel_id")?,
+        user_id: r.try_get("user_id")?,
+        event: r.try_get("event")?,
+        data: serde_json::from_str(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        status: r.try_get("status")?,
+        attempts: r.try_get("attempts")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        last_error: r.try_get("last_error")?,
+        created_at: r.try_get("created_at")?,
+        sent_at: r.try_get("sent_at")?,
+    })
+}
+
+/// One page to queue.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// Unique per page.
+    pub idempotency_key: String,
+    /// The incident.
+    pub incident_id: i64,
+    /// Where.
+    pub channel_id: i64,
+    /// Whom.
+    pub user_id: Option<i64>,
+    /// Why.
+    pub event: String,
+    /// Step details.
+    pub data: Json,
+}
+
+/// Queues pages inside `tx`; a page whose key is queued already is skipped. Returns how many
+/// were new.
+pub async fn enqueue(tx: &mut Transaction<'static, Any>, pages: &[Page], at: i64) -> Result<u64> {
+    let mut n = 0;
+    for p in pages {
+        n += sqlx::query(
+            "INSERT INTO notifications (idempotency_key, incident_id, channel_id, user_id, event,
+             data, status, attempts, next_attempt_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7)
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(&p.idempotency_key)
+        .bind(p.incident_id)
+        .bind(p.channel_id)
+        .bind(p.user_id)
+        .bind(&p.event)
+        .bind(p.data.to_string())
+        .bind(at)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    }
+    Ok(n)
+}
+
+/// Claims up to `limit` due notifications for `owner` until `now + lease_ms`.
+pub async fn claim(
+    store: &Store,
+    owner: &str,
+    now: i64,
+    lease_ms: i64,
+    limit: i64,
+) -> Result<Vec<NotificationRow>> {
+    // The outer conditions repeat the inner ones: on PostgreSQL a concurrent claimer re-checks
+    // them against the row it waited for, so a row is never handed to two replicas.
+    let mut tx = store.begin_write().await?;
+    let rows = sqlx::query(&format!(
+        "UPDATE notifications SET lease_owner = $1, lease_until = $2
+         WHERE id IN (SELECT id FROM notifications WHERE status = 'pending'
+                      AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3)
+                      ORDER BY next_attempt_at LIMIT $4)
+         AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3)
+         RETURNING {COLS}"
+    ))
+    .bind(owner)
+    .bind(now + lease_ms)
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    rows.iter().map(row).collect()
+}
+
+/// The soonest pending notification's due time.
+pub async fn next_due(store: &Store) -> Result<Option<i64>> {
+    let r = sqlx::query("SELECT MIN(next_attempt_at) FROM notifications WHERE status = 'pending'")
+        .fetch_one(store.pool())
+        .await?;
+    Ok(r.try_get(0)?)
+}
+
+/// Marks a claimed notification delivered, inside `tx` (with its timeline entry). False when
+/// `owner` lost the lease meanwhile.
+pub async fn mark_sent(
+    tx: &mut Transaction<'static, Any>,
+    id: i64,
+    owner: &str,
+    at: i64,
+) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE notifications SET status = 'sent', sent_at = $1, attempts = attempts + 1,
+         lease_owner = NULL, lease_until = NULL, last_error = NULL
+         WHERE id = $2 AND lease_owner = $3 AND status = 'pending'",
+    )
+    .bind(at)
+    .bind(id)
+    .bind(owner)
+    .execute(&mut **tx)
+    .await?;
+    Ok(n.rows_affected() == 1)
+}
+
+/// Records a failed try: retried at `retry_at`, or given up (`None`). False when `owner` lost
+/// the lease.
+pub async fn mark_failed(
+    tx: &mut Transaction<'static, Any>,
+    id: i64,
+    owner: &str,
+    error: &str,
+    retry_at: Option<i64>,
+) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE notifications SET status = $1, attempts = attempts + 1, last_error = $2,
+         next_attempt_at = COALESCE($3, next_attempt_at), lease_owner = NULL, lease_until = NULL
+         WHERE id = $4 AND lease_owner = $5 AND status = 'pending'",
+    )
+    .bind(if retry_at.is_some() {
+        "pending"
+    } else {
+        "failed"
+    })
+    .bind(error)
+    .bind(retry_at)
+    .bind(id)
+    .bind(owner)
+    .execute(&mut **tx)
+    .await?;
+    Ok(n.rows_affected() == 1)
+}
+
+/// An incident's notifications, oldest first.
+pub async fn for_incident(store: &Store, incident_id: i64) -> Result<Vec<NotificationRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLS} FROM notifications WHERE incident_id = $1 ORDER BY id"
+    ))
+    .bind(incident_id)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(row).collect()
+}

@@ -1,0 +1,79 @@
+//! The server's timers: an unacknowledged incident escalates to the next rule after its delay
+//! (one minute, the shortest PagerDuty allows), paging whoever a schedule has on call then.
+
+use lookout_testkit::{Backend, TestServer};
+use serde_json::json;
+
+use super::{post, timeline_types, user, wait_incident, Receiver};
+use crate::{bin, both};
+
+async fn unacknowledged_incident_escalates_to_the_schedule_after_the_delay(backend: Backend) {
+    let s = TestServer::start(bin(), backend).await;
+    let first = Receiver::start().await;
+    let second = Receiver::start().await;
+    let a = user(&s, "first@example.com").await;
+    let b = user(&s, "second@example.com").await;
+    for (uid, r) in [(a, &first), (b, &second)] {
+        post(
+            &s,
+            "/api/v1/channels",
+            json!({"name": "hook", "type": "webhook", "url": r.url("/"), "user_id": uid}),
+            201,
+        )
+        .await;
+    }
+    let sched = post(
+        &s,
+        "/api/v1/schedules",
+        json!({"name": "secondary", "time_zone": "UTC", "schedule_layers": [{
+            "start": "2020-01-01T00:00:00Z", "rotation_virtual_start": "2020-01-01T00:00:00Z",
+            "rotation_turn_length_seconds": 604800, "users": [b]}]}),
+        201,
+    )
+    .await;
+    let ep = post(
+        &s,
+        "/api/v1/escalation-policies",
+        json!({"name": "two levels", "num_loops": 0, "escalation_rules": [
+            {"escalation_delay_in_minutes": 1, "targets": [{"type": "user", "id": a}]},
+            {"escalation_delay_in_minutes": 1, "targets": [{"type": "schedule", "id": sched["id"]}]}]}),
+        201,
+    )
+    .await;
+    let i = post(
+        &s,
+        "/api/v1/integrations",
+        json!({"name": "pd", "type": "pagerduty", "escalation_policy_id": ep["id"]}),
+        201,
+    )
+    .await;
+    let r = reqwest::Client::new()
+        .post(s.at("/v2/enqueue"))
+        .json(
+            &json!({"routing_key": i["key"], "event_action": "trigger", "dedup_key": "x",
+                      "payload": {"summary": "api 5xx", "source": "api", "severity": "error"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    first.wait(1, 10).await;
+    assert!(second.got().is_empty(), "the second level waits a minute");
+    let got = second.wait(1, 75).await;
+    assert_eq!(got[0].json()["event"], "escalated");
+    let id = got[0].json()["incident"]["incident_id"].as_i64().unwrap();
+    // Then the path is exhausted and the incident stays with the last rule.
+    let v = wait_incident(&s, id, 75, |v| {
+        timeline_types(v).contains(&"exhausted".into())
+    })
+    .await;
+    assert_eq!(v["escalation_level"], 2);
+    assert_eq!(v["status"], "triggered");
+    assert_eq!(
+        first.got().len(),
+        1,
+        "level one is not paged again without a loop"
+    );
+}
+
+both!(unacknowledged_incident_escalates_to_the_schedule_after_the_delay);

@@ -1,0 +1,173 @@
+//! Delivery: email through a real SMTP server (aiosmtpd), and retries with backoff when a
+//! webhook fails, recorded on the timeline.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lookout_testkit::{Backend, TestServer};
+use serde_json::json;
+
+use super::{get, post, timeline_types, user, wait_incident, Receiver};
+use crate::{bin, both};
+
+async fn email_reaches_a_real_smtp_server_with_the_links(backend: Backend) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut smtp = match Command::new("python3")
+        .args([
+            "-u",
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-c",
+            "aiosmtpd.handlers.Debugging",
+            "-l",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => panic!("python3 -m aiosmtpd: {e}"),
+    };
+    let out = Arc::new(Mutex::new(String::new()));
+    let sink = out.clone();
+    let stdout = smtp.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let mut s = sink.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    // Wait for the server to listen.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "aiosmtpd did not start (pip install aiosmtpd)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let s = TestServer::start(bin(), backend).await;
+    let uid = user(&s, "mail@example.com").await;
+    let ch = post(
+        &s,
+        "/api/v1/channels",
+        json!({"name": "my email", "type": "email", "user_id": uid, "to": "mail@example.com",
+               "from": "lookout@example.com", "smtp_host": "127.0.0.1", "smtp_port": port,
+               "security": "none", "username": "", "password": "not-shown"}),
+        201,
+    )
+    .await;
+    assert_eq!(ch["password"], "********", "secrets never come back");
+    let ep = post(
+        &s,
+        "/api/v1/escalation-policies",
+        json!({"name": "mail", "escalation_rules": [
+            {"escalation_delay_in_minutes": 10, "targets": [{"type": "user", "id": uid}]}]}),
+        201,
+    )
+    .await;
+    let rb = post(
+        &s,
+        "/api/v1/runbooks",
+        json!({"name": "Disk full", "body": "# Disk full\n\nFree space on the volume, then find what grew.\n\n- [ ] Check `df -h`\n- [ ] Rotate logs\n"}),
+        201,
+    )
+    .await;
+    let i = post(
+        &s,
+        "/api/v1/integrations",
+        json!({"name": "ops", "type": "webhook", "escalation_policy_id": ep["id"],
+               "runbook_id": rb["id"], "service": "db"}),
+        201,
+    )
+    .await;
+    let r = reqwest::Client::new()
+        .post(i["url"].as_str().unwrap())
+        .json(&json!({"title": "Volume /data is 99% full", "severity": "critical", "id": "vol-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = out.lock().unwrap().clone();
+        if text.contains("Volume /data is 99% full") && text.contains("acknowledge?exp=") {
+            assert!(
+                text.contains("Free space on the volume"),
+                "runbook summary: {text}"
+            );
+            assert!(text.contains("mail@example.com"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "no email arrived: {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = smtp.kill();
+    let _ = smtp.wait();
+}
+
+async fn failed_webhooks_retry_with_backoff_and_the_timeline_says_so(backend: Backend) {
+    let s = TestServer::start(bin(), backend).await;
+    let r = Receiver::start().await;
+    r.answer(&[500]);
+    let ch = post(
+        &s,
+        "/api/v1/channels",
+        json!({"name": "team hook", "type": "webhook", "url": r.url("/team")}),
+        201,
+    )
+    .await;
+    let ep = post(
+        &s,
+        "/api/v1/escalation-policies",
+        json!({"name": "team", "escalation_rules": [
+            {"escalation_delay_in_minutes": 5, "targets": [{"type": "channel", "id": ch["id"]}]}]}),
+        201,
+    )
+    .await;
+    let i = post(
+        &s,
+        "/api/v1/integrations",
+        json!({"name": "gen", "type": "webhook", "escalation_policy_id": ep["id"]}),
+        201,
+    )
+    .await;
+    let r2 = reqwest::Client::new()
+        .post(i["url"].as_str().unwrap())
+        .json(&json!({"title": "queue stuck", "id": "q"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r2.status(), 200);
+    // First try answered 500; the retry (2 s later) succeeds with the same idempotency key.
+    let got = r.wait(2, 20).await;
+    assert_eq!(
+        got[0].headers["idempotency-key"],
+        got[1].headers["idempotency-key"]
+    );
+    let list = get(&s, "/api/v1/incidents").await;
+    let id = list["items"][0]["id"].as_i64().unwrap();
+    let v = wait_incident(&s, id, 10, |v| {
+        timeline_types(v).contains(&"notified".into())
+    })
+    .await;
+    let types = timeline_types(&v);
+    assert!(types.contains(&"notify_failed".to_string()), "{types:?}");
+    assert_eq!(v["notifications"][0]["status"], "sent");
+    assert_eq!(v["notifications"][0]["attempts"], 2);
+}
+
+both!(
+    email_reaches_a_real_smtp_server_with_the_links,
+    failed_webhooks_retry_with_backoff_and_the_timeline_says_so,
+);
