@@ -102,6 +102,85 @@ pub async fn list(
     })))
 }
 
+/// Opens an incident by hand (`{"title", "severity", "urgency", "service",
+/// "escalation_policy_id", "runbook_id", "dedup_key", "details"}`): someone pages the team
+/// directly. A `dedup_key` of an open manual incident answers that incident (200) instead.
+#[utoipa::path(post, path = "/api/v1/incidents", tag = "incidents", request_body = Object,
+    responses((status = 201, body = Object), (status = 200, body = Object),
+              (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    who.require(Role::Member)?;
+    let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::trim);
+    let title = field("title")
+        .filter(|t| !t.is_empty() && t.len() <= 1024)
+        .ok_or_else(|| ApiError::Validation("title is required (up to 1024 bytes)".into()))?;
+    let severity = match field("severity") {
+        Some(s) => lookout_oncall::dedup::Severity::parse(s).ok_or_else(|| {
+            ApiError::Validation("severity must be critical, error, warning or info".into())
+        })?,
+        None => lookout_oncall::dedup::Severity::Error,
+    };
+    let urgency = match field("urgency") {
+        Some(u) => Some(
+            lookout_oncall::dedup::Urgency::parse(u)
+                .ok_or_else(|| ApiError::Validation("urgency must be high or low".into()))?,
+        ),
+        None => None,
+    };
+    let ep = body.get("escalation_policy_id").and_then(Value::as_i64);
+    let runbook = body.get("runbook_id").and_then(Value::as_i64);
+    refs_exist(&state, ep, runbook).await?;
+    let dedup = field("dedup_key")
+        .filter(|k| !k.is_empty())
+        .map(|k| lookout_oncall::dedup::clip(k, lookout_oncall::dedup::MAX_DEDUP_KEY))
+        .unwrap_or_else(|| lookout_core::secret::random_hex(16));
+    let org = tenancy::default_org(state.store()).await?;
+    let origin = engine::Origin {
+        org_id: org.id,
+        scope: "manual".into(),
+        policy_id: None,
+        integration_id: None,
+        escalation_policy_id: ep,
+        runbook_id: runbook,
+        service: field("service").map(String::from),
+        urgency,
+        actor: actor_of(&who),
+        count_repeats: false,
+        signal_ref: None,
+    };
+    let signal = lookout_oncall::inbound::Signal {
+        action: Action::Trigger,
+        dedup_key: Some(dedup),
+        title: title.to_string(),
+        severity,
+        source: None,
+        details: body.get("details").cloned().unwrap_or(json!({})),
+        links: Vec::new(),
+    };
+    let a = state.alerting();
+    let mut tx = state.store().begin_write().await?;
+    let applied = engine::apply(a, &mut tx, &origin, &signal, now_ms()).await?;
+    tx.commit().await.map_err(lookout_store::StoreError::from)?;
+    a.wake();
+    let (status, id) = match applied {
+        Applied::Opened(id) => (StatusCode::CREATED, id),
+        Applied::Joined(id) => (StatusCode::OK, id),
+        _ => {
+            return Err(ApiError::Internal(
+                "a trigger neither opened nor joined".into(),
+            ))
+        }
+    };
+    Ok((
+        status,
+        Json(incident_view(&incidents::get(state.store(), id).await?)),
+    ))
+}
+
 /// One incident with its timeline and notifications.
 #[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents",
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]

@@ -174,7 +174,7 @@ pub fn router() -> Router<AppState> {
             oncall::delete_escalation_policy
         ))
         .routes(routes!(oncall::set_user_name))
-        .routes(routes!(incidents::list))
+        .routes(routes!(incidents::list, incidents::create))
         .routes(routes!(incidents::metrics))
         .routes(routes!(incidents::get_one))
         .routes(routes!(incidents::acknowledge))

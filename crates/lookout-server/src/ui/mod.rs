@@ -5,6 +5,7 @@
 //! Forms carry a CSRF token: the session's for logged-in forms, and a double-submit cookie for
 //! the login and setup forms, which have no session yet.
 
+mod alerts;
 mod assets;
 pub mod chart;
 mod errors;
@@ -78,6 +79,7 @@ pub fn router() -> Router<AppState> {
             get(incidents::link_page).post(incidents::post_action),
         )
         .route("/on-call", get(incidents::oncall))
+        .route("/alerts", get(alerts::page))
         .route("/on-call/{id}/overrides", post(incidents::add_override))
         .route("/uptime", get(uptime::list))
         .route("/uptime/monitors", post(uptime::create))
@@ -97,7 +99,8 @@ pub fn router() -> Router<AppState> {
         )
         .merge(assets::router());
     for s in SECTIONS.iter().filter(|s| {
-        !s.summary.is_empty() && !["/errors", "/uptime", "/incidents", "/on-call"].contains(&s.href)
+        !s.summary.is_empty()
+            && !["/errors", "/uptime", "/incidents", "/on-call", "/alerts"].contains(&s.href)
     }) {
         r = r.route(s.href, get(pages::capability));
     }

@@ -4,6 +4,7 @@
 //! escalation timers running in the server.
 
 mod alertmanager;
+mod channels;
 mod escalation;
 mod inbound;
 mod notify;

@@ -1,0 +1,219 @@
+//! Alerting storage on SQLite and PostgreSQL: one open incident per dedup key even when opened
+//! concurrently, clock updates fenced against racing replicas, and an outbox whose pages are
+//! queued once and claimed by one replica at a time.
+
+use std::collections::HashSet;
+
+use lookout_store::alerting::incidents::{self, ClockCols, NewIncident};
+use lookout_store::alerting::outbox::{self, Page};
+use lookout_store::alerting::{self as astore, ChannelInput};
+use lookout_store::{tenancy, Backend};
+use serde_json::json;
+
+#[macro_use]
+mod support;
+use support::{fixture, Fixture};
+
+both!(
+    concurrent_triggers_with_one_key_open_one_incident,
+    clock_updates_are_fenced,
+    the_outbox_queues_once_and_hands_each_page_to_one_replica,
+);
+
+fn new(org: i64, key: &str, at: i64) -> NewIncident {
+    NewIncident {
+        org_id: org,
+        scope: "integration:1".into(),
+        dedup_key: key.into(),
+        title: "t".into(),
+        urgency: "high".into(),
+        severity: "error".into(),
+        service: None,
+        source: None,
+        policy_id: None,
+        integration_id: None,
+        escalation_policy_id: None,
+        runbook: None,
+        next_escalation_at: Some(at + 60_000),
+        details: json!({}),
+        at,
+    }
+}
+
+async fn concurrent_triggers_with_one_key_open_one_incident(f: Fixture) {
+    let org = tenancy::default_org(&f.store).await.unwrap().id;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = f.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = store.begin_write().await.unwrap();
+            let (row, created) = incidents::open_or_find(&mut tx, &new(org, "k", 1000))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            (row.id, created)
+        }));
+    }
+    let mut ids = HashSet::new();
+    let mut created = 0;
+    for t in tasks {
+        let (id, c) = t.await.unwrap();
+        ids.insert(id);
+        created += usize::from(c);
+    }
+    assert_eq!(ids.len(), 1, "one incident for one key");
+    assert_eq!(created, 1, "exactly one caller opened it");
+    // Once resolved, the key opens a new incident.
+    let id = *ids.iter().next().unwrap();
+    let mut tx = f.store.begin_write().await.unwrap();
+    let inc = incidents::lock(f.store.backend(), &mut tx, id)
+        .await
+        .unwrap();
+    let resolved = ClockCols {
+        status: "resolved",
+        next_escalation_at: None,
+        ack_until: None,
+        ..inc.clock()
+    };
+    assert!(
+        incidents::save_clock(&mut tx, id, &inc.clock(), &resolved, 2000)
+            .await
+            .unwrap()
+    );
+    let (again, c) = incidents::open_or_find(&mut tx, &new(org, "k", 3000))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(c);
+    assert_ne!(again.id, id);
+    assert_eq!(
+        incidents::get(&f.store, id).await.unwrap().resolved_at,
+        Some(2000)
+    );
+}
+
+async fn clock_updates_are_fenced(f: Fixture) {
+    let org = tenancy::default_org(&f.store).await.unwrap().id;
+    let mut tx = f.store.begin_write().await.unwrap();
+    let (inc, _) = incidents::open_or_find(&mut tx, &new(org, "fence", 0))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let stale = inc.clone();
+    let next = ClockCols {
+        rule_index: 1,
+        next_escalation_at: Some(120_000),
+        ..inc.clock()
+    };
+    // Two replicas computed the same step from the same row; only the first write lands.
+    for (i, expect) in [(0, true), (1, false)] {
+        let mut tx = f.store.begin_write().await.unwrap();
+        let ok = incidents::save_clock(&mut tx, inc.id, &stale.clock(), &next, 60_000 + i)
+            .await
+            .unwrap();
+        assert_eq!(ok, expect);
+        tx.commit().await.unwrap();
+    }
+    assert_eq!(
+        incidents::get(&f.store, inc.id).await.unwrap().rule_index,
+        1
+    );
+    assert_eq!(
+        incidents::due(&f.store, 119_999, 10).await.unwrap().len(),
+        0,
+        "not due yet"
+    );
+    assert_eq!(
+        incidents::due(&f.store, 120_000, 10).await.unwrap().len(),
+        1
+    );
+}
+
+async fn the_outbox_queues_once_and_hands_each_page_to_one_replica(f: Fixture) {
+    let org = tenancy::default_org(&f.store).await.unwrap().id;
+    let ch = astore::channel_create(
+        &f.store,
+        org,
+        &ChannelInput {
+            name: "hook".into(),
+            kind: "webhook".into(),
+            config: json!({"url": "http://127.0.0.1:1/"}),
+            user_id: None,
+            urgencies: vec!["high".into()],
+        },
+    )
+    .await
+    .unwrap();
+    let mut tx = f.store.begin_write().await.unwrap();
+    let (inc, _) = incidents::open_or_find(&mut tx, &new(org, "o", 0))
+        .await
+        .unwrap();
+    let pages: Vec<Page> = (0..40)
+        .map(|i| Page {
+            idempotency_key: format!("{}:triggered:{i}", inc.id),
+            incident_id: inc.id,
+            channel_id: ch.id,
+            user_id: None,
+            event: "triggered".into(),
+            data: json!({}),
+        })
+        .collect();
+    assert_eq!(outbox::enqueue(&mut tx, &pages, 0).await.unwrap(), 40);
+    // The same step retried queues nothing new.
+    assert_eq!(outbox::enqueue(&mut tx, &pages, 0).await.unwrap(), 0);
+    tx.commit().await.unwrap();
+
+    // Four replicas claim at once: every page goes to exactly one of them.
+    let mut tasks = Vec::new();
+    for r in 0..4 {
+        let store = f.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = outbox::claim(&store, &format!("r{r}"), 1, 60_000, 7)
+                    .await
+                    .unwrap();
+                if got.is_empty() {
+                    break;
+                }
+                mine.extend(got.into_iter().map(|n| n.id));
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let unique: HashSet<i64> = all.iter().copied().collect();
+    assert_eq!(all.len(), 40, "no page claimed twice");
+    assert_eq!(unique.len(), 40);
+
+    // Only the lease holder can mark a page; after the lease lapses another replica may retry.
+    let id = all[0];
+    let mut tx = f.store.begin_write().await.unwrap();
+    assert!(!outbox::mark_sent(&mut tx, id, "intruder", 5).await.unwrap());
+    tx.commit().await.unwrap();
+    let later = outbox::claim(&f.store, "r9", 60_002, 60_000, 100)
+        .await
+        .unwrap();
+    assert_eq!(later.len(), 40, "lapsed leases are claimable again");
+    let mut tx = f.store.begin_write().await.unwrap();
+    assert!(
+        outbox::mark_failed(&mut tx, id, "r9", "HTTP 500", Some(70_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !outbox::mark_sent(&mut tx, id, "r9", 5).await.unwrap(),
+        "lease released"
+    );
+    tx.commit().await.unwrap();
+    let n = outbox::for_incident(&f.store, inc.id).await.unwrap();
+    let failed = n.iter().find(|x| x.id == id).unwrap();
+    assert_eq!(
+        (failed.attempts, failed.last_error.as_deref()),
+        (1, Some("HTTP 500"))
+    );
+    assert_eq!(outbox::next_due(&f.store).await.unwrap(), Some(0));
+}
