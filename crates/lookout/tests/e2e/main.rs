@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 mod alerting;
-mod errors;
+pub(crate) mod errors;
 mod foundation;
 mod uptime;
 

@@ -62,4 +62,100 @@ async fn a_down_monitor_pages_and_its_recovery_resolves(backend: Backend) {
     assert!(timeline_types(&v).contains(&"auto_resolved".to_string()));
 }
 
-both!(a_down_monitor_pages_and_its_recovery_resolves);
+/// A new error issue opens an incident; more than N events in M minutes opens another.
+async fn error_issues_page_on_new_issue_and_on_frequency(backend: Backend) {
+    use crate::errors::{envelope, exception_event, new_id, post_envelope};
+    let s = TestServer::start(bin(), backend).await;
+    post(
+        &s,
+        "/api/v1/policies",
+        json!({"name": "Errors", "severity": "error", "service": "shop", "conditions": [
+            {"source": "errors", "event": "new_issue"}]}),
+        201,
+    )
+    .await;
+    post(
+        &s,
+        "/api/v1/policies",
+        json!({"name": "Error spikes", "severity": "critical", "conditions": [
+            {"source": "errors", "event": "frequency", "threshold": 3, "window_minutes": 5}]}),
+        201,
+    )
+    .await;
+    let c = reqwest::Client::new();
+    let send = || async {
+        let id = new_id();
+        let ev = exception_event(&id, "ZeroDivisionError", "division by zero", "pay", "1.0");
+        let r = post_envelope(&c, &s, envelope(&id, &ev, None))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    };
+    send().await;
+    let inc = wait_any_incident(&s, 20, |v| {
+        v["title"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("New issue: ZeroDivisionError"))
+    })
+    .await;
+    assert_eq!(inc["service"], "shop");
+    assert_eq!(inc["urgency"], "high");
+    // Still within the new-issue incident's dedup: more events do not open another one…
+    for _ in 0..3 {
+        send().await;
+    }
+    // …but four events in five minutes cross the spike policy's threshold of three.
+    let spike = wait_any_incident(&s, 20, |v| {
+        v["title"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("More than 3 events in 5 min"))
+    })
+    .await;
+    assert_eq!(spike["severity"], "critical");
+    let all = super::get(&s, "/api/v1/incidents").await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 2, "{all:#}");
+}
+
+/// `per_policy` grouping: two monitors down make one incident with two alerts, which resolves
+/// only when both have recovered.
+async fn per_policy_grouping_joins_signals_and_waits_for_all_to_recover(backend: Backend) {
+    let s = TestServer::start(bin(), backend).await;
+    post(
+        &s,
+        "/api/v1/policies",
+        json!({"name": "Fleet", "grouping": "per_policy", "conditions": [
+            {"source": "monitor", "events": ["down"]}]}),
+        201,
+    )
+    .await;
+    let (a, b) = (HttpTarget::start().await, HttpTarget::start().await);
+    a.set(|x| x.status = 500);
+    b.set(|x| x.status = 500);
+    for (name, t) in [("a", &a), ("b", &b)] {
+        crate::uptime::create(
+            &s,
+            json!({"name": name, "type": "http", "url": t.url("/"), "interval_seconds": 1,
+                   "failure_threshold": 1, "success_threshold": 1}),
+        )
+        .await;
+    }
+    let inc = wait_any_incident(&s, 30, |v| v["alert_count"] == 2).await;
+    let id = inc["id"].as_i64().unwrap();
+    a.set(|x| x.status = 200);
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(
+        super::get(&s, &format!("/api/v1/incidents/{id}")).await["status"],
+        "triggered"
+    );
+    b.set(|x| x.status = 200);
+    wait_incident(&s, id, 30, |v| v["status"] == "resolved").await;
+    let all = super::get(&s, "/api/v1/incidents").await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 1);
+}
+
+both!(
+    a_down_monitor_pages_and_its_recovery_resolves,
+    error_issues_page_on_new_issue_and_on_frequency,
+    per_policy_grouping_joins_signals_and_waits_for_all_to_recover,
+);

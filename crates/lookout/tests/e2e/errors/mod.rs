@@ -24,7 +24,7 @@ fn key_of(s: &TestServer) -> String {
         .to_string()
 }
 
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     format!("{:032x}", rand_u128())
 }
 
@@ -39,7 +39,13 @@ fn rand_u128() -> u128 {
 }
 
 /// A Python-shaped error event: `ty: value` raised in `function` of `module`.
-fn exception_event(id: &str, ty: &str, value: &str, function: &str, release: &str) -> Value {
+pub(crate) fn exception_event(
+    id: &str,
+    ty: &str,
+    value: &str,
+    function: &str,
+    release: &str,
+) -> Value {
     json!({
         "event_id": id, "level": "error", "platform": "python", "release": release, "environment": "prod",
         "timestamp": chrono_now(),
@@ -61,7 +67,7 @@ fn chrono_now() -> f64 {
         .as_secs_f64()
 }
 
-fn envelope(id: &str, event: &Value, dsn: Option<&str>) -> Vec<u8> {
+pub(crate) fn envelope(id: &str, event: &Value, dsn: Option<&str>) -> Vec<u8> {
     let payload = event.to_string();
     let mut header = json!({"event_id": id, "sent_at": "2026-11-28T12:00:00Z"});
     if let Some(d) = dsn {
@@ -127,7 +133,11 @@ async fn post_chunked(s: &TestServer, path: &str, body: &[u8]) -> u16 {
 
 /// A POST of `body` to the default project's envelope endpoint with its key in `X-Sentry-Auth`,
 /// as sentry-python sends it.
-fn post_envelope(c: &reqwest::Client, s: &TestServer, body: Vec<u8>) -> reqwest::RequestBuilder {
+pub(crate) fn post_envelope(
+    c: &reqwest::Client,
+    s: &TestServer,
+    body: Vec<u8>,
+) -> reqwest::RequestBuilder {
     c.post(envelope_url(s))
         .header("x-sentry-auth", format!("Sentry sentry_key={}", key_of(s)))
         .body(body)
