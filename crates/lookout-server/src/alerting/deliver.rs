@@ -286,7 +286,9 @@ async fn send(
             None => Ok(None),
         }
     };
-    let url = cfg.get("url").and_then(Value::as_str).unwrap_or_default();
+    // Slack, Discord and Mattermost webhook URLs are credentials: they are stored sealed.
+    let url = open("url")?.unwrap_or_default();
+    let url = url.as_str();
     let via = format!("{} \"{}\"", channel.kind, channel.name);
     match channel.kind.as_str() {
         "webhook" => {
@@ -416,12 +418,13 @@ async fn check(r: Result<reqwest::Response, reqwest::Error>) -> Result<(), Strin
     Err(format!("HTTP {}: {body}", status.as_u16()))
 }
 
-/// The channel types and the config fields each takes (secrets marked), for validation.
+/// The channel types, the config fields each requires, and those that are secrets (sealed at
+/// rest, shown as `********`).
 pub const CHANNEL_TYPES: &[(&str, &[&str], &[&str])] = &[
     ("webhook", &["url"], &["secret"]),
-    ("slack", &["url"], &[]),
-    ("mattermost", &["url"], &[]),
-    ("discord", &["url"], &[]),
+    ("slack", &["url"], &["url"]),
+    ("mattermost", &["url"], &["url"]),
+    ("discord", &["url"], &["url"]),
     ("ntfy", &["url"], &["token"]),
     ("pagerduty", &[], &["routing_key"]),
     ("email", &["to", "from", "smtp_host"], &["password"]),

@@ -68,12 +68,14 @@ fn user_json(u: &(i64, Option<String>, String)) -> Value {
 /// A channel as the API shows it: secrets replaced by `********`.
 fn channel_view(c: &ChannelRow) -> Value {
     let mut config = c.config.clone();
+    let secrets = CHANNEL_TYPES
+        .iter()
+        .find(|t| t.0 == c.kind)
+        .map_or(&[][..], |t| t.2);
     if let Some(m) = config.as_object_mut() {
-        for (_, _, secrets) in CHANNEL_TYPES {
-            for s in *secrets {
-                if m.contains_key(*s) {
-                    m.insert((*s).into(), json!(REDACTED));
-                }
+        for s in secrets {
+            if m.contains_key(*s) {
+                m.insert((*s).into(), json!(REDACTED));
             }
         }
     }
@@ -126,7 +128,11 @@ async fn channel_input(
             return Err(ApiError::Validation(format!("{kind} channels need {f}")));
         }
     }
-    if let Some(url) = config.get("url").and_then(Value::as_str) {
+    if let Some(url) = config
+        .get("url")
+        .and_then(Value::as_str)
+        .filter(|u| *u != REDACTED)
+    {
         let u = url::Url::parse(url).map_err(|e| ApiError::Validation(format!("url: {e}")))?;
         if !matches!(u.scheme(), "http" | "https") {
             return Err(ApiError::Validation("url must be http or https".into()));
