@@ -76,4 +76,54 @@ async fn unacknowledged_incident_escalates_to_the_schedule_after_the_delay(backe
     );
 }
 
-both!(unacknowledged_incident_escalates_to_the_schedule_after_the_delay);
+async fn an_acknowledgement_that_times_out_triggers_again(backend: Backend) {
+    let s = TestServer::start(bin(), backend).await;
+    let r = Receiver::start().await;
+    let ch = post(
+        &s,
+        "/api/v1/channels",
+        json!({"name": "hook", "type": "webhook", "url": r.url("/")}),
+        201,
+    )
+    .await;
+    let ep = post(
+        &s,
+        "/api/v1/escalation-policies",
+        json!({"name": "short ack", "ack_timeout_minutes": 1, "escalation_rules": [
+            {"escalation_delay_in_minutes": 30, "targets": [{"type": "channel", "id": ch["id"]}]}]}),
+        201,
+    )
+    .await;
+    let inc = post(
+        &s,
+        "/api/v1/incidents",
+        json!({"title": "manual page", "severity": "critical", "escalation_policy_id": ep["id"]}),
+        201,
+    )
+    .await;
+    let id = inc["id"].as_i64().unwrap();
+    r.wait(1, 10).await;
+    post(
+        &s,
+        &format!("/api/v1/incidents/{id}/acknowledge"),
+        json!({}),
+        200,
+    )
+    .await;
+    let v = wait_incident(&s, id, 70, |v| {
+        timeline_types(v).contains(&"ack_timeout".into())
+    })
+    .await;
+    assert_eq!(v["status"], "triggered");
+    let got = r.wait(3, 10).await;
+    let events: Vec<String> = got
+        .iter()
+        .map(|g| g.json()["event"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(events, ["triggered", "acknowledged", "ack_timeout"]);
+}
+
+both!(
+    unacknowledged_incident_escalates_to_the_schedule_after_the_delay,
+    an_acknowledgement_that_times_out_triggers_again,
+);
