@@ -292,15 +292,49 @@ fn spec_view(row: &SpecRow) -> Value {
     v
 }
 
-async fn schedule_input(state: &AppState, body: &Value) -> ApiResult<(String, Value)> {
+/// A schedule body: its name, the spec to store (layers and time zone), and the overrides it
+/// carries without an `id` (new ones; those with an `id` are already stored).
+async fn schedule_input(
+    state: &AppState,
+    body: &Value,
+) -> ApiResult<(String, Value, Vec<lookout_oncall::Override>)> {
     let name = name_of(body)?;
-    let spec = spec_of(body, &["overrides", "final_schedule"]);
-    let parsed: Schedule =
+    let spec = spec_of(body, &["final_schedule"]);
+    let mut parsed: Schedule =
         serde_json::from_value(spec).map_err(|e| ApiError::Validation(format!("schedule: {e}")))?;
     parsed.validate().map_err(ApiError::Validation)?;
     check_users(state, &parsed.user_ids()).await?;
+    let overrides: Vec<_> = std::mem::take(&mut parsed.overrides)
+        .into_iter()
+        .filter(|o| o.id.is_none())
+        .collect();
     let stored = serde_json::to_value(&parsed).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok((name, stored))
+    Ok((name, stored, overrides))
+}
+
+async fn add_overrides(
+    state: &AppState,
+    id: i64,
+    overrides: &[lookout_oncall::Override],
+) -> ApiResult<()> {
+    for o in overrides {
+        astore::override_create(state.store(), id, o.user, o.start, o.end).await?;
+    }
+    Ok(())
+}
+
+/// A schedule with its overrides that have not ended yet.
+async fn schedule_view(state: &AppState, row: &SpecRow) -> ApiResult<Value> {
+    let mut v = spec_view(row);
+    let upcoming = astore::overrides_between(state.store(), row.id, now_ms(), i64::MAX).await?;
+    v["overrides"] = json!(upcoming
+        .iter()
+        .map(
+            |o| json!({"id": o.id, "user": o.user_id, "start": iso(o.starts_at),
+                        "end": iso(o.ends_at)})
+        )
+        .collect::<Vec<_>>());
+    Ok(v)
 }
 
 /// Lists schedules.
@@ -315,7 +349,8 @@ pub async fn list_schedules(
     Ok(items(rows.iter().map(spec_view).collect()))
 }
 
-/// Creates a schedule (PagerDuty's shape: `time_zone`, `schedule_layers`).
+/// Creates a schedule (PagerDuty's shape: `time_zone`, `schedule_layers`, and `overrides` as
+/// `{"start", "end", "user"}`).
 #[utoipa::path(post, path = "/api/v1/schedules", tag = "on-call", request_body = Object,
     responses((status = 201, body = Object), (status = 422, body = ErrorBody)))]
 pub async fn create_schedule(
@@ -324,11 +359,15 @@ pub async fn create_schedule(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     who.require(Role::Member)?;
-    let (name, spec) = schedule_input(&state, &body).await?;
+    let (name, spec, overrides) = schedule_input(&state, &body).await?;
     let org = tenancy::default_org(state.store()).await?;
     let row =
         astore::spec_create(state.store(), SpecTable::Schedules, org.id, &name, &spec).await?;
-    Ok((StatusCode::CREATED, Json(spec_view(&row))))
+    add_overrides(&state, row.id, &overrides).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(schedule_view(&state, &row).await?),
+    ))
 }
 
 /// One schedule.
@@ -340,10 +379,10 @@ pub async fn get_schedule(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
     let row = astore::spec_get(state.store(), SpecTable::Schedules, id).await?;
-    Ok(Json(spec_view(&row)))
+    Ok(Json(schedule_view(&state, &row).await?))
 }
 
-/// Replaces a schedule's layers.
+/// Replaces a schedule's layers; overrides in the body without an `id` are added.
 #[utoipa::path(put, path = "/api/v1/schedules/{id}", tag = "on-call", request_body = Object,
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn update_schedule(
@@ -353,9 +392,10 @@ pub async fn update_schedule(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
     who.require(Role::Member)?;
-    let (name, spec) = schedule_input(&state, &body).await?;
+    let (name, spec, overrides) = schedule_input(&state, &body).await?;
     let row = astore::spec_update(state.store(), SpecTable::Schedules, id, &name, &spec).await?;
-    Ok(Json(spec_view(&row)))
+    add_overrides(&state, id, &overrides).await?;
+    Ok(Json(schedule_view(&state, &row).await?))
 }
 
 /// Deletes a schedule.

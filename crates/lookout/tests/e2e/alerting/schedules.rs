@@ -107,6 +107,40 @@ async fn schedule_api_answers_who_is_on_call(backend: Backend) {
         ]
     );
 
+    // Overrides can come inside the schedule body too, and GET shows the ones still to come;
+    // sending the document back does not duplicate them.
+    let with = post(
+        &s,
+        "/api/v1/schedules",
+        json!({"name": "Backup", "time_zone": "UTC", "schedule_layers": [],
+               "overrides": [{"start": "2099-01-01T00:00:00Z", "end": "2099-01-02T00:00:00Z",
+                              "user": {"id": bob}}]}),
+        201,
+    )
+    .await;
+    assert_eq!(with["overrides"][0]["user"], bob);
+    let bid = with["id"].as_i64().unwrap();
+    let (st, _) = json_of(
+        s.admin_client()
+            .put(s.at(&format!("/api/v1/schedules/{bid}")))
+            .json(&with)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let again = get(&s, &format!("/api/v1/schedules/{bid}")).await;
+    assert_eq!(again["overrides"].as_array().unwrap().len(), 1, "{again}");
+    assert_eq!(
+        get(
+            &s,
+            &format!("/api/v1/schedules/{bid}/oncall?at=2099-01-01T12:00:00Z")
+        )
+        .await["user"]["id"],
+        bob
+    );
+
     // Errors name what is wrong.
     let (st, v) = json_of(
         s.admin_client()
