@@ -285,18 +285,29 @@ pub async fn add_note(
     let msg = body
         .get("message")
         .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|m| !m.is_empty() && m.len() <= 10_000)
-        .ok_or_else(|| ApiError::Validation("message is required (up to 10000 bytes)".into()))?;
+        .unwrap_or_default();
+    let (at, msg) = note(&state, id, &actor_of(&who), msg).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"at": iso(at), "type": "note", "actor": actor_of(&who), "message": msg})),
+    ))
+}
+
+/// Adds a note to an incident's timeline for `actor` (the API and the incident page); returns
+/// when and the trimmed text.
+pub async fn note(state: &AppState, id: i64, actor: &str, msg: &str) -> ApiResult<(i64, String)> {
+    let msg = msg.trim();
+    if msg.is_empty() || msg.len() > 10_000 {
+        return Err(ApiError::Validation(
+            "message is required (up to 10000 bytes)".into(),
+        ));
+    }
     incidents::get(state.store(), id).await?;
     let now = now_ms();
     let mut tx = state.store().begin_write().await?;
-    incidents::log(&mut tx, id, now, "note", &actor_of(&who), msg, None).await?;
+    incidents::log(&mut tx, id, now, "note", actor, msg, None).await?;
     tx.commit().await.map_err(lookout_store::StoreError::from)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"at": iso(now), "type": "note", "actor": actor_of(&who), "message": msg})),
-    ))
+    Ok((now, msg.to_string()))
 }
 
 /// Ticks or unticks runbook checklist item `{"item": n, "done": bool}`; the tick goes into the
@@ -314,6 +325,19 @@ pub async fn tick(
         ApiError::Validation("item (the checklist item's number) is required".into())
     })?;
     let done = body.get("done").and_then(Value::as_bool).unwrap_or(true);
+    let checklist = tick_item(&state, id, &actor_of(&who), item, done).await?;
+    Ok(Json(json!({ "checklist": checklist })))
+}
+
+/// Ticks (or unticks) checklist item `item` of the incident's runbook for `actor`, with a
+/// timeline entry; returns the checklist.
+pub async fn tick_item(
+    state: &AppState,
+    id: i64,
+    actor: &str,
+    item: u64,
+    done: bool,
+) -> ApiResult<Value> {
     let inc = incidents::get(state.store(), id).await?;
     let items = match inc.runbook_id {
         Some(r) => checklist_items(
@@ -323,7 +347,7 @@ pub async fn tick(
         ),
         None => Vec::new(),
     };
-    let Some(text) = items.get(item as usize) else {
+    let Some(text) = usize::try_from(item).ok().and_then(|i| items.get(i)) else {
         return Err(ApiError::Validation(format!(
             "the runbook has {} checklist items",
             items.len()
@@ -334,22 +358,19 @@ pub async fn tick(
     let now = now_ms();
     let mut tx = state.store().begin_write().await?;
     incidents::set_checklist(&mut tx, id, &checklist, now).await?;
-    let msg = format!(
-        "{} checklist item: {text}",
-        if done { "Ticked" } else { "Unticked" }
-    );
+    let verb = if done { "Ticked" } else { "Unticked" };
     incidents::log(
         &mut tx,
         id,
         now,
         "checklist",
-        &actor_of(&who),
-        &msg,
+        actor,
+        &format!("{verb} checklist item: {text}"),
         Some(&json!({"item": item, "done": done})),
     )
     .await?;
     tx.commit().await.map_err(lookout_store::StoreError::from)?;
-    Ok(Json(json!({"checklist": checklist})))
+    Ok(checklist)
 }
 
 /// The `- [ ]` items of a Markdown runbook, in order.
@@ -376,6 +397,14 @@ pub async fn postmortem(
 ) -> ApiResult<Json<Value>> {
     let inc = incidents::get(state.store(), id).await?;
     let timeline = incidents::timeline(state.store(), id).await?;
+    Ok(Json(
+        json!({"incident_id": id, "markdown": postmortem_markdown(&inc, &timeline)}),
+    ))
+}
+
+/// A postmortem in Markdown, pre-filled from the incident and its timeline (the API and the
+/// incident page).
+pub fn postmortem_markdown(inc: &IncidentRow, timeline: &[incidents::LogEntry]) -> String {
     let mins = |a: i64, b: Option<i64>| {
         b.map(|b| format!("{:.1} min", (b - a) as f64 / 60_000.0))
             .unwrap_or_else(|| "—".into())
@@ -397,7 +426,7 @@ pub async fn postmortem(
         inc.resolved_at.map(iso).unwrap_or_else(|| "—".into()),
         mins(inc.created_at, inc.resolved_at),
     );
-    for e in &timeline {
+    for e in timeline {
         md.push_str(&format!(
             "- {} — {} ({}): {}\n",
             iso(e.at),
@@ -410,7 +439,61 @@ pub async fn postmortem(
         "\n## Root cause\n\n_Why it happened._\n\n## What went well\n\n\n## What went badly\n\n\n\
          ## Action items\n\n- [ ] \n",
     );
-    Ok(Json(json!({"incident_id": id, "markdown": md})))
+    md
+}
+
+/// The rows [`incidents::response_times`] answers.
+pub type ResponseRow = (
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// MTTA and MTTR per group, `key` naming each incident's group from `(service, policy,
+/// integration, created_at)`; groups in key order. Shared by the API and the Incidents page so
+/// both show the same figures.
+pub fn response_groups(
+    rows: Vec<ResponseRow>,
+    key: impl Fn((&Option<String>, Option<i64>, Option<i64>, i64)) -> String,
+) -> Vec<incidents::Responsiveness> {
+    #[derive(Default)]
+    struct Acc {
+        n: i64,
+        acked: i64,
+        resolved: i64,
+        ack_sum: i64,
+        res_sum: i64,
+    }
+    let mut groups: BTreeMap<String, Acc> = BTreeMap::new();
+    for (service, policy, integration, created, acked, resolved) in &rows {
+        let g = groups
+            .entry(key((service, *policy, *integration, *created)))
+            .or_default();
+        g.n += 1;
+        if let Some(a) = acked {
+            g.acked += 1;
+            g.ack_sum += a - created;
+        }
+        if let Some(r) = resolved {
+            g.resolved += 1;
+            g.res_sum += r - created;
+        }
+    }
+    let mean = |sum: i64, n: i64| (n > 0).then(|| sum as f64 / n as f64 / 1000.0);
+    groups
+        .into_iter()
+        .map(|(k, g)| incidents::Responsiveness {
+            key: k,
+            incidents: g.n,
+            acknowledged: g.acked,
+            resolved: g.resolved,
+            mtta_seconds: mean(g.ack_sum, g.acked),
+            mttr_seconds: mean(g.res_sum, g.resolved),
+        })
+        .collect()
 }
 
 /// `?group_by=service|policy|month&since=&until=`.
@@ -460,55 +543,29 @@ pub async fn metrics(
             names.insert(i.id, i.name);
         }
     }
-    #[derive(Default)]
-    struct Acc {
-        n: i64,
-        acked: i64,
-        resolved: i64,
-        ack_sum: i64,
-        res_sum: i64,
-    }
-    let mut groups: BTreeMap<String, Acc> = BTreeMap::new();
-    for (service, policy, integration, created, acked, resolved) in rows {
-        let key = match by {
-            "policy" => policy
-                .map(|p| {
-                    names
-                        .get(&p)
-                        .cloned()
-                        .unwrap_or_else(|| format!("policy {p}"))
-                })
-                .unwrap_or_else(|| "(none)".into()),
-            "integration" => integration
-                .map(|p| {
-                    names
-                        .get(&p)
-                        .cloned()
-                        .unwrap_or_else(|| format!("integration {p}"))
-                })
-                .unwrap_or_else(|| "(none)".into()),
-            "month" => iso(created).get(..7).unwrap_or_default().to_string(),
-            _ => service.unwrap_or_else(|| "(none)".into()),
-        };
-        let g = groups.entry(key).or_default();
-        g.n += 1;
-        if let Some(a) = acked {
-            g.acked += 1;
-            g.ack_sum += a - created;
-        }
-        if let Some(r) = resolved {
-            g.resolved += 1;
-            g.res_sum += r - created;
-        }
-    }
-    let mean = |sum: i64, n: i64| (n > 0).then(|| sum as f64 / n as f64 / 1000.0);
+    let groups = response_groups(rows, |(service, policy, integration, created)| match by {
+        "policy" => policy
+            .map(|p| {
+                names
+                    .get(&p)
+                    .cloned()
+                    .unwrap_or_else(|| format!("policy {p}"))
+            })
+            .unwrap_or_else(|| "(none)".into()),
+        "integration" => integration
+            .map(|p| {
+                names
+                    .get(&p)
+                    .cloned()
+                    .unwrap_or_else(|| format!("integration {p}"))
+            })
+            .unwrap_or_else(|| "(none)".into()),
+        "month" => iso(created).get(..7).unwrap_or_default().to_string(),
+        _ => service.clone().unwrap_or_else(|| "(none)".into()),
+    });
     let out: Vec<Value> = groups
         .into_iter()
-        .map(|(k, g)| {
-            json!({"key": k, "incidents": g.n, "acknowledged": g.acked, "resolved": g.resolved,
-                   "mtta_seconds": mean(g.ack_sum, g.acked),
-                   "mttr_seconds": mean(g.res_sum, g.resolved)})
-        })
+        .map(|g| serde_json::to_value(g).unwrap_or_default())
         .collect();
     Ok(Json(
         json!({"group_by": by, "since": iso(since), "until": iso(until), "items": out}),

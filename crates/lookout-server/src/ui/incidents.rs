@@ -13,12 +13,14 @@ use serde::Deserialize;
 use super::pages::{page_ctx, render, PageCtx};
 use super::{form_refusal, simple_page, ui_error, UiSession};
 use crate::alerting::{engine, links};
-use crate::api::incidents::{act, checklist_items};
+use crate::api::incidents::{
+    act, checklist_items, note, postmortem_markdown, response_groups, tick_item,
+};
 use crate::state::AppState;
 use lookout_core::time::{iso, now_ms};
 use lookout_core::Role;
 use lookout_oncall::inbound::Action;
-use lookout_store::alerting::incidents::{self, IncidentRow, ListFilter, LogEntry};
+use lookout_store::alerting::incidents::{self, IncidentRow, ListFilter};
 use lookout_store::alerting::{self as astore, SpecTable};
 use lookout_store::tenancy;
 
@@ -94,27 +96,19 @@ pub async fn list(
         Ok(x) => x,
         Err(e) => return ui_error(e),
     };
-    let mut groups: std::collections::BTreeMap<String, (i64, i64, i64, i64, i64)> =
-        Default::default();
-    for (service, _, _, created, acked, resolved) in times {
-        let g = groups
-            .entry(service.unwrap_or_else(|| "(none)".into()))
-            .or_default();
-        g.0 += 1;
-        if let Some(a) = acked {
-            g.1 += 1;
-            g.2 += a - created;
-        }
-        if let Some(r) = resolved {
-            g.3 += 1;
-            g.4 += r - created;
-        }
-    }
-    let mean = |sum: i64, n: i64| (n > 0).then(|| sum as f64 / n as f64 / 1000.0);
-    let metrics = groups
-        .into_iter()
-        .map(|(k, g)| (k, g.0, minutes(mean(g.2, g.1)), minutes(mean(g.4, g.3))))
-        .collect();
+    let metrics = response_groups(times, |(service, ..)| {
+        service.clone().unwrap_or_else(|| "(none)".into())
+    })
+    .into_iter()
+    .map(|g| {
+        (
+            g.key,
+            g.incidents,
+            minutes(g.mtta_seconds),
+            minutes(g.mttr_seconds),
+        )
+    })
+    .collect();
     let open = rows.iter().filter(|r| r.status != "resolved").count();
     render(&ListPage {
         title: "Incidents".into(),
@@ -218,7 +212,7 @@ pub async fn detail(
                 .collect()
         })
         .unwrap_or_default();
-    let postmortem = postmortem_text(&inc, &timeline);
+    let postmortem = postmortem_markdown(&inc, &timeline);
     render(&IncidentPage {
         title: format!("Incident #{}", inc.id),
         ctx,
@@ -237,27 +231,6 @@ pub async fn detail(
         postmortem,
         inc,
     })
-}
-
-fn postmortem_text(inc: &IncidentRow, timeline: &[LogEntry]) -> String {
-    let mut md = format!(
-        "# Postmortem: {}\n\nTriggered {} · acknowledged {} · resolved {}\n\n## Timeline\n",
-        inc.title,
-        iso(inc.created_at),
-        inc.acknowledged_at.map(iso).unwrap_or_else(|| "–".into()),
-        inc.resolved_at.map(iso).unwrap_or_else(|| "–".into()),
-    );
-    for e in timeline {
-        md.push_str(&format!(
-            "- {} {} ({}): {}\n",
-            iso(e.at),
-            e.kind,
-            e.actor,
-            e.message
-        ));
-    }
-    md.push_str("\n## Root cause\n\n## Action items\n- [ ] \n");
-    md
 }
 
 #[derive(Template)]
@@ -413,17 +386,18 @@ pub async fn post_action(
             .await
             .map(|_| ()),
         "resolve" => act(&state, id, Action::Resolve, &actor).await.map(|_| ()),
-        "note" => note(&state, id, &actor, f.message.as_deref().unwrap_or_default()).await,
-        "checklist" => {
-            tick(
-                &state,
-                id,
-                &actor,
-                f.item.unwrap_or(u64::MAX),
-                f.done.as_deref() != Some("false"),
-            )
+        "note" => note(&state, id, &actor, f.message.as_deref().unwrap_or_default())
             .await
-        }
+            .map(|_| ()),
+        "checklist" => tick_item(
+            &state,
+            id,
+            &actor,
+            f.item.unwrap_or(u64::MAX),
+            f.done.as_deref() != Some("false"),
+        )
+        .await
+        .map(|_| ()),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     match result {
@@ -438,61 +412,6 @@ pub async fn post_action(
 async fn session_of(state: &AppState, headers: &HeaderMap) -> Option<tenancy::Session> {
     let sid = crate::auth::cookie(headers, crate::auth::SESSION_COOKIE)?;
     tenancy::session(state.store(), sid).await.ok().flatten()
-}
-
-async fn note(state: &AppState, id: i64, actor: &str, msg: &str) -> crate::error::ApiResult<()> {
-    let msg = msg.trim();
-    if msg.is_empty() || msg.len() > 10_000 {
-        return Err(crate::error::ApiError::Validation(
-            "a note needs 1 to 10000 bytes".into(),
-        ));
-    }
-    incidents::get(state.store(), id).await?;
-    let mut tx = state.store().begin_write().await?;
-    incidents::log(&mut tx, id, now_ms(), "note", actor, msg, None).await?;
-    tx.commit().await.map_err(lookout_store::StoreError::from)?;
-    Ok(())
-}
-
-async fn tick(
-    state: &AppState,
-    id: i64,
-    actor: &str,
-    item: u64,
-    done: bool,
-) -> crate::error::ApiResult<()> {
-    let inc = incidents::get(state.store(), id).await?;
-    let items = match inc.runbook_id {
-        Some(r) => checklist_items(
-            &astore::runbook_get(state.store(), r, inc.runbook_version)
-                .await?
-                .body,
-        ),
-        None => Vec::new(),
-    };
-    let Some(text) = usize::try_from(item).ok().and_then(|i| items.get(i)) else {
-        return Err(crate::error::ApiError::Validation(
-            "no such checklist item".into(),
-        ));
-    };
-    let mut checklist = inc.checklist.clone();
-    checklist[item.to_string()] = serde_json::json!(done);
-    let now = now_ms();
-    let mut tx = state.store().begin_write().await?;
-    incidents::set_checklist(&mut tx, id, &checklist, now).await?;
-    let verb = if done { "Ticked" } else { "Unticked" };
-    incidents::log(
-        &mut tx,
-        id,
-        now,
-        "checklist",
-        actor,
-        &format!("{verb} checklist item: {text}"),
-        None,
-    )
-    .await?;
-    tx.commit().await.map_err(lookout_store::StoreError::from)?;
-    Ok(())
 }
 
 // ------------------------------------------------------------------------------- on-call page
