@@ -104,21 +104,16 @@ pub async fn run(a: Alerting, owner: String, stop: impl std::future::Future<Outp
         .unwrap_or_default();
     tokio::pin!(stop);
     loop {
-        let busy = match round(&a, &http, &owner).await {
-            Ok(n) => n > 0,
+        let wait = match round(&a, &http, &owner).await {
+            Ok(0) => match outbox::next_due(a.store(), now_ms()).await {
+                Ok(Some(t)) => until(t),
+                _ => POLL,
+            },
+            Ok(_) => continue,
             Err(e) => {
                 tracing::warn!(error = %e, "Notification delivery failed; retrying.");
-                false
+                POLL
             }
-        };
-        if busy {
-            continue;
-        }
-        let wait = match outbox::next_due(a.store()).await {
-            Ok(Some(t)) => {
-                Duration::from_millis(u64::try_from(t - now_ms()).unwrap_or(0)).min(POLL)
-            }
-            _ => POLL,
         };
         tokio::select! {
             () = &mut stop => break,
@@ -126,6 +121,13 @@ pub async fn run(a: Alerting, owner: String, stop: impl std::future::Future<Outp
             () = a.outbox_wake().notified() => {}
         }
     }
+}
+
+/// How long until `t` (ms since the epoch), at least 10 ms and at most [`POLL`]: a timer that is
+/// already due but not claimable yet must not make the loop spin.
+pub(crate) fn until(t: i64) -> Duration {
+    Duration::from_millis(u64::try_from(t - now_ms()).unwrap_or(0))
+        .clamp(Duration::from_millis(10), POLL)
 }
 
 /// Claims and sends one batch concurrently; returns how many were handled.

@@ -14,14 +14,15 @@ const POLL: Duration = Duration::from_secs(1);
 pub async fn run(a: Alerting, stop: impl std::future::Future<Output = ()>) {
     tokio::pin!(stop);
     loop {
-        if let Err(e) = tick(&a).await {
-            tracing::warn!(error = %e, "Escalation timers failed; retrying.");
-        }
-        let wait = match incidents::next_due(a.store()).await {
-            Ok(Some(t)) => {
-                Duration::from_millis(u64::try_from(t - now_ms()).unwrap_or(0)).min(POLL)
+        let wait = match tick(&a).await {
+            Ok(_) => match incidents::next_due(a.store()).await {
+                Ok(Some(t)) => super::deliver::until(t),
+                _ => POLL,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "Escalation timers failed; retrying.");
+                POLL
             }
-            _ => POLL,
         };
         tokio::select! {
             () = &mut stop => break,

@@ -141,11 +141,17 @@ pub async fn claim(
     rows.iter().map(row).collect()
 }
 
-/// The soonest pending notification's due time.
-pub async fn next_due(store: &Store) -> Result<Option<i64>> {
-    let r = sqlx::query("SELECT MIN(next_attempt_at) FROM notifications WHERE status = 'pending'")
-        .fetch_one(store.pool())
-        .await?;
+/// When the soonest pending notification can next be claimed: its due time, or, while another
+/// worker holds it, the end of that lease (so idle workers do not spin on it).
+pub async fn next_due(store: &Store, now: i64) -> Result<Option<i64>> {
+    let r = sqlx::query(
+        "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > $1 THEN lease_until
+                         ELSE next_attempt_at END)
+         FROM notifications WHERE status = 'pending'",
+    )
+    .bind(now)
+    .fetch_one(store.pool())
+    .await?;
     Ok(r.try_get(0)?)
 }
 
