@@ -66,9 +66,7 @@ async fn concurrent_triggers_with_one_key_open_one_incident(f: Fixture) {
     // Once resolved, the key opens a new incident.
     let id = *ids.iter().next().unwrap();
     let mut tx = f.store.begin_write().await.unwrap();
-    let inc = incidents::lock(f.store.backend(), &mut tx, id)
-        .await
-        .unwrap();
+    let inc = incidents::lock(&mut tx, id).await.unwrap();
     let resolved = ClockCols {
         status: "resolved",
         next_escalation_at: None,

@@ -9,7 +9,6 @@
 use serde_json::{json, Value};
 use sqlx::{Any, Transaction};
 
-use super::Alerting;
 use lookout_oncall::dedup::{Severity, Urgency};
 use lookout_oncall::escalation::{Clock, Status, Step, DEFAULT_ACK_TIMEOUT_MS};
 use lookout_oncall::inbound::{Action, Signal};
@@ -64,7 +63,6 @@ pub enum Applied {
 
 /// Applies one signal. `dedup_key` must be set (the caller makes one up for keyless triggers).
 pub async fn apply(
-    a: &Alerting,
     tx: &mut Transaction<'static, Any>,
     origin: &Origin,
     signal: &Signal,
@@ -72,18 +70,17 @@ pub async fn apply(
 ) -> Result<Applied> {
     let key = signal.dedup_key.clone().unwrap_or_default();
     match signal.action {
-        Action::Trigger => trigger(a, tx, origin, signal, &key, now).await,
+        Action::Trigger => trigger(tx, origin, signal, &key, now).await,
         Action::Acknowledge | Action::Resolve => {
             let Some(open) = incidents::find_open(tx, &origin.scope, &key).await? else {
                 return Ok(Applied::Ignored);
             };
-            transition(a, tx, open.id, signal.action, &origin.actor, now).await
+            transition(tx, open.id, signal.action, &origin.actor, now).await
         }
     }
 }
 
 async fn trigger(
-    a: &Alerting,
     tx: &mut Transaction<'static, Any>,
     origin: &Origin,
     signal: &Signal,
@@ -92,14 +89,14 @@ async fn trigger(
 ) -> Result<Applied> {
     let urgency = origin.urgency.unwrap_or(signal.severity.urgency());
     let policy = match origin.escalation_policy_id {
-        Some(id) => escalation_policy(a, id).await?,
+        Some(id) => escalation_policy(tx, id).await?,
         None => None,
     };
     let clock = policy
         .as_ref()
         .map(|(p, _)| Clock::trigger(p, urgency == Urgency::High, now).0);
     let runbook = match origin.runbook_id {
-        Some(id) => astore::runbook_get(a.store(), id, None)
+        Some(id) => astore::runbook_get_in(tx, id, None)
             .await
             .ok()
             .map(|r| (r.id, r.version)),
@@ -157,7 +154,7 @@ async fn trigger(
     )
     .await?;
     match &policy {
-        Some((p, _)) => page_rule(a, tx, &inc, p, 0, 0, "triggered", now).await?,
+        Some((p, _)) => page_rule(tx, &inc, p, 0, 0, "triggered", now).await?,
         None => {
             incidents::log(
                 tx,
@@ -176,17 +173,16 @@ async fn trigger(
 
 /// Acknowledges or resolves incident `id` on behalf of `actor`.
 pub async fn transition(
-    a: &Alerting,
     tx: &mut Transaction<'static, Any>,
     id: i64,
     action: Action,
     actor: &str,
     now: i64,
 ) -> Result<Applied> {
-    let inc = incidents::lock(a.store().backend(), tx, id).await?;
+    let inc = incidents::lock(tx, id).await?;
     let mut clock = clock_of(&inc);
     let ack_timeout = match inc.escalation_policy_id {
-        Some(id) => escalation_policy(a, id).await?.and_then(|(_, t)| t),
+        Some(id) => escalation_policy(tx, id).await?.and_then(|(_, t)| t),
         None => None,
     };
     let (changed, kind, event) = match action {
@@ -224,7 +220,7 @@ pub async fn transition(
     // Whoever was paged hears that it is handled.
     let mut pages = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
-    for n in outbox::for_incident(a.store(), id).await? {
+    for n in outbox::for_incident_in(tx, id).await? {
         if seen.insert((n.channel_id, n.user_id)) {
             pages.push(Page {
                 idempotency_key: format!("{id}:{event}:{now}:{}", n.channel_id),
@@ -245,13 +241,12 @@ pub async fn transition(
 
 /// Runs incident `inc`'s due timers at `now`; false when another replica got there first.
 pub async fn run_timers(
-    a: &Alerting,
     tx: &mut Transaction<'static, Any>,
     inc: &IncidentRow,
     now: i64,
 ) -> Result<bool> {
     let policy = match inc.escalation_policy_id {
-        Some(id) => escalation_policy(a, id).await?,
+        Some(id) => escalation_policy(tx, id).await?,
         None => None,
     };
     let Some((policy, _)) = policy else {
@@ -287,7 +282,7 @@ pub async fn run_timers(
                     ),
                 };
                 incidents::log(tx, inc.id, at, kind, "system", &msg, None).await?;
-                page_rule(a, tx, inc, &policy, rule, lap, why.as_str(), at).await?;
+                page_rule(tx, inc, &policy, rule, lap, why.as_str(), at).await?;
             }
             Step::Exhausted { at } => {
                 incidents::log(
@@ -334,11 +329,15 @@ fn clock_of(inc: &IncidentRow) -> Clock {
 }
 
 /// An escalation policy and its acknowledgement timeout (ms; none when switched off).
+///
+/// Reads go through `conn`, the caller's transaction: a transaction must never wait for a second
+/// pooled connection, or concurrent writers exhaust the pool and deadlock (seen under load on
+/// SQLite, where waiting writers each hold a connection).
 pub async fn escalation_policy(
-    a: &Alerting,
+    conn: &mut sqlx::AnyConnection,
     id: i64,
 ) -> Result<Option<(EscalationPolicy, Option<i64>)>> {
-    let row = match astore::spec_get(a.store(), SpecTable::EscalationPolicies, id).await {
+    let row = match astore::spec_get_in(conn, SpecTable::EscalationPolicies, id).await {
         Ok(r) => r,
         Err(StoreError::NotFound) => return Ok(None),
         Err(e) => return Err(e),
@@ -356,7 +355,6 @@ pub async fn escalation_policy(
 /// Queues pages for rule `rule` of `policy` on incident `inc`, resolving targets at `at`.
 #[allow(clippy::too_many_arguments)]
 async fn page_rule(
-    a: &Alerting,
     tx: &mut Transaction<'static, Any>,
     inc: &IncidentRow,
     policy: &EscalationPolicy,
@@ -377,13 +375,13 @@ async fn page_rule(
                 continue;
             }
             TargetKind::User => Some(t.id),
-            TargetKind::Schedule => on_call(a, t.id, at).await?,
+            TargetKind::Schedule => on_call(tx, t.id, at).await?,
         };
         let Some(user) = user else {
             nobody.push(format!("schedule {} has nobody on call", t.id));
             continue;
         };
-        let methods: Vec<_> = astore::channel_list(a.store(), inc.org_id, Some(user))
+        let methods: Vec<_> = astore::channel_list_in(tx, inc.org_id, Some(user))
             .await?
             .into_iter()
             .filter(|c| c.urgencies.contains(&inc.urgency))
@@ -419,8 +417,8 @@ async fn page_rule(
 }
 
 /// Who is on call on schedule `id` at `at`.
-pub async fn on_call(a: &Alerting, id: i64, at: i64) -> Result<Option<i64>> {
-    let Some(schedule) = schedule_with_overrides(a, id, at, at + 1).await? else {
+pub async fn on_call(conn: &mut sqlx::AnyConnection, id: i64, at: i64) -> Result<Option<i64>> {
+    let Some(schedule) = schedule_with_overrides(conn, id, at, at + 1).await? else {
         return Ok(None);
     };
     Ok(schedule.on_call_at(at))
@@ -428,19 +426,19 @@ pub async fn on_call(a: &Alerting, id: i64, at: i64) -> Result<Option<i64>> {
 
 /// Schedule `id` with its overrides between `since` and `until` (none when it is gone).
 pub async fn schedule_with_overrides(
-    a: &Alerting,
+    conn: &mut sqlx::AnyConnection,
     id: i64,
     since: i64,
     until: i64,
 ) -> Result<Option<Schedule>> {
-    let row = match astore::spec_get(a.store(), SpecTable::Schedules, id).await {
+    let row = match astore::spec_get_in(conn, SpecTable::Schedules, id).await {
         Ok(r) => r,
         Err(StoreError::NotFound) => return Ok(None),
         Err(e) => return Err(e),
     };
     let mut s: Schedule = serde_json::from_value(row.spec)
         .map_err(|e| StoreError::Corrupt(format!("schedule {id}: {e}")))?;
-    s.overrides = astore::overrides_between(a.store(), id, since, until)
+    s.overrides = astore::overrides_between_in(conn, id, since, until)
         .await?
         .into_iter()
         .map(|o| lookout_oncall::Override {

@@ -94,7 +94,7 @@ async fn receive(
             s.dedup_key = Some(lookout_core::secret::random_hex(16));
         }
         keys.push(s.dedup_key.clone().unwrap_or_default());
-        engine::apply(a, &mut tx, &origin, s, now).await?;
+        engine::apply(&mut tx, &origin, s, now).await?;
     }
     tx.commit().await?;
     a.wake();

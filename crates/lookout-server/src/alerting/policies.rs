@@ -275,7 +275,7 @@ pub async fn poll_once(a: &Alerting, owner: &str) -> Result<usize> {
         let now = now_ms();
         if action == Action::Resolve {
             for id in incidents::close_signal(&mut tx, &seen.signal).await? {
-                let r = engine::transition(a, &mut tx, id, Action::Resolve, "system", now).await?;
+                let r = engine::transition(&mut tx, id, Action::Resolve, "system", now).await?;
                 touched |= r != Applied::Ignored;
                 if r != Applied::Ignored {
                     incidents::log(
@@ -330,7 +330,7 @@ pub async fn poll_once(a: &Alerting, owner: &str) -> Result<usize> {
                                     "condition": ci}),
                     links: Vec::new(),
                 };
-                engine::apply(a, &mut tx, &origin, &signal, now).await?;
+                engine::apply(&mut tx, &origin, &signal, now).await?;
                 touched = true;
                 // One incident per policy and event, from its first matching condition.
                 break;

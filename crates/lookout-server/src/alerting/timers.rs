@@ -38,7 +38,7 @@ pub async fn tick(a: &Alerting) -> lookout_store::Result<usize> {
     let mut moved = 0;
     for inc in incidents::due(a.store(), now, 100).await? {
         let mut tx = a.store().begin_write().await?;
-        if engine::run_timers(a, &mut tx, &inc, now).await? {
+        if engine::run_timers(&mut tx, &inc, now).await? {
             tx.commit().await?;
             moved += 1;
         } else {

@@ -163,7 +163,7 @@ pub async fn create(
     };
     let a = state.alerting();
     let mut tx = state.store().begin_write().await?;
-    let applied = engine::apply(a, &mut tx, &origin, &signal, now_ms()).await?;
+    let applied = engine::apply(&mut tx, &origin, &signal, now_ms()).await?;
     tx.commit().await.map_err(lookout_store::StoreError::from)?;
     a.wake();
     let (status, id) = match applied {
@@ -230,7 +230,7 @@ fn actor_of(who: &Principal) -> String {
 pub async fn act(state: &AppState, id: i64, action: Action, actor: &str) -> ApiResult<Value> {
     let a = state.alerting();
     let mut tx = state.store().begin_write().await?;
-    let r = engine::transition(a, &mut tx, id, action, actor, now_ms()).await?;
+    let r = engine::transition(&mut tx, id, action, actor, now_ms()).await?;
     tx.commit().await.map_err(lookout_store::StoreError::from)?;
     if r == Applied::Ignored {
         let inc = incidents::get(state.store(), id).await?;

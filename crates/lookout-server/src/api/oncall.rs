@@ -438,7 +438,6 @@ pub async fn oncall(
     ApiPath(id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<OnCallQuery>,
 ) -> ApiResult<Json<Value>> {
-    let a = state.alerting();
     match (&q.since, &q.until) {
         (Some(s), Some(u)) => {
             let (since, until) = (time_param("since", s)?, time_param("until", u)?);
@@ -450,7 +449,13 @@ pub async fn oncall(
                     "since..until may span at most 366 days".into(),
                 ));
             }
-            let s = engine::schedule_with_overrides(a, id, since, until)
+            let mut conn = state
+                .store()
+                .pool()
+                .acquire()
+                .await
+                .map_err(StoreError::from)?;
+            let s = engine::schedule_with_overrides(&mut conn, id, since, until)
                 .await?
                 .ok_or(ApiError::NotFound("schedule"))?;
             let spans = s.render(since, until);
@@ -477,7 +482,13 @@ pub async fn oncall(
                 None => now_ms(),
             };
             astore::spec_get(state.store(), SpecTable::Schedules, id).await?;
-            let user = match engine::on_call(a, id, at).await? {
+            let mut conn = state
+                .store()
+                .pool()
+                .acquire()
+                .await
+                .map_err(StoreError::from)?;
+            let user = match engine::on_call(&mut conn, id, at).await? {
                 Some(u) => astore::user_names(state.store(), &[u])
                     .await?
                     .first()

@@ -485,8 +485,9 @@ pub async fn oncall(
         let mut views = Vec::new();
         let mut mine = Vec::new();
         for row in rows {
+            let mut conn = state.store().pool().acquire().await?;
             let Some(sched) =
-                engine::schedule_with_overrides(state.alerting(), row.id, now, fortnight).await?
+                engine::schedule_with_overrides(&mut conn, row.id, now, fortnight).await?
             else {
                 continue;
             };

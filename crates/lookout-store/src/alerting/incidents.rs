@@ -10,7 +10,7 @@ use serde_json::Value as Json;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use crate::{Backend, Result, Store, StoreError};
+use crate::{Result, Store, StoreError};
 
 /// An incident as stored.
 #[derive(Debug, Clone, Serialize)]
@@ -221,13 +221,10 @@ pub async fn add_alert(tx: &mut Transaction<'static, Any>, id: i64, at: i64) -> 
     Ok(())
 }
 
-/// One incident, read inside `tx` and locked for the rest of it on PostgreSQL.
-pub async fn lock(
-    backend: Backend,
-    tx: &mut Transaction<'static, Any>,
-    id: i64,
-) -> Result<IncidentRow> {
-    let lock = if backend == Backend::Postgres {
+/// One incident, read inside `tx` and locked for the rest of it on PostgreSQL (SQLite's write
+/// transaction already excludes other writers).
+pub async fn lock(tx: &mut Transaction<'static, Any>, id: i64) -> Result<IncidentRow> {
+    let lock = if tx.backend_name() == "PostgreSQL" {
         " FOR UPDATE"
     } else {
         ""

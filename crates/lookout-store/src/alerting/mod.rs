@@ -119,17 +119,22 @@ pub async fn spec_update(
 }
 
 /// One object.
-pub async fn spec_get(store: &Store, t: SpecTable, id: i64) -> Result<SpecRow> {
+pub async fn spec_get_in(conn: &mut sqlx::AnyConnection, t: SpecTable, id: i64) -> Result<SpecRow> {
     let sql = format!(
         "SELECT id, org_id, name, spec, created_at, updated_at FROM {} WHERE id = $1",
         t.table()
     );
     let r = sqlx::query(&sql)
         .bind(id)
-        .fetch_optional(store.pool())
+        .fetch_optional(&mut *conn)
         .await?
         .ok_or(StoreError::NotFound)?;
     spec_row(&r)
+}
+
+/// [`spec_get_in`] on a pooled connection.
+pub async fn spec_get(store: &Store, t: SpecTable, id: i64) -> Result<SpecRow> {
+    spec_get_in(&mut *store.pool().acquire().await?, t, id).await
 }
 
 /// Every object of an organization, by id. (Teams have tens of these, not thousands.)
@@ -274,8 +279,8 @@ pub async fn channel_get(store: &Store, id: i64) -> Result<ChannelRow> {
 }
 
 /// An organization's channels, or one user's contact methods.
-pub async fn channel_list(
-    store: &Store,
+pub async fn channel_list_in(
+    conn: &mut sqlx::AnyConnection,
     org_id: i64,
     user_id: Option<i64>,
 ) -> Result<Vec<ChannelRow>> {
@@ -285,9 +290,18 @@ pub async fn channel_list(
     ))
     .bind(org_id)
     .bind(user_id)
-    .fetch_all(store.pool())
+    .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(channel_row).collect()
+}
+
+/// [`channel_list_in`] on a pooled connection.
+pub async fn channel_list(
+    store: &Store,
+    org_id: i64,
+    user_id: Option<i64>,
+) -> Result<Vec<ChannelRow>> {
+    channel_list_in(&mut *store.pool().acquire().await?, org_id, user_id).await
 }
 
 /// Deletes a channel (its queued notifications go with it).
@@ -343,8 +357,8 @@ pub async fn override_create(
 }
 
 /// Overrides of a schedule that end after `since` and start before `until`, oldest first.
-pub async fn overrides_between(
-    store: &Store,
+pub async fn overrides_between_in(
+    conn: &mut sqlx::AnyConnection,
     schedule_id: i64,
     since: i64,
     until: i64,
@@ -356,9 +370,25 @@ pub async fn overrides_between(
     .bind(schedule_id)
     .bind(since)
     .bind(until)
-    .fetch_all(store.pool())
+    .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(override_row).collect()
+}
+
+/// [`overrides_between_in`] on a pooled connection.
+pub async fn overrides_between(
+    store: &Store,
+    schedule_id: i64,
+    since: i64,
+    until: i64,
+) -> Result<Vec<OverrideRow>> {
+    overrides_between_in(
+        &mut *store.pool().acquire().await?,
+        schedule_id,
+        since,
+        until,
+    )
+    .await
 }
 
 /// Deletes an override of a schedule.
@@ -576,7 +606,11 @@ pub async fn runbook_save(
 }
 
 /// A runbook at its newest version, or at `version`.
-pub async fn runbook_get(store: &Store, id: i64, version: Option<i64>) -> Result<RunbookRow> {
+pub async fn runbook_get_in(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+    version: Option<i64>,
+) -> Result<RunbookRow> {
     let r = sqlx::query(
         "SELECT r.id, r.name, r.url, v.version, v.body, v.created_at FROM runbooks r
          JOIN runbook_versions v ON v.runbook_id = r.id
@@ -584,7 +618,7 @@ pub async fn runbook_get(store: &Store, id: i64, version: Option<i64>) -> Result
     )
     .bind(id)
     .bind(version)
-    .fetch_optional(store.pool())
+    .fetch_optional(&mut *conn)
     .await?
     .ok_or(StoreError::NotFound)?;
     Ok(RunbookRow {
@@ -595,6 +629,11 @@ pub async fn runbook_get(store: &Store, id: i64, version: Option<i64>) -> Result
         body: r.try_get(4)?,
         updated_at: r.try_get(5)?,
     })
+}
+
+/// [`runbook_get_in`] on a pooled connection.
+pub async fn runbook_get(store: &Store, id: i64, version: Option<i64>) -> Result<RunbookRow> {
+    runbook_get_in(&mut *store.pool().acquire().await?, id, version).await
 }
 
 /// An organization's runbooks at their newest versions.

@@ -205,12 +205,20 @@ pub async fn mark_failed(
 }
 
 /// An incident's notifications, oldest first.
-pub async fn for_incident(store: &Store, incident_id: i64) -> Result<Vec<NotificationRow>> {
+pub async fn for_incident_in(
+    conn: &mut sqlx::AnyConnection,
+    incident_id: i64,
+) -> Result<Vec<NotificationRow>> {
     let rows = sqlx::query(&format!(
         "SELECT {COLS} FROM notifications WHERE incident_id = $1 ORDER BY id"
     ))
     .bind(incident_id)
-    .fetch_all(store.pool())
+    .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(row).collect()
+}
+
+/// [`for_incident_in`] on a pooled connection.
+pub async fn for_incident(store: &Store, incident_id: i64) -> Result<Vec<NotificationRow>> {
+    for_incident_in(&mut *store.pool().acquire().await?, incident_id).await
 }
