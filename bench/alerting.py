@@ -116,7 +116,7 @@ def main():
         print(f"trigger -> webhook delivered ({EVENTS} events): p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
               f"max {max(lat) * 1000:.1f} ms   target p99 <= 1000 ms   {'OK' if p99 <= 1000 else 'MISSED'}")
 
-        # 2. Throughput with concurrent senders.
+        # 2. Throughput with concurrent senders, then the time until every page is delivered.
         with arrived_lock:
             before = len(arrived)
         stop = time.monotonic() + SECONDS
@@ -135,11 +135,19 @@ def main():
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(worker, range(16)))
         took = time.monotonic() - t0
-        time.sleep(2)
-        with arrived_lock:
-            delivered = len(arrived) - before
-        print(f"incidents opened: {counter[0] / took:.0f}/s over {took:.1f} s (16 concurrent senders); "
-              f"pages delivered: {delivered} of {counter[0]} within 2 s of the end")
+        print(f"incidents opened: {counter[0] / took:.0f}/s over {took:.1f} s (16 concurrent senders, "
+              f"each 202 after the incident, its timeline and its page committed)")
+        deadline = time.monotonic() + 120
+        while True:
+            with arrived_lock:
+                delivered = len(arrived) - before
+            if delivered >= counter[0] or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        drained = time.monotonic() - t0
+        print(f"pages delivered: {delivered} of {counter[0]} in {drained:.1f} s from the first trigger "
+              f"({delivered / drained:.0f}/s through the outbox; the receiver shares this Python process "
+              f"with the 16 senders)")
     finally:
         srv.terminate()
         srv.wait(timeout=30)

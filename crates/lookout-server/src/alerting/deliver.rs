@@ -109,13 +109,15 @@ pub async fn run(a: Alerting, owner: String, stop: impl std::future::Future<Outp
                 Ok(Some(t)) => until(t),
                 _ => POLL,
             },
-            Ok(_) => continue,
+            // More may be waiting: go again at once, but let a shutdown in first.
+            Ok(_) => Duration::ZERO,
             Err(e) => {
                 tracing::warn!(error = %e, "Notification delivery failed; retrying.");
                 POLL
             }
         };
         tokio::select! {
+            biased;
             () = &mut stop => break,
             () = tokio::time::sleep(wait) => {}
             () = a.outbox_wake().notified() => {}
@@ -138,82 +140,87 @@ async fn round(a: &Alerting, http: &reqwest::Client, owner: &str) -> lookout_sto
         let result = send(a, http, &row).await;
         (row, result)
     });
-    for (row, result) in futures_util::future::join_all(sends).await {
-        finish(a, owner, &row, result).await?;
-    }
+    let results = futures_util::future::join_all(sends).await;
+    finish(a, owner, &results).await?;
     Ok(n)
 }
 
-/// Records a send's outcome with a timeline entry.
+/// Records the outcomes of a round, each with a timeline entry, in one transaction (one commit
+/// for the batch rather than one per page). A page whose lease was lost meanwhile is left alone.
 async fn finish(
     a: &Alerting,
     owner: &str,
-    row: &NotificationRow,
-    result: Result<String, String>,
+    results: &[(NotificationRow, Result<String, String>)],
 ) -> lookout_store::Result<()> {
     let now = now_ms();
     let mut tx = a.store().begin_write().await?;
-    let who = match row.user_id {
-        Some(u) => format!(" to user {u}"),
-        None => String::new(),
-    };
-    let recorded = match &result {
-        Ok(via) => {
-            let ok = outbox::mark_sent(&mut tx, row.id, owner, now).await?;
-            if ok {
-                incidents::log(
-                    &mut tx,
-                    row.incident_id,
-                    now,
-                    "notified",
-                    "system",
-                    &format!("Notified{who} via {via} ({})", row.event),
-                    Some(
-                        &json!({"channel_id": row.channel_id, "user_id": row.user_id,
-                                 "notification_id": row.id}),
-                    ),
-                )
-                .await?;
+    let mut recorded = Vec::with_capacity(results.len());
+    for (row, result) in results {
+        let who = match row.user_id {
+            Some(u) => format!(" to user {u}"),
+            None => String::new(),
+        };
+        let ok = match result {
+            Ok(via) => {
+                let ok = outbox::mark_sent(&mut tx, row.id, owner, now).await?;
+                if ok {
+                    incidents::log(
+                        &mut tx,
+                        row.incident_id,
+                        now,
+                        "notified",
+                        "system",
+                        &format!("Notified{who} via {via} ({})", row.event),
+                        Some(
+                            &json!({"channel_id": row.channel_id, "user_id": row.user_id,
+                                     "notification_id": row.id}),
+                        ),
+                    )
+                    .await?;
+                }
+                ok
             }
-            ok
-        }
-        Err(e) => {
-            let attempts = row.attempts + 1;
-            let retry =
-                (attempts < MAX_ATTEMPTS).then(|| now + 1000 * (1i64 << attempts.min(10)).min(600));
-            let ok = outbox::mark_failed(&mut tx, row.id, owner, e, retry).await?;
-            if ok {
-                let msg = match retry {
-                    Some(t) => format!("Notification{who} failed ({e}); retrying at {}", iso(t)),
-                    None => {
-                        format!("Notification{who} failed ({e}); gave up after {attempts} tries")
-                    }
-                };
-                incidents::log(
-                    &mut tx,
-                    row.incident_id,
-                    now,
-                    "notify_failed",
-                    "system",
-                    &msg,
-                    None,
-                )
-                .await?;
+            Err(e) => {
+                let attempts = row.attempts + 1;
+                let retry = (attempts < MAX_ATTEMPTS)
+                    .then(|| now + 1000 * (1i64 << attempts.min(10)).min(600));
+                let ok = outbox::mark_failed(&mut tx, row.id, owner, e, retry).await?;
+                if ok {
+                    let msg = match retry {
+                        Some(t) => {
+                            format!("Notification{who} failed ({e}); retrying at {}", iso(t))
+                        }
+                        None => format!(
+                            "Notification{who} failed ({e}); gave up after {attempts} tries"
+                        ),
+                    };
+                    incidents::log(
+                        &mut tx,
+                        row.incident_id,
+                        now,
+                        "notify_failed",
+                        "system",
+                        &msg,
+                        None,
+                    )
+                    .await?;
+                }
+                ok
             }
-            ok
+        };
+        if ok {
+            recorded.push((row.created_at, result.is_ok()));
         }
-    };
-    if recorded {
-        tx.commit().await?;
+    }
+    tx.commit().await?;
+    for (created_at, sent) in recorded {
         metrics::counter!("lookout_alerting_notifications_total",
-            "result" => if result.is_ok() { "sent" } else { "failed" })
+            "result" => if sent { "sent" } else { "failed" })
         .increment(1);
-        if result.is_ok() {
+        if sent {
             metrics::histogram!("lookout_alerting_notification_delay_seconds")
-                .record((now - row.created_at) as f64 / 1000.0);
+                .record((now - created_at) as f64 / 1000.0);
         }
-    } else {
-        tx.rollback().await?;
     }
     Ok(())
 }

@@ -249,6 +249,7 @@ pub async fn run(a: Alerting, owner: String, stop: impl std::future::Future<Outp
             }
         };
         tokio::select! {
+            biased;
             () = &mut stop => break,
             () = tokio::time::sleep(wait) => {}
         }

@@ -25,6 +25,7 @@ pub async fn run(a: Alerting, stop: impl std::future::Future<Output = ()>) {
             }
         };
         tokio::select! {
+            biased;
             () = &mut stop => break,
             () = tokio::time::sleep(wait) => {}
             () = a.timers_wake().notified() => {}
