@@ -167,7 +167,51 @@ async fn failed_webhooks_retry_with_backoff_and_the_timeline_says_so(backend: Ba
     assert_eq!(v["notifications"][0]["attempts"], 2);
 }
 
+/// A page that failed is retried by the next process after `kill -9`: the outbox is durable.
+async fn a_pending_page_survives_kill_9(backend: Backend) {
+    let mut s = TestServer::start(bin(), backend).await;
+    let r = Receiver::start().await;
+    r.answer(&[503]);
+    let ch = post(
+        &s,
+        "/api/v1/channels",
+        json!({"name": "hook", "type": "webhook", "url": r.url("/")}),
+        201,
+    )
+    .await;
+    let ep = post(
+        &s,
+        "/api/v1/escalation-policies",
+        json!({"name": "p", "escalation_rules": [
+            {"escalation_delay_in_minutes": 30, "targets": [{"type": "channel", "id": ch["id"]}]}]}),
+        201,
+    )
+    .await;
+    let inc = post(
+        &s,
+        "/api/v1/incidents",
+        json!({"title": "db down", "severity": "critical", "escalation_policy_id": ep["id"]}),
+        201,
+    )
+    .await;
+    let id = inc["id"].as_i64().unwrap();
+    wait_incident(&s, id, 10, |v| {
+        timeline_types(v).contains(&"notify_failed".into())
+    })
+    .await;
+    s.kill9();
+    s.restart();
+    let got = r.wait(2, 30).await;
+    assert_eq!(
+        got[0].headers["idempotency-key"],
+        got[1].headers["idempotency-key"]
+    );
+    let v = wait_incident(&s, id, 10, |v| v["notifications"][0]["status"] == "sent").await;
+    assert_eq!(v["notifications"][0]["attempts"], 2);
+}
+
 both!(
     email_reaches_a_real_smtp_server_with_the_links,
     failed_webhooks_retry_with_backoff_and_the_timeline_says_so,
+    a_pending_page_survives_kill_9,
 );
