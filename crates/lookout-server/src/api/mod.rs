@@ -5,6 +5,7 @@
 //! `/api/v1/openapi.json` always matches what the server serves.
 
 mod activity;
+pub mod alert_config;
 pub mod incidents;
 mod issues;
 pub mod monitors;
@@ -182,23 +183,32 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(incidents::add_note))
         .routes(routes!(incidents::tick))
         .routes(routes!(incidents::postmortem))
-        .routes(routes!(incidents::list_policies, incidents::create_policy))
         .routes(routes!(
-            incidents::get_policy,
-            incidents::update_policy,
-            incidents::delete_policy
+            alert_config::list_policies,
+            alert_config::create_policy
         ))
         .routes(routes!(
-            incidents::list_integrations,
-            incidents::create_integration
+            alert_config::get_policy,
+            alert_config::update_policy,
+            alert_config::delete_policy
         ))
         .routes(routes!(
-            incidents::get_integration,
-            incidents::update_integration,
-            incidents::delete_integration
+            alert_config::list_integrations,
+            alert_config::create_integration
         ))
-        .routes(routes!(incidents::list_runbooks, incidents::create_runbook))
-        .routes(routes!(incidents::get_runbook, incidents::update_runbook))
+        .routes(routes!(
+            alert_config::get_integration,
+            alert_config::update_integration,
+            alert_config::delete_integration
+        ))
+        .routes(routes!(
+            alert_config::list_runbooks,
+            alert_config::create_runbook
+        ))
+        .routes(routes!(
+            alert_config::get_runbook,
+            alert_config::update_runbook
+        ))
         .split_for_parts();
     let doc = std::sync::Arc::new(doc);
     router.route(

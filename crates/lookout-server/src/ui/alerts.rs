@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::pages::{page_ctx, render, PageCtx};
 use super::{ui_error, UiSession};
-use crate::api::incidents::integration_url;
+use crate::api::alert_config::integration_url;
 use crate::state::AppState;
 use lookout_store::alerting::{self as astore, SpecTable};
 use lookout_store::tenancy;
