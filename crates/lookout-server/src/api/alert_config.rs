@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use utoipa::IntoParams;
 
 use super::incidents::{actor_of, checklist_items};
-use super::oncall::items;
+use super::oncall::{items, spec_view};
 use crate::alerting::policies::PolicySpec;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -22,15 +22,6 @@ use lookout_store::alerting::{self as astore, IntegrationRow, SpecTable};
 use lookout_store::tenancy;
 
 // ---------------------------------------------------------------------------------- policies
-
-fn named_spec_view(row: &astore::SpecRow) -> Value {
-    let mut v = row.spec.clone();
-    v["id"] = json!(row.id);
-    v["name"] = json!(row.name);
-    v["created_at"] = json!(iso(row.created_at));
-    v["updated_at"] = json!(iso(row.updated_at));
-    v
-}
 
 async fn policy_input(state: &AppState, body: &Value) -> ApiResult<(String, Value)> {
     let name = body
@@ -81,7 +72,7 @@ pub async fn list_policies(
 ) -> ApiResult<Json<Value>> {
     let org = tenancy::default_org(state.store()).await?;
     let rows = astore::spec_list(state.store(), SpecTable::Policies, org.id).await?;
-    Ok(items(rows.iter().map(named_spec_view).collect()))
+    Ok(items(rows.iter().map(spec_view).collect()))
 }
 
 /// Creates an alert policy: `conditions`, `grouping`, `severity`, `urgency`, `service`,
@@ -97,7 +88,7 @@ pub async fn create_policy(
     let (name, spec) = policy_input(&state, &body).await?;
     let org = tenancy::default_org(state.store()).await?;
     let row = astore::spec_create(state.store(), SpecTable::Policies, org.id, &name, &spec).await?;
-    Ok((StatusCode::CREATED, Json(named_spec_view(&row))))
+    Ok((StatusCode::CREATED, Json(spec_view(&row))))
 }
 
 /// One alert policy.
@@ -109,7 +100,7 @@ pub async fn get_policy(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
     let row = astore::spec_get(state.store(), SpecTable::Policies, id).await?;
-    Ok(Json(named_spec_view(&row)))
+    Ok(Json(spec_view(&row)))
 }
 
 /// Replaces an alert policy.
@@ -124,7 +115,7 @@ pub async fn update_policy(
     who.require(Role::Member)?;
     let (name, spec) = policy_input(&state, &body).await?;
     let row = astore::spec_update(state.store(), SpecTable::Policies, id, &name, &spec).await?;
-    Ok(Json(named_spec_view(&row)))
+    Ok(Json(spec_view(&row)))
 }
 
 /// Deletes an alert policy (its incidents stay).

@@ -281,7 +281,8 @@ pub async fn delete_channel(
 
 // --------------------------------------------------------------------------------- schedules
 
-fn spec_view(row: &SpecRow) -> Value {
+/// A `(name, spec)` object as the API shows it: the spec with `id`, `name` and times.
+pub(crate) fn spec_view(row: &SpecRow) -> Value {
     let mut v = row.spec.clone();
     if let Some(m) = v.as_object_mut() {
         m.insert("id".into(), json!(row.id));
