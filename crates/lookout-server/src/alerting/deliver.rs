@@ -106,7 +106,7 @@ pub async fn run(a: Alerting, owner: String, stop: impl std::future::Future<Outp
     loop {
         let wait = match round(&a, &http, &owner).await {
             Ok(0) => match outbox::next_due(a.store(), now_ms()).await {
-                Ok(Some(t)) => until(t),
+                Ok(Some(t)) => super::until(t, POLL),
                 _ => POLL,
             },
             // More may be waiting: go again at once, but let a shutdown in first.
@@ -123,13 +123,6 @@ pub async fn run(a: Alerting, owner: String, stop: impl std::future::Future<Outp
             () = a.outbox_wake().notified() => {}
         }
     }
-}
-
-/// How long until `t` (ms since the epoch), at least 10 ms and at most [`POLL`]: a timer that is
-/// already due but not claimable yet must not make the loop spin.
-pub(crate) fn until(t: i64) -> Duration {
-    Duration::from_millis(u64::try_from(t - now_ms()).unwrap_or(0))
-        .clamp(Duration::from_millis(10), POLL)
 }
 
 /// Claims and sends one batch concurrently; returns how many were handled.

@@ -9,7 +9,7 @@
 use serde_json::{json, Value};
 use sqlx::{Any, Transaction};
 
-use lookout_oncall::dedup::{Severity, Urgency};
+use lookout_oncall::dedup::Urgency;
 use lookout_oncall::escalation::{Clock, Status, Step, DEFAULT_ACK_TIMEOUT_MS};
 use lookout_oncall::inbound::{Action, Signal};
 use lookout_oncall::{EscalationPolicy, Schedule, TargetKind};
@@ -449,11 +449,4 @@ pub async fn schedule_with_overrides(
         })
         .collect();
     Ok(Some(s))
-}
-
-/// The severity named in a policy or integration spec, if valid.
-pub fn severity_of(spec: &Value) -> Option<Severity> {
-    spec.get("severity")
-        .and_then(Value::as_str)
-        .and_then(Severity::parse)
 }

@@ -75,5 +75,12 @@ impl Alerting {
     }
 }
 
+/// How long a worker sleeps until `t` (ms since the epoch): at least 10 ms, so a timer that is
+/// due but not claimable yet cannot make its loop spin, and at most `poll`.
+pub(crate) fn until(t: i64, poll: std::time::Duration) -> std::time::Duration {
+    let ms = u64::try_from(t - lookout_core::time::now_ms()).unwrap_or(0);
+    std::time::Duration::from_millis(ms).clamp(std::time::Duration::from_millis(10), poll)
+}
+
 /// Shown instead of a stored secret.
 pub const REDACTED: &str = "********";

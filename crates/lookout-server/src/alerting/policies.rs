@@ -153,9 +153,9 @@ impl PolicySpec {
 }
 
 /// What a domain event means to policies.
-struct Seen<'a> {
+struct Seen {
     /// The monitor or error event name a condition lists.
-    name: &'a str,
+    name: &'static str,
     /// `monitor:7`, `issue:12`, `cert:7`.
     signal: String,
     title: String,
@@ -164,7 +164,7 @@ struct Seen<'a> {
     issue_id: Option<i64>,
 }
 
-fn read(e: &DomainEvent) -> Option<(Seen<'static>, Action)> {
+fn read(e: &DomainEvent) -> Option<(Seen, Action)> {
     let p = &e.payload;
     let str_of = |k: &str| {
         p.get(k)
@@ -369,7 +369,7 @@ async fn load(store: &Store) -> Result<Loaded> {
 
 async fn matches(
     c: &Condition,
-    seen: &Seen<'_>,
+    seen: &Seen,
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
 ) -> Result<bool> {
     Ok(match c {
@@ -421,7 +421,7 @@ async fn events_since(
 
 async fn frequency_title(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    seen: &Seen<'_>,
+    seen: &Seen,
     c: &Condition,
 ) -> Result<String> {
     let title: Option<String> = match seen.issue_id {

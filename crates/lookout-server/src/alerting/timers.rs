@@ -16,7 +16,7 @@ pub async fn run(a: Alerting, stop: impl std::future::Future<Output = ()>) {
     loop {
         let wait = match tick(&a).await {
             Ok(_) => match incidents::next_due(a.store()).await {
-                Ok(Some(t)) => super::deliver::until(t),
+                Ok(Some(t)) => super::until(t, POLL),
                 _ => POLL,
             },
             Err(e) => {

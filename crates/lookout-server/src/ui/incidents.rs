@@ -484,8 +484,8 @@ pub async fn oncall(
         };
         let mut views = Vec::new();
         let mut mine = Vec::new();
+        let mut conn = state.store().pool().acquire().await?;
         for row in rows {
-            let mut conn = state.store().pool().acquire().await?;
             let Some(sched) =
                 engine::schedule_with_overrides(&mut conn, row.id, now, fortnight).await?
             else {
