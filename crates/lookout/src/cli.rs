@@ -65,6 +65,9 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Load tests: k6-style scenarios, or a one-line test of one URL.
+    #[command(subcommand)]
+    Load(Box<LoadCommand>),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to standard output.
     Completions {
         /// The shell.
@@ -84,6 +87,88 @@ pub struct ServeArgs {
     /// URL users and SDKs reach this server at (used in DSNs and links). Default: from --listen.
     #[arg(long, env = "LOOKOUT_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+}
+
+/// `lookout load …`
+#[derive(Debug, Subcommand)]
+pub enum LoadCommand {
+    /// Run a scenario file (YAML, or TOML by extension). Exits 99 when a threshold fails, 104
+    /// when the file is invalid.
+    Run {
+        /// The scenario file.
+        file: PathBuf,
+        #[command(flatten)]
+        output: LoadOutputArgs,
+    },
+    /// Load one URL with N connections for a duration (the wrk/oha use case).
+    Quick {
+        /// The URL.
+        url: String,
+        /// Concurrent connections (VUs).
+        #[arg(short = 'c', long, default_value_t = 50)]
+        connections: u64,
+        /// How long to run.
+        #[arg(short = 'd', long, default_value = "10s")]
+        duration: String,
+        /// Stop after this many requests instead (shared between connections).
+        #[arg(short = 'n', long, conflicts_with = "rate")]
+        requests: Option<u64>,
+        /// Open model: start this many requests per second (timed from their intended start).
+        #[arg(short = 'r', long)]
+        rate: Option<f64>,
+        /// HTTP method.
+        #[arg(short = 'm', long, default_value = "GET")]
+        method: String,
+        /// A header, `Name: value` (repeatable).
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        /// Request body.
+        #[arg(short = 'b', long)]
+        body: Option<String>,
+        /// Per-request timeout.
+        #[arg(long, default_value = "60s")]
+        timeout: String,
+        /// Skip TLS certificate verification.
+        #[arg(short = 'k', long)]
+        insecure: bool,
+        /// A threshold on a metric, `METRIC=EXPR`, e.g. `http_req_duration=p(95)<500` (repeatable).
+        #[arg(long = "threshold")]
+        thresholds: Vec<String>,
+        #[command(flatten)]
+        output: LoadOutputArgs,
+    },
+}
+
+/// What `lookout load` writes and where it reports.
+#[derive(Debug, Args)]
+pub struct LoadOutputArgs {
+    /// Write k6's end-of-test summary JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub summary_export: Option<PathBuf>,
+    /// `json=FILE`: one JSON line per metric, scenario and second.
+    #[arg(long, value_name = "json=FILE")]
+    pub out: Option<String>,
+    /// No live display (the summary is still printed).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Send the run to a Lookout server (e.g. http://127.0.0.1:8800).
+    #[arg(long, value_name = "URL", requires = "token")]
+    pub report_to: Option<String>,
+    /// API token for --report-to.
+    #[arg(long, env = "LOOKOUT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Project (id or slug) the run belongs to on the server.
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Name of the run on the server. Default: the file's name, or the URL.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Commit the run measured (kept with its baseline points).
+    #[arg(long)]
+    pub commit: Option<String>,
+    /// Worker threads. Default: one per core.
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 /// `lookout user …`

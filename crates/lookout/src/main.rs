@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod load;
 
 use std::io::BufRead;
 
@@ -15,6 +16,16 @@ use lookout_store::{tenancy, Store};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Command::Load(cmd) = cli.command {
+        // A load generator needs no data directory or database: it runs on its own runtime.
+        return match load::main(*cmd) {
+            Ok(code) => std::process::ExitCode::from(code),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -103,7 +114,7 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{secret}");
                 store.close().await;
             }
-            Command::Completions { .. } => {}
+            Command::Completions { .. } | Command::Load(_) => {}
         }
         Ok::<(), anyhow::Error>(())
     })
