@@ -531,6 +531,11 @@ impl Aggregate {
         if let Some(Some(s)) = self.scenario_vus_series.get(scenario) {
             set_gauge(&mut self.series[*s].value, active as f64);
         }
+        // The second's point keeps the last value seen in it.
+        let at = self.started.elapsed().as_millis() as u32;
+        let sec = self.second(at);
+        sec.stats[0].vus = total;
+        sec.stats[scenario + 1].vus = active;
     }
 
     /// Closes seconds older than `upto` into points.
@@ -541,11 +546,15 @@ impl Aggregate {
                 continue;
             };
             if self.scenarios == 1 {
-                let iterations = sec.stats[1].iterations;
-                let dropped = sec.stats[1].dropped;
+                let (iterations, dropped, vus) = (
+                    sec.stats[1].iterations,
+                    sec.stats[1].dropped,
+                    sec.stats[1].vus,
+                );
                 sec.stats[1] = sec.stats[0].clone();
                 sec.stats[1].iterations = iterations;
                 sec.stats[1].dropped = dropped;
+                sec.stats[1].vus = vus;
                 sec.hist[1] = sec.hist[0].clone();
             }
             for (i, st) in sec.stats.iter_mut().enumerate() {
@@ -556,11 +565,6 @@ impl Aggregate {
                     st.p99_ms = h.value_at_quantile(0.99) as f64 / 1000.0;
                     st.max_ms = h.max() as f64 / 1000.0;
                 }
-                st.vus = if i == 0 {
-                    self.vus.iter().sum()
-                } else {
-                    self.vus[i - 1]
-                };
             }
             // Seconds with no sample still get a point, so charts show the gap.
             let next = self.points.last().map(|p| p.t + 1).unwrap_or(0);
@@ -571,7 +575,22 @@ impl Aggregate {
                 });
             }
             match self.points.iter_mut().find(|p| p.t == k) {
-                Some(p) => p.scenarios = sec.stats,
+                // Samples that arrived after their second was closed add to its counts.
+                Some(p) => {
+                    for (have, late) in p.scenarios.iter_mut().zip(&sec.stats) {
+                        have.reqs += late.reqs;
+                        have.failed += late.failed;
+                        have.iterations += late.iterations;
+                        have.dropped += late.dropped;
+                        if have.vus == 0 {
+                            have.vus = late.vus;
+                        }
+                        if have.p50_ms == 0.0 {
+                            (have.p50_ms, have.p95_ms, have.p99_ms, have.max_ms) =
+                                (late.p50_ms, late.p95_ms, late.p99_ms, late.max_ms);
+                        }
+                    }
+                }
                 None => self.points.push(Point {
                     t: k,
                     scenarios: sec.stats,

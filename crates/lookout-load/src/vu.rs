@@ -52,6 +52,9 @@ pub struct Vu {
     /// instead of one per request. A request times out at most 1% late.
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     armed: Instant,
+    /// How long the last request took: after a slow one, records are flushed before the next
+    /// request, so they never wait a whole response time to reach the live figures.
+    last_took: Duration,
 }
 
 impl Drop for Vu {
@@ -83,6 +86,7 @@ impl Vu {
             clock: Instant::now(),
             timer: None,
             armed: Instant::now(),
+            last_took: Duration::ZERO,
         }
     }
 
@@ -251,6 +255,9 @@ impl Vu {
                 bytes: &current.bytes,
                 head_only: method == "HEAD",
             };
+            if self.last_took > Duration::from_millis(20) || self.buf.due(step_start) {
+                self.flush();
+            }
             let deadline = step_start + req.timeout;
             if self.timer.is_none() || self.armed < deadline {
                 self.armed = deadline + (req.timeout / 100).max(Duration::from_millis(1));
@@ -274,6 +281,7 @@ impl Vu {
                 Ok(t) => t.done.unwrap_or_else(Instant::now),
                 Err(_) => Instant::now(),
             };
+            self.last_took = now.saturating_duration_since(step_start);
             self.clock = now;
             let (sample, outcome) = match result {
                 Ok(t) => {

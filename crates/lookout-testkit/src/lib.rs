@@ -5,6 +5,8 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`). Tests that need it fail when it is missing:
 //! a skipped backend would let a PostgreSQL-only bug through CI.
 
+pub mod load_target;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
