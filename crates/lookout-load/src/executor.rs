@@ -339,6 +339,10 @@ async fn open<F>(
         if last_gauge.elapsed() >= Duration::from_millis(100) {
             last_gauge = Instant::now();
             ctx.set_vus(idx, busy.load(Ordering::Relaxed), allocated);
+            // Idle VUs hand in what they recorded, so figures never wait for their next turn.
+            if let Ok(mut v) = idle.lock() {
+                v.iter_mut().for_each(Vu::flush_due);
+            }
         }
         k += 1;
     }

@@ -361,8 +361,7 @@ impl Client {
         resp.chunked = false;
         resp.received = 0;
         let mut first_byte: Option<Instant> = None;
-        let mut head: Option<Head> = None;
-        let mut chunk_at = 0usize;
+        let mut reader = Reader::default();
         loop {
             if resp.raw.capacity() - resp.raw.len() < 4096 {
                 resp.raw.reserve(16 * 1024);
@@ -386,99 +385,131 @@ impl Client {
                 first_byte = Some(now);
             }
             resp.received += n;
-            if head.is_none() {
-                // Uninitialised header slots: zeroing 64 of them cost more than parsing.
-                let mut headers =
-                    [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; 64];
-                let mut parsed = httparse::Response::new(&mut []);
-                match httparse::ParserConfig::default().parse_response_with_uninit_headers(
-                    &mut parsed,
-                    &resp.raw,
-                    &mut headers,
-                ) {
-                    Ok(httparse::Status::Complete(len)) => {
-                        let status = parsed.code.unwrap_or(0);
-                        if (100..200).contains(&status) && status != 101 {
-                            // An interim response: drop it and read on.
-                            resp.raw.drain(..len);
-                            continue;
-                        }
-                        let h = Head::of(&parsed, len, req.head_only, status);
-                        resp.status = status;
-                        resp.head = len;
-                        head = Some(h.map_err(Roundtrip::Failed)?);
-                    }
-                    Ok(httparse::Status::Partial) => {
-                        if n == 0 {
-                            return Err(Roundtrip::Failed(Failure::new(
-                                1000,
-                                "connection closed inside the response head",
-                            )));
-                        }
-                        if resp.raw.len() > 1 << 20 {
-                            return Err(Roundtrip::Failed(Failure::new(
-                                1000,
-                                "response head over 1 MiB",
-                            )));
-                        }
-                        continue;
-                    }
-                    Err(e) => {
-                        return Err(Roundtrip::Failed(Failure::new(
-                            1000,
-                            format!("malformed response: {e}"),
-                        )))
-                    }
-                }
-            }
-            let h = head.as_ref().expect("set above");
-            let done = match h.body {
-                BodyLen::None => {
-                    resp.body_at = h.len..h.len;
-                    true
-                }
-                BodyLen::Exact(len) => {
-                    if resp.raw.len() >= h.len + len {
-                        resp.body_at = h.len..h.len + len;
-                        true
-                    } else if n == 0 {
-                        return Err(Roundtrip::Failed(Failure::new(
-                            1000,
-                            "connection closed inside the body",
-                        )));
-                    } else {
-                        false
-                    }
-                }
-                BodyLen::UntilClose => {
-                    resp.body_at = h.len..resp.raw.len();
-                    n == 0
-                }
-                BodyLen::Chunked => {
-                    resp.chunked = true;
-                    if chunk_at == 0 {
-                        chunk_at = h.len;
-                    }
-                    match dechunk(&resp.raw, &mut chunk_at, &mut resp.chunked_body) {
-                        Ok(true) => true,
-                        Ok(false) if n == 0 => {
-                            return Err(Roundtrip::Failed(Failure::new(
-                                1000,
-                                "connection closed inside a chunked body",
-                            )))
-                        }
-                        Ok(false) => false,
-                        Err(e) => return Err(Roundtrip::Failed(Failure::new(1000, e))),
-                    }
-                }
-            };
-            if done {
+            if let Some(keep_alive) = reader
+                .feed(resp, req.head_only, n == 0)
+                .map_err(Roundtrip::Failed)?
+            {
                 let end = Instant::now();
                 t.receiving = first_byte.map(|f| end - f).unwrap_or_default();
                 t.done = Some(end);
-                return Ok(h.keep_alive && !matches!(h.body, BodyLen::UntilClose));
+                return Ok(keep_alive);
             }
         }
+    }
+}
+
+/// Parses a complete response held in `raw` (as if the connection closed after it): its status,
+/// body and whether the connection could be reused. The same code reads live responses; this
+/// entry point exists for the fuzzer and tests.
+pub fn parse_response(raw: &[u8], head_only: bool) -> Result<Option<(u16, Vec<u8>, bool)>, String> {
+    let mut resp = Response {
+        raw: raw.to_vec(),
+        ..Response::default()
+    };
+    let mut reader = Reader::default();
+    match reader.feed(&mut resp, head_only, true) {
+        Ok(Some(keep)) => Ok(Some((resp.status, resp.body().to_vec(), keep))),
+        Ok(None) => Ok(None),
+        Err(f) => Err(f.message),
+    }
+}
+
+/// Where reading one response stands: its head once parsed, and how far chunks are decoded.
+#[derive(Default)]
+struct Reader {
+    head: Option<Head>,
+    chunk_at: usize,
+}
+
+impl Reader {
+    /// Looks at what `resp.raw` holds now; `Some(keep_alive)` once the response is complete.
+    /// `eof`: the peer closed the connection.
+    fn feed(
+        &mut self,
+        resp: &mut Response,
+        head_only: bool,
+        eof: bool,
+    ) -> Result<Option<bool>, Failure> {
+        while self.head.is_none() {
+            // Uninitialised header slots: zeroing 64 of them cost more than parsing.
+            let mut headers =
+                [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; 64];
+            let mut parsed = httparse::Response::new(&mut []);
+            match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                &mut parsed,
+                &resp.raw,
+                &mut headers,
+            ) {
+                Ok(httparse::Status::Complete(len)) => {
+                    let status = parsed.code.unwrap_or(0);
+                    if (100..200).contains(&status) && status != 101 {
+                        // An interim response: drop it; the final one may already be here.
+                        resp.raw.drain(..len);
+                        continue;
+                    }
+                    let h = Head::of(&parsed, len, head_only, status)?;
+                    resp.status = status;
+                    resp.head = len;
+                    self.head = Some(h);
+                }
+                Ok(httparse::Status::Partial) => {
+                    if eof {
+                        return Err(Failure::new(
+                            1000,
+                            "connection closed inside the response head",
+                        ));
+                    }
+                    if resp.raw.len() > 1 << 20 {
+                        return Err(Failure::new(1000, "response head over 1 MiB"));
+                    }
+                    return Ok(None);
+                }
+                Err(e) => return Err(Failure::new(1000, format!("malformed response: {e}"))),
+            }
+        }
+        let h = self.head.as_ref().expect("set above");
+        let done = match h.body {
+            BodyLen::None => {
+                resp.body_at = h.len..h.len;
+                true
+            }
+            BodyLen::Exact(len) => {
+                let end = h
+                    .len
+                    .checked_add(len)
+                    .ok_or_else(|| Failure::new(1000, "bad Content-Length"))?;
+                if resp.raw.len() >= end {
+                    resp.body_at = h.len..end;
+                    true
+                } else if eof {
+                    return Err(Failure::new(1000, "connection closed inside the body"));
+                } else {
+                    false
+                }
+            }
+            BodyLen::UntilClose => {
+                resp.body_at = h.len..resp.raw.len();
+                eof
+            }
+            BodyLen::Chunked => {
+                resp.chunked = true;
+                if self.chunk_at == 0 {
+                    self.chunk_at = h.len;
+                }
+                match dechunk(&resp.raw, &mut self.chunk_at, &mut resp.chunked_body) {
+                    Ok(true) => true,
+                    Ok(false) if eof => {
+                        return Err(Failure::new(
+                            1000,
+                            "connection closed inside a chunked body",
+                        ))
+                    }
+                    Ok(false) => false,
+                    Err(e) => return Err(Failure::new(1000, e)),
+                }
+            }
+        };
+        Ok(done.then_some(h.keep_alive && !matches!(h.body, BodyLen::UntilClose)))
     }
 }
 
@@ -557,7 +588,11 @@ fn dechunk(raw: &[u8], at: &mut usize, out: &mut Vec<u8>) -> Result<bool, String
             }
             Ok(httparse::Status::Complete((used, size))) => {
                 let size = usize::try_from(size).map_err(|_| "chunk too large".to_string())?;
-                if rest.len() < used + size + 2 {
+                let need = used
+                    .checked_add(size)
+                    .and_then(|n| n.checked_add(2))
+                    .ok_or("chunk too large")?;
+                if rest.len() < need {
                     return Ok(false);
                 }
                 out.extend_from_slice(&rest[used..used + size]);
@@ -670,6 +705,35 @@ mod tests {
         assert_eq!(out, b"Wiki");
         assert!(dechunk(raw, &mut at, &mut out).unwrap());
         assert_eq!(out, b"Wikipedia");
+    }
+
+    #[test]
+    fn responses_parse_with_every_framing() {
+        let r = parse_response(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+            false,
+        );
+        assert_eq!(r.unwrap(), Some((200, b"hi".to_vec(), true)));
+        let r = parse_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+            false,
+        );
+        assert_eq!(r.unwrap(), Some((200, b"ab".to_vec(), true)));
+        let r = parse_response(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end",
+            false,
+        );
+        assert_eq!(r.unwrap(), Some((200, b"until the end".to_vec(), false)));
+        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true);
+        assert_eq!(r.unwrap(), Some((200, vec![], true)), "HEAD has no body");
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab", false).is_err());
+        assert!(parse_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n",
+            false
+        )
+        .is_err());
+        assert!(parse_response(b"NOT HTTP", false).is_err());
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", false).is_err());
     }
 
     #[test]

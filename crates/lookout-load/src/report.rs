@@ -40,5 +40,5 @@ pub async fn send(server: &str, token: &str, report: &RunReport<'_>) -> Result<S
         return Err(format!("--report-to {server}: {status}: {msg}"));
     }
     let id = body["id"].as_i64().unwrap_or_default();
-    Ok(format!("{}/load/{id}", server.trim_end_matches('/')))
+    Ok(format!("{}/load-tests/{id}", server.trim_end_matches('/')))
 }

@@ -139,8 +139,16 @@ pub async fn run(
         a.close_seconds(elapsed.as_secs() as u32);
         display.update(&plan, &a, elapsed);
         if let Some(w) = out.as_mut() {
-            write_points(w, &plan, &a.points[written..], started_wall);
-            written = a.points.len();
+            // Two seconds behind, so late records have merged into a point before it is written.
+            let settled = a
+                .points
+                .iter()
+                .take_while(|p| p.t + 2 < elapsed.as_secs() as u32)
+                .count();
+            if settled > written {
+                write_points(w, &plan, &a.points[written..settled], started_wall);
+                written = settled;
+            }
         }
         if aborted.is_none() {
             for t in plan

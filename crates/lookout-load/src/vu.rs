@@ -95,6 +95,13 @@ impl Vu {
         self.buf.flush(&self.agg);
     }
 
+    /// Sends the buffer if its oldest record has waited long enough.
+    pub fn flush_due(&mut self) {
+        if self.buf.due(Instant::now()) {
+            self.flush();
+        }
+    }
+
     fn ms(shared: &Shared, at: Instant) -> u32 {
         at.saturating_duration_since(shared.started).as_millis() as u32
     }
@@ -157,9 +164,8 @@ impl Vu {
         } else {
             lo
         };
-        if self.buf.due(Instant::now()) {
-            self.flush();
-        }
+        // Nothing waits out a pause in the buffer.
+        self.flush();
         tokio::time::sleep(d).await;
         self.clock = Instant::now();
     }

@@ -9,16 +9,19 @@
 //! - [`jobs`]: leased periodic and one-off background work, safe across replicas;
 //! - [`events`]: the ordered domain-event stream and its consumer groups;
 //! - [`tenancy`]: organizations, projects, DSN keys, users, sessions and API tokens;
-//! - [`markers`]: change markers (deploys, config changes), the first user of the write path.
+//! - [`markers`]: change markers (deploys, config changes), the first user of the write path;
+//! - [`load`]: load-test runs; [`series`]: baseline series and their points.
 
 pub mod alerting;
 pub mod cursor;
 pub mod errors;
 pub mod events;
 pub mod jobs;
+pub mod load;
 pub mod markers;
 mod migrate;
 pub mod page;
+pub mod series;
 pub mod tenancy;
 pub mod uptime;
 pub mod writer;

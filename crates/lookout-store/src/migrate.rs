@@ -53,10 +53,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_alerting.sql"),
         postgres: include_str!("../migrations/postgres/0006_alerting.sql"),
     },
+    Migration {
+        version: 7,
+        name: "load",
+        sqlite: include_str!("../migrations/sqlite/0007_load.sql"),
+        postgres: include_str!("../migrations/postgres/0007_load.sql"),
+    },
 ];
 
 /// The schema version this build expects (the newest migration).
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// The advisory-lock key that serialises migrations across replicas ("lkmigr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c6b_6d69_6772;

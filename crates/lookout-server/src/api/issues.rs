@@ -88,7 +88,8 @@ pub struct IssueParams {
     pub sort: Option<String>,
 }
 
-fn not_found(what: &'static str) -> impl Fn(StoreError) -> ApiError {
+/// Maps a missing row to a 404 naming `what`; other store errors pass through.
+pub(crate) fn not_found(what: &'static str) -> impl Fn(StoreError) -> ApiError {
     move |e| match e {
         StoreError::NotFound => ApiError::NotFound(what),
         e => e.into(),

@@ -8,6 +8,7 @@ mod activity;
 pub mod alert_config;
 pub mod incidents;
 mod issues;
+pub mod load;
 pub mod monitors;
 pub mod oncall;
 mod projects;
@@ -209,6 +210,16 @@ pub fn router() -> Router<AppState> {
             alert_config::get_runbook,
             alert_config::update_runbook
         ))
+        .merge(
+            // Run reports carry per-second series: a long run's summary passes the 1 MiB limit.
+            OpenApiRouter::new()
+                .routes(routes!(load::list, load::create))
+                .routes(routes!(load::compare))
+                .routes(routes!(load::get_one, load::delete))
+                .routes(routes!(load::list_series))
+                .routes(routes!(load::points))
+                .layer(axum::extract::DefaultBodyLimit::max(load::MAX_REPORT)),
+        )
         .split_for_parts();
     let doc = std::sync::Arc::new(doc);
     router.route(

@@ -10,6 +10,7 @@ mod assets;
 pub mod chart;
 mod errors;
 mod incidents;
+mod load;
 mod pages;
 pub mod status_page;
 mod uptime;
@@ -80,6 +81,9 @@ pub fn router() -> Router<AppState> {
         )
         .route("/on-call", get(incidents::oncall))
         .route("/alerts", get(alerts::page))
+        .route("/load-tests", get(load::list))
+        .route("/load-tests/compare", get(load::compare))
+        .route("/load-tests/{id}", get(load::run))
         .route("/on-call/{id}/overrides", post(incidents::add_override))
         .route("/uptime", get(uptime::list))
         .route("/uptime/monitors", post(uptime::create))
@@ -100,7 +104,15 @@ pub fn router() -> Router<AppState> {
         .merge(assets::router());
     for s in SECTIONS.iter().filter(|s| {
         !s.summary.is_empty()
-            && !["/errors", "/uptime", "/incidents", "/on-call", "/alerts"].contains(&s.href)
+            && ![
+                "/errors",
+                "/uptime",
+                "/incidents",
+                "/on-call",
+                "/alerts",
+                "/load-tests",
+            ]
+            .contains(&s.href)
     }) {
         r = r.route(s.href, get(pages::capability));
     }

@@ -12,6 +12,7 @@ use serde_json::Value;
 mod alerting;
 pub(crate) mod errors;
 mod foundation;
+mod load;
 mod uptime;
 
 /// The binary under test.

@@ -1,0 +1,380 @@
+//! `/api/v1/load-runs` and `/api/v1/series`: runs reported by `lookout load --report-to`, their
+//! comparison, and the baseline series their key figures feed (p95, req/s and error rate per
+//! scenario).
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::IntoParams;
+
+use super::issues::not_found;
+use super::ListParams;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::state::AppState;
+use lookout_core::time::iso;
+use lookout_core::Role;
+use lookout_load::Summary;
+use lookout_store::load::{self as lstore, NewRun, RunRow};
+use lookout_store::series::{self, Direction, NewPoint, SeriesKey};
+use lookout_store::{tenancy, Cursor};
+
+/// Largest report accepted (a summary with per-second series of a long run).
+pub const MAX_REPORT: usize = 16 * 1024 * 1024;
+
+/// The body `lookout load --report-to` sends.
+#[derive(Debug, Deserialize)]
+pub struct RunReport {
+    pub name: String,
+    pub project: Option<String>,
+    pub commit: Option<String>,
+    pub scenario_file: Option<String>,
+    pub summary: Summary,
+}
+
+/// A project named by id or slug; without one, the first project.
+pub(crate) async fn project_of(state: &AppState, wanted: Option<&str>) -> ApiResult<i64> {
+    let projects = tenancy::list_projects(
+        state.store(),
+        &Cursor {
+            after: None,
+            limit: Some(1000),
+        },
+    )
+    .await?
+    .items;
+    match wanted.map(str::trim).filter(|w| !w.is_empty()) {
+        None => projects
+            .first()
+            .map(|p| p.id)
+            .ok_or_else(|| ApiError::Validation("project: no project exists".into())),
+        Some(w) => projects
+            .iter()
+            .find(|p| p.slug == w || p.id.to_string() == w)
+            .map(|p| p.id)
+            .ok_or_else(|| ApiError::Validation(format!("project: no project {w:?}"))),
+    }
+}
+
+fn run_view(r: &RunRow) -> Value {
+    json!({
+        "id": r.id,
+        "project_id": r.project_id,
+        "name": r.name,
+        "commit": r.commit,
+        "started_at": iso(r.started_at),
+        "duration_s": r.duration_ms as f64 / 1000.0,
+        "passed": r.passed,
+        "requests": r.requests,
+        "rps": r.rps,
+        "p95_ms": r.p95_ms,
+        "error_rate": r.error_rate,
+        "created_at": iso(r.created_at),
+    })
+}
+
+/// The baseline points a run yields: p95, req/s and error rate per scenario.
+pub fn baseline_points(name: &str, s: &Summary, at: i64, commit: Option<&str>) -> Vec<NewPoint> {
+    let mut out = Vec::new();
+    for sc in &s.scenarios {
+        let tags: BTreeMap<String, String> = [
+            ("test".to_string(), name.to_string()),
+            ("scenario".to_string(), sc.name.clone()),
+        ]
+        .into();
+        for (series_name, unit, direction, value) in [
+            ("load.p95_ms", "ms", Direction::LowerIsBetter, sc.p95_ms),
+            ("load.rps", "req/s", Direction::HigherIsBetter, sc.rps),
+            (
+                "load.error_rate",
+                "ratio",
+                Direction::LowerIsBetter,
+                sc.error_rate,
+            ),
+        ] {
+            out.push(NewPoint {
+                key: SeriesKey {
+                    name: series_name.into(),
+                    tags: tags.clone(),
+                    unit: unit.into(),
+                    direction,
+                },
+                at,
+                value,
+                commit: commit.map(str::to_string),
+                version: None,
+                build: None,
+                source: String::new(),
+            });
+        }
+    }
+    out
+}
+
+fn validate(r: &RunReport) -> ApiResult<()> {
+    let name = r.name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(ApiError::Validation(
+            "name is required (1-200 characters)".into(),
+        ));
+    }
+    if r.summary.scenarios.is_empty() {
+        return Err(ApiError::Validation(
+            "summary.scenarios: a run has at least one scenario".into(),
+        ));
+    }
+    if !(r.summary.duration_s.is_finite() && r.summary.duration_s >= 0.0) {
+        return Err(ApiError::Validation(
+            "summary.duration_s must be a non-negative number".into(),
+        ));
+    }
+    for sc in &r.summary.scenarios {
+        for (field, v) in [
+            ("rps", sc.rps),
+            ("p95_ms", sc.p95_ms),
+            ("error_rate", sc.error_rate),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(ApiError::Validation(format!(
+                    "summary.scenarios[{}].{field} must be a non-negative number",
+                    sc.name
+                )));
+            }
+        }
+    }
+    if r.commit.as_deref().is_some_and(|c| c.len() > 100) {
+        return Err(ApiError::Validation(
+            "commit: at most 100 characters".into(),
+        ));
+    }
+    chrono::DateTime::parse_from_rfc3339(&r.summary.started_at)
+        .map_err(|e| ApiError::Validation(format!("summary.started_at: {e}")))?;
+    Ok(())
+}
+
+/// Stores a run sent by `lookout load --report-to` (body: `{name, project, commit, scenario_file,
+/// summary}`), with its baseline points.
+#[utoipa::path(post, path = "/api/v1/load-runs", tag = "load", request_body = Object,
+    responses((status = 201, body = Object), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    who.require(Role::Member)?;
+    let report: RunReport =
+        serde_json::from_value(body).map_err(|e| ApiError::Validation(format!("load run: {e}")))?;
+    validate(&report)?;
+    let project_id = project_of(&state, report.project.as_deref()).await?;
+    let s = &report.summary;
+    let started_at = chrono::DateTime::parse_from_rfc3339(&s.started_at)
+        .map(|t| t.timestamp_millis())
+        .unwrap_or(0);
+    let metric = |name: &str, key: &str| {
+        s.metric(name)
+            .and_then(|m| m.values.get(key).copied())
+            .unwrap_or(0.0)
+    };
+    let run = NewRun {
+        project_id,
+        name: report.name.trim().to_string(),
+        commit: report.commit.clone(),
+        started_at,
+        duration_ms: (s.duration_s * 1000.0) as i64,
+        passed: s.passed(),
+        requests: metric("http_reqs", "count") as i64,
+        rps: metric("http_reqs", "rate"),
+        p95_ms: metric("http_req_duration", "p(95)"),
+        error_rate: metric("http_req_failed", "rate"),
+        summary: serde_json::to_value(s).map_err(|e| ApiError::Internal(e.to_string()))?,
+        scenario_file: report.scenario_file.clone(),
+    };
+    let points = baseline_points(&run.name, s, started_at, report.commit.as_deref());
+    let id = lstore::record(state.store(), &run, &points).await?;
+    tracing::info!(run = id, name = %run.name, passed = run.passed, "load run stored");
+    let (row, _, _) = lstore::get(state.store(), id).await?;
+    Ok((StatusCode::CREATED, Json(run_view(&row))))
+}
+
+/// `?project=` (id or slug; all projects when absent).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProjectFilter {
+    /// Project id or slug.
+    pub project: Option<String>,
+}
+
+async fn projects_for(state: &AppState, f: &ProjectFilter) -> ApiResult<Vec<i64>> {
+    Ok(match &f.project {
+        Some(p) => vec![project_of(state, Some(p)).await?],
+        None => tenancy::list_projects(
+            state.store(),
+            &Cursor {
+                after: None,
+                limit: Some(1000),
+            },
+        )
+        .await?
+        .items
+        .iter()
+        .map(|p| p.id)
+        .collect(),
+    })
+}
+
+/// Load-test runs, newest first.
+#[utoipa::path(get, path = "/api/v1/load-runs", tag = "load", params(ProjectFilter, ListParams),
+    responses((status = 200, body = Object)))]
+pub async fn list(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiQuery(f): ApiQuery<ProjectFilter>,
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> ApiResult<Json<Value>> {
+    let ids = projects_for(&state, &f).await?;
+    let page = lstore::list(state.store(), &ids, &q.cursor()).await?;
+    Ok(Json(
+        json!({"items": page.items.iter().map(run_view).collect::<Vec<_>>(), "next": page.next}),
+    ))
+}
+
+/// One run with its summary (metrics, thresholds, checks, scenarios, per-second series).
+#[utoipa::path(get, path = "/api/v1/load-runs/{id}", tag = "load",
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Value>> {
+    let (row, summary, file) = lstore::get(state.store(), id)
+        .await
+        .map_err(not_found("load run"))?;
+    let mut v = run_view(&row);
+    v["summary"] = summary;
+    v["scenario_file"] = file.into();
+    Ok(Json(v))
+}
+
+/// Deletes a run (its baseline points stay).
+#[utoipa::path(delete, path = "/api/v1/load-runs/{id}", tag = "load",
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
+    who.require(Role::Member)?;
+    lstore::delete(state.store(), id)
+        .await
+        .map_err(not_found("load run"))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `?a=&b=`: the runs to compare.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CompareQuery {
+    /// The baseline run.
+    pub a: i64,
+    /// The run compared with it.
+    pub b: i64,
+}
+
+/// Percent change from `a` to `b` (null when `a` is 0).
+fn change(a: f64, b: f64) -> Value {
+    if a == 0.0 {
+        Value::Null
+    } else {
+        json!(((b - a) / a * 1000.0).round() / 10.0)
+    }
+}
+
+/// Two runs side by side: key figures per scenario with their changes.
+pub async fn comparison(state: &AppState, a: i64, b: i64) -> ApiResult<Value> {
+    let (ra, sa, _) = lstore::get(state.store(), a)
+        .await
+        .map_err(not_found("load run a"))?;
+    let (rb, sb, _) = lstore::get(state.store(), b)
+        .await
+        .map_err(not_found("load run b"))?;
+    let sa: Summary = serde_json::from_value(sa).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let sb: Summary = serde_json::from_value(sb).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut names: Vec<String> = sa.scenarios.iter().map(|s| s.name.clone()).collect();
+    for s in &sb.scenarios {
+        if !names.contains(&s.name) {
+            names.push(s.name.clone());
+        }
+    }
+    let scenarios: Vec<Value> = names
+        .iter()
+        .map(|n| {
+            let x = sa.scenarios.iter().find(|s| &s.name == n);
+            let y = sb.scenarios.iter().find(|s| &s.name == n);
+            let fig = |s: Option<&lookout_load::summary::ScenarioSummary>| {
+                s.map(|s| json!({"requests": s.requests, "rps": s.rps, "avg_ms": s.avg_ms, "p50_ms": s.p50_ms, "p95_ms": s.p95_ms, "p99_ms": s.p99_ms, "error_rate": s.error_rate, "dropped_iterations": s.dropped_iterations}))
+                    .unwrap_or(Value::Null)
+            };
+            let delta = match (x, y) {
+                (Some(x), Some(y)) => json!({
+                    "rps_percent": change(x.rps, y.rps),
+                    "p95_percent": change(x.p95_ms, y.p95_ms),
+                    "p99_percent": change(x.p99_ms, y.p99_ms),
+                    "error_rate_change": y.error_rate - x.error_rate,
+                }),
+                _ => Value::Null,
+            };
+            json!({"name": n, "a": fig(x), "b": fig(y), "delta": delta})
+        })
+        .collect();
+    Ok(json!({"a": run_view(&ra), "b": run_view(&rb), "scenarios": scenarios}))
+}
+
+/// Compares two runs.
+#[utoipa::path(get, path = "/api/v1/load-runs/compare", tag = "load", params(CompareQuery),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn compare(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiQuery(q): ApiQuery<CompareQuery>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(comparison(&state, q.a, q.b).await?))
+}
+
+/// Baseline series with their newest point.
+#[utoipa::path(get, path = "/api/v1/series", tag = "load", params(ProjectFilter),
+    responses((status = 200, body = Object)))]
+pub async fn list_series(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiQuery(f): ApiQuery<ProjectFilter>,
+) -> ApiResult<Json<Value>> {
+    let ids = projects_for(&state, &f).await?;
+    let rows = series::list(state.store(), &ids).await?;
+    Ok(Json(json!({"items": rows})))
+}
+
+/// `?limit=` (default 1000).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PointsQuery {
+    /// The newest this many points.
+    pub limit: Option<i64>,
+}
+
+/// A series' points, oldest first.
+#[utoipa::path(get, path = "/api/v1/series/{id}/points", tag = "load", params(PointsQuery),
+    responses((status = 200, body = Object)))]
+pub async fn points(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<PointsQuery>,
+) -> ApiResult<Json<Value>> {
+    let rows = series::points(state.store(), id, q.limit.unwrap_or(1000).clamp(1, 100_000)).await?;
+    Ok(Json(json!({"items": rows})))
+}

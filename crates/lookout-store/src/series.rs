@@ -1,0 +1,200 @@
+//! Baseline series: a name plus tags, a unit and a direction, with timestamped points carrying
+//! optional commit, version and build. Load-test runs add points here; benchmark pushes,
+//! importers and regression detection build on the same tables.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::{Result, Store, StoreError};
+use lookout_core::time::now_ms;
+
+/// Which way is better for a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    LowerIsBetter,
+    HigherIsBetter,
+}
+
+impl Direction {
+    fn as_str(self) -> &'static str {
+        match self {
+            Direction::LowerIsBetter => "lower_is_better",
+            Direction::HigherIsBetter => "higher_is_better",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Direction> {
+        match s {
+            "lower_is_better" => Ok(Direction::LowerIsBetter),
+            "higher_is_better" => Ok(Direction::HigherIsBetter),
+            o => Err(StoreError::Corrupt(format!("series direction {o:?}"))),
+        }
+    }
+}
+
+/// What identifies a series, and how to read it.
+#[derive(Debug, Clone)]
+pub struct SeriesKey {
+    pub name: String,
+    pub tags: BTreeMap<String, String>,
+    pub unit: String,
+    pub direction: Direction,
+}
+
+/// A point to add.
+#[derive(Debug, Clone)]
+pub struct NewPoint {
+    pub key: SeriesKey,
+    pub at: i64,
+    pub value: f64,
+    pub commit: Option<String>,
+    pub version: Option<String>,
+    pub build: Option<String>,
+    pub source: String,
+}
+
+/// A stored series with its newest point.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeriesRow {
+    pub id: i64,
+    pub project_id: i64,
+    pub name: String,
+    pub tags: BTreeMap<String, String>,
+    pub unit: String,
+    pub direction: Direction,
+    pub points: i64,
+    pub last_value: Option<f64>,
+    pub last_at: Option<i64>,
+}
+
+/// A stored point.
+#[derive(Debug, Clone, Serialize)]
+pub struct PointRow {
+    pub at: i64,
+    pub value: f64,
+    pub commit: Option<String>,
+    pub version: Option<String>,
+    pub build: Option<String>,
+    pub source: String,
+}
+
+/// The series' id, created on first use. Tags are stored as canonical (sorted) JSON, so the same
+/// tags always name the same series.
+pub async fn upsert_in(
+    conn: &mut sqlx::AnyConnection,
+    project_id: i64,
+    key: &SeriesKey,
+) -> Result<i64> {
+    let tags = serde_json::to_string(&key.tags).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO series (project_id, name, tags, unit, direction, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (project_id, name, tags) DO NOTHING",
+    )
+    .bind(project_id)
+    .bind(&key.name)
+    .bind(&tags)
+    .bind(&key.unit)
+    .bind(key.direction.as_str())
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    let id: i64 =
+        sqlx::query("SELECT id FROM series WHERE project_id = $1 AND name = $2 AND tags = $3")
+            .bind(project_id)
+            .bind(&key.name)
+            .bind(&tags)
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
+    Ok(id)
+}
+
+/// Adds points inside an open transaction.
+pub async fn add_in(
+    conn: &mut sqlx::AnyConnection,
+    project_id: i64,
+    points: &[NewPoint],
+) -> Result<()> {
+    for p in points {
+        let id = upsert_in(conn, project_id, &p.key).await?;
+        sqlx::query(
+            "INSERT INTO series_points (series_id, at, value, commit_sha, version, build, source, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id)
+        .bind(p.at)
+        .bind(p.value)
+        .bind(p.commit.clone())
+        .bind(p.version.clone())
+        .bind(p.build.clone())
+        .bind(&p.source)
+        .bind(now_ms())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Series of the given projects, by name then tags.
+pub async fn list(store: &Store, project_ids: &[i64]) -> Result<Vec<SeriesRow>> {
+    let mut out = Vec::new();
+    for &pid in project_ids {
+        let rows = sqlx::query(
+            "SELECT s.id, s.project_id, s.name, s.tags, s.unit, s.direction,
+                    (SELECT COUNT(*) FROM series_points p WHERE p.series_id = s.id) AS n,
+                    (SELECT p.value FROM series_points p WHERE p.series_id = s.id ORDER BY p.at DESC, p.id DESC LIMIT 1) AS last_value,
+                    (SELECT MAX(p.at) FROM series_points p WHERE p.series_id = s.id) AS last_at
+             FROM series s WHERE s.project_id = $1 ORDER BY s.name, s.tags",
+        )
+        .bind(pid)
+        .fetch_all(store.pool())
+        .await?;
+        for r in rows {
+            let tags: String = r.try_get("tags")?;
+            let direction: String = r.try_get("direction")?;
+            out.push(SeriesRow {
+                id: r.try_get("id")?,
+                project_id: r.try_get("project_id")?,
+                name: r.try_get("name")?,
+                tags: serde_json::from_str(&tags)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                unit: r.try_get("unit")?,
+                direction: Direction::parse(&direction)?,
+                points: r.try_get("n")?,
+                last_value: r.try_get("last_value")?,
+                last_at: r.try_get("last_at")?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A series' points, oldest first (the newest `limit`).
+pub async fn points(store: &Store, series_id: i64, limit: i64) -> Result<Vec<PointRow>> {
+    let rows = sqlx::query(
+        "SELECT at, value, commit_sha, version, build, source FROM series_points
+         WHERE series_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
+    )
+    .bind(series_id)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?;
+    let mut out: Vec<PointRow> = rows
+        .iter()
+        .map(|r| {
+            Ok(PointRow {
+                at: r.try_get("at")?,
+                value: r.try_get("value")?,
+                commit: r.try_get("commit_sha")?,
+                version: r.try_get("version")?,
+                build: r.try_get("build")?,
+                source: r.try_get("source")?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    out.reverse();
+    Ok(out)
+}
