@@ -114,9 +114,26 @@ pub struct Response {
     body_at: Range<usize>,
     chunked_body: Vec<u8>,
     chunked: bool,
+    /// Whether the head carries `Set-Cookie` (so the cookie jar looks only when it must).
+    pub sets_cookies: bool,
 }
 
 impl Response {
+    /// Every value of a header (name in any case), in order.
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut parsed = httparse::Response::new(&mut headers);
+        if parsed.parse(&self.raw[..self.head]).is_err() {
+            return Vec::new();
+        }
+        parsed
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .filter_map(|h| std::str::from_utf8(h.value).ok())
+            .collect()
+    }
+
     /// The first value of a header (name in any case).
     pub fn header(&self, name: &str) -> Option<&str> {
         let mut headers = [httparse::EMPTY_HEADER; 64];
@@ -359,6 +376,7 @@ impl Client {
         resp.raw.clear();
         resp.chunked_body.clear();
         resp.chunked = false;
+        resp.sets_cookies = false;
         resp.received = 0;
         let mut first_byte: Option<Instant> = None;
         let mut reader = Reader::default();
@@ -450,6 +468,7 @@ impl Reader {
                     let h = Head::of(&parsed, len, head_only, status)?;
                     resp.status = status;
                     resp.head = len;
+                    resp.sets_cookies = h.sets_cookies;
                     self.head = Some(h);
                 }
                 Ok(httparse::Status::Partial) => {
@@ -530,6 +549,7 @@ struct Head {
     len: usize,
     body: BodyLen,
     keep_alive: bool,
+    sets_cookies: bool,
 }
 
 impl Head {
@@ -541,7 +561,9 @@ impl Head {
     ) -> Result<Head, Failure> {
         let mut body = BodyLen::UntilClose;
         let mut keep_alive = r.version == Some(1);
+        let mut sets_cookies = false;
         for h in r.headers.iter() {
+            sets_cookies |= h.name.eq_ignore_ascii_case("set-cookie");
             if h.name.eq_ignore_ascii_case("content-length") {
                 let v = std::str::from_utf8(h.value)
                     .ok()
@@ -569,6 +591,7 @@ impl Head {
             len,
             body,
             keep_alive,
+            sets_cookies,
         })
     }
 }

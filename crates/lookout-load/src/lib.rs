@@ -6,6 +6,7 @@
 //! [`summary`] turns the aggregate into k6's summary, its JSON export and the report the server
 //! keeps.
 
+pub mod cookies;
 pub mod duration;
 pub mod executor;
 pub mod http;

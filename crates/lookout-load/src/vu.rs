@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::cookies::{with_cookie, Jar};
 use crate::http::{write_request, Client, Conns, Failure, Origin, Prepared, Response, Timings};
 use crate::metrics::{Aggregate, Buffer, HttpSample, Record};
 use crate::spec::{CheckKind, ExtractFrom, HttpOptions, RequestStep, Scenario, Step};
@@ -25,6 +26,8 @@ pub struct Shared {
 struct Rendered {
     url: url::Url,
     origin: Origin,
+    /// The step sets its own `Cookie` header: the jar stays out of it.
+    has_cookie_header: bool,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     bytes: Vec<u8>,
@@ -55,6 +58,10 @@ pub struct Vu {
     /// How long the last request took: after a slow one, records are flushed before the next
     /// request, so they never wait a whole response time to reach the live figures.
     last_took: Duration,
+    /// Cookies the servers set, sent back per host (k6 keeps one jar per VU).
+    jar: Jar,
+    /// Request bytes with the jar's cookies added, when there are any.
+    with_cookies: Vec<u8>,
 }
 
 impl Drop for Vu {
@@ -87,6 +94,8 @@ impl Vu {
             timer: None,
             armed: Instant::now(),
             last_took: Duration::ZERO,
+            jar: Jar::default(),
+            with_cookies: Vec::new(),
         }
     }
 
@@ -207,6 +216,9 @@ impl Vu {
         let mut r = Rendered {
             url,
             origin,
+            has_cookie_header: headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("cookie")),
             headers,
             body: body.into_bytes(),
             bytes: Vec::new(),
@@ -256,14 +268,26 @@ impl Vu {
         let mut final_ok: Option<(u16, Duration)> = None;
         loop {
             let current = hop.as_ref().unwrap_or(rendered);
-            let prepared = Prepared {
-                origin: &current.origin,
-                bytes: &current.bytes,
-                head_only: method == "HEAD",
-            };
             if self.last_took > Duration::from_millis(20) || self.buf.due(step_start) {
                 self.flush();
             }
+            let cookie = if self.jar.is_empty() || current.has_cookie_header {
+                None
+            } else {
+                self.jar.header_for(&current.origin.host)
+            };
+            let bytes: &[u8] = match cookie {
+                Some(c) => {
+                    self.with_cookies = with_cookie(&current.bytes, &c);
+                    &self.with_cookies
+                }
+                None => &current.bytes,
+            };
+            let prepared = Prepared {
+                origin: &current.origin,
+                bytes,
+                head_only: method == "HEAD",
+            };
             let deadline = step_start + req.timeout;
             if self.timer.is_none() || self.armed < deadline {
                 self.armed = deadline + (req.timeout / 100).max(Duration::from_millis(1));
@@ -346,6 +370,11 @@ impl Vu {
                 self.flush();
             }
             let Some((status, took)) = outcome else { break };
+            if self.resp.sets_cookies {
+                for h in self.resp.headers_named("set-cookie") {
+                    self.jar.store(&current.origin.host, h);
+                }
+            }
             if matches!(status, 301 | 302 | 303 | 307 | 308)
                 && redirects < shared.http.max_redirects
             {
@@ -363,6 +392,7 @@ impl Vu {
                     let mut r = Rendered {
                         url: next,
                         origin,
+                        has_cookie_header: current.has_cookie_header,
                         headers: current.headers.clone(),
                         body: if keep_body {
                             current.body.clone()

@@ -282,3 +282,36 @@ thresholds:
     assert_eq!(s.exit_code(), 99);
     assert!(value(&s, "http_reqs", "count") > 50.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_vu_keeps_the_cookies_its_server_set() {
+    let t = LoadTarget::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = run_yaml(
+        r#"
+scenarios:
+  session:
+    executor: per-vu-iterations
+    vus: 3
+    iterations: 2
+    steps:
+      - request: { name: login, method: POST, url: "{{env.BASE}}/session/u{{vu}}" }
+      - request: { name: me, url: "{{env.BASE}}/session" }
+        checks: { status: 200, body_contains: '"user":"u' }
+"#,
+        &t.url(),
+        dir.path(),
+    )
+    .await;
+    assert_eq!(s.checks[0].passes, 6, "{:?}", s.checks);
+    // Each VU sent back its own session cookie, never another VU's.
+    let mut cookies: Vec<String> = t
+        .hits()
+        .iter()
+        .filter(|h| h.path == "/session")
+        .map(|h| h.headers["cookie"].clone())
+        .collect();
+    cookies.sort();
+    cookies.dedup();
+    assert_eq!(cookies, ["sid=s-u1", "sid=s-u2", "sid=s-u3"]);
+}

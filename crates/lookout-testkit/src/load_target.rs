@@ -45,6 +45,8 @@ impl LoadTarget {
             .route("/redirect", get(redirect))
             .route("/chunked", get(chunked))
             .route("/echo", any(echo))
+            .route("/session/{user}", post(session_login))
+            .route("/session", get(session_me))
             .layer(axum::middleware::from_fn_with_state(hits.clone(), record))
             .with_state(());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -150,6 +152,29 @@ async fn chunked() -> Response {
         (0..5).map(|i| Ok(format!("part{i};"))).collect();
     // A streamed body without a length goes out chunked.
     Body::from_stream(futures_util::stream::iter(parts)).into_response()
+}
+
+async fn session_login(Path(user): Path<String>) -> Response {
+    (
+        [("set-cookie", format!("sid=s-{user}; Path=/; HttpOnly"))],
+        "logged in",
+    )
+        .into_response()
+}
+
+async fn session_me(headers: HeaderMap) -> Response {
+    let cookie = headers
+        .get("cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match cookie
+        .split(';')
+        .map(str::trim)
+        .find_map(|c| c.strip_prefix("sid=s-"))
+    {
+        Some(user) => Json(json!({"user": user})).into_response(),
+        None => (StatusCode::UNAUTHORIZED, "no session").into_response(),
+    }
 }
 
 async fn echo(method: Method, uri: Uri, headers: HeaderMap, body: String) -> Json<Value> {
