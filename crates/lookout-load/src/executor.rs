@@ -65,6 +65,9 @@ pub async fn run_scenario(ctx: Arc<Ctx>, idx: usize) {
         () = ctx.until_abort() => return,
     }
     let start = Instant::now();
+    if let Ok(mut a) = ctx.shared.agg.lock() {
+        a.spans[idx].0 = Some(start);
+    }
     match sc.executor.clone() {
         Executor::SharedIterations {
             vus,
@@ -154,6 +157,9 @@ pub async fn run_scenario(ctx: Arc<Ctx>, idx: usize) {
         }
     }
     ctx.set_vus(idx, 0, 0);
+    if let Ok(mut a) = ctx.shared.agg.lock() {
+        a.spans[idx].1 = Some(Instant::now());
+    }
 }
 
 /// The VU count of a ramp at time `t`: linear between stage targets.
@@ -216,6 +222,12 @@ where
     let more = Arc::new(more);
     let iteration = Arc::new(AtomicU64::new(0));
     let ramping = matches!(sc.executor, Executor::RampingVus { .. });
+    let ramp_down = match &sc.executor {
+        Executor::RampingVus {
+            graceful_ramp_down, ..
+        } => Some(*graceful_ramp_down),
+        _ => None,
+    };
     if !ramping {
         ctx.set_vus(idx, vus, vus);
     }
@@ -246,7 +258,33 @@ where
                         break;
                     }
                     let it = iteration.fetch_add(1, Ordering::Relaxed);
-                    vu.iteration(sc, idx, &ctx.shared, it, None).await;
+                    match ramp_down {
+                        None => vu.iteration(sc, idx, &ctx.shared, it, None).await,
+                        Some(grace) => {
+                            // Ramped down below this VU: its iteration gets `gracefulRampDown`
+                            // to finish, then is interrupted (and not counted), as in k6.
+                            let over = async {
+                                let mut since: Option<Instant> = None;
+                                loop {
+                                    tokio::time::sleep(Duration::from_millis(50)).await;
+                                    if more(vu_index, done) {
+                                        since = None;
+                                    } else if since.get_or_insert_with(Instant::now).elapsed()
+                                        >= grace
+                                    {
+                                        break;
+                                    }
+                                }
+                            };
+                            tokio::select! {
+                                () = vu.iteration(sc, idx, &ctx.shared, it, None) => {}
+                                () = over => {
+                                    vu.clock = Instant::now();
+                                    continue;
+                                }
+                            }
+                        }
+                    }
                     done += 1;
                 }
                 vu.flush();

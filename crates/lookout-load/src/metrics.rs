@@ -234,6 +234,8 @@ pub struct Aggregate {
     pub points: Vec<Point>,
     /// Current VUs per scenario.
     pub vus: Vec<u64>,
+    /// When each scenario started and ended, for its own request rate.
+    pub spans: Vec<(Option<Instant>, Option<Instant>)>,
     allocated: Vec<u64>,
     vus_max_series: Option<usize>,
     scenario_vus_series: Vec<Option<usize>>,
@@ -413,6 +415,7 @@ impl Aggregate {
             open: BTreeMap::new(),
             points: Vec::new(),
             vus: vec![0; plan.scenarios.len()],
+            spans: vec![(None, None); plan.scenarios.len()],
             allocated: vec![0; plan.scenarios.len()],
             vus_max_series,
             scenario_vus_series,

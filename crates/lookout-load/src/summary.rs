@@ -53,6 +53,7 @@ pub struct ScenarioSummary {
     pub executor: String,
     pub tags: BTreeMap<String, String>,
     pub requests: u64,
+    /// Requests per second while the scenario ran (from its start to its last iteration).
     pub rps: f64,
     pub avg_ms: f64,
     pub p50_ms: f64,
@@ -216,7 +217,14 @@ pub fn build(
     let scenarios = plan
         .scenarios
         .iter()
-        .map(|sc| {
+        .enumerate()
+        .map(|(i, sc)| {
+            // Requests per second over the time the scenario ran, not the whole test's.
+            let active = match a.spans.get(i) {
+                Some((Some(from), Some(to))) => to.saturating_duration_since(*from),
+                Some((Some(from), None)) => from.elapsed(),
+                _ => elapsed,
+            };
             let get = |metric: &str, agg: Agg| {
                 let key = MetricRef {
                     metric: metric.into(),
@@ -230,7 +238,7 @@ pub fn build(
                 executor: sc.executor.name().into(),
                 tags: sc.tags.clone(),
                 requests,
-                rps: get("http_reqs", Agg::Rate),
+                rps: get("http_reqs", Agg::Count) / active.as_secs_f64().max(1e-9),
                 avg_ms: get("http_req_duration", Agg::Avg),
                 p50_ms: get("http_req_duration", Agg::Med),
                 p95_ms: get("http_req_duration", Agg::P(95.0)),

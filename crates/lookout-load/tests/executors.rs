@@ -240,3 +240,33 @@ scenarios:
     // The server's 500 ms shows in the latency; the slow server cannot hide it.
     assert!(value(&s, "http_req_duration", "med") >= 500.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ramping_down_interrupts_iterations_after_graceful_ramp_down() {
+    let t = LoadTarget::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = |grace: &str| {
+        format!(
+            r#"
+scenarios:
+  users:
+    executor: ramping-vus
+    startVUs: 2
+    gracefulRampDown: {grace}
+    stages:
+      - {{ duration: 500ms, target: 2 }}
+      - {{ duration: 100ms, target: 0 }}
+      - {{ duration: 3s, target: 0 }}
+    steps:
+      - request: {{ url: "{{{{env.BASE}}}}/slow?ms=2000" }}
+"#
+        )
+    };
+    // 2 s requests, ramped to 0 at 0.6 s: with 300 ms of grace both are cut off...
+    let cut = run_yaml(&yaml("300ms"), &t.url(), dir.path()).await;
+    assert_eq!(value(&cut, "iterations", "count"), 0.0);
+    assert_eq!(value(&cut, "http_reqs", "count"), 0.0);
+    // ...with 3 s of grace both finish.
+    let kept = run_yaml(&yaml("3s"), &t.url(), dir.path()).await;
+    assert_eq!(value(&kept, "iterations", "count"), 2.0);
+}
