@@ -622,25 +622,10 @@ fn scenario(
             if !(rate > 0.0 && rate.is_finite()) {
                 return Err(format!("{at}.rate: must be above 0"));
             }
-            let pre = need(at, "preAllocatedVUs", rs.pre_allocated_vus)?;
-            let max_vus = rs.max_vus.unwrap_or(pre);
-            if max_vus < pre || max_vus == 0 {
-                return Err(format!(
-                    "{at}.maxVUs: must be at least preAllocatedVUs ({pre}) and 1"
-                ));
-            }
+            let (pre, max_vus) = vu_pool(at, &rs)?;
             Executor::ConstantArrivalRate {
                 rate,
-                time_unit: nonzero(
-                    at,
-                    "timeUnit",
-                    dur(
-                        at,
-                        "timeUnit",
-                        rs.time_unit.as_ref(),
-                        Some(Duration::from_secs(1)),
-                    )?,
-                )?,
+                time_unit: time_unit(at, &rs)?,
                 duration: nonzero(
                     at,
                     "duration",
@@ -651,25 +636,10 @@ fn scenario(
             }
         }
         _ => {
-            let pre = need(at, "preAllocatedVUs", rs.pre_allocated_vus)?;
-            let max_vus = rs.max_vus.unwrap_or(pre);
-            if max_vus < pre || max_vus == 0 {
-                return Err(format!(
-                    "{at}.maxVUs: must be at least preAllocatedVUs ({pre}) and 1"
-                ));
-            }
+            let (pre, max_vus) = vu_pool(at, &rs)?;
             Executor::RampingArrivalRate {
                 start_rate: rs.start_rate.unwrap_or(0.0),
-                time_unit: nonzero(
-                    at,
-                    "timeUnit",
-                    dur(
-                        at,
-                        "timeUnit",
-                        rs.time_unit.as_ref(),
-                        Some(Duration::from_secs(1)),
-                    )?,
-                )?,
+                time_unit: time_unit(at, &rs)?,
                 stages: stages(&rs.stages)?,
                 pre_allocated: pre,
                 max_vus,
@@ -729,6 +699,29 @@ fn scenario(
         data,
         vars: vars.len(),
     })
+}
+
+/// `preAllocatedVUs` and `maxVUs` (default: as many as preallocated) of an arrival-rate executor.
+fn vu_pool(at: &str, rs: &RawScenario) -> Result<(u64, u64), String> {
+    let pre = need(at, "preAllocatedVUs", rs.pre_allocated_vus)?;
+    let max_vus = rs.max_vus.unwrap_or(pre);
+    if max_vus < pre || max_vus == 0 {
+        return Err(format!(
+            "{at}.maxVUs: must be at least preAllocatedVUs ({pre}) and 1"
+        ));
+    }
+    Ok((pre, max_vus))
+}
+
+/// `timeUnit` (default 1s) of an arrival-rate executor.
+fn time_unit(at: &str, rs: &RawScenario) -> Result<Duration, String> {
+    let d = dur(
+        at,
+        "timeUnit",
+        rs.time_unit.as_ref(),
+        Some(Duration::from_secs(1)),
+    )?;
+    nonzero(at, "timeUnit", d)
 }
 
 fn nonzero(at: &str, field: &str, d: Duration) -> Result<Duration, String> {

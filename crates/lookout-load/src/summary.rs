@@ -372,6 +372,17 @@ pub fn text(s: &Summary) -> String {
         out.push('\n');
     }
     let plain = |name: &str| s.metric(name);
+    let counter = |name: &str| {
+        format!(
+            "{:<7} {:.1}/s",
+            s.value(name, "count"),
+            s.value(name, "rate")
+        )
+    };
+    let gauge = |name: &str| {
+        let v = |k| s.value(name, k);
+        format!("{:<7} min={} max={}", v("value"), v("min"), v("max"))
+    };
     out.push_str("    HTTP\n");
     for name in [
         "http_req_duration",
@@ -411,64 +422,22 @@ pub fn text(s: &Summary) -> String {
             }
         ),
     );
-    dotted(
-        &mut out,
-        "    ",
-        "http_reqs",
-        &format!(
-            "{:<7} {:.1}/s",
-            s.value("http_reqs", "count"),
-            s.value("http_reqs", "rate")
-        ),
-    );
+    dotted(&mut out, "    ", "http_reqs", &counter("http_reqs"));
     out.push_str("\n    EXECUTION\n");
-    let dropped = s.value("dropped_iterations", "count");
-    if dropped > 0.0 {
+    if s.value("dropped_iterations", "count") > 0.0 {
         dotted(
             &mut out,
             "    ",
             "dropped_iterations",
-            &format!(
-                "{dropped:<7} {:.1}/s",
-                s.value("dropped_iterations", "rate")
-            ),
+            &counter("dropped_iterations"),
         );
     }
     if let Some(m) = plain("iteration_duration") {
         dotted(&mut out, "    ", "iteration_duration", &trend_line(m));
     }
-    dotted(
-        &mut out,
-        "    ",
-        "iterations",
-        &format!(
-            "{:<7} {:.1}/s",
-            s.value("iterations", "count"),
-            s.value("iterations", "rate")
-        ),
-    );
-    dotted(
-        &mut out,
-        "    ",
-        "vus",
-        &format!(
-            "{:<7} min={} max={}",
-            s.value("vus", "value"),
-            s.value("vus", "min"),
-            s.value("vus", "max")
-        ),
-    );
-    dotted(
-        &mut out,
-        "    ",
-        "vus_max",
-        &format!(
-            "{:<7} min={} max={}",
-            s.value("vus_max", "value"),
-            s.value("vus_max", "min"),
-            s.value("vus_max", "max")
-        ),
-    );
+    dotted(&mut out, "    ", "iterations", &counter("iterations"));
+    dotted(&mut out, "    ", "vus", &gauge("vus"));
+    dotted(&mut out, "    ", "vus_max", &gauge("vus_max"));
     out.push_str("\n    NETWORK\n");
     for name in ["data_received", "data_sent"] {
         dotted(

@@ -330,15 +330,7 @@ impl Vu {
                         } else {
                             0
                         },
-                        us: [
-                            micros(duration.max(t.duration())),
-                            micros(t.blocked),
-                            micros(t.connecting),
-                            micros(t.tls_handshaking),
-                            micros(t.sending),
-                            micros(t.waiting),
-                            micros(t.receiving),
-                        ],
+                        us: phases(duration.max(t.duration()), &t),
                         sent: current.bytes.len() as u32,
                         received: self.resp.received as u32,
                     };
@@ -351,15 +343,7 @@ impl Vu {
                         status: 0,
                         failed: true,
                         error_code: failure.code,
-                        us: [
-                            micros(now.saturating_duration_since(step_start)),
-                            micros(t.blocked),
-                            micros(t.connecting),
-                            micros(t.tls_handshaking),
-                            micros(t.sending),
-                            micros(t.waiting),
-                            micros(t.receiving),
-                        ],
+                        us: phases(now.saturating_duration_since(step_start), &t),
                         sent: 0,
                         received: 0,
                     };
@@ -527,6 +511,19 @@ fn encode(r: &mut Rendered, method: &str, user_agent: &str) {
         &headers,
         &r.body,
     );
+}
+
+/// A sample's times in [`HttpSample::us`] order: the duration, then each phase.
+fn phases(duration: Duration, t: &Timings) -> [u32; 7] {
+    [
+        micros(duration),
+        micros(t.blocked),
+        micros(t.connecting),
+        micros(t.tls_handshaking),
+        micros(t.sending),
+        micros(t.waiting),
+        micros(t.receiving),
+    ]
 }
 
 fn micros(d: Duration) -> u32 {

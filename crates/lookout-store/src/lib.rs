@@ -36,6 +36,19 @@ pub use migrate::SCHEMA_VERSION;
 pub use page::{Cursor, Page};
 pub use writer::{Value, Write, WriteQueue, Writer};
 
+/// Deletes row `id` of `table` (a table name from this crate, never user text); NotFound when
+/// there is none.
+pub(crate) async fn delete_by_id(store: &Store, table: &'static str, id: i64) -> Result<()> {
+    let n = sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
+        .bind(id)
+        .execute(store.pool())
+        .await?;
+    if n.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -162,13 +162,5 @@ pub async fn get(store: &Store, id: i64) -> Result<(RunRow, Json, Option<String>
 
 /// Deletes a run (its series points stay: they are history of their own).
 pub async fn delete(store: &Store, id: i64) -> Result<()> {
-    let n = sqlx::query("DELETE FROM load_runs WHERE id = $1")
-        .bind(id)
-        .execute(store.pool())
-        .await?
-        .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    crate::delete_by_id(store, "load_runs", id).await
 }

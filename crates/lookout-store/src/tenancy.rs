@@ -383,15 +383,7 @@ pub async fn get_user(store: &Store, id: i64) -> Result<User> {
 
 /// Deletes a user with their sessions and tokens.
 pub async fn delete_user(store: &Store, id: i64) -> Result<()> {
-    let n = sqlx::query("DELETE FROM users WHERE id = $1")
-        .bind(id)
-        .execute(store.pool())
-        .await?
-        .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    crate::delete_by_id(store, "users", id).await
 }
 
 /// The user with this email and password, if both match.

@@ -153,19 +153,7 @@ pub async fn spec_list(store: &Store, t: SpecTable, org_id: i64) -> Result<Vec<S
 
 /// Deletes an object.
 pub async fn spec_delete(store: &Store, t: SpecTable, id: i64) -> Result<()> {
-    delete_by_id(store, t.table(), id).await
-}
-
-/// Deletes row `id` of `table` (one of this module's tables); NotFound when there is none.
-async fn delete_by_id(store: &Store, table: &str, id: i64) -> Result<()> {
-    let n = sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
-        .bind(id)
-        .execute(store.pool())
-        .await?;
-    if n.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    crate::delete_by_id(store, t.table(), id).await
 }
 
 /// A notification channel: a team destination, or (with `user_id`) a user's contact method.
@@ -306,7 +294,7 @@ pub async fn channel_list(
 
 /// Deletes a channel (its queued notifications go with it).
 pub async fn channel_delete(store: &Store, id: i64) -> Result<()> {
-    delete_by_id(store, "alert_channels", id).await
+    crate::delete_by_id(store, "alert_channels", id).await
 }
 
 /// A schedule override as stored.
@@ -522,7 +510,7 @@ pub async fn integration_list(store: &Store, org_id: i64) -> Result<Vec<Integrat
 
 /// Deletes an integration.
 pub async fn integration_delete(store: &Store, id: i64) -> Result<()> {
-    delete_by_id(store, "integrations", id).await
+    crate::delete_by_id(store, "integrations", id).await
 }
 
 /// A runbook with its newest version's body.

@@ -159,15 +159,7 @@ pub async fn list_maintenance(store: &Store) -> Result<Vec<MaintenanceRow>> {
 
 /// Deletes a window.
 pub async fn delete_maintenance(store: &Store, id: i64) -> Result<()> {
-    let n = sqlx::query("DELETE FROM maintenance_windows WHERE id = $1")
-        .bind(id)
-        .execute(store.pool())
-        .await?
-        .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    crate::delete_by_id(store, "maintenance_windows", id).await
 }
 
 // ---------------------------------------------------------------- status pages
