@@ -90,7 +90,7 @@ impl Trend {
     }
 
     fn record(&mut self, us: u64) {
-        self.hist.saturating_record(us.clamp(1, MAX_US));
+        self.hist.saturating_record(us.min(MAX_US));
         self.count += 1;
         self.sum_us += us as f64;
         self.min_us = self.min_us.min(us);
@@ -468,7 +468,7 @@ impl Aggregate {
                     for at in [0, scenario].into_iter().take(if single { 1 } else { 2 }) {
                         sec.stats[at].reqs += 1;
                         sec.stats[at].failed += u64::from(s.failed);
-                        sec.hist[at].saturating_record(u64::from(s.us[0]).clamp(1, MAX_US));
+                        sec.hist[at].saturating_record(u64::from(s.us[0]).min(MAX_US));
                     }
                 }
                 Record::Iteration {

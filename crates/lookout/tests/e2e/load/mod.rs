@@ -359,3 +359,60 @@ async fn reported_runs_are_kept_compared_and_become_baseline_points(backend: Bac
     let (_, list) = json_of(c.get(s.at("/api/v1/load-runs")).send().await.unwrap()).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_targets_time_the_handshake_and_verify_certificates_unless_told_not_to() {
+    let t = crate::uptime::targets::HttpTarget::start_tls(30).await;
+    let url = format!("https://{}/", t.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("k6.json");
+    let o = lookout(&[
+        "load",
+        "quick",
+        &url,
+        "-k",
+        "-c",
+        "2",
+        "-n",
+        "20",
+        "-q",
+        "--summary-export",
+        export.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&export).unwrap()).unwrap();
+    assert_eq!(m["metrics"]["http_reqs"]["count"], 20);
+    assert_eq!(m["metrics"]["http_req_failed"]["value"], 0.0);
+    // One handshake per connection (2 VUs), kept alive for the other requests.
+    assert!(
+        m["metrics"]["http_req_tls_handshaking"]["max"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert_eq!(m["metrics"]["http_req_tls_handshaking"]["med"], 0.0);
+    // The self-signed certificate fails verification without -k.
+    let o = lookout(&[
+        "load",
+        "quick",
+        &url,
+        "-c",
+        "1",
+        "-n",
+        "3",
+        "-q",
+        "--threshold",
+        "http_req_failed=rate<0.5",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(99),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
