@@ -140,8 +140,10 @@ impl Vu {
                 Step::Sleep(lo, hi) => self.pause(*lo, *hi).await,
                 Step::Request(req) => {
                     let start = if first { began } else { self.clock };
+                    // Only an arrival-rate iteration's first request is timed from when it was due.
+                    let from_due = first && due.is_some();
                     first = false;
-                    self.request(scenario, si, req, shared, iteration, row, start)
+                    self.request(scenario, si, req, shared, iteration, row, start, from_due)
                         .await;
                     if let Some((lo, hi)) = req.think {
                         self.pause(lo, hi).await;
@@ -237,6 +239,7 @@ impl Vu {
         iteration: u64,
         row: Option<usize>,
         start: Instant,
+        from_due: bool,
     ) {
         let is_fixed = req.url.fixed().is_some()
             && req.headers.iter().all(|(_, t)| t.fixed().is_some())
@@ -316,9 +319,14 @@ impl Vu {
             let (sample, outcome) = match result {
                 Ok(t) => {
                     // From the due time, not the actual send: a late start is latency too.
-                    let duration = now
-                        .saturating_duration_since(step_start)
-                        .saturating_sub(t.connecting + t.tls_handshaking);
+                    // Otherwise k6's definition: sending + waiting + receiving.
+                    let duration = if from_due && redirects == 0 {
+                        now.saturating_duration_since(step_start)
+                            .saturating_sub(t.connecting + t.tls_handshaking)
+                            .max(t.duration())
+                    } else {
+                        t.duration()
+                    };
                     let status = self.resp.status;
                     let sample = HttpSample {
                         at_ms: Self::ms(shared, now),
@@ -330,11 +338,11 @@ impl Vu {
                         } else {
                             0
                         },
-                        us: phases(duration.max(t.duration()), &t),
+                        us: phases(duration, &t),
                         sent: current.bytes.len() as u32,
                         received: self.resp.received as u32,
                     };
-                    (sample, Some((status, duration.max(t.duration()))))
+                    (sample, Some((status, duration)))
                 }
                 Err((t, failure)) => {
                     let sample = HttpSample {
