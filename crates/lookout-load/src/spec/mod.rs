@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::duration;
-
 use crate::threshold::{MetricRef, Threshold};
 
 /// A validated run: what to send, how fast, and what must hold.
