@@ -113,8 +113,13 @@ pub fn main(cmd: LoadCommand) -> Result<u8> {
         if let Some(path) = &output.summary_export {
             write_export(path, &summary)?;
         }
-        report(&output, &name, file_text.as_deref(), &summary).await?;
-        Ok(summary.exit_code() as u8)
+        let code = summary.exit_code() as u8;
+        // A report that did not arrive must not hide a failed threshold (99), nor pass silently.
+        if let Err(e) = report(&output, &name, file_text.as_deref(), &summary).await {
+            eprintln!("error: {e:#}");
+            return Ok(code.max(1));
+        }
+        Ok(code)
     })
 }
 
