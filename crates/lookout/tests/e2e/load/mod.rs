@@ -234,6 +234,23 @@ async fn reported_runs_are_kept_compared_and_become_baseline_points(backend: Bac
         );
         assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("{}/load-tests/", s.url)));
     }
+    // A refused report is an error, and the run is not stored.
+    let o = lookout(&[
+        "load",
+        "run",
+        &file,
+        "-q",
+        "--report-to",
+        &s.url,
+        "--token",
+        "lk_wrong",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let c = s.admin_client();
     let (st, list) = json_of(c.get(s.at("/api/v1/load-runs")).send().await.unwrap()).await;
     assert_eq!(st, 200, "{list}");
