@@ -136,14 +136,7 @@ impl Response {
 
     /// The first value of a header (name in any case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut parsed = httparse::Response::new(&mut headers);
-        parsed.parse(&self.raw[..self.head]).ok()?;
-        parsed
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .and_then(|h| std::str::from_utf8(h.value).ok())
+        self.headers_named(name).into_iter().next()
     }
 
     /// The body, de-chunked.

@@ -262,6 +262,58 @@ pub fn build(
     }
 }
 
+/// Changes from run A to run B in one scenario; percentages are `None` when A's figure is 0.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delta {
+    pub rps_percent: Option<f64>,
+    pub p50_percent: Option<f64>,
+    pub p95_percent: Option<f64>,
+    pub p99_percent: Option<f64>,
+    /// B's error rate minus A's (a ratio, not a percentage).
+    pub error_rate_change: f64,
+}
+
+/// One scenario of two runs side by side (either side absent when only one run has it).
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioComparison {
+    pub name: String,
+    pub a: Option<ScenarioSummary>,
+    pub b: Option<ScenarioSummary>,
+    /// Present when both runs have the scenario.
+    pub delta: Option<Delta>,
+}
+
+/// Compares two runs scenario by scenario, in A's order, then B's scenarios A lacks.
+pub fn compare(a: &Summary, b: &Summary) -> Vec<ScenarioComparison> {
+    let mut names: Vec<&str> = a.scenarios.iter().map(|s| s.name.as_str()).collect();
+    for s in &b.scenarios {
+        if !names.contains(&s.name.as_str()) {
+            names.push(&s.name);
+        }
+    }
+    let change = |x: f64, y: f64| (x != 0.0).then(|| (y - x) / x * 100.0);
+    names
+        .into_iter()
+        .map(|n| {
+            let x = a.scenarios.iter().find(|s| s.name == n);
+            let y = b.scenarios.iter().find(|s| s.name == n);
+            let delta = x.zip(y).map(|(x, y)| Delta {
+                rps_percent: change(x.rps, y.rps),
+                p50_percent: change(x.p50_ms, y.p50_ms),
+                p95_percent: change(x.p95_ms, y.p95_ms),
+                p99_percent: change(x.p99_ms, y.p99_ms),
+                error_rate_change: y.error_rate - x.error_rate,
+            });
+            ScenarioComparison {
+                name: n.to_string(),
+                a: x.cloned(),
+                b: y.cloned(),
+                delta,
+            }
+        })
+        .collect()
+}
+
 fn ms(v: f64) -> String {
     human(Duration::from_secs_f64((v / 1000.0).max(0.0)))
 }

@@ -241,9 +241,7 @@ impl Vu {
         start: Instant,
         from_due: bool,
     ) {
-        let is_fixed = req.url.fixed().is_some()
-            && req.headers.iter().all(|(_, t)| t.fixed().is_some())
-            && req.body.as_ref().is_none_or(|b| b.fixed().is_some());
+        let is_fixed = req.fixed;
         let owned;
         let rendered: &Rendered = if is_fixed {
             if self.fixed[si].is_none() {

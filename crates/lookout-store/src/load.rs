@@ -65,8 +65,9 @@ fn row(r: &sqlx::any::AnyRow) -> Result<RunRow> {
     })
 }
 
-/// Stores a run with its series points; returns the run's id.
-pub async fn record(store: &Store, run: &NewRun, points: &[NewPoint]) -> Result<i64> {
+/// Stores a run with its series points; returns it as a list row.
+pub async fn record(store: &Store, run: &NewRun, points: &[NewPoint]) -> Result<RunRow> {
+    let created_at = now_ms();
     let mut tx = store.begin_write().await?;
     let id: i64 = sqlx::query(
         "INSERT INTO load_runs (project_id, name, commit_sha, started_at, duration_ms, passed, requests, rps, p95_ms, error_rate, summary, scenario_file, created_at)
@@ -84,7 +85,7 @@ pub async fn record(store: &Store, run: &NewRun, points: &[NewPoint]) -> Result<
     .bind(run.error_rate)
     .bind(run.summary.to_string())
     .bind(run.scenario_file.clone())
-    .bind(now_ms())
+    .bind(created_at)
     .fetch_one(&mut *tx)
     .await?
     .try_get(0)?;
@@ -105,7 +106,20 @@ pub async fn record(store: &Store, run: &NewRun, points: &[NewPoint]) -> Result<
     );
     events::publish_in_tx(store, &mut tx, &[event]).await?;
     tx.commit().await?;
-    Ok(id)
+    Ok(RunRow {
+        id,
+        project_id: run.project_id,
+        name: run.name.clone(),
+        commit: run.commit.clone(),
+        started_at: run.started_at,
+        duration_ms: run.duration_ms,
+        passed: run.passed,
+        requests: run.requests,
+        rps: run.rps,
+        p95_ms: run.p95_ms,
+        error_rate: run.error_rate,
+        created_at,
+    })
 }
 
 /// Runs of the given projects, newest first.

@@ -34,6 +34,8 @@ pub struct RequestStep {
     pub think: Option<(Duration, Duration)>,
     /// Whether a check or extraction reads the body as JSON.
     pub needs_json: bool,
+    /// Whether URL, headers and body have no template, so each VU renders the request once.
+    pub fixed: bool,
 }
 
 /// A compiled check.
@@ -307,6 +309,9 @@ pub(super) fn step(
         Some(t) => Some(think(&format!("{at}.think"), t)?),
         None => None,
     };
+    let fixed = url.fixed().is_some()
+        && headers.iter().all(|(_, t)| t.fixed().is_some())
+        && body.as_ref().is_none_or(|b| b.fixed().is_some());
     Ok(Step::Request(Box::new(RequestStep {
         id,
         method,
@@ -318,5 +323,6 @@ pub(super) fn step(
         extracts,
         think,
         needs_json,
+        fixed,
     })))
 }

@@ -37,17 +37,18 @@ pub struct RunReport {
     pub summary: Summary,
 }
 
+/// Every project (teams have a handful; one page of 1000 holds them).
+async fn all_projects(state: &AppState) -> ApiResult<Vec<tenancy::Project>> {
+    let all = Cursor {
+        after: None,
+        limit: Some(1000),
+    };
+    Ok(tenancy::list_projects(state.store(), &all).await?.items)
+}
+
 /// A project named by id or slug; without one, the first project.
 pub(crate) async fn project_of(state: &AppState, wanted: Option<&str>) -> ApiResult<i64> {
-    let projects = tenancy::list_projects(
-        state.store(),
-        &Cursor {
-            after: None,
-            limit: Some(1000),
-        },
-    )
-    .await?
-    .items;
+    let projects = all_projects(state).await?;
     match wanted.map(str::trim).filter(|w| !w.is_empty()) {
         None => projects
             .first()
@@ -195,9 +196,8 @@ pub async fn create(
         scenario_file: report.scenario_file.clone(),
     };
     let points = baseline_points(&run.name, s, started_at, report.commit.as_deref());
-    let id = lstore::record(state.store(), &run, &points).await?;
-    tracing::info!(run = id, name = %run.name, passed = run.passed, "load run stored");
-    let (row, _, _) = lstore::get(state.store(), id).await?;
+    let row = lstore::record(state.store(), &run, &points).await?;
+    tracing::info!(run = row.id, name = %run.name, passed = run.passed, "load run stored");
     Ok((StatusCode::CREATED, Json(run_view(&row))))
 }
 
@@ -212,18 +212,7 @@ pub struct ProjectFilter {
 async fn projects_for(state: &AppState, f: &ProjectFilter) -> ApiResult<Vec<i64>> {
     Ok(match &f.project {
         Some(p) => vec![project_of(state, Some(p)).await?],
-        None => tenancy::list_projects(
-            state.store(),
-            &Cursor {
-                after: None,
-                limit: Some(1000),
-            },
-        )
-        .await?
-        .items
-        .iter()
-        .map(|p| p.id)
-        .collect(),
+        None => all_projects(state).await?.iter().map(|p| p.id).collect(),
     })
 }
 
@@ -285,15 +274,6 @@ pub struct CompareQuery {
     pub b: i64,
 }
 
-/// Percent change from `a` to `b` (null when `a` is 0).
-fn change(a: f64, b: f64) -> Value {
-    if a == 0.0 {
-        Value::Null
-    } else {
-        json!(((b - a) / a * 1000.0).round() / 10.0)
-    }
-}
-
 /// Two runs side by side: key figures per scenario with their changes.
 pub async fn comparison(state: &AppState, a: i64, b: i64) -> ApiResult<Value> {
     let (ra, sa, _) = lstore::get(state.store(), a)
@@ -304,33 +284,7 @@ pub async fn comparison(state: &AppState, a: i64, b: i64) -> ApiResult<Value> {
         .map_err(not_found("load run b"))?;
     let sa: Summary = serde_json::from_value(sa).map_err(|e| ApiError::Internal(e.to_string()))?;
     let sb: Summary = serde_json::from_value(sb).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut names: Vec<String> = sa.scenarios.iter().map(|s| s.name.clone()).collect();
-    for s in &sb.scenarios {
-        if !names.contains(&s.name) {
-            names.push(s.name.clone());
-        }
-    }
-    let scenarios: Vec<Value> = names
-        .iter()
-        .map(|n| {
-            let x = sa.scenarios.iter().find(|s| &s.name == n);
-            let y = sb.scenarios.iter().find(|s| &s.name == n);
-            let fig = |s: Option<&lookout_load::summary::ScenarioSummary>| {
-                s.map(|s| json!({"requests": s.requests, "rps": s.rps, "avg_ms": s.avg_ms, "p50_ms": s.p50_ms, "p95_ms": s.p95_ms, "p99_ms": s.p99_ms, "error_rate": s.error_rate, "dropped_iterations": s.dropped_iterations}))
-                    .unwrap_or(Value::Null)
-            };
-            let delta = match (x, y) {
-                (Some(x), Some(y)) => json!({
-                    "rps_percent": change(x.rps, y.rps),
-                    "p95_percent": change(x.p95_ms, y.p95_ms),
-                    "p99_percent": change(x.p99_ms, y.p99_ms),
-                    "error_rate_change": y.error_rate - x.error_rate,
-                }),
-                _ => Value::Null,
-            };
-            json!({"name": n, "a": fig(x), "b": fig(y), "delta": delta})
-        })
-        .collect();
+    let scenarios = lookout_load::summary::compare(&sa, &sb);
     Ok(json!({"a": run_view(&ra), "b": run_view(&rb), "scenarios": scenarios}))
 }
 

@@ -130,7 +130,6 @@ struct RunPage {
 
 /// Charts of one run: req/s, latency percentiles, failures and dropped iterations per second.
 fn charts(s: &Summary, start: i64) -> Vec<String> {
-    let label = "";
     let at = |t: u32| start + i64::from(t) * 1000;
     let pts =
         |f: &dyn Fn(&lookout_load::metrics::SecondStats) -> f64, i: usize| -> Vec<(i64, f64)> {
@@ -141,38 +140,38 @@ fn charts(s: &Summary, start: i64) -> Vec<String> {
         };
     let to = s.series.last().map_or(start + 1000, |p| at(p.t));
     let mut rps = vec![Series {
-        name: format!("{label}all"),
+        name: "all".into(),
         points: pts(&|x| x.reqs as f64, 0),
     }];
     if s.scenarios.len() > 1 {
         for (i, sc) in s.scenarios.iter().enumerate() {
             rps.push(Series {
-                name: format!("{label}{}", sc.name),
+                name: sc.name.clone(),
                 points: pts(&|x| x.reqs as f64, i + 1),
             });
         }
     }
     let latency = vec![
         Series {
-            name: format!("{label}p50"),
+            name: "p50".into(),
             points: pts(&|x| x.p50_ms, 0),
         },
         Series {
-            name: format!("{label}p95"),
+            name: "p95".into(),
             points: pts(&|x| x.p95_ms, 0),
         },
         Series {
-            name: format!("{label}p99"),
+            name: "p99".into(),
             points: pts(&|x| x.p99_ms, 0),
         },
     ];
     let errors = vec![
         Series {
-            name: format!("{label}failed requests"),
+            name: "failed requests".into(),
             points: pts(&|x| x.failed as f64, 0),
         },
         Series {
-            name: format!("{label}dropped iterations"),
+            name: "dropped iterations".into(),
             points: pts(&|x| x.dropped as f64, 0),
         },
     ];
@@ -302,50 +301,44 @@ pub async fn compare(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let pct = |x: f64, y: f64| {
-        if x == 0.0 {
-            "—".to_string()
-        } else {
-            format!("{:+.1}%", (y - x) / x * 100.0)
-        }
-    };
+    let pct = |p: Option<f64>| p.map_or("—".to_string(), |p| format!("{p:+.1}%"));
     let mut rows = Vec::new();
-    for x in &sa.scenarios {
-        let Some(y) = sb.scenarios.iter().find(|s| s.name == x.name) else {
+    for c in lookout_load::summary::compare(&sa, &sb) {
+        let (Some(x), Some(y), Some(d)) = (c.a, c.b, c.delta) else {
             continue;
         };
         rows.push((
-            x.name.clone(),
+            c.name,
             vec![
                 (
                     "req/s".to_string(),
                     format!("{:.1}", x.rps),
                     format!("{:.1}", y.rps),
-                    pct(x.rps, y.rps),
+                    pct(d.rps_percent),
                 ),
                 (
                     "p50".to_string(),
                     ms(x.p50_ms),
                     ms(y.p50_ms),
-                    pct(x.p50_ms, y.p50_ms),
+                    pct(d.p50_percent),
                 ),
                 (
                     "p95".to_string(),
                     ms(x.p95_ms),
                     ms(y.p95_ms),
-                    pct(x.p95_ms, y.p95_ms),
+                    pct(d.p95_percent),
                 ),
                 (
                     "p99".to_string(),
                     ms(x.p99_ms),
                     ms(y.p99_ms),
-                    pct(x.p99_ms, y.p99_ms),
+                    pct(d.p99_percent),
                 ),
                 (
                     "errors".to_string(),
                     format!("{:.2}%", x.error_rate * 100.0),
                     format!("{:.2}%", y.error_rate * 100.0),
-                    format!("{:+.2} pt", (y.error_rate - x.error_rate) * 100.0),
+                    format!("{:+.2} pt", d.error_rate_change * 100.0),
                 ),
             ],
         ));
