@@ -21,6 +21,7 @@ pub mod load;
 pub mod markers;
 mod migrate;
 pub mod page;
+pub mod regress;
 pub mod series;
 pub mod tenancy;
 pub mod uptime;

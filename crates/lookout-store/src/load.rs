@@ -97,7 +97,9 @@ pub async fn record(store: &Store, run: &NewRun, points: &[NewPoint]) -> Result<
             p
         })
         .collect();
-    series::add_in(&mut tx, run.project_id, &points).await?;
+    for series_id in series::add_in(&mut tx, run.project_id, &points).await? {
+        crate::regress::recompute_in(store, &mut tx, series_id).await?;
+    }
     let event = events::publish(
         "load.run.completed",
         Some(run.project_id),

@@ -59,10 +59,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_load.sql"),
         postgres: include_str!("../migrations/postgres/0007_load.sql"),
     },
+    Migration {
+        version: 8,
+        name: "regress",
+        sqlite: include_str!("../migrations/sqlite/0008_regress.sql"),
+        postgres: include_str!("../migrations/postgres/0008_regress.sql"),
+    },
 ];
 
 /// The schema version this build expects (the newest migration).
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// The advisory-lock key that serialises migrations across replicas ("lkmigr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c6b_6d69_6772;

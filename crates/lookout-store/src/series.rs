@@ -19,7 +19,7 @@ pub enum Direction {
 }
 
 impl Direction {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Direction::LowerIsBetter => "lower_is_better",
             Direction::HigherIsBetter => "higher_is_better",
@@ -112,14 +112,18 @@ pub async fn upsert_in(
     Ok(id)
 }
 
-/// Adds points inside an open transaction.
+/// Adds points inside an open transaction; returns the series they went to, each once.
 pub async fn add_in(
     conn: &mut sqlx::AnyConnection,
     project_id: i64,
     points: &[NewPoint],
-) -> Result<()> {
+) -> Result<Vec<i64>> {
+    let mut touched = Vec::new();
     for p in points {
         let id = upsert_in(conn, project_id, &p.key).await?;
+        if !touched.contains(&id) {
+            touched.push(id);
+        }
         sqlx::query(
             "INSERT INTO series_points (series_id, at, value, commit_sha, version, build, source, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -135,41 +139,79 @@ pub async fn add_in(
         .execute(&mut *conn)
         .await?;
     }
-    Ok(())
+    Ok(touched)
 }
 
-/// Series of the given projects, by name then tags.
-pub async fn list(store: &Store, project_ids: &[i64]) -> Result<Vec<SeriesRow>> {
+const SERIES_COLUMNS: &str = "s.id, s.project_id, s.name, s.tags, s.unit, s.direction,
+    (SELECT COUNT(*) FROM series_points p WHERE p.series_id = s.id) AS n,
+    (SELECT p.value FROM series_points p WHERE p.series_id = s.id ORDER BY p.at DESC, p.id DESC LIMIT 1) AS last_value,
+    (SELECT MAX(p.at) FROM series_points p WHERE p.series_id = s.id) AS last_at";
+
+fn series_of(r: &sqlx::any::AnyRow) -> Result<SeriesRow> {
+    let tags: String = r.try_get("tags")?;
+    let direction: String = r.try_get("direction")?;
+    Ok(SeriesRow {
+        id: r.try_get("id")?,
+        project_id: r.try_get("project_id")?,
+        name: r.try_get("name")?,
+        tags: serde_json::from_str(&tags).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        unit: r.try_get("unit")?,
+        direction: Direction::parse(&direction)?,
+        points: r.try_get("n")?,
+        last_value: r.try_get("last_value")?,
+        last_at: r.try_get("last_at")?,
+    })
+}
+
+/// Adds points (a push or an import), re-analysing each series they touch; returns those series'
+/// ids with their change points.
+pub async fn add(
+    store: &Store,
+    project_id: i64,
+    points: &[NewPoint],
+) -> Result<Vec<(i64, Vec<crate::regress::ChangePointRow>)>> {
+    let mut tx = store.begin_write().await?;
+    let touched = add_in(&mut tx, project_id, points).await?;
+    let mut out = Vec::new();
+    for id in touched {
+        out.push((id, crate::regress::recompute_in(store, &mut tx, id).await?));
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Series of the given projects, by name then tags; only those called `name` when given.
+pub async fn list(
+    store: &Store,
+    project_ids: &[i64],
+    name: Option<&str>,
+) -> Result<Vec<SeriesRow>> {
     let mut out = Vec::new();
     for &pid in project_ids {
-        let rows = sqlx::query(
-            "SELECT s.id, s.project_id, s.name, s.tags, s.unit, s.direction,
-                    (SELECT COUNT(*) FROM series_points p WHERE p.series_id = s.id) AS n,
-                    (SELECT p.value FROM series_points p WHERE p.series_id = s.id ORDER BY p.at DESC, p.id DESC LIMIT 1) AS last_value,
-                    (SELECT MAX(p.at) FROM series_points p WHERE p.series_id = s.id) AS last_at
-             FROM series s WHERE s.project_id = $1 ORDER BY s.name, s.tags",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {SERIES_COLUMNS} FROM series s
+             WHERE s.project_id = $1 AND ($2 IS NULL OR s.name = $2) ORDER BY s.name, s.tags"
+        ))
         .bind(pid)
+        .bind(name.map(str::to_string))
         .fetch_all(store.pool())
         .await?;
-        for r in rows {
-            let tags: String = r.try_get("tags")?;
-            let direction: String = r.try_get("direction")?;
-            out.push(SeriesRow {
-                id: r.try_get("id")?,
-                project_id: r.try_get("project_id")?,
-                name: r.try_get("name")?,
-                tags: serde_json::from_str(&tags)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                unit: r.try_get("unit")?,
-                direction: Direction::parse(&direction)?,
-                points: r.try_get("n")?,
-                last_value: r.try_get("last_value")?,
-                last_at: r.try_get("last_at")?,
-            });
+        for r in &rows {
+            out.push(series_of(r)?);
         }
     }
     Ok(out)
+}
+
+/// One series.
+pub async fn get(store: &Store, id: i64) -> Result<Option<SeriesRow>> {
+    let row = sqlx::query(&format!(
+        "SELECT {SERIES_COLUMNS} FROM series s WHERE s.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(store.pool())
+    .await?;
+    row.as_ref().map(series_of).transpose()
 }
 
 /// A series' points, oldest first (the newest `limit`).

@@ -68,6 +68,9 @@ pub enum Command {
     /// Load tests: k6-style scenarios, or a one-line test of one URL.
     #[command(subcommand)]
     Load(Box<LoadCommand>),
+    /// Performance baselines: push benchmark figures, check for regressions, find change points.
+    #[command(subcommand)]
+    Regress(Box<RegressCommand>),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to standard output.
     Completions {
         /// The shell.
@@ -169,6 +172,106 @@ pub struct LoadOutputArgs {
     /// Worker threads. Default: one per core.
     #[arg(long)]
     pub threads: Option<usize>,
+}
+
+/// How change points are found (`lookout regress analyze`).
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// Report a change point when its rank-sum p-value is at most this.
+    #[arg(long, default_value_t = 0.001)]
+    pub p_value: f64,
+    /// …and its relative change of the median at least this (0.05 = 5 %).
+    #[arg(long, default_value_t = 0.0)]
+    pub min_magnitude: f64,
+    /// Window for local candidate search, in points.
+    #[arg(long, default_value_t = 50)]
+    pub window: usize,
+}
+
+/// Where `lookout regress push|check` sends points.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// The Lookout server.
+    #[arg(long, env = "LOOKOUT_URL", default_value = "http://127.0.0.1:8800")]
+    pub server: String,
+    /// API token (member role or above).
+    #[arg(long, env = "LOOKOUT_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Project (id or slug). Default: the first project.
+    #[arg(long)]
+    pub project: Option<String>,
+}
+
+/// What `lookout regress push|check` records.
+#[derive(Debug, Args)]
+pub struct PointArgs {
+    /// Results to import: a Criterion directory (target/criterion) or a hyperfine,
+    /// pytest-benchmark, Google Benchmark, k6 --summary-export or Lookout load summary JSON file.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// The file's format, when detection guesses wrong.
+    #[arg(long, value_parser = ["criterion", "hyperfine", "pytest-benchmark", "google-benchmark", "k6", "lookout"])]
+    pub format: Option<String>,
+    /// Commit the figures measured.
+    #[arg(long)]
+    pub commit: Option<String>,
+    /// A tag of the series, `key=value` (branch, machine…; repeatable).
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+}
+
+/// `lookout regress …`
+#[derive(Debug, Subcommand)]
+pub enum RegressCommand {
+    /// Add a point (--value) or imported results (--file) to a series on the server.
+    Push {
+        /// Series name; with --file holding several results, the prefix of their names.
+        #[arg(long)]
+        series: Option<String>,
+        /// The measured value.
+        #[arg(long, conflicts_with = "file", allow_negative_numbers = true)]
+        value: Option<f64>,
+        /// Unit of --value (ms, s, req/s…).
+        #[arg(long)]
+        unit: Option<String>,
+        /// Higher values are better (throughput); default: lower is better.
+        #[arg(long)]
+        higher_is_better: bool,
+        #[command(flatten)]
+        point: PointArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// For CI: exit 1 when the newest points of a series form a significant regression, 0
+    /// otherwise (2 when the check could not run). With --file, the results are pushed first.
+    Check {
+        /// Series name; with --file holding several results, the prefix of their names.
+        #[arg(long)]
+        series: String,
+        #[command(flatten)]
+        point: PointArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Print JSON instead of the report.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the change points of a series file (CSV, or JSON values or points); no server.
+    Analyze {
+        /// The file (`-` for standard input).
+        file: PathBuf,
+        /// The CSV column to read when there are several.
+        #[arg(long)]
+        column: Option<String>,
+        /// Higher values are better (regressions are drops).
+        #[arg(long)]
+        higher_is_better: bool,
+        #[command(flatten)]
+        detect: DetectArgs,
+        /// Print JSON: `[{"index", "before", "after", "change_percent", "p_value", "direction"}]`.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `lookout user …`

@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod load;
+mod regress;
 
 use std::io::BufRead;
 
@@ -25,6 +26,10 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         };
+    }
+    if let Command::Regress(cmd) = cli.command {
+        // Talks to a server over HTTP, or to nobody (analyze): no data directory either.
+        return std::process::ExitCode::from(regress::main(*cmd));
     }
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -114,7 +119,7 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{secret}");
                 store.close().await;
             }
-            Command::Completions { .. } | Command::Load(_) => {}
+            Command::Completions { .. } | Command::Load(_) | Command::Regress(_) => {}
         }
         Ok::<(), anyhow::Error>(())
     })

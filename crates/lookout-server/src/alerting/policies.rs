@@ -7,7 +7,8 @@
 //!    {"source": "monitor", "events": ["down", "certificate_expiring", "cron_missed", "cron_failed"],
 //!     "monitor_ids": [3, 4]},
 //!    {"source": "errors", "event": "new_issue" | "regression" | "frequency",
-//!     "threshold": 100, "window_minutes": 5, "project_ids": [1]}],
+//!     "threshold": 100, "window_minutes": 5, "project_ids": [1]},
+//!    {"source": "regressions", "series": ["api.p95_ms"], "project_ids": [1]}],
 //!  "grouping": "per_signal" | "per_condition" | "per_policy",
 //!  "severity": "critical", "urgency": "high", "service": "checkout",
 //!  "escalation_policy_id": 1, "runbook_id": 2, "enabled": true}
@@ -15,8 +16,8 @@
 //!
 //! The consumer reads the stream under a leased cursor and applies each batch in the transaction
 //! that advances the cursor, so every event opens, joins or resolves incidents exactly once, on
-//! whichever replica holds the lease. Later capabilities (query alerts, regressions, database
-//! findings) publish their own events and add a `source` here.
+//! whichever replica holds the lease. Later capabilities (query alerts, database findings)
+//! publish their own events and add a `source` here.
 
 use std::time::Duration;
 
@@ -59,6 +60,15 @@ pub enum Condition {
         /// …within this many minutes.
         #[serde(default)]
         window_minutes: Option<i64>,
+        /// Only these projects (default: all).
+        #[serde(default)]
+        project_ids: Vec<i64>,
+    },
+    /// Performance regressions found in baseline series (`regression.detected`).
+    Regressions {
+        /// Only series with these names (default: all).
+        #[serde(default)]
+        series: Vec<String>,
         /// Only these projects (default: all).
         #[serde(default)]
         project_ids: Vec<i64>,
@@ -146,6 +156,7 @@ impl PolicySpec {
                         ));
                     }
                 }
+                Condition::Regressions { .. } => {}
             }
         }
         Ok(())
@@ -162,6 +173,8 @@ struct Seen {
     monitor_id: Option<i64>,
     project_id: Option<i64>,
     issue_id: Option<i64>,
+    /// The series a performance regression was found in.
+    series: Option<String>,
 }
 
 fn read(e: &DomainEvent) -> Option<(Seen, Action)> {
@@ -181,6 +194,7 @@ fn read(e: &DomainEvent) -> Option<(Seen, Action)> {
         monitor_id: monitor,
         project_id: e.project_id,
         issue_id: issue,
+        series: p.get("series").and_then(Value::as_str).map(str::to_string),
     };
     let m = || format!("monitor:{}", monitor.unwrap_or_default());
     let i = || format!("issue:{}", issue.unwrap_or_default());
@@ -232,6 +246,14 @@ fn read(e: &DomainEvent) -> Option<(Seen, Action)> {
         ),
         "issue.events" => (seen("frequency", i(), String::new()), Action::Trigger),
         "issue.resolved" => (seen("resolved", i(), String::new()), Action::Resolve),
+        "regression.detected" => (
+            seen(
+                "performance_regression",
+                format!("series:{}", e.subject.as_deref().unwrap_or_default()),
+                regression_title(p),
+            ),
+            Action::Trigger,
+        ),
         _ => return None,
     })
 }
@@ -402,7 +424,47 @@ async fn matches(
             };
             events_since(tx, issue, now_ms() - m * 60_000).await? > *n
         }
+        Condition::Regressions {
+            series,
+            project_ids,
+        } => {
+            seen.name == "performance_regression"
+                && (series.is_empty() || seen.series.as_ref().is_some_and(|s| series.contains(s)))
+                && (project_ids.is_empty()
+                    || seen.project_id.is_some_and(|p| project_ids.contains(&p)))
+        }
     })
+}
+
+/// `Performance regression: api.p95_ms {scenario=checkout} +23.4% (p=1.2e-6) at abc1234`.
+fn regression_title(p: &Value) -> String {
+    let tags = p
+        .get("tags")
+        .and_then(Value::as_object)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            let inner: Vec<String> = t
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect();
+            format!(" {{{}}}", inner.join(", "))
+        })
+        .unwrap_or_default();
+    let change = p
+        .get("change_percent")
+        .and_then(Value::as_f64)
+        .map(|c| format!(" {c:+.1}%"))
+        .unwrap_or_default();
+    let pv = p.get("p_value").and_then(Value::as_f64).unwrap_or(1.0);
+    let commit = p
+        .get("commit")
+        .and_then(Value::as_str)
+        .map(|c| format!(" at {}", c.chars().take(12).collect::<String>()))
+        .unwrap_or_default();
+    format!(
+        "Performance regression: {}{tags}{change} (p={pv:.1e}){commit}",
+        p.get("series").and_then(Value::as_str).unwrap_or_default()
+    )
 }
 
 async fn events_since(
@@ -439,7 +501,7 @@ async fn frequency_title(
             window_minutes,
             ..
         } => (threshold.unwrap_or(0), window_minutes.unwrap_or(0)),
-        Condition::Monitor { .. } => (0, 0),
+        Condition::Monitor { .. } | Condition::Regressions { .. } => (0, 0),
     };
     Ok(format!(
         "More than {n} events in {m} min: {}",

@@ -1,8 +1,6 @@
-//! `/api/v1/load-runs` and `/api/v1/series`: runs reported by `lookout load --report-to`, their
-//! comparison, and the baseline series their key figures feed (p95, req/s and error rate per
-//! scenario).
-
-use std::collections::BTreeMap;
+//! `/api/v1/load-runs`: runs reported by `lookout load --report-to` and their comparison. Each
+//! run's key figures (p95, req/s and error rate per scenario) feed the baseline series that
+//! regression detection watches (`api/series.rs`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -21,7 +19,7 @@ use lookout_core::time::iso;
 use lookout_core::Role;
 use lookout_load::Summary;
 use lookout_store::load::{self as lstore, NewRun, RunRow};
-use lookout_store::series::{self, Direction, NewPoint, SeriesKey};
+use lookout_store::series::NewPoint;
 use lookout_store::{tenancy, Cursor};
 
 /// Largest report accepted (a summary with per-second series of a long run).
@@ -38,7 +36,7 @@ pub struct RunReport {
 }
 
 /// Every project (teams have a handful; one page of 1000 holds them).
-async fn all_projects(state: &AppState) -> ApiResult<Vec<tenancy::Project>> {
+pub(crate) async fn all_projects(state: &AppState) -> ApiResult<Vec<tenancy::Project>> {
     let all = Cursor {
         after: None,
         limit: Some(1000),
@@ -81,40 +79,10 @@ fn run_view(r: &RunRow) -> Value {
 
 /// The baseline points a run yields: p95, req/s and error rate per scenario.
 pub fn baseline_points(name: &str, s: &Summary, at: i64, commit: Option<&str>) -> Vec<NewPoint> {
-    let mut out = Vec::new();
-    for sc in &s.scenarios {
-        let tags: BTreeMap<String, String> = [
-            ("test".to_string(), name.to_string()),
-            ("scenario".to_string(), sc.name.clone()),
-        ]
-        .into();
-        for (series_name, unit, direction, value) in [
-            ("load.p95_ms", "ms", Direction::LowerIsBetter, sc.p95_ms),
-            ("load.rps", "req/s", Direction::HigherIsBetter, sc.rps),
-            (
-                "load.error_rate",
-                "ratio",
-                Direction::LowerIsBetter,
-                sc.error_rate,
-            ),
-        ] {
-            out.push(NewPoint {
-                key: SeriesKey {
-                    name: series_name.into(),
-                    tags: tags.clone(),
-                    unit: unit.into(),
-                    direction,
-                },
-                at,
-                value,
-                commit: commit.map(str::to_string),
-                version: None,
-                build: None,
-                source: String::new(),
-            });
-        }
-    }
-    out
+    lookout_regress::import::lookout_summary(Some(name), s)
+        .into_iter()
+        .map(|m| super::series::point_of(m, at, commit))
+        .collect()
 }
 
 fn validate(r: &RunReport) -> ApiResult<()> {
@@ -209,7 +177,7 @@ pub struct ProjectFilter {
     pub project: Option<String>,
 }
 
-async fn projects_for(state: &AppState, f: &ProjectFilter) -> ApiResult<Vec<i64>> {
+pub(crate) async fn projects_for(state: &AppState, f: &ProjectFilter) -> ApiResult<Vec<i64>> {
     Ok(match &f.project {
         Some(p) => vec![project_of(state, Some(p)).await?],
         None => all_projects(state).await?.iter().map(|p| p.id).collect(),
@@ -297,38 +265,4 @@ pub async fn compare(
     ApiQuery(q): ApiQuery<CompareQuery>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(comparison(&state, q.a, q.b).await?))
-}
-
-/// Baseline series with their newest point.
-#[utoipa::path(get, path = "/api/v1/series", tag = "load", params(ProjectFilter),
-    responses((status = 200, body = Object)))]
-pub async fn list_series(
-    State(state): State<AppState>,
-    _who: Principal,
-    ApiQuery(f): ApiQuery<ProjectFilter>,
-) -> ApiResult<Json<Value>> {
-    let ids = projects_for(&state, &f).await?;
-    let rows = series::list(state.store(), &ids).await?;
-    Ok(Json(json!({"items": rows})))
-}
-
-/// `?limit=` (default 1000).
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PointsQuery {
-    /// The newest this many points.
-    pub limit: Option<i64>,
-}
-
-/// A series' points, oldest first.
-#[utoipa::path(get, path = "/api/v1/series/{id}/points", tag = "load", params(PointsQuery),
-    responses((status = 200, body = Object)))]
-pub async fn points(
-    State(state): State<AppState>,
-    _who: Principal,
-    ApiPath(id): ApiPath<i64>,
-    ApiQuery(q): ApiQuery<PointsQuery>,
-) -> ApiResult<Json<Value>> {
-    let rows = series::points(state.store(), id, q.limit.unwrap_or(1000).clamp(1, 100_000)).await?;
-    Ok(Json(json!({"items": rows})))
 }

@@ -12,6 +12,7 @@ pub mod load;
 pub mod monitors;
 pub mod oncall;
 mod projects;
+mod series;
 pub mod status_pages;
 mod tokens;
 mod users;
@@ -216,8 +217,11 @@ pub fn router() -> Router<AppState> {
                 .routes(routes!(load::list, load::create))
                 .routes(routes!(load::compare))
                 .routes(routes!(load::get_one, load::delete))
-                .routes(routes!(load::list_series))
-                .routes(routes!(load::points))
+                .routes(routes!(series::list))
+                .routes(routes!(series::get_one))
+                .routes(routes!(series::points, series::push))
+                .routes(routes!(series::change_points))
+                .routes(routes!(series::recent))
                 .layer(axum::extract::DefaultBodyLimit::max(load::MAX_REPORT)),
         )
         .split_for_parts();

@@ -9,10 +9,11 @@ use std::path::Path;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-mod alerting;
+pub(crate) mod alerting;
 pub(crate) mod errors;
 mod foundation;
 mod load;
+mod regress;
 mod uptime;
 
 /// The binary under test.
