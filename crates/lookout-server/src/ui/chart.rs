@@ -1,4 +1,5 @@
-//! Server-rendered SVG charts: time series (several series, axes, tooltips) and bar charts.
+//! Server-rendered SVG charts: time series (several series, axes, tooltips), bar charts, a series
+//! with its change points marked, and distributions side by side.
 //!
 //! Written here rather than taken from a plotting crate because what we need is small and
 //! specific: SVG that is embedded in HTML, themed by our CSS, readable on a phone (it scales with
@@ -292,6 +293,219 @@ pub fn sparkline(values: &[f64], label: &str) -> String {
     svg
 }
 
+/// A change point to mark on a [`change_chart`].
+#[derive(Debug, Clone)]
+pub struct Mark {
+    /// Index of the first point of the new regime.
+    pub index: usize,
+    /// `abc1234 +23.4%`.
+    pub label: String,
+    pub regression: bool,
+}
+
+/// An axis range around `values` with a little room, so a benchmark at 100 ± 5 fills the chart.
+fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.08).max(hi.abs() * 0.01).max(1e-9);
+    (lo - pad, hi + pad)
+}
+
+fn value_axis(out: &mut String, lo: f64, hi: f64, y: &dyn Fn(f64) -> f64) {
+    for i in 0..=4 {
+        let v = lo + (hi - lo) * f64::from(i) / 4.0;
+        let _ = write!(
+            out,
+            r#"<line class="grid" x1="{LEFT}" x2="{x2}" y1="{yy:.1}" y2="{yy:.1}"/><text class="tick" x="{tx}" y="{ty:.1}" text-anchor="end">{label}</text>"#,
+            x2 = W - RIGHT,
+            yy = y(v),
+            tx = LEFT - 6.0,
+            ty = y(v) + 4.0,
+            label = compact(v)
+        );
+    }
+}
+
+/// A series by point (`(tooltip label, value)`, oldest first) with each regime's median drawn
+/// across it and each change point marked by a labelled line (red for a regression).
+pub fn change_chart(
+    title: &str,
+    points: &[(String, f64)],
+    regimes: &[(usize, usize, f64)],
+    marks: &[Mark],
+) -> String {
+    let n = points.len().max(2);
+    let (lo, hi) = padded_range(points.iter().map(|p| p.1));
+    let x = |i: f64| LEFT + (W - LEFT - RIGHT) * (i / (n - 1) as f64);
+    let y = |v: f64| TOP + 14.0 + (H - TOP - 14.0 - BOTTOM) * (1.0 - (v - lo) / (hi - lo));
+    let mut svg = format!(
+        r#"<figure class="chart"><figcaption>{}</figcaption><svg viewBox="0 0 {W} {H}" role="img" aria-label="{}" preserveAspectRatio="xMidYMid meet">"#,
+        esc(title),
+        esc(title)
+    );
+    value_axis(&mut svg, lo, hi, &y);
+    for i in 0..=4 {
+        let idx = (n - 1) * i / 4;
+        let _ = write!(
+            svg,
+            r#"<text class="tick" x="{:.1}" y="{}" text-anchor="middle">#{}</text>"#,
+            x(idx as f64),
+            H - 8.0,
+            idx + 1
+        );
+    }
+    if points.is_empty() {
+        let _ = write!(
+            svg,
+            r#"<text class="empty" x="{}" y="{}" text-anchor="middle">No points yet</text>"#,
+            W / 2.0,
+            H / 2.0
+        );
+    }
+    for &(a, b, median) in regimes {
+        let _ = write!(
+            svg,
+            r#"<line class="regime" x1="{:.1}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" stroke="{}" stroke-width="2" stroke-dasharray="6 3"><title>median {}</title></line>"#,
+            x(a as f64),
+            x(b.saturating_sub(1).max(a) as f64),
+            PALETTE[1],
+            compact(median),
+            y = y(median)
+        );
+    }
+    let mut d = String::new();
+    for (i, (_, v)) in points.iter().enumerate() {
+        let _ = write!(
+            d,
+            "{}{:.1},{:.1}",
+            if i == 0 { "M" } else { " L" },
+            x(i as f64),
+            y(*v)
+        );
+    }
+    let _ = write!(
+        svg,
+        r#"<path class="line" d="{d}" stroke="{}"/>"#,
+        PALETTE[0]
+    );
+    for (i, (label, v)) in points.iter().enumerate() {
+        let tip = format!("#{} · {label} · {}", i + 1, compact(*v));
+        let _ = write!(
+            svg,
+            r#"<circle class="pt" cx="{:.1}" cy="{:.1}" r="2.5" fill="{}" data-tip="{}"><title>{}</title></circle>"#,
+            x(i as f64),
+            y(*v),
+            PALETTE[0],
+            esc(&tip),
+            esc(&tip)
+        );
+    }
+    for m in marks {
+        let color = if m.regression { "#c0392b" } else { "#2e8b57" };
+        let xm = x(m.index as f64 - 0.5);
+        let anchor = if xm > W * 0.75 { "end" } else { "start" };
+        let _ = write!(
+            svg,
+            r#"<g class="change-point"><line x1="{xm:.1}" x2="{xm:.1}" y1="{TOP}" y2="{}" stroke="{color}" stroke-width="1.5"/><text x="{:.1}" y="{}" fill="{color}" font-size="11" text-anchor="{anchor}">{}</text></g>"#,
+            H - BOTTOM,
+            if anchor == "end" { xm - 4.0 } else { xm + 4.0 },
+            TOP + 10.0,
+            esc(&m.label)
+        );
+    }
+    svg.push_str("</svg></figure>");
+    svg
+}
+
+/// One row per sample: its values as dots, a box from the 25th to the 75th percentile with the
+/// median, and whiskers from the 5th to the 95th, all on one axis.
+pub fn distributions(title: &str, groups: &[(String, Vec<f64>)]) -> String {
+    let row = 56.0;
+    let h = TOP + BOTTOM + row * groups.len().max(1) as f64;
+    let (lo, hi) = padded_range(groups.iter().flat_map(|g| g.1.iter().copied()));
+    let left = 110.0;
+    let x = |v: f64| left + (W - left - RIGHT) * (v - lo) / (hi - lo);
+    let mut svg = format!(
+        r#"<figure class="chart"><figcaption>{}</figcaption><svg viewBox="0 0 {W} {h}" role="img" aria-label="{}" preserveAspectRatio="xMidYMid meet">"#,
+        esc(title),
+        esc(title)
+    );
+    for i in 0..=4 {
+        let v = lo + (hi - lo) * f64::from(i) / 4.0;
+        let _ = write!(
+            svg,
+            r#"<line class="grid" x1="{xx:.1}" x2="{xx:.1}" y1="{TOP}" y2="{y2}"/><text class="tick" x="{xx:.1}" y="{ty}" text-anchor="middle">{}</text>"#,
+            compact(v),
+            xx = x(v),
+            y2 = h - BOTTOM,
+            ty = h - 8.0
+        );
+    }
+    for (gi, (name, values)) in groups.iter().enumerate() {
+        let mut sorted = values.clone();
+        sorted.sort_by(f64::total_cmp);
+        let q = |p: f64| -> f64 {
+            if sorted.is_empty() {
+                return f64::NAN;
+            }
+            let r = p * (sorted.len() - 1) as f64;
+            let (a, b) = (r.floor() as usize, r.ceil() as usize);
+            sorted[a] + (sorted[b] - sorted[a]) * (r - a as f64)
+        };
+        let cy = TOP + row * gi as f64 + row / 2.0;
+        let color = PALETTE[gi % PALETTE.len()];
+        let _ = write!(
+            svg,
+            r#"<text class="tick" x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
+            left - 8.0,
+            cy + 4.0,
+            esc(&truncate(name, 16))
+        );
+        if sorted.is_empty() {
+            continue;
+        }
+        let (p5, p25, p50, p75, p95) = (q(0.05), q(0.25), q(0.5), q(0.75), q(0.95));
+        let tip = format!(
+            "{name}: n={} · p5 {} · p25 {} · median {} · p75 {} · p95 {}",
+            sorted.len(),
+            compact(p5),
+            compact(p25),
+            compact(p50),
+            compact(p75),
+            compact(p95)
+        );
+        let _ = write!(
+            svg,
+            r#"<g class="box" data-tip="{tip}"><title>{tip}</title><line x1="{:.1}" x2="{:.1}" y1="{cy:.1}" y2="{cy:.1}" stroke="{color}"/><rect x="{:.1}" y="{:.1}" width="{:.1}" height="20" fill="{color}" fill-opacity="0.25" stroke="{color}"/><line x1="{m:.1}" x2="{m:.1}" y1="{:.1}" y2="{:.1}" stroke="{color}" stroke-width="3"/></g>"#,
+            x(p5),
+            x(p95),
+            x(p25),
+            cy - 10.0,
+            (x(p75) - x(p25)).max(1.0),
+            cy - 12.0,
+            cy + 12.0,
+            m = x(p50),
+            tip = esc(&tip)
+        );
+        for (k, v) in sorted.iter().enumerate() {
+            // A little vertical jitter, deterministic, so equal values stay visible.
+            let jitter = ((k * 7) % 5) as f64 * 3.0 - 6.0;
+            let _ = write!(
+                svg,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="2" fill="{color}" fill-opacity="0.6"/>"#,
+                x(*v),
+                cy + 18.0 + jitter / 3.0
+            );
+        }
+    }
+    svg.push_str("</svg></figure>");
+    svg
+}
+
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
@@ -371,6 +585,35 @@ mod tests {
         assert_eq!(s.matches("<rect").count(), 3);
         assert!(s.contains(r#"height="18.0""#) && s.contains(r#"height="9.0""#));
         assert!(s.contains("&lt;24h&gt;"));
+    }
+
+    #[test]
+    fn change_points_are_marked_and_labels_escaped() {
+        let points: Vec<(String, f64)> = (0..20)
+            .map(|i| (format!("c{i}"), if i < 10 { 100.0 } else { 130.0 }))
+            .collect();
+        let svg = change_chart(
+            "p95",
+            &points,
+            &[(0, 10, 100.0), (10, 20, 130.0)],
+            &[Mark {
+                index: 10,
+                label: "<c10> +30%".into(),
+                regression: true,
+            }],
+        );
+        assert_eq!(svg.matches(r#"class="change-point""#).count(), 1);
+        assert_eq!(svg.matches(r#"class="regime""#).count(), 2);
+        assert!(svg.contains("&lt;c10&gt; +30%") && svg.contains("#c0392b"));
+        let d = distributions(
+            "before/after",
+            &[
+                ("before".into(), vec![1.0, 2.0, 3.0]),
+                ("after".into(), vec![]),
+            ],
+        );
+        assert_eq!(d.matches(r#"class="box""#).count(), 1);
+        assert!(d.contains("median 2"));
     }
 
     #[test]

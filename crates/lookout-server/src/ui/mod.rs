@@ -12,6 +12,7 @@ mod errors;
 mod incidents;
 mod load;
 mod pages;
+mod regress;
 pub mod status_page;
 mod uptime;
 
@@ -84,6 +85,8 @@ pub fn router() -> Router<AppState> {
         .route("/load-tests", get(load::list))
         .route("/load-tests/compare", get(load::compare))
         .route("/load-tests/{id}", get(load::run))
+        .route("/regressions", get(regress::list))
+        .route("/regressions/series/{id}", get(regress::series_page))
         .route("/on-call/{id}/overrides", post(incidents::add_override))
         .route("/uptime", get(uptime::list))
         .route("/uptime/monitors", post(uptime::create))
@@ -111,6 +114,7 @@ pub fn router() -> Router<AppState> {
                 "/on-call",
                 "/alerts",
                 "/load-tests",
+                "/regressions",
             ]
             .contains(&s.href)
     }) {
