@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-N, BASE, SIGMA, TOL, PER_CELL = 120, 100.0, 5.0, 3, 150
+N, BASE, SIGMA, TOL, PER_CELL, ONLINE = 120, 100.0, 5.0, 3, 150, 30
 KS = [0, 1, 2, 3, 4, 5]
 NOISES = ["gaussian", "outliers"]
 
@@ -112,6 +112,29 @@ def main():
                     mark = ("yes" if ok else "NO") if name == "lookout" else ""
                     print(f"{noise:9} {k:>2} | {name:8} {fpr:7.3f} {fmt(rec)} {fmt(prec)} {fmt(f1)} | {mark}")
         print("targets: FP/100 <= 0.2 (and <= Otava's) at k=0; recall >= 0.97 at k=3; F1 >= Otava's at every k > 0")
+
+        # Online: points arrive one by one after the step; how many until each detector reports it
+        # (within +-3 of the step)? Shown for information, not a target.
+        print(f"\nonline detection delay (points after the step until reported; {ONLINE} series per cell, up to 15):")
+        orng = np.random.default_rng(54321)
+        for noise in NOISES:
+            for k in (2, 3, 4):
+                delays = {"lookout": [], "otava": []}
+                for _ in range(ONLINE):
+                    x, at = make(orng, k, noise)
+                    for name, fn in [("lookout", lambda v: lookout_detect(args.lookout, v, tmp)), ("otava", otava_detect)]:
+                        got = None
+                        for m in range(1, 16):
+                            if any(abs(c - at) <= TOL for c in fn(x[: at + m])):
+                                got = m
+                                break
+                        delays[name].append(got)
+                line = []
+                for name, d in delays.items():
+                    found = sorted(v for v in d if v is not None)
+                    med = found[len(found) // 2] if found else None
+                    line.append(f"{name} median {med} (caught {len(found)}/{len(d)})")
+                print(f"  {noise:9} k={k}: " + ", ".join(line))
 
         big = np.random.default_rng(7).normal(BASE, SIGMA, 10_000)
         for at in range(1000, 10_000, 1000):

@@ -177,16 +177,44 @@ fn merge(values: &[f64], mut cps: Vec<usize>, opt: &Options, min_seg: usize) -> 
     cps
 }
 
+/// How far (points) [`refine`] looks either side of the rank-based split.
+const NUDGE: usize = 5;
+
 /// Moves each change point to the best split between its neighbours: a candidate found in a
-/// window that ended near the change may sit a point or two off.
+/// window that ended near the change may sit a point or two off. Then nudges it to where the
+/// points on either side sit closest to their own regime's median: when the regimes are fully
+/// separated the rank statistic no longer sees magnitudes and may trade a boundary point for a
+/// more balanced split; the L1 distance still sees which level that point belongs to.
 fn refine(values: &[f64], mut cps: Vec<usize>, min_seg: usize) -> Vec<usize> {
     let n = values.len();
     for i in 0..cps.len() {
         let a = if i == 0 { 0 } else { cps[i - 1] };
         let c = cps.get(i + 1).copied().unwrap_or(n);
-        if let Some((at, _)) = best_split(&values[a..c], min_seg) {
-            cps[i] = a + at;
+        let Some((at, _)) = best_split(&values[a..c], min_seg) else {
+            continue;
+        };
+        let at = a + at;
+        let (ml, mr) = (median(&values[a..at]), median(&values[at..c]));
+        let lo = at.saturating_sub(NUDGE).max(a + min_seg);
+        let hi = (at + NUDGE).min(c - min_seg);
+        // cost(t): the L1 cost of the points in lo..hi with those before t on the left median
+        // and the rest on the right, less a constant. Moves only for a strictly lower cost.
+        let mut costs = Vec::with_capacity(hi + 1 - lo);
+        let mut cost = 0.0;
+        for t in lo..=hi {
+            if t > lo {
+                let x = values[t - 1];
+                cost += (x - ml).abs() - (x - mr).abs();
+            }
+            costs.push(cost);
         }
+        let mut best = at;
+        for (k, &c) in costs.iter().enumerate() {
+            if c < costs[best - lo] - 1e-9 {
+                best = lo + k;
+            }
+        }
+        cps[i] = best;
     }
     cps
 }
