@@ -196,11 +196,28 @@ fn criterion_name(bench_dir: &Path, root: Option<&Path>) -> String {
     } else {
         bench_dir
     };
-    let rel = root.and_then(|r| dir.strip_prefix(r).ok()).unwrap_or(dir);
-    rel.components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join("/")
+    let parts: Vec<String> = match root.and_then(|r| dir.strip_prefix(r).ok()) {
+        Some(rel) => rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect(),
+        // A lone file: the directories above it up to Criterion's own (`target/criterion`).
+        None => {
+            let mut up: Vec<String> = dir
+                .components()
+                .rev()
+                .filter_map(|c| match c {
+                    std::path::Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+                    _ => None,
+                })
+                .take_while(|n| n != "criterion" && n != "target")
+                .take(3)
+                .collect();
+            up.reverse();
+            up
+        }
+    };
+    parts.join("/")
 }
 
 fn criterion_dir(root: &Path) -> Result<Imported, String> {
@@ -429,6 +446,20 @@ mod tests {
         assert!(import_json("{}", None)
             .unwrap_err()
             .contains("not a format"));
+    }
+
+    #[test]
+    fn a_lone_criterion_file_is_named_by_its_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir
+            .path()
+            .join("target/criterion/fib/20/new/estimates.json");
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, r#"{"mean":{"point_estimate":5.0}}"#).unwrap();
+        let got = import_path(&f, None).unwrap();
+        assert_eq!(got.measures[0].name, "fib/20");
+        let all = import_path(&dir.path().join("target/criterion"), None).unwrap();
+        assert_eq!(all.measures[0].name, "fib/20");
     }
 
     #[test]

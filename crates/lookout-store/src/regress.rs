@@ -75,6 +75,17 @@ fn row_of(r: &sqlx::any::AnyRow) -> Result<ChangePointRow> {
     })
 }
 
+/// The regression the newest points of a series of `points` points form, if they form one: its
+/// last change point made it worse and began within the newest [`RECENT_POINTS`].
+pub fn fresh_regression(cps: &[ChangePointRow], points: i64) -> Option<&ChangePointRow> {
+    cps.last()
+        .filter(|c| c.kind == "regression" && is_recent(c.position, points))
+}
+
+fn is_recent(position: i64, points: i64) -> bool {
+    position + RECENT_POINTS as i64 >= points
+}
+
 struct Stored {
     position: i64,
     point_id: i64,
@@ -188,7 +199,7 @@ pub async fn recompute_in(
         let known = replaced
             .iter()
             .find(|o| o.kind == kind && (o.position - position).abs() <= SAME_CHANGE);
-        let current = position + RECENT_POINTS as i64 >= total;
+        let current = is_recent(position, total);
         let notify = kind == "regression" && known.is_none_or(|o| !o.notified) && current;
         let point_id: i64 = row.try_get("id")?;
         let at: i64 = row.try_get("at")?;

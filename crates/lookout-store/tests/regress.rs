@@ -56,12 +56,21 @@ async fn points_one_by_one_find_what_the_whole_series_finds(f: Fixture) {
     let (project, _) = tenancy::ensure_default_project(&f.store).await.unwrap();
     let v = values();
     let mut id = 0;
+    // Pushes (series lengths) after which the newest points formed a regression.
+    let mut fresh = Vec::new();
     for (i, x) in v.iter().enumerate() {
         let got = series::add(&f.store, project.id, &[point(*x, 1000 + i as i64)])
             .await
             .unwrap();
         id = got[0].0;
+        if regress::fresh_regression(&got[0].1, i as i64 + 1).is_some() {
+            fresh.push(i + 1);
+        }
     }
+    // Found a few points after the step at 60, and fresh until it is 10 points old.
+    assert!((64..=67).contains(&fresh[0]), "{fresh:?}");
+    assert_eq!(fresh.last(), Some(&70), "{fresh:?}");
+    assert_eq!(fresh.len(), 71 - fresh[0], "{fresh:?}");
     let offline: Vec<i64> = lookout_regress::detect(&v, &lookout_regress::Options::default())
         .iter()
         .map(|c| c.index as i64)
@@ -88,7 +97,11 @@ async fn points_one_by_one_find_what_the_whole_series_finds(f: Fixture) {
     let stored = regress::for_series(&f.store, id).await.unwrap();
     let at: Vec<i64> = stored.iter().map(|c| c.position).collect();
     assert_eq!(at, vec![61, 111]);
-    assert_eq!(stored[0].commit.as_deref(), Some("c1060"), "same change, new position");
+    assert_eq!(
+        stored[0].commit.as_deref(),
+        Some("c1060"),
+        "same change, new position"
+    );
     let recent = regress::recent(&f.store, &[project.id], Some("regression"), 10)
         .await
         .unwrap();

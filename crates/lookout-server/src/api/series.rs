@@ -19,7 +19,6 @@ use crate::state::AppState;
 use lookout_core::time::{iso, now_ms};
 use lookout_core::Role;
 use lookout_regress::import::Measure;
-use lookout_regress::RECENT_POINTS;
 use lookout_store::regress::{self, ChangePointRow};
 use lookout_store::series::{self, Direction, NewPoint, SeriesKey, SeriesRow};
 
@@ -69,9 +68,7 @@ pub fn change_view(c: &ChangePointRow) -> Value {
 /// The series with its change points and the regression its newest points form, if any (what
 /// `lookout regress check` fails on).
 fn state_view(s: &SeriesRow, cps: &[ChangePointRow]) -> Value {
-    let regression = cps
-        .last()
-        .filter(|c| c.kind == "regression" && c.position + RECENT_POINTS as i64 >= s.points);
+    let regression = regress::fresh_regression(cps, s.points);
     json!({
         "series": s,
         "change_points": cps.iter().map(change_view).collect::<Vec<_>>(),
@@ -114,6 +111,14 @@ async fn series_or_404(state: &AppState, id: i64) -> ApiResult<SeriesRow> {
         .ok_or(ApiError::NotFound("series"))
 }
 
+async fn series_with_changes(
+    state: &AppState,
+    id: i64,
+) -> ApiResult<(SeriesRow, Vec<ChangePointRow>)> {
+    let s = series_or_404(state, id).await?;
+    Ok((s, regress::for_series(state.store(), id).await?))
+}
+
 /// One series with its change points and current regression.
 #[utoipa::path(get, path = "/api/v1/series/{series}", tag = "regress",
     params(("series" = i64, Path, description = "Series id")),
@@ -123,8 +128,7 @@ pub async fn get_one(
     _who: Principal,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
-    let s = series_or_404(&state, id).await?;
-    let cps = regress::for_series(state.store(), id).await?;
+    let (s, cps) = series_with_changes(&state, id).await?;
     Ok(Json(state_view(&s, &cps)))
 }
 
@@ -160,8 +164,7 @@ pub async fn change_points(
     _who: Principal,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
-    series_or_404(&state, id).await?;
-    let cps = regress::for_series(state.store(), id).await?;
+    let (_, cps) = series_with_changes(&state, id).await?;
     Ok(Json(
         json!({"items": cps.iter().map(change_view).collect::<Vec<_>>()}),
     ))

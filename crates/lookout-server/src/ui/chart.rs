@@ -152,6 +152,15 @@ fn y_axis(out: &mut String, max: f64) {
     }
 }
 
+/// Opens a captioned chart of height `h` (close it with `</svg></figure>`).
+fn figure(title: &str, h: f64) -> String {
+    format!(
+        r#"<figure class="chart"><figcaption>{}</figcaption><svg viewBox="0 0 {W} {h}" role="img" aria-label="{}" preserveAspectRatio="xMidYMid meet">"#,
+        esc(title),
+        esc(title)
+    )
+}
+
 /// A time series chart of `series` over `[from, to]` (ms since the epoch).
 pub fn time_series(title: &str, series: &[Series], from: i64, to: i64) -> String {
     let span = (to - from).max(1);
@@ -162,11 +171,7 @@ pub fn time_series(title: &str, series: &[Series], from: i64, to: i64) -> String
     let max = nice_ceiling(max);
     let x = |t: i64| LEFT + (W - LEFT - RIGHT) * ((t - from) as f64 / span as f64);
     let y = |v: f64| TOP + (H - TOP - BOTTOM) * (1.0 - v / max);
-    let mut svg = format!(
-        r#"<figure class="chart"><figcaption>{}</figcaption><svg viewBox="0 0 {W} {H}" role="img" aria-label="{}" preserveAspectRatio="xMidYMid meet">"#,
-        esc(title),
-        esc(title)
-    );
+    let mut svg = figure(title, H);
     y_axis(&mut svg, max);
     for t in time_ticks(from, to) {
         let _ = write!(
@@ -234,11 +239,7 @@ pub fn time_series(title: &str, series: &[Series], from: i64, to: i64) -> String
 /// A vertical bar chart.
 pub fn bar_chart(title: &str, bars: &[Bar]) -> String {
     let max = nice_ceiling(bars.iter().map(|b| b.value).fold(0.0, f64::max));
-    let mut svg = format!(
-        r#"<figure class="chart"><figcaption>{}</figcaption><svg viewBox="0 0 {W} {H}" role="img" aria-label="{}" preserveAspectRatio="xMidYMid meet">"#,
-        esc(title),
-        esc(title)
-    );
+    let mut svg = figure(title, H);
     y_axis(&mut svg, max);
     if bars.is_empty() {
         let _ = write!(
@@ -342,11 +343,7 @@ pub fn change_chart(
     let (lo, hi) = padded_range(points.iter().map(|p| p.1));
     let x = |i: f64| LEFT + (W - LEFT - RIGHT) * (i / (n - 1) as f64);
     let y = |v: f64| TOP + 14.0 + (H - TOP - 14.0 - BOTTOM) * (1.0 - (v - lo) / (hi - lo));
-    let mut svg = format!(
-        r#"<figure class="chart"><figcaption>{}</figcaption><svg viewBox="0 0 {W} {H}" role="img" aria-label="{}" preserveAspectRatio="xMidYMid meet">"#,
-        esc(title),
-        esc(title)
-    );
+    let mut svg = figure(title, H);
     value_axis(&mut svg, lo, hi, &y);
     for i in 0..=4 {
         let idx = (n - 1) * i / 4;
@@ -429,11 +426,7 @@ pub fn distributions(title: &str, groups: &[(String, Vec<f64>)]) -> String {
     let (lo, hi) = padded_range(groups.iter().flat_map(|g| g.1.iter().copied()));
     let left = 110.0;
     let x = |v: f64| left + (W - left - RIGHT) * (v - lo) / (hi - lo);
-    let mut svg = format!(
-        r#"<figure class="chart"><figcaption>{}</figcaption><svg viewBox="0 0 {W} {h}" role="img" aria-label="{}" preserveAspectRatio="xMidYMid meet">"#,
-        esc(title),
-        esc(title)
-    );
+    let mut svg = figure(title, h);
     for i in 0..=4 {
         let v = lo + (hi - lo) * f64::from(i) / 4.0;
         let _ = write!(

@@ -14,7 +14,6 @@ use super::{ui_error, UiSession};
 use crate::state::AppState;
 use lookout_core::time::iso;
 use lookout_regress::detect::{median, rank_sum_p};
-use lookout_regress::RECENT_POINTS;
 use lookout_store::regress::{self, ChangePointRow};
 use lookout_store::series::{self, SeriesRow};
 
@@ -288,10 +287,8 @@ pub async fn series_page(
         .iter()
         .map(|c| change_line(c, lbl.clone(), &row.unit))
         .collect();
-    let current = cps
-        .last()
-        .filter(|c| c.kind == "regression" && c.position + RECENT_POINTS as i64 >= row.points)
-        .map(|c| change_line(c, lbl.clone(), &row.unit));
+    let current =
+        regress::fresh_regression(&cps, row.points).map(|c| change_line(c, lbl.clone(), &row.unit));
     render(&SeriesPage {
         title: format!("Series {lbl}"),
         ctx,
