@@ -14,9 +14,11 @@
 //!   with the tie correction, so quantised timings are fine). Otava's t-test assumes normal data; an
 //!   outlier inflates its variance (lost detections) or its mean difference (false alarms).
 //!
-//! The price of ranks: with `m` points after a change the smallest reachable two-sided p-value is
-//! about `erfc(sqrt(3m/2))`, so at p = 0.001 a change needs at least 4 points of the new regime
-//! before it can be reported. `bench/regress.sh` measures both detectors on the same series.
+//! The price of ranks: with `m` points after a change and `n` before, the smallest two-sided
+//! p-value is `2 / C(n + m, m)`, so at p = 0.001 a change needs 3 points of the new regime (or 2
+//! after fewer than 62 points) before it can be reported. Small samples get exact p-values
+//! ([`exact_p`]); the normal approximation would need 4 or more. `bench/regress.sh` measures both
+//! detectors on the same series.
 
 use std::f64::consts::SQRT_2;
 
@@ -307,7 +309,51 @@ pub fn rank_sum_p(left: &[f64], right: &[f64]) -> f64 {
     let all: Vec<f64> = left.iter().chain(right).copied().collect();
     let (r, ties) = ranks(&all);
     let r1: f64 = r[..left.len()].iter().sum();
-    p_of(z_of(r1, left.len() as f64, right.len() as f64, ties))
+    let (n1, n2) = (left.len() as f64, right.len() as f64);
+    if ties == 0.0 {
+        let u = r1 - n1 * (n1 + 1.0) / 2.0;
+        if let Some(p) = exact_p(u, left.len(), right.len()) {
+            return p;
+        }
+    }
+    p_of(z_of(r1, n1, n2, ties))
+}
+
+/// The smaller sample size up to which [`exact_p`] counts arrangements.
+const EXACT_MAX_SMALL: usize = 12;
+/// …and the most pairs from the nearer extreme it counts up to.
+const EXACT_MAX_PAIRS: usize = 400;
+
+/// The exact two-sided rank-sum p-value when one sample is small and `u` is near an extreme
+/// (no ties); `None` otherwise, for the normal approximation.
+///
+/// A new regime starts small, and there the normal approximation is far too cautious: four new
+/// points above sixty old ones have an exact p of 3e-6, the approximation says 5e-4. The count is
+/// classical: the arrangements of `m` points among `n + m` with `k` pairs out of order number the
+/// partitions of `k` into at most `m` parts of size at most `n`.
+fn exact_p(u: f64, n1: usize, n2: usize) -> Option<f64> {
+    let (m, n) = (n1.min(n2), n1.max(n2));
+    let total = (n1 * n2) as f64;
+    let k = u.min(total - u);
+    if m > EXACT_MAX_SMALL || k > EXACT_MAX_PAIRS as f64 || k > n as f64 || k.fract() != 0.0 {
+        return None;
+    }
+    let k = k as usize;
+    // Partitions of 0..=k into parts of size at most m (the conjugate of "at most m parts");
+    // parts of size at most n is implied by k <= n.
+    let mut ways = vec![0.0f64; k + 1];
+    ways[0] = 1.0;
+    for part in 1..=m {
+        for j in part..=k {
+            ways[j] += ways[j - part];
+        }
+    }
+    let favourable: f64 = ways.iter().sum();
+    // C(n + m, m) in logs: n + m can be in the thousands.
+    let ln_choose = libm::lgamma((n + m + 1) as f64)
+        - libm::lgamma((m + 1) as f64)
+        - libm::lgamma((n + 1) as f64);
+    Some((2.0 * (favourable.ln() - ln_choose).exp()).min(1.0))
 }
 
 fn magnitude(left: &[f64], right: &[f64]) -> f64 {
@@ -354,12 +400,32 @@ mod tests {
     }
 
     #[test]
-    fn rank_sum_matches_a_textbook_value() {
-        // Two clearly separated samples of 10: U = 0, z = (50 - 0.5) / sqrt(175) = 3.742.
+    fn large_samples_use_the_normal_approximation() {
+        // Fifteen and fifteen, separated (beyond the exact counter): U = 0,
+        // z = (112.5 - 0.5) / sqrt(15 * 15 * 31 / 12) = 4.6448, two-sided p = 3.40e-6.
+        let a: Vec<f64> = (0..15).map(f64::from).collect();
+        let b: Vec<f64> = (15..30).map(f64::from).collect();
+        let p = rank_sum_p(&a, &b);
+        assert!((p - 3.40e-6).abs() < 0.02e-6, "{p}");
+    }
+
+    #[test]
+    fn small_samples_get_exact_p_values() {
+        // Four points above sixty: one arrangement of C(64, 4), both tails.
+        let old: Vec<f64> = (0..60).map(f64::from).collect();
+        let new = [100.0, 101.0, 102.0, 103.0];
+        let want = 2.0 / 635_376.0;
+        assert!((rank_sum_p(&old, &new) / want - 1.0).abs() < 1e-9);
+        // One new point below one old one: 1 + 1 arrangements (k = 0, 1).
+        let new = [58.5, 101.0, 102.0, 103.0];
+        assert!((rank_sum_p(&old, &new) / (2.0 * want) - 1.0).abs() < 1e-9);
+        // k = 2 adds the two partitions of 2 (2, 1+1).
+        let new = [57.5, 101.0, 102.0, 103.0];
+        assert!((rank_sum_p(&old, &new) / (4.0 * want) - 1.0).abs() < 1e-9);
+        // Ten and ten, separated: 2 / C(20, 10).
         let a: Vec<f64> = (0..10).map(f64::from).collect();
         let b: Vec<f64> = (10..20).map(f64::from).collect();
-        let p = rank_sum_p(&a, &b);
-        assert!((p - 1.826e-4).abs() < 1e-6, "{p}");
+        assert!((rank_sum_p(&a, &b) / (2.0 / 184_756.0) - 1.0).abs() < 1e-9);
     }
 
     #[test]
