@@ -103,6 +103,7 @@ fn analyze(
             .iter()
             .map(|c| {
                 json!({"index": c.index, "before": c.before, "after": c.after,
+                       "change": c.after - c.before,
                        "change_percent": c.change_percent, "p_value": c.p_value,
                        "direction": direction(c), "mean_before": c.mean_before,
                        "mean_after": c.mean_after, "commit": points[c.index].commit,
@@ -371,8 +372,14 @@ fn change_text(c: &Value, s: &Value) -> String {
     let unit = s["unit"].as_str().unwrap_or_default();
     let num = |k: &str| c[k].as_f64().map_or("?".into(), fmt_num);
     format!(
-        "{} ({} {unit} -> {} {unit}, medians), p = {:.1e}, from point {} of {}{}, {}",
+        "{} ({}{} {unit}: {} {unit} -> {} {unit}, medians), p = {:.1e}, from point {} of {}{}, {}",
         percent(c["change_percent"].as_f64()),
+        if c["change"].as_f64().unwrap_or(0.0) >= 0.0 {
+            "+"
+        } else {
+            ""
+        },
+        num("change"),
         num("before"),
         num("after"),
         c["p_value"].as_f64().unwrap_or(1.0),

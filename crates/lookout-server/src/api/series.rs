@@ -58,6 +58,7 @@ pub fn change_view(c: &ChangePointRow) -> Value {
         "commit": c.commit,
         "before": c.before,
         "after": c.after,
+        "change": c.after - c.before,
         "change_percent": c.change_percent,
         "p_value": c.p_value,
         "direction": c.kind,

@@ -56,9 +56,13 @@ fn change_line(c: &ChangePointRow, series: String, unit: &str) -> ChangeLine {
         series_id: c.series_id,
         series,
         regression: c.kind == "regression",
-        change: c
-            .change_percent
-            .map_or_else(|| "n/a".into(), |p| format!("{p:+.1}%")),
+        change: format!(
+            "{} ({}{} {unit})",
+            c.change_percent
+                .map_or_else(|| "n/a".into(), |p| format!("{p:+.1}%")),
+            if c.after >= c.before { "+" } else { "" },
+            num(c.after - c.before)
+        ),
         before: format!("{} {unit}", num(c.before)),
         after: format!("{} {unit}", num(c.after)),
         commit: c.commit.clone().unwrap_or_default(),

@@ -58,7 +58,9 @@ fn analyze_finds_change_points_in_a_file_without_a_server() {
     assert!(c["p_value"].as_f64().unwrap() < 1e-6);
     let pct = c["change_percent"].as_f64().unwrap();
     assert!((28.0..32.0).contains(&pct), "{pct}");
-    assert!(c["before"].as_f64().unwrap() < c["after"].as_f64().unwrap());
+    let (before, after) = (c["before"].as_f64().unwrap(), c["after"].as_f64().unwrap());
+    assert!(before < after);
+    assert!((c["change"].as_f64().unwrap() - (after - before)).abs() < 1e-9);
 
     // Read as throughput, the same step is an improvement; the text report says so.
     let o = lookout(&["regress", "analyze", f, "--higher-is-better"]);
@@ -161,6 +163,10 @@ async fn pushes_find_a_regression_that_fails_the_check_and_pages(backend: Backen
     assert!(
         out.contains("commit slow40") && out.contains("from point 41 of 48"),
         "{out}"
+    );
+    assert!(
+        out.contains(" ms: 10") && out.contains(" ms -> 12"),
+        "absolute change and medians: {out}"
     );
     let o = check(&["--json"]);
     let j: Value = serde_json::from_slice(&o.stdout).unwrap();
