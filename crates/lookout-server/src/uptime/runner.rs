@@ -63,9 +63,11 @@ pub struct UptimeContext {
 impl UptimeContext {
     /// The maintenance windows, at most [`WINDOWS_TTL_MS`] old (one query a second for all
     /// 16 shards instead of one per shard per reload).
-    async fn windows(&self, now: i64) -> Windows {
+    /// `fresh` skips the cache: a shard whose monitors changed reads the windows anew, since a
+    /// window is often created just before the monitors it covers are edited or unpaused.
+    async fn windows(&self, now: i64, fresh: bool) -> Windows {
         let mut cached = self.windows.lock().await;
-        if now - cached.0 >= WINDOWS_TTL_MS {
+        if fresh || now - cached.0 >= WINDOWS_TTL_MS {
             *cached = (now, Windows::load(&self.store).await);
         }
         cached.1.clone()
@@ -189,10 +191,11 @@ pub async fn run_shard(ctx: Arc<UptimeContext>, shard: i64) -> Result<(), String
         }
         let now = now_ms();
         if now >= next_reload {
-            windows = ctx.windows(now).await;
+            windows = ctx.windows(now, false).await;
             match ustore::shard_version(&ctx.store, shard).await {
                 Ok(v) if v != version => match ustore::shard_monitors(&ctx.store, shard).await {
                     Ok(rows) => {
+                        windows = ctx.windows(now, true).await;
                         reload(&mut slots, &mut heap, rows, now, &ctx.sealer);
                         version = v;
                     }
