@@ -6,6 +6,8 @@
 //! a skipped backend would let a PostgreSQL-only bug through CI.
 
 pub mod load_target;
+pub mod pg_cluster;
+pub use pg_cluster::PgCluster;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

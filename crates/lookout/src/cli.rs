@@ -71,6 +71,9 @@ pub enum Command {
     /// Performance baselines: push benchmark figures, check for regressions, find change points.
     #[command(subcommand)]
     Regress(Box<RegressCommand>),
+    /// PostgreSQL health: slow queries, index advice, operational checks, index verification.
+    #[command(subcommand)]
+    Db(Box<DbCommand>),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to standard output.
     Completions {
         /// The shell.
@@ -271,6 +274,35 @@ pub enum RegressCommand {
         /// Print JSON: `[{"index", "before", "after", "change_percent", "p_value", "direction"}]`.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `lookout db …`
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Check a PostgreSQL database and print a report; exit 1 when a verification rule fails
+    /// (for CI after a migration), 2 when the check could not run.
+    Check {
+        /// `postgres://user:password@host:port/database` (or $LOOKOUT_DB_URL, which keeps the
+        /// password out of `ps`).
+        #[arg(env = "LOOKOUT_DB_URL", hide_env_values = true)]
+        url: String,
+        /// YAML rules checked with EXPLAIN: uses_index, no_seq_scan, cost_below,
+        /// rows_examined_below.
+        #[arg(long, value_name = "FILE")]
+        verify: Option<PathBuf>,
+        /// Print JSON: `{"findings": [...], "verifications": [...], "slow_queries": [...]}`.
+        #[arg(long)]
+        json: bool,
+        /// A statement is slow from this mean time (ms)…
+        #[arg(long, default_value_t = 20.0)]
+        slow_ms: f64,
+        /// …once it ran this often.
+        #[arg(long, default_value_t = 100)]
+        slow_calls: i64,
+        /// Report queries and idle transactions older than this (seconds).
+        #[arg(long, default_value_t = 60.0)]
+        long_running: f64,
     },
 }
 

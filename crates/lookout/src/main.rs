@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod db;
 mod load;
 mod regress;
 
@@ -26,6 +27,10 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         };
+    }
+    if let Command::Db(cmd) = cli.command {
+        // Talks to the user's database only: no data directory.
+        return std::process::ExitCode::from(db::main(*cmd));
     }
     if let Command::Regress(cmd) = cli.command {
         // Talks to a server over HTTP, or to nobody (analyze): no data directory either.
@@ -119,7 +124,10 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{secret}");
                 store.close().await;
             }
-            Command::Completions { .. } | Command::Load(_) | Command::Regress(_) => {}
+            Command::Completions { .. }
+            | Command::Load(_)
+            | Command::Regress(_)
+            | Command::Db(_) => {}
         }
         Ok::<(), anyhow::Error>(())
     })
