@@ -77,7 +77,9 @@ pub async fn slow_queries(
                 s.shared_blks_read, {io}::float8 AS io_ms
          FROM \"{schema}\".pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
          WHERE d.datname = current_database() AND s.calls > 0 {toplevel}
-           AND s.query !~* '^\\s*(BEGIN|COMMIT|ROLLBACK|SET|SHOW|DEALLOCATE)\\M'
+           AND s.query !~* '^\\s*(BEGIN|COMMIT|ROLLBACK|SET|SHOW|DEALLOCATE|EXPLAIN|ANALYZE|VACUUM)\\M'
+           -- Catalog reads are monitoring (ours among them), not the application's statements.
+           AND s.query !~* '(pg_stat_|pg_statio_|pg_catalog\\.|information_schema\\.|\\mpg_(class|index|namespace|attribute|depend|sequences|settings|database|extension|am|constraint)\\M)'
          ORDER BY total_ms DESC LIMIT $1"
     );
     let rows = match sqlx::query(&sql)

@@ -7,6 +7,7 @@
 pub mod alerting;
 pub mod api;
 pub mod auth;
+pub mod dbhealth;
 pub mod error;
 pub mod extract;
 pub mod ingest;

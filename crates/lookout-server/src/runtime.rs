@@ -161,7 +161,7 @@ pub async fn serve(
         stop_rx.clone(),
     ));
     let scheduler = tokio::spawn(
-        maintenance_scheduler(store.clone(), &cfg.replica_id)
+        maintenance_scheduler(store.clone(), sealer.clone(), &cfg.replica_id)
             .await?
             .run(wait_for(stop_rx.clone())),
     );
@@ -345,8 +345,13 @@ async fn bootstrap_admin(store: &Store, cfg: &ServeConfig) -> Result<(), ServeEr
 }
 
 /// The scheduler with the built-in periodic jobs: expired sessions and finished jobs are deleted
-/// hourly, error-event retention every ten minutes. Capabilities register theirs the same way.
-async fn maintenance_scheduler(store: Store, replica: &str) -> Result<Scheduler, ServeError> {
+/// hourly, error-event retention every ten minutes, due database checks every 15 s.
+/// Capabilities register theirs the same way.
+async fn maintenance_scheduler(
+    store: Store,
+    sealer: lookout_core::seal::Sealer,
+    replica: &str,
+) -> Result<Scheduler, ServeError> {
     jobs::ensure_periodic(&store, "sessions.cleanup", "sessions.cleanup", 3_600_000).await?;
     jobs::ensure_periodic(&store, "jobs.cleanup", "jobs.cleanup", 3_600_000).await?;
     jobs::ensure_periodic(&store, "errors.retention", "errors.retention", 600_000).await?;
@@ -355,6 +360,13 @@ async fn maintenance_scheduler(store: Store, replica: &str) -> Result<Scheduler,
         crate::uptime::upkeep::JOB,
         crate::uptime::upkeep::JOB,
         60_000,
+    )
+    .await?;
+    jobs::ensure_periodic(
+        &store,
+        crate::dbhealth::JOB,
+        crate::dbhealth::JOB,
+        crate::dbhealth::EVERY_MS,
     )
     .await?;
     let uptime_upkeep: JobHandler = {
@@ -409,7 +421,15 @@ async fn maintenance_scheduler(store: Store, replica: &str) -> Result<Scheduler,
             })
         })
     };
+    let db_checks: JobHandler = {
+        let store = store.clone();
+        Arc::new(move |_| {
+            let (store, sealer) = (store.clone(), sealer.clone());
+            Box::pin(async move { crate::dbhealth::run(&store, &sealer).await })
+        })
+    };
     Ok(Scheduler::new(store, replica, SchedulerConfig::default())
+        .handle(crate::dbhealth::JOB, db_checks)
         .handle("sessions.cleanup", sessions)
         .handle("jobs.cleanup", finished)
         .handle("errors.retention", retention)

@@ -14,6 +14,7 @@
 
 pub mod alerting;
 pub mod cursor;
+pub mod dbhealth;
 pub mod errors;
 pub mod events;
 pub mod jobs;

@@ -65,10 +65,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0008_regress.sql"),
         postgres: include_str!("../migrations/postgres/0008_regress.sql"),
     },
+    Migration {
+        version: 9,
+        name: "dbhealth",
+        sqlite: include_str!("../migrations/sqlite/0009_dbhealth.sql"),
+        postgres: include_str!("../migrations/postgres/0009_dbhealth.sql"),
+    },
 ];
 
 /// The schema version this build expects (the newest migration).
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// The advisory-lock key that serialises migrations across replicas ("lkmigr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c6b_6d69_6772;

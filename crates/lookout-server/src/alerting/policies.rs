@@ -8,7 +8,8 @@
 //!     "monitor_ids": [3, 4]},
 //!    {"source": "errors", "event": "new_issue" | "regression" | "frequency",
 //!     "threshold": 100, "window_minutes": 5, "project_ids": [1]},
-//!    {"source": "regressions", "series": ["api.p95_ms"], "project_ids": [1]}],
+//!    {"source": "regressions", "series": ["api.p95_ms"], "project_ids": [1]},
+//!    {"source": "database", "kinds": ["invalid_index", "verification_failed"], "target_ids": [1]}],
 //!  "grouping": "per_signal" | "per_condition" | "per_policy",
 //!  "severity": "critical", "urgency": "high", "service": "checkout",
 //!  "escalation_policy_id": 1, "runbook_id": 2, "enabled": true}
@@ -16,8 +17,8 @@
 //!
 //! The consumer reads the stream under a leased cursor and applies each batch in the transaction
 //! that advances the cursor, so every event opens, joins or resolves incidents exactly once, on
-//! whichever replica holds the lease. Later capabilities (query alerts, database findings)
-//! publish their own events and add a `source` here.
+//! whichever replica holds the lease. Later capabilities (query alerts) publish their own events
+//! and add a `source` here.
 
 use std::time::Duration;
 
@@ -63,6 +64,15 @@ pub enum Condition {
         /// Only these projects (default: all).
         #[serde(default)]
         project_ids: Vec<i64>,
+    },
+    /// Database health findings and failed verifications (`db.finding`).
+    Database {
+        /// Only these kinds (`invalid_index`, `verification_failed`, …; default: all).
+        #[serde(default)]
+        kinds: Vec<String>,
+        /// Only these database targets (default: all).
+        #[serde(default)]
+        target_ids: Vec<i64>,
     },
     /// Performance regressions found in baseline series (`regression.detected`).
     Regressions {
@@ -156,7 +166,7 @@ impl PolicySpec {
                         ));
                     }
                 }
-                Condition::Regressions { .. } => {}
+                Condition::Regressions { .. } | Condition::Database { .. } => {}
             }
         }
         Ok(())
@@ -175,6 +185,9 @@ struct Seen {
     issue_id: Option<i64>,
     /// The series a performance regression was found in.
     series: Option<String>,
+    /// A database finding's kind and target.
+    db_kind: Option<String>,
+    db_target: Option<i64>,
 }
 
 fn read(e: &DomainEvent) -> Option<(Seen, Action)> {
@@ -195,6 +208,8 @@ fn read(e: &DomainEvent) -> Option<(Seen, Action)> {
         project_id: e.project_id,
         issue_id: issue,
         series: p.get("series").and_then(Value::as_str).map(str::to_string),
+        db_kind: p.get("kind").and_then(Value::as_str).map(str::to_string),
+        db_target: p.get("target_id").and_then(Value::as_i64),
     };
     let m = || format!("monitor:{}", monitor.unwrap_or_default());
     let i = || format!("issue:{}", issue.unwrap_or_default());
@@ -246,6 +261,27 @@ fn read(e: &DomainEvent) -> Option<(Seen, Action)> {
         ),
         "issue.events" => (seen("frequency", i(), String::new()), Action::Trigger),
         "issue.resolved" => (seen("resolved", i(), String::new()), Action::Resolve),
+        "db.finding" => (
+            seen(
+                "db_finding",
+                format!(
+                    "db:{}:{}:{}",
+                    p.get("target_id")
+                        .and_then(Value::as_i64)
+                        .unwrap_or_default(),
+                    str_of("kind"),
+                    str_of("object")
+                ),
+                format!(
+                    "{}: {} {}: {}",
+                    str_of("target"),
+                    str_of("kind").replace('_', " "),
+                    str_of("object"),
+                    str_of("detail").chars().take(200).collect::<String>()
+                ),
+            ),
+            Action::Trigger,
+        ),
         "regression.detected" => (
             seen(
                 "performance_regression",
@@ -424,6 +460,12 @@ async fn matches(
             };
             events_since(tx, issue, now_ms() - m * 60_000).await? > *n
         }
+        Condition::Database { kinds, target_ids } => {
+            seen.name == "db_finding"
+                && (kinds.is_empty() || seen.db_kind.as_ref().is_some_and(|k| kinds.contains(k)))
+                && (target_ids.is_empty()
+                    || seen.db_target.is_some_and(|t| target_ids.contains(&t)))
+        }
         Condition::Regressions {
             series,
             project_ids,
@@ -501,7 +543,9 @@ async fn frequency_title(
             window_minutes,
             ..
         } => (threshold.unwrap_or(0), window_minutes.unwrap_or(0)),
-        Condition::Monitor { .. } | Condition::Regressions { .. } => (0, 0),
+        Condition::Monitor { .. } | Condition::Regressions { .. } | Condition::Database { .. } => {
+            (0, 0)
+        }
     };
     Ok(format!(
         "More than {n} events in {m} min: {}",

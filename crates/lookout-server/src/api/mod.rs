@@ -6,6 +6,7 @@
 
 mod activity;
 pub mod alert_config;
+pub mod databases;
 pub mod incidents;
 mod issues;
 pub mod load;
@@ -211,6 +212,16 @@ pub fn router() -> Router<AppState> {
             alert_config::get_runbook,
             alert_config::update_runbook
         ))
+        .routes(routes!(databases::list, databases::create))
+        .routes(routes!(
+            databases::get_one,
+            databases::update,
+            databases::delete
+        ))
+        .routes(routes!(databases::check_now))
+        .routes(routes!(databases::checks))
+        .routes(routes!(databases::report))
+        .routes(routes!(databases::slow_queries))
         .merge(
             // Run reports carry per-second series: a long run's summary passes the 1 MiB limit.
             OpenApiRouter::new()

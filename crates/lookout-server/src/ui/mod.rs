@@ -8,6 +8,7 @@
 mod alerts;
 mod assets;
 pub mod chart;
+mod databases;
 mod errors;
 mod incidents;
 mod load;
@@ -85,6 +86,8 @@ pub fn router() -> Router<AppState> {
         .route("/load-tests", get(load::list))
         .route("/load-tests/compare", get(load::compare))
         .route("/load-tests/{id}", get(load::run))
+        .route("/databases", get(databases::list))
+        .route("/databases/{id}", get(databases::target))
         .route("/regressions", get(regress::list))
         .route("/regressions/series/{id}", get(regress::series_page))
         .route("/on-call/{id}/overrides", post(incidents::add_override))
@@ -115,6 +118,7 @@ pub fn router() -> Router<AppState> {
                 "/alerts",
                 "/load-tests",
                 "/regressions",
+                "/databases",
             ]
             .contains(&s.href)
     }) {

@@ -8,6 +8,8 @@ use sqlx::{Connection, Executor};
 
 use crate::regress::{lookout, text};
 
+mod server;
+
 const RULES: &str = r#"
 verify:
   - name: open orders use the status index

@@ -1,0 +1,79 @@
+//! Scheduled database health checks: a leased periodic job picks the targets that are due, opens
+//! each sealed connection string, runs `lookout_dbhealth::check` with the target's rules and
+//! thresholds, and stores the report (which publishes `db.finding` for new problems).
+
+use std::time::Duration;
+
+use lookout_core::seal::Sealer;
+use lookout_core::time::now_ms;
+use lookout_store::dbhealth::{self as dstore, QueryStat, TargetRow};
+use lookout_store::Store;
+
+/// The periodic job's id and kind.
+pub const JOB: &str = "db.checks";
+/// How often the job looks for due targets.
+pub const EVERY_MS: i64 = 15_000;
+/// The longest one target's check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The options a target's thresholds give.
+pub fn options(t: &TargetRow) -> lookout_dbhealth::Options {
+    lookout_dbhealth::Options {
+        slow_ms: t.slow_ms,
+        slow_calls: t.slow_calls,
+        ..lookout_dbhealth::Options::default()
+    }
+}
+
+/// Checks one target and stores the outcome.
+pub async fn check_target(store: &Store, sealer: &Sealer, t: &TargetRow) -> Result<i64, String> {
+    let started = now_ms();
+    let outcome = async {
+        let url = sealer.open(&t.url_sealed).map_err(|e| {
+            format!("the connection string cannot be opened with this server's key: {e}")
+        })?;
+        let rules = match &t.verify {
+            Some(y) if !y.trim().is_empty() => lookout_dbhealth::verify::parse(y)?,
+            _ => Vec::new(),
+        };
+        let report = tokio::time::timeout(
+            CHECK_TIMEOUT,
+            lookout_dbhealth::check(&url, &options(t), &rules),
+        )
+        .await
+        .map_err(|_| format!("the check took longer than {} s", CHECK_TIMEOUT.as_secs()))?
+        .map_err(|e| e.to_string())?;
+        let stats = report
+            .slow_queries
+            .iter()
+            .map(|q| QueryStat {
+                queryid: q.queryid.clone(),
+                query: q.query.clone(),
+                calls: q.calls,
+                total_ms: q.total_ms,
+                rows: q.rows,
+            })
+            .collect();
+        let json = serde_json::to_value(&report).map_err(|e| e.to_string())?;
+        Ok::<_, String>((json, stats))
+    }
+    .await;
+    if let Err(e) = &outcome {
+        tracing::warn!(target = t.id, name = %t.name, error = %e, "Database check failed.");
+    }
+    dstore::record(store, t, started, outcome)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// One run of the job: every due target, one after the other.
+pub async fn run(store: &Store, sealer: &Sealer) -> Result<(), String> {
+    let due = dstore::due(store, now_ms(), 20)
+        .await
+        .map_err(|e| e.to_string())?;
+    for t in &due {
+        let id = check_target(store, sealer, t).await?;
+        tracing::info!(target = t.id, name = %t.name, check = id, "Database checked.");
+    }
+    Ok(())
+}

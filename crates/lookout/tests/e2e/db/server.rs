@@ -1,0 +1,242 @@
+//! Database targets in the server: the connection string sealed and never shown, checks at once
+//! and on demand with their reports and statement trends, `db.finding` only for new problems,
+//! and an alert policy paging on an invalid index and a failed verification.
+
+use std::time::{Duration, Instant};
+
+use lookout_testkit::{PgCluster, TestServer};
+use serde_json::{json, Value};
+use sqlx::{Connection, Executor};
+
+use crate::alerting::{get, post, wait_any_incident};
+use crate::json_of;
+
+const RULES: &str = "verify:\n  - name: open orders use the status index\n    query: \"SELECT * FROM orders WHERE status = 'open'\"\n    uses_index: orders_status_idx\n";
+
+/// Waits until the target has `n` checks; the newest one's report.
+async fn wait_checks(s: &TestServer, id: i64, n: usize) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let checks = get(s, &format!("/api/v1/db-targets/{id}/checks")).await;
+        if checks["items"].as_array().unwrap().len() >= n {
+            return get(s, &format!("/api/v1/db-targets/{id}/report")).await;
+        }
+        assert!(Instant::now() < deadline, "no check {n}: {checks}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn kinds(events: &Value) -> Vec<String> {
+    events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "db.finding")
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["payload"]["kind"].as_str().unwrap(),
+                e["payload"]["object"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn targets_are_checked_trended_and_page_on_new_problems() {
+    let pg = PgCluster::start(&["shared_preload_libraries=pg_stat_statements"]);
+    let mut c = sqlx::PgConnection::connect(&pg.url("postgres"))
+        .await
+        .unwrap();
+    c.execute(
+        "CREATE EXTENSION pg_stat_statements;
+         CREATE TABLE orders (id serial PRIMARY KEY, customer_id int NOT NULL, status text NOT NULL);
+         INSERT INTO orders (customer_id, status)
+           SELECT i % 2000, CASE WHEN i % 100 = 0 THEN 'open' ELSE 'paid' END FROM generate_series(1, 30000) i;
+         ANALYZE orders;
+         CREATE TABLE dupes (v int); INSERT INTO dupes VALUES (1), (1);",
+    )
+    .await
+    .unwrap();
+    assert!(c
+        .execute("CREATE UNIQUE INDEX CONCURRENTLY dupes_v_key ON dupes (v)")
+        .await
+        .is_err());
+
+    for i in 0..40 {
+        sqlx::query("SELECT count(*) FROM orders WHERE customer_id = $1")
+            .bind(i)
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    }
+    let s = TestServer::start(crate::bin(), lookout_testkit::Backend::Sqlite).await;
+    post(
+        &s,
+        "/api/v1/policies",
+        json!({"name": "DB", "severity": "critical", "conditions": [
+            {"source": "database", "kinds": ["invalid_index", "verification_failed"]}]}),
+        201,
+    )
+    .await;
+    let url = pg
+        .url("postgres")
+        .replacen("postgres@", "postgres:hunter2@", 1);
+    let t = post(
+        &s,
+        "/api/v1/db-targets",
+        json!({"name": "shop", "url": url, "verify": RULES}),
+        201,
+    )
+    .await;
+    assert!(
+        !t.to_string().contains("hunter2") && t.get("url").is_none(),
+        "{t}"
+    );
+    assert_eq!(
+        t["database"],
+        format!("postgres@127.0.0.1:{}/postgres", pg.port)
+    );
+    let id = t["id"].as_i64().unwrap();
+
+    let r = wait_checks(&s, id, 1).await;
+    assert_eq!(r["ok"], true, "{r}");
+    let report = &r["report"];
+    let found: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert!(found.contains(&"invalid_index"), "{found:?}");
+    assert_eq!(report["verifications"][0]["passed"], false);
+    let events = get(&s, "/api/v1/events?limit=500").await;
+    let k = kinds(&events);
+    assert!(
+        k.contains(&"invalid_index:public.dupes_v_key".to_string()),
+        "{k:?}"
+    );
+    assert!(
+        k.contains(&"verification_failed:open orders use the status index".to_string()),
+        "{k:?}"
+    );
+    let inc = wait_any_incident(&s, 10, |v| {
+        v["title"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("shop: invalid index public.dupes_v_key"))
+    })
+    .await;
+    assert_eq!(inc["severity"], "critical", "{inc}");
+
+    // Load between checks gives the statements a trend; the same problems publish nothing new.
+    for i in 0..40 {
+        sqlx::query("SELECT count(*) FROM orders WHERE customer_id = $1")
+            .bind(i)
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    }
+    let (st, _) = json_of(
+        s.admin_client()
+            .post(s.at(&format!("/api/v1/db-targets/{id}/check")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 202);
+    wait_checks(&s, id, 2).await;
+    for i in 0..40 {
+        sqlx::query("SELECT count(*) FROM orders WHERE customer_id = $1")
+            .bind(i)
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    }
+    s.admin_client()
+        .post(s.at(&format!("/api/v1/db-targets/{id}/check")))
+        .send()
+        .await
+        .unwrap();
+    wait_checks(&s, id, 3).await;
+    let same = kinds(&get(&s, "/api/v1/events?limit=500").await);
+    assert_eq!(
+        same.len(),
+        k.len(),
+        "no new db.finding for old problems: {same:?}"
+    );
+    let slow = get(&s, &format!("/api/v1/db-targets/{id}/slow-queries")).await;
+    let q = slow["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["query"].as_str().unwrap().contains("customer_id = $1"))
+        .expect("the load's statement");
+    let iv = q["intervals"].as_array().unwrap();
+    assert_eq!(iv.len(), 2, "{q}");
+    assert_eq!(iv[1]["calls"], 40, "{q}");
+    assert!(iv[1]["mean_ms"].as_f64().unwrap() > 0.0);
+
+    // The fix makes the verification pass.
+    c.execute("CREATE INDEX orders_status_idx ON orders (status); ANALYZE orders;")
+        .await
+        .unwrap();
+    s.admin_client()
+        .post(s.at(&format!("/api/v1/db-targets/{id}/check")))
+        .send()
+        .await
+        .unwrap();
+    let r = wait_checks(&s, id, 4).await;
+    assert_eq!(r["report"]["verifications"][0]["passed"], true, "{r}");
+    let list = get(&s, "/api/v1/db-targets").await;
+    assert_eq!(
+        list["items"][0]["last_check"]["verifications_failed"], 0,
+        "{list}"
+    );
+
+    // Bad input is refused; an unreachable database is a failed check, not a crash.
+    for (body, needle) in [
+        (
+            json!({"name": "x", "url": "mysql://db/shop"}),
+            "postgres://",
+        ),
+        (
+            json!({"name": "x", "url": "postgres://h/db", "verify": "verify:\n  - name: y\n    query: SELECT 1\n"}),
+            "verify",
+        ),
+        (
+            json!({"name": "x", "url": "postgres://h/db", "interval_seconds": 5}),
+            "interval_seconds",
+        ),
+        (json!({"name": "shop", "url": "postgres://h/db"}), "exists"),
+    ] {
+        let (st, v) = json_of(
+            s.admin_client()
+                .post(s.at("/api/v1/db-targets"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert!(st == 422 || st == 409, "{body}: {st} {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(needle),
+            "{v}"
+        );
+    }
+    let dead = post(
+        &s,
+        "/api/v1/db-targets",
+        json!({"name": "gone", "url": "postgres://postgres:hunter2@127.0.0.1:1/none"}),
+        201,
+    )
+    .await;
+    let r = wait_checks(&s, dead["id"].as_i64().unwrap(), 1).await;
+    assert_eq!(r["ok"], false);
+    let err = r["error"].as_str().unwrap();
+    assert!(
+        err.contains("connecting to postgres@127.0.0.1:1/none") && !err.contains("hunter2"),
+        "{err}"
+    );
+}
