@@ -323,7 +323,10 @@ async fn index_hint(conn: &mut PgConnection, r: &Rule) -> String {
             n.index.as_deref().unwrap_or("an index"),
             n.node_type
         ),
-        None => ". Even with sequential scans off no such index is used: no index can serve this query as written".into(),
+        None => match &r.uses_index {
+            Some(i) => format!(". Even with sequential scans off {i} is not used: it cannot serve this query as written, or does not exist"),
+            None => ". Even with sequential scans off no index is used: no index can serve this query as written".into(),
+        },
     }
 }
 
