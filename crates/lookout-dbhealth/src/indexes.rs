@@ -266,6 +266,17 @@ pub async fn missing(
     Ok(out)
 }
 
+/// The first column of each row of `sql`, run for the table `oid`.
+async fn names(conn: &mut PgConnection, sql: &str, oid: i64) -> sqlx::Result<Vec<String>> {
+    sqlx::query(sql)
+        .bind(oid)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect()
+}
+
 /// Columns of `table` that single-table slow queries compare in their WHERE clause and that no
 /// index leads on.
 async fn filtered_columns(
@@ -274,25 +285,19 @@ async fn filtered_columns(
     table: &str,
     slow: &[SlowQuery],
 ) -> sqlx::Result<Vec<String>> {
-    let cols: Vec<String> = sqlx::query(
+    let cols = names(
+        conn,
         "SELECT attname FROM pg_attribute WHERE attrelid = $1::int8::oid AND attnum > 0 AND NOT attisdropped",
+        oid,
     )
-    .bind(oid)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| r.try_get(0))
-    .collect::<sqlx::Result<_>>()?;
-    let leading: Vec<String> = sqlx::query(
+    .await?;
+    let leading = names(
+        conn,
         "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
          WHERE i.indrelid = $1::int8::oid AND i.indisvalid",
+        oid,
     )
-    .bind(oid)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| r.try_get(0))
-    .collect::<sqlx::Result<_>>()?;
+    .await?;
     let mut out = Vec::new();
     for q in slow {
         for c in crate::stats::where_columns(&q.query, table) {

@@ -13,6 +13,17 @@ use crate::json_of;
 
 const RULES: &str = "verify:\n  - name: open orders use the status index\n    query: \"SELECT * FROM orders WHERE status = 'open'\"\n    uses_index: orders_status_idx\n";
 
+/// Forty lookups of customers, through their index.
+async fn load(c: &mut sqlx::PgConnection) {
+    for i in 0..40 {
+        sqlx::query("SELECT count(*) FROM orders WHERE customer_id = $1")
+            .bind(i)
+            .fetch_one(&mut *c)
+            .await
+            .unwrap();
+    }
+}
+
 /// Waits until the target has `n` checks; the newest one's report.
 async fn wait_checks(s: &TestServer, id: i64, n: usize) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -64,13 +75,7 @@ async fn targets_are_checked_trended_and_page_on_new_problems() {
         .await
         .is_err());
 
-    for i in 0..40 {
-        sqlx::query("SELECT count(*) FROM orders WHERE customer_id = $1")
-            .bind(i)
-            .fetch_one(&mut c)
-            .await
-            .unwrap();
-    }
+    load(&mut c).await;
     let s = TestServer::start(crate::bin(), lookout_testkit::Backend::Sqlite).await;
     post(
         &s,
@@ -131,13 +136,7 @@ async fn targets_are_checked_trended_and_page_on_new_problems() {
 
     // Load between checks (through the customer index, so no new problem appears) gives the
     // statements a trend; the same problems publish nothing new.
-    for i in 0..40 {
-        sqlx::query("SELECT count(*) FROM orders WHERE customer_id = $1")
-            .bind(i)
-            .fetch_one(&mut c)
-            .await
-            .unwrap();
-    }
+    load(&mut c).await;
     let (st, _) = json_of(
         s.admin_client()
             .post(s.at(&format!("/api/v1/db-targets/{id}/check")))
@@ -148,13 +147,7 @@ async fn targets_are_checked_trended_and_page_on_new_problems() {
     .await;
     assert_eq!(st, 202);
     wait_checks(&s, id, 2).await;
-    for i in 0..40 {
-        sqlx::query("SELECT count(*) FROM orders WHERE customer_id = $1")
-            .bind(i)
-            .fetch_one(&mut c)
-            .await
-            .unwrap();
-    }
+    load(&mut c).await;
     s.admin_client()
         .post(s.at(&format!("/api/v1/db-targets/{id}/check")))
         .send()
