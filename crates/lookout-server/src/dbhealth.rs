@@ -16,6 +16,41 @@ pub const EVERY_MS: i64 = 15_000;
 /// The longest one target's check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The database a target names (`user@host:port/db`); `None` when its connection string was
+/// sealed with another key.
+pub fn database_of(sealer: &Sealer, t: &TargetRow) -> Option<String> {
+    sealer
+        .open(&t.url_sealed)
+        .ok()
+        .map(|u| lookout_dbhealth::redact(&u))
+}
+
+/// What a stored report holds, counted.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counts {
+    pub critical: usize,
+    pub warning: usize,
+    pub info: usize,
+    pub verifications_failed: usize,
+}
+
+impl Counts {
+    pub fn of(report: Option<&serde_json::Value>) -> Counts {
+        let count = |key: &str, pred: &dyn Fn(&serde_json::Value) -> bool| {
+            report
+                .and_then(|r| r[key].as_array())
+                .map_or(0, |a| a.iter().filter(|x| pred(x)).count())
+        };
+        let severity = |s: &'static str| move |f: &serde_json::Value| f["severity"] == s;
+        Counts {
+            critical: count("findings", &severity("critical")),
+            warning: count("findings", &severity("warning")),
+            info: count("findings", &severity("info")),
+            verifications_failed: count("verifications", &|v| v["passed"] == false),
+        }
+    }
+}
+
 /// The options a target's thresholds give.
 pub fn options(t: &TargetRow) -> lookout_dbhealth::Options {
     lookout_dbhealth::Options {

@@ -241,18 +241,18 @@ pub async fn recompute_in(
     if !publish.is_empty() {
         events::publish_in_tx(store, tx, &publish).await?;
     }
-    for_series_in(tx, series_id).await
+    for_series_on(&mut **tx, series_id).await
 }
 
-async fn for_series_in(
-    tx: &mut Transaction<'static, Any>,
+async fn for_series_on<'e>(
+    e: impl sqlx::Executor<'e, Database = Any>,
     series_id: i64,
 ) -> Result<Vec<ChangePointRow>> {
     sqlx::query(&format!(
         "SELECT {COLUMNS} FROM change_points c WHERE c.series_id = $1 ORDER BY c.position"
     ))
     .bind(series_id)
-    .fetch_all(&mut **tx)
+    .fetch_all(e)
     .await?
     .iter()
     .map(row_of)
@@ -261,15 +261,7 @@ async fn for_series_in(
 
 /// A series' change points, oldest first.
 pub async fn for_series(store: &Store, series_id: i64) -> Result<Vec<ChangePointRow>> {
-    sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM change_points c WHERE c.series_id = $1 ORDER BY c.position"
-    ))
-    .bind(series_id)
-    .fetch_all(store.pool())
-    .await?
-    .iter()
-    .map(row_of)
-    .collect()
+    for_series_on(store.pool(), series_id).await
 }
 
 /// Change points across the projects' series, newest first; only one kind when given.

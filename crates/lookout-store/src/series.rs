@@ -118,12 +118,21 @@ pub async fn add_in(
     project_id: i64,
     points: &[NewPoint],
 ) -> Result<Vec<i64>> {
-    let mut touched = Vec::new();
+    // Each distinct series is looked up once: a push of 10,000 points is one series.
+    let mut touched: Vec<(&SeriesKey, i64)> = Vec::new();
     for p in points {
-        let id = upsert_in(conn, project_id, &p.key).await?;
-        if !touched.contains(&id) {
-            touched.push(id);
-        }
+        let known = touched
+            .iter()
+            .find(|(k, _)| k.name == p.key.name && k.tags == p.key.tags)
+            .map(|t| t.1);
+        let id = match known {
+            Some(id) => id,
+            None => {
+                let id = upsert_in(conn, project_id, &p.key).await?;
+                touched.push((&p.key, id));
+                id
+            }
+        };
         sqlx::query(
             "INSERT INTO series_points (series_id, at, value, commit_sha, version, build, source, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -139,7 +148,7 @@ pub async fn add_in(
         .execute(&mut *conn)
         .await?;
     }
-    Ok(touched)
+    Ok(touched.into_iter().map(|t| t.1).collect())
 }
 
 const SERIES_COLUMNS: &str = "s.id, s.project_id, s.name, s.tags, s.unit, s.direction,

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::cli::{DetectArgs, PointArgs, RegressCommand, ServerArgs};
 use lookout_regress::import::{self, Format, Imported, Measure};
-use lookout_regress::{detect, input, Options};
+use lookout_regress::{detect, format_value, input, Options};
 
 /// Runs a `lookout regress` verb; the process exit status.
 pub fn main(cmd: RegressCommand) -> u8 {
@@ -139,22 +139,14 @@ fn analyze(
             "  {:>6}  {:<12}  {:>12}  {:>12}  {:>9}  {:>9.1e}  {}",
             c.index,
             commit,
-            fmt_num(c.before),
-            fmt_num(c.after),
+            format_value(c.before),
+            format_value(c.after),
             percent(c.change_percent),
             c.p_value,
             direction(c)
         );
     }
     Ok(())
-}
-
-fn fmt_num(v: f64) -> String {
-    if v != 0.0 && (v.abs() >= 1e6 || v.abs() < 1e-3) {
-        format!("{v:.3e}")
-    } else {
-        format!("{v:.3}")
-    }
 }
 
 fn percent(p: Option<f64>) -> String {
@@ -352,25 +344,18 @@ fn state_line(state: &Value) -> String {
 }
 
 fn series_label(s: &Value) -> String {
-    let tags: Vec<String> = s["tags"]
-        .as_object()
-        .map(|t| {
-            t.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let name = s["name"].as_str().unwrap_or_default();
-    if tags.is_empty() {
-        name.to_string()
-    } else {
-        format!("{name} {{{}}}", tags.join(", "))
-    }
+    let tags = s["tags"].as_object();
+    lookout_regress::series_label(
+        s["name"].as_str().unwrap_or_default(),
+        tags.into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default())),
+    )
 }
 
 fn change_text(c: &Value, s: &Value) -> String {
     let unit = s["unit"].as_str().unwrap_or_default();
-    let num = |k: &str| c[k].as_f64().map_or("?".into(), fmt_num);
+    let num = |k: &str| c[k].as_f64().map_or("?".into(), format_value);
     format!(
         "{} ({}{} {unit}: {} {unit} -> {} {unit}, medians), p = {:.1e}, from point {} of {}{}, {}",
         percent(c["change_percent"].as_f64()),

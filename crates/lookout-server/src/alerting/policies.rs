@@ -480,18 +480,14 @@ async fn matches(
 
 /// `Performance regression: api.p95_ms {scenario=checkout} +23.4% (p=1.2e-6) at abc1234`.
 fn regression_title(p: &Value) -> String {
-    let tags = p
-        .get("tags")
-        .and_then(Value::as_object)
-        .filter(|t| !t.is_empty())
-        .map(|t| {
-            let inner: Vec<String> = t
-                .iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect();
-            format!(" {{{}}}", inner.join(", "))
-        })
-        .unwrap_or_default();
+    let series = lookout_regress::series_label(
+        p.get("series").and_then(Value::as_str).unwrap_or_default(),
+        p.get("tags")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default())),
+    );
     let change = p
         .get("change_percent")
         .and_then(Value::as_f64)
@@ -503,10 +499,7 @@ fn regression_title(p: &Value) -> String {
         .and_then(Value::as_str)
         .map(|c| format!(" at {}", c.chars().take(12).collect::<String>()))
         .unwrap_or_default();
-    format!(
-        "Performance regression: {}{tags}{change} (p={pv:.1e}){commit}",
-        p.get("series").and_then(Value::as_str).unwrap_or_default()
-    )
+    format!("Performance regression: {series}{change} (p={pv:.1e}){commit}")
 }
 
 async fn events_since(

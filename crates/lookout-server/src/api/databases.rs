@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::IntoParams;
 
+use super::issues::not_found;
 use super::load::{project_of, projects_for, ProjectFilter};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -17,7 +18,6 @@ use crate::state::AppState;
 use lookout_core::time::{iso, now_ms};
 use lookout_core::Role;
 use lookout_store::dbhealth::{self as dstore, NewTarget, TargetRow};
-use lookout_store::StoreError;
 
 /// The body of create and update.
 #[derive(Debug, Deserialize)]
@@ -42,37 +42,16 @@ pub struct TargetBody {
     pub project: Option<String>,
 }
 
-fn not_found(e: StoreError) -> ApiError {
-    match e {
-        StoreError::NotFound => ApiError::NotFound("database target"),
-        e => e.into(),
-    }
-}
-
 /// A target as the API shows it: the database it names, never the connection string.
 async fn view(state: &AppState, t: &TargetRow) -> ApiResult<Value> {
     let last = dstore::checks(state.store(), t.id, 1, true).await?;
-    let database = state
-        .sealer()
-        .open(&t.url_sealed)
-        .map(|u| lookout_dbhealth::redact(&u))
-        .unwrap_or_else(|_| "(sealed with another key)".into());
+    let database = crate::dbhealth::database_of(state.sealer(), t)
+        .unwrap_or_else(|| "(sealed with another key)".into());
     let last = last.first().map(|c| {
-        let count = |sev: &str| {
-            c.report.as_ref().map_or(0, |r| {
-                r["findings"]
-                    .as_array()
-                    .map_or(0, |f| f.iter().filter(|x| x["severity"] == sev).count())
-            })
-        };
-        let failed = c.report.as_ref().map_or(0, |r| {
-            r["verifications"]
-                .as_array()
-                .map_or(0, |v| v.iter().filter(|x| x["passed"] == false).count())
-        });
+        let n = crate::dbhealth::Counts::of(c.report.as_ref());
         json!({"id": c.id, "at": iso(c.started_at), "duration_ms": c.duration_ms, "ok": c.ok,
-               "error": c.error, "critical": count("critical"), "warning": count("warning"),
-               "info": count("info"), "verifications_failed": failed})
+               "error": c.error, "critical": n.critical, "warning": n.warning,
+               "info": n.info, "verifications_failed": n.verifications_failed})
     });
     Ok(json!({
         "id": t.id, "project_id": t.project_id, "name": t.name, "database": database,
@@ -180,7 +159,7 @@ pub async fn list(
     _who: Principal,
     ApiQuery(f): ApiQuery<ProjectFilter>,
 ) -> ApiResult<Json<Value>> {
-    let ids = projects_for(&state, &f).await?;
+    let ids = projects_for(&state, f.project.as_deref()).await?;
     let mut items = Vec::new();
     for t in dstore::list(state.store(), &ids).await? {
         items.push(view(&state, &t).await?);
@@ -196,7 +175,9 @@ pub async fn get_one(
     _who: Principal,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
-    let t = dstore::get(state.store(), id).await.map_err(not_found)?;
+    let t = dstore::get(state.store(), id)
+        .await
+        .map_err(not_found("database target"))?;
     Ok(Json(view(&state, &t).await?))
 }
 
@@ -210,13 +191,15 @@ pub async fn update(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
     who.require(Role::Admin)?;
-    let existing = dstore::get(state.store(), id).await.map_err(not_found)?;
+    let existing = dstore::get(state.store(), id)
+        .await
+        .map_err(not_found("database target"))?;
     let b: TargetBody = serde_json::from_value(body)
         .map_err(|e| ApiError::Validation(format!("database target: {e}")))?;
     let t = validate(&state, &b, Some(&existing)).await?;
     let row = dstore::update(state.store(), id, &t)
         .await
-        .map_err(not_found)?;
+        .map_err(not_found("database target"))?;
     spawn_check(&state, row.clone());
     Ok(Json(view(&state, &row).await?))
 }
@@ -230,7 +213,9 @@ pub async fn delete(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
     who.require(Role::Admin)?;
-    dstore::delete(state.store(), id).await.map_err(not_found)?;
+    dstore::delete(state.store(), id)
+        .await
+        .map_err(not_found("database target"))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -243,7 +228,9 @@ pub async fn check_now(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     who.require(Role::Member)?;
-    let t = dstore::get(state.store(), id).await.map_err(not_found)?;
+    let t = dstore::get(state.store(), id)
+        .await
+        .map_err(not_found("database target"))?;
     spawn_check(&state, t);
     Ok((StatusCode::ACCEPTED, Json(json!({"started": true}))))
 }
@@ -264,7 +251,9 @@ pub async fn checks(
     ApiPath(id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<ChecksQuery>,
 ) -> ApiResult<Json<Value>> {
-    dstore::get(state.store(), id).await.map_err(not_found)?;
+    dstore::get(state.store(), id)
+        .await
+        .map_err(not_found("database target"))?;
     let rows = dstore::checks(
         state.store(),
         id,
@@ -287,7 +276,9 @@ pub async fn report(
     _who: Principal,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
-    dstore::get(state.store(), id).await.map_err(not_found)?;
+    dstore::get(state.store(), id)
+        .await
+        .map_err(not_found("database target"))?;
     let c = dstore::checks(state.store(), id, 1, true)
         .await?
         .into_iter()
@@ -331,7 +322,9 @@ pub async fn slow_queries(
     ApiPath(id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<TrendQuery>,
 ) -> ApiResult<Json<Value>> {
-    dstore::get(state.store(), id).await.map_err(not_found)?;
+    dstore::get(state.store(), id)
+        .await
+        .map_err(not_found("database target"))?;
     Ok(Json(
         json!({"items": trends(&state, id, q.days.unwrap_or(7)).await?}),
     ))

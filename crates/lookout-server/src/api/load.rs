@@ -177,8 +177,9 @@ pub struct ProjectFilter {
     pub project: Option<String>,
 }
 
-pub(crate) async fn projects_for(state: &AppState, f: &ProjectFilter) -> ApiResult<Vec<i64>> {
-    Ok(match &f.project {
+/// The project named (id or slug), or every project.
+pub(crate) async fn projects_for(state: &AppState, project: Option<&str>) -> ApiResult<Vec<i64>> {
+    Ok(match project {
         Some(p) => vec![project_of(state, Some(p)).await?],
         None => all_projects(state).await?.iter().map(|p| p.id).collect(),
     })
@@ -193,7 +194,7 @@ pub async fn list(
     ApiQuery(f): ApiQuery<ProjectFilter>,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> ApiResult<Json<Value>> {
-    let ids = projects_for(&state, &f).await?;
+    let ids = projects_for(&state, f.project.as_deref()).await?;
     let page = lstore::list(state.store(), &ids, &q.cursor()).await?;
     Ok(Json(
         json!({"items": page.items.iter().map(run_view).collect::<Vec<_>>(), "next": page.next}),

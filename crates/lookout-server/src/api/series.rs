@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::IntoParams;
 
-use super::load::{project_of, projects_for, ProjectFilter};
+use super::load::{project_of, projects_for};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -95,13 +95,7 @@ pub async fn list(
     _who: Principal,
     ApiQuery(f): ApiQuery<SeriesFilter>,
 ) -> ApiResult<Json<Value>> {
-    let ids = projects_for(
-        &state,
-        &ProjectFilter {
-            project: f.project.clone(),
-        },
-    )
-    .await?;
+    let ids = projects_for(&state, f.project.as_deref()).await?;
     let rows = series::list(state.store(), &ids, f.name.as_deref()).await?;
     Ok(Json(json!({"items": rows})))
 }
@@ -376,13 +370,7 @@ pub async fn recent(
             ));
         }
     }
-    let ids = projects_for(
-        &state,
-        &ProjectFilter {
-            project: q.project.clone(),
-        },
-    )
-    .await?;
+    let ids = projects_for(&state, q.project.as_deref()).await?;
     let rows = regress::recent(
         state.store(),
         &ids,

@@ -37,20 +37,6 @@ struct ListPage {
     targets: Vec<TargetLine>,
 }
 
-fn count(report: Option<&Value>, key: &str, pred: impl Fn(&Value) -> bool) -> usize {
-    report
-        .and_then(|r| r[key].as_array())
-        .map_or(0, |a| a.iter().filter(|x| pred(x)).count())
-}
-
-fn database_of(state: &AppState, t: &dstore::TargetRow) -> String {
-    state
-        .sealer()
-        .open(&t.url_sealed)
-        .map(|u| lookout_dbhealth::redact(&u))
-        .unwrap_or_default()
-}
-
 /// `GET /databases`.
 pub async fn list(
     State(state): State<AppState>,
@@ -71,7 +57,7 @@ pub async fn list(
             Ok(c) => c.into_iter().next(),
             Err(e) => return ui_error(e),
         };
-        let report = last.as_ref().and_then(|c| c.report.as_ref());
+        let counts = crate::dbhealth::Counts::of(last.as_ref().and_then(|c| c.report.as_ref()));
         let (checked, st, bad) = match &last {
             None => ("never".to_string(), "not checked yet".to_string(), false),
             Some(c) if !c.ok => (
@@ -84,13 +70,13 @@ pub async fn list(
         lines.push(TargetLine {
             id: t.id,
             name: t.name.clone(),
-            database: database_of(&state, t),
+            database: crate::dbhealth::database_of(state.sealer(), t).unwrap_or_default(),
             checked,
             state: st,
             bad,
-            critical: count(report, "findings", |f| f["severity"] == "critical"),
-            warning: count(report, "findings", |f| f["severity"] == "warning"),
-            failed: count(report, "verifications", |v| v["passed"] == false),
+            critical: counts.critical,
+            warning: counts.warning,
+            failed: counts.verifications_failed,
         });
     }
     render(&ListPage {
@@ -225,7 +211,7 @@ pub async fn target(
         title: format!("Database {}", t.name),
         ctx,
         name: t.name.clone(),
-        database: database_of(&state, &t),
+        database: crate::dbhealth::database_of(state.sealer(), &t).unwrap_or_default(),
         checked: last
             .as_ref()
             .map_or_else(|| "never".into(), |c| iso(c.started_at)),

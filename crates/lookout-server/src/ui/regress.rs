@@ -14,6 +14,7 @@ use super::{ui_error, UiSession};
 use crate::state::AppState;
 use lookout_core::time::iso;
 use lookout_regress::detect::{median, rank_sum_p};
+use lookout_regress::format_value;
 use lookout_store::regress::{self, ChangePointRow};
 use lookout_store::series::{self, SeriesRow};
 
@@ -33,21 +34,8 @@ pub struct ChangeLine {
     pub index: i64,
 }
 
-fn num(v: f64) -> String {
-    if v != 0.0 && (v.abs() >= 1e6 || v.abs() < 1e-3) {
-        format!("{v:.3e}")
-    } else {
-        format!("{v:.3}")
-    }
-}
-
 fn label(name: &str, tags: &std::collections::BTreeMap<String, String>) -> String {
-    if tags.is_empty() {
-        name.to_string()
-    } else {
-        let t: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        format!("{name} {{{}}}", t.join(", "))
-    }
+    lookout_regress::series_label(name, tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
 fn change_line(c: &ChangePointRow, series: String, unit: &str) -> ChangeLine {
@@ -61,10 +49,10 @@ fn change_line(c: &ChangePointRow, series: String, unit: &str) -> ChangeLine {
             c.change_percent
                 .map_or_else(|| "n/a".into(), |p| format!("{p:+.1}%")),
             if c.after >= c.before { "+" } else { "" },
-            num(c.after - c.before)
+            format_value(c.after - c.before)
         ),
-        before: format!("{} {unit}", num(c.before)),
-        after: format!("{} {unit}", num(c.after)),
+        before: format!("{} {unit}", format_value(c.before)),
+        after: format!("{} {unit}", format_value(c.after)),
         commit: c.commit.clone().unwrap_or_default(),
         p_value: format!("{:.1e}", c.p_value),
         at: iso(c.at),
@@ -120,7 +108,7 @@ pub async fn list(
             label: label(&s.name, &s.tags),
             unit: s.unit.clone(),
             points: s.points,
-            last: s.last_value.map(num).unwrap_or_default(),
+            last: s.last_value.map(format_value).unwrap_or_default(),
             direction: match s.direction {
                 series::Direction::LowerIsBetter => "lower is better",
                 series::Direction::HigherIsBetter => "higher is better",
@@ -152,10 +140,10 @@ fn side(name: &str, v: &[f64]) -> SideStats {
     SideStats {
         name: name.into(),
         n: v.len(),
-        median: num(median(v)),
-        mean: num(v.iter().sum::<f64>() / v.len() as f64),
-        p10: q(0.1).map(num).unwrap_or_default(),
-        p90: q(0.9).map(num).unwrap_or_default(),
+        median: format_value(median(v)),
+        mean: format_value(v.iter().sum::<f64>() / v.len() as f64),
+        p10: q(0.1).map(format_value).unwrap_or_default(),
+        p90: q(0.9).map(format_value).unwrap_or_default(),
     }
 }
 
