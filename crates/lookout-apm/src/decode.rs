@@ -1,0 +1,132 @@
+//! Turns an OTLP/HTTP request body into the OTLP message: gzip, size cap after decompression,
+//! and protobuf or JSON by content type (OTLP's JSON mapping: hex ids, integer enums, 64-bit
+//! integers as strings or numbers — `opentelemetry-proto`'s serde form reads all of them).
+
+use std::io::Read;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
+/// Largest request body accepted after decompression (the OTLP specification suggests 64 MiB;
+/// a batch of 512 spans is a few hundred KiB, so 16 MiB leaves ample room and bounds memory).
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// How a body is encoded, from `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `application/x-protobuf`.
+    Protobuf,
+    /// `application/json`.
+    Json,
+}
+
+impl Encoding {
+    /// The encoding a content type names; `None` for anything else (answered 415).
+    pub fn from_content_type(ct: &str) -> Option<Encoding> {
+        let base = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match base.as_str() {
+            "application/x-protobuf" | "application/protobuf" => Some(Encoding::Protobuf),
+            "application/json" => Some(Encoding::Json),
+            _ => None,
+        }
+    }
+
+    /// The content type of the answer, which mirrors the request's.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Protobuf => "application/x-protobuf",
+            Encoding::Json => "application/json",
+        }
+    }
+}
+
+/// Why a body was refused; each maps to one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Over [`MAX_BODY`] once decompressed: 413.
+    #[error("request body exceeds {MAX_BODY} bytes after decompression")]
+    TooLarge,
+    /// A `Content-Encoding` other than gzip or identity: 415.
+    #[error("unsupported content encoding {0:?}; use gzip or none")]
+    UnsupportedEncoding(String),
+    /// Not valid gzip, protobuf or JSON for this signal: 400.
+    #[error("malformed {what}: {detail}")]
+    Malformed {
+        /// Which layer failed ("gzip data", "protobuf", "JSON").
+        what: &'static str,
+        /// The decoder's message.
+        detail: String,
+    },
+}
+
+/// Undoes `Content-Encoding` (gzip or identity) within [`MAX_BODY`].
+pub fn decompress(body: &[u8], content_encoding: Option<&str>) -> Result<Vec<u8>, DecodeError> {
+    match content_encoding
+        .map(|e| e.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("") | Some("identity") => {
+            if body.len() > MAX_BODY {
+                return Err(DecodeError::TooLarge);
+            }
+            Ok(body.to_vec())
+        }
+        Some("gzip") | Some("x-gzip") => {
+            let mut out = Vec::with_capacity(body.len() * 4);
+            let read = flate2::read::MultiGzDecoder::new(body)
+                .take(MAX_BODY as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| DecodeError::Malformed {
+                    what: "gzip data",
+                    detail: e.to_string(),
+                })?;
+            if read > MAX_BODY {
+                return Err(DecodeError::TooLarge);
+            }
+            Ok(out)
+        }
+        Some(other) => Err(DecodeError::UnsupportedEncoding(other.to_string())),
+    }
+}
+
+fn decode<T>(body: &[u8], encoding: Encoding) -> Result<T, DecodeError>
+where
+    T: prost::Message + Default + serde::de::DeserializeOwned,
+{
+    match encoding {
+        Encoding::Protobuf => T::decode(body).map_err(|e| DecodeError::Malformed {
+            what: "protobuf",
+            detail: e.to_string(),
+        }),
+        // An empty JSON body is an empty request, as an empty protobuf body is.
+        Encoding::Json if body.iter().all(u8::is_ascii_whitespace) => Ok(T::default()),
+        Encoding::Json => serde_json::from_slice(body).map_err(|e| DecodeError::Malformed {
+            what: "JSON",
+            detail: e.to_string(),
+        }),
+    }
+}
+
+/// Decodes an `ExportTraceServiceRequest`.
+pub fn traces(body: &[u8], encoding: Encoding) -> Result<ExportTraceServiceRequest, DecodeError> {
+    decode(body, encoding)
+}
+
+/// Decodes an `ExportMetricsServiceRequest`.
+pub fn metrics(
+    body: &[u8],
+    encoding: Encoding,
+) -> Result<ExportMetricsServiceRequest, DecodeError> {
+    decode(body, encoding)
+}
+
+/// Decodes an `ExportLogsServiceRequest`.
+pub fn logs(body: &[u8], encoding: Encoding) -> Result<ExportLogsServiceRequest, DecodeError> {
+    decode(body, encoding)
+}

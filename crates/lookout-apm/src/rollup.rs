@@ -1,0 +1,185 @@
+//! RED aggregates: what one rollup row holds (count, errors, sum, min, max and a sketch of
+//! durations in milliseconds), and the figures every page derives from merged rows.
+//!
+//! Rollup rows are keyed by an error flag among other things, so a [`Red`] merged from rows
+//! also knows the distribution of the successful requests alone — which Apdex needs, since a
+//! failed request is "frustrated" whatever its duration.
+
+use crate::sketch::{CorruptSketch, Sketch};
+
+/// Rollup tiers: minute rows are merged into hour and day rows as they are written.
+pub const TIERS: [(i64, i64); 3] = [(0, 60_000), (1, 3_600_000), (2, 86_400_000)];
+
+/// The bucket start of `ms` in a tier of `width` milliseconds.
+pub fn bucket(ms: i64, width: i64) -> i64 {
+    ms.div_euclid(width) * width
+}
+
+/// One rollup cell's values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Agg {
+    /// Spans.
+    pub count: u64,
+    /// Failed spans.
+    pub errors: u64,
+    /// Sum of durations, ms.
+    pub sum: f64,
+    /// Shortest duration, ms.
+    pub min: f64,
+    /// Longest duration, ms.
+    pub max: f64,
+    /// Distribution of durations, ms.
+    pub sketch: Sketch,
+}
+
+impl Agg {
+    /// Records one span.
+    pub fn add(&mut self, duration_ms: f64, error: bool) {
+        if self.count == 0 || duration_ms < self.min {
+            self.min = duration_ms;
+        }
+        if self.count == 0 || duration_ms > self.max {
+            self.max = duration_ms;
+        }
+        self.count += 1;
+        self.errors += u64::from(error);
+        self.sum += duration_ms;
+        self.sketch.add(duration_ms);
+    }
+
+    /// Adds another cell's values (exact).
+    pub fn merge(&mut self, o: &Agg) {
+        if o.count == 0 {
+            return;
+        }
+        if self.count == 0 || o.min < self.min {
+            self.min = o.min;
+        }
+        if self.count == 0 || o.max > self.max {
+            self.max = o.max;
+        }
+        self.count += o.count;
+        self.errors += o.errors;
+        self.sum += o.sum;
+        self.sketch.merge(&o.sketch);
+    }
+}
+
+/// Figures over any set of rollup rows.
+#[derive(Debug, Clone, Default)]
+pub struct Red {
+    /// Every span.
+    pub all: Agg,
+    /// Durations of the spans that did not fail.
+    pub ok: Sketch,
+}
+
+impl Red {
+    /// Adds a stored row (its sketch still encoded).
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_row(
+        &mut self,
+        error: bool,
+        count: i64,
+        errors: i64,
+        sum: f64,
+        min: f64,
+        max: f64,
+        sketch: &[u8],
+    ) -> Result<(), CorruptSketch> {
+        let s = Sketch::decode(sketch)?;
+        if !error {
+            self.ok.merge(&s);
+        }
+        self.all.merge(&Agg {
+            count: count.max(0) as u64,
+            errors: errors.max(0) as u64,
+            sum,
+            min,
+            max,
+            sketch: s,
+        });
+        Ok(())
+    }
+
+    /// Spans.
+    pub fn count(&self) -> u64 {
+        self.all.count
+    }
+
+    /// Failed share, 0..1 (0 with no spans).
+    pub fn error_rate(&self) -> f64 {
+        if self.all.count == 0 {
+            0.0
+        } else {
+            self.all.errors as f64 / self.all.count as f64
+        }
+    }
+
+    /// Mean duration, ms.
+    pub fn avg(&self) -> Option<f64> {
+        (self.all.count > 0).then(|| self.all.sum / self.all.count as f64)
+    }
+
+    /// The `q`-quantile of durations, ms, clamped to the exact min and max.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        self.all
+            .sketch
+            .quantile(q)
+            .map(|v| v.clamp(self.all.min, self.all.max))
+    }
+
+    /// Apdex for target `t_ms`: satisfied (≤ T, no error) plus half the tolerating (≤ 4T, no
+    /// error), over all; failed requests count as frustrated, as APM pages define it.
+    pub fn apdex(&self, t_ms: f64) -> Option<f64> {
+        if self.all.count == 0 {
+            return None;
+        }
+        let satisfied = self.ok.count_at_most(t_ms) as f64;
+        let tolerating = self.ok.count_at_most(4.0 * t_ms) as f64 - satisfied;
+        Some((satisfied + tolerating / 2.0) / self.all.count as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apdex_counts_failures_as_frustrated() {
+        let mut red = Red::default();
+        let mut ok = Agg::default();
+        for ms in [100.0, 200.0, 900.0, 5_000.0] {
+            ok.add(ms, false);
+        }
+        let mut failed = Agg::default();
+        failed.add(50.0, true);
+        for (agg, err) in [(&ok, false), (&failed, true)] {
+            red.add_row(
+                err,
+                agg.count as i64,
+                agg.errors as i64,
+                agg.sum,
+                agg.min,
+                agg.max,
+                &agg.sketch.encode(),
+            )
+            .unwrap();
+        }
+        // T = 500 ms: 2 satisfied, 1 tolerating (900 ≤ 2000), 1 frustrated, 1 failed.
+        assert_eq!(red.apdex(500.0), Some(2.5 / 5.0));
+        assert_eq!(red.count(), 5);
+        assert!((red.error_rate() - 0.2).abs() < 1e-12);
+        assert_eq!(red.quantile(0.0), Some(50.0));
+        assert_eq!(
+            red.quantile(1.0).map(|v| (v - 5_000.0).abs() <= 50.0),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn buckets_align_to_their_tier() {
+        assert_eq!(bucket(3_599_999, 3_600_000), 0);
+        assert_eq!(bucket(61_000, 60_000), 60_000);
+    }
+}
