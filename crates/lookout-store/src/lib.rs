@@ -13,6 +13,7 @@
 //! - [`load`]: load-test runs; [`series`]: baseline series and their points.
 
 pub mod alerting;
+pub mod apm;
 pub mod cursor;
 pub mod dbhealth;
 pub mod errors;

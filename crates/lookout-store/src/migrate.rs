@@ -71,10 +71,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0009_dbhealth.sql"),
         postgres: include_str!("../migrations/postgres/0009_dbhealth.sql"),
     },
+    Migration {
+        version: 10,
+        name: "apm",
+        sqlite: include_str!("../migrations/sqlite/0010_apm.sql"),
+        postgres: include_str!("../migrations/postgres/0010_apm.sql"),
+    },
 ];
 
 /// The schema version this build expects (the newest migration).
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// The advisory-lock key that serialises migrations across replicas ("lkmigr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c6b_6d69_6772;

@@ -1,0 +1,112 @@
+-- APM. Raw spans, in commit order (seq), kept for search and drill-down until retention removes
+-- them; the rollup consumer follows seq and folds each span into apm_rollups exactly once.
+CREATE TABLE apm_spans (
+    seq BIGSERIAL PRIMARY KEY,
+    project_id BIGINT NOT NULL,
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    parent_span_id TEXT,
+    service TEXT NOT NULL,
+    instance TEXT,
+    name TEXT NOT NULL,
+    kind BIGINT NOT NULL,
+    start_ns BIGINT NOT NULL,
+    duration_ns BIGINT NOT NULL,
+    status BIGINT NOT NULL,
+    error BIGINT NOT NULL,
+    category TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    status_class TEXT NOT NULL,
+    http_status BIGINT,
+    db_system TEXT,
+    db_statement TEXT,
+    peer TEXT,
+    detail TEXT NOT NULL
+);
+CREATE INDEX apm_spans_trace ON apm_spans (trace_id);
+CREATE INDEX apm_spans_service_time ON apm_spans (project_id, service, start_ns);
+-- RED rollups: one row per (tier, bucket, service, category, operation, status class, error).
+-- Tier 0 = minute, 1 = hour, 2 = day; every page and query reads these rows.
+CREATE TABLE apm_rollups (
+    project_id BIGINT NOT NULL,
+    tier BIGINT NOT NULL,
+    service TEXT NOT NULL,
+    bucket BIGINT NOT NULL,
+    category TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    status_class TEXT NOT NULL,
+    error BIGINT NOT NULL,
+    count BIGINT NOT NULL,
+    errors BIGINT NOT NULL,
+    sum_ms DOUBLE PRECISION NOT NULL,
+    min_ms DOUBLE PRECISION NOT NULL,
+    max_ms DOUBLE PRECISION NOT NULL,
+    sketch BYTEA NOT NULL,
+    PRIMARY KEY (project_id, tier, service, bucket, category, operation, status_class, error)
+);
+CREATE INDEX apm_rollups_time ON apm_rollups (project_id, tier, bucket);
+-- Calls between services, and from services to databases and external hosts, per minute and hour.
+CREATE TABLE apm_edges (
+    project_id BIGINT NOT NULL,
+    tier BIGINT NOT NULL,
+    bucket BIGINT NOT NULL,
+    source TEXT NOT NULL,
+    target TEXT NOT NULL,
+    target_kind TEXT NOT NULL,
+    count BIGINT NOT NULL,
+    errors BIGINT NOT NULL,
+    sum_ms DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (project_id, tier, bucket, source, target, target_kind)
+);
+-- Services seen, with their Apdex target.
+CREATE TABLE apm_services (
+    project_id BIGINT NOT NULL,
+    name TEXT NOT NULL,
+    apdex_t_ms DOUBLE PRECISION NOT NULL,
+    first_seen BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL,
+    PRIMARY KEY (project_id, name)
+);
+CREATE TABLE apm_logs (
+    seq BIGSERIAL PRIMARY KEY,
+    project_id BIGINT NOT NULL,
+    time_ns BIGINT NOT NULL,
+    service TEXT NOT NULL,
+    severity_number BIGINT NOT NULL,
+    severity TEXT NOT NULL,
+    body TEXT NOT NULL,
+    trace_id TEXT,
+    span_id TEXT,
+    attributes TEXT NOT NULL
+);
+CREATE INDEX apm_logs_trace ON apm_logs (trace_id);
+CREATE INDEX apm_logs_time ON apm_logs (project_id, time_ns);
+-- Metric series (name, service and attributes) with the cumulative state that turns cumulative
+-- points into deltas, and their per-minute values.
+CREATE TABLE apm_metric_series (
+    id BIGSERIAL PRIMARY KEY,
+    project_id BIGINT NOT NULL,
+    name TEXT NOT NULL,
+    service TEXT NOT NULL,
+    attributes TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    bounds TEXT,
+    state TEXT,
+    last_seen BIGINT NOT NULL,
+    UNIQUE (project_id, name, service, attributes)
+);
+CREATE TABLE apm_metric_points (
+    series_id BIGINT NOT NULL REFERENCES apm_metric_series(id) ON DELETE CASCADE,
+    minute BIGINT NOT NULL,
+    points BIGINT NOT NULL,
+    count DOUBLE PRECISION NOT NULL,
+    sum DOUBLE PRECISION NOT NULL,
+    min DOUBLE PRECISION,
+    max DOUBLE PRECISION,
+    last DOUBLE PRECISION,
+    buckets TEXT,
+    sketch BYTEA,
+    quantiles TEXT,
+    PRIMARY KEY (series_id, minute)
+);

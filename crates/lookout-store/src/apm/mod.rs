@@ -1,0 +1,104 @@
+//! APM storage: raw spans and logs written through the group commit, the rollup consumer that
+//! folds spans into RED rows ([`rollup`]), metric series with their cumulative state
+//! ([`metrics`]), and the reads every APM page and API shares ([`query`]).
+
+pub mod metrics;
+pub mod query;
+pub mod rollup;
+
+use lookout_apm::log::LogRecord;
+use lookout_apm::span::Span;
+
+use crate::{Value, Write};
+
+/// Columns of `apm_spans`, in the order [`span_writes`] binds them.
+const SPAN_COLUMNS: &[&str] = &[
+    "project_id",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "service",
+    "instance",
+    "name",
+    "kind",
+    "start_ns",
+    "duration_ns",
+    "status",
+    "error",
+    "category",
+    "operation",
+    "status_class",
+    "http_status",
+    "db_system",
+    "db_statement",
+    "peer",
+    "detail",
+];
+
+/// The writes that store `spans` for `project_id` (one row each; the rollup consumer picks them
+/// up after commit).
+pub fn span_writes(project_id: i64, spans: Vec<Span>) -> Vec<Write> {
+    spans
+        .into_iter()
+        .map(|s| Write::Insert {
+            table: "apm_spans",
+            columns: SPAN_COLUMNS,
+            values: vec![
+                project_id.into(),
+                s.trace_id.into(),
+                s.span_id.into(),
+                s.parent_span_id.into(),
+                s.service.into(),
+                s.instance.into(),
+                s.name.into(),
+                s.kind.into(),
+                s.start_ns.into(),
+                s.duration_ns.into(),
+                s.status.into(),
+                i64::from(s.error).into(),
+                s.category.as_str().into(),
+                s.operation.into(),
+                s.status_class.into(),
+                Value::I64(s.http_status),
+                s.db_system.into(),
+                s.db_statement.into(),
+                s.peer.into(),
+                s.detail.into(),
+            ],
+        })
+        .collect()
+}
+
+const LOG_COLUMNS: &[&str] = &[
+    "project_id",
+    "time_ns",
+    "service",
+    "severity_number",
+    "severity",
+    "body",
+    "trace_id",
+    "span_id",
+    "attributes",
+];
+
+/// The writes that store log `records` for `project_id`.
+pub fn log_writes(project_id: i64, records: Vec<LogRecord>) -> Vec<Write> {
+    records
+        .into_iter()
+        .map(|r| Write::Insert {
+            table: "apm_logs",
+            columns: LOG_COLUMNS,
+            values: vec![
+                project_id.into(),
+                r.time_ns.into(),
+                r.service.into(),
+                r.severity_number.into(),
+                r.severity.into(),
+                r.body.into(),
+                r.trace_id.into(),
+                r.span_id.into(),
+                r.attributes.into(),
+            ],
+        })
+        .collect()
+}
