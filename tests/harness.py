@@ -38,12 +38,15 @@ class Server:
             [lookout_bin(), "serve", "--data-dir", self.dir, "--listen", "127.0.0.1:0", "--otlp-listen", "127.0.0.1:0"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         self.url = None
+        self.otlp_url = None
         self.dsn = None
         self.log = []
         for line in self.proc.stdout:
             self.log.append(line)
             if "UI and API:" in line:
                 self.url = line.split()[-1]
+            if "OTLP/HTTP:" in line:
+                self.otlp_url = line.split()[-1]
             if "DSN:" in line:
                 self.dsn = line.split()[-1]
                 break

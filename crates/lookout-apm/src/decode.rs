@@ -130,3 +130,86 @@ pub fn metrics(
 pub fn logs(body: &[u8], encoding: Encoding) -> Result<ExportLogsServiceRequest, DecodeError> {
     decode(body, encoding)
 }
+
+/// `google.rpc.Status`, the body of an OTLP error answer (only the fields clients read).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Status {
+    /// gRPC code (3 = INVALID_ARGUMENT, 8 = RESOURCE_EXHAUSTED, 14 = UNAVAILABLE).
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    /// What went wrong.
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
+/// An error answer's body in the request's encoding.
+pub fn status_body(encoding: Encoding, code: i32, message: &str) -> Vec<u8> {
+    match encoding {
+        Encoding::Protobuf => prost::Message::encode_to_vec(&Status {
+            code,
+            message: message.to_string(),
+        }),
+        Encoding::Json => serde_json::json!({ "code": code, "message": message })
+            .to_string()
+            .into_bytes(),
+    }
+}
+
+/// A success answer's body: `Export*ServiceResponse` with `partial_success` set when something
+/// was rejected. The three signals' responses share one layout (field 1: partial success with
+/// the rejected count in field 1 and the message in field 2), differing only in the JSON key.
+pub fn success_body(encoding: Encoding, signal: Signal, rejected: i64, message: &str) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::{logs, metrics, trace};
+    let partial = rejected > 0 || !message.is_empty();
+    // JSON: an unset `partial_success` is left out, not sent as null.
+    if !partial && encoding == Encoding::Json {
+        return b"{}".to_vec();
+    }
+    match signal {
+        Signal::Traces => encode_response(
+            encoding,
+            &trace::v1::ExportTraceServiceResponse {
+                partial_success: partial.then(|| trace::v1::ExportTracePartialSuccess {
+                    rejected_spans: rejected,
+                    error_message: message.to_string(),
+                }),
+            },
+        ),
+        Signal::Metrics => encode_response(
+            encoding,
+            &metrics::v1::ExportMetricsServiceResponse {
+                partial_success: partial.then(|| metrics::v1::ExportMetricsPartialSuccess {
+                    rejected_data_points: rejected,
+                    error_message: message.to_string(),
+                }),
+            },
+        ),
+        Signal::Logs => encode_response(
+            encoding,
+            &logs::v1::ExportLogsServiceResponse {
+                partial_success: partial.then(|| logs::v1::ExportLogsPartialSuccess {
+                    rejected_log_records: rejected,
+                    error_message: message.to_string(),
+                }),
+            },
+        ),
+    }
+}
+
+fn encode_response<T: prost::Message + serde::Serialize>(encoding: Encoding, r: &T) -> Vec<u8> {
+    match encoding {
+        Encoding::Protobuf => r.encode_to_vec(),
+        Encoding::Json => serde_json::to_vec(r).unwrap_or_else(|_| b"{}".to_vec()),
+    }
+}
+
+/// The three OTLP signals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// `/v1/traces`.
+    Traces,
+    /// `/v1/metrics`.
+    Metrics,
+    /// `/v1/logs`.
+    Logs,
+}

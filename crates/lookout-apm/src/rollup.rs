@@ -102,6 +102,12 @@ impl Red {
         Ok(())
     }
 
+    /// Adds another set of rows' figures.
+    pub fn merge(&mut self, o: &Red) {
+        self.all.merge(&o.all);
+        self.ok.merge(&o.ok);
+    }
+
     /// Spans.
     pub fn count(&self) -> u64 {
         self.all.count

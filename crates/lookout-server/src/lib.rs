@@ -12,7 +12,9 @@ pub mod error;
 pub mod extract;
 pub mod ingest;
 pub mod observe;
+pub mod apm;
 pub mod otlp;
+pub mod trace_view;
 pub mod runtime;
 pub mod state;
 pub mod ui;
@@ -82,6 +84,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(api::router())
         .merge(sentry)
+        .merge(crate::otlp::routes())
         .merge(inbound)
         .merge(public)
         .merge(ui)

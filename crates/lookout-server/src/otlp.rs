@@ -1,35 +1,228 @@
-//! The OTLP/HTTP listener (default `127.0.0.1:4318`, the OpenTelemetry default port).
+//! OTLP/HTTP ingest: `POST /v1/traces`, `/v1/metrics`, `/v1/logs`, protobuf or JSON, optionally
+//! gzipped, on the OTLP listener (default `127.0.0.1:4318`) and on the main listener.
 //!
-//! The foundation owns the listener so its address is configured, bound and shown from the first
-//! release; the OTLP decoders and the trace, metric and log stores arrive with APM. Until then the
-//! three OTLP paths answer 501 with a JSON body that says so, rather than accepting data that
-//! would be dropped: an exporter pointed here sees a clear error, not silent loss.
+//! Answers follow the OTLP specification so exporters retry exactly when they should: 200 (with
+//! `partial_success` when some items were refused), 400 for malformed data, 401 for a bad token,
+//! 413 over the size cap, 415 for an unknown content type, 503 with `Retry-After` when the
+//! bounded write queue is full. Spans and logs are acknowledged only once committed.
+//!
+//! Which project data lands in: `Authorization: Bearer <key>` names it by one of its DSN public
+//! keys. Without a token, data sent to the OTLP listener goes to the first project — that
+//! listener binds to loopback by default, for agents on the same host — while the main listener,
+//! usually public, always requires a token.
 
-use axum::http::StatusCode;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde_json::json;
+use axum::Router;
+use lookout_apm::decode::{self, DecodeError, Encoding, Signal};
+use lookout_core::time::now_ms;
+use lookout_store::StoreError;
 
 use crate::observe;
 use crate::state::AppState;
 
-/// The OTLP listener's router.
+/// Largest compressed body read; the decompressed size is capped separately.
+const MAX_WIRE_BODY: usize = decode::MAX_BODY;
+
+/// The OTLP listener's router: tokens optional.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route("/v1/traces", post(not_yet))
-        .route("/v1/metrics", post(not_yet))
-        .route("/v1/logs", post(not_yet))
+        .route("/v1/traces", post(|s, h, b| export(s, h, b, Signal::Traces, false)))
+        .route("/v1/metrics", post(|s, h, b| export(s, h, b, Signal::Metrics, false)))
+        .route("/v1/logs", post(|s, h, b| export(s, h, b, Signal::Logs, false)))
         .route("/healthz", get(observe::healthz))
+        .layer(DefaultBodyLimit::max(MAX_WIRE_BODY))
         .layer(axum::middleware::from_fn(observe::track_requests))
         .with_state(state)
 }
 
-async fn not_yet() -> Response {
-    tracing::info!("OTLP export refused: OTLP ingest is not in this build.");
-    (
-        StatusCode::NOT_IMPLEMENTED,
-        Json(json!({ "error": { "code": "not_implemented", "message": "OTLP ingest is not available in this build of Lookout" } })),
-    )
-        .into_response()
+/// The same paths on the main listener, where a token is required.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/traces", post(|s, h, b| export(s, h, b, Signal::Traces, true)))
+        .route("/v1/metrics", post(|s, h, b| export(s, h, b, Signal::Metrics, true)))
+        .route("/v1/logs", post(|s, h, b| export(s, h, b, Signal::Logs, true)))
+        .layer(DefaultBodyLimit::max(MAX_WIRE_BODY))
+}
+
+/// A refusal: status, gRPC code, message, and a Retry-After for throttling.
+struct Refusal {
+    status: StatusCode,
+    code: i32,
+    message: String,
+    retry_after: Option<u32>,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: i32, message: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn busy() -> Self {
+        Refusal {
+            retry_after: Some(1),
+            ..Refusal::new(StatusCode::SERVICE_UNAVAILABLE, 14, "server is busy; retry later")
+        }
+    }
+}
+
+fn from_store(e: StoreError) -> Refusal {
+    match e {
+        StoreError::Overloaded | StoreError::ShuttingDown => Refusal::busy(),
+        other => {
+            tracing::error!(error = %other, "OTLP write failed.");
+            Refusal {
+                retry_after: Some(5),
+                ..Refusal::new(StatusCode::SERVICE_UNAVAILABLE, 14, "storage unavailable")
+            }
+        }
+    }
+}
+
+fn from_decode(e: DecodeError) -> Refusal {
+    let status = match e {
+        DecodeError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        DecodeError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        DecodeError::Malformed { .. } => StatusCode::BAD_REQUEST,
+    };
+    Refusal::new(status, 3, e.to_string())
+}
+
+fn respond(encoding: Encoding, status: StatusCode, body: Vec<u8>, retry_after: Option<u32>) -> Response {
+    let mut res = (status, body).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(encoding.content_type()));
+    if let Some(s) = retry_after {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    res
+}
+
+async fn export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+    signal: Signal,
+    token_required: bool,
+) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(encoding) = Encoding::from_content_type(content_type) else {
+        tracing::info!(content_type, "OTLP export refused: unsupported content type.");
+        return respond(
+            Encoding::Json,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            decode::status_body(Encoding::Json, 3, "use Content-Type application/x-protobuf or application/json"),
+            None,
+        );
+    };
+    match handle(&state, &headers, &body, encoding, signal, token_required).await {
+        Ok((rejected, message)) => respond(
+            encoding,
+            StatusCode::OK,
+            decode::success_body(encoding, signal, rejected, &message),
+            None,
+        ),
+        Err(r) => {
+            tracing::info!(status = r.status.as_u16(), signal = ?signal, reason = %r.message, "OTLP export refused.");
+            respond(encoding, r.status, decode::status_body(encoding, r.code, &r.message), r.retry_after)
+        }
+    }
+}
+
+/// Decodes and stores one export; the number of items refused and why.
+async fn handle(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    encoding: Encoding,
+    signal: Signal,
+    token_required: bool,
+) -> Result<(i64, String), Refusal> {
+    let project = project(state, headers, token_required).await?;
+    let content_encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
+    let raw = decode::decompress(body, content_encoding).map_err(from_decode)?;
+    match signal {
+        Signal::Traces => {
+            let req = decode::traces(&raw, encoding).map_err(from_decode)?;
+            let spans = lookout_apm::span::from_request(&req);
+            metrics::counter!("lookout_otlp_spans_total").increment(spans.spans.len() as u64);
+            if !spans.spans.is_empty() {
+                state
+                    .writes()
+                    .write(lookout_store::apm::span_writes(project, spans.spans))
+                    .await
+                    .map_err(from_store)?;
+            }
+            Ok((spans.rejected, spans.rejection.unwrap_or_default()))
+        }
+        Signal::Logs => {
+            let req = decode::logs(&raw, encoding).map_err(from_decode)?;
+            let records = lookout_apm::log::from_request(&req);
+            metrics::counter!("lookout_otlp_log_records_total").increment(records.len() as u64);
+            if !records.is_empty() {
+                state
+                    .writes()
+                    .write(lookout_store::apm::log_writes(project, records))
+                    .await
+                    .map_err(from_store)?;
+            }
+            Ok((0, String::new()))
+        }
+        Signal::Metrics => {
+            let req = decode::metrics(&raw, encoding).map_err(from_decode)?;
+            let (points, rejected) = lookout_apm::metric::from_request(&req);
+            metrics::counter!("lookout_otlp_metric_points_total").increment(points.len() as u64);
+            if !points.is_empty() {
+                lookout_store::apm::metrics::ingest(state.store(), project, &points)
+                    .await
+                    .map_err(from_store)?;
+            }
+            let message = if rejected > 0 {
+                "points without a finite value or with mismatched buckets were refused".to_string()
+            } else {
+                String::new()
+            };
+            Ok((rejected, message))
+        }
+    }
+}
+
+/// The project an export belongs to (see the module documentation).
+async fn project(state: &AppState, headers: &HeaderMap, token_required: bool) -> Result<i64, Refusal> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    match token {
+        Some(key) => match state.ingest_keys().lookup(state, key, now_ms()).await {
+            Ok(Some((pid, _))) => Ok(pid),
+            Ok(None) => Err(Refusal::new(StatusCode::UNAUTHORIZED, 16, "unknown ingest token")),
+            Err(e) => Err(from_store(e)),
+        },
+        None if token_required => Err(Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            16,
+            "send Authorization: Bearer <a project's DSN public key>",
+        )),
+        None => {
+            let first: Option<i64> = sqlx::query_scalar("SELECT MIN(id) FROM projects")
+                .fetch_one(state.store().pool())
+                .await
+                .map_err(|e| from_store(e.into()))?;
+            first.ok_or_else(|| Refusal::new(StatusCode::UNAUTHORIZED, 16, "no project exists yet"))
+        }
+    }
 }

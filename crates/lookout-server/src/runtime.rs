@@ -170,6 +170,11 @@ pub async fn serve(
             // Idle polling every 100 ms bounds how long a new event waits to be grouped.
             .run(Duration::from_millis(100), wait_for(stop_rx.clone())),
     );
+    let apm_rollups = tokio::spawn(
+        lookout_store::apm::rollup::RollupProcessor::new(store.clone(), &cfg.replica_id)
+            // A span waits at most this long (plus its batch) before it shows in RED figures.
+            .run(Duration::from_millis(200), wait_for(stop_rx.clone())),
+    );
     let alerting = state.alerting().clone();
     let alert_tasks = [
         tokio::spawn(crate::alerting::policies::run(
@@ -233,6 +238,7 @@ pub async fn serve(
     otlp_result?;
     let _ = scheduler.await;
     let _ = processor.await;
+    let _ = apm_rollups.await;
     let _ = uptime.await;
     let _ = checkins.await;
     for t in alert_tasks {
@@ -355,6 +361,7 @@ async fn maintenance_scheduler(
     jobs::ensure_periodic(&store, "sessions.cleanup", "sessions.cleanup", 3_600_000).await?;
     jobs::ensure_periodic(&store, "jobs.cleanup", "jobs.cleanup", 3_600_000).await?;
     jobs::ensure_periodic(&store, "errors.retention", "errors.retention", 600_000).await?;
+    jobs::ensure_periodic(&store, "apm.retention", "apm.retention", 600_000).await?;
     jobs::ensure_periodic(
         &store,
         crate::uptime::upkeep::JOB,
@@ -390,6 +397,24 @@ async fn maintenance_scheduler(
                     inbox_items = r.inbox_items,
                     "Retention enforced."
                 );
+                Ok(())
+            })
+        })
+    };
+    let apm_retention: JobHandler = {
+        let store = store.clone();
+        Arc::new(move |_| {
+            let store = store.clone();
+            Box::pin(async move {
+                let now = lookout_core::time::now_ms();
+                let n = lookout_store::apm::query::purge(
+                    &store,
+                    now - APM_RAW_RETENTION_MS,
+                    now - APM_MINUTE_RETENTION_MS,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                tracing::debug!(deleted = n, "APM retention enforced.");
                 Ok(())
             })
         })
@@ -433,8 +458,14 @@ async fn maintenance_scheduler(
         .handle("sessions.cleanup", sessions)
         .handle("jobs.cleanup", finished)
         .handle("errors.retention", retention)
+        .handle("apm.retention", apm_retention)
         .handle(crate::uptime::upkeep::JOB, uptime_upkeep))
 }
+
+/// How long raw spans and logs are kept (search and drill-down).
+const APM_RAW_RETENTION_MS: i64 = 7 * 86_400_000;
+/// How long minute rollups and metric minutes are kept; hour and day rollups stay.
+const APM_MINUTE_RETENTION_MS: i64 = 8 * 86_400_000;
 
 /// The uptime shards as leased periodic jobs: each claim runs one shard for a while.
 async fn uptime_scheduler(ctx: Arc<UptimeContext>, replica: &str) -> Result<Scheduler, ServeError> {

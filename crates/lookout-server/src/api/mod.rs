@@ -5,6 +5,7 @@
 //! `/api/v1/openapi.json` always matches what the server serves.
 
 mod activity;
+pub mod apm;
 pub mod alert_config;
 pub mod databases;
 pub mod incidents;
@@ -178,6 +179,15 @@ pub fn router() -> Router<AppState> {
             oncall::delete_escalation_policy
         ))
         .routes(routes!(oncall::set_user_name))
+        .routes(routes!(apm::services))
+        .routes(routes!(apm::service, apm::update_service))
+        .routes(routes!(apm::transactions))
+        .routes(routes!(apm::search))
+        .routes(routes!(apm::trace))
+        .routes(routes!(apm::logs))
+        .routes(routes!(apm::service_map))
+        .routes(routes!(apm::metrics))
+        .routes(routes!(apm::metric_points))
         .routes(routes!(incidents::list, incidents::create))
         .routes(routes!(incidents::metrics))
         .routes(routes!(incidents::get_one))

@@ -58,11 +58,12 @@ CREATE TABLE apm_edges (
     sum_ms DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (project_id, tier, bucket, source, target, target_kind)
 );
--- Services seen, with their Apdex target.
+-- Services seen, with their Apdex target and the duration from which a database call is slow.
 CREATE TABLE apm_services (
     project_id BIGINT NOT NULL,
     name TEXT NOT NULL,
     apdex_t_ms DOUBLE PRECISION NOT NULL,
+    slow_query_ms DOUBLE PRECISION NOT NULL DEFAULT 100,
     first_seen BIGINT NOT NULL,
     last_seen BIGINT NOT NULL,
     PRIMARY KEY (project_id, name)

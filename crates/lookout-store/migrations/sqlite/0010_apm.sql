@@ -58,11 +58,12 @@ CREATE TABLE apm_edges (
     sum_ms REAL NOT NULL,
     PRIMARY KEY (project_id, tier, bucket, source, target, target_kind)
 ) WITHOUT ROWID;
--- Services seen, with their Apdex target.
+-- Services seen, with their Apdex target and the duration from which a database call is slow.
 CREATE TABLE apm_services (
     project_id INTEGER NOT NULL,
     name TEXT NOT NULL,
     apdex_t_ms REAL NOT NULL,
+    slow_query_ms REAL NOT NULL DEFAULT 100,
     first_seen INTEGER NOT NULL,
     last_seen INTEGER NOT NULL,
     PRIMARY KEY (project_id, name)

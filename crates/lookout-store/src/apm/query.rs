@@ -3,7 +3,7 @@
 //! hour rows for whole hours and minute rows for the rest: one source, so two pages never
 //! disagree, and a 7-day query reads a few thousand rows instead of millions.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use lookout_apm::rollup::Red;
 use serde::Serialize;
@@ -87,9 +87,37 @@ pub async fn fold<K: Ord>(
     until: i64,
     group: impl Fn(&Cell<'_>) -> Option<K>,
 ) -> Result<BTreeMap<K, Red>> {
+    fold_ranges(store, f, &plan(since, until), group).await
+}
+
+/// Like [`fold`] for a chart: rows of the one tier whose width is `step` (see [`chart_step`]),
+/// grouped by bucket, so every point of the series covers the same width.
+pub async fn series(
+    store: &Store,
+    f: &Filter<'_>,
+    since: i64,
+    until: i64,
+    step: i64,
+) -> Result<BTreeMap<i64, Red>> {
+    let tier = match step {
+        MINUTE => 0,
+        HOUR => 1,
+        _ => 2,
+    };
+    let from = since.div_euclid(step) * step;
+    fold_ranges(store, f, &[(tier, from, until)], |c| Some(c.bucket)).await
+}
+
+/// Merges the rollup rows of `ranges` (tier, from, to) that match `f`, grouped by `group`.
+pub async fn fold_ranges<K: Ord>(
+    store: &Store,
+    f: &Filter<'_>,
+    ranges: &[(i64, i64, i64)],
+    group: impl Fn(&Cell<'_>) -> Option<K>,
+) -> Result<BTreeMap<K, Red>> {
     let mut out: BTreeMap<K, Red> = BTreeMap::new();
     for &project in f.projects {
-        for (tier, from, to) in plan(since, until) {
+        for &(tier, from, to) in ranges {
             let rows = sqlx::query(
                 "SELECT bucket, service, category, operation, status_class, error, count, errors, sum_ms, min_ms, max_ms, sketch
                  FROM apm_rollups
@@ -147,30 +175,29 @@ pub fn chart_step(since: i64, until: i64) -> i64 {
     }
 }
 
-/// Apdex targets (ms) of `projects`' services.
-pub async fn apdex_targets(store: &Store, projects: &[i64]) -> Result<HashMap<String, f64>> {
-    let mut out = HashMap::new();
+/// Sets a service's Apdex target and slow-query threshold (ms) in every project of `projects`
+/// that has it; false when none has.
+pub async fn set_service_settings(
+    store: &Store,
+    projects: &[i64],
+    service: &str,
+    apdex_t_ms: Option<f64>,
+    slow_query_ms: Option<f64>,
+) -> Result<bool> {
+    let mut n = 0;
     for &p in projects {
-        for r in sqlx::query("SELECT name, apdex_t_ms FROM apm_services WHERE project_id = $1")
-            .bind(p)
-            .fetch_all(store.pool())
-            .await?
-        {
-            out.insert(r.try_get(0)?, r.try_get(1)?);
-        }
-    }
-    Ok(out)
-}
-
-/// Sets the Apdex target of a service; false when the service was never seen.
-pub async fn set_apdex_target(store: &Store, project: i64, service: &str, t_ms: f64) -> Result<bool> {
-    let n = sqlx::query("UPDATE apm_services SET apdex_t_ms = $1 WHERE project_id = $2 AND name = $3")
-        .bind(t_ms)
-        .bind(project)
+        n += sqlx::query(
+            "UPDATE apm_services SET apdex_t_ms = COALESCE($1, apdex_t_ms), slow_query_ms = COALESCE($2, slow_query_ms)
+             WHERE project_id = $3 AND name = $4",
+        )
+        .bind(apdex_t_ms)
+        .bind(slow_query_ms)
+        .bind(p)
         .bind(service)
         .execute(store.pool())
         .await?
         .rows_affected();
+    }
     Ok(n > 0)
 }
 
@@ -183,6 +210,8 @@ pub struct Service {
     pub name: String,
     /// Apdex target, ms.
     pub apdex_t_ms: f64,
+    /// Database calls from this duration on are slow, ms.
+    pub slow_query_ms: f64,
     /// Last span seen, ms.
     pub last_seen: i64,
 }
@@ -192,7 +221,7 @@ pub async fn services(store: &Store, projects: &[i64], since: i64) -> Result<Vec
     let mut out = Vec::new();
     for &p in projects {
         for r in sqlx::query(
-            "SELECT name, apdex_t_ms, last_seen FROM apm_services WHERE project_id = $1 AND last_seen >= $2 ORDER BY name",
+            "SELECT name, apdex_t_ms, slow_query_ms, last_seen FROM apm_services WHERE project_id = $1 AND last_seen >= $2 ORDER BY name",
         )
         .bind(p)
         .bind(since)
@@ -203,7 +232,8 @@ pub async fn services(store: &Store, projects: &[i64], since: i64) -> Result<Vec
                 project_id: p,
                 name: r.try_get(0)?,
                 apdex_t_ms: r.try_get(1)?,
-                last_seen: r.try_get(2)?,
+                slow_query_ms: r.try_get(2)?,
+                last_seen: r.try_get(3)?,
             });
         }
     }
@@ -388,7 +418,7 @@ pub async fn instances(store: &Store, projects: &[i64], service: &str, since: i6
     let mut out = Vec::new();
     for &p in projects {
         for r in sqlx::query(
-            "SELECT COALESCE(instance, ''), COUNT(*), SUM(error), AVG(duration_ns) FROM apm_spans
+            "SELECT COALESCE(instance, ''), COUNT(*), CAST(SUM(error) AS BIGINT), CAST(AVG(duration_ns) AS DOUBLE PRECISION) FROM apm_spans
              WHERE project_id = $1 AND service = $2 AND start_ns >= $3 AND start_ns < $4 AND category = 'request'
              GROUP BY COALESCE(instance, '') ORDER BY COUNT(*) DESC LIMIT 50",
         )
@@ -546,6 +576,52 @@ pub async fn logs(
             });
         }
     }
+    Ok(out)
+}
+
+/// An error-tracking issue linked to a service (its events carry a `service` or `service.name`
+/// tag with the service's name).
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceIssue {
+    /// Issue id.
+    pub id: i64,
+    /// Title.
+    pub title: String,
+    /// Culprit.
+    pub culprit: String,
+    /// Events.
+    pub count: i64,
+    /// Last event, ms.
+    pub last_seen: i64,
+}
+
+/// Unresolved issues of `service`, most recent first.
+pub async fn service_issues(store: &Store, projects: &[i64], service: &str, limit: i64) -> Result<Vec<ServiceIssue>> {
+    let mut out = Vec::new();
+    for &p in projects {
+        for r in sqlx::query(
+            "SELECT DISTINCT i.id, i.title, i.culprit, i.times_seen, i.last_seen FROM issues i
+             JOIN issue_tags t ON t.issue_id = i.id
+             WHERE i.project_id = $1 AND i.status = 'unresolved' AND i.merged_into IS NULL AND t.key IN ('service', 'service.name') AND t.value = $2
+             ORDER BY i.last_seen DESC LIMIT $3",
+        )
+        .bind(p)
+        .bind(service)
+        .bind(limit)
+        .fetch_all(store.pool())
+        .await?
+        {
+            out.push(ServiceIssue {
+                id: r.try_get(0)?,
+                title: r.try_get(1)?,
+                culprit: r.try_get(2)?,
+                count: r.try_get(3)?,
+                last_seen: r.try_get(4)?,
+            });
+        }
+    }
+    out.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+    out.truncate(limit.max(0) as usize);
     Ok(out)
 }
 
