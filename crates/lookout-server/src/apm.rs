@@ -61,9 +61,18 @@ fn minutes(since: i64, until: i64) -> f64 {
 }
 
 /// The services list: each service's request figures.
-pub async fn services(store: &Store, projects: &[i64], since: i64, until: i64) -> lookout_store::Result<Vec<(Service, Figures)>> {
+pub async fn services(
+    store: &Store,
+    projects: &[i64],
+    since: i64,
+    until: i64,
+) -> lookout_store::Result<Vec<(Service, Figures)>> {
     let known = query::services(store, projects, since - 86_400_000).await?;
-    let f = Filter { projects, category: Some("request"), ..Filter::default() };
+    let f = Filter {
+        projects,
+        category: Some("request"),
+        ..Filter::default()
+    };
     let reds = query::fold(store, &f, since, until, |c| Some(c.service.to_string())).await?;
     let mut out: Vec<(Service, Figures)> = Vec::new();
     for s in known {
@@ -89,7 +98,12 @@ pub async fn operations(
     until: i64,
     t_ms: Option<f64>,
 ) -> lookout_store::Result<Vec<Figures>> {
-    let f = Filter { projects, service: Some(service), category: Some(category), ..Filter::default() };
+    let f = Filter {
+        projects,
+        service: Some(service),
+        category: Some(category),
+        ..Filter::default()
+    };
     let reds = query::fold(store, &f, since, until, |c| Some(c.operation.to_string())).await?;
     let mut out: Vec<Figures> = reds
         .iter()
@@ -174,16 +188,30 @@ pub struct Overview {
 }
 
 /// The service page's figures for `service` in `[since, until)`; `None` if it was never seen.
-pub async fn overview(store: &Store, projects: &[i64], service: &str, since: i64, until: i64) -> lookout_store::Result<Option<Overview>> {
+pub async fn overview(
+    store: &Store,
+    projects: &[i64],
+    service: &str,
+    since: i64,
+    until: i64,
+) -> lookout_store::Result<Option<Overview>> {
     let known = query::services(store, projects, 0).await?;
     let Some(settings) = known.iter().find(|s| s.name == service) else {
         return Ok(None);
     };
     let t = settings.apdex_t_ms;
-    let f = Filter { projects, service: Some(service), ..Filter::default() };
+    let f = Filter {
+        projects,
+        service: Some(service),
+        ..Filter::default()
+    };
     // One read of the service's rows; every table on the page is derived from it.
     let cells = query::fold(store, &f, since, until, |c| {
-        Some((c.category.to_string(), c.operation.to_string(), c.status_class.to_string()))
+        Some((
+            c.category.to_string(),
+            c.operation.to_string(),
+            c.status_class.to_string(),
+        ))
     })
     .await?;
     let mins = minutes(since, until);
@@ -197,7 +225,10 @@ pub async fn overview(store: &Store, projects: &[i64], service: &str, since: i64
                 *classes.entry(class.clone()).or_insert(0) += red.count();
             }
         }
-        by_op.entry((category.clone(), operation.clone())).or_default().merge(red);
+        by_op
+            .entry((category.clone(), operation.clone()))
+            .or_default()
+            .merge(red);
     }
     let list = |cat: &str, apdex: bool| {
         let mut v: Vec<Figures> = by_op
@@ -219,7 +250,12 @@ pub async fn overview(store: &Store, projects: &[i64], service: &str, since: i64
         own_ms: (whole.all.sum - db_ms - external_ms).max(0.0),
     };
     let step = query::chart_step(since, until);
-    let rf = Filter { projects, service: Some(service), category: Some("request"), ..Filter::default() };
+    let rf = Filter {
+        projects,
+        service: Some(service),
+        category: Some("request"),
+        ..Filter::default()
+    };
     let chart = query::series(store, &rf, since, until, step)
         .await?
         .into_iter()

@@ -6,17 +6,17 @@
 
 pub mod alerting;
 pub mod api;
+pub mod apm;
 pub mod auth;
 pub mod dbhealth;
 pub mod error;
 pub mod extract;
 pub mod ingest;
 pub mod observe;
-pub mod apm;
 pub mod otlp;
-pub mod trace_view;
 pub mod runtime;
 pub mod state;
+pub mod trace_view;
 pub mod ui;
 pub mod uptime;
 

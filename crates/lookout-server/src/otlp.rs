@@ -30,9 +30,18 @@ const MAX_WIRE_BODY: usize = decode::MAX_BODY;
 /// The OTLP listener's router: tokens optional.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route("/v1/traces", post(|s, h, b| export(s, h, b, Signal::Traces, false)))
-        .route("/v1/metrics", post(|s, h, b| export(s, h, b, Signal::Metrics, false)))
-        .route("/v1/logs", post(|s, h, b| export(s, h, b, Signal::Logs, false)))
+        .route(
+            "/v1/traces",
+            post(|s, h, b| export(s, h, b, Signal::Traces, false)),
+        )
+        .route(
+            "/v1/metrics",
+            post(|s, h, b| export(s, h, b, Signal::Metrics, false)),
+        )
+        .route(
+            "/v1/logs",
+            post(|s, h, b| export(s, h, b, Signal::Logs, false)),
+        )
         .route("/healthz", get(observe::healthz))
         .layer(DefaultBodyLimit::max(MAX_WIRE_BODY))
         .layer(axum::middleware::from_fn(observe::track_requests))
@@ -42,9 +51,18 @@ pub fn app(state: AppState) -> Router {
 /// The same paths on the main listener, where a token is required.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/traces", post(|s, h, b| export(s, h, b, Signal::Traces, true)))
-        .route("/v1/metrics", post(|s, h, b| export(s, h, b, Signal::Metrics, true)))
-        .route("/v1/logs", post(|s, h, b| export(s, h, b, Signal::Logs, true)))
+        .route(
+            "/v1/traces",
+            post(|s, h, b| export(s, h, b, Signal::Traces, true)),
+        )
+        .route(
+            "/v1/metrics",
+            post(|s, h, b| export(s, h, b, Signal::Metrics, true)),
+        )
+        .route(
+            "/v1/logs",
+            post(|s, h, b| export(s, h, b, Signal::Logs, true)),
+        )
         .layer(DefaultBodyLimit::max(MAX_WIRE_BODY))
 }
 
@@ -69,7 +87,11 @@ impl Refusal {
     fn busy() -> Self {
         Refusal {
             retry_after: Some(1),
-            ..Refusal::new(StatusCode::SERVICE_UNAVAILABLE, 14, "server is busy; retry later")
+            ..Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                14,
+                "server is busy; retry later",
+            )
         }
     }
 }
@@ -96,10 +118,18 @@ fn from_decode(e: DecodeError) -> Refusal {
     Refusal::new(status, 3, e.to_string())
 }
 
-fn respond(encoding: Encoding, status: StatusCode, body: Vec<u8>, retry_after: Option<u32>) -> Response {
+fn respond(
+    encoding: Encoding,
+    status: StatusCode,
+    body: Vec<u8>,
+    retry_after: Option<u32>,
+) -> Response {
     let mut res = (status, body).into_response();
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(encoding.content_type()));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(encoding.content_type()),
+    );
     if let Some(s) = retry_after {
         h.insert(header::RETRY_AFTER, HeaderValue::from(s));
     }
@@ -118,11 +148,18 @@ async fn export(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let Some(encoding) = Encoding::from_content_type(content_type) else {
-        tracing::info!(content_type, "OTLP export refused: unsupported content type.");
+        tracing::info!(
+            content_type,
+            "OTLP export refused: unsupported content type."
+        );
         return respond(
             Encoding::Json,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            decode::status_body(Encoding::Json, 3, "use Content-Type application/x-protobuf or application/json"),
+            decode::status_body(
+                Encoding::Json,
+                3,
+                "use Content-Type application/x-protobuf or application/json",
+            ),
             None,
         );
     };
@@ -135,7 +172,12 @@ async fn export(
         ),
         Err(r) => {
             tracing::info!(status = r.status.as_u16(), signal = ?signal, reason = %r.message, "OTLP export refused.");
-            respond(encoding, r.status, decode::status_body(encoding, r.code, &r.message), r.retry_after)
+            respond(
+                encoding,
+                r.status,
+                decode::status_body(encoding, r.code, &r.message),
+                r.retry_after,
+            )
         }
     }
 }
@@ -150,7 +192,9 @@ async fn handle(
     token_required: bool,
 ) -> Result<(i64, String), Refusal> {
     let project = project(state, headers, token_required).await?;
-    let content_encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
+    let content_encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
     let raw = decode::decompress(body, content_encoding).map_err(from_decode)?;
     match signal {
         Signal::Traces => {
@@ -199,17 +243,28 @@ async fn handle(
 }
 
 /// The project an export belongs to (see the module documentation).
-async fn project(state: &AppState, headers: &HeaderMap, token_required: bool) -> Result<i64, Refusal> {
+async fn project(
+    state: &AppState,
+    headers: &HeaderMap,
+    token_required: bool,
+) -> Result<i64, Refusal> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty());
     match token {
         Some(key) => match state.ingest_keys().lookup(state, key, now_ms()).await {
             Ok(Some((pid, _))) => Ok(pid),
-            Ok(None) => Err(Refusal::new(StatusCode::UNAUTHORIZED, 16, "unknown ingest token")),
+            Ok(None) => Err(Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                16,
+                "unknown ingest token",
+            )),
             Err(e) => Err(from_store(e)),
         },
         None if token_required => Err(Refusal::new(

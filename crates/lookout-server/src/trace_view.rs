@@ -25,7 +25,11 @@ impl Tree {
     /// start their own subtree at depth 0. Iterative, so a 10,000-span or very deep trace costs
     /// one sort and one pass.
     pub fn of(spans: &[SpanRow]) -> Tree {
-        let index: HashMap<&str, usize> = spans.iter().enumerate().map(|(i, s)| (s.span_id.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.span_id.as_str(), i))
+            .collect();
         let mut children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
         let mut roots = Vec::new();
         for (i, s) in spans.iter().enumerate() {
@@ -58,7 +62,11 @@ impl Tree {
             }
         }
         let start_ns = spans.iter().map(|s| s.start_ns).min().unwrap_or(0);
-        let end_ns = spans.iter().map(|s| s.start_ns.saturating_add(s.duration_ns)).max().unwrap_or(0);
+        let end_ns = spans
+            .iter()
+            .map(|s| s.start_ns.saturating_add(s.duration_ns))
+            .max()
+            .unwrap_or(0);
         let mut services = Vec::new();
         for &(i, _) in &order {
             if !services.contains(&spans[i].service) {
@@ -95,18 +103,30 @@ pub struct ServiceMap {
 
 impl ServiceMap {
     /// The map of `projects` over `[since, until)` ms.
-    pub async fn build(store: &Store, projects: &[i64], since: i64, until: i64) -> lookout_store::Result<ServiceMap> {
+    pub async fn build(
+        store: &Store,
+        projects: &[i64],
+        since: i64,
+        until: i64,
+    ) -> lookout_store::Result<ServiceMap> {
         let edges = query::edges(store, projects, since, until).await?;
         let mut nodes: BTreeMap<String, String> = BTreeMap::new();
         for s in query::services(store, projects, since).await? {
             nodes.insert(s.name, "service".into());
         }
         for e in &edges {
-            nodes.entry(e.source.clone()).or_insert_with(|| "service".into());
-            nodes.entry(e.target.clone()).or_insert_with(|| e.target_kind.clone());
+            nodes
+                .entry(e.source.clone())
+                .or_insert_with(|| "service".into());
+            nodes
+                .entry(e.target.clone())
+                .or_insert_with(|| e.target_kind.clone());
         }
         Ok(ServiceMap {
-            nodes: nodes.into_iter().map(|(id, kind)| Node { id, kind }).collect(),
+            nodes: nodes
+                .into_iter()
+                .map(|(id, kind)| Node { id, kind })
+                .collect(),
             edges,
         })
     }

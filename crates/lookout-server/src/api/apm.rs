@@ -47,7 +47,9 @@ impl Window {
             return Err(ApiError::Validation("since: must be before until".into()));
         }
         if until - since > 400 * 86_400_000 {
-            return Err(ApiError::Validation("since: windows are limited to 400 days".into()));
+            return Err(ApiError::Validation(
+                "since: windows are limited to 400 days".into(),
+            ));
         }
         Ok((since, until))
     }
@@ -64,7 +66,11 @@ fn figures_json(f: &Figures) -> Value {
 /// Services with their throughput, latency, error rate and Apdex over the window.
 #[utoipa::path(get, path = "/api/v1/apm/services", tag = "apm", params(Window),
     responses((status = 200, body = Object)))]
-pub async fn services(State(state): State<AppState>, _who: Principal, ApiQuery(w): ApiQuery<Window>) -> ApiResult<Json<Value>> {
+pub async fn services(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiQuery(w): ApiQuery<Window>,
+) -> ApiResult<Json<Value>> {
     let (since, until) = w.range()?;
     let ids = projects_for(&state, w.project.as_deref()).await?;
     let items: Vec<Value> = apm::services(state.store(), &ids, since, until)
@@ -79,7 +85,9 @@ pub async fn services(State(state): State<AppState>, _who: Principal, ApiQuery(w
             v
         })
         .collect();
-    Ok(Json(json!({ "since": iso(since), "until": iso(until), "items": items })))
+    Ok(Json(
+        json!({ "since": iso(since), "until": iso(until), "items": items }),
+    ))
 }
 
 /// One service's golden metrics: figures, status classes, transactions, databases, external
@@ -134,19 +142,37 @@ pub async fn update_service(
     ApiJson(body): ApiJson<ServiceSettings>,
 ) -> ApiResult<Json<Value>> {
     who.require(Role::Member)?;
-    for (field, v) in [("apdex_t_ms", body.apdex_t_ms), ("slow_query_ms", body.slow_query_ms)] {
+    for (field, v) in [
+        ("apdex_t_ms", body.apdex_t_ms),
+        ("slow_query_ms", body.slow_query_ms),
+    ] {
         if v.is_some_and(|v| !(v.is_finite() && v > 0.0 && v <= 3_600_000.0)) {
-            return Err(ApiError::Validation(format!("{field}: must be between 0 and 3600000 ms")));
+            return Err(ApiError::Validation(format!(
+                "{field}: must be between 0 and 3600000 ms"
+            )));
         }
     }
     let ids = projects_for(&state, body.project.as_deref()).await?;
-    if !query::set_service_settings(state.store(), &ids, &name, body.apdex_t_ms, body.slow_query_ms).await? {
+    if !query::set_service_settings(
+        state.store(),
+        &ids,
+        &name,
+        body.apdex_t_ms,
+        body.slow_query_ms,
+    )
+    .await?
+    {
         return Err(ApiError::NotFound("service"));
     }
     tracing::info!(service = %name, "APM service settings changed.");
     let known = query::services(state.store(), &ids, 0).await?;
-    let s = known.iter().find(|s| s.name == name).ok_or(ApiError::NotFound("service"))?;
-    Ok(Json(json!({"name": s.name, "apdex_t_ms": s.apdex_t_ms, "slow_query_ms": s.slow_query_ms})))
+    let s = known
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or(ApiError::NotFound("service"))?;
+    Ok(Json(
+        json!({"name": s.name, "apdex_t_ms": s.apdex_t_ms, "slow_query_ms": s.slow_query_ms}),
+    ))
 }
 
 /// A service's transactions with count, error rate, percentiles and Apdex.
@@ -218,8 +244,17 @@ fn span_json(s: &query::SpanRow) -> Value {
 /// status, attribute and time.
 #[utoipa::path(get, path = "/api/v1/traces", tag = "apm", params(TraceSearch),
     responses((status = 200, body = Object)))]
-pub async fn search(State(state): State<AppState>, _who: Principal, ApiQuery(q): ApiQuery<TraceSearch>) -> ApiResult<Json<Value>> {
-    let (since, until) = Window { since: q.since.clone(), until: q.until.clone(), project: None }.range()?;
+pub async fn search(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiQuery(q): ApiQuery<TraceSearch>,
+) -> ApiResult<Json<Value>> {
+    let (since, until) = Window {
+        since: q.since.clone(),
+        until: q.until.clone(),
+        project: None,
+    }
+    .range()?;
     let ids = projects_for(&state, q.project.as_deref()).await?;
     let category = match q.category.as_deref().unwrap_or("request") {
         "any" => None,
@@ -230,11 +265,18 @@ pub async fn search(State(state): State<AppState>, _who: Principal, ApiQuery(q):
         None | Some("") => None,
         Some("error") => Some(true),
         Some("ok") => Some(false),
-        Some(other) => return Err(ApiError::Validation(format!("status: {other:?} is not error or ok"))),
+        Some(other) => {
+            return Err(ApiError::Validation(format!(
+                "status: {other:?} is not error or ok"
+            )))
+        }
     };
     let attribute = match q.attribute.as_deref().filter(|a| !a.is_empty()) {
         None => None,
-        Some(a) => Some(a.split_once('=').ok_or_else(|| ApiError::Validation("attribute: use key=value".into()))?),
+        Some(a) => Some(
+            a.split_once('=')
+                .ok_or_else(|| ApiError::Validation("attribute: use key=value".into()))?,
+        ),
     };
     let spans = query::search(
         state.store(),
@@ -254,15 +296,23 @@ pub async fn search(State(state): State<AppState>, _who: Principal, ApiQuery(q):
         },
     )
     .await?;
-    Ok(Json(json!({ "items": spans.iter().map(span_json).collect::<Vec<_>>() })))
+    Ok(Json(
+        json!({ "items": spans.iter().map(span_json).collect::<Vec<_>>() }),
+    ))
 }
 
 /// Every span of one trace, by start time, with its depth in the tree.
 #[utoipa::path(get, path = "/api/v1/traces/{trace_id}", tag = "apm",
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
-pub async fn trace(State(state): State<AppState>, _who: Principal, ApiPath(trace_id): ApiPath<String>) -> ApiResult<Json<Value>> {
+pub async fn trace(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiPath(trace_id): ApiPath<String>,
+) -> ApiResult<Json<Value>> {
     if trace_id.len() != 32 || !trace_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::Validation("trace_id: 32 hexadecimal digits".into()));
+        return Err(ApiError::Validation(
+            "trace_id: 32 hexadecimal digits".into(),
+        ));
     }
     let ids = projects_for(&state, None).await?;
     let spans = query::trace(state.store(), &ids, &trace_id).await?;
@@ -308,8 +358,17 @@ pub struct LogSearch {
 /// Log records, newest first (a trace's in time order).
 #[utoipa::path(get, path = "/api/v1/apm/logs", tag = "apm", params(LogSearch),
     responses((status = 200, body = Object)))]
-pub async fn logs(State(state): State<AppState>, _who: Principal, ApiQuery(q): ApiQuery<LogSearch>) -> ApiResult<Json<Value>> {
-    let (since, until) = Window { since: q.since.clone(), until: q.until.clone(), project: None }.range()?;
+pub async fn logs(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiQuery(q): ApiQuery<LogSearch>,
+) -> ApiResult<Json<Value>> {
+    let (since, until) = Window {
+        since: q.since.clone(),
+        until: q.until.clone(),
+        project: None,
+    }
+    .range()?;
     let ids = projects_for(&state, q.project.as_deref()).await?;
     let items = query::logs(
         state.store(),
@@ -328,7 +387,11 @@ pub async fn logs(State(state): State<AppState>, _who: Principal, ApiQuery(q): A
 /// The service map: services, databases and external hosts, and the calls between them.
 #[utoipa::path(get, path = "/api/v1/apm/service-map", tag = "apm", params(Window),
     responses((status = 200, body = Object)))]
-pub async fn service_map(State(state): State<AppState>, _who: Principal, ApiQuery(w): ApiQuery<Window>) -> ApiResult<Json<Value>> {
+pub async fn service_map(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiQuery(w): ApiQuery<Window>,
+) -> ApiResult<Json<Value>> {
     let (since, until) = w.range()?;
     let ids = projects_for(&state, w.project.as_deref()).await?;
     let map = crate::trace_view::ServiceMap::build(state.store(), &ids, since, until).await?;
@@ -347,7 +410,11 @@ pub struct MetricFilter {
 /// Metric series, by name.
 #[utoipa::path(get, path = "/api/v1/apm/metrics", tag = "apm", params(MetricFilter),
     responses((status = 200, body = Object)))]
-pub async fn metrics(State(state): State<AppState>, _who: Principal, ApiQuery(f): ApiQuery<MetricFilter>) -> ApiResult<Json<Value>> {
+pub async fn metrics(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiQuery(f): ApiQuery<MetricFilter>,
+) -> ApiResult<Json<Value>> {
     let ids = projects_for(&state, f.project.as_deref()).await?;
     let mut items = Vec::new();
     for p in ids {
@@ -370,7 +437,11 @@ pub async fn metric_points(
     let ids = projects_for(&state, w.project.as_deref()).await?;
     let mut series = None;
     for p in ids {
-        if let Some(s) = mstore::list_series(state.store(), p, None).await?.into_iter().find(|s| s.id == id) {
+        if let Some(s) = mstore::list_series(state.store(), p, None)
+            .await?
+            .into_iter()
+            .find(|s| s.id == id)
+        {
             series = Some(s);
         }
     }

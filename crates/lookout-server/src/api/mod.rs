@@ -5,8 +5,8 @@
 //! `/api/v1/openapi.json` always matches what the server serves.
 
 mod activity;
-pub mod apm;
 pub mod alert_config;
+pub mod apm;
 pub mod databases;
 pub mod incidents;
 mod issues;

@@ -31,7 +31,15 @@ pub async fn ingest(store: &Store, project_id: i64, points: &[Point]) -> Result<
                 .await?;
         }
         match reading {
-            Some(r) => add_point(&mut tx, series_id, p.time_ns / 1_000_000 / 60_000 * 60_000, &r).await?,
+            Some(r) => {
+                add_point(
+                    &mut tx,
+                    series_id,
+                    p.time_ns / 1_000_000 / 60_000 * 60_000,
+                    &r,
+                )
+                .await?
+            }
             None => skipped += 1,
         }
     }
@@ -48,7 +56,9 @@ async fn series(
     p: &Point,
 ) -> Result<(i64, Option<CumulativeState>)> {
     let bounds = match &p.reading {
-        Reading::Histogram { bounds, .. } => Some(serde_json::to_string(bounds).unwrap_or_default()),
+        Reading::Histogram { bounds, .. } => {
+            Some(serde_json::to_string(bounds).unwrap_or_default())
+        }
         _ => None,
     };
     sqlx::query(
@@ -149,7 +159,14 @@ async fn add_point(
             v.last = Some(*x);
             extend(&mut v, Some(*x), Some(*x));
         }
-        Reading::Histogram { count, sum, min, max, counts, .. } => {
+        Reading::Histogram {
+            count,
+            sum,
+            min,
+            max,
+            counts,
+            ..
+        } => {
             v.count += *count as f64;
             v.sum += sum;
             extend(&mut v, *min, *max);
@@ -167,7 +184,11 @@ async fn add_point(
             v.sum += sum;
             v.sketch.get_or_insert_with(Sketch::new).merge(sketch);
         }
-        Reading::Summary { count, sum, quantiles } => {
+        Reading::Summary {
+            count,
+            sum,
+            quantiles,
+        } => {
             v.count = *count as f64;
             v.sum = *sum;
             v.quantiles = Some(quantiles.clone());
@@ -235,7 +256,11 @@ pub struct SeriesInfo {
 }
 
 /// Series of `project_id` named `name` (all names when `None`), at most 500.
-pub async fn list_series(store: &Store, project_id: i64, name: Option<&str>) -> Result<Vec<SeriesInfo>> {
+pub async fn list_series(
+    store: &Store,
+    project_id: i64,
+    name: Option<&str>,
+) -> Result<Vec<SeriesInfo>> {
     let rows = sqlx::query(
         "SELECT id, name, service, attributes, kind, unit, bounds FROM apm_metric_series
          WHERE project_id = $1 AND ($2 = '' OR name = $2) ORDER BY name, service, attributes LIMIT 500",
@@ -272,7 +297,5 @@ pub async fn points(store: &Store, id: i64, since: i64, until: i64) -> Result<Ve
     .bind(until)
     .fetch_all(store.pool())
     .await?;
-    rows.iter()
-        .map(|r| read_minute(r.try_get(9)?, r))
-        .collect()
+    rows.iter().map(|r| read_minute(r.try_get(9)?, r)).collect()
 }

@@ -287,7 +287,11 @@ const SPAN_SELECT: &str = "SELECT project_id, trace_id, span_id, parent_span_id,
     duration_ns, status, error, category, operation, http_status, db_system, db_statement, peer, detail FROM apm_spans";
 
 fn span_row(r: &sqlx::any::AnyRow, with_detail: bool) -> Result<SpanRow> {
-    let detail: String = if with_detail { r.try_get(18)? } else { String::new() };
+    let detail: String = if with_detail {
+        r.try_get(18)?
+    } else {
+        String::new()
+    };
     Ok(SpanRow {
         project_id: r.try_get(0)?,
         trace_id: r.try_get(1)?,
@@ -314,10 +318,12 @@ fn span_row(r: &sqlx::any::AnyRow, with_detail: bool) -> Result<SpanRow> {
 /// The spans of trace `trace_id` in `projects`, by start time; a span stored twice (an exporter
 /// retry) appears once.
 pub async fn trace(store: &Store, projects: &[i64], trace_id: &str) -> Result<Vec<SpanRow>> {
-    let rows = sqlx::query(&format!("{SPAN_SELECT} WHERE trace_id = $1 ORDER BY start_ns, seq LIMIT 50000"))
-        .bind(trace_id.to_ascii_lowercase())
-        .fetch_all(store.pool())
-        .await?;
+    let rows = sqlx::query(&format!(
+        "{SPAN_SELECT} WHERE trace_id = $1 ORDER BY start_ns, seq LIMIT 50000"
+    ))
+    .bind(trace_id.to_ascii_lowercase())
+    .fetch_all(store.pool())
+    .await?;
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
@@ -361,7 +367,11 @@ pub struct SpanSearch<'a> {
 /// Spans matching `q` (without their detail unless an attribute filter needs it).
 pub async fn search(store: &Store, q: &SpanSearch<'_>) -> Result<Vec<SpanRow>> {
     let mut out = Vec::new();
-    let order = if q.slowest_first { "duration_ns DESC" } else { "start_ns DESC" };
+    let order = if q.slowest_first {
+        "duration_ns DESC"
+    } else {
+        "start_ns DESC"
+    };
     for &p in q.projects {
         let rows = sqlx::query(&format!(
             "{SPAN_SELECT} WHERE project_id = $1 AND start_ns >= $2 AND start_ns < $3
@@ -414,7 +424,13 @@ pub struct Instance {
 }
 
 /// Instances of `service` in `[since, until)` ms.
-pub async fn instances(store: &Store, projects: &[i64], service: &str, since: i64, until: i64) -> Result<Vec<Instance>> {
+pub async fn instances(
+    store: &Store,
+    projects: &[i64],
+    service: &str,
+    since: i64,
+    until: i64,
+) -> Result<Vec<Instance>> {
     let mut out = Vec::new();
     for &p in projects {
         for r in sqlx::query(
@@ -487,14 +503,16 @@ pub async fn edges(store: &Store, projects: &[i64], since: i64, until: i64) -> R
     }
     Ok(acc
         .into_iter()
-        .map(|((source, target, target_kind), (count, errors, sum))| Edge {
-            source,
-            target,
-            target_kind,
-            count,
-            errors,
-            avg_ms: if count > 0 { sum / count as f64 } else { 0.0 },
-        })
+        .map(
+            |((source, target, target_kind), (count, errors, sum))| Edge {
+                source,
+                target,
+                target_kind,
+                count,
+                errors,
+                avg_ms: if count > 0 { sum / count as f64 } else { 0.0 },
+            },
+        )
         .collect())
 }
 
@@ -596,7 +614,12 @@ pub struct ServiceIssue {
 }
 
 /// Unresolved issues of `service`, most recent first.
-pub async fn service_issues(store: &Store, projects: &[i64], service: &str, limit: i64) -> Result<Vec<ServiceIssue>> {
+pub async fn service_issues(
+    store: &Store,
+    projects: &[i64],
+    service: &str,
+    limit: i64,
+) -> Result<Vec<ServiceIssue>> {
     let mut out = Vec::new();
     for &p in projects {
         for r in sqlx::query(
@@ -630,13 +653,32 @@ pub async fn service_issues(store: &Store, projects: &[i64], service: &str, limi
 pub async fn purge(store: &Store, before_ms: i64, minutes_before_ms: i64) -> Result<u64> {
     let mut n = 0;
     for (sql, at) in [
-        ("DELETE FROM apm_spans WHERE start_ns < $1", before_ms.saturating_mul(1_000_000)),
-        ("DELETE FROM apm_logs WHERE time_ns < $1", before_ms.saturating_mul(1_000_000)),
-        ("DELETE FROM apm_rollups WHERE tier = 0 AND bucket < $1", minutes_before_ms),
-        ("DELETE FROM apm_edges WHERE tier = 0 AND bucket < $1", minutes_before_ms),
-        ("DELETE FROM apm_metric_points WHERE minute < $1", minutes_before_ms),
+        (
+            "DELETE FROM apm_spans WHERE start_ns < $1",
+            before_ms.saturating_mul(1_000_000),
+        ),
+        (
+            "DELETE FROM apm_logs WHERE time_ns < $1",
+            before_ms.saturating_mul(1_000_000),
+        ),
+        (
+            "DELETE FROM apm_rollups WHERE tier = 0 AND bucket < $1",
+            minutes_before_ms,
+        ),
+        (
+            "DELETE FROM apm_edges WHERE tier = 0 AND bucket < $1",
+            minutes_before_ms,
+        ),
+        (
+            "DELETE FROM apm_metric_points WHERE minute < $1",
+            minutes_before_ms,
+        ),
     ] {
-        n += sqlx::query(sql).bind(at).execute(store.pool()).await?.rows_affected();
+        n += sqlx::query(sql)
+            .bind(at)
+            .execute(store.pool())
+            .await?
+            .rows_affected();
     }
     Ok(n)
 }
@@ -657,7 +699,10 @@ mod tests {
         }
         assert_eq!(p[0].1, (now - 7 * DAY) / MINUTE * MINUTE);
         assert_eq!(p.last().unwrap().2, (now + MINUTE - 1) / MINUTE * MINUTE);
-        assert_eq!(plan(now - HOUR, now), vec![(0, now / MINUTE * MINUTE - HOUR, (now / MINUTE + 1) * MINUTE)]);
+        assert_eq!(
+            plan(now - HOUR, now),
+            vec![(0, now / MINUTE * MINUTE - HOUR, (now / MINUTE + 1) * MINUTE)]
+        );
         assert!(plan(now, now - 1).is_empty());
     }
 }

@@ -125,11 +125,18 @@ impl RollupProcessor {
         // Parents in this batch; others are looked up by (trace, span).
         let by_id: HashMap<(&str, &str), &str> = spans
             .iter()
-            .map(|s| ((s.trace_id.as_str(), s.span_id.as_str()), s.service.as_str()))
+            .map(|s| {
+                (
+                    (s.trace_id.as_str(), s.span_id.as_str()),
+                    s.service.as_str(),
+                )
+            })
             .collect();
         let mut remote_parents: Vec<(usize, String, String)> = Vec::new();
         for (i, s) in spans.iter().enumerate() {
-            let seen = services.entry((s.project, s.service.clone())).or_insert(s.start_ms);
+            let seen = services
+                .entry((s.project, s.service.clone()))
+                .or_insert(s.start_ms);
             *seen = (*seen).max(s.start_ms);
             if s.category == "internal" {
                 continue;
@@ -150,8 +157,14 @@ impl RollupProcessor {
                     .add(s.duration_ms, s.error);
             }
             let target = match s.category.as_str() {
-                "db" => Some((s.db_system.clone().unwrap_or_else(|| "database".into()), "db")),
-                "external" => Some((s.peer.clone().unwrap_or_else(|| s.operation.clone()), "external")),
+                "db" => Some((
+                    s.db_system.clone().unwrap_or_else(|| "database".into()),
+                    "db",
+                )),
+                "external" => Some((
+                    s.peer.clone().unwrap_or_else(|| s.operation.clone()),
+                    "external",
+                )),
                 _ => None,
             };
             if let Some((target, kind)) = target {
@@ -159,7 +172,13 @@ impl RollupProcessor {
             } else if let Some(parent) = &s.parent {
                 match by_id.get(&(s.trace_id.as_str(), parent.as_str())) {
                     Some(&caller) if caller != s.service => {
-                        add_edge(&mut edges, s, caller.to_string(), s.service.clone(), "service");
+                        add_edge(
+                            &mut edges,
+                            s,
+                            caller.to_string(),
+                            s.service.clone(),
+                            "service",
+                        );
                     }
                     Some(_) => {}
                     None => remote_parents.push((i, s.trace_id.clone(), parent.clone())),

@@ -10,6 +10,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 pub(crate) mod alerting;
+mod apm;
 mod db;
 pub(crate) mod errors;
 mod foundation;

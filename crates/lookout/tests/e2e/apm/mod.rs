@@ -1,0 +1,225 @@
+//! APM over OTLP/HTTP with protobuf bodies built from the OTLP types: gzip, partial success, the
+//! size cap and content types, durability of acknowledged spans across `kill -9`, and the
+//! rollups read back through the API — on SQLite and PostgreSQL.
+
+use std::io::Write;
+
+use lookout_apm::proto::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use lookout_apm::proto::common::v1::{any_value, AnyValue, KeyValue};
+use lookout_apm::proto::resource::v1::Resource;
+use lookout_apm::proto::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span, Status};
+use lookout_testkit::{Backend, TestServer};
+use prost::Message;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::both;
+
+fn kv(k: &str, v: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    }
+}
+
+fn s(v: &str) -> any_value::Value {
+    any_value::Value::StringValue(v.into())
+}
+
+/// A request span of `service` on `route` lasting `ms`, answered `code`; trace id from `n`.
+fn request(n: u64, route: &str, ms: u64, code: i64, start_ns: u64) -> Span {
+    let mut trace_id = vec![0u8; 8];
+    trace_id.extend_from_slice(&(n + 1).to_be_bytes());
+    Span {
+        trace_id,
+        span_id: (n + 1).to_be_bytes().to_vec(),
+        name: format!("GET {route}"),
+        kind: span::SpanKind::Server as i32,
+        start_time_unix_nano: start_ns,
+        end_time_unix_nano: start_ns + ms * 1_000_000,
+        attributes: vec![
+            kv("http.request.method", s("GET")),
+            kv("http.route", s(route)),
+            kv(
+                "http.response.status_code",
+                any_value::Value::IntValue(code),
+            ),
+        ],
+        status: Some(Status {
+            code: if code >= 500 {
+                status::StatusCode::Error as i32
+            } else {
+                0
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn export(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", s(service))],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+fn gzip(b: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(b).unwrap();
+    e.finish().unwrap()
+}
+
+async fn post(
+    s: &TestServer,
+    body: Vec<u8>,
+    content_type: &str,
+    gzipped: bool,
+) -> reqwest::Response {
+    let mut r = reqwest::Client::new()
+        .post(format!("{}/v1/traces", s.otlp_url))
+        .header("content-type", content_type)
+        .body(body);
+    if gzipped {
+        r = r.header("content-encoding", "gzip");
+    }
+    r.send().await.unwrap()
+}
+
+async fn transactions(s: &TestServer, service: &str) -> Vec<Value> {
+    let r = s
+        .admin_client()
+        .get(s.at(&format!("/api/v1/apm/services/{service}/transactions")))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+async fn wait_count(s: &TestServer, service: &str, n: u64) -> Vec<Value> {
+    for _ in 0..200 {
+        let items = transactions(s, service).await;
+        if items
+            .iter()
+            .map(|t| t["count"].as_u64().unwrap())
+            .sum::<u64>()
+            == n
+        {
+            return items;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{service} never reached {n} requests: {:?}",
+        transactions(s, service).await
+    );
+}
+
+async fn otlp_protobuf_ingest_rolls_up_and_refuses_what_it_must(backend: Backend) {
+    let s = TestServer::start(crate::bin(), backend).await;
+    let now = now_ns() - 60_000_000_000;
+    // 100 requests of 1..=100 ms, every tenth answered 503; plus one span with a bad id.
+    let mut spans: Vec<Span> = (0..100)
+        .map(|i| {
+            request(
+                i,
+                "/items/:id",
+                i + 1,
+                if i % 10 == 0 { 503 } else { 200 },
+                now + i * 1_000_000,
+            )
+        })
+        .collect();
+    spans.push(Span {
+        trace_id: vec![1, 2, 3],
+        ..request(500, "/x", 1, 200, now)
+    });
+    let r = post(
+        &s,
+        gzip(&export("catalog", spans).encode_to_vec()),
+        "application/x-protobuf",
+        true,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/x-protobuf");
+    let answer = ExportTraceServiceResponse::decode(r.bytes().await.unwrap()).unwrap();
+    let partial = answer.partial_success.expect("the bad span is reported");
+    assert_eq!(partial.rejected_spans, 1);
+    assert!(
+        partial.error_message.contains("trace id"),
+        "{}",
+        partial.error_message
+    );
+
+    let items = wait_count(&s, "catalog", 100).await;
+    let t = &items[0];
+    assert_eq!(t["name"], "GET /items/:id");
+    assert_eq!(t["error_rate"], 0.1);
+    // Exact p50 is the 50th value (50 ms), p99 the 99th (99 ms), within the sketch's 1 %.
+    for (k, want) in [("p50", 50.0), ("p99", 99.0)] {
+        let got = t[k].as_f64().unwrap();
+        assert!((got - want).abs() <= want * 0.01, "{k}: {got}");
+    }
+
+    // Malformed protobuf: 400. Unknown content type: 415. Over the cap once inflated: 413.
+    let r = post(&s, vec![0xff, 0xff, 0xff], "application/x-protobuf", false).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = post(&s, b"hello".to_vec(), "text/plain", false).await;
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let bomb = gzip(&vec![0u8; 17 * 1024 * 1024]);
+    let r = post(&s, bomb, "application/x-protobuf", true).await;
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // Nothing of the refused bodies was counted.
+    assert_eq!(wait_count(&s, "catalog", 100).await.len(), 1);
+}
+
+async fn acknowledged_spans_survive_kill_9(backend: Backend) {
+    let mut s = TestServer::start(crate::bin(), backend).await;
+    let now = now_ns() - 60_000_000_000;
+    let mut sent = 0;
+    for batch in 0..20u64 {
+        let spans = (0..50)
+            .map(|i| request(batch * 50 + i, "/orders", 5 + i, 200, now + i))
+            .collect();
+        let r = post(
+            &s,
+            export("orders", spans).encode_to_vec(),
+            "application/x-protobuf",
+            false,
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        sent += 50;
+    }
+    // Killed before the rollup consumer may have caught up: it resumes from its cursor.
+    s.kill9();
+    s.restart();
+    let items = wait_count(&s, "orders", sent).await;
+    assert_eq!(items[0]["count"], sent);
+}
+
+both!(
+    otlp_protobuf_ingest_rolls_up_and_refuses_what_it_must,
+    acknowledged_spans_survive_kill_9
+);
