@@ -168,3 +168,22 @@ def test_exports_without_a_token_need_the_otlp_listener(server):
         urllib.request.urlopen(bad, timeout=10)
     assert e.value.code == 400
     assert "malformed JSON" in json.loads(e.value.read())["message"]
+
+
+def test_sentry_transactions_feed_the_same_apm_figures(server):
+    import subprocess
+    import sys
+    import os
+
+    client = os.path.join(os.path.dirname(os.path.abspath(__file__)), "clients", "python_transactions.py")
+    out = subprocess.run([sys.executable, client, server.dsn], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    items = wait_for(lambda: server.api("/api/v1/apm/services/web/transactions")["items"]
+                     if any(s["name"] == "web" for s in server.api("/api/v1/apm/services")["items"]) else [],
+                     lambda items: sum(t["count"] for t in items) == 20)
+    assert [(t["name"], t["count"], t["error_rate"]) for t in items] == [("GET /checkout", 20, 0.2)]
+    # Every request slept at least 5 ms, and its database call at least 2 ms.
+    assert items[0]["p50"] >= 5
+    overview = server.api("/api/v1/apm/services/web")
+    assert [(d["name"], d["count"]) for d in overview["databases"]] == [("SELECT carts", 20)]
+    assert overview["databases"][0]["p50"] >= 2

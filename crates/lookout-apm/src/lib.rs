@@ -8,6 +8,7 @@ pub mod decode;
 pub mod log;
 pub mod metric;
 pub mod rollup;
+pub mod sentry;
 pub mod sketch;
 pub mod span;
 pub mod statement;

@@ -175,6 +175,10 @@ pub async fn serve(
             // A span waits at most this long (plus its batch) before it shows in RED figures.
             .run(Duration::from_millis(200), wait_for(stop_rx.clone())),
     );
+    let sentry_spans = tokio::spawn(
+        lookout_store::apm::sentry::TransactionProcessor::new(store.clone(), &cfg.replica_id)
+            .run(Duration::from_millis(200), wait_for(stop_rx.clone())),
+    );
     let alerting = state.alerting().clone();
     let alert_tasks = [
         tokio::spawn(crate::alerting::policies::run(
@@ -239,6 +243,7 @@ pub async fn serve(
     let _ = scheduler.await;
     let _ = processor.await;
     let _ = apm_rollups.await;
+    let _ = sentry_spans.await;
     let _ = uptime.await;
     let _ = checkins.await;
     for t in alert_tasks {

@@ -5,6 +5,7 @@
 pub mod metrics;
 pub mod query;
 pub mod rollup;
+pub mod sentry;
 
 use lookout_apm::log::LogRecord;
 use lookout_apm::span::Span;

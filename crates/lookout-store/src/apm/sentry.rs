@@ -1,0 +1,99 @@
+//! Sentry transactions into APM: follows `ingest_items` (kind `transaction`) by cursor and stores
+//! each transaction's spans in `apm_spans`, in the transaction that advances the cursor — so
+//! each is converted once, and the rollup consumer then counts it like any OTLP span. A
+//! transaction without a `service` tag belongs to the service named after its project.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use lookout_apm::sentry::spans_from_transaction;
+use sqlx::Row;
+
+use super::span_writes;
+use crate::{cursor, writer, Result, Store, Write};
+
+/// The consumer's cursor name.
+pub const CURSOR: &str = "apm.sentry_transactions";
+
+/// Converts Sentry transactions into spans; one replica at a time holds the cursor.
+pub struct TransactionProcessor {
+    store: Store,
+    owner: String,
+}
+
+impl TransactionProcessor {
+    /// A processor identified as `owner` (unique per replica).
+    pub fn new(store: Store, owner: &str) -> Self {
+        TransactionProcessor {
+            store,
+            owner: owner.to_string(),
+        }
+    }
+
+    /// Converts the next batch if this replica holds the cursor; returns the items read.
+    pub async fn poll_once(&self) -> Result<usize> {
+        let Some(position) = cursor::lease(&self.store, CURSOR, &self.owner, 10_000).await? else {
+            return Ok(0);
+        };
+        let rows = sqlx::query(
+            "SELECT seq, project_id, kind, payload FROM ingest_items WHERE seq > $1 ORDER BY seq LIMIT 500",
+        )
+        .bind(position)
+        .fetch_all(self.store.pool())
+        .await?;
+        let Some(last) = rows.last().map(|r| r.try_get::<i64, _>(0)).transpose()? else {
+            return Ok(0);
+        };
+        let mut slugs: HashMap<i64, String> = HashMap::new();
+        for r in sqlx::query("SELECT id, slug FROM projects").fetch_all(self.store.pool()).await? {
+            slugs.insert(r.try_get(0)?, r.try_get(1)?);
+        }
+        let mut writes: Vec<Write> = Vec::new();
+        for r in &rows {
+            let kind: &str = r.try_get(2)?;
+            if kind != "transaction" {
+                continue;
+            }
+            let project: i64 = r.try_get(1)?;
+            let payload: &str = r.try_get(3)?;
+            let Ok(ev) = serde_json::from_str::<serde_json::Value>(payload) else {
+                continue;
+            };
+            let service = slugs.get(&project).map_or("unknown_service", String::as_str);
+            writes.extend(span_writes(project, spans_from_transaction(&ev, service)));
+        }
+        let mut tx = self.store.begin_write().await?;
+        let refs: Vec<&Write> = writes.iter().collect();
+        if !refs.is_empty() {
+            // apm_spans is a stream: its rows are inserted under the publish lock.
+            writer::apply(&self.store, &mut tx, &refs).await?;
+        }
+        if cursor::advance(&mut tx, CURSOR, &self.owner, position, last).await? {
+            tx.commit().await?;
+            metrics::counter!("lookout_apm_sentry_spans_total").increment(writes.len() as u64);
+            Ok(rows.len())
+        } else {
+            tx.rollback().await?;
+            Ok(0)
+        }
+    }
+
+    /// Converts until `stop` resolves, polling every `idle` when there is nothing new.
+    pub async fn run(self, idle: Duration, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            let wait = match self.poll_once().await {
+                Ok(0) => idle,
+                Ok(_) => Duration::ZERO,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Sentry transaction conversion failed; retrying.");
+                    idle
+                }
+            };
+            tokio::select! {
+                () = &mut stop => break,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
