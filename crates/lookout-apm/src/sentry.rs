@@ -24,7 +24,10 @@ const FAILED: &[&str] = &[
 /// A Sentry timestamp (RFC 3339 text or seconds since the epoch) in nanoseconds.
 fn ts_ns(v: Option<&Value>) -> Option<i64> {
     match v? {
-        Value::Number(n) => n.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| (f * 1e9) as i64),
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            .map(|f| (f * 1e9) as i64),
         Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
             .ok()
             .and_then(|t| t.timestamp_nanos_opt()),
@@ -49,7 +52,10 @@ fn text(v: Option<&Value>) -> Option<String> {
 /// `service` tag. Events without a trace context give no spans.
 pub fn spans_from_transaction(ev: &Value, service: &str) -> Vec<Span> {
     let trace = &ev["contexts"]["trace"];
-    let (Some(trace_id), Some(root_id)) = (hex_id(trace.get("trace_id"), 32), hex_id(trace.get("span_id"), 16)) else {
+    let (Some(trace_id), Some(root_id)) = (
+        hex_id(trace.get("trace_id"), 32),
+        hex_id(trace.get("span_id"), 16),
+    ) else {
         return Vec::new();
     };
     let service = text(ev["tags"].get("service"))
@@ -76,7 +82,13 @@ pub fn spans_from_transaction(ev: &Value, service: &str) -> Vec<Span> {
     if let Some(op) = trace["op"].as_str() {
         root_attrs.insert("sentry.op".into(), json!(op));
     }
-    let code = if FAILED.contains(&status) { 2 } else if status == "ok" { 1 } else { 0 };
+    let code = if FAILED.contains(&status) {
+        2
+    } else if status == "ok" {
+        1
+    } else {
+        0
+    };
     out.push(Span {
         trace_id: trace_id.clone(),
         span_id: root_id,
@@ -96,7 +108,8 @@ pub fn spans_from_transaction(ev: &Value, service: &str) -> Vec<Span> {
         db_system: None,
         db_statement: None,
         peer: None,
-        detail: json!({ "attributes": root_attrs, "resource": { "service.name": service } }).to_string(),
+        detail: json!({ "attributes": root_attrs, "resource": { "service.name": service } })
+            .to_string(),
     });
     for s in ev["spans"].as_array().into_iter().flatten().take(10_000) {
         let (Some(span_id), Some(start), Some(end)) = (
@@ -110,25 +123,53 @@ pub fn spans_from_transaction(ev: &Value, service: &str) -> Vec<Span> {
         let description = text(s.get("description"));
         let data = &s["data"];
         let db_system = text(data.get("db.system")).or_else(|| {
-            (op == "db" || op.starts_with("db.")).then(|| op.strip_prefix("db.").filter(|x| *x != "query" && *x != "sql").unwrap_or("sql").to_string())
+            (op == "db" || op.starts_with("db.")).then(|| {
+                op.strip_prefix("db.")
+                    .filter(|x| *x != "query" && *x != "sql")
+                    .unwrap_or("sql")
+                    .to_string()
+            })
         });
         let (category, kind_, peer) = if db_system.is_some() {
             (Category::Db, kind::CLIENT, text(data.get("server.address")))
         } else if op.starts_with("http.client") {
-            let url = text(data.get("url")).or_else(|| description.as_deref().and_then(|d| d.split_whitespace().nth(1)).map(str::to_string));
-            (Category::External, kind::CLIENT, url.and_then(|u| host_of(&u)))
+            let url = text(data.get("url")).or_else(|| {
+                description
+                    .as_deref()
+                    .and_then(|d| d.split_whitespace().nth(1))
+                    .map(str::to_string)
+            });
+            (
+                Category::External,
+                kind::CLIENT,
+                url.and_then(|u| host_of(&u)),
+            )
         } else {
             (Category::Internal, kind::INTERNAL, None)
         };
-        let db_statement = (category == Category::Db).then(|| description.as_deref().map(statement::normalize)).flatten();
+        let db_statement = (category == Category::Db)
+            .then(|| description.as_deref().map(statement::normalize))
+            .flatten();
         let operation = match category {
-            Category::Db => db_statement.as_deref().map(statement::summary).filter(|x| !x.is_empty()).unwrap_or_else(|| op.to_string()),
+            Category::Db => db_statement
+                .as_deref()
+                .map(statement::summary)
+                .filter(|x| !x.is_empty())
+                .unwrap_or_else(|| op.to_string()),
             Category::External => peer.clone().unwrap_or_else(|| op.to_string()),
             _ => description.clone().unwrap_or_else(|| op.to_string()),
         };
         let st = s["status"].as_str().unwrap_or("");
-        let code = if FAILED.contains(&st) { 2 } else if st == "ok" { 1 } else { 0 };
-        let span_http = data["http.response.status_code"].as_i64().or_else(|| data["status_code"].as_i64());
+        let code = if FAILED.contains(&st) {
+            2
+        } else if st == "ok" {
+            1
+        } else {
+            0
+        };
+        let span_http = data["http.response.status_code"]
+            .as_i64()
+            .or_else(|| data["status_code"].as_i64());
         out.push(Span {
             trace_id: hex_id(s.get("trace_id"), 32).unwrap_or_else(|| trace_id.clone()),
             span_id,
@@ -170,11 +211,23 @@ mod tests {
         let raw = include_str!("../tests/fixtures/sentry_python_transaction.envelope.txt");
         let ev: Value = serde_json::from_str(raw.lines().nth(2).unwrap()).unwrap();
         let spans = spans_from_transaction(&ev, "my-project");
-        let [root, db] = &spans[..] else { panic!("{spans:?}") };
-        assert_eq!((root.category, root.operation.as_str(), root.service.as_str()), (Category::Request, "demo-transaction", "my-project"));
+        let [root, db] = &spans[..] else {
+            panic!("{spans:?}")
+        };
+        assert_eq!(
+            (
+                root.category,
+                root.operation.as_str(),
+                root.service.as_str()
+            ),
+            (Category::Request, "demo-transaction", "my-project")
+        );
         assert_eq!(root.trace_id, "9bfb8a4eeea34f2aa9966b61c66b3b38");
         assert_eq!(root.duration_ns, 13_794_000);
-        assert_eq!((db.category, db.operation.as_str()), (Category::Db, "SELECT"));
+        assert_eq!(
+            (db.category, db.operation.as_str()),
+            (Category::Db, "SELECT")
+        );
         assert_eq!(db.parent_span_id.as_deref(), Some("88276c301d8d5d27"));
         assert_eq!(db.instance.as_deref(), Some("vm"));
     }

@@ -13,8 +13,10 @@ mod errors;
 mod incidents;
 mod load;
 mod pages;
+mod performance;
 mod regress;
 pub mod status_page;
+mod traces;
 mod uptime;
 
 use axum::extract::FromRequestParts;
@@ -86,6 +88,15 @@ pub fn router() -> Router<AppState> {
         .route("/load-tests", get(load::list))
         .route("/load-tests/compare", get(load::compare))
         .route("/load-tests/{id}", get(load::run))
+        .route("/performance", get(performance::list))
+        .route("/performance/services/{name}", get(performance::service))
+        .route(
+            "/performance/services/{name}/transaction",
+            get(performance::transaction),
+        )
+        .route("/performance/traces", get(traces::search))
+        .route("/performance/traces/{id}", get(traces::trace))
+        .route("/performance/map", get(traces::map))
         .route("/databases", get(databases::list))
         .route("/databases/{id}", get(databases::target))
         .route("/regressions", get(regress::list))
@@ -112,6 +123,7 @@ pub fn router() -> Router<AppState> {
         !s.summary.is_empty()
             && ![
                 "/errors",
+                "/performance",
                 "/uptime",
                 "/incidents",
                 "/on-call",

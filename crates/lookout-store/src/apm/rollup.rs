@@ -50,6 +50,7 @@ struct EdgeAgg {
 
 /// One span as the consumer reads it.
 struct Row_ {
+    seq: i64,
     project: i64,
     trace_id: String,
     span_id: String,
@@ -63,6 +64,15 @@ struct Row_ {
     status_class: String,
     db_system: Option<String>,
     peer: Option<String>,
+}
+
+/// Which partner of a cross-service call to look for in earlier batches.
+#[derive(Debug, Clone, Copy)]
+enum Lookup {
+    /// The parent of a server span.
+    Parent,
+    /// The server spans a client span caused.
+    Children,
 }
 
 /// Folds spans into rollups; one replica at a time holds the cursor.
@@ -102,6 +112,7 @@ impl RollupProcessor {
         let mut spans = Vec::with_capacity(rows.len());
         for r in &rows {
             spans.push(Row_ {
+                seq: r.try_get(0)?,
                 project: r.try_get(1)?,
                 trace_id: r.try_get(2)?,
                 span_id: r.try_get(3)?,
@@ -122,17 +133,30 @@ impl RollupProcessor {
         let mut cells: HashMap<Key, Agg> = HashMap::new();
         let mut edges: HashMap<EdgeKey, EdgeAgg> = HashMap::new();
         let mut services: HashMap<(i64, String), i64> = HashMap::new();
-        // Parents in this batch; others are looked up by (trace, span).
-        let by_id: HashMap<(&str, &str), &str> = spans
+        // A call between services is one client span and the server span it caused, which may
+        // arrive in either order, in one batch or two. The edge is counted by whichever of the
+        // pair has the higher seq, so exactly once: a server span looks for its parent among
+        // spans before it, a client span for its remote children among spans before it.
+        let first_seq = spans.first().map_or(0, |s| s.seq);
+        let by_id: HashMap<(&str, &str), (&str, i64)> = spans
             .iter()
             .map(|s| {
                 (
                     (s.trace_id.as_str(), s.span_id.as_str()),
-                    s.service.as_str(),
+                    (s.service.as_str(), s.seq),
                 )
             })
             .collect();
-        let mut remote_parents: Vec<(usize, String, String)> = Vec::new();
+        let mut children: HashMap<(&str, &str), Vec<(&str, i64)>> = HashMap::new();
+        for s in spans.iter().filter(|s| s.category == "request") {
+            if let Some(p) = &s.parent {
+                children
+                    .entry((s.trace_id.as_str(), p.as_str()))
+                    .or_default()
+                    .push((s.service.as_str(), s.seq));
+            }
+        }
+        let mut lookups: Vec<(usize, Lookup)> = Vec::new();
         for (i, s) in spans.iter().enumerate() {
             let seen = services
                 .entry((s.project, s.service.clone()))
@@ -156,47 +180,75 @@ impl RollupProcessor {
                     .or_default()
                     .add(s.duration_ms, s.error);
             }
-            let target = match s.category.as_str() {
-                "db" => Some((
-                    s.db_system.clone().unwrap_or_else(|| "database".into()),
-                    "db",
-                )),
-                "external" => Some((
-                    s.peer.clone().unwrap_or_else(|| s.operation.clone()),
-                    "external",
-                )),
-                _ => None,
-            };
-            if let Some((target, kind)) = target {
-                add_edge(&mut edges, s, s.service.clone(), target, kind);
-            } else if let Some(parent) = &s.parent {
-                match by_id.get(&(s.trace_id.as_str(), parent.as_str())) {
-                    Some(&caller) if caller != s.service => {
-                        add_edge(
-                            &mut edges,
-                            s,
-                            caller.to_string(),
-                            s.service.clone(),
-                            "service",
-                        );
+            match s.category.as_str() {
+                "db" => {
+                    let target = s.db_system.clone().unwrap_or_else(|| "database".into());
+                    add_edge(&mut edges, s, s.service.clone(), target, "db");
+                }
+                "external" => {
+                    let target = s.peer.clone().unwrap_or_else(|| s.operation.clone());
+                    add_edge(&mut edges, s, s.service.clone(), target, "external");
+                    for &(callee, seq) in children
+                        .get(&(s.trace_id.as_str(), s.span_id.as_str()))
+                        .into_iter()
+                        .flatten()
+                    {
+                        if seq < s.seq && callee != s.service {
+                            add_edge(
+                                &mut edges,
+                                s,
+                                s.service.clone(),
+                                callee.to_string(),
+                                "service",
+                            );
+                        }
                     }
-                    Some(_) => {}
-                    None => remote_parents.push((i, s.trace_id.clone(), parent.clone())),
+                    lookups.push((i, Lookup::Children));
+                }
+                _ => {
+                    if let Some(parent) = &s.parent {
+                        match by_id.get(&(s.trace_id.as_str(), parent.as_str())) {
+                            Some(&(caller, seq)) if seq < s.seq && caller != s.service => {
+                                add_edge(
+                                    &mut edges,
+                                    s,
+                                    caller.to_string(),
+                                    s.service.clone(),
+                                    "service",
+                                );
+                            }
+                            Some(_) => {}
+                            None => lookups.push((i, Lookup::Parent)),
+                        }
+                    }
                 }
             }
         }
         let mut tx = self.store.begin_write().await?;
-        for (i, trace, parent) in remote_parents {
-            let caller: Option<String> = sqlx::query_scalar(
-                "SELECT service FROM apm_spans WHERE trace_id = $1 AND span_id = $2 LIMIT 1",
-            )
-            .bind(&trace)
-            .bind(&parent)
-            .fetch_optional(&mut *tx)
-            .await?;
+        // Partners in earlier batches.
+        for (i, lookup) in lookups {
             let s = &spans[i];
-            if let Some(caller) = caller.filter(|c| *c != s.service) {
-                add_edge(&mut edges, s, caller, s.service.clone(), "service");
+            let sql = match lookup {
+                Lookup::Parent => "SELECT service FROM apm_spans WHERE trace_id = $1 AND span_id = $2 AND seq < $3",
+                Lookup::Children => "SELECT service FROM apm_spans WHERE trace_id = $1 AND parent_span_id = $2 AND seq < $3 AND category = 'request'",
+            };
+            let key = match lookup {
+                Lookup::Parent => s.parent.as_deref().unwrap_or_default(),
+                Lookup::Children => s.span_id.as_str(),
+            };
+            let partners: Vec<String> = sqlx::query_scalar(sql)
+                .bind(&s.trace_id)
+                .bind(key)
+                .bind(first_seq)
+                .fetch_all(&mut *tx)
+                .await?;
+            for other in partners.into_iter().filter(|o| *o != s.service) {
+                match lookup {
+                    Lookup::Parent => add_edge(&mut edges, s, other, s.service.clone(), "service"),
+                    Lookup::Children => {
+                        add_edge(&mut edges, s, s.service.clone(), other, "service")
+                    }
+                }
             }
         }
         let n_cells = cells.len();

@@ -45,7 +45,10 @@ impl TransactionProcessor {
             return Ok(0);
         };
         let mut slugs: HashMap<i64, String> = HashMap::new();
-        for r in sqlx::query("SELECT id, slug FROM projects").fetch_all(self.store.pool()).await? {
+        for r in sqlx::query("SELECT id, slug FROM projects")
+            .fetch_all(self.store.pool())
+            .await?
+        {
             slugs.insert(r.try_get(0)?, r.try_get(1)?);
         }
         let mut writes: Vec<Write> = Vec::new();
@@ -59,7 +62,9 @@ impl TransactionProcessor {
             let Ok(ev) = serde_json::from_str::<serde_json::Value>(payload) else {
                 continue;
             };
-            let service = slugs.get(&project).map_or("unknown_service", String::as_str);
+            let service = slugs
+                .get(&project)
+                .map_or("unknown_service", String::as_str);
             writes.extend(span_writes(project, spans_from_transaction(&ev, service)));
         }
         let mut tx = self.store.begin_write().await?;
