@@ -75,7 +75,9 @@ impl Sketch {
             self.zero += n;
             return;
         }
-        let i = Self::index(v.min(f64::MAX));
+        // Beyond 10^15 (30,000 years in ms) nothing real is measured; clamping keeps every
+        // index inside what `decode` accepts.
+        let i = Self::index(v.min(1e15));
         self.bump(i, n);
     }
 

@@ -367,6 +367,7 @@ async fn maintenance_scheduler(
     jobs::ensure_periodic(&store, "jobs.cleanup", "jobs.cleanup", 3_600_000).await?;
     jobs::ensure_periodic(&store, "errors.retention", "errors.retention", 600_000).await?;
     jobs::ensure_periodic(&store, "apm.retention", "apm.retention", 600_000).await?;
+    jobs::ensure_periodic(&store, "apm.daily_series", "apm.daily_series", 300_000).await?;
     jobs::ensure_periodic(
         &store,
         crate::uptime::upkeep::JOB,
@@ -424,6 +425,21 @@ async fn maintenance_scheduler(
             })
         })
     };
+    let apm_daily: JobHandler = {
+        let store = store.clone();
+        Arc::new(move |_| {
+            let store = store.clone();
+            Box::pin(async move {
+                let n = lookout_store::apm::daily::push(&store, lookout_core::time::now_ms())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if n > 0 {
+                    tracing::info!(points = n, "Daily APM p95 points added to series.");
+                }
+                Ok(())
+            })
+        })
+    };
     let sessions: JobHandler = {
         let store = store.clone();
         Arc::new(move |_| {
@@ -464,6 +480,7 @@ async fn maintenance_scheduler(
         .handle("jobs.cleanup", finished)
         .handle("errors.retention", retention)
         .handle("apm.retention", apm_retention)
+        .handle("apm.daily_series", apm_daily)
         .handle(crate::uptime::upkeep::JOB, uptime_upkeep))
 }
 

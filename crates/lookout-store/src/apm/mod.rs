@@ -2,6 +2,7 @@
 //! folds spans into RED rows ([`rollup`]), metric series with their cumulative state
 //! ([`metrics`]), and the reads every APM page and API shares ([`query`]).
 
+pub mod daily;
 pub mod metrics;
 pub mod query;
 pub mod rollup;
