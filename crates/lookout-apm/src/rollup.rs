@@ -189,3 +189,193 @@ mod tests {
         assert_eq!(bucket(61_000, 60_000), 60_000);
     }
 }
+
+/// What one export adds to the rollups, computed where its spans are decoded and stored with
+/// them in one transaction: the rollup consumer then folds one small row per export instead of
+/// reading every span back.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Part {
+    /// RED cells per minute.
+    pub cells: Vec<PartCell>,
+    /// Calls to databases and external hosts per minute.
+    pub calls: Vec<PartCall>,
+    /// Spans that may be one end of a call between services.
+    pub links: Vec<Link>,
+}
+
+/// One minute's RED values for one key.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PartCell {
+    /// Minute start, ms.
+    pub minute: i64,
+    /// Service.
+    pub service: String,
+    /// Category (`request`, `db`, `external`).
+    pub category: String,
+    /// Operation.
+    pub operation: String,
+    /// HTTP status class.
+    pub status_class: String,
+    /// Whether these spans failed.
+    pub error: bool,
+    /// Spans.
+    pub count: u64,
+    /// Sum of durations, ms.
+    pub sum: f64,
+    /// Shortest, ms.
+    pub min: f64,
+    /// Longest, ms.
+    pub max: f64,
+    /// Encoded sketch of durations (hex).
+    pub sketch: String,
+}
+
+/// Calls from a service to a database or host in one minute.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PartCall {
+    /// Minute start, ms.
+    pub minute: i64,
+    /// Calling service.
+    pub source: String,
+    /// Database system or host.
+    pub target: String,
+    /// `db` or `external`.
+    pub kind: String,
+    /// Calls.
+    pub count: i64,
+    /// Failed calls.
+    pub errors: i64,
+    /// Sum of durations, ms.
+    pub sum_ms: f64,
+}
+
+/// A client span (a call out) or a request span with a parent (a call in).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Link {
+    /// Trace.
+    pub trace_id: String,
+    /// Span.
+    pub span_id: String,
+    /// Parent span (request spans).
+    pub parent: Option<String>,
+    /// Service.
+    pub service: String,
+    /// True for a client span.
+    pub client: bool,
+    /// Start, ms.
+    pub start_ms: i64,
+    /// Duration, ms.
+    pub duration_ms: f64,
+    /// Failed.
+    pub error: bool,
+}
+
+impl Part {
+    /// The rollup contribution of `spans` (internal spans contribute nothing).
+    pub fn of(spans: &[crate::span::Span]) -> Part {
+        use crate::span::Category;
+        use std::collections::BTreeMap;
+        let mut cells: BTreeMap<(i64, &str, &str, &str, &str, bool), Agg> = BTreeMap::new();
+        let mut calls: BTreeMap<(i64, &str, String, &str), (i64, i64, f64)> = BTreeMap::new();
+        let mut links = Vec::new();
+        for s in spans {
+            if s.category == Category::Internal {
+                continue;
+            }
+            let start_ms = s.start_ns / 1_000_000;
+            let minute = bucket(start_ms, 60_000);
+            let ms = s.duration_ns as f64 / 1e6;
+            cells
+                .entry((
+                    minute,
+                    &s.service,
+                    s.category.as_str(),
+                    &s.operation,
+                    &s.status_class,
+                    s.error,
+                ))
+                .or_default()
+                .add(ms, s.error);
+            let call = match s.category {
+                Category::Db => Some((
+                    s.db_system.clone().unwrap_or_else(|| "database".into()),
+                    "db",
+                )),
+                Category::External => Some((
+                    s.peer.clone().unwrap_or_else(|| s.operation.clone()),
+                    "external",
+                )),
+                _ => None,
+            };
+            if let Some((target, kind)) = call {
+                let c = calls.entry((minute, &s.service, target, kind)).or_default();
+                c.0 += 1;
+                c.1 += i64::from(s.error);
+                c.2 += ms;
+            }
+            let client = s.category == Category::External;
+            if client || (s.category == Category::Request && s.parent_span_id.is_some()) {
+                links.push(Link {
+                    trace_id: s.trace_id.clone(),
+                    span_id: s.span_id.clone(),
+                    parent: s.parent_span_id.clone(),
+                    service: s.service.clone(),
+                    client,
+                    start_ms,
+                    duration_ms: ms,
+                    error: s.error,
+                });
+            }
+        }
+        Part {
+            cells: cells
+                .into_iter()
+                .map(
+                    |((minute, service, category, operation, status_class, error), a)| PartCell {
+                        minute,
+                        service: service.to_string(),
+                        category: category.to_string(),
+                        operation: operation.to_string(),
+                        status_class: status_class.to_string(),
+                        error,
+                        count: a.count,
+                        sum: a.sum,
+                        min: a.min,
+                        max: a.max,
+                        sketch: hex::encode(a.sketch.encode()),
+                    },
+                )
+                .collect(),
+            calls: calls
+                .into_iter()
+                .map(
+                    |((minute, source, target, kind), (count, errors, sum_ms))| PartCall {
+                        minute,
+                        source: source.to_string(),
+                        target,
+                        kind: kind.to_string(),
+                        count,
+                        errors,
+                        sum_ms,
+                    },
+                )
+                .collect(),
+            links,
+        }
+    }
+}
+
+impl PartCell {
+    /// The cell's values as an [`Agg`]; `None` if its sketch does not decode.
+    pub fn agg(&self) -> Option<Agg> {
+        let bytes = hex::decode(&self.sketch).ok()?;
+        Some(Agg {
+            count: self.count,
+            errors: if self.error { self.count } else { 0 },
+            sum: self.sum,
+            min: self.min,
+            max: self.max,
+            sketch: Sketch::decode(&bytes).ok()?,
+        })
+    }
+}

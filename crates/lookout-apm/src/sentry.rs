@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::span::{is_error, kind, status_class, Category, Span};
+use crate::span::{is_error, kind, resource_hash, status_class, Category, Span};
 use crate::statement;
 
 /// Sentry span statuses that mean the work failed (the rest — `ok`, `cancelled`, `not_found`,
@@ -48,8 +48,15 @@ fn text(v: Option<&Value>) -> Option<String> {
     }
 }
 
+/// The resource of a transaction's spans: (hash, attributes as JSON).
+pub fn resource_of(service: &str) -> (String, String) {
+    let json = json!({ "service.name": service }).to_string();
+    (resource_hash(&json), json)
+}
+
 /// The spans of one transaction event; `service` names the service when the event carries no
-/// `service` tag. Events without a trace context give no spans.
+/// `service` tag (their resource is [`resource_of`] the service). Events without a trace
+/// context give no spans.
 pub fn spans_from_transaction(ev: &Value, service: &str) -> Vec<Span> {
     let trace = &ev["contexts"]["trace"];
     let (Some(trace_id), Some(root_id)) = (
@@ -62,6 +69,7 @@ pub fn spans_from_transaction(ev: &Value, service: &str) -> Vec<Span> {
         .or_else(|| text(trace["data"].get("service.name")))
         .unwrap_or_else(|| service.to_string());
     let instance = text(ev.get("server_name"));
+    let resource = resource_of(&service).0;
     let http_status = ev["contexts"]["response"]["status_code"]
         .as_i64()
         .or_else(|| text(ev["tags"].get("http.status_code")).and_then(|s| s.parse().ok()));
@@ -108,8 +116,8 @@ pub fn spans_from_transaction(ev: &Value, service: &str) -> Vec<Span> {
         db_system: None,
         db_statement: None,
         peer: None,
-        detail: json!({ "attributes": root_attrs, "resource": { "service.name": service } })
-            .to_string(),
+        resource: resource.clone(),
+        detail: json!({ "attributes": root_attrs }).to_string(),
     });
     for s in ev["spans"].as_array().into_iter().flatten().take(10_000) {
         let (Some(span_id), Some(start), Some(end)) = (
@@ -189,7 +197,8 @@ pub fn spans_from_transaction(ev: &Value, service: &str) -> Vec<Span> {
             db_system,
             db_statement,
             peer,
-            detail: json!({ "attributes": data, "resource": { "service.name": service }, "sentry.op": op }).to_string(),
+            resource: resource.clone(),
+            detail: json!({ "attributes": data, "sentry.op": op }).to_string(),
         });
     }
     out

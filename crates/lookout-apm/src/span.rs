@@ -90,7 +90,9 @@ pub struct Span {
     pub db_statement: Option<String>,
     /// The host an external or database call went to.
     pub peer: Option<String>,
-    /// Everything else: span and resource attributes, events, status message, as JSON text.
+    /// Hash of the resource's attributes (see [`Spans::resources`]).
+    pub resource: String,
+    /// Everything else: span attributes, events, status message, scope, as JSON text.
     pub detail: String,
 }
 
@@ -103,6 +105,20 @@ pub struct Spans {
     pub rejected: i64,
     /// Why the first one was refused.
     pub rejection: Option<String>,
+    /// The resources the spans refer to: (hash, attributes as JSON). Stored once each rather than
+    /// with every span — they are often half of a span's bytes.
+    pub resources: Vec<(String, String)>,
+}
+
+/// A stable 64-bit FNV-1a hash as 16 hex digits: the key of a stored resource. Hand-written
+/// because it must never change between builds (std's hasher makes no such promise).
+pub fn resource_hash(json: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in json.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
 }
 
 /// Lookout's single definition of a failed span, used by every page, query and alert: OTLP
@@ -136,7 +152,11 @@ pub fn from_request(req: &ExportTraceServiceRequest) -> Spans {
             resource,
             &["service.instance.id", "host.name", "k8s.pod.name"],
         );
-        let resource_json = to_json(resource);
+        let resource_json = Value::Object(to_json(resource)).to_string();
+        let resource_key = resource_hash(&resource_json);
+        if !out.resources.iter().any(|(k, _)| *k == resource_key) {
+            out.resources.push((resource_key.clone(), resource_json));
+        }
         for ss in &rs.scope_spans {
             for s in &ss.spans {
                 if s.trace_id.len() != 16 || s.span_id.len() != 8 {
@@ -200,7 +220,6 @@ pub fn from_request(req: &ExportTraceServiceRequest) -> Spans {
                     clamp_ns(s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano));
                 let mut detail = Map::new();
                 detail.insert("attributes".into(), Value::Object(to_json(a)));
-                detail.insert("resource".into(), Value::Object(resource_json.clone()));
                 if let Some(st) = s.status.as_ref().filter(|st| !st.message.is_empty()) {
                     detail.insert("status_message".into(), json!(st.message));
                 }
@@ -244,6 +263,7 @@ pub fn from_request(req: &ExportTraceServiceRequest) -> Spans {
                     db_system,
                     db_statement,
                     peer,
+                    resource: resource_key.clone(),
                     detail: Value::Object(detail).to_string(),
                 });
             }

@@ -70,6 +70,21 @@ pub fn normalize(sql: &str) -> String {
             out.push('?');
             continue;
         }
+        // Driver placeholders: psycopg's `%s` and `%(name)s`.
+        if c == b'%' && b.get(i + 1) == Some(&b's') {
+            i += 2;
+            out.push('?');
+            continue;
+        }
+        if c == b'%' && b.get(i + 1) == Some(&b'(') {
+            if let Some(close) = b[i..].iter().position(|&x| x == b')') {
+                if b.get(i + close + 1) == Some(&b's') {
+                    i += close + 2;
+                    out.push('?');
+                    continue;
+                }
+            }
+        }
         if c == b'$' && b.get(i + 1).is_some_and(u8::is_ascii_digit) {
             i += 1;
             while i < b.len() && b[i].is_ascii_digit() {

@@ -204,7 +204,11 @@ async fn handle(
             if !spans.spans.is_empty() {
                 state
                     .writes()
-                    .write(lookout_store::apm::span_writes(project, spans.spans))
+                    .write(lookout_store::apm::span_writes(
+                        project,
+                        spans.spans,
+                        &spans.resources,
+                    ))
                     .await
                     .map_err(from_store)?;
             }

@@ -22,7 +22,7 @@ use sqlx::{Any, Row, Transaction};
 pub(crate) const TABLE: &str = "domain_events";
 /// Tables read as ordered streams by cursor: inserts into them are written last in a batch,
 /// under the publish lock, so their sequence numbers become visible in order.
-pub(crate) const STREAM_TABLES: &[&str] = &[TABLE, "ingest_items", "apm_spans"];
+pub(crate) const STREAM_TABLES: &[&str] = &[TABLE, "ingest_items", "apm_parts"];
 const COLUMNS: &[&str] = &["kind", "project_id", "subject", "payload", "created_at"];
 /// The advisory-lock key that orders publishers on PostgreSQL ("lkevnt").
 const PUBLISH_LOCK: i64 = 0x6c6b_6576_6e74;

@@ -320,7 +320,16 @@ pub async fn trace(
         return Err(ApiError::NotFound("trace"));
     }
     let t = crate::trace_view::Tree::of(&spans);
-    let logs = query::logs(state.store(), &ids, Some(&trace_id), None, None, 0, 0, 1000).await?;
+    let logs = query::logs(
+        state.store(),
+        &query::LogQuery {
+            projects: &ids,
+            trace_id: Some(&trace_id),
+            limit: 1000,
+            ..Default::default()
+        },
+    )
+    .await?;
     Ok(Json(json!({
         "trace_id": trace_id.to_ascii_lowercase(),
         "start": iso(t.start_ns / 1_000_000),
@@ -372,13 +381,15 @@ pub async fn logs(
     let ids = projects_for(&state, q.project.as_deref()).await?;
     let items = query::logs(
         state.store(),
-        &ids,
-        q.trace_id.as_deref().filter(|t| !t.is_empty()),
-        q.service.as_deref().filter(|s| !s.is_empty()),
-        q.q.as_deref().filter(|s| !s.is_empty()),
-        since,
-        until,
-        q.limit.unwrap_or(100).clamp(1, 1000),
+        &query::LogQuery {
+            projects: &ids,
+            trace_id: q.trace_id.as_deref().filter(|t| !t.is_empty()),
+            service: q.service.as_deref().filter(|s| !s.is_empty()),
+            text: q.q.as_deref().filter(|s| !s.is_empty()),
+            since,
+            until,
+            limit: q.limit.unwrap_or(100).clamp(1, 1000),
+        },
     )
     .await?;
     Ok(Json(json!({ "items": items })))

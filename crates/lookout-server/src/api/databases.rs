@@ -357,7 +357,25 @@ pub async fn trends(state: &AppState, id: i64, days: i64) -> ApiResult<Vec<Value
         })
         .collect();
     out.sort_by(|a, b| b.0.total_cmp(&a.0));
-    Ok(out.into_iter().map(|x| x.1).take(100).collect())
+    let mut items: Vec<Value> = out.into_iter().map(|x| x.1).take(100).collect();
+    // The transactions that issued each statement, from the APM database spans of the last day:
+    // pg_stat_statements and the spans normalise to the same text.
+    let project = dstore::get(state.store(), id).await?.project_id;
+    let normalized: Vec<String> = items
+        .iter()
+        .map(|v| lookout_apm::statement::normalize(v["query"].as_str().unwrap_or_default()))
+        .collect();
+    let callers = lookout_store::apm::query::statement_callers(
+        state.store(),
+        project,
+        &normalized,
+        now_ms() - 86_400_000,
+    )
+    .await?;
+    for (item, key) in items.iter_mut().zip(&normalized) {
+        item["callers"] = json!(callers.get(key).cloned().unwrap_or_default());
+    }
+    Ok(items)
 }
 
 #[cfg(test)]

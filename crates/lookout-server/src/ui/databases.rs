@@ -103,6 +103,8 @@ pub struct QueryLine {
     pub trend: String,
     pub worse: bool,
     pub spark: String,
+    /// "service: transaction (calls)" from APM, or empty.
+    pub callers: String,
 }
 
 #[derive(Template)]
@@ -198,6 +200,21 @@ pub async fn target(
                 trend: trend.map_or_else(|| "–".into(), |t| format!("{t:+.0}%")),
                 worse: trend.is_some_and(|t| t >= 20.0),
                 spark: chart::sparkline(&means, "mean ms per interval between checks"),
+                callers: q["callers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .take(3)
+                    .map(|c| {
+                        format!(
+                            "{}: {} ({} calls)",
+                            c["service"].as_str().unwrap_or_default(),
+                            c["transaction"].as_str().unwrap_or_default(),
+                            c["calls"]
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
             }
         })
         .collect();

@@ -185,7 +185,16 @@ pub async fn trace(
         )
             .into_response();
     }
-    let logs = match query::logs(state.store(), &projects, Some(&id), None, None, 0, 0, 1000).await
+    let logs = match query::logs(
+        state.store(),
+        &query::LogQuery {
+            projects: &projects,
+            trace_id: Some(&id),
+            limit: 1000,
+            ..Default::default()
+        },
+    )
+    .await
     {
         Ok(l) => l,
         Err(e) => return ui_error(e),

@@ -1,5 +1,4 @@
--- APM. Raw spans, in commit order (seq), kept for search and drill-down until retention removes
--- them; the rollup consumer follows seq and folds each span into apm_rollups exactly once.
+-- APM. Raw spans, kept for search and drill-down until retention removes them.
 CREATE TABLE apm_spans (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     project_id INTEGER NOT NULL,
@@ -21,10 +20,40 @@ CREATE TABLE apm_spans (
     db_system TEXT,
     db_statement TEXT,
     peer TEXT,
+    resource TEXT NOT NULL,
     detail TEXT NOT NULL
 );
 CREATE INDEX apm_spans_trace ON apm_spans (trace_id);
 CREATE INDEX apm_spans_service_time ON apm_spans (project_id, service, start_ns);
+-- Database calls by statement, for the Databases page's "called from" (APM joined with
+-- pg_stat_statements); partial, so other spans cost nothing here.
+CREATE INDEX apm_spans_statement ON apm_spans (db_statement, start_ns) WHERE db_statement IS NOT NULL;
+-- What each export adds to the rollups (lookout_apm::rollup::Part as JSON), written with its
+-- spans, in commit order (seq): the rollup consumer folds each part exactly once.
+CREATE TABLE apm_parts (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    project_id INTEGER NOT NULL,
+    payload TEXT NOT NULL
+);
+-- Recent ends of calls between services (client spans, and request spans with a parent), kept
+-- by the rollup consumer to pair a call's two spans whichever arrives first.
+CREATE TABLE apm_links (
+    project_id INTEGER NOT NULL,
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    parent_span_id TEXT,
+    service TEXT NOT NULL,
+    client INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL
+);
+CREATE INDEX apm_links_trace ON apm_links (trace_id);
+-- Resource attributes, stored once per distinct set (spans refer to them by hash).
+CREATE TABLE apm_resources (
+    project_id INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    attributes TEXT NOT NULL,
+    PRIMARY KEY (project_id, hash)
+);
 -- RED rollups: one row per (tier, bucket, service, category, operation, status class, error).
 -- Tier 0 = minute, 1 = hour, 2 = day; every page and query reads these rows.
 CREATE TABLE apm_rollups (

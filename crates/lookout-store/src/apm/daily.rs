@@ -20,20 +20,27 @@ const BACKFILL_DAYS: i64 = 14;
 
 /// Pushes every complete day not pushed yet (as of `now_ms`); returns the points added.
 pub async fn push(store: &Store, now_ms: i64) -> Result<usize> {
-    let last: Option<i64> = sqlx::query_scalar("SELECT position FROM event_cursors WHERE consumer = $1")
-        .bind(MARK)
-        .fetch_optional(store.pool())
-        .await?;
+    let last: Option<i64> =
+        sqlx::query_scalar("SELECT position FROM event_cursors WHERE consumer = $1")
+            .bind(MARK)
+            .fetch_optional(store.pool())
+            .await?;
     let newest_complete = (now_ms - SLACK_MS).div_euclid(DAY) * DAY - DAY;
     let mut day = match last {
         Some(d) => d + DAY,
         None => newest_complete - (BACKFILL_DAYS - 1) * DAY,
     };
-    let projects: Vec<i64> = sqlx::query_scalar("SELECT id FROM projects").fetch_all(store.pool()).await?;
+    let projects: Vec<i64> = sqlx::query_scalar("SELECT id FROM projects")
+        .fetch_all(store.pool())
+        .await?;
     let mut added = 0;
     while day <= newest_complete {
         for &project in &projects {
-            let f = Filter { projects: &[project], category: Some("request"), ..Filter::default() };
+            let f = Filter {
+                projects: &[project],
+                category: Some("request"),
+                ..Filter::default()
+            };
             let reds = fold_ranges(store, &f, &[(2, day, day + DAY)], |c| {
                 Some((c.service.to_string(), c.operation.to_string()))
             })

@@ -1,12 +1,12 @@
-//! The rollup consumer: follows `apm_spans` by `seq` and folds every span into minute, hour and
-//! day RED rows, service-map edges and the services list, in the transaction that advances its
-//! cursor — so each span counts exactly once, whatever crashes, and before any sampling or
-//! retention touches the raw spans.
+//! The rollup consumer: follows `apm_parts` by `seq` (each export's rollup contribution, written
+//! with its spans) and folds every part into minute, hour and day RED rows, service-map edges and
+//! the services list, in the transaction that advances its cursor — so each span counts exactly
+//! once, whatever crashes, and before any sampling or retention touches the raw spans.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use lookout_apm::rollup::{bucket, Agg, TIERS};
+use lookout_apm::rollup::{bucket, Agg, Link, Part, TIERS};
 use lookout_apm::sketch::Sketch;
 use lookout_core::time::now_ms;
 use sqlx::{Any, Row, Transaction};
@@ -18,6 +18,9 @@ pub const CURSOR: &str = "apm.rollups";
 
 /// Default Apdex target of a newly seen service, ms (New Relic's and SigNoz's default).
 pub const DEFAULT_APDEX_T_MS: f64 = 500.0;
+
+/// Links older than this are no longer paired: the two spans of one call arrive seconds apart.
+const LINK_TTL_MS: i64 = 3_600_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
@@ -38,7 +41,7 @@ struct EdgeKey {
     bucket: i64,
     source: String,
     target: String,
-    kind: &'static str,
+    kind: String,
 }
 
 #[derive(Debug, Default)]
@@ -48,34 +51,7 @@ struct EdgeAgg {
     sum_ms: f64,
 }
 
-/// One span as the consumer reads it.
-struct Row_ {
-    seq: i64,
-    project: i64,
-    trace_id: String,
-    span_id: String,
-    parent: Option<String>,
-    service: String,
-    start_ms: i64,
-    duration_ms: f64,
-    error: bool,
-    category: String,
-    operation: String,
-    status_class: String,
-    db_system: Option<String>,
-    peer: Option<String>,
-}
-
-/// Which partner of a cross-service call to look for in earlier batches.
-#[derive(Debug, Clone, Copy)]
-enum Lookup {
-    /// The parent of a server span.
-    Parent,
-    /// The server spans a client span caused.
-    Children,
-}
-
-/// Folds spans into rollups; one replica at a time holds the cursor.
+/// Folds rollup parts; one replica at a time holds the cursor.
 pub struct RollupProcessor {
     store: Store,
     owner: String,
@@ -88,19 +64,18 @@ impl RollupProcessor {
         RollupProcessor {
             store,
             owner: owner.to_string(),
-            batch: 20_000,
+            batch: 500,
         }
     }
 
-    /// Folds the next batch if this replica holds the cursor; returns how many spans it read.
+    /// Folds the next batch of parts if this replica holds the cursor; returns how many spans
+    /// they counted.
     pub async fn poll_once(&self) -> Result<usize> {
         let Some(position) = cursor::lease(&self.store, CURSOR, &self.owner, 10_000).await? else {
             return Ok(0);
         };
         let rows = sqlx::query(
-            "SELECT seq, project_id, trace_id, span_id, parent_span_id, service, start_ns, duration_ns,
-                    error, category, operation, status_class, db_system, peer
-             FROM apm_spans WHERE seq > $1 ORDER BY seq LIMIT $2",
+            "SELECT seq, project_id, payload FROM apm_parts WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
         .bind(position)
         .bind(self.batch)
@@ -109,148 +84,55 @@ impl RollupProcessor {
         let Some(last) = rows.last().map(|r| r.try_get::<i64, _>(0)).transpose()? else {
             return Ok(0);
         };
-        let mut spans = Vec::with_capacity(rows.len());
-        for r in &rows {
-            spans.push(Row_ {
-                seq: r.try_get(0)?,
-                project: r.try_get(1)?,
-                trace_id: r.try_get(2)?,
-                span_id: r.try_get(3)?,
-                parent: r.try_get(4)?,
-                service: r.try_get(5)?,
-                start_ms: r.try_get::<i64, _>(6)? / 1_000_000,
-                duration_ms: r.try_get::<i64, _>(7)? as f64 / 1e6,
-                error: r.try_get::<i64, _>(8)? != 0,
-                category: r.try_get(9)?,
-                operation: r.try_get(10)?,
-                status_class: r.try_get(11)?,
-                db_system: r.try_get(12)?,
-                peer: r.try_get(13)?,
-            });
-        }
-        drop(rows);
         let started = std::time::Instant::now();
         let mut cells: HashMap<Key, Agg> = HashMap::new();
         let mut edges: HashMap<EdgeKey, EdgeAgg> = HashMap::new();
         let mut services: HashMap<(i64, String), i64> = HashMap::new();
-        // A call between services is one client span and the server span it caused, which may
-        // arrive in either order, in one batch or two. The edge is counted by whichever of the
-        // pair has the higher seq, so exactly once: a server span looks for its parent among
-        // spans before it, a client span for its remote children among spans before it.
-        let first_seq = spans.first().map_or(0, |s| s.seq);
-        let by_id: HashMap<(&str, &str), (&str, i64)> = spans
-            .iter()
-            .map(|s| {
-                (
-                    (s.trace_id.as_str(), s.span_id.as_str()),
-                    (s.service.as_str(), s.seq),
-                )
-            })
-            .collect();
-        let mut children: HashMap<(&str, &str), Vec<(&str, i64)>> = HashMap::new();
-        for s in spans.iter().filter(|s| s.category == "request") {
-            if let Some(p) = &s.parent {
-                children
-                    .entry((s.trace_id.as_str(), p.as_str()))
-                    .or_default()
-                    .push((s.service.as_str(), s.seq));
-            }
-        }
-        let mut lookups: Vec<(usize, Lookup)> = Vec::new();
-        for (i, s) in spans.iter().enumerate() {
-            let seen = services
-                .entry((s.project, s.service.clone()))
-                .or_insert(s.start_ms);
-            *seen = (*seen).max(s.start_ms);
-            if s.category == "internal" {
-                continue;
-            }
-            for (tier, width) in TIERS {
-                cells
-                    .entry(Key {
-                        project: s.project,
-                        tier,
-                        service: s.service.clone(),
-                        bucket: bucket(s.start_ms, width),
-                        category: s.category.clone(),
-                        operation: s.operation.clone(),
-                        status_class: s.status_class.clone(),
-                        error: s.error,
-                    })
-                    .or_default()
-                    .add(s.duration_ms, s.error);
-            }
-            match s.category.as_str() {
-                "db" => {
-                    let target = s.db_system.clone().unwrap_or_else(|| "database".into());
-                    add_edge(&mut edges, s, s.service.clone(), target, "db");
+        let mut links: Vec<(i64, Link)> = Vec::new();
+        let mut spans = 0usize;
+        for r in &rows {
+            let project: i64 = r.try_get(1)?;
+            let payload: &str = r.try_get(2)?;
+            let part: Part = match serde_json::from_str(payload) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Skipped a rollup part that does not parse.");
+                    continue;
                 }
-                "external" => {
-                    let target = s.peer.clone().unwrap_or_else(|| s.operation.clone());
-                    add_edge(&mut edges, s, s.service.clone(), target, "external");
-                    for &(callee, seq) in children
-                        .get(&(s.trace_id.as_str(), s.span_id.as_str()))
-                        .into_iter()
-                        .flatten()
-                    {
-                        if seq < s.seq && callee != s.service {
-                            add_edge(
-                                &mut edges,
-                                s,
-                                s.service.clone(),
-                                callee.to_string(),
-                                "service",
-                            );
-                        }
-                    }
-                    lookups.push((i, Lookup::Children));
-                }
-                _ => {
-                    if let Some(parent) = &s.parent {
-                        match by_id.get(&(s.trace_id.as_str(), parent.as_str())) {
-                            Some(&(caller, seq)) if seq < s.seq && caller != s.service => {
-                                add_edge(
-                                    &mut edges,
-                                    s,
-                                    caller.to_string(),
-                                    s.service.clone(),
-                                    "service",
-                                );
-                            }
-                            Some(_) => {}
-                            None => lookups.push((i, Lookup::Parent)),
-                        }
-                    }
+            };
+            for c in &part.cells {
+                let Some(agg) = c.agg() else { continue };
+                spans += agg.count as usize;
+                let seen = services
+                    .entry((project, c.service.clone()))
+                    .or_insert(c.minute);
+                *seen = (*seen).max(c.minute);
+                for (tier, width) in TIERS {
+                    cells
+                        .entry(Key {
+                            project,
+                            tier,
+                            service: c.service.clone(),
+                            bucket: bucket(c.minute, width),
+                            category: c.category.clone(),
+                            operation: c.operation.clone(),
+                            status_class: c.status_class.clone(),
+                            error: c.error,
+                        })
+                        .or_default()
+                        .merge(&agg);
                 }
             }
+            for c in &part.calls {
+                add_edge(
+                    &mut edges, project, c.minute, &c.source, &c.target, &c.kind, c.count,
+                    c.errors, c.sum_ms,
+                );
+            }
+            links.extend(part.links.into_iter().map(|l| (project, l)));
         }
         let mut tx = self.store.begin_write().await?;
-        // Partners in earlier batches.
-        for (i, lookup) in lookups {
-            let s = &spans[i];
-            let sql = match lookup {
-                Lookup::Parent => "SELECT service FROM apm_spans WHERE trace_id = $1 AND span_id = $2 AND seq < $3",
-                Lookup::Children => "SELECT service FROM apm_spans WHERE trace_id = $1 AND parent_span_id = $2 AND seq < $3 AND category = 'request'",
-            };
-            let key = match lookup {
-                Lookup::Parent => s.parent.as_deref().unwrap_or_default(),
-                Lookup::Children => s.span_id.as_str(),
-            };
-            let partners: Vec<String> = sqlx::query_scalar(sql)
-                .bind(&s.trace_id)
-                .bind(key)
-                .bind(first_seq)
-                .fetch_all(&mut *tx)
-                .await?;
-            for other in partners.into_iter().filter(|o| *o != s.service) {
-                match lookup {
-                    Lookup::Parent => add_edge(&mut edges, s, other, s.service.clone(), "service"),
-                    Lookup::Children => {
-                        add_edge(&mut edges, s, s.service.clone(), other, "service")
-                    }
-                }
-            }
-        }
+        pair_links(&mut tx, &links, &mut edges).await?;
         let n_cells = cells.len();
         for (k, agg) in cells {
             merge_cell(&mut tx, &k, agg).await?;
@@ -292,11 +174,16 @@ impl RollupProcessor {
         }
         if cursor::advance(&mut tx, CURSOR, &self.owner, position, last).await? {
             tx.commit().await?;
-            metrics::counter!("lookout_apm_rolled_spans_total").increment(spans.len() as u64);
+            metrics::counter!("lookout_apm_rolled_spans_total").increment(spans as u64);
             metrics::histogram!("lookout_apm_rollup_batch_seconds")
                 .record(started.elapsed().as_secs_f64());
-            tracing::debug!(spans = spans.len(), cells = n_cells, "Spans rolled up.");
-            Ok(spans.len())
+            tracing::debug!(
+                parts = rows.len(),
+                spans,
+                cells = n_cells,
+                "Spans rolled up."
+            );
+            Ok(spans.max(1))
         } else {
             tx.rollback().await?;
             Ok(0)
@@ -323,29 +210,133 @@ impl RollupProcessor {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn add_edge(
     edges: &mut HashMap<EdgeKey, EdgeAgg>,
-    s: &Row_,
-    source: String,
-    target: String,
-    kind: &'static str,
+    project: i64,
+    at_ms: i64,
+    source: &str,
+    target: &str,
+    kind: &str,
+    count: i64,
+    errors: i64,
+    sum_ms: f64,
 ) {
     // Edges keep minute and hour tiers: the map is read over hours, rarely over months.
     for (tier, width) in &TIERS[..2] {
         let e = edges
             .entry(EdgeKey {
-                project: s.project,
+                project,
                 tier: *tier,
-                bucket: bucket(s.start_ms, *width),
-                source: source.clone(),
-                target: target.clone(),
-                kind,
+                bucket: bucket(at_ms, *width),
+                source: source.to_string(),
+                target: target.to_string(),
+                kind: kind.to_string(),
             })
             .or_default();
-        e.count += 1;
-        e.errors += i64::from(s.error);
-        e.sum_ms += s.duration_ms;
+        e.count += count;
+        e.errors += errors;
+        e.sum_ms += sum_ms;
     }
+}
+
+/// Pairs the two ends of calls between services. A call is a client span and the request span
+/// it caused in another service; they arrive in either order, in one batch or two. Whichever is
+/// folded second finds the first — earlier in this batch, or in `apm_links` from an earlier
+/// batch — and counts the edge, so each call counts once. This batch's links are then kept for
+/// later ones.
+async fn pair_links(
+    tx: &mut Transaction<'static, Any>,
+    links: &[(i64, Link)],
+    edges: &mut HashMap<EdgeKey, EdgeAgg>,
+) -> Result<()> {
+    if links.is_empty() {
+        return Ok(());
+    }
+    // Earlier links of the traces concerned, read in a few statements by the trace index.
+    let mut traces: Vec<&str> = links.iter().map(|(_, l)| l.trace_id.as_str()).collect();
+    traces.sort_unstable();
+    traces.dedup();
+    let mut earlier: Vec<(i64, Link)> = Vec::new();
+    for chunk in traces.chunks(400) {
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
+        let sql = format!(
+            "SELECT project_id, trace_id, span_id, parent_span_id, service, client FROM apm_links WHERE trace_id IN ({})",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for t in chunk {
+            q = q.bind(*t);
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            earlier.push((
+                r.try_get(0)?,
+                Link {
+                    trace_id: r.try_get(1)?,
+                    span_id: r.try_get(2)?,
+                    parent: r.try_get(3)?,
+                    service: r.try_get(4)?,
+                    client: r.try_get::<i64, _>(5)? != 0,
+                    start_ms: 0,
+                    duration_ms: 0.0,
+                    error: false,
+                },
+            ));
+        }
+    }
+    for (i, (project, l)) in links.iter().enumerate() {
+        let before = earlier.iter().chain(links[..i].iter());
+        for (p, other) in before {
+            if p != project || other.trace_id != l.trace_id || other.service == l.service {
+                continue;
+            }
+            // The client's own figures stand for the call, as a caller sees it.
+            let (caller, callee, client) =
+                if l.client && !other.client && other.parent.as_deref() == Some(l.span_id.as_str())
+                {
+                    (&l.service, &other.service, l)
+                } else if !l.client
+                    && other.client
+                    && l.parent.as_deref() == Some(other.span_id.as_str())
+                {
+                    (&other.service, &l.service, l)
+                } else {
+                    continue;
+                };
+            add_edge(
+                edges,
+                *project,
+                client.start_ms,
+                caller,
+                callee,
+                "service",
+                1,
+                i64::from(l.error),
+                l.duration_ms,
+            );
+        }
+    }
+    let now = now_ms();
+    sqlx::query("DELETE FROM apm_links WHERE at_ms < $1")
+        .bind(now - LINK_TTL_MS)
+        .execute(&mut **tx)
+        .await?;
+    for (project, l) in links {
+        sqlx::query(
+            "INSERT INTO apm_links (project_id, trace_id, span_id, parent_span_id, service, client, at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(project)
+        .bind(&l.trace_id)
+        .bind(&l.span_id)
+        .bind(&l.parent)
+        .bind(&l.service)
+        .bind(i64::from(l.client))
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Merges `agg` into its stored row (read, merge the sketch, write back). Only the cursor's

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use lookout_apm::sentry::spans_from_transaction;
+use lookout_apm::sentry::{resource_of, spans_from_transaction};
 use sqlx::Row;
 
 use super::span_writes;
@@ -65,7 +65,13 @@ impl TransactionProcessor {
             let service = slugs
                 .get(&project)
                 .map_or("unknown_service", String::as_str);
-            writes.extend(span_writes(project, spans_from_transaction(&ev, service)));
+            let spans = spans_from_transaction(&ev, service);
+            // Every span of a transaction shares its service, hence one resource.
+            let resources: Vec<(String, String)> = spans
+                .first()
+                .map(|s| vec![resource_of(&s.service)])
+                .unwrap_or_default();
+            writes.extend(span_writes(project, spans, &resources));
         }
         let mut tx = self.store.begin_write().await?;
         let refs: Vec<&Write> = writes.iter().collect();
