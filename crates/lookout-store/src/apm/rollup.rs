@@ -11,7 +11,7 @@ use lookout_apm::sketch::Sketch;
 use lookout_core::time::now_ms;
 use sqlx::{Any, Row, Transaction};
 
-use crate::{cursor, Result, Store};
+use crate::{cursor, writer, Backend, Result, Store, Value};
 
 /// The consumer's cursor name.
 pub const CURSOR: &str = "apm.rollups";
@@ -132,7 +132,7 @@ impl RollupProcessor {
             links.extend(part.links.into_iter().map(|l| (project, l)));
         }
         let mut tx = self.store.begin_write().await?;
-        pair_links(&mut tx, &links, &mut edges).await?;
+        pair_links(self.store.backend(), &mut tx, &links, &mut edges).await?;
         let n_cells = cells.len();
         for (k, agg) in cells {
             merge_cell(&mut tx, &k, agg).await?;
@@ -246,6 +246,7 @@ fn add_edge(
 /// batch — and counts the edge, so each call counts once. This batch's links are then kept for
 /// later ones.
 async fn pair_links(
+    backend: Backend,
     tx: &mut Transaction<'static, Any>,
     links: &[(i64, Link)],
     edges: &mut HashMap<EdgeKey, EdgeAgg>,
@@ -284,29 +285,36 @@ async fn pair_links(
             ));
         }
     }
-    for (i, (project, l)) in links.iter().enumerate() {
-        let before = earlier.iter().chain(links[..i].iter());
-        for (p, other) in before {
-            if p != project || other.trace_id != l.trace_id || other.service == l.service {
+    // Each link meets only the links of its own trace seen before it (earlier batches, then this
+    // batch in order): a map by trace keeps this linear in the batch.
+    let mut seen: HashMap<(i64, &str), Vec<&Link>> = HashMap::new();
+    for (p, l) in &earlier {
+        seen.entry((*p, l.trace_id.as_str())).or_default().push(l);
+    }
+    for (project, l) in links {
+        let before = seen.entry((*project, l.trace_id.as_str())).or_default();
+        for other in before.iter() {
+            if other.service == l.service {
                 continue;
             }
-            // The client's own figures stand for the call, as a caller sees it.
-            let (caller, callee, client) =
+            // The later span counts the call; the client's figures stand for it when it is the
+            // later one, the request's otherwise.
+            let (caller, callee) =
                 if l.client && !other.client && other.parent.as_deref() == Some(l.span_id.as_str())
                 {
-                    (&l.service, &other.service, l)
+                    (&l.service, &other.service)
                 } else if !l.client
                     && other.client
                     && l.parent.as_deref() == Some(other.span_id.as_str())
                 {
-                    (&other.service, &l.service, l)
+                    (&other.service, &l.service)
                 } else {
                     continue;
                 };
             add_edge(
                 edges,
                 *project,
-                client.start_ms,
+                l.start_ms,
                 caller,
                 callee,
                 "service",
@@ -315,27 +323,35 @@ async fn pair_links(
                 l.duration_ms,
             );
         }
+        before.push(l);
     }
     let now = now_ms();
     sqlx::query("DELETE FROM apm_links WHERE at_ms < $1")
         .bind(now - LINK_TTL_MS)
         .execute(&mut **tx)
         .await?;
-    for (project, l) in links {
-        sqlx::query(
-            "INSERT INTO apm_links (project_id, trace_id, span_id, parent_span_id, service, client, at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(project)
-        .bind(&l.trace_id)
-        .bind(&l.span_id)
-        .bind(&l.parent)
-        .bind(&l.service)
-        .bind(i64::from(l.client))
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-    }
+    let rows: Vec<Vec<Value>> = links
+        .iter()
+        .map(|(project, l)| {
+            vec![
+                (*project).into(),
+                l.trace_id.clone().into(),
+                l.span_id.clone().into(),
+                l.parent.clone().into(),
+                l.service.clone().into(),
+                i64::from(l.client).into(),
+                now.into(),
+            ]
+        })
+        .collect();
+    writer::multi_row(
+        backend,
+        tx,
+        "INSERT INTO apm_links (project_id, trace_id, span_id, parent_span_id, service, client, at_ms)",
+        "",
+        rows,
+    )
+    .await?;
     Ok(())
 }
 

@@ -171,6 +171,43 @@ async fn targets_are_checked_trended_and_page_on_new_problems() {
     assert_eq!(iv.len(), 2, "{q}");
     assert_eq!(iv[1]["calls"], 40, "{q}");
     assert!(iv[1]["mean_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(q["callers"], json!([]), "no APM data yet");
+
+    // An application's trace with the same statement (a literal where PostgreSQL shows $1): the
+    // statement now names the transaction that issued it.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let span = |id: &str, parent: Option<&str>, kind: i64, attrs: Value| {
+        json!({"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": id, "parentSpanId": parent.unwrap_or(""),
+               "name": "x", "kind": kind, "startTimeUnixNano": now.to_string(),
+               "endTimeUnixNano": (now + 5_000_000).to_string(), "attributes": attrs})
+    };
+    let kv = |k: &str, v: &str| json!({"key": k, "value": {"stringValue": v}});
+    let body = json!({"resourceSpans": [{"resource": {"attributes": [kv("service.name", "crm")]},
+    "scopeSpans": [{"spans": [
+        span("b7ad6b7169203331", None, 2, json!([kv("http.request.method", "GET"), kv("http.route", "/customers/:id")])),
+        span("b7ad6b7169203332", Some("b7ad6b7169203331"), 3, json!([kv("db.system", "postgresql"),
+            kv("db.statement", "SELECT count(*) FROM orders WHERE customer_id = 17")])),
+    ]}]}]});
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/traces", s.otlp_url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let slow = get(&s, &format!("/api/v1/db-targets/{id}/slow-queries")).await;
+    let q = slow["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["query"].as_str().unwrap().contains("customer_id = $1"))
+        .expect("the load's statement");
+    assert_eq!(q["callers"][0]["service"], "crm", "{q}");
+    assert_eq!(q["callers"][0]["transaction"], "GET /customers/:id", "{q}");
+    assert_eq!(q["callers"][0]["calls"], 1, "{q}");
 
     // The fix makes the verification pass.
     c.execute("CREATE INDEX orders_status_idx ON orders (status); ANALYZE orders;")
