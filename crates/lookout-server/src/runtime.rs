@@ -172,8 +172,8 @@ pub async fn serve(
     );
     let apm_rollups = tokio::spawn(
         lookout_store::apm::rollup::RollupProcessor::new(store.clone(), &cfg.replica_id)
-            // A span waits at most this long (plus its batch) before it shows in RED figures.
-            .run(Duration::from_millis(200), wait_for(stop_rx.clone())),
+            // A span waits at most about this long before it shows in RED figures.
+            .run(Duration::from_millis(1_000), wait_for(stop_rx.clone())),
     );
     let sentry_spans = tokio::spawn(
         lookout_store::apm::sentry::TransactionProcessor::new(store.clone(), &cfg.replica_id)

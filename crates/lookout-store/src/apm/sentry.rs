@@ -73,6 +73,7 @@ impl TransactionProcessor {
                 .unwrap_or_default();
             writes.extend(span_writes(project, spans, &resources));
         }
+        let _turn = self.store.write_gate().await;
         let mut tx = self.store.begin_write().await?;
         let refs: Vec<&Write> = writes.iter().collect();
         if !refs.is_empty() {

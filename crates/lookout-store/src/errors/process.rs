@@ -74,6 +74,7 @@ impl ErrorProcessor {
             return Ok(0);
         };
         let started = std::time::Instant::now();
+        let _turn = self.store.write_gate().await;
         let mut tx = self.store.begin_write().await?;
         // Each project groups with the version stored on it, so a newer algorithm in a newer
         // build never reshuffles an existing project's issues.
