@@ -276,7 +276,9 @@ impl Part {
         use crate::span::Category;
         use std::collections::BTreeMap;
         let mut cells: BTreeMap<(i64, &str, &str, &str, &str, bool), Agg> = BTreeMap::new();
-        let mut calls: BTreeMap<(i64, &str, String, &str), (i64, i64, f64)> = BTreeMap::new();
+        // (minute, source, target, kind) → (calls, failed, total ms).
+        type CallKey<'a> = (i64, &'a str, String, &'static str);
+        let mut calls: BTreeMap<CallKey, (i64, i64, f64)> = BTreeMap::new();
         let mut links = Vec::new();
         for s in spans {
             if s.category == Category::Internal {
