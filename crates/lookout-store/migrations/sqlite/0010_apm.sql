@@ -47,6 +47,7 @@ CREATE TABLE apm_links (
     at_ms INTEGER NOT NULL
 );
 CREATE INDEX apm_links_trace ON apm_links (trace_id);
+CREATE INDEX apm_links_age ON apm_links (at_ms);
 -- Resource attributes, stored once per distinct set (spans refer to them by hash).
 CREATE TABLE apm_resources (
     project_id INTEGER NOT NULL,

@@ -324,15 +324,10 @@ pub async fn edges(store: &Store, projects: &[i64], since: i64, until: i64) -> R
 /// day rollups are kept.
 pub async fn purge(store: &Store, before_ms: i64, minutes_before_ms: i64) -> Result<u64> {
     let mut n = 0;
+    for (table, time) in [("apm_spans", "start_ns"), ("apm_logs", "time_ns")] {
+        n += purge_oldest(store, table, time, before_ms.saturating_mul(1_000_000)).await?;
+    }
     for (sql, at) in [
-        (
-            "DELETE FROM apm_spans WHERE start_ns < $1",
-            before_ms.saturating_mul(1_000_000),
-        ),
-        (
-            "DELETE FROM apm_logs WHERE time_ns < $1",
-            before_ms.saturating_mul(1_000_000),
-        ),
         (
             "DELETE FROM apm_rollups WHERE tier = 0 AND bucket < $1",
             minutes_before_ms,
@@ -351,6 +346,51 @@ pub async fn purge(store: &Store, before_ms: i64, minutes_before_ms: i64) -> Res
             .execute(store.pool())
             .await?
             .rows_affected();
+    }
+    n += sqlx::query(
+        "DELETE FROM apm_parts WHERE seq <= (SELECT position FROM event_cursors WHERE consumer = $1)",
+    )
+    .bind(super::rollup::CURSOR)
+    .execute(store.pool())
+    .await?
+    .rows_affected();
+    Ok(n)
+}
+
+/// Deletes the rows of `table` whose `time` is before `cutoff`, walking the table from its
+/// oldest rows (by `seq`, the order they arrived in) in chunks and stopping at the first chunk
+/// with nothing to delete — so it reads the old end of the table, not all of it, and needs no
+/// index on the time column (which would cost every insert).
+async fn purge_oldest(
+    store: &Store,
+    table: &'static str,
+    time: &'static str,
+    cutoff: i64,
+) -> Result<u64> {
+    let mut n = 0;
+    let mut after = 0i64;
+    loop {
+        let last: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT MAX(seq) FROM (SELECT seq FROM {table} WHERE seq > $1 ORDER BY seq LIMIT 5000) AS chunk"
+        ))
+        .bind(after)
+        .fetch_one(store.pool())
+        .await?;
+        let Some(last) = last else { break };
+        let deleted = sqlx::query(&format!(
+            "DELETE FROM {table} WHERE seq > $1 AND seq <= $2 AND {time} < $3"
+        ))
+        .bind(after)
+        .bind(last)
+        .bind(cutoff)
+        .execute(store.pool())
+        .await?
+        .rows_affected();
+        if deleted == 0 {
+            break;
+        }
+        n += deleted;
+        after = last;
     }
     Ok(n)
 }

@@ -20,7 +20,7 @@ pub const CURSOR: &str = "apm.rollups";
 pub const DEFAULT_APDEX_T_MS: f64 = 500.0;
 
 /// Links older than this are no longer paired: the two spans of one call arrive seconds apart.
-const LINK_TTL_MS: i64 = 3_600_000;
+const LINK_TTL_MS: i64 = 600_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
@@ -353,6 +353,7 @@ async fn pair_links(
         before.push(l);
     }
     let now = now_ms();
+    // Expired links go with each fold: a range delete on the at_ms index.
     sqlx::query("DELETE FROM apm_links WHERE at_ms < $1")
         .bind(now - LINK_TTL_MS)
         .execute(&mut **tx)
