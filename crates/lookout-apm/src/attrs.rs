@@ -10,37 +10,36 @@ const MAX_STRING: usize = 8 * 1024;
 /// Deepest nesting of array and map values kept (untrusted input must not recurse without end).
 const MAX_DEPTH: usize = 8;
 
-/// The first of `names` present in `attrs` as a string (numbers and booleans are formatted).
-pub fn string(attrs: &[KeyValue], names: &[&str]) -> Option<String> {
+/// The value of the first of `names` present in `attrs` that `f` can read.
+fn first_of<T>(attrs: &[KeyValue], names: &[&str], f: impl Fn(&Any) -> Option<T>) -> Option<T> {
     names.iter().find_map(|n| {
         attrs
             .iter()
             .find(|kv| kv.key == *n)
-            .and_then(|kv| kv.value.as_ref())
-            .and_then(|v| match v.value.as_ref()? {
-                Any::StringValue(s) if !s.is_empty() => Some(truncate(s)),
-                Any::IntValue(i) => Some(i.to_string()),
-                Any::DoubleValue(d) => Some(d.to_string()),
-                Any::BoolValue(b) => Some(b.to_string()),
-                _ => None,
-            })
+            .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+            .and_then(&f)
+    })
+}
+
+/// The first of `names` present in `attrs` as a string (numbers and booleans are formatted).
+pub fn string(attrs: &[KeyValue], names: &[&str]) -> Option<String> {
+    first_of(attrs, names, |v| match v {
+        Any::StringValue(s) if !s.is_empty() => Some(truncate(s)),
+        Any::IntValue(i) => Some(i.to_string()),
+        Any::DoubleValue(d) => Some(d.to_string()),
+        Any::BoolValue(b) => Some(b.to_string()),
+        _ => None,
     })
 }
 
 /// The first of `names` present in `attrs` as an integer (numeric strings are read too: some
 /// older instrumentations send `http.status_code` as a string).
 pub fn int(attrs: &[KeyValue], names: &[&str]) -> Option<i64> {
-    names.iter().find_map(|n| {
-        attrs
-            .iter()
-            .find(|kv| kv.key == *n)
-            .and_then(|kv| kv.value.as_ref())
-            .and_then(|v| match v.value.as_ref()? {
-                Any::IntValue(i) => Some(*i),
-                Any::DoubleValue(d) if d.is_finite() => Some(*d as i64),
-                Any::StringValue(s) => s.trim().parse().ok(),
-                _ => None,
-            })
+    first_of(attrs, names, |v| match v {
+        Any::IntValue(i) => Some(*i),
+        Any::DoubleValue(d) if d.is_finite() => Some(*d as i64),
+        Any::StringValue(s) => s.trim().parse().ok(),
+        _ => None,
     })
 }
 

@@ -67,3 +67,32 @@ pub async fn position(store: &Store, name: &str) -> Result<i64> {
         .await?;
     Ok(row.map(|r| r.try_get(0)).transpose()?.unwrap_or(0))
 }
+
+/// Runs a cursor consumer until `stop` resolves: `poll` folds one batch and says whether more is
+/// waiting (poll again at once) or not (wait `idle`); a failed batch is logged as `what` and
+/// retried after `idle`.
+pub async fn poll_until<F, Fut>(
+    mut poll: F,
+    idle: std::time::Duration,
+    what: &'static str,
+    stop: impl std::future::Future<Output = ()>,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    tokio::pin!(stop);
+    loop {
+        let wait = match poll().await {
+            Ok(true) => std::time::Duration::ZERO,
+            Ok(false) => idle,
+            Err(e) => {
+                tracing::warn!(error = %e, consumer = what, "Consumer batch failed; retrying.");
+                idle
+            }
+        };
+        tokio::select! {
+            () = &mut stop => break,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}

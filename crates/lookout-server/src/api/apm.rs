@@ -32,27 +32,32 @@ pub struct Window {
 impl Window {
     /// `[since, until)` in ms.
     pub fn range(&self) -> ApiResult<(i64, i64)> {
-        let parse = |field: &str, v: &Option<String>| -> ApiResult<Option<i64>> {
-            v.as_deref()
-                .map(|s| {
-                    chrono::DateTime::parse_from_rfc3339(s.trim())
-                        .map(|t| t.timestamp_millis())
-                        .map_err(|_| ApiError::Validation(format!("{field}: not an RFC 3339 time")))
-                })
-                .transpose()
-        };
-        let until = parse("until", &self.until)?.unwrap_or_else(now_ms);
-        let since = parse("since", &self.since)?.unwrap_or(until - 3_600_000);
-        if since >= until {
-            return Err(ApiError::Validation("since: must be before until".into()));
-        }
-        if until - since > 400 * 86_400_000 {
-            return Err(ApiError::Validation(
-                "since: windows are limited to 400 days".into(),
-            ));
-        }
-        Ok((since, until))
+        range(&self.since, &self.until)
     }
+}
+
+/// `[since, until)` in ms from RFC 3339 `since` and `until` (default: the hour before now).
+fn range(since: &Option<String>, until: &Option<String>) -> ApiResult<(i64, i64)> {
+    let parse = |field: &str, v: &Option<String>| -> ApiResult<Option<i64>> {
+        v.as_deref()
+            .map(|s| {
+                chrono::DateTime::parse_from_rfc3339(s.trim())
+                    .map(|t| t.timestamp_millis())
+                    .map_err(|_| ApiError::Validation(format!("{field}: not an RFC 3339 time")))
+            })
+            .transpose()
+    };
+    let until = parse("until", until)?.unwrap_or_else(now_ms);
+    let since = parse("since", since)?.unwrap_or(until - 3_600_000);
+    if since >= until {
+        return Err(ApiError::Validation("since: must be before until".into()));
+    }
+    if until - since > 400 * 86_400_000 {
+        return Err(ApiError::Validation(
+            "since: windows are limited to 400 days".into(),
+        ));
+    }
+    Ok((since, until))
 }
 
 fn figures_json(f: &Figures) -> Value {
@@ -249,12 +254,7 @@ pub async fn search(
     _who: Principal,
     ApiQuery(q): ApiQuery<TraceSearch>,
 ) -> ApiResult<Json<Value>> {
-    let (since, until) = Window {
-        since: q.since.clone(),
-        until: q.until.clone(),
-        project: None,
-    }
-    .range()?;
+    let (since, until) = range(&q.since, &q.until)?;
     let ids = projects_for(&state, q.project.as_deref()).await?;
     let category = match q.category.as_deref().unwrap_or("request") {
         "any" => None,
@@ -372,12 +372,7 @@ pub async fn logs(
     _who: Principal,
     ApiQuery(q): ApiQuery<LogSearch>,
 ) -> ApiResult<Json<Value>> {
-    let (since, until) = Window {
-        since: q.since.clone(),
-        until: q.until.clone(),
-        project: None,
-    }
-    .range()?;
+    let (since, until) = range(&q.since, &q.until)?;
     let ids = projects_for(&state, q.project.as_deref()).await?;
     let items = query::logs(
         state.store(),

@@ -216,24 +216,17 @@ impl RollupProcessor {
 
     /// Folds until `stop` resolves, polling every `idle` when there is nothing new.
     pub async fn run(self, idle: Duration, stop: impl std::future::Future<Output = ()>) {
-        tokio::pin!(stop);
-        loop {
-            let wait = match self.poll_once().await {
-                // A full batch means more is waiting. Otherwise wait: a fold costs about the same
-                // for 10 parts as for 500 (it is one read and write per touched rollup row), so
-                // folding what a second brings in one go keeps up with far more spans.
-                Ok(n) if n as i64 >= self.batch => Duration::ZERO,
-                Ok(_) => idle,
-                Err(e) => {
-                    tracing::warn!(error = %e, "APM rollup failed; retrying.");
-                    idle
-                }
-            };
-            tokio::select! {
-                () = &mut stop => break,
-                () = tokio::time::sleep(wait) => {}
-            }
-        }
+        // A full batch means more is waiting. Otherwise wait: a fold costs about the same for 10
+        // parts as for 500 (it is one read and write per touched rollup row), so folding what a
+        // second brings in one go keeps up with far more spans.
+        let full = self.batch as usize;
+        cursor::poll_until(
+            || async { Ok(self.poll_once().await? >= full) },
+            idle,
+            "apm.rollups",
+            stop,
+        )
+        .await;
     }
 }
 
@@ -397,19 +390,14 @@ async fn merge_cell(
         write_cell(tx, k, &agg).await?;
         return Ok(agg);
     }
-    let old = sqlx::query(
-        "SELECT count, errors, sum_ms, min_ms, max_ms, sketch FROM apm_rollups
-         WHERE project_id = $1 AND tier = $2 AND service = $3 AND bucket = $4 AND category = $5
-           AND operation = $6 AND status_class = $7 AND error = $8",
+    let old = bind_key(
+        sqlx::query(
+            "SELECT count, errors, sum_ms, min_ms, max_ms, sketch FROM apm_rollups
+             WHERE project_id = $1 AND tier = $2 AND service = $3 AND bucket = $4 AND category = $5
+               AND operation = $6 AND status_class = $7 AND error = $8",
+        ),
+        k,
     )
-    .bind(k.project)
-    .bind(k.tier)
-    .bind(&k.service)
-    .bind(k.bucket)
-    .bind(&k.category)
-    .bind(&k.operation)
-    .bind(&k.status_class)
-    .bind(i64::from(k.error))
     .fetch_optional(&mut **tx)
     .await?;
     if let Some(r) = old {
@@ -427,31 +415,39 @@ async fn merge_cell(
     Ok(agg)
 }
 
+/// Binds a rollup row's key, in primary-key order, as `$1`…`$8`.
+fn bind_key<'q>(
+    q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    k: &'q Key,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(k.project)
+        .bind(k.tier)
+        .bind(k.service.as_str())
+        .bind(k.bucket)
+        .bind(k.category.as_str())
+        .bind(k.operation.as_str())
+        .bind(k.status_class.as_str())
+        .bind(i64::from(k.error))
+}
+
 /// Stores a rollup row's value.
 async fn write_cell(tx: &mut Transaction<'static, Any>, k: &Key, agg: &Agg) -> Result<()> {
-    sqlx::query(
+    let q = sqlx::query(
         "INSERT INTO apm_rollups (project_id, tier, service, bucket, category, operation, status_class, error,
                                   count, errors, sum_ms, min_ms, max_ms, sketch)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          ON CONFLICT (project_id, tier, service, bucket, category, operation, status_class, error) DO UPDATE SET
            count = excluded.count, errors = excluded.errors, sum_ms = excluded.sum_ms,
            min_ms = excluded.min_ms, max_ms = excluded.max_ms, sketch = excluded.sketch",
-    )
-    .bind(k.project)
-    .bind(k.tier)
-    .bind(&k.service)
-    .bind(k.bucket)
-    .bind(&k.category)
-    .bind(&k.operation)
-    .bind(&k.status_class)
-    .bind(i64::from(k.error))
-    .bind(agg.count as i64)
-    .bind(agg.errors as i64)
-    .bind(agg.sum)
-    .bind(agg.min)
-    .bind(agg.max)
-    .bind(agg.sketch.encode())
-    .execute(&mut **tx)
-    .await?;
+    );
+    bind_key(q, k)
+        .bind(agg.count as i64)
+        .bind(agg.errors as i64)
+        .bind(agg.sum)
+        .bind(agg.min)
+        .bind(agg.max)
+        .bind(agg.sketch.encode())
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }

@@ -161,21 +161,13 @@ impl ErrorProcessor {
 
     /// Processes until `stop` resolves, polling every `idle` when there is nothing new.
     pub async fn run(self, idle: Duration, stop: impl std::future::Future<Output = ()>) {
-        tokio::pin!(stop);
-        loop {
-            let wait = match self.poll_once().await {
-                Ok(0) => idle,
-                Ok(_) => Duration::ZERO,
-                Err(e) => {
-                    tracing::warn!(error = %e, "Error processing failed; retrying.");
-                    idle
-                }
-            };
-            tokio::select! {
-                () = &mut stop => break,
-                () = tokio::time::sleep(wait) => {}
-            }
-        }
+        cursor::poll_until(
+            || async { Ok(self.poll_once().await? > 0) },
+            idle,
+            CURSOR,
+            stop,
+        )
+        .await;
     }
 }
 

@@ -25,6 +25,16 @@ async fn load(c: &mut sqlx::PgConnection) {
 }
 
 /// Waits until the target has `n` checks; the newest one's report.
+/// The load's statement among a target's slow queries.
+fn load_statement(slow: &Value) -> &Value {
+    slow["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["query"].as_str().unwrap().contains("customer_id = $1"))
+        .expect("the load's statement")
+}
+
 async fn wait_checks(s: &TestServer, id: i64, n: usize) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -161,12 +171,7 @@ async fn targets_are_checked_trended_and_page_on_new_problems() {
         "no new db.finding for old problems: {same:?}"
     );
     let slow = get(&s, &format!("/api/v1/db-targets/{id}/slow-queries")).await;
-    let q = slow["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["query"].as_str().unwrap().contains("customer_id = $1"))
-        .expect("the load's statement");
+    let q = load_statement(&slow);
     let iv = q["intervals"].as_array().unwrap();
     assert_eq!(iv.len(), 2, "{q}");
     assert_eq!(iv[1]["calls"], 40, "{q}");
@@ -199,12 +204,7 @@ async fn targets_are_checked_trended_and_page_on_new_problems() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let slow = get(&s, &format!("/api/v1/db-targets/{id}/slow-queries")).await;
-    let q = slow["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["query"].as_str().unwrap().contains("customer_id = $1"))
-        .expect("the load's statement");
+    let q = load_statement(&slow);
     assert_eq!(q["callers"][0]["service"], "crm", "{q}");
     assert_eq!(q["callers"][0]["transaction"], "GET /customers/:id", "{q}");
     assert_eq!(q["callers"][0]["calls"], 1, "{q}");
