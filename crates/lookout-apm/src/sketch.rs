@@ -70,9 +70,10 @@ impl Sketch {
         if n == 0 {
             return;
         }
-        self.count += n;
+        // Counts come from untrusted exports (histogram buckets); they saturate, never wrap.
+        self.count = self.count.saturating_add(n);
         if v.is_nan() || v <= MIN_VALUE {
-            self.zero += n;
+            self.zero = self.zero.saturating_add(n);
             return;
         }
         // Beyond 10^15 (30,000 years in ms) nothing real is measured; clamping keeps every
@@ -96,7 +97,7 @@ impl Sketch {
         if at >= self.bins.len() {
             self.bins.resize(at + 1, 0);
         }
-        self.bins[at] += n;
+        self.bins[at] = self.bins[at].saturating_add(n);
         self.collapse();
     }
 
@@ -106,18 +107,18 @@ impl Sketch {
             return;
         }
         let extra = self.bins.len() - MAX_BINS;
-        let folded: u64 = self.bins.drain(..extra).sum();
-        self.bins[0] += folded;
+        let folded = self.bins.drain(..extra).fold(0u64, u64::saturating_add);
+        self.bins[0] = self.bins[0].saturating_add(folded);
         self.offset += extra as i32;
     }
 
     /// Adds `other`'s values to this sketch (exact: bin counts add).
     pub fn merge(&mut self, other: &Sketch) {
-        self.zero += other.zero;
-        self.count += other.zero;
+        self.zero = self.zero.saturating_add(other.zero);
+        self.count = self.count.saturating_add(other.zero);
         for (k, &n) in other.bins.iter().enumerate() {
             if n > 0 {
-                self.count += n;
+                self.count = self.count.saturating_add(n);
                 self.bump(other.offset + k as i32, n);
             }
         }
@@ -135,7 +136,7 @@ impl Sketch {
         }
         let mut seen = self.zero;
         for (k, &n) in self.bins.iter().enumerate() {
-            seen += n;
+            seen = seen.saturating_add(n);
             if seen > rank {
                 return Some(Self::value(self.offset + k as i32));
             }
@@ -156,7 +157,7 @@ impl Sketch {
         }
         let last = Self::index(x);
         let upto = (last - self.offset + 1).clamp(0, self.bins.len() as i32) as usize;
-        self.zero + self.bins[..upto].iter().sum::<u64>()
+        self.bins[..upto].iter().fold(self.zero, |a, &n| a.saturating_add(n))
     }
 
     /// The stored form: version, zero count, then (index delta, count) varint pairs of the
@@ -197,8 +198,8 @@ impl Sketch {
         if bins > rest.len() as u64 {
             return Err(CorruptSketch);
         }
-        self.zero += zero;
-        self.count += zero;
+        self.zero = self.zero.checked_add(zero).ok_or(CorruptSketch)?;
+        self.count = self.count.checked_add(zero).ok_or(CorruptSketch)?;
         let mut prev = 0i64;
         for _ in 0..bins {
             let i = prev + unzigzag(get_varint(&mut rest)?);
@@ -303,6 +304,21 @@ mod tests {
         assert!((495..=505).contains(&at), "{at}");
         assert_eq!(s.count_at_most(0.5), 0);
         assert_eq!(s.count_at_most(5_000.0), 1000);
+    }
+
+    #[test]
+    fn huge_counts_saturate_or_are_refused() {
+        let mut s = Sketch::new();
+        s.add_n(5.0, u64::MAX);
+        s.add_n(5.0, 3);
+        s.add_n(0.0, u64::MAX);
+        assert_eq!(s.count(), u64::MAX);
+        assert!(s.quantile(0.99).is_some());
+        // Found by the otlp_decoders fuzz target: a zero count that overflows the total.
+        let mut bytes = vec![1];
+        bytes.extend([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0]);
+        let mut t = Sketch::decode(&bytes).unwrap();
+        assert_eq!(t.decode_into(&bytes), Err(CorruptSketch));
     }
 
     #[test]

@@ -173,7 +173,7 @@ async fn add_point(
             let b = v.buckets.get_or_insert_with(|| vec![0; counts.len()]);
             if b.len() == counts.len() {
                 for (a, c) in b.iter_mut().zip(counts) {
-                    *a += c;
+                    *a = a.saturating_add(*c);
                 }
             } else {
                 *b = counts.clone();
