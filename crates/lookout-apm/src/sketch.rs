@@ -157,7 +157,9 @@ impl Sketch {
         }
         let last = Self::index(x);
         let upto = (last - self.offset + 1).clamp(0, self.bins.len() as i32) as usize;
-        self.bins[..upto].iter().fold(self.zero, |a, &n| a.saturating_add(n))
+        self.bins[..upto]
+            .iter()
+            .fold(self.zero, |a, &n| a.saturating_add(n))
     }
 
     /// The stored form: version, zero count, then (index delta, count) varint pairs of the
@@ -202,7 +204,9 @@ impl Sketch {
         self.count = self.count.checked_add(zero).ok_or(CorruptSketch)?;
         let mut prev = 0i64;
         for _ in 0..bins {
-            let i = prev + unzigzag(get_varint(&mut rest)?);
+            let i = prev
+                .checked_add(unzigzag(get_varint(&mut rest)?))
+                .ok_or(CorruptSketch)?;
             let n = get_varint(&mut rest)?;
             let i32_index = i32::try_from(i).map_err(|_| CorruptSketch)?;
             // Indexes outside what f64 durations can produce mean the bytes are not ours.
@@ -316,9 +320,18 @@ mod tests {
         assert!(s.quantile(0.99).is_some());
         // Found by the otlp_decoders fuzz target: a zero count that overflows the total.
         let mut bytes = vec![1];
-        bytes.extend([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0]);
+        bytes.extend([
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0,
+        ]);
         let mut t = Sketch::decode(&bytes).unwrap();
         assert_eq!(t.decode_into(&bytes), Err(CorruptSketch));
+        // Also found by the fuzzer: index deltas whose sum overflows.
+        assert_eq!(
+            Sketch::decode(&[
+                1, 54, 3, 9, 252, 10, 39, 3, 255, 255, 255, 255, 255, 255, 255, 255, 255, 49, 46
+            ]),
+            Err(CorruptSketch)
+        );
     }
 
     #[test]
