@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::span::{is_error, kind, resource_hash, status_class, Category, Span};
+use crate::span::{host_of, is_error, kind, resource_hash, status_class, Category, Span};
 use crate::statement;
 
 /// Sentry span statuses that mean the work failed (the rest — `ok`, `cancelled`, `not_found`,
@@ -202,12 +202,6 @@ pub fn spans_from_transaction(ev: &Value, service: &str) -> Vec<Span> {
         });
     }
     out
-}
-
-fn host_of(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let host = rest.split(['/', '?', '#']).next()?.rsplit('@').next()?;
-    (!host.is_empty()).then(|| host.to_string())
 }
 
 #[cfg(test)]

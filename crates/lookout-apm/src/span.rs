@@ -277,7 +277,7 @@ fn clamp_ns(v: u64) -> i64 {
 }
 
 /// The `host[:port]` of a URL, without credentials.
-fn host_of(url: &str) -> Option<String> {
+pub(crate) fn host_of(url: &str) -> Option<String> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split(['/', '?', '#']).next()?;
     let host = authority.rsplit('@').next()?;

@@ -17,6 +17,7 @@ pub struct Figures {
     /// Spans.
     pub count: u64,
     /// Per minute over the window.
+    #[serde(rename = "throughput_rpm")]
     pub rpm: f64,
     /// Mean duration, ms.
     pub avg: Option<f64>,
@@ -78,10 +79,9 @@ pub async fn services(
     for s in known {
         let red = reds.get(&s.name).cloned().unwrap_or_default();
         let fig = Figures::of(&s.name, &red, minutes(since, until), Some(s.apdex_t_ms));
-        match out.iter_mut().find(|(o, _)| o.name == s.name) {
-            // The same service name in two projects: show it once, with both projects' traffic.
-            Some(_) => {}
-            None => out.push((s, fig)),
+        // The same service name in two projects: shown once, with both projects' traffic.
+        if !out.iter().any(|(o, _)| o.name == s.name) {
+            out.push((s, fig));
         }
     }
     out.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.name.cmp(&b.0.name)));
@@ -195,8 +195,7 @@ pub async fn overview(
     since: i64,
     until: i64,
 ) -> lookout_store::Result<Option<Overview>> {
-    let known = query::services(store, projects, 0).await?;
-    let Some(settings) = known.iter().find(|s| s.name == service) else {
+    let Some(settings) = query::service(store, projects, service).await? else {
         return Ok(None);
     };
     let t = settings.apdex_t_ms;

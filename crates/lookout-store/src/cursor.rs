@@ -59,6 +59,25 @@ pub async fn advance(
     Ok(moved == 1)
 }
 
+/// Ends a consumer's batch: moves cursor `name` from `from` to `to` and commits `tx`, or rolls
+/// it back when `owner` lost the lease meanwhile (the batch is then another replica's). True when
+/// the batch was committed.
+pub async fn finish(
+    mut tx: Transaction<'static, Any>,
+    name: &str,
+    owner: &str,
+    from: i64,
+    to: i64,
+) -> Result<bool> {
+    if advance(&mut tx, name, owner, from, to).await? {
+        tx.commit().await?;
+        Ok(true)
+    } else {
+        tx.rollback().await?;
+        Ok(false)
+    }
+}
+
 /// The position of cursor `name` (0 if it never ran): how far processing has got.
 pub async fn position(store: &Store, name: &str) -> Result<i64> {
     let row = sqlx::query("SELECT position FROM event_cursors WHERE consumer = $1")

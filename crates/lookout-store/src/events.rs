@@ -215,14 +215,8 @@ impl Consumer {
         let refs: Vec<&Write> = writes.iter().collect();
         writer::apply(&self.store, &mut tx, &refs).await?;
         // Fencing: only the lease holder, from the position it read, may advance the cursor.
-        let moved = cursor::advance(&mut tx, &self.group, &self.owner, position, last).await?;
-        if moved {
-            tx.commit().await?;
-            Ok(n)
-        } else {
-            tx.rollback().await?;
-            Ok(0)
-        }
+        let moved = cursor::finish(tx, &self.group, &self.owner, position, last).await?;
+        Ok(if moved { n } else { 0 })
     }
 
     /// Polls until `stop` resolves, sleeping `idle` when there is nothing to do.

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use utoipa::IntoParams;
 
 use super::load::projects_for;
-use crate::apm::{self, Figures};
+use crate::apm;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -60,14 +60,6 @@ fn range(since: &Option<String>, until: &Option<String>) -> ApiResult<(i64, i64)
     Ok((since, until))
 }
 
-fn figures_json(f: &Figures) -> Value {
-    json!({
-        "name": f.name, "count": f.count, "throughput_rpm": f.rpm, "avg": f.avg, "p50": f.p50,
-        "p95": f.p95, "p99": f.p99, "max": f.max, "error_rate": f.error_rate, "apdex": f.apdex,
-        "total_ms": f.total_ms,
-    })
-}
-
 /// Services with their throughput, latency, error rate and Apdex over the window.
 #[utoipa::path(get, path = "/api/v1/apm/services", tag = "apm", params(Window),
     responses((status = 200, body = Object)))]
@@ -82,7 +74,7 @@ pub async fn services(
         .await?
         .iter()
         .map(|(s, f)| {
-            let mut v = figures_json(f);
+            let mut v = json!(f);
             v["project_id"] = json!(s.project_id);
             v["apdex_t_ms"] = json!(s.apdex_t_ms);
             v["slow_query_ms"] = json!(s.slow_query_ms);
@@ -110,16 +102,7 @@ pub async fn service(
     let o = apm::overview(state.store(), &ids, &name, since, until)
         .await?
         .ok_or(ApiError::NotFound("service"))?;
-    let mut v = serde_json::to_value(&o).unwrap_or_default();
-    v["summary"] = figures_json(&o.summary);
-    for k in ["transactions", "databases", "externals"] {
-        let list = match k {
-            "transactions" => &o.transactions,
-            "databases" => &o.databases,
-            _ => &o.externals,
-        };
-        v[k] = Value::Array(list.iter().map(figures_json).collect());
-    }
+    let mut v = json!(o);
     v["since"] = json!(iso(since));
     v["until"] = json!(iso(until));
     Ok(Json(v))
@@ -170,10 +153,8 @@ pub async fn update_service(
         return Err(ApiError::NotFound("service"));
     }
     tracing::info!(service = %name, "APM service settings changed.");
-    let known = query::services(state.store(), &ids, 0).await?;
-    let s = known
-        .iter()
-        .find(|s| s.name == name)
+    let s = query::service(state.store(), &ids, &name)
+        .await?
         .ok_or(ApiError::NotFound("service"))?;
     Ok(Json(
         json!({"name": s.name, "apdex_t_ms": s.apdex_t_ms, "slow_query_ms": s.slow_query_ms}),
@@ -191,15 +172,13 @@ pub async fn transactions(
 ) -> ApiResult<Json<Value>> {
     let (since, until) = w.range()?;
     let ids = projects_for(&state, w.project.as_deref()).await?;
-    let t = query::services(state.store(), &ids, 0)
+    let t = query::service(state.store(), &ids, &name)
         .await?
-        .into_iter()
-        .find(|s| s.name == name)
         .map(|s| s.apdex_t_ms);
     let items = apm::operations(state.store(), &ids, &name, "request", since, until, t).await?;
     Ok(Json(json!({
         "since": iso(since), "until": iso(until),
-        "items": items.iter().map(figures_json).collect::<Vec<_>>(),
+        "items": items,
     })))
 }
 
@@ -441,17 +420,9 @@ pub async fn metric_points(
 ) -> ApiResult<Json<Value>> {
     let (since, until) = w.range()?;
     let ids = projects_for(&state, w.project.as_deref()).await?;
-    let mut series = None;
-    for p in ids {
-        if let Some(s) = mstore::list_series(state.store(), p, None)
-            .await?
-            .into_iter()
-            .find(|s| s.id == id)
-        {
-            series = Some(s);
-        }
-    }
-    let series = series.ok_or(ApiError::NotFound("metric series"))?;
+    let series = mstore::series_in(state.store(), &ids, id)
+        .await?
+        .ok_or(ApiError::NotFound("metric series"))?;
     let points = mstore::points(state.store(), id, since, until).await?;
     let items: Vec<Value> = points
         .iter()

@@ -291,7 +291,13 @@ pub async fn service(
             },
         ],
     );
-    let none = |_: &Figures| String::new();
+    // Database and external rows link nowhere.
+    let plain = |list: &[Figures]| {
+        list.iter()
+            .take(10)
+            .map(|f| line(f, String::new()))
+            .collect()
+    };
     render(&ServicePage {
         title: format!("{name} · Performance"),
         summary: line(&o.summary, String::new()),
@@ -310,15 +316,10 @@ pub async fn service(
             .take(10)
             .map(|f| line(f, tx_href(f)))
             .collect(),
-        db_total: db_total.iter().take(10).map(|f| line(f, none(f))).collect(),
-        db_mean: db_mean.iter().take(10).map(|f| line(f, none(f))).collect(),
-        externals: o
-            .externals
-            .iter()
-            .take(10)
-            .map(|f| line(f, none(f)))
-            .collect(),
-        externals_slow: ext_slow.iter().take(10).map(|f| line(f, none(f))).collect(),
+        db_total: plain(&db_total),
+        db_mean: plain(&db_mean),
+        externals: plain(&o.externals),
+        externals_slow: plain(&ext_slow),
         slow_queries: o
             .slow_queries
             .iter()
@@ -396,11 +397,8 @@ pub async fn transaction(
     };
     let (range, since, until) = window(q.range.as_deref());
     let projects = [ctx.project_id];
-    let t = match query::services(state.store(), &projects, 0).await {
-        Ok(s) => s
-            .into_iter()
-            .find(|s| s.name == service)
-            .map(|s| s.apdex_t_ms),
+    let t = match query::service(state.store(), &projects, &service).await {
+        Ok(s) => s.map(|s| s.apdex_t_ms),
         Err(e) => return ui_error(e),
     };
     let f = query::Filter {

@@ -261,29 +261,43 @@ pub async fn list_series(
     project_id: i64,
     name: Option<&str>,
 ) -> Result<Vec<SeriesInfo>> {
-    let rows = sqlx::query(
-        "SELECT id, name, service, attributes, kind, unit, bounds FROM apm_metric_series
-         WHERE project_id = $1 AND ($2 = '' OR name = $2) ORDER BY name, service, attributes LIMIT 500",
-    )
+    let rows = sqlx::query(&format!(
+        "{SERIES_SELECT} WHERE project_id = $1 AND ($2 = '' OR name = $2) ORDER BY name, service, attributes LIMIT 500"
+    ))
     .bind(project_id)
     .bind(name.unwrap_or(""))
     .fetch_all(store.pool())
     .await?;
-    rows.iter()
-        .map(|r| {
-            let attrs: String = r.try_get(3)?;
-            let bounds: Option<String> = r.try_get(6)?;
-            Ok(SeriesInfo {
-                id: r.try_get(0)?,
-                name: r.try_get(1)?,
-                service: r.try_get(2)?,
-                attributes: serde_json::from_str(&attrs).unwrap_or_default(),
-                kind: r.try_get(4)?,
-                unit: r.try_get(5)?,
-                bounds: bounds.and_then(|b| serde_json::from_str(&b).ok()),
-            })
-        })
-        .collect()
+    rows.iter().map(series_info).collect()
+}
+
+/// Series `id`, if it belongs to one of `projects`.
+pub async fn series_in(store: &Store, projects: &[i64], id: i64) -> Result<Option<SeriesInfo>> {
+    let row = sqlx::query(&format!("{SERIES_SELECT} WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await?;
+    match row {
+        Some(r) if projects.contains(&r.try_get(7)?) => Ok(Some(series_info(&r)?)),
+        _ => Ok(None),
+    }
+}
+
+const SERIES_SELECT: &str =
+    "SELECT id, name, service, attributes, kind, unit, bounds, project_id FROM apm_metric_series";
+
+fn series_info(r: &sqlx::any::AnyRow) -> Result<SeriesInfo> {
+    let attrs: String = r.try_get(3)?;
+    let bounds: Option<String> = r.try_get(6)?;
+    Ok(SeriesInfo {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        service: r.try_get(2)?,
+        attributes: serde_json::from_str(&attrs).unwrap_or_default(),
+        kind: r.try_get(4)?,
+        unit: r.try_get(5)?,
+        bounds: bounds.and_then(|b| serde_json::from_str(&b).ok()),
+    })
 }
 
 /// Minute values of series `id` in `[since, until)` ms.

@@ -260,6 +260,30 @@ pub async fn services(store: &Store, projects: &[i64], since: i64) -> Result<Vec
     Ok(out)
 }
 
+/// The service called `name` in `projects` (the first project that has it), whenever it was
+/// last seen.
+pub async fn service(store: &Store, projects: &[i64], name: &str) -> Result<Option<Service>> {
+    for &p in projects {
+        let row = sqlx::query(
+            "SELECT apdex_t_ms, slow_query_ms, last_seen FROM apm_services WHERE project_id = $1 AND name = $2",
+        )
+        .bind(p)
+        .bind(name)
+        .fetch_optional(store.pool())
+        .await?;
+        if let Some(r) = row {
+            return Ok(Some(Service {
+                project_id: p,
+                name: name.to_string(),
+                apdex_t_ms: r.try_get(0)?,
+                slow_query_ms: r.try_get(1)?,
+                last_seen: r.try_get(2)?,
+            }));
+        }
+    }
+    Ok(None)
+}
+
 /// One service-map edge.
 #[derive(Debug, Clone, Serialize)]
 pub struct Edge {

@@ -194,24 +194,21 @@ impl RollupProcessor {
             .execute(&mut *tx)
             .await?;
         }
-        if cursor::advance(&mut tx, CURSOR, &self.owner, position, last).await? {
-            tx.commit().await?;
-            cache.position = last;
-            cache.rows.extend(written);
-            metrics::counter!("lookout_apm_rolled_spans_total").increment(spans as u64);
-            metrics::histogram!("lookout_apm_rollup_batch_seconds")
-                .record(started.elapsed().as_secs_f64());
-            tracing::debug!(
-                parts = rows.len(),
-                spans,
-                cells = n_cells,
-                "Spans rolled up."
-            );
-            Ok(rows.len())
-        } else {
-            tx.rollback().await?;
-            Ok(0)
+        if !cursor::finish(tx, CURSOR, &self.owner, position, last).await? {
+            return Ok(0);
         }
+        cache.position = last;
+        cache.rows.extend(written);
+        metrics::counter!("lookout_apm_rolled_spans_total").increment(spans as u64);
+        metrics::histogram!("lookout_apm_rollup_batch_seconds")
+            .record(started.elapsed().as_secs_f64());
+        tracing::debug!(
+            parts = rows.len(),
+            spans,
+            cells = n_cells,
+            "Spans rolled up."
+        );
+        Ok(rows.len())
     }
 
     /// Folds until `stop` resolves, polling every `idle` when there is nothing new.

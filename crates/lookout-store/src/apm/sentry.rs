@@ -77,17 +77,15 @@ impl TransactionProcessor {
         let mut tx = self.store.begin_write().await?;
         let refs: Vec<&Write> = writes.iter().collect();
         if !refs.is_empty() {
-            // apm_spans is a stream: its rows are inserted under the publish lock.
+            // Through the writer's apply: the rollup parts are a stream, inserted under the
+            // publish lock.
             writer::apply(&self.store, &mut tx, &refs).await?;
         }
-        if cursor::advance(&mut tx, CURSOR, &self.owner, position, last).await? {
-            tx.commit().await?;
-            metrics::counter!("lookout_apm_sentry_spans_total").increment(writes.len() as u64);
-            Ok(rows.len())
-        } else {
-            tx.rollback().await?;
-            Ok(0)
+        if !cursor::finish(tx, CURSOR, &self.owner, position, last).await? {
+            return Ok(0);
         }
+        metrics::counter!("lookout_apm_sentry_spans_total").increment(writes.len() as u64);
+        Ok(rows.len())
     }
 
     /// Converts until `stop` resolves, polling every `idle` when there is nothing new.

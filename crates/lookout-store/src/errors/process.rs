@@ -147,16 +147,13 @@ impl ErrorProcessor {
             ));
         }
         events::publish_in_tx(&self.store, &mut tx, &announcements).await?;
-        if cursor::advance(&mut tx, CURSOR, &self.owner, position, last).await? {
-            tx.commit().await?;
-            metrics::histogram!("lookout_errors_process_batch_seconds")
-                .record(started.elapsed().as_secs_f64());
-            metrics::counter!("lookout_errors_processed_items_total").increment(rows.len() as u64);
-            Ok(rows.len())
-        } else {
-            tx.rollback().await?;
-            Ok(0)
+        if !cursor::finish(tx, CURSOR, &self.owner, position, last).await? {
+            return Ok(0);
         }
+        metrics::histogram!("lookout_errors_process_batch_seconds")
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("lookout_errors_processed_items_total").increment(rows.len() as u64);
+        Ok(rows.len())
     }
 
     /// Processes until `stop` resolves, polling every `idle` when there is nothing new.
