@@ -201,6 +201,28 @@ pub struct Part {
     pub calls: Vec<PartCall>,
     /// Spans that may be one end of a call between services.
     pub links: Vec<Link>,
+    /// Database statements by the transaction that issued them.
+    #[serde(default)]
+    pub statements: Vec<PartStatement>,
+}
+
+/// Calls of one normalised statement from one transaction in one minute: the request span of
+/// the same trace and service, found in the same export (an SDK exports a request's spans
+/// together unless a batch boundary falls between them; such calls are left out here).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PartStatement {
+    /// Minute start, ms.
+    pub minute: i64,
+    /// Normalised statement.
+    pub statement: String,
+    /// Service.
+    pub service: String,
+    /// Transaction (the request span's operation).
+    pub transaction: String,
+    /// Calls.
+    pub calls: i64,
+    /// Sum of durations, ms.
+    pub sum_ms: f64,
 }
 
 /// One minute's RED values for one key.
@@ -280,6 +302,18 @@ impl Part {
         type CallKey<'a> = (i64, &'a str, String, &'static str);
         let mut calls: BTreeMap<CallKey, (i64, i64, f64)> = BTreeMap::new();
         let mut links = Vec::new();
+        let transactions: std::collections::HashMap<(&str, &str), &str> = spans
+            .iter()
+            .filter(|s| s.category == Category::Request)
+            .map(|s| {
+                (
+                    (s.trace_id.as_str(), s.service.as_str()),
+                    s.operation.as_str(),
+                )
+            })
+            .collect();
+        // (minute, statement, service, transaction) → (calls, total ms).
+        let mut statements: BTreeMap<(i64, &str, &str, &str), (i64, f64)> = BTreeMap::new();
         for s in spans {
             if s.category == Category::Internal {
                 continue;
@@ -309,6 +343,15 @@ impl Part {
                 )),
                 _ => None,
             };
+            if let (Category::Db, Some(statement)) = (s.category, &s.db_statement) {
+                if let Some(t) = transactions.get(&(s.trace_id.as_str(), s.service.as_str())) {
+                    let c = statements
+                        .entry((minute, statement, &s.service, t))
+                        .or_default();
+                    c.0 += 1;
+                    c.1 += ms;
+                }
+            }
             if let Some((target, kind)) = call {
                 let c = calls.entry((minute, &s.service, target, kind)).or_default();
                 c.0 += 1;
@@ -363,6 +406,19 @@ impl Part {
                 )
                 .collect(),
             links,
+            statements: statements
+                .into_iter()
+                .map(
+                    |((minute, statement, service, transaction), (calls, sum_ms))| PartStatement {
+                        minute,
+                        statement: statement.to_string(),
+                        service: service.to_string(),
+                        transaction: transaction.to_string(),
+                        calls,
+                        sum_ms,
+                    },
+                )
+                .collect(),
         }
     }
 }

@@ -113,12 +113,17 @@ pub struct Spans {
 /// A stable 64-bit FNV-1a hash as 16 hex digits: the key of a stored resource. Hand-written
 /// because it must never change between builds (std's hasher makes no such promise).
 pub fn resource_hash(json: &str) -> String {
+    format!("{:016x}", fnv64(json.as_bytes()))
+}
+
+/// 64-bit FNV-1a of `bytes` (see [`resource_hash`] for why by hand).
+pub(crate) fn fnv64(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in json.bytes() {
+    for &b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    format!("{h:016x}")
+    h
 }
 
 /// Lookout's single definition of a failed span, used by every page, query and alert: OTLP

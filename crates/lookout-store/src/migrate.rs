@@ -77,10 +77,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0010_apm.sql"),
         postgres: include_str!("../migrations/postgres/0010_apm.sql"),
     },
+    Migration {
+        version: 11,
+        name: "apm_blocks",
+        sqlite: include_str!("../migrations/sqlite/0011_apm_blocks.sql"),
+        postgres: include_str!("../migrations/postgres/0011_apm_blocks.sql"),
+    },
 ];
 
 /// The schema version this build expects (the newest migration).
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 /// The advisory-lock key that serialises migrations across replicas ("lkmigr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c6b_6d69_6772;

@@ -8,40 +8,61 @@ pub mod query;
 mod raw;
 pub mod rollup;
 pub mod sentry;
+mod spans;
 
 use lookout_apm::log::LogRecord;
 use lookout_apm::rollup::Part;
 use lookout_apm::span::Span;
 
-use crate::{Value, Write};
+use crate::Write;
 
-/// Columns of `apm_spans`, in the order [`span_writes`] binds them.
-const SPAN_COLUMNS: &[&str] = &[
+/// Columns of `apm_span_blocks`, in the order [`span_writes`] binds them.
+const BLOCK_COLUMNS: &[&str] = &[
+    "id",
     "project_id",
-    "trace_id",
-    "span_id",
-    "parent_span_id",
     "service",
     "instance",
-    "name",
-    "kind",
-    "start_ns",
-    "duration_ns",
-    "status",
-    "error",
-    "category",
-    "operation",
-    "status_class",
-    "http_status",
-    "db_system",
-    "db_statement",
-    "peer",
     "resource",
-    "detail",
+    "first_ns",
+    "last_ns",
+    "spans",
+    "errors",
+    "max_request_ns",
+    "max_db_ns",
+    "max_external_ns",
+    "max_internal_ns",
+    "requests",
+    "request_errors",
+    "request_ns",
+    "payload",
 ];
 
-/// The writes that store `spans` and the `resources` they refer to for `project_id`: a row per
-/// span, and one [`Part`] row with their rollup contribution for the rollup consumer.
+/// Milliseconds from the Unix epoch to 2024-01-01, where block ids start counting.
+const BLOCK_EPOCH_MS: i64 = 1_704_067_200_000;
+
+/// A new block id: milliseconds since 2024 in the high bits (so ids grow with time, rows
+/// append, and the id says which day the block was stored), then a per-process tag and a
+/// counter. Unique within a process up to 4,096 blocks a millisecond; replicas differ by their
+/// random tag (1,024 values) as well. Assigned here rather than by the database so a block's
+/// trace-index rows can go into the same group commit.
+pub fn block_id(now_ms: i64) -> i64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static TAG: OnceLock<i64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let tag = *TAG.get_or_init(|| i64::from(rand::random::<u16>() & 0x3ff));
+    let n = (COUNTER.fetch_add(1, Ordering::Relaxed) & 0xfff) as i64;
+    ((now_ms - BLOCK_EPOCH_MS).max(0) << 22) | (tag << 12) | n
+}
+
+/// The day (days since the Unix epoch) a block with id `id` was stored.
+pub fn block_day(id: i64) -> i64 {
+    ((id >> 22) + BLOCK_EPOCH_MS) / 86_400_000
+}
+
+/// The writes that store `spans` and the `resources` they refer to for `project_id`: the spans
+/// in blocks ([`lookout_apm::block`]) with their trace-index rows, and one [`Part`] row with
+/// their rollup contribution for the rollup consumer.
 pub fn span_writes(
     project_id: i64,
     spans: Vec<Span>,
@@ -56,33 +77,40 @@ pub fn span_writes(
             args: vec![project_id.into(), hash.clone().into(), attrs.clone().into()],
         })
         .collect();
-    out.extend(spans.into_iter().map(|s| Write::Insert {
-        table: "apm_spans",
-        columns: SPAN_COLUMNS,
-        values: vec![
-            project_id.into(),
-            s.trace_id.into(),
-            s.span_id.into(),
-            s.parent_span_id.into(),
-            s.service.into(),
-            s.instance.into(),
-            s.name.into(),
-            s.kind.into(),
-            s.start_ns.into(),
-            s.duration_ns.into(),
-            s.status.into(),
-            i64::from(s.error).into(),
-            s.category.as_str().into(),
-            s.operation.into(),
-            s.status_class.into(),
-            Value::I64(s.http_status),
-            s.db_system.into(),
-            s.db_statement.into(),
-            s.peer.into(),
-            s.resource.into(),
-            s.detail.into(),
-        ],
-    }));
+    let now = lookout_core::time::now_ms();
+    for b in lookout_apm::block::blocks(&spans) {
+        let id = block_id(now);
+        let day = block_day(id);
+        let s = &b.summary;
+        out.push(Write::Insert {
+            table: "apm_span_blocks",
+            columns: BLOCK_COLUMNS,
+            values: vec![
+                id.into(),
+                project_id.into(),
+                b.service.into(),
+                b.instance.into(),
+                b.resource.into(),
+                s.first_ns.into(),
+                s.last_ns.into(),
+                s.spans.into(),
+                s.errors.into(),
+                s.max_ns[0].into(),
+                s.max_ns[1].into(),
+                s.max_ns[2].into(),
+                s.max_ns[3].into(),
+                s.requests.into(),
+                s.request_errors.into(),
+                s.request_ns.into(),
+                b.payload.into(),
+            ],
+        });
+        out.extend(b.trace_keys.into_iter().map(|k| Write::Insert {
+            table: "apm_trace_index",
+            columns: &["day", "trace_key", "block"],
+            values: vec![day.into(), k.into(), id.into()],
+        }));
+    }
     if !part.cells.is_empty() || !part.links.is_empty() {
         out.push(Write::Insert {
             table: "apm_parts",

@@ -2,7 +2,7 @@
 //! transactions API, NRQL later) goes through [`fold`], which reads day rows for whole days,
 //! hour rows for whole hours and minute rows for the rest: one source, so two pages never
 //! disagree, and a 7-day query reads a few thousand rows instead of millions. Raw span and log
-//! reads are in [`super::raw`], re-exported here so every APM read has one path.
+//! reads are in [`super::spans`] and [`super::raw`], re-exported here so every APM read has one path.
 
 use std::collections::BTreeMap;
 
@@ -13,9 +13,9 @@ use sqlx::Row;
 use crate::{Result, Store};
 
 pub use super::raw::{
-    instances, logs, search, service_issues, statement_callers, trace, Caller, Instance, LogQuery,
-    LogRow, ServiceIssue, SpanRow, SpanSearch,
+    logs, service_issues, statement_callers, Caller, LogQuery, LogRow, ServiceIssue,
 };
+pub use super::spans::{instances, search, trace, Instance, SpanRow, SpanSearch};
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 3_600_000;
@@ -348,10 +348,22 @@ pub async fn edges(store: &Store, projects: &[i64], since: i64, until: i64) -> R
 /// day rollups are kept.
 pub async fn purge(store: &Store, before_ms: i64, minutes_before_ms: i64) -> Result<u64> {
     let mut n = 0;
-    for (table, time) in [("apm_spans", "start_ns"), ("apm_logs", "time_ns")] {
-        n += purge_oldest(store, table, time, before_ms.saturating_mul(1_000_000)).await?;
+    for (table, key, time) in [
+        ("apm_span_blocks", "id", "last_ns"),
+        ("apm_logs", "seq", "time_ns"),
+    ] {
+        n += purge_oldest(store, table, key, time, before_ms.saturating_mul(1_000_000)).await?;
     }
     for (sql, at) in [
+        (
+            // A day of index is dropped once every block it can point to is gone.
+            "DELETE FROM apm_trace_index WHERE day < $1",
+            before_ms.div_euclid(DAY) - 1,
+        ),
+        (
+            "DELETE FROM apm_statement_calls WHERE bucket < $1",
+            minutes_before_ms,
+        ),
         (
             "DELETE FROM apm_rollups WHERE tier = 0 AND bucket < $1",
             minutes_before_ms,
@@ -388,6 +400,7 @@ pub async fn purge(store: &Store, before_ms: i64, minutes_before_ms: i64) -> Res
 async fn purge_oldest(
     store: &Store,
     table: &'static str,
+    seq: &'static str,
     time: &'static str,
     cutoff: i64,
 ) -> Result<u64> {
@@ -395,14 +408,14 @@ async fn purge_oldest(
     let mut after = 0i64;
     loop {
         let last: Option<i64> = sqlx::query_scalar(&format!(
-            "SELECT MAX(seq) FROM (SELECT seq FROM {table} WHERE seq > $1 ORDER BY seq LIMIT 5000) AS chunk"
+            "SELECT MAX({seq}) FROM (SELECT {seq} FROM {table} WHERE {seq} > $1 ORDER BY {seq} LIMIT 5000) AS chunk"
         ))
         .bind(after)
         .fetch_one(store.pool())
         .await?;
         let Some(last) = last else { break };
         let deleted = sqlx::query(&format!(
-            "DELETE FROM {table} WHERE seq > $1 AND seq <= $2 AND {time} < $3"
+            "DELETE FROM {table} WHERE {seq} > $1 AND {seq} <= $2 AND {time} < $3"
         ))
         .bind(after)
         .bind(last)

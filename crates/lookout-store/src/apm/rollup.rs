@@ -103,6 +103,9 @@ impl RollupProcessor {
         let mut edges: HashMap<EdgeKey, EdgeAgg> = HashMap::new();
         let mut services: HashMap<(i64, String), i64> = HashMap::new();
         let mut links: Vec<(i64, Link)> = Vec::new();
+        // (project, hour, statement, service, transaction) → (calls, total ms).
+        let mut statements: HashMap<(i64, i64, String, String, String), (i64, f64)> =
+            HashMap::new();
         let mut spans = 0usize;
         for r in &rows {
             let project: i64 = r.try_get(1)?;
@@ -144,6 +147,14 @@ impl RollupProcessor {
                 );
             }
             links.extend(part.links.into_iter().map(|l| (project, l)));
+            for c in part.statements {
+                let hour = bucket(c.minute, 3_600_000);
+                let e = statements
+                    .entry((project, hour, c.statement, c.service, c.transaction))
+                    .or_default();
+                e.0 += c.calls;
+                e.1 += c.sum_ms;
+            }
         }
         let _turn = self.store.write_gate().await;
         let mut tx = self.store.begin_write().await?;
@@ -176,6 +187,24 @@ impl RollupProcessor {
             .bind(e.count)
             .bind(e.errors)
             .bind(e.sum_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for ((project, hour, statement, service, txn), (calls, sum_ms)) in statements {
+            sqlx::query(
+                "INSERT INTO apm_statement_calls (project_id, bucket, statement, service, txn, calls, sum_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (project_id, statement, bucket, service, txn) DO UPDATE SET
+                   calls = apm_statement_calls.calls + excluded.calls,
+                   sum_ms = apm_statement_calls.sum_ms + excluded.sum_ms",
+            )
+            .bind(project)
+            .bind(hour)
+            .bind(statement)
+            .bind(service)
+            .bind(txn)
+            .bind(calls)
+            .bind(sum_ms)
             .execute(&mut *tx)
             .await?;
         }

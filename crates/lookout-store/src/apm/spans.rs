@@ -1,0 +1,383 @@
+//! Reads of raw spans, which are stored in blocks ([`lookout_apm::block`]): a trace through the
+//! trace index, span search over the blocks whose summaries can hold a match (newest or slowest
+//! first, stopping as soon as no further block can change the answer), and per-instance request
+//! figures from the summaries alone.
+
+use std::collections::{BTreeMap, HashSet};
+
+use lookout_apm::block::{decode, trace_key};
+use lookout_apm::span::Span;
+use lookout_core::time::now_ms;
+use serde::Serialize;
+use sqlx::Row;
+
+use super::block_day;
+use crate::{Backend, Result, Store};
+
+/// One stored span.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpanRow {
+    /// Project.
+    pub project_id: i64,
+    /// Trace id (hex).
+    pub trace_id: String,
+    /// Span id (hex).
+    pub span_id: String,
+    /// Parent span id.
+    pub parent_span_id: Option<String>,
+    /// Service.
+    pub service: String,
+    /// Instance.
+    pub instance: Option<String>,
+    /// Name.
+    pub name: String,
+    /// OTLP kind.
+    pub kind: i64,
+    /// Start, ns since the epoch.
+    pub start_ns: i64,
+    /// Duration, ns.
+    pub duration_ns: i64,
+    /// OTLP status code.
+    pub status: i64,
+    /// Lookout's error rule.
+    pub error: bool,
+    /// Category.
+    pub category: String,
+    /// Operation.
+    pub operation: String,
+    /// HTTP status.
+    pub http_status: Option<i64>,
+    /// Database system.
+    pub db_system: Option<String>,
+    /// Normalised statement.
+    pub db_statement: Option<String>,
+    /// Peer host.
+    pub peer: Option<String>,
+    /// Attributes, resource, events (JSON).
+    pub detail: serde_json::Value,
+}
+
+impl SpanRow {
+    fn of(project_id: i64, s: Span) -> SpanRow {
+        SpanRow {
+            project_id,
+            detail: serde_json::from_str(&s.detail).unwrap_or(serde_json::Value::Null),
+            trace_id: s.trace_id,
+            span_id: s.span_id,
+            parent_span_id: s.parent_span_id,
+            service: s.service,
+            instance: s.instance,
+            name: s.name,
+            kind: s.kind,
+            start_ns: s.start_ns,
+            duration_ns: s.duration_ns,
+            status: s.status,
+            error: s.error,
+            category: s.category.as_str().to_string(),
+            operation: s.operation,
+            http_status: s.http_status,
+            db_system: s.db_system,
+            db_statement: s.db_statement,
+            peer: s.peer,
+        }
+    }
+}
+
+/// Days of trace index a trace lookup probes: the raw retention (7 days), the day in progress,
+/// and slack for a retention job that has not run yet.
+const INDEX_DAYS: i64 = 10;
+
+/// Most spans a trace returns.
+const TRACE_SPANS: usize = 50_000;
+
+/// The spans of a block row (`service, instance, resource, payload` from column `at`); an
+/// unreadable block is logged and skipped, so one corrupt row cannot break a page.
+fn block_spans(r: &sqlx::any::AnyRow, at: usize) -> Result<Vec<Span>> {
+    let service: String = r.try_get(at)?;
+    let instance: Option<String> = r.try_get(at + 1)?;
+    let resource: String = r.try_get(at + 2)?;
+    let payload: Vec<u8> = r.try_get(at + 3)?;
+    Ok(
+        decode(&payload, &service, instance.as_deref(), &resource).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, service, "Skipped a span block that does not decode.");
+            Vec::new()
+        }),
+    )
+}
+
+/// The spans of trace `trace_id` in `projects`, by start time; a span stored twice (an exporter
+/// retry) appears once.
+pub async fn trace(store: &Store, projects: &[i64], trace_id: &str) -> Result<Vec<SpanRow>> {
+    let trace_id = trace_id.to_ascii_lowercase();
+    let today = block_day(super::block_id(now_ms()));
+    let days: Vec<String> = (0..INDEX_DAYS).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "SELECT b.project_id, b.service, b.instance, b.resource, b.payload
+         FROM apm_trace_index t JOIN apm_span_blocks b ON b.id = t.block
+         WHERE t.trace_key = $1 AND t.day IN ({}) ORDER BY b.id",
+        days.join(", ")
+    );
+    let mut q = sqlx::query(&sql).bind(trace_key(&trace_id));
+    for i in 0..INDEX_DAYS {
+        q = q.bind(today + 1 - i);
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let mut resources: BTreeMap<(i64, String), serde_json::Value> = BTreeMap::new();
+    for r in q.fetch_all(store.pool()).await? {
+        let project: i64 = r.try_get(0)?;
+        if !projects.contains(&project) {
+            continue;
+        }
+        for s in block_spans(&r, 1)? {
+            if s.trace_id != trace_id || out.len() >= TRACE_SPANS || !seen.insert(s.span_id.clone())
+            {
+                continue;
+            }
+            let key = (project, s.resource.clone());
+            if !resources.contains_key(&key) {
+                let attrs: Option<String> = sqlx::query_scalar(
+                    "SELECT attributes FROM apm_resources WHERE project_id = $1 AND hash = $2",
+                )
+                .bind(key.0)
+                .bind(&key.1)
+                .fetch_optional(store.pool())
+                .await?;
+                let v = attrs
+                    .and_then(|a| serde_json::from_str(&a).ok())
+                    .unwrap_or_default();
+                resources.insert(key.clone(), v);
+            }
+            let mut row = SpanRow::of(project, s);
+            if let serde_json::Value::Object(m) = &mut row.detail {
+                m.insert("resource".into(), resources[&key].clone());
+            }
+            out.push(row);
+        }
+    }
+    // Stable: spans that start together keep the order they were stored in.
+    out.sort_by_key(|s| s.start_ns);
+    Ok(out)
+}
+
+/// What a trace search asks for.
+#[derive(Debug, Clone, Default)]
+pub struct SpanSearch<'a> {
+    /// Projects.
+    pub projects: &'a [i64],
+    /// Service.
+    pub service: Option<&'a str>,
+    /// Operation (transaction name, statement summary, host).
+    pub operation: Option<&'a str>,
+    /// Category (`request` for transactions).
+    pub category: Option<&'a str>,
+    /// Shortest duration, ms.
+    pub min_duration_ms: Option<f64>,
+    /// Longest duration, ms.
+    pub max_duration_ms: Option<f64>,
+    /// Only failed (true) or only successful (false) spans.
+    pub error: Option<bool>,
+    /// An attribute that must have a value: (key, value).
+    pub attribute: Option<(&'a str, &'a str)>,
+    /// Window, ms.
+    pub since: i64,
+    /// Window end, ms.
+    pub until: i64,
+    /// Most rows.
+    pub limit: i64,
+    /// Slowest first instead of newest first.
+    pub slowest_first: bool,
+}
+
+/// Most blocks one search decodes per project (about a million spans): a search for something
+/// rare over a long window answers with what it found there rather than reading every block.
+const SEARCH_BLOCKS: usize = 2_000;
+
+/// Block summaries fetched per round trip.
+const SEARCH_PAGE: i64 = 200;
+
+/// The summary column holding the longest span a search can match in a block.
+fn max_column(backend: Backend, category: Option<&str>) -> &'static str {
+    match (category, backend) {
+        (Some("request"), _) => "max_request_ns",
+        (Some("db"), _) => "max_db_ns",
+        (Some("external"), _) => "max_external_ns",
+        (Some("internal"), _) => "max_internal_ns",
+        (_, Backend::Sqlite) => "MAX(max_request_ns, max_db_ns, max_external_ns, max_internal_ns)",
+        (_, Backend::Postgres) => {
+            "GREATEST(max_request_ns, max_db_ns, max_external_ns, max_internal_ns)"
+        }
+    }
+}
+
+/// Spans matching `q`, newest first (or slowest first).
+pub async fn search(store: &Store, q: &SpanSearch<'_>) -> Result<Vec<SpanRow>> {
+    let limit = q.limit.clamp(0, 10_000) as usize;
+    let mut out: Vec<SpanRow> = Vec::new();
+    if limit == 0 {
+        return Ok(out);
+    }
+    for &p in q.projects {
+        out.extend(search_project(store, q, p, limit).await?);
+    }
+    sort(&mut out, q.slowest_first);
+    out.truncate(limit);
+    Ok(out)
+}
+
+fn sort(rows: &mut [SpanRow], slowest_first: bool) {
+    if slowest_first {
+        rows.sort_by_key(|s| std::cmp::Reverse(s.duration_ns));
+    } else {
+        rows.sort_by_key(|s| std::cmp::Reverse(s.start_ns));
+    }
+}
+
+async fn search_project(
+    store: &Store,
+    q: &SpanSearch<'_>,
+    project: i64,
+    limit: usize,
+) -> Result<Vec<SpanRow>> {
+    let since_ns = q.since.saturating_mul(1_000_000);
+    let until_ns = q.until.saturating_mul(1_000_000);
+    let min_ns = q.min_duration_ms.map_or(0, |d| (d * 1e6) as i64);
+    let max_ns = q.max_duration_ms.map_or(i64::MAX, |d| (d * 1e6) as i64);
+    let longest = max_column(store.backend(), q.category);
+    let order = if q.slowest_first { longest } else { "last_ns" };
+    // The attribute as it appears in the stored JSON.
+    let attribute = q
+        .attribute
+        .map(|(k, v)| format!("{}:{}", serde_json::json!(k), serde_json::json!(v)));
+    let sql = format!(
+        "SELECT id, {order} FROM apm_span_blocks
+         WHERE project_id = $1 AND last_ns >= $2 AND first_ns < $3 AND ($4 = '' OR service = $4)
+           AND {longest} >= $5 AND ($6 = 0 OR errors > 0) AND ($7 = 0 OR requests > 0)
+         ORDER BY {order} DESC LIMIT $8 OFFSET $9"
+    );
+    let mut found: Vec<SpanRow> = Vec::new();
+    let mut read = 0usize;
+    // Pages are offsets into a table that grows meanwhile: a block may come round twice.
+    let mut decoded = HashSet::new();
+    'pages: loop {
+        let page = sqlx::query(&sql)
+            .bind(project)
+            .bind(since_ns)
+            .bind(until_ns)
+            .bind(q.service.unwrap_or(""))
+            .bind(min_ns)
+            .bind(i64::from(q.error == Some(true)))
+            .bind(i64::from(q.category == Some("request")))
+            .bind(SEARCH_PAGE)
+            .bind(read as i64)
+            .fetch_all(store.pool())
+            .await?;
+        let full = page.len() as i64 == SEARCH_PAGE;
+        for r in page {
+            if read >= SEARCH_BLOCKS {
+                break 'pages;
+            }
+            read += 1;
+            let (id, bound): (i64, i64) = (r.try_get(0)?, r.try_get(1)?);
+            if !decoded.insert(id) {
+                continue;
+            }
+            // Blocks come in the order of the answer: once the k-th best found beats the best
+            // this block can hold, no later block can change the answer.
+            if found.len() >= limit {
+                let kth = &found[limit - 1];
+                let kth = if q.slowest_first {
+                    kth.duration_ns
+                } else {
+                    kth.start_ns
+                };
+                if bound < kth {
+                    break 'pages;
+                }
+            }
+            let Some(row) = sqlx::query(
+                "SELECT service, instance, resource, payload FROM apm_span_blocks WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(store.pool())
+            .await?
+            else {
+                continue; // removed by retention meanwhile
+            };
+            for s in block_spans(&row, 0)? {
+                let matches = s.start_ns >= since_ns
+                    && s.start_ns < until_ns
+                    && q.operation.is_none_or(|o| s.operation == o)
+                    && q.category.is_none_or(|c| s.category.as_str() == c)
+                    && s.duration_ns >= min_ns
+                    && s.duration_ns <= max_ns
+                    && q.error.is_none_or(|e| s.error == e)
+                    && attribute.as_deref().is_none_or(|a| s.detail.contains(a));
+                if matches {
+                    found.push(SpanRow::of(project, s));
+                }
+            }
+            sort(&mut found, q.slowest_first);
+            found.truncate(limit);
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(found)
+}
+
+/// Per-instance figures of a service's requests, from the block summaries.
+#[derive(Debug, Clone, Serialize)]
+pub struct Instance {
+    /// `service.instance.id` or host.
+    pub instance: String,
+    /// Requests.
+    pub count: i64,
+    /// Failed requests.
+    pub errors: i64,
+    /// Mean duration, ms.
+    pub avg_ms: f64,
+}
+
+/// Instances of `service` in `[since, until)` ms, counted per stored block: a block (one export)
+/// that straddles an end of the window counts whole.
+pub async fn instances(
+    store: &Store,
+    projects: &[i64],
+    service: &str,
+    since: i64,
+    until: i64,
+) -> Result<Vec<Instance>> {
+    let mut out = Vec::new();
+    for &p in projects {
+        for r in sqlx::query(
+            "SELECT COALESCE(instance, ''), CAST(SUM(requests) AS BIGINT), CAST(SUM(request_errors) AS BIGINT),
+                    CAST(SUM(request_ns) AS DOUBLE PRECISION)
+             FROM apm_span_blocks
+             WHERE project_id = $1 AND service = $2 AND last_ns >= $3 AND first_ns < $4 AND requests > 0
+             GROUP BY COALESCE(instance, '') ORDER BY 2 DESC LIMIT 50",
+        )
+        .bind(p)
+        .bind(service)
+        .bind(since.saturating_mul(1_000_000))
+        .bind(until.saturating_mul(1_000_000))
+        .fetch_all(store.pool())
+        .await?
+        {
+            let count: i64 = r.try_get::<Option<i64>, _>(1)?.unwrap_or(0);
+            let total: f64 = r.try_get::<Option<f64>, _>(3)?.unwrap_or(0.0);
+            out.push(Instance {
+                instance: r.try_get(0)?,
+                count,
+                errors: r.try_get::<Option<i64>, _>(2)?.unwrap_or(0),
+                avg_ms: if count > 0 {
+                    total / count as f64 / 1e6
+                } else {
+                    0.0
+                },
+            });
+        }
+    }
+    Ok(out)
+}
