@@ -170,6 +170,7 @@ impl RollupProcessor {
             let merged = merge_cell(&mut tx, &k, agg, cache.rows.get(&k)).await?;
             written.push((k, merged));
         }
+        write_cells(self.store.backend(), &mut tx, &written).await?;
         for (k, e) in edges {
             sqlx::query(
                 "INSERT INTO apm_edges (project_id, tier, bucket, source, target, target_kind, count, errors, sum_ms)
@@ -402,8 +403,8 @@ async fn pair_links(
     Ok(())
 }
 
-/// Merges `agg` into its stored row (read — from `cached` when given —, merge the sketch, write
-/// back) and returns the row's new value. Only the cursor's holder writes rollups, so the
+/// `agg` merged with its stored row (read — from `cached` when given — and merged, sketch
+/// included); [`write_cells`] writes it back. Only the cursor's holder writes rollups, so the
 /// read-modify-write cannot race.
 async fn merge_cell(
     tx: &mut Transaction<'static, Any>,
@@ -413,7 +414,6 @@ async fn merge_cell(
 ) -> Result<Agg> {
     if let Some(c) = cached {
         agg.merge(c);
-        write_cell(tx, k, &agg).await?;
         return Ok(agg);
     }
     let old = bind_key(
@@ -437,7 +437,6 @@ async fn merge_cell(
             sketch: Sketch::decode(&sketch).unwrap_or_default(),
         });
     }
-    write_cell(tx, k, &agg).await?;
     Ok(agg)
 }
 
@@ -456,24 +455,44 @@ fn bind_key<'q>(
         .bind(i64::from(k.error))
 }
 
-/// Stores a rollup row's value.
-async fn write_cell(tx: &mut Transaction<'static, Any>, k: &Key, agg: &Agg) -> Result<()> {
-    let q = sqlx::query(
+/// Stores rollup rows' values, in multi-row statements (one statement per row was most of a
+/// fold's time: each is a round trip to the database thread).
+async fn write_cells(
+    backend: Backend,
+    tx: &mut Transaction<'static, Any>,
+    cells: &[(Key, Agg)],
+) -> Result<()> {
+    let rows: Vec<Vec<Value>> = cells
+        .iter()
+        .map(|(k, agg)| {
+            vec![
+                k.project.into(),
+                k.tier.into(),
+                k.service.as_str().into(),
+                k.bucket.into(),
+                k.category.as_str().into(),
+                k.operation.as_str().into(),
+                k.status_class.as_str().into(),
+                i64::from(k.error).into(),
+                (agg.count as i64).into(),
+                (agg.errors as i64).into(),
+                agg.sum.into(),
+                agg.min.into(),
+                agg.max.into(),
+                agg.sketch.encode().into(),
+            ]
+        })
+        .collect();
+    writer::multi_row(
+        backend,
+        tx,
         "INSERT INTO apm_rollups (project_id, tier, service, bucket, category, operation, status_class, error,
-                                  count, errors, sum_ms, min_ms, max_ms, sketch)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-         ON CONFLICT (project_id, tier, service, bucket, category, operation, status_class, error) DO UPDATE SET
+                                  count, errors, sum_ms, min_ms, max_ms, sketch)",
+        "ON CONFLICT (project_id, tier, service, bucket, category, operation, status_class, error) DO UPDATE SET
            count = excluded.count, errors = excluded.errors, sum_ms = excluded.sum_ms,
            min_ms = excluded.min_ms, max_ms = excluded.max_ms, sketch = excluded.sketch",
-    );
-    bind_key(q, k)
-        .bind(agg.count as i64)
-        .bind(agg.errors as i64)
-        .bind(agg.sum)
-        .bind(agg.min)
-        .bind(agg.max)
-        .bind(agg.sketch.encode())
-        .execute(&mut **tx)
-        .await?;
+        rows,
+    )
+    .await?;
     Ok(())
 }
