@@ -100,3 +100,12 @@ pub fn any_to_text(v: &AnyValue) -> String {
         other => other.to_string(),
     }
 }
+
+/// Lowercase hex of `bytes`. The `hex` crate's `encode` builds its string a `char` at a time;
+/// ids are encoded for every span, so this writes through its slice encoder instead.
+pub fn hex_id(bytes: &[u8]) -> String {
+    let mut buf = vec![0u8; bytes.len() * 2];
+    // The buffer has exactly twice the input's length, which is all `encode_to_slice` needs.
+    let _ = hex::encode_to_slice(bytes, &mut buf);
+    String::from_utf8(buf).unwrap_or_default()
+}

@@ -68,8 +68,8 @@ pub fn from_request(req: &ExportLogsServiceRequest) -> Vec<LogRecord> {
                         r.severity_text.chars().take(32).collect()
                     },
                     body: r.body.as_ref().map(any_to_text).unwrap_or_default(),
-                    trace_id: (r.trace_id.len() == 16).then(|| hex::encode(&r.trace_id)),
-                    span_id: (r.span_id.len() == 8).then(|| hex::encode(&r.span_id)),
+                    trace_id: (r.trace_id.len() == 16).then(|| crate::attrs::hex_id(&r.trace_id)),
+                    span_id: (r.span_id.len() == 8).then(|| crate::attrs::hex_id(&r.span_id)),
                     attributes: Value::Object(attrs).to_string(),
                 });
             }

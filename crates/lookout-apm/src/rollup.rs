@@ -292,7 +292,29 @@ pub struct Link {
     pub error: bool,
 }
 
+/// First byte of a packed part: JSON, zstd-compressed.
+const PACKED: u8 = 1;
+
 impl Part {
+    /// The part as stored: its JSON compressed (about 6x smaller: a part repeats its field
+    /// names and services in every cell, and parts were most of the bytes ingest wrote).
+    pub fn pack(&self) -> Vec<u8> {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        let mut out = vec![PACKED];
+        out.extend(crate::block::compress(&json));
+        out
+    }
+
+    /// A part packed by [`Part::pack`]; `None` when the bytes are not one.
+    pub fn unpack(bytes: &[u8]) -> Option<Part> {
+        let (&PACKED, body) = bytes.split_first()? else {
+            return None;
+        };
+        // Parts hold at most a few thousand cells; 64 MiB bounds a corrupt row.
+        let json = zstd::bulk::decompress(body, 64 << 20).ok()?;
+        serde_json::from_slice(&json).ok()
+    }
+
     /// The rollup contribution of `spans` (internal spans contribute nothing).
     pub fn of(spans: &[crate::span::Span]) -> Part {
         use crate::span::Category;
@@ -387,7 +409,7 @@ impl Part {
                         sum: a.sum,
                         min: a.min,
                         max: a.max,
-                        sketch: hex::encode(a.sketch.encode()),
+                        sketch: crate::attrs::hex_id(&a.sketch.encode()),
                     },
                 )
                 .collect(),

@@ -172,7 +172,7 @@ pub fn from_request(req: &ExportTraceServiceRequest) -> Spans {
                     continue;
                 }
                 let a = &s.attributes;
-                let parent = (s.parent_span_id.len() == 8).then(|| hex::encode(&s.parent_span_id));
+                let parent = (s.parent_span_id.len() == 8).then(|| crate::attrs::hex_id(&s.parent_span_id));
                 let kind_ = i64::from(s.kind);
                 let http_status = int(a, &["http.response.status_code", "http.status_code"]);
                 let method = string(a, &["http.request.method", "http.method"]);
@@ -250,8 +250,8 @@ pub fn from_request(req: &ExportTraceServiceRequest) -> Spans {
                     detail.insert("scope".into(), json!(scope.name));
                 }
                 out.spans.push(Span {
-                    trace_id: hex::encode(&s.trace_id),
-                    span_id: hex::encode(&s.span_id),
+                    trace_id: crate::attrs::hex_id(&s.trace_id),
+                    span_id: crate::attrs::hex_id(&s.span_id),
                     parent_span_id: parent,
                     service: service.clone(),
                     instance: instance.clone(),

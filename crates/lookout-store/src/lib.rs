@@ -171,6 +171,9 @@ impl Store {
             gate: std::sync::Arc::default(),
         };
         migrate::apply(&store).await?;
+        if backend == Backend::Sqlite {
+            tokio::spawn(checkpoint_wal(store.pool.clone()));
+        }
         Ok(store)
     }
 
@@ -230,6 +233,38 @@ impl Store {
     }
 }
 
+/// Checkpoints the SQLite WAL into the database file in the background, until the pool closes.
+///
+/// Connections run with `wal_autocheckpoint=0`: otherwise the commit that crosses SQLite's
+/// threshold copies the WAL into the database and fsyncs it before it returns, and under ingest
+/// that stalled the group commit for over a second at a time (measured). A passive checkpoint
+/// here never waits for the writer. Should it fall behind (a reader holding an old snapshot
+/// keeps frames in use), a blocking checkpoint bounds the WAL.
+async fn checkpoint_wal(pool: AnyPool) {
+    /// WAL frames (pages) beyond which the checkpoint waits for writers: about 400 MB.
+    const MAX_FRAMES: i64 = 100_000;
+    while !pool.is_closed() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let frames: std::result::Result<(i64, i64, i64), sqlx::Error> =
+            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&pool)
+                .await;
+        match frames {
+            Ok((_, log, _)) if log > MAX_FRAMES => {
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::warn!(error = %e, "WAL checkpoint failed.");
+                }
+            }
+            Ok(_) => {}
+            Err(_) if pool.is_closed() => break,
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed."),
+        }
+    }
+}
+
 /// SQLite settings applied to every connection, each for a reason:
 /// - `journal_mode=WAL`: readers never block the writer, and a commit is one sequential append.
 /// - `synchronous=FULL`: a commit is fsynced before it returns, so an acknowledged write survives
@@ -237,9 +272,10 @@ impl Store {
 /// - `foreign_keys=ON`: SQLite leaves them off by default; the schema relies on cascades.
 /// - `busy_timeout=5000`: a second writer (CLI, migrations) waits instead of failing at once.
 /// - `temp_store=MEMORY`: sorts and temp indexes never touch the disk.
+/// - `wal_autocheckpoint=0`: [`checkpoint_wal`] checkpoints instead, off the commit path.
 /// - `cache_size=-16000` (16 MB instead of SQLite's 2 MB): span ingest inserts into indexes on
 ///   random trace ids; with the default cache nearly every insert re-read index pages (measured:
 ///   most of the writer thread's time in `pread`).
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
      PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000; PRAGMA temp_store=MEMORY; \
-     PRAGMA cache_size=-16000;";
+     PRAGMA cache_size=-16000; PRAGMA wal_autocheckpoint=0;";

@@ -46,3 +46,6 @@ CREATE TABLE apm_statement_calls (
     PRIMARY KEY (project_id, statement, bucket, service, txn)
 );
 CREATE INDEX apm_statement_calls_time ON apm_statement_calls (bucket);
+-- Rollup parts are stored compressed (lookout_apm::rollup::Part::pack); `payload` stays for
+-- parts written before, and is empty in new ones.
+ALTER TABLE apm_parts ADD COLUMN packed BYTEA;

@@ -114,11 +114,8 @@ pub fn span_writes(
     if !part.cells.is_empty() || !part.links.is_empty() {
         out.push(Write::Insert {
             table: "apm_parts",
-            columns: &["project_id", "payload"],
-            values: vec![
-                project_id.into(),
-                serde_json::to_string(&part).unwrap_or_default().into(),
-            ],
+            columns: &["project_id", "payload", "packed"],
+            values: vec![project_id.into(), "".into(), part.pack().into()],
         });
     }
     out

@@ -89,7 +89,7 @@ impl RollupProcessor {
             return Ok(0);
         };
         let rows = sqlx::query(
-            "SELECT seq, project_id, payload FROM apm_parts WHERE seq > $1 ORDER BY seq LIMIT $2",
+            "SELECT seq, project_id, payload, packed FROM apm_parts WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
         .bind(position)
         .bind(self.batch)
@@ -109,13 +109,15 @@ impl RollupProcessor {
         let mut spans = 0usize;
         for r in &rows {
             let project: i64 = r.try_get(1)?;
-            let payload: &str = r.try_get(2)?;
-            let part: Part = match serde_json::from_str(payload) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(error = %e, "Skipped a rollup part that does not parse.");
-                    continue;
-                }
+            // Parts written before 0011 are JSON text; newer ones are packed.
+            let packed: Option<Vec<u8>> = r.try_get(3)?;
+            let part = match packed {
+                Some(bytes) => Part::unpack(&bytes),
+                None => serde_json::from_str(r.try_get::<&str, _>(2)?).ok(),
+            };
+            let Some(part) = part else {
+                tracing::warn!("Skipped a rollup part that does not parse.");
+                continue;
             };
             for c in &part.cells {
                 let Some(agg) = c.agg() else { continue };
