@@ -172,7 +172,8 @@ pub fn from_request(req: &ExportTraceServiceRequest) -> Spans {
                     continue;
                 }
                 let a = &s.attributes;
-                let parent = (s.parent_span_id.len() == 8).then(|| crate::attrs::hex_id(&s.parent_span_id));
+                let parent =
+                    (s.parent_span_id.len() == 8).then(|| crate::attrs::hex_id(&s.parent_span_id));
                 let kind_ = i64::from(s.kind);
                 let http_status = int(a, &["http.response.status_code", "http.status_code"]);
                 let method = string(a, &["http.request.method", "http.method"]);

@@ -175,6 +175,11 @@ pub async fn serve(
             // A span waits at most about this long before it shows in RED figures.
             .run(Duration::from_millis(1_000), wait_for(stop_rx.clone())),
     );
+    let trace_index = tokio::spawn(lookout_store::apm::trace_index::run(
+        store.clone(),
+        Duration::from_secs(2),
+        wait_for(stop_rx.clone()),
+    ));
     let sentry_spans = tokio::spawn(
         lookout_store::apm::sentry::TransactionProcessor::new(store.clone(), &cfg.replica_id)
             .run(Duration::from_millis(200), wait_for(stop_rx.clone())),
@@ -243,6 +248,7 @@ pub async fn serve(
     let _ = scheduler.await;
     let _ = processor.await;
     let _ = apm_rollups.await;
+    let _ = trace_index.await;
     let _ = sentry_spans.await;
     let _ = uptime.await;
     let _ = checkins.await;

@@ -1,12 +1,12 @@
 //! Raw spans in blocks on SQLite and PostgreSQL: a trace spread over several exports comes back
-//! whole and once; searches (newest first, slowest first, by error, attribute and service) give
+//! whole and once, before and after its keys move into the trace index; searches (newest first, slowest first, by error, attribute and service) give
 //! the answers computed here from the spans sent; instances and the transactions behind a
 //! statement add up; retention removes blocks and their trace index.
 
 use lookout_apm::span::{kind, Category, Span};
 use lookout_store::apm::query::{self, SpanSearch};
 use lookout_store::apm::rollup::RollupProcessor;
-use lookout_store::apm::span_writes;
+use lookout_store::apm::{span_writes, trace_index};
 use lookout_store::writer::WriterConfig;
 use lookout_store::{tenancy, Backend, Writer};
 
@@ -138,6 +138,20 @@ async fn blocks_answer_traces_searches_instances_and_callers(f: Fixture) {
             .await
             .unwrap()
             .is_empty()
+    );
+    // The same answer once the pending trace keys (2 instances x 4 exports, and the 2 of
+    // the downstream service) have moved into the index.
+    assert_eq!(
+        trace_index::index_pending(&f.store).await.unwrap(),
+        2 * 4 + 2
+    );
+    assert_eq!(trace_index::index_pending(&f.store).await.unwrap(), 0);
+    let indexed = query::trace(&f.store, &projects, &sent[10].trace_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        indexed.iter().map(|s| &s.span_id).collect::<Vec<_>>(),
+        trace5.iter().map(|s| &s.span_id).collect::<Vec<_>>()
     );
 
     let window = (base - 60_000, base + 3_600_000);

@@ -33,6 +33,14 @@ CREATE TABLE apm_trace_index (
     block INTEGER NOT NULL,
     PRIMARY KEY (day, trace_key, block)
 ) WITHOUT ROWID;
+-- The trace keys of blocks not yet in apm_trace_index (8 bytes each, little-endian), written with
+-- each block and moved into the index in large sorted batches: trace keys are random, and
+-- inserting each export's keys straight into the index dirtied a page per key per commit.
+CREATE TABLE apm_trace_pending (
+    block INTEGER PRIMARY KEY,
+    day INTEGER NOT NULL,
+    traces BLOB NOT NULL
+);
 -- Database statements by the transaction that issued them, per hour (the Databases page's
 -- "called from"), folded from each export's rollup part.
 CREATE TABLE apm_statement_calls (

@@ -9,6 +9,7 @@ mod raw;
 pub mod rollup;
 pub mod sentry;
 mod spans;
+pub mod trace_index;
 
 use lookout_apm::log::LogRecord;
 use lookout_apm::rollup::Part;
@@ -61,7 +62,7 @@ pub fn block_day(id: i64) -> i64 {
 }
 
 /// The writes that store `spans` and the `resources` they refer to for `project_id`: the spans
-/// in blocks ([`lookout_apm::block`]) with their trace-index rows, and one [`Part`] row with
+/// in blocks ([`lookout_apm::block`]) with their pending trace keys ([`trace_index`]), and one [`Part`] row with
 /// their rollup contribution for the rollup consumer.
 pub fn span_writes(
     project_id: i64,
@@ -105,11 +106,7 @@ pub fn span_writes(
                 b.payload.into(),
             ],
         });
-        out.extend(b.trace_keys.into_iter().map(|k| Write::Insert {
-            table: "apm_trace_index",
-            columns: &["day", "trace_key", "block"],
-            values: vec![day.into(), k.into(), id.into()],
-        }));
+        out.push(trace_index::pending_write(id, day, &b.trace_keys));
     }
     if !part.cells.is_empty() || !part.links.is_empty() {
         out.push(Write::Insert {

@@ -11,7 +11,7 @@ use lookout_core::time::now_ms;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::block_day;
+use super::{block_day, trace_index};
 use crate::{Backend, Result, Store};
 
 /// One stored span.
@@ -110,21 +110,26 @@ fn block_spans(r: &sqlx::any::AnyRow, at: usize) -> Result<Vec<Span>> {
 pub async fn trace(store: &Store, projects: &[i64], trace_id: &str) -> Result<Vec<SpanRow>> {
     let trace_id = trace_id.to_ascii_lowercase();
     let today = block_day(super::block_id(now_ms()));
-    let days: Vec<String> = (0..INDEX_DAYS).map(|i| format!("${}", i + 2)).collect();
-    let sql = format!(
-        "SELECT b.project_id, b.service, b.instance, b.resource, b.payload
-         FROM apm_trace_index t JOIN apm_span_blocks b ON b.id = t.block
-         WHERE t.trace_key = $1 AND t.day IN ({}) ORDER BY b.id",
-        days.join(", ")
-    );
-    let mut q = sqlx::query(&sql).bind(trace_key(&trace_id));
-    for i in 0..INDEX_DAYS {
-        q = q.bind(today + 1 - i);
+    let days: Vec<i64> = (0..INDEX_DAYS).map(|i| today + 1 - i).collect();
+    let blocks = trace_index::blocks_of(store, trace_key(&trace_id), &days).await?;
+    let mut rows = Vec::with_capacity(blocks.len());
+    for chunk in blocks.chunks(100) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT project_id, service, instance, resource, payload FROM apm_span_blocks
+             WHERE id IN ({}) ORDER BY id",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for b in chunk {
+            q = q.bind(*b);
+        }
+        rows.extend(q.fetch_all(store.pool()).await?);
     }
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     let mut resources: BTreeMap<(i64, String), serde_json::Value> = BTreeMap::new();
-    for r in q.fetch_all(store.pool()).await? {
+    for r in rows {
         let project: i64 = r.try_get(0)?;
         if !projects.contains(&project) {
             continue;

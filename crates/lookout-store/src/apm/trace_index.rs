@@ -1,0 +1,135 @@
+//! The trace index: which span blocks hold a trace.
+//!
+//! Trace keys are random, so inserting each export's keys into a B-tree as it is stored dirtied
+//! one page per key per commit — under ingest most of the bytes written to the WAL (measured:
+//! ~70 MB/s for ~50,000 spans/s). Instead each block's keys go into `apm_trace_pending` with
+//! the block (one appended row), and [`index_pending`] moves them into `apm_trace_index` every
+//! couple of seconds in one sorted batch, which touches each index page once. A lookup reads
+//! the index and the few pending rows, so a trace is found the moment its export is
+//! acknowledged.
+
+use std::time::Duration;
+
+use sqlx::Row;
+
+use crate::{writer, Result, Store, Value, Write};
+
+/// The pending-keys row for block `id`, stored on `day`, holding `keys`.
+pub(crate) fn pending_write(id: i64, day: i64, keys: &[i64]) -> Write {
+    let mut packed = Vec::with_capacity(keys.len() * 8);
+    for k in keys {
+        packed.extend_from_slice(&k.to_le_bytes());
+    }
+    Write::Insert {
+        table: "apm_trace_pending",
+        columns: &["block", "day", "traces"],
+        values: vec![id.into(), day.into(), packed.into()],
+    }
+}
+
+fn unpack(bytes: &[u8]) -> impl Iterator<Item = i64> + '_ {
+    bytes
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap_or_default()))
+}
+
+/// Pending blocks moved per transaction.
+const BATCH: i64 = 5_000;
+
+/// Moves pending trace keys into the index; returns how many blocks were indexed. Replicas may
+/// run this at once: an entry inserted twice is ignored, and each deletes only what it read.
+pub async fn index_pending(store: &Store) -> Result<usize> {
+    let _turn = store.write_gate().await;
+    let mut tx = store.begin_write().await?;
+    let rows =
+        sqlx::query("SELECT block, day, traces FROM apm_trace_pending ORDER BY block LIMIT $1")
+            .bind(BATCH)
+            .fetch_all(&mut *tx)
+            .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut entries: Vec<(i64, i64, i64)> = Vec::new();
+    let mut blocks: Vec<i64> = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let (block, day): (i64, i64) = (r.try_get(0)?, r.try_get(1)?);
+        let traces: Vec<u8> = r.try_get(2)?;
+        entries.extend(unpack(&traces).map(|k| (day, k, block)));
+        blocks.push(block);
+    }
+    // In key order, so the index's pages are each written once.
+    entries.sort_unstable();
+    entries.dedup();
+    let values: Vec<Vec<Value>> = entries
+        .into_iter()
+        .map(|(d, k, b)| vec![d.into(), k.into(), b.into()])
+        .collect();
+    writer::multi_row(
+        store.backend(),
+        &mut tx,
+        "INSERT INTO apm_trace_index (day, trace_key, block)",
+        "ON CONFLICT (day, trace_key, block) DO NOTHING",
+        values,
+    )
+    .await?;
+    for chunk in blocks.chunks(500) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "DELETE FROM apm_trace_pending WHERE block IN ({})",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for b in chunk {
+            q = q.bind(*b);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(blocks.len())
+}
+
+/// Blocks holding trace key `key`: from the index on `days`, and from the pending keys.
+pub(crate) async fn blocks_of(store: &Store, key: i64, days: &[i64]) -> Result<Vec<i64>> {
+    let marks: Vec<String> = (0..days.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "SELECT block FROM apm_trace_index WHERE trace_key = $1 AND day IN ({})",
+        marks.join(", ")
+    );
+    let mut q = sqlx::query_scalar(&sql).bind(key);
+    for d in days {
+        q = q.bind(*d);
+    }
+    let mut blocks: Vec<i64> = q.fetch_all(store.pool()).await?;
+    for r in sqlx::query("SELECT block, traces FROM apm_trace_pending")
+        .fetch_all(store.pool())
+        .await?
+    {
+        let traces: Vec<u8> = r.try_get(1)?;
+        if unpack(&traces).any(|k| k == key) {
+            blocks.push(r.try_get(0)?);
+        }
+    }
+    blocks.sort_unstable();
+    blocks.dedup();
+    Ok(blocks)
+}
+
+/// Indexes pending keys every `every` until `stop` resolves (at once again while a batch was
+/// full).
+pub async fn run(store: Store, every: Duration, stop: impl std::future::Future<Output = ()>) {
+    tokio::pin!(stop);
+    loop {
+        let wait = match index_pending(&store).await {
+            Ok(n) if n as i64 >= BATCH => Duration::ZERO,
+            Ok(_) => every,
+            Err(e) => {
+                tracing::warn!(error = %e, "Trace indexing failed; retrying.");
+                every
+            }
+        };
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
