@@ -143,9 +143,10 @@ impl Store {
         let pool = match backend {
             Backend::Sqlite => {
                 AnyPoolOptions::new()
-                    // WAL lets readers run beside the one writer; more connections than cores
-                    // only add lock contention on a file.
-                    .max_connections(4)
+                    // WAL lets readers run beside the one writer. Background workers (group commit,
+                    // stream consumers, WAL checkpoints, trace indexing) each hold one at times;
+                    // with 4, request handlers queued behind them for seconds under ingest.
+                    .max_connections(8)
                     .min_connections(1)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
@@ -172,7 +173,7 @@ impl Store {
         };
         migrate::apply(&store).await?;
         if backend == Backend::Sqlite {
-            tokio::spawn(checkpoint_wal(store.pool.clone()));
+            tokio::spawn(checkpoint_wal(store.pool.clone(), store.gate.clone()));
         }
         Ok(store)
     }
@@ -236,29 +237,36 @@ impl Store {
 /// Checkpoints the SQLite WAL into the database file in the background, until the pool closes.
 ///
 /// Connections run with `wal_autocheckpoint=0`: otherwise the commit that crosses SQLite's
-/// threshold copies the WAL into the database and fsyncs it before it returns, and under ingest
-/// that stalled the group commit for over a second at a time (measured). A passive checkpoint
-/// here never waits for the writer. Should it fall behind (a reader holding an old snapshot
-/// keeps frames in use), a blocking checkpoint bounds the WAL.
-async fn checkpoint_wal(pool: AnyPool) {
-    /// WAL frames (pages) beyond which the checkpoint waits for writers: about 400 MB.
-    const MAX_FRAMES: i64 = 100_000;
+/// threshold copies the WAL into the database and fsyncs it before it returns, which under
+/// ingest stalled the group commit for over a second at a time (measured). Here a passive
+/// checkpoint copies frames without waiting for anyone; but only a checkpoint that finds no
+/// reader on an old snapshot lets the next writer start the WAL over, and with readers always
+/// about, the WAL grew by hundreds of megabytes — and every page read searches the WAL's index
+/// first, so reads, and with them ingest, slowed as it grew (measured). So once the WAL passes
+/// a few thousand frames, a restarting checkpoint runs with the write gate held: it waits for
+/// the readers of the moment (short), copies the little the passive ones left, and the WAL
+/// starts over.
+async fn checkpoint_wal(pool: AnyPool, gate: std::sync::Arc<tokio::sync::Mutex<()>>) {
+    /// WAL frames (pages) beyond which the WAL is restarted: about 32 MB.
+    const RESTART_FRAMES: i64 = 8_192;
     while !pool.is_closed() {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
         let frames: std::result::Result<(i64, i64, i64), sqlx::Error> =
             sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
                 .fetch_one(&pool)
                 .await;
-        match frames {
-            Ok((_, log, _)) if log > MAX_FRAMES => {
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+        let result = match frames {
+            Ok((_, log, _)) if log >= RESTART_FRAMES => {
+                let _turn = gate.lock().await;
+                sqlx::query("PRAGMA wal_checkpoint(RESTART)")
                     .execute(&pool)
                     .await
-                {
-                    tracing::warn!(error = %e, "WAL checkpoint failed.");
-                }
+                    .map(|_| ())
             }
-            Ok(_) => {}
+            other => other.map(|_| ()),
+        };
+        match result {
+            Ok(()) => {}
             Err(_) if pool.is_closed() => break,
             Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed."),
         }

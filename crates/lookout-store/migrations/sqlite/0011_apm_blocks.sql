@@ -57,3 +57,6 @@ CREATE INDEX apm_statement_calls_time ON apm_statement_calls (bucket);
 -- Rollup parts are stored compressed (lookout_apm::rollup::Part::pack); `payload` stays for
 -- parts written before, and is empty in new ones.
 ALTER TABLE apm_parts ADD COLUMN packed BLOB;
+-- Unpaired ends of calls between services are kept by the rollup consumer in memory now
+-- (lookout_store::apm::links).
+DROP TABLE apm_links;

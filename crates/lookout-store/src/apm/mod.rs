@@ -3,6 +3,7 @@
 //! ([`metrics`]), and the reads every APM page and API shares ([`query`]).
 
 pub mod daily;
+mod links;
 pub mod metrics;
 pub mod query;
 mod raw;

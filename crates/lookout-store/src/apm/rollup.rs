@@ -11,6 +11,7 @@ use lookout_apm::sketch::Sketch;
 use lookout_core::time::now_ms;
 use sqlx::{Any, Row, Transaction};
 
+use super::links::RecentLinks;
 use crate::{cursor, writer, Backend, Result, Store, Value};
 
 /// The consumer's cursor name.
@@ -18,9 +19,6 @@ pub const CURSOR: &str = "apm.rollups";
 
 /// Default Apdex target of a newly seen service, ms (New Relic's and SigNoz's default).
 pub const DEFAULT_APDEX_T_MS: f64 = 500.0;
-
-/// Links older than this are no longer paired: the two spans of one call arrive seconds apart.
-const LINK_TTL_MS: i64 = 600_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
@@ -69,6 +67,7 @@ pub struct RollupProcessor {
     owner: String,
     batch: i64,
     cache: tokio::sync::Mutex<RowCache>,
+    links: tokio::sync::Mutex<RecentLinks>,
 }
 
 impl RollupProcessor {
@@ -79,6 +78,7 @@ impl RollupProcessor {
             owner: owner.to_string(),
             batch: 500,
             cache: tokio::sync::Mutex::default(),
+            links: tokio::sync::Mutex::default(),
         }
     }
 
@@ -158,9 +158,21 @@ impl RollupProcessor {
                 e.1 += c.sum_ms;
             }
         }
+        for c in self.links.lock().await.pair(&links, now_ms()) {
+            add_edge(
+                &mut edges,
+                c.project,
+                c.start_ms,
+                &c.caller,
+                &c.callee,
+                "service",
+                1,
+                i64::from(c.error),
+                c.duration_ms,
+            );
+        }
         let _turn = self.store.write_gate().await;
         let mut tx = self.store.begin_write().await?;
-        pair_links(self.store.backend(), &mut tx, &links, &mut edges).await?;
         let n_cells = cells.len();
         let mut cache = self.cache.lock().await;
         if cache.position != position || cache.rows.len() > CACHE_ROWS {
@@ -287,122 +299,6 @@ fn add_edge(
         e.errors += errors;
         e.sum_ms += sum_ms;
     }
-}
-
-/// Pairs the two ends of calls between services. A call is a client span and the request span
-/// it caused in another service; they arrive in either order, in one batch or two. Whichever is
-/// folded second finds the first — earlier in this batch, or in `apm_links` from an earlier
-/// batch — and counts the edge, so each call counts once. This batch's links are then kept for
-/// later ones.
-async fn pair_links(
-    backend: Backend,
-    tx: &mut Transaction<'static, Any>,
-    links: &[(i64, Link)],
-    edges: &mut HashMap<EdgeKey, EdgeAgg>,
-) -> Result<()> {
-    if links.is_empty() {
-        return Ok(());
-    }
-    // Earlier links of the traces concerned, read in a few statements by the trace index.
-    let mut traces: Vec<&str> = links.iter().map(|(_, l)| l.trace_id.as_str()).collect();
-    traces.sort_unstable();
-    traces.dedup();
-    let mut earlier: Vec<(i64, Link)> = Vec::new();
-    for chunk in traces.chunks(400) {
-        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
-        let sql = format!(
-            "SELECT project_id, trace_id, span_id, parent_span_id, service, client FROM apm_links WHERE trace_id IN ({})",
-            marks.join(", ")
-        );
-        let mut q = sqlx::query(&sql);
-        for t in chunk {
-            q = q.bind(*t);
-        }
-        for r in q.fetch_all(&mut **tx).await? {
-            earlier.push((
-                r.try_get(0)?,
-                Link {
-                    trace_id: r.try_get(1)?,
-                    span_id: r.try_get(2)?,
-                    parent: r.try_get(3)?,
-                    service: r.try_get(4)?,
-                    client: r.try_get::<i64, _>(5)? != 0,
-                    start_ms: 0,
-                    duration_ms: 0.0,
-                    error: false,
-                },
-            ));
-        }
-    }
-    // Each link meets only the links of its own trace seen before it (earlier batches, then this
-    // batch in order): a map by trace keeps this linear in the batch.
-    let mut seen: HashMap<(i64, &str), Vec<&Link>> = HashMap::new();
-    for (p, l) in &earlier {
-        seen.entry((*p, l.trace_id.as_str())).or_default().push(l);
-    }
-    for (project, l) in links {
-        let before = seen.entry((*project, l.trace_id.as_str())).or_default();
-        for other in before.iter() {
-            if other.service == l.service {
-                continue;
-            }
-            // The later span counts the call; the client's figures stand for it when it is the
-            // later one, the request's otherwise.
-            let (caller, callee) =
-                if l.client && !other.client && other.parent.as_deref() == Some(l.span_id.as_str())
-                {
-                    (&l.service, &other.service)
-                } else if !l.client
-                    && other.client
-                    && l.parent.as_deref() == Some(other.span_id.as_str())
-                {
-                    (&other.service, &l.service)
-                } else {
-                    continue;
-                };
-            add_edge(
-                edges,
-                *project,
-                l.start_ms,
-                caller,
-                callee,
-                "service",
-                1,
-                i64::from(l.error),
-                l.duration_ms,
-            );
-        }
-        before.push(l);
-    }
-    let now = now_ms();
-    // Expired links go with each fold: a range delete on the at_ms index.
-    sqlx::query("DELETE FROM apm_links WHERE at_ms < $1")
-        .bind(now - LINK_TTL_MS)
-        .execute(&mut **tx)
-        .await?;
-    let rows: Vec<Vec<Value>> = links
-        .iter()
-        .map(|(project, l)| {
-            vec![
-                (*project).into(),
-                l.trace_id.clone().into(),
-                l.span_id.clone().into(),
-                l.parent.clone().into(),
-                l.service.clone().into(),
-                i64::from(l.client).into(),
-                now.into(),
-            ]
-        })
-        .collect();
-    writer::multi_row(
-        backend,
-        tx,
-        "INSERT INTO apm_links (project_id, trace_id, span_id, parent_span_id, service, client, at_ms)",
-        "",
-        rows,
-    )
-    .await?;
-    Ok(())
 }
 
 /// `agg` merged with its stored row (read — from `cached` when given — and merged, sketch
