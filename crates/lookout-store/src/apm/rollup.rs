@@ -42,6 +42,10 @@ struct EdgeKey {
     kind: String,
 }
 
+/// (project, hour, statement, service, transaction) of statement calls, folded into
+/// (calls, total ms).
+type StatementKey = (i64, i64, String, String, String);
+
 #[derive(Debug, Default)]
 struct EdgeAgg {
     count: i64,
@@ -103,9 +107,7 @@ impl RollupProcessor {
         let mut edges: HashMap<EdgeKey, EdgeAgg> = HashMap::new();
         let mut services: HashMap<(i64, String), i64> = HashMap::new();
         let mut links: Vec<(i64, Link)> = Vec::new();
-        // (project, hour, statement, service, transaction) → (calls, total ms).
-        let mut statements: HashMap<(i64, i64, String, String, String), (i64, f64)> =
-            HashMap::new();
+        let mut statements: HashMap<StatementKey, (i64, f64)> = HashMap::new();
         let mut spans = 0usize;
         for r in &rows {
             let project: i64 = r.try_get(1)?;

@@ -203,8 +203,16 @@ async fn targets_are_checked_trended_and_page_on_new_problems() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let slow = get(&s, &format!("/api/v1/db-targets/{id}/slow-queries")).await;
-    let q = load_statement(&slow);
+    // Callers are counted as spans are rolled up, within a second or two.
+    let mut q = Value::Null;
+    for _ in 0..100 {
+        let slow = get(&s, &format!("/api/v1/db-targets/{id}/slow-queries")).await;
+        q = load_statement(&slow).clone();
+        if q["callers"] != json!([]) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert_eq!(q["callers"][0]["service"], "crm", "{q}");
     assert_eq!(q["callers"][0]["transaction"], "GET /customers/:id", "{q}");
     assert_eq!(q["callers"][0]["calls"], 1, "{q}");
