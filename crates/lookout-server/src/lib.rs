@@ -12,6 +12,7 @@ pub mod dbhealth;
 pub mod error;
 pub mod extract;
 pub mod ingest;
+pub mod nrql;
 pub mod observe;
 pub mod otlp;
 pub mod runtime;

@@ -14,6 +14,7 @@ pub mod load;
 pub mod monitors;
 pub mod oncall;
 mod projects;
+pub mod query;
 mod series;
 pub mod status_pages;
 mod tokens;
@@ -179,6 +180,7 @@ pub fn router() -> Router<AppState> {
             oncall::delete_escalation_policy
         ))
         .routes(routes!(oncall::set_user_name))
+        .routes(routes!(query::query))
         .routes(routes!(apm::services))
         .routes(routes!(apm::service, apm::update_service))
         .routes(routes!(apm::transactions))

@@ -85,6 +85,8 @@ pub struct Cell<'a> {
     pub operation: &'a str,
     /// HTTP status class.
     pub status_class: &'a str,
+    /// Whether the row's spans failed.
+    pub error: bool,
 }
 
 /// Merges the rollup rows matching `f` in `[since, until)` into one [`Red`] per group that
@@ -158,7 +160,9 @@ pub async fn fold_ranges<K: Ord>(
                 let category: &str = r.try_get(2)?;
                 let operation: &str = r.try_get(3)?;
                 let status_class: &str = r.try_get(4)?;
+                let error = r.try_get::<i64, _>(5)? != 0;
                 let cell = Cell {
+                    error,
                     bucket: r.try_get(0)?,
                     service,
                     category,
@@ -169,7 +173,7 @@ pub async fn fold_ranges<K: Ord>(
                 let sketch: &[u8] = r.try_get(11)?;
                 let red = out.entry(k).or_default();
                 if let Err(e) = red.add_row(
-                    r.try_get::<i64, _>(5)? != 0,
+                    error,
                     r.try_get(6)?,
                     r.try_get(7)?,
                     r.try_get(8)?,

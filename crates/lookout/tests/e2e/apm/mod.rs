@@ -219,7 +219,11 @@ async fn acknowledged_spans_survive_kill_9(backend: Backend) {
     assert_eq!(items[0]["count"], sent);
 }
 
+mod query;
+use query::nrql_answers_from_the_rollups;
+
 both!(
     otlp_protobuf_ingest_rolls_up_and_refuses_what_it_must,
-    acknowledged_spans_survive_kill_9
+    acknowledged_spans_survive_kill_9,
+    nrql_answers_from_the_rollups
 );

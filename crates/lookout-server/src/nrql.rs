@@ -1,0 +1,699 @@
+//! Running NRQL queries ([`lookout_nrql`]) over the APM rollups: `FROM Transaction` with the
+//! aggregates the rollups hold exactly (counts, sums, extremes, percentiles from the sketches,
+//! Apdex, rates, `filter` and `percentage`), `WHERE` and `FACET` on service, transaction name
+//! and error, and `TIMESERIES`. Because the service pages read the same rows, a dashboard and a
+//! service page agree to the digit. Shapes the rollups cannot answer (raw attributes, other
+//! event types) are refused with a message saying so.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use lookout_apm::rollup::Red;
+use lookout_nrql::ast::{Arg, BinOp, Expr, Facet, Limit, Query};
+use lookout_nrql::time::{window, Window};
+use lookout_store::apm::query::{self, Cell, Filter};
+use lookout_store::Store;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// A result column.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Column {
+    /// Name: the alias, or the expression as written canonically.
+    pub name: String,
+    /// `string`, `number`, `boolean` or `timestamp` (epoch ms).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+/// A query's answer.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct QueryResult {
+    /// Facet columns, then `begin_time` for a time series, then the `SELECT` items.
+    pub columns: Vec<Column>,
+    /// One row per facet value (and bucket).
+    pub rows: Vec<Vec<Value>>,
+    /// What the caller should know (unknown attributes, for instance).
+    pub warnings: Vec<String>,
+}
+
+/// Why a query could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The text does not parse (message with line, column and caret).
+    #[error("{0}")]
+    Parse(String),
+    /// The query is valid NRQL that Lookout does not answer (yet), or its times are impossible.
+    #[error("{0}")]
+    Invalid(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] lookout_store::StoreError),
+}
+
+/// Default and largest number of facet values.
+const DEFAULT_FACETS: usize = 10;
+const MAX_FACETS_ROWS: usize = 5_000;
+
+/// A rollup dimension an attribute names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dim {
+    Service,
+    Name,
+    Error,
+}
+
+/// The dimension of attribute `a` on `Transaction` (OpenTelemetry names and New Relic's).
+fn dim(a: &str) -> Option<Dim> {
+    match a {
+        "appName" | "service.name" | "service" | "entity.name" => Some(Dim::Service),
+        "name" | "transactionName" | "http.route" => Some(Dim::Name),
+        "error" => Some(Dim::Error),
+        _ => None,
+    }
+}
+
+/// A facet or literal value.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Val {
+    Str(String),
+    Bool(bool),
+}
+
+impl Val {
+    fn json(&self) -> Value {
+        match self {
+            Val::Str(s) => json!(s),
+            Val::Bool(b) => json!(b),
+        }
+    }
+}
+
+fn cell_value(c: &Cell<'_>, d: Dim) -> Val {
+    match d {
+        Dim::Service => Val::Str(c.service.to_string()),
+        Dim::Name => Val::Str(c.operation.to_string()),
+        Dim::Error => Val::Bool(c.error),
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> QueryError {
+    QueryError::Invalid(msg.into())
+}
+
+/// Checks a `WHERE` condition against what rollup rows hold; notes unknown attributes.
+fn check_condition(e: &Expr, unknown: &mut BTreeSet<String>) -> Result<(), QueryError> {
+    let attr = |e: &Expr, unknown: &mut BTreeSet<String>| -> Result<(), QueryError> {
+        match e {
+            Expr::Attr(a) if a == "duration" => Err(invalid(
+                "conditions on duration need raw spans, which queries do not read yet; use filter() with thresholds in apdex() or percentile() instead",
+            )),
+            Expr::Attr(a) => {
+                if dim(a).is_none() {
+                    unknown.insert(a.clone());
+                }
+                Ok(())
+            }
+            other => Err(invalid(format!(
+                "this condition compares `{other}`; conditions compare an attribute (appName, name, error) with values"
+            ))),
+        }
+    };
+    let literal = |e: &Expr| match e {
+        Expr::Str(_) | Expr::Bool(_) => Ok(()),
+        other => Err(invalid(format!(
+            "`{other}`: conditions on Transaction compare with a string or true/false"
+        ))),
+    };
+    match e {
+        Expr::Binary {
+            op: BinOp::And | BinOp::Or,
+            left,
+            right,
+        } => {
+            check_condition(left, unknown)?;
+            check_condition(right, unknown)
+        }
+        Expr::Not(x) => check_condition(x, unknown),
+        Expr::Binary {
+            op: BinOp::Eq | BinOp::Ne,
+            left,
+            right,
+        } => {
+            attr(left, unknown)?;
+            literal(right)
+        }
+        Expr::In { expr, list, .. } => {
+            attr(expr, unknown)?;
+            list.iter().try_for_each(literal)
+        }
+        Expr::Like { expr, regex, .. } => {
+            if *regex {
+                return Err(invalid("RLIKE is not supported yet; use LIKE"));
+            }
+            attr(expr, unknown)
+        }
+        Expr::IsNull { expr, .. } | Expr::IsBool { expr, .. } => attr(expr, unknown),
+        other => Err(invalid(format!("`{other}` is not a condition"))),
+    }
+}
+
+fn literal_val(e: &Expr) -> Option<Val> {
+    match e {
+        Expr::Str(s) => Some(Val::Str(s.clone())),
+        Expr::Bool(b) => Some(Val::Bool(*b)),
+        _ => None,
+    }
+}
+
+/// SQL `LIKE`: `%` any run, `_` one character, the rest literal. Dynamic programming over
+/// (text, pattern) prefixes, so a pattern full of `%` stays linear in each.
+fn like(text: &str, pattern: &str) -> bool {
+    let t: Vec<char> = text.chars().collect();
+    // matched[i]: the pattern so far matches the first i characters of the text.
+    let mut matched = vec![false; t.len() + 1];
+    matched[0] = true;
+    for pc in pattern.chars() {
+        let mut next = vec![false; t.len() + 1];
+        match pc {
+            '%' => {
+                let mut any = false;
+                for i in 0..=t.len() {
+                    any |= matched[i];
+                    next[i] = any;
+                }
+            }
+            _ => {
+                for i in 1..=t.len() {
+                    next[i] = matched[i - 1] && (pc == '_' || t[i - 1] == pc);
+                }
+            }
+        }
+        matched = next;
+    }
+    matched[t.len()]
+}
+
+/// Whether a rollup row satisfies a checked condition. Unknown attributes are null: every
+/// comparison with them is false, as in New Relic.
+fn holds(e: &Expr, c: &Cell<'_>) -> bool {
+    let value = |e: &Expr| match e {
+        Expr::Attr(a) => dim(a).map(|d| cell_value(c, d)),
+        _ => None,
+    };
+    match e {
+        Expr::Binary {
+            op: BinOp::And,
+            left,
+            right,
+        } => holds(left, c) && holds(right, c),
+        Expr::Binary {
+            op: BinOp::Or,
+            left,
+            right,
+        } => holds(left, c) || holds(right, c),
+        Expr::Not(x) => !holds(x, c),
+        Expr::Binary { op, left, right } => match (value(left), literal_val(right)) {
+            (Some(v), Some(l)) => (v == l) == (*op == BinOp::Eq),
+            _ => false,
+        },
+        Expr::In {
+            expr,
+            list,
+            negated,
+        } => value(expr)
+            .is_some_and(|v| list.iter().any(|l| literal_val(l) == Some(v.clone())) != *negated),
+        Expr::Like {
+            expr,
+            pattern,
+            negated,
+            ..
+        } => matches!(value(expr), Some(Val::Str(s)) if like(&s, pattern) != *negated),
+        Expr::IsNull { expr, negated } => value(expr).is_none() != *negated,
+        Expr::IsBool {
+            expr,
+            value: want,
+            negated,
+        } => matches!(value(expr), Some(Val::Bool(b)) if (b == *want) != *negated),
+        _ => false,
+    }
+}
+
+/// Checks that `e` is arithmetic over aggregates the rollups answer, collecting the conditions
+/// of its `filter()` and `percentage()` calls (each needs its own fold).
+fn collect_aggs(
+    e: &Expr,
+    out: &mut Vec<Expr>,
+    unknown: &mut BTreeSet<String>,
+) -> Result<(), QueryError> {
+    match e {
+        Expr::Number(_) => Ok(()),
+        Expr::Neg(x) => collect_aggs(x, out, unknown),
+        Expr::Binary {
+            op: BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div,
+            left,
+            right,
+        } => {
+            collect_aggs(left, out, unknown)?;
+            collect_aggs(right, out, unknown)
+        }
+        Expr::Call { name, args } => {
+            let lname = name.to_ascii_lowercase();
+            match lname.as_str() {
+                "filter" | "percentage" => {
+                    let (Some(Arg::Expr(inner)), Some(Arg::Where(cond)), None) =
+                        (args.first(), args.get(1), args.get(2))
+                    else {
+                        return Err(invalid(format!("{name}(aggregate, WHERE condition)")));
+                    };
+                    check_condition(cond, unknown)?;
+                    check_aggregate(inner)?;
+                    if !out.contains(cond) {
+                        out.push(cond.clone());
+                    }
+                    Ok(())
+                }
+                "rate" => {
+                    let (Some(Arg::Expr(inner)), Some(Arg::Expr(Expr::Interval(_))), None) =
+                        (args.first(), args.get(1), args.get(2))
+                    else {
+                        return Err(invalid("rate(aggregate, 1 minute)"));
+                    };
+                    check_aggregate(inner)
+                }
+                _ => check_aggregate(e),
+            }
+        }
+        Expr::Attr(a) => Err(invalid(format!(
+            "`{a}` alone asks for raw rows, which queries do not read yet; aggregate it (count, average, percentile, …)"
+        ))),
+        Expr::Star => Err(invalid(
+            "SELECT * asks for raw rows, which queries do not read yet",
+        )),
+        other => Err(invalid(format!("`{other}` cannot be selected"))),
+    }
+}
+
+fn duration_arg(args: &[Arg]) -> bool {
+    matches!(args.first(), Some(Arg::Expr(Expr::Attr(a))) if a == "duration")
+}
+
+fn check_aggregate(e: &Expr) -> Result<(), QueryError> {
+    let Expr::Call { name, args } = e else {
+        return Err(invalid(format!("`{e}` is not an aggregate")));
+    };
+    let ok = match name.to_ascii_lowercase().as_str() {
+        "count" => matches!(args.as_slice(), [] | [Arg::Expr(Expr::Star)]) || duration_arg(args),
+        "average" | "sum" | "min" | "max" | "median" => duration_arg(args) && args.len() == 1,
+        "percentile" => {
+            duration_arg(args)
+                && args[1..]
+                    .iter()
+                    .all(|a| matches!(a, Arg::Expr(Expr::Number(p)) if (0.0..=100.0).contains(p)))
+        }
+        "apdex" => {
+            duration_arg(args)
+                && matches!(args.get(1), Some(Arg::Named(t, Expr::Number(x))) if t == "t" && *x > 0.0)
+        }
+        _ => {
+            return Err(invalid(format!(
+                "{name}() is not supported on Transaction yet (count, sum, average, min, max, percentile, median, apdex, rate, filter and percentage are)"
+            )))
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "`{e}`: on Transaction, aggregates read duration (in seconds), e.g. percentile(duration, 95) or apdex(duration, t: 0.5)"
+        )))
+    }
+}
+
+/// The value of aggregate `call` over `red`; `width_ms` is the span of time it covers (for
+/// `rate`). Durations are in seconds, as in New Relic.
+fn aggregate(call: &Expr, red: &Red, p: Option<f64>) -> Option<f64> {
+    let Expr::Call { name, args } = call else {
+        return None;
+    };
+    let n = red.all.count;
+    let s = |ms: f64| ms / 1000.0;
+    match name.to_ascii_lowercase().as_str() {
+        "count" => Some(n as f64),
+        "sum" => Some(s(red.all.sum)),
+        "average" => (n > 0).then(|| s(red.all.sum / n as f64)),
+        "min" => (n > 0).then(|| s(red.all.min)),
+        "max" => (n > 0).then(|| s(red.all.max)),
+        "median" => red.quantile(0.5).map(s),
+        "percentile" => {
+            let p = p.unwrap_or(95.0);
+            red.quantile(p / 100.0).map(s)
+        }
+        "apdex" => {
+            let Some(Arg::Named(_, Expr::Number(t))) = args.get(1) else {
+                return None;
+            };
+            // NRQL's apdex counts by duration alone (failed requests are not frustrated by
+            // rule, unlike the service pages' Apdex).
+            (n > 0).then(|| {
+                let sat = red.all.sketch.count_at_most(t * 1000.0) as f64;
+                let tol = red.all.sketch.count_at_most(4.0 * t * 1000.0) as f64 - sat;
+                (sat + tol / 2.0) / n as f64
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Evaluates a `SELECT` expression for one group. `reds` holds the group's figures without a
+/// filter (`None`) and for each `filter()` condition.
+fn evaluate(
+    e: &Expr,
+    reds: &BTreeMap<Option<String>, Red>,
+    width_ms: i64,
+    p: Option<f64>,
+) -> Option<f64> {
+    let empty = Red::default();
+    let red = |f: Option<&Expr>| reds.get(&f.map(|c| c.to_string())).unwrap_or(&empty);
+    match e {
+        Expr::Number(n) => Some(*n),
+        Expr::Neg(x) => evaluate(x, reds, width_ms, p).map(|v| -v),
+        Expr::Binary { op, left, right } => {
+            let (a, b) = (
+                evaluate(left, reds, width_ms, p)?,
+                evaluate(right, reds, width_ms, p)?,
+            );
+            match op {
+                BinOp::Add => Some(a + b),
+                BinOp::Sub => Some(a - b),
+                BinOp::Mul => Some(a * b),
+                BinOp::Div => (b != 0.0).then(|| a / b),
+                _ => None,
+            }
+        }
+        Expr::Call { name, args } => match name.to_ascii_lowercase().as_str() {
+            "filter" => match (args.first(), args.get(1)) {
+                (Some(Arg::Expr(inner)), Some(Arg::Where(cond))) => {
+                    aggregate(inner, red(Some(cond)), p).or(Some(0.0))
+                }
+                _ => None,
+            },
+            "percentage" => match (args.first(), args.get(1)) {
+                (Some(Arg::Expr(inner)), Some(Arg::Where(cond))) => {
+                    let part = aggregate(inner, red(Some(cond)), p).unwrap_or(0.0);
+                    let whole = aggregate(inner, red(None), p)?;
+                    (whole != 0.0).then(|| 100.0 * part / whole)
+                }
+                _ => None,
+            },
+            "rate" => match (args.first(), args.get(1)) {
+                (Some(Arg::Expr(inner)), Some(Arg::Expr(Expr::Interval(i)))) => {
+                    let v = aggregate(inner, red(None), p)?;
+                    Some(v * i.ms() as f64 / width_ms as f64)
+                }
+                _ => None,
+            },
+            _ => aggregate(e, red(None), p),
+        },
+        _ => None,
+    }
+}
+
+/// The columns a `SELECT` item becomes: one per percentile of a bare `percentile(…)`.
+fn item_columns(item: &lookout_nrql::ast::SelectItem) -> Vec<(String, Option<f64>)> {
+    if let Expr::Call { name, args } = &item.expr {
+        if name.eq_ignore_ascii_case("percentile") && args.len() > 2 {
+            return args[1..]
+                .iter()
+                .filter_map(|a| match a {
+                    Arg::Expr(Expr::Number(p)) => Some((
+                        item.alias.clone().map_or_else(
+                            || format!("percentile(duration, {p})"),
+                            |a| format!("{a} {p}"),
+                        ),
+                        Some(*p),
+                    )),
+                    _ => None,
+                })
+                .collect();
+        }
+        if name.eq_ignore_ascii_case("percentile") {
+            let p = match args.get(1) {
+                Some(Arg::Expr(Expr::Number(p))) => Some(*p),
+                _ => None,
+            };
+            return vec![(
+                item.alias.clone().unwrap_or_else(|| item.expr.to_string()),
+                p,
+            )];
+        }
+    }
+    vec![(
+        item.alias.clone().unwrap_or_else(|| item.expr.to_string()),
+        None,
+    )]
+}
+
+/// Runs `nrql` over the rollups of `projects` at `now_ms`.
+pub async fn run(
+    store: &Store,
+    projects: &[i64],
+    nrql: &str,
+    now_ms: i64,
+) -> Result<QueryResult, QueryError> {
+    let q: Query = lookout_nrql::parse(nrql).map_err(|e| QueryError::Parse(e.render(nrql)))?;
+    let w: Window = window(&q, now_ms).map_err(|e| invalid(e.0))?;
+    if q.from != ["Transaction"] {
+        return Err(invalid(format!(
+            "FROM {}: queries read Transaction (request spans, from the APM rollups) so far",
+            q.from.join(", ")
+        )));
+    }
+    if q.compare_with.is_some() {
+        return Err(invalid("COMPARE WITH is not supported yet"));
+    }
+    if q.order_by.is_some() || q.offset.is_some() {
+        return Err(invalid(
+            "ORDER BY and OFFSET apply to raw rows, which queries do not read yet",
+        ));
+    }
+    let mut unknown = BTreeSet::new();
+    if let Some(c) = &q.filter {
+        check_condition(c, &mut unknown)?;
+    }
+    let mut conditions = Vec::new();
+    for item in &q.select {
+        collect_aggs(&item.expr, &mut conditions, &mut unknown)?;
+    }
+    let facets: Vec<(String, Dim)> = match &q.facet {
+        None => Vec::new(),
+        Some(Facet::Cases { .. }) => return Err(invalid("FACET CASES is not supported yet")),
+        Some(Facet::Items(items)) => items
+            .iter()
+            .map(|i| match &i.expr {
+                Expr::Attr(a) => match dim(a) {
+                    Some(d) => Ok((i.alias.clone().unwrap_or_else(|| a.clone()), d)),
+                    None => {
+                        unknown.insert(a.clone());
+                        Ok((a.clone(), Dim::Service))
+                    }
+                },
+                other => Err(invalid(format!(
+                    "FACET `{other}`: facets are attributes (appName, name, error) so far"
+                ))),
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let warnings: Vec<String> = unknown
+        .iter()
+        .map(|a| format!("Unknown attribute `{a}` on Transaction: it is null on every row"))
+        .collect();
+    let facet_unknown = matches!(&q.facet, Some(Facet::Items(items))
+        if items.iter().any(|i| matches!(&i.expr, Expr::Attr(a) if dim(a).is_none())));
+
+    // One fold per distinct filter: groups are (facet values, bucket).
+    let filters: Vec<Option<Expr>> = std::iter::once(None)
+        .chain(conditions.into_iter().map(Some))
+        .collect();
+    let f = Filter {
+        projects,
+        category: Some("request"),
+        ..Filter::default()
+    };
+    type Group = (Vec<Val>, i64);
+    let mut groups: BTreeMap<Group, BTreeMap<Option<String>, Red>> = BTreeMap::new();
+    let ranges = match w.bucket {
+        None => query::plan(w.since, w.until),
+        Some(b) => {
+            let tier = if b % 86_400_000 == 0 {
+                2
+            } else if b % 3_600_000 == 0 {
+                1
+            } else if b % 60_000 == 0 {
+                0
+            } else {
+                return Err(invalid(
+                    "TIMESERIES buckets are whole minutes on the rollups",
+                ));
+            };
+            let from = w.since.div_euclid(b) * b;
+            vec![(tier, from, w.until)]
+        }
+    };
+    for extra in &filters {
+        let folded = query::fold_ranges(store, &f, &ranges, |c| {
+            if facet_unknown {
+                return None;
+            }
+            if let Some(cond) = &q.filter {
+                if !holds(cond, c) {
+                    return None;
+                }
+            }
+            if let Some(cond) = extra {
+                if !holds(cond, c) {
+                    return None;
+                }
+            }
+            let key: Vec<Val> = facets.iter().map(|(_, d)| cell_value(c, *d)).collect();
+            let bucket = w.bucket.map_or(0, |b| c.bucket.div_euclid(b) * b);
+            Some((key, bucket))
+        })
+        .await?;
+        let name = extra.as_ref().map(|c| c.to_string());
+        for (g, red) in folded {
+            groups.entry(g).or_default().insert(name.clone(), red);
+        }
+    }
+
+    // Columns.
+    let mut columns: Vec<Column> = facets
+        .iter()
+        .map(|(name, d)| Column {
+            name: name.clone(),
+            kind: if *d == Dim::Error {
+                "boolean"
+            } else {
+                "string"
+            },
+        })
+        .collect();
+    if w.bucket.is_some() {
+        columns.push(Column {
+            name: "begin_time".into(),
+            kind: "timestamp",
+        });
+    }
+    let selects: Vec<(&Expr, String, Option<f64>)> = q
+        .select
+        .iter()
+        .flat_map(|i| {
+            item_columns(i)
+                .into_iter()
+                .map(move |(n, p)| (&i.expr, n, p))
+        })
+        .collect();
+    for (_, name, _) in &selects {
+        columns.push(Column {
+            name: name.clone(),
+            kind: "number",
+        });
+    }
+
+    // Facet values: ranked by the first item for count/min/max, by request count otherwise.
+    let mut keys: BTreeMap<Vec<Val>, (f64, u64)> = BTreeMap::new();
+    let whole = w.until - w.since;
+    for ((k, _), reds) in &groups {
+        let e = keys.entry(k.clone()).or_default();
+        e.1 += reds.get(&None).map_or(0, |r| r.all.count);
+    }
+    if let Some((first, _, p)) = selects.first() {
+        let ranks_by_value = matches!(first, Expr::Call { name, .. }
+            if ["count", "min", "max"].contains(&name.to_ascii_lowercase().as_str()));
+        for (k, v) in keys.iter_mut() {
+            if ranks_by_value {
+                let mut merged: BTreeMap<Option<String>, Red> = BTreeMap::new();
+                for ((gk, _), reds) in &groups {
+                    if gk == k {
+                        for (f, r) in reds {
+                            let m = merged.entry(f.clone()).or_default();
+                            m.all.merge(&r.all);
+                            m.ok.merge(&r.ok);
+                        }
+                    }
+                }
+                v.0 = evaluate(first, &merged, whole, *p).unwrap_or(f64::MIN);
+            } else {
+                v.0 = v.1 as f64;
+            }
+        }
+    }
+    let mut ranked: Vec<(Vec<Val>, f64)> = keys.into_iter().map(|(k, (v, _))| (k, v)).collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let limit = match q.limit {
+        Some(Limit::Count(n)) => (n as usize).min(MAX_FACETS_ROWS),
+        Some(Limit::Max) => MAX_FACETS_ROWS,
+        None => DEFAULT_FACETS,
+    };
+    if !facets.is_empty() {
+        ranked.truncate(limit);
+    } else if ranked.is_empty() && !facet_unknown {
+        ranked.push((Vec::new(), 0.0));
+    }
+
+    // Rows.
+    let empty = BTreeMap::new();
+    let mut rows = Vec::new();
+    for (key, _) in &ranked {
+        let buckets: Vec<i64> = match w.bucket {
+            None => vec![0],
+            Some(b) => {
+                let mut t = w.since.div_euclid(b) * b;
+                let mut v = Vec::new();
+                while t < w.until {
+                    v.push(t);
+                    t += b;
+                }
+                v
+            }
+        };
+        for bucket in buckets {
+            let reds = groups.get(&(key.clone(), bucket)).unwrap_or(&empty);
+            let width = w.bucket.unwrap_or(whole);
+            let mut row: Vec<Value> = key.iter().map(Val::json).collect();
+            if w.bucket.is_some() {
+                row.push(json!(bucket));
+            }
+            // With nothing matched at all, New Relic's count is null, not 0 (SELECT never ran).
+            let nothing = facets.is_empty() && w.bucket.is_none() && groups.is_empty();
+            for (e, _, p) in &selects {
+                let v = if nothing {
+                    None
+                } else {
+                    evaluate(e, reds, width, *p)
+                };
+                row.push(v.map_or(Value::Null, |v| json!(v)));
+            }
+            rows.push(row);
+        }
+    }
+    Ok(QueryResult {
+        columns,
+        rows,
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like;
+
+    #[test]
+    fn like_matches_sql_patterns() {
+        assert!(like("GET /api/users", "GET %"));
+        assert!(like("GET /api/users", "%users"));
+        assert!(like("abc", "a_c"));
+        assert!(!like("abc", "a_"));
+        assert!(like("", "%"));
+        assert!(!like("GET /x", "POST %"));
+    }
+}
