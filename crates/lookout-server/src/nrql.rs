@@ -600,33 +600,32 @@ pub async fn run(
     }
 
     // Facet values: ranked by the first item for count/min/max, by request count otherwise.
-    let mut keys: BTreeMap<Vec<Val>, (f64, u64)> = BTreeMap::new();
+    // Each facet's figures over the whole window, merged across buckets in one pass.
     let whole = w.until - w.since;
+    let mut per_key: BTreeMap<&Vec<Val>, BTreeMap<Option<String>, Red>> = BTreeMap::new();
     for ((k, _), reds) in &groups {
-        let e = keys.entry(k.clone()).or_default();
-        e.1 += reds.get(&None).map_or(0, |r| r.all.count);
-    }
-    if let Some((first, _, p)) = selects.first() {
-        let ranks_by_value = matches!(first, Expr::Call { name, .. }
-            if ["count", "min", "max"].contains(&name.to_ascii_lowercase().as_str()));
-        for (k, v) in keys.iter_mut() {
-            if ranks_by_value {
-                let mut merged: BTreeMap<Option<String>, Red> = BTreeMap::new();
-                for ((gk, _), reds) in &groups {
-                    if gk == k {
-                        for (f, r) in reds {
-                            let m = merged.entry(f.clone()).or_default();
-                            m.all.merge(&r.all);
-                            m.ok.merge(&r.ok);
-                        }
-                    }
-                }
-                v.0 = evaluate(first, &merged, whole, *p).unwrap_or(f64::MIN);
-            } else {
-                v.0 = v.1 as f64;
-            }
+        let merged = per_key.entry(k).or_default();
+        for (f, r) in reds {
+            let m = merged.entry(f.clone()).or_default();
+            m.all.merge(&r.all);
+            m.ok.merge(&r.ok);
         }
     }
+    let ranks_by_value = matches!(selects.first(), Some((Expr::Call { name, .. }, _, _))
+        if ["count", "min", "max"].contains(&name.to_ascii_lowercase().as_str()));
+    let keys: BTreeMap<Vec<Val>, (f64, u64)> = per_key
+        .iter()
+        .map(|(k, reds)| {
+            let count = reds.get(&None).map_or(0, |r| r.all.count);
+            let rank = match selects.first() {
+                Some((first, _, p)) if ranks_by_value => {
+                    evaluate(first, reds, whole, *p).unwrap_or(f64::MIN)
+                }
+                _ => count as f64,
+            };
+            ((*k).clone(), (rank, count))
+        })
+        .collect();
     let mut ranked: Vec<(Vec<Val>, f64)> = keys.into_iter().map(|(k, (v, _))| (k, v)).collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let limit = match q.limit {
