@@ -270,6 +270,13 @@ pub async fn list_projects(store: &Store, cursor: &Cursor) -> Result<Page<Projec
     Page::try_from_rows(&rows, limit, project_from_row, |p| p.id.to_string())
 }
 
+/// The ids of every project.
+pub async fn project_ids(store: &Store) -> Result<Vec<i64>> {
+    Ok(sqlx::query_scalar("SELECT id FROM projects ORDER BY id")
+        .fetch_all(store.pool())
+        .await?)
+}
+
 /// One project by id.
 pub async fn get_project(store: &Store, id: i64) -> Result<Project> {
     let row = sqlx::query(&format!(

@@ -74,6 +74,21 @@ pub enum Command {
     /// PostgreSQL health: slow queries, index advice, operational checks, index verification.
     #[command(subcommand)]
     Db(Box<DbCommand>),
+    /// Run an NRQL query against the data directory or database (see docs/query.md). Exits 2
+    /// when the query does not parse or cannot run.
+    Query {
+        /// The query, e.g. "SELECT count(*) FROM Transaction FACET appName SINCE 1 day ago".
+        nrql: String,
+        /// Print `{"columns", "rows", "warnings"}` as the API returns it.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print CSV with a header row.
+        #[arg(long)]
+        csv: bool,
+        /// Only this project (id); default every project.
+        #[arg(long)]
+        project: Option<i64>,
+    },
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to standard output.
     Completions {
         /// The shell.

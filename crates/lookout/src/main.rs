@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod db;
 mod load;
+mod query;
 mod regress;
 
 use std::io::BufRead;
@@ -129,6 +130,46 @@ fn run(cli: Cli) -> Result<()> {
                 );
                 println!("{secret}");
                 store.close().await;
+            }
+            Command::Query {
+                nrql,
+                json,
+                csv,
+                project,
+            } => {
+                let store = Store::open(&storage.url).await?;
+                let projects = match project {
+                    Some(id) => vec![tenancy::get_project(&store, id).await?.id],
+                    None => tenancy::project_ids(&store).await?,
+                };
+                let result = lookout_server::nrql::run(
+                    &store,
+                    &projects,
+                    &nrql,
+                    lookout_core::time::now_ms(),
+                )
+                .await;
+                store.close().await;
+                match result {
+                    Ok(r) => {
+                        let text = if json {
+                            serde_json::to_string_pretty(&r)? + "\n"
+                        } else if csv {
+                            query::csv(&r)?
+                        } else {
+                            query::table(&r)
+                        };
+                        print!("{text}");
+                        for w in &r.warnings {
+                            eprintln!("warning: {w}");
+                        }
+                    }
+                    Err(lookout_server::nrql::QueryError::Store(e)) => return Err(e.into()),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        std::process::exit(2);
+                    }
+                }
             }
             Command::Completions { .. }
             | Command::Load(_)

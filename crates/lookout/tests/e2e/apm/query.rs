@@ -190,6 +190,56 @@ pub(super) async fn nrql_answers_from_the_rollups(backend: Backend) {
         "{v}"
     );
 
+    // The same queries from the command line, on the server's database.
+    let cli = |args: &[&str]| {
+        let mut c = std::process::Command::new(crate::bin());
+        match s.database_url() {
+            Some(url) => c.args(["--database-url", url]),
+            None => c.arg("--data-dir").arg(s.data_dir()),
+        };
+        c.arg("query").args(args).output().unwrap()
+    };
+    let out = cli(&["SELECT count(*), max(duration) FROM Transaction FACET appName"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["appName", "count(*)", "max(duration)"]
+    );
+    assert_eq!(
+        lines[2].split_whitespace().collect::<Vec<_>>(),
+        ["shop", "60", "0.4"],
+        "{table}"
+    );
+    assert_eq!(
+        lines[3].split_whitespace().collect::<Vec<_>>(),
+        ["api", "10", "1"],
+        "{table}"
+    );
+    let out = cli(&["--json", "SELECT count(*) FROM Transaction"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["rows"], json!([[70.0]]));
+    let out = cli(&[
+        "--csv",
+        "SELECT count(*) AS 'n' FROM Transaction FACET name LIMIT 1",
+    ]);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "name,n\nGET /a,40\n"
+    );
+    let out = cli(&["SELECT count(* FROM Transaction"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("line 1, column 16") && err.contains('^'),
+        "{err}"
+    );
+
     // A syntax error names the place; an unanswerable shape says why.
     let (status, v) = query(&s, "SELECT count(* FROM Transaction").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
