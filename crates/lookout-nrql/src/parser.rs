@@ -72,7 +72,8 @@ pub(crate) fn is_reserved(word: &str) -> bool {
     RESERVED.iter().any(|r| r.eq_ignore_ascii_case(word))
 }
 
-const WEEKDAYS: &[&str] = &[
+/// Weekday names, Monday first.
+pub(crate) const WEEKDAYS: &[&str] = &[
     "monday",
     "tuesday",
     "wednesday",
@@ -596,33 +597,28 @@ impl Parser {
     }
 
     fn additive(&mut self) -> Result<Expr, ParseError> {
-        let mut left = self.multiplicative()?;
-        loop {
-            let op = if self.eat_sym("+") {
-                BinOp::Add
-            } else if self.eat_sym("-") {
-                BinOp::Sub
-            } else {
-                return Ok(left);
-            };
-            let right = self.multiplicative()?;
-            left = bin(op, left, right);
-        }
+        self.left_assoc(
+            &[("+", BinOp::Add), ("-", BinOp::Sub)],
+            Self::multiplicative,
+        )
     }
 
     fn multiplicative(&mut self) -> Result<Expr, ParseError> {
-        let mut left = self.unary()?;
-        loop {
-            let op = if self.eat_sym("*") {
-                BinOp::Mul
-            } else if self.eat_sym("/") {
-                BinOp::Div
-            } else {
-                return Ok(left);
-            };
-            let right = self.unary()?;
+        self.left_assoc(&[("*", BinOp::Mul), ("/", BinOp::Div)], Self::unary)
+    }
+
+    /// `operand (op operand)*` for one precedence level, left-associative.
+    fn left_assoc(
+        &mut self,
+        ops: &[(&str, BinOp)],
+        operand: fn(&mut Self) -> Result<Expr, ParseError>,
+    ) -> Result<Expr, ParseError> {
+        let mut left = operand(self)?;
+        while let Some(&(_, op)) = ops.iter().find(|(sym, _)| self.eat_sym(sym)) {
+            let right = operand(self)?;
             left = bin(op, left, right);
         }
+        Ok(left)
     }
 
     fn unary(&mut self) -> Result<Expr, ParseError> {

@@ -162,18 +162,10 @@ pub fn resolve(t: &Time, now_ms: i64, tz: Tz) -> Result<i64, TimeError> {
 }
 
 fn weekday(name: &str) -> Option<u32> {
-    [
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-    ]
-    .iter()
-    .position(|d| *d == name)
-    .map(|i| i as u32)
+    crate::parser::WEEKDAYS
+        .iter()
+        .position(|d| *d == name)
+        .map(|i| i as u32)
 }
 
 /// The first day of the `unit` (day, week, month, quarter, year) holding `today`, or of the
