@@ -200,29 +200,15 @@ impl Parser {
             q.from = self.event_types()?;
         }
         loop {
-            let clause_at = self.at;
-            let twice = |p: &Parser, name: &str| {
-                let t = &p.toks[clause_at];
-                ParseError {
-                    line: t.line,
-                    column: t.column,
-                    message: format!("{name} is given twice"),
-                }
-            };
+            let at = self.at;
             if self.eat_kw("WHERE") {
-                if q.filter.is_some() {
-                    return Err(twice(self, "WHERE"));
-                }
+                self.once(&q.filter, "WHERE", at)?;
                 q.filter = Some(self.expr()?);
             } else if self.eat_kw("FACET") {
-                if q.facet.is_some() {
-                    return Err(twice(self, "FACET"));
-                }
+                self.once(&q.facet, "FACET", at)?;
                 q.facet = Some(self.facet()?);
             } else if self.eat_kw("LIMIT") {
-                if q.limit.is_some() {
-                    return Err(twice(self, "LIMIT"));
-                }
+                self.once(&q.limit, "LIMIT", at)?;
                 q.limit = Some(if self.eat_kw("MAX") {
                     Limit::Max
                 } else {
@@ -235,16 +221,12 @@ impl Parser {
                     Limit::Count(n)
                 });
             } else if self.eat_kw("OFFSET") {
-                if q.offset.is_some() {
-                    return Err(twice(self, "OFFSET"));
-                }
+                self.once(&q.offset, "OFFSET", at)?;
                 q.offset = Some(self.count("a number")?);
             } else if self.is_kw("ORDER") && self.is_kw_at(1, "BY") {
                 self.bump();
                 self.bump();
-                if q.order_by.is_some() {
-                    return Err(twice(self, "ORDER BY"));
-                }
+                self.once(&q.order_by, "ORDER BY", at)?;
                 let e = self.expr()?;
                 let desc = if self.eat_kw("DESC") {
                     true
@@ -254,27 +236,19 @@ impl Parser {
                 };
                 q.order_by = Some((e, desc));
             } else if self.eat_kw("SINCE") {
-                if q.since.is_some() {
-                    return Err(twice(self, "SINCE"));
-                }
+                self.once(&q.since, "SINCE", at)?;
                 q.since = Some(self.time()?);
             } else if self.eat_kw("UNTIL") {
-                if q.until.is_some() {
-                    return Err(twice(self, "UNTIL"));
-                }
+                self.once(&q.until, "UNTIL", at)?;
                 q.until = Some(self.time()?);
             } else if self.eat_kw("COMPARE") {
                 self.expect_kw("WITH")?;
-                if q.compare_with.is_some() {
-                    return Err(twice(self, "COMPARE WITH"));
-                }
+                self.once(&q.compare_with, "COMPARE WITH", at)?;
                 let i = self.interval()?;
                 self.expect_kw("AGO")?;
                 q.compare_with = Some(i);
             } else if self.eat_kw("TIMESERIES") {
-                if q.timeseries.is_some() {
-                    return Err(twice(self, "TIMESERIES"));
-                }
+                self.once(&q.timeseries, "TIMESERIES", at)?;
                 q.timeseries = Some(if self.eat_kw("AUTO") {
                     Timeseries::Auto
                 } else if self.eat_kw("MAX") {
@@ -287,9 +261,7 @@ impl Parser {
             } else if self.is_kw("WITH") && self.is_kw_at(1, "TIMEZONE") {
                 self.bump();
                 self.bump();
-                if q.timezone.is_some() {
-                    return Err(twice(self, "WITH TIMEZONE"));
-                }
+                self.once(&q.timezone, "WITH TIMEZONE", at)?;
                 q.timezone = Some(self.string("a time zone such as 'Europe/Paris'")?);
             } else if self.is_kw("EXTRAPOLATE") {
                 return Err(self.error(
@@ -301,6 +273,21 @@ impl Parser {
             }
         }
         Ok(q)
+    }
+
+    /// Fails with "NAME is given twice" at token `at` when the clause's slot is already filled.
+    fn once<T>(&self, slot: &Option<T>, name: &str, at: usize) -> Result<(), ParseError> {
+        match slot {
+            None => Ok(()),
+            Some(_) => {
+                let t = &self.toks[at];
+                Err(ParseError {
+                    line: t.line,
+                    column: t.column,
+                    message: format!("{name} is given twice"),
+                })
+            }
+        }
     }
 
     /// An error at the token just read.

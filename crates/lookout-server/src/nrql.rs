@@ -641,6 +641,8 @@ pub async fn run(
 
     // Rows.
     let empty = BTreeMap::new();
+    // With nothing matched at all, New Relic's count is null, not 0 (SELECT never ran).
+    let nothing = facets.is_empty() && w.bucket.is_none() && groups.is_empty();
     let mut rows = Vec::new();
     for (key, _) in &ranked {
         let buckets: Vec<i64> = match w.bucket {
@@ -662,8 +664,6 @@ pub async fn run(
             if w.bucket.is_some() {
                 row.push(json!(bucket));
             }
-            // With nothing matched at all, New Relic's count is null, not 0 (SELECT never ran).
-            let nothing = facets.is_empty() && w.bucket.is_none() && groups.is_empty();
             for (e, _, p) in &selects {
                 let v = if nothing {
                     None

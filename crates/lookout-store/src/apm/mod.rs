@@ -42,12 +42,11 @@ const BLOCK_COLUMNS: &[&str] = &[
 /// Milliseconds from the Unix epoch to 2024-01-01, where block ids start counting.
 const BLOCK_EPOCH_MS: i64 = 1_704_067_200_000;
 
-/// A new block id: milliseconds since 2024 in the high bits (so ids grow with time, rows
-/// append, and the id says which day the block was stored), then a per-process tag and a
-/// counter. Unique within a process up to 4,096 blocks a millisecond; replicas differ by their
-/// random tag (1,024 values) as well. Assigned here rather than by the database so a block's
-/// trace-index rows can go into the same group commit.
-pub fn block_id(now_ms: i64) -> i64 {
+/// A new block id: milliseconds since 2024 in the high bits (so ids grow with time and rows
+/// append), then a per-process tag and a counter. Unique within a process up to 4,096 blocks a
+/// millisecond; replicas differ by their random tag (1,024 values) as well. Assigned here rather
+/// than by the database so a block's trace-index rows can go into the same group commit.
+fn block_id(now_ms: i64) -> i64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
     static TAG: OnceLock<i64> = OnceLock::new();
@@ -55,11 +54,6 @@ pub fn block_id(now_ms: i64) -> i64 {
     let tag = *TAG.get_or_init(|| i64::from(rand::random::<u16>() & 0x3ff));
     let n = (COUNTER.fetch_add(1, Ordering::Relaxed) & 0xfff) as i64;
     ((now_ms - BLOCK_EPOCH_MS).max(0) << 22) | (tag << 12) | n
-}
-
-/// The day (days since the Unix epoch) a block with id `id` was stored.
-pub fn block_day(id: i64) -> i64 {
-    ((id >> 22) + BLOCK_EPOCH_MS) / 86_400_000
 }
 
 /// The writes that store `spans` and the `resources` they refer to for `project_id`: the spans
@@ -80,9 +74,10 @@ pub fn span_writes(
         })
         .collect();
     let now = lookout_core::time::now_ms();
+    // The trace index's day: the day the blocks are stored.
+    let day = now.div_euclid(86_400_000);
     for b in lookout_apm::block::blocks(&spans) {
         let id = block_id(now);
-        let day = block_day(id);
         let s = &b.summary;
         out.push(Write::Insert {
             table: "apm_span_blocks",

@@ -11,7 +11,7 @@ use lookout_core::time::now_ms;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{block_day, trace_index};
+use super::trace_index;
 use crate::{Backend, Result, Store};
 
 /// One stored span.
@@ -109,7 +109,7 @@ fn block_spans(r: &sqlx::any::AnyRow, at: usize) -> Result<Vec<Span>> {
 /// retry) appears once.
 pub async fn trace(store: &Store, projects: &[i64], trace_id: &str) -> Result<Vec<SpanRow>> {
     let trace_id = trace_id.to_ascii_lowercase();
-    let today = block_day(super::block_id(now_ms()));
+    let today = now_ms().div_euclid(86_400_000);
     let days: Vec<i64> = (0..INDEX_DAYS).map(|i| today + 1 - i).collect();
     let blocks = trace_index::blocks_of(store, trace_key(&trace_id), &days).await?;
     let mut rows = Vec::with_capacity(blocks.len());

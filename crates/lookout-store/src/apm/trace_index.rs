@@ -117,19 +117,11 @@ pub(crate) async fn blocks_of(store: &Store, key: i64, days: &[i64]) -> Result<V
 /// Indexes pending keys every `every` until `stop` resolves (at once again while a batch was
 /// full).
 pub async fn run(store: Store, every: Duration, stop: impl std::future::Future<Output = ()>) {
-    tokio::pin!(stop);
-    loop {
-        let wait = match index_pending(&store).await {
-            Ok(n) if n as i64 >= BATCH => Duration::ZERO,
-            Ok(_) => every,
-            Err(e) => {
-                tracing::warn!(error = %e, "Trace indexing failed; retrying.");
-                every
-            }
-        };
-        tokio::select! {
-            _ = &mut stop => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
-    }
+    crate::cursor::poll_until(
+        || async { Ok(index_pending(&store).await? as i64 >= BATCH) },
+        every,
+        "apm.trace_index",
+        stop,
+    )
+    .await;
 }
