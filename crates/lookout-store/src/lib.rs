@@ -14,6 +14,7 @@
 
 pub mod alerting;
 pub mod apm;
+pub mod backup;
 pub mod cursor;
 pub mod dbhealth;
 pub mod errors;
@@ -122,6 +123,10 @@ pub struct Store {
     backend: Backend,
     /// Orders this process's busiest SQLite writers (see [`Store::write_gate`]).
     gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The database URL (the backup shipper opens its own connection with it).
+    url: std::sync::Arc<str>,
+    /// WAL shipping, when `--backup-dir` turned it on (SQLite only).
+    backup: std::sync::Arc<backup::Slot>,
 }
 
 impl Store {
@@ -170,12 +175,85 @@ impl Store {
             pool,
             backend,
             gate: std::sync::Arc::default(),
+            url: url.into(),
+            backup: std::sync::Arc::default(),
         };
         migrate::apply(&store).await?;
         if backend == Backend::Sqlite {
-            tokio::spawn(checkpoint_wal(store.pool.clone(), store.gate.clone()));
+            tokio::spawn(checkpoint_wal(
+                store.pool.clone(),
+                store.gate.clone(),
+                store.backup.clone(),
+            ));
         }
         Ok(store)
+    }
+
+    /// The SQLite database file, when this store is on SQLite.
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        if self.backend != Backend::Sqlite {
+            return None;
+        }
+        let rest = self.url.strip_prefix("sqlite:")?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let path = rest.split('?').next().unwrap_or(rest);
+        Some(std::path::PathBuf::from(path))
+    }
+
+    /// Starts continuous backups into `options.dir`: a new run with a snapshot, then every
+    /// commit shipped (see [`backup`]). SQLite only.
+    pub async fn start_backup(
+        &self,
+        options: backup::BackupOptions,
+    ) -> Result<(), backup::BackupError> {
+        let db = self.sqlite_path().ok_or(backup::BackupError::NotSqlite)?;
+        let shm = std::path::PathBuf::from(format!("{}-shm", db.display()));
+        let clock = self
+            .backup
+            .clock
+            .get_or_init(|| std::sync::Arc::new(backup::CommitClock::new(shm)))
+            .clone();
+        // Holding the slot keeps the checkpoint task away while the first snapshot is taken.
+        let mut slot = self.backup.shipper.lock().await;
+        if slot.is_some() {
+            return Err(backup::BackupError::Refused("backups already run".into()));
+        }
+        let shipper =
+            backup::Shipper::start(&self.url, SQLITE_PRAGMAS, db, options, clock.clone()).await?;
+        *slot = Some(shipper);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        if self.backup.stop_clock.set(stop).is_ok() {
+            tokio::spawn(clock.poll(stopped));
+        }
+        Ok(())
+    }
+
+    /// The running backup's directory and run, if backups are on.
+    pub async fn backup_run(&self) -> Option<(std::path::PathBuf, String)> {
+        let slot = self.backup.shipper.lock().await;
+        slot.as_ref()
+            .map(|s| (s.dir().to_path_buf(), s.run().to_string()))
+    }
+
+    /// For a restore drill: ships everything committed, with nothing committing meanwhile, and
+    /// counts every table's rows at that exact point.
+    pub async fn backup_mark(
+        &self,
+    ) -> Result<(backup::Position, backup::Counts), backup::BackupError> {
+        let _turn = self.write_gate().await;
+        let mut slot = self.backup.shipper.lock().await;
+        let shipper = slot
+            .as_mut()
+            .ok_or_else(|| backup::BackupError::Refused("backups are off".into()))?;
+        shipper.mark().await
+    }
+
+    /// Notes that a commit just returned, so the backup knows when it happened (no-op without
+    /// backups).
+    pub(crate) fn note_commit(&self) {
+        if let Some(clock) = self.backup.clock.get() {
+            clock.note();
+        }
     }
 
     /// The SQLite URL for a data directory: `<dir>/lookout.db`, created if missing.
@@ -228,8 +306,22 @@ impl Store {
         migrate::current_version(self).await
     }
 
-    /// Closes every connection (at shutdown, after the writer has flushed).
+    /// Closes every connection (at shutdown, after the writer has flushed), shipping the last
+    /// commits first when backups are on.
     pub async fn close(&self) {
+        if let Some(stop) = self.backup.stop_clock.get() {
+            let _ = stop.send(true);
+        }
+        let turn = self.write_gate().await;
+        let mut slot = self.backup.shipper.lock().await;
+        if let Some(mut shipper) = slot.take() {
+            if let Err(e) = shipper.drain(&self.pool).await {
+                tracing::error!(error = %e, "Final backup shipping failed.");
+            }
+            shipper.close().await;
+        }
+        drop(slot);
+        drop(turn);
         self.pool.close().await;
     }
 }
@@ -246,11 +338,41 @@ impl Store {
 /// a few thousand frames, a restarting checkpoint runs with the write gate held: it waits for
 /// the readers of the moment (short), copies the little the passive ones left, and the WAL
 /// starts over.
-async fn checkpoint_wal(pool: AnyPool, gate: std::sync::Arc<tokio::sync::Mutex<()>>) {
+///
+/// With backups on, the shipper does each checkpoint, after shipping (see [`backup::ship`]).
+async fn checkpoint_wal(
+    pool: AnyPool,
+    gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    backup: std::sync::Arc<backup::Slot>,
+) {
     /// WAL frames (pages) beyond which the WAL is restarted: about 32 MB.
     const RESTART_FRAMES: i64 = 8_192;
     while !pool.is_closed() {
         tokio::time::sleep(Duration::from_millis(250)).await;
+        // Lock order everywhere: the write gate, then the backup slot.
+        let mut slot = backup.shipper.lock().await;
+        if let Some(shipper) = slot.as_mut() {
+            let ticked = shipper.tick(&pool).await;
+            drop(slot);
+            let drained = match ticked {
+                Ok((log, _)) if log >= RESTART_FRAMES => {
+                    let _turn = gate.lock().await;
+                    let mut slot = backup.shipper.lock().await;
+                    match slot.as_mut() {
+                        Some(shipper) => shipper.drain(&pool).await.map(|_| ()),
+                        None => Ok(()),
+                    }
+                }
+                other => other.map(|_| ()),
+            };
+            match drained {
+                Ok(()) => {}
+                Err(_) if pool.is_closed() => break,
+                Err(e) => tracing::error!(error = %e, "Backup shipping failed."),
+            }
+            continue;
+        }
+        drop(slot);
         let frames: std::result::Result<(i64, i64, i64), sqlx::Error> =
             sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
                 .fetch_one(&pool)

@@ -261,6 +261,8 @@ async fn apply_in_tx(store: &Store, writes: &[&Write]) -> Result<()> {
     let mut tx = store.begin_write().await?;
     apply(store, &mut tx, writes).await?;
     tx.commit().await?;
+    // Before the submitters are acknowledged: a backup restored to any later moment has it.
+    store.note_commit();
     Ok(())
 }
 
