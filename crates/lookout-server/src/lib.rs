@@ -8,6 +8,7 @@ pub mod alerting;
 pub mod api;
 pub mod apm;
 pub mod auth;
+pub mod backups;
 pub mod dbhealth;
 pub mod error;
 pub mod extract;

@@ -52,6 +52,16 @@ pub struct ServeConfig {
     pub secret_key: Option<String>,
     /// Where the key is kept when not given: created on first start (mode 0600).
     pub secret_key_file: Option<std::path::PathBuf>,
+    /// Continuous backups of the embedded SQLite database (`--backup-dir`).
+    pub backup: Option<BackupServe>,
+    /// How often Lookout's own backup is restored and checked (`--backup-drill-interval`).
+    pub backup_drill_every: Duration,
+}
+
+/// `--backup-dir` and its settings.
+#[derive(Debug, Clone)]
+pub struct BackupServe {
+    pub options: lookout_store::backup::BackupOptions,
 }
 
 /// Why `serve` could not start or finish.
@@ -87,6 +97,13 @@ pub async fn serve(
     let started = Instant::now();
     let metrics = crate::observe::metrics_handle();
     let store = Store::open(&cfg.database_url).await?;
+    if let Some(b) = &cfg.backup {
+        store
+            .start_backup(b.options.clone())
+            .await
+            .map_err(|e| ServeError::Config(format!("--backup-dir: {e}")))?;
+        tracing::info!(dir = %b.options.dir.display(), "Continuous backups on.");
+    }
     let (project, _) = tenancy::ensure_default_project(&store).await?;
     bootstrap_admin(&store, &cfg).await?;
 
@@ -161,9 +178,16 @@ pub async fn serve(
         stop_rx.clone(),
     ));
     let scheduler = tokio::spawn(
-        maintenance_scheduler(store.clone(), sealer.clone(), &cfg.replica_id)
-            .await?
-            .run(wait_for(stop_rx.clone())),
+        maintenance_scheduler(
+            store.clone(),
+            sealer.clone(),
+            &cfg.replica_id,
+            crate::backups::Settings {
+                drill_every: cfg.backup_drill_every,
+            },
+        )
+        .await?
+        .run(wait_for(stop_rx.clone())),
     );
     let processor = tokio::spawn(
         lookout_store::errors::process::ErrorProcessor::new(store.clone(), &cfg.replica_id)
@@ -368,8 +392,16 @@ async fn maintenance_scheduler(
     store: Store,
     sealer: lookout_core::seal::Sealer,
     replica: &str,
+    backups: crate::backups::Settings,
 ) -> Result<Scheduler, ServeError> {
     jobs::ensure_periodic(&store, "sessions.cleanup", "sessions.cleanup", 3_600_000).await?;
+    jobs::ensure_periodic(
+        &store,
+        crate::backups::JOB,
+        crate::backups::JOB,
+        crate::backups::EVERY_MS,
+    )
+    .await?;
     jobs::ensure_periodic(&store, "jobs.cleanup", "jobs.cleanup", 3_600_000).await?;
     jobs::ensure_periodic(&store, "errors.retention", "errors.retention", 600_000).await?;
     jobs::ensure_periodic(&store, "apm.retention", "apm.retention", 600_000).await?;
@@ -473,6 +505,14 @@ async fn maintenance_scheduler(
             })
         })
     };
+    let backups_job: JobHandler = {
+        let store = store.clone();
+        let sealer = sealer.clone();
+        Arc::new(move |_| {
+            let (store, sealer) = (store.clone(), sealer.clone());
+            Box::pin(async move { crate::backups::run(&store, &sealer, &backups).await })
+        })
+    };
     let db_checks: JobHandler = {
         let store = store.clone();
         Arc::new(move |_| {
@@ -481,6 +521,7 @@ async fn maintenance_scheduler(
         })
     };
     Ok(Scheduler::new(store, replica, SchedulerConfig::default())
+        .handle(crate::backups::JOB, backups_job)
         .handle(crate::dbhealth::JOB, db_checks)
         .handle("sessions.cleanup", sessions)
         .handle("jobs.cleanup", finished)

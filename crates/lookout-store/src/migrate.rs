@@ -83,10 +83,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0011_apm_blocks.sql"),
         postgres: include_str!("../migrations/postgres/0011_apm_blocks.sql"),
     },
+    Migration {
+        version: 12,
+        name: "backups",
+        sqlite: include_str!("../migrations/sqlite/0012_backups.sql"),
+        postgres: include_str!("../migrations/postgres/0012_backups.sql"),
+    },
 ];
 
 /// The schema version this build expects (the newest migration).
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 /// The advisory-lock key that serialises migrations across replicas ("lkmigr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c6b_6d69_6772;

@@ -89,6 +89,20 @@ pub enum Command {
         #[arg(long)]
         project: Option<i64>,
     },
+    /// Backups of the embedded SQLite database: take one now, list, verify (docs/backups.md).
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Rebuild the embedded database from a backup directory, as of a moment, into a new data
+    /// directory (given with --data-dir; never one that holds a database already).
+    Restore {
+        /// The backup directory a server wrote with --backup-dir.
+        #[arg(long, env = "LOOKOUT_BACKUP_DIR", value_name = "DIR")]
+        backup_dir: PathBuf,
+        /// RFC 3339 time, e.g. 2026-11-29T10:15:00Z: every transaction committed by then,
+        /// nothing after. Default: everything the backup holds.
+        #[arg(long, value_name = "TIME")]
+        to: Option<String>,
+    },
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to standard output.
     Completions {
         /// The shell.
@@ -108,6 +122,56 @@ pub struct ServeArgs {
     /// URL users and SDKs reach this server at (used in DSNs and links). Default: from --listen.
     #[arg(long, env = "LOOKOUT_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+    /// Back the embedded database up continuously into this directory (another disk or a
+    /// mounted share): snapshots plus every commit, for restores to any second.
+    #[arg(long, env = "LOOKOUT_BACKUP_DIR", value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// How far back restores can go.
+    #[arg(long, env = "LOOKOUT_BACKUP_RETENTION", default_value = "7d", value_parser = duration)]
+    pub backup_retention: std::time::Duration,
+    /// How often a new snapshot is written (restores replay the commits since the last one).
+    #[arg(long, env = "LOOKOUT_BACKUP_SNAPSHOT_INTERVAL", default_value = "6h", value_parser = duration)]
+    pub backup_snapshot_interval: std::time::Duration,
+    /// How often the backup is restored into a scratch file and checked against the live
+    /// data (0 turns drills off).
+    #[arg(long, env = "LOOKOUT_BACKUP_DRILL_INTERVAL", default_value = "24h", value_parser = duration)]
+    pub backup_drill_interval: std::time::Duration,
+}
+
+/// A duration such as `7d`, `6h`, `90s` or `0`.
+fn duration(s: &str) -> Result<std::time::Duration, String> {
+    if s.trim() == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 7d, 6h, 90s)"))
+}
+
+/// `lookout backup …`
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Take a snapshot now: through the running server when one ships into the directory,
+    /// else directly from the data directory.
+    Now {
+        #[arg(long, env = "LOOKOUT_BACKUP_DIR", value_name = "DIR")]
+        backup_dir: PathBuf,
+    },
+    /// List runs and snapshots, the restorable window and the space used.
+    List {
+        #[arg(long, env = "LOOKOUT_BACKUP_DIR", value_name = "DIR")]
+        backup_dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every file's checksum and the continuity of every run, then restore the newest
+    /// state into a scratch file and run SQLite's integrity check. Exits 1 on a problem.
+    Verify {
+        #[arg(long, env = "LOOKOUT_BACKUP_DIR", value_name = "DIR")]
+        backup_dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `lookout load …`

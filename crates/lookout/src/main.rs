@@ -1,6 +1,7 @@
 //! The `lookout` binary: parses the command line, sets up logging, and hands each verb to the
 //! library crate that owns it. Wiring only; `anyhow` lives here and nowhere else.
 
+mod backup;
 mod cli;
 mod config;
 mod db;
@@ -14,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use clap::{CommandFactory, Parser};
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command, LogFormat, TokenCommand, UserCommand};
+use cli::{BackupCommand, Cli, Command, LogFormat, TokenCommand, UserCommand};
 use lookout_store::{tenancy, Store};
 
 /// mimalloc instead of glibc's allocator: ingest allocates and frees many small strings on
@@ -64,6 +65,19 @@ fn run(cli: Cli) -> Result<()> {
     }
     let file = config::load_file(cli.common.config.as_deref())?;
     init_logging(config::log_format(&cli.common, &file));
+    if let Command::Restore { backup_dir, to } = &cli.command {
+        // Writes a new data directory: only an explicit one, never the default.
+        let data_dir = cli
+            .common
+            .data_dir
+            .clone()
+            .or_else(|| file.data_dir.clone());
+        return tokio::runtime::Runtime::new()?.block_on(backup::restore(
+            backup_dir,
+            to.as_deref(),
+            data_dir,
+        ));
+    }
     let storage = config::storage(&cli.common, &file)?;
     // Two worker threads match the machines Lookout targets and keep idle memory low.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -91,6 +105,16 @@ fn run(cli: Cli) -> Result<()> {
                     uptime_max_concurrent_checks: file.uptime.max_concurrent_checks.unwrap_or(1024),
                     secret_key: std::env::var("LOOKOUT_SECRET_KEY").ok(),
                     secret_key_file: Some(config::secret_key_file(&cli.common, &file)?),
+                    backup: args.backup_dir.clone().map(|dir| {
+                        lookout_server::runtime::BackupServe {
+                            options: lookout_store::backup::BackupOptions {
+                                dir,
+                                retention: args.backup_retention,
+                                snapshot_every: args.backup_snapshot_interval,
+                            },
+                        }
+                    }),
+                    backup_drill_every: args.backup_drill_interval,
                 };
                 lookout_server::runtime::serve(cfg, shutdown_signal()).await?;
             }
@@ -171,7 +195,19 @@ fn run(cli: Cli) -> Result<()> {
                     }
                 }
             }
+            Command::Backup(BackupCommand::Now { backup_dir }) => {
+                backup::now(&storage.url, &backup_dir).await?;
+            }
+            Command::Backup(BackupCommand::List { backup_dir, json }) => {
+                backup::list(&backup_dir, json)?;
+            }
+            Command::Backup(BackupCommand::Verify { backup_dir, json }) => {
+                if !backup::verify(&backup_dir, json).await? {
+                    std::process::exit(1);
+                }
+            }
             Command::Completions { .. }
+            | Command::Restore { .. }
             | Command::Load(_)
             | Command::Regress(_)
             | Command::Db(_) => {}

@@ -9,7 +9,8 @@
 //!    {"source": "errors", "event": "new_issue" | "regression" | "frequency",
 //!     "threshold": 100, "window_minutes": 5, "project_ids": [1]},
 //!    {"source": "regressions", "series": ["api.p95_ms"], "project_ids": [1]},
-//!    {"source": "database", "kinds": ["invalid_index", "verification_failed"], "target_ids": [1]}],
+//!    {"source": "database", "kinds": ["invalid_index", "verification_failed"], "target_ids": [1]},
+//!    {"source": "backups", "events": ["failed", "stale"], "targets": ["lookout", "pg-main"]}],
 //!  "grouping": "per_signal" | "per_condition" | "per_policy",
 //!  "severity": "critical", "urgency": "high", "service": "checkout",
 //!  "escalation_policy_id": 1, "runbook_id": 2, "enabled": true}
@@ -74,6 +75,15 @@ pub enum Condition {
         #[serde(default)]
         target_ids: Vec<i64>,
     },
+    /// Backups and restore drills: `backup.failed` and `backup.stale`; `backup.ok` resolves.
+    Backups {
+        /// `failed`, `stale` (default: both).
+        #[serde(default)]
+        events: Vec<String>,
+        /// Only these targets by name (`lookout` is Lookout's own backup; default: all).
+        #[serde(default)]
+        targets: Vec<String>,
+    },
     /// Performance regressions found in baseline series (`regression.detected`).
     Regressions {
         /// Only series with these names (default: all).
@@ -120,6 +130,7 @@ fn yes() -> bool {
 
 const MONITOR_EVENTS: &[&str] = &["down", "certificate_expiring", "cron_missed", "cron_failed"];
 const ERROR_EVENTS: &[&str] = &["new_issue", "regression", "frequency"];
+const BACKUP_EVENTS: &[&str] = &["failed", "stale"];
 
 impl PolicySpec {
     /// Checks the fields; the message names the one that is wrong.
@@ -166,6 +177,14 @@ impl PolicySpec {
                         ));
                     }
                 }
+                Condition::Backups { events, .. } => {
+                    if let Some(e) = events.iter().find(|e| !BACKUP_EVENTS.contains(&e.as_str())) {
+                        return Err(format!(
+                            "conditions[{i}].events: {e:?} is not one of {}",
+                            BACKUP_EVENTS.join(", ")
+                        ));
+                    }
+                }
                 Condition::Regressions { .. } | Condition::Database { .. } => {}
             }
         }
@@ -188,6 +207,8 @@ struct Seen {
     /// A database finding's kind and target.
     db_kind: Option<String>,
     db_target: Option<i64>,
+    /// The backup target an event concerns (`lookout` for Lookout's own).
+    backup_target: Option<String>,
 }
 
 fn read(e: &DomainEvent) -> Option<(Seen, Action)> {
@@ -210,6 +231,7 @@ fn read(e: &DomainEvent) -> Option<(Seen, Action)> {
         series: p.get("series").and_then(Value::as_str).map(str::to_string),
         db_kind: p.get("kind").and_then(Value::as_str).map(str::to_string),
         db_target: p.get("target_id").and_then(Value::as_i64),
+        backup_target: p.get("target").and_then(Value::as_str).map(str::to_string),
     };
     let m = || format!("monitor:{}", monitor.unwrap_or_default());
     let i = || format!("issue:{}", issue.unwrap_or_default());
@@ -281,6 +303,26 @@ fn read(e: &DomainEvent) -> Option<(Seen, Action)> {
                 ),
             ),
             Action::Trigger,
+        ),
+        "backup.failed" | "backup.stale" => (
+            seen(
+                if e.kind == "backup.failed" {
+                    "backup_failed"
+                } else {
+                    "backup_stale"
+                },
+                format!("backup:{}", str_of("target")),
+                format!("Backup {}: {}", str_of("target"), str_of("reason")),
+            ),
+            Action::Trigger,
+        ),
+        "backup.ok" => (
+            seen(
+                "backup_ok",
+                format!("backup:{}", str_of("target")),
+                String::new(),
+            ),
+            Action::Resolve,
         ),
         "regression.detected" => (
             seen(
@@ -466,6 +508,16 @@ async fn matches(
                 && (target_ids.is_empty()
                     || seen.db_target.is_some_and(|t| target_ids.contains(&t)))
         }
+        Condition::Backups { events, targets } => {
+            let event = seen.name.strip_prefix("backup_");
+            event.is_some_and(|e| {
+                BACKUP_EVENTS.contains(&e) && (events.is_empty() || events.iter().any(|x| x == e))
+            }) && (targets.is_empty()
+                || seen
+                    .backup_target
+                    .as_ref()
+                    .is_some_and(|t| targets.contains(t)))
+        }
         Condition::Regressions {
             series,
             project_ids,
@@ -536,9 +588,10 @@ async fn frequency_title(
             window_minutes,
             ..
         } => (threshold.unwrap_or(0), window_minutes.unwrap_or(0)),
-        Condition::Monitor { .. } | Condition::Regressions { .. } | Condition::Database { .. } => {
-            (0, 0)
-        }
+        Condition::Monitor { .. }
+        | Condition::Regressions { .. }
+        | Condition::Database { .. }
+        | Condition::Backups { .. } => (0, 0),
     };
     Ok(format!(
         "More than {n} events in {m} min: {}",

@@ -13,6 +13,7 @@
 //! one ordering in one function instead of a race between two processes.
 
 pub mod archive;
+pub mod catalog;
 pub mod restore;
 pub mod ship;
 pub mod wal;
