@@ -7,6 +7,7 @@
 mod activity;
 pub mod alert_config;
 pub mod apm;
+pub mod backups;
 pub mod databases;
 pub mod incidents;
 mod issues;
@@ -234,6 +235,14 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(databases::checks))
         .routes(routes!(databases::report))
         .routes(routes!(databases::slow_queries))
+        .routes(routes!(backups::overview))
+        .routes(routes!(backups::drill_builtin))
+        .routes(routes!(backups::list, backups::create))
+        .routes(routes!(backups::get_one, backups::delete))
+        .routes(routes!(backups::backup_now))
+        .routes(routes!(backups::drill))
+        .routes(routes!(backups::check))
+        .routes(routes!(backups::runs))
         .merge(
             // Run reports carry per-second series: a long run's summary passes the 1 MiB limit.
             OpenApiRouter::new()

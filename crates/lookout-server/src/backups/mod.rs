@@ -117,6 +117,20 @@ async fn drill_builtin_in(store: &Store) -> Result<Value, String> {
     }))
 }
 
+/// After a drill run on demand: a failure raises `backup.failed` at once (a scheduled pass
+/// would only notice within the minute), a success after a failure clears it.
+pub async fn publish_drill(store: &Store, run: &RunRow) -> Result<(), String> {
+    let health = if run.ok {
+        Health::Ok
+    } else {
+        Health::Failed(format!(
+            "restore drill failed: {}",
+            run.error.clone().unwrap_or_default()
+        ))
+    };
+    publish_health(store, &run.target, health).await
+}
+
 /// Records a run and says so in the log.
 async fn record(store: &Store, run: &NewRun<'_>) -> Result<RunRow, String> {
     let id = catalog::record_run(store, run)
@@ -441,6 +455,82 @@ mod tests {
             error: None,
             details: None,
         }
+    }
+
+    async fn drill_at(store: &Store, started_at: i64, error: Option<&str>) -> RunRow {
+        let run = NewRun {
+            target: "shop",
+            target_id: None,
+            kind: "drill",
+            started_at,
+            duration_ms: 5,
+            error: error.map(str::to_string),
+            details: json!({}),
+        };
+        record(store, &run).await.unwrap()
+    }
+
+    async fn health_events(store: &Store) -> Vec<String> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT kind, payload FROM domain_events WHERE kind LIKE 'backup.%' ORDER BY seq",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        rows.into_iter()
+            .map(|(k, p)| {
+                format!(
+                    "{k} {}",
+                    serde_json::from_str::<Value>(&p).unwrap()["reason"]
+                )
+            })
+            .collect()
+    }
+
+    /// A missing drill makes a target stale, a failed one failed; each change is published
+    /// once, and recovery publishes `backup.ok`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn missing_and_failed_drills_raise_events_once_and_recovery_clears_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&Store::sqlite_url_for_dir(dir.path()))
+            .await
+            .unwrap();
+        let day = 86_400_000;
+        let now = now_ms();
+        // Never drilled with drills due daily: stale.
+        let h = target_health(&store, "shop", None, day, now).await.unwrap();
+        assert!(
+            matches!(&h, Health::Stale(r) if r.contains("no successful restore drill since ever"))
+        );
+        publish_health(&store, "shop", h.clone()).await.unwrap();
+        publish_health(&store, "shop", h).await.unwrap();
+        assert_eq!(health_events(&store).await.len(), 1, "published once");
+        // A drill three days ago passed: still stale (older than twice the interval).
+        drill_at(&store, now - 3 * day, None).await;
+        let h = target_health(&store, "shop", None, day, now).await.unwrap();
+        assert!(matches!(h, Health::Stale(_)));
+        // A recent one passed: ok, and the recovery is published.
+        let ok = drill_at(&store, now - day / 2, None).await;
+        let h = target_health(&store, "shop", Some(&ok), day, now)
+            .await
+            .unwrap();
+        assert_eq!(h, Health::Ok);
+        publish_health(&store, "shop", h).await.unwrap();
+        // The newest drill failed: failed, whatever the older ones did.
+        let bad = drill_at(&store, now - 1_000, Some("restore: checksum")).await;
+        let h = target_health(&store, "shop", Some(&bad), day, now)
+            .await
+            .unwrap();
+        publish_health(&store, "shop", h).await.unwrap();
+        assert_eq!(
+            health_events(&store).await,
+            vec![
+                "backup.stale \"no successful restore drill since ever\"".to_string(),
+                "backup.ok \"\"".to_string(),
+                "backup.failed \"restore drill failed: restore: checksum\"".to_string(),
+            ]
+        );
+        store.close().await;
     }
 
     #[test]

@@ -523,7 +523,8 @@ pub fn status_json(
 mod tests {
     use super::*;
 
-    /// `pgbackrest --output=json info` from pgBackRest 2.45 after a full and a differential.
+    /// `pgbackrest --output=json info` in the shape pgBackRest 2.45 prints after a full and a
+    /// differential backup (the e2e test reads the real tool's output).
     const INFO: &str = r#"[{"archive":[{"database":{"id":1,"repo-key":1},"id":"15-1","max":"000000010000000000000007","min":"000000010000000000000003"}],
       "backup":[
         {"archive":{"start":"000000010000000000000003","stop":"000000010000000000000003"},"backrest":{"format":5,"version":"2.45"},"database":{"id":1,"repo-key":1},"error":false,

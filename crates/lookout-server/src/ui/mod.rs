@@ -7,6 +7,7 @@
 
 mod alerts;
 mod assets;
+mod backups;
 pub mod chart;
 mod databases;
 mod errors;
@@ -97,6 +98,7 @@ pub fn router() -> Router<AppState> {
         .route("/performance/traces", get(traces::search))
         .route("/performance/traces/{id}", get(traces::trace))
         .route("/performance/map", get(traces::map))
+        .route("/backups", get(backups::page))
         .route("/databases", get(databases::list))
         .route("/databases/{id}", get(databases::target))
         .route("/regressions", get(regress::list))
@@ -131,6 +133,7 @@ pub fn router() -> Router<AppState> {
                 "/load-tests",
                 "/regressions",
                 "/databases",
+                "/backups",
             ]
             .contains(&s.href)
     }) {

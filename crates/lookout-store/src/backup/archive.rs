@@ -239,25 +239,29 @@ pub fn restore_snapshot(path: &Path, to: &Path) -> std::io::Result<SnapshotHeade
     let (header, payload_len) = read_snapshot_header(path)?;
     let f = std::fs::File::open(path)?;
     let mut sha = Sha256::new();
-    {
+    let decoded = {
         let mut hashed = HashingReader {
             inner: f.take(payload_len),
             sha: &mut sha,
         };
-        let mut dec = zstd::Decoder::new(&mut hashed)?;
-        let mut out = std::fs::File::create(to)?;
-        std::io::copy(&mut dec, &mut out)?;
-        drop(dec);
-        // Drain anything zstd did not need so the checksum covers the whole payload.
+        let decoded = (|| {
+            let mut dec = zstd::Decoder::new(&mut hashed)?;
+            let mut out = std::fs::File::create(to)?;
+            std::io::copy(&mut dec, &mut out)?;
+            out.sync_all()
+        })();
+        // Hash whatever zstd did not read (all of it after a decoding error), so a damaged
+        // file is reported as failing its checksum rather than as a zstd error.
         std::io::copy(&mut hashed, &mut std::io::sink())?;
-        out.sync_all()?;
-    }
+        decoded
+    };
     if hex::encode(sha.finalize()) != header.sha256 {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!("snapshot {} fails its checksum", path.display()),
         ));
     }
+    decoded?;
     Ok(header)
 }
 

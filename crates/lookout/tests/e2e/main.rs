@@ -11,6 +11,7 @@ use serde_json::Value;
 
 pub(crate) mod alerting;
 mod apm;
+mod backups;
 mod db;
 pub(crate) mod errors;
 mod foundation;

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::json_of;
 
-fn key_of(s: &TestServer) -> String {
+pub(crate) fn key_of(s: &TestServer) -> String {
     s.dsn
         .split("://")
         .nth(1)
