@@ -33,6 +33,8 @@ const SNAPSHOT_MAGIC: &[u8; 4] = b"LKS1";
 const RECORD_PREFIX: usize = 4 + 4 + 4 + 32;
 /// Largest header or payload a record may claim (a corrupt length must not allocate gigabytes).
 const MAX_PART: u32 = 1 << 30;
+/// Largest decompressed payload a record may hold (one checkpoint tick's frames).
+pub const MAX_FRAMES: u64 = 1 << 30;
 
 /// Shipped frames and when their transactions committed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,9 +62,20 @@ pub struct Record {
 }
 
 impl Record {
-    /// The frames, decompressed.
+    /// The frames, decompressed (refusing more than [`MAX_FRAMES`]: a damaged payload must not
+    /// inflate into gigabytes).
     pub fn frames(&self) -> std::io::Result<Vec<u8>> {
-        zstd::decode_all(&self.payload[..])
+        let mut out = Vec::new();
+        zstd::Decoder::new(&self.payload[..])?
+            .take(MAX_FRAMES + 1)
+            .read_to_end(&mut out)?;
+        if out.len() as u64 > MAX_FRAMES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "a record's frames inflate past 1 GiB",
+            ));
+        }
+        Ok(out)
     }
 }
 
