@@ -184,6 +184,7 @@ impl Store {
                 store.pool.clone(),
                 store.gate.clone(),
                 store.backup.clone(),
+                store.sqlite_path(),
             ));
         }
         Ok(store)
@@ -344,6 +345,7 @@ async fn checkpoint_wal(
     pool: AnyPool,
     gate: std::sync::Arc<tokio::sync::Mutex<()>>,
     backup: std::sync::Arc<backup::Slot>,
+    db: Option<std::path::PathBuf>,
 ) {
     /// WAL frames (pages) beyond which the WAL is restarted: about 32 MB.
     const RESTART_FRAMES: i64 = 8_192;
@@ -373,6 +375,11 @@ async fn checkpoint_wal(
             continue;
         }
         drop(slot);
+        // Another process (the server) ships this database's WAL: only it may checkpoint, or
+        // frames could be copied and then dropped before they were shipped.
+        if db.as_deref().is_some_and(backup::ship::shipping_elsewhere) {
+            continue;
+        }
         let frames: std::result::Result<(i64, i64, i64), sqlx::Error> =
             sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
                 .fetch_one(&pool)

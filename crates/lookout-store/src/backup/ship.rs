@@ -36,21 +36,36 @@ use super::{BackupError, BackupOptions};
 /// Where in the WAL each commit was first seen, and when.
 #[derive(Debug)]
 pub struct CommitClock {
-    shm: PathBuf,
+    shm_path: PathBuf,
+    /// The `-shm` file, opened once (see [`wal::LiveFile`] for why it is never closed).
+    shm: std::sync::OnceLock<wal::LiveFile>,
     notes: Mutex<VecDeque<(i64, Generation, u32)>>,
 }
 
 impl CommitClock {
     pub(crate) fn new(shm: PathBuf) -> CommitClock {
         CommitClock {
-            shm,
+            shm_path: shm,
+            shm: std::sync::OnceLock::new(),
             notes: Mutex::default(),
         }
     }
 
+    /// What the wal-index says now (`None` before SQLite created it).
+    fn index(&self) -> Option<IndexHeader> {
+        let shm = match self.shm.get() {
+            Some(f) => f,
+            None => {
+                let f = wal::LiveFile::open(&self.shm_path).ok()?;
+                self.shm.get_or_init(|| f)
+            }
+        };
+        wal::read_index_header(shm.file())
+    }
+
     /// Notes how far the WAL is committed now. Called right after a commit returns.
     pub fn note(&self) {
-        if let Some(idx) = wal::read_index_header(&self.shm) {
+        if let Some(idx) = self.index() {
             self.push(idx.generation, idx.max_frame);
         }
     }
@@ -80,19 +95,22 @@ impl CommitClock {
             .map(|&(t, _, _)| t)
     }
 
-    /// Forgets notes about frames already shipped.
+    /// Forgets notes about frames of `generation` already shipped (notes are in time order, so
+    /// they lead the queue).
     fn forget_through(&self, generation: &Generation, frame: u32) {
         let mut notes = self.notes.lock().unwrap_or_else(|e| e.into_inner());
         while notes
             .front()
-            .is_some_and(|(_, g, m)| g != generation || *m <= frame)
+            .is_some_and(|(_, g, m)| g == generation && *m <= frame)
         {
-            // Keep the newest note: it may be the only one for frames shipped next.
-            if notes.len() == 1 {
-                break;
-            }
             notes.pop_front();
         }
+    }
+
+    /// Forgets every note about a generation that is over (SQLite started the WAL over).
+    fn forget_generation(&self, generation: &Generation) {
+        let mut notes = self.notes.lock().unwrap_or_else(|e| e.into_inner());
+        notes.retain(|(_, g, _)| g != generation);
     }
 
     /// Polls the wal-index every 10 ms until `stop` says so, noting each new position.
@@ -108,7 +126,8 @@ impl CommitClock {
 /// thread).
 #[derive(Debug)]
 struct Files {
-    db: PathBuf,
+    /// The database file, opened once (see [`wal::LiveFile`]).
+    db: wal::LiveFile,
     wal: PathBuf,
     run_dir: PathBuf,
     /// Number of the newest file in the run.
@@ -121,6 +140,8 @@ struct Files {
     chain: Option<[u32; 2]>,
     /// Commit time of the newest shipped transaction.
     last_commit: i64,
+    /// The database's size in pages after the newest shipped commit.
+    last_pages: Option<u32>,
     last_record_at: i64,
 }
 
@@ -140,6 +161,8 @@ pub struct Shipper {
     clock: Arc<CommitClock>,
     last_snapshot: i64,
     _lock: File,
+    /// Held beside the database while shipping, so other processes on it do not checkpoint.
+    _shipping: File,
 }
 
 /// What a snapshot request answers.
@@ -168,12 +191,19 @@ impl Shipper {
         let run_dir = options.dir.join("runs").join(&run);
         std::fs::create_dir_all(&run_dir)?;
         archive::sync_dir(&options.dir.join("runs"))?;
+        let shipping = File::create(shipping_marker(&db))?;
+        if shipping.try_lock().is_err() {
+            return Err(BackupError::Refused(format!(
+                "another process already ships {} to a backup directory",
+                db.display()
+            )));
+        }
         let mut pin = AnyConnection::connect(url).await?;
         // The store's settings: a busy timeout, and never a checkpoint of its own.
         sqlx::Executor::execute(&mut pin, pragmas).await?;
         let wal = PathBuf::from(format!("{}-wal", db.display()));
         let files = Files {
-            db,
+            db: wal::LiveFile::open(&db)?,
             wal,
             run_dir,
             n: 0,
@@ -182,6 +212,7 @@ impl Shipper {
             shipped: 0,
             chain: None,
             last_commit: 0,
+            last_pages: None,
             last_record_at: 0,
         };
         let mut shipper = Shipper {
@@ -192,6 +223,7 @@ impl Shipper {
             clock,
             last_snapshot: 0,
             _lock: lock,
+            _shipping: shipping,
         };
         // The first snapshot: the database file plus whatever committed frames are not yet
         // copied into it.
@@ -229,11 +261,9 @@ impl Shipper {
             self.unpin().await;
             return Err(e.into());
         }
-        let shm = self.clock.shm.clone();
-        let idx = wal::read_index_header(&shm).unwrap_or(IndexHeader {
+        let idx = self.clock.index().unwrap_or(IndexHeader {
             generation: [0; 8],
             max_frame: 0,
-            backfilled: 0,
         });
         self.clock.push(idx.generation, idx.max_frame);
         Ok((t0, idx))
@@ -247,6 +277,7 @@ impl Shipper {
         f.shipped = idx.max_frame;
         f.chain = None;
         f.last_commit = now_ms();
+        f.last_pages = None;
     }
 
     async fn unpin(&mut self) {
@@ -343,7 +374,9 @@ impl Shipper {
 
     async fn mark_pinned(&mut self) -> Result<(super::Position, super::Counts), BackupError> {
         let t0 = now_ms();
-        let idx = wal::read_index_header(&self.clock.shm)
+        let idx = self
+            .clock
+            .index()
             .ok_or_else(|| BackupError::Corrupt("no wal-index to mark".into()))?;
         self.clock.push(idx.generation, idx.max_frame);
         self.ship(t0, idx).await?;
@@ -396,6 +429,9 @@ impl Files {
         if self.generation != Some(idx.generation) {
             // SQLite started the WAL over. It does so only once every frame was copied into
             // the database, and nothing was copied unshipped, so the old generation is whole.
+            if let Some(old) = self.generation {
+                clock.forget_generation(&old);
+            }
             self.generation = Some(idx.generation);
             self.shipped = 0;
             self.chain = Some(header.checksum);
@@ -430,6 +466,7 @@ impl Files {
         let mut commits = Vec::new();
         for (i, frame) in frames.chunks_exact(header.frame_size()).enumerate() {
             if wal::frame_commit_size(frame) != 0 {
+                self.last_pages = Some(wal::frame_commit_size(frame));
                 let n = from + i as u32;
                 let t = clock.committed_by(&idx.generation, n).unwrap_or(fallback);
                 commits.push((n, t));
@@ -480,18 +517,26 @@ impl Files {
 
     /// Writes a snapshot of the state after the last shipped frame.
     ///
-    /// The database file holds every frame the last checkpoint copied; the frames between
-    /// that and the shipped position are still in the WAL (it cannot start over before they
-    /// are copied), so the image is the file plus those frames.
+    /// The image is the database file with every shipped frame of the current WAL generation
+    /// applied over it. They are all still in the WAL: it cannot start over before they are
+    /// copied, and nothing is copied unshipped. The file alone is not the image: copies taken
+    /// right after a checkpoint failed `integrity_check` under load (seen in the backup tests),
+    /// and a checkpoint grows the file ahead to the newest size. Applying the frames in order
+    /// settles every page the generation wrote at its shipped version, and the last commit's
+    /// size settles the length. Call between ticks: nothing checkpoints meanwhile.
     fn snapshot(&mut self, clock: &CommitClock) -> Result<SnapshotHeader, BackupError> {
         let taken_at = now_ms();
-        let shm = &clock.shm;
-        let idx = wal::read_index_header(shm);
+        let idx = clock.index();
         let image = self.run_dir.join("snapshot.image");
-        std::fs::copy(&self.db, &image)?;
-        let page_size = db_page_size(&self.db)?;
+        self.db.copy_to(&image)?;
+        let page_size = self.db.page_size()?;
+        let mut db = std::fs::OpenOptions::new().write(true).open(&image)?;
         if let (Some(generation), Some(idx)) = (self.generation, idx) {
-            if idx.generation == generation && idx.backfilled < self.shipped {
+            if idx.generation == generation && self.shipped > 0 {
+                // Every shipped frame of this generation, applied in order over the file: pages
+                // the generation wrote end at their newest shipped version whatever the last
+                // checkpoint copied, and the file ends at the size the last commit recorded
+                // (a checkpoint grows the file ahead to the newest size, past what was shipped).
                 let mut wal_file = File::open(&self.wal)?;
                 let header = wal::read_header(&mut wal_file)?
                     .filter(|h| h.generation == generation)
@@ -501,16 +546,17 @@ impl Files {
                         .ok_or_else(|| {
                             BackupError::Corrupt("WAL frames do not check out".into())
                         })?;
-                let size = header.frame_size();
-                let pending = &frames[idx.backfilled as usize * size..];
-                let mut db = std::fs::OpenOptions::new().write(true).open(&image)?;
-                for tx in wal::transactions(pending, header.page_size).unwrap_or_default() {
+                for tx in wal::transactions(&frames, header.page_size).unwrap_or_default() {
                     wal::apply_transaction(&mut db, tx, header.page_size)?;
                 }
-                db.sync_all()?;
                 self.chain = Some(after);
             }
         }
+        if let Some(pages) = self.last_pages {
+            db.set_len(u64::from(pages) * u64::from(page_size))?;
+        }
+        db.sync_all()?;
+        drop(db);
         self.out = None;
         self.n += 1;
         let path = self
@@ -557,15 +603,17 @@ fn chain_through(wal: &mut File, header: &WalHeader, n: u32) -> Result<[u32; 2],
         .ok_or_else(|| BackupError::Corrupt("WAL frames do not check out".into()))
 }
 
-/// The page size in a database file's header.
-pub(crate) fn db_page_size(db: &Path) -> std::io::Result<u32> {
-    use std::io::Read;
-    let mut b = [0u8; 18];
-    File::open(db)?.read_exact(&mut b)?;
-    Ok(match u16::from_be_bytes([b[16], b[17]]) {
-        1 => 65_536,
-        n => u32::from(n),
-    })
+/// The file a shipper holds locked beside the database (`lookout.db-shipping`).
+fn shipping_marker(db: &Path) -> PathBuf {
+    PathBuf::from(format!("{}-shipping", db.display()))
+}
+
+/// Whether some process (this one included) ships `db`'s WAL now.
+pub(crate) fn shipping_elsewhere(db: &Path) -> bool {
+    match File::open(shipping_marker(db)) {
+        Ok(f) => f.try_lock_shared().is_err(),
+        Err(_) => false,
+    }
 }
 
 /// `lookout backup now` requests waiting in `DIR/requests/`.

@@ -122,28 +122,28 @@ pub struct IndexHeader {
     pub generation: Generation,
     /// Frames committed in that WAL: every frame up to here belongs to a committed transaction.
     pub max_frame: u32,
-    /// Frames already copied into the database file.
-    pub backfilled: u32,
 }
 
-/// Reads the wal-index header from the `-shm` file.
+/// Reads the wal-index header from the `-shm` file, open in `shm`.
 ///
 /// SQLite keeps two copies of the header and a writer updates them one after the other, so the
 /// copies match only when no update is under way; a mismatch is retried. SQLite maps this file
 /// shared, so a plain read sees what the connections in this process see. The header is in the
-/// machine's byte order. `None` when the file is missing, uninitialised or keeps changing.
-pub fn read_index_header(shm: &std::path::Path) -> Option<IndexHeader> {
-    let mut file = std::fs::File::open(shm).ok()?;
+/// machine's byte order. `None` when the file is uninitialised or keeps changing.
+///
+/// The file must stay open for the life of the process (see [`LiveFile`]): closing any
+/// descriptor of it would drop SQLite's POSIX locks on it.
+pub fn read_index_header(shm: &std::fs::File) -> Option<IndexHeader> {
+    use std::os::unix::fs::FileExt;
     for _ in 0..100 {
-        let mut b = [0u8; 136];
-        file.seek(SeekFrom::Start(0)).ok()?;
-        file.read_exact(&mut b).ok()?;
+        let mut b = [0u8; 96];
+        shm.read_exact_at(&mut b, 0).ok()?;
         if b[..48] != b[48..96] {
             std::thread::yield_now();
             continue;
         }
         // iVersion(4) unused(4) iChange(4) isInit(1) bigEndCksum(1) szPage(2) mxFrame(4)
-        // nPage(4) aFrameCksum(8) aSalt(8) aCksum(8); then nBackfill opens WalCkptInfo at 96.
+        // nPage(4) aFrameCksum(8) aSalt(8) aCksum(8).
         if b[12] == 0 {
             return None;
         }
@@ -153,10 +153,61 @@ pub fn read_index_header(shm: &std::path::Path) -> Option<IndexHeader> {
         return Some(IndexHeader {
             generation,
             max_frame: ne(16),
-            backfilled: ne(96),
         });
     }
     None
+}
+
+/// A descriptor of one of SQLite's own files (the database, its `-shm`) that is never closed.
+///
+/// SQLite locks these files with POSIX advisory locks, which belong to the process, and closing
+/// *any* descriptor of a file drops *all* of the process's locks on it: a plain
+/// `File::open(...)` + drop beside a live connection silently frees its read marks and lets
+/// checkpoints and WAL restarts run under readers (seen here as corrupt snapshots). So each file
+/// is opened once and kept open until the process ends.
+#[derive(Debug)]
+pub struct LiveFile(std::mem::ManuallyDrop<std::fs::File>);
+
+impl LiveFile {
+    /// Opens `path` read-only, for good.
+    pub fn open(path: &std::path::Path) -> std::io::Result<LiveFile> {
+        Ok(LiveFile(std::mem::ManuallyDrop::new(std::fs::File::open(
+            path,
+        )?)))
+    }
+
+    /// The open file.
+    pub fn file(&self) -> &std::fs::File {
+        &self.0
+    }
+
+    /// Copies the whole file into `to` (positioned reads; the descriptor stays open).
+    pub fn copy_to(&self, to: &std::path::Path) -> std::io::Result<u64> {
+        use std::os::unix::fs::FileExt;
+        let len = self.0.metadata()?.len();
+        let mut out = std::fs::File::create(to)?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut at = 0u64;
+        while at < len {
+            let n = ((len - at) as usize).min(buf.len());
+            self.0.read_exact_at(&mut buf[..n], at)?;
+            out.write_all(&buf[..n])?;
+            at += n as u64;
+        }
+        out.sync_all()?;
+        Ok(len)
+    }
+
+    /// The page size in a database file's header.
+    pub fn page_size(&self) -> std::io::Result<u32> {
+        use std::os::unix::fs::FileExt;
+        let mut b = [0u8; 2];
+        self.0.read_exact_at(&mut b, 16)?;
+        Ok(match u16::from_be_bytes(b) {
+            1 => 65_536,
+            n => u32::from(n),
+        })
+    }
 }
 
 /// Reads frames `from..=to` (1-based) of the WAL at `wal`, checking each against the header and
