@@ -8,5 +8,6 @@ pub mod seal;
 pub mod secret;
 pub mod slug;
 pub mod time;
+pub mod units;
 
 pub use role::Role;

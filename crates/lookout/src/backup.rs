@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use lookout_core::time::iso;
+use lookout_core::units::bytes as size;
 use lookout_store::backup::{self, BackupOptions, Target};
 use lookout_store::Store;
 
@@ -53,15 +54,6 @@ pub async fn now(url: &str, dir: &Path) -> Result<()> {
     store.close().await;
     println!("Snapshot written: run {run} in {}.", dir.display());
     Ok(())
-}
-
-fn size(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
-        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
-        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
-        b => format!("{b} B"),
-    }
 }
 
 /// Prints what the directory holds.

@@ -56,12 +56,7 @@ fn text(v: &Value, default: &str) -> String {
 
 /// `3.2 MiB` from bytes.
 fn size(v: &Value) -> String {
-    match v.as_u64() {
-        None => "—".into(),
-        Some(b) if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
-        Some(b) if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
-        Some(b) => format!("{:.1} KiB", b as f64 / 1024.0),
-    }
+    v.as_u64().map_or("—".into(), lookout_core::units::bytes)
 }
 
 /// `42 s ago`, `3 h ago` from seconds.
