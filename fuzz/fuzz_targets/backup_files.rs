@@ -1,7 +1,7 @@
 //! Fuzzes what `lookout restore` and `lookout backup verify` read from a backup directory and
 //! what the shipper reads from SQLite's files: WAL records (checksummed, zstd frames), and WAL
-//! headers, frames and their checksum chain. A damaged file must end the valid prefix with an
-//! error, never panic.
+//! headers, frames and their checksum chain; and `pgbackrest info --output=json` as the backups
+//! job reads it. A damaged file must end the valid prefix with an error, never panic.
 //!
 //! Run: `cargo +nightly fuzz run backup_files` from the repository root.
 #![no_main]
@@ -26,6 +26,9 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         let _ = wal::transactions(rest, h.page_size);
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = lookout_server::backups::pgbackrest::parse_info(text, "main");
     }
     // Any bytes as frames of a small page size.
     for page_size in [512u32, 1024] {
