@@ -156,8 +156,26 @@ async fn record(store: &Store, run: &NewRun<'_>) -> Result<RunRow, String> {
         .ok_or_else(|| "the run just recorded is gone".to_string())
 }
 
+/// One turn at a target's pgBackRest work on this replica: a backup asked for through the API
+/// waits for the scheduled one instead of failing on pgBackRest's lock (replicas still meet at
+/// that lock, and the loser records pgBackRest's error).
+async fn target_turn(id: i64) -> tokio::sync::OwnedMutexGuard<()> {
+    static TURNS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<i64, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    > = std::sync::OnceLock::new();
+    let turn = TURNS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(id)
+        .or_default()
+        .clone();
+    turn.lock_owned().await
+}
+
 /// Takes a pgBackRest backup of `kind` for `t` and records it.
 pub async fn backup_target(store: &Store, t: &TargetRow, kind: &str) -> Result<RunRow, String> {
+    let _turn = target_turn(t.id).await;
     let started_at = now_ms();
     let clock = Instant::now();
     let out = pgbackrest::backup(t, kind).await;
@@ -183,6 +201,7 @@ pub async fn drill_target(
     t: &TargetRow,
     to: Option<i64>,
 ) -> Result<RunRow, String> {
+    let _turn = target_turn(t.id).await;
     let started_at = now_ms();
     let clock = Instant::now();
     let live = t
