@@ -133,7 +133,7 @@ pub async fn publish_drill(store: &Store, run: &RunRow) -> Result<(), String> {
 
 /// Records a run and says so in the log.
 async fn record(store: &Store, run: &NewRun<'_>) -> Result<RunRow, String> {
-    let id = catalog::record_run(store, run)
+    let row = catalog::record_run(store, run)
         .await
         .map_err(|e| e.to_string())?;
     match &run.error {
@@ -148,12 +148,7 @@ async fn record(store: &Store, run: &NewRun<'_>) -> Result<RunRow, String> {
             tracing::warn!(target = run.target, kind = run.kind, error = %e, "Backup {} failed.", run.kind)
         }
     }
-    let rows = catalog::runs(store, run.target, Some(run.kind), 1)
-        .await
-        .map_err(|e| e.to_string())?;
-    rows.into_iter()
-        .find(|r| r.id == id)
-        .ok_or_else(|| "the run just recorded is gone".to_string())
+    Ok(row)
 }
 
 /// One turn at a target's pgBackRest work on this replica: a backup asked for through the API
@@ -374,7 +369,6 @@ pub async fn run(store: &Store, sealer: &Sealer, settings: &Settings) -> Result<
         .await
         .map_err(|e| e.to_string())?
     {
-        let status = refresh_status(store, sealer, &t).await;
         let name = t.spec.name.as_str();
         let last_backup = catalog::newest_run(store, name, &["full", "diff", "incr"], false)
             .await
@@ -382,11 +376,15 @@ pub async fn run(store: &Store, sealer: &Sealer, settings: &Settings) -> Result<
         let last_full = catalog::newest_run(store, name, &["full"], false)
             .await
             .map_err(|e| e.to_string())?;
-        if due(last_full.as_ref(), t.spec.full_every_hours, now) {
-            backup_target(store, &t, "full").await?;
+        let last_backup = if due(last_full.as_ref(), t.spec.full_every_hours, now) {
+            Some(backup_target(store, &t, "full").await?)
         } else if due(last_backup.as_ref(), t.spec.diff_every_hours, now) {
-            backup_target(store, &t, "diff").await?;
-        }
+            Some(backup_target(store, &t, "diff").await?)
+        } else {
+            last_backup
+        };
+        // Read after any backup this pass took, so its age reflects it.
+        let status = refresh_status(store, sealer, &t).await;
         let last_drill = catalog::newest_run(store, name, &["drill"], false)
             .await
             .map_err(|e| e.to_string())?;
@@ -395,7 +393,15 @@ pub async fn run(store: &Store, sealer: &Sealer, settings: &Settings) -> Result<
         } else {
             last_drill
         };
-        let health = pg_health(store, &t, &status, last_drill.as_ref(), now).await?;
+        let health = pg_health(
+            store,
+            &t,
+            &status,
+            last_backup.as_ref(),
+            last_drill.as_ref(),
+            now,
+        )
+        .await?;
         publish_health(store, name, health).await?;
     }
     Ok(())
@@ -407,18 +413,16 @@ async fn pg_health(
     store: &Store,
     t: &TargetRow,
     status: &Value,
+    last_backup: Option<&RunRow>,
     last_drill: Option<&RunRow>,
     now: i64,
 ) -> Result<Health, String> {
     let name = t.spec.name.as_str();
-    let last = catalog::newest_run(store, name, &["full", "diff", "incr"], false)
-        .await
-        .map_err(|e| e.to_string())?;
-    if let Some(b) = last.filter(|b| !b.ok) {
+    if let Some(b) = last_backup.filter(|b| !b.ok) {
         return Ok(Health::Failed(format!(
             "{} backup failed: {}",
             b.kind,
-            b.error.unwrap_or_default()
+            b.error.clone().unwrap_or_default()
         )));
     }
     if let Some(e) = status["info_error"].as_str() {

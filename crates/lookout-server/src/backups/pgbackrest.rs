@@ -283,9 +283,16 @@ pub async fn drill(t: &TargetRow, to: Option<i64>, live_url: Option<&str>) -> Dr
         target: to.map_or("latest".into(), lookout_core::time::iso),
         ..DrillReport::default()
     };
+    let bin = match info(t).await {
+        Ok(i) => pg_bin(t, i.pg_version.as_deref()),
+        Err(e) => {
+            report.problems.push(e);
+            return report;
+        }
+    };
     let result = tokio::time::timeout(
         DRILL_TIMEOUT,
-        drill_in(t, to, live_url, scratch.path(), &mut report),
+        drill_in(t, &bin, to, live_url, scratch.path(), &mut report),
     )
     .await;
     match result {
@@ -297,8 +304,7 @@ pub async fn drill(t: &TargetRow, to: Option<i64>, live_url: Option<&str>) -> Dr
         )),
     }
     // Always tear down: stop whatever is running in the scratch directory, then delete it.
-    let version = info(t).await.ok().and_then(|i| i.pg_version);
-    let pg_ctl = pg_bin(t, version.as_deref()).join("pg_ctl");
+    let pg_ctl = bin.join("pg_ctl");
     let data = scratch.path().join("data");
     if data.join("postmaster.pid").exists() {
         let mut stop = command(t, &pg_ctl.to_string_lossy());
@@ -310,13 +316,12 @@ pub async fn drill(t: &TargetRow, to: Option<i64>, live_url: Option<&str>) -> Dr
 
 async fn drill_in(
     t: &TargetRow,
+    bin: &Path,
     to: Option<i64>,
     live_url: Option<&str>,
     scratch: &Path,
     report: &mut DrillReport,
 ) -> Result<(), String> {
-    let version = info(t).await?.pg_version;
-    let bin = pg_bin(t, version.as_deref());
     let data = scratch.join("data");
     std::fs::create_dir(&data).map_err(|e| format!("scratch data directory: {e}"))?;
     if let Some(user) = t.spec.run_as.as_deref().filter(|_| running_as_root()) {

@@ -123,6 +123,38 @@ pub fn decode_records(bytes: &[u8]) -> (Vec<Record>, Tail) {
     (out, Tail::Clean)
 }
 
+/// The header of the last whole record in WAL file `path`, reading only record prefixes and
+/// headers (payloads are skipped, not checked: for listings, not restores).
+pub fn last_record_header(path: &Path) -> std::io::Result<Option<RecordHeader>> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let size = f.metadata()?.len();
+    let (mut at, mut last) = (0u64, None);
+    let mut prefix = [0u8; RECORD_PREFIX];
+    while at + RECORD_PREFIX as u64 <= size {
+        f.seek(SeekFrom::Start(at))?;
+        f.read_exact(&mut prefix)?;
+        if &prefix[..4] != RECORD_MAGIC {
+            break;
+        }
+        let len =
+            |i: usize| u32::from_be_bytes([prefix[i], prefix[i + 1], prefix[i + 2], prefix[i + 3]]);
+        let (head_len, payload_len) = (len(4), len(8));
+        let end = at + RECORD_PREFIX as u64 + u64::from(head_len) + u64::from(payload_len);
+        if head_len > MAX_PART || payload_len > MAX_PART || end > size {
+            break;
+        }
+        let mut head = vec![0u8; head_len as usize];
+        f.read_exact(&mut head)?;
+        match serde_json::from_slice(&head) {
+            Ok(h) => last = Some(h),
+            Err(_) => break,
+        }
+        at = end;
+    }
+    Ok(last)
+}
+
 fn decode_one(b: &[u8]) -> Result<(Record, usize), String> {
     if b.len() < RECORD_PREFIX {
         return Err("short record prefix".into());
@@ -408,6 +440,13 @@ mod tests {
         assert_eq!(records.len(), 2);
         assert_eq!(records[0].header, header(1, 2));
         assert_eq!(records[1].frames().unwrap(), vec![9u8; 50]);
+        // Listings read only the last record's header.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(FileKind::Wal, 1));
+        std::fs::write(&path, &file).unwrap();
+        assert_eq!(last_record_header(&path).unwrap(), Some(header(3, 3)));
+        std::fs::write(&path, &file[..whole - 5]).unwrap();
+        assert_eq!(last_record_header(&path).unwrap(), Some(header(1, 2)));
         // A crash mid-append: the second record is cut; the first still reads.
         let (records, tail) = decode_records(&file[..whole - 5]);
         assert_eq!(records.len(), 1);

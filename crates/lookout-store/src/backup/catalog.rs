@@ -160,8 +160,8 @@ pub struct NewRun<'a> {
     pub details: Value,
 }
 
-/// Records a backup or drill.
-pub async fn record_run(store: &Store, run: &NewRun<'_>) -> Result<i64> {
+/// Records a backup or drill and returns it as stored.
+pub async fn record_run(store: &Store, run: &NewRun<'_>) -> Result<RunRow> {
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO backup_runs (target, target_id, kind, started_at, duration_ms, ok, error, details)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
@@ -176,7 +176,17 @@ pub async fn record_run(store: &Store, run: &NewRun<'_>) -> Result<i64> {
     .bind(run.details.to_string())
     .fetch_one(store.pool())
     .await?;
-    Ok(id)
+    Ok(RunRow {
+        id,
+        target: run.target.to_string(),
+        target_id: run.target_id,
+        kind: run.kind.to_string(),
+        started_at: run.started_at,
+        duration_ms: run.duration_ms,
+        ok: run.error.is_none(),
+        error: run.error.clone(),
+        details: Some(run.details.clone()),
+    })
 }
 
 /// `AND kind IN (…)` for kinds from this crate's callers (fixed words, never user text).

@@ -121,10 +121,8 @@ pub fn inventory(dir: &Path) -> Result<Inventory, BackupError> {
             inv.total_bytes += len;
         }
         if let Some(last) = run.files.iter().rev().find(|f| f.kind == FileKind::Wal) {
-            let bytes = std::fs::read(&last.path).map_err(io)?;
-            let (records, _) = archive::decode_records(&bytes);
-            if let Some(r) = records.last() {
-                let t = r.header.covered_until;
+            if let Some(h) = archive::last_record_header(&last.path).map_err(io)? {
+                let t = h.covered_until;
                 inv.newest = Some(inv.newest.map_or(t, |o| o.max(t)));
             }
         }

@@ -165,9 +165,6 @@ pub struct Shipper {
     _shipping: File,
 }
 
-/// What a snapshot request answers.
-pub type SnapshotInfo = SnapshotHeader;
-
 impl Shipper {
     /// Takes the directory's lock, opens a new run and writes its first snapshot.
     pub(crate) async fn start(
@@ -328,7 +325,7 @@ impl Shipper {
 
     /// Writes a snapshot now (and answers pending `lookout backup now` requests). Call between
     /// ticks: nothing else checkpoints meanwhile, so the database file holds still.
-    async fn snapshot_blocking(&mut self) -> Result<SnapshotInfo, BackupError> {
+    async fn snapshot_blocking(&mut self) -> Result<SnapshotHeader, BackupError> {
         let files = self.files.clone();
         let clock = self.clock.clone();
         let options = self.options.clone();

@@ -11,24 +11,12 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use lookout_core::time::{iso as rfc3339, now_ms};
 use lookout_testkit::{Backend, TestServer};
 use serde_json::{json, Value};
 
 use crate::errors::{envelope, exception_event, key_of, new_id};
 use crate::json_of;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
 
 /// The Sentry event ids in a (restored) database, processed or still in the inbox.
 async fn event_ids(db: &Path) -> HashSet<String> {
