@@ -59,6 +59,8 @@ pub struct Report {
     /// `user@host:port/database`, without the password.
     pub database: String,
     pub server_version: String,
+    /// `pg_database_size` of the checked database, bytes (reports chart its growth).
+    pub size_bytes: i64,
     pub findings: Vec<Finding>,
     pub verifications: Vec<Verification>,
     /// Statements by total time (empty without `pg_stat_statements`).
@@ -150,13 +152,15 @@ pub async fn connect(url: &str) -> Result<PgConnection, Error> {
 pub async fn check(url: &str, opt: &Options, rules: &[Rule]) -> Result<Report, Error> {
     let mut conn = connect(url).await?;
     let row = sqlx::query(
-        "SELECT current_setting('server_version'), current_setting('server_version_num')::int4",
+        "SELECT current_setting('server_version'), current_setting('server_version_num')::int4,
+                pg_database_size(current_database())::int8",
     )
     .fetch_one(&mut conn)
     .await
     .map_err(query_error("reading the server version"))?;
     let version: String = row.try_get(0).unwrap_or_default();
     let num: i32 = row.try_get(1).unwrap_or_default();
+    let size_bytes: i64 = row.try_get(2).unwrap_or_default();
     if num < 130_000 {
         return Err(Error::Version(version));
     }
@@ -225,6 +229,7 @@ pub async fn check(url: &str, opt: &Options, rules: &[Rule]) -> Result<Report, E
     Ok(Report {
         database: redact(url),
         server_version: version,
+        size_bytes,
         findings,
         verifications,
         slow_queries: slow,

@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod nrql;
 pub mod observe;
 pub mod otlp;
+pub mod reports;
 pub mod runtime;
 pub mod state;
 pub mod trace_view;

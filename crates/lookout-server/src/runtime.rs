@@ -181,6 +181,7 @@ pub async fn serve(
         maintenance_scheduler(
             store.clone(),
             sealer.clone(),
+            state.alerting().clone(),
             &cfg.replica_id,
             crate::backups::Settings {
                 drill_every: cfg.backup_drill_every,
@@ -391,9 +392,17 @@ async fn bootstrap_admin(store: &Store, cfg: &ServeConfig) -> Result<(), ServeEr
 async fn maintenance_scheduler(
     store: Store,
     sealer: lookout_core::seal::Sealer,
+    alerting: crate::alerting::Alerting,
     replica: &str,
     backups: crate::backups::Settings,
 ) -> Result<Scheduler, ServeError> {
+    jobs::ensure_periodic(
+        &store,
+        crate::reports::schedule::JOB,
+        crate::reports::schedule::JOB,
+        crate::reports::schedule::EVERY_MS,
+    )
+    .await?;
     jobs::ensure_periodic(&store, "sessions.cleanup", "sessions.cleanup", 3_600_000).await?;
     jobs::ensure_periodic(
         &store,
@@ -520,7 +529,17 @@ async fn maintenance_scheduler(
             Box::pin(async move { crate::dbhealth::run(&store, &sealer).await })
         })
     };
+    let reports_job: JobHandler = Arc::new(move |_| {
+        let a = alerting.clone();
+        Box::pin(async move {
+            crate::reports::schedule::run(&a, lookout_core::time::now_ms())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    });
     Ok(Scheduler::new(store, replica, SchedulerConfig::default())
+        .handle(crate::reports::schedule::JOB, reports_job)
         .handle(crate::backups::JOB, backups_job)
         .handle(crate::dbhealth::JOB, db_checks)
         .handle("sessions.cleanup", sessions)

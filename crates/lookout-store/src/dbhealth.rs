@@ -300,7 +300,7 @@ pub async fn record(
     Ok(id)
 }
 
-fn check_of(r: &sqlx::any::AnyRow) -> Result<CheckRow> {
+pub(crate) fn check_of(r: &sqlx::any::AnyRow) -> Result<CheckRow> {
     let report: Option<String> = r.try_get("report")?;
     Ok(CheckRow {
         id: r.try_get("id")?,

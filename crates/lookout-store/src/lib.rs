@@ -25,6 +25,7 @@ pub mod markers;
 mod migrate;
 pub mod page;
 pub mod regress;
+pub mod reports;
 pub mod series;
 pub mod tenancy;
 pub mod uptime;

@@ -45,9 +45,9 @@ pub struct RunRow {
     pub created_at: i64,
 }
 
-const COLUMNS: &str = "id, project_id, name, commit_sha, started_at, duration_ms, passed, requests, rps, p95_ms, error_rate, created_at";
+pub(crate) const COLUMNS: &str = "id, project_id, name, commit_sha, started_at, duration_ms, passed, requests, rps, p95_ms, error_rate, created_at";
 
-fn row(r: &sqlx::any::AnyRow) -> Result<RunRow> {
+pub(crate) fn row(r: &sqlx::any::AnyRow) -> Result<RunRow> {
     let passed: i64 = r.try_get("passed")?;
     Ok(RunRow {
         id: r.try_get("id")?,

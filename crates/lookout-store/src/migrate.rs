@@ -89,10 +89,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0012_backups.sql"),
         postgres: include_str!("../migrations/postgres/0012_backups.sql"),
     },
+    Migration {
+        version: 13,
+        name: "reports",
+        sqlite: include_str!("../migrations/sqlite/0013_reports.sql"),
+        postgres: include_str!("../migrations/postgres/0013_reports.sql"),
+    },
 ];
 
 /// The schema version this build expects (the newest migration).
-pub const SCHEMA_VERSION: i64 = 12;
+pub const SCHEMA_VERSION: i64 = 13;
 
 /// The advisory-lock key that serialises migrations across replicas ("lkmigr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c6b_6d69_6772;

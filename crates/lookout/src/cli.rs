@@ -89,6 +89,22 @@ pub enum Command {
         #[arg(long)]
         project: Option<i64>,
     },
+    /// A report for any past period: the daily check, weekly review or monthly deep dive (see
+    /// docs/reports.md). Prints plain text; --json or --html for the other forms.
+    Report {
+        /// daily, weekly or monthly.
+        #[arg(value_parser = ["daily", "weekly", "monthly"])]
+        kind: String,
+        /// The period's end (RFC 3339); default now. It starts 1, 7 or 30 days earlier.
+        #[arg(long, value_name = "TIME")]
+        end: Option<String>,
+        /// Print the report as JSON, as `GET /api/v1/reports` returns it.
+        #[arg(long, conflicts_with = "html")]
+        json: bool,
+        /// Print the report as a standalone HTML document with its charts.
+        #[arg(long)]
+        html: bool,
+    },
     /// Backups of the embedded SQLite database: take one now, list, verify (docs/backups.md).
     #[command(subcommand)]
     Backup(BackupCommand),

@@ -195,6 +195,47 @@ fn run(cli: Cli) -> Result<()> {
                     }
                 }
             }
+            Command::Report {
+                kind,
+                end,
+                json,
+                html,
+            } => {
+                let now = lookout_core::time::now_ms();
+                let end = match end {
+                    Some(e) => chrono::DateTime::parse_from_rfc3339(e.trim())
+                        .with_context(|| format!("--end {e:?} is not an RFC 3339 time"))?
+                        .timestamp_millis(),
+                    None => now,
+                };
+                let kind = lookout_server::reports::Kind::parse(&kind)
+                    .context("kind: daily, weekly or monthly")?;
+                let base_url = file
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| "http://127.0.0.1:8800".into());
+                let store = Store::open(&storage.url).await?;
+                let report = lookout_server::reports::build(
+                    &store,
+                    &lookout_server::reports::Request {
+                        kind,
+                        end,
+                        base_url: base_url.trim_end_matches('/').to_string(),
+                        now,
+                    },
+                )
+                .await;
+                store.close().await;
+                let report = report?;
+                use lookout_server::reports::render;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else if html {
+                    print!("{}", render::html(&report, &report.base_url, None));
+                } else {
+                    print!("{}", render::text(&report));
+                }
+            }
             Command::Backup(BackupCommand::Now { backup_dir }) => {
                 backup::now(&storage.url, &backup_dir).await?;
             }

@@ -399,7 +399,7 @@ async fn send(
 }
 
 /// Treats non-2xx answers as failures, with the status and the start of the body.
-async fn check(r: Result<reqwest::Response, reqwest::Error>) -> Result<(), String> {
+pub(crate) async fn check(r: Result<reqwest::Response, reqwest::Error>) -> Result<(), String> {
     let r = r.map_err(|e| {
         // reqwest's Display includes the URL, which can hold a webhook's secret path.
         let kind = if e.is_timeout() {

@@ -13,6 +13,38 @@ use lookout_store::alerting::ChannelRow;
 
 /// Sends `msg` to the channel's address.
 pub async fn send(a: &Alerting, channel: &ChannelRow, msg: &Message) -> Result<(), String> {
+    let text = msg.markdown(|label, url| format!("{label}: {url}"));
+    let html = format!(
+        "<p><strong>{}</strong></p><p>{} · {} urgency · incident #{}</p>\
+         <p><a href=\"{}\">Open incident</a> · <a href=\"{}\">Acknowledge</a> · \
+         <a href=\"{}\">Resolve</a></p>{}",
+        escape(&msg.headline()),
+        escape(&msg.status),
+        escape(&msg.urgency),
+        msg.incident_id,
+        escape(&msg.url),
+        escape(&msg.acknowledge_url),
+        escape(&msg.resolve_url),
+        match (&msg.runbook_url, &msg.runbook_summary) {
+            (Some(u), s) => format!(
+                "<p>Runbook: <a href=\"{}\">{}</a></p>",
+                escape(u),
+                escape(s.as_deref().unwrap_or("open"))
+            ),
+            (None, _) => String::new(),
+        }
+    );
+    send_mail(a, channel, &msg.headline(), text, html).await
+}
+
+/// Sends one email with a plain-text and an HTML part through the channel's SMTP server.
+pub async fn send_mail(
+    a: &Alerting,
+    channel: &ChannelRow,
+    subject: &str,
+    text: String,
+    html: String,
+) -> Result<(), String> {
     let cfg = &channel.config;
     let field = |k: &str| {
         cfg.get(k)
@@ -53,31 +85,10 @@ pub async fn send(a: &Alerting, channel: &ChannelRow, msg: &Message) -> Result<(
     let transport = builder
         .timeout(Some(std::time::Duration::from_secs(10)))
         .build();
-    let text = msg.markdown(|label, url| format!("{label}: {url}"));
-    let html = format!(
-        "<p><strong>{}</strong></p><p>{} · {} urgency · incident #{}</p>\
-         <p><a href=\"{}\">Open incident</a> · <a href=\"{}\">Acknowledge</a> · \
-         <a href=\"{}\">Resolve</a></p>{}",
-        escape(&msg.headline()),
-        escape(&msg.status),
-        escape(&msg.urgency),
-        msg.incident_id,
-        escape(&msg.url),
-        escape(&msg.acknowledge_url),
-        escape(&msg.resolve_url),
-        match (&msg.runbook_url, &msg.runbook_summary) {
-            (Some(u), s) => format!(
-                "<p>Runbook: <a href=\"{}\">{}</a></p>",
-                escape(u),
-                escape(s.as_deref().unwrap_or("open"))
-            ),
-            (None, _) => String::new(),
-        }
-    );
     let email = lettre::Message::builder()
         .from(from)
         .to(to)
-        .subject(msg.headline())
+        .subject(subject)
         .multipart(
             MultiPart::alternative()
                 .singlepart(

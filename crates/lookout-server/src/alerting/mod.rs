@@ -3,7 +3,7 @@
 //! the channels it delivers to ([`deliver`]), and signed one-click links ([`links`]).
 
 pub mod deliver;
-mod deliver_email;
+pub mod deliver_email;
 pub mod engine;
 pub mod inbound;
 pub mod links;

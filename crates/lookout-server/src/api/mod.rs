@@ -16,6 +16,7 @@ pub mod monitors;
 pub mod oncall;
 mod projects;
 pub mod query;
+pub mod reports;
 mod series;
 pub mod status_pages;
 mod tokens;
@@ -182,6 +183,16 @@ pub fn router() -> Router<AppState> {
         ))
         .routes(routes!(oncall::set_user_name))
         .routes(routes!(query::query))
+        .routes(routes!(reports::get_report, reports::make))
+        .routes(routes!(reports::history))
+        .routes(routes!(reports::get_one))
+        .routes(routes!(reports::get_settings, reports::put_settings))
+        .routes(routes!(reports::list_slos, reports::create_slo))
+        .routes(routes!(
+            reports::get_slo,
+            reports::update_slo,
+            reports::delete_slo
+        ))
         .routes(routes!(apm::services))
         .routes(routes!(apm::service, apm::update_service))
         .routes(routes!(apm::transactions))

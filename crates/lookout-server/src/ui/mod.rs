@@ -16,6 +16,7 @@ mod load;
 mod pages;
 mod performance;
 mod regress;
+mod reports;
 pub mod status_page;
 mod traces;
 mod uptime;
@@ -55,6 +56,7 @@ pub const SECTIONS: &[Section] = &[
     Section { href: "/load-tests", label: "Load tests", summary: "Runs of `lookout load`, their latency distributions and threshold results." },
     Section { href: "/regressions", label: "Regressions", summary: "Performance baselines and the change points `lookout regress` finds in them." },
     Section { href: "/databases", label: "Databases", summary: "PostgreSQL health: slow queries, unused and missing indexes, bloat." },
+    Section { href: "/reports", label: "Reports", summary: "The daily check, weekly review and monthly deep dive, with MTTD, MTTA, MTTR and SLO error budgets." },
     Section { href: "/backups", label: "Backups", summary: "Backups with point-in-time recovery of Lookout's own data and your PostgreSQL databases." },
     Section { href: "/settings", label: "Settings", summary: "" },
 ];
@@ -99,6 +101,9 @@ pub fn router() -> Router<AppState> {
         .route("/performance/traces/{id}", get(traces::trace))
         .route("/performance/map", get(traces::map))
         .route("/backups", get(backups::page))
+        .route("/reports", get(reports::list))
+        .route("/reports/view", get(reports::view))
+        .route("/reports/{id}", get(reports::kept))
         .route("/databases", get(databases::list))
         .route("/databases/{id}", get(databases::target))
         .route("/regressions", get(regress::list))
@@ -134,6 +139,7 @@ pub fn router() -> Router<AppState> {
                 "/regressions",
                 "/databases",
                 "/backups",
+                "/reports",
             ]
             .contains(&s.href)
     }) {

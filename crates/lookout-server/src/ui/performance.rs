@@ -172,6 +172,48 @@ struct ServicePage {
     slow_queries: Vec<(String, String, String, String, String)>,
     instances: Vec<(String, i64, String, String)>,
     issues: Vec<(i64, String, String, i64)>,
+    /// The service's SLOs: (name, objective, attainment, budget left, bad).
+    slos: Vec<(String, String, String, String, bool)>,
+}
+
+/// The SLOs of service `name` with their attainment and error budget left now.
+async fn slo_rows(
+    state: &AppState,
+    name: &str,
+) -> lookout_store::Result<Vec<(String, String, String, String, bool)>> {
+    use lookout_store::alerting::{self as astore, SpecTable};
+    let org = lookout_store::tenancy::default_org(state.store()).await?;
+    let projects = lookout_store::tenancy::project_ids(state.store()).await?;
+    let mut out = Vec::new();
+    for row in astore::spec_list(state.store(), SpecTable::Slos, org.id).await? {
+        let Ok(spec) = serde_json::from_value::<crate::reports::slo::SloSpec>(row.spec) else {
+            continue;
+        };
+        if spec.service != name {
+            continue;
+        }
+        let b = crate::reports::services_evaluate(
+            state.store(),
+            &projects,
+            &spec,
+            lookout_core::time::now_ms(),
+        )
+        .await?;
+        out.push((
+            row.name,
+            format!(
+                "{} ≥ {} % over {} d",
+                crate::reports::objective(&spec),
+                spec.target,
+                spec.window_days
+            ),
+            b.attainment.map_or("—".into(), |a| format!("{a:.3} %")),
+            b.budget_remaining
+                .map_or("—".into(), |r| format!("{:.1} %", 100.0 * r)),
+            b.budget_remaining.is_some_and(|r| r < 0.25),
+        ));
+    }
+    Ok(out)
 }
 
 /// `GET /performance/services/{name}`.
@@ -298,7 +340,12 @@ pub async fn service(
             .map(|f| line(f, String::new()))
             .collect()
     };
+    let slos = match slo_rows(&state, &name).await {
+        Ok(s) => s,
+        Err(e) => return ui_error(e),
+    };
     render(&ServicePage {
+        slos,
         title: format!("{name} · Performance"),
         summary: line(&o.summary, String::new()),
         apdex_t: ms(Some(o.apdex_t_ms)),

@@ -129,6 +129,9 @@ struct Slot {
     spec: Arc<MonitorSpec>,
     state: MonitorState,
     streaks: Streaks,
+    /// The first failed check of the current failure streak: when the failure started, for
+    /// reports' time to detect (kept in memory; after a restart the streak restarts too).
+    failing_since: Option<i64>,
     due: i64,
     running: bool,
     generation: u64,
@@ -293,6 +296,7 @@ fn reload(
                 let due = first_due(row.id, &state, every, now);
                 let slot = Slot {
                     streaks: streaks_of(&state),
+                    failing_since: None,
                     state,
                     spec: Arc::new(spec),
                     due,
@@ -543,6 +547,12 @@ async fn apply(
         s.last_failure = v.failure.clone();
         s.last_failure_at = Some(v.at);
     }
+    let failing_since = if v.ok {
+        None
+    } else {
+        Some(slot.failing_since.unwrap_or(v.at))
+    };
+    slot.failing_since = failing_since;
     let spec = slot.spec.clone();
     let change = slot
         .streaks
@@ -559,6 +569,7 @@ async fn apply(
             "target": spec.url.clone().or_else(|| spec.host.clone()).or_else(|| spec.slug.clone()),
             "reason": reason,
             "at": v.at,
+            "failing_since": failing_since,
         })
     };
     let project = slot.row.project_id;

@@ -69,7 +69,8 @@ pub struct IncidentRow {
     pub updated_at: i64,
 }
 
-const COLS: &str = "id, org_id, scope, dedup_key, title, status, urgency, severity, service, \
+pub(crate) const COLS: &str =
+    "id, org_id, scope, dedup_key, title, status, urgency, severity, service, \
     source, policy_id, integration_id, escalation_policy_id, runbook_id, runbook_version, \
     rule_index, lap, next_escalation_at, ack_until, alert_count, details, checklist, created_at, \
     acknowledged_at, resolved_at, updated_at";
@@ -79,7 +80,7 @@ fn json_of(r: &AnyRow, col: &str) -> Result<Json> {
     serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
 }
 
-fn row(r: &AnyRow) -> Result<IncidentRow> {
+pub(crate) fn row(r: &AnyRow) -> Result<IncidentRow> {
     Ok(IncidentRow {
         id: r.try_get("id")?,
         org_id: r.try_get("org_id")?,

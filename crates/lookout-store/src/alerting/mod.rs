@@ -25,6 +25,8 @@ pub enum SpecTable {
     EscalationPolicies,
     /// Alert policies.
     Policies,
+    /// Service-level objectives (see the reports module of the server).
+    Slos,
 }
 
 impl SpecTable {
@@ -33,6 +35,7 @@ impl SpecTable {
             SpecTable::Schedules => "oncall_schedules",
             SpecTable::EscalationPolicies => "escalation_policies",
             SpecTable::Policies => "alert_policies",
+            SpecTable::Slos => "slos",
         }
     }
 }

@@ -203,7 +203,7 @@ fn kind_clause(kinds: &[&str]) -> String {
     format!("AND kind IN ({list})")
 }
 
-fn run_of(r: &sqlx::any::AnyRow) -> Result<RunRow> {
+pub(crate) fn run_of(r: &sqlx::any::AnyRow) -> Result<RunRow> {
     let details: Option<String> = r.try_get("details")?;
     Ok(RunRow {
         id: r.try_get("id")?,

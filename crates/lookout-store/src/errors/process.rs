@@ -467,7 +467,8 @@ async fn group_batch(
                     "issue.created",
                     Some(p.project_id),
                     Some(id.to_string()),
-                    &json!({ "issue_id": id, "title": title, "level": ev.level }),
+                    &json!({ "issue_id": id, "title": title, "level": ev.level,
+                             "first_seen": ev.timestamp_ms }),
                 ));
                 states.insert(
                     id,
@@ -519,7 +520,8 @@ async fn group_batch(
                     "issue.regressed",
                     Some(p.project_id),
                     Some(issue_id.to_string()),
-                    &json!({ "issue_id": issue_id, "title": st.title, "release": ev.release }),
+                    &json!({ "issue_id": issue_id, "title": st.title, "release": ev.release,
+                             "at": ev.timestamp_ms }),
                 ));
             }
         } else if st.status == "ignored" {
