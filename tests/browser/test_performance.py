@@ -77,6 +77,8 @@ def wait_services(server, names):
 def test_performance_pages_show_what_the_sdk_sent(server, watched):
     ids = send_traffic(server)
     wait_services(server, ["shop", "payments"])
+    server.api("/api/v1/slos", "POST", {"name": "Shop availability", "service": "shop",
+                                         "indicator": "availability", "target": 99.5})
     page = watched.page
     log_in(page, server.url)
 
@@ -94,6 +96,9 @@ def test_performance_pages_show_what_the_sdk_sent(server, watched):
     assert "SELECT * FROM carts WHERE id = ?" in slow and "WHERE id = 3" not in slow
     assert "shop-1" in page.inner_text("#instances")
     assert page.locator("figure.chart svg").count() >= 5
+    # The SLO on the service: 12 of 12 requests succeeded, so the budget is untouched.
+    slos = page.inner_text("#slos")
+    assert "Shop availability" in slos and "100.000 %" in slos and "100.0 %" in slos, slos
     shot(page, "service")
 
     page.click("#consuming >> text=POST /checkout")

@@ -387,7 +387,8 @@ async fn bootstrap_admin(store: &Store, cfg: &ServeConfig) -> Result<(), ServeEr
 }
 
 /// The scheduler with the built-in periodic jobs: expired sessions and finished jobs are deleted
-/// hourly, error-event retention every ten minutes, due database checks every 15 s.
+/// hourly, error-event retention every ten minutes, due database checks every 15 s, scheduled
+/// reports and their deliveries every minute.
 /// Capabilities register theirs the same way.
 async fn maintenance_scheduler(
     store: Store,

@@ -102,6 +102,12 @@ pub fn duration(ms: i64) -> String {
     }
 }
 
+/// `1 incident`, `3 incidents`.
+fn count(n: impl Into<i64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 fn opt_ms(v: Option<f64>) -> String {
     v.map_or("—".into(), |v| format!("{v:.0} ms"))
 }
@@ -168,17 +174,17 @@ pub fn sections(r: &Report, base: &str) -> Vec<Section> {
     let mut summary = Vec::new();
     if let Some(i) = &r.incidents {
         summary.push(c(format!(
-            "{} incidents opened ({} the period before).",
-            i.opened.len(),
+            "{} opened ({} the period before).",
+            count(i.opened.len() as i64, "incident", "incidents"),
             i.opened_previous
         )));
     }
     if let Some(e) = &r.errors {
         summary.push(c(format!(
-            "{} error events ({}), {} new issues, {} regressed.",
-            e.events,
+            "{} ({}), {}, {} regressed.",
+            count(e.events, "error event", "error events"),
             change(e.events, e.events_previous),
-            e.new_issues.len(),
+            count(e.new_issues.len() as i64, "new issue", "new issues"),
             e.regressed.len()
         )));
     }
@@ -188,11 +194,11 @@ pub fn sections(r: &Report, base: &str) -> Vec<Section> {
         summary.push(Cell {
             class: if below > 0 { "bad" } else { "" },
             ..c(format!(
-                "{} outages, {} of downtime; {} of {} monitors below their uptime target.",
-                u.outages.len(),
+                "{}, {} of downtime; {} of {} below their uptime target.",
+                count(u.outages.len() as i64, "outage", "outages"),
                 duration(down),
                 below,
-                u.monitors.len()
+                count(u.monitors.len() as i64, "monitor", "monitors")
             ))
         });
     }
@@ -203,8 +209,8 @@ pub fn sections(r: &Report, base: &str) -> Vec<Section> {
             .count();
         summary.push(flag(
             format!(
-                "{low} of {} SLOs have less than a quarter of their error budget left.",
-                slos.len()
+                "{low} of {} less than a quarter of the error budget left.",
+                count(slos.len() as i64, "SLO has", "SLOs have")
             ),
             low > 0,
         ));
@@ -328,8 +334,9 @@ pub fn sections(r: &Report, base: &str) -> Vec<Section> {
             id: "errors",
             title: "Errors".into(),
             lines: vec![c(format!(
-                "{} events, {} the period before.",
-                e.events, e.events_previous
+                "{}, {} the period before.",
+                count(e.events, "event", "events"),
+                e.events_previous
             ))],
             charts,
             tables,
@@ -493,10 +500,15 @@ pub fn sections(r: &Report, base: &str) -> Vec<Section> {
     }
     if let Some(slos) = &r.slos {
         let mut charts = Vec::new();
-        if !slos.is_empty() {
+        // SLOs without data have no budget to draw.
+        let measured: Vec<&SloLine> = slos
+            .iter()
+            .filter(|s| s.budget.budget_remaining.is_some())
+            .collect();
+        if !measured.is_empty() {
             charts.push(chart::bar_chart(
                 "Error budget left, %",
-                &slos
+                &measured
                     .iter()
                     .map(|s| Bar {
                         label: s.name.clone(),

@@ -278,6 +278,14 @@ pub(super) async fn slo_lines(c: &Ctx<'_>) -> Result<Vec<(SloLine, SloSpec)>> {
             continue;
         };
         let budget = evaluate(c.store, c.projects, &spec, c.period.end).await?;
+        // The service's page once it has sent spans; until then the services list.
+        let url = match spec.source {
+            Source::Uptime => format!("/uptime/monitors/{}", spec.monitor_id.unwrap_or_default()),
+            Source::Requests => match query::service(c.store, c.projects, &spec.service).await? {
+                Some(_) => service_url(&spec.service),
+                None => "/performance".into(),
+            },
+        };
         out.push((
             SloLine {
                 id: row.id,
@@ -286,12 +294,7 @@ pub(super) async fn slo_lines(c: &Ctx<'_>) -> Result<Vec<(SloLine, SloSpec)>> {
                 objective: objective(&spec),
                 window_days: spec.window_days,
                 budget,
-                url: match spec.source {
-                    Source::Uptime => {
-                        format!("/uptime/monitors/{}", spec.monitor_id.unwrap_or_default())
-                    }
-                    Source::Requests => service_url(&spec.service),
-                },
+                url,
             },
             spec,
         ));

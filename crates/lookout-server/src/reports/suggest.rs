@@ -109,7 +109,7 @@ pub fn suggestions(r: &Report) -> Vec<Suggestion> {
     if let Some(top) = r.errors.as_ref().and_then(|e| e.top_by_events.first()) {
         add(
             format!(
-                "Fix \"{}\": {} events from {} users, the most of any issue.",
+                "Fix \"{}\": {} event(s) from {} user(s), the most of any issue.",
                 top.title, top.events, top.users
             ),
             format!("issue:{}", top.id),

@@ -7,7 +7,11 @@
 
 mod seed;
 
-use lookout_server::reports::{self, render, Kind, Report, Request};
+use std::sync::{Arc, Mutex};
+
+use lookout_server::alerting::Alerting;
+use lookout_server::reports::{self, render, schedule, Kind, Report, Request, Settings};
+use lookout_store::alerting as astore;
 use lookout_store::{Backend, Store};
 use lookout_testkit::PgDatabase;
 use seed::{Seeded, D, E, H, M};
@@ -56,7 +60,97 @@ async fn a_known_month_gives_every_figure_on_both_backends() {
         daily(&store, &s).await;
         weekly(&store, &s).await;
         monthly(&store, &s).await;
+        scheduled(&store).await;
         store.close().await;
+    }
+}
+
+/// A local webhook receiver: every body it was sent.
+async fn receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    let got: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let sink = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::Json<serde_json::Value>| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(body.0);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook"), got)
+}
+
+/// The schedule at 08:00 UTC on Tuesdays and the 10th makes all three reports for E once, and
+/// sends each through the webhook with the same figures as a report built on demand.
+async fn scheduled(store: &Store) {
+    let org = lookout_store::tenancy::default_org(store).await.unwrap();
+    let (url, got) = receiver().await;
+    let ch = astore::channel_create(
+        store,
+        org.id,
+        &astore::ChannelInput {
+            name: "reports".into(),
+            kind: "webhook".into(),
+            config: serde_json::json!({ "url": url }),
+            user_id: None,
+            urgencies: vec!["high".into(), "low".into()],
+        },
+    )
+    .await
+    .unwrap();
+    let settings = Settings {
+        timezone: "UTC".into(),
+        time_of_day: "08:00".into(),
+        weekly_day: "tuesday".into(),
+        monthly_day: 10,
+        channel_ids: vec![ch.id],
+        ..Settings::default()
+    };
+    lookout_store::reports::save_settings(
+        store,
+        org.id,
+        &serde_json::to_value(&settings).unwrap(),
+        E,
+    )
+    .await
+    .unwrap();
+    let sealer =
+        lookout_core::seal::Sealer::from_hex(&lookout_core::seal::Sealer::new_key_hex()).unwrap();
+    let a = Alerting::new(store.clone(), sealer, "https://lookout.example.com");
+    // Half an hour after E every kind is due at E (a Tuesday, the 10th); the org is older.
+    let made = schedule::run(&a, E + 30 * M).await.unwrap();
+    assert_eq!(made.len(), 3, "daily, weekly and monthly are all due at E");
+    assert!(
+        schedule::run(&a, E + 31 * M).await.unwrap().is_empty(),
+        "made once"
+    );
+    let bodies = got.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 3);
+    for kind in [Kind::Daily, Kind::Weekly, Kind::Monthly] {
+        let b = bodies
+            .iter()
+            .find(|b| b["report"]["kind"] == kind.as_str())
+            .unwrap_or_else(|| panic!("{kind:?} was not delivered"));
+        assert_eq!(b["event"], "report");
+        assert_eq!(b["report"]["period"]["end"], E);
+        let want = report(store, kind).await;
+        assert_eq!(
+            b["report"]["incidents"]["outcomes"],
+            serde_json::to_value(&want.incidents.unwrap().outcomes).unwrap()
+        );
+        assert_eq!(b["report"]["errors"]["events"], want.errors.unwrap().events);
+        let id = b["report_id"].as_i64().unwrap();
+        assert_eq!(
+            b["url"],
+            format!("https://lookout.example.com/reports/{id}")
+        );
+        let d = lookout_store::reports::deliveries(store, id).await.unwrap();
+        assert_eq!((d.len(), d[0].status.as_str()), (1, "sent"));
     }
 }
 

@@ -55,7 +55,7 @@ pub fn weekly_transaction_durations() -> (Vec<f64>, Vec<f64>) {
     for h in 0..7 * 24 {
         let slow = h >= 6 * 24;
         for (i, d) in durations(slow).into_iter().enumerate() {
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 cart.push(d)
             } else {
                 checkout.push(d)
@@ -375,7 +375,7 @@ fn span(n: u64, at: i64, i: usize, slow: bool) -> Span {
         status: 0,
         error: slow && i == 5,
         category: Category::Request,
-        operation: if i % 2 == 0 {
+        operation: if i.is_multiple_of(2) {
             "GET /cart".into()
         } else {
             "POST /checkout".into()

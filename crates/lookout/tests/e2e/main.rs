@@ -17,6 +17,7 @@ pub(crate) mod errors;
 mod foundation;
 mod load;
 mod regress;
+mod reports;
 mod uptime;
 
 /// The binary under test.

@@ -1,0 +1,355 @@
+//! Reports on the real binary: a Sentry event and an incident make today's daily check; the
+//! API generates any kind for any period (JSON, HTML with SVG charts, text); a kept report is
+//! delivered through a webhook (JSON), a Slack-compatible webhook (summary) and a real SMTP
+//! server (HTML with a plain-text part); `lookout report` prints the same figures; SLOs and
+//! report settings are validated.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lookout_testkit::{Backend, TestServer};
+use serde_json::{json, Value};
+
+use crate::alerting::{get, post, Receiver};
+use crate::errors::{envelope, exception_event, new_id, post_envelope};
+use crate::{bin, both, json_of};
+
+both!(a_report_is_made_delivered_and_printed);
+
+/// A real SMTP server (aiosmtpd) printing what it receives: (port, output, child).
+async fn smtp() -> (u16, Arc<Mutex<String>>, std::process::Child) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new("python3")
+        .args([
+            "-u",
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-c",
+            "aiosmtpd.handlers.Debugging",
+            "-l",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 -m aiosmtpd");
+    let out = Arc::new(Mutex::new(String::new()));
+    let sink = out.clone();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let mut s = sink.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "aiosmtpd did not start (pip install aiosmtpd)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (port, out, child)
+}
+
+async fn status_of(
+    s: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = s.admin_client().request(method, s.at(path));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let (st, v) = json_of(req.send().await.unwrap()).await;
+    (st.as_u16(), v)
+}
+
+async fn a_report_is_made_delivered_and_printed(backend: Backend) {
+    let s = TestServer::start(bin(), backend).await;
+    let (port, mail, mut child) = smtp().await;
+    let hooks = Receiver::start().await;
+    // An error issue, through the Sentry envelope endpoint.
+    let c = reqwest::Client::new();
+    let id = new_id();
+    let ev = exception_event(&id, "ReportError", "daily check", "handler", "1.0");
+    let r = post_envelope(&c, &s, envelope(&id, &ev, None))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // An incident through a PagerDuty-style integration, acknowledged.
+    let integ = post(
+        &s,
+        "/api/v1/integrations",
+        json!({"name": "ops", "type": "webhook", "service": "shop"}),
+        201,
+    )
+    .await;
+    let sent = c
+        .post(integ["url"].as_str().unwrap())
+        .json(&json!({"title": "Queue backed up", "severity": "critical", "id": "q-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (issue_id, incident_id) = loop {
+        let issues = get(&s, "/api/v1/projects/1/issues").await;
+        let incidents = get(&s, "/api/v1/incidents").await;
+        let first = |v: &Value| {
+            v["items"]
+                .as_array()
+                .and_then(|a| a.first())
+                .and_then(|i| i["id"].as_i64())
+        };
+        if let (Some(i), Some(n)) = (first(&issues), first(&incidents)) {
+            break (i, n);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no issue or incident: {issues} {incidents}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    post(
+        &s,
+        &format!("/api/v1/incidents/{incident_id}/acknowledge"),
+        json!({}),
+        200,
+    )
+    .await;
+
+    // Channels: a signed webhook, a Slack-compatible webhook, an email.
+    let hook = post(&s, "/api/v1/channels", json!({"name": "reports hook", "type": "webhook", "url": hooks.url("/hook"), "secret": "s3cret"}), 201).await;
+    let slack = post(
+        &s,
+        "/api/v1/channels",
+        json!({"name": "team chat", "type": "slack", "url": hooks.url("/slack")}),
+        201,
+    )
+    .await;
+    let email = post(&s, "/api/v1/channels", json!({"name": "ops mail", "type": "email", "to": "ops@example.com",
+        "from": "lookout@example.com", "smtp_host": "127.0.0.1", "smtp_port": port, "security": "none"}), 201).await;
+    let pd = post(
+        &s,
+        "/api/v1/channels",
+        json!({"name": "pd", "type": "pagerduty", "routing_key": "k"}),
+        201,
+    )
+    .await;
+
+    // Settings: validated field by field.
+    let (st, v) = status_of(
+        &s,
+        reqwest::Method::PUT,
+        "/api/v1/report-settings",
+        Some(json!({"timezone": "Mars/Olympus"})),
+    )
+    .await;
+    assert_eq!(st, 422, "{v}");
+    assert!(v.to_string().contains("timezone"), "{v}");
+    let (st, v) = status_of(
+        &s,
+        reqwest::Method::PUT,
+        "/api/v1/report-settings",
+        Some(json!({"channel_ids": [pd["id"]]})),
+    )
+    .await;
+    assert_eq!(st, 422, "PagerDuty takes incidents, not reports: {v}");
+    let (st, v) = status_of(&s, reqwest::Method::PUT, "/api/v1/report-settings", Some(json!({
+        "timezone": "Europe/Berlin", "time_of_day": "07:30", "channel_ids": [hook["id"], slack["id"], email["id"]],
+        "targets": {"detect_minutes": 5, "acknowledge_minutes": 10, "resolve_minutes": 20}}))).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        get(&s, "/api/v1/report-settings").await["time_of_day"],
+        "07:30"
+    );
+
+    // On demand, for the day up to now.
+    let r = get(&s, "/api/v1/reports?kind=daily").await;
+    assert_eq!(r["kind"], "daily");
+    assert_eq!(r["timezone"], "Europe/Berlin");
+    let new: Vec<i64> = r["errors"]["new_issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(new, vec![issue_id]);
+    assert_eq!(r["errors"]["events"], 1);
+    let opened = r["incidents"]["opened"].as_array().unwrap();
+    assert_eq!(opened.len(), 1);
+    assert_eq!(opened[0]["status"], "acknowledged");
+    assert_eq!(r["incidents"]["outcomes"]["acknowledged"], 1);
+    assert_eq!(r["incidents"]["targets"]["acknowledge_minutes"], 10.0);
+    let (st, v) = status_of(
+        &s,
+        reqwest::Method::GET,
+        "/api/v1/reports?kind=yearly",
+        None,
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    let (st, _) = status_of(
+        &s,
+        reqwest::Method::GET,
+        "/api/v1/reports?kind=daily&end=yesterday",
+        None,
+    )
+    .await;
+    assert_eq!(st, 400);
+    // A past period: the month up to a week ago has neither the issue nor the incident.
+    let week_ago = lookout_core::time::iso(lookout_core::time::now_ms() - 7 * 86_400_000);
+    let old = get(&s, &format!("/api/v1/reports?kind=monthly&end={week_ago}")).await;
+    assert_eq!(old["errors"]["events"], 0);
+    assert!(old["suggestions"].is_array() && old["capacity"].is_object());
+    let html = s
+        .admin_client()
+        .get(s.at("/api/v1/reports?kind=weekly&format=html"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(html.headers()["content-type"], "text/html; charset=utf-8");
+    let html = html.text().await.unwrap();
+    assert!(
+        html.contains("Weekly review") && html.contains("<svg") && html.contains("ReportError")
+    );
+
+    // SLOs: checked, listed with their budget, changed, deleted.
+    let (st, v) = status_of(
+        &s,
+        reqwest::Method::POST,
+        "/api/v1/slos",
+        Some(json!({"name": "x", "service": "shop", "indicator": "latency", "target": 99})),
+    )
+    .await;
+    assert_eq!(st, 422, "{v}");
+    assert!(v.to_string().contains("percentile"), "{v}");
+    let slo = post(&s, "/api/v1/slos", json!({"name": "Shop availability", "service": "shop", "indicator": "availability", "target": 99.5}), 201).await;
+    assert_eq!(slo["window_days"], 30);
+    assert!(
+        slo["budget"]["attainment"].is_null(),
+        "no requests yet: {slo}"
+    );
+    let put = s.admin_client().put(s.at(&format!("/api/v1/slos/{}", slo["id"]))).json(&json!({"name": "Shop", "service": "shop", "indicator": "availability", "target": 99.9, "window_days": 7})).send().await.unwrap();
+    assert_eq!(put.status(), 200);
+    assert_eq!(get(&s, "/api/v1/slos").await["items"][0]["window_days"], 7);
+    let weekly = get(&s, "/api/v1/reports?kind=weekly").await;
+    assert_eq!(weekly["slos"][0]["name"], "Shop");
+
+    // Kept and delivered.
+    let made = post(
+        &s,
+        "/api/v1/reports",
+        json!({"kind": "daily", "deliver": true}),
+        201,
+    )
+    .await;
+    assert_eq!(made["deliveries"], 3);
+    let rid = made["id"].as_i64().unwrap();
+    let got = hooks.wait(2, 20).await;
+    let hook_req = got
+        .iter()
+        .find(|g| g.body.starts_with(b"{\"event\""))
+        .expect("webhook JSON");
+    let body: Value = serde_json::from_slice(&hook_req.body).unwrap();
+    assert_eq!(body["report_id"], rid);
+    assert_eq!(body["report"]["errors"]["new_issues"][0]["id"], issue_id);
+    let sig = lookout_core::seal::hmac_sha256_hex(b"s3cret", &hook_req.body);
+    assert_eq!(
+        hook_req.headers["x-lookout-signature"],
+        format!("sha256={sig}")
+    );
+    let chat: Value = got
+        .iter()
+        .find_map(|g| {
+            let v: Value = serde_json::from_slice(&g.body).ok()?;
+            v.get("text").cloned()
+        })
+        .expect("Slack summary");
+    let chat = chat.as_str().unwrap();
+    assert!(
+        chat.contains("Daily check")
+            && chat.contains("ReportError")
+            && chat.contains("|Open the full report>"),
+        "{chat}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = mail.lock().unwrap().clone();
+        if text.contains("ops@example.com")
+            && text.contains("text/html")
+            && text.contains("text/plain")
+            && text.contains("ReportError")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no report email: {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let kept = get(&s, &format!("/api/v1/reports/{rid}")).await;
+        let statuses: Vec<String> = kept["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["status"].as_str().unwrap().to_string())
+            .collect();
+        if statuses == ["sent", "sent", "sent"] {
+            assert_eq!(kept["report"]["errors"]["events"], 1);
+            break;
+        }
+        assert!(Instant::now() < deadline, "deliveries: {kept}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let history = get(&s, "/api/v1/reports/history?kind=daily").await;
+    assert_eq!(history["items"][0]["id"], rid);
+
+    // The CLI prints the same figures from the data directory or database.
+    let out = s
+        .command()
+        .args(["report", "daily", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cli["errors"]["new_issues"][0]["id"], issue_id);
+    assert_eq!(cli["incidents"]["opened"][0]["id"], incident_id);
+    let out = s
+        .command()
+        .args(["report", "monthly", "--html"])
+        .output()
+        .unwrap();
+    let html = String::from_utf8(out.stdout).unwrap();
+    assert!(html.starts_with("<!doctype html>") && html.contains("Monthly deep dive"));
+    let out = s.command().args(["report", "weekly"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("== Errors ==") && text.contains("ReportError"),
+        "{text}"
+    );
+    let out = s
+        .command()
+        .args(["report", "daily", "--end", "nope"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
