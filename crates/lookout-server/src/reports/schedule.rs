@@ -40,7 +40,10 @@ fn local(tz: chrono_tz::Tz, date: NaiveDate, time: NaiveTime) -> Option<i64> {
         .map(|t| t.timestamp_millis())
 }
 
-/// The newest scheduled moment of `kind` at or before `now`, ms.
+/// The newest scheduled moment of `kind` at or before `now`, ms. Written here rather than with
+/// the cron crate the uptime monitors use: this needs the newest moment *before* now, which
+/// croner 2 (the version here) does not search, and a report schedule is three fields, not a
+/// crontab.
 pub fn due(kind: Kind, s: &Settings, now: i64) -> Option<i64> {
     let tz = s.tz().ok()?;
     let time = time_of_day(&s.time_of_day).ok()?;

@@ -151,41 +151,8 @@ pub async fn monitor_changes(
     Ok(out)
 }
 
-/// Passing and failing checks of a monitor in `[since, until)` (maintenance left out): final
-/// hour rollups where they exist, raw results for the rest.
-pub async fn check_counts(
-    store: &Store,
-    monitor_id: i64,
-    since: i64,
-    until: i64,
-) -> Result<(i64, i64)> {
-    let hour_mark = crate::uptime::results::mark(store, "h")
-        .await?
-        .clamp(since, until.max(since));
-    let r = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(up), 0) AS BIGINT), CAST(COALESCE(SUM(down), 0) AS BIGINT) FROM monitor_rollups
-         WHERE monitor_id = $1 AND width = 'h' AND bucket >= $2 AND bucket < $3",
-    )
-    .bind(monitor_id)
-    .bind(since)
-    .bind(hour_mark)
-    .fetch_one(store.pool())
-    .await?;
-    let (mut up, mut down): (i64, i64) = (r.try_get(0)?, r.try_get(1)?);
-    let r = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(CASE WHEN ok = 1 THEN 1 ELSE 0 END), 0) AS BIGINT),
-                CAST(COALESCE(SUM(CASE WHEN ok = 0 THEN 1 ELSE 0 END), 0) AS BIGINT)
-         FROM monitor_results WHERE monitor_id = $1 AND at >= $2 AND at < $3 AND maintenance = 0",
-    )
-    .bind(monitor_id)
-    .bind(hour_mark)
-    .bind(until)
-    .fetch_one(store.pool())
-    .await?;
-    up += r.try_get::<i64, _>(0)?;
-    down += r.try_get::<i64, _>(1)?;
-    Ok((up, down))
-}
+/// Passing and failing checks of a monitor in `[since, until)`, as the uptime pages count them.
+pub use crate::uptime::results::counts_between as check_counts;
 
 /// Every monitor of the organization: `(id, name, kind, paused)`.
 pub async fn monitors(store: &Store, org_id: i64) -> Result<Vec<(i64, String, String, bool)>> {

@@ -213,6 +213,17 @@ pub async fn claim_due(
     lease_ms: i64,
     limit: i64,
 ) -> Result<Vec<Delivery>> {
+    // A plain read first: the job asks every minute, and mostly nothing is due, which needs no
+    // write transaction.
+    let any = sqlx::query(
+        "SELECT 1 FROM report_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 LIMIT 1",
+    )
+    .bind(now)
+    .fetch_optional(store.pool())
+    .await?;
+    if any.is_none() {
+        return Ok(Vec::new());
+    }
     let mut tx = store.begin_write().await?;
     let rows = sqlx::query(&format!(
         "SELECT {DELIVERY_COLS} FROM report_deliveries WHERE status = 'pending' AND next_attempt_at <= $1

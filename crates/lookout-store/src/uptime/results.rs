@@ -119,7 +119,18 @@ pub async fn mark(store: &Store, name: &str) -> Result<i64> {
 
 /// Up and down counts in `[since, now)`: final hour rollups, then raw rows after the watermark.
 pub async fn counts_since(store: &Store, monitor_id: i64, since: i64) -> Result<(i64, i64)> {
-    let hour_mark = mark(store, "h").await?.max(since);
+    counts_between(store, monitor_id, since, i64::MAX).await
+}
+
+/// Up and down counts in `[since, until)` (maintenance left out): final hour rollups up to the
+/// watermark, raw rows after it.
+pub async fn counts_between(
+    store: &Store,
+    monitor_id: i64,
+    since: i64,
+    until: i64,
+) -> Result<(i64, i64)> {
+    let hour_mark = mark(store, "h").await?.clamp(since, until.max(since));
     let r = sqlx::query(
         "SELECT CAST(COALESCE(SUM(up), 0) AS BIGINT), CAST(COALESCE(SUM(down), 0) AS BIGINT) FROM monitor_rollups
          WHERE monitor_id = $1 AND width = 'h' AND bucket >= $2 AND bucket < $3",
@@ -133,10 +144,11 @@ pub async fn counts_since(store: &Store, monitor_id: i64, since: i64) -> Result<
     let r = sqlx::query(
         "SELECT CAST(COALESCE(SUM(CASE WHEN ok = 1 THEN 1 ELSE 0 END), 0) AS BIGINT),
                 CAST(COALESCE(SUM(CASE WHEN ok = 0 THEN 1 ELSE 0 END), 0) AS BIGINT)
-         FROM monitor_results WHERE monitor_id = $1 AND at >= $2 AND maintenance = 0",
+         FROM monitor_results WHERE monitor_id = $1 AND at >= $2 AND at < $3 AND maintenance = 0",
     )
     .bind(monitor_id)
     .bind(hour_mark)
+    .bind(until)
     .fetch_one(store.pool())
     .await?;
     up += r.try_get::<i64, _>(0)?;

@@ -116,6 +116,86 @@ impl Receiver {
     }
 }
 
+/// A real SMTP server (aiosmtpd) on a free port, printing every message it receives.
+pub struct Smtp {
+    /// Its port.
+    pub port: u16,
+    out: Arc<Mutex<String>>,
+    child: std::process::Child,
+}
+
+impl Smtp {
+    /// Starts one and waits until it listens.
+    pub async fn start() -> Smtp {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new("python3")
+            .args([
+                "-u",
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-c",
+                "aiosmtpd.handlers.Debugging",
+                "-l",
+            ])
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("python3 -m aiosmtpd: {e}"));
+        let out = Arc::new(Mutex::new(String::new()));
+        let sink = out.clone();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd did not start (pip install aiosmtpd)"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Smtp { port, out, child }
+    }
+
+    /// Everything received so far, as aiosmtpd printed it.
+    pub fn text(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+
+    /// Waits up to `secs` for the received text to satisfy `done`.
+    pub async fn wait(&self, secs: u64, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let text = self.text();
+            if done(&text) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "no such email arrived: {text}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// POSTs JSON with the admin token, asserting `want`.
 pub async fn post(s: &TestServer, path: &str, body: Value, want: u16) -> Value {
     let (st, v) = json_of(

@@ -1,61 +1,15 @@
 //! Delivery: email through a real SMTP server (aiosmtpd), and retries with backoff when a
 //! webhook fails, recorded on the timeline.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
 use lookout_testkit::{Backend, TestServer};
 use serde_json::json;
 
-use super::{get, post, timeline_types, user, wait_incident, Receiver};
+use super::{get, post, timeline_types, user, wait_incident, Receiver, Smtp};
 use crate::{bin, both};
 
 async fn email_reaches_a_real_smtp_server_with_the_links(backend: Backend) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut smtp = match Command::new("python3")
-        .args([
-            "-u",
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-c",
-            "aiosmtpd.handlers.Debugging",
-            "-l",
-        ])
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => panic!("python3 -m aiosmtpd: {e}"),
-    };
-    let out = Arc::new(Mutex::new(String::new()));
-    let sink = out.clone();
-    let stdout = smtp.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let mut s = sink.lock().unwrap();
-            s.push_str(&line);
-            s.push('\n');
-        }
-    });
-    // Wait for the server to listen.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "aiosmtpd did not start (pip install aiosmtpd)"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
+    let smtp = Smtp::start().await;
+    let port = smtp.port;
     let s = TestServer::start(bin(), backend).await;
     let uid = user(&s, "mail@example.com").await;
     let ch = post(
@@ -98,22 +52,16 @@ async fn email_reaches_a_real_smtp_server_with_the_links(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = out.lock().unwrap().clone();
-        if text.contains("Volume /data is 99% full") && text.contains("acknowledge?exp=") {
-            assert!(
-                text.contains("Free space on the volume"),
-                "runbook summary: {text}"
-            );
-            assert!(text.contains("mail@example.com"));
-            break;
-        }
-        assert!(Instant::now() < deadline, "no email arrived: {text}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let _ = smtp.kill();
-    let _ = smtp.wait();
+    let text = smtp
+        .wait(15, |t| {
+            t.contains("Volume /data is 99% full") && t.contains("acknowledge?exp=")
+        })
+        .await;
+    assert!(
+        text.contains("Free space on the volume"),
+        "runbook summary: {text}"
+    );
+    assert!(text.contains("mail@example.com"));
 }
 
 async fn failed_webhooks_retry_with_backoff_and_the_timeline_says_so(backend: Backend) {

@@ -4,62 +4,16 @@
 //! server (HTML with a plain-text part); `lookout report` prints the same figures; SLOs and
 //! report settings are validated.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lookout_testkit::{Backend, TestServer};
 use serde_json::{json, Value};
 
-use crate::alerting::{get, post, Receiver};
+use crate::alerting::{get, post, Receiver, Smtp};
 use crate::errors::{envelope, exception_event, new_id, post_envelope};
 use crate::{bin, both, json_of};
 
 both!(a_report_is_made_delivered_and_printed);
-
-/// A real SMTP server (aiosmtpd) printing what it receives: (port, output, child).
-async fn smtp() -> (u16, Arc<Mutex<String>>, std::process::Child) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new("python3")
-        .args([
-            "-u",
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-c",
-            "aiosmtpd.handlers.Debugging",
-            "-l",
-        ])
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 -m aiosmtpd");
-    let out = Arc::new(Mutex::new(String::new()));
-    let sink = out.clone();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let mut s = sink.lock().unwrap();
-            s.push_str(&line);
-            s.push('\n');
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "aiosmtpd did not start (pip install aiosmtpd)"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    (port, out, child)
-}
 
 async fn status_of(
     s: &TestServer,
@@ -77,7 +31,8 @@ async fn status_of(
 
 async fn a_report_is_made_delivered_and_printed(backend: Backend) {
     let s = TestServer::start(bin(), backend).await;
-    let (port, mail, mut child) = smtp().await;
+    let smtp = Smtp::start().await;
+    let port = smtp.port;
     let hooks = Receiver::start().await;
     // An error issue, through the Sentry envelope endpoint.
     let c = reqwest::Client::new();
@@ -285,21 +240,13 @@ async fn a_report_is_made_delivered_and_printed(backend: Backend) {
             && chat.contains("|Open the full report>"),
         "{chat}"
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = mail.lock().unwrap().clone();
-        if text.contains("ops@example.com")
-            && text.contains("text/html")
-            && text.contains("text/plain")
-            && text.contains("ReportError")
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no report email: {text}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    smtp.wait(20, |t| {
+        t.contains("ops@example.com")
+            && t.contains("text/html")
+            && t.contains("text/plain")
+            && t.contains("ReportError")
+    })
+    .await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let kept = get(&s, &format!("/api/v1/reports/{rid}")).await;
