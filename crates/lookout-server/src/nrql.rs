@@ -462,6 +462,17 @@ pub async fn run(
 ) -> Result<QueryResult, QueryError> {
     let q: Query = lookout_nrql::parse(nrql).map_err(|e| QueryError::Parse(e.render(nrql)))?;
     let w: Window = window(&q, now_ms).map_err(|e| invalid(e.0))?;
+    execute(store, projects, &q, w).await
+}
+
+/// Runs a parsed query over the window `w` (its `SINCE`, `UNTIL` and `TIMESERIES` already
+/// resolved into `w`): what alert conditions use to evaluate one aggregation window.
+pub async fn execute(
+    store: &Store,
+    projects: &[i64],
+    q: &Query,
+    w: Window,
+) -> Result<QueryResult, QueryError> {
     if q.from != ["Transaction"] {
         return Err(invalid(format!(
             "FROM {}: queries read Transaction (request spans, from the APM rollups) so far",

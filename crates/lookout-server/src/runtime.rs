@@ -387,8 +387,8 @@ async fn bootstrap_admin(store: &Store, cfg: &ServeConfig) -> Result<(), ServeEr
 }
 
 /// The scheduler with the built-in periodic jobs: expired sessions and finished jobs are deleted
-/// hourly, error-event retention every ten minutes, due database checks every 15 s, scheduled
-/// reports and their deliveries every minute.
+/// hourly, error-event retention every ten minutes, due database checks and query alert
+/// conditions every 15 s, scheduled reports and their deliveries every minute.
 /// Capabilities register theirs the same way.
 async fn maintenance_scheduler(
     store: Store,
@@ -397,6 +397,13 @@ async fn maintenance_scheduler(
     replica: &str,
     backups: crate::backups::Settings,
 ) -> Result<Scheduler, ServeError> {
+    jobs::ensure_periodic(
+        &store,
+        crate::alerting::query::JOB,
+        crate::alerting::query::JOB,
+        crate::alerting::query::EVERY_MS,
+    )
+    .await?;
     jobs::ensure_periodic(
         &store,
         crate::reports::schedule::JOB,
@@ -530,6 +537,17 @@ async fn maintenance_scheduler(
             Box::pin(async move { crate::dbhealth::run(&store, &sealer).await })
         })
     };
+    let query_conditions: JobHandler = {
+        let store = store.clone();
+        Arc::new(move |_| {
+            let store = store.clone();
+            Box::pin(async move {
+                crate::alerting::query::run(&store, lookout_core::time::now_ms())
+                    .await
+                    .map(|_| ())
+            })
+        })
+    };
     let reports_job: JobHandler = Arc::new(move |_| {
         let a = alerting.clone();
         Box::pin(async move {
@@ -541,6 +559,7 @@ async fn maintenance_scheduler(
     });
     Ok(Scheduler::new(store, replica, SchedulerConfig::default())
         .handle(crate::reports::schedule::JOB, reports_job)
+        .handle(crate::alerting::query::JOB, query_conditions)
         .handle(crate::backups::JOB, backups_job)
         .handle(crate::dbhealth::JOB, db_checks)
         .handle("sessions.cleanup", sessions)

@@ -95,10 +95,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0013_reports.sql"),
         postgres: include_str!("../migrations/postgres/0013_reports.sql"),
     },
+    Migration {
+        version: 14,
+        name: "query_alerts",
+        sqlite: include_str!("../migrations/sqlite/0014_query_alerts.sql"),
+        postgres: include_str!("../migrations/postgres/0014_query_alerts.sql"),
+    },
 ];
 
 /// The schema version this build expects (the newest migration).
-pub const SCHEMA_VERSION: i64 = 13;
+pub const SCHEMA_VERSION: i64 = 14;
 
 /// The advisory-lock key that serialises migrations across replicas ("lkmigr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c6b_6d69_6772;

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod inbound;
 pub mod links;
 pub mod policies;
+pub mod query;
 pub mod timers;
 
 use std::sync::Arc;

@@ -10,7 +10,9 @@
 //!     "threshold": 100, "window_minutes": 5, "project_ids": [1]},
 //!    {"source": "regressions", "series": ["api.p95_ms"], "project_ids": [1]},
 //!    {"source": "database", "kinds": ["invalid_index", "verification_failed"], "target_ids": [1]},
-//!    {"source": "backups", "events": ["failed", "stale"], "targets": ["lookout", "pg-main"]}],
+//!    {"source": "backups", "events": ["failed", "stale"], "targets": ["lookout", "pg-main"]},
+//!    {"source": "nrql", "nrql": "SELECT percentile(duration, 95) FROM Transaction FACET appName",
+//!     "critical": {"operator": "above", "value": 0.5, "duration_seconds": 300}}],
 //!  "grouping": "per_signal" | "per_condition" | "per_policy",
 //!  "severity": "critical", "urgency": "high", "service": "checkout",
 //!  "escalation_policy_id": 1, "runbook_id": 2, "enabled": true}
@@ -18,8 +20,8 @@
 //!
 //! The consumer reads the stream under a leased cursor and applies each batch in the transaction
 //! that advances the cursor, so every event opens, joins or resolves incidents exactly once, on
-//! whichever replica holds the lease. Later capabilities (query alerts) publish their own events
-//! and add a `source` here.
+//! whichever replica holds the lease. Query conditions are evaluated by [`super::query`], which
+//! publishes `nrql.*` events naming the policy and condition they belong to.
 
 use std::time::Duration;
 
@@ -84,6 +86,9 @@ pub enum Condition {
         #[serde(default)]
         targets: Vec<String>,
     },
+    /// A query (NRQL) evaluated every window, one signal per facet value (see
+    /// [`super::query::spec`]).
+    Nrql(Box<super::query::spec::NrqlCondition>),
     /// Performance regressions found in baseline series (`regression.detected`).
     Regressions {
         /// Only series with these names (default: all).
@@ -185,6 +190,7 @@ impl PolicySpec {
                         ));
                     }
                 }
+                Condition::Nrql(c) => c.validate().map_err(|e| format!("conditions[{i}].{e}"))?,
                 Condition::Regressions { .. } | Condition::Database { .. } => {}
             }
         }
@@ -209,6 +215,10 @@ struct Seen {
     db_target: Option<i64>,
     /// The backup target an event concerns (`lookout` for Lookout's own).
     backup_target: Option<String>,
+    /// The policy and condition a query condition's event belongs to.
+    nrql: Option<(i64, usize)>,
+    /// A severity the event sets itself (a query condition's priority).
+    severity: Option<Severity>,
 }
 
 fn read(e: &DomainEvent) -> Option<(Seen, Action)> {
@@ -232,9 +242,36 @@ fn read(e: &DomainEvent) -> Option<(Seen, Action)> {
         db_kind: p.get("kind").and_then(Value::as_str).map(str::to_string),
         db_target: p.get("target_id").and_then(Value::as_i64),
         backup_target: p.get("target").and_then(Value::as_str).map(str::to_string),
+        nrql: None,
+        severity: None,
     };
     let m = || format!("monitor:{}", monitor.unwrap_or_default());
     let i = || format!("issue:{}", issue.unwrap_or_default());
+    if let Some(kind) = e.kind.strip_prefix("nrql.") {
+        // Query conditions: the signal is the policy, condition, facet value and priority.
+        let policy = p.get("policy_id").and_then(Value::as_i64)?;
+        let condition = usize::try_from(p.get("condition").and_then(Value::as_i64)?).ok()?;
+        let priority = match kind {
+            "signal_lost" | "signal_restored" => "lost".to_string(),
+            _ => str_of("priority"),
+        };
+        let mut s = seen(
+            "nrql",
+            format!("nrql:{policy}:{condition}:{}:{priority}", str_of("signal")),
+            str_of("title"),
+        );
+        s.nrql = Some((policy, condition));
+        s.severity = Some(if priority == "warning" {
+            Severity::Warning
+        } else {
+            Severity::Critical
+        });
+        let action = match kind {
+            "breach" | "signal_lost" => Action::Trigger,
+            _ => Action::Resolve,
+        };
+        return Some((s, action));
+    }
     Some(match e.kind.as_str() {
         "monitor.down" => (
             seen(
@@ -395,7 +432,11 @@ pub async fn poll_once(a: &Alerting, owner: &str) -> Result<usize> {
         }
         for (pid, name, org_id, spec) in &policies {
             for (ci, c) in spec.conditions.iter().enumerate() {
-                if !matches(c, &seen, &mut tx).await? {
+                let matched = match c {
+                    Condition::Nrql(_) => seen.nrql == Some((*pid, ci)),
+                    _ => matches(c, &seen, &mut tx).await?,
+                };
+                if !matched {
                     continue;
                 }
                 let title = if seen.name == "frequency" {
@@ -403,11 +444,12 @@ pub async fn poll_once(a: &Alerting, owner: &str) -> Result<usize> {
                 } else {
                     seen.title.clone()
                 };
-                let severity = spec
-                    .severity
-                    .as_deref()
-                    .and_then(Severity::parse)
-                    .unwrap_or(Severity::Error);
+                let severity = seen.severity.unwrap_or_else(|| {
+                    spec.severity
+                        .as_deref()
+                        .and_then(Severity::parse)
+                        .unwrap_or(Severity::Error)
+                });
                 let origin = Origin {
                     org_id: *org_id,
                     scope: format!("policy:{pid}"),
@@ -518,6 +560,8 @@ async fn matches(
                     .as_ref()
                     .is_some_and(|t| targets.contains(t)))
         }
+        // Matched by policy and condition in the consumer.
+        Condition::Nrql(_) => false,
         Condition::Regressions {
             series,
             project_ids,
@@ -589,6 +633,7 @@ async fn frequency_title(
             ..
         } => (threshold.unwrap_or(0), window_minutes.unwrap_or(0)),
         Condition::Monitor { .. }
+        | Condition::Nrql(_)
         | Condition::Regressions { .. }
         | Condition::Database { .. }
         | Condition::Backups { .. } => (0, 0),

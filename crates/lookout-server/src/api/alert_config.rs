@@ -40,6 +40,13 @@ async fn policy_input(state: &AppState, body: &Value) -> ApiResult<(String, Valu
     let p: PolicySpec =
         serde_json::from_value(spec).map_err(|e| ApiError::Validation(format!("policy: {e}")))?;
     p.validate().map_err(ApiError::Validation)?;
+    for (i, c) in p.conditions.iter().enumerate() {
+        if let crate::alerting::policies::Condition::Nrql(c) = c {
+            crate::alerting::query::check(state.store(), c)
+                .await
+                .map_err(|e| ApiError::Validation(format!("conditions[{i}].{e}")))?;
+        }
+    }
     refs_exist(state, p.escalation_policy_id, p.runbook_id).await?;
     let stored = serde_json::to_value(&p).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok((name, stored))

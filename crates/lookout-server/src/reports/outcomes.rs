@@ -4,7 +4,8 @@
 //!
 //! The failure start is what the signal recorded about its own beginning: a monitor's first
 //! failed check of the streak that took it down, an error issue's first event, the event that
-//! regressed an issue, a change point's first point, Alertmanager's and Grafana's `startsAt`,
+//! regressed an issue, a change point's first point, the first breaching window of a query
+//! condition, Alertmanager's and Grafana's `startsAt`,
 //! a PagerDuty event's `timestamp`. Incidents without one (a manual trigger, an event that
 //! carries no time) count for acknowledge and resolve but not for detect; the report says how
 //! many had a known start.
@@ -155,6 +156,7 @@ pub fn failure_start(inc: &IncidentRow) -> Option<i64> {
         Some("issue.created") => p["first_seen"].as_i64(),
         Some("issue.regressed") => p["at"].as_i64(),
         Some("regression.detected") => p["at"].as_i64(),
+        Some("nrql.breach") => p["since"].as_i64(),
         _ => None,
     };
     from_event

@@ -46,6 +46,19 @@ fn conditions(spec: &Value) -> String {
                         }
                     }
                     Some("errors") => format!("errors: {}", c["event"].as_str().unwrap_or("?")),
+                    Some("nrql") => {
+                        let t = |p: &str| {
+                            c[p]["operator"]
+                                .as_str()
+                                .map(|o| format!(" {p} {} {}", o.replace('_', " "), c[p]["value"]))
+                        };
+                        format!(
+                            "query: {}{}{}",
+                            c["nrql"].as_str().unwrap_or("?"),
+                            t("critical").unwrap_or_default(),
+                            t("warning").unwrap_or_default()
+                        )
+                    }
                     other => other.unwrap_or("?").to_string(),
                 })
                 .collect::<Vec<_>>()

@@ -7,6 +7,7 @@
 
 pub mod incidents;
 pub mod outbox;
+pub mod query_state;
 
 use serde::Serialize;
 use serde_json::Value as Json;

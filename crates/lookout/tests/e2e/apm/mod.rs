@@ -219,11 +219,14 @@ async fn acknowledged_spans_survive_kill_9(backend: Backend) {
     assert_eq!(items[0]["count"], sent);
 }
 
+mod alerts;
 mod query;
+use alerts::a_query_condition_opens_and_resolves_an_incident_per_facet;
 use query::nrql_answers_from_the_rollups;
 
 both!(
     otlp_protobuf_ingest_rolls_up_and_refuses_what_it_must,
     acknowledged_spans_survive_kill_9,
-    nrql_answers_from_the_rollups
+    nrql_answers_from_the_rollups,
+    a_query_condition_opens_and_resolves_an_incident_per_facet
 );

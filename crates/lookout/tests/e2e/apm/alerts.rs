@@ -1,0 +1,158 @@
+//! Query (NRQL) alert conditions on the real binary: a policy whose condition is refused with
+//! the reason when its query or settings cannot be; spans sent with OTLP breach the critical
+//! threshold for one service and not the other, which opens one critical incident for that
+//! facet with the breach in its details; when the service's spans stop, the recovery period
+//! passes and the incident resolves itself.
+
+use std::time::{Duration, Instant};
+
+use lookout_testkit::{Backend, TestServer};
+use prost::Message;
+use serde_json::{json, Value};
+
+use super::{export, now_ns, post, request};
+
+async fn send(s: &TestServer, service: &str, ms: u64, from_ns: u64, n: u64, first: u64) {
+    // One request every 5 s from `from_ns`.
+    let spans = (0..n)
+        .map(|i| request(first + i, "/pay", ms, 200, from_ns + i * 5_000_000_000))
+        .collect();
+    let r = post(
+        s,
+        export(service, spans).encode_to_vec(),
+        "application/x-protobuf",
+        false,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+}
+
+async fn policy(s: &TestServer, condition: Value) -> (u16, Value) {
+    let r = s
+        .admin_client()
+        .post(s.at("/api/v1/policies"))
+        .json(&json!({"name": "Slow services", "conditions": [condition]}))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn incidents(s: &TestServer) -> Vec<Value> {
+    let r = s
+        .admin_client()
+        .get(s.at("/api/v1/incidents"))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+pub(super) async fn a_query_condition_opens_and_resolves_an_incident_per_facet(backend: Backend) {
+    let s = TestServer::start(crate::bin(), backend).await;
+    let nrql = "SELECT average(duration) FROM Transaction FACET appName";
+    // Refused, each with its reason.
+    for (bad, says) in [
+        (
+            json!({"source": "nrql", "nrql": "SELECT average(duration) FROM", "critical": {"operator": "above", "value": 1}}),
+            "line 1, column",
+        ),
+        (
+            json!({"source": "nrql", "nrql": nrql, "window_seconds": 30, "critical": {"operator": "above", "value": 1}}),
+            "window_seconds",
+        ),
+        (
+            json!({"source": "nrql", "nrql": format!("{nrql} LIMIT 3"), "critical": {"operator": "above", "value": 1}}),
+            "LIMIT",
+        ),
+        (
+            json!({"source": "nrql", "nrql": nrql}),
+            "at least one threshold",
+        ),
+        (
+            json!({"source": "nrql", "nrql": "SELECT uniques(host) FROM Transaction", "critical": {"operator": "above", "value": 1}}),
+            "nrql",
+        ),
+        (
+            json!({"source": "nrql", "nrql": nrql, "critical": {"operator": "over", "value": 1}}),
+            "over",
+        ),
+    ] {
+        let (status, v) = policy(&s, bad).await;
+        assert_eq!(status, 422, "{v}");
+        assert!(v.to_string().contains(says), "{says}: {v}");
+    }
+    // Average above 200 ms (0.2 s), at least once in a minute; windows a minute long,
+    // evaluated 5 s after they end.
+    let (status, p) = policy(
+        &s,
+        json!({"source": "nrql", "nrql": nrql, "window_seconds": 60, "delay_seconds": 5,
+               "critical": {"operator": "above", "value": 0.2, "duration_seconds": 60,
+                            "occurrences": "at_least_once"}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{p}");
+    // Three minutes of history up to now: checkout takes 500 ms, search 20 ms.
+    let from = now_ns() - 180_000_000_000;
+    send(&s, "checkout", 500, from, 36, 0).await;
+    send(&s, "search", 20, from, 36, 1000).await;
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let opened = loop {
+        let list = incidents(&s).await;
+        if let Some(i) = list
+            .iter()
+            .find(|i| i["title"].as_str().is_some_and(|t| t.contains("checkout")))
+        {
+            break i.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no incident for checkout: {list:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(opened["severity"], "critical");
+    assert_eq!(opened["policy_id"], p["id"]);
+    let d = &opened["details"];
+    assert_eq!(d["event"], "nrql.breach");
+    assert_eq!(d["payload"]["signal"], "checkout");
+    assert!(
+        (d["payload"]["value"].as_f64().unwrap() - 0.5).abs() < 1e-9,
+        "{d}"
+    );
+    assert!(
+        opened["title"].as_str().unwrap().contains("above 0.2"),
+        "{opened}"
+    );
+    assert!(
+        incidents(&s)
+            .await
+            .iter()
+            .all(|i| !i["title"].as_str().unwrap_or_default().contains("search")),
+        "search stayed fast"
+    );
+    // No more spans: a window without a breach is the recovery period; it resolves itself.
+    let id = opened["id"].as_i64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let r = s
+            .admin_client()
+            .get(s.at(&format!("/api/v1/incidents/{id}")))
+            .send()
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap();
+        if v["status"] == "resolved" {
+            let kinds = crate::alerting::timeline_types(&v);
+            assert!(kinds.iter().any(|k| k == "auto_resolved"), "{kinds:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never resolved: {v}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // One incident for checkout, none for search, however many windows were evaluated.
+    let all = incidents(&s).await;
+    assert_eq!(all.len(), 1, "{all:?}");
+}
