@@ -124,3 +124,30 @@ def test_performance_pages_show_what_the_sdk_sent(server, watched):
     assert "shop\tpostgresql\tdb\t12" in edges
     assert page.locator('#service-map [data-node="payments.internal"]').count() == 1
     shot(page, "service-map")
+
+    # The query console: the same figures as the service page, with the chart for each shape.
+    page.goto(server.url + "/query")
+    assert page.locator("#examples li").count() >= 3
+    page.fill("#nrql", "SELECT count(*) FROM Transaction FACET appName SINCE 1 hour ago")
+    with page.expect_navigation():
+        page.click("#console button")
+    rows = page.locator("#rows tbody tr").all_inner_texts()
+    assert any(r.split("\t") == ["shop", "12"] for r in rows), rows
+    assert page.locator("#chart svg rect.bar").count() >= 2, "one bar per service"
+    page.fill("#nrql", "SELECT count(*) FROM Transaction WHERE appName = 'shop' SINCE 1 hour ago TIMESERIES 5 minutes")
+    with page.expect_navigation():
+        page.click("#console button")
+    assert page.locator("#chart svg path.line, #chart svg polyline").count() >= 1
+    counts = [int(r.split("\t")[-1] or 0) for r in page.locator("#rows tbody tr").all_inner_texts()]
+    assert len(counts) in (12, 13) and sum(counts) == 12, counts  # an hour in 5-minute buckets
+    shot(page, "query-timeseries")
+    page.fill("#nrql", "SELECT count(*) FROM Transaction WHERE appName = 'shop'")
+    with page.expect_navigation():
+        page.click("#console button")
+    assert page.inner_text(".tile .number") == "12"
+    page.fill("#nrql", "SELECT count(*) FROM")
+    with page.expect_navigation():
+        page.click("#console button")
+    err = page.inner_text("#query-error")
+    assert "line 1, column" in err and "^" in err, err
+    assert watched.problems == [], "\n".join(watched.problems)

@@ -15,6 +15,7 @@ mod incidents;
 mod load;
 mod pages;
 mod performance;
+mod query;
 mod regress;
 mod reports;
 pub mod status_page;
@@ -52,6 +53,7 @@ pub const SECTIONS: &[Section] = &[
     Section { href: "/incidents", label: "Incidents", summary: "One timeline per incident: the alerts, errors, deploys, load tests and pages that belong to it." },
     Section { href: "/on-call", label: "On-call", summary: "Schedules, rotations and overrides, and who is on call now." },
     Section { href: "/alerts", label: "Alerts", summary: "Alert rules on errors, checks and queries, with escalation policies and notification channels." },
+    Section { href: "/query", label: "Query", summary: "An NRQL console with the chart for each answer." },
     Section { href: "/dashboards", label: "Dashboards", summary: "Charts from NRQL-compatible queries over everything Lookout stores." },
     Section { href: "/load-tests", label: "Load tests", summary: "Runs of `lookout load`, their latency distributions and threshold results." },
     Section { href: "/regressions", label: "Regressions", summary: "Performance baselines and the change points `lookout regress` finds in them." },
@@ -101,6 +103,7 @@ pub fn router() -> Router<AppState> {
         .route("/performance/traces/{id}", get(traces::trace))
         .route("/performance/map", get(traces::map))
         .route("/backups", get(backups::page))
+        .route("/query", get(query::console))
         .route("/reports", get(reports::list))
         .route("/reports/view", get(reports::view))
         .route("/reports/{id}", get(reports::kept))
@@ -140,6 +143,7 @@ pub fn router() -> Router<AppState> {
                 "/databases",
                 "/backups",
                 "/reports",
+                "/query",
             ]
             .contains(&s.href)
     }) {

@@ -222,7 +222,8 @@ impl NrqlCondition {
     /// Checks the fields; the message names the one that is wrong.
     pub fn validate(&self) -> Result<(), String> {
         self.query()?;
-        if !(60..=21_600).contains(&self.window_seconds) || !self.window_seconds.is_multiple_of(60) {
+        if !(60..=21_600).contains(&self.window_seconds) || !self.window_seconds.is_multiple_of(60)
+        {
             return Err("window_seconds: 60 to 21600, in whole minutes".into());
         }
         if self.delay_seconds > 1_200 {
