@@ -61,6 +61,7 @@ async fn a_known_month_gives_every_figure_on_both_backends() {
         weekly(&store, &s).await;
         monthly(&store, &s).await;
         scheduled(&store).await;
+        event_types(&store, &s).await;
         store.close().await;
     }
 }
@@ -152,6 +153,77 @@ async fn scheduled(store: &Store) {
         let d = lookout_store::reports::deliveries(store, id).await.unwrap();
         assert_eq!((d.len(), d[0].status.as_str()), (1, "sent"));
     }
+}
+
+/// NRQL over the same data, every event type read raw: answers computed from what was written.
+async fn event_types(store: &Store, s: &Seeded) {
+    let projects = lookout_store::tenancy::project_ids(store).await.unwrap();
+    let month = format!("SINCE {} UNTIL {}", E - 30 * D, E);
+    let ask = |nrql: String| {
+        let projects = projects.clone();
+        async move {
+            lookout_server::nrql::run(store, &projects, &nrql, E + D)
+                .await
+                .unwrap_or_else(|e| panic!("{nrql}: {e}"))
+                .rows
+        }
+    };
+    use serde_json::json;
+    // Checks: 4320 of M1 in the month, 6 of them failed.
+    assert_eq!(
+        ask(format!("SELECT count(*) FROM SyntheticCheck WHERE monitorId = {} AND result = 'FAILED' {month}", s.m1)).await,
+        vec![vec![json!(6.0)]]
+    );
+    let up = ask(format!("SELECT percentage(count(*), WHERE result = 'SUCCESS') FROM SyntheticCheck FACET monitorName {month}")).await;
+    assert_eq!(up[0][0], json!("marketing site"));
+    assert!(close(up[0][1].as_f64().unwrap(), 100.0, 1e-12));
+    assert!(close(
+        up[1][1].as_f64().unwrap(),
+        100.0 * 4314.0 / 4320.0,
+        1e-12
+    ));
+    // Error events by their own timestamps: the report's 36.
+    assert_eq!(
+        ask(format!("SELECT count(*) FROM ErrorEvent {month}")).await,
+        vec![vec![json!(36.0)]]
+    );
+    assert_eq!(
+        ask(format!("SELECT uniqueCount(enduser.id) FROM ErrorEvent WHERE error.class = 'ValueError' {month}")).await,
+        vec![vec![json!(2.0)]]
+    );
+    // Benchmark points: 30 at 100–102, then 10 at 150–152.
+    let values: Vec<f64> = (0..40)
+        .map(|i| if i < 30 { 100.0 } else { 150.0 } + (i % 3) as f64)
+        .collect();
+    let avg = values.iter().sum::<f64>() / 40.0;
+    let got = ask(format!(
+        "SELECT average(value), max(value) FROM BenchmarkPoint FACET name SINCE {} UNTIL {}",
+        E - 60 * D,
+        E
+    ))
+    .await;
+    assert_eq!(got[0][0], json!("bench.latency"));
+    assert!(close(got[0][1].as_f64().unwrap(), avg, 1e-12));
+    assert_eq!(got[0][2], json!(152.0));
+    assert_eq!(
+        ask(format!(
+            "SELECT count(*), latest(name) FROM LoadTestRun WHERE passed IS TRUE {month}"
+        ))
+        .await,
+        vec![vec![json!(1.0), json!("checkout-smoke")]]
+    );
+    // Request spans on raw rows: the last day's failures, by status code.
+    let day = format!("SINCE {} UNTIL {}", E - D, E);
+    assert_eq!(
+        ask(format!(
+            "SELECT count(*) FROM Transaction FACET http.statusCode {day}"
+        ))
+        .await,
+        vec![
+            vec![json!(200.0), json!(120.0)],
+            vec![json!(500.0), json!(24.0)]
+        ]
+    );
 }
 
 async fn daily(store: &Store, s: &Seeded) {

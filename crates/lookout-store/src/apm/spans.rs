@@ -386,3 +386,57 @@ pub async fn instances(
     }
     Ok(out)
 }
+
+/// Every span of `projects` that started in `[since, until)` (of `category` when given), up to
+/// `max` of them, oldest block first; and whether more were left out. For queries over raw
+/// spans (NRQL shapes the rollups cannot answer).
+pub async fn scan(
+    store: &Store,
+    projects: &[i64],
+    category: Option<&str>,
+    since: i64,
+    until: i64,
+    max: usize,
+) -> Result<(Vec<SpanRow>, bool)> {
+    let since_ns = since.saturating_mul(1_000_000);
+    let until_ns = until.saturating_mul(1_000_000);
+    let mut out = Vec::new();
+    for &p in projects {
+        let ids: Vec<i64> = sqlx::query(
+            "SELECT id FROM apm_span_blocks WHERE project_id = $1 AND last_ns >= $2 AND first_ns < $3
+               AND ($4 = 0 OR requests > 0) ORDER BY id",
+        )
+        .bind(p)
+        .bind(since_ns)
+        .bind(until_ns)
+        .bind(i64::from(category == Some("request")))
+        .fetch_all(store.pool())
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<std::result::Result<_, _>>()?;
+        for id in ids {
+            let Some(row) = sqlx::query(
+                "SELECT service, instance, resource, payload FROM apm_span_blocks WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(store.pool())
+            .await?
+            else {
+                continue;
+            };
+            for s in block_spans(&row, 0)? {
+                if s.start_ns >= since_ns
+                    && s.start_ns < until_ns
+                    && category.is_none_or(|c| s.category.as_str() == c)
+                {
+                    if out.len() >= max {
+                        return Ok((out, true));
+                    }
+                    out.push(SpanRow::of(p, s));
+                }
+            }
+        }
+    }
+    Ok((out, false))
+}

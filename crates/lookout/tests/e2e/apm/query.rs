@@ -252,7 +252,94 @@ pub(super) async fn nrql_answers_from_the_rollups(backend: Backend) {
         msg.contains("line 1, column 16") && msg.contains('^'),
         "{v}"
     );
-    let (status, v) = query(&s, "SELECT count(*) FROM Log").await;
+    let (status, v) = query(&s, "SELECT count(*) FROM Pageview").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-    assert!(v.to_string().contains("Transaction"), "{v}");
+    assert!(
+        v.to_string().contains("SyntheticCheck"),
+        "the known types are listed: {v}"
+    );
+    let (status, v) = query(&s, "SELECT funnel(session) FROM Transaction").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+
+    // Shapes the rollups cannot answer run over the raw spans, with exact figures.
+    // /a lasts 10, 20, … 400 ms (i = 0, 10, 20, 30 answered 500); /b 20 × 100 ms; /c 10 × 1 s.
+    let over = a_ms.iter().filter(|ms| **ms > 200).count() + 10;
+    assert_eq!(
+        rows(&s, "SELECT count(*) FROM Transaction WHERE duration > 0.2").await,
+        vec![vec![json!(over as f64)]]
+    );
+    assert_eq!(
+        rows(&s, "SELECT uniqueCount(name) FROM Transaction").await,
+        vec![vec![json!(3.0)]]
+    );
+    let fast = a_ms.iter().filter(|ms| **ms < 100).count();
+    let cases = rows(&s, "SELECT count(*) FROM Transaction FACET CASES (WHERE duration < 0.1 AS 'fast', WHERE duration >= 0.1 AS 'slow')").await;
+    assert_eq!(
+        cases,
+        vec![
+            vec![json!("slow"), json!((70 - fast) as f64)],
+            vec![json!("fast"), json!(fast as f64)]
+        ]
+    );
+    let codes = rows(&s, "SELECT count(*) FROM Transaction FACET http.statusCode").await;
+    assert_eq!(
+        codes,
+        vec![
+            vec![json!(200.0), json!(66.0)],
+            vec![json!(500.0), json!(4.0)]
+        ]
+    );
+    let p50: Vec<f64> = {
+        let mut all: Vec<f64> = a_ms.iter().map(|m| *m as f64 / 1000.0).collect();
+        all.extend([0.1; 20]);
+        all.sort_by(f64::total_cmp);
+        vec![all[all.len().div_ceil(2) - 1]]
+    };
+    let got = rows(
+        &s,
+        "SELECT median(duration) FROM Transaction WHERE appName = 'shop' AND duration > 0",
+    )
+    .await;
+    assert_eq!(got[0][0].as_f64(), Some(p50[0]), "exact on raw spans");
+    let first = rows(
+        &s,
+        "SELECT name, duration FROM Transaction ORDER BY duration LIMIT 1",
+    )
+    .await;
+    assert_eq!(first, vec![vec![json!("GET /a"), json!(0.01)]]);
+    let (status, v) = query(&s, "SELECT * FROM Transaction LIMIT 5").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["rows"].as_array().unwrap().len(), 5);
+    let names: Vec<&str> = v["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert!(
+        names[0] == "timestamp"
+            && names.contains(&"appName")
+            && names.contains(&"duration")
+            && names.contains(&"http.route"),
+        "{names:?}"
+    );
+    let compared = rows(
+        &s,
+        "SELECT count(*) FROM Transaction SINCE 1 hour ago COMPARE WITH 1 week ago",
+    )
+    .await;
+    assert_eq!(
+        compared,
+        vec![
+            vec![json!("current"), json!(70.0)],
+            vec![json!("previous"), Value::Null]
+        ]
+    );
+    let latest = rows(&s, "SELECT latest(duration), earliest(duration), max(duration) - min(duration) FROM Transaction WHERE name = 'GET /a'").await;
+    assert_eq!(latest, vec![vec![json!(0.4), json!(0.01), json!(0.39)]]);
+    // Other event types: no logs were sent, so nothing matched.
+    assert_eq!(
+        rows(&s, "SELECT count(*) FROM Log").await,
+        vec![vec![Value::Null]]
+    );
 }

@@ -85,6 +85,21 @@ async fn a_report_is_made_delivered_and_printed(backend: Backend) {
     )
     .await;
 
+    // The same error as an NRQL event, with New Relic's attribute names.
+    let q = s
+        .admin_client()
+        .post(s.at("/api/v1/query"))
+        .json(&json!({"nrql": "SELECT count(*), latest(error.message) FROM ErrorEvent FACET error.class SINCE 1 hour ago"}))
+        .send()
+        .await
+        .unwrap();
+    let q: Value = q.json().await.unwrap();
+    assert_eq!(
+        q["rows"],
+        json!([["ReportError", 1.0, "daily check"]]),
+        "{q}"
+    );
+
     // Channels: a signed webhook, a Slack-compatible webhook, an email.
     let hook = post(&s, "/api/v1/channels", json!({"name": "reports hook", "type": "webhook", "url": hooks.url("/hook"), "secret": "s3cret"}), 201).await;
     let slack = post(

@@ -3,7 +3,11 @@
 //! Apdex, rates, `filter` and `percentage`), `WHERE` and `FACET` on service, transaction name
 //! and error, and `TIMESERIES`. Because the service pages read the same rows, a dashboard and a
 //! service page agree to the digit. Shapes the rollups cannot answer (raw attributes, other
-//! event types) are refused with a message saying so.
+//! event types, other aggregators, raw rows, `COMPARE WITH`) run over the raw events in
+//! [`memory`], read by [`events`].
+
+pub mod events;
+mod memory;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -167,7 +171,7 @@ fn literal_val(e: &Expr) -> Option<Val> {
 
 /// SQL `LIKE`: `%` any run, `_` one character, the rest literal. Dynamic programming over
 /// (text, pattern) prefixes, so a pattern full of `%` stays linear in each.
-fn like(text: &str, pattern: &str) -> bool {
+pub(crate) fn like(text: &str, pattern: &str) -> bool {
     let t: Vec<char> = text.chars().collect();
     // matched[i]: the pattern so far matches the first i characters of the text.
     let mut matched = vec![false; t.len() + 1];
@@ -466,8 +470,22 @@ pub async fn run(
 }
 
 /// Runs a parsed query over the window `w` (its `SINCE`, `UNTIL` and `TIMESERIES` already
-/// resolved into `w`): what alert conditions use to evaluate one aggregation window.
+/// resolved into `w`): what alert conditions use to evaluate one aggregation window. The rollups
+/// answer whenever the query's shape allows, the raw events otherwise.
 pub async fn execute(
+    store: &Store,
+    projects: &[i64],
+    q: &Query,
+    w: Window,
+) -> Result<QueryResult, QueryError> {
+    match rollups(store, projects, q, w).await {
+        Err(QueryError::Invalid(_)) => memory::execute(store, projects, q, w).await,
+        answered => answered,
+    }
+}
+
+/// The rollup path: `Invalid` when the shape needs raw events.
+async fn rollups(
     store: &Store,
     projects: &[i64],
     q: &Query,
@@ -514,10 +532,13 @@ pub async fn execute(
             })
             .collect::<Result<_, _>>()?,
     };
-    let warnings: Vec<String> = unknown
-        .iter()
-        .map(|a| format!("Unknown attribute `{a}` on Transaction: it is null on every row"))
-        .collect();
+    if !unknown.is_empty() {
+        // Attributes the rollups do not keep: the raw events have them, or say they are unknown.
+        return Err(invalid(
+            "attributes beyond appName, name and error need raw events",
+        ));
+    }
+    let warnings: Vec<String> = Vec::new();
     let facet_unknown = matches!(&q.facet, Some(Facet::Items(items))
         if items.iter().any(|i| matches!(&i.expr, Expr::Attr(a) if dim(a).is_none())));
 
