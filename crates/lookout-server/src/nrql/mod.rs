@@ -6,6 +6,7 @@
 //! event types, other aggregators, raw rows, `COMPARE WITH`) run over the raw events in
 //! [`memory`], read by [`events`].
 
+mod eval;
 pub mod events;
 mod memory;
 
