@@ -9,6 +9,7 @@ pub mod api;
 pub mod apm;
 pub mod auth;
 pub mod backups;
+pub mod dashboards;
 pub mod dbhealth;
 pub mod error;
 pub mod extract;

@@ -149,6 +149,7 @@ pub async fn serve(
             .map_err(|e| ServeError::Config(format!("uptime networks: {e}")))?;
     if let Some(path) = &cfg.config_file {
         crate::uptime::config::apply_file(&store, &sealer, path).await;
+        crate::dashboards::apply_config(&store, path).await;
     }
     let uptime = tokio::spawn(
         uptime_scheduler(
@@ -254,6 +255,10 @@ pub async fn serve(
     );
     if let Some(key) = &project.public_key {
         println!("  Default project DSN: {}", settings.dsn(key, project.id));
+    }
+    if !crate::dashboards::pack::installed(&store).await {
+        // The default pack is offered, never installed behind the team's back.
+        println!("  Alerts and dashboards: none yet; `lookout pack install golden-signals` (or the Dashboards page) adds 8 alert policies and 4 dashboards");
     }
     tracing::info!(addr = %addr, otlp = %otlp_addr, storage = store.backend().name(), "Lookout is ready.");
 
@@ -623,6 +628,7 @@ async fn reload_on_sighup(
                     Some(p) => {
                         tracing::info!(file = %p.display(), "SIGHUP: reloading monitors and status pages.");
                         crate::uptime::config::apply_file(&store, &sealer, p).await;
+                        crate::dashboards::apply_config(&store, p).await;
                     }
                     None => tracing::info!("SIGHUP: no config file to reload."),
                 },

@@ -16,6 +16,7 @@ pub mod alerting;
 pub mod apm;
 pub mod backup;
 pub mod cursor;
+pub mod dashboards;
 pub mod dbhealth;
 pub mod errors;
 pub mod events;

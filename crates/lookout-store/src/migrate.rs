@@ -101,10 +101,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0014_query_alerts.sql"),
         postgres: include_str!("../migrations/postgres/0014_query_alerts.sql"),
     },
+    Migration {
+        version: 15,
+        name: "dashboards",
+        sqlite: include_str!("../migrations/sqlite/0015_dashboards.sql"),
+        postgres: include_str!("../migrations/postgres/0015_dashboards.sql"),
+    },
 ];
 
 /// The schema version this build expects (the newest migration).
-pub const SCHEMA_VERSION: i64 = 14;
+pub const SCHEMA_VERSION: i64 = 15;
 
 /// The advisory-lock key that serialises migrations across replicas ("lkmigr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c6b_6d69_6772;

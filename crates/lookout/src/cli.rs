@@ -89,6 +89,16 @@ pub enum Command {
         #[arg(long)]
         project: Option<i64>,
     },
+    /// Apply dashboards as code: a YAML or JSON file with one dashboard, a list, or a
+    /// `dashboards:` list; each is created or replaced by its slug (see docs/dashboards.md).
+    Apply {
+        /// The file.
+        #[arg(short = 'f', long = "filename", value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Packs of alert policies, runbooks and dashboards.
+    #[command(subcommand)]
+    Pack(PackCommand),
     /// A report for any past period: the daily check, weekly review or monthly deep dive (see
     /// docs/reports.md). Prints plain text; --json or --html for the other forms.
     Report {
@@ -160,6 +170,18 @@ fn duration(s: &str) -> Result<std::time::Duration, String> {
         return Ok(std::time::Duration::ZERO);
     }
     humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 7d, 6h, 90s)"))
+}
+
+/// `lookout pack …`
+#[derive(Debug, Subcommand)]
+pub enum PackCommand {
+    /// The packs there are.
+    List,
+    /// Install a pack (golden-signals): what already exists by name is kept.
+    Install {
+        /// The pack.
+        name: String,
+    },
 }
 
 /// `lookout backup …`

@@ -38,6 +38,9 @@ pub struct FileConfig {
     /// Status pages declared as code (as `monitors`).
     #[serde(default, rename = "status_pages")]
     _status_pages: Option<serde::de::IgnoredAny>,
+    /// Dashboards declared as code (as `monitors`; see docs/dashboards.md).
+    #[serde(default, rename = "dashboards")]
+    _dashboards: Option<serde::de::IgnoredAny>,
 }
 
 /// The `uptime` section.

@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use clap::{CommandFactory, Parser};
 use tracing_subscriber::EnvFilter;
 
-use cli::{BackupCommand, Cli, Command, LogFormat, TokenCommand, UserCommand};
+use cli::{BackupCommand, Cli, Command, LogFormat, PackCommand, TokenCommand, UserCommand};
 use lookout_store::{tenancy, Store};
 
 /// mimalloc instead of glibc's allocator: ingest allocates and frees many small strings on
@@ -193,6 +193,50 @@ fn run(cli: Cli) -> Result<()> {
                         eprintln!("error: {e}");
                         std::process::exit(2);
                     }
+                }
+            }
+            Command::Apply { file } => {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                let all = lookout_server::dashboards::spec::read_many(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                // Every dashboard is checked before any is saved: a bad file changes nothing.
+                for d in &all {
+                    d.validate().map_err(|e| {
+                        anyhow::anyhow!("{}: dashboard {:?}: {e}", file.display(), d.name)
+                    })?;
+                }
+                let store = Store::open(&storage.url).await?;
+                for d in &all {
+                    let (_, created) = lookout_server::dashboards::save(&store, d, None)
+                        .await
+                        .map_err(|e| anyhow::anyhow!(e))?;
+                    println!(
+                        "dashboard/{} {}",
+                        d.slug(),
+                        if created { "created" } else { "configured" }
+                    );
+                }
+                store.close().await;
+            }
+            Command::Pack(PackCommand::List) => {
+                for p in lookout_server::dashboards::pack::PACKS {
+                    println!("{p}");
+                }
+            }
+            Command::Pack(PackCommand::Install { name }) => {
+                let store = Store::open(&storage.url).await?;
+                let out = lookout_server::dashboards::pack::install(&store, &name).await;
+                store.close().await;
+                let out = out.map_err(|e| anyhow::anyhow!(e))?;
+                for p in &out.policies_created {
+                    println!("policy {p:?} created (with its runbook)");
+                }
+                for d in &out.dashboards_created {
+                    println!("dashboard {d:?} created");
+                }
+                for k in &out.kept {
+                    println!("{k} kept as it is");
                 }
             }
             Command::Report {

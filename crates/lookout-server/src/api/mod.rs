@@ -8,6 +8,7 @@ mod activity;
 pub mod alert_config;
 pub mod apm;
 pub mod backups;
+pub mod dashboards;
 pub mod databases;
 pub mod incidents;
 mod issues;
@@ -183,6 +184,13 @@ pub fn router() -> Router<AppState> {
         ))
         .routes(routes!(oncall::set_user_name))
         .routes(routes!(query::query))
+        .routes(routes!(dashboards::list, dashboards::create))
+        .routes(routes!(
+            dashboards::get_one,
+            dashboards::update,
+            dashboards::delete
+        ))
+        .routes(routes!(dashboards::install_pack))
         .routes(routes!(reports::get_report, reports::make))
         .routes(routes!(reports::history))
         .routes(routes!(reports::get_one))

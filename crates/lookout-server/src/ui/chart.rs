@@ -161,13 +161,39 @@ fn figure(title: &str, h: f64) -> String {
     )
 }
 
+/// How a time series chart draws its series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// Lines with a dot per point.
+    Line,
+    /// Lines with the area under each filled, translucent.
+    Area,
+    /// One bar per bucket, the series stacked on each other (their points share buckets).
+    StackedBar,
+}
+
 /// A time series chart of `series` over `[from, to]` (ms since the epoch).
 pub fn time_series(title: &str, series: &[Series], from: i64, to: i64) -> String {
+    series_chart(title, series, from, to, Style::Line)
+}
+
+/// A time series chart drawn in `style`.
+pub fn series_chart(title: &str, series: &[Series], from: i64, to: i64, style: Style) -> String {
     let span = (to - from).max(1);
-    let max = series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.1))
-        .fold(0.0, f64::max);
+    let max = if style == Style::StackedBar {
+        let mut totals: std::collections::BTreeMap<i64, f64> = std::collections::BTreeMap::new();
+        for s in series {
+            for (t, v) in &s.points {
+                *totals.entry(*t).or_default() += v.max(0.0);
+            }
+        }
+        totals.values().copied().fold(0.0, f64::max)
+    } else {
+        series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .fold(0.0, f64::max)
+    };
     let max = nice_ceiling(max);
     let x = |t: i64| LEFT + (W - LEFT - RIGHT) * ((t - from) as f64 / span as f64);
     let y = |v: f64| TOP + (H - TOP - BOTTOM) * (1.0 - v / max);
@@ -198,8 +224,39 @@ pub fn time_series(title: &str, series: &[Series], from: i64, to: i64) -> String
             H / 2.0
         );
     }
+    // Stacked bars: each bucket's bar is as wide as the gap to the next bucket allows.
+    let mut stacked: std::collections::BTreeMap<i64, f64> = std::collections::BTreeMap::new();
+    let buckets: std::collections::BTreeSet<i64> = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .collect();
+    let step = buckets
+        .iter()
+        .zip(buckets.iter().skip(1))
+        .map(|(a, b)| b - a)
+        .min()
+        .unwrap_or(span);
+    let bar_w = ((W - LEFT - RIGHT) * step as f64 / span as f64 * 0.8).max(1.0);
     for (i, s) in series.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
+        if style == Style::StackedBar {
+            for (t, v) in &s.points {
+                let base = stacked.entry(*t).or_default();
+                let (y0, y1) = (y(*base), y(*base + v.max(0.0)));
+                *base += v.max(0.0);
+                let tip = format!("{} · {}", s.name, compact(*v));
+                let _ = write!(
+                    svg,
+                    r#"<rect class="bar" x="{:.1}" y="{:.1}" width="{bar_w:.1}" height="{:.1}" fill="{color}" data-tip="{}"><title>{}</title></rect>"#,
+                    x(*t) - bar_w / 2.0,
+                    y1,
+                    (y0 - y1).max(0.0),
+                    esc(&tip),
+                    esc(&tip)
+                );
+            }
+            continue;
+        }
         let mut d = String::new();
         for (j, (t, v)) in s.points.iter().enumerate() {
             let _ = write!(
@@ -209,6 +266,18 @@ pub fn time_series(title: &str, series: &[Series], from: i64, to: i64) -> String
                 x(*t),
                 y(*v)
             );
+        }
+        if style == Style::Area {
+            if let (Some(first), Some(last)) = (s.points.first(), s.points.last()) {
+                let _ = write!(
+                    svg,
+                    r#"<path class="area" d="{d} L{:.1},{:.1} L{:.1},{:.1} Z" fill="{color}" fill-opacity="0.25" stroke="none"/>"#,
+                    x(last.0),
+                    H - BOTTOM,
+                    x(first.0),
+                    H - BOTTOM
+                );
+            }
         }
         let _ = write!(svg, r#"<path class="line" d="{d}" stroke="{color}"/>"#);
         for (t, v) in &s.points {

@@ -151,19 +151,7 @@ struct IncidentPage {
     postmortem: String,
 }
 
-/// Renders Markdown to HTML with raw HTML in the source escaped (runbooks are written by users
-/// and shown to others).
-fn markdown(src: &str) -> String {
-    use pulldown_cmark::{Event, Options, Parser};
-    let parser =
-        Parser::new_ext(src, Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS).map(|e| match e {
-            Event::Html(h) | Event::InlineHtml(h) => Event::Text(h),
-            other => other,
-        });
-    let mut out = String::new();
-    pulldown_cmark::html::push_html(&mut out, parser);
-    out
-}
+use super::markdown;
 
 /// `GET /incidents/{id}`.
 pub async fn detail(

@@ -9,13 +9,14 @@ mod alerts;
 mod assets;
 mod backups;
 pub mod chart;
+mod dashboards;
 mod databases;
 mod errors;
 mod incidents;
 mod load;
 mod pages;
 mod performance;
-mod query;
+pub(crate) mod query;
 mod regress;
 mod reports;
 pub mod status_page;
@@ -104,6 +105,17 @@ pub fn router() -> Router<AppState> {
         .route("/performance/map", get(traces::map))
         .route("/backups", get(backups::page))
         .route("/query", get(query::console))
+        .route(
+            "/dashboards",
+            get(dashboards::list).post(dashboards::import),
+        )
+        .route("/dashboards/pack", post(dashboards::install_pack))
+        .route("/dashboards/{slug}", get(dashboards::show))
+        .route(
+            "/dashboards/{slug}/edit",
+            get(dashboards::edit).post(dashboards::save),
+        )
+        .route("/dashboards/{slug}/export.yaml", get(dashboards::export))
         .route("/reports", get(reports::list))
         .route("/reports/view", get(reports::view))
         .route("/reports/{id}", get(reports::kept))
@@ -144,6 +156,7 @@ pub fn router() -> Router<AppState> {
                 "/backups",
                 "/reports",
                 "/query",
+                "/dashboards",
             ]
             .contains(&s.href)
     }) {
@@ -205,6 +218,20 @@ pub(crate) fn form_refusal(
         )
             .into_response()
     })
+}
+
+/// Renders Markdown to HTML with raw HTML in the source escaped (runbooks and dashboard notes
+/// are written by users and shown to others).
+pub(crate) fn markdown(src: &str) -> String {
+    use pulldown_cmark::{Event, Options, Parser};
+    let parser =
+        Parser::new_ext(src, Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS).map(|e| match e {
+            Event::Html(h) | Event::InlineHtml(h) => Event::Text(h),
+            other => other,
+        });
+    let mut out = String::new();
+    pulldown_cmark::html::push_html(&mut out, parser);
+    out
 }
 
 /// A page for an internal failure; the cause goes to the log only.

@@ -47,7 +47,7 @@ pub struct ConsoleQuery {
 }
 
 /// A cell as shown: numbers with up to 4 decimals, timestamps in ISO, null empty.
-fn cell(v: &Value, kind: &str) -> String {
+pub(crate) fn cell(v: &Value, kind: &str) -> String {
     match (v, kind) {
         (Value::Null, _) => String::new(),
         (Value::Number(n), "timestamp") => n
@@ -66,96 +66,127 @@ fn cell(v: &Value, kind: &str) -> String {
     }
 }
 
-/// The chart that fits the result, and big numbers for a single row without facets.
-fn chart_of(r: &QueryResult) -> (String, Vec<(String, String)>) {
-    let time = r.columns.iter().position(|c| c.kind == "timestamp");
-    let numeric: Vec<usize> = r
-        .columns
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.kind == "number")
-        .map(|(i, _)| i)
-        .collect();
-    let facets: Vec<usize> = r
-        .columns
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.kind == "string" || c.kind == "boolean")
-        .map(|(i, _)| i)
-        .collect();
-    let label = |row: &[Value]| -> String {
-        facets
+/// The facet columns (strings and booleans) and numeric columns of a result.
+fn shape(r: &QueryResult) -> (Vec<usize>, Vec<usize>) {
+    let pick = |f: &dyn Fn(&str) -> bool| -> Vec<usize> {
+        r.columns
             .iter()
-            .map(|&i| cell(&row[i], r.columns[i].kind))
-            .collect::<Vec<_>>()
-            .join(", ")
+            .enumerate()
+            .filter(|(_, c)| f(c.kind))
+            .map(|(i, _)| i)
+            .collect()
     };
-    if let Some(t) = time {
-        let mut series: Vec<Series> = Vec::new();
-        for row in &r.rows {
-            let at = row[t].as_i64().unwrap_or_default();
-            for &i in &numeric {
-                let name = match (label(row), numeric.len()) {
-                    (l, 1) if !l.is_empty() => l,
-                    (l, _) if !l.is_empty() => format!("{l} · {}", r.columns[i].name),
-                    _ => r.columns[i].name.clone(),
-                };
-                let Some(v) = row[i].as_f64() else { continue };
-                match series.iter().position(|s| s.name == name) {
-                    Some(k) => series[k].points.push((at, v)),
-                    // At most 12 lines: more is not readable.
-                    None if series.len() < 12 => series.push(Series {
-                        name,
-                        points: vec![(at, v)],
-                    }),
-                    None => {}
-                }
+    (
+        pick(&|k| k == "string" || k == "boolean"),
+        pick(&|k| k == "number"),
+    )
+}
+
+/// A row's facet values, joined.
+pub(crate) fn facet_label(r: &QueryResult, row: &[Value]) -> String {
+    shape(r)
+        .0
+        .iter()
+        .map(|&i| cell(&row[i], r.columns[i].kind))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A `TIMESERIES` result as chart series (a line per facet value and numeric column, at most
+/// 12) with its time span; `None` without a `begin_time` column.
+pub(crate) fn series_of(r: &QueryResult) -> Option<(Vec<Series>, i64, i64)> {
+    let t = r.columns.iter().position(|c| c.kind == "timestamp")?;
+    let (_, numeric) = shape(r);
+    let mut series: Vec<Series> = Vec::new();
+    for row in &r.rows {
+        let at = row[t].as_i64().unwrap_or_default();
+        for &i in &numeric {
+            let name = match (facet_label(r, row), numeric.len()) {
+                (l, 1) if !l.is_empty() => l,
+                (l, _) if !l.is_empty() => format!("{l} · {}", r.columns[i].name),
+                _ => r.columns[i].name.clone(),
+            };
+            let Some(v) = row[i].as_f64() else { continue };
+            match series.iter().position(|s| s.name == name) {
+                Some(k) => series[k].points.push((at, v)),
+                // At most 12 lines: more is not readable.
+                None if series.len() < 12 => series.push(Series {
+                    name,
+                    points: vec![(at, v)],
+                }),
+                None => {}
             }
         }
-        let from = r
-            .rows
-            .iter()
-            .filter_map(|row| row[t].as_i64())
-            .min()
-            .unwrap_or(0);
-        let to = r
-            .rows
-            .iter()
-            .filter_map(|row| row[t].as_i64())
-            .max()
-            .unwrap_or(0);
-        let step = if r.rows.len() > 1 {
-            (to - from) / (r.rows.len() as i64 - 1).max(1)
-        } else {
-            60_000
-        };
-        return (
-            chart::time_series("Result", &series, from, to + step.max(1)),
-            Vec::new(),
-        );
     }
-    if !facets.is_empty() {
-        let Some(&first) = numeric.first() else {
-            return (String::new(), Vec::new());
-        };
-        let bars: Vec<Bar> = r
-            .rows
+    let from = r
+        .rows
+        .iter()
+        .filter_map(|row| row[t].as_i64())
+        .min()
+        .unwrap_or(0);
+    let to = r
+        .rows
+        .iter()
+        .filter_map(|row| row[t].as_i64())
+        .max()
+        .unwrap_or(0);
+    let buckets = r
+        .rows
+        .iter()
+        .filter_map(|row| row[t].as_i64())
+        .collect::<std::collections::BTreeSet<_>>();
+    let step = buckets
+        .iter()
+        .zip(buckets.iter().skip(1))
+        .map(|(a, b)| b - a)
+        .min()
+        .unwrap_or(60_000);
+    Some((series, from, to + step))
+}
+
+/// Bars of the first numeric column per facet value.
+pub(crate) fn bars_of(r: &QueryResult) -> Option<(String, Vec<Bar>)> {
+    let (facets, numeric) = shape(r);
+    let first = *numeric.first()?;
+    if facets.is_empty() {
+        return None;
+    }
+    Some((
+        r.columns[first].name.clone(),
+        r.rows
             .iter()
             .map(|row| Bar {
-                label: label(row),
+                label: facet_label(r, row),
                 value: row[first].as_f64().unwrap_or(0.0),
             })
-            .collect();
-        return (chart::bar_chart(&r.columns[first].name, &bars), Vec::new());
-    }
-    let numbers = match r.rows.first() {
+            .collect(),
+    ))
+}
+
+/// The numbers of the first row (a result without facets): (column, value as shown).
+pub(crate) fn numbers_of(r: &QueryResult) -> Vec<(String, String)> {
+    let (_, numeric) = shape(r);
+    match r.rows.first() {
         Some(row) => numeric
             .iter()
             .map(|&i| (r.columns[i].name.clone(), cell(&row[i], "number")))
             .collect(),
         None => Vec::new(),
-    };
-    (String::new(), numbers)
+    }
+}
+
+/// The chart that fits the result, and big numbers for a single row without facets.
+fn chart_of(r: &QueryResult) -> (String, Vec<(String, String)>) {
+    if let Some((series, from, to)) = series_of(r) {
+        return (chart::time_series("Result", &series, from, to), Vec::new());
+    }
+    if let Some((title, bars)) = bars_of(r) {
+        return (chart::bar_chart(&title, &bars), Vec::new());
+    }
+    if !shape(r).0.is_empty() {
+        return (String::new(), Vec::new());
+    }
+    (String::new(), numbers_of(r))
 }
 
 /// `GET /query?nrql=…`.

@@ -12,6 +12,7 @@ use serde_json::Value;
 pub(crate) mod alerting;
 mod apm;
 mod backups;
+mod dashboards;
 mod db;
 pub(crate) mod errors;
 mod foundation;

@@ -1,0 +1,193 @@
+//! Dashboards as code on the real binary: `lookout apply -f` creates and then replaces by slug,
+//! a file with a bad query changes nothing and says where; the API exports YAML that imports
+//! back as it was; the config file's `dashboards:` are applied at start; `lookout pack install
+//! golden-signals` adds 8 policies with runbooks and 4 dashboards once, and the pack's policies'
+//! queries are accepted by the server's own checks.
+
+use lookout_testkit::{Backend, TestServer};
+use serde_json::Value;
+
+use crate::alerting::get;
+use crate::{bin, both};
+
+both!(dashboards_apply_export_import_and_the_pack);
+
+const ONE: &str = "name: Checkout\ndescription: Checkout service\nfilters:\n  - attribute: appName\npages:\n  - name: Overview\n    widgets:\n      - {title: Requests, type: line, query: \"SELECT count(*) FROM Transaction FACET appName TIMESERIES\"}\n      - {title: Errors, type: billboard, query: \"SELECT count(*) FROM ErrorEvent\", thresholds: {warning: 1, critical: 10}}\n      - {title: Notes, type: markdown, text: \"**Owner:** payments team\", width: 12}\n";
+
+fn apply(s: &TestServer, dir: &std::path::Path, name: &str, text: &str) -> std::process::Output {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    s.command()
+        .arg("apply")
+        .arg("-f")
+        .arg(&path)
+        .output()
+        .unwrap()
+}
+
+async fn dashboards_apply_export_import_and_the_pack(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("lookout.yaml");
+    std::fs::write(
+        &config,
+        "dashboards:\n  - name: From config\n    pages:\n      - name: One\n        widgets:\n          - {title: Checks, type: table, query: \"SELECT count(*) FROM SyntheticCheck FACET monitorName\"}\n",
+    )
+    .unwrap();
+    let s =
+        TestServer::start_with(bin(), backend, &[], &["--config", config.to_str().unwrap()]).await;
+    let list = get(&s, "/api/v1/dashboards").await;
+    assert_eq!(list["items"][0]["slug"], "from-config");
+    assert_eq!(list["items"][0]["managed_by"], "config");
+
+    // Applied from the command line, twice: created, then configured.
+    let out = apply(&s, dir.path(), "checkout.yaml", ONE);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "dashboard/checkout created\n"
+    );
+    let out = apply(
+        &s,
+        dir.path(),
+        "checkout.yaml",
+        &ONE.replace("Checkout service", "Checkout, v2"),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "dashboard/checkout configured\n"
+    );
+    // A bad query anywhere in the file: nothing saved, and the place named.
+    let bad = format!(
+        "{ONE}---\n{}",
+        ONE.replace("Checkout", "Broken")
+            .replace("FROM ErrorEvent", "FROM")
+    );
+    let out = apply(&s, dir.path(), "bad.yaml", &bad);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("pages[0].widgets[1].query: line 1, column"),
+        "{err}"
+    );
+    let list = get(&s, "/api/v1/dashboards").await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{list}");
+    let checkout = items.iter().find(|d| d["slug"] == "checkout").unwrap();
+    assert_eq!(checkout["spec"]["description"], "Checkout, v2");
+
+    // Export as YAML, import it back (replaces by slug), unchanged.
+    let id = checkout["id"].as_i64().unwrap();
+    let yaml = s
+        .admin_client()
+        .get(s.at(&format!("/api/v1/dashboards/{id}?format=yaml")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        yaml.contains("type: billboard") && yaml.contains("critical: 10"),
+        "{yaml}"
+    );
+    let r = s
+        .admin_client()
+        .post(s.at("/api/v1/dashboards"))
+        .header("content-type", "application/yaml")
+        .body(yaml)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let back: Value = r.json().await.unwrap();
+    assert_eq!(back["spec"], checkout["spec"]);
+    let r = s
+        .admin_client()
+        .post(s.at("/api/v1/dashboards"))
+        .header("content-type", "application/yaml")
+        .body("name: x\npages: []\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+
+    // The pack, from the command line: once, then kept.
+    let out = s
+        .command()
+        .args(["pack", "install", "golden-signals"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let policies = get(&s, "/api/v1/policies").await;
+    let names: Vec<&str> = policies["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names.len(), 8, "{names:?}");
+    for n in [
+        "High error rate",
+        "p95 latency above target",
+        "Apdex drop",
+        "Throughput drop",
+        "Monitor down",
+        "Slow database queries",
+        "New or regressed error issue",
+        "Heartbeat or backup missed",
+    ] {
+        assert!(names.contains(&n), "{n}");
+    }
+    assert!(
+        policies["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["runbook_id"].is_i64()),
+        "each has its runbook"
+    );
+    let list = get(&s, "/api/v1/dashboards").await;
+    let slugs: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["slug"].as_str())
+        .collect();
+    for slug in ["service-overview", "database", "uptime", "errors"] {
+        assert!(slugs.contains(&slug), "{slug} in {slugs:?}");
+    }
+    let again = s
+        .command()
+        .args(["pack", "install", "golden-signals"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        !text.contains("created") && text.matches("kept as it is").count() == 12,
+        "{text}"
+    );
+    let out = s
+        .command()
+        .args(["pack", "install", "nope"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    // The pack's policies went through the API's checks too: saving one back is accepted.
+    let p = &policies["items"][0];
+    let r = s
+        .admin_client()
+        .put(s.at(&format!("/api/v1/policies/{}", p["id"])))
+        .json(p)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
