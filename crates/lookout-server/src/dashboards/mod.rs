@@ -147,11 +147,8 @@ fn render(w: &Widget, r: &QueryResult, view: &View<'_>) -> String {
                 let bars: Vec<Bar> = b
                     .iter()
                     .map(|x| Bar {
-                        label: format!(
-                            "{}–{}",
-                            chart::compact(x["from"].as_f64().unwrap_or(0.0)),
-                            chart::compact(x["to"].as_f64().unwrap_or(0.0))
-                        ),
+                        // Each bar is labelled with where its bucket starts.
+                        label: chart::compact(x["from"].as_f64().unwrap_or(0.0)),
                         value: x["count"].as_f64().unwrap_or(0.0),
                     })
                     .collect();

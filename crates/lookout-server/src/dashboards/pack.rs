@@ -96,7 +96,7 @@ const DASHBOARDS: &str = r#"
         - {title: Throughput, type: line, width: 6, query: "SELECT rate(count(*), 1 minute) FROM Transaction FACET appName TIMESERIES"}
         - {title: Response time p50/p95/p99 (s), type: line, width: 6, query: "SELECT percentile(duration, 50, 95, 99) FROM Transaction TIMESERIES"}
         - {title: Responses by status, type: stacked_bar, width: 6, query: "SELECT count(*) FROM Transaction FACET http.statusCode TIMESERIES"}
-        - {title: Latency distribution (s), type: histogram, width: 6, query: "SELECT histogram(duration, 2, 20) FROM Transaction"}
+        - {title: Latency distribution (s), type: histogram, width: 6, query: "SELECT histogram(duration, 2, 10) FROM Transaction"}
         - {title: Slowest transactions, type: table, width: 12, query: "SELECT percentile(duration, 95), count(*), percentage(count(*), WHERE error IS TRUE) FROM Transaction FACET appName, name LIMIT 10"}
 - name: Database
   slug: database

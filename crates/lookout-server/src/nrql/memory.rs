@@ -352,10 +352,15 @@ fn aggregated_rows(q: &Query, rows: &[&Row], w: Window) -> Table {
             ),
         });
     }
-    // Facet columns typed by their values.
+    // Facet columns are labels (New Relic's facets are strings), booleans kept as such.
     for (i, c) in columns.iter_mut().enumerate().take(facet_names.len()) {
-        if let Some(v) = out.iter().map(|r| &r[i]).find(|v| !v.is_null()) {
-            c.kind = kind_of(v);
+        if out
+            .iter()
+            .map(|r| &r[i])
+            .find(|v| !v.is_null())
+            .is_some_and(Value::is_boolean)
+        {
+            c.kind = "boolean";
         }
     }
     (columns, out)

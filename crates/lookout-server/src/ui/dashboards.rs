@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
@@ -368,17 +368,14 @@ pub async fn save(
                 Ok(c) => c,
                 Err(r) => return r,
             };
-            (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                render(&EditPage {
-                    title: "Edit dashboard".into(),
-                    ctx,
-                    slug,
-                    yaml: f.yaml,
-                    message,
-                }),
-            )
-                .into_response()
+            // The form again with the reason, as the other UI forms answer.
+            render(&EditPage {
+                title: "Edit dashboard".into(),
+                ctx,
+                slug,
+                yaml: f.yaml,
+                message,
+            })
         }
     }
 }
