@@ -200,16 +200,16 @@ def sketch_of(rnd, n):
     return bins, total
 
 
-def seed(db, project, service):
-    """7 days of rollups for 200 routes of one service: minute rows (60 requests a minute per
-    route), and the hour and day rows the rollup consumer would have written."""
+def seed(db, project, service, per_minute=60):
+    """7 days of rollups for 200 routes of one service: minute rows (`per_minute` requests a
+    minute per route), and the hour and day rows the rollup consumer would have written."""
     rnd = random.Random(7)
     minute_ms = 60_000
     now = int(time.time() * 1000)
     start = (now - 7 * 86_400_000) // 86_400_000 * 86_400_000
     protos = []
     for _ in range(32):
-        bins, total = sketch_of(rnd, 60)
+        bins, total = sketch_of(rnd, per_minute)
         protos.append((bins, total))
     con = sqlite3.connect(db)
     con.execute("PRAGMA synchronous=OFF")
@@ -230,8 +230,9 @@ def seed(db, project, service):
     n = 0
     for r, route in enumerate(ROUTES):
         op = f"GET {route}"
-        for tier, width, table, count in [(0, minute_ms, minute_sketches, 60), (1, 3_600_000, hour_sketches, 3600),
-                                          (2, 86_400_000, day_sketches, 86_400)]:
+        for tier, width, table, count in [(0, minute_ms, minute_sketches, per_minute),
+                                          (1, 3_600_000, hour_sketches, per_minute * 60),
+                                          (2, 86_400_000, day_sketches, per_minute * 1440)]:
             t = start
             k = r
             while t < now:

@@ -54,6 +54,7 @@ fn policies() -> Vec<(&'static str, &'static str, Value)> {
          json!({"conditions": [{"source": "nrql", "nrql": "SELECT count(*) FROM Transaction FACET appName",
              "window_seconds": 300, "delay_seconds": 120,
              "critical": {"operator": "below", "value": 1, "duration_seconds": 600},
+             "gap_filling": {"type": "static", "value": 0},
              "loss_of_signal": {"expiration_seconds": 900, "open_incident": true, "close_incidents": false}}],
              "severity": "critical"})),
         ("Monitor down",
