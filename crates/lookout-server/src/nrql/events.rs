@@ -152,6 +152,21 @@ fn ids(projects: &[i64]) -> String {
         .join(",")
 }
 
+/// Runs `sql` with `$1` = since, `$2` = until and `$3` = one more than the row cap.
+async fn fetch(
+    store: &Store,
+    sql: &str,
+    since: i64,
+    until: i64,
+) -> lookout_store::Result<Vec<sqlx::any::AnyRow>> {
+    Ok(sqlx::query(sql)
+        .bind(since)
+        .bind(until)
+        .bind(MAX_ROWS as i64 + 1)
+        .fetch_all(store.pool())
+        .await?)
+}
+
 /// The rows of `event_type` in `[since, until)`, and whether more were left out.
 pub async fn load(
     store: &Store,
@@ -175,17 +190,12 @@ pub async fn load(
             cut
         }
         "TransactionError" | "ErrorEvent" => {
-            let found = sqlx::query(&format!(
+            let found = fetch(store, &format!(
                 "SELECT e.timestamp, e.project_id, e.issue_id, e.event_id, e.level, e.release, e.environment,
                         e.user_key, e.title, p.slug FROM error_events e JOIN projects p ON p.id = e.project_id
                  WHERE e.project_id IN ({}) AND e.timestamp >= $1 AND e.timestamp < $2 ORDER BY e.timestamp LIMIT $3",
                 ids(projects)
-            ))
-            .bind(since)
-            .bind(until)
-            .bind(MAX_ROWS as i64 + 1)
-            .fetch_all(store.pool())
-            .await?;
+            ), since, until).await?;
             for f in &found {
                 let mut r = Row::new(f.try_get(0)?);
                 r.set("projectId", V::Num(f.try_get::<i64, _>(1)? as f64));
@@ -210,16 +220,11 @@ pub async fn load(
             found.len() > MAX_ROWS
         }
         "Log" => {
-            let found = sqlx::query(&format!(
+            let found = fetch(store, &format!(
                 "SELECT time_ns, service, severity, body, trace_id, span_id, attributes FROM apm_logs
                  WHERE project_id IN ({}) AND time_ns >= $1 AND time_ns < $2 ORDER BY time_ns LIMIT $3",
                 ids(projects)
-            ))
-            .bind(since.saturating_mul(1_000_000))
-            .bind(until.saturating_mul(1_000_000))
-            .bind(MAX_ROWS as i64 + 1)
-            .fetch_all(store.pool())
-            .await?;
+            ), since.saturating_mul(1_000_000), until.saturating_mul(1_000_000)).await?;
             for f in &found {
                 let mut r = Row::new(f.try_get::<i64, _>(0)? / 1_000_000);
                 r.text(&["appName", "service.name"], f.try_get(1)?);
@@ -234,17 +239,12 @@ pub async fn load(
             found.len() > MAX_ROWS
         }
         "Metric" => {
-            let found = sqlx::query(&format!(
+            let found = fetch(store, &format!(
                 "SELECT p.minute, s.name, s.service, s.attributes, s.kind, s.unit, p.count, p.sum, p.min, p.max, p.last
                  FROM apm_metric_points p JOIN apm_metric_series s ON s.id = p.series_id
                  WHERE s.project_id IN ({}) AND p.minute >= $1 AND p.minute < $2 ORDER BY p.minute LIMIT $3",
                 ids(projects)
-            ))
-            .bind(since)
-            .bind(until)
-            .bind(MAX_ROWS as i64 + 1)
-            .fetch_all(store.pool())
-            .await?;
+            ), since, until).await?;
             for f in &found {
                 let mut r = Row::new(f.try_get(0)?);
                 let name: String = f.try_get(1)?;
@@ -280,15 +280,8 @@ pub async fn load(
             found.len() > MAX_ROWS
         }
         "SyntheticCheck" => {
-            let found = sqlx::query(
-                "SELECT r.at, m.id, m.name, m.kind, r.ok, r.maintenance, r.latency_us, r.message FROM monitor_results r
-                 JOIN monitors m ON m.id = r.monitor_id WHERE r.at >= $1 AND r.at < $2 ORDER BY r.at LIMIT $3",
-            )
-            .bind(since)
-            .bind(until)
-            .bind(MAX_ROWS as i64 + 1)
-            .fetch_all(store.pool())
-            .await?;
+            let found = fetch(store, "SELECT r.at, m.id, m.name, m.kind, r.ok, r.maintenance, r.latency_us, r.message FROM monitor_results r
+                 JOIN monitors m ON m.id = r.monitor_id WHERE r.at >= $1 AND r.at < $2 ORDER BY r.at LIMIT $3", since, until).await?;
             for f in &found {
                 let mut r = Row::new(f.try_get(0)?);
                 r.set("monitorId", V::Num(f.try_get::<i64, _>(1)? as f64));
@@ -328,17 +321,12 @@ pub async fn load(
             false
         }
         "BenchmarkPoint" => {
-            let found = sqlx::query(&format!(
+            let found = fetch(store, &format!(
                 "SELECT p.at, s.name, s.tags, s.unit, p.value, p.commit_sha, p.version, p.build FROM series_points p
                  JOIN series s ON s.id = p.series_id WHERE s.project_id IN ({}) AND p.at >= $1 AND p.at < $2
                  ORDER BY p.at LIMIT $3",
                 ids(projects)
-            ))
-            .bind(since)
-            .bind(until)
-            .bind(MAX_ROWS as i64 + 1)
-            .fetch_all(store.pool())
-            .await?;
+            ), since, until).await?;
             for f in &found {
                 let mut r = Row::new(f.try_get(0)?);
                 r.text(&["name", "series"], f.try_get(1)?);

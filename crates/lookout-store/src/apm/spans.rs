@@ -92,6 +92,16 @@ const TRACE_SPANS: usize = 50_000;
 
 /// The spans of a block row (`service, instance, resource, payload` from column `at`); an
 /// unreadable block is logged and skipped, so one corrupt row cannot break a page.
+/// A block's columns for [`block_spans`]; `None` when retention removed it meanwhile.
+async fn block(store: &Store, id: i64) -> Result<Option<sqlx::any::AnyRow>> {
+    Ok(sqlx::query(
+        "SELECT service, instance, resource, payload FROM apm_span_blocks WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(store.pool())
+    .await?)
+}
+
 fn block_spans(r: &sqlx::any::AnyRow, at: usize) -> Result<Vec<Span>> {
     let service: String = r.try_get(at)?;
     let instance: Option<String> = r.try_get(at + 1)?;
@@ -300,13 +310,7 @@ async fn search_project(
                     break 'pages;
                 }
             }
-            let Some(row) = sqlx::query(
-                "SELECT service, instance, resource, payload FROM apm_span_blocks WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_optional(store.pool())
-            .await?
-            else {
+            let Some(row) = block(store, id).await? else {
                 continue; // removed by retention meanwhile
             };
             for s in block_spans(&row, 0)? {
@@ -416,13 +420,7 @@ pub async fn scan(
         .map(|r| r.try_get(0))
         .collect::<std::result::Result<_, _>>()?;
         for id in ids {
-            let Some(row) = sqlx::query(
-                "SELECT service, instance, resource, payload FROM apm_span_blocks WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_optional(store.pool())
-            .await?
-            else {
+            let Some(row) = block(store, id).await? else {
                 continue;
             };
             for s in block_spans(&row, 0)? {
