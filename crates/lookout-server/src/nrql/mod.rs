@@ -485,6 +485,17 @@ pub async fn execute(
     }
 }
 
+/// Runs a parsed query over the raw events only (windows the minute rollups cannot cut, such as
+/// a 30-second alert window).
+pub async fn execute_raw(
+    store: &Store,
+    projects: &[i64],
+    q: &Query,
+    w: Window,
+) -> Result<QueryResult, QueryError> {
+    memory::execute(store, projects, q, w).await
+}
+
 /// The rollup path: `Invalid` when the shape needs raw events.
 async fn rollups(
     store: &Store,

@@ -139,9 +139,13 @@ async fn evaluate(
             compare: None,
             bucket: None,
         };
-        let result = nrql::execute(store, &projects, &q, window)
-            .await
-            .map_err(|e| e.to_string())?;
+        // The rollups are minute-grained: other windows are counted from the raw events.
+        let result = if w % 60_000 == 0 {
+            nrql::execute(store, &projects, &q, window).await
+        } else {
+            nrql::execute_raw(store, &projects, &q, window).await
+        }
+        .map_err(|e| e.to_string())?;
         let figures = values(&result, facets);
         let mut keys: Vec<String> = state.signals.keys().cloned().collect();
         keys.extend(

@@ -11,8 +11,8 @@
 //!  "project_ids": [1]}
 //! ```
 //!
-//! Windows are whole minutes (30 s windows need sub-minute rollups, which Lookout does not
-//! keep); everything else follows New Relic's ranges.
+//! Windows of whole minutes read the rollups when the query's shape allows; others (30 s,
+//! 45 s, 90 s…) read the raw events. Ranges follow New Relic's.
 
 use serde::{Deserialize, Serialize};
 
@@ -89,7 +89,7 @@ pub enum Occurrences {
 pub struct Threshold {
     pub operator: Operator,
     pub value: f64,
-    /// A multiple of the window, 60–86,400 s; default one window.
+    /// A multiple of the window, up to 86,400 s; default one window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_seconds: Option<u32>,
     #[serde(default)]
@@ -141,7 +141,7 @@ pub struct LossOfSignal {
 #[serde(deny_unknown_fields)]
 pub struct NrqlCondition {
     pub nrql: String,
-    /// Aggregation window, 60–21,600 s in whole minutes; default 60.
+    /// Aggregation window, 30–21,600 s in steps of 15; default 60.
     #[serde(default = "default_window")]
     pub window_seconds: u32,
     /// How long after its end a window is evaluated (late data), 0–1,200 s; default 120.
@@ -222,9 +222,9 @@ impl NrqlCondition {
     /// Checks the fields; the message names the one that is wrong.
     pub fn validate(&self) -> Result<(), String> {
         self.query()?;
-        if !(60..=21_600).contains(&self.window_seconds) || !self.window_seconds.is_multiple_of(60)
+        if !(30..=21_600).contains(&self.window_seconds) || !self.window_seconds.is_multiple_of(15)
         {
-            return Err("window_seconds: 60 to 21600, in whole minutes".into());
+            return Err("window_seconds: 30 to 21600, in steps of 15".into());
         }
         if self.delay_seconds > 1_200 {
             return Err("delay_seconds: 0 to 1200".into());
@@ -238,9 +238,11 @@ impl NrqlCondition {
         }
         for (p, t) in &thresholds {
             let d = t.duration_seconds();
-            if !(60..=86_400).contains(&d) || !d.is_multiple_of(self.window_seconds) {
+            if !(self.window_seconds..=86_400).contains(&d)
+                || !d.is_multiple_of(self.window_seconds)
+            {
                 return Err(format!(
-                    "{}.duration_seconds: 60 to 86400, a multiple of window_seconds",
+                    "{}.duration_seconds: up to 86400, a multiple of window_seconds",
                     p.as_str()
                 ));
             }
