@@ -201,6 +201,11 @@ impl NrqlCondition {
                 return Err("nrql: one percentile per condition".into());
             }
         }
+        // A condition compares a number: list and bucket aggregates give none.
+        let text = q.select[0].expr.to_string().to_ascii_lowercase();
+        if ["uniques(", "histogram("].iter().any(|f| text.contains(f)) {
+            return Err("nrql: uniques() and histogram() give no number to compare (New Relic refuses them too)".into());
+        }
         if q.compare_with.is_some() {
             return Err(
                 "nrql: COMPARE WITH is not allowed in a condition (New Relic refuses it too)"

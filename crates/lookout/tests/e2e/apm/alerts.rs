@@ -80,6 +80,10 @@ pub(super) async fn a_query_condition_opens_and_resolves_an_incident_per_facet(b
             "nrql",
         ),
         (
+            json!({"source": "nrql", "nrql": "SELECT uniques(host) FROM Transaction", "critical": above(1.0)}),
+            "no number",
+        ),
+        (
             json!({"source": "nrql", "nrql": nrql, "critical": {"operator": "over", "value": 1}}),
             "over",
         ),
