@@ -87,18 +87,29 @@ impl Red {
         max: f64,
         sketch: &[u8],
     ) -> Result<(), CorruptSketch> {
-        let s = Sketch::decode(sketch)?;
+        // Decoded straight into the sums (no sketch built per row: queries fold hundreds of
+        // thousands of rows, and the allocation was a large part of each). A corrupt sketch is
+        // an error before the counts are added; bins read before the corruption stay merged.
+        self.all.sketch.decode_into(sketch)?;
         if !error {
-            self.ok.merge(&s);
+            self.ok.decode_into(sketch)?;
         }
-        self.all.merge(&Agg {
-            count: count.max(0) as u64,
-            errors: errors.max(0) as u64,
-            sum,
-            min,
-            max,
-            sketch: s,
-        });
+        let count = count.max(0) as u64;
+        if count > 0 {
+            self.all.min = if self.all.count == 0 {
+                min
+            } else {
+                self.all.min.min(min)
+            };
+            self.all.max = if self.all.count == 0 {
+                max
+            } else {
+                self.all.max.max(max)
+            };
+        }
+        self.all.count += count;
+        self.all.errors += errors.max(0) as u64;
+        self.all.sum += sum;
         Ok(())
     }
 

@@ -124,7 +124,8 @@ fn compare_with_shifts_the_window_and_timeseries_picks_widths() {
     let x = w("SINCE 1 day ago COMPARE WITH 1 week ago");
     assert_eq!(x.compare, Some((now() - 8 * DAY, now() - 7 * DAY)));
     assert_eq!(w("TIMESERIES").bucket, Some(MIN));
-    assert_eq!(w("SINCE 1 day ago TIMESERIES AUTO").bucket, Some(30 * MIN));
+    // A day is hourly (New Relic: 30 minutes), so the hour rollups answer it.
+    assert_eq!(w("SINCE 1 day ago TIMESERIES AUTO").bucket, Some(60 * MIN));
     assert_eq!(w("SINCE 1 week ago TIMESERIES AUTO").bucket, Some(6 * HOUR));
     assert_eq!(
         w("SINCE 1 day ago TIMESERIES 5 minutes").bucket,

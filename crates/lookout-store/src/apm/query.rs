@@ -23,13 +23,14 @@ const DAY: i64 = 86_400_000;
 
 /// The (tier, from, to) ranges that cover `[since, until)` with the fewest rows. `since` is
 /// taken down and `until` up to whole minutes (the finest rollup) — and to whole hours for
-/// windows longer than a day, as New Relic snaps long metric queries to their rollup grain: a
-/// 7-day query then reads day and hour rows only.
+/// windows of a day or more, as New Relic snaps long metric queries to their rollup grain: a
+/// 1-day query then reads hour rows only (a minute-precise one read 5 times as many rows, 171 ms
+/// against 25 for 200 transactions in bench/nrql.sh), a 7-day query day and hour rows.
 pub fn plan(since: i64, until: i64) -> Vec<(i64, i64, i64)> {
     if until <= since {
         return Vec::new();
     }
-    let grain = if until - since > DAY { HOUR } else { MINUTE };
+    let grain = if until - since >= DAY { HOUR } else { MINUTE };
     let since = since.div_euclid(grain) * grain;
     let until = (until + grain - 1).div_euclid(grain) * grain;
     let mut out = Vec::new();
