@@ -554,10 +554,13 @@ async fn rollups(
     let facet_unknown = matches!(&q.facet, Some(Facet::Items(items))
         if items.iter().any(|i| matches!(&i.expr, Expr::Attr(a) if dim(a).is_none())));
 
-    // One fold per distinct filter: groups are (facet values, bucket).
-    let filters: Vec<Option<Expr>> = std::iter::once(None)
-        .chain(conditions.into_iter().map(Some))
-        .collect();
+    // One pass over the rows: each goes to its group (facet values, bucket) with the set of
+    // `filter()`/`percentage()` conditions it meets, so those cost no second read.
+    if conditions.len() > 64 {
+        return Err(invalid(
+            "at most 64 distinct filter() and percentage() conditions",
+        ));
+    }
     let f = Filter {
         projects,
         category: Some("request"),
@@ -583,29 +586,33 @@ async fn rollups(
             vec![(tier, from, w.until)]
         }
     };
-    for extra in &filters {
-        let folded = query::fold_ranges(store, &f, &ranges, |c| {
-            if facet_unknown {
+    let folded = query::fold_ranges(store, &f, &ranges, |c| {
+        if facet_unknown {
+            return None;
+        }
+        if let Some(cond) = &q.filter {
+            if !holds(cond, c) {
                 return None;
             }
-            if let Some(cond) = &q.filter {
-                if !holds(cond, c) {
-                    return None;
-                }
+        }
+        let met = conditions
+            .iter()
+            .enumerate()
+            .filter(|(_, cond)| holds(cond, c))
+            .fold(0u64, |m, (i, _)| m | (1 << i));
+        let key: Vec<Val> = facets.iter().map(|(_, d)| cell_value(c, *d)).collect();
+        let bucket = w.bucket.map_or(0, |b| c.bucket.div_euclid(b) * b);
+        Some((key, bucket, met))
+    })
+    .await?;
+    let names: Vec<String> = conditions.iter().map(ToString::to_string).collect();
+    for ((key, bucket, met), red) in folded {
+        let g = groups.entry((key, bucket)).or_default();
+        g.entry(None).or_default().merge(&red);
+        for (i, name) in names.iter().enumerate() {
+            if met & (1 << i) != 0 {
+                g.entry(Some(name.clone())).or_default().merge(&red);
             }
-            if let Some(cond) = extra {
-                if !holds(cond, c) {
-                    return None;
-                }
-            }
-            let key: Vec<Val> = facets.iter().map(|(_, d)| cell_value(c, *d)).collect();
-            let bucket = w.bucket.map_or(0, |b| c.bucket.div_euclid(b) * b);
-            Some((key, bucket))
-        })
-        .await?;
-        let name = extra.as_ref().map(|c| c.to_string());
-        for (g, red) in folded {
-            groups.entry(g).or_default().insert(name.clone(), red);
         }
     }
 
