@@ -281,13 +281,7 @@ async fn send(
         .await
         .map_err(|e| format!("channel {}: {e}", row.channel_id))?;
     let msg = message(a, row).await.map_err(|e| e.to_string())?;
-    let cfg = &channel.config;
-    let open = |field: &str| -> Result<Option<String>, String> {
-        match cfg.get(field).and_then(Value::as_str) {
-            Some(v) => a.sealer().open(v).map(Some),
-            None => Ok(None),
-        }
-    };
+    let open = |field: &str| channel_field(a, &channel, field);
     // Slack, Discord and Mattermost webhook URLs are credentials: they are stored sealed.
     let url = open("url")?.unwrap_or_default();
     let url = url.as_str();
@@ -299,15 +293,7 @@ async fn send(
                 "idempotency_key": row.idempotency_key,
             }))
             .map_err(|e| e.to_string())?;
-            let mut req = http
-                .post(url)
-                .header("content-type", "application/json")
-                .header("idempotency-key", &row.idempotency_key);
-            if let Some(secret) = open("secret")? {
-                let sig = lookout_core::seal::hmac_sha256_hex(secret.as_bytes(), &body);
-                req = req.header("x-lookout-signature", format!("sha256={sig}"));
-            }
-            check(req.body(body).send().await).await?;
+            post_signed(a, http, &channel, url, &row.idempotency_key, body).await?;
         }
         "slack" | "mattermost" => {
             let text = msg.markdown(|label, url| format!("<{url}|{label}>"));
@@ -396,6 +382,39 @@ async fn send(
         other => return Err(format!("unknown channel type {other}")),
     }
     Ok(via)
+}
+
+/// A channel's config field, opened when it is sealed (secrets, and chat webhook URLs).
+pub(crate) fn channel_field(
+    a: &Alerting,
+    channel: &astore::ChannelRow,
+    field: &str,
+) -> Result<Option<String>, String> {
+    match channel.config.get(field).and_then(Value::as_str) {
+        Some(v) => a.sealer().open(v).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// POSTs a JSON body to a webhook channel with its idempotency key, signed with HMAC-SHA256 in
+/// `X-Lookout-Signature` when the channel has a secret.
+pub(crate) async fn post_signed(
+    a: &Alerting,
+    http: &reqwest::Client,
+    channel: &astore::ChannelRow,
+    url: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> Result<(), String> {
+    let mut req = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("idempotency-key", key);
+    if let Some(secret) = channel_field(a, channel, "secret")? {
+        let sig = lookout_core::seal::hmac_sha256_hex(secret.as_bytes(), &body);
+        req = req.header("x-lookout-signature", format!("sha256={sig}"));
+    }
+    check(req.body(body).send().await).await
 }
 
 /// Treats non-2xx answers as failures, with the status and the start of the body.

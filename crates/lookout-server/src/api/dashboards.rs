@@ -65,11 +65,10 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     who.require(Role::Member)?;
     let d = body_of(&headers, &body)?;
-    let (id, created) = dashboards::save(state.store(), &d, None)
+    let (row, created) = dashboards::save(state.store(), &d, None)
         .await
         .map_err(ApiError::Internal)?;
-    tracing::info!(dashboard = id, created, "Dashboard saved.");
-    let row = dstore::get(state.store(), id).await?;
+    tracing::info!(dashboard = row.id, created, "Dashboard saved.");
     Ok((
         if created {
             StatusCode::CREATED
@@ -135,10 +134,10 @@ pub async fn update(
         }
         dstore::delete(state.store(), id).await?;
     }
-    let (id, _) = dashboards::save(state.store(), &d, old.managed_by.as_deref())
+    let (row, _) = dashboards::save(state.store(), &d, old.managed_by.as_deref())
         .await
         .map_err(ApiError::Internal)?;
-    Ok(Json(view(&dstore::get(state.store(), id).await?)))
+    Ok(Json(view(&row)))
 }
 
 /// Deletes a dashboard (member).

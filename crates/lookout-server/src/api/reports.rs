@@ -39,7 +39,7 @@ fn kind_of(s: &str) -> ApiResult<Kind> {
     Kind::parse(s).ok_or_else(|| ApiError::BadRequest("kind: daily, weekly or monthly".into()))
 }
 
-fn end_of(s: Option<&str>, now: i64) -> ApiResult<i64> {
+pub(crate) fn end_of(s: Option<&str>, now: i64) -> ApiResult<i64> {
     match s {
         None => Ok(now),
         Some(s) => chrono::DateTime::parse_from_rfc3339(s.trim())
@@ -50,20 +50,21 @@ fn end_of(s: Option<&str>, now: i64) -> ApiResult<i64> {
 
 /// Builds a report now (not kept).
 pub async fn generate(state: &AppState, kind: Kind, end: i64) -> ApiResult<reports::Report> {
+    Ok(reports::build(state.store(), &request(state, kind, end)?).await?)
+}
+
+/// What a report for the period ending at `end` is built from; a future end is refused.
+fn request(state: &AppState, kind: Kind, end: i64) -> ApiResult<Request> {
     let now = now_ms();
     if end > now + 60_000 {
         return Err(ApiError::BadRequest("end: in the future".into()));
     }
-    Ok(reports::build(
-        state.store(),
-        &Request {
-            kind,
-            end,
-            base_url: state.settings().public_url.clone(),
-            now,
-        },
-    )
-    .await?)
+    Ok(Request {
+        kind,
+        end,
+        base_url: state.settings().public_url.clone(),
+        now,
+    })
 }
 
 fn formatted(report: &reports::Report, format: Option<&str>) -> ApiResult<Response> {
@@ -122,9 +123,10 @@ pub async fn make(
     let now = now_ms();
     let kind = kind_of(&b.kind)?;
     let end = end_of(b.end.as_deref(), now)?;
-    let report = generate(&state, kind, end).await?;
     let org = tenancy::default_org(state.store()).await?;
     let settings = Settings::load(state.store(), org.id).await?;
+    let report =
+        reports::build_for(state.store(), &request(&state, kind, end)?, &org, &settings).await?;
     let body = serde_json::to_value(&report).map_err(|e| ApiError::Internal(e.to_string()))?;
     let channels = if b.deliver {
         settings.channel_ids.clone()

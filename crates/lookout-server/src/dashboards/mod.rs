@@ -219,12 +219,12 @@ pub async fn filter_values(
     }
 }
 
-/// Validates and saves a dashboard by its slug; `(id, created)`.
+/// Validates and saves a dashboard by its slug; the stored row and whether it is new.
 pub async fn save(
     store: &Store,
     d: &Dashboard,
     managed_by: Option<&str>,
-) -> Result<(i64, bool), String> {
+) -> Result<(dstore::DashboardRow, bool), String> {
     d.validate()?;
     let org = tenancy::default_org(store)
         .await
@@ -241,7 +241,7 @@ pub async fn save(
     )
     .await
     .map_err(|e| e.to_string())?;
-    Ok((row.id, created))
+    Ok((row, created))
 }
 
 /// Reconciles the config file's `dashboards:` (managed by `config`): saves each, deletes the

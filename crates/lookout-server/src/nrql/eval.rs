@@ -422,8 +422,9 @@ pub(super) fn aggregate(e: &Expr, rows: &[&Row], width_ms: i64, p: Option<f64>) 
     }
 }
 
-/// The columns an item becomes: one per percentile of `percentile(attr, p1, p2…)`.
-pub(super) fn item_columns(item: &lookout_nrql::ast::SelectItem) -> Vec<(String, Option<f64>)> {
+/// The columns an item becomes: one per percentile of `percentile(attr, p1, p2…)`, with the
+/// percentile each reads.
+fn item_columns(item: &lookout_nrql::ast::SelectItem) -> Vec<(String, Option<f64>)> {
     let label = item.alias.clone().unwrap_or_else(|| item.expr.to_string());
     if let Expr::Call { name, args } = &item.expr {
         let pos = positional(args);
@@ -443,6 +444,25 @@ pub(super) fn item_columns(item: &lookout_nrql::ast::SelectItem) -> Vec<(String,
                 })
                 .collect();
         }
+        if name.eq_ignore_ascii_case("percentile") {
+            let p = match pos.get(1) {
+                Some(Expr::Number(p)) => Some(*p),
+                _ => None,
+            };
+            return vec![(label, p)];
+        }
     }
     vec![(label, None)]
+}
+
+/// Every column of the `SELECT` items: the expression, the column's name, its percentile.
+pub(super) fn selects(q: &lookout_nrql::ast::Query) -> Vec<(&Expr, String, Option<f64>)> {
+    q.select
+        .iter()
+        .flat_map(|i| {
+            item_columns(i)
+                .into_iter()
+                .map(move |(n, p)| (&i.expr, n, p))
+        })
+        .collect()
 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
-use super::eval::{aggregate, attrs, check, holds, is_aggregate, item_columns, order, value};
+use super::eval::{aggregate, attrs, check, holds, is_aggregate, order, selects, value};
 use super::events::{self, Row};
 use super::{invalid, Column, QueryError, QueryResult};
 use lookout_nrql::ast::{Expr, Facet, Limit, Query};
@@ -260,15 +260,7 @@ fn aggregated_rows(q: &Query, rows: &[&Row], w: Window) -> Table {
             }
         }
     }
-    let selects: Vec<(&Expr, String, Option<f64>)> = q
-        .select
-        .iter()
-        .flat_map(|i| {
-            item_columns(i)
-                .into_iter()
-                .map(move |(n, p)| (&i.expr, n, p))
-        })
-        .collect();
+    let selects = selects(q);
     // Facets ranked by the first column over the whole window.
     let mut ranked: Vec<(&String, f64)> = groups
         .iter()
@@ -299,24 +291,25 @@ fn aggregated_rows(q: &Query, rows: &[&Row], w: Window) -> Table {
             kind: "timestamp",
         });
     }
+    let starts = super::bucket_starts(&w);
     let mut out = Vec::new();
     for (key, _) in &ranked {
         let (facet, rs) = &groups[*key];
+        // Each row into its bucket in one pass (not every row tested against every bucket).
         let buckets: Vec<(i64, Vec<&Row>, i64)> = match w.bucket {
             None => vec![(0, rs.clone(), whole)],
             Some(b) => {
-                let mut t = w.since.div_euclid(b) * b;
-                let mut v = Vec::new();
-                while t < w.until {
-                    let inside: Vec<&Row> = rs
-                        .iter()
-                        .copied()
-                        .filter(|r| r.timestamp >= t && r.timestamp < t + b)
-                        .collect();
-                    v.push((t, inside, b));
-                    t += b;
+                let mut inside: BTreeMap<i64, Vec<&Row>> = BTreeMap::new();
+                for r in rs {
+                    inside
+                        .entry(r.timestamp.div_euclid(b) * b)
+                        .or_default()
+                        .push(r);
                 }
-                v
+                starts
+                    .iter()
+                    .map(|t| (*t, inside.remove(t).unwrap_or_default(), b))
+                    .collect()
             }
         };
         // With nothing matched at all, New Relic's aggregates are null (SELECT never ran).

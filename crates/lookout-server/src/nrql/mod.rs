@@ -423,39 +423,18 @@ fn evaluate(
     }
 }
 
-/// The columns a `SELECT` item becomes: one per percentile of a bare `percentile(…)`.
-fn item_columns(item: &lookout_nrql::ast::SelectItem) -> Vec<(String, Option<f64>)> {
-    if let Expr::Call { name, args } = &item.expr {
-        if name.eq_ignore_ascii_case("percentile") && args.len() > 2 {
-            return args[1..]
-                .iter()
-                .filter_map(|a| match a {
-                    Arg::Expr(Expr::Number(p)) => Some((
-                        item.alias.clone().map_or_else(
-                            || format!("percentile(duration, {p})"),
-                            |a| format!("{a} {p}"),
-                        ),
-                        Some(*p),
-                    )),
-                    _ => None,
-                })
-                .collect();
-        }
-        if name.eq_ignore_ascii_case("percentile") {
-            let p = match args.get(1) {
-                Some(Arg::Expr(Expr::Number(p))) => Some(*p),
-                _ => None,
-            };
-            return vec![(
-                item.alias.clone().unwrap_or_else(|| item.expr.to_string()),
-                p,
-            )];
+/// The start of every `TIMESERIES` bucket of `w` (`[0]`, one whole-window "bucket", without).
+fn bucket_starts(w: &Window) -> Vec<i64> {
+    match w.bucket {
+        None => vec![0],
+        Some(b) => {
+            let first = w.since.div_euclid(b) * b;
+            (0..)
+                .map(|i| first + i * b)
+                .take_while(|t| *t < w.until)
+                .collect()
         }
     }
-    vec![(
-        item.alias.clone().unwrap_or_else(|| item.expr.to_string()),
-        None,
-    )]
 }
 
 /// Runs `nrql` over the rollups of `projects` at `now_ms`.
@@ -634,15 +613,7 @@ async fn rollups(
             kind: "timestamp",
         });
     }
-    let selects: Vec<(&Expr, String, Option<f64>)> = q
-        .select
-        .iter()
-        .flat_map(|i| {
-            item_columns(i)
-                .into_iter()
-                .map(move |(n, p)| (&i.expr, n, p))
-        })
-        .collect();
+    let selects = eval::selects(q);
     for (_, name, _) in &selects {
         columns.push(Column {
             name: name.clone(),
@@ -695,20 +666,9 @@ async fn rollups(
     // With nothing matched at all, New Relic's count is null, not 0 (SELECT never ran).
     let nothing = facets.is_empty() && w.bucket.is_none() && groups.is_empty();
     let mut rows = Vec::new();
+    let buckets = bucket_starts(&w);
     for (key, _) in &ranked {
-        let buckets: Vec<i64> = match w.bucket {
-            None => vec![0],
-            Some(b) => {
-                let mut t = w.since.div_euclid(b) * b;
-                let mut v = Vec::new();
-                while t < w.until {
-                    v.push(t);
-                    t += b;
-                }
-                v
-            }
-        };
-        for bucket in buckets {
+        for &bucket in &buckets {
             let reds = groups.get(&(key.clone(), bucket)).unwrap_or(&empty);
             let width = w.bucket.unwrap_or(whole);
             let mut row: Vec<Value> = key.iter().map(Val::json).collect();

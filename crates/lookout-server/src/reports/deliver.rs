@@ -5,11 +5,11 @@
 //! Deliveries are claimed with a lease, so a replica that dies mid-send leaves the delivery to
 //! another, and retried with backoff (1, 2, 4, 8 minutes) before being given up on.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::model::Report;
 use super::render;
-use crate::alerting::deliver::check;
+use crate::alerting::deliver::{channel_field, check, post_signed};
 use crate::alerting::{deliver_email, Alerting};
 use lookout_store::alerting as astore;
 use lookout_store::reports::{self as rstore, Delivery};
@@ -70,13 +70,7 @@ async fn send(
     let channel = astore::channel_get(a.store(), d.channel_id)
         .await
         .map_err(|e| format!("channel {}: {e}", d.channel_id))?;
-    let cfg = &channel.config;
-    let open = |field: &str| -> std::result::Result<Option<String>, String> {
-        match cfg.get(field).and_then(Value::as_str) {
-            Some(v) => a.sealer().open(v).map(Some),
-            None => Ok(None),
-        }
-    };
+    let open = |field: &str| channel_field(a, &channel, field);
     let url = open("url")?.unwrap_or_default();
     let link = format!("{}/reports/{}", report.base_url, row.id);
     let key = format!("report-{}-{}", row.id, d.channel_id);
@@ -92,15 +86,7 @@ async fn send(
                 "report": body, "idempotency_key": key,
             }))
             .map_err(|e| e.to_string())?;
-            let mut req = http
-                .post(&url)
-                .header("content-type", "application/json")
-                .header("idempotency-key", &key);
-            if let Some(secret) = open("secret")? {
-                let sig = lookout_core::seal::hmac_sha256_hex(secret.as_bytes(), &body);
-                req = req.header("x-lookout-signature", format!("sha256={sig}"));
-            }
-            check(req.body(body).send().await).await
+            post_signed(a, http, &channel, &url, &key, body).await
         }
         "slack" => {
             let text = render::summary(&report, |label, u| format!("<{u}|{label}>"));

@@ -121,6 +121,16 @@ pub struct Request {
 pub async fn build(store: &Store, req: &Request) -> Result<Report> {
     let org = tenancy::default_org(store).await?;
     let settings = Settings::load(store, org.id).await?;
+    build_for(store, req, &org, &settings).await
+}
+
+/// Builds a report of `org` with its `settings` (already read by the caller).
+pub async fn build_for(
+    store: &Store,
+    req: &Request,
+    org: &tenancy::Organization,
+    settings: &Settings,
+) -> Result<Report> {
     let projects = tenancy::project_ids(store).await?;
     let len = req.kind.length_ms();
     let period = Period::new(req.end - len, req.end);
@@ -132,8 +142,12 @@ pub async fn build(store: &Store, req: &Request) -> Result<Report> {
         kind: req.kind,
         period: &period,
         previous: &previous,
-        settings: &settings,
+        settings,
     };
+    // The period's incidents, read once for the incidents, noise and recurring sections.
+    let opened =
+        lookout_store::reports::facts::incidents_opened(store, org.id, period.start, period.end)
+            .await?;
     let review = req.kind != Kind::Daily;
     let monthly = req.kind == Kind::Monthly;
     let slo_rows = services::slo_lines(&ctx).await?;
@@ -146,7 +160,7 @@ pub async fn build(store: &Store, req: &Request) -> Result<Report> {
         base_url: req.base_url.trim_end_matches('/').to_string(),
         errors: Some(sections::errors(&ctx).await?),
         uptime: Some(sections::uptime(&ctx, &slo_rows).await?),
-        incidents: Some(sections::incidents(&ctx).await?),
+        incidents: Some(sections::incidents(&ctx, &opened).await?),
         services: Some(services::services(&ctx).await?),
         regressions: Some(sections::regressions(&ctx).await?),
         databases: Some(sections::databases(&ctx).await?),
@@ -157,7 +171,7 @@ pub async fn build(store: &Store, req: &Request) -> Result<Report> {
             None
         },
         noise: if review {
-            Some(sections::noise(&ctx).await?)
+            Some(sections::noise(&ctx, &opened).await?)
         } else {
             None
         },
@@ -167,11 +181,7 @@ pub async fn build(store: &Store, req: &Request) -> Result<Report> {
         } else {
             None
         },
-        recurring: if monthly {
-            Some(sections::recurring(&ctx).await?)
-        } else {
-            None
-        },
+        recurring: monthly.then(|| sections::recurring(&opened)),
         suggestions: None,
         period,
         previous,

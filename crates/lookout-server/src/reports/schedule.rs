@@ -7,7 +7,7 @@
 use chrono::{Datelike, NaiveDate, NaiveTime, TimeZone, Weekday};
 
 use super::model::Kind;
-use super::{build, deliver, Request, Settings};
+use super::{build_for, deliver, Request, Settings};
 use crate::alerting::Alerting;
 use lookout_store::reports::{self as rstore, NewReport};
 use lookout_store::{tenancy, Result};
@@ -90,7 +90,7 @@ pub async fn run(a: &Alerting, now: i64) -> Result<Vec<i64>> {
                 continue;
             }
         }
-        let report = build(
+        let report = build_for(
             store,
             &Request {
                 kind,
@@ -98,6 +98,8 @@ pub async fn run(a: &Alerting, now: i64) -> Result<Vec<i64>> {
                 base_url: a.public_url().to_string(),
                 now,
             },
+            &org,
+            &settings,
         )
         .await?;
         let body = serde_json::to_value(&report).unwrap_or_default();

@@ -11,6 +11,7 @@ use super::model::*;
 use super::outcomes::{self, Timing};
 use super::slo::SloSpec;
 use super::Settings;
+use lookout_store::alerting::incidents::IncidentRow;
 use lookout_store::alerting::{self as astore, SpecTable};
 use lookout_store::reports::facts;
 use lookout_store::{Result, Store};
@@ -207,9 +208,8 @@ fn month_of(tz: chrono_tz::Tz, ms: i64) -> String {
 }
 
 /// Incidents opened in the period with outcomes overall, per service and (monthly) per month.
-pub(super) async fn incidents(c: &Ctx<'_>) -> Result<Incidents> {
+pub(super) async fn incidents(c: &Ctx<'_>, rows: &[IncidentRow]) -> Result<Incidents> {
     let (p, prev) = (c.period, c.previous);
-    let rows = facts::incidents_opened(c.store, c.org_id, p.start, p.end).await?;
     let previous = facts::incidents_opened(c.store, c.org_id, prev.start, prev.end).await?;
     let timings: Vec<Timing> = rows.iter().map(|i| Timing::of(i, p.end)).collect();
     let targets = c.settings.targets;
@@ -272,9 +272,8 @@ pub(super) fn acknowledged_without_action(log: &[(String, String)]) -> bool {
 
 /// Which policies and integrations opened most incidents, and how many were acknowledged and
 /// then left to resolve themselves.
-pub(super) async fn noise(c: &Ctx<'_>) -> Result<Noise> {
+pub(super) async fn noise(c: &Ctx<'_>, rows: &[IncidentRow]) -> Result<Noise> {
     let p = c.period;
-    let rows = facts::incidents_opened(c.store, c.org_id, p.start, p.end).await?;
     let logs = facts::incident_log_kinds(c.store, c.org_id, p.start, p.end).await?;
     let mut names: BTreeMap<String, String> = BTreeMap::new();
     for s in astore::spec_list(c.store, SpecTable::Policies, c.org_id).await? {
@@ -285,7 +284,7 @@ pub(super) async fn noise(c: &Ctx<'_>) -> Result<Noise> {
     }
     let mut by_scope: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut total_quiet = 0;
-    for i in &rows {
+    for i in rows {
         let quiet = logs
             .get(&i.id)
             .is_some_and(|l| acknowledged_without_action(l));
@@ -313,11 +312,9 @@ pub(super) async fn noise(c: &Ctx<'_>) -> Result<Noise> {
 }
 
 /// Incidents opened more than once in the period (the same source and deduplication key).
-pub(super) async fn recurring(c: &Ctx<'_>) -> Result<Vec<Recurring>> {
-    let p = c.period;
-    let rows = facts::incidents_opened(c.store, c.org_id, p.start, p.end).await?;
+pub(super) fn recurring(rows: &[IncidentRow]) -> Vec<Recurring> {
     let mut groups: BTreeMap<(String, String), (u64, i64, String)> = BTreeMap::new();
-    for i in &rows {
+    for i in rows {
         let e = groups
             .entry((i.scope.clone(), i.dedup_key.clone()))
             .or_insert((0, 0, String::new()));
@@ -337,7 +334,7 @@ pub(super) async fn recurring(c: &Ctx<'_>) -> Result<Vec<Recurring>> {
         })
         .collect();
     out.sort_by(|a, b| b.count.cmp(&a.count).then(a.last_id.cmp(&b.last_id)));
-    Ok(out)
+    out
 }
 
 /// Change points detected in the period.

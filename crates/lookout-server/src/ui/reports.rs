@@ -117,13 +117,9 @@ pub async fn view(
     let Some(kind) = Kind::parse(&q.kind) else {
         return not_found_page();
     };
-    let now = lookout_core::time::now_ms();
-    let end = match q.end.as_deref().filter(|e| !e.is_empty()) {
-        None => now,
-        Some(e) => match chrono::DateTime::parse_from_rfc3339(e) {
-            Ok(t) => t.timestamp_millis(),
-            Err(_) => return not_found_page(),
-        },
+    let given = q.end.as_deref().filter(|e| !e.is_empty());
+    let Ok(end) = crate::api::reports::end_of(given, lookout_core::time::now_ms()) else {
+        return not_found_page();
     };
     match crate::api::reports::generate(&state, kind, end).await {
         Ok(r) => Html(rrender::html(&r, "", Some("/reports"))).into_response(),

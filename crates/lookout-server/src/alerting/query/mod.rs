@@ -104,6 +104,8 @@ async fn evaluate(
     now: i64,
 ) -> Result<usize, String> {
     let q = c.query()?;
+    // What titles call the figure: the condition's aggregate as written.
+    let what = q.select[0].expr.to_string();
     let facets = match &q.facet {
         Some(lookout_nrql::ast::Facet::Items(items)) => items.len(),
         _ => 0,
@@ -165,7 +167,15 @@ async fn evaluate(
                 continue;
             }
             for change in sig.step(c, start, end, v) {
-                out.push(announce(policy_id, ci, c, &key, change, (start, end)));
+                out.push(announce(
+                    policy_id,
+                    ci,
+                    c,
+                    &what,
+                    &key,
+                    change,
+                    (start, end),
+                ));
             }
         }
         state.signals.retain(|k, s| {
@@ -208,6 +218,7 @@ fn announce(
     policy_id: i64,
     ci: i64,
     c: &NrqlCondition,
+    what: &str,
     signal: &str,
     change: Change,
     (start, end): (i64, i64),
@@ -221,11 +232,6 @@ fn announce(
         }
         v
     };
-    let what = c
-        .query()
-        .ok()
-        .map(|q| q.select[0].expr.to_string())
-        .unwrap_or_default();
     let on = if signal.is_empty() {
         String::new()
     } else {
