@@ -318,10 +318,14 @@ impl Scheduler {
                     _ = running.join_next() => continue,
                 }
             }
-            let claimed = tokio::select! {
+            // A claim is never cut short by the stop: cut after its commit, it would leave a job
+            // leased to a replica that is not running it until the lease runs out.
+            tokio::select! {
+                biased;
                 () = &mut stop => break,
-                c = this.claim() => c,
-            };
+                () = std::future::ready(()) => {}
+            }
+            let claimed = this.claim().await;
             match claimed {
                 Ok(Some(job)) => {
                     let this = this.clone();

@@ -161,6 +161,7 @@ impl Store {
                             Ok(())
                         })
                     })
+                    .after_release(|conn, _| Box::pin(release_outside_transaction(conn)))
                     .connect_with(options)
                     .await?
             }
@@ -291,11 +292,31 @@ impl Store {
     /// On SQLite it is `BEGIN IMMEDIATE`, which takes the write lock at once (waiting up to
     /// `busy_timeout`). A plain `BEGIN` that reads first and writes later fails with
     /// `SQLITE_BUSY_SNAPSHOT` if another connection committed in between, and no timeout helps.
+    ///
+    /// The transaction is begun in a task of its own, so a caller dropped while it waits (a
+    /// `select!` that saw shutdown, a handler whose client hung up) cannot leak it. sqlx 0.8's
+    /// `begin_with` has an await between running `BEGIN IMMEDIATE` and handing back the
+    /// `Transaction`; a future dropped there returns the connection to the pool inside an open
+    /// transaction that holds SQLite's write lock, and every writer after it fails with
+    /// "database is locked" until the process exits (seen at shutdown: the server never
+    /// stopped). A spawned task always runs to the end; if nobody awaits it any more, the
+    /// transaction it made is dropped, which rolls it back.
     pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+        let pool = self.pool.clone();
+        let backend = self.backend;
+        let begun = tokio::spawn(async move {
+            match backend {
+                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+                Backend::Postgres => pool.begin().await,
+            }
         })
+        .await;
+        match begun {
+            Ok(tx) => Ok(tx?),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // The runtime is shutting down.
+            Err(_) => Err(StoreError::ShuttingDown),
+        }
     }
 
     /// Whether the database answers a trivial query (for `/readyz`).
@@ -343,6 +364,26 @@ impl Store {
 /// starts over.
 ///
 /// With backups on, the shipper does each checkpoint, after shipping (see [`backup::ship`]).
+/// Whether a connection coming back to the SQLite pool may be reused: not while it is still
+/// inside a transaction, which would hold the write lock for whoever takes it next (and make
+/// their `BEGIN` fail). A dropped `Transaction` queues its rollback on the connection's worker,
+/// so a ping (queued behind it) is awaited before the second look; a connection still inside a
+/// transaction after that is closed, and closing rolls it back.
+async fn release_outside_transaction(
+    conn: &mut sqlx::AnyConnection,
+) -> std::result::Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
+    conn.ping().await?;
+    if conn.is_in_transaction() {
+        tracing::warn!("A connection came back inside a transaction; closed it to roll it back.");
+        return Ok(false);
+    }
+    Ok(true)
+}
+
 async fn checkpoint_wal(
     pool: AnyPool,
     gate: std::sync::Arc<tokio::sync::Mutex<()>>,

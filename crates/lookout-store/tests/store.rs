@@ -35,6 +35,7 @@ both!(
     a_crashed_schedulers_job_is_taken_over_after_its_lease,
     three_consumers_apply_each_event_exactly_once_in_order,
     retention_bounds_events_by_age_and_count,
+    write_transactions_abandoned_midway_leave_no_lock_behind,
 );
 
 async fn migrations_are_idempotent_and_versioned(f: Fixture) {
@@ -52,6 +53,50 @@ async fn migrations_are_idempotent_and_versioned(f: Fixture) {
         lookout_store::SCHEMA_VERSION
     );
     assert_eq!(tenancy::user_count(&again).await.unwrap(), 1);
+}
+
+/// A caller of `begin_write` can be dropped at any of its awaits: a `select!` that saw shutdown,
+/// a request whose client hung up. None of those may leave a connection inside a transaction
+/// (on SQLite it would hold the write lock, and every later write would fail and the server
+/// never stop).
+async fn write_transactions_abandoned_midway_leave_no_lock_behind(f: Fixture) {
+    use std::future::Future;
+    for polls in 1..12 {
+        for pause_us in [0, 50, 200, 1_000] {
+            let mut begin = Box::pin(f.store.begin_write());
+            for _ in 0..polls {
+                let ready = std::future::poll_fn(|cx| {
+                    std::task::Poll::Ready(begin.as_mut().poll(cx).is_ready())
+                })
+                .await;
+                if ready {
+                    break;
+                }
+                // Lets the connection's worker get on with what was asked of it.
+                tokio::time::sleep(Duration::from_micros(pause_us)).await;
+            }
+            drop(begin);
+        }
+    }
+    // More writes than the pool holds connections, so each one is used again.
+    for n in 0..20_i64 {
+        let write = async {
+            let mut tx = f.store.begin_write().await?;
+            sqlx::query("CREATE TABLE IF NOT EXISTS abandoned_probe (n BIGINT)")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO abandoned_probe (n) VALUES ($1)")
+                .bind(n)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(())
+        };
+        tokio::time::timeout(Duration::from_secs(20), write)
+            .await
+            .unwrap_or_else(|_| panic!("write {n} waited 20 s for a lock"))
+            .unwrap_or_else(|e| panic!("write {n} failed: {e}"));
+    }
 }
 
 fn marker(project_id: i64, i: usize) -> Marker {
