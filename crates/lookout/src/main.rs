@@ -21,6 +21,9 @@ use lookout_store::{tenancy, Store};
 /// mimalloc instead of glibc's allocator: ingest allocates and frees many small strings on
 /// several threads at once, where glibc's arenas spent a fifth of the CPU (measured with perf
 /// under bench/apm.sh) and held on to freed memory.
+///
+/// Built with `no_thp`: mimalloc otherwise asks for transparent huge pages on its arena, and
+/// every touched 4 KB then costs a 2 MB page (idle RSS 51 MB with them, 32 MB without).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
