@@ -350,20 +350,6 @@ impl Store {
     }
 }
 
-/// Checkpoints the SQLite WAL into the database file in the background, until the pool closes.
-///
-/// Connections run with `wal_autocheckpoint=0`: otherwise the commit that crosses SQLite's
-/// threshold copies the WAL into the database and fsyncs it before it returns, which under
-/// ingest stalled the group commit for over a second at a time (measured). Here a passive
-/// checkpoint copies frames without waiting for anyone; but only a checkpoint that finds no
-/// reader on an old snapshot lets the next writer start the WAL over, and with readers always
-/// about, the WAL grew by hundreds of megabytes — and every page read searches the WAL's index
-/// first, so reads, and with them ingest, slowed as it grew (measured). So once the WAL passes
-/// a few thousand frames, a restarting checkpoint runs with the write gate held: it waits for
-/// the readers of the moment (short), copies the little the passive ones left, and the WAL
-/// starts over.
-///
-/// With backups on, the shipper does each checkpoint, after shipping (see [`backup::ship`]).
 /// Whether a connection coming back to the SQLite pool may be reused: not while it is still
 /// inside a transaction, which would hold the write lock for whoever takes it next (and make
 /// their `BEGIN` fail). A dropped `Transaction` queues its rollback on the connection's worker,
@@ -384,6 +370,20 @@ async fn release_outside_transaction(
     Ok(true)
 }
 
+/// Checkpoints the SQLite WAL into the database file in the background, until the pool closes.
+///
+/// Connections run with `wal_autocheckpoint=0`: otherwise the commit that crosses SQLite's
+/// threshold copies the WAL into the database and fsyncs it before it returns, which under
+/// ingest stalled the group commit for over a second at a time (measured). Here a passive
+/// checkpoint copies frames without waiting for anyone; but only a checkpoint that finds no
+/// reader on an old snapshot lets the next writer start the WAL over, and with readers always
+/// about, the WAL grew by hundreds of megabytes — and every page read searches the WAL's index
+/// first, so reads, and with them ingest, slowed as it grew (measured). So once the WAL passes
+/// a few thousand frames, a restarting checkpoint runs with the write gate held: it waits for
+/// the readers of the moment (short), copies the little the passive ones left, and the WAL
+/// starts over.
+///
+/// With backups on, the shipper does each checkpoint, after shipping (see [`backup::ship`]).
 async fn checkpoint_wal(
     pool: AnyPool,
     gate: std::sync::Arc<tokio::sync::Mutex<()>>,
