@@ -149,10 +149,9 @@ pub async fn delete(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
     who.require(Role::Member)?;
-    dstore::get(state.store(), id)
+    dstore::delete(state.store(), id)
         .await
         .map_err(not_found("dashboard"))?;
-    dstore::delete(state.store(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -175,7 +175,7 @@ pub(super) fn value(e: &Expr, r: &Row) -> V {
                 other => other.json().to_string(),
             };
             let hit = if *regex {
-                regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|re| re.is_match(&text))
+                rlike(&text, pattern)
             } else {
                 like(&text, pattern)
             };
@@ -188,6 +188,27 @@ pub(super) fn value(e: &Expr, r: &Row) -> V {
             negated,
         } => b((value(expr, r) == V::Bool(*want)) != *negated),
     }
+}
+
+/// `RLIKE`: the whole text matches `pattern`. Patterns are compiled once per thread and kept
+/// (a few at most), since a condition is tested against every row of a window, up to 500,000.
+fn rlike(text: &str, pattern: &str) -> bool {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    thread_local! {
+        static COMPILED: RefCell<HashMap<String, Option<regex::Regex>>> = RefCell::default();
+    }
+    COMPILED.with(|c| {
+        let mut c = c.borrow_mut();
+        if !c.contains_key(pattern) {
+            if c.len() >= 64 {
+                c.clear();
+            }
+            let re = regex::Regex::new(&format!("^(?:{pattern})$")).ok();
+            c.insert(pattern.to_string(), re);
+        }
+        c[pattern].as_ref().is_some_and(|re| re.is_match(text))
+    })
 }
 
 pub(super) fn arith(op: BinOp, x: f64, y: f64) -> Option<f64> {
@@ -465,4 +486,18 @@ pub(super) fn selects(q: &lookout_nrql::ast::Query) -> Vec<(&Expr, String, Optio
                 .map(move |(n, p)| (&i.expr, n, p))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rlike;
+
+    #[test]
+    fn rlike_matches_the_whole_text_and_a_bad_pattern_matches_nothing() {
+        for _ in 0..3 {
+            assert!(rlike("GET /checkout", "GET /(checkout|cart)"));
+            assert!(!rlike("GET /checkout/2", "GET /(checkout|cart)"));
+            assert!(!rlike("anything", "(unclosed"));
+        }
+    }
 }

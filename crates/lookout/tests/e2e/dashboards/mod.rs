@@ -115,6 +115,18 @@ async fn dashboards_apply_export_import_and_the_pack(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), 422);
 
+    // Deleting: gone once, then 404.
+    let back_id = back["id"].as_i64().unwrap();
+    for want in [204, 404] {
+        let r = s
+            .admin_client()
+            .delete(s.at(&format!("/api/v1/dashboards/{back_id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), want);
+    }
+
     // The pack, from the command line: once, then kept.
     let out = s
         .command()
