@@ -84,6 +84,26 @@ impl Principal {
     }
 }
 
+/// The address of the peer that sent a request, when the listener recorded it.
+///
+/// This is the TCP peer: behind a reverse proxy every client shares the proxy's address (the
+/// login throttle then counts them together; see docs/operations.md).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
 /// Looks up the caller from a bearer token or the session cookie; `None` if neither is present.
 pub async fn caller(state: &AppState, parts: &Parts) -> Result<Option<Caller>, ApiError> {
     if let Some(auth) = parts.headers.get(header::AUTHORIZATION) {
@@ -143,80 +163,226 @@ mod tests {
     }
 }
 
-/// Failed logins per email in a sliding window: the brute-force guard of the login form.
+/// The brute-force guard of the login form: failed logins counted per account **and** per client
+/// address, each answered with a growing delay rather than a lockout.
 ///
-/// After [`LoginThrottle::MAX_FAILURES`] failures within [`LoginThrottle::WINDOW_MS`] an email's
-/// logins are refused (429) without checking the password until the window ends; a success
-/// clears the count. Kept in memory per process: a restart forgets it, which costs an attacker
-/// a restart they cannot cause. The map is bounded: it is cleared past 100,000 emails.
-#[derive(Default)]
+/// A hard lock of the account after five failures (what this was) let anyone lock a colleague
+/// out for 15 minutes by typing wrong passwords, and one client could still try every account.
+/// Now, past a few free failures, each further failure makes that account (or client) wait
+/// 1 s, 2 s, 4 s … up to [`LoginThrottle::MAX_DELAY_MS`] before the next attempt is even
+/// checked: a guesser gets about two tries a minute, and the owner who remembers the password
+/// gets in at most 30 s after the last failure. A success clears the account's count, never the
+/// client's (a guesser with one valid account must not reset their own budget). Counts fade after
+/// [`LoginThrottle::FORGET_MS`] without failures.
+///
+/// Kept in memory per process; each map is bounded, evicting the entries idle longest, so a flood
+/// of made-up emails or addresses cannot grow memory or wipe the other entries.
 pub struct LoginThrottle {
-    failures: std::sync::Mutex<std::collections::HashMap<String, (i64, u32)>>,
+    accounts: std::sync::Mutex<Failures>,
+    clients: std::sync::Mutex<Failures>,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        LoginThrottle {
+            accounts: std::sync::Mutex::new(Failures::new(LoginThrottle::MAX_ENTRIES)),
+            clients: std::sync::Mutex::new(Failures::new(LoginThrottle::MAX_ENTRIES)),
+        }
+    }
 }
 
 impl LoginThrottle {
-    /// Failures allowed per window.
-    pub const MAX_FAILURES: u32 = 5;
-    /// The window, ms.
-    pub const WINDOW_MS: i64 = 15 * 60_000;
+    /// Failures of one account before its attempts are delayed.
+    pub const FREE_ACCOUNT_FAILURES: u32 = 3;
+    /// Failures from one client address (any account) before its attempts are delayed.
+    pub const FREE_CLIENT_FAILURES: u32 = 10;
+    /// The longest delay: the right password always works this long after the last failure.
+    pub const MAX_DELAY_MS: i64 = 30_000;
+    /// Counts are forgotten after this long without a failure.
+    pub const FORGET_MS: i64 = 15 * 60_000;
+    /// Entries kept per map.
+    pub const MAX_ENTRIES: usize = 100_000;
 
-    fn key(email: &str) -> String {
+    fn account_key(email: &str) -> String {
         email.trim().to_lowercase()
     }
 
-    /// Seconds until `email` may try again, if it is locked out now.
-    pub fn locked(&self, email: &str, now: i64) -> Option<i64> {
-        let map = self
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (start, n) = map.get(&Self::key(email))?;
-        (*n >= Self::MAX_FAILURES && now - start < Self::WINDOW_MS)
-            .then(|| (start + Self::WINDOW_MS - now + 999) / 1000)
+    /// Clients are counted by address; IPv6 by its /64, which one host usually owns whole.
+    fn client_key(ip: std::net::IpAddr) -> String {
+        match ip {
+            std::net::IpAddr::V4(v4) => v4.to_string(),
+            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => {
+                    let s = v6.segments();
+                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                }
+            },
+        }
+    }
+
+    /// Milliseconds until a login for `email` from `client` may be checked, if it must wait.
+    pub fn wait_ms(&self, email: &str, client: Option<std::net::IpAddr>, now: i64) -> Option<i64> {
+        let account = lock(&self.accounts).wait_ms(
+            &Self::account_key(email),
+            Self::FREE_ACCOUNT_FAILURES,
+            now,
+        );
+        let client = client.and_then(|ip| {
+            lock(&self.clients).wait_ms(&Self::client_key(ip), Self::FREE_CLIENT_FAILURES, now)
+        });
+        account.max(client)
     }
 
     /// Records a failed login.
-    pub fn failed(&self, email: &str, now: i64) {
-        let mut map = self
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() >= 100_000 {
-            map.clear();
+    pub fn failed(&self, email: &str, client: Option<std::net::IpAddr>, now: i64) {
+        lock(&self.accounts).record(Self::account_key(email), now);
+        if let Some(ip) = client {
+            lock(&self.clients).record(Self::client_key(ip), now);
         }
-        let e = map.entry(Self::key(email)).or_insert((now, 0));
-        if now - e.0 >= Self::WINDOW_MS {
-            *e = (now, 0);
-        }
-        e.1 += 1;
     }
 
-    /// Clears an email's failures after a successful login.
+    /// Clears an account's failures after a successful login (the client's stay).
     pub fn succeeded(&self, email: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&Self::key(email));
+        lock(&self.accounts)
+            .entries
+            .remove(&Self::account_key(email));
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Failure counts by key: (failures, time of the last one).
+struct Failures {
+    entries: std::collections::HashMap<String, (u32, i64)>,
+    cap: usize,
+}
+
+impl Failures {
+    fn new(cap: usize) -> Self {
+        Failures {
+            entries: std::collections::HashMap::new(),
+            cap,
+        }
+    }
+
+    /// The delay after `n` failures when `free` are free: 1 s doubling, capped.
+    fn delay_ms(n: u32, free: u32) -> i64 {
+        match n.checked_sub(free) {
+            None | Some(0) => 0,
+            Some(over) => (1_000_i64 << (over - 1).min(15)).min(LoginThrottle::MAX_DELAY_MS),
+        }
+    }
+
+    fn wait_ms(&self, key: &str, free: u32, now: i64) -> Option<i64> {
+        let (n, last) = *self.entries.get(key)?;
+        if now - last >= LoginThrottle::FORGET_MS {
+            return None;
+        }
+        let until = last + Self::delay_ms(n, free);
+        (until > now).then_some(until - now)
+    }
+
+    fn record(&mut self, key: String, now: i64) {
+        if !self.entries.contains_key(&key) && self.entries.len() >= self.cap {
+            self.evict(now);
+        }
+        let e = self.entries.entry(key).or_insert((0, now));
+        if now - e.1 >= LoginThrottle::FORGET_MS {
+            *e = (0, now);
+        }
+        e.0 = e.0.saturating_add(1);
+        e.1 = now;
+    }
+
+    /// Drops forgotten entries, then, if still full, the eighth idle longest (amortised: one
+    /// pass makes room for many inserts).
+    fn evict(&mut self, now: i64) {
+        self.entries
+            .retain(|_, (_, last)| now - *last < LoginThrottle::FORGET_MS);
+        if self.entries.len() < self.cap {
+            return;
+        }
+        let mut lasts: Vec<i64> = self.entries.values().map(|(_, last)| *last).collect();
+        let cut = (self.cap / 8).max(1).min(lasts.len() - 1);
+        let (_, threshold, _) = lasts.select_nth_unstable(cut);
+        let threshold = *threshold;
+        self.entries.retain(|_, (_, last)| *last > threshold);
     }
 }
 
 #[cfg(test)]
 mod throttle_tests {
-    use super::LoginThrottle;
+    use super::{Failures, LoginThrottle};
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
 
     #[test]
-    fn five_failures_lock_an_email_for_the_window() {
+    fn an_account_waits_longer_after_each_failure_but_never_more_than_30_s() {
         let t = LoginThrottle::default();
-        for _ in 0..LoginThrottle::MAX_FAILURES {
-            assert!(t.locked("Ada@x.io", 1_000).is_none());
-            t.failed("ada@x.io ", 1_000);
+        let mut now = 1_000_000;
+        let mut waits = Vec::new();
+        for _ in 0..12 {
+            // Each attempt comes as soon as it is allowed.
+            now += t.wait_ms("Ada@x.io", ip("10.0.0.1"), now).unwrap_or(0);
+            t.failed("ada@x.io ", ip("10.0.0.1"), now);
+            waits.push(t.wait_ms("ADA@x.io", None, now).unwrap_or(0));
         }
-        assert_eq!(t.locked("ADA@x.io", 1_000), Some(900));
-        assert!(t.locked("bob@x.io", 1_000).is_none());
-        assert!(t
-            .locked("ada@x.io", 1_000 + LoginThrottle::WINDOW_MS)
-            .is_none());
+        assert_eq!(
+            waits,
+            [0, 0, 0, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000, 30_000]
+        );
+        // Another account from another client is not affected.
+        assert_eq!(t.wait_ms("bob@x.io", ip("10.0.0.2"), now), None);
+        // 30 s after the last failure the account may try again; a success clears it.
+        assert_eq!(t.wait_ms("ada@x.io", ip("10.0.0.3"), now + 30_000), None);
         t.succeeded("ada@x.io");
-        assert!(t.locked("ada@x.io", 1_001).is_none());
+        assert_eq!(t.wait_ms("ada@x.io", ip("10.0.0.3"), now + 1), None);
+        // Counts fade after a quiet quarter of an hour.
+        t.failed("eve@x.io", None, now);
+        for _ in 0..5 {
+            t.failed("eve@x.io", None, now);
+        }
+        assert!(t.wait_ms("eve@x.io", None, now + 1).is_some());
+        assert_eq!(
+            t.wait_ms("eve@x.io", None, now + LoginThrottle::FORGET_MS),
+            None
+        );
+    }
+
+    #[test]
+    fn one_client_trying_many_accounts_is_slowed_and_a_success_does_not_reset_it() {
+        let t = LoginThrottle::default();
+        let now = 5_000_000;
+        for i in 0..LoginThrottle::FREE_CLIENT_FAILURES + 1 {
+            t.failed(&format!("user{i}@x.io"), ip("2001:db8::1"), now);
+        }
+        // A fresh account from the same /64 waits; from another network it does not.
+        assert_eq!(
+            t.wait_ms("new@x.io", ip("2001:db8::ffff"), now),
+            Some(1_000)
+        );
+        assert_eq!(t.wait_ms("new@x.io", ip("2001:db9::1"), now), None);
+        t.succeeded("user0@x.io");
+        assert_eq!(t.wait_ms("new@x.io", ip("2001:db8::1"), now), Some(1_000));
+    }
+
+    #[test]
+    fn a_full_map_evicts_the_longest_idle_instead_of_forgetting_everyone() {
+        let mut f = Failures::new(16);
+        for i in 0..16 {
+            f.record(format!("k{i}"), 1_000 + i);
+        }
+        f.record("k1".into(), 2_000);
+        f.record("new".into(), 2_001);
+        assert!(f.entries.len() <= 16 && f.entries.contains_key("new"));
+        // The newest and the refreshed entry survive; only the oldest went.
+        assert!(f.entries.contains_key("k1") && f.entries.contains_key("k15"));
+        assert!(!f.entries.contains_key("k0"));
     }
 }

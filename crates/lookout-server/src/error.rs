@@ -93,6 +93,9 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::BadCursor(_) = &e {
+            return ApiError::BadRequest(e.to_string());
+        }
         match e {
             StoreError::NotFound => ApiError::NotFound("resource"),
             StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),

@@ -82,9 +82,16 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(
             alerting::inbound::MAX_BODY + 1,
         ));
-    let public = Router::new()
+    // Public status pages are HTML served to anyone: the same CSP and framing rules as the UI.
+    let mut public = Router::new()
         .route("/status/{slug}", get(ui::status_page::page))
         .route("/status/{slug}/feed.atom", get(ui::status_page::feed));
+    for (name, value) in ui::security_headers() {
+        public = public.layer(SetResponseHeaderLayer::if_not_present(
+            name,
+            HeaderValue::from_static(value),
+        ));
+    }
     Router::new()
         .merge(api::router())
         .merge(sentry)

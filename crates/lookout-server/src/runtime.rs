@@ -262,8 +262,12 @@ pub async fn serve(
     }
     tracing::info!(addr = %addr, otlp = %otlp_addr, storage = store.backend().name(), "Lookout is ready.");
 
-    let main = axum::serve(listener, crate::app(state.clone()))
-        .with_graceful_shutdown(wait_for(stop_rx.clone()));
+    // The peer address is recorded on each request: the login throttle counts by client.
+    let main = axum::serve(
+        listener,
+        crate::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(wait_for(stop_rx.clone()));
     let otlp = axum::serve(otlp_listener, crate::otlp::app(state))
         .with_graceful_shutdown(wait_for(stop_rx.clone()));
     let trigger = async {

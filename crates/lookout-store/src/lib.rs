@@ -55,6 +55,21 @@ pub(crate) async fn delete_by_id(store: &Store, table: &'static str, id: i64) ->
     Ok(())
 }
 
+/// A `LIKE … ESCAPE '\'` pattern matching `text` anywhere, with `%`, `_` and `\` in it taken
+/// literally (a search for `100%` or `user_id` must not match everything).
+pub(crate) fn like_contains(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -95,6 +110,9 @@ pub enum StoreError {
     /// A `--database-url` that is neither `sqlite:` nor `postgres:`.
     #[error("unsupported database url scheme (expected sqlite:// or postgres://)")]
     UnsupportedUrl,
+    /// A list cursor that no page of this list returned (answered 400).
+    #[error("invalid cursor {0:?}: pass the `next` value of the previous page")]
+    BadCursor(String),
     /// A stored value that does not parse (a role name, JSON payload).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
@@ -117,6 +135,30 @@ pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 
 
 /// Shorthand for storage results.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Makes a SQLite database and its `-wal`, `-shm` and `-journal` files readable by their owner
+/// only: they hold password hashes, sessions and every event. SQLite gives the files it creates
+/// beside a database the database's own mode, so fixing the main file (right after the pool
+/// created it) covers the rest; existing ones are fixed too, for data made by older versions.
+fn owner_only(db: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let path = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+            match std::fs::metadata(&path) {
+                Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                    if let Err(e) =
+                        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    {
+                        tracing::warn!(file = %path.display(), error = %e, "Could not make a database file private.");
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
 
 /// A connection pool to the one database Lookout keeps its state in.
 #[derive(Clone, Debug)]
@@ -181,6 +223,9 @@ impl Store {
             url: url.into(),
             backup: std::sync::Arc::default(),
         };
+        if let Some(db) = store.sqlite_path() {
+            owner_only(&db);
+        }
         migrate::apply(&store).await?;
         if backend == Backend::Sqlite {
             tokio::spawn(checkpoint_wal(

@@ -133,11 +133,7 @@ pub async fn list(store: &Store, project_ids: &[i64], cursor: &Cursor) -> Result
         });
     }
     let limit = cursor.limit();
-    let before: i64 = cursor
-        .after
-        .as_deref()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(i64::MAX);
+    let before: i64 = cursor.after_i64()?.unwrap_or(i64::MAX);
     let ids: Vec<String> = project_ids.iter().map(i64::to_string).collect();
     // Project ids are integers from the database, never user text.
     let sql = format!(

@@ -77,7 +77,7 @@ pub async fn list(store: &Store, project_id: i64, cursor: &Cursor) -> Result<Pag
     )
     .bind(project_id)
     // Ids are lowercase hex, so "g" sorts after all of them: no cursor means "from the newest".
-    .bind(cursor.after.clone().unwrap_or_else(|| "g".to_string()))
+    .bind(cursor.after_hex()?.unwrap_or("g").to_string())
     .bind(limit + 1)
     .fetch_all(store.pool())
     .await?;

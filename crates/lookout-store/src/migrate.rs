@@ -107,10 +107,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0015_dashboards.sql"),
         postgres: include_str!("../migrations/postgres/0015_dashboards.sql"),
     },
+    Migration {
+        version: 16,
+        name: "hardening",
+        sqlite: include_str!("../migrations/sqlite/0016_hardening.sql"),
+        postgres: include_str!("../migrations/postgres/0016_hardening.sql"),
+    },
 ];
 
 /// The schema version this build expects (the newest migration).
-pub const SCHEMA_VERSION: i64 = 15;
+pub const SCHEMA_VERSION: i64 = 16;
 
 /// The advisory-lock key that serialises migrations across replicas ("lkmigr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c6b_6d69_6772;

@@ -31,9 +31,31 @@ impl Cursor {
         self.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
     }
 
-    /// The cursor as a numeric id (lists keyed by autoincrement ids); a non-number starts over.
-    pub fn after_i64(&self) -> Option<i64> {
-        self.after.as_deref().and_then(|s| s.parse().ok())
+    /// The cursor as a numeric id (lists keyed by autoincrement ids). A cursor that is not one
+    /// is refused ([`crate::StoreError::BadCursor`]) rather than silently starting over, which
+    /// made a client that mangled `next` loop over the first page forever.
+    pub fn after_i64(&self) -> crate::Result<Option<i64>> {
+        match self.after.as_deref() {
+            None | Some("") => Ok(None),
+            Some(s) => s
+                .parse()
+                .map(Some)
+                .map_err(|_| crate::StoreError::BadCursor(s.chars().take(64).collect())),
+        }
+    }
+
+    /// The cursor as a lowercase hex id (lists keyed by random hex ids); anything else is
+    /// refused like [`Cursor::after_i64`].
+    pub fn after_hex(&self) -> crate::Result<Option<&str>> {
+        match self.after.as_deref() {
+            None | Some("") => Ok(None),
+            Some(s)
+                if !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
+                Ok(Some(s))
+            }
+            Some(s) => Err(crate::StoreError::BadCursor(s.chars().take(64).collect())),
+        }
     }
 }
 

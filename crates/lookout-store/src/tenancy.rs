@@ -263,7 +263,7 @@ pub async fn list_projects(store: &Store, cursor: &Cursor) -> Result<Page<Projec
     let rows = sqlx::query(&format!(
         "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.id > $1 ORDER BY p.id LIMIT $2"
     ))
-    .bind(cursor.after_i64().unwrap_or(0))
+    .bind(cursor.after_i64()?.unwrap_or(0))
     .bind(limit + 1)
     .fetch_all(store.pool())
     .await?;
@@ -326,10 +326,43 @@ fn user_from_row(r: &AnyRow) -> Result<User> {
 
 /// Creates a user with an argon2id password hash and publishes `user.created`.
 pub async fn create_user(store: &Store, email: &str, password: &str, role: Role) -> Result<User> {
+    insert_user(store, email, password, role, false)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("user creation was refused".into()))
+}
+
+/// Creates the first administrator, only if no user was ever created (the `/setup` form);
+/// `None` if the installation is set up already. The check and the insert are one transaction,
+/// so two setup forms posted at once make one admin.
+pub async fn create_first_admin(
+    store: &Store,
+    email: &str,
+    password: &str,
+) -> Result<Option<User>> {
+    insert_user(store, email, password, Role::Admin, true).await
+}
+
+async fn insert_user(
+    store: &Store,
+    email: &str,
+    password: &str,
+    role: Role,
+    first_only: bool,
+) -> Result<Option<User>> {
     let email = email.trim().to_lowercase();
     let hash = hash_password(password).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let now = now_ms();
     let mut tx = store.begin_write().await?;
+    let marked = sqlx::query(
+        "INSERT INTO instance_flags (name, set_at) VALUES ('set_up', $1) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if first_only && marked == 0 {
+        return Ok(None);
+    }
     let id: i64 = sqlx::query(
         "INSERT INTO users (email, password_hash, role, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
     )
@@ -349,12 +382,23 @@ pub async fn create_user(store: &Store, email: &str, password: &str, role: Role)
     );
     events::publish_in_tx(store, &mut tx, &[event]).await?;
     tx.commit().await?;
-    Ok(User {
+    Ok(Some(User {
         id,
         email,
         role,
         created_at: now,
-    })
+    }))
+}
+
+/// Whether the first user was ever created: once it was, the first-admin form stays closed,
+/// even if every user is later deleted.
+pub async fn is_set_up(store: &Store) -> Result<bool> {
+    Ok(
+        sqlx::query("SELECT 1 AS one FROM instance_flags WHERE name = 'set_up'")
+            .fetch_optional(store.pool())
+            .await?
+            .is_some(),
+    )
 }
 
 /// How many users exist (0 means the UI offers first-admin setup).
@@ -371,7 +415,7 @@ pub async fn list_users(store: &Store, cursor: &Cursor) -> Result<Page<User>> {
     let rows = sqlx::query(&format!(
         "SELECT {USER_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2"
     ))
-    .bind(cursor.after_i64().unwrap_or(0))
+    .bind(cursor.after_i64()?.unwrap_or(0))
     .bind(limit + 1)
     .fetch_all(store.pool())
     .await?;
@@ -388,9 +432,43 @@ pub async fn get_user(store: &Store, id: i64) -> Result<User> {
     user_from_row(&row)
 }
 
-/// Deletes a user with their sessions and tokens.
-pub async fn delete_user(store: &Store, id: i64) -> Result<()> {
-    crate::delete_by_id(store, "users", id).await
+/// What [`delete_user`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserDeletion {
+    /// The user, their sessions and tokens are gone.
+    Deleted,
+    /// Refused: the user is the last administrator, and nobody could manage users after.
+    LastAdmin,
+}
+
+/// Deletes a user with their sessions and tokens, unless they are the last administrator.
+///
+/// The count and the delete are one write transaction; on PostgreSQL the admin rows are locked
+/// first, so two admins deleting each other at once cannot both succeed (SQLite's write
+/// transactions are serial already).
+pub async fn delete_user(store: &Store, id: i64) -> Result<UserDeletion> {
+    let lock = match store.backend() {
+        crate::Backend::Postgres => " FOR UPDATE",
+        crate::Backend::Sqlite => "",
+    };
+    let mut tx = store.begin_write().await?;
+    let admins = sqlx::query(&format!("SELECT id FROM users WHERE role = 'admin'{lock}"))
+        .fetch_all(&mut *tx)
+        .await?;
+    let row = sqlx::query("SELECT role FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    if role_of(&row, "role")? == Role::Admin && admins.len() <= 1 {
+        return Ok(UserDeletion::LastAdmin);
+    }
+    sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(UserDeletion::Deleted)
 }
 
 /// The user with this email and password, if both match.
@@ -592,7 +670,7 @@ pub async fn list_tokens(
         "SELECT {TOKEN_COLUMNS} FROM api_tokens
          WHERE revoked_at IS NULL AND id > $1 AND ($2 IS NULL OR user_id = $2) ORDER BY id LIMIT $3"
     ))
-    .bind(cursor.after_i64().unwrap_or(0))
+    .bind(cursor.after_i64()?.unwrap_or(0))
     .bind(user_id)
     .bind(limit + 1)
     .fetch_all(store.pool())

@@ -391,9 +391,21 @@ impl MonitorSpec {
         )
     }
 
+    /// What the monitor checks, as people and notifications may see it: the URL with any
+    /// password in it redacted, else the host, else the check-in slug.
+    pub fn target(&self) -> Option<String> {
+        match &self.url {
+            Some(u) => Some(redact_url_password(u)),
+            None => self.host.clone().or_else(|| self.slug.clone()),
+        }
+    }
+
     /// The same spec with secrets replaced by `"********"`, for API answers.
     pub fn redacted(&self) -> MonitorSpec {
         let mut s = self.clone();
+        if let Some(u) = &mut s.url {
+            *u = redact_url_password(u);
+        }
         if let Some(b) = &mut s.basic_auth {
             b.password = REDACTED.into();
         }
@@ -414,6 +426,14 @@ impl MonitorSpec {
         &mut self,
         mut f: impl FnMut(&str) -> Result<String, E>,
     ) -> Result<(), E> {
+        if let Some(u) = &mut self.url {
+            if let Some((mut parsed, password)) = url_password(u) {
+                let mapped = f(&password)?;
+                if parsed.set_password(Some(&mapped)).is_ok() {
+                    *u = parsed.to_string();
+                }
+            }
+        }
         if let Some(b) = &mut self.basic_auth {
             b.password = f(&b.password)?;
         }
@@ -431,6 +451,18 @@ impl MonitorSpec {
     /// Fills secrets the user sent back redacted from `old` (so an edit of the returned JSON
     /// keeps the stored password).
     pub fn keep_secrets_from(&mut self, old: &MonitorSpec) {
+        // A redacted URL password is kept only for the same user on the same host and port:
+        // pointing the URL elsewhere must not send the stored password there.
+        if let (Some(u), Some(o)) = (&mut self.url, &old.url) {
+            if let (Some((mut new, pw)), Some((old, old_pw))) = (url_password(u), url_password(o)) {
+                let same_place = new.host_str() == old.host_str()
+                    && new.port_or_known_default() == old.port_or_known_default()
+                    && new.username() == old.username();
+                if pw == REDACTED && same_place && new.set_password(Some(&old_pw)).is_ok() {
+                    *u = new.to_string();
+                }
+            }
+        }
         if let (Some(b), Some(o)) = (&mut self.basic_auth, &old.basic_auth) {
             if b.password == REDACTED {
                 b.password = o.password.clone();
@@ -451,6 +483,27 @@ impl MonitorSpec {
 
 /// What redacted secrets read as.
 pub const REDACTED: &str = "********";
+
+/// A URL and the password in its userinfo (percent-decoded), if it has one.
+fn url_password(u: &str) -> Option<(url::Url, String)> {
+    let parsed = url::Url::parse(u).ok()?;
+    let password = percent_encoding::percent_decode_str(parsed.password()?)
+        .decode_utf8_lossy()
+        .into_owned();
+    Some((parsed, password))
+}
+
+/// `u` with the password in its userinfo replaced by `********` (unchanged without one).
+pub fn redact_url_password(u: &str) -> String {
+    match url_password(u) {
+        Some((mut parsed, _)) => match parsed.set_password(Some(REDACTED)) {
+            Ok(()) => parsed.to_string(),
+            // A URL that cannot carry a password never had one; never echo it, to be safe.
+            Err(()) => String::new(),
+        },
+        None => u.to_string(),
+    }
+}
 
 /// Headers whose values are credentials.
 pub fn is_secret_header(name: &str) -> bool {
@@ -527,5 +580,40 @@ mod tests {
         let mut edited = r.clone();
         edited.keep_secrets_from(&s);
         assert_eq!(edited, s);
+    }
+
+    #[test]
+    fn url_passwords_are_sealed_redacted_and_kept_only_for_the_same_host() {
+        let s = spec(r#"{"name":"x","type":"http","url":"https://ops:p%40ss@example.com/health"}"#)
+            .unwrap();
+        let r = s.redacted();
+        assert_eq!(
+            r.url.as_deref(),
+            Some("https://ops:********@example.com/health")
+        );
+        assert_eq!(s.target().as_deref(), r.url.as_deref());
+        // Sealing maps the decoded password and opening restores the exact URL.
+        let mut sealed = s.clone();
+        sealed
+            .map_secrets(|v| Ok::<_, ()>(format!("sealed:{}", v.len())))
+            .unwrap();
+        assert!(!sealed.url.as_deref().unwrap().contains("p%40ss"));
+        let mut back = s.clone();
+        back.map_secrets(|v| Ok::<_, ()>(v.to_string())).unwrap();
+        assert_eq!(back, s);
+        let mut edited = r.clone();
+        edited.keep_secrets_from(&s);
+        assert_eq!(edited, s);
+        // The redacted URL moved to another host does not take the password along.
+        let mut moved = r.clone();
+        moved.url = Some("https://ops:********@evil.example/health".into());
+        moved.keep_secrets_from(&s);
+        assert_eq!(
+            moved.url.as_deref(),
+            Some("https://ops:********@evil.example/health")
+        );
+        // URLs without a password are left alone.
+        let plain = spec(r#"{"name":"x","type":"http","url":"http://a/b?c=d"}"#).unwrap();
+        assert_eq!(plain.redacted().url, plain.url);
     }
 }

@@ -116,8 +116,7 @@ pub fn storage(common: &CommonArgs, file: &FileConfig) -> Result<Storage> {
         .clone()
         .or_else(|| file.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from("lookout-data"));
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    private_dir(&dir)?;
     Ok(Storage {
         url: lookout_store::Store::sqlite_url_for_dir(&dir),
         display: dir.join("lookout.db").display().to_string(),
@@ -132,9 +131,25 @@ pub fn secret_key_file(common: &CommonArgs, file: &FileConfig) -> Result<PathBuf
         .clone()
         .or_else(|| file.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from("lookout-data"));
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    private_dir(&dir)?;
     Ok(dir.join("secret.key"))
+}
+
+/// Creates the data directory readable by its owner only (0700), and makes an existing one so:
+/// it holds the database, its WAL and the key that seals stored credentials.
+fn private_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("making data directory {} private", dir.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The listen addresses and public URL for `serve`.

@@ -189,7 +189,7 @@ pub async fn list_events(
     let cursor: Cursor = q.cursor();
     let limit = cursor.limit();
     let rows =
-        events::read_newest(state.store(), cursor.after_i64(), limit + 1, f.project_id).await?;
+        events::read_newest(state.store(), cursor.after_i64()?, limit + 1, f.project_id).await?;
     let page = Page::from_rows(rows, limit, |e| e.seq.to_string());
     Ok(Json(
         page.map(|e| EventView {

@@ -150,8 +150,16 @@ pub fn integration_url(public_url: &str, kind: &str, key: &str) -> String {
     }
 }
 
-fn integration_view(state: &AppState, i: &IntegrationRow) -> Value {
-    let key = state.sealer().open(&i.key_sealed).unwrap_or_default();
+/// An integration's key is a credential: whoever holds it opens and resolves incidents. Members
+/// (who create and wire integrations) see it; viewers see it masked, in the URL too.
+pub(crate) const MASKED_KEY: &str = "********";
+
+fn integration_view(state: &AppState, who: &Principal, i: &IntegrationRow) -> Value {
+    let key = if who.role() >= Role::Member {
+        state.sealer().open(&i.key_sealed).unwrap_or_default()
+    } else {
+        MASKED_KEY.to_string()
+    };
     let mut v = i.spec.clone();
     v["id"] = json!(i.id);
     v["name"] = json!(i.name);
@@ -207,17 +215,19 @@ async fn integration_spec(state: &AppState, body: &Value, kind: &str) -> ApiResu
     Ok(Value::Object(spec))
 }
 
-/// Lists inbound integrations with their keys and URLs.
+/// Lists inbound integrations with their URLs (keys for members; masked for viewers).
 #[utoipa::path(get, path = "/api/v1/integrations", tag = "incidents",
     responses((status = 200, body = Object)))]
 pub async fn list_integrations(
     State(state): State<AppState>,
-    _who: Principal,
+    who: Principal,
 ) -> ApiResult<Json<Value>> {
     let org = tenancy::default_org(state.store()).await?;
     let rows = astore::integration_list(state.store(), org.id).await?;
     Ok(items(
-        rows.iter().map(|i| integration_view(&state, i)).collect(),
+        rows.iter()
+            .map(|i| integration_view(&state, &who, i))
+            .collect(),
     ))
 }
 
@@ -264,7 +274,10 @@ pub async fn create_integration(
     )
     .await?;
     tracing::info!(integration = row.id, kind, "Integration created.");
-    Ok((StatusCode::CREATED, Json(integration_view(&state, &row))))
+    Ok((
+        StatusCode::CREATED,
+        Json(integration_view(&state, &who, &row)),
+    ))
 }
 
 /// One integration.
@@ -272,11 +285,11 @@ pub async fn create_integration(
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn get_integration(
     State(state): State<AppState>,
-    _who: Principal,
+    who: Principal,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
     let row = astore::integration_get(state.store(), id).await?;
-    Ok(Json(integration_view(&state, &row)))
+    Ok(Json(integration_view(&state, &who, &row)))
 }
 
 /// Changes an integration's name and routing (the key stays).
@@ -299,7 +312,7 @@ pub async fn update_integration(
         .to_string();
     let spec = integration_spec(&state, &body, &old.kind).await?;
     let row = astore::integration_update(state.store(), id, &name, &spec).await?;
-    Ok(Json(integration_view(&state, &row)))
+    Ok(Json(integration_view(&state, &who, &row)))
 }
 
 /// Deletes an integration; its key stops working at once.
@@ -331,7 +344,13 @@ fn runbook_fields(body: &Value) -> ApiResult<(String, Option<String>, String)> {
         .ok_or_else(|| ApiError::Validation("name is required".into()))?;
     let url = body.get("url").and_then(Value::as_str).map(String::from);
     if let Some(u) = &url {
-        url::Url::parse(u).map_err(|e| ApiError::Validation(format!("url: {e}")))?;
+        let parsed = url::Url::parse(u).map_err(|e| ApiError::Validation(format!("url: {e}")))?;
+        // Shown as a link on incident pages: a `javascript:` or `data:` URL would run there.
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(ApiError::Validation(
+                "url must be an http or https address".into(),
+            ));
+        }
     }
     let text = body.get("body").and_then(Value::as_str).unwrap_or_default();
     if text.is_empty() && url.is_none() {

@@ -191,6 +191,16 @@ async fn channel_input(
     })
 }
 
+/// Whether `who` may hold a channel owned by `owner` (`None`: a team channel). A user manages
+/// only their own contact methods; team channels and other users' contact methods need the
+/// member role. Checked on a channel's owner before and after every change.
+fn may_own_channel(who: &Principal, owner: Option<i64>) -> ApiResult<()> {
+    match (owner, who.user_id()) {
+        (Some(o), Some(me)) if o == me => Ok(()),
+        _ => who.require(Role::Member),
+    }
+}
+
 /// Lists notification channels and contact methods (`?user_id=` for one user's).
 #[utoipa::path(get, path = "/api/v1/channels", tag = "on-call",
     responses((status = 200, body = Object), (status = 401, body = ErrorBody)))]
@@ -221,11 +231,10 @@ pub async fn create_channel(
     who: Principal,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    // Users may add their own contact methods; team channels need the member role.
+    // Authorised on the owner the body names before the rest of it is validated, so a viewer
+    // gets 403, not the details of a 422.
+    may_own_channel(&who, body.get("user_id").and_then(Value::as_i64))?;
     let input = channel_input(&state, &body, None).await?;
-    if input.user_id.is_none() || input.user_id != who.user_id() {
-        who.require(Role::Member)?;
-    }
     let org = tenancy::default_org(state.store()).await?;
     let row = astore::channel_create(state.store(), org.id, &input).await?;
     tracing::info!(channel = row.id, kind = %row.kind, "Notification channel created.");
@@ -255,10 +264,12 @@ pub async fn update_channel(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
     let old = astore::channel_get(state.store(), id).await?;
-    if old.user_id.is_none() || old.user_id != who.user_id() {
-        who.require(Role::Member)?;
-    }
+    // Both sides: the channel as it is (whose pages it receives now) and as it would be. A
+    // check on the old owner alone let a viewer move their own contact method onto another
+    // user, or make it a team channel, and receive their pages with the signed links.
+    may_own_channel(&who, old.user_id)?;
     let input = channel_input(&state, &body, Some(&old)).await?;
+    may_own_channel(&who, input.user_id)?;
     let row = astore::channel_update(state.store(), id, &input).await?;
     Ok(Json(channel_view(&row)))
 }
@@ -272,9 +283,7 @@ pub async fn delete_channel(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
     let old = astore::channel_get(state.store(), id).await?;
-    if old.user_id.is_none() || old.user_id != who.user_id() {
-        who.require(Role::Member)?;
-    }
+    may_own_channel(&who, old.user_id)?;
     astore::channel_delete(state.store(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

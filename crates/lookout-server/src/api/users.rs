@@ -152,10 +152,10 @@ pub async fn get_one(
     }
 }
 
-/// Deletes a user with their sessions and tokens (admin; not yourself).
+/// Deletes a user with their sessions and tokens (admin; not yourself, not the last admin).
 #[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users",
     params(("id" = i64, Path, description = "User id")),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     who: Principal,
@@ -166,7 +166,16 @@ pub async fn delete(
         return Err(ApiError::Validation("you cannot delete yourself".into()));
     }
     match tenancy::delete_user(state.store(), id).await {
-        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Ok(tenancy::UserDeletion::Deleted) => {
+            tracing::info!(user = id, "User deleted.");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Ok(tenancy::UserDeletion::LastAdmin) => {
+            tracing::info!(user = id, "Refused to delete the last administrator.");
+            Err(ApiError::Conflict(
+                "this is the last administrator: make another user an admin first".into(),
+            ))
+        }
         Err(StoreError::NotFound) => Err(ApiError::NotFound("user")),
         Err(e) => Err(e.into()),
     }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::pages::{page_ctx, render, PageCtx};
 use super::{ui_error, UiSession};
-use crate::api::alert_config::integration_url;
+use crate::api::alert_config::{integration_url, MASKED_KEY};
 use crate::state::AppState;
 use lookout_store::alerting::{self as astore, SpecTable};
 use lookout_store::tenancy;
@@ -124,7 +124,12 @@ pub async fn page(
             .await?
             .into_iter()
             .map(|i| {
-                let key = state.sealer().open(&i.key_sealed).unwrap_or_default();
+                // Keys are credentials: shown to members, masked for viewers (as in the API).
+                let key = if s.user.role >= lookout_core::Role::Member {
+                    state.sealer().open(&i.key_sealed).unwrap_or_default()
+                } else {
+                    MASKED_KEY.to_string()
+                };
                 let url = integration_url(&state.settings().public_url, &i.kind, &key);
                 (i.name, i.kind, url)
             })

@@ -152,7 +152,8 @@ pub async fn list(
             pid,
             &filter,
             &Cursor {
-                after: opt(&q.cursor),
+                // A page link with a mangled cursor shows the first page (the API answers 400).
+                after: opt(&q.cursor).filter(|c| c.parse::<i64>().is_ok()),
                 limit: Some(25),
             },
         )

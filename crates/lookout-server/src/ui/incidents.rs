@@ -205,7 +205,13 @@ pub async fn detail(
         title: format!("Incident #{}", inc.id),
         ctx,
         can_act: s.user.role >= Role::Member,
-        runbook: runbook.map(|r| (r.name, r.version, r.url, markdown(&r.body))),
+        // Runbooks saved before URLs were checked may hold other schemes: link only web ones.
+        runbook: runbook.map(|r| {
+            let url = r
+                .url
+                .filter(|u| u.starts_with("http") && super::safe_link(u));
+            (r.name, r.version, url, markdown(&r.body))
+        }),
         checklist,
         timeline: timeline
             .into_iter()

@@ -180,9 +180,9 @@ impl FromRequestParts<AppState> for UiSession {
                 Err(e) => return Err(ui_error(e)),
             }
         }
-        match tenancy::user_count(state.store()).await {
-            Ok(0) => Err(Redirect::to("/setup").into_response()),
-            Ok(_) => {
+        match tenancy::is_set_up(state.store()).await {
+            Ok(false) => Err(Redirect::to("/setup").into_response()),
+            Ok(true) => {
                 let next = parts.uri.path_and_query().map_or("/", |p| p.as_str());
                 Err(Redirect::to(&format!("/login?next={}", urlencode(next))).into_response())
             }
@@ -222,16 +222,68 @@ pub(crate) fn form_refusal(
 
 /// Renders Markdown to HTML with raw HTML in the source escaped (runbooks and dashboard notes
 /// are written by users and shown to others).
+///
+/// Link and image targets keep only http(s), mailto and same-site addresses: a runbook link to
+/// `javascript:` or `data:` would run in the reader's session (escaped HTML alone does not stop
+/// Markdown's own `[text](javascript:…)`).
 pub(crate) fn markdown(src: &str) -> String {
-    use pulldown_cmark::{Event, Options, Parser};
+    use pulldown_cmark::{CowStr, Event, Options, Parser, Tag};
+    let defuse = |dest: CowStr<'static>| {
+        if safe_link(&dest) {
+            dest
+        } else {
+            CowStr::Borrowed("#")
+        }
+    };
     let parser =
         Parser::new_ext(src, Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS).map(|e| match e {
             Event::Html(h) | Event::InlineHtml(h) => Event::Text(h),
+            Event::Start(Tag::Link {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) => Event::Start(Tag::Link {
+                link_type,
+                dest_url: defuse(dest_url.into_static()),
+                title,
+                id,
+            }),
+            Event::Start(Tag::Image {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) => Event::Start(Tag::Image {
+                link_type,
+                dest_url: defuse(dest_url.into_static()),
+                title,
+                id,
+            }),
             other => other,
         });
     let mut out = String::new();
     pulldown_cmark::html::push_html(&mut out, parser);
     out
+}
+
+/// Whether a user-written link target may be put in an `href`: http(s), mailto, or an address
+/// on this site (no scheme). Browsers drop tabs, newlines and leading spaces from a URL before
+/// reading its scheme (`java\tscript:`), so the scheme is read the same way.
+pub(crate) fn safe_link(target: &str) -> bool {
+    let cleaned: String = target
+        .chars()
+        .filter(|c| !c.is_control() && !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let scheme_end = cleaned.find(':');
+    let path_start = cleaned.find(['/', '?', '#']);
+    match (scheme_end, path_start) {
+        // A `/`, `?` or `#` before the first `:`: a path on this site, no scheme.
+        (Some(colon), Some(slash)) if slash < colon => true,
+        (Some(colon), _) => matches!(&cleaned[..colon], "http" | "https" | "mailto"),
+        (None, _) => true,
+    }
 }
 
 /// A page for an internal failure; the cause goes to the log only.
@@ -274,7 +326,18 @@ pub(crate) fn simple_page(title: &str, text: &str) -> String {
 
 /// Only local paths are followed after login, so `next` cannot send users to another site.
 pub fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
+    // Browsers drop tabs and newlines inside a URL and read `\` as `/`, so `/\t/evil.example`
+    // and `/\\evil.example` become `//evil.example`: refuse every control character and
+    // backslash, then make sure that resolving it against our own origin keeps our host.
+    let plain_path = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.chars().any(|c| c.is_control() || c == '\\');
+    let same_host = || {
+        url::Url::parse("http://lookout.invalid/")
+            .and_then(|base| base.join(next))
+            .is_ok_and(|u| u.host_str() == Some("lookout.invalid") && u.port().is_none())
+    };
+    if plain_path && same_host() {
         next
     } else {
         "/"
@@ -317,6 +380,45 @@ mod tests {
         assert_eq!(safe_next("//evil.example"), "/");
         assert_eq!(safe_next("https://evil.example"), "/");
         assert_eq!(safe_next("/\\evil.example"), "/");
+        // `?next=/%09/evil.example`, decoded: a tab that browsers drop.
+        assert_eq!(safe_next("/\t/evil.example"), "/");
+        assert_eq!(safe_next("/\n/evil.example"), "/");
+        assert_eq!(safe_next("/\r\n//evil.example"), "/");
+        assert_eq!(safe_next("/x/\\evil"), "/");
+        assert_eq!(safe_next("javascript:alert(1)"), "/");
+        assert_eq!(safe_next("/incidents/3#timeline"), "/incidents/3#timeline");
         assert_eq!(urlencode("/a b?c=d&e"), "/a%20b%3Fc%3Dd%26e");
+    }
+
+    #[test]
+    fn markdown_links_keep_only_web_and_mail_targets() {
+        for bad in [
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            "java\tscript:alert(1)",
+            " javascript:alert(1)",
+            "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+            "vbscript:x",
+        ] {
+            assert!(!safe_link(bad), "{bad:?}");
+            let html = markdown(&format!("[runbook](<{bad}>) ![img](<{bad}>)"));
+            assert!(html.contains("href=\"#\""), "{bad:?}: {html}");
+            assert!(html.contains("src=\"#\""), "{bad:?}: {html}");
+            assert!(!html.to_lowercase().contains("script:"), "{bad:?}: {html}");
+            assert!(!html.contains("data:"), "{bad:?}: {html}");
+        }
+        for good in [
+            "https://wiki.example/runbook",
+            "http://x",
+            "mailto:oncall@example.com",
+            "/incidents/3",
+            "#step-2",
+            "notes/a:b",
+        ] {
+            assert!(safe_link(good), "{good:?}");
+        }
+        assert!(
+            markdown("[wiki](https://wiki.example/r)").contains("href=\"https://wiki.example/r\"")
+        );
     }
 }

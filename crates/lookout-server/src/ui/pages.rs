@@ -11,7 +11,9 @@ use serde::Deserialize;
 use super::chart::{self, Bar, Series};
 use super::{csrf_refusal, safe_next, ui_error, UiSession, SECTIONS};
 use crate::api::{MarkerView, ProjectView, TokenView, UserView};
-use crate::auth::{cookie, set_cookie, LOGIN_CSRF_COOKIE, PROJECT_COOKIE, SESSION_COOKIE};
+use crate::auth::{
+    cookie, set_cookie, ClientAddr, LOGIN_CSRF_COOKIE, PROJECT_COOKIE, SESSION_COOKIE,
+};
 use crate::extract::iso;
 use crate::state::AppState;
 use lookout_core::secret::{random_hex, secrets_equal};
@@ -305,9 +307,9 @@ pub struct NextParam {
 
 /// `GET /login`
 pub async fn login_form(State(state): State<AppState>, Query(q): Query<NextParam>) -> Response {
-    match tenancy::user_count(state.store()).await {
-        Ok(0) => Redirect::to("/setup").into_response(),
-        Ok(_) => auth_form(
+    match tenancy::is_set_up(state.store()).await {
+        Ok(false) => Redirect::to("/setup").into_response(),
+        Ok(true) => auth_form(
             &state,
             StatusCode::OK,
             false,
@@ -356,6 +358,7 @@ async fn start_session(state: &AppState, user: &tenancy::User, next: &str) -> Re
 /// `POST /login`
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     Form(f): Form<Credentials>,
 ) -> Response {
@@ -372,9 +375,9 @@ pub async fn login(
         );
     }
     let now = lookout_core::time::now_ms();
-    if let Some(wait_s) = state.login_throttle().locked(&f.email, now) {
-        tracing::warn!("Login refused: too many failed attempts for this account.");
-        let minutes = (wait_s + 59) / 60;
+    if let Some(wait_ms) = state.login_throttle().wait_ms(&f.email, client, now) {
+        let wait_s = (wait_ms + 999) / 1000;
+        tracing::warn!(wait_s, client = ?client, "Login refused: too many recent failed attempts.");
         let mut res = auth_form(
             &state,
             StatusCode::TOO_MANY_REQUESTS,
@@ -382,7 +385,8 @@ pub async fn login(
             next,
             &f.email,
             Some(&format!(
-                "Too many failed logins. Try again in {minutes} minutes."
+                "Too many failed logins. Try again in {wait_s} {}.",
+                if wait_s == 1 { "second" } else { "seconds" }
             )),
         );
         if let Ok(v) = wait_s.to_string().parse() {
@@ -397,7 +401,7 @@ pub async fn login(
             start_session(&state, &user, next).await
         }
         Ok(None) => {
-            state.login_throttle().failed(&f.email, now);
+            state.login_throttle().failed(&f.email, client, now);
             tracing::info!("Login failed: wrong email or password.");
             auth_form(
                 &state,
@@ -412,11 +416,12 @@ pub async fn login(
     }
 }
 
-/// `GET /setup`: the first-admin form, only while the server has no user.
+/// `GET /setup`: the first-admin form, only until the first user is created (deleting users
+/// later never reopens it).
 pub async fn setup_form(State(state): State<AppState>) -> Response {
-    match tenancy::user_count(state.store()).await {
-        Ok(0) => auth_form(&state, StatusCode::OK, true, "/", "", None),
-        Ok(_) => Redirect::to("/login").into_response(),
+    match tenancy::is_set_up(state.store()).await {
+        Ok(false) => auth_form(&state, StatusCode::OK, true, "/", "", None),
+        Ok(true) => Redirect::to("/login").into_response(),
         Err(e) => ui_error(e),
     }
 }
@@ -427,9 +432,9 @@ pub async fn setup(
     headers: HeaderMap,
     Form(f): Form<Credentials>,
 ) -> Response {
-    match tenancy::user_count(state.store()).await {
-        Ok(0) => {}
-        Ok(_) => return Redirect::to("/login").into_response(),
+    match tenancy::is_set_up(state.store()).await {
+        Ok(false) => {}
+        Ok(true) => return Redirect::to("/login").into_response(),
         Err(e) => return ui_error(e),
     }
     if !login_csrf_ok(&headers, &f.csrf) {
@@ -452,11 +457,12 @@ pub async fn setup(
             Some(&e.to_string()),
         );
     }
-    match tenancy::create_user(state.store(), &f.email, &f.password, Role::Admin).await {
-        Ok(user) => {
+    match tenancy::create_first_admin(state.store(), &f.email, &f.password).await {
+        Ok(Some(user)) => {
             tracing::info!(user = user.id, "First administrator created.");
             start_session(&state, &user, "/").await
         }
+        Ok(None) => Redirect::to("/login").into_response(),
         Err(StoreError::Conflict(_)) => Redirect::to("/login").into_response(),
         Err(e) => ui_error(e),
     }

@@ -566,7 +566,8 @@ async fn apply(
             "monitor_id": id,
             "name": slot.row.name,
             "type": spec.kind.as_str(),
-            "target": spec.url.clone().or_else(|| spec.host.clone()).or_else(|| spec.slug.clone()),
+            // Redacted: this payload reaches incidents, notifications and webhooks.
+            "target": spec.target(),
             "reason": reason,
             "at": v.at,
             "failing_since": failing_since,

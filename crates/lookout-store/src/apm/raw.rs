@@ -77,14 +77,14 @@ pub async fn logs(store: &Store, q: &LogQuery<'_>) -> Result<Vec<LogRow>> {
                 sqlx::query(
                     "SELECT time_ns, service, severity_number, severity, body, trace_id, span_id, attributes
                      FROM apm_logs WHERE project_id = $1 AND time_ns >= $2 AND time_ns < $3
-                       AND ($4 = '' OR service = $4) AND ($5 = '' OR body LIKE $5)
+                       AND ($4 = '' OR service = $4) AND ($5 = '' OR body LIKE $5 ESCAPE '\\')
                      ORDER BY time_ns DESC LIMIT $6",
                 )
                 .bind(p)
                 .bind(since.saturating_mul(1_000_000))
                 .bind(until.saturating_mul(1_000_000))
                 .bind(service.unwrap_or(""))
-                .bind(text.map_or(String::new(), |t| format!("%{t}%")))
+                .bind(text.map_or(String::new(), crate::like_contains))
                 .bind(limit)
                 .fetch_all(store.pool())
                 .await?

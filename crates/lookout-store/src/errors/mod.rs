@@ -117,13 +117,16 @@ pub async fn list_issues(
         _ => "i.last_seen DESC, i.id DESC",
     };
     let limit = cursor.limit();
-    let offset = cursor.after_i64().unwrap_or(0).max(0);
+    let offset = cursor.after_i64()?.unwrap_or(0).max(0);
     let status = match f.status.as_deref() {
         Some("all") => None,
         Some(s) => Some(s.to_string()),
         None => Some("unresolved".to_string()),
     };
-    let like = f.query.as_ref().map(|q| format!("%{}%", q.to_lowercase()));
+    let like = f
+        .query
+        .as_deref()
+        .map(|q| crate::like_contains(&q.to_lowercase()));
     let sql = format!(
         "SELECT {ISSUE_COLUMNS} FROM issues i
          WHERE i.project_id = $1 AND i.merged_into IS NULL
@@ -131,7 +134,7 @@ pub async fn list_issues(
            AND ($3 IS NULL OR EXISTS (SELECT 1 FROM issue_tags t WHERE t.issue_id = i.id AND t.key = 'environment' AND t.value = $3))
            AND ($4 IS NULL OR EXISTS (SELECT 1 FROM issue_tags t WHERE t.issue_id = i.id AND t.key = 'release' AND t.value = $4))
            AND ($5 IS NULL OR i.first_release = $5)
-           AND ($6 IS NULL OR LOWER(i.title) LIKE $6 OR LOWER(i.culprit) LIKE $6)
+           AND ($6 IS NULL OR LOWER(i.title) LIKE $6 ESCAPE '\\' OR LOWER(i.culprit) LIKE $6 ESCAPE '\\')
          ORDER BY {order} LIMIT $7 OFFSET $8"
     );
     let rows = sqlx::query(&sql)
@@ -330,7 +333,7 @@ pub async fn issue_events(
          WHERE issue_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
     )
     .bind(issue_id)
-    .bind(cursor.after_i64().unwrap_or(i64::MAX))
+    .bind(cursor.after_i64()?.unwrap_or(i64::MAX))
     .bind(limit + 1)
     .fetch_all(store.pool())
     .await?;

@@ -290,7 +290,7 @@ pub async fn list_monitors(
         "WHERE m.org_id = $1 AND m.id > $2 ORDER BY m.id LIMIT $3",
     ))
     .bind(org_id)
-    .bind(cursor.after_i64().unwrap_or(0))
+    .bind(cursor.after_i64()?.unwrap_or(0))
     .bind(limit + 1)
     .fetch_all(store.pool())
     .await?;

@@ -84,7 +84,7 @@ pub async fn list_results(
          WHERE monitor_id = $1 AND at < $2 ORDER BY at DESC LIMIT $3",
     )
     .bind(monitor_id)
-    .bind(cursor.after_i64().unwrap_or(i64::MAX))
+    .bind(cursor.after_i64()?.unwrap_or(i64::MAX))
     .bind(limit + 1)
     .fetch_all(store.pool())
     .await?;

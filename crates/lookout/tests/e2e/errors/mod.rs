@@ -91,7 +91,7 @@ fn envelope_url(s: &TestServer) -> String {
 }
 
 /// Waits until the project's issue list (status=all) satisfies `done`.
-async fn wait_issues(s: &TestServer, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+pub(crate) async fn wait_issues(s: &TestServer, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let c = s.admin_client();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
