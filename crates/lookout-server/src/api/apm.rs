@@ -89,7 +89,7 @@ pub async fn services(
 
 /// One service's golden metrics: figures, status classes, transactions, databases, external
 /// hosts, time breakdown, chart, slow query log, instances and linked issues.
-#[utoipa::path(get, path = "/api/v1/apm/services/{name}", tag = "apm", params(Window),
+#[utoipa::path(get, path = "/api/v1/apm/services/{name}", tag = "apm", params(("name" = String, Path, description = "Service name"), Window),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn service(
     State(state): State<AppState>,
@@ -121,7 +121,8 @@ pub struct ServiceSettings {
 }
 
 /// Changes a service's Apdex target and slow-query threshold.
-#[utoipa::path(put, path = "/api/v1/apm/services/{name}", tag = "apm", request_body = ServiceSettings,
+#[utoipa::path(put, path = "/api/v1/apm/services/{name}", tag = "apm",
+    params(("name" = String, Path, description = "Service name")), request_body = ServiceSettings,
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn update_service(
     State(state): State<AppState>,
@@ -162,7 +163,7 @@ pub async fn update_service(
 }
 
 /// A service's transactions with count, error rate, percentiles and Apdex.
-#[utoipa::path(get, path = "/api/v1/apm/services/{name}/transactions", tag = "apm", params(Window),
+#[utoipa::path(get, path = "/api/v1/apm/services/{name}/transactions", tag = "apm", params(("name" = String, Path, description = "Service name"), Window),
     responses((status = 200, body = Object)))]
 pub async fn transactions(
     State(state): State<AppState>,
@@ -282,6 +283,7 @@ pub async fn search(
 
 /// Every span of one trace, by start time, with its depth in the tree.
 #[utoipa::path(get, path = "/api/v1/traces/{trace_id}", tag = "apm",
+    params(("trace_id" = String, Path, description = "Trace id (32 hex digits)")),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn trace(
     State(state): State<AppState>,
@@ -410,7 +412,7 @@ pub async fn metrics(
 
 /// A metric series' values per minute: counters as deltas, gauges as min/max/last, histograms
 /// as bucket counts with interpolated p50/p95/p99.
-#[utoipa::path(get, path = "/api/v1/apm/metrics/{id}/points", tag = "apm", params(Window),
+#[utoipa::path(get, path = "/api/v1/apm/metrics/{id}/points", tag = "apm", params(("id" = i64, Path, description = "Metric id"), Window),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn metric_points(
     State(state): State<AppState>,

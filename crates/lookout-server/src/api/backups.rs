@@ -234,6 +234,7 @@ async fn target(state: &AppState, id: i64) -> ApiResult<TargetRow> {
 
 /// One target.
 #[utoipa::path(get, path = "/api/v1/backup-targets/{id}", tag = "backups",
+    params(("id" = i64, Path, description = "Backup target id")),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
@@ -246,6 +247,7 @@ pub async fn get_one(
 
 /// Deletes a target and its history (the backups themselves stay in pgBackRest's repository).
 #[utoipa::path(delete, path = "/api/v1/backup-targets/{id}", tag = "backups",
+    params(("id" = i64, Path, description = "Backup target id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -269,7 +271,8 @@ pub struct BackupBody {
 
 /// Takes a backup now and waits for it (admin). 201 with the run; `ok` false and `error`
 /// when pgBackRest failed.
-#[utoipa::path(post, path = "/api/v1/backup-targets/{id}/backup", tag = "backups", request_body = Object,
+#[utoipa::path(post, path = "/api/v1/backup-targets/{id}/backup", tag = "backups",
+    params(("id" = i64, Path, description = "Backup target id")), request_body = Object,
     responses((status = 201, body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn backup_now(
     State(state): State<AppState>,
@@ -302,7 +305,8 @@ pub struct DrillBody {
 
 /// Runs a restore drill now into a scratch cluster and waits for it (admin). 201 with the run:
 /// its details hold every restored table's row count, pg_amcheck's verdict and the timings.
-#[utoipa::path(post, path = "/api/v1/backup-targets/{id}/drill", tag = "backups", request_body = Object,
+#[utoipa::path(post, path = "/api/v1/backup-targets/{id}/drill", tag = "backups",
+    params(("id" = i64, Path, description = "Backup target id")), request_body = Object,
     responses((status = 201, body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn drill(
     State(state): State<AppState>,
@@ -350,6 +354,7 @@ pub fn guidance(t: &TargetRow) -> String {
 /// Runs `pgbackrest check` (admin): whether WAL archiving reaches the repository, with the
 /// setup guidance for this target.
 #[utoipa::path(post, path = "/api/v1/backup-targets/{id}/check", tag = "backups",
+    params(("id" = i64, Path, description = "Backup target id")),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn check(
     State(state): State<AppState>,
@@ -367,6 +372,7 @@ pub async fn check(
 
 /// A target's backups and drills, newest first.
 #[utoipa::path(get, path = "/api/v1/backup-targets/{id}/runs", tag = "backups",
+    params(("id" = i64, Path, description = "Backup target id")),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn runs(
     State(state): State<AppState>,

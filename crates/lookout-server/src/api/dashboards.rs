@@ -87,7 +87,7 @@ pub struct ExportQuery {
 }
 
 /// One dashboard; `format=yaml` exports its spec as YAML.
-#[utoipa::path(get, path = "/api/v1/dashboards/{id}", tag = "dashboards", params(ExportQuery),
+#[utoipa::path(get, path = "/api/v1/dashboards/{id}", tag = "dashboards", params(("id" = i64, Path, description = "Dashboard id"), ExportQuery),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
@@ -111,7 +111,8 @@ pub async fn get_one(
 }
 
 /// Replaces a dashboard (member); its slug may change.
-#[utoipa::path(put, path = "/api/v1/dashboards/{id}", tag = "dashboards", request_body = Object,
+#[utoipa::path(put, path = "/api/v1/dashboards/{id}", tag = "dashboards",
+    params(("id" = i64, Path, description = "Dashboard id")), request_body = Object,
     responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
@@ -142,6 +143,7 @@ pub async fn update(
 
 /// Deletes a dashboard (member).
 #[utoipa::path(delete, path = "/api/v1/dashboards/{id}", tag = "dashboards",
+    params(("id" = i64, Path, description = "Dashboard id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -158,6 +160,7 @@ pub async fn delete(
 /// Installs a pack (`golden-signals`; admin): its alert policies with runbooks and its
 /// dashboards; what already exists is kept.
 #[utoipa::path(post, path = "/api/v1/packs/{name}/install", tag = "dashboards",
+    params(("name" = String, Path, description = "Dashboard pack name")),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn install_pack(
     State(state): State<AppState>,

@@ -169,6 +169,7 @@ pub async fn list(
 
 /// One target.
 #[utoipa::path(get, path = "/api/v1/db-targets/{id}", tag = "databases",
+    params(("id" = i64, Path, description = "Database target id")),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
@@ -182,7 +183,8 @@ pub async fn get_one(
 }
 
 /// Replaces a target (`url` may be left out to keep the stored one); checked again at once.
-#[utoipa::path(put, path = "/api/v1/db-targets/{id}", tag = "databases", request_body = Object,
+#[utoipa::path(put, path = "/api/v1/db-targets/{id}", tag = "databases",
+    params(("id" = i64, Path, description = "Database target id")), request_body = Object,
     responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
@@ -206,6 +208,7 @@ pub async fn update(
 
 /// Deletes a target and its history.
 #[utoipa::path(delete, path = "/api/v1/db-targets/{id}", tag = "databases",
+    params(("id" = i64, Path, description = "Database target id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -221,6 +224,7 @@ pub async fn delete(
 
 /// Checks a target now (202: the check runs in the background; its report follows in seconds).
 #[utoipa::path(post, path = "/api/v1/db-targets/{id}/check", tag = "databases",
+    params(("id" = i64, Path, description = "Database target id")),
     responses((status = 202, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn check_now(
     State(state): State<AppState>,
@@ -243,7 +247,7 @@ pub struct ChecksQuery {
 }
 
 /// A target's checks, newest first, with the latest report in full.
-#[utoipa::path(get, path = "/api/v1/db-targets/{id}/checks", tag = "databases", params(ChecksQuery),
+#[utoipa::path(get, path = "/api/v1/db-targets/{id}/checks", tag = "databases", params(("id" = i64, Path, description = "Database target id"), ChecksQuery),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn checks(
     State(state): State<AppState>,
@@ -270,6 +274,7 @@ pub async fn checks(
 
 /// The newest check's report: `{findings, verifications, slow_queries, ...}`.
 #[utoipa::path(get, path = "/api/v1/db-targets/{id}/report", tag = "databases",
+    params(("id" = i64, Path, description = "Database target id")),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn report(
     State(state): State<AppState>,
@@ -314,7 +319,7 @@ pub struct TrendQuery {
 
 /// Statements by total time with their trend: calls and mean time per interval between checks,
 /// and the newest interval's mean against the mean before it.
-#[utoipa::path(get, path = "/api/v1/db-targets/{id}/slow-queries", tag = "databases", params(TrendQuery),
+#[utoipa::path(get, path = "/api/v1/db-targets/{id}/slow-queries", tag = "databases", params(("id" = i64, Path, description = "Database target id"), TrendQuery),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn slow_queries(
     State(state): State<AppState>,

@@ -57,7 +57,7 @@ pub struct IncidentQuery {
 
 /// Lists incidents, newest first.
 #[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", params(IncidentQuery),
-    responses((status = 200, body = Object), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = super::schemas::IncidentList), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     _who: Principal,
@@ -105,8 +105,8 @@ pub async fn list(
 /// Opens an incident by hand (`{"title", "severity", "urgency", "service",
 /// "escalation_policy_id", "runbook_id", "dedup_key", "details"}`): someone pages the team
 /// directly. A `dedup_key` of an open manual incident answers that incident (200) instead.
-#[utoipa::path(post, path = "/api/v1/incidents", tag = "incidents", request_body = Object,
-    responses((status = 201, body = Object), (status = 200, body = Object),
+#[utoipa::path(post, path = "/api/v1/incidents", tag = "incidents", request_body = super::schemas::NewIncident,
+    responses((status = 201, body = super::schemas::Incident), (status = 200, body = super::schemas::Incident),
               (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -183,7 +183,8 @@ pub async fn create(
 
 /// One incident with its timeline and notifications.
 #[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents",
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Incident id")),
+    responses((status = 200, body = super::schemas::IncidentDetail), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
     _who: Principal,
@@ -246,7 +247,8 @@ pub async fn act(state: &AppState, id: i64, action: Action, actor: &str) -> ApiR
 
 /// Acknowledges an incident: escalation stops until the acknowledgement timeout.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/acknowledge", tag = "incidents",
-    responses((status = 200, body = Object), (status = 409, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Incident id")),
+    responses((status = 200, body = super::schemas::Incident), (status = 409, body = ErrorBody)))]
 pub async fn acknowledge(
     State(state): State<AppState>,
     who: Principal,
@@ -260,7 +262,8 @@ pub async fn acknowledge(
 
 /// Resolves an incident.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/resolve", tag = "incidents",
-    responses((status = 200, body = Object), (status = 409, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Incident id")),
+    responses((status = 200, body = super::schemas::Incident), (status = 409, body = ErrorBody)))]
 pub async fn resolve(
     State(state): State<AppState>,
     who: Principal,
@@ -274,7 +277,8 @@ pub async fn resolve(
 
 /// Adds a note `{"message"}` to the timeline.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/notes", tag = "incidents",
-    request_body = Object, responses((status = 201, body = Object), (status = 422, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Incident id")),
+    request_body = super::schemas::NoteInput, responses((status = 201, body = super::schemas::TimelineEntry), (status = 422, body = ErrorBody)))]
 pub async fn add_note(
     State(state): State<AppState>,
     who: Principal,
@@ -313,7 +317,8 @@ pub async fn note(state: &AppState, id: i64, actor: &str, msg: &str) -> ApiResul
 /// Ticks or unticks runbook checklist item `{"item": n, "done": bool}`; the tick goes into the
 /// timeline.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/checklist", tag = "incidents",
-    request_body = Object, responses((status = 200, body = Object), (status = 422, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Incident id")),
+    request_body = super::schemas::TickInput, responses((status = 200, body = super::schemas::ChecklistView), (status = 422, body = ErrorBody)))]
 pub async fn tick(
     State(state): State<AppState>,
     who: Principal,
@@ -389,7 +394,8 @@ pub fn checklist_items(body: &str) -> Vec<String> {
 
 /// A postmortem in Markdown, pre-filled from the incident and its timeline.
 #[utoipa::path(get, path = "/api/v1/incidents/{id}/postmortem", tag = "incidents",
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Incident id")),
+    responses((status = 200, body = super::schemas::PostmortemView), (status = 404, body = ErrorBody)))]
 pub async fn postmortem(
     State(state): State<AppState>,
     _who: Principal,
@@ -511,7 +517,7 @@ pub struct MetricsQuery {
 /// MTTA and MTTR from the incidents' recorded timestamps, grouped by service, policy,
 /// integration or month (UTC).
 #[utoipa::path(get, path = "/api/v1/incidents/metrics", tag = "incidents", params(MetricsQuery),
-    responses((status = 200, body = Object), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = super::schemas::IncidentMetrics), (status = 400, body = ErrorBody)))]
 pub async fn metrics(
     State(state): State<AppState>,
     _who: Principal,

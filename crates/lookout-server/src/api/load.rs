@@ -203,6 +203,7 @@ pub async fn list(
 
 /// One run with its summary (metrics, thresholds, checks, scenarios, per-second series).
 #[utoipa::path(get, path = "/api/v1/load-runs/{id}", tag = "load",
+    params(("id" = i64, Path, description = "Load run id")),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
@@ -220,6 +221,7 @@ pub async fn get_one(
 
 /// Deletes a run (its baseline points stay).
 #[utoipa::path(delete, path = "/api/v1/load-runs/{id}", tag = "load",
+    params(("id" = i64, Path, description = "Load run id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,

@@ -17,6 +17,7 @@ pub mod monitors;
 pub mod oncall;
 mod projects;
 pub mod query;
+pub mod schemas;
 pub mod reports;
 mod series;
 pub mod status_pages;

@@ -29,7 +29,7 @@ page_of!(MonitorPage, MonitorView);
 /// `cron`), `url`, `host`, `port`, `interval_seconds`, `timeout_seconds`, `failure_threshold`,
 /// `success_threshold`, `conditions`, `paused`, `grace_seconds`, and the type's own fields.
 #[derive(Debug, Deserialize, ToSchema)]
-#[schema(value_type = Object)]
+#[schema(value_type = crate::uptime::view::MonitorDefinition)]
 pub struct MonitorInput(pub Value);
 
 /// One check result as the API shows it.
@@ -340,20 +340,43 @@ pub struct MaintenanceInput {
     /// One-off end (or when a recurrence stops), RFC 3339.
     pub ends_at: Option<String>,
     /// `{"crontab": "0 2 * * SUN", "duration_minutes": 60, "timezone": "Europe/Paris"}`.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<RecurrenceDoc>)]
     pub recurrence: Option<Recurrence>,
     /// The monitors it covers.
     pub monitor_ids: Vec<i64>,
 }
 
-/// A stored maintenance window.
+/// When a recurring window opens: a crontab in a time zone, for a duration.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecurrenceDoc {
+    /// Five-field crontab of the openings, e.g. `0 2 * * SUN`.
+    pub crontab: String,
+    /// How long each opening lasts.
+    pub duration_minutes: i64,
+    /// IANA time zone the crontab is read in (default UTC).
+    pub timezone: Option<String>,
+}
+
+/// A stored maintenance window. Its fields are listed one by one, not as the definition
+/// flattened in: the definition's schema refuses unknown fields (`deny_unknown_fields`), so
+/// `allOf` with it rejected every answer (`id`, `active` and `next_start` were "unknown").
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MaintenanceView {
     /// Id.
     pub id: i64,
-    /// Definition.
-    #[serde(flatten)]
-    pub window: MaintenanceInput,
+    /// Shown on status pages.
+    pub title: String,
+    /// Details.
+    pub description: String,
+    /// One-off start (or when a recurrence takes effect), RFC 3339.
+    pub starts_at: Option<String>,
+    /// One-off end (or when a recurrence stops), RFC 3339.
+    pub ends_at: Option<String>,
+    /// The recurrence, if any.
+    #[schema(value_type = Option<RecurrenceDoc>)]
+    pub recurrence: Option<Recurrence>,
+    /// The monitors it covers.
+    pub monitor_ids: Vec<i64>,
     /// Whether it is open now.
     pub active: bool,
     /// Next opening, RFC 3339.
@@ -378,16 +401,14 @@ fn maintenance_view(r: pages::MaintenanceRow) -> MaintenanceView {
     let now = lookout_core::time::now_ms();
     MaintenanceView {
         id: r.id,
+        title: r.title,
+        description: r.description,
+        starts_at: r.starts_at.map(iso),
+        ends_at: r.ends_at.map(iso),
+        recurrence,
+        monitor_ids: r.monitor_ids,
         active: window.as_ref().is_some_and(|w| w.is_open(now)),
         next_start: window.as_ref().and_then(|w| w.next_start(now)).map(iso),
-        window: MaintenanceInput {
-            title: r.title,
-            description: r.description,
-            starts_at: r.starts_at.map(iso),
-            ends_at: r.ends_at.map(iso),
-            recurrence,
-            monitor_ids: r.monitor_ids,
-        },
     }
 }
 

@@ -212,7 +212,7 @@ pub struct FormatQuery {
 }
 
 /// A kept report with its deliveries (`format=html|text`: the report alone, rendered).
-#[utoipa::path(get, path = "/api/v1/reports/{id}", tag = "reports", params(FormatQuery),
+#[utoipa::path(get, path = "/api/v1/reports/{id}", tag = "reports", params(("id" = i64, Path, description = "Report id"), FormatQuery),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
@@ -338,6 +338,7 @@ pub async fn create_slo(
 
 /// One SLO with its budget now.
 #[utoipa::path(get, path = "/api/v1/slos/{id}", tag = "reports",
+    params(("id" = i64, Path, description = "SLO id")),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn get_slo(
     State(state): State<AppState>,
@@ -351,7 +352,8 @@ pub async fn get_slo(
 }
 
 /// Replaces an SLO (member).
-#[utoipa::path(put, path = "/api/v1/slos/{id}", tag = "reports", request_body = Object,
+#[utoipa::path(put, path = "/api/v1/slos/{id}", tag = "reports",
+    params(("id" = i64, Path, description = "SLO id")), request_body = Object,
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn update_slo(
     State(state): State<AppState>,
@@ -370,6 +372,7 @@ pub async fn update_slo(
 
 /// Deletes an SLO (member).
 #[utoipa::path(delete, path = "/api/v1/slos/{id}", tag = "reports",
+    params(("id" = i64, Path, description = "SLO id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete_slo(
     State(state): State<AppState>,

@@ -7,9 +7,10 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::{page_of, ListParams};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{iso, ApiJson, ApiPath};
+use crate::extract::{iso, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use crate::uptime::config::refuse_if_declared;
 use lookout_core::Role;
@@ -123,18 +124,19 @@ async fn checked_page(state: &AppState, b: &StatusPageInput) -> ApiResult<pages:
     })
 }
 
-/// Lists status pages.
-#[utoipa::path(get, path = "/api/v1/status-pages", tag = "status pages",
-    responses((status = 200, body = Vec<StatusPageView>)))]
+page_of!(StatusPagePage, StatusPageView);
+
+/// Lists status pages, a page at a time like every other list.
+#[utoipa::path(get, path = "/api/v1/status-pages", tag = "status pages", params(ListParams),
+    responses((status = 200, body = StatusPagePage), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     _who: Principal,
-) -> ApiResult<Json<Vec<StatusPageView>>> {
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> ApiResult<Json<StatusPagePage>> {
     let org = tenancy::default_org(state.store()).await?;
-    let rows = pages::list_pages(state.store(), org.id).await?;
-    Ok(Json(
-        rows.into_iter().map(|p| page_view(&state, p)).collect(),
-    ))
+    let page = pages::page_pages(state.store(), org.id, &q.cursor()).await?;
+    Ok(Json(page.map(|p| page_view(&state, p)).into()))
 }
 
 /// Creates a status page (role member).
