@@ -56,7 +56,7 @@ pub struct IncidentQuery {
 }
 
 /// Lists incidents, newest first.
-#[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", params(IncidentQuery),
+#[utoipa::path(get, operation_id = "incidents_list", path = "/api/v1/incidents", tag = "incidents", params(IncidentQuery),
     responses((status = 200, body = super::schemas::IncidentList), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -105,7 +105,7 @@ pub async fn list(
 /// Opens an incident by hand (`{"title", "severity", "urgency", "service",
 /// "escalation_policy_id", "runbook_id", "dedup_key", "details"}`): someone pages the team
 /// directly. A `dedup_key` of an open manual incident answers that incident (200) instead.
-#[utoipa::path(post, path = "/api/v1/incidents", tag = "incidents", request_body = super::schemas::NewIncident,
+#[utoipa::path(post, operation_id = "incidents_create", path = "/api/v1/incidents", tag = "incidents", request_body = super::schemas::NewIncident,
     responses((status = 201, body = super::schemas::Incident), (status = 200, body = super::schemas::Incident),
               (status = 422, body = ErrorBody)))]
 pub async fn create(
@@ -182,7 +182,7 @@ pub async fn create(
 }
 
 /// One incident with its timeline and notifications.
-#[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents",
+#[utoipa::path(get, operation_id = "incidents_get_one", path = "/api/v1/incidents/{id}", tag = "incidents",
     params(("id" = i64, Path, description = "Incident id")),
     responses((status = 200, body = super::schemas::IncidentDetail), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
@@ -516,7 +516,7 @@ pub struct MetricsQuery {
 
 /// MTTA and MTTR from the incidents' recorded timestamps, grouped by service, policy,
 /// integration or month (UTC).
-#[utoipa::path(get, path = "/api/v1/incidents/metrics", tag = "incidents", params(MetricsQuery),
+#[utoipa::path(get, operation_id = "incidents_metrics", path = "/api/v1/incidents/metrics", tag = "incidents", params(MetricsQuery),
     responses((status = 200, body = super::schemas::IncidentMetrics), (status = 400, body = ErrorBody)))]
 pub async fn metrics(
     State(state): State<AppState>,

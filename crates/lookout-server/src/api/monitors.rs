@@ -170,7 +170,7 @@ async fn view(state: &AppState, id: i64) -> ApiResult<MonitorView> {
 }
 
 /// Lists monitors with their status and uptime.
-#[utoipa::path(get, path = "/api/v1/monitors", tag = "monitors", params(ListParams),
+#[utoipa::path(get, operation_id = "monitors_list", path = "/api/v1/monitors", tag = "monitors", params(ListParams),
     responses((status = 200, body = MonitorPage), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -191,7 +191,7 @@ pub async fn list(
 }
 
 /// Creates a monitor (role member). Heartbeat and cron monitors answer with their `push_url`.
-#[utoipa::path(post, path = "/api/v1/monitors", tag = "monitors", request_body = MonitorInput,
+#[utoipa::path(post, operation_id = "monitors_create", path = "/api/v1/monitors", tag = "monitors", request_body = MonitorInput,
     responses((status = 201, body = MonitorView), (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn create(
@@ -215,7 +215,7 @@ pub(crate) async fn create_from(state: &AppState, body: Value) -> ApiResult<i64>
 }
 
 /// One monitor.
-#[utoipa::path(get, path = "/api/v1/monitors/{id}", tag = "monitors",
+#[utoipa::path(get, operation_id = "monitors_get_one", path = "/api/v1/monitors/{id}", tag = "monitors",
     params(("id" = i64, Path, description = "Monitor id")),
     responses((status = 200, body = MonitorView), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
@@ -228,7 +228,7 @@ pub async fn get_one(
 
 /// Replaces a monitor's definition (role member). Secrets sent back as `********` are kept.
 /// Monitors declared in the config file are changed there, not here (409).
-#[utoipa::path(put, path = "/api/v1/monitors/{id}", tag = "monitors", request_body = MonitorInput,
+#[utoipa::path(put, operation_id = "monitors_update", path = "/api/v1/monitors/{id}", tag = "monitors", request_body = MonitorInput,
     params(("id" = i64, Path, description = "Monitor id")),
     responses((status = 200, body = MonitorView), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -260,7 +260,7 @@ pub async fn update(
 }
 
 /// Deletes a monitor and its history (role member).
-#[utoipa::path(delete, path = "/api/v1/monitors/{id}", tag = "monitors",
+#[utoipa::path(delete, operation_id = "monitors_delete", path = "/api/v1/monitors/{id}", tag = "monitors",
     params(("id" = i64, Path, description = "Monitor id")),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete(

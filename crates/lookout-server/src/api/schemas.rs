@@ -216,6 +216,18 @@ pub struct EscalationPolicyInput {
 
 // ---------------------------------------------------------------------------------- policies
 
+/// How an alert policy groups its signals into incidents.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyGrouping {
+    /// One open incident per policy.
+    PerPolicy,
+    /// One per condition of the policy.
+    PerCondition,
+    /// One per condition and signal (monitor, issue, alert fingerprint).
+    PerSignal,
+}
+
 /// An alert policy: what opens incidents.
 #[derive(Serialize, ToSchema)]
 pub struct PolicyView {
@@ -226,7 +238,7 @@ pub struct PolicyView {
     /// Conditions (each `{"source": …}` with the source's own fields).
     pub conditions: Vec<BTreeMap<String, Value>>,
     /// How alerts group into incidents.
-    pub grouping: BTreeMap<String, Value>,
+    pub grouping: PolicyGrouping,
     /// `critical`, `error`, `warning` or `info`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub severity: Option<String>,
@@ -258,8 +270,8 @@ pub struct PolicyInput {
     pub name: String,
     /// Conditions.
     pub conditions: Vec<BTreeMap<String, Value>>,
-    /// Grouping.
-    pub grouping: Option<BTreeMap<String, Value>>,
+    /// Grouping (default `per_signal`).
+    pub grouping: Option<PolicyGrouping>,
     /// Severity.
     pub severity: Option<String>,
     /// Urgency.
