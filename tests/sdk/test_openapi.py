@@ -43,10 +43,23 @@ def call(server, path, method="GET", body=None):
     return status, (json.loads(raw) if raw else None)
 
 
+# (method, concrete path, status, answer) of every seeding call, checked against the document too.
+ANSWERS = []
+
+
 def ok(server, path, body, method="POST"):
     status, v = call(server, path, method, body)
     assert status in (200, 201), f"{method} {path}: {status} {v}"
+    ANSWERS.append((method.lower(), path, status, v))
     return v
+
+
+def template_of(doc, method, url):
+    """The document's path template that `url` fills in."""
+    for path, item in doc["paths"].items():
+        if method in item and re.fullmatch(re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(path)), url):
+            return path
+    raise AssertionError(f"{method.upper()} {url} is not in the document")
 
 
 def operations(doc):
@@ -250,6 +263,18 @@ def test_real_answers_match_their_schemas(api):
         checked.append(f"{status} GET {path}")
         for e in errors[:3]:
             failures.append(f"GET {url} ({status}) at {list(e.absolute_path)}: {e.message}")
+    # The answers to the creating calls (POST) in seed().
+    for method, url, status, body in ANSWERS:
+        path = template_of(doc, method, url)
+        resp = doc["paths"][path][method]["responses"].get(str(status))
+        if resp is None:
+            failures.append(f"{method.upper()} {url}: status {status} is not documented")
+            continue
+        ref = DOC_URI + "#/" + pointer("paths", path, method, "responses", str(status), "content",
+                                       "application/json", "schema")
+        checked.append(f"{status} {method.upper()} {path}")
+        for e in list(Draft202012Validator({"$ref": ref}, registry=registry).iter_errors(body))[:3]:
+            failures.append(f"{method.upper()} {url} ({status}) at {list(e.absolute_path)}: {e.message}")
     assert not failures, "answers that do not match the document:\n" + "\n".join(failures)
     # The resources clients use most were all fetched, as lists and one by one.
     for must in ["200 GET /api/v1/monitors", "200 GET /api/v1/maintenance-windows",
@@ -258,7 +283,11 @@ def test_real_answers_match_their_schemas(api):
                  "200 GET /api/v1/incidents/{id}", "200 GET /api/v1/channels",
                  "200 GET /api/v1/schedules/{id}", "200 GET /api/v1/escalation-policies",
                  "200 GET /api/v1/policies", "200 GET /api/v1/integrations/{id}",
-                 "200 GET /api/v1/runbooks/{id}", "200 GET /api/v1/tokens", "200 GET /api/v1/users"]:
+                 "200 GET /api/v1/runbooks/{id}", "200 GET /api/v1/tokens", "200 GET /api/v1/users",
+                 "201 POST /api/v1/monitors", "201 POST /api/v1/maintenance-windows",
+                 "201 POST /api/v1/status-pages", "201 POST /api/v1/incidents",
+                 "201 POST /api/v1/channels", "201 POST /api/v1/schedules/{id}/overrides",
+                 "201 POST /api/v1/tokens"]:
         assert must in checked, f"{must} was not checked; checked: {checked}"
 
 
