@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use utoipa::IntoParams;
 
 use super::issues::not_found;
+use super::schemas_ops::DashboardView;
 use crate::auth::Principal;
 use crate::dashboards::{self, pack, spec::Dashboard};
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -20,10 +21,18 @@ use lookout_core::time::iso;
 use lookout_core::Role;
 use lookout_store::dashboards::{self as dstore, DashboardRow};
 
+/// A dashboard as the API shows it: [`DashboardView`], so the answer is its documented schema.
 fn view(r: &DashboardRow) -> Value {
-    json!({"id": r.id, "slug": r.slug, "name": r.name, "spec": r.spec, "managed_by": r.managed_by,
-           "url": format!("/dashboards/{}", r.slug),
-           "created_at": iso(r.created_at), "updated_at": iso(r.updated_at)})
+    json!(DashboardView {
+        id: r.id,
+        slug: r.slug.clone(),
+        name: r.name.clone(),
+        spec: r.spec.clone(),
+        managed_by: r.managed_by.clone(),
+        url: format!("/dashboards/{}", r.slug),
+        created_at: iso(r.created_at),
+        updated_at: iso(r.updated_at),
+    })
 }
 
 /// A body in JSON or YAML (by `Content-Type`; YAML when it says yaml).

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use utoipa::IntoParams;
 
 use super::alert_config::refs_exist;
+use super::schemas::Incident;
 use crate::alerting::engine::{self, Applied};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -24,20 +25,35 @@ use lookout_store::alerting::incidents::{self, IncidentRow, ListFilter};
 use lookout_store::alerting::{self as astore, outbox, SpecTable};
 use lookout_store::tenancy;
 
-/// An incident as the API shows it.
+/// An incident as the API shows it: [`Incident`], so the answer is its documented schema.
 pub fn incident_view(i: &IncidentRow) -> Value {
     let opt = |t: Option<i64>| t.map(iso);
-    json!({
-        "id": i.id, "incident_number": i.id, "title": i.title, "status": i.status,
-        "urgency": i.urgency, "severity": i.severity, "service": i.service, "source": i.source,
-        "dedup_key": i.dedup_key, "policy_id": i.policy_id, "integration_id": i.integration_id,
-        "escalation_policy_id": i.escalation_policy_id, "runbook_id": i.runbook_id,
-        "runbook_version": i.runbook_version, "escalation_level": i.rule_index + 1,
-        "escalation_loop": i.lap, "next_escalation_at": opt(i.next_escalation_at),
-        "acknowledgement_expires_at": opt(i.ack_until), "alert_count": i.alert_count,
-        "details": i.details, "checklist": i.checklist, "created_at": iso(i.created_at),
-        "acknowledged_at": opt(i.acknowledged_at), "resolved_at": opt(i.resolved_at),
-        "updated_at": iso(i.updated_at),
+    json!(Incident {
+        id: i.id,
+        incident_number: i.id,
+        title: i.title.clone(),
+        status: i.status.clone(),
+        urgency: i.urgency.clone(),
+        severity: i.severity.clone(),
+        service: i.service.clone(),
+        source: i.source.clone(),
+        dedup_key: i.dedup_key.clone(),
+        policy_id: i.policy_id,
+        integration_id: i.integration_id,
+        escalation_policy_id: i.escalation_policy_id,
+        runbook_id: i.runbook_id,
+        runbook_version: i.runbook_version,
+        escalation_level: i.rule_index + 1,
+        escalation_loop: i.lap,
+        next_escalation_at: opt(i.next_escalation_at),
+        acknowledgement_expires_at: opt(i.ack_until),
+        alert_count: i.alert_count,
+        details: i.details.clone(),
+        checklist: i.checklist.clone(),
+        created_at: iso(i.created_at),
+        acknowledged_at: opt(i.acknowledged_at),
+        resolved_at: opt(i.resolved_at),
+        updated_at: iso(i.updated_at),
     })
 }
 

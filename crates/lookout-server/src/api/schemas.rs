@@ -2,7 +2,8 @@
 //! (a stored spec merged with its row's columns: channels, schedules, escalation policies,
 //! alert policies, integrations, runbooks, incidents).
 //!
-//! These types only describe; the handlers do not build them. What keeps the two in step is
+//! Most of these types only describe (an incident, [`Incident`], is what `incident_view`
+//! builds); the others' handlers do not build them. What keeps the two in step is
 //! tests/sdk/test_openapi.py, which validates the server's real answers against these schemas
 //! with every object closed (a field sent but not listed here fails). Fields a client may send
 //! per type (a channel's `url`, `to`, …) are declared as `additionalProperties`.
@@ -422,7 +423,8 @@ pub struct Incident {
     /// The first alert's details.
     pub details: Value,
     /// Ticked runbook checklist items: `{"0": true, …}`.
-    pub checklist: BTreeMap<String, bool>,
+    #[schema(value_type = BTreeMap<String, bool>)]
+    pub checklist: Value,
     /// Opened, RFC 3339.
     pub created_at: String,
     /// Acknowledged, RFC 3339.

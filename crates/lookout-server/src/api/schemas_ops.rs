@@ -1,6 +1,7 @@
 //! Schemas for the OpenAPI document of the operations handlers that answer `serde_json::Value`
 //! (dashboards, load runs, baseline series, backups, database health, reports and SLOs, APM,
-//! NRQL). As in [`super::schemas`], these types only describe; tests/sdk/test_openapi.py
+//! NRQL). As in [`super::schemas`], most of these types only describe ([`DashboardView`] is
+//! what the dashboards handlers build); tests/sdk/test_openapi.py
 //! checks the server's answers against them. Sub-documents whose shape is another module's
 //! (a report body, an APM overview, an NRQL result, a load summary) are objects with
 //! `additionalProperties`: their fields are documented in docs/*.md, not repeated here.
@@ -23,7 +24,8 @@ pub struct DashboardView {
     /// Name.
     pub name: String,
     /// The dashboard as code (`name`, `slug`, `pages` of widgets), as docs/dashboards.md shows.
-    pub spec: BTreeMap<String, Value>,
+    #[schema(value_type = BTreeMap<String, Value>)]
+    pub spec: Value,
     /// `config` when declared in the config file.
     pub managed_by: Option<String>,
     /// Where the UI shows it.
