@@ -72,7 +72,7 @@ pub(crate) async fn refs_exist(
 
 /// Lists alert policies.
 #[utoipa::path(get, path = "/api/v1/policies", tag = "incidents",
-    responses((status = 200, body = Object)))]
+    responses((status = 200, body = super::schemas::PolicyList)))]
 pub async fn list_policies(
     State(state): State<AppState>,
     _who: Principal,
@@ -84,8 +84,8 @@ pub async fn list_policies(
 
 /// Creates an alert policy: `conditions`, `grouping`, `severity`, `urgency`, `service`,
 /// `escalation_policy_id`, `runbook_id`, `enabled`.
-#[utoipa::path(post, path = "/api/v1/policies", tag = "incidents", request_body = Object,
-    responses((status = 201, body = Object), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/policies", tag = "incidents", request_body = super::schemas::PolicyInput,
+    responses((status = 201, body = super::schemas::PolicyView), (status = 422, body = ErrorBody)))]
 pub async fn create_policy(
     State(state): State<AppState>,
     who: Principal,
@@ -100,7 +100,8 @@ pub async fn create_policy(
 
 /// One alert policy.
 #[utoipa::path(get, path = "/api/v1/policies/{id}", tag = "incidents",
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Alert policy id")),
+    responses((status = 200, body = super::schemas::PolicyView), (status = 404, body = ErrorBody)))]
 pub async fn get_policy(
     State(state): State<AppState>,
     _who: Principal,
@@ -111,8 +112,9 @@ pub async fn get_policy(
 }
 
 /// Replaces an alert policy.
-#[utoipa::path(put, path = "/api/v1/policies/{id}", tag = "incidents", request_body = Object,
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/policies/{id}", tag = "incidents",
+    params(("id" = i64, Path, description = "Alert policy id")), request_body = super::schemas::PolicyInput,
+    responses((status = 200, body = super::schemas::PolicyView), (status = 404, body = ErrorBody)))]
 pub async fn update_policy(
     State(state): State<AppState>,
     who: Principal,
@@ -127,6 +129,7 @@ pub async fn update_policy(
 
 /// Deletes an alert policy (its incidents stay).
 #[utoipa::path(delete, path = "/api/v1/policies/{id}", tag = "incidents",
+    params(("id" = i64, Path, description = "Alert policy id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete_policy(
     State(state): State<AppState>,
@@ -217,7 +220,7 @@ async fn integration_spec(state: &AppState, body: &Value, kind: &str) -> ApiResu
 
 /// Lists inbound integrations with their URLs (keys for members; masked for viewers).
 #[utoipa::path(get, path = "/api/v1/integrations", tag = "incidents",
-    responses((status = 200, body = Object)))]
+    responses((status = 200, body = super::schemas::IntegrationList)))]
 pub async fn list_integrations(
     State(state): State<AppState>,
     who: Principal,
@@ -234,8 +237,8 @@ pub async fn list_integrations(
 /// Creates an inbound integration `{"name", "type": "pagerduty|alertmanager|grafana|webhook",
 /// "escalation_policy_id", "service", "urgency", "runbook_id", "mapping"}`; answers its `key`
 /// (the PagerDuty `routing_key`) and the `url` to send to.
-#[utoipa::path(post, path = "/api/v1/integrations", tag = "incidents", request_body = Object,
-    responses((status = 201, body = Object), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/integrations", tag = "incidents", request_body = super::schemas::IntegrationInput,
+    responses((status = 201, body = super::schemas::IntegrationView), (status = 422, body = ErrorBody)))]
 pub async fn create_integration(
     State(state): State<AppState>,
     who: Principal,
@@ -282,7 +285,8 @@ pub async fn create_integration(
 
 /// One integration.
 #[utoipa::path(get, path = "/api/v1/integrations/{id}", tag = "incidents",
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Integration id")),
+    responses((status = 200, body = super::schemas::IntegrationView), (status = 404, body = ErrorBody)))]
 pub async fn get_integration(
     State(state): State<AppState>,
     who: Principal,
@@ -293,8 +297,9 @@ pub async fn get_integration(
 }
 
 /// Changes an integration's name and routing (the key stays).
-#[utoipa::path(put, path = "/api/v1/integrations/{id}", tag = "incidents", request_body = Object,
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/integrations/{id}", tag = "incidents",
+    params(("id" = i64, Path, description = "Integration id")), request_body = super::schemas::IntegrationInput,
+    responses((status = 200, body = super::schemas::IntegrationView), (status = 404, body = ErrorBody)))]
 pub async fn update_integration(
     State(state): State<AppState>,
     who: Principal,
@@ -317,6 +322,7 @@ pub async fn update_integration(
 
 /// Deletes an integration; its key stops working at once.
 #[utoipa::path(delete, path = "/api/v1/integrations/{id}", tag = "incidents",
+    params(("id" = i64, Path, description = "Integration id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete_integration(
     State(state): State<AppState>,
@@ -366,7 +372,7 @@ fn runbook_fields(body: &Value) -> ApiResult<(String, Option<String>, String)> {
 
 /// Lists runbooks at their newest versions.
 #[utoipa::path(get, path = "/api/v1/runbooks", tag = "incidents",
-    responses((status = 200, body = Object)))]
+    responses((status = 200, body = super::schemas::RunbookList)))]
 pub async fn list_runbooks(
     State(state): State<AppState>,
     _who: Principal,
@@ -377,8 +383,8 @@ pub async fn list_runbooks(
 }
 
 /// Creates a runbook `{"name", "body" (Markdown), "url"}`.
-#[utoipa::path(post, path = "/api/v1/runbooks", tag = "incidents", request_body = Object,
-    responses((status = 201, body = Object), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/runbooks", tag = "incidents", request_body = super::schemas::RunbookInput,
+    responses((status = 201, body = super::schemas::RunbookView), (status = 422, body = ErrorBody)))]
 pub async fn create_runbook(
     State(state): State<AppState>,
     who: Principal,
@@ -409,8 +415,8 @@ pub struct VersionQuery {
 }
 
 /// One runbook, at its newest version or `?version=`.
-#[utoipa::path(get, path = "/api/v1/runbooks/{id}", tag = "incidents", params(VersionQuery),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/runbooks/{id}", tag = "incidents", params(("id" = i64, Path, description = "Runbook id"), VersionQuery),
+    responses((status = 200, body = super::schemas::RunbookView), (status = 404, body = ErrorBody)))]
 pub async fn get_runbook(
     State(state): State<AppState>,
     _who: Principal,
@@ -424,8 +430,9 @@ pub async fn get_runbook(
 
 /// Saves a new version of a runbook (earlier versions stay readable; open incidents keep the
 /// version they opened with).
-#[utoipa::path(put, path = "/api/v1/runbooks/{id}", tag = "incidents", request_body = Object,
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/runbooks/{id}", tag = "incidents",
+    params(("id" = i64, Path, description = "Runbook id")), request_body = super::schemas::RunbookInput,
+    responses((status = 200, body = super::schemas::RunbookView), (status = 404, body = ErrorBody)))]
 pub async fn update_runbook(
     State(state): State<AppState>,
     who: Principal,

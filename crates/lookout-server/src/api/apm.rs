@@ -20,6 +20,7 @@ use lookout_store::apm::{metrics as mstore, query};
 
 /// A time window and the projects to read.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Window {
     /// RFC 3339 start (default: an hour before `until`).
     pub since: Option<String>,
@@ -62,7 +63,7 @@ fn range(since: &Option<String>, until: &Option<String>) -> ApiResult<(i64, i64)
 
 /// Services with their throughput, latency, error rate and Apdex over the window.
 #[utoipa::path(get, path = "/api/v1/apm/services", tag = "apm", params(Window),
-    responses((status = 200, body = Object)))]
+    responses((status = 200, body = super::schemas_ops::ApmRangeList)))]
 pub async fn services(
     State(state): State<AppState>,
     _who: Principal,
@@ -89,8 +90,8 @@ pub async fn services(
 
 /// One service's golden metrics: figures, status classes, transactions, databases, external
 /// hosts, time breakdown, chart, slow query log, instances and linked issues.
-#[utoipa::path(get, path = "/api/v1/apm/services/{name}", tag = "apm", params(Window),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/apm/services/{name}", tag = "apm", params(("name" = String, Path, description = "Service name"), Window),
+    responses((status = 200, body = super::schemas_ops::ApmServiceView), (status = 404, body = ErrorBody)))]
 pub async fn service(
     State(state): State<AppState>,
     _who: Principal,
@@ -121,8 +122,9 @@ pub struct ServiceSettings {
 }
 
 /// Changes a service's Apdex target and slow-query threshold.
-#[utoipa::path(put, path = "/api/v1/apm/services/{name}", tag = "apm", request_body = ServiceSettings,
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/apm/services/{name}", tag = "apm",
+    params(("name" = String, Path, description = "Service name")), request_body = ServiceSettings,
+    responses((status = 200, body = super::schemas_ops::ApmServiceSettings), (status = 404, body = ErrorBody)))]
 pub async fn update_service(
     State(state): State<AppState>,
     who: Principal,
@@ -162,8 +164,8 @@ pub async fn update_service(
 }
 
 /// A service's transactions with count, error rate, percentiles and Apdex.
-#[utoipa::path(get, path = "/api/v1/apm/services/{name}/transactions", tag = "apm", params(Window),
-    responses((status = 200, body = Object)))]
+#[utoipa::path(get, path = "/api/v1/apm/services/{name}/transactions", tag = "apm", params(("name" = String, Path, description = "Service name"), Window),
+    responses((status = 200, body = super::schemas_ops::ApmRangeList)))]
 pub async fn transactions(
     State(state): State<AppState>,
     _who: Principal,
@@ -184,6 +186,7 @@ pub async fn transactions(
 
 /// Trace search filters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TraceSearch {
     /// Service.
     pub service: Option<String>,
@@ -227,7 +230,7 @@ fn span_json(s: &query::SpanRow) -> Value {
 /// Searches spans (by default transactions: entry spans) by service, transaction, duration,
 /// status, attribute and time.
 #[utoipa::path(get, path = "/api/v1/traces", tag = "apm", params(TraceSearch),
-    responses((status = 200, body = Object)))]
+    responses((status = 200, body = super::schemas_ops::ApmList)))]
 pub async fn search(
     State(state): State<AppState>,
     _who: Principal,
@@ -282,7 +285,8 @@ pub async fn search(
 
 /// Every span of one trace, by start time, with its depth in the tree.
 #[utoipa::path(get, path = "/api/v1/traces/{trace_id}", tag = "apm",
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+    params(("trace_id" = String, Path, description = "Trace id (32 hex digits)")),
+    responses((status = 200, body = super::schemas_ops::TraceView), (status = 404, body = ErrorBody)))]
 pub async fn trace(
     State(state): State<AppState>,
     _who: Principal,
@@ -326,6 +330,7 @@ pub async fn trace(
 
 /// Log search filters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogSearch {
     /// The logs of one trace.
     pub trace_id: Option<String>,
@@ -345,7 +350,7 @@ pub struct LogSearch {
 
 /// Log records, newest first (a trace's in time order).
 #[utoipa::path(get, path = "/api/v1/apm/logs", tag = "apm", params(LogSearch),
-    responses((status = 200, body = Object)))]
+    responses((status = 200, body = super::schemas_ops::ApmList)))]
 pub async fn logs(
     State(state): State<AppState>,
     _who: Principal,
@@ -371,7 +376,7 @@ pub async fn logs(
 
 /// The service map: services, databases and external hosts, and the calls between them.
 #[utoipa::path(get, path = "/api/v1/apm/service-map", tag = "apm", params(Window),
-    responses((status = 200, body = Object)))]
+    responses((status = 200, body = super::schemas_ops::ServiceMapView)))]
 pub async fn service_map(
     State(state): State<AppState>,
     _who: Principal,
@@ -385,6 +390,7 @@ pub async fn service_map(
 
 /// Metric series filter.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MetricFilter {
     /// Metric name (default: all).
     pub name: Option<String>,
@@ -393,8 +399,8 @@ pub struct MetricFilter {
 }
 
 /// Metric series, by name.
-#[utoipa::path(get, path = "/api/v1/apm/metrics", tag = "apm", params(MetricFilter),
-    responses((status = 200, body = Object)))]
+#[utoipa::path(get, operation_id = "apm_metrics", path = "/api/v1/apm/metrics", tag = "apm", params(MetricFilter),
+    responses((status = 200, body = super::schemas_ops::ApmList)))]
 pub async fn metrics(
     State(state): State<AppState>,
     _who: Principal,
@@ -410,8 +416,8 @@ pub async fn metrics(
 
 /// A metric series' values per minute: counters as deltas, gauges as min/max/last, histograms
 /// as bucket counts with interpolated p50/p95/p99.
-#[utoipa::path(get, path = "/api/v1/apm/metrics/{id}/points", tag = "apm", params(Window),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/apm/metrics/{id}/points", tag = "apm", params(("id" = i64, Path, description = "Metric id"), Window),
+    responses((status = 200, body = super::schemas_ops::MetricPoints), (status = 404, body = ErrorBody)))]
 pub async fn metric_points(
     State(state): State<AppState>,
     _who: Principal,

@@ -77,7 +77,7 @@ pub async fn builtin_view(state: &AppState) -> ApiResult<Value> {
 
 /// Lookout's own backup and every target.
 #[utoipa::path(get, path = "/api/v1/backups", tag = "backups",
-    responses((status = 200, body = Object)))]
+    responses((status = 200, body = super::schemas_ops::BackupsOverview)))]
 pub async fn overview(State(state): State<AppState>, _who: Principal) -> ApiResult<Json<Value>> {
     let mut targets = Vec::new();
     for t in catalog::list_targets(state.store()).await? {
@@ -91,7 +91,7 @@ pub async fn overview(State(state): State<AppState>, _who: Principal) -> ApiResu
 /// Restores Lookout's own backup now and checks it (admin). 201 with the drill, whose `ok`
 /// says whether it passed.
 #[utoipa::path(post, path = "/api/v1/backups/drill", tag = "backups",
-    responses((status = 201, body = Object), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = super::schemas_ops::BackupRunView), (status = 409, body = ErrorBody)))]
 pub async fn drill_builtin(
     State(state): State<AppState>,
     who: Principal,
@@ -197,8 +197,8 @@ fn validate(state: &AppState, b: &TargetBody) -> ApiResult<NewTarget> {
 /// Adds a pgBackRest target (admin). Its status is read at once; backups and drills follow
 /// their schedules (full every `full_every_hours`, default 24; differential every
 /// `diff_every_hours`, default 0 = none; drill every `drill_every_hours`, default 168).
-#[utoipa::path(post, path = "/api/v1/backup-targets", tag = "backups", request_body = Object,
-    responses((status = 201, body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, operation_id = "backups_create", path = "/api/v1/backup-targets", tag = "backups", request_body = Object,
+    responses((status = 201, body = super::schemas_ops::BackupTargetView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     who: Principal,
@@ -216,8 +216,8 @@ pub async fn create(
 }
 
 /// Every target.
-#[utoipa::path(get, path = "/api/v1/backup-targets", tag = "backups",
-    responses((status = 200, body = Object)))]
+#[utoipa::path(get, operation_id = "backups_list", path = "/api/v1/backup-targets", tag = "backups",
+    responses((status = 200, body = super::schemas_ops::BackupTargetList)))]
 pub async fn list(State(state): State<AppState>, _who: Principal) -> ApiResult<Json<Value>> {
     let mut items = Vec::new();
     for t in catalog::list_targets(state.store()).await? {
@@ -233,8 +233,9 @@ async fn target(state: &AppState, id: i64) -> ApiResult<TargetRow> {
 }
 
 /// One target.
-#[utoipa::path(get, path = "/api/v1/backup-targets/{id}", tag = "backups",
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "backups_get_one", path = "/api/v1/backup-targets/{id}", tag = "backups",
+    params(("id" = i64, Path, description = "Backup target id")),
+    responses((status = 200, body = super::schemas_ops::BackupTargetView), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
     _who: Principal,
@@ -245,7 +246,8 @@ pub async fn get_one(
 }
 
 /// Deletes a target and its history (the backups themselves stay in pgBackRest's repository).
-#[utoipa::path(delete, path = "/api/v1/backup-targets/{id}", tag = "backups",
+#[utoipa::path(delete, operation_id = "backups_delete", path = "/api/v1/backup-targets/{id}", tag = "backups",
+    params(("id" = i64, Path, description = "Backup target id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -269,8 +271,9 @@ pub struct BackupBody {
 
 /// Takes a backup now and waits for it (admin). 201 with the run; `ok` false and `error`
 /// when pgBackRest failed.
-#[utoipa::path(post, path = "/api/v1/backup-targets/{id}/backup", tag = "backups", request_body = Object,
-    responses((status = 201, body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/backup-targets/{id}/backup", tag = "backups",
+    params(("id" = i64, Path, description = "Backup target id")), request_body = Object,
+    responses((status = 201, body = super::schemas_ops::BackupRunView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn backup_now(
     State(state): State<AppState>,
     who: Principal,
@@ -302,8 +305,9 @@ pub struct DrillBody {
 
 /// Runs a restore drill now into a scratch cluster and waits for it (admin). 201 with the run:
 /// its details hold every restored table's row count, pg_amcheck's verdict and the timings.
-#[utoipa::path(post, path = "/api/v1/backup-targets/{id}/drill", tag = "backups", request_body = Object,
-    responses((status = 201, body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/backup-targets/{id}/drill", tag = "backups",
+    params(("id" = i64, Path, description = "Backup target id")), request_body = Object,
+    responses((status = 201, body = super::schemas_ops::BackupRunView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn drill(
     State(state): State<AppState>,
     who: Principal,
@@ -350,7 +354,8 @@ pub fn guidance(t: &TargetRow) -> String {
 /// Runs `pgbackrest check` (admin): whether WAL archiving reaches the repository, with the
 /// setup guidance for this target.
 #[utoipa::path(post, path = "/api/v1/backup-targets/{id}/check", tag = "backups",
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Backup target id")),
+    responses((status = 200, body = super::schemas_ops::BackupCheck), (status = 404, body = ErrorBody)))]
 pub async fn check(
     State(state): State<AppState>,
     who: Principal,
@@ -367,7 +372,8 @@ pub async fn check(
 
 /// A target's backups and drills, newest first.
 #[utoipa::path(get, path = "/api/v1/backup-targets/{id}/runs", tag = "backups",
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Backup target id")),
+    responses((status = 200, body = super::schemas_ops::BackupRunList), (status = 404, body = ErrorBody)))]
 pub async fn runs(
     State(state): State<AppState>,
     _who: Principal,

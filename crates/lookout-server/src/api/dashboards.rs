@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use utoipa::IntoParams;
 
 use super::issues::not_found;
+use super::schemas_ops::DashboardView;
 use crate::auth::Principal;
 use crate::dashboards::{self, pack, spec::Dashboard};
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -20,10 +21,18 @@ use lookout_core::time::iso;
 use lookout_core::Role;
 use lookout_store::dashboards::{self as dstore, DashboardRow};
 
+/// A dashboard as the API shows it: [`DashboardView`], so the answer is its documented schema.
 fn view(r: &DashboardRow) -> Value {
-    json!({"id": r.id, "slug": r.slug, "name": r.name, "spec": r.spec, "managed_by": r.managed_by,
-           "url": format!("/dashboards/{}", r.slug),
-           "created_at": iso(r.created_at), "updated_at": iso(r.updated_at)})
+    json!(DashboardView {
+        id: r.id,
+        slug: r.slug.clone(),
+        name: r.name.clone(),
+        spec: r.spec.clone(),
+        managed_by: r.managed_by.clone(),
+        url: format!("/dashboards/{}", r.slug),
+        created_at: iso(r.created_at),
+        updated_at: iso(r.updated_at),
+    })
 }
 
 /// A body in JSON or YAML (by `Content-Type`; YAML when it says yaml).
@@ -44,8 +53,8 @@ fn body_of(headers: &HeaderMap, body: &Bytes) -> ApiResult<Dashboard> {
 }
 
 /// Every dashboard.
-#[utoipa::path(get, path = "/api/v1/dashboards", tag = "dashboards",
-    responses((status = 200, body = Object)))]
+#[utoipa::path(get, operation_id = "dashboards_list", path = "/api/v1/dashboards", tag = "dashboards",
+    responses((status = 200, body = super::schemas_ops::DashboardList)))]
 pub async fn list(State(state): State<AppState>, _who: Principal) -> ApiResult<Json<Value>> {
     let rows = dashboards::list(state.store()).await?;
     Ok(Json(
@@ -55,8 +64,8 @@ pub async fn list(State(state): State<AppState>, _who: Principal) -> ApiResult<J
 
 /// Creates a dashboard, or replaces the one with the same slug (member). JSON, or YAML with
 /// `Content-Type: application/yaml` (an exported dashboard imports as it is).
-#[utoipa::path(post, path = "/api/v1/dashboards", tag = "dashboards", request_body = Object,
-    responses((status = 201, body = Object), (status = 200, body = Object), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, operation_id = "dashboards_create", path = "/api/v1/dashboards", tag = "dashboards", request_body = Object,
+    responses((status = 201, body = super::schemas_ops::DashboardView), (status = 200, body = super::schemas_ops::DashboardView), (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     who: Principal,
@@ -87,8 +96,8 @@ pub struct ExportQuery {
 }
 
 /// One dashboard; `format=yaml` exports its spec as YAML.
-#[utoipa::path(get, path = "/api/v1/dashboards/{id}", tag = "dashboards", params(ExportQuery),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "dashboards_get_one", path = "/api/v1/dashboards/{id}", tag = "dashboards", params(("id" = i64, Path, description = "Dashboard id"), ExportQuery),
+    responses((status = 200, body = super::schemas_ops::DashboardView), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
     _who: Principal,
@@ -111,8 +120,9 @@ pub async fn get_one(
 }
 
 /// Replaces a dashboard (member); its slug may change.
-#[utoipa::path(put, path = "/api/v1/dashboards/{id}", tag = "dashboards", request_body = Object,
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(put, operation_id = "dashboards_update", path = "/api/v1/dashboards/{id}", tag = "dashboards",
+    params(("id" = i64, Path, description = "Dashboard id")), request_body = Object,
+    responses((status = 200, body = super::schemas_ops::DashboardView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     who: Principal,
@@ -141,7 +151,8 @@ pub async fn update(
 }
 
 /// Deletes a dashboard (member).
-#[utoipa::path(delete, path = "/api/v1/dashboards/{id}", tag = "dashboards",
+#[utoipa::path(delete, operation_id = "dashboards_delete", path = "/api/v1/dashboards/{id}", tag = "dashboards",
+    params(("id" = i64, Path, description = "Dashboard id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -158,7 +169,8 @@ pub async fn delete(
 /// Installs a pack (`golden-signals`; admin): its alert policies with runbooks and its
 /// dashboards; what already exists is kept.
 #[utoipa::path(post, path = "/api/v1/packs/{name}/install", tag = "dashboards",
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+    params(("name" = String, Path, description = "Dashboard pack name")),
+    responses((status = 200, body = super::schemas_ops::PackInstalled), (status = 404, body = ErrorBody)))]
 pub async fn install_pack(
     State(state): State<AppState>,
     who: Principal,

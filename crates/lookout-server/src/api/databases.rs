@@ -134,8 +134,8 @@ fn spawn_check(state: &AppState, t: TargetRow) {
 
 /// Adds a database to check (admin: a connection string is a credential). Checked at once, then
 /// every `interval_seconds` (default 300, 60-86400).
-#[utoipa::path(post, path = "/api/v1/db-targets", tag = "databases", request_body = Object,
-    responses((status = 201, body = Object), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, operation_id = "databases_create", path = "/api/v1/db-targets", tag = "databases", request_body = Object,
+    responses((status = 201, body = super::schemas_ops::DbTargetView), (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     who: Principal,
@@ -152,8 +152,8 @@ pub async fn create(
 }
 
 /// Database targets with their latest check.
-#[utoipa::path(get, path = "/api/v1/db-targets", tag = "databases", params(ProjectFilter),
-    responses((status = 200, body = Object)))]
+#[utoipa::path(get, operation_id = "databases_list", path = "/api/v1/db-targets", tag = "databases", params(ProjectFilter),
+    responses((status = 200, body = super::schemas_ops::DbTargetList)))]
 pub async fn list(
     State(state): State<AppState>,
     _who: Principal,
@@ -168,8 +168,9 @@ pub async fn list(
 }
 
 /// One target.
-#[utoipa::path(get, path = "/api/v1/db-targets/{id}", tag = "databases",
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "databases_get_one", path = "/api/v1/db-targets/{id}", tag = "databases",
+    params(("id" = i64, Path, description = "Database target id")),
+    responses((status = 200, body = super::schemas_ops::DbTargetView), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
     _who: Principal,
@@ -182,8 +183,9 @@ pub async fn get_one(
 }
 
 /// Replaces a target (`url` may be left out to keep the stored one); checked again at once.
-#[utoipa::path(put, path = "/api/v1/db-targets/{id}", tag = "databases", request_body = Object,
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(put, operation_id = "databases_update", path = "/api/v1/db-targets/{id}", tag = "databases",
+    params(("id" = i64, Path, description = "Database target id")), request_body = Object,
+    responses((status = 200, body = super::schemas_ops::DbTargetView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     who: Principal,
@@ -205,7 +207,8 @@ pub async fn update(
 }
 
 /// Deletes a target and its history.
-#[utoipa::path(delete, path = "/api/v1/db-targets/{id}", tag = "databases",
+#[utoipa::path(delete, operation_id = "databases_delete", path = "/api/v1/db-targets/{id}", tag = "databases",
+    params(("id" = i64, Path, description = "Database target id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -221,7 +224,8 @@ pub async fn delete(
 
 /// Checks a target now (202: the check runs in the background; its report follows in seconds).
 #[utoipa::path(post, path = "/api/v1/db-targets/{id}/check", tag = "databases",
-    responses((status = 202, body = Object), (status = 404, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Database target id")),
+    responses((status = 202, body = super::schemas_ops::CheckStarted), (status = 404, body = ErrorBody)))]
 pub async fn check_now(
     State(state): State<AppState>,
     who: Principal,
@@ -243,8 +247,8 @@ pub struct ChecksQuery {
 }
 
 /// A target's checks, newest first, with the latest report in full.
-#[utoipa::path(get, path = "/api/v1/db-targets/{id}/checks", tag = "databases", params(ChecksQuery),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/db-targets/{id}/checks", tag = "databases", params(("id" = i64, Path, description = "Database target id"), ChecksQuery),
+    responses((status = 200, body = super::schemas_ops::DbCheckList), (status = 404, body = ErrorBody)))]
 pub async fn checks(
     State(state): State<AppState>,
     _who: Principal,
@@ -270,7 +274,8 @@ pub async fn checks(
 
 /// The newest check's report: `{findings, verifications, slow_queries, ...}`.
 #[utoipa::path(get, path = "/api/v1/db-targets/{id}/report", tag = "databases",
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Database target id")),
+    responses((status = 200, body = super::schemas_ops::DbReport), (status = 404, body = ErrorBody)))]
 pub async fn report(
     State(state): State<AppState>,
     _who: Principal,
@@ -314,8 +319,8 @@ pub struct TrendQuery {
 
 /// Statements by total time with their trend: calls and mean time per interval between checks,
 /// and the newest interval's mean against the mean before it.
-#[utoipa::path(get, path = "/api/v1/db-targets/{id}/slow-queries", tag = "databases", params(TrendQuery),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/db-targets/{id}/slow-queries", tag = "databases", params(("id" = i64, Path, description = "Database target id"), TrendQuery),
+    responses((status = 200, body = super::schemas_ops::SlowQueryList), (status = 404, body = ErrorBody)))]
 pub async fn slow_queries(
     State(state): State<AppState>,
     _who: Principal,

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use utoipa::IntoParams;
 
 use super::alert_config::refs_exist;
+use super::schemas::Incident;
 use crate::alerting::engine::{self, Applied};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -24,20 +25,35 @@ use lookout_store::alerting::incidents::{self, IncidentRow, ListFilter};
 use lookout_store::alerting::{self as astore, outbox, SpecTable};
 use lookout_store::tenancy;
 
-/// An incident as the API shows it.
+/// An incident as the API shows it: [`Incident`], so the answer is its documented schema.
 pub fn incident_view(i: &IncidentRow) -> Value {
     let opt = |t: Option<i64>| t.map(iso);
-    json!({
-        "id": i.id, "incident_number": i.id, "title": i.title, "status": i.status,
-        "urgency": i.urgency, "severity": i.severity, "service": i.service, "source": i.source,
-        "dedup_key": i.dedup_key, "policy_id": i.policy_id, "integration_id": i.integration_id,
-        "escalation_policy_id": i.escalation_policy_id, "runbook_id": i.runbook_id,
-        "runbook_version": i.runbook_version, "escalation_level": i.rule_index + 1,
-        "escalation_loop": i.lap, "next_escalation_at": opt(i.next_escalation_at),
-        "acknowledgement_expires_at": opt(i.ack_until), "alert_count": i.alert_count,
-        "details": i.details, "checklist": i.checklist, "created_at": iso(i.created_at),
-        "acknowledged_at": opt(i.acknowledged_at), "resolved_at": opt(i.resolved_at),
-        "updated_at": iso(i.updated_at),
+    json!(Incident {
+        id: i.id,
+        incident_number: i.id,
+        title: i.title.clone(),
+        status: i.status.clone(),
+        urgency: i.urgency.clone(),
+        severity: i.severity.clone(),
+        service: i.service.clone(),
+        source: i.source.clone(),
+        dedup_key: i.dedup_key.clone(),
+        policy_id: i.policy_id,
+        integration_id: i.integration_id,
+        escalation_policy_id: i.escalation_policy_id,
+        runbook_id: i.runbook_id,
+        runbook_version: i.runbook_version,
+        escalation_level: i.rule_index + 1,
+        escalation_loop: i.lap,
+        next_escalation_at: opt(i.next_escalation_at),
+        acknowledgement_expires_at: opt(i.ack_until),
+        alert_count: i.alert_count,
+        details: i.details.clone(),
+        checklist: i.checklist.clone(),
+        created_at: iso(i.created_at),
+        acknowledged_at: opt(i.acknowledged_at),
+        resolved_at: opt(i.resolved_at),
+        updated_at: iso(i.updated_at),
     })
 }
 
@@ -56,8 +72,8 @@ pub struct IncidentQuery {
 }
 
 /// Lists incidents, newest first.
-#[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", params(IncidentQuery),
-    responses((status = 200, body = Object), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "incidents_list", path = "/api/v1/incidents", tag = "incidents", params(IncidentQuery),
+    responses((status = 200, body = super::schemas::IncidentList), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     _who: Principal,
@@ -105,8 +121,8 @@ pub async fn list(
 /// Opens an incident by hand (`{"title", "severity", "urgency", "service",
 /// "escalation_policy_id", "runbook_id", "dedup_key", "details"}`): someone pages the team
 /// directly. A `dedup_key` of an open manual incident answers that incident (200) instead.
-#[utoipa::path(post, path = "/api/v1/incidents", tag = "incidents", request_body = Object,
-    responses((status = 201, body = Object), (status = 200, body = Object),
+#[utoipa::path(post, operation_id = "incidents_create", path = "/api/v1/incidents", tag = "incidents", request_body = super::schemas::NewIncident,
+    responses((status = 201, body = super::schemas::Incident), (status = 200, body = super::schemas::Incident),
               (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -182,8 +198,9 @@ pub async fn create(
 }
 
 /// One incident with its timeline and notifications.
-#[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents",
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "incidents_get_one", path = "/api/v1/incidents/{id}", tag = "incidents",
+    params(("id" = i64, Path, description = "Incident id")),
+    responses((status = 200, body = super::schemas::IncidentDetail), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
     _who: Principal,
@@ -246,7 +263,8 @@ pub async fn act(state: &AppState, id: i64, action: Action, actor: &str) -> ApiR
 
 /// Acknowledges an incident: escalation stops until the acknowledgement timeout.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/acknowledge", tag = "incidents",
-    responses((status = 200, body = Object), (status = 409, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Incident id")),
+    responses((status = 200, body = super::schemas::Incident), (status = 409, body = ErrorBody)))]
 pub async fn acknowledge(
     State(state): State<AppState>,
     who: Principal,
@@ -260,7 +278,8 @@ pub async fn acknowledge(
 
 /// Resolves an incident.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/resolve", tag = "incidents",
-    responses((status = 200, body = Object), (status = 409, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Incident id")),
+    responses((status = 200, body = super::schemas::Incident), (status = 409, body = ErrorBody)))]
 pub async fn resolve(
     State(state): State<AppState>,
     who: Principal,
@@ -274,7 +293,8 @@ pub async fn resolve(
 
 /// Adds a note `{"message"}` to the timeline.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/notes", tag = "incidents",
-    request_body = Object, responses((status = 201, body = Object), (status = 422, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Incident id")),
+    request_body = super::schemas::NoteInput, responses((status = 201, body = super::schemas::TimelineEntry), (status = 422, body = ErrorBody)))]
 pub async fn add_note(
     State(state): State<AppState>,
     who: Principal,
@@ -313,7 +333,8 @@ pub async fn note(state: &AppState, id: i64, actor: &str, msg: &str) -> ApiResul
 /// Ticks or unticks runbook checklist item `{"item": n, "done": bool}`; the tick goes into the
 /// timeline.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/checklist", tag = "incidents",
-    request_body = Object, responses((status = 200, body = Object), (status = 422, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Incident id")),
+    request_body = super::schemas::TickInput, responses((status = 200, body = super::schemas::ChecklistView), (status = 422, body = ErrorBody)))]
 pub async fn tick(
     State(state): State<AppState>,
     who: Principal,
@@ -389,7 +410,8 @@ pub fn checklist_items(body: &str) -> Vec<String> {
 
 /// A postmortem in Markdown, pre-filled from the incident and its timeline.
 #[utoipa::path(get, path = "/api/v1/incidents/{id}/postmortem", tag = "incidents",
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Incident id")),
+    responses((status = 200, body = super::schemas::PostmortemView), (status = 404, body = ErrorBody)))]
 pub async fn postmortem(
     State(state): State<AppState>,
     _who: Principal,
@@ -510,8 +532,8 @@ pub struct MetricsQuery {
 
 /// MTTA and MTTR from the incidents' recorded timestamps, grouped by service, policy,
 /// integration or month (UTC).
-#[utoipa::path(get, path = "/api/v1/incidents/metrics", tag = "incidents", params(MetricsQuery),
-    responses((status = 200, body = Object), (status = 400, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "incidents_metrics", path = "/api/v1/incidents/metrics", tag = "incidents", params(MetricsQuery),
+    responses((status = 200, body = super::schemas::IncidentMetrics), (status = 400, body = ErrorBody)))]
 pub async fn metrics(
     State(state): State<AppState>,
     _who: Principal,

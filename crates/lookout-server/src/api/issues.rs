@@ -97,7 +97,7 @@ pub(crate) fn not_found(what: &'static str) -> impl Fn(StoreError) -> ApiError {
 }
 
 /// Lists a project's issues.
-#[utoipa::path(get, path = "/api/v1/projects/{id}/issues", tag = "errors",
+#[utoipa::path(get, operation_id = "issues_list", path = "/api/v1/projects/{id}/issues", tag = "errors",
     params(("id" = i64, Path, description = "Project id"), IssueParams, ListParams),
     responses((status = 200, body = IssuePage), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(
@@ -166,7 +166,7 @@ pub struct IssueDetail {
 }
 
 /// Shows one issue with tag breakdowns.
-#[utoipa::path(get, path = "/api/v1/issues/{id}", tag = "errors", params(("id" = i64, Path, description = "Issue id")),
+#[utoipa::path(get, operation_id = "issues_get_one", path = "/api/v1/issues/{id}", tag = "errors", params(("id" = i64, Path, description = "Issue id")),
     responses((status = 200, body = IssueDetail), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
@@ -208,7 +208,7 @@ pub struct IssueUpdate {
 }
 
 /// Changes an issue's status (member).
-#[utoipa::path(put, path = "/api/v1/issues/{id}", tag = "errors", params(("id" = i64, Path, description = "Issue id")),
+#[utoipa::path(put, operation_id = "issues_update", path = "/api/v1/issues/{id}", tag = "errors", params(("id" = i64, Path, description = "Issue id")),
     request_body = IssueUpdate, responses((status = 200, body = IssueView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,

@@ -128,8 +128,8 @@ fn validate(r: &RunReport) -> ApiResult<()> {
 
 /// Stores a run sent by `lookout load --report-to` (body: `{name, project, commit, scenario_file,
 /// summary}`), with its baseline points.
-#[utoipa::path(post, path = "/api/v1/load-runs", tag = "load", request_body = Object,
-    responses((status = 201, body = Object), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, operation_id = "load_create", path = "/api/v1/load-runs", tag = "load", request_body = Object,
+    responses((status = 201, body = super::schemas_ops::LoadRunView), (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     who: Principal,
@@ -186,8 +186,8 @@ pub(crate) async fn projects_for(state: &AppState, project: Option<&str>) -> Api
 }
 
 /// Load-test runs, newest first.
-#[utoipa::path(get, path = "/api/v1/load-runs", tag = "load", params(ProjectFilter, ListParams),
-    responses((status = 200, body = Object)))]
+#[utoipa::path(get, operation_id = "load_list", path = "/api/v1/load-runs", tag = "load", params(ProjectFilter, ListParams),
+    responses((status = 200, body = super::schemas_ops::LoadRunPage)))]
 pub async fn list(
     State(state): State<AppState>,
     _who: Principal,
@@ -202,8 +202,9 @@ pub async fn list(
 }
 
 /// One run with its summary (metrics, thresholds, checks, scenarios, per-second series).
-#[utoipa::path(get, path = "/api/v1/load-runs/{id}", tag = "load",
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "load_get_one", path = "/api/v1/load-runs/{id}", tag = "load",
+    params(("id" = i64, Path, description = "Load run id")),
+    responses((status = 200, body = super::schemas_ops::LoadRunDetail), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
     _who: Principal,
@@ -219,7 +220,8 @@ pub async fn get_one(
 }
 
 /// Deletes a run (its baseline points stay).
-#[utoipa::path(delete, path = "/api/v1/load-runs/{id}", tag = "load",
+#[utoipa::path(delete, operation_id = "load_delete", path = "/api/v1/load-runs/{id}", tag = "load",
+    params(("id" = i64, Path, description = "Load run id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -259,7 +261,7 @@ pub async fn comparison(state: &AppState, a: i64, b: i64) -> ApiResult<Value> {
 
 /// Compares two runs.
 #[utoipa::path(get, path = "/api/v1/load-runs/compare", tag = "load", params(CompareQuery),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = super::schemas_ops::LoadComparison), (status = 404, body = ErrorBody)))]
 pub async fn compare(
     State(state): State<AppState>,
     _who: Principal,

@@ -18,6 +18,8 @@ pub mod oncall;
 mod projects;
 pub mod query;
 pub mod reports;
+pub mod schemas;
+pub mod schemas_ops;
 mod series;
 pub mod status_pages;
 mod tokens;

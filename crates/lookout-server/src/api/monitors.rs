@@ -29,7 +29,7 @@ page_of!(MonitorPage, MonitorView);
 /// `cron`), `url`, `host`, `port`, `interval_seconds`, `timeout_seconds`, `failure_threshold`,
 /// `success_threshold`, `conditions`, `paused`, `grace_seconds`, and the type's own fields.
 #[derive(Debug, Deserialize, ToSchema)]
-#[schema(value_type = Object)]
+#[schema(value_type = crate::uptime::view::MonitorDefinition)]
 pub struct MonitorInput(pub Value);
 
 /// One check result as the API shows it.
@@ -170,7 +170,7 @@ async fn view(state: &AppState, id: i64) -> ApiResult<MonitorView> {
 }
 
 /// Lists monitors with their status and uptime.
-#[utoipa::path(get, path = "/api/v1/monitors", tag = "monitors", params(ListParams),
+#[utoipa::path(get, operation_id = "monitors_list", path = "/api/v1/monitors", tag = "monitors", params(ListParams),
     responses((status = 200, body = MonitorPage), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -191,7 +191,7 @@ pub async fn list(
 }
 
 /// Creates a monitor (role member). Heartbeat and cron monitors answer with their `push_url`.
-#[utoipa::path(post, path = "/api/v1/monitors", tag = "monitors", request_body = MonitorInput,
+#[utoipa::path(post, operation_id = "monitors_create", path = "/api/v1/monitors", tag = "monitors", request_body = MonitorInput,
     responses((status = 201, body = MonitorView), (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn create(
@@ -215,7 +215,7 @@ pub(crate) async fn create_from(state: &AppState, body: Value) -> ApiResult<i64>
 }
 
 /// One monitor.
-#[utoipa::path(get, path = "/api/v1/monitors/{id}", tag = "monitors",
+#[utoipa::path(get, operation_id = "monitors_get_one", path = "/api/v1/monitors/{id}", tag = "monitors",
     params(("id" = i64, Path, description = "Monitor id")),
     responses((status = 200, body = MonitorView), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
@@ -228,7 +228,7 @@ pub async fn get_one(
 
 /// Replaces a monitor's definition (role member). Secrets sent back as `********` are kept.
 /// Monitors declared in the config file are changed there, not here (409).
-#[utoipa::path(put, path = "/api/v1/monitors/{id}", tag = "monitors", request_body = MonitorInput,
+#[utoipa::path(put, operation_id = "monitors_update", path = "/api/v1/monitors/{id}", tag = "monitors", request_body = MonitorInput,
     params(("id" = i64, Path, description = "Monitor id")),
     responses((status = 200, body = MonitorView), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -260,7 +260,7 @@ pub async fn update(
 }
 
 /// Deletes a monitor and its history (role member).
-#[utoipa::path(delete, path = "/api/v1/monitors/{id}", tag = "monitors",
+#[utoipa::path(delete, operation_id = "monitors_delete", path = "/api/v1/monitors/{id}", tag = "monitors",
     params(("id" = i64, Path, description = "Monitor id")),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete(
@@ -340,20 +340,43 @@ pub struct MaintenanceInput {
     /// One-off end (or when a recurrence stops), RFC 3339.
     pub ends_at: Option<String>,
     /// `{"crontab": "0 2 * * SUN", "duration_minutes": 60, "timezone": "Europe/Paris"}`.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<RecurrenceDoc>)]
     pub recurrence: Option<Recurrence>,
     /// The monitors it covers.
     pub monitor_ids: Vec<i64>,
 }
 
-/// A stored maintenance window.
+/// When a recurring window opens: a crontab in a time zone, for a duration.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecurrenceDoc {
+    /// Five-field crontab of the openings, e.g. `0 2 * * SUN`.
+    pub crontab: String,
+    /// How long each opening lasts.
+    pub duration_minutes: i64,
+    /// IANA time zone the crontab is read in (default UTC).
+    pub timezone: Option<String>,
+}
+
+/// A stored maintenance window. Its fields are listed one by one, not as the definition
+/// flattened in: the definition's schema refuses unknown fields (`deny_unknown_fields`), so
+/// `allOf` with it rejected every answer (`id`, `active` and `next_start` were "unknown").
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MaintenanceView {
     /// Id.
     pub id: i64,
-    /// Definition.
-    #[serde(flatten)]
-    pub window: MaintenanceInput,
+    /// Shown on status pages.
+    pub title: String,
+    /// Details.
+    pub description: String,
+    /// One-off start (or when a recurrence takes effect), RFC 3339.
+    pub starts_at: Option<String>,
+    /// One-off end (or when a recurrence stops), RFC 3339.
+    pub ends_at: Option<String>,
+    /// The recurrence, if any.
+    #[schema(value_type = Option<RecurrenceDoc>)]
+    pub recurrence: Option<Recurrence>,
+    /// The monitors it covers.
+    pub monitor_ids: Vec<i64>,
     /// Whether it is open now.
     pub active: bool,
     /// Next opening, RFC 3339.
@@ -378,16 +401,14 @@ fn maintenance_view(r: pages::MaintenanceRow) -> MaintenanceView {
     let now = lookout_core::time::now_ms();
     MaintenanceView {
         id: r.id,
+        title: r.title,
+        description: r.description,
+        starts_at: r.starts_at.map(iso),
+        ends_at: r.ends_at.map(iso),
+        recurrence,
+        monitor_ids: r.monitor_ids,
         active: window.as_ref().is_some_and(|w| w.is_open(now)),
         next_start: window.as_ref().and_then(|w| w.next_start(now)).map(iso),
-        window: MaintenanceInput {
-            title: r.title,
-            description: r.description,
-            starts_at: r.starts_at.map(iso),
-            ends_at: r.ends_at.map(iso),
-            recurrence,
-            monitor_ids: r.monitor_ids,
-        },
     }
 }
 

@@ -203,7 +203,7 @@ fn may_own_channel(who: &Principal, owner: Option<i64>) -> ApiResult<()> {
 
 /// Lists notification channels and contact methods (`?user_id=` for one user's).
 #[utoipa::path(get, path = "/api/v1/channels", tag = "on-call",
-    responses((status = 200, body = Object), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = super::schemas::ChannelList), (status = 401, body = ErrorBody)))]
 pub async fn list_channels(
     State(state): State<AppState>,
     _who: Principal,
@@ -224,8 +224,8 @@ pub struct UserFilter {
 
 /// Creates a channel: `{"name", "type": "webhook|slack|discord|mattermost|email|ntfy|pagerduty",
 /// "url", …}`; with `user_id`, a contact method of that user for `urgencies`.
-#[utoipa::path(post, path = "/api/v1/channels", tag = "on-call", request_body = Object,
-    responses((status = 201, body = Object), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/channels", tag = "on-call", request_body = super::schemas::ChannelInput,
+    responses((status = 201, body = super::schemas::ChannelView), (status = 422, body = ErrorBody)))]
 pub async fn create_channel(
     State(state): State<AppState>,
     who: Principal,
@@ -243,7 +243,8 @@ pub async fn create_channel(
 
 /// One channel.
 #[utoipa::path(get, path = "/api/v1/channels/{id}", tag = "on-call",
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Channel id")),
+    responses((status = 200, body = super::schemas::ChannelView), (status = 404, body = ErrorBody)))]
 pub async fn get_channel(
     State(state): State<AppState>,
     _who: Principal,
@@ -255,8 +256,9 @@ pub async fn get_channel(
 }
 
 /// Replaces a channel; `********` keeps a stored secret.
-#[utoipa::path(put, path = "/api/v1/channels/{id}", tag = "on-call", request_body = Object,
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/channels/{id}", tag = "on-call",
+    params(("id" = i64, Path, description = "Channel id")), request_body = super::schemas::ChannelInput,
+    responses((status = 200, body = super::schemas::ChannelView), (status = 404, body = ErrorBody)))]
 pub async fn update_channel(
     State(state): State<AppState>,
     who: Principal,
@@ -276,6 +278,7 @@ pub async fn update_channel(
 
 /// Deletes a channel.
 #[utoipa::path(delete, path = "/api/v1/channels/{id}", tag = "on-call",
+    params(("id" = i64, Path, description = "Channel id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete_channel(
     State(state): State<AppState>,
@@ -349,7 +352,7 @@ async fn schedule_view(state: &AppState, row: &SpecRow) -> ApiResult<Value> {
 
 /// Lists schedules.
 #[utoipa::path(get, path = "/api/v1/schedules", tag = "on-call",
-    responses((status = 200, body = Object)))]
+    responses((status = 200, body = super::schemas::ScheduleList)))]
 pub async fn list_schedules(
     State(state): State<AppState>,
     _who: Principal,
@@ -361,8 +364,8 @@ pub async fn list_schedules(
 
 /// Creates a schedule (PagerDuty's shape: `time_zone`, `schedule_layers`, and `overrides` as
 /// `{"start", "end", "user"}`).
-#[utoipa::path(post, path = "/api/v1/schedules", tag = "on-call", request_body = Object,
-    responses((status = 201, body = Object), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/schedules", tag = "on-call", request_body = super::schemas::ScheduleInput,
+    responses((status = 201, body = super::schemas::ScheduleView), (status = 422, body = ErrorBody)))]
 pub async fn create_schedule(
     State(state): State<AppState>,
     who: Principal,
@@ -382,7 +385,8 @@ pub async fn create_schedule(
 
 /// One schedule.
 #[utoipa::path(get, path = "/api/v1/schedules/{id}", tag = "on-call",
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Schedule id")),
+    responses((status = 200, body = super::schemas::ScheduleView), (status = 404, body = ErrorBody)))]
 pub async fn get_schedule(
     State(state): State<AppState>,
     _who: Principal,
@@ -393,8 +397,9 @@ pub async fn get_schedule(
 }
 
 /// Replaces a schedule's layers; overrides in the body without an `id` are added.
-#[utoipa::path(put, path = "/api/v1/schedules/{id}", tag = "on-call", request_body = Object,
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/schedules/{id}", tag = "on-call",
+    params(("id" = i64, Path, description = "Schedule id")), request_body = super::schemas::ScheduleInput,
+    responses((status = 200, body = super::schemas::ScheduleView), (status = 404, body = ErrorBody)))]
 pub async fn update_schedule(
     State(state): State<AppState>,
     who: Principal,
@@ -410,6 +415,7 @@ pub async fn update_schedule(
 
 /// Deletes a schedule.
 #[utoipa::path(delete, path = "/api/v1/schedules/{id}", tag = "on-call",
+    params(("id" = i64, Path, description = "Schedule id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete_schedule(
     State(state): State<AppState>,
@@ -439,8 +445,8 @@ fn time_param(name: &str, v: &str) -> ApiResult<i64> {
 
 /// Who is on call: `?at=` answers `{"user": {…} | null}`; `?since=&until=` answers the final
 /// rendered spans `{"items": [{"user", "start", "end"}]}`.
-#[utoipa::path(get, path = "/api/v1/schedules/{id}/oncall", tag = "on-call", params(OnCallQuery),
-    responses((status = 200, body = Object), (status = 400, body = ErrorBody),
+#[utoipa::path(get, path = "/api/v1/schedules/{id}/oncall", tag = "on-call", params(("id" = i64, Path, description = "Schedule id"), OnCallQuery),
+    responses((status = 200, body = super::schemas::OnCallAnswer), (status = 400, body = ErrorBody),
               (status = 404, body = ErrorBody)))]
 pub async fn oncall(
     State(state): State<AppState>,
@@ -515,7 +521,7 @@ pub async fn oncall(
 
 /// Lists a schedule's overrides (`?since=&until=`, default: from now on).
 #[utoipa::path(get, path = "/api/v1/schedules/{id}/overrides", tag = "on-call",
-    params(OnCallQuery), responses((status = 200, body = Object)))]
+    params(("id" = i64, Path, description = "Schedule id"), OnCallQuery), responses((status = 200, body = super::schemas::OverrideList)))]
 pub async fn list_overrides(
     State(state): State<AppState>,
     _who: Principal,
@@ -545,7 +551,8 @@ pub async fn list_overrides(
 /// Adds an override `{"start", "end", "user"}`: that user is on call in between, above every
 /// layer.
 #[utoipa::path(post, path = "/api/v1/schedules/{id}/overrides", tag = "on-call",
-    request_body = Object, responses((status = 201, body = Object), (status = 422, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Schedule id")),
+    request_body = super::schemas::OverrideInput, responses((status = 201, body = super::schemas::OverrideView), (status = 422, body = ErrorBody)))]
 pub async fn create_override(
     State(state): State<AppState>,
     who: Principal,
@@ -573,6 +580,7 @@ pub async fn create_override(
 
 /// Removes an override.
 #[utoipa::path(delete, path = "/api/v1/schedules/{id}/overrides/{override_id}", tag = "on-call",
+    params(("id" = i64, Path, description = "Schedule id"), ("override_id" = i64, Path, description = "Override id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete_override(
     State(state): State<AppState>,
@@ -643,7 +651,7 @@ fn exists<T>(r: Result<T, StoreError>) -> ApiResult<bool> {
 
 /// Lists escalation policies.
 #[utoipa::path(get, path = "/api/v1/escalation-policies", tag = "on-call",
-    responses((status = 200, body = Object)))]
+    responses((status = 200, body = super::schemas::EscalationPolicyList)))]
 pub async fn list_escalation_policies(
     State(state): State<AppState>,
     _who: Principal,
@@ -656,8 +664,8 @@ pub async fn list_escalation_policies(
 /// Creates an escalation policy: `escalation_rules` (`escalation_delay_in_minutes`, `targets`
 /// of `{"type": "user|schedule|channel", "id"}`), `num_loops`, `ack_timeout_minutes`
 /// (default 30, 0 = off).
-#[utoipa::path(post, path = "/api/v1/escalation-policies", tag = "on-call", request_body = Object,
-    responses((status = 201, body = Object), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/escalation-policies", tag = "on-call", request_body = super::schemas::EscalationPolicyInput,
+    responses((status = 201, body = super::schemas::EscalationPolicyView), (status = 422, body = ErrorBody)))]
 pub async fn create_escalation_policy(
     State(state): State<AppState>,
     who: Principal,
@@ -679,7 +687,8 @@ pub async fn create_escalation_policy(
 
 /// One escalation policy.
 #[utoipa::path(get, path = "/api/v1/escalation-policies/{id}", tag = "on-call",
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Escalation policy id")),
+    responses((status = 200, body = super::schemas::EscalationPolicyView), (status = 404, body = ErrorBody)))]
 pub async fn get_escalation_policy(
     State(state): State<AppState>,
     _who: Principal,
@@ -691,8 +700,9 @@ pub async fn get_escalation_policy(
 
 /// Replaces an escalation policy (open incidents follow the new rules from their next step).
 #[utoipa::path(put, path = "/api/v1/escalation-policies/{id}", tag = "on-call",
-    request_body = Object,
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Escalation policy id")),
+    request_body = super::schemas::EscalationPolicyInput,
+    responses((status = 200, body = super::schemas::EscalationPolicyView), (status = 404, body = ErrorBody)))]
 pub async fn update_escalation_policy(
     State(state): State<AppState>,
     who: Principal,
@@ -714,6 +724,7 @@ pub async fn update_escalation_policy(
 
 /// Deletes an escalation policy.
 #[utoipa::path(delete, path = "/api/v1/escalation-policies/{id}", tag = "on-call",
+    params(("id" = i64, Path, description = "Escalation policy id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete_escalation_policy(
     State(state): State<AppState>,
@@ -726,7 +737,8 @@ pub async fn delete_escalation_policy(
 }
 
 /// Sets a user's display name `{"name"}` (shown in on-call answers and the UI).
-#[utoipa::path(put, path = "/api/v1/users/{id}/name", tag = "on-call", request_body = Object,
+#[utoipa::path(put, path = "/api/v1/users/{id}/name", tag = "on-call",
+    params(("id" = i64, Path, description = "User id")), request_body = super::schemas::UserNameInput,
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn set_user_name(
     State(state): State<AppState>,

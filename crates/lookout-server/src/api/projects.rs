@@ -70,7 +70,7 @@ pub struct NewProject {
 }
 
 /// Lists projects.
-#[utoipa::path(get, path = "/api/v1/projects", tag = "projects", params(ListParams),
+#[utoipa::path(get, operation_id = "projects_list", path = "/api/v1/projects", tag = "projects", params(ListParams),
     responses((status = 200, body = ProjectPage), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -84,7 +84,7 @@ pub async fn list(
 }
 
 /// Creates a project with a DSN key (role member or admin).
-#[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body = NewProject,
+#[utoipa::path(post, operation_id = "projects_create", path = "/api/v1/projects", tag = "projects", request_body = NewProject,
     responses((status = 201, body = ProjectView), (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn create(
@@ -132,7 +132,7 @@ pub async fn create(
 }
 
 /// Shows one project.
-#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects",
+#[utoipa::path(get, operation_id = "projects_get_one", path = "/api/v1/projects/{id}", tag = "projects",
     params(("id" = i64, Path, description = "Project id")),
     responses((status = 200, body = ProjectView), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
@@ -163,7 +163,7 @@ pub struct ProjectUpdate {
 }
 
 /// Changes a project's name, retention or ingest rate limit (member).
-#[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects",
+#[utoipa::path(patch, operation_id = "projects_update", path = "/api/v1/projects/{id}", tag = "projects",
     params(("id" = i64, Path, description = "Project id")), request_body = ProjectUpdate,
     responses((status = 200, body = ProjectView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update(

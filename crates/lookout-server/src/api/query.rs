@@ -26,7 +26,7 @@ pub struct QueryRequest {
 
 /// Runs an NRQL query: `{"columns": [{"name", "type"}], "rows": [[…]], "warnings": […]}`.
 #[utoipa::path(post, path = "/api/v1/query", tag = "query", request_body = QueryRequest,
-    responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = super::schemas_ops::QueryResult), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn query(
     State(state): State<AppState>,
     _who: Principal,

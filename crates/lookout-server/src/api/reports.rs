@@ -86,7 +86,7 @@ fn formatted(report: &reports::Report, format: Option<&str>) -> ApiResult<Respon
 
 /// Generates a report for the period ending at `end` (default now), without keeping it.
 #[utoipa::path(get, path = "/api/v1/reports", tag = "reports", params(ReportQuery),
-    responses((status = 200, body = Object), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = super::schemas_ops::ReportDocument), (status = 400, body = ErrorBody)))]
 pub async fn get_report(
     State(state): State<AppState>,
     _who: Principal,
@@ -112,8 +112,8 @@ pub struct MakeBody {
 
 /// Generates a report and keeps it (member); with `deliver`, sends it through the report
 /// settings' channels. 201 with its id and body.
-#[utoipa::path(post, path = "/api/v1/reports", tag = "reports", request_body = Object,
-    responses((status = 201, body = Object), (status = 400, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/reports", tag = "reports", request_body = super::schemas_ops::ReportSettings,
+    responses((status = 201, body = super::schemas_ops::MadeReport), (status = 400, body = ErrorBody)))]
 pub async fn make(
     State(state): State<AppState>,
     who: Principal,
@@ -176,7 +176,7 @@ pub struct HistoryQuery {
 
 /// Kept reports, newest period first.
 #[utoipa::path(get, path = "/api/v1/reports/history", tag = "reports", params(HistoryQuery),
-    responses((status = 200, body = Object)))]
+    responses((status = 200, body = super::schemas_ops::ReportHistory)))]
 pub async fn history(
     State(state): State<AppState>,
     _who: Principal,
@@ -212,8 +212,8 @@ pub struct FormatQuery {
 }
 
 /// A kept report with its deliveries (`format=html|text`: the report alone, rendered).
-#[utoipa::path(get, path = "/api/v1/reports/{id}", tag = "reports", params(FormatQuery),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "reports_get_one", path = "/api/v1/reports/{id}", tag = "reports", params(("id" = i64, Path, description = "Report id"), FormatQuery),
+    responses((status = 200, body = super::schemas_ops::KeptReport), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
     _who: Principal,
@@ -239,7 +239,7 @@ pub async fn get_one(
 
 /// The report settings (defaults until saved).
 #[utoipa::path(get, path = "/api/v1/report-settings", tag = "reports",
-    responses((status = 200, body = Object)))]
+    responses((status = 200, body = super::schemas_ops::ReportSettings)))]
 pub async fn get_settings(
     State(state): State<AppState>,
     _who: Principal,
@@ -249,8 +249,8 @@ pub async fn get_settings(
 }
 
 /// Replaces the report settings (admin). Fields left out take their defaults.
-#[utoipa::path(put, path = "/api/v1/report-settings", tag = "reports", request_body = Object,
-    responses((status = 200, body = Object), (status = 422, body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/report-settings", tag = "reports", request_body = super::schemas_ops::ReportSettings,
+    responses((status = 200, body = super::schemas_ops::ReportSettings), (status = 422, body = ErrorBody)))]
 pub async fn put_settings(
     State(state): State<AppState>,
     who: Principal,
@@ -309,7 +309,7 @@ pub async fn slo_view(state: &AppState, row: &SpecRow) -> ApiResult<Value> {
 
 /// Every SLO with its attainment and error budget now.
 #[utoipa::path(get, path = "/api/v1/slos", tag = "reports",
-    responses((status = 200, body = Object)))]
+    responses((status = 200, body = super::schemas_ops::SloList)))]
 pub async fn list_slos(State(state): State<AppState>, _who: Principal) -> ApiResult<Json<Value>> {
     let org = tenancy::default_org(state.store()).await?;
     let mut items = Vec::new();
@@ -320,8 +320,8 @@ pub async fn list_slos(State(state): State<AppState>, _who: Principal) -> ApiRes
 }
 
 /// Adds an SLO (member).
-#[utoipa::path(post, path = "/api/v1/slos", tag = "reports", request_body = Object,
-    responses((status = 201, body = Object), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/slos", tag = "reports", request_body = super::schemas_ops::SloInput,
+    responses((status = 201, body = super::schemas_ops::SloView), (status = 422, body = ErrorBody)))]
 pub async fn create_slo(
     State(state): State<AppState>,
     who: Principal,
@@ -338,7 +338,8 @@ pub async fn create_slo(
 
 /// One SLO with its budget now.
 #[utoipa::path(get, path = "/api/v1/slos/{id}", tag = "reports",
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "SLO id")),
+    responses((status = 200, body = super::schemas_ops::SloView), (status = 404, body = ErrorBody)))]
 pub async fn get_slo(
     State(state): State<AppState>,
     _who: Principal,
@@ -351,8 +352,9 @@ pub async fn get_slo(
 }
 
 /// Replaces an SLO (member).
-#[utoipa::path(put, path = "/api/v1/slos/{id}", tag = "reports", request_body = Object,
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/slos/{id}", tag = "reports",
+    params(("id" = i64, Path, description = "SLO id")), request_body = super::schemas_ops::SloInput,
+    responses((status = 200, body = super::schemas_ops::SloView), (status = 404, body = ErrorBody)))]
 pub async fn update_slo(
     State(state): State<AppState>,
     who: Principal,
@@ -370,6 +372,7 @@ pub async fn update_slo(
 
 /// Deletes an SLO (member).
 #[utoipa::path(delete, path = "/api/v1/slos/{id}", tag = "reports",
+    params(("id" = i64, Path, description = "SLO id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete_slo(
     State(state): State<AppState>,

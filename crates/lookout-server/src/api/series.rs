@@ -88,8 +88,8 @@ pub struct SeriesFilter {
 }
 
 /// Baseline series with their newest point.
-#[utoipa::path(get, path = "/api/v1/series", tag = "regress", params(SeriesFilter),
-    responses((status = 200, body = Object)))]
+#[utoipa::path(get, operation_id = "series_list", path = "/api/v1/series", tag = "regress", params(SeriesFilter),
+    responses((status = 200, body = super::schemas_ops::SeriesList)))]
 pub async fn list(
     State(state): State<AppState>,
     _who: Principal,
@@ -115,9 +115,9 @@ async fn series_with_changes(
 }
 
 /// One series with its change points and current regression.
-#[utoipa::path(get, path = "/api/v1/series/{series}", tag = "regress",
+#[utoipa::path(get, operation_id = "series_get_one", path = "/api/v1/series/{series}", tag = "regress",
     params(("series" = i64, Path, description = "Series id")),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = super::schemas_ops::SeriesState), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
     _who: Principal,
@@ -138,7 +138,7 @@ pub struct PointsQuery {
 /// A series' points, oldest first.
 #[utoipa::path(get, path = "/api/v1/series/{series}/points", tag = "regress",
     params(("series" = i64, Path, description = "Series id"), PointsQuery),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = super::schemas_ops::PointList), (status = 404, body = ErrorBody)))]
 pub async fn points(
     State(state): State<AppState>,
     _who: Principal,
@@ -153,7 +153,7 @@ pub async fn points(
 /// A series' change points, oldest first.
 #[utoipa::path(get, path = "/api/v1/series/{series}/change-points", tag = "regress",
     params(("series" = i64, Path, description = "Series id")),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = super::schemas_ops::ChangePointList), (status = 404, body = ErrorBody)))]
 pub async fn change_points(
     State(state): State<AppState>,
     _who: Principal,
@@ -276,7 +276,7 @@ fn validate_key(name: &str, push: &Push) -> ApiResult<SeriesKey> {
 /// The answer holds its change points and the regression its newest points form, if any.
 #[utoipa::path(post, path = "/api/v1/series/{series}/points", tag = "regress", request_body = Object,
     params(("series" = String, Path, description = "Series name")),
-    responses((status = 201, body = Object), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = super::schemas_ops::SeriesState), (status = 422, body = ErrorBody)))]
 pub async fn push(
     State(state): State<AppState>,
     who: Principal,
@@ -357,7 +357,7 @@ pub struct RecentQuery {
 
 /// Recent change points across series, newest first.
 #[utoipa::path(get, path = "/api/v1/regressions", tag = "regress", params(RecentQuery),
-    responses((status = 200, body = Object), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = super::schemas_ops::RecentChangeList), (status = 422, body = ErrorBody)))]
 pub async fn recent(
     State(state): State<AppState>,
     _who: Principal,

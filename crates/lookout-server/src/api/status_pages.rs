@@ -7,9 +7,10 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::{page_of, ListParams};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{iso, ApiJson, ApiPath};
+use crate::extract::{iso, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use crate::uptime::config::refuse_if_declared;
 use lookout_core::Role;
@@ -123,22 +124,23 @@ async fn checked_page(state: &AppState, b: &StatusPageInput) -> ApiResult<pages:
     })
 }
 
-/// Lists status pages.
-#[utoipa::path(get, path = "/api/v1/status-pages", tag = "status pages",
-    responses((status = 200, body = Vec<StatusPageView>)))]
+page_of!(StatusPagePage, StatusPageView);
+
+/// Lists status pages, a page at a time like every other list.
+#[utoipa::path(get, operation_id = "status_pages_list", path = "/api/v1/status-pages", tag = "status pages", params(ListParams),
+    responses((status = 200, body = StatusPagePage), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     _who: Principal,
-) -> ApiResult<Json<Vec<StatusPageView>>> {
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> ApiResult<Json<StatusPagePage>> {
     let org = tenancy::default_org(state.store()).await?;
-    let rows = pages::list_pages(state.store(), org.id).await?;
-    Ok(Json(
-        rows.into_iter().map(|p| page_view(&state, p)).collect(),
-    ))
+    let page = pages::page_pages(state.store(), org.id, &q.cursor()).await?;
+    Ok(Json(page.map(|p| page_view(&state, p)).into()))
 }
 
 /// Creates a status page (role member).
-#[utoipa::path(post, path = "/api/v1/status-pages", tag = "status pages", request_body = StatusPageInput,
+#[utoipa::path(post, operation_id = "status_pages_create", path = "/api/v1/status-pages", tag = "status pages", request_body = StatusPageInput,
     responses((status = 201, body = StatusPageView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -168,7 +170,7 @@ pub(crate) async fn save(
 }
 
 /// One status page.
-#[utoipa::path(get, path = "/api/v1/status-pages/{id}", tag = "status pages",
+#[utoipa::path(get, operation_id = "status_pages_get_one", path = "/api/v1/status-pages/{id}", tag = "status pages",
     params(("id" = i64, Path, description = "Page id")),
     responses((status = 200, body = StatusPageView), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
@@ -183,7 +185,7 @@ pub async fn get_one(
 }
 
 /// Replaces a status page (role member).
-#[utoipa::path(put, path = "/api/v1/status-pages/{id}", tag = "status pages", request_body = StatusPageInput,
+#[utoipa::path(put, operation_id = "status_pages_update", path = "/api/v1/status-pages/{id}", tag = "status pages", request_body = StatusPageInput,
     params(("id" = i64, Path, description = "Page id")),
     responses((status = 200, body = StatusPageView), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -201,7 +203,7 @@ pub async fn update(
 }
 
 /// Deletes a status page and its incidents (role member).
-#[utoipa::path(delete, path = "/api/v1/status-pages/{id}", tag = "status pages",
+#[utoipa::path(delete, operation_id = "status_pages_delete", path = "/api/v1/status-pages/{id}", tag = "status pages",
     params(("id" = i64, Path, description = "Page id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(

@@ -72,7 +72,7 @@ pub struct CreatedToken {
 }
 
 /// Lists tokens (all for admins, your own otherwise).
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(ListParams),
+#[utoipa::path(get, operation_id = "tokens_list", path = "/api/v1/tokens", tag = "tokens", params(ListParams),
     responses((status = 200, body = TokenPage)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -89,7 +89,7 @@ pub async fn list(
 }
 
 /// Creates a token.
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = NewToken,
+#[utoipa::path(post, operation_id = "tokens_create", path = "/api/v1/tokens", tag = "tokens", request_body = NewToken,
     responses((status = 201, body = CreatedToken), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -116,7 +116,7 @@ pub async fn create(
 }
 
 /// Revokes a token (admins: any; others: their own).
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens",
+#[utoipa::path(delete, operation_id = "tokens_delete", path = "/api/v1/tokens/{id}", tag = "tokens",
     params(("id" = i64, Path, description = "Token id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(

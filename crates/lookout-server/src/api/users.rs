@@ -105,7 +105,7 @@ pub async fn me(State(state): State<AppState>, who: Principal) -> ApiResult<Json
 }
 
 /// Lists users (admin).
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(ListParams),
+#[utoipa::path(get, operation_id = "users_list", path = "/api/v1/users", tag = "users", params(ListParams),
     responses((status = 200, body = UserPage), (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -118,7 +118,7 @@ pub async fn list(
 }
 
 /// Creates a user (admin).
-#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser,
+#[utoipa::path(post, operation_id = "users_create", path = "/api/v1/users", tag = "users", request_body = NewUser,
     responses((status = 201, body = UserView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -134,7 +134,7 @@ pub async fn create(
 }
 
 /// Shows a user (admin, or the user themself).
-#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users",
+#[utoipa::path(get, operation_id = "users_get_one", path = "/api/v1/users/{id}", tag = "users",
     params(("id" = i64, Path, description = "User id")),
     responses((status = 200, body = UserView), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
@@ -153,7 +153,7 @@ pub async fn get_one(
 }
 
 /// Deletes a user with their sessions and tokens (admin; not yourself, not the last admin).
-#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users",
+#[utoipa::path(delete, operation_id = "users_delete", path = "/api/v1/users/{id}", tag = "users",
     params(("id" = i64, Path, description = "User id")),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn delete(

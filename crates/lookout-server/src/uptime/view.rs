@@ -31,6 +31,41 @@ pub struct UptimeFigures {
     pub quarter: Option<f64>,
 }
 
+/// A monitor's definition ([`MonitorSpec`] as JSON), for the OpenAPI document: the fields every
+/// type has, and the type's own (`method`, `headers`, `host`, `record_type`, …) as
+/// `additionalProperties`, since they depend on `type`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MonitorDefinition {
+    /// Name.
+    pub name: String,
+    /// `http`, `tcp`, `dns`, `icmp`, `tls`, `heartbeat` or `cron`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Seconds between checks.
+    pub interval_seconds: Option<u32>,
+    /// Seconds a check may take.
+    pub timeout_seconds: Option<u32>,
+    /// Whether checks are paused.
+    pub paused: Option<bool>,
+    /// URL (`http`).
+    pub url: Option<String>,
+    /// Host (`tcp`, `dns`, `icmp`, `tls`).
+    pub host: Option<String>,
+    /// Port (`tcp`, `tls`).
+    pub port: Option<u16>,
+    /// Failed checks in a row before it is down.
+    pub failure_threshold: Option<u32>,
+    /// Passing checks in a row before it is up again.
+    pub success_threshold: Option<u32>,
+    /// Conditions such as `status_code == 200`.
+    pub conditions: Option<Vec<String>>,
+    /// The monitor it depends on.
+    pub parent_id: Option<i64>,
+    /// The type's own fields.
+    #[serde(flatten)]
+    pub other: std::collections::BTreeMap<String, Value>,
+}
+
 /// A monitor as the API shows it: the spec fields plus its live state.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MonitorView {
@@ -38,7 +73,7 @@ pub struct MonitorView {
     pub id: i64,
     /// The monitor's definition (`name`, `type`, `url`, `interval_seconds`, …), secrets redacted.
     #[serde(flatten)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = MonitorDefinition)]
     pub spec: Value,
     /// `up`, `down`, `pending`, `paused` or `maintenance`.
     pub status: String,

@@ -305,6 +305,24 @@ pub async fn list_pages(store: &Store, org_id: i64) -> Result<Vec<StatusPageRow>
         .collect()
 }
 
+/// One page of an organization's pages, by id (the API's list).
+pub async fn page_pages(
+    store: &Store,
+    org_id: i64,
+    cursor: &crate::Cursor,
+) -> Result<crate::Page<StatusPageRow>> {
+    let limit = cursor.limit();
+    let rows = sqlx::query(&format!(
+        "SELECT {PAGE_COLS} WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+    ))
+    .bind(org_id)
+    .bind(cursor.after_i64()?.unwrap_or(0))
+    .bind(limit + 1)
+    .fetch_all(store.pool())
+    .await?;
+    crate::Page::try_from_rows(&rows, limit, page_from, |p| p.id.to_string())
+}
+
 /// Deletes a page with its incidents.
 pub async fn delete_page(store: &Store, id: i64) -> Result<()> {
     let mut tx = store.begin_write().await?;

@@ -144,6 +144,39 @@ async fn status_pages_show_monitors_incidents_and_feeds(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 409);
+    // The list is a page like every other list: `{items, next}`, and `next` leads on.
+    let (st, second) = crate::json_of(
+        admin
+            .post(s.at("/api/v1/status-pages"))
+            .json(&json!({"slug": "acme-eu", "title": "Acme EU"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 201, "{second}");
+    let (st, first) = crate::json_of(
+        admin
+            .get(s.at("/api/v1/status-pages?limit=1"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 200, "{first}");
+    assert_eq!(first["items"].as_array().unwrap().len(), 1, "{first}");
+    assert_eq!(first["items"][0]["id"], pid);
+    let next = first["next"].as_str().expect("a next cursor").to_string();
+    let (_, rest) = crate::json_of(
+        admin
+            .get(s.at(&format!("/api/v1/status-pages?limit=1&cursor={next}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(rest["items"][0]["id"], second["id"], "{rest}");
+    assert!(rest["next"].is_null(), "{rest}");
     let (st, i) = crate::json_of(
         admin
             .post(s.at(&format!("/api/v1/status-pages/{pid}/incidents")))
