@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 use super::incidents::{actor_of, checklist_items};
 use super::oncall::{items, spec_view};
 use crate::alerting::policies::PolicySpec;
-use crate::auth::Principal;
+use crate::auth::{Member, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
@@ -88,10 +88,9 @@ pub async fn list_policies(
     responses((status = 201, body = super::schemas::PolicyView), (status = 422, body = ErrorBody)))]
 pub async fn create_policy(
     State(state): State<AppState>,
-    who: Principal,
+    _who: Member,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    who.require(Role::Member)?;
     let (name, spec) = policy_input(&state, &body).await?;
     let org = tenancy::default_org(state.store()).await?;
     let row = astore::spec_create(state.store(), SpecTable::Policies, org.id, &name, &spec).await?;
@@ -117,11 +116,10 @@ pub async fn get_policy(
     responses((status = 200, body = super::schemas::PolicyView), (status = 404, body = ErrorBody)))]
 pub async fn update_policy(
     State(state): State<AppState>,
-    who: Principal,
+    _who: Member,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
-    who.require(Role::Member)?;
     let (name, spec) = policy_input(&state, &body).await?;
     let row = astore::spec_update(state.store(), SpecTable::Policies, id, &name, &spec).await?;
     Ok(Json(spec_view(&row)))
@@ -133,10 +131,9 @@ pub async fn update_policy(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete_policy(
     State(state): State<AppState>,
-    who: Principal,
+    _who: Member,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    who.require(Role::Member)?;
     astore::spec_delete(state.store(), SpecTable::Policies, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -241,10 +238,9 @@ pub async fn list_integrations(
     responses((status = 201, body = super::schemas::IntegrationView), (status = 422, body = ErrorBody)))]
 pub async fn create_integration(
     State(state): State<AppState>,
-    who: Principal,
+    who: Member,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    who.require(Role::Member)?;
     let name = body
         .get("name")
         .and_then(Value::as_str)
@@ -302,11 +298,10 @@ pub async fn get_integration(
     responses((status = 200, body = super::schemas::IntegrationView), (status = 404, body = ErrorBody)))]
 pub async fn update_integration(
     State(state): State<AppState>,
-    who: Principal,
+    who: Member,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
-    who.require(Role::Member)?;
     let old = astore::integration_get(state.store(), id).await?;
     let name = body
         .get("name")
@@ -326,10 +321,9 @@ pub async fn update_integration(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete_integration(
     State(state): State<AppState>,
-    who: Principal,
+    _who: Member,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    who.require(Role::Member)?;
     astore::integration_delete(state.store(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -387,10 +381,9 @@ pub async fn list_runbooks(
     responses((status = 201, body = super::schemas::RunbookView), (status = 422, body = ErrorBody)))]
 pub async fn create_runbook(
     State(state): State<AppState>,
-    who: Principal,
+    who: Member,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    who.require(Role::Member)?;
     let (name, url, text) = runbook_fields(&body)?;
     let org = tenancy::default_org(state.store()).await?;
     let r = astore::runbook_save(
@@ -435,11 +428,10 @@ pub async fn get_runbook(
     responses((status = 200, body = super::schemas::RunbookView), (status = 404, body = ErrorBody)))]
 pub async fn update_runbook(
     State(state): State<AppState>,
-    who: Principal,
+    who: Member,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
-    who.require(Role::Member)?;
     let (name, url, text) = runbook_fields(&body)?;
     let org = tenancy::default_org(state.store()).await?;
     let r = astore::runbook_save(

@@ -10,12 +10,11 @@ use utoipa::IntoParams;
 
 use super::load::projects_for;
 use crate::apm;
-use crate::auth::Principal;
+use crate::auth::{Member, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use lookout_core::time::{iso, now_ms};
-use lookout_core::Role;
 use lookout_store::apm::{metrics as mstore, query};
 
 /// A time window and the projects to read.
@@ -127,11 +126,10 @@ pub struct ServiceSettings {
     responses((status = 200, body = super::schemas_ops::ApmServiceSettings), (status = 404, body = ErrorBody)))]
 pub async fn update_service(
     State(state): State<AppState>,
-    who: Principal,
+    _who: Member,
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<ServiceSettings>,
 ) -> ApiResult<Json<Value>> {
-    who.require(Role::Member)?;
     for (field, v) in [
         ("apdex_t_ms", body.apdex_t_ms),
         ("slow_query_ms", body.slow_query_ms),

@@ -10,12 +10,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::issues::not_found;
-use crate::auth::Principal;
+use crate::auth::{Admin, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 use lookout_core::time::{iso, now_ms};
-use lookout_core::Role;
 use lookout_store::backup::catalog::{self, NewTarget, RunRow, TargetRow, BUILTIN};
 
 /// A run as the API shows it.
@@ -94,9 +93,8 @@ pub async fn overview(State(state): State<AppState>, _who: Principal) -> ApiResu
     responses((status = 201, body = super::schemas_ops::BackupRunView), (status = 409, body = ErrorBody)))]
 pub async fn drill_builtin(
     State(state): State<AppState>,
-    who: Principal,
+    _who: Admin,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    who.require(Role::Admin)?;
     if state.store().backup_run().await.is_none() {
         return Err(ApiError::Conflict(
             "backups are off: start the server with --backup-dir".into(),
@@ -201,10 +199,9 @@ fn validate(state: &AppState, b: &TargetBody) -> ApiResult<NewTarget> {
     responses((status = 201, body = super::schemas_ops::BackupTargetView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    who: Principal,
+    _who: Admin,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    who.require(Role::Admin)?;
     let b: TargetBody = serde_json::from_value(body)
         .map_err(|e| ApiError::Validation(format!("backup target: {e}")))?;
     let t = validate(&state, &b)?;
@@ -251,10 +248,9 @@ pub async fn get_one(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
-    who: Principal,
+    _who: Admin,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    who.require(Role::Admin)?;
     catalog::delete_target(state.store(), id)
         .await
         .map_err(not_found("backup target"))?;
@@ -276,11 +272,10 @@ pub struct BackupBody {
     responses((status = 201, body = super::schemas_ops::BackupRunView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn backup_now(
     State(state): State<AppState>,
-    who: Principal,
+    _who: Admin,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    who.require(Role::Admin)?;
     let b: BackupBody =
         serde_json::from_value(body).map_err(|e| ApiError::Validation(format!("backup: {e}")))?;
     let kind = b.kind.unwrap_or_else(|| "full".into());
@@ -310,11 +305,10 @@ pub struct DrillBody {
     responses((status = 201, body = super::schemas_ops::BackupRunView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn drill(
     State(state): State<AppState>,
-    who: Principal,
+    _who: Admin,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    who.require(Role::Admin)?;
     let b: DrillBody =
         serde_json::from_value(body).map_err(|e| ApiError::Validation(format!("drill: {e}")))?;
     let to =
@@ -358,10 +352,9 @@ pub fn guidance(t: &TargetRow) -> String {
     responses((status = 200, body = super::schemas_ops::BackupCheck), (status = 404, body = ErrorBody)))]
 pub async fn check(
     State(state): State<AppState>,
-    who: Principal,
+    _who: Admin,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
-    who.require(Role::Admin)?;
     let t = target(&state, id).await?;
     let result = crate::backups::pgbackrest::check(&t).await;
     Ok(Json(json!({

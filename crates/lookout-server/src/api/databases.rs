@@ -11,12 +11,11 @@ use utoipa::IntoParams;
 
 use super::issues::not_found;
 use super::load::{project_of, projects_for, ProjectFilter};
-use crate::auth::Principal;
+use crate::auth::{Admin, Member, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use lookout_core::time::{iso, now_ms};
-use lookout_core::Role;
 use lookout_store::dbhealth::{self as dstore, NewTarget, TargetRow};
 
 /// The body of create and update.
@@ -138,10 +137,9 @@ fn spawn_check(state: &AppState, t: TargetRow) {
     responses((status = 201, body = super::schemas_ops::DbTargetView), (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    who: Principal,
+    _who: Admin,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    who.require(Role::Admin)?;
     let b: TargetBody = serde_json::from_value(body)
         .map_err(|e| ApiError::Validation(format!("database target: {e}")))?;
     let t = validate(&state, &b, None).await?;
@@ -188,11 +186,10 @@ pub async fn get_one(
     responses((status = 200, body = super::schemas_ops::DbTargetView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
-    who: Principal,
+    _who: Admin,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
-    who.require(Role::Admin)?;
     let existing = dstore::get(state.store(), id)
         .await
         .map_err(not_found("database target"))?;
@@ -212,10 +209,9 @@ pub async fn update(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
-    who: Principal,
+    _who: Admin,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    who.require(Role::Admin)?;
     dstore::delete(state.store(), id)
         .await
         .map_err(not_found("database target"))?;
@@ -228,10 +224,9 @@ pub async fn delete(
     responses((status = 202, body = super::schemas_ops::CheckStarted), (status = 404, body = ErrorBody)))]
 pub async fn check_now(
     State(state): State<AppState>,
-    who: Principal,
+    _who: Member,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    who.require(Role::Member)?;
     let t = dstore::get(state.store(), id)
         .await
         .map_err(not_found("database target"))?;

@@ -14,12 +14,11 @@ use utoipa::IntoParams;
 use super::alert_config::refs_exist;
 use super::schemas::Incident;
 use crate::alerting::engine::{self, Applied};
-use crate::auth::Principal;
+use crate::auth::{Member, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use lookout_core::time::{iso, now_ms};
-use lookout_core::Role;
 use lookout_oncall::inbound::Action;
 use lookout_store::alerting::incidents::{self, IncidentRow, ListFilter};
 use lookout_store::alerting::{self as astore, outbox, SpecTable};
@@ -126,10 +125,9 @@ pub async fn list(
               (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    who: Principal,
+    who: Member,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    who.require(Role::Member)?;
     let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::trim);
     let title = field("title")
         .filter(|t| !t.is_empty() && t.len() <= 1024)
@@ -267,10 +265,9 @@ pub async fn act(state: &AppState, id: i64, action: Action, actor: &str) -> ApiR
     responses((status = 200, body = super::schemas::Incident), (status = 409, body = ErrorBody)))]
 pub async fn acknowledge(
     State(state): State<AppState>,
-    who: Principal,
+    who: Member,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
-    who.require(Role::Member)?;
     Ok(Json(
         act(&state, id, Action::Acknowledge, &actor_of(&who)).await?,
     ))
@@ -282,10 +279,9 @@ pub async fn acknowledge(
     responses((status = 200, body = super::schemas::Incident), (status = 409, body = ErrorBody)))]
 pub async fn resolve(
     State(state): State<AppState>,
-    who: Principal,
+    who: Member,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
-    who.require(Role::Member)?;
     Ok(Json(
         act(&state, id, Action::Resolve, &actor_of(&who)).await?,
     ))
@@ -297,11 +293,10 @@ pub async fn resolve(
     request_body = super::schemas::NoteInput, responses((status = 201, body = super::schemas::TimelineEntry), (status = 422, body = ErrorBody)))]
 pub async fn add_note(
     State(state): State<AppState>,
-    who: Principal,
+    who: Member,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    who.require(Role::Member)?;
     let msg = body
         .get("message")
         .and_then(Value::as_str)
@@ -337,11 +332,10 @@ pub async fn note(state: &AppState, id: i64, actor: &str, msg: &str) -> ApiResul
     request_body = super::schemas::TickInput, responses((status = 200, body = super::schemas::ChecklistView), (status = 422, body = ErrorBody)))]
 pub async fn tick(
     State(state): State<AppState>,
-    who: Principal,
+    who: Member,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
-    who.require(Role::Member)?;
     let item = body.get("item").and_then(Value::as_u64).ok_or_else(|| {
         ApiError::Validation("item (the checklist item's number) is required".into())
     })?;

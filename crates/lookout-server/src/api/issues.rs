@@ -6,11 +6,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{page_of, ListParams};
-use crate::auth::Principal;
+use crate::auth::{Member, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{iso, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
-use lookout_core::Role;
 use lookout_store::errors::{self, Issue, IssueFilter, StatusChange};
 use lookout_store::{tenancy, StoreError};
 
@@ -212,11 +211,10 @@ pub struct IssueUpdate {
     request_body = IssueUpdate, responses((status = 200, body = IssueView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
-    who: Principal,
+    _who: Member,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<IssueUpdate>,
 ) -> ApiResult<Json<IssueView>> {
-    who.require(Role::Member)?;
     let change = match body.status.as_str() {
         "unresolved" => StatusChange::Unresolve,
         "resolved" => StatusChange::Resolve,
@@ -254,11 +252,10 @@ pub struct MergeRequest {
     request_body = MergeRequest, responses((status = 200, body = IssueView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn merge(
     State(state): State<AppState>,
-    who: Principal,
+    _who: Member,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<MergeRequest>,
 ) -> ApiResult<Json<IssueView>> {
-    who.require(Role::Member)?;
     if body.issues.is_empty() {
         return Err(ApiError::Validation(
             "issues must name at least one issue".into(),
@@ -475,11 +472,10 @@ pub struct UnmergeRequest {
     request_body = UnmergeRequest, responses((status = 200, body = IssueView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn unmerge(
     State(state): State<AppState>,
-    who: Principal,
+    _who: Member,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<UnmergeRequest>,
 ) -> ApiResult<Json<IssueView>> {
-    who.require(Role::Member)?;
     let issue = errors::unmerge(state.store(), id, &body.hashes)
         .await
         .map_err(not_found("issue"))?;

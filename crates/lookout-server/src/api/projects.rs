@@ -7,11 +7,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{page_of, ListParams};
-use crate::auth::Principal;
+use crate::auth::{Member, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{iso, ApiJson, ApiPath, ApiQuery};
 use crate::state::{AppState, HttpSettings};
-use lookout_core::Role;
 use lookout_store::tenancy::{self, Project};
 
 /// A project as the API shows it.
@@ -89,10 +88,9 @@ pub async fn list(
               (status = 422, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    who: Principal,
+    _who: Member,
     ApiJson(body): ApiJson<NewProject>,
 ) -> ApiResult<(StatusCode, Json<ProjectView>)> {
-    who.require(Role::Member)?;
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::Validation(
@@ -168,11 +166,10 @@ pub struct ProjectUpdate {
     responses((status = 200, body = ProjectView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
-    who: Principal,
+    _who: Member,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<ProjectUpdate>,
 ) -> ApiResult<Json<ProjectView>> {
-    who.require(Role::Member)?;
     let name = body.name.as_deref().map(str::trim).map(str::to_string);
     if name
         .as_deref()

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{page_of, ListParams};
-use crate::auth::{Caller, Principal};
+use crate::auth::{Admin, Caller, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{iso, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
@@ -109,10 +109,9 @@ pub async fn me(State(state): State<AppState>, who: Principal) -> ApiResult<Json
     responses((status = 200, body = UserPage), (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
-    who: Principal,
+    _who: Admin,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> ApiResult<Json<UserPage>> {
-    who.require(Role::Admin)?;
     let page = tenancy::list_users(state.store(), &q.cursor()).await?;
     Ok(Json(page.map(UserView::from).into()))
 }
@@ -122,10 +121,9 @@ pub async fn list(
     responses((status = 201, body = UserView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    who: Principal,
+    _who: Admin,
     ApiJson(body): ApiJson<NewUser>,
 ) -> ApiResult<(StatusCode, Json<UserView>)> {
-    who.require(Role::Admin)?;
     validate_new_user(&body.email, &body.password)?;
     let role = body.role.unwrap_or(Role::Member);
     let u = tenancy::create_user(state.store(), &body.email, &body.password, role).await?;
@@ -158,10 +156,9 @@ pub async fn get_one(
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
-    who: Principal,
+    who: Admin,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    who.require(Role::Admin)?;
     if who.user_id() == Some(id) {
         return Err(ApiError::Validation("you cannot delete yourself".into()));
     }

@@ -537,3 +537,39 @@ async fn redirects_links_headers_and_file_modes() {
         assert_eq!(mode(s.data_dir().join(f)), 0o600, "{f} after restart");
     }
 }
+
+/// Issue #23, low 15: a viewer's write with a broken body answered 400 or 422 (describing the
+/// body) instead of 403; roles are now checked before the body is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_by_viewers_are_refused_before_their_body_is_read() {
+    let s = TestServer::start(bin(), Backend::Sqlite).await;
+    let (_, t) = admin_call(
+        &s,
+        Method::POST,
+        "/api/v1/tokens",
+        Some(json!({"name": "v", "role": "viewer"})),
+    )
+    .await;
+    let viewer = t["token"].as_str().unwrap().to_string();
+    let c = reqwest::Client::new();
+    for (path, body) in [
+        ("/api/v1/monitors", "{\"type\": \"bogus\"}"),
+        ("/api/v1/monitors", "{not json"),
+        ("/api/v1/projects", "[]"),
+        ("/api/v1/escalation-policies", "{\"escalation_rules\": 7}"),
+        ("/api/v1/users", "{\"email\": 1}"),
+        ("/api/v1/integrations", "{}"),
+    ] {
+        let r = c
+            .post(s.at(path))
+            .bearer_auth(&viewer)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (st, v) = json_of(r).await;
+        assert_eq!(st, 403, "{path} {body}: {v}");
+        assert_eq!(v["error"]["code"], "forbidden", "{path}");
+    }
+}
