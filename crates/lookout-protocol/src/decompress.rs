@@ -215,7 +215,11 @@ mod tests {
         })
         .unwrap();
         assert_eq!(out, big);
-        assert!(reserved >= out.capacity(), "{reserved} < {}", out.capacity());
+        assert!(
+            reserved >= out.capacity(),
+            "{reserved} < {}",
+            out.capacity()
+        );
         let mut left = 256 * 1024;
         let refused = decode_budgeted(Some("gzip"), &gz(&big), 2 << 20, &mut |n| {
             let ok = n <= left;

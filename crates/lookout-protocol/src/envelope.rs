@@ -242,7 +242,11 @@ mod tests {
         assert_eq!(env.items.len(), 1);
         assert_eq!(
             seen,
-            [("event".into(), 2), ("attachment".into(), 5), ("replay".into(), 3)]
+            [
+                ("event".into(), 2),
+                ("attachment".into(), 5),
+                ("replay".into(), 3)
+            ]
         );
         let refused = parse_with(body, &mut |ty, len| {
             if ty == "event" && len > 1 {

@@ -288,8 +288,7 @@ pub async fn serve(
         tracing::info!("Shutting down: no new connections; draining requests, jobs and writes.");
         let _ = stop_tx.send(true);
     };
-    let (main_result, otlp_result, ()) =
-        tokio::join!(main, otlp, trigger);
+    let (main_result, otlp_result, ()) = tokio::join!(main, otlp, trigger);
     main_result?;
     otlp_result?;
     let _ = scheduler.await;

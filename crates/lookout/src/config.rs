@@ -304,7 +304,10 @@ mod tests {
         .unwrap();
         let (ingest, listener) = limits(&file.limits, None).unwrap();
         assert_eq!(listener.max_connections, 20);
-        assert_eq!(listener.header_read_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(
+            listener.header_read_timeout,
+            std::time::Duration::from_secs(2)
+        );
         assert_eq!(ingest.max_envelope_bytes, 1 << 20);
         let bad: FileConfig = toml::from_str(
             "[limits]\nidle_timeout = \"soon\"\nmax_event_bytes = 9999999\nmax_connections = 0",

@@ -117,8 +117,7 @@ fn run(cli: Cli) -> Result<()> {
         match cli.command {
             Command::Serve(args) => {
                 let (listen, otlp_listen, public_url) = config::listeners(&args, &file);
-                let (ingest_limits, listener_limits) =
-                    config::limits(&file.limits, open_files)?;
+                let (ingest_limits, listener_limits) = config::limits(&file.limits, open_files)?;
                 let cfg = lookout_server::runtime::ServeConfig {
                     database_url: storage.url,
                     data_location: storage.display,

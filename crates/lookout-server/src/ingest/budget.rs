@@ -38,7 +38,8 @@ impl IngestLimits {
     /// Every problem with these limits, for the config file's error message.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if self.max_event_bytes == 0 || self.max_event_bytes > lookout_protocol::event::MAX_EVENT_BYTES
+        if self.max_event_bytes == 0
+            || self.max_event_bytes > lookout_protocol::event::MAX_EVENT_BYTES
         {
             out.push(format!(
                 "limits.max_event_bytes must be between 1 and {} (events are parsed whole)",

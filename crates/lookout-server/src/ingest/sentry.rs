@@ -368,7 +368,10 @@ async fn ingest_inner(
     let (env, _decoded) = blocking(move || {
         let mut held = parse_budget.reservation();
         let identity = matches!(
-            encoding.as_deref().map(|e| e.trim().to_ascii_lowercase()).as_deref(),
+            encoding
+                .as_deref()
+                .map(|e| e.trim().to_ascii_lowercase())
+                .as_deref(),
             None | Some("" | "identity" | "utf-8")
         );
         let decoded: Bytes = if identity {
@@ -553,7 +556,11 @@ fn item_label(kind: &str) -> &'static str {
         "statsd",
         "metric_buckets",
     ];
-    KNOWN.iter().find(|k| **k == kind).copied().unwrap_or("other")
+    KNOWN
+        .iter()
+        .find(|k| **k == kind)
+        .copied()
+        .unwrap_or("other")
 }
 
 /// Whether an item of `kind` and `len` bytes is kept: each kind has its own cap. Events and
@@ -700,10 +707,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, Refusal> {
     tokio::task::spawn_blocking(work).await.map_err(|e| {
         tracing::error!(error = %e, "Ingest decoding task failed.");
-        Refusal(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal error".into(),
-        )
+        Refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
     })
 }
 

@@ -40,7 +40,8 @@ async fn made_up_methods_do_not_grow_metrics(backend: Backend) {
     let mut buf = vec![0u8; 65536];
     for i in 0..2_000u32 {
         let req = format!("XM{i:08X} /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-        if sock.write_all(req.as_bytes()).await.is_err() || sock.read(&mut buf).await.unwrap_or(0) == 0
+        if sock.write_all(req.as_bytes()).await.is_err()
+            || sock.read(&mut buf).await.unwrap_or(0) == 0
         {
             sock = TcpStream::connect(addr(&s)).await.unwrap();
         }
@@ -91,10 +92,7 @@ async fn a_slow_header_connection_is_closed_after_the_header_read_timeout(backen
         }
     }
     // The server itself is fine.
-    assert_eq!(
-        reqwest::get(s.at("/healthz")).await.unwrap().status(),
-        200
-    );
+    assert_eq!(reqwest::get(s.at("/healthz")).await.unwrap().status(), 200);
 }
 
 /// Runs `lookout` with a soft open-file limit of 1,024 (what many service managers still give):
