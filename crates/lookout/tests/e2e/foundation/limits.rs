@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 crate::both!(
     made_up_methods_do_not_grow_metrics,
     a_slow_header_connection_is_closed_after_the_header_read_timeout,
+    a_stalled_upload_is_closed_after_the_idle_timeout,
     healthz_answers_while_2000_idle_connections_are_open,
     past_the_connection_cap_a_new_connection_gets_503,
 );
@@ -92,6 +93,38 @@ async fn a_slow_header_connection_is_closed_after_the_header_read_timeout(backen
         }
     }
     // The server itself is fine.
+    assert_eq!(reqwest::get(s.at("/healthz")).await.unwrap().status(), 200);
+}
+
+async fn a_stalled_upload_is_closed_after_the_idle_timeout(backend: Backend) {
+    let (s, _dir) = with_limits(
+        backend,
+        "idle_timeout = \"1s\"\nheader_read_timeout = \"60s\"\n",
+    )
+    .await;
+    let key = s
+        .dsn
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split('@').next())
+        .unwrap()
+        .to_string();
+    let mut sock = TcpStream::connect(addr(&s)).await.unwrap();
+    // Headers and the first bytes of a 100 KB body, then nothing: the upload stalls.
+    sock.write_all(
+        format!(
+            "POST /api/1/envelope/ HTTP/1.1\r\nHost: x\r\nX-Sentry-Auth: Sentry sentry_key={key}\r\nContent-Length: 100000\r\n\r\n{{}}\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(30), sock.read_to_end(&mut out)).await;
+    assert!(
+        closed.is_ok(),
+        "a stalled upload was still open after 30 s (idle timeout 1 s)"
+    );
     assert_eq!(reqwest::get(s.at("/healthz")).await.unwrap().status(), 200);
 }
 
