@@ -57,6 +57,10 @@ fn header_line(line: &[u8], what: &str) -> Result<Map<String, Value>, ProtocolEr
     }
 }
 
+fn item_type(headers: &Map<String, Value>) -> &str {
+    headers.get("type").and_then(Value::as_str).unwrap_or("")
+}
+
 /// The line starting at `from`: its end (exclusive) and where the next line starts.
 fn line_at(body: &[u8], from: usize) -> (usize, usize) {
     match body
@@ -68,8 +72,19 @@ fn line_at(body: &[u8], from: usize) -> (usize, usize) {
     }
 }
 
-/// Parses an envelope.
+/// Parses an envelope, keeping every item.
 pub fn parse(body: &[u8]) -> Result<Envelope, ProtocolError> {
+    parse_with(body, &mut |_, _| Ok(true))
+}
+
+/// Parses an envelope, asking `keep(type, payload size)` about each item before its payload is
+/// copied: `Ok(true)` keeps it, `Ok(false)` leaves it out (an item type the caller skips, an
+/// attachment over its cap), an error refuses the envelope (an event over its cap). This is how
+/// each item kind gets its own size cap without copying what would be thrown away.
+pub fn parse_with(
+    body: &[u8],
+    keep: &mut dyn FnMut(&str, usize) -> Result<bool, ProtocolError>,
+) -> Result<Envelope, ProtocolError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ProtocolError::Malformed("empty envelope".into()));
     }
@@ -109,7 +124,8 @@ pub fn parse(body: &[u8]) -> Result<Envelope, ProtocolError> {
                     .ok_or_else(|| {
                         ProtocolError::Malformed("envelope ends before the item's length".into())
                     })?;
-                let payload = body.get(pos..stop).unwrap_or_default().to_vec();
+                let keep = keep(item_type(&item_headers), len)?;
+                let payload = keep.then(|| body.get(pos..stop).unwrap_or_default().to_vec());
                 pos = stop;
                 match body.get(pos) {
                     None => {}
@@ -124,15 +140,18 @@ pub fn parse(body: &[u8]) -> Result<Envelope, ProtocolError> {
             }
             None => {
                 let (end, next) = line_at(body, pos);
-                let payload = body.get(pos..end).unwrap_or_default().to_vec();
+                let keep = keep(item_type(&item_headers), end - pos)?;
+                let payload = keep.then(|| body.get(pos..end).unwrap_or_default().to_vec());
                 pos = next;
                 payload
             }
         };
-        items.push(Item {
-            headers: item_headers,
-            payload,
-        });
+        if let Some(payload) = payload {
+            items.push(Item {
+                headers: item_headers,
+                payload,
+            });
+        }
     }
     Ok(Envelope { headers, items })
 }
@@ -209,5 +228,33 @@ mod tests {
         let ok = parse(b"{}\n{\"type\":\"x\",\"length\":3}\nabc\n{\"type\":\"y\"}\n{}\n").unwrap();
         assert_eq!(ok.items.len(), 2);
         assert_eq!(parse(b"{}").unwrap().items.len(), 0);
+    }
+
+    #[test]
+    fn each_item_kind_gets_its_own_cap() {
+        let body = b"{}\n{\"type\":\"event\",\"length\":2}\n{}\n{\"type\":\"attachment\",\"length\":5}\nhello\n{\"type\":\"replay\"}\nabc\n";
+        let mut seen = Vec::new();
+        let env = parse_with(body, &mut |ty, len| {
+            seen.push((ty.to_string(), len));
+            Ok(ty == "event")
+        })
+        .unwrap();
+        assert_eq!(env.items.len(), 1);
+        assert_eq!(
+            seen,
+            [
+                ("event".into(), 2),
+                ("attachment".into(), 5),
+                ("replay".into(), 3)
+            ]
+        );
+        let refused = parse_with(body, &mut |ty, len| {
+            if ty == "event" && len > 1 {
+                Err(ProtocolError::TooLarge("event".into()))
+            } else {
+                Ok(true)
+            }
+        });
+        assert!(matches!(refused, Err(ProtocolError::TooLarge(_))));
     }
 }

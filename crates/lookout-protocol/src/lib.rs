@@ -33,4 +33,7 @@ pub enum ProtocolError {
     /// An encoding we do not know (415 would be pedantic; Sentry answers 400).
     #[error("unsupported content encoding {0:?}")]
     UnsupportedEncoding(String),
+    /// The caller's memory budget refused more output (503 with `Retry-After`).
+    #[error("the server's decompression budget is spent; retry later")]
+    OverBudget,
 }

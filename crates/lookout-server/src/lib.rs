@@ -14,6 +14,7 @@ pub mod dbhealth;
 pub mod error;
 pub mod extract;
 pub mod ingest;
+pub mod listener;
 pub mod nrql;
 pub mod observe;
 pub mod otlp;

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -44,13 +44,18 @@ pub fn metrics_handle() -> PrometheusHandle {
 
 /// Counts and times each request under its route pattern (never the raw path: ids in paths
 /// would create a time series per id).
+///
+/// Every label is bounded: the route is a pattern of the router or `unmatched`, the method one of
+/// the standard nine or `other`, the status a number below 1000. The exporter keeps every series
+/// it has seen for the life of the process, so a label taken from the request as sent (a made-up
+/// method such as `XYZ123`) would let any client grow memory and `/metrics` without bound.
 pub async fn track_requests(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
-    let method = req.method().as_str().to_string();
+    let method = method_label(req.method());
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();
     metrics::counter!("lookout_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
@@ -58,6 +63,22 @@ pub async fn track_requests(req: Request, next: Next) -> Response {
     metrics::histogram!("lookout_http_request_duration_seconds", "route" => route)
         .record(started.elapsed().as_secs_f64());
     res
+}
+
+/// The `method` label: a standard method by name, anything else as `other`.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 /// `GET /healthz`: the process is up and serving.

@@ -2,7 +2,6 @@
 //! write queue, the job scheduler and both listeners, prints the banner, and on shutdown stops
 //! accepting, drains in-flight requests, finishes running jobs and flushes the write queue.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,6 +55,10 @@ pub struct ServeConfig {
     pub backup: Option<BackupServe>,
     /// How often Lookout's own backup is restored and checked (`--backup-drill-interval`).
     pub backup_drill_every: Duration,
+    /// Sentry ingest size limits and in-flight memory budget (`limits` in the config file).
+    pub ingest_limits: crate::ingest::budget::IngestLimits,
+    /// Connection cap and timeouts of both listeners (`limits` in the config file).
+    pub listener_limits: crate::listener::ListenerLimits,
 }
 
 /// `--backup-dir` and its settings.
@@ -135,12 +138,13 @@ pub async fn serve(
         data_location: cfg.data_location.clone(),
         session_ttl_ms: SESSION_TTL_MS,
     };
-    let state = AppState::new(
+    let state = AppState::with_ingest_limits(
         store.clone(),
         writer.queue(),
         settings.clone(),
         metrics.clone(),
         sealer.clone(),
+        cfg.ingest_limits,
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -262,21 +266,29 @@ pub async fn serve(
     }
     tracing::info!(addr = %addr, otlp = %otlp_addr, storage = store.backend().name(), "Lookout is ready.");
 
-    // The peer address is recorded on each request: the login throttle counts by client.
-    let main = axum::serve(
+    let connections = crate::listener::ConnectionBudget::new(cfg.listener_limits.max_connections);
+    let main = crate::listener::serve(
         listener,
-        crate::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(wait_for(stop_rx.clone()));
-    let otlp = axum::serve(otlp_listener, crate::otlp::app(state))
-        .with_graceful_shutdown(wait_for(stop_rx.clone()));
+        crate::app(state.clone()),
+        "main",
+        cfg.listener_limits,
+        connections.clone(),
+        wait_for(stop_rx.clone()),
+    );
+    let otlp = crate::listener::serve(
+        otlp_listener,
+        crate::otlp::app(state),
+        "otlp",
+        cfg.listener_limits,
+        connections,
+        wait_for(stop_rx.clone()),
+    );
     let trigger = async {
         shutdown.await;
         tracing::info!("Shutting down: no new connections; draining requests, jobs and writes.");
         let _ = stop_tx.send(true);
     };
-    let (main_result, otlp_result, ()) =
-        tokio::join!(main.into_future(), otlp.into_future(), trigger);
+    let (main_result, otlp_result, ()) = tokio::join!(main, otlp, trigger);
     main_result?;
     otlp_result?;
     let _ = scheduler.await;

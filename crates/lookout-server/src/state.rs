@@ -44,19 +44,39 @@ struct Inner {
     metrics: PrometheusHandle,
     ingest_limits: crate::ingest::sentry::RateLimiter,
     ingest_keys: crate::ingest::sentry::KeyCache,
+    ingest_budget: crate::ingest::budget::ByteBudget,
     login_throttle: crate::auth::LoginThrottle,
     sealer: lookout_core::seal::Sealer,
     alerting: crate::alerting::Alerting,
 }
 
 impl AppState {
-    /// Bundles the parts.
+    /// Bundles the parts, with the default ingest limits.
     pub fn new(
         store: Store,
         writes: WriteQueue,
         settings: HttpSettings,
         metrics: PrometheusHandle,
         sealer: lookout_core::seal::Sealer,
+    ) -> Self {
+        Self::with_ingest_limits(
+            store,
+            writes,
+            settings,
+            metrics,
+            sealer,
+            crate::ingest::budget::IngestLimits::default(),
+        )
+    }
+
+    /// Bundles the parts, with these ingest limits.
+    pub fn with_ingest_limits(
+        store: Store,
+        writes: WriteQueue,
+        settings: HttpSettings,
+        metrics: PrometheusHandle,
+        sealer: lookout_core::seal::Sealer,
+        limits: crate::ingest::budget::IngestLimits,
     ) -> Self {
         AppState {
             inner: Arc::new(Inner {
@@ -71,6 +91,7 @@ impl AppState {
                 metrics,
                 ingest_limits: Default::default(),
                 ingest_keys: Default::default(),
+                ingest_budget: crate::ingest::budget::ByteBudget::new(limits),
                 login_throttle: Default::default(),
                 sealer,
             }),
@@ -99,6 +120,10 @@ impl AppState {
     /// Recently looked-up DSN keys.
     pub fn ingest_keys(&self) -> &crate::ingest::sentry::KeyCache {
         &self.inner.ingest_keys
+    }
+    /// The memory budget and size limits of Sentry ingest.
+    pub fn ingest_budget(&self) -> &crate::ingest::budget::ByteBudget {
+        &self.inner.ingest_budget
     }
     /// Seals stored credentials.
     pub fn sealer(&self) -> &lookout_core::seal::Sealer {

@@ -11,6 +11,8 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 use crate::cli::{CommonArgs, LogFormat, ServeArgs};
+use lookout_server::ingest::budget::IngestLimits;
+use lookout_server::listener::ListenerLimits;
 
 /// The optional configuration file.
 #[derive(Debug, Default, Deserialize)]
@@ -31,6 +33,9 @@ pub struct FileConfig {
     /// Uptime checks: outbound policy and concurrency.
     #[serde(default)]
     pub uptime: UptimeFileConfig,
+    /// What clients can make the server hold: body sizes, memory, connections, timeouts.
+    #[serde(default)]
+    pub limits: LimitsFileConfig,
     /// Monitors declared as code: accepted here, read and reconciled by the server (also on
     /// SIGHUP), which owns their format.
     #[serde(default, rename = "monitors")]
@@ -55,6 +60,95 @@ pub struct UptimeFileConfig {
     pub allow_networks: Vec<String>,
     /// Checks in flight at once (default 1024).
     pub max_concurrent_checks: Option<usize>,
+}
+
+/// The `limits` section (Relay's names where Relay has the setting; docs/operations.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFileConfig {
+    /// Largest Sentry envelope, on the wire and decompressed (default 20 MiB).
+    pub max_envelope_bytes: Option<usize>,
+    /// Largest event or transaction, and `/store/` body (default and most 1 MiB).
+    pub max_event_bytes: Option<usize>,
+    /// Largest attachment kept; larger ones are dropped (default 20 MiB).
+    pub max_attachment_bytes: Option<usize>,
+    /// Memory all Sentry ingest requests may hold at once (default 64 MiB).
+    pub max_inflight_bytes: Option<usize>,
+    /// Open connections across both listeners (default 4096, lowered to fit the open-file limit).
+    pub max_connections: Option<usize>,
+    /// Time for a request's headers to arrive, e.g. "10s" (default 10 s).
+    pub header_read_timeout: Option<String>,
+    /// Time without a byte moving while waiting on the client, e.g. "60s" (default 60 s).
+    pub idle_timeout: Option<String>,
+}
+
+/// File descriptors kept for storage, uptime checks and outbound calls when the connection cap
+/// is derived from the open-file limit.
+const FDS_KEPT_BACK: u64 = 256;
+
+/// Resolves the `limits` section, reporting every bad value at once. `open_files` is the
+/// process's open-file limit (after raising it); the default connection cap stays below it.
+pub fn limits(
+    file: &LimitsFileConfig,
+    open_files: Option<u64>,
+) -> Result<(IngestLimits, ListenerLimits)> {
+    let d = IngestLimits::default();
+    let ingest = IngestLimits {
+        max_envelope_bytes: file.max_envelope_bytes.unwrap_or(d.max_envelope_bytes),
+        max_event_bytes: file.max_event_bytes.unwrap_or(d.max_event_bytes),
+        max_attachment_bytes: file.max_attachment_bytes.unwrap_or(d.max_attachment_bytes),
+        inflight_bytes: file.max_inflight_bytes.unwrap_or(d.inflight_bytes),
+    };
+    let mut problems = ingest.problems();
+    let ld = ListenerLimits::default();
+    let fitting = open_files
+        .map(|n| usize::try_from(n.saturating_sub(FDS_KEPT_BACK).max(16)).unwrap_or(usize::MAX));
+    let max_connections = match (file.max_connections, fitting) {
+        (Some(0), _) => {
+            problems.push("limits.max_connections must be at least 1".into());
+            1
+        }
+        (Some(n), Some(fit)) if n > fit => {
+            tracing::warn!(
+                max_connections = n,
+                open_files = open_files.unwrap_or(0),
+                "limits.max_connections is above what the open-file limit leaves; past the limit, connections fail instead of getting 503."
+            );
+            n
+        }
+        (Some(n), _) => n,
+        (None, Some(fit)) => ld.max_connections.min(fit),
+        (None, None) => ld.max_connections,
+    };
+    let mut timeout = |name: &str, value: &Option<String>, default| match value {
+        None => default,
+        Some(v) => match humantime::parse_duration(v.trim()) {
+            Ok(d) if !d.is_zero() => d,
+            _ => {
+                problems.push(format!(
+                    "limits.{name}: {v:?} is not a duration above zero (write e.g. 10s)"
+                ));
+                default
+            }
+        },
+    };
+    let header_read_timeout = timeout(
+        "header_read_timeout",
+        &file.header_read_timeout,
+        ld.header_read_timeout,
+    );
+    let idle_timeout = timeout("idle_timeout", &file.idle_timeout, ld.idle_timeout);
+    if !problems.is_empty() {
+        bail!("{}", problems.join("; "));
+    }
+    Ok((
+        ingest,
+        ListenerLimits {
+            max_connections,
+            header_read_timeout,
+            idle_timeout,
+        },
+    ))
 }
 
 /// The config file in use: `--config FILE`, or `./lookout.toml` if it exists.
@@ -212,6 +306,33 @@ mod tests {
         assert_eq!(ok.listen, Some("0.0.0.0:9000".parse().unwrap()));
         assert_eq!(ok.log_format, Some(LogFormat::Json));
         assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
+    }
+
+    #[test]
+    fn limits_default_to_fit_the_open_file_limit_and_bad_values_are_all_reported() {
+        let (ingest, listener) = limits(&LimitsFileConfig::default(), Some(1024)).unwrap();
+        assert_eq!(ingest, IngestLimits::default());
+        assert_eq!(listener.max_connections, 1024 - 256);
+        let file: FileConfig = toml::from_str(
+            "[limits]\nmax_connections = 20\nheader_read_timeout = \"2s\"\nmax_envelope_bytes = 1048576\nmax_inflight_bytes = 4194304",
+        )
+        .unwrap();
+        let (ingest, listener) = limits(&file.limits, None).unwrap();
+        assert_eq!(listener.max_connections, 20);
+        assert_eq!(
+            listener.header_read_timeout,
+            std::time::Duration::from_secs(2)
+        );
+        assert_eq!(ingest.max_envelope_bytes, 1 << 20);
+        let bad: FileConfig = toml::from_str(
+            "[limits]\nidle_timeout = \"soon\"\nmax_event_bytes = 9999999\nmax_connections = 0",
+        )
+        .unwrap();
+        let err = limits(&bad.limits, None).unwrap_err().to_string();
+        for part in ["idle_timeout", "max_event_bytes", "max_connections"] {
+            assert!(err.contains(part), "{err}");
+        }
+        assert!(toml::from_str::<FileConfig>("[limits]\nmax_conections = 1").is_err());
     }
 
     #[test]

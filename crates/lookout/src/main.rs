@@ -27,6 +27,30 @@ use lookout_store::{tenancy, Store};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Raises the soft open-file limit to the hard one and returns it (Linux and BSD; `None` when
+/// unknown). Every connection is a file descriptor, and distributions still start services with
+/// a soft limit of 1,024: 2,000 idle connections then made `accept` fail and `/healthz` time out.
+fn raise_open_file_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let limit = getrlimit(Resource::Nofile);
+    let soft = limit.current.unwrap_or(u64::MAX);
+    if limit.current.is_some() && limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => {
+                let now = limit.maximum.unwrap_or(u64::MAX);
+                tracing::info!(from = soft, to = now, "Raised the open-file limit.");
+                return now;
+            }
+            Err(e) => tracing::warn!(error = %e, soft, "Cannot raise the open-file limit."),
+        }
+    }
+    soft
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     if let Command::Load(cmd) = cli.command {
@@ -82,6 +106,7 @@ fn run(cli: Cli) -> Result<()> {
         ));
     }
     let storage = config::storage(&cli.common, &file)?;
+    let open_files = matches!(cli.command, Command::Serve(_)).then(raise_open_file_limit);
     // Two worker threads match the machines Lookout targets and keep idle memory low.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -92,6 +117,7 @@ fn run(cli: Cli) -> Result<()> {
         match cli.command {
             Command::Serve(args) => {
                 let (listen, otlp_listen, public_url) = config::listeners(&args, &file);
+                let (ingest_limits, listener_limits) = config::limits(&file.limits, open_files)?;
                 let cfg = lookout_server::runtime::ServeConfig {
                     database_url: storage.url,
                     data_location: storage.display,
@@ -118,6 +144,8 @@ fn run(cli: Cli) -> Result<()> {
                         }
                     }),
                     backup_drill_every: args.backup_drill_interval,
+                    ingest_limits,
+                    listener_limits,
                 };
                 lookout_server::runtime::serve(cfg, shutdown_signal()).await?;
             }

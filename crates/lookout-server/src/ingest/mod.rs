@@ -1,3 +1,4 @@
 //! Ingest endpoints for protocols SDKs speak (Sentry today; OTLP arrives with APM).
 
+pub mod budget;
 pub mod sentry;

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use crate::ingest::budget::{ByteBudget, IngestLimits, Reservation};
 use crate::state::AppState;
 use lookout_core::time::now_ms;
 use lookout_protocol::event::{self, Clock};
@@ -22,12 +23,10 @@ use lookout_store::errors::process::ingest_writes;
 use lookout_store::errors::NewAttachment;
 use lookout_store::{tenancy, StoreError};
 
-/// Largest body read off the wire, and largest envelope after decompression (Relay's limit).
-pub const MAX_ENVELOPE_BYTES: usize = 200 * 1024 * 1024;
-/// Largest attachment kept; larger ones are dropped (the event is still kept).
-pub const MAX_ATTACHMENT_BYTES: usize = 20 * 1024 * 1024;
 /// Largest session, check-in or client-report item.
 const MAX_SMALL_ITEM_BYTES: usize = 100 * 1024;
+/// Largest envelope header (the first line); SDKs send well under 2 KiB.
+const MAX_ENVELOPE_HEADER_BYTES: usize = 64 * 1024;
 
 /// Per-project ingest rate limits: a fixed one-minute window per project, counted in this
 /// process. With several replicas each enforces the limit on its share of the traffic, which is
@@ -143,6 +142,7 @@ impl From<ProtocolError> for Refusal {
     fn from(e: ProtocolError) -> Self {
         match e {
             ProtocolError::TooLarge(m) => Refusal(StatusCode::PAYLOAD_TOO_LARGE, m),
+            ProtocolError::OverBudget => over_budget(),
             other => Refusal(StatusCode::BAD_REQUEST, other.to_string()),
         }
     }
@@ -292,10 +292,7 @@ async fn ingest(
         Ok(r) => r.status().as_u16(),
         Err(Refusal(s, _)) => s.as_u16(),
     };
-    let encoding = header_str(headers, "content-encoding")
-        .map(|e| e.trim().to_ascii_lowercase())
-        .filter(|e| !e.is_empty())
-        .unwrap_or_else(|| "identity".into());
+    let encoding = encoding_label(header_str(headers, "content-encoding"));
     let endpoint = match endpoint {
         Endpoint::Envelope => "envelope",
         Endpoint::Store => "store",
@@ -313,64 +310,119 @@ async fn ingest_inner(
     body: Body,
 ) -> Result<Response, Refusal> {
     let received = now_ms();
+    let budget = state.ingest_budget().clone();
+    let limits = *budget.limits();
     let project_id: i64 = project.parse().map_err(|_| {
         Refusal(
             StatusCode::BAD_REQUEST,
             "project id in the path must be a number".into(),
         )
     })?;
-    let raw: Bytes = axum::body::to_bytes(body, MAX_ENVELOPE_BYTES)
-        .await
-        .map_err(|_| {
-            Refusal(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "envelope exceeded size limits".into(),
-            )
-        })?;
-    let decoded = decompress::decode(
-        header_str(headers, "content-encoding"),
-        &raw,
-        MAX_ENVELOPE_BYTES,
-    )?;
-    // Parse first: the envelope header may carry the DSN, one of the places keys come from.
-    let env = match endpoint {
-        Endpoint::Envelope => envelope::parse(&decoded)?,
-        Endpoint::Store => {
-            let json = legacy::event_json(&decoded, event::MAX_EVENT_BYTES)?;
-            let mut item_headers = serde_json::Map::new();
-            item_headers.insert("type".into(), Value::String("event".into()));
-            envelope::Envelope {
-                headers: serde_json::Map::new(),
-                items: vec![envelope::Item {
-                    headers: item_headers,
-                    payload: json,
-                }],
-            }
-        }
-    };
-    let key = auth::agree(&[
+    // A key in a header or the query string is checked before a byte of the body is read, so an
+    // unknown key costs a cache lookup, not a body read and a decompression.
+    let outer_key = auth::agree(&[
         header_str(headers, "x-sentry-auth").and_then(auth::key_from_sentry_auth),
         header_str(headers, "authorization").and_then(auth::key_from_authorization),
         query.and_then(auth::key_from_query),
-        env.header_str("dsn").and_then(auth::key_from_dsn),
     ])
-    .map_err(|e| Refusal(StatusCode::UNAUTHORIZED, e.to_string()))?
-    .ok_or_else(|| {
-        Refusal(
-            StatusCode::UNAUTHORIZED,
-            "missing authorization information".into(),
-        )
-    })?;
-    let rate_limit = match state.ingest_keys().lookup(state, &key, received).await {
-        Ok(Some((pid, limit))) if pid == project_id => limit,
-        Ok(_) => {
-            return Err(Refusal(
-                StatusCode::FORBIDDEN,
-                "event submission rejected with_reason: ProjectId or key".into(),
-            ))
-        }
-        Err(e) => return Err(storage_unavailable("Key lookup failed.", &e)),
+    .map_err(|e| Refusal(StatusCode::UNAUTHORIZED, e.to_string()))?;
+    let mut rate_limit = None;
+    match (&outer_key, endpoint) {
+        (Some(key), _) => rate_limit = check_key(state, key, project_id, received).await?,
+        // The legacy store body has no envelope header, so nowhere else a key could be.
+        (None, Endpoint::Store) => return Err(missing_key()),
+        (None, Endpoint::Envelope) => {}
+    }
+    let cap = match endpoint {
+        Endpoint::Envelope => limits.max_envelope_bytes,
+        Endpoint::Store => limits.max_event_bytes,
     };
+    let encoding = header_str(headers, "content-encoding").map(str::to_string);
+    let mut wire = budget.reservation();
+    let raw = read_body(body, headers, cap, &budget, &mut wire).await?;
+    if outer_key.is_none() {
+        // The key can only be in the envelope header, the first line: inflate just that line
+        // (a bomb is not inflated before its sender is known), check the key, then go on.
+        let enc = encoding.clone();
+        let head = raw.clone();
+        let line = blocking(move || {
+            decompress::decode_first_line(enc.as_deref(), &head, MAX_ENVELOPE_HEADER_BYTES)
+        })
+        .await??;
+        let dsn: Value = serde_json::from_slice(&line).map_err(|e| {
+            Refusal(
+                StatusCode::BAD_REQUEST,
+                format!("envelope header is not valid JSON: {e}"),
+            )
+        })?;
+        let key = dsn
+            .get("dsn")
+            .and_then(Value::as_str)
+            .and_then(auth::key_from_dsn)
+            .ok_or_else(missing_key)?;
+        rate_limit = check_key(state, &key, project_id, received).await?;
+    }
+    // Decompressing and parsing run on the blocking pool: a large or slow-to-inflate body must
+    // not stall the async workers that answer every other request (health checks included).
+    let parse_budget = budget.clone();
+    let (env, _decoded) = blocking(move || {
+        let mut held = parse_budget.reservation();
+        let identity = matches!(
+            encoding
+                .as_deref()
+                .map(|e| e.trim().to_ascii_lowercase())
+                .as_deref(),
+            None | Some("" | "identity" | "utf-8")
+        );
+        let decoded: Bytes = if identity {
+            if raw.len() > cap {
+                return Err(too_large(cap));
+            }
+            raw
+        } else {
+            let out = decompress::decode_budgeted(encoding.as_deref(), &raw, cap, &mut |n| {
+                parse_budget.reserve(&mut held, n)
+            })?;
+            drop(raw);
+            Bytes::from(out)
+        };
+        let env = match endpoint {
+            Endpoint::Envelope => envelope::parse_with(&decoded, &mut |ty, len| {
+                let keep = item_cap(&limits, project_id, ty, len)?;
+                if keep && !parse_budget.reserve(&mut held, len) {
+                    return Err(ProtocolError::OverBudget);
+                }
+                Ok(keep)
+            })?,
+            Endpoint::Store => {
+                let json = legacy::event_json(&decoded, limits.max_event_bytes)?;
+                let mut item_headers = serde_json::Map::new();
+                item_headers.insert("type".into(), Value::String("event".into()));
+                envelope::Envelope {
+                    headers: serde_json::Map::new(),
+                    items: vec![envelope::Item {
+                        headers: item_headers,
+                        payload: json,
+                    }],
+                }
+            }
+        };
+        Ok::<_, ProtocolError>((env, held))
+    })
+    .await??;
+    drop(wire);
+    // A key in the envelope header must agree with one sent outside it (Relay does the same).
+    if let (Some(outer), Some(inner)) = (
+        &outer_key,
+        env.header_str("dsn").and_then(auth::key_from_dsn),
+    ) {
+        if *outer != inner {
+            return Err(Refusal(
+                StatusCode::UNAUTHORIZED,
+                "multiple different sentry keys in one request".into(),
+            ));
+        }
+    }
     // Events and transactions count against the project's rate limit; sessions, check-ins and
     // client reports never do (Sentry never rate-limits check-ins either).
     let counted = env
@@ -392,7 +444,7 @@ async fn ingest_inner(
     let mut answer_id: Option<String> = None;
     for item in &env.items {
         let kind = item.ty();
-        metrics::counter!("lookout_ingest_items_total", "type" => kind.to_string()).increment(1);
+        metrics::counter!("lookout_ingest_items_total", "type" => item_label(kind)).increment(1);
         match kind {
             "event" => {
                 let ev = event::parse_event(&item.payload, envelope_event_id, &clock)?;
@@ -404,12 +456,6 @@ async fn ingest_inner(
                 ));
             }
             "transaction" => {
-                if item.payload.len() > event::MAX_EVENT_BYTES {
-                    return Err(Refusal(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "transaction exceeds 1 MiB".into(),
-                    ));
-                }
                 let v = json_object(&item.payload, kind)?;
                 let id = envelope_event_id
                     .or_else(|| v.get("event_id").and_then(Value::as_str))
@@ -418,24 +464,10 @@ async fn ingest_inner(
                 items.push(("transaction".to_string(), id, v.to_string()));
             }
             "session" | "sessions" | "check_in" | "client_report" => {
-                if item.payload.len() > MAX_SMALL_ITEM_BYTES {
-                    return Err(Refusal(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!("{kind} item exceeds size limits"),
-                    ));
-                }
                 let v = json_object(&item.payload, kind)?;
                 items.push((kind.to_string(), None, v.to_string()));
             }
             "attachment" => {
-                if item.payload.len() > MAX_ATTACHMENT_BYTES {
-                    tracing::info!(
-                        project = project_id,
-                        size = item.payload.len(),
-                        "Attachment over the size cap dropped."
-                    );
-                    continue;
-                }
                 let Some(event_id) = envelope_event_id.and_then(event::normalize_id) else {
                     continue;
                 };
@@ -482,6 +514,201 @@ async fn ingest_inner(
         None => json!({}),
     };
     Ok((StatusCode::OK, Json(body)).into_response())
+}
+
+/// The `encoding` label: one of the encodings we decode, or `other` (the header is the client's
+/// to choose, and every distinct label value is a series kept for the life of the process).
+fn encoding_label(header: Option<&str>) -> &'static str {
+    match header
+        .map(|e| e.trim().to_ascii_lowercase())
+        .as_deref()
+        .unwrap_or("")
+    {
+        "" | "identity" | "utf-8" => "identity",
+        "gzip" | "x-gzip" => "gzip",
+        "deflate" => "deflate",
+        "br" => "br",
+        "zstd" => "zstd",
+        _ => "other",
+    }
+}
+
+/// The `type` label of an item: the kinds Sentry SDKs send, or `other`.
+fn item_label(kind: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "event",
+        "transaction",
+        "session",
+        "sessions",
+        "check_in",
+        "client_report",
+        "attachment",
+        "user_report",
+        "feedback",
+        "profile",
+        "profile_chunk",
+        "replay_event",
+        "replay_recording",
+        "replay_video",
+        "span",
+        "log",
+        "otel_log",
+        "statsd",
+        "metric_buckets",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| **k == kind)
+        .copied()
+        .unwrap_or("other")
+}
+
+/// Whether an item of `kind` and `len` bytes is kept: each kind has its own cap. Events and
+/// transactions over theirs refuse the envelope (413, as Relay does), an attachment over its
+/// cap is dropped with a log line, and kinds Lookout does not store are left out uncopied.
+fn item_cap(
+    limits: &IngestLimits,
+    project: i64,
+    kind: &str,
+    len: usize,
+) -> Result<bool, ProtocolError> {
+    match kind {
+        "event" | "transaction" if len > limits.max_event_bytes => Err(ProtocolError::TooLarge(
+            format!("{kind} exceeds {} bytes", limits.max_event_bytes),
+        )),
+        "event" | "transaction" => Ok(true),
+        "session" | "sessions" | "check_in" | "client_report" if len > MAX_SMALL_ITEM_BYTES => Err(
+            ProtocolError::TooLarge(format!("{kind} item exceeds size limits")),
+        ),
+        "session" | "sessions" | "check_in" | "client_report" => Ok(true),
+        "attachment" if len > limits.max_attachment_bytes => {
+            tracing::info!(project, size = len, "Attachment over the size cap dropped.");
+            Ok(false)
+        }
+        "attachment" => Ok(true),
+        // Logs, profiles, replays, spans, feedback, …: accepted and skipped, never an error.
+        _ => Ok(false),
+    }
+}
+
+/// Checks a DSN key against the project in the path: its rate limit, or 403 (401-class answers
+/// come before: a missing key is 401).
+async fn check_key(
+    state: &AppState,
+    key: &str,
+    project_id: i64,
+    now: i64,
+) -> Result<Option<i64>, Refusal> {
+    match state.ingest_keys().lookup(state, key, now).await {
+        Ok(Some((pid, limit))) if pid == project_id => Ok(limit),
+        Ok(_) => Err(Refusal(
+            StatusCode::FORBIDDEN,
+            "event submission rejected with_reason: ProjectId or key".into(),
+        )),
+        Err(e) => Err(storage_unavailable("Key lookup failed.", &e)),
+    }
+}
+
+fn missing_key() -> Refusal {
+    Refusal(
+        StatusCode::UNAUTHORIZED,
+        "missing authorization information".into(),
+    )
+}
+
+fn too_large(cap: usize) -> ProtocolError {
+    ProtocolError::TooLarge(format!("envelope exceeds {cap} bytes"))
+}
+
+/// The in-flight byte budget is spent: 503 with `Retry-After`, which SDKs honour.
+fn over_budget() -> Refusal {
+    Refusal(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server is busy; retry later".into(),
+    )
+}
+
+/// Reads the request body under the wire cap, reserving from the budget before it is held.
+/// A declared `Content-Length` over the cap is refused without reading; otherwise that length is
+/// reserved and read into one buffer. A body without one is kept as the chunks it arrives in
+/// (no reallocation, whose old and new buffers would both be live) and joined once at the end.
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    cap: usize,
+    budget: &ByteBudget,
+    held: &mut Reservation,
+) -> Result<Bytes, Refusal> {
+    use futures_util::StreamExt;
+    let too_big = || {
+        Refusal(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "envelope exceeded size limits".into(),
+        )
+    };
+    let read_error = |e: axum::Error| {
+        Refusal(
+            StatusCode::BAD_REQUEST,
+            format!("cannot read the request body: {e}"),
+        )
+    };
+    let declared =
+        header_str(headers, "content-length").and_then(|v| v.trim().parse::<usize>().ok());
+    let mut stream = body.into_data_stream();
+    if let Some(len) = declared {
+        if len > cap {
+            return Err(too_big());
+        }
+        if !budget.reserve(held, len) {
+            return Err(over_budget());
+        }
+        let mut buf = Vec::with_capacity(len);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(read_error)?;
+            // hyper enforces the declared length; this only guards the allocation.
+            if buf.len() + chunk.len() > len {
+                return Err(too_big());
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        return Ok(Bytes::from(buf));
+    }
+    let mut chunks = Vec::new();
+    let mut chunks_held = budget.reservation();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(read_error)?;
+        total += chunk.len();
+        if total > cap {
+            return Err(too_big());
+        }
+        if !budget.reserve(&mut chunks_held, chunk.len()) {
+            return Err(over_budget());
+        }
+        chunks.push(chunk);
+    }
+    if chunks.len() == 1 {
+        budget.transfer(&mut chunks_held, held);
+        return Ok(chunks.pop().unwrap_or_default());
+    }
+    if !budget.reserve(held, total) {
+        return Err(over_budget());
+    }
+    let mut buf = Vec::with_capacity(total);
+    for c in chunks {
+        buf.extend_from_slice(&c);
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Runs CPU-heavy work (decompression, parsing) on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Refusal> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        tracing::error!(error = %e, "Ingest decoding task failed.");
+        Refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+    })
 }
 
 /// Logs a storage failure (the cause stays in the log) and answers 503 so SDKs retry later.

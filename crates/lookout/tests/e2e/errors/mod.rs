@@ -3,6 +3,7 @@
 
 mod ingest;
 mod issues;
+mod limits;
 
 use std::io::Write as _;
 use std::time::Duration;

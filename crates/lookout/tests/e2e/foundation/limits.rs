@@ -1,0 +1,224 @@
+//! What one client can make the server hold: `/metrics` series from made-up methods, slow-header
+//! connections, thousands of idle connections under a low open-file limit, and the connection
+//! cap answering 503.
+
+use std::time::{Duration, Instant};
+
+use lookout_testkit::{Backend, TestServer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+crate::both!(
+    made_up_methods_do_not_grow_metrics,
+    a_slow_header_connection_is_closed_after_the_header_read_timeout,
+    a_stalled_upload_is_closed_after_the_idle_timeout,
+    healthz_answers_while_2000_idle_connections_are_open,
+    past_the_connection_cap_a_new_connection_gets_503,
+);
+
+fn addr(s: &TestServer) -> String {
+    s.url.trim_start_matches("http://").to_string()
+}
+
+/// A server with a `[limits]` section in its config file.
+async fn with_limits(backend: Backend, limits: &str) -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("lookout.toml");
+    std::fs::write(&config, format!("[limits]\n{limits}")).unwrap();
+    let s = TestServer::start_with(
+        crate::bin(),
+        backend,
+        &[],
+        &["--config", config.to_str().unwrap()],
+    )
+    .await;
+    (s, dir)
+}
+
+async fn made_up_methods_do_not_grow_metrics(backend: Backend) {
+    let s = TestServer::start(crate::bin(), backend).await;
+    let mut sock = TcpStream::connect(addr(&s)).await.unwrap();
+    let mut buf = vec![0u8; 65536];
+    for i in 0..2_000u32 {
+        let req = format!("XM{i:08X} /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        if sock.write_all(req.as_bytes()).await.is_err()
+            || sock.read(&mut buf).await.unwrap_or(0) == 0
+        {
+            sock = TcpStream::connect(addr(&s)).await.unwrap();
+        }
+    }
+    let text = reqwest::get(s.at("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("lookout_http_requests_total{"))
+        .collect();
+    assert!(
+        series.iter().all(|l| !l.contains("method=\"XM")),
+        "made-up methods became labels: {} series",
+        series.len()
+    );
+    assert!(
+        series.iter().any(|l| l.contains("method=\"other\"")),
+        "{series:#?}"
+    );
+    assert!(series.len() < 20, "{series:#?}");
+}
+
+async fn a_slow_header_connection_is_closed_after_the_header_read_timeout(backend: Backend) {
+    let (s, _dir) = with_limits(backend, "header_read_timeout = \"1s\"\n").await;
+    let mut sock = TcpStream::connect(addr(&s)).await.unwrap();
+    sock.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // One header byte every 200 ms: never idle, never finished.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut buf = [0u8; 1024];
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "a connection still sending its headers after 30 s was not closed"
+        );
+        if sock.write_all(b"X").await.is_err() {
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(200), sock.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(_)) => {} // an error answer (408) before closing is fine too
+            Err(_) => {}
+        }
+    }
+    // The server itself is fine.
+    assert_eq!(reqwest::get(s.at("/healthz")).await.unwrap().status(), 200);
+}
+
+async fn a_stalled_upload_is_closed_after_the_idle_timeout(backend: Backend) {
+    let (s, _dir) = with_limits(
+        backend,
+        "idle_timeout = \"1s\"\nheader_read_timeout = \"60s\"\n",
+    )
+    .await;
+    let key = s
+        .dsn
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split('@').next())
+        .unwrap()
+        .to_string();
+    let mut sock = TcpStream::connect(addr(&s)).await.unwrap();
+    // Headers and the first bytes of a 100 KB body, then nothing: the upload stalls.
+    sock.write_all(
+        format!(
+            "POST /api/1/envelope/ HTTP/1.1\r\nHost: x\r\nX-Sentry-Auth: Sentry sentry_key={key}\r\nContent-Length: 100000\r\n\r\n{{}}\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(30), sock.read_to_end(&mut out)).await;
+    assert!(
+        closed.is_ok(),
+        "a stalled upload was still open after 30 s (idle timeout 1 s)"
+    );
+    assert_eq!(reqwest::get(s.at("/healthz")).await.unwrap().status(), 200);
+}
+
+/// Runs `lookout` with a soft open-file limit of 1,024 (what many service managers still give):
+/// the server has to raise it itself to keep serving thousands of connections.
+fn low_nofile_wrapper(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("lookout-ulimit-1024");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\nulimit -Sn 1024\nexec '{}' \"$@\"\n",
+            crate::bin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// This test process needs room for 2,000 sockets of its own.
+fn raise_own_nofile() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let l = getrlimit(Resource::Nofile);
+    let _ = setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: l.maximum,
+            maximum: l.maximum,
+        },
+    );
+}
+
+async fn healthz_answers_while_2000_idle_connections_are_open(backend: Backend) {
+    raise_own_nofile();
+    let dir = tempfile::tempdir().unwrap();
+    let bin = low_nofile_wrapper(dir.path());
+    let s = TestServer::start(&bin, backend).await;
+    let mut idle = Vec::new();
+    for _ in 0..2_000 {
+        idle.push(TcpStream::connect(addr(&s)).await.unwrap());
+    }
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let res = c.get(s.at("/healthz")).send().await;
+    assert!(
+        matches!(&res, Ok(r) if r.status() == 200),
+        "/healthz with 2,000 idle connections open: {res:?}"
+    );
+    drop(idle);
+}
+
+async fn past_the_connection_cap_a_new_connection_gets_503(backend: Backend) {
+    let (s, _dir) = with_limits(
+        backend,
+        "max_connections = 20\nheader_read_timeout = \"60s\"\n",
+    )
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        idle.push(TcpStream::connect(addr(&s)).await.unwrap());
+    }
+    // The server accepts in order; ask until all 20 idle ones are counted.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let answer = loop {
+        let mut sock = TcpStream::connect(addr(&s)).await.unwrap();
+        let _ = sock
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await;
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), sock.read_to_end(&mut out)).await;
+        let text = String::from_utf8_lossy(&out).to_string();
+        if text.starts_with("HTTP/1.1 503") || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 1"),
+        "{answer}"
+    );
+    // Closing the idle connections frees their places.
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(r) = reqwest::get(s.at("/healthz")).await {
+            if r.status() == 200 {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "places never came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
