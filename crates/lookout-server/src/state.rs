@@ -50,13 +50,14 @@ struct Inner {
 }
 
 impl AppState {
-    /// Bundles the parts.
+    /// Bundles the parts; `outbound` is the policy every user-supplied destination is held to.
     pub fn new(
         store: Store,
         writes: WriteQueue,
         settings: HttpSettings,
         metrics: PrometheusHandle,
         sealer: lookout_core::seal::Sealer,
+        outbound: Arc<lookout_outbound::NetPolicy>,
     ) -> Self {
         AppState {
             inner: Arc::new(Inner {
@@ -64,6 +65,7 @@ impl AppState {
                     store.clone(),
                     sealer.clone(),
                     &settings.public_url,
+                    outbound,
                 ),
                 store,
                 writes,

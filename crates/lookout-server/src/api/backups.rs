@@ -209,7 +209,13 @@ pub async fn create(
         .map_err(|e| ApiError::Validation(format!("backup target: {e}")))?;
     let t = validate(&state, &b)?;
     let row = catalog::create_target(state.store(), &t).await?;
-    crate::backups::refresh_status(state.store(), state.sealer(), &row).await;
+    crate::backups::refresh_status(
+        state.store(),
+        state.sealer(),
+        state.alerting().outbound(),
+        &row,
+    )
+    .await;
     let row = catalog::get_target(state.store(), row.id).await?;
     tracing::info!(target = row.id, name = %row.spec.name, "Backup target created.");
     Ok((StatusCode::CREATED, Json(target_view(&state, &row).await?)))
@@ -288,7 +294,13 @@ pub async fn backup_now(
     let run = crate::backups::backup_target(state.store(), &t, &kind)
         .await
         .map_err(ApiError::Internal)?;
-    crate::backups::refresh_status(state.store(), state.sealer(), &t).await;
+    crate::backups::refresh_status(
+        state.store(),
+        state.sealer(),
+        state.alerting().outbound(),
+        &t,
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(run_view(&run))))
 }
 
@@ -322,7 +334,13 @@ pub async fn drill(
             })
             .transpose()?;
     let t = target(&state, id).await?;
-    let run = crate::backups::drill_target(state.store(), state.sealer(), &t, to)
+    let run = crate::backups::drill_target(
+        state.store(),
+        state.sealer(),
+        state.alerting().outbound(),
+        &t,
+        to,
+    )
         .await
         .map_err(ApiError::Internal)?;
     crate::backups::publish_drill(state.store(), &run)

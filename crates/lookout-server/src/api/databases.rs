@@ -125,8 +125,9 @@ async fn validate(
 /// at a time, under the job's lease) go on as planned.
 fn spawn_check(state: &AppState, t: TargetRow) {
     let (store, sealer) = (state.store().clone(), state.sealer().clone());
+    let policy = state.alerting().outbound().clone();
     tokio::spawn(async move {
-        if let Err(e) = crate::dbhealth::check_target(&store, &sealer, &t).await {
+        if let Err(e) = crate::dbhealth::check_target(&store, &sealer, &policy, &t).await {
             tracing::warn!(target = t.id, error = %e, "Could not store a database check.");
         }
     });

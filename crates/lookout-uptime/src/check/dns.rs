@@ -11,7 +11,7 @@ use hickory_proto::rr::{Name, RecordType};
 
 use super::Probe;
 use crate::conditions::Observation;
-use crate::netpolicy::NetPolicy;
+use lookout_outbound::NetPolicy;
 use crate::spec::MonitorSpec;
 
 /// Parses `ip`, `ip:port` or `[v6]:port` (port 53 by default).

@@ -7,7 +7,7 @@ use surge_ping::{Client, Config, PingIdentifier, PingSequence, ICMP};
 use tokio::sync::OnceCell;
 
 use super::{resolve, Probe};
-use crate::netpolicy::NetPolicy;
+use lookout_outbound::NetPolicy;
 use crate::spec::MonitorSpec;
 
 /// One socket per address family, opened on first use and shared by every ICMP monitor.

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use super::{resolve, Probe};
-use crate::netpolicy::NetPolicy;
+use lookout_outbound::NetPolicy;
 use crate::spec::MonitorSpec;
 
 pub(crate) async fn probe(policy: &NetPolicy, spec: &MonitorSpec) -> Probe {

@@ -13,7 +13,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use super::{cert_not_after, resolve, Probe};
-use crate::netpolicy::NetPolicy;
+use lookout_outbound::NetPolicy;
 use crate::spec::MonitorSpec;
 
 /// The web PKI roots and crypto provider, built once.
