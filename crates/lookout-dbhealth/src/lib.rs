@@ -11,8 +11,8 @@ pub mod ops;
 pub mod stats;
 pub mod verify;
 
-use serde::Serialize;
 use lookout_outbound::NetPolicy;
+use serde::Serialize;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use sqlx::{ConnectOptions, Connection, PgConnection, Row};
 

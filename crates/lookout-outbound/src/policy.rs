@@ -177,6 +177,9 @@ mod tests {
     fn refusals_name_the_policy() {
         let p = NetPolicy::default();
         let why = p.refuses("169.254.169.254".parse().unwrap()).unwrap();
-        assert!(why.contains("denied network") && why.contains("outbound policy"), "{why}");
+        assert!(
+            why.contains("denied network") && why.contains("outbound policy"),
+            "{why}"
+        );
     }
 }

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use lookout_core::seal::Sealer;
-use lookout_outbound::NetPolicy;
 use lookout_core::time::now_ms;
+use lookout_outbound::NetPolicy;
 use lookout_store::dbhealth::{self as dstore, QueryStat, TargetRow};
 use lookout_store::Store;
 

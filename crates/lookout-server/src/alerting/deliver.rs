@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::{links, Alerting};
-use lookout_outbound::HttpClient;
 use lookout_core::time::{iso, now_ms};
+use lookout_outbound::HttpClient;
 use lookout_store::alerting::outbox::{self, NotificationRow, MAX_ATTEMPTS};
 use lookout_store::alerting::{self as astore, incidents};
 

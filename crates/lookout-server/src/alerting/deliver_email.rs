@@ -85,9 +85,10 @@ pub async fn send_mail(
         "none" => Tls::None,
         _ => Tls::Required(tls(&host)?),
     };
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(addr.ip().to_string())
-        .port(addr.port())
-        .tls(tls);
+    let mut builder =
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(addr.ip().to_string())
+            .port(addr.port())
+            .tls(tls);
     let user = field("username");
     if !user.is_empty() {
         let password = match cfg.get("password").and_then(Value::as_str) {

@@ -341,8 +341,8 @@ pub async fn drill(
         &t,
         to,
     )
-        .await
-        .map_err(ApiError::Internal)?;
+    .await
+    .map_err(ApiError::Internal)?;
     crate::backups::publish_drill(state.store(), &run)
         .await
         .map_err(ApiError::Internal)?;

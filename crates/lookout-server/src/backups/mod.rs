@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use lookout_core::seal::Sealer;
-use lookout_outbound::NetPolicy;
 use lookout_core::time::{iso, now_ms};
+use lookout_outbound::NetPolicy;
 use lookout_store::backup::catalog::{self, NewRun, RunRow, TargetRow, BUILTIN};
 use lookout_store::backup::{self as sbackup, Target};
 use lookout_store::events;

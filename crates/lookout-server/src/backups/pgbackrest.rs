@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use lookout_outbound::NetPolicy;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::{Connection, Row};
-use lookout_outbound::NetPolicy;
 use tokio::process::Command;
 
 use lookout_store::backup::catalog::TargetRow;

@@ -60,11 +60,7 @@ pub async fn send_due(a: &Alerting, now: i64) -> Result<usize> {
     Ok(sent)
 }
 
-async fn send(
-    a: &Alerting,
-    http: &HttpClient,
-    d: &Delivery,
-) -> std::result::Result<(), String> {
+async fn send(a: &Alerting, http: &HttpClient, d: &Delivery) -> std::result::Result<(), String> {
     let (row, body) = rstore::get(a.store(), d.report_id)
         .await
         .map_err(|e| format!("report {}: {e}", d.report_id))?;

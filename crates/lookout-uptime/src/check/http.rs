@@ -4,10 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-
 use super::{cert_not_after, Probe};
-use lookout_outbound::{describe, NetPolicy};
 use crate::spec::MonitorSpec;
+use lookout_outbound::{describe, NetPolicy};
 
 /// The most body a check reads; conditions see at most this much.
 const MAX_BODY: usize = 1 << 20;

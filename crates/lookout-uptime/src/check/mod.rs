@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::conditions::{self, Observation};
-use lookout_outbound::NetPolicy;
 use crate::spec::{Kind, MonitorSpec};
+use lookout_outbound::NetPolicy;
 
 /// What one check found.
 #[derive(Debug, Clone)]
