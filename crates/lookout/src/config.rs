@@ -251,7 +251,7 @@ mod tests {
     #[test]
     fn outbound_networks_merge_the_uptime_aliases() {
         let c: FileConfig = serde_yaml_ng::from_str(
-            "outbound:\n  deny_networks: [127.0.0.0/8, ::1/128]\nuptime:\n  deny_networks: [10.0.0.0/8, 127.0.0.0/8]\n  allow_networks: [192.0.2.0/24]\n",
+            "outbound:\n  deny_networks: [127.0.0.0/8, \"::1/128\"]\nuptime:\n  deny_networks: [10.0.0.0/8, 127.0.0.0/8]\n  allow_networks: [192.0.2.0/24]\n",
         )
         .unwrap();
         let (deny, allow) = c.outbound_networks();
