@@ -166,6 +166,18 @@ pub async fn options_within(url: &str, policy: &NetPolicy) -> Result<PgConnectOp
     }
 }
 
+/// Why a target at `url` may not be saved: its host resolves now only to addresses `policy`
+/// refuses (or it is a Unix socket and this host is denied). Checks judge the host again.
+pub async fn refusal_now(url: &str, policy: &NetPolicy) -> Option<String> {
+    let opts = parse_url(url).ok()?;
+    if opts.get_socket().is_some() || opts.get_host().starts_with('/') {
+        return policy
+            .refuses(std::net::IpAddr::from([127, 0, 0, 1]))
+            .map(|why| format!("a Unix socket reaches this host: {why}"));
+    }
+    lookout_outbound::refusal_now(policy, opts.get_host(), opts.get_port()).await
+}
+
 /// Connects (with a 10 s timeout) and sets a statement timeout for the checks.
 pub async fn connect(url: &str) -> Result<PgConnection, Error> {
     connect_with(url, parse_url(url)?).await

@@ -49,6 +49,28 @@ pub async fn resolve(policy: &NetPolicy, host: &str, port: u16) -> Result<Vec<So
     Ok(allowed)
 }
 
+/// Why `host` may not be reached when it is saved (a URL, a channel, a target): `Some` only when
+/// it resolves now and the policy refuses every address. A name that does not resolve yet is
+/// left to the connection, which judges it again (DNS answers change).
+pub async fn refusal_now(policy: &NetPolicy, host: &str, port: u16) -> Option<String> {
+    let trimmed = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = trimmed.parse::<IpAddr>() {
+        return policy.refuses(ip);
+    }
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((trimmed, port))
+        .await
+        .ok()?
+        .collect();
+    let mut why = None;
+    for a in addrs {
+        match policy.refuses(a.ip()) {
+            None => return None,
+            Some(r) => why = Some(r),
+        }
+    }
+    why
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +88,12 @@ mod tests {
         let why = resolve(&closed, "localhost", 25).await.unwrap_err();
         assert!(why.contains("outbound policy"), "{why}");
         assert!(resolve(&open, "0.0.0.0", 80).await.is_err());
+        assert!(refusal_now(&closed, "localhost", 5432).await.is_some());
+        assert!(refusal_now(&closed, "[::1]", 5432).await.is_some());
+        assert!(refusal_now(&open, "localhost", 5432).await.is_none());
+        assert!(refusal_now(&closed, "no-such-host.invalid", 5432)
+            .await
+            .is_none());
     }
 
     #[tokio::test]

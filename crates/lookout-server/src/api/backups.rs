@@ -134,7 +134,7 @@ pub struct TargetBody {
     pub drill_every_hours: Option<i64>,
 }
 
-fn validate(state: &AppState, b: &TargetBody) -> ApiResult<NewTarget> {
+async fn validate(state: &AppState, b: &TargetBody) -> ApiResult<NewTarget> {
     let word = |field: &str, v: &str| {
         if v.is_empty()
             || v.len() > 100
@@ -170,6 +170,10 @@ fn validate(state: &AppState, b: &TargetBody) -> ApiResult<NewTarget> {
                 return Err(ApiError::Validation(
                     "pg_url: a postgres:// connection string".into(),
                 ));
+            }
+            // Refused now rather than at every status read; each read judges the host again.
+            if let Some(why) = lookout_dbhealth::refusal_now(u, state.alerting().outbound()).await {
+                return Err(ApiError::Validation(format!("pg_url: {why}")));
             }
             Some(state.sealer().seal(u))
         }
@@ -207,7 +211,7 @@ pub async fn create(
     who.require(Role::Admin)?;
     let b: TargetBody = serde_json::from_value(body)
         .map_err(|e| ApiError::Validation(format!("backup target: {e}")))?;
-    let t = validate(&state, &b)?;
+    let t = validate(&state, &b).await?;
     let row = catalog::create_target(state.store(), &t).await?;
     crate::backups::refresh_status(
         state.store(),

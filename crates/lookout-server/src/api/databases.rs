@@ -79,6 +79,10 @@ async fn validate(
                     "url: a postgres:// connection string is required".into(),
                 ));
             }
+            // Refused now rather than at every check; each check judges the host again.
+            if let Some(why) = lookout_dbhealth::refusal_now(u, state.alerting().outbound()).await {
+                return Err(ApiError::Validation(format!("url: {why}")));
+            }
             state.sealer().seal(u)
         }
         (None, Some(t)) => t.url_sealed.clone(),

@@ -257,39 +257,69 @@ async fn redirects_to_denied_addresses_are_not_followed(backend: Backend) {
     assert_eq!(landing.hits(), 0, "a denied address received a request");
 }
 
-/// `uptime.deny_networks`, the older spelling, now applies to every destination: here a
-/// database target on this machine's PostgreSQL.
+/// The checks of database target `id`, once there are `n`.
+async fn db_checks(s: &TestServer, id: i64, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let checks = get(s, &format!("/api/v1/db-targets/{id}/checks")).await;
+        let items = checks["items"].as_array().unwrap();
+        if items.len() >= n {
+            return items.clone();
+        }
+        assert!(Instant::now() < deadline, "no check {n}: {checks}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A database target on this machine's PostgreSQL is refused when loopback is denied: when it
+/// is added, and at every check of one added before the policy changed. The policy is set with
+/// `uptime.deny_networks`, the older spelling, which now applies to every destination.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_targets_on_denied_networks_are_refused() {
-    let (s, _dir) = start_with_config(
-        Backend::Sqlite,
-        "uptime:\n  deny_networks: [127.0.0.0/8, \"::1/128\"]\n",
+    let (mut s, dir) = start_with_config(Backend::Sqlite, "outbound:\n  deny_networks: []\n").await;
+    let admin = lookout_testkit::pg_admin_url();
+    let t = post(
+        &s,
+        "/api/v1/db-targets",
+        json!({"name": "shop", "url": admin}),
+        201,
     )
     .await;
-    let admin = lookout_testkit::pg_admin_url();
-    let by_name = admin.replacen("127.0.0.1", "localhost", 1);
-    for (name, url) in [("by address", admin.clone()), ("by name", by_name)] {
-        let t = post(
+    let id = t["id"].as_i64().unwrap();
+    assert_eq!(db_checks(&s, id, 1).await[0]["ok"], true);
+
+    std::fs::write(
+        dir.path().join("lookout.yaml"),
+        "uptime:\n  deny_networks: [127.0.0.0/8, \"::1/128\"]\n",
+    )
+    .unwrap();
+    s.restart();
+    let r = s
+        .admin_client()
+        .post(s.at(&format!("/api/v1/db-targets/{id}/check")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let checks = db_checks(&s, id, 2).await;
+    let newest = &checks[0];
+    assert_eq!(newest["ok"], false, "{checks:?}");
+    assert!(
+        newest["error"]
+            .as_str()
+            .unwrap()
+            .contains("outbound policy"),
+        "{newest}"
+    );
+    // A new target is refused when it is added, by address or by a name resolving to one.
+    for url in [admin.clone(), admin.replacen("127.0.0.1", "localhost", 1)] {
+        let v = post(
             &s,
             "/api/v1/db-targets",
-            json!({"name": name, "url": url}),
-            201,
+            json!({"name": "other", "url": url}),
+            422,
         )
         .await;
-        let id = t["id"].as_i64().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let check = loop {
-            let checks = get(&s, &format!("/api/v1/db-targets/{id}/checks")).await;
-            if let Some(c) = checks["items"].as_array().unwrap().first() {
-                break c.clone();
-            }
-            assert!(Instant::now() < deadline, "no check: {checks}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
-        assert_eq!(check["ok"], false, "{check}");
-        assert!(
-            check["error"].as_str().unwrap().contains("outbound policy"),
-            "{check}"
-        );
+        assert!(v.to_string().contains("outbound policy"), "{v}");
     }
 }
