@@ -2,7 +2,8 @@
 //! advice (unused, duplicate, invalid, missing), operational checks (long-running queries,
 //! connections, vacuum, wraparound, sequences, cache, bloat, replication) and EXPLAIN-based index
 //! verification. [`check`] runs everything over one connection and returns a [`Report`]; the CLI
-//! (`lookout db check`) prints it and the server stores it.
+//! (`lookout db check`) prints it and the server stores it, through [`check_within`], which
+//! reaches only addresses the outbound policy allows.
 
 pub mod finding;
 pub mod indexes;
@@ -10,7 +11,9 @@ pub mod ops;
 pub mod stats;
 pub mod verify;
 
+use lookout_outbound::NetPolicy;
 use serde::Serialize;
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use sqlx::{ConnectOptions, Connection, PgConnection, Row};
 
 pub use finding::{Finding, Severity};
@@ -122,12 +125,66 @@ fn query_error(what: &'static str) -> impl Fn(sqlx::Error) -> Error {
     }
 }
 
+fn parse_url(url: &str) -> Result<PgConnectOptions, Error> {
+    url.parse().map_err(|_| {
+        Error::Url(format!(
+            "{}: not a postgres:// connection string",
+            redact(url)
+        ))
+    })
+}
+
+/// Connection options for `url` that reach only an address `policy` allows: the host is
+/// resolved once, judged, and the connection goes to the judged address, so a second lookup
+/// cannot answer differently (DNS rebinding). With `sslmode=verify-full` the name is kept,
+/// because the certificate is checked against it (and a rebound address could not present
+/// it). A Unix socket reaches this host, so it is refused when the policy denies 127.0.0.1.
+pub async fn options_within(url: &str, policy: &NetPolicy) -> Result<PgConnectOptions, Error> {
+    let opts = parse_url(url)?;
+    let refused = |message: String| Error::Connect {
+        target: redact(url),
+        message,
+    };
+    if opts.get_socket().is_some() || opts.get_host().starts_with('/') {
+        let local = std::net::IpAddr::from([127, 0, 0, 1]);
+        return match policy.refuses(local) {
+            Some(why) => Err(refused(format!("a Unix socket reaches this host: {why}"))),
+            None => Ok(opts),
+        };
+    }
+    let addrs = lookout_outbound::resolve(policy, opts.get_host(), opts.get_port())
+        .await
+        .map_err(refused)?;
+    let is_name = opts.get_host().parse::<std::net::IpAddr>().is_err();
+    match addrs.first() {
+        Some(_) if is_name && matches!(opts.get_ssl_mode(), PgSslMode::VerifyFull) => Ok(opts),
+        Some(a) => {
+            let ip = a.ip().to_string();
+            Ok(opts.host(&ip))
+        }
+        None => Err(refused("no address".into())),
+    }
+}
+
+/// Why a target at `url` may not be saved: its host resolves now only to addresses `policy`
+/// refuses (or it is a Unix socket and this host is denied). Checks judge the host again.
+pub async fn refusal_now(url: &str, policy: &NetPolicy) -> Option<String> {
+    let opts = parse_url(url).ok()?;
+    if opts.get_socket().is_some() || opts.get_host().starts_with('/') {
+        return policy
+            .refuses(std::net::IpAddr::from([127, 0, 0, 1]))
+            .map(|why| format!("a Unix socket reaches this host: {why}"));
+    }
+    lookout_outbound::refusal_now(policy, opts.get_host(), opts.get_port()).await
+}
+
 /// Connects (with a 10 s timeout) and sets a statement timeout for the checks.
 pub async fn connect(url: &str) -> Result<PgConnection, Error> {
+    connect_with(url, parse_url(url)?).await
+}
+
+async fn connect_with(url: &str, opts: PgConnectOptions) -> Result<PgConnection, Error> {
     let target = redact(url);
-    let opts: sqlx::postgres::PgConnectOptions = url
-        .parse()
-        .map_err(|_| Error::Url(format!("{target}: not a postgres:// connection string")))?;
     let opts = opts
         .application_name("lookout db check")
         .disable_statement_logging();
@@ -148,9 +205,28 @@ pub async fn connect(url: &str) -> Result<PgConnection, Error> {
     Ok(conn)
 }
 
-/// Runs every check, then the verification rules.
+/// Runs every check, then the verification rules (for the operator's own command line).
 pub async fn check(url: &str, opt: &Options, rules: &[Rule]) -> Result<Report, Error> {
-    let mut conn = connect(url).await?;
+    check_on(url, connect(url).await?, opt, rules).await
+}
+
+/// [`check`] for a user-supplied target: connects only to an address `policy` allows.
+pub async fn check_within(
+    url: &str,
+    policy: &NetPolicy,
+    opt: &Options,
+    rules: &[Rule],
+) -> Result<Report, Error> {
+    let conn = connect_with(url, options_within(url, policy).await?).await?;
+    check_on(url, conn, opt, rules).await
+}
+
+async fn check_on(
+    url: &str,
+    mut conn: PgConnection,
+    opt: &Options,
+    rules: &[Rule],
+) -> Result<Report, Error> {
     let row = sqlx::query(
         "SELECT current_setting('server_version'), current_setting('server_version_num')::int4,
                 pg_database_size(current_database())::int8",

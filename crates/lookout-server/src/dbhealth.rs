@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use lookout_core::seal::Sealer;
 use lookout_core::time::now_ms;
+use lookout_outbound::NetPolicy;
 use lookout_store::dbhealth::{self as dstore, QueryStat, TargetRow};
 use lookout_store::Store;
 
@@ -60,8 +61,14 @@ pub fn options(t: &TargetRow) -> lookout_dbhealth::Options {
     }
 }
 
-/// Checks one target and stores the outcome.
-pub async fn check_target(store: &Store, sealer: &Sealer, t: &TargetRow) -> Result<i64, String> {
+/// Checks one target, connecting only where the outbound policy allows, and stores the
+/// outcome.
+pub async fn check_target(
+    store: &Store,
+    sealer: &Sealer,
+    policy: &NetPolicy,
+    t: &TargetRow,
+) -> Result<i64, String> {
     let started = now_ms();
     let outcome = async {
         let url = sealer.open(&t.url_sealed).map_err(|e| {
@@ -73,7 +80,7 @@ pub async fn check_target(store: &Store, sealer: &Sealer, t: &TargetRow) -> Resu
         };
         let report = tokio::time::timeout(
             CHECK_TIMEOUT,
-            lookout_dbhealth::check(&url, &options(t), &rules),
+            lookout_dbhealth::check_within(&url, policy, &options(t), &rules),
         )
         .await
         .map_err(|_| format!("the check took longer than {} s", CHECK_TIMEOUT.as_secs()))?
@@ -102,12 +109,12 @@ pub async fn check_target(store: &Store, sealer: &Sealer, t: &TargetRow) -> Resu
 }
 
 /// One run of the job: every due target, one after the other.
-pub async fn run(store: &Store, sealer: &Sealer) -> Result<(), String> {
+pub async fn run(store: &Store, sealer: &Sealer, policy: &NetPolicy) -> Result<(), String> {
     let due = dstore::due(store, now_ms(), 20)
         .await
         .map_err(|e| e.to_string())?;
     for t in &due {
-        let id = check_target(store, sealer, t).await?;
+        let id = check_target(store, sealer, policy, t).await?;
         tracing::info!(target = t.id, name = %t.name, check = id, "Database checked.");
     }
     Ok(())

@@ -41,10 +41,10 @@ pub struct ServeConfig {
     pub replica_id: String,
     /// The config file, whose monitors and status pages are reconciled at start and on SIGHUP.
     pub config_file: Option<std::path::PathBuf>,
-    /// Networks uptime checks may not reach (besides link-local and metadata, always denied).
-    pub uptime_deny_networks: Vec<String>,
-    /// When not empty, the only networks uptime checks may reach.
-    pub uptime_allow_networks: Vec<String>,
+    /// The outbound policy's `(deny, allow)` networks, applied to every user-supplied
+    /// destination: networks not to reach besides those denied by default, and (when not
+    /// empty) the only networks to reach.
+    pub outbound_networks: (Vec<String>, Vec<String>),
     /// Checks in flight at once.
     pub uptime_max_concurrent_checks: usize,
     /// The key sealing stored credentials, 64 hex characters (`LOOKOUT_SECRET_KEY`).
@@ -138,19 +138,24 @@ pub async fn serve(
         data_location: cfg.data_location.clone(),
         session_ttl_ms: SESSION_TTL_MS,
     };
+    // One policy for every destination a user supplies: checks, channels, SMTP servers,
+    // report deliveries, database and backup targets.
+    let (deny, allow) = &cfg.outbound_networks;
+    let policy = Arc::new(
+        lookout_outbound::NetPolicy::new(deny, allow)
+            .map_err(|e| ServeError::Config(format!("outbound networks: {e}")))?,
+    );
     let state = AppState::with_ingest_limits(
         store.clone(),
         writer.queue(),
         settings.clone(),
         metrics.clone(),
         sealer.clone(),
+        policy.clone(),
         cfg.ingest_limits,
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let policy =
-        lookout_uptime::NetPolicy::new(&cfg.uptime_deny_networks, &cfg.uptime_allow_networks)
-            .map_err(|e| ServeError::Config(format!("uptime networks: {e}")))?;
     if let Some(path) = &cfg.config_file {
         crate::uptime::config::apply_file(&store, &sealer, path).await;
         crate::dashboards::apply_config(&store, path).await;
@@ -160,7 +165,7 @@ pub async fn serve(
             Arc::new(UptimeContext {
                 store: store.clone(),
                 writes: writer.queue(),
-                checker: Arc::new(lookout_uptime::Checker::new(policy)),
+                checker: Arc::new(lookout_uptime::Checker::new((*policy).clone())),
                 permits: Arc::new(Semaphore::new(cfg.uptime_max_concurrent_checks.max(1))),
                 stop: stop_rx.clone(),
                 hold: crate::uptime::runner::HOLD,
@@ -546,16 +551,18 @@ async fn maintenance_scheduler(
     let backups_job: JobHandler = {
         let store = store.clone();
         let sealer = sealer.clone();
+        let policy = alerting.outbound().clone();
         Arc::new(move |_| {
-            let (store, sealer) = (store.clone(), sealer.clone());
-            Box::pin(async move { crate::backups::run(&store, &sealer, &backups).await })
+            let (store, sealer, policy) = (store.clone(), sealer.clone(), policy.clone());
+            Box::pin(async move { crate::backups::run(&store, &sealer, &policy, &backups).await })
         })
     };
     let db_checks: JobHandler = {
         let store = store.clone();
+        let policy = alerting.outbound().clone();
         Arc::new(move |_| {
-            let (store, sealer) = (store.clone(), sealer.clone());
-            Box::pin(async move { crate::dbhealth::run(&store, &sealer).await })
+            let (store, sealer, policy) = (store.clone(), sealer.clone(), policy.clone());
+            Box::pin(async move { crate::dbhealth::run(&store, &sealer, &policy).await })
         })
     };
     let query_conditions: JobHandler = {

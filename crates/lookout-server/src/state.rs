@@ -51,13 +51,15 @@ struct Inner {
 }
 
 impl AppState {
-    /// Bundles the parts, with the default ingest limits.
+    /// Bundles the parts, with the default ingest limits; `outbound` is the policy every
+    /// user-supplied destination is held to.
     pub fn new(
         store: Store,
         writes: WriteQueue,
         settings: HttpSettings,
         metrics: PrometheusHandle,
         sealer: lookout_core::seal::Sealer,
+        outbound: Arc<lookout_outbound::NetPolicy>,
     ) -> Self {
         Self::with_ingest_limits(
             store,
@@ -65,6 +67,7 @@ impl AppState {
             settings,
             metrics,
             sealer,
+            outbound,
             crate::ingest::budget::IngestLimits::default(),
         )
     }
@@ -76,6 +79,7 @@ impl AppState {
         settings: HttpSettings,
         metrics: PrometheusHandle,
         sealer: lookout_core::seal::Sealer,
+        outbound: Arc<lookout_outbound::NetPolicy>,
         limits: crate::ingest::budget::IngestLimits,
     ) -> Self {
         AppState {
@@ -84,6 +88,7 @@ impl AppState {
                     store.clone(),
                     sealer.clone(),
                     &settings.public_url,
+                    outbound,
                 ),
                 store,
                 writes,

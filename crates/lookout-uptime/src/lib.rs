@@ -1,7 +1,8 @@
 //! Uptime monitoring's own logic, without storage: what a monitor is ([`spec`]), the condition
 //! language its checks are judged by ([`conditions`]), the network probes ([`check`]), the
-//! threshold state machine ([`state`]), cron and maintenance time rules ([`schedule`]) and the
-//! outbound safety policy ([`netpolicy`]). The server wires these to the store and the scheduler.
+//! threshold state machine ([`state`]) and cron and maintenance time rules ([`schedule`]). Every
+//! probe applies Lookout's one outbound policy ([`NetPolicy`], from `lookout-outbound`). The
+//! server wires these to the store and the scheduler.
 //!
 //! Specs and conditions come from users (API, config files), so parsing them never panics.
 #![cfg_attr(
@@ -11,11 +12,10 @@
 
 pub mod check;
 pub mod conditions;
-pub mod netpolicy;
 pub mod schedule;
 pub mod spec;
 pub mod state;
 
 pub use check::{CheckOutcome, Checker};
-pub use netpolicy::NetPolicy;
+pub use lookout_outbound::NetPolicy;
 pub use spec::{Kind, MonitorSpec};

@@ -30,7 +30,11 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     /// See `--log-format`.
     pub log_format: Option<LogFormat>,
-    /// Uptime checks: outbound policy and concurrency.
+    /// Which networks requests made on a user's behalf may reach (checks, channels, email,
+    /// reports, database and backup targets).
+    #[serde(default)]
+    pub outbound: OutboundFileConfig,
+    /// Uptime checks: concurrency (and the older spelling of the outbound policy).
     #[serde(default)]
     pub uptime: UptimeFileConfig,
     /// What clients can make the server hold: body sizes, memory, connections, timeouts.
@@ -48,14 +52,28 @@ pub struct FileConfig {
     _dashboards: Option<serde::de::IgnoredAny>,
 }
 
+/// The `outbound` section: one policy for every user-supplied destination.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundFileConfig {
+    /// Networks Lookout may not reach on a user's behalf, besides those denied by default
+    /// (`0.0.0.0/8`, `::`, link-local and cloud metadata addresses).
+    #[serde(default)]
+    pub deny_networks: Vec<String>,
+    /// When set, the only networks Lookout may reach on a user's behalf.
+    #[serde(default)]
+    pub allow_networks: Vec<String>,
+}
+
 /// The `uptime` section.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UptimeFileConfig {
-    /// Networks checks may not reach, besides link-local and cloud metadata (denied by default).
+    /// Older spelling of `outbound.deny_networks`, merged into it (it applies to every
+    /// destination, not only checks).
     #[serde(default)]
     pub deny_networks: Vec<String>,
-    /// When set, the only networks checks may reach.
+    /// Older spelling of `outbound.allow_networks`, merged into it.
     #[serde(default)]
     pub allow_networks: Vec<String>,
     /// Checks in flight at once (default 1024).
@@ -149,6 +167,21 @@ pub fn limits(
             idle_timeout,
         },
     ))
+}
+
+impl FileConfig {
+    /// The outbound policy's `(deny, allow)` networks: `outbound` with the `uptime` aliases.
+    pub fn outbound_networks(&self) -> (Vec<String>, Vec<String>) {
+        let merge = |a: &[String], b: &[String]| {
+            let mut v = a.to_vec();
+            v.extend(b.iter().filter(|n| !a.contains(n)).cloned());
+            v
+        };
+        (
+            merge(&self.outbound.deny_networks, &self.uptime.deny_networks),
+            merge(&self.outbound.allow_networks, &self.uptime.allow_networks),
+        )
+    }
 }
 
 /// The config file in use: `--config FILE`, or `./lookout.toml` if it exists.
@@ -349,5 +382,17 @@ mod tests {
         assert_eq!(c.uptime.deny_networks, vec!["10.0.0.0/8"]);
         std::fs::write(&path, "uptime:\n  deny: []\n").unwrap();
         assert!(load_file(Some(&path)).is_err());
+    }
+
+    #[test]
+    fn outbound_networks_merge_the_uptime_aliases() {
+        let c: FileConfig = serde_yaml_ng::from_str(
+            "outbound:\n  deny_networks: [127.0.0.0/8, \"::1/128\"]\nuptime:\n  deny_networks: [10.0.0.0/8, 127.0.0.0/8]\n  allow_networks: [192.0.2.0/24]\n",
+        )
+        .unwrap();
+        let (deny, allow) = c.outbound_networks();
+        assert_eq!(deny, vec!["127.0.0.0/8", "::1/128", "10.0.0.0/8"]);
+        assert_eq!(allow, vec!["192.0.2.0/24"]);
+        assert!(serde_yaml_ng::from_str::<FileConfig>("outbound:\n  deny: []\n").is_err());
     }
 }

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::{links, Alerting};
 use lookout_core::time::{iso, now_ms};
+use lookout_outbound::HttpClient;
 use lookout_store::alerting::outbox::{self, NotificationRow, MAX_ATTEMPTS};
 use lookout_store::alerting::{self as astore, incidents};
 
@@ -20,7 +21,9 @@ const LEASE_MS: i64 = 60_000;
 /// Longest wait between polls when nothing wakes the worker.
 const POLL: Duration = Duration::from_secs(1);
 /// Per-send timeout.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Who notifications say they come from.
+pub(crate) const USER_AGENT: &str = concat!("Lookout/", env!("CARGO_PKG_VERSION"));
 
 /// Everything a message says.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -97,14 +100,9 @@ impl Message {
 
 /// Runs the worker until `stop` resolves.
 pub async fn run(a: Alerting, owner: String, stop: impl std::future::Future<Output = ()>) {
-    let http = reqwest::Client::builder()
-        .timeout(SEND_TIMEOUT)
-        .user_agent(concat!("Lookout/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_default();
     tokio::pin!(stop);
     loop {
-        let wait = match round(&a, &http, &owner).await {
+        let wait = match round(&a, &owner).await {
             Ok(0) => match outbox::next_due(a.store(), now_ms()).await {
                 Ok(Some(t)) => super::until(t, POLL),
                 _ => POLL,
@@ -126,11 +124,11 @@ pub async fn run(a: Alerting, owner: String, stop: impl std::future::Future<Outp
 }
 
 /// Claims and sends one batch concurrently; returns how many were handled.
-async fn round(a: &Alerting, http: &reqwest::Client, owner: &str) -> lookout_store::Result<usize> {
+async fn round(a: &Alerting, owner: &str) -> lookout_store::Result<usize> {
     let claimed = outbox::claim(a.store(), owner, now_ms(), LEASE_MS, 50).await?;
     let n = claimed.len();
     let sends = claimed.into_iter().map(|row| async move {
-        let result = send(a, http, &row).await;
+        let result = send(a, &row).await;
         (row, result)
     });
     let results = futures_util::future::join_all(sends).await;
@@ -272,11 +270,8 @@ fn summary(body: &str) -> Option<String> {
 }
 
 /// Sends one notification; the channel's name on success.
-async fn send(
-    a: &Alerting,
-    http: &reqwest::Client,
-    row: &NotificationRow,
-) -> Result<String, String> {
+async fn send(a: &Alerting, row: &NotificationRow) -> Result<String, String> {
+    let http = a.http();
     let channel = astore::channel_get(a.store(), row.channel_id)
         .await
         .map_err(|e| format!("channel {}: {e}", row.channel_id))?;
@@ -302,7 +297,7 @@ async fn send(
             } else {
                 json!({ "text": text })
             };
-            check(http.post(url).json(&body).send().await).await?;
+            check(http.post(url)?.json(&body).send().await).await?;
         }
         "discord" => {
             let color = match msg.severity.as_str() {
@@ -318,7 +313,7 @@ async fn send(
                     "description": msg.markdown(|label, url| format!("[{label}]({url})")),
                 }],
             });
-            check(http.post(url).json(&body).send().await).await?;
+            check(http.post(url)?.json(&body).send().await).await?;
         }
         "ntfy" => {
             let priority = match (msg.event.as_str(), msg.urgency.as_str()) {
@@ -327,7 +322,7 @@ async fn send(
                 _ => "3",
             };
             let mut req = http
-                .post(url)
+                .post(url)?
                 .header("Title", msg.headline())
                 .header("Priority", priority)
                 .header("Tags", format!("rotating_light,{}", msg.severity))
@@ -376,7 +371,7 @@ async fn send(
                 "links": [{"href": msg.url, "text": "Lookout incident"}],
                 "client": "Lookout", "client_url": msg.url,
             });
-            check(http.post(url).json(&body).send().await).await?;
+            check(http.post(url)?.json(&body).send().await).await?;
         }
         "email" => super::deliver_email::send(a, &channel, &msg).await?,
         other => return Err(format!("unknown channel type {other}")),
@@ -400,14 +395,14 @@ pub(crate) fn channel_field(
 /// `X-Lookout-Signature` when the channel has a secret.
 pub(crate) async fn post_signed(
     a: &Alerting,
-    http: &reqwest::Client,
+    http: &HttpClient,
     channel: &astore::ChannelRow,
     url: &str,
     key: &str,
     body: Vec<u8>,
 ) -> Result<(), String> {
     let mut req = http
-        .post(url)
+        .post(url)?
         .header("content-type", "application/json")
         .header("idempotency-key", key);
     if let Some(secret) = channel_field(a, channel, "secret")? {
@@ -419,17 +414,9 @@ pub(crate) async fn post_signed(
 
 /// Treats non-2xx answers as failures, with the status and the start of the body.
 pub(crate) async fn check(r: Result<reqwest::Response, reqwest::Error>) -> Result<(), String> {
-    let r = r.map_err(|e| {
-        // reqwest's Display includes the URL, which can hold a webhook's secret path.
-        let kind = if e.is_timeout() {
-            "timed out"
-        } else if e.is_connect() {
-            "could not connect"
-        } else {
-            "request failed"
-        };
-        kind.to_string()
-    })?;
+    // The causes say why (refused connection, the outbound policy's refusal); the URL, which
+    // reqwest's own Display includes and which can hold a webhook's secret path, is left out.
+    let r = r.map_err(|e| lookout_outbound::describe(&e))?;
     let status = r.status();
     if status.is_success() {
         return Ok(());

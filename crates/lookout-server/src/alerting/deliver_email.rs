@@ -1,9 +1,10 @@
 //! Email notifications over SMTP (lettre): implicit TLS, STARTTLS or plain, with optional
-//! authentication. The channel's config: `smtp_host`, `smtp_port`, `security` (`starttls`,
+//! authentication, to an SMTP server the outbound policy allows. The channel's config: `smtp_host`, `smtp_port`, `security` (`starttls`,
 //! `tls`, `none`), `username`, `password` (sealed), `from`, `to`.
 
 use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde_json::Value;
 
@@ -63,17 +64,31 @@ pub async fn send_mail(
         .get("security")
         .and_then(Value::as_str)
         .unwrap_or("starttls");
-    let mut builder = match security {
-        "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&host),
-        "none" => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-            &host,
-        )),
-        _ => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host),
-    }
-    .map_err(|e| format!("SMTP settings: {e}"))?;
-    if let Some(p) = port {
-        builder = builder.port(p);
-    }
+    // The server is resolved once and judged by the outbound policy, and lettre connects to
+    // the judged address; certificates are still checked against the host's name.
+    let port = port.unwrap_or(match security {
+        "tls" => lettre::transport::smtp::SUBMISSIONS_PORT,
+        "none" => lettre::transport::smtp::SMTP_PORT,
+        _ => lettre::transport::smtp::SUBMISSION_PORT,
+    });
+    let addr = lookout_outbound::resolve(a.outbound(), &host, port)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("{host} has no address"))?;
+    let tls = |host: &str| {
+        TlsParameters::new(host.trim_start_matches('[').trim_end_matches(']').into())
+            .map_err(|e| format!("SMTP settings: {e}"))
+    };
+    let tls = match security {
+        "tls" => Tls::Wrapper(tls(&host)?),
+        "none" => Tls::None,
+        _ => Tls::Required(tls(&host)?),
+    };
+    let mut builder =
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(addr.ip().to_string())
+            .port(addr.port())
+            .tls(tls);
     let user = field("username");
     if !user.is_empty() {
         let password = match cfg.get("password").and_then(Value::as_str) {

@@ -14,6 +14,7 @@ pub mod timers;
 use std::sync::Arc;
 
 use lookout_core::seal::Sealer;
+use lookout_outbound::{HttpClient, NetPolicy};
 use lookout_store::Store;
 use tokio::sync::Notify;
 
@@ -27,18 +28,28 @@ struct Inner {
     store: Store,
     sealer: Sealer,
     public_url: String,
+    outbound: Arc<NetPolicy>,
+    http: HttpClient,
     outbox_wake: Notify,
     timers_wake: Notify,
 }
 
 impl Alerting {
-    /// Bundles the parts; `public_url` is where links in notifications point.
-    pub fn new(store: Store, sealer: Sealer, public_url: &str) -> Alerting {
+    /// Bundles the parts; `public_url` is where links in notifications point, and every
+    /// channel, SMTP server and report delivery is reached only where `outbound` allows.
+    pub fn new(
+        store: Store,
+        sealer: Sealer,
+        public_url: &str,
+        outbound: Arc<NetPolicy>,
+    ) -> Alerting {
         Alerting {
             inner: Arc::new(Inner {
                 store,
                 sealer,
                 public_url: public_url.trim_end_matches('/').to_string(),
+                http: HttpClient::new(outbound.clone(), deliver::SEND_TIMEOUT, deliver::USER_AGENT),
+                outbound,
                 outbox_wake: Notify::new(),
                 timers_wake: Notify::new(),
             }),
@@ -53,6 +64,17 @@ impl Alerting {
     /// Seals credentials and signs links.
     pub fn sealer(&self) -> &Sealer {
         &self.inner.sealer
+    }
+
+    /// The outbound policy every user-supplied destination is held to.
+    pub fn outbound(&self) -> &Arc<NetPolicy> {
+        &self.inner.outbound
+    }
+
+    /// The client notifications are sent with (the outbound policy applied at connect time
+    /// and on every redirect).
+    pub(crate) fn http(&self) -> &HttpClient {
+        &self.inner.http
     }
 
     /// Lookout's public URL, without a trailing slash.

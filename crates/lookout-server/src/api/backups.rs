@@ -132,7 +132,7 @@ pub struct TargetBody {
     pub drill_every_hours: Option<i64>,
 }
 
-fn validate(state: &AppState, b: &TargetBody) -> ApiResult<NewTarget> {
+async fn validate(state: &AppState, b: &TargetBody) -> ApiResult<NewTarget> {
     let word = |field: &str, v: &str| {
         if v.is_empty()
             || v.len() > 100
@@ -169,6 +169,10 @@ fn validate(state: &AppState, b: &TargetBody) -> ApiResult<NewTarget> {
                     "pg_url: a postgres:// connection string".into(),
                 ));
             }
+            // Refused now rather than at every status read; each read judges the host again.
+            if let Some(why) = lookout_dbhealth::refusal_now(u, state.alerting().outbound()).await {
+                return Err(ApiError::Validation(format!("pg_url: {why}")));
+            }
             Some(state.sealer().seal(u))
         }
         None => None,
@@ -204,9 +208,15 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let b: TargetBody = serde_json::from_value(body)
         .map_err(|e| ApiError::Validation(format!("backup target: {e}")))?;
-    let t = validate(&state, &b)?;
+    let t = validate(&state, &b).await?;
     let row = catalog::create_target(state.store(), &t).await?;
-    crate::backups::refresh_status(state.store(), state.sealer(), &row).await;
+    crate::backups::refresh_status(
+        state.store(),
+        state.sealer(),
+        state.alerting().outbound(),
+        &row,
+    )
+    .await;
     let row = catalog::get_target(state.store(), row.id).await?;
     tracing::info!(target = row.id, name = %row.spec.name, "Backup target created.");
     Ok((StatusCode::CREATED, Json(target_view(&state, &row).await?)))
@@ -286,7 +296,13 @@ pub async fn backup_now(
     let run = crate::backups::backup_target(state.store(), &t, &kind)
         .await
         .map_err(ApiError::Internal)?;
-    crate::backups::refresh_status(state.store(), state.sealer(), &t).await;
+    crate::backups::refresh_status(
+        state.store(),
+        state.sealer(),
+        state.alerting().outbound(),
+        &t,
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(run_view(&run))))
 }
 
@@ -320,9 +336,15 @@ pub async fn drill(
             })
             .transpose()?;
     let t = target(&state, id).await?;
-    let run = crate::backups::drill_target(state.store(), state.sealer(), &t, to)
-        .await
-        .map_err(ApiError::Internal)?;
+    let run = crate::backups::drill_target(
+        state.store(),
+        state.sealer(),
+        state.alerting().outbound(),
+        &t,
+        to,
+    )
+    .await
+    .map_err(ApiError::Internal)?;
     crate::backups::publish_drill(state.store(), &run)
         .await
         .map_err(ApiError::Internal)?;

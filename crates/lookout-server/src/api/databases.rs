@@ -78,6 +78,10 @@ async fn validate(
                     "url: a postgres:// connection string is required".into(),
                 ));
             }
+            // Refused now rather than at every check; each check judges the host again.
+            if let Some(why) = lookout_dbhealth::refusal_now(u, state.alerting().outbound()).await {
+                return Err(ApiError::Validation(format!("url: {why}")));
+            }
             state.sealer().seal(u)
         }
         (None, Some(t)) => t.url_sealed.clone(),
@@ -124,8 +128,9 @@ async fn validate(
 /// at a time, under the job's lease) go on as planned.
 fn spawn_check(state: &AppState, t: TargetRow) {
     let (store, sealer) = (state.store().clone(), state.sealer().clone());
+    let policy = state.alerting().outbound().clone();
     tokio::spawn(async move {
-        if let Err(e) = crate::dbhealth::check_target(&store, &sealer, &t).await {
+        if let Err(e) = crate::dbhealth::check_target(&store, &sealer, &policy, &t).await {
             tracing::warn!(target = t.id, error = %e, "Could not store a database check.");
         }
     });

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use lookout_core::seal::Sealer;
 use lookout_core::time::{iso, now_ms};
+use lookout_outbound::NetPolicy;
 use lookout_store::backup::catalog::{self, NewRun, RunRow, TargetRow, BUILTIN};
 use lookout_store::backup::{self as sbackup, Target};
 use lookout_store::events;
@@ -193,6 +194,7 @@ pub async fn backup_target(store: &Store, t: &TargetRow, kind: &str) -> Result<R
 pub async fn drill_target(
     store: &Store,
     sealer: &Sealer,
+    policy: &NetPolicy,
     t: &TargetRow,
     to: Option<i64>,
 ) -> Result<RunRow, String> {
@@ -204,7 +206,7 @@ pub async fn drill_target(
         .pg_url_sealed
         .as_deref()
         .and_then(|s| sealer.open(s).ok());
-    let report = pgbackrest::drill(t, to, live.as_deref()).await;
+    let report = pgbackrest::drill(t, to, live.as_deref(), policy).await;
     let run = NewRun {
         target: &t.spec.name,
         target_id: Some(t.id),
@@ -217,8 +219,14 @@ pub async fn drill_target(
     record(store, &run).await
 }
 
-/// Reads a target's status (pgBackRest info, the archiver) and keeps it.
-pub async fn refresh_status(store: &Store, sealer: &Sealer, t: &TargetRow) -> Value {
+/// Reads a target's status (pgBackRest info, the archiver, read from the target's database
+/// only where the outbound policy allows) and keeps it.
+pub async fn refresh_status(
+    store: &Store,
+    sealer: &Sealer,
+    policy: &NetPolicy,
+    t: &TargetRow,
+) -> Value {
     let info = pgbackrest::info(t).await;
     let url = t
         .spec
@@ -226,7 +234,7 @@ pub async fn refresh_status(store: &Store, sealer: &Sealer, t: &TargetRow) -> Va
         .as_deref()
         .and_then(|s| sealer.open(s).ok());
     let archiver = match &url {
-        Some(u) => Some(pgbackrest::archiver(u).await),
+        Some(u) => Some(pgbackrest::archiver(u, policy).await),
         None => None,
     };
     let status = pgbackrest::status_json(&info, archiver.as_ref());
@@ -352,7 +360,12 @@ async fn target_health(
 }
 
 /// One pass: drills and backups that are due, status refreshes, health events.
-pub async fn run(store: &Store, sealer: &Sealer, settings: &Settings) -> Result<(), String> {
+pub async fn run(
+    store: &Store,
+    sealer: &Sealer,
+    policy: &NetPolicy,
+    settings: &Settings,
+) -> Result<(), String> {
     let now = now_ms();
     if store.backup_run().await.is_some() {
         let every = settings.drill_every.as_millis() as i64;
@@ -384,12 +397,12 @@ pub async fn run(store: &Store, sealer: &Sealer, settings: &Settings) -> Result<
             last_backup
         };
         // Read after any backup this pass took, so its age reflects it.
-        let status = refresh_status(store, sealer, &t).await;
+        let status = refresh_status(store, sealer, policy, &t).await;
         let last_drill = catalog::newest_run(store, name, &["drill"], false)
             .await
             .map_err(|e| e.to_string())?;
         let last_drill = if due(last_drill.as_ref(), t.spec.drill_every_hours, now) {
-            Some(drill_target(store, sealer, &t, None).await?)
+            Some(drill_target(store, sealer, policy, &t, None).await?)
         } else {
             last_drill
         };

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use lookout_outbound::NetPolicy;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::{Connection, Row};
@@ -199,9 +200,19 @@ fn wal_index(name: &str) -> Option<i64> {
     Some(log * 256 + seg)
 }
 
+/// Connects to the user's database at `url`, only at an address the outbound policy allows.
+async fn connect_user_db(url: &str, policy: &NetPolicy) -> Result<sqlx::PgConnection, String> {
+    let opts = lookout_dbhealth::options_within(url, policy)
+        .await
+        .map_err(|e| e.to_string())?;
+    sqlx::ConnectOptions::connect(&opts)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// Reads `pg_stat_archiver` through `url`.
-pub async fn archiver(url: &str) -> Result<Archiver, String> {
-    let mut conn = sqlx::PgConnection::connect(url)
+pub async fn archiver(url: &str, policy: &NetPolicy) -> Result<Archiver, String> {
+    let mut conn = connect_user_db(url, policy)
         .await
         .map_err(|e| format!("connecting for pg_stat_archiver: {e}"))?;
     let row = sqlx::query(
@@ -269,7 +280,12 @@ fn pg_bin(t: &TargetRow, version: Option<&str>) -> PathBuf {
 /// Restores the newest backup (or the state at `to`, ms) into a scratch cluster, starts it on a
 /// private socket, waits for recovery to finish, checks it and counts every table's rows, then
 /// stops it and deletes it.
-pub async fn drill(t: &TargetRow, to: Option<i64>, live_url: Option<&str>) -> DrillReport {
+pub async fn drill(
+    t: &TargetRow,
+    to: Option<i64>,
+    live_url: Option<&str>,
+    policy: &NetPolicy,
+) -> DrillReport {
     let scratch = match tempfile::Builder::new().prefix("lookout-drill-").tempdir() {
         Ok(d) => d,
         Err(e) => {
@@ -292,7 +308,7 @@ pub async fn drill(t: &TargetRow, to: Option<i64>, live_url: Option<&str>) -> Dr
     };
     let result = tokio::time::timeout(
         DRILL_TIMEOUT,
-        drill_in(t, &bin, to, live_url, scratch.path(), &mut report),
+        drill_in(t, &bin, to, (live_url, policy), scratch.path(), &mut report),
     )
     .await;
     match result {
@@ -318,7 +334,7 @@ async fn drill_in(
     t: &TargetRow,
     bin: &Path,
     to: Option<i64>,
-    live_url: Option<&str>,
+    (live_url, policy): (Option<&str>, &NetPolicy),
     scratch: &Path,
     report: &mut DrillReport,
 ) -> Result<(), String> {
@@ -421,7 +437,7 @@ async fn drill_in(
         "skipped: pg_amcheck is not installed".into()
     };
     if let (None, Some(url)) = (to, live_url) {
-        compare_with_live(url, report).await?;
+        compare_with_live(url, policy, report).await?;
     }
     Ok(())
 }
@@ -469,8 +485,12 @@ async fn count_tables(
 
 /// Tables of the live database that the restored copy lacks, and the reverse: a latest
 /// restore should have the same schema.
-async fn compare_with_live(url: &str, report: &mut DrillReport) -> Result<(), String> {
-    let mut live = sqlx::PgConnection::connect(url)
+async fn compare_with_live(
+    url: &str,
+    policy: &NetPolicy,
+    report: &mut DrillReport,
+) -> Result<(), String> {
+    let mut live = connect_user_db(url, policy)
         .await
         .map_err(|e| format!("connecting to the live database: {e}"))?;
     let (db,): (String,) = sqlx::query_as("SELECT current_database()::text")

@@ -11,6 +11,7 @@ use super::model::Report;
 use super::render;
 use crate::alerting::deliver::{channel_field, check, post_signed};
 use crate::alerting::{deliver_email, Alerting};
+use lookout_outbound::HttpClient;
 use lookout_store::alerting as astore;
 use lookout_store::reports::{self as rstore, Delivery};
 use lookout_store::Result;
@@ -27,10 +28,12 @@ pub async fn send_due(a: &Alerting, now: i64) -> Result<usize> {
     if due.is_empty() {
         return Ok(0);
     }
-    let http = reqwest::Client::builder()
-        .timeout(SEND_TIMEOUT)
-        .build()
-        .unwrap_or_default();
+    // Reports are bigger than pages, so they get longer; the same outbound policy applies.
+    let http = HttpClient::new(
+        a.outbound().clone(),
+        SEND_TIMEOUT,
+        crate::alerting::deliver::USER_AGENT,
+    );
     let mut sent = 0;
     for d in due {
         let outcome = send(a, &http, &d).await;
@@ -57,11 +60,7 @@ pub async fn send_due(a: &Alerting, now: i64) -> Result<usize> {
     Ok(sent)
 }
 
-async fn send(
-    a: &Alerting,
-    http: &reqwest::Client,
-    d: &Delivery,
-) -> std::result::Result<(), String> {
+async fn send(a: &Alerting, http: &HttpClient, d: &Delivery) -> std::result::Result<(), String> {
     let (row, body) = rstore::get(a.store(), d.report_id)
         .await
         .map_err(|e| format!("report {}: {e}", d.report_id))?;
@@ -90,7 +89,7 @@ async fn send(
         }
         "slack" => {
             let text = render::summary(&report, |label, u| format!("<{u}|{label}>"));
-            check(http.post(&url).json(&json!({ "text": text })).send().await).await
+            check(http.post(&url)?.json(&json!({ "text": text })).send().await).await
         }
         "mattermost" | "discord" => {
             let text = render::summary(&report, |label, u| format!("[{label}]({u})"));
@@ -100,11 +99,11 @@ async fn send(
             } else {
                 json!({ "text": text })
             };
-            check(http.post(&url).json(&body).send().await).await
+            check(http.post(&url)?.json(&body).send().await).await
         }
         "ntfy" => {
             let mut req = http
-                .post(&url)
+                .post(&url)?
                 .header("Title", render::headline(&report))
                 .header("Tags", "bar_chart")
                 .header("Click", &link);

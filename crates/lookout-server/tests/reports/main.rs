@@ -122,7 +122,12 @@ async fn scheduled(store: &Store) {
     .unwrap();
     let sealer =
         lookout_core::seal::Sealer::from_hex(&lookout_core::seal::Sealer::new_key_hex()).unwrap();
-    let a = Alerting::new(store.clone(), sealer, "https://lookout.example.com");
+    let a = Alerting::new(
+        store.clone(),
+        sealer,
+        "https://lookout.example.com",
+        Default::default(),
+    );
     // Half an hour after E every kind is due at E (a Tuesday, the 10th); the org is older.
     let made = schedule::run(&a, E + 30 * M).await.unwrap();
     assert_eq!(made.len(), 3, "daily, weekly and monthly are all due at E");

@@ -11,8 +11,8 @@ use hickory_proto::rr::{Name, RecordType};
 
 use super::Probe;
 use crate::conditions::Observation;
-use crate::netpolicy::NetPolicy;
 use crate::spec::MonitorSpec;
+use lookout_outbound::NetPolicy;
 
 /// Parses `ip`, `ip:port` or `[v6]:port` (port 53 by default).
 pub fn resolver_addr(s: &str) -> Result<SocketAddr, String> {

@@ -1,49 +1,15 @@
 //! HTTP(S) checks through `reqwest`, with the outbound policy applied to every resolved address
-//! and every redirect hop, and the peer certificate read for `[CERTIFICATE_EXPIRATION]`.
+//! and every redirect hop (by `lookout-outbound`'s client builder), and the peer certificate read for `[CERTIFICATE_EXPIRATION]`.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use reqwest::redirect;
-
 use super::{cert_not_after, Probe};
-use crate::netpolicy::NetPolicy;
 use crate::spec::MonitorSpec;
+use lookout_outbound::{describe, NetPolicy};
 
 /// The most body a check reads; conditions see at most this much.
 const MAX_BODY: usize = 1 << 20;
-
-/// Resolves names and drops addresses the policy refuses.
-struct PolicyResolver(Arc<NetPolicy>);
-
-impl Resolve for PolicyResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let policy = self.0.clone();
-        Box::pin(async move {
-            let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let mut refusal = None;
-            let allowed: Vec<SocketAddr> = addrs
-                .into_iter()
-                .filter(|a| match policy.refuses(a.ip()) {
-                    None => true,
-                    Some(r) => {
-                        refusal = Some(r);
-                        false
-                    }
-                })
-                .collect();
-            if allowed.is_empty() {
-                let msg = refusal.unwrap_or_else(|| format!("{host} has no address"));
-                return Err(msg.into());
-            }
-            Ok(Box::new(allowed.into_iter()) as Addrs)
-        })
-    }
-}
 
 /// The four client variants (verify TLS × follow redirects), each with its own pool.
 pub(crate) struct Clients {
@@ -57,37 +23,14 @@ pub(crate) struct Clients {
     ),
 }
 
-fn ip_literal(url: &reqwest::Url) -> Option<IpAddr> {
-    match url.host()? {
-        url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
-        url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
-        url::Host::Domain(_) => None,
-    }
-}
-
 impl Clients {
     pub(crate) fn new(policy: Arc<NetPolicy>) -> Clients {
         let build = |verify: bool, follow: bool| {
-            let p = policy.clone();
-            let redirects = if follow {
-                redirect::Policy::custom(move |attempt| {
-                    if attempt.previous().len() >= 10 {
-                        return attempt.error("more than 10 redirects");
-                    }
-                    match ip_literal(attempt.url()).and_then(|ip| p.refuses(ip)) {
-                        Some(why) => attempt.error(format!("redirect refused: {why}")),
-                        None => attempt.follow(),
-                    }
-                })
-            } else {
-                redirect::Policy::none()
-            };
-            reqwest::Client::builder()
-                .dns_resolver(Arc::new(PolicyResolver(policy.clone())))
+            // The policy's resolver and per-hop redirect check, shared with every other
+            // user-supplied destination.
+            lookout_outbound::client_builder(policy.clone(), follow)
                 .danger_accept_invalid_certs(!verify)
                 .tls_info(true)
-                .redirect(redirects)
-                .no_proxy()
                 .pool_max_idle_per_host(32)
                 .pool_idle_timeout(Duration::from_secs(90))
                 .user_agent(concat!("Lookout-Uptime/", env!("CARGO_PKG_VERSION")))
@@ -116,11 +59,11 @@ impl Clients {
             p.error = Some("invalid URL".into());
             return p;
         };
-        if let Some(why) = ip_literal(&url).and_then(|ip| self.policy.refuses(ip)) {
+        if let Err(why) = lookout_outbound::check_url(&self.policy, &url) {
             p.error = Some(why);
             return p;
         }
-        if let Some(ip) = ip_literal(&url) {
+        if let Some(ip) = lookout_outbound::ip_literal(&url) {
             p.obs.ip = Some(ip.to_string());
         }
         let client = match (spec.verify_tls, spec.follow_redirects) {
@@ -195,31 +138,6 @@ impl Clients {
         p.obs.body = Some(String::from_utf8_lossy(&body).into_owned());
         p
     }
-}
-
-/// The error with its causes, which is where reqwest keeps the useful part ("connection refused").
-fn describe(e: &reqwest::Error) -> String {
-    let mut out = if e.is_timeout() {
-        "timed out".to_string()
-    } else if e.is_connect() {
-        "cannot connect".to_string()
-    } else if e.is_redirect() {
-        "redirect failed".to_string()
-    } else {
-        "request failed".to_string()
-    };
-    let mut source = std::error::Error::source(e);
-    let mut last = String::new();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if text != last && !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        last = text;
-        source = s.source();
-    }
-    out
 }
 
 fn is_cert_error(e: &reqwest::Error) -> bool {

@@ -7,8 +7,8 @@ use surge_ping::{Client, Config, PingIdentifier, PingSequence, ICMP};
 use tokio::sync::OnceCell;
 
 use super::{resolve, Probe};
-use crate::netpolicy::NetPolicy;
 use crate::spec::MonitorSpec;
+use lookout_outbound::NetPolicy;
 
 /// One socket per address family, opened on first use and shared by every ICMP monitor.
 #[derive(Default)]

@@ -10,13 +10,13 @@ mod icmp;
 mod tcp;
 mod tls;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::conditions::{self, Observation};
-use crate::netpolicy::NetPolicy;
 use crate::spec::{Kind, MonitorSpec};
+use lookout_outbound::NetPolicy;
 
 /// What one check found.
 #[derive(Debug, Clone)]
@@ -141,22 +141,11 @@ pub(crate) async fn resolve(
     host: &str,
     port: u16,
 ) -> Result<SocketAddr, String> {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?
-            .collect(),
-    };
-    let mut refusal = None;
-    for a in addrs {
-        match policy.refuses(a.ip()) {
-            None => return Ok(a),
-            Some(r) => refusal = Some(r),
-        }
-    }
-    Err(refusal.unwrap_or_else(|| format!("{host} has no address")))
+    let addrs = lookout_outbound::resolve(policy, host, port).await?;
+    addrs
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("{host} has no address"))
 }
 
 /// Reads a DER certificate's expiry, ms since the epoch.

@@ -3,8 +3,8 @@
 use std::time::Instant;
 
 use super::{resolve, Probe};
-use crate::netpolicy::NetPolicy;
 use crate::spec::MonitorSpec;
+use lookout_outbound::NetPolicy;
 
 pub(crate) async fn probe(policy: &NetPolicy, spec: &MonitorSpec) -> Probe {
     let mut p = Probe::default();

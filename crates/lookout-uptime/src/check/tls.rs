@@ -13,8 +13,8 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use super::{cert_not_after, resolve, Probe};
-use crate::netpolicy::NetPolicy;
 use crate::spec::MonitorSpec;
+use lookout_outbound::NetPolicy;
 
 /// The web PKI roots and crypto provider, built once.
 pub(crate) struct Roots {

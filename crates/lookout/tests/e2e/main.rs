@@ -17,6 +17,7 @@ mod db;
 pub(crate) mod errors;
 mod foundation;
 mod load;
+mod outbound;
 mod regress;
 mod reports;
 mod uptime;
