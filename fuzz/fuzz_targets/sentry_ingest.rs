@@ -1,5 +1,6 @@
 //! Fuzzes everything the Sentry ingest endpoint runs on a request body before storing it:
-//! decompression (every encoding, with a small cap so bombs are exercised), envelope parsing,
+//! decompression (every encoding, with a small cap so bombs are exercised; the first-line read
+//! and the byte-budgeted read the handlers use before and after the key check), envelope parsing,
 //! the legacy store body, event normalisation and grouping. None of it may panic, and the
 //! decompression cap must hold.
 //!
@@ -15,6 +16,24 @@ const CAP: usize = 64 * 1024;
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else { return };
     let encoding = ["identity", "gzip", "deflate", "br", "zstd"][usize::from(selector) % 5];
+    // The envelope header read before the key is known: one line, capped.
+    if let Ok(line) = decompress::decode_first_line(Some(encoding), body, CAP) {
+        assert!(line.len() <= CAP && !line.contains(&b'\n'));
+    }
+    // Under a byte budget that runs out: never more reserved than granted, never past it.
+    let budget = usize::from(selector) * 512;
+    let mut granted = 0;
+    let out = decompress::decode_budgeted(Some(encoding), body, CAP, &mut |n| {
+        if n <= budget {
+            granted = granted.max(n);
+            true
+        } else {
+            false
+        }
+    });
+    if let Ok(out) = out {
+        assert!(out.len() <= CAP && out.capacity() <= granted.max(out.len()).max(64 * 1024));
+    }
     let Ok(decoded) = decompress::decode(Some(encoding), body, CAP) else { return };
     assert!(decoded.len() <= CAP);
     let clock = Clock { received_ms: 1_800_000_000_000, sent_at_ms: Some(1_700_000_000_000) };

@@ -45,7 +45,17 @@ impl Envelope {
     }
 }
 
+/// Largest envelope or item header line. Real headers are a few hundred bytes; parsing a
+/// megabyte-long one into a JSON `Value` costs up to 16 times its size, outside any budget the
+/// caller keeps for payloads.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
 fn header_line(line: &[u8], what: &str) -> Result<Map<String, Value>, ProtocolError> {
+    if line.len() > MAX_HEADER_BYTES {
+        return Err(ProtocolError::TooLarge(format!(
+            "{what} longer than {MAX_HEADER_BYTES} bytes"
+        )));
+    }
     match serde_json::from_slice::<Value>(line) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(ProtocolError::Malformed(format!(
@@ -91,6 +101,9 @@ pub fn parse_with(
     let (end, mut pos) = line_at(body, 0);
     let headers = header_line(body.get(..end).unwrap_or_default(), "envelope header")?;
     let mut items = Vec::new();
+    // Every item counts against MAX_ITEMS, kept or skipped: a million skipped items cost a
+    // million header parses.
+    let mut seen = 0usize;
     while pos < body.len() {
         let (end, next) = line_at(body, pos);
         let line = body.get(pos..end).unwrap_or_default();
@@ -98,7 +111,8 @@ pub fn parse_with(
             pos = next; // blank lines between items are tolerated
             continue;
         }
-        if items.len() >= MAX_ITEMS {
+        seen += 1;
+        if seen > MAX_ITEMS {
             return Err(ProtocolError::TooLarge(format!(
                 "more than {MAX_ITEMS} items in one envelope"
             )));
@@ -159,6 +173,23 @@ pub fn parse_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_header_lines_and_too_many_skipped_items_are_refused() {
+        let mut long = b"{}\n{\"type\":\"event\",\"x\":[".to_vec();
+        long.extend(std::iter::repeat_n(b"0,".as_slice(), 40_000).flatten());
+        long.extend_from_slice(b"0]}\n{}\n");
+        assert!(matches!(parse(&long), Err(ProtocolError::TooLarge(_))));
+        let mut many = b"{}\n".to_vec();
+        for _ in 0..=MAX_ITEMS {
+            many.extend_from_slice(b"{\"type\":\"unknown_kind\"}\n{}\n");
+        }
+        let skip_all = &mut |_: &str, _: usize| Ok(false);
+        assert!(matches!(
+            parse_with(&many, skip_all),
+            Err(ProtocolError::TooLarge(_))
+        ));
+    }
 
     fn fixture(name: &str) -> Vec<u8> {
         std::fs::read(format!(

@@ -84,24 +84,60 @@ impl Principal {
     }
 }
 
-/// The address of the peer that sent a request, when the listener recorded it.
-///
-/// This is the TCP peer: behind a reverse proxy every client shares the proxy's address (the
-/// login throttle then counts them together; see docs/operations.md).
+/// The address of the client that sent a request, when the listener recorded it: the TCP peer,
+/// or, when the peer is one of the configured `trusted_proxies`, the last address in
+/// `X-Forwarded-For` that is not a trusted proxy (addresses left of it could be made up by the
+/// client).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub Option<std::net::IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        let trusted = &state.settings().trusted_proxies;
         Ok(ClientAddr(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip()),
+            peer.map(|p| forwarded_client(p, &parts.headers, trusted)),
         ))
     }
+}
+
+/// The client behind `peer` (see [`ClientAddr`]).
+pub fn forwarded_client(
+    peer: std::net::IpAddr,
+    headers: &HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(*ip, std::net::IpAddr::V4),
+            v4 => *v4,
+        };
+        trusted.iter().any(|n| n.contains(&ip))
+    };
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map_while(|h| h.trim().parse().ok())
+        .collect();
+    hops.iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .or(hops.first())
+        .copied()
+        .unwrap_or(peer)
 }
 
 /// A caller with at least the member role. A handler that takes it cannot forget the check, and
@@ -185,6 +221,41 @@ impl FromRequestParts<AppState> for Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_behind_a_trusted_proxy_is_the_last_untrusted_hop() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let h = |xff: &str| {
+            let mut m = HeaderMap::new();
+            m.insert("x-forwarded-for", xff.parse().unwrap());
+            m
+        };
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        // Behind the proxy: the address it saw, not what the client claimed before it.
+        assert_eq!(
+            forwarded_client(
+                ip("10.0.0.5"),
+                &h("1.2.3.4, 203.0.113.9, 10.0.0.7"),
+                &trusted
+            ),
+            ip("203.0.113.9")
+        );
+        // Not through a trusted proxy: the header is ignored.
+        assert_eq!(
+            forwarded_client(ip("198.51.100.1"), &h("1.2.3.4"), &trusted),
+            ip("198.51.100.1")
+        );
+        // No trusted proxies configured: always the peer.
+        assert_eq!(
+            forwarded_client(ip("10.0.0.5"), &h("1.2.3.4"), &[]),
+            ip("10.0.0.5")
+        );
+        // A trusted peer without the header stays the peer.
+        assert_eq!(
+            forwarded_client(ip("10.0.0.5"), &HeaderMap::new(), &trusted),
+            ip("10.0.0.5")
+        );
+    }
 
     #[test]
     fn cookies_are_found_among_others() {
@@ -271,19 +342,50 @@ impl LoginThrottle {
         account.max(client)
     }
 
-    /// Records a failed login.
-    pub fn failed(&self, email: &str, client: Option<std::net::IpAddr>, now: i64) {
-        lock(&self.accounts).record(Self::account_key(email), now);
-        if let Some(ip) = client {
-            lock(&self.clients).record(Self::client_key(ip), now);
+    /// Starts a login attempt: `Err(ms to wait)` if the account or the client must wait, else
+    /// the attempt is counted as a failure right away, in the same step as the check, so that
+    /// attempts sent all at once cannot each pass the check before any of them is counted.
+    /// [`LoginThrottle::succeeded`] takes the count back when the password was right.
+    pub fn begin(
+        &self,
+        email: &str,
+        client: Option<std::net::IpAddr>,
+        now: i64,
+    ) -> Result<(), i64> {
+        let account = Self::account_key(email);
+        let client = client.map(Self::client_key);
+        // Always accounts, then clients: one lock order.
+        let mut accounts = lock(&self.accounts);
+        let mut clients = lock(&self.clients);
+        let wait = accounts
+            .wait_ms(&account, Self::FREE_ACCOUNT_FAILURES, now)
+            .max(
+                client
+                    .as_deref()
+                    .and_then(|c| clients.wait_ms(c, Self::FREE_CLIENT_FAILURES, now)),
+            );
+        if let Some(ms) = wait {
+            return Err(ms);
         }
+        accounts.record(account, now);
+        if let Some(c) = client {
+            clients.record(c, now);
+        }
+        Ok(())
     }
 
-    /// Clears an account's failures after a successful login (the client's stay).
-    pub fn succeeded(&self, email: &str) {
+    /// After a right password: clears the account's failures, and takes back the client's count
+    /// of this attempt (its earlier failures stay: a guesser with one valid account must not
+    /// reset their own budget).
+    pub fn succeeded(&self, email: &str, client: Option<std::net::IpAddr>) {
         lock(&self.accounts)
             .entries
             .remove(&Self::account_key(email));
+        if let Some(ip) = client {
+            if let Some(e) = lock(&self.clients).entries.get_mut(&Self::client_key(ip)) {
+                e.0 = e.0.saturating_sub(1);
+            }
+        }
     }
 }
 
@@ -365,9 +467,9 @@ mod throttle_tests {
         let mut now = 1_000_000;
         let mut waits = Vec::new();
         for _ in 0..12 {
-            // Each attempt comes as soon as it is allowed.
+            // Each attempt comes as soon as it is allowed, and fails.
             now += t.wait_ms("Ada@x.io", ip("10.0.0.1"), now).unwrap_or(0);
-            t.failed("ada@x.io ", ip("10.0.0.1"), now);
+            t.begin("ada@x.io ", ip("10.0.0.1"), now).unwrap();
             waits.push(t.wait_ms("ADA@x.io", None, now).unwrap_or(0));
         }
         assert_eq!(
@@ -376,14 +478,15 @@ mod throttle_tests {
         );
         // Another account from another client is not affected.
         assert_eq!(t.wait_ms("bob@x.io", ip("10.0.0.2"), now), None);
+        // Inside the wait, attempts are refused (and not counted).
+        assert_eq!(t.begin("ada@x.io", ip("10.0.0.3"), now + 10), Err(29_990));
         // 30 s after the last failure the account may try again; a success clears it.
-        assert_eq!(t.wait_ms("ada@x.io", ip("10.0.0.3"), now + 30_000), None);
-        t.succeeded("ada@x.io");
-        assert_eq!(t.wait_ms("ada@x.io", ip("10.0.0.3"), now + 1), None);
+        assert_eq!(t.begin("ada@x.io", ip("10.0.0.3"), now + 30_000), Ok(()));
+        t.succeeded("ada@x.io", ip("10.0.0.3"));
+        assert_eq!(t.wait_ms("ada@x.io", ip("10.0.0.3"), now + 30_001), None);
         // Counts fade after a quiet quarter of an hour.
-        t.failed("eve@x.io", None, now);
-        for _ in 0..5 {
-            t.failed("eve@x.io", None, now);
+        for _ in 0..6 {
+            let _ = t.begin("eve@x.io", None, now);
         }
         assert!(t.wait_ms("eve@x.io", None, now + 1).is_some());
         assert_eq!(
@@ -393,20 +496,37 @@ mod throttle_tests {
     }
 
     #[test]
+    fn attempts_sent_at_once_are_counted_before_any_is_checked() {
+        let t = LoginThrottle::default();
+        let passed = (0..20)
+            .filter(|_| t.begin("ada@x.io", None, 1_000).is_ok())
+            .count();
+        assert_eq!(passed, LoginThrottle::FREE_ACCOUNT_FAILURES as usize + 1);
+    }
+
+    #[test]
     fn one_client_trying_many_accounts_is_slowed_and_a_success_does_not_reset_it() {
         let t = LoginThrottle::default();
         let now = 5_000_000;
         for i in 0..LoginThrottle::FREE_CLIENT_FAILURES + 1 {
-            t.failed(&format!("user{i}@x.io"), ip("2001:db8::1"), now);
+            t.begin(&format!("user{i}@x.io"), ip("2001:db8::1"), now)
+                .unwrap();
         }
         // A fresh account from the same /64 waits; from another network it does not.
         assert_eq!(
             t.wait_ms("new@x.io", ip("2001:db8::ffff"), now),
             Some(1_000)
         );
-        assert_eq!(t.wait_ms("new@x.io", ip("2001:db9::1"), now), None);
-        t.succeeded("user0@x.io");
         assert_eq!(t.wait_ms("new@x.io", ip("2001:db8::1"), now), Some(1_000));
+        assert_eq!(t.wait_ms("new@x.io", ip("2001:db9::1"), now), None);
+        // A right password takes back only its own attempt.
+        t.begin("mine@x.io", ip("2001:db8::1"), now + 1_000)
+            .unwrap();
+        t.succeeded("mine@x.io", ip("2001:db8::1"));
+        assert_eq!(
+            t.wait_ms("new@x.io", ip("2001:db8::1"), now + 1_000),
+            Some(1_000)
+        );
     }
 
     #[test]

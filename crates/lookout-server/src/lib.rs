@@ -87,7 +87,7 @@ pub fn app(state: AppState) -> Router {
     let mut public = Router::new()
         .route("/status/{slug}", get(ui::status_page::page))
         .route("/status/{slug}/feed.atom", get(ui::status_page::feed));
-    for (name, value) in ui::security_headers() {
+    for (name, value) in ui::status_page_headers() {
         public = public.layer(SetResponseHeaderLayer::if_not_present(
             name,
             HeaderValue::from_static(value),

@@ -29,6 +29,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     /// OTLP/HTTP address.
     pub otlp_listen: SocketAddr,
+    /// Reverse proxies trusted to name the client in `X-Forwarded-For` (CIDR).
+    pub trusted_proxies: Vec<String>,
     /// Public URL for DSNs and links; derived from `listen` when absent.
     pub public_url: Option<String>,
     /// Create this admin at start if no user has this email (`LOOKOUT_ADMIN_EMAIL`).
@@ -137,6 +139,19 @@ pub async fn serve(
         public_url: public_url.clone(),
         data_location: cfg.data_location.clone(),
         session_ttl_ms: SESSION_TTL_MS,
+        trusted_proxies: cfg
+            .trusted_proxies
+            .iter()
+            .map(|n| {
+                n.parse::<ipnet::IpNet>()
+                    .or_else(|_| n.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ServeError::Config(format!(
+                            "trusted_proxies: {n:?} is not a network (use CIDR, like 10.0.0.0/8)"
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?,
     };
     // One policy for every destination a user supplies: checks, channels, SMTP servers,
     // report deliveries, database and backup targets.

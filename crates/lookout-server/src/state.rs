@@ -14,6 +14,9 @@ pub struct HttpSettings {
     pub data_location: String,
     /// How long a UI login lasts.
     pub session_ttl_ms: i64,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (the login throttle counts by
+    /// client); empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl HttpSettings {
@@ -154,6 +157,7 @@ mod tests {
             public_url: "https://lookout.example.com/base".into(),
             data_location: String::new(),
             session_ttl_ms: 0,
+            trusted_proxies: Vec::new(),
         };
         assert_eq!(s.dsn("abc", 7), "https://abc@lookout.example.com/base/7");
         assert!(s.secure_cookies());

@@ -107,7 +107,26 @@ pub use lookout_core::slug::slugify;
 // ---------------------------------------------------------------- organizations and projects
 
 /// The default organization, created on first start.
+///
+/// Read first and written only when missing: almost every request asks for it, and an
+/// `INSERT … ON CONFLICT` each time made read-only pages take SQLite's write lock.
 pub async fn default_org(store: &Store) -> Result<Organization> {
+    let read = || async {
+        let row = sqlx::query("SELECT id, slug, name FROM organizations WHERE slug = 'default'")
+            .fetch_optional(store.pool())
+            .await?;
+        row.map(|r| {
+            Ok::<_, StoreError>(Organization {
+                id: r.try_get("id")?,
+                slug: r.try_get("slug")?,
+                name: r.try_get("name")?,
+            })
+        })
+        .transpose()
+    };
+    if let Some(org) = read().await? {
+        return Ok(org);
+    }
     sqlx::query(
         "INSERT INTO organizations (slug, name, created_at) VALUES ('default', 'Default', $1)
          ON CONFLICT (slug) DO NOTHING",
@@ -115,14 +134,7 @@ pub async fn default_org(store: &Store) -> Result<Organization> {
     .bind(now_ms())
     .execute(store.pool())
     .await?;
-    let r = sqlx::query("SELECT id, slug, name FROM organizations WHERE slug = 'default'")
-        .fetch_one(store.pool())
-        .await?;
-    Ok(Organization {
-        id: r.try_get(0)?,
-        slug: r.try_get(1)?,
-        name: r.try_get(2)?,
-    })
+    read().await?.ok_or(StoreError::NotFound)
 }
 
 /// The default project, created with its DSN key on first start. Returns it and whether it is new.
@@ -479,16 +491,25 @@ pub async fn verify_login(store: &Store, email: &str, password: &str) -> Result<
     .bind(email.trim().to_lowercase())
     .fetch_optional(store.pool())
     .await?;
-    let Some(row) = row else {
-        // Hash anyway so a wrong email takes as long as a wrong password.
-        let _ = verify_password(password, DUMMY_HASH);
-        return Ok(None);
+    // Hash anyway on an unknown email, so it takes as long as a wrong password.
+    let hash: String = match &row {
+        Some(r) => r.try_get("password_hash")?,
+        None => DUMMY_HASH.to_string(),
     };
-    let hash: String = row.try_get("password_hash")?;
-    if verify_password(password, &hash) {
-        Ok(Some(user_from_row(&row)?))
-    } else {
-        Ok(None)
+    // argon2id takes ~19 MiB and tens of milliseconds of CPU: off the async workers, at most
+    // two at once, so a burst of logins cannot stall every other request.
+    static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let _turn = HASHING
+        .acquire()
+        .await
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let password = password.to_string();
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .unwrap_or(false);
+    match row {
+        Some(r) if ok => Ok(Some(user_from_row(&r)?)),
+        _ => Ok(None),
     }
 }
 

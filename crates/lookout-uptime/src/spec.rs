@@ -450,34 +450,66 @@ impl MonitorSpec {
 
     /// Fills secrets the user sent back redacted from `old` (so an edit of the returned JSON
     /// keeps the stored password).
-    pub fn keep_secrets_from(&mut self, old: &MonitorSpec) {
-        // A redacted URL password is kept only for the same user on the same host and port:
-        // pointing the URL elsewhere must not send the stored password there.
+    ///
+    /// Stored secrets follow only an unchanged destination (scheme, host and port of the URL):
+    /// otherwise a member, who is never shown them, could point the URL at their own server
+    /// and receive them on the next check. Sending `********` for a moved monitor is refused.
+    pub fn keep_secrets_from(&mut self, old: &MonitorSpec) -> Result<(), SpecError> {
+        let same_place = match (self.url.as_deref(), old.url.as_deref()) {
+            (None, None) => true,
+            (Some(new), Some(old)) => match (url::Url::parse(new), url::Url::parse(old)) {
+                (Ok(n), Ok(o)) => {
+                    n.scheme() == o.scheme()
+                        && n.host_str() == o.host_str()
+                        && n.port_or_known_default() == o.port_or_known_default()
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        let moved = || {
+            err(
+                "url",
+                "points somewhere else now: send its credentials again instead of ********",
+            )
+        };
         if let (Some(u), Some(o)) = (&mut self.url, &old.url) {
             if let (Some((mut new, pw)), Some((old, old_pw))) = (url_password(u), url_password(o)) {
-                let same_place = new.host_str() == old.host_str()
-                    && new.port_or_known_default() == old.port_or_known_default()
-                    && new.username() == old.username();
-                if pw == REDACTED && same_place && new.set_password(Some(&old_pw)).is_ok() {
-                    *u = new.to_string();
+                if pw == REDACTED {
+                    if !same_place || new.username() != old.username() {
+                        return Err(moved());
+                    }
+                    if new.set_password(Some(&old_pw)).is_ok() {
+                        *u = new.to_string();
+                    }
                 }
             }
         }
         if let (Some(b), Some(o)) = (&mut self.basic_auth, &old.basic_auth) {
             if b.password == REDACTED {
+                if !same_place {
+                    return Err(moved());
+                }
                 b.password = o.password.clone();
             }
         }
         if self.bearer_token.as_deref() == Some(REDACTED) {
+            if !same_place {
+                return Err(moved());
+            }
             self.bearer_token = old.bearer_token.clone();
         }
         for (k, v) in self.headers.iter_mut() {
             if v == REDACTED {
                 if let Some(o) = old.headers.get(k) {
+                    if !same_place {
+                        return Err(moved());
+                    }
                     *v = o.clone();
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -578,8 +610,15 @@ mod tests {
         assert_eq!(r.headers["Accept"], "*/*");
         assert_eq!(r.basic_auth.as_ref().unwrap().password, REDACTED);
         let mut edited = r.clone();
-        edited.keep_secrets_from(&s);
+        edited.keep_secrets_from(&s).unwrap();
         assert_eq!(edited, s);
+        // Pointed elsewhere (another host, or http instead of https), the stored secrets stay.
+        for elsewhere in ["http://evil.example", "https://a"] {
+            let mut moved = r.clone();
+            moved.url = Some(elsewhere.into());
+            let e = moved.keep_secrets_from(&s).unwrap_err();
+            assert!(e.to_string().starts_with("url:"), "{e}");
+        }
     }
 
     #[test]
@@ -602,16 +641,17 @@ mod tests {
         back.map_secrets(|v| Ok::<_, ()>(v.to_string())).unwrap();
         assert_eq!(back, s);
         let mut edited = r.clone();
-        edited.keep_secrets_from(&s);
+        edited.keep_secrets_from(&s).unwrap();
         assert_eq!(edited, s);
-        // The redacted URL moved to another host does not take the password along.
-        let mut moved = r.clone();
-        moved.url = Some("https://ops:********@evil.example/health".into());
-        moved.keep_secrets_from(&s);
-        assert_eq!(
-            moved.url.as_deref(),
-            Some("https://ops:********@evil.example/health")
-        );
+        // The redacted URL moved to another host, or to plain http, does not take the password.
+        for elsewhere in [
+            "https://ops:********@evil.example/health",
+            "http://ops:********@example.com:443/health",
+        ] {
+            let mut moved = r.clone();
+            moved.url = Some(elsewhere.into());
+            assert!(moved.keep_secrets_from(&s).is_err(), "{elsewhere}");
+        }
         // URLs without a password are left alone.
         let plain = spec(r#"{"name":"x","type":"http","url":"http://a/b?c=d"}"#).unwrap();
         assert_eq!(plain.redacted().url, plain.url);

@@ -30,6 +30,11 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     /// See `--log-format`.
     pub log_format: Option<LogFormat>,
+    /// Reverse proxies (CIDR) whose `X-Forwarded-For` header names the client, e.g.
+    /// `[127.0.0.1/32]` behind a local nginx: without it every client looks like the proxy to
+    /// the login throttle.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     /// Which networks requests made on a user's behalf may reach (checks, channels, email,
     /// reports, database and backup targets).
     #[serde(default)]
@@ -172,6 +177,13 @@ pub fn limits(
 impl FileConfig {
     /// The outbound policy's `(deny, allow)` networks: `outbound` with the `uptime` aliases.
     pub fn outbound_networks(&self) -> (Vec<String>, Vec<String>) {
+        if !self.uptime.allow_networks.is_empty() || !self.uptime.deny_networks.is_empty() {
+            // Before the outbound section these lists held checks only; an allow list there
+            // now also limits where pages, reports and SMTP go.
+            tracing::warn!(
+                "uptime.deny_networks and uptime.allow_networks now apply to every outbound destination (channels, SMTP, reports, database and backup targets), as outbound.deny_networks and outbound.allow_networks; move them to the outbound section."
+            );
+        }
         let merge = |a: &[String], b: &[String]| {
             let mut v = a.to_vec();
             v.extend(b.iter().filter(|n| !a.contains(n)).cloned());

@@ -123,6 +123,7 @@ fn run(cli: Cli) -> Result<()> {
                     data_location: storage.display,
                     listen,
                     otlp_listen,
+                    trusted_proxies: file.trusted_proxies.clone(),
                     public_url,
                     admin_email: std::env::var("LOOKOUT_ADMIN_EMAIL").ok(),
                     admin_password: std::env::var("LOOKOUT_ADMIN_PASSWORD").ok(),

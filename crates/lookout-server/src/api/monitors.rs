@@ -245,7 +245,8 @@ pub async fn update(
         ));
     }
     if let Ok(stored) = serde_json::from_str::<MonitorSpec>(&old.spec) {
-        spec.keep_secrets_from(&stored);
+        spec.keep_secrets_from(&stored)
+            .map_err(|e| ApiError::Validation(e.to_string()))?;
     }
     ustore::update_monitor(
         state.store(),

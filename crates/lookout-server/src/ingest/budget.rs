@@ -49,9 +49,12 @@ impl IngestLimits {
         if self.max_envelope_bytes < self.max_event_bytes {
             out.push("limits.max_envelope_bytes must be at least limits.max_event_bytes".into());
         }
-        if self.inflight_bytes < self.max_envelope_bytes {
+        // One envelope at its largest holds up to 2.5 times its size at once: the compressed
+        // body with the growing output (the live buffer and, while it moves, the one before),
+        // then the output with its items' copies. With less, it would get 503 on every retry.
+        if self.inflight_bytes < self.max_envelope_bytes.saturating_mul(5) / 2 {
             out.push(
-                "limits.max_inflight_bytes must be at least limits.max_envelope_bytes, or the largest envelope could never be accepted"
+                "limits.max_inflight_bytes must be at least 2.5 times limits.max_envelope_bytes, or the largest envelope could never be accepted"
                     .into(),
             );
         }
@@ -117,6 +120,18 @@ impl ByteBudget {
 }
 
 impl ByteBudget {
+    /// Gives `n` of the bytes `from` holds back to the budget (less if it holds less).
+    pub fn release(&self, from: &mut Reservation, n: usize) {
+        if let Some(held) = &mut from.0 {
+            let n = n.min(held.num_permits());
+            if n == held.num_permits() {
+                from.0 = None;
+            } else {
+                drop(held.split(n));
+            }
+        }
+    }
+
     /// Moves everything `from` holds into `into`.
     pub fn transfer(&self, from: &mut Reservation, into: &mut Reservation) {
         if let Some(p) = from.0.take() {

@@ -378,12 +378,27 @@ async fn ingest_inner(
             if raw.len() > cap {
                 return Err(too_large(cap));
             }
+            // The body is the envelope: its bytes stay reserved as long as it lives.
+            parse_budget.transfer(&mut wire, &mut held);
             raw
         } else {
+            // Each growth moves the output to a new buffer and frees the old one, so by the
+            // next growth the buffer before the last is gone and its bytes go back: what stays
+            // reserved is the live buffer (two while moving), not the sum of every size, which
+            // made a large compressed envelope need three times its size and get 503 forever.
+            let (mut live, mut freed) = (0usize, 0usize);
             let out = decompress::decode_budgeted(encoding.as_deref(), &raw, cap, &mut |n| {
-                parse_budget.reserve(&mut held, n)
+                if !parse_budget.reserve(&mut held, n) {
+                    return false;
+                }
+                parse_budget.release(&mut held, freed);
+                (freed, live) = (live, n);
+                true
             })?;
+            parse_budget.release(&mut held, freed);
+            // The compressed body is no longer needed: neither are its bytes of the budget.
             drop(raw);
+            drop(wire);
             Bytes::from(out)
         };
         let env = match endpoint {
@@ -410,7 +425,6 @@ async fn ingest_inner(
         Ok::<_, ProtocolError>((env, held))
     })
     .await??;
-    drop(wire);
     // A key in the envelope header must agree with one sent outside it (Relay does the same).
     if let (Some(outer), Some(inner)) = (
         &outer_key,
@@ -659,15 +673,23 @@ async fn read_body(
         if len > cap {
             return Err(too_big());
         }
-        if !budget.reserve(held, len) {
-            return Err(over_budget());
-        }
-        let mut buf = Vec::with_capacity(len);
+        // The buffer grows (doubling, up to the declared length) as bytes arrive, and only what
+        // is allocated is reserved: reserving the declared length up front let a few uploads
+        // that declare 20 MiB and then trickle a byte a minute hold the whole budget.
+        let mut buf: Vec<u8> = Vec::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(read_error)?;
+            let need = buf.len() + chunk.len();
             // hyper enforces the declared length; this only guards the allocation.
-            if buf.len() + chunk.len() > len {
+            if need > len {
                 return Err(too_big());
+            }
+            if need > buf.capacity() {
+                let grown = need.max(buf.capacity() * 2).max(64 * 1024).min(len);
+                if !budget.reserve(held, grown - buf.capacity()) {
+                    return Err(over_budget());
+                }
+                buf.reserve_exact(grown - buf.len());
             }
             buf.extend_from_slice(&chunk);
         }

@@ -370,6 +370,22 @@ pub fn security_headers() -> [(header::HeaderName, &'static str); 4] {
     ]
 }
 
+/// Security headers for public status pages and feeds: the UI's, except that images may come
+/// from any https address (a page's `logo_url` is usually on the company's own site).
+pub fn status_page_headers() -> [(header::HeaderName, &'static str); 4] {
+    let [_, rest @ ..] = security_headers();
+    let [a, b, c] = rest;
+    [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; frame-ancestors 'none'; form-action 'self'",
+        ),
+        a,
+        b,
+        c,
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -375,7 +375,7 @@ pub async fn login(
         );
     }
     let now = lookout_core::time::now_ms();
-    if let Some(wait_ms) = state.login_throttle().wait_ms(&f.email, client, now) {
+    if let Err(wait_ms) = state.login_throttle().begin(&f.email, client, now) {
         let wait_s = (wait_ms + 999) / 1000;
         tracing::warn!(wait_s, client = ?client, "Login refused: too many recent failed attempts.");
         let mut res = auth_form(
@@ -396,12 +396,11 @@ pub async fn login(
     }
     match tenancy::verify_login(state.store(), &f.email, &f.password).await {
         Ok(Some(user)) => {
-            state.login_throttle().succeeded(&f.email);
+            state.login_throttle().succeeded(&f.email, client);
             tracing::info!(user = user.id, "User logged in.");
             start_session(&state, &user, next).await
         }
         Ok(None) => {
-            state.login_throttle().failed(&f.email, client, now);
             tracing::info!("Login failed: wrong email or password.");
             auth_form(
                 &state,

@@ -176,6 +176,17 @@ impl Shipper {
     ) -> Result<Shipper, BackupError> {
         std::fs::create_dir_all(options.dir.join("runs"))?;
         std::fs::create_dir_all(options.dir.join("requests"))?;
+        // Every run holds a whole copy of the database: the directory is the owner's alone,
+        // like the data directory.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if let Err(e) =
+                std::fs::set_permissions(&options.dir, std::fs::Permissions::from_mode(0o700))
+            {
+                tracing::warn!(dir = %options.dir.display(), error = %e, "Could not make the backup directory private.");
+            }
+        }
         let lock = File::create(options.dir.join(".lock"))?;
         if lock.try_lock().is_err() {
             return Err(BackupError::Busy(options.dir.clone()));

@@ -178,7 +178,7 @@ async fn a_spent_inflight_budget_answers_503_with_retry_after(backend: Backend) 
     let config = dir.path().join("lookout.toml");
     std::fs::write(
         &config,
-        "[limits]\nmax_envelope_bytes = 1048576\nmax_inflight_bytes = 1048576\n",
+        "[limits]\nmax_envelope_bytes = 1048576\nmax_inflight_bytes = 2621440\n",
     )
     .unwrap();
     let s = TestServer::start_with(
@@ -189,33 +189,49 @@ async fn a_spent_inflight_budget_answers_503_with_retry_after(backend: Backend) 
     )
     .await;
     let addr = s.url.trim_start_matches("http://").to_string();
-    // A body of the whole budget, declared and never finished: it holds the budget. (If it
-    // is answered at once, another request held part of the budget just then: try again.)
     let c = reqwest::Client::new();
     let id = new_id();
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let (holder, res) = loop {
-        let mut holder = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        holder
-            .write_all(
-                format!(
-                    "POST /api/1/envelope/ HTTP/1.1\r\nHost: x\r\nX-Sentry-Auth: Sentry sentry_key={}\r\nContent-Length: 1048576\r\n\r\n{{}}\n",
-                    key_of(&s)
-                )
-                .as_bytes(),
-            )
-            .await
-            .unwrap();
-        let mut buf = [0u8; 64];
-        let answered = tokio::time::timeout(Duration::from_millis(500), holder.read(&mut buf))
-            .await
-            .is_ok();
-        if answered {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the holder was always refused"
-            );
-            continue;
+    let head = format!(
+        "POST /api/1/envelope/ HTTP/1.1\r\nHost: x\r\nX-Sentry-Auth: Sentry sentry_key={}\r\nContent-Length: 1048576\r\n\r\n{{}}\n",
+        key_of(&s)
+    );
+    // Uploads that declare the largest envelope and trickle: they hold what they sent, not what
+    // they declared, so ten of them leave the budget to everyone else.
+    let mut trickling = Vec::new();
+    for _ in 0..10 {
+        let mut t = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        t.write_all(head.as_bytes()).await.unwrap();
+        trickling.push(t);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let res = post_envelope(
+        &c,
+        &s,
+        envelope(&id, &exception_event(&id, "E", "v", "f", "r"), None),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200, "slow uploads pinned the budget");
+    drop(trickling);
+    // Uploads that really sent (nearly) the whole envelope do hold its bytes: a few of them
+    // spend the budget, and then a new envelope is refused with 503 and Retry-After.
+    // Each holds the buffer its bytes grew to (doubling from 64 KiB): 1 + 1 + 0.5 MiB fill the
+    // 2.5 MiB budget; the smaller ones take what a concurrent request may have left.
+    let mut fillers = vec![1048572, 1048572, 400_000, 200_000, 100_000, 50_000, 20_000].into_iter();
+    let mut holders = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let res = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the budget never ran out"
+        );
+        if let Some(n) = fillers.next() {
+            let mut h = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            h.write_all(head.as_bytes()).await.unwrap();
+            h.write_all(&vec![b'x'; n]).await.unwrap();
+            holders.push(h);
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let res = post_envelope(
             &c,
@@ -225,8 +241,11 @@ async fn a_spent_inflight_budget_answers_503_with_retry_after(backend: Backend) 
         .send()
         .await
         .unwrap();
-        break (holder, res);
+        if res.status() != 200 {
+            break res;
+        }
     };
+    let holder = holders;
     assert_eq!(res.status(), 503);
     assert_eq!(res.headers()["retry-after"], "1");
     // Once the holder goes away the budget is back and the same event is accepted.

@@ -511,6 +511,14 @@ async fn redirects_links_headers_and_file_modes() {
             "{path}"
         );
         assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        // A logo on the company's own site still shows.
+        assert!(
+            h["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("img-src 'self' data: https:"),
+            "{path}"
+        );
     }
     // 14: the data directory and the database files are the owner's alone, and a data
     // directory left readable by an older version is made private at start.

@@ -5,4 +5,5 @@ mod cli;
 mod durability;
 mod hardening;
 mod limits;
+mod roles;
 mod sessions;

@@ -1,0 +1,169 @@
+//! Roles on every route, generated from the served OpenAPI document: each operation is called
+//! without credentials (401), with a viewer token (403 on every write), and with a member token
+//! (403 exactly on the admin routes listed here). A new route is covered the day it is added; a
+//! route that loosens or tightens its role fails until this file says why.
+
+use std::collections::BTreeSet;
+
+use lookout_testkit::{Backend, TestServer};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::{bin, json_of};
+
+/// Operations anyone may call, with why.
+const PUBLIC: &[(&str, &str)] = &[(
+    "GET /api/v1/openapi.json",
+    "the API's own description, which clients fetch before they have a token",
+)];
+
+/// Writes a viewer may make, with why (each still checks ownership inside).
+const VIEWER_WRITES: &[(&str, &str)] = &[
+    (
+        "POST /api/v1/tokens",
+        "anyone makes tokens for themself, never above their own role",
+    ),
+    (
+        "DELETE /api/v1/tokens/{id}",
+        "anyone revokes their own tokens (others' answer 403 or 404)",
+    ),
+    (
+        "POST /api/v1/channels",
+        "a user adds their own contact methods (team channels and others' need member)",
+    ),
+    (
+        "PUT /api/v1/channels/{id}",
+        "a user changes their own contact methods (checked on the stored and the new owner)",
+    ),
+    (
+        "DELETE /api/v1/channels/{id}",
+        "a user deletes their own contact methods",
+    ),
+    (
+        "POST /api/v1/query",
+        "NRQL is a read; POST carries the query text",
+    ),
+];
+
+/// The operations that need the admin role.
+const ADMIN: &[&str] = &[
+    "GET /api/v1/users",
+    "POST /api/v1/users",
+    "DELETE /api/v1/users/{id}",
+    "GET /api/v1/users/{id}",
+];
+
+/// Every `METHOD /path` in the served document.
+async fn operations(s: &TestServer) -> Vec<(Method, String)> {
+    let doc: Value = reqwest::get(s.at("/api/v1/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (m, _) in item.as_object().unwrap() {
+            if let Ok(method) = m.to_uppercase().parse::<Method>() {
+                out.push((method, path.clone()));
+            }
+        }
+    }
+    assert!(out.len() > 100, "only {} operations documented", out.len());
+    out
+}
+
+/// The path with every parameter filled: ids of rows that exist (1 is the default project and
+/// the first of most things), so that a role check cannot hide behind a 404.
+fn filled(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('}').map_or(rest.len(), |c| open + c);
+        out.push('1');
+        rest = &rest[(close + 1).min(rest.len())..];
+    }
+    out.push_str(rest);
+    out
+}
+
+async fn status(s: &TestServer, m: &Method, path: &str, token: Option<&str>) -> (u16, Value) {
+    let mut r = reqwest::Client::new().request(m.clone(), s.at(&filled(path)));
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    if !matches!(*m, Method::GET | Method::HEAD | Method::DELETE) {
+        r = r.json(&json!({}));
+    }
+    let (st, v) = json_of(r.send().await.unwrap()).await;
+    (st.as_u16(), v)
+}
+
+async fn token(s: &TestServer, role: &str) -> String {
+    let (st, t) = json_of(
+        s.admin_client()
+            .post(s.at("/api/v1/tokens"))
+            .json(&json!({"name": role, "role": role}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 201, "{t}");
+    t["token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_in_the_openapi_document_enforces_its_role() {
+    let s = TestServer::start(bin(), Backend::Sqlite).await;
+    let viewer = token(&s, "viewer").await;
+    let member = token(&s, "member").await;
+    let name = |m: &Method, p: &str| format!("{m} {p}");
+    let public: BTreeSet<&str> = PUBLIC.iter().map(|(o, _)| *o).collect();
+    let viewer_writes: BTreeSet<&str> = VIEWER_WRITES.iter().map(|(o, _)| *o).collect();
+    let mut problems = Vec::new();
+    let mut admin_seen = BTreeSet::new();
+    for (m, path) in operations(&s).await {
+        let op = name(&m, &path);
+        let (anon, body) = status(&s, &m, &path, None).await;
+        if public.contains(op.as_str()) {
+            if anon == 401 {
+                problems.push(format!("{op}: listed public but answers 401"));
+            }
+        } else if anon != 401 {
+            problems.push(format!(
+                "{op}: {anon} without credentials, want 401: {body}"
+            ));
+        }
+        let write = !matches!(m, Method::GET | Method::HEAD);
+        let (as_viewer, body) = status(&s, &m, &path, Some(&viewer)).await;
+        let admin_only = ADMIN.contains(&op.as_str());
+        let viewer_may = !write || viewer_writes.contains(op.as_str());
+        if (admin_only || !viewer_may) && as_viewer != 403 {
+            problems.push(format!("{op}: viewer got {as_viewer}, want 403: {body}"));
+        }
+        if !admin_only && viewer_may && as_viewer == 403 {
+            problems.push(format!("{op}: viewer got 403, but viewers may: {body}"));
+        }
+        let (as_member, body) = status(&s, &m, &path, Some(&member)).await;
+        if as_member == 403 {
+            admin_seen.insert(op.clone());
+        }
+        if as_member >= 500 {
+            problems.push(format!("{op}: member got {as_member}: {body}"));
+        }
+    }
+    let want: BTreeSet<String> = ADMIN.iter().map(|o| o.to_string()).collect();
+    for op in admin_seen.symmetric_difference(&want) {
+        problems.push(format!(
+            "{op}: {} (update ADMIN with the reason)",
+            if admin_seen.contains(op) {
+                "refuses members but is not listed as admin-only"
+            } else {
+                "listed admin-only but a member got through"
+            }
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
