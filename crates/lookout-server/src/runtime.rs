@@ -56,6 +56,8 @@ pub struct ServeConfig {
     pub backup: Option<BackupServe>,
     /// How often Lookout's own backup is restored and checked (`--backup-drill-interval`).
     pub backup_drill_every: Duration,
+    /// What one NRQL query may cost (the `query` section).
+    pub query: crate::nrql::limits::Limits,
 }
 
 /// `--backup-dir` and its settings.
@@ -95,6 +97,9 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let started = Instant::now();
+    if !crate::nrql::limits::configure(cfg.query.clone()) {
+        tracing::warn!("Query limits were set before; the query section is ignored.");
+    }
     let metrics = crate::observe::metrics_handle();
     let store = Store::open(&cfg.database_url).await?;
     if let Some(b) = &cfg.backup {

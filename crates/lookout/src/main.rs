@@ -118,6 +118,7 @@ fn run(cli: Cli) -> Result<()> {
                         }
                     }),
                     backup_drill_every: args.backup_drill_interval,
+                    query: config::query_limits(&file)?,
                 };
                 lookout_server::runtime::serve(cfg, shutdown_signal()).await?;
             }
