@@ -158,7 +158,7 @@ impl Budget {
     /// past the memory budget.
     pub(super) fn row(&mut self, kept_bytes: usize) -> Result<(), QueryError> {
         self.rows = self.rows.wrapping_add(1);
-        if self.rows % 256 == 0 && Instant::now() >= self.deadline {
+        if self.rows.is_multiple_of(256) && Instant::now() >= self.deadline {
             return Err(QueryError::Timeout(self.timeout));
         }
         if kept_bytes > self.max_memory {

@@ -281,7 +281,7 @@ fn row_order(order_by: Option<&(Expr, bool)>, a: &Row, b: &Row) -> Ordering {
         v => (0, num(&v), None),
     };
     let ((ca, na, sa), (cb, nb, sb)) = (key(a), key(b));
-    let o = ca.cmp(&cb).then_with(|| {
+    ca.cmp(&cb).then_with(|| {
         let inner = match (na, nb) {
             (Some(x), Some(y)) => x.total_cmp(&y),
             _ => sa.cmp(&sb),
@@ -291,8 +291,7 @@ fn row_order(order_by: Option<&(Expr, bool)>, a: &Row, b: &Row) -> Ordering {
         } else {
             inner
         }
-    });
-    o
+    })
 }
 
 fn page_limit(q: &Query) -> usize {
