@@ -1,7 +1,7 @@
 """Heavy raw-event NRQL against issue 23's memory target: sends SPANS spans over OTLP (the APM
 bench's realistic batches: requests, database and external calls with their attributes), waits
 until the rollup consumer has read them all, resets the server's peak RSS (writes 5 to
-/proc/PID/clear_refs), runs six `SELECT count(*) FROM Span SINCE 30 days ago` at once through
+/proc/PID/clear_refs), runs one query alone and then six `SELECT count(*) FROM Span SINCE 30 days ago` at once through
 POST /api/v1/query and prints the peak RSS (VmHWM) beside its target, with each query's time and
 answer. The server runs with `query.max_concurrent = 6`, so all six run together.
 
@@ -78,9 +78,15 @@ def main():
         t0 = time.time()
         while apm.rolled(urls["api"]) < sent and time.time() - t0 < 600:
             time.sleep(0.5)
+        base = apm.rss_mb(p.pid, "VmRSS")
+        # One alone, then six at once, each from a reset peak.
         with open(f"/proc/{p.pid}/clear_refs", "w") as f:
             f.write("5")
-        base = apm.rss_mb(p.pid, "VmRSS")
+        t = time.perf_counter()
+        status, body = query(urls["api"], HEAVY)
+        alone = (time.perf_counter() - t, status, body.get("rows", [[None]])[0][0], apm.rss_mb(p.pid))
+        with open(f"/proc/{p.pid}/clear_refs", "w") as f:
+            f.write("5")
         results = [None] * 6
 
         def run(i):
@@ -98,6 +104,8 @@ def main():
         p.terminate()
         p.wait(timeout=60)
     print(f"{sent:,} spans sent; RSS before the queries {base:.0f} MB")
+    print(f"one alone: {alone[0]:.1f} s  {alone[1]}  {alone[2]}  peak RSS {alone[3]:.0f} MB")
+    print("six at once:")
     for secs, status, answer in results:
         print(f"  {secs:6.1f} s  {status}  {answer}   {HEAVY}")
     print(f"peak RSS with six at once {peak:.0f} MB   target <= {TARGET_RSS_MB} MB")

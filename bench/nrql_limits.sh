@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Heavy raw-event NRQL against issue 23's target, release build: peak RSS (VmHWM) while six
+# Heavy raw-event NRQL against issue 23's target, release build: peak RSS (VmHWM) of one, then six
 # `SELECT count(*) FROM Span SINCE 30 days ago` run at once over 560,000 spans sent with OTLP
 # (<= 300 MB), and each query's time.
 # Usage: bench/nrql_limits.sh   (needs the opentelemetry-proto PyPI package, as bench/apm.sh)

@@ -165,6 +165,8 @@ fn run(cli: Cli) -> Result<()> {
                 csv,
                 project,
             } => {
+                // The same limits as the server's queries (the `query` section).
+                lookout_server::nrql::limits::configure(config::query_limits(&file)?);
                 let store = Store::open(&storage.url).await?;
                 let projects = match project {
                     Some(id) => vec![tenancy::get_project(&store, id).await?.id],
