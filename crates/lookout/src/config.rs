@@ -83,9 +83,7 @@ pub fn query_limits(file: &FileConfig) -> Result<lookout_server::nrql::limits::L
     let d = lookout_server::nrql::limits::Limits::default();
     let seconds = |name: &str, v: Option<f64>, default: std::time::Duration| match v {
         None => Ok(default),
-        Some(s) if (0.0..=86_400.0).contains(&s) => {
-            Ok(std::time::Duration::from_secs_f64(s))
-        }
+        Some(s) if (0.0..=86_400.0).contains(&s) => Ok(std::time::Duration::from_secs_f64(s)),
         Some(s) => bail!("query.{name} = {s}: seconds from 0 to 86400"),
     };
     let positive = |name: &str, v: Option<usize>, default: usize| match v {
