@@ -40,6 +40,14 @@ pub enum ApiError {
     /// A unique value is taken.
     #[error("{0}")]
     Conflict(String),
+    /// The request asks for more than a configured limit allows (a query's memory or answer
+    /// rows); the message names the setting. It would fail again: narrow it.
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// A configured limit of work in flight or time is reached (a query's slots or timeout);
+    /// the message names the setting. Retry after the `Retry-After` delay.
+    #[error("{0}")]
+    Unavailable(String),
     /// The write queue is full; retry after a second.
     #[error("the server is busy; retry after the Retry-After delay")]
     Overloaded,
@@ -63,7 +71,8 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable, snake_case: `bad_request`, `payload_too_large`, `unsupported_media_type`,
     /// `validation_failed`, `unauthorized`, `forbidden`,
-    /// `csrf_failed`, `not_found`, `conflict`, `overloaded`, `shutting_down`, `internal`.
+    /// `csrf_failed`, `not_found`, `conflict`, `limit_exceeded`, `unavailable`, `overloaded`,
+    /// `shutting_down`, `internal`.
     pub code: &'static str,
     /// What went wrong, for a person.
     pub message: String,
@@ -84,6 +93,8 @@ impl ApiError {
             ApiError::Csrf => ("csrf_failed", StatusCode::FORBIDDEN),
             ApiError::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
             ApiError::Conflict(_) => ("conflict", StatusCode::CONFLICT),
+            ApiError::LimitExceeded(_) => ("limit_exceeded", StatusCode::UNPROCESSABLE_ENTITY),
+            ApiError::Unavailable(_) => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
             ApiError::Overloaded => ("overloaded", StatusCode::SERVICE_UNAVAILABLE),
             ApiError::ShuttingDown => ("shutting_down", StatusCode::SERVICE_UNAVAILABLE),
             ApiError::Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
@@ -126,7 +137,10 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        if matches!(self, ApiError::Overloaded | ApiError::ShuttingDown) {
+        if matches!(
+            self,
+            ApiError::Overloaded | ApiError::ShuttingDown | ApiError::Unavailable(_)
+        ) {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }

@@ -61,6 +61,8 @@ pub struct ServeConfig {
     pub ingest_limits: crate::ingest::budget::IngestLimits,
     /// Connection cap and timeouts of both listeners (`limits` in the config file).
     pub listener_limits: crate::listener::ListenerLimits,
+    /// What one NRQL query may cost (the `query` section).
+    pub query: crate::nrql::limits::Limits,
 }
 
 /// `--backup-dir` and its settings.
@@ -100,6 +102,9 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let started = Instant::now();
+    if !crate::nrql::limits::configure(cfg.query.clone()) {
+        tracing::warn!("Query limits were set before; the query section is ignored.");
+    }
     let metrics = crate::observe::metrics_handle();
     let store = Store::open(&cfg.database_url).await?;
     if let Some(b) = &cfg.backup {

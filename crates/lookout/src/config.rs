@@ -45,6 +45,9 @@ pub struct FileConfig {
     /// What clients can make the server hold: body sizes, memory, connections, timeouts.
     #[serde(default)]
     pub limits: LimitsFileConfig,
+    /// NRQL query limits (docs/query.md).
+    #[serde(default)]
+    pub query: QueryFileConfig,
     /// Monitors declared as code: accepted here, read and reconciled by the server (also on
     /// SIGHUP), which owns their format.
     #[serde(default, rename = "monitors")]
@@ -194,6 +197,50 @@ impl FileConfig {
             merge(&self.outbound.allow_networks, &self.uptime.allow_networks),
         )
     }
+}
+
+/// The `query` section: what one NRQL query may cost (docs/query.md, "Limits").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryFileConfig {
+    /// Longest a query may run, in seconds, fractions allowed (default 60); past it: 503.
+    pub timeout_seconds: Option<f64>,
+    /// Queries in flight at once, for viewers and, separately, for alert conditions (default
+    /// 4); past it, after `queue_seconds`: 503.
+    pub max_concurrent: Option<usize>,
+    /// How long a viewer's query waits for a slot (default 2).
+    pub queue_seconds: Option<f64>,
+    /// Memory one query may keep while reading (default 67108864, 64 MiB); past it: 422.
+    pub max_memory_bytes: Option<usize>,
+    /// Most rows (facet values × buckets) in one answer (default 20000); past it: 422.
+    pub max_answer_rows: Option<usize>,
+}
+
+/// The query limits, with defaults for what the file leaves out; refuses impossible values.
+pub fn query_limits(file: &FileConfig) -> Result<lookout_server::nrql::limits::Limits> {
+    let q = &file.query;
+    let d = lookout_server::nrql::limits::Limits::default();
+    let seconds = |name: &str, v: Option<f64>, default: std::time::Duration| match v {
+        None => Ok(default),
+        Some(s) if (0.0..=86_400.0).contains(&s) => Ok(std::time::Duration::from_secs_f64(s)),
+        Some(s) => bail!("query.{name} = {s}: seconds from 0 to 86400"),
+    };
+    let positive = |name: &str, v: Option<usize>, default: usize| match v {
+        None => Ok(default),
+        Some(0) => bail!("query.{name} must be at least 1"),
+        Some(n) => Ok(n),
+    };
+    let timeout = seconds("timeout_seconds", q.timeout_seconds, d.timeout)?;
+    if timeout.is_zero() {
+        bail!("query.timeout_seconds must be more than 0");
+    }
+    Ok(lookout_server::nrql::limits::Limits {
+        timeout,
+        max_concurrent: positive("max_concurrent", q.max_concurrent, d.max_concurrent)?,
+        queue: seconds("queue_seconds", q.queue_seconds, d.queue)?,
+        max_memory_bytes: positive("max_memory_bytes", q.max_memory_bytes, d.max_memory_bytes)?,
+        max_answer_rows: positive("max_answer_rows", q.max_answer_rows, d.max_answer_rows)?,
+    })
 }
 
 /// The config file in use: `--config FILE`, or `./lookout.toml` if it exists.
@@ -406,5 +453,27 @@ mod tests {
         assert_eq!(deny, vec!["127.0.0.0/8", "::1/128", "10.0.0.0/8"]);
         assert_eq!(allow, vec!["192.0.2.0/24"]);
         assert!(serde_yaml_ng::from_str::<FileConfig>("outbound:\n  deny: []\n").is_err());
+    }
+
+    #[test]
+    fn query_limits_default_and_refuse_impossible_values() {
+        let d = query_limits(&FileConfig::default()).unwrap();
+        assert_eq!(d, lookout_server::nrql::limits::Limits::default());
+        let c: FileConfig = toml::from_str(
+            "[query]\ntimeout_seconds = 0.5\nmax_concurrent = 2\nmax_answer_rows = 100",
+        )
+        .unwrap();
+        let l = query_limits(&c).unwrap();
+        assert_eq!(l.timeout, std::time::Duration::from_millis(500));
+        assert_eq!((l.max_concurrent, l.max_answer_rows), (2, 100));
+        for bad in [
+            "timeout_seconds = 0",
+            "timeout_seconds = -1",
+            "max_concurrent = 0",
+        ] {
+            let c: FileConfig = toml::from_str(&format!("[query]\n{bad}")).unwrap();
+            assert!(query_limits(&c).is_err(), "{bad}");
+        }
+        assert!(toml::from_str::<FileConfig>("[query]\ntimeout = 1").is_err());
     }
 }

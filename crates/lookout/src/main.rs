@@ -146,6 +146,7 @@ fn run(cli: Cli) -> Result<()> {
                     backup_drill_every: args.backup_drill_interval,
                     ingest_limits,
                     listener_limits,
+                    query: config::query_limits(&file)?,
                 };
                 lookout_server::runtime::serve(cfg, shutdown_signal()).await?;
             }
@@ -192,6 +193,8 @@ fn run(cli: Cli) -> Result<()> {
                 csv,
                 project,
             } => {
+                // The same limits as the server's queries (the `query` section).
+                lookout_server::nrql::limits::configure(config::query_limits(&file)?);
                 let store = Store::open(&storage.url).await?;
                 let projects = match project {
                     Some(id) => vec![tenancy::get_project(&store, id).await?.id],

@@ -25,8 +25,12 @@ pub struct QueryRequest {
 }
 
 /// Runs an NRQL query: `{"columns": [{"name", "type"}], "rows": [[…]], "warnings": […]}`.
+/// Within the `query` limits (docs/query.md): `422 limit_exceeded` for a query that needs more
+/// memory or answer rows than allowed, `503 unavailable` with `Retry-After` past the timeout
+/// or when every query slot is taken.
 #[utoipa::path(post, path = "/api/v1/query", tag = "query", request_body = QueryRequest,
-    responses((status = 200, body = super::schemas_ops::QueryResult), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = super::schemas_ops::QueryResult), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "past query.timeout_seconds or query.max_concurrent; retry after Retry-After")))]
 pub async fn query(
     State(state): State<AppState>,
     _who: Principal,
@@ -54,6 +58,10 @@ pub async fn query(
             tracing::info!(reason = %m, "Query refused.");
             Err(ApiError::Validation(m))
         }
+        Err(e @ (QueryError::Timeout(_) | QueryError::Busy(_))) => {
+            Err(ApiError::Unavailable(e.to_string()))
+        }
+        Err(QueryError::TooLarge(m)) => Err(ApiError::LimitExceeded(m)),
         Err(QueryError::Store(e)) => Err(e.into()),
     }
 }

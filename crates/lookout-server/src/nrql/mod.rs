@@ -4,10 +4,13 @@
 //! and error, and `TIMESERIES`. Because the service pages read the same rows, a dashboard and a
 //! service page agree to the digit. Shapes the rollups cannot answer (raw attributes, other
 //! event types, other aggregators, raw rows, `COMPARE WITH`) run over the raw events in
-//! [`memory`], read by [`events`].
+//! [`memory`], read by [`events`] and folded row by row ([`fold`]). Every query runs within the
+//! limits of [`limits`]: a slot, a timeout, a memory budget and a cap on its answer's rows.
 
 mod eval;
 pub mod events;
+mod fold;
+pub mod limits;
 mod memory;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,6 +53,18 @@ pub enum QueryError {
     /// The query is valid NRQL that Lookout does not answer (yet), or its times are impossible.
     #[error("{0}")]
     Invalid(String),
+    /// The query ran out of time (`query.timeout_seconds`): answered 503 with `Retry-After`.
+    #[error("the query ran longer than {} s (query.timeout_seconds); narrow it with SINCE/UNTIL or WHERE, or retry later", .0.as_secs_f64())]
+    Timeout(std::time::Duration),
+    /// Every query slot stayed taken (`query.max_concurrent`): answered 503 with `Retry-After`.
+    #[error(
+        "{0} queries are already running (query.max_concurrent); retry after the Retry-After delay"
+    )]
+    Busy(usize),
+    /// The query would keep too much memory or answer too many rows (`query.max_memory_bytes`,
+    /// `query.max_answer_rows`): answered 422, as it would fail again.
+    #[error("{0}")]
+    TooLarge(String),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] lookout_store::StoreError),
@@ -437,7 +452,7 @@ fn bucket_starts(w: &Window) -> Vec<i64> {
     }
 }
 
-/// Runs `nrql` over the rollups of `projects` at `now_ms`.
+/// Runs `nrql` over the rollups of `projects` at `now_ms`, as a viewer (see [`limits`]).
 pub async fn run(
     store: &Store,
     projects: &[i64],
@@ -450,29 +465,50 @@ pub async fn run(
 }
 
 /// Runs a parsed query over the window `w` (its `SINCE`, `UNTIL` and `TIMESERIES` already
-/// resolved into `w`): what alert conditions use to evaluate one aggregation window. The rollups
-/// answer whenever the query's shape allows, the raw events otherwise.
+/// resolved into `w`) as a viewer (dashboards): the rollups answer whenever the query's shape
+/// allows, the raw events otherwise.
 pub async fn execute(
     store: &Store,
     projects: &[i64],
     q: &Query,
     w: Window,
 ) -> Result<QueryResult, QueryError> {
-    match rollups(store, projects, q, w).await {
-        Err(QueryError::Invalid(_)) => memory::execute(store, projects, q, w).await,
-        answered => answered,
-    }
+    limits::run(limits::Lane::Viewer, |mut budget| async move {
+        answer(store, projects, q, w, false, &mut budget).await
+    })
+    .await
 }
 
-/// Runs a parsed query over the raw events only (windows the minute rollups cannot cut, such as
-/// a 30-second alert window).
-pub async fn execute_raw(
+/// Runs a parsed query for an alert condition: on the alert slots (see [`limits`]), over the
+/// raw events only when `raw` (windows the minute rollups cannot cut, such as 30 seconds).
+pub async fn execute_alert(
     store: &Store,
     projects: &[i64],
     q: &Query,
     w: Window,
+    raw: bool,
 ) -> Result<QueryResult, QueryError> {
-    memory::execute(store, projects, q, w).await
+    limits::run(limits::Lane::Alert, |mut budget| async move {
+        answer(store, projects, q, w, raw, &mut budget).await
+    })
+    .await
+}
+
+async fn answer(
+    store: &Store,
+    projects: &[i64],
+    q: &Query,
+    w: Window,
+    raw: bool,
+    budget: &mut limits::Budget,
+) -> Result<QueryResult, QueryError> {
+    if !raw {
+        match rollups(store, projects, q, w, budget).await {
+            Err(QueryError::Invalid(_)) => {}
+            answered => return answered,
+        }
+    }
+    memory::execute(store, projects, q, w, budget).await
 }
 
 /// The rollup path: `Invalid` when the shape needs raw events.
@@ -481,6 +517,7 @@ async fn rollups(
     projects: &[i64],
     q: &Query,
     w: Window,
+    budget: &limits::Budget,
 ) -> Result<QueryResult, QueryError> {
     if q.from != ["Transaction"] {
         return Err(invalid(format!(
@@ -662,11 +699,12 @@ async fn rollups(
     }
 
     // Rows.
+    let buckets = bucket_starts(&w);
+    budget.answer_rows(ranked.len(), buckets.len())?;
     let empty = BTreeMap::new();
     // With nothing matched at all, New Relic's count is null, not 0 (SELECT never ran).
     let nothing = facets.is_empty() && w.bucket.is_none() && groups.is_empty();
     let mut rows = Vec::new();
-    let buckets = bucket_starts(&w);
     for (key, _) in &ranked {
         for &bucket in &buckets {
             let reds = groups.get(&(key.clone(), bucket)).unwrap_or(&empty);

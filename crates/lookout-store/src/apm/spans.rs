@@ -391,20 +391,21 @@ pub async fn instances(
     Ok(out)
 }
 
-/// Every span of `projects` that started in `[since, until)` (of `category` when given), up to
-/// `max` of them, oldest block first; and whether more were left out. For queries over raw
-/// spans (NRQL shapes the rollups cannot answer).
-pub async fn scan(
+/// Hands every span of `projects` that started in `[since, until)` (of `category` when given)
+/// to `visit` with its project, oldest block first, decoding one block at a time: a query over
+/// raw spans holds one block in memory, not the window (560,000 collected spans took 2.3 GB).
+/// The first error of `visit` stops the scan and is returned; that is also how a caller stops
+/// early (a deadline, a memory budget).
+pub async fn scan_each<E: From<crate::StoreError>>(
     store: &Store,
     projects: &[i64],
     category: Option<&str>,
     since: i64,
     until: i64,
-    max: usize,
-) -> Result<(Vec<SpanRow>, bool)> {
+    mut visit: impl FnMut(i64, Span) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
     let since_ns = since.saturating_mul(1_000_000);
     let until_ns = until.saturating_mul(1_000_000);
-    let mut out = Vec::new();
     for &p in projects {
         let ids: Vec<i64> = sqlx::query(
             "SELECT id FROM apm_span_blocks WHERE project_id = $1 AND last_ns >= $2 AND first_ns < $3
@@ -415,10 +416,12 @@ pub async fn scan(
         .bind(until_ns)
         .bind(i64::from(category == Some("request")))
         .fetch_all(store.pool())
-        .await?
+        .await
+        .map_err(crate::StoreError::from)?
         .iter()
         .map(|r| r.try_get(0))
-        .collect::<std::result::Result<_, _>>()?;
+        .collect::<std::result::Result<_, _>>()
+        .map_err(crate::StoreError::from)?;
         for id in ids {
             let Some(row) = block(store, id).await? else {
                 continue;
@@ -428,13 +431,10 @@ pub async fn scan(
                     && s.start_ns < until_ns
                     && category.is_none_or(|c| s.category.as_str() == c)
                 {
-                    if out.len() >= max {
-                        return Ok((out, true));
-                    }
-                    out.push(SpanRow::of(p, s));
+                    visit(p, s)?;
                 }
             }
         }
     }
-    Ok((out, false))
+    Ok(())
 }

@@ -142,12 +142,10 @@ async fn evaluate(
             bucket: None,
         };
         // The rollups are minute-grained: other windows are counted from the raw events.
-        let result = if w % 60_000 == 0 {
-            nrql::execute(store, &projects, &q, window).await
-        } else {
-            nrql::execute_raw(store, &projects, &q, window).await
-        }
-        .map_err(|e| e.to_string())?;
+        // On the alert slots, not the viewers': a crowd of dashboards cannot starve it.
+        let result = nrql::execute_alert(store, &projects, &q, window, w % 60_000 != 0)
+            .await
+            .map_err(|e| e.to_string())?;
         let figures = values(&result, facets);
         let mut keys: Vec<String> = state.signals.keys().cloned().collect();
         keys.extend(
@@ -303,7 +301,7 @@ pub async fn check(store: &Store, c: &NrqlCondition) -> Result<(), String> {
         compare: None,
         bucket: None,
     };
-    nrql::execute(store, &[], &q, w)
+    nrql::execute_alert(store, &[], &q, w, false)
         .await
         .map(|_| ())
         .map_err(|e| format!("nrql: {e}"))

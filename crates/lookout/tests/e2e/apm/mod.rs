@@ -220,13 +220,19 @@ async fn acknowledged_spans_survive_kill_9(backend: Backend) {
 }
 
 mod alerts;
+mod limits;
 mod query;
 use alerts::a_query_condition_opens_and_resolves_an_incident_per_facet;
+use limits::{
+    a_query_past_its_timeout_is_refused_with_retry_after, heavy_nrql_streams_within_its_budgets,
+};
 use query::nrql_answers_from_the_rollups;
 
 both!(
     otlp_protobuf_ingest_rolls_up_and_refuses_what_it_must,
     acknowledged_spans_survive_kill_9,
     nrql_answers_from_the_rollups,
-    a_query_condition_opens_and_resolves_an_incident_per_facet
+    a_query_condition_opens_and_resolves_an_incident_per_facet,
+    heavy_nrql_streams_within_its_budgets,
+    a_query_past_its_timeout_is_refused_with_retry_after
 );
