@@ -374,6 +374,23 @@ impl LoginThrottle {
         Ok(())
     }
 
+    /// After a wrong password: the wait starts again from now, when the failure is known (the
+    /// attempt was counted by [`LoginThrottle::begin`]; hashing it took time that must not come
+    /// off the wait).
+    pub fn failed(&self, email: &str, client: Option<std::net::IpAddr>, now: i64) {
+        if let Some(e) = lock(&self.accounts)
+            .entries
+            .get_mut(&Self::account_key(email))
+        {
+            e.1 = e.1.max(now);
+        }
+        if let Some(ip) = client {
+            if let Some(e) = lock(&self.clients).entries.get_mut(&Self::client_key(ip)) {
+                e.1 = e.1.max(now);
+            }
+        }
+    }
+
     /// After a right password: clears the account's failures, and takes back the client's count
     /// of this attempt (its earlier failures stay: a guesser with one valid account must not
     /// reset their own budget).
@@ -502,6 +519,17 @@ mod throttle_tests {
             .filter(|_| t.begin("ada@x.io", None, 1_000).is_ok())
             .count();
         assert_eq!(passed, LoginThrottle::FREE_ACCOUNT_FAILURES as usize + 1);
+    }
+
+    #[test]
+    fn the_wait_starts_when_the_failure_is_known() {
+        let t = LoginThrottle::default();
+        for _ in 0..4 {
+            t.begin("ada@x.io", None, 1_000).unwrap_or(());
+        }
+        // Checking the password took 5 s: the 1 s wait runs from its answer, not its start.
+        t.failed("ada@x.io", None, 6_000);
+        assert_eq!(t.wait_ms("ada@x.io", None, 6_500), Some(500));
     }
 
     #[test]

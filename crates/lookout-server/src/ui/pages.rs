@@ -401,6 +401,9 @@ pub async fn login(
             start_session(&state, &user, next).await
         }
         Ok(None) => {
+            state
+                .login_throttle()
+                .failed(&f.email, client, lookout_core::time::now_ms());
             tracing::info!("Login failed: wrong email or password.");
             auth_form(
                 &state,
