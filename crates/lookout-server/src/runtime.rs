@@ -180,6 +180,9 @@ pub async fn serve(
         crate::uptime::config::apply_file(&store, &sealer, path).await;
         crate::dashboards::apply_config(&store, path).await;
     }
+    if let Err(e) = crate::uptime::seal_stored_secrets(&store, &sealer).await {
+        tracing::warn!(error = %e, "Could not seal monitor credentials stored in clear.");
+    }
     let uptime = tokio::spawn(
         uptime_scheduler(
             Arc::new(UptimeContext {

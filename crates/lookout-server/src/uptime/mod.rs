@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use lookout_core::seal::Sealer;
 use lookout_store::uptime::pages::MaintenanceRow;
+use lookout_store::{Store, StoreError};
 use lookout_uptime::schedule::{Recurrence, Window};
 use lookout_uptime::MonitorSpec;
 
@@ -67,6 +68,36 @@ pub fn sealed_json(spec: &MonitorSpec, sealer: &Sealer) -> String {
     let mut s = spec.clone();
     let _ = s.map_secrets(|v| Ok::<_, ()>(sealer.seal(v)));
     serde_json::to_string(&s).unwrap_or_default()
+}
+
+/// Seals credentials that older versions stored in clear (passwords inside monitor URLs were
+/// not sealed before): run at start, it rewrites only the specs it changes. Returns how many.
+pub async fn seal_stored_secrets(store: &Store, sealer: &Sealer) -> Result<usize, StoreError> {
+    let mut sealed = 0;
+    for (id, json) in lookout_store::uptime::all_specs(store).await? {
+        let Ok(spec) = serde_json::from_str::<MonitorSpec>(&json) else {
+            continue;
+        };
+        let mut clear = false;
+        let mut probe = spec.clone();
+        let _ = probe.map_secrets(|v| {
+            clear |= !lookout_core::seal::is_sealed(v);
+            Ok::<_, ()>(v.to_string())
+        });
+        if clear
+            && lookout_store::uptime::reseal_spec(store, id, &json, &sealed_json(&spec, sealer))
+                .await?
+        {
+            sealed += 1;
+        }
+    }
+    if sealed > 0 {
+        tracing::info!(
+            monitors = sealed,
+            "Sealed credentials that were stored in clear."
+        );
+    }
+    Ok(sealed)
 }
 
 /// A stored spec with its credentials opened (`None` if it does not parse or open).

@@ -244,6 +244,31 @@ pub async fn update_monitor(store: &Store, id: i64, m: &NewMonitor) -> Result<Mo
     Ok(get_monitor(store, id).await?.0)
 }
 
+/// Every monitor's id and stored spec, in id order (for upkeep that rewrites stored specs).
+pub async fn all_specs(store: &Store) -> Result<Vec<(i64, String)>> {
+    let rows = sqlx::query("SELECT id, spec FROM monitors ORDER BY id")
+        .fetch_all(store.pool())
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("spec")?)))
+        .collect()
+}
+
+/// Rewrites a stored spec in place when it still reads `expected` (no other change: the runner
+/// does not reload, since the spec means the same once opened).
+pub async fn reseal_spec(store: &Store, id: i64, expected: &str, spec: &str) -> Result<bool> {
+    Ok(
+        sqlx::query("UPDATE monitors SET spec = $1 WHERE id = $2 AND spec = $3")
+            .bind(spec)
+            .bind(id)
+            .bind(expected)
+            .execute(store.pool())
+            .await?
+            .rows_affected()
+            == 1,
+    )
+}
+
 /// Deletes a monitor with its history.
 pub async fn delete_monitor(store: &Store, id: i64) -> Result<()> {
     let mut tx = store.begin_write().await?;

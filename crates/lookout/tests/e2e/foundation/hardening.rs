@@ -383,15 +383,45 @@ async fn monitor_url_passwords_are_sealed_and_masked(backend: Backend) {
     tokio::time::sleep(Duration::from_secs(3)).await;
     crate::uptime::wait_status(&s, id, "up", 20).await;
     // At rest it is sealed: the password is nowhere in the database files.
-    if sqlite {
-        for f in ["lookout.db", "lookout.db-wal"] {
+    let in_clear = |s: &TestServer| {
+        ["lookout.db", "lookout.db-wal"].iter().any(|f| {
             let bytes = std::fs::read(s.data_dir().join(f)).unwrap_or_default();
-            assert!(
-                !bytes.windows(6).any(|w| w == b"s3cret"),
-                "{f} holds the password in clear"
-            );
-        }
+            bytes.windows(6).any(|w| w == b"s3cret")
+        })
+    };
+    if sqlite {
+        assert!(!in_clear(&s), "the database holds the password in clear");
     }
+    // A URL password an older version stored in clear is sealed at the next start.
+    let mut s = s;
+    s.terminate();
+    let db_url = match s.database_url() {
+        Some(u) => u.to_string(),
+        None => format!("sqlite://{}", s.data_dir().join("lookout.db").display()),
+    };
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&db_url).await.unwrap();
+    let spec: String = sqlx::query_scalar("SELECT spec FROM monitors WHERE id = 1")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    let mut spec: Value = serde_json::from_str(&spec).unwrap();
+    spec["url"] = json!(url);
+    sqlx::query("UPDATE monitors SET spec = $1 WHERE id = 1")
+        .bind(spec.to_string())
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    s.restart();
+    let db = sqlx::AnyPool::connect(&db_url).await.unwrap();
+    let stored: String = sqlx::query_scalar("SELECT spec FROM monitors WHERE id = 1")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    assert!(!stored.contains("s3cret"), "{stored}");
+    crate::uptime::wait_status(&s, id, "up", 20).await;
 }
 
 /// Issue #23, low 15: `_` and `%` in an issue search matched anything, and a cursor that no
