@@ -91,6 +91,8 @@ pub struct TestServer {
     bin: PathBuf,
     child: Option<Child>,
     data_dir: tempfile::TempDir,
+    /// Holds the config file of [`TestServer::start_with_config`].
+    config_dir: Option<tempfile::TempDir>,
     pg: Option<PgDatabase>,
     extra_env: Vec<(String, String)>,
     extra_args: Vec<String>,
@@ -131,6 +133,7 @@ impl TestServer {
             bin: bin.to_path_buf(),
             child: None,
             data_dir: tempfile::tempdir().expect("temp data dir"),
+            config_dir: None,
             pg,
             extra_env: env
                 .iter()
@@ -144,6 +147,17 @@ impl TestServer {
         };
         server.spawn();
         server
+    }
+
+    /// Like [`TestServer::start`], with `toml` as its config file (`--config`).
+    pub async fn start_with_config(bin: &Path, backend: Backend, toml: &str) -> TestServer {
+        let dir = tempfile::tempdir().expect("config dir");
+        let path = dir.path().join("lookout.toml");
+        std::fs::write(&path, toml).expect("write the config file");
+        let arg = path.to_str().expect("a UTF-8 temp path").to_string();
+        let mut s = Self::start_with(bin, backend, &[], &["--config", &arg]).await;
+        s.config_dir = Some(dir);
+        s
     }
 
     /// The data directory (for tests that look at files).

@@ -35,18 +35,8 @@ async fn query(s: &TestServer, nrql: &str) -> reqwest::Response {
         .unwrap()
 }
 
-async fn start(backend: Backend, query_section: &str) -> (TestServer, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("lookout.toml");
-    std::fs::write(&config, format!("[query]\n{query_section}")).unwrap();
-    let s = TestServer::start_with(
-        crate::bin(),
-        backend,
-        &[],
-        &["--config", config.to_str().unwrap()],
-    )
-    .await;
-    (s, dir)
+async fn start(backend: Backend, query_section: &str) -> TestServer {
+    TestServer::start_with_config(crate::bin(), backend, &format!("[query]\n{query_section}")).await
 }
 
 /// Sends `n` request spans over the last 20 minutes (50 routes) and waits until NRQL counts
@@ -103,7 +93,7 @@ async fn refusal(r: reqwest::Response) -> (StatusCode, Option<String>, String) {
 }
 
 pub(super) async fn heavy_nrql_streams_within_its_budgets(backend: Backend) {
-    let (s, _dir) = start(
+    let s = start(
         backend,
         "max_concurrent = 3\nqueue_seconds = 0\nmax_memory_bytes = 1048576\nmax_answer_rows = 100\n",
     )
@@ -199,7 +189,7 @@ async fn refusal_or_count(
 
 pub(super) async fn a_query_past_its_timeout_is_refused_with_retry_after(backend: Backend) {
     // One millisecond: reading thousands of spans takes longer on any machine.
-    let (s, _dir) = start(backend, "timeout_seconds = 0.001\n").await;
+    let s = start(backend, "timeout_seconds = 0.001\n").await;
     send_spans_unchecked(&s, 20_000).await;
     let (status, retry, message) =
         refusal(query(&s, "SELECT count(*) FROM Span SINCE 1 hour ago").await).await;

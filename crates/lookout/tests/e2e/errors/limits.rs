@@ -174,18 +174,10 @@ async fn unknown_keys_and_oversized_bodies_are_refused_before_the_body_is_read(b
 }
 
 async fn a_spent_inflight_budget_answers_503_with_retry_after(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("lookout.toml");
-    std::fs::write(
-        &config,
-        "[limits]\nmax_envelope_bytes = 1048576\nmax_inflight_bytes = 2621440\n",
-    )
-    .unwrap();
-    let s = TestServer::start_with(
+    let s = TestServer::start_with_config(
         crate::bin(),
         backend,
-        &[],
-        &["--config", config.to_str().unwrap()],
+        "[limits]\nmax_envelope_bytes = 1048576\nmax_inflight_bytes = 2621440\n",
     )
     .await;
     let addr = s.url.trim_start_matches("http://").to_string();

@@ -21,18 +21,8 @@ fn addr(s: &TestServer) -> String {
 }
 
 /// A server with a `[limits]` section in its config file.
-async fn with_limits(backend: Backend, limits: &str) -> (TestServer, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("lookout.toml");
-    std::fs::write(&config, format!("[limits]\n{limits}")).unwrap();
-    let s = TestServer::start_with(
-        crate::bin(),
-        backend,
-        &[],
-        &["--config", config.to_str().unwrap()],
-    )
-    .await;
-    (s, dir)
+async fn with_limits(backend: Backend, limits: &str) -> TestServer {
+    TestServer::start_with_config(crate::bin(), backend, &format!("[limits]\n{limits}")).await
 }
 
 async fn made_up_methods_do_not_grow_metrics(backend: Backend) {
@@ -70,7 +60,7 @@ async fn made_up_methods_do_not_grow_metrics(backend: Backend) {
 }
 
 async fn a_slow_header_connection_is_closed_after_the_header_read_timeout(backend: Backend) {
-    let (s, _dir) = with_limits(backend, "header_read_timeout = \"1s\"\n").await;
+    let s = with_limits(backend, "header_read_timeout = \"1s\"\n").await;
     let mut sock = TcpStream::connect(addr(&s)).await.unwrap();
     sock.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         .await
@@ -97,7 +87,7 @@ async fn a_slow_header_connection_is_closed_after_the_header_read_timeout(backen
 }
 
 async fn a_stalled_upload_is_closed_after_the_idle_timeout(backend: Backend) {
-    let (s, _dir) = with_limits(
+    let s = with_limits(
         backend,
         "idle_timeout = \"1s\"\nheader_read_timeout = \"60s\"\n",
     )
@@ -180,7 +170,7 @@ async fn healthz_answers_while_2000_idle_connections_are_open(backend: Backend) 
 }
 
 async fn past_the_connection_cap_a_new_connection_gets_503(backend: Backend) {
-    let (s, _dir) = with_limits(
+    let s = with_limits(
         backend,
         "max_connections = 20\nheader_read_timeout = \"60s\"\n",
     )
