@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use lookout_store::{Backend, Store};
 use sqlx::Row;
 
+// The shared support module also defines `both!`, which this one-test suite does not use.
+#[allow(unused_macros)]
 mod support;
 use support::fixture;
 
