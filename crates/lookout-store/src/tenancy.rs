@@ -405,12 +405,30 @@ async fn insert_user(
 /// Whether the first user was ever created: once it was, the first-admin form stays closed,
 /// even if every user is later deleted.
 pub async fn is_set_up(store: &Store) -> Result<bool> {
+    instance_flag(store, "set_up").await
+}
+
+/// Whether the installation-wide flag `name` is set (see `instance_flags`).
+pub async fn instance_flag(store: &Store, name: &str) -> Result<bool> {
     Ok(
-        sqlx::query("SELECT 1 AS one FROM instance_flags WHERE name = 'set_up'")
+        sqlx::query("SELECT 1 AS one FROM instance_flags WHERE name = $1")
+            .bind(name)
             .fetch_optional(store.pool())
             .await?
             .is_some(),
     )
+}
+
+/// Sets the installation-wide flag `name` (once; later calls keep the first time).
+pub async fn set_instance_flag(store: &Store, name: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO instance_flags (name, set_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(now_ms())
+    .execute(store.pool())
+    .await?;
+    Ok(())
 }
 
 /// How many users exist (0 means the UI offers first-admin setup).

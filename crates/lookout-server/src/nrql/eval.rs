@@ -275,6 +275,19 @@ pub(super) fn f64_json(v: Option<f64>) -> Value {
 /// An aggregate expression over `rows` (the group), `width_ms` the group's time span; `p` a
 /// percentile chosen for this column. The executor folds rows instead ([`super::fold`]); this
 /// collect-then-compute form is kept as the reference the folds are tested against.
+/// The percentile `median(x)` or `percentile(x, p)` asks for (`p` given by the caller wins;
+/// 95 when neither says), shared by the streaming folds and the reference aggregate.
+pub(super) fn percentile_wanted(name: &str, p: Option<f64>, second: Option<&Expr>) -> f64 {
+    if name.eq_ignore_ascii_case("median") {
+        return 50.0;
+    }
+    let given = match second {
+        Some(Expr::Number(x)) => Some(*x),
+        _ => None,
+    };
+    p.or(given).unwrap_or(95.0)
+}
+
 #[cfg(test)]
 pub(super) fn aggregate(e: &Expr, rows: &[&Row], width_ms: i64, p: Option<f64>) -> Value {
     match e {
@@ -310,16 +323,7 @@ pub(super) fn aggregate(e: &Expr, rows: &[&Row], width_ms: i64, p: Option<f64>) 
                 "median" | "percentile" => {
                     let mut v = vals();
                     v.sort_by(f64::total_cmp);
-                    let p = if name.eq_ignore_ascii_case("median") {
-                        50.0
-                    } else {
-                        p.or_else(|| match pos.get(1) {
-                            Some(Expr::Number(x)) => Some(*x),
-                            _ => None,
-                        })
-                        .unwrap_or(95.0)
-                    };
-                    f64_json(rank(&v, p))
+                    f64_json(rank(&v, percentile_wanted(name, p, pos.get(1).copied())))
                 }
                 "stddev" => {
                     let v = vals();

@@ -129,15 +129,7 @@ impl<'q> Acc<'q> {
                         v: None,
                     },
                     "median" | "percentile" => {
-                        let p = if name.eq_ignore_ascii_case("median") {
-                            50.0
-                        } else {
-                            p.or_else(|| match pos.get(1) {
-                                Some(Expr::Number(x)) => Some(*x),
-                                _ => None,
-                            })
-                            .unwrap_or(95.0)
-                        };
+                        let p = super::eval::percentile_wanted(name, p, pos.get(1).copied());
                         Acc::Kept {
                             of,
                             what: Kept::Percentile(p),

@@ -71,8 +71,14 @@ pub fn sealed_json(spec: &MonitorSpec, sealer: &Sealer) -> String {
 }
 
 /// Seals credentials that older versions stored in clear (passwords inside monitor URLs were
-/// not sealed before): run at start, it rewrites only the specs it changes. Returns how many.
+/// not sealed before): rewrites only the specs it changes, and returns how many. Everything
+/// written since is sealed on the way in, so the pass runs once per installation (a flag marks
+/// it done) instead of reading every monitor at every start.
 pub async fn seal_stored_secrets(store: &Store, sealer: &Sealer) -> Result<usize, StoreError> {
+    const DONE: &str = "monitor_secrets_sealed";
+    if lookout_store::tenancy::instance_flag(store, DONE).await? {
+        return Ok(0);
+    }
     let mut sealed = 0;
     for (id, json) in lookout_store::uptime::all_specs(store).await? {
         let Ok(spec) = serde_json::from_str::<MonitorSpec>(&json) else {
@@ -97,6 +103,7 @@ pub async fn seal_stored_secrets(store: &Store, sealer: &Sealer) -> Result<usize
             "Sealed credentials that were stored in clear."
         );
     }
+    lookout_store::tenancy::set_instance_flag(store, DONE).await?;
     Ok(sealed)
 }
 

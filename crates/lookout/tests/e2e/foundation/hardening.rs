@@ -9,7 +9,7 @@ use lookout_testkit::{Backend, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::sessions::{csrf_field, login_form};
+use super::sessions::{login_form, session_csrf};
 use crate::errors::{envelope, exception_event, new_id, post_envelope, wait_issues};
 use crate::{bin, json_of};
 
@@ -59,17 +59,8 @@ impl Session {
             .next()
             .unwrap()
             .to_string();
-        let page = c
-            .get(s.at("/settings"))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
         Session {
-            csrf: csrf_field(&page),
+            csrf: session_csrf(&c, s, &cookie).await,
             c,
             cookie,
         }
@@ -409,6 +400,11 @@ async fn monitor_url_passwords_are_sealed_and_masked(backend: Backend) {
     spec["url"] = json!(url);
     sqlx::query("UPDATE monitors SET spec = $1 WHERE id = 1")
         .bind(spec.to_string())
+        .execute(&db)
+        .await
+        .unwrap();
+    // An older version never ran the one-time sealing pass.
+    sqlx::query("DELETE FROM instance_flags WHERE name = 'monitor_secrets_sealed'")
         .execute(&db)
         .await
         .unwrap();

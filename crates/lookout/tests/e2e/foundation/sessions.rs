@@ -60,16 +60,7 @@ async fn cookie_sessions_need_csrf_tokens() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    let home = c
-        .get(s.at("/settings"))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let token = csrf_field(&home);
+    let token = session_csrf(&c, &s, &session).await;
     let r = c
         .post(s.at("/api/v1/projects"))
         .header("cookie", &session)
@@ -171,6 +162,20 @@ async fn failed_logins_slow_the_account_down_but_never_lock_out_the_right_passwo
         refused,
         "a client failing on 12 more accounts must be slowed down"
     );
+}
+
+/// A logged-in session's CSRF token, read off a page's form as the UI does.
+pub(crate) async fn session_csrf(c: &reqwest::Client, s: &TestServer, cookie: &str) -> String {
+    let page = c
+        .get(s.at("/settings"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    csrf_field(&page)
 }
 
 /// The value of a page's hidden `csrf` form field.
