@@ -4,29 +4,34 @@
 //! [`app`] builds the router without a socket, so handlers are tested with `oneshot`;
 //! [`runtime::serve`] is what `lookout serve` runs.
 
-pub mod alerting;
+// Shared plumbing.
 pub mod api;
-pub mod apm;
 pub mod auth;
-pub mod backups;
-pub mod dashboards;
-pub mod dbhealth;
+pub mod budget;
+pub mod charts;
 pub mod error;
 pub mod extract;
-pub mod ingest;
 pub mod listener;
-pub mod nrql;
 pub mod observe;
-pub mod otlp;
-pub mod reports;
 pub mod runtime;
 pub mod state;
-pub mod trace_view;
 pub mod ui;
+
+// One folder per capability.
+pub mod alerting;
+pub mod apm;
+pub mod backups;
+pub mod dbhealth;
+pub mod errors;
+pub mod load;
+pub mod query;
+pub mod regress;
+pub mod reports;
+pub mod tenancy;
 pub mod uptime;
 
 use axum::http::{header, HeaderValue};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -44,61 +49,12 @@ pub fn app(state: AppState) -> Router {
             HeaderValue::from_static(value),
         ));
     }
-    let sentry = Router::new()
-        .route(
-            "/api/{project_id}/envelope/",
-            post(ingest::sentry::envelope_endpoint).options(ingest::sentry::preflight),
-        )
-        .route(
-            "/api/{project_id}/envelope",
-            post(ingest::sentry::envelope_endpoint).options(ingest::sentry::preflight),
-        )
-        .route(
-            "/api/{project_id}/store/",
-            post(ingest::sentry::store_endpoint).options(ingest::sentry::preflight),
-        )
-        .route(
-            "/api/{project_id}/store",
-            post(ingest::sentry::store_endpoint).options(ingest::sentry::preflight),
-        )
-        .route(
-            "/api/{project_id}/cron/{slug}/{key}/",
-            get(uptime::checkins::http_checkin).post(uptime::checkins::http_checkin),
-        )
-        .route(
-            "/api/{project_id}/cron/{slug}/{key}",
-            get(uptime::checkins::http_checkin).post(uptime::checkins::http_checkin),
-        )
-        .route(
-            "/api/v1/push/{token}",
-            get(uptime::checkins::push).post(uptime::checkins::push),
-        );
-    // Inbound alert integrations carry their own key; PagerDuty's path is fixed by its clients.
-    let inbound = Router::new()
-        .route("/v2/enqueue", post(alerting::inbound::pagerduty))
-        .route(
-            "/integrations/{key}/{kind}",
-            post(alerting::inbound::webhook),
-        )
-        .layer(axum::extract::DefaultBodyLimit::max(
-            alerting::inbound::MAX_BODY + 1,
-        ));
-    // Public status pages are HTML served to anyone: the same CSP and framing rules as the UI.
-    let mut public = Router::new()
-        .route("/status/{slug}", get(ui::status_page::page))
-        .route("/status/{slug}/feed.atom", get(ui::status_page::feed));
-    for (name, value) in ui::status_page_headers() {
-        public = public.layer(SetResponseHeaderLayer::if_not_present(
-            name,
-            HeaderValue::from_static(value),
-        ));
-    }
     Router::new()
         .merge(api::router())
-        .merge(sentry)
-        .merge(crate::otlp::routes())
-        .merge(inbound)
-        .merge(public)
+        .merge(errors::public())
+        .merge(apm::otlp::routes())
+        .merge(alerting::public())
+        .merge(uptime::public())
         .merge(ui)
         .route("/healthz", get(observe::healthz))
         .route("/readyz", get(observe::readyz))
@@ -121,9 +77,9 @@ async fn not_found(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let uri = req.uri().clone();
-    if let Some((endpoint, project)) = ingest::sentry::match_prefixed(uri.path()) {
+    if let Some((endpoint, project)) = errors::ingest::match_prefixed(uri.path()) {
         let (parts, body) = req.into_parts();
-        return ingest::sentry::prefixed(
+        return errors::ingest::prefixed(
             &state,
             endpoint,
             &project,

@@ -58,11 +58,11 @@ pub struct ServeConfig {
     /// How often Lookout's own backup is restored and checked (`--backup-drill-interval`).
     pub backup_drill_every: Duration,
     /// Sentry ingest size limits and in-flight memory budget (`limits` in the config file).
-    pub ingest_limits: crate::ingest::budget::IngestLimits,
+    pub ingest_limits: crate::budget::IngestLimits,
     /// Connection cap and timeouts of both listeners (`limits` in the config file).
     pub listener_limits: crate::listener::ListenerLimits,
     /// What one NRQL query may cost (the `query` section).
-    pub query: crate::nrql::limits::Limits,
+    pub query: crate::query::nrql::limits::Limits,
 }
 
 /// `--backup-dir` and its settings.
@@ -102,7 +102,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let started = Instant::now();
-    if !crate::nrql::limits::configure(cfg.query.clone()) {
+    if !crate::query::nrql::limits::configure(cfg.query.clone()) {
         tracing::warn!("Query limits were set before; the query section is ignored.");
     }
     let metrics = crate::observe::metrics_handle();
@@ -178,7 +178,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     if let Some(path) = &cfg.config_file {
         crate::uptime::config::apply_file(&store, &sealer, path).await;
-        crate::dashboards::apply_config(&store, path).await;
+        crate::query::dashboards::apply_config(&store, path).await;
     }
     if let Err(e) = crate::uptime::seal_stored_secrets(&store, &sealer).await {
         tracing::warn!(error = %e, "Could not seal monitor credentials stored in clear.");
@@ -288,7 +288,7 @@ pub async fn serve(
     if let Some(key) = &project.public_key {
         println!("  Default project DSN: {}", settings.dsn(key, project.id));
     }
-    if !crate::dashboards::pack::installed(&store).await {
+    if !crate::query::dashboards::pack::installed(&store).await {
         // The default pack is offered, never installed behind the team's back.
         println!("  Alerts and dashboards: none yet; `lookout pack install golden-signals` (or the Dashboards page) adds 8 alert policies and 4 dashboards");
     }
@@ -305,7 +305,7 @@ pub async fn serve(
     );
     let otlp = crate::listener::serve(
         otlp_listener,
-        crate::otlp::app(state),
+        crate::apm::otlp::app(state),
         "otlp",
         cfg.listener_limits,
         connections,
@@ -674,7 +674,7 @@ async fn reload_on_sighup(
                     Some(p) => {
                         tracing::info!(file = %p.display(), "SIGHUP: reloading monitors and status pages.");
                         crate::uptime::config::apply_file(&store, &sealer, p).await;
-                        crate::dashboards::apply_config(&store, p).await;
+                        crate::query::dashboards::apply_config(&store, p).await;
                     }
                     None => tracing::info!("SIGHUP: no config file to reload."),
                 },

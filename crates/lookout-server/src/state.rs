@@ -45,9 +45,9 @@ struct Inner {
     writes: WriteQueue,
     settings: HttpSettings,
     metrics: PrometheusHandle,
-    ingest_limits: crate::ingest::sentry::RateLimiter,
-    ingest_keys: crate::ingest::sentry::KeyCache,
-    ingest_budget: crate::ingest::budget::ByteBudget,
+    ingest_limits: crate::errors::ingest::RateLimiter,
+    ingest_keys: crate::errors::ingest::KeyCache,
+    ingest_budget: crate::budget::ByteBudget,
     login_throttle: crate::auth::LoginThrottle,
     sealer: lookout_core::seal::Sealer,
     alerting: crate::alerting::Alerting,
@@ -71,7 +71,7 @@ impl AppState {
             metrics,
             sealer,
             outbound,
-            crate::ingest::budget::IngestLimits::default(),
+            crate::budget::IngestLimits::default(),
         )
     }
 
@@ -83,7 +83,7 @@ impl AppState {
         metrics: PrometheusHandle,
         sealer: lookout_core::seal::Sealer,
         outbound: Arc<lookout_outbound::NetPolicy>,
-        limits: crate::ingest::budget::IngestLimits,
+        limits: crate::budget::IngestLimits,
     ) -> Self {
         AppState {
             inner: Arc::new(Inner {
@@ -99,7 +99,7 @@ impl AppState {
                 metrics,
                 ingest_limits: Default::default(),
                 ingest_keys: Default::default(),
-                ingest_budget: crate::ingest::budget::ByteBudget::new(limits),
+                ingest_budget: crate::budget::ByteBudget::new(limits),
                 login_throttle: Default::default(),
                 sealer,
             }),
@@ -118,7 +118,7 @@ impl AppState {
         &self.inner.settings
     }
     /// Per-project ingest rate limits of this process.
-    pub fn ingest_limits(&self) -> &crate::ingest::sentry::RateLimiter {
+    pub fn ingest_limits(&self) -> &crate::errors::ingest::RateLimiter {
         &self.inner.ingest_limits
     }
     /// Failed logins per email.
@@ -126,11 +126,11 @@ impl AppState {
         &self.inner.login_throttle
     }
     /// Recently looked-up DSN keys.
-    pub fn ingest_keys(&self) -> &crate::ingest::sentry::KeyCache {
+    pub fn ingest_keys(&self) -> &crate::errors::ingest::KeyCache {
         &self.inner.ingest_keys
     }
     /// The memory budget and size limits of Sentry ingest.
-    pub fn ingest_budget(&self) -> &crate::ingest::budget::ByteBudget {
+    pub fn ingest_budget(&self) -> &crate::budget::ByteBudget {
         &self.inner.ingest_budget
     }
     /// Seals stored credentials.

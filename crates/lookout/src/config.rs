@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 use crate::cli::{CommonArgs, LogFormat, ServeArgs};
-use lookout_server::ingest::budget::IngestLimits;
+use lookout_server::budget::IngestLimits;
 use lookout_server::listener::ListenerLimits;
 
 /// The optional configuration file.
@@ -217,9 +217,9 @@ pub struct QueryFileConfig {
 }
 
 /// The query limits, with defaults for what the file leaves out; refuses impossible values.
-pub fn query_limits(file: &FileConfig) -> Result<lookout_server::nrql::limits::Limits> {
+pub fn query_limits(file: &FileConfig) -> Result<lookout_server::query::nrql::limits::Limits> {
     let q = &file.query;
-    let d = lookout_server::nrql::limits::Limits::default();
+    let d = lookout_server::query::nrql::limits::Limits::default();
     let seconds = |name: &str, v: Option<f64>, default: std::time::Duration| match v {
         None => Ok(default),
         Some(s) if (0.0..=86_400.0).contains(&s) => Ok(std::time::Duration::from_secs_f64(s)),
@@ -234,7 +234,7 @@ pub fn query_limits(file: &FileConfig) -> Result<lookout_server::nrql::limits::L
     if timeout.is_zero() {
         bail!("query.timeout_seconds must be more than 0");
     }
-    Ok(lookout_server::nrql::limits::Limits {
+    Ok(lookout_server::query::nrql::limits::Limits {
         timeout,
         max_concurrent: positive("max_concurrent", q.max_concurrent, d.max_concurrent)?,
         queue: seconds("queue_seconds", q.queue_seconds, d.queue)?,
@@ -458,7 +458,7 @@ mod tests {
     #[test]
     fn query_limits_default_and_refuse_impossible_values() {
         let d = query_limits(&FileConfig::default()).unwrap();
-        assert_eq!(d, lookout_server::nrql::limits::Limits::default());
+        assert_eq!(d, lookout_server::query::nrql::limits::Limits::default());
         let c: FileConfig = toml::from_str(
             "[query]\ntimeout_seconds = 0.5\nmax_concurrent = 2\nmax_answer_rows = 100",
         )

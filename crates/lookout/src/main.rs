@@ -194,13 +194,13 @@ fn run(cli: Cli) -> Result<()> {
                 project,
             } => {
                 // The same limits as the server's queries (the `query` section).
-                lookout_server::nrql::limits::configure(config::query_limits(&file)?);
+                lookout_server::query::nrql::limits::configure(config::query_limits(&file)?);
                 let store = Store::open(&storage.url).await?;
                 let projects = match project {
                     Some(id) => vec![tenancy::get_project(&store, id).await?.id],
                     None => tenancy::project_ids(&store).await?,
                 };
-                let result = lookout_server::nrql::run(
+                let result = lookout_server::query::nrql::run(
                     &store,
                     &projects,
                     &nrql,
@@ -222,7 +222,7 @@ fn run(cli: Cli) -> Result<()> {
                             eprintln!("warning: {w}");
                         }
                     }
-                    Err(lookout_server::nrql::QueryError::Store(e)) => return Err(e.into()),
+                    Err(lookout_server::query::nrql::QueryError::Store(e)) => return Err(e.into()),
                     Err(e) => {
                         eprintln!("error: {e}");
                         std::process::exit(2);
@@ -232,7 +232,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Apply { file } => {
                 let text = std::fs::read_to_string(&file)
                     .with_context(|| format!("reading {}", file.display()))?;
-                let all = lookout_server::dashboards::spec::read_many(&text)
+                let all = lookout_server::query::dashboards::spec::read_many(&text)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
                 // Every dashboard is checked before any is saved: a bad file changes nothing.
                 for d in &all {
@@ -242,7 +242,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 let store = Store::open(&storage.url).await?;
                 for d in &all {
-                    let (_, created) = lookout_server::dashboards::save(&store, d, None)
+                    let (_, created) = lookout_server::query::dashboards::save(&store, d, None)
                         .await
                         .map_err(|e| anyhow::anyhow!(e))?;
                     println!(
@@ -254,13 +254,13 @@ fn run(cli: Cli) -> Result<()> {
                 store.close().await;
             }
             Command::Pack(PackCommand::List) => {
-                for p in lookout_server::dashboards::pack::PACKS {
+                for p in lookout_server::query::dashboards::pack::PACKS {
                     println!("{p}");
                 }
             }
             Command::Pack(PackCommand::Install { name }) => {
                 let store = Store::open(&storage.url).await?;
-                let out = lookout_server::dashboards::pack::install(&store, &name).await;
+                let out = lookout_server::query::dashboards::pack::install(&store, &name).await;
                 store.close().await;
                 let out = out.map_err(|e| anyhow::anyhow!(e))?;
                 for p in &out.policies_created {

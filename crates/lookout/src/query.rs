@@ -1,6 +1,6 @@
 //! `lookout query`'s output: a query result as an aligned text table or as CSV.
 
-use lookout_server::nrql::QueryResult;
+use lookout_server::query::nrql::QueryResult;
 use serde_json::Value;
 
 /// A cell as text: strings bare, whole numbers without a fraction, null empty.

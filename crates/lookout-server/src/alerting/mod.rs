@@ -2,6 +2,7 @@
 //! domain-event stream ([`policies`]), the escalation timers ([`timers`]), the outbox worker and
 //! the channels it delivers to ([`deliver`]), and signed one-click links ([`links`]).
 
+pub mod api;
 pub mod deliver;
 pub mod deliver_email;
 pub mod engine;
@@ -10,13 +11,20 @@ pub mod links;
 pub mod policies;
 pub mod query;
 pub mod timers;
+pub mod ui;
 
 use std::sync::Arc;
 
+use axum::routing::{get, post};
+use axum::Router;
 use lookout_core::seal::Sealer;
 use lookout_outbound::{HttpClient, NetPolicy};
 use lookout_store::Store;
 use tokio::sync::Notify;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
 
 /// What the alerting tasks and handlers share.
 #[derive(Clone)]
@@ -107,3 +115,82 @@ pub(crate) fn until(t: i64, poll: std::time::Duration) -> std::time::Duration {
 
 /// Shown instead of a stored secret.
 pub const REDACTED: &str = "********";
+
+/// Incidents, on-call and alert configuration in the API.
+pub fn api() -> OpenApiRouter<AppState> {
+    use api::{config, incidents, oncall};
+    OpenApiRouter::new()
+        .routes(routes!(oncall::list_channels, oncall::create_channel))
+        .routes(routes!(
+            oncall::get_channel,
+            oncall::update_channel,
+            oncall::delete_channel
+        ))
+        .routes(routes!(oncall::list_schedules, oncall::create_schedule))
+        .routes(routes!(
+            oncall::get_schedule,
+            oncall::update_schedule,
+            oncall::delete_schedule
+        ))
+        .routes(routes!(oncall::oncall))
+        .routes(routes!(oncall::list_overrides, oncall::create_override))
+        .routes(routes!(oncall::delete_override))
+        .routes(routes!(
+            oncall::list_escalation_policies,
+            oncall::create_escalation_policy
+        ))
+        .routes(routes!(
+            oncall::get_escalation_policy,
+            oncall::update_escalation_policy,
+            oncall::delete_escalation_policy
+        ))
+        .routes(routes!(oncall::set_user_name))
+        .routes(routes!(incidents::list, incidents::create))
+        .routes(routes!(incidents::metrics))
+        .routes(routes!(incidents::get_one))
+        .routes(routes!(incidents::acknowledge))
+        .routes(routes!(incidents::resolve))
+        .routes(routes!(incidents::add_note))
+        .routes(routes!(incidents::tick))
+        .routes(routes!(incidents::postmortem))
+        .routes(routes!(config::list_policies, config::create_policy))
+        .routes(routes!(
+            config::get_policy,
+            config::update_policy,
+            config::delete_policy
+        ))
+        .routes(routes!(
+            config::list_integrations,
+            config::create_integration
+        ))
+        .routes(routes!(
+            config::get_integration,
+            config::update_integration,
+            config::delete_integration
+        ))
+        .routes(routes!(config::list_runbooks, config::create_runbook))
+        .routes(routes!(config::get_runbook, config::update_runbook))
+}
+
+/// The incident, on-call and alert pages.
+pub fn pages() -> Router<AppState> {
+    use ui::{alerts, incidents};
+    Router::new()
+        .route("/incidents", get(incidents::list))
+        .route("/incidents/{id}", get(incidents::detail))
+        .route(
+            "/incidents/{id}/{action}",
+            get(incidents::link_page).post(incidents::post_action),
+        )
+        .route("/on-call", get(incidents::oncall))
+        .route("/on-call/{id}/overrides", post(incidents::add_override))
+        .route("/alerts", get(alerts::page))
+}
+
+/// Inbound alert integrations carry their own key; PagerDuty's path is fixed by its clients.
+pub fn public() -> Router<AppState> {
+    Router::new()
+        .route("/v2/enqueue", post(inbound::pagerduty))
+        .route("/integrations/{key}/{kind}", post(inbound::webhook))
+        .layer(axum::extract::DefaultBodyLimit::max(inbound::MAX_BODY + 1))
+}

@@ -5,12 +5,16 @@
 //! One leased periodic job ([`JOB`]) does it all, so on PostgreSQL exactly one replica runs a
 //! given backup or drill.
 
+pub mod api;
 pub mod pgbackrest;
+pub mod ui;
 
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use axum::routing::get;
+use axum::Router;
 use lookout_core::seal::Sealer;
 use lookout_core::time::{iso, now_ms};
 use lookout_outbound::NetPolicy;
@@ -18,6 +22,10 @@ use lookout_store::backup::catalog::{self, NewRun, RunRow, TargetRow, BUILTIN};
 use lookout_store::backup::{self as sbackup, Target};
 use lookout_store::events;
 use lookout_store::Store;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
 
 /// The periodic job's id and kind.
 pub const JOB: &str = "backups.run";
@@ -473,6 +481,24 @@ async fn pg_health(
         now,
     )
     .await
+}
+
+/// Backups, drills and their runs in the API.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(api::overview))
+        .routes(routes!(api::drill_builtin))
+        .routes(routes!(api::list, api::create))
+        .routes(routes!(api::get_one, api::delete))
+        .routes(routes!(api::backup_now))
+        .routes(routes!(api::drill))
+        .routes(routes!(api::check))
+        .routes(routes!(api::runs))
+}
+
+/// The backups page.
+pub fn pages() -> Router<AppState> {
+    Router::new().route("/backups", get(ui::page))
 }
 
 #[cfg(test)]

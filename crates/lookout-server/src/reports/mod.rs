@@ -6,6 +6,7 @@
 //! through notification channels ([`deliver`]); [`render`] turns one into printable HTML with
 //! SVG charts, plain text and a Slack summary. The reads are in `lookout_store::reports::facts`.
 
+pub mod api;
 pub mod deliver;
 pub mod model;
 pub mod outcomes;
@@ -15,12 +16,19 @@ mod sections;
 mod services;
 pub mod slo;
 mod suggest;
+pub mod ui;
 
 use serde::{Deserialize, Serialize};
 
+use axum::routing::get;
+use axum::Router;
 use lookout_store::{tenancy, Result, Store};
 pub use model::{Kind, Period, Report};
 pub use services::{evaluate as services_evaluate, objective};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
 
 /// An organization's report settings (`PUT /api/v1/report-settings`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -190,4 +198,23 @@ pub async fn build_for(
         report.suggestions = Some(suggest::suggestions(&report));
     }
     Ok(report)
+}
+
+/// Reports, their history and SLOs in the API.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(api::get_report, api::make))
+        .routes(routes!(api::history))
+        .routes(routes!(api::get_one))
+        .routes(routes!(api::get_settings, api::put_settings))
+        .routes(routes!(api::list_slos, api::create_slo))
+        .routes(routes!(api::get_slo, api::update_slo, api::delete_slo))
+}
+
+/// The report pages.
+pub fn pages() -> Router<AppState> {
+    Router::new()
+        .route("/reports", get(ui::list))
+        .route("/reports/view", get(ui::view))
+        .route("/reports/{id}", get(ui::kept))
 }

@@ -5,29 +5,13 @@
 //! Forms carry a CSRF token: the session's for logged-in forms, and a double-submit cookie for
 //! the login and setup forms, which have no session yet.
 
-mod alerts;
 mod assets;
-mod backups;
-pub mod chart;
-mod dashboards;
-mod databases;
-mod errors;
-mod incidents;
-mod load;
-mod pages;
-mod performance;
-pub(crate) mod query;
-mod regress;
-mod reports;
-pub mod status_page;
-mod traces;
-mod uptime;
+pub mod layout;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
 use axum::Router;
 
 use crate::auth::{cookie, SESSION_COOKIE};
@@ -41,128 +25,87 @@ pub struct Section {
     pub href: &'static str,
     /// Navigation label.
     pub label: &'static str,
-    /// One sentence on what the section does.
-    pub summary: &'static str,
 }
 
 /// Every capability's place in the navigation, in order (Overview first, Settings last).
 pub const SECTIONS: &[Section] = &[
-    Section { href: "/", label: "Overview", summary: "" },
-    Section { href: "/errors", label: "Errors", summary: "Exceptions and crashes from your applications' Sentry SDKs, grouped into issues with releases and regressions." },
-    Section { href: "/performance", label: "Performance", summary: "Traces and RED metrics (rate, errors, duration) per service and endpoint from OpenTelemetry, with slow queries." },
-    Section { href: "/uptime", label: "Uptime", summary: "HTTP, TCP and DNS checks, cron and heartbeat monitors, and public status pages." },
-    Section { href: "/incidents", label: "Incidents", summary: "One timeline per incident: the alerts, errors, deploys, load tests and pages that belong to it." },
-    Section { href: "/on-call", label: "On-call", summary: "Schedules, rotations and overrides, and who is on call now." },
-    Section { href: "/alerts", label: "Alerts", summary: "Alert rules on errors, checks and queries, with escalation policies and notification channels." },
-    Section { href: "/query", label: "Query", summary: "An NRQL console with the chart for each answer." },
-    Section { href: "/dashboards", label: "Dashboards", summary: "Charts from NRQL-compatible queries over everything Lookout stores." },
-    Section { href: "/load-tests", label: "Load tests", summary: "Runs of `lookout load`, their latency distributions and threshold results." },
-    Section { href: "/regressions", label: "Regressions", summary: "Performance baselines and the change points `lookout regress` finds in them." },
-    Section { href: "/databases", label: "Databases", summary: "PostgreSQL health: slow queries, unused and missing indexes, bloat." },
-    Section { href: "/reports", label: "Reports", summary: "The daily check, weekly review and monthly deep dive, with MTTD, MTTA, MTTR and SLO error budgets." },
-    Section { href: "/backups", label: "Backups", summary: "Backups with point-in-time recovery of Lookout's own data and your PostgreSQL databases." },
-    Section { href: "/settings", label: "Settings", summary: "" },
+    Section {
+        href: "/",
+        label: "Overview",
+    },
+    Section {
+        href: "/errors",
+        label: "Errors",
+    },
+    Section {
+        href: "/performance",
+        label: "Performance",
+    },
+    Section {
+        href: "/uptime",
+        label: "Uptime",
+    },
+    Section {
+        href: "/incidents",
+        label: "Incidents",
+    },
+    Section {
+        href: "/on-call",
+        label: "On-call",
+    },
+    Section {
+        href: "/alerts",
+        label: "Alerts",
+    },
+    Section {
+        href: "/query",
+        label: "Query",
+    },
+    Section {
+        href: "/dashboards",
+        label: "Dashboards",
+    },
+    Section {
+        href: "/load-tests",
+        label: "Load tests",
+    },
+    Section {
+        href: "/regressions",
+        label: "Regressions",
+    },
+    Section {
+        href: "/databases",
+        label: "Databases",
+    },
+    Section {
+        href: "/reports",
+        label: "Reports",
+    },
+    Section {
+        href: "/backups",
+        label: "Backups",
+    },
+    Section {
+        href: "/settings",
+        label: "Settings",
+    },
 ];
 
-/// The UI's routes.
+/// The UI's routes: every capability's pages, in navigation order, and the static assets.
 pub fn router() -> Router<AppState> {
-    let mut r = Router::new()
-        .route("/", get(pages::overview))
-        .route("/login", get(pages::login_form).post(pages::login))
-        .route("/setup", get(pages::setup_form).post(pages::setup))
-        .route("/logout", post(pages::logout))
-        .route("/switch-project", get(pages::switch_project))
-        .route("/settings", get(pages::settings))
-        .route("/settings/projects", post(pages::settings_create_project))
-        .route("/settings/tokens", post(pages::settings_create_token))
-        .route(
-            "/settings/tokens/{id}/revoke",
-            post(pages::settings_revoke_token),
-        )
-        .route("/settings/users", post(pages::settings_create_user))
-        .route("/errors", get(errors::list))
-        .route("/errors/issues/{id}", get(errors::issue))
-        .route("/errors/issues/{id}/status", post(errors::set_status))
-        .route("/incidents", get(incidents::list))
-        .route("/incidents/{id}", get(incidents::detail))
-        .route(
-            "/incidents/{id}/{action}",
-            get(incidents::link_page).post(incidents::post_action),
-        )
-        .route("/on-call", get(incidents::oncall))
-        .route("/alerts", get(alerts::page))
-        .route("/load-tests", get(load::list))
-        .route("/load-tests/compare", get(load::compare))
-        .route("/load-tests/{id}", get(load::run))
-        .route("/performance", get(performance::list))
-        .route("/performance/services/{name}", get(performance::service))
-        .route(
-            "/performance/services/{name}/transaction",
-            get(performance::transaction),
-        )
-        .route("/performance/traces", get(traces::search))
-        .route("/performance/traces/{id}", get(traces::trace))
-        .route("/performance/map", get(traces::map))
-        .route("/backups", get(backups::page))
-        .route("/query", get(query::console))
-        .route(
-            "/dashboards",
-            get(dashboards::list).post(dashboards::import),
-        )
-        .route("/dashboards/pack", post(dashboards::install_pack))
-        .route("/dashboards/{slug}", get(dashboards::show))
-        .route(
-            "/dashboards/{slug}/edit",
-            get(dashboards::edit).post(dashboards::save),
-        )
-        .route("/dashboards/{slug}/export.yaml", get(dashboards::export))
-        .route("/reports", get(reports::list))
-        .route("/reports/view", get(reports::view))
-        .route("/reports/{id}", get(reports::kept))
-        .route("/databases", get(databases::list))
-        .route("/databases/{id}", get(databases::target))
-        .route("/regressions", get(regress::list))
-        .route("/regressions/series/{id}", get(regress::series_page))
-        .route("/on-call/{id}/overrides", post(incidents::add_override))
-        .route("/uptime", get(uptime::list))
-        .route("/uptime/monitors", post(uptime::create))
-        .route("/uptime/monitors/{id}", get(uptime::monitor))
-        .route("/uptime/monitors/{id}/action", post(uptime::action))
-        .route(
-            "/uptime/status-pages",
-            get(uptime::status_pages).post(uptime::save_page),
-        )
-        .route(
-            "/uptime/status-pages/{id}",
-            get(uptime::status_page).post(uptime::save_page),
-        )
-        .route(
-            "/uptime/status-pages/{id}/incidents",
-            post(uptime::post_incident),
-        )
-        .merge(assets::router());
-    for s in SECTIONS.iter().filter(|s| {
-        !s.summary.is_empty()
-            && ![
-                "/errors",
-                "/performance",
-                "/uptime",
-                "/incidents",
-                "/on-call",
-                "/alerts",
-                "/load-tests",
-                "/regressions",
-                "/databases",
-                "/backups",
-                "/reports",
-                "/query",
-                "/dashboards",
-            ]
-            .contains(&s.href)
-    }) {
-        r = r.route(s.href, get(pages::capability));
-    }
-    r
+    Router::new()
+        .merge(crate::tenancy::pages())
+        .merge(crate::errors::pages())
+        .merge(crate::apm::pages())
+        .merge(crate::uptime::pages())
+        .merge(crate::alerting::pages())
+        .merge(crate::query::pages())
+        .merge(crate::load::pages())
+        .merge(crate::regress::pages())
+        .merge(crate::dbhealth::pages())
+        .merge(crate::reports::pages())
+        .merge(crate::backups::pages())
+        .merge(assets::router())
 }
 
 /// A logged-in UI user. Without a session, pages redirect to `/login` (or `/setup` when the
@@ -321,7 +264,8 @@ struct MessagePage<'a> {
 
 /// Renders a [`MessagePage`]; askama escapes both strings.
 pub(crate) fn simple_page(title: &str, text: &str) -> String {
-    askama::Template::render(&MessagePage { title, text }).unwrap_or_else(|_| chart::esc(text))
+    askama::Template::render(&MessagePage { title, text })
+        .unwrap_or_else(|_| crate::charts::esc(text))
 }
 
 /// Only local paths are followed after login, so `next` cannot send users to another site.

@@ -208,7 +208,7 @@ async fn reconcile_pages(
         .collect();
     let mut changed = 0;
     for d in declared {
-        crate::api::status_pages::validate_slug(&d.slug)?;
+        crate::uptime::api::status_pages::validate_slug(&d.slug)?;
         let monitor_ids = d
             .monitors
             .iter()

@@ -3,19 +3,29 @@
 //! ([`upkeep`]), config-file reconciliation ([`config`]) and the monitor view shared by the API
 //! and the UI ([`view`]).
 
+pub mod api;
 pub mod checkins;
 pub mod config;
 pub mod runner;
+pub mod ui;
 pub mod upkeep;
 pub mod view;
 
 use std::sync::Arc;
 
+use axum::http::HeaderValue;
+use axum::routing::{get, post};
+use axum::Router;
 use lookout_core::seal::Sealer;
 use lookout_store::uptime::pages::MaintenanceRow;
 use lookout_store::{Store, StoreError};
 use lookout_uptime::schedule::{Recurrence, Window};
 use lookout_uptime::MonitorSpec;
+use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
 
 /// The maintenance windows in force, parsed; shared by the runners and the views.
 #[derive(Clone, Default)]
@@ -112,4 +122,85 @@ pub fn opened_spec(json: &str, sealer: &Sealer) -> Option<MonitorSpec> {
     let mut s: MonitorSpec = serde_json::from_str(json).ok()?;
     s.map_secrets(|v| sealer.open(v)).ok()?;
     Some(s)
+}
+
+/// Monitors and status pages in the API.
+pub fn api() -> OpenApiRouter<AppState> {
+    use api::{monitors, status_pages};
+    OpenApiRouter::new()
+        .routes(routes!(monitors::list, monitors::create))
+        .routes(routes!(
+            monitors::get_one,
+            monitors::update,
+            monitors::delete
+        ))
+        .routes(routes!(monitors::results))
+        .routes(routes!(monitors::changes))
+        .routes(routes!(monitors::list_windows, monitors::create_window))
+        .routes(routes!(
+            monitors::get_window,
+            monitors::update_window,
+            monitors::delete_window
+        ))
+        .routes(routes!(status_pages::list, status_pages::create))
+        .routes(routes!(
+            status_pages::get_one,
+            status_pages::update,
+            status_pages::delete
+        ))
+        .routes(routes!(
+            status_pages::list_incidents,
+            status_pages::create_incident
+        ))
+        .routes(routes!(status_pages::add_update))
+}
+
+/// The monitor and status-page editing pages.
+pub fn pages() -> Router<AppState> {
+    use ui::monitors;
+    Router::new()
+        .route("/uptime", get(monitors::list))
+        .route("/uptime/monitors", post(monitors::create))
+        .route("/uptime/monitors/{id}", get(monitors::monitor))
+        .route("/uptime/monitors/{id}/action", post(monitors::action))
+        .route(
+            "/uptime/status-pages",
+            get(monitors::status_pages).post(monitors::save_page),
+        )
+        .route(
+            "/uptime/status-pages/{id}",
+            get(monitors::status_page).post(monitors::save_page),
+        )
+        .route(
+            "/uptime/status-pages/{id}/incidents",
+            post(monitors::post_incident),
+        )
+}
+
+/// What anyone may call: cron and heartbeat check-ins (authenticated by their key or token) and
+/// the public status pages, which get the UI's CSP and framing rules.
+pub fn public() -> Router<AppState> {
+    let mut status = Router::new()
+        .route("/status/{slug}", get(ui::status_page::page))
+        .route("/status/{slug}/feed.atom", get(ui::status_page::feed));
+    for (name, value) in crate::ui::status_page_headers() {
+        status = status.layer(SetResponseHeaderLayer::if_not_present(
+            name,
+            HeaderValue::from_static(value),
+        ));
+    }
+    Router::new()
+        .route(
+            "/api/{project_id}/cron/{slug}/{key}/",
+            get(checkins::http_checkin).post(checkins::http_checkin),
+        )
+        .route(
+            "/api/{project_id}/cron/{slug}/{key}",
+            get(checkins::http_checkin).post(checkins::http_checkin),
+        )
+        .route(
+            "/api/v1/push/{token}",
+            get(checkins::push).post(checkins::push),
+        )
+        .merge(status)
 }

@@ -167,7 +167,7 @@ async fn event_types(store: &Store, s: &Seeded) {
     let ask = |nrql: String| {
         let projects = projects.clone();
         async move {
-            lookout_server::nrql::run(store, &projects, &nrql, E + D)
+            lookout_server::query::nrql::run(store, &projects, &nrql, E + D)
                 .await
                 .unwrap_or_else(|e| panic!("{nrql}: {e}"))
                 .rows

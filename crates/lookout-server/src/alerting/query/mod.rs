@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::nrql;
+use crate::query::nrql;
 use lookout_nrql::time::Window;
 use lookout_store::alerting::query_state::{self, ConditionState};
 use lookout_store::alerting::{self as astore, SpecTable};

@@ -5,8 +5,8 @@ use super::{
     c, change, count, duration, flag, issue_table, n, opt_ms, opt_pct, outcome_cells, rate,
 };
 use super::{Cell, Fmt, Section, Table};
+use crate::charts::{self, Bar, Series};
 use crate::reports::model::*;
-use crate::ui::chart::{self, Bar, Series};
 
 /// The summary: a sentence per capability.
 pub(super) fn summary_section(r: &Report) -> Section {
@@ -168,7 +168,7 @@ pub(super) fn errors(r: &Report, f: &Fmt) -> Option<Section> {
             "No users affected.",
         ));
         if !e.top_by_events.is_empty() {
-            charts.push(chart::bar_chart(
+            charts.push(charts::bar_chart(
                 "Events of the top issues",
                 &e.top_by_events
                     .iter()
@@ -198,7 +198,7 @@ pub(super) fn uptime(r: &Report, f: &Fmt) -> Option<Section> {
     let u = r.uptime.as_ref()?;
     let mut charts = Vec::new();
     if r.kind != Kind::Daily && !u.monitors.is_empty() {
-        charts.push(chart::bar_chart(
+        charts.push(charts::bar_chart(
             "Uptime per monitor, %",
             &u.monitors
                 .iter()
@@ -365,7 +365,7 @@ pub(super) fn slos(r: &Report, f: &Fmt) -> Option<Section> {
         .filter(|s| s.budget.budget_remaining.is_some())
         .collect();
     if !measured.is_empty() {
-        charts.push(chart::bar_chart(
+        charts.push(charts::bar_chart(
             "Error budget left, %",
             &measured
                 .iter()
@@ -645,7 +645,7 @@ pub(super) fn capacity(r: &Report, f: &Fmt) -> Option<Section> {
                     100.0 * g
                 ))
         ))],
-        charts: vec![chart::time_series(
+        charts: vec![charts::time_series(
             "Requests per day",
             &[Series {
                 name: "requests".into(),

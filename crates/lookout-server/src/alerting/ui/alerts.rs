@@ -1,0 +1,176 @@
+//! The Alerts section: alert policies, escalation policies, integrations (with the URL to send
+//! to), channels and runbooks at a glance. Editing happens through the API.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde_json::Value;
+
+use crate::alerting::api::config::{integration_url, MASKED_KEY};
+use crate::state::AppState;
+use crate::ui::layout::{page_ctx, render, PageCtx};
+use crate::ui::{ui_error, UiSession};
+use lookout_store::alerting::{self as astore, SpecTable};
+use lookout_store::tenancy;
+
+type Row5 = (String, String, String, String, String);
+
+#[derive(Template)]
+#[template(path = "alerts.html")]
+struct AlertsPage {
+    title: String,
+    ctx: PageCtx,
+    policies: Vec<Row5>,
+    escalations: Vec<(String, String)>,
+    integrations: Vec<(String, String, String)>,
+    channels: Vec<(String, String, String, String)>,
+    runbooks: Vec<(String, i64)>,
+}
+
+fn conditions(spec: &Value) -> String {
+    spec["conditions"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| match c["source"].as_str() {
+                    Some("monitor") => {
+                        let ev: Vec<&str> = c["events"]
+                            .as_array()
+                            .map(|e| e.iter().filter_map(Value::as_str).collect())
+                            .unwrap_or_default();
+                        if ev.is_empty() {
+                            "monitor: any".to_string()
+                        } else {
+                            format!("monitor: {}", ev.join(", "))
+                        }
+                    }
+                    Some("errors") => format!("errors: {}", c["event"].as_str().unwrap_or("?")),
+                    Some("nrql") => {
+                        let t = |p: &str| {
+                            c[p]["operator"]
+                                .as_str()
+                                .map(|o| format!(" {p} {} {}", o.replace('_', " "), c[p]["value"]))
+                        };
+                        format!(
+                            "query: {}{}{}",
+                            c["nrql"].as_str().unwrap_or("?"),
+                            t("critical").unwrap_or_default(),
+                            t("warning").unwrap_or_default()
+                        )
+                    }
+                    other => other.unwrap_or("?").to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default()
+}
+
+/// `GET /alerts`.
+pub async fn page(
+    State(state): State<AppState>,
+    UiSession(s): UiSession,
+    headers: HeaderMap,
+) -> Response {
+    let ctx = match page_ctx(&state, &s, &headers, "/alerts").await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let loaded = async {
+        let store = state.store();
+        let org = tenancy::default_org(store).await?;
+        let eps = astore::spec_list(store, SpecTable::EscalationPolicies, org.id).await?;
+        let ep_name = |id: Option<i64>| {
+            id.and_then(|id| eps.iter().find(|e| e.id == id))
+                .map_or("nobody".to_string(), |e| e.name.clone())
+        };
+        let policies = astore::spec_list(store, SpecTable::Policies, org.id)
+            .await?
+            .into_iter()
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    conditions(&p.spec),
+                    ep_name(p.spec["escalation_policy_id"].as_i64()),
+                    p.spec["grouping"]
+                        .as_str()
+                        .unwrap_or("per_signal")
+                        .to_string(),
+                    if p.spec["enabled"] == Value::Bool(false) {
+                        "off"
+                    } else {
+                        "on"
+                    }
+                    .to_string(),
+                )
+            })
+            .collect();
+        let escalations = eps
+            .iter()
+            .map(|e| {
+                let rules = e.spec["escalation_rules"].as_array().map_or(0, Vec::len);
+                (
+                    e.name.clone(),
+                    format!(
+                        "{rules} rule(s), repeats {} time(s), ack timeout {} min",
+                        e.spec["num_loops"].as_i64().unwrap_or(0),
+                        e.spec["ack_timeout_minutes"].as_i64().unwrap_or(30)
+                    ),
+                )
+            })
+            .collect();
+        let integrations = astore::integration_list(store, org.id)
+            .await?
+            .into_iter()
+            .map(|i| {
+                // Keys are credentials: shown to members, masked for viewers (as in the API).
+                let key = if s.user.role >= lookout_core::Role::Member {
+                    state.sealer().open(&i.key_sealed).unwrap_or_default()
+                } else {
+                    MASKED_KEY.to_string()
+                };
+                let url = integration_url(&state.settings().public_url, &i.kind, &key);
+                (i.name, i.kind, url)
+            })
+            .collect();
+        let channels = astore::channel_list(store, org.id, None)
+            .await?
+            .into_iter()
+            .map(|c| {
+                (
+                    c.name,
+                    c.kind,
+                    c.user_id.map_or("team".into(), |u| format!("user {u}")),
+                    c.urgencies.join(", "),
+                )
+            })
+            .collect();
+        let runbooks = astore::runbook_list(store, org.id)
+            .await?
+            .into_iter()
+            .map(|r| (r.name, r.version))
+            .collect();
+        Ok::<_, lookout_store::StoreError>((
+            policies,
+            escalations,
+            integrations,
+            channels,
+            runbooks,
+        ))
+    }
+    .await;
+    let (policies, escalations, integrations, channels, runbooks) = match loaded {
+        Ok(x) => x,
+        Err(e) => return ui_error(e),
+    };
+    render(&AlertsPage {
+        title: "Alerts".into(),
+        ctx,
+        policies,
+        escalations,
+        integrations,
+        channels,
+        runbooks,
+    })
+}

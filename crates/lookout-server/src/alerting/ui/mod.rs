@@ -1,0 +1,4 @@
+//! Alerting's pages: incidents, on-call and alert configuration.
+
+pub mod alerts;
+pub mod incidents;

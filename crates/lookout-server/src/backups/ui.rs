@@ -1,0 +1,151 @@
+//! The Backups page: Lookout's own backup (directory, restorable window, newest shipment, size,
+//! newest drill) and every pgBackRest target (newest backup, its age and size, WAL archive
+//! lag, newest drill and its result). The figures come from the API's views.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde_json::Value;
+
+use crate::state::AppState;
+use crate::ui::layout::{page_ctx, render, PageCtx};
+use crate::ui::{ui_error, UiSession};
+
+/// Lookout's own backup, ready to show.
+pub struct Builtin {
+    pub enabled: bool,
+    pub dir: String,
+    pub window: String,
+    pub age: String,
+    pub size: String,
+    pub snapshots: u64,
+    pub drill: String,
+    pub drill_state: String,
+    pub drill_bad: bool,
+}
+
+/// A target row.
+pub struct TargetLine {
+    pub name: String,
+    pub stanza: String,
+    pub last_backup: String,
+    pub backup_state: String,
+    pub backup_bad: bool,
+    pub age: String,
+    pub size: String,
+    pub wal_lag: String,
+    pub drill: String,
+    pub drill_state: String,
+    pub drill_bad: bool,
+}
+
+#[derive(Template)]
+#[template(path = "backups.html")]
+struct Page {
+    title: String,
+    ctx: PageCtx,
+    builtin: Builtin,
+    targets: Vec<TargetLine>,
+}
+
+fn text(v: &Value, default: &str) -> String {
+    v.as_str()
+        .map_or_else(|| default.to_string(), str::to_string)
+}
+
+/// `3.2 MiB` from bytes.
+fn size(v: &Value) -> String {
+    v.as_u64().map_or("—".into(), lookout_core::units::bytes)
+}
+
+/// `42 s ago`, `3 h ago` from seconds.
+fn ago(v: &Value) -> String {
+    match v.as_i64() {
+        None => "—".into(),
+        Some(s) if s < 120 => format!("{s} s ago"),
+        Some(s) if s < 7_200 => format!("{} min ago", s / 60),
+        Some(s) if s < 172_800 => format!("{} h ago", s / 3_600),
+        Some(s) => format!("{} days ago", s / 86_400),
+    }
+}
+
+/// (when, state, bad) of a run view.
+fn run_line(run: &Value) -> (String, String, bool) {
+    if run.is_null() {
+        return ("never".into(), "not run yet".into(), false);
+    }
+    let at = text(&run["at"], "");
+    if run["ok"] == true {
+        (at, "passed".into(), false)
+    } else {
+        let err: String = text(&run["error"], "failed").chars().take(160).collect();
+        (at, format!("failed: {err}"), true)
+    }
+}
+
+/// `GET /backups`.
+pub async fn page(
+    State(state): State<AppState>,
+    UiSession(s): UiSession,
+    headers: HeaderMap,
+) -> Response {
+    let ctx = match page_ctx(&state, &s, &headers, "/backups").await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let b = match crate::backups::api::builtin_view(&state).await {
+        Ok(b) => b,
+        Err(e) => return ui_error(e),
+    };
+    let (drill, drill_state, drill_bad) = run_line(&b["last_drill"]);
+    let builtin = Builtin {
+        enabled: b["enabled"] == true,
+        dir: text(&b["dir"], ""),
+        window: format!(
+            "{} to {}",
+            text(&b["restorable_from"], "—"),
+            text(&b["restorable_to"], "—")
+        ),
+        age: ago(&b["age_seconds"]),
+        size: size(&b["total_bytes"]),
+        snapshots: b["snapshots"].as_u64().unwrap_or(0),
+        drill,
+        drill_state,
+        drill_bad,
+    };
+    let rows = match lookout_store::backup::catalog::list_targets(state.store()).await {
+        Ok(r) => r,
+        Err(e) => return ui_error(e),
+    };
+    let mut targets = Vec::new();
+    for t in &rows {
+        let v = match crate::backups::api::target_view(&state, t).await {
+            Ok(v) => v,
+            Err(e) => return ui_error(e),
+        };
+        let (_, backup_state, backup_bad) = run_line(&v["last_backup"]);
+        let (drill, drill_state, drill_bad) = run_line(&v["last_drill"]);
+        targets.push(TargetLine {
+            name: t.spec.name.clone(),
+            stanza: t.spec.stanza.clone(),
+            last_backup: text(&v["last_backup_at"], "never"),
+            backup_state,
+            backup_bad,
+            age: ago(&v["age_seconds"]),
+            size: size(&v["repo_size_bytes"]),
+            wal_lag: v["wal_lag_segments"]
+                .as_i64()
+                .map_or("—".into(), |n| format!("{n} segments")),
+            drill,
+            drill_state,
+            drill_bad,
+        });
+    }
+    render(&Page {
+        title: "Backups".into(),
+        ctx,
+        builtin,
+        targets,
+    })
+}

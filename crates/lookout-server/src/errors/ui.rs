@@ -1,0 +1,578 @@
+//! The Errors section: the issue list (search, filters, sort, sparklines) and the issue page
+//! (stack trace, breadcrumbs, tags, contexts, user, request, event navigation, raw JSON, and the
+//! status actions), plus setup snippets for Python, JavaScript/Node and Rust.
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::api::ProjectView;
+use crate::charts;
+use crate::extract::iso;
+use crate::state::AppState;
+use crate::ui::layout::{page_ctx, render, PageCtx};
+use crate::ui::{form_refusal, ui_error, UiSession};
+use lookout_core::time::now_ms;
+use lookout_core::Role;
+use lookout_store::errors::{self, IssueFilter, StatusChange};
+use lookout_store::{tenancy, Cursor, StoreError};
+
+/// One row of the issue list.
+pub struct IssueRow {
+    id: i64,
+    title: String,
+    culprit: String,
+    level: String,
+    status: String,
+    substatus: String,
+    count: i64,
+    users: i64,
+    last_seen: String,
+    spark: String,
+}
+
+/// Setup snippets for a DSN.
+pub struct Snippets {
+    pub(crate) python: String,
+    pub(crate) node: String,
+    pub(crate) rust: String,
+}
+
+pub(crate) fn snippets(dsn: &str) -> Snippets {
+    Snippets {
+        python: format!("pip install sentry-sdk\n\nimport sentry_sdk\nsentry_sdk.init(\n    dsn=\"{dsn}\",\n    release=\"myapp@1.0.0\",\n    environment=\"production\",\n)"),
+        node: format!("npm install @sentry/node\n\nconst Sentry = require('@sentry/node');\nSentry.init({{\n  dsn: '{dsn}',\n  release: 'myapp@1.0.0',\n  environment: 'production',\n}});"),
+        rust: format!("cargo add sentry\n\nlet _guard = sentry::init((\"{dsn}\", sentry::ClientOptions {{\n    release: sentry::release_name!(),\n    environment: Some(\"production\".into()),\n    ..Default::default()\n}}));"),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "errors.html")]
+struct ErrorsPage {
+    title: String,
+    ctx: PageCtx,
+    project: Option<ProjectView>,
+    issues: Vec<IssueRow>,
+    next: Option<String>,
+    q: ListQuery,
+    environments: Vec<String>,
+    releases: Vec<String>,
+    snippets: Option<Snippets>,
+    any_issue: bool,
+}
+
+/// The list's query string.
+#[derive(Deserialize, Default, Clone)]
+pub struct ListQuery {
+    #[serde(default)]
+    query: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    environment: String,
+    #[serde(default)]
+    release: String,
+    #[serde(default)]
+    sort: String,
+    /// "1": only issues first seen in the chosen release ("new in this release").
+    #[serde(default)]
+    new: String,
+    #[serde(default)]
+    cursor: String,
+}
+
+impl ListQuery {
+    /// The query string of the next page.
+    fn next_href(&self, cursor: &str) -> String {
+        let enc = |s: &str| crate::ui::urlencode(s);
+        format!(
+            "/errors?query={}&status={}&environment={}&release={}&new={}&sort={}&cursor={}",
+            enc(&self.query),
+            enc(&self.status),
+            enc(&self.environment),
+            enc(&self.release),
+            enc(&self.new),
+            enc(&self.sort),
+            enc(cursor)
+        )
+    }
+}
+
+fn opt(s: &str) -> Option<String> {
+    (!s.trim().is_empty()).then(|| s.trim().to_string())
+}
+
+/// `GET /errors`
+pub async fn list(
+    State(state): State<AppState>,
+    UiSession(s): UiSession,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let ctx = match page_ctx(&state, &s, &headers, "/errors").await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let pid = ctx.project_id;
+    let loaded: Result<_, StoreError> = async {
+        if pid == 0 {
+            return Ok((None, Vec::new(), None, Vec::new(), Vec::new(), false));
+        }
+        let project = ProjectView::new(
+            tenancy::get_project(state.store(), pid).await?,
+            state.settings(),
+        );
+        let status = match q.status.as_str() {
+            "" => None,
+            s => Some(s.to_string()),
+        };
+        if status
+            .as_deref()
+            .is_some_and(|s| s != "all" && !errors::STATUSES.contains(&s))
+        {
+            return Err(StoreError::NotFound);
+        }
+        let filter = IssueFilter {
+            status,
+            environment: opt(&q.environment),
+            // "New in this release" narrows the release filter to issues first seen in it.
+            release: opt(&q.release).filter(|_| q.new != "1"),
+            first_release: opt(&q.release).filter(|_| q.new == "1"),
+            query: opt(&q.query),
+            sort: opt(&q.sort)
+                .filter(|s| ["last_seen", "first_seen", "events", "users"].contains(&s.as_str())),
+        };
+        let page = errors::list_issues(
+            state.store(),
+            pid,
+            &filter,
+            &Cursor {
+                // A page link with a mangled cursor shows the first page (the API answers 400).
+                after: opt(&q.cursor).filter(|c| c.parse::<i64>().is_ok()),
+                limit: Some(25),
+            },
+        )
+        .await?;
+        let hour = 3_600_000;
+        let since = (now_ms() / hour - 23) * hour;
+        let ids: Vec<i64> = page.items.iter().map(|i| i.id).collect();
+        let mut hist: BTreeMap<i64, [f64; 24]> = BTreeMap::new();
+        for (issue, bucket, n) in errors::issue_histograms(state.store(), &ids, since, hour).await?
+        {
+            let slot = usize::try_from((bucket - since) / hour)
+                .unwrap_or(0)
+                .min(23);
+            hist.entry(issue).or_insert([0.0; 24])[slot] += n as f64;
+        }
+        let rows = page
+            .items
+            .into_iter()
+            .map(|i| {
+                let values = hist.get(&i.id).copied().unwrap_or([0.0; 24]);
+                let total: f64 = values.iter().sum();
+                IssueRow {
+                    spark: charts::sparkline(
+                        &values,
+                        &format!("{total} events in the last 24 hours"),
+                    ),
+                    id: i.id,
+                    title: i.title,
+                    culprit: i.culprit,
+                    level: i.level,
+                    status: i.status,
+                    substatus: i.substatus.unwrap_or_default(),
+                    count: i.count,
+                    users: i.user_count,
+                    last_seen: iso(i.last_seen),
+                }
+            })
+            .collect();
+        let envs = errors::project_tag_values(state.store(), pid, "environment").await?;
+        let rels = errors::project_tag_values(state.store(), pid, "release").await?;
+        let any = !errors::list_issues(
+            state.store(),
+            pid,
+            &IssueFilter {
+                status: Some("all".into()),
+                ..Default::default()
+            },
+            &Cursor {
+                after: None,
+                limit: Some(1),
+            },
+        )
+        .await?
+        .items
+        .is_empty();
+        Ok((Some(project), rows, page.next, envs, rels, any))
+    }
+    .await;
+    let (project, issues, next, environments, releases, any_issue) = match loaded {
+        Ok(v) => v,
+        Err(StoreError::NotFound) => {
+            return (StatusCode::BAD_REQUEST, "unknown status").into_response()
+        }
+        Err(e) => return ui_error(e),
+    };
+    let snippets = project
+        .as_ref()
+        .and_then(|p| p.dsn.as_deref())
+        .map(snippets);
+    render(&ErrorsPage {
+        title: "Errors".into(),
+        ctx,
+        project,
+        issues,
+        next: next.map(|n| q.next_href(&n)),
+        q,
+        environments,
+        releases,
+        snippets,
+        any_issue,
+    })
+}
+
+/// A stack frame as shown.
+pub struct FrameView {
+    place: String,
+    function: String,
+    lineno: String,
+    in_app: bool,
+    pre: Vec<(String, String)>,
+    line: Option<(String, String)>,
+    post: Vec<(String, String)>,
+    vars: Vec<(String, String)>,
+}
+
+/// An exception of the chain as shown.
+pub struct ExceptionView {
+    ty: String,
+    value: String,
+    mechanism: String,
+    frames: Vec<FrameView>,
+}
+
+/// A breadcrumb as shown.
+pub struct CrumbView {
+    time: String,
+    category: String,
+    level: String,
+    message: String,
+}
+
+/// A tag value, its count and its share of the key's events in percent.
+type TagShare = (String, i64, u32);
+
+#[derive(Template)]
+#[template(path = "issue.html")]
+struct IssuePage {
+    title: String,
+    ctx: PageCtx,
+    issue: crate::api::IssueView,
+    tags: Vec<(String, Vec<TagShare>)>,
+    event_id: String,
+    event_time: String,
+    message: String,
+    exceptions: Vec<ExceptionView>,
+    crumbs: Vec<CrumbView>,
+    event_tags: Vec<(String, String)>,
+    contexts: Vec<(String, Vec<(String, String)>)>,
+    user: Vec<(String, String)>,
+    request: Vec<(String, String)>,
+    older: Option<String>,
+    newer: Option<String>,
+    raw: String,
+    can_edit: bool,
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn kv(v: Option<&Value>) -> Vec<(String, String)> {
+    match v {
+        Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), text(v))).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|p| {
+                p.as_array().map(|p| {
+                    (
+                        p.first().map(text).unwrap_or_default(),
+                        p.get(1).map(text).unwrap_or_default(),
+                    )
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn values(v: Option<&Value>) -> Vec<Value> {
+    match v {
+        Some(Value::Array(a)) => a.clone(),
+        Some(Value::Object(o)) => o
+            .get("values")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+fn frame_view(f: &Value) -> FrameView {
+    let lineno = f.get("lineno").and_then(Value::as_i64);
+    let numbered = |lines: Option<&Value>, start: Option<i64>| -> Vec<(String, String)> {
+        let lines = lines.and_then(Value::as_array).cloned().unwrap_or_default();
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                (
+                    start
+                        .map(|s| (s + i as i64).to_string())
+                        .unwrap_or_default(),
+                    text(l),
+                )
+            })
+            .collect()
+    };
+    let pre_len = f
+        .get("pre_context")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len) as i64;
+    FrameView {
+        place: f
+            .get("filename")
+            .or_else(|| f.get("abs_path"))
+            .or_else(|| f.get("module"))
+            .map(text)
+            .unwrap_or_else(|| "?".into()),
+        function: f.get("function").map(text).unwrap_or_else(|| "?".into()),
+        lineno: lineno.map(|l| l.to_string()).unwrap_or_default(),
+        in_app: f.get("in_app").and_then(Value::as_bool).unwrap_or(false),
+        pre: numbered(f.get("pre_context"), lineno.map(|l| l - pre_len)),
+        line: f
+            .get("context_line")
+            .map(|c| (lineno.map(|l| l.to_string()).unwrap_or_default(), text(c))),
+        post: numbered(f.get("post_context"), lineno.map(|l| l + 1)),
+        vars: kv(f.get("vars")),
+    }
+}
+
+/// `?event=ID`
+#[derive(Deserialize)]
+pub struct EventQuery {
+    event: Option<String>,
+}
+
+/// `GET /errors/issues/{id}`
+pub async fn issue(
+    State(state): State<AppState>,
+    UiSession(s): UiSession,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Query(eq): Query<EventQuery>,
+) -> Response {
+    let ctx = match page_ctx(&state, &s, &headers, "/errors").await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let loaded: Result<_, StoreError> = async {
+        let issue = errors::get_issue(state.store(), id).await?;
+        let tags = errors::issue_tags(state.store(), id).await?;
+        let event_id = match eq.event {
+            Some(e) => e,
+            None => match errors::issue_events(
+                state.store(),
+                id,
+                &Cursor {
+                    after: None,
+                    limit: Some(1),
+                },
+            )
+            .await?
+            .items
+            .into_iter()
+            .next()
+            {
+                Some((_, e)) => e.event_id,
+                None => return Ok((issue, tags, None)),
+            },
+        };
+        let ev = errors::get_event(state.store(), issue.project_id, &event_id).await?;
+        Ok((issue, tags, Some(ev)))
+    }
+    .await;
+    let (issue, tags, ev) = match loaded {
+        Ok(v) => v,
+        Err(StoreError::NotFound) => return crate::ui::not_found_page(),
+        Err(e) => return ui_error(e),
+    };
+    let body = ev.as_ref().map(|e| e.body.clone()).unwrap_or(Value::Null);
+    let exceptions = values(body.get("exception"))
+        .iter()
+        .rev()
+        .map(|e| {
+            let frames = e
+                .pointer("/stacktrace/frames")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let mech = e.get("mechanism");
+            ExceptionView {
+                ty: e.get("type").map(text).unwrap_or_default(),
+                value: e.get("value").map(text).unwrap_or_default(),
+                mechanism: match (
+                    mech.and_then(|m| m.get("type")).map(text),
+                    mech.and_then(|m| m.get("handled")).and_then(Value::as_bool),
+                ) {
+                    (Some(t), Some(h)) => {
+                        format!("{t}, {}", if h { "handled" } else { "unhandled" })
+                    }
+                    (Some(t), None) => t,
+                    _ => String::new(),
+                },
+                // Most recent call first, as Sentry shows it.
+                frames: frames.iter().rev().map(frame_view).collect(),
+            }
+        })
+        .collect();
+    let crumbs = values(body.get("breadcrumbs"))
+        .iter()
+        .map(|c| CrumbView {
+            time: c
+                .get("timestamp")
+                .and_then(lookout_protocol::event::parse_timestamp)
+                .map(iso)
+                .unwrap_or_default(),
+            category: c
+                .get("category")
+                .or_else(|| c.get("type"))
+                .map(text)
+                .unwrap_or_default(),
+            level: c.get("level").map(text).unwrap_or_default(),
+            message: c
+                .get("message")
+                .map(text)
+                .unwrap_or_else(|| c.get("data").map(text).unwrap_or_default()),
+        })
+        .collect();
+    let contexts = match body.get("contexts") {
+        Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), kv(Some(v)))).collect(),
+        _ => Vec::new(),
+    };
+    let mut request = Vec::new();
+    if let Some(r) = body.get("request") {
+        for k in ["method", "url", "query_string"] {
+            if let Some(v) = r.get(k) {
+                request.push((k.to_string(), text(v)));
+            }
+        }
+        for (k, v) in kv(r.get("headers")) {
+            request.push((k, v));
+        }
+    }
+    let message = body
+        .pointer("/logentry/formatted")
+        .or_else(|| body.get("message"))
+        .map(|m| {
+            if let Some(f) = m.get("formatted") {
+                text(f)
+            } else {
+                text(m)
+            }
+        })
+        .unwrap_or_default();
+    let tag_views = tags
+        .into_iter()
+        .map(|(k, vals)| {
+            let total: i64 = vals.iter().map(|v| v.count).sum::<i64>().max(1);
+            let rows = vals
+                .into_iter()
+                .map(|v| {
+                    (
+                        v.value,
+                        v.count,
+                        u32::try_from(v.count * 100 / total).unwrap_or(0),
+                    )
+                })
+                .collect();
+            (k, rows)
+        })
+        .collect();
+    let (event_id, event_time, older, newer) = match &ev {
+        Some(e) => (
+            e.summary.event_id.clone(),
+            iso(e.summary.timestamp),
+            e.previous_event_id.clone(),
+            e.next_event_id.clone(),
+        ),
+        None => (String::new(), String::new(), None, None),
+    };
+    render(&IssuePage {
+        title: issue.title.clone(),
+        ctx,
+        issue: issue.into(),
+        tags: tag_views,
+        event_id,
+        event_time,
+        message,
+        exceptions,
+        crumbs,
+        event_tags: kv(body.get("tags")),
+        contexts,
+        user: kv(body.get("user")),
+        request,
+        older,
+        newer,
+        raw: serde_json::to_string_pretty(&body).unwrap_or_default(),
+        can_edit: s.user.role >= Role::Member,
+    })
+}
+
+/// The status form.
+#[derive(Deserialize)]
+pub struct StatusForm {
+    csrf: String,
+    status: String,
+}
+
+/// `POST /errors/issues/{id}/status`
+pub async fn set_status(
+    State(state): State<AppState>,
+    UiSession(s): UiSession,
+    Path(id): Path<i64>,
+    Form(f): Form<StatusForm>,
+) -> Response {
+    if let Some(r) = form_refusal(&s, &f.csrf, Role::Member, "changing issues") {
+        return r;
+    }
+    let change = match f.status.as_str() {
+        "unresolved" => StatusChange::Unresolve,
+        "resolved" => StatusChange::Resolve,
+        "resolved_next_release" => StatusChange::ResolveInNextRelease,
+        "ignored" => StatusChange::Ignore {
+            until: None,
+            more_events: None,
+        },
+        "ignored_24h" => StatusChange::Ignore {
+            until: Some(now_ms() + 86_400_000),
+            more_events: None,
+        },
+        _ => return (StatusCode::UNPROCESSABLE_ENTITY, "unknown status").into_response(),
+    };
+    match errors::set_status(state.store(), id, change).await {
+        Ok(_) => Redirect::to(&format!("/errors/issues/{id}")).into_response(),
+        Err(StoreError::NotFound) => crate::ui::not_found_page(),
+        Err(e) => ui_error(e),
+    }
+}

@@ -1,0 +1,390 @@
+//! The Load tests section: runs reported by `lookout load --report-to` (list, a run's charts of
+//! req/s, latency percentiles and errors over time with its thresholds and checks, and two runs
+//! side by side).
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::charts::{self, Series};
+use crate::state::AppState;
+use crate::ui::layout::{page_ctx, render, PageCtx};
+use crate::ui::{ui_error, UiSession};
+use lookout_core::time::iso;
+use lookout_load::Summary;
+use lookout_store::load as lstore;
+use lookout_store::{Cursor, StoreError};
+
+/// A run as a list row.
+pub struct RunLine {
+    pub id: i64,
+    pub name: String,
+    pub started: String,
+    pub duration: String,
+    pub requests: i64,
+    pub rps: String,
+    pub p95: String,
+    pub errors: String,
+    pub passed: bool,
+    pub commit: String,
+}
+
+fn line(r: &lstore::RunRow) -> RunLine {
+    RunLine {
+        id: r.id,
+        name: r.name.clone(),
+        started: iso(r.started_at),
+        duration: format!("{:.1} s", r.duration_ms as f64 / 1000.0),
+        requests: r.requests,
+        rps: format!("{:.1}", r.rps),
+        p95: ms(r.p95_ms),
+        errors: format!("{:.2}%", r.error_rate * 100.0),
+        passed: r.passed,
+        commit: r.commit.clone().unwrap_or_default(),
+    }
+}
+
+fn ms(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{:.2} s", v / 1000.0)
+    } else {
+        format!("{v:.2} ms")
+    }
+}
+
+#[derive(Template)]
+#[template(path = "load_runs.html")]
+struct RunsPage {
+    title: String,
+    ctx: PageCtx,
+    runs: Vec<RunLine>,
+}
+
+/// `GET /load-tests`.
+pub async fn list(
+    State(state): State<AppState>,
+    UiSession(s): UiSession,
+    headers: HeaderMap,
+) -> Response {
+    let ctx = match page_ctx(&state, &s, &headers, "/load-tests").await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let page = match lstore::list(
+        state.store(),
+        &[ctx.project_id],
+        &Cursor {
+            after: None,
+            limit: Some(200),
+        },
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err(e) => return ui_error(e),
+    };
+    render(&RunsPage {
+        title: "Load tests".into(),
+        ctx,
+        runs: page.items.iter().map(line).collect(),
+    })
+}
+
+/// One threshold's verdict as shown.
+pub struct ThresholdLine {
+    pub metric: String,
+    pub expression: String,
+    pub observed: String,
+    pub passed: bool,
+}
+
+/// A scenario's key figures as shown.
+pub struct ScenarioLine {
+    pub name: String,
+    pub executor: String,
+    pub requests: u64,
+    pub rps: String,
+    pub p50: String,
+    pub p95: String,
+    pub p99: String,
+    pub errors: String,
+    pub iterations: u64,
+    pub dropped: u64,
+}
+
+#[derive(Template)]
+#[template(path = "load_run.html")]
+struct RunPage {
+    title: String,
+    ctx: PageCtx,
+    run: RunLine,
+    aborted: String,
+    charts: Vec<String>,
+    thresholds: Vec<ThresholdLine>,
+    checks: Vec<(String, u64, u64)>,
+    scenarios: Vec<ScenarioLine>,
+    scenario_file: String,
+}
+
+/// Charts of one run: req/s, latency percentiles, failures and dropped iterations per second.
+fn charts(s: &Summary, start: i64) -> Vec<String> {
+    let at = |t: u32| start + i64::from(t) * 1000;
+    let pts =
+        |f: &dyn Fn(&lookout_load::metrics::SecondStats) -> f64, i: usize| -> Vec<(i64, f64)> {
+            s.series
+                .iter()
+                .map(|p| (at(p.t), p.scenarios.get(i).map_or(0.0, f)))
+                .collect()
+        };
+    let to = s.series.last().map_or(start + 1000, |p| at(p.t));
+    let mut rps = vec![Series {
+        name: "all".into(),
+        points: pts(&|x| x.reqs as f64, 0),
+    }];
+    if s.scenarios.len() > 1 {
+        for (i, sc) in s.scenarios.iter().enumerate() {
+            rps.push(Series {
+                name: sc.name.clone(),
+                points: pts(&|x| x.reqs as f64, i + 1),
+            });
+        }
+    }
+    let latency = vec![
+        Series {
+            name: "p50".into(),
+            points: pts(&|x| x.p50_ms, 0),
+        },
+        Series {
+            name: "p95".into(),
+            points: pts(&|x| x.p95_ms, 0),
+        },
+        Series {
+            name: "p99".into(),
+            points: pts(&|x| x.p99_ms, 0),
+        },
+    ];
+    let errors = vec![
+        Series {
+            name: "failed requests".into(),
+            points: pts(&|x| x.failed as f64, 0),
+        },
+        Series {
+            name: "dropped iterations".into(),
+            points: pts(&|x| x.dropped as f64, 0),
+        },
+    ];
+    vec![
+        charts::time_series("Requests per second", &rps, start, to),
+        charts::time_series("Latency (ms)", &latency, start, to),
+        charts::time_series("Failures per second", &errors, start, to),
+    ]
+}
+
+fn scenario_lines(s: &Summary) -> Vec<ScenarioLine> {
+    s.scenarios
+        .iter()
+        .map(|sc| ScenarioLine {
+            name: sc.name.clone(),
+            executor: sc.executor.clone(),
+            requests: sc.requests,
+            rps: format!("{:.1}", sc.rps),
+            p50: ms(sc.p50_ms),
+            p95: ms(sc.p95_ms),
+            p99: ms(sc.p99_ms),
+            errors: format!("{:.2}%", sc.error_rate * 100.0),
+            iterations: sc.iterations,
+            dropped: sc.dropped_iterations,
+        })
+        .collect()
+}
+
+async fn load(
+    state: &AppState,
+    id: i64,
+) -> Result<(lstore::RunRow, Summary, Option<String>), Response> {
+    match lstore::get(state.store(), id).await {
+        Ok((row, summary, file)) => match serde_json::from_value(summary) {
+            Ok(s) => Ok((row, s, file)),
+            Err(e) => Err(ui_error(e)),
+        },
+        Err(StoreError::NotFound) => {
+            Err((StatusCode::NOT_FOUND, "no such load run").into_response())
+        }
+        Err(e) => Err(ui_error(e)),
+    }
+}
+
+/// `GET /load-tests/{id}`.
+pub async fn run(
+    State(state): State<AppState>,
+    UiSession(s): UiSession,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    let ctx = match page_ctx(&state, &s, &headers, "/load-tests").await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let (row, summary, file) = match load(&state, id).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let thresholds = summary
+        .thresholds
+        .iter()
+        .map(|t| ThresholdLine {
+            metric: t.metric.clone(),
+            expression: t.expression.clone(),
+            observed: format!("{}={:.3}", t.aggregation, t.observed),
+            passed: t.passed,
+        })
+        .collect();
+    render(&RunPage {
+        title: format!("Load test {}", row.name),
+        ctx,
+        aborted: summary.aborted.clone().unwrap_or_default(),
+        charts: charts(&summary, row.started_at),
+        thresholds,
+        checks: summary
+            .checks
+            .iter()
+            .map(|c| (c.name.clone(), c.passes, c.fails))
+            .collect(),
+        scenarios: scenario_lines(&summary),
+        scenario_file: file.unwrap_or_default(),
+        run: line(&row),
+    })
+}
+
+/// `?a=&b=`.
+#[derive(Debug, Deserialize)]
+pub struct CompareParams {
+    pub a: Option<i64>,
+    pub b: Option<i64>,
+}
+
+/// One scenario of a comparison: (name, [(figure, a, b, change)]).
+type CompareRow = (String, Vec<(String, String, String, String)>);
+
+#[derive(Template)]
+#[template(path = "load_compare.html")]
+struct ComparePage {
+    title: String,
+    ctx: PageCtx,
+    a: RunLine,
+    b: RunLine,
+    rows: Vec<CompareRow>,
+    charts: Vec<String>,
+}
+
+/// `GET /load-tests/compare?a=&b=`.
+pub async fn compare(
+    State(state): State<AppState>,
+    UiSession(s): UiSession,
+    headers: HeaderMap,
+    Query(q): Query<CompareParams>,
+) -> Response {
+    let ctx = match page_ctx(&state, &s, &headers, "/load-tests").await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let (Some(a), Some(b)) = (q.a, q.b) else {
+        return (StatusCode::BAD_REQUEST, "choose two runs: ?a=ID&b=ID").into_response();
+    };
+    let (ra, sa, _) = match load(&state, a).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let (rb, sb, _) = match load(&state, b).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let pct = |p: Option<f64>| p.map_or("—".to_string(), |p| format!("{p:+.1}%"));
+    let mut rows = Vec::new();
+    for c in lookout_load::summary::compare(&sa, &sb) {
+        let (Some(x), Some(y), Some(d)) = (c.a, c.b, c.delta) else {
+            continue;
+        };
+        rows.push((
+            c.name,
+            vec![
+                (
+                    "req/s".to_string(),
+                    format!("{:.1}", x.rps),
+                    format!("{:.1}", y.rps),
+                    pct(d.rps_percent),
+                ),
+                (
+                    "p50".to_string(),
+                    ms(x.p50_ms),
+                    ms(y.p50_ms),
+                    pct(d.p50_percent),
+                ),
+                (
+                    "p95".to_string(),
+                    ms(x.p95_ms),
+                    ms(y.p95_ms),
+                    pct(d.p95_percent),
+                ),
+                (
+                    "p99".to_string(),
+                    ms(x.p99_ms),
+                    ms(y.p99_ms),
+                    pct(d.p99_percent),
+                ),
+                (
+                    "errors".to_string(),
+                    format!("{:.2}%", x.error_rate * 100.0),
+                    format!("{:.2}%", y.error_rate * 100.0),
+                    format!("{:+.2} pt", d.error_rate_change * 100.0),
+                ),
+            ],
+        ));
+    }
+    // Both runs on one time axis from their own starts, so their shapes line up.
+    let merged = merge_charts(&sa, &sb, a, b);
+    render(&ComparePage {
+        title: format!("Compare load tests {a} and {b}"),
+        ctx,
+        a: line(&ra),
+        b: line(&rb),
+        rows,
+        charts: merged,
+    })
+}
+
+/// Charts with both runs' lines, aligned on seconds since each run's start.
+fn merge_charts(sa: &Summary, sb: &Summary, a: i64, b: i64) -> Vec<String> {
+    let pts =
+        |s: &Summary, f: &dyn Fn(&lookout_load::metrics::SecondStats) -> f64| -> Vec<(i64, f64)> {
+            s.series
+                .iter()
+                .map(|p| (i64::from(p.t) * 1000, p.scenarios.first().map_or(0.0, f)))
+                .collect()
+        };
+    let to = sa.series.len().max(sb.series.len()) as i64 * 1000;
+    let two = |title: &str, f: &dyn Fn(&lookout_load::metrics::SecondStats) -> f64| {
+        charts::time_series(
+            title,
+            &[
+                Series {
+                    name: format!("run {a}"),
+                    points: pts(sa, f),
+                },
+                Series {
+                    name: format!("run {b}"),
+                    points: pts(sb, f),
+                },
+            ],
+            0,
+            to.max(1000),
+        )
+    };
+    vec![
+        two("Requests per second", &|x| x.reqs as f64),
+        two("p95 latency (ms)", &|x| x.p95_ms),
+        two("Failures per second", &|x| x.failed as f64),
+    ]
+}

@@ -1,0 +1,4 @@
+//! Query's JSON API: NRQL queries and dashboards.
+
+pub mod dashboards;
+pub mod nrql;

@@ -1,0 +1,407 @@
+//! The Dashboards pages: the list (with an import box and the offer of the default pack), a
+//! dashboard with its time picker, facet filters and pages of widgets, its YAML editor, and its
+//! export.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+
+use crate::query::dashboards::{self, pack, spec::Dashboard, View, WidgetView};
+use crate::state::AppState;
+use crate::ui::layout::{page_ctx, render, PageCtx};
+use crate::ui::{form_refusal, not_found_page, ui_error, UiSession};
+use lookout_core::Role;
+use lookout_store::{dashboards as dstore, tenancy};
+
+/// The time picker's ranges: (query value, label, ms).
+const RANGES: &[(&str, &str, i64)] = &[
+    ("30m", "30 minutes", 1_800_000),
+    ("1h", "1 hour", 3_600_000),
+    ("6h", "6 hours", 21_600_000),
+    ("1d", "1 day", 86_400_000),
+    ("7d", "7 days", 604_800_000),
+    ("30d", "30 days", 2_592_000_000),
+];
+
+#[derive(Template)]
+#[template(path = "dashboards.html")]
+struct ListPage {
+    title: String,
+    ctx: PageCtx,
+    items: Vec<(String, String, String)>,
+    offer_pack: bool,
+    message: String,
+}
+
+async fn list_page(state: &AppState, ctx: PageCtx, message: String) -> Response {
+    let rows = match dashboards::list(state.store()).await {
+        Ok(r) => r,
+        Err(e) => return ui_error(e),
+    };
+    let items = rows
+        .iter()
+        .map(|r| {
+            let pages = r.spec["pages"].as_array().map_or(0, Vec::len);
+            let widgets: usize = r.spec["pages"]
+                .as_array()
+                .map(|p| {
+                    p.iter()
+                        .map(|x| x["widgets"].as_array().map_or(0, Vec::len))
+                        .sum()
+                })
+                .unwrap_or(0);
+            (
+                r.slug.clone(),
+                r.name.clone(),
+                format!(
+                    "{pages} page(s), {widgets} widgets{}",
+                    r.managed_by
+                        .as_ref()
+                        .map(|m| format!(" · {m}"))
+                        .unwrap_or_default()
+                ),
+            )
+        })
+        .collect();
+    render(&ListPage {
+        title: "Dashboards".into(),
+        ctx,
+        items,
+        offer_pack: !pack::installed(state.store()).await,
+        message,
+    })
+}
+
+/// `GET /dashboards`.
+pub async fn list(
+    State(state): State<AppState>,
+    UiSession(s): UiSession,
+    headers: HeaderMap,
+) -> Response {
+    match page_ctx(&state, &s, &headers, "/dashboards").await {
+        Ok(ctx) => list_page(&state, ctx, String::new()).await,
+        Err(r) => r,
+    }
+}
+
+/// A form with its CSRF token and YAML.
+#[derive(Debug, Deserialize)]
+pub struct YamlForm {
+    pub csrf: String,
+    #[serde(default)]
+    pub yaml: String,
+}
+
+/// `POST /dashboards` (import or create from YAML).
+pub async fn import(
+    State(state): State<AppState>,
+    UiSession(s): UiSession,
+    headers: HeaderMap,
+    Form(f): Form<YamlForm>,
+) -> Response {
+    if let Some(r) = form_refusal(&s, &f.csrf, Role::Member, "saving dashboards") {
+        return r;
+    }
+    let saved = match Dashboard::from_yaml(&f.yaml) {
+        Ok(d) => dashboards::save(state.store(), &d, None)
+            .await
+            .map(|_| d.slug()),
+        Err(e) => Err(e),
+    };
+    match saved {
+        Ok(slug) => Redirect::to(&format!("/dashboards/{slug}")).into_response(),
+        Err(e) => match page_ctx(&state, &s, &headers, "/dashboards").await {
+            Ok(ctx) => list_page(&state, ctx, e).await,
+            Err(r) => r,
+        },
+    }
+}
+
+/// A form with its CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    pub csrf: String,
+}
+
+/// `POST /dashboards/pack` (install golden-signals).
+pub async fn install_pack(
+    State(state): State<AppState>,
+    UiSession(s): UiSession,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Some(r) = form_refusal(&s, &f.csrf, Role::Admin, "installing packs") {
+        return r;
+    }
+    let message = match pack::install(state.store(), "golden-signals").await {
+        Ok(i) => format!(
+            "Installed: {} alert policies, {} runbooks, {} dashboards.",
+            i.policies_created.len(),
+            i.runbooks_created.len(),
+            i.dashboards_created.len()
+        ),
+        Err(e) => e,
+    };
+    match page_ctx(&state, &s, &headers, "/dashboards").await {
+        Ok(ctx) => list_page(&state, ctx, message).await,
+        Err(r) => r,
+    }
+}
+
+/// A filter as the page shows it.
+pub struct FilterView {
+    pub attribute: String,
+    pub param: String,
+    pub value: String,
+    pub options: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    title: String,
+    ctx: PageCtx,
+    slug: String,
+    name: String,
+    description: String,
+    range: String,
+    ranges: Vec<(String, String, bool)>,
+    tabs: Vec<(usize, String, bool)>,
+    filters: Vec<FilterView>,
+    widgets: Vec<WidgetView>,
+    query_string: String,
+}
+
+async fn load(
+    state: &AppState,
+    slug: &str,
+) -> Result<Option<(dstore::DashboardRow, Dashboard)>, String> {
+    let org = tenancy::default_org(state.store())
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(row) = dstore::by_slug(state.store(), org.id, slug)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    let d: Dashboard = serde_json::from_value(row.spec.clone()).map_err(|e| e.to_string())?;
+    Ok(Some((row, d)))
+}
+
+/// `GET /dashboards/{slug}?range=1h&page=0&f.appName=checkout`.
+pub async fn show(
+    State(state): State<AppState>,
+    UiSession(s): UiSession,
+    headers: HeaderMap,
+    Path(slug): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let ctx = match page_ctx(&state, &s, &headers, "/dashboards").await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let (_, d) = match load(&state, &slug).await {
+        Ok(Some(x)) => x,
+        Ok(None) => return not_found_page(),
+        Err(e) => return ui_error(e),
+    };
+    let range = params.get("range").map_or("1h", String::as_str);
+    let span = RANGES
+        .iter()
+        .find(|r| r.0 == range)
+        .map_or(3_600_000, |r| r.2);
+    let page_index = params
+        .get("page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(d.pages.len() - 1);
+    let now = lookout_core::time::now_ms();
+    let projects = match tenancy::project_ids(state.store()).await {
+        Ok(p) => p,
+        Err(e) => return ui_error(e),
+    };
+    let chosen: Vec<(String, String)> = d
+        .filters
+        .iter()
+        .filter_map(|f| {
+            let v = params.get(&format!("f.{}", f.attribute))?.trim();
+            (!v.is_empty()).then(|| (f.attribute.clone(), v.to_string()))
+        })
+        .collect();
+    let view = View {
+        since: now - span,
+        until: now,
+        filters: &chosen,
+    };
+    let mut filters = Vec::new();
+    for f in &d.filters {
+        let options = match &f.values_from {
+            Some(q) => {
+                let open = View {
+                    since: now - span,
+                    until: now,
+                    filters: &[],
+                };
+                dashboards::filter_values(state.store(), &projects, q, &open, now).await
+            }
+            None => Vec::new(),
+        };
+        filters.push(FilterView {
+            attribute: f.attribute.clone(),
+            param: format!("f.{}", f.attribute),
+            value: chosen
+                .iter()
+                .find(|c| c.0 == f.attribute)
+                .map(|c| c.1.clone())
+                .unwrap_or_default(),
+            options,
+        });
+    }
+    let mut widgets = Vec::new();
+    for w in &d.pages[page_index].widgets {
+        widgets.push(dashboards::run_widget(state.store(), &projects, w, &view, now).await);
+    }
+    let keep: String = chosen
+        .iter()
+        .map(|(a, v)| {
+            format!(
+                "&f.{}={}",
+                url::form_urlencoded::byte_serialize(a.as_bytes()).collect::<String>(),
+                url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+            )
+        })
+        .collect();
+    render(&DashboardPage {
+        title: format!("{} · Dashboards", d.name),
+        ctx,
+        slug: slug.clone(),
+        name: d.name.clone(),
+        description: d.description.clone(),
+        ranges: RANGES
+            .iter()
+            .map(|r| (r.0.to_string(), r.1.to_string(), r.0 == range))
+            .collect(),
+        range: range.to_string(),
+        tabs: d
+            .pages
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i, p.name.clone(), i == page_index))
+            .collect(),
+        filters,
+        widgets,
+        query_string: keep,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "dashboard_edit.html")]
+struct EditPage {
+    title: String,
+    ctx: PageCtx,
+    slug: String,
+    yaml: String,
+    message: String,
+}
+
+/// `GET /dashboards/{slug}/edit`.
+pub async fn edit(
+    State(state): State<AppState>,
+    UiSession(s): UiSession,
+    headers: HeaderMap,
+    Path(slug): Path<String>,
+) -> Response {
+    let ctx = match page_ctx(&state, &s, &headers, "/dashboards").await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match load(&state, &slug).await {
+        Ok(Some((_, d))) => render(&EditPage {
+            title: format!("Edit {}", d.name),
+            ctx,
+            slug,
+            yaml: d.to_yaml(),
+            message: String::new(),
+        }),
+        Ok(None) => not_found_page(),
+        Err(e) => ui_error(e),
+    }
+}
+
+/// `POST /dashboards/{slug}/edit`.
+pub async fn save(
+    State(state): State<AppState>,
+    UiSession(s): UiSession,
+    headers: HeaderMap,
+    Path(slug): Path<String>,
+    Form(f): Form<YamlForm>,
+) -> Response {
+    if let Some(r) = form_refusal(&s, &f.csrf, Role::Member, "editing dashboards") {
+        return r;
+    }
+    let old = match load(&state, &slug).await {
+        Ok(Some((row, _))) => row,
+        Ok(None) => return not_found_page(),
+        Err(e) => return ui_error(e),
+    };
+    let result = match Dashboard::from_yaml(&f.yaml) {
+        Ok(d) => {
+            let mut d = d;
+            // The slug stays with the page being edited.
+            d.slug = Some(slug.clone());
+            dashboards::save(state.store(), &d, old.managed_by.as_deref())
+                .await
+                .map(|_| ())
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Redirect::to(&format!("/dashboards/{slug}")).into_response(),
+        Err(message) => {
+            let ctx = match page_ctx(&state, &s, &headers, "/dashboards").await {
+                Ok(c) => c,
+                Err(r) => return r,
+            };
+            // The form again with the reason, as the other UI forms answer.
+            render(&EditPage {
+                title: "Edit dashboard".into(),
+                ctx,
+                slug,
+                yaml: f.yaml,
+                message,
+            })
+        }
+    }
+}
+
+/// `GET /dashboards/{slug}/export.yaml`.
+pub async fn export(
+    State(state): State<AppState>,
+    UiSession(_s): UiSession,
+    Path(slug): Path<String>,
+) -> Response {
+    match load(&state, &slug).await {
+        Ok(Some((_, d))) => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    "application/yaml; charset=utf-8".to_string(),
+                ),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{slug}.yaml\""),
+                ),
+            ],
+            d.to_yaml(),
+        )
+            .into_response(),
+        Ok(None) => not_found_page(),
+        Err(e) => ui_error(e),
+    }
+}

@@ -1,0 +1,5 @@
+//! The core's pages: overview, sign-in and settings.
+
+pub mod overview;
+pub mod session;
+pub mod settings;

@@ -1,0 +1,284 @@
+//! Signing in and out: the login and first-admin setup forms (with a double-submit CSRF cookie,
+//! since there is no session yet), logout, and the project switcher's cookie.
+
+use askama::Template;
+use axum::extract::{Form, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::auth::{
+    cookie, set_cookie, ClientAddr, LOGIN_CSRF_COOKIE, PROJECT_COOKIE, SESSION_COOKIE,
+};
+use crate::state::AppState;
+use crate::ui::{csrf_refusal, safe_next, ui_error, UiSession};
+use lookout_core::secret::{random_hex, secrets_equal};
+use lookout_store::tenancy::{self};
+use lookout_store::StoreError;
+
+use crate::ui::layout::render;
+
+/// `?project=ID&next=/path`
+#[derive(Deserialize)]
+pub struct SwitchProject {
+    project: i64,
+    next: Option<String>,
+}
+
+/// `GET /switch-project`: remembers the selected project in a cookie and goes back.
+pub async fn switch_project(
+    State(state): State<AppState>,
+    UiSession(_): UiSession,
+    Query(q): Query<SwitchProject>,
+) -> Response {
+    let next = safe_next(q.next.as_deref().unwrap_or("/")).to_string();
+    let cookie = set_cookie(
+        PROJECT_COOKIE,
+        &q.project.to_string(),
+        365 * 86_400,
+        state.settings().secure_cookies(),
+    );
+    ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
+}
+
+// ------------------------------------------------------------------ login, setup, logout
+
+#[derive(Template)]
+#[template(path = "auth.html")]
+struct AuthPage {
+    title: String,
+    setup: bool,
+    action: &'static str,
+    csrf: String,
+    next: String,
+    email: String,
+    error: Option<String>,
+}
+
+/// Renders the login or setup form with a fresh double-submit CSRF cookie.
+fn auth_form(
+    state: &AppState,
+    status: StatusCode,
+    setup: bool,
+    next: &str,
+    email: &str,
+    error: Option<&str>,
+) -> Response {
+    let csrf = random_hex(16);
+    let page = AuthPage {
+        title: if setup {
+            "Set up Lookout".into()
+        } else {
+            "Log in".into()
+        },
+        setup,
+        action: if setup { "/setup" } else { "/login" },
+        csrf: csrf.clone(),
+        next: safe_next(next).to_string(),
+        email: email.to_string(),
+        error: error.map(str::to_string),
+    };
+    let cookie = set_cookie(
+        LOGIN_CSRF_COOKIE,
+        &csrf,
+        3600,
+        state.settings().secure_cookies(),
+    );
+    (status, [(header::SET_COOKIE, cookie)], render(&page)).into_response()
+}
+
+/// `?next=/path`
+#[derive(Deserialize)]
+pub struct NextParam {
+    next: Option<String>,
+}
+
+/// `GET /login`
+pub async fn login_form(State(state): State<AppState>, Query(q): Query<NextParam>) -> Response {
+    match tenancy::is_set_up(state.store()).await {
+        Ok(false) => Redirect::to("/setup").into_response(),
+        Ok(true) => auth_form(
+            &state,
+            StatusCode::OK,
+            false,
+            q.next.as_deref().unwrap_or("/"),
+            "",
+            None,
+        ),
+        Err(e) => ui_error(e),
+    }
+}
+
+/// The login and setup forms' fields.
+#[derive(Deserialize)]
+pub struct Credentials {
+    email: String,
+    password: String,
+    csrf: String,
+    next: Option<String>,
+}
+
+/// Whether the form's CSRF field matches the pre-login cookie.
+fn login_csrf_ok(headers: &HeaderMap, sent: &str) -> bool {
+    cookie(headers, LOGIN_CSRF_COOKIE).is_some_and(|c| secrets_equal(c, sent))
+}
+
+/// Starts a session for `user` and redirects to `next`.
+async fn start_session(state: &AppState, user: &tenancy::User, next: &str) -> Response {
+    let ttl = state.settings().session_ttl_ms;
+    match tenancy::create_session(state.store(), user, ttl).await {
+        Ok((sid, _)) => {
+            let secure = state.settings().secure_cookies();
+            let mut res = Redirect::to(safe_next(next)).into_response();
+            let h = res.headers_mut();
+            if let Ok(v) = set_cookie(SESSION_COOKIE, &sid, ttl / 1000, secure).parse() {
+                h.append(header::SET_COOKIE, v);
+            }
+            if let Ok(v) = set_cookie(LOGIN_CSRF_COOKIE, "", 0, secure).parse() {
+                h.append(header::SET_COOKIE, v);
+            }
+            res
+        }
+        Err(e) => ui_error(e),
+    }
+}
+
+/// `POST /login`
+pub async fn login(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    Form(f): Form<Credentials>,
+) -> Response {
+    let next = f.next.as_deref().unwrap_or("/");
+    if !login_csrf_ok(&headers, &f.csrf) {
+        tracing::info!("Login refused: CSRF cookie missing or different.");
+        return auth_form(
+            &state,
+            StatusCode::FORBIDDEN,
+            false,
+            next,
+            &f.email,
+            Some("The form expired. Please try again."),
+        );
+    }
+    let now = lookout_core::time::now_ms();
+    if let Err(wait_ms) = state.login_throttle().begin(&f.email, client, now) {
+        let wait_s = (wait_ms + 999) / 1000;
+        tracing::warn!(wait_s, client = ?client, "Login refused: too many recent failed attempts.");
+        let mut res = auth_form(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            false,
+            next,
+            &f.email,
+            Some(&format!(
+                "Too many failed logins. Try again in {wait_s} {}.",
+                if wait_s == 1 { "second" } else { "seconds" }
+            )),
+        );
+        if let Ok(v) = wait_s.to_string().parse() {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return res;
+    }
+    match tenancy::verify_login(state.store(), &f.email, &f.password).await {
+        Ok(Some(user)) => {
+            state.login_throttle().succeeded(&f.email, client);
+            tracing::info!(user = user.id, "User logged in.");
+            start_session(&state, &user, next).await
+        }
+        Ok(None) => {
+            state
+                .login_throttle()
+                .failed(&f.email, client, lookout_core::time::now_ms());
+            tracing::info!("Login failed: wrong email or password.");
+            auth_form(
+                &state,
+                StatusCode::UNAUTHORIZED,
+                false,
+                next,
+                &f.email,
+                Some("Wrong email or password."),
+            )
+        }
+        Err(e) => ui_error(e),
+    }
+}
+
+/// `GET /setup`: the first-admin form, only until the first user is created (deleting users
+/// later never reopens it).
+pub async fn setup_form(State(state): State<AppState>) -> Response {
+    match tenancy::is_set_up(state.store()).await {
+        Ok(false) => auth_form(&state, StatusCode::OK, true, "/", "", None),
+        Ok(true) => Redirect::to("/login").into_response(),
+        Err(e) => ui_error(e),
+    }
+}
+
+/// `POST /setup`: creates the first admin and logs them in.
+pub async fn setup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<Credentials>,
+) -> Response {
+    match tenancy::is_set_up(state.store()).await {
+        Ok(false) => {}
+        Ok(true) => return Redirect::to("/login").into_response(),
+        Err(e) => return ui_error(e),
+    }
+    if !login_csrf_ok(&headers, &f.csrf) {
+        return auth_form(
+            &state,
+            StatusCode::FORBIDDEN,
+            true,
+            "/",
+            &f.email,
+            Some("The form expired. Please try again."),
+        );
+    }
+    if let Err(e) = crate::api::validate_new_user(&f.email, &f.password) {
+        return auth_form(
+            &state,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            true,
+            "/",
+            &f.email,
+            Some(&e.to_string()),
+        );
+    }
+    match tenancy::create_first_admin(state.store(), &f.email, &f.password).await {
+        Ok(Some(user)) => {
+            tracing::info!(user = user.id, "First administrator created.");
+            start_session(&state, &user, "/").await
+        }
+        Ok(None) => Redirect::to("/login").into_response(),
+        Err(StoreError::Conflict(_)) => Redirect::to("/login").into_response(),
+        Err(e) => ui_error(e),
+    }
+}
+
+/// A form with only its CSRF token.
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    pub(crate) csrf: String,
+}
+
+/// `POST /logout`
+pub async fn logout(
+    State(state): State<AppState>,
+    UiSession(s): UiSession,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Some(r) = csrf_refusal(&s, &f.csrf) {
+        return r;
+    }
+    if let Some(sid) = cookie(&headers, SESSION_COOKIE) {
+        if let Err(e) = tenancy::delete_session(state.store(), sid).await {
+            return ui_error(e);
+        }
+    }
+    let clear = set_cookie(SESSION_COOKIE, "", 0, state.settings().secure_cookies());
+    ([(header::SET_COOKIE, clear)], Redirect::to("/login")).into_response()
+}

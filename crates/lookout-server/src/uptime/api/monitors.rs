@@ -1,0 +1,522 @@
+//! `/api/v1/monitors`: uptime monitors, their results and state changes; and
+//! `/api/v1/maintenance-windows`, which silence monitors' alerts while keeping their results.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::api::{page_of, ListParams};
+use crate::auth::{Member, Principal};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{iso, ApiJson, ApiPath, ApiQuery};
+use crate::state::AppState;
+use crate::uptime::config::refuse_if_declared;
+use crate::uptime::view::{monitor_view, MonitorView};
+use crate::uptime::Windows;
+use lookout_store::tenancy;
+use lookout_store::uptime::{self as ustore, pages, results, NewMonitor};
+use lookout_store::{Cursor, StoreError};
+use lookout_uptime::schedule::{Recurrence, Window};
+use lookout_uptime::{Kind, MonitorSpec};
+
+page_of!(MonitorPage, MonitorView);
+
+/// A monitor definition: `name`, `type` (`http`, `tcp`, `dns`, `icmp`, `tls`, `heartbeat`,
+/// `cron`), `url`, `host`, `port`, `interval_seconds`, `timeout_seconds`, `failure_threshold`,
+/// `success_threshold`, `conditions`, `paused`, `grace_seconds`, and the type's own fields.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(value_type = crate::uptime::view::MonitorDefinition)]
+pub struct MonitorInput(pub Value);
+
+/// One check result as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResultView {
+    /// When the check ran, RFC 3339.
+    pub at: String,
+    /// Whether it passed.
+    pub ok: bool,
+    /// Whether a maintenance window was open.
+    pub maintenance: bool,
+    /// Latency, ms.
+    pub latency_ms: Option<f64>,
+    /// Why it failed.
+    pub message: Option<String>,
+}
+
+page_of!(ResultPage, ResultView);
+
+/// A health change and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangeView {
+    /// When, RFC 3339.
+    pub at: String,
+    /// Before.
+    pub from: String,
+    /// After.
+    pub to: String,
+    /// The failing condition with its value, or what recovered; and why no alert went out.
+    pub reason: String,
+    /// Whether alerting was told (`monitor.down`/`monitor.up` domain events).
+    pub alerted: bool,
+}
+
+/// Validates a definition against the stored monitors (parent, project).
+/// Fields of [`MonitorView`] that are not part of the definition: a document fetched with GET
+/// can be edited and sent back with PUT as is.
+const READ_ONLY: &[&str] = &[
+    "id",
+    "status",
+    "health",
+    "push_url",
+    "last_check_at",
+    "last_ok",
+    "last_latency_ms",
+    "last_failure",
+    "last_failure_at",
+    "certificate_expires_at",
+    "certificate_days_left",
+    "certificate_chain_valid",
+    "uptime",
+    "managed_by",
+    "created_at",
+    "updated_at",
+];
+
+async fn checked_spec(
+    state: &AppState,
+    mut body: Value,
+    id: Option<i64>,
+) -> ApiResult<MonitorSpec> {
+    if let Some(o) = body.as_object_mut() {
+        for k in READ_ONLY {
+            o.remove(*k);
+        }
+    }
+    let mut spec: MonitorSpec =
+        serde_json::from_value(body).map_err(|e| ApiError::Validation(e.to_string()))?;
+    spec.validate()
+        .map_err(|e| ApiError::Validation(e.to_string()))?;
+    if let Some(parent) = spec.parent_id {
+        if Some(parent) == id {
+            return Err(ApiError::Validation(
+                "parent_id: a monitor cannot depend on itself".into(),
+            ));
+        }
+        match ustore::get_monitor(state.store(), parent).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound) => {
+                return Err(ApiError::Validation(format!(
+                    "parent_id: no monitor {parent}"
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if spec.kind == Kind::Cron {
+        let project = match spec.project_id {
+            Some(p) => p,
+            None => tenancy::list_projects(state.store(), &Cursor::default())
+                .await?
+                .items
+                .first()
+                .map(|p| p.id)
+                .ok_or_else(|| ApiError::Validation("project_id: no project exists".into()))?,
+        };
+        match tenancy::get_project(state.store(), project).await {
+            Ok(_) => spec.project_id = Some(project),
+            Err(StoreError::NotFound) => {
+                return Err(ApiError::Validation(format!(
+                    "project_id: no project {project}"
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(spec)
+}
+
+fn to_new(
+    state: &AppState,
+    org_id: i64,
+    spec: &MonitorSpec,
+    push_token: Option<String>,
+) -> ApiResult<NewMonitor> {
+    Ok(NewMonitor {
+        org_id,
+        project_id: if spec.kind == Kind::Cron {
+            spec.project_id
+        } else {
+            None
+        },
+        name: spec.name.clone(),
+        kind: spec.kind.as_str().into(),
+        slug: spec.slug.clone(),
+        spec: crate::uptime::sealed_json(spec, state.sealer()),
+        paused: spec.paused,
+        parent_id: spec.parent_id,
+        push_token,
+        managed_by: None,
+    })
+}
+
+async fn view(state: &AppState, id: i64) -> ApiResult<MonitorView> {
+    let (row, st) = ustore::get_monitor(state.store(), id).await?;
+    let windows = Windows::load(state.store()).await;
+    Ok(monitor_view(state.store(), state.settings(), &windows, row, st).await?)
+}
+
+/// Lists monitors with their status and uptime.
+#[utoipa::path(get, operation_id = "monitors_list", path = "/api/v1/monitors", tag = "monitors", params(ListParams),
+    responses((status = 200, body = MonitorPage), (status = 401, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> ApiResult<Json<MonitorPage>> {
+    let org = tenancy::default_org(state.store()).await?;
+    let page = ustore::list_monitors(state.store(), org.id, &q.cursor()).await?;
+    let windows = Windows::load(state.store()).await;
+    let mut items = Vec::with_capacity(page.items.len());
+    for (row, st) in page.items {
+        items.push(monitor_view(state.store(), state.settings(), &windows, row, st).await?);
+    }
+    Ok(Json(MonitorPage {
+        items,
+        next: page.next,
+    }))
+}
+
+/// Creates a monitor (role member). Heartbeat and cron monitors answer with their `push_url`.
+#[utoipa::path(post, operation_id = "monitors_create", path = "/api/v1/monitors", tag = "monitors", request_body = MonitorInput,
+    responses((status = 201, body = MonitorView), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    _who: Member,
+    ApiJson(body): ApiJson<MonitorInput>,
+) -> ApiResult<(StatusCode, Json<MonitorView>)> {
+    let id = create_from(&state, body.0).await?;
+    Ok((StatusCode::CREATED, Json(view(&state, id).await?)))
+}
+
+/// Validates and stores a new monitor (the API and the UI form); returns its id.
+pub(crate) async fn create_from(state: &AppState, body: Value) -> ApiResult<i64> {
+    let spec = checked_spec(state, body, None).await?;
+    let org = tenancy::default_org(state.store()).await?;
+    let token = (spec.kind == Kind::Heartbeat).then(lookout_core::secret::new_dsn_key);
+    let row = ustore::create_monitor(state.store(), &to_new(state, org.id, &spec, token)?).await?;
+    tracing::info!(monitor = row.id, kind = %row.kind, "Monitor created.");
+    Ok(row.id)
+}
+
+/// One monitor.
+#[utoipa::path(get, operation_id = "monitors_get_one", path = "/api/v1/monitors/{id}", tag = "monitors",
+    params(("id" = i64, Path, description = "Monitor id")),
+    responses((status = 200, body = MonitorView), (status = 404, body = ErrorBody)))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<MonitorView>> {
+    Ok(Json(view(&state, id).await?))
+}
+
+/// Replaces a monitor's definition (role member). Secrets sent back as `********` are kept.
+/// Monitors declared in the config file are changed there, not here (409).
+#[utoipa::path(put, operation_id = "monitors_update", path = "/api/v1/monitors/{id}", tag = "monitors", request_body = MonitorInput,
+    params(("id" = i64, Path, description = "Monitor id")),
+    responses((status = 200, body = MonitorView), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    _who: Member,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<MonitorInput>,
+) -> ApiResult<Json<MonitorView>> {
+    let (old, _) = ustore::get_monitor(state.store(), id).await?;
+    refuse_if_declared(old.managed_by.as_deref(), "monitor")?;
+    let mut spec = checked_spec(&state, body.0, Some(id)).await?;
+    if spec.kind.as_str() != old.kind {
+        return Err(ApiError::Validation(
+            "type: cannot change; create a new monitor".into(),
+        ));
+    }
+    if let Ok(stored) = serde_json::from_str::<MonitorSpec>(&old.spec) {
+        spec.keep_secrets_from(&stored)
+            .map_err(|e| ApiError::Validation(e.to_string()))?;
+    }
+    ustore::update_monitor(
+        state.store(),
+        id,
+        &to_new(&state, old.org_id, &spec, old.push_token.clone())?,
+    )
+    .await?;
+    Ok(Json(view(&state, id).await?))
+}
+
+/// Deletes a monitor and its history (role member).
+#[utoipa::path(delete, operation_id = "monitors_delete", path = "/api/v1/monitors/{id}", tag = "monitors",
+    params(("id" = i64, Path, description = "Monitor id")),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    _who: Member,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
+    let (old, _) = ustore::get_monitor(state.store(), id).await?;
+    refuse_if_declared(old.managed_by.as_deref(), "monitor")?;
+    ustore::delete_monitor(state.store(), id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A monitor's check results, newest first (raw results are kept 24 h; older history is in
+/// rollups).
+#[utoipa::path(get, path = "/api/v1/monitors/{id}/results", tag = "monitors",
+    params(("id" = i64, Path, description = "Monitor id"), ListParams),
+    responses((status = 200, body = ResultPage), (status = 404, body = ErrorBody)))]
+pub async fn results(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> ApiResult<Json<ResultPage>> {
+    ustore::get_monitor(state.store(), id).await?;
+    let page = results::list_results(state.store(), id, &q.cursor()).await?;
+    Ok(Json(
+        page.map(|r| ResultView {
+            at: iso(r.at),
+            ok: r.ok,
+            maintenance: r.maintenance,
+            latency_ms: r.latency_us.map(|u| u as f64 / 1000.0),
+            message: r.message,
+        })
+        .into(),
+    ))
+}
+
+/// A monitor's health changes, newest first (kept 2 years).
+#[utoipa::path(get, path = "/api/v1/monitors/{id}/changes", tag = "monitors",
+    params(("id" = i64, Path, description = "Monitor id")),
+    responses((status = 200, body = Vec<ChangeView>), (status = 404, body = ErrorBody)))]
+pub async fn changes(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Vec<ChangeView>>> {
+    ustore::get_monitor(state.store(), id).await?;
+    let rows = ustore::changes(state.store(), id, 200).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|c| ChangeView {
+                at: iso(c.at),
+                from: c.from,
+                to: c.to,
+                reason: c.reason,
+                alerted: c.alerted,
+            })
+            .collect(),
+    ))
+}
+
+// ---------------------------------------------------------------- maintenance windows
+
+/// A maintenance window: one-off (`starts_at`..`ends_at`) or recurring (`recurrence`).
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceInput {
+    /// Shown on status pages.
+    pub title: String,
+    /// Details.
+    #[serde(default)]
+    pub description: String,
+    /// One-off start (or when a recurrence takes effect), RFC 3339.
+    pub starts_at: Option<String>,
+    /// One-off end (or when a recurrence stops), RFC 3339.
+    pub ends_at: Option<String>,
+    /// `{"crontab": "0 2 * * SUN", "duration_minutes": 60, "timezone": "Europe/Paris"}`.
+    #[schema(value_type = Option<RecurrenceDoc>)]
+    pub recurrence: Option<Recurrence>,
+    /// The monitors it covers.
+    pub monitor_ids: Vec<i64>,
+}
+
+/// When a recurring window opens: a crontab in a time zone, for a duration.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecurrenceDoc {
+    /// Five-field crontab of the openings, e.g. `0 2 * * SUN`.
+    pub crontab: String,
+    /// How long each opening lasts.
+    pub duration_minutes: i64,
+    /// IANA time zone the crontab is read in (default UTC).
+    pub timezone: Option<String>,
+}
+
+/// A stored maintenance window. Its fields are listed one by one, not as the definition
+/// flattened in: the definition's schema refuses unknown fields (`deny_unknown_fields`), so
+/// `allOf` with it rejected every answer (`id`, `active` and `next_start` were "unknown").
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MaintenanceView {
+    /// Id.
+    pub id: i64,
+    /// Shown on status pages.
+    pub title: String,
+    /// Details.
+    pub description: String,
+    /// One-off start (or when a recurrence takes effect), RFC 3339.
+    pub starts_at: Option<String>,
+    /// One-off end (or when a recurrence stops), RFC 3339.
+    pub ends_at: Option<String>,
+    /// The recurrence, if any.
+    #[schema(value_type = Option<RecurrenceDoc>)]
+    pub recurrence: Option<Recurrence>,
+    /// The monitors it covers.
+    pub monitor_ids: Vec<i64>,
+    /// Whether it is open now.
+    pub active: bool,
+    /// Next opening, RFC 3339.
+    pub next_start: Option<String>,
+}
+
+fn parse_time(field: &str, v: Option<&str>) -> ApiResult<Option<i64>> {
+    v.map(|s| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.timestamp_millis())
+            .map_err(|_| ApiError::Validation(format!("{field}: not an RFC 3339 time")))
+    })
+    .transpose()
+}
+
+fn maintenance_view(r: pages::MaintenanceRow) -> MaintenanceView {
+    let recurrence: Option<Recurrence> = r
+        .recurrence
+        .as_deref()
+        .and_then(|t| serde_json::from_str(t).ok());
+    let window = Window::new(r.starts_at, r.ends_at, recurrence.as_ref()).ok();
+    let now = lookout_core::time::now_ms();
+    MaintenanceView {
+        id: r.id,
+        title: r.title,
+        description: r.description,
+        starts_at: r.starts_at.map(iso),
+        ends_at: r.ends_at.map(iso),
+        recurrence,
+        monitor_ids: r.monitor_ids,
+        active: window.as_ref().is_some_and(|w| w.is_open(now)),
+        next_start: window.as_ref().and_then(|w| w.next_start(now)).map(iso),
+    }
+}
+
+async fn checked_window(
+    state: &AppState,
+    b: &MaintenanceInput,
+) -> ApiResult<pages::NewMaintenance> {
+    let title = b.title.trim();
+    if title.is_empty() || title.chars().count() > 200 {
+        return Err(ApiError::Validation(
+            "title must be 1 to 200 characters".into(),
+        ));
+    }
+    let starts = parse_time("starts_at", b.starts_at.as_deref())?;
+    let ends = parse_time("ends_at", b.ends_at.as_deref())?;
+    Window::new(starts, ends, b.recurrence.as_ref()).map_err(ApiError::Validation)?;
+    ensure_monitors(state, &b.monitor_ids).await?;
+    let org = tenancy::default_org(state.store()).await?;
+    Ok(pages::NewMaintenance {
+        org_id: org.id,
+        title: title.to_string(),
+        description: b.description.clone(),
+        starts_at: starts,
+        ends_at: ends,
+        recurrence: b
+            .recurrence
+            .as_ref()
+            .map(|r| serde_json::to_string(r).unwrap_or_default()),
+        monitor_ids: b.monitor_ids.clone(),
+    })
+}
+
+/// Refuses `monitor_ids` naming a monitor that does not exist (windows, status pages).
+pub(crate) async fn ensure_monitors(state: &AppState, ids: &[i64]) -> ApiResult<()> {
+    for id in ids {
+        match ustore::get_monitor(state.store(), *id).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound) => {
+                return Err(ApiError::Validation(format!(
+                    "monitor_ids: no monitor {id}"
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Lists maintenance windows.
+#[utoipa::path(get, path = "/api/v1/maintenance-windows", tag = "monitors",
+    responses((status = 200, body = Vec<MaintenanceView>)))]
+pub async fn list_windows(
+    State(state): State<AppState>,
+    _who: Principal,
+) -> ApiResult<Json<Vec<MaintenanceView>>> {
+    let rows = pages::list_maintenance(state.store()).await?;
+    Ok(Json(rows.into_iter().map(maintenance_view).collect()))
+}
+
+/// Creates a maintenance window (role member).
+#[utoipa::path(post, path = "/api/v1/maintenance-windows", tag = "monitors", request_body = MaintenanceInput,
+    responses((status = 201, body = MaintenanceView), (status = 422, body = ErrorBody)))]
+pub async fn create_window(
+    State(state): State<AppState>,
+    _who: Member,
+    ApiJson(body): ApiJson<MaintenanceInput>,
+) -> ApiResult<(StatusCode, Json<MaintenanceView>)> {
+    let new = checked_window(&state, &body).await?;
+    let row = pages::create_maintenance(state.store(), &new).await?;
+    Ok((StatusCode::CREATED, Json(maintenance_view(row))))
+}
+
+/// One maintenance window.
+#[utoipa::path(get, path = "/api/v1/maintenance-windows/{id}", tag = "monitors",
+    params(("id" = i64, Path, description = "Window id")),
+    responses((status = 200, body = MaintenanceView), (status = 404, body = ErrorBody)))]
+pub async fn get_window(
+    State(state): State<AppState>,
+    _who: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<MaintenanceView>> {
+    Ok(Json(maintenance_view(
+        pages::get_maintenance(state.store(), id).await?,
+    )))
+}
+
+/// Replaces a maintenance window (role member).
+#[utoipa::path(put, path = "/api/v1/maintenance-windows/{id}", tag = "monitors", request_body = MaintenanceInput,
+    params(("id" = i64, Path, description = "Window id")),
+    responses((status = 200, body = MaintenanceView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_window(
+    State(state): State<AppState>,
+    _who: Member,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<MaintenanceInput>,
+) -> ApiResult<Json<MaintenanceView>> {
+    let new = checked_window(&state, &body).await?;
+    Ok(Json(maintenance_view(
+        pages::update_maintenance(state.store(), id, &new).await?,
+    )))
+}
+
+/// Deletes a maintenance window (role member).
+#[utoipa::path(delete, path = "/api/v1/maintenance-windows/{id}", tag = "monitors",
+    params(("id" = i64, Path, description = "Window id")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_window(
+    State(state): State<AppState>,
+    _who: Member,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
+    pages::delete_maintenance(state.store(), id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
