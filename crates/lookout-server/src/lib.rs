@@ -14,6 +14,7 @@ pub mod extract;
 pub mod listener;
 pub mod observe;
 pub mod runtime;
+pub mod service;
 pub mod state;
 pub mod ui;
 

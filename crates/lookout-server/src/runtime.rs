@@ -403,7 +403,7 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 async fn bootstrap_admin(store: &Store, cfg: &ServeConfig) -> Result<(), ServeError> {
     match (&cfg.admin_email, &cfg.admin_password) {
         (Some(email), Some(password)) => {
-            crate::api::validate_new_user(email, password).map_err(|e| {
+            crate::tenancy::service::validate_new_user(email, password).map_err(|e| {
                 ServeError::Config(format!("LOOKOUT_ADMIN_EMAIL/LOOKOUT_ADMIN_PASSWORD: {e}"))
             })?;
             match tenancy::create_user(store, email, password, Role::Admin).await {

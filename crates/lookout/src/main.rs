@@ -167,7 +167,7 @@ fn run(cli: Cli) -> Result<()> {
                         bail!("give the password with --password-stdin (or --password)")
                     }
                 };
-                lookout_server::api::validate_new_user(&email, &password)
+                lookout_server::tenancy::service::validate_new_user(&email, &password)
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 let store = Store::open(&storage.url).await?;
                 let user = tenancy::create_user(&store, &email, &password, role).await?;

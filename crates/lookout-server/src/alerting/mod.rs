@@ -10,6 +10,7 @@ pub mod inbound;
 pub mod links;
 pub mod policies;
 pub mod query;
+pub mod service;
 pub mod timers;
 pub mod ui;
 

@@ -12,7 +12,7 @@ pub use crate::errors::api::IssueView;
 pub use crate::tenancy::api::activity::MarkerView;
 pub use crate::tenancy::api::projects::ProjectView;
 pub use crate::tenancy::api::tokens::TokenView;
-pub use crate::tenancy::api::users::{validate_new_user, UserView};
+pub use crate::tenancy::api::users::UserView;
 
 use axum::routing::get;
 use axum::{Json, Router};

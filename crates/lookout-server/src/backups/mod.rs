@@ -8,6 +8,7 @@
 pub mod api;
 pub mod pgbackrest;
 pub mod ui;
+pub mod view;
 
 use std::time::{Duration, Instant};
 

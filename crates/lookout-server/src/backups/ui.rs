@@ -5,6 +5,7 @@
 use askama::Template;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::response::IntoResponse as _;
 use axum::response::Response;
 use serde_json::Value;
 
@@ -92,9 +93,9 @@ pub async fn page(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/backups").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
-    let b = match crate::backups::api::builtin_view(&state).await {
+    let b = match crate::backups::view::builtin_view(&state).await {
         Ok(b) => b,
         Err(e) => return ui_error(e),
     };
@@ -120,7 +121,7 @@ pub async fn page(
     };
     let mut targets = Vec::new();
     for t in &rows {
-        let v = match crate::backups::api::target_view(&state, t).await {
+        let v = match crate::backups::view::target_view(&state, t).await {
             Ok(v) => v,
             Err(e) => return ui_error(e),
         };

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod ui;
+pub mod view;
 
 use std::time::Duration;
 

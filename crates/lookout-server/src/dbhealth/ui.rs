@@ -45,7 +45,7 @@ pub async fn list(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/databases").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let targets = match dstore::list(state.store(), &[ctx.project_id]).await {
         Ok(t) => t,
@@ -142,7 +142,7 @@ pub async fn target(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/databases").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let t = match dstore::get(state.store(), id).await {
         Ok(t) => t,
@@ -156,7 +156,7 @@ pub async fn target(
         Err(e) => return ui_error(e),
     };
     // A page without trends still shows the findings.
-    let trends: Vec<Value> = crate::dbhealth::api::trends(&state, id, 7)
+    let trends: Vec<Value> = crate::dbhealth::view::trends(&state, id, 7)
         .await
         .unwrap_or_default();
     let report = last

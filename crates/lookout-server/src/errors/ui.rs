@@ -116,7 +116,7 @@ pub async fn list(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/errors").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let pid = ctx.project_id;
     let loaded: Result<_, StoreError> = async {
@@ -384,7 +384,7 @@ pub async fn issue(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/errors").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let loaded: Result<_, StoreError> = async {
         let issue = errors::get_issue(state.store(), id).await?;

@@ -70,7 +70,7 @@ pub async fn list(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/load-tests").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let page = match lstore::list(
         state.store(),
@@ -225,7 +225,7 @@ pub async fn run(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/load-tests").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let (row, summary, file) = match load(&state, id).await {
         Ok(x) => x,
@@ -288,7 +288,7 @@ pub async fn compare(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/load-tests").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let (Some(a), Some(b)) = (q.a, q.b) else {
         return (StatusCode::BAD_REQUEST, "choose two runs: ?a=ID&b=ID").into_response();

@@ -87,7 +87,7 @@ pub async fn list(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/regressions").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let project = [ctx.project_id];
     let (recent, all) = match tokio::try_join!(
@@ -181,7 +181,7 @@ pub async fn series_page(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/regressions").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let row: SeriesRow = match series::get(state.store(), id).await {
         Ok(Some(r)) => r,

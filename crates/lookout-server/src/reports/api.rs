@@ -14,8 +14,9 @@ use crate::api::not_found;
 use crate::auth::{Admin, Member, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::reports::service::{end_of, generate, request};
 use crate::reports::slo::SloSpec;
-use crate::reports::{self, render, Kind, Request, Settings};
+use crate::reports::{self, render, Kind, Settings};
 use crate::state::AppState;
 use lookout_core::time::{iso, now_ms};
 use lookout_store::alerting::{self as astore, SpecRow, SpecTable};
@@ -36,34 +37,6 @@ pub struct ReportQuery {
 
 fn kind_of(s: &str) -> ApiResult<Kind> {
     Kind::parse(s).ok_or_else(|| ApiError::BadRequest("kind: daily, weekly or monthly".into()))
-}
-
-pub(crate) fn end_of(s: Option<&str>, now: i64) -> ApiResult<i64> {
-    match s {
-        None => Ok(now),
-        Some(s) => chrono::DateTime::parse_from_rfc3339(s.trim())
-            .map(|t| t.timestamp_millis())
-            .map_err(|e| ApiError::BadRequest(format!("end: not an RFC 3339 time: {e}"))),
-    }
-}
-
-/// Builds a report now (not kept).
-pub async fn generate(state: &AppState, kind: Kind, end: i64) -> ApiResult<reports::Report> {
-    Ok(reports::build(state.store(), &request(state, kind, end)?).await?)
-}
-
-/// What a report for the period ending at `end` is built from; a future end is refused.
-fn request(state: &AppState, kind: Kind, end: i64) -> ApiResult<Request> {
-    let now = now_ms();
-    if end > now + 60_000 {
-        return Err(ApiError::BadRequest("end: in the future".into()));
-    }
-    Ok(Request {
-        kind,
-        end,
-        base_url: state.settings().public_url.clone(),
-        now,
-    })
 }
 
 fn formatted(report: &reports::Report, format: Option<&str>) -> ApiResult<Response> {

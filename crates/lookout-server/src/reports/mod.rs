@@ -13,6 +13,7 @@ pub mod outcomes;
 pub mod render;
 pub mod schedule;
 mod sections;
+pub mod service;
 mod services;
 pub mod slo;
 mod suggest;

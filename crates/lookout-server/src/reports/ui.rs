@@ -41,7 +41,7 @@ pub async fn list(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/reports").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let org = match tenancy::default_org(state.store()).await {
         Ok(o) => o,
@@ -118,10 +118,10 @@ pub async fn view(
         return not_found_page();
     };
     let given = q.end.as_deref().filter(|e| !e.is_empty());
-    let Ok(end) = crate::reports::api::end_of(given, lookout_core::time::now_ms()) else {
+    let Ok(end) = crate::reports::service::end_of(given, lookout_core::time::now_ms()) else {
         return not_found_page();
     };
-    match crate::reports::api::generate(&state, kind, end).await {
+    match crate::reports::service::generate(&state, kind, end).await {
         Ok(r) => Html(rrender::html(&r, "", Some("/reports"))).into_response(),
         Err(e) => ui_error(e),
     }

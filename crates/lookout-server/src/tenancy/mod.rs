@@ -2,6 +2,7 @@
 //! tokens, settings, deploy markers and the activity feed, and the overview page.
 
 pub mod api;
+pub mod service;
 pub mod ui;
 use axum::routing::{get, post};
 use axum::Router;

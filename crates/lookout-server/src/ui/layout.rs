@@ -8,6 +8,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 use crate::auth::{cookie, PROJECT_COOKIE};
 use crate::state::AppState;
+use crate::ui::error::UiError;
 use crate::ui::{ui_error, SECTIONS};
 use lookout_store::tenancy::{self, Session};
 use lookout_store::Cursor;
@@ -42,7 +43,7 @@ pub(crate) async fn page_ctx(
     session: &Session,
     headers: &HeaderMap,
     path: &str,
-) -> Result<PageCtx, Response> {
+) -> Result<PageCtx, UiError> {
     let projects = tenancy::list_projects(
         state.store(),
         &Cursor {
@@ -50,8 +51,7 @@ pub(crate) async fn page_ctx(
             limit: Some(1000),
         },
     )
-    .await
-    .map_err(ui_error)?
+    .await?
     .items;
     let wanted = cookie(headers, PROJECT_COOKIE).and_then(|v| v.parse::<i64>().ok());
     let project_id = wanted

@@ -6,6 +6,8 @@
 //! the login and setup forms, which have no session yet.
 
 mod assets;
+pub mod error;
+pub mod extract;
 pub mod layout;
 
 use axum::extract::FromRequestParts;
@@ -141,6 +143,14 @@ pub(crate) fn csrf_refusal(session: &Session, sent: &str) -> Option<Response> {
     }
     tracing::info!(user = session.user.id, "Form refused: CSRF token mismatch.");
     Some((StatusCode::FORBIDDEN, Html(simple_page("Form expired", "This form expired or came from another site. Go back, reload the page and try again."))).into_response())
+}
+
+/// Checks a form's CSRF field against the session's token; a mismatch answers the 403 page.
+pub(crate) fn check_csrf(session: &Session, sent: &str) -> Result<(), error::UiError> {
+    match csrf_refusal(session, sent) {
+        None => Ok(()),
+        Some(r) => Err(error::UiError::Page(r)),
+    }
 }
 
 /// Refuses a form that lacks the session's CSRF token, or whose user is below `role`;

@@ -20,20 +20,6 @@ use lookout_uptime::{Kind, MonitorSpec};
 /// The marker on rows the file owns.
 pub const MANAGED: &str = "config";
 
-/// Refuses (409) an API change to a monitor or status page the config file owns: the file
-/// would put it back at the next reload.
-pub fn refuse_if_declared(
-    managed_by: Option<&str>,
-    what: &str,
-) -> Result<(), crate::error::ApiError> {
-    if managed_by == Some(MANAGED) {
-        return Err(crate::error::ApiError::Conflict(format!(
-            "this {what} is declared in the config file; change it there"
-        )));
-    }
-    Ok(())
-}
-
 /// A status page as declared: monitors are named, since ids are not known when writing the file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -208,7 +194,7 @@ async fn reconcile_pages(
         .collect();
     let mut changed = 0;
     for d in declared {
-        crate::uptime::api::status_pages::validate_slug(&d.slug)?;
+        crate::uptime::service::validate_slug(&d.slug)?;
         let monitor_ids = d
             .monitors
             .iter()

@@ -7,6 +7,7 @@ pub mod api;
 pub mod checkins;
 pub mod config;
 pub mod runner;
+pub mod service;
 pub mod ui;
 pub mod upkeep;
 pub mod view;

@@ -8,9 +8,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::IntoParams;
 
-use crate::alerting::api::incidents::{actor_of, checklist_items};
+use crate::alerting::api::incidents::actor_of;
 use crate::alerting::api::oncall::{items, spec_view};
 use crate::alerting::policies::PolicySpec;
+use crate::alerting::service::checklist_items;
 use crate::auth::{Member, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};

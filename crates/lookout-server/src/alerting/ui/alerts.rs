@@ -4,6 +4,7 @@
 use askama::Template;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::response::IntoResponse as _;
 use axum::response::Response;
 use serde_json::Value;
 
@@ -75,7 +76,7 @@ pub async fn page(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/alerts").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let loaded = async {
         let store = state.store();

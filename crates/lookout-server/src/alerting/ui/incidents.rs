@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use crate::alerting::api::incidents::{
+use crate::alerting::service::{
     act, checklist_items, note, postmortem_markdown, response_groups, tick_item,
 };
 use crate::alerting::{engine, links};
@@ -65,7 +65,7 @@ pub async fn list(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/incidents").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let loaded = async {
         let org = tenancy::default_org(state.store()).await?;
@@ -162,7 +162,7 @@ pub async fn detail(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/incidents").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let loaded = async {
         let inc = incidents::get(state.store(), id).await?;
@@ -355,10 +355,10 @@ pub async fn post_action(
                 button: String::new(),
                 done: true,
             }),
-            Err(crate::error::ApiError::Conflict(m)) => {
+            Err(crate::service::ServiceError::Conflict(m)) => {
                 (StatusCode::CONFLICT, Html(simple_page("Nothing to do", &m))).into_response()
             }
-            Err(e) => e.into_response(),
+            Err(e) => crate::ui::error::UiError::from(e).into_response(),
         };
     }
     // A logged-in user's form.
@@ -396,10 +396,10 @@ pub async fn post_action(
     };
     match result {
         Ok(()) => Redirect::to(&format!("/incidents/{id}")).into_response(),
-        Err(crate::error::ApiError::Conflict(m)) => {
+        Err(crate::service::ServiceError::Conflict(m)) => {
             (StatusCode::CONFLICT, Html(simple_page("Nothing to do", &m))).into_response()
         }
-        Err(e) => e.into_response(),
+        Err(e) => crate::ui::error::UiError::from(e).into_response(),
     }
 }
 
@@ -447,7 +447,7 @@ pub async fn oncall(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/on-call").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let now = now_ms();
     let week = now + 7 * 86_400_000;

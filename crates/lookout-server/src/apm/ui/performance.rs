@@ -125,7 +125,7 @@ pub async fn list(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/performance").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let (range, since, until) = window(q.range.as_deref());
     let services = match apm::services(state.store(), &[ctx.project_id], since, until).await {
@@ -226,7 +226,7 @@ pub async fn service(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/performance").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let (range, since, until) = window(q.range.as_deref());
     let o = match apm::overview(state.store(), &[ctx.project_id], &name, since, until).await {
@@ -437,7 +437,7 @@ pub async fn transaction(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/performance").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Some(name) = q.name.clone().filter(|n| !n.is_empty()) else {
         return (StatusCode::BAD_REQUEST, "name: required").into_response();

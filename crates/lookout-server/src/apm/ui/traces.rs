@@ -51,7 +51,7 @@ pub async fn search(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/performance").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let (range, since, until) = window(f.range.as_deref());
     let text = |v: &Option<String>| v.clone().unwrap_or_default().trim().to_string();
@@ -164,7 +164,7 @@ pub async fn trace(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/performance").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return (
@@ -274,7 +274,7 @@ pub async fn map(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/performance").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let (range, since, until) = window(f.range.as_deref());
     let m = match ServiceMap::build(state.store(), &[ctx.project_id], since, until).await {

@@ -5,6 +5,7 @@
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
+use axum::response::IntoResponse as _;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
@@ -198,7 +199,7 @@ pub async fn console(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/query").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let nrql_text = q.nrql.trim().to_string();
     let mut page = Page {

@@ -85,7 +85,7 @@ pub async fn list(
 ) -> Response {
     match page_ctx(&state, &s, &headers, "/dashboards").await {
         Ok(ctx) => list_page(&state, ctx, String::new()).await,
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -117,7 +117,7 @@ pub async fn import(
         Ok(slug) => Redirect::to(&format!("/dashboards/{slug}")).into_response(),
         Err(e) => match page_ctx(&state, &s, &headers, "/dashboards").await {
             Ok(ctx) => list_page(&state, ctx, e).await,
-            Err(r) => r,
+            Err(r) => r.into_response(),
         },
     }
 }
@@ -149,7 +149,7 @@ pub async fn install_pack(
     };
     match page_ctx(&state, &s, &headers, "/dashboards").await {
         Ok(ctx) => list_page(&state, ctx, message).await,
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -204,7 +204,7 @@ pub async fn show(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/dashboards").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let (_, d) = match load(&state, &slug).await {
         Ok(Some(x)) => x,
@@ -319,7 +319,7 @@ pub async fn edit(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/dashboards").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match load(&state, &slug).await {
         Ok(Some((_, d))) => render(&EditPage {
@@ -366,7 +366,7 @@ pub async fn save(
         Err(message) => {
             let ctx = match page_ctx(&state, &s, &headers, "/dashboards").await {
                 Ok(c) => c,
-                Err(r) => return r,
+                Err(r) => return r.into_response(),
             };
             // The form again with the reason, as the other UI forms answer.
             render(&EditPage {

@@ -11,6 +11,7 @@ use crate::auth::{Admin, Caller, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{iso, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
+use crate::tenancy::service::validate_new_user;
 use lookout_core::Role;
 use lookout_store::tenancy::{self, User};
 use lookout_store::StoreError;
@@ -64,26 +65,6 @@ pub struct Me {
     pub role: Role,
     /// The user, for sessions and user-owned tokens.
     pub user: Option<UserView>,
-}
-
-/// Checks an email and password for a new user (shared with the UI's setup form).
-pub fn validate_new_user(email: &str, password: &str) -> Result<(), ApiError> {
-    let email = email.trim();
-    if email.len() < 3
-        || email.len() > 254
-        || !email.contains('@')
-        || email.contains(char::is_whitespace)
-    {
-        return Err(ApiError::Validation(
-            "email must be an address like ada@example.com".into(),
-        ));
-    }
-    if password.chars().count() < 8 {
-        return Err(ApiError::Validation(
-            "password must be at least 8 characters".into(),
-        ));
-    }
-    Ok(())
 }
 
 /// The caller.

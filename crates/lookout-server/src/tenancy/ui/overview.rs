@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use askama::Template;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::response::IntoResponse as _;
 use axum::response::Response;
 
 use crate::api::{MarkerView, ProjectView};
@@ -44,7 +45,7 @@ pub async fn overview(
 ) -> Response {
     let ctx = match page_ctx(&state, &s, &headers, "/").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let result: Result<_, StoreError> = async {
         let project = match ctx.project_id {

@@ -237,7 +237,7 @@ pub async fn setup(
             Some("The form expired. Please try again."),
         );
     }
-    if let Err(e) = crate::api::validate_new_user(&f.email, &f.password) {
+    if let Err(e) = crate::tenancy::service::validate_new_user(&f.email, &f.password) {
         return auth_form(
             &state,
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -55,7 +55,7 @@ async fn settings_page(
 ) -> Response {
     let ctx = match page_ctx(state, s, headers, "/settings").await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let all = Cursor {
         after: None,
@@ -294,7 +294,7 @@ pub async fn settings_create_user(
             StatusCode::FORBIDDEN,
             "Creating users needs the admin role.",
         )
-    } else if let Err(e) = crate::api::validate_new_user(&f.email, &f.password) {
+    } else if let Err(e) = crate::tenancy::service::validate_new_user(&f.email, &f.password) {
         failed(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
     } else {
         match tenancy::create_user(state.store(), &f.email, &f.password, f.role).await {

@@ -13,14 +13,12 @@ use crate::auth::{Member, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{iso, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
-use crate::uptime::config::refuse_if_declared;
+use crate::uptime::service;
 use crate::uptime::view::{monitor_view, MonitorView};
 use crate::uptime::Windows;
 use lookout_store::tenancy;
-use lookout_store::uptime::{self as ustore, pages, results, NewMonitor};
-use lookout_store::{Cursor, StoreError};
+use lookout_store::uptime::{self as ustore, pages, results};
 use lookout_uptime::schedule::{Recurrence, Window};
-use lookout_uptime::{Kind, MonitorSpec};
 
 page_of!(MonitorPage, MonitorView);
 
@@ -63,105 +61,6 @@ pub struct ChangeView {
     pub alerted: bool,
 }
 
-/// Validates a definition against the stored monitors (parent, project).
-/// Fields of [`MonitorView`] that are not part of the definition: a document fetched with GET
-/// can be edited and sent back with PUT as is.
-const READ_ONLY: &[&str] = &[
-    "id",
-    "status",
-    "health",
-    "push_url",
-    "last_check_at",
-    "last_ok",
-    "last_latency_ms",
-    "last_failure",
-    "last_failure_at",
-    "certificate_expires_at",
-    "certificate_days_left",
-    "certificate_chain_valid",
-    "uptime",
-    "managed_by",
-    "created_at",
-    "updated_at",
-];
-
-async fn checked_spec(
-    state: &AppState,
-    mut body: Value,
-    id: Option<i64>,
-) -> ApiResult<MonitorSpec> {
-    if let Some(o) = body.as_object_mut() {
-        for k in READ_ONLY {
-            o.remove(*k);
-        }
-    }
-    let mut spec: MonitorSpec =
-        serde_json::from_value(body).map_err(|e| ApiError::Validation(e.to_string()))?;
-    spec.validate()
-        .map_err(|e| ApiError::Validation(e.to_string()))?;
-    if let Some(parent) = spec.parent_id {
-        if Some(parent) == id {
-            return Err(ApiError::Validation(
-                "parent_id: a monitor cannot depend on itself".into(),
-            ));
-        }
-        match ustore::get_monitor(state.store(), parent).await {
-            Ok(_) => {}
-            Err(StoreError::NotFound) => {
-                return Err(ApiError::Validation(format!(
-                    "parent_id: no monitor {parent}"
-                )))
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    if spec.kind == Kind::Cron {
-        let project = match spec.project_id {
-            Some(p) => p,
-            None => tenancy::list_projects(state.store(), &Cursor::default())
-                .await?
-                .items
-                .first()
-                .map(|p| p.id)
-                .ok_or_else(|| ApiError::Validation("project_id: no project exists".into()))?,
-        };
-        match tenancy::get_project(state.store(), project).await {
-            Ok(_) => spec.project_id = Some(project),
-            Err(StoreError::NotFound) => {
-                return Err(ApiError::Validation(format!(
-                    "project_id: no project {project}"
-                )))
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(spec)
-}
-
-fn to_new(
-    state: &AppState,
-    org_id: i64,
-    spec: &MonitorSpec,
-    push_token: Option<String>,
-) -> ApiResult<NewMonitor> {
-    Ok(NewMonitor {
-        org_id,
-        project_id: if spec.kind == Kind::Cron {
-            spec.project_id
-        } else {
-            None
-        },
-        name: spec.name.clone(),
-        kind: spec.kind.as_str().into(),
-        slug: spec.slug.clone(),
-        spec: crate::uptime::sealed_json(spec, state.sealer()),
-        paused: spec.paused,
-        parent_id: spec.parent_id,
-        push_token,
-        managed_by: None,
-    })
-}
-
 async fn view(state: &AppState, id: i64) -> ApiResult<MonitorView> {
     let (row, st) = ustore::get_monitor(state.store(), id).await?;
     let windows = Windows::load(state.store()).await;
@@ -198,18 +97,8 @@ pub async fn create(
     _who: Member,
     ApiJson(body): ApiJson<MonitorInput>,
 ) -> ApiResult<(StatusCode, Json<MonitorView>)> {
-    let id = create_from(&state, body.0).await?;
+    let id = service::create_monitor(&state, body.0).await?;
     Ok((StatusCode::CREATED, Json(view(&state, id).await?)))
-}
-
-/// Validates and stores a new monitor (the API and the UI form); returns its id.
-pub(crate) async fn create_from(state: &AppState, body: Value) -> ApiResult<i64> {
-    let spec = checked_spec(state, body, None).await?;
-    let org = tenancy::default_org(state.store()).await?;
-    let token = (spec.kind == Kind::Heartbeat).then(lookout_core::secret::new_dsn_key);
-    let row = ustore::create_monitor(state.store(), &to_new(state, org.id, &spec, token)?).await?;
-    tracing::info!(monitor = row.id, kind = %row.kind, "Monitor created.");
-    Ok(row.id)
 }
 
 /// One monitor.
@@ -236,24 +125,7 @@ pub async fn update(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<MonitorInput>,
 ) -> ApiResult<Json<MonitorView>> {
-    let (old, _) = ustore::get_monitor(state.store(), id).await?;
-    refuse_if_declared(old.managed_by.as_deref(), "monitor")?;
-    let mut spec = checked_spec(&state, body.0, Some(id)).await?;
-    if spec.kind.as_str() != old.kind {
-        return Err(ApiError::Validation(
-            "type: cannot change; create a new monitor".into(),
-        ));
-    }
-    if let Ok(stored) = serde_json::from_str::<MonitorSpec>(&old.spec) {
-        spec.keep_secrets_from(&stored)
-            .map_err(|e| ApiError::Validation(e.to_string()))?;
-    }
-    ustore::update_monitor(
-        state.store(),
-        id,
-        &to_new(&state, old.org_id, &spec, old.push_token.clone())?,
-    )
-    .await?;
+    service::update_monitor(&state, id, body.0).await?;
     Ok(Json(view(&state, id).await?))
 }
 
@@ -266,9 +138,7 @@ pub async fn delete(
     _who: Member,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    let (old, _) = ustore::get_monitor(state.store(), id).await?;
-    refuse_if_declared(old.managed_by.as_deref(), "monitor")?;
-    ustore::delete_monitor(state.store(), id).await?;
+    service::delete_monitor(&state, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -422,7 +292,7 @@ async fn checked_window(
     let starts = parse_time("starts_at", b.starts_at.as_deref())?;
     let ends = parse_time("ends_at", b.ends_at.as_deref())?;
     Window::new(starts, ends, b.recurrence.as_ref()).map_err(ApiError::Validation)?;
-    ensure_monitors(state, &b.monitor_ids).await?;
+    service::ensure_monitors(state, &b.monitor_ids).await?;
     let org = tenancy::default_org(state.store()).await?;
     Ok(pages::NewMaintenance {
         org_id: org.id,
@@ -436,22 +306,6 @@ async fn checked_window(
             .map(|r| serde_json::to_string(r).unwrap_or_default()),
         monitor_ids: b.monitor_ids.clone(),
     })
-}
-
-/// Refuses `monitor_ids` naming a monitor that does not exist (windows, status pages).
-pub(crate) async fn ensure_monitors(state: &AppState, ids: &[i64]) -> ApiResult<()> {
-    for id in ids {
-        match ustore::get_monitor(state.store(), *id).await {
-            Ok(_) => {}
-            Err(StoreError::NotFound) => {
-                return Err(ApiError::Validation(format!(
-                    "monitor_ids: no monitor {id}"
-                )))
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
 }
 
 /// Lists maintenance windows.

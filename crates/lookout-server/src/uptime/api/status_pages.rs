@@ -9,45 +9,12 @@ use utoipa::ToSchema;
 
 use crate::api::{page_of, ListParams};
 use crate::auth::{Member, Principal};
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{iso, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
-use crate::uptime::config::refuse_if_declared;
+use crate::uptime::service::{self, StatusPageInput};
 use lookout_store::tenancy;
 use lookout_store::uptime::pages;
-
-/// Checks a page slug: 1 to 50 of a-z, 0-9 and '-'.
-pub fn validate_slug(slug: &str) -> Result<(), String> {
-    if slug.is_empty()
-        || slug.len() > 50
-        || !slug
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    {
-        return Err(format!(
-            "slug {slug:?} must be 1 to 50 characters of a-z, 0-9 and '-'"
-        ));
-    }
-    Ok(())
-}
-
-/// A status page definition.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StatusPageInput {
-    /// URL slug: the page is public at `/status/{slug}`.
-    pub slug: String,
-    /// Title.
-    pub title: String,
-    /// Text under the title.
-    #[serde(default)]
-    pub description: String,
-    /// Logo image URL (https).
-    pub logo_url: Option<String>,
-    /// Monitors shown, in order.
-    #[serde(default)]
-    pub monitor_ids: Vec<i64>,
-}
 
 /// A status page.
 #[derive(Debug, Serialize, ToSchema)]
@@ -93,36 +60,6 @@ fn page_view(state: &AppState, p: pages::StatusPageRow) -> StatusPageView {
     }
 }
 
-async fn checked_page(state: &AppState, b: &StatusPageInput) -> ApiResult<pages::NewStatusPage> {
-    validate_slug(&b.slug).map_err(ApiError::Validation)?;
-    let title = b.title.trim();
-    if title.is_empty() || title.chars().count() > 200 {
-        return Err(ApiError::Validation(
-            "title must be 1 to 200 characters".into(),
-        ));
-    }
-    if let Some(l) = &b.logo_url {
-        if !(l.starts_with("https://") || l.starts_with("http://") || l.starts_with('/'))
-            || l.len() > 2000
-        {
-            return Err(ApiError::Validation(
-                "logo_url must be an http(s) URL or a path".into(),
-            ));
-        }
-    }
-    crate::uptime::api::monitors::ensure_monitors(state, &b.monitor_ids).await?;
-    let org = tenancy::default_org(state.store()).await?;
-    Ok(pages::NewStatusPage {
-        org_id: org.id,
-        slug: b.slug.clone(),
-        title: title.to_string(),
-        description: b.description.clone(),
-        logo_url: b.logo_url.clone(),
-        monitor_ids: b.monitor_ids.clone(),
-        managed_by: None,
-    })
-}
-
 page_of!(StatusPagePage, StatusPageView);
 
 /// Lists status pages, a page at a time like every other list.
@@ -146,25 +83,8 @@ pub async fn create(
     _who: Member,
     ApiJson(body): ApiJson<StatusPageInput>,
 ) -> ApiResult<(StatusCode, Json<StatusPageView>)> {
-    let p = save(&state, None, &body).await?;
+    let p = service::save_status_page(&state, None, &body).await?;
     Ok((StatusCode::CREATED, Json(page_view(&state, p))))
-}
-
-/// Creates (`id` none) or replaces a page after validation (the API and the UI editor).
-pub(crate) async fn save(
-    state: &AppState,
-    id: Option<i64>,
-    body: &StatusPageInput,
-) -> ApiResult<pages::StatusPageRow> {
-    if let Some(id) = id {
-        let old = pages::get_page(state.store(), id).await?;
-        refuse_if_declared(old.managed_by.as_deref(), "status page")?;
-    }
-    let new = checked_page(state, body).await?;
-    Ok(match id {
-        Some(id) => pages::update_page(state.store(), id, &new).await?,
-        None => pages::create_page(state.store(), &new).await?,
-    })
 }
 
 /// One status page.
@@ -195,7 +115,7 @@ pub async fn update(
 ) -> ApiResult<Json<StatusPageView>> {
     Ok(Json(page_view(
         &state,
-        save(&state, Some(id), &body).await?,
+        service::save_status_page(&state, Some(id), &body).await?,
     )))
 }
 
@@ -287,18 +207,6 @@ pub fn incident_view(i: pages::Incident) -> IncidentView {
     }
 }
 
-const STATUSES: &[&str] = &["investigating", "identified", "monitoring", "resolved"];
-const IMPACTS: &[&str] = &["none", "minor", "major", "critical"];
-
-fn check_text(field: &str, s: &str, max: usize) -> ApiResult<()> {
-    if s.trim().is_empty() || s.chars().count() > max {
-        return Err(ApiError::Validation(format!(
-            "{field} must be 1 to {max} characters"
-        )));
-    }
-    Ok(())
-}
-
 /// Lists a page's incidents.
 #[utoipa::path(get, path = "/api/v1/status-pages/{id}/incidents", tag = "status pages",
     params(("id" = i64, Path, description = "Page id")),
@@ -323,7 +231,7 @@ pub async fn create_incident(
     ApiPath(id): ApiPath<i64>,
     ApiJson(b): ApiJson<IncidentInput>,
 ) -> ApiResult<(StatusCode, Json<IncidentView>)> {
-    let i = open_incident(
+    let i = service::open_incident(
         &state,
         id,
         &b.title,
@@ -333,53 +241,6 @@ pub async fn create_incident(
     )
     .await?;
     Ok((StatusCode::CREATED, Json(incident_view(i))))
-}
-
-/// Validates and opens an incident (the API and the UI).
-pub(crate) async fn open_incident(
-    state: &AppState,
-    page_id: i64,
-    title: &str,
-    impact: Option<&str>,
-    status: Option<&str>,
-    body: &str,
-) -> ApiResult<pages::Incident> {
-    pages::get_page(state.store(), page_id).await?;
-    check_text("title", title, 200)?;
-    check_text("body", body, 10_000)?;
-    let status = status.unwrap_or("investigating");
-    let impact = impact.unwrap_or("minor");
-    one_of("status", status, STATUSES)?;
-    one_of("impact", impact, IMPACTS)?;
-    Ok(pages::create_incident(state.store(), page_id, title.trim(), impact, status, body).await?)
-}
-
-fn one_of(field: &str, v: &str, allowed: &[&str]) -> ApiResult<()> {
-    if allowed.contains(&v) {
-        Ok(())
-    } else {
-        Err(ApiError::Validation(format!(
-            "{field} must be one of {}",
-            allowed.join(", ")
-        )))
-    }
-}
-
-/// Validates and adds an update to an incident of a page (the API and the UI).
-pub(crate) async fn update_incident(
-    state: &AppState,
-    page_id: i64,
-    incident_id: i64,
-    status: &str,
-    body: &str,
-) -> ApiResult<pages::Incident> {
-    let incident = pages::get_incident(state.store(), incident_id).await?;
-    if incident.page_id != page_id {
-        return Err(ApiError::NotFound("incident"));
-    }
-    check_text("body", body, 10_000)?;
-    one_of("status", status, STATUSES)?;
-    Ok(pages::add_update(state.store(), incident_id, status, body).await?)
 }
 
 /// Adds an update to an incident; `resolved` closes it (role member).
@@ -393,6 +254,6 @@ pub async fn add_update(
     ApiPath((id, incident_id)): ApiPath<(i64, i64)>,
     ApiJson(b): ApiJson<UpdateInput>,
 ) -> ApiResult<(StatusCode, Json<IncidentView>)> {
-    let i = update_incident(&state, id, incident_id, &b.status, &b.body).await?;
+    let i = service::update_incident(&state, id, incident_id, &b.status, &b.body).await?;
     Ok((StatusCode::CREATED, Json(incident_view(i))))
 }

@@ -4,23 +4,23 @@
 
 use askama::Template;
 use axum::extract::{Form, Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::charts;
-use crate::error::ApiError;
 use crate::extract::iso;
+use crate::service::ServiceError;
 use crate::state::AppState;
-use crate::ui::layout::{page_ctx, render, PageCtx};
-use crate::ui::{form_refusal, ui_error, UiSession};
-use crate::uptime::api::monitors::create_from;
-use crate::uptime::config::MANAGED;
+use crate::ui::check_csrf;
+use crate::ui::error::{UiError, UiResult};
+use crate::ui::extract::{Member, Page, UiMember};
+use crate::ui::layout::{render, PageCtx};
+use crate::uptime::service::{self, StatusPageInput};
 use crate::uptime::view::{monitor_view, MonitorView};
 use crate::uptime::Windows;
 use lookout_core::time::now_ms;
-use lookout_core::Role;
 use lookout_store::uptime::{self as ustore, pages, results, Change};
 use lookout_store::{tenancy, Cursor, StoreError};
 use lookout_uptime::MonitorSpec;
@@ -73,7 +73,7 @@ async fn list_page(
     ctx: PageCtx,
     after: Option<String>,
     error: String,
-) -> Response {
+) -> UiResult {
     let loaded: Result<_, StoreError> = async {
         let org = tenancy::default_org(state.store()).await?;
         let page = ustore::list_monitors(
@@ -119,10 +119,7 @@ async fn list_page(
         Ok((rows, page.next))
     }
     .await;
-    let (rows, next) = match loaded {
-        Ok(x) => x,
-        Err(e) => return ui_error(e),
-    };
+    let (rows, next) = loaded?;
     let count = |s: &str| rows.iter().filter(|r| r.v.status == s).count();
     let counts = (count("up"), count("down"), rows.len());
     let status = if error.is_empty() {
@@ -139,7 +136,7 @@ async fn list_page(
         counts,
     });
     *r.status_mut() = status;
-    r
+    Ok(r)
 }
 
 /// Query of the list.
@@ -152,17 +149,12 @@ pub struct ListQuery {
 /// `GET /uptime`.
 pub async fn list(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    page: Page,
     axum::extract::Query(q): axum::extract::Query<ListQuery>,
-) -> Response {
-    let ctx = match page_ctx(&state, &s, &headers, "/uptime").await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+) -> UiResult {
     // A mangled cursor shows the first page (the API answers 400).
     let after = q.cursor.filter(|c| c.parse::<i64>().is_ok());
-    list_page(&state, ctx, after, String::new()).await
+    list_page(&state, page.ctx, after, String::new()).await
 }
 
 /// The add-monitor form.
@@ -217,23 +209,16 @@ fn form_to_spec(f: &NewMonitorForm) -> Value {
 /// `POST /uptime/monitors`.
 pub async fn create(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    page: Page<Member>,
     Form(f): Form<NewMonitorForm>,
-) -> Response {
-    if let Some(r) = form_refusal(&s, &f.csrf, Role::Member, "adding monitors") {
-        return r;
-    }
-    match create_from(&state, form_to_spec(&f)).await {
-        Ok(id) => Redirect::to(&format!("/uptime/monitors/{id}")).into_response(),
-        Err(ApiError::Validation(msg) | ApiError::Conflict(msg)) => {
-            let ctx = match page_ctx(&state, &s, &headers, "/uptime").await {
-                Ok(c) => c,
-                Err(r) => return r,
-            };
-            list_page(&state, ctx, None, msg).await
+) -> UiResult {
+    check_csrf(&page.session, &f.csrf)?;
+    match service::create_monitor(&state, form_to_spec(&f)).await {
+        Ok(id) => Ok(Redirect::to(&format!("/uptime/monitors/{id}")).into_response()),
+        Err(ServiceError::Invalid(msg) | ServiceError::Conflict(msg)) => {
+            list_page(&state, page.ctx, None, msg).await
         }
-        Err(e) => ui_error(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -256,14 +241,9 @@ struct MonitorPage {
 /// `GET /uptime/monitors/{id}`.
 pub async fn monitor(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    Page { ctx, .. }: Page,
     Path(id): Path<i64>,
-) -> Response {
-    let ctx = match page_ctx(&state, &s, &headers, "/uptime").await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+) -> UiResult {
     let store = state.store();
     let loaded: Result<_, StoreError> = async {
         let (row, st) = ustore::get_monitor(store, id).await?;
@@ -342,12 +322,8 @@ pub async fn monitor(
         Ok((v, kind, spec, chart, changes, failures, checkins, paused))
     }
     .await;
-    let (v, kind, spec, chart, changes, failures, checkins, paused) = match loaded {
-        Ok(x) => x,
-        Err(StoreError::NotFound) => return crate::ui::not_found_page(),
-        Err(e) => return ui_error(e),
-    };
-    render(&MonitorPage {
+    let (v, kind, spec, chart, changes, failures, checkins, paused) = loaded?;
+    Ok(render(&MonitorPage {
         title: v
             .spec
             .get("name")
@@ -364,7 +340,7 @@ pub async fn monitor(
         failures,
         checkins,
         paused,
-    })
+    }))
 }
 
 /// A form with only the CSRF token and an action.
@@ -377,57 +353,28 @@ pub struct ActionForm {
 /// `POST /uptime/monitors/{id}/action`: pause, resume or delete.
 pub async fn action(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
+    UiMember(s): UiMember,
     Path(id): Path<i64>,
     Form(f): Form<ActionForm>,
-) -> Response {
-    if let Some(r) = form_refusal(&s, &f.csrf, Role::Member, "changing monitors") {
-        return r;
-    }
-    let store = state.store();
-    let (row, _) = match ustore::get_monitor(store, id).await {
-        Ok(x) => x,
-        Err(StoreError::NotFound) => return crate::ui::not_found_page(),
-        Err(e) => return ui_error(e),
-    };
-    if row.managed_by.as_deref() == Some(MANAGED) {
-        return (
-            StatusCode::CONFLICT,
-            Html("This monitor is declared in the config file; change it there."),
-        )
-            .into_response();
-    }
-    let outcome = match f.action.as_str() {
-        "delete" => ustore::delete_monitor(store, id)
-            .await
-            .map(|()| "/uptime".to_string()),
-        "pause" | "resume" => {
-            let Ok(mut spec) = serde_json::from_str::<MonitorSpec>(&row.spec) else {
-                return ui_error("stored spec does not parse");
-            };
-            spec.paused = f.action == "pause";
-            let new = ustore::NewMonitor {
-                org_id: row.org_id,
-                project_id: row.project_id,
-                name: row.name.clone(),
-                kind: row.kind.clone(),
-                slug: row.slug.clone(),
-                spec: serde_json::to_string(&spec).unwrap_or_default(),
-                paused: spec.paused,
-                parent_id: row.parent_id,
-                push_token: row.push_token.clone(),
-                managed_by: None,
-            };
-            ustore::update_monitor(store, id, &new)
-                .await
-                .map(|_| format!("/uptime/monitors/{id}"))
+) -> UiResult {
+    check_csrf(&s, &f.csrf)?;
+    let to = match f.action.as_str() {
+        "delete" => {
+            service::delete_monitor(&state, id).await?;
+            "/uptime".to_string()
         }
-        _ => return (StatusCode::UNPROCESSABLE_ENTITY, "unknown action").into_response(),
+        "pause" | "resume" => {
+            service::set_paused(&state, id, f.action == "pause").await?;
+            format!("/uptime/monitors/{id}")
+        }
+        _ => {
+            return Err(UiError::Refused(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown action".into(),
+            ))
+        }
     };
-    match outcome {
-        Ok(to) => Redirect::to(&to).into_response(),
-        Err(e) => ui_error(e),
-    }
+    Ok(Redirect::to(&to).into_response())
 }
 
 // ---------------------------------------------------------------- status pages
@@ -456,7 +403,7 @@ async fn pages_page(
     ctx: PageCtx,
     editing: Option<i64>,
     error: String,
-) -> Response {
+) -> UiResult {
     let store = state.store();
     let loaded: Result<_, StoreError> = async {
         let org = tenancy::default_org(store).await?;
@@ -492,11 +439,7 @@ async fn pages_page(
         Ok((list, editing, picks, incidents))
     }
     .await;
-    let (list, editing, picks, incidents) = match loaded {
-        Ok(x) => x,
-        Err(StoreError::NotFound) => return crate::ui::not_found_page(),
-        Err(e) => return ui_error(e),
-    };
+    let (list, editing, picks, incidents) = loaded?;
     let status = if error.is_empty() {
         StatusCode::OK
     } else {
@@ -512,32 +455,21 @@ async fn pages_page(
         error,
     });
     *r.status_mut() = status;
-    r
+    Ok(r)
 }
 
 /// `GET /uptime/status-pages`.
-pub async fn status_pages(
-    State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
-) -> Response {
-    match page_ctx(&state, &s, &headers, "/uptime").await {
-        Ok(ctx) => pages_page(&state, ctx, None, String::new()).await,
-        Err(r) => r,
-    }
+pub async fn status_pages(State(state): State<AppState>, page: Page) -> UiResult {
+    pages_page(&state, page.ctx, None, String::new()).await
 }
 
 /// `GET /uptime/status-pages/{id}`: the editor for one page.
 pub async fn status_page(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    page: Page,
     Path(id): Path<i64>,
-) -> Response {
-    match page_ctx(&state, &s, &headers, "/uptime").await {
-        Ok(ctx) => pages_page(&state, ctx, Some(id), String::new()).await,
-        Err(r) => r,
-    }
+) -> UiResult {
+    pages_page(&state, page.ctx, Some(id), String::new()).await
 }
 
 /// The page editor's form (`monitor` repeats, one per ticked box).
@@ -555,8 +487,8 @@ pub struct PageForm {
     ticked: std::collections::BTreeMap<String, String>,
 }
 
-fn page_body(f: &PageForm) -> crate::uptime::api::status_pages::StatusPageInput {
-    crate::uptime::api::status_pages::StatusPageInput {
+fn page_body(f: &PageForm) -> StatusPageInput {
+    StatusPageInput {
         slug: f.slug.trim().to_string(),
         title: f.title.clone(),
         description: f.description.clone(),
@@ -572,27 +504,19 @@ fn page_body(f: &PageForm) -> crate::uptime::api::status_pages::StatusPageInput 
 /// `POST /uptime/status-pages` (create) and `POST /uptime/status-pages/{id}` (save).
 pub async fn save_page(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    page: Page<Member>,
     id: Option<Path<i64>>,
     Form(f): Form<PageForm>,
-) -> Response {
-    if let Some(r) = form_refusal(&s, &f.csrf, Role::Member, "editing status pages") {
-        return r;
-    }
+) -> UiResult {
+    check_csrf(&page.session, &f.csrf)?;
     let body = page_body(&f);
     let id = id.map(|Path(i)| i);
-    let result = crate::uptime::api::status_pages::save(&state, id, &body).await;
-    match result {
-        Ok(p) => Redirect::to(&format!("/uptime/status-pages/{}", p.id)).into_response(),
-        Err(ApiError::Validation(msg) | ApiError::Conflict(msg)) => {
-            match page_ctx(&state, &s, &headers, "/uptime").await {
-                Ok(ctx) => pages_page(&state, ctx, id, msg).await,
-                Err(r) => r,
-            }
+    match service::save_status_page(&state, id, &body).await {
+        Ok(p) => Ok(Redirect::to(&format!("/uptime/status-pages/{}", p.id)).into_response()),
+        Err(ServiceError::Invalid(msg) | ServiceError::Conflict(msg)) => {
+            pages_page(&state, page.ctx, id, msg).await
         }
-        Err(ApiError::NotFound(_)) => crate::ui::not_found_page(),
-        Err(e) => ui_error(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -613,23 +537,15 @@ pub struct IncidentForm {
 /// `POST /uptime/status-pages/{id}/incidents`.
 pub async fn post_incident(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    page: Page<Member>,
     Path(id): Path<i64>,
     Form(f): Form<IncidentForm>,
-) -> Response {
-    if let Some(r) = form_refusal(&s, &f.csrf, Role::Member, "posting incidents") {
-        return r;
-    }
+) -> UiResult {
+    check_csrf(&page.session, &f.csrf)?;
     let result = match f.incident_id.trim().parse::<i64>() {
-        Ok(incident) => {
-            crate::uptime::api::status_pages::update_incident(
-                &state, id, incident, &f.status, &f.body,
-            )
-            .await
-        }
+        Ok(incident) => service::update_incident(&state, id, incident, &f.status, &f.body).await,
         Err(_) => {
-            crate::uptime::api::status_pages::open_incident(
+            service::open_incident(
                 &state,
                 id,
                 &f.title,
@@ -641,12 +557,8 @@ pub async fn post_incident(
         }
     };
     match result {
-        Ok(_) => Redirect::to(&format!("/uptime/status-pages/{id}")).into_response(),
-        Err(ApiError::Validation(msg)) => match page_ctx(&state, &s, &headers, "/uptime").await {
-            Ok(ctx) => pages_page(&state, ctx, Some(id), msg).await,
-            Err(r) => r,
-        },
-        Err(ApiError::NotFound(_)) => crate::ui::not_found_page(),
-        Err(e) => ui_error(e),
+        Ok(_) => Ok(Redirect::to(&format!("/uptime/status-pages/{id}")).into_response()),
+        Err(ServiceError::Invalid(msg)) => pages_page(&state, page.ctx, Some(id), msg).await,
+        Err(e) => Err(e.into()),
     }
 }

@@ -1,0 +1,148 @@
+//! Extractors that put the UI's checks in the handler's signature, so a page cannot forget them:
+//! [`Page<R>`] (a signed-in user with at least role `R`, with the layout loaded for the section
+//! the address is in), and [`UiMember`] / [`UiAdmin`] for forms that answer with a redirect and
+//! need no layout. Roles are refused with a 403 page before the form body is read.
+
+use std::marker::PhantomData;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use lookout_core::Role;
+use lookout_store::tenancy::Session;
+
+use crate::state::AppState;
+use crate::ui::error::UiError;
+use crate::ui::layout::{page_ctx, PageCtx};
+use crate::ui::{UiSession, SECTIONS};
+
+/// The least role a page or form needs, as a type: [`Viewer`] (anyone signed in), [`Member`],
+/// [`Admin`].
+pub trait MinRole {
+    /// The role.
+    const ROLE: Role;
+}
+
+/// Anyone signed in.
+pub struct Viewer;
+/// The member role or above.
+pub struct Member;
+/// Administrators.
+pub struct Admin;
+
+impl MinRole for Viewer {
+    const ROLE: Role = Role::Viewer;
+}
+impl MinRole for Member {
+    const ROLE: Role = Role::Member;
+}
+impl MinRole for Admin {
+    const ROLE: Role = Role::Admin;
+}
+
+/// A signed-in page request by a user with at least role `R`: the session and the layout
+/// context (navigation, projects, the selected project) for the navigation section the address
+/// belongs to. The role is checked before the layout is loaded and before any form body is read.
+pub struct Page<R: MinRole = Viewer> {
+    /// Who is reading.
+    pub session: Session,
+    /// What the layout needs.
+    pub ctx: PageCtx,
+    role: PhantomData<R>,
+}
+
+/// The navigation section an address belongs to: the longest section path that is the address
+/// or a parent of it (`/uptime/monitors/4` is in `/uptime`); `/` otherwise.
+pub fn section_of(path: &str) -> &'static str {
+    SECTIONS
+        .iter()
+        .map(|s| s.href)
+        .filter(|h| *h != "/")
+        .filter(|h| {
+            path == *h
+                || path
+                    .strip_prefix(h)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+        .max_by_key(|h| h.len())
+        .unwrap_or("/")
+}
+
+impl<R: MinRole> FromRequestParts<AppState> for Page<R> {
+    type Rejection = UiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, UiError> {
+        let UiSession(session) = UiSession::from_request_parts(parts, state)
+            .await
+            .map_err(UiError::Page)?;
+        at_least(&session, R::ROLE)?;
+        let section = section_of(parts.uri.path());
+        let ctx = page_ctx(state, &session, &parts.headers, section).await?;
+        Ok(Page {
+            session,
+            ctx,
+            role: PhantomData,
+        })
+    }
+}
+
+/// Refuses a signed-in user below `role` with a 403 page naming the role.
+fn at_least(session: &Session, role: Role) -> Result<(), UiError> {
+    if session.user.role >= role {
+        return Ok(());
+    }
+    Err(UiError::Refused(
+        StatusCode::FORBIDDEN,
+        format!(
+            "This needs the {role} role; you are a {}.",
+            session.user.role
+        ),
+    ))
+}
+
+/// A signed-in user with the member role or above (changes to monitors, issues, dashboards…).
+pub struct UiMember(pub Session);
+
+impl FromRequestParts<AppState> for UiMember {
+    type Rejection = UiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, UiError> {
+        let UiSession(s) = UiSession::from_request_parts(parts, state)
+            .await
+            .map_err(UiError::Page)?;
+        at_least(&s, Role::Member)?;
+        Ok(UiMember(s))
+    }
+}
+
+/// A signed-in administrator (users, packs).
+pub struct UiAdmin(pub Session);
+
+impl FromRequestParts<AppState> for UiAdmin {
+    type Rejection = UiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, UiError> {
+        let UiSession(s) = UiSession::from_request_parts(parts, state)
+            .await
+            .map_err(UiError::Page)?;
+        at_least(&s, Role::Admin)?;
+        Ok(UiAdmin(s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::section_of;
+
+    #[test]
+    fn an_address_belongs_to_its_navigation_section() {
+        assert_eq!(section_of("/"), "/");
+        assert_eq!(section_of("/uptime"), "/uptime");
+        assert_eq!(section_of("/uptime/monitors/4"), "/uptime");
+        assert_eq!(section_of("/on-call/3/overrides"), "/on-call");
+        assert_eq!(section_of("/performance/traces/ab"), "/performance");
+        // A section is matched on whole path segments, not on a prefix of a word.
+        assert_eq!(section_of("/uptimes"), "/");
+        assert_eq!(section_of("/settings"), "/settings");
+    }
+}

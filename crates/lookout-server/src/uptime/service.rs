@@ -1,0 +1,357 @@
+//! Uptime's domain operations, written once for the API, the UI and the config-file reconciler:
+//! validating and storing monitors (create, change, pause, delete), and status pages with their
+//! incidents. They return [`ServiceError`]; callers turn it into a JSON error or a form message.
+
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::service::{ServiceError, ServiceResult};
+use crate::state::AppState;
+use lookout_store::tenancy;
+use lookout_store::uptime::{self as ustore, pages, NewMonitor};
+use lookout_store::{Cursor, StoreError};
+use lookout_uptime::{Kind, MonitorSpec};
+
+use super::config::MANAGED;
+
+/// Refuses (409) a change to a monitor or status page the config file owns: the file would put
+/// it back at the next reload.
+pub fn refuse_if_declared(managed_by: Option<&str>, what: &str) -> ServiceResult<()> {
+    if managed_by == Some(MANAGED) {
+        return Err(ServiceError::Conflict(format!(
+            "this {what} is declared in the config file; change it there"
+        )));
+    }
+    Ok(())
+}
+
+/// Validates a definition against the stored monitors (parent, project).
+/// Fields of [`MonitorView`] that are not part of the definition: a document fetched with GET
+/// can be edited and sent back with PUT as is.
+const READ_ONLY: &[&str] = &[
+    "id",
+    "status",
+    "health",
+    "push_url",
+    "last_check_at",
+    "last_ok",
+    "last_latency_ms",
+    "last_failure",
+    "last_failure_at",
+    "certificate_expires_at",
+    "certificate_days_left",
+    "certificate_chain_valid",
+    "uptime",
+    "managed_by",
+    "created_at",
+    "updated_at",
+];
+
+async fn checked_spec(
+    state: &AppState,
+    mut body: Value,
+    id: Option<i64>,
+) -> ServiceResult<MonitorSpec> {
+    if let Some(o) = body.as_object_mut() {
+        for k in READ_ONLY {
+            o.remove(*k);
+        }
+    }
+    let mut spec: MonitorSpec =
+        serde_json::from_value(body).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    spec.validate()
+        .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    if let Some(parent) = spec.parent_id {
+        if Some(parent) == id {
+            return Err(ServiceError::Invalid(
+                "parent_id: a monitor cannot depend on itself".into(),
+            ));
+        }
+        match ustore::get_monitor(state.store(), parent).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound) => {
+                return Err(ServiceError::Invalid(format!(
+                    "parent_id: no monitor {parent}"
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if spec.kind == Kind::Cron {
+        let project = match spec.project_id {
+            Some(p) => p,
+            None => tenancy::list_projects(state.store(), &Cursor::default())
+                .await?
+                .items
+                .first()
+                .map(|p| p.id)
+                .ok_or_else(|| ServiceError::Invalid("project_id: no project exists".into()))?,
+        };
+        match tenancy::get_project(state.store(), project).await {
+            Ok(_) => spec.project_id = Some(project),
+            Err(StoreError::NotFound) => {
+                return Err(ServiceError::Invalid(format!(
+                    "project_id: no project {project}"
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(spec)
+}
+
+fn to_new(
+    state: &AppState,
+    org_id: i64,
+    spec: &MonitorSpec,
+    push_token: Option<String>,
+) -> ServiceResult<NewMonitor> {
+    Ok(NewMonitor {
+        org_id,
+        project_id: if spec.kind == Kind::Cron {
+            spec.project_id
+        } else {
+            None
+        },
+        name: spec.name.clone(),
+        kind: spec.kind.as_str().into(),
+        slug: spec.slug.clone(),
+        spec: crate::uptime::sealed_json(spec, state.sealer()),
+        paused: spec.paused,
+        parent_id: spec.parent_id,
+        push_token,
+        managed_by: None,
+    })
+}
+
+/// Validates and stores a new monitor (the API and the UI form); returns its id.
+pub async fn create_monitor(state: &AppState, body: Value) -> ServiceResult<i64> {
+    let spec = checked_spec(state, body, None).await?;
+    let org = tenancy::default_org(state.store()).await?;
+    let token = (spec.kind == Kind::Heartbeat).then(lookout_core::secret::new_dsn_key);
+    let row = ustore::create_monitor(state.store(), &to_new(state, org.id, &spec, token)?).await?;
+    tracing::info!(monitor = row.id, kind = %row.kind, "Monitor created.");
+    Ok(row.id)
+}
+
+/// Refuses `monitor_ids` naming a monitor that does not exist (windows, status pages).
+pub async fn ensure_monitors(state: &AppState, ids: &[i64]) -> ServiceResult<()> {
+    for id in ids {
+        match ustore::get_monitor(state.store(), *id).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound) => {
+                return Err(ServiceError::Invalid(format!(
+                    "monitor_ids: no monitor {id}"
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Checks a page slug: 1 to 50 of a-z, 0-9 and '-'.
+pub fn validate_slug(slug: &str) -> Result<(), String> {
+    if slug.is_empty()
+        || slug.len() > 50
+        || !slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(format!(
+            "slug {slug:?} must be 1 to 50 characters of a-z, 0-9 and '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// A status page definition.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusPageInput {
+    /// URL slug: the page is public at `/status/{slug}`.
+    pub slug: String,
+    /// Title.
+    pub title: String,
+    /// Text under the title.
+    #[serde(default)]
+    pub description: String,
+    /// Logo image URL (https).
+    pub logo_url: Option<String>,
+    /// Monitors shown, in order.
+    #[serde(default)]
+    pub monitor_ids: Vec<i64>,
+}
+
+async fn checked_page(
+    state: &AppState,
+    b: &StatusPageInput,
+) -> ServiceResult<pages::NewStatusPage> {
+    validate_slug(&b.slug).map_err(ServiceError::Invalid)?;
+    let title = b.title.trim();
+    if title.is_empty() || title.chars().count() > 200 {
+        return Err(ServiceError::Invalid(
+            "title must be 1 to 200 characters".into(),
+        ));
+    }
+    if let Some(l) = &b.logo_url {
+        if !(l.starts_with("https://") || l.starts_with("http://") || l.starts_with('/'))
+            || l.len() > 2000
+        {
+            return Err(ServiceError::Invalid(
+                "logo_url must be an http(s) URL or a path".into(),
+            ));
+        }
+    }
+    ensure_monitors(state, &b.monitor_ids).await?;
+    let org = tenancy::default_org(state.store()).await?;
+    Ok(pages::NewStatusPage {
+        org_id: org.id,
+        slug: b.slug.clone(),
+        title: title.to_string(),
+        description: b.description.clone(),
+        logo_url: b.logo_url.clone(),
+        monitor_ids: b.monitor_ids.clone(),
+        managed_by: None,
+    })
+}
+
+/// Creates (`id` none) or replaces a page after validation (the API and the UI editor).
+pub async fn save_status_page(
+    state: &AppState,
+    id: Option<i64>,
+    body: &StatusPageInput,
+) -> ServiceResult<pages::StatusPageRow> {
+    if let Some(id) = id {
+        let old = pages::get_page(state.store(), id).await?;
+        refuse_if_declared(old.managed_by.as_deref(), "status page")?;
+    }
+    let new = checked_page(state, body).await?;
+    Ok(match id {
+        Some(id) => pages::update_page(state.store(), id, &new).await?,
+        None => pages::create_page(state.store(), &new).await?,
+    })
+}
+
+const STATUSES: &[&str] = &["investigating", "identified", "monitoring", "resolved"];
+
+const IMPACTS: &[&str] = &["none", "minor", "major", "critical"];
+
+fn check_text(field: &str, s: &str, max: usize) -> ServiceResult<()> {
+    if s.trim().is_empty() || s.chars().count() > max {
+        return Err(ServiceError::Invalid(format!(
+            "{field} must be 1 to {max} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Validates and opens an incident (the API and the UI).
+pub async fn open_incident(
+    state: &AppState,
+    page_id: i64,
+    title: &str,
+    impact: Option<&str>,
+    status: Option<&str>,
+    body: &str,
+) -> ServiceResult<pages::Incident> {
+    pages::get_page(state.store(), page_id).await?;
+    check_text("title", title, 200)?;
+    check_text("body", body, 10_000)?;
+    let status = status.unwrap_or("investigating");
+    let impact = impact.unwrap_or("minor");
+    one_of("status", status, STATUSES)?;
+    one_of("impact", impact, IMPACTS)?;
+    Ok(pages::create_incident(state.store(), page_id, title.trim(), impact, status, body).await?)
+}
+
+fn one_of(field: &str, v: &str, allowed: &[&str]) -> ServiceResult<()> {
+    if allowed.contains(&v) {
+        Ok(())
+    } else {
+        Err(ServiceError::Invalid(format!(
+            "{field} must be one of {}",
+            allowed.join(", ")
+        )))
+    }
+}
+
+/// Validates and adds an update to an incident of a page (the API and the UI).
+pub async fn update_incident(
+    state: &AppState,
+    page_id: i64,
+    incident_id: i64,
+    status: &str,
+    body: &str,
+) -> ServiceResult<pages::Incident> {
+    let incident = pages::get_incident(state.store(), incident_id).await?;
+    if incident.page_id != page_id {
+        return Err(ServiceError::NotFound("incident"));
+    }
+    check_text("body", body, 10_000)?;
+    one_of("status", status, STATUSES)?;
+    Ok(pages::add_update(state.store(), incident_id, status, body).await?)
+}
+
+/// Replaces a monitor's definition after validation. Secrets sent back masked are kept; the
+/// type cannot change.
+pub async fn update_monitor(state: &AppState, id: i64, body: Value) -> ServiceResult<()> {
+    let (old, _) = ustore::get_monitor(state.store(), id).await?;
+    refuse_if_declared(old.managed_by.as_deref(), "monitor")?;
+    let mut spec = checked_spec(state, body, Some(id)).await?;
+    if spec.kind.as_str() != old.kind {
+        return Err(ServiceError::Invalid(
+            "type: cannot change; create a new monitor".into(),
+        ));
+    }
+    if let Ok(stored) = serde_json::from_str::<MonitorSpec>(&old.spec) {
+        spec.keep_secrets_from(&stored)
+            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    }
+    ustore::update_monitor(
+        state.store(),
+        id,
+        &to_new(state, old.org_id, &spec, old.push_token.clone())?,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes a monitor and its history.
+pub async fn delete_monitor(state: &AppState, id: i64) -> ServiceResult<()> {
+    let (old, _) = ustore::get_monitor(state.store(), id)
+        .await
+        .map_err(ServiceError::not_found("monitor"))?;
+    refuse_if_declared(old.managed_by.as_deref(), "monitor")?;
+    ustore::delete_monitor(state.store(), id).await?;
+    Ok(())
+}
+
+/// Pauses or resumes a monitor, keeping the rest of its definition (sealed secrets included).
+pub async fn set_paused(state: &AppState, id: i64, paused: bool) -> ServiceResult<()> {
+    let (row, _) = ustore::get_monitor(state.store(), id)
+        .await
+        .map_err(ServiceError::not_found("monitor"))?;
+    refuse_if_declared(row.managed_by.as_deref(), "monitor")?;
+    let mut spec = serde_json::from_str::<MonitorSpec>(&row.spec).map_err(|e| {
+        ServiceError::Store(StoreError::Corrupt(format!(
+            "monitor {id}: stored spec does not parse: {e}"
+        )))
+    })?;
+    spec.paused = paused;
+    let new = NewMonitor {
+        org_id: row.org_id,
+        project_id: row.project_id,
+        name: row.name.clone(),
+        kind: row.kind.clone(),
+        slug: row.slug.clone(),
+        spec: serde_json::to_string(&spec).unwrap_or_default(),
+        paused,
+        parent_id: row.parent_id,
+        push_token: row.push_token.clone(),
+        managed_by: None,
+    };
+    ustore::update_monitor(state.store(), id, &new).await?;
+    Ok(())
+}
