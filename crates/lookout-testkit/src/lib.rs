@@ -1,12 +1,18 @@
-//! Test helpers every Lookout capability reuses: a fresh PostgreSQL database per test, and the
-//! real `lookout` binary started on a free port with a temporary data directory.
+//! Test helpers every Lookout capability reuses: a fresh PostgreSQL database per test, the
+//! real `lookout` binary started on a free port with a temporary data directory, one typed
+//! [`Client`] (over that socket or in process), one [`eventually`] for waiting on background
+//! work, and [`both!`], the one way to run a test on SQLite and on PostgreSQL.
 //!
 //! PostgreSQL is the one on this machine (`LOOKOUT_TEST_PG_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`). Tests that need it fail when it is missing:
 //! a skipped backend would let a PostgreSQL-only bug through CI.
 
+pub mod client;
+pub mod eventually;
 pub mod load_target;
 pub mod pg_cluster;
+pub use client::{Body, Client, Response};
+pub use eventually::eventually;
 pub use pg_cluster::PgCluster;
 
 use std::io::{BufRead, BufReader};
@@ -79,6 +85,7 @@ impl Drop for PgDatabase {
 }
 
 /// Which storage a test server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     /// The embedded default: SQLite in the temp data dir.
     Sqlite,
@@ -94,6 +101,10 @@ pub struct TestServer {
     /// Holds the config file of [`TestServer::start_with_config`].
     config_dir: Option<tempfile::TempDir>,
     pg: Option<PgDatabase>,
+    /// The database of the server this one is a replica of ([`TestServer::replica`]).
+    shared_db: Option<String>,
+    /// One HTTP client (one connection pool) for every [`TestServer::client`].
+    http: reqwest::Client,
     extra_env: Vec<(String, String)>,
     extra_args: Vec<String>,
     /// `http://127.0.0.1:PORT` of the UI and API.
@@ -135,6 +146,8 @@ impl TestServer {
             data_dir: tempfile::tempdir().expect("temp data dir"),
             config_dir: None,
             pg,
+            shared_db: None,
+            http: reqwest::Client::new(),
             extra_env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -144,6 +157,35 @@ impl TestServer {
             otlp_url: String::new(),
             dsn: String::new(),
             admin_token: format!("lk_test{:032x}", rand::random::<u128>()),
+        };
+        server.spawn();
+        server
+    }
+
+    /// A second server (another replica) on this one's PostgreSQL database, with its own data
+    /// directory and the same admin token.
+    ///
+    /// # Panics
+    /// When this server runs on SQLite: replicas share a PostgreSQL database.
+    pub async fn replica(&self) -> TestServer {
+        let url = self
+            .database_url()
+            .expect("replicas share a PostgreSQL database")
+            .to_string();
+        let mut server = TestServer {
+            bin: self.bin.clone(),
+            child: None,
+            data_dir: tempfile::tempdir().expect("temp data dir"),
+            config_dir: None,
+            pg: None,
+            shared_db: Some(url),
+            http: reqwest::Client::new(),
+            extra_env: self.extra_env.clone(),
+            extra_args: self.extra_args.clone(),
+            url: String::new(),
+            otlp_url: String::new(),
+            dsn: String::new(),
+            admin_token: self.admin_token.clone(),
         };
         server.spawn();
         server
@@ -167,7 +209,10 @@ impl TestServer {
 
     /// The database URL the server uses, if it is PostgreSQL.
     pub fn database_url(&self) -> Option<&str> {
-        self.pg.as_ref().map(PgDatabase::url)
+        self.pg
+            .as_ref()
+            .map(PgDatabase::url)
+            .or(self.shared_db.as_deref())
     }
 
     /// The `lookout` command with this server's storage settings, for CLI verbs.
@@ -274,6 +319,16 @@ impl TestServer {
             .expect("client")
     }
 
+    /// The typed client with the admin token.
+    pub fn client(&self) -> Client {
+        self.anon().bearer(&self.admin_token)
+    }
+
+    /// The typed client without a credential.
+    pub fn anon(&self) -> Client {
+        Client::http_with(self.http.clone(), &self.url)
+    }
+
     /// `url` + `path`.
     pub fn at(&self, path: &str) -> String {
         format!("{}{path}", self.url)
@@ -296,6 +351,24 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .nth(1)?
         .parse()
         .ok()
+}
+
+/// Generates `sqlite::name` and `postgres::name` tests from `async fn name(Backend)`: the one
+/// spelling of "this behaviour holds on both backends" (a PostgreSQL-only bug must fail CI).
+#[macro_export]
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Backend::Sqlite).await }
+            )*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Backend::Postgres).await }
+            )*
+        }
+    };
 }
 
 /// JSON helper re-exported for tests.

@@ -2,7 +2,8 @@
 //!
 //! One test binary (one link on a 2-core machine), a module per capability. Each test starts
 //! `lookout serve` on free ports with a temp data dir (and, for PostgreSQL, a fresh database)
-//! through `lookout-testkit`, and talks to it over HTTP like any client would.
+//! through `lookout-testkit`, and talks to it over HTTP like any client would. What runs on both
+//! backends says so with `lookout_testkit::both!`; waits go through `lookout_testkit::eventually`.
 
 use std::path::Path;
 
@@ -31,21 +32,4 @@ pub fn bin() -> &'static Path {
 pub async fn json_of(r: reqwest::Response) -> (StatusCode, Value) {
     let status = r.status();
     (status, r.json().await.unwrap_or(Value::Null))
-}
-
-/// Generates `sqlite::name` and `postgres::name` tests from `async fn name(Backend)`.
-#[macro_export]
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(lookout_testkit::Backend::Sqlite).await }
-            )*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(lookout_testkit::Backend::Postgres).await }
-            )*
-        }
-    };
 }

@@ -5,15 +5,15 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use lookout_testkit::{Backend, TestServer};
+use lookout_testkit::{eventually, Backend, TestServer};
 use serde_json::{json, Value};
 
-use crate::alerting::{get, post, wait_incident, Receiver, Smtp};
-use crate::{bin, both};
+use crate::alerting::{wait_incident, Receiver, Smtp};
+use crate::bin;
 
-both!(
+lookout_testkit::both!(
     channels_on_denied_networks_get_nothing_and_say_why,
     reports_to_denied_networks_fail_and_say_why,
     redirects_to_denied_addresses_are_not_followed,
@@ -87,21 +87,23 @@ async fn page(s: &TestServer, channels: &[&Value]) -> i64 {
         .iter()
         .map(|c| json!({"type": "channel", "id": c["id"]}))
         .collect();
-    let ep = post(
-        s,
-        "/api/v1/escalation-policies",
-        json!({"name": "team", "escalation_rules": [
+    let ep = s
+        .client()
+        .post(
+            "/api/v1/escalation-policies",
+            json!({"name": "team", "escalation_rules": [
             {"escalation_delay_in_minutes": 30, "targets": targets}]}),
-        201,
-    )
-    .await;
-    let i = post(
-        s,
-        "/api/v1/integrations",
-        json!({"name": "gen", "type": "webhook", "escalation_policy_id": ep["id"]}),
-        201,
-    )
-    .await;
+        )
+        .await
+        .expect(201);
+    let i = s
+        .client()
+        .post(
+            "/api/v1/integrations",
+            json!({"name": "gen", "type": "webhook", "escalation_policy_id": ep["id"]}),
+        )
+        .await
+        .expect(201);
     let r = reqwest::Client::new()
         .post(i["url"].as_str().unwrap())
         .json(&json!({"title": "disk full", "id": "d-1"}))
@@ -109,7 +111,7 @@ async fn page(s: &TestServer, channels: &[&Value]) -> i64 {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let list = get(s, "/api/v1/incidents").await;
+    let list = s.client().get("/api/v1/incidents").await.expect(200);
     list["items"][0]["id"].as_i64().unwrap()
 }
 
@@ -128,31 +130,34 @@ async fn channels_on_denied_networks_get_nothing_and_say_why(backend: Backend) {
     let (s, _dir) = start_with_config(backend, DENY_LOOPBACK).await;
     let hooks = Receiver::start().await;
     let smtp = Smtp::start().await;
-    let webhook = post(
-        &s,
-        "/api/v1/channels",
-        json!({"name": "hook", "type": "webhook", "url": hooks.url("/hook"), "secret": "s"}),
-        201,
-    )
-    .await;
+    let webhook = s
+        .client()
+        .post(
+            "/api/v1/channels",
+            json!({"name": "hook", "type": "webhook", "url": hooks.url("/hook"), "secret": "s"}),
+        )
+        .await
+        .expect(201);
     // A name is judged by what it resolves to, when the connection is made.
-    let slack = post(
-        &s,
-        "/api/v1/channels",
-        json!({"name": "chat", "type": "slack",
+    let slack = s
+        .client()
+        .post(
+            "/api/v1/channels",
+            json!({"name": "chat", "type": "slack",
                "url": format!("http://localhost:{}/slack", hooks.addr.port())}),
-        201,
-    )
-    .await;
-    let email = post(
-        &s,
-        "/api/v1/channels",
-        json!({"name": "mail", "type": "email", "to": "ops@example.com",
+        )
+        .await
+        .expect(201);
+    let email = s
+        .client()
+        .post(
+            "/api/v1/channels",
+            json!({"name": "mail", "type": "email", "to": "ops@example.com",
                "from": "lookout@example.com", "smtp_host": "127.0.0.1", "smtp_port": smtp.port,
                "security": "none"}),
-        201,
-    )
-    .await;
+        )
+        .await
+        .expect(201);
     let id = page(&s, &[&webhook, &slack, &email]).await;
     let v = wait_incident(&s, id, 20, |v| failures(v).len() >= 3).await;
     for f in failures(&v) {
@@ -174,13 +179,14 @@ async fn channels_on_denied_networks_get_nothing_and_say_why(backend: Backend) {
 async fn reports_to_denied_networks_fail_and_say_why(backend: Backend) {
     let (s, _dir) = start_with_config(backend, DENY_LOOPBACK).await;
     let hooks = Receiver::start().await;
-    let hook = post(
-        &s,
-        "/api/v1/channels",
-        json!({"name": "reports hook", "type": "webhook", "url": hooks.url("/hook")}),
-        201,
-    )
-    .await;
+    let hook = s
+        .client()
+        .post(
+            "/api/v1/channels",
+            json!({"name": "reports hook", "type": "webhook", "url": hooks.url("/hook")}),
+        )
+        .await
+        .expect(201);
     let r = s
         .admin_client()
         .put(s.at("/api/v1/report-settings"))
@@ -189,23 +195,19 @@ async fn reports_to_denied_networks_fail_and_say_why(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let made = post(
-        &s,
-        "/api/v1/reports",
-        json!({"kind": "daily", "deliver": true}),
-        201,
-    )
-    .await;
+    let made = s
+        .client()
+        .post("/api/v1/reports", json!({"kind": "daily", "deliver": true}))
+        .await
+        .expect(201);
     let rid = made["id"].as_i64().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let kept = loop {
-        let kept = get(&s, &format!("/api/v1/reports/{rid}")).await;
-        if kept["deliveries"][0]["last_error"].is_string() {
-            break kept;
-        }
-        assert!(Instant::now() < deadline, "deliveries: {kept}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let (c, path) = (s.client(), format!("/api/v1/reports/{rid}"));
+    let kept = eventually("the delivery to fail")
+        .until(
+            || async { c.get(&path).await.expect(200) },
+            |kept| kept["deliveries"][0]["last_error"].is_string(),
+        )
+        .await;
     let d = &kept["deliveries"][0];
     assert_ne!(d["status"], "sent", "{d}");
     assert!(
@@ -225,13 +227,14 @@ async fn redirects_to_denied_addresses_are_not_followed(backend: Backend) {
     let landing = Counter::start("127.0.0.2").await;
     // 307 keeps the POST, so a followed redirect would deliver the page to the landing server.
     let hop = redirector(307, landing.url()).await;
-    let hook = post(
-        &s,
-        "/api/v1/channels",
-        json!({"name": "hook", "type": "webhook", "url": format!("http://{hop}/hook")}),
-        201,
-    )
-    .await;
+    let hook = s
+        .client()
+        .post(
+            "/api/v1/channels",
+            json!({"name": "hook", "type": "webhook", "url": format!("http://{hop}/hook")}),
+        )
+        .await
+        .expect(201);
     let id = page(&s, &[&hook]).await;
     let v = wait_incident(&s, id, 20, |v| !failures(v).is_empty()).await;
     let f = &failures(&v)[0];
@@ -257,18 +260,22 @@ async fn redirects_to_denied_addresses_are_not_followed(backend: Backend) {
     assert_eq!(landing.hits(), 0, "a denied address received a request");
 }
 
-/// The checks of database target `id`, once there are `n`.
-async fn db_checks(s: &TestServer, id: i64, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let checks = get(s, &format!("/api/v1/db-targets/{id}/checks")).await;
-        let items = checks["items"].as_array().unwrap();
-        if items.len() >= n {
-            return items.clone();
-        }
-        assert!(Instant::now() < deadline, "no check {n}: {checks}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+/// The checks of database target `id`, newest first, once there are `n` (within `secs`).
+pub(crate) async fn db_checks(s: &TestServer, id: i64, n: usize, secs: u64) -> Vec<Value> {
+    let (c, path) = (s.client(), format!("/api/v1/db-targets/{id}/checks"));
+    eventually(format!("{n} checks of database target {id}"))
+        .secs(secs)
+        .every(Duration::from_millis(200))
+        .until(
+            || async {
+                c.get(&path).await.expect(200)["items"]
+                    .as_array()
+                    .unwrap()
+                    .clone()
+            },
+            |items| items.len() >= n,
+        )
+        .await
 }
 
 /// A database target on this machine's PostgreSQL is refused when loopback is denied: when it
@@ -278,15 +285,13 @@ async fn db_checks(s: &TestServer, id: i64, n: usize) -> Vec<Value> {
 async fn database_targets_on_denied_networks_are_refused() {
     let (mut s, dir) = start_with_config(Backend::Sqlite, "outbound:\n  deny_networks: []\n").await;
     let admin = lookout_testkit::pg_admin_url();
-    let t = post(
-        &s,
-        "/api/v1/db-targets",
-        json!({"name": "shop", "url": admin}),
-        201,
-    )
-    .await;
+    let t = s
+        .client()
+        .post("/api/v1/db-targets", json!({"name": "shop", "url": admin}))
+        .await
+        .expect(201);
     let id = t["id"].as_i64().unwrap();
-    assert_eq!(db_checks(&s, id, 1).await[0]["ok"], true);
+    assert_eq!(db_checks(&s, id, 1, 20).await[0]["ok"], true);
 
     std::fs::write(
         dir.path().join("lookout.yaml"),
@@ -301,7 +306,7 @@ async fn database_targets_on_denied_networks_are_refused() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    let checks = db_checks(&s, id, 2).await;
+    let checks = db_checks(&s, id, 2, 20).await;
     let newest = &checks[0];
     assert_eq!(newest["ok"], false, "{checks:?}");
     assert!(
@@ -313,13 +318,11 @@ async fn database_targets_on_denied_networks_are_refused() {
     );
     // A new target is refused when it is added, by address or by a name resolving to one.
     for url in [admin.clone(), admin.replacen("127.0.0.1", "localhost", 1)] {
-        let v = post(
-            &s,
-            "/api/v1/db-targets",
-            json!({"name": "other", "url": url}),
-            422,
-        )
-        .await;
+        let v = s
+            .client()
+            .post("/api/v1/db-targets", json!({"name": "other", "url": url}))
+            .await
+            .expect(422);
         assert!(v.to_string().contains("outbound policy"), "{v}");
     }
 }

@@ -3,13 +3,13 @@
 //! notification resolves it.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use lookout_testkit::{Backend, TestServer};
+use lookout_testkit::{eventually, Backend, TestServer};
 use serde_json::json;
 
-use super::{get, paged_user, post, wait_incident, Receiver};
-use crate::{bin, both};
+use super::{paged_user, wait_incident, Receiver};
+use crate::bin;
 
 struct Alertmanager {
     child: Child,
@@ -73,16 +73,15 @@ async fn alertmanager(webhook: &str) -> Option<Alertmanager> {
         port,
         _dir: dir,
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/-/ready")).await {
-            if r.status().is_success() {
-                return Some(am);
-            }
-        }
-        assert!(Instant::now() < deadline, "Alertmanager did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let ready = format!("http://127.0.0.1:{port}/-/ready");
+    eventually("Alertmanager to be ready")
+        .until(
+            || async { reqwest::get(&ready).await.map(|r| r.status()) },
+            |r| r.as_ref().is_ok_and(|st| st.is_success()),
+        )
+        .await
+        .unwrap();
+    Some(am)
 }
 
 async fn fire(am: &Alertmanager, ends_at: Option<String>) {
@@ -107,14 +106,15 @@ async fn alertmanager_alerts_open_and_resolve_one_incident(backend: Backend) {
     let s = TestServer::start(bin(), backend).await;
     let r = Receiver::start().await;
     let (_, ep, _) = paged_user(&s, &r, "k").await;
-    let i = post(
-        &s,
-        "/api/v1/integrations",
-        json!({"name": "prometheus", "type": "alertmanager", "escalation_policy_id": ep,
+    let i = s
+        .client()
+        .post(
+            "/api/v1/integrations",
+            json!({"name": "prometheus", "type": "alertmanager", "escalation_policy_id": ep,
                "service": "storage"}),
-        201,
-    )
-    .await;
+        )
+        .await
+        .expect(201);
     let url = i["url"].as_str().unwrap();
     assert!(url.ends_with("/alertmanager"), "{url}");
     let Some(am) = alertmanager(url).await else {
@@ -129,9 +129,13 @@ async fn alertmanager_alerts_open_and_resolve_one_incident(backend: Backend) {
     let id = inc["id"].as_i64().unwrap();
     // Alertmanager resends the group (repeat_interval 2 s); nothing new may come of it.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let all = get(&s, "/api/v1/incidents").await;
+    let all = s.client().get("/api/v1/incidents").await.expect(200);
     assert_eq!(all["items"].as_array().unwrap().len(), 1, "{all:#}");
-    let v = get(&s, &format!("/api/v1/incidents/{id}")).await;
+    let v = s
+        .client()
+        .get(&format!("/api/v1/incidents/{id}"))
+        .await
+        .expect(200);
     assert_eq!(v["alert_count"], 1, "resends are not new alerts");
     assert_eq!(
         r.got()
@@ -152,4 +156,4 @@ async fn alertmanager_alerts_open_and_resolve_one_incident(backend: Backend) {
         .any(|e| e["type"] == "resolved" && e["actor"] == "integration:prometheus"));
 }
 
-both!(alertmanager_alerts_open_and_resolve_one_incident);
+lookout_testkit::both!(alertmanager_alerts_open_and_resolve_one_incident);

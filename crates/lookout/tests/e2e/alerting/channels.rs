@@ -6,20 +6,21 @@ use std::time::Duration;
 use lookout_testkit::{Backend, TestServer};
 use serde_json::{json, Value};
 
-use super::{get, post, user, wait_any_incident, wait_incident, Receiver};
-use crate::{bin, both, json_of};
+use super::{user, wait_any_incident, wait_incident, Receiver};
+use crate::{bin, json_of};
 
 async fn every_channel_type_carries_the_links_and_low_urgency_uses_low_contacts(backend: Backend) {
     let s = TestServer::start(bin(), backend).await;
     let r = Receiver::start().await;
     // Lookout pages itself through the PagerDuty Events API: a second integration receives it.
-    let downstream = post(
-        &s,
-        "/api/v1/integrations",
-        json!({"name": "downstream", "type": "pagerduty"}),
-        201,
-    )
-    .await;
+    let downstream = s
+        .client()
+        .post(
+            "/api/v1/integrations",
+            json!({"name": "downstream", "type": "pagerduty"}),
+        )
+        .await
+        .expect(201);
     let mut targets = Vec::new();
     for (kind, extra) in [
         ("slack", json!({"url": r.url("/slack")})),
@@ -34,7 +35,7 @@ async fn every_channel_type_carries_the_links_and_low_urgency_uses_low_contacts(
         let mut body = extra;
         body["name"] = json!(kind);
         body["type"] = json!(kind);
-        let ch = post(&s, "/api/v1/channels", body, 201).await;
+        let ch = s.client().post("/api/v1/channels", body).await.expect(201);
         if kind != "ntfy" && kind != "pagerduty" {
             // Chat webhook URLs are credentials: sealed at rest, never shown again.
             assert_eq!(ch["url"], "********", "{kind}");
@@ -44,43 +45,39 @@ async fn every_channel_type_carries_the_links_and_low_urgency_uses_low_contacts(
     // A user with one contact method per urgency.
     let uid = user(&s, "u@example.com").await;
     for (path, urg) in [("/high", "high"), ("/low", "low")] {
-        post(
-            &s,
-            "/api/v1/channels",
-            json!({"name": urg, "type": "webhook", "url": r.url(path), "user_id": uid,
+        s.client()
+            .post(
+                "/api/v1/channels",
+                json!({"name": urg, "type": "webhook", "url": r.url(path), "user_id": uid,
                    "urgencies": [urg]}),
-            201,
-        )
-        .await;
+            )
+            .await
+            .expect(201);
     }
     targets.push(json!({"type": "user", "id": uid}));
-    let rb = post(
-        &s,
-        "/api/v1/runbooks",
-        json!({"name": "Latency", "body": "# Latency\n\nCheck the database first.\n\n- [ ] Look at slow queries\n- [ ] Scale the pool\n"}),
-        201,
-    )
-    .await;
+    let rb = s.client().post("/api/v1/runbooks", json!({"name": "Latency", "body": "# Latency\n\nCheck the database first.\n\n- [ ] Look at slow queries\n- [ ] Scale the pool\n"})).await.expect(201);
     assert_eq!(
         rb["checklist"],
         json!(["Look at slow queries", "Scale the pool"])
     );
-    let ep = post(
-        &s,
-        "/api/v1/escalation-policies",
-        json!({"name": "all", "escalation_rules": [
+    let ep = s
+        .client()
+        .post(
+            "/api/v1/escalation-policies",
+            json!({"name": "all", "escalation_rules": [
             {"escalation_delay_in_minutes": 5, "targets": targets}]}),
-        201,
-    )
-    .await;
-    let i = post(
-        &s,
-        "/api/v1/integrations",
-        json!({"name": "grafana", "type": "grafana", "escalation_policy_id": ep["id"],
+        )
+        .await
+        .expect(201);
+    let i = s
+        .client()
+        .post(
+            "/api/v1/integrations",
+            json!({"name": "grafana", "type": "grafana", "escalation_policy_id": ep["id"],
                "runbook_id": rb["id"], "service": "api"}),
-        201,
-    )
-    .await;
+        )
+        .await
+        .expect(201);
     // A Grafana alerting webhook with a warning: low urgency.
     let grafana = json!({
         "receiver": "lookout", "status": "firing", "orgId": 1, "version": "1",
@@ -148,27 +145,24 @@ async fn every_channel_type_carries_the_links_and_low_urgency_uses_low_contacts(
     // Runbook checklist ticks go into the timeline; the postmortem is pre-filled.
     let inc = wait_any_incident(&s, 5, |v| v["integration_id"] == i["id"]).await;
     let id = inc["id"].as_i64().unwrap();
-    post(
-        &s,
-        &format!("/api/v1/incidents/{id}/checklist"),
-        json!({"item": 1}),
-        200,
-    )
-    .await;
-    post(
-        &s,
-        &format!("/api/v1/incidents/{id}/notes"),
-        json!({"message": "pool at 100%"}),
-        201,
-    )
-    .await;
-    post(
-        &s,
-        &format!("/api/v1/incidents/{id}/acknowledge"),
-        json!({}),
-        200,
-    )
-    .await;
+    s.client()
+        .post(
+            &format!("/api/v1/incidents/{id}/checklist"),
+            json!({"item": 1}),
+        )
+        .await
+        .expect(200);
+    s.client()
+        .post(
+            &format!("/api/v1/incidents/{id}/notes"),
+            json!({"message": "pool at 100%"}),
+        )
+        .await
+        .expect(201);
+    s.client()
+        .post(&format!("/api/v1/incidents/{id}/acknowledge"), json!({}))
+        .await
+        .expect(200);
     let (st, again) = json_of(
         s.admin_client()
             .post(s.at(&format!("/api/v1/incidents/{id}/acknowledge")))
@@ -178,13 +172,10 @@ async fn every_channel_type_carries_the_links_and_low_urgency_uses_low_contacts(
     )
     .await;
     assert_eq!(st, 409, "{again}");
-    post(
-        &s,
-        &format!("/api/v1/incidents/{id}/resolve"),
-        json!({}),
-        200,
-    )
-    .await;
+    s.client()
+        .post(&format!("/api/v1/incidents/{id}/resolve"), json!({}))
+        .await
+        .expect(200);
     let v = wait_incident(&s, id, 5, |v| v["status"] == "resolved").await;
     assert_eq!(v["checklist"]["1"], true);
     let entries = serde_json::to_string(&v["timeline"]).unwrap();
@@ -193,7 +184,11 @@ async fn every_channel_type_carries_the_links_and_low_urgency_uses_low_contacts(
         "{entries}"
     );
     assert!(entries.contains("pool at 100%"));
-    let pm = get(&s, &format!("/api/v1/incidents/{id}/postmortem")).await;
+    let pm = s
+        .client()
+        .get(&format!("/api/v1/incidents/{id}/postmortem"))
+        .await
+        .expect(200);
     let md = pm["markdown"].as_str().unwrap();
     assert!(
         md.starts_with("# Postmortem: Latency: p95 over 800 ms"),
@@ -202,7 +197,11 @@ async fn every_channel_type_carries_the_links_and_low_urgency_uses_low_contacts(
     assert!(md.contains("pool at 100%") && md.contains("time to resolve"));
 
     // MTTA and MTTR per service come from the recorded timestamps.
-    let m = get(&s, "/api/v1/incidents/metrics?group_by=service").await;
+    let m = s
+        .client()
+        .get("/api/v1/incidents/metrics?group_by=service")
+        .await
+        .expect(200);
     let api = m["items"]
         .as_array()
         .unwrap()
@@ -215,8 +214,12 @@ async fn every_channel_type_carries_the_links_and_low_urgency_uses_low_contacts(
     assert_eq!(api["resolved"], 1);
     assert!(api["mtta_seconds"].as_f64().unwrap() >= 0.0);
     assert!(api["mttr_seconds"].as_f64().unwrap() >= api["mtta_seconds"].as_f64().unwrap());
-    let months = get(&s, "/api/v1/incidents/metrics?group_by=month").await;
+    let months = s
+        .client()
+        .get("/api/v1/incidents/metrics?group_by=month")
+        .await
+        .expect(200);
     assert_eq!(months["items"].as_array().unwrap().len(), 1);
 }
 
-both!(every_channel_type_carries_the_links_and_low_urgency_uses_low_contacts);
+lookout_testkit::both!(every_channel_type_carries_the_links_and_low_urgency_uses_low_contacts);

@@ -4,8 +4,8 @@
 use lookout_testkit::{Backend, TestServer};
 use serde_json::json;
 
-use super::{post, timeline_types, user, wait_incident, Receiver};
-use crate::{bin, both};
+use super::{timeline_types, user, wait_incident, Receiver};
+use crate::bin;
 
 async fn unacknowledged_incident_escalates_to_the_schedule_after_the_delay(backend: Backend) {
     let s = TestServer::start(bin(), backend).await;
@@ -14,39 +14,35 @@ async fn unacknowledged_incident_escalates_to_the_schedule_after_the_delay(backe
     let a = user(&s, "first@example.com").await;
     let b = user(&s, "second@example.com").await;
     for (uid, r) in [(a, &first), (b, &second)] {
-        post(
-            &s,
-            "/api/v1/channels",
-            json!({"name": "hook", "type": "webhook", "url": r.url("/"), "user_id": uid}),
-            201,
-        )
-        .await;
+        s.client()
+            .post(
+                "/api/v1/channels",
+                json!({"name": "hook", "type": "webhook", "url": r.url("/"), "user_id": uid}),
+            )
+            .await
+            .expect(201);
     }
-    let sched = post(
-        &s,
-        "/api/v1/schedules",
-        json!({"name": "secondary", "time_zone": "UTC", "schedule_layers": [{
+    let sched = s
+        .client()
+        .post(
+            "/api/v1/schedules",
+            json!({"name": "secondary", "time_zone": "UTC", "schedule_layers": [{
             "start": "2020-01-01T00:00:00Z", "rotation_virtual_start": "2020-01-01T00:00:00Z",
             "rotation_turn_length_seconds": 604800, "users": [b]}]}),
-        201,
-    )
-    .await;
-    let ep = post(
-        &s,
-        "/api/v1/escalation-policies",
-        json!({"name": "two levels", "num_loops": 0, "escalation_rules": [
+        )
+        .await
+        .expect(201);
+    let ep = s.client().post("/api/v1/escalation-policies", json!({"name": "two levels", "num_loops": 0, "escalation_rules": [
             {"escalation_delay_in_minutes": 1, "targets": [{"type": "user", "id": a}]},
-            {"escalation_delay_in_minutes": 1, "targets": [{"type": "schedule", "id": sched["id"]}]}]}),
-        201,
-    )
-    .await;
-    let i = post(
-        &s,
-        "/api/v1/integrations",
-        json!({"name": "pd", "type": "pagerduty", "escalation_policy_id": ep["id"]}),
-        201,
-    )
-    .await;
+            {"escalation_delay_in_minutes": 1, "targets": [{"type": "schedule", "id": sched["id"]}]}]})).await.expect(201);
+    let i = s
+        .client()
+        .post(
+            "/api/v1/integrations",
+            json!({"name": "pd", "type": "pagerduty", "escalation_policy_id": ep["id"]}),
+        )
+        .await
+        .expect(201);
     let r = reqwest::Client::new()
         .post(s.at("/v2/enqueue"))
         .json(
@@ -79,37 +75,23 @@ async fn unacknowledged_incident_escalates_to_the_schedule_after_the_delay(backe
 async fn an_acknowledgement_that_times_out_triggers_again(backend: Backend) {
     let s = TestServer::start(bin(), backend).await;
     let r = Receiver::start().await;
-    let ch = post(
-        &s,
-        "/api/v1/channels",
-        json!({"name": "hook", "type": "webhook", "url": r.url("/")}),
-        201,
-    )
-    .await;
-    let ep = post(
-        &s,
-        "/api/v1/escalation-policies",
-        json!({"name": "short ack", "ack_timeout_minutes": 1, "escalation_rules": [
-            {"escalation_delay_in_minutes": 30, "targets": [{"type": "channel", "id": ch["id"]}]}]}),
-        201,
-    )
-    .await;
-    let inc = post(
-        &s,
-        "/api/v1/incidents",
-        json!({"title": "manual page", "severity": "critical", "escalation_policy_id": ep["id"]}),
-        201,
-    )
-    .await;
+    let ch = s
+        .client()
+        .post(
+            "/api/v1/channels",
+            json!({"name": "hook", "type": "webhook", "url": r.url("/")}),
+        )
+        .await
+        .expect(201);
+    let ep = s.client().post("/api/v1/escalation-policies", json!({"name": "short ack", "ack_timeout_minutes": 1, "escalation_rules": [
+            {"escalation_delay_in_minutes": 30, "targets": [{"type": "channel", "id": ch["id"]}]}]})).await.expect(201);
+    let inc = s.client().post("/api/v1/incidents", json!({"title": "manual page", "severity": "critical", "escalation_policy_id": ep["id"]})).await.expect(201);
     let id = inc["id"].as_i64().unwrap();
     r.wait(1, 10).await;
-    post(
-        &s,
-        &format!("/api/v1/incidents/{id}/acknowledge"),
-        json!({}),
-        200,
-    )
-    .await;
+    s.client()
+        .post(&format!("/api/v1/incidents/{id}/acknowledge"), json!({}))
+        .await
+        .expect(200);
     let v = wait_incident(&s, id, 70, |v| {
         timeline_types(v).contains(&"ack_timeout".into())
     })
@@ -123,7 +105,7 @@ async fn an_acknowledgement_that_times_out_triggers_again(backend: Backend) {
     assert_eq!(events, ["triggered", "acknowledged", "ack_timeout"]);
 }
 
-both!(
+lookout_testkit::both!(
     unacknowledged_incident_escalates_to_the_schedule_after_the_delay,
     an_acknowledgement_that_times_out_triggers_again,
 );

@@ -13,15 +13,13 @@ mod sources;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use lookout_testkit::TestServer;
+use lookout_testkit::{eventually, TestServer};
 use serde_json::{json, Value};
-
-use crate::json_of;
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -100,19 +98,11 @@ impl Receiver {
 
     /// Waits until at least `n` requests arrived (up to `secs`).
     pub async fn wait(&self, n: usize, secs: u64) -> Vec<Received> {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let got = self.got();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "expected {n} requests, got {}: {got:?}",
-                got.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        eventually(format!("{n} requests at the receiver"))
+            .secs(secs)
+            .every(Duration::from_millis(50))
+            .until(|| async { self.got() }, |got| got.len() >= n)
+            .await
     }
 }
 
@@ -159,14 +149,10 @@ impl Smtp {
                 s.push('\n');
             }
         });
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "aiosmtpd did not start (pip install aiosmtpd)"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually("aiosmtpd to listen (pip install aiosmtpd)")
+            .secs(15)
+            .poll(|| async { std::net::TcpStream::connect(("127.0.0.1", port)) })
+            .await;
         Smtp { port, out, child }
     }
 
@@ -177,15 +163,10 @@ impl Smtp {
 
     /// Waits up to `secs` for the received text to satisfy `done`.
     pub async fn wait(&self, secs: u64, done: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let text = self.text();
-            if done(&text) {
-                return text;
-            }
-            assert!(Instant::now() < deadline, "no such email arrived: {text}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually("such an email to arrive")
+            .secs(secs)
+            .until(|| async { self.text() }, |t| done(t))
+            .await
     }
 }
 
@@ -196,69 +177,42 @@ impl Drop for Smtp {
     }
 }
 
-/// POSTs JSON with the admin token, asserting `want`.
-pub async fn post(s: &TestServer, path: &str, body: Value, want: u16) -> Value {
-    let (st, v) = json_of(
-        s.admin_client()
-            .post(s.at(path))
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(st, want, "POST {path}: {v}");
-    v
-}
-
-/// GETs JSON with the admin token, asserting 200.
-pub async fn get(s: &TestServer, path: &str) -> Value {
-    let (st, v) = json_of(s.admin_client().get(s.at(path)).send().await.unwrap()).await;
-    assert_eq!(st, 200, "GET {path}: {v}");
-    v
-}
-
-/// Creates a user; their id.
+/// Creates a member (password `correct horse battery`); their id.
 pub async fn user(s: &TestServer, email: &str) -> i64 {
-    let u = post(
-        s,
-        "/api/v1/users",
-        json!({"email": email, "password": "correct horse battery", "role": "member"}),
-        201,
-    )
-    .await;
-    u["id"].as_i64().unwrap()
+    s.client().user(email, "member").await
 }
 
 /// A user paged through a signed webhook to `r`, an escalation policy paging them, and a
 /// PagerDuty-type integration on it: `(user id, escalation policy id, routing key)`.
 pub async fn paged_user(s: &TestServer, r: &Receiver, secret: &str) -> (i64, i64, String) {
     let uid = user(s, "oncall@example.com").await;
-    post(
-        s,
-        "/api/v1/channels",
-        json!({"name": "pager hook", "type": "webhook", "url": r.url("/hook"),
+    s.client()
+        .post(
+            "/api/v1/channels",
+            json!({"name": "pager hook", "type": "webhook", "url": r.url("/hook"),
                "secret": secret, "user_id": uid, "urgencies": ["high", "low"]}),
-        201,
-    )
-    .await;
-    let ep = post(
-        s,
-        "/api/v1/escalation-policies",
-        json!({"name": "primary", "num_loops": 0, "escalation_rules": [
+        )
+        .await
+        .expect(201);
+    let ep = s
+        .client()
+        .post(
+            "/api/v1/escalation-policies",
+            json!({"name": "primary", "num_loops": 0, "escalation_rules": [
             {"escalation_delay_in_minutes": 30, "targets": [{"type": "user", "id": uid}]}]}),
-        201,
-    )
-    .await;
+        )
+        .await
+        .expect(201);
     let ep = ep["id"].as_i64().unwrap();
-    let i = post(
-        s,
-        "/api/v1/integrations",
-        json!({"name": "monitoring", "type": "pagerduty", "escalation_policy_id": ep,
+    let i = s
+        .client()
+        .post(
+            "/api/v1/integrations",
+            json!({"name": "monitoring", "type": "pagerduty", "escalation_policy_id": ep,
                "service": "checkout"}),
-        201,
-    )
-    .await;
+        )
+        .await
+        .expect(201);
     (uid, ep, i["key"].as_str().unwrap().to_string())
 }
 
@@ -269,28 +223,29 @@ pub async fn wait_incident(
     secs: u64,
     pred: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let v = get(s, &format!("/api/v1/incidents/{id}")).await;
-        if pred(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "incident never got there: {v:#}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (c, path) = (s.client(), format!("/api/v1/incidents/{id}"));
+    eventually(format!("incident {id} to get there"))
+        .secs(secs)
+        .until(|| c.get(&path), |r| r.status == 200 && pred(&r.json))
+        .await
+        .json
 }
 
 /// Polls the incident list until one matches `pred`.
 pub async fn wait_any_incident(s: &TestServer, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let all = get(s, "/api/v1/incidents").await;
-        if let Some(v) = all["items"].as_array().unwrap().iter().find(|v| pred(v)) {
-            return v.clone();
-        }
-        assert!(Instant::now() < deadline, "no such incident: {all:#}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("such an incident")
+        .secs(secs)
+        .poll(|| async {
+            let all = s.client().get("/api/v1/incidents").await.expect(200);
+            let found = all["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| pred(v))
+                .cloned();
+            found.ok_or(all)
+        })
+        .await
 }
 
 /// The timeline entry types of an incident, in order.

@@ -4,47 +4,44 @@
 use lookout_testkit::{Backend, TestServer};
 use serde_json::json;
 
-use super::{get, post, timeline_types, user, wait_incident, Receiver, Smtp};
-use crate::{bin, both};
+use super::{timeline_types, user, wait_incident, Receiver, Smtp};
+use crate::bin;
 
 async fn email_reaches_a_real_smtp_server_with_the_links(backend: Backend) {
     let smtp = Smtp::start().await;
     let port = smtp.port;
     let s = TestServer::start(bin(), backend).await;
     let uid = user(&s, "mail@example.com").await;
-    let ch = post(
-        &s,
-        "/api/v1/channels",
-        json!({"name": "my email", "type": "email", "user_id": uid, "to": "mail@example.com",
+    let ch = s
+        .client()
+        .post(
+            "/api/v1/channels",
+            json!({"name": "my email", "type": "email", "user_id": uid, "to": "mail@example.com",
                "from": "lookout@example.com", "smtp_host": "127.0.0.1", "smtp_port": port,
                "security": "none", "username": "", "password": "not-shown"}),
-        201,
-    )
-    .await;
+        )
+        .await
+        .expect(201);
     assert_eq!(ch["password"], "********", "secrets never come back");
-    let ep = post(
-        &s,
-        "/api/v1/escalation-policies",
-        json!({"name": "mail", "escalation_rules": [
+    let ep = s
+        .client()
+        .post(
+            "/api/v1/escalation-policies",
+            json!({"name": "mail", "escalation_rules": [
             {"escalation_delay_in_minutes": 10, "targets": [{"type": "user", "id": uid}]}]}),
-        201,
-    )
-    .await;
-    let rb = post(
-        &s,
-        "/api/v1/runbooks",
-        json!({"name": "Disk full", "body": "# Disk full\n\nFree space on the volume, then find what grew.\n\n- [ ] Check `df -h`\n- [ ] Rotate logs\n"}),
-        201,
-    )
-    .await;
-    let i = post(
-        &s,
-        "/api/v1/integrations",
-        json!({"name": "ops", "type": "webhook", "escalation_policy_id": ep["id"],
+        )
+        .await
+        .expect(201);
+    let rb = s.client().post("/api/v1/runbooks", json!({"name": "Disk full", "body": "# Disk full\n\nFree space on the volume, then find what grew.\n\n- [ ] Check `df -h`\n- [ ] Rotate logs\n"})).await.expect(201);
+    let i = s
+        .client()
+        .post(
+            "/api/v1/integrations",
+            json!({"name": "ops", "type": "webhook", "escalation_policy_id": ep["id"],
                "runbook_id": rb["id"], "service": "db"}),
-        201,
-    )
-    .await;
+        )
+        .await
+        .expect(201);
     let r = reqwest::Client::new()
         .post(i["url"].as_str().unwrap())
         .json(&json!({"title": "Volume /data is 99% full", "severity": "critical", "id": "vol-1"}))
@@ -68,28 +65,31 @@ async fn failed_webhooks_retry_with_backoff_and_the_timeline_says_so(backend: Ba
     let s = TestServer::start(bin(), backend).await;
     let r = Receiver::start().await;
     r.answer(&[500]);
-    let ch = post(
-        &s,
-        "/api/v1/channels",
-        json!({"name": "team hook", "type": "webhook", "url": r.url("/team")}),
-        201,
-    )
-    .await;
-    let ep = post(
-        &s,
-        "/api/v1/escalation-policies",
-        json!({"name": "team", "escalation_rules": [
+    let ch = s
+        .client()
+        .post(
+            "/api/v1/channels",
+            json!({"name": "team hook", "type": "webhook", "url": r.url("/team")}),
+        )
+        .await
+        .expect(201);
+    let ep = s
+        .client()
+        .post(
+            "/api/v1/escalation-policies",
+            json!({"name": "team", "escalation_rules": [
             {"escalation_delay_in_minutes": 5, "targets": [{"type": "channel", "id": ch["id"]}]}]}),
-        201,
-    )
-    .await;
-    let i = post(
-        &s,
-        "/api/v1/integrations",
-        json!({"name": "gen", "type": "webhook", "escalation_policy_id": ep["id"]}),
-        201,
-    )
-    .await;
+        )
+        .await
+        .expect(201);
+    let i = s
+        .client()
+        .post(
+            "/api/v1/integrations",
+            json!({"name": "gen", "type": "webhook", "escalation_policy_id": ep["id"]}),
+        )
+        .await
+        .expect(201);
     let r2 = reqwest::Client::new()
         .post(i["url"].as_str().unwrap())
         .json(&json!({"title": "queue stuck", "id": "q"}))
@@ -103,7 +103,7 @@ async fn failed_webhooks_retry_with_backoff_and_the_timeline_says_so(backend: Ba
         got[0].headers["idempotency-key"],
         got[1].headers["idempotency-key"]
     );
-    let list = get(&s, "/api/v1/incidents").await;
+    let list = s.client().get("/api/v1/incidents").await.expect(200);
     let id = list["items"][0]["id"].as_i64().unwrap();
     let v = wait_incident(&s, id, 10, |v| {
         timeline_types(v).contains(&"notified".into())
@@ -120,28 +120,24 @@ async fn a_pending_page_survives_kill_9(backend: Backend) {
     let mut s = TestServer::start(bin(), backend).await;
     let r = Receiver::start().await;
     r.answer(&[503]);
-    let ch = post(
-        &s,
-        "/api/v1/channels",
-        json!({"name": "hook", "type": "webhook", "url": r.url("/")}),
-        201,
-    )
-    .await;
-    let ep = post(
-        &s,
-        "/api/v1/escalation-policies",
-        json!({"name": "p", "escalation_rules": [
-            {"escalation_delay_in_minutes": 30, "targets": [{"type": "channel", "id": ch["id"]}]}]}),
-        201,
-    )
-    .await;
-    let inc = post(
-        &s,
-        "/api/v1/incidents",
-        json!({"title": "db down", "severity": "critical", "escalation_policy_id": ep["id"]}),
-        201,
-    )
-    .await;
+    let ch = s
+        .client()
+        .post(
+            "/api/v1/channels",
+            json!({"name": "hook", "type": "webhook", "url": r.url("/")}),
+        )
+        .await
+        .expect(201);
+    let ep = s.client().post("/api/v1/escalation-policies", json!({"name": "p", "escalation_rules": [
+            {"escalation_delay_in_minutes": 30, "targets": [{"type": "channel", "id": ch["id"]}]}]})).await.expect(201);
+    let inc = s
+        .client()
+        .post(
+            "/api/v1/incidents",
+            json!({"title": "db down", "severity": "critical", "escalation_policy_id": ep["id"]}),
+        )
+        .await
+        .expect(201);
     let id = inc["id"].as_i64().unwrap();
     wait_incident(&s, id, 10, |v| {
         timeline_types(v).contains(&"notify_failed".into())
@@ -158,7 +154,7 @@ async fn a_pending_page_survives_kill_9(backend: Backend) {
     assert_eq!(v["notifications"][0]["attempts"], 2);
 }
 
-both!(
+lookout_testkit::both!(
     email_reaches_a_real_smtp_server_with_the_links,
     failed_webhooks_retry_with_backoff_and_the_timeline_says_so,
     a_pending_page_survives_kill_9,

@@ -4,8 +4,8 @@
 use lookout_testkit::{Backend, TestServer};
 use serde_json::json;
 
-use super::{get, post, user};
-use crate::{bin, both, json_of};
+use super::user;
+use crate::{bin, json_of};
 
 async fn schedule_api_answers_who_is_on_call(backend: Backend) {
     let s = TestServer::start(bin(), backend).await;
@@ -23,52 +23,66 @@ async fn schedule_api_answers_who_is_on_call(backend: Backend) {
     .await;
     assert_eq!(st, 204);
     // Weekly rotation handing off Mondays 09:00 Berlin time, across the March DST change.
-    let sched = post(
-        &s,
-        "/api/v1/schedules",
-        json!({"name": "Primary", "time_zone": "Europe/Berlin", "schedule_layers": [{
+    let sched = s
+        .client()
+        .post(
+            "/api/v1/schedules",
+            json!({"name": "Primary", "time_zone": "Europe/Berlin", "schedule_layers": [{
             "start": "2026-03-01T00:00:00Z",
             "rotation_virtual_start": "2026-03-23T09:00:00+01:00",
             "rotation_turn_length_seconds": 604800,
             "users": [alice, bob]}]}),
-        201,
-    )
-    .await;
+        )
+        .await
+        .expect(201);
     let id = sched["id"].as_i64().unwrap();
     let at = |t: &str| format!("/api/v1/schedules/{id}/oncall?at={t}");
-    let v = get(&s, &at("2026-03-25T12:00:00Z")).await;
+    let v = s
+        .client()
+        .get(&at("2026-03-25T12:00:00Z"))
+        .await
+        .expect(200);
     assert_eq!(v["user"]["id"], alice);
     assert_eq!(v["user"]["name"], "Alice");
     assert_eq!(v["user"]["email"], "alice@example.com");
     // After the change to summer time, 09:00 local is 07:00Z.
     assert_eq!(
-        get(&s, &at("2026-03-30T06:59:00Z")).await["user"]["id"],
+        s.client()
+            .get(&at("2026-03-30T06:59:00Z"))
+            .await
+            .expect(200)["user"]["id"],
         alice
     );
     assert_eq!(
-        get(&s, &at("2026-03-30T07:00:00Z")).await["user"]["id"],
+        s.client()
+            .get(&at("2026-03-30T07:00:00Z"))
+            .await
+            .expect(200)["user"]["id"],
         bob
     );
     assert_eq!(
-        get(&s, &at("2026-02-01T00:00:00Z")).await["user"],
+        s.client()
+            .get(&at("2026-02-01T00:00:00Z"))
+            .await
+            .expect(200)["user"],
         json!(null)
     );
 
     // Carol covers Wednesday afternoon.
-    post(
-        &s,
-        &format!("/api/v1/schedules/{id}/overrides"),
-        json!({"start": "2026-03-25T12:00:00Z", "end": "2026-03-25T18:00:00Z", "user": carol}),
-        201,
-    )
-    .await;
-    let spans = get(
-        &s,
-        &format!(
+    s.client()
+        .post(
+            &format!("/api/v1/schedules/{id}/overrides"),
+            json!({"start": "2026-03-25T12:00:00Z", "end": "2026-03-25T18:00:00Z", "user": carol}),
+        )
+        .await
+        .expect(201);
+    let spans = s
+        .client()
+        .get(&format!(
             "/api/v1/schedules/{id}/oncall?since=2026-03-25T00:00:00Z&until=2026-03-31T00:00:00Z"
-        ),
-    )
-    .await;
+        ))
+        .await
+        .expect(200);
     let got: Vec<(i64, String, String)> = spans["items"]
         .as_array()
         .unwrap()
@@ -109,15 +123,16 @@ async fn schedule_api_answers_who_is_on_call(backend: Backend) {
 
     // Overrides can come inside the schedule body too, and GET shows the ones still to come;
     // sending the document back does not duplicate them.
-    let with = post(
-        &s,
-        "/api/v1/schedules",
-        json!({"name": "Backup", "time_zone": "UTC", "schedule_layers": [],
+    let with = s
+        .client()
+        .post(
+            "/api/v1/schedules",
+            json!({"name": "Backup", "time_zone": "UTC", "schedule_layers": [],
                "overrides": [{"start": "2099-01-01T00:00:00Z", "end": "2099-01-02T00:00:00Z",
                               "user": {"id": bob}}]}),
-        201,
-    )
-    .await;
+        )
+        .await
+        .expect(201);
     assert_eq!(with["overrides"][0]["user"], bob);
     let bid = with["id"].as_i64().unwrap();
     let (st, _) = json_of(
@@ -130,14 +145,19 @@ async fn schedule_api_answers_who_is_on_call(backend: Backend) {
     )
     .await;
     assert_eq!(st, 200);
-    let again = get(&s, &format!("/api/v1/schedules/{bid}")).await;
+    let again = s
+        .client()
+        .get(&format!("/api/v1/schedules/{bid}"))
+        .await
+        .expect(200);
     assert_eq!(again["overrides"].as_array().unwrap().len(), 1, "{again}");
     assert_eq!(
-        get(
-            &s,
-            &format!("/api/v1/schedules/{bid}/oncall?at=2099-01-01T12:00:00Z")
-        )
-        .await["user"]["id"],
+        s.client()
+            .get(&format!(
+                "/api/v1/schedules/{bid}/oncall?at=2099-01-01T12:00:00Z"
+            ))
+            .await
+            .expect(200)["user"]["id"],
         bob
     );
 
@@ -185,4 +205,4 @@ async fn schedule_api_answers_who_is_on_call(backend: Backend) {
     assert_eq!(st, 400);
 }
 
-both!(schedule_api_answers_who_is_on_call);
+lookout_testkit::both!(schedule_api_answers_who_is_on_call);

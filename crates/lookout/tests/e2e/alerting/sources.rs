@@ -4,37 +4,39 @@
 use lookout_testkit::{Backend, TestServer};
 use serde_json::json;
 
-use super::{post, timeline_types, wait_any_incident, wait_incident, Receiver};
+use super::{timeline_types, wait_any_incident, wait_incident, Receiver};
+use crate::bin;
 use crate::uptime::targets::HttpTarget;
-use crate::{bin, both};
 
 async fn a_down_monitor_pages_and_its_recovery_resolves(backend: Backend) {
     let s = TestServer::start(bin(), backend).await;
     let r = Receiver::start().await;
-    let ch = post(
-        &s,
-        "/api/v1/channels",
-        json!({"name": "ops", "type": "webhook", "url": r.url("/ops")}),
-        201,
-    )
-    .await;
-    let ep = post(
-        &s,
-        "/api/v1/escalation-policies",
-        json!({"name": "ops", "escalation_rules": [
+    let ch = s
+        .client()
+        .post(
+            "/api/v1/channels",
+            json!({"name": "ops", "type": "webhook", "url": r.url("/ops")}),
+        )
+        .await
+        .expect(201);
+    let ep = s
+        .client()
+        .post(
+            "/api/v1/escalation-policies",
+            json!({"name": "ops", "escalation_rules": [
             {"escalation_delay_in_minutes": 5, "targets": [{"type": "channel", "id": ch["id"]}]}]}),
-        201,
-    )
-    .await;
-    post(
-        &s,
-        "/api/v1/policies",
-        json!({"name": "Uptime", "conditions": [{"source": "monitor", "events": ["down"]},
+        )
+        .await
+        .expect(201);
+    s.client()
+        .post(
+            "/api/v1/policies",
+            json!({"name": "Uptime", "conditions": [{"source": "monitor", "events": ["down"]},
                                                  {"source": "errors", "event": "new_issue"}],
                "severity": "critical", "service": "web", "escalation_policy_id": ep["id"]}),
-        201,
-    )
-    .await;
+        )
+        .await
+        .expect(201);
     let target = HttpTarget::start().await;
     target.set(|b| b.status = 503);
     crate::uptime::create(
@@ -66,22 +68,22 @@ async fn a_down_monitor_pages_and_its_recovery_resolves(backend: Backend) {
 async fn error_issues_page_on_new_issue_and_on_frequency(backend: Backend) {
     use crate::errors::{envelope, exception_event, new_id, post_envelope};
     let s = TestServer::start(bin(), backend).await;
-    post(
-        &s,
-        "/api/v1/policies",
-        json!({"name": "Errors", "severity": "error", "service": "shop", "conditions": [
+    s.client()
+        .post(
+            "/api/v1/policies",
+            json!({"name": "Errors", "severity": "error", "service": "shop", "conditions": [
             {"source": "errors", "event": "new_issue"}]}),
-        201,
-    )
-    .await;
-    post(
-        &s,
-        "/api/v1/policies",
-        json!({"name": "Error spikes", "severity": "critical", "conditions": [
+        )
+        .await
+        .expect(201);
+    s.client()
+        .post(
+            "/api/v1/policies",
+            json!({"name": "Error spikes", "severity": "critical", "conditions": [
             {"source": "errors", "event": "frequency", "threshold": 3, "window_minutes": 5}]}),
-        201,
-    )
-    .await;
+        )
+        .await
+        .expect(201);
     let c = reqwest::Client::new();
     let send = || async {
         let id = new_id();
@@ -113,7 +115,7 @@ async fn error_issues_page_on_new_issue_and_on_frequency(backend: Backend) {
     })
     .await;
     assert_eq!(spike["severity"], "critical");
-    let all = super::get(&s, "/api/v1/incidents").await;
+    let all = s.client().get("/api/v1/incidents").await.expect(200);
     assert_eq!(all["items"].as_array().unwrap().len(), 2, "{all:#}");
 }
 
@@ -121,14 +123,14 @@ async fn error_issues_page_on_new_issue_and_on_frequency(backend: Backend) {
 /// only when both have recovered.
 async fn per_policy_grouping_joins_signals_and_waits_for_all_to_recover(backend: Backend) {
     let s = TestServer::start(bin(), backend).await;
-    post(
-        &s,
-        "/api/v1/policies",
-        json!({"name": "Fleet", "grouping": "per_policy", "conditions": [
+    s.client()
+        .post(
+            "/api/v1/policies",
+            json!({"name": "Fleet", "grouping": "per_policy", "conditions": [
             {"source": "monitor", "events": ["down"]}]}),
-        201,
-    )
-    .await;
+        )
+        .await
+        .expect(201);
     let (a, b) = (HttpTarget::start().await, HttpTarget::start().await);
     a.set(|x| x.status = 500);
     b.set(|x| x.status = 500);
@@ -145,16 +147,19 @@ async fn per_policy_grouping_joins_signals_and_waits_for_all_to_recover(backend:
     a.set(|x| x.status = 200);
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     assert_eq!(
-        super::get(&s, &format!("/api/v1/incidents/{id}")).await["status"],
+        s.client()
+            .get(&format!("/api/v1/incidents/{id}"))
+            .await
+            .expect(200)["status"],
         "triggered"
     );
     b.set(|x| x.status = 200);
     wait_incident(&s, id, 30, |v| v["status"] == "resolved").await;
-    let all = super::get(&s, "/api/v1/incidents").await;
+    let all = s.client().get("/api/v1/incidents").await.expect(200);
     assert_eq!(all["items"].as_array().unwrap().len(), 1);
 }
 
-both!(
+lookout_testkit::both!(
     a_down_monitor_pages_and_its_recovery_resolves,
     error_issues_page_on_new_issue_and_on_frequency,
     per_policy_grouping_joins_signals_and_waits_for_all_to_recover,

@@ -4,9 +4,9 @@
 //! facet with the breach in its details; when the service's spans stop, the recovery period
 //! passes and the incident resolves itself.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use lookout_testkit::{Backend, TestServer};
+use lookout_testkit::{eventually, Backend, TestServer};
 use prost::Message;
 use serde_json::{json, Value};
 
@@ -32,24 +32,19 @@ async fn policy(s: &TestServer, condition: Value) -> (u16, Value) {
         Value::Array(many) => many,
         one => vec![one],
     };
-    let r = s
-        .admin_client()
-        .post(s.at("/api/v1/policies"))
-        .json(&json!({"name": "Slow services", "conditions": conditions}))
-        .send()
+    let (st, v) = s
+        .client()
+        .post(
+            "/api/v1/policies",
+            json!({"name": "Slow services", "conditions": conditions}),
+        )
         .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+        .parts();
+    (st.as_u16(), v)
 }
 
 async fn incidents(s: &TestServer) -> Vec<Value> {
-    let r = s
-        .admin_client()
-        .get(s.at("/api/v1/incidents"))
-        .send()
-        .await
-        .unwrap();
-    let v: Value = r.json().await.unwrap();
+    let v = s.client().get("/api/v1/incidents").await.json;
     v["items"].as_array().cloned().unwrap_or_default()
 }
 
@@ -111,27 +106,26 @@ pub(super) async fn a_query_condition_opens_and_resolves_an_incident_per_facet(b
     send(&s, "checkout", 500, from, 36, 0).await;
     send(&s, "search", 20, from, 36, 1000).await;
 
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let (slow, slowest) = loop {
-        let list = incidents(&s).await;
-        let on = |what: &str| {
-            list.iter()
-                .find(|i| {
-                    i["title"]
-                        .as_str()
-                        .is_some_and(|t| t.contains("checkout") && t.contains(what))
-                })
-                .cloned()
-        };
-        if let (Some(avg), Some(max)) = (on("average(duration)"), on("max(duration)")) {
-            break (avg, max);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no incidents for checkout: {list:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let (slow, slowest) = eventually("both incidents for checkout")
+        .secs(120)
+        .every(Duration::from_millis(500))
+        .poll(|| async {
+            let list = incidents(&s).await;
+            let on = |what: &str| {
+                list.iter()
+                    .find(|i| {
+                        i["title"]
+                            .as_str()
+                            .is_some_and(|t| t.contains("checkout") && t.contains(what))
+                    })
+                    .cloned()
+            };
+            match (on("average(duration)"), on("max(duration)")) {
+                (Some(avg), Some(max)) => Ok((avg, max)),
+                _ => Err(list),
+            }
+        })
+        .await;
     for (i, condition) in [(&slow, 0), (&slowest, 1)] {
         assert_eq!(i["severity"], "critical");
         assert_eq!(i["policy_id"], p["id"]);
@@ -160,23 +154,9 @@ pub(super) async fn a_query_condition_opens_and_resolves_an_incident_per_facet(b
         slow["id"].as_i64().unwrap(),
         slowest["id"].as_i64().unwrap(),
     ] {
-        let deadline = Instant::now() + Duration::from_secs(240);
-        loop {
-            let r = s
-                .admin_client()
-                .get(s.at(&format!("/api/v1/incidents/{id}")))
-                .send()
-                .await
-                .unwrap();
-            let v: Value = r.json().await.unwrap();
-            if v["status"] == "resolved" {
-                let kinds = crate::alerting::timeline_types(&v);
-                assert!(kinds.iter().any(|k| k == "auto_resolved"), "{kinds:?}");
-                break;
-            }
-            assert!(Instant::now() < deadline, "never resolved: {v}");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
+        let v = crate::alerting::wait_incident(&s, id, 240, |v| v["status"] == "resolved").await;
+        let kinds = crate::alerting::timeline_types(&v);
+        assert!(kinds.iter().any(|k| k == "auto_resolved"), "{kinds:?}");
     }
     // One incident per condition for checkout, none for search, however many windows passed.
     let all = incidents(&s).await;

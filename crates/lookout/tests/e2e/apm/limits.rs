@@ -4,7 +4,7 @@
 //! with 503 and `Retry-After`; past `query.timeout_seconds` with 503 and `Retry-After`; past
 //! `query.max_memory_bytes` or `query.max_answer_rows` with 422. Each refusal names its setting.
 
-use lookout_testkit::{Backend, TestServer};
+use lookout_testkit::{eventually, Backend, TestServer};
 use prost::Message;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -65,17 +65,17 @@ async fn send_spans(s: &TestServer, n: u64) {
         .await;
         assert_eq!(r.status(), StatusCode::OK);
     }
-    for _ in 0..600 {
-        let r = query(s, "SELECT count(*) FROM Span SINCE 1 hour ago").await;
-        if r.status() == StatusCode::OK {
-            let v: Value = r.json().await.unwrap();
-            if v["rows"][0][0] == json!(n as f64) {
-                return;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
-    panic!("the {n} spans sent were never all counted");
+    eventually(format!("NRQL to count the {n} spans sent"))
+        .secs(300)
+        .every(std::time::Duration::from_millis(500))
+        .until(
+            || async {
+                let r = query(s, "SELECT count(*) FROM Span SINCE 1 hour ago").await;
+                (r.status(), r.json::<Value>().await.unwrap_or(Value::Null))
+            },
+            |(st, v)| *st == StatusCode::OK && v["rows"][0][0] == json!(n as f64),
+        )
+        .await;
 }
 
 async fn refusal(r: reqwest::Response) -> (StatusCode, Option<String>, String) {

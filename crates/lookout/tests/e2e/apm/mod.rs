@@ -10,12 +10,10 @@ use lookout_apm::proto::collector::trace::v1::{
 use lookout_apm::proto::common::v1::{any_value, AnyValue, KeyValue};
 use lookout_apm::proto::resource::v1::Resource;
 use lookout_apm::proto::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span, Status};
-use lookout_testkit::{Backend, TestServer};
+use lookout_testkit::{eventually, Backend, TestServer};
 use prost::Message;
 use reqwest::StatusCode;
 use serde_json::Value;
-
-use crate::both;
 
 fn kv(k: &str, v: any_value::Value) -> KeyValue {
     KeyValue {
@@ -107,32 +105,26 @@ async fn post(
 
 async fn transactions(s: &TestServer, service: &str) -> Vec<Value> {
     let r = s
-        .admin_client()
-        .get(s.at(&format!("/api/v1/apm/services/{service}/transactions")))
-        .send()
-        .await
-        .unwrap();
-    let v: Value = r.json().await.unwrap();
-    v["items"].as_array().cloned().unwrap_or_default()
+        .client()
+        .get(&format!("/api/v1/apm/services/{service}/transactions"))
+        .await;
+    r.json["items"].as_array().cloned().unwrap_or_default()
 }
 
+/// Waits until `service`'s transactions count `n` requests in all.
 async fn wait_count(s: &TestServer, service: &str, n: u64) -> Vec<Value> {
-    for _ in 0..200 {
-        let items = transactions(s, service).await;
-        if items
-            .iter()
-            .map(|t| t["count"].as_u64().unwrap())
-            .sum::<u64>()
-            == n
-        {
-            return items;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!(
-        "{service} never reached {n} requests: {:?}",
-        transactions(s, service).await
-    );
+    eventually(format!("{service} to count {n} requests"))
+        .until(
+            || transactions(s, service),
+            |items| {
+                items
+                    .iter()
+                    .map(|t| t["count"].as_u64().unwrap())
+                    .sum::<u64>()
+                    == n
+            },
+        )
+        .await
 }
 
 async fn otlp_protobuf_ingest_rolls_up_and_refuses_what_it_must(backend: Backend) {
@@ -228,7 +220,7 @@ use limits::{
 };
 use query::nrql_answers_from_the_rollups;
 
-both!(
+lookout_testkit::both!(
     otlp_protobuf_ingest_rolls_up_and_refuses_what_it_must,
     acknowledged_spans_survive_kill_9,
     nrql_answers_from_the_rollups,

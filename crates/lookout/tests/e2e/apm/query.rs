@@ -11,14 +11,10 @@ use serde_json::{json, Value};
 use super::{export, now_ns, post, request, wait_count};
 
 async fn query(s: &TestServer, nrql: &str) -> (StatusCode, Value) {
-    let r = s
-        .admin_client()
-        .post(s.at("/api/v1/query"))
-        .json(&json!({ "nrql": nrql }))
-        .send()
+    s.client()
+        .post("/api/v1/query", json!({ "nrql": nrql }))
         .await
-        .unwrap();
-    (r.status(), r.json().await.unwrap())
+        .parts()
 }
 
 async fn rows(s: &TestServer, nrql: &str) -> Vec<Vec<Value>> {

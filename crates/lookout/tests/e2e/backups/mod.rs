@@ -209,18 +209,8 @@ async fn drills_pass_and_a_damaged_backup_raises_backup_failed_into_an_incident(
 
 /// Waits for an open incident whose title starts with `prefix`.
 async fn wait_for_incident(s: &TestServer, prefix: &str) -> Value {
-    let c = s.admin_client();
-    for _ in 0..100 {
-        let (_, v) = json_of(c.get(s.at("/api/v1/incidents")).send().await.unwrap()).await;
-        if let Some(i) = v["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|i| i["title"].as_str().is_some_and(|t| t.starts_with(prefix)))
-        {
-            return i.clone();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no incident titled {prefix}…");
+    crate::alerting::wait_any_incident(s, 10, |i| {
+        i["title"].as_str().is_some_and(|t| t.starts_with(prefix))
+    })
+    .await
 }

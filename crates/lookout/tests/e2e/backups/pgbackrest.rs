@@ -7,10 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use lookout_testkit::{Backend, TestServer};
+use lookout_testkit::{eventually, Backend, Client, TestServer};
 use serde_json::{json, Value};
-
-use crate::json_of;
 
 /// PostgreSQL's server programs (Debian keeps them per major version).
 fn pg_bin() -> PathBuf {
@@ -181,17 +179,13 @@ impl Drop for Cluster {
     }
 }
 
-async fn post(s: &TestServer, path: &str, body: Value) -> (reqwest::StatusCode, Value) {
-    json_of(
-        s.admin_client()
-            .post(s.at(path))
-            .json(&body)
-            .timeout(Duration::from_secs(600))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
+/// The admin client, patient enough for backups and restore drills (minutes on this machine).
+fn patient(s: &TestServer) -> Client {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    Client::http_with(http, &s.url).bearer(&s.admin_token)
 }
 
 fn orders(run: &Value) -> i64 {
@@ -204,15 +198,17 @@ fn orders(run: &Value) -> i64 {
 async fn pgbackrest_backups_and_a_restore_to_a_moment_between_writes() {
     let cluster = Cluster::start();
     let s = TestServer::start(crate::bin(), Backend::Sqlite).await;
-    let (st, t) = post(
-        &s,
-        "/api/v1/backup-targets",
-        json!({"name": "scratch", "stanza": "t", "config": cluster.config(),
+    let pg = patient(&s);
+    let (st, t) = pg
+        .post(
+            "/api/v1/backup-targets",
+            json!({"name": "scratch", "stanza": "t", "config": cluster.config(),
                "run_as": if root() { Some("postgres") } else { None },
                "pg_url": cluster.url(), "pg_bin": cluster.bin, "full_every_hours": 24,
                "drill_every_hours": 0}),
-    )
-    .await;
+        )
+        .await
+        .parts();
     assert_eq!(st, 201, "{t}");
     let id = t["id"].as_i64().unwrap();
     assert!(
@@ -220,7 +216,10 @@ async fn pgbackrest_backups_and_a_restore_to_a_moment_between_writes() {
         "the connection string is never shown"
     );
     // pgbackrest check: archiving reaches the repository.
-    let (st, check) = post(&s, &format!("/api/v1/backup-targets/{id}/check"), json!({})).await;
+    let (st, check) = pg
+        .post(&format!("/api/v1/backup-targets/{id}/check"), json!({}))
+        .await
+        .parts();
     assert_eq!(st, 200);
     assert_eq!(check["ok"], true, "{check}");
     assert!(check["guidance"]
@@ -228,12 +227,13 @@ async fn pgbackrest_backups_and_a_restore_to_a_moment_between_writes() {
         .unwrap()
         .contains("archive-push %p"));
     cluster.psql("CREATE TABLE orders (id serial PRIMARY KEY, note text); INSERT INTO orders (note) SELECT 'first' FROM generate_series(1, 100)");
-    let (st, run) = post(
-        &s,
-        &format!("/api/v1/backup-targets/{id}/backup"),
-        json!({"type": "full"}),
-    )
-    .await;
+    let (st, run) = pg
+        .post(
+            &format!("/api/v1/backup-targets/{id}/backup"),
+            json!({"type": "full"}),
+        )
+        .await
+        .parts();
     assert_eq!(st, 201);
     assert_eq!(run["ok"], true, "{run}");
     // Rows after the backup, a moment, then more rows.
@@ -275,12 +275,13 @@ async fn pgbackrest_backups_and_a_restore_to_a_moment_between_writes() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     assert!(checked, "pgbackrest check never passed");
-    let (st, drill) = post(
-        &s,
-        &format!("/api/v1/backup-targets/{id}/drill"),
-        json!({"to": moment}),
-    )
-    .await;
+    let (st, drill) = pg
+        .post(
+            &format!("/api/v1/backup-targets/{id}/drill"),
+            json!({"to": moment}),
+        )
+        .await
+        .parts();
     assert_eq!(st, 201);
     assert_eq!(drill["ok"], true, "{drill}");
     assert_eq!(
@@ -288,49 +289,46 @@ async fn pgbackrest_backups_and_a_restore_to_a_moment_between_writes() {
         150,
         "the restore holds the rows of the moment, not later ones"
     );
-    let (st, drill) = post(&s, &format!("/api/v1/backup-targets/{id}/drill"), json!({})).await;
+    let (st, drill) = pg
+        .post(&format!("/api/v1/backup-targets/{id}/drill"), json!({}))
+        .await
+        .parts();
     assert_eq!(st, 201);
     assert_eq!(drill["ok"], true, "{drill}");
     assert_eq!(orders(&drill), 220);
     assert_eq!(drill["details"]["missing_tables"], json!([]));
     assert_eq!(drill["details"]["amcheck"], "ok");
-    let (st, run) = post(
-        &s,
-        &format!("/api/v1/backup-targets/{id}/backup"),
-        json!({"type": "diff"}),
-    )
-    .await;
+    let (st, run) = pg
+        .post(
+            &format!("/api/v1/backup-targets/{id}/backup"),
+            json!({"type": "diff"}),
+        )
+        .await
+        .parts();
     assert_eq!(st, 201);
     assert_eq!(run["ok"], true, "{run}");
     // The schedule takes a new target's first full backup too, at its next pass (it may race
     // the end of this test): pgBackRest's count settles at every successful backup Lookout
     // recorded.
-    let c = s.admin_client();
-    let (mut t, mut runs) = (Value::Null, Value::Null);
-    for _ in 0..100 {
-        t = json_of(c.get(s.at("/api/v1/backups")).send().await.unwrap())
-            .await
-            .1["targets"][0]
-            .clone();
-        runs = json_of(
-            c.get(s.at(&format!("/api/v1/backup-targets/{id}/runs")))
-                .send()
-                .await
-                .unwrap(),
+    let (c, runs_path) = (s.client(), format!("/api/v1/backup-targets/{id}/runs"));
+    let (t, runs) = eventually("pgBackRest's count to match the backups Lookout recorded")
+        .every(Duration::from_millis(200))
+        .until(
+            || async {
+                let t = c.get("/api/v1/backups").await.json["targets"][0].clone();
+                (t, c.get(&runs_path).await.json)
+            },
+            |(t, runs)| {
+                let taken = runs["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|r| r["ok"] == true && r["kind"] != "drill")
+                    .count();
+                t["backups"] == taken
+            },
         )
-        .await
-        .1;
-        let taken = runs["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["ok"] == true && r["kind"] != "drill")
-            .count();
-        if t["backups"] == taken {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        .await;
     let kinds: Vec<&str> = runs["items"]
         .as_array()
         .unwrap()

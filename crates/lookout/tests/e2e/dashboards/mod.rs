@@ -7,10 +7,9 @@
 use lookout_testkit::{Backend, TestServer};
 use serde_json::Value;
 
-use crate::alerting::get;
-use crate::{bin, both};
+use crate::bin;
 
-both!(dashboards_apply_export_import_and_the_pack);
+lookout_testkit::both!(dashboards_apply_export_import_and_the_pack);
 
 const ONE: &str = "name: Checkout\ndescription: Checkout service\nfilters:\n  - attribute: appName\npages:\n  - name: Overview\n    widgets:\n      - {title: Requests, type: line, query: \"SELECT count(*) FROM Transaction FACET appName TIMESERIES\"}\n      - {title: Errors, type: billboard, query: \"SELECT count(*) FROM ErrorEvent\", thresholds: {warning: 1, critical: 10}}\n      - {title: Notes, type: markdown, text: \"**Owner:** payments team\", width: 12}\n";
 
@@ -35,7 +34,7 @@ async fn dashboards_apply_export_import_and_the_pack(backend: Backend) {
     .unwrap();
     let s =
         TestServer::start_with(bin(), backend, &[], &["--config", config.to_str().unwrap()]).await;
-    let list = get(&s, "/api/v1/dashboards").await;
+    let list = s.client().get("/api/v1/dashboards").await.expect(200);
     assert_eq!(list["items"][0]["slug"], "from-config");
     assert_eq!(list["items"][0]["managed_by"], "config");
 
@@ -73,7 +72,7 @@ async fn dashboards_apply_export_import_and_the_pack(backend: Backend) {
         err.contains("pages[0].widgets[1].query: line 1, column"),
         "{err}"
     );
-    let list = get(&s, "/api/v1/dashboards").await;
+    let list = s.client().get("/api/v1/dashboards").await.expect(200);
     let items = list["items"].as_array().unwrap();
     assert_eq!(items.len(), 2, "{list}");
     let checkout = items.iter().find(|d| d["slug"] == "checkout").unwrap();
@@ -138,7 +137,7 @@ async fn dashboards_apply_export_import_and_the_pack(backend: Backend) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let policies = get(&s, "/api/v1/policies").await;
+    let policies = s.client().get("/api/v1/policies").await.expect(200);
     let names: Vec<&str> = policies["items"]
         .as_array()
         .unwrap()
@@ -166,7 +165,7 @@ async fn dashboards_apply_export_import_and_the_pack(backend: Backend) {
             .all(|p| p["runbook_id"].is_i64()),
         "each has its runbook"
     );
-    let list = get(&s, "/api/v1/dashboards").await;
+    let list = s.client().get("/api/v1/dashboards").await.expect(200);
     let slugs: Vec<&str> = list["items"]
         .as_array()
         .unwrap()

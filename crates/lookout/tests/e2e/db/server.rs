@@ -2,13 +2,11 @@
 //! and on demand with their reports and statement trends, `db.finding` only for new problems,
 //! and an alert policy paging on an invalid index and a failed verification.
 
-use std::time::{Duration, Instant};
-
-use lookout_testkit::{PgCluster, TestServer};
+use lookout_testkit::{eventually, PgCluster, TestServer};
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor};
 
-use crate::alerting::{get, post, wait_any_incident};
+use crate::alerting::wait_any_incident;
 use crate::json_of;
 
 const RULES: &str = "verify:\n  - name: open orders use the status index\n    query: \"SELECT * FROM orders WHERE status = 'open'\"\n    uses_index: orders_status_idx\n";
@@ -36,15 +34,11 @@ fn load_statement(slow: &Value) -> &Value {
 }
 
 async fn wait_checks(s: &TestServer, id: i64, n: usize) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let checks = get(s, &format!("/api/v1/db-targets/{id}/checks")).await;
-        if checks["items"].as_array().unwrap().len() >= n {
-            return get(s, &format!("/api/v1/db-targets/{id}/report")).await;
-        }
-        assert!(Instant::now() < deadline, "no check {n}: {checks}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    crate::outbound::db_checks(s, id, n, 30).await;
+    s.client()
+        .get(&format!("/api/v1/db-targets/{id}/report"))
+        .await
+        .expect(200)
 }
 
 fn kinds(events: &Value) -> Vec<String> {
@@ -87,24 +81,25 @@ async fn targets_are_checked_trended_and_page_on_new_problems() {
 
     load(&mut c).await;
     let s = TestServer::start(crate::bin(), lookout_testkit::Backend::Sqlite).await;
-    post(
-        &s,
-        "/api/v1/policies",
-        json!({"name": "DB", "severity": "critical", "conditions": [
+    s.client()
+        .post(
+            "/api/v1/policies",
+            json!({"name": "DB", "severity": "critical", "conditions": [
             {"source": "database", "kinds": ["invalid_index", "verification_failed"]}]}),
-        201,
-    )
-    .await;
+        )
+        .await
+        .expect(201);
     let url = pg
         .url("postgres")
         .replacen("postgres@", "postgres:hunter2@", 1);
-    let t = post(
-        &s,
-        "/api/v1/db-targets",
-        json!({"name": "shop", "url": url, "verify": RULES}),
-        201,
-    )
-    .await;
+    let t = s
+        .client()
+        .post(
+            "/api/v1/db-targets",
+            json!({"name": "shop", "url": url, "verify": RULES}),
+        )
+        .await
+        .expect(201);
     assert!(
         !t.to_string().contains("hunter2") && t.get("url").is_none(),
         "{t}"
@@ -126,7 +121,7 @@ async fn targets_are_checked_trended_and_page_on_new_problems() {
         .collect();
     assert!(found.contains(&"invalid_index"), "{found:?}");
     assert_eq!(report["verifications"][0]["passed"], false);
-    let events = get(&s, "/api/v1/events?limit=500").await;
+    let events = s.client().get("/api/v1/events?limit=500").await.expect(200);
     let k = kinds(&events);
     assert!(
         k.contains(&"invalid_index:public.dupes_v_key".to_string()),
@@ -164,13 +159,17 @@ async fn targets_are_checked_trended_and_page_on_new_problems() {
         .await
         .unwrap();
     wait_checks(&s, id, 3).await;
-    let same = kinds(&get(&s, "/api/v1/events?limit=500").await);
+    let same = kinds(&s.client().get("/api/v1/events?limit=500").await.expect(200));
     assert_eq!(
         same.len(),
         k.len(),
         "no new db.finding for old problems: {same:?}"
     );
-    let slow = get(&s, &format!("/api/v1/db-targets/{id}/slow-queries")).await;
+    let slow = s
+        .client()
+        .get(&format!("/api/v1/db-targets/{id}/slow-queries"))
+        .await
+        .expect(200);
     let q = load_statement(&slow);
     let iv = q["intervals"].as_array().unwrap();
     assert_eq!(iv.len(), 2, "{q}");
@@ -204,15 +203,14 @@ async fn targets_are_checked_trended_and_page_on_new_problems() {
         .unwrap();
     assert_eq!(r.status(), 200);
     // Callers are counted as spans are rolled up, within a second or two.
-    let mut q = Value::Null;
-    for _ in 0..100 {
-        let slow = get(&s, &format!("/api/v1/db-targets/{id}/slow-queries")).await;
-        q = load_statement(&slow).clone();
-        if q["callers"] != json!([]) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let slow_path = format!("/api/v1/db-targets/{id}/slow-queries");
+    let q = eventually("the statement's callers")
+        .secs(10)
+        .until(
+            || async { load_statement(&s.client().get(&slow_path).await.expect(200)).clone() },
+            |q| q["callers"] != json!([]),
+        )
+        .await;
     assert_eq!(q["callers"][0]["service"], "crm", "{q}");
     assert_eq!(q["callers"][0]["transaction"], "GET /customers/:id", "{q}");
     assert_eq!(q["callers"][0]["calls"], 1, "{q}");
@@ -228,7 +226,7 @@ async fn targets_are_checked_trended_and_page_on_new_problems() {
         .unwrap();
     let r = wait_checks(&s, id, 4).await;
     assert_eq!(r["report"]["verifications"][0]["passed"], true, "{r}");
-    let list = get(&s, "/api/v1/db-targets").await;
+    let list = s.client().get("/api/v1/db-targets").await.expect(200);
     assert_eq!(
         list["items"][0]["last_check"]["verifications_failed"], 0,
         "{list}"
@@ -265,13 +263,14 @@ async fn targets_are_checked_trended_and_page_on_new_problems() {
             "{v}"
         );
     }
-    let dead = post(
-        &s,
-        "/api/v1/db-targets",
-        json!({"name": "gone", "url": "postgres://postgres:hunter2@127.0.0.1:1/none"}),
-        201,
-    )
-    .await;
+    let dead = s
+        .client()
+        .post(
+            "/api/v1/db-targets",
+            json!({"name": "gone", "url": "postgres://postgres:hunter2@127.0.0.1:1/none"}),
+        )
+        .await
+        .expect(201);
     let r = wait_checks(&s, dead["id"].as_i64().unwrap(), 1).await;
     assert_eq!(r["ok"], false);
     let err = r["error"].as_str().unwrap();

@@ -1,32 +1,16 @@
 //! Issues after ingest: lifecycle, merge and unmerge, release health.
 
-use std::time::Duration;
-
-use lookout_testkit::{Backend, TestServer};
+use lookout_testkit::{eventually, Backend, TestServer};
 use serde_json::{json, Value};
 
 use super::*;
 use crate::json_of;
 
-crate::both!(
+lookout_testkit::both!(
     resolve_regress_ignore_and_merge,
     release_health_counts_sessions_and_new_issues,
     unmerge_splits_an_issue_back_out,
 );
-
-async fn put_status(s: &TestServer, id: i64, body: Value) -> Value {
-    let (st, v) = json_of(
-        s.admin_client()
-            .put(s.at(&format!("/api/v1/issues/{id}")))
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(st, 200, "{v}");
-    v
-}
 
 async fn resolve_regress_ignore_and_merge(backend: Backend) {
     let s = TestServer::start(crate::bin(), backend).await;
@@ -55,7 +39,13 @@ async fn resolve_regress_ignore_and_merge(backend: Backend) {
     let id = issues[0]["id"].as_i64().unwrap();
     // Resolved, then a new event: regression.
     assert_eq!(
-        put_status(&s, id, json!({"status": "resolved"})).await["status"],
+        s.client()
+            .put(
+                &format!("/api/v1/issues/{id}"),
+                json!({"status": "resolved"})
+            )
+            .await
+            .expect(200)["status"],
         "resolved"
     );
     send("TimeoutError", "api@1.0").await;
@@ -68,7 +58,13 @@ async fn resolve_regress_ignore_and_merge(backend: Backend) {
         (Some("unresolved"), Some("regressed"))
     );
     // Resolved in the next release: the current release may still report; a new one regresses.
-    put_status(&s, id, json!({"status": "resolved_next_release"})).await;
+    s.client()
+        .put(
+            &format!("/api/v1/issues/{id}"),
+            json!({"status": "resolved_next_release"}),
+        )
+        .await
+        .expect(200);
     send("TimeoutError", "api@1.0").await;
     let issues = wait_issues(&s, count_of("TimeoutError", 3)).await;
     assert_eq!(issues[0]["status"], "resolved_next_release");
@@ -82,7 +78,13 @@ async fn resolve_regress_ignore_and_merge(backend: Backend) {
         (Some("unresolved"), Some("regressed"))
     );
     // Ignored until 2 more events: the third brings it back.
-    put_status(&s, id, json!({"status": "ignored", "ignore_count": 2})).await;
+    s.client()
+        .put(
+            &format!("/api/v1/issues/{id}"),
+            json!({"status": "ignored", "ignore_count": 2}),
+        )
+        .await
+        .expect(200);
     send("TimeoutError", "api@1.1").await;
     send("TimeoutError", "api@1.1").await;
     assert_eq!(
@@ -200,31 +202,24 @@ async fn release_health_counts_sessions_and_new_issues(backend: Backend) {
         .status(),
         200
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let releases = loop {
-        let (st, r) = json_of(
-            s.admin_client()
-                .get(s.at("/api/v1/projects/1/releases"))
-                .send()
-                .await
-                .unwrap(),
+    let releases = eventually("both releases to fill")
+        .until(
+            || async {
+                let r = s
+                    .client()
+                    .get("/api/v1/projects/1/releases")
+                    .await
+                    .expect(200);
+                r["items"].as_array().cloned().unwrap_or_default()
+            },
+            |items| {
+                items
+                    .iter()
+                    .any(|i| i["release"] == "app@2.1" && i["events"] == 1)
+                    && items.iter().any(|i| i["release"] == "app@2.0")
+            },
         )
         .await;
-        assert_eq!(st, 200, "{r}");
-        let items = r["items"].as_array().cloned().unwrap_or_default();
-        if items
-            .iter()
-            .any(|i| i["release"] == "app@2.1" && i["events"] == 1)
-            && items.iter().any(|i| i["release"] == "app@2.0")
-        {
-            break items;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "releases never filled: {items:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
     let r20 = releases.iter().find(|i| i["release"] == "app@2.0").unwrap();
     assert_eq!(
         (

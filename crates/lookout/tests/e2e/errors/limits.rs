@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
 
-crate::both!(
+lookout_testkit::both!(
     unauthenticated_bombs_stay_within_the_memory_budget,
     unknown_keys_and_oversized_bodies_are_refused_before_the_body_is_read,
     a_spent_inflight_budget_answers_503_with_retry_after,
@@ -242,24 +242,21 @@ async fn a_spent_inflight_budget_answers_503_with_retry_after(backend: Backend) 
     assert_eq!(res.headers()["retry-after"], "1");
     // Once the holder goes away the budget is back and the same event is accepted.
     drop(holder);
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let res = post_envelope(
-            &c,
-            &s,
-            envelope(&id, &exception_event(&id, "E", "v", "f", "r"), None),
+    lookout_testkit::eventually("the budget to come back")
+        .secs(15)
+        .until(
+            || async {
+                post_envelope(
+                    &c,
+                    &s,
+                    envelope(&id, &exception_event(&id, "E", "v", "f", "r"), None),
+                )
+                .send()
+                .await
+                .unwrap()
+                .status()
+            },
+            |st| *st == 200,
         )
-        .send()
-        .await
-        .unwrap();
-        if res.status() == 200 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the budget never came back: {}",
-            res.status()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        .await;
 }

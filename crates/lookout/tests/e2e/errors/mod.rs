@@ -5,14 +5,10 @@ mod ingest;
 mod issues;
 mod limits;
 
-use std::io::Write as _;
-use std::time::Duration;
-
-use lookout_testkit::TestServer;
+use lookout_testkit::{eventually, TestServer};
 use serde_json::{json, Value};
+use std::io::Write as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-use crate::json_of;
 
 pub(crate) fn key_of(s: &TestServer) -> String {
     s.dsn
@@ -93,26 +89,18 @@ fn envelope_url(s: &TestServer) -> String {
 
 /// Waits until the project's issue list (status=all) satisfies `done`.
 pub(crate) async fn wait_issues(s: &TestServer, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let c = s.admin_client();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, page) = json_of(
-            c.get(s.at("/api/v1/projects/1/issues?status=all&limit=1000"))
-                .send()
-                .await
-                .unwrap(),
+    let c = s.client();
+    eventually("the issue list to reach the expected state")
+        .until(
+            || async {
+                let page = c
+                    .get("/api/v1/projects/1/issues?status=all&limit=1000")
+                    .await;
+                page.json["items"].as_array().cloned().unwrap_or_default()
+            },
+            |items| done(items),
         )
-        .await;
-        let items = page["items"].as_array().cloned().unwrap_or_default();
-        if done(&items) {
-            return items;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "issues never reached the expected state: {items:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        .await
 }
 
 /// Sends a raw HTTP/1.1 request with a chunked body and no Content-Type, as @sentry/node does.

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::{bin, json_of};
 
-crate::both!(the_cli_creates_users_and_tokens_the_server_accepts,);
+lookout_testkit::both!(the_cli_creates_users_and_tokens_the_server_accepts,);
 
 async fn the_cli_creates_users_and_tokens_the_server_accepts(backend: Backend) {
     let s = TestServer::start(bin(), backend).await;

@@ -4,12 +4,12 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lookout_testkit::{Backend, TestServer};
+use lookout_testkit::{eventually, Backend, TestServer};
 use serde_json::{json, Value};
 
 use crate::{bin, json_of};
 
-crate::both!(
+lookout_testkit::both!(
     acknowledged_writes_survive_kill_9,
     sigterm_drains_and_exits_cleanly,
 );
@@ -48,6 +48,14 @@ fn spawn_writers(
     (acked, tasks)
 }
 
+/// Waits until the writers have `n` acknowledged writes.
+async fn acknowledged(acked: &Mutex<Vec<String>>, n: usize) {
+    eventually(format!("{n} acknowledged writes"))
+        .every(Duration::from_millis(5))
+        .until(|| async { acked.lock().unwrap().len() }, |got| *got >= n)
+        .await;
+}
+
 async fn all_marker_ids(s: &TestServer) -> HashSet<String> {
     let c = s.admin_client();
     let mut ids = HashSet::new();
@@ -74,9 +82,7 @@ async fn acknowledged_writes_survive_kill_9(backend: Backend) {
     let key_of = |dsn: &str| dsn.split('@').next().unwrap_or_default().to_string();
     let key_before = key_of(&s.dsn);
     let (acked, tasks) = spawn_writers(&s, 16);
-    while acked.lock().unwrap().len() < 1500 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    acknowledged(&acked, 1500).await;
     s.kill9(); // mid-stream: some requests are in flight, uncommitted, unacknowledged
     for t in tasks {
         t.await.unwrap();
@@ -101,9 +107,7 @@ async fn acknowledged_writes_survive_kill_9(backend: Backend) {
 async fn sigterm_drains_and_exits_cleanly(backend: Backend) {
     let mut s = TestServer::start(bin(), backend).await;
     let (acked, tasks) = spawn_writers(&s, 8);
-    while acked.lock().unwrap().len() < 300 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    acknowledged(&acked, 300).await;
     let status = s.terminate().expect("server was running");
     assert!(status.success(), "SIGTERM exit: {status:?}");
     for t in tasks {

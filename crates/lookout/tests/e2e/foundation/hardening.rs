@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use lookout_testkit::{Backend, TestServer};
+use lookout_testkit::{Backend, Client, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -13,7 +13,7 @@ use super::sessions::{login_form, session_csrf};
 use crate::errors::{envelope, exception_event, new_id, post_envelope, wait_issues};
 use crate::{bin, json_of};
 
-crate::both!(
+lookout_testkit::both!(
     a_viewer_cannot_move_contact_methods_onto_others,
     the_last_admin_stays_and_setup_never_reopens,
     integration_keys_are_for_members_only,
@@ -21,11 +21,12 @@ crate::both!(
     issue_search_takes_wildcards_literally_and_bad_cursors_get_400,
 );
 
-/// A logged-in UI session: its cookie and CSRF token, for API calls the way the UI makes them.
+/// A logged-in UI session: the typed client sending its cookie and CSRF token (API calls the
+/// way the UI makes them), and the raw client and cookie for its pages.
 struct Session {
+    api: Client,
     c: reqwest::Client,
     cookie: String,
-    csrf: String,
 }
 
 impl Session {
@@ -59,55 +60,13 @@ impl Session {
             .next()
             .unwrap()
             .to_string();
+        let csrf = session_csrf(&c, s, &cookie).await;
         Session {
-            csrf: session_csrf(&c, s, &cookie).await,
+            api: Client::http_with(c.clone(), &s.url).session(&cookie, &csrf),
             c,
             cookie,
         }
     }
-
-    async fn call(
-        &self,
-        s: &TestServer,
-        m: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut r = self
-            .c
-            .request(m, s.at(path))
-            .header("cookie", &self.cookie)
-            .header("x-csrf-token", &self.csrf);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        json_of(r.send().await.unwrap()).await
-    }
-}
-
-async fn admin_call(
-    s: &TestServer,
-    m: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut r = s.admin_client().request(m, s.at(path));
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    json_of(r.send().await.unwrap()).await
-}
-
-async fn new_user(s: &TestServer, email: &str, role: &str) -> i64 {
-    let (st, u) = admin_call(
-        s,
-        Method::POST,
-        "/api/v1/users",
-        Some(json!({"email": email, "password": "correct horse battery", "role": role})),
-    )
-    .await;
-    assert_eq!(st, 201, "{u}");
-    u["id"].as_i64().unwrap()
 }
 
 /// Issue #23, high 1: a viewer's own webhook contact method could be moved onto the admin (or
@@ -116,44 +75,47 @@ async fn new_user(s: &TestServer, email: &str, role: &str) -> i64 {
 async fn a_viewer_cannot_move_contact_methods_onto_others(backend: Backend) {
     let s = TestServer::start(bin(), backend).await;
     let admin_id = {
-        let (_, me) = admin_call(&s, Method::GET, "/api/v1/me", None).await;
+        let (_, me) = s
+            .client()
+            .send(Method::GET, "/api/v1/me", None)
+            .await
+            .parts();
         me["user"]["id"].as_i64()
     };
-    let member_id = new_user(&s, "member@example.com", "member").await;
+    let member_id = s.client().user("member@example.com", "member").await;
     let target = admin_id.unwrap_or(member_id);
-    let viewer_id = new_user(&s, "viewer@example.com", "viewer").await;
+    let viewer_id = s.client().user("viewer@example.com", "viewer").await;
     let viewer = Session::login(&s, "viewer@example.com", "correct horse battery").await;
     // A viewer's own token, made through the session.
     let (st, tok) = viewer
-        .call(
-            &s,
+        .api
+        .send(
             Method::POST,
             "/api/v1/tokens",
             Some(json!({"name": "mine"})),
         )
-        .await;
+        .await
+        .parts();
     assert_eq!(st, 201, "{tok}");
     let token = tok["token"].as_str().unwrap().to_string();
-    let by_token = |m: Method, path: &str, body: Option<Value>| {
-        let mut r = reqwest::Client::new()
-            .request(m, s.at(path))
-            .bearer_auth(&token);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        async move { json_of(r.send().await.unwrap()).await }
-    };
+    let by_token = s.anon().bearer(&token);
     // Their own contact method: allowed, and theirs to change.
     let hook = json!({"name": "my hook", "type": "webhook", "url": "http://127.0.0.1:9/hook",
                       "user_id": viewer_id});
     let (st, ch) = viewer
-        .call(&s, Method::POST, "/api/v1/channels", Some(hook.clone()))
-        .await;
+        .api
+        .send(Method::POST, "/api/v1/channels", Some(hook.clone()))
+        .await
+        .parts();
     assert_eq!(st, 201, "{ch}");
     let path = format!("/api/v1/channels/{}", ch["id"]);
     let mut renamed = hook.clone();
     renamed["name"] = json!("my pager hook");
-    let (st, v) = viewer.call(&s, Method::PUT, &path, Some(renamed)).await;
+    let (st, v) = viewer
+        .api
+        .send(Method::PUT, &path, Some(renamed))
+        .await
+        .parts();
     assert_eq!(
         (st, v["name"].as_str()),
         (StatusCode::OK, Some("my pager hook"))
@@ -165,60 +127,67 @@ async fn a_viewer_cannot_move_contact_methods_onto_others(backend: Backend) {
     team.as_object_mut().unwrap().remove("user_id");
     for body in [onto_admin.clone(), team.clone()] {
         let (st, v) = viewer
-            .call(&s, Method::PUT, &path, Some(body.clone()))
-            .await;
+            .api
+            .send(Method::PUT, &path, Some(body.clone()))
+            .await
+            .parts();
         assert_eq!(st, 403, "session: {v}");
-        let (st, v) = by_token(Method::PUT, &path, Some(body)).await;
+        let (st, v) = by_token.send(Method::PUT, &path, Some(body)).await.parts();
         assert_eq!(st, 403, "token: {v}");
     }
     let (st, v) = viewer
-        .call(
-            &s,
-            Method::POST,
-            "/api/v1/channels",
-            Some(onto_admin.clone()),
-        )
-        .await;
+        .api
+        .send(Method::POST, "/api/v1/channels", Some(onto_admin.clone()))
+        .await
+        .parts();
     assert_eq!(st, 403, "create for another user: {v}");
     // A broken body for someone else's contact method is still a 403, not a 422 that
     // tells the viewer what to fix.
     let mut broken = onto_admin.clone();
     broken["type"] = json!("carrier-pigeon");
     let (st, _) = viewer
-        .call(&s, Method::POST, "/api/v1/channels", Some(broken))
-        .await;
+        .api
+        .send(Method::POST, "/api/v1/channels", Some(broken))
+        .await
+        .parts();
     assert_eq!(st, 403);
-    let (_, now) = admin_call(&s, Method::GET, &path, None).await;
+    let (_, now) = s.client().send(Method::GET, &path, None).await.parts();
     assert_eq!(now["user_id"], viewer_id, "{now}");
     // Others' contact methods and team channels: the viewer can neither change nor delete.
-    let (st, theirs) = admin_call(
-        &s,
-        Method::POST,
-        "/api/v1/channels",
-        Some(
-            json!({"name": "admin hook", "type": "webhook", "url": "http://127.0.0.1:9/a",
+    let (st, theirs) = s
+        .client()
+        .send(
+            Method::POST,
+            "/api/v1/channels",
+            Some(
+                json!({"name": "admin hook", "type": "webhook", "url": "http://127.0.0.1:9/a",
                     "user_id": target}),
-        ),
-    )
-    .await;
+            ),
+        )
+        .await
+        .parts();
     assert_eq!(st, 201, "{theirs}");
     let theirs = format!("/api/v1/channels/{}", theirs["id"]);
     let (st, _) = viewer
-        .call(&s, Method::PUT, &theirs, Some(hook.clone()))
-        .await;
+        .api
+        .send(Method::PUT, &theirs, Some(hook.clone()))
+        .await
+        .parts();
     assert_eq!(st, 403);
-    let (st, _) = viewer.call(&s, Method::DELETE, &theirs, None).await;
+    let (st, _) = viewer.api.send(Method::DELETE, &theirs, None).await.parts();
     assert_eq!(st, 403);
-    let (st, _) = by_token(Method::DELETE, &theirs, None).await;
+    let (st, _) = by_token.send(Method::DELETE, &theirs, None).await.parts();
     assert_eq!(st, 403);
     // A member manages any contact method.
     let member = Session::login(&s, "member@example.com", "correct horse battery").await;
     let (st, _) = member
-        .call(&s, Method::PUT, &theirs, Some(onto_admin))
-        .await;
+        .api
+        .send(Method::PUT, &theirs, Some(onto_admin))
+        .await
+        .parts();
     assert_eq!(st, 200);
     // The viewer deletes their own.
-    let (st, _) = viewer.call(&s, Method::DELETE, &path, None).await;
+    let (st, _) = viewer.api.send(Method::DELETE, &path, None).await.parts();
     assert_eq!(st, 204);
 }
 
@@ -226,7 +195,11 @@ async fn a_viewer_cannot_move_contact_methods_onto_others(backend: Backend) {
 /// offered anyone the first-admin form.
 async fn the_last_admin_stays_and_setup_never_reopens(backend: Backend) {
     let s = TestServer::start(bin(), backend).await;
-    let (_, users) = admin_call(&s, Method::GET, "/api/v1/users", None).await;
+    let (_, users) = s
+        .client()
+        .send(Method::GET, "/api/v1/users", None)
+        .await
+        .parts();
     let admins: Vec<i64> = users["items"]
         .as_array()
         .unwrap()
@@ -235,12 +208,17 @@ async fn the_last_admin_stays_and_setup_never_reopens(backend: Backend) {
         .map(|u| u["id"].as_i64().unwrap())
         .collect();
     assert_eq!(admins.len(), 1, "{users}");
-    let second = new_user(&s, "second@example.com", "admin").await;
-    let viewer = new_user(&s, "v@example.com", "viewer").await;
+    let second = s.client().user("second@example.com", "admin").await;
+    let viewer = s.client().user("v@example.com", "viewer").await;
     // One of two admins may go; the last one may not.
     let del = |id: i64| {
         let s = &s;
-        async move { admin_call(s, Method::DELETE, &format!("/api/v1/users/{id}"), None).await }
+        async move {
+            s.client()
+                .send(Method::DELETE, &format!("/api/v1/users/{id}"), None)
+                .await
+                .parts()
+        }
     };
     assert_eq!(del(second).await.0, 204);
     let (st, body) = del(admins[0]).await;
@@ -273,7 +251,11 @@ async fn the_last_admin_stays_and_setup_never_reopens(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    let (_, users) = admin_call(&s, Method::GET, "/api/v1/users", None).await;
+    let (_, users) = s
+        .client()
+        .send(Method::GET, "/api/v1/users", None)
+        .await
+        .parts();
     assert!(!users.to_string().contains("mallory"), "{users}");
 }
 
@@ -281,16 +263,22 @@ async fn the_last_admin_stays_and_setup_never_reopens(backend: Backend) {
 async fn integration_keys_are_for_members_only(backend: Backend) {
     let s = TestServer::start(bin(), backend).await;
     for kind in ["alertmanager", "pagerduty"] {
-        let (st, _) = admin_call(
-            &s,
-            Method::POST,
-            "/api/v1/integrations",
-            Some(json!({"name": kind, "type": kind})),
-        )
-        .await;
+        let (st, _) = s
+            .client()
+            .send(
+                Method::POST,
+                "/api/v1/integrations",
+                Some(json!({"name": kind, "type": kind})),
+            )
+            .await
+            .parts();
         assert_eq!(st, 201);
     }
-    let (_, as_admin) = admin_call(&s, Method::GET, "/api/v1/integrations", None).await;
+    let (_, as_admin) = s
+        .client()
+        .send(Method::GET, "/api/v1/integrations", None)
+        .await
+        .parts();
     let keys: Vec<String> = as_admin["items"]
         .as_array()
         .unwrap()
@@ -298,22 +286,25 @@ async fn integration_keys_are_for_members_only(backend: Backend) {
         .map(|i| i["key"].as_str().unwrap().to_string())
         .collect();
     assert!(keys.iter().all(|k| k.len() == 32), "{as_admin}");
-    new_user(&s, "viewer@example.com", "viewer").await;
+    s.client().user("viewer@example.com", "viewer").await;
     let viewer = Session::login(&s, "viewer@example.com", "correct horse battery").await;
     let (st, as_viewer) = viewer
-        .call(&s, Method::GET, "/api/v1/integrations?limit=1", None)
-        .await;
+        .api
+        .send(Method::GET, "/api/v1/integrations?limit=1", None)
+        .await
+        .parts();
     assert_eq!(st, 200);
     let first = &as_viewer["items"][0];
     assert_eq!(first["key"], "********", "{as_viewer}");
     let (_, one) = viewer
-        .call(
-            &s,
+        .api
+        .send(
             Method::GET,
             &format!("/api/v1/integrations/{}", first["id"]),
             None,
         )
-        .await;
+        .await
+        .parts();
     assert_eq!(one["key"], "********");
     // Neither the API nor the Alerts page shows any key to the viewer.
     let page = viewer
@@ -354,22 +345,22 @@ async fn monitor_url_passwords_are_sealed_and_masked(backend: Backend) {
     let masked = format!("http://ops:********@{}/health", t.addr);
     assert_eq!(m["url"], masked.as_str(), "{m}");
     crate::uptime::wait_status(&s, id, "up", 20).await;
-    new_user(&s, "viewer@example.com", "viewer").await;
+    s.client().user("viewer@example.com", "viewer").await;
     let viewer = Session::login(&s, "viewer@example.com", "correct horse battery").await;
     let (_, seen) = viewer
-        .call(&s, Method::GET, &format!("/api/v1/monitors/{id}"), None)
-        .await;
+        .api
+        .send(Method::GET, &format!("/api/v1/monitors/{id}"), None)
+        .await
+        .parts();
     assert_eq!(seen["url"], masked.as_str(), "{seen}");
     assert!(!seen.to_string().contains("s3cret"));
     // An edit that sends the masked URL back keeps the password (still up after the edit).
     let spec = json!({"name": "private api", "type": "http", "url": masked, "interval_seconds": 1});
-    let (st, v) = admin_call(
-        &s,
-        Method::PUT,
-        &format!("/api/v1/monitors/{id}"),
-        Some(spec),
-    )
-    .await;
+    let (st, v) = s
+        .client()
+        .send(Method::PUT, &format!("/api/v1/monitors/{id}"), Some(spec))
+        .await
+        .parts();
     assert_eq!(st, 200, "{v}");
     tokio::time::sleep(Duration::from_secs(3)).await;
     crate::uptime::wait_status(&s, id, "up", 20).await;
@@ -472,7 +463,7 @@ async fn issue_search_takes_wildcards_literally_and_bad_cursors_get_400(backend:
         "/api/v1/events?cursor=-x",
         "/api/v1/users?cursor=1e9",
     ] {
-        let (st, v) = admin_call(&s, Method::GET, path, None).await;
+        let (st, v) = s.client().send(Method::GET, path, None).await.parts();
         assert_eq!(st, 400, "{path}: {v}");
         assert!(
             v["error"]["message"].as_str().unwrap().contains("cursor"),
@@ -507,23 +498,27 @@ async fn redirects_links_headers_and_file_modes() {
         "javascript:alert(document.cookie)",
         "data:text/html,<b>x</b>",
     ] {
-        let (st, v) = admin_call(
-            &s,
-            Method::POST,
-            "/api/v1/runbooks",
-            Some(json!({"name": "rb", "url": url})),
-        )
-        .await;
+        let (st, v) = s
+            .client()
+            .send(
+                Method::POST,
+                "/api/v1/runbooks",
+                Some(json!({"name": "rb", "url": url})),
+            )
+            .await
+            .parts();
         assert_eq!(st, 422, "{url}: {v}");
     }
     // 13: public status pages carry the UI's CSP and framing rules.
-    let (st, _) = admin_call(
-        &s,
-        Method::POST,
-        "/api/v1/status-pages",
-        Some(json!({"slug": "pub", "title": "Public"})),
-    )
-    .await;
+    let (st, _) = s
+        .client()
+        .send(
+            Method::POST,
+            "/api/v1/status-pages",
+            Some(json!({"slug": "pub", "title": "Public"})),
+        )
+        .await
+        .parts();
     assert_eq!(st, 201);
     for path in ["/status/pub", "/status/pub/feed.atom"] {
         let r = reqwest::get(s.at(path)).await.unwrap();
@@ -569,41 +564,5 @@ async fn redirects_links_headers_and_file_modes() {
     assert_eq!(mode(s.data_dir().to_path_buf()), 0o700);
     for f in ["lookout.db", "lookout.db-wal"] {
         assert_eq!(mode(s.data_dir().join(f)), 0o600, "{f} after restart");
-    }
-}
-
-/// Issue #23, low 15: a viewer's write with a broken body answered 400 or 422 (describing the
-/// body) instead of 403; roles are now checked before the body is read.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_by_viewers_are_refused_before_their_body_is_read() {
-    let s = TestServer::start(bin(), Backend::Sqlite).await;
-    let (_, t) = admin_call(
-        &s,
-        Method::POST,
-        "/api/v1/tokens",
-        Some(json!({"name": "v", "role": "viewer"})),
-    )
-    .await;
-    let viewer = t["token"].as_str().unwrap().to_string();
-    let c = reqwest::Client::new();
-    for (path, body) in [
-        ("/api/v1/monitors", "{\"type\": \"bogus\"}"),
-        ("/api/v1/monitors", "{not json"),
-        ("/api/v1/projects", "[]"),
-        ("/api/v1/escalation-policies", "{\"escalation_rules\": 7}"),
-        ("/api/v1/users", "{\"email\": 1}"),
-        ("/api/v1/integrations", "{}"),
-    ] {
-        let r = c
-            .post(s.at(path))
-            .bearer_auth(&viewer)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let (st, v) = json_of(r).await;
-        assert_eq!(st, 403, "{path} {body}: {v}");
-        assert_eq!(v["error"]["code"], "forbidden", "{path}");
     }
 }

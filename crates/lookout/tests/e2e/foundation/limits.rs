@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use lookout_testkit::{Backend, TestServer};
+use lookout_testkit::{eventually, Backend, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-crate::both!(
+lookout_testkit::both!(
     made_up_methods_do_not_grow_metrics,
     a_slow_header_connection_is_closed_after_the_header_read_timeout,
     a_stalled_upload_is_closed_after_the_idle_timeout,
@@ -180,35 +180,34 @@ async fn past_the_connection_cap_a_new_connection_gets_503(backend: Backend) {
         idle.push(TcpStream::connect(addr(&s)).await.unwrap());
     }
     // The server accepts in order; ask until all 20 idle ones are counted.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let answer = loop {
-        let mut sock = TcpStream::connect(addr(&s)).await.unwrap();
-        let _ = sock
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await;
-        let mut out = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(10), sock.read_to_end(&mut out)).await;
-        let text = String::from_utf8_lossy(&out).to_string();
-        if text.starts_with("HTTP/1.1 503") || Instant::now() > deadline {
-            break text;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    let answer = eventually("a new connection to get 503")
+        .secs(15)
+        .until(
+            || async {
+                let mut sock = TcpStream::connect(addr(&s)).await.unwrap();
+                let _ = sock
+                    .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .await;
+                let mut out = Vec::new();
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(10), sock.read_to_end(&mut out)).await;
+                String::from_utf8_lossy(&out).to_string()
+            },
+            |text| text.starts_with("HTTP/1.1 503"),
+        )
+        .await;
     assert!(
         answer.to_ascii_lowercase().contains("retry-after: 1"),
         "{answer}"
     );
     // Closing the idle connections frees their places.
     drop(idle);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Ok(r) = reqwest::get(s.at("/healthz")).await {
-            if r.status() == 200 {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "places never came back");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("the places to come back")
+        .secs(15)
+        .until(
+            || async { reqwest::get(s.at("/healthz")).await.map(|r| r.status()) },
+            |r| r.as_ref().is_ok_and(|st| *st == 200),
+        )
+        .await
+        .unwrap();
 }

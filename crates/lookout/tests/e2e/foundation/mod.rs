@@ -1,9 +1,9 @@
-//! End-to-end tests of the foundation: start-up, API, roles, durability, CLI, configuration.
+//! End-to-end tests of the foundation: start-up, API, durability, CLI, configuration. (The
+//! role and validation answers are tested in process: crates/lookout-server/tests/handlers.)
 
 mod api;
 mod cli;
 mod durability;
 mod hardening;
 mod limits;
-mod roles;
 mod sessions;

@@ -202,7 +202,7 @@ async fn quick_loads_one_url() {
     assert_eq!(o.status.code(), Some(104));
 }
 
-crate::both!(reported_runs_are_kept_compared_and_become_baseline_points);
+lookout_testkit::both!(reported_runs_are_kept_compared_and_become_baseline_points);
 
 async fn reported_runs_are_kept_compared_and_become_baseline_points(backend: Backend) {
     let s = TestServer::start(crate::bin(), backend).await;

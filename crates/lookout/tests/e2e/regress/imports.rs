@@ -5,7 +5,6 @@ use lookout_testkit::{Backend, TestServer};
 use serde_json::{json, Value};
 
 use super::{lookout, text};
-use crate::alerting::get;
 
 fn write(path: &std::path::Path, v: &Value) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -112,7 +111,7 @@ async fn benchmark_outputs_become_series() {
     );
     assert_eq!(text(&o.stdout).lines().count(), 6, "{}", text(&o.stdout));
 
-    let all = get(&s, "/api/v1/series").await;
+    let all = s.client().get("/api/v1/series").await.expect(200);
     let by_name = |name: &str| -> Vec<Value> {
         all["items"]
             .as_array()
@@ -141,7 +140,11 @@ async fn benchmark_outputs_become_series() {
     );
     let p = one("tests/test_bench.py::test_parse");
     assert_eq!(p["tags"]["machine"], "ci-2");
-    let pts = get(&s, &format!("/api/v1/series/{}/points", p["id"])).await;
+    let pts = s
+        .client()
+        .get(&format!("/api/v1/series/{}/points", p["id"]))
+        .await
+        .expect(200);
     assert_eq!(
         pts["items"][0]["commit"], "f00dfeed",
         "pytest-benchmark names its commit"

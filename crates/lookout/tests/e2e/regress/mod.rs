@@ -9,8 +9,8 @@ use std::process::Output;
 use lookout_testkit::{Backend, TestServer};
 use serde_json::{json, Value};
 
-use crate::alerting::{get, post, wait_any_incident};
-use crate::{both, json_of};
+use crate::alerting::wait_any_incident;
+use crate::json_of;
 
 pub(crate) fn lookout(args: &[&str]) -> Output {
     std::process::Command::new(crate::bin())
@@ -83,25 +83,26 @@ fn analyze_finds_change_points_in_a_file_without_a_server() {
 
 async fn pushes_find_a_regression_that_fails_the_check_and_pages(backend: Backend) {
     let s = TestServer::start(crate::bin(), backend).await;
-    post(
-        &s,
-        "/api/v1/policies",
-        json!({"name": "Perf", "severity": "warning", "service": "api",
+    s.client()
+        .post(
+            "/api/v1/policies",
+            json!({"name": "Perf", "severity": "warning", "service": "api",
                "conditions": [{"source": "regressions", "series": ["api.p95_ms"]}]}),
-        201,
-    )
-    .await;
+        )
+        .await
+        .expect(201);
     // A baseline of 40 points in one request.
     let points: Vec<Value> = (0..40)
         .map(|i| json!({"value": 100.0 + noise(i), "commit": format!("good{i}"), "at": 1_700_000_000_000_i64 + i as i64 * 60_000}))
         .collect();
-    let state = post(
-        &s,
-        "/api/v1/series/api.p95_ms/points",
-        json!({"tags": {"branch": "main"}, "unit": "ms", "points": points}),
-        201,
-    )
-    .await;
+    let state = s
+        .client()
+        .post(
+            "/api/v1/series/api.p95_ms/points",
+            json!({"tags": {"branch": "main"}, "unit": "ms", "points": points}),
+        )
+        .await
+        .expect(201);
     assert_eq!(state["series"]["points"], 40);
     assert_eq!(state["change_points"], json!([]));
     assert_eq!(state["regression"], Value::Null);
@@ -175,13 +176,17 @@ async fn pushes_find_a_regression_that_fails_the_check_and_pages(backend: Backen
     assert_eq!(j["series"][0]["regression"]["direction"], "regression");
 
     // Listed across series, announced once, and paged through the policy.
-    let recent = get(&s, "/api/v1/regressions?direction=regression").await;
+    let recent = s
+        .client()
+        .get("/api/v1/regressions?direction=regression")
+        .await
+        .expect(200);
     let items = recent["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{recent}");
     assert_eq!(items[0]["series"], "api.p95_ms");
     assert_eq!(items[0]["tags"]["branch"], "main");
     assert_eq!(items[0]["index"], 40);
-    let events = get(&s, "/api/v1/events?limit=200").await;
+    let events = s.client().get("/api/v1/events?limit=200").await.expect(200);
     let detected: Vec<&Value> = events["items"]
         .as_array()
         .unwrap()
@@ -261,4 +266,4 @@ async fn pushes_find_a_regression_that_fails_the_check_and_pages(backend: Backen
     assert_eq!(st, 404);
 }
 
-both!(pushes_find_a_regression_that_fails_the_check_and_pages);
+lookout_testkit::both!(pushes_find_a_regression_that_fails_the_check_and_pages);

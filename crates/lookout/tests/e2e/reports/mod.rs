@@ -4,30 +4,14 @@
 //! server (HTML with a plain-text part); `lookout report` prints the same figures; SLOs and
 //! report settings are validated.
 
-use std::time::{Duration, Instant};
-
-use lookout_testkit::{Backend, TestServer};
+use lookout_testkit::{eventually, Backend, TestServer};
 use serde_json::{json, Value};
 
-use crate::alerting::{get, post, Receiver, Smtp};
+use crate::alerting::{Receiver, Smtp};
+use crate::bin;
 use crate::errors::{envelope, exception_event, new_id, post_envelope};
-use crate::{bin, both, json_of};
 
-both!(a_report_is_made_delivered_and_printed);
-
-async fn status_of(
-    s: &TestServer,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = s.admin_client().request(method, s.at(path));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let (st, v) = json_of(req.send().await.unwrap()).await;
-    (st.as_u16(), v)
-}
+lookout_testkit::both!(a_report_is_made_delivered_and_printed);
 
 async fn a_report_is_made_delivered_and_printed(backend: Backend) {
     let s = TestServer::start(bin(), backend).await;
@@ -44,13 +28,14 @@ async fn a_report_is_made_delivered_and_printed(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), 200);
     // An incident through a PagerDuty-style integration, acknowledged.
-    let integ = post(
-        &s,
-        "/api/v1/integrations",
-        json!({"name": "ops", "type": "webhook", "service": "shop"}),
-        201,
-    )
-    .await;
+    let integ = s
+        .client()
+        .post(
+            "/api/v1/integrations",
+            json!({"name": "ops", "type": "webhook", "service": "shop"}),
+        )
+        .await
+        .expect(201);
     let sent = c
         .post(integ["url"].as_str().unwrap())
         .json(&json!({"title": "Queue backed up", "severity": "critical", "id": "q-1"}))
@@ -58,32 +43,34 @@ async fn a_report_is_made_delivered_and_printed(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(sent.status(), 200);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let (issue_id, incident_id) = loop {
-        let issues = get(&s, "/api/v1/projects/1/issues").await;
-        let incidents = get(&s, "/api/v1/incidents").await;
-        let first = |v: &Value| {
-            v["items"]
-                .as_array()
-                .and_then(|a| a.first())
-                .and_then(|i| i["id"].as_i64())
-        };
-        if let (Some(i), Some(n)) = (first(&issues), first(&incidents)) {
-            break (i, n);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no issue or incident: {issues} {incidents}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let first = |v: &Value| {
+        v["items"]
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(|i| i["id"].as_i64())
     };
-    post(
-        &s,
-        &format!("/api/v1/incidents/{incident_id}/acknowledge"),
-        json!({}),
-        200,
-    )
-    .await;
+    let (issue_id, incident_id) = eventually("an issue and an incident")
+        .secs(15)
+        .poll(|| async {
+            let issues = s
+                .client()
+                .get("/api/v1/projects/1/issues")
+                .await
+                .expect(200);
+            let incidents = s.client().get("/api/v1/incidents").await.expect(200);
+            match (first(&issues), first(&incidents)) {
+                (Some(i), Some(n)) => Ok((i, n)),
+                _ => Err((issues, incidents)),
+            }
+        })
+        .await;
+    s.client()
+        .post(
+            &format!("/api/v1/incidents/{incident_id}/acknowledge"),
+            json!({}),
+        )
+        .await
+        .expect(200);
 
     // The same error as an NRQL event, with New Relic's attribute names.
     let q = s
@@ -101,53 +88,63 @@ async fn a_report_is_made_delivered_and_printed(backend: Backend) {
     );
 
     // Channels: a signed webhook, a Slack-compatible webhook, an email.
-    let hook = post(&s, "/api/v1/channels", json!({"name": "reports hook", "type": "webhook", "url": hooks.url("/hook"), "secret": "s3cret"}), 201).await;
-    let slack = post(
-        &s,
-        "/api/v1/channels",
-        json!({"name": "team chat", "type": "slack", "url": hooks.url("/slack")}),
-        201,
-    )
-    .await;
-    let email = post(&s, "/api/v1/channels", json!({"name": "ops mail", "type": "email", "to": "ops@example.com",
-        "from": "lookout@example.com", "smtp_host": "127.0.0.1", "smtp_port": port, "security": "none"}), 201).await;
-    let pd = post(
-        &s,
-        "/api/v1/channels",
-        json!({"name": "pd", "type": "pagerduty", "routing_key": "k"}),
-        201,
-    )
-    .await;
+    let hook = s.client().post("/api/v1/channels", json!({"name": "reports hook", "type": "webhook", "url": hooks.url("/hook"), "secret": "s3cret"})).await.expect(201);
+    let slack = s
+        .client()
+        .post(
+            "/api/v1/channels",
+            json!({"name": "team chat", "type": "slack", "url": hooks.url("/slack")}),
+        )
+        .await
+        .expect(201);
+    let email = s.client().post("/api/v1/channels", json!({"name": "ops mail", "type": "email", "to": "ops@example.com",
+        "from": "lookout@example.com", "smtp_host": "127.0.0.1", "smtp_port": port, "security": "none"})).await.expect(201);
+    let pd = s
+        .client()
+        .post(
+            "/api/v1/channels",
+            json!({"name": "pd", "type": "pagerduty", "routing_key": "k"}),
+        )
+        .await
+        .expect(201);
 
     // Settings: validated field by field.
-    let (st, v) = status_of(
-        &s,
-        reqwest::Method::PUT,
-        "/api/v1/report-settings",
-        Some(json!({"timezone": "Mars/Olympus"})),
-    )
-    .await;
+    let (st, v) = s
+        .client()
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/report-settings",
+            Some(json!({"timezone": "Mars/Olympus"})),
+        )
+        .await
+        .parts();
     assert_eq!(st, 422, "{v}");
     assert!(v.to_string().contains("timezone"), "{v}");
-    let (st, v) = status_of(
-        &s,
-        reqwest::Method::PUT,
-        "/api/v1/report-settings",
-        Some(json!({"channel_ids": [pd["id"]]})),
-    )
-    .await;
+    let (st, v) = s
+        .client()
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/report-settings",
+            Some(json!({"channel_ids": [pd["id"]]})),
+        )
+        .await
+        .parts();
     assert_eq!(st, 422, "PagerDuty takes incidents, not reports: {v}");
-    let (st, v) = status_of(&s, reqwest::Method::PUT, "/api/v1/report-settings", Some(json!({
+    let (st, v) = s.client().send(reqwest::Method::PUT, "/api/v1/report-settings", Some(json!({
         "timezone": "Europe/Berlin", "time_of_day": "07:30", "channel_ids": [hook["id"], slack["id"], email["id"]],
-        "targets": {"detect_minutes": 5, "acknowledge_minutes": 10, "resolve_minutes": 20}}))).await;
+        "targets": {"detect_minutes": 5, "acknowledge_minutes": 10, "resolve_minutes": 20}}))).await.parts();
     assert_eq!(st, 200, "{v}");
     assert_eq!(
-        get(&s, "/api/v1/report-settings").await["time_of_day"],
+        s.client().get("/api/v1/report-settings").await.expect(200)["time_of_day"],
         "07:30"
     );
 
     // On demand, for the day up to now.
-    let r = get(&s, "/api/v1/reports?kind=daily").await;
+    let r = s
+        .client()
+        .get("/api/v1/reports?kind=daily")
+        .await
+        .expect(200);
     assert_eq!(r["kind"], "daily");
     assert_eq!(r["timezone"], "Europe/Berlin");
     let new: Vec<i64> = r["errors"]["new_issues"]
@@ -163,25 +160,29 @@ async fn a_report_is_made_delivered_and_printed(backend: Backend) {
     assert_eq!(opened[0]["status"], "acknowledged");
     assert_eq!(r["incidents"]["outcomes"]["acknowledged"], 1);
     assert_eq!(r["incidents"]["targets"]["acknowledge_minutes"], 10.0);
-    let (st, v) = status_of(
-        &s,
-        reqwest::Method::GET,
-        "/api/v1/reports?kind=yearly",
-        None,
-    )
-    .await;
+    let (st, v) = s
+        .client()
+        .send(reqwest::Method::GET, "/api/v1/reports?kind=yearly", None)
+        .await
+        .parts();
     assert_eq!(st, 400, "{v}");
-    let (st, _) = status_of(
-        &s,
-        reqwest::Method::GET,
-        "/api/v1/reports?kind=daily&end=yesterday",
-        None,
-    )
-    .await;
+    let (st, _) = s
+        .client()
+        .send(
+            reqwest::Method::GET,
+            "/api/v1/reports?kind=daily&end=yesterday",
+            None,
+        )
+        .await
+        .parts();
     assert_eq!(st, 400);
     // A past period: the month up to a week ago has neither the issue nor the incident.
     let week_ago = lookout_core::time::iso(lookout_core::time::now_ms() - 7 * 86_400_000);
-    let old = get(&s, &format!("/api/v1/reports?kind=monthly&end={week_ago}")).await;
+    let old = s
+        .client()
+        .get(&format!("/api/v1/reports?kind=monthly&end={week_ago}"))
+        .await
+        .expect(200);
     assert_eq!(old["errors"]["events"], 0);
     assert!(old["suggestions"].is_array() && old["capacity"].is_object());
     let html = s
@@ -197,16 +198,18 @@ async fn a_report_is_made_delivered_and_printed(backend: Backend) {
     );
 
     // SLOs: checked, listed with their budget, changed, deleted.
-    let (st, v) = status_of(
-        &s,
-        reqwest::Method::POST,
-        "/api/v1/slos",
-        Some(json!({"name": "x", "service": "shop", "indicator": "latency", "target": 99})),
-    )
-    .await;
+    let (st, v) = s
+        .client()
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/slos",
+            Some(json!({"name": "x", "service": "shop", "indicator": "latency", "target": 99})),
+        )
+        .await
+        .parts();
     assert_eq!(st, 422, "{v}");
     assert!(v.to_string().contains("percentile"), "{v}");
-    let slo = post(&s, "/api/v1/slos", json!({"name": "Shop availability", "service": "shop", "indicator": "availability", "target": 99.5}), 201).await;
+    let slo = s.client().post("/api/v1/slos", json!({"name": "Shop availability", "service": "shop", "indicator": "availability", "target": 99.5})).await.expect(201);
     assert_eq!(slo["window_days"], 30);
     assert!(
         slo["budget"]["attainment"].is_null(),
@@ -214,18 +217,23 @@ async fn a_report_is_made_delivered_and_printed(backend: Backend) {
     );
     let put = s.admin_client().put(s.at(&format!("/api/v1/slos/{}", slo["id"]))).json(&json!({"name": "Shop", "service": "shop", "indicator": "availability", "target": 99.9, "window_days": 7})).send().await.unwrap();
     assert_eq!(put.status(), 200);
-    assert_eq!(get(&s, "/api/v1/slos").await["items"][0]["window_days"], 7);
-    let weekly = get(&s, "/api/v1/reports?kind=weekly").await;
+    assert_eq!(
+        s.client().get("/api/v1/slos").await.expect(200)["items"][0]["window_days"],
+        7
+    );
+    let weekly = s
+        .client()
+        .get("/api/v1/reports?kind=weekly")
+        .await
+        .expect(200);
     assert_eq!(weekly["slos"][0]["name"], "Shop");
 
     // Kept and delivered.
-    let made = post(
-        &s,
-        "/api/v1/reports",
-        json!({"kind": "daily", "deliver": true}),
-        201,
-    )
-    .await;
+    let made = s
+        .client()
+        .post("/api/v1/reports", json!({"kind": "daily", "deliver": true}))
+        .await
+        .expect(201);
     assert_eq!(made["deliveries"], 3);
     let rid = made["id"].as_i64().unwrap();
     let got = hooks.wait(2, 20).await;
@@ -262,23 +270,28 @@ async fn a_report_is_made_delivered_and_printed(backend: Backend) {
             && t.contains("ReportError")
     })
     .await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let kept = get(&s, &format!("/api/v1/reports/{rid}")).await;
-        let statuses: Vec<String> = kept["deliveries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d["status"].as_str().unwrap().to_string())
-            .collect();
-        if statuses == ["sent", "sent", "sent"] {
-            assert_eq!(kept["report"]["errors"]["events"], 1);
-            break;
-        }
-        assert!(Instant::now() < deadline, "deliveries: {kept}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let history = get(&s, "/api/v1/reports/history?kind=daily").await;
+    let kept_path = format!("/api/v1/reports/{rid}");
+    let kept = eventually("the three deliveries to be sent")
+        .secs(10)
+        .until(
+            || async { s.client().get(&kept_path).await.expect(200) },
+            |kept| {
+                let statuses: Vec<&str> = kept["deliveries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d["status"].as_str().unwrap())
+                    .collect();
+                statuses == ["sent", "sent", "sent"]
+            },
+        )
+        .await;
+    assert_eq!(kept["report"]["errors"]["events"], 1);
+    let history = s
+        .client()
+        .get("/api/v1/reports/history?kind=daily")
+        .await
+        .expect(200);
     assert_eq!(history["items"][0]["id"], rid);
 
     // The CLI prints the same figures from the data directory or database.

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::targets::{closed_port, dns_server, HttpTarget};
 use super::*;
 
-crate::both!(http_monitors_go_down_at_the_threshold_and_recover);
+lookout_testkit::both!(http_monitors_go_down_at_the_threshold_and_recover);
 
 async fn http_monitors_go_down_at_the_threshold_and_recover(backend: Backend) {
     let s = TestServer::start(crate::bin(), backend).await;

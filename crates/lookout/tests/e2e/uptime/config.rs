@@ -75,15 +75,11 @@ async fn config_file_monitors_reconcile_at_start_and_on_sighup() {
         .status()
         .unwrap()
         .success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let ms = loop {
-        let ms = list(&s).await;
-        if ms.len() == 2 {
-            break ms;
-        }
-        assert!(std::time::Instant::now() < deadline, "{ms:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
+    let ms = lookout_testkit::eventually("the reload to leave two monitors")
+        .secs(10)
+        .every(std::time::Duration::from_millis(200))
+        .until(|| list(&s), |ms| ms.len() == 2)
+        .await;
     let web2 = ms.iter().find(|m| m["name"] == "web").unwrap();
     assert_eq!(web2["id"], web, "same monitor, updated in place");
     assert_eq!(web2["interval_seconds"], 2);

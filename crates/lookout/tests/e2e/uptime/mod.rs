@@ -10,53 +10,31 @@ mod passive;
 mod replicas;
 pub mod targets;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use lookout_testkit::TestServer;
+use lookout_testkit::{eventually, TestServer};
 use serde_json::Value;
-
-use crate::json_of;
 
 /// Creates a monitor, asserting 201.
 pub async fn create(s: &TestServer, body: Value) -> Value {
-    let (st, v) = json_of(
-        s.admin_client()
-            .post(s.at("/api/v1/monitors"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(st, 201, "{v}");
-    v
+    s.client().post("/api/v1/monitors", body).await.expect(201)
 }
 
 /// One monitor.
 pub async fn monitor(s: &TestServer, id: i64) -> Value {
-    let (st, v) = json_of(
-        s.admin_client()
-            .get(s.at(&format!("/api/v1/monitors/{id}")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(st, 200, "{v}");
-    v
+    s.client()
+        .get(&format!("/api/v1/monitors/{id}"))
+        .await
+        .expect(200)
 }
 
 /// Polls a monitor until `pred` holds (up to `secs`), returning it.
 pub async fn wait_for(s: &TestServer, id: i64, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let m = monitor(s, id).await;
-        if pred(&m) {
-            return m;
-        }
-        assert!(Instant::now() < deadline, "monitor never got there: {m:#}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(format!("monitor {id} to get there"))
+        .secs(secs)
+        .every(Duration::from_millis(200))
+        .until(|| monitor(s, id), pred)
+        .await
 }
 
 /// Waits for a monitor's `status`.
@@ -66,15 +44,11 @@ pub async fn wait_status(s: &TestServer, id: i64, status: &str, secs: u64) -> Va
 
 /// Domain events of `kind` about monitor `id`.
 pub async fn events(s: &TestServer, kind: &str, id: i64) -> Vec<Value> {
-    let (st, v) = json_of(
-        s.admin_client()
-            .get(s.at("/api/v1/events?limit=1000"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(st, 200, "{v}");
+    let v = s
+        .client()
+        .get("/api/v1/events?limit=1000")
+        .await
+        .expect(200);
     v["items"]
         .as_array()
         .unwrap()
@@ -84,16 +58,21 @@ pub async fn events(s: &TestServer, kind: &str, id: i64) -> Vec<Value> {
         .collect()
 }
 
+/// Waits up to `secs` for at least one domain event of `kind` about monitor `id`.
+pub async fn wait_events(s: &TestServer, kind: &str, id: i64, secs: u64) -> Vec<Value> {
+    eventually(format!("a {kind} event about monitor {id}"))
+        .secs(secs)
+        .every(Duration::from_millis(200))
+        .until(|| events(s, kind, id), |e| !e.is_empty())
+        .await
+}
+
 /// A monitor's health changes, newest first.
 pub async fn changes(s: &TestServer, id: i64) -> Vec<Value> {
-    let (st, v) = json_of(
-        s.admin_client()
-            .get(s.at(&format!("/api/v1/monitors/{id}/changes")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(st, 200, "{v}");
+    let v = s
+        .client()
+        .get(&format!("/api/v1/monitors/{id}/changes"))
+        .await
+        .expect(200);
     v.as_array().unwrap().clone()
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::*;
 
-crate::both!(
+lookout_testkit::both!(
     heartbeats_go_down_when_pings_stop_and_up_when_they_return,
     cron_check_ins_over_http_judge_runs
 );
@@ -115,14 +115,7 @@ async fn cron_check_ins_over_http_judge_runs(backend: Backend) {
     // An error report fails the monitor with cron.failed.
     let r = c.get(format!("{push}?status=error")).send().await.unwrap();
     assert_eq!(r.status(), 202);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while events(&s, "cron.failed", id).await.is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no cron.failed after an error check-in"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    wait_events(&s, "cron.failed", id, 20).await;
     let (_, r) = crate::json_of(
         s.admin_client()
             .get(s.at(&format!("/api/v1/monitors/{id}/results?limit=1000")))
@@ -188,27 +181,20 @@ async fn envelope_check_ins_with_monitor_config_create_the_monitor() {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let m = loop {
-        let (_, list) = crate::json_of(
-            s.admin_client()
-                .get(s.at("/api/v1/monitors"))
-                .send()
-                .await
-                .unwrap(),
-        )
+    let m = lookout_testkit::eventually("etl-hourly to be created and pass")
+        .secs(20)
+        .every(std::time::Duration::from_millis(200))
+        .poll(|| async {
+            let list = s.client().get("/api/v1/monitors").await.expect(200);
+            let found = list["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["slug"] == "etl-hourly" && m["last_ok"] == true)
+                .cloned();
+            found.ok_or(list)
+        })
         .await;
-        if let Some(m) = list["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["slug"] == "etl-hourly" && m["last_ok"] == true)
-        {
-            break m.clone();
-        }
-        assert!(std::time::Instant::now() < deadline, "{list:#}");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
     assert_eq!(m["type"], "cron");
     assert_eq!(m["schedule"], "0 * * * *");
     assert_eq!(m["timezone"], "Europe/Paris");

@@ -26,13 +26,7 @@ async fn two_replicas_never_double_check_and_survive_a_crash() {
     let t = HttpTarget::start().await;
     let a = TestServer::start(crate::bin(), Backend::Postgres).await;
     let url = a.database_url().unwrap().to_string();
-    let b = TestServer::start_with(
-        crate::bin(),
-        Backend::Sqlite,
-        &[("LOOKOUT_DATABASE_URL", &url)],
-        &[],
-    )
-    .await;
+    let b = a.replica().await;
     let mut ids = Vec::new();
     for i in 0..12 {
         let m = create(&a, json!({"name": format!("m{i}"), "type": "http", "url": t.url("/"), "interval_seconds": 1})).await;

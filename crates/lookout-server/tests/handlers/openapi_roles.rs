@@ -1,15 +1,16 @@
 //! Roles on every route, generated from the served OpenAPI document: each operation is called
 //! without credentials (401), with a viewer token (403 on every write), and with a member token
 //! (403 exactly on the admin routes listed here). A new route is covered the day it is added; a
-//! route that loosens or tightens its role fails until this file says why.
+//! route that loosens or tightens its role fails until this file says why. (Moved here from the
+//! e2e suite: it only needs the router's answers, not a running server.)
 
 use std::collections::BTreeSet;
 
-use lookout_testkit::{Backend, TestServer};
-use reqwest::Method;
+use axum::http::Method;
+use lookout_testkit::Client;
 use serde_json::{json, Value};
 
-use crate::{bin, json_of};
+use crate::Harness;
 
 /// Operations anyone may call, with why.
 const PUBLIC: &[(&str, &str)] = &[(
@@ -97,13 +98,8 @@ const ADMIN: &[(&str, &str)] = &[
 ];
 
 /// Every `METHOD /path` in the served document.
-async fn operations(s: &TestServer) -> Vec<(Method, String)> {
-    let doc: Value = reqwest::get(s.at("/api/v1/openapi.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+async fn operations(h: &Harness) -> Vec<(Method, String)> {
+    let doc = h.anon.get("/api/v1/openapi.json").await.expect(200);
     let mut out = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (m, _) in item.as_object().unwrap() {
@@ -131,45 +127,25 @@ fn filled(path: &str) -> String {
     out
 }
 
-async fn status(s: &TestServer, m: &Method, path: &str, token: Option<&str>) -> (u16, Value) {
-    let mut r = reqwest::Client::new().request(m.clone(), s.at(&filled(path)));
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    if !matches!(*m, Method::GET | Method::HEAD | Method::DELETE) {
-        r = r.json(&json!({}));
-    }
-    let (st, v) = json_of(r.send().await.unwrap()).await;
+async fn status(c: &Client, m: &Method, path: &str) -> (u16, Value) {
+    let body = (!matches!(*m, Method::GET | Method::HEAD | Method::DELETE)).then(|| json!({}));
+    let (st, v) = c.send(m.clone(), &filled(path), body).await.parts();
     (st.as_u16(), v)
-}
-
-async fn token(s: &TestServer, role: &str) -> String {
-    let (st, t) = json_of(
-        s.admin_client()
-            .post(s.at("/api/v1/tokens"))
-            .json(&json!({"name": role, "role": role}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(st, 201, "{t}");
-    t["token"].as_str().unwrap().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_in_the_openapi_document_enforces_its_role() {
-    let s = TestServer::start(bin(), Backend::Sqlite).await;
-    let viewer = token(&s, "viewer").await;
-    let member = token(&s, "member").await;
+    let h = Harness::sqlite().await;
+    let viewer = h.admin.bearer(&h.admin.token("viewer").await);
+    let member = h.admin.bearer(&h.admin.token("member").await);
     let name = |m: &Method, p: &str| format!("{m} {p}");
     let public: BTreeSet<&str> = PUBLIC.iter().map(|(o, _)| *o).collect();
     let viewer_writes: BTreeSet<&str> = VIEWER_WRITES.iter().map(|(o, _)| *o).collect();
     let mut problems = Vec::new();
     let mut admin_seen = BTreeSet::new();
-    for (m, path) in operations(&s).await {
+    for (m, path) in operations(&h).await {
         let op = name(&m, &path);
-        let (anon, body) = status(&s, &m, &path, None).await;
+        let (anon, body) = status(&h.anon, &m, &path).await;
         if public.contains(op.as_str()) {
             if anon == 401 {
                 problems.push(format!("{op}: listed public but answers 401"));
@@ -180,7 +156,7 @@ async fn every_route_in_the_openapi_document_enforces_its_role() {
             ));
         }
         let write = !matches!(m, Method::GET | Method::HEAD);
-        let (as_viewer, body) = status(&s, &m, &path, Some(&viewer)).await;
+        let (as_viewer, body) = status(&viewer, &m, &path).await;
         let admin_only = ADMIN.iter().any(|(o, _)| *o == op);
         let viewer_may = !write || viewer_writes.contains(op.as_str());
         if (admin_only || !viewer_may) && as_viewer != 403 {
@@ -189,7 +165,7 @@ async fn every_route_in_the_openapi_document_enforces_its_role() {
         if !admin_only && viewer_may && as_viewer == 403 {
             problems.push(format!("{op}: viewer got 403, but viewers may: {body}"));
         }
-        let (as_member, body) = status(&s, &m, &path, Some(&member)).await;
+        let (as_member, body) = status(&member, &m, &path).await;
         if as_member == 403 {
             admin_seen.insert(op.clone());
         }
