@@ -18,8 +18,9 @@ pub enum UiError {
     Refused(StatusCode, String),
     /// Anything else: logged with its cause, shown as a generic 500 page.
     Internal(String),
-    /// A response already made (a redirect to the login page, a CSRF refusal page).
-    Page(Response),
+    /// A response already made (a redirect to the login page, a CSRF refusal page); boxed, as a
+    /// response is large and this travels in every `Result`.
+    Page(Box<Response>),
 }
 
 /// Shorthand for page handlers.
@@ -42,7 +43,7 @@ impl IntoResponse for UiError {
                 (status, Html(simple_page(title, &text))).into_response()
             }
             UiError::Internal(cause) => ui_error(cause),
-            UiError::Page(r) => r,
+            UiError::Page(r) => *r,
         }
     }
 }
@@ -77,6 +78,6 @@ impl From<askama::Error> for UiError {
 
 impl From<Response> for UiError {
     fn from(r: Response) -> Self {
-        UiError::Page(r)
+        UiError::Page(Box::new(r))
     }
 }

@@ -74,7 +74,7 @@ impl<R: MinRole> FromRequestParts<AppState> for Page<R> {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, UiError> {
         let UiSession(session) = UiSession::from_request_parts(parts, state)
             .await
-            .map_err(UiError::Page)?;
+            .map_err(UiError::from)?;
         at_least(&session, R::ROLE)?;
         let section = section_of(parts.uri.path());
         let ctx = page_ctx(state, &session, &parts.headers, section).await?;
@@ -109,7 +109,7 @@ impl FromRequestParts<AppState> for UiMember {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, UiError> {
         let UiSession(s) = UiSession::from_request_parts(parts, state)
             .await
-            .map_err(UiError::Page)?;
+            .map_err(UiError::from)?;
         at_least(&s, Role::Member)?;
         Ok(UiMember(s))
     }
@@ -124,7 +124,7 @@ impl FromRequestParts<AppState> for UiAdmin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, UiError> {
         let UiSession(s) = UiSession::from_request_parts(parts, state)
             .await
-            .map_err(UiError::Page)?;
+            .map_err(UiError::from)?;
         at_least(&s, Role::Admin)?;
         Ok(UiAdmin(s))
     }

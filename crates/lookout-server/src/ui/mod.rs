@@ -149,7 +149,7 @@ pub(crate) fn csrf_refusal(session: &Session, sent: &str) -> Option<Response> {
 pub(crate) fn check_csrf(session: &Session, sent: &str) -> Result<(), error::UiError> {
     match csrf_refusal(session, sent) {
         None => Ok(()),
-        Some(r) => Err(error::UiError::Page(r)),
+        Some(r) => Err(r.into()),
     }
 }
 
