@@ -238,3 +238,15 @@ pub fn response_groups(
         })
         .collect()
 }
+
+/// The URL an integration of `kind` with `key` receives at.
+pub fn integration_url(public_url: &str, kind: &str, key: &str) -> String {
+    match kind {
+        "pagerduty" => format!("{public_url}/v2/enqueue"),
+        _ => format!("{public_url}/integrations/{key}/{kind}"),
+    }
+}
+
+/// An integration's key is a credential: whoever holds it opens and resolves incidents. Members
+/// (who create and wire integrations) see it; viewers see it masked, in the URL too.
+pub const MASKED_KEY: &str = "********";

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use askama::Template;
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -15,8 +15,10 @@ use crate::api::ProjectView;
 use crate::charts;
 use crate::extract::iso;
 use crate::state::AppState;
-use crate::ui::layout::{page_ctx, render, PageCtx};
-use crate::ui::{form_refusal, ui_error, UiSession};
+use crate::ui::check_csrf;
+use crate::ui::error::{UiError, UiResult};
+use crate::ui::extract::{Page, UiMember};
+use crate::ui::layout::{render, PageCtx};
 use lookout_core::time::now_ms;
 use lookout_core::Role;
 use lookout_store::errors::{self, IssueFilter, StatusChange};
@@ -110,14 +112,9 @@ fn opt(s: &str) -> Option<String> {
 /// `GET /errors`
 pub async fn list(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    Page { ctx, .. }: Page,
     Query(q): Query<ListQuery>,
-) -> Response {
-    let ctx = match page_ctx(&state, &s, &headers, "/errors").await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
+) -> UiResult {
     let pid = ctx.project_id;
     let loaded: Result<_, StoreError> = async {
         if pid == 0 {
@@ -212,18 +209,19 @@ pub async fn list(
         Ok((Some(project), rows, page.next, envs, rels, any))
     }
     .await;
-    let (project, issues, next, environments, releases, any_issue) = match loaded {
-        Ok(v) => v,
-        Err(StoreError::NotFound) => {
-            return (StatusCode::BAD_REQUEST, "unknown status").into_response()
-        }
-        Err(e) => return ui_error(e),
-    };
+    let (project, issues, next, environments, releases, any_issue) =
+        loaded.map_err(|e| match e {
+            // A status filter the store does not know.
+            StoreError::NotFound => {
+                UiError::Refused(StatusCode::BAD_REQUEST, "unknown status".into())
+            }
+            e => e.into(),
+        })?;
     let snippets = project
         .as_ref()
         .and_then(|p| p.dsn.as_deref())
         .map(snippets);
-    render(&ErrorsPage {
+    Ok(render(&ErrorsPage {
         title: "Errors".into(),
         ctx,
         project,
@@ -234,7 +232,7 @@ pub async fn list(
         releases,
         snippets,
         any_issue,
-    })
+    }))
 }
 
 /// A stack frame as shown.
@@ -377,15 +375,12 @@ pub struct EventQuery {
 /// `GET /errors/issues/{id}`
 pub async fn issue(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    Page {
+        ctx, session: s, ..
+    }: Page,
     Path(id): Path<i64>,
     Query(eq): Query<EventQuery>,
-) -> Response {
-    let ctx = match page_ctx(&state, &s, &headers, "/errors").await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
+) -> UiResult {
     let loaded: Result<_, StoreError> = async {
         let issue = errors::get_issue(state.store(), id).await?;
         let tags = errors::issue_tags(state.store(), id).await?;
@@ -412,11 +407,7 @@ pub async fn issue(
         Ok((issue, tags, Some(ev)))
     }
     .await;
-    let (issue, tags, ev) = match loaded {
-        Ok(v) => v,
-        Err(StoreError::NotFound) => return crate::ui::not_found_page(),
-        Err(e) => return ui_error(e),
-    };
+    let (issue, tags, ev) = loaded?;
     let body = ev.as_ref().map(|e| e.body.clone()).unwrap_or(Value::Null);
     let exceptions = values(body.get("exception"))
         .iter()
@@ -518,7 +509,7 @@ pub async fn issue(
         ),
         None => (String::new(), String::new(), None, None),
     };
-    render(&IssuePage {
+    Ok(render(&IssuePage {
         title: issue.title.clone(),
         ctx,
         issue: issue.into(),
@@ -536,7 +527,7 @@ pub async fn issue(
         newer,
         raw: serde_json::to_string_pretty(&body).unwrap_or_default(),
         can_edit: s.user.role >= Role::Member,
-    })
+    }))
 }
 
 /// The status form.
@@ -549,13 +540,11 @@ pub struct StatusForm {
 /// `POST /errors/issues/{id}/status`
 pub async fn set_status(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
+    UiMember(s): UiMember,
     Path(id): Path<i64>,
     Form(f): Form<StatusForm>,
-) -> Response {
-    if let Some(r) = form_refusal(&s, &f.csrf, Role::Member, "changing issues") {
-        return r;
-    }
+) -> UiResult {
+    check_csrf(&s, &f.csrf)?;
     let change = match f.status.as_str() {
         "unresolved" => StatusChange::Unresolve,
         "resolved" => StatusChange::Resolve,
@@ -568,11 +557,13 @@ pub async fn set_status(
             until: Some(now_ms() + 86_400_000),
             more_events: None,
         },
-        _ => return (StatusCode::UNPROCESSABLE_ENTITY, "unknown status").into_response(),
+        _ => {
+            return Err(UiError::Refused(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown status".into(),
+            ))
+        }
     };
-    match errors::set_status(state.store(), id, change).await {
-        Ok(_) => Redirect::to(&format!("/errors/issues/{id}")).into_response(),
-        Err(StoreError::NotFound) => crate::ui::not_found_page(),
-        Err(e) => ui_error(e),
-    }
+    errors::set_status(state.store(), id, change).await?;
+    Ok(Redirect::to(&format!("/errors/issues/{id}")).into_response())
 }

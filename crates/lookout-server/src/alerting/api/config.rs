@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 use crate::alerting::api::incidents::actor_of;
 use crate::alerting::api::oncall::{items, spec_view};
 use crate::alerting::policies::PolicySpec;
-use crate::alerting::service::checklist_items;
+use crate::alerting::service::{checklist_items, integration_url, MASKED_KEY};
 use crate::auth::{Member, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -142,18 +142,6 @@ pub async fn delete_policy(
 // ------------------------------------------------------------------------------ integrations
 
 const INTEGRATION_TYPES: &[&str] = &["pagerduty", "alertmanager", "grafana", "webhook"];
-
-/// The URL an integration of `kind` with `key` receives at.
-pub fn integration_url(public_url: &str, kind: &str, key: &str) -> String {
-    match kind {
-        "pagerduty" => format!("{public_url}/v2/enqueue"),
-        _ => format!("{public_url}/integrations/{key}/{kind}"),
-    }
-}
-
-/// An integration's key is a credential: whoever holds it opens and resolves incidents. Members
-/// (who create and wire integrations) see it; viewers see it masked, in the URL too.
-pub(crate) const MASKED_KEY: &str = "********";
 
 fn integration_view(state: &AppState, who: &Principal, i: &IntegrationRow) -> Value {
     let key = if who.role() >= Role::Member {

@@ -3,15 +3,13 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::IntoResponse as _;
-use axum::response::Response;
 use serde_json::Value;
 
-use crate::alerting::api::config::{integration_url, MASKED_KEY};
+use crate::alerting::service::{integration_url, MASKED_KEY};
 use crate::state::AppState;
-use crate::ui::layout::{page_ctx, render, PageCtx};
-use crate::ui::{ui_error, UiSession};
+use crate::ui::error::UiResult;
+use crate::ui::extract::Page;
+use crate::ui::layout::{render, PageCtx};
 use lookout_store::alerting::{self as astore, SpecTable};
 use lookout_store::tenancy;
 
@@ -71,13 +69,10 @@ fn conditions(spec: &Value) -> String {
 /// `GET /alerts`.
 pub async fn page(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
-) -> Response {
-    let ctx = match page_ctx(&state, &s, &headers, "/alerts").await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
+    Page {
+        ctx, session: s, ..
+    }: Page,
+) -> UiResult {
     let loaded = async {
         let store = state.store();
         let org = tenancy::default_org(store).await?;
@@ -161,11 +156,8 @@ pub async fn page(
         ))
     }
     .await;
-    let (policies, escalations, integrations, channels, runbooks) = match loaded {
-        Ok(x) => x,
-        Err(e) => return ui_error(e),
-    };
-    render(&AlertsPage {
+    let (policies, escalations, integrations, channels, runbooks) = loaded?;
+    Ok(render(&AlertsPage {
         title: "Alerts".into(),
         ctx,
         policies,
@@ -173,5 +165,5 @@ pub async fn page(
         integrations,
         channels,
         runbooks,
-    })
+    }))
 }

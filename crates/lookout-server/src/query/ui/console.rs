@@ -4,17 +4,15 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
-use axum::response::IntoResponse as _;
-use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::charts::{self, Bar, Series};
 use crate::query::nrql::{self, QueryError, QueryResult};
 use crate::state::AppState;
-use crate::ui::layout::{page_ctx, render, PageCtx};
-use crate::ui::{ui_error, UiSession};
+use crate::ui::error::{UiError, UiResult};
+use crate::ui::extract;
+use crate::ui::layout::{render, PageCtx};
 
 /// Queries offered to start from.
 const EXAMPLES: &[&str] = &[
@@ -193,14 +191,9 @@ fn chart_of(r: &QueryResult) -> (String, Vec<(String, String)>) {
 /// `GET /query?nrql=…`.
 pub async fn console(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    extract::Page { ctx, .. }: extract::Page,
     Query(q): Query<ConsoleQuery>,
-) -> Response {
-    let ctx = match page_ctx(&state, &s, &headers, "/query").await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
+) -> UiResult {
     let nrql_text = q.nrql.trim().to_string();
     let mut page = Page {
         title: "Query".into(),
@@ -222,10 +215,7 @@ pub async fn console(
         nrql: nrql_text.clone(),
     };
     if page.ran {
-        let projects = match lookout_store::tenancy::project_ids(state.store()).await {
-            Ok(p) => p,
-            Err(e) => return ui_error(e),
-        };
+        let projects = lookout_store::tenancy::project_ids(state.store()).await?;
         match nrql::run(
             state.store(),
             &projects,
@@ -249,9 +239,9 @@ pub async fn console(
                 (page.chart, page.numbers) = chart_of(&r);
                 page.warnings = r.warnings;
             }
-            Err(QueryError::Store(e)) => return ui_error(e),
+            Err(QueryError::Store(e)) => return Err(UiError::from(e)),
             Err(e) => page.error = Some(e.to_string()),
         }
     }
-    render(&page)
+    Ok(render(&page))
 }

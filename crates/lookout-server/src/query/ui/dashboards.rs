@@ -6,16 +6,17 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect};
 use axum::Form;
 use serde::Deserialize;
 
 use crate::query::dashboards::{self, pack, spec::Dashboard, View, WidgetView};
 use crate::state::AppState;
-use crate::ui::layout::{page_ctx, render, PageCtx};
-use crate::ui::{form_refusal, not_found_page, ui_error, UiSession};
-use lookout_core::Role;
+use crate::ui::error::{UiError, UiResult};
+use crate::ui::extract::{Admin, Member, Page};
+use crate::ui::layout::{render, PageCtx};
+use crate::ui::{check_csrf, UiSession};
 use lookout_store::{dashboards as dstore, tenancy};
 
 /// The time picker's ranges: (query value, label, ms).
@@ -38,11 +39,8 @@ struct ListPage {
     message: String,
 }
 
-async fn list_page(state: &AppState, ctx: PageCtx, message: String) -> Response {
-    let rows = match dashboards::list(state.store()).await {
-        Ok(r) => r,
-        Err(e) => return ui_error(e),
-    };
+async fn list_page(state: &AppState, ctx: PageCtx, message: String) -> UiResult {
+    let rows = dashboards::list(state.store()).await?;
     let items = rows
         .iter()
         .map(|r| {
@@ -68,25 +66,18 @@ async fn list_page(state: &AppState, ctx: PageCtx, message: String) -> Response 
             )
         })
         .collect();
-    render(&ListPage {
+    Ok(render(&ListPage {
         title: "Dashboards".into(),
         ctx,
         items,
         offer_pack: !pack::installed(state.store()).await,
         message,
-    })
+    }))
 }
 
 /// `GET /dashboards`.
-pub async fn list(
-    State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
-) -> Response {
-    match page_ctx(&state, &s, &headers, "/dashboards").await {
-        Ok(ctx) => list_page(&state, ctx, String::new()).await,
-        Err(r) => r.into_response(),
-    }
+pub async fn list(State(state): State<AppState>, page: Page) -> UiResult {
+    list_page(&state, page.ctx, String::new()).await
 }
 
 /// A form with its CSRF token and YAML.
@@ -100,13 +91,10 @@ pub struct YamlForm {
 /// `POST /dashboards` (import or create from YAML).
 pub async fn import(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    page: Page<Member>,
     Form(f): Form<YamlForm>,
-) -> Response {
-    if let Some(r) = form_refusal(&s, &f.csrf, Role::Member, "saving dashboards") {
-        return r;
-    }
+) -> UiResult {
+    check_csrf(&page.session, &f.csrf)?;
     let saved = match Dashboard::from_yaml(&f.yaml) {
         Ok(d) => dashboards::save(state.store(), &d, None)
             .await
@@ -114,11 +102,8 @@ pub async fn import(
         Err(e) => Err(e),
     };
     match saved {
-        Ok(slug) => Redirect::to(&format!("/dashboards/{slug}")).into_response(),
-        Err(e) => match page_ctx(&state, &s, &headers, "/dashboards").await {
-            Ok(ctx) => list_page(&state, ctx, e).await,
-            Err(r) => r.into_response(),
-        },
+        Ok(slug) => Ok(Redirect::to(&format!("/dashboards/{slug}")).into_response()),
+        Err(e) => list_page(&state, page.ctx, e).await,
     }
 }
 
@@ -131,13 +116,10 @@ pub struct CsrfForm {
 /// `POST /dashboards/pack` (install golden-signals).
 pub async fn install_pack(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    page: Page<Admin>,
     Form(f): Form<CsrfForm>,
-) -> Response {
-    if let Some(r) = form_refusal(&s, &f.csrf, Role::Admin, "installing packs") {
-        return r;
-    }
+) -> UiResult {
+    check_csrf(&page.session, &f.csrf)?;
     let message = match pack::install(state.store(), "golden-signals").await {
         Ok(i) => format!(
             "Installed: {} alert policies, {} runbooks, {} dashboards.",
@@ -147,10 +129,7 @@ pub async fn install_pack(
         ),
         Err(e) => e,
     };
-    match page_ctx(&state, &s, &headers, "/dashboards").await {
-        Ok(ctx) => list_page(&state, ctx, message).await,
-        Err(r) => r.into_response(),
-    }
+    list_page(&state, page.ctx, message).await
 }
 
 /// A filter as the page shows it.
@@ -197,20 +176,14 @@ async fn load(
 /// `GET /dashboards/{slug}?range=1h&page=0&f.appName=checkout`.
 pub async fn show(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    Page { ctx, .. }: Page,
     Path(slug): Path<String>,
     Query(params): Query<HashMap<String, String>>,
-) -> Response {
-    let ctx = match page_ctx(&state, &s, &headers, "/dashboards").await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
-    let (_, d) = match load(&state, &slug).await {
-        Ok(Some(x)) => x,
-        Ok(None) => return not_found_page(),
-        Err(e) => return ui_error(e),
-    };
+) -> UiResult {
+    let (_, d) = load(&state, &slug)
+        .await
+        .map_err(UiError::internal)?
+        .ok_or(UiError::NotFound)?;
     let range = params.get("range").map_or("1h", String::as_str);
     let span = RANGES
         .iter()
@@ -222,10 +195,7 @@ pub async fn show(
         .unwrap_or(0)
         .min(d.pages.len() - 1);
     let now = lookout_core::time::now_ms();
-    let projects = match tenancy::project_ids(state.store()).await {
-        Ok(p) => p,
-        Err(e) => return ui_error(e),
-    };
+    let projects = tenancy::project_ids(state.store()).await?;
     let chosen: Vec<(String, String)> = d
         .filters
         .iter()
@@ -277,7 +247,7 @@ pub async fn show(
             )
         })
         .collect();
-    render(&DashboardPage {
+    Ok(render(&DashboardPage {
         title: format!("{} · Dashboards", d.name),
         ctx,
         slug: slug.clone(),
@@ -297,7 +267,7 @@ pub async fn show(
         filters,
         widgets,
         query_string: keep,
-    })
+    }))
 }
 
 #[derive(Template)]
@@ -313,43 +283,34 @@ struct EditPage {
 /// `GET /dashboards/{slug}/edit`.
 pub async fn edit(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    Page { ctx, .. }: Page,
     Path(slug): Path<String>,
-) -> Response {
-    let ctx = match page_ctx(&state, &s, &headers, "/dashboards").await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
-    match load(&state, &slug).await {
-        Ok(Some((_, d))) => render(&EditPage {
-            title: format!("Edit {}", d.name),
-            ctx,
-            slug,
-            yaml: d.to_yaml(),
-            message: String::new(),
-        }),
-        Ok(None) => not_found_page(),
-        Err(e) => ui_error(e),
-    }
+) -> UiResult {
+    let (_, d) = load(&state, &slug)
+        .await
+        .map_err(UiError::internal)?
+        .ok_or(UiError::NotFound)?;
+    Ok(render(&EditPage {
+        title: format!("Edit {}", d.name),
+        ctx,
+        slug,
+        yaml: d.to_yaml(),
+        message: String::new(),
+    }))
 }
 
 /// `POST /dashboards/{slug}/edit`.
 pub async fn save(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    page: Page<Member>,
     Path(slug): Path<String>,
     Form(f): Form<YamlForm>,
-) -> Response {
-    if let Some(r) = form_refusal(&s, &f.csrf, Role::Member, "editing dashboards") {
-        return r;
-    }
-    let old = match load(&state, &slug).await {
-        Ok(Some((row, _))) => row,
-        Ok(None) => return not_found_page(),
-        Err(e) => return ui_error(e),
-    };
+) -> UiResult {
+    check_csrf(&page.session, &f.csrf)?;
+    let (old, _) = load(&state, &slug)
+        .await
+        .map_err(UiError::internal)?
+        .ok_or(UiError::NotFound)?;
     let result = match Dashboard::from_yaml(&f.yaml) {
         Ok(d) => {
             let mut d = d;
@@ -362,21 +323,15 @@ pub async fn save(
         Err(e) => Err(e),
     };
     match result {
-        Ok(()) => Redirect::to(&format!("/dashboards/{slug}")).into_response(),
-        Err(message) => {
-            let ctx = match page_ctx(&state, &s, &headers, "/dashboards").await {
-                Ok(c) => c,
-                Err(r) => return r.into_response(),
-            };
-            // The form again with the reason, as the other UI forms answer.
-            render(&EditPage {
-                title: "Edit dashboard".into(),
-                ctx,
-                slug,
-                yaml: f.yaml,
-                message,
-            })
-        }
+        Ok(()) => Ok(Redirect::to(&format!("/dashboards/{slug}")).into_response()),
+        // The form again with the reason, as the other UI forms answer.
+        Err(message) => Ok(render(&EditPage {
+            title: "Edit dashboard".into(),
+            ctx: page.ctx,
+            slug,
+            yaml: f.yaml,
+            message,
+        })),
     }
 }
 
@@ -385,23 +340,23 @@ pub async fn export(
     State(state): State<AppState>,
     UiSession(_s): UiSession,
     Path(slug): Path<String>,
-) -> Response {
-    match load(&state, &slug).await {
-        Ok(Some((_, d))) => (
-            [
-                (
-                    header::CONTENT_TYPE,
-                    "application/yaml; charset=utf-8".to_string(),
-                ),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"{slug}.yaml\""),
-                ),
-            ],
-            d.to_yaml(),
-        )
-            .into_response(),
-        Ok(None) => not_found_page(),
-        Err(e) => ui_error(e),
-    }
+) -> UiResult {
+    let (_, d) = load(&state, &slug)
+        .await
+        .map_err(UiError::internal)?
+        .ok_or(UiError::NotFound)?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/yaml; charset=utf-8".to_string(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{slug}.yaml\""),
+            ),
+        ],
+        d.to_yaml(),
+    )
+        .into_response())
 }

@@ -4,20 +4,18 @@ use std::collections::BTreeMap;
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::IntoResponse as _;
-use axum::response::Response;
 
 use crate::api::{MarkerView, ProjectView};
 use crate::charts::{self, Bar, Series};
 use crate::extract::iso;
 use crate::state::AppState;
-use crate::ui::{ui_error, UiSession};
+use crate::ui::error::UiResult;
+use crate::ui::extract::Page;
 use lookout_core::time::now_ms;
 use lookout_store::tenancy::{self};
 use lookout_store::{events, markers, Cursor, StoreError};
 
-use crate::ui::layout::{page_ctx, render, PageCtx};
+use crate::ui::layout::{render, PageCtx};
 
 #[derive(Template)]
 #[template(path = "overview.html")]
@@ -38,15 +36,7 @@ struct EventRow {
 }
 
 /// `GET /`: the selected project's DSN, activity charts, recent changes and events.
-pub async fn overview(
-    State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
-) -> Response {
-    let ctx = match page_ctx(&state, &s, &headers, "/").await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
+pub async fn overview(State(state): State<AppState>, Page { ctx, .. }: Page) -> UiResult {
     let result: Result<_, StoreError> = async {
         let project = match ctx.project_id {
             0 => None,
@@ -78,10 +68,7 @@ pub async fn overview(
         Ok((project, markers, counts, recent, from, now))
     }
     .await;
-    let (project, markers, counts, recent, from, now) = match result {
-        Ok(v) => v,
-        Err(e) => return ui_error(e),
-    };
+    let (project, markers, counts, recent, from, now) = result?;
     let mut by_kind: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
     for (bucket, kind, n) in counts {
         by_kind.entry(kind).or_default().push((bucket, n as f64));
@@ -100,7 +87,7 @@ pub async fn overview(
             name,
         })
         .collect();
-    render(&OverviewPage {
+    Ok(render(&OverviewPage {
         title: "Overview".into(),
         ctx,
         project,
@@ -115,5 +102,5 @@ pub async fn overview(
                 details: e.payload.to_string(),
             })
             .collect(),
-    })
+    }))
 }

@@ -2,19 +2,21 @@
 
 use askama::Template;
 use axum::extract::{Form, Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use serde::Deserialize;
 
 use crate::api::{ProjectView, TokenView, UserView};
 use crate::state::AppState;
-use crate::ui::{csrf_refusal, ui_error, UiSession};
+use crate::ui::check_csrf;
+use crate::ui::error::UiResult;
+use crate::ui::extract::{Admin, Member, Page};
 use lookout_core::Role;
 use lookout_store::tenancy::{self, Session};
 use lookout_store::{Cursor, StoreError};
 
 use super::session::CsrfForm;
-use crate::ui::layout::{page_ctx, render, PageCtx};
+use crate::ui::layout::{render, PageCtx};
 
 #[derive(Template)]
 #[template(path = "settings.html")]
@@ -47,16 +49,7 @@ struct Outcome {
     new_token: Option<String>,
 }
 
-async fn settings_page(
-    state: &AppState,
-    s: &Session,
-    headers: &HeaderMap,
-    outcome: Outcome,
-) -> Response {
-    let ctx = match page_ctx(state, s, headers, "/settings").await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
+async fn settings_page(state: &AppState, s: &Session, ctx: PageCtx, outcome: Outcome) -> UiResult {
     let all = Cursor {
         after: None,
         limit: Some(1000),
@@ -77,10 +70,7 @@ async fn settings_page(
         Ok((projects, tokens, users, schema_version))
     }
     .await;
-    let (projects, tokens, users, schema_version) = match loaded {
-        Ok(v) => v,
-        Err(e) => return ui_error(e),
-    };
+    let (projects, tokens, users, schema_version) = loaded?;
     let page = SettingsPage {
         title: "Settings".into(),
         ctx,
@@ -117,16 +107,12 @@ async fn settings_page(
         schema_version,
         public_url: state.settings().public_url.clone(),
     };
-    (outcome.status.unwrap_or(StatusCode::OK), render(&page)).into_response()
+    Ok((outcome.status.unwrap_or(StatusCode::OK), render(&page)).into_response())
 }
 
 /// `GET /settings`
-pub async fn settings(
-    State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
-) -> Response {
-    settings_page(&state, &s, &headers, Outcome::default()).await
+pub async fn settings(State(state): State<AppState>, page: Page) -> UiResult {
+    settings_page(&state, &page.session, page.ctx, Outcome::default()).await
 }
 
 /// Turns a failed form action into an error notice with the right status.
@@ -149,19 +135,11 @@ pub struct ProjectForm {
 /// `POST /settings/projects`
 pub async fn settings_create_project(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    page: Page<Member>,
     Form(f): Form<ProjectForm>,
-) -> Response {
-    if let Some(r) = csrf_refusal(&s, &f.csrf) {
-        return r;
-    }
-    let outcome = if s.user.role < Role::Member {
-        failed(
-            StatusCode::FORBIDDEN,
-            "Creating projects needs the member role.",
-        )
-    } else {
+) -> UiResult {
+    check_csrf(&page.session, &f.csrf)?;
+    let outcome = {
         let name = f.name.trim();
         let platform = f
             .platform
@@ -175,31 +153,22 @@ pub async fn settings_create_project(
                 "A project name needs 1 to 100 characters, some of them letters or digits.",
             )
         } else {
-            match tenancy::default_org(state.store()).await {
-                Ok(org) => match tenancy::create_project(
-                    state.store(),
-                    org.id,
-                    name,
-                    Some(&slug),
-                    platform,
-                )
-                .await
-                {
-                    Ok(p) => Outcome {
-                        notice: Some(format!("Project {} created.", p.name)),
-                        ..Outcome::default()
-                    },
-                    Err(StoreError::Conflict(_)) => failed(
-                        StatusCode::CONFLICT,
-                        format!("A project with the slug {slug} exists already."),
-                    ),
-                    Err(e) => return ui_error(e),
+            let org = tenancy::default_org(state.store()).await?;
+            match tenancy::create_project(state.store(), org.id, name, Some(&slug), platform).await
+            {
+                Ok(p) => Outcome {
+                    notice: Some(format!("Project {} created.", p.name)),
+                    ..Outcome::default()
                 },
-                Err(e) => return ui_error(e),
+                Err(StoreError::Conflict(_)) => failed(
+                    StatusCode::CONFLICT,
+                    format!("A project with the slug {slug} exists already."),
+                ),
+                Err(e) => return Err(e.into()),
             }
         }
     };
-    settings_page(&state, &s, &headers, outcome).await
+    settings_page(&state, &page.session, page.ctx, outcome).await
 }
 
 /// The new-token form.
@@ -213,13 +182,12 @@ pub struct TokenForm {
 /// `POST /settings/tokens`: shows the new secret once.
 pub async fn settings_create_token(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    Page {
+        session: s, ctx, ..
+    }: Page,
     Form(f): Form<TokenForm>,
-) -> Response {
-    if let Some(r) = csrf_refusal(&s, &f.csrf) {
-        return r;
-    }
+) -> UiResult {
+    check_csrf(&s, &f.csrf)?;
     let name = f.name.trim();
     let outcome = if f.role > s.user.role {
         failed(
@@ -237,23 +205,22 @@ pub async fn settings_create_token(
                 new_token: Some(secret),
                 ..Outcome::default()
             },
-            Err(e) => return ui_error(e),
+            Err(e) => return Err(e.into()),
         }
     };
-    settings_page(&state, &s, &headers, outcome).await
+    settings_page(&state, &s, ctx, outcome).await
 }
 
 /// `POST /settings/tokens/{id}/revoke`
 pub async fn settings_revoke_token(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    Page {
+        session: s, ctx, ..
+    }: Page,
     Path(id): Path<i64>,
     Form(f): Form<CsrfForm>,
-) -> Response {
-    if let Some(r) = csrf_refusal(&s, &f.csrf) {
-        return r;
-    }
+) -> UiResult {
+    check_csrf(&s, &f.csrf)?;
     let outcome = match tenancy::get_token(state.store(), id).await {
         Ok(t) if s.user.role == Role::Admin || t.user_id == Some(s.user.id) => {
             match tenancy::revoke_token(state.store(), id).await {
@@ -261,13 +228,13 @@ pub async fn settings_revoke_token(
                     notice: Some(format!("Token {} revoked.", t.name)),
                     ..Outcome::default()
                 },
-                Err(e) => return ui_error(e),
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(_) | Err(StoreError::NotFound) => failed(StatusCode::NOT_FOUND, "No such token."),
-        Err(e) => return ui_error(e),
+        Err(e) => return Err(e.into()),
     };
-    settings_page(&state, &s, &headers, outcome).await
+    settings_page(&state, &s, ctx, outcome).await
 }
 
 /// The new-user form.
@@ -282,19 +249,12 @@ pub struct UserForm {
 /// `POST /settings/users` (admin)
 pub async fn settings_create_user(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    page: Page<Admin>,
     Form(f): Form<UserForm>,
-) -> Response {
-    if let Some(r) = csrf_refusal(&s, &f.csrf) {
-        return r;
-    }
-    let outcome = if s.user.role != Role::Admin {
-        failed(
-            StatusCode::FORBIDDEN,
-            "Creating users needs the admin role.",
-        )
-    } else if let Err(e) = crate::tenancy::service::validate_new_user(&f.email, &f.password) {
+) -> UiResult {
+    check_csrf(&page.session, &f.csrf)?;
+    let outcome = if let Err(e) = crate::tenancy::service::validate_new_user(&f.email, &f.password)
+    {
         failed(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
     } else {
         match tenancy::create_user(state.store(), &f.email, &f.password, f.role).await {
@@ -306,8 +266,8 @@ pub async fn settings_create_user(
                 StatusCode::CONFLICT,
                 "A user with this email exists already.",
             ),
-            Err(e) => return ui_error(e),
+            Err(e) => return Err(e.into()),
         }
     };
-    settings_page(&state, &s, &headers, outcome).await
+    settings_page(&state, &page.session, page.ctx, outcome).await
 }
