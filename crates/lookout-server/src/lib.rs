@@ -16,6 +16,7 @@ pub mod observe;
 pub mod runtime;
 pub mod service;
 pub mod state;
+pub mod tasks;
 pub mod ui;
 
 // One folder per capability.

@@ -7,13 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
-use crate::uptime::runner::{self, UptimeContext};
 
 use crate::state::{AppState, HttpSettings};
 use lookout_core::Role;
-use lookout_store::jobs::{self, JobHandler, Scheduler, SchedulerConfig};
 use lookout_store::tenancy;
 use lookout_store::writer::WriterConfig;
 use lookout_store::{Store, StoreError, Writer};
@@ -183,82 +181,46 @@ pub async fn serve(
     if let Err(e) = crate::uptime::seal_stored_secrets(&store, &sealer).await {
         tracing::warn!(error = %e, "Could not seal monitor credentials stored in clear.");
     }
-    let uptime = tokio::spawn(
-        uptime_scheduler(
-            Arc::new(UptimeContext {
-                store: store.clone(),
-                writes: writer.queue(),
-                checker: Arc::new(lookout_uptime::Checker::new((*policy).clone())),
-                permits: Arc::new(Semaphore::new(cfg.uptime_max_concurrent_checks.max(1))),
-                stop: stop_rx.clone(),
-                hold: crate::uptime::runner::HOLD,
-                sealer: sealer.clone(),
-                windows: Default::default(),
-            }),
-            &cfg.replica_id,
-        )
-        .await?
-        .run(wait_for(stop_rx.clone())),
-    );
-    let checkins = tokio::spawn(
-        crate::uptime::checkins::CheckInConsumer::new(store.clone(), &cfg.replica_id)
-            .run(Duration::from_millis(200), wait_for(stop_rx.clone())),
-    );
     let reload = tokio::spawn(reload_on_sighup(
         store.clone(),
         sealer.clone(),
         cfg.config_file.clone(),
         stop_rx.clone(),
     ));
-    let scheduler = tokio::spawn(
-        maintenance_scheduler(
-            store.clone(),
-            sealer.clone(),
-            state.alerting().clone(),
-            &cfg.replica_id,
-            crate::backups::Settings {
-                drill_every: cfg.backup_drill_every,
-            },
-        )
-        .await?
-        .run(wait_for(stop_rx.clone())),
-    );
-    let processor = tokio::spawn(
-        lookout_store::errors::process::ErrorProcessor::new(store.clone(), &cfg.replica_id)
-            // Idle polling every 100 ms bounds how long a new event waits to be grouped.
-            .run(Duration::from_millis(100), wait_for(stop_rx.clone())),
-    );
-    let apm_rollups = tokio::spawn(
-        lookout_store::apm::rollup::RollupProcessor::new(store.clone(), &cfg.replica_id)
-            // A span waits at most about this long before it shows in RED figures.
-            .run(Duration::from_millis(1_000), wait_for(stop_rx.clone())),
-    );
-    let trace_index = tokio::spawn(lookout_store::apm::trace_index::run(
-        store.clone(),
-        Duration::from_secs(2),
-        wait_for(stop_rx.clone()),
-    ));
-    let sentry_spans = tokio::spawn(
-        lookout_store::apm::sentry::TransactionProcessor::new(store.clone(), &cfg.replica_id)
-            .run(Duration::from_millis(200), wait_for(stop_rx.clone())),
-    );
-    let alerting = state.alerting().clone();
-    let alert_tasks = [
-        tokio::spawn(crate::alerting::policies::run(
-            alerting.clone(),
-            cfg.replica_id.clone(),
-            wait_for(stop_rx.clone()),
-        )),
-        tokio::spawn(crate::alerting::timers::run(
-            alerting.clone(),
-            wait_for(stop_rx.clone()),
-        )),
-        tokio::spawn(crate::alerting::deliver::run(
-            alerting,
-            cfg.replica_id.clone(),
-            wait_for(stop_rx.clone()),
-        )),
-    ];
+    // Every capability's background work, as a table: periodic jobs through one leased
+    // scheduler, and each capability's own workers.
+    let bg = crate::tasks::Background {
+        store: store.clone(),
+        writes: writer.queue(),
+        sealer: sealer.clone(),
+        alerting: state.alerting().clone(),
+        replica: cfg.replica_id.clone(),
+        stop: stop_rx.clone(),
+        backups: crate::backups::Settings {
+            drill_every: cfg.backup_drill_every,
+        },
+        uptime_max_concurrent_checks: cfg.uptime_max_concurrent_checks,
+    };
+    let periodic = [
+        crate::tenancy::jobs(&bg),
+        crate::errors::jobs(&bg),
+        crate::apm::jobs(&bg),
+        crate::uptime::jobs(&bg),
+        crate::alerting::jobs(&bg),
+        crate::dbhealth::jobs(&bg),
+        crate::backups::jobs(&bg),
+        crate::reports::jobs(&bg),
+    ]
+    .concat();
+    let scheduler = crate::tasks::scheduler(&store, &cfg.replica_id, periodic).await?;
+    let workers: Vec<_> = [
+        vec![tokio::spawn(scheduler.run(bg.stopping()))],
+        crate::errors::workers(&bg),
+        crate::apm::workers(&bg),
+        crate::uptime::workers(&bg).await?,
+        crate::alerting::workers(&bg),
+    ]
+    .concat();
     let upkeep = tokio::spawn({
         let mut stop = stop_rx.clone();
         async move {
@@ -319,15 +281,8 @@ pub async fn serve(
     let (main_result, otlp_result, ()) = tokio::join!(main, otlp, trigger);
     main_result?;
     otlp_result?;
-    let _ = scheduler.await;
-    let _ = processor.await;
-    let _ = apm_rollups.await;
-    let _ = trace_index.await;
-    let _ = sentry_spans.await;
-    let _ = uptime.await;
-    let _ = checkins.await;
-    for t in alert_tasks {
-        let _ = t.await;
+    for w in workers {
+        let _ = w.await;
     }
     reload.abort();
     let _ = upkeep.await;
@@ -433,226 +388,6 @@ async fn bootstrap_admin(store: &Store, cfg: &ServeConfig) -> Result<(), ServeEr
         }
     }
     Ok(())
-}
-
-/// The scheduler with the built-in periodic jobs: expired sessions and finished jobs are deleted
-/// hourly, error-event retention every ten minutes, due database checks and query alert
-/// conditions every 15 s, scheduled reports and their deliveries every minute.
-/// Capabilities register theirs the same way.
-async fn maintenance_scheduler(
-    store: Store,
-    sealer: lookout_core::seal::Sealer,
-    alerting: crate::alerting::Alerting,
-    replica: &str,
-    backups: crate::backups::Settings,
-) -> Result<Scheduler, ServeError> {
-    jobs::ensure_periodic(
-        &store,
-        crate::alerting::query::JOB,
-        crate::alerting::query::JOB,
-        crate::alerting::query::EVERY_MS,
-    )
-    .await?;
-    jobs::ensure_periodic(
-        &store,
-        crate::reports::schedule::JOB,
-        crate::reports::schedule::JOB,
-        crate::reports::schedule::EVERY_MS,
-    )
-    .await?;
-    jobs::ensure_periodic(&store, "sessions.cleanup", "sessions.cleanup", 3_600_000).await?;
-    jobs::ensure_periodic(
-        &store,
-        crate::backups::JOB,
-        crate::backups::JOB,
-        crate::backups::EVERY_MS,
-    )
-    .await?;
-    jobs::ensure_periodic(&store, "jobs.cleanup", "jobs.cleanup", 3_600_000).await?;
-    jobs::ensure_periodic(&store, "errors.retention", "errors.retention", 600_000).await?;
-    jobs::ensure_periodic(&store, "apm.retention", "apm.retention", 600_000).await?;
-    jobs::ensure_periodic(&store, "apm.daily_series", "apm.daily_series", 300_000).await?;
-    jobs::ensure_periodic(
-        &store,
-        crate::uptime::upkeep::JOB,
-        crate::uptime::upkeep::JOB,
-        60_000,
-    )
-    .await?;
-    jobs::ensure_periodic(
-        &store,
-        crate::dbhealth::JOB,
-        crate::dbhealth::JOB,
-        crate::dbhealth::EVERY_MS,
-    )
-    .await?;
-    let uptime_upkeep: JobHandler = {
-        let store = store.clone();
-        Arc::new(move |_| {
-            let store = store.clone();
-            Box::pin(async move { crate::uptime::upkeep::run(&store).await })
-        })
-    };
-    let retention: JobHandler = {
-        let store = store.clone();
-        Arc::new(move |_| {
-            let store = store.clone();
-            Box::pin(async move {
-                let r = lookout_store::errors::enforce_retention(&store)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tracing::info!(
-                    events = r.events,
-                    issues = r.issues,
-                    inbox_items = r.inbox_items,
-                    "Retention enforced."
-                );
-                Ok(())
-            })
-        })
-    };
-    let apm_retention: JobHandler = {
-        let store = store.clone();
-        Arc::new(move |_| {
-            let store = store.clone();
-            Box::pin(async move {
-                let now = lookout_core::time::now_ms();
-                let n = lookout_store::apm::query::purge(
-                    &store,
-                    now - APM_RAW_RETENTION_MS,
-                    now - APM_MINUTE_RETENTION_MS,
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-                tracing::debug!(deleted = n, "APM retention enforced.");
-                Ok(())
-            })
-        })
-    };
-    let apm_daily: JobHandler = {
-        let store = store.clone();
-        Arc::new(move |_| {
-            let store = store.clone();
-            Box::pin(async move {
-                let n = lookout_store::apm::daily::push(&store, lookout_core::time::now_ms())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if n > 0 {
-                    tracing::info!(points = n, "Daily APM p95 points added to series.");
-                }
-                Ok(())
-            })
-        })
-    };
-    let sessions: JobHandler = {
-        let store = store.clone();
-        Arc::new(move |_| {
-            let store = store.clone();
-            Box::pin(async move {
-                let n = tenancy::delete_expired_sessions(&store)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tracing::debug!(deleted = n, "Expired sessions deleted.");
-                Ok(())
-            })
-        })
-    };
-    let finished: JobHandler = {
-        let store = store.clone();
-        Arc::new(move |_| {
-            let store = store.clone();
-            Box::pin(async move {
-                let week_ago = lookout_core::time::now_ms() - 7 * 86_400_000;
-                let n = jobs::delete_finished_before(&store, week_ago)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tracing::debug!(deleted = n, "Finished jobs deleted.");
-                Ok(())
-            })
-        })
-    };
-    let backups_job: JobHandler = {
-        let store = store.clone();
-        let sealer = sealer.clone();
-        let policy = alerting.outbound().clone();
-        Arc::new(move |_| {
-            let (store, sealer, policy) = (store.clone(), sealer.clone(), policy.clone());
-            Box::pin(async move { crate::backups::run(&store, &sealer, &policy, &backups).await })
-        })
-    };
-    let db_checks: JobHandler = {
-        let store = store.clone();
-        let policy = alerting.outbound().clone();
-        Arc::new(move |_| {
-            let (store, sealer, policy) = (store.clone(), sealer.clone(), policy.clone());
-            Box::pin(async move { crate::dbhealth::run(&store, &sealer, &policy).await })
-        })
-    };
-    let query_conditions: JobHandler = {
-        let store = store.clone();
-        Arc::new(move |_| {
-            let store = store.clone();
-            Box::pin(async move {
-                crate::alerting::query::run(&store, lookout_core::time::now_ms())
-                    .await
-                    .map(|_| ())
-            })
-        })
-    };
-    let reports_job: JobHandler = Arc::new(move |_| {
-        let a = alerting.clone();
-        Box::pin(async move {
-            crate::reports::schedule::run(&a, lookout_core::time::now_ms())
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        })
-    });
-    Ok(Scheduler::new(store, replica, SchedulerConfig::default())
-        .handle(crate::reports::schedule::JOB, reports_job)
-        .handle(crate::alerting::query::JOB, query_conditions)
-        .handle(crate::backups::JOB, backups_job)
-        .handle(crate::dbhealth::JOB, db_checks)
-        .handle("sessions.cleanup", sessions)
-        .handle("jobs.cleanup", finished)
-        .handle("errors.retention", retention)
-        .handle("apm.retention", apm_retention)
-        .handle("apm.daily_series", apm_daily)
-        .handle(crate::uptime::upkeep::JOB, uptime_upkeep))
-}
-
-/// How long raw spans and logs are kept (search and drill-down).
-const APM_RAW_RETENTION_MS: i64 = 7 * 86_400_000;
-/// How long minute rollups and metric minutes are kept; hour and day rollups stay.
-const APM_MINUTE_RETENTION_MS: i64 = 8 * 86_400_000;
-
-/// The uptime shards as leased periodic jobs: each claim runs one shard for a while.
-async fn uptime_scheduler(ctx: Arc<UptimeContext>, replica: &str) -> Result<Scheduler, ServeError> {
-    let shards = lookout_store::uptime::SHARDS;
-    for k in 0..shards {
-        jobs::ensure_periodic(
-            &ctx.store,
-            &format!("uptime.shard.{k}"),
-            "uptime.shard",
-            1_000,
-        )
-        .await?;
-    }
-    let store = ctx.store.clone();
-    let handler: JobHandler = Arc::new(move |job| {
-        let ctx = ctx.clone();
-        Box::pin(async move {
-            match runner::shard_of(&job.id) {
-                Some(shard) => runner::run_shard(ctx, shard).await,
-                None => Err(format!("{} is not an uptime shard", job.id)),
-            }
-        })
-    });
-    let config = SchedulerConfig {
-        concurrency: usize::try_from(shards).unwrap_or(16),
-        ..SchedulerConfig::default()
-    };
-    Ok(Scheduler::new(store, replica, config).handle("uptime.shard", handler))
 }
 
 /// Re-reads the config file's monitors and status pages on SIGHUP.

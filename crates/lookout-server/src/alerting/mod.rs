@@ -195,3 +195,34 @@ pub fn public() -> Router<AppState> {
         .route("/integrations/{key}/{kind}", post(inbound::webhook))
         .layer(axum::extract::DefaultBodyLimit::max(inbound::MAX_BODY + 1))
 }
+
+/// Query alert conditions, evaluated every [`query::EVERY_MS`].
+pub fn jobs(bg: &crate::tasks::Background) -> Vec<crate::tasks::PeriodicJob> {
+    vec![crate::tasks::PeriodicJob::on_store(
+        query::JOB,
+        query::EVERY_MS,
+        &bg.store,
+        |store| async move {
+            query::run(&store, lookout_core::time::now_ms())
+                .await
+                .map(|_| ())
+        },
+    )]
+}
+
+/// The policy consumer, the escalation timers and the notification outbox.
+pub fn workers(bg: &crate::tasks::Background) -> crate::tasks::Workers {
+    vec![
+        tokio::spawn(policies::run(
+            bg.alerting.clone(),
+            bg.replica.clone(),
+            bg.stopping(),
+        )),
+        tokio::spawn(timers::run(bg.alerting.clone(), bg.stopping())),
+        tokio::spawn(deliver::run(
+            bg.alerting.clone(),
+            bg.replica.clone(),
+            bg.stopping(),
+        )),
+    ]
+}

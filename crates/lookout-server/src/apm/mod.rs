@@ -347,3 +347,57 @@ pub fn pages() -> Router<AppState> {
         .route("/performance/traces/{id}", get(traces::trace))
         .route("/performance/map", get(traces::map))
 }
+
+/// How long raw spans and logs are kept (search and drill-down).
+const RAW_RETENTION_MS: i64 = 7 * 86_400_000;
+/// How long minute rollups and metric minutes are kept; hour and day rollups stay.
+const MINUTE_RETENTION_MS: i64 = 8 * 86_400_000;
+
+/// Retention of raw spans and minute rollups, and the daily p95 points fed to series.
+pub fn jobs(bg: &crate::tasks::Background) -> Vec<crate::tasks::PeriodicJob> {
+    use crate::tasks::PeriodicJob;
+    vec![
+        PeriodicJob::on_store("apm.retention", 600_000, &bg.store, |store| async move {
+            let now = lookout_core::time::now_ms();
+            let n = lookout_store::apm::query::purge(
+                &store,
+                now - RAW_RETENTION_MS,
+                now - MINUTE_RETENTION_MS,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            tracing::debug!(deleted = n, "APM retention enforced.");
+            Ok(())
+        }),
+        PeriodicJob::on_store("apm.daily_series", 300_000, &bg.store, |store| async move {
+            let n = lookout_store::apm::daily::push(&store, lookout_core::time::now_ms())
+                .await
+                .map_err(|e| e.to_string())?;
+            if n > 0 {
+                tracing::info!(points = n, "Daily APM p95 points added to series.");
+            }
+            Ok(())
+        }),
+    ]
+}
+
+/// The rollup consumer, the trace index and the Sentry-transaction converter.
+pub fn workers(bg: &crate::tasks::Background) -> crate::tasks::Workers {
+    use std::time::Duration;
+    vec![
+        tokio::spawn(
+            lookout_store::apm::rollup::RollupProcessor::new(bg.store.clone(), &bg.replica)
+                // A span waits at most about this long before it shows in RED figures.
+                .run(Duration::from_millis(1_000), bg.stopping()),
+        ),
+        tokio::spawn(lookout_store::apm::trace_index::run(
+            bg.store.clone(),
+            Duration::from_secs(2),
+            bg.stopping(),
+        )),
+        tokio::spawn(
+            lookout_store::apm::sentry::TransactionProcessor::new(bg.store.clone(), &bg.replica)
+                .run(Duration::from_millis(200), bg.stopping()),
+        ),
+    ]
+}

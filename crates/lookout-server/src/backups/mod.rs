@@ -502,6 +502,20 @@ pub fn pages() -> Router<AppState> {
     Router::new().route("/backups", get(ui::page))
 }
 
+/// Backups and drills of every target that is due, and drills of Lookout's own backup.
+pub fn jobs(bg: &crate::tasks::Background) -> Vec<crate::tasks::PeriodicJob> {
+    let (sealer, policy, settings) = (bg.sealer.clone(), bg.outbound().clone(), bg.backups);
+    vec![crate::tasks::PeriodicJob::on_store(
+        JOB,
+        EVERY_MS,
+        &bg.store,
+        move |store| {
+            let (sealer, policy) = (sealer.clone(), policy.clone());
+            async move { run(&store, &sealer, &policy, &settings).await }
+        },
+    )]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

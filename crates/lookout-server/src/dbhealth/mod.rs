@@ -147,3 +147,17 @@ pub fn pages() -> Router<AppState> {
         .route("/databases", get(ui::list))
         .route("/databases/{id}", get(ui::target))
 }
+
+/// Checks of every database target that is due.
+pub fn jobs(bg: &crate::tasks::Background) -> Vec<crate::tasks::PeriodicJob> {
+    let (sealer, policy) = (bg.sealer.clone(), bg.outbound().clone());
+    vec![crate::tasks::PeriodicJob::on_store(
+        JOB,
+        EVERY_MS,
+        &bg.store,
+        move |store| {
+            let (sealer, policy) = (sealer.clone(), policy.clone());
+            async move { run(&store, &sealer, &policy).await }
+        },
+    )]
+}

@@ -53,3 +53,33 @@ pub fn public() -> Router<AppState> {
             post(ingest::store_endpoint).options(ingest::preflight),
         )
 }
+
+/// Retention of events and issues.
+pub fn jobs(bg: &crate::tasks::Background) -> Vec<crate::tasks::PeriodicJob> {
+    vec![crate::tasks::PeriodicJob::on_store(
+        "errors.retention",
+        600_000,
+        &bg.store,
+        |store| async move {
+            let r = lookout_store::errors::enforce_retention(&store)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(
+                events = r.events,
+                issues = r.issues,
+                inbox_items = r.inbox_items,
+                "Retention enforced."
+            );
+            Ok(())
+        },
+    )]
+}
+
+/// The processor that groups ingested events into issues.
+pub fn workers(bg: &crate::tasks::Background) -> crate::tasks::Workers {
+    vec![tokio::spawn(
+        lookout_store::errors::process::ErrorProcessor::new(bg.store.clone(), &bg.replica)
+            // Idle polling every 100 ms bounds how long a new event waits to be grouped.
+            .run(std::time::Duration::from_millis(100), bg.stopping()),
+    )]
+}

@@ -219,3 +219,21 @@ pub fn pages() -> Router<AppState> {
         .route("/reports/view", get(ui::view))
         .route("/reports/{id}", get(ui::kept))
 }
+
+/// Scheduled reports and their deliveries.
+pub fn jobs(bg: &crate::tasks::Background) -> Vec<crate::tasks::PeriodicJob> {
+    let alerting = bg.alerting.clone();
+    vec![crate::tasks::PeriodicJob {
+        id: schedule::JOB,
+        every_ms: schedule::EVERY_MS,
+        handler: std::sync::Arc::new(move |_| {
+            let a = alerting.clone();
+            Box::pin(async move {
+                schedule::run(&a, lookout_core::time::now_ms())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+        }),
+    }]
+}

@@ -205,3 +205,42 @@ pub fn public() -> Router<AppState> {
         )
         .merge(status)
 }
+
+/// Rollups and raw-result retention.
+pub fn jobs(bg: &crate::tasks::Background) -> Vec<crate::tasks::PeriodicJob> {
+    vec![crate::tasks::PeriodicJob::on_store(
+        upkeep::JOB,
+        60_000,
+        &bg.store,
+        |store| async move { upkeep::run(&store).await },
+    )]
+}
+
+/// The shard runners (each shard a leased job, so replicas split the monitors) and the
+/// check-in consumer.
+pub async fn workers(
+    bg: &crate::tasks::Background,
+) -> Result<crate::tasks::Workers, lookout_store::StoreError> {
+    use std::sync::Arc;
+    use std::time::Duration;
+    let ctx = Arc::new(runner::UptimeContext {
+        store: bg.store.clone(),
+        writes: bg.writes.clone(),
+        checker: Arc::new(lookout_uptime::Checker::new((**bg.outbound()).clone())),
+        permits: Arc::new(tokio::sync::Semaphore::new(
+            bg.uptime_max_concurrent_checks.max(1),
+        )),
+        stop: bg.stop.clone(),
+        hold: runner::HOLD,
+        sealer: bg.sealer.clone(),
+        windows: Default::default(),
+    });
+    let shards = runner::scheduler(ctx, &bg.replica).await?;
+    Ok(vec![
+        tokio::spawn(shards.run(bg.stopping())),
+        tokio::spawn(
+            checkins::CheckInConsumer::new(bg.store.clone(), &bg.replica)
+                .run(Duration::from_millis(200), bg.stopping()),
+        ),
+    ])
+}

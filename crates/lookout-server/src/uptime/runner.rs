@@ -678,6 +678,35 @@ async fn suppression(ctx: &UptimeContext, row: &MonitorRow, maintenance: bool) -
     }
 }
 
+/// The uptime shards as leased periodic jobs: each claim runs one shard for a while.
+pub async fn scheduler(ctx: Arc<UptimeContext>, replica: &str) -> Result<lookout_store::jobs::Scheduler, lookout_store::StoreError> {
+    let shards = lookout_store::uptime::SHARDS;
+    for k in 0..shards {
+        lookout_store::jobs::ensure_periodic(
+            &ctx.store,
+            &format!("uptime.shard.{k}"),
+            "uptime.shard",
+            1_000,
+        )
+        .await?;
+    }
+    let store = ctx.store.clone();
+    let handler: lookout_store::jobs::JobHandler = Arc::new(move |job| {
+        let ctx = ctx.clone();
+        Box::pin(async move {
+            match shard_of(&job.id) {
+                Some(shard) => run_shard(ctx, shard).await,
+                None => Err(format!("{} is not an uptime shard", job.id)),
+            }
+        })
+    });
+    let config = lookout_store::jobs::SchedulerConfig {
+        concurrency: usize::try_from(shards).unwrap_or(16),
+        ..lookout_store::jobs::SchedulerConfig::default()
+    };
+    Ok(lookout_store::jobs::Scheduler::new(store, replica, config).handle("uptime.shard", handler))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
