@@ -28,6 +28,11 @@ fn options(dir: &Path) -> BackupOptions {
 }
 
 /// Writes numbered events from four tasks for `ms`, recording send and acknowledgement times.
+/// Fewest acknowledged writes a write phase makes, however long they take: with one in five
+/// padded to 300 kB, that is about 70 MB, so the WAL passes 32 MB and starts over at least once
+/// even on a machine too busy to write much in the phase's time.
+const MIN_WRITES: usize = 1_200;
+
 async fn write_for(store: &Store, ms: u64, next: Arc<std::sync::atomic::AtomicI64>) -> Sent {
     let writer = Writer::start(store.clone(), WriterConfig::default());
     let sent: Sent = Arc::default();
@@ -36,7 +41,9 @@ async fn write_for(store: &Store, ms: u64, next: Arc<std::sync::atomic::AtomicI6
     for _ in 0..4 {
         let (q, sent, next) = (writer.queue(), sent.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
-            while tokio::time::Instant::now() < until {
+            // For `ms`, and on a slow or busy machine until enough writes exist for the
+            // restore checks to mean something (a count, not a timing, decides).
+            while tokio::time::Instant::now() < until || sent.lock().unwrap().len() < MIN_WRITES {
                 let id = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let start = now_ms();
                 // Some writes are large, so the WAL passes 32 MB and starts over during the test.
