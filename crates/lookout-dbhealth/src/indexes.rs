@@ -28,11 +28,11 @@ fn size(bytes: i64) -> String {
 /// Unused indexes: no more than `unused_max_scans` scans since the statistics were reset.
 pub async fn unused(conn: &mut PgConnection, opt: &Options) -> sqlx::Result<Vec<Finding>> {
     let reset: Option<String> = sqlx::query(
-        "SELECT stats_reset::text FROM pg_stat_database WHERE datname = current_database()",
+        "SELECT stats_reset::text AS stats_reset FROM pg_stat_database WHERE datname = current_database()",
     )
     .fetch_optional(&mut *conn)
     .await?
-    .and_then(|r| r.try_get(0).ok());
+    .and_then(|r| r.try_get("stats_reset").ok());
     let since = reset.map_or_else(
         || "since the server started".to_string(),
         |r| format!("since {r}"),
@@ -51,9 +51,9 @@ pub async fn unused(conn: &mut PgConnection, opt: &Options) -> sqlx::Result<Vec<
     rows.iter()
         .map(|r| {
             let (schema, table, index): (String, String, String) =
-                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
-            let scans: i64 = r.try_get(3)?;
-            let bytes: i64 = r.try_get(4)?;
+                (r.try_get("schemaname")?, r.try_get("relname")?, r.try_get("indexrelname")?);
+            let scans: i64 = r.try_get("idx_scan")?;
+            let bytes: i64 = r.try_get("size")?;
             Ok(Finding::new(
                 "unused_index",
                 Severity::Warning,
@@ -115,12 +115,12 @@ pub async fn duplicates(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> {
                 .collect()
         };
         all.push(Ix {
-            schema: r.try_get(0)?,
-            table: r.try_get(1)?,
-            name: r.try_get(2)?,
-            table_oid: r.try_get::<i64, _>(3)? as u32,
-            unique: r.try_get(4)?,
-            valid: r.try_get(5)?,
+            schema: r.try_get("nspname")?,
+            table: r.try_get("relname")?,
+            name: r.try_get("index")?,
+            table_oid: r.try_get::<i64, _>("table_oid")? as u32,
+            unique: r.try_get("uniq")?,
+            valid: r.try_get("indisvalid")?,
             keys: split(r.try_get("keys")?),
             classes: split(r.try_get("classes")?),
             method: r.try_get("amname")?,
@@ -172,7 +172,8 @@ pub async fn duplicates(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> {
 /// Invalid indexes, and whether a `CREATE INDEX CONCURRENTLY` is still building one.
 pub async fn invalid(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> {
     let rows = sqlx::query(
-        "SELECT n.nspname, t.relname, ic.relname, pg_get_indexdef(i.indexrelid),
+        "SELECT n.nspname, t.relname AS table_name, ic.relname AS index_name,
+                pg_get_indexdef(i.indexrelid) AS def,
                 EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid) AS building
          FROM pg_index i
          JOIN pg_class ic ON ic.oid = i.indexrelid
@@ -185,8 +186,13 @@ pub async fn invalid(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> {
     rows.iter()
         .map(|r| {
             let (schema, table, index, def): (String, String, String, String) =
-                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
-            let building: bool = r.try_get(4)?;
+(
+                r.try_get("nspname")?,
+                r.try_get("table_name")?,
+                r.try_get("index_name")?,
+                r.try_get("def")?,
+            );
+            let building: bool = r.try_get("building")?;
             Ok(if building {
                 Finding::new(
                     "invalid_index",
@@ -217,7 +223,7 @@ pub async fn missing(
 ) -> sqlx::Result<Vec<Finding>> {
     let rows = sqlx::query(
         "SELECT s.schemaname, s.relname, s.seq_scan, s.seq_tup_read, COALESCE(s.idx_scan, 0) AS idx_scan,
-                GREATEST(c.reltuples, 0)::int8, s.relid::oid::int8
+                GREATEST(c.reltuples, 0)::int8 AS live, s.relid::oid::int8 AS table_oid
          FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
          WHERE s.seq_scan >= $2 AND c.reltuples >= $1
            AND s.seq_tup_read / s.seq_scan >= $1 / 2
@@ -231,12 +237,12 @@ pub async fn missing(
     .await?;
     let mut out = Vec::new();
     for r in &rows {
-        let (schema, table): (String, String) = (r.try_get(0)?, r.try_get(1)?);
-        let seq: i64 = r.try_get(2)?;
-        let read: i64 = r.try_get(3)?;
-        let idx: i64 = r.try_get(4)?;
-        let live: i64 = r.try_get(5)?;
-        let oid: i64 = r.try_get(6)?;
+        let (schema, table): (String, String) = (r.try_get("schemaname")?, r.try_get("relname")?);
+        let seq: i64 = r.try_get("seq_scan")?;
+        let read: i64 = r.try_get("seq_tup_read")?;
+        let idx: i64 = r.try_get("idx_scan")?;
+        let live: i64 = r.try_get("live")?;
+        let oid: i64 = r.try_get("table_oid")?;
         let columns = filtered_columns(conn, oid, &table, slow).await?;
         let advice = if columns.is_empty() {
             "index the columns its queries filter on (pg_stat_statements would name them)"
@@ -266,14 +272,14 @@ pub async fn missing(
     Ok(out)
 }
 
-/// The first column of each row of `sql`, run for the table `oid`.
+/// The `attname` column of each row of `sql`, run for the table `oid`.
 async fn names(conn: &mut PgConnection, sql: &str, oid: i64) -> sqlx::Result<Vec<String>> {
     sqlx::query(sql)
         .bind(oid)
         .fetch_all(&mut *conn)
         .await?
         .iter()
-        .map(|r| r.try_get(0))
+        .map(|r| r.try_get("attname"))
         .collect()
 }
 

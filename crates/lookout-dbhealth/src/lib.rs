@@ -228,15 +228,16 @@ async fn check_on(
     rules: &[Rule],
 ) -> Result<Report, Error> {
     let row = sqlx::query(
-        "SELECT current_setting('server_version'), current_setting('server_version_num')::int4,
-                pg_database_size(current_database())::int8",
+        "SELECT current_setting('server_version') AS version,
+                current_setting('server_version_num')::int4 AS version_num,
+                pg_database_size(current_database())::int8 AS size_bytes",
     )
     .fetch_one(&mut conn)
     .await
     .map_err(query_error("reading the server version"))?;
-    let version: String = row.try_get(0).unwrap_or_default();
-    let num: i32 = row.try_get(1).unwrap_or_default();
-    let size_bytes: i64 = row.try_get(2).unwrap_or_default();
+    let version: String = row.try_get("version").unwrap_or_default();
+    let num: i32 = row.try_get("version_num").unwrap_or_default();
+    let size_bytes: i64 = row.try_get("size_bytes").unwrap_or_default();
     if num < 130_000 {
         return Err(Error::Version(version));
     }

@@ -14,7 +14,8 @@ pub async fn activity(conn: &mut PgConnection, opt: &Options) -> sqlx::Result<Ve
     let rows = sqlx::query(
         "SELECT pid, state, EXTRACT(EPOCH FROM now() - COALESCE(
                     CASE WHEN state LIKE 'idle in transaction%' THEN state_change END, query_start, xact_start))::float8 AS secs,
-                query, COALESCE(usename::text, ''), COALESCE(application_name, ''), COALESCE(wait_event_type, '')
+                query, COALESCE(usename::text, '') AS usename, COALESCE(application_name, '') AS app,
+                COALESCE(wait_event_type, '') AS wait
          FROM pg_stat_activity
          WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'
            AND state IS NOT NULL AND state <> 'idle'
@@ -24,17 +25,17 @@ pub async fn activity(conn: &mut PgConnection, opt: &Options) -> sqlx::Result<Ve
     .await?;
     let mut out = Vec::new();
     for r in &rows {
-        let pid: i32 = r.try_get(0)?;
-        let state: String = r.try_get(1)?;
-        let secs: Option<f64> = r.try_get(2)?;
+        let pid: i32 = r.try_get("pid")?;
+        let state: String = r.try_get("state")?;
+        let secs: Option<f64> = r.try_get("secs")?;
         let secs = secs.unwrap_or(0.0);
         if secs < opt.long_running_s {
             continue;
         }
-        let query: Option<String> = r.try_get(3)?;
-        let user: String = r.try_get(4)?;
-        let app: String = r.try_get(5)?;
-        let wait: String = r.try_get(6)?;
+        let query: Option<String> = r.try_get("query")?;
+        let user: String = r.try_get("usename")?;
+        let app: String = r.try_get("app")?;
+        let wait: String = r.try_get("wait")?;
         let (kind, what) = if state.starts_with("idle in transaction") {
             ("idle_in_transaction", "idle in a transaction")
         } else {
@@ -69,13 +70,17 @@ pub async fn activity(conn: &mut PgConnection, opt: &Options) -> sqlx::Result<Ve
 /// Connections in use against `max_connections`.
 pub async fn connections(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> {
     let r = sqlx::query(
-        "SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'),
-                current_setting('max_connections')::int8,
-                current_setting('superuser_reserved_connections')::int8",
+        "SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS used,
+                current_setting('max_connections')::int8 AS max,
+                current_setting('superuser_reserved_connections')::int8 AS reserved",
     )
     .fetch_one(&mut *conn)
     .await?;
-    let (used, max, reserved): (i64, i64, i64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+    let (used, max, reserved): (i64, i64, i64) = (
+        r.try_get("used")?,
+        r.try_get("max")?,
+        r.try_get("reserved")?,
+    );
     let usable = (max - reserved).max(1);
     let share = used as f64 / usable as f64;
     Ok(if share >= 0.8 {
@@ -96,30 +101,34 @@ pub async fn connections(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> 
 pub async fn vacuum(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> {
     let rows = sqlx::query(
         "SELECT schemaname, relname, n_live_tup, n_dead_tup, n_mod_since_analyze,
-                GREATEST(last_vacuum, last_autovacuum)::text, GREATEST(last_analyze, last_autoanalyze)::text,
-                COALESCE(now() - GREATEST(last_vacuum, last_autovacuum) > interval '10 minutes', true),
-                COALESCE(now() - GREATEST(last_analyze, last_autoanalyze) > interval '10 minutes', true),
-                current_setting('autovacuum_vacuum_threshold')::float8, current_setting('autovacuum_vacuum_scale_factor')::float8,
-                current_setting('autovacuum_analyze_threshold')::float8, current_setting('autovacuum_analyze_scale_factor')::float8
+                GREATEST(last_vacuum, last_autovacuum)::text AS vacuumed,
+                GREATEST(last_analyze, last_autoanalyze)::text AS analyzed,
+                COALESCE(now() - GREATEST(last_vacuum, last_autovacuum) > interval '10 minutes', true) AS vacuum_old,
+                COALESCE(now() - GREATEST(last_analyze, last_autoanalyze) > interval '10 minutes', true) AS analyze_old,
+                current_setting('autovacuum_vacuum_threshold')::float8 AS vacuum_threshold,
+                current_setting('autovacuum_vacuum_scale_factor')::float8 AS vacuum_scale,
+                current_setting('autovacuum_analyze_threshold')::float8 AS analyze_threshold,
+                current_setting('autovacuum_analyze_scale_factor')::float8 AS analyze_scale
          FROM pg_stat_user_tables ORDER BY n_dead_tup DESC",
     )
     .fetch_all(&mut *conn)
     .await?;
     let mut out = Vec::new();
     for r in &rows {
-        let (schema, table): (String, String) = (r.try_get(0)?, r.try_get(1)?);
-        let live: i64 = r.try_get(2)?;
-        let dead: i64 = r.try_get(3)?;
-        let modified: i64 = r.try_get(4)?;
-        let vacuumed: Option<String> = r.try_get(5)?;
-        let analyzed: Option<String> = r.try_get(6)?;
+        let (schema, table): (String, String) = (r.try_get("schemaname")?, r.try_get("relname")?);
+        let live: i64 = r.try_get("n_live_tup")?;
+        let dead: i64 = r.try_get("n_dead_tup")?;
+        let modified: i64 = r.try_get("n_mod_since_analyze")?;
+        let vacuumed: Option<String> = r.try_get("vacuumed")?;
+        let analyzed: Option<String> = r.try_get("analyzed")?;
         // Overdue means autovacuum had time to act (its naptime is a minute) and did not.
-        let (vacuum_old, analyze_old): (bool, bool) = (r.try_get(7)?, r.try_get(8)?);
+        let (vacuum_old, analyze_old): (bool, bool) =
+            (r.try_get("vacuum_old")?, r.try_get("analyze_old")?);
         let (vt, vs, at, as_): (f64, f64, f64, f64) = (
-            r.try_get(9)?,
-            r.try_get(10)?,
-            r.try_get(11)?,
-            r.try_get(12)?,
+            r.try_get("vacuum_threshold")?,
+            r.try_get("vacuum_scale")?,
+            r.try_get("analyze_threshold")?,
+            r.try_get("analyze_scale")?,
         );
         let vacuum_at = vt + vs * live as f64;
         let analyze_at = at + as_ * live as f64;
@@ -159,14 +168,19 @@ pub async fn vacuum(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> {
 /// Transaction ids left before wraparound, per database.
 pub async fn wraparound(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> {
     let rows = sqlx::query(
-        "SELECT datname::text, age(datfrozenxid)::int8, current_setting('autovacuum_freeze_max_age')::int8
-         FROM pg_database WHERE datallowconn ORDER BY 2 DESC",
+        "SELECT datname::text AS datname, age(datfrozenxid)::int8 AS age,
+                current_setting('autovacuum_freeze_max_age')::int8 AS freeze_max_age
+         FROM pg_database WHERE datallowconn ORDER BY age DESC",
     )
     .fetch_all(&mut *conn)
     .await?;
     let mut out = Vec::new();
     for r in &rows {
-        let (db, age, freeze): (String, i64, i64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+        let (db, age, freeze): (String, i64, i64) = (
+            r.try_get("datname")?,
+            r.try_get("age")?,
+            r.try_get("freeze_max_age")?,
+        );
         let left = (1_i64 << 31) - age;
         let severity = if left < 10_000_000 {
             Severity::Critical
@@ -194,7 +208,8 @@ pub async fn wraparound(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> {
 /// Sequences owned by a column that are past 90 % of the column type's maximum.
 pub async fn sequences(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> {
     let rows = sqlx::query(
-        "SELECT sn.nspname, s.relname, tn.nspname, t.relname, a.attname, format_type(a.atttypid, a.atttypmod),
+        "SELECT sn.nspname AS seq_schema, s.relname AS seq_name, tn.nspname AS table_schema,
+                t.relname AS table_name, a.attname, format_type(a.atttypid, a.atttypmod) AS col_type,
                 ps.last_value, ps.max_value
          FROM pg_depend d
          JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
@@ -211,15 +226,15 @@ pub async fn sequences(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> {
     let mut out = Vec::new();
     for r in &rows {
         let (ss, seq, ts, table, col, ty): (String, String, String, String, String, String) = (
-            r.try_get(0)?,
-            r.try_get(1)?,
-            r.try_get(2)?,
-            r.try_get(3)?,
-            r.try_get(4)?,
-            r.try_get(5)?,
+            r.try_get("seq_schema")?,
+            r.try_get("seq_name")?,
+            r.try_get("table_schema")?,
+            r.try_get("table_name")?,
+            r.try_get("attname")?,
+            r.try_get("col_type")?,
         );
-        let last: i64 = r.try_get(6)?;
-        let seq_max: i64 = r.try_get(7)?;
+        let last: i64 = r.try_get("last_value")?;
+        let seq_max: i64 = r.try_get("max_value")?;
         let col_max = match ty.as_str() {
             "smallint" => i64::from(i16::MAX),
             "integer" => i64::from(i32::MAX),
@@ -249,15 +264,20 @@ pub async fn sequences(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> {
 /// Share of table and index blocks found in shared buffers, once enough were read to judge.
 pub async fn cache_hits(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> {
     let r = sqlx::query(
-        "SELECT COALESCE(sum(heap_blks_hit), 0)::float8, COALESCE(sum(heap_blks_read), 0)::float8,
-                (SELECT COALESCE(sum(idx_blks_hit), 0)::float8 FROM pg_statio_user_indexes),
-                (SELECT COALESCE(sum(idx_blks_read), 0)::float8 FROM pg_statio_user_indexes)
+        "SELECT COALESCE(sum(heap_blks_hit), 0)::float8 AS table_hit,
+                COALESCE(sum(heap_blks_read), 0)::float8 AS table_read,
+                (SELECT COALESCE(sum(idx_blks_hit), 0)::float8 FROM pg_statio_user_indexes) AS index_hit,
+                (SELECT COALESCE(sum(idx_blks_read), 0)::float8 FROM pg_statio_user_indexes) AS index_read
          FROM pg_statio_user_tables",
     )
     .fetch_one(&mut *conn)
     .await?;
-    let (th, tr, ih, ir): (f64, f64, f64, f64) =
-        (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+    let (th, tr, ih, ir): (f64, f64, f64, f64) = (
+        r.try_get("table_hit")?,
+        r.try_get("table_read")?,
+        r.try_get("index_hit")?,
+        r.try_get("index_read")?,
+    );
     let mut out = Vec::new();
     for (what, hit, read) in [("table", th, tr), ("index", ih, ir)] {
         let ratio = hit / (hit + read).max(1.0);
@@ -285,9 +305,9 @@ pub async fn bloat(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> {
     // Tables: row width from pg_stats plus the 24-byte tuple header and 4-byte line pointer;
     // pages of 8 kB less the 24-byte page header, at the table's fillfactor.
     let tables = sqlx::query(
-        "SELECT n.nspname, c.relname, c.relpages::int8, c.reltuples::float8,
+        "SELECT n.nspname, c.relname, c.relpages::int8 AS relpages, c.reltuples::float8 AS reltuples,
                 COALESCE((SELECT sum(s.avg_width) FROM pg_stats s WHERE s.schemaname = n.nspname AND s.tablename = c.relname), 0)::float8 AS width,
-                current_setting('block_size')::float8
+                current_setting('block_size')::float8 AS block_size
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
            AND c.relpages >= 128 AND c.reltuples > 0",
@@ -296,11 +316,11 @@ pub async fn bloat(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> {
     .await?;
     let mut out = Vec::new();
     for r in &tables {
-        let (schema, table): (String, String) = (r.try_get(0)?, r.try_get(1)?);
-        let pages: i64 = r.try_get(2)?;
-        let tuples: f64 = r.try_get(3)?;
-        let width: f64 = r.try_get(4)?;
-        let block: f64 = r.try_get(5)?;
+        let (schema, table): (String, String) = (r.try_get("nspname")?, r.try_get("relname")?);
+        let pages: i64 = r.try_get("relpages")?;
+        let tuples: f64 = r.try_get("reltuples")?;
+        let width: f64 = r.try_get("width")?;
+        let block: f64 = r.try_get("block_size")?;
         if width <= 0.0 {
             continue; // never analyzed: no estimate
         }
@@ -321,11 +341,11 @@ pub async fn bloat(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> {
     // B-tree indexes: key width from pg_stats plus the 8-byte index tuple header and 4-byte line
     // pointer, pages less header and special space, at 90 % fill.
     let indexes = sqlx::query(
-        "SELECT n.nspname, ic.relname, ic.relpages::int8, ic.reltuples::float8,
+        "SELECT n.nspname, ic.relname, ic.relpages::int8 AS relpages, ic.reltuples::float8 AS reltuples,
                 COALESCE((SELECT sum(s.avg_width) FROM pg_attribute a JOIN pg_stats s
                           ON s.schemaname = n.nspname AND s.tablename = t.relname AND s.attname = a.attname
-                          WHERE a.attrelid = t.oid AND a.attnum = ANY (i.indkey)), 0)::float8,
-                current_setting('block_size')::float8
+                          WHERE a.attrelid = t.oid AND a.attnum = ANY (i.indkey)), 0)::float8 AS width,
+                current_setting('block_size')::float8 AS block_size
          FROM pg_index i
          JOIN pg_class ic ON ic.oid = i.indexrelid
          JOIN pg_class t ON t.oid = i.indrelid
@@ -337,11 +357,11 @@ pub async fn bloat(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> {
     .fetch_all(&mut *conn)
     .await?;
     for r in &indexes {
-        let (schema, index): (String, String) = (r.try_get(0)?, r.try_get(1)?);
-        let pages: i64 = r.try_get(2)?;
-        let tuples: f64 = r.try_get(3)?;
-        let width: f64 = r.try_get(4)?;
-        let block: f64 = r.try_get(5)?;
+        let (schema, index): (String, String) = (r.try_get("nspname")?, r.try_get("relname")?);
+        let pages: i64 = r.try_get("relpages")?;
+        let tuples: f64 = r.try_get("reltuples")?;
+        let width: f64 = r.try_get("width")?;
+        let block: f64 = r.try_get("block_size")?;
         if width <= 0.0 {
             continue;
         }
@@ -392,18 +412,18 @@ fn push_bloat(
 
 /// Replicas' lag, seen from the primary; or this replica's own replay delay.
 pub async fn replication(conn: &mut PgConnection, opt: &Options) -> sqlx::Result<Vec<Finding>> {
-    let replica: bool = sqlx::query("SELECT pg_is_in_recovery()")
+    let replica: bool = sqlx::query("SELECT pg_is_in_recovery() AS replica")
         .fetch_one(&mut *conn)
         .await?
-        .try_get(0)?;
+        .try_get("replica")?;
     let mut out = Vec::new();
     if replica {
         let r = sqlx::query(
-            "SELECT COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)::float8",
+            "SELECT COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)::float8 AS lag",
         )
         .fetch_one(&mut *conn)
         .await?;
-        let lag: f64 = r.try_get(0)?;
+        let lag: f64 = r.try_get("lag")?;
         if lag > opt.replication_lag_s {
             out.push(Finding::new(
                 "replication_lag",
@@ -415,17 +435,18 @@ pub async fn replication(conn: &mut PgConnection, opt: &Options) -> sqlx::Result
         return Ok(out);
     }
     let rows = sqlx::query(
-        "SELECT COALESCE(application_name, ''), COALESCE(client_addr::text, 'local'), COALESCE(state, ''),
-                COALESCE(EXTRACT(EPOCH FROM replay_lag), 0)::float8,
-                COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::float8
+        "SELECT COALESCE(application_name, '') AS app, COALESCE(client_addr::text, 'local') AS addr,
+                COALESCE(state, '') AS state,
+                COALESCE(EXTRACT(EPOCH FROM replay_lag), 0)::float8 AS secs,
+                COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::float8 AS bytes
          FROM pg_stat_replication",
     )
     .fetch_all(&mut *conn)
     .await?;
     for r in &rows {
         let (app, addr, state): (String, String, String) =
-            (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
-        let (secs, bytes): (f64, f64) = (r.try_get(3)?, r.try_get(4)?);
+            (r.try_get("app")?, r.try_get("addr")?, r.try_get("state")?);
+        let (secs, bytes): (f64, f64) = (r.try_get("secs")?, r.try_get("bytes")?);
         if secs > opt.replication_lag_s || bytes > 1024.0 * 1024.0 * 1024.0 {
             out.push(
                 Finding::new(

@@ -37,20 +37,20 @@ pub async fn slow_queries(
     )
     .fetch_optional(&mut *conn)
     .await?
-    .map(|r| r.try_get(0))
+    .map(|r| r.try_get("nspname"))
     .transpose()?;
     let Some(schema) = schema else {
         return Ok((Vec::new(), vec![missing_extension(conn).await?]));
     };
     let cols: Vec<String> = sqlx::query(
-        "SELECT column_name::text FROM information_schema.columns
+        "SELECT column_name::text AS column_name FROM information_schema.columns
          WHERE table_schema = $1 AND table_name = 'pg_stat_statements'",
     )
     .bind(&schema)
     .fetch_all(&mut *conn)
     .await?
     .iter()
-    .map(|r| r.try_get(0))
+    .map(|r| r.try_get("column_name"))
     .collect::<sqlx::Result<_>>()?;
     let has = |c: &str| cols.iter().any(|x| x == c);
     let total = if has("total_exec_time") {
@@ -73,7 +73,7 @@ pub async fn slow_queries(
         ""
     };
     let sql = format!(
-        "SELECT COALESCE(s.queryid::text, ''), s.query, s.calls, {total}::float8 AS total_ms, s.rows,
+        "SELECT COALESCE(s.queryid::text, '') AS queryid, s.query, s.calls, {total}::float8 AS total_ms, s.rows,
                 s.shared_blks_read, {io}::float8 AS io_ms
          FROM \"{schema}\".pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
          WHERE d.datname = current_database() AND s.calls > 0 {toplevel}
@@ -96,17 +96,17 @@ pub async fn slow_queries(
     };
     let mut out = Vec::new();
     for r in &rows {
-        let calls: i64 = r.try_get(2)?;
-        let total_ms: f64 = r.try_get(3)?;
+        let calls: i64 = r.try_get("calls")?;
+        let total_ms: f64 = r.try_get("total_ms")?;
         out.push(SlowQuery {
-            queryid: r.try_get(0)?,
-            query: r.try_get(1)?,
+            queryid: r.try_get("queryid")?,
+            query: r.try_get("query")?,
             calls,
             total_ms,
             mean_ms: total_ms / calls.max(1) as f64,
-            rows: r.try_get(4)?,
-            blocks_read: r.try_get(5)?,
-            io_ms: r.try_get(6)?,
+            rows: r.try_get("rows")?,
+            blocks_read: r.try_get("shared_blks_read")?,
+            io_ms: r.try_get("io_ms")?,
         });
     }
     let findings = out
@@ -139,10 +139,11 @@ pub async fn slow_queries(
 }
 
 async fn missing_extension(conn: &mut PgConnection) -> sqlx::Result<Finding> {
-    let preload: String = sqlx::query("SELECT current_setting('shared_preload_libraries')")
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get(0)?;
+    let preload: String =
+        sqlx::query("SELECT current_setting('shared_preload_libraries') AS preload")
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("preload")?;
     let steps = if preload.contains("pg_stat_statements") {
         "run CREATE EXTENSION pg_stat_statements in this database"
     } else {

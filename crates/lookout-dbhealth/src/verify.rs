@@ -267,7 +267,8 @@ async fn explain(
         .fetch_one(&mut *tx)
         .await;
     tx.rollback().await?;
-    let v: Value = row?.try_get(0)?;
+    // EXPLAIN takes no alias; PostgreSQL always names its one column `QUERY PLAN`.
+    let v: Value = row?.try_get("QUERY PLAN")?;
     Ok(v)
 }
 

@@ -32,7 +32,7 @@ pub async fn lease(store: &Store, name: &str, owner: &str, lease_ms: i64) -> Res
     .bind(now)
     .fetch_optional(store.pool())
     .await?;
-    Ok(row.map(|r| r.try_get(0)).transpose()?)
+    Ok(row.map(|r| r.try_get("position")).transpose()?)
 }
 
 /// Moves cursor `name` from `from` to `to` inside `tx`; false if `owner` no longer holds it (the
@@ -84,7 +84,7 @@ pub async fn position(store: &Store, name: &str) -> Result<i64> {
         .bind(name)
         .fetch_optional(store.pool())
         .await?;
-    Ok(row.map(|r| r.try_get(0)).transpose()?.unwrap_or(0))
+    Ok(row.map(|r| r.try_get("position")).transpose()?.unwrap_or(0))
 }
 
 /// Runs a cursor consumer until `stop` resolves: `poll` folds one batch and says whether more is

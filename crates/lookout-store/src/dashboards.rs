@@ -56,7 +56,7 @@ pub async fn save(
         .await?;
     let (row, created) = match existing {
         Some(r) => {
-            let id: i64 = r.try_get(0)?;
+            let id: i64 = r.try_get("id")?;
             let row = sqlx::query(&format!(
                 "UPDATE dashboards SET name = $1, spec = $2, managed_by = $3, updated_at = $4 WHERE id = $5 RETURNING {COLS}"
             ))

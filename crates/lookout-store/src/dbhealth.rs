@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::Row;
 
+use crate::row::RowExt;
 use crate::{events, Result, Store, StoreError};
 use lookout_core::time::now_ms;
 
@@ -74,7 +75,7 @@ fn target_of(r: &sqlx::any::AnyRow) -> Result<TargetRow> {
         interval_seconds: r.try_get("interval_seconds")?,
         slow_ms: r.try_get("slow_ms")?,
         slow_calls: r.try_get("slow_calls")?,
-        enabled: r.try_get::<i64, _>("enabled")? != 0,
+        enabled: r.flag("enabled")?,
         next_check_at: r.try_get("next_check_at")?,
         created_at: r.try_get("created_at")?,
     })
@@ -227,7 +228,7 @@ pub async fn record(
     .bind(target.id)
     .fetch_optional(&mut *tx)
     .await?
-    .map(|r| r.try_get(0))
+    .map(|r| r.try_get("report"))
     .transpose()?
     .flatten();
     let (ok, error, report, stats) = match &outcome {
@@ -246,7 +247,7 @@ pub async fn record(
     .bind(report)
     .fetch_one(&mut *tx)
     .await?
-    .try_get(0)?;
+    .try_get("id")?;
     for q in stats {
         sqlx::query(
             "INSERT INTO db_query_stats (check_id, target_id, at, queryid, query, calls, total_ms, rows_returned)
@@ -301,17 +302,14 @@ pub async fn record(
 }
 
 pub(crate) fn check_of(r: &sqlx::any::AnyRow) -> Result<CheckRow> {
-    let report: Option<String> = r.try_get("report")?;
     Ok(CheckRow {
         id: r.try_get("id")?,
         target_id: r.try_get("target_id")?,
         started_at: r.try_get("started_at")?,
         duration_ms: r.try_get("duration_ms")?,
-        ok: r.try_get::<i64, _>("ok")? != 0,
+        ok: r.flag("ok")?,
         error: r.try_get("error")?,
-        report: report
-            .map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .transpose()?,
+        report: r.opt_json("report")?,
     })
 }
 

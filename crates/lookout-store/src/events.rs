@@ -13,6 +13,7 @@
 use serde::Serialize;
 use serde_json::Value as Json;
 
+use crate::row::RowExt;
 use crate::writer::{self, Write};
 use crate::{cursor, Backend, BoxFuture, Result, Store, StoreError};
 use lookout_core::time::now_ms;
@@ -89,13 +90,12 @@ pub(crate) async fn lock_for_publish(
 }
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<DomainEvent> {
-    let payload: String = r.try_get("payload")?;
     Ok(DomainEvent {
         seq: r.try_get("seq")?,
         kind: r.try_get("kind")?,
         project_id: r.try_get("project_id")?,
         subject: r.try_get("subject")?,
-        payload: serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        payload: r.json("payload")?,
         created_at: r.try_get("created_at")?,
     })
 }
@@ -153,7 +153,7 @@ pub async fn counts_by_bucket(
     .fetch_all(store.pool())
     .await?;
     rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .map(|r| Ok((r.try_get("bucket")?, r.try_get("kind")?, r.try_get("n")?)))
         .collect()
 }
 

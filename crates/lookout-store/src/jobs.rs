@@ -112,11 +112,11 @@ pub async fn state(store: &Store, id: &str) -> Result<Option<JobState>> {
     .await?;
     row.map(|r| {
         Ok(JobState {
-            id: r.try_get(0)?,
-            attempts: r.try_get(1)?,
-            last_error: r.try_get(2)?,
-            done_at: r.try_get(3)?,
-            next_run_at: r.try_get(4)?,
+            id: r.try_get("id")?,
+            attempts: r.try_get("attempts")?,
+            last_error: r.try_get("last_error")?,
+            done_at: r.try_get("done_at")?,
+            next_run_at: r.try_get("next_run_at")?,
         })
     })
     .transpose()
@@ -229,14 +229,14 @@ impl Scheduler {
         let Some(r) = row else {
             return Ok(None);
         };
-        let payload: String = r.try_get(2)?;
+        let payload: String = r.try_get("payload")?;
         let job = ClaimedJob {
-            id: r.try_get(0)?,
-            kind: r.try_get(1)?,
+            id: r.try_get("id")?,
+            kind: r.try_get("kind")?,
             payload: serde_json::from_str(&payload).unwrap_or(Json::Null),
-            every_ms: r.try_get(3)?,
-            due_at: r.try_get(4)?,
-            attempt: r.try_get(5)?,
+            every_ms: r.try_get("every_ms")?,
+            due_at: r.try_get("next_run_at")?,
+            attempt: r.try_get("attempts")?,
         };
         let lag = (now - job.due_at).max(0) as f64 / 1000.0;
         metrics::histogram!("lookout_job_lag_seconds", "kind" => job.kind.clone()).record(lag);

@@ -27,6 +27,7 @@ mod migrate;
 pub mod page;
 pub mod regress;
 pub mod reports;
+pub mod row;
 pub mod series;
 pub mod tenancy;
 pub mod uptime;

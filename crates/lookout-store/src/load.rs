@@ -7,6 +7,7 @@ use serde_json::{json, Value as Json};
 use sqlx::Row;
 
 use crate::page::{Cursor, Page};
+use crate::row::RowExt;
 use crate::series::{self, NewPoint};
 use crate::{events, Result, Store, StoreError};
 use lookout_core::time::now_ms;
@@ -48,7 +49,6 @@ pub struct RunRow {
 pub(crate) const COLUMNS: &str = "id, project_id, name, commit_sha, started_at, duration_ms, passed, requests, rps, p95_ms, error_rate, created_at";
 
 pub(crate) fn row(r: &sqlx::any::AnyRow) -> Result<RunRow> {
-    let passed: i64 = r.try_get("passed")?;
     Ok(RunRow {
         id: r.try_get("id")?,
         project_id: r.try_get("project_id")?,
@@ -56,7 +56,7 @@ pub(crate) fn row(r: &sqlx::any::AnyRow) -> Result<RunRow> {
         commit: r.try_get("commit_sha")?,
         started_at: r.try_get("started_at")?,
         duration_ms: r.try_get("duration_ms")?,
-        passed: passed != 0,
+        passed: r.flag("passed")?,
         requests: r.try_get("requests")?,
         rps: r.try_get("rps")?,
         p95_ms: r.try_get("p95_ms")?,
@@ -88,7 +88,7 @@ pub async fn record(store: &Store, run: &NewRun, points: &[NewPoint]) -> Result<
     .bind(created_at)
     .fetch_one(&mut *tx)
     .await?
-    .try_get(0)?;
+    .try_get("id")?;
     let points: Vec<NewPoint> = points
         .iter()
         .cloned()

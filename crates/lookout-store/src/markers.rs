@@ -85,13 +85,13 @@ pub async fn list(store: &Store, project_id: i64, cursor: &Cursor) -> Result<Pag
         .iter()
         .map(|r| {
             Ok(Marker {
-                id: r.try_get(0)?,
-                project_id: r.try_get(1)?,
-                kind: r.try_get(2)?,
-                title: r.try_get(3)?,
-                version: r.try_get(4)?,
-                url: r.try_get(5)?,
-                at: r.try_get(6)?,
+                id: r.try_get("id")?,
+                project_id: r.try_get("project_id")?,
+                kind: r.try_get("kind")?,
+                title: r.try_get("title")?,
+                version: r.try_get("version")?,
+                url: r.try_get("url")?,
+                at: r.try_get("at")?,
             })
         })
         .collect::<Result<Vec<_>>>()?;

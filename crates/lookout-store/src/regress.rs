@@ -10,6 +10,7 @@ use serde_json::json;
 use sqlx::{Any, Row, Transaction};
 
 use crate::events;
+use crate::row::RowExt;
 use crate::series::Direction;
 use crate::{Result, Store, StoreError};
 use lookout_core::time::now_ms;
@@ -132,15 +133,15 @@ pub async fn recompute_in(
             position: r.try_get("position")?,
             point_id: r.try_get("point_id")?,
             kind: r.try_get("kind")?,
-            notified: r.try_get::<i64, _>("notified")? != 0,
+            notified: r.flag("notified")?,
         })
     })
     .collect::<Result<_>>()?;
-    let total: i64 = sqlx::query("SELECT COUNT(*) FROM series_points WHERE series_id = $1")
+    let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM series_points WHERE series_id = $1")
         .bind(series_id)
         .fetch_one(&mut **tx)
         .await?
-        .try_get(0)?;
+        .try_get("n")?;
 
     // Settled: everything before the second-to-last change point, if that point is still where
     // it was (a back-dated point shifts positions; then everything is analysed again).
@@ -157,7 +158,7 @@ pub async fn recompute_in(
         .bind(start)
         .fetch_optional(&mut **tx)
         .await?
-        .map(|r| r.try_get(0))
+        .map(|r| r.try_get("id"))
         .transpose()?;
         if id_there != Some(stored[stored.len() - 2].point_id) {
             start = 0;
@@ -223,7 +224,7 @@ pub async fn recompute_in(
         .bind(now)
         .fetch_one(&mut **tx)
         .await?
-        .try_get(0)?;
+        .try_get("id")?;
         if notify {
             let tags: serde_json::Value =
                 serde_json::from_str(&tags).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -285,13 +286,11 @@ pub async fn recent(
         .fetch_all(store.pool())
         .await?;
         for r in &rows {
-            let tags: String = r.try_get("tags")?;
             out.push(RecentChange {
                 change: row_of(r)?,
                 project_id: r.try_get("project_id")?,
                 series: r.try_get("name")?,
-                tags: serde_json::from_str(&tags)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                tags: r.json("tags")?,
                 unit: r.try_get("unit")?,
             });
         }

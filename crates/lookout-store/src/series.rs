@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::row::RowExt;
 use crate::{Result, Store, StoreError};
 use lookout_core::time::now_ms;
 
@@ -108,7 +109,7 @@ pub async fn upsert_in(
             .bind(&tags)
             .fetch_one(&mut *conn)
             .await?
-            .try_get(0)?;
+            .try_get("id")?;
     Ok(id)
 }
 
@@ -157,13 +158,12 @@ const SERIES_COLUMNS: &str = "s.id, s.project_id, s.name, s.tags, s.unit, s.dire
     (SELECT MAX(p.at) FROM series_points p WHERE p.series_id = s.id) AS last_at";
 
 fn series_of(r: &sqlx::any::AnyRow) -> Result<SeriesRow> {
-    let tags: String = r.try_get("tags")?;
     let direction: String = r.try_get("direction")?;
     Ok(SeriesRow {
         id: r.try_get("id")?,
         project_id: r.try_get("project_id")?,
         name: r.try_get("name")?,
-        tags: serde_json::from_str(&tags).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        tags: r.json("tags")?,
         unit: r.try_get("unit")?,
         direction: Direction::parse(&direction)?,
         points: r.try_get("n")?,

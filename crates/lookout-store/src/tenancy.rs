@@ -97,7 +97,7 @@ pub struct ApiToken {
 }
 
 fn role_of(r: &AnyRow, col: &str) -> Result<Role> {
-    let s: String = r.try_get(col)?;
+    let s: String = Row::try_get(r, col)?;
     s.parse()
         .map_err(|e: lookout_core::role::UnknownRole| StoreError::Corrupt(e.to_string()))
 }
@@ -200,7 +200,7 @@ pub async fn create_project(
     .fetch_one(&mut *tx)
     .await
     .map_err(StoreError::conflict_as("a project with this slug"))?
-    .try_get(0)?;
+    .try_get("id")?;
     sqlx::query(
         "INSERT INTO project_keys (project_id, public_key, label, created_at) VALUES ($1, $2, 'Default', $3)",
     )
@@ -320,7 +320,13 @@ pub async fn ingest_settings_for_key(
     .bind(public_key)
     .fetch_optional(store.pool())
     .await?;
-    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    row.map(|r| {
+        Ok((
+            r.try_get("project_id")?,
+            r.try_get("rate_limit_per_minute")?,
+        ))
+    })
+    .transpose()
 }
 
 // ---------------------------------------------------------------- users and sessions
@@ -385,7 +391,7 @@ async fn insert_user(
     .fetch_one(&mut *tx)
     .await
     .map_err(StoreError::conflict_as("a user with this email"))?
-    .try_get(0)?;
+    .try_get("id")?;
     let event = events::publish(
         "user.created",
         None,
@@ -433,10 +439,10 @@ pub async fn set_instance_flag(store: &Store, name: &str) -> Result<()> {
 
 /// How many users exist (0 means the UI offers first-admin setup).
 pub async fn user_count(store: &Store) -> Result<i64> {
-    Ok(sqlx::query("SELECT COUNT(*) FROM users")
+    Ok(sqlx::query("SELECT COUNT(*) AS n FROM users")
         .fetch_one(store.pool())
         .await?
-        .try_get(0)?)
+        .try_get("n")?)
 }
 
 /// Users in id order.
@@ -641,7 +647,7 @@ async fn insert_token(
     .fetch_one(store.pool())
     .await
     .map_err(StoreError::conflict_as("this token"))?
-    .try_get(0)?;
+    .try_get("id")?;
     Ok(ApiToken {
         id,
         name: name.to_string(),

@@ -130,11 +130,11 @@ async fn acknowledged_group_commits_are_all_stored_in_order(f: Fixture) {
         t.await.unwrap();
     }
     writer.shutdown().await;
-    let n: i64 = sqlx::query("SELECT COUNT(*) FROM markers")
+    let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM markers")
         .fetch_one(f.store.pool())
         .await
         .unwrap()
-        .get(0);
+        .get("n");
     assert_eq!(n, 2000);
     let evs = events::read_after(&f.store, 0, 5000, Some(project.id))
         .await
@@ -252,19 +252,19 @@ async fn users_log_in_only_with_their_password(f: Fixture) {
         .fetch_one(f.store.pool())
         .await
         .unwrap()
-        .get(0);
+        .get("password_hash");
     assert!(stored.starts_with("$argon2id$") && !stored.contains("s3cret"));
     // Sessions: the cookie value works, its stored form is a hash, logout ends it.
     let (sid, s) = tenancy::create_session(&f.store, &u, 60_000).await.unwrap();
     let found = tenancy::session(&f.store, &sid).await.unwrap().unwrap();
     assert_eq!(found.user.id, u.id);
     assert_eq!(found.csrf_token, s.csrf_token);
-    let n: i64 = sqlx::query("SELECT COUNT(*) FROM sessions WHERE id_hash = $1")
+    let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM sessions WHERE id_hash = $1")
         .bind(&sid)
         .fetch_one(f.store.pool())
         .await
         .unwrap()
-        .get(0);
+        .get("n");
     assert_eq!(n, 0, "session id stored in the clear");
     tenancy::delete_session(&f.store, &sid).await.unwrap();
     assert!(tenancy::session(&f.store, &sid).await.unwrap().is_none());
@@ -287,12 +287,12 @@ async fn tokens_are_stored_hashed_and_stop_working_when_revoked(f: Fixture) {
         .unwrap();
     assert_eq!((found.id, found.role), (t.id, Role::Member));
     let leaked: i64 =
-        sqlx::query("SELECT COUNT(*) FROM api_tokens WHERE token_hash = $1 OR name = $1")
+        sqlx::query("SELECT COUNT(*) AS n FROM api_tokens WHERE token_hash = $1 OR name = $1")
             .bind(&secret)
             .fetch_one(f.store.pool())
             .await
             .unwrap()
-            .get(0);
+            .get("n");
     assert_eq!(leaked, 0);
     assert!(
         tenancy::ensure_token(&f.store, "lk_bootstrap_value", "bootstrap", Role::Admin)
@@ -611,11 +611,11 @@ async fn three_consumers_apply_each_event_exactly_once_in_order(f: Fixture) {
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let n: i64 = sqlx::query("SELECT COUNT(*) FROM applied")
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM applied")
             .fetch_one(f.store.pool())
             .await
             .unwrap()
-            .get(0);
+            .get("n");
         if n >= 400 {
             break;
         }
@@ -639,7 +639,7 @@ async fn three_consumers_apply_each_event_exactly_once_in_order(f: Fixture) {
         .await
         .unwrap()
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| r.get("seq"))
         .collect();
     let published: Vec<i64> = events::read_after(&f.store, 0, 1000, None)
         .await
@@ -653,7 +653,7 @@ async fn three_consumers_apply_each_event_exactly_once_in_order(f: Fixture) {
         .fetch_one(f.store.pool())
         .await
         .unwrap()
-        .get(0);
+        .get("position");
     assert_eq!(pos, *published.last().unwrap());
 }
 
@@ -702,11 +702,11 @@ async fn a_full_queue_refuses_writes_instead_of_growing() {
     }
     writer.shutdown().await;
     assert!(refused > 0, "the queue never refused a write");
-    let n: i64 = sqlx::query("SELECT COUNT(*) FROM markers")
+    let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM markers")
         .fetch_one(f.store.pool())
         .await
         .unwrap()
-        .get(0);
+        .get("n");
     assert_eq!(
         n, acked,
         "every acknowledged write is stored, and nothing else"
@@ -747,10 +747,10 @@ async fn retention_bounds_events_by_age_and_count(f: Fixture) {
                 .fetch_one(store.pool())
                 .await
                 .unwrap()
-                .get::<i64, _>(0)
+                .get::<i64, _>("n")
         }
     };
-    assert_eq!(count("SELECT COUNT(*) FROM error_events").await, 30);
+    assert_eq!(count("SELECT COUNT(*) AS n FROM error_events").await, 30);
     // The grouped inbox items go at once; a count cap of 25 drops the 5 oldest events.
     tenancy::update_project(
         &f.store,
@@ -764,7 +764,7 @@ async fn retention_bounds_events_by_age_and_count(f: Fixture) {
     .unwrap();
     let r = errors::enforce_retention(&f.store).await.unwrap();
     assert_eq!((r.events, r.inbox_items), (5, 30));
-    assert_eq!(count("SELECT COUNT(*) FROM error_events").await, 25);
+    assert_eq!(count("SELECT COUNT(*) AS n FROM error_events").await, 25);
     // Age: the Rare issue's events are made 100 days old; they and their issue go.
     sqlx::query("UPDATE error_events SET timestamp = $1 WHERE title LIKE 'Rare%'")
         .bind(now - 100 * 86_400_000)
@@ -778,8 +778,8 @@ async fn retention_bounds_events_by_age_and_count(f: Fixture) {
         .unwrap();
     let r = errors::enforce_retention(&f.store).await.unwrap();
     assert_eq!((r.events, r.issues), (10, 1));
-    assert_eq!(count("SELECT COUNT(*) FROM issues").await, 1);
-    assert_eq!(count("SELECT COUNT(*) FROM error_events").await, 15);
+    assert_eq!(count("SELECT COUNT(*) AS n FROM issues").await, 1);
+    assert_eq!(count("SELECT COUNT(*) AS n FROM error_events").await, 15);
     assert_eq!(
         errors::enforce_retention(&f.store).await.unwrap(),
         errors::RetentionReport::default()

@@ -10,6 +10,7 @@ use serde_json::Value as Json;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use crate::row::RowExt;
 use crate::{Result, Store, StoreError};
 
 /// An incident as stored.
@@ -75,11 +76,6 @@ pub(crate) const COLS: &str =
     rule_index, lap, next_escalation_at, ack_until, alert_count, details, checklist, created_at, \
     acknowledged_at, resolved_at, updated_at";
 
-fn json_of(r: &AnyRow, col: &str) -> Result<Json> {
-    let s: String = r.try_get(col)?;
-    serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
-}
-
 pub(crate) fn row(r: &AnyRow) -> Result<IncidentRow> {
     Ok(IncidentRow {
         id: r.try_get("id")?,
@@ -102,8 +98,8 @@ pub(crate) fn row(r: &AnyRow) -> Result<IncidentRow> {
         next_escalation_at: r.try_get("next_escalation_at")?,
         ack_until: r.try_get("ack_until")?,
         alert_count: r.try_get("alert_count")?,
-        details: json_of(r, "details")?,
-        checklist: json_of(r, "checklist")?,
+        details: r.json("details")?,
+        checklist: r.json("checklist")?,
         created_at: r.try_get("created_at")?,
         acknowledged_at: r.try_get("acknowledged_at")?,
         resolved_at: r.try_get("resolved_at")?,
@@ -368,14 +364,14 @@ pub async fn due(store: &Store, now: i64, limit: i64) -> Result<Vec<IncidentRow>
 /// The soonest timer of any open incident (for sleeping until then).
 pub async fn next_due(store: &Store) -> Result<Option<i64>> {
     let r = sqlx::query(
-        "SELECT MIN(t) FROM (
+        "SELECT MIN(t) AS due FROM (
            SELECT MIN(next_escalation_at) AS t FROM incidents WHERE status = 'triggered'
            UNION ALL SELECT MIN(ack_until) AS t FROM incidents WHERE status = 'acknowledged'
          ) AS timers",
     )
     .fetch_one(store.pool())
     .await?;
-    Ok(r.try_get(0)?)
+    Ok(r.try_get("due")?)
 }
 
 /// Saves the runbook checklist ticks.
@@ -448,13 +444,13 @@ pub async fn timeline(store: &Store, incident_id: i64) -> Result<Vec<LogEntry>> 
     .await?;
     rows.iter()
         .map(|r| {
-            let data: Option<String> = r.try_get(5)?;
+            let data: Option<String> = r.try_get("data")?;
             Ok(LogEntry {
-                id: r.try_get(0)?,
-                at: r.try_get(1)?,
-                kind: r.try_get(2)?,
-                actor: r.try_get(3)?,
-                message: r.try_get(4)?,
+                id: r.try_get("id")?,
+                at: r.try_get("at")?,
+                kind: r.try_get("kind")?,
+                actor: r.try_get("actor")?,
+                message: r.try_get("message")?,
                 data: data.and_then(|d| serde_json::from_str(&d).ok()),
             })
         })
@@ -485,7 +481,7 @@ pub async fn close_signal(tx: &mut Transaction<'static, Any>, signal: &str) -> R
     .fetch_all(&mut **tx)
     .await?
     .iter()
-    .map(|r| r.try_get(0))
+    .map(|r| r.try_get("incident_id"))
     .collect::<std::result::Result<_, _>>()?;
     let mut done = Vec::new();
     for id in ids {
@@ -495,12 +491,12 @@ pub async fn close_signal(tx: &mut Transaction<'static, Any>, signal: &str) -> R
             .execute(&mut **tx)
             .await?;
         let left: i64 = sqlx::query(
-            "SELECT COUNT(*) FROM incident_signals WHERE incident_id = $1 AND open = 1",
+            "SELECT COUNT(*) AS n FROM incident_signals WHERE incident_id = $1 AND open = 1",
         )
         .bind(id)
         .fetch_one(&mut **tx)
         .await?
-        .try_get(0)?;
+        .try_get("n")?;
         if left == 0 {
             done.push(id);
         }
@@ -555,12 +551,12 @@ pub async fn response_times(
     rows.iter()
         .map(|r| {
             Ok((
-                r.try_get(0)?,
-                r.try_get(1)?,
-                r.try_get(2)?,
-                r.try_get(3)?,
-                r.try_get(4)?,
-                r.try_get(5)?,
+                r.try_get("service")?,
+                r.try_get("policy_id")?,
+                r.try_get("integration_id")?,
+                r.try_get("created_at")?,
+                r.try_get("acknowledged_at")?,
+                r.try_get("resolved_at")?,
             ))
         })
         .collect()

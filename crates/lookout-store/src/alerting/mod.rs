@@ -14,6 +14,7 @@ use serde_json::Value as Json;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::row::RowExt;
 use crate::{Result, Store, StoreError};
 use lookout_core::time::now_ms;
 
@@ -58,17 +59,12 @@ pub struct SpecRow {
     pub updated_at: i64,
 }
 
-fn json_col(r: &AnyRow, col: &str) -> Result<Json> {
-    let s: String = r.try_get(col)?;
-    serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
-}
-
 fn spec_row(r: &AnyRow) -> Result<SpecRow> {
     Ok(SpecRow {
         id: r.try_get("id")?,
         org_id: r.try_get("org_id")?,
         name: r.try_get("name")?,
-        spec: json_col(r, "spec")?,
+        spec: r.json("spec")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -190,7 +186,7 @@ fn channel_row(r: &AnyRow) -> Result<ChannelRow> {
         org_id: r.try_get("org_id")?,
         name: r.try_get("name")?,
         kind: r.try_get("kind")?,
-        config: json_col(r, "config")?,
+        config: r.json("config")?,
         user_id: r.try_get("user_id")?,
         urgencies: urgencies
             .split(',')
@@ -424,7 +420,7 @@ fn integration_row(r: &AnyRow) -> Result<IntegrationRow> {
         name: r.try_get("name")?,
         kind: r.try_get("kind")?,
         key_sealed: r.try_get("key_sealed")?,
-        spec: json_col(r, "spec")?,
+        spec: r.json("spec")?,
         created_at: r.try_get("created_at")?,
     })
 }
@@ -558,7 +554,7 @@ pub async fn runbook_save(
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-            (r.try_get(0)?, 1)
+            (r.try_get("id")?, 1)
         }
         Some(id) => {
             let r = sqlx::query(
@@ -572,7 +568,7 @@ pub async fn runbook_save(
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound)?;
-            (id, r.try_get(0)?)
+            (id, r.try_get("version")?)
         }
     };
     sqlx::query(
@@ -614,12 +610,12 @@ pub async fn runbook_get_in(
     .await?
     .ok_or(StoreError::NotFound)?;
     Ok(RunbookRow {
-        id: r.try_get(0)?,
-        name: r.try_get(1)?,
-        url: r.try_get(2)?,
-        version: r.try_get(3)?,
-        body: r.try_get(4)?,
-        updated_at: r.try_get(5)?,
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        url: r.try_get("url")?,
+        version: r.try_get("version")?,
+        body: r.try_get("body")?,
+        updated_at: r.try_get("created_at")?,
     })
 }
 
@@ -641,12 +637,12 @@ pub async fn runbook_list(store: &Store, org_id: i64) -> Result<Vec<RunbookRow>>
     rows.iter()
         .map(|r| {
             Ok(RunbookRow {
-                id: r.try_get(0)?,
-                name: r.try_get(1)?,
-                url: r.try_get(2)?,
-                version: r.try_get(3)?,
-                body: r.try_get(4)?,
-                updated_at: r.try_get(5)?,
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                url: r.try_get("url")?,
+                version: r.try_get("version")?,
+                body: r.try_get("body")?,
+                updated_at: r.try_get("created_at")?,
             })
         })
         .collect()
@@ -674,7 +670,7 @@ pub async fn user_names(store: &Store, ids: &[i64]) -> Result<Vec<(i64, Option<S
             .fetch_optional(store.pool())
             .await?
         {
-            out.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+            out.push((r.try_get("id")?, r.try_get("name")?, r.try_get("email")?));
         }
     }
     Ok(out)

@@ -12,7 +12,8 @@ use serde_json::Value as Json;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use crate::{Result, Store, StoreError};
+use crate::row::RowExt;
+use crate::{Result, Store};
 
 /// Sends tried before a notification is given up as failed.
 pub const MAX_ATTEMPTS: i64 = 8;
@@ -52,7 +53,6 @@ const COLS: &str = "id, idempotency_key, incident_id, channel_id, user_id, event
     attempts, next_attempt_at, last_error, created_at, sent_at";
 
 fn row(r: &AnyRow) -> Result<NotificationRow> {
-    let data: String = r.try_get("data")?;
     Ok(NotificationRow {
         id: r.try_get("id")?,
         idempotency_key: r.try_get("idempotency_key")?,
@@ -60,7 +60,7 @@ fn row(r: &AnyRow) -> Result<NotificationRow> {
         channel_id: r.try_get("channel_id")?,
         user_id: r.try_get("user_id")?,
         event: r.try_get("event")?,
-        data: serde_json::from_str(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        data: r.json("data")?,
         status: r.try_get("status")?,
         attempts: r.try_get("attempts")?,
         next_attempt_at: r.try_get("next_attempt_at")?,
@@ -146,13 +146,13 @@ pub async fn claim(
 pub async fn next_due(store: &Store, now: i64) -> Result<Option<i64>> {
     let r = sqlx::query(
         "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > $1 THEN lease_until
-                         ELSE next_attempt_at END)
+                         ELSE next_attempt_at END) AS due
          FROM notifications WHERE status = 'pending'",
     )
     .bind(now)
     .fetch_one(store.pool())
     .await?;
-    Ok(r.try_get(0)?)
+    Ok(r.try_get("due")?)
 }
 
 /// Marks a claimed notification delivered, inside `tx` (with its timeline entry). False when

@@ -26,10 +26,10 @@ pub async fn load(store: &Store, policy_id: i64, condition: i64) -> Result<Optio
     .fetch_optional(store.pool())
     .await?;
     row.map(|r| {
-        let state: String = r.try_get(2)?;
+        let state: String = r.try_get("state")?;
         Ok(ConditionState {
-            spec_hash: r.try_get(0)?,
-            evaluated_until: r.try_get(1)?,
+            spec_hash: r.try_get("spec_hash")?,
+            evaluated_until: r.try_get("evaluated_until")?,
             state: serde_json::from_str(&state)
                 .map_err(|e| StoreError::Corrupt(format!("condition state: {e}")))?,
         })

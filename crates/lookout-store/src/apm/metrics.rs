@@ -89,9 +89,9 @@ async fn series(
     .bind(&p.attributes)
     .fetch_one(&mut **tx)
     .await?;
-    let state: Option<String> = row.try_get(1)?;
+    let state: Option<String> = row.try_get("state")?;
     Ok((
-        row.try_get(0)?,
+        row.try_get("id")?,
         state.and_then(|s| serde_json::from_str(&s).ok()),
     ))
 }
@@ -217,19 +217,19 @@ async fn add_point(
     Ok(())
 }
 
-/// Reads a stored minute row (columns as selected by this module).
+/// Reads a stored minute row (the `apm_metric_points` value columns, by name).
 pub(crate) fn read_minute(minute: i64, row: &sqlx::any::AnyRow) -> Result<MinuteValue> {
-    let buckets: Option<String> = row.try_get(6)?;
-    let sketch: Option<Vec<u8>> = row.try_get(7)?;
-    let quantiles: Option<String> = row.try_get(8)?;
+    let buckets: Option<String> = row.try_get("buckets")?;
+    let sketch: Option<Vec<u8>> = row.try_get("sketch")?;
+    let quantiles: Option<String> = row.try_get("quantiles")?;
     Ok(MinuteValue {
         minute,
-        points: row.try_get(0)?,
-        count: row.try_get(1)?,
-        sum: row.try_get(2)?,
-        min: row.try_get(3)?,
-        max: row.try_get(4)?,
-        last: row.try_get(5)?,
+        points: row.try_get("points")?,
+        count: row.try_get("count")?,
+        sum: row.try_get("sum")?,
+        min: row.try_get("min")?,
+        max: row.try_get("max")?,
+        last: row.try_get("last")?,
         buckets: buckets.and_then(|b| serde_json::from_str(&b).ok()),
         sketch: sketch.and_then(|s| Sketch::decode(&s).ok()),
         quantiles: quantiles.and_then(|q| serde_json::from_str(&q).ok()),
@@ -278,7 +278,7 @@ pub async fn series_in(store: &Store, projects: &[i64], id: i64) -> Result<Optio
         .fetch_optional(store.pool())
         .await?;
     match row {
-        Some(r) if projects.contains(&r.try_get(7)?) => Ok(Some(series_info(&r)?)),
+        Some(r) if projects.contains(&r.try_get("project_id")?) => Ok(Some(series_info(&r)?)),
         _ => Ok(None),
     }
 }
@@ -287,15 +287,15 @@ const SERIES_SELECT: &str =
     "SELECT id, name, service, attributes, kind, unit, bounds, project_id FROM apm_metric_series";
 
 fn series_info(r: &sqlx::any::AnyRow) -> Result<SeriesInfo> {
-    let attrs: String = r.try_get(3)?;
-    let bounds: Option<String> = r.try_get(6)?;
+    let attrs: String = r.try_get("attributes")?;
+    let bounds: Option<String> = r.try_get("bounds")?;
     Ok(SeriesInfo {
-        id: r.try_get(0)?,
-        name: r.try_get(1)?,
-        service: r.try_get(2)?,
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        service: r.try_get("service")?,
         attributes: serde_json::from_str(&attrs).unwrap_or_default(),
-        kind: r.try_get(4)?,
-        unit: r.try_get(5)?,
+        kind: r.try_get("kind")?,
+        unit: r.try_get("unit")?,
         bounds: bounds.and_then(|b| serde_json::from_str(&b).ok()),
     })
 }
@@ -311,5 +311,7 @@ pub async fn points(store: &Store, id: i64, since: i64, until: i64) -> Result<Ve
     .bind(until)
     .fetch_all(store.pool())
     .await?;
-    rows.iter().map(|r| read_minute(r.try_get(9)?, r)).collect()
+    rows.iter()
+        .map(|r| read_minute(r.try_get("minute")?, r))
+        .collect()
 }

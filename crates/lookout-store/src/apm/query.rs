@@ -10,6 +10,7 @@ use lookout_apm::rollup::Red;
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::row::RowExt;
 use crate::{Result, Store};
 
 pub use super::raw::{
@@ -157,29 +158,29 @@ pub async fn fold_ranges<K: Ord>(
             }
             let rows = q.fetch_all(store.pool()).await?;
             for r in &rows {
-                let service: &str = r.try_get(1)?;
-                let category: &str = r.try_get(2)?;
-                let operation: &str = r.try_get(3)?;
-                let status_class: &str = r.try_get(4)?;
-                let error = r.try_get::<i64, _>(5)? != 0;
+                let service: &str = r.try_get("service")?;
+                let category: &str = r.try_get("category")?;
+                let operation: &str = r.try_get("operation")?;
+                let status_class: &str = r.try_get("status_class")?;
+                let error = r.flag("error")?;
                 let cell = Cell {
                     error,
-                    bucket: r.try_get(0)?,
+                    bucket: r.try_get("bucket")?,
                     service,
                     category,
                     operation,
                     status_class,
                 };
                 let Some(k) = group(&cell) else { continue };
-                let sketch: &[u8] = r.try_get(11)?;
+                let sketch: &[u8] = r.try_get("sketch")?;
                 let red = out.entry(k).or_default();
                 if let Err(e) = red.add_row(
                     error,
-                    r.try_get(6)?,
-                    r.try_get(7)?,
-                    r.try_get(8)?,
-                    r.try_get(9)?,
-                    r.try_get(10)?,
+                    r.try_get("count")?,
+                    r.try_get("errors")?,
+                    r.try_get("sum_ms")?,
+                    r.try_get("min_ms")?,
+                    r.try_get("max_ms")?,
                     sketch,
                 ) {
                     tracing::warn!(error = %e, service, operation, "Skipped a rollup row with a corrupt sketch.");
@@ -255,10 +256,10 @@ pub async fn services(store: &Store, projects: &[i64], since: i64) -> Result<Vec
         {
             out.push(Service {
                 project_id: p,
-                name: r.try_get(0)?,
-                apdex_t_ms: r.try_get(1)?,
-                slow_query_ms: r.try_get(2)?,
-                last_seen: r.try_get(3)?,
+                name: r.try_get("name")?,
+                apdex_t_ms: r.try_get("apdex_t_ms")?,
+                slow_query_ms: r.try_get("slow_query_ms")?,
+                last_seen: r.try_get("last_seen")?,
             });
         }
     }
@@ -280,9 +281,9 @@ pub async fn service(store: &Store, projects: &[i64], name: &str) -> Result<Opti
             return Ok(Some(Service {
                 project_id: p,
                 name: name.to_string(),
-                apdex_t_ms: r.try_get(0)?,
-                slow_query_ms: r.try_get(1)?,
-                last_seen: r.try_get(2)?,
+                apdex_t_ms: r.try_get("apdex_t_ms")?,
+                slow_query_ms: r.try_get("slow_query_ms")?,
+                last_seen: r.try_get("last_seen")?,
             }));
         }
     }
@@ -325,11 +326,15 @@ pub async fn edges(store: &Store, projects: &[i64], since: i64, until: i64) -> R
             .await?
             {
                 let e = acc
-                    .entry((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
+                    .entry((
+                        r.try_get("source")?,
+                        r.try_get("target")?,
+                        r.try_get("target_kind")?,
+                    ))
                     .or_default();
-                e.0 += r.try_get::<i64, _>(3)?;
-                e.1 += r.try_get::<i64, _>(4)?;
-                e.2 += r.try_get::<f64, _>(5)?;
+                e.0 += r.try_get::<i64, _>("count")?;
+                e.1 += r.try_get::<i64, _>("errors")?;
+                e.2 += r.try_get::<f64, _>("sum_ms")?;
             }
         }
     }

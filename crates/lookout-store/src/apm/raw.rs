@@ -91,15 +91,15 @@ pub async fn logs(store: &Store, q: &LogQuery<'_>) -> Result<Vec<LogRow>> {
             }
         };
         for r in &rows {
-            let attrs: String = r.try_get(7)?;
+            let attrs: String = r.try_get("attributes")?;
             out.push(LogRow {
-                time_ns: r.try_get(0)?,
-                service: r.try_get(1)?,
-                severity_number: r.try_get(2)?,
-                severity: r.try_get(3)?,
-                body: r.try_get(4)?,
-                trace_id: r.try_get(5)?,
-                span_id: r.try_get(6)?,
+                time_ns: r.try_get("time_ns")?,
+                service: r.try_get("service")?,
+                severity_number: r.try_get("severity_number")?,
+                severity: r.try_get("severity")?,
+                body: r.try_get("body")?,
+                trace_id: r.try_get("trace_id")?,
+                span_id: r.try_get("span_id")?,
                 attributes: serde_json::from_str(&attrs).unwrap_or_default(),
             });
         }
@@ -145,11 +145,11 @@ pub async fn service_issues(
         .await?
         {
             out.push(ServiceIssue {
-                id: r.try_get(0)?,
-                title: r.try_get(1)?,
-                culprit: r.try_get(2)?,
-                count: r.try_get(3)?,
-                last_seen: r.try_get(4)?,
+                id: r.try_get("id")?,
+                title: r.try_get("title")?,
+                culprit: r.try_get("culprit")?,
+                count: r.try_get("times_seen")?,
+                last_seen: r.try_get("last_seen")?,
             });
         }
     }
@@ -183,7 +183,7 @@ pub async fn statement_callers(
     for chunk in statements.chunks(100) {
         let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
         let sql = format!(
-            "SELECT statement, service, txn, CAST(SUM(calls) AS BIGINT), SUM(sum_ms)
+            "SELECT statement, service, txn, CAST(SUM(calls) AS BIGINT) AS total_calls, SUM(sum_ms) AS total_ms
              FROM apm_statement_calls
              WHERE project_id = $1 AND bucket >= $2 AND statement IN ({})
              GROUP BY statement, service, txn",
@@ -196,14 +196,16 @@ pub async fn statement_callers(
             q = q.bind(s);
         }
         for r in q.fetch_all(store.pool()).await? {
-            let calls: i64 = r.try_get(3)?;
-            let sum: f64 = r.try_get(4)?;
-            out.entry(r.try_get(0)?).or_default().push(Caller {
-                service: r.try_get(1)?,
-                transaction: r.try_get(2)?,
-                calls,
-                avg_ms: if calls > 0 { sum / calls as f64 } else { 0.0 },
-            });
+            let calls: i64 = r.try_get("total_calls")?;
+            let sum: f64 = r.try_get("total_ms")?;
+            out.entry(r.try_get("statement")?)
+                .or_default()
+                .push(Caller {
+                    service: r.try_get("service")?,
+                    transaction: r.try_get("txn")?,
+                    calls,
+                    avg_ms: if calls > 0 { sum / calls as f64 } else { 0.0 },
+                });
         }
     }
     for callers in out.values_mut() {

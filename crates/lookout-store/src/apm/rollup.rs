@@ -99,7 +99,11 @@ impl RollupProcessor {
         .bind(self.batch)
         .fetch_all(self.store.pool())
         .await?;
-        let Some(last) = rows.last().map(|r| r.try_get::<i64, _>(0)).transpose()? else {
+        let Some(last) = rows
+            .last()
+            .map(|r| r.try_get::<i64, _>("seq"))
+            .transpose()?
+        else {
             return Ok(0);
         };
         let started = std::time::Instant::now();
@@ -110,12 +114,12 @@ impl RollupProcessor {
         let mut statements: HashMap<StatementKey, (i64, f64)> = HashMap::new();
         let mut spans = 0usize;
         for r in &rows {
-            let project: i64 = r.try_get(1)?;
+            let project: i64 = r.try_get("project_id")?;
             // Parts written before 0011 are JSON text; newer ones are packed.
-            let packed: Option<Vec<u8>> = r.try_get(3)?;
+            let packed: Option<Vec<u8>> = r.try_get("packed")?;
             let part = match packed {
                 Some(bytes) => Part::unpack(&bytes),
-                None => serde_json::from_str(r.try_get::<&str, _>(2)?).ok(),
+                None => serde_json::from_str(r.try_get::<&str, _>("payload")?).ok(),
             };
             let Some(part) = part else {
                 tracing::warn!("Skipped a rollup part that does not parse.");
@@ -327,13 +331,13 @@ async fn merge_cell(
     .fetch_optional(&mut **tx)
     .await?;
     if let Some(r) = old {
-        let sketch: Vec<u8> = r.try_get(5)?;
+        let sketch: Vec<u8> = r.try_get("sketch")?;
         agg.merge(&Agg {
-            count: r.try_get::<i64, _>(0)?.max(0) as u64,
-            errors: r.try_get::<i64, _>(1)?.max(0) as u64,
-            sum: r.try_get(2)?,
-            min: r.try_get(3)?,
-            max: r.try_get(4)?,
+            count: r.try_get::<i64, _>("count")?.max(0) as u64,
+            errors: r.try_get::<i64, _>("errors")?.max(0) as u64,
+            sum: r.try_get("sum_ms")?,
+            min: r.try_get("min_ms")?,
+            max: r.try_get("max_ms")?,
             sketch: Sketch::decode(&sketch).unwrap_or_default(),
         });
     }

@@ -41,7 +41,11 @@ impl TransactionProcessor {
         .bind(position)
         .fetch_all(self.store.pool())
         .await?;
-        let Some(last) = rows.last().map(|r| r.try_get::<i64, _>(0)).transpose()? else {
+        let Some(last) = rows
+            .last()
+            .map(|r| r.try_get::<i64, _>("seq"))
+            .transpose()?
+        else {
             return Ok(0);
         };
         let mut slugs: HashMap<i64, String> = HashMap::new();
@@ -49,16 +53,16 @@ impl TransactionProcessor {
             .fetch_all(self.store.pool())
             .await?
         {
-            slugs.insert(r.try_get(0)?, r.try_get(1)?);
+            slugs.insert(r.try_get("id")?, r.try_get("slug")?);
         }
         let mut writes: Vec<Write> = Vec::new();
         for r in &rows {
-            let kind: &str = r.try_get(2)?;
+            let kind: &str = r.try_get("kind")?;
             if kind != "transaction" {
                 continue;
             }
-            let project: i64 = r.try_get(1)?;
-            let payload: &str = r.try_get(3)?;
+            let project: i64 = r.try_get("project_id")?;
+            let payload: &str = r.try_get("payload")?;
             let Ok(ev) = serde_json::from_str::<serde_json::Value>(payload) else {
                 continue;
             };

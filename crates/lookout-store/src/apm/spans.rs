@@ -102,11 +102,11 @@ async fn block(store: &Store, id: i64) -> Result<Option<sqlx::any::AnyRow>> {
     .await?)
 }
 
-fn block_spans(r: &sqlx::any::AnyRow, at: usize) -> Result<Vec<Span>> {
-    let service: String = r.try_get(at)?;
-    let instance: Option<String> = r.try_get(at + 1)?;
-    let resource: String = r.try_get(at + 2)?;
-    let payload: Vec<u8> = r.try_get(at + 3)?;
+fn block_spans(r: &sqlx::any::AnyRow) -> Result<Vec<Span>> {
+    let service: String = r.try_get("service")?;
+    let instance: Option<String> = r.try_get("instance")?;
+    let resource: String = r.try_get("resource")?;
+    let payload: Vec<u8> = r.try_get("payload")?;
     Ok(
         decode(&payload, &service, instance.as_deref(), &resource).unwrap_or_else(|e| {
             tracing::warn!(error = %e, service, "Skipped a span block that does not decode.");
@@ -140,11 +140,11 @@ pub async fn trace(store: &Store, projects: &[i64], trace_id: &str) -> Result<Ve
     let mut out = Vec::new();
     let mut resources: BTreeMap<(i64, String), serde_json::Value> = BTreeMap::new();
     for r in rows {
-        let project: i64 = r.try_get(0)?;
+        let project: i64 = r.try_get("project_id")?;
         if !projects.contains(&project) {
             continue;
         }
-        for s in block_spans(&r, 1)? {
+        for s in block_spans(&r)? {
             if s.trace_id != trace_id || out.len() >= TRACE_SPANS || !seen.insert(s.span_id.clone())
             {
                 continue;
@@ -265,7 +265,7 @@ async fn search_project(
         .attribute
         .map(|(k, v)| format!("{}:{}", serde_json::json!(k), serde_json::json!(v)));
     let sql = format!(
-        "SELECT id, {order} FROM apm_span_blocks
+        "SELECT id, {order} AS bound FROM apm_span_blocks
          WHERE project_id = $1 AND last_ns >= $2 AND first_ns < $3 AND ($4 = '' OR service = $4)
            AND {longest} >= $5 AND ($6 = 0 OR errors > 0) AND ($7 = 0 OR requests > 0)
          ORDER BY {order} DESC LIMIT $8 OFFSET $9"
@@ -293,7 +293,7 @@ async fn search_project(
                 break 'pages;
             }
             read += 1;
-            let (id, bound): (i64, i64) = (r.try_get(0)?, r.try_get(1)?);
+            let (id, bound): (i64, i64) = (r.try_get("id")?, r.try_get("bound")?);
             if !decoded.insert(id) {
                 continue;
             }
@@ -313,7 +313,7 @@ async fn search_project(
             let Some(row) = block(store, id).await? else {
                 continue; // removed by retention meanwhile
             };
-            for s in block_spans(&row, 0)? {
+            for s in block_spans(&row)? {
                 let matches = s.start_ns >= since_ns
                     && s.start_ns < until_ns
                     && q.operation.is_none_or(|o| s.operation == o)
@@ -361,8 +361,9 @@ pub async fn instances(
     let mut out = Vec::new();
     for &p in projects {
         for r in sqlx::query(
-            "SELECT COALESCE(instance, ''), CAST(SUM(requests) AS BIGINT), CAST(SUM(request_errors) AS BIGINT),
-                    CAST(SUM(request_ns) AS DOUBLE PRECISION)
+            "SELECT COALESCE(instance, '') AS instance_name, CAST(SUM(requests) AS BIGINT) AS total_requests,
+                    CAST(SUM(request_errors) AS BIGINT) AS total_errors,
+                    CAST(SUM(request_ns) AS DOUBLE PRECISION) AS total_ns
              FROM apm_span_blocks
              WHERE project_id = $1 AND service = $2 AND last_ns >= $3 AND first_ns < $4 AND requests > 0
              GROUP BY COALESCE(instance, '') ORDER BY 2 DESC LIMIT 50",
@@ -374,12 +375,12 @@ pub async fn instances(
         .fetch_all(store.pool())
         .await?
         {
-            let count: i64 = r.try_get::<Option<i64>, _>(1)?.unwrap_or(0);
-            let total: f64 = r.try_get::<Option<f64>, _>(3)?.unwrap_or(0.0);
+            let count: i64 = r.try_get::<Option<i64>, _>("total_requests")?.unwrap_or(0);
+            let total: f64 = r.try_get::<Option<f64>, _>("total_ns")?.unwrap_or(0.0);
             out.push(Instance {
-                instance: r.try_get(0)?,
+                instance: r.try_get("instance_name")?,
                 count,
-                errors: r.try_get::<Option<i64>, _>(2)?.unwrap_or(0),
+                errors: r.try_get::<Option<i64>, _>("total_errors")?.unwrap_or(0),
                 avg_ms: if count > 0 {
                     total / count as f64 / 1e6
                 } else {
@@ -419,14 +420,14 @@ pub async fn scan_each<E: From<crate::StoreError>>(
         .await
         .map_err(crate::StoreError::from)?
         .iter()
-        .map(|r| r.try_get(0))
+        .map(|r| r.try_get("id"))
         .collect::<std::result::Result<_, _>>()
         .map_err(crate::StoreError::from)?;
         for id in ids {
             let Some(row) = block(store, id).await? else {
                 continue;
             };
-            for s in block_spans(&row, 0)? {
+            for s in block_spans(&row)? {
                 if s.start_ns >= since_ns
                     && s.start_ns < until_ns
                     && category.is_none_or(|c| s.category.as_str() == c)

@@ -52,8 +52,8 @@ pub async fn index_pending(store: &Store) -> Result<usize> {
     let mut entries: Vec<(i64, i64, i64)> = Vec::new();
     let mut blocks: Vec<i64> = Vec::with_capacity(rows.len());
     for r in &rows {
-        let (block, day): (i64, i64) = (r.try_get(0)?, r.try_get(1)?);
-        let traces: Vec<u8> = r.try_get(2)?;
+        let (block, day): (i64, i64) = (r.try_get("block")?, r.try_get("day")?);
+        let traces: Vec<u8> = r.try_get("traces")?;
         entries.extend(unpack(&traces).map(|k| (day, k, block)));
         blocks.push(block);
     }
@@ -104,9 +104,9 @@ pub(crate) async fn blocks_of(store: &Store, key: i64, days: &[i64]) -> Result<V
         .fetch_all(store.pool())
         .await?
     {
-        let traces: Vec<u8> = r.try_get(1)?;
+        let traces: Vec<u8> = r.try_get("traces")?;
         if unpack(&traces).any(|k| k == key) {
-            blocks.push(r.try_get(0)?);
+            blocks.push(r.try_get("block")?);
         }
     }
     blocks.sort_unstable();

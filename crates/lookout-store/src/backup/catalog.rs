@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::Row;
 
+use crate::row::RowExt;
 use crate::{delete_by_id, Result, Store, StoreError};
 use lookout_core::time::now_ms;
 
@@ -212,7 +213,7 @@ pub(crate) fn run_of(r: &sqlx::any::AnyRow) -> Result<RunRow> {
         kind: r.try_get("kind")?,
         started_at: r.try_get("started_at")?,
         duration_ms: r.try_get("duration_ms")?,
-        ok: r.try_get::<i64, _>("ok")? != 0,
+        ok: r.flag("ok")?,
         error: r.try_get("error")?,
         details: details.and_then(|d| serde_json::from_str(&d).ok()),
     })

@@ -159,8 +159,10 @@ pub async fn releases(
 ) -> Result<Vec<ReleaseSummary>> {
     let rows = sqlx::query(
         // SUM of BIGINT is NUMERIC on PostgreSQL, which the Any driver cannot read: cast back.
-        "SELECT release, CAST(SUM(events) AS BIGINT), CAST(SUM(new_issues) AS BIGINT), CAST(SUM(sessions) AS BIGINT),
-                CAST(SUM(crashed) AS BIGINT), CAST(SUM(errored) AS BIGINT), MAX(last_seen) FROM (
+        "SELECT release, CAST(SUM(events) AS BIGINT) AS total_events,
+                CAST(SUM(new_issues) AS BIGINT) AS total_new_issues, CAST(SUM(sessions) AS BIGINT) AS total_sessions,
+                CAST(SUM(crashed) AS BIGINT) AS total_crashed, CAST(SUM(errored) AS BIGINT) AS total_errored,
+                MAX(last_seen) AS latest FROM (
             SELECT t.value AS release, t.times_seen AS events, 0 AS new_issues, 0 AS sessions, 0 AS crashed, 0 AS errored, t.last_seen AS last_seen
               FROM issue_tags t JOIN issues i ON i.id = t.issue_id
              WHERE i.project_id = $1 AND t.key = 'release' AND i.merged_into IS NULL
@@ -179,23 +181,25 @@ pub async fn releases(
     rows.iter()
         .map(|r| {
             // SUM over BIGINT is NUMERIC on PostgreSQL, which the Any driver cannot decode.
-            let num = |i: usize| -> Result<i64> {
-                Ok(r.try_get::<i64, _>(i)
-                    .or_else(|_| r.try_get::<f64, _>(i).map(|f| f as i64))
+            let num = |col: &str| -> Result<i64> {
+                // Only a value that does not decode reads as 0; a missing column is a bug.
+                r.try_column(col)?;
+                Ok(Row::try_get::<i64, _>(r, col)
+                    .or_else(|_| Row::try_get::<f64, _>(r, col).map(|f| f as i64))
                     .unwrap_or(0))
             };
-            let sessions = num(3)?;
-            let crashed = num(4)?;
+            let sessions = num("total_sessions")?;
+            let crashed = num("total_crashed")?;
             Ok(ReleaseSummary {
-                release: r.try_get(0)?,
-                events: num(1)?,
-                new_issues: num(2)?,
+                release: r.try_get("release")?,
+                events: num("total_events")?,
+                new_issues: num("total_new_issues")?,
                 sessions,
                 crashed,
-                errored: num(5)?,
+                errored: num("total_errored")?,
                 crash_free_percent: (sessions > 0)
                     .then(|| 100.0 * (sessions - crashed).max(0) as f64 / sessions as f64),
-                last_seen: num(6)?,
+                last_seen: num("latest")?,
             })
         })
         .collect()

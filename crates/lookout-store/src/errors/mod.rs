@@ -13,6 +13,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::page::{Cursor, Page};
+use crate::row::RowExt;
 use crate::{events, Result, Store, StoreError};
 
 /// An attachment that arrived with an event, size-capped at ingest.
@@ -66,20 +67,20 @@ const ISSUE_COLUMNS: &str = "i.id, i.project_id, i.title, i.culprit, i.level, i.
 
 fn issue_from_row(r: &AnyRow) -> Result<Issue> {
     Ok(Issue {
-        id: r.try_get(0)?,
-        project_id: r.try_get(1)?,
-        title: r.try_get(2)?,
-        culprit: r.try_get(3)?,
-        level: r.try_get(4)?,
-        status: r.try_get(5)?,
-        substatus: r.try_get(6)?,
-        count: r.try_get(7)?,
-        user_count: r.try_get(8)?,
-        first_seen: r.try_get(9)?,
-        last_seen: r.try_get(10)?,
-        first_release: r.try_get(11)?,
-        last_release: r.try_get(12)?,
-        platform: r.try_get(13)?,
+        id: r.try_get("id")?,
+        project_id: r.try_get("project_id")?,
+        title: r.try_get("title")?,
+        culprit: r.try_get("culprit")?,
+        level: r.try_get("level")?,
+        status: r.try_get("status")?,
+        substatus: r.try_get("substatus")?,
+        count: r.try_get("times_seen")?,
+        user_count: r.try_get("user_count")?,
+        first_seen: r.try_get("first_seen")?,
+        last_seen: r.try_get("last_seen")?,
+        first_release: r.try_get("first_release")?,
+        last_release: r.try_get("last_release")?,
+        platform: r.try_get("platform")?,
     })
 }
 
@@ -186,11 +187,11 @@ pub async fn issue_tags(store: &Store, id: i64) -> Result<Vec<(String, Vec<TagVa
         .await?;
     let mut out: Vec<(String, Vec<TagValue>)> = Vec::new();
     for r in &rows {
-        let key: String = r.try_get(0)?;
+        let key: String = r.try_get("key")?;
         let v = TagValue {
-            value: r.try_get(1)?,
-            count: r.try_get(2)?,
-            last_seen: r.try_get(3)?,
+            value: r.try_get("value")?,
+            count: r.try_get("times_seen")?,
+            last_seen: r.try_get("last_seen")?,
         };
         match out.last_mut() {
             Some((k, vals)) if *k == key => {
@@ -274,7 +275,7 @@ pub async fn merge(store: &Store, target: i64, others: &[i64]) -> Result<Issue> 
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or(StoreError::NotFound)?;
-        let pid: i64 = other.try_get(0)?;
+        let pid: i64 = other.try_get("project_id")?;
         if pid != t.project_id {
             return Err(StoreError::Conflict("an issue of another project".into()));
         }
@@ -342,15 +343,15 @@ pub async fn issue_events(
         limit,
         |r| {
             Ok::<_, StoreError>((
-                r.try_get::<i64, _>(0)?,
+                r.try_get::<i64, _>("id")?,
                 EventSummary {
-                    event_id: r.try_get(1)?,
-                    issue_id: r.try_get(2)?,
-                    timestamp: r.try_get(3)?,
-                    level: r.try_get(4)?,
-                    release: r.try_get(5)?,
-                    environment: r.try_get(6)?,
-                    title: r.try_get(7)?,
+                    event_id: r.try_get("event_id")?,
+                    issue_id: r.try_get("issue_id")?,
+                    timestamp: r.try_get("timestamp")?,
+                    level: r.try_get("level")?,
+                    release: r.try_get("release")?,
+                    environment: r.try_get("environment")?,
+                    title: r.try_get("title")?,
                 },
             ))
         },
@@ -384,28 +385,27 @@ pub async fn get_event(store: &Store, project_id: i64, event_id: &str) -> Result
     .fetch_optional(store.pool())
     .await?
     .ok_or(StoreError::NotFound)?;
-    let row_id: i64 = r.try_get(0)?;
-    let issue_id: i64 = r.try_get(2)?;
-    let body: String = r.try_get(8)?;
+    let row_id: i64 = r.try_get("id")?;
+    let issue_id: i64 = r.try_get("issue_id")?;
     let neighbour = |sql: &'static str| async move {
         let n = sqlx::query(sql)
             .bind(issue_id)
             .bind(row_id)
             .fetch_optional(store.pool())
             .await?;
-        Ok::<_, StoreError>(n.map(|n| n.try_get::<String, _>(0)).transpose()?)
+        Ok::<_, StoreError>(n.map(|n| n.try_get::<String, _>("event_id")).transpose()?)
     };
     Ok(StoredEvent {
         summary: EventSummary {
-            event_id: r.try_get(1)?,
+            event_id: r.try_get("event_id")?,
             issue_id,
-            timestamp: r.try_get(3)?,
-            level: r.try_get(4)?,
-            release: r.try_get(5)?,
-            environment: r.try_get(6)?,
-            title: r.try_get(7)?,
+            timestamp: r.try_get("timestamp")?,
+            level: r.try_get("level")?,
+            release: r.try_get("release")?,
+            environment: r.try_get("environment")?,
+            title: r.try_get("title")?,
         },
-        body: serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        body: r.json("body")?,
         previous_event_id: neighbour("SELECT event_id FROM error_events WHERE issue_id = $1 AND id < $2 ORDER BY id DESC LIMIT 1").await?,
         next_event_id: neighbour("SELECT event_id FROM error_events WHERE issue_id = $1 AND id > $2 ORDER BY id LIMIT 1").await?,
     })
@@ -418,19 +418,25 @@ pub async fn client_reports(store: &Store, project_id: i64) -> Result<Vec<(Strin
         .fetch_all(store.pool())
         .await?;
     rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .map(|r| {
+            Ok((
+                r.try_get("reason")?,
+                r.try_get("category")?,
+                r.try_get("quantity")?,
+            ))
+        })
         .collect()
 }
 
 /// Items of one kind waiting in the inbox (or all) — for tests and the UI's ingest status.
 pub async fn inbox_count(store: &Store, project_id: i64, kind: &str) -> Result<i64> {
     Ok(
-        sqlx::query("SELECT COUNT(*) FROM ingest_items WHERE project_id = $1 AND kind = $2")
+        sqlx::query("SELECT COUNT(*) AS n FROM ingest_items WHERE project_id = $1 AND kind = $2")
             .bind(project_id)
             .bind(kind)
             .fetch_one(store.pool())
             .await?
-            .try_get(0)?,
+            .try_get("n")?,
     )
 }
 
@@ -456,7 +462,11 @@ pub async fn enforce_retention(store: &Store) -> Result<RetentionReport> {
         .fetch_all(store.pool())
         .await?;
     for p in &projects {
-        let (id, days, max): (i64, i64, i64) = (p.try_get(0)?, p.try_get(1)?, p.try_get(2)?);
+        let (id, days, max): (i64, i64, i64) = (
+            p.try_get("id")?,
+            p.try_get("retention_days")?,
+            p.try_get("max_events")?,
+        );
         let cutoff = now - days.max(1) * 86_400_000;
         report.events +=
             sqlx::query("DELETE FROM error_events WHERE project_id = $1 AND timestamp < $2")
@@ -518,7 +528,7 @@ pub async fn issue_histograms(
     let list: Vec<String> = issue_ids.iter().map(i64::to_string).collect();
     // The ids are integers from our own query, so inlining them is safe and keeps one statement.
     let sql = format!(
-        "SELECT issue_id, (timestamp / $2) * $2 AS bucket, COUNT(*) FROM error_events
+        "SELECT issue_id, (timestamp / $2) * $2 AS bucket, COUNT(*) AS n FROM error_events
          WHERE issue_id IN ({}) AND timestamp >= $1 GROUP BY issue_id, bucket",
         list.join(", ")
     );
@@ -528,7 +538,13 @@ pub async fn issue_histograms(
         .fetch_all(store.pool())
         .await?;
     rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .map(|r| {
+            Ok((
+                r.try_get("issue_id")?,
+                r.try_get("bucket")?,
+                r.try_get("n")?,
+            ))
+        })
         .collect()
 }
 
@@ -542,7 +558,7 @@ pub async fn project_tag_values(store: &Store, project_id: i64, key: &str) -> Re
     .bind(key)
     .fetch_all(store.pool())
     .await?;
-    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    rows.iter().map(|r| Ok(r.try_get("value")?)).collect()
 }
 
 /// One grouping hash of an issue and how many of its events it stands for.
@@ -569,15 +585,15 @@ pub async fn issue_hashes(store: &Store, issue_id: i64) -> Result<Vec<IssueHash>
             .await?;
     let mut out = Vec::new();
     for h in &hashes {
-        let hash: String = h.try_get(0)?;
+        let hash: String = h.try_get("hash")?;
         let mut n = 0;
         let mut latest = None;
         for e in &events {
-            let list: String = e.try_get(0)?;
+            let list: String = e.try_get("hashes")?;
             if list.split(',').next() == Some(hash.as_str()) {
                 n += 1;
                 if latest.is_none() {
-                    latest = Some(e.try_get::<String, _>(1)?);
+                    latest = Some(e.try_get::<String, _>("title")?);
                 }
             }
         }
@@ -619,15 +635,15 @@ pub async fn unmerge(store: &Store, id: i64, hashes: &[String]) -> Result<Issue>
     let mut moving = Vec::new();
     let mut first_body: Option<Value> = None;
     for r in &rows {
-        let list: String = r.try_get(1)?;
+        let list: String = r.try_get("hashes")?;
         if list
             .split(',')
             .next()
             .is_some_and(|h| hashes.iter().any(|x| x == h))
         {
-            moving.push(r.try_get::<i64, _>(0)?);
+            moving.push(r.try_get::<i64, _>("id")?);
             if first_body.is_none() {
-                let body: String = r.try_get(2)?;
+                let body: String = r.try_get("body")?;
                 first_body = serde_json::from_str(&body).ok();
             }
         }
@@ -663,7 +679,7 @@ pub async fn unmerge(store: &Store, id: i64, hashes: &[String]) -> Result<Issue>
     .bind(id)
     .fetch_one(&mut *tx)
     .await?
-    .try_get(0)?;
+    .try_get("id")?;
     for h in hashes {
         sqlx::query("UPDATE issue_hashes SET issue_id = $1 WHERE issue_id = $2 AND hash = $3")
             .bind(new_id)
@@ -715,7 +731,7 @@ async fn recount(
     let mut tags: std::collections::BTreeMap<(String, String), (i64, i64, i64)> =
         std::collections::BTreeMap::new();
     for r in &rows {
-        let body: String = r.try_get(0)?;
+        let body: String = r.try_get("body")?;
         let Ok(ev) = lookout_protocol::event::parse_event(
             body.as_bytes(),
             None,

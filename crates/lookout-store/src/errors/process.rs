@@ -70,7 +70,11 @@ impl ErrorProcessor {
         .bind(self.batch)
         .fetch_all(self.store.pool())
         .await?;
-        let Some(last) = rows.last().map(|r| r.try_get::<i64, _>(0)).transpose()? else {
+        let Some(last) = rows
+            .last()
+            .map(|r| r.try_get::<i64, _>("seq"))
+            .transpose()?
+        else {
             return Ok(0);
         };
         let started = std::time::Instant::now();
@@ -83,14 +87,14 @@ impl ErrorProcessor {
             .fetch_all(&mut *tx)
             .await?
         {
-            versions.insert(r.try_get(0)?, r.try_get(1)?);
+            versions.insert(r.try_get("id")?, r.try_get("grouping_version")?);
         }
         let mut pending = Vec::new();
         for r in &rows {
-            let project_id: i64 = r.try_get(1)?;
-            let kind: String = r.try_get(2)?;
-            let received_at: i64 = r.try_get(3)?;
-            let payload: String = r.try_get(4)?;
+            let project_id: i64 = r.try_get("project_id")?;
+            let kind: String = r.try_get("kind")?;
+            let received_at: i64 = r.try_get("received_at")?;
+            let payload: String = r.try_get("payload")?;
             match kind.as_str() {
                 "event" => match parse_event(
                     payload.as_bytes(),
@@ -342,7 +346,7 @@ async fn group_batch(
             q = q.bind(id.as_str());
         }
         for r in q.fetch_all(&mut **tx).await? {
-            seen.insert((r.try_get(0)?, r.try_get(1)?));
+            seen.insert((r.try_get("project_id")?, r.try_get("event_id")?));
         }
     }
     let pending: Vec<Pending> = pending
@@ -363,7 +367,10 @@ async fn group_batch(
             q = q.bind(h.as_str());
         }
         for r in q.fetch_all(&mut **tx).await? {
-            owner.insert((r.try_get(0)?, r.try_get(1)?), r.try_get(2)?);
+            owner.insert(
+                (r.try_get("project_id")?, r.try_get("hash")?),
+                r.try_get("issue_id")?,
+            );
         }
     }
     // 3. Load those issues, following merges to the surviving issue.
@@ -390,8 +397,8 @@ async fn group_batch(
         }
         let mut next = Vec::new();
         for r in q.fetch_all(&mut **tx).await? {
-            let id: i64 = r.try_get(0)?;
-            if let Some(target) = r.try_get::<Option<i64>, _>(1)? {
+            let id: i64 = r.try_get("id")?;
+            if let Some(target) = r.try_get::<Option<i64>, _>("merged_into")? {
                 redirect.insert(id, target);
                 if !states.contains_key(&target) {
                     next.push(target);
@@ -401,13 +408,13 @@ async fn group_batch(
             states.insert(
                 id,
                 IssueState {
-                    title: r.try_get(2)?,
-                    status: r.try_get(3)?,
-                    substatus: r.try_get(4)?,
-                    resolved_in: r.try_get(5)?,
-                    ignore_until: r.try_get(6)?,
-                    ignore_count: r.try_get(7)?,
-                    times_seen: r.try_get(8)?,
+                    title: r.try_get("title")?,
+                    status: r.try_get("status")?,
+                    substatus: r.try_get("substatus")?,
+                    resolved_in: r.try_get("resolved_in_release")?,
+                    ignore_until: r.try_get("ignore_until")?,
+                    ignore_count: r.try_get("ignore_until_count")?,
+                    times_seen: r.try_get("times_seen")?,
                     added: 0,
                     first_ts: i64::MAX,
                     last_ts: i64::MIN,
@@ -462,7 +469,7 @@ async fn group_batch(
                 .bind(ev.release.clone())
                 .fetch_one(&mut **tx)
                 .await?
-                .try_get(0)?;
+                .try_get("id")?;
                 announcements.push(events::publish(
                     "issue.created",
                     Some(p.project_id),
@@ -608,7 +615,7 @@ async fn group_batch(
         )
         .await?
         {
-            let id: i64 = r.try_get(0)?;
+            let id: i64 = r.try_get("issue_id")?;
             if let Some(st) = states.get_mut(&id) {
                 st.new_users += 1;
             }

@@ -11,6 +11,7 @@ use sqlx::Row;
 use crate::alerting::incidents::{self, IncidentRow};
 use crate::dbhealth::CheckRow;
 use crate::load::RunRow;
+use crate::row::RowExt;
 use crate::{Result, Store};
 
 /// An issue's activity in a period and the one before it.
@@ -43,9 +44,9 @@ pub async fn issue_activity(
     for &p in projects {
         let rows = sqlx::query(
             "SELECT i.id, i.project_id, i.title, i.level, i.status, i.first_seen,
-                    CAST(SUM(CASE WHEN e.timestamp >= $2 THEN 1 ELSE 0 END) AS BIGINT),
-                    CAST(COUNT(DISTINCT CASE WHEN e.timestamp >= $2 THEN e.user_key END) AS BIGINT),
-                    CAST(SUM(CASE WHEN e.timestamp < $2 THEN 1 ELSE 0 END) AS BIGINT)
+                    CAST(SUM(CASE WHEN e.timestamp >= $2 THEN 1 ELSE 0 END) AS BIGINT) AS events_now,
+                    CAST(COUNT(DISTINCT CASE WHEN e.timestamp >= $2 THEN e.user_key END) AS BIGINT) AS users_now,
+                    CAST(SUM(CASE WHEN e.timestamp < $2 THEN 1 ELSE 0 END) AS BIGINT) AS events_before
              FROM error_events e JOIN issues i ON i.id = e.issue_id
              WHERE e.project_id = $1 AND e.timestamp >= $3 AND e.timestamp < $4
              GROUP BY i.id, i.project_id, i.title, i.level, i.status, i.first_seen",
@@ -58,15 +59,15 @@ pub async fn issue_activity(
         .await?;
         for r in &rows {
             out.push(IssueActivity {
-                id: r.try_get(0)?,
-                project_id: r.try_get(1)?,
-                title: r.try_get(2)?,
-                level: r.try_get(3)?,
-                status: r.try_get(4)?,
-                first_seen: r.try_get(5)?,
-                events: r.try_get(6)?,
-                users: r.try_get(7)?,
-                events_previous: r.try_get(8)?,
+                id: r.try_get("id")?,
+                project_id: r.try_get("project_id")?,
+                title: r.try_get("title")?,
+                level: r.try_get("level")?,
+                status: r.try_get("status")?,
+                first_seen: r.try_get("first_seen")?,
+                events: r.try_get("events_now")?,
+                users: r.try_get("users_now")?,
+                events_previous: r.try_get("events_before")?,
             });
         }
     }
@@ -102,13 +103,13 @@ pub async fn events(
         .fetch_all(store.pool())
         .await?;
         for r in &rows {
-            let payload: String = r.try_get(3)?;
+            let payload: String = r.try_get("payload")?;
             out.push(EventFact {
-                kind: r.try_get(0)?,
-                project_id: r.try_get(1)?,
-                subject: r.try_get(2)?,
+                kind: r.try_get("kind")?,
+                project_id: r.try_get("project_id")?,
+                subject: r.try_get("subject")?,
                 payload: serde_json::from_str(&payload).unwrap_or(Json::Null),
-                at: r.try_get(4)?,
+                at: r.try_get("created_at")?,
             });
         }
     }
@@ -134,7 +135,7 @@ pub async fn monitor_changes(
     .fetch_optional(store.pool())
     .await?
     {
-        out.push((r.try_get(0)?, r.try_get(1)?));
+        out.push((r.try_get("at")?, r.try_get("to_health")?));
     }
     for r in sqlx::query(
         "SELECT at, to_health FROM monitor_changes WHERE monitor_id = $1 AND at >= $2 AND at < $3
@@ -146,7 +147,7 @@ pub async fn monitor_changes(
     .fetch_all(store.pool())
     .await?
     {
-        out.push((r.try_get(0)?, r.try_get(1)?));
+        out.push((r.try_get("at")?, r.try_get("to_health")?));
     }
     Ok(out)
 }
@@ -164,10 +165,10 @@ pub async fn monitors(store: &Store, org_id: i64) -> Result<Vec<(i64, String, St
     rows.iter()
         .map(|r| {
             Ok((
-                r.try_get(0)?,
-                r.try_get(1)?,
-                r.try_get(2)?,
-                r.try_get::<i64, _>(3)? != 0,
+                r.try_get("id")?,
+                r.try_get("name")?,
+                r.try_get("kind")?,
+                r.flag("paused")?,
             ))
         })
         .collect()
@@ -211,9 +212,9 @@ pub async fn incident_log_kinds(
     .await?;
     let mut out: BTreeMap<i64, Vec<(String, String)>> = BTreeMap::new();
     for r in &rows {
-        out.entry(r.try_get(0)?)
+        out.entry(r.try_get("incident_id")?)
             .or_default()
-            .push((r.try_get(1)?, r.try_get(2)?));
+            .push((r.try_get("kind")?, r.try_get("actor")?));
     }
     Ok(out)
 }
@@ -279,7 +280,8 @@ pub async fn backup_run_counts(
     until: i64,
 ) -> Result<(i64, i64)> {
     let r = sqlx::query(
-        "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(CASE WHEN ok = 0 THEN 1 ELSE 0 END), 0) AS BIGINT)
+        "SELECT CAST(COUNT(*) AS BIGINT) AS runs,
+                CAST(COALESCE(SUM(CASE WHEN ok = 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS failed
          FROM backup_runs WHERE target = $1 AND started_at >= $2 AND started_at < $3",
     )
     .bind(target)
@@ -287,7 +289,7 @@ pub async fn backup_run_counts(
     .bind(until)
     .fetch_one(store.pool())
     .await?;
-    Ok((r.try_get(0)?, r.try_get(1)?))
+    Ok((r.try_get("runs")?, r.try_get("failed")?))
 }
 
 /// The newest run of `target` of one of `kinds` that started before `until`.
@@ -326,5 +328,5 @@ pub async fn backup_targets_with_runs(store: &Store) -> Result<Vec<String>> {
     let rows = sqlx::query("SELECT DISTINCT target FROM backup_runs ORDER BY target")
         .fetch_all(store.pool())
         .await?;
-    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    rows.iter().map(|r| Ok(r.try_get("target")?)).collect()
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 use sqlx::Row;
 
+use crate::row::RowExt;
 use crate::{Result, Store, StoreError};
 
 /// A stored report, without its body (lists).
@@ -34,7 +35,7 @@ fn row_of(r: &sqlx::any::AnyRow) -> Result<ReportRow> {
         kind: r.try_get("kind")?,
         period_start: r.try_get("period_start")?,
         period_end: r.try_get("period_end")?,
-        scheduled: r.try_get::<i64, _>("scheduled")? != 0,
+        scheduled: r.flag("scheduled")?,
         created_at: r.try_get("created_at")?,
     })
 }
@@ -46,7 +47,7 @@ pub async fn settings(store: &Store, org_id: i64) -> Result<Option<Json>> {
         .fetch_optional(store.pool())
         .await?;
     row.map(|r| {
-        let s: String = r.try_get(0)?;
+        let s: String = r.try_get("spec")?;
         serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("report settings: {e}")))
     })
     .transpose()
@@ -300,6 +301,6 @@ pub async fn org_created_at(store: &Store, org_id: i64) -> Result<i64> {
             .bind(org_id)
             .fetch_one(store.pool())
             .await?
-            .try_get(0)?,
+            .try_get("created_at")?,
     )
 }

@@ -70,7 +70,7 @@ pub async fn apply_report(
             .await?;
         }
         Some(r) => {
-            let old: String = r.try_get(1)?;
+            let old: String = r.try_get("status")?;
             if terminal && old == "in_progress" {
                 sqlx::query(
                     "UPDATE cron_checkins SET status = $1, finished_at = $2,
@@ -79,7 +79,7 @@ pub async fn apply_report(
                 .bind(status)
                 .bind(at)
                 .bind(duration_ms)
-                .bind(r.try_get::<i64, _>(0)?)
+                .bind(r.try_get::<i64, _>("id")?)
                 .execute(&mut **tx)
                 .await?;
             }
@@ -90,13 +90,13 @@ pub async fn apply_report(
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<CheckIn> {
     Ok(CheckIn {
-        id: r.try_get(0)?,
-        check_in_id: r.try_get(1)?,
-        status: r.try_get(2)?,
-        started_at: r.try_get(3)?,
-        finished_at: r.try_get(4)?,
-        duration_ms: r.try_get(5)?,
-        environment: r.try_get(6)?,
+        id: r.try_get("id")?,
+        check_in_id: r.try_get("check_in_id")?,
+        status: r.try_get("status")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+        duration_ms: r.try_get("duration_ms")?,
+        environment: r.try_get("environment")?,
     })
 }
 

@@ -13,6 +13,7 @@ pub mod results;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use crate::row::RowExt;
 use crate::writer::{Value, Write};
 use crate::{Cursor, Page, Result, Store, StoreError};
 use lookout_core::time::now_ms;
@@ -122,46 +123,47 @@ const STATE_COLS: &str = "s.health, s.alerted, s.failures, s.successes, s.last_c
 
 fn monitor_from(r: &AnyRow) -> Result<MonitorRow> {
     Ok(MonitorRow {
-        id: r.try_get(0)?,
-        org_id: r.try_get(1)?,
-        project_id: r.try_get(2)?,
-        name: r.try_get(3)?,
-        kind: r.try_get(4)?,
-        slug: r.try_get(5)?,
-        spec: r.try_get(6)?,
-        paused: r.try_get::<i64, _>(7)? != 0,
-        parent_id: r.try_get(8)?,
-        push_token: r.try_get(9)?,
-        shard: r.try_get(10)?,
-        managed_by: r.try_get(11)?,
-        created_at: r.try_get(12)?,
-        updated_at: r.try_get(13)?,
+        id: r.try_get("id")?,
+        org_id: r.try_get("org_id")?,
+        project_id: r.try_get("project_id")?,
+        name: r.try_get("name")?,
+        kind: r.try_get("kind")?,
+        slug: r.try_get("slug")?,
+        spec: r.try_get("spec")?,
+        paused: r.flag("paused")?,
+        parent_id: r.try_get("parent_id")?,
+        push_token: r.try_get("push_token")?,
+        shard: r.try_get("shard")?,
+        managed_by: r.try_get("managed_by")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
     })
 }
 
-fn state_from(r: &AnyRow, at: usize) -> Result<MonitorState> {
-    let health: Option<String> = r.try_get(at)?;
+/// The state columns of a monitor row; all NULL (a fresh monitor) reads as `pending`.
+fn state_from(r: &AnyRow) -> Result<MonitorState> {
+    let health: Option<String> = r.try_get("health")?;
     Ok(MonitorState {
         health: health.unwrap_or_else(|| "pending".into()),
-        alerted: r.try_get::<Option<i64>, _>(at + 1)?.unwrap_or(0) != 0,
-        failures: r.try_get::<Option<i64>, _>(at + 2)?.unwrap_or(0),
-        successes: r.try_get::<Option<i64>, _>(at + 3)?.unwrap_or(0),
-        last_check_at: r.try_get(at + 4)?,
-        last_ok: r.try_get::<Option<i64>, _>(at + 5)?.map(|v| v != 0),
-        last_latency_us: r.try_get(at + 6)?,
-        last_failure: r.try_get(at + 7)?,
-        last_failure_at: r.try_get(at + 8)?,
-        cert_expires_at: r.try_get(at + 9)?,
-        cert_warned: r.try_get::<Option<i64>, _>(at + 10)?.unwrap_or(0) != 0,
-        cron_slot: r.try_get(at + 11)?,
-        changed_at: r.try_get(at + 12)?,
-        last_ping_at: r.try_get(at + 13)?,
-        cert_chain_valid: r.try_get::<Option<i64>, _>(at + 14)?.map(|v| v != 0),
+        alerted: r.opt_flag("alerted")?.unwrap_or(false),
+        failures: r.try_get::<Option<i64>, _>("failures")?.unwrap_or(0),
+        successes: r.try_get::<Option<i64>, _>("successes")?.unwrap_or(0),
+        last_check_at: r.try_get("last_check_at")?,
+        last_ok: r.opt_flag("last_ok")?,
+        last_latency_us: r.try_get("last_latency_us")?,
+        last_failure: r.try_get("last_failure")?,
+        last_failure_at: r.try_get("last_failure_at")?,
+        cert_expires_at: r.try_get("cert_expires_at")?,
+        cert_warned: r.opt_flag("cert_warned")?.unwrap_or(false),
+        cron_slot: r.try_get("cron_slot")?,
+        changed_at: r.try_get("changed_at")?,
+        last_ping_at: r.try_get("last_ping_at")?,
+        cert_chain_valid: r.opt_flag("cert_chain_valid")?,
     })
 }
 
 fn with_state(r: &AnyRow) -> Result<(MonitorRow, MonitorState)> {
-    Ok((monitor_from(r)?, state_from(r, 14)?))
+    Ok((monitor_from(r)?, state_from(r)?))
 }
 
 fn select_sql(filter: &str) -> String {
@@ -205,7 +207,7 @@ pub async fn create_monitor_in_tx(
     .fetch_one(&mut **tx)
     .await
     .map_err(StoreError::conflict_as("a cron monitor with this slug in this project"))?;
-    let id: i64 = row.try_get(0)?;
+    let id: i64 = row.try_get("id")?;
     sqlx::query(
         "INSERT INTO monitor_state (monitor_id, health, changed_at) VALUES ($1, 'pending', $2)",
     )
@@ -354,11 +356,11 @@ pub async fn managed_monitors(store: &Store, managed_by: &str) -> Result<Vec<Mon
 /// A cheap fingerprint of a shard's definitions: newest change and count.
 pub async fn shard_version(store: &Store, shard: i64) -> Result<(i64, i64)> {
     let r =
-        sqlx::query("SELECT COALESCE(MAX(updated_at), 0), COUNT(*) FROM monitors WHERE shard = $1")
+        sqlx::query("SELECT COALESCE(MAX(updated_at), 0) AS newest, COUNT(*) AS n FROM monitors WHERE shard = $1")
             .bind(shard)
             .fetch_one(store.pool())
             .await?;
-    Ok((r.try_get(0)?, r.try_get(1)?))
+    Ok((r.try_get("newest")?, r.try_get("n")?))
 }
 
 /// Every monitor of a shard, with state.
@@ -422,7 +424,7 @@ pub async fn health_of(store: &Store, monitor_id: i64) -> Result<Option<String>>
             .bind(monitor_id)
             .fetch_optional(store.pool())
             .await?
-            .map(|r| r.try_get(0))
+            .map(|r| r.try_get("health"))
             .transpose()?,
     )
 }
@@ -519,11 +521,11 @@ pub async fn changes(store: &Store, monitor_id: i64, limit: i64) -> Result<Vec<C
     .iter()
     .map(|r| {
         Ok(Change {
-            at: r.try_get(0)?,
-            from: r.try_get(1)?,
-            to: r.try_get(2)?,
-            reason: r.try_get(3)?,
-            alerted: r.try_get::<i64, _>(4)? != 0,
+            at: r.try_get("at")?,
+            from: r.try_get("from_health")?,
+            to: r.try_get("to_health")?,
+            reason: r.try_get("reason")?,
+            alerted: r.flag("alerted")?,
         })
     })
     .collect()

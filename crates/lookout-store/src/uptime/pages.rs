@@ -75,14 +75,14 @@ pub struct NewMaintenance {
 
 fn maintenance_from(r: &AnyRow) -> Result<MaintenanceRow> {
     Ok(MaintenanceRow {
-        id: r.try_get(0)?,
-        org_id: r.try_get(1)?,
-        title: r.try_get(2)?,
-        description: r.try_get(3)?,
-        starts_at: r.try_get(4)?,
-        ends_at: r.try_get(5)?,
-        recurrence: r.try_get(6)?,
-        monitor_ids: ids_from(&r.try_get::<String, _>(7)?)?,
+        id: r.try_get("id")?,
+        org_id: r.try_get("org_id")?,
+        title: r.try_get("title")?,
+        description: r.try_get("description")?,
+        starts_at: r.try_get("starts_at")?,
+        ends_at: r.try_get("ends_at")?,
+        recurrence: r.try_get("recurrence")?,
+        monitor_ids: ids_from(&r.try_get::<String, _>("monitor_ids")?)?,
     })
 }
 
@@ -106,7 +106,7 @@ pub async fn create_maintenance(store: &Store, m: &NewMaintenance) -> Result<Mai
     .bind(now)
     .fetch_one(store.pool())
     .await?;
-    get_maintenance(store, r.try_get(0)?).await
+    get_maintenance(store, r.try_get("id")?).await
 }
 
 /// Replaces a window.
@@ -213,16 +213,16 @@ const PAGE_COLS: &str =
 
 fn page_from(r: &AnyRow) -> Result<StatusPageRow> {
     Ok(StatusPageRow {
-        id: r.try_get(0)?,
-        org_id: r.try_get(1)?,
-        slug: r.try_get(2)?,
-        title: r.try_get(3)?,
-        description: r.try_get(4)?,
-        logo_url: r.try_get(5)?,
-        monitor_ids: ids_from(&r.try_get::<String, _>(6)?)?,
-        managed_by: r.try_get(7)?,
-        created_at: r.try_get(8)?,
-        updated_at: r.try_get(9)?,
+        id: r.try_get("id")?,
+        org_id: r.try_get("org_id")?,
+        slug: r.try_get("slug")?,
+        title: r.try_get("title")?,
+        description: r.try_get("description")?,
+        logo_url: r.try_get("logo_url")?,
+        monitor_ids: ids_from(&r.try_get::<String, _>("monitor_ids")?)?,
+        managed_by: r.try_get("managed_by")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
     })
 }
 
@@ -244,7 +244,7 @@ pub async fn create_page(store: &Store, p: &NewStatusPage) -> Result<StatusPageR
     .fetch_one(store.pool())
     .await
     .map_err(StoreError::conflict_as("a status page with this slug"))?;
-    get_page(store, r.try_get(0)?).await
+    get_page(store, r.try_get("id")?).await
 }
 
 /// Replaces a page.
@@ -407,7 +407,7 @@ pub async fn create_incident(
     .bind((status == "resolved").then_some(now))
     .fetch_one(&mut *tx)
     .await?;
-    let id: i64 = r.try_get(0)?;
+    let id: i64 = r.try_get("id")?;
     sqlx::query("INSERT INTO status_incident_updates (incident_id, at, status, body) VALUES ($1, $2, $3, $4)")
         .bind(id)
         .bind(now)
@@ -463,10 +463,10 @@ async fn updates_of(store: &Store, incident_id: i64) -> Result<Vec<IncidentUpdat
     .iter()
     .map(|r| {
         Ok(IncidentUpdate {
-            id: r.try_get(0)?,
-            at: r.try_get(1)?,
-            status: r.try_get(2)?,
-            body: r.try_get(3)?,
+            id: r.try_get("id")?,
+            at: r.try_get("at")?,
+            status: r.try_get("status")?,
+            body: r.try_get("body")?,
         })
     })
     .collect()
@@ -474,13 +474,13 @@ async fn updates_of(store: &Store, incident_id: i64) -> Result<Vec<IncidentUpdat
 
 fn incident_from(r: &AnyRow) -> Result<Incident> {
     Ok(Incident {
-        id: r.try_get(0)?,
-        page_id: r.try_get(1)?,
-        title: r.try_get(2)?,
-        impact: r.try_get(3)?,
-        status: r.try_get(4)?,
-        created_at: r.try_get(5)?,
-        resolved_at: r.try_get(6)?,
+        id: r.try_get("id")?,
+        page_id: r.try_get("page_id")?,
+        title: r.try_get("title")?,
+        impact: r.try_get("impact")?,
+        status: r.try_get("status")?,
+        created_at: r.try_get("created_at")?,
+        resolved_at: r.try_get("resolved_at")?,
         updates: Vec::new(),
     })
 }

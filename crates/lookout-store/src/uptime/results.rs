@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 
+use crate::row::RowExt;
 use crate::writer::{multi_row, Value, Write};
 use crate::{Cursor, Page, Result, Store};
 
@@ -93,11 +94,11 @@ pub async fn list_results(
         limit,
         |r| {
             Ok::<_, crate::StoreError>(ResultRow {
-                at: r.try_get(0)?,
-                ok: r.try_get::<i64, _>(1)? != 0,
-                maintenance: r.try_get::<i64, _>(2)? != 0,
-                latency_us: r.try_get(3)?,
-                message: r.try_get(4)?,
+                at: r.try_get("at")?,
+                ok: r.flag("ok")?,
+                maintenance: r.flag("maintenance")?,
+                latency_us: r.try_get("latency_us")?,
+                message: r.try_get("message")?,
             })
         },
         |r| r.at.to_string(),
@@ -111,7 +112,7 @@ pub async fn mark(store: &Store, name: &str) -> Result<i64> {
             .bind(name)
             .fetch_optional(store.pool())
             .await?
-            .map(|r| r.try_get(0))
+            .map(|r| r.try_get("done_until"))
             .transpose()?
             .unwrap_or(0),
     )
@@ -132,7 +133,8 @@ pub async fn counts_between(
 ) -> Result<(i64, i64)> {
     let hour_mark = mark(store, "h").await?.clamp(since, until.max(since));
     let r = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(up), 0) AS BIGINT), CAST(COALESCE(SUM(down), 0) AS BIGINT) FROM monitor_rollups
+        "SELECT CAST(COALESCE(SUM(up), 0) AS BIGINT) AS up, CAST(COALESCE(SUM(down), 0) AS BIGINT) AS down
+         FROM monitor_rollups
          WHERE monitor_id = $1 AND width = 'h' AND bucket >= $2 AND bucket < $3",
     )
     .bind(monitor_id)
@@ -140,10 +142,10 @@ pub async fn counts_between(
     .bind(hour_mark)
     .fetch_one(store.pool())
     .await?;
-    let (mut up, mut down): (i64, i64) = (r.try_get(0)?, r.try_get(1)?);
+    let (mut up, mut down): (i64, i64) = (r.try_get("up")?, r.try_get("down")?);
     let r = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(CASE WHEN ok = 1 THEN 1 ELSE 0 END), 0) AS BIGINT),
-                CAST(COALESCE(SUM(CASE WHEN ok = 0 THEN 1 ELSE 0 END), 0) AS BIGINT)
+        "SELECT CAST(COALESCE(SUM(CASE WHEN ok = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS up,
+                CAST(COALESCE(SUM(CASE WHEN ok = 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS down
          FROM monitor_results WHERE monitor_id = $1 AND at >= $2 AND at < $3 AND maintenance = 0",
     )
     .bind(monitor_id)
@@ -151,8 +153,8 @@ pub async fn counts_between(
     .bind(until)
     .fetch_one(store.pool())
     .await?;
-    up += r.try_get::<i64, _>(0)?;
-    down += r.try_get::<i64, _>(1)?;
+    up += r.try_get::<i64, _>("up")?;
+    down += r.try_get::<i64, _>("down")?;
     Ok((up, down))
 }
 
@@ -207,13 +209,13 @@ pub async fn buckets(
     .iter()
     .map(|r| {
         Ok::<_, crate::StoreError>(Bucket {
-            bucket: r.try_get(0)?,
-            up: r.try_get(1)?,
-            down: r.try_get(2)?,
-            maintenance: r.try_get(3)?,
-            latency_avg_us: r.try_get(4)?,
-            latency_p95_us: r.try_get(5)?,
-            latency_max_us: r.try_get(6)?,
+            bucket: r.try_get("bucket")?,
+            up: r.try_get("up")?,
+            down: r.try_get("down")?,
+            maintenance: r.try_get("maintenance")?,
+            latency_avg_us: r.try_get("latency_avg_us")?,
+            latency_p95_us: r.try_get("latency_p95_us")?,
+            latency_max_us: r.try_get("latency_max_us")?,
         })
     })
     .collect::<Result<_>>()?;
@@ -226,11 +228,11 @@ pub async fn buckets(
     .await?;
     let mut agg: BTreeMap<i64, Acc> = BTreeMap::new();
     for r in &raw {
-        let at: i64 = r.try_get(0)?;
+        let at: i64 = r.try_get("at")?;
         agg.entry(at - at.rem_euclid(len)).or_default().add(
-            r.try_get::<i64, _>(1)? != 0,
-            r.try_get::<i64, _>(2)? != 0,
-            r.try_get(3)?,
+            r.flag("ok")?,
+            r.flag("maintenance")?,
+            r.try_get("latency_us")?,
         );
     }
     out.extend(agg.into_iter().map(|(b, a)| a.finish(b)));
@@ -293,7 +295,7 @@ async fn id_chunks(store: &Store, size: usize) -> Result<Vec<(i64, i64)>> {
         .fetch_all(store.pool())
         .await?
         .iter()
-        .map(|r| r.try_get(0))
+        .map(|r| r.try_get("id"))
         .collect::<std::result::Result<_, _>>()?;
     Ok(ids
         .chunks(size.max(1))
@@ -333,13 +335,13 @@ pub async fn roll_up(store: &Store, now: i64) -> Result<usize> {
             .await?;
             let mut agg: BTreeMap<(i64, i64), Acc> = BTreeMap::new();
             for r in &rows {
-                let at: i64 = r.try_get(1)?;
-                agg.entry((r.try_get(0)?, at - at.rem_euclid(len)))
+                let at: i64 = r.try_get("at")?;
+                agg.entry((r.try_get("monitor_id")?, at - at.rem_euclid(len)))
                     .or_default()
                     .add(
-                        r.try_get::<i64, _>(2)? != 0,
-                        r.try_get::<i64, _>(3)? != 0,
-                        r.try_get(4)?,
+                        r.flag("ok")?,
+                        r.flag("maintenance")?,
+                        r.try_get("latency_us")?,
                     );
             }
             drop(rows);
