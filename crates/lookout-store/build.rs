@@ -22,7 +22,10 @@ fn files(dir: &Path) -> BTreeMap<i64, String> {
             .parse()
             .unwrap_or_else(|_| panic!("{name}: migrations are named NNNN_name.sql"));
         if let Some(other) = out.insert(version, label.to_string()) {
-            panic!("{}: version {version} twice ({other}, {label})", dir.display());
+            panic!(
+                "{}: version {version} twice ({other}, {label})",
+                dir.display()
+            );
         }
     }
     out
@@ -37,7 +40,9 @@ fn main() {
         sqlite, postgres,
         "migrations/sqlite and migrations/postgres must hold the same versions and names"
     );
-    let mut code = String::from("/// Every migration, oldest first (generated from `migrations/` by build.rs).\n");
+    let mut code = String::from(
+        "/// Every migration, oldest first (generated from `migrations/` by build.rs).\n",
+    );
     code.push_str("const MIGRATIONS: &[Migration] = &[\n");
     for (i, (version, name)) in sqlite.iter().enumerate() {
         assert_eq!(
@@ -47,7 +52,10 @@ fn main() {
         );
         let file = format!("{version:04}_{name}.sql");
         for backend in ["sqlite", "postgres"] {
-            println!("cargo:rerun-if-changed={}", root.join(backend).join(&file).display());
+            println!(
+                "cargo:rerun-if-changed={}",
+                root.join(backend).join(&file).display()
+            );
         }
         writeln!(
             code,
@@ -58,7 +66,8 @@ fn main() {
         .expect("writing to a string");
     }
     code.push_str("];\n\n/// The schema version this build expects (the newest migration).\n");
-    writeln!(code, "pub const SCHEMA_VERSION: i64 = {};", sqlite.len()).expect("writing to a string");
+    writeln!(code, "pub const SCHEMA_VERSION: i64 = {};", sqlite.len())
+        .expect("writing to a string");
     let out = Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("migrations.rs");
     std::fs::write(out, code).expect("writing migrations.rs");
 }

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-
 use crate::state::{AppState, HttpSettings};
 use lookout_core::Role;
 use lookout_store::tenancy;
@@ -201,7 +200,7 @@ pub async fn serve(
         },
         uptime_max_concurrent_checks: cfg.uptime_max_concurrent_checks,
     };
-    let periodic = [
+    let periodic: Vec<_> = [
         crate::tenancy::jobs(&bg),
         crate::errors::jobs(&bg),
         crate::apm::jobs(&bg),
@@ -211,7 +210,9 @@ pub async fn serve(
         crate::backups::jobs(&bg),
         crate::reports::jobs(&bg),
     ]
-    .concat();
+    .into_iter()
+    .flatten()
+    .collect();
     let scheduler = crate::tasks::scheduler(&store, &cfg.replica_id, periodic).await?;
     let workers: Vec<_> = [
         vec![tokio::spawn(scheduler.run(bg.stopping()))],
@@ -220,7 +221,9 @@ pub async fn serve(
         crate::uptime::workers(&bg).await?,
         crate::alerting::workers(&bg),
     ]
-    .concat();
+    .into_iter()
+    .flatten()
+    .collect();
     let upkeep = tokio::spawn({
         let mut stop = stop_rx.clone();
         async move {

@@ -52,13 +52,18 @@ pub fn pages() -> Router<AppState> {
 pub fn jobs(bg: &crate::tasks::Background) -> Vec<crate::tasks::PeriodicJob> {
     use crate::tasks::PeriodicJob;
     vec![
-        PeriodicJob::on_store("sessions.cleanup", 3_600_000, &bg.store, |store| async move {
-            let n = lookout_store::tenancy::delete_expired_sessions(&store)
-                .await
-                .map_err(|e| e.to_string())?;
-            tracing::debug!(deleted = n, "Expired sessions deleted.");
-            Ok(())
-        }),
+        PeriodicJob::on_store(
+            "sessions.cleanup",
+            3_600_000,
+            &bg.store,
+            |store| async move {
+                let n = lookout_store::tenancy::delete_expired_sessions(&store)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tracing::debug!(deleted = n, "Expired sessions deleted.");
+                Ok(())
+            },
+        ),
         PeriodicJob::on_store("jobs.cleanup", 3_600_000, &bg.store, |store| async move {
             let week_ago = lookout_core::time::now_ms() - 7 * 86_400_000;
             let n = lookout_store::jobs::delete_finished_before(&store, week_ago)

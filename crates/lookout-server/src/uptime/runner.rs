@@ -679,7 +679,10 @@ async fn suppression(ctx: &UptimeContext, row: &MonitorRow, maintenance: bool) -
 }
 
 /// The uptime shards as leased periodic jobs: each claim runs one shard for a while.
-pub async fn scheduler(ctx: Arc<UptimeContext>, replica: &str) -> Result<lookout_store::jobs::Scheduler, lookout_store::StoreError> {
+pub async fn scheduler(
+    ctx: Arc<UptimeContext>,
+    replica: &str,
+) -> Result<lookout_store::jobs::Scheduler, lookout_store::StoreError> {
     let shards = lookout_store::uptime::SHARDS;
     for k in 0..shards {
         lookout_store::jobs::ensure_periodic(
