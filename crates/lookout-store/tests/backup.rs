@@ -27,12 +27,13 @@ fn options(dir: &Path) -> BackupOptions {
     }
 }
 
-/// Writes numbered events from four tasks for `ms`, recording send and acknowledgement times.
 /// Fewest acknowledged writes a write phase makes, however long they take: with one in five
 /// padded to 300 kB, that is about 70 MB, so the WAL passes 32 MB and starts over at least once
 /// even on a machine too busy to write much in the phase's time.
 const MIN_WRITES: usize = 1_200;
 
+/// Writes numbered events from four tasks for `ms` (and at least [`MIN_WRITES`] of them),
+/// recording send and acknowledgement times.
 async fn write_for(store: &Store, ms: u64, next: Arc<std::sync::atomic::AtomicI64>) -> Sent {
     let writer = Writer::start(store.clone(), WriterConfig::default());
     let sent: Sent = Arc::default();

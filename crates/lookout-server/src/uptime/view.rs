@@ -10,7 +10,7 @@ use crate::extract::iso;
 use crate::state::HttpSettings;
 use lookout_core::time::now_ms;
 use lookout_store::tenancy;
-use lookout_store::uptime::{results, MonitorRow, MonitorState};
+use lookout_store::uptime::{pages, results, MonitorRow, MonitorState};
 use lookout_store::{Result, Store};
 use lookout_uptime::MonitorSpec;
 
@@ -176,4 +176,55 @@ pub async fn monitor_view(
         updated_at: iso(row.updated_at),
         spec,
     })
+}
+
+/// An incident with its updates, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IncidentView {
+    /// Id.
+    pub id: i64,
+    /// Title.
+    pub title: String,
+    /// Impact.
+    pub impact: String,
+    /// Current status.
+    pub status: String,
+    /// Opened, RFC 3339.
+    pub created_at: String,
+    /// Resolved, RFC 3339.
+    pub resolved_at: Option<String>,
+    /// Updates.
+    pub updates: Vec<UpdateView>,
+}
+
+/// One update.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UpdateView {
+    /// When, RFC 3339.
+    pub at: String,
+    /// Status.
+    pub status: String,
+    /// Text.
+    pub body: String,
+}
+
+/// The API shape of an incident.
+pub fn incident_view(i: pages::Incident) -> IncidentView {
+    IncidentView {
+        id: i.id,
+        title: i.title,
+        impact: i.impact,
+        status: i.status,
+        created_at: iso(i.created_at),
+        resolved_at: i.resolved_at.map(iso),
+        updates: i
+            .updates
+            .into_iter()
+            .map(|u| UpdateView {
+                at: iso(u.at),
+                status: u.status,
+                body: u.body,
+            })
+            .collect(),
+    }
 }

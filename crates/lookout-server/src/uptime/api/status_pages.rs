@@ -13,6 +13,7 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{iso, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use crate::uptime::service::{self, StatusPageInput};
+use crate::uptime::view::{incident_view, IncidentView};
 use lookout_store::tenancy;
 use lookout_store::uptime::pages;
 
@@ -156,56 +157,8 @@ pub struct UpdateInput {
     pub body: String,
 }
 
-/// An incident with its updates, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IncidentView {
-    /// Id.
-    pub id: i64,
-    /// Title.
-    pub title: String,
-    /// Impact.
-    pub impact: String,
-    /// Current status.
-    pub status: String,
-    /// Opened, RFC 3339.
-    pub created_at: String,
-    /// Resolved, RFC 3339.
-    pub resolved_at: Option<String>,
-    /// Updates.
-    pub updates: Vec<UpdateView>,
-}
 
-/// One update.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UpdateView {
-    /// When, RFC 3339.
-    pub at: String,
-    /// Status.
-    pub status: String,
-    /// Text.
-    pub body: String,
-}
 
-/// The API shape of an incident.
-pub fn incident_view(i: pages::Incident) -> IncidentView {
-    IncidentView {
-        id: i.id,
-        title: i.title,
-        impact: i.impact,
-        status: i.status,
-        created_at: iso(i.created_at),
-        resolved_at: i.resolved_at.map(iso),
-        updates: i
-            .updates
-            .into_iter()
-            .map(|u| UpdateView {
-                at: iso(u.at),
-                status: u.status,
-                body: u.body,
-            })
-            .collect(),
-    }
-}
 
 /// Lists a page's incidents.
 #[utoipa::path(get, path = "/api/v1/status-pages/{id}/incidents", tag = "status pages",

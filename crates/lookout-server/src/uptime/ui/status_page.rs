@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::extract::iso;
 use crate::state::AppState;
-use crate::uptime::api::status_pages::{incident_view, IncidentView};
+use crate::uptime::view::{incident_view, IncidentView};
 use crate::uptime::view::status_of;
 use crate::uptime::Windows;
 use lookout_core::time::now_ms;
