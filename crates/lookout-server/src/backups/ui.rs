@@ -4,14 +4,12 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::IntoResponse as _;
-use axum::response::Response;
 use serde_json::Value;
 
 use crate::state::AppState;
-use crate::ui::layout::{page_ctx, render, PageCtx};
-use crate::ui::{ui_error, UiSession};
+use crate::ui::error::UiResult;
+use crate::ui::extract::Page;
+use crate::ui::layout::{render, PageCtx};
 
 /// Lookout's own backup, ready to show.
 pub struct Builtin {
@@ -43,7 +41,7 @@ pub struct TargetLine {
 
 #[derive(Template)]
 #[template(path = "backups.html")]
-struct Page {
+struct BackupsPage {
     title: String,
     ctx: PageCtx,
     builtin: Builtin,
@@ -86,19 +84,8 @@ fn run_line(run: &Value) -> (String, String, bool) {
 }
 
 /// `GET /backups`.
-pub async fn page(
-    State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
-) -> Response {
-    let ctx = match page_ctx(&state, &s, &headers, "/backups").await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
-    let b = match crate::backups::view::builtin_view(&state).await {
-        Ok(b) => b,
-        Err(e) => return ui_error(e),
-    };
+pub async fn page(State(state): State<AppState>, Page { ctx, .. }: Page) -> UiResult {
+    let b = crate::backups::view::builtin_view(&state).await?;
     let (drill, drill_state, drill_bad) = run_line(&b["last_drill"]);
     let builtin = Builtin {
         enabled: b["enabled"] == true,
@@ -115,16 +102,10 @@ pub async fn page(
         drill_state,
         drill_bad,
     };
-    let rows = match lookout_store::backup::catalog::list_targets(state.store()).await {
-        Ok(r) => r,
-        Err(e) => return ui_error(e),
-    };
+    let rows = lookout_store::backup::catalog::list_targets(state.store()).await?;
     let mut targets = Vec::new();
     for t in &rows {
-        let v = match crate::backups::view::target_view(&state, t).await {
-            Ok(v) => v,
-            Err(e) => return ui_error(e),
-        };
+        let v = crate::backups::view::target_view(&state, t).await?;
         let (_, backup_state, backup_bad) = run_line(&v["last_backup"]);
         let (drill, drill_state, drill_bad) = run_line(&v["last_drill"]);
         targets.push(TargetLine {
@@ -143,10 +124,10 @@ pub async fn page(
             drill_bad,
         });
     }
-    render(&Page {
+    Ok(render(&BackupsPage {
         title: "Backups".into(),
         ctx,
         builtin,
         targets,
-    })
+    }))
 }

@@ -4,14 +4,15 @@
 
 use askama::Template;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use serde_json::Value;
 
 use crate::charts;
 use crate::state::AppState;
-use crate::ui::layout::{page_ctx, render, PageCtx};
-use crate::ui::{ui_error, UiSession};
+use crate::ui::error::UiResult;
+use crate::ui::extract::Page;
+use crate::ui::layout::{render, PageCtx};
 use lookout_core::time::iso;
 use lookout_store::dbhealth as dstore;
 use lookout_store::StoreError;
@@ -38,25 +39,14 @@ struct ListPage {
 }
 
 /// `GET /databases`.
-pub async fn list(
-    State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
-) -> Response {
-    let ctx = match page_ctx(&state, &s, &headers, "/databases").await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
-    let targets = match dstore::list(state.store(), &[ctx.project_id]).await {
-        Ok(t) => t,
-        Err(e) => return ui_error(e),
-    };
+pub async fn list(State(state): State<AppState>, Page { ctx, .. }: Page) -> UiResult {
+    let targets = dstore::list(state.store(), &[ctx.project_id]).await?;
     let mut lines = Vec::new();
     for t in &targets {
-        let last = match dstore::checks(state.store(), t.id, 1, true).await {
-            Ok(c) => c.into_iter().next(),
-            Err(e) => return ui_error(e),
-        };
+        let last = dstore::checks(state.store(), t.id, 1, true)
+            .await?
+            .into_iter()
+            .next();
         let counts = crate::dbhealth::Counts::of(last.as_ref().and_then(|c| c.report.as_ref()));
         let (checked, st, bad) = match &last {
             None => ("never".to_string(), "not checked yet".to_string(), false),
@@ -79,11 +69,11 @@ pub async fn list(
             failed: counts.verifications_failed,
         });
     }
-    render(&ListPage {
+    Ok(render(&ListPage {
         title: "Databases".into(),
         ctx,
         targets: lines,
-    })
+    }))
 }
 
 /// A finding as shown.
@@ -136,25 +126,19 @@ const ADVICE: &[&str] = &[
 /// `GET /databases/{id}`.
 pub async fn target(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    Page { ctx, .. }: Page,
     Path(id): Path<i64>,
-) -> Response {
-    let ctx = match page_ctx(&state, &s, &headers, "/databases").await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
+) -> UiResult {
     let t = match dstore::get(state.store(), id).await {
-        Ok(t) => t,
         Err(StoreError::NotFound) => {
-            return (StatusCode::NOT_FOUND, "no such database").into_response()
+            return Ok((StatusCode::NOT_FOUND, "no such database").into_response())
         }
-        Err(e) => return ui_error(e),
+        t => t?,
     };
-    let last = match dstore::checks(state.store(), id, 1, true).await {
-        Ok(c) => c.into_iter().next(),
-        Err(e) => return ui_error(e),
-    };
+    let last = dstore::checks(state.store(), id, 1, true)
+        .await?
+        .into_iter()
+        .next();
     // A page without trends still shows the findings.
     let trends: Vec<Value> = crate::dbhealth::view::trends(&state, id, 7)
         .await
@@ -224,7 +208,7 @@ pub async fn target(
         .flatten()
         .map(|v| (v["passed"] == true, text(v, "name"), text(v, "detail")))
         .collect();
-    render(&TargetPage {
+    Ok(render(&TargetPage {
         title: format!("Database {}", t.name),
         ctx,
         name: t.name.clone(),
@@ -241,5 +225,5 @@ pub async fn target(
         operations,
         queries,
         verifications,
-    })
+    }))
 }

@@ -4,14 +4,15 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use serde::Deserialize;
 
 use crate::charts::{self, Series};
 use crate::state::AppState;
-use crate::ui::layout::{page_ctx, render, PageCtx};
-use crate::ui::{ui_error, UiSession};
+use crate::ui::error::{UiError, UiResult};
+use crate::ui::extract::Page;
+use crate::ui::layout::{render, PageCtx};
 use lookout_core::time::iso;
 use lookout_load::Summary;
 use lookout_store::load as lstore;
@@ -63,16 +64,8 @@ struct RunsPage {
 }
 
 /// `GET /load-tests`.
-pub async fn list(
-    State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
-) -> Response {
-    let ctx = match page_ctx(&state, &s, &headers, "/load-tests").await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
-    let page = match lstore::list(
+pub async fn list(State(state): State<AppState>, Page { ctx, .. }: Page) -> UiResult {
+    let page = lstore::list(
         state.store(),
         &[ctx.project_id],
         &Cursor {
@@ -80,16 +73,12 @@ pub async fn list(
             limit: Some(200),
         },
     )
-    .await
-    {
-        Ok(p) => p,
-        Err(e) => return ui_error(e),
-    };
-    render(&RunsPage {
+    .await?;
+    Ok(render(&RunsPage {
         title: "Load tests".into(),
         ctx,
         runs: page.items.iter().map(line).collect(),
-    })
+    }))
 }
 
 /// One threshold's verdict as shown.
@@ -200,37 +189,27 @@ fn scenario_lines(s: &Summary) -> Vec<ScenarioLine> {
         .collect()
 }
 
-async fn load(
-    state: &AppState,
-    id: i64,
-) -> Result<(lstore::RunRow, Summary, Option<String>), Response> {
-    match lstore::get(state.store(), id).await {
-        Ok((row, summary, file)) => match serde_json::from_value(summary) {
-            Ok(s) => Ok((row, s, file)),
-            Err(e) => Err(ui_error(e)),
-        },
+/// A run and its summary; a missing run answers 404 "no such load run".
+async fn load(state: &AppState, id: i64) -> UiResult<(lstore::RunRow, Summary, Option<String>)> {
+    let (row, summary, file) = match lstore::get(state.store(), id).await {
         Err(StoreError::NotFound) => {
-            Err((StatusCode::NOT_FOUND, "no such load run").into_response())
+            return Err((StatusCode::NOT_FOUND, "no such load run")
+                .into_response()
+                .into())
         }
-        Err(e) => Err(ui_error(e)),
-    }
+        r => r?,
+    };
+    let summary = serde_json::from_value(summary).map_err(UiError::internal)?;
+    Ok((row, summary, file))
 }
 
 /// `GET /load-tests/{id}`.
 pub async fn run(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    Page { ctx, .. }: Page,
     Path(id): Path<i64>,
-) -> Response {
-    let ctx = match page_ctx(&state, &s, &headers, "/load-tests").await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
-    let (row, summary, file) = match load(&state, id).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+) -> UiResult {
+    let (row, summary, file) = load(&state, id).await?;
     let thresholds = summary
         .thresholds
         .iter()
@@ -241,7 +220,7 @@ pub async fn run(
             passed: t.passed,
         })
         .collect();
-    render(&RunPage {
+    Ok(render(&RunPage {
         title: format!("Load test {}", row.name),
         ctx,
         aborted: summary.aborted.clone().unwrap_or_default(),
@@ -255,7 +234,7 @@ pub async fn run(
         scenarios: scenario_lines(&summary),
         scenario_file: file.unwrap_or_default(),
         run: line(&row),
-    })
+    }))
 }
 
 /// `?a=&b=`.
@@ -282,25 +261,14 @@ struct ComparePage {
 /// `GET /load-tests/compare?a=&b=`.
 pub async fn compare(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    Page { ctx, .. }: Page,
     Query(q): Query<CompareParams>,
-) -> Response {
-    let ctx = match page_ctx(&state, &s, &headers, "/load-tests").await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
+) -> UiResult {
     let (Some(a), Some(b)) = (q.a, q.b) else {
-        return (StatusCode::BAD_REQUEST, "choose two runs: ?a=ID&b=ID").into_response();
+        return Ok((StatusCode::BAD_REQUEST, "choose two runs: ?a=ID&b=ID").into_response());
     };
-    let (ra, sa, _) = match load(&state, a).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let (rb, sb, _) = match load(&state, b).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let (ra, sa, _) = load(&state, a).await?;
+    let (rb, sb, _) = load(&state, b).await?;
     let pct = |p: Option<f64>| p.map_or("—".to_string(), |p| format!("{p:+.1}%"));
     let mut rows = Vec::new();
     for c in lookout_load::summary::compare(&sa, &sb) {
@@ -345,14 +313,14 @@ pub async fn compare(
     }
     // Both runs on one time axis from their own starts, so their shapes line up.
     let merged = merge_charts(&sa, &sb, a, b);
-    render(&ComparePage {
+    Ok(render(&ComparePage {
         title: format!("Compare load tests {a} and {b}"),
         ctx,
         a: line(&ra),
         b: line(&rb),
         rows,
         charts: merged,
-    })
+    }))
 }
 
 /// Charts with both runs' lines, aligned on seconds since each run's start.

@@ -4,14 +4,15 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use serde::Deserialize;
 
 use crate::charts::{self, Mark};
 use crate::state::AppState;
-use crate::ui::layout::{page_ctx, render, PageCtx};
-use crate::ui::{ui_error, UiSession};
+use crate::ui::error::UiResult;
+use crate::ui::extract::Page;
+use crate::ui::layout::{render, PageCtx};
 use lookout_core::time::iso;
 use lookout_regress::detect::{median, rank_sum_p};
 use lookout_regress::format_value;
@@ -80,23 +81,12 @@ struct ListPage {
 }
 
 /// `GET /regressions`.
-pub async fn list(
-    State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
-) -> Response {
-    let ctx = match page_ctx(&state, &s, &headers, "/regressions").await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
+pub async fn list(State(state): State<AppState>, Page { ctx, .. }: Page) -> UiResult {
     let project = [ctx.project_id];
-    let (recent, all) = match tokio::try_join!(
+    let (recent, all) = tokio::try_join!(
         regress::recent(state.store(), &project, None, 100),
         series::list(state.store(), &project, None),
-    ) {
-        Ok(x) => x,
-        Err(e) => return ui_error(e),
-    };
+    )?;
     let changes = recent
         .iter()
         .map(|r| change_line(&r.change, label(&r.series, &r.tags), &r.unit))
@@ -115,12 +105,12 @@ pub async fn list(
             },
         })
         .collect();
-    render(&ListPage {
+    Ok(render(&ListPage {
         title: "Regressions".into(),
         ctx,
         changes,
         series,
-    })
+    }))
 }
 
 /// One side of a change, summarised.
@@ -174,27 +164,17 @@ pub struct SeriesQuery {
 /// `GET /regressions/series/{id}`.
 pub async fn series_page(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    Page { ctx, .. }: Page,
     Path(id): Path<i64>,
     Query(q): Query<SeriesQuery>,
-) -> Response {
-    let ctx = match page_ctx(&state, &s, &headers, "/regressions").await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
+) -> UiResult {
+    let Some(row): Option<SeriesRow> = series::get(state.store(), id).await? else {
+        return Ok((StatusCode::NOT_FOUND, "no such series").into_response());
     };
-    let row: SeriesRow = match series::get(state.store(), id).await {
-        Ok(Some(r)) => r,
-        Ok(None) => return (StatusCode::NOT_FOUND, "no such series").into_response(),
-        Err(e) => return ui_error(e),
-    };
-    let (points, cps) = match tokio::try_join!(
+    let (points, cps) = tokio::try_join!(
         series::points(state.store(), id, 100_000),
         regress::for_series(state.store(), id),
-    ) {
-        Ok(x) => x,
-        Err(e) => return ui_error(e),
-    };
+    )?;
     // The points shown may be the newest part of a longer series.
     let offset = row.points - points.len() as i64;
     let local = |pos: i64| (pos - offset).clamp(0, points.len() as i64) as usize;
@@ -281,7 +261,7 @@ pub async fn series_page(
         .collect();
     let current =
         regress::fresh_regression(&cps, row.points).map(|c| change_line(c, lbl.clone(), &row.unit));
-    render(&SeriesPage {
+    Ok(render(&SeriesPage {
         title: format!("Series {lbl}"),
         ctx,
         label: lbl,
@@ -298,5 +278,5 @@ pub async fn series_page(
         compare,
         sides,
         p_value,
-    })
+    }))
 }

@@ -5,14 +5,15 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse};
 use serde::Deserialize;
 
 use crate::reports::{render as rrender, Kind, Report, Settings};
 use crate::state::AppState;
-use crate::ui::layout::{page_ctx, render, PageCtx};
-use crate::ui::{not_found_page, ui_error, UiSession};
+use crate::ui::error::{UiError, UiResult};
+use crate::ui::extract::Page;
+use crate::ui::layout::{render, PageCtx};
+use crate::ui::UiSession;
 use lookout_store::tenancy;
 
 /// A kept report in the list.
@@ -34,27 +35,10 @@ struct ListPage {
 }
 
 /// `GET /reports`.
-pub async fn list(
-    State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
-) -> Response {
-    let ctx = match page_ctx(&state, &s, &headers, "/reports").await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
-    let org = match tenancy::default_org(state.store()).await {
-        Ok(o) => o,
-        Err(e) => return ui_error(e),
-    };
-    let settings = match Settings::load(state.store(), org.id).await {
-        Ok(s) => s,
-        Err(e) => return ui_error(e),
-    };
-    let rows = match lookout_store::reports::list(state.store(), org.id, None, 100).await {
-        Ok(r) => r,
-        Err(e) => return ui_error(e),
-    };
+pub async fn list(State(state): State<AppState>, Page { ctx, .. }: Page) -> UiResult {
+    let org = tenancy::default_org(state.store()).await?;
+    let settings = Settings::load(state.store(), org.id).await?;
+    let rows = lookout_store::reports::list(state.store(), org.id, None, 100).await?;
     let kinds: Vec<&str> = [
         (settings.daily, "daily"),
         (settings.weekly, "weekly on {w}"),
@@ -92,13 +76,13 @@ pub async fn list(
             },
         })
         .collect();
-    render(&ListPage {
+    Ok(render(&ListPage {
         title: "Reports".into(),
         ctx,
         schedule,
         channels: settings.channel_ids.len(),
         lines,
-    })
+    }))
 }
 
 /// `?kind=&end=`.
@@ -108,23 +92,23 @@ pub struct ViewQuery {
     pub end: Option<String>,
 }
 
-/// `GET /reports/view?kind=weekly&end=<RFC 3339>`: a report made now, not kept.
+/// `GET /reports/view?kind=weekly&end=<RFC 3339>`: a report made now, not kept. An unknown
+/// kind or an unreadable end is a page that does not exist (404).
 pub async fn view(
     State(state): State<AppState>,
     UiSession(_s): UiSession,
     Query(q): Query<ViewQuery>,
-) -> Response {
-    let Some(kind) = Kind::parse(&q.kind) else {
-        return not_found_page();
-    };
+) -> UiResult {
+    let kind = Kind::parse(&q.kind).ok_or(UiError::NotFound)?;
     let given = q.end.as_deref().filter(|e| !e.is_empty());
-    let Ok(end) = crate::reports::service::end_of(given, lookout_core::time::now_ms()) else {
-        return not_found_page();
-    };
-    match crate::reports::service::generate(&state, kind, end).await {
-        Ok(r) => Html(rrender::html(&r, "", Some("/reports"))).into_response(),
-        Err(e) => ui_error(e),
-    }
+    let end = crate::reports::service::end_of(given, lookout_core::time::now_ms())
+        .map_err(|_| UiError::NotFound)?;
+    // Any failure to build (an end in the future included) has always been the 500 page here;
+    // `?` alone would turn the service's refusals into 400/404 pages.
+    let r = crate::reports::service::generate(&state, kind, end)
+        .await
+        .map_err(UiError::internal)?;
+    Ok(Html(rrender::html(&r, "", Some("/reports"))).into_response())
 }
 
 /// `GET /reports/{id}`: a kept report.
@@ -132,17 +116,9 @@ pub async fn kept(
     State(state): State<AppState>,
     UiSession(_s): UiSession,
     Path(id): Path<String>,
-) -> Response {
-    let Ok(id) = id.parse::<i64>() else {
-        return not_found_page();
-    };
-    let body = match lookout_store::reports::get(state.store(), id).await {
-        Ok((_, b)) => b,
-        Err(lookout_store::StoreError::NotFound) => return not_found_page(),
-        Err(e) => return ui_error(e),
-    };
-    match serde_json::from_value::<Report>(body) {
-        Ok(r) => Html(rrender::html(&r, "", Some("/reports"))).into_response(),
-        Err(e) => ui_error(e),
-    }
+) -> UiResult {
+    let id = id.parse::<i64>().map_err(|_| UiError::NotFound)?;
+    let (_, body) = lookout_store::reports::get(state.store(), id).await?;
+    let r = serde_json::from_value::<Report>(body).map_err(UiError::internal)?;
+    Ok(Html(rrender::html(&r, "", Some("/reports"))).into_response())
 }

@@ -4,15 +4,16 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use serde::Deserialize;
 
 use crate::apm::{self, Figures};
 use crate::charts::{self, Bar, Series};
 use crate::state::AppState;
-use crate::ui::layout::{page_ctx, render, PageCtx};
-use crate::ui::{ui_error, UiSession};
+use crate::ui::error::UiResult;
+use crate::ui::extract::Page;
+use crate::ui::layout::{render, PageCtx};
 use lookout_core::time::{iso, now_ms};
 use lookout_store::apm::query;
 
@@ -119,20 +120,12 @@ struct ListPage {
 /// `GET /performance`.
 pub async fn list(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    Page { ctx, .. }: Page,
     Query(q): Query<RangeQuery>,
-) -> Response {
-    let ctx = match page_ctx(&state, &s, &headers, "/performance").await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
+) -> UiResult {
     let (range, since, until) = window(q.range.as_deref());
-    let services = match apm::services(state.store(), &[ctx.project_id], since, until).await {
-        Ok(s) => s,
-        Err(e) => return ui_error(e),
-    };
-    render(&ListPage {
+    let services = apm::services(state.store(), &[ctx.project_id], since, until).await?;
+    Ok(render(&ListPage {
         title: "Performance".into(),
         range: range.clone(),
         ranges: tabs(&range),
@@ -146,7 +139,7 @@ pub async fn list(
             })
             .collect(),
         ctx,
-    })
+    }))
 }
 
 #[derive(Template)]
@@ -219,20 +212,14 @@ async fn slo_rows(
 /// `GET /performance/services/{name}`.
 pub async fn service(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    Page { ctx, .. }: Page,
     Path(name): Path<String>,
     Query(q): Query<RangeQuery>,
-) -> Response {
-    let ctx = match page_ctx(&state, &s, &headers, "/performance").await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
+) -> UiResult {
     let (range, since, until) = window(q.range.as_deref());
-    let o = match apm::overview(state.store(), &[ctx.project_id], &name, since, until).await {
-        Ok(Some(o)) => o,
-        Ok(None) => return (StatusCode::NOT_FOUND, "no such service").into_response(),
-        Err(e) => return ui_error(e),
+    let Some(o) = apm::overview(state.store(), &[ctx.project_id], &name, since, until).await?
+    else {
+        return Ok((StatusCode::NOT_FOUND, "no such service").into_response());
     };
     let tx_href = |f: &Figures| {
         format!(
@@ -340,11 +327,8 @@ pub async fn service(
             .map(|f| line(f, String::new()))
             .collect()
     };
-    let slos = match slo_rows(&state, &name).await {
-        Ok(s) => s,
-        Err(e) => return ui_error(e),
-    };
-    render(&ServicePage {
+    let slos = slo_rows(&state, &name).await?;
+    Ok(render(&ServicePage {
         slos,
         title: format!("{name} · Performance"),
         summary: line(&o.summary, String::new()),
@@ -409,7 +393,7 @@ pub async fn service(
         ranges: tabs(&range),
         range,
         ctx,
-    })
+    }))
 }
 
 #[derive(Template)]
@@ -430,40 +414,32 @@ struct TransactionPage {
 /// `GET /performance/services/{service}/transaction?name=…`.
 pub async fn transaction(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    Page { ctx, .. }: Page,
     Path(service): Path<String>,
     Query(q): Query<RangeQuery>,
-) -> Response {
-    let ctx = match page_ctx(&state, &s, &headers, "/performance").await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
+) -> UiResult {
     let Some(name) = q.name.clone().filter(|n| !n.is_empty()) else {
-        return (StatusCode::BAD_REQUEST, "name: required").into_response();
+        return Ok((StatusCode::BAD_REQUEST, "name: required").into_response());
     };
     let (range, since, until) = window(q.range.as_deref());
     let projects = [ctx.project_id];
-    let t = match query::service(state.store(), &projects, &service).await {
-        Ok(s) => s.map(|s| s.apdex_t_ms),
-        Err(e) => return ui_error(e),
-    };
+    let t = query::service(state.store(), &projects, &service)
+        .await?
+        .map(|s| s.apdex_t_ms);
     let f = query::Filter {
         projects: &projects,
         service: Some(&service),
         category: Some("request"),
         operation: Some(&name),
     };
-    let whole = match query::fold(state.store(), &f, since, until, |_| Some(())).await {
-        Ok(m) => m.into_values().next().unwrap_or_default(),
-        Err(e) => return ui_error(e),
-    };
+    let whole = query::fold(state.store(), &f, since, until, |_| Some(()))
+        .await?
+        .into_values()
+        .next()
+        .unwrap_or_default();
     let step = query::chart_step(since, until);
-    let points = match query::series(state.store(), &f, since, until, step).await {
-        Ok(p) => p,
-        Err(e) => return ui_error(e),
-    };
-    let samples = match query::search(
+    let points = query::series(state.store(), &f, since, until, step).await?;
+    let samples = query::search(
         state.store(),
         &query::SpanSearch {
             projects: &projects,
@@ -477,11 +453,7 @@ pub async fn transaction(
             ..query::SpanSearch::default()
         },
     )
-    .await
-    {
-        Ok(s) => s,
-        Err(e) => return ui_error(e),
-    };
+    .await?;
     let summary = Figures::of(&name, &whole, (until - since) as f64 / 60_000.0, t);
     let charts = vec![
         charts::time_series(
@@ -525,7 +497,7 @@ pub async fn transaction(
             until,
         ),
     ];
-    render(&TransactionPage {
+    Ok(render(&TransactionPage {
         title: format!("{name} · {service}"),
         summary: line(&summary, String::new()),
         charts,
@@ -547,5 +519,5 @@ pub async fn transaction(
         ranges: tabs(&range),
         range,
         ctx,
-    })
+    }))
 }

@@ -2,8 +2,8 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use serde::Deserialize;
 use std::fmt::Write as _;
 
@@ -11,8 +11,9 @@ use crate::apm::trace_view::{ServiceMap, Tree};
 use crate::apm::ui::performance::{ms, tabs, window};
 use crate::charts::esc;
 use crate::state::AppState;
-use crate::ui::layout::{page_ctx, render, PageCtx};
-use crate::ui::{ui_error, UiSession};
+use crate::ui::error::UiResult;
+use crate::ui::extract::Page;
+use crate::ui::layout::{render, PageCtx};
 use lookout_core::time::iso;
 use lookout_store::apm::query;
 
@@ -45,14 +46,9 @@ struct SearchPage {
 /// `GET /performance/traces`.
 pub async fn search(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    Page { ctx, .. }: Page,
     Query(f): Query<SearchForm>,
-) -> Response {
-    let ctx = match page_ctx(&state, &s, &headers, "/performance").await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
+) -> UiResult {
     let (range, since, until) = window(f.range.as_deref());
     let text = |v: &Option<String>| v.clone().unwrap_or_default().trim().to_string();
     let (service, transaction, min_ms, status, attribute) = (
@@ -84,7 +80,7 @@ pub async fn search(
     };
     let projects = [ctx.project_id];
     let results = if error.is_empty() {
-        match query::search(
+        query::search(
             state.store(),
             &query::SpanSearch {
                 projects: &projects,
@@ -104,15 +100,11 @@ pub async fn search(
                 ..query::SpanSearch::default()
             },
         )
-        .await
-        {
-            Ok(r) => r,
-            Err(e) => return ui_error(e),
-        }
+        .await?
     } else {
         Vec::new()
     };
-    render(&SearchPage {
+    Ok(render(&SearchPage {
         title: "Traces".into(),
         results: results
             .iter()
@@ -136,7 +128,7 @@ pub async fn search(
         ranges: tabs(&range),
         error,
         ctx,
-    })
+    }))
 }
 
 #[derive(Template)]
@@ -158,34 +150,26 @@ struct TracePage {
 /// without script.
 pub async fn trace(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    Page { ctx, .. }: Page,
     Path(id): Path<String>,
-) -> Response {
-    let ctx = match page_ctx(&state, &s, &headers, "/performance").await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
+) -> UiResult {
     if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return (
+        return Ok((
             StatusCode::BAD_REQUEST,
             "a trace id is 32 hexadecimal digits",
         )
-            .into_response();
+            .into_response());
     }
     let projects = [ctx.project_id];
-    let spans = match query::trace(state.store(), &projects, &id).await {
-        Ok(s) => s,
-        Err(e) => return ui_error(e),
-    };
+    let spans = query::trace(state.store(), &projects, &id).await?;
     if spans.is_empty() {
-        return (
+        return Ok((
             StatusCode::NOT_FOUND,
             "no such trace (raw spans are kept 7 days)",
         )
-            .into_response();
+            .into_response());
     }
-    let logs = match query::logs(
+    let logs = query::logs(
         state.store(),
         &query::LogQuery {
             projects: &projects,
@@ -194,11 +178,7 @@ pub async fn trace(
             ..Default::default()
         },
     )
-    .await
-    {
-        Ok(l) => l,
-        Err(e) => return ui_error(e),
-    };
+    .await?;
     let tree = Tree::of(&spans);
     let total = tree.duration_ns.max(1) as f64;
     let mut w = String::with_capacity(spans.len() * 400);
@@ -230,7 +210,7 @@ pub async fn trace(
         );
     }
     w.push_str("</ol>");
-    render(&TracePage {
+    Ok(render(&TracePage {
         title: format!("Trace {id}"),
         trace_id: id.to_ascii_lowercase(),
         start: iso(tree.start_ns / 1_000_000),
@@ -251,7 +231,7 @@ pub async fn trace(
             })
             .collect(),
         ctx,
-    })
+    }))
 }
 
 #[derive(Template)]
@@ -268,20 +248,12 @@ struct MapPage {
 /// before callees (a layered layout by call depth).
 pub async fn map(
     State(state): State<AppState>,
-    UiSession(s): UiSession,
-    headers: HeaderMap,
+    Page { ctx, .. }: Page,
     Query(f): Query<SearchForm>,
-) -> Response {
-    let ctx = match page_ctx(&state, &s, &headers, "/performance").await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
+) -> UiResult {
     let (range, since, until) = window(f.range.as_deref());
-    let m = match ServiceMap::build(state.store(), &[ctx.project_id], since, until).await {
-        Ok(m) => m,
-        Err(e) => return ui_error(e),
-    };
-    render(&MapPage {
+    let m = ServiceMap::build(state.store(), &[ctx.project_id], since, until).await?;
+    Ok(render(&MapPage {
         title: "Service map".into(),
         svg: map_svg(&m),
         edges: m
@@ -304,7 +276,7 @@ pub async fn map(
             .collect(),
         ranges: tabs(&range),
         ctx,
-    })
+    }))
 }
 
 /// The map as SVG: each node in the column of its call depth (longest path from a service
