@@ -18,6 +18,7 @@ pub mod backup;
 pub mod cursor;
 pub mod dashboards;
 pub mod dbhealth;
+mod dialect;
 pub mod errors;
 pub mod events;
 pub mod jobs;
