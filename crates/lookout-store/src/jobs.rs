@@ -17,7 +17,7 @@ use serde_json::Value as Json;
 use sqlx::Row;
 use tokio::task::JoinSet;
 
-use crate::{Backend, BoxFuture, Result, Store};
+use crate::{BoxFuture, Result, Store};
 use lookout_core::time::now_ms;
 
 /// Attempts before a one-off job is given up.
@@ -177,10 +177,7 @@ impl Scheduler {
         let kinds: Vec<String> = (0..self.handlers.len())
             .map(|i| format!("${}", i + 4))
             .collect();
-        let skip_locked = match self.store.backend() {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
+        let skip_locked = crate::dialect::for_update_skip_locked(self.store.backend());
         format!(
             "UPDATE jobs SET lease_owner = $1, lease_until = $2, attempts = attempts + 1
              WHERE id = (SELECT id FROM jobs WHERE done_at IS NULL AND next_run_at <= $3

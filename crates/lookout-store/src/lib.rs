@@ -18,12 +18,14 @@ pub mod backup;
 pub mod cursor;
 pub mod dashboards;
 pub mod dbhealth;
+mod dialect;
 pub mod errors;
 pub mod events;
 pub mod jobs;
 pub mod load;
 pub mod markers;
 mod migrate;
+pub mod nrql;
 pub mod page;
 pub mod regress;
 pub mod reports;
@@ -136,6 +138,14 @@ pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 
 
 /// Shorthand for storage results.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A write transaction from [`Store::begin_write`]: callers that make several store calls commit
+/// together hold one and pass it in, without naming the database driver themselves.
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// A connection that reads run on: a transaction derefs to one, so a read can join the caller's
+/// transaction instead of waiting for a second pooled connection.
+pub type Conn = sqlx::AnyConnection;
 
 /// Makes a SQLite database and its `-wal`, `-shm` and `-journal` files readable by their owner
 /// only: they hold password hashes, sessions and every event. SQLite gives the files it creates

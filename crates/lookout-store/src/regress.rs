@@ -103,11 +103,7 @@ pub async fn recompute_in(
 ) -> Result<Vec<ChangePointRow>> {
     // Concurrent pushes to one series take turns on PostgreSQL (SQLite has one writer anyway),
     // so two analyses never rewrite the same rows at once.
-    let lock = if store.backend() == crate::Backend::Postgres {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
+    let lock = crate::dialect::for_update(store.backend());
     let s = sqlx::query(&format!(
         "SELECT project_id, name, tags, unit, direction FROM series WHERE id = $1{lock}"
     ))

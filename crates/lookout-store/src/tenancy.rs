@@ -483,10 +483,7 @@ pub enum UserDeletion {
 /// first, so two admins deleting each other at once cannot both succeed (SQLite's write
 /// transactions are serial already).
 pub async fn delete_user(store: &Store, id: i64) -> Result<UserDeletion> {
-    let lock = match store.backend() {
-        crate::Backend::Postgres => " FOR UPDATE",
-        crate::Backend::Sqlite => "",
-    };
+    let lock = crate::dialect::for_update(store.backend());
     let mut tx = store.begin_write().await?;
     let admins = sqlx::query(&format!("SELECT id FROM users WHERE role = 'admin'{lock}"))
         .fetch_all(&mut *tx)

@@ -334,28 +334,7 @@ async fn apply_runs(
     Ok(())
 }
 
-/// `count` placeholders for values `first + 1 ..= first + count`, comma-separated: `?` on SQLite,
-/// `$n` on PostgreSQL.
-///
-/// SQLite gets anonymous `?`: sqlx maps `$N` by asking SQLite each parameter's name, which SQLite
-/// answers by walking its list of named parameters, so binding the 2,000 parameters of a large
-/// multi-row statement by name was O(n²) and ran the writer 10x slower (measured).
-pub(crate) fn placeholders(backend: Backend, first: usize, count: usize) -> String {
-    let mut out = String::with_capacity(count * 4);
-    for i in 1..=count {
-        if i > 1 {
-            out.push_str(", ");
-        }
-        match backend {
-            Backend::Sqlite => out.push('?'),
-            Backend::Postgres => {
-                out.push('$');
-                out.push_str(&(first + i).to_string());
-            }
-        }
-    }
-    out
-}
+pub(crate) use crate::dialect::placeholders;
 
 /// Most parameters one statement binds; SQLite allows 32,766, and fixed-size chunks keep the
 /// prepared-statement cache small.

@@ -157,17 +157,9 @@ pub async fn verify(dir: &Path, json: bool) -> Result<bool> {
 
 /// `PRAGMA integrity_check` and row counts of a database file.
 async fn check_database(db: &Path) -> Result<(String, backup::Counts)> {
-    sqlx::any::install_default_drivers();
-    let url = format!("sqlite://{}?mode=ro", db.display());
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await?;
-    let (integrity,): (String,) = sqlx::query_as("PRAGMA integrity_check")
-        .fetch_one(&mut conn)
-        .await?;
-    let counts = backup::count_rows(&mut conn)
+    backup::check_copy(db)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    sqlx::Connection::close(conn).await?;
-    Ok((integrity, counts))
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Rebuilds the database into `data_dir` as of `to` (RFC 3339) or the newest state.

@@ -7,7 +7,6 @@
 //! whoever is on call then, channels directly.
 
 use serde_json::{json, Value};
-use sqlx::{Any, Transaction};
 
 use lookout_oncall::dedup::Urgency;
 use lookout_oncall::escalation::{Clock, Status, Step, DEFAULT_ACK_TIMEOUT_MS};
@@ -16,7 +15,7 @@ use lookout_oncall::{EscalationPolicy, Schedule, TargetKind};
 use lookout_store::alerting::incidents::{self, ClockCols, IncidentRow, NewIncident};
 use lookout_store::alerting::outbox::{self, Page};
 use lookout_store::alerting::{self as astore, SpecTable};
-use lookout_store::{Result, StoreError};
+use lookout_store::{Conn, Result, StoreError, Tx};
 
 /// Where a signal came from and what the incident it opens inherits.
 #[derive(Debug, Clone)]
@@ -62,12 +61,7 @@ pub enum Applied {
 }
 
 /// Applies one signal. `dedup_key` must be set (the caller makes one up for keyless triggers).
-pub async fn apply(
-    tx: &mut Transaction<'static, Any>,
-    origin: &Origin,
-    signal: &Signal,
-    now: i64,
-) -> Result<Applied> {
+pub async fn apply(tx: &mut Tx, origin: &Origin, signal: &Signal, now: i64) -> Result<Applied> {
     let key = signal.dedup_key.clone().unwrap_or_default();
     match signal.action {
         Action::Trigger => trigger(tx, origin, signal, &key, now).await,
@@ -81,7 +75,7 @@ pub async fn apply(
 }
 
 async fn trigger(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     origin: &Origin,
     signal: &Signal,
     key: &str,
@@ -173,7 +167,7 @@ async fn trigger(
 
 /// Acknowledges or resolves incident `id` on behalf of `actor`.
 pub async fn transition(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     id: i64,
     action: Action,
     actor: &str,
@@ -240,11 +234,7 @@ pub async fn transition(
 }
 
 /// Runs incident `inc`'s due timers at `now`; false when another replica got there first.
-pub async fn run_timers(
-    tx: &mut Transaction<'static, Any>,
-    inc: &IncidentRow,
-    now: i64,
-) -> Result<bool> {
+pub async fn run_timers(tx: &mut Tx, inc: &IncidentRow, now: i64) -> Result<bool> {
     let policy = match inc.escalation_policy_id {
         Some(id) => escalation_policy(tx, id).await?,
         None => None,
@@ -301,12 +291,7 @@ pub async fn run_timers(
     Ok(true)
 }
 
-async fn save(
-    tx: &mut Transaction<'static, Any>,
-    inc: &IncidentRow,
-    clock: &Clock,
-    now: i64,
-) -> Result<bool> {
+async fn save(tx: &mut Tx, inc: &IncidentRow, clock: &Clock, now: i64) -> Result<bool> {
     let new = ClockCols {
         status: clock.status.as_str(),
         rule_index: clock.rule as i64,
@@ -334,7 +319,7 @@ fn clock_of(inc: &IncidentRow) -> Clock {
 /// pooled connection, or concurrent writers exhaust the pool and deadlock (seen under load on
 /// SQLite, where waiting writers each hold a connection).
 pub async fn escalation_policy(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut Conn,
     id: i64,
 ) -> Result<Option<(EscalationPolicy, Option<i64>)>> {
     let row = match astore::spec_get_in(conn, SpecTable::EscalationPolicies, id).await {
@@ -355,7 +340,7 @@ pub async fn escalation_policy(
 /// Queues pages for rule `rule` of `policy` on incident `inc`, resolving targets at `at`.
 #[allow(clippy::too_many_arguments)]
 async fn page_rule(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     inc: &IncidentRow,
     policy: &EscalationPolicy,
     rule: usize,
@@ -417,7 +402,7 @@ async fn page_rule(
 }
 
 /// Who is on call on schedule `id` at `at`.
-pub async fn on_call(conn: &mut sqlx::AnyConnection, id: i64, at: i64) -> Result<Option<i64>> {
+pub async fn on_call(conn: &mut Conn, id: i64, at: i64) -> Result<Option<i64>> {
     let Some(schedule) = schedule_with_overrides(conn, id, at, at + 1).await? else {
         return Ok(None);
     };
@@ -426,7 +411,7 @@ pub async fn on_call(conn: &mut sqlx::AnyConnection, id: i64, at: i64) -> Result
 
 /// Schedule `id` with its overrides between `since` and `until` (none when it is gone).
 pub async fn schedule_with_overrides(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut Conn,
     id: i64,
     since: i64,
     until: i64,

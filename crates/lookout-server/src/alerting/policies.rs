@@ -27,7 +27,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::Row;
 
 use super::engine::{self, Applied, Origin};
 use super::Alerting;
@@ -36,7 +35,7 @@ use lookout_oncall::dedup::{Grouping, Severity, Urgency};
 use lookout_oncall::inbound::{Action, Signal};
 use lookout_store::alerting::{self as astore, incidents, SpecTable};
 use lookout_store::events::{self, DomainEvent};
-use lookout_store::{cursor, Result, Store};
+use lookout_store::{cursor, Result, Store, Tx};
 
 /// The consumer group's cursor.
 pub const CURSOR: &str = "alerting.policies";
@@ -509,11 +508,7 @@ async fn load(store: &Store) -> Result<Loaded> {
     Ok(out)
 }
 
-async fn matches(
-    c: &Condition,
-    seen: &Seen,
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-) -> Result<bool> {
+async fn matches(c: &Condition, seen: &Seen, tx: &mut Tx) -> Result<bool> {
     Ok(match c {
         Condition::Monitor {
             events,
@@ -542,7 +537,7 @@ async fn matches(
             let (Some(n), Some(m), Some(issue)) = (threshold, window_minutes, seen.issue_id) else {
                 return Ok(false);
             };
-            events_since(tx, issue, now_ms() - m * 60_000).await? > *n
+            astore::frequency::issue_events_since(tx, issue, now_ms() - m * 60_000).await? > *n
         }
         Condition::Database { kinds, target_ids } => {
             seen.name == "db_finding"
@@ -598,32 +593,9 @@ fn regression_title(p: &Value) -> String {
     format!("Performance regression: {series}{change} (p={pv:.1e}){commit}")
 }
 
-async fn events_since(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    issue: i64,
-    since: i64,
-) -> Result<i64> {
-    let r =
-        sqlx::query("SELECT COUNT(*) FROM error_events WHERE issue_id = $1 AND received_at >= $2")
-            .bind(issue)
-            .bind(since)
-            .fetch_one(&mut **tx)
-            .await?;
-    Ok(r.try_get(0)?)
-}
-
-async fn frequency_title(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    seen: &Seen,
-    c: &Condition,
-) -> Result<String> {
+async fn frequency_title(tx: &mut Tx, seen: &Seen, c: &Condition) -> Result<String> {
     let title: Option<String> = match seen.issue_id {
-        Some(id) => sqlx::query("SELECT title FROM issues WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?,
+        Some(id) => astore::frequency::issue_title(tx, id).await?,
         None => None,
     };
     let (n, m) = match c {

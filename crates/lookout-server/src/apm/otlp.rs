@@ -286,10 +286,9 @@ async fn project(
                     return Ok(f.1);
                 }
             }
-            let first: Option<i64> = sqlx::query_scalar("SELECT MIN(id) FROM projects")
-                .fetch_one(state.store().pool())
+            let first = lookout_store::apm::tokenless_project(state.store())
                 .await
-                .map_err(|e| from_store(e.into()))?;
+                .map_err(from_store)?;
             let first = first.ok_or_else(|| {
                 Refusal::new(StatusCode::UNAUTHORIZED, 16, "no project exists yet")
             })?;

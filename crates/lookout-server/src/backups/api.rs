@@ -105,6 +105,7 @@ async fn validate(state: &AppState, b: &TargetBody) -> ApiResult<NewTarget> {
     };
     let pg_url_sealed = match &b.pg_url {
         Some(u) => {
+            // A URL of the user's database, parsed as the PostgreSQL driver will (not Lookout's store).
             if u.parse::<sqlx::postgres::PgConnectOptions>().is_err()
                 || !(u.starts_with("postgres://") || u.starts_with("postgresql://"))
             {

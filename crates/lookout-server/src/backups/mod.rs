@@ -93,18 +93,7 @@ async fn drill_builtin_in(store: &Store) -> Result<Value, String> {
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let restore_ms = restoring.elapsed().as_millis() as u64;
-    let url = format!("sqlite://{}?mode=ro", out.display());
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
-        .await
-        .map_err(|e| format!("opening the restored copy: {e}"))?;
-    let (integrity,): (String,) = sqlx::query_as("PRAGMA integrity_check")
-        .fetch_one(&mut conn)
-        .await
-        .map_err(|e| e.to_string())?;
-    let counts = sbackup::count_rows(&mut conn)
-        .await
-        .map_err(|e| e.to_string())?;
-    let _ = sqlx::Connection::close(conn).await;
+    let (integrity, counts) = sbackup::check_copy(&out).await.map_err(|e| e.to_string())?;
     let mut mismatches = Vec::new();
     for (table, n) in &live {
         let got = counts.get(table).copied();
@@ -548,19 +537,12 @@ mod tests {
     }
 
     async fn health_events(store: &Store) -> Vec<String> {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT kind, payload FROM domain_events WHERE kind LIKE 'backup.%' ORDER BY seq",
-        )
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
-        rows.into_iter()
-            .map(|(k, p)| {
-                format!(
-                    "{k} {}",
-                    serde_json::from_str::<Value>(&p).unwrap()["reason"]
-                )
-            })
+        lookout_store::events::read_after(store, 0, 10_000, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind.starts_with("backup."))
+            .map(|e| format!("{} {}", e.kind, e.payload["reason"]))
             .collect()
     }
 

@@ -5,6 +5,9 @@
 //!
 //! Lookout never copies a PostgreSQL byte itself: pgBackRest does the backups and restores,
 //! PostgreSQL does the recovery; this module runs their command lines and reads their output.
+//!
+//! Its SQL runs on the user's clusters (the live one and the scratch restore), not on Lookout's
+//! own database, so it lives here rather than in `lookout-store`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -396,9 +399,10 @@ async fn drill_in(
     // Recovery ends with promotion; until then the cluster answers read-only.
     let mut conn = connect_retrying(&url_for("postgres")).await?;
     loop {
-        let (in_recovery,): (bool,) = sqlx::query_as("SELECT pg_is_in_recovery()")
+        let in_recovery: bool = sqlx::query("SELECT pg_is_in_recovery() AS in_recovery")
             .fetch_one(&mut conn)
             .await
+            .and_then(|r| r.try_get("in_recovery"))
             .map_err(|e| format!("asking the scratch cluster: {e}"))?;
         if !in_recovery {
             break;
@@ -406,14 +410,15 @@ async fn drill_in(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     report.recovery_ms = recovering.elapsed().as_millis() as u64;
-    let dbs: Vec<(String,)> = sqlx::query_as(
+    let dbs: Vec<String> = sqlx::query(
         "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname",
     )
     .fetch_all(&mut conn)
     .await
+    .and_then(|rows| rows.iter().map(|r| r.try_get("datname")).collect())
     .map_err(|e| format!("listing databases: {e}"))?;
     let _ = conn.close().await;
-    for (db,) in dbs {
+    for db in dbs {
         let mut c = sqlx::PgConnection::connect(&url_for(&db))
             .await
             .map_err(|e| format!("connecting to restored {db}: {e}"))?;
@@ -458,25 +463,31 @@ async fn connect_retrying(url: &str) -> Result<sqlx::PgConnection, String> {
 async fn count_tables(
     c: &mut sqlx::PgConnection,
 ) -> Result<std::collections::BTreeMap<String, i64>, String> {
-    let tables: Vec<(String, String)> = sqlx::query_as(
-        "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    let tables: Vec<(String, String)> = sqlx::query(
+        "SELECT n.nspname::text AS schema_name, c.relname::text AS table_name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
            AND n.nspname NOT LIKE 'pg_toast%' AND NOT c.relispartition
          ORDER BY 1, 2",
     )
     .fetch_all(&mut *c)
     .await
+    .and_then(|rows| {
+        rows.iter()
+            .map(|r| Ok((r.try_get("schema_name")?, r.try_get("table_name")?)))
+            .collect()
+    })
     .map_err(|e| format!("listing tables: {e}"))?;
     let mut out = std::collections::BTreeMap::new();
     for (schema, table) in tables {
         let q = format!(
-            "SELECT count(*) FROM \"{}\".\"{}\"",
+            "SELECT count(*) AS n FROM \"{}\".\"{}\"",
             schema.replace('"', "\"\""),
             table.replace('"', "\"\"")
         );
-        let (n,): (i64,) = sqlx::query_as(&q)
+        let n: i64 = sqlx::query(&q)
             .fetch_one(&mut *c)
             .await
+            .and_then(|r| r.try_get("n"))
             .map_err(|e| format!("counting {schema}.{table}: {e}"))?;
         out.insert(format!("{schema}.{table}"), n);
     }
@@ -493,9 +504,10 @@ async fn compare_with_live(
     let mut live = connect_user_db(url, policy)
         .await
         .map_err(|e| format!("connecting to the live database: {e}"))?;
-    let (db,): (String,) = sqlx::query_as("SELECT current_database()::text")
+    let db: String = sqlx::query("SELECT current_database()::text AS db")
         .fetch_one(&mut live)
         .await
+        .and_then(|r| r.try_get("db"))
         .map_err(|e| e.to_string())?;
     let live_tables = count_tables(&mut live).await?;
     let _ = live.close().await;

@@ -72,6 +72,7 @@ async fn validate(
     }
     let url_sealed = match (&b.url, existing) {
         (Some(u), _) => {
+            // A URL of the user's database, parsed as the PostgreSQL driver will (not Lookout's store).
             if u.parse::<sqlx::postgres::PgConnectOptions>().is_err()
                 || !(u.starts_with("postgres://") || u.starts_with("postgresql://"))
             {

@@ -13,17 +13,19 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sqlx::Row;
 
 use crate::state::AppState;
 use lookout_core::time::now_ms;
 use lookout_store::errors::process::ingest_writes;
-use lookout_store::uptime::{self as ustore, cron as ucron, NewMonitor};
-use lookout_store::{cursor, Store, StoreError};
+use lookout_store::uptime::{self as ustore, checkins as cstore, cron as ucron, NewMonitor};
+use lookout_store::{cursor, Store, StoreError, Tx};
 use lookout_uptime::spec::{Kind, MonitorSpec};
 
 /// The consumer's cursor over `ingest_items`.
 pub const CURSOR: &str = "uptime.checkins";
+
+/// Items applied per transaction at most.
+const BATCH: i64 = 500;
 
 fn problem(status: StatusCode, detail: &str) -> Response {
     (status, Json(json!({ "detail": detail }))).into_response()
@@ -155,45 +157,28 @@ impl CheckInConsumer {
             return Ok(0);
         };
         // Bounded by the newest item now, so a quiet inbox of events is not rescanned each poll.
-        let newest: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM ingest_items")
-            .fetch_one(self.store.pool())
-            .await?
-            .try_get(0)?;
+        let newest = cstore::newest_inbox_seq(&self.store).await?;
         if newest <= position {
             return Ok(0);
         }
-        let rows = sqlx::query(
-            "SELECT seq, project_id, received_at, payload FROM ingest_items
-             WHERE seq > $1 AND seq <= $2 AND kind = 'check_in' ORDER BY seq LIMIT 500",
-        )
-        .bind(position)
-        .bind(newest)
-        .fetch_all(self.store.pool())
-        .await?;
-        let until = if rows.len() == 500 {
-            rows.last()
-                .map(|r| r.try_get(0))
-                .transpose()?
-                .unwrap_or(newest)
-        } else {
-            newest
+        let items = cstore::items(&self.store, position, newest, BATCH).await?;
+        let until = match items.last() {
+            Some(last) if items.len() as i64 == BATCH => last.seq,
+            _ => newest,
         };
         let mut tx = self.store.begin_write().await?;
-        for r in &rows {
-            let project_id: i64 = r.try_get(1)?;
-            let received_at: i64 = r.try_get(2)?;
-            let payload: String = r.try_get(3)?;
-            let Ok(v) = serde_json::from_str::<Value>(&payload) else {
+        for item in &items {
+            let Ok(v) = serde_json::from_str::<Value>(&item.payload) else {
                 continue;
             };
-            apply_checkin(&mut tx, project_id, received_at, &v).await?;
+            apply_checkin(&mut tx, item.project_id, item.received_at, &v).await?;
         }
         if !cursor::advance(&mut tx, CURSOR, &self.owner, position, until).await? {
             tx.rollback().await?;
             return Ok(0);
         }
         tx.commit().await?;
-        Ok(rows.len())
+        Ok(items.len())
     }
 
     /// Polls until `stop` resolves.
@@ -219,7 +204,7 @@ impl CheckInConsumer {
 /// Applies one check-in: finds (or, from `monitor_config`, creates or updates) the cron monitor,
 /// then records the run.
 async fn apply_checkin(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut Tx,
     project_id: i64,
     received_at: i64,
     v: &Value,
@@ -231,24 +216,16 @@ async fn apply_checkin(
     if !matches!(status, "in_progress" | "ok" | "error") {
         return Ok(());
     }
-    let existing = sqlx::query(
-        "SELECT id, spec, managed_by FROM monitors WHERE project_id = $1 AND slug = $2",
-    )
-    .bind(project_id)
-    .bind(slug)
-    .fetch_optional(&mut **tx)
-    .await?;
+    let existing = cstore::target_in(tx, project_id, slug).await?;
     let config = v
         .get("monitor_config")
         .and_then(|c| spec_from_config(slug, c));
     let monitor_id = match (existing, config) {
         (Some(r), Some(spec)) => {
-            let id: i64 = r.try_get(0)?;
-            let managed: Option<String> = r.try_get(2)?;
-            let stored: Option<MonitorSpec> =
-                serde_json::from_str(&r.try_get::<String, _>(1)?).ok();
+            let id = r.id;
+            let stored: Option<MonitorSpec> = serde_json::from_str(&r.spec).ok();
             // The SDK's schedule wins, as in Sentry, unless the monitor is declared in the config file.
-            if managed.is_none()
+            if r.managed_by.is_none()
                 && stored
                     .as_ref()
                     .is_some_and(|s| cron_fields_differ(s, &spec))
@@ -260,24 +237,15 @@ async fn apply_checkin(
                 merged.grace_seconds = spec.grace_seconds;
                 merged.max_runtime_seconds = spec.max_runtime_seconds;
                 if merged.validate().is_ok() {
-                    sqlx::query(
-                        "UPDATE monitors SET spec = $1, updated_at = updated_at + 1 WHERE id = $2",
-                    )
-                    .bind(serde_json::to_string(&merged).unwrap_or_default())
-                    .bind(id)
-                    .execute(&mut **tx)
-                    .await?;
+                    let spec = serde_json::to_string(&merged).unwrap_or_default();
+                    cstore::set_spec_in(tx, id, &spec).await?;
                 }
             }
             id
         }
-        (Some(r), None) => r.try_get(0)?,
+        (Some(r), None) => r.id,
         (None, Some(spec)) => {
-            let org: i64 = sqlx::query("SELECT org_id FROM projects WHERE id = $1")
-                .bind(project_id)
-                .fetch_one(&mut **tx)
-                .await?
-                .try_get(0)?;
+            let org = cstore::project_org_in(tx, project_id).await?;
             let id = ustore::create_monitor_in_tx(
                 tx,
                 &NewMonitor {

@@ -5,6 +5,7 @@
 //! Schedules, escalation policies and alert policies share one shape — a name and a JSON spec
 //! that `lookout-oncall` validates — so they share [`SpecTable`] and one set of functions.
 
+pub mod frequency;
 pub mod incidents;
 pub mod outbox;
 pub mod query_state;

@@ -76,10 +76,7 @@ async fn series(
     .bind(now_ms())
     .execute(&mut **tx)
     .await?;
-    let lock = match backend {
-        Backend::Postgres => " FOR UPDATE",
-        Backend::Sqlite => "",
-    };
+    let lock = crate::dialect::for_update(backend);
     let row = sqlx::query(&format!(
         "SELECT id, state FROM apm_metric_series WHERE project_id = $1 AND name = $2 AND service = $3 AND attributes = $4{lock}"
     ))

@@ -147,3 +147,13 @@ pub fn log_writes(project_id: i64, records: Vec<LogRecord>) -> Vec<Write> {
         })
         .collect()
 }
+
+/// The project that OTLP exports without an ingest token go to, on servers that accept them:
+/// the first one created (none before any exists).
+pub async fn tokenless_project(store: &crate::Store) -> crate::Result<Option<i64>> {
+    use sqlx::Row;
+    let r = sqlx::query("SELECT MIN(id) AS id FROM projects")
+        .fetch_one(store.pool())
+        .await?;
+    Ok(r.try_get("id")?)
+}

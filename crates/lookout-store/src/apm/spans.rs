@@ -212,16 +212,16 @@ const SEARCH_BLOCKS: usize = 2_000;
 const SEARCH_PAGE: i64 = 200;
 
 /// The summary column holding the longest span a search can match in a block.
-fn max_column(backend: Backend, category: Option<&str>) -> &'static str {
-    match (category, backend) {
-        (Some("request"), _) => "max_request_ns",
-        (Some("db"), _) => "max_db_ns",
-        (Some("external"), _) => "max_external_ns",
-        (Some("internal"), _) => "max_internal_ns",
-        (_, Backend::Sqlite) => "MAX(max_request_ns, max_db_ns, max_external_ns, max_internal_ns)",
-        (_, Backend::Postgres) => {
-            "GREATEST(max_request_ns, max_db_ns, max_external_ns, max_internal_ns)"
-        }
+fn max_column(backend: Backend, category: Option<&str>) -> String {
+    match category {
+        Some("request") => "max_request_ns".into(),
+        Some("db") => "max_db_ns".into(),
+        Some("external") => "max_external_ns".into(),
+        Some("internal") => "max_internal_ns".into(),
+        _ => format!(
+            "{}(max_request_ns, max_db_ns, max_external_ns, max_internal_ns)",
+            crate::dialect::greatest(backend)
+        ),
     }
 }
 
@@ -259,7 +259,11 @@ async fn search_project(
     let min_ns = q.min_duration_ms.map_or(0, |d| (d * 1e6) as i64);
     let max_ns = q.max_duration_ms.map_or(i64::MAX, |d| (d * 1e6) as i64);
     let longest = max_column(store.backend(), q.category);
-    let order = if q.slowest_first { longest } else { "last_ns" };
+    let order = if q.slowest_first {
+        longest.as_str()
+    } else {
+        "last_ns"
+    };
     // The attribute as it appears in the stored JSON.
     let attribute = q
         .attribute

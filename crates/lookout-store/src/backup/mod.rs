@@ -108,3 +108,22 @@ pub(crate) struct Slot {
     pub shipper: tokio::sync::Mutex<Option<Shipper>>,
     pub stop_clock: std::sync::OnceLock<tokio::sync::watch::Sender<bool>>,
 }
+
+/// Checks a database file restored from a backup: SQLite's `integrity_check` answer (`ok` when
+/// sound) and the rows of every table, read on a read-only connection of its own so the copy is
+/// never changed by looking at it. Used by restore drills and by `lookout restore`/`verify`.
+pub async fn check_copy(db: &std::path::Path) -> Result<(String, Counts), BackupError> {
+    use sqlx::{Connection, Row};
+    sqlx::any::install_default_drivers();
+    let url = format!("sqlite://{}?mode=ro", db.display());
+    let mut conn = sqlx::AnyConnection::connect(&url)
+        .await
+        .map_err(|e| BackupError::Refused(format!("opening the restored copy: {e}")))?;
+    let integrity: String = sqlx::query("PRAGMA integrity_check")
+        .fetch_one(&mut conn)
+        .await?
+        .try_get("integrity_check")?;
+    let counts = count_rows(&mut conn).await?;
+    let _ = conn.close().await;
+    Ok((integrity, counts))
+}

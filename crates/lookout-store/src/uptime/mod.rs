@@ -6,6 +6,7 @@
 //! it are what queries filter on. Monitors are spread over [`SHARDS`] shards; each shard is checked
 //! by one replica at a time under a job lease.
 
+pub mod checkins;
 pub mod cron;
 pub mod pages;
 pub mod results;

@@ -14,12 +14,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use futures_util::TryStreamExt as _;
 use serde_json::Value;
-use sqlx::Row as _;
 
 use lookout_apm::span::Span;
-use lookout_store::{Store, StoreError};
+use lookout_store::nrql as scans;
+use lookout_store::Store;
 
 use super::QueryError;
 
@@ -230,32 +229,6 @@ fn span_row(s: Span, transaction: bool, need: &Need) -> Row {
     r.done()
 }
 
-fn ids(projects: &[i64]) -> String {
-    // Project ids are integers from the database, never user text.
-    projects
-        .iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// Runs `sql` with `$1` = since and `$2` = until, streaming its rows: each becomes an event
-/// through `build` and goes to `visit` before the next is read.
-async fn each(
-    store: &Store,
-    sql: &str,
-    since: i64,
-    until: i64,
-    build: impl Fn(&sqlx::any::AnyRow) -> Result<Row, sqlx::Error>,
-    visit: &mut (dyn FnMut(Row) -> Result<(), QueryError> + Send),
-) -> Result<(), QueryError> {
-    let mut found = sqlx::query(sql).bind(since).bind(until).fetch(store.pool());
-    while let Some(f) = found.try_next().await.map_err(StoreError::from)? {
-        visit(build(&f).map_err(StoreError::from)?)?;
-    }
-    Ok(())
-}
-
 /// Hands every row of `event_type` in `[since, until)` to `visit`, as it is read; the first
 /// error of `visit` (a deadline, a memory budget) stops the scan and is returned.
 pub async fn scan(
@@ -273,120 +246,23 @@ pub async fn scan(
         "Transaction" | "Span" => {
             let transaction = event_type == "Transaction";
             let category = transaction.then_some("request");
-            lookout_store::apm::query::scan_each(
-                store,
-                projects,
-                category,
-                since,
-                until,
-                |_, s| visit(span_row(s, transaction, need)),
-            )
+            lookout_store::apm::query::scan_each(store, projects, category, since, until, |_, s| {
+                visit(span_row(s, transaction, need))
+            })
             .await
         }
         "TransactionError" | "ErrorEvent" => {
-            each(store, &format!(
-                "SELECT e.timestamp, e.project_id, e.issue_id, e.event_id, e.level, e.release, e.environment,
-                        e.user_key, e.title, p.slug FROM error_events e JOIN projects p ON p.id = e.project_id
-                 WHERE e.project_id IN ({}) AND e.timestamp >= $1 AND e.timestamp < $2 ORDER BY e.timestamp",
-                ids(projects)
-            ), since, until, |f| {
-                let mut r = Build::new(f.try_get(0)?, need);
-                r.set("projectId", V::Num(f.try_get::<i64, _>(1)? as f64));
-                r.set("issueId", V::Num(f.try_get::<i64, _>(2)? as f64));
-                r.text(&["id", "guid"], f.try_get(3)?);
-                r.text(&["level"], f.try_get(4)?);
-                r.text(&["release", "service.version"], f.try_get(5)?);
-                r.text(&["environment"], f.try_get(6)?);
-                r.text(&["enduser.id", "userId"], f.try_get(7)?);
-                let title: String = f.try_get(8)?;
-                let (class, message) = title
-                    .split_once(": ")
-                    .map_or((title.clone(), String::new()), |(a, b)| {
-                        (a.to_string(), b.to_string())
-                    });
-                r.text(&["error.class", "exception.type"], Some(class));
-                r.text(&["error.message", "exception.message"], Some(message));
-                r.text(&["message", "title"], Some(title));
-                r.text(&["appName", "project"], f.try_get(9)?);
-                Ok(r.done())
-            }, visit).await
+            scans::error_events(store, projects, since, until, |e| visit(error_row(e, need))).await
         }
-        "Log" => {
-            each(store, &format!(
-                "SELECT time_ns, service, severity, body, trace_id, span_id, attributes FROM apm_logs
-                 WHERE project_id IN ({}) AND time_ns >= $1 AND time_ns < $2 ORDER BY time_ns",
-                ids(projects)
-            ), since.saturating_mul(1_000_000), until.saturating_mul(1_000_000), |f| {
-                let mut r = Build::new(f.try_get::<i64, _>(0)? / 1_000_000, need);
-                r.text(&["appName", "service.name"], f.try_get(1)?);
-                r.text(&["level", "severity.text"], f.try_get(2)?);
-                r.text(&["message"], f.try_get(3)?);
-                r.text(&["trace.id"], f.try_get(4)?);
-                r.text(&["span.id"], f.try_get(5)?);
-                let attrs: String = f.try_get(6)?;
-                r.flatten_text(&attrs);
-                Ok(r.done())
-            }, visit).await
-        }
+        "Log" => scans::logs(store, projects, since, until, |l| visit(log_row(l, need))).await,
         "Metric" => {
-            each(store, &format!(
-                "SELECT p.minute, s.name, s.service, s.attributes, s.kind, s.unit, p.count, p.sum, p.min, p.max, p.last
-                 FROM apm_metric_points p JOIN apm_metric_series s ON s.id = p.series_id
-                 WHERE s.project_id IN ({}) AND p.minute >= $1 AND p.minute < $2 ORDER BY p.minute",
-                ids(projects)
-            ), since, until, |f| {
-                let mut r = Build::new(f.try_get(0)?, need);
-                let name: String = f.try_get(1)?;
-                let kind: String = f.try_get(4)?;
-                let (count, sum): (f64, f64) = (f.try_get(6)?, f.try_get(7)?);
-                let last: Option<f64> = f.try_get(10)?;
-                // The point's value under the metric's own name: a gauge's newest value, a
-                // sum's increase in the minute, a distribution's mean.
-                let value = match kind.as_str() {
-                    "gauge" => last,
-                    "sum" => Some(sum),
-                    _ => (count > 0.0).then(|| sum / count),
-                };
-                r.set(&name, value.map_or(V::Null, V::Num));
-                r.text(&["metricName"], Some(name));
-                r.text(&["appName", "service.name"], f.try_get(2)?);
-                r.text(&["metric.type"], Some(kind));
-                r.text(&["unit"], f.try_get(5)?);
-                r.set("count", V::Num(count));
-                r.set("sum", V::Num(sum));
-                r.set(
-                    "min",
-                    f.try_get::<Option<f64>, _>(8)?.map_or(V::Null, V::Num),
-                );
-                r.set(
-                    "max",
-                    f.try_get::<Option<f64>, _>(9)?.map_or(V::Null, V::Num),
-                );
-                let attrs: String = f.try_get(3)?;
-                r.flatten_text(&attrs);
-                Ok(r.done())
-            }, visit).await
+            scans::metric_points(store, projects, since, until, |m| {
+                visit(metric_row(m, need))
+            })
+            .await
         }
         "SyntheticCheck" => {
-            each(store, "SELECT r.at, m.id, m.name, m.kind, r.ok, r.maintenance, r.latency_us, r.message FROM monitor_results r
-                 JOIN monitors m ON m.id = r.monitor_id WHERE r.at >= $1 AND r.at < $2 ORDER BY r.at", since, until, |f| {
-                let mut r = Build::new(f.try_get(0)?, need);
-                r.set("monitorId", V::Num(f.try_get::<i64, _>(1)? as f64));
-                r.text(&["monitorName"], f.try_get(2)?);
-                r.text(&["type", "monitorType"], f.try_get(3)?);
-                let ok = f.try_get::<i64, _>(4)? != 0;
-                r.text(
-                    &["result"],
-                    Some(if ok { "SUCCESS" } else { "FAILED" }.to_string()),
-                );
-                r.set("error", V::Bool(!ok));
-                r.set("maintenance", V::Bool(f.try_get::<i64, _>(5)? != 0));
-                if let Some(us) = f.try_get::<Option<i64>, _>(6)? {
-                    r.set("duration", V::Num(us as f64 / 1e6));
-                }
-                r.text(&["error.message"], f.try_get(7)?);
-                Ok(r.done())
-            }, visit).await
+            scans::check_results(store, since, until, |c| visit(check_row(c, need))).await
         }
         "LoadTestRun" => {
             // One row per load test run: few, so read at once.
@@ -408,24 +284,96 @@ pub async fn scan(
             Ok(())
         }
         "BenchmarkPoint" => {
-            each(store, &format!(
-                "SELECT p.at, s.name, s.tags, s.unit, p.value, p.commit_sha, p.version, p.build FROM series_points p
-                 JOIN series s ON s.id = p.series_id WHERE s.project_id IN ({}) AND p.at >= $1 AND p.at < $2
-                 ORDER BY p.at",
-                ids(projects)
-            ), since, until, |f| {
-                let mut r = Build::new(f.try_get(0)?, need);
-                r.text(&["name", "series"], f.try_get(1)?);
-                r.text(&["unit"], f.try_get(3)?);
-                r.set("value", V::Num(f.try_get(4)?));
-                r.text(&["commit"], f.try_get(5)?);
-                r.text(&["version"], f.try_get(6)?);
-                r.text(&["build"], f.try_get(7)?);
-                let tags: String = f.try_get(2)?;
-                r.flatten_text(&tags);
-                Ok(r.done())
-            }, visit).await
+            scans::benchmark_points(store, projects, since, until, |b| {
+                visit(benchmark_row(b, need))
+            })
+            .await
         }
         _ => Ok(()),
     }
+}
+
+fn error_row(e: scans::ErrorEventRow, need: &Need) -> Row {
+    let mut r = Build::new(e.timestamp, need);
+    r.set("projectId", V::Num(e.project_id as f64));
+    r.set("issueId", V::Num(e.issue_id as f64));
+    r.text(&["id", "guid"], Some(e.event_id));
+    r.text(&["level"], Some(e.level));
+    r.text(&["release", "service.version"], e.release);
+    r.text(&["environment"], Some(e.environment));
+    r.text(&["enduser.id", "userId"], e.user_key);
+    let title = e.title;
+    let (class, message) = title
+        .split_once(": ")
+        .map_or((title.clone(), String::new()), |(a, b)| {
+            (a.to_string(), b.to_string())
+        });
+    r.text(&["error.class", "exception.type"], Some(class));
+    r.text(&["error.message", "exception.message"], Some(message));
+    r.text(&["message", "title"], Some(title));
+    r.text(&["appName", "project"], Some(e.project_slug));
+    r.done()
+}
+
+fn log_row(l: scans::LogRow, need: &Need) -> Row {
+    let mut r = Build::new(l.time_ns / 1_000_000, need);
+    r.text(&["appName", "service.name"], Some(l.service));
+    r.text(&["level", "severity.text"], Some(l.severity));
+    r.text(&["message"], Some(l.body));
+    r.text(&["trace.id"], l.trace_id);
+    r.text(&["span.id"], l.span_id);
+    r.flatten_text(&l.attributes);
+    r.done()
+}
+
+fn metric_row(m: scans::MetricPointRow, need: &Need) -> Row {
+    let mut r = Build::new(m.minute, need);
+    // The point's value under the metric's own name: a gauge's newest value, a sum's increase
+    // in the minute, a distribution's mean.
+    let value = match m.kind.as_str() {
+        "gauge" => m.last,
+        "sum" => Some(m.sum),
+        _ => (m.count > 0.0).then(|| m.sum / m.count),
+    };
+    r.set(&m.name, value.map_or(V::Null, V::Num));
+    r.text(&["metricName"], Some(m.name));
+    r.text(&["appName", "service.name"], Some(m.service));
+    r.text(&["metric.type"], Some(m.kind));
+    r.text(&["unit"], Some(m.unit));
+    r.set("count", V::Num(m.count));
+    r.set("sum", V::Num(m.sum));
+    r.set("min", m.min.map_or(V::Null, V::Num));
+    r.set("max", m.max.map_or(V::Null, V::Num));
+    r.flatten_text(&m.attributes);
+    r.done()
+}
+
+fn check_row(c: scans::CheckResultRow, need: &Need) -> Row {
+    let mut r = Build::new(c.at, need);
+    r.set("monitorId", V::Num(c.monitor_id as f64));
+    r.text(&["monitorName"], Some(c.monitor_name));
+    r.text(&["type", "monitorType"], Some(c.kind));
+    r.text(
+        &["result"],
+        Some(if c.ok { "SUCCESS" } else { "FAILED" }.to_string()),
+    );
+    r.set("error", V::Bool(!c.ok));
+    r.set("maintenance", V::Bool(c.maintenance));
+    if let Some(us) = c.latency_us {
+        r.set("duration", V::Num(us as f64 / 1e6));
+    }
+    r.text(&["error.message"], c.message);
+    r.done()
+}
+
+fn benchmark_row(b: scans::BenchmarkPointRow, need: &Need) -> Row {
+    let mut r = Build::new(b.at, need);
+    r.text(&["name", "series"], Some(b.name));
+    r.text(&["unit"], Some(b.unit));
+    r.set("value", V::Num(b.value));
+    r.text(&["commit"], b.commit);
+    r.text(&["version"], b.version);
+    r.text(&["build"], b.build);
+    r.flatten_text(&b.tags);
+    r.done()
 }
