@@ -103,11 +103,8 @@ pub async fn view(
     let given = q.end.as_deref().filter(|e| !e.is_empty());
     let end = crate::reports::service::end_of(given, lookout_core::time::now_ms())
         .map_err(|_| UiError::NotFound)?;
-    // Any failure to build (an end in the future included) has always been the 500 page here;
-    // `?` alone would turn the service's refusals into 400/404 pages.
-    let r = crate::reports::service::generate(&state, kind, end)
-        .await
-        .map_err(UiError::internal)?;
+    // An end in the future is the reader's mistake: a 400 page saying so (it used to be a 500).
+    let r = crate::reports::service::generate(&state, kind, end).await?;
     Ok(Html(rrender::html(&r, "", Some("/reports"))).into_response())
 }
 

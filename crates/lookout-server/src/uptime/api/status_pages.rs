@@ -157,9 +157,6 @@ pub struct UpdateInput {
     pub body: String,
 }
 
-
-
-
 /// Lists a page's incidents.
 #[utoipa::path(get, path = "/api/v1/status-pages/{id}/incidents", tag = "status pages",
     params(("id" = i64, Path, description = "Page id")),

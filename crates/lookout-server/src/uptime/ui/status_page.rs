@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use crate::extract::iso;
 use crate::state::AppState;
-use crate::uptime::view::{incident_view, IncidentView};
 use crate::uptime::view::status_of;
+use crate::uptime::view::{incident_view, IncidentView};
 use crate::uptime::Windows;
 use lookout_core::time::now_ms;
 use lookout_store::uptime::{self as ustore, pages, results};
