@@ -11,7 +11,8 @@ use crate::auth::{
     cookie, set_cookie, ClientAddr, LOGIN_CSRF_COOKIE, PROJECT_COOKIE, SESSION_COOKIE,
 };
 use crate::state::AppState;
-use crate::ui::{csrf_refusal, safe_next, ui_error, UiSession};
+use crate::ui::error::UiResult;
+use crate::ui::{check_csrf, safe_next, UiSession};
 use lookout_core::secret::{random_hex, secrets_equal};
 use lookout_store::tenancy::{self};
 use lookout_store::StoreError;
@@ -94,19 +95,18 @@ pub struct NextParam {
 }
 
 /// `GET /login`
-pub async fn login_form(State(state): State<AppState>, Query(q): Query<NextParam>) -> Response {
-    match tenancy::is_set_up(state.store()).await {
-        Ok(false) => Redirect::to("/setup").into_response(),
-        Ok(true) => auth_form(
-            &state,
-            StatusCode::OK,
-            false,
-            q.next.as_deref().unwrap_or("/"),
-            "",
-            None,
-        ),
-        Err(e) => ui_error(e),
+pub async fn login_form(State(state): State<AppState>, Query(q): Query<NextParam>) -> UiResult {
+    if !tenancy::is_set_up(state.store()).await? {
+        return Ok(Redirect::to("/setup").into_response());
     }
+    Ok(auth_form(
+        &state,
+        StatusCode::OK,
+        false,
+        q.next.as_deref().unwrap_or("/"),
+        "",
+        None,
+    ))
 }
 
 /// The login and setup forms' fields.
@@ -124,23 +124,19 @@ fn login_csrf_ok(headers: &HeaderMap, sent: &str) -> bool {
 }
 
 /// Starts a session for `user` and redirects to `next`.
-async fn start_session(state: &AppState, user: &tenancy::User, next: &str) -> Response {
+async fn start_session(state: &AppState, user: &tenancy::User, next: &str) -> UiResult {
     let ttl = state.settings().session_ttl_ms;
-    match tenancy::create_session(state.store(), user, ttl).await {
-        Ok((sid, _)) => {
-            let secure = state.settings().secure_cookies();
-            let mut res = Redirect::to(safe_next(next)).into_response();
-            let h = res.headers_mut();
-            if let Ok(v) = set_cookie(SESSION_COOKIE, &sid, ttl / 1000, secure).parse() {
-                h.append(header::SET_COOKIE, v);
-            }
-            if let Ok(v) = set_cookie(LOGIN_CSRF_COOKIE, "", 0, secure).parse() {
-                h.append(header::SET_COOKIE, v);
-            }
-            res
-        }
-        Err(e) => ui_error(e),
+    let (sid, _) = tenancy::create_session(state.store(), user, ttl).await?;
+    let secure = state.settings().secure_cookies();
+    let mut res = Redirect::to(safe_next(next)).into_response();
+    let h = res.headers_mut();
+    if let Ok(v) = set_cookie(SESSION_COOKIE, &sid, ttl / 1000, secure).parse() {
+        h.append(header::SET_COOKIE, v);
     }
+    if let Ok(v) = set_cookie(LOGIN_CSRF_COOKIE, "", 0, secure).parse() {
+        h.append(header::SET_COOKIE, v);
+    }
+    Ok(res)
 }
 
 /// `POST /login`
@@ -149,18 +145,18 @@ pub async fn login(
     ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     Form(f): Form<Credentials>,
-) -> Response {
+) -> UiResult {
     let next = f.next.as_deref().unwrap_or("/");
     if !login_csrf_ok(&headers, &f.csrf) {
         tracing::info!("Login refused: CSRF cookie missing or different.");
-        return auth_form(
+        return Ok(auth_form(
             &state,
             StatusCode::FORBIDDEN,
             false,
             next,
             &f.email,
             Some("The form expired. Please try again."),
-        );
+        ));
     }
     let now = lookout_core::time::now_ms();
     if let Err(wait_ms) = state.login_throttle().begin(&f.email, client, now) {
@@ -180,40 +176,39 @@ pub async fn login(
         if let Ok(v) = wait_s.to_string().parse() {
             res.headers_mut().insert(header::RETRY_AFTER, v);
         }
-        return res;
+        return Ok(res);
     }
-    match tenancy::verify_login(state.store(), &f.email, &f.password).await {
-        Ok(Some(user)) => {
+    match tenancy::verify_login(state.store(), &f.email, &f.password).await? {
+        Some(user) => {
             state.login_throttle().succeeded(&f.email, client);
             tracing::info!(user = user.id, "User logged in.");
             start_session(&state, &user, next).await
         }
-        Ok(None) => {
+        None => {
             state
                 .login_throttle()
                 .failed(&f.email, client, lookout_core::time::now_ms());
             tracing::info!("Login failed: wrong email or password.");
-            auth_form(
+            Ok(auth_form(
                 &state,
                 StatusCode::UNAUTHORIZED,
                 false,
                 next,
                 &f.email,
                 Some("Wrong email or password."),
-            )
+            ))
         }
-        Err(e) => ui_error(e),
     }
 }
 
 /// `GET /setup`: the first-admin form, only until the first user is created (deleting users
 /// later never reopens it).
-pub async fn setup_form(State(state): State<AppState>) -> Response {
-    match tenancy::is_set_up(state.store()).await {
-        Ok(false) => auth_form(&state, StatusCode::OK, true, "/", "", None),
-        Ok(true) => Redirect::to("/login").into_response(),
-        Err(e) => ui_error(e),
-    }
+pub async fn setup_form(State(state): State<AppState>) -> UiResult {
+    Ok(if tenancy::is_set_up(state.store()).await? {
+        Redirect::to("/login").into_response()
+    } else {
+        auth_form(&state, StatusCode::OK, true, "/", "", None)
+    })
 }
 
 /// `POST /setup`: creates the first admin and logs them in.
@@ -221,40 +216,38 @@ pub async fn setup(
     State(state): State<AppState>,
     headers: HeaderMap,
     Form(f): Form<Credentials>,
-) -> Response {
-    match tenancy::is_set_up(state.store()).await {
-        Ok(false) => {}
-        Ok(true) => return Redirect::to("/login").into_response(),
-        Err(e) => return ui_error(e),
+) -> UiResult {
+    if tenancy::is_set_up(state.store()).await? {
+        return Ok(Redirect::to("/login").into_response());
     }
     if !login_csrf_ok(&headers, &f.csrf) {
-        return auth_form(
+        return Ok(auth_form(
             &state,
             StatusCode::FORBIDDEN,
             true,
             "/",
             &f.email,
             Some("The form expired. Please try again."),
-        );
+        ));
     }
     if let Err(e) = crate::tenancy::service::validate_new_user(&f.email, &f.password) {
-        return auth_form(
+        return Ok(auth_form(
             &state,
             StatusCode::UNPROCESSABLE_ENTITY,
             true,
             "/",
             &f.email,
             Some(&e.to_string()),
-        );
+        ));
     }
     match tenancy::create_first_admin(state.store(), &f.email, &f.password).await {
         Ok(Some(user)) => {
             tracing::info!(user = user.id, "First administrator created.");
             start_session(&state, &user, "/").await
         }
-        Ok(None) => Redirect::to("/login").into_response(),
-        Err(StoreError::Conflict(_)) => Redirect::to("/login").into_response(),
-        Err(e) => ui_error(e),
+        // Someone else finished setting up first.
+        Ok(None) | Err(StoreError::Conflict(_)) => Ok(Redirect::to("/login").into_response()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -270,15 +263,11 @@ pub async fn logout(
     UiSession(s): UiSession,
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
-) -> Response {
-    if let Some(r) = csrf_refusal(&s, &f.csrf) {
-        return r;
-    }
+) -> UiResult {
+    check_csrf(&s, &f.csrf)?;
     if let Some(sid) = cookie(&headers, SESSION_COOKIE) {
-        if let Err(e) = tenancy::delete_session(state.store(), sid).await {
-            return ui_error(e);
-        }
+        tenancy::delete_session(state.store(), sid).await?;
     }
     let clear = set_cookie(SESSION_COOKIE, "", 0, state.settings().secure_cookies());
-    ([(header::SET_COOKIE, clear)], Redirect::to("/login")).into_response()
+    Ok(([(header::SET_COOKIE, clear)], Redirect::to("/login")).into_response())
 }
