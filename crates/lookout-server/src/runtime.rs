@@ -214,11 +214,13 @@ pub async fn serve(
     .flatten()
     .collect();
     let scheduler = crate::tasks::scheduler(&store, &cfg.replica_id, periodic).await?;
+    // Uptime's shard jobs are registered first: if that fails, nothing has started yet.
+    let uptime = crate::uptime::workers(&bg).await?;
     let workers: Vec<_> = [
         vec![tokio::spawn(scheduler.run(bg.stopping()))],
         crate::errors::workers(&bg),
         crate::apm::workers(&bg),
-        crate::uptime::workers(&bg).await?,
+        uptime,
         crate::alerting::workers(&bg),
     ]
     .into_iter()

@@ -30,11 +30,22 @@ pub enum ServiceError {
     Internal(String),
     /// Storage failed or is busy; the API answers 503 or 500 as the store error says.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
 }
 
 /// Shorthand for service results.
 pub type ServiceResult<T> = Result<T, ServiceError>;
+
+impl From<StoreError> for ServiceError {
+    /// A taken unique value is the caller's conflict (409, or the form again with the reason),
+    /// not a storage failure; everything else passes through.
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => ServiceError::Conflict(format!("{what} already exists")),
+            e => ServiceError::Store(e),
+        }
+    }
+}
 
 impl ServiceError {
     /// Maps a missing row to `NotFound(what)`; other store errors pass through.

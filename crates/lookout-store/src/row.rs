@@ -1,7 +1,8 @@
 //! Reading result rows by column name.
 //!
-//! Every read names its column (`r.try_get("paused")`), never a position kept in step with a
-//! hand-written column list: a reordered or extended SELECT then fails loudly with
+//! Every read of a row names its column (`r.try_get("paused")`), never a position kept in step
+//! with a hand-written column list (the few one- and two-column `query_as` tuples, such as
+//! migration versions and PRAGMA answers, are typed by their SQL right beside them): a reordered or extended SELECT then fails loudly with
 //! "no column found for name: …" instead of quietly reading a neighbour of the same type.
 //! Expressions in a SELECT list (`COUNT(*)`, `COALESCE(…)`, `CASE …`) carry lowercase
 //! `AS snake_case` aliases, because PostgreSQL folds unquoted aliases to lower case while SQLite

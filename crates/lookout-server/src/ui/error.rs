@@ -52,6 +52,9 @@ impl From<StoreError> for UiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => UiError::NotFound,
+            StoreError::Conflict(what) => {
+                UiError::Refused(StatusCode::CONFLICT, format!("{what} already exists"))
+            }
             e => UiError::Internal(e.to_string()),
         }
     }

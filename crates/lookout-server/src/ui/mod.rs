@@ -1,6 +1,7 @@
-//! The web UI shell: server-rendered pages (askama templates compiled into the binary), login,
-//! first-admin setup, the navigation with a place for every capability, a project switcher, the
-//! overview with its charts, and settings (projects, API tokens, users).
+//! The web UI shell every capability's pages share: the router that merges their `pages()`,
+//! the navigation, the signed-in session extractor, the layout (`layout`), the error type
+//! (`error`), the role extractors (`extract`), Markdown and link defusing, safe redirects,
+//! security headers and static assets. The pages themselves live in each capability's `ui`.
 //!
 //! Forms carry a CSRF token: the session's for logged-in forms, and a double-submit cookie for
 //! the login and setup forms, which have no session yet.

@@ -320,9 +320,7 @@ pub async fn update_monitor(state: &AppState, id: i64, body: Value) -> ServiceRe
 
 /// Deletes a monitor and its history.
 pub async fn delete_monitor(state: &AppState, id: i64) -> ServiceResult<()> {
-    let (old, _) = ustore::get_monitor(state.store(), id)
-        .await
-        .map_err(ServiceError::not_found("monitor"))?;
+    let (old, _) = ustore::get_monitor(state.store(), id).await?;
     refuse_if_declared(old.managed_by.as_deref(), "monitor")?;
     ustore::delete_monitor(state.store(), id).await?;
     Ok(())

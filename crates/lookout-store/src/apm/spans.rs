@@ -90,8 +90,6 @@ const INDEX_DAYS: i64 = 10;
 /// Most spans a trace returns.
 const TRACE_SPANS: usize = 50_000;
 
-/// The spans of a block row (`service, instance, resource, payload` from column `at`); an
-/// unreadable block is logged and skipped, so one corrupt row cannot break a page.
 /// A block's columns for [`block_spans`]; `None` when retention removed it meanwhile.
 async fn block(store: &Store, id: i64) -> Result<Option<sqlx::any::AnyRow>> {
     Ok(sqlx::query(
@@ -102,6 +100,8 @@ async fn block(store: &Store, id: i64) -> Result<Option<sqlx::any::AnyRow>> {
     .await?)
 }
 
+/// The spans of a block row (its `service`, `instance`, `resource` and `payload` columns); an
+/// unreadable block is logged and skipped, so one corrupt row cannot break a page.
 fn block_spans(r: &sqlx::any::AnyRow) -> Result<Vec<Span>> {
     let service: String = r.try_get("service")?;
     let instance: Option<String> = r.try_get("instance")?;

@@ -19,6 +19,7 @@ lookout_testkit::both!(
     integration_keys_are_for_members_only,
     monitor_url_passwords_are_sealed_and_masked,
     issue_search_takes_wildcards_literally_and_bad_cursors_get_400,
+    a_taken_slug_in_a_form_is_named_not_a_server_error,
 );
 
 /// A logged-in UI session: the typed client sending its cookie and CSRF token (API calls the
@@ -565,4 +566,60 @@ async fn redirects_links_headers_and_file_modes() {
     for f in ["lookout.db", "lookout.db-wal"] {
         assert_eq!(mode(s.data_dir().join(f)), 0o600, "{f} after restart");
     }
+}
+
+/// A status page saved from the UI with a slug another page has: the editor again with the
+/// reason and 422, as the API answers 409 with it; never the "something went wrong" page.
+/// (When the service layer first wrapped the store's conflict, the page fell through to 500.)
+async fn a_taken_slug_in_a_form_is_named_not_a_server_error(backend: Backend) {
+    let s = TestServer::start(bin(), backend).await;
+    let admin = Session::login(&s, "admin@example.com", "correct horse battery").await;
+    let csrf = session_csrf(&admin.c, &s, &admin.cookie).await;
+    let save = |slug: &'static str, title: &'static str| {
+        let (c, cookie, csrf, url) = (
+            admin.c.clone(),
+            admin.cookie.clone(),
+            csrf.clone(),
+            s.at("/uptime/status-pages"),
+        );
+        async move {
+            c.post(url)
+                .header("cookie", cookie)
+                .form(&[("csrf", csrf.as_str()), ("slug", slug), ("title", title)])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let first = save("shop", "Shop").await;
+    assert_eq!(
+        first.status(),
+        StatusCode::SEE_OTHER,
+        "the first page is created"
+    );
+    let again = save("shop", "Shop again").await;
+    assert_eq!(again.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = again.text().await.unwrap();
+    assert!(
+        page.contains("already exists"),
+        "the reason is shown: {page}"
+    );
+    assert!(!page.contains("Something went wrong"), "{page}");
+    // The API says the same with its own status.
+    let (st, body) = s
+        .client()
+        .send(
+            Method::POST,
+            "/api/v1/status-pages",
+            Some(json!({"slug": "shop", "title": "Shop 3"})),
+        )
+        .await
+        .parts();
+    assert_eq!(st, StatusCode::CONFLICT, "{body}");
+    let (_, pages) = s
+        .client()
+        .send(Method::GET, "/api/v1/status-pages", None)
+        .await
+        .parts();
+    assert_eq!(pages["items"].as_array().unwrap().len(), 1, "{pages}");
 }
