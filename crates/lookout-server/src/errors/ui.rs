@@ -17,7 +17,7 @@ use crate::extract::iso;
 use crate::state::AppState;
 use crate::ui::check_csrf;
 use crate::ui::error::{UiError, UiResult};
-use crate::ui::extract::{Page, UiMember};
+use crate::ui::extract::{Member, Page, Signed};
 use crate::ui::layout::{render, PageCtx};
 use lookout_core::time::now_ms;
 use lookout_core::Role;
@@ -540,7 +540,7 @@ pub struct StatusForm {
 /// `POST /errors/issues/{id}/status`
 pub async fn set_status(
     State(state): State<AppState>,
-    UiMember(s): UiMember,
+    Signed { session: s, .. }: Signed<Member>,
     Path(id): Path<i64>,
     Form(f): Form<StatusForm>,
 ) -> UiResult {

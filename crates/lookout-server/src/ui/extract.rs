@@ -1,13 +1,13 @@
 //! Extractors that put the UI's checks in the handler's signature, so a page cannot forget them:
 //! [`Page<R>`] (a signed-in user with at least role `R`, with the layout loaded for the section
-//! the address is in), and [`UiMember`] / [`UiAdmin`] for forms that answer with a redirect and
-//! need no layout. Roles are refused with a 403 page before the form body is read.
+//! the address is in), and [`Signed<R>`] for forms, which load the layout only when they answer
+//! with a page. Roles are refused with a 403 page before the form body is read.
 
 use std::marker::PhantomData;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use lookout_core::Role;
 use lookout_store::tenancy::Session;
 
@@ -18,7 +18,7 @@ use crate::ui::{UiSession, SECTIONS};
 
 /// The least role a page or form needs, as a type: [`Viewer`] (anyone signed in), [`Member`],
 /// [`Admin`].
-pub trait MinRole {
+pub trait MinRole: Send + Sync + 'static {
     /// The role.
     const ROLE: Role;
 }
@@ -72,15 +72,46 @@ impl<R: MinRole> FromRequestParts<AppState> for Page<R> {
     type Rejection = UiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, UiError> {
+        let signed = Signed::<R>::from_request_parts(parts, state).await?;
+        let ctx = signed.layout(state).await?;
+        Ok(Page {
+            session: signed.session,
+            ctx,
+            role: PhantomData,
+        })
+    }
+}
+
+/// A signed-in user with at least role `R`, for forms: the role is checked before the body is
+/// read, and the layout is loaded only when the form answers with a page ([`Signed::layout`]),
+/// not on every successful post that redirects.
+pub struct Signed<R: MinRole = Viewer> {
+    /// Who is posting.
+    pub session: Session,
+    headers: HeaderMap,
+    section: &'static str,
+    role: PhantomData<R>,
+}
+
+impl<R: MinRole> Signed<R> {
+    /// The layout context for the section the address belongs to.
+    pub async fn layout(&self, state: &AppState) -> Result<PageCtx, UiError> {
+        page_ctx(state, &self.session, &self.headers, self.section).await
+    }
+}
+
+impl<R: MinRole> FromRequestParts<AppState> for Signed<R> {
+    type Rejection = UiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, UiError> {
         let UiSession(session) = UiSession::from_request_parts(parts, state)
             .await
             .map_err(UiError::from)?;
         at_least(&session, R::ROLE)?;
-        let section = section_of(parts.uri.path());
-        let ctx = page_ctx(state, &session, &parts.headers, section).await?;
-        Ok(Page {
+        Ok(Signed {
             session,
-            ctx,
+            headers: parts.headers.clone(),
+            section: section_of(parts.uri.path()),
             role: PhantomData,
         })
     }
@@ -98,36 +129,6 @@ fn at_least(session: &Session, role: Role) -> Result<(), UiError> {
             session.user.role
         ),
     ))
-}
-
-/// A signed-in user with the member role or above (changes to monitors, issues, dashboards…).
-pub struct UiMember(pub Session);
-
-impl FromRequestParts<AppState> for UiMember {
-    type Rejection = UiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, UiError> {
-        let UiSession(s) = UiSession::from_request_parts(parts, state)
-            .await
-            .map_err(UiError::from)?;
-        at_least(&s, Role::Member)?;
-        Ok(UiMember(s))
-    }
-}
-
-/// A signed-in administrator (users, packs).
-pub struct UiAdmin(pub Session);
-
-impl FromRequestParts<AppState> for UiAdmin {
-    type Rejection = UiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, UiError> {
-        let UiSession(s) = UiSession::from_request_parts(parts, state)
-            .await
-            .map_err(UiError::from)?;
-        at_least(&s, Role::Admin)?;
-        Ok(UiAdmin(s))
-    }
 }
 
 #[cfg(test)]

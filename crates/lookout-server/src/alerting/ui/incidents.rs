@@ -16,7 +16,7 @@ use crate::alerting::service::{
 use crate::alerting::{engine, links};
 use crate::state::AppState;
 use crate::ui::error::{UiError, UiResult};
-use crate::ui::extract::{Page, UiMember};
+use crate::ui::extract::{Member, Page, Signed};
 use crate::ui::layout::{render, PageCtx};
 use crate::ui::{check_csrf, form_refusal, simple_page, ui_error};
 use lookout_core::time::{iso, now_ms};
@@ -535,7 +535,7 @@ pub struct OverrideForm {
 /// `POST /on-call/{id}/overrides`.
 pub async fn add_override(
     State(state): State<AppState>,
-    UiMember(s): UiMember,
+    Signed { session: s, .. }: Signed<Member>,
     Path(id): Path<i64>,
     Form(f): Form<OverrideForm>,
 ) -> UiResult {

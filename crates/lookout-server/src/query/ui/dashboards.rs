@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::query::dashboards::{self, pack, spec::Dashboard, View, WidgetView};
 use crate::state::AppState;
 use crate::ui::error::{UiError, UiResult};
-use crate::ui::extract::{Admin, Member, Page};
+use crate::ui::extract::{Admin, Member, Page, Signed};
 use crate::ui::layout::{render, PageCtx};
 use crate::ui::{check_csrf, UiSession};
 use lookout_store::{dashboards as dstore, tenancy};
@@ -91,10 +91,10 @@ pub struct YamlForm {
 /// `POST /dashboards` (import or create from YAML).
 pub async fn import(
     State(state): State<AppState>,
-    page: Page<Member>,
+    form: Signed<Member>,
     Form(f): Form<YamlForm>,
 ) -> UiResult {
-    check_csrf(&page.session, &f.csrf)?;
+    check_csrf(&form.session, &f.csrf)?;
     let saved = match Dashboard::from_yaml(&f.yaml) {
         Ok(d) => dashboards::save(state.store(), &d, None)
             .await
@@ -103,7 +103,7 @@ pub async fn import(
     };
     match saved {
         Ok(slug) => Ok(Redirect::to(&format!("/dashboards/{slug}")).into_response()),
-        Err(e) => list_page(&state, page.ctx, e).await,
+        Err(e) => list_page(&state, form.layout(&state).await?, e).await,
     }
 }
 
@@ -302,11 +302,11 @@ pub async fn edit(
 /// `POST /dashboards/{slug}/edit`.
 pub async fn save(
     State(state): State<AppState>,
-    page: Page<Member>,
+    form: Signed<Member>,
     Path(slug): Path<String>,
     Form(f): Form<YamlForm>,
 ) -> UiResult {
-    check_csrf(&page.session, &f.csrf)?;
+    check_csrf(&form.session, &f.csrf)?;
     let (old, _) = load(&state, &slug)
         .await
         .map_err(UiError::internal)?
@@ -327,7 +327,7 @@ pub async fn save(
         // The form again with the reason, as the other UI forms answer.
         Err(message) => Ok(render(&EditPage {
             title: "Edit dashboard".into(),
-            ctx: page.ctx,
+            ctx: form.layout(&state).await?,
             slug,
             yaml: f.yaml,
             message,

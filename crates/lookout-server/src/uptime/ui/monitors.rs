@@ -15,7 +15,7 @@ use crate::service::ServiceError;
 use crate::state::AppState;
 use crate::ui::check_csrf;
 use crate::ui::error::{UiError, UiResult};
-use crate::ui::extract::{Member, Page, UiMember};
+use crate::ui::extract::{Member, Page, Signed};
 use crate::ui::layout::{render, PageCtx};
 use crate::uptime::service::{self, StatusPageInput};
 use crate::uptime::view::{monitor_view, MonitorView};
@@ -209,14 +209,14 @@ fn form_to_spec(f: &NewMonitorForm) -> Value {
 /// `POST /uptime/monitors`.
 pub async fn create(
     State(state): State<AppState>,
-    page: Page<Member>,
+    form: Signed<Member>,
     Form(f): Form<NewMonitorForm>,
 ) -> UiResult {
-    check_csrf(&page.session, &f.csrf)?;
+    check_csrf(&form.session, &f.csrf)?;
     match service::create_monitor(&state, form_to_spec(&f)).await {
         Ok(id) => Ok(Redirect::to(&format!("/uptime/monitors/{id}")).into_response()),
         Err(ServiceError::Invalid(msg) | ServiceError::Conflict(msg)) => {
-            list_page(&state, page.ctx, None, msg).await
+            list_page(&state, form.layout(&state).await?, None, msg).await
         }
         Err(e) => Err(e.into()),
     }
@@ -353,7 +353,7 @@ pub struct ActionForm {
 /// `POST /uptime/monitors/{id}/action`: pause, resume or delete.
 pub async fn action(
     State(state): State<AppState>,
-    UiMember(s): UiMember,
+    Signed { session: s, .. }: Signed<Member>,
     Path(id): Path<i64>,
     Form(f): Form<ActionForm>,
 ) -> UiResult {
@@ -504,17 +504,17 @@ fn page_body(f: &PageForm) -> StatusPageInput {
 /// `POST /uptime/status-pages` (create) and `POST /uptime/status-pages/{id}` (save).
 pub async fn save_page(
     State(state): State<AppState>,
-    page: Page<Member>,
+    form: Signed<Member>,
     id: Option<Path<i64>>,
     Form(f): Form<PageForm>,
 ) -> UiResult {
-    check_csrf(&page.session, &f.csrf)?;
+    check_csrf(&form.session, &f.csrf)?;
     let body = page_body(&f);
     let id = id.map(|Path(i)| i);
     match service::save_status_page(&state, id, &body).await {
         Ok(p) => Ok(Redirect::to(&format!("/uptime/status-pages/{}", p.id)).into_response()),
         Err(ServiceError::Invalid(msg) | ServiceError::Conflict(msg)) => {
-            pages_page(&state, page.ctx, id, msg).await
+            pages_page(&state, form.layout(&state).await?, id, msg).await
         }
         Err(e) => Err(e.into()),
     }
@@ -537,11 +537,11 @@ pub struct IncidentForm {
 /// `POST /uptime/status-pages/{id}/incidents`.
 pub async fn post_incident(
     State(state): State<AppState>,
-    page: Page<Member>,
+    form: Signed<Member>,
     Path(id): Path<i64>,
     Form(f): Form<IncidentForm>,
 ) -> UiResult {
-    check_csrf(&page.session, &f.csrf)?;
+    check_csrf(&form.session, &f.csrf)?;
     let result = match f.incident_id.trim().parse::<i64>() {
         Ok(incident) => service::update_incident(&state, id, incident, &f.status, &f.body).await,
         Err(_) => {
@@ -558,7 +558,9 @@ pub async fn post_incident(
     };
     match result {
         Ok(_) => Ok(Redirect::to(&format!("/uptime/status-pages/{id}")).into_response()),
-        Err(ServiceError::Invalid(msg)) => pages_page(&state, page.ctx, Some(id), msg).await,
+        Err(ServiceError::Invalid(msg)) => {
+            pages_page(&state, form.layout(&state).await?, Some(id), msg).await
+        }
         Err(e) => Err(e.into()),
     }
 }
