@@ -15,6 +15,12 @@
   document.querySelectorAll('form[data-confirm]').forEach(function (f) {
     f.addEventListener('submit', function (e) { if (!window.confirm(f.dataset.confirm)) e.preventDefault(); });
   });
+  // Times: the server writes the absolute time in UTC as the tooltip of a relative time;
+  // show it in the viewer's own zone instead.
+  document.querySelectorAll('time[datetime][title]').forEach(function (t) {
+    var d = new Date(t.getAttribute('datetime'));
+    if (!isNaN(d)) t.title = d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium', timeZoneName: 'short' });
+  });
   // Chart tooltips from data-tip, following the pointer.
   var tip = document.getElementById('tip');
   if (!tip) return;

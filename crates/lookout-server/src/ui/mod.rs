@@ -9,6 +9,7 @@
 mod assets;
 pub mod error;
 pub mod extract;
+pub mod fmt;
 pub mod layout;
 
 use axum::extract::FromRequestParts;

@@ -96,17 +96,8 @@ impl Fmt {
     }
 }
 
-/// `45 s`, `4.2 min`, `1 h 05 min`, `2 d 3 h`.
-pub fn duration(ms: i64) -> String {
-    let s = ms / 1000;
-    match s {
-        s if s < 60 => format!("{s} s"),
-        s if s < 600 => format!("{:.1} min", ms as f64 / 60_000.0),
-        s if s < 3_600 => format!("{} min", s / 60),
-        s if s < 86_400 => format!("{} h {:02} min", s / 3_600, (s % 3_600) / 60),
-        s => format!("{} d {} h", s / 86_400, (s % 86_400) / 3_600),
-    }
-}
+/// `45 s`, `4.2 min`, `1 h 05 min`, `2 d 3 h`: the formatting every page uses.
+pub use lookout_core::units::span as duration;
 
 /// `1 incident`, `3 incidents`.
 fn count(n: impl Into<i64>, one: &str, many: &str) -> String {
