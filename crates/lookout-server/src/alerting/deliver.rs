@@ -70,7 +70,7 @@ impl Message {
             .unwrap_or_default();
         format!(
             "[{}] {}{service}: {}",
-            self.event.to_uppercase(),
+            self.event.to_uppercase().replace('_', " "),
             self.severity,
             self.title
         )

@@ -165,6 +165,74 @@ async fn trigger(
     Ok(Applied::Opened(inc.id))
 }
 
+/// Moves open incident `id` to `severity` (a query condition's warning and critical are one
+/// incident whose priority rises and falls): the severity, the urgency unless `fixed` (the
+/// policy's own), and the title, with a timeline entry. When the urgency rises to high on an
+/// incident nobody acknowledged, the current escalation rule is paged again: whoever holds it
+/// was reached through their low-urgency contact methods. False when nothing changed.
+pub async fn reprioritise(
+    tx: &mut Tx,
+    id: i64,
+    (severity, fixed): (lookout_oncall::dedup::Severity, Option<Urgency>),
+    title: &str,
+    actor: &str,
+    now: i64,
+) -> Result<bool> {
+    let inc = incidents::lock(tx, id).await?;
+    let urgency = fixed.unwrap_or(severity.urgency());
+    if inc.status == "resolved" || (inc.severity == severity.as_str() && inc.title == title) {
+        return Ok(false);
+    }
+    let was = lookout_oncall::dedup::Severity::parse(&inc.severity);
+    incidents::set_priority(tx, id, (severity.as_str(), urgency.as_str()), title, now).await?;
+    if was != Some(severity) {
+        let verb = if was.is_some_and(|w| w > severity) {
+            "lowered"
+        } else {
+            "raised"
+        };
+        incidents::log(
+            tx,
+            id,
+            now,
+            "priority",
+            actor,
+            &format!(
+                "Priority {verb} to {} ({} urgency): {title}",
+                severity.as_str(),
+                urgency.as_str()
+            ),
+            None,
+        )
+        .await?;
+    }
+    let woke = inc.urgency == "low" && urgency == Urgency::High && inc.status == "triggered";
+    if let (true, Some(ep)) = (woke, inc.escalation_policy_id) {
+        if let Some((p, _)) = escalation_policy(tx, ep).await? {
+            // A low-urgency incident does not escalate; at high urgency its timer starts now.
+            let raised = incidents::lock(tx, id).await?;
+            let mut clock = clock_of(&raised);
+            if clock.next_escalation_at.is_none() && clock.rule == 0 && clock.lap == 0 {
+                clock.next_escalation_at = Clock::trigger(&p, true, now).0.next_escalation_at;
+            }
+            if !save(tx, &raised, &clock, now).await? {
+                return Err(StoreError::Conflict("incident changed meanwhile".into()));
+            }
+            page_rule(
+                tx,
+                &raised,
+                &p,
+                clock.rule,
+                clock.lap,
+                "priority_raised",
+                now,
+            )
+            .await?;
+        }
+    }
+    Ok(true)
+}
+
 /// Acknowledges or resolves incident `id` on behalf of `actor`.
 pub async fn transition(
     tx: &mut Tx,

@@ -218,6 +218,9 @@ struct Seen {
     nrql: Option<(i64, usize)>,
     /// A severity the event sets itself (a query condition's priority).
     severity: Option<Severity>,
+    /// A query condition's signal: the priority it should have once this event is applied,
+    /// from what stays open (none: nothing does, and a recovery resolves it).
+    priority_after: Option<Severity>,
 }
 
 fn read(e: &DomainEvent) -> Option<(Seen, Action)> {
@@ -243,31 +246,40 @@ fn read(e: &DomainEvent) -> Option<(Seen, Action)> {
         backup_target: p.get("target").and_then(Value::as_str).map(str::to_string),
         nrql: None,
         severity: None,
+        priority_after: None,
     };
     let m = || format!("monitor:{}", monitor.unwrap_or_default());
     let i = || format!("issue:{}", issue.unwrap_or_default());
     if let Some(kind) = e.kind.strip_prefix("nrql.") {
-        // Query conditions: the signal is the policy, condition, facet value and priority.
+        // Query conditions: the signal is the policy, condition and facet value. Warning,
+        // critical and loss of signal are one incident per signal whose priority follows what
+        // is still open (`open`, highest first; events from before it existed hold their own
+        // priority only).
         let policy = p.get("policy_id").and_then(Value::as_i64)?;
         let condition = usize::try_from(p.get("condition").and_then(Value::as_i64)?).ok()?;
-        let priority = match kind {
+        let own = match kind {
             "signal_lost" | "signal_restored" => "lost".to_string(),
             _ => str_of("priority"),
         };
-        let mut s = seen(
-            "nrql",
-            format!("nrql:{policy}:{condition}:{}:{priority}", str_of("signal")),
-            str_of("title"),
-        );
-        s.nrql = Some((policy, condition));
-        s.severity = Some(if priority == "warning" {
-            Severity::Warning
-        } else {
-            Severity::Critical
-        });
+        let open: Option<Vec<&str>> = p
+            .get("open")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect());
         let action = match kind {
             "breach" | "signal_lost" => Action::Trigger,
             _ => Action::Resolve,
+        };
+        let mut s = seen(
+            "nrql",
+            format!("nrql:{policy}:{condition}:{}", str_of("signal")),
+            str_of("title"),
+        );
+        s.nrql = Some((policy, condition));
+        s.severity = Some(priority_severity(&own));
+        s.priority_after = match open {
+            Some(open) => nrql_priority(&open),
+            None if action == Action::Trigger => s.severity,
+            None => None,
         };
         return Some((s, action));
     }
@@ -372,6 +384,30 @@ fn read(e: &DomainEvent) -> Option<(Seen, Action)> {
     })
 }
 
+/// A query condition's priority name as a severity (a lost signal pages as critical, as New
+/// Relic's loss-of-signal incidents do).
+fn priority_severity(p: &str) -> Severity {
+    if p == "warning" {
+        Severity::Warning
+    } else {
+        Severity::Critical
+    }
+}
+
+/// The priority a query signal has while `open` (its open priorities and `lost`) stay open: the
+/// highest breach, else critical for a lost signal alone; none when nothing is open.
+fn nrql_priority(open: &[&str]) -> Option<Severity> {
+    if open.contains(&"critical") {
+        Some(Severity::Critical)
+    } else if open.contains(&"warning") {
+        Some(Severity::Warning)
+    } else if open.contains(&"lost") {
+        Some(Severity::Critical)
+    } else {
+        None
+    }
+}
+
 /// Follows the stream and applies policies until `stop` resolves.
 pub async fn run(a: Alerting, owner: String, stop: impl std::future::Future<Output = ()>) {
     tokio::pin!(stop);
@@ -409,75 +445,7 @@ pub async fn poll_once(a: &Alerting, owner: &str) -> Result<usize> {
         let Some((seen, action)) = read(e) else {
             continue;
         };
-        let now = now_ms();
-        if action == Action::Resolve {
-            for id in incidents::close_signal(&mut tx, &seen.signal).await? {
-                let r = engine::transition(&mut tx, id, Action::Resolve, "system", now).await?;
-                touched |= r != Applied::Ignored;
-                if r != Applied::Ignored {
-                    incidents::log(
-                        &mut tx,
-                        id,
-                        now,
-                        "auto_resolved",
-                        "system",
-                        &format!("Recovered: {} ({})", e.kind, seen.signal),
-                        None,
-                    )
-                    .await?;
-                }
-            }
-            continue;
-        }
-        for (pid, name, org_id, spec) in &policies {
-            for (ci, c) in spec.conditions.iter().enumerate() {
-                let matched = match c {
-                    Condition::Nrql(_) => seen.nrql == Some((*pid, ci)),
-                    _ => matches(c, &seen, &mut tx).await?,
-                };
-                if !matched {
-                    continue;
-                }
-                let title = if seen.name == "frequency" {
-                    frequency_title(&mut tx, &seen, c).await?
-                } else {
-                    seen.title.clone()
-                };
-                let severity = seen.severity.unwrap_or_else(|| {
-                    spec.severity
-                        .as_deref()
-                        .and_then(Severity::parse)
-                        .unwrap_or(Severity::Error)
-                });
-                let origin = Origin {
-                    org_id: *org_id,
-                    scope: format!("policy:{pid}"),
-                    policy_id: Some(*pid),
-                    integration_id: None,
-                    escalation_policy_id: spec.escalation_policy_id,
-                    runbook_id: spec.runbook_id,
-                    service: spec.service.clone(),
-                    urgency: spec.urgency,
-                    actor: format!("policy:{name}"),
-                    count_repeats: false,
-                    signal_ref: Some(seen.signal.clone()),
-                };
-                let signal = Signal {
-                    action: Action::Trigger,
-                    dedup_key: Some(spec.grouping.key(ci, &seen.signal)),
-                    title,
-                    severity,
-                    source: Some(seen.signal.clone()),
-                    details: json!({"event": e.kind, "event_seq": e.seq, "payload": e.payload,
-                                    "condition": ci}),
-                    links: Vec::new(),
-                };
-                engine::apply(&mut tx, &origin, &signal, now).await?;
-                touched = true;
-                // One incident per policy and event, from its first matching condition.
-                break;
-            }
-        }
+        touched |= apply_event(&mut tx, &policies, e, &seen, action).await?;
     }
     if cursor::advance(&mut tx, CURSOR, owner, position, last).await? {
         tx.commit().await?;
@@ -491,7 +459,179 @@ pub async fn poll_once(a: &Alerting, owner: &str) -> Result<usize> {
     }
 }
 
-type Loaded = Vec<(i64, String, i64, PolicySpec)>;
+/// Applies one event to the policies: recoveries resolve or lower what they belong to; a
+/// trigger opens or joins one incident for the problem, however many policies match it.
+/// Whether an incident changed.
+async fn apply_event(
+    tx: &mut Tx,
+    policies: &Loaded,
+    e: &DomainEvent,
+    seen: &Seen,
+    action: Action,
+) -> Result<bool> {
+    let now = now_ms();
+    if action == Action::Resolve {
+        if let (Some(after), Some((pid, _))) = (seen.priority_after, seen.nrql) {
+            // A query signal with a priority still open: its incident stays, one step lower.
+            let org = policies.iter().find(|p| p.0 == pid).map(|p| p.2);
+            let open = match org {
+                Some(org) => incidents::open_with_signal(tx, org, &seen.signal).await?,
+                None => None,
+            };
+            return Ok(match open {
+                Some(inc) => {
+                    let fixed = policies
+                        .iter()
+                        .find(|p| p.0 == pid)
+                        .and_then(|p| p.3.urgency);
+                    engine::reprioritise(tx, inc.id, (after, fixed), &inc.title, "system", now)
+                        .await?
+                }
+                None => false,
+            });
+        }
+        let mut touched = false;
+        for id in incidents::close_signal(tx, &seen.signal).await? {
+            let r = engine::transition(tx, id, Action::Resolve, "system", now).await?;
+            touched |= r != Applied::Ignored;
+            if r != Applied::Ignored {
+                incidents::log(
+                    tx,
+                    id,
+                    now,
+                    "auto_resolved",
+                    "system",
+                    &format!("Recovered: {} ({})", e.kind, seen.signal),
+                    None,
+                )
+                .await?;
+            }
+        }
+        return Ok(touched);
+    }
+    // Every policy that matches, each by its first matching condition.
+    let mut matched: Vec<(&LoadedPolicy, usize, &Condition)> = Vec::new();
+    for p in policies {
+        for (ci, c) in p.3.conditions.iter().enumerate() {
+            let hit = match c {
+                Condition::Nrql(_) => seen.nrql == Some((p.0, ci)),
+                _ => matches(c, seen, tx).await?,
+            };
+            if hit {
+                matched.push((p, ci, c));
+                break;
+            }
+        }
+    }
+    // The policy that speaks for the incident: one that pages somebody, then the most severe,
+    // then the oldest.
+    let Some(&(primary, ci, c)) = matched.iter().max_by_key(|(p, _, _)| {
+        (
+            p.3.escalation_policy_id.is_some(),
+            policy_severity(&p.3),
+            std::cmp::Reverse(p.0),
+        )
+    }) else {
+        return Ok(false);
+    };
+    let (pid, name, org_id, spec) = primary;
+    let title = if seen.name == "frequency" {
+        frequency_title(tx, seen, c).await?
+    } else {
+        seen.title.clone()
+    };
+    let severity = seen
+        .priority_after
+        .or(seen.severity)
+        .unwrap_or_else(|| policy_severity(spec));
+    // One incident per problem: a signal already failing in an open incident joins it,
+    // whichever policy opened it.
+    let joined = incidents::open_with_signal(tx, *org_id, &seen.signal).await?;
+    let (scope, key) = match &joined {
+        Some(i) => (i.scope.clone(), i.dedup_key.clone()),
+        None => (format!("policy:{pid}"), spec.grouping.key(ci, &seen.signal)),
+    };
+    let names: Vec<Value> = matched
+        .iter()
+        .map(|(p, ci, _)| json!({"id": p.0, "name": p.1, "condition": ci}))
+        .collect();
+    let origin = Origin {
+        org_id: *org_id,
+        scope,
+        policy_id: Some(*pid),
+        integration_id: None,
+        escalation_policy_id: spec.escalation_policy_id,
+        runbook_id: spec.runbook_id,
+        service: spec.service.clone(),
+        urgency: spec.urgency,
+        actor: format!("policy:{name}"),
+        count_repeats: false,
+        signal_ref: Some(seen.signal.clone()),
+    };
+    let signal = Signal {
+        action: Action::Trigger,
+        dedup_key: Some(key),
+        title: title.clone(),
+        severity,
+        source: Some(seen.signal.clone()),
+        details: json!({"event": e.kind, "event_seq": e.seq, "payload": e.payload,
+                        "condition": ci, "policies": names}),
+        links: Vec::new(),
+    };
+    match engine::apply(tx, &origin, &signal, now).await? {
+        Applied::Opened(id) if matched.len() > 1 => {
+            let others: Vec<&str> = matched
+                .iter()
+                .filter(|(p, _, _)| p.0 != *pid)
+                .map(|(p, _, _)| p.1.as_str())
+                .collect();
+            incidents::log(
+                tx,
+                id,
+                now,
+                "policies",
+                "system",
+                &format!(
+                    "Also matched {}: one incident for the problem, routed by {name}",
+                    others.join(", ")
+                ),
+                None,
+            )
+            .await?;
+        }
+        Applied::Joined(id) => {
+            // A query signal's priority follows what is open (a warning became critical, a
+            // lost signal joined); any other problem only rises when a more severe policy
+            // joins it.
+            let inc = incidents::lock(tx, id).await?;
+            let current = Severity::parse(&inc.severity);
+            let nrql = seen.nrql.is_some();
+            if nrql || current.is_none_or(|c| severity > c) {
+                let title = if nrql && seen.severity == Some(severity) {
+                    &title
+                } else {
+                    &inc.title
+                };
+                engine::reprioritise(tx, id, (severity, spec.urgency), title, "system", now)
+                    .await?;
+            }
+        }
+        _ => {}
+    }
+    Ok(true)
+}
+
+/// A policy's own severity (default `error`).
+fn policy_severity(spec: &PolicySpec) -> Severity {
+    spec.severity
+        .as_deref()
+        .and_then(Severity::parse)
+        .unwrap_or(Severity::Error)
+}
+
+/// An enabled policy: id, name, organization, definition.
+type LoadedPolicy = (i64, String, i64, PolicySpec);
+type Loaded = Vec<LoadedPolicy>;
 
 async fn load(store: &Store) -> Result<Loaded> {
     let org = lookout_store::tenancy::default_org(store).await?;

@@ -54,6 +54,21 @@ pub struct PackInstalled {
     pub runbooks_created: Vec<String>,
     /// Already there, left as they are.
     pub kept: Vec<String>,
+    /// The escalation policy the created alert policies page (`null`: they page nobody).
+    pub escalation_policy: Option<PackEscalationView>,
+    /// Created policies that overlap one the team already has, in words.
+    pub overlaps: Vec<String>,
+    /// What the installer should know (no escalation policy chosen, several to choose from).
+    pub warnings: Vec<String>,
+}
+
+/// The escalation policy a pack's alert policies page.
+#[derive(Serialize, ToSchema)]
+pub struct PackEscalationView {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
 }
 
 // --------------------------------------------------------------------------------- load runs

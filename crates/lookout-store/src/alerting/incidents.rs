@@ -374,6 +374,48 @@ pub async fn next_due(store: &Store) -> Result<Option<i64>> {
     Ok(r.try_get("due")?)
 }
 
+/// Sets an open incident's priority: severity, urgency and title (a query condition's warning
+/// and critical are one incident whose priority rises and falls).
+pub async fn set_priority(
+    tx: &mut Transaction<'static, Any>,
+    id: i64,
+    (severity, urgency): (&str, &str),
+    title: &str,
+    at: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE incidents SET severity = $1, urgency = $2, title = $3, updated_at = $4
+         WHERE id = $5",
+    )
+    .bind(severity)
+    .bind(urgency)
+    .bind(title)
+    .bind(at)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The open incident that `signal` (e.g. `issue:12`) is failing in, if any: a second policy
+/// matching the same problem joins it instead of opening another.
+pub async fn open_with_signal(
+    tx: &mut Transaction<'static, Any>,
+    org_id: i64,
+    signal: &str,
+) -> Result<Option<IncidentRow>> {
+    let r = sqlx::query(&format!(
+        "SELECT {COLS} FROM incidents WHERE org_id = $1 AND status <> 'resolved' AND id IN
+         (SELECT incident_id FROM incident_signals WHERE signal = $2 AND open = 1)
+         ORDER BY id LIMIT 1"
+    ))
+    .bind(org_id)
+    .bind(signal)
+    .fetch_optional(&mut **tx)
+    .await?;
+    r.as_ref().map(row).transpose()
+}
+
 /// Saves the runbook checklist ticks.
 pub async fn set_checklist(
     tx: &mut Transaction<'static, Any>,

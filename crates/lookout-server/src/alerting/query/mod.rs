@@ -14,6 +14,7 @@
 
 pub mod signal;
 pub mod spec;
+pub mod words;
 
 use std::collections::BTreeMap;
 
@@ -66,7 +67,7 @@ pub async fn run(store: &Store, now: i64) -> Result<usize, String> {
         }
         for (ci, c) in policy.conditions.iter().enumerate() {
             if let super::policies::Condition::Nrql(c) = c {
-                match evaluate(store, row.id, ci as i64, c, now).await {
+                match evaluate(store, (row.id, &row.name), ci as i64, c, now).await {
                     Ok(n) => published += n,
                     Err(e) => {
                         tracing::warn!(policy = row.id, condition = ci, error = %e, "A query condition could not be evaluated.")
@@ -98,14 +99,14 @@ fn values(r: &nrql::QueryResult, facets: usize) -> BTreeMap<String, Option<f64>>
 
 async fn evaluate(
     store: &Store,
-    policy_id: i64,
+    (policy_id, policy_name): (i64, &str),
     ci: i64,
     c: &NrqlCondition,
     now: i64,
 ) -> Result<usize, String> {
     let q = c.query()?;
-    // What titles call the figure: the condition's aggregate as written.
-    let what = q.select[0].expr.to_string();
+    // What titles call the figure, in words and its unit, under the policy's name.
+    let what = (policy_name, words::figure(&q.select[0].expr));
     let facets = match &q.facet {
         Some(lookout_nrql::ast::Facet::Items(items)) => items.len(),
         _ => 0,
@@ -164,13 +165,16 @@ async fn evaluate(
                 // A signal only counts once it has had data.
                 continue;
             }
-            for change in sig.step(c, start, end, v) {
+            let changes = sig.step(c, start, end, v);
+            // What stays open after this window, so the consumer keeps one incident per
+            // signal: a closed critical with an open warning lowers its priority.
+            let open = still_open(sig);
+            for change in changes {
                 out.push(announce(
-                    policy_id,
-                    ci,
+                    (policy_id, ci),
                     c,
                     &what,
-                    &key,
+                    (&key, &open),
                     change,
                     (start, end),
                 ));
@@ -211,19 +215,35 @@ fn loss_ms(c: &NrqlCondition) -> i64 {
         .map_or(0, |l| i64::from(l.expiration_seconds) * 1000 * 2)
 }
 
-/// The domain event for one change.
+/// The priorities still open on a signal, highest first, with `lost` when its data stopped.
+fn still_open(sig: &Signal) -> Vec<&'static str> {
+    let mut open: Vec<&'static str> = sig
+        .tracks
+        .iter()
+        .rev()
+        .filter(|(_, t)| t.open_since.is_some())
+        .map(|(p, _)| p.as_str())
+        .collect();
+    if sig.lost {
+        open.push("lost");
+    }
+    open
+}
+
+/// The domain event for one change. Titles read as people do: the policy, the facet value,
+/// the figure in words and values in its unit (`High error rate: checkout — share where error
+/// IS TRUE 7.5 % above 5 % for 5 min`).
 fn announce(
-    policy_id: i64,
-    ci: i64,
+    (policy_id, ci): (i64, i64),
     c: &NrqlCondition,
-    what: &str,
-    signal: &str,
+    (policy, figure): &(&str, words::Figure),
+    (signal, open): (&str, &[&str]),
     change: Change,
     (start, end): (i64, i64),
 ) -> lookout_store::Write {
     let subject = Some(format!("{policy_id}:{ci}"));
     let base = json!({"policy_id": policy_id, "condition": ci, "signal": signal,
-                      "window_start": start, "window_end": end});
+                      "window_start": start, "window_end": end, "open": open});
     let with = |mut v: Value, extra: Value| {
         if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
             o.extend(e.clone());
@@ -231,9 +251,9 @@ fn announce(
         v
     };
     let on = if signal.is_empty() {
-        String::new()
+        format!("{policy}: ")
     } else {
-        format!("{signal}: ")
+        format!("{policy}: {signal} — ")
     };
     match change {
         Change::Open {
@@ -249,16 +269,12 @@ fn announce(
             let (op, threshold, duration) = t.as_ref().map_or(("", 0.0, 0), |t| {
                 (t.operator.words(), t.value, t.duration_seconds())
             });
-            let shown = value.map_or("no data".into(), |v| {
-                format!("{v:.4}")
-                    .trim_end_matches('0')
-                    .trim_end_matches('.')
-                    .to_string()
-            });
+            let shown = value.map_or("no data".into(), |v| figure.show(v));
             let title = format!(
-                "{on}{what} {shown} {op} {threshold} ({}, {} min)",
-                priority.as_str(),
-                duration / 60
+                "{on}{} {shown} {op} {} for {}",
+                figure.name,
+                figure.show(threshold),
+                lookout_core::units::span(i64::from(duration) * 1000),
             );
             events::publish(
                 "nrql.breach",
@@ -283,7 +299,9 @@ fn announce(
             subject,
             &with(
                 base,
-                json!({"last_seen": last_seen, "title": format!("{on}{what}: signal lost (no data since {})", lookout_core::time::iso(last_seen))}),
+                json!({"last_seen": last_seen,
+                       "title": format!("{on}{}: signal lost (no data since {})", figure.name,
+                                        lookout_core::units::datetime_utc(last_seen))}),
             ),
         ),
         Change::Restored => events::publish("nrql.signal_restored", None, subject, &base),

@@ -162,22 +162,33 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `?escalation_policy=` of a pack install.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PackQuery {
+    /// The escalation policy the pack's alert policies page, by id or name; `none` for nobody.
+    /// Default: the organization's only escalation policy, when it has exactly one.
+    pub escalation_policy: Option<String>,
+}
+
 /// Installs a pack (`golden-signals`; admin): its alert policies with runbooks and its
-/// dashboards; what already exists is kept.
+/// dashboards; what already exists is kept. The answer names the escalation policy the new
+/// alert policies page, the team's policies they overlap, and warnings.
 #[utoipa::path(post, path = "/api/v1/packs/{name}/install", tag = "dashboards",
-    params(("name" = String, Path, description = "Dashboard pack name")),
-    responses((status = 200, body = crate::api::schemas_ops::PackInstalled), (status = 404, body = ErrorBody)))]
+    params(("name" = String, Path, description = "Dashboard pack name"), PackQuery),
+    responses((status = 200, body = crate::api::schemas_ops::PackInstalled), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
 pub async fn install_pack(
     State(state): State<AppState>,
     _who: Admin,
     ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PackQuery>,
 ) -> ApiResult<Json<pack::Installed>> {
     if !pack::PACKS.contains(&name.as_str()) {
         return Err(ApiError::NotFound("pack"));
     }
-    let out = pack::install(state.store(), &name)
-        .await
-        .map_err(ApiError::Internal)?;
+    let escalation = pack::Escalation::parse(q.escalation_policy.as_deref());
+    let out = pack::install_with(state.store(), &name, &escalation).await?;
     tracing::info!(pack = %name, policies = out.policies_created.len(), dashboards = out.dashboards_created.len(), "Pack installed.");
     Ok(Json(out))
 }

@@ -3,11 +3,18 @@
 //! queries, new or regressed error issue, heartbeat or backup missed — and four dashboards:
 //! service overview, database, uptime, errors. Installing is idempotent: what exists by name
 //! (policies, runbooks) or slug (dashboards) is left as the team changed it.
+//!
+//! The pack's policies page the escalation policy the installer names, or the organization's
+//! only one; without one they page nobody, and the answer says so. A pack policy whose
+//! conditions overlap a policy the team already has is installed and named in `overlaps`:
+//! the policy consumer opens one incident per problem whichever policies match, so the overlap
+//! costs no second page, but the team should know both exist.
 
 use serde_json::{json, Value};
 
 use super::spec::Dashboard;
-use crate::alerting::policies::PolicySpec;
+use crate::alerting::policies::{Condition, PolicySpec};
+use crate::service::{ServiceError, ServiceResult};
 use lookout_store::alerting::{self as astore, SpecTable};
 use lookout_store::{tenancy, Store};
 
@@ -22,6 +29,42 @@ pub struct Installed {
     pub runbooks_created: Vec<String>,
     /// Already there, left as they are.
     pub kept: Vec<String>,
+    /// The escalation policy the created alert policies page (none: they page nobody).
+    pub escalation_policy: Option<PackEscalation>,
+    /// Created policies that overlap one the team already has, in words.
+    pub overlaps: Vec<String>,
+    /// What the installer should know (no escalation policy, several to choose from).
+    pub warnings: Vec<String>,
+}
+
+/// The escalation policy a pack's alert policies page.
+#[derive(Debug, serde::Serialize, PartialEq, Eq)]
+pub struct PackEscalation {
+    pub id: i64,
+    pub name: String,
+}
+
+/// Which escalation policy the pack's alert policies page.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Escalation {
+    /// The organization's only escalation policy, when it has exactly one.
+    #[default]
+    Default,
+    /// This one, by id or name.
+    Named(String),
+    /// None: the policies page nobody until one is set.
+    Nobody,
+}
+
+impl Escalation {
+    /// From a flag or form value: empty is the default, `none` is nobody, else an id or name.
+    pub fn parse(v: Option<&str>) -> Escalation {
+        match v.map(str::trim) {
+            None | Some("") => Escalation::Default,
+            Some(n) if n.eq_ignore_ascii_case("none") => Escalation::Nobody,
+            Some(n) => Escalation::Named(n.to_string()),
+        }
+    }
 }
 
 /// (name, runbook, policy spec without runbook).
@@ -151,20 +194,148 @@ pub fn dashboards() -> Vec<Dashboard> {
     serde_yaml_ng::from_str(DASHBOARDS).unwrap_or_default()
 }
 
-/// Installs pack `name` into the default organization.
+/// Installs pack `name` into the default organization, paging the default escalation policy.
 pub async fn install(store: &Store, name: &str) -> Result<Installed, String> {
+    install_with(store, name, &Escalation::Default)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The escalation policy `choice` names, with what the installer should hear about it.
+async fn escalation_of(
+    store: &Store,
+    org: i64,
+    choice: &Escalation,
+) -> ServiceResult<(Option<PackEscalation>, Option<String>)> {
+    let all = astore::spec_list(store, SpecTable::EscalationPolicies, org).await?;
+    let view = |r: &lookout_store::alerting::SpecRow| PackEscalation {
+        id: r.id,
+        name: r.name.clone(),
+    };
+    Ok(match choice {
+        Escalation::Nobody => (
+            None,
+            Some("installed without an escalation policy, as asked: its alert policies page nobody".into()),
+        ),
+        Escalation::Named(n) => {
+            let found = all
+                .iter()
+                .find(|r| r.id.to_string() == *n || r.name.eq_ignore_ascii_case(n))
+                .ok_or_else(|| {
+                    ServiceError::Invalid(format!(
+                        "escalation_policy: no escalation policy {n:?} (give its id or name)"
+                    ))
+                })?;
+            (Some(view(found)), None)
+        }
+        Escalation::Default => match all.as_slice() {
+            [only] => (Some(view(only)), None),
+            [] => (
+                None,
+                Some("there is no escalation policy yet: the pack's alert policies page nobody until one is set on them (or install again with an escalation policy)".into()),
+            ),
+            many => (
+                None,
+                Some(format!(
+                    "{} escalation policies and none chosen: the pack's alert policies page nobody; choose one with --escalation-policy (or escalation_policy in the API)",
+                    many.len()
+                )),
+            ),
+        },
+    })
+}
+
+/// Whether two conditions match some of the same problems.
+fn overlap(a: &Condition, b: &Condition) -> bool {
+    let meet = |x: &[String], y: &[String]| {
+        x.is_empty() || y.is_empty() || x.iter().any(|v| y.contains(v))
+    };
+    let meet_ids =
+        |x: &[i64], y: &[i64]| x.is_empty() || y.is_empty() || x.iter().any(|v| y.contains(v));
+    match (a, b) {
+        (
+            Condition::Monitor {
+                events: e1,
+                monitor_ids: m1,
+            },
+            Condition::Monitor {
+                events: e2,
+                monitor_ids: m2,
+            },
+        ) => meet(e1, e2) && meet_ids(m1, m2),
+        (Condition::Errors { event: e1, .. }, Condition::Errors { event: e2, .. }) => e1 == e2,
+        (Condition::Backups { events: e1, .. }, Condition::Backups { events: e2, .. }) => {
+            meet(e1, e2)
+        }
+        (Condition::Database { kinds: k1, .. }, Condition::Database { kinds: k2, .. }) => {
+            meet(k1, k2)
+        }
+        (Condition::Regressions { .. }, Condition::Regressions { .. }) => true,
+        (Condition::Nrql(x), Condition::Nrql(y)) => {
+            let norm = |q: &str| {
+                q.split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .to_lowercase()
+            };
+            norm(&x.nrql) == norm(&y.nrql)
+        }
+        _ => false,
+    }
+}
+
+/// The team's policies (not this pack's) that `spec` overlaps, in words.
+fn overlaps_with(
+    policy: &str,
+    spec: &PolicySpec,
+    existing: &[(String, PolicySpec)],
+) -> Vec<String> {
+    existing
+        .iter()
+        .filter(|(_, other)| {
+            spec.conditions
+                .iter()
+                .any(|c| other.conditions.iter().any(|o| overlap(c, o)))
+        })
+        .map(|(name, _)| {
+            format!(
+                "{policy:?} overlaps your policy {name:?}: both match some of the same problems (one incident opens between them, routed by the one that pages somebody)"
+            )
+        })
+        .collect()
+}
+
+/// Installs pack `name` into the default organization; its alert policies page `escalation`.
+pub async fn install_with(
+    store: &Store,
+    name: &str,
+    escalation: &Escalation,
+) -> ServiceResult<Installed> {
     if name != "golden-signals" {
-        return Err(format!(
+        return Err(ServiceError::Invalid(format!(
             "no pack {name:?}: the packs are {}",
             PACKS.join(", ")
-        ));
+        )));
     }
-    let e = |x: lookout_store::StoreError| x.to_string();
+    let e = ServiceError::from;
     let org = tenancy::default_org(store).await.map_err(e)?;
     let mut out = Installed::default();
+    let (ep, warning) = escalation_of(store, org.id, escalation).await?;
+    out.warnings.extend(warning);
     let existing = astore::spec_list(store, SpecTable::Policies, org.id)
         .await
         .map_err(e)?;
+    let pack_names: Vec<&str> = policies().iter().map(|p| p.0).collect();
+    let team: Vec<(String, PolicySpec)> = existing
+        .iter()
+        .filter(|p| !pack_names.contains(&p.name.as_str()))
+        .filter_map(|p| {
+            serde_json::from_value::<PolicySpec>(p.spec.clone())
+                .ok()
+                .filter(|s| s.enabled)
+                .map(|s| (p.name.clone(), s))
+        })
+        .collect();
     let mut runbooks = astore::runbook_list(store, org.id).await.map_err(e)?;
     for (policy, book, spec) in policies() {
         if existing.iter().any(|p| p.name == policy) {
@@ -192,15 +363,23 @@ pub async fn install(store: &Store, name: &str) -> Result<Installed, String> {
         };
         let mut spec = spec;
         spec["runbook_id"] = json!(runbook_id);
-        let parsed: PolicySpec =
-            serde_json::from_value(spec).map_err(|x| format!("{policy}: {x}"))?;
-        parsed.validate().map_err(|x| format!("{policy}: {x}"))?;
-        let stored = serde_json::to_value(&parsed).map_err(|x| x.to_string())?;
+        if let Some(ep) = &ep {
+            spec["escalation_policy_id"] = json!(ep.id);
+        }
+        let parsed: PolicySpec = serde_json::from_value(spec)
+            .map_err(|x| ServiceError::Internal(format!("{policy}: {x}")))?;
+        parsed
+            .validate()
+            .map_err(|x| ServiceError::Internal(format!("{policy}: {x}")))?;
+        out.overlaps.extend(overlaps_with(policy, &parsed, &team));
+        let stored =
+            serde_json::to_value(&parsed).map_err(|x| ServiceError::Internal(x.to_string()))?;
         astore::spec_create(store, SpecTable::Policies, org.id, policy, &stored)
             .await
             .map_err(e)?;
         out.policies_created.push(policy.to_string());
     }
+    out.escalation_policy = ep;
     for d in dashboards() {
         if lookout_store::dashboards::by_slug(store, org.id, &d.slug())
             .await
@@ -210,7 +389,9 @@ pub async fn install(store: &Store, name: &str) -> Result<Installed, String> {
             out.kept.push(format!("dashboard {}", d.name));
             continue;
         }
-        super::save(store, &d, Some("pack:golden-signals")).await?;
+        super::save(store, &d, Some("pack:golden-signals"))
+            .await
+            .map_err(ServiceError::Internal)?;
         out.dashboards_created.push(d.name.clone());
     }
     Ok(out)

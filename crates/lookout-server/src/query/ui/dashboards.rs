@@ -36,6 +36,8 @@ struct ListPage {
     ctx: PageCtx,
     items: Vec<(String, String, String)>,
     offer_pack: bool,
+    /// Escalation policies the pack's alert policies may page: (id, name).
+    escalation_policies: Vec<(i64, String)>,
     message: String,
 }
 
@@ -66,11 +68,27 @@ async fn list_page(state: &AppState, ctx: PageCtx, message: String) -> UiResult 
             )
         })
         .collect();
+    let offer_pack = !pack::installed(state.store()).await;
+    let escalation_policies = if offer_pack {
+        let org = lookout_store::tenancy::default_org(state.store()).await?;
+        lookout_store::alerting::spec_list(
+            state.store(),
+            lookout_store::alerting::SpecTable::EscalationPolicies,
+            org.id,
+        )
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.name))
+        .collect()
+    } else {
+        Vec::new()
+    };
     Ok(render(&ListPage {
         title: "Dashboards".into(),
         ctx,
         items,
-        offer_pack: !pack::installed(state.store()).await,
+        offer_pack,
+        escalation_policies,
         message,
     }))
 }
@@ -107,27 +125,45 @@ pub async fn import(
     }
 }
 
-/// A form with its CSRF token.
+/// The pack form: its CSRF token and the escalation policy to page (id; empty: the default,
+/// `none`: nobody).
 #[derive(Debug, Deserialize)]
-pub struct CsrfForm {
+pub struct PackForm {
     pub csrf: String,
+    #[serde(default)]
+    pub escalation_policy: Option<String>,
 }
 
 /// `POST /dashboards/pack` (install golden-signals).
 pub async fn install_pack(
     State(state): State<AppState>,
     page: Page<Admin>,
-    Form(f): Form<CsrfForm>,
+    Form(f): Form<PackForm>,
 ) -> UiResult {
     check_csrf(&page.session, &f.csrf)?;
-    let message = match pack::install(state.store(), "golden-signals").await {
-        Ok(i) => format!(
-            "Installed: {} alert policies, {} runbooks, {} dashboards.",
-            i.policies_created.len(),
-            i.runbooks_created.len(),
-            i.dashboards_created.len()
-        ),
-        Err(e) => e,
+    let escalation = pack::Escalation::parse(f.escalation_policy.as_deref());
+    let message = match pack::install_with(state.store(), "golden-signals", &escalation).await {
+        Ok(i) => {
+            let pages = match &i.escalation_policy {
+                Some(ep) => format!("Its policies page {:?}.", ep.name),
+                None => "Its policies page nobody yet.".into(),
+            };
+            let notes: Vec<&str> = i
+                .overlaps
+                .iter()
+                .chain(&i.warnings)
+                .map(String::as_str)
+                .collect();
+            format!(
+                "Installed: {} alert policies, {} runbooks, {} dashboards. {pages}{}{}",
+                i.policies_created.len(),
+                i.runbooks_created.len(),
+                i.dashboards_created.len(),
+                if notes.is_empty() { "" } else { " Note: " },
+                notes.join("; ")
+            )
+        }
+        Err(e) => e.to_string(),
     };
     list_page(&state, page.ctx, message).await
 }

@@ -64,7 +64,8 @@ async fn a_down_monitor_pages_and_its_recovery_resolves(backend: Backend) {
     assert!(timeline_types(&v).contains(&"auto_resolved".to_string()));
 }
 
-/// A new error issue opens an incident; more than N events in M minutes opens another.
+/// A new error issue opens an incident; more than N events in M minutes of the same issue joins
+/// it and raises its severity: one incident per problem.
 async fn error_issues_page_on_new_issue_and_on_frequency(backend: Backend) {
     use crate::errors::{envelope, exception_event, new_id, post_envelope};
     let s = TestServer::start(bin(), backend).await;
@@ -107,16 +108,23 @@ async fn error_issues_page_on_new_issue_and_on_frequency(backend: Backend) {
     for _ in 0..3 {
         send().await;
     }
-    // …but four events in five minutes cross the spike policy's threshold of three.
-    let spike = wait_any_incident(&s, 20, |v| {
-        v["title"]
-            .as_str()
-            .is_some_and(|t| t.starts_with("More than 3 events in 5 min"))
-    })
-    .await;
-    assert_eq!(spike["severity"], "critical");
+    // …and four events in five minutes cross the spike policy's threshold of three: the same
+    // problem, so the spike joins the open incident and raises it to the spike's severity
+    // instead of opening a second one.
+    let id = inc["id"].as_i64().unwrap();
+    let v = super::wait_incident(&s, id, 20, |v| v["severity"] == "critical").await;
+    assert_eq!(v["alert_count"], 2, "{v:#}");
+    let timeline = v["timeline"].to_string();
+    assert!(
+        timeline.contains("More than 3 events in 5 min"),
+        "{timeline}"
+    );
+    assert!(
+        timeline.contains("Priority raised to critical"),
+        "{timeline}"
+    );
     let all = s.client().get("/api/v1/incidents").await.expect(200);
-    assert_eq!(all["items"].as_array().unwrap().len(), 2, "{all:#}");
+    assert_eq!(all["items"].as_array().unwrap().len(), 1, "{all:#}");
 }
 
 /// `per_policy` grouping: two monitors down make one incident with two alerts, which resolves

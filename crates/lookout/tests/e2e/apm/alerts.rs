@@ -120,7 +120,7 @@ pub(super) async fn a_query_condition_opens_and_resolves_an_incident_per_facet(b
                     })
                     .cloned()
             };
-            match (on("average(duration)"), on("max(duration)")) {
+            match (on("average duration"), on("max duration")) {
                 (Some(avg), Some(max)) => Ok((avg, max)),
                 _ => Err(list),
             }
@@ -139,7 +139,10 @@ pub(super) async fn a_query_condition_opens_and_resolves_an_incident_per_facet(b
         );
     }
     assert!(
-        slow["title"].as_str().unwrap().contains("above 0.2"),
+        slow["title"]
+            .as_str()
+            .unwrap()
+            .contains("500 ms above 200 ms"),
         "{slow}"
     );
     assert!(
