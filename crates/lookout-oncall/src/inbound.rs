@@ -215,7 +215,8 @@ struct AmMessage {
     status: Option<String>,
     #[serde(default)]
     group_key: Option<String>,
-    #[serde(default)]
+    // Alertmanager spells it `externalURL` (camelCase alone would expect `externalUrl`).
+    #[serde(default, rename = "externalURL", alias = "externalUrl")]
     external_url: Option<String>,
     #[serde(default)]
     common_labels: Map<String, Value>,
@@ -233,7 +234,8 @@ struct AmAlert {
     annotations: Map<String, Value>,
     #[serde(default)]
     starts_at: Option<String>,
-    #[serde(default)]
+    // Alertmanager and Grafana spell it `generatorURL`.
+    #[serde(default, rename = "generatorURL", alias = "generatorUrl")]
     generator_url: Option<String>,
     #[serde(default)]
     fingerprint: Option<String>,

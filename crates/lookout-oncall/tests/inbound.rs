@@ -91,6 +91,9 @@ fn alertmanager_group_becomes_one_signal_per_fingerprint() {
     assert_eq!(s[0].dedup_key.as_deref(), Some("aaaa"));
     assert_eq!(s[0].severity, Severity::Critical);
     assert_eq!(s[0].source.as_deref(), Some("a:9100"));
+    // Alertmanager spells the links `generatorURL` and `externalURL`: both reach the incident.
+    let links: Vec<&str> = s[0].links.iter().map(|l| l.href.as_str()).collect();
+    assert_eq!(links, ["http://prom/graph", "http://am:9093"]);
     assert_eq!(s[1].action, Action::Resolve);
     assert_eq!(s[1].title, "HighLatency");
     assert_eq!(

@@ -19,7 +19,11 @@
   // show it in the viewer's own zone instead.
   document.querySelectorAll('time[datetime][title]').forEach(function (t) {
     var d = new Date(t.getAttribute('datetime'));
-    if (!isNaN(d)) t.title = d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium', timeZoneName: 'short' });
+    if (isNaN(d)) return;
+    try {
+      t.title = d.toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit',
+        minute: '2-digit', second: '2-digit', timeZoneName: 'short' });
+    } catch (e) { /* an engine without these options keeps the server's UTC text */ }
   });
   // Chart tooltips from data-tip, following the pointer.
   var tip = document.getElementById('tip');

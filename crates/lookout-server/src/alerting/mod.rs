@@ -178,6 +178,7 @@ pub fn pages() -> Router<AppState> {
     use ui::{alerts, incidents};
     Router::new()
         .route("/incidents", get(incidents::list))
+        .route("/incidents/bulk", post(incidents::bulk))
         .route("/incidents/{id}", get(incidents::detail))
         .route(
             "/incidents/{id}/{action}",

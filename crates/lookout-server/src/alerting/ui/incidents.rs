@@ -13,10 +13,12 @@ use serde::Deserialize;
 use crate::alerting::service::{
     act, checklist_items, note, postmortem_markdown, response_groups, tick_item,
 };
+use crate::alerting::ui::responder::{self, Responder};
 use crate::alerting::{engine, links};
 use crate::state::AppState;
 use crate::ui::error::{UiError, UiResult};
 use crate::ui::extract::{Member, Page, Signed};
+use crate::ui::fmt::When;
 use crate::ui::layout::{render, PageCtx};
 use crate::ui::{check_csrf, form_refusal, simple_page, ui_error};
 use lookout_core::time::{iso, now_ms};
@@ -34,7 +36,7 @@ struct Row {
     urgency: String,
     severity: String,
     service: String,
-    opened: String,
+    opened: When,
     alerts: i64,
 }
 
@@ -118,18 +120,70 @@ pub async fn list(
                 urgency: r.urgency,
                 severity: r.severity,
                 service: r.service.unwrap_or_default(),
-                opened: iso(r.created_at),
+                opened: When::at(r.created_at),
                 alerts: r.alert_count,
             })
             .collect(),
     }))
 }
 
+/// At most this many incidents in one bulk action.
+const MAX_BULK: usize = 200;
+
+/// `POST /incidents/bulk`: acknowledge or resolve the incidents ticked on the list (`id`
+/// repeated, `action`). An incident already in that state is skipped, as its own button would.
+pub async fn bulk(
+    State(state): State<AppState>,
+    form: Signed<Member>,
+    body: axum::body::Bytes,
+) -> UiResult {
+    let (mut csrf, mut action, mut ids) = (String::new(), String::new(), Vec::new());
+    for (k, v) in url::form_urlencoded::parse(&body) {
+        match k.as_ref() {
+            "csrf" => csrf = v.into_owned(),
+            "action" => action = v.into_owned(),
+            "id" if ids.len() < MAX_BULK => ids.extend(v.parse::<i64>().ok()),
+            _ => {}
+        }
+    }
+    check_csrf(&form.session, &csrf)?;
+    let what = match action.as_str() {
+        "acknowledge" => Action::Acknowledge,
+        "resolve" => Action::Resolve,
+        _ => {
+            return Err(UiError::Refused(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "action must be acknowledge or resolve".into(),
+            ))
+        }
+    };
+    let actor = format!("user:{}", form.session.user.email);
+    for id in ids {
+        match act(&state, id, what, &actor).await {
+            Ok(_) | Err(crate::service::ServiceError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Redirect::to("/incidents?status=triggered,acknowledged").into_response())
+}
+
 struct Entry {
-    at: String,
+    at: When,
     kind: String,
     actor: String,
     message: String,
+}
+
+/// A timeline actor as people read it: `user:alice@example.com` is Alice's address,
+/// `policy:High error rate` the policy, `link:acknowledge` a one-click link from a page.
+fn actor_label(actor: &str) -> String {
+    match actor.split_once(':') {
+        Some(("user", who)) => who.to_string(),
+        Some(("policy", name)) => format!("policy {name}"),
+        Some(("integration", name)) => format!("integration {name}"),
+        Some(("link", what)) => format!("one-click {what} link"),
+        _ => actor.to_string(),
+    }
 }
 
 #[derive(Template)]
@@ -138,6 +192,8 @@ struct IncidentPage {
     title: String,
     ctx: PageCtx,
     inc: IncidentRow,
+    opened: When,
+    r: Responder,
     can_act: bool,
     runbook: Option<(String, i64, Option<String>, String)>,
     checklist: Vec<(usize, String, bool)>,
@@ -164,10 +220,11 @@ pub async fn detail(
                 .ok(),
             None => None,
         };
-        Ok::<_, lookout_store::StoreError>((inc, timeline, runbook))
+        let r = responder::load(state.store(), &inc).await?;
+        Ok::<_, lookout_store::StoreError>((inc, timeline, runbook, r))
     }
     .await;
-    let (inc, timeline, runbook) = loaded.map_err(|e| match e {
+    let (inc, timeline, runbook, r) = loaded.map_err(|e| match e {
         lookout_store::StoreError::NotFound => UiError::Page(Box::new(
             (
                 StatusCode::NOT_FOUND,
@@ -194,6 +251,8 @@ pub async fn detail(
     Ok(render(&IncidentPage {
         title: format!("Incident #{}", inc.id),
         ctx,
+        opened: When::at(inc.created_at),
+        r,
         can_act: s.user.role >= Role::Member,
         // Runbooks saved before URLs were checked may hold other schemes: link only web ones.
         runbook: runbook.map(|r| {
@@ -206,9 +265,9 @@ pub async fn detail(
         timeline: timeline
             .into_iter()
             .map(|e| Entry {
-                at: iso(e.at),
+                at: When::at(e.at),
                 kind: e.kind,
-                actor: e.actor,
+                actor: actor_label(&e.actor),
                 message: e.message,
             })
             .collect(),

@@ -2,3 +2,4 @@
 
 pub mod alerts;
 pub mod incidents;
+pub mod responder;
