@@ -51,6 +51,11 @@ def test_a_responder_acknowledges_an_alertmanager_incident_on_a_phone(server, br
                 is_mobile=True, has_touch=True)
     page = w.page
     log_in(page, server.url)
+    # The overview answers "is anything broken?" first.
+    assert "1 high-urgency incident" in page.inner_text("#status-line")
+    assert "Payments p99 above 2 s" in page.inner_text("#open-incidents")
+    no_sideways_scroll(page, "the overview")
+    shot(page, "phone-overview-incident")
     page.goto(server.url + "/incidents?status=triggered")
     row = page.locator("#incidents tr", has_text="Payments p99 above 2 s")
     assert row.count() == 1, page.inner_text("#incidents")

@@ -76,7 +76,7 @@ def test_first_visit_creates_the_first_admin(fresh_server, watched):
     page.wait_for_url(fresh_server.url + "/")
     assert "first@example.com" in page.inner_text("header")
     # The DSN of the default project is on the overview, ready to paste into an SDK.
-    dsn = page.inner_text("main code")
+    dsn = page.inner_text("#dsn code")
     assert dsn.startswith("http://") and dsn.endswith("/1") and len(dsn.split("@")[0].split("//")[1]) == 32
     # Setup is closed once an admin exists.
     page.goto(fresh_server.url + "/setup")
@@ -98,7 +98,7 @@ def test_settings_create_project_switch_to_it_and_mint_a_token(server, watched):
     # Choosing a project submits the switcher (app.js); wait for that navigation to land.
     with page.expect_navigation(url=server.url + "/"):
         page.select_option("select[name=project]", label="Checkout API")
-    assert page.inner_text("main h2").strip() == "Checkout API"
+    assert page.inner_text("#dsn h2").strip() == "Checkout API"
     # A token is shown once and works against the API.
     page.goto(server.url + "/settings")
     page.fill("#tname", "ci")
@@ -119,7 +119,7 @@ def test_settings_create_project_switch_to_it_and_mint_a_token(server, watched):
     assert watched.problems == [], "\n".join(watched.problems)
 
 
-def test_overview_charts_show_activity_with_tooltips(server, watched):
+def test_overview_says_what_is_broken_and_activity_charts_have_tooltips(server, watched):
     page = watched.page
     log_in(page, server.url)
     # Record a deploy through the API with the session's CSRF token, as the UI's own scripts would.
@@ -131,7 +131,13 @@ def test_overview_charts_show_activity_with_tooltips(server, watched):
     assert no_csrf.status == 403 and no_csrf.json()["error"]["code"] == "csrf_failed"
     watched.problems = [p for p in watched.problems if "/markers" not in p]
     page.goto(server.url + "/")
-    assert "Deploy 1.4.2" in page.inner_text("main")
+    assert "Deploy 1.4.2" in page.inner_text("#deploys")
+    assert page.locator("#deploys time").get_attribute("title"), "relative time with the absolute on hover"
+    assert "Nothing is broken" in page.inner_text("#status-line")
+    shot(page, "overview")
+    # The event feed and its charts are on the Activity page.
+    page.click("text=Activity")
+    page.wait_for_url(server.url + "/activity")
     assert page.locator("figure.chart svg").count() == 2
     assert page.locator("figure.chart path.line").count() >= 1
     point = page.locator("figure.chart circle.pt").last  # drawn last, so on top
@@ -141,7 +147,8 @@ def test_overview_charts_show_activity_with_tooltips(server, watched):
     assert tip == point.get_attribute("data-tip") and " UTC · " in tip, tip
     kinds = page.inner_text("figure.chart ul.legend")
     assert "marker.created" in kinds and "project.created" in kinds, kinds
-    shot(page, "overview")
+    assert "marker.created" in page.inner_text("#events")
+    shot(page, "activity")
     assert watched.problems == [], "\n".join(watched.problems)
 
 
@@ -149,7 +156,7 @@ def test_pages_fit_a_phone_screen(server, browser):
     w = Watched(browser, viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
     page = w.page
     log_in(page, server.url)
-    for path in ["/", "/settings", "/errors"]:
+    for path in ["/", "/activity", "/settings", "/errors"]:
         page.goto(server.url + path)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 1, f"{path} scrolls sideways by {overflow}px on a phone"

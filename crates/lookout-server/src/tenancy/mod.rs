@@ -28,9 +28,10 @@ pub fn api() -> OpenApiRouter<AppState> {
 
 /// The core's pages: overview, login, setup, project switcher and settings.
 pub fn pages() -> Router<AppState> {
-    use ui::{overview, session, settings};
+    use ui::{activity, overview, session, settings};
     Router::new()
         .route("/", get(overview::overview))
+        .route("/activity", get(activity::activity))
         .route("/login", get(session::login_form).post(session::login))
         .route("/setup", get(session::setup_form).post(session::setup))
         .route("/logout", post(session::logout))

@@ -1,5 +1,6 @@
 //! The core's pages: overview, sign-in and settings.
 
+pub mod activity;
 pub mod overview;
 pub mod session;
 pub mod settings;
