@@ -68,19 +68,28 @@ fn nice_ceiling(v: f64) -> f64 {
         .unwrap_or(10.0 * mag)
 }
 
-/// Compact number: 950, 1.2k, 3.4M.
+/// Compact number with three significant digits: 0.005, 0.0125, 950, 1.25k, 12.5k, 3.4M. Axis
+/// ticks a quarter apart stay distinct (two decimals made 0.005, 0.01 and 0.015 all "0.01").
 pub fn compact(v: f64) -> String {
+    use lookout_core::units::number;
     let a = v.abs();
     if a >= 1e9 {
-        format!("{:.1}G", v / 1e9)
+        format!("{}G", number(v / 1e9))
     } else if a >= 1e6 {
-        format!("{:.1}M", v / 1e6)
+        format!("{}M", number(v / 1e6))
     } else if a >= 1e3 {
-        format!("{:.1}k", v / 1e3)
-    } else if a >= 10.0 || v.fract() == 0.0 {
-        format!("{v:.0}")
+        format!("{}k", number(v / 1e3))
     } else {
-        format!("{v:.2}")
+        number(v)
+    }
+}
+
+/// The colour of series `i`: the palette, then hues a golden angle apart, so a chart with more
+/// series than the palette holds does not repeat a colour in its legend.
+fn color(i: usize) -> String {
+    match PALETTE.get(i) {
+        Some(c) => (*c).to_string(),
+        None => format!("hsl({:.0}, 55%, 45%)", (i as f64 * 137.508) % 360.0),
     }
 }
 
@@ -238,7 +247,7 @@ pub fn series_chart(title: &str, series: &[Series], from: i64, to: i64, style: S
         .unwrap_or(span);
     let bar_w = ((W - LEFT - RIGHT) * step as f64 / span as f64 * 0.8).max(1.0);
     for (i, s) in series.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
+        let color = color(i);
         if style == Style::StackedBar {
             for (t, v) in &s.points {
                 let base = stacked.entry(*t).or_default();
@@ -324,7 +333,7 @@ pub fn bar_chart(title: &str, bars: &[Bar]) -> String {
     for (i, b) in bars.iter().enumerate() {
         let h = (H - TOP - BOTTOM) * (b.value / max);
         let cx = LEFT + slot * (i as f64 + 0.5);
-        let color = PALETTE[i % PALETTE.len()];
+        let color = color(i);
         let tip = format!("{} · {}", b.label, compact(b.value));
         let _ = write!(
             svg,
@@ -519,7 +528,7 @@ pub fn distributions(title: &str, groups: &[(String, Vec<f64>)]) -> String {
             sorted[a] + (sorted[b] - sorted[a]) * (r - a as f64)
         };
         let cy = TOP + row * gi as f64 + row / 2.0;
-        let color = PALETTE[gi % PALETTE.len()];
+        let color = color(gi);
         let _ = write!(
             svg,
             r#"<text class="tick" x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
@@ -584,7 +593,7 @@ fn legend<'a>(out: &mut String, names: impl Iterator<Item = &'a str>) {
         let _ = write!(
             out,
             r#"<li><span class="swatch" style="background:{}"></span>{}</li>"#,
-            PALETTE[i % PALETTE.len()],
+            color(i),
             esc(n)
         );
     }
@@ -600,8 +609,16 @@ mod tests {
         assert_eq!(nice_ceiling(7.0), 10.0);
         assert_eq!(nice_ceiling(130.0), 200.0);
         assert_eq!(nice_ceiling(0.0), 1.0);
-        assert_eq!(compact(1234.0), "1.2k");
+        assert_eq!(compact(1234.0), "1.23k");
         assert_eq!(compact(3.0), "3");
+        // A quarter of a small maximum apart: every tick reads differently.
+        let ticks: Vec<String> = (0..=4)
+            .map(|i| compact(0.02 * f64::from(i) / 4.0))
+            .collect();
+        assert_eq!(ticks, ["0", "0.005", "0.01", "0.015", "0.02"]);
+        // More series than the palette: no colour repeats.
+        let colours: std::collections::BTreeSet<String> = (0..20).map(color).collect();
+        assert_eq!(colours.len(), 20);
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod api;
 pub mod dashboards;
 pub mod nrql;
 pub mod ui;
+pub mod words;
 use axum::routing::{get, post};
 use axum::Router;
 use utoipa_axum::router::OpenApiRouter;

@@ -14,7 +14,6 @@
 
 pub mod signal;
 pub mod spec;
-pub mod words;
 
 use std::collections::BTreeMap;
 
@@ -22,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::query::nrql;
+use crate::query::words;
 use lookout_nrql::time::Window;
 use lookout_store::alerting::query_state::{self, ConditionState};
 use lookout_store::alerting::{self as astore, SpecTable};

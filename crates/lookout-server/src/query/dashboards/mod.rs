@@ -129,9 +129,16 @@ fn render(w: &Widget, r: &QueryResult, view: &View<'_>) -> String {
                         .as_ref()
                         .zip(shown.parse::<f64>().ok())
                         .map_or("ok", |(t, v)| t.state(v));
+                    // In the figure's unit (620 ms, 5.2 %), not the raw number NRQL answers.
+                    let display = match shown.parse::<f64>() {
+                        Ok(v) => crate::query::words::of_column(name).show(v),
+                        Err(_) if shown.is_empty() => "—".into(),
+                        Err(_) => shown.clone(),
+                    };
                     format!(
-                        r#"<div class="billboard {state}" data-state="{state}"><strong>{}</strong><span class="muted">{}</span></div>"#,
-                        if shown.is_empty() { "—".into() } else { esc(shown) },
+                        r#"<div class="billboard {state}" data-state="{state}" title="{}"><strong>{}</strong><span class="muted">{}</span></div>"#,
+                        esc(shown),
+                        esc(&display),
                         esc(name)
                     )
                 })

@@ -133,10 +133,10 @@ const DASHBOARDS: &str = r#"
   pages:
     - name: Overview
       widgets:
-        - {title: Error rate (%), type: billboard, width: 3, query: "SELECT percentage(count(*), WHERE error IS TRUE) FROM Transaction", thresholds: {warning: 2, critical: 5}}
+        - {title: Error rate, type: billboard, width: 3, query: "SELECT percentage(count(*), WHERE error IS TRUE) FROM Transaction", thresholds: {warning: 2, critical: 5}}
         - {title: Apdex, type: billboard, width: 3, query: "SELECT apdex(duration, t: 0.5) FROM Transaction", thresholds: {warning: 0.85, critical: 0.7, direction: below}}
         - {title: Requests per minute, type: billboard, width: 3, query: "SELECT rate(count(*), 1 minute) FROM Transaction"}
-        - {title: p95 (s), type: billboard, width: 3, query: "SELECT percentile(duration, 95) FROM Transaction", thresholds: {warning: 0.5, critical: 1}}
+        - {title: p95, type: billboard, width: 3, query: "SELECT percentile(duration, 95) FROM Transaction", thresholds: {warning: 0.5, critical: 1}}
         - {title: Throughput, type: line, width: 6, query: "SELECT rate(count(*), 1 minute) FROM Transaction FACET appName TIMESERIES"}
         - {title: Response time p50/p95/p99 (s), type: line, width: 6, query: "SELECT percentile(duration, 50, 95, 99) FROM Transaction TIMESERIES"}
         - {title: Responses by status, type: stacked_bar, width: 6, query: "SELECT count(*) FROM Transaction FACET http.statusCode TIMESERIES"}
@@ -152,7 +152,7 @@ const DASHBOARDS: &str = r#"
     - name: Database
       widgets:
         - {title: Calls per minute, type: billboard, width: 4, query: "SELECT rate(count(*), 1 minute) FROM Span WHERE category = 'db'"}
-        - {title: Mean call (s), type: billboard, width: 4, query: "SELECT average(duration) FROM Span WHERE category = 'db'", thresholds: {warning: 0.05, critical: 0.2}}
+        - {title: Mean call, type: billboard, width: 4, query: "SELECT average(duration) FROM Span WHERE category = 'db'", thresholds: {warning: 0.05, critical: 0.2}}
         - {title: Failed calls, type: billboard, width: 4, query: "SELECT filter(count(*), WHERE error IS TRUE) FROM Span WHERE category = 'db'", thresholds: {warning: 1, critical: 10}}
         - {title: p95 by database (s), type: line, width: 6, query: "SELECT percentile(duration, 95) FROM Span WHERE category = 'db' FACET db.system TIMESERIES"}
         - {title: Calls by service, type: stacked_bar, width: 6, query: "SELECT count(*) FROM Span WHERE category = 'db' FACET appName TIMESERIES"}
@@ -166,9 +166,9 @@ const DASHBOARDS: &str = r#"
   pages:
     - name: Uptime
       widgets:
-        - {title: Uptime (%), type: billboard, width: 4, query: "SELECT percentage(count(*), WHERE result = 'SUCCESS') FROM SyntheticCheck", thresholds: {warning: 99.9, critical: 99, direction: below}}
+        - {title: Uptime, type: billboard, width: 4, query: "SELECT percentage(count(*), WHERE result = 'SUCCESS') FROM SyntheticCheck", thresholds: {warning: 99.9, critical: 99, direction: below}}
         - {title: Failed checks, type: billboard, width: 4, query: "SELECT filter(count(*), WHERE result = 'FAILED') FROM SyntheticCheck", thresholds: {warning: 1, critical: 5}}
-        - {title: Check duration p95 (s), type: billboard, width: 4, query: "SELECT percentile(duration, 95) FROM SyntheticCheck"}
+        - {title: Check duration p95, type: billboard, width: 4, query: "SELECT percentile(duration, 95) FROM SyntheticCheck"}
         - {title: Uptime per monitor (%), type: table, width: 6, query: "SELECT percentage(count(*), WHERE result = 'SUCCESS'), count(*) FROM SyntheticCheck FACET monitorName LIMIT 50"}
         - {title: Check duration (s), type: line, width: 6, query: "SELECT average(duration) FROM SyntheticCheck FACET monitorName TIMESERIES"}
         - {title: Failures, type: stacked_bar, width: 12, query: "SELECT filter(count(*), WHERE result = 'FAILED') FROM SyntheticCheck FACET monitorName TIMESERIES"}

@@ -1,7 +1,7 @@
-//! What a query condition's figure is called and how its values read, for incident titles:
+//! What an NRQL figure is called and how its values read, for incident titles and billboards:
 //! `SELECT percentile(duration, 95) FROM Transaction` breaching reads "p95 duration 620 ms
-//! above 500 ms", not the raw NRQL and `0.6203`. NRQL durations are in seconds; people read
-//! them in the unit [`lookout_core::units::duration_ms`] picks.
+//! above 500 ms", and its billboard "620 ms", not the raw NRQL and `0.6203`. NRQL durations are
+//! in seconds; people read them in the unit [`lookout_core::units::duration_ms`] picks.
 
 use lookout_core::units;
 use lookout_nrql::ast::{Arg, Expr};
@@ -151,6 +151,22 @@ pub fn figure(e: &Expr) -> Figure {
     }
 }
 
+/// The figure of a result column by its name (the expression as written, or an alias, which
+/// reads as a plain number).
+pub fn of_column(name: &str) -> Figure {
+    lookout_nrql::parse(&format!("SELECT {name} FROM Transaction"))
+        .ok()
+        .and_then(|q| q.select.into_iter().next())
+        .filter(|item| item.alias.is_none())
+        .map_or(
+            Figure {
+                name: name.to_string(),
+                unit: Unit::Plain,
+            },
+            |item| figure(&item.expr),
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +194,8 @@ mod tests {
             of("SELECT average(duration) FROM Span").name,
             "average duration"
         );
+        // Billboards read their column's unit from its name.
+        assert_eq!(of_column("percentile(duration, 95)").show(0.6203), "620 ms");
+        assert_eq!(of_column("'Slowest'").show(0.6203), "0.62");
     }
 }
