@@ -18,6 +18,7 @@ use crate::state::AppState;
 use crate::ui::check_csrf;
 use crate::ui::error::{UiError, UiResult};
 use crate::ui::extract::{Member, Page, Signed};
+use crate::ui::fmt::When;
 use crate::ui::layout::{render, PageCtx};
 use lookout_core::time::now_ms;
 use lookout_core::Role;
@@ -34,7 +35,7 @@ pub struct IssueRow {
     substatus: String,
     count: i64,
     users: i64,
-    last_seen: String,
+    last_seen: When,
     spark: String,
 }
 
@@ -185,7 +186,7 @@ pub async fn list(
                     substatus: i.substatus.unwrap_or_default(),
                     count: i.count,
                     users: i.user_count,
-                    last_seen: iso(i.last_seen),
+                    last_seen: When::at(i.last_seen),
                 }
             })
             .collect();
@@ -272,9 +273,11 @@ struct IssuePage {
     title: String,
     ctx: PageCtx,
     issue: crate::api::IssueView,
+    /// First and last seen, as the page shows times.
+    seen: (When, When),
     tags: Vec<(String, Vec<TagShare>)>,
     event_id: String,
-    event_time: String,
+    event_time: Option<When>,
     message: String,
     exceptions: Vec<ExceptionView>,
     crumbs: Vec<CrumbView>,
@@ -503,15 +506,16 @@ pub async fn issue(
     let (event_id, event_time, older, newer) = match &ev {
         Some(e) => (
             e.summary.event_id.clone(),
-            iso(e.summary.timestamp),
+            Some(When::at(e.summary.timestamp)),
             e.previous_event_id.clone(),
             e.next_event_id.clone(),
         ),
-        None => (String::new(), String::new(), None, None),
+        None => (String::new(), None, None, None),
     };
     Ok(render(&IssuePage {
         title: issue.title.clone(),
         ctx,
+        seen: (When::at(issue.first_seen), When::at(issue.last_seen)),
         issue: issue.into(),
         tags: tag_views,
         event_id,
