@@ -12,8 +12,8 @@ use crate::charts::{self, Series};
 use crate::state::AppState;
 use crate::ui::error::{UiError, UiResult};
 use crate::ui::extract::Page;
+use crate::ui::fmt::{self, When};
 use crate::ui::layout::{render, PageCtx};
-use lookout_core::time::iso;
 use lookout_load::Summary;
 use lookout_store::load as lstore;
 use lookout_store::{Cursor, StoreError};
@@ -22,7 +22,7 @@ use lookout_store::{Cursor, StoreError};
 pub struct RunLine {
     pub id: i64,
     pub name: String,
-    pub started: String,
+    pub started: When,
     pub duration: String,
     pub requests: i64,
     pub rps: String,
@@ -36,12 +36,12 @@ fn line(r: &lstore::RunRow) -> RunLine {
     RunLine {
         id: r.id,
         name: r.name.clone(),
-        started: iso(r.started_at),
-        duration: format!("{:.1} s", r.duration_ms as f64 / 1000.0),
+        started: When::at(r.started_at),
+        duration: fmt::duration_ms(r.duration_ms as f64),
         requests: r.requests,
-        rps: format!("{:.1}", r.rps),
+        rps: fmt::per_second(r.rps),
         p95: ms(r.p95_ms),
-        errors: format!("{:.2}%", r.error_rate * 100.0),
+        errors: fmt::percent(r.error_rate * 100.0),
         passed: r.passed,
         commit: r.commit.clone().unwrap_or_default(),
     }

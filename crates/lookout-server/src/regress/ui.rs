@@ -12,6 +12,7 @@ use crate::charts::{self, Mark};
 use crate::state::AppState;
 use crate::ui::error::UiResult;
 use crate::ui::extract::Page;
+use crate::ui::fmt::When;
 use crate::ui::layout::{render, PageCtx};
 use lookout_core::time::iso;
 use lookout_regress::detect::{median, rank_sum_p};
@@ -31,7 +32,7 @@ pub struct ChangeLine {
     pub after: String,
     pub commit: String,
     pub p_value: String,
-    pub at: String,
+    pub at: When,
     pub index: i64,
 }
 
@@ -56,7 +57,7 @@ fn change_line(c: &ChangePointRow, series: String, unit: &str) -> ChangeLine {
         after: format!("{} {unit}", format_value(c.after)),
         commit: c.commit.clone().unwrap_or_default(),
         p_value: format!("{:.1e}", c.p_value),
-        at: iso(c.at),
+        at: When::at(c.at),
         index: c.position + 1,
     }
 }
