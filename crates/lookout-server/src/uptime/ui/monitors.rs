@@ -309,6 +309,13 @@ struct PagesPage {
     error: String,
 }
 
+impl PagesPage {
+    /// A stored time as a relative time with the absolute on hover.
+    fn when(&self, ms: &i64) -> When {
+        When::at(*ms)
+    }
+}
+
 async fn pages_page(
     state: &AppState,
     ctx: PageCtx,
