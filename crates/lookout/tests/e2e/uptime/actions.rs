@@ -1,7 +1,8 @@
 //! What a user does from a monitor's page and what a heartbeat's job sees, on the real binary:
 //! **Check now** records a check at once (API and page); a daily heartbeat is up on its first
 //! ping and shows its last ping and ping log; a refused port's failure reads in plain words
-//! naming the target; the Edit form keeps what was typed and names the wrong field.
+//! naming the target; the Edit form keeps what was typed and names the wrong field; Clone and
+//! Maintenance from the page.
 
 use lookout_testkit::{Backend, TestServer};
 use serde_json::json;
@@ -351,4 +352,35 @@ async fn the_edit_form_keeps_typed_values_and_names_the_field(backend: Backend) 
     let c = monitor(&s, copy).await;
     assert_eq!(c["name"], "api renamed (copy)");
     assert_eq!(c["headers"]["X-Probe"], "lookout");
+
+    // Maintenance from the page: a one-off window from now, listed on the page.
+    let (status, _) = b
+        .post(
+            &format!("/uptime/monitors/{id}/action"),
+            &[("action", "maintenance"), ("minutes", "0")],
+        )
+        .await;
+    assert_eq!(status, 422, "zero minutes is refused");
+    let (status, _) = b
+        .post(
+            &format!("/uptime/monitors/{id}/action"),
+            &[
+                ("action", "maintenance"),
+                ("minutes", "60"),
+                ("title", "Database upgrade"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(monitor(&s, id).await["status"], "maintenance");
+    assert_ne!(
+        monitor(&s, copy).await["status"],
+        "maintenance",
+        "only this monitor"
+    );
+    let (_, page) = b.get(&format!("/uptime/monitors/{id}")).await;
+    assert!(
+        page.contains("Database upgrade") && page.contains("ends in"),
+        "{page}"
+    );
 }
