@@ -9,6 +9,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from browser_support import Watched  # noqa: E402
 from test_ui import log_in, shot  # noqa: E402
 
 
@@ -75,13 +76,13 @@ def test_monitors_status_pages_and_the_public_page(server, watched, browser):
     text = wait_text(page, server.url + "/uptime", "table.monitors", "down")
     wait_text(page, server.url + "/uptime", "table.monitors", "up")
     assert "Shop API" in text and "Old database" in text
-    assert page.locator("table.monitors svg").count() >= 2, "each row has a sparkline"
+    assert page.locator("table.monitors .beats").count() >= 2, "each row has a beat bar"
     shot(page, "uptime")
 
     with page.expect_navigation():
         page.click("a.monitor-name:text-is('Old database')")
     assert page.inner_text("#monitor-status") == "down"
-    assert "cannot connect" in page.inner_text("#last-failure")
+    assert "cannot connect to 127.0.0.1:1: connection refused" in page.inner_text("#last-failure")
     assert "pending → down" in page.inner_text("#changes").replace("\u2192", "→")
     assert page.locator("figure.chart svg").count() == 1
     shot(page, "monitor")
@@ -115,3 +116,92 @@ def test_monitors_status_pages_and_the_public_page(server, watched, browser):
     anon.close()
     target.shutdown()
     assert watched.problems == [], "\n".join(watched.problems)
+
+
+def test_monitor_page_edit_clone_check_now_and_beats(server, browser):
+    """A monitor's page as an Uptime Kuma user expects it: Check now adds a beat at once, the
+    beat bar shows up and down checks with their time and reason on hover, Edit keeps typed
+    values and names the wrong field, Clone makes "… (copy)"; no sideways scrolling on a phone."""
+    target = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=target.serve_forever, daemon=True).start()
+    w = Watched(browser, viewport={"width": 1280, "height": 900})
+    page = w.page
+    log_in(page, server.url)
+    page.goto(server.url + "/uptime")
+    page.fill("#m-name", "Checkout API")
+    page.select_option("#m-type", "http")
+    page.fill("#m-target", f"http://127.0.0.1:{target.server_port}/health")
+    page.fill("#m-interval", "3600")
+    page.fill("#m-failures", "1")
+    with page.expect_navigation():
+        page.click("#new-monitor button[type=submit]")
+    monitor_url = page.url
+    assert "/uptime/monitors/" in monitor_url
+    assert "every 1 h" in page.inner_text("#monitor-every")
+    wait_text(page, monitor_url, "#monitor-status", "up")
+    assert page.locator("#beats .beat-up").count() == 1
+
+    # Check now: one more beat, recorded at once.
+    with page.expect_navigation():
+        page.click("#check-now")
+    assert page.locator("#beats .beat").count() == 2, page.inner_text("main")
+
+    # The target goes away: Check now records a red beat whose hover names the reason.
+    port = target.server_port
+    target.shutdown()
+    target.server_close()
+    with page.expect_navigation():
+        page.click("#check-now")
+    down = page.locator("#beats .beat-down")
+    assert down.count() == 1, page.inner_html("#beats")
+    tip = down.first.get_attribute("data-tip")
+    assert f"cannot connect to 127.0.0.1:{port}: connection refused" in tip, tip
+    down.first.hover()
+    assert "connection refused" in page.inner_text("#tip")
+    assert page.inner_text("#monitor-status") == "down"
+    assert "down for" in page.inner_text("#down-for")
+    assert "ongoing" in page.inner_text("#outages")
+    shot(page, "monitor-beats-1280")
+
+    # Edit: a bad interval comes back as typed, the field marked and named.
+    with page.expect_navigation():
+        page.click("#edit-monitor")
+    assert page.input_value("#m-name") == "Checkout API"
+    page.fill("#m-name", "Checkout API v2")
+    page.fill("#m-interval", "0")
+    with page.expect_navigation():
+        page.click("#monitor-form button[type=submit]")
+    assert "interval_seconds" in page.inner_text("#form-error")
+    assert page.input_value("#m-name") == "Checkout API v2"
+    assert page.get_attribute("#m-interval", "aria-invalid") == "true"
+    w.problems.clear()  # the 422 above is expected
+    page.fill("#m-interval", "86400")
+    with page.expect_navigation():
+        page.click("#monitor-form button[type=submit]")
+    assert page.url == monitor_url
+    assert "Checkout API v2" in page.inner_text("h1")
+    assert "every 1 day" in page.inner_text("#monitor-every")
+
+    # Clone: the add form prefilled, named "… (copy)".
+    with page.expect_navigation():
+        page.click("#clone-monitor")
+    assert page.input_value("#m-name") == "Checkout API v2 (copy)"
+    with page.expect_navigation():
+        page.click("#monitor-form button[type=submit]")
+    assert page.url != monitor_url and "/uptime/monitors/" in page.url
+    assert "Checkout API v2 (copy)" in page.inner_text("h1")
+    assert w.problems == [], "\n".join(w.problems)
+    w.close()
+
+    # A phone: the page, the list and the form fit the screen.
+    phone = Watched(browser, viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
+    p = phone.page
+    log_in(p, server.url)
+    for path, name in [(monitor_url.replace(server.url, ""), "monitor-beats-390"), ("/uptime", "uptime-390"),
+                       (monitor_url.replace(server.url, "") + "/edit", "monitor-edit-390")]:
+        p.goto(server.url + path)
+        width = p.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{path} is {width}px wide on a 390px phone"
+        shot(p, name)
+    assert phone.problems == [], "\n".join(phone.problems)
+    phone.close()

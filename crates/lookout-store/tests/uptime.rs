@@ -77,10 +77,11 @@ async fn rollups_are_exact_and_uptime_spans_rollups_and_raw_results(f: Fixture) 
     );
     let h8 = &hours[0];
     assert_eq!((h8.up, h8.down), (54, 6));
-    // Latencies 1..=60 ms: the nearest-rank p95 is 57 ms, the average 30.5 ms, the max 60 ms.
+    // Latencies 1..=60 ms, of which the failed checks' (10, 20, … 60 ms) are not latency: the
+    // nearest-rank p95 is 57 ms, the average 30 ms, the max 59 ms.
     assert_eq!(h8.latency_p95_us, Some(57_000));
-    assert_eq!(h8.latency_avg_us, Some(30_500));
-    assert_eq!(h8.latency_max_us, Some(60_000));
+    assert_eq!(h8.latency_avg_us, Some(30_000));
+    assert_eq!(h8.latency_max_us, Some(59_000));
     // The open hour (10:00-10:29) comes from raw results.
     assert_eq!(hours[2].up + hours[2].down, 30);
     // Minutes are computed from raw results.
@@ -123,7 +124,29 @@ async fn rollups_are_exact_and_uptime_spans_rollups_and_raw_results(f: Fixture) 
         cert_chain_valid: Some(false),
         ..MonitorState::default()
     };
-    ustore::record_ping(&f.store, id, 42).await.unwrap();
+    // A ping to a monitor that is not up asks its runner for a check, and joins the ping log.
+    let (before, _) = ustore::get_monitor(&f.store, id).await.unwrap();
+    assert_eq!(before.check_requested_at, None);
+    ustore::record_ping(&f.store, id, 42, Some("192.0.2.7"), "POST")
+        .await
+        .unwrap();
+    let (after, _) = ustore::get_monitor(&f.store, id).await.unwrap();
+    assert_eq!(after.check_requested_at, Some(42));
+    assert_eq!(
+        ustore::pings(&f.store, id, 10).await.unwrap(),
+        vec![ustore::Ping {
+            at: 42,
+            source: Some("192.0.2.7".into()),
+            method: "POST".into()
+        }]
+    );
+    ustore::request_check(&f.store, id, 42).await.unwrap();
+    let (again, _) = ustore::get_monitor(&f.store, id).await.unwrap();
+    assert_eq!(
+        again.check_requested_at,
+        Some(43),
+        "a second request still moves it"
+    );
     write(&f, vec![ustore::state_write(id, &state)]).await;
     let (_, got) = ustore::get_monitor(&f.store, id).await.unwrap();
     assert_eq!(

@@ -31,13 +31,28 @@ fn problem(status: StatusCode, detail: &str) -> Response {
     (status, Json(json!({ "detail": detail }))).into_response()
 }
 
-/// `GET|POST /api/v1/push/{token}`: a heartbeat ping.
-pub async fn push(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+/// `GET|POST /api/v1/push/{token}`: a heartbeat ping. It joins the monitor's ping log with the
+/// sender's address; a monitor that is not up is checked at once (see [`ustore::record_ping`]).
+pub async fn push(
+    State(state): State<AppState>,
+    method: axum::http::Method,
+    crate::auth::ClientAddr(from): crate::auth::ClientAddr,
+    Path(token): Path<String>,
+) -> Response {
     if token.len() > 100 {
         return problem(StatusCode::NOT_FOUND, "unknown push token");
     }
+    let source = from.map(|ip| ip.to_string());
     match ustore::monitor_by_push_token(state.store(), &token).await {
-        Ok(Some(m)) => match ustore::record_ping(state.store(), m.id, now_ms()).await {
+        Ok(Some(m)) => match ustore::record_ping(
+            state.store(),
+            m.id,
+            now_ms(),
+            source.as_deref(),
+            method.as_str(),
+        )
+        .await
+        {
             Ok(()) => (StatusCode::OK, Json(json!({ "ok": true }))).into_response(),
             Err(e) => {
                 tracing::error!(error = %e, "Could not record a heartbeat ping.");

@@ -136,6 +136,7 @@ pub fn api() -> OpenApiRouter<AppState> {
             monitors::delete
         ))
         .routes(routes!(monitors::results))
+        .routes(routes!(monitors::check_now))
         .routes(routes!(monitors::changes))
         .routes(routes!(monitors::list_windows, monitors::create_window))
         .routes(routes!(
@@ -158,11 +159,19 @@ pub fn api() -> OpenApiRouter<AppState> {
 
 /// The monitor and status-page editing pages.
 pub fn pages() -> Router<AppState> {
-    use ui::monitors;
+    use ui::{monitor_form, monitor_page, monitors};
     Router::new()
         .route("/uptime", get(monitors::list))
         .route("/uptime/monitors", post(monitors::create))
-        .route("/uptime/monitors/{id}", get(monitors::monitor))
+        .route("/uptime/monitors/{id}", get(monitor_page::monitor))
+        .route(
+            "/uptime/monitors/{id}/edit",
+            get(monitor_form::edit).post(monitor_form::save_edit),
+        )
+        .route(
+            "/uptime/monitors/{id}/clone",
+            get(monitor_form::clone).post(monitor_form::save_clone),
+        )
         .route("/uptime/monitors/{id}/action", post(monitors::action))
         .route(
             "/uptime/status-pages",

@@ -134,6 +134,8 @@ struct Slot {
     failing_since: Option<i64>,
     due: i64,
     running: bool,
+    /// A check was asked for while one ran: the next one is due as soon as it settles.
+    asked: bool,
     generation: u64,
 }
 
@@ -182,7 +184,7 @@ pub async fn run_shard(ctx: Arc<UptimeContext>, shard: i64) -> Result<(), String
     let started = Instant::now();
     let mut slots: HashMap<i64, Slot> = HashMap::new();
     let mut heap: BinaryHeap<Reverse<(i64, i64, u64)>> = BinaryHeap::new();
-    let mut version = (-1, -1);
+    let mut version = (-1, -1, -1);
     let mut windows = Windows::default();
     let mut next_reload = 0;
     let mut inflight: JoinSet<Evaluated> = JoinSet::new();
@@ -249,7 +251,10 @@ pub async fn run_shard(ctx: Arc<UptimeContext>, shard: i64) -> Result<(), String
 }
 
 /// Brings the slots in line with the stored monitors: new ones are scheduled, edited ones take
-/// their new definition (keeping their streaks), deleted ones go.
+/// their new definition (keeping their streaks), deleted ones go, and those whose
+/// `check_requested_at` moved ("Check now", a heartbeat's ping) are due at once. Asking through
+/// the store rather than checking in the request keeps this runner the only writer of the
+/// monitor's state and streaks, whichever replica took the request.
 fn reload(
     slots: &mut HashMap<i64, Slot>,
     heap: &mut BinaryHeap<Reverse<(i64, i64, u64)>>,
@@ -260,10 +265,15 @@ fn reload(
     let mut seen = std::collections::HashSet::with_capacity(rows.len());
     for (row, state) in rows {
         seen.insert(row.id);
-        if slots
-            .get(&row.id)
-            .is_some_and(|s| s.row.updated_at == row.updated_at)
+        let asked = |slot: &Slot| row.check_requested_at > slot.row.check_requested_at;
+        if let Some(slot) = slots
+            .get_mut(&row.id)
+            .filter(|s| s.row.updated_at == row.updated_at)
         {
+            if asked(slot) {
+                slot.row.check_requested_at = row.check_requested_at;
+                ask_now(slot, heap, now);
+            }
             continue;
         }
         let mut spec: MonitorSpec = match serde_json::from_str(&row.spec) {
@@ -281,19 +291,26 @@ fn reload(
         match slots.get_mut(&row.id) {
             Some(slot) => {
                 let interval_changed = cadence_ms(&slot.spec) != every;
+                let asked = asked(slot);
                 slot.generation += 1;
                 slot.spec = Arc::new(spec);
                 slot.row = row;
-                if interval_changed || slot.due > now + every {
+                if interval_changed || asked || slot.due > now + every {
                     slot.due = now;
                 }
+                slot.asked |= asked && slot.running;
                 // A running check schedules the next one when it settles.
                 if !slot.running {
                     heap.push(Reverse((slot.due, slot.row.id, slot.generation)));
                 }
             }
             None => {
-                let due = first_due(row.id, &state, every, now);
+                // A request made while no runner held the shard is honoured on takeover.
+                let due = if row.check_requested_at > state.last_check_at {
+                    now
+                } else {
+                    first_due(row.id, &state, every, now)
+                };
                 let slot = Slot {
                     streaks: streaks_of(&state),
                     failing_since: None,
@@ -301,6 +318,7 @@ fn reload(
                     spec: Arc::new(spec),
                     due,
                     running: false,
+                    asked: false,
                     generation: 0,
                     row,
                 };
@@ -310,6 +328,17 @@ fn reload(
         }
     }
     slots.retain(|id, _| seen.contains(id));
+}
+
+/// Makes a slot due now (or right after the check in flight).
+fn ask_now(slot: &mut Slot, heap: &mut BinaryHeap<Reverse<(i64, i64, u64)>>, now: i64) {
+    if slot.running {
+        slot.asked = true;
+        return;
+    }
+    slot.generation += 1;
+    slot.due = now;
+    heap.push(Reverse((now, slot.row.id, slot.generation)));
 }
 
 fn spawn_evaluation(
@@ -504,7 +533,9 @@ async fn settle(
         }
         slot.running = false;
         let every = cadence_ms(&slot.spec);
-        slot.due = if due + every > now {
+        slot.due = if std::mem::take(&mut slot.asked) {
+            now
+        } else if due + every > now {
             due + every
         } else {
             next_on_phase(id, every, now)

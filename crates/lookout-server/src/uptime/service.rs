@@ -39,6 +39,8 @@ const READ_ONLY: &[&str] = &[
     "last_latency_ms",
     "last_failure",
     "last_failure_at",
+    "last_ping_at",
+    "down_since",
     "certificate_expires_at",
     "certificate_days_left",
     "certificate_chain_valid",
@@ -352,4 +354,122 @@ pub async fn set_paused(state: &AppState, id: i64, paused: bool) -> ServiceResul
     };
     ustore::update_monitor(state.store(), id, &new).await?;
     Ok(())
+}
+
+/// How long [`check_now`] waits for the runner's result beyond the check's own timeout: one
+/// reload of the shard (2 s) and a group commit, with room to spare.
+const CHECK_NOW_SLACK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs one check of monitor `id` now and records it like a scheduled one (the API's
+/// `POST /api/v1/monitors/{id}/check` and the page's **Check now**). The check is asked of the
+/// shard's runner through the store, so it takes the runner's path (thresholds, state changes,
+/// events) and the runner stays the only writer of the monitor's state. Waits for the result up
+/// to the check's timeout plus [`CHECK_NOW_SLACK`]; answers whether a new result was recorded
+/// (a heartbeat with no ping yet, or a shard no replica holds, records none).
+pub async fn check_now(state: &AppState, id: i64) -> ServiceResult<bool> {
+    let (row, before) = ustore::get_monitor(state.store(), id)
+        .await
+        .map_err(ServiceError::not_found("monitor"))?;
+    if row.paused {
+        return Err(ServiceError::Conflict(
+            "the monitor is paused; resume it to check it".into(),
+        ));
+    }
+    let timeout = serde_json::from_str::<MonitorSpec>(&row.spec)
+        .ok()
+        .filter(|s| !matches!(s.kind, Kind::Heartbeat | Kind::Cron))
+        .map_or(0, |s| u64::from(s.timeout_seconds));
+    ustore::request_check(state.store(), id, lookout_core::time::now_ms())
+        .await
+        .map_err(ServiceError::not_found("monitor"))?;
+    let deadline =
+        tokio::time::Instant::now() + std::time::Duration::from_secs(timeout) + CHECK_NOW_SLACK;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let (_, now) = ustore::get_monitor(state.store(), id)
+            .await
+            .map_err(ServiceError::not_found("monitor"))?;
+        if now.last_check_at != before.last_check_at {
+            tracing::info!(monitor = id, ok = ?now.last_ok, "Monitor checked on request.");
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+    }
+}
+
+/// A maintenance window as the API and the monitor page give it.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceInput {
+    /// Shown on status pages.
+    pub title: String,
+    /// Details.
+    #[serde(default)]
+    pub description: String,
+    /// One-off start (or when a recurrence takes effect), RFC 3339.
+    pub starts_at: Option<String>,
+    /// One-off end (or when a recurrence stops), RFC 3339.
+    pub ends_at: Option<String>,
+    /// `{"crontab": "0 2 * * SUN", "duration_minutes": 60, "timezone": "Europe/Paris"}`.
+    #[schema(value_type = Option<crate::uptime::api::monitors::RecurrenceDoc>)]
+    pub recurrence: Option<lookout_uptime::schedule::Recurrence>,
+    /// The monitors it covers.
+    pub monitor_ids: Vec<i64>,
+}
+
+fn parse_time(field: &str, v: Option<&str>) -> ServiceResult<Option<i64>> {
+    v.map(|s| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.timestamp_millis())
+            .map_err(|_| ServiceError::Invalid(format!("{field}: not an RFC 3339 time")))
+    })
+    .transpose()
+}
+
+async fn checked_window(
+    state: &AppState,
+    b: &MaintenanceInput,
+) -> ServiceResult<pages::NewMaintenance> {
+    let title = b.title.trim();
+    if title.is_empty() || title.chars().count() > 200 {
+        return Err(ServiceError::Invalid(
+            "title must be 1 to 200 characters".into(),
+        ));
+    }
+    let starts = parse_time("starts_at", b.starts_at.as_deref())?;
+    let ends = parse_time("ends_at", b.ends_at.as_deref())?;
+    lookout_uptime::schedule::Window::new(starts, ends, b.recurrence.as_ref())
+        .map_err(ServiceError::Invalid)?;
+    ensure_monitors(state, &b.monitor_ids).await?;
+    let org = tenancy::default_org(state.store()).await?;
+    Ok(pages::NewMaintenance {
+        org_id: org.id,
+        title: title.to_string(),
+        description: b.description.clone(),
+        starts_at: starts,
+        ends_at: ends,
+        recurrence: b
+            .recurrence
+            .as_ref()
+            .map(|r| serde_json::to_string(r).unwrap_or_default()),
+        monitor_ids: b.monitor_ids.clone(),
+    })
+}
+
+/// Validates and creates (`id` none) or replaces a maintenance window (the API and the
+/// monitor page's "Start maintenance").
+pub async fn save_window(
+    state: &AppState,
+    id: Option<i64>,
+    b: &MaintenanceInput,
+) -> ServiceResult<pages::MaintenanceRow> {
+    let new = checked_window(state, b).await?;
+    Ok(match id {
+        Some(id) => pages::update_maintenance(state.store(), id, &new)
+            .await
+            .map_err(ServiceError::not_found("maintenance window"))?,
+        None => pages::create_maintenance(state.store(), &new).await?,
+    })
 }

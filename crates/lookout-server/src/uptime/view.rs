@@ -97,6 +97,10 @@ pub struct MonitorView {
     pub certificate_days_left: Option<i64>,
     /// Whether the certificate chain verified (null when TLS verification is off or unknown).
     pub certificate_chain_valid: Option<bool>,
+    /// Heartbeat monitors: the last ping, RFC 3339 (null before the first).
+    pub last_ping_at: Option<String>,
+    /// Since when the monitor has been down, RFC 3339 (null unless down).
+    pub down_since: Option<String>,
     /// Uptime percentages.
     pub uptime: UptimeFigures,
     /// `config` when declared in the config file (edits there win).
@@ -170,6 +174,11 @@ pub async fn monitor_view(
             .cert_expires_at
             .map(|e| (e - now).div_euclid(86_400_000)),
         certificate_chain_valid: state.cert_chain_valid,
+        last_ping_at: state.last_ping_at.map(iso),
+        down_since: (state.health == "down")
+            .then_some(state.changed_at)
+            .flatten()
+            .map(iso),
         uptime: uptime_figures(store, row.id, now).await?,
         managed_by: row.managed_by.clone(),
         created_at: iso(row.created_at),

@@ -245,3 +245,37 @@ async fn bad_queries_say_where_and_why() {
     assert_eq!(r.status, 422, "{r:?}");
     assert!(r.json.to_string().contains("SyntheticCheck"), "{r:?}");
 }
+
+/// Uptime's check now and maintenance windows, through the service both the API and the monitor
+/// page call: a missing monitor is 404, a paused one 409, a window with a bad time names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_now_and_windows_refuse_what_cannot_be_done() {
+    let h = Harness::sqlite().await;
+    let r = h.admin.post("/api/v1/monitors/999/check", json!({})).await;
+    assert_eq!(r.status, 404, "{r:?}");
+    let m = h
+        .admin
+        .post(
+            "/api/v1/monitors",
+            json!({"name": "db", "type": "tcp", "host": "127.0.0.1", "port": 9, "paused": true}),
+        )
+        .await
+        .expect(201);
+    let id = m["id"].as_i64().unwrap();
+    let r = h
+        .admin
+        .post(&format!("/api/v1/monitors/{id}/check"), json!({}))
+        .await;
+    assert_eq!(r.status, 409, "{r:?}");
+    assert!(r.message().contains("paused"), "{r:?}");
+    let r = h
+        .admin
+        .post(
+            "/api/v1/maintenance-windows",
+            json!({"title": "db", "starts_at": "tonight", "monitor_ids": [id]}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{r:?}");
+    assert!(r.message().contains("starts_at"), "{r:?}");
+    assert_eq!(h.count("/api/v1/maintenance-windows").await, 0);
+}

@@ -53,6 +53,9 @@ pub struct MonitorRow {
     pub created_at: i64,
     /// Last changed, ms (strictly increasing per change, so shards notice edits).
     pub updated_at: i64,
+    /// When a check was last asked for ("Check now", or a ping to a heartbeat that is not up):
+    /// the shard's runner checks the monitor at once when this moves.
+    pub check_requested_at: Option<i64>,
 }
 
 /// What the API or the config file asks to store.
@@ -117,7 +120,7 @@ pub struct MonitorState {
 
 const MONITOR_COLS: &str =
     "m.id, m.org_id, m.project_id, m.name, m.kind, m.slug, m.spec, m.paused, m.parent_id, \
-     m.push_token, m.shard, m.managed_by, m.created_at, m.updated_at";
+     m.push_token, m.shard, m.managed_by, m.created_at, m.updated_at, m.check_requested_at";
 const STATE_COLS: &str = "s.health, s.alerted, s.failures, s.successes, s.last_check_at, s.last_ok, \
      s.last_latency_us, s.last_failure, s.last_failure_at, s.cert_expires_at, s.cert_warned, s.cron_slot, \
      s.changed_at, s.last_ping_at, s.cert_chain_valid";
@@ -138,6 +141,7 @@ fn monitor_from(r: &AnyRow) -> Result<MonitorRow> {
         managed_by: r.try_get("managed_by")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        check_requested_at: r.try_get("check_requested_at")?,
     })
 }
 
@@ -280,6 +284,7 @@ pub async fn delete_monitor(store: &Store, id: i64) -> Result<()> {
         "DELETE FROM monitor_rollups WHERE monitor_id = $1",
         "DELETE FROM monitor_changes WHERE monitor_id = $1",
         "DELETE FROM cron_checkins WHERE monitor_id = $1",
+        "DELETE FROM heartbeat_pings WHERE monitor_id = $1",
         "DELETE FROM monitor_state WHERE monitor_id = $1",
         "UPDATE monitors SET parent_id = NULL WHERE parent_id = $1",
     ] {
@@ -354,14 +359,36 @@ pub async fn managed_monitors(store: &Store, managed_by: &str) -> Result<Vec<Mon
     .collect()
 }
 
-/// A cheap fingerprint of a shard's definitions: newest change and count.
-pub async fn shard_version(store: &Store, shard: i64) -> Result<(i64, i64)> {
-    let r =
-        sqlx::query("SELECT COALESCE(MAX(updated_at), 0) AS newest, COUNT(*) AS n FROM monitors WHERE shard = $1")
-            .bind(shard)
-            .fetch_one(store.pool())
-            .await?;
-    Ok((r.try_get("newest")?, r.try_get("n")?))
+/// A cheap fingerprint of a shard's definitions: newest change, count and newest check request.
+pub async fn shard_version(store: &Store, shard: i64) -> Result<(i64, i64, i64)> {
+    let r = sqlx::query(
+        "SELECT COALESCE(MAX(updated_at), 0) AS newest, COUNT(*) AS n,
+                COALESCE(MAX(check_requested_at), 0) AS asked
+         FROM monitors WHERE shard = $1",
+    )
+    .bind(shard)
+    .fetch_one(store.pool())
+    .await?;
+    Ok((r.try_get("newest")?, r.try_get("n")?, r.try_get("asked")?))
+}
+
+/// Asks the shard's runner to check monitor `id` now. The request time only moves forward, so
+/// two requests in one millisecond are still two changes the runner can see.
+pub async fn request_check(store: &Store, id: i64, at: i64) -> Result<()> {
+    let n = sqlx::query(
+        "UPDATE monitors SET check_requested_at =
+             CASE WHEN COALESCE(check_requested_at, 0) >= $1 THEN check_requested_at + 1 ELSE $1 END
+         WHERE id = $2",
+    )
+    .bind(at)
+    .bind(id)
+    .execute(store.pool())
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
 }
 
 /// Every monitor of a shard, with state.
@@ -406,16 +433,88 @@ pub async fn cron_monitor(
     .transpose()
 }
 
-/// Notes a heartbeat ping.
-pub async fn record_ping(store: &Store, monitor_id: i64, at: i64) -> Result<()> {
+/// Pings kept per heartbeat monitor for its ping log.
+pub const PINGS_KEPT: i64 = 100;
+
+/// Notes a heartbeat ping: its time on the state, a line in the ping log (with the sender's
+/// address and method), and, while the monitor is not up, a check request, so the first ping
+/// takes a pending heartbeat up at once instead of at its next scheduled check (a day later for
+/// a daily job).
+pub async fn record_ping(
+    store: &Store,
+    monitor_id: i64,
+    at: i64,
+    source: Option<&str>,
+    method: &str,
+) -> Result<()> {
     let mut tx = store.begin_write().await?;
     sqlx::query("UPDATE monitor_state SET last_ping_at = $1 WHERE monitor_id = $2")
         .bind(at)
         .bind(monitor_id)
         .execute(&mut *tx)
         .await?;
+    sqlx::query(
+        "INSERT INTO heartbeat_pings (monitor_id, at, source, method) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(monitor_id)
+    .bind(at)
+    .bind(source)
+    .bind(method)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "DELETE FROM heartbeat_pings WHERE monitor_id = $1 AND id < (
+             SELECT MIN(id) FROM (SELECT id FROM heartbeat_pings WHERE monitor_id = $1
+                                  ORDER BY id DESC LIMIT $2) AS newest)",
+    )
+    .bind(monitor_id)
+    .bind(PINGS_KEPT)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE monitors SET check_requested_at =
+             CASE WHEN COALESCE(check_requested_at, 0) >= $1 THEN check_requested_at + 1 ELSE $1 END
+         WHERE id = $2
+           AND EXISTS (SELECT 1 FROM monitor_state WHERE monitor_id = $2 AND health <> 'up')",
+    )
+    .bind(at)
+    .bind(monitor_id)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// One line of a heartbeat's ping log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ping {
+    /// When, ms.
+    pub at: i64,
+    /// The sender's address, when the listener knew it.
+    pub source: Option<String>,
+    /// `GET` or `POST`.
+    pub method: String,
+}
+
+/// A heartbeat's newest pings, newest first.
+pub async fn pings(store: &Store, monitor_id: i64, limit: i64) -> Result<Vec<Ping>> {
+    sqlx::query(
+        "SELECT at, source, method FROM heartbeat_pings WHERE monitor_id = $1
+         ORDER BY id DESC LIMIT $2",
+    )
+    .bind(monitor_id)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Ping {
+            at: r.try_get("at")?,
+            source: r.try_get("source")?,
+            method: r.try_get("method")?,
+        })
+    })
+    .collect()
 }
 
 /// A monitor's current health (`None` if it does not exist).

@@ -257,7 +257,10 @@ impl Acc {
         } else {
             self.down += 1;
         }
-        if let Some(l) = latency {
+        // Only passing checks are latency: a refused connection answers in 0.2 ms and a timeout
+        // takes the whole timeout, and either would bend the chart away from how fast the
+        // service answers. Failures show in the up/down counts and the beat bar instead.
+        if let Some(l) = latency.filter(|_| ok) {
             self.latencies.push(l);
         }
     }
@@ -446,8 +449,9 @@ mod tests {
         a.add(false, true, None);
         let b = a.finish(0);
         assert_eq!((b.up, b.down, b.maintenance), (90, 10, 1));
+        // The ten failed checks (10, 20, … 100 ms) are not latency.
         assert_eq!(b.latency_p95_us, Some(95_000));
-        assert_eq!(b.latency_max_us, Some(100_000));
-        assert_eq!(b.latency_avg_us, Some(50_500));
+        assert_eq!(b.latency_max_us, Some(99_000));
+        assert_eq!(b.latency_avg_us, Some(50_000));
     }
 }

@@ -94,7 +94,7 @@ impl Clients {
         let mut resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
-                p.error = Some(describe(&e));
+                p.error = Some(super::reason::http_failure(&url, &e, spec.timeout_seconds));
                 if url.scheme() == "https" && spec.verify_tls && is_cert_error(&e) {
                     p.chain_valid = Some(false);
                 }

@@ -7,6 +7,7 @@
 pub mod dns;
 mod http;
 mod icmp;
+mod reason;
 mod tcp;
 mod tls;
 
@@ -73,7 +74,11 @@ impl Checker {
         let probe = tokio::time::timeout(timeout, self.probe(spec, timeout)).await;
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         let mut probe = probe.unwrap_or_else(|_| Probe {
-            error: Some(format!("timed out after {} s", spec.timeout_seconds)),
+            error: Some(reason::timed_out(
+                spec.timeout_seconds,
+                false,
+                &target_label(spec),
+            )),
             ..Probe::default()
         });
         if probe.obs.response_time_ms.is_none() && probe.error.is_none() {
@@ -108,7 +113,16 @@ fn judge(spec: &MonitorSpec, probe: Probe, latency_ms: f64) -> CheckOutcome {
             };
             let e = c.evaluate(&probe.obs);
             if !e.passed {
-                failure = Some(format!("condition failed: {}", e.detail));
+                failure = Some(match (spec.kind, probe.obs.status) {
+                    // A status condition reads as what the server answered, naming it.
+                    (Kind::Http, Some(status)) if source.trim_start().starts_with("[STATUS]") => {
+                        format!(
+                            "HTTP {status} from {} (expected {source})",
+                            spec.target().unwrap_or_default()
+                        )
+                    }
+                    _ => format!("condition failed: {}", e.detail),
+                });
                 break;
             }
         }
@@ -135,17 +149,34 @@ fn judge(spec: &MonitorSpec, probe: Probe, latency_ms: f64) -> CheckOutcome {
     }
 }
 
-/// Resolves `host:port` and keeps the first address the policy allows.
+/// What a failure names as the target: `host:port`, a URL (password hidden) or a host.
+fn target_label(spec: &MonitorSpec) -> String {
+    match (spec.kind, &spec.host, spec.port) {
+        (Kind::Tcp | Kind::Tls, Some(h), Some(p)) => format!("{h}:{p}"),
+        (Kind::Tls, Some(h), None) => format!("{h}:443"),
+        _ => spec.target().unwrap_or_default(),
+    }
+}
+
+/// Resolves `host:port` and keeps the first address the policy allows. Failures read
+/// `DNS lookup failed for <host>`, or `cannot connect to <host:port>: <the policy's reason>`.
 pub(crate) async fn resolve(
     policy: &NetPolicy,
     host: &str,
     port: u16,
 ) -> Result<SocketAddr, String> {
-    let addrs = lookout_outbound::resolve(policy, host, port).await?;
+    let target = if port == 0 {
+        host.to_string()
+    } else {
+        format!("{host}:{port}")
+    };
+    let addrs = lookout_outbound::resolve(policy, host, port)
+        .await
+        .map_err(|why| reason::resolve_failure(host, &target, &why))?;
     addrs
         .into_iter()
         .next()
-        .ok_or_else(|| format!("{host} has no address"))
+        .ok_or_else(|| format!("DNS lookup failed for {host}: no address"))
 }
 
 /// Reads a DER certificate's expiry, ms since the epoch.

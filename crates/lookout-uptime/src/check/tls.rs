@@ -147,7 +147,10 @@ impl Roots {
         let tcp = match tokio::net::TcpStream::connect(addr).await {
             Ok(s) => s,
             Err(e) => {
-                p.error = Some(format!("cannot connect to {addr}: {e}"));
+                p.error = Some(super::reason::cannot_connect(
+                    &super::tcp::target(&host, port, addr),
+                    &e,
+                ));
                 return p;
             }
         };
@@ -157,7 +160,11 @@ impl Roots {
         {
             Ok(s) => s,
             Err(e) => {
-                p.error = Some(format!("TLS handshake with {addr} failed: {e}"));
+                let why = e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                    .map_or_else(|| super::reason::io_words(&e), |t| t.to_string());
+                p.error = Some(format!("TLS handshake failed with {host}:{port}: {why}"));
                 return p;
             }
         };

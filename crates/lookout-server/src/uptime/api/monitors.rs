@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::api::{page_of, ListParams};
 use crate::auth::{Member, Principal};
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{iso, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use crate::uptime::service;
@@ -129,6 +129,31 @@ pub async fn update(
     Ok(Json(view(&state, id).await?))
 }
 
+/// Checks a monitor now (role member) and records the result like a scheduled check: the
+/// shard's runner runs it through its usual path, so thresholds, state changes and events apply.
+/// Answers 200 with the monitor once the result is stored, or 202 with the monitor as it is when
+/// no result came within the check's timeout plus 5 s (a heartbeat with no ping yet records
+/// none). A paused monitor answers 409.
+#[utoipa::path(post, operation_id = "monitors_check_now", path = "/api/v1/monitors/{id}/check", tag = "monitors",
+    params(("id" = i64, Path, description = "Monitor id")),
+    responses((status = 200, body = MonitorView, description = "Checked; the view holds the result"),
+              (status = 202, body = MonitorView, description = "Asked; no result yet"),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 403, body = ErrorBody)))]
+pub async fn check_now(
+    State(state): State<AppState>,
+    _who: Member,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<(StatusCode, Json<MonitorView>)> {
+    let checked = service::check_now(&state, id).await?;
+    let status = if checked {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(view(&state, id).await?)))
+}
+
 /// Deletes a monitor and its history (role member).
 #[utoipa::path(delete, operation_id = "monitors_delete", path = "/api/v1/monitors/{id}", tag = "monitors",
     params(("id" = i64, Path, description = "Monitor id")),
@@ -193,25 +218,7 @@ pub async fn changes(
 
 // ---------------------------------------------------------------- maintenance windows
 
-/// A maintenance window: one-off (`starts_at`..`ends_at`) or recurring (`recurrence`).
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MaintenanceInput {
-    /// Shown on status pages.
-    pub title: String,
-    /// Details.
-    #[serde(default)]
-    pub description: String,
-    /// One-off start (or when a recurrence takes effect), RFC 3339.
-    pub starts_at: Option<String>,
-    /// One-off end (or when a recurrence stops), RFC 3339.
-    pub ends_at: Option<String>,
-    /// `{"crontab": "0 2 * * SUN", "duration_minutes": 60, "timezone": "Europe/Paris"}`.
-    #[schema(value_type = Option<RecurrenceDoc>)]
-    pub recurrence: Option<Recurrence>,
-    /// The monitors it covers.
-    pub monitor_ids: Vec<i64>,
-}
+pub use crate::uptime::service::MaintenanceInput;
 
 /// When a recurring window opens: a crontab in a time zone, for a duration.
 #[derive(Debug, Serialize, ToSchema)]
@@ -250,15 +257,6 @@ pub struct MaintenanceView {
     pub next_start: Option<String>,
 }
 
-fn parse_time(field: &str, v: Option<&str>) -> ApiResult<Option<i64>> {
-    v.map(|s| {
-        chrono::DateTime::parse_from_rfc3339(s)
-            .map(|t| t.timestamp_millis())
-            .map_err(|_| ApiError::Validation(format!("{field}: not an RFC 3339 time")))
-    })
-    .transpose()
-}
-
 fn maintenance_view(r: pages::MaintenanceRow) -> MaintenanceView {
     let recurrence: Option<Recurrence> = r
         .recurrence
@@ -277,35 +275,6 @@ fn maintenance_view(r: pages::MaintenanceRow) -> MaintenanceView {
         active: window.as_ref().is_some_and(|w| w.is_open(now)),
         next_start: window.as_ref().and_then(|w| w.next_start(now)).map(iso),
     }
-}
-
-async fn checked_window(
-    state: &AppState,
-    b: &MaintenanceInput,
-) -> ApiResult<pages::NewMaintenance> {
-    let title = b.title.trim();
-    if title.is_empty() || title.chars().count() > 200 {
-        return Err(ApiError::Validation(
-            "title must be 1 to 200 characters".into(),
-        ));
-    }
-    let starts = parse_time("starts_at", b.starts_at.as_deref())?;
-    let ends = parse_time("ends_at", b.ends_at.as_deref())?;
-    Window::new(starts, ends, b.recurrence.as_ref()).map_err(ApiError::Validation)?;
-    service::ensure_monitors(state, &b.monitor_ids).await?;
-    let org = tenancy::default_org(state.store()).await?;
-    Ok(pages::NewMaintenance {
-        org_id: org.id,
-        title: title.to_string(),
-        description: b.description.clone(),
-        starts_at: starts,
-        ends_at: ends,
-        recurrence: b
-            .recurrence
-            .as_ref()
-            .map(|r| serde_json::to_string(r).unwrap_or_default()),
-        monitor_ids: b.monitor_ids.clone(),
-    })
 }
 
 /// Lists maintenance windows.
@@ -327,8 +296,7 @@ pub async fn create_window(
     _who: Member,
     ApiJson(body): ApiJson<MaintenanceInput>,
 ) -> ApiResult<(StatusCode, Json<MaintenanceView>)> {
-    let new = checked_window(&state, &body).await?;
-    let row = pages::create_maintenance(state.store(), &new).await?;
+    let row = service::save_window(&state, None, &body).await?;
     Ok((StatusCode::CREATED, Json(maintenance_view(row))))
 }
 
@@ -356,9 +324,8 @@ pub async fn update_window(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<MaintenanceInput>,
 ) -> ApiResult<Json<MaintenanceView>> {
-    let new = checked_window(&state, &body).await?;
     Ok(Json(maintenance_view(
-        pages::update_maintenance(state.store(), id, &new).await?,
+        service::save_window(&state, Some(id), &body).await?,
     )))
 }
 

@@ -1,38 +1,42 @@
-//! The Uptime section: the monitor list (state, sparklines, uptime), a form to add a monitor,
-//! the monitor page (response-time chart, uptime figures, certificate, push URL, state-change
-//! history, pause/resume/delete), and the status-page editor with incidents.
+//! The Uptime section: the monitor list (state, beat bars, uptime), the add form, the monitor
+//! page's actions (check now, pause/resume, maintenance, delete), and the status-page editor with
+//! incidents. The monitor page itself is [`super::monitor_page`], the forms [`super::monitor_form`].
 
 use askama::Template;
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::charts;
+use super::monitor_form::{FormError, MonitorForm, KINDS};
+use super::monitor_page::{beats, Beat};
 use crate::extract::iso;
 use crate::service::ServiceError;
 use crate::state::AppState;
 use crate::ui::check_csrf;
 use crate::ui::error::{UiError, UiResult};
 use crate::ui::extract::{Member, Page, Signed};
+use crate::ui::fmt::{self, When};
 use crate::ui::layout::{render, PageCtx};
-use crate::uptime::service::{self, StatusPageInput};
+use crate::uptime::service::{self, MaintenanceInput, StatusPageInput};
 use crate::uptime::view::{monitor_view, MonitorView};
 use crate::uptime::Windows;
 use lookout_core::time::now_ms;
-use lookout_store::uptime::{self as ustore, pages, results, Change};
+use lookout_store::uptime::{self as ustore, pages, results};
 use lookout_store::{tenancy, Cursor, StoreError};
-use lookout_uptime::MonitorSpec;
-
-const HOUR: i64 = 3_600_000;
 
 /// One row of the monitor list.
 pub struct Row {
     v: MonitorView,
     kind: String,
     target: String,
-    spark: String,
+    every: String,
+    beats: Vec<Beat>,
+    day: String,
+    month: String,
+    last_check: Option<When>,
+    down_for: Option<String>,
 }
 
 #[derive(Template)]
@@ -42,11 +46,15 @@ struct ListPage {
     ctx: PageCtx,
     rows: Vec<Row>,
     next: Option<String>,
-    error: String,
     counts: (usize, usize, usize),
+    form: MonitorForm,
+    error: FormError,
+    editing: bool,
+    kinds: &'static [(&'static str, &'static str)],
 }
 
-fn target_of(v: &MonitorView) -> String {
+/// What a monitor checks, as the list and the page show it.
+pub fn target_of(v: &MonitorView) -> String {
     let s = &v.spec;
     let text = |k: &str| s.get(k).and_then(Value::as_str).map(str::to_string);
     match (
@@ -61,18 +69,22 @@ fn target_of(v: &MonitorView) -> String {
             .map(|c| format!("cron {c}"))
             .or_else(|| {
                 s.get("interval_seconds")
-                    .and_then(Value::as_u64)
-                    .map(|i| format!("every {i} s"))
+                    .and_then(Value::as_i64)
+                    .map(fmt::every)
             })
             .unwrap_or_default(),
     }
 }
 
+/// Beats in each row of the list.
+const LIST_BEATS: i64 = 30;
+
 async fn list_page(
     state: &AppState,
     ctx: PageCtx,
     after: Option<String>,
-    error: String,
+    form: MonitorForm,
+    error: FormError,
 ) -> UiResult {
     let loaded: Result<_, StoreError> = async {
         let org = tenancy::default_org(state.store()).await?;
@@ -93,18 +105,30 @@ async fn list_page(
                 row.id,
                 &Cursor {
                     after: None,
-                    limit: Some(30),
+                    limit: Some(LIST_BEATS),
                 },
             )
             .await?;
-            let lat: Vec<f64> = recent
-                .items
-                .iter()
-                .rev()
-                .map(|r| r.latency_us.unwrap_or(0) as f64 / 1000.0)
-                .collect();
+            let now = now_ms();
+            let last_check = When::opt(st.last_check_at);
+            let down_for = (st.health == "down")
+                .then_some(st.changed_at)
+                .flatten()
+                .map(|at| fmt::span(now - at));
             let v = monitor_view(state.store(), state.settings(), &windows, row, st).await?;
+            let pct = |p: Option<f64>| p.map_or_else(|| "–".into(), fmt::percent);
             rows.push(Row {
+                every: v
+                    .spec
+                    .get("interval_seconds")
+                    .and_then(Value::as_i64)
+                    .map(fmt::every)
+                    .unwrap_or_default(),
+                beats: beats(&recent.items),
+                day: pct(v.uptime.day),
+                month: pct(v.uptime.month),
+                last_check,
+                down_for,
                 kind: v
                     .spec
                     .get("type")
@@ -112,7 +136,6 @@ async fn list_page(
                     .unwrap_or_default()
                     .to_string(),
                 target: target_of(&v),
-                spark: charts::sparkline(&lat, "response time, last 30 checks (ms)"),
                 v,
             });
         }
@@ -122,7 +145,7 @@ async fn list_page(
     let (rows, next) = loaded?;
     let count = |s: &str| rows.iter().filter(|r| r.v.status == s).count();
     let counts = (count("up"), count("down"), rows.len());
-    let status = if error.is_empty() {
+    let status = if error.message.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -132,8 +155,11 @@ async fn list_page(
         ctx,
         rows,
         next: next.map(|n| format!("/uptime?cursor={n}")),
-        error,
         counts,
+        form,
+        error,
+        editing: false,
+        kinds: KINDS,
     });
     *r.status_mut() = status;
     Ok(r)
@@ -154,203 +180,51 @@ pub async fn list(
 ) -> UiResult {
     // A mangled cursor shows the first page (the API answers 400).
     let after = q.cursor.filter(|c| c.parse::<i64>().is_ok());
-    list_page(&state, page.ctx, after, String::new()).await
-}
-
-/// The add-monitor form.
-#[derive(Debug, Deserialize)]
-pub struct NewMonitorForm {
-    csrf: String,
-    name: String,
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    target: String,
-    #[serde(default)]
-    interval_seconds: String,
-    #[serde(default)]
-    conditions: String,
-}
-
-/// Turns the form into the API's monitor JSON: the target is a URL, `host:port` or a host,
-/// depending on the type; conditions come one per line.
-fn form_to_spec(f: &NewMonitorForm) -> Value {
-    let mut v = json!({"name": f.name.trim(), "type": f.kind});
-    let target = f.target.trim();
-    match f.kind.as_str() {
-        "http" | "tls" if target.contains("://") => v["url"] = json!(target),
-        "tcp" | "tls" => match target.rsplit_once(':') {
-            Some((h, p)) => {
-                v["host"] = json!(h.trim_start_matches('[').trim_end_matches(']'));
-                v["port"] = p.parse::<u16>().map(|p| json!(p)).unwrap_or(json!(p));
-            }
-            None => v["host"] = json!(target),
-        },
-        "dns" | "icmp" => v["host"] = json!(target),
-        "cron" if !target.is_empty() => v["schedule"] = json!(target),
-        "http" => v["url"] = json!(target),
-        _ => {}
-    }
-    if let Ok(i) = f.interval_seconds.trim().parse::<u32>() {
-        v["interval_seconds"] = json!(i);
-    }
-    let conds: Vec<&str> = f
-        .conditions
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    if !conds.is_empty() {
-        v["conditions"] = json!(conds);
-    }
-    v
+    let form = MonitorForm {
+        kind: "http".into(),
+        ..MonitorForm::default()
+    };
+    list_page(&state, page.ctx, after, form, FormError::default()).await
 }
 
 /// `POST /uptime/monitors`.
 pub async fn create(
     State(state): State<AppState>,
     form: Signed<Member>,
-    Form(f): Form<NewMonitorForm>,
+    Form(f): Form<MonitorForm>,
 ) -> UiResult {
     check_csrf(&form.session, &f.csrf)?;
-    match service::create_monitor(&state, form_to_spec(&f)).await {
-        Ok(id) => Ok(Redirect::to(&format!("/uptime/monitors/{id}")).into_response()),
-        Err(ServiceError::Invalid(msg) | ServiceError::Conflict(msg)) => {
-            list_page(&state, form.layout(&state).await?, None, msg).await
-        }
-        Err(e) => Err(e.into()),
-    }
+    let error = match f.to_spec(None) {
+        Ok(body) => match service::create_monitor(&state, body).await {
+            Ok(id) => return Ok(Redirect::to(&format!("/uptime/monitors/{id}")).into_response()),
+            Err(ServiceError::Invalid(msg) | ServiceError::Conflict(msg)) => {
+                FormError::from_message(msg)
+            }
+            Err(e) => return Err(e.into()),
+        },
+        Err(e) => e,
+    };
+    list_page(&state, form.layout(&state).await?, None, f, error).await
 }
 
-#[derive(Template)]
-#[template(path = "monitor.html")]
-struct MonitorPage {
-    title: String,
-    ctx: PageCtx,
-    v: MonitorView,
-    kind: String,
-    target: String,
-    conditions: Vec<String>,
-    chart: String,
-    changes: Vec<(String, Change)>,
-    failures: Vec<(String, String)>,
-    checkins: Vec<(String, String, String)>,
-    paused: bool,
-}
-
-/// `GET /uptime/monitors/{id}`.
-pub async fn monitor(
-    State(state): State<AppState>,
-    Page { ctx, .. }: Page,
-    Path(id): Path<i64>,
-) -> UiResult {
-    let store = state.store();
-    let loaded: Result<_, StoreError> = async {
-        let (row, st) = ustore::get_monitor(store, id).await?;
-        let spec: Option<MonitorSpec> = serde_json::from_str(&row.spec).ok();
-        let windows = Windows::load(store).await;
-        let paused = row.paused;
-        let kind = row.kind.clone();
-        let v = monitor_view(store, state.settings(), &windows, row, st).await?;
-        let now = now_ms();
-        let since = now - 24 * HOUR;
-        // Hourly averages and p95 over a day, or minutes over the last six hours when the
-        // monitor is younger than that (its chart would otherwise be one point).
-        let (width, from) = if now
-            - chrono::DateTime::parse_from_rfc3339(&v.created_at)
-                .map_or(0, |t| t.timestamp_millis())
-            < 6 * HOUR
-        {
-            ("m", now - HOUR)
-        } else {
-            ("h", since)
-        };
-        let buckets = results::buckets(store, id, width, from).await?;
-        let series = |name: &str, f: &dyn Fn(&results::Bucket) -> Option<i64>| charts::Series {
-            name: name.into(),
-            points: buckets
-                .iter()
-                .filter_map(|b| Some((b.bucket, f(b)? as f64 / 1000.0)))
-                .collect(),
-        };
-        let chart = charts::time_series(
-            "Response time (ms)",
-            &[
-                series("average", &|b| b.latency_avg_us),
-                series("p95", &|b| b.latency_p95_us),
-            ],
-            from,
-            now,
-        );
-        let changes = ustore::changes(store, id, 50)
-            .await?
-            .into_iter()
-            .map(|c| (iso(c.at), c))
-            .collect();
-        let failures = results::list_results(
-            store,
-            id,
-            &Cursor {
-                after: None,
-                limit: Some(200),
-            },
-        )
-        .await?
-        .items
-        .into_iter()
-        .filter(|r| !r.ok)
-        .take(20)
-        .map(|r| (iso(r.at), r.message.unwrap_or_default()))
-        .collect();
-        let checkins = if kind == "cron" {
-            ustore::cron::recent(store, id, 20)
-                .await?
-                .into_iter()
-                .map(|c| {
-                    (
-                        iso(c.started_at),
-                        c.status,
-                        c.duration_ms
-                            .map(|d| format!("{:.1} s", d as f64 / 1000.0))
-                            .unwrap_or_default(),
-                    )
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        Ok((v, kind, spec, chart, changes, failures, checkins, paused))
-    }
-    .await;
-    let (v, kind, spec, chart, changes, failures, checkins, paused) = loaded?;
-    Ok(render(&MonitorPage {
-        title: v
-            .spec
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("Monitor")
-            .to_string(),
-        ctx,
-        target: target_of(&v),
-        conditions: spec.map(|s| s.conditions()).unwrap_or_default(),
-        kind,
-        v,
-        chart,
-        changes,
-        failures,
-        checkins,
-        paused,
-    }))
-}
-
-/// A form with only the CSRF token and an action.
+/// A monitor page action: the CSRF token, the action, and for maintenance its length.
 #[derive(Debug, Deserialize)]
 pub struct ActionForm {
     csrf: String,
     action: String,
+    /// `maintenance`: minutes from now.
+    #[serde(default)]
+    minutes: String,
+    /// `maintenance`: what it is for.
+    #[serde(default)]
+    title: String,
 }
 
-/// `POST /uptime/monitors/{id}/action`: pause, resume or delete.
+/// Maintenance started from the monitor page lasts at most this long (a week); longer or
+/// recurring windows are made with the API.
+const MAX_MAINTENANCE_MIN: i64 = 7 * 24 * 60;
+
+/// `POST /uptime/monitors/{id}/action`: check now, pause, resume, start maintenance or delete.
 pub async fn action(
     State(state): State<AppState>,
     Signed { session: s, .. }: Signed<Member>,
@@ -365,6 +239,43 @@ pub async fn action(
         }
         "pause" | "resume" => {
             service::set_paused(&state, id, f.action == "pause").await?;
+            format!("/uptime/monitors/{id}")
+        }
+        "check" => {
+            service::check_now(&state, id).await?;
+            format!("/uptime/monitors/{id}")
+        }
+        "maintenance" => {
+            let minutes = f
+                .minutes
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|m| (1..=MAX_MAINTENANCE_MIN).contains(m))
+                .ok_or_else(|| {
+                    UiError::Refused(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!("minutes: must be a whole number from 1 to {MAX_MAINTENANCE_MIN}"),
+                    )
+                })?;
+            let now = now_ms();
+            let title = match f.title.trim() {
+                "" => "Maintenance".to_string(),
+                t => t.to_string(),
+            };
+            service::save_window(
+                &state,
+                None,
+                &MaintenanceInput {
+                    title,
+                    description: String::new(),
+                    starts_at: Some(iso(now)),
+                    ends_at: Some(iso(now + minutes * 60_000)),
+                    recurrence: None,
+                    monitor_ids: vec![id],
+                },
+            )
+            .await?;
             format!("/uptime/monitors/{id}")
         }
         _ => {
@@ -396,6 +307,13 @@ struct PagesPage {
     picks: Vec<Pick>,
     incidents: Vec<pages::Incident>,
     error: String,
+}
+
+impl PagesPage {
+    /// A stored time as a relative time with the absolute on hover.
+    fn when(&self, ms: &i64) -> When {
+        When::at(*ms)
+    }
 }
 
 async fn pages_page(

@@ -196,6 +196,20 @@ struct StatusHtml {
     charts: Vec<String>,
 }
 
+impl StatusHtml {
+    /// An RFC 3339 time of the page's JSON shape as a relative time with the absolute on hover.
+    fn when(&self, at: &str) -> crate::ui::fmt::When {
+        crate::ui::fmt::When::at(
+            chrono::DateTime::parse_from_rfc3339(at).map_or(0, |t| t.timestamp_millis()),
+        )
+    }
+
+    /// An uptime percentage as people read it (99.95 %, 100 %).
+    fn pct(&self, u: &f64) -> String {
+        crate::ui::fmt::percent(*u)
+    }
+}
+
 /// `/status/{slug}` (HTML) and `/status/{slug}.json`.
 pub async fn page(State(state): State<AppState>, Path(slug): Path<String>) -> Response {
     let (slug, json) = match slug.strip_suffix(".json") {

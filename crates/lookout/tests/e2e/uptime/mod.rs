@@ -3,6 +3,7 @@
 //! in-process DNS server), heartbeats and cron check-ins, maintenance, dependencies, status
 //! pages, the config file, and two replicas sharing the work.
 
+mod actions;
 mod checks;
 mod config;
 mod pages;
