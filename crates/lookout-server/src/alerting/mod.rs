@@ -3,11 +3,13 @@
 //! the channels it delivers to ([`deliver`]), and signed one-click links ([`links`]).
 
 pub mod api;
+pub mod config;
 pub mod deliver;
 pub mod deliver_email;
 pub mod engine;
 pub mod inbound;
 pub mod links;
+pub mod oncall;
 pub mod policies;
 pub mod query;
 pub mod service;
