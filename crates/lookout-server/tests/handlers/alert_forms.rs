@@ -470,3 +470,33 @@ async fn send_test_shows_why_a_delivery_failed_and_secrets_stay_masked() {
     assert_eq!(after.name, "Hook 2");
     assert_eq!(after.config["secret"], before);
 }
+
+/// Send test is held to the outbound policy like every page: a channel pointed at the cloud
+/// metadata address is saved (the address is well formed) but the test is refused before any
+/// connection, and the page says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_test_goes_through_the_outbound_policy() {
+    let h = Harness::sqlite().await;
+    let (member, csrf) = session(&h, Role::Member).await;
+    let r = member
+        .post_raw(
+            "/alerts/channels",
+            FORM,
+            form(&[
+                ("csrf", &csrf),
+                ("name", "Metadata"),
+                ("type", "webhook"),
+                ("url", "http://169.254.169.254/latest/meta-data/"),
+                ("urgency_high", "on"),
+            ]),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 303, "{r:?}");
+    let at = r.header("location").unwrap().to_string();
+    let html = member
+        .post_raw(&format!("{at}/test"), FORM, form(&[("csrf", &csrf)]))
+        .await
+        .text();
+    assert!(html.contains("Test notification: failed"), "{html}");
+    assert!(html.contains("outbound policy"), "{html}");
+}
