@@ -37,3 +37,15 @@
     el.addEventListener('mouseleave', function () { tip.style.display = 'none'; });
   });
 })();
+// Forms whose fields depend on a choice: <select data-shows> shows only the [data-for] fields
+// whose list names the chosen value (the channel form's fields per type).
+(function () {
+  document.querySelectorAll('select[data-shows]').forEach(function (s) {
+    var show = function () {
+      s.form.querySelectorAll('[data-for]').forEach(function (el) {
+        el.hidden = el.getAttribute('data-for').split(' ').indexOf(s.value) < 0;
+      });
+    };
+    s.addEventListener('change', show); show();
+  });
+})();

@@ -271,24 +271,46 @@ fn summary(body: &str) -> Option<String> {
 
 /// Sends one notification; the channel's name on success.
 async fn send(a: &Alerting, row: &NotificationRow) -> Result<String, String> {
-    let http = a.http();
     let channel = astore::channel_get(a.store(), row.channel_id)
         .await
         .map_err(|e| format!("channel {}: {e}", row.channel_id))?;
     let msg = message(a, row).await.map_err(|e| e.to_string())?;
-    let open = |field: &str| channel_field(a, &channel, field);
+    deliver(a, &channel, &msg, &row.idempotency_key).await?;
+    Ok(format!("{} \"{}\"", channel.kind, channel.name))
+}
+
+/// What a receiver answered to a delivered message: its HTTP status (none for email) and the
+/// first bytes of its body, as the channel form's **Send test** shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The HTTP status.
+    pub status: Option<u16>,
+    /// The start of the answer's body (at most 200 characters).
+    pub body: String,
+}
+
+/// Sends `msg` through `channel` — the one delivery path, used by the outbox worker and by a
+/// channel's test notification, so a test goes where a page would, under the same outbound
+/// policy — and answers what the receiver said; an error says why it failed.
+pub async fn deliver(
+    a: &Alerting,
+    channel: &astore::ChannelRow,
+    msg: &Message,
+    idempotency_key: &str,
+) -> Result<Receipt, String> {
+    let http = a.http();
+    let open = |field: &str| channel_field(a, channel, field);
     // Slack, Discord and Mattermost webhook URLs are credentials: they are stored sealed.
     let url = open("url")?.unwrap_or_default();
     let url = url.as_str();
-    let via = format!("{} \"{}\"", channel.kind, channel.name);
-    match channel.kind.as_str() {
+    let receipt = match channel.kind.as_str() {
         "webhook" => {
             let body = serde_json::to_vec(&json!({
                 "event": msg.event, "incident": &msg,
-                "idempotency_key": row.idempotency_key,
+                "idempotency_key": idempotency_key,
             }))
             .map_err(|e| e.to_string())?;
-            post_signed(a, http, &channel, url, &row.idempotency_key, body).await?;
+            post_signed_answer(a, http, channel, url, idempotency_key, body).await?
         }
         "slack" | "mattermost" => {
             let text = msg.markdown(|label, url| format!("<{url}|{label}>"));
@@ -297,7 +319,7 @@ async fn send(a: &Alerting, row: &NotificationRow) -> Result<String, String> {
             } else {
                 json!({ "text": text })
             };
-            check(http.post(url)?.json(&body).send().await).await?;
+            answer(http.post(url)?.json(&body).send().await).await?
         }
         "discord" => {
             let color = match msg.severity.as_str() {
@@ -313,7 +335,7 @@ async fn send(a: &Alerting, row: &NotificationRow) -> Result<String, String> {
                     "description": msg.markdown(|label, url| format!("[{label}]({url})")),
                 }],
             });
-            check(http.post(url)?.json(&body).send().await).await?;
+            answer(http.post(url)?.json(&body).send().await).await?
         }
         "ntfy" => {
             let priority = match (msg.event.as_str(), msg.urgency.as_str()) {
@@ -337,12 +359,12 @@ async fn send(a: &Alerting, row: &NotificationRow) -> Result<String, String> {
             if let Some(token) = open("token")? {
                 req = req.bearer_auth(token);
             }
-            check(
+            answer(
                 req.body(msg.markdown(|label, url| format!("{label}: {url}")))
                     .send()
                     .await,
             )
-            .await?;
+            .await?
         }
         "pagerduty" => {
             let key = open("routing_key")?.ok_or("routing_key is missing")?;
@@ -371,12 +393,18 @@ async fn send(a: &Alerting, row: &NotificationRow) -> Result<String, String> {
                 "links": [{"href": msg.url, "text": "Lookout incident"}],
                 "client": "Lookout", "client_url": msg.url,
             });
-            check(http.post(url)?.json(&body).send().await).await?;
+            answer(http.post(url)?.json(&body).send().await).await?
         }
-        "email" => super::deliver_email::send(a, &channel, &msg).await?,
+        "email" => {
+            super::deliver_email::send(a, channel, msg).await?;
+            Receipt {
+                status: None,
+                body: "accepted by the SMTP server".into(),
+            }
+        }
         other => return Err(format!("unknown channel type {other}")),
-    }
-    Ok(via)
+    };
+    Ok(receipt)
 }
 
 /// A channel's config field, opened when it is sealed (secrets, and chat webhook URLs).
@@ -401,6 +429,20 @@ pub(crate) async fn post_signed(
     key: &str,
     body: Vec<u8>,
 ) -> Result<(), String> {
+    post_signed_answer(a, http, channel, url, key, body)
+        .await
+        .map(|_| ())
+}
+
+/// [`post_signed`], answering what the receiver said.
+async fn post_signed_answer(
+    a: &Alerting,
+    http: &HttpClient,
+    channel: &astore::ChannelRow,
+    url: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> Result<Receipt, String> {
     let mut req = http
         .post(url)?
         .header("content-type", "application/json")
@@ -409,20 +451,41 @@ pub(crate) async fn post_signed(
         let sig = lookout_core::seal::hmac_sha256_hex(secret.as_bytes(), &body);
         req = req.header("x-lookout-signature", format!("sha256={sig}"));
     }
-    check(req.body(body).send().await).await
+    answer(req.body(body).send().await).await
 }
 
 /// Treats non-2xx answers as failures, with the status and the start of the body.
 pub(crate) async fn check(r: Result<reqwest::Response, reqwest::Error>) -> Result<(), String> {
+    answer(r).await.map(|_| ())
+}
+
+/// Longest part of a receiver's answer kept: enough to read an error, not a whole page.
+const ANSWER_BYTES: usize = 200;
+
+/// [`check`], answering the status and the start of the body on success too.
+async fn answer(r: Result<reqwest::Response, reqwest::Error>) -> Result<Receipt, String> {
     // The causes say why (refused connection, the outbound policy's refusal); the URL, which
     // reqwest's own Display includes and which can hold a webhook's secret path, is left out.
-    let r = r.map_err(|e| lookout_outbound::describe(&e))?;
+    let mut r = r.map_err(|e| lookout_outbound::describe(&e))?;
     let status = r.status();
-    if status.is_success() {
-        return Ok(());
+    // Read only the start of the body: a receiver may answer with anything, of any length.
+    let mut bytes = Vec::new();
+    while bytes.len() < ANSWER_BYTES * 4 {
+        match r.chunk().await {
+            Ok(Some(c)) => bytes.extend_from_slice(&c),
+            _ => break,
+        }
     }
-    let body = r.text().await.unwrap_or_default();
-    let body: String = body.chars().take(200).collect();
+    let body: String = String::from_utf8_lossy(&bytes)
+        .chars()
+        .take(ANSWER_BYTES)
+        .collect();
+    if status.is_success() {
+        return Ok(Receipt {
+            status: Some(status.as_u16()),
+            body,
+        });
+    }
     Err(format!("HTTP {}: {body}", status.as_u16()))
 }
 

@@ -52,9 +52,29 @@ fn unavailable(e: &lookout_store::StoreError) -> Response {
 }
 
 async fn integration(state: &AppState, key: &str) -> Result<Option<IntegrationRow>, Response> {
-    astore::integration_by_key(state.store(), &lookout_core::secret::hash_token(key))
+    let found = astore::integration_by_key(state.store(), &lookout_core::secret::hash_token(key))
         .await
-        .map_err(|e| unavailable(&e))
+        .map_err(|e| unavailable(&e))?;
+    // A disabled integration keeps its key (turning it back on needs no change at the sender)
+    // but opens nothing; the sender is told why, so its own log says what happened.
+    if let Some(i) = found
+        .as_ref()
+        .filter(|i| i.spec["enabled"] == Value::Bool(false))
+    {
+        tracing::info!(
+            integration = i.id,
+            "Inbound alert for a disabled integration."
+        );
+        return Err((
+            StatusCode::BAD_REQUEST,
+            Json(
+                json!({"status": "invalid event", "message": "Event object is invalid",
+                        "errors": ["this integration is disabled in Lookout"]}),
+            ),
+        )
+            .into_response());
+    }
+    Ok(found)
 }
 
 /// Applies signals for an integration in one transaction; their dedup keys.

@@ -3,11 +3,13 @@
 //! the channels it delivers to ([`deliver`]), and signed one-click links ([`links`]).
 
 pub mod api;
+pub mod config;
 pub mod deliver;
 pub mod deliver_email;
 pub mod engine;
 pub mod inbound;
 pub mod links;
+pub mod oncall;
 pub mod policies;
 pub mod query;
 pub mod service;
@@ -187,6 +189,73 @@ pub fn pages() -> Router<AppState> {
         .route("/on-call", get(incidents::oncall))
         .route("/on-call/{id}/overrides", post(incidents::add_override))
         .route("/alerts", get(alerts::page))
+        .merge(config_pages())
+}
+
+/// The alert configuration forms (channels, integrations, escalation policies, alert policies,
+/// runbooks, schedules and overrides). Each handler takes `Signed<Member>` or `Page<Member>`,
+/// so the role is checked before a body is read, and bodies are capped at [`ui::forms::MAX_FORM`].
+fn config_pages() -> Router<AppState> {
+    use ui::{channels, escalations, integrations, policies, schedules};
+    Router::new()
+        .route("/alerts/channels", post(channels::create))
+        .route("/alerts/channels/new", get(channels::new))
+        .route(
+            "/alerts/channels/{id}",
+            get(channels::edit).post(channels::update),
+        )
+        .route("/alerts/channels/{id}/delete", post(channels::delete))
+        .route("/alerts/channels/{id}/test", post(channels::test))
+        .route("/alerts/integrations", post(integrations::create))
+        .route("/alerts/integrations/new", get(integrations::new))
+        .route(
+            "/alerts/integrations/{id}",
+            get(integrations::edit).post(integrations::update),
+        )
+        .route(
+            "/alerts/integrations/{id}/delete",
+            post(integrations::delete),
+        )
+        .route("/alerts/escalation-policies", post(escalations::create))
+        .route("/alerts/escalation-policies/new", get(escalations::new))
+        .route(
+            "/alerts/escalation-policies/{id}",
+            get(escalations::edit).post(escalations::update),
+        )
+        .route(
+            "/alerts/escalation-policies/{id}/delete",
+            post(escalations::delete),
+        )
+        .route("/alerts/policies", post(policies::create))
+        .route("/alerts/policies/new", get(policies::new))
+        .route(
+            "/alerts/policies/{id}",
+            get(policies::edit).post(policies::update),
+        )
+        .route("/alerts/policies/{id}/delete", post(policies::delete))
+        .route("/alerts/policies/{id}/enabled", post(policies::set_enabled))
+        .route("/alerts/runbooks", post(policies::create_runbook))
+        .route("/alerts/runbooks/new", get(policies::new_runbook))
+        .route(
+            "/alerts/runbooks/{id}",
+            get(policies::edit_runbook).post(policies::update_runbook),
+        )
+        .route("/on-call/schedules", post(schedules::create))
+        .route("/on-call/schedules/new", get(schedules::new))
+        .route(
+            "/on-call/schedules/{id}",
+            get(schedules::show).post(schedules::update),
+        )
+        .route("/on-call/schedules/{id}/delete", post(schedules::delete))
+        .route(
+            "/on-call/schedules/{id}/overrides",
+            post(schedules::add_override),
+        )
+        .route(
+            "/on-call/schedules/{id}/overrides/{override_id}/delete",
+            post(schedules::delete_override),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(ui::forms::MAX_FORM))
 }
 
 /// Inbound alert integrations carry their own key; PagerDuty's path is fixed by its clients.

@@ -319,6 +319,9 @@ pub struct IntegrationView {
     /// How a generic webhook's JSON maps to an alert (`webhook` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mapping: Option<BTreeMap<String, Value>>,
+    /// Whether alerts sent to it are accepted (absent: yes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
     /// Created, RFC 3339.
     pub created_at: String,
 }
@@ -342,6 +345,8 @@ pub struct IntegrationInput {
     pub urgency: Option<String>,
     /// Webhook mapping.
     pub mapping: Option<BTreeMap<String, Value>>,
+    /// Off: the key stays but alerts sent to it are refused (default on).
+    pub enabled: Option<bool>,
 }
 
 // ---------------------------------------------------------------------------------- runbooks

@@ -9,6 +9,7 @@
 //! (`admin@example.com` with an admin token, made first so it is token 1), and a member and a
 //! viewer token, all through `lookout_store::tenancy` as `lookout serve` makes them.
 
+mod alert_forms;
 mod moved;
 mod openapi_roles;
 mod roles;

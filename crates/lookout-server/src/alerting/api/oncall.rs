@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use utoipa::IntoParams;
 
 use crate::alerting::deliver::CHANNEL_TYPES;
+use crate::alerting::oncall as svc;
 use crate::alerting::{engine, REDACTED};
 use crate::auth::{Member, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -17,46 +18,12 @@ use crate::state::AppState;
 use lookout_core::time::{iso, now_ms};
 use lookout_core::Role;
 use lookout_oncall::schedule::parse_rfc3339;
-use lookout_oncall::{EscalationPolicy, Schedule, TargetKind};
-use lookout_store::alerting::{self as astore, ChannelInput, ChannelRow, SpecRow, SpecTable};
+use lookout_store::alerting::{self as astore, ChannelRow, SpecRow, SpecTable};
 use lookout_store::{tenancy, StoreError};
 
 /// `{"items": [...]}`.
 pub(crate) fn items(v: Vec<Value>) -> Json<Value> {
     Json(json!({ "items": v }))
-}
-
-fn name_of(body: &Value) -> ApiResult<String> {
-    match body.get("name").and_then(Value::as_str).map(str::trim) {
-        Some(n) if !n.is_empty() && n.len() <= 200 => Ok(n.to_string()),
-        _ => Err(ApiError::Validation(
-            "name is required (1-200 characters)".into(),
-        )),
-    }
-}
-
-/// Removes `id`, `name` and read-only fields so a GET document can be sent back with PUT.
-fn spec_of(body: &Value, read_only: &[&str]) -> Value {
-    let mut spec = body.clone();
-    if let Some(m) = spec.as_object_mut() {
-        for k in ["id", "name", "created_at", "updated_at"]
-            .iter()
-            .chain(read_only)
-        {
-            m.remove(*k);
-        }
-    }
-    spec
-}
-
-async fn check_users(state: &AppState, ids: &[i64]) -> ApiResult<()> {
-    let found = astore::user_names(state.store(), ids).await?;
-    if let Some(missing) = ids.iter().find(|id| !found.iter().any(|f| f.0 == **id)) {
-        return Err(ApiError::Validation(format!(
-            "user {missing} does not exist"
-        )));
-    }
-    Ok(())
 }
 
 fn user_json(u: &(i64, Option<String>, String)) -> Value {
@@ -89,106 +56,6 @@ fn channel_view(c: &ChannelRow) -> Value {
         }
     }
     v
-}
-
-/// Validates a channel body; secrets are sealed, and `********` keeps the stored value.
-async fn channel_input(
-    state: &AppState,
-    body: &Value,
-    old: Option<&ChannelRow>,
-) -> ApiResult<ChannelInput> {
-    let name = name_of(body)?;
-    let kind = body
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::Validation("type is required".into()))?;
-    let Some((_, required, secrets)) = CHANNEL_TYPES.iter().find(|t| t.0 == kind) else {
-        let names: Vec<&str> = CHANNEL_TYPES.iter().map(|t| t.0).collect();
-        return Err(ApiError::Validation(format!(
-            "type must be one of {}",
-            names.join(", ")
-        )));
-    };
-    let mut config = serde_json::Map::new();
-    for (k, v) in body.as_object().into_iter().flatten() {
-        if matches!(
-            k.as_str(),
-            "id" | "name" | "type" | "user_id" | "urgencies" | "created_at" | "updated_at"
-        ) {
-            continue;
-        }
-        config.insert(k.clone(), v.clone());
-    }
-    for f in *required {
-        if config
-            .get(*f)
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            return Err(ApiError::Validation(format!("{kind} channels need {f}")));
-        }
-    }
-    if let Some(url) = config
-        .get("url")
-        .and_then(Value::as_str)
-        .filter(|u| *u != REDACTED)
-    {
-        let u = url::Url::parse(url).map_err(|e| ApiError::Validation(format!("url: {e}")))?;
-        if !matches!(u.scheme(), "http" | "https") {
-            return Err(ApiError::Validation("url must be http or https".into()));
-        }
-    }
-    if kind == "pagerduty" && old.is_none() && config.get("routing_key").is_none() {
-        return Err(ApiError::Validation(
-            "pagerduty channels need routing_key".into(),
-        ));
-    }
-    for s in *secrets {
-        match config.get(*s).and_then(Value::as_str) {
-            Some(REDACTED) => match old.and_then(|o| o.config.get(*s)) {
-                Some(prev) => {
-                    config.insert((*s).into(), prev.clone());
-                }
-                None => {
-                    config.remove(*s);
-                }
-            },
-            Some(plain) => {
-                let sealed = state.sealer().seal(plain);
-                config.insert((*s).into(), json!(sealed));
-            }
-            None => {}
-        }
-    }
-    let user_id = body.get("user_id").and_then(Value::as_i64);
-    if let Some(u) = user_id {
-        check_users(state, &[u]).await?;
-    }
-    let urgencies = match body.get("urgencies") {
-        None | Some(Value::Null) => vec!["high".to_string(), "low".to_string()],
-        Some(Value::Array(a)) => {
-            let mut out = Vec::new();
-            for u in a {
-                match u.as_str() {
-                    Some(s @ ("high" | "low")) => out.push(s.to_string()),
-                    _ => {
-                        return Err(ApiError::Validation(
-                            "urgencies holds \"high\" and/or \"low\"".into(),
-                        ))
-                    }
-                }
-            }
-            out
-        }
-        Some(_) => return Err(ApiError::Validation("urgencies must be a list".into())),
-    };
-    Ok(ChannelInput {
-        name,
-        kind: kind.into(),
-        config: Value::Object(config),
-        user_id,
-        urgencies,
-    })
 }
 
 /// Whether `who` may hold a channel owned by `owner` (`None`: a team channel). A user manages
@@ -234,10 +101,7 @@ pub async fn create_channel(
     // Authorised on the owner the body names before the rest of it is validated, so a viewer
     // gets 403, not the details of a 422.
     may_own_channel(&who, body.get("user_id").and_then(Value::as_i64))?;
-    let input = channel_input(&state, &body, None).await?;
-    let org = tenancy::default_org(state.store()).await?;
-    let row = astore::channel_create(state.store(), org.id, &input).await?;
-    tracing::info!(channel = row.id, kind = %row.kind, "Notification channel created.");
+    let row = svc::create_channel(&state, &body).await?;
     Ok((StatusCode::CREATED, Json(channel_view(&row))))
 }
 
@@ -270,7 +134,7 @@ pub async fn update_channel(
     // check on the old owner alone let a viewer move their own contact method onto another
     // user, or make it a team channel, and receive their pages with the signed links.
     may_own_channel(&who, old.user_id)?;
-    let input = channel_input(&state, &body, Some(&old)).await?;
+    let input = svc::channel_input(&state, &body, Some(&old)).await?;
     may_own_channel(&who, input.user_id)?;
     let row = astore::channel_update(state.store(), id, &input).await?;
     Ok(Json(channel_view(&row)))
@@ -303,37 +167,6 @@ pub(crate) fn spec_view(row: &SpecRow) -> Value {
         m.insert("updated_at".into(), json!(iso(row.updated_at)));
     }
     v
-}
-
-/// A schedule body: its name, the spec to store (layers and time zone), and the overrides it
-/// carries without an `id` (new ones; those with an `id` are already stored).
-async fn schedule_input(
-    state: &AppState,
-    body: &Value,
-) -> ApiResult<(String, Value, Vec<lookout_oncall::Override>)> {
-    let name = name_of(body)?;
-    let spec = spec_of(body, &["final_schedule"]);
-    let mut parsed: Schedule =
-        serde_json::from_value(spec).map_err(|e| ApiError::Validation(format!("schedule: {e}")))?;
-    parsed.validate().map_err(ApiError::Validation)?;
-    check_users(state, &parsed.user_ids()).await?;
-    let overrides: Vec<_> = std::mem::take(&mut parsed.overrides)
-        .into_iter()
-        .filter(|o| o.id.is_none())
-        .collect();
-    let stored = serde_json::to_value(&parsed).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok((name, stored, overrides))
-}
-
-async fn add_overrides(
-    state: &AppState,
-    id: i64,
-    overrides: &[lookout_oncall::Override],
-) -> ApiResult<()> {
-    for o in overrides {
-        astore::override_create(state.store(), id, o.user, o.start, o.end).await?;
-    }
-    Ok(())
 }
 
 /// A schedule with its overrides that have not ended yet.
@@ -371,11 +204,7 @@ pub async fn create_schedule(
     _who: Member,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (name, spec, overrides) = schedule_input(&state, &body).await?;
-    let org = tenancy::default_org(state.store()).await?;
-    let row =
-        astore::spec_create(state.store(), SpecTable::Schedules, org.id, &name, &spec).await?;
-    add_overrides(&state, row.id, &overrides).await?;
+    let row = svc::create_schedule(&state, &body).await?;
     Ok((
         StatusCode::CREATED,
         Json(schedule_view(&state, &row).await?),
@@ -405,9 +234,7 @@ pub async fn update_schedule(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
-    let (name, spec, overrides) = schedule_input(&state, &body).await?;
-    let row = astore::spec_update(state.store(), SpecTable::Schedules, id, &name, &spec).await?;
-    add_overrides(&state, id, &overrides).await?;
+    let row = svc::update_schedule(&state, id, &body).await?;
     Ok(Json(schedule_view(&state, &row).await?))
 }
 
@@ -559,12 +386,7 @@ pub async fn create_override(
     astore::spec_get(state.store(), SpecTable::Schedules, id).await?;
     let o: lookout_oncall::Override =
         serde_json::from_value(body).map_err(|e| ApiError::Validation(format!("override: {e}")))?;
-    if o.end <= o.start {
-        return Err(ApiError::Validation("end must be after start".into()));
-    }
-    check_users(&state, &[o.user]).await?;
-    let row = astore::override_create(state.store(), id, o.user, o.start, o.end).await?;
-    state.alerting().wake();
+    let row = svc::add_override(&state, id, o.user, o.start, o.end).await?;
     Ok((
         StatusCode::CREATED,
         Json(
@@ -589,61 +411,6 @@ pub async fn delete_override(
 
 // ----------------------------------------------------------------------- escalation policies
 
-async fn escalation_input(state: &AppState, body: &Value) -> ApiResult<(String, Value)> {
-    let name = name_of(body)?;
-    let spec = spec_of(body, &[]);
-    let ack = spec.get("ack_timeout_minutes").cloned();
-    if let Some(a) = &ack {
-        if !a.as_i64().is_some_and(|m| (0..=24 * 60).contains(&m)) {
-            return Err(ApiError::Validation(
-                "ack_timeout_minutes must be 0 (off) to 1440".into(),
-            ));
-        }
-    }
-    let mut bare = spec.clone();
-    if let Some(m) = bare.as_object_mut() {
-        m.remove("ack_timeout_minutes");
-    }
-    let p: EscalationPolicy = serde_json::from_value(bare)
-        .map_err(|e| ApiError::Validation(format!("escalation policy: {e}")))?;
-    p.validate().map_err(ApiError::Validation)?;
-    let org = tenancy::default_org(state.store()).await?;
-    for (i, r) in p.escalation_rules.iter().enumerate() {
-        for t in &r.targets {
-            let found = match t.kind {
-                TargetKind::User => !astore::user_names(state.store(), &[t.id]).await?.is_empty(),
-                TargetKind::Schedule => {
-                    exists(astore::spec_get(state.store(), SpecTable::Schedules, t.id).await)?
-                }
-                TargetKind::Channel => exists(
-                    astore::channel_get(state.store(), t.id)
-                        .await
-                        .map(|c| c.org_id == org.id),
-                )?,
-            };
-            if !found {
-                return Err(ApiError::Validation(format!(
-                    "escalation_rules[{i}].targets: {:?} {} does not exist",
-                    t.kind, t.id
-                )));
-            }
-        }
-    }
-    let mut stored = serde_json::to_value(&p).map_err(|e| ApiError::Internal(e.to_string()))?;
-    if let (Some(m), Some(a)) = (stored.as_object_mut(), ack) {
-        m.insert("ack_timeout_minutes".into(), a);
-    }
-    Ok((name, stored))
-}
-
-fn exists<T>(r: Result<T, StoreError>) -> ApiResult<bool> {
-    match r {
-        Ok(_) => Ok(true),
-        Err(StoreError::NotFound) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// Lists escalation policies.
 #[utoipa::path(get, path = "/api/v1/escalation-policies", tag = "on-call",
     responses((status = 200, body = crate::api::schemas::EscalationPolicyList)))]
@@ -666,16 +433,7 @@ pub async fn create_escalation_policy(
     _who: Member,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (name, spec) = escalation_input(&state, &body).await?;
-    let org = tenancy::default_org(state.store()).await?;
-    let row = astore::spec_create(
-        state.store(),
-        SpecTable::EscalationPolicies,
-        org.id,
-        &name,
-        &spec,
-    )
-    .await?;
+    let row = svc::create_escalation_policy(&state, &body).await?;
     Ok((StatusCode::CREATED, Json(spec_view(&row))))
 }
 
@@ -703,15 +461,7 @@ pub async fn update_escalation_policy(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
-    let (name, spec) = escalation_input(&state, &body).await?;
-    let row = astore::spec_update(
-        state.store(),
-        SpecTable::EscalationPolicies,
-        id,
-        &name,
-        &spec,
-    )
-    .await?;
+    let row = svc::update_escalation_policy(&state, id, &body).await?;
     Ok(Json(spec_view(&row)))
 }
 

@@ -1,5 +1,6 @@
 //! The Alerts section: alert policies, escalation policies, integrations (with the URL to send
-//! to), channels and runbooks at a glance. Editing happens through the API.
+//! to), channels, runbooks and schedules at a glance, each linking to its form; policies switch
+//! on and off from the list.
 
 use askama::Template;
 use axum::extract::State;
@@ -13,18 +14,21 @@ use crate::ui::layout::{render, PageCtx};
 use lookout_store::alerting::{self as astore, SpecTable};
 use lookout_store::tenancy;
 
-type Row5 = (String, String, String, String, String);
+/// A policy row: id, name, conditions, who it pages, grouping, enabled.
+type PolicyRow = (i64, String, String, String, String, bool);
 
 #[derive(Template)]
 #[template(path = "alerts.html")]
 struct AlertsPage {
     title: String,
     ctx: PageCtx,
-    policies: Vec<Row5>,
-    escalations: Vec<(String, String)>,
-    integrations: Vec<(String, String, String)>,
-    channels: Vec<(String, String, String, String)>,
-    runbooks: Vec<(String, i64)>,
+    policies: Vec<PolicyRow>,
+    escalations: Vec<(i64, String, String)>,
+    integrations: Vec<(i64, String, String, String, bool)>,
+    channels: Vec<(i64, String, String, String, String)>,
+    runbooks: Vec<(i64, String, i64, crate::ui::fmt::When)>,
+    schedules: Vec<(i64, String, String)>,
+    can_edit: bool,
 }
 
 fn conditions(spec: &Value) -> String {
@@ -86,6 +90,7 @@ pub async fn page(
             .into_iter()
             .map(|p| {
                 (
+                    p.id,
                     p.name.clone(),
                     conditions(&p.spec),
                     ep_name(p.spec["escalation_policy_id"].as_i64()),
@@ -93,12 +98,7 @@ pub async fn page(
                         .as_str()
                         .unwrap_or("per_signal")
                         .to_string(),
-                    if p.spec["enabled"] == Value::Bool(false) {
-                        "off"
-                    } else {
-                        "on"
-                    }
-                    .to_string(),
+                    p.spec["enabled"] != Value::Bool(false),
                 )
             })
             .collect();
@@ -107,6 +107,7 @@ pub async fn page(
             .map(|e| {
                 let rules = e.spec["escalation_rules"].as_array().map_or(0, Vec::len);
                 (
+                    e.id,
                     e.name.clone(),
                     format!(
                         "{rules} rule(s), repeats {} time(s), ack timeout {} min",
@@ -127,25 +128,44 @@ pub async fn page(
                     MASKED_KEY.to_string()
                 };
                 let url = integration_url(&state.settings().public_url, &i.kind, &key);
-                (i.name, i.kind, url)
+                let enabled = i.spec["enabled"] != Value::Bool(false);
+                (i.id, i.name, i.kind, url, enabled)
             })
             .collect();
-        let channels = astore::channel_list(store, org.id, None)
-            .await?
+        let channels_rows = astore::channel_list(store, org.id, None).await?;
+        let owners: Vec<i64> = channels_rows.iter().filter_map(|c| c.user_id).collect();
+        let owner_names = astore::user_names(store, &owners).await?;
+        let channels = channels_rows
             .into_iter()
             .map(|c| {
-                (
-                    c.name,
-                    c.kind,
-                    c.user_id.map_or("team".into(), |u| format!("user {u}")),
-                    c.urgencies.join(", "),
-                )
+                let owner = c.user_id.map_or("team".into(), |u| {
+                    owner_names
+                        .iter()
+                        .find(|n| n.0 == u)
+                        .map_or(format!("user {u}"), |n| n.1.clone().unwrap_or(n.2.clone()))
+                });
+                (c.id, c.name, c.kind, owner, c.urgencies.join(", "))
+            })
+            .collect();
+        let schedules = astore::spec_list(store, SpecTable::Schedules, org.id)
+            .await?
+            .into_iter()
+            .map(|s| {
+                let tz = s.spec["time_zone"].as_str().unwrap_or("UTC").to_string();
+                (s.id, s.name, tz)
             })
             .collect();
         let runbooks = astore::runbook_list(store, org.id)
             .await?
             .into_iter()
-            .map(|r| (r.name, r.version))
+            .map(|r| {
+                (
+                    r.id,
+                    r.name,
+                    r.version,
+                    crate::ui::fmt::When::at(r.updated_at),
+                )
+            })
             .collect();
         Ok::<_, lookout_store::StoreError>((
             policies,
@@ -153,10 +173,11 @@ pub async fn page(
             integrations,
             channels,
             runbooks,
+            schedules,
         ))
     }
     .await;
-    let (policies, escalations, integrations, channels, runbooks) = loaded?;
+    let (policies, escalations, integrations, channels, runbooks, schedules) = loaded?;
     Ok(render(&AlertsPage {
         title: "Alerts".into(),
         ctx,
@@ -165,5 +186,7 @@ pub async fn page(
         integrations,
         channels,
         runbooks,
+        schedules,
+        can_edit: s.user.role >= lookout_core::Role::Member,
     }))
 }

@@ -1,5 +1,11 @@
 //! Alerting's pages: incidents, on-call and alert configuration.
 
 pub mod alerts;
+pub mod channels;
+pub mod escalations;
+pub mod forms;
 pub mod incidents;
+pub mod integrations;
+pub mod policies;
 pub mod responder;
+pub mod schedules;

@@ -8,6 +8,7 @@ mod channels;
 mod escalation;
 mod inbound;
 mod notify;
+mod quickstart;
 mod schedules;
 mod sources;
 

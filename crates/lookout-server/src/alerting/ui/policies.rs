@@ -1,0 +1,391 @@
+//! Alert policies and runbooks from the UI. A policy's condition is built from a source, its
+//! events and the ids it is limited to (or a query with a threshold), or given as the API's
+//! `conditions` JSON for anything more; severity, urgency, service, escalation policy, runbook
+//! and enabled are fields. Policies are created, edited, switched on and off and deleted;
+//! runbooks (Markdown) are created and edited, each save a new version.
+
+use askama::Template;
+use axum::extract::{Form, Path, State};
+use axum::response::{IntoResponse, Redirect};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::channels::CsrfForm;
+use super::forms::{self, Refusal};
+use crate::alerting::config;
+use crate::state::AppState;
+use crate::ui::check_csrf;
+use crate::ui::error::UiResult;
+use crate::ui::extract::{Member, Page, Signed};
+use crate::ui::layout::{render, PageCtx};
+use lookout_store::alerting::{self as astore, SpecTable};
+
+/// The alert policy form, as typed.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PolicyForm {
+    csrf: String,
+    name: String,
+    source: String,
+    events: String,
+    ids: String,
+    nrql: String,
+    operator: String,
+    threshold: String,
+    conditions: String,
+    severity: String,
+    urgency: String,
+    service: String,
+    escalation_policy_id: String,
+    runbook_id: String,
+    enabled: Option<String>,
+}
+
+fn list(s: &str) -> Vec<String> {
+    s.split([',', '\n'])
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn ids(s: &str) -> Vec<Value> {
+    list(s).iter().map(|x| forms::opt_id(x)).collect()
+}
+
+impl PolicyForm {
+    fn of(name: &str, spec: &Value) -> PolicyForm {
+        let text = |k: &str| match &spec[k] {
+            Value::Null => String::new(),
+            Value::String(s) => s.clone(),
+            v => v.to_string(),
+        };
+        PolicyForm {
+            csrf: String::new(),
+            name: name.to_string(),
+            source: "json".into(),
+            conditions: serde_json::to_string_pretty(&spec["conditions"]).unwrap_or_default(),
+            severity: text("severity"),
+            urgency: text("urgency"),
+            service: text("service"),
+            escalation_policy_id: text("escalation_policy_id"),
+            runbook_id: text("runbook_id"),
+            enabled: (spec["enabled"] != Value::Bool(false)).then(|| "on".into()),
+            ..PolicyForm::default()
+        }
+    }
+
+    /// The condition the builder describes.
+    fn condition(&self) -> Value {
+        let events = list(&self.events);
+        match self.source.as_str() {
+            "monitor" => {
+                json!({"source": "monitor", "events": events, "monitor_ids": ids(&self.ids)})
+            }
+            "errors" => json!({"source": "errors",
+                "event": events.first().cloned().unwrap_or_else(|| "new_issue".into()),
+                "project_ids": ids(&self.ids)}),
+            "backups" => json!({"source": "backups", "events": events, "targets": list(&self.ids)}),
+            "database" => {
+                json!({"source": "database", "kinds": events, "target_ids": ids(&self.ids)})
+            }
+            "nrql" => json!({"source": "nrql", "nrql": self.nrql.trim(),
+                "critical": {"operator": if self.operator.is_empty() { "above" } else { self.operator.as_str() },
+                             "value": self.threshold.trim().parse::<f64>().map_or_else(|_| json!(self.threshold.trim()), |v| json!(v))}}),
+            other => json!({"source": other}),
+        }
+    }
+
+    /// The API's policy document.
+    fn body(&self) -> Result<Value, Refusal> {
+        let conditions = if self.source == "json" {
+            serde_json::from_str::<Value>(&self.conditions).map_err(|e| Refusal {
+                message: format!("conditions: not JSON: {e}"),
+                field: "conditions".into(),
+            })?
+        } else {
+            json!([self.condition()])
+        };
+        let mut v = json!({"name": self.name.trim(), "conditions": conditions,
+            "enabled": self.enabled.is_some()});
+        for (k, val) in [
+            ("severity", &self.severity),
+            ("urgency", &self.urgency),
+            ("service", &self.service),
+        ] {
+            if !val.trim().is_empty() {
+                v[k] = json!(val.trim());
+            }
+        }
+        for (k, val) in [
+            ("escalation_policy_id", &self.escalation_policy_id),
+            ("runbook_id", &self.runbook_id),
+        ] {
+            let id = forms::opt_id(val);
+            if !id.is_null() {
+                v[k] = id;
+            }
+        }
+        Ok(v)
+    }
+}
+
+const FIELDS: &[(&str, &str)] = &[
+    ("name", "name"),
+    ("nrql", "nrql"),
+    ("critical", "threshold"),
+    ("events", "events"),
+    ("event", "events"),
+    ("monitor_ids", "ids"),
+    ("project_ids", "ids"),
+    ("conditions", "conditions"),
+    ("severity", "severity"),
+    ("urgency", "urgency"),
+    ("escalation policy", "escalation_policy_id"),
+    ("runbook", "runbook_id"),
+    ("policy", "conditions"),
+];
+
+#[derive(Template)]
+#[template(path = "alert_policy.html")]
+struct PolicyPage {
+    title: String,
+    ctx: PageCtx,
+    id: Option<i64>,
+    f: PolicyForm,
+    refusal: Refusal,
+    escalations: Vec<(i64, String)>,
+    runbooks: Vec<(i64, String)>,
+}
+
+async fn page(
+    state: &AppState,
+    ctx: PageCtx,
+    id: Option<i64>,
+    f: PolicyForm,
+    refusal: Refusal,
+) -> UiResult {
+    let refused = !refusal.message.is_empty();
+    Ok(forms::with_status(
+        render(&PolicyPage {
+            title: if id.is_some() {
+                format!("Alert policy {}", f.name)
+            } else {
+                "New alert policy".into()
+            },
+            ctx,
+            id,
+            f,
+            refusal,
+            escalations: forms::spec_names(state, SpecTable::EscalationPolicies).await?,
+            runbooks: forms::runbook_names(state).await?,
+        }),
+        refused,
+    ))
+}
+
+/// `GET /alerts/policies/new`.
+pub async fn new(State(state): State<AppState>, p: Page<Member>) -> UiResult {
+    let f = PolicyForm {
+        source: "monitor".into(),
+        events: "down".into(),
+        severity: "critical".into(),
+        enabled: Some("on".into()),
+        ..PolicyForm::default()
+    };
+    page(&state, p.ctx, None, f, Refusal::default()).await
+}
+
+/// `GET /alerts/policies/{id}`.
+pub async fn edit(State(state): State<AppState>, p: Page<Member>, Path(id): Path<i64>) -> UiResult {
+    let row = astore::spec_get(state.store(), SpecTable::Policies, id).await?;
+    let f = PolicyForm::of(&row.name, &row.spec);
+    page(&state, p.ctx, Some(id), f, Refusal::default()).await
+}
+
+/// `POST /alerts/policies` and `POST /alerts/policies/{id}`.
+async fn save(state: AppState, form: Signed<Member>, id: Option<i64>, f: PolicyForm) -> UiResult {
+    check_csrf(&form.session, &f.csrf)?;
+    let saved = match f.body() {
+        Ok(body) => match id {
+            Some(id) => config::update_policy(&state, id, &body).await,
+            None => config::create_policy(&state, &body).await,
+        }
+        .map_err(|e| forms::refusal(e, FIELDS)),
+        Err(r) => Err(Ok(r)),
+    };
+    match saved {
+        Ok(row) => Ok(Redirect::to(&format!("/alerts/policies/{}", row.id)).into_response()),
+        Err(r) => page(&state, form.layout(&state).await?, id, f, r?).await,
+    }
+}
+
+/// `POST /alerts/policies`.
+pub async fn create(
+    State(state): State<AppState>,
+    form: Signed<Member>,
+    Form(f): Form<PolicyForm>,
+) -> UiResult {
+    save(state, form, None, f).await
+}
+
+/// `POST /alerts/policies/{id}`.
+pub async fn update(
+    State(state): State<AppState>,
+    form: Signed<Member>,
+    Path(id): Path<i64>,
+    Form(f): Form<PolicyForm>,
+) -> UiResult {
+    save(state, form, Some(id), f).await
+}
+
+/// `POST /alerts/policies/{id}/delete`.
+pub async fn delete(
+    State(state): State<AppState>,
+    form: Signed<Member>,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> UiResult {
+    check_csrf(&form.session, &f.csrf)?;
+    astore::spec_delete(state.store(), SpecTable::Policies, id).await?;
+    tracing::info!(policy = id, "Alert policy deleted from the UI.");
+    Ok(Redirect::to("/alerts").into_response())
+}
+
+/// The on/off switch.
+#[derive(Debug, Deserialize)]
+pub struct EnableForm {
+    csrf: String,
+    enabled: String,
+}
+
+/// `POST /alerts/policies/{id}/enabled`.
+pub async fn set_enabled(
+    State(state): State<AppState>,
+    form: Signed<Member>,
+    Path(id): Path<i64>,
+    Form(f): Form<EnableForm>,
+) -> UiResult {
+    check_csrf(&form.session, &f.csrf)?;
+    config::set_policy_enabled(&state, id, f.enabled == "true").await?;
+    Ok(Redirect::to("/alerts").into_response())
+}
+
+// ---------------------------------------------------------------------------------- runbooks
+
+/// The runbook form, as typed.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RunbookForm {
+    csrf: String,
+    name: String,
+    url: String,
+    body: String,
+}
+
+impl RunbookForm {
+    fn body(&self) -> Value {
+        let mut v = json!({"name": self.name.trim(), "body": self.body});
+        if !self.url.trim().is_empty() {
+            v["url"] = json!(self.url.trim());
+        }
+        v
+    }
+}
+
+const RUNBOOK_FIELDS: &[(&str, &str)] = &[("name", "name"), ("url", "url"), ("body", "body")];
+
+#[derive(Template)]
+#[template(path = "alert_runbook.html")]
+struct RunbookPage {
+    title: String,
+    ctx: PageCtx,
+    id: Option<i64>,
+    version: i64,
+    f: RunbookForm,
+    refusal: Refusal,
+    preview: String,
+}
+
+fn runbook_page(
+    ctx: PageCtx,
+    id: Option<i64>,
+    version: i64,
+    f: RunbookForm,
+    refusal: Refusal,
+) -> UiResult {
+    let refused = !refusal.message.is_empty();
+    let preview = crate::ui::markdown(&f.body);
+    Ok(forms::with_status(
+        render(&RunbookPage {
+            title: if id.is_some() {
+                format!("Runbook {}", f.name)
+            } else {
+                "New runbook".into()
+            },
+            ctx,
+            id,
+            version,
+            f,
+            refusal,
+            preview,
+        }),
+        refused,
+    ))
+}
+
+/// `GET /alerts/runbooks/new`.
+pub async fn new_runbook(p: Page<Member>) -> UiResult {
+    runbook_page(p.ctx, None, 0, RunbookForm::default(), Refusal::default())
+}
+
+/// `GET /alerts/runbooks/{id}`.
+pub async fn edit_runbook(
+    State(state): State<AppState>,
+    p: Page<Member>,
+    Path(id): Path<i64>,
+) -> UiResult {
+    let r = astore::runbook_get(state.store(), id, None).await?;
+    let f = RunbookForm {
+        csrf: String::new(),
+        name: r.name,
+        url: r.url.unwrap_or_default(),
+        body: r.body,
+    };
+    runbook_page(p.ctx, Some(id), r.version, f, Refusal::default())
+}
+
+async fn save_runbook(
+    state: AppState,
+    form: Signed<Member>,
+    id: Option<i64>,
+    f: RunbookForm,
+) -> UiResult {
+    check_csrf(&form.session, &f.csrf)?;
+    match config::save_runbook(&state, id, &f.body(), &forms::actor(&form.session)).await {
+        Ok(r) => Ok(Redirect::to(&format!("/alerts/runbooks/{}", r.id)).into_response()),
+        Err(e) => {
+            let r = forms::refusal(e, RUNBOOK_FIELDS)?;
+            runbook_page(form.layout(&state).await?, id, 0, f, r)
+        }
+    }
+}
+
+/// `POST /alerts/runbooks`.
+pub async fn create_runbook(
+    State(state): State<AppState>,
+    form: Signed<Member>,
+    Form(f): Form<RunbookForm>,
+) -> UiResult {
+    save_runbook(state, form, None, f).await
+}
+
+/// `POST /alerts/runbooks/{id}`.
+pub async fn update_runbook(
+    State(state): State<AppState>,
+    form: Signed<Member>,
+    Path(id): Path<i64>,
+    Form(f): Form<RunbookForm>,
+) -> UiResult {
+    save_runbook(state, form, Some(id), f).await
+}
