@@ -169,6 +169,34 @@ pub(super) async fn nrql_facets_and_filters_by_the_attribute_asked_for(backend: 
         .await,
         json!(1.0)
     );
+    // The same from the command line through the server: the table rounds as people read
+    // (0.1, not 0.10000000000000002), the seconds NRQL answers kept.
+    let out = std::process::Command::new(crate::bin())
+        .env_clear()
+        .env("LOOKOUT_TOKEN", &s.admin_token)
+        .args(["query", "--server", &s.url])
+        .arg("SELECT count(*), average(duration) FROM Transaction WHERE http.route IS NOT NULL FACET http.route")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        ["http.route", "count(*)", "average(duration)"],
+        "{table}"
+    );
+    assert_eq!(lines[2], ["/api/orders", "3", "0.1"], "{table}");
+    assert_eq!(lines[3], ["/api/users/:id", "2", "0.2"], "{table}");
+    assert_eq!(lines[4], ["/api/checkout", "1", "0.3"], "{table}");
+
     // Both at once: the route's transactions by name.
     let both = by_facet(
         &s,
