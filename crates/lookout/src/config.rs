@@ -345,17 +345,23 @@ fn missing_database(common: &CommonArgs, file: &FileConfig) -> Option<String> {
         .or_else(|| file.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from("lookout-data"));
     let db = dir.join("lookout.db");
+    // A relative directory also says where it was looked for: the verb ran somewhere else
+    // than the server, which is the usual reason it is missing.
+    let place = match std::env::current_dir() {
+        Ok(cwd) if dir.is_relative() => format!(" (in {})", cwd.display()),
+        _ => String::new(),
+    };
     if db.exists() {
         None
     } else if dir.is_dir() {
         Some(format!(
-            "no Lookout database in the data directory {} ({} does not exist)",
+            "no Lookout database in the data directory {}{place} ({} does not exist)",
             dir.display(),
             db.display()
         ))
     } else {
         Some(format!(
-            "the data directory {} does not exist",
+            "the data directory {}{place} does not exist",
             dir.display()
         ))
     }

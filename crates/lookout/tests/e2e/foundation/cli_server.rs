@@ -237,8 +237,10 @@ fn cli_verbs_refuse_a_data_directory_that_does_not_exist() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} succeeded");
         assert!(
-            err.contains("the data directory lookout-data does not exist")
-                && err.contains("--data-dir")
+            err.contains(&format!(
+                "the data directory lookout-data (in {}) does not exist",
+                cwd.display()
+            )) && err.contains("--data-dir")
                 && err.contains("--server"),
             "{args:?}: {err}"
         );
