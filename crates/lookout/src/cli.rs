@@ -74,8 +74,8 @@ pub enum Command {
     /// PostgreSQL health: slow queries, index advice, operational checks, index verification.
     #[command(subcommand)]
     Db(Box<DbCommand>),
-    /// Run an NRQL query against the data directory or database (see docs/query.md). Exits 2
-    /// when the query does not parse or cannot run.
+    /// Run an NRQL query through a server (--server) or on the data directory or database (see
+    /// docs/query.md). Exits 2 when the query does not parse or cannot run.
     Query {
         /// The query, e.g. "SELECT count(*) FROM Transaction FACET appName SINCE 1 day ago".
         nrql: String,
@@ -88,6 +88,8 @@ pub enum Command {
         /// Only this project (id); default every project.
         #[arg(long)]
         project: Option<i64>,
+        #[command(flatten)]
+        target: TargetArgs,
     },
     /// Apply dashboards as code: a YAML or JSON file with one dashboard, a list, or a
     /// `dashboards:` list; each is created or replaced by its slug (see docs/dashboards.md).
@@ -114,6 +116,8 @@ pub enum Command {
         /// Print the report as a standalone HTML document with its charts.
         #[arg(long)]
         html: bool,
+        #[command(flatten)]
+        target: TargetArgs,
     },
     /// Backups of the embedded SQLite database: take one now, list, verify (docs/backups.md).
     #[command(subcommand)]
@@ -179,9 +183,38 @@ pub enum PackCommand {
     List,
     /// Install a pack (golden-signals): what already exists by name is kept.
     Install {
-        /// The pack.
-        name: String,
+        #[command(flatten)]
+        pack: PackInstallArgs,
+        #[command(flatten)]
+        target: TargetArgs,
     },
+}
+
+/// What `lookout pack install` installs: the same request through the API and on the data
+/// directory.
+#[derive(Debug, Args)]
+pub struct PackInstallArgs {
+    /// The pack.
+    pub name: String,
+}
+
+/// Where a verb that reads or changes a server's data acts: through the running server's API
+/// (`--server` with `--token`, as `lookout regress push`), or on its data directory or database
+/// (`--data-dir`, `--database-url`), which must already exist unless `--create`.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Act through this running Lookout server's API (e.g. http://127.0.0.1:8800), with
+    /// --token. Without it the verb opens the data directory (--data-dir, default
+    /// ./lookout-data) or --database-url itself.
+    #[arg(long, env = "LOOKOUT_URL", value_name = "URL")]
+    pub server: Option<String>,
+    /// API token for --server (admin for pack install and user create).
+    #[arg(long, env = "LOOKOUT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Create the data directory and database when they do not exist (a fresh install, before
+    /// the first `lookout serve`); without it a missing one is refused.
+    #[arg(long)]
+    pub create: bool,
 }
 
 /// `lookout backup …`
@@ -445,6 +478,8 @@ pub enum UserCommand {
         /// Role: viewer, member or admin.
         #[arg(long, default_value = "admin")]
         role: lookout_core::Role,
+        #[command(flatten)]
+        target: TargetArgs,
     },
 }
 
@@ -459,6 +494,8 @@ pub enum TokenCommand {
         /// Role: viewer, member or admin.
         #[arg(long, default_value = "admin")]
         role: lookout_core::Role,
+        #[command(flatten)]
+        target: TargetArgs,
     },
 }
 

@@ -309,6 +309,74 @@ pub fn storage(common: &CommonArgs, file: &FileConfig) -> Result<Storage> {
     })
 }
 
+/// Storage for a verb that works on a server's existing data (`query`, `report`, `pack
+/// install`, `user create`, `token create`): as [`storage`], but a data directory without a
+/// database, or a SQLite file, that does not exist is refused unless `create`. Run outside the
+/// server's working directory, these verbs used to make a new empty `./lookout-data` and
+/// report success on it.
+pub fn existing_storage(common: &CommonArgs, file: &FileConfig, create: bool) -> Result<Storage> {
+    if !create {
+        if let Some(missing) = missing_database(common, file) {
+            bail!(
+                "{missing}. Point at the server's data with --data-dir DIR (or LOOKOUT_DATA_DIR, or --database-url), \
+                 or at the running server with --server URL --token TOKEN (or LOOKOUT_URL and LOOKOUT_TOKEN); \
+                 --create makes a new, empty database there"
+            );
+        }
+    }
+    storage(common, file)
+}
+
+/// What is missing, when the configured SQLite database does not exist (PostgreSQL databases
+/// are the operator's to create, and a wrong one fails to connect).
+fn missing_database(common: &CommonArgs, file: &FileConfig) -> Option<String> {
+    if let Some(url) = common
+        .database_url
+        .as_deref()
+        .or(file.database_url.as_deref())
+    {
+        let path = sqlite_path(url)?;
+        return (!Path::new(path).exists())
+            .then(|| format!("no SQLite database at {path} (--database-url)"));
+    }
+    let dir = common
+        .data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("lookout-data"));
+    let db = dir.join("lookout.db");
+    // A relative directory also says where it was looked for: the verb ran somewhere else
+    // than the server, which is the usual reason it is missing.
+    let place = match std::env::current_dir() {
+        Ok(cwd) if dir.is_relative() => format!(" (in {})", cwd.display()),
+        _ => String::new(),
+    };
+    if db.exists() {
+        None
+    } else if dir.is_dir() {
+        Some(format!(
+            "no Lookout database in the data directory {}{place} ({} does not exist)",
+            dir.display(),
+            db.display()
+        ))
+    } else {
+        Some(format!(
+            "the data directory {}{place} does not exist",
+            dir.display()
+        ))
+    }
+}
+
+/// The file of a `sqlite:` URL (`sqlite://PATH?mode=rwc`, `sqlite:PATH`); `None` for other
+/// backends and in-memory databases.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
 /// Where the credential key is kept when `LOOKOUT_SECRET_KEY` is not set: `secret.key` in the
 /// data directory (created if missing, also when the data itself is on PostgreSQL).
 pub fn secret_key_file(common: &CommonArgs, file: &FileConfig) -> Result<PathBuf> {
@@ -381,6 +449,49 @@ pub fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verbs_on_existing_data_refuse_a_missing_database_unless_asked_to_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nowhere");
+        let common = |data_dir: Option<PathBuf>, url: Option<String>| CommonArgs {
+            config: None,
+            data_dir,
+            database_url: url,
+            log_format: None,
+        };
+        let file = FileConfig::default();
+        let err = existing_storage(&common(Some(missing.clone()), None), &file, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&missing.display().to_string())
+                && err.contains("--server")
+                && err.contains("--data-dir")
+                && err.contains("--create"),
+            "{err}"
+        );
+        assert!(!missing.exists(), "nothing created");
+        // An existing directory without a database is refused too, naming the file.
+        let err = existing_storage(&common(Some(dir.path().into()), None), &file, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lookout.db"), "{err}");
+        let url = format!("sqlite://{}?mode=rwc", missing.join("x.db").display());
+        let err = existing_storage(&common(None, Some(url)), &file, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("x.db"), "{err}");
+        // PostgreSQL is not checked here; --create makes the directory.
+        assert!(existing_storage(
+            &common(None, Some("postgres://db/lookout".into())),
+            &file,
+            false
+        )
+        .is_ok());
+        assert!(existing_storage(&common(Some(missing.clone()), None), &file, true).is_ok());
+        assert!(missing.is_dir());
+    }
 
     #[test]
     fn passwords_never_reach_the_banner() {

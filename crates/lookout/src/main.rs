@@ -8,15 +8,16 @@ mod db;
 mod load;
 mod query;
 mod regress;
+mod remote;
+mod verbs;
 
-use std::io::BufRead;
-
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser};
 use tracing_subscriber::EnvFilter;
 
 use cli::{BackupCommand, Cli, Command, LogFormat, PackCommand, TokenCommand, UserCommand};
-use lookout_store::{tenancy, Store};
+use lookout_store::Store;
+use verbs::Target;
 
 /// mimalloc instead of glibc's allocator: ingest allocates and frees many small strings on
 /// several threads at once, where glibc's arenas spent a fifth of the CPU (measured with perf
@@ -105,7 +106,10 @@ fn run(cli: Cli) -> Result<()> {
             data_dir,
         ));
     }
-    let storage = config::storage(&cli.common, &file)?;
+    // Serving, applying and backing up open (and create) the data directory; the verbs that
+    // act on a server's data go through its API or open an existing one (see `verbs`).
+    let storage = || config::storage(&cli.common, &file);
+    let target = |t: &cli::TargetArgs| Target::resolve(t, &cli.common, &file);
     let open_files = matches!(cli.command, Command::Serve(_)).then(raise_open_file_limit);
     // Two worker threads match the machines Lookout targets and keep idle memory low.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -113,10 +117,11 @@ fn run(cli: Cli) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        match cli.command {
+    runtime.block_on(async {
+        match &cli.command {
             Command::Serve(args) => {
-                let (listen, otlp_listen, public_url) = config::listeners(&args, &file);
+                let storage = storage()?;
+                let (listen, otlp_listen, public_url) = config::listeners(args, &file);
                 let (ingest_limits, listener_limits) = config::limits(&file.limits, open_files)?;
                 let cfg = lookout_server::runtime::ServeConfig {
                     database_url: storage.url,
@@ -155,82 +160,38 @@ fn run(cli: Cli) -> Result<()> {
                 password,
                 password_stdin,
                 role,
+                target: t,
             }) => {
-                let password = match (password, password_stdin) {
-                    (_, true) => {
-                        let mut line = String::new();
-                        std::io::stdin().lock().read_line(&mut line)?;
-                        line.trim_end_matches(['\r', '\n']).to_string()
-                    }
-                    (Some(p), false) => p,
-                    (None, false) => {
-                        bail!("give the password with --password-stdin (or --password)")
-                    }
-                };
-                lookout_server::tenancy::service::validate_new_user(&email, &password)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                let store = Store::open(&storage.url).await?;
-                let user = tenancy::create_user(&store, &email, &password, role).await?;
-                eprintln!(
-                    "Created user {} ({}) with id {}.",
-                    user.email, user.role, user.id
-                );
-                store.close().await;
+                let password = verbs::password(password.clone(), *password_stdin)?;
+                verbs::user_create(&target(t)?, email, &password, *role).await?;
             }
-            Command::Token(TokenCommand::Create { name, role }) => {
-                let store = Store::open(&storage.url).await?;
-                let (secret, token) = tenancy::create_token(&store, &name, role, None).await?;
-                eprintln!(
-                    "Created API token {:?} ({}) with id {}. It is shown once:",
-                    token.name, token.role, token.id
-                );
-                println!("{secret}");
-                store.close().await;
+            Command::Token(TokenCommand::Create {
+                name,
+                role,
+                target: t,
+            }) => {
+                verbs::token_create(&target(t)?, name, *role).await?;
             }
             Command::Query {
                 nrql,
                 json,
                 csv,
                 project,
+                target: t,
             } => {
-                // The same limits as the server's queries (the `query` section).
-                lookout_server::query::nrql::limits::configure(config::query_limits(&file)?);
-                let store = Store::open(&storage.url).await?;
-                let projects = match project {
-                    Some(id) => vec![tenancy::get_project(&store, id).await?.id],
-                    None => tenancy::project_ids(&store).await?,
+                let format = match (json, csv) {
+                    (true, _) => verbs::Format::Json,
+                    (_, true) => verbs::Format::Csv,
+                    _ => verbs::Format::Table,
                 };
-                let result = lookout_server::query::nrql::run(
-                    &store,
-                    &projects,
-                    &nrql,
-                    lookout_core::time::now_ms(),
-                )
-                .await;
-                store.close().await;
-                match result {
-                    Ok(r) => {
-                        let text = if json {
-                            serde_json::to_string_pretty(&r)? + "\n"
-                        } else if csv {
-                            query::csv(&r)?
-                        } else {
-                            query::table(&r)
-                        };
-                        print!("{text}");
-                        for w in &r.warnings {
-                            eprintln!("warning: {w}");
-                        }
-                    }
-                    Err(lookout_server::query::nrql::QueryError::Store(e)) => return Err(e.into()),
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        std::process::exit(2);
-                    }
+                let code = verbs::query(&target(t)?, nrql, *project, format, &file).await?;
+                if code != 0 {
+                    std::process::exit(code.into());
                 }
             }
             Command::Apply { file } => {
-                let text = std::fs::read_to_string(&file)
+                let storage = storage()?;
+                let text = std::fs::read_to_string(file)
                     .with_context(|| format!("reading {}", file.display()))?;
                 let all = lookout_server::query::dashboards::spec::read_many(&text)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
@@ -258,70 +219,31 @@ fn run(cli: Cli) -> Result<()> {
                     println!("{p}");
                 }
             }
-            Command::Pack(PackCommand::Install { name }) => {
-                let store = Store::open(&storage.url).await?;
-                let out = lookout_server::query::dashboards::pack::install(&store, &name).await;
-                store.close().await;
-                let out = out.map_err(|e| anyhow::anyhow!(e))?;
-                for p in &out.policies_created {
-                    println!("policy {p:?} created (with its runbook)");
-                }
-                for d in &out.dashboards_created {
-                    println!("dashboard {d:?} created");
-                }
-                for k in &out.kept {
-                    println!("{k} kept as it is");
-                }
+            Command::Pack(PackCommand::Install { pack, target: t }) => {
+                verbs::pack_install(&target(t)?, pack).await?;
             }
             Command::Report {
                 kind,
                 end,
                 json,
                 html,
+                target: t,
             } => {
-                let now = lookout_core::time::now_ms();
-                let end = match end {
-                    Some(e) => chrono::DateTime::parse_from_rfc3339(e.trim())
-                        .with_context(|| format!("--end {e:?} is not an RFC 3339 time"))?
-                        .timestamp_millis(),
-                    None => now,
+                let form = match (json, html) {
+                    (true, _) => "json",
+                    (_, true) => "html",
+                    _ => "text",
                 };
-                let kind = lookout_server::reports::Kind::parse(&kind)
-                    .context("kind: daily, weekly or monthly")?;
-                let base_url = file
-                    .public_url
-                    .clone()
-                    .unwrap_or_else(|| "http://127.0.0.1:8800".into());
-                let store = Store::open(&storage.url).await?;
-                let report = lookout_server::reports::build(
-                    &store,
-                    &lookout_server::reports::Request {
-                        kind,
-                        end,
-                        base_url: base_url.trim_end_matches('/').to_string(),
-                        now,
-                    },
-                )
-                .await;
-                store.close().await;
-                let report = report?;
-                use lookout_server::reports::render;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&report)?);
-                } else if html {
-                    print!("{}", render::html(&report, &report.base_url, None));
-                } else {
-                    print!("{}", render::text(&report));
-                }
+                verbs::report(&target(t)?, kind, end.as_deref(), form, &file).await?;
             }
             Command::Backup(BackupCommand::Now { backup_dir }) => {
-                backup::now(&storage.url, &backup_dir).await?;
+                backup::now(&storage()?.url, backup_dir).await?;
             }
             Command::Backup(BackupCommand::List { backup_dir, json }) => {
-                backup::list(&backup_dir, json)?;
+                backup::list(backup_dir, *json)?;
             }
             Command::Backup(BackupCommand::Verify { backup_dir, json }) => {
-                if !backup::verify(&backup_dir, json).await? {
+                if !backup::verify(backup_dir, *json).await? {
                     std::process::exit(1);
                 }
             }

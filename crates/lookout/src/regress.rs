@@ -174,59 +174,23 @@ fn parse_tags(tags: &[String]) -> Result<BTreeMap<String, String>> {
         .collect()
 }
 
-struct Client {
-    http: reqwest::Client,
-    base: reqwest::Url,
-    token: String,
-}
+/// The server's API, for `push` and `check`.
+struct Client(crate::remote::Client);
 
 impl Client {
     fn new(s: &ServerArgs) -> Result<Client> {
-        Ok(Client {
-            http: reqwest::Client::new(),
-            base: reqwest::Url::parse(&s.server)
-                .with_context(|| format!("--server {}", s.server))?,
-            token: s.token.clone(),
-        })
-    }
-
-    /// `segments` are percent-encoded one by one, so a series name may hold `/`.
-    fn url(&self, segments: &[&str]) -> Result<reqwest::Url> {
-        let mut u = self.base.clone();
-        u.path_segments_mut()
-            .map_err(|()| anyhow!("--server {} cannot hold a path", self.base))?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(u)
-    }
-
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value> {
-        let resp = req
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .with_context(|| format!("reaching {}", self.base))?;
-        let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!(
-                "{status}: {}",
-                body["error"]["message"].as_str().unwrap_or("no message")
-            );
-        }
-        Ok(body)
+        crate::remote::Client::new(&s.server, &s.token).map(Client)
     }
 
     async fn push(&self, name: &str, body: &Value) -> Result<Value> {
-        let url = self.url(&["api", "v1", "series", name, "points"])?;
-        self.send(self.http.post(url).json(body))
+        self.0
+            .post(&["api", "v1", "series", name, "points"], body)
             .await
             .with_context(|| format!("pushing to series {name:?}"))
     }
 
     async fn get(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Value> {
-        let url = self.url(segments)?;
-        self.send(self.http.get(url).query(query)).await
+        self.0.get(segments, query).await
     }
 }
 

@@ -181,17 +181,16 @@ const SPAN_FIELDS: &[&str] = &[
     "guid",
     "span.kind",
 ];
-const TRANSACTION_FIELDS: &[&str] = &["transactionName", "http.route"];
+const TRANSACTION_FIELDS: &[&str] = &["transactionName"];
 const OTHER_SPAN_FIELDS: &[&str] = &["category", "operation"];
 
 fn span_row(s: Span, transaction: bool, need: &Need) -> Row {
     let mut r = Build::new(s.start_ns / 1_000_000, need);
     r.text(&["appName", "service.name"], Some(s.service));
     if transaction {
-        r.text(
-            &["name", "transactionName", "http.route"],
-            Some(s.operation),
-        );
+        // The transaction name the rollups group by (`GET /orders`); `http.route` (`/orders`)
+        // and the other attributes come from the span's own, in `detail`.
+        r.text(&["name", "transactionName"], Some(s.operation));
     } else {
         r.text(&["name"], Some(s.name));
         r.text(&["category"], Some(s.category.as_str().to_string()));

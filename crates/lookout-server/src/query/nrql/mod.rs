@@ -83,10 +83,16 @@ enum Dim {
 }
 
 /// The dimension of attribute `a` on `Transaction` (OpenTelemetry names and New Relic's).
+///
+/// Only what a rollup row really holds: the service, the transaction name (`"GET /orders"`,
+/// built at ingest from the method and `http.route`, or the span name) and the error flag.
+/// `http.route` is not here although the name is made from it: `/orders` is not
+/// `GET /orders`, and a span without a route is named by its span name. Every other attribute
+/// is answered from the raw spans, never from one of these.
 fn dim(a: &str) -> Option<Dim> {
     match a {
         "appName" | "service.name" | "service" | "entity.name" => Some(Dim::Service),
-        "name" | "transactionName" | "http.route" => Some(Dim::Name),
+        "name" | "transactionName" => Some(Dim::Name),
         "error" => Some(Dim::Error),
         _ => None,
     }
@@ -511,14 +517,19 @@ async fn answer(
     memory::execute(store, projects, q, w, budget).await
 }
 
-/// The rollup path: `Invalid` when the shape needs raw events.
-async fn rollups(
-    store: &Store,
-    projects: &[i64],
-    q: &Query,
-    w: Window,
-    budget: &limits::Budget,
-) -> Result<QueryResult, QueryError> {
+/// How the rollups answer a query: its facets (column name and dimension) and the distinct
+/// conditions of its `filter()` and `percentage()` calls (each folded alongside the rest).
+#[derive(Debug)]
+struct RollupPlan {
+    facets: Vec<(String, Dim)>,
+    conditions: Vec<Expr>,
+}
+
+/// Whether the rollups hold everything `q` reads, and how to read them. `Invalid` says why the
+/// query needs the raw events instead: another event type, raw rows, an aggregate of anything
+/// but duration, or a `WHERE`, `FACET` or `filter()` on an attribute the rollups do not keep
+/// (see [`dim`]). Pure, so the choice is tested without a database.
+fn plan(q: &Query) -> Result<RollupPlan, QueryError> {
     if q.from != ["Transaction"] {
         return Err(invalid(format!(
             "FROM {}: queries read Transaction (request spans, from the APM rollups) so far",
@@ -549,10 +560,9 @@ async fn rollups(
             .map(|i| match &i.expr {
                 Expr::Attr(a) => match dim(a) {
                     Some(d) => Ok((i.alias.clone().unwrap_or_else(|| a.clone()), d)),
-                    None => {
-                        unknown.insert(a.clone());
-                        Ok((a.clone(), Dim::Service))
-                    }
+                    None => Err(invalid(format!(
+                        "FACET {a}: the rollups keep appName, name and error only"
+                    ))),
                 },
                 other => Err(invalid(format!(
                     "FACET `{other}`: facets are attributes (appName, name, error) so far"
@@ -562,21 +572,32 @@ async fn rollups(
     };
     if !unknown.is_empty() {
         // Attributes the rollups do not keep: the raw events have them, or say they are unknown.
-        return Err(invalid(
-            "attributes beyond appName, name and error need raw events",
-        ));
+        return Err(invalid(format!(
+            "{}: the rollups keep appName, name and error only",
+            unknown.into_iter().collect::<Vec<_>>().join(", ")
+        )));
     }
-    let warnings: Vec<String> = Vec::new();
-    let facet_unknown = matches!(&q.facet, Some(Facet::Items(items))
-        if items.iter().any(|i| matches!(&i.expr, Expr::Attr(a) if dim(a).is_none())));
-
-    // One pass over the rows: each goes to its group (facet values, bucket) with the set of
-    // `filter()`/`percentage()` conditions it meets, so those cost no second read.
     if conditions.len() > 64 {
         return Err(invalid(
             "at most 64 distinct filter() and percentage() conditions",
         ));
     }
+    Ok(RollupPlan { facets, conditions })
+}
+
+/// The rollup path: `Invalid` when the shape needs raw events (see [`plan`]).
+async fn rollups(
+    store: &Store,
+    projects: &[i64],
+    q: &Query,
+    w: Window,
+    budget: &limits::Budget,
+) -> Result<QueryResult, QueryError> {
+    let RollupPlan { facets, conditions } = plan(q)?;
+    let warnings: Vec<String> = Vec::new();
+
+    // One pass over the rows: each goes to its group (facet values, bucket) with the set of
+    // `filter()`/`percentage()` conditions it meets, so those cost no second read.
     let f = Filter {
         projects,
         category: Some("request"),
@@ -603,9 +624,6 @@ async fn rollups(
         }
     };
     let folded = query::fold_ranges(store, &f, &ranges, |c| {
-        if facet_unknown {
-            return None;
-        }
         if let Some(cond) = &q.filter {
             if !holds(cond, c) {
                 return None;
@@ -694,7 +712,7 @@ async fn rollups(
     };
     if !facets.is_empty() {
         ranked.truncate(limit);
-    } else if ranked.is_empty() && !facet_unknown {
+    } else if ranked.is_empty() {
         ranked.push((Vec::new(), 0.0));
     }
 
@@ -733,7 +751,49 @@ async fn rollups(
 
 #[cfg(test)]
 mod tests {
-    use super::like;
+    use super::{like, plan, Dim};
+
+    /// The rollup plan's facets, or why the query goes to the raw spans.
+    fn planned(nrql: &str) -> Result<Vec<(String, Dim)>, String> {
+        let q = lookout_nrql::parse(nrql).unwrap();
+        plan(&q).map(|p| p.facets).map_err(|e| e.to_string())
+    }
+
+    /// What the rollups hold (service, transaction name, error) is answered from them;
+    /// `http.route` and every other attribute, in FACET, WHERE or filter(), is not.
+    #[test]
+    fn the_rollups_answer_only_the_attributes_they_hold() {
+        let name = |n: &str| (n.to_string(), Dim::Name);
+        assert_eq!(
+            planned("SELECT average(duration) FROM Transaction FACET name"),
+            Ok(vec![name("name")])
+        );
+        assert_eq!(
+            planned("SELECT count(*) FROM Transaction FACET transactionName AS t, appName"),
+            Ok(vec![name("t"), ("appName".into(), Dim::Service)])
+        );
+        assert!(planned(
+            "SELECT percentage(count(*), WHERE error IS TRUE) FROM Transaction \
+             WHERE appName = 'shop' AND name LIKE 'GET %' FACET error"
+        )
+        .is_ok());
+        for raw in [
+            "SELECT average(duration) FROM Transaction FACET http.route",
+            "SELECT count(*) FROM Transaction FACET appName, http.route",
+            "SELECT count(*) FROM Transaction WHERE http.route = '/api/orders'",
+            "SELECT count(*) FROM Transaction WHERE name = 'x' OR http.route IS NULL",
+            "SELECT filter(count(*), WHERE http.route = '/a') FROM Transaction",
+            "SELECT count(*) FROM Transaction FACET http.request.method",
+            "SELECT count(*) FROM Transaction WHERE duration > 1",
+            "SELECT count(*) FROM Span FACET name",
+        ] {
+            let why = planned(raw).expect_err(raw);
+            assert!(!why.is_empty(), "{raw}");
+        }
+        assert!(planned("SELECT count(*) FROM Transaction FACET http.route")
+            .unwrap_err()
+            .contains("http.route"));
+    }
 
     #[test]
     fn like_matches_sql_patterns() {

@@ -212,9 +212,11 @@ async fn acknowledged_spans_survive_kill_9(backend: Backend) {
 }
 
 mod alerts;
+mod attributes;
 mod limits;
 mod query;
 use alerts::a_query_condition_opens_and_resolves_an_incident_per_facet;
+use attributes::nrql_facets_and_filters_by_the_attribute_asked_for;
 use limits::{
     a_query_past_its_timeout_is_refused_with_retry_after, heavy_nrql_streams_within_its_budgets,
 };
@@ -226,5 +228,6 @@ lookout_testkit::both!(
     nrql_answers_from_the_rollups,
     a_query_condition_opens_and_resolves_an_incident_per_facet,
     heavy_nrql_streams_within_its_budgets,
-    a_query_past_its_timeout_is_refused_with_retry_after
+    a_query_past_its_timeout_is_refused_with_retry_after,
+    nrql_facets_and_filters_by_the_attribute_asked_for
 );

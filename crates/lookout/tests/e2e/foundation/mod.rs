@@ -3,6 +3,7 @@
 
 mod api;
 mod cli;
+mod cli_server;
 mod durability;
 mod hardening;
 mod limits;
