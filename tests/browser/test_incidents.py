@@ -71,11 +71,16 @@ def test_incident_page_on_call_and_alerts(server, watched, browser):
     assert page.inner_text(".schedule .now") == "bo@example.com"
     page.click(".schedule details summary")
     page.select_option(".schedule select[name=user]", str(me))
-    page.fill(".schedule input[name=start]", "2020-01-01T00:00:00Z")
-    page.fill(".schedule input[name=end]", "2099-01-01T00:00:00Z")
+    # Date-time pickers read in the schedule's zone (Europe/Berlin), not RFC 3339 text.
+    assert "Europe/Berlin" in page.inner_text(".schedule form")
+    page.fill(".schedule input[name=start]", "2020-01-01T00:00")
+    page.fill(".schedule input[name=end]", "2099-01-01T00:00")
     with page.expect_navigation():
         page.click(".schedule form button")
+    page.goto(server.url + "/on-call")
     assert page.inner_text(".schedule .now") != "bo@example.com"
+    # Shifts read in the schedule's zone.
+    assert "CET" in page.inner_text(".schedule .spans") or "CEST" in page.inner_text(".schedule .spans")
     assert page.locator("#my-shifts tr").count() >= 1
     shot(page, "on-call")
 

@@ -196,6 +196,10 @@ pub enum PackCommand {
 pub struct PackInstallArgs {
     /// The pack.
     pub name: String,
+    /// The escalation policy the pack's alert policies page, by id or name; `none` for nobody
+    /// yet. Default: the organization's escalation policy when it has exactly one.
+    #[arg(long, value_name = "ID|NAME")]
+    pub escalation_policy: Option<String>,
 }
 
 /// Where a verb that reads or changes a server's data acts: through the running server's API

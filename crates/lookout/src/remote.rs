@@ -115,7 +115,17 @@ impl Client {
 
     /// `POST` `body` as JSON to `segments`.
     pub async fn post(&self, segments: &[&str], body: &Value) -> Result<Value> {
+        self.post_query(segments, &[], body).await
+    }
+
+    /// `POST` `body` as JSON to `segments` with `query`.
+    pub async fn post_query(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: &Value,
+    ) -> Result<Value> {
         let url = self.url(segments)?;
-        self.send(self.http.post(url).json(body)).await
+        self.send(self.http.post(url).query(query).json(body)).await
     }
 }

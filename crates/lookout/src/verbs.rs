@@ -193,21 +193,32 @@ fn pack_body(pack: &PackInstallArgs) -> Value {
     json!({ "name": pack.name })
 }
 
-/// `lookout pack install NAME`.
+/// `lookout pack install NAME [--escalation-policy ID|NAME]`.
 pub async fn pack_install(target: &Target, pack: &PackInstallArgs) -> Result<()> {
+    use lookout_server::query::dashboards::pack;
     let out = match target {
-        Target::Server(client) => client
-            .post(
-                &["api", "v1", "packs", &pack.name, "install"],
-                &pack_body(pack),
-            )
-            .await
-            .with_context(|| format!("installing the pack {:?}", pack.name))?,
+        Target::Server(client) => {
+            let query: Vec<(&str, &str)> = pack
+                .escalation_policy
+                .as_deref()
+                .map(|e| ("escalation_policy", e))
+                .into_iter()
+                .collect();
+            client
+                .post_query(
+                    &["api", "v1", "packs", &pack.name, "install"],
+                    &query,
+                    &pack_body(pack),
+                )
+                .await
+                .with_context(|| format!("installing the pack {:?}", pack.name))?
+        }
         Target::Local(storage) => {
             let store = open(storage).await?;
-            let out = lookout_server::query::dashboards::pack::install(&store, &pack.name).await;
+            let escalation = pack::Escalation::parse(pack.escalation_policy.as_deref());
+            let out = pack::install_with(&store, &pack.name, &escalation).await;
             store.close().await;
-            serde_json::to_value(out.map_err(|e| anyhow!(e))?)?
+            serde_json::to_value(out.map_err(|e| anyhow!(e.to_string()))?)?
         }
     };
     let names = |k: &str| -> Vec<String> {
@@ -226,6 +237,16 @@ pub async fn pack_install(target: &Target, pack: &PackInstallArgs) -> Result<()>
     }
     for k in names("kept") {
         println!("{k} kept as it is");
+    }
+    match out["escalation_policy"]["name"].as_str() {
+        Some(ep) => println!("its alert policies page the escalation policy {ep:?}"),
+        None => println!("its alert policies page nobody yet"),
+    }
+    for o in names("overlaps") {
+        println!("note: {o}");
+    }
+    for w in names("warnings") {
+        println!("warning: {w}");
     }
     Ok(())
 }

@@ -187,7 +187,6 @@ pub fn pages() -> Router<AppState> {
             get(incidents::link_page).post(incidents::post_action),
         )
         .route("/on-call", get(incidents::oncall))
-        .route("/on-call/{id}/overrides", post(incidents::add_override))
         .route("/alerts", get(alerts::page))
         .merge(config_pages())
 }

@@ -58,6 +58,13 @@ impl fmt::Display for When {
 
 impl askama::filters::HtmlSafe for When {}
 
+/// A moment in a given zone, as schedules show their shifts: `Mon 07 Dec 09:00 CET`.
+pub fn in_zone(ms: i64, tz: chrono_tz::Tz) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.with_timezone(&tz).format("%a %d %b %H:%M %Z").to_string())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +78,11 @@ mod tests {
         assert_eq!(
             w.to_string(),
             r#"<time datetime="1970-01-01T00:16:40.000Z" title="1970-01-01 00:16:40 UTC">3 min ago</time>"#
+        );
+        // 2026-12-07 08:00 UTC is 09:00 in Berlin.
+        assert_eq!(
+            in_zone(1_796_630_400_000, chrono_tz::Europe::Berlin),
+            "Mon 07 Dec 09:00 CET"
         );
     }
 }

@@ -21,7 +21,7 @@ use crate::ui::extract::{Member, Page, Signed};
 use crate::ui::fmt::When;
 use crate::ui::layout::{render, PageCtx};
 use crate::ui::{check_csrf, form_refusal, simple_page, ui_error};
-use lookout_core::time::{iso, now_ms};
+use lookout_core::time::now_ms;
 use lookout_core::Role;
 use lookout_oncall::inbound::Action;
 use lookout_store::alerting::incidents::{self, IncidentRow, ListFilter};
@@ -534,8 +534,11 @@ pub async fn oncall(
                 continue;
             };
             let spans = sched.render(now, fortnight);
+            // Shifts read in the schedule's own zone, as its layers are written.
+            let tz = sched.tz().unwrap_or(chrono_tz::UTC);
+            let at = |ms: i64| crate::ui::fmt::in_zone(ms, tz);
             for sp in spans.iter().filter(|sp| sp.user == s.user.id) {
-                mine.push((row.name.clone(), iso(sp.start), iso(sp.end)));
+                mine.push((row.name.clone(), at(sp.start), at(sp.end)));
             }
             let current = spans.first().filter(|sp| sp.start <= now);
             let next = spans
@@ -547,7 +550,7 @@ pub async fn oncall(
                 .map(|sp| {
                     let w =
                         (sp.end.min(week) - sp.start.max(now)) as f64 * 100.0 / (week - now) as f64;
-                    (name(sp.user), iso(sp.start), (w * 100.0).round() / 100.0)
+                    (name(sp.user), at(sp.start), (w * 100.0).round() / 100.0)
                 })
                 .collect();
             views.push(ScheduleView {
@@ -556,12 +559,12 @@ pub async fn oncall(
                 tz: sched.time_zone.clone(),
                 now: current.map_or("nobody".into(), |sp| name(sp.user)),
                 next: next.map_or("nobody scheduled".into(), |sp| {
-                    format!("{} from {}", name(sp.user), iso(sp.start))
+                    format!("{} from {}", name(sp.user), at(sp.start))
                 }),
                 spans: spans
                     .iter()
                     .filter(|sp| sp.start < week)
-                    .map(|sp| (name(sp.user), iso(sp.start), iso(sp.end)))
+                    .map(|sp| (name(sp.user), at(sp.start), at(sp.end)))
                     .collect(),
                 bar,
             });
@@ -580,39 +583,4 @@ pub async fn oncall(
         can_edit: s.user.role >= Role::Member,
         error: q.error.unwrap_or_default(),
     }))
-}
-
-/// The override form.
-#[derive(Deserialize)]
-pub struct OverrideForm {
-    csrf: String,
-    user: i64,
-    start: String,
-    end: String,
-}
-
-/// `POST /on-call/{id}/overrides`.
-pub async fn add_override(
-    State(state): State<AppState>,
-    Signed { session: s, .. }: Signed<Member>,
-    Path(id): Path<i64>,
-    Form(f): Form<OverrideForm>,
-) -> UiResult {
-    check_csrf(&s, &f.csrf)?;
-    let parsed = lookout_oncall::schedule::parse_rfc3339(f.start.trim())
-        .and_then(|a| lookout_oncall::schedule::parse_rfc3339(f.end.trim()).map(|b| (a, b)));
-    let (start, end) = match parsed {
-        Ok((a, b)) if b > a => (a, b),
-        Ok(_) => return Ok(back_with("the override must end after it starts")),
-        Err(e) => return Ok(back_with(&e)),
-    };
-    if let Err(e) = astore::override_create(state.store(), id, f.user, start, end).await {
-        return Ok(back_with(&e.to_string()));
-    }
-    tracing::info!(schedule = id, user = f.user, "Override added from the UI.");
-    Ok(Redirect::to("/on-call").into_response())
-}
-
-fn back_with(msg: &str) -> Response {
-    Redirect::to(&format!("/on-call?error={}", crate::ui::urlencode(msg))).into_response()
 }

@@ -5,7 +5,7 @@
 //! queries are accepted by the server's own checks.
 
 use lookout_testkit::{Backend, TestServer};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::bin;
 
@@ -126,16 +126,59 @@ async fn dashboards_apply_export_import_and_the_pack(backend: Backend) {
         assert_eq!(r.status(), want);
     }
 
-    // The pack, from the command line: once, then kept.
+    // The pack, from the command line: once, then kept. With two escalation policies it pages
+    // the one named; a name that does not exist is refused before anything is installed.
+    let mut night = 0;
+    for name in ["Ops", "Night"] {
+        let ep = s
+            .client()
+            .post(
+                "/api/v1/escalation-policies",
+                json!({"name": name, "escalation_rules": [{"escalation_delay_in_minutes": 5,
+                        "targets": [{"type": "user", "id": 1}]}]}),
+            )
+            .await
+            .expect(201);
+        night = ep["id"].as_i64().unwrap();
+    }
+    let refused = s
+        .command()
+        .args([
+            "pack",
+            "install",
+            "golden-signals",
+            "--escalation-policy",
+            "Nobody",
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no escalation policy \"Nobody\""),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     let out = s
         .command()
-        .args(["pack", "install", "golden-signals"])
+        .args([
+            "pack",
+            "install",
+            "golden-signals",
+            "--escalation-policy",
+            "night",
+        ])
         .output()
         .unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("its alert policies page the escalation policy \"Night\""),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
     let policies = s.client().get("/api/v1/policies").await.expect(200);
     let names: Vec<&str> = policies["items"]
@@ -162,8 +205,8 @@ async fn dashboards_apply_export_import_and_the_pack(backend: Backend) {
             .as_array()
             .unwrap()
             .iter()
-            .all(|p| p["runbook_id"].is_i64()),
-        "each has its runbook"
+            .all(|p| p["runbook_id"].is_i64() && p["escalation_policy_id"] == night),
+        "each has its runbook and pages Night"
     );
     let list = s.client().get("/api/v1/dashboards").await.expect(200);
     let slugs: Vec<&str> = list["items"]
