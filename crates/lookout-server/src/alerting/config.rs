@@ -20,9 +20,9 @@ fn required_name(body: &Value) -> ServiceResult<String> {
     body.get("name")
         .and_then(Value::as_str)
         .map(str::trim)
-        .filter(|n| !n.is_empty())
+        .filter(|n| !n.is_empty() && n.chars().count() <= 200)
         .map(String::from)
-        .ok_or_else(|| invalid("name is required"))
+        .ok_or_else(|| invalid("name is required (1-200 characters)"))
 }
 
 // ---------------------------------------------------------------------------------- policies

@@ -378,10 +378,18 @@ pub async fn deliver(
                 "resolved" => "resolve",
                 _ => "trigger",
             };
+            // A test has no incident: its own key, resolved right after (below), so it does
+            // not leave an open alert on the PagerDuty service.
+            let test = msg.event == "test";
+            let dedup = if test {
+                msg.dedup_key.clone()
+            } else {
+                format!("lookout-{}", msg.incident_id)
+            };
             let body = json!({
                 "routing_key": key,
                 "event_action": action,
-                "dedup_key": format!("lookout-{}", msg.incident_id),
+                "dedup_key": dedup,
                 "payload": {
                     "summary": msg.title,
                     "source": msg.source.clone().or(msg.service.clone()).unwrap_or_else(|| "lookout".into()),
@@ -393,7 +401,13 @@ pub async fn deliver(
                 "links": [{"href": msg.url, "text": "Lookout incident"}],
                 "client": "Lookout", "client_url": msg.url,
             });
-            answer(http.post(url)?.json(&body).send().await).await?
+            let receipt = answer(http.post(url)?.json(&body).send().await).await?;
+            if test {
+                let resolve = json!({"routing_key": key, "event_action": "resolve",
+                                     "dedup_key": dedup});
+                answer(http.post(url)?.json(&resolve).send().await).await?;
+            }
+            receipt
         }
         "email" => {
             super::deliver_email::send(a, channel, msg).await?;

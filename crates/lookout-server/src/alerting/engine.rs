@@ -206,6 +206,15 @@ pub async fn reprioritise(
         )
         .await?;
     }
+    if inc.urgency == "high" && urgency == Urgency::Low && inc.status == "triggered" {
+        // Low urgency does not escalate: the timer set at high urgency stops.
+        let lowered = incidents::lock(tx, id).await?;
+        let mut clock = clock_of(&lowered);
+        clock.next_escalation_at = None;
+        if !save(tx, &lowered, &clock, now).await? {
+            return Err(StoreError::Conflict("incident changed meanwhile".into()));
+        }
+    }
     let woke = inc.urgency == "low" && urgency == Urgency::High && inc.status == "triggered";
     if let (true, Some(ep)) = (woke, inc.escalation_policy_id) {
         if let Some((p, _)) = escalation_policy(tx, ep).await? {
@@ -229,6 +238,55 @@ pub async fn reprioritise(
             )
             .await?;
         }
+    }
+    Ok(true)
+}
+
+/// Routes open incident `id`, which pages nobody, to escalation policy `ep`: a policy that
+/// pages somebody matched the problem after one that pages nobody opened the incident. An
+/// unacknowledged incident starts at the first rule and pages it now. False when the incident
+/// already has a policy, is resolved, or `ep` is gone.
+pub async fn adopt_escalation(
+    tx: &mut Tx,
+    id: i64,
+    ep: i64,
+    actor: &str,
+    now: i64,
+) -> Result<bool> {
+    let inc = incidents::lock(tx, id).await?;
+    if inc.escalation_policy_id.is_some() || inc.status == "resolved" {
+        return Ok(false);
+    }
+    let Some((p, _)) = escalation_policy(tx, ep).await? else {
+        return Ok(false);
+    };
+    incidents::set_escalation_policy(tx, id, ep, now).await?;
+    let name = astore::spec_get_in(tx, SpecTable::EscalationPolicies, ep)
+        .await
+        .map(|r| r.name)
+        .unwrap_or_else(|_| format!("escalation policy {ep}"));
+    incidents::log(
+        tx,
+        id,
+        now,
+        "routed",
+        actor,
+        &format!("Routed to {name}: a policy that pages somebody matched the same problem"),
+        None,
+    )
+    .await?;
+    let inc = incidents::lock(tx, id).await?;
+    if inc.status == "triggered" {
+        let mut clock = clock_of(&inc);
+        clock.rule = 0;
+        clock.lap = 0;
+        clock.next_escalation_at = Clock::trigger(&p, clock.high_urgency, now)
+            .0
+            .next_escalation_at;
+        if !save(tx, &inc, &clock, now).await? {
+            return Err(StoreError::Conflict("incident changed meanwhile".into()));
+        }
+        page_rule(tx, &inc, &p, 0, 0, "triggered", now).await?;
     }
     Ok(true)
 }

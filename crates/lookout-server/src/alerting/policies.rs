@@ -479,6 +479,10 @@ async fn apply_event(
                 None => None,
             };
             return Ok(match open {
+                // A grouped incident with other signals failing keeps its priority.
+                Some(inc) if incidents::other_open_signals(tx, inc.id, &seen.signal).await? > 0 => {
+                    false
+                }
                 Some(inc) => {
                     let fixed = policies
                         .iter()
@@ -491,7 +495,16 @@ async fn apply_event(
             });
         }
         let mut touched = false;
-        for id in incidents::close_signal(tx, &seen.signal).await? {
+        let mut closing = incidents::close_signal(tx, &seen.signal).await?;
+        if seen.nrql.is_some() {
+            // Incidents opened before a query signal's priorities became one incident hold the
+            // signal with its priority appended.
+            for p in ["critical", "warning", "lost"] {
+                let legacy = format!("{}:{p}", seen.signal);
+                closing.extend(incidents::close_signal(tx, &legacy).await?);
+            }
+        }
+        for id in closing {
             let r = engine::transition(tx, id, Action::Resolve, "system", now).await?;
             touched |= r != Applied::Ignored;
             if r != Applied::Ignored {
@@ -600,20 +613,30 @@ async fn apply_event(
             .await?;
         }
         Applied::Joined(id) => {
+            // The policy that speaks now pages somebody and the incident pages nobody: route it.
+            if let Some(ep) = spec.escalation_policy_id {
+                engine::adopt_escalation(tx, id, ep, &format!("policy:{name}"), now).await?;
+            }
             // A query signal's priority follows what is open (a warning became critical, a
-            // lost signal joined); any other problem only rises when a more severe policy
-            // joins it.
+            // lost signal joined) unless other signals of a grouped incident are failing too;
+            // any other problem only rises when a more severe policy joins it, and never
+            // loses the urgency it had.
             let inc = incidents::lock(tx, id).await?;
             let current = Severity::parse(&inc.severity);
-            let nrql = seen.nrql.is_some();
-            if nrql || current.is_none_or(|c| severity > c) {
-                let title = if nrql && seen.severity == Some(severity) {
+            let alone = incidents::other_open_signals(tx, id, &seen.signal).await? == 0;
+            let follows = seen.nrql.is_some() && alone;
+            if follows || current.is_none_or(|c| severity > c) {
+                let title = if follows && seen.severity == Some(severity) {
                     &title
                 } else {
                     &inc.title
                 };
-                engine::reprioritise(tx, id, (severity, spec.urgency), title, "system", now)
-                    .await?;
+                let urgency = if !follows && inc.urgency == "high" {
+                    Some(lookout_oncall::dedup::Urgency::High)
+                } else {
+                    spec.urgency
+                };
+                engine::reprioritise(tx, id, (severity, urgency), title, "system", now).await?;
             }
         }
         _ => {}

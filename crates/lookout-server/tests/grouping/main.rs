@@ -1,9 +1,10 @@
 //! One incident per problem, on SQLite and PostgreSQL: the golden-signals pack installed beside
 //! a team's own policies (it pages the organization's only escalation policy and names the
-//! policies it overlaps), then a new error issue, a missed heartbeat and a query condition
-//! whose figure goes warning → critical → warning → clear. Each problem opens exactly one
-//! incident, paged once; the query's incident rises to critical (paging again at high
-//! urgency), falls back to warning and resolves itself.
+//! policies it overlaps), then a new error issue, a missed heartbeat, a database finding first
+//! matched by a policy that pages nobody, and a query condition whose figure goes warning →
+//! critical → warning → clear. Each problem opens exactly one incident, paged once; the
+//! finding's incident is routed when a paging policy matches it; the query's incident rises to
+//! critical (paging again at high urgency), falls back to warning and resolves itself.
 //!
 //! In-process, so the query condition's windows are driven by the evaluator's own clock
 //! argument rather than minutes of waiting; the events come from the real error processor,
@@ -227,6 +228,60 @@ async fn one_incident_per_problem(store: &Store) {
     assert_eq!(beat.severity, "critical");
     assert_eq!(pages(store, beat.id).await, ["triggered"]);
 
+    // A database finding matched only by a policy that pages nobody opens an unrouted
+    // incident; when a policy that pages somebody matches the same finding again, the incident
+    // is routed to it and paged, still one incident.
+    let org = tenancy::default_org(store).await.unwrap().id;
+    astore::spec_create(
+        store,
+        SpecTable::Policies,
+        org,
+        "Quiet database",
+        &json!({"conditions": [{"source": "database", "kinds": ["invalid_index"]}]}),
+    )
+    .await
+    .unwrap();
+    let finding = events::publish(
+        "db.finding",
+        None,
+        Some("1".into()),
+        &json!({"target_id": 1, "target": "main", "kind": "invalid_index",
+                "object": "orders_idx", "detail": "index is invalid"}),
+    );
+    write(&w, vec![finding.clone()]).await;
+    consume(&a).await;
+    let db = open_incidents(store)
+        .await
+        .into_iter()
+        .find(|i| i.source.as_deref() == Some("db:1:invalid_index:orders_idx"))
+        .expect("the finding's incident");
+    assert_eq!(db.escalation_policy_id, None);
+    assert!(pages(store, db.id).await.is_empty());
+    astore::spec_create(
+        store,
+        SpecTable::Policies,
+        org,
+        "Database pager",
+        &json!({"conditions": [{"source": "database"}], "escalation_policy_id": ep}),
+    )
+    .await
+    .unwrap();
+    write(&w, vec![finding]).await;
+    consume(&a).await;
+    let list = open_incidents(store).await;
+    let again: Vec<_> = list
+        .iter()
+        .filter(|i| i.source.as_deref() == Some("db:1:invalid_index:orders_idx"))
+        .collect();
+    assert_eq!(again.len(), 1, "{list:#?}");
+    assert_eq!(again[0].escalation_policy_id, Some(ep));
+    assert_eq!(pages(store, db.id).await, ["triggered"]);
+    assert!(incidents::timeline(store, db.id)
+        .await
+        .unwrap()
+        .iter()
+        .any(|e| e.kind == "routed"));
+
     // The query condition: 300 ms, 700 ms, 300 ms, 50 ms in four windows.
     let t0 = (now / W) * W - 8 * W;
     let mut spans = Vec::new();
@@ -269,7 +324,7 @@ async fn one_incident_per_problem(store: &Store) {
         ]
     );
     let list = open_incidents(store).await;
-    assert_eq!(list.len(), 3, "three problems, three incidents: {list:#?}");
+    assert_eq!(list.len(), 4, "four problems, four incidents: {list:#?}");
     let q = signal(&list).unwrap();
     assert!(
         q.title

@@ -397,6 +397,40 @@ pub async fn set_priority(
     Ok(())
 }
 
+/// How many signals other than `signal` are failing in incident `id` (a grouped incident's
+/// priority must not fall because one of its signals got better).
+pub async fn other_open_signals(
+    tx: &mut Transaction<'static, Any>,
+    id: i64,
+    signal: &str,
+) -> Result<i64> {
+    Ok(sqlx::query(
+        "SELECT COUNT(*) AS n FROM incident_signals
+         WHERE incident_id = $1 AND open = 1 AND signal <> $2",
+    )
+    .bind(id)
+    .bind(signal)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("n")?)
+}
+
+/// Routes incident `id` to escalation policy `ep` (it had none).
+pub async fn set_escalation_policy(
+    tx: &mut Transaction<'static, Any>,
+    id: i64,
+    ep: i64,
+    at: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE incidents SET escalation_policy_id = $1, updated_at = $2 WHERE id = $3")
+        .bind(ep)
+        .bind(at)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// The open incident that `signal` (e.g. `issue:12`) is failing in, if any: a second policy
 /// matching the same problem joins it instead of opening another.
 pub async fn open_with_signal(

@@ -160,7 +160,12 @@ pub async fn bulk(
     let actor = format!("user:{}", form.session.user.email);
     for id in ids {
         match act(&state, id, what, &actor).await {
-            Ok(_) | Err(crate::service::ServiceError::Conflict(_)) => {}
+            // Already in that state, or gone since the list was shown: skipped, as one by one.
+            Ok(_)
+            | Err(
+                crate::service::ServiceError::Conflict(_)
+                | crate::service::ServiceError::Store(lookout_store::StoreError::NotFound),
+            ) => {}
             Err(e) => return Err(e.into()),
         }
     }

@@ -379,7 +379,13 @@ pub async fn install_with(
             .map_err(e)?;
         out.policies_created.push(policy.to_string());
     }
-    out.escalation_policy = ep;
+    // Only policies created now page it; kept ones page whatever the team set, so nothing is
+    // claimed (or warned about) when every policy was kept.
+    if out.policies_created.is_empty() {
+        out.warnings.clear();
+    } else {
+        out.escalation_policy = ep;
+    }
     for d in dashboards() {
         if lookout_store::dashboards::by_slug(store, org.id, &d.slug())
             .await

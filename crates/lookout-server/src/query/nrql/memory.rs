@@ -501,7 +501,7 @@ impl<'q> Groups<'q> {
             };
             ranked.truncate(limit);
         }
-        let starts = super::bucket_starts(&w);
+        let starts = super::rollup::bucket_starts(&w);
         budget.answer_rows(ranked.len(), starts.len())?;
         let mut columns: Vec<Column> = self
             .facet_names

@@ -82,7 +82,7 @@ async fn open_incidents(store: &Store, org: i64) -> Result<Vec<IncidentLine>> {
         org,
         &ListFilter {
             statuses: vec!["triggered".into(), "acknowledged".into()],
-            limit: 50,
+            limit: 1000,
             ..Default::default()
         },
     )

@@ -361,8 +361,9 @@ pub async fn clone(
 }
 
 /// `POST /uptime/monitors/{id}/clone`: creates the copy. Fields the form does not show
-/// (headers, method, credentials…) are copied from the original, secrets included, since the
-/// one who clones may already use them through the original.
+/// (headers, method, credentials…) are copied from the original; its secrets follow only while
+/// the copy checks the same destination (scheme, host and port), as an edit's do, so a member
+/// cannot send the stored credentials to a host of their own by cloning.
 pub async fn save_clone(
     State(state): State<AppState>,
     page: Signed<Member>,
@@ -374,7 +375,7 @@ pub async fn save_clone(
     let original = crate::uptime::opened_spec(&row.spec, state.sealer());
     let mut base = original
         .as_ref()
-        .and_then(|s| serde_json::to_value(s).ok())
+        .and_then(|s| serde_json::to_value(s.redacted()).ok())
         .unwrap_or(Value::Null);
     if let Some(o) = base.as_object_mut() {
         // A copy is a new monitor of its own: its own cron slug, not paused.
@@ -383,14 +384,29 @@ pub async fn save_clone(
         }
     }
     let outcome = match f.to_spec(Some(&base)) {
-        Ok(mut body) => {
-            // The form showed the URL with its password masked; unchanged, it means the original.
-            if let Some(o) = &original {
-                if o.url.is_some() && body.get("url") == o.redacted().url.map(Value::from).as_ref()
-                {
-                    body["url"] = json!(o.url);
-                }
-            }
+        Ok(body) => {
+            // The copy starts from the masked original: its secrets (the URL's password too)
+            // come back only for the same destination.
+            let body = match (
+                &original,
+                serde_json::from_value::<MonitorSpec>(body.clone()),
+            ) {
+                (Some(o), Ok(mut spec)) => match spec.keep_secrets_from(o) {
+                    Ok(()) => serde_json::to_value(&spec).unwrap_or(body),
+                    Err(e) => {
+                        return form_page(
+                            page.layout(&state).await?,
+                            "Clone monitor".into(),
+                            format!("/uptime/monitors/{id}/clone"),
+                            format!("/uptime/monitors/{id}"),
+                            false,
+                            f,
+                            FormError::from_message(e.to_string()),
+                        )
+                    }
+                },
+                _ => body,
+            };
             match service::create_monitor(&state, body).await {
                 Ok(new) => {
                     return Ok(Redirect::to(&format!("/uptime/monitors/{new}")).into_response())

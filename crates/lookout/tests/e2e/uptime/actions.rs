@@ -353,6 +353,42 @@ async fn the_edit_form_keeps_typed_values_and_names_the_field(backend: Backend) 
     assert_eq!(c["name"], "api renamed (copy)");
     assert_eq!(c["headers"]["X-Probe"], "lookout");
 
+    // A monitor's stored credentials follow a copy only to the same destination: cloning it
+    // to another host is refused, naming the URL, and creates nothing.
+    let private = create(
+        &s,
+        json!({"name": "private", "type": "http", "url": t.url("/health"),
+               "interval_seconds": 60, "bearer_token": "s3cret-token"}),
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
+    let before = s.client().get("/api/v1/monitors").await.json["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    let elsewhere = "http://127.0.0.2:9/health".to_string();
+    let mut fields = edit("private (copy)", "60");
+    fields[1].1 = &elsewhere;
+    fields.push(("type", "http"));
+    let (status, page) = b
+        .post(&format!("/uptime/monitors/{private}/clone"), &fields)
+        .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("points somewhere else"), "{page}");
+    let after = s.client().get("/api/v1/monitors").await.json["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, after, "nothing was created");
+    let mut fields = edit("private (copy)", "60");
+    fields[1].1 = &url;
+    fields.push(("type", "http"));
+    let (status, _) = b
+        .post(&format!("/uptime/monitors/{private}/clone"), &fields)
+        .await;
+    assert_eq!(status, 303, "the same destination keeps its credentials");
+
     // Maintenance from the page: a one-off window from now, listed on the page.
     let (status, _) = b
         .post(
