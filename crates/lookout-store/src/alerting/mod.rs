@@ -662,6 +662,19 @@ pub async fn set_user_name(store: &Store, user_id: i64, name: Option<&str>) -> R
     Ok(())
 }
 
+/// What people are called on pages: each user's name, else their email, by id (users that do
+/// not exist are left out).
+pub async fn display_names(
+    store: &Store,
+    ids: &[i64],
+) -> Result<std::collections::BTreeMap<i64, String>> {
+    Ok(user_names(store, ids)
+        .await?
+        .into_iter()
+        .map(|(id, name, email)| (id, name.unwrap_or(email)))
+        .collect())
+}
+
 /// `(id, name, email)` of the given users (unknown ids are left out).
 pub async fn user_names(store: &Store, ids: &[i64]) -> Result<Vec<(i64, Option<String>, String)>> {
     let mut out = Vec::with_capacity(ids.len());

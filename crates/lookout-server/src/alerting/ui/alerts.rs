@@ -134,15 +134,12 @@ pub async fn page(
             .collect();
         let channels_rows = astore::channel_list(store, org.id, None).await?;
         let owners: Vec<i64> = channels_rows.iter().filter_map(|c| c.user_id).collect();
-        let owner_names = astore::user_names(store, &owners).await?;
+        let owner_names = astore::display_names(store, &owners).await?;
         let channels = channels_rows
             .into_iter()
             .map(|c| {
                 let owner = c.user_id.map_or("team".into(), |u| {
-                    owner_names
-                        .iter()
-                        .find(|n| n.0 == u)
-                        .map_or(format!("user {u}"), |n| n.1.clone().unwrap_or(n.2.clone()))
+                    owner_names.get(&u).cloned().unwrap_or(format!("user {u}"))
                 });
                 (c.id, c.name, c.kind, owner, c.urgencies.join(", "))
             })

@@ -103,10 +103,9 @@ pub async fn users(state: &AppState) -> UiResult<Vec<(i64, String)>> {
     .await?
     .items;
     let ids: Vec<i64> = list.iter().map(|u| u.id).collect();
-    let names = astore::user_names(state.store(), &ids).await?;
-    Ok(names
+    Ok(astore::display_names(state.store(), &ids)
+        .await?
         .into_iter()
-        .map(|(id, name, email)| (id, name.unwrap_or(email)))
         .collect())
 }
 

@@ -517,18 +517,12 @@ pub async fn oncall(
         )
         .await?
         .items;
-        let names = astore::user_names(
+        let names = astore::display_names(
             state.store(),
             &users.iter().map(|u| u.id).collect::<Vec<_>>(),
         )
         .await?;
-        let name = |id: i64| {
-            names
-                .iter()
-                .find(|u| u.0 == id)
-                .map(|u| u.1.clone().unwrap_or_else(|| u.2.clone()))
-                .unwrap_or_else(|| format!("user {id}"))
-        };
+        let name = |id: i64| names.get(&id).cloned().unwrap_or(format!("user {id}"));
         let mut views = Vec::new();
         let mut mine = Vec::new();
         let mut conn = state.store().pool().acquire().await?;

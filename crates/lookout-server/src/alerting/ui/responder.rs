@@ -186,13 +186,9 @@ pub fn sources(inc: &IncidentRow) -> Vec<SourceLink> {
     out
 }
 
-/// Names of users by id (their name, else their email).
-async fn user_names(store: &Store, ids: &[i64]) -> Result<BTreeMap<i64, String>> {
-    Ok(astore::user_names(store, ids)
-        .await?
-        .into_iter()
-        .map(|(id, name, email)| (id, name.unwrap_or(email)))
-        .collect())
+/// A channel as the page names it: `ops-hook (webhook)`.
+fn channel_label(c: &astore::ChannelRow) -> String {
+    format!("{} ({})", c.name, c.kind)
 }
 
 async fn escalation(store: &Store, inc: &IncidentRow) -> Result<Option<EscalationView>> {
@@ -218,7 +214,7 @@ async fn escalation(store: &Store, inc: &IncidentRow) -> Result<Option<Escalatio
         .filter(|t| t.kind == TargetKind::User)
         .map(|t| t.id)
         .collect();
-    let names = user_names(store, &users).await?;
+    let names = astore::display_names(store, &users).await?;
     let mut shown = Vec::new();
     for t in &targets {
         shown.push(match t.kind {
@@ -233,7 +229,7 @@ async fn escalation(store: &Store, inc: &IncidentRow) -> Result<Option<Escalatio
                 }
             }
             TargetKind::Channel => match astore::channel_get(store, t.id).await {
-                Ok(c) => format!("{} ({})", c.name, c.kind),
+                Ok(c) => channel_label(&c),
                 Err(_) => format!("channel {} (deleted)", t.id),
             },
         });
@@ -253,14 +249,14 @@ async fn escalation(store: &Store, inc: &IncidentRow) -> Result<Option<Escalatio
 async fn pages(store: &Store, inc: &IncidentRow) -> Result<Vec<PageLine>> {
     let rows = outbox::for_incident(store, inc.id).await?;
     let users: Vec<i64> = rows.iter().filter_map(|n| n.user_id).collect();
-    let names = user_names(store, &users).await?;
+    let names = astore::display_names(store, &users).await?;
     let mut channels: BTreeMap<i64, String> = BTreeMap::new();
     let mut ids: Vec<i64> = rows.iter().map(|n| n.channel_id).collect();
     ids.sort_unstable();
     ids.dedup();
     for id in ids {
         let label = match astore::channel_get(store, id).await {
-            Ok(c) => format!("{} ({})", c.name, c.kind),
+            Ok(c) => channel_label(&c),
             Err(_) => format!("channel {id} (deleted)"),
         };
         channels.insert(id, label);

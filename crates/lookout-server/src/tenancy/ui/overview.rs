@@ -218,18 +218,13 @@ async fn on_call(store: &Store, org: i64, now: i64) -> Result<Vec<(String, Strin
     }
     drop(conn);
     let ids: Vec<i64> = who.iter().filter_map(|w| w.1).collect();
-    let names = astore::user_names(store, &ids).await?;
+    let names = astore::display_names(store, &ids).await?;
     Ok(who
         .into_iter()
         .map(|(schedule, user)| {
             let name = user.map_or_else(
                 || "nobody".to_string(),
-                |u| {
-                    names
-                        .iter()
-                        .find(|n| n.0 == u)
-                        .map_or(format!("user {u}"), |n| n.1.clone().unwrap_or(n.2.clone()))
-                },
+                |u| names.get(&u).cloned().unwrap_or(format!("user {u}")),
             );
             (schedule, name)
         })
