@@ -500,3 +500,45 @@ async fn send_test_goes_through_the_outbound_policy() {
     assert!(html.contains("Test notification: failed"), "{html}");
     assert!(html.contains("outbound policy"), "{html}");
 }
+
+/// Saving a policy from its form keeps what the form shows of it, grouping included: a
+/// `per_policy` policy edited in the UI still groups its signals into one incident.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_a_policy_in_its_form_keeps_its_grouping() {
+    let h = Harness::sqlite().await;
+    let created = h
+        .admin
+        .post(
+            "/api/v1/policies",
+            serde_json::json!({"name": "Monitors", "grouping": "per_policy",
+                               "conditions": [{"source": "monitor", "events": ["down"]}]}),
+        )
+        .await
+        .expect(201);
+    let id = created["id"].as_i64().expect("id");
+    let (member, csrf) = session(&h, Role::Member).await;
+    let page = member.get(&format!("/alerts/policies/{id}")).await.text();
+    assert!(
+        page.contains(r#"<option value="per_policy" selected>"#),
+        "the form shows the grouping: {page}"
+    );
+    let conditions = r#"[{"source": "monitor", "events": ["down"]}]"#;
+    let r = member
+        .post_raw(
+            &format!("/alerts/policies/{id}"),
+            FORM,
+            form(&[
+                ("csrf", csrf.as_str()),
+                ("name", "Monitors renamed"),
+                ("source", "json"),
+                ("conditions", conditions),
+                ("grouping", "per_policy"),
+                ("enabled", "on"),
+            ]),
+        )
+        .await;
+    assert!(r.status.is_redirection(), "{}: {}", r.status, r.text());
+    let saved = h.admin.get(&format!("/api/v1/policies/{id}")).await.json;
+    assert_eq!(saved["name"], "Monitors renamed");
+    assert_eq!(saved["grouping"], "per_policy");
+}

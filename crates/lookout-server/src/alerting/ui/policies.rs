@@ -35,6 +35,7 @@ pub struct PolicyForm {
     conditions: String,
     severity: String,
     urgency: String,
+    grouping: String,
     service: String,
     escalation_policy_id: String,
     runbook_id: String,
@@ -67,6 +68,7 @@ impl PolicyForm {
             conditions: serde_json::to_string_pretty(&spec["conditions"]).unwrap_or_default(),
             severity: text("severity"),
             urgency: text("urgency"),
+            grouping: text("grouping"),
             service: text("service"),
             escalation_policy_id: text("escalation_policy_id"),
             runbook_id: text("runbook_id"),
@@ -111,6 +113,7 @@ impl PolicyForm {
         for (k, val) in [
             ("severity", &self.severity),
             ("urgency", &self.urgency),
+            ("grouping", &self.grouping),
             ("service", &self.service),
         ] {
             if !val.trim().is_empty() {
@@ -141,6 +144,7 @@ const FIELDS: &[(&str, &str)] = &[
     ("conditions", "conditions"),
     ("severity", "severity"),
     ("urgency", "urgency"),
+    ("grouping", "grouping"),
     ("escalation policy", "escalation_policy_id"),
     ("runbook", "runbook_id"),
     ("policy", "conditions"),
