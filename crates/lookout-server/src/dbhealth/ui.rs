@@ -12,8 +12,8 @@ use crate::charts;
 use crate::state::AppState;
 use crate::ui::error::UiResult;
 use crate::ui::extract::Page;
+use crate::ui::fmt::When;
 use crate::ui::layout::{render, PageCtx};
-use lookout_core::time::iso;
 use lookout_store::dbhealth as dstore;
 use lookout_store::StoreError;
 
@@ -22,7 +22,7 @@ pub struct TargetLine {
     pub id: i64,
     pub name: String,
     pub database: String,
-    pub checked: String,
+    pub checked: Option<When>,
     pub state: String,
     pub bad: bool,
     pub critical: usize,
@@ -49,13 +49,13 @@ pub async fn list(State(state): State<AppState>, Page { ctx, .. }: Page) -> UiRe
             .next();
         let counts = crate::dbhealth::Counts::of(last.as_ref().and_then(|c| c.report.as_ref()));
         let (checked, st, bad) = match &last {
-            None => ("never".to_string(), "not checked yet".to_string(), false),
+            None => (None, "not checked yet".to_string(), false),
             Some(c) if !c.ok => (
-                iso(c.started_at),
+                Some(When::at(c.started_at)),
                 format!("check failed: {}", c.error.clone().unwrap_or_default()),
                 true,
             ),
-            Some(c) => (iso(c.started_at), "checked".to_string(), false),
+            Some(c) => (Some(When::at(c.started_at)), "checked".to_string(), false),
         };
         lines.push(TargetLine {
             id: t.id,
@@ -104,7 +104,7 @@ struct TargetPage {
     ctx: PageCtx,
     name: String,
     database: String,
-    checked: String,
+    checked: Option<When>,
     error: String,
     version: String,
     advice: Vec<FindingLine>,
@@ -213,9 +213,7 @@ pub async fn target(
         ctx,
         name: t.name.clone(),
         database: crate::dbhealth::database_of(state.sealer(), &t).unwrap_or_default(),
-        checked: last
-            .as_ref()
-            .map_or_else(|| "never".into(), |c| iso(c.started_at)),
+        checked: last.as_ref().map(|c| When::at(c.started_at)),
         error: last
             .as_ref()
             .and_then(|c| c.error.clone())

@@ -13,6 +13,7 @@ use crate::charts::esc;
 use crate::state::AppState;
 use crate::ui::error::UiResult;
 use crate::ui::extract::Page;
+use crate::ui::fmt::When;
 use crate::ui::layout::{render, PageCtx};
 use lookout_core::time::iso;
 use lookout_store::apm::query;
@@ -40,7 +41,7 @@ struct SearchPage {
     attribute: String,
     ranges: Vec<(&'static str, bool)>,
     error: String,
-    results: Vec<(String, String, String, String, String, bool, String)>,
+    results: Vec<(When, String, String, String, String, bool, String)>,
 }
 
 /// `GET /performance/traces`.
@@ -110,7 +111,7 @@ pub async fn search(
             .iter()
             .map(|s| {
                 (
-                    iso(s.start_ns / 1_000_000),
+                    When::at(s.start_ns / 1_000_000),
                     s.service.clone(),
                     s.operation.clone(),
                     ms(Some(s.duration_ns as f64 / 1e6)),

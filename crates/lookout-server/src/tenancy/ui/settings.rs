@@ -6,11 +6,12 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 
-use crate::api::{ProjectView, TokenView, UserView};
+use crate::api::ProjectView;
 use crate::state::AppState;
 use crate::ui::check_csrf;
 use crate::ui::error::UiResult;
 use crate::ui::extract::{Admin, Member, Page};
+use crate::ui::fmt::When;
 use lookout_core::Role;
 use lookout_store::tenancy::{self, Session};
 use lookout_store::{Cursor, StoreError};
@@ -28,8 +29,8 @@ struct SettingsPage {
     new_token: Option<String>,
     projects: Vec<ProjectView>,
     snippets: Vec<(String, crate::errors::ui::Snippets)>,
-    tokens: Vec<TokenView>,
-    users: Vec<UserView>,
+    tokens: Vec<TokenLine>,
+    users: Vec<UserLine>,
     roles: Vec<&'static str>,
     can_edit: bool,
     is_admin: bool,
@@ -38,6 +39,22 @@ struct SettingsPage {
     data_location: String,
     schema_version: i64,
     public_url: String,
+}
+
+/// A token as the page lists it.
+struct TokenLine {
+    id: i64,
+    name: String,
+    role: Role,
+    created: When,
+    used: Option<When>,
+}
+
+/// A user as the page lists them.
+struct UserLine {
+    email: String,
+    role: Role,
+    created: When,
 }
 
 /// What a settings form did, shown above the page.
@@ -92,8 +109,24 @@ async fn settings_page(state: &AppState, s: &Session, ctx: PageCtx, outcome: Out
             .into_iter()
             .map(|p| ProjectView::new(p, state.settings()))
             .collect(),
-        tokens: tokens.into_iter().map(TokenView::from).collect(),
-        users: users.into_iter().map(UserView::from).collect(),
+        tokens: tokens
+            .into_iter()
+            .map(|t| TokenLine {
+                id: t.id,
+                name: t.name,
+                role: t.role,
+                created: When::at(t.created_at),
+                used: When::opt(t.last_used_at),
+            })
+            .collect(),
+        users: users
+            .into_iter()
+            .map(|u| UserLine {
+                email: u.email,
+                role: u.role,
+                created: When::at(u.created_at),
+            })
+            .collect(),
         roles: Role::ALL
             .iter()
             .filter(|r| **r <= s.user.role)
