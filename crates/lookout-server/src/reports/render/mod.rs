@@ -8,6 +8,8 @@ use chrono::TimeZone;
 
 use super::model::*;
 use super::outcomes::Outcome;
+/// `45 s`, `4.2 min`, `1 h 05 min`, `2 d 3 h`: the formatting every page uses.
+pub use lookout_core::units::span as duration;
 
 mod tables;
 
@@ -95,9 +97,6 @@ impl Fmt {
         }
     }
 }
-
-/// `45 s`, `4.2 min`, `1 h 05 min`, `2 d 3 h`: the formatting every page uses.
-pub use lookout_core::units::span as duration;
 
 /// `1 incident`, `3 incidents`.
 fn count(n: impl Into<i64>, one: &str, many: &str) -> String {
