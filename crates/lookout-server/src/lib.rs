@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod budget;
 pub mod charts;
+pub mod cluster;
 pub mod error;
 pub mod extract;
 pub mod listener;

@@ -86,25 +86,41 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: storage answers and migrations are applied; 503 otherwise.
+/// How long `/readyz` waits for storage before answering 503: a load balancer's probe must get
+/// an answer, never hang (it did through a database outage).
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1_500);
+
+/// `GET /readyz`: storage answers, takes writes (this replica's heartbeat, a write, succeeded
+/// within the last seconds) and migrations are applied; 503 otherwise, within [`READY_TIMEOUT`].
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let backend = state.store().backend().name();
-    match (
-        state.store().ping().await,
-        state.store().schema_version().await,
-    ) {
-        (Ok(()), Ok(v)) if v >= lookout_store::SCHEMA_VERSION => {
-            Json(json!({ "status": "ready", "storage": backend, "schema_version": v }))
-                .into_response()
-        }
-        (ping, version) => {
-            tracing::warn!(ping = ?ping.err(), version = ?version.as_ref().ok(), "Not ready.");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "storage": backend })),
-            )
-                .into_response()
-        }
+    let unavailable = |why: String| {
+        tracing::warn!(reason = %why, "Not ready.");
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            Json(json!({ "status": "unavailable", "storage": backend, "reason": why })),
+        )
+            .into_response()
+    };
+    if let Some(Err(why)) = state.cluster().map(crate::cluster::Cluster::ready) {
+        return unavailable(format!("storage does not take writes: {why}"));
+    }
+    let probe = async {
+        state.store().ping().await?;
+        state.store().schema_version().await
+    };
+    match tokio::time::timeout(READY_TIMEOUT, probe).await {
+        Ok(Ok(v)) if v >= lookout_store::SCHEMA_VERSION => Json(json!({
+            "status": "ready",
+            "storage": backend,
+            "schema_version": v,
+            "replica": state.cluster().map(|c| c.name().to_string()),
+        }))
+        .into_response(),
+        Ok(Ok(v)) => unavailable(format!("schema version {v} is older than this build's")),
+        Ok(Err(e)) => unavailable(format!("storage does not answer: {e}")),
+        Err(_) => unavailable("storage did not answer within 1.5 s".into()),
     }
 }
 

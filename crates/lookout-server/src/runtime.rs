@@ -173,6 +173,14 @@ pub async fn serve(
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Join the cluster before any work starts: the first heartbeat gives the live replicas and
+    // the database's clock that placement and leases use.
+    let cluster = crate::cluster::Cluster::new(&cfg.replica_id, env!("CARGO_PKG_VERSION"));
+    if let Err(e) = cluster.beat(&store).await {
+        tracing::warn!(error = %e, "The first heartbeat failed; retrying in the background.");
+    }
+    state.set_cluster(cluster.clone());
+    let heartbeats = tokio::spawn(cluster.clone().run(store.clone(), stop_rx.clone()));
     if let Some(path) = &cfg.config_file {
         crate::uptime::config::apply_file(&store, &sealer, path).await;
         crate::query::dashboards::apply_config(&store, path).await;
@@ -194,6 +202,7 @@ pub async fn serve(
         sealer: sealer.clone(),
         alerting: state.alerting().clone(),
         replica: cfg.replica_id.clone(),
+        cluster,
         stop: stop_rx.clone(),
         backups: crate::backups::Settings {
             drill_every: cfg.backup_drill_every,
@@ -288,6 +297,12 @@ pub async fn serve(
     otlp_result?;
     for w in workers {
         let _ = w.await;
+    }
+    let _ = heartbeats.await;
+    // Leave the cluster only once this replica's work has stopped and flushed: the others take
+    // its shards over at once instead of after the live window.
+    if let Err(e) = lookout_store::cluster::leave(&store, &cfg.replica_id).await {
+        tracing::warn!(error = %e, "Could not leave the cluster; the others take over when its heartbeat ages.");
     }
     reload.abort();
     let _ = upkeep.await;

@@ -51,6 +51,8 @@ struct Inner {
     login_throttle: crate::auth::LoginThrottle,
     sealer: lookout_core::seal::Sealer,
     alerting: crate::alerting::Alerting,
+    /// This replica in the cluster, once `serve` started heartbeating (unset in handler tests).
+    cluster: std::sync::OnceLock<crate::cluster::Cluster>,
 }
 
 impl AppState {
@@ -102,8 +104,17 @@ impl AppState {
                 ingest_budget: crate::budget::ByteBudget::new(limits),
                 login_throttle: Default::default(),
                 sealer,
+                cluster: std::sync::OnceLock::new(),
             }),
         }
+    }
+    /// This replica in the cluster (set once by `serve`).
+    pub fn cluster(&self) -> Option<&crate::cluster::Cluster> {
+        self.inner.cluster.get()
+    }
+    /// Joins the server to `cluster` (at start, before serving).
+    pub fn set_cluster(&self, cluster: crate::cluster::Cluster) {
+        let _ = self.inner.cluster.set(cluster);
     }
     /// The store.
     pub fn store(&self) -> &Store {

@@ -27,6 +27,8 @@ pub struct Background {
     pub alerting: crate::alerting::Alerting,
     /// This replica's name, the owner of the leases it takes.
     pub replica: String,
+    /// This replica in the cluster: live replicas, placement, the database's clock.
+    pub cluster: crate::cluster::Cluster,
     /// Turns true when the server starts shutting down.
     pub stop: watch::Receiver<bool>,
     /// How often restore drills run.

@@ -11,27 +11,28 @@ use crate::{Result, Store};
 use lookout_core::time::now_ms;
 
 /// Takes or renews the lease on cursor `name` for `owner`; its position if this owner holds it.
+/// Lease times are the database's clock, so replicas with skewed clocks agree on expiry.
 pub async fn lease(store: &Store, name: &str, owner: &str, lease_ms: i64) -> Result<Option<i64>> {
-    let now = now_ms();
     sqlx::query(
         "INSERT INTO event_cursors (consumer, position, updated_at) VALUES ($1, 0, $2)
          ON CONFLICT (consumer) DO NOTHING",
     )
     .bind(name)
-    .bind(now)
+    .bind(now_ms())
     .execute(store.pool())
     .await?;
-    let row = sqlx::query(
-        "UPDATE event_cursors SET lease_owner = $1, lease_until = $2
-         WHERE consumer = $3 AND (lease_owner = $1 OR lease_until IS NULL OR lease_until < $4)
-         RETURNING position",
-    )
-    .bind(owner)
-    .bind(now + lease_ms)
-    .bind(name)
-    .bind(now)
-    .fetch_optional(store.pool())
-    .await?;
+    let now = crate::dialect::now_ms_sql(store.backend());
+    let sql = format!(
+        "UPDATE event_cursors SET lease_owner = $1, lease_until = {now} + $2
+         WHERE consumer = $3 AND (lease_owner = $1 OR lease_until IS NULL OR lease_until < {now})
+         RETURNING position"
+    );
+    let row = sqlx::query(&sql)
+        .bind(owner)
+        .bind(lease_ms)
+        .bind(name)
+        .fetch_optional(store.pool())
+        .await?;
     Ok(row.map(|r| r.try_get("position")).transpose()?)
 }
 

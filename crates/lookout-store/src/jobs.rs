@@ -3,8 +3,10 @@
 //! A job is a row in `jobs`: periodic (it has `every_ms`) or one-off. A [`Scheduler`] claims due
 //! jobs with an atomic `UPDATE … WHERE lease expired … RETURNING`, which on PostgreSQL also skips
 //! rows another replica has locked. While a handler runs, the scheduler renews the lease; if the
-//! replica dies, the lease expires and another replica takes the job over. Completion is fenced by
-//! the lease owner, so a replica that lost its lease cannot mark someone else's run done.
+//! replica dies, the lease expires and another replica takes the job over. Each claim takes a new
+//! fencing token (`fence`); renewal and completion check it, so a replica that lost its lease —
+//! even to itself, after an outage — cannot extend or finish a run that is no longer its own.
+//! Lease times come from the database's clock, never the replica's.
 //!
 //! A failed run is retried with exponential backoff; a one-off job that fails
 //! [`MAX_ATTEMPTS`] times is kept, done, with its last error, for the operator to see.
@@ -37,6 +39,8 @@ pub struct ClaimedJob {
     /// 1 on the first try.
     pub attempt: i64,
     every_ms: Option<i64>,
+    /// The claim's fencing token.
+    fence: i64,
 }
 
 /// Runs one job; an `Err` is logged, stored on the job, and retried with backoff.
@@ -170,40 +174,42 @@ impl Scheduler {
         self
     }
 
-    /// The claim statement for the registered kinds. `$1` owner, `$2` lease end, `$3` now, then
-    /// the kinds. The outer `WHERE` re-checks the lease: on PostgreSQL an `UPDATE` that waited on a
+    /// The claim statement for the registered kinds. `$1` owner, `$2` lease length, then the
+    /// kinds; "now" is the database's clock. The outer `WHERE` re-checks the lease: on PostgreSQL an `UPDATE` that waited on a
     /// row lock re-evaluates it against the winner's row, so two replicas never both claim a run.
     fn build_claim_sql(&self) -> String {
         let kinds: Vec<String> = (0..self.handlers.len())
-            .map(|i| format!("${}", i + 4))
+            .map(|i| format!("${}", i + 3))
             .collect();
         let skip_locked = crate::dialect::for_update_skip_locked(self.store.backend());
+        let now = crate::dialect::now_ms_sql(self.store.backend());
         format!(
-            "UPDATE jobs SET lease_owner = $1, lease_until = $2, attempts = attempts + 1
-             WHERE id = (SELECT id FROM jobs WHERE done_at IS NULL AND next_run_at <= $3
-                           AND (lease_until IS NULL OR lease_until < $3) AND kind IN ({})
+            "UPDATE jobs SET lease_owner = $1, lease_until = {now} + $2, attempts = attempts + 1,
+                    fence = fence + 1
+             WHERE id = (SELECT id FROM jobs WHERE done_at IS NULL AND next_run_at <= {now}
+                           AND (lease_until IS NULL OR lease_until < {now}) AND kind IN ({})
                          ORDER BY next_run_at LIMIT 1{skip_locked})
-               AND (lease_until IS NULL OR lease_until < $3)
-             RETURNING id, kind, payload, every_ms, next_run_at, attempts",
+               AND (lease_until IS NULL OR lease_until < {now})
+             RETURNING id, kind, payload, every_ms, next_run_at, attempts, fence, {now} AS db_now",
             kinds.join(", ")
         )
     }
 
     /// Claims one due job, if any.
     async fn claim(&self) -> Result<Option<ClaimedJob>> {
-        let now = now_ms();
         let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
         // A read first: idle polls must not take SQLite's write lock, or three replicas polling
         // every few ms starve each other's renewals and completions past their leases.
         let kinds = (0..self.handlers.len())
-            .map(|i| format!("${}", i + 2))
+            .map(|i| format!("${}", i + 1))
             .collect::<Vec<_>>()
             .join(", ");
+        let now = crate::dialect::now_ms_sql(self.store.backend());
         let probe_sql = format!(
-            "SELECT 1 FROM jobs WHERE done_at IS NULL AND next_run_at <= $1
-               AND (lease_until IS NULL OR lease_until < $1) AND kind IN ({kinds}) LIMIT 1"
+            "SELECT 1 FROM jobs WHERE done_at IS NULL AND next_run_at <= {now}
+               AND (lease_until IS NULL OR lease_until < {now}) AND kind IN ({kinds}) LIMIT 1"
         );
-        let mut probe = sqlx::query(&probe_sql).bind(now);
+        let mut probe = sqlx::query(&probe_sql);
         for k in self.handlers.keys() {
             probe = probe.bind(k.as_str());
         }
@@ -212,8 +218,7 @@ impl Scheduler {
         }
         let mut q = sqlx::query(&self.claim_sql)
             .bind(&self.owner)
-            .bind(now + lease_ms)
-            .bind(now);
+            .bind(lease_ms);
         for k in self.handlers.keys() {
             q = q.bind(k.as_str());
         }
@@ -234,20 +239,27 @@ impl Scheduler {
             every_ms: r.try_get("every_ms")?,
             due_at: r.try_get("next_run_at")?,
             attempt: r.try_get("attempts")?,
+            fence: r.try_get("fence")?,
         };
+        let now: i64 = r.try_get("db_now")?;
         let lag = (now - job.due_at).max(0) as f64 / 1000.0;
         metrics::histogram!("lookout_job_lag_seconds", "kind" => job.kind.clone()).record(lag);
         metrics::gauge!("lookout_job_last_lag_seconds", "kind" => job.kind.clone()).set(lag);
         Ok(Some(job))
     }
 
-    /// Extends this replica's lease on `id`; false if the lease was lost.
-    async fn renew(store: &Store, owner: &str, id: &str, lease_ms: i64) -> Result<bool> {
+    /// Extends this run's lease; false if the lease was lost (its token moved on).
+    async fn renew(store: &Store, owner: &str, job: &ClaimedJob, lease_ms: i64) -> Result<bool> {
+        let sql = format!(
+            "UPDATE jobs SET lease_until = {} + $1 WHERE id = $2 AND lease_owner = $3 AND fence = $4",
+            crate::dialect::now_ms_sql(store.backend())
+        );
         let mut tx = store.begin_write().await?;
-        let n = sqlx::query("UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3")
-            .bind(now_ms() + lease_ms)
-            .bind(id)
+        let n = sqlx::query(&sql)
+            .bind(lease_ms)
+            .bind(&job.id)
             .bind(owner)
+            .bind(job.fence)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -262,7 +274,7 @@ impl Scheduler {
         job: &ClaimedJob,
         outcome: Result<(), String>,
     ) -> Result<()> {
-        let now = now_ms();
+        let now = crate::cluster::db_now(store).await?;
         let (next_run_at, done_at, attempts, last_error) = match (&outcome, job.every_ms) {
             (Ok(()), Some(every)) => (next_periodic_run(job.due_at, every, now), None, 0, None),
             (Ok(()), None) => (job.due_at, Some(now), job.attempt, None),
@@ -281,7 +293,7 @@ impl Scheduler {
         sqlx::query(
             "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_run_at = $1, done_at = $2,
                     attempts = $3, last_error = $4
-             WHERE id = $5 AND lease_owner = $6",
+             WHERE id = $5 AND lease_owner = $6 AND fence = $7",
         )
         .bind(next_run_at)
         .bind(done_at)
@@ -289,6 +301,7 @@ impl Scheduler {
         .bind(last_error)
         .bind(&job.id)
         .bind(owner)
+        .bind(job.fence)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -354,7 +367,7 @@ impl Scheduler {
             tokio::select! {
                 out = &mut work => break Some(out),
                 _ = renew.tick() => {
-                    match Self::renew(&self.store, &self.owner, &job.id, lease_ms).await {
+                    match Self::renew(&self.store, &self.owner, &job, lease_ms).await {
                         Ok(true) => {}
                         Ok(false) => break None,
                         Err(e) => tracing::warn!(job = %job.id, error = %e, "Lease renewal failed."),

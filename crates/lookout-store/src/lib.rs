@@ -15,6 +15,7 @@
 pub mod alerting;
 pub mod apm;
 pub mod backup;
+pub mod cluster;
 pub mod cursor;
 pub mod dashboards;
 pub mod dbhealth;
@@ -116,6 +117,10 @@ pub enum StoreError {
     /// A list cursor that no page of this list returned (answered 400).
     #[error("invalid cursor {0:?}: pass the `next` value of the previous page")]
     BadCursor(String),
+    /// Work done under a lease whose fencing token moved on: another claim took the lease, and
+    /// nothing of the old holder's may be recorded any more.
+    #[error("the lease this work was done under is no longer held")]
+    Fenced,
     /// A stored value that does not parse (a role name, JSON payload).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),

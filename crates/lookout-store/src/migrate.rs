@@ -25,22 +25,55 @@ include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 const MIGRATION_LOCK: i64 = 0x6c6b_6d69_6772;
 
 /// Applies every migration newer than the database's version.
+///
+/// On PostgreSQL everything, from the first statement, runs on one connection holding a session
+/// advisory lock: replicas started at the same moment queue on the lock instead of racing. (The
+/// bookkeeping table used to be created before the lock was taken, and two replicas creating it
+/// together failed one of them with a duplicate key in `pg_type`: 4 starts in 7, measured.) A
+/// replica killed while holding the lock loses its session, which releases the lock.
 pub(crate) async fn apply(store: &Store) -> Result<()> {
     debug_assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(SCHEMA_VERSION));
+    let mut conn = store.pool().acquire().await?;
+    let locked = store.backend() == Backend::Postgres;
+    if locked {
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let outcome = apply_locked(store, &mut conn).await;
+    if locked {
+        // On failure too, so the next replica can try; the session's end would release it as well.
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *conn)
+            .await;
+        if let Err(e) = unlocked {
+            tracing::warn!(error = %e, "Could not release the migration lock; closing its connection.");
+            conn.detach();
+        }
+    }
+    outcome
+}
+
+/// [`apply`] once this process may migrate: on SQLite each migration's `BEGIN IMMEDIATE`
+/// serialises processes; on PostgreSQL the caller holds the advisory lock on `conn`.
+async fn apply_locked(
+    store: &Store,
+    conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
+) -> Result<()> {
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
     )
-    .execute(store.pool())
+    .execute(&mut **conn)
     .await?;
     for m in MIGRATIONS {
-        let mut tx = store.begin_write().await?;
-        if store.backend() == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(MIGRATION_LOCK)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let begin = match store.backend() {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        let mut tx = sqlx::Connection::begin_with(&mut **conn, begin).await?;
         let done: Option<(i64,)> =
             sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
                 .bind(m.version)

@@ -81,6 +81,15 @@ pub enum Write {
         /// One value per column.
         values: Vec<Value>,
     },
+    /// A statement that must change exactly one row, or the whole transaction fails with
+    /// [`StoreError::Fenced`]: how work done under a lease proves it still holds it
+    /// ([`crate::cluster::guard`]).
+    Guard {
+        /// SQL with `$1…` placeholders (a constant from code).
+        sql: &'static str,
+        /// Its arguments.
+        args: Vec<Value>,
+    },
     /// Any other statement (updates, upserts), run as is.
     Exec {
         /// SQL with `$1…` placeholders (a constant from code).
@@ -306,6 +315,16 @@ async fn apply_runs(
                 q.execute(&mut **tx).await?;
                 i += 1;
             }
+            Write::Guard { sql, args } => {
+                let mut q = sqlx::query(sql);
+                for a in args {
+                    q = bind(q, a);
+                }
+                if q.execute(&mut **tx).await?.rows_affected() != 1 {
+                    return Err(StoreError::Fenced);
+                }
+                i += 1;
+            }
             Write::Insert { table, columns, .. } => {
                 let run = &writes[i..];
                 let run_len = run
@@ -316,7 +335,7 @@ async fn apply_runs(
                     .iter()
                     .filter_map(|w| match w {
                         Write::Insert { values, .. } => Some(values.as_slice()),
-                        Write::Exec { .. } => None,
+                        Write::Exec { .. } | Write::Guard { .. } => None,
                     })
                     .collect();
                 multi_row_ref(

@@ -168,6 +168,12 @@ impl TestServer {
     /// # Panics
     /// When this server runs on SQLite: replicas share a PostgreSQL database.
     pub async fn replica(&self) -> TestServer {
+        self.replica_with_env(&[]).await
+    }
+
+    /// Like [`TestServer::replica`], with extra environment variables for this replica only
+    /// (a skewed clock through libfaketime, say).
+    pub async fn replica_with_env(&self, env: &[(&str, &str)]) -> TestServer {
         let url = self
             .database_url()
             .expect("replicas share a PostgreSQL database")
@@ -180,7 +186,12 @@ impl TestServer {
             pg: None,
             shared_db: Some(url),
             http: reqwest::Client::new(),
-            extra_env: self.extra_env.clone(),
+            extra_env: self
+                .extra_env
+                .iter()
+                .cloned()
+                .chain(env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+                .collect(),
             extra_args: self.extra_args.clone(),
             url: String::new(),
             otlp_url: String::new(),
@@ -189,6 +200,54 @@ impl TestServer {
         };
         server.spawn();
         server
+    }
+
+    /// `n` replicas on one fresh PostgreSQL database, launched at the same moment: every process
+    /// is spawned before any banner is awaited, so they migrate and join together (the start
+    /// that used to fail one replica in two with a duplicate key). The first one owns the
+    /// database. Panics, naming it, if any replica does not start.
+    pub async fn replicas_together(bin: &Path, n: usize, env: &[(&str, &str)]) -> Vec<TestServer> {
+        let first = Self::start_unspawned(bin, Some(PgDatabase::create().await), None, env);
+        let url = first.database_url().map(str::to_string);
+        let mut all = vec![first];
+        for _ in 1..n {
+            let mut r = Self::start_unspawned(bin, None, url.clone(), env);
+            r.admin_token = all[0].admin_token.clone();
+            all.push(r);
+        }
+        std::thread::scope(|scope| {
+            for server in all.iter_mut() {
+                scope.spawn(|| server.spawn());
+            }
+        });
+        all
+    }
+
+    /// A server not started yet (see [`TestServer::replicas_together`]).
+    fn start_unspawned(
+        bin: &Path,
+        pg: Option<PgDatabase>,
+        shared_db: Option<String>,
+        env: &[(&str, &str)],
+    ) -> TestServer {
+        TestServer {
+            bin: bin.to_path_buf(),
+            child: None,
+            data_dir: tempfile::tempdir().expect("temp data dir"),
+            config_dir: None,
+            pg,
+            shared_db,
+            http: reqwest::Client::new(),
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            extra_args: Vec::new(),
+            url: String::new(),
+            otlp_url: String::new(),
+            dsn: String::new(),
+            admin_token: format!("lk_test{:032x}", rand::random::<u128>()),
+        }
     }
 
     /// Like [`TestServer::start`], with `toml` as its config file (`--config`).

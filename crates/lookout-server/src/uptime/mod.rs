@@ -225,8 +225,8 @@ pub fn jobs(bg: &crate::tasks::Background) -> Vec<crate::tasks::PeriodicJob> {
     )]
 }
 
-/// The shard runners (each shard a leased job, so replicas split the monitors) and the
-/// check-in consumer.
+/// The shard runners (shards placed on the live replicas under fenced leases) and the check-in
+/// consumer.
 pub async fn workers(
     bg: &crate::tasks::Background,
 ) -> Result<crate::tasks::Workers, lookout_store::StoreError> {
@@ -239,14 +239,12 @@ pub async fn workers(
         permits: Arc::new(tokio::sync::Semaphore::new(
             bg.uptime_max_concurrent_checks.max(1),
         )),
-        stop: bg.stop.clone(),
-        hold: runner::HOLD,
+        cluster: bg.cluster.clone(),
         sealer: bg.sealer.clone(),
         windows: Default::default(),
     });
-    let shards = runner::scheduler(ctx, &bg.replica).await?;
     Ok(vec![
-        tokio::spawn(shards.run(bg.stopping())),
+        runner::placement(ctx, bg.stop.clone()),
         tokio::spawn(
             checkins::CheckInConsumer::new(bg.store.clone(), &bg.replica)
                 .run(Duration::from_millis(200), bg.stopping()),

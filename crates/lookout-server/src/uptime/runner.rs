@@ -1,14 +1,19 @@
-//! Shard runners: each of the [`SHARDS`] shards is a leased periodic job; the replica holding a
-//! shard's lease keeps its monitors in a timer heap and runs their checks.
+//! Shard runners: the [`SHARDS`] shards are placed on the live replicas
+//! ([`crate::cluster::placement`]); the replica holding a shard's lease keeps its monitors in a
+//! timer heap and runs their checks.
 //!
 //! Why not one job row per check: at 10,000 monitors every 60 s that is 170 claims a second, each
-//! a database write. A shard lease costs one renewal every 10 s and still gives the guarantee
-//! that matters: one replica checks a monitor at a time, and when it dies another takes the shard
-//! over within the lease (30 s) and runs what fell due, late rather than never.
+//! a database write. A shard lease costs one renewal a second for all shards and still gives the
+//! guarantee that matters: one replica checks a monitor at a time, and when it dies another takes
+//! the shard over within seconds and runs at once the checks that fell due.
 //!
 //! The runner is the only writer of its monitors' state, so thresholds are applied in memory and
-//! stored with each result in one group commit. It holds a shard for [`HOLD`], then hands it back
-//! so shards spread over replicas that joined later.
+//! stored with each result in one group commit, guarded by the shard's fencing token. A write that
+//! fails is kept, in order, and retried until it commits: a monitor that went down while storage
+//! was read-only or unreachable is recorded and announced once storage takes writes again, never
+//! lost. The buffer is bounded ([`MAX_PENDING`]): past it the oldest raw results are dropped,
+//! never state changes or events. A write refused by the fence means another replica holds the
+//! shard: the runner stops and drops what it buffered, and the new holder starts from the store.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -20,7 +25,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use super::Windows;
-use lookout_core::time::now_ms;
+use crate::cluster::placement::Work;
 use lookout_store::events;
 use lookout_store::uptime::{
     self as ustore, cron as ucron, results, MonitorRow, MonitorState, SHARDS,
@@ -29,8 +34,11 @@ use lookout_store::{Store, Write, WriteQueue};
 use lookout_uptime::state::{Health, Streaks};
 use lookout_uptime::{Checker, Kind, MonitorSpec};
 
-/// How long a replica keeps a shard before handing it back for rebalancing.
-pub const HOLD: Duration = Duration::from_secs(600);
+/// Writes a shard keeps while storage refuses them, before dropping its oldest raw results.
+const MAX_PENDING: usize = 20_000;
+/// Checks that fell due while nobody held their shard run within this window on takeover,
+/// spread by monitor so 10,000 of them do not fire in the same millisecond.
+const CATCH_UP_SPREAD_MS: i64 = 2_000;
 /// How often a cron monitor's check-ins are judged.
 const CRON_TICK_MS: i64 = 5_000;
 /// How often a runner looks for edited monitors and maintenance windows.
@@ -50,10 +58,8 @@ pub struct UptimeContext {
     pub checker: Arc<Checker>,
     /// Checks in flight at once on this replica.
     pub permits: Arc<Semaphore>,
-    /// Flips to true at shutdown.
-    pub stop: watch::Receiver<bool>,
-    /// How long a shard is held.
-    pub hold: Duration,
+    /// This replica in the cluster: the database's clock.
+    pub cluster: crate::cluster::Cluster,
     /// Opens the credentials stored in specs.
     pub sealer: lookout_core::seal::Sealer,
     /// Maintenance windows, loaded once for all shards every [`WINDOWS_TTL_MS`].
@@ -163,11 +169,15 @@ fn next_on_phase(id: i64, every: i64, now: i64) -> i64 {
     }
 }
 
+/// When a monitor taken over (at start or from another replica) is next due: on its cadence
+/// after its last check, or — overdue — at once, spread over [`CATCH_UP_SPREAD_MS`]. (Overdue
+/// checks used to wait for the next slot on the monitor's phase: 59–60 s gaps at a 30 s interval
+/// after a takeover, measured.)
 fn first_due(id: i64, state: &MonitorState, every: i64, now: i64) -> i64 {
     match state.last_check_at {
         None => now,
         Some(t) if t + every > now => t + every,
-        Some(_) => next_on_phase(id, every, now),
+        Some(_) => now + phase(id, every.min(CATCH_UP_SPREAD_MS)),
     }
 }
 
@@ -179,22 +189,22 @@ fn streaks_of(s: &MonitorState) -> Streaks {
     }
 }
 
-/// Runs shard `shard` until the hold ends or the server stops.
-pub async fn run_shard(ctx: Arc<UptimeContext>, shard: i64) -> Result<(), String> {
-    let started = Instant::now();
+/// Runs shard `shard` until its work is stopped (handed back, lease lost, shutdown) or a write is
+/// refused by the fence.
+pub async fn run_shard(ctx: Arc<UptimeContext>, shard: i64, mut work: Work) {
     let mut slots: HashMap<i64, Slot> = HashMap::new();
     let mut heap: BinaryHeap<Reverse<(i64, i64, u64)>> = BinaryHeap::new();
     let mut version = (-1, -1, -1);
     let mut windows = Windows::default();
     let mut next_reload = 0;
     let mut inflight: JoinSet<Evaluated> = JoinSet::new();
-    let mut stop = ctx.stop.clone();
-    tracing::debug!(shard, "Uptime shard taken.");
+    let mut out = Pending::new(&work);
+    tracing::debug!(shard, fence = work.fence, "Uptime shard taken.");
     loop {
-        if *stop.borrow() || started.elapsed() >= ctx.hold {
+        if *work.stop.borrow() || out.fenced {
             break;
         }
-        let now = now_ms();
+        let now = ctx.cluster.now_ms();
         if now >= next_reload {
             windows = ctx.windows(now, false).await;
             match ustore::shard_version(&ctx.store, shard).await {
@@ -209,9 +219,12 @@ pub async fn run_shard(ctx: Arc<UptimeContext>, shard: i64) -> Result<(), String
                     }
                 },
                 Ok(_) => {}
-                Err(e) => tracing::warn!(shard, error = %e, "Could not read the shard's version."),
+                Err(e) => tracing::debug!(shard, error = %e, "Could not read the shard's version."),
             }
             next_reload = now + RELOAD_MS;
+        }
+        if out.due() {
+            out.flush(&ctx).await;
         }
         while let Some(&Reverse((due, id, generation))) = heap.peek() {
             if due > now {
@@ -235,19 +248,114 @@ pub async fn run_shard(ctx: Arc<UptimeContext>, shard: i64) -> Result<(), String
                 while let Some(more) = inflight.try_join_next() {
                     finished.push(more);
                 }
-                settle(&ctx, &mut slots, &mut heap, &windows, finished).await;
+                let writes = settle(&ctx, &mut slots, &mut heap, &windows, finished).await;
+                out.push(writes);
+                out.flush(&ctx).await;
             }
             () = tokio::time::sleep(sleep) => {}
-            _ = stop.changed() => {}
+            _ = work.stop.changed() => {}
         }
+    }
+    if out.fenced {
+        inflight.abort_all();
     }
     let mut finished = Vec::new();
     while let Some(done) = inflight.join_next().await {
         finished.push(done);
     }
-    settle(&ctx, &mut slots, &mut heap, &windows, finished).await;
+    let writes = settle(&ctx, &mut slots, &mut heap, &windows, finished).await;
+    out.push(writes);
+    out.flush(&ctx).await;
+    if !out.is_empty() && !out.fenced {
+        tracing::warn!(shard, writes = out.len(), "Handing the shard back with results storage did not take; the next holder checks again.");
+    }
     tracing::debug!(shard, "Uptime shard handed back.");
-    Ok(())
+}
+
+/// A shard's writes that storage has not taken yet, oldest first, and the guard they carry.
+struct Pending {
+    guard: Write,
+    writes: Vec<Write>,
+    /// When to retry after a failure.
+    retry_at: Option<Instant>,
+    /// A write was refused by the fence: the shard is another replica's now.
+    fenced: bool,
+}
+
+impl Pending {
+    fn new(work: &Work) -> Pending {
+        Pending {
+            guard: lookout_store::cluster::guard(&work.name, work.fence),
+            writes: Vec::new(),
+            retry_at: None,
+            fenced: false,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.writes.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+
+    /// Whether buffered writes are waiting for a retry that is due.
+    fn due(&self) -> bool {
+        !self.writes.is_empty() && self.retry_at.is_none_or(|t| Instant::now() >= t)
+    }
+
+    /// Queues `writes` after everything already waiting, trimming raw results past the bound.
+    fn push(&mut self, writes: Vec<Write>) {
+        self.writes.extend(writes);
+        if self.writes.len() > MAX_PENDING {
+            let mut excess = self.writes.len() - MAX_PENDING;
+            let before = self.writes.len();
+            self.writes.retain(|w| {
+                let raw = matches!(w, Write::Insert { table, .. } if *table == results::TABLE);
+                if raw && excess > 0 {
+                    excess -= 1;
+                    false
+                } else {
+                    true
+                }
+            });
+            metrics::counter!("lookout_uptime_results_dropped_total")
+                .increment((before - self.writes.len()) as u64);
+        }
+    }
+
+    /// Writes everything waiting in one guarded commit; on failure keeps it for a retry.
+    async fn flush(&mut self, ctx: &UptimeContext) {
+        if self.writes.is_empty() || self.fenced {
+            return;
+        }
+        let mut batch = Vec::with_capacity(self.writes.len() + 1);
+        batch.push(self.guard.clone());
+        batch.extend(self.writes.iter().cloned());
+        match ctx.writes.write(batch).await {
+            Ok(()) => {
+                if self.retry_at.take().is_some() {
+                    tracing::info!("Stored check results that waited for storage.");
+                }
+                self.writes.clear();
+            }
+            Err(lookout_store::StoreError::Fenced) => {
+                tracing::warn!(
+                    dropped = self.writes.len(),
+                    "Another replica took this shard over; stopping and dropping unstored results."
+                );
+                self.fenced = true;
+                self.writes.clear();
+            }
+            Err(e) => {
+                if self.retry_at.is_none() {
+                    tracing::warn!(error = %e, waiting = self.writes.len(), "Could not store check results; keeping them and retrying.");
+                }
+                self.retry_at = Some(Instant::now() + Duration::from_secs(1));
+            }
+        }
+    }
 }
 
 /// Brings the slots in line with the stored monitors: new ones are scheduled, edited ones take
@@ -356,7 +464,7 @@ fn spawn_evaluation(
         let Ok(_permit) = ctx.permits.clone().acquire_owned().await else {
             return (id, due, Vec::new(), None);
         };
-        let start = now_ms();
+        let start = ctx.cluster.now_ms();
         metrics::histogram!("lookout_uptime_schedule_lag_ms").record((start - due).max(0) as f64);
         let (verdicts, judged) = match spec.kind {
             Kind::Heartbeat => (heartbeat(&ctx.store, id, &spec, created_at, start).await, None),
@@ -504,16 +612,18 @@ async fn cron(
     (out, (judged != judged_until).then_some(judged))
 }
 
-/// Applies finished evaluations: state machine, results, changes, events; one group commit.
+/// Applies finished evaluations: state machine, results, changes, events; returns the writes
+/// that record them, which the caller commits (and keeps retrying) before anything else of the
+/// shard's is written.
 async fn settle(
     ctx: &UptimeContext,
     slots: &mut HashMap<i64, Slot>,
     heap: &mut BinaryHeap<Reverse<(i64, i64, u64)>>,
     windows: &Windows,
     finished: Vec<Result<Evaluated, tokio::task::JoinError>>,
-) {
+) -> Vec<Write> {
     let mut writes = Vec::new();
-    let now = now_ms();
+    let now = ctx.cluster.now_ms();
     for done in finished {
         let Ok((id, due, verdicts, judged)) = done else {
             continue;
@@ -542,12 +652,7 @@ async fn settle(
         };
         heap.push(Reverse((slot.due, id, slot.generation)));
     }
-    if writes.is_empty() {
-        return;
-    }
-    if let Err(e) = ctx.writes.write(writes).await {
-        tracing::warn!(error = %e, "Could not store check results.");
-    }
+    writes
 }
 
 async fn apply(
@@ -709,36 +814,26 @@ async fn suppression(ctx: &UptimeContext, row: &MonitorRow, maintenance: bool) -
     }
 }
 
-/// The uptime shards as leased periodic jobs: each claim runs one shard for a while.
-pub async fn scheduler(
+/// The uptime shards placed on the live replicas, each run under its fenced lease.
+pub fn placement(
     ctx: Arc<UptimeContext>,
-    replica: &str,
-) -> Result<lookout_store::jobs::Scheduler, lookout_store::StoreError> {
-    let shards = lookout_store::uptime::SHARDS;
-    for k in 0..shards {
-        lookout_store::jobs::ensure_periodic(
-            &ctx.store,
-            &format!("uptime.shard.{k}"),
-            "uptime.shard",
-            1_000,
-        )
-        .await?;
-    }
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let keys: Vec<String> = (0..SHARDS).map(|k| format!("uptime.shard.{k}")).collect();
+    let cluster = ctx.cluster.clone();
     let store = ctx.store.clone();
-    let handler: lookout_store::jobs::JobHandler = Arc::new(move |job| {
+    let start: crate::cluster::placement::Start = Arc::new(move |work: Work| {
         let ctx = ctx.clone();
-        Box::pin(async move {
-            match shard_of(&job.id) {
-                Some(shard) => run_shard(ctx, shard).await,
-                None => Err(format!("{} is not an uptime shard", job.id)),
+        tokio::spawn(async move {
+            match shard_of(&work.name) {
+                Some(shard) => run_shard(ctx, shard, work).await,
+                None => tracing::warn!(lease = %work.name, "Not an uptime shard."),
             }
         })
     });
-    let config = lookout_store::jobs::SchedulerConfig {
-        concurrency: usize::try_from(shards).unwrap_or(16),
-        ..lookout_store::jobs::SchedulerConfig::default()
-    };
-    Ok(lookout_store::jobs::Scheduler::new(store, replica, config).handle("uptime.shard", handler))
+    tokio::spawn(crate::cluster::placement::run(
+        cluster, store, keys, start, stop,
+    ))
 }
 
 #[cfg(test)]

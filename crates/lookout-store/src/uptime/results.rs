@@ -50,10 +50,13 @@ pub struct ResultRow {
     pub message: Option<String>,
 }
 
+/// The table raw check results go to.
+pub const TABLE: &str = "monitor_results";
+
 /// The write that stores one result.
 pub fn result_write(monitor_id: i64, r: &ResultRow) -> Write {
     Write::Insert {
-        table: "monitor_results",
+        table: TABLE,
         columns: &[
             "monitor_id",
             "at",

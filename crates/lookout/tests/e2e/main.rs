@@ -17,6 +17,7 @@ mod dashboards;
 mod db;
 pub(crate) mod errors;
 mod foundation;
+mod ha;
 mod load;
 mod outbound;
 mod regress;

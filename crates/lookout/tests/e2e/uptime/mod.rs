@@ -8,7 +8,6 @@ mod checks;
 mod config;
 mod pages;
 mod passive;
-mod replicas;
 pub mod targets;
 
 use std::time::Duration;

@@ -44,11 +44,16 @@ pub struct HttpTarget {
     /// Where it listens.
     pub addr: SocketAddr,
     behaviour: Arc<Mutex<Behaviour>>,
+    hits: Hits,
 }
+
+/// When each path was requested, for tests that count probes at the target itself.
+type Hits = Arc<Mutex<Vec<(std::time::Instant, String)>>>;
 
 async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     mut s: S,
     b: Arc<Mutex<Behaviour>>,
+    hits: Hits,
 ) {
     loop {
         let mut buf = Vec::new();
@@ -59,6 +64,12 @@ async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }
         }
+        let path = String::from_utf8_lossy(&buf)
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_string();
+        hits.lock().unwrap().push((std::time::Instant::now(), path));
         let now = b.lock().unwrap().clone();
         if now.silent {
             tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -88,13 +99,18 @@ impl HttpTarget {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let behaviour = Arc::new(Mutex::new(Behaviour::default()));
-        let b = behaviour.clone();
+        let hits = Hits::default();
+        let (b, h) = (behaviour.clone(), hits.clone());
         tokio::spawn(async move {
             while let Ok((s, _)) = l.accept().await {
-                tokio::spawn(answer(s, b.clone()));
+                tokio::spawn(answer(s, b.clone(), h.clone()));
             }
         });
-        HttpTarget { addr, behaviour }
+        HttpTarget {
+            addr,
+            behaviour,
+            hits,
+        }
     }
 
     /// Starts an HTTPS target with a self-signed certificate for `localhost` and 127.0.0.1 that
@@ -126,18 +142,34 @@ impl HttpTarget {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let behaviour = Arc::new(Mutex::new(Behaviour::default()));
-        let b = behaviour.clone();
+        let hits = Hits::default();
+        let (b, h) = (behaviour.clone(), hits.clone());
         tokio::spawn(async move {
             while let Ok((s, _)) = l.accept().await {
-                let (acceptor, b) = (acceptor.clone(), b.clone());
+                let (acceptor, b, h) = (acceptor.clone(), b.clone(), h.clone());
                 tokio::spawn(async move {
                     if let Ok(tls) = acceptor.accept(s).await {
-                        answer(tls, b).await;
+                        answer(tls, b, h).await;
                     }
                 });
             }
         });
-        HttpTarget { addr, behaviour }
+        HttpTarget {
+            addr,
+            behaviour,
+            hits,
+        }
+    }
+
+    /// When `path` was requested, oldest first.
+    pub fn hits(&self, path: &str) -> Vec<std::time::Instant> {
+        self.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, p)| p == path)
+            .map(|(t, _)| *t)
+            .collect()
     }
 
     /// Changes how it answers.

@@ -1,0 +1,173 @@
+//! Work placed on replicas under fenced leases: each key (an uptime shard) runs on the replica the
+//! placement names, and only while that replica holds the key's lease.
+//!
+//! Every [`HEARTBEAT`] the manager renews this replica's leases, stops work whose lease another
+//! claim took (its fencing token moved), hands back keys the placement now gives to another live
+//! replica, and claims its own keys that are free, expired, or held by a replica that stopped
+//! heartbeating. A replica that joins gets its share within a few seconds; one that dies has its
+//! keys taken over once its heartbeat is [`LIVE_MS`] old.
+//!
+//! Through a database outage nothing can be renewed or claimed, and work goes on: nobody else
+//! can take a lease while the database is down, and the fencing token decides afterwards. When the
+//! database answers again the first renewal either confirms the token (buffered results are then
+//! written) or shows another claim (the work stops and its buffer is dropped; the new holder
+//! starts from what was stored).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{Cluster, HEARTBEAT, LIVE_MS};
+use lookout_store::cluster as cstore;
+use lookout_store::Store;
+
+/// How long a claim lasts without renewal (renewed every [`HEARTBEAT`]).
+pub const LEASE_MS: i64 = 10_000;
+
+/// One piece of placed work as its runner sees it.
+pub struct Work {
+    /// The lease's name (`uptime.shard.3`).
+    pub name: String,
+    /// The fencing token every write done for this work must carry.
+    pub fence: i64,
+    /// Turns true when the work must stop: handed back, lease lost, or shutdown.
+    pub stop: watch::Receiver<bool>,
+}
+
+/// Starts the runner of one piece of work.
+pub type Start = Arc<dyn Fn(Work) -> JoinHandle<()> + Send + Sync>;
+
+struct Held {
+    fence: i64,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    /// Asked to stop (handed back or lost); released once its task ends.
+    leaving: bool,
+}
+
+/// Places `keys` on the live replicas and runs this replica's share with `start` until `stop`.
+pub async fn run(
+    cluster: Cluster,
+    store: Store,
+    keys: Vec<String>,
+    start: Start,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        match cstore::ensure_leases(&store, &keys).await {
+            Ok(()) => break,
+            Err(e) => tracing::warn!(error = %e, "Could not register leases; retrying."),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(HEARTBEAT) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+    let me = cluster.name().to_string();
+    let mut held: HashMap<String, Held> = HashMap::new();
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        release_finished(&store, &mut held).await;
+        if !held.is_empty() {
+            match cstore::renew(&store, &me, LEASE_MS).await {
+                Ok(ours) => {
+                    for (name, h) in held.iter_mut() {
+                        if !h.leaving && !ours.iter().any(|(n, f)| n == name && *f == h.fence) {
+                            tracing::warn!(lease = %name, fence = h.fence, "Lost the lease to another claim; stopping its work.");
+                            metrics::counter!("lookout_leases_lost_total").increment(1);
+                            h.leaving = true;
+                            let _ = h.stop.send(true);
+                        }
+                    }
+                }
+                // An outage: keep working, the token decides once the database answers.
+                Err(e) => tracing::debug!(error = %e, "Could not renew leases."),
+            }
+        }
+        if cluster.ready().is_err() {
+            continue;
+        }
+        let owners = cluster.assignment(&keys);
+        let mut took = Vec::new();
+        for (key, owner) in keys.iter().zip(&owners) {
+            match held.get_mut(key) {
+                Some(h) if owner != &me && !h.leaving => {
+                    tracing::info!(lease = %key, to = %owner, "Handing work back to its owner.");
+                    h.leaving = true;
+                    let _ = h.stop.send(true);
+                }
+                Some(_) => {}
+                None if owner == &me && cluster.settled() => {
+                    match cstore::claim(&store, key, &me, LEASE_MS, LIVE_MS).await {
+                        Ok(Some(fence)) => {
+                            took.push(key.clone());
+                            let (tx, rx) = watch::channel(false);
+                            let task = start(Work {
+                                name: key.clone(),
+                                fence,
+                                stop: rx,
+                            });
+                            held.insert(
+                                key.clone(),
+                                Held {
+                                    fence,
+                                    stop: tx,
+                                    task,
+                                    leaving: false,
+                                },
+                            );
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::debug!(lease = %key, error = %e, "Could not claim."),
+                    }
+                }
+                None => {}
+            }
+        }
+        if !took.is_empty() {
+            tracing::info!(took = ?took, holding = held.len(), "Took work over.");
+        }
+        metrics::gauge!("lookout_leases_held", "replica" => me.clone())
+            .set(held.values().filter(|h| !h.leaving).count() as f64);
+    }
+    for h in held.values() {
+        let _ = h.stop.send(true);
+    }
+    for (name, h) in held {
+        // A runner finishes its in-flight checks and writes them; bounded so a stuck probe
+        // cannot hold shutdown.
+        let _ = tokio::time::timeout(Duration::from_secs(30), h.task).await;
+        if let Err(e) = cstore::release(&store, &name, h.fence).await {
+            tracing::debug!(lease = %name, error = %e, "Could not release at shutdown.");
+        }
+    }
+}
+
+/// Releases the leases of runners that ended (handed back, lost, or failed).
+async fn release_finished(store: &Store, held: &mut HashMap<String, Held>) {
+    let done: Vec<String> = held
+        .iter()
+        .filter(|(_, h)| h.task.is_finished())
+        .map(|(n, _)| n.clone())
+        .collect();
+    for name in done {
+        let Some(h) = held.remove(&name) else {
+            continue;
+        };
+        if !h.leaving {
+            tracing::warn!(lease = %name, "Work ended by itself; releasing its lease.");
+        }
+        // Fenced: a lease another claim took is left alone.
+        if let Err(e) = cstore::release(store, &name, h.fence).await {
+            tracing::debug!(lease = %name, error = %e, "Could not release; it expires instead.");
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! A replica whose clock runs 45 s fast (libfaketime) neither takes the others' work nor leaves
+//! gaps when it dies: leases, heartbeats and schedules use the database's clock.
+
+use super::*;
+
+const INTERVAL: u32 = 10;
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_with_a_fast_clock_takes_only_its_share_and_dies_cleanly() {
+    assert!(
+        std::path::Path::new(FAKETIME).exists(),
+        "libfaketime is required (scripts/setup-test-deps installs the faketime package)"
+    );
+    let target = HttpTarget::start().await;
+    let a = TestServer::start(crate::bin(), lookout_testkit::Backend::Postgres).await;
+    let b = a.replica().await;
+    let url = a.database_url().unwrap().to_string();
+    wait_for_shares(&url, &[&a, &b], 7, 20).await;
+    let paths = monitors(&a, &target, "skew", 12, INTERVAL, 1).await;
+    let mut fast = a
+        .replica_with_env(&[("LD_PRELOAD", FAKETIME), ("FAKETIME", "+45s")])
+        .await;
+    let (took, share) = wait_for_shares(&url, &[&a, &b, &fast], 4, 30).await;
+    // Held a while: the fast replica must not have taken more than its share meanwhile.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let held = shares(&url, &[&a, &b, &fast]).await;
+    println!(
+        "a replica 45 s fast joins: shares {share:?} after {:.1} s, {held:?} 5 s later (target: even, ≤ 6 each)",
+        took.as_secs_f64()
+    );
+    assert!(
+        held.iter().all(|n| (4..=6).contains(n)),
+        "uneven with a fast clock: {held:?}"
+    );
+    // Results it records carry the database's time, not its own.
+    tokio::time::sleep(Duration::from_secs(u64::from(INTERVAL))).await;
+    let pool = db(&url).await;
+    let ahead: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM monitor_results WHERE at > CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT) + 5000",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert_eq!(
+        ahead, 0,
+        "results stamped in the future by the fast replica"
+    );
+    // Its death: the others take over within the live window, no monitor waits past interval + 10 s.
+    let window = Instant::now() - Duration::from_secs(u64::from(INTERVAL));
+    fast.kill9();
+    let (takeover, after) = wait_for_shares(&url, &[&a, &b], 7, 30).await;
+    tokio::time::sleep(Duration::from_secs(u64::from(INTERVAL) * 2)).await;
+    let g = gaps(&target, &paths, window);
+    let worst = g.values().map(|(max, _)| *max).fold(0.0, f64::max);
+    let closest = g
+        .values()
+        .map(|(_, min)| *min)
+        .fold(f64::INFINITY, f64::min);
+    println!(
+        "the fast replica killed: shares {after:?} after {:.1} s; worst gap {worst:.1} s (target ≤ {} s), closest probes {closest:.1} s apart",
+        takeover.as_secs_f64(),
+        INTERVAL + 10
+    );
+    assert!(
+        worst <= f64::from(INTERVAL + 10),
+        "a monitor waited {worst:.1} s: {g:?}"
+    );
+    assert!(
+        closest >= f64::from(INTERVAL) / 2.0,
+        "a double probe: {g:?}"
+    );
+    drop(fast);
+    drop(b);
+}
