@@ -1,4 +1,7 @@
-"""Helpers for the browser tests: a page that records console errors and failed requests."""
+"""Helpers for the browser tests: a page that records console errors and failed requests, and
+the check of a readable time."""
+
+import time
 
 
 class Watched:
@@ -14,3 +17,13 @@ class Watched:
 
     def close(self):
         self.context.close()
+
+
+def assert_readable_time(loc):
+    """A time as every page shows it (`ui::fmt::When`): relative text ("3 min ago", "in 2 h"),
+    the absolute time on hover (app.js puts it in the viewer's zone), the ISO time in `datetime`."""
+    text = loc.inner_text()
+    assert text == "just now" or text.endswith(" ago") or text.startswith("in "), text
+    title = loc.get_attribute("title")
+    assert title and str(time.gmtime().tm_year) in title, title
+    assert "T" in loc.get_attribute("datetime")

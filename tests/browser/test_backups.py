@@ -12,6 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from harness import ADMIN_EMAIL, ADMIN_PASSWORD, Server  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from browser_support import assert_readable_time  # noqa: E402
 from test_ui import log_in, shot  # noqa: E402
 
 
@@ -35,6 +36,11 @@ def test_the_backups_page_shows_the_backup_and_its_drills(backed_up, watched):
     builtin = page.inner_text("#builtin")
     assert d in builtin
     assert "passed" in page.inner_text("#builtin-drill")
+    # Times read relative with the absolute on hover, not as ISO strings.
+    assert_readable_time(page.locator("#builtin-drill time"))
+    assert_readable_time(page.locator("#builtin-shipped time"))
+    assert page.locator("#builtin-window time").count() == 2
+    assert "Z" not in page.inner_text("#builtin"), page.inner_text("#builtin")
     assert "No targets yet" in page.inner_text("#no-targets")
     shot(page, "backups")
     # A damaged snapshot: the next drill fails, and the page says so.

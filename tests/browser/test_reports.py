@@ -4,12 +4,14 @@ SVG charts and prints to PDF, with no console error, no failed request and nothi
 the page; a report for another period is made from the page's form."""
 
 import os
+import re
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from browser_support import assert_readable_time  # noqa: E402
 from test_ui import log_in, shot  # noqa: E402
 
 
@@ -48,6 +50,12 @@ def test_a_report_renders_cleanly_and_prints(server, watched, tmp_path):
     log_in(page, server.url)
     page.goto(server.url + "/reports")
     assert "Monthly deep dive #%d" % made["id"] in page.inner_text("#reports")
+    # The period reads in the reports' zone (UTC here), when it was made relative with the
+    # absolute on hover; no ISO strings.
+    row = page.locator("#reports tbody tr").first
+    assert row.locator("td").nth(1).inner_text().endswith(" UTC"), row.inner_text()
+    assert not re.search(r"\d{4}-\d\d-\d\dT", row.inner_text()), row.inner_text()
+    assert_readable_time(row.locator("time"))
     assert "daily, weekly on monday, monthly on day 1 at 08:00 (UTC)" in page.inner_text("#schedule")
     shot(page, "reports")
 

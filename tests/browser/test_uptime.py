@@ -9,7 +9,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from browser_support import Watched  # noqa: E402
+from browser_support import Watched, assert_readable_time  # noqa: E402
 from test_ui import log_in, shot  # noqa: E402
 
 
@@ -203,5 +203,78 @@ def test_monitor_page_edit_clone_check_now_and_beats(server, browser):
         width = p.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{path} is {width}px wide on a 390px phone"
         shot(p, name)
+    assert phone.problems == [], "\n".join(phone.problems)
+    phone.close()
+
+
+def test_maintenance_started_and_ended_from_the_monitor_page(server, browser):
+    """Maintenance started from a down monitor's page silences it (its checks are grey beats);
+    End maintenance now ends it at once: the monitor is checked straight away and reads down
+    again, and both the monitor page and the public status page say the maintenance ended,
+    with when on hover."""
+    m = server.api("/api/v1/monitors", "POST", {"name": "Old database", "type": "tcp", "host": "127.0.0.1",
+                                                 "port": 1, "interval_seconds": 3600, "failure_threshold": 1})
+    server.api("/api/v1/status-pages", "POST", {"slug": "ops", "title": "Ops status", "monitor_ids": [m["id"]]})
+    url = f"{server.url}/uptime/monitors/{m['id']}"
+    w = Watched(browser, viewport={"width": 1280, "height": 900})
+    page = w.page
+    log_in(page, server.url)
+    wait_text(page, url, "#monitor-status", "down")
+
+    page.click("details.maintenance-menu summary")
+    page.fill("#mw-title", "Database upgrade")
+    page.select_option("#mw-minutes", "60")
+    with page.expect_navigation():
+        page.click("#maintenance-form button[value=maintenance]")
+    assert page.inner_text("#monitor-status") == "maintenance"
+    active = page.locator("#maintenance li[data-state=active]")
+    assert "Database upgrade" in active.inner_text() and "in progress, ends" in active.inner_text()
+    assert_readable_time(active.locator("time"))
+    # Checked during maintenance: recorded, greyed, no alert.
+    with page.expect_navigation():
+        page.click("#check-now")
+    assert page.locator("#beats .beat-maintenance").count() == 1, page.inner_html("#beats")
+    shot(page, "monitor-maintenance-1280")
+    public = browser.new_context().new_page()
+    public.goto(server.url + "/status/ops")
+    assert "Scheduled maintenance in progress" in public.inner_text("#overall")
+    assert "Maintenance in progress: Database upgrade" in public.inner_text("main")
+
+    downs = page.locator("#beats .beat-down").count()
+    with page.expect_navigation():
+        page.click("#maintenance button.end-maintenance")
+    assert page.inner_text("#monitor-status") == "down"
+    ended = page.locator("#maintenance li[data-state=ended]")
+    assert "Database upgrade" in ended.inner_text() and "ended" in ended.inner_text()
+    assert_readable_time(ended.locator("time"))
+    assert page.locator("#maintenance button.end-maintenance").count() == 0
+    # Checked at once, although the next scheduled check is an hour away.
+    deadline = time.time() + 20
+    while page.locator("#beats .beat-down").count() == downs:
+        assert time.time() < deadline, page.inner_html("#beats")
+        time.sleep(0.5)
+        page.goto(url)
+    shot(page, "monitor-maintenance-ended-1280")
+
+    public.context.close()
+    # A new reader (the page is cached for 30 s by the first one's browser).
+    public = browser.new_context().new_page()
+    public.goto(server.url + "/status/ops")
+    assert "Major outage" in public.inner_text("#overall")
+    notice = public.locator(".notice-ended")
+    assert "Maintenance completed: Database upgrade" in notice.inner_text()
+    assert_readable_time(notice.locator(".maintenance-ended time"))
+    shot(public, "status-maintenance-ended")
+    public.context.close()
+    assert w.problems == [], "\n".join(w.problems)
+    w.close()
+
+    phone = Watched(browser, viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
+    p = phone.page
+    log_in(p, server.url)
+    p.goto(url)
+    width = p.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the monitor page is {width}px wide on a 390px phone"
+    shot(p, "monitor-maintenance-ended-390")
     assert phone.problems == [], "\n".join(phone.problems)
     phone.close()

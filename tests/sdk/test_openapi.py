@@ -176,6 +176,11 @@ def seed(s):
     ok(s, "/api/v1/maintenance-windows", {
         "title": "Once", "monitor_ids": [monitor["id"]],
         "starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-01-01T01:00:00Z"})
+    # A window in progress, ended early.
+    running = ok(s, "/api/v1/maintenance-windows", {
+        "title": "Now", "monitor_ids": [monitor["id"]],
+        "starts_at": "2020-01-01T00:00:00Z", "ends_at": "2099-01-01T00:00:00Z"})
+    ok(s, f"/api/v1/maintenance-windows/{running['id']}/end", {})
     page = ok(s, "/api/v1/status-pages", {"slug": "acme", "title": "Acme", "monitor_ids": [monitor["id"]]})
     sp_incident = ok(s, f"/api/v1/status-pages/{page['id']}/incidents",
                      {"title": "Slow", "status": "investigating", "body": "Looking"})
@@ -294,6 +299,7 @@ def test_real_answers_match_their_schemas(api):
                  "200 GET /api/v1/policies", "200 GET /api/v1/integrations/{id}",
                  "200 GET /api/v1/runbooks/{id}", "200 GET /api/v1/tokens", "200 GET /api/v1/users",
                  "201 POST /api/v1/monitors", "201 POST /api/v1/maintenance-windows",
+                 "200 POST /api/v1/maintenance-windows/{id}/end",
                  "201 POST /api/v1/status-pages", "201 POST /api/v1/incidents",
                  "201 POST /api/v1/channels", "201 POST /api/v1/schedules/{id}/overrides",
                  "201 POST /api/v1/tokens"]:

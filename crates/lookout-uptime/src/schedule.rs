@@ -154,6 +154,27 @@ impl Window {
         }
     }
 
+    /// When the opening in force at `at_ms` closes (`None` when the window is closed then): a
+    /// one-off window's end, or a recurring window's current opening plus its duration, cut at
+    /// the rule's end. "End maintenance now" ends a recurring window's opening by moving the
+    /// rule's start here, so the openings after it are kept.
+    pub fn open_until(&self, at_ms: i64) -> Option<i64> {
+        if !self.is_open(at_ms) {
+            return None;
+        }
+        let Some((cron, tz, duration)) = &self.recurrence else {
+            return self.ends_at;
+        };
+        let from = tz.timestamp_millis_opt(at_ms - duration).single()?;
+        let start = cron
+            .find_next_occurrence(&from, false)
+            .ok()?
+            .with_timezone(&Utc)
+            .timestamp_millis();
+        let end = start + duration;
+        Some(self.ends_at.map_or(end, |e| e.min(end)))
+    }
+
     /// The next time the window opens after `at_ms` (for status-page notices).
     pub fn next_start(&self, at_ms: i64) -> Option<i64> {
         match &self.recurrence {
@@ -225,12 +246,18 @@ mod tests {
             w.next_start(ms("2026-11-28T00:00:00Z")),
             Some(ms("2026-11-29T02:00:00Z"))
         );
+        assert_eq!(
+            w.open_until(ms("2026-11-29T02:20:00Z")),
+            Some(ms("2026-11-29T03:00:00Z"))
+        );
+        assert_eq!(w.open_until(ms("2026-11-29T03:00:00Z")), None);
     }
 
     #[test]
     fn one_off_windows_need_an_order() {
         let w = Window::new(Some(10), Some(20), None).unwrap();
         assert!(!w.is_open(9) && w.is_open(10) && w.is_open(19) && !w.is_open(20));
+        assert_eq!((w.open_until(15), w.open_until(20)), (Some(20), None));
         assert!(Window::new(Some(20), Some(10), None).is_err());
         assert!(Window::new(None, None, None).is_err());
     }

@@ -5,44 +5,26 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use lookout_core::time::iso;
-use lookout_core::units::bytes as size;
+use lookout_core::units::{bytes as size, datetime_utc, grouped};
 use lookout_store::backup::{self, BackupOptions, Target};
 use lookout_store::Store;
 
+use crate::config::Storage;
+
 /// Takes a snapshot now. A server shipping into `dir` holds its lock; then the request goes
-/// through `DIR/requests/` and the server answers it at its next checkpoint. Otherwise the
-/// database is opened here and a run holding just a snapshot is written.
-pub async fn now(url: &str, dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir.join("requests"))
-        .with_context(|| format!("creating {}", dir.display()))?;
-    let lock = std::fs::File::create(dir.join(".lock"))?;
-    if lock.try_lock().is_err() {
-        let id = lookout_core::id::new_sortable_id();
-        let req = dir.join("requests").join(format!("{id}.req"));
-        std::fs::write(&req, b"snapshot\n")?;
-        let done = req.with_extension("done");
-        for _ in 0..1200 {
-            if let Ok(body) = std::fs::read(&done) {
-                let _ = std::fs::remove_file(&done);
-                let h: backup::archive::SnapshotHeader = serde_json::from_slice(&body)?;
-                println!(
-                    "Snapshot written by the running server: as of {}, {} bytes of database.",
-                    iso(h.as_of),
-                    h.db_bytes
-                );
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let _ = std::fs::remove_file(&req);
-        bail!(
-            "the server shipping into {} did not answer within 120 s",
-            dir.display()
-        );
+/// through `DIR/requests/` and the server answers it at its next checkpoint, and no data
+/// directory is needed here. Otherwise the database `storage` resolves to (an existing one,
+/// unless `--create`) is opened here and a run holding just a snapshot is written; nothing is
+/// created before that storage is found.
+pub async fn now(dir: &Path, storage: impl FnOnce() -> Result<Storage>) -> Result<()> {
+    if server_ships_into(dir) {
+        return through_server(dir).await;
     }
-    drop(lock);
-    let store = Store::open(url).await?;
+    let storage = storage()?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let store = Store::open(&storage.url)
+        .await
+        .with_context(|| format!("opening {}", storage.display))?;
     store
         .start_backup(BackupOptions::new(dir.to_path_buf()))
         .await
@@ -56,6 +38,43 @@ pub async fn now(url: &str, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Whether a running server holds `dir`'s lock (it ships into it). The lock file is opened,
+/// never created: a directory without one has no server.
+fn server_ships_into(dir: &Path) -> bool {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join(".lock"))
+        .is_ok_and(|lock| lock.try_lock().is_err())
+}
+
+/// Asks the server shipping into `dir` for a snapshot and waits for its answer (120 s).
+async fn through_server(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir.join("requests"))
+        .with_context(|| format!("creating {}", dir.join("requests").display()))?;
+    let id = lookout_core::id::new_sortable_id();
+    let req = dir.join("requests").join(format!("{id}.req"));
+    std::fs::write(&req, b"snapshot\n")?;
+    let done = req.with_extension("done");
+    for _ in 0..1200 {
+        if let Ok(body) = std::fs::read(&done) {
+            let _ = std::fs::remove_file(&done);
+            let h: backup::archive::SnapshotHeader = serde_json::from_slice(&body)?;
+            println!(
+                "Snapshot written by the running server: as of {}, {} of database.",
+                datetime_utc(h.as_of),
+                size(h.db_bytes)
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = std::fs::remove_file(&req);
+    bail!(
+        "the server shipping into {} did not answer within 120 s",
+        dir.display()
+    );
+}
+
 /// Prints what the directory holds.
 pub fn list(dir: &Path, json: bool) -> Result<()> {
     let inv = backup::inventory(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -64,7 +83,11 @@ pub fn list(dir: &Path, json: bool) -> Result<()> {
         return Ok(());
     }
     match (inv.oldest, inv.newest) {
-        (Some(o), Some(n)) => println!("Restorable from {} to {}.", iso(o), iso(n)),
+        (Some(o), Some(n)) => println!(
+            "Restorable from {} to {}.",
+            datetime_utc(o),
+            datetime_utc(n)
+        ),
         _ => println!("{} holds no backup yet.", dir.display()),
     }
     println!(
@@ -76,15 +99,15 @@ pub fn list(dir: &Path, json: bool) -> Result<()> {
         size(inv.total_bytes)
     );
     println!(
-        "{:<34} {:>4}  {:<24}  {:>10}  {:>10}",
+        "{:<34} {:>4}  {:<23}  {:>10}  {:>10}",
         "RUN", "N", "AS OF", "DATABASE", "FILE"
     );
     for s in &inv.snapshots {
         println!(
-            "{:<34} {:>4}  {:<24}  {:>10}  {:>10}",
+            "{:<34} {:>4}  {:<23}  {:>10}  {:>10}",
             s.run,
             s.n,
-            iso(s.as_of),
+            datetime_utc(s.as_of),
             size(s.db_bytes),
             size(s.file_bytes)
         );
@@ -138,10 +161,10 @@ pub async fn verify(dir: &Path, json: bool) -> Result<bool> {
         if let Ok(r) = &restored {
             println!(
                 "Newest state restored (as of {}, {} transactions replayed): integrity_check {}, {} rows in {} tables.",
-                iso(r.as_of),
-                r.transactions,
+                datetime_utc(r.as_of),
+                grouped(i64::try_from(r.transactions).unwrap_or(i64::MAX)),
                 integrity,
-                counts.values().sum::<i64>(),
+                grouped(counts.values().sum::<i64>()),
                 counts.len()
             );
         }
@@ -194,11 +217,11 @@ pub async fn restore(dir: &Path, to: Option<&str>, data_dir: Option<PathBuf>) ->
     println!(
         "Restored {} as of {} (snapshot {} of run {}, {} transactions replayed): integrity_check ok, {} rows in {} tables.",
         out.display(),
-        iso(restored.as_of),
+        datetime_utc(restored.as_of),
         restored.snapshot,
         restored.run,
-        restored.transactions,
-        counts.values().sum::<i64>(),
+        grouped(i64::try_from(restored.transactions).unwrap_or(i64::MAX)),
+        grouped(counts.values().sum::<i64>()),
         counts.len()
     );
     Ok(())

@@ -93,10 +93,13 @@ pub enum Command {
     },
     /// Apply dashboards as code: a YAML or JSON file with one dashboard, a list, or a
     /// `dashboards:` list; each is created or replaced by its slug (see docs/dashboards.md).
+    /// Through a running server with --server, or on its existing data directory.
     Apply {
         /// The file.
         #[arg(short = 'f', long = "filename", value_name = "FILE")]
         file: PathBuf,
+        #[command(flatten)]
+        target: TargetArgs,
     },
     /// Packs of alert policies, runbooks and dashboards.
     #[command(subcommand)]
@@ -225,10 +228,14 @@ pub struct TargetArgs {
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {
     /// Take a snapshot now: through the running server when one ships into the directory,
-    /// else directly from the data directory.
+    /// else directly from the data directory, which must exist unless --create.
     Now {
         #[arg(long, env = "LOOKOUT_BACKUP_DIR", value_name = "DIR")]
         backup_dir: PathBuf,
+        /// Create the data directory and database when they do not exist (a snapshot of a new,
+        /// empty database); without it a missing one is refused.
+        #[arg(long)]
+        create: bool,
     },
     /// List runs and snapshots, the restorable window and the space used.
     List {

@@ -16,7 +16,6 @@ use clap::{CommandFactory, Parser};
 use tracing_subscriber::EnvFilter;
 
 use cli::{BackupCommand, Cli, Command, LogFormat, PackCommand, TokenCommand, UserCommand};
-use lookout_store::Store;
 use verbs::Target;
 
 /// mimalloc instead of glibc's allocator: ingest allocates and frees many small strings on
@@ -106,8 +105,9 @@ fn run(cli: Cli) -> Result<()> {
             data_dir,
         ));
     }
-    // Serving, applying and backing up open (and create) the data directory; the verbs that
-    // act on a server's data go through its API or open an existing one (see `verbs`).
+    // Serving opens (and creates) the data directory; the verbs that act on a server's data
+    // (`apply` and `backup now` among them) go through its API or open an existing one (see
+    // `verbs`).
     let storage = || config::storage(&cli.common, &file);
     let target = |t: &cli::TargetArgs| Target::resolve(t, &cli.common, &file);
     let open_files = matches!(cli.command, Command::Serve(_)).then(raise_open_file_limit);
@@ -189,8 +189,7 @@ fn run(cli: Cli) -> Result<()> {
                     std::process::exit(code.into());
                 }
             }
-            Command::Apply { file } => {
-                let storage = storage()?;
+            Command::Apply { file, target: t } => {
                 let text = std::fs::read_to_string(file)
                     .with_context(|| format!("reading {}", file.display()))?;
                 let all = lookout_server::query::dashboards::spec::read_many(&text)
@@ -201,18 +200,7 @@ fn run(cli: Cli) -> Result<()> {
                         anyhow::anyhow!("{}: dashboard {:?}: {e}", file.display(), d.name)
                     })?;
                 }
-                let store = Store::open(&storage.url).await?;
-                for d in &all {
-                    let (_, created) = lookout_server::query::dashboards::save(&store, d, None)
-                        .await
-                        .map_err(|e| anyhow::anyhow!(e))?;
-                    println!(
-                        "dashboard/{} {}",
-                        d.slug(),
-                        if created { "created" } else { "configured" }
-                    );
-                }
-                store.close().await;
+                verbs::apply(&target(t)?, &all).await?;
             }
             Command::Pack(PackCommand::List) => {
                 for p in lookout_server::query::dashboards::pack::PACKS {
@@ -236,8 +224,11 @@ fn run(cli: Cli) -> Result<()> {
                 };
                 verbs::report(&target(t)?, kind, end.as_deref(), form, &file).await?;
             }
-            Command::Backup(BackupCommand::Now { backup_dir }) => {
-                backup::now(&storage()?.url, backup_dir).await?;
+            Command::Backup(BackupCommand::Now { backup_dir, create }) => {
+                backup::now(backup_dir, || {
+                    config::existing_storage(&cli.common, &file, *create)
+                })
+                .await?;
             }
             Command::Backup(BackupCommand::List { backup_dir, json }) => {
                 backup::list(backup_dir, *json)?;

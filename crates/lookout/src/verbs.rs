@@ -1,5 +1,5 @@
-//! The verbs that read or change a server's data — `query`, `report`, `pack install`, `user
-//! create`, `token create` — each two ways: through the running server's API (`--server` and
+//! The verbs that read or change a server's data — `query`, `report`, `apply`, `pack install`,
+//! `user create`, `token create` — each two ways: through the running server's API (`--server` and
 //! `--token`, with [`crate::remote::Client`]), or on the data directory or database itself,
 //! which must exist unless `--create` ([`crate::config::existing_storage`]). Both ways print
 //! the same thing.
@@ -14,6 +14,7 @@ use crate::config::{self, FileConfig, Storage};
 use crate::query::{self, Answer};
 use crate::remote::{Client, Refused};
 use lookout_core::Role;
+use lookout_server::query::dashboards::spec::Dashboard;
 use lookout_store::{tenancy, Store};
 
 /// Where a verb acts.
@@ -183,6 +184,57 @@ pub async fn report(
         "json" => println!("{}", serde_json::to_string_pretty(&report)?),
         "html" => print!("{}", render::html(&report, &report.base_url, None)),
         _ => print!("{}", render::text(&report)),
+    }
+    Ok(())
+}
+
+/// `lookout apply -f FILE`: each dashboard (already validated) created or replaced by its slug,
+/// through `POST /api/v1/dashboards` or on the data directory; prints `dashboard/SLUG created`
+/// or `configured` for each.
+pub async fn apply(target: &Target, all: &[Dashboard]) -> Result<()> {
+    match target {
+        Target::Server(client) => {
+            // The API creates or replaces by slug without saying which; the list before says.
+            let before = client.get(&["api", "v1", "dashboards"], &[]).await?;
+            let mut known: Vec<String> = before["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|d| d["slug"].as_str().map(str::to_string))
+                .collect();
+            for d in all {
+                client
+                    .post(&["api", "v1", "dashboards"], &serde_json::to_value(d)?)
+                    .await
+                    .with_context(|| format!("saving the dashboard {:?}", d.name))?;
+                let slug = d.slug();
+                let created = !known.contains(&slug);
+                println!(
+                    "dashboard/{slug} {}",
+                    if created { "created" } else { "configured" }
+                );
+                known.push(slug);
+            }
+        }
+        Target::Local(storage) => {
+            let store = open(storage).await?;
+            let mut saved = Ok(());
+            for d in all {
+                match lookout_server::query::dashboards::save(&store, d, None).await {
+                    Ok((_, created)) => println!(
+                        "dashboard/{} {}",
+                        d.slug(),
+                        if created { "created" } else { "configured" }
+                    ),
+                    Err(e) => {
+                        saved = Err(anyhow!(e));
+                        break;
+                    }
+                }
+            }
+            store.close().await;
+            saved?;
+        }
     }
     Ok(())
 }

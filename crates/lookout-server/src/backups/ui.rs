@@ -9,17 +9,19 @@ use serde_json::Value;
 use crate::state::AppState;
 use crate::ui::error::UiResult;
 use crate::ui::extract::Page;
+use crate::ui::fmt::{self, When};
 use crate::ui::layout::{render, PageCtx};
 
 /// Lookout's own backup, ready to show.
 pub struct Builtin {
     pub enabled: bool,
     pub dir: String,
-    pub window: String,
-    pub age: String,
+    /// The restorable window: oldest and newest moments a restore can reach.
+    pub from: Option<When>,
+    pub to: Option<When>,
     pub size: String,
-    pub snapshots: u64,
-    pub drill: String,
+    pub snapshots: String,
+    pub drill: Option<When>,
     pub drill_state: String,
     pub drill_bad: bool,
 }
@@ -28,13 +30,12 @@ pub struct Builtin {
 pub struct TargetLine {
     pub name: String,
     pub stanza: String,
-    pub last_backup: String,
+    pub last_backup: Option<When>,
     pub backup_state: String,
     pub backup_bad: bool,
-    pub age: String,
     pub size: String,
     pub wal_lag: String,
-    pub drill: String,
+    pub drill: Option<When>,
     pub drill_state: String,
     pub drill_bad: bool,
 }
@@ -55,26 +56,15 @@ fn text(v: &Value, default: &str) -> String {
 
 /// `3.2 MiB` from bytes.
 fn size(v: &Value) -> String {
-    v.as_u64().map_or("—".into(), lookout_core::units::bytes)
+    v.as_u64().map_or("—".into(), fmt::bytes)
 }
 
-/// `42 s ago`, `3 h ago` from seconds.
-fn ago(v: &Value) -> String {
-    match v.as_i64() {
-        None => "—".into(),
-        Some(s) if s < 120 => format!("{s} s ago"),
-        Some(s) if s < 7_200 => format!("{} min ago", s / 60),
-        Some(s) if s < 172_800 => format!("{} h ago", s / 3_600),
-        Some(s) => format!("{} days ago", s / 86_400),
-    }
-}
-
-/// (when, state, bad) of a run view.
-fn run_line(run: &Value) -> (String, String, bool) {
+/// (when, state, bad) of a run view; no time when it never ran.
+fn run_line(run: &Value) -> (Option<When>, String, bool) {
     if run.is_null() {
-        return ("never".into(), "not run yet".into(), false);
+        return (None, "not run yet".into(), false);
     }
-    let at = text(&run["at"], "");
+    let at = When::parse(run["at"].as_str());
     if run["ok"] == true {
         (at, "passed".into(), false)
     } else {
@@ -90,14 +80,10 @@ pub async fn page(State(state): State<AppState>, Page { ctx, .. }: Page) -> UiRe
     let builtin = Builtin {
         enabled: b["enabled"] == true,
         dir: text(&b["dir"], ""),
-        window: format!(
-            "{} to {}",
-            text(&b["restorable_from"], "—"),
-            text(&b["restorable_to"], "—")
-        ),
-        age: ago(&b["age_seconds"]),
+        from: When::parse(b["restorable_from"].as_str()),
+        to: When::parse(b["restorable_to"].as_str()),
         size: size(&b["total_bytes"]),
-        snapshots: b["snapshots"].as_u64().unwrap_or(0),
+        snapshots: fmt::grouped(b["snapshots"].as_i64().unwrap_or(0)),
         drill,
         drill_state,
         drill_bad,
@@ -111,14 +97,17 @@ pub async fn page(State(state): State<AppState>, Page { ctx, .. }: Page) -> UiRe
         targets.push(TargetLine {
             name: t.spec.name.clone(),
             stanza: t.spec.stanza.clone(),
-            last_backup: text(&v["last_backup_at"], "never"),
+            last_backup: When::parse(v["last_backup_at"].as_str()),
             backup_state,
             backup_bad,
-            age: ago(&v["age_seconds"]),
             size: size(&v["repo_size_bytes"]),
-            wal_lag: v["wal_lag_segments"]
-                .as_i64()
-                .map_or("—".into(), |n| format!("{n} segments")),
+            wal_lag: v["wal_lag_segments"].as_i64().map_or("—".into(), |n| {
+                format!(
+                    "{} segment{}",
+                    fmt::grouped(n),
+                    if n == 1 { "" } else { "s" }
+                )
+            }),
             drill,
             drill_state,
             drill_bad,

@@ -47,12 +47,9 @@ fn line(r: &lstore::RunRow) -> RunLine {
     }
 }
 
+/// A latency through the shared units (`0.42 ms`, `62.3 ms`, `1.25 s`), not two decimals.
 fn ms(v: f64) -> String {
-    if v >= 1000.0 {
-        format!("{:.2} s", v / 1000.0)
-    } else {
-        format!("{v:.2} ms")
-    }
+    fmt::duration_ms(v)
 }
 
 #[derive(Template)]
@@ -178,11 +175,11 @@ fn scenario_lines(s: &Summary) -> Vec<ScenarioLine> {
             name: sc.name.clone(),
             executor: sc.executor.clone(),
             requests: sc.requests,
-            rps: format!("{:.1}", sc.rps),
+            rps: fmt::per_second(sc.rps),
             p50: ms(sc.p50_ms),
             p95: ms(sc.p95_ms),
             p99: ms(sc.p99_ms),
-            errors: format!("{:.2}%", sc.error_rate * 100.0),
+            errors: fmt::percent(sc.error_rate * 100.0),
             iterations: sc.iterations,
             dropped: sc.dropped_iterations,
         })
@@ -216,7 +213,7 @@ pub async fn run(
         .map(|t| ThresholdLine {
             metric: t.metric.clone(),
             expression: t.expression.clone(),
-            observed: format!("{}={:.3}", t.aggregation, t.observed),
+            observed: format!("{}={}", t.aggregation, fmt::number(t.observed)),
             passed: t.passed,
         })
         .collect();
@@ -280,8 +277,8 @@ pub async fn compare(
             vec![
                 (
                     "req/s".to_string(),
-                    format!("{:.1}", x.rps),
-                    format!("{:.1}", y.rps),
+                    fmt::per_second(x.rps),
+                    fmt::per_second(y.rps),
                     pct(d.rps_percent),
                 ),
                 (
@@ -304,8 +301,8 @@ pub async fn compare(
                 ),
                 (
                     "errors".to_string(),
-                    format!("{:.2}%", x.error_rate * 100.0),
-                    format!("{:.2}%", y.error_rate * 100.0),
+                    fmt::percent(x.error_rate * 100.0),
+                    fmt::percent(y.error_rate * 100.0),
                     format!("{:+.2} pt", d.error_rate_change * 100.0),
                 ),
             ],

@@ -14,7 +14,6 @@ use crate::ui::error::UiResult;
 use crate::ui::extract::Page;
 use crate::ui::fmt::When;
 use crate::ui::layout::{render, PageCtx};
-use lookout_core::time::iso;
 use lookout_regress::detect::{median, rank_sum_p};
 use lookout_regress::format_value;
 use lookout_store::regress::{self, ChangePointRow};
@@ -211,7 +210,7 @@ pub async fn series_page(
             (
                 format!(
                     "{}{}",
-                    iso(p.at),
+                    When::at(p.at).absolute(),
                     p.commit
                         .as_deref()
                         .map(|c| format!(" · {c}"))

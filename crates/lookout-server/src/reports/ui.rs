@@ -12,6 +12,7 @@ use crate::reports::{render as rrender, Kind, Report, Settings};
 use crate::state::AppState;
 use crate::ui::error::{UiError, UiResult};
 use crate::ui::extract::Page;
+use crate::ui::fmt::{self, When};
 use crate::ui::layout::{render, PageCtx};
 use crate::ui::UiSession;
 use lookout_store::tenancy;
@@ -20,7 +21,11 @@ use lookout_store::tenancy;
 pub struct Line {
     pub id: i64,
     pub title: &'static str,
+    /// The period in the reports' time zone (`Mon 30 Nov 08:00 – Mon 07 Dec 08:00 CET`), as
+    /// the schedule reads, rather than two RFC 3339 strings.
     pub period: String,
+    /// When it was made.
+    pub made: When,
     pub how: &'static str,
 }
 
@@ -59,6 +64,8 @@ pub async fn list(State(state): State<AppState>, Page { ctx, .. }: Page) -> UiRe
         .replace("{w}", &settings.weekly_day)
         .replace("{d}", &settings.monthly_day.to_string())
     };
+    // Settings are validated when saved; an unreadable zone (an older version's) reads in UTC.
+    let tz = settings.tz().unwrap_or(chrono_tz::UTC);
     let lines = rows
         .iter()
         .map(|r| Line {
@@ -66,9 +73,10 @@ pub async fn list(State(state): State<AppState>, Page { ctx, .. }: Page) -> UiRe
             title: Kind::parse(&r.kind).map_or("Report", Kind::title),
             period: format!(
                 "{} – {}",
-                lookout_core::time::iso(r.period_start),
-                lookout_core::time::iso(r.period_end)
+                fmt::in_zone(r.period_start, tz),
+                fmt::in_zone(r.period_end, tz)
             ),
+            made: When::at(r.created_at),
             how: if r.scheduled {
                 "scheduled"
             } else {

@@ -33,6 +33,13 @@ impl When {
         ms.map(Self::at)
     }
 
+    /// An RFC 3339 time as the API's views give it (`None` when absent or unreadable), for
+    /// pages built on those views (backups).
+    pub fn parse(rfc3339: Option<&str>) -> Option<Self> {
+        let t = chrono::DateTime::parse_from_rfc3339(rfc3339?).ok()?;
+        Some(Self::at(t.timestamp_millis()))
+    }
+
     /// The relative text alone ("3 min ago"), for places that cannot hold markup.
     pub fn relative(&self) -> String {
         ago(self.ms, self.now)

@@ -144,6 +144,7 @@ pub fn api() -> OpenApiRouter<AppState> {
             monitors::update_window,
             monitors::delete_window
         ))
+        .routes(routes!(monitors::end_window))
         .routes(routes!(status_pages::list, status_pages::create))
         .routes(routes!(
             status_pages::get_one,

@@ -473,3 +473,82 @@ pub async fn save_window(
         None => pages::create_maintenance(state.store(), &new).await?,
     })
 }
+
+/// Ends maintenance window `id` now (the API's `POST /api/v1/maintenance-windows/{id}/end` and
+/// the monitor page's **End now**): a one-off window's end becomes now; a recurring window's
+/// opening in force ends and its later openings are kept (the rule now takes effect when this
+/// opening would have closed). `monitor`, when given, must be one the window covers (the
+/// monitor page ends only windows it lists). A window that is not in progress is a conflict.
+///
+/// The covered monitors that are not paused are then checked at once, as Check now asks: a
+/// monitor that went down during the window raises its alert now rather than at its next
+/// scheduled check, which for a daily heartbeat could be a day away.
+pub async fn end_window(
+    state: &AppState,
+    id: i64,
+    monitor: Option<i64>,
+) -> ServiceResult<pages::MaintenanceRow> {
+    let store = state.store();
+    let row = pages::get_maintenance(store, id)
+        .await
+        .map_err(ServiceError::not_found("maintenance window"))?;
+    if monitor.is_some_and(|m| !row.monitor_ids.contains(&m)) {
+        return Err(ServiceError::NotFound("maintenance window"));
+    }
+    let corrupt = |e: String| {
+        ServiceError::Store(StoreError::Corrupt(format!(
+            "maintenance window {id}: stored window does not parse: {e}"
+        )))
+    };
+    let recurrence: Option<lookout_uptime::schedule::Recurrence> = row
+        .recurrence
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| corrupt(e.to_string()))?;
+    let window =
+        lookout_uptime::schedule::Window::new(row.starts_at, row.ends_at, recurrence.as_ref())
+            .map_err(corrupt)?;
+    let now = lookout_core::time::now_ms();
+    let Some(until) = window.open_until(now) else {
+        return Err(ServiceError::Conflict(format!(
+            "maintenance window {id} is not in progress"
+        )));
+    };
+    let (starts_at, ends_at) = match &recurrence {
+        // A window opened this very millisecond still needs its end after its start.
+        None => (
+            row.starts_at,
+            Some(now.max(row.starts_at.unwrap_or(now) + 1)),
+        ),
+        Some(_) => (Some(until), row.ends_at),
+    };
+    let ended = pages::update_maintenance(
+        store,
+        id,
+        &pages::NewMaintenance {
+            org_id: row.org_id,
+            title: row.title.clone(),
+            description: row.description.clone(),
+            starts_at,
+            ends_at,
+            recurrence: row.recurrence.clone(),
+            monitor_ids: row.monitor_ids.clone(),
+        },
+    )
+    .await
+    .map_err(ServiceError::not_found("maintenance window"))?;
+    tracing::info!(window = id, monitors = ?row.monitor_ids, "Maintenance ended early.");
+    for m in &row.monitor_ids {
+        match ustore::get_monitor(store, *m).await {
+            Ok((r, _)) if !r.paused => match ustore::request_check(store, *m, now).await {
+                Ok(()) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            },
+            // Paused, or deleted since the window was made: nothing to check.
+            Ok(_) | Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(ended)
+}

@@ -13,6 +13,7 @@ mod alert_forms;
 mod moved;
 mod openapi_roles;
 mod roles;
+mod uptime_maintenance;
 mod validation;
 
 use std::sync::Arc;

@@ -13,8 +13,9 @@ use crate::charts::{self, Bar, Series};
 use crate::state::AppState;
 use crate::ui::error::UiResult;
 use crate::ui::extract::Page;
+use crate::ui::fmt::{self, When};
 use crate::ui::layout::{render, PageCtx};
-use lookout_core::time::{iso, now_ms};
+use lookout_core::time::now_ms;
 use lookout_store::apm::query;
 
 /// The window a page shows: `?range=1h|6h|24h|7d|30d`.
@@ -49,32 +50,21 @@ pub fn window(range: Option<&str>) -> (String, i64, i64) {
     (label.to_string(), until - len, until)
 }
 
-/// A duration for display.
+/// A duration for display, through the shared units (`0.42 ms`, `62.3 ms`, `1.25 s`).
 pub fn ms(v: Option<f64>) -> String {
-    match v {
-        None => "–".into(),
-        Some(v) if v >= 1_000.0 => format!("{:.2} s", v / 1_000.0),
-        Some(v) if v >= 10.0 => format!("{v:.0} ms"),
-        Some(v) => format!("{v:.2} ms"),
-    }
+    v.map_or_else(|| "–".into(), fmt::duration_ms)
 }
 
-/// A share for display.
+/// A share (0 to 1) for display as a percentage (`0 %`, `0.05 %`, `12.3 %`).
 pub fn pct(v: f64) -> String {
-    if v == 0.0 {
-        "0%".into()
-    } else if v < 0.001 {
-        "<0.1%".into()
-    } else {
-        format!("{:.1}%", v * 100.0)
-    }
+    fmt::percent(v * 100.0)
 }
 
 /// One row of a figures table.
 pub struct Line {
     pub name: String,
     pub href: String,
-    pub count: u64,
+    pub count: String,
     pub rpm: String,
     pub avg: String,
     pub p50: String,
@@ -90,7 +80,7 @@ fn line(f: &Figures, href: String) -> Line {
     Line {
         name: f.name.clone(),
         href,
-        count: f.count,
+        count: fmt::grouped(i64::try_from(f.count).unwrap_or(i64::MAX)),
         rpm: charts::compact(f.rpm),
         avg: ms(f.avg),
         p50: ms(f.p50),
@@ -162,9 +152,9 @@ struct ServicePage {
     db_mean: Vec<Line>,
     externals: Vec<Line>,
     externals_slow: Vec<Line>,
-    slow_queries: Vec<(String, String, String, String, String)>,
-    instances: Vec<(String, i64, String, String)>,
-    issues: Vec<(i64, String, String, i64)>,
+    slow_queries: Vec<(When, String, String, String, String)>,
+    instances: Vec<(String, String, String, String)>,
+    issues: Vec<(i64, String, String, String)>,
     /// The service's SLOs: (name, objective, attainment, budget left, bad).
     slos: Vec<(String, String, String, String, bool)>,
 }
@@ -200,9 +190,9 @@ async fn slo_rows(
                 spec.target,
                 spec.window_days
             ),
-            b.attainment.map_or("—".into(), |a| format!("{a:.3} %")),
+            b.attainment.map_or("—".into(), fmt::percent),
             b.budget_remaining
-                .map_or("—".into(), |r| format!("{:.1} %", 100.0 * r)),
+                .map_or("—".into(), |r| fmt::percent(100.0 * r)),
             b.budget_remaining.is_some_and(|r| r < 0.25),
         ));
     }
@@ -356,7 +346,7 @@ pub async fn service(
             .iter()
             .map(|q| {
                 (
-                    iso(q.at),
+                    When::at(q.at),
                     ms(Some(q.duration_ms)),
                     q.db_system.clone().unwrap_or_default(),
                     q.statement.clone(),
@@ -374,7 +364,7 @@ pub async fn service(
                     } else {
                         i.instance.clone()
                     },
-                    i.count,
+                    fmt::grouped(i.count),
                     pct(if i.count > 0 {
                         i.errors as f64 / i.count as f64
                     } else {
@@ -387,7 +377,14 @@ pub async fn service(
         issues: o
             .issues
             .iter()
-            .map(|i| (i.id, i.title.clone(), i.culprit.clone(), i.count))
+            .map(|i| {
+                (
+                    i.id,
+                    i.title.clone(),
+                    i.culprit.clone(),
+                    fmt::grouped(i.count),
+                )
+            })
             .collect(),
         name,
         ranges: tabs(&range),
@@ -408,7 +405,7 @@ struct TransactionPage {
     ranges: Vec<(&'static str, bool)>,
     summary: Line,
     charts: Vec<String>,
-    samples: Vec<(String, String, String, bool, String)>,
+    samples: Vec<(When, String, String, bool, String)>,
 }
 
 /// `GET /performance/services/{service}/transaction?name=…`.
@@ -505,7 +502,7 @@ pub async fn transaction(
             .iter()
             .map(|s| {
                 (
-                    iso(s.start_ns / 1_000_000),
+                    When::at(s.start_ns / 1_000_000),
                     ms(Some(s.duration_ns as f64 / 1e6)),
                     s.http_status.map(|c| c.to_string()).unwrap_or_default(),
                     s.error,

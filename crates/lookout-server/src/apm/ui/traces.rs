@@ -15,7 +15,6 @@ use crate::ui::error::UiResult;
 use crate::ui::extract::Page;
 use crate::ui::fmt::When;
 use crate::ui::layout::{render, PageCtx};
-use lookout_core::time::iso;
 use lookout_store::apm::query;
 
 /// The search form's fields.
@@ -138,12 +137,13 @@ struct TracePage {
     title: String,
     ctx: PageCtx,
     trace_id: String,
-    start: String,
+    start: When,
     duration: String,
-    span_count: usize,
+    span_count: String,
     services: Vec<String>,
     waterfall: String,
-    logs: Vec<(String, String, String, String, String)>,
+    /// (when, offset into the trace, severity, service, body, span).
+    logs: Vec<(When, String, String, String, String, String)>,
 }
 
 /// `GET /performance/traces/{id}`: the waterfall is one pre-built HTML string (bars placed with
@@ -214,16 +214,22 @@ pub async fn trace(
     Ok(render(&TracePage {
         title: format!("Trace {id}"),
         trace_id: id.to_ascii_lowercase(),
-        start: iso(tree.start_ns / 1_000_000),
+        start: When::at(tree.start_ns / 1_000_000),
         duration: ms(Some(tree.duration_ns as f64 / 1e6)),
-        span_count: spans.len(),
+        span_count: crate::ui::fmt::grouped(i64::try_from(spans.len()).unwrap_or(i64::MAX)),
         services: tree.services.clone(),
         waterfall: w,
         logs: logs
             .iter()
             .map(|l| {
                 (
-                    iso(l.time_ns / 1_000_000),
+                    When::at(l.time_ns / 1_000_000),
+                    // Where in the trace it was logged, which is what a reader lines up
+                    // with the waterfall above.
+                    match (l.time_ns - tree.start_ns) as f64 / 1e6 {
+                        off if off < 0.0 => ms(Some(off)),
+                        off => format!("+{}", ms(Some(off))),
+                    },
                     l.severity.clone(),
                     l.service.clone(),
                     l.body.clone(),
@@ -242,7 +248,7 @@ struct MapPage {
     ctx: PageCtx,
     ranges: Vec<(&'static str, bool)>,
     svg: String,
-    edges: Vec<(String, String, String, i64, String, String)>,
+    edges: Vec<(String, String, String, String, String, String)>,
 }
 
 /// `GET /performance/map`: services on the left, what they call on the right, callers placed
@@ -265,7 +271,7 @@ pub async fn map(
                     e.source.clone(),
                     e.target.clone(),
                     e.target_kind.clone(),
-                    e.count,
+                    crate::ui::fmt::grouped(e.count),
                     ms(Some(e.avg_ms)),
                     crate::apm::ui::performance::pct(if e.count > 0 {
                         e.errors as f64 / e.count as f64
@@ -325,7 +331,7 @@ fn map_svg(m: &ServiceMap) -> String {
             b.1,
             esc(&e.source),
             esc(&e.target),
-            e.count,
+            crate::ui::fmt::grouped(e.count),
             esc(&ms(Some(e.avg_ms)))
         );
     }

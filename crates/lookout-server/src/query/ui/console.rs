@@ -45,19 +45,17 @@ pub struct ConsoleQuery {
     pub nrql: String,
 }
 
-/// A cell as shown: numbers with up to 4 decimals, timestamps in ISO, null empty.
+/// A cell as shown, as `lookout query`'s table shows it: whole numbers as they are, others to
+/// three significant digits (`0.62`, `12.3`), timestamps as UTC date-times, null empty.
 pub(crate) fn cell(v: &Value, kind: &str) -> String {
     match (v, kind) {
         (Value::Null, _) => String::new(),
         (Value::Number(n), "timestamp") => n
             .as_i64()
-            .map_or_else(|| n.to_string(), lookout_core::time::iso),
+            .map_or_else(|| n.to_string(), lookout_core::units::datetime_utc),
         (Value::Number(n), _) => match n.as_f64() {
             Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
-            Some(f) => format!("{f:.4}")
-                .trim_end_matches('0')
-                .trim_end_matches('.')
-                .to_string(),
+            Some(f) => crate::ui::fmt::number(f),
             None => n.to_string(),
         },
         (Value::String(s), _) => s.clone(),

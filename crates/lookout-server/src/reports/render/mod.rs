@@ -104,8 +104,9 @@ fn count(n: impl Into<i64>, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// A latency as every page and the CLI show it (`0.42 ms`, `62.3 ms`, `1.25 s`).
 fn opt_ms(v: Option<f64>) -> String {
-    v.map_or("—".into(), |v| format!("{v:.0} ms"))
+    v.map_or("—".into(), lookout_core::units::duration_ms)
 }
 
 fn opt_pct(v: Option<f64>, digits: usize) -> String {

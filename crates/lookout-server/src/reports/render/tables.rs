@@ -7,6 +7,7 @@ use super::{
 use super::{Cell, Fmt, Section, Table};
 use crate::charts::{self, Bar, Series};
 use crate::reports::model::*;
+use lookout_core::units;
 
 /// The summary: a sentence per capability.
 pub(super) fn summary_section(r: &Report) -> Section {
@@ -320,7 +321,7 @@ pub(super) fn services(r: &Report, f: &Fmt) -> Option<Section> {
                 vec![
                     f.link(x.name.clone(), &x.url),
                     n(format!("{} ({})", x.current.requests, x.previous.requests)),
-                    n(format!("{:.1}", x.current.throughput_rpm)),
+                    n(units::number(x.current.throughput_rpm)),
                     n(format!(
                         "{} ({})",
                         opt_ms(x.current.p95_ms),
@@ -438,8 +439,8 @@ pub(super) fn regressions(r: &Report, f: &Fmt) -> Option<Section> {
                     vec![
                         f.link(format!("{} {}", x.series, tags.join(" ")), &x.url),
                         flag(x.kind.clone(), x.kind == "regression"),
-                        n(format!("{:.3} {}", x.before, x.unit)),
-                        n(format!("{:.3} {}", x.after, x.unit)),
+                        n(format!("{} {}", units::number(x.before), x.unit)),
+                        n(format!("{} {}", units::number(x.after), x.unit)),
                         n(x.change_percent
                             .map_or("—".into(), |p| format!("{p:+.1} %"))),
                         c(x.commit.clone().unwrap_or_default()),
@@ -492,7 +493,7 @@ pub(super) fn databases(r: &Report, f: &Fmt) -> Option<Section> {
                         c(q.target.clone()),
                         c(q.query.chars().take(160).collect::<String>()),
                         n(q.calls.to_string()),
-                        n(format!("{:.1} ms", q.mean_ms)),
+                        n(units::duration_ms(q.mean_ms)),
                         n(duration(q.total_ms as i64)),
                     ]
                 })
@@ -583,8 +584,8 @@ pub(super) fn load_tests(r: &Report, f: &Fmt) -> Option<Section> {
                         c(f.at(x.started_at)),
                         flag(if x.passed { "passed" } else { "failed" }, !x.passed),
                         n(x.requests.to_string()),
-                        n(format!("{:.1}", x.rps)),
-                        n(format!("{:.1} ms", x.p95_ms)),
+                        n(units::per_second(x.rps)),
+                        n(units::duration_ms(x.p95_ms)),
                         n(rate(Some(x.error_rate))),
                     ]
                 })

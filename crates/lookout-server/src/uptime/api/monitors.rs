@@ -329,6 +329,22 @@ pub async fn update_window(
     )))
 }
 
+/// Ends a maintenance window in progress now (role member): a one-off window ends, a recurring
+/// one's current opening ends and its later openings stay. Alerting resumes at once: the
+/// monitors it covers are checked now. 409 when the window is not in progress.
+#[utoipa::path(post, path = "/api/v1/maintenance-windows/{id}/end", tag = "monitors",
+    params(("id" = i64, Path, description = "Window id")),
+    responses((status = 200, body = MaintenanceView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn end_window(
+    State(state): State<AppState>,
+    _who: Member,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<MaintenanceView>> {
+    Ok(Json(maintenance_view(
+        service::end_window(&state, id, None).await?,
+    )))
+}
+
 /// Deletes a maintenance window (role member).
 #[utoipa::path(delete, path = "/api/v1/maintenance-windows/{id}", tag = "monitors",
     params(("id" = i64, Path, description = "Window id")),

@@ -110,14 +110,22 @@ fn outages(newest_first: &[Change], now: i64) -> Vec<Outage> {
     out
 }
 
+/// How long an ended one-off window stays listed: long enough to see that maintenance ended
+/// (early, from **End maintenance now**, or on time) and when.
+const ENDED_SHOWN_MS: i64 = 24 * HOUR;
+
 /// A maintenance window covering this monitor, as the page lists it.
 pub struct WindowLine {
+    /// Id (the **End maintenance now** form names it).
+    pub id: i64,
     /// Title.
     pub title: String,
-    /// `now, until …`, `next: …` or `ended`.
-    pub when: String,
-    /// Open now.
-    pub active: bool,
+    /// `active`, `upcoming` or `ended`.
+    pub state: &'static str,
+    /// When it ends (active), next starts (upcoming) or ended.
+    pub at: Option<When>,
+    /// Other monitors the window covers: ending it ends it for them too.
+    pub others: usize,
 }
 
 fn window_lines(rows: Vec<pages::MaintenanceRow>, id: i64, now: i64) -> Vec<WindowLine> {
@@ -129,22 +137,23 @@ fn window_lines(rows: Vec<pages::MaintenanceRow>, id: i64, now: i64) -> Vec<Wind
                 .as_deref()
                 .and_then(|t| serde_json::from_str(t).ok());
             let w = Window::new(r.starts_at, r.ends_at, rec.as_ref()).ok()?;
-            let active = w.is_open(now);
-            let when = if active {
-                match (rec.is_none(), r.ends_at) {
-                    (true, Some(end)) => format!("in progress, ends in {}", fmt::span(end - now)),
-                    _ => "in progress".into(),
-                }
+            let (state, at) = if let Some(until) = w.open_until(now) {
+                ("active", When::opt(Some(until)))
+            } else if let Some(next) = w.next_start(now) {
+                ("upcoming", Some(When::at(next)))
             } else {
-                match w.next_start(now) {
-                    Some(next) => format!("next in {}", fmt::span(next - now)),
-                    None => return None,
-                }
+                // Only a one-off window that ended lately is still worth a line.
+                let end = r
+                    .ends_at
+                    .filter(|e| rec.is_none() && now - e < ENDED_SHOWN_MS)?;
+                ("ended", Some(When::at(end)))
             };
             Some(WindowLine {
+                id: r.id,
+                others: r.monitor_ids.iter().filter(|m| **m != id).count(),
                 title: r.title,
-                when,
-                active,
+                state,
+                at,
             })
         })
         .collect()
@@ -173,6 +182,8 @@ struct MonitorPage {
     changes: Vec<(When, Change)>,
     checkins: Vec<(When, String, String)>,
     windows: Vec<WindowLine>,
+    /// A listed window is open now (the page explains what ending it does).
+    maintenance_now: bool,
     paused: bool,
     can_edit: bool,
 }
@@ -281,6 +292,7 @@ pub async fn monitor(
         Vec::new()
     };
     let windows = window_lines(pages::list_maintenance(store).await?, id, now);
+    let maintenance_now = windows.iter().any(|w| w.state == "active");
     let every = match (&spec, kind.as_str()) {
         (Some(s), "cron") if s.schedule.is_some() => {
             format!("cron {}", s.schedule.clone().unwrap_or_default())
@@ -322,6 +334,7 @@ pub async fn monitor(
         changes,
         checkins,
         windows,
+        maintenance_now,
         paused,
     }))
 }

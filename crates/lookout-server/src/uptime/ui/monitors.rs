@@ -218,13 +218,17 @@ pub struct ActionForm {
     /// `maintenance`: what it is for.
     #[serde(default)]
     title: String,
+    /// `end_maintenance`: the window to end.
+    #[serde(default)]
+    window: String,
 }
 
 /// Maintenance started from the monitor page lasts at most this long (a week); longer or
 /// recurring windows are made with the API.
 const MAX_MAINTENANCE_MIN: i64 = 7 * 24 * 60;
 
-/// `POST /uptime/monitors/{id}/action`: check now, pause, resume, start maintenance or delete.
+/// `POST /uptime/monitors/{id}/action`: check now, pause, resume, start or end maintenance, or
+/// delete.
 pub async fn action(
     State(state): State<AppState>,
     Signed { session: s, .. }: Signed<Member>,
@@ -276,6 +280,16 @@ pub async fn action(
                 },
             )
             .await?;
+            format!("/uptime/monitors/{id}")
+        }
+        "end_maintenance" => {
+            // A window id that is not a number names no window this page lists.
+            let window = f
+                .window
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| UiError::NotFound)?;
+            service::end_window(&state, window, Some(id)).await?;
             format!("/uptime/monitors/{id}")
         }
         _ => {

@@ -60,6 +60,9 @@ pub struct Notice {
     pub active: bool,
     /// Next opening, RFC 3339.
     pub next_start: Option<String>,
+    /// When a one-off window ended, RFC 3339, for a day after (ended early or on time):
+    /// readers see the maintenance is over rather than the notice vanishing.
+    pub ended_at: Option<String>,
 }
 
 /// Everything a public page shows.
@@ -79,7 +82,7 @@ pub struct PublicPage {
     pub monitors: Vec<PublicMonitor>,
     /// Incidents, newest first.
     pub incidents: Vec<IncidentView>,
-    /// Maintenance windows covering the page's monitors, active or upcoming.
+    /// Maintenance windows covering the page's monitors: active, upcoming, or ended within a day.
     pub maintenance: Vec<Notice>,
     /// When this was assembled, RFC 3339.
     pub generated_at: String,
@@ -138,12 +141,16 @@ async fn assemble(
         };
         let active = win.is_open(now);
         let next = win.next_start(now);
-        if active || next.is_some() {
+        let ended = w
+            .ends_at
+            .filter(|e| rec.is_none() && !active && *e <= now && now - e < DAY);
+        if active || next.is_some() || ended.is_some() {
             maintenance.push(Notice {
                 title: w.title,
                 description: w.description,
                 active,
                 next_start: next.map(iso),
+                ended_at: ended.map(iso),
             });
         }
     }

@@ -1,5 +1,5 @@
 //! The verbs that act on a server's data — `user create`, `token create`, `pack install`,
-//! `query`, `report` — run from a directory that is not the server's: with `--server` and a
+//! `query`, `report`, `apply` (and `backup now`, which has no `--server`) — run from a directory that is not the server's: with `--server` and a
 //! token (flags or `LOOKOUT_URL`/`LOOKOUT_TOKEN`) they change and read the running server's data
 //! through its API; without, they refuse a data directory that does not exist, naming it and
 //! how to point at the server, and create nothing (unless `--create`).
@@ -207,9 +207,33 @@ async fn cli_verbs_act_through_the_server_given(backend: Backend) {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--token"));
 
+    // apply: dashboards as code saved on the server, created then configured.
+    let files = tempfile::tempdir().unwrap();
+    let dash = files.path().join("ops.yaml");
+    std::fs::write(&dash, DASHBOARD).unwrap();
+    let dash = dash.to_str().unwrap();
+    let mut args = vec!["apply", "-f", dash];
+    args.extend(flags);
+    let out = ok(&lookout(cwd, &[], &args, None));
+    assert_eq!(out, "dashboard/ops created\n");
+    let out = ok(&lookout(cwd, &env, &["apply", "-f", dash], None));
+    assert_eq!(out, "dashboard/ops configured\n");
+    let list = s.client().get("/api/v1/dashboards").await.expect(200);
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["slug"] == "ops"),
+        "{list}"
+    );
+
     // Nothing was written where the verbs ran.
     assert_eq!(entries(cwd), Vec::<String>::new());
 }
+
+/// A one-widget dashboard for `lookout apply`.
+const DASHBOARD: &str = "name: Ops\npages:\n  - name: One\n    widgets:\n      - {title: Requests, type: billboard, query: \"SELECT count(*) FROM Transaction\"}\n";
 
 /// Outside the server's directory, without --server, each verb refuses the data directory that
 /// does not exist and creates nothing; `--create` makes one for a fresh install.
@@ -217,7 +241,17 @@ async fn cli_verbs_act_through_the_server_given(backend: Backend) {
 fn cli_verbs_refuse_a_data_directory_that_does_not_exist() {
     let empty = tempfile::tempdir().unwrap();
     let cwd = empty.path();
+    // The dashboard file and the backup directory live elsewhere: cwd must stay empty.
+    let files = tempfile::tempdir().unwrap();
+    let dash = files.path().join("ops.yaml");
+    std::fs::write(&dash, DASHBOARD).unwrap();
+    let backups = files.path().join("backups");
     for (args, stdin) in [
+        (vec!["apply", "-f", dash.to_str().unwrap()], None),
+        (
+            vec!["backup", "now", "--backup-dir", backups.to_str().unwrap()],
+            None,
+        ),
         (vec!["query", "SELECT count(*) FROM Transaction"], None),
         (vec!["report", "daily"], None),
         (vec!["pack", "install", "golden-signals"], None),
@@ -267,6 +301,8 @@ fn cli_verbs_refuse_a_data_directory_that_does_not_exist() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("gone.db"));
     assert_eq!(entries(cwd), Vec::<String>::new());
 
+    assert!(!backups.exists(), "backup now made its directory");
+
     // A fresh install may create it when asked to.
     let token = ok(&lookout(
         cwd,
@@ -283,4 +319,32 @@ fn cli_verbs_refuse_a_data_directory_that_does_not_exist() {
         &["query", "SELECT count(*) FROM Transaction"],
         None,
     ));
+    let out = ok(&lookout(
+        cwd,
+        &[],
+        &["apply", "-f", dash.to_str().unwrap()],
+        None,
+    ));
+    assert_eq!(out, "dashboard/ops created\n");
+    let out = ok(&lookout(
+        cwd,
+        &[],
+        &["backup", "now", "--backup-dir", backups.to_str().unwrap()],
+        None,
+    ));
+    assert!(out.starts_with("Snapshot written: run "), "{out}");
+    // backup list reads its times and sizes as the other tables do.
+    let out = ok(&lookout(
+        cwd,
+        &[],
+        &["backup", "list", "--backup-dir", backups.to_str().unwrap()],
+        None,
+    ));
+    let first = out.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("Restorable from ")
+            && first.contains(" UTC to ")
+            && first.ends_with(" UTC."),
+        "{out}"
+    );
 }

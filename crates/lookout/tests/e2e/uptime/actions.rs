@@ -416,7 +416,7 @@ async fn the_edit_form_keeps_typed_values_and_names_the_field(backend: Backend) 
     );
     let (_, page) = b.get(&format!("/uptime/monitors/{id}")).await;
     assert!(
-        page.contains("Database upgrade") && page.contains("ends in"),
+        page.contains("Database upgrade") && page.contains("in progress, ends <time"),
         "{page}"
     );
 }
