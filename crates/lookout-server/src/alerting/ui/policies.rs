@@ -2,7 +2,7 @@
 //! events and the ids it is limited to (or a query with a threshold), or given as the API's
 //! `conditions` JSON for anything more; severity, urgency, service, escalation policy, runbook
 //! and enabled are fields. Policies are created, edited, switched on and off and deleted;
-//! runbooks (Markdown) are created and edited, each save a new version.
+//! runbooks (Markdown) are created, edited (each save a new version) and deleted.
 
 use askama::Template;
 use axum::extract::{Form, Path, State};
@@ -392,4 +392,31 @@ pub async fn update_runbook(
     Form(f): Form<RunbookForm>,
 ) -> UiResult {
     save_runbook(state, form, Some(id), f).await
+}
+
+/// `POST /alerts/runbooks/{id}/delete`: deletes a runbook; one an alert policy or integration
+/// attaches is refused on its page, naming them.
+pub async fn delete_runbook(
+    State(state): State<AppState>,
+    form: Signed<Member>,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> UiResult {
+    check_csrf(&form.session, &f.csrf)?;
+    match config::delete_runbook(&state, id).await {
+        Ok(()) => Ok(Redirect::to("/alerts#runbooks").into_response()),
+        Err(e) => {
+            let r = forms::refusal(e, &[])?;
+            let rb = astore::runbook_get(state.store(), id, None).await?;
+            let f = RunbookForm {
+                csrf: String::new(),
+                name: rb.name,
+                url: rb.url.unwrap_or_default(),
+                body: rb.body,
+            };
+            let mut page = runbook_page(form.layout(&state).await?, Some(id), rb.version, f, r)?;
+            *page.status_mut() = axum::http::StatusCode::CONFLICT;
+            Ok(page)
+        }
+    }
 }
