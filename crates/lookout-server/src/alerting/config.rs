@@ -37,6 +37,16 @@ pub async fn policy_input(state: &AppState, body: &Value) -> ServiceResult<(Stri
             m.remove(k);
         }
     }
+    // Each condition alone first, so a refusal names the one that is wrong.
+    for (i, c) in spec["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        serde_json::from_value::<Condition>(c.clone())
+            .map_err(|e| invalid(format!("conditions[{i}]: {e}")))?;
+    }
     let p: PolicySpec =
         serde_json::from_value(spec).map_err(|e| invalid(format!("policy: {e}")))?;
     p.validate().map_err(ServiceError::Invalid)?;

@@ -264,8 +264,9 @@ pub async fn schedule_input(
     body: &Value,
 ) -> ServiceResult<(String, Value, Vec<(i64, i64, i64)>)> {
     let name = name_of(body)?;
-    enabled_of(body)?;
-    let spec = spec_of(body, &["final_schedule"]);
+    let enabled = enabled_of(body)?;
+    let mut spec = spec_of(body, &["final_schedule"]);
+    spec["enabled"] = Value::Bool(enabled);
     let mut parsed: Schedule =
         serde_json::from_value(spec).map_err(|e| invalid(format!("schedule: {e}")))?;
     parsed.validate().map_err(ServiceError::Invalid)?;
@@ -362,8 +363,9 @@ pub async fn add_override(
 /// An escalation policy body: its name and the spec to store; every target must exist.
 pub async fn escalation_input(state: &AppState, body: &Value) -> ServiceResult<(String, Value)> {
     let name = name_of(body)?;
-    enabled_of(body)?;
-    let spec = spec_of(body, &[]);
+    let enabled = enabled_of(body)?;
+    let mut spec = spec_of(body, &[]);
+    spec["enabled"] = Value::Bool(enabled);
     let ack = spec.get("ack_timeout_minutes").cloned();
     if let Some(a) = &ack {
         if !a.as_i64().is_some_and(|m| (0..=24 * 60).contains(&m)) {

@@ -629,6 +629,18 @@ pub async fn delete_override(
     Ok(Redirect::to(&format!("/on-call/schedules/{id}")).into_response())
 }
 
+/// `POST /on-call/schedules/{id}/enabled`: switches a schedule on or off from the Alerts list.
+pub async fn set_enabled(
+    State(state): State<AppState>,
+    form: Signed<Member>,
+    Path(id): Path<i64>,
+    Form(f): Form<super::channels::EnableForm>,
+) -> UiResult {
+    check_csrf(&form.session, &f.csrf)?;
+    oncall::set_schedule_enabled(&state, id, f.enabled == "true").await?;
+    Ok(Redirect::to("/alerts#schedules").into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -647,16 +659,4 @@ mod tests {
             .unwrap_err()
             .starts_with("end:"));
     }
-}
-
-/// `POST /on-call/schedules/{id}/enabled`: switches a schedule on or off from the Alerts list.
-pub async fn set_enabled(
-    State(state): State<AppState>,
-    form: Signed<Member>,
-    Path(id): Path<i64>,
-    Form(f): Form<super::channels::EnableForm>,
-) -> UiResult {
-    check_csrf(&form.session, &f.csrf)?;
-    oncall::set_schedule_enabled(&state, id, f.enabled == "true").await?;
-    Ok(Redirect::to("/alerts#schedules").into_response())
 }
