@@ -340,5 +340,5 @@ fn a_disabled_schedule_has_nobody_on_call_not_even_an_override() {
     // Switched back on, the same layers and override answer again.
     s.enabled = true;
     assert_eq!(s.on_call_at(t("2026-01-02T12:00:00Z")), Some(3));
-    assert_eq!(s.on_call_at(t("2026-01-03T12:00:00Z")), Some(2));
+    assert_eq!(s.on_call_at(t("2026-01-03T12:00:00Z")), Some(1));
 }
