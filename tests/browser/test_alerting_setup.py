@@ -99,13 +99,19 @@ def run(server, watched, browser, capture):
     page.goto(server.url + "/on-call/schedules/new")
     page.fill("#schedule-form input[name=name]", "Primary")
     page.fill("#schedule-form input[name=time_zone]", "Europe/Berlyn")
-    page.fill("input[name=layer0_users]", "ana@example.com, ben@example.com")
+    slots = page.locator("select[name=layer0_user]")
+    slots.nth(0).select_option(str(users["ana@example.com"]))
+    slots.nth(1).select_option(str(users["ben@example.com"]))
     page.select_option("select[name=layer0_turn]", "604800")
     page.fill("input[name=layer0_handoff]", "2020-01-06T09:00")
+    page.fill("input[name=layer0_end]", "2099-01-04T09:00")
     submit(page, "#schedule-form")
     assert "time_zone" in page.inner_text("#form-error")
     assert page.get_attribute("input[name=time_zone]", "aria-invalid") == "true"
-    assert page.input_value("input[name=layer0_users]") == "ana@example.com, ben@example.com"
+    # Users are kept by id, in turn order, and so is the layer's end.
+    assert slots.nth(0).input_value() == str(users["ana@example.com"])
+    assert slots.nth(1).input_value() == str(users["ben@example.com"])
+    assert page.input_value("input[name=layer0_end]") == "2099-01-04T09:00"
     # That refusal was this test's own 422; anything else would be a problem.
     watched.problems[:] = [p for p in watched.problems if "422" not in p]
     page.fill("#schedule-form input[name=time_zone]", "Europe/Berlin")
@@ -174,13 +180,52 @@ def run(server, watched, browser, capture):
     # An alert policy for monitors going down, paging the same policy.
     page.goto(server.url + "/alerts/policies/new")
     page.fill("#policy-form input[name=name]", "Production")
-    page.select_option("#policy-form select[name=source]", "monitor")
-    page.fill("#policy-form input[name=events]", "down, cron_missed")
+    page.select_option("#policy-form select[name=c0_source]", "monitor")
+    page.fill("#policy-form input[name=c0_events]", "down, cron_missed")
+    # A second condition from the empty row: only its source's fields show, in its row only.
+    page.select_option("#policy-form select[name=c1_source]", "errors")
+    assert page.is_visible("input[name=c1_threshold]") and not page.is_visible("input[name=c1_nrql]")
+    assert not page.is_visible("input[name=c0_threshold]")
+    page.fill("input[name=c1_events]", "frequency")
+    page.fill("input[name=c1_threshold]", "0")
+    page.fill("input[name=c1_window_minutes]", "5")
     page.select_option("#policy-form select[name=escalation_policy_id]", label="Primary")
     submit(page, "#policy-form")
+    assert "conditions[1]" in page.inner_text("#form-error")
+    assert page.get_attribute("input[name=c1_threshold]", "aria-invalid") == "true"
+    assert page.input_value("input[name=c0_events]") == "down, cron_missed"
+    watched.problems[:] = [p for p in watched.problems if "422" not in p]
+    shot(page, "alerting-policy-refused-1280")
+    page.fill("input[name=c1_threshold]", "50")
+    submit(page, "#policy-form")
     assert "/alerts/policies/" in page.url
+    assert page.locator("fieldset.condition").count() == 3, "two conditions and the empty row"
+    assert page.input_value("input[name=c1_threshold]") == "50"
+    fits(page, "policy", 1280)
+    shot(page, "alerting-policy-1280")
+
+    # A runbook, deleted again after the confirmation.
+    page.goto(server.url + "/alerts/runbooks/new")
+    page.fill("#runbook-form input[name=name]", "Scratch")
+    page.fill("#runbook-form textarea[name=body]", "# Scratch\n\nNothing yet.")
+    submit(page, "#runbook-form")
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.accept()))
+    with page.expect_navigation():
+        page.click("#runbook-delete button")
+    assert asked and "Delete this runbook" in asked[0], asked
+    assert "Scratch" not in page.inner_text("main")
     page.goto(server.url + "/alerts")
     assert "Production" in page.inner_text("#policies")
+    # Ben's hook switched off from the list carries a Disabled badge; switched on again.
+    hook = page.locator("#channels tr", has_text="Ben's pager hook")
+    with page.expect_navigation():
+        hook.locator("button", has_text="Disable").click()
+    assert "Disabled" in hook.inner_text()
+    shot(page, "alerting-alerts-disabled-1280")
+    with page.expect_navigation():
+        hook.locator("button", has_text="Enable").click()
+    assert "Disabled" not in hook.inner_text()
     shot(page, "alerting-alerts-1280")
     assert watched.problems == [], "\n".join(watched.problems)
 
@@ -216,6 +261,7 @@ def run(server, watched, browser, capture):
                            (server.url + "/alerts/integrations/1", "integration"),
                            (server.url + "/alerts/escalation-policies/new", "escalation"),
                            (server.url + "/alerts/policies/new", "policy"),
+                           (server.url + "/alerts/policies/1", "policy-rows"),
                            (server.url + "/alerts/runbooks/new", "runbook")]:
             p.goto(path if path.startswith("http") else server.url + path)
             fits(p, path, 390)

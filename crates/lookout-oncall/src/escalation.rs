@@ -58,6 +58,13 @@ pub struct EscalationPolicy {
     /// How many times the whole path repeats after the last rule (0–9).
     #[serde(default)]
     pub num_loops: u32,
+    /// Off: incidents routed to it are opened but page nobody. Absent means on.
+    #[serde(default = "on")]
+    pub enabled: bool,
+}
+
+fn on() -> bool {
+    true
 }
 
 impl EscalationPolicy {

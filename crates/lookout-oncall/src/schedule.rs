@@ -33,6 +33,14 @@ pub struct Schedule {
     /// Overrides, above all layers.
     #[serde(default)]
     pub overrides: Vec<Override>,
+    /// Off: nobody is on call on it (its layers and overrides are kept for when it is on
+    /// again). Absent means on, so schedules stored before the flag existed stay on.
+    #[serde(default = "on")]
+    pub enabled: bool,
+}
+
+fn on() -> bool {
+    true
 }
 
 /// One rotation layer.
@@ -198,11 +206,15 @@ impl Schedule {
 
     /// The final spans between `since` and `until` (ms), in order, adjacent spans of the same
     /// user merged, times when nobody is on call left out. The range is capped at
-    /// [`MAX_RENDER_MS`]. A schedule that fails [`Schedule::validate`] renders nothing.
+    /// [`MAX_RENDER_MS`]. A schedule that fails [`Schedule::validate`], or is disabled,
+    /// renders nothing: nobody is on call on it.
     pub fn render(&self, since: i64, until: i64) -> Vec<Span> {
         let Ok(tz) = self.tz() else {
             return Vec::new();
         };
+        if !self.enabled {
+            return Vec::new();
+        }
         let until = until.min(since.saturating_add(MAX_RENDER_MS));
         if until <= since {
             return Vec::new();

@@ -318,3 +318,27 @@ fn render_range_is_capped() {
         lookout_oncall::schedule::MAX_RENDER_MS
     );
 }
+
+#[test]
+fn a_disabled_schedule_has_nobody_on_call_not_even_an_override() {
+    let mut s = schedule(json!({
+        "time_zone": "UTC",
+        "enabled": false,
+        "schedule_layers": [{
+            "start": "2026-01-01T00:00:00Z",
+            "rotation_virtual_start": "2026-01-01T09:00:00Z",
+            "rotation_turn_length_seconds": 86400,
+            "users": [1, 2]
+        }],
+        "overrides": [{"start": "2026-01-02T00:00:00Z", "end": "2026-01-03T00:00:00Z", "user": 3}]
+    }));
+    assert_eq!(
+        spans(&s, "2026-01-01T00:00:00Z", "2026-01-04T00:00:00Z"),
+        vec![]
+    );
+    assert_eq!(s.on_call_at(t("2026-01-02T12:00:00Z")), None);
+    // Switched back on, the same layers and override answer again.
+    s.enabled = true;
+    assert_eq!(s.on_call_at(t("2026-01-02T12:00:00Z")), Some(3));
+    assert_eq!(s.on_call_at(t("2026-01-03T12:00:00Z")), Some(1));
+}

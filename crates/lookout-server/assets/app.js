@@ -38,11 +38,13 @@
   });
 })();
 // Forms whose fields depend on a choice: <select data-shows> shows only the [data-for] fields
-// whose list names the chosen value (the channel form's fields per type).
+// whose list names the chosen value (the channel form's fields per type). Inside a
+// [data-scope] element (an alert policy's condition row) the choice governs that element only.
 (function () {
   document.querySelectorAll('select[data-shows]').forEach(function (s) {
+    var scope = s.closest('[data-scope]') || s.form;
     var show = function () {
-      s.form.querySelectorAll('[data-for]').forEach(function (el) {
+      scope.querySelectorAll('[data-for]').forEach(function (el) {
         el.hidden = el.getAttribute('data-for').split(' ').indexOf(s.value) < 0;
       });
     };

@@ -138,6 +138,7 @@ async fn the_outbox_queues_once_and_hands_each_page_to_one_replica(f: Fixture) {
             config: json!({"url": "http://127.0.0.1:1/"}),
             user_id: None,
             urgencies: vec!["high".into()],
+            enabled: true,
         },
     )
     .await

@@ -37,6 +37,16 @@ pub async fn policy_input(state: &AppState, body: &Value) -> ServiceResult<(Stri
             m.remove(k);
         }
     }
+    // Each condition alone first, so a refusal names the one that is wrong.
+    for (i, c) in spec["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        serde_json::from_value::<Condition>(c.clone())
+            .map_err(|e| invalid(format!("conditions[{i}]: {e}")))?;
+    }
     let p: PolicySpec =
         serde_json::from_value(spec).map_err(|e| invalid(format!("policy: {e}")))?;
     p.validate().map_err(ServiceError::Invalid)?;
@@ -248,4 +258,26 @@ pub async fn save_runbook(
         actor,
     )
     .await?)
+}
+
+/// Deletes runbook `id` and its versions. A runbook an alert policy or integration attaches
+/// to its incidents is refused (409, naming them), as Grafana refuses to delete a contact
+/// point a notification policy uses and PagerDuty an escalation policy a service uses: the
+/// reference is changed where it is made, deliberately, instead of vanishing from under it.
+pub async fn delete_runbook(state: &AppState, id: i64) -> ServiceResult<()> {
+    astore::runbook_get(state.store(), id, None)
+        .await
+        .map_err(ServiceError::not_found("runbook"))?;
+    let users = astore::runbook_users(state.store(), id).await?;
+    if !users.is_empty() {
+        return Err(ServiceError::Conflict(format!(
+            "the runbook is attached by {}: choose another runbook there (or none) first",
+            users.join(", ")
+        )));
+    }
+    astore::runbook_delete(state.store(), id)
+        .await
+        .map_err(ServiceError::not_found("runbook"))?;
+    tracing::info!(runbook = id, "Runbook deleted.");
+    Ok(())
 }

@@ -141,7 +141,7 @@ async fn round(a: &Alerting, owner: &str) -> lookout_store::Result<usize> {
 async fn finish(
     a: &Alerting,
     owner: &str,
-    results: &[(NotificationRow, Result<String, String>)],
+    results: &[(NotificationRow, Outcome)],
 ) -> lookout_store::Result<()> {
     let now = now_ms();
     let mut tx = a.store().begin_write().await?;
@@ -152,7 +152,26 @@ async fn finish(
             None => String::new(),
         };
         let ok = match result {
-            Ok(via) => {
+            Outcome::Skipped(via) => {
+                let ok = outbox::mark_skipped(&mut tx, row.id, owner, SKIPPED, now).await?;
+                if ok {
+                    incidents::log(
+                        &mut tx,
+                        row.incident_id,
+                        now,
+                        "notify_skipped",
+                        "system",
+                        &format!("Not notified{who} via {via} ({}): {SKIPPED}", row.event),
+                        Some(
+                            &json!({"channel_id": row.channel_id, "user_id": row.user_id,
+                                     "notification_id": row.id}),
+                        ),
+                    )
+                    .await?;
+                }
+                ok
+            }
+            Outcome::Sent(via) => {
                 let ok = outbox::mark_sent(&mut tx, row.id, owner, now).await?;
                 if ok {
                     incidents::log(
@@ -171,7 +190,7 @@ async fn finish(
                 }
                 ok
             }
-            Err(e) => {
+            Outcome::Failed(e) => {
                 let attempts = row.attempts + 1;
                 let retry = (attempts < MAX_ATTEMPTS)
                     .then(|| now + 1000 * (1i64 << attempts.min(10)).min(600));
@@ -200,15 +219,13 @@ async fn finish(
             }
         };
         if ok {
-            recorded.push((row.created_at, result.is_ok()));
+            recorded.push((row.created_at, result.label()));
         }
     }
     tx.commit().await?;
-    for (created_at, sent) in recorded {
-        metrics::counter!("lookout_alerting_notifications_total",
-            "result" => if sent { "sent" } else { "failed" })
-        .increment(1);
-        if sent {
+    for (created_at, result) in recorded {
+        metrics::counter!("lookout_alerting_notifications_total", "result" => result).increment(1);
+        if result == "sent" {
             metrics::histogram!("lookout_alerting_notification_delay_seconds")
                 .record((now - created_at) as f64 / 1000.0);
         }
@@ -269,14 +286,50 @@ fn summary(body: &str) -> Option<String> {
     })
 }
 
-/// Sends one notification; the channel's name on success.
-async fn send(a: &Alerting, row: &NotificationRow) -> Result<String, String> {
-    let channel = astore::channel_get(a.store(), row.channel_id)
-        .await
-        .map_err(|e| format!("channel {}: {e}", row.channel_id))?;
-    let msg = message(a, row).await.map_err(|e| e.to_string())?;
-    deliver(a, &channel, &msg, &row.idempotency_key).await?;
-    Ok(format!("{} \"{}\"", channel.kind, channel.name))
+/// What became of one claimed notification.
+#[derive(Debug)]
+enum Outcome {
+    /// Delivered, via the channel named.
+    Sent(String),
+    /// Not sent because the channel named is disabled; not retried.
+    Skipped(String),
+    /// Not delivered, and why; retried with backoff.
+    Failed(String),
+}
+
+impl Outcome {
+    /// The `result` label of `lookout_alerting_notifications_total`.
+    fn label(&self) -> &'static str {
+        match self {
+            Outcome::Sent(_) => "sent",
+            Outcome::Skipped(_) => "skipped",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+}
+
+/// Why a page to a disabled channel was not sent (the notification's `last_error`).
+pub const SKIPPED: &str = "skipped: channel disabled";
+
+/// Sends one notification, unless its channel is disabled. The channel is read when the page
+/// is sent, not when it was queued, so switching a channel off also holds back what is queued.
+async fn send(a: &Alerting, row: &NotificationRow) -> Outcome {
+    let channel = match astore::channel_get(a.store(), row.channel_id).await {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(format!("channel {}: {e}", row.channel_id)),
+    };
+    let via = format!("{} \"{}\"", channel.kind, channel.name);
+    if !channel.enabled {
+        return Outcome::Skipped(via);
+    }
+    let msg = match message(a, row).await {
+        Ok(m) => m,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    match deliver(a, &channel, &msg, &row.idempotency_key).await {
+        Ok(_) => Outcome::Sent(via),
+        Err(e) => Outcome::Failed(e),
+    }
 }
 
 /// What a receiver answered to a delivered message: its HTTP status (none for email) and the

@@ -150,16 +150,11 @@ async fn trigger(
     match &policy {
         Some((p, _)) => page_rule(tx, &inc, p, 0, 0, "triggered", now).await?,
         None => {
-            incidents::log(
-                tx,
-                inc.id,
-                now,
-                "unrouted",
-                "system",
-                "No escalation policy: nobody was paged.",
-                None,
-            )
-            .await?;
+            let why = match origin.escalation_policy_id {
+                Some(ep) => unused_policy(tx, ep).await?,
+                None => "No escalation policy: nobody was paged.".to_string(),
+            };
+            incidents::log(tx, inc.id, now, "unrouted", "system", &why, None).await?;
         }
     }
     Ok(Applied::Opened(inc.id))
@@ -455,12 +450,33 @@ pub async fn escalation_policy(
     };
     let policy: EscalationPolicy = serde_json::from_value(row.spec.clone())
         .map_err(|e| StoreError::Corrupt(format!("escalation policy {id}: {e}")))?;
+    // A disabled policy pages nobody: every caller treats it as absent, so new incidents are
+    // opened unrouted and open ones stop escalating.
+    if !policy.enabled {
+        return Ok(None);
+    }
     let ack = match row.spec.get("ack_timeout_minutes").and_then(Value::as_i64) {
         Some(0) => None,
         Some(m) => Some(m * 60_000),
         None => Some(DEFAULT_ACK_TIMEOUT_MS),
     };
     Ok(Some((policy, ack)))
+}
+
+/// Why escalation policy `id`, named by the origin, paged nobody: disabled, or deleted.
+async fn unused_policy(conn: &mut Conn, id: i64) -> Result<String> {
+    Ok(
+        match astore::spec_get_in(conn, SpecTable::EscalationPolicies, id).await {
+            Ok(row) => format!(
+                "Escalation policy \"{}\" is disabled: nobody was paged.",
+                row.name
+            ),
+            Err(StoreError::NotFound) => {
+                format!("Escalation policy {id} no longer exists: nobody was paged.")
+            }
+            Err(e) => return Err(e),
+        },
+    )
 }
 
 /// Queues pages for rule `rule` of `policy` on incident `inc`, resolving targets at `at`.

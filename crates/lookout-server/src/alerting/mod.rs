@@ -172,7 +172,11 @@ pub fn api() -> OpenApiRouter<AppState> {
             config::delete_integration
         ))
         .routes(routes!(config::list_runbooks, config::create_runbook))
-        .routes(routes!(config::get_runbook, config::update_runbook))
+        .routes(routes!(
+            config::get_runbook,
+            config::update_runbook,
+            config::delete_runbook
+        ))
 }
 
 /// The incident, on-call and alert pages.
@@ -205,6 +209,7 @@ fn config_pages() -> Router<AppState> {
         )
         .route("/alerts/channels/{id}/delete", post(channels::delete))
         .route("/alerts/channels/{id}/test", post(channels::test))
+        .route("/alerts/channels/{id}/enabled", post(channels::set_enabled))
         .route("/alerts/integrations", post(integrations::create))
         .route("/alerts/integrations/new", get(integrations::new))
         .route(
@@ -225,6 +230,10 @@ fn config_pages() -> Router<AppState> {
             "/alerts/escalation-policies/{id}/delete",
             post(escalations::delete),
         )
+        .route(
+            "/alerts/escalation-policies/{id}/enabled",
+            post(escalations::set_enabled),
+        )
         .route("/alerts/policies", post(policies::create))
         .route("/alerts/policies/new", get(policies::new))
         .route(
@@ -239,6 +248,10 @@ fn config_pages() -> Router<AppState> {
             "/alerts/runbooks/{id}",
             get(policies::edit_runbook).post(policies::update_runbook),
         )
+        .route(
+            "/alerts/runbooks/{id}/delete",
+            post(policies::delete_runbook),
+        )
         .route("/on-call/schedules", post(schedules::create))
         .route("/on-call/schedules/new", get(schedules::new))
         .route(
@@ -246,6 +259,10 @@ fn config_pages() -> Router<AppState> {
             get(schedules::show).post(schedules::update),
         )
         .route("/on-call/schedules/{id}/delete", post(schedules::delete))
+        .route(
+            "/on-call/schedules/{id}/enabled",
+            post(schedules::set_enabled),
+        )
         .route(
             "/on-call/schedules/{id}/overrides",
             post(schedules::add_override),

@@ -9,7 +9,7 @@ use crate::alerting::deliver::{deliver, Message, Receipt, CHANNEL_TYPES};
 use crate::alerting::REDACTED;
 use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
-use lookout_oncall::{EscalationPolicy, Override, Schedule, TargetKind};
+use lookout_oncall::{EscalationPolicy, Schedule, TargetKind};
 use lookout_store::alerting::{
     self as astore, ChannelInput, ChannelRow, OverrideRow, SpecRow, SpecTable,
 };
@@ -41,6 +41,15 @@ pub fn spec_of(body: &Value, read_only: &[&str]) -> Value {
     spec
 }
 
+/// A body's `enabled`: absent or `null` is on (as for alert policies and integrations).
+pub fn enabled_of(body: &Value) -> ServiceResult<bool> {
+    match body.get("enabled") {
+        None | Some(Value::Null) => Ok(true),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(invalid("enabled must be true or false")),
+    }
+}
+
 /// Refuses the first id that is not a user.
 pub async fn check_users(state: &AppState, ids: &[i64]) -> ServiceResult<()> {
     let found = astore::user_names(state.store(), ids).await?;
@@ -69,6 +78,7 @@ pub async fn channel_input(
     old: Option<&ChannelRow>,
 ) -> ServiceResult<ChannelInput> {
     let name = name_of(body)?;
+    let enabled = enabled_of(body)?;
     let kind = body
         .get("type")
         .and_then(Value::as_str)
@@ -81,7 +91,13 @@ pub async fn channel_input(
     for (k, v) in body.as_object().into_iter().flatten() {
         if matches!(
             k.as_str(),
-            "id" | "name" | "type" | "user_id" | "urgencies" | "created_at" | "updated_at"
+            "id" | "name"
+                | "type"
+                | "user_id"
+                | "urgencies"
+                | "enabled"
+                | "created_at"
+                | "updated_at"
         ) {
             continue;
         }
@@ -160,6 +176,7 @@ pub async fn channel_input(
         config: Value::Object(config),
         user_id,
         urgencies,
+        enabled,
     })
 }
 
@@ -170,6 +187,31 @@ pub async fn create_channel(state: &AppState, body: &Value) -> ServiceResult<Cha
     let row = astore::channel_create(state.store(), org.id, &input).await?;
     tracing::info!(channel = row.id, kind = %row.kind, "Notification channel created.");
     Ok(row)
+}
+
+/// Replaces channel `id` with `body` (`********` keeps a stored secret). The caller has
+/// checked who may own it, before and after.
+pub async fn update_channel(
+    state: &AppState,
+    old: &ChannelRow,
+    body: &Value,
+) -> ServiceResult<ChannelRow> {
+    let input = channel_input(state, body, Some(old)).await?;
+    let row = astore::channel_update(state.store(), old.id, &input).await?;
+    if old.enabled != row.enabled {
+        tracing::info!(channel = row.id, enabled = row.enabled, "Channel switched.");
+    }
+    Ok(row)
+}
+
+/// Switches channel `id` on or off. Off, pages queued for it are skipped (the incident's
+/// timeline says so) instead of sent; Send test still sends, to check it before it is on.
+pub async fn set_channel_enabled(state: &AppState, id: i64, enabled: bool) -> ServiceResult<()> {
+    astore::channel_set_enabled(state.store(), id, enabled)
+        .await
+        .map_err(ServiceError::not_found("channel"))?;
+    tracing::info!(channel = id, enabled, "Channel switched.");
+    Ok(())
 }
 
 /// Sends a test notification through channel `id` on the one delivery path (the outbound
@@ -214,14 +256,17 @@ pub async fn test_channel(
 
 // --------------------------------------------------------------------------------- schedules
 
-/// A schedule body: its name, the spec to store (layers and time zone), and the overrides it
-/// carries without an `id` (new ones; those with an `id` are already stored).
+/// A schedule body: its name, the spec to store (layers, time zone, enabled), and the
+/// overrides it carries without an `id` as `(user, start, end)` (new ones; those with an `id`
+/// are already stored).
 pub async fn schedule_input(
     state: &AppState,
     body: &Value,
-) -> ServiceResult<(String, Value, Vec<Override>)> {
+) -> ServiceResult<(String, Value, Vec<(i64, i64, i64)>)> {
     let name = name_of(body)?;
-    let spec = spec_of(body, &["final_schedule"]);
+    let enabled = enabled_of(body)?;
+    let mut spec = spec_of(body, &["final_schedule"]);
+    spec["enabled"] = Value::Bool(enabled);
     let mut parsed: Schedule =
         serde_json::from_value(spec).map_err(|e| invalid(format!("schedule: {e}")))?;
     parsed.validate().map_err(ServiceError::Invalid)?;
@@ -229,33 +274,64 @@ pub async fn schedule_input(
     let overrides: Vec<_> = std::mem::take(&mut parsed.overrides)
         .into_iter()
         .filter(|o| o.id.is_none())
+        .map(|o| (o.user, o.start, o.end))
         .collect();
     let stored =
         serde_json::to_value(&parsed).map_err(|e| ServiceError::Internal(e.to_string()))?;
     Ok((name, stored, overrides))
 }
 
-/// Creates a schedule with the overrides its body carries.
+/// Creates a schedule with the overrides its body carries, in one transaction.
 pub async fn create_schedule(state: &AppState, body: &Value) -> ServiceResult<SpecRow> {
     let (name, spec, overrides) = schedule_input(state, body).await?;
     let org = tenancy::default_org(state.store()).await?;
-    let row =
-        astore::spec_create(state.store(), SpecTable::Schedules, org.id, &name, &spec).await?;
-    for o in &overrides {
-        astore::override_create(state.store(), row.id, o.user, o.start, o.end).await?;
-    }
+    Ok(astore::schedule_save(state.store(), org.id, None, &name, &spec, &overrides).await?)
+}
+
+/// Replaces a schedule's layers; overrides in the body without an `id` are added, in the same
+/// transaction.
+pub async fn update_schedule(state: &AppState, id: i64, body: &Value) -> ServiceResult<SpecRow> {
+    let (name, spec, overrides) = schedule_input(state, body).await?;
+    let old = astore::spec_get(state.store(), SpecTable::Schedules, id)
+        .await
+        .map_err(ServiceError::not_found("schedule"))?;
+    let row = astore::schedule_save(
+        state.store(),
+        old.org_id,
+        Some(id),
+        &name,
+        &spec,
+        &overrides,
+    )
+    .await?;
+    state.alerting().wake();
     Ok(row)
 }
 
-/// Replaces a schedule's layers; overrides in the body without an `id` are added.
-pub async fn update_schedule(state: &AppState, id: i64, body: &Value) -> ServiceResult<SpecRow> {
-    let (name, spec, overrides) = schedule_input(state, body).await?;
-    let row = astore::spec_update(state.store(), SpecTable::Schedules, id, &name, &spec).await?;
-    for o in &overrides {
-        astore::override_create(state.store(), id, o.user, o.start, o.end).await?;
-    }
+/// Switches schedule `id` on or off, keeping its layers and overrides. Off, nobody is on call
+/// on it: escalation rules that page it reach nobody, and say so on the incident's timeline.
+pub async fn set_schedule_enabled(state: &AppState, id: i64, enabled: bool) -> ServiceResult<()> {
+    set_spec_enabled(state, SpecTable::Schedules, "schedule", id, enabled).await?;
     state.alerting().wake();
-    Ok(row)
+    Ok(())
+}
+
+/// Sets `enabled` in the spec of row `id` of `t`, keeping the rest.
+async fn set_spec_enabled(
+    state: &AppState,
+    t: SpecTable,
+    what: &'static str,
+    id: i64,
+    enabled: bool,
+) -> ServiceResult<()> {
+    let row = astore::spec_get(state.store(), t, id)
+        .await
+        .map_err(ServiceError::not_found(what))?;
+    let mut spec = row.spec.clone();
+    spec["enabled"] = Value::Bool(enabled);
+    astore::spec_update(state.store(), t, id, &row.name, &spec).await?;
+    tracing::info!(id, what, enabled, "Switched on or off.");
+    Ok(())
 }
 
 /// Adds an override: `user` is on call from `start` until `end` (ms), above every layer.
@@ -287,7 +363,9 @@ pub async fn add_override(
 /// An escalation policy body: its name and the spec to store; every target must exist.
 pub async fn escalation_input(state: &AppState, body: &Value) -> ServiceResult<(String, Value)> {
     let name = name_of(body)?;
-    let spec = spec_of(body, &[]);
+    let enabled = enabled_of(body)?;
+    let mut spec = spec_of(body, &[]);
+    spec["enabled"] = Value::Bool(enabled);
     let ack = spec.get("ack_timeout_minutes").cloned();
     if let Some(a) = &ack {
         if !a.as_i64().is_some_and(|m| (0..=24 * 60).contains(&m)) {
@@ -367,4 +445,17 @@ pub async fn update_escalation_policy(
         &spec,
     )
     .await?)
+}
+
+/// Switches escalation policy `id` on or off. Off, incidents routed to it are still opened but
+/// page nobody (their timeline says the policy is disabled), and open incidents stop escalating.
+pub async fn set_escalation_enabled(state: &AppState, id: i64, enabled: bool) -> ServiceResult<()> {
+    set_spec_enabled(
+        state,
+        SpecTable::EscalationPolicies,
+        "escalation policy",
+        id,
+        enabled,
+    )
+    .await
 }

@@ -42,6 +42,8 @@ pub struct ChannelView {
     pub user_id: Option<i64>,
     /// The urgencies it is used for (`high`, `low`).
     pub urgencies: Vec<String>,
+    /// Off: pages to it are skipped ("skipped: channel disabled"); Send test still sends.
+    pub enabled: bool,
     /// Created, RFC 3339.
     pub created_at: String,
     /// Changed, RFC 3339.
@@ -64,6 +66,8 @@ pub struct ChannelInput {
     pub user_id: Option<i64>,
     /// `high` and/or `low` (default both).
     pub urgencies: Option<Vec<String>>,
+    /// Default true; false: pages to it are skipped.
+    pub enabled: Option<bool>,
     /// The type's own settings; `********` keeps a stored secret.
     #[serde(flatten)]
     pub config: BTreeMap<String, Value>,
@@ -110,6 +114,8 @@ pub struct ScheduleView {
     pub schedule_layers: Vec<BTreeMap<String, Value>>,
     /// Overrides that have not ended (one schedule), or none (the list).
     pub overrides: Vec<OverrideView>,
+    /// Off: nobody is on call on it (its layers and overrides are kept).
+    pub enabled: bool,
     /// Created, RFC 3339.
     pub created_at: String,
     /// Changed, RFC 3339.
@@ -128,6 +134,8 @@ pub struct ScheduleInput {
     pub schedule_layers: Vec<BTreeMap<String, Value>>,
     /// Overrides to add.
     pub overrides: Option<Vec<OverrideInput>>,
+    /// Default true; false: nobody is on call on it.
+    pub enabled: Option<bool>,
 }
 
 /// A user in an on-call answer.
@@ -195,6 +203,8 @@ pub struct EscalationPolicyView {
     /// the default 30).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ack_timeout_minutes: Option<i64>,
+    /// Off: incidents routed to it are opened but page nobody.
+    pub enabled: bool,
     /// Created, RFC 3339.
     pub created_at: String,
     /// Changed, RFC 3339.
@@ -213,6 +223,8 @@ pub struct EscalationPolicyInput {
     pub num_loops: Option<i64>,
     /// 0 (off) to 1440; default 30.
     pub ack_timeout_minutes: Option<i64>,
+    /// Default true; false: incidents routed to it page nobody.
+    pub enabled: Option<bool>,
 }
 
 // ---------------------------------------------------------------------------------- policies

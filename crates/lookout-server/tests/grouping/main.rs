@@ -95,6 +95,7 @@ async fn setup(store: &Store) -> (i64, i64, i64) {
             config: json!({"url": "http://127.0.0.1:9/hook"}),
             user_id: None,
             urgencies: vec!["high".into(), "low".into()],
+            enabled: true,
         },
     )
     .await

@@ -11,6 +11,7 @@
 
 mod alert_forms;
 mod moved;
+mod oncall_config;
 mod openapi_roles;
 mod roles;
 mod uptime_maintenance;

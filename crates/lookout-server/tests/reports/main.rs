@@ -100,6 +100,7 @@ async fn scheduled(store: &Store) {
             config: serde_json::json!({ "url": url }),
             user_id: None,
             urgencies: vec!["high".into(), "low".into()],
+            enabled: true,
         },
     )
     .await

@@ -174,6 +174,8 @@ pub struct ChannelRow {
     pub user_id: Option<i64>,
     /// Urgencies it is used for (`high`, `low`).
     pub urgencies: Vec<String>,
+    /// Off: pages queued for it are skipped instead of sent.
+    pub enabled: bool,
     /// Created, ms.
     pub created_at: i64,
     /// Changed, ms.
@@ -194,13 +196,14 @@ fn channel_row(r: &AnyRow) -> Result<ChannelRow> {
             .filter(|s| !s.is_empty())
             .map(String::from)
             .collect(),
+        enabled: r.try_get::<i64, _>("enabled")? != 0,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
 }
 
 const CHANNEL_COLS: &str =
-    "id, org_id, name, kind, config, user_id, urgencies, created_at, updated_at";
+    "id, org_id, name, kind, config, user_id, urgencies, enabled, created_at, updated_at";
 
 /// A channel's editable fields.
 #[derive(Debug, Clone)]
@@ -215,14 +218,17 @@ pub struct ChannelInput {
     pub user_id: Option<i64>,
     /// Urgencies.
     pub urgencies: Vec<String>,
+    /// Whether it delivers.
+    pub enabled: bool,
 }
 
 /// Stores a channel.
 pub async fn channel_create(store: &Store, org_id: i64, c: &ChannelInput) -> Result<ChannelRow> {
     let now = now_ms();
     let r = sqlx::query(&format!(
-        "INSERT INTO alert_channels (org_id, name, kind, config, user_id, urgencies, created_at,
-         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {CHANNEL_COLS}"
+        "INSERT INTO alert_channels (org_id, name, kind, config, user_id, urgencies, enabled,
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+         RETURNING {CHANNEL_COLS}"
     ))
     .bind(org_id)
     .bind(&c.name)
@@ -230,6 +236,7 @@ pub async fn channel_create(store: &Store, org_id: i64, c: &ChannelInput) -> Res
     .bind(c.config.to_string())
     .bind(c.user_id)
     .bind(c.urgencies.join(","))
+    .bind(i64::from(c.enabled))
     .bind(now)
     .fetch_one(store.pool())
     .await?;
@@ -240,19 +247,34 @@ pub async fn channel_create(store: &Store, org_id: i64, c: &ChannelInput) -> Res
 pub async fn channel_update(store: &Store, id: i64, c: &ChannelInput) -> Result<ChannelRow> {
     let r = sqlx::query(&format!(
         "UPDATE alert_channels SET name = $1, kind = $2, config = $3, user_id = $4,
-         urgencies = $5, updated_at = $6 WHERE id = $7 RETURNING {CHANNEL_COLS}"
+         urgencies = $5, enabled = $6, updated_at = $7 WHERE id = $8 RETURNING {CHANNEL_COLS}"
     ))
     .bind(&c.name)
     .bind(&c.kind)
     .bind(c.config.to_string())
     .bind(c.user_id)
     .bind(c.urgencies.join(","))
+    .bind(i64::from(c.enabled))
     .bind(now_ms())
     .bind(id)
     .fetch_optional(store.pool())
     .await?
     .ok_or(StoreError::NotFound)?;
     channel_row(&r)
+}
+
+/// Switches a channel on or off, keeping the rest of it.
+pub async fn channel_set_enabled(store: &Store, id: i64, enabled: bool) -> Result<()> {
+    let n = sqlx::query("UPDATE alert_channels SET enabled = $1, updated_at = $2 WHERE id = $3")
+        .bind(i64::from(enabled))
+        .bind(now_ms())
+        .bind(id)
+        .execute(store.pool())
+        .await?;
+    if n.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
 }
 
 /// One channel.
@@ -343,6 +365,62 @@ pub async fn override_create(
     .fetch_one(store.pool())
     .await?;
     override_row(&r)
+}
+
+/// Stores a schedule — a new one (`id` none) or the new name and spec of `id` — and adds
+/// `overrides` (`(user, start, end)`, ms) to it, in one transaction: a refused or failed
+/// override leaves no half-saved schedule behind.
+pub async fn schedule_save(
+    store: &Store,
+    org_id: i64,
+    id: Option<i64>,
+    name: &str,
+    spec: &Json,
+    overrides: &[(i64, i64, i64)],
+) -> Result<SpecRow> {
+    let now = now_ms();
+    let mut tx = store.begin_write().await?;
+    let r = match id {
+        None => {
+            sqlx::query(
+                "INSERT INTO oncall_schedules (org_id, name, spec, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $4) RETURNING id, org_id, name, spec, created_at, updated_at",
+            )
+            .bind(org_id)
+            .bind(name)
+            .bind(spec.to_string())
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?
+        }
+        Some(id) => sqlx::query(
+            "UPDATE oncall_schedules SET name = $1, spec = $2, updated_at = $3 WHERE id = $4
+             RETURNING id, org_id, name, spec, created_at, updated_at",
+        )
+        .bind(name)
+        .bind(spec.to_string())
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?,
+    };
+    let row = spec_row(&r)?;
+    for (user, start, end) in overrides {
+        sqlx::query(
+            "INSERT INTO schedule_overrides (schedule_id, user_id, starts_at, ends_at, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(row.id)
+        .bind(user)
+        .bind(start)
+        .bind(end)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(row)
 }
 
 /// Overrides of a schedule that end after `since` and start before `until`, oldest first.
@@ -647,6 +725,38 @@ pub async fn runbook_list(store: &Store, org_id: i64) -> Result<Vec<RunbookRow>>
             })
         })
         .collect()
+}
+
+/// What refers to runbook `id`: the names of the alert policies and integrations of its
+/// organization whose spec names it (the runbook they attach to new incidents).
+pub async fn runbook_users(store: &Store, id: i64) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (table, what) in [
+        ("alert_policies", "alert policy"),
+        ("integrations", "integration"),
+    ] {
+        let rows = sqlx::query(&format!(
+            "SELECT t.name, t.spec FROM {table} t JOIN runbooks r ON r.org_id = t.org_id
+             WHERE r.id = $1 ORDER BY t.id"
+        ))
+        .bind(id)
+        .fetch_all(store.pool())
+        .await?;
+        for r in &rows {
+            let spec: Json = r.json("spec")?;
+            if spec.get("runbook_id").and_then(Json::as_i64) == Some(id) {
+                let name: String = r.try_get("name")?;
+                out.push(format!("{what} \"{name}\""));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes a runbook and its versions (incidents that showed it keep their timeline; their
+/// page no longer shows its text).
+pub async fn runbook_delete(store: &Store, id: i64) -> Result<()> {
+    crate::delete_by_id(store, "runbooks", id).await
 }
 
 /// Sets a user's display name.

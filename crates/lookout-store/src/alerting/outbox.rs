@@ -35,7 +35,7 @@ pub struct NotificationRow {
     pub event: String,
     /// Step details (rule, lap).
     pub data: Json,
-    /// `pending`, `sent`, `failed`.
+    /// `pending`, `sent`, `failed`, `skipped` (its channel was disabled).
     pub status: String,
     /// Tries so far.
     pub attempts: i64,
@@ -168,6 +168,30 @@ pub async fn mark_sent(
          lease_owner = NULL, lease_until = NULL, last_error = NULL
          WHERE id = $2 AND lease_owner = $3 AND status = 'pending'",
     )
+    .bind(at)
+    .bind(id)
+    .bind(owner)
+    .execute(&mut **tx)
+    .await?;
+    Ok(n.rows_affected() == 1)
+}
+
+/// Records a claimed notification as not sent on purpose (its channel is disabled), inside
+/// `tx`: `skipped`, with `reason` as its last error, and never retried. False when `owner` lost
+/// the lease.
+pub async fn mark_skipped(
+    tx: &mut Transaction<'static, Any>,
+    id: i64,
+    owner: &str,
+    reason: &str,
+    at: i64,
+) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE notifications SET status = 'skipped', last_error = $1, sent_at = NULL,
+         next_attempt_at = $2, lease_owner = NULL, lease_until = NULL
+         WHERE id = $3 AND lease_owner = $4 AND status = 'pending'",
+    )
+    .bind(reason)
     .bind(at)
     .bind(id)
     .bind(owner)

@@ -255,3 +255,17 @@ pub async fn update_runbook(
     let r = config::save_runbook(&state, Some(id), &body, &actor_of(&who)).await?;
     Ok(Json(runbook_view(&r)))
 }
+
+/// Deletes a runbook and its versions. Refused (409) while an alert policy or integration
+/// attaches it, naming them: choose another runbook there first.
+#[utoipa::path(delete, path = "/api/v1/runbooks/{id}", tag = "incidents",
+    params(("id" = i64, Path, description = "Runbook id")),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn delete_runbook(
+    State(state): State<AppState>,
+    _who: Member,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
+    config::delete_runbook(&state, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,6 +1,7 @@
 //! The Alerts section: alert policies, escalation policies, integrations (with the URL to send
-//! to), channels, runbooks and schedules at a glance, each linking to its form; policies switch
-//! on and off from the list.
+//! to), channels, runbooks and schedules at a glance, each linking to its form; alert policies,
+//! escalation policies, schedules and channels switch on and off from the list, and a disabled
+//! one carries a "Disabled" badge.
 
 use askama::Template;
 use axum::extract::State;
@@ -23,11 +24,11 @@ struct AlertsPage {
     title: String,
     ctx: PageCtx,
     policies: Vec<PolicyRow>,
-    escalations: Vec<(i64, String, String)>,
+    escalations: Vec<(i64, String, String, bool)>,
     integrations: Vec<(i64, String, String, String, bool)>,
-    channels: Vec<(i64, String, String, String, String)>,
+    channels: Vec<(i64, String, String, String, String, bool)>,
     runbooks: Vec<(i64, String, i64, crate::ui::fmt::When)>,
-    schedules: Vec<(i64, String, String)>,
+    schedules: Vec<(i64, String, String, bool)>,
     can_edit: bool,
 }
 
@@ -114,6 +115,7 @@ pub async fn page(
                         e.spec["num_loops"].as_i64().unwrap_or(0),
                         e.spec["ack_timeout_minutes"].as_i64().unwrap_or(30)
                     ),
+                    e.spec["enabled"] != Value::Bool(false),
                 )
             })
             .collect();
@@ -141,7 +143,14 @@ pub async fn page(
                 let owner = c.user_id.map_or("team".into(), |u| {
                     owner_names.get(&u).cloned().unwrap_or(format!("user {u}"))
                 });
-                (c.id, c.name, c.kind, owner, c.urgencies.join(", "))
+                (
+                    c.id,
+                    c.name,
+                    c.kind,
+                    owner,
+                    c.urgencies.join(", "),
+                    c.enabled,
+                )
             })
             .collect();
         let schedules = astore::spec_list(store, SpecTable::Schedules, org.id)
@@ -149,7 +158,8 @@ pub async fn page(
             .into_iter()
             .map(|s| {
                 let tz = s.spec["time_zone"].as_str().unwrap_or("UTC").to_string();
-                (s.id, s.name, tz)
+                let enabled = s.spec["enabled"] != Value::Bool(false);
+                (s.id, s.name, tz, enabled)
             })
             .collect();
         let runbooks = astore::runbook_list(store, org.id)

@@ -41,6 +41,7 @@ pub struct ChannelForm {
     owner: String,
     urgency_high: Option<String>,
     urgency_low: Option<String>,
+    enabled: Option<String>,
 }
 
 impl ChannelForm {
@@ -83,6 +84,7 @@ impl ChannelForm {
             kind: "webhook".into(),
             urgency_high: Some("on".into()),
             urgency_low: Some("on".into()),
+            enabled: Some("on".into()),
             ..ChannelForm::default()
         }
     }
@@ -95,6 +97,7 @@ impl ChannelForm {
             owner: c.user_id.map(|u| u.to_string()).unwrap_or_default(),
             urgency_high: c.urgencies.iter().any(|u| u == "high").then(|| "on".into()),
             urgency_low: c.urgencies.iter().any(|u| u == "low").then(|| "on".into()),
+            enabled: c.enabled.then(|| "on".into()),
             ..ChannelForm::default()
         };
         let secrets = oncall::channel_secrets(&c.kind);
@@ -114,7 +117,8 @@ impl ChannelForm {
 
     /// The API's channel document: the fields of the chosen type that were filled in.
     fn body(&self) -> Value {
-        let mut v = json!({"name": self.name.trim(), "type": self.kind});
+        let mut v = json!({"name": self.name.trim(), "type": self.kind,
+            "enabled": self.enabled.is_some()});
         for k in fields_of(&self.kind) {
             let val = self.get(k).trim();
             if !val.is_empty() {
@@ -278,14 +282,7 @@ pub async fn update(
 ) -> UiResult {
     check_csrf(&form.session, &f.csrf)?;
     let old = astore::channel_get(state.store(), id).await?;
-    let saved = async {
-        let input = oncall::channel_input(&state, &f.body(), Some(&old)).await?;
-        astore::channel_update(state.store(), id, &input)
-            .await
-            .map_err(crate::service::ServiceError::from)
-    }
-    .await;
-    match saved {
+    match oncall::update_channel(&state, &old, &f.body()).await {
         Ok(_) => Ok(Redirect::to(&format!("/alerts/channels/{id}")).into_response()),
         Err(e) => {
             let r = forms::refusal(e, FIELDS)?;
@@ -346,4 +343,24 @@ pub async fn test(
         test,
     )
     .await
+}
+
+/// The on/off switch of a list row.
+#[derive(Debug, Deserialize)]
+pub struct EnableForm {
+    pub(super) csrf: String,
+    /// `true` or `false`.
+    pub(super) enabled: String,
+}
+
+/// `POST /alerts/channels/{id}/enabled`: switches a channel on or off from the Alerts list.
+pub async fn set_enabled(
+    State(state): State<AppState>,
+    form: Signed<Member>,
+    Path(id): Path<i64>,
+    Form(f): Form<EnableForm>,
+) -> UiResult {
+    check_csrf(&form.session, &f.csrf)?;
+    oncall::set_channel_enabled(&state, id, f.enabled == "true").await?;
+    Ok(Redirect::to("/alerts#channels").into_response())
 }

@@ -1,13 +1,14 @@
 //! Escalation policies from the UI: rules (each with its targets — users, schedules, team
 //! channels — and the delay before the next rule), repeats and the acknowledgement timeout;
-//! create, edit and delete. A form has one empty rule more than the policy, to add one.
+//! create, edit, switch on and off, and delete. A form has one empty rule more than the
+//! policy, to add one.
 
 use askama::Template;
 use axum::extract::{Form, Path, State};
 use axum::response::{IntoResponse, Redirect};
 use serde_json::{json, Value};
 
-use super::channels::CsrfForm;
+use super::channels::{CsrfForm, EnableForm};
 use super::forms::{self, Refusal};
 use crate::alerting::oncall;
 use crate::state::AppState;
@@ -43,6 +44,7 @@ pub struct EscalationForm {
     num_loops: String,
     ack_timeout_minutes: String,
     rules: Vec<RuleForm>,
+    enabled: bool,
 }
 
 impl EscalationForm {
@@ -56,6 +58,7 @@ impl EscalationForm {
                 "name" => f.name = v,
                 "num_loops" => f.num_loops = v,
                 "ack_timeout_minutes" => f.ack_timeout_minutes = v,
+                "enabled" => f.enabled = true,
                 other => {
                     let Some((i, what)) = other
                         .strip_prefix("rule")
@@ -121,6 +124,7 @@ impl EscalationForm {
                 .map(|m| m.to_string())
                 .unwrap_or_default(),
             rules,
+            enabled: spec["enabled"] != Value::Bool(false),
         }
     }
 
@@ -143,7 +147,8 @@ impl EscalationForm {
             })
             .collect();
         let mut v = json!({"name": self.name.trim(), "escalation_rules": rules,
-            "num_loops": forms::number(&self.num_loops).unwrap_or(json!(0))});
+            "num_loops": forms::number(&self.num_loops).unwrap_or(json!(0)),
+            "enabled": self.enabled});
         if let Some(a) = forms::number(&self.ack_timeout_minutes) {
             v["ack_timeout_minutes"] = a;
         }
@@ -232,6 +237,7 @@ pub async fn new(State(state): State<AppState>, p: Page<Member>) -> UiResult {
     let f = EscalationForm {
         num_loops: "0".into(),
         ack_timeout_minutes: "30".into(),
+        enabled: true,
         ..EscalationForm::default()
     };
     page(&state, p.ctx, None, f, Refusal::default()).await
@@ -295,4 +301,17 @@ pub async fn delete(
         "Escalation policy deleted from the UI."
     );
     Ok(Redirect::to("/alerts").into_response())
+}
+
+/// `POST /alerts/escalation-policies/{id}/enabled`: switches a policy on or off from the
+/// Alerts list.
+pub async fn set_enabled(
+    State(state): State<AppState>,
+    form: Signed<Member>,
+    Path(id): Path<i64>,
+    Form(f): Form<EnableForm>,
+) -> UiResult {
+    check_csrf(&form.session, &f.csrf)?;
+    oncall::set_escalation_enabled(&state, id, f.enabled == "true").await?;
+    Ok(Redirect::to("/alerts#escalation-policies").into_response())
 }

@@ -109,6 +109,27 @@ pub async fn users(state: &AppState) -> UiResult<Vec<(i64, String)>> {
         .collect())
 }
 
+/// Users as `(id, label)` for a select: the display name, with the email beside it when
+/// another user shows the same name (two people called Alex Kim must be told apart).
+pub async fn user_choices(state: &AppState) -> UiResult<Vec<(i64, String)>> {
+    let ids: Vec<i64> = users(state).await?.iter().map(|u| u.0).collect();
+    let rows = astore::user_names(state.store(), &ids).await?;
+    let shown = |r: &(i64, Option<String>, String)| r.1.clone().unwrap_or_else(|| r.2.clone());
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let name = shown(r);
+            let shared = rows.iter().any(|o| o.0 != r.0 && shown(o) == name);
+            let label = if shared && name != r.2 {
+                format!("{name} <{}>", r.2)
+            } else {
+                name
+            };
+            (r.0, label)
+        })
+        .collect())
+}
+
 /// The name of user `id` in `users`, or "user N".
 pub fn user_name(users: &[(i64, String)], id: i64) -> String {
     users

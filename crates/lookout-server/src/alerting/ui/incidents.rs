@@ -556,7 +556,11 @@ pub async fn oncall(
                 id: row.id,
                 name: row.name.clone(),
                 tz: sched.time_zone.clone(),
-                now: current.map_or("nobody".into(), |sp| name(sp.user)),
+                now: if sched.enabled {
+                    current.map_or("nobody".into(), |sp| name(sp.user))
+                } else {
+                    "nobody: the schedule is disabled".into()
+                },
                 next: next.map_or("nobody scheduled".into(), |sp| {
                     format!("{} from {}", name(sp.user), at(sp.start))
                 }),

@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod channels;
+pub mod conditions;
 pub mod escalations;
 pub mod forms;
 pub mod incidents;

@@ -1,8 +1,7 @@
-//! Alert policies and runbooks from the UI. A policy's condition is built from a source, its
-//! events and the ids it is limited to (or a query with a threshold), or given as the API's
-//! `conditions` JSON for anything more; severity, urgency, service, escalation policy, runbook
-//! and enabled are fields. Policies are created, edited, switched on and off and deleted;
-//! runbooks (Markdown) are created and edited, each save a new version.
+//! Alert policies and runbooks from the UI. A policy's conditions are rows, one per condition
+//! (its source and that source's fields, see [`super::conditions`]); severity, urgency,
+//! grouping, service, escalation policy, runbook and enabled are fields. Policies are created, edited, switched on and off and deleted;
+//! runbooks (Markdown) are created, edited (each save a new version) and deleted.
 
 use askama::Template;
 use axum::extract::{Form, Path, State};
@@ -11,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::channels::CsrfForm;
+use super::conditions::{self, ConditionForm};
 use super::forms::{self, Refusal};
 use crate::alerting::config;
 use crate::state::AppState;
@@ -20,41 +20,46 @@ use crate::ui::extract::{Member, Page, Signed};
 use crate::ui::layout::{render, PageCtx};
 use lookout_store::alerting::{self as astore, SpecTable};
 
-/// The alert policy form, as typed.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+/// The alert policy form, as typed: its conditions as rows, the rest as fields.
+#[derive(Debug, Clone, Default)]
 pub struct PolicyForm {
     csrf: String,
     name: String,
-    source: String,
-    events: String,
-    ids: String,
-    nrql: String,
-    operator: String,
-    threshold: String,
-    conditions: String,
+    conditions: Vec<ConditionForm>,
     severity: String,
     urgency: String,
     grouping: String,
     service: String,
     escalation_policy_id: String,
     runbook_id: String,
-    enabled: Option<String>,
-}
-
-fn list(s: &str) -> Vec<String> {
-    s.split([',', '\n'])
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-        .map(String::from)
-        .collect()
-}
-
-fn ids(s: &str) -> Vec<Value> {
-    list(s).iter().map(|x| forms::opt_id(x)).collect()
+    enabled: bool,
 }
 
 impl PolicyForm {
+    /// From the posted pairs (`name`, `c0_source`, …).
+    fn parse(pairs: Vec<(String, String)>) -> PolicyForm {
+        let (conditions, rest) = conditions::parse(pairs);
+        let mut f = PolicyForm {
+            conditions,
+            ..PolicyForm::default()
+        };
+        for (k, v) in rest {
+            match k.as_str() {
+                "csrf" => f.csrf = v,
+                "name" => f.name = v,
+                "severity" => f.severity = v,
+                "urgency" => f.urgency = v,
+                "grouping" => f.grouping = v,
+                "service" => f.service = v,
+                "escalation_policy_id" => f.escalation_policy_id = v,
+                "runbook_id" => f.runbook_id = v,
+                "enabled" => f.enabled = true,
+                _ => {}
+            }
+        }
+        f
+    }
+
     fn of(name: &str, spec: &Value) -> PolicyForm {
         let text = |k: &str| match &spec[k] {
             Value::Null => String::new(),
@@ -64,52 +69,25 @@ impl PolicyForm {
         PolicyForm {
             csrf: String::new(),
             name: name.to_string(),
-            source: "json".into(),
-            conditions: serde_json::to_string_pretty(&spec["conditions"]).unwrap_or_default(),
+            conditions: spec["conditions"]
+                .as_array()
+                .map(|cs| cs.iter().map(ConditionForm::of).collect())
+                .unwrap_or_default(),
             severity: text("severity"),
             urgency: text("urgency"),
             grouping: text("grouping"),
             service: text("service"),
             escalation_policy_id: text("escalation_policy_id"),
             runbook_id: text("runbook_id"),
-            enabled: (spec["enabled"] != Value::Bool(false)).then(|| "on".into()),
-            ..PolicyForm::default()
-        }
-    }
-
-    /// The condition the builder describes.
-    fn condition(&self) -> Value {
-        let events = list(&self.events);
-        match self.source.as_str() {
-            "monitor" => {
-                json!({"source": "monitor", "events": events, "monitor_ids": ids(&self.ids)})
-            }
-            "errors" => json!({"source": "errors",
-                "event": events.first().cloned().unwrap_or_else(|| "new_issue".into()),
-                "project_ids": ids(&self.ids)}),
-            "backups" => json!({"source": "backups", "events": events, "targets": list(&self.ids)}),
-            "database" => {
-                json!({"source": "database", "kinds": events, "target_ids": ids(&self.ids)})
-            }
-            "nrql" => json!({"source": "nrql", "nrql": self.nrql.trim(),
-                "critical": {"operator": if self.operator.is_empty() { "above" } else { self.operator.as_str() },
-                             "value": self.threshold.trim().parse::<f64>().map_or_else(|_| json!(self.threshold.trim()), |v| json!(v))}}),
-            other => json!({"source": other}),
+            enabled: spec["enabled"] != Value::Bool(false),
         }
     }
 
     /// The API's policy document.
-    fn body(&self) -> Result<Value, Refusal> {
-        let conditions = if self.source == "json" {
-            serde_json::from_str::<Value>(&self.conditions).map_err(|e| Refusal {
-                message: format!("conditions: not JSON: {e}"),
-                field: "conditions".into(),
-            })?
-        } else {
-            json!([self.condition()])
-        };
+    fn body(&mut self) -> Result<Value, Refusal> {
+        let conditions = conditions::body(&mut self.conditions)?;
         let mut v = json!({"name": self.name.trim(), "conditions": conditions,
-            "enabled": self.enabled.is_some()});
+            "enabled": self.enabled});
         for (k, val) in [
             ("severity", &self.severity),
             ("urgency", &self.urgency),
@@ -133,14 +111,9 @@ impl PolicyForm {
     }
 }
 
+/// Fields outside the conditions that refusals name.
 const FIELDS: &[(&str, &str)] = &[
     ("name", "name"),
-    ("nrql", "nrql"),
-    ("critical", "threshold"),
-    ("events", "events"),
-    ("event", "events"),
-    ("monitor_ids", "ids"),
-    ("project_ids", "ids"),
     ("conditions", "conditions"),
     ("severity", "severity"),
     ("urgency", "urgency"),
@@ -160,16 +133,22 @@ struct PolicyPage {
     refusal: Refusal,
     escalations: Vec<(i64, String)>,
     runbooks: Vec<(i64, String)>,
+    sources: &'static [(&'static str, &'static str)],
+    operators: &'static [(&'static str, &'static str)],
 }
 
 async fn page(
     state: &AppState,
     ctx: PageCtx,
     id: Option<i64>,
-    f: PolicyForm,
+    mut f: PolicyForm,
     refusal: Refusal,
 ) -> UiResult {
     let refused = !refusal.message.is_empty();
+    // The empty row that adds a condition.
+    if f.conditions.len() < conditions::MAX_CONDITIONS {
+        f.conditions.push(ConditionForm::default());
+    }
     Ok(forms::with_status(
         render(&PolicyPage {
             title: if id.is_some() {
@@ -183,6 +162,8 @@ async fn page(
             refusal,
             escalations: forms::spec_names(state, SpecTable::EscalationPolicies).await?,
             runbooks: forms::runbook_names(state).await?,
+            sources: conditions::SOURCES,
+            operators: conditions::OPERATORS,
         }),
         refused,
     ))
@@ -191,10 +172,11 @@ async fn page(
 /// `GET /alerts/policies/new`.
 pub async fn new(State(state): State<AppState>, p: Page<Member>) -> UiResult {
     let f = PolicyForm {
-        source: "monitor".into(),
-        events: "down".into(),
+        conditions: vec![ConditionForm::of(
+            &json!({"source": "monitor", "events": ["down"]}),
+        )],
         severity: "critical".into(),
-        enabled: Some("on".into()),
+        enabled: true,
         ..PolicyForm::default()
     };
     page(&state, p.ctx, None, f, Refusal::default()).await
@@ -208,7 +190,13 @@ pub async fn edit(State(state): State<AppState>, p: Page<Member>, Path(id): Path
 }
 
 /// `POST /alerts/policies` and `POST /alerts/policies/{id}`.
-async fn save(state: AppState, form: Signed<Member>, id: Option<i64>, f: PolicyForm) -> UiResult {
+async fn save(
+    state: AppState,
+    form: Signed<Member>,
+    id: Option<i64>,
+    pairs: Vec<(String, String)>,
+) -> UiResult {
+    let mut f = PolicyForm::parse(pairs);
     check_csrf(&form.session, &f.csrf)?;
     let saved = match f.body() {
         Ok(body) => match id {
@@ -220,7 +208,18 @@ async fn save(state: AppState, form: Signed<Member>, id: Option<i64>, f: PolicyF
     };
     match saved {
         Ok(row) => Ok(Redirect::to(&format!("/alerts/policies/{}", row.id)).into_response()),
-        Err(r) => page(&state, form.layout(&state).await?, id, f, r?).await,
+        Err(r) => {
+            let mut r = r?;
+            // A refusal about one condition marks its row and field.
+            if let Some(field) = conditions::mark(&mut f.conditions, &r.message) {
+                r.field = field;
+            } else if r.field == "conditions" {
+                if let Some(first) = f.conditions.first_mut() {
+                    first.bad = "row".into();
+                }
+            }
+            page(&state, form.layout(&state).await?, id, f, r).await
+        }
     }
 }
 
@@ -228,9 +227,9 @@ async fn save(state: AppState, form: Signed<Member>, id: Option<i64>, f: PolicyF
 pub async fn create(
     State(state): State<AppState>,
     form: Signed<Member>,
-    Form(f): Form<PolicyForm>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> UiResult {
-    save(state, form, None, f).await
+    save(state, form, None, pairs).await
 }
 
 /// `POST /alerts/policies/{id}`.
@@ -238,9 +237,9 @@ pub async fn update(
     State(state): State<AppState>,
     form: Signed<Member>,
     Path(id): Path<i64>,
-    Form(f): Form<PolicyForm>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> UiResult {
-    save(state, form, Some(id), f).await
+    save(state, form, Some(id), pairs).await
 }
 
 /// `POST /alerts/policies/{id}/delete`.
@@ -392,4 +391,31 @@ pub async fn update_runbook(
     Form(f): Form<RunbookForm>,
 ) -> UiResult {
     save_runbook(state, form, Some(id), f).await
+}
+
+/// `POST /alerts/runbooks/{id}/delete`: deletes a runbook; one an alert policy or integration
+/// attaches is refused on its page, naming them.
+pub async fn delete_runbook(
+    State(state): State<AppState>,
+    form: Signed<Member>,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> UiResult {
+    check_csrf(&form.session, &f.csrf)?;
+    match config::delete_runbook(&state, id).await {
+        Ok(()) => Ok(Redirect::to("/alerts#runbooks").into_response()),
+        Err(e) => {
+            let r = forms::refusal(e, &[])?;
+            let rb = astore::runbook_get(state.store(), id, None).await?;
+            let f = RunbookForm {
+                csrf: String::new(),
+                name: rb.name,
+                url: rb.url.unwrap_or_default(),
+                body: rb.body,
+            };
+            let mut page = runbook_page(form.layout(&state).await?, Some(id), rb.version, f, r)?;
+            *page.status_mut() = axum::http::StatusCode::CONFLICT;
+            Ok(page)
+        }
+    }
 }

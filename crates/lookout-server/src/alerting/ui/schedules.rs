@@ -1,7 +1,7 @@
-//! Schedules from the UI: create, edit and delete a schedule (its time zone and rotation layers:
-//! users in turn order, turn length, handoff time), see the final schedule as a 7-day calendar
-//! in the schedule's own time zone, and add overrides with date-time pickers read in that zone,
-//! or delete them.
+//! Schedules from the UI: create, edit, switch on and off and delete a schedule (its time zone
+//! and rotation layers: users in turn order, chosen by id, turn length, handoff time, from and
+//! until when), see the final schedule as a 7-day calendar in the schedule's own time zone, and
+//! add overrides with date-time pickers read in that zone, or delete them.
 
 use askama::Template;
 use axum::extract::{Form, Path, State};
@@ -49,16 +49,36 @@ pub fn local_text(tz: Tz, ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// One layer as typed.
+/// Empty user choices a layer offers beyond those it has, to add people (twice as many on a
+/// new layer). Each save offers more.
+const SPARE_SLOTS: usize = 2;
+
+/// One layer as typed. Users are chosen by id, in turn order, one select each: names can be
+/// shared by two people, ids cannot.
 #[derive(Debug, Clone, Default)]
 pub struct LayerForm {
     name: String,
-    users: String,
+    users: Vec<String>,
     turn: String,
     handoff: String,
     start: String,
+    end: String,
     restrictions: String,
     invalid: bool,
+}
+
+impl LayerForm {
+    /// The user choices to show: those made, then empty ones to add more.
+    pub fn slots(&self) -> Vec<String> {
+        let mut out = self.users.clone();
+        let spare = if out.is_empty() {
+            2 * SPARE_SLOTS
+        } else {
+            SPARE_SLOTS
+        };
+        out.extend(std::iter::repeat_n(String::new(), spare));
+        out
+    }
 }
 
 /// The schedule form, as typed.
@@ -68,6 +88,7 @@ pub struct ScheduleForm {
     name: String,
     time_zone: String,
     layers: Vec<LayerForm>,
+    enabled: bool,
 }
 
 impl ScheduleForm {
@@ -79,6 +100,7 @@ impl ScheduleForm {
                 "csrf" => f.csrf = v,
                 "name" => f.name = v,
                 "time_zone" => f.time_zone = v,
+                "enabled" => f.enabled = true,
                 other => {
                     let Some((i, what)) = other
                         .strip_prefix("layer")
@@ -96,10 +118,11 @@ impl ScheduleForm {
                     let l = &mut layers[i];
                     match what {
                         "name" => l.name = v,
-                        "users" => l.users = v,
+                        "user" if !v.trim().is_empty() => l.users.push(v),
                         "turn" => l.turn = v,
                         "handoff" => l.handoff = v,
                         "start" => l.start = v,
+                        "end" => l.end = v,
                         "restrictions" => l.restrictions = v,
                         _ => {}
                     }
@@ -107,14 +130,11 @@ impl ScheduleForm {
             }
         }
         // The empty layer the form offers for adding one is not a layer.
-        f.layers = layers
-            .into_iter()
-            .filter(|l| !l.users.trim().is_empty())
-            .collect();
+        f.layers = layers.into_iter().filter(|l| !l.users.is_empty()).collect();
         f
     }
 
-    fn of(name: &str, s: &Schedule, users: &[(i64, String)]) -> ScheduleForm {
+    fn of(name: &str, s: &Schedule) -> ScheduleForm {
         let tz: Tz = s.tz().unwrap_or(chrono_tz::UTC);
         ScheduleForm {
             csrf: String::new(),
@@ -125,15 +145,11 @@ impl ScheduleForm {
                 .iter()
                 .map(|l| LayerForm {
                     name: l.name.clone().unwrap_or_default(),
-                    users: l
-                        .users
-                        .iter()
-                        .map(|u| forms::user_name(users, *u))
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    users: l.users.iter().map(i64::to_string).collect(),
                     turn: l.rotation_turn_length_seconds.to_string(),
                     handoff: local_text(tz, l.rotation_virtual_start),
                     start: local_text(tz, l.start),
+                    end: l.end.map(|e| local_text(tz, e)).unwrap_or_default(),
                     restrictions: if l.restrictions.is_empty() {
                         String::new()
                     } else {
@@ -142,12 +158,13 @@ impl ScheduleForm {
                     invalid: false,
                 })
                 .collect(),
+            enabled: s.enabled,
         }
     }
 
-    /// The API's schedule document; names and emails are resolved to user ids here (the form
-    /// shows people, the API takes ids), times read in the schedule's zone.
-    fn body(&mut self, users: &[(i64, String, String)]) -> Result<Value, Refusal> {
+    /// The API's schedule document, times read in the schedule's zone. Users come as ids
+    /// from the form's selects; one that is not a user is refused naming its layer.
+    fn body(&mut self, users: &[(i64, String)]) -> Result<Value, Refusal> {
         let tz: Tz = self.time_zone.trim().parse().map_err(|_| Refusal {
             message: format!(
                 "time_zone: unknown IANA time zone {:?}",
@@ -165,14 +182,13 @@ impl ScheduleForm {
                 }
             };
             let mut ids = Vec::new();
-            for who in l.users.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-                let found = users.iter().find(|u| {
-                    u.0.to_string() == who
-                        || u.1.eq_ignore_ascii_case(who)
-                        || u.2.eq_ignore_ascii_case(who)
-                });
-                match found {
-                    Some(u) => ids.push(u.0),
+            for who in l.users.iter().map(|w| w.trim()) {
+                match who
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|id| users.iter().any(|u| u.0 == *id))
+                {
+                    Some(id) => ids.push(id),
                     None => return Err(refuse(l, format!("users: no user {who:?}"))),
                 }
             }
@@ -185,6 +201,14 @@ impl ScheduleForm {
             } else {
                 match local_ms(tz, "start", &l.start) {
                     Ok(t) => t,
+                    Err(e) => return Err(refuse(l, e)),
+                }
+            };
+            let end = if l.end.trim().is_empty() {
+                None
+            } else {
+                match local_ms(tz, "end", &l.end) {
+                    Ok(t) => Some(t),
                     Err(e) => return Err(refuse(l, e)),
                 }
             };
@@ -202,11 +226,14 @@ impl ScheduleForm {
             if !l.name.trim().is_empty() {
                 layer["name"] = json!(l.name.trim());
             }
+            if let Some(e) = end {
+                layer["end"] = json!(iso(e));
+            }
             layers.push(layer);
         }
         Ok(
             json!({"name": self.name.trim(), "time_zone": self.time_zone.trim(),
-                   "schedule_layers": layers}),
+                   "schedule_layers": layers, "enabled": self.enabled}),
         )
     }
 }
@@ -400,7 +427,7 @@ async fn page(
     o: OverrideForm,
     override_refusal: Refusal,
 ) -> UiResult {
-    let users = forms::users(state).await?;
+    let users = forms::user_choices(state).await?;
     let calendar = match id {
         Some(id) => Some(calendar(state, id, &users).await?),
         None => None,
@@ -433,20 +460,11 @@ async fn page(
     ))
 }
 
-/// Users with name and email, to resolve what a layer's users field says.
-async fn people(state: &AppState) -> UiResult<Vec<(i64, String, String)>> {
-    let ids: Vec<i64> = forms::users(state).await?.iter().map(|u| u.0).collect();
-    Ok(astore::user_names(state.store(), &ids)
-        .await?
-        .into_iter()
-        .map(|(id, name, email)| (id, name.unwrap_or_default(), email))
-        .collect())
-}
-
 /// `GET /on-call/schedules/new`.
 pub async fn new(State(state): State<AppState>, p: Page<Member>) -> UiResult {
     let f = ScheduleForm {
         time_zone: "UTC".into(),
+        enabled: true,
         ..ScheduleForm::default()
     };
     let mut f = f;
@@ -473,8 +491,7 @@ pub async fn new(State(state): State<AppState>, p: Page<Member>) -> UiResult {
 pub async fn show(State(state): State<AppState>, p: Page<Member>, Path(id): Path<i64>) -> UiResult {
     let row = astore::spec_get(state.store(), SpecTable::Schedules, id).await?;
     let s: Schedule = serde_json::from_value(row.spec.clone()).map_err(UiError::internal)?;
-    let users = forms::users(&state).await?;
-    let f = ScheduleForm::of(&row.name, &s, &users);
+    let f = ScheduleForm::of(&row.name, &s);
     page(
         &state,
         p.ctx,
@@ -495,7 +512,7 @@ async fn save(
 ) -> UiResult {
     let mut f = ScheduleForm::parse(pairs);
     check_csrf(&form.session, &f.csrf)?;
-    let people = people(&state).await?;
+    let people = forms::users(&state).await?;
     let refusal = match f.body(&people) {
         Ok(body) => {
             let saved = match id {
@@ -583,8 +600,7 @@ pub async fn add_override(
         Ok(()) => Ok(Redirect::to(&format!("/on-call/schedules/{id}")).into_response()),
         Err(e) => {
             let r = forms::refusal(e, &[("start", "start"), ("end", "end"), ("user", "user")])?;
-            let users = forms::users(&state).await?;
-            let f = ScheduleForm::of(&row.name, &s, &users);
+            let f = ScheduleForm::of(&row.name, &s);
             page(
                 &state,
                 form.layout(&state).await?,
@@ -611,6 +627,18 @@ pub async fn delete_override(
     state.alerting().wake();
     tracing::info!(schedule = id, override_id, "Override deleted from the UI.");
     Ok(Redirect::to(&format!("/on-call/schedules/{id}")).into_response())
+}
+
+/// `POST /on-call/schedules/{id}/enabled`: switches a schedule on or off from the Alerts list.
+pub async fn set_enabled(
+    State(state): State<AppState>,
+    form: Signed<Member>,
+    Path(id): Path<i64>,
+    Form(f): Form<super::channels::EnableForm>,
+) -> UiResult {
+    check_csrf(&form.session, &f.csrf)?;
+    oncall::set_schedule_enabled(&state, id, f.enabled == "true").await?;
+    Ok(Redirect::to("/alerts#schedules").into_response())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 mod alertmanager;
 mod channels;
+mod enable;
 mod escalation;
 mod inbound;
 mod notify;
