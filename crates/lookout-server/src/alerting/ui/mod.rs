@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod channels;
 pub mod escalations;
 pub mod forms;
+pub mod incident_actions;
 pub mod incidents;
 pub mod integrations;
 pub mod policies;
