@@ -1,4 +1,5 @@
--- Placeholder on branch h-incops only: version 0018 belongs to the on-call forms branch
--- (0018_enable_flags.sql there). Migrations must run without gaps, so this branch carries an
--- empty 0018 to build and test its 0019; on merge, take the other branch's file.
-SELECT 1;
+-- Enable/disable for notification channels (SQLite). Schedules and escalation policies keep
+-- their `enabled` flag in their JSON spec, as alert policies and integrations do; a channel's
+-- config is its type's settings, so the flag is a column of its own. 1 = on (every channel
+-- that exists before this migration stays on); a channel that is off delivers nothing.
+ALTER TABLE alert_channels ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1;
