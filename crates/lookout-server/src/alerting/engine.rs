@@ -341,7 +341,7 @@ pub async fn transition(
     }
     let msg = match (action, clock.ack_until) {
         (Action::Acknowledge, Some(t)) => format!(
-            "Acknowledged; escalation paused until {} unless resolved",
+            "Acknowledged; triggers again {} unless resolved",
             lookout_core::time::iso(t)
         ),
         (Action::Acknowledge, None) => "Acknowledged".to_string(),

@@ -282,7 +282,7 @@ pub async fn detail_page(
         Ok::<_, lookout_store::StoreError>((inc, timeline, runbook, r, names))
     }
     .await;
-    let (inc, timeline, runbook, r, (by_id, by_email)) = loaded.map_err(|e| match e {
+    let (inc, timeline, runbook, mut r, (by_id, by_email)) = loaded.map_err(|e| match e {
         lookout_store::StoreError::NotFound => UiError::Page(Box::new(
             (
                 StatusCode::NOT_FOUND,
@@ -292,6 +292,9 @@ pub async fn detail_page(
         )),
         e => e.into(),
     })?;
+    for x in &mut r.responders {
+        x.asked_by = actor_label(&x.asked_by, &by_email);
+    }
     let can_act = s.user.role >= Role::Member;
     let mut a = if can_act && inc.status != "resolved" {
         incident_actions::load(state, id).await?

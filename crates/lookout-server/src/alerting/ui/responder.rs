@@ -161,7 +161,12 @@ pub fn message_parts(message: &str, names: &BTreeMap<i64, String>) -> Vec<Part> 
                 }),
         };
         if let Some(p) = replaced {
-            parts.push(text(&message[last..m.start()]));
+            let mut before = &message[last..m.start()];
+            if p.when.is_some() {
+                // "retrying at 2026-…Z" reads "retrying in 2 s": the relative time says when.
+                before = before.strip_suffix("at ").unwrap_or(before);
+            }
+            parts.push(text(before));
             parts.push(p);
             last = m.end();
         }
@@ -452,7 +457,7 @@ mod tests {
             [
                 "Notified to ",
                 "Alice",
-                " via hook; retrying at ",
+                " via hook; retrying ",
                 "2026-12-06 10:00:00 UTC",
                 " (user 9)"
             ]

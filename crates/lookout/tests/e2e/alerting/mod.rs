@@ -7,6 +7,7 @@ mod alertmanager;
 mod channels;
 mod escalation;
 mod inbound;
+mod incident_actions;
 mod notify;
 mod quickstart;
 mod schedules;
