@@ -180,7 +180,13 @@ pub async fn serve(
         tracing::warn!(error = %e, "The first heartbeat failed; retrying in the background.");
     }
     state.set_cluster(cluster.clone());
-    let heartbeats = tokio::spawn(cluster.clone().run(store.clone(), stop_rx.clone()));
+    {
+        let c = cluster.clone();
+        store.set_placement(std::sync::Arc::new(move |name| c.serves_cursor(name)));
+    }
+    // Heartbeats stop only after this replica's work has (see below).
+    let (beats_stop, beats_stop_rx) = watch::channel(false);
+    let heartbeats = tokio::spawn(cluster.clone().run(store.clone(), beats_stop_rx));
     if let Some(path) = &cfg.config_file {
         crate::uptime::config::apply_file(&store, &sealer, path).await;
         crate::query::dashboards::apply_config(&store, path).await;
@@ -298,6 +304,7 @@ pub async fn serve(
     for w in workers {
         let _ = w.await;
     }
+    let _ = beats_stop.send(true);
     let _ = heartbeats.await;
     // Leave the cluster only once this replica's work has stopped and flushed: the others take
     // its shards over at once instead of after the live window.

@@ -158,6 +158,8 @@ pub struct Lease {
     pub lease_until: Option<i64>,
     /// The fencing token of the current holder's claim.
     pub fence: i64,
+    /// The last batch written under the lease ([`guard`]).
+    pub seq: i64,
     /// When the current holder took it (ms).
     pub taken_at: Option<i64>,
 }
@@ -178,21 +180,22 @@ pub async fn ensure_leases(store: &Store, names: &[String]) -> Result<()> {
 }
 
 /// Claims lease `name` for `owner` for `lease_ms`, when it is free, expired, or held by a
-/// replica whose heartbeat is older than `live_ms`; returns the new fencing token. A claim by
-/// the current holder also takes a new token: work it started under the old one is fenced off.
+/// replica whose heartbeat is older than `live_ms`; returns the new fencing token and the last
+/// batch number written under the lease. A claim by the current holder also takes a new token:
+/// work it started under the old one is fenced off.
 pub async fn claim(
     store: &Store,
     name: &str,
     owner: &str,
     lease_ms: i64,
     live_ms: i64,
-) -> Result<Option<i64>> {
+) -> Result<Option<(i64, i64)>> {
     let now = now_ms_sql(store.backend());
     let sql = format!(
         "UPDATE leases SET owner = $1, lease_until = {now} + $2, fence = fence + 1, taken_at = {now}
          WHERE name = $3 AND (owner IS NULL OR lease_until IS NULL OR lease_until < {now}
              OR owner NOT IN (SELECT name FROM replicas WHERE heartbeat_at >= {now} - $4))
-         RETURNING fence"
+         RETURNING fence, seq"
     );
     let mut tx = store.begin_write().await?;
     let row = sqlx::query(&sql)
@@ -203,26 +206,41 @@ pub async fn claim(
         .fetch_optional(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(row.map(|r| r.try_get("fence")).transpose()?)
+    row.map(|r| Ok((r.try_get("fence")?, r.try_get("seq")?)))
+        .transpose()
 }
 
-/// Extends every lease `owner` holds by `lease_ms`; returns each one's name and fencing token,
-/// so the caller can stop work whose token is no longer among them.
-pub async fn renew(store: &Store, owner: &str, lease_ms: i64) -> Result<Vec<(String, i64)>> {
+/// Extends the leases in `held` (name and token) that `owner` still holds by `lease_ms`; returns
+/// those still held, so the caller can stop work whose token moved on. Only the leases the
+/// caller runs work for are extended: one it failed to release expires instead of staying held
+/// by a replica that no longer runs it.
+pub async fn renew(
+    store: &Store,
+    owner: &str,
+    held: &[(String, i64)],
+    lease_ms: i64,
+) -> Result<Vec<(String, i64)>> {
     let sql = format!(
-        "UPDATE leases SET lease_until = {} + $1 WHERE owner = $2 RETURNING name, fence",
+        "UPDATE leases SET lease_until = {} + $1 WHERE name = $2 AND fence = $3 AND owner = $4",
         now_ms_sql(store.backend())
     );
     let mut tx = store.begin_write().await?;
-    let rows = sqlx::query(&sql)
-        .bind(lease_ms)
-        .bind(owner)
-        .fetch_all(&mut *tx)
-        .await?;
+    let mut ours = Vec::with_capacity(held.len());
+    for (name, fence) in held {
+        let n = sqlx::query(&sql)
+            .bind(lease_ms)
+            .bind(name)
+            .bind(fence)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 1 {
+            ours.push((name.clone(), *fence));
+        }
+    }
     tx.commit().await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("name")?, r.try_get("fence")?)))
-        .collect()
+    Ok(ours)
 }
 
 /// Gives lease `name` back, if token `fence` still holds it.
@@ -242,7 +260,7 @@ pub async fn release(store: &Store, name: &str, fence: i64) -> Result<()> {
 /// Every lease whose name starts with `prefix`, by name.
 pub async fn leases(store: &Store, prefix: &str) -> Result<Vec<Lease>> {
     let rows = sqlx::query(
-        "SELECT name, owner, lease_until, fence, taken_at FROM leases
+        "SELECT name, owner, lease_until, fence, seq, taken_at FROM leases
          WHERE substr(name, 1, length($1)) = $1 ORDER BY name",
     )
     .bind(prefix)
@@ -255,24 +273,46 @@ pub async fn leases(store: &Store, prefix: &str) -> Result<Vec<Lease>> {
                 owner: r.try_get("owner")?,
                 lease_until: r.try_get("lease_until")?,
                 fence: r.try_get("fence")?,
+                seq: r.try_get("seq")?,
                 taken_at: r.try_get("taken_at")?,
             })
         })
         .collect()
 }
 
-/// A write that fails its whole transaction unless token `fence` still holds lease `name`.
+/// A write that fails its whole transaction unless token `fence` still holds lease `name`; it
+/// also records `seq` as the lease's last batch (batches are numbered 1, 2, … after the `seq` a
+/// claim returned, one number per attempt that may have committed).
 ///
 /// Put first in a batch of writes done under a lease: the group commit then applies the batch
-/// only while the lease is this holder's, and answers [`crate::StoreError::Fenced`] otherwise.
-/// It checks the token only, not the lease's time: a holder that could not renew through a
-/// database outage still owns its work until somebody else claims it, and its buffered results
-/// are worth keeping; once anybody claims, the token moves and the old holder's writes fail.
-pub fn guard(name: &str, fence: i64) -> Write {
+/// only while the lease is this holder's and the previous batch is the last one written, and
+/// answers [`crate::StoreError::Fenced`] otherwise — [`batch_written`] then tells a batch that
+/// did commit (its acknowledgement was lost) from a lost lease. It checks the token only, not
+/// the lease's time: a holder that could not renew through a database outage still owns its work
+/// until somebody else claims it, and its buffered results are worth keeping.
+pub fn guard(name: &str, fence: i64, seq: i64) -> Write {
     // An UPDATE rather than a SELECT: it locks the lease row until the batch commits, so on
     // PostgreSQL a claim cannot slip in between the check and the commit.
     Write::Guard {
-        sql: "UPDATE leases SET fence = fence WHERE name = $1 AND fence = $2",
-        args: vec![name.into(), fence.into()],
+        sql: "UPDATE leases SET seq = $3 WHERE name = $1 AND fence = $2 AND seq = $3 - 1",
+        args: vec![name.into(), fence.into(), seq.into()],
     }
+}
+
+/// After a guarded batch failed: `Some(true)` if batch `seq` under token `fence` did commit,
+/// `Some(false)` if the lease is still this token's and the batch did not, `None` if another
+/// claim took the lease.
+pub async fn batch_written(
+    store: &Store,
+    name: &str,
+    fence: i64,
+    seq: i64,
+) -> Result<Option<bool>> {
+    let row = sqlx::query("SELECT fence, seq FROM leases WHERE name = $1")
+        .bind(name)
+        .fetch_optional(store.pool())
+        .await?;
+    let Some(r) = row else { return Ok(None) };
+    let (f, s): (i64, i64) = (r.try_get("fence")?, r.try_get("seq")?);
+    Ok((f == fence).then_some(s >= seq))
 }

@@ -12,6 +12,11 @@ use lookout_core::time::now_ms;
 
 /// Takes or renews the lease on cursor `name` for `owner`; its position if this owner holds it.
 /// Lease times are the database's clock, so replicas with skewed clocks agree on expiry.
+///
+/// A cursor the placement gives to another replica ([`Store::set_placement`]) is handed back by
+/// its holder (its lease cleared, for the owner to take at its next poll) and taken by others
+/// only once its lease has expired, so a dead owner's stream still moves. Handing back is safe at
+/// any moment: a batch in flight can only commit through [`advance`], fenced by owner and position.
 pub async fn lease(store: &Store, name: &str, owner: &str, lease_ms: i64) -> Result<Option<i64>> {
     sqlx::query(
         "INSERT INTO event_cursors (consumer, position, updated_at) VALUES ($1, 0, $2)
@@ -22,6 +27,36 @@ pub async fn lease(store: &Store, name: &str, owner: &str, lease_ms: i64) -> Res
     .execute(store.pool())
     .await?;
     let now = crate::dialect::now_ms_sql(store.backend());
+    if !store.placed_here(name) {
+        let held = sqlx::query(
+            "UPDATE event_cursors SET lease_owner = NULL, lease_until = NULL
+             WHERE consumer = $1 AND lease_owner = $2",
+        )
+        .bind(name)
+        .bind(owner)
+        .execute(store.pool())
+        .await?
+        .rows_affected();
+        if held > 0 {
+            tracing::info!(
+                consumer = name,
+                "Handed a stream back to the replica it is placed on."
+            );
+            return Ok(None);
+        }
+        let sql = format!(
+            "UPDATE event_cursors SET lease_owner = $1, lease_until = {now} + $2
+             WHERE consumer = $3 AND lease_until IS NOT NULL AND lease_until < {now}
+             RETURNING position"
+        );
+        let row = sqlx::query(&sql)
+            .bind(owner)
+            .bind(lease_ms)
+            .bind(name)
+            .fetch_optional(store.pool())
+            .await?;
+        return Ok(row.map(|r| r.try_get("position")).transpose()?);
+    }
     let sql = format!(
         "UPDATE event_cursors SET lease_owner = $1, lease_until = {now} + $2
          WHERE consumer = $3 AND (lease_owner = $1 OR lease_until IS NULL OR lease_until < {now})
@@ -34,6 +69,14 @@ pub async fn lease(store: &Store, name: &str, owner: &str, lease_ms: i64) -> Res
         .fetch_optional(store.pool())
         .await?;
     Ok(row.map(|r| r.try_get("position")).transpose()?)
+}
+
+/// Every cursor's name, for placing them over the replicas.
+pub async fn names(store: &Store) -> Result<Vec<String>> {
+    let rows = sqlx::query("SELECT consumer FROM event_cursors ORDER BY consumer")
+        .fetch_all(store.pool())
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get("consumer")?)).collect()
 }
 
 /// Moves cursor `name` from `from` to `to` inside `tx`; false if `owner` no longer holds it (the

@@ -187,6 +187,20 @@ pub struct Store {
     url: std::sync::Arc<str>,
     /// WAL shipping, when `--backup-dir` turned it on (SQLite only).
     backup: std::sync::Arc<backup::Slot>,
+    /// Which leased streams this replica should serve (set once by the server's cluster).
+    placement: std::sync::Arc<std::sync::OnceLock<PlacementHook>>,
+}
+
+/// Whether this replica should serve the leased stream (cursor) of that name.
+pub type Placement = std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// The [`Placement`] a store was given (a closure has no `Debug` of its own).
+struct PlacementHook(Placement);
+
+impl std::fmt::Debug for PlacementHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Placement")
+    }
 }
 
 impl Store {
@@ -238,6 +252,7 @@ impl Store {
             gate: std::sync::Arc::default(),
             url: url.into(),
             backup: std::sync::Arc::default(),
+            placement: std::sync::Arc::default(),
         };
         if let Some(db) = store.sqlite_path() {
             owner_only(&db);
@@ -324,6 +339,18 @@ impl Store {
     /// The SQLite URL for a data directory: `<dir>/lookout.db`, created if missing.
     pub fn sqlite_url_for_dir(dir: &std::path::Path) -> String {
         format!("sqlite://{}?mode=rwc", dir.join("lookout.db").display())
+    }
+
+    /// Tells the stream consumers which cursors this replica should serve, so they spread over
+    /// the replicas instead of all going to the first one to poll. Unset, every replica may serve
+    /// every cursor (one at a time, under its lease).
+    pub fn set_placement(&self, placement: Placement) {
+        let _ = self.placement.set(PlacementHook(placement));
+    }
+
+    /// Whether this replica should serve cursor `name` (see [`Store::set_placement`]).
+    pub(crate) fn placed_here(&self, name: &str) -> bool {
+        self.placement.get().is_none_or(|p| (p.0)(name))
     }
 
     /// Which backend this store talks to.

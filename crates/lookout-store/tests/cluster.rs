@@ -19,30 +19,28 @@ const LEASE: i64 = 10_000;
 const LIVE: i64 = 5_000;
 
 async fn claims_are_fenced_and_stale_writes_are_refused_whole(f: Fixture) {
-    let names = vec!["uptime.shard.0".to_string()];
-    c::ensure_leases(&f.store, &names).await.unwrap();
+    let shard = "uptime.shard.0";
+    c::ensure_leases(&f.store, &[shard.to_string()])
+        .await
+        .unwrap();
     c::heartbeat(&f.store, "a", "1", 0).await.unwrap();
     c::heartbeat(&f.store, "b", "1", 0).await.unwrap();
-    let first = c::claim(&f.store, "uptime.shard.0", "a", LEASE, LIVE)
+    let (first, seq) = c::claim(&f.store, shard, "a", LEASE, LIVE)
         .await
         .unwrap()
         .unwrap();
-    // Held by a live replica and not expired: nobody else gets it.
+    assert_eq!(seq, 0);
+    // Held by a live replica and not expired: nobody else gets it, nor the holder again.
     assert_eq!(
-        c::claim(&f.store, "uptime.shard.0", "b", LEASE, LIVE)
-            .await
-            .unwrap(),
+        c::claim(&f.store, shard, "b", LEASE, LIVE).await.unwrap(),
         None
     );
-    // The holder claiming again (after an outage, say) takes a new token: the old run is fenced.
-    let second = c::claim(&f.store, "uptime.shard.0", "a", LEASE, LIVE)
-        .await
-        .unwrap();
-    assert!(second.is_none(), "an unexpired lease is not re-claimed");
     assert_eq!(
-        c::renew(&f.store, "a", LEASE).await.unwrap(),
-        vec![("uptime.shard.0".to_string(), first)]
+        c::claim(&f.store, shard, "a", LEASE, LIVE).await.unwrap(),
+        None
     );
+    let held = vec![(shard.to_string(), first)];
+    assert_eq!(c::renew(&f.store, "a", &held, LEASE).await.unwrap(), held);
 
     let writer = Writer::start(f.store.clone(), Default::default());
     let q = writer.queue();
@@ -54,30 +52,48 @@ async fn claims_are_fenced_and_stale_writes_are_refused_whole(f: Fixture) {
             &serde_json::json!({}),
         )
     };
-    q.write(vec![c::guard("uptime.shard.0", first), event(1)])
+    q.write(vec![c::guard(shard, first, 1), event(1)])
         .await
         .unwrap();
+    // The same batch again (its acknowledgement lost, say) is refused, and known as written.
+    let again = q.write(vec![c::guard(shard, first, 1), event(1)]).await;
+    assert!(matches!(again, Err(StoreError::Fenced)), "{again:?}");
+    assert_eq!(
+        c::batch_written(&f.store, shard, first, 1).await.unwrap(),
+        Some(true)
+    );
+    assert_eq!(
+        c::batch_written(&f.store, shard, first, 2).await.unwrap(),
+        Some(false)
+    );
     // Another claim moves the token (the lease is released first, as at a hand-back).
-    c::release(&f.store, "uptime.shard.0", first).await.unwrap();
-    let taken = c::claim(&f.store, "uptime.shard.0", "b", LEASE, LIVE)
+    c::release(&f.store, shard, first).await.unwrap();
+    let (taken, seq) = c::claim(&f.store, shard, "b", LEASE, LIVE)
         .await
         .unwrap()
         .unwrap();
     assert!(taken > first);
-    let stale = q
-        .write(vec![c::guard("uptime.shard.0", first), event(2)])
-        .await;
+    assert_eq!(seq, 1, "a claim continues the lease's batch numbers");
+    let stale = q.write(vec![c::guard(shard, first, 2), event(2)]).await;
     assert!(matches!(stale, Err(StoreError::Fenced)), "{stale:?}");
-    // A stale release leaves the new holder alone.
-    c::release(&f.store, "uptime.shard.0", first).await.unwrap();
-    let held = c::leases(&f.store, "uptime.shard.").await.unwrap();
-    assert_eq!(held[0].owner.as_deref(), Some("b"));
-    assert_eq!(held[0].fence, taken);
-    q.write(vec![c::guard("uptime.shard.0", taken), event(3)])
+    assert_eq!(
+        c::batch_written(&f.store, shard, first, 2).await.unwrap(),
+        None
+    );
+    // A stale release or renewal leaves the new holder alone.
+    c::release(&f.store, shard, first).await.unwrap();
+    assert!(c::renew(&f.store, "a", &held, LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+    let now = c::leases(&f.store, "uptime.shard.").await.unwrap();
+    assert_eq!(now[0].owner.as_deref(), Some("b"));
+    assert_eq!(now[0].fence, taken);
+    q.write(vec![c::guard(shard, taken, 2), event(3)])
         .await
         .unwrap();
     writer.shutdown().await;
-    // Nothing of the refused batch was stored.
+    // Nothing of the refused batches was stored.
     let subjects: Vec<Option<String>> = events::read_after(&f.store, 0, 100, None)
         .await
         .unwrap()
@@ -93,11 +109,11 @@ async fn silent_replicas_lose_their_leases_and_leaving_frees_them_at_once(f: Fix
     c::ensure_leases(&f.store, &names).await.unwrap();
     c::heartbeat(&f.store, "a", "1", 0).await.unwrap();
     c::heartbeat(&f.store, "b", "1", 0).await.unwrap();
-    let a0 = c::claim(&f.store, &names[0], "a", LEASE, LIVE)
+    let (a0, _) = c::claim(&f.store, &names[0], "a", LEASE, LIVE)
         .await
         .unwrap()
         .unwrap();
-    c::claim(&f.store, &names[1], "a", LEASE, LIVE)
+    let (a1, _) = c::claim(&f.store, &names[1], "a", LEASE, LIVE)
         .await
         .unwrap()
         .unwrap();
@@ -106,11 +122,12 @@ async fn silent_replicas_lose_their_leases_and_leaving_frees_them_at_once(f: Fix
     c::heartbeat(&f.store, "b", "1", 0).await.unwrap();
     let b0 = c::claim(&f.store, &names[0], "b", LEASE, 50).await.unwrap();
     assert!(
-        b0.is_some_and(|t| t > a0),
+        b0.is_some_and(|(t, _)| t > a0),
         "a silent replica's lease is taken over: {b0:?}"
     );
     // "a" learns on renewal that only one lease is still its own.
-    let ours = c::renew(&f.store, "a", LEASE).await.unwrap();
+    let held = vec![(names[0].clone(), a0), (names[1].clone(), a1)];
+    let ours = c::renew(&f.store, "a", &held, LEASE).await.unwrap();
     assert_eq!(ours.len(), 1);
     assert_eq!(ours[0].0, names[1]);
     // Leaving frees it at once, for a live replica to claim with the normal window.

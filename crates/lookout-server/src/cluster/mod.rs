@@ -26,10 +26,11 @@ use lookout_store::Store;
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// A replica silent for longer than this is gone and its work is taken over (ms).
 pub const LIVE_MS: i64 = 5_000;
-/// How long heartbeats must have succeeded before this replica takes over work of replicas it
-/// thinks gone: after an outage every heartbeat is stale, and each replica must first see the
-/// others come back, or the first to reconnect would take everything.
-pub const SETTLE: Duration = Duration::from_secs(3);
+/// How long heartbeats must have succeeded, after a failure, before this replica places work
+/// again: after an outage every heartbeat is stale, and each replica must first see the others
+/// come back (they may take up to the live window, plus a beat each way), or the first to
+/// reconnect would take everything and the others' buffered results would be fenced off.
+pub const SETTLE: Duration = Duration::from_millis(LIVE_MS as u64 + 2_000);
 /// `/readyz` answers 503 when the last successful heartbeat (a write) is older than this.
 pub const READY_WITHIN: Duration = Duration::from_millis(2_500);
 
@@ -59,6 +60,13 @@ struct View {
     last_error: Option<String>,
     /// Whether any heartbeat failed since start: until one does, the first view is trusted.
     ever_failed: bool,
+    /// Recent clock samples (round trip ms, offset ms): the offset of the fastest is used.
+    samples: std::collections::VecDeque<(i64, i64)>,
+    /// The stream cursors this replica serves ([`lookout_store::Store::set_placement`]), and every
+    /// cursor known when they were placed.
+    cursors: (Vec<String>, Vec<String>),
+    /// Beats so far (old replica rows are swept every so often).
+    beats: u64,
 }
 
 impl Cluster {
@@ -149,21 +157,14 @@ impl Cluster {
 
     /// Writes one heartbeat and reads the live set; on failure, records why.
     pub async fn beat(&self, store: &Store) -> Result<(), lookout_store::StoreError> {
-        let sent = Instant::now();
-        let local = now_ms();
         let outcome = tokio::time::timeout(HEARTBEAT * 2, async {
-            let db = lookout_store::cluster::heartbeat(
+            lookout_store::cluster::heartbeat(
                 store,
                 &self.inner.name,
                 &self.inner.version,
                 -self.offset_ms(),
             )
             .await?;
-            let rtt = i64::try_from(sent.elapsed().as_millis()).unwrap_or(0);
-            // The row was stamped about halfway through the round trip.
-            self.inner
-                .offset_ms
-                .store(db - (local + rtt / 2), Ordering::Relaxed);
             let (now, all) = lookout_store::cluster::replicas(store).await?;
             let mut live: Vec<String> = all
                 .into_iter()
@@ -171,7 +172,8 @@ impl Cluster {
                 .map(|r| r.name)
                 .collect();
             live.sort();
-            Ok::<_, lookout_store::StoreError>(live)
+            let cursors = lookout_store::cursor::names(store).await?;
+            Ok::<_, lookout_store::StoreError>((live, cursors))
         })
         .await
         .unwrap_or_else(|_| {
@@ -179,13 +181,21 @@ impl Cluster {
                 "the heartbeat timed out".into(),
             ))
         });
-        self.view(|v| match outcome {
-            Ok(live) => {
+        let outcome = self.view(|v| match outcome {
+            Ok((live, cursors)) => {
+                let mine = assign(&live, &cursors)
+                    .into_iter()
+                    .zip(&cursors)
+                    .filter(|(owner, _)| *owner == self.inner.name)
+                    .map(|(_, c)| c.clone())
+                    .collect();
+                v.cursors = (mine, cursors);
                 v.live = live;
                 v.last_beat = Some(Instant::now());
                 v.healthy_since.get_or_insert_with(Instant::now);
                 v.last_error = None;
-                Ok(())
+                v.beats += 1;
+                Ok(v.beats)
             }
             Err(e) => {
                 v.healthy_since = None;
@@ -193,6 +203,48 @@ impl Cluster {
                 v.last_error = Some(e.to_string());
                 Err(e)
             }
+        })?;
+        if store.backend() == lookout_store::Backend::Postgres {
+            self.sample_clock(store).await;
+        }
+        if outcome % 600 == 1 {
+            // Rows of replicas gone for an hour (their loss announced) are history.
+            let _ = lookout_store::cluster::forget_gone(store, 3_600_000).await;
+        }
+        Ok(())
+    }
+
+    /// Measures the database's clock against ours with a read (a write would include lock waits)
+    /// and keeps the offset of the sample with the shortest round trip among the last 30. On
+    /// SQLite the database's clock is this host's: the offset stays 0.
+    async fn sample_clock(&self, store: &Store) {
+        let sent = Instant::now();
+        let local = now_ms();
+        let Ok(db) = lookout_store::cluster::db_now(store).await else {
+            return;
+        };
+        let rtt = i64::try_from(sent.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let offset = self.view(|v| {
+            v.samples.push_back((rtt, db - (local + rtt / 2)));
+            while v.samples.len() > 30 {
+                v.samples.pop_front();
+            }
+            v.samples
+                .iter()
+                .min_by_key(|(rtt, _)| *rtt)
+                .map_or(0, |s| s.1)
+        });
+        self.inner.offset_ms.store(offset, Ordering::Relaxed);
+    }
+
+    /// Whether this replica serves stream cursor `name`: the placement over the live replicas
+    /// gives it here, or the cursor is new since the last beat (then any replica may start it).
+    /// Through an outage, every cursor may be served here: nobody can take one anyway.
+    pub fn serves_cursor(&self, name: &str) -> bool {
+        self.view(|v| {
+            v.last_beat.is_none_or(|t| t.elapsed() > READY_WITHIN)
+                || v.cursors.0.iter().any(|c| c == name)
+                || !v.cursors.1.iter().any(|c| c == name)
         })
     }
 

@@ -33,6 +33,9 @@ pub struct Work {
     pub name: String,
     /// The fencing token every write done for this work must carry.
     pub fence: i64,
+    /// The last batch number written under the lease before this claim (see
+    /// [`lookout_store::cluster::guard`]).
+    pub seq: i64,
     /// Turns true when the work must stop: handed back, lease lost, or shutdown.
     pub stop: watch::Receiver<bool>,
 }
@@ -76,8 +79,13 @@ pub async fn run(
             _ = stop.wait_for(|s| *s) => break,
         }
         release_finished(&store, &mut held).await;
-        if !held.is_empty() {
-            match cstore::renew(&store, &me, LEASE_MS).await {
+        let running: Vec<(String, i64)> = held
+            .iter()
+            .filter(|(_, h)| !h.task.is_finished())
+            .map(|(n, h)| (n.clone(), h.fence))
+            .collect();
+        if !running.is_empty() {
+            match cstore::renew(&store, &me, &running, LEASE_MS).await {
                 Ok(ours) => {
                     for (name, h) in held.iter_mut() {
                         if !h.leaving && !ours.iter().any(|(n, f)| n == name && *f == h.fence) {
@@ -92,7 +100,9 @@ pub async fn run(
                 Err(e) => tracing::debug!(error = %e, "Could not renew leases."),
             }
         }
-        if cluster.ready().is_err() {
+        // Placement needs a view of the live replicas that can be trusted: after an outage every
+        // heartbeat is stale until each replica has written one again.
+        if cluster.ready().is_err() || !cluster.settled() {
             continue;
         }
         let owners = cluster.assignment(&keys);
@@ -105,14 +115,15 @@ pub async fn run(
                     let _ = h.stop.send(true);
                 }
                 Some(_) => {}
-                None if owner == &me && cluster.settled() => {
+                None if owner == &me => {
                     match cstore::claim(&store, key, &me, LEASE_MS, LIVE_MS).await {
-                        Ok(Some(fence)) => {
+                        Ok(Some((fence, seq))) => {
                             took.push(key.clone());
                             let (tx, rx) = watch::channel(false);
                             let task = start(Work {
                                 name: key.clone(),
                                 fence,
+                                seq,
                                 stop: rx,
                             });
                             held.insert(
@@ -141,17 +152,25 @@ pub async fn run(
     for h in held.values() {
         let _ = h.stop.send(true);
     }
+    // Runners finish their in-flight checks and write them, all at once; bounded as a whole so a
+    // stuck probe cannot hold shutdown. The heartbeat goes on meanwhile (the caller stops it after
+    // this returns), so nobody takes the shards over before their last results are written.
+    let tasks = held.values_mut().map(|h| &mut h.task);
+    let _ = tokio::time::timeout(
+        Duration::from_secs(30),
+        futures_util::future::join_all(tasks),
+    )
+    .await;
     for (name, h) in held {
-        // A runner finishes its in-flight checks and writes them; bounded so a stuck probe
-        // cannot hold shutdown.
-        let _ = tokio::time::timeout(Duration::from_secs(30), h.task).await;
         if let Err(e) = cstore::release(&store, &name, h.fence).await {
             tracing::debug!(lease = %name, error = %e, "Could not release at shutdown.");
         }
     }
 }
 
-/// Releases the leases of runners that ended (handed back, lost, or failed).
+/// Releases the leases of runners that ended (handed back, lost, or failed). An entry stays until
+/// its release succeeds (or another claim took the lease): a failed release is retried on the next
+/// beat rather than forgotten, and the lease, no longer renewed, expires meanwhile.
 async fn release_finished(store: &Store, held: &mut HashMap<String, Held>) {
     let done: Vec<String> = held
         .iter()
@@ -159,15 +178,19 @@ async fn release_finished(store: &Store, held: &mut HashMap<String, Held>) {
         .map(|(n, _)| n.clone())
         .collect();
     for name in done {
-        let Some(h) = held.remove(&name) else {
+        let Some(h) = held.get_mut(&name) else {
             continue;
         };
         if !h.leaving {
             tracing::warn!(lease = %name, "Work ended by itself; releasing its lease.");
+            h.leaving = true;
         }
         // Fenced: a lease another claim took is left alone.
-        if let Err(e) = cstore::release(store, &name, h.fence).await {
-            tracing::debug!(lease = %name, error = %e, "Could not release; it expires instead.");
+        match cstore::release(store, &name, h.fence).await {
+            Ok(()) => {
+                held.remove(&name);
+            }
+            Err(e) => tracing::debug!(lease = %name, error = %e, "Could not release; retrying."),
         }
     }
 }

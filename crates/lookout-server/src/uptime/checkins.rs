@@ -44,10 +44,14 @@ pub async fn push(
     }
     let source = from.map(|ip| ip.to_string());
     match ustore::monitor_by_push_token(state.store(), &token).await {
+        // The database's clock, which the runner judging the heartbeat uses too: a ping taken by
+        // a replica whose clock is behind must not look stale.
         Ok(Some(m)) => match ustore::record_ping(
             state.store(),
             m.id,
-            now_ms(),
+            state
+                .cluster()
+                .map_or_else(now_ms, crate::cluster::Cluster::now_ms),
             source.as_deref(),
             method.as_str(),
         )

@@ -55,15 +55,25 @@ impl Windows {
         Windows(Arc::new(out))
     }
 
-    /// Loads the current windows.
+    /// Loads the current windows (none, with a log line, when storage does not answer: for
+    /// pages, which show what they can).
     pub async fn load(store: &lookout_store::Store) -> Windows {
-        match lookout_store::uptime::pages::list_maintenance(store).await {
-            Ok(rows) => Windows::from_rows(&rows),
+        match Self::try_load(store).await {
+            Ok(w) => w,
             Err(e) => {
                 tracing::warn!(error = %e, "Could not load maintenance windows.");
                 Windows::default()
             }
         }
+    }
+
+    /// Loads the current windows, or says why not (the runner keeps its last ones then).
+    pub async fn try_load(
+        store: &lookout_store::Store,
+    ) -> Result<Windows, lookout_store::StoreError> {
+        Ok(Windows::from_rows(
+            &lookout_store::uptime::pages::list_maintenance(store).await?,
+        ))
     }
 
     /// Whether `monitor` is inside an open window at `at`.

@@ -74,7 +74,15 @@ impl UptimeContext {
     async fn windows(&self, now: i64, fresh: bool) -> Windows {
         let mut cached = self.windows.lock().await;
         if fresh || now - cached.0 >= WINDOWS_TTL_MS {
-            *cached = (now, Windows::load(&self.store).await);
+            // On a failed read the last good windows stay: with none, a monitor in maintenance
+            // would page as soon as storage took writes again.
+            match Windows::try_load(&self.store).await {
+                Ok(w) => *cached = (now, w),
+                Err(e) => {
+                    tracing::debug!(error = %e, "Could not reload maintenance windows; keeping the last ones.");
+                    cached.0 = now;
+                }
+            }
         }
         cached.1.clone()
     }
@@ -265,16 +273,27 @@ pub async fn run_shard(ctx: Arc<UptimeContext>, shard: i64, mut work: Work) {
     }
     let writes = settle(&ctx, &mut slots, &mut heap, &windows, finished).await;
     out.push(writes);
-    out.flush(&ctx).await;
+    // Handing back (or shutting down): a few more tries, so a blip does not cost the results.
+    for _ in 0..10 {
+        out.flush(&ctx).await;
+        if out.is_empty() || out.fenced {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     if !out.is_empty() && !out.fenced {
         tracing::warn!(shard, writes = out.len(), "Handing the shard back with results storage did not take; the next holder checks again.");
     }
     tracing::debug!(shard, "Uptime shard handed back.");
 }
 
-/// A shard's writes that storage has not taken yet, oldest first, and the guard they carry.
+/// A shard's writes that storage has not taken yet, oldest first, and the lease they are
+/// written under.
 struct Pending {
-    guard: Write,
+    lease: String,
+    fence: i64,
+    /// The number of the last batch that may have committed (see [`lookout_store::cluster::guard`]).
+    seq: i64,
     writes: Vec<Write>,
     /// When to retry after a failure.
     retry_at: Option<Instant>,
@@ -285,7 +304,9 @@ struct Pending {
 impl Pending {
     fn new(work: &Work) -> Pending {
         Pending {
-            guard: lookout_store::cluster::guard(&work.name, work.fence),
+            lease: work.name.clone(),
+            fence: work.fence,
+            seq: work.seq,
             writes: Vec::new(),
             retry_at: None,
             fenced: false,
@@ -330,24 +351,48 @@ impl Pending {
         if self.writes.is_empty() || self.fenced {
             return;
         }
+        let seq = self.seq + 1;
         let mut batch = Vec::with_capacity(self.writes.len() + 1);
-        batch.push(self.guard.clone());
+        batch.push(lookout_store::cluster::guard(&self.lease, self.fence, seq));
         batch.extend(self.writes.iter().cloned());
-        match ctx.writes.write(batch).await {
-            Ok(()) => {
+        let outcome = ctx.writes.write(batch).await;
+        // The guard numbered this batch: whatever the answer, a batch that did commit is known
+        // by its number, so one whose acknowledgement was lost is never written twice.
+        let committed = match outcome {
+            Ok(()) => Ok(true),
+            Err(e) => match lookout_store::cluster::batch_written(
+                &ctx.store,
+                &self.lease,
+                self.fence,
+                seq,
+            )
+            .await
+            {
+                Ok(Some(done)) => {
+                    if !done && !matches!(e, lookout_store::StoreError::Fenced) {
+                        Err(e)
+                    } else {
+                        Ok(done)
+                    }
+                }
+                Ok(None) => {
+                    tracing::warn!(dropped = self.writes.len(), "Another replica took this shard over; stopping and dropping unstored results.");
+                    self.fenced = true;
+                    self.writes.clear();
+                    return;
+                }
+                Err(_) => Err(e),
+            },
+        };
+        match committed {
+            Ok(true) => {
+                self.seq = seq;
                 if self.retry_at.take().is_some() {
                     tracing::info!("Stored check results that waited for storage.");
                 }
                 self.writes.clear();
             }
-            Err(lookout_store::StoreError::Fenced) => {
-                tracing::warn!(
-                    dropped = self.writes.len(),
-                    "Another replica took this shard over; stopping and dropping unstored results."
-                );
-                self.fenced = true;
-                self.writes.clear();
-            }
+            Ok(false) => self.retry_at = Some(Instant::now() + Duration::from_secs(1)),
             Err(e) => {
                 if self.retry_at.is_none() {
                     tracing::warn!(error = %e, waiting = self.writes.len(), "Could not store check results; keeping them and retrying.");
@@ -810,7 +855,9 @@ async fn suppression(ctx: &UptimeContext, row: &MonitorRow, maintenance: bool) -
     let parent = row.parent_id?;
     match ustore::health_of(&ctx.store, parent).await {
         Ok(Some(h)) if h == "down" => Some(format!("parent monitor {parent} is down")),
-        _ => None,
+        Ok(_) => None,
+        // Unknown for now: held back, and announced by a later check once the parent reads up.
+        Err(_) => Some(format!("parent monitor {parent}'s state could not be read")),
     }
 }
 

@@ -13,6 +13,9 @@ CREATE TABLE leases (
     owner TEXT,
     lease_until BIGINT,
     fence BIGINT NOT NULL DEFAULT 0,
+    -- The last batch written under the lease: a retried batch whose first try did commit (the
+    -- connection dropped after COMMIT) is recognised instead of written twice.
+    seq BIGINT NOT NULL DEFAULT 0,
     taken_at BIGINT
 );
 ALTER TABLE jobs ADD COLUMN fence BIGINT NOT NULL DEFAULT 0;

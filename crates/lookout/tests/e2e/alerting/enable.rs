@@ -38,7 +38,13 @@ async fn a_disabled_channel_receives_nothing_and_a_re_enabled_one_does(backend: 
         .await
         .expect(201);
     let id = first["id"].as_i64().unwrap();
-    let done = wait_incident(&s, id, 20, |v| v["notifications"][0]["status"] == "skipped").await;
+    // Both together: the view reads notifications and timeline in two queries, so one can show
+    // the skip a moment before the other.
+    let done = wait_incident(&s, id, 20, |v| {
+        v["notifications"][0]["status"] == "skipped"
+            && v["timeline"].to_string().contains("notify_skipped")
+    })
+    .await;
     assert_eq!(
         done["notifications"][0]["last_error"],
         "skipped: channel disabled"

@@ -113,7 +113,10 @@ async fn error_issues_page_on_new_issue_and_on_frequency(backend: Backend) {
     // instead of opening a second one.
     let id = inc["id"].as_i64().unwrap();
     let v = super::wait_incident(&s, id, 20, |v| v["severity"] == "critical").await;
-    assert_eq!(v["alert_count"], 2, "{v:#}");
+    // At least the new issue and the spike; events the processor takes in one batch are judged
+    // against the batch's total, so under load the spike can be seen for more than one of them,
+    // each joining this same incident.
+    assert!(v["alert_count"].as_i64().unwrap() >= 2, "{v:#}");
     let timeline = v["timeline"].to_string();
     assert!(
         timeline.contains("More than 3 events in 5 min"),

@@ -22,10 +22,50 @@ async fn replicas_started_together_all_start_and_share_the_shards() {
             share.iter().all(|n| *n <= 6),
             "round {round}: uneven shares {share:?}"
         );
+        let streams = consumer_shares(&url, &refs).await;
         println!(
-            "simultaneous start, round {round}: 3 of 3 replicas started; 16 shards shared {share:?} {:.1} s after start",
+            "simultaneous start, round {round}: 3 of 3 replicas started; 16 shards shared {share:?} {:.1} s after start; stream consumers {streams:?}",
             took.as_secs_f64()
         );
         stop_all(servers);
+    }
+}
+
+/// How many stream cursors each replica serves, once no replica serves more than its share
+/// (waits up to 20 s for the placement to settle).
+async fn consumer_shares(url: &str, servers: &[&TestServer]) -> Vec<usize> {
+    let start = Instant::now();
+    loop {
+        let pool = db(url).await;
+        let owners: Vec<Option<String>> = sqlx::query_scalar(
+            "SELECT lease_owner FROM event_cursors WHERE lease_until > CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event_cursors")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let share: Vec<usize> = servers
+            .iter()
+            .map(|s| {
+                let tag = format!("-{}-", s.pid().unwrap_or(0));
+                owners.iter().flatten().filter(|o| o.contains(&tag)).count()
+            })
+            .collect();
+        let cap = usize::try_from(total).unwrap().div_ceil(servers.len());
+        if total >= 3
+            && share.iter().all(|n| *n <= cap)
+            && share.iter().filter(|n| **n > 0).count() >= 2
+        {
+            return share;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "stream consumers not spread over the replicas: {share:?} of {total}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

@@ -45,6 +45,10 @@ async fn read_only_storage_while_monitors_go_down_loses_no_page() {
     target.set(|b| b.status = 500);
     let (to_503, slowest) = until_ready_is(&[&a, &b], 503, 10).await;
     tokio::time::sleep(Duration::from_secs(15).saturating_sub(to_503)).await;
+    // The targets recover before storage does: the pages can only come from the down
+    // transitions the runners kept while storage refused them, not from a later check.
+    target.set(|b| b.status = 200);
+    tokio::time::sleep(Duration::from_secs(3)).await;
     admin_and_reconnect(
         &url,
         &format!("ALTER DATABASE {name} RESET default_transaction_read_only"),
@@ -53,7 +57,7 @@ async fn read_only_storage_while_monitors_go_down_loses_no_page() {
     let (to_200, _) = until_ready_is(&[&a, &b], 200, 20).await;
     let mut pages = Vec::new();
     for (id, _) in &paths {
-        crate::uptime::wait_status(&a, *id, "down", 30).await;
+        crate::uptime::wait_status(&a, *id, "up", 30).await;
         pages.push(event_count(&url, "monitor.down", *id).await);
     }
     // Settle, then count again: nothing doubled later.
@@ -69,9 +73,18 @@ async fn read_only_storage_while_monitors_go_down_loses_no_page() {
         slowest.as_secs_f64(),
         to_200.as_secs_f64()
     );
+    let mut states = Vec::new();
+    for (id, _) in &paths {
+        let m = crate::uptime::monitor(&a, *id).await;
+        states.push((
+            m["status"].clone(),
+            m["down_since"].clone(),
+            crate::uptime::changes(&a, *id).await.len(),
+        ));
+    }
     assert!(
         again.iter().all(|n| *n == 1),
-        "down events per monitor: {again:?}"
+        "down events per monitor: {again:?}; status, down since, changes: {states:?}"
     );
     assert_eq!(pages, again);
     assert!(
