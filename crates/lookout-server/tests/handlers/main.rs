@@ -13,6 +13,7 @@ mod alert_forms;
 mod moved;
 mod oncall_config;
 mod openapi_roles;
+mod operations;
 mod roles;
 mod uptime_maintenance;
 mod validation;
