@@ -17,7 +17,8 @@ pub struct OperationsView {
     pub not_ready_reason: Option<String>,
     /// The database's clock at the reading, RFC 3339.
     pub database_time: String,
-    /// How far the database's clock is ahead of this replica's, ms.
+    /// How far this replica's clock is from the database's, ms (positive: it runs fast), as
+    /// measured by its heartbeats; times it schedules by are corrected by it.
     pub clock_offset_ms: i64,
     /// A replica silent for longer than this is lost and its work taken over, ms.
     pub live_window_ms: i64,

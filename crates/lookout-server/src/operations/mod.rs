@@ -39,13 +39,11 @@ const SCRAPE_TIMEOUT: Duration = Duration::from_millis(1_000);
 /// ever saw: a replica that left would be reported forever with its last heartbeat age.
 pub async fn metrics_text(state: &AppState) -> String {
     let mut out = String::new();
-    let offset = state
-        .cluster()
-        .map_or(0, crate::cluster::Cluster::offset_ms);
+    let offset = state.cluster().map_or(0, |c| -c.offset_ms());
     gauge(
         &mut out,
         "lookout_clock_offset_ms",
-        "How far the database's clock is ahead of this replica's, ms.",
+        "How far this replica's clock is from the database's, ms (positive: it runs fast).",
         &[(None, offset as f64)],
     );
     let read =

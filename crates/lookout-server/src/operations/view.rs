@@ -38,10 +38,20 @@ fn head_of(heads: &StreamHeads, stream: &str) -> i64 {
     }
 }
 
+/// A lease name's sort key: its prefix, then its numeric suffix by value.
+fn lease_order(name: &str) -> (&str, Option<u64>, &str) {
+    match name.rsplit_once('.') {
+        Some((prefix, n)) => (prefix, n.parse().ok(), n),
+        None => (name, None, ""),
+    }
+}
+
 /// Reads everything the Operations page shows; `cluster` is this replica (none in handler tests).
 pub async fn read(store: &Store, cluster: Option<&Cluster>) -> ServiceResult<OperationsView> {
     let (now, rows) = cstore::replicas(store).await?;
-    let leases = cstore::leases(store, "").await?;
+    let mut leases = cstore::leases(store, "").await?;
+    // Shards by number (`uptime.shard.2` before `uptime.shard.10`), as people count them.
+    leases.sort_by(|a, b| lease_order(&a.name).cmp(&lease_order(&b.name)));
     let cursors = sops::cursors(store).await?;
     let heads = sops::stream_heads(store).await?;
     let outbox = sops::outbox_depth(store).await?;
@@ -123,7 +133,7 @@ pub async fn read(store: &Store, cluster: Option<&Cluster>) -> ServiceResult<Ope
         ready,
         not_ready_reason,
         database_time: iso(now),
-        clock_offset_ms: cluster.map_or(0, Cluster::offset_ms),
+        clock_offset_ms: cluster.map_or(0, |c| -c.offset_ms()),
         live_window_ms: LIVE_MS,
         replicas_live: live.len() as i64,
         replicas,
