@@ -11,6 +11,7 @@
 //!    {"source": "regressions", "series": ["api.p95_ms"], "project_ids": [1]},
 //!    {"source": "database", "kinds": ["invalid_index", "verification_failed"], "target_ids": [1]},
 //!    {"source": "backups", "events": ["failed", "stale"], "targets": ["lookout", "pg-main"]},
+//!    {"source": "cluster", "events": ["lost", "joined"]},
 //!    {"source": "nrql", "nrql": "SELECT percentile(duration, 95) FROM Transaction FACET appName",
 //!     "critical": {"operator": "above", "value": 0.5, "duration_seconds": 300}}],
 //!  "grouping": "per_signal" | "per_condition" | "per_policy",
@@ -88,6 +89,15 @@ pub enum Condition {
     /// A query (NRQL) evaluated every window, one signal per facet value (see
     /// [`super::query::spec`]).
     Nrql(Box<super::query::spec::NrqlCondition>),
+    /// Lookout's own replicas (`replica.lost`, `replica.joined`; events of no project): a
+    /// replica that stopped heartbeating without leaving pages; one that joins is an info
+    /// incident, and the same replica heartbeating again resolves its loss.
+    Cluster {
+        /// `lost`, `joined` (default: `lost` only, so a policy without `events` does not open
+        /// an incident each time a replica starts).
+        #[serde(default)]
+        events: Vec<String>,
+    },
     /// Performance regressions found in baseline series (`regression.detected`).
     Regressions {
         /// Only series with these names (default: all).
@@ -135,6 +145,7 @@ fn yes() -> bool {
 const MONITOR_EVENTS: &[&str] = &["down", "certificate_expiring", "cron_missed", "cron_failed"];
 const ERROR_EVENTS: &[&str] = &["new_issue", "regression", "frequency"];
 const BACKUP_EVENTS: &[&str] = &["failed", "stale"];
+const CLUSTER_EVENTS: &[&str] = &["lost", "joined"];
 
 impl PolicySpec {
     /// Checks the fields; the message names the one that is wrong.
@@ -186,6 +197,17 @@ impl PolicySpec {
                         return Err(format!(
                             "conditions[{i}].events: {e:?} is not one of {}",
                             BACKUP_EVENTS.join(", ")
+                        ));
+                    }
+                }
+                Condition::Cluster { events } => {
+                    if let Some(e) = events
+                        .iter()
+                        .find(|e| !CLUSTER_EVENTS.contains(&e.as_str()))
+                    {
+                        return Err(format!(
+                            "conditions[{i}].events: {e:?} is not one of {}",
+                            CLUSTER_EVENTS.join(", ")
                         ));
                     }
                 }
@@ -372,6 +394,35 @@ fn read(e: &DomainEvent) -> Option<(Seen, Action)> {
             ),
             Action::Resolve,
         ),
+        "replica.lost" => (
+            seen(
+                "replica_lost",
+                format!("replica:{}", str_of("replica")),
+                format!(
+                    "Lookout replica {} lost: no heartbeat for {} (seen by {})",
+                    str_of("replica"),
+                    lookout_core::units::span(
+                        p.get("silent_ms").and_then(Value::as_i64).unwrap_or(0)
+                    ),
+                    str_of("seen_by")
+                ),
+            ),
+            Action::Trigger,
+        ),
+        "replica.joined" => {
+            let mut s = seen(
+                "replica_joined",
+                format!("replica_joined:{}", str_of("replica")),
+                format!(
+                    "Lookout replica {} joined (version {})",
+                    str_of("replica"),
+                    str_of("version")
+                ),
+            );
+            // A join is news, not a problem: info, whatever the policy's severity.
+            s.severity = Some(Severity::Info);
+            (s, Action::Trigger)
+        }
         "regression.detected" => (
             seen(
                 "performance_regression",
@@ -382,6 +433,21 @@ fn read(e: &DomainEvent) -> Option<(Seen, Action)> {
         ),
         _ => return None,
     })
+}
+
+/// The recovery a `replica.joined` also is: the loss of the same replica, if one is open.
+fn replica_back(e: &DomainEvent) -> Option<(Seen, Action)> {
+    if e.kind != "replica.joined" {
+        return None;
+    }
+    let replica = e.payload.get("replica").and_then(Value::as_str)?;
+    let lost = DomainEvent {
+        kind: "replica.lost".into(),
+        ..e.clone()
+    };
+    let (mut seen, _) = read(&lost)?;
+    seen.signal = format!("replica:{replica}");
+    Some((seen, Action::Resolve))
 }
 
 /// A query condition's priority name as a severity (a lost signal pages as critical, as New
@@ -442,6 +508,10 @@ pub async fn poll_once(a: &Alerting, owner: &str) -> Result<usize> {
     let mut tx = store.begin_write().await?;
     let mut touched = false;
     for e in &batch {
+        // A replica heartbeating again after it was lost (a paused process) resolves its loss.
+        if let Some((seen, action)) = replica_back(e) {
+            touched |= apply_event(&mut tx, &policies, e, &seen, action).await?;
+        }
         let Some((seen, action)) = read(e) else {
             continue;
         };
@@ -718,6 +788,16 @@ async fn matches(c: &Condition, seen: &Seen, tx: &mut Tx) -> Result<bool> {
                     .as_ref()
                     .is_some_and(|t| targets.contains(t)))
         }
+        Condition::Cluster { events } => {
+            let event = seen.name.strip_prefix("replica_");
+            event.is_some_and(|e| {
+                if events.is_empty() {
+                    e == "lost"
+                } else {
+                    events.iter().any(|x| x == e)
+                }
+            })
+        }
         // Matched by policy and condition in the consumer.
         Condition::Nrql(_) => false,
         Condition::Regressions {
@@ -771,6 +851,7 @@ async fn frequency_title(tx: &mut Tx, seen: &Seen, c: &Condition) -> Result<Stri
         | Condition::Nrql(_)
         | Condition::Regressions { .. }
         | Condition::Database { .. }
+        | Condition::Cluster { .. }
         | Condition::Backups { .. } => (0, 0),
     };
     Ok(format!(
