@@ -7,6 +7,7 @@
 //! replicas have come and gone.
 
 pub mod api;
+pub mod heartbeat;
 pub mod ui;
 pub mod view;
 
