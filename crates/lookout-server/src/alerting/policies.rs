@@ -24,6 +24,8 @@
 //! whichever replica holds the lease. Query conditions are evaluated by [`super::query`], which
 //! publishes `nrql.*` events naming the policy and condition they belong to.
 
+mod cluster;
+
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -145,7 +147,6 @@ fn yes() -> bool {
 const MONITOR_EVENTS: &[&str] = &["down", "certificate_expiring", "cron_missed", "cron_failed"];
 const ERROR_EVENTS: &[&str] = &["new_issue", "regression", "frequency"];
 const BACKUP_EVENTS: &[&str] = &["failed", "stale"];
-const CLUSTER_EVENTS: &[&str] = &["lost", "joined"];
 
 impl PolicySpec {
     /// Checks the fields; the message names the one that is wrong.
@@ -200,17 +201,7 @@ impl PolicySpec {
                         ));
                     }
                 }
-                Condition::Cluster { events } => {
-                    if let Some(e) = events
-                        .iter()
-                        .find(|e| !CLUSTER_EVENTS.contains(&e.as_str()))
-                    {
-                        return Err(format!(
-                            "conditions[{i}].events: {e:?} is not one of {}",
-                            CLUSTER_EVENTS.join(", ")
-                        ));
-                    }
-                }
+                Condition::Cluster { events } => cluster::validate(i, events)?,
                 Condition::Nrql(c) => c.validate().map_err(|e| format!("conditions[{i}].{e}"))?,
                 Condition::Regressions { .. } | Condition::Database { .. } => {}
             }
@@ -270,6 +261,9 @@ fn read(e: &DomainEvent) -> Option<(Seen, Action)> {
         severity: None,
         priority_after: None,
     };
+    if let Some(replica) = cluster::read(e) {
+        return Some(replica);
+    }
     let m = || format!("monitor:{}", monitor.unwrap_or_default());
     let i = || format!("issue:{}", issue.unwrap_or_default());
     if let Some(kind) = e.kind.strip_prefix("nrql.") {
@@ -394,35 +388,6 @@ fn read(e: &DomainEvent) -> Option<(Seen, Action)> {
             ),
             Action::Resolve,
         ),
-        "replica.lost" => (
-            seen(
-                "replica_lost",
-                format!("replica:{}", str_of("replica")),
-                format!(
-                    "Lookout replica {} lost: no heartbeat for {} (seen by {})",
-                    str_of("replica"),
-                    lookout_core::units::span(
-                        p.get("silent_ms").and_then(Value::as_i64).unwrap_or(0)
-                    ),
-                    str_of("seen_by")
-                ),
-            ),
-            Action::Trigger,
-        ),
-        "replica.joined" => {
-            let mut s = seen(
-                "replica_joined",
-                format!("replica_joined:{}", str_of("replica")),
-                format!(
-                    "Lookout replica {} joined (version {})",
-                    str_of("replica"),
-                    str_of("version")
-                ),
-            );
-            // A join is news, not a problem: info, whatever the policy's severity.
-            s.severity = Some(Severity::Info);
-            (s, Action::Trigger)
-        }
         "regression.detected" => (
             seen(
                 "performance_regression",
@@ -433,21 +398,6 @@ fn read(e: &DomainEvent) -> Option<(Seen, Action)> {
         ),
         _ => return None,
     })
-}
-
-/// The recovery a `replica.joined` also is: the loss of the same replica, if one is open.
-fn replica_back(e: &DomainEvent) -> Option<(Seen, Action)> {
-    if e.kind != "replica.joined" {
-        return None;
-    }
-    let replica = e.payload.get("replica").and_then(Value::as_str)?;
-    let lost = DomainEvent {
-        kind: "replica.lost".into(),
-        ..e.clone()
-    };
-    let (mut seen, _) = read(&lost)?;
-    seen.signal = format!("replica:{replica}");
-    Some((seen, Action::Resolve))
 }
 
 /// A query condition's priority name as a severity (a lost signal pages as critical, as New
@@ -509,7 +459,7 @@ pub async fn poll_once(a: &Alerting, owner: &str) -> Result<usize> {
     let mut touched = false;
     for e in &batch {
         // A replica heartbeating again after it was lost (a paused process) resolves its loss.
-        if let Some((seen, action)) = replica_back(e) {
+        if let Some((seen, action)) = cluster::replica_back(e) {
             touched |= apply_event(&mut tx, &policies, e, &seen, action).await?;
         }
         let Some((seen, action)) = read(e) else {
@@ -788,16 +738,7 @@ async fn matches(c: &Condition, seen: &Seen, tx: &mut Tx) -> Result<bool> {
                     .as_ref()
                     .is_some_and(|t| targets.contains(t)))
         }
-        Condition::Cluster { events } => {
-            let event = seen.name.strip_prefix("replica_");
-            event.is_some_and(|e| {
-                if events.is_empty() {
-                    e == "lost"
-                } else {
-                    events.iter().any(|x| x == e)
-                }
-            })
-        }
+        Condition::Cluster { events } => cluster::matches(events, seen),
         // Matched by policy and condition in the consumer.
         Condition::Nrql(_) => false,
         Condition::Regressions {
