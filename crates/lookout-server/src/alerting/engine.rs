@@ -12,6 +12,7 @@ use lookout_oncall::dedup::Urgency;
 use lookout_oncall::escalation::{Clock, Status, Step, DEFAULT_ACK_TIMEOUT_MS};
 use lookout_oncall::inbound::{Action, Signal};
 use lookout_oncall::{EscalationPolicy, Schedule, TargetKind};
+use lookout_store::alerting::incident_ops;
 use lookout_store::alerting::incidents::{self, ClockCols, IncidentRow, NewIncident};
 use lookout_store::alerting::outbox::{self, Page};
 use lookout_store::alerting::{self as astore, SpecTable};
@@ -122,11 +123,18 @@ async fn trigger(
         incidents::open_signal(tx, inc.id, r).await?;
     }
     if !created {
-        if origin.count_repeats || origin.signal_ref.is_some() {
+        // An event for an incident merged into this one is always another alert here: it came
+        // from elsewhere, whatever its sender's habit of resending.
+        let merged = inc.scope != origin.scope || inc.dedup_key != key;
+        if origin.count_repeats || origin.signal_ref.is_some() || merged {
             incidents::add_alert(tx, inc.id, now).await?;
-            let msg = match &origin.signal_ref {
-                Some(r) => format!("Another alert joined: {} ({r})", signal.title),
-                None => format!("Another alert joined: {}", signal.title),
+            let msg = match (&origin.signal_ref, merged) {
+                (Some(r), _) => format!("Another alert joined: {} ({r})", signal.title),
+                (None, true) => format!(
+                    "Another alert joined: {} (key {key} of a merged incident)",
+                    signal.title
+                ),
+                (None, false) => format!("Another alert joined: {}", signal.title),
             };
             incidents::log(tx, inc.id, now, "alert", &origin.actor, &msg, None).await?;
         }
@@ -323,9 +331,12 @@ pub async fn transition(
     if !incidents::save_clock(tx, id, &inc.clock(), &new, now).await? {
         return Err(StoreError::Conflict("incident changed meanwhile".into()));
     }
+    if action == Action::Resolve && inc.snoozed_until.is_some() {
+        incident_ops::set_snooze(tx, id, None, now).await?;
+    }
     let msg = match (action, clock.ack_until) {
         (Action::Acknowledge, Some(t)) => format!(
-            "Acknowledged; escalation paused until {} unless resolved",
+            "Acknowledged; triggers again {} unless resolved",
             lookout_core::time::iso(t)
         ),
         (Action::Acknowledge, None) => "Acknowledged".to_string(),
@@ -356,6 +367,11 @@ pub async fn transition(
 
 /// Runs incident `inc`'s due timers at `now`; false when another replica got there first.
 pub async fn run_timers(tx: &mut Tx, inc: &IncidentRow, now: i64) -> Result<bool> {
+    if inc.status == "acknowledged" && inc.snoozed_until.is_some() {
+        // A snooze that ends pages the level the incident is at, not the first rule as a
+        // lapsed acknowledgement does.
+        return crate::alerting::incident_ops::end_snooze(tx, inc, now).await;
+    }
     let policy = match inc.escalation_policy_id {
         Some(id) => escalation_policy(tx, id).await?,
         None => None,
@@ -371,6 +387,11 @@ pub async fn run_timers(tx: &mut Tx, inc: &IncidentRow, now: i64) -> Result<bool
     let steps = clock.advance(&policy, now);
     if !save(tx, inc, &clock, now).await? {
         return Ok(false);
+    }
+    let moved_on = steps.iter().any(|s| matches!(s, Step::Notify { .. }));
+    if moved_on && inc.assigned_user_id.is_some() {
+        // The user it was reassigned to did not acknowledge: the next rule's targets hold it.
+        incident_ops::set_assignee(tx, inc.id, None, now).await?;
     }
     for step in steps {
         match step {
@@ -412,7 +433,8 @@ pub async fn run_timers(tx: &mut Tx, inc: &IncidentRow, now: i64) -> Result<bool
     Ok(true)
 }
 
-async fn save(tx: &mut Tx, inc: &IncidentRow, clock: &Clock, now: i64) -> Result<bool> {
+/// Writes `clock` over `inc`'s clock columns, fenced on the values read (false: lost a race).
+pub(crate) async fn save(tx: &mut Tx, inc: &IncidentRow, clock: &Clock, now: i64) -> Result<bool> {
     let new = ClockCols {
         status: clock.status.as_str(),
         rule_index: clock.rule as i64,
@@ -423,7 +445,8 @@ async fn save(tx: &mut Tx, inc: &IncidentRow, clock: &Clock, now: i64) -> Result
     incidents::save_clock(tx, inc.id, &inc.clock(), &new, now).await
 }
 
-fn clock_of(inc: &IncidentRow) -> Clock {
+/// The escalation clock stored in `inc`.
+pub(crate) fn clock_of(inc: &IncidentRow) -> Clock {
     Clock {
         status: Status::parse(&inc.status).unwrap_or(Status::Triggered),
         high_urgency: inc.urgency != "low",
@@ -480,8 +503,7 @@ async fn unused_policy(conn: &mut Conn, id: i64) -> Result<String> {
 }
 
 /// Queues pages for rule `rule` of `policy` on incident `inc`, resolving targets at `at`.
-#[allow(clippy::too_many_arguments)]
-async fn page_rule(
+pub(crate) async fn page_rule(
     tx: &mut Tx,
     inc: &IncidentRow,
     policy: &EscalationPolicy,
@@ -493,9 +515,26 @@ async fn page_rule(
     let Some(r) = policy.escalation_rules.get(rule) else {
         return Ok(());
     };
+    let key = format!("{}:{event}:{rule}:{lap}:{at}", inc.id);
+    let data = json!({"rule": rule, "lap": lap});
+    page_targets(tx, inc, &r.targets, (&key, event, &data), at).await?;
+    Ok(())
+}
+
+/// Queues pages for `targets` on incident `inc`, resolving schedules at `at`: users through
+/// their contact methods for the incident's urgency, channels directly. Each page's idempotency
+/// key is `key` and its channel; `data` goes with it. Whoever cannot be reached is named in the
+/// timeline. Returns how many pages were queued.
+pub(crate) async fn page_targets(
+    tx: &mut Tx,
+    inc: &IncidentRow,
+    targets: &[lookout_oncall::Target],
+    (key, event, data): (&str, &str, &Value),
+    at: i64,
+) -> Result<usize> {
     let mut pages = Vec::new();
     let mut nobody = Vec::new();
-    for t in &r.targets {
+    for t in targets {
         let user = match t.kind {
             TargetKind::Channel => {
                 pages.push((t.id, None));
@@ -505,7 +544,10 @@ async fn page_rule(
             TargetKind::Schedule => on_call(tx, t.id, at).await?,
         };
         let Some(user) = user else {
-            nobody.push(format!("schedule {} has nobody on call", t.id));
+            let name = astore::spec_get_in(tx, SpecTable::Schedules, t.id)
+                .await
+                .map_or_else(|_| format!("schedule {}", t.id), |s| s.name);
+            nobody.push(format!("{name} has nobody on call"));
             continue;
         };
         let methods: Vec<_> = astore::channel_list_in(tx, inc.org_id, Some(user))
@@ -514,8 +556,11 @@ async fn page_rule(
             .filter(|c| c.urgencies.contains(&inc.urgency))
             .collect();
         if methods.is_empty() {
+            let name = incident_ops::user_name_in(tx, user)
+                .await?
+                .unwrap_or_else(|| format!("user {user}"));
             nobody.push(format!(
-                "user {user} has no contact method for {} urgency",
+                "{name} has no contact method for {} urgency",
                 inc.urgency
             ));
         }
@@ -528,19 +573,19 @@ async fn page_rule(
     let queued: Vec<Page> = pages
         .into_iter()
         .map(|(channel, user)| Page {
-            idempotency_key: format!("{}:{event}:{rule}:{lap}:{at}:{channel}", inc.id),
+            idempotency_key: format!("{key}:{channel}"),
             incident_id: inc.id,
             channel_id: channel,
             user_id: user,
             event: event.into(),
-            data: json!({"rule": rule, "lap": lap}),
+            data: data.clone(),
         })
         .collect();
     outbox::enqueue(tx, &queued, at).await?;
     for why in nobody {
         incidents::log(tx, inc.id, at, "unrouted", "system", &why, None).await?;
     }
-    Ok(())
+    Ok(queued.len())
 }
 
 /// Who is on call on schedule `id` at `at`.

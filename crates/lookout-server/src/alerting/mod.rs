@@ -8,6 +8,7 @@ pub mod deliver;
 pub mod deliver_email;
 pub mod engine;
 pub mod inbound;
+pub mod incident_ops;
 pub mod links;
 pub mod oncall;
 pub mod policies;
@@ -153,6 +154,10 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(incidents::get_one))
         .routes(routes!(incidents::acknowledge))
         .routes(routes!(incidents::resolve))
+        .routes(routes!(incidents::reassign))
+        .routes(routes!(incidents::snooze))
+        .routes(routes!(incidents::add_responder))
+        .routes(routes!(incidents::merge))
         .routes(routes!(incidents::add_note))
         .routes(routes!(incidents::tick))
         .routes(routes!(incidents::postmortem))
@@ -186,6 +191,17 @@ pub fn pages() -> Router<AppState> {
         .route("/incidents", get(incidents::list))
         .route("/incidents/bulk", post(incidents::bulk))
         .route("/incidents/{id}", get(incidents::detail))
+        // The page's action forms; the one-click links keep `/incidents/{id}/{action}` below.
+        .route(
+            "/incidents/{id}/reassign",
+            post(ui::incident_actions::reassign),
+        )
+        .route("/incidents/{id}/snooze", post(ui::incident_actions::snooze))
+        .route(
+            "/incidents/{id}/responders",
+            post(ui::incident_actions::add_responder),
+        )
+        .route("/incidents/{id}/merge", post(ui::incident_actions::merge))
         .route(
             "/incidents/{id}/{action}",
             get(incidents::link_page).post(incidents::post_action),

@@ -44,6 +44,9 @@ pub fn incident_view(i: &IncidentRow) -> Value {
         acknowledged_at: opt(i.acknowledged_at),
         resolved_at: opt(i.resolved_at),
         updated_at: iso(i.updated_at),
+        assigned_user_id: i.assigned_user_id,
+        snoozed_until: opt(i.snoozed_until),
+        merged_into: i.merged_into,
     })
 }
 

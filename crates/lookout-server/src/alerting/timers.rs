@@ -35,7 +35,12 @@ pub async fn run(a: Alerting, stop: impl std::future::Future<Output = ()>) {
 
 /// Applies every timer due now; returns how many incidents moved.
 pub async fn tick(a: &Alerting) -> lookout_store::Result<usize> {
-    let now = now_ms();
+    tick_at(a, now_ms()).await
+}
+
+/// Applies every timer due at `now`: [`tick`] with the time given, so a test moves an incident
+/// hours ahead (a snooze ending, an escalation) without waiting or shifting the process clock.
+pub async fn tick_at(a: &Alerting, now: i64) -> lookout_store::Result<usize> {
     let mut moved = 0;
     for inc in incidents::due(a.store(), now, 100).await? {
         let mut tx = a.store().begin_write().await?;

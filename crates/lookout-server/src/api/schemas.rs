@@ -450,6 +450,12 @@ pub struct Incident {
     pub resolved_at: Option<String>,
     /// Changed, RFC 3339.
     pub updated_at: String,
+    /// The user it was reassigned to; none while the escalation rule's targets hold it.
+    pub assigned_user_id: Option<i64>,
+    /// When a snooze ends and the current level is paged again, RFC 3339.
+    pub snoozed_until: Option<String>,
+    /// The incident it was merged into (it is resolved).
+    pub merged_into: Option<i64>,
 }
 
 /// `{"items", "next_before"}`: incidents newest first; pass `next_before` as `?before=`.
@@ -510,6 +516,78 @@ pub struct IncidentDetail {
     pub timeline: Vec<TimelineEntry>,
     /// Notifications.
     pub notifications: Vec<NotificationView>,
+    /// Responders asked to help, oldest first.
+    pub responders: Vec<ResponderRequest>,
+}
+
+/// Whom to reassign an incident to: exactly one of the two.
+#[derive(Serialize, ToSchema)]
+pub struct ReassignInput {
+    /// A user: they are paged and become the assignee.
+    pub user_id: Option<i64>,
+    /// An escalation policy: it replaces the incident's, from its first rule.
+    pub escalation_policy_id: Option<i64>,
+}
+
+/// How long to snooze.
+#[derive(Serialize, ToSchema)]
+pub struct SnoozeInput {
+    /// Minutes, 1 to 10080 (7 days).
+    pub duration_minutes: i64,
+}
+
+/// Who else to page: exactly one of `user_id` and `escalation_policy_id`.
+#[derive(Serialize, ToSchema)]
+pub struct ResponderInput {
+    /// A user, through their contact methods.
+    pub user_id: Option<i64>,
+    /// An escalation policy: its first rule, once.
+    pub escalation_policy_id: Option<i64>,
+    /// What they are asked (up to 1000 bytes).
+    pub message: Option<String>,
+}
+
+/// Incidents to merge into this one.
+#[derive(Serialize, ToSchema)]
+pub struct MergeInput {
+    /// Their ids, 1 to 50.
+    pub source_incident_ids: Vec<i64>,
+}
+
+/// One page sent for a responder request.
+#[derive(Serialize, ToSchema)]
+pub struct ResponderPage {
+    /// The notification's id.
+    pub id: i64,
+    /// The channel or contact method.
+    pub channel_id: i64,
+    /// The user paged, for a contact method.
+    pub user_id: Option<i64>,
+    /// `pending`, `sent` or `failed`.
+    pub status: String,
+    /// The last failure.
+    pub last_error: Option<String>,
+}
+
+/// A responder request and how it was paged.
+#[derive(Serialize, ToSchema)]
+pub struct ResponderRequest {
+    /// Id.
+    pub id: i64,
+    /// `user` or `escalation_policy`.
+    pub target_type: String,
+    /// The user's or policy's id.
+    pub target_id: i64,
+    /// Its name when asked.
+    pub target_name: String,
+    /// What they were asked.
+    pub message: Option<String>,
+    /// Who asked (`user:…`, `token:…`).
+    pub requested_by: String,
+    /// When, RFC 3339.
+    pub requested_at: String,
+    /// The pages sent for it.
+    pub notifications: Vec<ResponderPage>,
 }
 
 /// An incident opened by hand.

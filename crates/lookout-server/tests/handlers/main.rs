@@ -10,6 +10,7 @@
 //! viewer token, all through `lookout_store::tenancy` as `lookout serve` makes them.
 
 mod alert_forms;
+mod incident_actions;
 mod moved;
 mod oncall_config;
 mod openapi_roles;

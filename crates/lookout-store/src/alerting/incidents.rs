@@ -68,13 +68,19 @@ pub struct IncidentRow {
     pub resolved_at: Option<i64>,
     /// Changed, ms.
     pub updated_at: i64,
+    /// The user it was reassigned to (none: the current escalation rule's targets hold it).
+    pub assigned_user_id: Option<i64>,
+    /// When a snooze ends (the incident is acknowledged until then).
+    pub snoozed_until: Option<i64>,
+    /// The incident it was merged into.
+    pub merged_into: Option<i64>,
 }
 
 pub(crate) const COLS: &str =
     "id, org_id, scope, dedup_key, title, status, urgency, severity, service, \
     source, policy_id, integration_id, escalation_policy_id, runbook_id, runbook_version, \
     rule_index, lap, next_escalation_at, ack_until, alert_count, details, checklist, created_at, \
-    acknowledged_at, resolved_at, updated_at";
+    acknowledged_at, resolved_at, updated_at, assigned_user_id, snoozed_until, merged_into";
 
 pub(crate) fn row(r: &AnyRow) -> Result<IncidentRow> {
     Ok(IncidentRow {
@@ -104,6 +110,9 @@ pub(crate) fn row(r: &AnyRow) -> Result<IncidentRow> {
         acknowledged_at: r.try_get("acknowledged_at")?,
         resolved_at: r.try_get("resolved_at")?,
         updated_at: r.try_get("updated_at")?,
+        assigned_user_id: r.try_get("assigned_user_id")?,
+        snoozed_until: r.try_get("snoozed_until")?,
+        merged_into: r.try_get("merged_into")?,
     })
 }
 
@@ -169,6 +178,9 @@ pub async fn open_or_find(
     if let Some(open) = find_open(tx, &n.scope, &n.dedup_key).await? {
         return Ok((open, false));
     }
+    if let Some(target) = merged_target(tx, &n.scope, &n.dedup_key).await? {
+        return Ok((target, false));
+    }
     let r = sqlx::query(&format!(
         "INSERT INTO incidents (org_id, scope, dedup_key, title, status, urgency, severity,
          service, source, policy_id, integration_id, escalation_policy_id, runbook_id,
@@ -204,6 +216,46 @@ pub async fn open_or_find(
             .map(|r| (r, false))
             .ok_or(StoreError::NotFound),
     }
+}
+
+/// Most merges followed from a key's last incident to an open one (a merged incident's target
+/// may itself have been merged since); a loop cannot form, this only bounds the reads.
+const MAX_MERGE_HOPS: usize = 8;
+
+/// The open incident that the last incident with `(scope, dedup_key)` was merged into, if it
+/// was merged and that incident (or the one it was merged into in turn) is still open: a later
+/// event for a merged alert joins the incident it went to, as PagerDuty's merged alerts do.
+pub async fn merged_target(
+    tx: &mut Transaction<'static, Any>,
+    scope: &str,
+    dedup_key: &str,
+) -> Result<Option<IncidentRow>> {
+    let last = sqlx::query(
+        "SELECT merged_into FROM incidents WHERE scope = $1 AND dedup_key = $2
+         ORDER BY id DESC LIMIT 1",
+    )
+    .bind(scope)
+    .bind(dedup_key)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let mut next: Option<i64> = match last {
+        Some(r) => r.try_get("merged_into")?,
+        None => None,
+    };
+    for _ in 0..MAX_MERGE_HOPS {
+        let Some(id) = next else {
+            return Ok(None);
+        };
+        let inc = match lock(tx, id).await {
+            Err(StoreError::NotFound) => return Ok(None),
+            r => r?,
+        };
+        if inc.status != "resolved" {
+            return Ok(Some(inc));
+        }
+        next = inc.merged_into;
+    }
+    Ok(None)
 }
 
 /// Counts one more signal joined into an open incident.

@@ -6,6 +6,7 @@
 //! that `lookout-oncall` validates — so they share [`SpecTable`] and one set of functions.
 
 pub mod frequency;
+pub mod incident_ops;
 pub mod incidents;
 pub mod outbox;
 pub mod query_state;

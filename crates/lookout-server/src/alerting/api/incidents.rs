@@ -1,6 +1,7 @@
 //! `/api/v1/incidents`: list, manual paging, one incident with its timeline, acknowledge,
-//! resolve, notes, runbook checklist, postmortem, and MTTA/MTTR. The configuration they come
-//! from (policies, integrations, runbooks) is in `alert_config`.
+//! resolve, reassign, snooze, responders, merge, notes, runbook checklist, postmortem, and
+//! MTTA/MTTR. The configuration they come from (policies, integrations, runbooks) is in
+//! `alert_config`.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,7 @@ use utoipa::IntoParams;
 
 use crate::alerting::api::config::refs_exist;
 use crate::alerting::engine::{self, Applied};
+use crate::alerting::incident_ops as ops;
 use crate::alerting::service::{
     act, incident_view, note, postmortem_markdown, response_groups, tick_item,
 };
@@ -199,8 +201,14 @@ pub async fn full_view(state: &AppState, id: i64) -> ApiResult<Value> {
                    "sent_at": n.sent_at.map(iso)})
         })
         .collect();
+    let responders: Vec<Value> = ops::responders(state.store(), id)
+        .await?
+        .iter()
+        .map(ops::responder_json)
+        .collect();
     v["timeline"] = json!(timeline);
     v["notifications"] = json!(notes);
+    v["responders"] = json!(responders);
     Ok(v)
 }
 
@@ -277,6 +285,123 @@ pub async fn tick(
     let done = body.get("done").and_then(Value::as_bool).unwrap_or(true);
     let checklist = tick_item(&state, id, &actor_of(&who), item, done).await?;
     Ok(Json(json!({ "checklist": checklist })))
+}
+
+/// Reassigns an incident `{"user_id"}` or `{"escalation_policy_id"}`: the user is paged and
+/// becomes its assignee, or the policy replaces the incident's and escalation starts again at
+/// its first rule. The incident triggers again (an acknowledgement or snooze ends).
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/reassign", tag = "incidents",
+    params(("id" = i64, Path, description = "Incident id")),
+    request_body = crate::api::schemas::ReassignInput,
+    responses((status = 200, body = crate::api::schemas::Incident), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn reassign(
+    State(state): State<AppState>,
+    who: Member,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    let target = ops::Target::from_json(&body)?;
+    Ok(Json(
+        ops::reassign(&state, id, target, &actor_of(&who)).await?,
+    ))
+}
+
+/// Snoozes an incident `{"duration_minutes"}` (1 to 10080, 7 days): a triggered incident is
+/// acknowledged first; nobody is paged until the snooze ends, then it triggers again and its
+/// current level is paged.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/snooze", tag = "incidents",
+    params(("id" = i64, Path, description = "Incident id")),
+    request_body = crate::api::schemas::SnoozeInput,
+    responses((status = 200, body = crate::api::schemas::Incident), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn snooze(
+    State(state): State<AppState>,
+    who: Member,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    let minutes = match body.get("duration_minutes") {
+        Some(v) => v.as_i64().ok_or_else(|| {
+            ApiError::Validation("duration_minutes must be a whole number of minutes".into())
+        })?,
+        None => {
+            return Err(ApiError::Validation(
+                "duration_minutes is required (1 to 10080)".into(),
+            ))
+        }
+    };
+    Ok(Json(
+        ops::snooze(&state, id, minutes, &actor_of(&who)).await?,
+    ))
+}
+
+/// Asks another responder to help `{"user_id"}` or `{"escalation_policy_id"}`, with an
+/// optional `message`: they are paged (a policy's first rule, once) without changing whom the
+/// incident is assigned to.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/responders", tag = "incidents",
+    params(("id" = i64, Path, description = "Incident id")),
+    request_body = crate::api::schemas::ResponderInput,
+    responses((status = 201, body = crate::api::schemas::ResponderRequest), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn add_responder(
+    State(state): State<AppState>,
+    who: Member,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let target = ops::Target::from_json(&body)?;
+    let message = match body.get("message") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(m)) => Some(m.as_str()),
+        Some(_) => return Err(ApiError::Validation("message must be text".into())),
+    };
+    let (rid, _) = ops::add_responder(&state, id, target, message, &actor_of(&who)).await?;
+    let all = ops::responders(state.store(), id).await?;
+    let mine = all
+        .iter()
+        .find(|r| r.row.id == rid)
+        .map(ops::responder_json)
+        .unwrap_or_default();
+    Ok((StatusCode::CREATED, Json(mine)))
+}
+
+/// Merges incidents `{"source_incident_ids": [..]}` (1 to 50) into this one: each is resolved
+/// with "Merged into #N", its alerts and signals move here (later events for them join this
+/// incident), and this timeline lists them. 404 for an incident that does not exist (or is
+/// another organization's), 422 for this incident itself, a resolved source or a resolved
+/// target.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/merge", tag = "incidents",
+    params(("id" = i64, Path, description = "Incident id (the target)")),
+    request_body = crate::api::schemas::MergeInput,
+    responses((status = 200, body = crate::api::schemas::Incident), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn merge(
+    State(state): State<AppState>,
+    who: Member,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    let bad = || {
+        ApiError::Validation(format!(
+            "source_incident_ids must be a list of 1 to {} incident ids",
+            ops::MAX_MERGE
+        ))
+    };
+    let list = body
+        .get("source_incident_ids")
+        .and_then(Value::as_array)
+        .ok_or_else(bad)?;
+    // Bounded before anything is read: a list longer than the limit is refused as it is.
+    if list.len() > ops::MAX_MERGE {
+        return Err(bad());
+    }
+    let ids = list
+        .iter()
+        .map(Value::as_i64)
+        .collect::<Option<Vec<i64>>>()
+        .ok_or_else(bad)?;
+    Ok(Json(ops::merge(&state, id, &ids, &actor_of(&who)).await?))
 }
 
 /// A postmortem in Markdown, pre-filled from the incident and its timeline.

@@ -4,6 +4,8 @@
 //! notifications, and the on-call page (now and next per schedule, a 7-day timeline, overrides,
 //! "my shifts").
 
+use std::collections::BTreeMap;
+
 use askama::Template;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -13,6 +15,7 @@ use serde::Deserialize;
 use crate::alerting::service::{
     act, checklist_items, note, postmortem_markdown, response_groups, tick_item,
 };
+use crate::alerting::ui::incident_actions::{self, ActionForms};
 use crate::alerting::ui::responder::{self, Responder};
 use crate::alerting::{engine, links};
 use crate::state::AppState;
@@ -176,14 +179,16 @@ struct Entry {
     at: When,
     kind: String,
     actor: String,
-    message: String,
+    parts: Vec<responder::Part>,
 }
 
-/// A timeline actor as people read it: `user:alice@example.com` is Alice's address,
-/// `policy:High error rate` the policy, `link:acknowledge` a one-click link from a page.
-fn actor_label(actor: &str) -> String {
+/// A timeline actor as people read it: `user:alice@example.com` is Alice (her name, else her
+/// address), `policy:High error rate` the policy, `link:acknowledge` a one-click link from a
+/// page.
+fn actor_label(actor: &str, by_email: &BTreeMap<String, String>) -> String {
     match actor.split_once(':') {
-        Some(("user", who)) => who.to_string(),
+        Some(("user", who)) => by_email.get(who).cloned().unwrap_or(who.to_string()),
+        Some(("token", name)) => format!("token {name}"),
         Some(("policy", name)) => format!("policy {name}"),
         Some(("integration", name)) => format!("integration {name}"),
         Some(("link", what)) => format!("one-click {what} link"),
@@ -204,6 +209,7 @@ struct IncidentPage {
     checklist: Vec<(usize, String, bool)>,
     timeline: Vec<Entry>,
     postmortem: String,
+    a: ActionForms,
 }
 
 use crate::ui::markdown;
@@ -216,8 +222,45 @@ pub async fn detail(
     }: Page,
     Path(id): Path<i64>,
 ) -> UiResult {
+    detail_page(&state, ctx, &s, id, None).await
+}
+
+/// Every user's name by id and by email (timeline actors are recorded by email).
+async fn people(
+    state: &AppState,
+) -> Result<(BTreeMap<i64, String>, BTreeMap<String, String>), lookout_store::StoreError> {
+    let users = tenancy::list_users(
+        state.store(),
+        &lookout_store::Cursor {
+            after: None,
+            limit: Some(1000),
+        },
+    )
+    .await?
+    .items;
+    let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+    let by_id = astore::display_names(state.store(), &ids).await?;
+    let by_email = users
+        .iter()
+        .filter_map(|u| by_id.get(&u.id).map(|n| (u.email.clone(), n.clone())))
+        .collect();
+    Ok((by_id, by_email))
+}
+
+/// The incident page, with `refused` (a refused action form, answered 422 by its caller) open.
+pub async fn detail_page(
+    state: &AppState,
+    ctx: PageCtx,
+    s: &tenancy::Session,
+    id: i64,
+    refused: Option<incident_actions::Refused>,
+) -> UiResult {
     let loaded = async {
         let inc = incidents::get(state.store(), id).await?;
+        let org = tenancy::default_org(state.store()).await?;
+        if inc.org_id != org.id {
+            return Err(lookout_store::StoreError::NotFound);
+        }
         let timeline = incidents::timeline(state.store(), id).await?;
         let runbook = match inc.runbook_id {
             Some(r) => astore::runbook_get(state.store(), r, inc.runbook_version)
@@ -226,10 +269,20 @@ pub async fn detail(
             None => None,
         };
         let r = responder::load(state.store(), &inc).await?;
-        Ok::<_, lookout_store::StoreError>((inc, timeline, runbook, r))
+        let mut names = people(state).await?;
+        // Users deleted since they were named in the timeline are left as "user N".
+        let named: Vec<i64> = timeline
+            .iter()
+            .flat_map(|e| responder::named_users(&e.message))
+            .filter(|u| !names.0.contains_key(u))
+            .collect();
+        names
+            .0
+            .extend(astore::display_names(state.store(), &named).await?);
+        Ok::<_, lookout_store::StoreError>((inc, timeline, runbook, r, names))
     }
     .await;
-    let (inc, timeline, runbook, r) = loaded.map_err(|e| match e {
+    let (inc, timeline, runbook, mut r, (by_id, by_email)) = loaded.map_err(|e| match e {
         lookout_store::StoreError::NotFound => UiError::Page(Box::new(
             (
                 StatusCode::NOT_FOUND,
@@ -239,6 +292,16 @@ pub async fn detail(
         )),
         e => e.into(),
     })?;
+    for x in &mut r.responders {
+        x.asked_by = actor_label(&x.asked_by, &by_email);
+    }
+    let can_act = s.user.role >= Role::Member;
+    let mut a = if can_act && inc.status != "resolved" {
+        incident_actions::load(state, id).await?
+    } else {
+        ActionForms::default()
+    };
+    a.refused = refused;
     let checklist = runbook
         .as_ref()
         .map(|r| {
@@ -258,7 +321,7 @@ pub async fn detail(
         ctx,
         opened: When::at(inc.created_at),
         r,
-        can_act: s.user.role >= Role::Member,
+        can_act,
         // Runbooks saved before URLs were checked may hold other schemes: link only web ones.
         runbook: runbook.map(|r| {
             let url = r
@@ -272,12 +335,13 @@ pub async fn detail(
             .map(|e| Entry {
                 at: When::at(e.at),
                 kind: e.kind,
-                actor: actor_label(&e.actor),
-                message: e.message,
+                actor: actor_label(&e.actor, &by_email),
+                parts: responder::message_parts(&e.message, &by_id),
             })
             .collect(),
         postmortem,
         inc,
+        a,
     }))
 }
 

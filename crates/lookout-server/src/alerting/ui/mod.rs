@@ -5,6 +5,7 @@ pub mod channels;
 pub mod conditions;
 pub mod escalations;
 pub mod forms;
+pub mod incident_actions;
 pub mod incidents;
 pub mod integrations;
 pub mod policies;

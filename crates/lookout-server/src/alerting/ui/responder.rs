@@ -3,7 +3,9 @@
 //! a PagerDuty client; the reason and the policies that matched for Lookout's own signals),
 //! links to its source (monitor, issue, service, query, database, backups), who was paged and
 //! how each page went, and where the escalation stands (level, next step, acknowledgement
-//! timeout). Read-only; the page's actions stay in `incidents`.
+//! timeout), who it is assigned to, whether it is snoozed, the responders asked to help and
+//! what was merged into it, and timeline messages with names and relative times. Read-only;
+//! the page's actions are in `incidents` and `incident_actions`.
 
 use std::collections::BTreeMap;
 
@@ -74,12 +76,145 @@ pub struct EscalationView {
     pub lap: i64,
 }
 
+/// A responder asked to help, and how they were paged.
+pub struct ResponderLine {
+    /// The user's or escalation policy's name.
+    pub name: String,
+    /// `user` or `escalation policy`.
+    pub kind: String,
+    /// Who asked.
+    pub asked_by: String,
+    /// When.
+    pub at: When,
+    /// What they were asked.
+    pub message: Option<String>,
+    /// Each page: `Alice via pager (webhook)` and its status.
+    pub pages: Vec<(String, String)>,
+}
+
 /// Everything the responder panels show.
 pub struct Responder {
     pub alert: AlertView,
     pub sources: Vec<SourceLink>,
     pub pages: Vec<PageLine>,
     pub escalation: Option<EscalationView>,
+    /// The user it was reassigned to.
+    pub assignee: Option<String>,
+    /// When a snooze ends (while snoozed).
+    pub snoozed_until: Option<When>,
+    /// Responders asked to help.
+    pub responders: Vec<ResponderLine>,
+    /// `(id, title)` of the incidents merged into this one.
+    pub merged_from: Vec<(i64, String)>,
+}
+
+/// One piece of a timeline message: text, or a time shown relative with the absolute on hover.
+pub struct Part {
+    /// Text (empty for a time).
+    pub text: String,
+    /// A time.
+    pub when: Option<When>,
+}
+
+/// `user 3` (as older entries and the delivery worker name people) and RFC 3339 times in a
+/// timeline message.
+fn message_pattern() -> &'static regex::Regex {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(r"\buser (\d+)\b|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z")
+            .expect("a valid pattern")
+    })
+}
+
+/// The user ids a timeline message names as `user N`.
+pub fn named_users(message: &str) -> Vec<i64> {
+    message_pattern()
+        .captures_iter(message)
+        .filter_map(|c| c.get(1)?.as_str().parse().ok())
+        .collect()
+}
+
+/// A timeline message as the page shows it: `user N` becomes the person's name, an RFC 3339
+/// time a relative time with the absolute on hover. The stored text is left as it is (the API
+/// answers it), so entries written before names were used read the same as new ones.
+pub fn message_parts(message: &str, names: &BTreeMap<i64, String>) -> Vec<Part> {
+    let mut parts = Vec::new();
+    let mut last = 0;
+    let text = |s: &str| Part {
+        text: s.to_string(),
+        when: None,
+    };
+    for c in message_pattern().captures_iter(message) {
+        let Some(m) = c.get(0) else { continue };
+        let replaced = match c.get(1) {
+            Some(id) => id
+                .as_str()
+                .parse::<i64>()
+                .ok()
+                .and_then(|id| names.get(&id))
+                .map(|n| text(n)),
+            None => chrono::DateTime::parse_from_rfc3339(m.as_str())
+                .ok()
+                .map(|t| Part {
+                    text: String::new(),
+                    when: Some(When::at(t.timestamp_millis())),
+                }),
+        };
+        if let Some(p) = replaced {
+            let mut before = &message[last..m.start()];
+            if p.when.is_some() {
+                // "retrying at 2026-…Z" reads "retrying in 2 s": the relative time says when.
+                before = before.strip_suffix("at ").unwrap_or(before);
+            }
+            parts.push(text(before));
+            parts.push(p);
+            last = m.end();
+        }
+    }
+    parts.push(text(&message[last..]));
+    parts.retain(|p| p.when.is_some() || !p.text.is_empty());
+    parts
+}
+
+async fn responder_lines(
+    store: &Store,
+    inc: &IncidentRow,
+    channels: &BTreeMap<i64, String>,
+) -> Result<Vec<ResponderLine>> {
+    let views = crate::alerting::incident_ops::responders(store, inc.id).await?;
+    let users: Vec<i64> = views
+        .iter()
+        .flat_map(|v| v.pages.iter().filter_map(|n| n.user_id))
+        .collect();
+    let names = astore::display_names(store, &users).await?;
+    Ok(views
+        .into_iter()
+        .map(|v| ResponderLine {
+            name: v.row.target_name.clone(),
+            kind: v.row.target_type.replace('_', " "),
+            asked_by: v.row.requested_by.clone(),
+            at: When::at(v.row.requested_at),
+            message: v.row.message.clone(),
+            pages: v
+                .pages
+                .iter()
+                .map(|n| {
+                    let channel = channels
+                        .get(&n.channel_id)
+                        .cloned()
+                        .unwrap_or_else(|| format!("channel {}", n.channel_id));
+                    let who = n
+                        .user_id
+                        .map(|u| names.get(&u).cloned().unwrap_or(format!("user {u}")));
+                    let line = match who {
+                        Some(w) => format!("{w} via {channel}"),
+                        None => channel,
+                    };
+                    (line, n.status.clone())
+                })
+                .collect(),
+        })
+        .collect())
 }
 
 fn text(v: &Value) -> String {
@@ -246,7 +381,7 @@ async fn escalation(store: &Store, inc: &IncidentRow) -> Result<Option<Escalatio
     }))
 }
 
-async fn pages(store: &Store, inc: &IncidentRow) -> Result<Vec<PageLine>> {
+async fn pages(store: &Store, inc: &IncidentRow) -> Result<(Vec<PageLine>, BTreeMap<i64, String>)> {
     let rows = outbox::for_incident(store, inc.id).await?;
     let users: Vec<i64> = rows.iter().filter_map(|n| n.user_id).collect();
     let names = astore::display_names(store, &users).await?;
@@ -274,16 +409,31 @@ async fn pages(store: &Store, inc: &IncidentRow) -> Result<Vec<PageLine>> {
             error: n.last_error,
         });
     }
-    Ok(out)
+    Ok((out, channels))
 }
 
 /// Loads the responder panels of incident `inc`.
 pub async fn load(store: &Store, inc: &IncidentRow) -> Result<Responder> {
+    let (pages, channels) = pages(store, inc).await?;
+    let assignee = match inc.assigned_user_id {
+        Some(u) => Some(
+            astore::display_names(store, &[u])
+                .await?
+                .remove(&u)
+                .unwrap_or(format!("user {u}")),
+        ),
+        None => None,
+    };
+    let open = inc.status == "acknowledged";
     Ok(Responder {
         alert: alert_view(&inc.details),
         sources: sources(inc),
-        pages: pages(store, inc).await?,
         escalation: escalation(store, inc).await?,
+        responders: responder_lines(store, inc, &channels).await?,
+        merged_from: lookout_store::alerting::incident_ops::merged_from(store, inc.id).await?,
+        assignee: assignee.filter(|_| inc.status != "resolved"),
+        snoozed_until: inc.snoozed_until.filter(|_| open).map(When::at),
+        pages,
     })
 }
 
@@ -291,6 +441,28 @@ pub async fn load(store: &Store, inc: &IncidentRow) -> Result<Responder> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_timeline_message_names_people_and_shows_times_relative() {
+        let names = BTreeMap::from([(3, "Alice".to_string())]);
+        let msg = "Notified to user 3 via hook; retrying at 2026-12-06T10:00:00.000Z (user 9)";
+        assert_eq!(named_users(msg), [3, 9]);
+        let parts = message_parts(msg, &names);
+        let shown: Vec<String> = parts
+            .iter()
+            .map(|p| p.when.as_ref().map_or(p.text.clone(), |w| w.absolute()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "Notified to ",
+                "Alice",
+                " via hook; retrying ",
+                "2026-12-06 10:00:00 UTC",
+                " (user 9)"
+            ]
+        );
+    }
 
     #[test]
     fn an_alertmanager_alert_shows_its_description_labels_and_links() {

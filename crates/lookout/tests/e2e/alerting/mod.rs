@@ -8,6 +8,7 @@ mod channels;
 mod enable;
 mod escalation;
 mod inbound;
+mod incident_actions;
 mod notify;
 mod quickstart;
 mod schedules;
