@@ -27,6 +27,7 @@ pub mod backups;
 pub mod dbhealth;
 pub mod errors;
 pub mod load;
+pub mod operations;
 pub mod query;
 pub mod regress;
 pub mod reports;

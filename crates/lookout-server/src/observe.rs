@@ -130,12 +130,14 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(rss) = resident_bytes() {
         metrics::gauge!("lookout_process_resident_memory_bytes").set(rss as f64);
     }
+    let mut text = state.metrics().render();
+    text.push_str(&crate::operations::metrics_text(&state).await);
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics().render(),
+        text,
     )
         .into_response()
 }

@@ -54,6 +54,8 @@ pub struct ServeConfig {
     pub backup: Option<BackupServe>,
     /// How often Lookout's own backup is restored and checked (`--backup-drill-interval`).
     pub backup_drill_every: Duration,
+    /// The dead man's switch: a URL one replica pings every minute (`--heartbeat-url`).
+    pub heartbeat: Option<crate::operations::heartbeat::Settings>,
     /// Sentry ingest size limits and in-flight memory budget (`limits` in the config file).
     pub ingest_limits: crate::budget::IngestLimits,
     /// Connection cap and timeouts of both listeners (`limits` in the config file).
@@ -237,6 +239,7 @@ pub async fn serve(
         crate::apm::workers(&bg),
         uptime,
         crate::alerting::workers(&bg),
+        crate::operations::heartbeat::workers(&bg, cfg.heartbeat.clone()),
     ]
     .into_iter()
     .flatten()

@@ -27,6 +27,7 @@ pub mod load;
 pub mod markers;
 mod migrate;
 pub mod nrql;
+pub mod operations;
 pub mod page;
 pub mod regress;
 pub mod reports;

@@ -169,6 +169,16 @@ pub struct ServeArgs {
     /// data (0 turns drills off).
     #[arg(long, env = "LOOKOUT_BACKUP_DRILL_INTERVAL", default_value = "24h", value_parser = duration)]
     pub backup_drill_interval: std::time::Duration,
+    /// A dead man's switch: one replica GETs this URL every minute while Lookout is up and
+    /// ready (a healthchecks.io or Uptime Kuma push URL), so an outside service pages when the
+    /// whole installation is down. Goes through the outbound policy.
+    #[arg(
+        long,
+        env = "LOOKOUT_HEARTBEAT_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub heartbeat_url: Option<String>,
 }
 
 /// A duration such as `7d`, `6h`, `90s` or `0`.

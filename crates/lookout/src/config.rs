@@ -28,6 +28,8 @@ pub struct FileConfig {
     pub otlp_listen: Option<SocketAddr>,
     /// See `--public-url`.
     pub public_url: Option<String>,
+    /// See `--heartbeat-url`.
+    pub heartbeat_url: Option<String>,
     /// See `--log-format`.
     pub log_format: Option<LogFormat>,
     /// Reverse proxies (CIDR) whose `X-Forwarded-For` header names the client, e.g.

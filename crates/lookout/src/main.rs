@@ -149,6 +149,7 @@ fn run(cli: Cli) -> Result<()> {
                         }
                     }),
                     backup_drill_every: args.backup_drill_interval,
+                    heartbeat: heartbeat_settings(args, &file)?,
                     ingest_limits,
                     listener_limits,
                     query: config::query_limits(&file)?,
@@ -296,4 +297,25 @@ fn replica_id() -> String {
         std::process::id(),
         lookout_core::secret::random_hex(3)
     )
+}
+
+/// The dead man's switch from `--heartbeat-url` (or the config file's `heartbeat_url`). The
+/// interval is a minute; `LOOKOUT_HEARTBEAT_EVERY_MS` (undocumented) shortens it for tests.
+fn heartbeat_settings(
+    args: &cli::ServeArgs,
+    file: &config::FileConfig,
+) -> anyhow::Result<Option<lookout_server::operations::heartbeat::Settings>> {
+    let Some(url) = args.heartbeat_url.as_ref().or(file.heartbeat_url.as_ref()) else {
+        return Ok(None);
+    };
+    let every = std::env::var("LOOKOUT_HEARTBEAT_EVERY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(
+            lookout_server::operations::heartbeat::EVERY,
+            std::time::Duration::from_millis,
+        );
+    lookout_server::operations::heartbeat::Settings::new(url, every)
+        .map(Some)
+        .map_err(anyhow::Error::msg)
 }

@@ -11,6 +11,7 @@
 //!    {"source": "regressions", "series": ["api.p95_ms"], "project_ids": [1]},
 //!    {"source": "database", "kinds": ["invalid_index", "verification_failed"], "target_ids": [1]},
 //!    {"source": "backups", "events": ["failed", "stale"], "targets": ["lookout", "pg-main"]},
+//!    {"source": "cluster", "events": ["lost", "joined"]},
 //!    {"source": "nrql", "nrql": "SELECT percentile(duration, 95) FROM Transaction FACET appName",
 //!     "critical": {"operator": "above", "value": 0.5, "duration_seconds": 300}}],
 //!  "grouping": "per_signal" | "per_condition" | "per_policy",
@@ -22,6 +23,8 @@
 //! that advances the cursor, so every event opens, joins or resolves incidents exactly once, on
 //! whichever replica holds the lease. Query conditions are evaluated by [`super::query`], which
 //! publishes `nrql.*` events naming the policy and condition they belong to.
+
+mod cluster;
 
 use std::time::Duration;
 
@@ -88,6 +91,15 @@ pub enum Condition {
     /// A query (NRQL) evaluated every window, one signal per facet value (see
     /// [`super::query::spec`]).
     Nrql(Box<super::query::spec::NrqlCondition>),
+    /// Lookout's own replicas (`replica.lost`, `replica.joined`; events of no project): a
+    /// replica that stopped heartbeating without leaving pages; one that joins is an info
+    /// incident, and the same replica heartbeating again resolves its loss.
+    Cluster {
+        /// `lost`, `joined` (default: `lost` only, so a policy without `events` does not open
+        /// an incident each time a replica starts).
+        #[serde(default)]
+        events: Vec<String>,
+    },
     /// Performance regressions found in baseline series (`regression.detected`).
     Regressions {
         /// Only series with these names (default: all).
@@ -189,6 +201,7 @@ impl PolicySpec {
                         ));
                     }
                 }
+                Condition::Cluster { events } => cluster::validate(i, events)?,
                 Condition::Nrql(c) => c.validate().map_err(|e| format!("conditions[{i}].{e}"))?,
                 Condition::Regressions { .. } | Condition::Database { .. } => {}
             }
@@ -248,6 +261,9 @@ fn read(e: &DomainEvent) -> Option<(Seen, Action)> {
         severity: None,
         priority_after: None,
     };
+    if let Some(replica) = cluster::read(e) {
+        return Some(replica);
+    }
     let m = || format!("monitor:{}", monitor.unwrap_or_default());
     let i = || format!("issue:{}", issue.unwrap_or_default());
     if let Some(kind) = e.kind.strip_prefix("nrql.") {
@@ -442,6 +458,10 @@ pub async fn poll_once(a: &Alerting, owner: &str) -> Result<usize> {
     let mut tx = store.begin_write().await?;
     let mut touched = false;
     for e in &batch {
+        // A replica heartbeating again after it was lost (a paused process) resolves its loss.
+        if let Some((seen, action)) = cluster::replica_back(e) {
+            touched |= apply_event(&mut tx, &policies, e, &seen, action).await?;
+        }
         let Some((seen, action)) = read(e) else {
             continue;
         };
@@ -718,6 +738,7 @@ async fn matches(c: &Condition, seen: &Seen, tx: &mut Tx) -> Result<bool> {
                     .as_ref()
                     .is_some_and(|t| targets.contains(t)))
         }
+        Condition::Cluster { events } => cluster::matches(events, seen),
         // Matched by policy and condition in the consumer.
         Condition::Nrql(_) => false,
         Condition::Regressions {
@@ -771,6 +792,7 @@ async fn frequency_title(tx: &mut Tx, seen: &Seen, c: &Condition) -> Result<Stri
         | Condition::Nrql(_)
         | Condition::Regressions { .. }
         | Condition::Database { .. }
+        | Condition::Cluster { .. }
         | Condition::Backups { .. } => (0, 0),
     };
     Ok(format!(

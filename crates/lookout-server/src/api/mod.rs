@@ -5,6 +5,7 @@
 //! `/api/v1/openapi.json` always matches what the server serves.
 
 pub mod schemas;
+pub mod schemas_cluster;
 pub mod schemas_ops;
 pub(crate) mod scope;
 
@@ -117,6 +118,7 @@ pub fn router() -> Router<AppState> {
         .merge(crate::dbhealth::api())
         .merge(crate::reports::api())
         .merge(crate::backups::api())
+        .merge(crate::operations::api())
         .split_for_parts();
     let doc = std::sync::Arc::new(doc);
     router.route(

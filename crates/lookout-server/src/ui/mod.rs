@@ -109,6 +109,7 @@ pub fn router() -> Router<AppState> {
         .merge(crate::dbhealth::pages())
         .merge(crate::reports::pages())
         .merge(crate::backups::pages())
+        .merge(crate::operations::pages())
         .merge(assets::router())
 }
 

@@ -14,6 +14,7 @@ mod incident_actions;
 mod moved;
 mod oncall_config;
 mod openapi_roles;
+mod operations;
 mod roles;
 mod uptime_maintenance;
 mod validation;

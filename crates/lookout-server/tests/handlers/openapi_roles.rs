@@ -95,6 +95,10 @@ const ADMIN: &[(&str, &str)] = &[
         "PUT /api/v1/report-settings",
         "decides who receives reports and where",
     ),
+    (
+        "GET /api/v1/operations",
+        "the installation's replicas, hosts and internals",
+    ),
 ];
 
 /// Every `METHOD /path` in the served document.

@@ -19,6 +19,7 @@ pub(crate) mod errors;
 mod foundation;
 mod ha;
 mod load;
+mod operations;
 mod outbound;
 mod regress;
 mod reports;

@@ -24,6 +24,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("database", "Database findings"),
     ("backups", "Backups"),
     ("regressions", "Performance regressions"),
+    ("cluster", "Lookout's own replicas"),
 ];
 
 /// New Relic's threshold operators, with how the form says them.
@@ -175,6 +176,7 @@ impl ConditionForm {
                 f.events = joined(&c["events"]);
                 f.ids = joined(&c["targets"]);
             }
+            "cluster" => f.events = joined(&c["events"]),
             "regressions" => {
                 f.events = joined(&c["series"]);
                 f.ids = joined(&c["project_ids"]);
@@ -270,6 +272,8 @@ impl ConditionForm {
         };
         if self.source == "backups" {
             v.insert("targets".into(), json!(list(&self.ids)));
+        } else if self.source == "cluster" {
+            // Replicas have no ids to filter by: their names change with every start.
         } else {
             match ids(ids_key, &self.ids) {
                 Ok(list) if list.is_empty() && self.source == "nrql" => {}
@@ -280,7 +284,7 @@ impl ConditionForm {
             }
         }
         match self.source.as_str() {
-            "monitor" | "backups" => {
+            "monitor" | "backups" | "cluster" => {
                 v.insert("events".into(), json!(list(&self.events)));
             }
             "database" => {
@@ -492,6 +496,7 @@ mod tests {
             {"source": "errors", "event": "new_issue"},
             {"source": "database", "kinds": ["invalid_index"], "target_ids": [2]},
             {"source": "backups", "events": ["failed", "stale"], "targets": ["lookout", "pg-main"]},
+            {"source": "cluster", "events": ["lost", "joined"]},
             {"source": "regressions", "series": ["api.p95_ms"], "project_ids": [1, 2]},
             {"source": "nrql", "nrql": "SELECT average(duration) FROM Transaction FACET appName",
              "window_seconds": 120, "delay_seconds": 60, "evaluation_delay_seconds": 600,
