@@ -132,7 +132,7 @@ async fn run(
             _ = stop.wait_for(|s| *s) => break,
         }
         if let Some(f) = fence {
-            match cstore::renew(&store, &me, LEASE_MS).await {
+            match cstore::renew(&store, &me, &[(LEASE.to_string(), f)], LEASE_MS).await {
                 Ok(ours) if !ours.iter().any(|(n, t)| n == LEASE && *t == f) => {
                     tracing::info!(
                         fence = f,
@@ -162,7 +162,7 @@ async fn run(
             }
             None if cluster.owns(LEASE) && cluster.settled() => {
                 match cstore::claim(&store, LEASE, &me, LEASE_MS, LIVE_MS).await {
-                    Ok(Some(f)) => {
+                    Ok(Some((f, _))) => {
                         tracing::info!(fence = f, url = %redact(&settings.url), "Pinging the heartbeat URL from this replica.");
                         fence = Some(f);
                         next_ping = tokio::time::Instant::now();
