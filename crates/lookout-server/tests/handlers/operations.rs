@@ -83,7 +83,7 @@ async fn operations_show_replicas_leases_lag_and_outbox(backend: Backend) {
     cstore::ensure_leases(s, &["uptime.shard.3".into(), "uptime.shard.4".into()])
         .await
         .unwrap();
-    let fence = cstore::claim(s, "uptime.shard.3", "host-1-abc", 10_000, 5_000)
+    let (fence, _) = cstore::claim(s, "uptime.shard.3", "host-1-abc", 10_000, 5_000)
         .await
         .unwrap()
         .expect("a free lease is claimed");
