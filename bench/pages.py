@@ -38,7 +38,7 @@ try:
     data = urllib.parse.urlencode({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "csrf": csrf}).encode()
     op.open(s.url + "/login", data=data).read()
     inc = s.api("/api/v1/incidents")["items"][0]["id"]
-    for path in ["/", "/activity", "/incidents", f"/incidents/{inc}", "/alerts", "/on-call", f"/on-call/schedules/{sched['id']}", "/uptime", "/uptime/monitors/1", "/dashboards"]:
+    for path in ["/", "/activity", "/incidents", f"/incidents/{inc}", "/alerts", "/on-call", f"/on-call/schedules/{sched['id']}", "/uptime", "/uptime/monitors/1", "/dashboards", "/operations"]:
         times = []
         for _ in range(20):
             t = time.perf_counter(); r = op.open(s.url + path); r.read(); times.append((time.perf_counter() - t) * 1000)

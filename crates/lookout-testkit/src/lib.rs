@@ -359,6 +359,14 @@ impl TestServer {
         self.spawn();
     }
 
+    /// Stops the server cleanly (SIGTERM, waiting for it to exit) and starts it again on the same
+    /// data: one step of a rolling restart. Returns how the old process exited.
+    pub fn restart_clean(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.terminate();
+        self.spawn();
+        status
+    }
+
     /// The process id (for RSS readings).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

@@ -219,11 +219,25 @@ async fn finish(
             }
         };
         if ok {
-            recorded.push((row.created_at, result.label()));
+            recorded.push((row, result.label()));
         }
     }
     tx.commit().await?;
-    for (created_at, result) in recorded {
+    for (row, result) in recorded {
+        let created_at = row.created_at;
+        // One line per page, naming the replica that sent it: with several replicas, the one
+        // place to find who delivered (or skipped, or retries) a page.
+        tracing::info!(
+            replica = owner,
+            incident = row.incident_id,
+            notification = row.id,
+            channel = row.channel_id,
+            user = row.user_id,
+            event = %row.event,
+            result,
+            idempotency_key = %row.idempotency_key,
+            "Notification recorded."
+        );
         metrics::counter!("lookout_alerting_notifications_total", "result" => result).increment(1);
         if result == "sent" {
             metrics::histogram!("lookout_alerting_notification_delay_seconds")

@@ -54,6 +54,10 @@ pub struct Page<R: MinRole = Viewer> {
 /// The navigation section an address belongs to: the longest section path that is the address
 /// or a parent of it (`/uptime/monitors/4` is in `/uptime`); `/` otherwise.
 pub fn section_of(path: &str) -> &'static str {
+    // The operations page is reached from Settings and belongs with it in the navigation.
+    if path == "/operations" {
+        return "/settings";
+    }
     SECTIONS
         .iter()
         .map(|s| s.href)
@@ -145,5 +149,6 @@ mod tests {
         // A section is matched on whole path segments, not on a prefix of a word.
         assert_eq!(section_of("/uptimes"), "/");
         assert_eq!(section_of("/settings"), "/settings");
+        assert_eq!(section_of("/operations"), "/settings");
     }
 }

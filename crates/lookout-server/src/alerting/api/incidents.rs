@@ -371,7 +371,7 @@ pub async fn add_responder(
 /// incident), and this timeline lists them. 404 for an incident that does not exist (or is
 /// another organization's), 422 for this incident itself, a resolved source or a resolved
 /// target.
-#[utoipa::path(post, path = "/api/v1/incidents/{id}/merge", tag = "incidents",
+#[utoipa::path(post, operation_id = "incidents_merge", path = "/api/v1/incidents/{id}/merge", tag = "incidents",
     params(("id" = i64, Path, description = "Incident id (the target)")),
     request_body = crate::api::schemas::MergeInput,
     responses((status = 200, body = crate::api::schemas::Incident), (status = 403, body = ErrorBody),

@@ -83,7 +83,7 @@ fn gzip(b: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-fn envelope_url(s: &TestServer) -> String {
+pub(crate) fn envelope_url(s: &TestServer) -> String {
     s.at("/api/1/envelope/")
 }
 
