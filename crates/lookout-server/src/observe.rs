@@ -94,17 +94,19 @@ const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1_50
 /// within the last seconds) and migrations are applied; 503 otherwise, within [`READY_TIMEOUT`].
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let backend = state.store().backend().name();
-    let unavailable = |why: String| {
-        tracing::warn!(reason = %why, "Not ready.");
+    // The body names a category only; the storage error itself (which can carry the database
+    // user or host) goes to the log, since anyone can ask this route.
+    let unavailable = |reason: &'static str, detail: String| {
+        tracing::warn!(reason, detail = %detail, "Not ready.");
         (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::RETRY_AFTER, "5")],
-            Json(json!({ "status": "unavailable", "storage": backend, "reason": why })),
+            Json(json!({ "status": "unavailable", "storage": backend, "reason": reason })),
         )
             .into_response()
     };
     if let Some(Err(why)) = state.cluster().map(crate::cluster::Cluster::ready) {
-        return unavailable(format!("storage does not take writes: {why}"));
+        return unavailable("storage does not take writes", why);
     }
     let probe = async {
         state.store().ping().await?;
@@ -118,9 +120,12 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             "replica": state.cluster().map(|c| c.name().to_string()),
         }))
         .into_response(),
-        Ok(Ok(v)) => unavailable(format!("schema version {v} is older than this build's")),
-        Ok(Err(e)) => unavailable(format!("storage does not answer: {e}")),
-        Err(_) => unavailable("storage did not answer within 1.5 s".into()),
+        Ok(Ok(v)) => unavailable(
+            "the schema is older than this build's",
+            format!("schema version {v}"),
+        ),
+        Ok(Err(e)) => unavailable("storage does not answer", e.to_string()),
+        Err(_) => unavailable("storage does not answer", "no answer within 1.5 s".into()),
     }
 }
 

@@ -53,6 +53,8 @@ struct Inner {
     alerting: crate::alerting::Alerting,
     /// This replica in the cluster, once `serve` started heartbeating (unset in handler tests).
     cluster: std::sync::OnceLock<crate::cluster::Cluster>,
+    /// The cluster figures of the last `/metrics` scrape and when they were read.
+    scrape_cache: tokio::sync::Mutex<Option<(std::time::Instant, String)>>,
 }
 
 impl AppState {
@@ -105,8 +107,13 @@ impl AppState {
                 login_throttle: Default::default(),
                 sealer,
                 cluster: std::sync::OnceLock::new(),
+                scrape_cache: tokio::sync::Mutex::new(None),
             }),
         }
+    }
+    /// The cluster figures of the last `/metrics` scrape (see `operations::metrics_text`).
+    pub fn scrape_cache(&self) -> &tokio::sync::Mutex<Option<(std::time::Instant, String)>> {
+        &self.inner.scrape_cache
     }
     /// This replica in the cluster (set once by `serve`).
     pub fn cluster(&self) -> Option<&crate::cluster::Cluster> {

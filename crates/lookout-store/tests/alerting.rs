@@ -18,6 +18,7 @@ both!(
     concurrent_triggers_with_one_key_open_one_incident,
     clock_updates_are_fenced,
     the_outbox_queues_once_and_hands_each_page_to_one_replica,
+    a_merged_monitor_recovering_does_not_resolve_a_manual_target,
 );
 
 fn new(org: i64, key: &str, at: i64) -> NewIncident {
@@ -219,4 +220,40 @@ async fn the_outbox_queues_once_and_hands_each_page_to_one_replica(f: Fixture) {
         outbox::next_due(&f.store, 60_003).await.unwrap(),
         Some(70_000)
     );
+}
+
+/// A monitor incident merged into one opened by hand: the monitor's recovery closes its signal
+/// but leaves the target open, since the target's own alert never resolved.
+async fn a_merged_monitor_recovering_does_not_resolve_a_manual_target(f: Fixture) {
+    let org = tenancy::default_org(&f.store).await.unwrap().id;
+    let mut tx = f.store.begin_write().await.unwrap();
+    let (manual, _) = incidents::open_or_find(&mut tx, &new(org, "by-hand", 1000))
+        .await
+        .unwrap();
+    let (monitor, _) = incidents::open_or_find(&mut tx, &new(org, "monitor-5", 1000))
+        .await
+        .unwrap();
+    incidents::open_signal(&mut tx, monitor.id, "monitor:5")
+        .await
+        .unwrap();
+    lookout_store::alerting::incident_ops::merge_into(&mut tx, monitor.id, manual.id, 2000)
+        .await
+        .unwrap();
+    let done = incidents::close_signal(&mut tx, "monitor:5").await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(
+        done.is_empty(),
+        "the recovery resolved the merge target: {done:?}"
+    );
+    // Without the merge, the monitor's own incident still resolves on recovery.
+    let mut tx = f.store.begin_write().await.unwrap();
+    let (other, _) = incidents::open_or_find(&mut tx, &new(org, "monitor-6", 3000))
+        .await
+        .unwrap();
+    incidents::open_signal(&mut tx, other.id, "monitor:6")
+        .await
+        .unwrap();
+    let done = incidents::close_signal(&mut tx, "monitor:6").await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(done, vec![other.id]);
 }

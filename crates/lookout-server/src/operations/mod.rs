@@ -39,6 +39,22 @@ const SCRAPE_TIMEOUT: Duration = Duration::from_millis(1_000);
 /// here rather than through the recorder because the recorder keeps every labelled series it
 /// ever saw: a replica that left would be reported forever with its last heartbeat age.
 pub async fn metrics_text(state: &AppState) -> String {
+    // `/metrics` needs no token: without a cache, anyone could make every request run the
+    // operations queries. One reading serves every scrape for a second, and concurrent scrapes
+    // wait for the one reading in flight instead of starting their own.
+    let mut cached = state.scrape_cache().lock().await;
+    if let Some((at, text)) = cached.as_ref() {
+        if at.elapsed() < std::time::Duration::from_secs(1) {
+            return text.clone();
+        }
+    }
+    let text = read_metrics_text(state).await;
+    *cached = Some((std::time::Instant::now(), text.clone()));
+    text
+}
+
+/// The cluster's figures as read now (see [`metrics_text`]).
+async fn read_metrics_text(state: &AppState) -> String {
     let mut out = String::new();
     let offset = state.cluster().map_or(0, |c| -c.offset_ms());
     gauge(

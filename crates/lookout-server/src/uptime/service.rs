@@ -509,7 +509,12 @@ pub async fn end_window(
     let window =
         lookout_uptime::schedule::Window::new(row.starts_at, row.ends_at, recurrence.as_ref())
             .map_err(corrupt)?;
-    let now = lookout_core::time::now_ms();
+    // The database's clock, which the runner judges maintenance by: on this replica's own, a
+    // clock ahead of it would end the window after the check it asks for below, and that check
+    // would still count as maintenance.
+    let now = state
+        .cluster()
+        .map_or_else(lookout_core::time::now_ms, crate::cluster::Cluster::now_ms);
     let Some(until) = window.open_until(now) else {
         return Err(ServiceError::Conflict(format!(
             "maintenance window {id} is not in progress"

@@ -196,8 +196,9 @@ async fn operations_show_replicas_leases_lag_and_outbox(backend: Backend) {
             "/metrics lacks {want:?}:\n{metrics}"
         );
     }
-    // A replica that left is no longer reported.
+    // A replica that left is no longer reported (once the one-second scrape cache has aged).
     cstore::leave(s, "host-1-abc").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     let metrics = h.anon.get("/metrics").await.text();
     assert!(metrics.contains("lookout_replicas_live 0\n"), "{metrics}");
     assert!(!metrics.contains("host-1-abc"), "{metrics}");

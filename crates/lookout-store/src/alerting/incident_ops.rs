@@ -71,8 +71,24 @@ pub async fn merge_into(
     into: i64,
     at: i64,
 ) -> Result<()> {
-    // SQLite needs the WHERE in an INSERT … SELECT … ON CONFLICT (its parser's rule); PostgreSQL
-    // reads it the same.
+    // An incident with no signals (opened by hand or by an integration) stands for itself: it
+    // gets an open signal of its own before the merge, so the recovery of a merged monitor or
+    // issue cannot resolve a target whose own alert still fires (PagerDuty resolves an incident
+    // only when all its alerts have). Either incident's own signal is closed only by resolving.
+    // SQLite needs the WHERE in an INSERT … SELECT … ON CONFLICT (its parser's rule).
+    for own in [into, from] {
+        sqlx::query(
+            "INSERT INTO incident_signals (incident_id, signal, open)
+             SELECT $1, $2, 1 WHERE NOT EXISTS (SELECT 1 FROM incident_signals WHERE incident_id = $3)
+             ON CONFLICT (incident_id, signal) DO NOTHING",
+        )
+        .bind(into)
+        .bind(format!("incident:{own}"))
+        .bind(own)
+        .execute(&mut **tx)
+        .await?;
+    }
+    // PostgreSQL reads the same WHERE rule.
     sqlx::query(
         "INSERT INTO incident_signals (incident_id, signal, open)
          SELECT $1, signal, open FROM incident_signals WHERE incident_id = $2
