@@ -153,6 +153,14 @@ pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 /// transaction instead of waiting for a second pooled connection.
 pub type Conn = sqlx::AnyConnection;
 
+/// The PostgreSQL pool's size: `LOOKOUT_DATABASE_MAX_CONNECTIONS` (2 to 100), else 16.
+fn pg_pool_size() -> u32 {
+    std::env::var("LOOKOUT_DATABASE_MAX_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .map_or(16, |n| n.clamp(2, 100))
+}
+
 /// Makes a SQLite database and its `-wal`, `-shm` and `-journal` files readable by their owner
 /// only: they hold password hashes, sessions and every event. SQLite gives the files it creates
 /// beside a database the database's own mode, so fixing the main file (right after the pool
@@ -240,7 +248,9 @@ impl Store {
             }
             Backend::Postgres => {
                 AnyPoolOptions::new()
-                    .max_connections(16)
+                    // LOOKOUT_DATABASE_MAX_CONNECTIONS sizes the pool: replicas × this must fit
+                    // PostgreSQL's max_connections (docs/operations.md, "Topology and sizing").
+                    .max_connections(pg_pool_size())
                     .min_connections(1)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options)

@@ -20,6 +20,10 @@ use serde_json::json;
 
 use crate::uptime::targets::HttpTarget;
 
+/// Replicas here keep small connection pools: three or four of them beside the other tests'
+/// servers would otherwise exhaust PostgreSQL's 100 connections ("too many clients" in CI).
+pub(crate) const SMALL_POOL: &[(&str, &str)] = &[("LOOKOUT_DATABASE_MAX_CONNECTIONS", "8")];
+
 /// Stops replicas newest first, so the one owning the test database goes last and the others
 /// never see it dropped under them.
 fn stop_all(servers: Vec<TestServer>) {

@@ -13,7 +13,9 @@ async fn a_replica_with_a_fast_clock_takes_only_its_share_and_dies_cleanly() {
         "libfaketime is required (scripts/setup-test-deps installs the faketime package)"
     );
     let target = HttpTarget::start().await;
-    let a = TestServer::start(crate::bin(), lookout_testkit::Backend::Postgres).await;
+    let a =
+        TestServer::start_with_env(crate::bin(), lookout_testkit::Backend::Postgres, SMALL_POOL)
+            .await;
     let b = a.replica().await;
     let url = a.database_url().unwrap().to_string();
     wait_for_shares(&url, &[&a, &b], 7, 20).await;

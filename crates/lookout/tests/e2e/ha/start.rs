@@ -7,7 +7,7 @@ async fn replicas_started_together_all_start_and_share_the_shards() {
     // The migration race failed one replica in 4 starts of 7; three rounds of three fresh
     // replicas on a fresh database each must all start.
     for round in 1..=3 {
-        let servers = TestServer::replicas_together(crate::bin(), 3, &[]).await;
+        let servers = TestServer::replicas_together(crate::bin(), 3, SMALL_POOL).await;
         let refs: Vec<&TestServer> = servers.iter().collect();
         for s in &refs {
             assert_eq!(
