@@ -155,8 +155,13 @@ impl Cluster {
         self.owner_of(key) == self.inner.name
     }
 
-    /// Writes one heartbeat and reads the live set; on failure, records why.
-    pub async fn beat(&self, store: &Store) -> Result<(), lookout_store::StoreError> {
+    /// Writes one heartbeat and reads the live set; on failure, records why. Returns the
+    /// database's time of the reading and every replica row, for the announcer to use without
+    /// reading them again.
+    pub async fn beat(
+        &self,
+        store: &Store,
+    ) -> Result<(i64, Vec<lookout_store::cluster::Replica>), lookout_store::StoreError> {
         let outcome = tokio::time::timeout(HEARTBEAT * 2, async {
             lookout_store::cluster::heartbeat(
                 store,
@@ -167,13 +172,13 @@ impl Cluster {
             .await?;
             let (now, all) = lookout_store::cluster::replicas(store).await?;
             let mut live: Vec<String> = all
-                .into_iter()
+                .iter()
                 .filter(|r| r.heartbeat_at >= now - LIVE_MS)
-                .map(|r| r.name)
+                .map(|r| r.name.clone())
                 .collect();
             live.sort();
             let cursors = lookout_store::cursor::names(store).await?;
-            Ok::<_, lookout_store::StoreError>((live, cursors))
+            Ok::<_, lookout_store::StoreError>((live, cursors, (now, all)))
         })
         .await
         .unwrap_or_else(|_| {
@@ -181,8 +186,8 @@ impl Cluster {
                 "the heartbeat timed out".into(),
             ))
         });
-        let outcome = self.view(|v| match outcome {
-            Ok((live, cursors)) => {
+        let (beats, rows) = self.view(|v| match outcome {
+            Ok((live, cursors, rows)) => {
                 let mine = assign(&live, &cursors)
                     .into_iter()
                     .zip(&cursors)
@@ -195,7 +200,7 @@ impl Cluster {
                 v.healthy_since.get_or_insert_with(Instant::now);
                 v.last_error = None;
                 v.beats += 1;
-                Ok(v.beats)
+                Ok((v.beats, rows))
             }
             Err(e) => {
                 v.healthy_since = None;
@@ -207,11 +212,11 @@ impl Cluster {
         if store.backend() == lookout_store::Backend::Postgres {
             self.sample_clock(store).await;
         }
-        if outcome % 600 == 1 {
+        if beats % 600 == 1 {
             // Rows of replicas gone for an hour (their loss announced) are history.
             let _ = lookout_store::cluster::forget_gone(store, 3_600_000).await;
         }
-        Ok(())
+        Ok(rows)
     }
 
     /// Measures the database's clock against ours with a read (a write would include lock waits)
@@ -259,12 +264,12 @@ impl Cluster {
                 _ = stop.wait_for(|s| *s) => break,
             }
             match self.beat(&store).await {
-                Ok(()) => {
+                Ok((now, rows)) => {
                     if std::mem::take(&mut failing) {
                         tracing::info!(replica = self.name(), "Heartbeats written again.");
                     }
                     if self.settled() {
-                        watch::announce(&store, self.name()).await;
+                        watch::announce(&store, self.name(), now, rows).await;
                     }
                 }
                 Err(e) if !failing => {

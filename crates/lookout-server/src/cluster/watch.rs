@@ -9,15 +9,9 @@ use serde_json::json;
 use lookout_store::cluster as cstore;
 use lookout_store::Store;
 
-/// Announces joins and losses the replica table shows; failures are retried on the next beat.
-pub(super) async fn announce(store: &Store, me: &str) {
-    let (now, all) = match cstore::replicas(store).await {
-        Ok(x) => x,
-        Err(e) => {
-            tracing::debug!(error = %e, "Could not read replicas to announce changes.");
-            return;
-        }
-    };
+/// Announces joins and losses among `all`, the replica rows this beat read at `now` (the
+/// database's time); failures are retried on the next beat.
+pub(super) async fn announce(store: &Store, me: &str, now: i64, all: Vec<cstore::Replica>) {
     for r in all {
         let live = r.heartbeat_at >= now - super::LIVE_MS;
         let kind = match (live, r.announced) {

@@ -26,18 +26,29 @@ async fn until_ready_is(servers: &[&TestServer], want: u16, secs: u64) -> (Durat
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn read_only_storage_while_monitors_go_down_loses_no_page() {
+/// Two replicas on one PostgreSQL database and `n` monitors every 2 s (down after `threshold`
+/// failures) on a recording target, all up.
+async fn two_replicas_probing(
+    prefix: &str,
+    n: usize,
+    threshold: u32,
+) -> (HttpTarget, TestServer, TestServer, Vec<(i64, String)>) {
     let target = HttpTarget::start().await;
     let a =
         TestServer::start_with_env(crate::bin(), lookout_testkit::Backend::Postgres, SMALL_POOL)
             .await;
     let b = a.replica().await;
-    let url = a.database_url().unwrap().to_string();
-    let paths = monitors(&a, &target, "ro", 10, 2, 1).await;
+    let paths = monitors(&a, &target, prefix, n, 2, threshold).await;
     for (id, _) in &paths {
         crate::uptime::wait_status(&a, *id, "up", 30).await;
     }
+    (target, a, b, paths)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_storage_while_monitors_go_down_loses_no_page() {
+    let (target, a, b, paths) = two_replicas_probing("ro", 10, 1).await;
+    let url = a.database_url().unwrap().to_string();
     let name = db_name(&url);
     admin_and_reconnect(
         &url,
@@ -103,16 +114,8 @@ async fn read_only_storage_while_monitors_go_down_loses_no_page() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_keeps_checks_running_and_stores_them_after() {
-    let target = HttpTarget::start().await;
-    let a =
-        TestServer::start_with_env(crate::bin(), lookout_testkit::Backend::Postgres, SMALL_POOL)
-            .await;
-    let b = a.replica().await;
+    let (target, a, b, paths) = two_replicas_probing("out", 6, 2).await;
     let url = a.database_url().unwrap().to_string();
-    let paths = monitors(&a, &target, "out", 6, 2, 2).await;
-    for (id, _) in &paths {
-        crate::uptime::wait_status(&a, *id, "up", 30).await;
-    }
     let name = db_name(&url);
     admin_and_reconnect(
         &url,
