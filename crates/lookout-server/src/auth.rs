@@ -311,12 +311,12 @@ impl LoginThrottle {
     /// Entries kept per map.
     pub const MAX_ENTRIES: usize = 100_000;
 
-    fn account_key(email: &str) -> String {
+    pub(crate) fn account_key(email: &str) -> String {
         email.trim().to_lowercase()
     }
 
     /// Clients are counted by address; IPv6 by its /64, which one host usually owns whole.
-    fn client_key(ip: std::net::IpAddr) -> String {
+    pub(crate) fn client_key(ip: std::net::IpAddr) -> String {
         match ip {
             std::net::IpAddr::V4(v4) => v4.to_string(),
             std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -372,6 +372,32 @@ impl LoginThrottle {
             clients.record(c, now);
         }
         Ok(())
+    }
+
+    /// [`LoginThrottle::begin`] counted across replicas in Redis when it answers, else in this
+    /// process. The attempt is counted here as well either way, so a replica that loses Redis
+    /// keeps what it saw.
+    pub async fn begin_shared(
+        &self,
+        email: &str,
+        client: Option<std::net::IpAddr>,
+        now: i64,
+    ) -> Result<(), i64> {
+        let shared = crate::shared::get().login_begin(email, client).await;
+        let local = self.begin(email, client, now);
+        shared.unwrap_or(local)
+    }
+
+    /// [`LoginThrottle::failed`], in Redis too when it answers.
+    pub async fn failed_shared(&self, email: &str, client: Option<std::net::IpAddr>, now: i64) {
+        crate::shared::get().login_failed(email, client).await;
+        self.failed(email, client, now);
+    }
+
+    /// [`LoginThrottle::succeeded`], in Redis too when it answers.
+    pub async fn succeeded_shared(&self, email: &str, client: Option<std::net::IpAddr>) {
+        crate::shared::get().login_succeeded(email, client).await;
+        self.succeeded(email, client);
     }
 
     /// After a wrong password: the wait starts again from now, when the failure is known (the

@@ -16,6 +16,7 @@ pub mod listener;
 pub mod observe;
 pub mod runtime;
 pub mod service;
+pub mod shared;
 pub mod state;
 pub mod tasks;
 pub mod ui;

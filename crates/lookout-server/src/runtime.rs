@@ -56,6 +56,8 @@ pub struct ServeConfig {
     pub backup_drill_every: Duration,
     /// The dead man's switch: a URL one replica pings every minute (`--heartbeat-url`).
     pub heartbeat: Option<crate::operations::heartbeat::Settings>,
+    /// The optional Redis the replicas share (`--redis-url`; see [`crate::shared`]).
+    pub redis_url: Option<String>,
     /// Sentry ingest size limits and in-flight memory budget (`limits` in the config file).
     pub ingest_limits: crate::budget::IngestLimits,
     /// Connection cap and timeouts of both listeners (`limits` in the config file).
@@ -105,6 +107,19 @@ pub async fn serve(
         tracing::warn!("Query limits were set before; the query section is ignored.");
     }
     let metrics = crate::observe::metrics_handle();
+    if let Some(url) = &cfg.redis_url {
+        let shared = crate::shared::Shared::connect(url).map_err(ServeError::Config)?;
+        if shared.ping().await {
+            tracing::info!(
+                redis = shared.location().unwrap_or(""),
+                "Redis shared by the replicas."
+            );
+        } else {
+            tracing::warn!(redis = shared.location().unwrap_or(""),
+                "Redis configured but not answering: limits are per replica and nothing is cached until it does.");
+        }
+        crate::shared::install(shared);
+    }
     let store = Store::open(&cfg.database_url).await?;
     if let Some(b) = &cfg.backup {
         store
@@ -240,6 +255,13 @@ pub async fn serve(
         uptime,
         crate::alerting::workers(&bg),
         crate::operations::heartbeat::workers(&bg, cfg.heartbeat.clone()),
+        crate::shared::wake::start(
+            crate::shared::get().clone(),
+            store.clone(),
+            state.alerting().clone(),
+            cfg.replica_id.clone(),
+            stop_rx.clone(),
+        ),
     ]
     .into_iter()
     .flatten()

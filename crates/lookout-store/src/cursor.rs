@@ -132,11 +132,12 @@ pub async fn position(store: &Store, name: &str) -> Result<i64> {
 }
 
 /// Runs a cursor consumer until `stop` resolves: `poll` folds one batch and says whether more is
-/// waiting (poll again at once) or not (wait `idle`); a failed batch is logged as `what` and
-/// retried after `idle`.
+/// waiting (poll again at once) or not (wait `idle`, or less when `wake` says its table got new
+/// rows; see [`crate::wake`]); a failed batch is logged as `what` and retried after `idle`.
 pub async fn poll_until<F, Fut>(
     mut poll: F,
     idle: std::time::Duration,
+    mut wake: Option<tokio::sync::watch::Receiver<u64>>,
     what: &'static str,
     stop: impl std::future::Future<Output = ()>,
 ) where
@@ -145,17 +146,27 @@ pub async fn poll_until<F, Fut>(
 {
     tokio::pin!(stop);
     loop {
-        let wait = match poll().await {
-            Ok(true) => std::time::Duration::ZERO,
-            Ok(false) => idle,
+        // Seen before the poll: a commit during it changes the value and ends the next wait.
+        if let Some(w) = wake.as_mut() {
+            w.borrow_and_update();
+        }
+        let (wait, wakeable) = match poll().await {
+            Ok(true) => (std::time::Duration::ZERO, false),
+            Ok(false) => (idle, true),
             Err(e) => {
                 tracing::warn!(error = %e, consumer = what, "Consumer batch failed; retrying.");
-                idle
+                (idle, false)
             }
         };
-        tokio::select! {
-            () = &mut stop => break,
-            () = tokio::time::sleep(wait) => {}
+        match wake.as_mut().filter(|_| wakeable) {
+            Some(w) => tokio::select! {
+                () = &mut stop => break,
+                () = crate::wake::idle(w, wait) => {}
+            },
+            None => tokio::select! {
+                () = &mut stop => break,
+                () = tokio::time::sleep(wait) => {}
+            },
         }
     }
 }

@@ -21,6 +21,8 @@ use sqlx::{Any, Row, Transaction};
 
 /// The table events are stored in.
 pub(crate) const TABLE: &str = "domain_events";
+/// The table events are stored in, for wake-ups (see [`crate::wake`]).
+pub const TABLE_NAME: &str = TABLE;
 /// Tables read as ordered streams by cursor: inserts into them are written last in a batch,
 /// under the publish lock, so their sequence numbers become visible in order.
 pub(crate) const STREAM_TABLES: &[&str] = &[TABLE, "ingest_items", "apm_parts"];
@@ -226,20 +228,16 @@ impl Consumer {
         idle: std::time::Duration,
         stop: impl std::future::Future<Output = ()>,
     ) {
-        tokio::pin!(stop);
-        loop {
-            let wait = match self.poll_once(&handler).await {
-                Ok(0) => idle,
-                Ok(_) => std::time::Duration::ZERO,
-                Err(e) => {
-                    tracing::warn!(group = %self.group, error = %e, "Event consumer failed; retrying.");
-                    idle
-                }
-            };
-            tokio::select! {
-                () = &mut stop => break,
-                () = tokio::time::sleep(wait) => {}
-            }
-        }
+        let store = self.store.clone();
+        let group = self.group.clone();
+        cursor::poll_until(
+            || async { Ok(self.poll_once(&handler).await? > 0) },
+            idle,
+            Some(store.wake().waiter(TABLE)),
+            "events",
+            stop,
+        )
+        .await;
+        tracing::debug!(group = %group, "Event consumer stopped.");
     }
 }

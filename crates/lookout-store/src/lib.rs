@@ -35,6 +35,7 @@ pub mod row;
 pub mod series;
 pub mod tenancy;
 pub mod uptime;
+pub mod wake;
 pub mod writer;
 
 use std::str::FromStr;
@@ -198,6 +199,8 @@ pub struct Store {
     backup: std::sync::Arc<backup::Slot>,
     /// Which leased streams this replica should serve (set once by the server's cluster).
     placement: std::sync::Arc<std::sync::OnceLock<PlacementHook>>,
+    /// Tells stream consumers that new rows were committed (see [`wake`]).
+    wake: std::sync::Arc<wake::Wake>,
 }
 
 /// Whether this replica should serve the leased stream (cursor) of that name.
@@ -264,6 +267,7 @@ impl Store {
             url: url.into(),
             backup: std::sync::Arc::default(),
             placement: std::sync::Arc::default(),
+            wake: std::sync::Arc::default(),
         };
         if let Some(db) = store.sqlite_path() {
             owner_only(&db);
@@ -350,6 +354,11 @@ impl Store {
     /// The SQLite URL for a data directory: `<dir>/lookout.db`, created if missing.
     pub fn sqlite_url_for_dir(dir: &std::path::Path) -> String {
         format!("sqlite://{}?mode=rwc", dir.join("lookout.db").display())
+    }
+
+    /// The wake-ups of this store's stream consumers.
+    pub fn wake(&self) -> &wake::Wake {
+        &self.wake
     }
 
     /// Tells the stream consumers which cursors this replica should serve, so they spread over

@@ -272,6 +272,14 @@ async fn apply_in_tx(store: &Store, writes: &[&Write]) -> Result<()> {
     tx.commit().await?;
     // Before the submitters are acknowledged: a backup restored to any later moment has it.
     store.note_commit();
+    for table in events::STREAM_TABLES {
+        if writes
+            .iter()
+            .any(|w| matches!(w, Write::Insert { table: t, .. } if t == table))
+        {
+            store.wake().committed(table);
+        }
+    }
     Ok(())
 }
 

@@ -179,6 +179,17 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub heartbeat_url: Option<String>,
+    /// An optional Redis (`redis://[:password@]host:6379[/db]`) the replicas share: Sentry rate
+    /// limits and the login throttle counted across replicas, a short cache of NRQL and
+    /// dashboard answers, and wake-ups between replicas. Never holds data: with Redis down,
+    /// limits are per replica and nothing is cached.
+    #[arg(
+        long,
+        env = "LOOKOUT_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
 }
 
 /// A duration such as `7d`, `6h`, `90s` or `0`.

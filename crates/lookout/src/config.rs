@@ -30,6 +30,8 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     /// See `--heartbeat-url`.
     pub heartbeat_url: Option<String>,
+    /// See `--redis-url`.
+    pub redis_url: Option<String>,
     /// See `--log-format`.
     pub log_format: Option<LogFormat>,
     /// Reverse proxies (CIDR) whose `X-Forwarded-For` header names the client, e.g.

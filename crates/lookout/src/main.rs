@@ -150,6 +150,7 @@ fn run(cli: Cli) -> Result<()> {
                     }),
                     backup_drill_every: args.backup_drill_interval,
                     heartbeat: heartbeat_settings(args, &file)?,
+                    redis_url: args.redis_url.clone().or(file.redis_url.clone()),
                     ingest_limits,
                     listener_limits,
                     query: config::query_limits(&file)?,

@@ -96,7 +96,14 @@ impl Alerting {
 
     /// Tells the local outbox worker that pages were queued (so delivery does not wait for its
     /// next poll) and the timer loop that a timer may have moved.
+    /// The other replicas are told too, through Redis when configured (`shared::wake`).
     pub fn wake(&self) {
+        self.wake_local();
+        crate::shared::wake::publish(crate::shared::wake::ALERTING);
+    }
+
+    /// [`Alerting::wake`] for this replica only (another replica queued the pages).
+    pub(crate) fn wake_local(&self) {
         self.inner.outbox_wake.notify_one();
         self.inner.timers_wake.notify_one();
     }

@@ -425,9 +425,12 @@ fn nrql_priority(open: &[&str]) -> Option<Severity> {
 }
 
 /// Follows the stream and applies policies until `stop` resolves.
+/// New events wake it at once (see `lookout_store::wake`); it polls every 200 ms regardless.
 pub async fn run(a: Alerting, owner: String, stop: impl std::future::Future<Output = ()>) {
     tokio::pin!(stop);
+    let mut wake = a.store().wake().waiter(lookout_store::events::TABLE_NAME);
     loop {
+        wake.borrow_and_update();
         let wait = match poll_once(&a, &owner).await {
             Ok(0) => Duration::from_millis(200),
             Ok(_) => Duration::ZERO,
@@ -439,7 +442,7 @@ pub async fn run(a: Alerting, owner: String, stop: impl std::future::Future<Outp
         tokio::select! {
             biased;
             () = &mut stop => break,
-            () = tokio::time::sleep(wait) => {}
+            () = lookout_store::wake::idle(&mut wake, wait) => {}
         }
     }
 }

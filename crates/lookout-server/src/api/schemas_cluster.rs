@@ -32,6 +32,19 @@ pub struct OperationsView {
     pub consumers: Vec<ConsumerView>,
     /// The alerting outbox's backlog.
     pub outbox: OutboxView,
+    /// The optional shared Redis (`--redis-url`).
+    pub redis: RedisView,
+}
+
+/// The optional Redis the replicas share for limits, the query cache and wake-ups.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RedisView {
+    /// Whether one is configured (`--redis-url`); without it every limit is per replica.
+    pub configured: bool,
+    /// Whether it answered a `PING` just now, from this replica.
+    pub reachable: bool,
+    /// Where it is, without credentials.
+    pub location: Option<String>,
 }
 
 /// One replica.

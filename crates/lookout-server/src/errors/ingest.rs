@@ -28,16 +28,28 @@ const MAX_SMALL_ITEM_BYTES: usize = 100 * 1024;
 /// Largest envelope header (the first line); SDKs send well under 2 KiB.
 const MAX_ENVELOPE_HEADER_BYTES: usize = 64 * 1024;
 
-/// Per-project ingest rate limits: a fixed one-minute window per project, counted in this
-/// process. With several replicas each enforces the limit on its share of the traffic, which is
-/// how Relay's per-instance quotas behave too; the limit is a guard against floods, not billing.
+/// Per-project ingest rate limits: a fixed one-minute window per project. With Redis configured
+/// the window is counted there, across every replica (see [`crate::shared::limits`]); without
+/// it, or while it is unreachable, each replica counts its share of the traffic, which is how
+/// Relay's per-instance quotas behave too.
 #[derive(Default)]
 pub struct RateLimiter {
     windows: std::sync::Mutex<std::collections::HashMap<i64, (i64, i64)>>,
 }
 
 impl RateLimiter {
-    /// Counts one event for `project`; `Some(seconds until the window ends)` if over `limit`.
+    /// Counts one event for `project`, across replicas when Redis answers, else in this
+    /// process; `Some(seconds until the window ends)` if over `limit`.
+    pub(crate) async fn over_shared(&self, project: i64, limit: i64, now: i64) -> Option<i64> {
+        // Counted here too, so a replica that loses Redis mid-window keeps its own share.
+        let local = self.over(project, limit, now);
+        match crate::shared::get().ingest_over(project, limit).await {
+            Some(shared) => shared,
+            None => local,
+        }
+    }
+
+    /// Counts one event for `project` in this process; `Some(seconds until the window ends)` if over `limit`.
     fn over(&self, project: i64, limit: i64, now: i64) -> Option<i64> {
         let window = now / 60_000;
         let mut w = self
@@ -444,7 +456,11 @@ async fn ingest_inner(
         .iter()
         .any(|i| matches!(i.ty(), "event" | "transaction"));
     if let (Some(limit), true) = (rate_limit, counted) {
-        if let Some(retry_after) = state.ingest_limits().over(project_id, limit, received) {
+        if let Some(retry_after) = state
+            .ingest_limits()
+            .over_shared(project_id, limit, received)
+            .await
+        {
             return Ok(rate_limited(retry_after));
         }
     }

@@ -58,6 +58,10 @@ struct OperationsPage {
     leases: Vec<LeaseLine>,
     consumers: Vec<ConsumerLine>,
     outbox_pending: String,
+    /// The shared Redis's state, as a sentence.
+    redis: String,
+    /// Whether that is fine (none configured, or reachable).
+    redis_ok: bool,
     outbox_oldest: Option<When>,
 }
 
@@ -146,6 +150,12 @@ pub async fn page(State(state): State<AppState>, Page { ctx, .. }: Page<Admin>) 
         replicas,
         leases,
         consumers,
+        redis: match (&v.redis.location, v.redis.reachable) {
+            (None, _) => "not configured: limits are per replica".into(),
+            (Some(l), true) => format!("{l}: reachable"),
+            (Some(l), false) => format!("{l}: unreachable, limits per replica until it answers"),
+        },
+        redis_ok: !v.redis.configured || v.redis.reachable,
         outbox_pending: fmt::grouped(v.outbox.pending),
         outbox_oldest: When::parse(v.outbox.oldest_pending_at.as_deref()),
     }))

@@ -10,7 +10,7 @@ use lookout_store::operations::{self as sops, StreamHeads};
 use lookout_store::{cluster as cstore, Store};
 
 use crate::api::schemas_cluster::{
-    ConsumerView, LeaseView, OperationsView, OutboxView, ReplicaView,
+    ConsumerView, LeaseView, OperationsView, OutboxView, RedisView, ReplicaView,
 };
 use crate::cluster::{Cluster, LIVE_MS};
 use crate::service::ServiceResult;
@@ -128,7 +128,14 @@ pub async fn read(store: &Store, cluster: Option<&Cluster>) -> ServiceResult<Ope
         Some(Err(why)) => (false, Some(why)),
         _ => (true, None),
     };
+    let shared = crate::shared::get();
+    let redis = RedisView {
+        configured: shared.configured(),
+        reachable: shared.configured() && shared.ping().await,
+        location: shared.location().map(str::to_string),
+    };
     Ok(OperationsView {
+        redis,
         replica: me.map(str::to_string),
         ready,
         not_ready_reason,

@@ -270,6 +270,7 @@ impl RollupProcessor {
         cursor::poll_until(
             || async { Ok(self.poll_once().await? >= full) },
             idle,
+            Some(self.store.wake().waiter("apm_parts")),
             "apm.rollups",
             stop,
         )

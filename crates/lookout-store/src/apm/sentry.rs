@@ -97,6 +97,7 @@ impl TransactionProcessor {
         cursor::poll_until(
             || async { Ok(self.poll_once().await? > 0) },
             idle,
+            Some(self.store.wake().waiter("ingest_items")),
             CURSOR,
             stop,
         )

@@ -120,6 +120,7 @@ pub async fn run(store: Store, every: Duration, stop: impl std::future::Future<O
     crate::cursor::poll_until(
         || async { Ok(index_pending(&store).await? as i64 >= BATCH) },
         every,
+        None,
         "apm.trace_index",
         stop,
     )

@@ -165,6 +165,7 @@ impl ErrorProcessor {
         cursor::poll_until(
             || async { Ok(self.poll_once().await? > 0) },
             idle,
+            Some(self.store.wake().waiter("ingest_items")),
             CURSOR,
             stop,
         )

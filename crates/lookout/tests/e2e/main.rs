@@ -16,7 +16,7 @@ mod backups;
 mod dashboards;
 mod db;
 pub(crate) mod errors;
-mod foundation;
+pub(crate) mod foundation;
 mod ha;
 mod load;
 mod operations;

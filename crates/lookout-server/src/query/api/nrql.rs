@@ -2,6 +2,8 @@
 //! [`crate::query::nrql`]). Facets and a time series' `begin_time` are ordinary columns.
 
 use axum::extract::State;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -35,7 +37,7 @@ pub async fn query(
     State(state): State<AppState>,
     _who: Principal,
     ApiJson(body): ApiJson<QueryRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     if body.nrql.len() > 16_384 {
         return Err(ApiError::Validation(
             "nrql: at most 16384 characters".into(),
@@ -48,8 +50,18 @@ pub async fn query(
         Some(_) => return Err(ApiError::Validation("project: an id or a slug".into())),
     };
     let ids = projects_for(&state, project.as_deref()).await?;
-    match nrql::run(state.store(), &ids, &body.nrql, now_ms()).await {
-        Ok(r) => Ok(Json(json!(r))),
+    match nrql::run_cached(state.store(), &ids, &body.nrql, now_ms()).await {
+        Ok((r, cached)) => {
+            let mut res = Json(json!(r)).into_response();
+            // Says whether the shared cache answered (only when Redis is configured).
+            if crate::shared::get().configured() {
+                res.headers_mut().insert(
+                    "x-lookout-cache",
+                    HeaderValue::from_static(if cached { "hit" } else { "miss" }),
+                );
+            }
+            Ok(res)
+        }
         Err(QueryError::Parse(m)) => {
             tracing::info!(reason = %m, "Query refused: it does not parse.");
             Err(ApiError::BadRequest(m))

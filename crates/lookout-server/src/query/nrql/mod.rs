@@ -106,9 +106,20 @@ pub async fn run(
     nrql: &str,
     now_ms: i64,
 ) -> Result<QueryResult, QueryError> {
+    Ok(run_cached(store, projects, nrql, now_ms).await?.0)
+}
+
+/// [`run`], also saying whether the answer came from the shared cache
+/// ([`crate::shared::cache`]).
+pub async fn run_cached(
+    store: &Store,
+    projects: &[i64],
+    nrql: &str,
+    now_ms: i64,
+) -> Result<(QueryResult, bool), QueryError> {
     let q: Query = lookout_nrql::parse(nrql).map_err(|e| QueryError::Parse(e.render(nrql)))?;
     let w: Window = window(&q, now_ms).map_err(|e| invalid(e.0))?;
-    execute(store, projects, &q, w).await
+    execute_cached(store, projects, &q, w, now_ms).await
 }
 
 /// Runs a parsed query over the window `w` (its `SINCE`, `UNTIL` and `TIMESERIES` already
@@ -120,10 +131,36 @@ pub async fn execute(
     q: &Query,
     w: Window,
 ) -> Result<QueryResult, QueryError> {
-    limits::run(limits::Lane::Viewer, |mut budget| async move {
+    let now = lookout_core::time::now_ms();
+    Ok(execute_cached(store, projects, q, w, now).await?.0)
+}
+
+/// [`execute`] through the shared cache when Redis is configured: `(answer, from the cache)`.
+/// Alert conditions never read the cache: they must see the data as of their evaluation.
+async fn execute_cached(
+    store: &Store,
+    projects: &[i64],
+    q: &Query,
+    w: Window,
+    now: i64,
+) -> Result<(QueryResult, bool), QueryError> {
+    let shared = crate::shared::get();
+    let key = shared
+        .configured()
+        .then(|| crate::shared::cache::key(projects, q, &w, now));
+    if let Some(key) = &key {
+        if let Some(r) = shared.cached_answer(key).await {
+            return Ok((r, true));
+        }
+    }
+    let r = limits::run(limits::Lane::Viewer, |mut budget| async move {
         answer(store, projects, q, w, false, &mut budget).await
     })
-    .await
+    .await?;
+    if let Some(key) = &key {
+        shared.keep_answer(key, &r).await;
+    }
+    Ok((r, false))
 }
 
 /// Runs a parsed query for an alert condition: on the alert slots (see [`limits`]), over the

@@ -159,7 +159,11 @@ pub async fn login(
         ));
     }
     let now = lookout_core::time::now_ms();
-    if let Err(wait_ms) = state.login_throttle().begin(&f.email, client, now) {
+    if let Err(wait_ms) = state
+        .login_throttle()
+        .begin_shared(&f.email, client, now)
+        .await
+    {
         let wait_s = (wait_ms + 999) / 1000;
         tracing::warn!(wait_s, client = ?client, "Login refused: too many recent failed attempts.");
         let mut res = auth_form(
@@ -180,14 +184,18 @@ pub async fn login(
     }
     match tenancy::verify_login(state.store(), &f.email, &f.password).await? {
         Some(user) => {
-            state.login_throttle().succeeded(&f.email, client);
+            state
+                .login_throttle()
+                .succeeded_shared(&f.email, client)
+                .await;
             tracing::info!(user = user.id, "User logged in.");
             start_session(&state, &user, next).await
         }
         None => {
             state
                 .login_throttle()
-                .failed(&f.email, client, lookout_core::time::now_ms());
+                .failed_shared(&f.email, client, lookout_core::time::now_ms())
+                .await;
             tracing::info!("Login failed: wrong email or password.");
             Ok(auth_form(
                 &state,

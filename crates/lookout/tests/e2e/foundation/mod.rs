@@ -7,4 +7,4 @@ mod cli_server;
 mod durability;
 mod hardening;
 mod limits;
-mod sessions;
+pub(crate) mod sessions;
