@@ -3,6 +3,8 @@
 //! once instead of finding it at their next poll, and a hook set by the server passes the news to
 //! the other replicas (through Redis, when configured; see the server's `shared::wake`).
 //!
+//! (The APM rollup is not woken: its idle second is what gathers parts into one fold.)
+//!
 //! A wake-up is only a hint: consumers still poll on their idle interval, so a lost wake-up (a
 //! replica without Redis, a publisher that commits its own transaction) costs latency, never
 //! work. Each table has a `watch` channel whose value counts commits: a consumer that was busy

@@ -270,7 +270,8 @@ impl RollupProcessor {
         cursor::poll_until(
             || async { Ok(self.poll_once().await? >= full) },
             idle,
-            Some(self.store.wake().waiter("apm_parts")),
+            // Never woken early: the wait is what gathers a second's parts into one fold.
+            None,
             "apm.rollups",
             stop,
         )
