@@ -6,6 +6,7 @@
 //! reads as a report; the assertions hold them to the targets of issue 27.
 
 mod deadman;
+mod failover;
 mod redis;
 mod rolling;
 mod skew;
