@@ -97,7 +97,9 @@ async fn subscriber(
             }
             continue;
         };
-        if pubsub.subscribe(CHANNEL).await.is_err() {
+        let subscribed = tokio::time::timeout(Duration::from_secs(1), pubsub.subscribe(CHANNEL));
+        if !matches!(subscribed.await, Ok(Ok(()))) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
         tracing::debug!("Listening for other replicas' wake-ups.");

@@ -172,6 +172,26 @@ async fn query(s: &TestServer, nrql: &str) -> (serde_json::Value, String) {
     (r.json().await.unwrap(), cache)
 }
 
+/// Waits until both replicas subscribe to the wake-up channel (again, after a restart).
+async fn until_both_listen(port: u16) {
+    let start = Instant::now();
+    loop {
+        let out = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "pubsub", "numsub", "lookout:wake"])
+            .output()
+            .expect("redis-cli");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if text.lines().nth(1).map(str::trim) == Some("2") {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "both replicas listen for wake-ups within 20 s: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// What the Operations API says of Redis: (configured, reachable).
 async fn redis_on_operations(s: &TestServer) -> (bool, bool) {
     let v: serde_json::Value = s
@@ -218,6 +238,9 @@ async fn redis_shares_limits_cache_and_wake_ups_and_its_loss_only_loosens_them()
     let a =
         TestServer::start_with_env(crate::bin(), lookout_testkit::Backend::Postgres, &env).await;
     let b = a.replica().await;
+
+    // Both replicas listen for each other's wake-ups.
+    until_both_listen(redis.port).await;
 
     // Commits are announced to the other replicas on the wake-up channel.
     let mut listener = Command::new("redis-cli")
@@ -302,6 +325,7 @@ async fn redis_shares_limits_cache_and_wake_ups_and_its_loss_only_loosens_them()
     for s in [&a, &b] {
         until_cache_answers(s).await;
     }
+    until_both_listen(redis.port).await;
     println!(
         "Redis back: both replicas use it again after {:?}",
         back.elapsed()
