@@ -223,6 +223,30 @@ impl TestServer {
         all
     }
 
+    /// `n` replicas on the PostgreSQL database at `url` (one the test owns, on a private
+    /// [`PgCluster`] it can stop and pause), launched at the same moment like
+    /// [`TestServer::replicas_together`]. They share one admin token.
+    pub async fn replicas_on(
+        bin: &Path,
+        url: &str,
+        n: usize,
+        env: &[(&str, &str)],
+    ) -> Vec<TestServer> {
+        let mut all: Vec<TestServer> = (0..n)
+            .map(|_| Self::start_unspawned(bin, None, Some(url.to_string()), env))
+            .collect();
+        let token = all[0].admin_token.clone();
+        for s in all.iter_mut() {
+            s.admin_token = token.clone();
+        }
+        std::thread::scope(|scope| {
+            for server in all.iter_mut() {
+                scope.spawn(|| server.spawn());
+            }
+        });
+        all
+    }
+
     /// A server not started yet (see [`TestServer::replicas_together`]).
     fn start_unspawned(
         bin: &Path,
