@@ -11,9 +11,11 @@ pub mod client;
 pub mod eventually;
 pub mod load_target;
 pub mod pg_cluster;
+pub mod tcp_proxy;
 pub use client::{Body, Client, Response};
 pub use eventually::eventually;
 pub use pg_cluster::PgCluster;
+pub use tcp_proxy::TcpProxy;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -198,6 +200,16 @@ impl TestServer {
             dsn: String::new(),
             admin_token: self.admin_token.clone(),
         };
+        server.spawn();
+        server
+    }
+
+    /// Another replica like [`TestServer::replica`], reaching the same database through
+    /// `url` (a [`TcpProxy`] in front of it, say), with the same admin token.
+    pub async fn replica_via(&self, url: &str) -> TestServer {
+        let mut server = Self::start_unspawned(&self.bin, None, Some(url.to_string()), &[]);
+        server.extra_env = self.extra_env.clone();
+        server.admin_token = self.admin_token.clone();
         server.spawn();
         server
     }

@@ -7,6 +7,7 @@
 
 mod database;
 mod deadman;
+mod partition;
 mod rolling;
 mod skew;
 mod start;
