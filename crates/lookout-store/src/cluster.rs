@@ -66,6 +66,19 @@ pub async fn db_now(store: &Store) -> Result<i64> {
     Ok(row.try_get("now")?)
 }
 
+/// The database's clock now, ms, read inside `tx` (for times set in the same transaction).
+pub async fn db_now_in(tx: &mut crate::Tx) -> Result<i64> {
+    let backend = if tx.backend_name() == "PostgreSQL" {
+        crate::Backend::Postgres
+    } else {
+        crate::Backend::Sqlite
+    };
+    let row = sqlx::query(&format!("SELECT {} AS now", now_ms_sql(backend)))
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(row.try_get("now")?)
+}
+
 /// Every replica row, newest heartbeat first, with the database's time of the reading.
 pub async fn replicas(store: &Store) -> Result<(i64, Vec<Replica>)> {
     let sql = format!(

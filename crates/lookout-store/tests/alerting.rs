@@ -170,7 +170,7 @@ async fn the_outbox_queues_once_and_hands_each_page_to_one_replica(f: Fixture) {
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let got = outbox::claim(&store, &format!("r{r}"), 1, 60_000, 7)
+                let got = outbox::claim(&store, &format!("r{r}#1"), 60_000, 7)
                     .await
                     .unwrap();
                 if got.is_empty() {
@@ -189,37 +189,58 @@ async fn the_outbox_queues_once_and_hands_each_page_to_one_replica(f: Fixture) {
     assert_eq!(all.len(), 40, "no page claimed twice");
     assert_eq!(unique.len(), 40);
 
-    // Only the lease holder can mark a page; after the lease lapses another replica may retry.
+    // Leases run on the database's clock: nobody else gets a held page, and only the claim's
+    // token can mark it.
+    assert!(outbox::claim(&f.store, "r9#1", 60_000, 100)
+        .await
+        .unwrap()
+        .is_empty());
     let id = all[0];
     let mut tx = f.store.begin_write().await.unwrap();
     assert!(!outbox::mark_sent(&mut tx, id, "intruder", 5).await.unwrap());
     tx.commit().await.unwrap();
-    let later = outbox::claim(&f.store, "r9", 60_002, 60_000, 100)
-        .await
-        .unwrap();
-    assert_eq!(later.len(), 40, "lapsed leases are claimable again");
+
+    // A page queued by a replica whose clock runs a day fast is due at once all the same.
+    let late = Page {
+        idempotency_key: format!("{}:triggered:fast", inc.id),
+        ..pages[0].clone()
+    };
+    let day_ahead = lookout_store::cluster::db_now(&f.store).await.unwrap() + 86_400_000;
     let mut tx = f.store.begin_write().await.unwrap();
+    assert_eq!(
+        outbox::enqueue(&mut tx, &[late], day_ahead).await.unwrap(),
+        1
+    );
+    tx.commit().await.unwrap();
+    // Claimed by a replica that then stalls past its lease (a lease already over stands for it).
+    let stalled = outbox::claim(&f.store, "r1#2", -1_000, 100).await.unwrap();
+    assert_eq!(stalled.len(), 1, "due at once by the database's clock");
+    let fast = stalled[0].id;
+    // Another replica claims the lapsed page under a new token; the stalled claim's marks are
+    // refused, the new one's recorded.
+    let again = outbox::claim(&f.store, "r2#2", 60_000, 100).await.unwrap();
+    assert_eq!(again.iter().map(|n| n.id).collect::<Vec<_>>(), vec![fast]);
+    let mut tx = f.store.begin_write().await.unwrap();
+    assert!(!outbox::mark_sent(&mut tx, fast, "r1#2", 5).await.unwrap());
     assert!(
-        outbox::mark_failed(&mut tx, id, "r9", "HTTP 500", Some(70_000))
+        outbox::mark_failed(&mut tx, fast, "r2#2", "HTTP 500", Some(10_000))
             .await
             .unwrap()
     );
     assert!(
-        !outbox::mark_sent(&mut tx, id, "r9", 5).await.unwrap(),
+        !outbox::mark_sent(&mut tx, fast, "r2#2", 5).await.unwrap(),
         "lease released"
     );
     tx.commit().await.unwrap();
     let n = outbox::for_incident(&f.store, inc.id).await.unwrap();
-    let failed = n.iter().find(|x| x.id == id).unwrap();
+    let failed = n.iter().find(|x| x.id == fast).unwrap();
     assert_eq!(
         (failed.attempts, failed.last_error.as_deref()),
         (1, Some("HTTP 500"))
     );
-    // 39 pages are leased by r9 until 120 002; the failed one is due again at 70 000.
-    assert_eq!(
-        outbox::next_due(&f.store, 60_003).await.unwrap(),
-        Some(70_000)
-    );
+    // The 40 others are leased for a minute; the failed one is due again in 10 s.
+    let due = outbox::next_due_in(&f.store).await.unwrap().unwrap();
+    assert!((5_000..=10_000).contains(&due), "next due in {due} ms");
 }
 
 /// A monitor incident merged into one opened by hand: the monitor's recovery closes its signal

@@ -11,9 +11,11 @@ pub mod client;
 pub mod eventually;
 pub mod load_target;
 pub mod pg_cluster;
+pub mod tcp_proxy;
 pub use client::{Body, Client, Response};
 pub use eventually::eventually;
 pub use pg_cluster::PgCluster;
+pub use tcp_proxy::TcpProxy;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -202,6 +204,16 @@ impl TestServer {
         server
     }
 
+    /// Another replica like [`TestServer::replica`], reaching the same database through
+    /// `url` (a [`TcpProxy`] in front of it, say), with the same admin token.
+    pub async fn replica_via(&self, url: &str) -> TestServer {
+        let mut server = Self::start_unspawned(&self.bin, None, Some(url.to_string()), &[]);
+        server.extra_env = self.extra_env.clone();
+        server.admin_token = self.admin_token.clone();
+        server.spawn();
+        server
+    }
+
     /// `n` replicas on one fresh PostgreSQL database, launched at the same moment: every process
     /// is spawned before any banner is awaited, so they migrate and join together (the start
     /// that used to fail one replica in two with a duplicate key). The first one owns the
@@ -214,6 +226,30 @@ impl TestServer {
             let mut r = Self::start_unspawned(bin, None, url.clone(), env);
             r.admin_token = all[0].admin_token.clone();
             all.push(r);
+        }
+        std::thread::scope(|scope| {
+            for server in all.iter_mut() {
+                scope.spawn(|| server.spawn());
+            }
+        });
+        all
+    }
+
+    /// `n` replicas on the PostgreSQL database at `url` (one the test owns, on a private
+    /// [`PgCluster`] it can stop and pause), launched at the same moment like
+    /// [`TestServer::replicas_together`]. They share one admin token.
+    pub async fn replicas_on(
+        bin: &Path,
+        url: &str,
+        n: usize,
+        env: &[(&str, &str)],
+    ) -> Vec<TestServer> {
+        let mut all: Vec<TestServer> = (0..n)
+            .map(|_| Self::start_unspawned(bin, None, Some(url.to_string()), env))
+            .collect();
+        let token = all[0].admin_token.clone();
+        for s in all.iter_mut() {
+            s.admin_token = token.clone();
         }
         std::thread::scope(|scope| {
             for server in all.iter_mut() {

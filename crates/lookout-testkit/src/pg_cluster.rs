@@ -5,6 +5,11 @@
 //!
 //! PostgreSQL refuses to run as root, so as root the binaries run as the `postgres` user through
 //! `runuser`; the data directory is handed to that user.
+//!
+//! The high-availability tests use it to fault the database the replicas share without touching
+//! the machine's server: [`PgCluster::stop`] and [`PgCluster::start_again`] (a restart or an
+//! outage), [`PgCluster::pause`] and [`PgCluster::resume`] (a database that hangs instead of
+//! refusing: every process of this cluster, and only of this cluster, gets SIGSTOP).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,6 +18,10 @@ use std::process::Command;
 pub struct PgCluster {
     dir: tempfile::TempDir,
     bin: PathBuf,
+    /// The `-o` options it was started with, to start it again the same way.
+    opts: String,
+    /// Whether [`PgCluster::pause`] stopped its processes (drop resumes them first).
+    paused: std::sync::atomic::AtomicBool,
     pub port: u16,
 }
 
@@ -98,14 +107,32 @@ impl PgCluster {
         for s in settings {
             opts += &format!(" -c {s}");
         }
-        let log = dir.path().join("server.log");
+        let pg = PgCluster {
+            dir,
+            bin,
+            opts,
+            paused: std::sync::atomic::AtomicBool::new(false),
+            port,
+        };
+        pg.start_again();
+        pg
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Starts the cluster (again, after [`PgCluster::stop`]) on the same port and data, waiting
+    /// until it accepts connections.
+    pub fn start_again(&self) {
+        let log = self.dir.path().join("server.log");
         let o = run(
-            &bin.join("pg_ctl"),
+            &self.bin.join("pg_ctl"),
             &[
                 "-D",
-                data.to_str().unwrap(),
+                self.data().to_str().unwrap(),
                 "-o",
-                &opts,
+                &self.opts,
                 "-l",
                 log.to_str().unwrap(),
                 "-w",
@@ -120,7 +147,85 @@ impl PgCluster {
             String::from_utf8_lossy(&o.stderr),
             std::fs::read_to_string(&log).unwrap_or_default()
         );
-        PgCluster { dir, bin, port }
+    }
+
+    /// Stops the cluster the way an operator's restart does (`pg_ctl stop -m fast`: sessions are
+    /// ended, transactions in flight roll back) and waits until it is down.
+    pub fn stop(&self) {
+        let o = run(
+            &self.bin.join("pg_ctl"),
+            &[
+                "-D",
+                self.data().to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ],
+        );
+        assert!(
+            o.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    /// The postmaster's process id and every process it started (backends, WAL writer, …).
+    fn processes(&self) -> Vec<u32> {
+        let pidfile = std::fs::read_to_string(self.data().join("postmaster.pid"))
+            .expect("the cluster is running (postmaster.pid)");
+        let master: u32 = pidfile
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .expect("a pid in postmaster.pid");
+        let mut all = vec![master];
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            // /proc/PID/stat: "pid (comm) state ppid …"; comm may hold spaces, so split after ')'.
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(master) {
+                all.push(pid);
+            }
+        }
+        all
+    }
+
+    fn signal(&self, sig: &str, pids: &[u32]) {
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .args(pids.iter().map(u32::to_string))
+            .status()
+            .expect("kill");
+        assert!(st.success(), "kill -{sig} {pids:?}");
+    }
+
+    /// Freezes every process of this cluster (SIGSTOP): connections stay open and nothing
+    /// answers — a hung database rather than one that refuses. Undo with [`PgCluster::resume`].
+    pub fn pause(&self) {
+        let pids = self.processes();
+        self.signal("STOP", &pids);
+        self.paused.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Lets a paused cluster run again (SIGCONT).
+    pub fn resume(&self) {
+        let pids = self.processes();
+        self.signal("CONT", &pids);
+        self.paused
+            .store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// A URL for `database` (`postgres` exists from the start).
@@ -131,6 +236,9 @@ impl PgCluster {
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
+        if self.paused.load(std::sync::atomic::Ordering::SeqCst) {
+            self.resume();
+        }
         let data = self.dir.path().join("data");
         let _ = run(
             &self.bin.join("pg_ctl"),

@@ -6,7 +6,8 @@
 //! acknowledge and resolve links, and the runbook's link and summary. Messages are built when
 //! sent, from the incident as it is then.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -16,8 +17,16 @@ use lookout_outbound::HttpClient;
 use lookout_store::alerting::outbox::{self, NotificationRow, MAX_ATTEMPTS};
 use lookout_store::alerting::{self as astore, incidents};
 
-/// How long a claimed notification is ours before another replica may retry it.
+/// How long a claimed notification is ours before another replica may retry it (by the
+/// database's clock).
 const LEASE_MS: i64 = 60_000;
+/// A send starts only while this much of the lease is left after the send's own timeout, as
+/// measured on this replica's monotonic clock from just before the claim: a replica that stalled
+/// (paused, swapped out, its clock stepped) past its lease sends nothing another replica may
+/// already have sent.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
+/// Numbers this replica's claims: each claim's fencing token is the replica's name and this.
+static CLAIMS: AtomicU64 = AtomicU64::new(0);
 /// Longest wait between polls when nothing wakes the worker.
 const POLL: Duration = Duration::from_secs(1);
 /// Per-send timeout.
@@ -103,8 +112,9 @@ pub async fn run(a: Alerting, owner: String, stop: impl std::future::Future<Outp
     tokio::pin!(stop);
     loop {
         let wait = match round(&a, &owner).await {
-            Ok(0) => match outbox::next_due(a.store(), now_ms()).await {
-                Ok(Some(t)) => super::until(t, POLL),
+            Ok(0) => match outbox::next_due_in(a.store()).await {
+                Ok(Some(ms)) => Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+                    .clamp(Duration::from_millis(10), POLL),
                 _ => POLL,
             },
             // More may be waiting: go again at once, but let a shutdown in first.
@@ -125,14 +135,17 @@ pub async fn run(a: Alerting, owner: String, stop: impl std::future::Future<Outp
 
 /// Claims and sends one batch concurrently; returns how many were handled.
 async fn round(a: &Alerting, owner: &str) -> lookout_store::Result<usize> {
-    let claimed = outbox::claim(a.store(), owner, now_ms(), LEASE_MS, 50).await?;
+    let token = format!("{owner}#{}", CLAIMS.fetch_add(1, Ordering::Relaxed));
+    // Taken before the claim: the lease ends no earlier, by any clock, than this plus its length.
+    let lease_end = Instant::now() + Duration::from_millis(LEASE_MS.unsigned_abs());
+    let claimed = outbox::claim(a.store(), &token, LEASE_MS, 50).await?;
     let n = claimed.len();
     let sends = claimed.into_iter().map(|row| async move {
-        let result = send(a, &row).await;
+        let result = send(a, &row, lease_end).await;
         (row, result)
     });
     let results = futures_util::future::join_all(sends).await;
-    finish(a, owner, &results).await?;
+    finish(a, owner, &token, &results).await?;
     Ok(n)
 }
 
@@ -141,9 +154,13 @@ async fn round(a: &Alerting, owner: &str) -> lookout_store::Result<usize> {
 async fn finish(
     a: &Alerting,
     owner: &str,
+    token: &str,
     results: &[(NotificationRow, Outcome)],
 ) -> lookout_store::Result<()> {
-    let now = now_ms();
+    // The database's clock: sent and retry times compare with the other replicas' records.
+    let now = lookout_store::cluster::db_now(a.store())
+        .await
+        .unwrap_or_else(|_| now_ms());
     let mut tx = a.store().begin_write().await?;
     let mut recorded = Vec::with_capacity(results.len());
     for (row, result) in results {
@@ -152,8 +169,12 @@ async fn finish(
             None => String::new(),
         };
         let ok = match result {
+            Outcome::Lapsed => {
+                tracing::warn!(replica = owner, notification = row.id, "Not sending: this replica's claim on the page lapsed; another replica sends it.");
+                false
+            }
             Outcome::Skipped(via) => {
-                let ok = outbox::mark_skipped(&mut tx, row.id, owner, SKIPPED, now).await?;
+                let ok = outbox::mark_skipped(&mut tx, row.id, token, SKIPPED, now).await?;
                 if ok {
                     incidents::log(
                         &mut tx,
@@ -172,7 +193,7 @@ async fn finish(
                 ok
             }
             Outcome::Sent(via) => {
-                let ok = outbox::mark_sent(&mut tx, row.id, owner, now).await?;
+                let ok = outbox::mark_sent(&mut tx, row.id, token, now).await?;
                 if ok {
                     incidents::log(
                         &mut tx,
@@ -192,13 +213,16 @@ async fn finish(
             }
             Outcome::Failed(e) => {
                 let attempts = row.attempts + 1;
-                let retry = (attempts < MAX_ATTEMPTS)
-                    .then(|| now + 1000 * (1i64 << attempts.min(10)).min(600));
-                let ok = outbox::mark_failed(&mut tx, row.id, owner, e, retry).await?;
+                let retry =
+                    (attempts < MAX_ATTEMPTS).then(|| 1000 * (1i64 << attempts.min(10)).min(600));
+                let ok = outbox::mark_failed(&mut tx, row.id, token, e, retry).await?;
                 if ok {
                     let msg = match retry {
                         Some(t) => {
-                            format!("Notification{who} failed ({e}); retrying at {}", iso(t))
+                            format!(
+                                "Notification{who} failed ({e}); retrying at {}",
+                                iso(now + t)
+                            )
                         }
                         None => format!(
                             "Notification{who} failed ({e}); gave up after {attempts} tries"
@@ -309,6 +333,9 @@ enum Outcome {
     Skipped(String),
     /// Not delivered, and why; retried with backoff.
     Failed(String),
+    /// Not sent because too little of the claim's lease was left: nothing is recorded, and the
+    /// page is claimed again (by any replica) once the lease ends.
+    Lapsed,
 }
 
 impl Outcome {
@@ -318,6 +345,7 @@ impl Outcome {
             Outcome::Sent(_) => "sent",
             Outcome::Skipped(_) => "skipped",
             Outcome::Failed(_) => "failed",
+            Outcome::Lapsed => "lapsed",
         }
     }
 }
@@ -327,7 +355,8 @@ pub const SKIPPED: &str = "skipped: channel disabled";
 
 /// Sends one notification, unless its channel is disabled. The channel is read when the page
 /// is sent, not when it was queued, so switching a channel off also holds back what is queued.
-async fn send(a: &Alerting, row: &NotificationRow) -> Outcome {
+/// Nothing is sent unless the send can end [`LEASE_MARGIN`] before `lease_end`.
+async fn send(a: &Alerting, row: &NotificationRow, lease_end: Instant) -> Outcome {
     let channel = match astore::channel_get(a.store(), row.channel_id).await {
         Ok(c) => c,
         Err(e) => return Outcome::Failed(format!("channel {}: {e}", row.channel_id)),
@@ -340,6 +369,9 @@ async fn send(a: &Alerting, row: &NotificationRow) -> Outcome {
         Ok(m) => m,
         Err(e) => return Outcome::Failed(e.to_string()),
     };
+    if Instant::now() + SEND_TIMEOUT + LEASE_MARGIN > lease_end {
+        return Outcome::Lapsed;
+    }
     match deliver(a, &channel, &msg, &row.idempotency_key).await {
         Ok(_) => Outcome::Sent(via),
         Err(e) => Outcome::Failed(e),

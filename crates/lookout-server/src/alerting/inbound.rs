@@ -12,7 +12,6 @@ use serde_json::{json, Value};
 
 use super::engine::{self, Origin};
 use crate::state::AppState;
-use lookout_core::time::now_ms;
 use lookout_oncall::dedup::Urgency;
 use lookout_oncall::inbound::{self, Action, Invalid, Mapping, Signal};
 use lookout_store::alerting::{self as astore, IntegrationRow};
@@ -105,7 +104,7 @@ async fn receive(
         signal_ref: None,
     };
     let a = state.alerting();
-    let now = now_ms();
+    let now = super::db_now(state.store()).await;
     let mut keys = Vec::with_capacity(signals.len());
     let mut tx = state.store().begin_write().await?;
     for s in &mut signals {

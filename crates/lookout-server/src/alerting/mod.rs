@@ -117,11 +117,13 @@ impl Alerting {
     }
 }
 
-/// How long a worker sleeps until `t` (ms since the epoch): at least 10 ms, so a timer that is
-/// due but not claimable yet cannot make its loop spin, and at most `poll`.
-pub(crate) fn until(t: i64, poll: std::time::Duration) -> std::time::Duration {
-    let ms = u64::try_from(t - lookout_core::time::now_ms()).unwrap_or(0);
-    std::time::Duration::from_millis(ms).clamp(std::time::Duration::from_millis(10), poll)
+/// The database's clock now (ms): escalation timers and pages are set and judged by it on every
+/// replica, so one whose clock is off neither escalates early nor holds pages back. This host's
+/// clock when the database does not answer (the write that follows fails then anyway).
+pub(crate) async fn db_now(store: &Store) -> i64 {
+    lookout_store::cluster::db_now(store)
+        .await
+        .unwrap_or_else(|_| lookout_core::time::now_ms())
 }
 
 /// Shown instead of a stored secret.

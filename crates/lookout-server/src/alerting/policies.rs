@@ -492,7 +492,8 @@ async fn apply_event(
     seen: &Seen,
     action: Action,
 ) -> Result<bool> {
-    let now = now_ms();
+    // The database's clock: the escalation timers this sets are judged by it on every replica.
+    let now = lookout_store::cluster::db_now_in(tx).await?;
     if action == Action::Resolve {
         if let (Some(after), Some((pid, _))) = (seen.priority_after, seen.nrql) {
             // A query signal with a priority still open: its incident stays, one step lower.

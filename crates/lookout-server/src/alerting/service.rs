@@ -53,8 +53,10 @@ pub fn incident_view(i: &IncidentRow) -> Value {
 /// Acknowledges or resolves an incident for `actor`; 409 when it is not in a state that allows it.
 pub async fn act(state: &AppState, id: i64, action: Action, actor: &str) -> ServiceResult<Value> {
     let a = state.alerting();
+    // The database's clock: an acknowledgement's timeout is judged by it on every replica.
+    let now = super::db_now(state.store()).await;
     let mut tx = state.store().begin_write().await?;
-    let r = engine::transition(&mut tx, id, action, actor, now_ms()).await?;
+    let r = engine::transition(&mut tx, id, action, actor, now).await?;
     tx.commit().await.map_err(lookout_store::StoreError::from)?;
     if r == Applied::Ignored {
         let inc = incidents::get(state.store(), id).await?;

@@ -1,10 +1,12 @@
 //! The escalation timer loop: every replica runs it; each due step is applied by exactly one,
 //! because the clock update is fenced on the values read (see `incidents::save_clock`).
+//!
+//! "Due" is judged by the database's clock, never the replica's: a replica whose clock ran 45 s
+//! fast used to escalate incidents 45 s early (and one running slow, late).
 
 use std::time::Duration;
 
 use super::{engine, Alerting};
-use lookout_core::time::now_ms;
 use lookout_store::alerting::incidents;
 
 /// Longest sleep between checks; timers set by another replica are seen within this.
@@ -15,8 +17,9 @@ pub async fn run(a: Alerting, stop: impl std::future::Future<Output = ()>) {
     tokio::pin!(stop);
     loop {
         let wait = match tick(&a).await {
-            Ok(_) => match incidents::next_due(a.store()).await {
-                Ok(Some(t)) => super::until(t, POLL),
+            Ok((_, now)) => match incidents::next_due(a.store()).await {
+                Ok(Some(t)) => Duration::from_millis(u64::try_from(t - now).unwrap_or(0))
+                    .clamp(Duration::from_millis(10), POLL),
                 _ => POLL,
             },
             Err(e) => {
@@ -33,9 +36,11 @@ pub async fn run(a: Alerting, stop: impl std::future::Future<Output = ()>) {
     }
 }
 
-/// Applies every timer due now; returns how many incidents moved.
-pub async fn tick(a: &Alerting) -> lookout_store::Result<usize> {
-    tick_at(a, now_ms()).await
+/// Applies every timer due now by the database's clock; returns how many incidents moved and
+/// that time.
+pub async fn tick(a: &Alerting) -> lookout_store::Result<(usize, i64)> {
+    let now = lookout_store::cluster::db_now(a.store()).await?;
+    Ok((tick_at(a, now).await?, now))
 }
 
 /// Applies every timer due at `now`: [`tick`] with the time given, so a test moves an incident

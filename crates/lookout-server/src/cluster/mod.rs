@@ -209,12 +209,15 @@ impl Cluster {
                 Err(e)
             }
         })?;
+        // Bounded like the beat itself: the heartbeat loop must go on (and `/readyz` turn 503)
+        // when the database stops answering right after a beat.
         if store.backend() == lookout_store::Backend::Postgres {
-            self.sample_clock(store).await;
+            let _ = tokio::time::timeout(HEARTBEAT, self.sample_clock(store)).await;
         }
         if beats % 600 == 1 {
             // Rows of replicas gone for an hour (their loss announced) are history.
-            let _ = lookout_store::cluster::forget_gone(store, 3_600_000).await;
+            let forget = lookout_store::cluster::forget_gone(store, 3_600_000);
+            let _ = tokio::time::timeout(HEARTBEAT * 2, forget).await;
         }
         Ok(rows)
     }
@@ -269,7 +272,8 @@ impl Cluster {
                         tracing::info!(replica = self.name(), "Heartbeats written again.");
                     }
                     if self.settled() {
-                        watch::announce(&store, self.name(), now, rows).await;
+                        let announce = watch::announce(&store, self.name(), now, rows);
+                        let _ = tokio::time::timeout(HEARTBEAT * 2, announce).await;
                     }
                 }
                 Err(e) if !failing => {

@@ -85,7 +85,7 @@ pub async fn run(
             .map(|(n, h)| (n.clone(), h.fence))
             .collect();
         if !running.is_empty() {
-            match cstore::renew(&store, &me, &running, LEASE_MS).await {
+            match bounded(cstore::renew(&store, &me, &running, LEASE_MS)).await {
                 Ok(ours) => {
                     for (name, h) in held.iter_mut() {
                         if !h.leaving && !ours.iter().any(|(n, f)| n == name && *f == h.fence) {
@@ -116,7 +116,7 @@ pub async fn run(
                 }
                 Some(_) => {}
                 None if owner == &me => {
-                    match cstore::claim(&store, key, &me, LEASE_MS, LIVE_MS).await {
+                    match bounded(cstore::claim(&store, key, &me, LEASE_MS, LIVE_MS)).await {
                         Ok(Some((fence, seq))) => {
                             took.push(key.clone());
                             let (tx, rx) = watch::channel(false);
@@ -168,6 +168,20 @@ pub async fn run(
     }
 }
 
+/// `call`, or a timed-out error after two beats: a database that hangs must not hold the manager,
+/// which decides when work stops.
+async fn bounded<T>(
+    call: impl std::future::Future<Output = lookout_store::Result<T>>,
+) -> lookout_store::Result<T> {
+    tokio::time::timeout(HEARTBEAT * 2, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(lookout_store::StoreError::Db(sqlx::Error::Io(
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer from the database"),
+            )))
+        })
+}
+
 /// Releases the leases of runners that ended (handed back, lost, or failed). An entry stays until
 /// its release succeeds (or another claim took the lease): a failed release is retried on the next
 /// beat rather than forgotten, and the lease, no longer renewed, expires meanwhile.
@@ -186,7 +200,7 @@ async fn release_finished(store: &Store, held: &mut HashMap<String, Held>) {
             h.leaving = true;
         }
         // Fenced: a lease another claim took is left alone.
-        match cstore::release(store, &name, h.fence).await {
+        match bounded(cstore::release(store, &name, h.fence)).await {
             Ok(()) => {
                 held.remove(&name);
             }

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod checkins;
 pub mod config;
+mod pending;
 pub mod runner;
 pub mod service;
 pub mod ui;

@@ -8,34 +8,38 @@
 //! the shard over within seconds and runs at once the checks that fell due.
 //!
 //! The runner is the only writer of its monitors' state, so thresholds are applied in memory and
-//! stored with each result in one group commit, guarded by the shard's fencing token. A write that
+//! stored with each result in one group commit, guarded by the shard's fencing token. Writes run
+//! beside the checks ([`super::pending`]) and reads are bounded ([`READ_WAIT`]): a database that
+//! hangs rather than refuses delays what is stored, never the checks. A write that
 //! fails is kept, in order, and retried until it commits: a monitor that went down while storage
 //! was read-only or unreachable is recorded and announced once storage takes writes again, never
-//! lost. The buffer is bounded ([`MAX_PENDING`]): past it the oldest raw results are dropped,
+//! lost. The buffer is bounded ([`super::pending::MAX_PENDING`]): past it the oldest raw results are dropped,
 //! never state changes or events. A write refused by the fence means another replica holds the
 //! shard: the runner stops and drops what it buffered, and the new holder starts from the store.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+use super::pending::Pending;
 use super::Windows;
 use crate::cluster::placement::Work;
 use lookout_store::events;
 use lookout_store::uptime::{
     self as ustore, cron as ucron, results, MonitorRow, MonitorState, SHARDS,
 };
-use lookout_store::{Store, Write, WriteQueue};
+use lookout_store::{Store, StoreError, Write, WriteQueue};
 use lookout_uptime::state::{Health, Streaks};
 use lookout_uptime::{Checker, Kind, MonitorSpec};
 
-/// Writes a shard keeps while storage refuses them, before dropping its oldest raw results.
-const MAX_PENDING: usize = 20_000;
+/// How long the runner waits for a read (its monitors, maintenance windows, a parent's state)
+/// before going on without it: a hung database must not stop the checks.
+const READ_WAIT: Duration = Duration::from_secs(1);
 /// Checks that fell due while nobody held their shard run within this window on takeover,
 /// spread by monitor so 10,000 of them do not fire in the same millisecond.
 const CATCH_UP_SPREAD_MS: i64 = 2_000;
@@ -76,7 +80,8 @@ impl UptimeContext {
         if fresh || now - cached.0 >= WINDOWS_TTL_MS {
             // On a failed read the last good windows stay: with none, a monitor in maintenance
             // would page as soon as storage took writes again.
-            match Windows::try_load(&self.store).await {
+            let load = tokio::time::timeout(READ_WAIT, Windows::try_load(&self.store));
+            match load.await.unwrap_or_else(|_| Err(no_answer())) {
                 Ok(w) => *cached = (now, w),
                 Err(e) => {
                     tracing::debug!(error = %e, "Could not reload maintenance windows; keeping the last ones.");
@@ -207,33 +212,23 @@ pub async fn run_shard(ctx: Arc<UptimeContext>, shard: i64, mut work: Work) {
     let mut next_reload = 0;
     let mut inflight: JoinSet<Evaluated> = JoinSet::new();
     let mut out = Pending::new(&work);
+    let mut loading: Option<tokio::task::JoinHandle<Loaded>> = None;
     tracing::debug!(shard, fence = work.fence, "Uptime shard taken.");
     loop {
         if *work.stop.borrow() || out.fenced {
             break;
         }
         let now = ctx.cluster.now_ms();
-        if now >= next_reload {
-            windows = ctx.windows(now, false).await;
-            match ustore::shard_version(&ctx.store, shard).await {
-                Ok(v) if v != version => match ustore::shard_monitors(&ctx.store, shard).await {
-                    Ok(rows) => {
-                        windows = ctx.windows(now, true).await;
-                        reload(&mut slots, &mut heap, rows, now, &ctx.sealer);
-                        version = v;
-                    }
-                    Err(e) => {
-                        tracing::warn!(shard, error = %e, "Could not load the shard's monitors.")
-                    }
-                },
-                Ok(_) => {}
-                Err(e) => tracing::debug!(shard, error = %e, "Could not read the shard's version."),
+        // The reload reads in a task of its own, so a slow or hung database delays what the
+        // runner knows of edits, never its checks. While heartbeats fail, storage is not
+        // answering: no reload is tried; the monitors as loaded go on being checked.
+        if now >= next_reload && loading.is_none() {
+            if ctx.cluster.ready().is_ok() {
+                loading = Some(tokio::spawn(load(ctx.clone(), shard, version, now)));
             }
             next_reload = now + RELOAD_MS;
         }
-        if out.due() {
-            out.flush(&ctx).await;
-        }
+        out.start(&ctx);
         while let Some(&Reverse((due, id, generation))) = heap.peek() {
             if due > now {
                 break;
@@ -258,11 +253,27 @@ pub async fn run_shard(ctx: Arc<UptimeContext>, shard: i64, mut work: Work) {
                 }
                 let writes = settle(&ctx, &mut slots, &mut heap, &windows, finished).await;
                 out.push(writes);
-                out.flush(&ctx).await;
+                out.start(&ctx);
             }
+            // Safe to unwrap: the branch runs only while a reload is in flight.
+            loaded = async { loading.as_mut().expect("a reload in flight").await }, if loading.is_some() => {
+                loading = None;
+                if let Ok((w, monitors)) = loaded {
+                    windows = w;
+                    if let Some((v, rows)) = monitors {
+                        reload(&mut slots, &mut heap, rows, ctx.cluster.now_ms(), &ctx.sealer);
+                        version = v;
+                    }
+                }
+            }
+            // The write in flight answered: start the next one with what waited behind it.
+            () = out.finished(), if out.flushing() => out.start(&ctx),
             () = tokio::time::sleep(sleep) => {}
             _ = work.stop.changed() => {}
         }
+    }
+    if let Some(l) = loading {
+        l.abort();
     }
     if out.fenced {
         inflight.abort_all();
@@ -273,132 +284,36 @@ pub async fn run_shard(ctx: Arc<UptimeContext>, shard: i64, mut work: Work) {
     }
     let writes = settle(&ctx, &mut slots, &mut heap, &windows, finished).await;
     out.push(writes);
-    // Handing back (or shutting down): a few more tries, so a blip does not cost the results.
-    for _ in 0..10 {
-        out.flush(&ctx).await;
-        if out.is_empty() || out.fenced {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    out.drain(&ctx).await;
     if !out.is_empty() && !out.fenced {
         tracing::warn!(shard, writes = out.len(), "Handing the shard back with results storage did not take; the next holder checks again.");
     }
     tracing::debug!(shard, "Uptime shard handed back.");
 }
 
-/// A shard's writes that storage has not taken yet, oldest first, and the lease they are
-/// written under.
-struct Pending {
-    lease: String,
-    fence: i64,
-    /// The number of the last batch that may have committed (see [`lookout_store::cluster::guard`]).
-    seq: i64,
-    writes: Vec<Write>,
-    /// When to retry after a failure.
-    retry_at: Option<Instant>,
-    /// A write was refused by the fence: the shard is another replica's now.
-    fenced: bool,
-}
+/// What a reload read: the maintenance windows, and the shard's monitors with their version
+/// when the version moved.
+type Loaded = (
+    Windows,
+    Option<((i64, i64, i64), Vec<(MonitorRow, MonitorState)>)>,
+);
 
-impl Pending {
-    fn new(work: &Work) -> Pending {
-        Pending {
-            lease: work.name.clone(),
-            fence: work.fence,
-            seq: work.seq,
-            writes: Vec::new(),
-            retry_at: None,
-            fenced: false,
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.writes.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.writes.is_empty()
-    }
-
-    /// Whether buffered writes are waiting for a retry that is due.
-    fn due(&self) -> bool {
-        !self.writes.is_empty() && self.retry_at.is_none_or(|t| Instant::now() >= t)
-    }
-
-    /// Queues `writes` after everything already waiting, trimming raw results past the bound.
-    fn push(&mut self, writes: Vec<Write>) {
-        self.writes.extend(writes);
-        if self.writes.len() > MAX_PENDING {
-            let mut excess = self.writes.len() - MAX_PENDING;
-            let before = self.writes.len();
-            self.writes.retain(|w| {
-                let raw = matches!(w, Write::Insert { table, .. } if *table == results::TABLE);
-                if raw && excess > 0 {
-                    excess -= 1;
-                    false
-                } else {
-                    true
-                }
-            });
-            metrics::counter!("lookout_uptime_results_dropped_total")
-                .increment((before - self.writes.len()) as u64);
-        }
-    }
-
-    /// Writes everything waiting in one guarded commit; on failure keeps it for a retry.
-    async fn flush(&mut self, ctx: &UptimeContext) {
-        if self.writes.is_empty() || self.fenced {
-            return;
-        }
-        let seq = self.seq + 1;
-        let mut batch = Vec::with_capacity(self.writes.len() + 1);
-        batch.push(lookout_store::cluster::guard(&self.lease, self.fence, seq));
-        batch.extend(self.writes.iter().cloned());
-        let outcome = ctx.writes.write(batch).await;
-        // The guard numbered this batch: whatever the answer, a batch that did commit is known
-        // by its number, so one whose acknowledgement was lost is never written twice.
-        let committed = match outcome {
-            Ok(()) => Ok(true),
-            Err(e) => match lookout_store::cluster::batch_written(
-                &ctx.store,
-                &self.lease,
-                self.fence,
-                seq,
-            )
-            .await
-            {
-                Ok(Some(done)) => {
-                    if !done && !matches!(e, lookout_store::StoreError::Fenced) {
-                        Err(e)
-                    } else {
-                        Ok(done)
-                    }
-                }
-                Ok(None) => {
-                    tracing::warn!(dropped = self.writes.len(), "Another replica took this shard over; stopping and dropping unstored results.");
-                    self.fenced = true;
-                    self.writes.clear();
-                    return;
-                }
-                Err(_) => Err(e),
-            },
-        };
-        match committed {
-            Ok(true) => {
-                self.seq = seq;
-                if self.retry_at.take().is_some() {
-                    tracing::info!("Stored check results that waited for storage.");
-                }
-                self.writes.clear();
-            }
-            Ok(false) => self.retry_at = Some(Instant::now() + Duration::from_secs(1)),
+/// Reads what a reload needs, each read bounded by [`READ_WAIT`]; what could not be read is
+/// left out (the windows then are the last good ones).
+async fn load(ctx: Arc<UptimeContext>, shard: i64, version: (i64, i64, i64), now: i64) -> Loaded {
+    let windows = ctx.windows(now, false).await;
+    match bounded(ustore::shard_version(&ctx.store, shard)).await {
+        Ok(v) if v != version => match bounded(ustore::shard_monitors(&ctx.store, shard)).await {
+            Ok(rows) => (ctx.windows(now, true).await, Some((v, rows))),
             Err(e) => {
-                if self.retry_at.is_none() {
-                    tracing::warn!(error = %e, waiting = self.writes.len(), "Could not store check results; keeping them and retrying.");
-                }
-                self.retry_at = Some(Instant::now() + Duration::from_secs(1));
+                tracing::warn!(shard, error = %e, "Could not load the shard's monitors.");
+                (windows, None)
             }
+        },
+        Ok(_) => (windows, None),
+        Err(e) => {
+            tracing::debug!(shard, error = %e, "Could not read the shard's version.");
+            (windows, None)
         }
     }
 }
@@ -693,7 +608,10 @@ async fn settle(
         } else if due + every > now {
             due + every
         } else {
-            next_on_phase(id, every, now)
+            // Late by more than an interval (the runner was held up): back on the monitor's
+            // phase, but not sooner than half an interval from now, so a late probe is not
+            // followed by another a moment later.
+            next_on_phase(id, every, now + every / 2)
         };
         heap.push(Reverse((slot.due, id, slot.generation)));
     }
@@ -853,12 +771,29 @@ async fn suppression(ctx: &UptimeContext, row: &MonitorRow, maintenance: bool) -
         return Some("maintenance window".into());
     }
     let parent = row.parent_id?;
-    match ustore::health_of(&ctx.store, parent).await {
+    match bounded(ustore::health_of(&ctx.store, parent)).await {
         Ok(Some(h)) if h == "down" => Some(format!("parent monitor {parent} is down")),
         Ok(_) => None,
         // Unknown for now: held back, and announced by a later check once the parent reads up.
         Err(_) => Some(format!("parent monitor {parent}'s state could not be read")),
     }
+}
+
+/// The error of a read that got no answer within [`READ_WAIT`].
+fn no_answer() -> StoreError {
+    StoreError::Db(sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "no answer from the database",
+    )))
+}
+
+/// `read`, or a timed-out error when it takes longer than [`READ_WAIT`].
+async fn bounded<T>(
+    read: impl std::future::Future<Output = lookout_store::Result<T>>,
+) -> lookout_store::Result<T> {
+    tokio::time::timeout(READ_WAIT, read)
+        .await
+        .unwrap_or_else(|_| Err(no_answer()))
 }
 
 /// The uptime shards placed on the live replicas, each run under its fenced lease.

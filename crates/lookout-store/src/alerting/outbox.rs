@@ -3,17 +3,28 @@
 //!
 //! Each row has a unique idempotency key (`incident:event:step:channel`), so the same page is
 //! never queued twice however often the step that queues it is retried. Claims are fenced by
-//! lease: a replica that dies mid-send leaves the row to be claimed again once its lease lapses
-//! (the receiver sees the same idempotency key, so it can drop the repeat). Failed sends retry
-//! with exponential backoff until [`MAX_ATTEMPTS`].
+//! token unique to each claim, and due times and leases come from the database's clock: a replica
+//! that dies or stalls mid-send leaves the row to be claimed again once its lease lapses (the
+//! receiver sees the same idempotency key, so it can drop the repeat), and its late marks are
+//! refused. Failed sends retry with exponential backoff until [`MAX_ATTEMPTS`].
 
 use serde::Serialize;
 use serde_json::Value as Json;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use crate::dialect::now_ms_sql;
 use crate::row::RowExt;
-use crate::{Result, Store};
+use crate::{Backend, Result, Store};
+
+/// The backend a transaction runs on (for its clock expression).
+fn backend_of(tx: &Transaction<'static, Any>) -> Backend {
+    if tx.backend_name() == "PostgreSQL" {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    }
+}
 
 /// Sends tried before a notification is given up as failed.
 pub const MAX_ATTEMPTS: i64 = 8;
@@ -88,52 +99,59 @@ pub struct Page {
 }
 
 /// Queues pages inside `tx`; a page whose key is queued already is skipped. Returns how many
-/// were new.
+/// were new. `at` is when they were queued; they are due at once by the database's clock (not
+/// at `at`: a replica whose clock runs fast would otherwise hold its pages back).
 pub async fn enqueue(tx: &mut Transaction<'static, Any>, pages: &[Page], at: i64) -> Result<u64> {
+    let sql = format!(
+        "INSERT INTO notifications (idempotency_key, incident_id, channel_id, user_id, event,
+         data, status, attempts, next_attempt_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, {}, $7)
+         ON CONFLICT (idempotency_key) DO NOTHING",
+        now_ms_sql(backend_of(tx))
+    );
     let mut n = 0;
     for p in pages {
-        n += sqlx::query(
-            "INSERT INTO notifications (idempotency_key, incident_id, channel_id, user_id, event,
-             data, status, attempts, next_attempt_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7)
-             ON CONFLICT (idempotency_key) DO NOTHING",
-        )
-        .bind(&p.idempotency_key)
-        .bind(p.incident_id)
-        .bind(p.channel_id)
-        .bind(p.user_id)
-        .bind(&p.event)
-        .bind(p.data.to_string())
-        .bind(at)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+        n += sqlx::query(&sql)
+            .bind(&p.idempotency_key)
+            .bind(p.incident_id)
+            .bind(p.channel_id)
+            .bind(p.user_id)
+            .bind(&p.event)
+            .bind(p.data.to_string())
+            .bind(at)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
     }
     Ok(n)
 }
 
-/// Claims up to `limit` due notifications for `owner` until `now + lease_ms`.
+/// Claims up to `limit` notifications that are due by the database's clock, for `lease_ms` by
+/// that clock, under `token`: a fencing token unique to this claim (the replica's name and a
+/// claim counter), which every mark checks. A replica that claims again after its lease lapsed
+/// gets a new token, so marks of the older claim are refused; and since neither the due time
+/// nor the lease is read from the replica's clock, a replica whose clock runs fast can neither
+/// take pages another replica holds nor send retries early.
 pub async fn claim(
     store: &Store,
-    owner: &str,
-    now: i64,
+    token: &str,
     lease_ms: i64,
     limit: i64,
 ) -> Result<Vec<NotificationRow>> {
     // The outer conditions repeat the inner ones: on PostgreSQL a concurrent claimer re-checks
     // them against the row it waited for, so a row is never handed to two replicas.
+    let now = now_ms_sql(store.backend());
     let mut tx = store.begin_write().await?;
     let rows = sqlx::query(&format!(
-        "UPDATE notifications SET lease_owner = $1, lease_until = $2
+        "UPDATE notifications SET lease_owner = $1, lease_until = {now} + $2
          WHERE id IN (SELECT id FROM notifications WHERE status = 'pending'
-                      AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3)
-                      ORDER BY next_attempt_at LIMIT $4)
-         AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3)
+                      AND next_attempt_at <= {now} AND (lease_until IS NULL OR lease_until < {now})
+                      ORDER BY next_attempt_at LIMIT $3)
+         AND status = 'pending' AND (lease_until IS NULL OR lease_until < {now})
          RETURNING {COLS}"
     ))
-    .bind(owner)
-    .bind(now + lease_ms)
-    .bind(now)
+    .bind(token)
+    .bind(lease_ms)
     .bind(limit)
     .fetch_all(&mut *tx)
     .await?;
@@ -141,15 +159,16 @@ pub async fn claim(
     rows.iter().map(row).collect()
 }
 
-/// When the soonest pending notification can next be claimed: its due time, or, while another
-/// worker holds it, the end of that lease (so idle workers do not spin on it).
-pub async fn next_due(store: &Store, now: i64) -> Result<Option<i64>> {
-    let r = sqlx::query(
-        "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > $1 THEN lease_until
-                         ELSE next_attempt_at END) AS due
-         FROM notifications WHERE status = 'pending'",
-    )
-    .bind(now)
+/// How long until the soonest pending notification can next be claimed, ms by the database's
+/// clock (0 or less: now): its due time, or, while another worker holds it, the end of that
+/// lease (so idle workers do not spin on it). `None` when nothing is pending.
+pub async fn next_due_in(store: &Store) -> Result<Option<i64>> {
+    let now = now_ms_sql(store.backend());
+    let r = sqlx::query(&format!(
+        "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > {now} THEN lease_until
+                         ELSE next_attempt_at END) - {now} AS due
+         FROM notifications WHERE status = 'pending'"
+    ))
     .fetch_one(store.pool())
     .await?;
     Ok(r.try_get("due")?)
@@ -200,31 +219,33 @@ pub async fn mark_skipped(
     Ok(n.rows_affected() == 1)
 }
 
-/// Records a failed try: retried at `retry_at`, or given up (`None`). False when `owner` lost
-/// the lease.
+/// Records a failed try: retried `retry_in_ms` from now by the database's clock, or given up
+/// (`None`). False when `owner` lost the lease.
 pub async fn mark_failed(
     tx: &mut Transaction<'static, Any>,
     id: i64,
     owner: &str,
     error: &str,
-    retry_at: Option<i64>,
+    retry_in_ms: Option<i64>,
 ) -> Result<bool> {
-    let n = sqlx::query(
+    let sql = format!(
         "UPDATE notifications SET status = $1, attempts = attempts + 1, last_error = $2,
-         next_attempt_at = COALESCE($3, next_attempt_at), lease_owner = NULL, lease_until = NULL
+         next_attempt_at = COALESCE({} + $3, next_attempt_at), lease_owner = NULL, lease_until = NULL
          WHERE id = $4 AND lease_owner = $5 AND status = 'pending'",
-    )
-    .bind(if retry_at.is_some() {
-        "pending"
-    } else {
-        "failed"
-    })
-    .bind(error)
-    .bind(retry_at)
-    .bind(id)
-    .bind(owner)
-    .execute(&mut **tx)
-    .await?;
+        now_ms_sql(backend_of(tx))
+    );
+    let n = sqlx::query(&sql)
+        .bind(if retry_in_ms.is_some() {
+            "pending"
+        } else {
+            "failed"
+        })
+        .bind(error)
+        .bind(retry_in_ms)
+        .bind(id)
+        .bind(owner)
+        .execute(&mut **tx)
+        .await?;
     Ok(n.rows_affected() == 1)
 }
 

@@ -5,8 +5,10 @@
 //! Each test prints its figures (gaps, doubles, lost pages, takeover and share times) so a run
 //! reads as a report; the assertions hold them to the targets of issue 27.
 
+mod database;
 mod deadman;
 mod failover;
+mod partition;
 mod redis;
 mod rolling;
 mod skew;

@@ -1,0 +1,195 @@
+//! A shard's writes that storage has not taken yet, oldest first, and the lease they are written
+//! under.
+//!
+//! The write runs in a task of its own while the runner goes on probing: a database that hangs
+//! (a frozen server, a network path that drops packets without resetting) used to hold the
+//! runner in `flush` until it answered, so checks stopped exactly when they were needed. One
+//! write is in flight at a time; what the runner produces meanwhile waits behind it, and a write
+//! is never abandoned while it may still commit, so a later retry cannot double it. The guard's
+//! batch number ([`lookout_store::cluster::guard`]) tells, after an error, a batch that committed
+//! (its acknowledgement was lost) from one that did not.
+
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+
+use super::runner::UptimeContext;
+use crate::cluster::placement::Work;
+use lookout_store::uptime::results;
+use lookout_store::{StoreError, Write};
+
+/// Writes a shard keeps while storage refuses them, before dropping its oldest raw results.
+pub(super) const MAX_PENDING: usize = 20_000;
+/// How long after a failed write the next try waits.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// What became of one guarded write.
+enum Outcome {
+    /// It committed.
+    Committed,
+    /// It did not commit and the lease is still this holder's: try again (with the error to
+    /// log, when it says more than "not this batch").
+    Retry(Option<String>),
+    /// Another claim took the lease: nothing of this holder's may be written any more.
+    Fenced,
+}
+
+/// The buffer of one shard runner.
+pub(super) struct Pending {
+    lease: String,
+    fence: i64,
+    /// The number of the last batch that committed (see [`lookout_store::cluster::guard`]).
+    seq: i64,
+    writes: Vec<Write>,
+    /// When to retry after a failure.
+    retry_at: Option<Instant>,
+    /// A write was refused by the fence: the shard is another replica's now.
+    pub(super) fenced: bool,
+    /// The write in flight: how many of the oldest `writes` it carries, and its task.
+    inflight: Option<(usize, JoinHandle<Outcome>)>,
+    /// Whether writes have been failing (to log the failure and the recovery once each).
+    failing: bool,
+}
+
+impl Pending {
+    pub(super) fn new(work: &Work) -> Pending {
+        Pending {
+            lease: work.name.clone(),
+            fence: work.fence,
+            seq: work.seq,
+            writes: Vec::new(),
+            retry_at: None,
+            fenced: false,
+            inflight: None,
+            failing: false,
+        }
+    }
+
+    /// Writes not known to be stored yet (in flight included).
+    pub(super) fn len(&self) -> usize {
+        self.writes.len()
+    }
+
+    /// Whether everything is stored.
+    pub(super) fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+
+    /// Whether a write is in flight.
+    pub(super) fn flushing(&self) -> bool {
+        self.inflight.is_some()
+    }
+
+    /// Queues `writes` after everything already waiting, trimming raw results past the bound
+    /// (never those of the write in flight, nor state changes and events).
+    pub(super) fn push(&mut self, writes: Vec<Write>) {
+        self.writes.extend(writes);
+        if self.writes.len() > MAX_PENDING {
+            let keep = self.inflight.as_ref().map_or(0, |(n, _)| *n);
+            let mut excess = self.writes.len() - MAX_PENDING;
+            let before = self.writes.len();
+            let mut i = 0;
+            self.writes.retain(|w| {
+                i += 1;
+                let raw = matches!(w, Write::Insert { table, .. } if *table == results::TABLE);
+                if i > keep && raw && excess > 0 {
+                    excess -= 1;
+                    false
+                } else {
+                    true
+                }
+            });
+            metrics::counter!("lookout_uptime_results_dropped_total")
+                .increment((before - self.writes.len()) as u64);
+        }
+    }
+
+    /// Starts writing everything waiting in one guarded commit, unless a write is in flight,
+    /// nothing waits, or a retry is not due yet. Returns at once: [`Pending::finished`] settles it.
+    pub(super) fn start(&mut self, ctx: &UptimeContext) {
+        if self.writes.is_empty()
+            || self.fenced
+            || self.inflight.is_some()
+            || self.retry_at.is_some_and(|t| Instant::now() < t)
+        {
+            return;
+        }
+        let seq = self.seq + 1;
+        let mut batch = Vec::with_capacity(self.writes.len() + 1);
+        batch.push(lookout_store::cluster::guard(&self.lease, self.fence, seq));
+        batch.extend(self.writes.iter().cloned());
+        let n = self.writes.len();
+        let (queue, store, lease, fence) = (
+            ctx.writes.clone(),
+            ctx.store.clone(),
+            self.lease.clone(),
+            self.fence,
+        );
+        let task = tokio::spawn(async move {
+            let Err(e) = queue.write(batch).await else {
+                return Outcome::Committed;
+            };
+            // The guard numbered this batch: whatever the answer, a batch that did commit is
+            // known by its number, so one whose acknowledgement was lost is never written twice.
+            match lookout_store::cluster::batch_written(&store, &lease, fence, seq).await {
+                Ok(Some(true)) => Outcome::Committed,
+                Ok(Some(false)) if matches!(e, StoreError::Fenced) => Outcome::Retry(None),
+                Ok(Some(false)) | Err(_) => Outcome::Retry(Some(e.to_string())),
+                Ok(None) => Outcome::Fenced,
+            }
+        });
+        self.inflight = Some((n, task));
+    }
+
+    /// Waits for the write in flight (forever when there is none: a `select!` branch guarded by
+    /// [`Pending::flushing`]) and applies its outcome. Cancel-safe: nothing changes until the
+    /// write's task has answered.
+    pub(super) async fn finished(&mut self) {
+        let Some((_, task)) = self.inflight.as_mut() else {
+            return std::future::pending().await;
+        };
+        let outcome = task
+            .await
+            .unwrap_or_else(|e| Outcome::Retry(Some(format!("the write task failed: {e}"))));
+        let n = self.inflight.take().map_or(0, |(n, _)| n);
+        match outcome {
+            Outcome::Committed => {
+                self.seq += 1;
+                self.writes.drain(..n.min(self.writes.len()));
+                self.retry_at = None;
+                if std::mem::take(&mut self.failing) {
+                    tracing::info!(lease = %self.lease, "Stored check results that waited for storage.");
+                }
+            }
+            Outcome::Retry(why) => {
+                if let Some(e) = why.filter(|_| !self.failing) {
+                    tracing::warn!(lease = %self.lease, error = %e, waiting = self.writes.len(), "Could not store check results; keeping them and retrying.");
+                    self.failing = true;
+                }
+                self.retry_at = Some(Instant::now() + RETRY);
+            }
+            Outcome::Fenced => {
+                tracing::warn!(lease = %self.lease, dropped = self.writes.len(), "Another replica took this shard over; stopping and dropping unstored results.");
+                self.fenced = true;
+                self.writes.clear();
+            }
+        }
+    }
+
+    /// Handing back (or shutting down): a few more tries, so a blip does not cost the results.
+    /// A write still in flight at the end is left to finish on its own; its guard keeps it from
+    /// landing after another holder's.
+    pub(super) async fn drain(&mut self, ctx: &UptimeContext) {
+        for _ in 0..10 {
+            if self.is_empty() || self.fenced {
+                return;
+            }
+            self.retry_at = None;
+            self.start(ctx);
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.finished()).await;
+            if !self.is_empty() && !self.flushing() {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
