@@ -193,6 +193,7 @@ pub async fn serve(
     // Join the cluster before any work starts: the first heartbeat gives the live replicas and
     // the database's clock that placement and leases use.
     let cluster = crate::cluster::Cluster::new(&cfg.replica_id, env!("CARGO_PKG_VERSION"));
+    cluster.set_address(advertised(addr));
     if let Err(e) = cluster.beat(&store).await {
         tracing::warn!(error = %e, "The first heartbeat failed; retrying in the background.");
     }
@@ -474,4 +475,20 @@ async fn reload_on_sighup(
         let _ = (store, sealer, path);
         let _ = stop.changed().await;
     }
+}
+
+/// Where the other replicas reach this one (written with its heartbeats): `LOOKOUT_ADVERTISE_URL`
+/// if set, else the UI and API listener's address, with the host's name when it listens on every
+/// interface.
+fn advertised(addr: SocketAddr) -> String {
+    if let Ok(url) = std::env::var("LOOKOUT_ADVERTISE_URL") {
+        return url.trim_end_matches('/').to_string();
+    }
+    if addr.ip().is_unspecified() {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        return format!("http://{host}:{}", addr.port());
+    }
+    format!("http://{addr}")
 }

@@ -29,6 +29,8 @@ pub struct Replica {
     pub clock_offset_ms: i64,
     /// Whether its joining has been announced (and its loss not yet).
     pub announced: bool,
+    /// Where its UI and API answer (`http://10.0.0.11:8800`), if it said.
+    pub address: Option<String>,
 }
 
 /// Records a heartbeat of replica `name`; returns the database's time of it (ms). The first
@@ -38,13 +40,15 @@ pub async fn heartbeat(
     name: &str,
     version: &str,
     clock_offset_ms: i64,
+    address: Option<&str>,
 ) -> Result<i64> {
     let now = now_ms_sql(store.backend());
     let sql = format!(
-        "INSERT INTO replicas (name, version, started_at, heartbeat_at, clock_offset_ms, announced)
-         VALUES ($1, $2, {now}, {now}, $3, 0)
+        "INSERT INTO replicas (name, version, started_at, heartbeat_at, clock_offset_ms, announced, address)
+         VALUES ($1, $2, {now}, {now}, $3, 0, $4)
          ON CONFLICT (name) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
-             version = excluded.version, clock_offset_ms = excluded.clock_offset_ms
+             version = excluded.version, clock_offset_ms = excluded.clock_offset_ms,
+             address = excluded.address
          RETURNING heartbeat_at"
     );
     let mut tx = store.begin_write().await?;
@@ -52,6 +56,7 @@ pub async fn heartbeat(
         .bind(name)
         .bind(version)
         .bind(clock_offset_ms)
+        .bind(address)
         .fetch_one(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -82,7 +87,7 @@ pub async fn db_now_in(tx: &mut crate::Tx) -> Result<i64> {
 /// Every replica row, newest heartbeat first, with the database's time of the reading.
 pub async fn replicas(store: &Store) -> Result<(i64, Vec<Replica>)> {
     let sql = format!(
-        "SELECT name, version, started_at, heartbeat_at, clock_offset_ms, announced, {} AS now
+        "SELECT name, version, started_at, heartbeat_at, clock_offset_ms, announced, address, {} AS now
          FROM replicas ORDER BY heartbeat_at DESC, name",
         now_ms_sql(store.backend())
     );
@@ -101,6 +106,7 @@ pub async fn replicas(store: &Store) -> Result<(i64, Vec<Replica>)> {
                 heartbeat_at: r.try_get("heartbeat_at")?,
                 clock_offset_ms: r.try_get("clock_offset_ms")?,
                 announced: r.try_get::<i64, _>("announced")? != 0,
+                address: r.try_get("address")?,
             })
         })
         .collect::<Result<Vec<_>>>()?;

@@ -23,8 +23,8 @@ async fn claims_are_fenced_and_stale_writes_are_refused_whole(f: Fixture) {
     c::ensure_leases(&f.store, &[shard.to_string()])
         .await
         .unwrap();
-    c::heartbeat(&f.store, "a", "1", 0).await.unwrap();
-    c::heartbeat(&f.store, "b", "1", 0).await.unwrap();
+    c::heartbeat(&f.store, "a", "1", 0, None).await.unwrap();
+    c::heartbeat(&f.store, "b", "1", 0, None).await.unwrap();
     let (first, seq) = c::claim(&f.store, shard, "a", LEASE, LIVE)
         .await
         .unwrap()
@@ -107,8 +107,8 @@ async fn claims_are_fenced_and_stale_writes_are_refused_whole(f: Fixture) {
 async fn silent_replicas_lose_their_leases_and_leaving_frees_them_at_once(f: Fixture) {
     let names: Vec<String> = (0..2).map(|i| format!("uptime.shard.{i}")).collect();
     c::ensure_leases(&f.store, &names).await.unwrap();
-    c::heartbeat(&f.store, "a", "1", 0).await.unwrap();
-    c::heartbeat(&f.store, "b", "1", 0).await.unwrap();
+    c::heartbeat(&f.store, "a", "1", 0, None).await.unwrap();
+    c::heartbeat(&f.store, "b", "1", 0, None).await.unwrap();
     let (a0, _) = c::claim(&f.store, &names[0], "a", LEASE, LIVE)
         .await
         .unwrap()
@@ -119,7 +119,7 @@ async fn silent_replicas_lose_their_leases_and_leaving_frees_them_at_once(f: Fix
         .unwrap();
     // "a" stops heartbeating: with a live window of 50 ms, its unexpired lease is taken over.
     tokio::time::sleep(std::time::Duration::from_millis(120)).await;
-    c::heartbeat(&f.store, "b", "1", 0).await.unwrap();
+    c::heartbeat(&f.store, "b", "1", 0, None).await.unwrap();
     let b0 = c::claim(&f.store, &names[0], "b", LEASE, 50).await.unwrap();
     assert!(
         b0.is_some_and(|(t, _)| t > a0),
@@ -144,7 +144,7 @@ async fn silent_replicas_lose_their_leases_and_leaving_frees_them_at_once(f: Fix
 }
 
 async fn joins_and_losses_are_announced_once(f: Fixture) {
-    c::heartbeat(&f.store, "a", "1", 0).await.unwrap();
+    c::heartbeat(&f.store, "a", "1", 0, None).await.unwrap();
     let joined = || {
         events::publish(
             "replica.joined",

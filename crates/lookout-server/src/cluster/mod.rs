@@ -33,6 +33,8 @@ pub const LIVE_MS: i64 = 5_000;
 pub const SETTLE: Duration = Duration::from_millis(LIVE_MS as u64 + 2_000);
 /// `/readyz` answers 503 when the last successful heartbeat (a write) is older than this.
 pub const READY_WITHIN: Duration = Duration::from_millis(2_500);
+/// How long a replica waits for another's `/readyz` ([`Cluster::a_peer_is_ready`]).
+pub const PEER_TIMEOUT: Duration = Duration::from_millis(700);
 
 /// This replica's view of the cluster; cheap to clone.
 #[derive(Clone)]
@@ -46,6 +48,10 @@ struct Inner {
     /// Database clock minus ours, ms.
     offset_ms: AtomicI64,
     state: Mutex<View>,
+    /// Where this replica's UI and API answer, written with each heartbeat for the others.
+    address: std::sync::OnceLock<String>,
+    /// Asks the other replicas' `/readyz` ([`Cluster::a_peer_is_ready`]).
+    http: reqwest::Client,
 }
 
 #[derive(Default)]
@@ -67,6 +73,8 @@ struct View {
     cursors: (Vec<String>, Vec<String>),
     /// Beats so far (old replica rows are swept every so often).
     beats: u64,
+    /// The addresses of the other live replicas, as last read.
+    peers: Vec<String>,
 }
 
 impl Cluster {
@@ -78,8 +86,37 @@ impl Cluster {
                 version: version.to_string(),
                 offset_ms: AtomicI64::new(0),
                 state: Mutex::new(View::default()),
+                address: std::sync::OnceLock::new(),
+                http: reqwest::Client::builder()
+                    .timeout(PEER_TIMEOUT)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .no_proxy()
+                    .build()
+                    .unwrap_or_default(),
             }),
         }
+    }
+
+    /// Sets where this replica answers (before the first heartbeat).
+    pub fn set_address(&self, address: String) {
+        let _ = self.inner.address.set(address);
+    }
+
+    /// Whether another replica says it is ready (its heartbeats reach the database) — asked by a
+    /// replica that cannot reach the database itself, to tell "only I am cut off" (stop work the
+    /// others will take over) from "the database is down for everyone" (work on; nobody can take
+    /// it). Each peer gets [`PEER_TIMEOUT`]; no answer is not a yes.
+    pub async fn a_peer_is_ready(&self) -> bool {
+        let peers = self.view(|v| v.peers.clone());
+        let asks = peers.iter().map(|p| {
+            let url = format!("{}/readyz", p.trim_end_matches('/'));
+            let http = self.inner.http.clone();
+            async move { matches!(http.get(url).send().await, Ok(r) if r.status().is_success()) }
+        });
+        futures_util::future::join_all(asks)
+            .await
+            .into_iter()
+            .any(|ready| ready)
     }
 
     /// This replica's name.
@@ -121,6 +158,11 @@ impl Cluster {
             v.healthy_since
                 .is_some_and(|t| !v.ever_failed || t.elapsed() >= SETTLE)
         })
+    }
+
+    /// How long since a heartbeat last succeeded (none before the first).
+    pub fn beat_age(&self) -> Option<Duration> {
+        self.view(|v| v.last_beat.map(|t| t.elapsed()))
     }
 
     /// `Ok` when a heartbeat (a write) succeeded within [`READY_WITHIN`]; otherwise why not.
@@ -168,17 +210,19 @@ impl Cluster {
                 &self.inner.name,
                 &self.inner.version,
                 -self.offset_ms(),
+                self.inner.address.get().map(String::as_str),
             )
             .await?;
             let (now, all) = lookout_store::cluster::replicas(store).await?;
-            let mut live: Vec<String> = all
-                .iter()
-                .filter(|r| r.heartbeat_at >= now - LIVE_MS)
-                .map(|r| r.name.clone())
-                .collect();
+            let alive = all.iter().filter(|r| r.heartbeat_at >= now - LIVE_MS);
+            let mut live: Vec<String> = alive.clone().map(|r| r.name.clone()).collect();
             live.sort();
+            let peers: Vec<String> = alive
+                .filter(|r| r.name != self.inner.name)
+                .filter_map(|r| r.address.clone())
+                .collect();
             let cursors = lookout_store::cursor::names(store).await?;
-            Ok::<_, lookout_store::StoreError>((live, cursors, (now, all)))
+            Ok::<_, lookout_store::StoreError>((live, peers, cursors, (now, all)))
         })
         .await
         .unwrap_or_else(|_| {
@@ -187,7 +231,8 @@ impl Cluster {
             ))
         });
         let (beats, rows) = self.view(|v| match outcome {
-            Ok((live, cursors, rows)) => {
+            Ok((live, peers, cursors, rows)) => {
+                v.peers = peers;
                 let mine = assign(&live, &cursors)
                     .into_iter()
                     .zip(&cursors)

@@ -11,7 +11,10 @@
 //! can take a lease while the database is down, and the fencing token decides afterwards. When the
 //! database answers again the first renewal either confirms the token (buffered results are then
 //! written) or shows another claim (the work stops and its buffer is dropped; the new holder
-//! starts from what was stored).
+//! starts from what was stored). A replica cut off alone (another replica's `/readyz` says it
+//! reaches the database) is different: the others will take its leases once its heartbeat is
+//! [`LIVE_MS`] old, so it stops its work [`CUT_OFF_AFTER`] after its last heartbeat, before they
+//! can.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +29,15 @@ use lookout_store::Store;
 
 /// How long a claim lasts without renewal (renewed every [`HEARTBEAT`]).
 pub const LEASE_MS: i64 = 10_000;
+/// After this long without a successful heartbeat, a replica asks the others' `/readyz` whether
+/// they reach the database; if one does, this replica alone is cut off and stops its work before
+/// the others take it over (they may once its heartbeat is [`LIVE_MS`] old). Not sooner: in an
+/// outage for everyone, the others' own last heartbeats may be up to a beat younger than ours,
+/// and their `/readyz` says 200 until theirs is [`super::READY_WITHIN`] old; asking before then
+/// could mistake an outage for a partition and stop checks that should go on.
+pub const CUT_OFF_AFTER: Duration = Duration::from_millis(
+    super::READY_WITHIN.as_millis() as u64 + HEARTBEAT.as_millis() as u64 + 100,
+);
 
 /// One piece of placed work as its runner sees it.
 pub struct Work {
@@ -77,6 +89,21 @@ pub async fn run(
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.wait_for(|s| *s) => break,
+        }
+        // Cut off alone (another replica reaches the database): the others will take this
+        // replica's leases once its heartbeat is old enough, so it stops its work first.
+        if cluster.beat_age().is_some_and(|age| age >= CUT_OFF_AFTER)
+            && held.values().any(|h| !h.leaving)
+            && cluster.a_peer_is_ready().await
+        {
+            tracing::warn!(
+                "Cut off from the database while another replica reaches it: stopping this replica's work before the others take it over."
+            );
+            metrics::counter!("lookout_cut_off_stops_total").increment(1);
+            for h in held.values_mut().filter(|h| !h.leaving) {
+                h.leaving = true;
+                let _ = h.stop.send(true);
+            }
         }
         release_finished(&store, &mut held).await;
         let running: Vec<(String, i64)> = held

@@ -77,7 +77,7 @@ async fn only_admins_see_operations() {
 async fn operations_show_replicas_leases_lag_and_outbox(backend: Backend) {
     let h = Harness::new(backend).await;
     let s = &h.store;
-    cstore::heartbeat(s, "host-1-abc", "9.9.9", 12)
+    cstore::heartbeat(s, "host-1-abc", "9.9.9", 12, None)
         .await
         .unwrap();
     cstore::ensure_leases(s, &["uptime.shard.3".into(), "uptime.shard.4".into()])
