@@ -203,13 +203,15 @@ impl PgCluster {
         all
     }
 
+    /// Sends `sig` to `pids`. A process that ended between the listing and the signal (a
+    /// backend whose client went away) makes `kill` report failure while every other process
+    /// got the signal; that is not an error here, so only a `kill` that cannot run fails.
     fn signal(&self, sig: &str, pids: &[u32]) {
-        let st = Command::new("kill")
+        let _ = Command::new("kill")
             .arg(format!("-{sig}"))
             .args(pids.iter().map(u32::to_string))
             .status()
             .expect("kill");
-        assert!(st.success(), "kill -{sig} {pids:?}");
     }
 
     /// Freezes every process of this cluster (SIGSTOP): connections stay open and nothing
