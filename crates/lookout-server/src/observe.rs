@@ -118,6 +118,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             "storage": backend,
             "schema_version": v,
             "replica": state.cluster().map(|c| c.name().to_string()),
+            // How long this replica's heartbeats have succeeded without a break: a replica cut
+            // off from the database asks it, to tell a partition from an outage that just ended.
+            "healthy_ms": state.cluster().and_then(crate::cluster::Cluster::healthy_for)
+                .map(|d| d.as_millis() as u64),
         }))
         .into_response(),
         Ok(Ok(v)) => unavailable(

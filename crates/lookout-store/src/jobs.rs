@@ -6,7 +6,10 @@
 //! replica dies, the lease expires and another replica takes the job over. Each claim takes a new
 //! fencing token (`fence`); renewal and completion check it, so a replica that lost its lease —
 //! even to itself, after an outage — cannot extend or finish a run that is no longer its own.
-//! Lease times come from the database's clock, never the replica's.
+//! Lease times come from the database's clock, never the replica's. A run that cannot renew its
+//! lease for two thirds of it (the database unreachable from this replica only) is abandoned
+//! before the lease can end — its future dropped, which rolls back an open transaction — so it has
+//! stopped before another replica can claim the job.
 //!
 //! A failed run is retried with exponential backoff; a one-off job that fails
 //! [`MAX_ATTEMPTS`] times is kept, done, with its last error, for the operator to see.
@@ -363,20 +366,32 @@ impl Scheduler {
         tokio::pin!(work);
         let mut renew = tokio::time::interval(self.config.lease / 3);
         renew.tick().await;
+        // When the last renewal that succeeded was sent (the claim, at first): the lease ends no
+        // sooner than a lease after it, by the database's clock. A run that cannot renew (the
+        // database unreachable from here) is abandoned a third of a lease before that, so it has
+        // stopped before another replica can claim the job and start it again.
+        let mut confirmed = std::time::Instant::now();
+        let give_up = self.config.lease - self.config.lease / 3;
         let outcome = loop {
             tokio::select! {
                 out = &mut work => break Some(out),
                 _ = renew.tick() => {
+                    let asked = std::time::Instant::now();
                     match Self::renew(&self.store, &self.owner, &job, lease_ms).await {
-                        Ok(true) => {}
+                        Ok(true) => confirmed = asked,
                         Ok(false) => break None,
-                        Err(e) => tracing::warn!(job = %job.id, error = %e, "Lease renewal failed."),
+                        Err(e) => {
+                            tracing::warn!(job = %job.id, error = %e, "Lease renewal failed.");
+                            if confirmed.elapsed() >= give_up {
+                                break None;
+                            }
+                        }
                     }
                 }
             }
         };
         let Some(outcome) = outcome else {
-            tracing::warn!(job = %job.id, kind = %job.kind, "Lost the job's lease; abandoned the run.");
+            tracing::warn!(job = %job.id, kind = %job.kind, "Lost the job's lease (or could not renew it in time); abandoned the run.");
             return;
         };
         if let Err(e) = &outcome {

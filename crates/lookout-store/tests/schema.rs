@@ -166,3 +166,49 @@ async fn sqlite_and_postgres_migrations_build_the_same_schema() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// Since high availability (migration 0018), replicas of version N and N+1 run side by side
+/// during a rolling upgrade, on the schema of N+1: so a migration may only add (tables, columns
+/// with defaults or nullable, indexes). Removing or renaming what version N still reads waits for
+/// a later "contract" migration that names itself so (`contract` in its file name) and ships only
+/// once no replica of the version that used it can be running (docs/operations.md, "Upgrading").
+#[test]
+fn migrations_since_high_availability_only_add() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let forbidden = [
+        "DROP TABLE",
+        "DROP COLUMN",
+        "RENAME",
+        "ALTER COLUMN",
+        "DROP INDEX",
+    ];
+    let mut offences = Vec::new();
+    for backend in ["sqlite", "postgres"] {
+        for entry in std::fs::read_dir(root.join(backend)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            let number: u32 = name[..4].parse().unwrap();
+            if number <= 18 || name.contains("contract") {
+                continue;
+            }
+            let sql = std::fs::read_to_string(&path).unwrap().to_uppercase();
+            for line in sql.lines().filter(|l| !l.trim_start().starts_with("--")) {
+                if line.contains("ADD COLUMN")
+                    && line.contains("NOT NULL")
+                    && !line.contains("DEFAULT")
+                {
+                    offences.push(format!(
+                        "{backend}/{name}: a NOT NULL column without a default ({line})"
+                    ));
+                }
+                for f in forbidden.iter().filter(|f| line.contains(**f)) {
+                    offences.push(format!("{backend}/{name}: {f} ({line})"));
+                }
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "migrations since 0018 must only add, so versions N and N+1 can run together: {offences:#?}"
+    );
+}

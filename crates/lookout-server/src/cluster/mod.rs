@@ -102,16 +102,31 @@ impl Cluster {
         let _ = self.inner.address.set(address);
     }
 
-    /// Whether another replica says it is ready (its heartbeats reach the database) — asked by a
-    /// replica that cannot reach the database itself, to tell "only I am cut off" (stop work the
-    /// others will take over) from "the database is down for everyone" (work on; nobody can take
-    /// it). Each peer gets [`PEER_TIMEOUT`]; no answer is not a yes.
-    pub async fn a_peer_is_ready(&self) -> bool {
+    /// Whether another replica has reached the database without a break for at least
+    /// `for_at_least` (its `/readyz` says ready, and for how long) — asked by a replica that
+    /// cannot reach the database itself, to tell "only I am cut off" (stop work the others will
+    /// take over) from "the database is down for everyone" (work on; nobody can take it). A peer
+    /// ready again only since an outage ended is no evidence: it may simply have reconnected
+    /// first. Each peer gets [`PEER_TIMEOUT`]; no answer is not a yes.
+    pub async fn a_peer_is_ready(&self, for_at_least: Duration) -> bool {
         let peers = self.view(|v| v.peers.clone());
         let asks = peers.iter().map(|p| {
             let url = format!("{}/readyz", p.trim_end_matches('/'));
             let http = self.inner.http.clone();
-            async move { matches!(http.get(url).send().await, Ok(r) if r.status().is_success()) }
+            async move {
+                let Ok(r) = http.get(url).send().await else {
+                    return false;
+                };
+                if !r.status().is_success() {
+                    return false;
+                }
+                let Ok(body) = r.json::<serde_json::Value>().await else {
+                    return false;
+                };
+                body["healthy_ms"]
+                    .as_u64()
+                    .is_some_and(|ms| Duration::from_millis(ms) >= for_at_least)
+            }
         });
         futures_util::future::join_all(asks)
             .await
@@ -158,6 +173,11 @@ impl Cluster {
             v.healthy_since
                 .is_some_and(|t| !v.ever_failed || t.elapsed() >= SETTLE)
         })
+    }
+
+    /// How long heartbeats have succeeded without a failure (none while they fail).
+    pub fn healthy_for(&self) -> Option<Duration> {
+        self.view(|v| v.healthy_since.map(|t| t.elapsed()))
     }
 
     /// How long since a heartbeat last succeeded (none before the first).

@@ -92,10 +92,15 @@ pub async fn run(
         }
         // Cut off alone (another replica reaches the database): the others will take this
         // replica's leases once its heartbeat is old enough, so it stops its work first.
-        if cluster.beat_age().is_some_and(|age| age >= CUT_OFF_AFTER)
-            && held.values().any(|h| !h.leaving)
-            && cluster.a_peer_is_ready().await
-        {
+        // The evidence: a peer that reached the database all the while this one could not (less
+        // a beat); one that is ready only since an outage ended may just have reconnected first.
+        let cut_off = match cluster.beat_age() {
+            Some(age) if age >= CUT_OFF_AFTER && held.values().any(|h| !h.leaving) => {
+                cluster.a_peer_is_ready(age.saturating_sub(HEARTBEAT)).await
+            }
+            _ => false,
+        };
+        if cut_off {
             tracing::warn!(
                 "Cut off from the database while another replica reaches it: stopping this replica's work before the others take it over."
             );
