@@ -254,6 +254,8 @@ pub struct ExceptionView {
     value: String,
     mechanism: String,
     frames: Vec<FrameView>,
+    /// The frames as sent, when source maps resolved them ("show minified").
+    raw_frames: Vec<FrameView>,
 }
 
 /// A breadcrumb as shown.
@@ -437,6 +439,11 @@ pub async fn issue(
                 },
                 // Most recent call first, as Sentry shows it.
                 frames: frames.iter().rev().map(frame_view).collect(),
+                raw_frames: e
+                    .pointer("/raw_stacktrace/frames")
+                    .and_then(Value::as_array)
+                    .map(|f| f.iter().rev().map(frame_view).collect())
+                    .unwrap_or_default(),
             }
         })
         .collect();

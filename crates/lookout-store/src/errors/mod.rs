@@ -6,6 +6,7 @@
 
 pub mod health;
 pub mod process;
+pub mod sourcemaps;
 
 use serde::Serialize;
 use serde_json::{json, Value};

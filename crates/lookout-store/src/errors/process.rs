@@ -30,7 +30,11 @@ pub struct ErrorProcessor {
     owner: String,
     batch: i64,
     lease_ms: i64,
+    maps: std::sync::Arc<super::sourcemaps::MapCache>,
 }
+
+/// Source bytes of decoded maps the processor keeps (decoded maps take a few times more).
+pub const MAP_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// An event read from the inbox, parsed and hashed.
 struct Pending {
@@ -54,7 +58,44 @@ impl ErrorProcessor {
             // lets a restarted or surviving replica resume within seconds of a crash. A batch that
             // outlives it is fenced at the cursor advance and rolled back, never applied twice.
             lease_ms: 5_000,
+            maps: std::sync::Arc::new(super::sourcemaps::MapCache::new(MAP_CACHE_BYTES)),
         }
+    }
+
+    /// JavaScript events resolved through source maps before they are grouped, so grouping,
+    /// titles and culprits use the original frames. Done before the write turn: map lookups and
+    /// decoding must not hold up other writers. Returns the rewritten payloads by inbox `seq`.
+    async fn symbolicate_batch(&self, rows: &[sqlx::any::AnyRow]) -> Result<HashMap<i64, String>> {
+        let mut out = HashMap::new();
+        for r in rows {
+            let kind: String = r.try_get("kind")?;
+            let payload: String = r.try_get("payload")?;
+            // Cheap test first: only events with column numbers can be source-mapped.
+            if kind != "event" || !payload.contains("\"colno\"") {
+                continue;
+            }
+            let Ok(mut body) = serde_json::from_str::<serde_json::Value>(&payload) else {
+                continue;
+            };
+            let project_id: i64 = r.try_get("project_id")?;
+            let outcome = super::sourcemaps::symbolicate_event(
+                &self.store,
+                &self.maps,
+                project_id,
+                &mut body,
+                false,
+            )
+            .await?;
+            let text = body.to_string();
+            // Context lines make an event bigger; one pushed over the event cap stays minified
+            // rather than being dropped by the parser.
+            if outcome.resolved > 0 && text.len() <= lookout_protocol::event::MAX_EVENT_BYTES {
+                metrics::counter!("lookout_errors_symbolicated_frames_total")
+                    .increment(outcome.resolved as u64);
+                out.insert(r.try_get("seq")?, text);
+            }
+        }
+        Ok(out)
     }
 
     /// Processes the next batch if this replica holds the cursor; returns how many items it read.
@@ -78,6 +119,7 @@ impl ErrorProcessor {
             return Ok(0);
         };
         let started = std::time::Instant::now();
+        let mut symbolicated = self.symbolicate_batch(&rows).await?;
         let _turn = self.store.write_gate().await;
         let mut tx = self.store.begin_write().await?;
         // Each project groups with the version stored on it, so a newer algorithm in a newer
@@ -94,7 +136,10 @@ impl ErrorProcessor {
             let project_id: i64 = r.try_get("project_id")?;
             let kind: String = r.try_get("kind")?;
             let received_at: i64 = r.try_get("received_at")?;
-            let payload: String = r.try_get("payload")?;
+            let payload: String = match symbolicated.remove(&r.try_get::<i64, _>("seq")?) {
+                Some(p) => p,
+                None => r.try_get("payload")?,
+            };
             match kind.as_str() {
                 "event" => match parse_event(
                     payload.as_bytes(),
