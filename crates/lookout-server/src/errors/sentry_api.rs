@@ -64,6 +64,10 @@ pub fn routes() -> Router<AppState> {
                 get(release_info).put(update_release),
             )
             .route(
+                &format!("/api/0/projects/{{org}}/{{project}}/releases{slash}"),
+                post(new_project_release),
+            )
+            .route(
                 &format!("/api/0/projects/{{org}}/{{project}}/releases/{{version}}/files{slash}"),
                 get(list_release_files)
                     .post(upload_release_file)
@@ -402,6 +406,24 @@ async fn new_release(
     ApiPath(org): ApiPath<String>,
     ApiJson(req): ApiJson<NewRelease>,
 ) -> ApiResult<Response> {
+    let org_id = check_org(&state, &org).await?;
+    check_version(&req.version)?;
+    let projects = project_ids(&state, &org, &req.projects).await?;
+    let released = parse_date(req.date_released.as_deref())?;
+    let r = store::upsert_release(state.store(), org_id, &req.version, &projects, released).await?;
+    Ok((StatusCode::CREATED, Json(release_json(&r))).into_response())
+}
+
+/// `releases new` with one `--project` posts to the project's releases.
+async fn new_project_release(
+    State(state): State<AppState>,
+    _who: Member,
+    ApiPath((org, project)): ApiPath<(String, String)>,
+    ApiJson(mut req): ApiJson<NewRelease>,
+) -> ApiResult<Response> {
+    if !req.projects.contains(&project) {
+        req.projects.push(project);
+    }
     let org_id = check_org(&state, &org).await?;
     check_version(&req.version)?;
     let projects = project_ids(&state, &org, &req.projects).await?;
