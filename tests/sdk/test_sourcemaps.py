@@ -144,6 +144,7 @@ def test_release_upload_with_url_prefix_and_reprocess_for_an_event_that_came_fir
     # A new event of that release resolves on arrival and joins the same issue.
     throw(server, app, release="shop@2.0.0", root=os.path.join(app, "dist"))
     server.wait_issues(lambda i: len(i) == 1 and i[0]["count"] == 2)
+    assert_original_top_frame(newest_exception(server, issue["id"]), "release")
 
 
 def test_legacy_release_files_upload_of_sentry_cli_2(server, app):
@@ -252,6 +253,14 @@ def test_upload_api_refuses_bad_input_and_stores_nothing_half(server, app):
     ans = upload_and_assemble(server, out_of_range)
     assert ans["state"] == "error" and "source #1" in ans["detail"]
     assert server.api("/api/v1/projects/1/source-maps")["items"] == []
+    # A viewer's token may not upload: 403 before the body is read, whatever the body is.
+    viewer = server.api("/api/v1/tokens", method="POST", body={"name": "ro", "role": "viewer"})["token"]
+    status, ans = call(server, "POST", "/api/0/organizations/default/chunk-upload/", b"not multipart",
+                       {"Content-Type": "text/plain"}, token=viewer)
+    assert status == 403 and ans["error"]["code"] == "forbidden"
+    status, _ = call(server, "POST", "/api/0/organizations/default/artifactbundle/assemble/", b"{",
+                     {"Content-Type": "application/json"}, token=viewer)
+    assert status == 403
     # Another organization or project is not found; no token is 401.
     status, _ = call(server, "GET", "/api/0/organizations/other/chunk-upload/")
     assert status == 404

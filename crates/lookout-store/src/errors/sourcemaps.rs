@@ -26,6 +26,18 @@ pub const CHUNK_TTL_MS: i64 = 3_600_000;
 /// Bundles and release files are deleted this long after upload (Sentry keeps them 90 days).
 pub const FILE_RETENTION_MS: i64 = 90 * 86_400_000;
 
+/// Bumped whenever this process stores or deletes source files, so remembered lookups ("no map
+/// for this file") end at once instead of after [`LOOKUP_TTL`]. Other replicas notice within it.
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn files_changed() {
+    GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn generation() -> u64 {
+    GENERATION.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The SHA-1 of bytes, lowercase hex: how chunks and bundles are named.
 pub fn sha1_hex(data: &[u8]) -> String {
     hex::encode(sha1::Sha1::digest(data))
@@ -171,6 +183,7 @@ pub async fn store_bundle(
         }
     }
     tx.commit().await?;
+    files_changed();
     Ok(())
 }
 
@@ -227,6 +240,7 @@ pub async fn put_release_file(
     .await?;
     let id = insert_file(&mut tx, project_id, None, file, Some(release), dist, now).await?;
     tx.commit().await?;
+    files_changed();
     Ok(id)
 }
 
@@ -303,6 +317,7 @@ pub async fn delete_file(store: &Store, project_id: i64, id: i64) -> Result<()> 
     if n == 0 {
         return Err(StoreError::NotFound);
     }
+    files_changed();
     Ok(())
 }
 
@@ -420,6 +435,9 @@ pub async fn enforce_retention(store: &Store) -> Result<SourceRetention> {
         .execute(store.pool())
         .await?
         .rows_affected();
+    if files > 0 {
+        files_changed();
+    }
     Ok(SourceRetention { chunks, files })
 }
 
@@ -540,9 +558,9 @@ async fn locate(
     Ok(None)
 }
 
-/// Decoded maps by file id, bounded by their source size; lookups remembered for a minute (so a
-/// map uploaded after an event applies to events that arrive a minute later, and at once on
-/// re-process, which skips the lookup memory).
+/// Decoded maps by file id, bounded by their source size; lookups remembered for a minute or
+/// until this process stores or deletes source files (a map uploaded through another replica
+/// applies within the minute; re-processing skips the memory).
 pub struct MapCache {
     inner: Mutex<CacheInner>,
     max_bytes: usize,
@@ -555,7 +573,7 @@ struct CacheInner {
     maps: HashMap<i64, (Arc<sm::LoadedMap>, usize)>,
     order: VecDeque<i64>,
     bytes: usize,
-    lookups: HashMap<LookupKey, (Instant, Option<Located>)>,
+    lookups: HashMap<LookupKey, (Instant, u64, Option<Located>)>,
 }
 
 /// How long a lookup's answer (found or not) is reused.
@@ -579,18 +597,21 @@ impl MapCache {
 
     async fn located(&self, store: &Store, key: LookupKey, fresh: bool) -> Result<Option<Located>> {
         if !fresh {
-            if let Some((at, hit)) = self.lock().lookups.get(&key) {
-                if at.elapsed() < LOOKUP_TTL {
+            if let Some((at, seen, hit)) = self.lock().lookups.get(&key) {
+                if at.elapsed() < LOOKUP_TTL && *seen == generation() {
                     return Ok(hit.clone());
                 }
             }
         }
+        let seen = generation();
         let found = locate(store, key.0, &key.1, key.2.as_deref(), key.3.as_deref()).await?;
         let mut inner = self.lock();
         if inner.lookups.len() >= MAX_LOOKUPS {
             inner.lookups.clear();
         }
-        inner.lookups.insert(key, (Instant::now(), found.clone()));
+        inner
+            .lookups
+            .insert(key, (Instant::now(), seen, found.clone()));
         Ok(found)
     }
 
@@ -689,7 +710,8 @@ pub struct Reprocessed {
 pub const REPROCESS_LIMIT: i64 = 1_000;
 
 /// Re-symbolicates an issue's newest events from their minified frames with the maps stored
-/// now (for events that arrived before their maps), and refreshes the issue's culprit.
+/// now (for events that arrived before their maps), refreshes the issue's culprit, and adds the
+/// resolved events' grouping hashes to the issue (later events arrive resolved).
 pub async fn reprocess_issue(
     store: &Store,
     cache: &MapCache,
@@ -705,6 +727,7 @@ pub async fn reprocess_issue(
     let mut out = Reprocessed::default();
     let mut updates: Vec<(i64, String)> = Vec::new();
     let mut newest_culprit: Option<String> = None;
+    let mut new_hashes: Vec<(i64, String)> = Vec::new();
     for (i, r) in rows.iter().enumerate() {
         out.events += 1;
         let id: i64 = r.try_get("id")?;
@@ -720,13 +743,24 @@ pub async fn reprocess_issue(
         }
         out.frames += outcome.resolved as u64;
         let text = v.to_string();
-        if i == 0 {
-            let clock = lookout_protocol::event::Clock {
-                received_ms: now_ms(),
-                sent_at_ms: None,
-            };
-            if let Ok(ev) = lookout_protocol::event::parse_event(text.as_bytes(), None, &clock) {
+        let clock = lookout_protocol::event::Clock {
+            received_ms: now_ms(),
+            sent_at_ms: None,
+        };
+        if let Ok(ev) = lookout_protocol::event::parse_event(text.as_bytes(), None, &clock) {
+            if i == 0 {
                 newest_culprit = Some(ev.culprit());
+            }
+            // New events with these frames resolve on arrival and hash differently from the
+            // minified ones: their hashes join this issue, so they do not open another.
+            let version: String =
+                sqlx::query("SELECT grouping_version FROM projects WHERE id = $1")
+                    .bind(project_id)
+                    .fetch_one(store.pool())
+                    .await?
+                    .try_get("grouping_version")?;
+            for h in lookout_protocol::grouping::hashes_with(&version, &ev).unwrap_or_default() {
+                new_hashes.push((project_id, h));
             }
         }
         if text != body {
@@ -744,6 +778,18 @@ pub async fn reprocess_issue(
             .bind(id)
             .execute(&mut *tx)
             .await?;
+    }
+    new_hashes.sort();
+    new_hashes.dedup();
+    for (project_id, h) in &new_hashes {
+        sqlx::query(
+            "INSERT INTO issue_hashes (project_id, hash, issue_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(project_id)
+        .bind(h)
+        .bind(issue_id)
+        .execute(&mut *tx)
+        .await?;
     }
     if let Some(c) = newest_culprit {
         sqlx::query("UPDATE issues SET culprit = $1 WHERE id = $2")
