@@ -239,6 +239,8 @@ pub fn read_artifact_bundle(
 pub struct LoadedMap {
     map: SourceMap,
     minified: Option<SourceView>,
+    /// Per line of the minified file: whether it is ASCII (then columns are byte offsets).
+    ascii_lines: Vec<bool>,
 }
 
 impl std::fmt::Debug for LoadedMap {
@@ -268,10 +270,90 @@ pub fn load_map(map: &[u8], minified: Option<&[u8]>) -> Result<LoadedMap, Protoc
         }
         Err(e) => return Err(bad(format!("source map does not decode: {e}"))),
     };
-    let minified = minified
-        .and_then(|m| std::str::from_utf8(m).ok())
-        .map(|s| SourceView::from_string(s.to_string()));
-    Ok(LoadedMap { map, minified })
+    let minified = minified.and_then(|m| std::str::from_utf8(m).ok());
+    let ascii_lines = minified
+        .map(|m| m.split('\n').map(str::is_ascii).collect())
+        .unwrap_or_default();
+    let minified = minified.map(|s| SourceView::from_string(s.to_string()));
+    Ok(LoadedMap {
+        map,
+        minified,
+        ascii_lines,
+    })
+}
+
+/// Tokens walked back from a frame's position looking for `function <name>` (as the `sourcemap`
+/// crate's own guess does).
+const NAME_SEARCH_TOKENS: u32 = 128;
+
+fn is_ident_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_' || c == '$'
+}
+
+impl LoadedMap {
+    /// The minified identifier a token points at.
+    fn minified_ident(&self, line: u32, col: u32) -> Option<&str> {
+        let text = self.minified.as_ref()?.get_line(line)?;
+        // Columns count UTF-16 units: on an ASCII line (nearly every bundle) they are byte
+        // offsets; elsewhere the line is walked. Walking every line made one lookup cost a
+        // scan of the whole (often single-line, megabytes long) bundle.
+        let start = if self.ascii_lines.get(line as usize) == Some(&true) {
+            col as usize
+        } else {
+            let mut units = 0usize;
+            let mut at = text.len();
+            for (i, ch) in text.char_indices() {
+                if units >= col as usize {
+                    at = i;
+                    break;
+                }
+                units += ch.len_utf16();
+            }
+            at
+        };
+        let rest = text.get(start..)?;
+        let end = rest
+            .char_indices()
+            .find(|(_, c)| !is_ident_char(*c))
+            .map_or(rest.len(), |(i, _)| i);
+        rest.get(..end).filter(|s| !s.is_empty())
+    }
+
+    /// The original name of the function a minified frame is in: the nearest `function <name>`
+    /// before the position whose `<name>` is the frame's minified function name, mapped back.
+    fn original_function_name(&self, line: u32, col: u32, minified: &str) -> Option<String> {
+        if self.minified.is_none() || !minified.chars().all(is_ident_char) {
+            return None;
+        }
+        // The last token at or before the position (tokens are sorted by position).
+        let (mut lo, mut hi) = (0u32, self.map.get_token_count());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let t = self.map.get_token(mid as usize)?;
+            if (t.get_dst_line(), t.get_dst_col()) <= (line, col) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let last = lo.checked_sub(1)?;
+        let first = last.saturating_sub(NAME_SEARCH_TOKENS);
+        let mut later: Option<sourcemap::Token<'_>> = None;
+        for idx in (first..=last).rev() {
+            let t = self.map.get_token(idx as usize)?;
+            if let Some(name_token) = later {
+                let is_decl = self.minified_ident(t.get_dst_line(), t.get_dst_col())
+                    == Some("function")
+                    && self.minified_ident(name_token.get_dst_line(), name_token.get_dst_col())
+                        == Some(minified);
+                if is_decl {
+                    return name_token.get_name().map(str::to_string);
+                }
+            }
+            later = Some(t);
+        }
+        None
+    }
 }
 
 /// Where a frame's code came from: what a caller looks maps up by.
@@ -594,11 +676,10 @@ fn resolve_frame(
         .get("function")
         .and_then(Value::as_str)
         .map(str::to_string);
-    let original_fn = match (&found.map.minified, minified_fn.as_deref()) {
-        (Some(sv), Some(name)) if !name.is_empty() && name != "?" => {
+    let original_fn = match minified_fn.as_deref() {
+        Some(name) if !name.is_empty() && name != "?" => {
             let short = name.rsplit('.').next().unwrap_or(name);
-            map.get_original_function_name(l0, c0, short, sv)
-                .map(str::to_string)
+            found.map.original_function_name(l0, c0, short)
         }
         _ => None,
     }
