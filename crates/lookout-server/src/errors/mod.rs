@@ -2,6 +2,7 @@
 //! the issue pages. Grouping and storage live in `lookout_store::errors`.
 
 pub mod api;
+pub mod attachments;
 pub mod ingest;
 pub mod sentry_api;
 pub mod sourcemaps;
@@ -28,6 +29,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(sourcemaps::list))
         .routes(routes!(sourcemaps::delete))
         .routes(routes!(sourcemaps::reprocess))
+        .routes(routes!(attachments::list))
+        .routes(routes!(attachments::download))
 }
 
 /// The part of Sentry's web API that `sentry-cli` uses to upload source maps (token auth).

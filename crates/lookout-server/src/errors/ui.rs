@@ -291,6 +291,8 @@ struct IssuePage {
     newer: Option<String>,
     raw: String,
     can_edit: bool,
+    /// The shown event's attachments: name, size, download link.
+    attachments: Vec<(String, String, String)>,
 }
 
 fn text(v: &Value) -> String {
@@ -519,6 +521,18 @@ pub async fn issue(
         ),
         None => (String::new(), None, None, None),
     };
+    let attachments = if event_id.is_empty() {
+        Vec::new()
+    } else {
+        errors::attachments::list(state.store(), issue.project_id, &event_id)
+            .await?
+            .into_iter()
+            .map(|a| {
+                let url = super::attachments::download_path(issue.project_id, &a);
+                (a.filename, format!("{} bytes", a.size), url)
+            })
+            .collect()
+    };
     Ok(render(&IssuePage {
         title: issue.title.clone(),
         ctx,
@@ -538,6 +552,7 @@ pub async fn issue(
         newer,
         raw: serde_json::to_string_pretty(&body).unwrap_or_default(),
         can_edit: s.user.role >= Role::Member,
+        attachments,
     }))
 }
 
