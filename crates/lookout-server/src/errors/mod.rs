@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod attachments;
+pub mod feedback;
 pub mod ingest;
 pub mod sentry_api;
 pub mod sourcemaps;
@@ -31,6 +32,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(sourcemaps::reprocess))
         .routes(routes!(attachments::list))
         .routes(routes!(attachments::download))
+        .routes(routes!(feedback::for_issue))
+        .routes(routes!(feedback::for_project))
 }
 
 /// The part of Sentry's web API that `sentry-cli` uses to upload source maps (token auth).

@@ -293,6 +293,8 @@ struct IssuePage {
     can_edit: bool,
     /// The shown event's attachments: name, size, download link.
     attachments: Vec<(String, String, String)>,
+    /// What users said about this issue's events: who, when, what.
+    feedback: Vec<(String, When, String)>,
 }
 
 fn text(v: &Value) -> String {
@@ -533,6 +535,19 @@ pub async fn issue(
             })
             .collect()
     };
+    let feedback = errors::feedback::for_issue(state.store(), issue.id)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let who = match (r.name, r.email) {
+                (Some(n), Some(e)) => format!("{n} <{e}>"),
+                (Some(n), None) => n,
+                (None, Some(e)) => e,
+                (None, None) => "anonymous".into(),
+            };
+            (who, When::at(r.created_at), r.comments)
+        })
+        .collect();
     Ok(render(&IssuePage {
         title: issue.title.clone(),
         ctx,
@@ -553,6 +568,7 @@ pub async fn issue(
         raw: serde_json::to_string_pretty(&body).unwrap_or_default(),
         can_edit: s.user.role >= Role::Member,
         attachments,
+        feedback,
     }))
 }
 

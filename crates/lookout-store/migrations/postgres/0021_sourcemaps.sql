@@ -54,3 +54,15 @@ CREATE TABLE release_projects (
     project_id BIGINT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
     PRIMARY KEY (release_id, project_id)
 );
+-- What users said about an error: `user_report` items and the feedback events of current SDKs,
+-- tied to the event they name (and through it to its issue).
+CREATE TABLE user_reports (
+    id BIGSERIAL PRIMARY KEY,
+    project_id BIGINT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    event_id TEXT,
+    name TEXT,
+    email TEXT,
+    comments TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX user_reports_event ON user_reports (project_id, event_id);

@@ -5,6 +5,7 @@
 //! one event's JSON, and the status changes and merges users make.
 
 pub mod attachments;
+pub mod feedback;
 pub mod health;
 pub mod process;
 pub mod sourcemaps;

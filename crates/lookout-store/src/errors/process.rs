@@ -171,6 +171,9 @@ impl ErrorProcessor {
                     }
                 },
                 "client_report" => count_client_report(&mut tx, project_id, &payload).await?,
+                "user_report" => {
+                    super::feedback::store(&mut tx, project_id, received_at, &payload).await?
+                }
                 "session" | "sessions" => {
                     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&payload) {
                         super::health::apply(
