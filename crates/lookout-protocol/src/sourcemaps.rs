@@ -241,6 +241,25 @@ pub struct LoadedMap {
     minified: Option<SourceView>,
     /// Per line of the minified file: whether it is ASCII (then columns are byte offsets).
     ascii_lines: Vec<bool>,
+    /// For non-ASCII lines only: `(UTF-16 column, byte offset)` every [`COLUMN_STEP`] characters,
+    /// built once per map so a column is found by a search and a walk of at most a step, never
+    /// by walking a (often single, megabytes long) line from its start on every lookup.
+    columns: HashMap<u32, Vec<(u32, u32)>>,
+}
+
+/// Characters between two remembered columns of a non-ASCII line: 8 bytes per 64 characters.
+const COLUMN_STEP: usize = 64;
+
+fn column_index(line: &str) -> Vec<(u32, u32)> {
+    let mut out = Vec::with_capacity(line.len() / COLUMN_STEP + 1);
+    let mut units = 0u32;
+    for (n, (i, ch)) in line.char_indices().enumerate() {
+        if n.is_multiple_of(COLUMN_STEP) {
+            out.push((units, u32::try_from(i).unwrap_or(u32::MAX)));
+        }
+        units = units.saturating_add(ch.len_utf16() as u32);
+    }
+    out
 }
 
 impl std::fmt::Debug for LoadedMap {
@@ -274,11 +293,21 @@ pub fn load_map(map: &[u8], minified: Option<&[u8]>) -> Result<LoadedMap, Protoc
     let ascii_lines = minified
         .map(|m| m.split('\n').map(str::is_ascii).collect())
         .unwrap_or_default();
+    let columns = minified
+        .map(|m| {
+            m.split('\n')
+                .enumerate()
+                .filter(|(_, l)| !l.is_ascii())
+                .map(|(i, l)| (u32::try_from(i).unwrap_or(u32::MAX), column_index(l)))
+                .collect()
+        })
+        .unwrap_or_default();
     let minified = minified.map(|s| SourceView::from_string(s.to_string()));
     Ok(LoadedMap {
         map,
         minified,
         ascii_lines,
+        columns,
     })
 }
 
@@ -295,21 +324,24 @@ impl LoadedMap {
     fn minified_ident(&self, line: u32, col: u32) -> Option<&str> {
         let text = self.minified.as_ref()?.get_line(line)?;
         // Columns count UTF-16 units: on an ASCII line (nearly every bundle) they are byte
-        // offsets; elsewhere the line is walked. Walking every line made one lookup cost a
-        // scan of the whole (often single-line, megabytes long) bundle.
+        // offsets; elsewhere the nearest remembered column before it is found and at most
+        // [`COLUMN_STEP`] characters are walked from there.
         let start = if self.ascii_lines.get(line as usize) == Some(&true) {
             col as usize
         } else {
-            let mut units = 0usize;
-            let mut at = text.len();
-            for (i, ch) in text.char_indices() {
-                if units >= col as usize {
-                    at = i;
+            let index = self.columns.get(&line)?;
+            let at = index.partition_point(|&(units, _)| units <= col);
+            let (mut units, byte) = *index.get(at.checked_sub(1)?)?;
+            let byte = byte as usize;
+            let mut start = text.len();
+            for (i, ch) in text.get(byte..)?.char_indices().take(COLUMN_STEP + 1) {
+                if units >= col {
+                    start = byte + i;
                     break;
                 }
-                units += ch.len_utf16();
+                units = units.saturating_add(ch.len_utf16() as u32);
             }
-            at
+            start
         };
         let rest = text.get(start..)?;
         let end = rest
@@ -584,11 +616,20 @@ pub fn restore_raw(body: &mut Value) {
     }
 }
 
-/// Resolves an event's frames in place with the maps found for its sources. Frames that cannot be
-/// resolved stay as sent; frames from `node_modules` are marked not in-app either way.
+/// Frames resolved per event at most; the rest stay minified. Real stacks are far shorter (V8
+/// keeps 10–50 frames), and an event is processed with a budget whatever its sender puts in it.
+pub const MAX_FRAMES_PER_EVENT: usize = 250;
+/// Time one event's frames may take to resolve; frames left when it runs out stay minified.
+pub const EVENT_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Resolves an event's frames in place with the maps found for its sources, within
+/// [`MAX_FRAMES_PER_EVENT`] and [`EVENT_BUDGET`]. Frames that cannot be resolved (or are over
+/// the budget) stay as sent; frames from `node_modules` are marked not in-app either way.
 pub fn symbolicate(body: &mut Value, maps: &HashMap<FrameSource, FoundMap>) -> Outcome {
+    let deadline = std::time::Instant::now() + EVENT_BUDGET;
     let ids = debug_ids(body);
     let mut outcome = Outcome::default();
+    let mut attempted = 0usize;
     for exc in exceptions_mut(body) {
         let Some(frames) = exc
             .pointer_mut("/stacktrace/frames")
@@ -604,8 +645,10 @@ pub fn symbolicate(body: &mut Value, maps: &HashMap<FrameSource, FoundMap>) -> O
             let path = frame_path(f).map(str::to_string);
             let line = f.get("lineno").and_then(Value::as_u64);
             let col = f.get("colno").and_then(Value::as_u64);
+            let within_budget = attempted < MAX_FRAMES_PER_EVENT
+                && (!attempted.is_multiple_of(16) || std::time::Instant::now() < deadline);
             let found = match (&path, line, col) {
-                (Some(p), Some(_), Some(_)) => maps.get(&FrameSource {
+                (Some(p), Some(_), Some(_)) if within_budget => maps.get(&FrameSource {
                     abs_path: p.clone(),
                     debug_id: ids.get(p).cloned(),
                 }),
@@ -613,6 +656,7 @@ pub fn symbolicate(body: &mut Value, maps: &HashMap<FrameSource, FoundMap>) -> O
             };
             let next_caller = match (found, line, col) {
                 (Some(found), Some(line), Some(col)) => {
+                    attempted += 1;
                     match resolve_frame(f, found, line, col, caller_name.as_deref()) {
                         Some(name) => {
                             outcome.resolved += 1;
@@ -824,6 +868,59 @@ mod tests {
         let f = &body["exception"]["values"][0]["stacktrace"]["frames"][0];
         assert_eq!(f["lineno"], 49);
         assert!(f.get("context_line").is_none());
+    }
+
+    /// One source-map VLQ for a non-negative value.
+    fn vlq(v: u32) -> String {
+        const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let (mut v, mut out) = (v << 1, String::new());
+        loop {
+            let mut digit = v & 31;
+            v >>= 5;
+            if v > 0 {
+                digit |= 32;
+            }
+            out.push(B64[digit as usize] as char);
+            if v == 0 {
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn a_long_non_ascii_line_resolves_names_and_frames_past_the_cap_stay_minified() {
+        // The same bundle behind a 200,000-character non-ASCII comment on its single line: each
+        // name lookup used to walk the line from its start, 128 times per frame.
+        let pad = 200_000u32;
+        let minified = format!("/*{}*/{MINIFIED}", "é".repeat(pad as usize));
+        let map = MAP.replacen("\"MAAA,", &format!("\"{},", vlq(6 + pad + 4)), 1);
+        let found = FoundMap {
+            map: Arc::new(load_map(map.as_bytes(), Some(minified.as_bytes())).unwrap()),
+            url: "~/static/app.min.js.map".into(),
+            via: "release",
+        };
+        let frame = json!({"abs_path": "http://localhost/static/app.min.js", "function": "r",
+            "lineno": 1, "colno": 27 + pad + 4});
+        let n = MAX_FRAMES_PER_EVENT + 50;
+        let mut body = json!({"platform": "javascript", "exception": {"values": [{"type": "Error",
+            "stacktrace": {"frames": vec![frame; n]}}]}});
+        let key = FrameSource {
+            abs_path: "http://localhost/static/app.min.js".into(),
+            debug_id: None,
+        };
+        let out = symbolicate(&mut body, &HashMap::from([(key, found)]));
+        assert_eq!(
+            out,
+            Outcome {
+                resolved: MAX_FRAMES_PER_EVENT,
+                unresolved: 50
+            }
+        );
+        let frames = &body["exception"]["values"][0]["stacktrace"]["frames"];
+        assert_eq!(frames[0]["function"], "checkout");
+        assert_eq!(frames[0]["filename"], "cart.js");
+        assert_eq!(frames[0]["lineno"], 2);
+        assert_eq!(frames[n - 1]["function"], "r", "over the cap: as sent");
     }
 
     #[test]

@@ -691,7 +691,16 @@ pub async fn symbolicate_event(
     if maps.is_empty() {
         return Ok(Outcome::default());
     }
-    Ok(sm::symbolicate(body, &maps))
+    // Resolving walks maps (bounded per event by frames and time): off the async threads.
+    let mut owned = std::mem::take(body);
+    let (owned, outcome) = tokio::task::spawn_blocking(move || {
+        let outcome = sm::symbolicate(&mut owned, &maps);
+        (owned, outcome)
+    })
+    .await
+    .map_err(|e| StoreError::Corrupt(format!("symbolication stopped: {e}")))?;
+    *body = owned;
+    Ok(outcome)
 }
 
 /// What re-processing an issue's events did.
