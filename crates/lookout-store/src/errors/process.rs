@@ -78,14 +78,23 @@ impl ErrorProcessor {
                 continue;
             };
             let project_id: i64 = r.try_get("project_id")?;
-            let outcome = super::sourcemaps::symbolicate_event(
+            // One event's failure (a lookup error, a stopped decoding task) leaves that event
+            // minified; it never fails the batch, which holds every project's events.
+            let outcome = match super::sourcemaps::symbolicate_event(
                 &self.store,
                 &self.maps,
                 project_id,
                 &mut body,
                 false,
             )
-            .await?;
+            .await
+            {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(project = project_id, error = %e, "Symbolication failed; event kept minified.");
+                    continue;
+                }
+            };
             let text = body.to_string();
             // Context lines make an event bigger; one pushed over the event cap stays minified
             // rather than being dropped by the parser.
@@ -119,7 +128,13 @@ impl ErrorProcessor {
             return Ok(0);
         };
         let started = std::time::Instant::now();
-        let mut symbolicated = self.symbolicate_batch(&rows).await?;
+        let mut symbolicated = match self.symbolicate_batch(&rows).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "Symbolication of a batch failed; its events kept minified.");
+                HashMap::new()
+            }
+        };
         let _turn = self.store.write_gate().await;
         let mut tx = self.store.begin_write().await?;
         // Each project groups with the version stored on it, so a newer algorithm in a newer

@@ -470,12 +470,13 @@ async fn file_where(
     }))
 }
 
-async fn file_data(store: &Store, id: i64) -> Result<Vec<u8>> {
-    Ok(sqlx::query("SELECT data FROM source_files WHERE id = $1")
+/// A file's bytes; `None` if it was deleted since it was found (on this or another replica).
+async fn file_data(store: &Store, id: i64) -> Result<Option<Vec<u8>>> {
+    let row = sqlx::query("SELECT data FROM source_files WHERE id = $1")
         .bind(id)
-        .fetch_one(store.pool())
-        .await?
-        .try_get("data")?)
+        .fetch_optional(store.pool())
+        .await?;
+    Ok(row.map(|r| r.try_get("data")).transpose()?)
 }
 
 /// Where a frame's map is: the map file, the minified file (for function names), how found.
@@ -619,9 +620,12 @@ impl MapCache {
         if let Some((m, _)) = self.lock().maps.get(&at.map_id) {
             return Ok(Some(m.clone()));
         }
-        let map = file_data(store, at.map_id).await?;
+        // A file deleted since the lookup means no map (or no function names), not an error.
+        let Some(map) = file_data(store, at.map_id).await? else {
+            return Ok(None);
+        };
         let minified = match at.minified_id {
-            Some(id) => Some(file_data(store, id).await?),
+            Some(id) => file_data(store, id).await?,
             None => None,
         };
         let size = map.len() + minified.as_ref().map_or(0, Vec::len);
@@ -641,7 +645,8 @@ impl MapCache {
         inner.maps.insert(at.map_id, (loaded.clone(), size));
         inner.order.push_back(at.map_id);
         inner.bytes += size;
-        while inner.bytes > self.max_bytes && inner.order.len() > 1 {
+        // A map alone over the budget is used for this event and not kept.
+        while inner.bytes > self.max_bytes && !inner.order.is_empty() {
             if let Some(old) = inner.order.pop_front() {
                 if let Some((_, s)) = inner.maps.remove(&old) {
                     inner.bytes -= s;
