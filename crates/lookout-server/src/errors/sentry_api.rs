@@ -474,6 +474,8 @@ async fn list_release_files(
     let project_id = store::project_by_slug(state.store(), &org, &project)
         .await?
         .ok_or(ApiError::NotFound("project"))?;
+    // Up to a thousand rows per request: shares the uploads' turns, so listings cannot pile up.
+    let _turn = upload_turn()?;
     let files = store::list_release_files(state.store(), project_id, &version).await?;
     Ok(Json(Value::Array(
         files

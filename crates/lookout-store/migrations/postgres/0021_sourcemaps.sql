@@ -33,6 +33,8 @@ CREATE TABLE source_files (
     release TEXT,
     dist TEXT,
     sourcemap_ref TEXT,
+    -- SHA-1 of data, hex: sentry-cli's listing compares it, so it is never computed on read.
+    sha1 TEXT NOT NULL,
     size BIGINT NOT NULL,
     data BYTEA NOT NULL,
     created_at BIGINT NOT NULL

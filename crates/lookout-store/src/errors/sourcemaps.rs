@@ -197,8 +197,8 @@ async fn insert_file(
     now: i64,
 ) -> Result<i64> {
     let row = sqlx::query(
-        "INSERT INTO source_files (project_id, bundle_id, kind, url, debug_id, release, dist, sourcemap_ref, size, data, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+        "INSERT INTO source_files (project_id, bundle_id, kind, url, debug_id, release, dist, sourcemap_ref, sha1, size, data, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
     )
     .bind(project_id)
     .bind(bundle_id)
@@ -208,6 +208,7 @@ async fn insert_file(
     .bind(release.map(str::to_string))
     .bind(dist.map(str::to_string))
     .bind(f.sourcemap_ref.clone())
+    .bind(sha1_hex(&f.content))
     .bind(i64::try_from(f.content.len()).unwrap_or(i64::MAX))
     .bind(f.content.as_slice())
     .bind(now)
@@ -843,7 +844,7 @@ pub async fn list_release_files(
     release: &str,
 ) -> Result<Vec<ReleaseFile>> {
     sqlx::query(
-        "SELECT id, url, dist, size, data FROM source_files
+        "SELECT id, url, dist, size, sha1 FROM source_files
          WHERE project_id = $1 AND release = $2 AND bundle_id IS NULL ORDER BY id LIMIT $3",
     )
     .bind(project_id)
@@ -853,13 +854,12 @@ pub async fn list_release_files(
     .await?
     .iter()
     .map(|r| {
-        let data: Vec<u8> = r.try_get("data")?;
         Ok(ReleaseFile {
             id: r.try_get("id")?,
             name: r.try_get("url")?,
             dist: r.try_get("dist")?,
             size: r.try_get("size")?,
-            sha1: sha1_hex(&data),
+            sha1: r.try_get("sha1")?,
         })
     })
     .collect()
