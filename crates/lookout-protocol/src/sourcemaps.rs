@@ -155,6 +155,14 @@ pub fn read_artifact_bundle(
         .map_err(|e| bad(format!("bundle is not a zip archive: {e}")))?;
     let manifest = read_entry(&mut zip, "manifest.json", 16 * 1024 * 1024)?
         .ok_or_else(|| bad("bundle has no manifest.json"))?;
+    // The manifest counts toward the total: it is held in memory with the files.
+    let mut total = manifest.len() as u64;
+    if total > limits.max_total_bytes {
+        return Err(ProtocolError::TooLarge(format!(
+            "bundle files exceed {} bytes in all",
+            limits.max_total_bytes
+        )));
+    }
     let manifest: Value = serde_json::from_slice(&manifest)
         .map_err(|e| bad(format!("manifest.json is not JSON: {e}")))?;
     let attr = |k: &str| {
@@ -175,7 +183,6 @@ pub fn read_artifact_bundle(
             limits.max_files
         )));
     }
-    let mut total = 0u64;
     let mut files = Vec::new();
     for (path, info) in entries {
         let Some(kind) = info
@@ -921,6 +928,41 @@ mod tests {
         assert_eq!(frames[0]["filename"], "cart.js");
         assert_eq!(frames[0]["lineno"], 2);
         assert_eq!(frames[n - 1]["function"], "r", "over the cap: as sent");
+    }
+
+    fn bundle(files: usize) -> Vec<u8> {
+        use std::io::Write;
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default();
+        let mut manifest = serde_json::Map::new();
+        for i in 0..files {
+            zip.start_file(format!("files/m{i}"), opts).unwrap();
+            zip.write_all(MAP.as_bytes()).unwrap();
+            manifest.insert(
+                format!("m{i}"),
+                json!({"url": format!("~/m{i}.js.map"), "type": "source_map"}),
+            );
+        }
+        zip.start_file("manifest.json", opts).unwrap();
+        zip.write_all(json!({"files": manifest}).to_string().as_bytes())
+            .unwrap();
+        zip.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn bundles_over_their_file_count_or_unpacked_size_are_refused() {
+        let limits = BundleLimits {
+            max_files: 2,
+            max_file_bytes: 1 << 20,
+            max_total_bytes: 2 * MAP.len() as u64,
+        };
+        let b = read_artifact_bundle(&bundle(1), &limits).unwrap();
+        assert_eq!(b.files.len(), 1);
+        // Two maps fill the total exactly; the manifest counts too.
+        let e = read_artifact_bundle(&bundle(2), &limits).unwrap_err();
+        assert!(matches!(e, ProtocolError::TooLarge(_)), "{e}");
+        let e = read_artifact_bundle(&bundle(3), &limits).unwrap_err();
+        assert!(e.to_string().contains("at most 2"), "{e}");
     }
 
     #[test]

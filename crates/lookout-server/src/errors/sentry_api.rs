@@ -36,6 +36,8 @@ pub const CHUNKS_PER_REQUEST: usize = 4;
 pub const MAX_REQUEST_BYTES: usize = CHUNK_SIZE * CHUNKS_PER_REQUEST + 1024 * 1024;
 /// Largest artifact bundle (all its chunks), and largest legacy release file.
 pub const MAX_BUNDLE_BYTES: u64 = 64 * 1024 * 1024;
+/// Files in one artifact bundle (each is a row and an index entry).
+pub const MAX_BUNDLE_FILES: usize = 10_000;
 /// Upload requests read at the same time.
 pub const MAX_UPLOADS_IN_FLIGHT: usize = 2;
 
@@ -272,6 +274,15 @@ async fn assemble(
             "a bundle may have at most {max_chunks} chunks ({MAX_BUNDLE_BYTES} bytes)"
         )));
     }
+    // Release and dist are copied into every file's row: checked before anything is read.
+    let version = req.version.as_deref().filter(|v| !v.is_empty());
+    let dist = req.dist.as_deref().filter(|d| !d.is_empty());
+    if let Some(v) = version {
+        check_version(v)?;
+    }
+    if let Some(d) = dist {
+        check_dist(d)?;
+    }
     let projects = project_ids(&state, &org, &req.projects).await?;
     let st = state.store();
     let holders = store::bundle_holders(st, &projects, &checksum).await?;
@@ -312,9 +323,11 @@ async fn assemble(
             Some("the chunks do not add up to the bundle's checksum".into()),
         ));
     }
+    // Unpacked, a bundle may hold no more than it may be packed: zip ratios are no budget.
     let limits = BundleLimits {
-        max_total_bytes: MAX_BUNDLE_BYTES * 4,
-        ..BundleLimits::default()
+        max_files: MAX_BUNDLE_FILES,
+        max_file_bytes: MAX_BUNDLE_BYTES,
+        max_total_bytes: MAX_BUNDLE_BYTES,
     };
     let bundle = match tokio::task::spawn_blocking(move || {
         sm::read_artifact_bundle(&bytes, &limits)
@@ -325,15 +338,26 @@ async fn assemble(
         Ok(Err(e)) => return Ok(assemble_answer("error", &[], Some(e.to_string()))),
         Err(e) => return Err(ApiError::Internal(format!("bundle reading stopped: {e}"))),
     };
-    store::store_bundle(
-        st,
-        &todo,
-        &checksum,
-        req.version.as_deref().filter(|v| !v.is_empty()),
-        req.dist.as_deref().filter(|d| !d.is_empty()),
-        &bundle,
-    )
-    .await?;
+    // The manifest's own release and dist (used when the request names none) obey the same rules.
+    let named = [
+        (
+            version.is_none(),
+            bundle.release.as_deref().map(check_version),
+            "release",
+        ),
+        (
+            dist.is_none(),
+            bundle.dist.as_deref().map(check_dist),
+            "dist",
+        ),
+    ];
+    for (used, check, what) in named {
+        if let (true, Some(Err(e))) = (used, check) {
+            let detail = format!("manifest.json's {what}: {e}");
+            return Ok(assemble_answer("error", &[], Some(detail)));
+        }
+    }
+    store::store_bundle(st, &todo, &checksum, version, dist, &bundle).await?;
     tracing::info!(
         bundle = %checksum,
         files = bundle.files.len(),
@@ -387,6 +411,19 @@ fn release_json(r: &store::Release) -> Value {
         "newGroups": 0,
         "projects": r.projects.iter().map(|s| json!({"slug": s, "name": s})).collect::<Vec<_>>(),
     })
+}
+
+/// Longest dist accepted: dists name builds (`web`, `android-123`), and each is copied into
+/// every stored file's row.
+pub const MAX_DIST_LEN: usize = 64;
+
+fn check_dist(d: &str) -> ApiResult<()> {
+    if d.len() > MAX_DIST_LEN || d.chars().any(char::is_control) {
+        return Err(ApiError::Validation(format!(
+            "dist must be at most {MAX_DIST_LEN} characters without control characters"
+        )));
+    }
+    Ok(())
 }
 
 fn check_version(v: &str) -> ApiResult<()> {
@@ -527,7 +564,10 @@ async fn upload_release_file(
                 let text = field.text().await.map_err(multipart_error)?;
                 match field_name.as_str() {
                     "name" => name = Some(text),
-                    "dist" => dist = Some(text).filter(|d| !d.is_empty()),
+                    "dist" => {
+                        check_dist(&text)?;
+                        dist = Some(text).filter(|d| !d.is_empty());
+                    }
                     _ => {
                         if let Some((k, v)) = text.split_once(':') {
                             file_headers
@@ -582,4 +622,20 @@ async fn upload_release_file(
         })),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn releases_and_dists_copied_into_every_file_row_are_bounded() {
+        assert!(check_version("web@1.2.3+build.7").is_ok());
+        assert!(check_version(&"v".repeat(201)).is_err());
+        assert!(check_version("a/b").is_err());
+        assert!(check_dist("android-123").is_ok());
+        let e = check_dist(&"d".repeat(MAX_DIST_LEN + 1)).unwrap_err();
+        assert!(matches!(e, ApiError::Validation(_)), "{e}");
+        assert!(check_dist("a\nb").is_err());
+    }
 }
