@@ -222,7 +222,10 @@ pub fn read_artifact_bundle(
             )));
         }
         if kind == FileKind::SourceMap {
-            load_map(&content, None).map_err(|e| bad(format!("{url}: {e}")))?;
+            load_map(&content, None).map_err(|e| match e {
+                ProtocolError::TooLarge(m) => ProtocolError::TooLarge(format!("{url}: {m}")),
+                e => bad(format!("{url}: {e}")),
+            })?;
         }
         files.push(BundleFile {
             kind,
@@ -283,7 +286,15 @@ pub fn is_sourcemap(data: &[u8]) -> bool {
     sourcemap::is_sourcemap_slice(data)
 }
 
-/// Decodes a source map (regular or index; index maps are flattened once here).
+/// Tokens (mappings) one map may have. A decoded token takes about [`BYTES_PER_TOKEN`] bytes, so
+/// this bounds a decoded map near 56 MB whatever its file size; real bundles of several MB have
+/// a few hundred thousand.
+pub const MAX_MAP_TOKENS: u32 = 2_000_000;
+/// Memory of one decoded token (position, source, name indexes and the crate's indexes).
+pub const BYTES_PER_TOKEN: usize = 28;
+
+/// Decodes a source map (regular or index; index maps are flattened once here). A map over
+/// [`MAX_MAP_TOKENS`] is refused as too large.
 pub fn load_map(map: &[u8], minified: Option<&[u8]>) -> Result<LoadedMap, ProtocolError> {
     let map = match sourcemap::decode_slice(map) {
         Ok(DecodedMap::Regular(m)) => m,
@@ -296,6 +307,12 @@ pub fn load_map(map: &[u8], minified: Option<&[u8]>) -> Result<LoadedMap, Protoc
         }
         Err(e) => return Err(bad(format!("source map does not decode: {e}"))),
     };
+    if map.get_token_count() > MAX_MAP_TOKENS {
+        return Err(ProtocolError::TooLarge(format!(
+            "source map has {} mappings; at most {MAX_MAP_TOKENS} are accepted",
+            map.get_token_count()
+        )));
+    }
     let minified = minified.and_then(|m| std::str::from_utf8(m).ok());
     let ascii_lines = minified
         .map(|m| m.split('\n').map(str::is_ascii).collect())
@@ -327,6 +344,17 @@ fn is_ident_char(c: char) -> bool {
 }
 
 impl LoadedMap {
+    /// About how much memory the decoded map holds, given the bytes of its files (kept as
+    /// source views): what caches count, since a decoded map costs many times its file.
+    pub fn estimated_bytes(&self, file_bytes: usize) -> usize {
+        let columns: usize = self.columns.values().map(|c| c.len() * 8).sum();
+        (self.map.get_token_count() as usize)
+            .saturating_mul(BYTES_PER_TOKEN)
+            .saturating_add(file_bytes)
+            .saturating_add(columns)
+            .saturating_add(self.ascii_lines.len())
+    }
+
     /// The minified identifier a token points at.
     fn minified_ident(&self, line: u32, col: u32) -> Option<&str> {
         let text = self.minified.as_ref()?.get_line(line)?;

@@ -579,7 +579,7 @@ async fn upload_release_file(
             _ => {}
         }
     }
-    let (fname, data) =
+    let (fname, mut data) =
         file.ok_or_else(|| ApiError::Validation("the file field is missing".into()))?;
     let url = name
         .or(fname)
@@ -587,7 +587,21 @@ async fn upload_release_file(
         .ok_or_else(|| ApiError::Validation("the name field is missing".into()))?;
     // What the file is: a map if it parses as one, minified source if it names a map.
     let kind = if url.ends_with(".map") || sm::is_sourcemap(&data) {
-        sm::load_map(&data, None).map_err(|e| ApiError::Validation(format!("{url}: {e}")))?;
+        // Decoding a map of up to MAX_BUNDLE_BYTES takes a while: off the async threads, still
+        // under this upload's turn.
+        let (data_back, checked) = tokio::task::spawn_blocking(move || {
+            let checked = sm::load_map(&data, None).map(drop);
+            (data, checked)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("map decoding stopped: {e}")))?;
+        data = data_back;
+        checked.map_err(|e| match e {
+            lookout_protocol::ProtocolError::TooLarge(m) => {
+                ApiError::TooLarge(format!("{url}: {m}"))
+            }
+            e => ApiError::Validation(format!("{url}: {e}")),
+        })?;
         FileKind::SourceMap
     } else if url.ends_with(".js") || url.ends_with(".mjs") || url.ends_with(".cjs") {
         FileKind::MinifiedSource

@@ -33,7 +33,7 @@ pub struct ErrorProcessor {
     maps: std::sync::Arc<super::sourcemaps::MapCache>,
 }
 
-/// Source bytes of decoded maps the processor keeps (decoded maps take a few times more).
+/// Estimated memory of the decoded maps the processor keeps.
 pub const MAP_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// An event read from the inbox, parsed and hashed.

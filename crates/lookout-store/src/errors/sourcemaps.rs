@@ -560,7 +560,7 @@ async fn locate(
     Ok(None)
 }
 
-/// Decoded maps by file id, bounded by their source size; lookups remembered for a minute or
+/// Decoded maps by file id, bounded by their estimated decoded size; lookups remembered for a minute or
 /// until this process stores or deletes source files (a map uploaded through another replica
 /// applies within the minute; re-processing skips the memory).
 pub struct MapCache {
@@ -584,7 +584,7 @@ const LOOKUP_TTL: Duration = Duration::from_secs(60);
 const MAX_LOOKUPS: usize = 10_000;
 
 impl MapCache {
-    /// A cache holding decoded maps from at most `max_bytes` of map and minified source.
+    /// A cache holding decoded maps of about `max_bytes` in all (see `LoadedMap::estimated_bytes`).
     pub fn new(max_bytes: usize) -> Self {
         MapCache {
             inner: Mutex::new(CacheInner::default()),
@@ -629,7 +629,7 @@ impl MapCache {
             Some(id) => file_data(store, id).await?,
             None => None,
         };
-        let size = map.len() + minified.as_ref().map_or(0, Vec::len);
+        let file_bytes = map.len() + minified.as_ref().map_or(0, Vec::len);
         // Decoding a large map takes a while: off the async threads.
         let loaded = tokio::task::spawn_blocking(move || sm::load_map(&map, minified.as_deref()))
             .await
@@ -642,7 +642,12 @@ impl MapCache {
                 return Ok(None);
             }
         };
+        let size = loaded.estimated_bytes(file_bytes);
         let mut inner = self.lock();
+        // Decoded meanwhile by another event: that copy is kept, counted once.
+        if let Some((m, _)) = inner.maps.get(&at.map_id) {
+            return Ok(Some(m.clone()));
+        }
         inner.maps.insert(at.map_id, (loaded.clone(), size));
         inner.order.push_back(at.map_id);
         inner.bytes += size;
