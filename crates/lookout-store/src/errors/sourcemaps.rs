@@ -568,7 +568,38 @@ pub struct MapCache {
     max_bytes: usize,
 }
 
-type LookupKey = (i64, FrameSource, Option<String>, Option<String>);
+/// What a lookup is remembered under: the project and a SHA-1 of the frame's source, release
+/// and dist. Those come from events, so the key is fixed-size whatever a sender puts in them.
+type LookupKey = (i64, [u8; 20]);
+
+/// Frame paths longer than this are not looked up (no uploaded file has such a URL).
+const MAX_LOOKUP_PATH: usize = 2048;
+
+fn lookup_key(
+    project_id: i64,
+    src: &FrameSource,
+    release: Option<&str>,
+    dist: Option<&str>,
+) -> LookupKey {
+    let mut h = sha1::Sha1::new();
+    // Each part is length-prefixed, so no two different tuples hash the same bytes.
+    let parts = [
+        Some(src.abs_path.as_str()),
+        src.debug_id.as_deref(),
+        release,
+        dist,
+    ];
+    for p in parts {
+        match p {
+            Some(p) => {
+                h.update((p.len() as u64 + 1).to_le_bytes());
+                h.update(p.as_bytes());
+            }
+            None => h.update(0u64.to_le_bytes()),
+        }
+    }
+    (project_id, h.finalize().into())
+}
 
 #[derive(Default)]
 struct CacheInner {
@@ -597,7 +628,16 @@ impl MapCache {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn located(&self, store: &Store, key: LookupKey, fresh: bool) -> Result<Option<Located>> {
+    async fn located(
+        &self,
+        store: &Store,
+        project_id: i64,
+        src: &FrameSource,
+        release: Option<&str>,
+        dist: Option<&str>,
+        fresh: bool,
+    ) -> Result<Option<Located>> {
+        let key = lookup_key(project_id, src, release, dist);
         if !fresh {
             if let Some((at, seen, hit)) = self.lock().lookups.get(&key) {
                 if at.elapsed() < LOOKUP_TTL && *seen == generation() {
@@ -606,7 +646,7 @@ impl MapCache {
             }
         }
         let seen = generation();
-        let found = locate(store, key.0, &key.1, key.2.as_deref(), key.3.as_deref()).await?;
+        let found = locate(store, project_id, src, release, dist).await?;
         let mut inner = self.lock();
         if inner.lookups.len() >= MAX_LOOKUPS {
             inner.lookups.clear();
@@ -684,8 +724,20 @@ pub async fn symbolicate_event(
         .map(str::to_string);
     let mut maps = HashMap::new();
     for src in sm::sources(body) {
-        let key = (project_id, src.clone(), release.clone(), dist.clone());
-        let Some(at) = cache.located(store, key, fresh).await? else {
+        if src.abs_path.len() > MAX_LOOKUP_PATH {
+            continue;
+        }
+        let found = cache
+            .located(
+                store,
+                project_id,
+                &src,
+                release.as_deref(),
+                dist.as_deref(),
+                fresh,
+            )
+            .await?;
+        let Some(at) = found else {
             continue;
         };
         if let Some(map) = cache.map(store, &at).await? {
