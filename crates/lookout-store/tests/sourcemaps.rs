@@ -11,7 +11,10 @@ mod support;
 use lookout_store::Backend;
 use support::{fixture, Fixture};
 
-both!(a_map_deleted_on_another_replica_leaves_the_event_minified,);
+both!(
+    a_map_deleted_on_another_replica_leaves_the_event_minified,
+    events_that_came_before_their_maps_are_reprocessed_page_by_page,
+);
 
 // esbuild's minified `checkout` and its map (as in lookout-protocol's unit tests).
 const MINIFIED: &str = "(()=>{function r(t){throw new Error(\"empty cart\")}r([]);})();\n";
@@ -92,4 +95,67 @@ async fn a_map_deleted_on_another_replica_leaves_the_event_minified(f: Fixture) 
     let listed = sm::list_release_files(&f.store, p.id, "r1").await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].sha1, sm::sha1_hex(MAP.as_bytes()));
+}
+
+async fn events_that_came_before_their_maps_are_reprocessed_page_by_page(f: Fixture) {
+    use lookout_store::errors::process::{ingest_writes, ErrorProcessor};
+    use lookout_store::writer::WriterConfig;
+    use lookout_store::Writer;
+    use sqlx::Row;
+    let (project, _) = tenancy::ensure_default_project(&f.store).await.unwrap();
+    // More events than one page of re-processing reads.
+    let n = sm::REPROCESS_PAGE as usize + 10;
+    let items = (0..n)
+        .map(|i| {
+            let mut ev = event();
+            ev["event_id"] = json!(format!("{i:032x}"));
+            (
+                "event".to_string(),
+                Some(format!("{i:032x}")),
+                ev.to_string(),
+            )
+        })
+        .collect();
+    let writer = Writer::start(f.store.clone(), WriterConfig::default());
+    writer
+        .queue()
+        .write(ingest_writes(
+            project.id,
+            lookout_core::time::now_ms(),
+            items,
+            Vec::new(),
+        ))
+        .await
+        .unwrap();
+    writer.shutdown().await;
+    let p = ErrorProcessor::new(f.store.clone(), "t");
+    while p.poll_once().await.unwrap() > 0 {}
+    let issue_id: i64 = sqlx::query("SELECT id FROM issues")
+        .fetch_one(f.store.pool())
+        .await
+        .unwrap()
+        .get("id");
+    for (kind, url, content) in [
+        (FileKind::MinifiedSource, "~/static/app.min.js", MINIFIED),
+        (FileKind::SourceMap, "~/static/app.min.js.map", MAP),
+    ] {
+        sm::put_release_file(&f.store, project.id, "r1", None, &file(kind, url, content))
+            .await
+            .unwrap();
+    }
+    let r = sm::reprocess_issue(&f.store, &MapCache::new(1 << 20), issue_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.events, r.updated, r.frames),
+        (n as u64, n as u64, n as u64)
+    );
+    let resolved: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM error_events WHERE body LIKE '%\"function\":\"checkout\"%'",
+    )
+    .fetch_one(f.store.pool())
+    .await
+    .unwrap()
+    .get("n");
+    assert_eq!(resolved, n as i64, "every page's events were rewritten");
 }

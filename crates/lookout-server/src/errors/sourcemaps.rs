@@ -14,11 +14,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::api::{not_found, page_of, ListParams};
 use crate::auth::{Member, Principal};
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{iso, ApiPath, ApiQuery};
 use crate::state::AppState;
 use crate::ui::check_csrf;
-use crate::ui::error::UiResult;
+use crate::ui::error::{UiError, UiResult};
 use crate::ui::extract::{Page, Signed};
 use crate::ui::fmt::When;
 use crate::ui::layout::{render, PageCtx};
@@ -144,11 +144,20 @@ fn reprocess_cache() -> &'static MapCache {
     C.get_or_init(|| MapCache::new(16 * 1024 * 1024))
 }
 
+/// One re-processing at a time in this process (each reads up to 1000 events and decodes maps);
+/// another request meanwhile gets 503 with `Retry-After`.
+fn reprocess_turn() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError> {
+    static S: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    S.try_acquire().map_err(|_| {
+        ApiError::Unavailable("another re-processing is running; retry shortly".into())
+    })
+}
+
 /// Re-symbolicates an issue's newest events with the source maps stored now (for events that
 /// arrived before their maps were uploaded).
 #[utoipa::path(post, operation_id = "issues_reprocess", path = "/api/v1/issues/{id}/reprocess", tag = "errors",
     params(("id" = i64, Path, description = "Issue id")),
-    responses((status = 200, body = ReprocessView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ReprocessView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn reprocess(
     State(state): State<AppState>,
     _who: Member,
@@ -157,6 +166,7 @@ pub async fn reprocess(
     errors::get_issue(state.store(), id)
         .await
         .map_err(not_found("issue"))?;
+    let _turn = reprocess_turn()?;
     let r = store::reprocess_issue(state.store(), reprocess_cache(), id).await?;
     Ok(Json(r.into()))
 }
@@ -176,6 +186,8 @@ pub async fn reprocess_form(
 ) -> UiResult {
     check_csrf(&s, &f.csrf)?;
     errors::get_issue(state.store(), id).await?;
+    let _turn = reprocess_turn()
+        .map_err(|e| UiError::Refused(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     store::reprocess_issue(state.store(), reprocess_cache(), id).await?;
     Ok(Redirect::to(&format!("/errors/issues/{id}")).into_response())
 }
