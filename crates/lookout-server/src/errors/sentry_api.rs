@@ -201,7 +201,13 @@ async fn upload_chunks(
         let raw = field.bytes().await.map_err(multipart_error)?;
         let data = if gzip {
             lookout_protocol::decompress::decode(Some("gzip"), &raw, CHUNK_SIZE).map_err(|e| {
-                ApiError::BadRequest(format!("chunk {checksum} does not decompress: {e}"))
+                match e {
+                    // Over the chunk size once decompressed: too large, like a plain chunk.
+                    lookout_protocol::ProtocolError::TooLarge(_) => {
+                        ApiError::TooLarge(format!("chunk {checksum} exceeds {CHUNK_SIZE} bytes"))
+                    }
+                    e => ApiError::BadRequest(format!("chunk {checksum} does not decompress: {e}")),
+                }
             })?
         } else {
             raw.to_vec()
