@@ -339,6 +339,9 @@ pub fn load_map(map: &[u8], minified: Option<&[u8]>) -> Result<LoadedMap, Protoc
 /// crate's own guess does).
 const NAME_SEARCH_TOKENS: u32 = 128;
 
+/// Longest minified function name looked for (minified names are a few characters).
+const MAX_NAME_CHARS: usize = 256;
+
 fn is_ident_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_' || c == '$'
 }
@@ -379,17 +382,30 @@ impl LoadedMap {
             start
         };
         let rest = text.get(start..)?;
+        // Only names up to MAX_NAME_CHARS are compared: a longer identifier is cut there (and
+        // then matches nothing), never scanned to its end.
         let end = rest
             .char_indices()
+            .take(MAX_NAME_CHARS + 1)
             .find(|(_, c)| !is_ident_char(*c))
-            .map_or(rest.len(), |(i, _)| i);
+            .map_or_else(
+                || {
+                    rest.char_indices()
+                        .nth(MAX_NAME_CHARS + 1)
+                        .map_or(rest.len(), |(i, _)| i)
+                },
+                |(i, _)| i,
+            );
         rest.get(..end).filter(|s| !s.is_empty())
     }
 
     /// The original name of the function a minified frame is in: the nearest `function <name>`
     /// before the position whose `<name>` is the frame's minified function name, mapped back.
     fn original_function_name(&self, line: u32, col: u32, minified: &str) -> Option<String> {
-        if self.minified.is_none() || !minified.chars().all(is_ident_char) {
+        if self.minified.is_none()
+            || minified.len() > MAX_NAME_CHARS
+            || !minified.chars().all(is_ident_char)
+        {
             return None;
         }
         // The last token at or before the position (tokens are sorted by position).
@@ -535,10 +551,16 @@ pub fn wants_symbolication(body: &Value) -> bool {
     js && !sources(body).is_empty()
 }
 
-/// The distinct sources of an event's frames that have a line and a column.
+/// Distinct sources looked up per event at most: each costs a few queries, and real stacks
+/// come from a handful of files.
+pub const MAX_SOURCES_PER_EVENT: usize = 32;
+
+/// The distinct sources of an event's frames that have a line and a column, from the frames
+/// [`symbolicate`] may resolve, at most [`MAX_SOURCES_PER_EVENT`].
 pub fn sources(body: &Value) -> Vec<FrameSource> {
     let ids = debug_ids(body);
     let mut out: Vec<FrameSource> = Vec::new();
+    let mut seen = 0usize;
     let excs: Vec<&Value> = match body.get("exception") {
         Some(Value::Object(o)) => o
             .get("values")
@@ -556,6 +578,10 @@ pub fn sources(body: &Value) -> Vec<FrameSource> {
                 continue;
             }
             let Some(path) = frame_path(f) else { continue };
+            seen += 1;
+            if seen > MAX_FRAMES_PER_EVENT || out.len() >= MAX_SOURCES_PER_EVENT {
+                return out;
+            }
             let s = FrameSource {
                 abs_path: path.to_string(),
                 debug_id: ids.get(path).cloned(),
@@ -956,6 +982,13 @@ mod tests {
         assert_eq!(frames[0]["filename"], "cart.js");
         assert_eq!(frames[0]["lineno"], 2);
         assert_eq!(frames[n - 1]["function"], "r", "over the cap: as sent");
+        // Every frame from its own file: only the first few files are looked up.
+        let frames: Vec<Value> = (0..n)
+            .map(|i| json!({"abs_path": format!("~/{i}.js"), "lineno": 1, "colno": 1}))
+            .collect();
+        let body = json!({"platform": "node", "exception": {"values": [{"type": "E",
+            "stacktrace": {"frames": frames}}]}});
+        assert_eq!(sources(&body).len(), MAX_SOURCES_PER_EVENT);
     }
 
     fn bundle(files: usize) -> Vec<u8> {
