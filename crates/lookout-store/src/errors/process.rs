@@ -36,6 +36,10 @@ pub struct ErrorProcessor {
 /// Estimated memory of the decoded maps the processor keeps.
 pub const MAP_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
+/// Time one batch may spend resolving source maps before it is cut short (well inside the
+/// processor's lease).
+pub const SYMBOLICATION_BATCH_BUDGET: Duration = Duration::from_millis(2_500);
+
 /// An event read from the inbox, parsed and hashed.
 struct Pending {
     project_id: i64,
@@ -65,9 +69,20 @@ impl ErrorProcessor {
     /// JavaScript events resolved through source maps before they are grouped, so grouping,
     /// titles and culprits use the original frames. Done before the write turn: map lookups and
     /// decoding must not hold up other writers. Returns the rewritten payloads by inbox `seq`.
-    async fn symbolicate_batch(&self, rows: &[sqlx::any::AnyRow]) -> Result<HashMap<i64, String>> {
+    ///
+    /// Stops after [`SYMBOLICATION_BATCH_BUDGET`] (having done at least one event) and returns
+    /// how many rows it got through: the batch is cut there and the rest wait for the next poll,
+    /// so a batch never outlives the processor's lease however slow its maps are.
+    async fn symbolicate_batch(
+        &self,
+        rows: &[sqlx::any::AnyRow],
+    ) -> Result<(HashMap<i64, String>, usize)> {
+        let started = std::time::Instant::now();
         let mut out = HashMap::new();
-        for r in rows {
+        for (done, r) in rows.iter().enumerate() {
+            if done > 0 && started.elapsed() > SYMBOLICATION_BATCH_BUDGET {
+                return Ok((out, done));
+            }
             let kind: String = r.try_get("kind")?;
             let payload: String = r.try_get("payload")?;
             // Cheap test first: only events with column numbers can be source-mapped.
@@ -104,7 +119,7 @@ impl ErrorProcessor {
                 out.insert(r.try_get("seq")?, text);
             }
         }
-        Ok(out)
+        Ok((out, rows.len()))
     }
 
     /// Processes the next batch if this replica holds the cursor; returns how many items it read.
@@ -113,27 +128,33 @@ impl ErrorProcessor {
         else {
             return Ok(0);
         };
-        let rows = sqlx::query(
+        let mut rows = sqlx::query(
             "SELECT seq, project_id, kind, received_at, payload FROM ingest_items WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
         .bind(position)
         .bind(self.batch)
         .fetch_all(self.store.pool())
         .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let started = std::time::Instant::now();
+        let mut symbolicated = match self.symbolicate_batch(&rows).await {
+            Ok((m, done)) => {
+                rows.truncate(done);
+                m
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Symbolication of a batch failed; its events kept minified.");
+                HashMap::new()
+            }
+        };
         let Some(last) = rows
             .last()
             .map(|r| r.try_get::<i64, _>("seq"))
             .transpose()?
         else {
             return Ok(0);
-        };
-        let started = std::time::Instant::now();
-        let mut symbolicated = match self.symbolicate_batch(&rows).await {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "Symbolication of a batch failed; its events kept minified.");
-                HashMap::new()
-            }
         };
         let _turn = self.store.write_gate().await;
         let mut tx = self.store.begin_write().await?;
