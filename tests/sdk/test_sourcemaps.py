@@ -253,6 +253,35 @@ def test_upload_api_refuses_bad_input_and_stores_nothing_half(server, app):
     ans = upload_and_assemble(server, out_of_range)
     assert ans["state"] == "error" and "source #1" in ans["detail"]
     assert server.api("/api/v1/projects/1/source-maps")["items"] == []
+    # Release and dist are copied into every file's row: a long dist is 422 before anything is
+    # read, a manifest's bad release makes the assemble fail with the reason.
+    fine = bundle([("minified_source", "~/c.js", b"c()")])
+    status, ans = call(server, "POST", "/api/0/organizations/default/artifactbundle/assemble/",
+                       json.dumps({"checksum": hashlib.sha1(fine).hexdigest(), "chunks": [],
+                                   "projects": ["default"], "dist": "d" * 65}).encode(),
+                       {"Content-Type": "application/json"})
+    assert status == 422 and "dist" in ans["error"]["message"]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "a") as z:
+        z.writestr("0", b"c()")
+        z.writestr("manifest.json", json.dumps({"release": "r" * 300, "files": {
+            "0": {"type": "minified_source", "url": "~/c.js"}}}))
+    ans = upload_and_assemble(server, buf.getvalue())
+    assert ans["state"] == "error" and "release" in ans["detail"], ans
+    # A gzip chunk that inflates past the chunk size is too large, like a plain one.
+    big = b"\0" * (8 * 1024 * 1024 + 1)
+    body, h = multipart([("file_gzip", hashlib.sha1(big).hexdigest(), gzip.compress(big))])
+    status, _ = call(server, "POST", "/api/0/organizations/default/chunk-upload/", body, h)
+    assert status == 413
+    # A legacy map with more mappings than a decoded map may hold: 413, not stored.
+    huge = b'{"version":3,"sources":["a.js"],"names":[],"mappings":"' + b"AAAA," * 2_000_001 + b'"}'
+    body, h = multipart([("file", "a.js.map", huge), ("name", "", b"~/a.js.map")])
+    status, ans = call(server, "POST", "/api/0/projects/default/default/releases/r1/files/", body, h)
+    assert status == 413 and "mappings" in ans["error"]["message"], ans
+    body, h = multipart([("file", "a.js", b"a()"), ("name", "", b"~/a.js"), ("dist", "", b"d" * 65)])
+    status, _ = call(server, "POST", "/api/0/projects/default/default/releases/r1/files/", body, h)
+    assert status == 422
+    assert server.api("/api/v1/projects/1/source-maps")["items"] == []
     # A viewer's token may not upload: 403 before the body is read, whatever the body is.
     viewer = server.api("/api/v1/tokens", method="POST", body={"name": "ro", "role": "viewer"})["token"]
     status, ans = call(server, "POST", "/api/0/organizations/default/chunk-upload/", b"not multipart",
