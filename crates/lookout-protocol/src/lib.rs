@@ -5,7 +5,8 @@
 //! - [`envelope`]: the Sentry envelope format, items with and without `length`;
 //! - [`event`]: a lenient model of Sentry error events (what grouping and the UI need);
 //! - [`grouping`]: versioned grouping of events into issues;
-//! - [`parameterize`]: the placeholders that make messages with variable parts group together.
+//! - [`parameterize`]: the placeholders that make messages with variable parts group together;
+//! - [`sourcemaps`]: sentry-cli's artifact bundles and resolving JavaScript frames through source maps.
 //!
 //! Everything here reads untrusted input, so indexing and unwrapping are denied outside tests.
 #![cfg_attr(
@@ -19,6 +20,7 @@ pub mod envelope;
 pub mod event;
 pub mod grouping;
 pub mod parameterize;
+pub mod sourcemaps;
 pub mod store;
 
 /// Why input was refused; each maps to one HTTP status at the ingest edge.

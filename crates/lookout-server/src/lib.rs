@@ -57,6 +57,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(api::router())
         .merge(errors::public())
+        .merge(errors::sentry_cli())
         .merge(apm::otlp::routes())
         .merge(alerting::public())
         .merge(uptime::public())

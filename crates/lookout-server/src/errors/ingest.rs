@@ -519,7 +519,14 @@ async fn ingest_inner(
                     data: item.payload.clone(),
                 });
             }
-            // Logs, profiles, replays, spans, feedback, …: accepted and skipped, never an error.
+            "user_report" | "feedback" => {
+                let v = json_object(&item.payload, kind)?;
+                // The event id travels in the payload: the inbox's `event_id` names events only.
+                if let Some(report) = user_report(kind, &v) {
+                    items.push(("user_report".to_string(), None, report.to_string()));
+                }
+            }
+            // Logs, profiles, replays, spans, …: accepted and skipped, never an error.
             _ => {}
         }
     }
@@ -607,6 +614,14 @@ fn item_cap(
             format!("{kind} exceeds {} bytes", limits.max_event_bytes),
         )),
         "event" | "transaction" => Ok(true),
+        "session" | "sessions" | "check_in" | "client_report" | "user_report" | "feedback"
+            if len > MAX_SMALL_ITEM_BYTES =>
+        {
+            Err(ProtocolError::TooLarge(format!(
+                "{kind} item exceeds size limits"
+            )))
+        }
+        "user_report" | "feedback" => Ok(true),
         "session" | "sessions" | "check_in" | "client_report" if len > MAX_SMALL_ITEM_BYTES => Err(
             ProtocolError::TooLarge(format!("{kind} item exceeds size limits")),
         ),
@@ -756,6 +771,44 @@ fn storage_unavailable(what: &'static str, e: &StoreError) -> Refusal {
         StatusCode::SERVICE_UNAVAILABLE,
         "storage unavailable".into(),
     )
+}
+
+/// What a user said about an error, from a `user_report` item (`{event_id, name, email,
+/// comments}`) or a current SDK's feedback event (`contexts.feedback`: `message`,
+/// `contact_email`, `name`, `associated_event_id`), as `{event_id, name, email, comments}`
+/// with each field capped. `None` when there is no comment.
+fn user_report(kind: &str, v: &Value) -> Option<Value> {
+    let (event_id, name, email, comments) = if kind == "feedback" {
+        let f = v.pointer("/contexts/feedback")?;
+        (
+            f.get("associated_event_id"),
+            f.get("name"),
+            f.get("contact_email"),
+            f.get("message"),
+        )
+    } else {
+        (
+            v.get("event_id"),
+            v.get("name"),
+            v.get("email"),
+            v.get("comments"),
+        )
+    };
+    let text = |x: Option<&Value>, cap: usize| {
+        x.and_then(Value::as_str)
+            .map(|s| s.chars().take(cap).collect::<String>())
+            .filter(|s| !s.trim().is_empty())
+    };
+    let comments = text(comments, 4096)?;
+    let event_id = event_id
+        .and_then(Value::as_str)
+        .and_then(event::normalize_id);
+    Some(serde_json::json!({
+        "event_id": event_id,
+        "name": text(name, 200),
+        "email": text(email, 200),
+        "comments": comments,
+    }))
 }
 
 fn json_object(payload: &[u8], kind: &str) -> Result<Value, Refusal> {

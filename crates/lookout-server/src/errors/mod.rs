@@ -2,7 +2,11 @@
 //! the issue pages. Grouping and storage live in `lookout_store::errors`.
 
 pub mod api;
+pub mod attachments;
+pub mod feedback;
 pub mod ingest;
+pub mod sentry_api;
+pub mod sourcemaps;
 pub mod ui;
 use axum::routing::{get, post};
 use axum::Router;
@@ -23,6 +27,18 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(api::hashes))
         .routes(routes!(api::events))
         .routes(routes!(api::event))
+        .routes(routes!(sourcemaps::list))
+        .routes(routes!(sourcemaps::delete))
+        .routes(routes!(sourcemaps::reprocess))
+        .routes(routes!(attachments::list))
+        .routes(routes!(attachments::download))
+        .routes(routes!(feedback::for_issue))
+        .routes(routes!(feedback::for_project))
+}
+
+/// The part of Sentry's web API that `sentry-cli` uses to upload source maps (token auth).
+pub fn sentry_cli() -> Router<AppState> {
+    sentry_api::routes()
 }
 
 /// The issue pages.
@@ -31,6 +47,11 @@ pub fn pages() -> Router<AppState> {
         .route("/errors", get(ui::list))
         .route("/errors/issues/{id}", get(ui::issue))
         .route("/errors/issues/{id}/status", post(ui::set_status))
+        .route(
+            "/errors/issues/{id}/reprocess",
+            post(sourcemaps::reprocess_form),
+        )
+        .route("/errors/source-maps", get(sourcemaps::page))
 }
 
 /// Sentry's ingest endpoints, authenticated by the DSN key rather than a session or token.
@@ -64,6 +85,14 @@ pub fn jobs(bg: &crate::tasks::Background) -> Vec<crate::tasks::PeriodicJob> {
             let r = lookout_store::errors::enforce_retention(&store)
                 .await
                 .map_err(|e| e.to_string())?;
+            let s = lookout_store::errors::sourcemaps::enforce_retention(&store)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(
+                chunks = s.chunks,
+                files = s.files,
+                "Source map retention enforced."
+            );
             tracing::info!(
                 events = r.events,
                 issues = r.issues,

@@ -254,6 +254,8 @@ pub struct ExceptionView {
     value: String,
     mechanism: String,
     frames: Vec<FrameView>,
+    /// The frames as sent, when source maps resolved them ("show minified").
+    raw_frames: Vec<FrameView>,
 }
 
 /// A breadcrumb as shown.
@@ -289,6 +291,10 @@ struct IssuePage {
     newer: Option<String>,
     raw: String,
     can_edit: bool,
+    /// The shown event's attachments: name, size, download link.
+    attachments: Vec<(String, String, String)>,
+    /// What users said about this issue's events: who, when, what.
+    feedback: Vec<(String, When, String)>,
 }
 
 fn text(v: &Value) -> String {
@@ -437,6 +443,11 @@ pub async fn issue(
                 },
                 // Most recent call first, as Sentry shows it.
                 frames: frames.iter().rev().map(frame_view).collect(),
+                raw_frames: e
+                    .pointer("/raw_stacktrace/frames")
+                    .and_then(Value::as_array)
+                    .map(|f| f.iter().rev().map(frame_view).collect())
+                    .unwrap_or_default(),
             }
         })
         .collect();
@@ -512,6 +523,31 @@ pub async fn issue(
         ),
         None => (String::new(), None, None, None),
     };
+    let attachments = if event_id.is_empty() {
+        Vec::new()
+    } else {
+        errors::attachments::list(state.store(), issue.project_id, &event_id)
+            .await?
+            .into_iter()
+            .map(|a| {
+                let url = super::attachments::download_path(issue.project_id, &a);
+                (a.filename, format!("{} bytes", a.size), url)
+            })
+            .collect()
+    };
+    let feedback = errors::feedback::for_issue(state.store(), issue.id)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let who = match (r.name, r.email) {
+                (Some(n), Some(e)) => format!("{n} <{e}>"),
+                (Some(n), None) => n,
+                (None, Some(e)) => e,
+                (None, None) => "anonymous".into(),
+            };
+            (who, When::at(r.created_at), r.comments)
+        })
+        .collect();
     Ok(render(&IssuePage {
         title: issue.title.clone(),
         ctx,
@@ -531,6 +567,8 @@ pub async fn issue(
         newer,
         raw: serde_json::to_string_pretty(&body).unwrap_or_default(),
         can_edit: s.user.role >= Role::Member,
+        attachments,
+        feedback,
     }))
 }
 

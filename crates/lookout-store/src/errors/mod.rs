@@ -4,8 +4,11 @@
 //! UI ask: lists of issues with filters and sorting, an issue with its tag breakdowns, its events,
 //! one event's JSON, and the status changes and merges users make.
 
+pub mod attachments;
+pub mod feedback;
 pub mod health;
 pub mod process;
+pub mod sourcemaps;
 
 use serde::Serialize;
 use serde_json::{json, Value};

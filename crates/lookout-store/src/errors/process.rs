@@ -30,7 +30,15 @@ pub struct ErrorProcessor {
     owner: String,
     batch: i64,
     lease_ms: i64,
+    maps: std::sync::Arc<super::sourcemaps::MapCache>,
 }
+
+/// Estimated memory of the decoded maps the processor keeps.
+pub const MAP_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Time one batch may spend resolving source maps before it is cut short (well inside the
+/// processor's lease).
+pub const SYMBOLICATION_BATCH_BUDGET: Duration = Duration::from_millis(2_500);
 
 /// An event read from the inbox, parsed and hashed.
 struct Pending {
@@ -54,7 +62,64 @@ impl ErrorProcessor {
             // lets a restarted or surviving replica resume within seconds of a crash. A batch that
             // outlives it is fenced at the cursor advance and rolled back, never applied twice.
             lease_ms: 5_000,
+            maps: std::sync::Arc::new(super::sourcemaps::MapCache::new(MAP_CACHE_BYTES)),
         }
+    }
+
+    /// JavaScript events resolved through source maps before they are grouped, so grouping,
+    /// titles and culprits use the original frames. Done before the write turn: map lookups and
+    /// decoding must not hold up other writers. Returns the rewritten payloads by inbox `seq`.
+    ///
+    /// Stops after [`SYMBOLICATION_BATCH_BUDGET`] (having done at least one event) and returns
+    /// how many rows it got through: the batch is cut there and the rest wait for the next poll,
+    /// so a batch never outlives the processor's lease however slow its maps are.
+    async fn symbolicate_batch(
+        &self,
+        rows: &[sqlx::any::AnyRow],
+    ) -> Result<(HashMap<i64, String>, usize)> {
+        let started = std::time::Instant::now();
+        let mut out = HashMap::new();
+        for (done, r) in rows.iter().enumerate() {
+            if done > 0 && started.elapsed() > SYMBOLICATION_BATCH_BUDGET {
+                return Ok((out, done));
+            }
+            let kind: String = r.try_get("kind")?;
+            let payload: String = r.try_get("payload")?;
+            // Cheap test first: only events with column numbers can be source-mapped.
+            if kind != "event" || !payload.contains("\"colno\"") {
+                continue;
+            }
+            let Ok(mut body) = serde_json::from_str::<serde_json::Value>(&payload) else {
+                continue;
+            };
+            let project_id: i64 = r.try_get("project_id")?;
+            // One event's failure (a lookup error, a stopped decoding task) leaves that event
+            // minified; it never fails the batch, which holds every project's events.
+            let outcome = match super::sourcemaps::symbolicate_event(
+                &self.store,
+                &self.maps,
+                project_id,
+                &mut body,
+                false,
+            )
+            .await
+            {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(project = project_id, error = %e, "Symbolication failed; event kept minified.");
+                    continue;
+                }
+            };
+            let text = body.to_string();
+            // Context lines make an event bigger; one pushed over the event cap stays minified
+            // rather than being dropped by the parser.
+            if outcome.resolved > 0 && text.len() <= lookout_protocol::event::MAX_EVENT_BYTES {
+                metrics::counter!("lookout_errors_symbolicated_frames_total")
+                    .increment(outcome.resolved as u64);
+                out.insert(r.try_get("seq")?, text);
+            }
+        }
+        Ok((out, rows.len()))
     }
 
     /// Processes the next batch if this replica holds the cursor; returns how many items it read.
@@ -63,13 +128,27 @@ impl ErrorProcessor {
         else {
             return Ok(0);
         };
-        let rows = sqlx::query(
+        let mut rows = sqlx::query(
             "SELECT seq, project_id, kind, received_at, payload FROM ingest_items WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
         .bind(position)
         .bind(self.batch)
         .fetch_all(self.store.pool())
         .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let started = std::time::Instant::now();
+        let mut symbolicated = match self.symbolicate_batch(&rows).await {
+            Ok((m, done)) => {
+                rows.truncate(done);
+                m
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Symbolication of a batch failed; its events kept minified.");
+                HashMap::new()
+            }
+        };
         let Some(last) = rows
             .last()
             .map(|r| r.try_get::<i64, _>("seq"))
@@ -77,7 +156,6 @@ impl ErrorProcessor {
         else {
             return Ok(0);
         };
-        let started = std::time::Instant::now();
         let _turn = self.store.write_gate().await;
         let mut tx = self.store.begin_write().await?;
         // Each project groups with the version stored on it, so a newer algorithm in a newer
@@ -94,7 +172,10 @@ impl ErrorProcessor {
             let project_id: i64 = r.try_get("project_id")?;
             let kind: String = r.try_get("kind")?;
             let received_at: i64 = r.try_get("received_at")?;
-            let payload: String = r.try_get("payload")?;
+            let payload: String = match symbolicated.remove(&r.try_get::<i64, _>("seq")?) {
+                Some(p) => p,
+                None => r.try_get("payload")?,
+            };
             match kind.as_str() {
                 "event" => match parse_event(
                     payload.as_bytes(),
@@ -126,6 +207,9 @@ impl ErrorProcessor {
                     }
                 },
                 "client_report" => count_client_report(&mut tx, project_id, &payload).await?,
+                "user_report" => {
+                    super::feedback::store(&mut tx, project_id, received_at, &payload).await?
+                }
                 "session" | "sessions" => {
                     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&payload) {
                         super::health::apply(
