@@ -119,12 +119,12 @@ pub struct Credentials {
 }
 
 /// Whether the form's CSRF field matches the pre-login cookie.
-fn login_csrf_ok(headers: &HeaderMap, sent: &str) -> bool {
+pub(crate) fn login_csrf_ok(headers: &HeaderMap, sent: &str) -> bool {
     cookie(headers, LOGIN_CSRF_COOKIE).is_some_and(|c| secrets_equal(c, sent))
 }
 
 /// Starts a session for `user` and redirects to `next`.
-async fn start_session(state: &AppState, user: &tenancy::User, next: &str) -> UiResult {
+pub(crate) async fn start_session(state: &AppState, user: &tenancy::User, next: &str) -> UiResult {
     let ttl = state.settings().session_ttl_ms;
     let (sid, _) = tenancy::create_session(state.store(), user, ttl).await?;
     let secure = state.settings().secure_cookies();
@@ -179,10 +179,9 @@ pub async fn login(
         return Ok(res);
     }
     match tenancy::verify_login(state.store(), &f.email, &f.password).await? {
+        // Then the second factor, if the user has or needs one, before any session exists.
         Some(user) => {
-            state.login_throttle().succeeded(&f.email, client);
-            tracing::info!(user = user.id, "User logged in.");
-            start_session(&state, &user, next).await
+            super::two_factor::after_password(&state, &user, &f.email, client, next).await
         }
         None => {
             state

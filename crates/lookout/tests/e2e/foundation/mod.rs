@@ -6,5 +6,6 @@ mod cli;
 mod cli_server;
 mod durability;
 mod hardening;
+mod identity;
 mod limits;
 mod sessions;

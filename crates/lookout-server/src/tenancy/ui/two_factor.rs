@@ -1,0 +1,402 @@
+//! Two-factor sign-in in the UI: the second step of logging in (a code, or the enrolment when it
+//! is required and not set up), both before any session exists; and turning it on or off from
+//! the account page.
+//!
+//! The second step carries the pre-login double-submit CSRF cookie, like the login form, and a
+//! signed pending-sign-in token (see `tenancy::totp`). Each code tried counts in the login
+//! throttle; the password's own attempt is not taken back until the second factor is right, so
+//! signing in again with the password does not reset the count of wrong codes.
+
+use askama::Template;
+use axum::extract::{Form, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+
+use super::session::{login_csrf_ok, start_session};
+use crate::auth::{set_cookie, ClientAddr, LOGIN_CSRF_COOKIE};
+use crate::service::ServiceError;
+use crate::state::AppState;
+use crate::tenancy::totp::{self, Enrolment, SecondStep};
+use crate::ui::check_csrf;
+use crate::ui::error::UiResult;
+use crate::ui::extract::Page;
+use crate::ui::layout::{render, PageCtx};
+use crate::ui::safe_next;
+use lookout_core::secret::random_hex;
+use lookout_store::tenancy::{self, User};
+use lookout_store::{identity, StoreError};
+
+#[derive(Template)]
+#[template(path = "two_factor.html")]
+struct StepPage {
+    title: String,
+    error: Option<String>,
+    enrolment: Option<Enrolment>,
+    recovery_codes: Vec<String>,
+    action: &'static str,
+    csrf: String,
+    pending: String,
+    next: String,
+}
+
+/// The second-step page with a fresh pre-login CSRF cookie.
+fn step_page(
+    state: &AppState,
+    status: StatusCode,
+    user_id: i64,
+    enrolment: Option<Enrolment>,
+    next: &str,
+    error: Option<String>,
+) -> Response {
+    let csrf = random_hex(16);
+    let enrol = enrolment.is_some();
+    let page = StepPage {
+        title: if enrol {
+            "Set up two-factor sign-in".into()
+        } else {
+            "Two-factor sign-in".into()
+        },
+        error,
+        enrolment,
+        recovery_codes: Vec::new(),
+        action: if enrol { "/login/enrol" } else { "/login/code" },
+        csrf: csrf.clone(),
+        pending: totp::pending_token(state, user_id),
+        next: safe_next(next).to_string(),
+    };
+    let cookie = set_cookie(
+        LOGIN_CSRF_COOKIE,
+        &csrf,
+        3600,
+        state.settings().secure_cookies(),
+    );
+    (status, [(header::SET_COOKIE, cookie)], render(&page)).into_response()
+}
+
+/// After a right password: a session, or the second step. The password's throttle count is
+/// taken back only when no second step follows.
+pub(crate) async fn after_password(
+    state: &AppState,
+    user: &User,
+    email: &str,
+    client: Option<std::net::IpAddr>,
+    next: &str,
+) -> UiResult {
+    match totp::second_step(state, user).await? {
+        SecondStep::None => {
+            state.login_throttle().succeeded(email, client);
+            tracing::info!(user = user.id, "User logged in.");
+            start_session(state, user, next).await
+        }
+        SecondStep::Code => Ok(step_page(state, StatusCode::OK, user.id, None, next, None)),
+        SecondStep::Enrol => {
+            let en = totp::begin(state, user).await?;
+            Ok(step_page(
+                state,
+                StatusCode::OK,
+                user.id,
+                Some(en),
+                next,
+                None,
+            ))
+        }
+    }
+}
+
+/// The second step's form.
+#[derive(Deserialize)]
+pub struct StepForm {
+    csrf: String,
+    pending: String,
+    code: String,
+    next: Option<String>,
+}
+
+/// The user a second-step form is for, or the page to answer instead.
+async fn pending_user(
+    state: &AppState,
+    headers: &HeaderMap,
+    f: &StepForm,
+) -> Result<User, Response> {
+    let expired = || {
+        (
+            StatusCode::FORBIDDEN,
+            Html(crate::ui::simple_page(
+                "Sign-in expired",
+                "This sign-in took too long or the form came from elsewhere. Log in again.",
+            )),
+        )
+            .into_response()
+    };
+    if !login_csrf_ok(headers, &f.csrf) {
+        return Err(expired());
+    }
+    let Some(user_id) = totp::open_pending(state, &f.pending) else {
+        return Err(expired());
+    };
+    match tenancy::get_user(state.store(), user_id).await {
+        Ok(u) if !u.invited => Ok(u),
+        Ok(_) | Err(StoreError::NotFound) => Err(expired()),
+        Err(e) => Err(crate::ui::ui_error(e)),
+    }
+}
+
+/// Counts a code attempt in the login throttle; the 429 page when the account must wait.
+fn throttle(
+    state: &AppState,
+    user: &User,
+    client: Option<std::net::IpAddr>,
+    enrolment: bool,
+    next: &str,
+) -> Option<Response> {
+    let now = lookout_core::time::now_ms();
+    let wait_ms = state
+        .login_throttle()
+        .begin(&user.email, client, now)
+        .err()?;
+    let wait_s = (wait_ms + 999) / 1000;
+    tracing::warn!(wait_s, client = ?client, "Two-factor code refused: too many recent failed attempts.");
+    let mut res = step_page(
+        state,
+        StatusCode::TOO_MANY_REQUESTS,
+        user.id,
+        None,
+        next,
+        Some(format!(
+            "Too many wrong codes. {} in {wait_s} seconds.",
+            if enrolment {
+                "Log in again"
+            } else {
+                "Try again"
+            }
+        )),
+    );
+    if let Ok(v) = wait_s.to_string().parse() {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    Some(res)
+}
+
+/// `POST /login/code`: a code or recovery code, then the session.
+pub async fn login_code(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    Form(f): Form<StepForm>,
+) -> UiResult {
+    let next = f.next.clone().unwrap_or_else(|| "/".into());
+    let user = match pending_user(&state, &headers, &f).await {
+        Ok(u) => u,
+        Err(r) => return Ok(r),
+    };
+    if let Some(r) = throttle(&state, &user, client, false, &next) {
+        return Ok(r);
+    }
+    if totp::verify(&state, &user, &f.code).await? {
+        state.login_throttle().succeeded(&user.email, client);
+        tracing::info!(user = user.id, "User logged in with a second factor.");
+        return start_session(&state, &user, &next).await;
+    }
+    state
+        .login_throttle()
+        .failed(&user.email, client, lookout_core::time::now_ms());
+    tracing::info!(user = user.id, "Two-factor code refused.");
+    Ok(step_page(
+        &state,
+        StatusCode::UNAUTHORIZED,
+        user.id,
+        None,
+        &next,
+        Some("Wrong or already used code.".into()),
+    ))
+}
+
+/// `POST /login/enrol`: confirms the enrolment shown after the password, then shows the
+/// recovery codes with the new session's cookie.
+pub async fn login_enrol(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    Form(f): Form<StepForm>,
+) -> UiResult {
+    let next = f.next.clone().unwrap_or_else(|| "/".into());
+    let user = match pending_user(&state, &headers, &f).await {
+        Ok(u) => u,
+        Err(r) => return Ok(r),
+    };
+    if let Some(r) = throttle(&state, &user, client, true, &next) {
+        return Ok(r);
+    }
+    match totp::confirm(&state, &user, &f.code).await {
+        Ok(codes) => {
+            state.login_throttle().succeeded(&user.email, client);
+            tracing::info!(
+                user = user.id,
+                "User logged in after setting up a second factor."
+            );
+            let mut res = start_session(&state, &user, &next).await?;
+            let page = StepPage {
+                title: "Two-factor sign-in is on".into(),
+                error: None,
+                enrolment: None,
+                recovery_codes: codes,
+                action: "/login/code",
+                csrf: String::new(),
+                pending: String::new(),
+                next: safe_next(&next).to_string(),
+            };
+            // The session's cookies from `start_session`, on the recovery-codes page instead of
+            // its redirect.
+            let cookies: Vec<_> = res
+                .headers_mut()
+                .get_all(header::SET_COOKIE)
+                .iter()
+                .cloned()
+                .collect();
+            let mut page = (StatusCode::OK, render(&page)).into_response();
+            for c in cookies {
+                page.headers_mut().append(header::SET_COOKIE, c);
+            }
+            Ok(page)
+        }
+        Err(ServiceError::Invalid(m)) => {
+            state
+                .login_throttle()
+                .failed(&user.email, client, lookout_core::time::now_ms());
+            // The same seed again: the app already holds it.
+            let en = totp::current_enrolment(&state, &user).await?;
+            Ok(step_page(
+                &state,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                user.id,
+                en,
+                &next,
+                Some(m),
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "account_2fa.html")]
+struct AccountStep {
+    title: String,
+    ctx: PageCtx,
+    error: Option<String>,
+    enrolment: Option<Enrolment>,
+    recovery_codes: Vec<String>,
+}
+
+/// A form with only its CSRF token.
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    csrf: String,
+}
+
+/// `POST /account/2fa`: starts enrolment and shows the QR code.
+pub async fn account_begin(
+    State(state): State<AppState>,
+    page: Page,
+    Form(f): Form<CsrfOnly>,
+) -> UiResult {
+    check_csrf(&page.session, &f.csrf)?;
+    let (status, enrolment, error) = match totp::begin(&state, &page.session.user).await {
+        Ok(en) => (StatusCode::OK, Some(en), None),
+        Err(ServiceError::Conflict(m)) => (StatusCode::CONFLICT, None, Some(m)),
+        Err(e) => return Err(e.into()),
+    };
+    let p = AccountStep {
+        title: "Two-factor sign-in".into(),
+        ctx: page.ctx,
+        error,
+        enrolment,
+        recovery_codes: Vec::new(),
+    };
+    Ok((status, render(&p)).into_response())
+}
+
+/// The confirm form.
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    csrf: String,
+    code: String,
+}
+
+/// `POST /account/2fa/confirm`: turns it on with a right code; shows the recovery codes once.
+pub async fn account_confirm(
+    State(state): State<AppState>,
+    page: Page,
+    Form(f): Form<ConfirmForm>,
+) -> UiResult {
+    check_csrf(&page.session, &f.csrf)?;
+    let user = &page.session.user;
+    let (status, codes, error) = match totp::confirm(&state, user, &f.code).await {
+        Ok(codes) => (StatusCode::OK, codes, None),
+        Err(ServiceError::Invalid(m)) | Err(ServiceError::Conflict(m)) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, Vec::new(), Some(m))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // Refused: the same QR code again (the app may hold it already).
+    let enrolment = if codes.is_empty() {
+        totp::current_enrolment(&state, user).await?
+    } else {
+        None
+    };
+    let p = AccountStep {
+        title: "Two-factor sign-in".into(),
+        ctx: page.ctx,
+        error,
+        enrolment,
+        recovery_codes: codes,
+    };
+    Ok((status, render(&p)).into_response())
+}
+
+/// The turn-off form.
+#[derive(Deserialize)]
+pub struct DisableForm {
+    csrf: String,
+    password: String,
+}
+
+/// `POST /account/2fa/disable`: needs the password; refused while required.
+pub async fn account_disable(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    page: Page,
+    Form(f): Form<DisableForm>,
+) -> UiResult {
+    check_csrf(&page.session, &f.csrf)?;
+    let user = &page.session.user;
+    let now = lookout_core::time::now_ms();
+    let error = if state
+        .login_throttle()
+        .begin(&user.email, client, now)
+        .is_err()
+    {
+        Some("Too many wrong passwords. Try again in a minute.".to_string())
+    } else if !identity::password_matches(state.store(), user.id, &f.password).await? {
+        state
+            .login_throttle()
+            .failed(&user.email, client, lookout_core::time::now_ms());
+        Some("The password is wrong.".to_string())
+    } else {
+        state.login_throttle().succeeded(&user.email, client);
+        match totp::disable(&state, user.id).await {
+            Ok(()) => None,
+            Err(ServiceError::Conflict(m)) => Some(m),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    Ok(match error {
+        None => axum::response::Redirect::to("/account").into_response(),
+        Some(m) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Html(crate::ui::simple_page("Two-factor sign-in stays on", &m)),
+        )
+            .into_response(),
+    })
+}
