@@ -14,6 +14,7 @@
 
 pub mod alerting;
 pub mod apm;
+pub mod audit;
 pub mod backup;
 pub mod cluster;
 pub mod cursor;

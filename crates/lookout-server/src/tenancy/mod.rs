@@ -3,6 +3,7 @@
 //! password resets and one's own account (`links`, `api::account`, `ui::account`).
 
 pub mod api;
+pub mod audit;
 pub mod links;
 pub mod service;
 pub mod totp;
@@ -27,6 +28,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(account::sessions))
         .routes(routes!(account::revoke_session))
         .routes(routes!(account::request_reset))
+        .routes(routes!(audit::list))
         .routes(routes!(invitations::list))
         .routes(routes!(invitations::resend))
         .routes(routes!(invitations::revoke))
@@ -94,6 +96,7 @@ pub fn pages() -> Router<AppState> {
             "/settings/users/{id}/totp-required",
             post(settings::settings_user_totp),
         )
+        .route("/settings/audit", get(crate::tenancy::audit::page))
         .route("/account", get(account::account))
         .route("/account/profile", post(account::save_profile))
         .route("/account/password", post(account::save_password))
@@ -116,6 +119,15 @@ pub fn jobs(bg: &crate::tasks::Background) -> Vec<crate::tasks::PeriodicJob> {
                 Ok(())
             },
         ),
+        // A year of audit log is kept: long enough for a yearly access review.
+        PeriodicJob::on_store("audit.cleanup", 3_600_000, &bg.store, |store| async move {
+            let year_ago = lookout_core::time::now_ms() - 365 * 86_400_000;
+            let n = lookout_store::audit::delete_before(&store, year_ago)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::debug!(deleted = n, "Old audit entries deleted.");
+            Ok(())
+        }),
         PeriodicJob::on_store("jobs.cleanup", 3_600_000, &bg.store, |store| async move {
             let week_ago = lookout_core::time::now_ms() - 7 * 86_400_000;
             let n = lookout_store::jobs::delete_finished_before(&store, week_ago)

@@ -82,6 +82,7 @@ const ADMIN: &[(&str, &str)] = &[
     ("DELETE /api/v1/users/{id}", "users are the admin's"),
     ("GET /api/v1/users/{id}", "admin, or the user themself"),
     ("PUT /api/v1/users/{id}/name", "admin, or the user themself"),
+    ("GET /api/v1/audit", "who did what is for admins to review"),
     ("GET /api/v1/invitations", "invitations are the admin's"),
     (
         "POST /api/v1/invitations/{id}/resend",

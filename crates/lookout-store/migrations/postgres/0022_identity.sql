@@ -1,5 +1,5 @@
 -- Identity (PostgreSQL): invited users, invitation and password-reset links, server-wide settings
--- (the SMTP server account mail goes through).
+-- (the SMTP server account mail goes through), two-factor sign-in and the audit log.
 -- status: 'active' (can sign in) or 'invited' (created by an admin, no password until the
 -- invitation is accepted; password_hash is '' and verify_login never matches it).
 ALTER TABLE users ADD COLUMN status TEXT NOT NULL DEFAULT 'active';
@@ -46,3 +46,18 @@ CREATE TABLE recovery_codes (
     used_at BIGINT
 );
 CREATE INDEX recovery_codes_by_user ON recovery_codes (user_id);
+-- Audit log: append-only, newest by id. actor: 'user:ID', 'token:ID' or, for a failed sign-in,
+-- 'email:ADDRESS'; actor_label: the email or token name at the time (kept when they are deleted).
+-- action: 'session.login', 'session.login_failed', or the write as 'METHOD /path/{id}'. target:
+-- the ids in the path. details: JSON, never a secret or a request body. address: the client.
+CREATE TABLE audit_log (
+    id BIGSERIAL PRIMARY KEY,
+    at BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    actor_label TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT,
+    details TEXT NOT NULL,
+    address TEXT
+);
+CREATE INDEX audit_log_by_at ON audit_log (at);

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::session::{login_csrf_ok, start_session};
-use crate::auth::{set_cookie, LOGIN_CSRF_COOKIE};
+use crate::auth::{set_cookie, ClientAddr, LOGIN_CSRF_COOKIE};
 use crate::state::AppState;
 use crate::tenancy::api::account::RESET_MESSAGE;
 use crate::tenancy::links::{self, open_token, validate_name, validate_password};
@@ -125,6 +125,7 @@ pub struct JoinForm {
 /// `POST /invite/{token}`: sets the name and password, spends the link and signs in.
 pub async fn accept(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     Path(token): Path<String>,
     headers: HeaderMap,
     Form(f): Form<JoinForm>,
@@ -158,6 +159,8 @@ pub async fn accept(
     match identity::accept_invitation(state.store(), &secret, &name, &f.password).await? {
         Some(user) => {
             tracing::info!(user = user.id, "Invitation accepted.");
+            crate::tenancy::audit::sign_in(&state, Some(&user), &user.email, client, "invitation")
+                .await;
             start_session(&state, &user, "/").await
         }
         // Spent by another tab between the check and now.
@@ -258,6 +261,7 @@ pub struct NewPasswordForm {
 /// `POST /reset/{token}`: sets the password, ends every session, spends the link, signs in.
 pub async fn reset(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     Path(token): Path<String>,
     headers: HeaderMap,
     Form(f): Form<NewPasswordForm>,
@@ -289,6 +293,14 @@ pub async fn reset(
     match identity::reset_password(state.store(), &secret, &f.password).await? {
         Some(user) => {
             tracing::info!(user = user.id, "Password reset through an emailed link.");
+            crate::tenancy::audit::sign_in(
+                &state,
+                Some(&user),
+                &user.email,
+                client,
+                "password reset",
+            )
+            .await;
             start_session(&state, &user, "/").await
         }
         None => Ok(dead_link(&state, LinkPurpose::Reset)),

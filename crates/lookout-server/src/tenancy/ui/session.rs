@@ -188,6 +188,7 @@ pub async fn login(
                 .login_throttle()
                 .failed(&f.email, client, lookout_core::time::now_ms());
             tracing::info!("Login failed: wrong email or password.");
+            crate::tenancy::audit::sign_in(&state, None, &f.email, client, "password").await;
             Ok(auth_form(
                 &state,
                 StatusCode::UNAUTHORIZED,

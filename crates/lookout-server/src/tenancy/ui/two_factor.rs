@@ -87,6 +87,7 @@ pub(crate) async fn after_password(
         SecondStep::None => {
             state.login_throttle().succeeded(email, client);
             tracing::info!(user = user.id, "User logged in.");
+            crate::tenancy::audit::sign_in(state, Some(user), email, client, "password").await;
             start_session(state, user, next).await
         }
         SecondStep::Code => Ok(step_page(state, StatusCode::OK, user.id, None, next, None)),
@@ -196,12 +197,21 @@ pub async fn login_code(
     if totp::verify(&state, &user, &f.code).await? {
         state.login_throttle().succeeded(&user.email, client);
         tracing::info!(user = user.id, "User logged in with a second factor.");
+        crate::tenancy::audit::sign_in(
+            &state,
+            Some(&user),
+            &user.email,
+            client,
+            "password and code",
+        )
+        .await;
         return start_session(&state, &user, &next).await;
     }
     state
         .login_throttle()
         .failed(&user.email, client, lookout_core::time::now_ms());
     tracing::info!(user = user.id, "Two-factor code refused.");
+    crate::tenancy::audit::sign_in(&state, None, &user.email, client, "code").await;
     Ok(step_page(
         &state,
         StatusCode::UNAUTHORIZED,
@@ -235,6 +245,14 @@ pub async fn login_enrol(
                 user = user.id,
                 "User logged in after setting up a second factor."
             );
+            crate::tenancy::audit::sign_in(
+                &state,
+                Some(&user),
+                &user.email,
+                client,
+                "password and new second factor",
+            )
+            .await;
             let mut res = start_session(&state, &user, &next).await?;
             let page = StepPage {
                 title: "Two-factor sign-in is on".into(),
