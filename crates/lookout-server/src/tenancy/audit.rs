@@ -42,7 +42,7 @@ fn audited(path: &str) -> bool {
 
 /// `/api/v1/users/7/name` → (`/api/v1/users/{id}/name`, `7`): numbers and long hex ids become
 /// `{id}`; their values are the target.
-fn normalise(path: &str) -> (String, Option<String>) {
+pub fn normalise(path: &str) -> (String, Option<String>) {
     let mut ids = Vec::new();
     let shape: Vec<String> = path
         .split('/')

@@ -45,6 +45,15 @@ pub fn new_token(state: &AppState, purpose: LinkPurpose) -> (String, String) {
 
 /// The secret of a token whose signature is right for `purpose`, else `None`.
 pub fn open_token(state: &AppState, purpose: LinkPurpose, token: &str) -> Option<String> {
+    open_token_with(state.sealer(), purpose, token)
+}
+
+/// [`open_token`] with the sealer given (the fuzz target's entry point).
+pub fn open_token_with(
+    sealer: &lookout_core::seal::Sealer,
+    purpose: LinkPurpose,
+    token: &str,
+) -> Option<String> {
     if token.len() > MAX_TOKEN_LEN {
         return None;
     }
@@ -52,8 +61,7 @@ pub fn open_token(state: &AppState, purpose: LinkPurpose, token: &str) -> Option
     if secret.len() != 64 || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    state
-        .sealer()
+    sealer
         .verify(&signed_text(purpose, secret), sig)
         .then(|| secret.to_string())
 }

@@ -178,13 +178,13 @@ fn now_s() -> u64 {
 }
 
 /// Six digits, spaces and dashes dropped (apps show `123 456`).
-fn six_digits(code: &str) -> Option<String> {
+pub fn six_digits(code: &str) -> Option<String> {
     let digits: String = code.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
     (digits.len() == 6 && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
 }
 
 /// A recovery code as typed, normalised: lower case, spaces and dashes dropped.
-fn recovery_form(code: &str) -> String {
+pub fn recovery_form(code: &str) -> String {
     code.chars()
         .filter(|c| !matches!(c, ' ' | '-'))
         .flat_map(char::to_lowercase)
@@ -314,17 +314,26 @@ pub fn pending_token(state: &AppState, user_id: i64) -> String {
 
 /// The user a live pending token names, if its signature is right.
 pub fn open_pending(state: &AppState, token: &str) -> Option<i64> {
+    open_pending_with(state.sealer(), token, now_ms())
+}
+
+/// [`open_pending`] with the sealer and the time given (the fuzz target's entry point).
+pub fn open_pending_with(
+    sealer: &lookout_core::seal::Sealer,
+    token: &str,
+    now: i64,
+) -> Option<i64> {
     if token.len() > 200 {
         return None;
     }
     let (payload, sig) = token.rsplit_once('.')?;
-    if !state.sealer().verify(&pending_text(payload), sig) {
+    if !sealer.verify(&pending_text(payload), sig) {
         return None;
     }
     let mut parts = payload.split('.');
     let user_id: i64 = parts.next()?.parse().ok()?;
     let expires: i64 = parts.next()?.parse().ok()?;
-    (expires > now_ms()).then_some(user_id)
+    (expires > now).then_some(user_id)
 }
 
 #[cfg(test)]
