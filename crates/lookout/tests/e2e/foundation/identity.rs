@@ -3,8 +3,7 @@
 //! and password and is signed in; a used, withdrawn, replaced or expired link is refused. A user
 //! changes their password (their other sessions end), signs out one session, renames themself,
 //! and resets a forgotten password through the emailed link, without the answer telling who has
-//! an account. Two-factor sign-in with codes from PyOTP: asked after the password and before a
-//! session, each code once, recovery codes once, enrolment at sign-in when required.
+//! an account. (Two-factor sign-in: two_factor.rs; the audit log: audit_log.rs.)
 
 use lookout_testkit::{Backend, TestServer};
 use reqwest::redirect::Policy;
@@ -14,7 +13,7 @@ use super::sessions::{csrf_field, login_form};
 use crate::alerting::Smtp;
 use crate::bin;
 
-fn browser() -> reqwest::Client {
+pub(super) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(Policy::none())
         .build()
@@ -42,7 +41,7 @@ fn link_in(mail: &str, base: &str, kind: &str) -> String {
 }
 
 /// `name=value` of the cookie `name` a response sets.
-fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+pub(super) fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
     r.headers()
         .get_all("set-cookie")
         .iter()
@@ -60,7 +59,7 @@ async fn open_form(c: &reqwest::Client, url: &str) -> (u16, Option<String>, Stri
 }
 
 /// Posts a pre-login form opened with [`open_form`]; the answer.
-async fn post_form(
+pub(super) async fn post_form(
     c: &reqwest::Client,
     url: &str,
     cookie: &str,
@@ -75,7 +74,7 @@ async fn post_form(
 }
 
 /// Signs in through the login form; the session cookie, or `None` when refused.
-async fn log_in(s: &TestServer, email: &str, password: &str) -> Option<String> {
+pub(super) async fn log_in(s: &TestServer, email: &str, password: &str) -> Option<String> {
     let c = browser();
     let (cookie, csrf) = login_form(&c, &s.at("/login")).await;
     let r = post_form(
@@ -96,7 +95,7 @@ async fn log_in(s: &TestServer, email: &str, password: &str) -> Option<String> {
 }
 
 /// `GET /api/v1/me` with a session cookie: status and body.
-async fn me(s: &TestServer, session: &str) -> (u16, serde_json::Value) {
+pub(super) async fn me(s: &TestServer, session: &str) -> (u16, serde_json::Value) {
     let r = browser()
         .get(s.at("/api/v1/me"))
         .header("cookie", session)
@@ -107,7 +106,7 @@ async fn me(s: &TestServer, session: &str) -> (u16, serde_json::Value) {
 }
 
 /// The CSRF token of a signed-in session (from a page's forms).
-async fn csrf_of(s: &TestServer, session: &str) -> String {
+pub(super) async fn csrf_of(s: &TestServer, session: &str) -> String {
     let page = browser()
         .get(s.at("/account"))
         .header("cookie", session)
@@ -139,9 +138,7 @@ async fn set_up_mail(s: &TestServer, smtp: &Smtp) {
 
 lookout_testkit::both!(
     an_invited_colleague_joins_through_the_emailed_link_once,
-    users_change_their_password_and_sessions_and_reset_a_forgotten_one,
-    two_factor_codes_from_an_app_are_asked_before_a_session,
-    the_audit_log_names_who_changed_what_and_from_where
+    users_change_their_password_and_sessions_and_reset_a_forgotten_one
 );
 
 async fn an_invited_colleague_joins_through_the_emailed_link_once(backend: Backend) {
@@ -506,413 +503,4 @@ async fn users_change_their_password_and_sessions_and_reset_a_forgotten_one(back
         .await
         .is_some());
     assert_eq!(open_form(&c, &link).await.0, 410, "a reset link works once");
-}
-
-/// The code an authenticator app shows at `unix_s` for this base32 seed, computed by PyOTP (an
-/// implementation independent of the server's).
-fn app_code(secret: &str, unix_s: u64) -> String {
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sys, pyotp; print(pyotp.TOTP(sys.argv[1]).at(int(sys.argv[2])))",
-            secret,
-            &unix_s.to_string(),
-        ])
-        .output()
-        .expect("python3 (pip install pyotp)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// Signs in with the password; the second-step page (its CSRF cookie and page) when one is
-/// asked, the session cookie otherwise.
-async fn password_step(
-    s: &TestServer,
-    email: &str,
-    password: &str,
-) -> Result<String, (String, String)> {
-    let c = browser();
-    let (cookie, csrf) = login_form(&c, &s.at("/login")).await;
-    let r = post_form(
-        &c,
-        &s.at("/login"),
-        &cookie,
-        &[
-            ("email", email),
-            ("password", password),
-            ("csrf", &csrf),
-            ("next", "/"),
-        ],
-    )
-    .await;
-    if r.status() == 303 {
-        return Ok(set_cookie(&r, "lookout_session").unwrap());
-    }
-    assert_eq!(r.status(), 200, "a right password asks for the second step");
-    assert!(
-        set_cookie(&r, "lookout_session").is_none(),
-        "no session before the second factor"
-    );
-    let cookie = set_cookie(&r, "lookout_csrf").unwrap();
-    Err((cookie, r.text().await.unwrap()))
-}
-
-/// The value of a page's hidden `pending` field.
-fn pending_field(html: &str) -> String {
-    html.split("name=\"pending\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
-/// Posts a code on the second-step page; the answer.
-async fn code_step(
-    s: &TestServer,
-    path: &str,
-    step: &(String, String),
-    code: &str,
-) -> reqwest::Response {
-    let (cookie, page) = step;
-    post_form(
-        &browser(),
-        &s.at(path),
-        cookie,
-        &[
-            ("csrf", &csrf_field(page)),
-            ("pending", &pending_field(page)),
-            ("code", code),
-            ("next", "/"),
-        ],
-    )
-    .await
-}
-
-async fn two_factor_codes_from_an_app_are_asked_before_a_session(backend: Backend) {
-    let s = TestServer::start(bin(), backend).await;
-    s.client().user("ada@example.com", "member").await;
-    let session = log_in(&s, "ada@example.com", "correct horse battery")
-        .await
-        .unwrap();
-    let csrf = csrf_of(&s, &session).await;
-    let ada = s.anon().session(&session, &csrf);
-
-    // Enrolment: a seed, its otpauth URL and QR code; a wrong code is refused.
-    let en = ada.post("/api/v1/me/totp", json!({})).await.expect(201);
-    let secret = en["secret"].as_str().unwrap().to_string();
-    assert!(en["otpauth_url"]
-        .as_str()
-        .unwrap()
-        .starts_with("otpauth://totp/Lookout:ada%40example.com?"));
-    assert!(en["qr_svg"].as_str().unwrap().starts_with("<svg"));
-    let t0 = unix_now();
-    let bad = ada
-        .post("/api/v1/me/totp/confirm", json!({"code": "12345"}))
-        .await;
-    assert_eq!(bad.status, 422);
-    assert!(bad.message().starts_with("code"));
-    let codes = ada
-        .post(
-            "/api/v1/me/totp/confirm",
-            json!({"code": app_code(&secret, t0)}),
-        )
-        .await
-        .expect(200)["recovery_codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_string())
-        .collect::<Vec<_>>();
-    assert_eq!(codes.len(), 10);
-    // The seed is sealed at rest.
-    let url = s.database_url().map_or_else(
-        || lookout_store::Store::sqlite_url_for_dir(s.data_dir()),
-        str::to_string,
-    );
-    let store = lookout_store::Store::open(&url).await.unwrap();
-    let stored: String = sqlx::query_scalar("SELECT secret FROM user_totp")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    store.close().await;
-    assert!(lookout_core::seal::is_sealed(&stored), "{stored}");
-
-    // Signing in: the password, then the code, and only then a session.
-    let step = password_step(&s, "ada@example.com", "correct horse battery")
-        .await
-        .unwrap_err();
-    assert!(step.1.contains("authenticator app"));
-    let wrong = code_step(&s, "/login/code", &step, "000000").await;
-    assert_eq!(wrong.status(), 401);
-    assert!(set_cookie(&wrong, "lookout_session").is_none());
-    let next_code = app_code(&secret, t0 + 30);
-    let ok = code_step(&s, "/login/code", &step, &next_code).await;
-    assert_eq!(ok.status(), 303);
-    assert_eq!(
-        me(&s, &set_cookie(&ok, "lookout_session").unwrap()).await.0,
-        200
-    );
-    // A code works once; a recovery code instead, once.
-    let step = password_step(&s, "ada@example.com", "correct horse battery")
-        .await
-        .unwrap_err();
-    assert_eq!(
-        code_step(&s, "/login/code", &step, &next_code)
-            .await
-            .status(),
-        401
-    );
-    let ok = code_step(&s, "/login/code", &step, &codes[0].to_uppercase()).await;
-    assert_eq!(
-        ok.status(),
-        303,
-        "recovery codes are read whatever their case"
-    );
-    let step = password_step(&s, "ada@example.com", "correct horse battery")
-        .await
-        .unwrap_err();
-    assert_eq!(
-        code_step(&s, "/login/code", &step, &codes[0])
-            .await
-            .status(),
-        401
-    );
-    let st = ada.get("/api/v1/me/totp").await.expect(200);
-    assert_eq!(st["enabled"], true);
-    assert_eq!(st["recovery_codes_left"], 9);
-    // A forged pending sign-in is refused.
-    let (cookie, page) = &step;
-    let forged = page.replace(&pending_field(page), "2.9999999999999.00.abc");
-    assert_eq!(
-        code_step(&s, "/login/code", &(cookie.clone(), forged), &codes[1])
-            .await
-            .status(),
-        403
-    );
-
-    // Required of everyone: a user without it enrols at sign-in, before a session exists.
-    s.client()
-        .put("/api/v1/settings/security", json!({"require_totp": true}))
-        .await
-        .expect(200);
-    s.client().user("bob@example.com", "viewer").await;
-    let step = password_step(&s, "bob@example.com", "correct horse battery")
-        .await
-        .unwrap_err();
-    assert!(step.1.contains("<svg"), "the QR code is on the page");
-    let bob_secret = step
-        .1
-        .split("id=\"totp-secret\">")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap()
-        .to_string();
-    let r = code_step(
-        &s,
-        "/login/enrol",
-        &step,
-        &app_code(&bob_secret, unix_now()),
-    )
-    .await;
-    assert_eq!(r.status(), 200);
-    let bob = set_cookie(&r, "lookout_session").unwrap();
-    let page = r.text().await.unwrap();
-    assert!(page.contains("id=\"recovery-codes\""), "{page}");
-    assert_eq!(me(&s, &bob).await.1["user"]["email"], "bob@example.com");
-
-    // Turning it off: not while required; then only with the password.
-    let off = ada
-        .post(
-            "/api/v1/me/totp/disable",
-            json!({"password": "correct horse battery"}),
-        )
-        .await;
-    assert_eq!(off.status, 409);
-    s.client()
-        .put("/api/v1/settings/security", json!({"require_totp": false}))
-        .await
-        .expect(200);
-    ada.post("/api/v1/me/totp/disable", json!({"password": "wrong one!"}))
-        .await
-        .expect(422);
-    ada.post(
-        "/api/v1/me/totp/disable",
-        json!({"password": "correct horse battery"}),
-    )
-    .await
-    .expect(204);
-    assert!(
-        password_step(&s, "ada@example.com", "correct horse battery")
-            .await
-            .is_ok()
-    );
-    // Required of one user by an admin.
-    let uid = me(&s, &session).await.1["user"]["id"].as_i64().unwrap();
-    s.client()
-        .put(
-            &format!("/api/v1/users/{uid}/totp-required"),
-            json!({"required": true}),
-        )
-        .await
-        .expect(200);
-    let step = password_step(&s, "ada@example.com", "correct horse battery")
-        .await
-        .unwrap_err();
-    assert!(
-        step.1.contains("id=\"totp-secret\""),
-        "enrolment asked at sign-in"
-    );
-}
-
-async fn the_audit_log_names_who_changed_what_and_from_where(backend: Backend) {
-    let s = TestServer::start(bin(), backend).await;
-    let uid = s.client().user("ada@example.com", "admin").await;
-    let ep = s
-        .client()
-        .post(
-            "/api/v1/escalation-policies",
-            json!({"name": "primary", "num_loops": 0, "escalation_rules": [
-            {"escalation_delay_in_minutes": 30, "targets": [{"type": "user", "id": uid}]}]}),
-        )
-        .await
-        .expect(201)["id"]
-        .as_i64()
-        .unwrap();
-    s.client()
-        .put(
-            "/api/v1/settings/mail",
-            json!({"smtp_host": "127.0.0.1", "password": "mail-s3cret", "from": "ops@example.com"}),
-        )
-        .await
-        .expect(200);
-    // A refused write is not a change.
-    s.client()
-        .put(
-            "/api/v1/settings/mail",
-            json!({"smtp_host": "", "from": "x"}),
-        )
-        .await
-        .expect(422);
-    assert!(log_in(&s, "ada@example.com", "not her password")
-        .await
-        .is_none());
-    let session = log_in(&s, "ada@example.com", "correct horse battery")
-        .await
-        .unwrap();
-    let csrf = csrf_of(&s, &session).await;
-    // A form, as the UI posts it.
-    let r = browser()
-        .post(s.at("/settings/security"))
-        .header("cookie", &session)
-        .form(&[("csrf", csrf.as_str()), ("require_totp", "on")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-
-    let log = s.client().get("/api/v1/audit").await.expect(200);
-    let items = log["items"].as_array().unwrap();
-    let actions: Vec<&str> = items
-        .iter()
-        .map(|i| i["action"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        actions,
-        [
-            "POST /settings/security",
-            "session.login",
-            "session.login_failed",
-            "PUT /api/v1/settings/mail",
-            "POST /api/v1/escalation-policies",
-            "POST /api/v1/users",
-        ],
-        "newest first; the refused write is not there"
-    );
-    let form = &items[0];
-    assert_eq!(form["actor"], format!("user:{uid}"));
-    assert_eq!(form["actor_label"], "ada@example.com");
-    assert_eq!(form["address"], "127.0.0.1");
-    assert_eq!(items[2]["actor"], "email:ada@example.com");
-    assert!(items[4]["actor"].as_str().unwrap().starts_with("token:"));
-    assert!(
-        !log.to_string().contains("mail-s3cret"),
-        "secrets are never recorded"
-    );
-    // A change to one policy names it as the target.
-    s.client()
-        .delete(&format!("/api/v1/escalation-policies/{ep}"))
-        .await
-        .expect(204);
-
-    // Filters and keyset paging.
-    let only = s
-        .client()
-        .get("/api/v1/audit?action=escalation-policies")
-        .await
-        .expect(200);
-    let only = only["items"].as_array().unwrap();
-    assert_eq!(only.len(), 2);
-    assert_eq!(only[0]["action"], "DELETE /api/v1/escalation-policies/{id}");
-    assert_eq!(only[0]["target"], ep.to_string());
-    let hers = s.client().get("/api/v1/audit?actor=ada@").await.expect(200);
-    assert_eq!(hers["items"].as_array().unwrap().len(), 3);
-    let later = s
-        .client()
-        .get("/api/v1/audit?since=2999-01-01T00:00:00Z")
-        .await
-        .expect(200);
-    assert!(later["items"].as_array().unwrap().is_empty());
-    let bad = s.client().get("/api/v1/audit?since=yesterday").await;
-    assert_eq!(bad.status, 400);
-    assert!(bad.message().starts_with("since"));
-    let first = s.client().get("/api/v1/audit?limit=4").await.expect(200);
-    let next = first["next"].as_str().unwrap();
-    let second = s
-        .client()
-        .get(&format!("/api/v1/audit?limit=4&cursor={next}"))
-        .await
-        .expect(200);
-    let mut all: Vec<String> = first["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .chain(second["items"].as_array().unwrap())
-        .map(|i| i["action"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(all.len(), 7);
-    all.dedup();
-    assert_eq!(all.len(), 7, "no entry on two pages");
-    assert!(second["next"].is_null());
-
-    // Admins only; the page shows the same.
-    let viewer = s.client().token("viewer").await;
-    s.anon()
-        .bearer(&viewer)
-        .get("/api/v1/audit")
-        .await
-        .expect(403);
-    let page = browser()
-        .get(s.at("/settings/audit?action=login"))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 200);
-    let page = page.text().await.unwrap();
-    assert!(page.contains("session.login_failed") && !page.contains("/api/v1/users"));
 }

@@ -2,6 +2,7 @@
 //! role and validation answers are tested in process: crates/lookout-server/tests/handlers.)
 
 mod api;
+mod audit_log;
 mod cli;
 mod cli_server;
 mod durability;
@@ -9,3 +10,4 @@ mod hardening;
 mod identity;
 mod limits;
 mod sessions;
+mod two_factor;
