@@ -11,7 +11,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::session::{login_csrf_ok, start_session};
+use super::session::login_csrf_ok;
+use super::two_factor::after_password;
 use crate::auth::{set_cookie, ClientAddr, LOGIN_CSRF_COOKIE};
 use crate::state::AppState;
 use crate::tenancy::api::account::RESET_MESSAGE;
@@ -159,9 +160,8 @@ pub async fn accept(
     match identity::accept_invitation(state.store(), &secret, &name, &f.password).await? {
         Some(user) => {
             tracing::info!(user = user.id, "Invitation accepted.");
-            crate::tenancy::audit::sign_in(&state, Some(&user), &user.email, client, "invitation")
-                .await;
-            start_session(&state, &user, "/").await
+            // The second factor (or its required enrolment) still comes before any session.
+            after_password(&state, &user, &user.email, client, "/", "invitation").await
         }
         // Spent by another tab between the check and now.
         None => Ok(dead_link(&state, LinkPurpose::Invite)),
@@ -293,15 +293,8 @@ pub async fn reset(
     match identity::reset_password(state.store(), &secret, &f.password).await? {
         Some(user) => {
             tracing::info!(user = user.id, "Password reset through an emailed link.");
-            crate::tenancy::audit::sign_in(
-                &state,
-                Some(&user),
-                &user.email,
-                client,
-                "password reset",
-            )
-            .await;
-            start_session(&state, &user, "/").await
+            // A reset link proves the mailbox, not the second factor: the code is still asked.
+            after_password(&state, &user, &user.email, client, "/", "password reset").await
         }
         None => Ok(dead_link(&state, LinkPurpose::Reset)),
     }

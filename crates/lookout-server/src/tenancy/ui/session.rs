@@ -181,7 +181,8 @@ pub async fn login(
     match tenancy::verify_login(state.store(), &f.email, &f.password).await? {
         // Then the second factor, if the user has or needs one, before any session exists.
         Some(user) => {
-            super::two_factor::after_password(&state, &user, &f.email, client, next).await
+            super::two_factor::after_password(&state, &user, &f.email, client, next, "password")
+                .await
         }
         None => {
             state

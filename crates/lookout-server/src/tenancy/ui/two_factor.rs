@@ -75,19 +75,22 @@ fn step_page(
 }
 
 /// After a right password: a session, or the second step. The password's throttle count is
-/// taken back only when no second step follows.
+/// taken back only when no second step follows. Every way in that proves a password (the login
+/// form, an accepted invitation, a reset link) comes through here, so none of them skips the
+/// second factor or its required enrolment; `method` names the way in for the audit log.
 pub(crate) async fn after_password(
     state: &AppState,
     user: &User,
     email: &str,
     client: Option<std::net::IpAddr>,
     next: &str,
+    method: &str,
 ) -> UiResult {
     match totp::second_step(state, user).await? {
         SecondStep::None => {
             state.login_throttle().succeeded(email, client);
             tracing::info!(user = user.id, "User logged in.");
-            crate::tenancy::audit::sign_in(state, Some(user), email, client, "password").await;
+            crate::tenancy::audit::sign_in(state, Some(user), email, client, method).await;
             start_session(state, user, next).await
         }
         SecondStep::Code => Ok(step_page(state, StatusCode::OK, user.id, None, next, None)),

@@ -21,14 +21,14 @@ pub(super) fn browser() -> reqwest::Client {
 }
 
 /// The mail as a person would read it: quoted-printable soft breaks joined and `=3D` decoded.
-fn readable(mail: &str) -> String {
+pub(super) fn readable(mail: &str) -> String {
     mail.replace("=\r\n", "")
         .replace("=\n", "")
         .replace("=3D", "=")
 }
 
 /// The last link to `{base}/{kind}/…` in the mail text.
-fn link_in(mail: &str, base: &str, kind: &str) -> String {
+pub(super) fn link_in(mail: &str, base: &str, kind: &str) -> String {
     let text = readable(mail);
     let prefix = format!("{base}/{kind}/");
     let start = text
@@ -51,7 +51,7 @@ pub(super) fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
 }
 
 /// Opens a page with a pre-login form: its CSRF cookie and field, and the page.
-async fn open_form(c: &reqwest::Client, url: &str) -> (u16, Option<String>, String) {
+pub(super) async fn open_form(c: &reqwest::Client, url: &str) -> (u16, Option<String>, String) {
     let r = c.get(url).send().await.unwrap();
     let status = r.status().as_u16();
     let cookie = set_cookie(&r, "lookout_csrf");
@@ -118,7 +118,7 @@ pub(super) async fn csrf_of(s: &TestServer, session: &str) -> String {
 }
 
 /// Points account mail at `smtp`.
-async fn set_up_mail(s: &TestServer, smtp: &Smtp) {
+pub(super) async fn set_up_mail(s: &TestServer, smtp: &Smtp) {
     let m = s
         .client()
         .put(

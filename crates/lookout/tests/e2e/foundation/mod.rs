@@ -11,3 +11,4 @@ mod identity;
 mod limits;
 mod sessions;
 mod two_factor;
+mod two_factor_links;

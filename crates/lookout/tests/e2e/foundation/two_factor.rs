@@ -14,7 +14,7 @@ lookout_testkit::both!(two_factor_codes_from_an_app_are_asked_before_a_session);
 
 /// The code an authenticator app shows at `unix_s` for this base32 seed, computed by PyOTP (an
 /// implementation independent of the server's).
-fn app_code(secret: &str, unix_s: u64) -> String {
+pub(super) fn app_code(secret: &str, unix_s: u64) -> String {
     let out = std::process::Command::new("python3")
         .args([
             "-c",
@@ -32,7 +32,7 @@ fn app_code(secret: &str, unix_s: u64) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-fn unix_now() -> u64 {
+pub(super) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -73,7 +73,7 @@ async fn password_step(
 }
 
 /// The value of a page's hidden `pending` field.
-fn pending_field(html: &str) -> String {
+pub(super) fn pending_field(html: &str) -> String {
     html.split("name=\"pending\" value=\"")
         .nth(1)
         .unwrap()
@@ -84,7 +84,7 @@ fn pending_field(html: &str) -> String {
 }
 
 /// Posts a code on the second-step page; the answer.
-async fn code_step(
+pub(super) async fn code_step(
     s: &TestServer,
     path: &str,
     step: &(String, String),
