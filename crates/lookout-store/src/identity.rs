@@ -188,12 +188,17 @@ pub async fn renew_link(
     expires_at: i64,
 ) -> Result<()> {
     let mut tx = store.begin_write().await?;
-    let status: Option<String> = sqlx::query("SELECT status FROM users WHERE id = $1")
-        .bind(user_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|r| r.try_get("status"))
-        .transpose()?;
+    // The user's row locked (PostgreSQL; SQLite's write transactions are serial already) so two
+    // concurrent resends take turns: the second revokes the first's link, never both live.
+    let status: Option<String> = sqlx::query(&format!(
+        "SELECT status FROM users WHERE id = $1{}",
+        crate::dialect::for_update(store.backend())
+    ))
+    .bind(user_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .map(|r| r.try_get("status"))
+    .transpose()?;
     match (purpose, status.as_deref()) {
         (_, None) => return Err(StoreError::NotFound),
         (LinkPurpose::Invite, Some(s)) if s != "invited" => return Err(StoreError::NotFound),
@@ -244,14 +249,35 @@ pub async fn link_user(store: &Store, purpose: LinkPurpose, secret: &str) -> Res
     row.as_ref().map(user_from_row).transpose()
 }
 
-/// Marks a live link used, in `tx`; the user id if it was live (and is now spent).
+/// Marks a live link used, in `tx`, and revokes the user's other live links of `purpose` (one
+/// spent link ends them all); the user id if it was live (and is now spent).
+///
+/// The user's row is locked first (PostgreSQL), the same lock `renew_link` takes, so two links
+/// of one user spent at once take turns: the second finds itself revoked by the first.
 async fn spend_link(
+    store: &Store,
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     purpose: LinkPurpose,
     secret: &str,
 ) -> Result<Option<i64>> {
     let hash = hash_token(secret);
     let now = now_ms();
+    let owner: Option<i64> = sqlx::query("SELECT user_id FROM account_links WHERE token_hash = $1")
+        .bind(&hash)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| r.try_get("user_id"))
+        .transpose()?;
+    let Some(owner) = owner else {
+        return Ok(None);
+    };
+    sqlx::query(&format!(
+        "SELECT id FROM users WHERE id = $1{}",
+        crate::dialect::for_update(store.backend())
+    ))
+    .bind(owner)
+    .fetch_optional(&mut **tx)
+    .await?;
     let n = sqlx::query(
         "UPDATE account_links SET used_at = $1
          WHERE token_hash = $2 AND purpose = $3 AND used_at IS NULL AND revoked_at IS NULL
@@ -266,13 +292,16 @@ async fn spend_link(
     if n == 0 {
         return Ok(None);
     }
-    Ok(Some(
-        sqlx::query("SELECT user_id FROM account_links WHERE token_hash = $1")
-            .bind(&hash)
-            .fetch_one(&mut **tx)
-            .await?
-            .try_get("user_id")?,
-    ))
+    sqlx::query(
+        "UPDATE account_links SET revoked_at = $1
+         WHERE user_id = $2 AND purpose = $3 AND used_at IS NULL AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(owner)
+    .bind(purpose.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(Some(owner))
 }
 
 async fn user_in_tx(tx: &mut sqlx::Transaction<'static, sqlx::Any>, id: i64) -> Result<User> {
@@ -283,8 +312,9 @@ async fn user_in_tx(tx: &mut sqlx::Transaction<'static, sqlx::Any>, id: i64) -> 
     user_from_row(&row)
 }
 
-/// Accepts an invitation: spends the link, sets the name and password, and makes the user
-/// active, in one transaction. `None` if the link is not live (unknown, used, revoked, expired).
+/// Accepts an invitation: spends the link (and revokes any other), sets the name and password,
+/// and makes the user active, in one transaction; `None` (nothing changed) when the user has
+/// joined already. `None` if the link is not live (unknown, used, revoked, expired).
 pub async fn accept_invitation(
     store: &Store,
     secret: &str,
@@ -293,17 +323,23 @@ pub async fn accept_invitation(
 ) -> Result<Option<User>> {
     let hash = hash_off_thread(password).await?;
     let mut tx = store.begin_write().await?;
-    let Some(user_id) = spend_link(&mut tx, LinkPurpose::Invite, secret).await? else {
+    let Some(user_id) = spend_link(store, &mut tx, LinkPurpose::Invite, secret).await? else {
         return Ok(None);
     };
-    sqlx::query(
+    let joined = sqlx::query(
         "UPDATE users SET name = $1, password_hash = $2, status = 'active' WHERE id = $3 AND status = 'invited'",
     )
     .bind(name)
     .bind(&hash)
     .bind(user_id)
     .execute(&mut *tx)
-    .await?;
+    .await?
+    .rows_affected();
+    if joined == 0 {
+        // Joined already (through another live link): this link signs no one in. Dropping the
+        // transaction rolls back the spend.
+        return Ok(None);
+    }
     let user = user_in_tx(&mut tx, user_id).await?;
     let event = events::publish(
         "user.joined",
@@ -316,19 +352,24 @@ pub async fn accept_invitation(
     Ok(Some(user))
 }
 
-/// Sets a new password through a reset link: spends it, sets the password and ends every
-/// session of the user, in one transaction. `None` if the link is not live.
+/// Sets a new password through a reset link: spends it (and revokes the user's other reset
+/// links), sets the password and ends every session of the user, in one transaction. `None` if the link is not live.
 pub async fn reset_password(store: &Store, secret: &str, password: &str) -> Result<Option<User>> {
     let hash = hash_off_thread(password).await?;
     let mut tx = store.begin_write().await?;
-    let Some(user_id) = spend_link(&mut tx, LinkPurpose::Reset, secret).await? else {
+    let Some(user_id) = spend_link(store, &mut tx, LinkPurpose::Reset, secret).await? else {
         return Ok(None);
     };
-    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-        .bind(&hash)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
+    let set =
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND status = 'active'")
+            .bind(&hash)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    if set == 0 {
+        return Ok(None);
+    }
     sqlx::query("DELETE FROM sessions WHERE user_id = $1")
         .bind(user_id)
         .execute(&mut *tx)
