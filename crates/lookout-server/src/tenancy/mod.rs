@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod code_guard;
 pub mod links;
 pub mod service;
 pub mod totp;

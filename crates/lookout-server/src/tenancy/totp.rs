@@ -312,17 +312,45 @@ pub fn pending_token(state: &AppState, user_id: i64) -> String {
     format!("{payload}.{sig}")
 }
 
-/// The user a live pending token names, if its signature is right.
-pub fn open_pending(state: &AppState, token: &str) -> Option<i64> {
-    open_pending_with(state.sealer(), token, now_ms())
+/// A live pending sign-in: whose, until when, and its nonce (what the wrong codes are counted
+/// against, see `tenancy::code_guard`).
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// The user whose password was right.
+    pub user_id: i64,
+    /// When it expires (ms).
+    pub expires: i64,
+    /// Its random part, the same in every token of this sign-in.
+    pub nonce: String,
 }
 
-/// [`open_pending`] with the sealer and the time given (the fuzz target's entry point).
+/// The same pending sign-in in a fresh token for the next form: same nonce and expiry, so
+/// answering a wrong code neither extends it nor resets its count of wrong codes.
+pub fn pending_again(state: &AppState, p: &Pending) -> String {
+    let payload = format!("{}.{}.{}", p.user_id, p.expires, p.nonce);
+    let sig = state.sealer().sign(&pending_text(&payload));
+    format!("{payload}.{sig}")
+}
+
+/// The pending sign-in a live token is for, if its signature is right.
+pub fn open_pending(state: &AppState, token: &str) -> Option<Pending> {
+    open_pending_full(state.sealer(), token, now_ms())
+}
+
+/// [`open_pending`]'s user with the sealer and the time given (the fuzz target's entry point).
 pub fn open_pending_with(
     sealer: &lookout_core::seal::Sealer,
     token: &str,
     now: i64,
 ) -> Option<i64> {
+    open_pending_full(sealer, token, now).map(|p| p.user_id)
+}
+
+fn open_pending_full(
+    sealer: &lookout_core::seal::Sealer,
+    token: &str,
+    now: i64,
+) -> Option<Pending> {
     if token.len() > 200 {
         return None;
     }
@@ -333,7 +361,12 @@ pub fn open_pending_with(
     let mut parts = payload.split('.');
     let user_id: i64 = parts.next()?.parse().ok()?;
     let expires: i64 = parts.next()?.parse().ok()?;
-    (expires > now).then_some(user_id)
+    let nonce = parts.next()?.to_string();
+    (expires > now).then_some(Pending {
+        user_id,
+        expires,
+        nonce,
+    })
 }
 
 #[cfg(test)]

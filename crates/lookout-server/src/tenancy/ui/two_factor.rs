@@ -44,7 +44,7 @@ struct StepPage {
 fn step_page(
     state: &AppState,
     status: StatusCode,
-    user_id: i64,
+    pending: String,
     enrolment: Option<Enrolment>,
     next: &str,
     error: Option<String>,
@@ -62,7 +62,7 @@ fn step_page(
         recovery_codes: Vec::new(),
         action: if enrol { "/login/enrol" } else { "/login/code" },
         csrf: csrf.clone(),
-        pending: totp::pending_token(state, user_id),
+        pending,
         next: safe_next(next).to_string(),
     };
     let cookie = set_cookie(
@@ -93,13 +93,20 @@ pub(crate) async fn after_password(
             crate::tenancy::audit::sign_in(state, Some(user), email, client, method).await;
             start_session(state, user, next).await
         }
-        SecondStep::Code => Ok(step_page(state, StatusCode::OK, user.id, None, next, None)),
+        SecondStep::Code => Ok(step_page(
+            state,
+            StatusCode::OK,
+            totp::pending_token(state, user.id),
+            None,
+            next,
+            None,
+        )),
         SecondStep::Enrol => {
             let en = totp::begin(state, user).await?;
             Ok(step_page(
                 state,
                 StatusCode::OK,
-                user.id,
+                totp::pending_token(state, user.id),
                 Some(en),
                 next,
                 None,
@@ -117,12 +124,24 @@ pub struct StepForm {
     next: Option<String>,
 }
 
-/// The user a second-step form is for, or the page to answer instead.
+/// The page that ends a pending sign-in after its wrong codes: the password again.
+fn too_many_codes() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Html(crate::ui::simple_page(
+            "Sign-in ended",
+            "Too many wrong codes for this sign-in. Log in again with your password.",
+        )),
+    )
+        .into_response()
+}
+
+/// The user and pending sign-in a second-step form is for, or the page to answer instead.
 async fn pending_user(
     state: &AppState,
     headers: &HeaderMap,
     f: &StepForm,
-) -> Result<User, Response> {
+) -> Result<(User, totp::Pending), Response> {
     let expired = || {
         (
             StatusCode::FORBIDDEN,
@@ -136,11 +155,15 @@ async fn pending_user(
     if !login_csrf_ok(headers, &f.csrf) {
         return Err(expired());
     }
-    let Some(user_id) = totp::open_pending(state, &f.pending) else {
+    let Some(pending) = totp::open_pending(state, &f.pending) else {
         return Err(expired());
     };
-    match tenancy::get_user(state.store(), user_id).await {
-        Ok(u) if !u.invited => Ok(u),
+    // Its token replayed after its wrong codes: still ended.
+    if state.code_guard().pending_ended(&pending.nonce) {
+        return Err(too_many_codes());
+    }
+    match tenancy::get_user(state.store(), pending.user_id).await {
+        Ok(u) if !u.invited => Ok((u, pending)),
         Ok(_) | Err(StoreError::NotFound) => Err(expired()),
         Err(e) => Err(crate::ui::ui_error(e)),
     }
@@ -150,11 +173,37 @@ async fn pending_user(
 fn throttle(
     state: &AppState,
     user: &User,
+    pending: &totp::Pending,
     client: Option<std::net::IpAddr>,
     enrolment: bool,
     next: &str,
 ) -> Option<Response> {
     let now = lookout_core::time::now_ms();
+    if let Some(wait_ms) = state.code_guard().account_wait(user.id, now) {
+        // Past the account's hourly cap of wrong codes, whoever and wherever is guessing.
+        let wait_s = (wait_ms + 999) / 1000;
+        tracing::warn!(
+            user = user.id,
+            wait_s,
+            client = ?client,
+            "Two-factor codes refused: too many wrong codes for this account in the last hour."
+        );
+        let mut res = step_page(
+            state,
+            StatusCode::TOO_MANY_REQUESTS,
+            totp::pending_again(state, pending),
+            None,
+            next,
+            Some(format!(
+                "Too many wrong codes for this account in the last hour. Try again in {} minutes.",
+                (wait_s + 59) / 60
+            )),
+        );
+        if let Ok(v) = wait_s.to_string().parse() {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Some(res);
+    }
     let wait_ms = state
         .login_throttle()
         .begin(&user.email, client, now)
@@ -164,7 +213,7 @@ fn throttle(
     let mut res = step_page(
         state,
         StatusCode::TOO_MANY_REQUESTS,
-        user.id,
+        totp::pending_again(state, pending),
         None,
         next,
         Some(format!(
@@ -190,11 +239,11 @@ pub async fn login_code(
     Form(f): Form<StepForm>,
 ) -> UiResult {
     let next = f.next.clone().unwrap_or_else(|| "/".into());
-    let user = match pending_user(&state, &headers, &f).await {
+    let (user, pending) = match pending_user(&state, &headers, &f).await {
         Ok(u) => u,
         Err(r) => return Ok(r),
     };
-    if let Some(r) = throttle(&state, &user, client, false, &next) {
+    if let Some(r) = throttle(&state, &user, &pending, client, false, &next) {
         return Ok(r);
     }
     if totp::verify(&state, &user, &f.code).await? {
@@ -215,10 +264,19 @@ pub async fn login_code(
         .failed(&user.email, client, lookout_core::time::now_ms());
     tracing::info!(user = user.id, "Two-factor code refused.");
     crate::tenancy::audit::sign_in(&state, None, &user.email, client, "code").await;
+    if !state.code_guard().wrong_code(
+        &pending.nonce,
+        pending.expires,
+        user.id,
+        lookout_core::time::now_ms(),
+    ) {
+        tracing::warn!(user = user.id, client = ?client, "Pending sign-in ended after too many wrong codes.");
+        return Ok(too_many_codes());
+    }
     Ok(step_page(
         &state,
         StatusCode::UNAUTHORIZED,
-        user.id,
+        totp::pending_again(&state, &pending),
         None,
         &next,
         Some("Wrong or already used code.".into()),
@@ -234,11 +292,11 @@ pub async fn login_enrol(
     Form(f): Form<StepForm>,
 ) -> UiResult {
     let next = f.next.clone().unwrap_or_else(|| "/".into());
-    let user = match pending_user(&state, &headers, &f).await {
+    let (user, pending) = match pending_user(&state, &headers, &f).await {
         Ok(u) => u,
         Err(r) => return Ok(r),
     };
-    if let Some(r) = throttle(&state, &user, client, true, &next) {
+    if let Some(r) = throttle(&state, &user, &pending, client, true, &next) {
         return Ok(r);
     }
     match totp::confirm(&state, &user, &f.code).await {
@@ -285,12 +343,20 @@ pub async fn login_enrol(
             state
                 .login_throttle()
                 .failed(&user.email, client, lookout_core::time::now_ms());
+            if !state.code_guard().wrong_code(
+                &pending.nonce,
+                pending.expires,
+                user.id,
+                lookout_core::time::now_ms(),
+            ) {
+                return Ok(too_many_codes());
+            }
             // The same seed again: the app already holds it.
             let en = totp::current_enrolment(&state, &user).await?;
             Ok(step_page(
                 &state,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                user.id,
+                totp::pending_again(&state, &pending),
                 en,
                 &next,
                 Some(m),
