@@ -49,6 +49,7 @@ def test_an_invited_colleague_joins_and_signs_in_with_a_second_factor(server, wa
         with page.expect_navigation():
             page.click("#account-link")
         assert page.input_value("#pname") == "Grace Hopper"
+        page.fill("#tpass", "cobol forever")
         with page.expect_navigation():
             page.click("#two-factor button[type=submit]")
         assert page.locator("#totp-qr svg").is_visible()

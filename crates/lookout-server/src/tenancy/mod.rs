@@ -38,6 +38,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(two_factor::confirm))
         .routes(routes!(two_factor::disable))
         .routes(routes!(two_factor::set_required))
+        .routes(routes!(two_factor::clear))
         .routes(routes!(two_factor::get_security, two_factor::put_security))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::get_one, users::delete))

@@ -130,6 +130,70 @@ pub async fn begin(state: &AppState, user: &User) -> ServiceResult<Enrolment> {
     enrolment_for(&seed, user)
 }
 
+/// Why [`begin_proven`] refused.
+#[derive(Debug)]
+pub enum BeginRefused {
+    /// Too many wrong passwords or codes: wait this many seconds.
+    Throttled(i64),
+    /// Not proven, already on, or a failure: as for any service call.
+    Service(ServiceError),
+}
+
+impl From<ServiceError> for BeginRefused {
+    fn from(e: ServiceError) -> Self {
+        BeginRefused::Service(e)
+    }
+}
+
+impl From<StoreError> for BeginRefused {
+    fn from(e: StoreError) -> Self {
+        BeginRefused::Service(e.into())
+    }
+}
+
+/// Starts enrolment from the account page or the API, which a stolen session cookie alone must
+/// not do: the current password, and when a device is enrolled already, a current code from it
+/// or a recovery code too (re-enrolment of a new phone; the old seed stops working at once and sign-in asks for
+/// the new one's enrolment if it is required). Wrong passwords and codes count in the login
+/// throttle.
+pub async fn begin_proven(
+    state: &AppState,
+    user: &User,
+    password: &str,
+    code: Option<&str>,
+    client: Option<std::net::IpAddr>,
+) -> Result<Enrolment, BeginRefused> {
+    let throttle = state.login_throttle();
+    if let Err(wait_ms) = throttle.begin(&user.email, client, now_ms()) {
+        return Err(BeginRefused::Throttled((wait_ms + 999) / 1000));
+    }
+    if !identity::password_matches(state.store(), user.id, password).await? {
+        throttle.failed(&user.email, client, now_ms());
+        return Err(ServiceError::Invalid("password: not your password".into()).into());
+    }
+    let enrolled = mfa::totp(state.store(), user.id)
+        .await?
+        .is_some_and(|t| t.confirmed);
+    if enrolled {
+        let code = code.unwrap_or_default();
+        if code.trim().is_empty() {
+            return Err(ServiceError::Invalid(
+                "code: two-factor sign-in is on: type a current code from your app (or a recovery code) to set up a new one"
+                    .into(),
+            )
+            .into());
+        }
+        if !verify(state, user, code).await? {
+            throttle.failed(&user.email, client, now_ms());
+            return Err(ServiceError::Invalid("code: wrong or already used code".into()).into());
+        }
+        mfa::disable(state.store(), user.id).await?;
+        tracing::info!(user = user.id, "Two-factor device being replaced.");
+    }
+    throttle.succeeded(&user.email, client);
+    Ok(begin(state, user).await?)
+}
+
 /// The enrolment under way (the seed already shown), to show again after a wrong code; `None`
 /// when none is under way.
 pub async fn current_enrolment(state: &AppState, user: &User) -> ServiceResult<Option<Enrolment>> {
@@ -272,6 +336,15 @@ pub async fn disable(state: &AppState, user_id: i64) -> ServiceResult<()> {
     }
     mfa::disable(state.store(), user_id).await?;
     tracing::info!(user = user_id, "Two-factor sign-in turned off.");
+    Ok(())
+}
+
+/// Clears a user's second factor for them (an admin, when the phone and the recovery codes are
+/// lost): the seed and recovery codes are deleted; if it is required they enrol at their next
+/// sign-in.
+pub async fn clear_for(state: &AppState, user_id: i64) -> ServiceResult<()> {
+    mfa::disable(state.store(), user_id).await?;
+    tracing::warn!(user = user_id, "Two-factor sign-in cleared by an admin.");
     Ok(())
 }
 

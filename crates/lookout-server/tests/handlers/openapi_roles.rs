@@ -97,6 +97,10 @@ const ADMIN: &[(&str, &str)] = &[
         "the admin decides who must use a second factor",
     ),
     (
+        "DELETE /api/v1/users/{id}/totp",
+        "the admin clears a lost second factor",
+    ),
+    (
         "GET /api/v1/settings/security",
         "the installation's sign-in rules",
     ),

@@ -8,7 +8,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{Admin, ClientAddr, Principal};
+use crate::auth::{Admin, Caller, ClientAddr, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
@@ -29,15 +29,68 @@ pub async fn get_status(State(state): State<AppState>, who: Principal) -> ApiRes
     Ok(Json(totp::status(&state, id).await?))
 }
 
-/// Starts enrolment: a new seed, its `otpauth://` URL and QR code. Confirm with a code.
+/// The signed-in user behind a session: enrolment is refused to API tokens, which a leaked
+/// token must not be able to turn into the owner's second factor.
+async fn session_user(
+    state: &AppState,
+    who: &Principal,
+) -> ApiResult<lookout_store::tenancy::User> {
+    match &who.caller {
+        Caller::Session(s) => Ok(tenancy::get_user(state.store(), s.user.id).await?),
+        Caller::Token(_) => Err(ApiError::Validation(
+            "two-factor enrolment needs a signed-in session, not an API token".into(),
+        )),
+    }
+}
+
+/// What starting enrolment needs.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BeginBody {
+    /// The account's current password.
+    pub password: String,
+    /// When two-factor sign-in is on already: a current code from the enrolled app (this sets
+    /// up a new device in its place).
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+/// Starts enrolment (a signed-in session, not a token; the current password, and a current code
+/// when a device is enrolled already): a new seed, its `otpauth://` URL and QR code. Confirm
+/// with a code.
 #[utoipa::path(post, operation_id = "me_totp_begin", path = "/api/v1/me/totp", tag = "users",
-    responses((status = 201, body = Enrolment), (status = 409, body = ErrorBody)))]
+    request_body = BeginBody,
+    responses((status = 201, body = Enrolment), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn begin(
     State(state): State<AppState>,
     who: Principal,
+    ClientAddr(client): ClientAddr,
+    ApiJson(body): ApiJson<BeginBody>,
 ) -> ApiResult<(StatusCode, Json<Enrolment>)> {
-    let user = tenancy::get_user(state.store(), own_id(&who)?).await?;
-    Ok((StatusCode::CREATED, Json(totp::begin(&state, &user).await?)))
+    let user = session_user(&state, &who).await?;
+    match totp::begin_proven(&state, &user, &body.password, body.code.as_deref(), client).await {
+        Ok(en) => Ok((StatusCode::CREATED, Json(en))),
+        Err(totp::BeginRefused::Throttled(s)) => Err(ApiError::Unavailable(format!(
+            "too many wrong passwords or codes: try again in {s} s"
+        ))),
+        Err(totp::BeginRefused::Service(e)) => Err(e.into()),
+    }
+}
+
+/// Clears a user's two-factor sign-in (admin; for a lost phone and lost recovery codes). If it
+/// is required of them they enrol again at their next sign-in.
+#[utoipa::path(delete, operation_id = "users_totp_clear", path = "/api/v1/users/{id}/totp", tag = "users",
+    params(("id" = i64, Path, description = "User id")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn clear(
+    State(state): State<AppState>,
+    _who: Admin,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
+    tenancy::get_user(state.store(), id)
+        .await
+        .map_err(crate::api::not_found("user"))?;
+    totp::clear_for(&state, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A code from the authenticator app.
@@ -63,7 +116,7 @@ pub async fn confirm(
     who: Principal,
     ApiJson(body): ApiJson<CodeBody>,
 ) -> ApiResult<Json<RecoveryCodes>> {
-    let user = tenancy::get_user(state.store(), own_id(&who)?).await?;
+    let user = session_user(&state, &who).await?;
     let recovery_codes = totp::confirm(&state, &user, &body.code).await?;
     Ok(Json(RecoveryCodes { recovery_codes }))
 }

@@ -376,24 +376,41 @@ struct AccountStep {
     recovery_codes: Vec<String>,
 }
 
-/// A form with only its CSRF token.
+/// The form that starts enrolment: the password, and a current code when a device is
+/// enrolled already (setting up a new one).
 #[derive(Deserialize)]
-pub struct CsrfOnly {
+pub struct BeginForm {
     csrf: String,
+    password: String,
+    #[serde(default)]
+    code: Option<String>,
 }
 
-/// `POST /account/2fa`: starts enrolment and shows the QR code.
+/// `POST /account/2fa`: with the password (and a current code to replace a device), starts
+/// enrolment and shows the QR code.
 pub async fn account_begin(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     page: Page,
-    Form(f): Form<CsrfOnly>,
+    Form(f): Form<BeginForm>,
 ) -> UiResult {
     check_csrf(&page.session, &f.csrf)?;
-    let (status, enrolment, error) = match totp::begin(&state, &page.session.user).await {
-        Ok(en) => (StatusCode::OK, Some(en), None),
-        Err(ServiceError::Conflict(m)) => (StatusCode::CONFLICT, None, Some(m)),
-        Err(e) => return Err(e.into()),
-    };
+    let code = f.code.as_deref().filter(|c| !c.trim().is_empty());
+    let (status, enrolment, error) =
+        match totp::begin_proven(&state, &page.session.user, &f.password, code, client).await {
+            Ok(en) => (StatusCode::OK, Some(en), None),
+            Err(totp::BeginRefused::Throttled(s)) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                None,
+                Some(format!(
+                    "Too many wrong passwords or codes. Try again in {s} seconds."
+                )),
+            ),
+            Err(totp::BeginRefused::Service(
+                ServiceError::Conflict(m) | ServiceError::Invalid(m),
+            )) => (StatusCode::UNPROCESSABLE_ENTITY, None, Some(m)),
+            Err(totp::BeginRefused::Service(e)) => return Err(e.into()),
+        };
     let p = AccountStep {
         title: "Two-factor sign-in".into(),
         ctx: page.ctx,

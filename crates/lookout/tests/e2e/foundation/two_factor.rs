@@ -115,7 +115,34 @@ async fn two_factor_codes_from_an_app_are_asked_before_a_session(backend: Backen
     let ada = s.anon().session(&session, &csrf);
 
     // Enrolment: a seed, its otpauth URL and QR code; a wrong code is refused.
-    let en = ada.post("/api/v1/me/totp", json!({})).await.expect(201);
+    // Not with an API token, not without the password.
+    let token = s.client().token("member").await;
+    let by_token = s
+        .anon()
+        .bearer(&token)
+        .post(
+            "/api/v1/me/totp",
+            json!({"password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(by_token.status, 422);
+    assert!(
+        by_token.message().contains("session"),
+        "{}",
+        by_token.message()
+    );
+    let wrong = ada
+        .post("/api/v1/me/totp", json!({"password": "not it at all"}))
+        .await;
+    assert_eq!(wrong.status, 422);
+    assert!(wrong.message().starts_with("password"));
+    let en = ada
+        .post(
+            "/api/v1/me/totp",
+            json!({"password": "correct horse battery"}),
+        )
+        .await
+        .expect(201);
     let secret = en["secret"].as_str().unwrap().to_string();
     assert!(en["otpauth_url"]
         .as_str()

@@ -59,12 +59,18 @@ async fn emailed_links_still_ask_for_the_second_factor(backend: Backend) {
         .expect(201);
     let secret = en["secret"].as_str().unwrap().to_string();
     let t0 = unix_now();
-    ada.post(
-        "/api/v1/me/totp/confirm",
-        json!({"code": app_code(&secret, t0)}),
-    )
-    .await
-    .expect(200);
+    let recovery = ada
+        .post(
+            "/api/v1/me/totp/confirm",
+            json!({"code": app_code(&secret, t0)}),
+        )
+        .await
+        .expect(200)["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect::<Vec<_>>();
 
     // She forgets her password: the reset link sets a new one, then asks for the code.
     s.anon()
@@ -85,6 +91,51 @@ async fn emailed_links_still_ask_for_the_second_factor(backend: Backend) {
     assert_eq!(ok.status(), 303);
     let fresh = set_cookie(&ok, "lookout_session").unwrap();
     assert_eq!(me(&s, &fresh).await.1["user"]["email"], "ada@example.com");
+
+    // A new phone: the password alone is not enough while a device is enrolled; with a code
+    // from the old one (here a recovery code) a new enrolment starts.
+    let fresh_csrf = csrf_of(&s, &fresh).await;
+    let ada = s.anon().session(&fresh, &fresh_csrf);
+    let no_code = ada
+        .post("/api/v1/me/totp", json!({"password": "difference engine"}))
+        .await;
+    assert_eq!(no_code.status, 422);
+    assert!(
+        no_code.message().starts_with("code"),
+        "{}",
+        no_code.message()
+    );
+    let again = ada
+        .post(
+            "/api/v1/me/totp",
+            json!({"password": "difference engine", "code": recovery[0]}),
+        )
+        .await
+        .expect(201);
+    assert_ne!(again["secret"], secret.as_str());
+    // Lost again before confirming: an admin clears it, and the audit log says so.
+    let ada_id = me(&s, &fresh).await.1["user"]["id"].as_i64().unwrap();
+    let viewer = s.client().token("viewer").await;
+    s.anon()
+        .bearer(&viewer)
+        .delete(&format!("/api/v1/users/{ada_id}/totp"))
+        .await
+        .expect(403);
+    s.client()
+        .delete(&format!("/api/v1/users/{ada_id}/totp"))
+        .await
+        .expect(204);
+    assert_eq!(
+        ada.get("/api/v1/me/totp").await.expect(200)["enabled"],
+        false
+    );
+    let audit = s
+        .client()
+        .get("/api/v1/audit")
+        .await
+        .expect(200)
+        .to_string();
+    assert!(audit.contains("DELETE /api/v1/users/{id}/totp"), "{audit}");
 
     // Required of everyone: an invited colleague enrols before any session exists.
     s.client()
