@@ -353,7 +353,8 @@ pub async fn accept_invitation(
 }
 
 /// Sets a new password through a reset link: spends it (and revokes the user's other reset
-/// links), sets the password and ends every session of the user, in one transaction. `None` if the link is not live.
+/// links), sets the password, ends every session of the user and revokes their API tokens, in
+/// one transaction. `None` if the link is not live.
 pub async fn reset_password(store: &Store, secret: &str, password: &str) -> Result<Option<User>> {
     let hash = hash_off_thread(password).await?;
     let mut tx = store.begin_write().await?;
@@ -371,6 +372,13 @@ pub async fn reset_password(store: &Store, secret: &str, password: &str) -> Resu
         return Ok(None);
     }
     sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    // The user's API tokens too: a reset is what someone does who thinks the account was
+    // taken over, and a token made by the intruder must not outlive it.
+    sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+        .bind(now_ms())
         .bind(user_id)
         .execute(&mut *tx)
         .await?;

@@ -103,7 +103,10 @@ async fn one_spent_link_ends_the_others_and_a_joined_user_is_not_signed_in_again
             .is_none()
     );
 
-    // Two reset links: spending one ends the other.
+    // Two reset links: spending one ends the other, and the user's API tokens.
+    let (token, _) = tenancy::create_token(store, "grace's script", Role::Member, Some(grace.id))
+        .await
+        .unwrap();
     identity::renew_link(store, LinkPurpose::Reset, grace.id, None, "r1", until)
         .await
         .unwrap();
@@ -112,6 +115,13 @@ async fn one_spent_link_ends_the_others_and_a_joined_user_is_not_signed_in_again
         .await
         .unwrap()
         .is_some());
+    assert!(
+        tenancy::token_for_secret(store, &token)
+            .await
+            .unwrap()
+            .is_none(),
+        "a reset revokes the user's API tokens"
+    );
     assert!(identity::link_user(store, LinkPurpose::Reset, "r2")
         .await
         .unwrap()
