@@ -312,10 +312,61 @@ pub async fn revoke(state: &AppState, user_id: i64) -> ServiceResult<()> {
 
 // ------------------------------------------------------------------ password resets
 
-/// Emails a reset link to the active user with this email, if there is one. Always `Ok(())` for
-/// unknown addresses (the answer must not tell who has an account); at most one email a minute
-/// per account.
-pub async fn request_reset(state: &AppState, email: &str) -> ServiceResult<()> {
+/// Reset requests one client address may make per [`ResetRequests::WINDOW_MS`].
+const RESETS_PER_CLIENT: usize = 5;
+
+/// Reset requests per client address (in memory per replica, bounded): a client asking for
+/// more than a few a minute gets 429, so the form cannot be used to mail-bomb a list of
+/// addresses or to time the lookups in bulk.
+#[derive(Default)]
+pub struct ResetRequests {
+    clients: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, Vec<i64>>>,
+}
+
+impl ResetRequests {
+    /// The window of [`RESETS_PER_CLIENT`].
+    pub const WINDOW_MS: i64 = 60_000;
+    const MAX_ENTRIES: usize = 100_000;
+
+    /// Counts a request from `client`; the seconds to wait when it is one too many.
+    pub fn admit(&self, client: Option<std::net::IpAddr>, now: i64) -> Option<i64> {
+        let client = client?;
+        let mut m = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if m.len() >= Self::MAX_ENTRIES && !m.contains_key(&client) {
+            m.retain(|_, t| t.last().is_some_and(|t| *t > now - Self::WINDOW_MS));
+            if m.len() >= Self::MAX_ENTRIES {
+                m.clear();
+            }
+        }
+        let times = m.entry(client).or_default();
+        times.retain(|t| *t > now - Self::WINDOW_MS);
+        if times.len() >= RESETS_PER_CLIENT {
+            return Some((times[0] + Self::WINDOW_MS - now + 999) / 1000);
+        }
+        times.push(now);
+        None
+    }
+}
+
+/// Asks for a reset link for `email` and returns at once: the lookup, the link and the mail all
+/// happen in a spawned task, so neither the answer nor its delay tells whether the address has
+/// an account.
+pub fn request_reset(state: &AppState, email: &str) {
+    let state = state.clone();
+    let email = email.to_string();
+    tokio::spawn(async move {
+        if let Err(e) = reset_in_background(&state, &email).await {
+            tracing::warn!(error = %e, "Password reset request failed.");
+        }
+    });
+}
+
+/// Emails a reset link to the active user with this email, if there is one (nothing for unknown
+/// addresses); at most one email a minute per account.
+async fn reset_in_background(state: &AppState, email: &str) -> ServiceResult<()> {
     let Some(user) = identity::active_user_by_email(state.store(), email).await? else {
         tracing::info!("Password reset asked for an unknown email; nothing sent.");
         return Ok(());
@@ -410,5 +461,24 @@ pub fn redacted(m: Option<MailSettings>) -> Value {
             }
             serde_json::to_value(m).unwrap_or(Value::Null)
         }
+    }
+}
+
+#[cfg(test)]
+mod reset_limit_tests {
+    use super::*;
+
+    #[test]
+    fn one_address_gets_five_reset_requests_a_minute() {
+        let r = ResetRequests::default();
+        let a: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+        let b: std::net::IpAddr = "192.0.2.2".parse().unwrap();
+        let t = 1_000_000;
+        for i in 0..5 {
+            assert_eq!(r.admit(Some(a), t + i), None);
+        }
+        assert_eq!(r.admit(Some(a), t + 10), Some(60), "the sixth waits");
+        assert_eq!(r.admit(Some(b), t + 10), None, "another address does not");
+        assert_eq!(r.admit(Some(a), t + ResetRequests::WINDOW_MS + 1), None);
     }
 }

@@ -188,18 +188,41 @@ pub const RESET_MESSAGE: &str =
 /// Emails a password-reset link if an account uses this address. No sign-in needed; the answer
 /// is the same for every address, so it does not tell who has an account.
 #[utoipa::path(post, operation_id = "password_reset", path = "/api/v1/password-reset", tag = "users", request_body = ResetRequest,
-    responses((status = 202, body = ResetAccepted), (status = 400, body = ErrorBody)))]
+    responses((status = 202, body = ResetAccepted), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn request_reset(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     ApiJson(body): ApiJson<ResetRequest>,
-) -> ApiResult<(StatusCode, Json<ResetAccepted>)> {
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    if let Some(wait_s) = state
+        .reset_requests()
+        .admit(client, lookout_core::time::now_ms())
+    {
+        tracing::warn!(client = ?client, "Password reset refused: too many requests from this address.");
+        let body = crate::error::ErrorBody {
+            error: crate::error::ErrorDetail {
+                code: "too_many_requests",
+                message: format!(
+                    "too many reset requests from this address: try again in {wait_s} s"
+                ),
+            },
+        };
+        return Ok((
+            StatusCode::TOO_MANY_REQUESTS,
+            [(axum::http::header::RETRY_AFTER, wait_s.to_string())],
+            Json(body),
+        )
+            .into_response());
+    }
     if body.email.len() <= 254 {
-        links::request_reset(&state, &body.email).await?;
+        links::request_reset(&state, &body.email);
     }
     Ok((
         StatusCode::ACCEPTED,
         Json(ResetAccepted {
             message: RESET_MESSAGE,
         }),
-    ))
+    )
+        .into_response())
 }

@@ -198,9 +198,25 @@ pub struct ResetRequestForm {
 /// `POST /reset`: the same answer whether or not the address has an account.
 pub async fn reset_request(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     Form(f): Form<ResetRequestForm>,
 ) -> UiResult {
+    if let Some(wait_s) = state
+        .reset_requests()
+        .admit(client, lookout_core::time::now_ms())
+    {
+        tracing::warn!(client = ?client, "Password reset refused: too many requests from this address.");
+        return Ok(respond(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            reset_request_page(
+                &f.email,
+                None,
+                Some(format!("Too many requests. Try again in {wait_s} seconds.")),
+            ),
+        ));
+    }
     if !login_csrf_ok(&headers, &f.csrf) {
         return Ok(respond(
             &state,
@@ -213,7 +229,7 @@ pub async fn reset_request(
         ));
     }
     if f.email.len() <= 254 {
-        links::request_reset(&state, &f.email).await?;
+        links::request_reset(&state, &f.email);
     }
     Ok(respond(
         &state,
