@@ -129,7 +129,19 @@ pub async fn sign_in(
     client: Option<std::net::IpAddr>,
     how: &str,
 ) {
-    let email: String = email.trim().to_lowercase().chars().take(254).collect();
+    let mut email: String = email.trim().to_lowercase().chars().take(254).collect();
+    if user.is_none() {
+        // What was typed into a failed sign-in is kept only when it is an account's address: a
+        // password typed into the email field by mistake must not sit in the log in clear.
+        let known = matches!(
+            lookout_store::identity::active_user_by_email(state.store(), &email).await,
+            Ok(Some(_))
+        );
+        if !known {
+            let hash = lookout_core::secret::hash_token(&email);
+            email = format!("unknown:{}", &hash[..hash.len().min(16)]);
+        }
+    }
     let (actor, label, action) = match user {
         Some(u) => (
             format!("user:{}", u.id),
@@ -151,6 +163,28 @@ pub async fn sign_in(
         action: &action,
         target: target.as_deref(),
         details: &details,
+        address: address.as_deref(),
+    };
+    if let Err(e) = audit::record(state.store(), &entry).await {
+        tracing::error!(error = %e, "Could not write the audit log.");
+    }
+}
+
+/// Records the first administrator's creation through `POST /setup` (made before anyone could
+/// be an actor, so the middleware, which records known callers only, does not).
+pub async fn first_admin(
+    state: &AppState,
+    user: &lookout_store::tenancy::User,
+    client: Option<std::net::IpAddr>,
+) {
+    let address = client.map(|c| c.to_string());
+    let target = user.id.to_string();
+    let entry = NewEntry {
+        actor: &format!("user:{}", user.id),
+        actor_label: &user.email,
+        action: "setup.first_admin",
+        target: Some(&target),
+        details: &json!({ "how": "setup form" }),
         address: address.as_deref(),
     };
     if let Err(e) = audit::record(state.store(), &entry).await {

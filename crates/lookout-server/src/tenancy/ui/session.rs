@@ -215,6 +215,7 @@ pub async fn setup_form(State(state): State<AppState>) -> UiResult {
 /// `POST /setup`: creates the first admin and logs them in.
 pub async fn setup(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     Form(f): Form<Credentials>,
 ) -> UiResult {
@@ -244,6 +245,7 @@ pub async fn setup(
     match tenancy::create_first_admin(state.store(), &f.email, &f.password).await {
         Ok(Some(user)) => {
             tracing::info!(user = user.id, "First administrator created.");
+            crate::tenancy::audit::first_admin(&state, &user, client).await;
             start_session(&state, &user, "/").await
         }
         // Someone else finished setting up first.

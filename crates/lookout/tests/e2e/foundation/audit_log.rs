@@ -145,4 +145,17 @@ async fn the_audit_log_names_who_changed_what_and_from_where(backend: Backend) {
     assert_eq!(page.status(), 200);
     let page = page.text().await.unwrap();
     assert!(page.contains("session.login_failed") && !page.contains("/api/v1/users"));
+
+    // A password typed into the email field is not kept in clear: only a hash of what matched
+    // no account.
+    assert!(log_in(&s, "hunter2-secret", "whatever").await.is_none());
+    let log = s
+        .client()
+        .get("/api/v1/audit?action=login_failed")
+        .await
+        .expect(200);
+    let newest = &log["items"][0];
+    let actor = newest["actor"].as_str().unwrap();
+    assert!(actor.starts_with("email:unknown:"), "{actor}");
+    assert!(!log.to_string().contains("hunter2"), "{log}");
 }
