@@ -54,8 +54,12 @@ pub fn app(state: AppState) -> Router {
             HeaderValue::from_static(value),
         ));
     }
+    // Every change through the API or a form goes to the audit log (tenancy::audit).
+    let audit =
+        || axum::middleware::from_fn_with_state(state.clone(), tenancy::audit::record_writes);
+    let ui = ui.layer(audit());
     Router::new()
-        .merge(api::router())
+        .merge(api::router().layer(audit()))
         .merge(errors::public())
         .merge(errors::sentry_cli())
         .merge(apm::otlp::routes())

@@ -49,6 +49,8 @@ struct Inner {
     ingest_keys: crate::errors::ingest::KeyCache,
     ingest_budget: crate::budget::ByteBudget,
     login_throttle: crate::auth::LoginThrottle,
+    code_guard: crate::tenancy::code_guard::CodeGuard,
+    reset_requests: crate::tenancy::links::ResetRequests,
     sealer: lookout_core::seal::Sealer,
     alerting: crate::alerting::Alerting,
     /// This replica in the cluster, once `serve` started heartbeating (unset in handler tests).
@@ -105,6 +107,8 @@ impl AppState {
                 ingest_keys: Default::default(),
                 ingest_budget: crate::budget::ByteBudget::new(limits),
                 login_throttle: Default::default(),
+                code_guard: Default::default(),
+                reset_requests: Default::default(),
                 sealer,
                 cluster: std::sync::OnceLock::new(),
                 scrape_cache: tokio::sync::Mutex::new(None),
@@ -142,6 +146,14 @@ impl AppState {
     /// Failed logins per email.
     pub fn login_throttle(&self) -> &crate::auth::LoginThrottle {
         &self.inner.login_throttle
+    }
+    /// Wrong two-factor codes per pending sign-in and per account.
+    pub fn code_guard(&self) -> &crate::tenancy::code_guard::CodeGuard {
+        &self.inner.code_guard
+    }
+    /// Password reset requests per client address.
+    pub fn reset_requests(&self) -> &crate::tenancy::links::ResetRequests {
+        &self.inner.reset_requests
     }
     /// Recently looked-up DSN keys.
     pub fn ingest_keys(&self) -> &crate::errors::ingest::KeyCache {

@@ -14,6 +14,7 @@
 
 pub mod alerting;
 pub mod apm;
+pub mod audit;
 pub mod backup;
 pub mod cluster;
 pub mod cursor;
@@ -22,9 +23,11 @@ pub mod dbhealth;
 mod dialect;
 pub mod errors;
 pub mod events;
+pub mod identity;
 pub mod jobs;
 pub mod load;
 pub mod markers;
+pub mod mfa;
 mod migrate;
 pub mod nrql;
 pub mod operations;

@@ -73,10 +73,25 @@ pub struct User {
     pub id: i64,
     /// Login name.
     pub email: String,
+    /// Display name, if set.
+    pub name: Option<String>,
     /// What the user may do.
     pub role: Role,
+    /// Invited and not yet joined: no password, cannot sign in until the invitation is accepted.
+    pub invited: bool,
     /// Created, ms since the epoch.
     pub created_at: i64,
+}
+
+impl User {
+    /// `invited` or `active`.
+    pub fn status(&self) -> &'static str {
+        if self.invited {
+            "invited"
+        } else {
+            "active"
+        }
+    }
 }
 
 /// An API token's metadata (its secret is shown once, at creation, and never stored).
@@ -331,13 +346,16 @@ pub async fn ingest_settings_for_key(
 
 // ---------------------------------------------------------------- users and sessions
 
-const USER_COLUMNS: &str = "id, email, role, created_at";
+pub(crate) const USER_COLUMNS: &str = "id, email, name, role, status, created_at";
 
-fn user_from_row(r: &AnyRow) -> Result<User> {
+pub(crate) fn user_from_row(r: &AnyRow) -> Result<User> {
+    let status: String = r.try_get("status")?;
     Ok(User {
         id: r.try_get("id")?,
         email: r.try_get("email")?,
+        name: r.try_get("name")?,
         role: role_of(r, "role")?,
+        invited: status == "invited",
         created_at: r.try_get("created_at")?,
     })
 }
@@ -403,7 +421,9 @@ async fn insert_user(
     Ok(Some(User {
         id,
         email,
+        name: None,
         role,
+        invited: false,
         created_at: now,
     }))
 }
@@ -507,7 +527,7 @@ pub async fn delete_user(store: &Store, id: i64) -> Result<UserDeletion> {
 /// The user with this email and password, if both match.
 pub async fn verify_login(store: &Store, email: &str, password: &str) -> Result<Option<User>> {
     let row = sqlx::query(&format!(
-        "SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1"
+        "SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1 AND status = 'active'"
     ))
     .bind(email.trim().to_lowercase())
     .fetch_optional(store.pool())
@@ -574,7 +594,7 @@ pub async fn create_session(store: &Store, user: &User, ttl_ms: i64) -> Result<(
 /// The live session with this cookie value, if any.
 pub async fn session(store: &Store, id: &str) -> Result<Option<Session>> {
     let row = sqlx::query(
-        "SELECT u.id, u.email, u.role, u.created_at, s.csrf_token FROM sessions s
+        "SELECT u.id, u.email, u.name, u.role, u.status, u.created_at, s.csrf_token FROM sessions s
          JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1 AND s.expires_at > $2",
     )
     .bind(hash_token(id))

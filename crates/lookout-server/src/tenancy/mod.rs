@@ -1,8 +1,13 @@
 //! The core every capability stands on: organizations and projects, users and sessions, API
-//! tokens, settings, deploy markers and the activity feed, and the overview page.
+//! tokens, settings, deploy markers and the activity feed, and the overview page; invitations,
+//! password resets and one's own account (`links`, `api::account`, `ui::account`).
 
 pub mod api;
+pub mod audit;
+pub mod code_guard;
+pub mod links;
 pub mod service;
+pub mod totp;
 pub mod ui;
 use axum::routing::{get, post};
 use axum::Router;
@@ -13,13 +18,28 @@ use crate::state::AppState;
 
 /// The core's API routes.
 pub fn api() -> OpenApiRouter<AppState> {
-    use api::{activity, projects, tokens, users};
+    use api::{account, activity, invitations, projects, tokens, two_factor, users};
     OpenApiRouter::new()
         .routes(routes!(projects::list, projects::create))
         .routes(routes!(projects::get_one, projects::update))
         .routes(routes!(activity::list_markers, activity::create_marker))
         .routes(routes!(activity::list_events))
-        .routes(routes!(users::me))
+        .routes(routes!(users::me, account::update))
+        .routes(routes!(account::change_password))
+        .routes(routes!(account::sessions))
+        .routes(routes!(account::revoke_session))
+        .routes(routes!(account::request_reset))
+        .routes(routes!(audit::list))
+        .routes(routes!(invitations::list))
+        .routes(routes!(invitations::resend))
+        .routes(routes!(invitations::revoke))
+        .routes(routes!(invitations::get_mail, invitations::put_mail))
+        .routes(routes!(two_factor::get_status, two_factor::begin))
+        .routes(routes!(two_factor::confirm))
+        .routes(routes!(two_factor::disable))
+        .routes(routes!(two_factor::set_required))
+        .routes(routes!(two_factor::clear))
+        .routes(routes!(two_factor::get_security, two_factor::put_security))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::get_one, users::delete))
         .routes(routes!(tokens::list, tokens::create))
@@ -28,7 +48,7 @@ pub fn api() -> OpenApiRouter<AppState> {
 
 /// The core's pages: overview, login, setup, project switcher and settings.
 pub fn pages() -> Router<AppState> {
-    use ui::{activity, overview, session, settings};
+    use ui::{account, activity, invite, overview, session, settings, two_factor};
     Router::new()
         .route("/", get(overview::overview))
         .route("/activity", get(activity::activity))
@@ -47,6 +67,42 @@ pub fn pages() -> Router<AppState> {
             post(settings::settings_revoke_token),
         )
         .route("/settings/users", post(settings::settings_create_user))
+        .route(
+            "/settings/invitations/{id}/resend",
+            post(settings::settings_resend_invitation),
+        )
+        .route(
+            "/settings/invitations/{id}/revoke",
+            post(settings::settings_revoke_invitation),
+        )
+        .route("/settings/mail", post(settings::settings_mail))
+        .route(
+            "/invite/{token}",
+            get(invite::invite_form).post(invite::accept),
+        )
+        .route(
+            "/reset",
+            get(invite::reset_request_form).post(invite::reset_request),
+        )
+        .route(
+            "/reset/{token}",
+            get(invite::reset_form).post(invite::reset),
+        )
+        .route("/login/code", post(two_factor::login_code))
+        .route("/login/enrol", post(two_factor::login_enrol))
+        .route("/account/2fa", post(two_factor::account_begin))
+        .route("/account/2fa/confirm", post(two_factor::account_confirm))
+        .route("/account/2fa/disable", post(two_factor::account_disable))
+        .route("/settings/security", post(settings::settings_security))
+        .route(
+            "/settings/users/{id}/totp-required",
+            post(settings::settings_user_totp),
+        )
+        .route("/settings/audit", get(crate::tenancy::audit::page))
+        .route("/account", get(account::account))
+        .route("/account/profile", post(account::save_profile))
+        .route("/account/password", post(account::save_password))
+        .route("/account/sessions/revoke", post(account::revoke_session))
 }
 
 /// The core's periodic upkeep: expired sessions and finished one-off jobs.
@@ -65,6 +121,15 @@ pub fn jobs(bg: &crate::tasks::Background) -> Vec<crate::tasks::PeriodicJob> {
                 Ok(())
             },
         ),
+        // A year of audit log is kept: long enough for a yearly access review.
+        PeriodicJob::on_store("audit.cleanup", 3_600_000, &bg.store, |store| async move {
+            let year_ago = lookout_core::time::now_ms() - 365 * 86_400_000;
+            let n = lookout_store::audit::delete_before(&store, year_ago)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::debug!(deleted = n, "Old audit entries deleted.");
+            Ok(())
+        }),
         PeriodicJob::on_store("jobs.cleanup", 3_600_000, &bg.store, |store| async move {
             let week_ago = lookout_core::time::now_ms() - 7 * 86_400_000;
             let n = lookout_store::jobs::delete_finished_before(&store, week_ago)

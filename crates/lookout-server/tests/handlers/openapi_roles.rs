@@ -13,10 +13,16 @@ use serde_json::{json, Value};
 use crate::Harness;
 
 /// Operations anyone may call, with why.
-const PUBLIC: &[(&str, &str)] = &[(
-    "GET /api/v1/openapi.json",
-    "the API's own description, which clients fetch before they have a token",
-)];
+const PUBLIC: &[(&str, &str)] = &[
+    (
+        "GET /api/v1/openapi.json",
+        "the API's own description, which clients fetch before they have a token",
+    ),
+    (
+        "POST /api/v1/password-reset",
+        "a forgotten password is asked for signed out; the answer is the same for every address",
+    ),
+];
 
 /// Writes a viewer may make, with why (each still checks ownership inside). `POST
 /// /api/v1/channels` is not here: with the empty body this test sends it is a team channel,
@@ -42,6 +48,31 @@ const VIEWER_WRITES: &[(&str, &str)] = &[
         "POST /api/v1/query",
         "NRQL is a read; POST carries the query text",
     ),
+    ("PATCH /api/v1/me", "everyone names themself"),
+    (
+        "POST /api/v1/password-reset",
+        "public (see PUBLIC): anyone may ask for a reset link",
+    ),
+    (
+        "POST /api/v1/me/password",
+        "everyone changes their own password",
+    ),
+    (
+        "POST /api/v1/me/totp",
+        "everyone sets up their own second factor",
+    ),
+    (
+        "POST /api/v1/me/totp/confirm",
+        "everyone sets up their own second factor",
+    ),
+    (
+        "POST /api/v1/me/totp/disable",
+        "everyone turns their own second factor off (with their password, unless required)",
+    ),
+    (
+        "DELETE /api/v1/me/sessions/{id}",
+        "everyone ends their own sessions (others' answer 404)",
+    ),
 ];
 
 /// The operations that need the admin role, with why.
@@ -51,6 +82,40 @@ const ADMIN: &[(&str, &str)] = &[
     ("DELETE /api/v1/users/{id}", "users are the admin's"),
     ("GET /api/v1/users/{id}", "admin, or the user themself"),
     ("PUT /api/v1/users/{id}/name", "admin, or the user themself"),
+    ("GET /api/v1/audit", "who did what is for admins to review"),
+    ("GET /api/v1/invitations", "invitations are the admin's"),
+    (
+        "POST /api/v1/invitations/{id}/resend",
+        "invitations are the admin's",
+    ),
+    (
+        "DELETE /api/v1/invitations/{id}",
+        "invitations are the admin's",
+    ),
+    (
+        "PUT /api/v1/users/{id}/totp-required",
+        "the admin decides who must use a second factor",
+    ),
+    (
+        "DELETE /api/v1/users/{id}/totp",
+        "the admin clears a lost second factor",
+    ),
+    (
+        "GET /api/v1/settings/security",
+        "the installation's sign-in rules",
+    ),
+    (
+        "PUT /api/v1/settings/security",
+        "the installation's sign-in rules",
+    ),
+    (
+        "GET /api/v1/settings/mail",
+        "the installation's SMTP server and its credentials",
+    ),
+    (
+        "PUT /api/v1/settings/mail",
+        "the installation's SMTP server and its credentials",
+    ),
     (
         "POST /api/v1/db-targets",
         "a database target holds a database password",

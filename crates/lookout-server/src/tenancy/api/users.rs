@@ -11,7 +11,8 @@ use crate::auth::{Admin, Caller, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{iso, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
-use crate::tenancy::service::validate_new_user;
+use crate::tenancy::links::{self, validate_name};
+use crate::tenancy::service::{validate_email, validate_new_user};
 use lookout_core::Role;
 use lookout_store::tenancy::{self, User};
 use lookout_store::StoreError;
@@ -23,9 +24,13 @@ pub struct UserView {
     pub id: i64,
     /// Login email.
     pub email: String,
+    /// Display name, if set.
+    pub name: Option<String>,
     /// `viewer`, `member` or `admin`.
     #[schema(value_type = String)]
     pub role: Role,
+    /// `active`, or `invited` until the invitation is accepted.
+    pub status: &'static str,
     /// Creation time, RFC 3339.
     pub created_at: String,
 }
@@ -34,11 +39,38 @@ impl From<User> for UserView {
     fn from(u: User) -> Self {
         UserView {
             id: u.id,
+            status: u.status(),
             email: u.email,
+            name: u.name,
             role: u.role,
             created_at: iso(u.created_at),
         }
     }
+}
+
+/// A user just created: as [`UserView`], with the invitation link for an invited user (only in
+/// this answer, to the admin who made it).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedUser {
+    /// Numeric id.
+    pub id: i64,
+    /// Login email.
+    pub email: String,
+    /// Display name, if set.
+    pub name: Option<String>,
+    /// `viewer`, `member` or `admin`.
+    #[schema(value_type = String)]
+    pub role: Role,
+    /// `invited` (no password given) or `active`.
+    pub status: &'static str,
+    /// Creation time, RFC 3339.
+    pub created_at: String,
+    /// The single-use invitation link (invited users only), valid 7 days.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invite_url: Option<String>,
+    /// Whether the link was emailed through the server's SMTP settings (invited users only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invite_emailed: Option<bool>,
 }
 
 page_of!(UserPage, UserView);
@@ -48,8 +80,11 @@ page_of!(UserPage, UserView);
 pub struct NewUser {
     /// Login email.
     pub email: String,
-    /// At least 8 characters.
-    pub password: String,
+    /// Display name (1 to 100 characters).
+    pub name: Option<String>,
+    /// At least 8 characters. Without one the user is invited: a single-use link is emailed and
+    /// returned as `invite_url`, and they choose their password there.
+    pub password: Option<String>,
     /// `viewer`, `member` (default) or `admin`.
     #[schema(value_type = Option<String>)]
     pub role: Option<Role>,
@@ -97,19 +132,49 @@ pub async fn list(
     Ok(Json(page.map(UserView::from).into()))
 }
 
-/// Creates a user (admin).
+/// Creates a user (admin): with a password, an active user; without one, an invited user whose
+/// invitation link is emailed and returned once as `invite_url`.
 #[utoipa::path(post, operation_id = "users_create", path = "/api/v1/users", tag = "users", request_body = NewUser,
-    responses((status = 201, body = UserView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = CreatedUser), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    _who: Admin,
+    who: Admin,
     ApiJson(body): ApiJson<NewUser>,
-) -> ApiResult<(StatusCode, Json<UserView>)> {
-    validate_new_user(&body.email, &body.password)?;
+) -> ApiResult<(StatusCode, Json<CreatedUser>)> {
     let role = body.role.unwrap_or(Role::Member);
-    let u = tenancy::create_user(state.store(), &body.email, &body.password, role).await?;
-    tracing::info!(user = u.id, role = %u.role, "User created.");
-    Ok((StatusCode::CREATED, Json(u.into())))
+    let name = body.name.as_deref().map(validate_name).transpose()?;
+    let (u, sent) = match body.password.as_deref() {
+        Some(password) => {
+            validate_new_user(&body.email, password)?;
+            let mut u = tenancy::create_user(state.store(), &body.email, password, role).await?;
+            if let Some(n) = &name {
+                lookout_store::alerting::set_user_name(state.store(), u.id, Some(n)).await?;
+                u.name = Some(n.clone());
+            }
+            tracing::info!(user = u.id, role = %u.role, "User created.");
+            (u, None)
+        }
+        None => {
+            validate_email(&body.email)?;
+            let (u, sent) =
+                links::invite(&state, &body.email, name.as_deref(), role, who.user_id()).await?;
+            (u, Some(sent))
+        }
+    };
+    let v = UserView::from(u);
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedUser {
+            id: v.id,
+            email: v.email,
+            name: v.name,
+            role: v.role,
+            status: v.status,
+            created_at: v.created_at,
+            invite_emailed: sent.as_ref().map(|s| s.emailed),
+            invite_url: sent.map(|s| s.url),
+        }),
+    ))
 }
 
 /// Shows a user (admin, or the user themself).

@@ -119,12 +119,12 @@ pub struct Credentials {
 }
 
 /// Whether the form's CSRF field matches the pre-login cookie.
-fn login_csrf_ok(headers: &HeaderMap, sent: &str) -> bool {
+pub(crate) fn login_csrf_ok(headers: &HeaderMap, sent: &str) -> bool {
     cookie(headers, LOGIN_CSRF_COOKIE).is_some_and(|c| secrets_equal(c, sent))
 }
 
 /// Starts a session for `user` and redirects to `next`.
-async fn start_session(state: &AppState, user: &tenancy::User, next: &str) -> UiResult {
+pub(crate) async fn start_session(state: &AppState, user: &tenancy::User, next: &str) -> UiResult {
     let ttl = state.settings().session_ttl_ms;
     let (sid, _) = tenancy::create_session(state.store(), user, ttl).await?;
     let secure = state.settings().secure_cookies();
@@ -183,13 +183,10 @@ pub async fn login(
         return Ok(res);
     }
     match tenancy::verify_login(state.store(), &f.email, &f.password).await? {
+        // Then the second factor, if the user has or needs one, before any session exists.
         Some(user) => {
-            state
-                .login_throttle()
-                .succeeded_shared(&f.email, client)
-                .await;
-            tracing::info!(user = user.id, "User logged in.");
-            start_session(&state, &user, next).await
+            super::two_factor::after_password(&state, &user, &f.email, client, next, "password")
+                .await
         }
         None => {
             state
@@ -197,6 +194,7 @@ pub async fn login(
                 .failed_shared(&f.email, client, lookout_core::time::now_ms())
                 .await;
             tracing::info!("Login failed: wrong email or password.");
+            crate::tenancy::audit::sign_in(&state, None, &f.email, client, "password").await;
             Ok(auth_form(
                 &state,
                 StatusCode::UNAUTHORIZED,
@@ -222,6 +220,7 @@ pub async fn setup_form(State(state): State<AppState>) -> UiResult {
 /// `POST /setup`: creates the first admin and logs them in.
 pub async fn setup(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     Form(f): Form<Credentials>,
 ) -> UiResult {
@@ -251,6 +250,7 @@ pub async fn setup(
     match tenancy::create_first_admin(state.store(), &f.email, &f.password).await {
         Ok(Some(user)) => {
             tracing::info!(user = user.id, "First administrator created.");
+            crate::tenancy::audit::first_admin(&state, &user, client).await;
             start_session(&state, &user, "/").await
         }
         // Someone else finished setting up first.

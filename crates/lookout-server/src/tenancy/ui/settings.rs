@@ -31,6 +31,12 @@ struct SettingsPage {
     snippets: Vec<(String, crate::errors::ui::Snippets)>,
     tokens: Vec<TokenLine>,
     users: Vec<UserLine>,
+    invitations: Vec<InvitationLine>,
+    new_invite: Option<NewInvite>,
+    require_totp: bool,
+    mail: MailForm,
+    mail_error: bool,
+    typed_user: Option<UserFormValues>,
     roles: Vec<&'static str>,
     can_edit: bool,
     is_admin: bool,
@@ -52,9 +58,51 @@ struct TokenLine {
 
 /// A user as the page lists them.
 struct UserLine {
+    id: i64,
+    totp_required: bool,
+    totp_on: bool,
+    email: String,
+    name: String,
+    role: Role,
+    invited: bool,
+    created: When,
+}
+
+/// A pending invitation as the page lists it.
+struct InvitationLine {
+    user_id: i64,
     email: String,
     role: Role,
-    created: When,
+    sent: When,
+    expires: When,
+    expired: bool,
+}
+
+/// An invitation link just made, shown once to the admin.
+struct NewInvite {
+    email: String,
+    url: String,
+    emailed: bool,
+    mail_error: Option<String>,
+}
+
+/// The new-user form as typed, kept when it was refused.
+#[derive(Default)]
+struct UserFormValues {
+    email: String,
+    name: String,
+    role: String,
+}
+
+/// The account-mail form's values (the password never shown).
+#[derive(Default)]
+struct MailForm {
+    smtp_host: String,
+    smtp_port: String,
+    security: String,
+    username: String,
+    has_password: bool,
+    from: String,
 }
 
 /// What a settings form did, shown above the page.
@@ -64,6 +112,9 @@ struct Outcome {
     notice: Option<String>,
     error: Option<String>,
     new_token: Option<String>,
+    new_invite: Option<NewInvite>,
+    typed_user: Option<UserFormValues>,
+    typed_mail: Option<MailForm>,
 }
 
 async fn settings_page(state: &AppState, s: &Session, ctx: PageCtx, outcome: Outcome) -> UiResult {
@@ -83,11 +134,39 @@ async fn settings_page(state: &AppState, s: &Session, ctx: PageCtx, outcome: Out
         } else {
             Vec::new()
         };
+        let flags = if is_admin {
+            lookout_store::mfa::user_flags(state.store()).await?
+        } else {
+            Default::default()
+        };
+        let invitations = if is_admin {
+            lookout_store::identity::pending_invitations(state.store()).await?
+        } else {
+            Vec::new()
+        };
         let schema_version = state.store().schema_version().await?;
-        Ok((projects, tokens, users, schema_version))
+        Ok((projects, tokens, users, flags, invitations, schema_version))
     }
     .await;
-    let (projects, tokens, users, schema_version) = loaded?;
+    let (projects, tokens, users, (totp_required, totp_on), invitations, schema_version) = loaded?;
+    let require_totp = is_admin && crate::tenancy::totp::security(state).await?.require_totp;
+    let mail_error = outcome.typed_mail.is_some();
+    let mail = match outcome.typed_mail {
+        Some(m) => m,
+        None if is_admin => match crate::tenancy::links::mail_settings(state).await? {
+            Some(m) => MailForm {
+                smtp_host: m.smtp_host,
+                smtp_port: m.smtp_port.map(|p| p.to_string()).unwrap_or_default(),
+                security: m.security.unwrap_or_else(|| "starttls".into()),
+                username: m.username.unwrap_or_default(),
+                has_password: m.password.is_some(),
+                from: m.from,
+            },
+            None => MailForm::default(),
+        },
+        None => MailForm::default(),
+    };
+    let now = lookout_core::time::now_ms();
     let page = SettingsPage {
         title: "Settings".into(),
         ctx,
@@ -122,11 +201,32 @@ async fn settings_page(state: &AppState, s: &Session, ctx: PageCtx, outcome: Out
         users: users
             .into_iter()
             .map(|u| UserLine {
+                id: u.id,
+                totp_required: totp_required.contains(&u.id),
+                totp_on: totp_on.contains(&u.id),
+                invited: u.invited,
                 email: u.email,
+                name: u.name.unwrap_or_default(),
                 role: u.role,
                 created: When::at(u.created_at),
             })
             .collect(),
+        invitations: invitations
+            .into_iter()
+            .map(|i| InvitationLine {
+                user_id: i.user.id,
+                email: i.user.email,
+                role: i.user.role,
+                sent: When::at(i.sent_at),
+                expires: When::at(i.expires_at),
+                expired: i.expires_at <= now,
+            })
+            .collect(),
+        new_invite: outcome.new_invite,
+        require_totp,
+        mail,
+        mail_error,
+        typed_user: outcome.typed_user,
         roles: Role::ALL
             .iter()
             .filter(|r| **r <= s.user.role)
@@ -270,37 +370,291 @@ pub async fn settings_revoke_token(
     settings_page(&state, &s, ctx, outcome).await
 }
 
-/// The new-user form.
+/// The new-user form: without a password the user is invited.
 #[derive(Deserialize)]
 pub struct UserForm {
     csrf: String,
     email: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
     password: String,
     role: Role,
 }
 
-/// `POST /settings/users` (admin)
+/// `POST /settings/users` (admin): with a password, an active user; without, an invitation
+/// (emailed when account mail is set up, and shown once here).
 pub async fn settings_create_user(
     State(state): State<AppState>,
     page: Page<Admin>,
     Form(f): Form<UserForm>,
 ) -> UiResult {
     check_csrf(&page.session, &f.csrf)?;
-    let outcome = if let Err(e) = crate::tenancy::service::validate_new_user(&f.email, &f.password)
-    {
-        failed(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+    let typed = || UserFormValues {
+        email: f.email.clone(),
+        name: f.name.clone(),
+        role: f.role.as_str().to_string(),
+    };
+    let refused = |status, e: String| Outcome {
+        typed_user: Some(typed()),
+        ..failed(status, e)
+    };
+    let name = match f.name.trim() {
+        "" => None,
+        n => match crate::tenancy::links::validate_name(n) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                let o = refused(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
+                return settings_page(&state, &page.session, page.ctx, o).await;
+            }
+        },
+    };
+    let outcome = if f.password.is_empty() {
+        if let Err(e) = crate::tenancy::service::validate_email(&f.email) {
+            refused(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+        } else {
+            match crate::tenancy::links::invite(
+                &state,
+                &f.email,
+                name.as_deref(),
+                f.role,
+                Some(page.session.user.id),
+            )
+            .await
+            {
+                Ok((u, sent)) => Outcome {
+                    notice: Some(format!("{} invited.", u.email)),
+                    new_invite: Some(NewInvite {
+                        email: u.email,
+                        url: sent.url,
+                        emailed: sent.emailed,
+                        mail_error: sent.mail_error,
+                    }),
+                    ..Outcome::default()
+                },
+                Err(crate::service::ServiceError::Conflict(_)) => refused(
+                    StatusCode::CONFLICT,
+                    "A user with this email exists already.".into(),
+                ),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    } else if let Err(e) = crate::tenancy::service::validate_new_user(&f.email, &f.password) {
+        refused(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
     } else {
         match tenancy::create_user(state.store(), &f.email, &f.password, f.role).await {
-            Ok(u) => Outcome {
-                notice: Some(format!("User {} created.", u.email)),
-                ..Outcome::default()
-            },
-            Err(StoreError::Conflict(_)) => failed(
+            Ok(u) => {
+                if let Some(n) = &name {
+                    lookout_store::alerting::set_user_name(state.store(), u.id, Some(n)).await?;
+                }
+                Outcome {
+                    notice: Some(format!("User {} created.", u.email)),
+                    ..Outcome::default()
+                }
+            }
+            Err(StoreError::Conflict(_)) => refused(
                 StatusCode::CONFLICT,
-                "A user with this email exists already.",
+                "A user with this email exists already.".into(),
             ),
             Err(e) => return Err(e.into()),
         }
+    };
+    settings_page(&state, &page.session, page.ctx, outcome).await
+}
+
+/// `POST /settings/invitations/{id}/resend` (admin): a new link; the old one stops working.
+pub async fn settings_resend_invitation(
+    State(state): State<AppState>,
+    page: Page<Admin>,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> UiResult {
+    check_csrf(&page.session, &f.csrf)?;
+    let outcome = match crate::tenancy::links::resend(&state, id, Some(page.session.user.id)).await
+    {
+        Ok(sent) => {
+            let email = lookout_store::tenancy::get_user(state.store(), id)
+                .await?
+                .email;
+            Outcome {
+                notice: Some(format!("Invitation to {email} sent again.")),
+                new_invite: Some(NewInvite {
+                    email,
+                    url: sent.url,
+                    emailed: sent.emailed,
+                    mail_error: sent.mail_error,
+                }),
+                ..Outcome::default()
+            }
+        }
+        Err(crate::service::ServiceError::NotFound(_)) => {
+            failed(StatusCode::NOT_FOUND, "No such pending invitation.")
+        }
+        Err(e) => return Err(e.into()),
+    };
+    settings_page(&state, &page.session, page.ctx, outcome).await
+}
+
+/// `POST /settings/invitations/{id}/revoke` (admin): withdraws it; the link stops working.
+pub async fn settings_revoke_invitation(
+    State(state): State<AppState>,
+    page: Page<Admin>,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> UiResult {
+    check_csrf(&page.session, &f.csrf)?;
+    let outcome = match crate::tenancy::links::revoke(&state, id).await {
+        Ok(()) => Outcome {
+            notice: Some("Invitation withdrawn.".into()),
+            ..Outcome::default()
+        },
+        Err(crate::service::ServiceError::NotFound(_)) => {
+            failed(StatusCode::NOT_FOUND, "No such pending invitation.")
+        }
+        Err(e) => return Err(e.into()),
+    };
+    settings_page(&state, &page.session, page.ctx, outcome).await
+}
+
+/// The account-mail form.
+#[derive(Deserialize)]
+pub struct MailSettingsForm {
+    csrf: String,
+    smtp_host: String,
+    #[serde(default)]
+    smtp_port: String,
+    #[serde(default)]
+    security: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    from: String,
+}
+
+/// `POST /settings/mail` (admin): the SMTP server invitations and resets are sent through. An
+/// empty password field keeps the stored one.
+pub async fn settings_mail(
+    State(state): State<AppState>,
+    page: Page<Admin>,
+    Form(f): Form<MailSettingsForm>,
+) -> UiResult {
+    check_csrf(&page.session, &f.csrf)?;
+    let typed = || MailForm {
+        smtp_host: f.smtp_host.clone(),
+        smtp_port: f.smtp_port.clone(),
+        security: f.security.clone(),
+        username: f.username.clone(),
+        has_password: false,
+        from: f.from.clone(),
+    };
+    let port = match f.smtp_port.trim() {
+        "" => Ok(None),
+        p => p.parse::<u16>().map(Some).map_err(|_| ()),
+    };
+    let outcome = match port {
+        Err(()) => Outcome {
+            typed_mail: Some(typed()),
+            ..failed(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "smtp_port must be a port number (1-65535)",
+            )
+        },
+        Ok(smtp_port) => {
+            let settings = crate::tenancy::links::MailSettings {
+                smtp_host: f.smtp_host.clone(),
+                smtp_port,
+                security: Some(f.security.clone()).filter(|s| !s.is_empty()),
+                username: Some(f.username.clone()),
+                password: Some(if f.password.is_empty() {
+                    crate::tenancy::links::REDACTED.to_string()
+                } else {
+                    f.password.clone()
+                }),
+                from: f.from.clone(),
+            };
+            match crate::tenancy::links::save_mail_settings(&state, settings).await {
+                Ok(()) => {
+                    tracing::info!("Account mail settings changed.");
+                    Outcome {
+                        notice: Some("Account email settings saved.".into()),
+                        ..Outcome::default()
+                    }
+                }
+                Err(crate::service::ServiceError::Invalid(m)) => Outcome {
+                    typed_mail: Some(typed()),
+                    ..failed(StatusCode::UNPROCESSABLE_ENTITY, m)
+                },
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    settings_page(&state, &page.session, page.ctx, outcome).await
+}
+
+/// The sign-in rules form (a checkbox: present when ticked).
+#[derive(Deserialize)]
+pub struct SecurityForm {
+    csrf: String,
+    require_totp: Option<String>,
+}
+
+/// `POST /settings/security` (admin): require two-factor sign-in of everyone, or not.
+pub async fn settings_security(
+    State(state): State<AppState>,
+    page: Page<Admin>,
+    Form(f): Form<SecurityForm>,
+) -> UiResult {
+    check_csrf(&page.session, &f.csrf)?;
+    let rules = crate::tenancy::totp::SecuritySettings {
+        require_totp: f.require_totp.is_some(),
+    };
+    crate::tenancy::totp::save_security(&state, &rules).await?;
+    tracing::info!(require_totp = rules.require_totp, "Sign-in rules changed.");
+    let outcome = Outcome {
+        notice: Some(if rules.require_totp {
+            "Two-factor sign-in is now required of everyone; users without it set it up at their next sign-in.".into()
+        } else {
+            "Two-factor sign-in is no longer required of everyone.".into()
+        }),
+        ..Outcome::default()
+    };
+    settings_page(&state, &page.session, page.ctx, outcome).await
+}
+
+/// The per-user requirement form.
+#[derive(Deserialize)]
+pub struct UserTotpForm {
+    csrf: String,
+    required: bool,
+}
+
+/// `POST /settings/users/{id}/totp-required` (admin)
+pub async fn settings_user_totp(
+    State(state): State<AppState>,
+    page: Page<Admin>,
+    Path(id): Path<i64>,
+    Form(f): Form<UserTotpForm>,
+) -> UiResult {
+    check_csrf(&page.session, &f.csrf)?;
+    let outcome = match lookout_store::mfa::set_required(state.store(), id, f.required).await {
+        Ok(()) => {
+            tracing::info!(
+                user = id,
+                required = f.required,
+                "Two-factor requirement changed."
+            );
+            Outcome {
+                notice: Some(if f.required {
+                    "Two-factor sign-in is now required of that user.".into()
+                } else {
+                    "Two-factor sign-in is no longer required of that user.".into()
+                }),
+                ..Outcome::default()
+            }
+        }
+        Err(StoreError::NotFound) => failed(StatusCode::NOT_FOUND, "No such user."),
+        Err(e) => return Err(e.into()),
     };
     settings_page(&state, &page.session, page.ctx, outcome).await
 }

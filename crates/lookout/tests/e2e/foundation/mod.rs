@@ -2,9 +2,13 @@
 //! role and validation answers are tested in process: crates/lookout-server/tests/handlers.)
 
 mod api;
+mod audit_log;
 mod cli;
 mod cli_server;
 mod durability;
 mod hardening;
+mod identity;
 mod limits;
 pub(crate) mod sessions;
+mod two_factor;
+mod two_factor_links;

@@ -1,0 +1,139 @@
+//! The audit log: who did what, to what, when and from where. Append-only (nothing here updates
+//! or deletes a row but [`delete_before`], the retention job); read newest first with keyset
+//! paging on the id.
+
+use serde_json::Value as Json;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::page::{Cursor, Page};
+use crate::row::RowExt;
+use crate::{Result, Store};
+use lookout_core::time::now_ms;
+
+/// One thing that happened.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Id (newest is highest).
+    pub id: i64,
+    /// When, ms.
+    pub at: i64,
+    /// `user:ID`, `token:ID`, or `email:ADDRESS` for a failed sign-in.
+    pub actor: String,
+    /// The actor's email or token name at the time.
+    pub actor_label: String,
+    /// `session.login`, `session.login_failed`, or `METHOD /path/{id}`.
+    pub action: String,
+    /// The ids the action names, if any.
+    pub target: Option<String>,
+    /// More about it (never a secret or a request body).
+    pub details: Json,
+    /// The client's address.
+    pub address: Option<String>,
+}
+
+/// What to record (the time is now).
+#[derive(Debug, Clone)]
+pub struct NewEntry<'a> {
+    /// See [`Entry::actor`].
+    pub actor: &'a str,
+    /// See [`Entry::actor_label`].
+    pub actor_label: &'a str,
+    /// See [`Entry::action`].
+    pub action: &'a str,
+    /// See [`Entry::target`].
+    pub target: Option<&'a str>,
+    /// See [`Entry::details`].
+    pub details: &'a Json,
+    /// See [`Entry::address`].
+    pub address: Option<&'a str>,
+}
+
+/// Appends an entry.
+pub async fn record(store: &Store, e: &NewEntry<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor, actor_label, action, target, details, address)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(now_ms())
+    .bind(e.actor)
+    .bind(e.actor_label)
+    .bind(e.action)
+    .bind(e.target)
+    .bind(e.details.to_string())
+    .bind(e.address)
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+/// Which entries to list; `None` does not filter.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// At or after, ms.
+    pub since: Option<i64>,
+    /// Before, ms.
+    pub until: Option<i64>,
+    /// The actor (`user:3`) or a part of their label (`ada@`).
+    pub actor: Option<String>,
+    /// A part of the action (`escalation-policies`, `login`).
+    pub action: Option<String>,
+}
+
+fn entry(r: &AnyRow) -> Result<Entry> {
+    Ok(Entry {
+        id: r.try_get("id")?,
+        at: r.try_get("at")?,
+        actor: r.try_get("actor")?,
+        actor_label: r.try_get("actor_label")?,
+        action: r.try_get("action")?,
+        target: r.try_get("target")?,
+        details: r.json("details")?,
+        address: r.try_get("address")?,
+    })
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
+fn like_part(s: &str) -> String {
+    let mut out = String::from("%");
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// Entries newest first; the cursor is the last id seen.
+pub async fn list(store: &Store, f: &Filter, cursor: &Cursor) -> Result<Page<Entry>> {
+    let limit = cursor.limit();
+    let before = cursor.after_i64()?.unwrap_or(i64::MAX);
+    let rows = sqlx::query(
+        "SELECT id, at, actor, actor_label, action, target, details, address FROM audit_log
+         WHERE id < $1 AND at >= $2 AND at < $3
+           AND ($4 IS NULL OR actor = $4 OR actor_label LIKE $5 ESCAPE '\\')
+           AND ($6 IS NULL OR action LIKE $6 ESCAPE '\\')
+         ORDER BY id DESC LIMIT $7",
+    )
+    .bind(before)
+    .bind(f.since.unwrap_or(0))
+    .bind(f.until.unwrap_or(i64::MAX))
+    .bind(f.actor.as_deref())
+    .bind(f.actor.as_deref().map(like_part))
+    .bind(f.action.as_deref().map(like_part))
+    .bind(limit + 1)
+    .fetch_all(store.pool())
+    .await?;
+    Page::try_from_rows(&rows, limit, entry, |e| e.id.to_string())
+}
+
+/// Deletes entries older than `before` (ms); how many (the retention job).
+pub async fn delete_before(store: &Store, before: i64) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM audit_log WHERE at < $1")
+        .bind(before)
+        .execute(store.pool())
+        .await?
+        .rows_affected())
+}

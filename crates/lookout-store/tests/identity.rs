@@ -1,0 +1,173 @@
+//! Emailed account links on SQLite and PostgreSQL: one spent link ends every other live link of
+//! its kind for the user, a link for a user who joined already signs no one in, and concurrent
+//! resends leave exactly one live link.
+
+use lookout_core::secret::hash_token;
+use lookout_core::time::now_ms;
+use lookout_core::Role;
+use lookout_store::identity::{self, LinkPurpose};
+use lookout_store::{tenancy, Backend, Store};
+use sqlx::Row;
+
+#[macro_use]
+mod support;
+use support::{fixture, Fixture};
+
+both!(
+    one_spent_link_ends_the_others_and_a_joined_user_is_not_signed_in_again,
+    concurrent_resends_leave_one_live_link
+);
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// A second live link beside the one the store made: what a race between two resends, or a
+/// link made before a fix, leaves behind.
+async fn extra_link(store: &Store, purpose: &str, user_id: i64, secret: &str) {
+    sqlx::query(
+        "INSERT INTO account_links (purpose, user_id, token_hash, created_by, created_at, expires_at)
+         VALUES ($1, $2, $3, NULL, $4, $5)",
+    )
+    .bind(purpose)
+    .bind(user_id)
+    .bind(hash_token(secret))
+    .bind(now_ms())
+    .bind(now_ms() + HOUR_MS)
+    .execute(store.pool())
+    .await
+    .unwrap();
+}
+
+async fn live_links(store: &Store, user_id: i64, purpose: &str) -> i64 {
+    sqlx::query(
+        "SELECT COUNT(*) AS n FROM account_links
+         WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL AND revoked_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(purpose)
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+    .try_get("n")
+    .unwrap()
+}
+
+async fn one_spent_link_ends_the_others_and_a_joined_user_is_not_signed_in_again(f: Fixture) {
+    let store = &f.store;
+    let until = now_ms() + HOUR_MS;
+    let grace = identity::invite_user(
+        store,
+        "grace@example.com",
+        None,
+        Role::Member,
+        None,
+        "first",
+        until,
+    )
+    .await
+    .unwrap();
+    extra_link(store, "invite", grace.id, "second").await;
+    let joined = identity::accept_invitation(store, "first", "Grace", "correct horse battery")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(joined.id, grace.id);
+    assert_eq!(live_links(store, grace.id, "invite").await, 0);
+    assert!(
+        identity::accept_invitation(store, "second", "Mallory", "mallory's password")
+            .await
+            .unwrap()
+            .is_none(),
+        "the other link was revoked with the first"
+    );
+    // A live invitation link for a user who has joined (whatever made it): refused, nothing
+    // changed, no user answered to sign in.
+    extra_link(store, "invite", grace.id, "third").await;
+    assert!(
+        identity::accept_invitation(store, "third", "Mallory", "mallory's password")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let user = tenancy::get_user(store, grace.id).await.unwrap();
+    assert_eq!(user.name.as_deref(), Some("Grace"));
+    assert!(
+        tenancy::verify_login(store, "grace@example.com", "correct horse battery")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        tenancy::verify_login(store, "grace@example.com", "mallory's password")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Two reset links: spending one ends the other, and the user's API tokens.
+    let (token, _) = tenancy::create_token(store, "grace's script", Role::Member, Some(grace.id))
+        .await
+        .unwrap();
+    identity::renew_link(store, LinkPurpose::Reset, grace.id, None, "r1", until)
+        .await
+        .unwrap();
+    extra_link(store, "reset", grace.id, "r2").await;
+    assert!(identity::reset_password(store, "r1", "analytical engine")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(
+        tenancy::token_for_secret(store, &token)
+            .await
+            .unwrap()
+            .is_none(),
+        "a reset revokes the user's API tokens"
+    );
+    assert!(identity::link_user(store, LinkPurpose::Reset, "r2")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(identity::reset_password(store, "r2", "mallory's password")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(
+        tenancy::verify_login(store, "grace@example.com", "analytical engine")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+async fn concurrent_resends_leave_one_live_link(f: Fixture) {
+    let store = &f.store;
+    let until = now_ms() + HOUR_MS;
+    let ada = identity::invite_user(
+        store,
+        "ada@example.com",
+        None,
+        Role::Viewer,
+        None,
+        "s0",
+        until,
+    )
+    .await
+    .unwrap();
+    let resends = (1..=8).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            identity::renew_link(
+                &store,
+                LinkPurpose::Invite,
+                ada.id,
+                None,
+                &format!("s{i}"),
+                until,
+            )
+            .await
+        })
+    });
+    for r in futures_util::future::join_all(resends).await {
+        r.unwrap().unwrap();
+    }
+    assert_eq!(live_links(store, ada.id, "invite").await, 1);
+}
