@@ -188,21 +188,11 @@ async fn throttle(
             client = ?client,
             "Two-factor codes refused: too many wrong codes for this account in the last hour."
         );
-        let mut res = step_page(
-            state,
-            StatusCode::TOO_MANY_REQUESTS,
-            totp::pending_again(state, pending),
-            None,
-            next,
-            Some(format!(
-                "Too many wrong codes for this account in the last hour. Try again in {} minutes.",
-                (wait_s + 59) / 60
-            )),
+        let message = format!(
+            "Too many wrong codes for this account in the last hour. Try again in {} minutes.",
+            (wait_s + 59) / 60
         );
-        if let Ok(v) = wait_s.to_string().parse() {
-            res.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return Some(res);
+        return Some(too_many(state, pending, next, wait_s, message));
     }
     let wait_ms = state
         .login_throttle()
@@ -211,25 +201,35 @@ async fn throttle(
         .err()?;
     let wait_s = (wait_ms + 999) / 1000;
     tracing::warn!(wait_s, client = ?client, "Two-factor code refused: too many recent failed attempts.");
+    let again = if enrolment {
+        "Log in again"
+    } else {
+        "Try again"
+    };
+    let message = format!("Too many wrong codes. {again} in {wait_s} seconds.");
+    Some(too_many(state, pending, next, wait_s, message))
+}
+
+/// The code step again, answered 429 with `Retry-After`.
+fn too_many(
+    state: &AppState,
+    pending: &totp::Pending,
+    next: &str,
+    wait_s: i64,
+    message: String,
+) -> Response {
     let mut res = step_page(
         state,
         StatusCode::TOO_MANY_REQUESTS,
         totp::pending_again(state, pending),
         None,
         next,
-        Some(format!(
-            "Too many wrong codes. {} in {wait_s} seconds.",
-            if enrolment {
-                "Log in again"
-            } else {
-                "Try again"
-            }
-        )),
+        Some(message),
     );
     if let Ok(v) = wait_s.to_string().parse() {
         res.headers_mut().insert(header::RETRY_AFTER, v);
     }
-    Some(res)
+    res
 }
 
 /// `POST /login/code`: a code or recovery code, then the session.
