@@ -194,6 +194,7 @@ pub async fn first_admin(
 
 /// `GET /api/v1/audit` filters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// At or after this time (RFC 3339).
     pub since: Option<String>,

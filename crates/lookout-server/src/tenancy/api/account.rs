@@ -18,7 +18,7 @@ use lookout_store::identity;
 use lookout_store::tenancy;
 
 /// The user behind the call, or 422 for tokens that belong to no user.
-fn own_id(who: &Principal) -> ApiResult<i64> {
+pub(super) fn own_id(who: &Principal) -> ApiResult<i64> {
     who.user_id().ok_or_else(|| {
         ApiError::Validation("this token belongs to no user: use a user's session or token".into())
     })
@@ -137,7 +137,7 @@ pub struct SessionList {
 
 /// Lists one's own live sessions.
 #[utoipa::path(get, operation_id = "me_sessions", path = "/api/v1/me/sessions", tag = "users",
-    responses((status = 200, body = SessionList)))]
+    responses((status = 200, body = SessionList), (status = 422, body = ErrorBody)))]
 pub async fn sessions(
     State(state): State<AppState>,
     who: Principal,
@@ -161,7 +161,7 @@ pub async fn sessions(
 /// Ends one of one's own sessions (404 for anyone else's).
 #[utoipa::path(delete, operation_id = "me_sessions_delete", path = "/api/v1/me/sessions/{id}", tag = "users",
     params(("id" = String, Path, description = "Session id from the list")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn revoke_session(
     State(state): State<AppState>,
     who: Principal,

@@ -8,6 +8,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::account::own_id;
 use crate::auth::{Admin, Caller, ClientAddr, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
@@ -15,15 +16,9 @@ use crate::state::AppState;
 use crate::tenancy::totp::{self, Enrolment, SecuritySettings, Status};
 use lookout_store::{identity, mfa, tenancy};
 
-fn own_id(who: &Principal) -> ApiResult<i64> {
-    who.user_id().ok_or_else(|| {
-        ApiError::Validation("this token belongs to no user: use a user's session or token".into())
-    })
-}
-
 /// One's own second-factor status.
 #[utoipa::path(get, operation_id = "me_totp", path = "/api/v1/me/totp", tag = "users",
-    responses((status = 200, body = Status)))]
+    responses((status = 200, body = Status), (status = 422, body = ErrorBody)))]
 pub async fn get_status(State(state): State<AppState>, who: Principal) -> ApiResult<Json<Status>> {
     let id = own_id(&who)?;
     Ok(Json(totp::status(&state, id).await?))
