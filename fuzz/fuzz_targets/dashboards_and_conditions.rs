@@ -8,7 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use lookout_server::alerting::query::spec::NrqlCondition;
-use lookout_server::dashboards::spec::{read_many, Dashboard};
+use lookout_server::query::dashboards::spec::{read_many, Dashboard};
 use lookout_server::reports::slo::SloSpec;
 use lookout_server::reports::Settings;
 

@@ -64,6 +64,8 @@ pub struct ServeConfig {
     pub listener_limits: crate::listener::ListenerLimits,
     /// What one NRQL query may cost (the `query` section).
     pub query: crate::query::nrql::limits::Limits,
+    /// Single sign-on with OpenID Connect (the `oidc` section), when configured.
+    pub oidc: Option<crate::tenancy::sso::SsoConfig>,
 }
 
 /// `--backup-dir` and its settings.
@@ -198,6 +200,11 @@ pub async fn serve(
         tracing::warn!(error = %e, "The first heartbeat failed; retrying in the background.");
     }
     state.set_cluster(cluster.clone());
+    if let Some(oidc) = cfg.oidc.clone() {
+        let sso = crate::tenancy::sso::Sso::new(oidc, &public_url).map_err(ServeError::Config)?;
+        tracing::info!(issuer = %sso.config().issuer, "Single sign-on with OpenID Connect is on.");
+        state.set_sso(sso);
+    }
     {
         let c = cluster.clone();
         store.set_placement(std::sync::Arc::new(move |name| c.serves_cursor(name)));

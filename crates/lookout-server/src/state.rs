@@ -55,6 +55,8 @@ struct Inner {
     alerting: crate::alerting::Alerting,
     /// This replica in the cluster, once `serve` started heartbeating (unset in handler tests).
     cluster: std::sync::OnceLock<crate::cluster::Cluster>,
+    /// Single sign-on, when an OpenID provider is configured (set once by `serve`).
+    sso: std::sync::OnceLock<Arc<crate::tenancy::sso::Sso>>,
     /// The cluster figures of the last `/metrics` scrape and when they were read.
     scrape_cache: tokio::sync::Mutex<Option<(std::time::Instant, String)>>,
 }
@@ -111,6 +113,7 @@ impl AppState {
                 reset_requests: Default::default(),
                 sealer,
                 cluster: std::sync::OnceLock::new(),
+                sso: std::sync::OnceLock::new(),
                 scrape_cache: tokio::sync::Mutex::new(None),
             }),
         }
@@ -126,6 +129,14 @@ impl AppState {
     /// Joins the server to `cluster` (at start, before serving).
     pub fn set_cluster(&self, cluster: crate::cluster::Cluster) {
         let _ = self.inner.cluster.set(cluster);
+    }
+    /// Single sign-on, when configured.
+    pub fn sso(&self) -> Option<&crate::tenancy::sso::Sso> {
+        self.inner.sso.get().map(Arc::as_ref)
+    }
+    /// Turns on single sign-on (at start, before serving).
+    pub fn set_sso(&self, sso: crate::tenancy::sso::Sso) {
+        let _ = self.inner.sso.set(Arc::new(sso));
     }
     /// The store.
     pub fn store(&self) -> &Store {

@@ -52,6 +52,9 @@ pub struct FileConfig {
     /// NRQL query limits (docs/query.md).
     #[serde(default)]
     pub query: QueryFileConfig,
+    /// Single sign-on with OpenID Connect (docs/identity.md).
+    #[serde(default)]
+    pub oidc: Option<OidcFileConfig>,
     /// Monitors declared as code: accepted here, read and reconciled by the server (also on
     /// SIGHUP), which owns their format.
     #[serde(default, rename = "monitors")]
@@ -245,6 +248,94 @@ pub fn query_limits(file: &FileConfig) -> Result<lookout_server::query::nrql::li
         max_memory_bytes: positive("max_memory_bytes", q.max_memory_bytes, d.max_memory_bytes)?,
         max_answer_rows: positive("max_answer_rows", q.max_answer_rows, d.max_answer_rows)?,
     })
+}
+
+/// The `oidc` section: single sign-on with an OpenID Connect provider.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcFileConfig {
+    /// The provider's issuer URL (`LOOKOUT_OIDC_ISSUER`).
+    pub issuer: Option<String>,
+    /// The client id registered at the provider (`LOOKOUT_OIDC_CLIENT_ID`).
+    pub client_id: Option<String>,
+    /// The client secret (`LOOKOUT_OIDC_CLIENT_SECRET`, which keeps it out of the file).
+    pub client_secret: Option<String>,
+    /// The claim listing the user's groups (default `groups`).
+    pub groups_claim: Option<String>,
+    /// Scopes asked for besides `openid` (default `["email", "profile"]`).
+    pub scopes: Option<Vec<String>>,
+    /// Only emails in these domains may sign in (default: any).
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    /// Password sign-in refused except for `break_glass_email`.
+    #[serde(default)]
+    pub sso_only: bool,
+    /// The local admin who keeps password sign-in in SSO-only mode.
+    pub break_glass_email: Option<String>,
+    /// Groups per role: `admin = [...]`, `member = [...]`; no match: viewer.
+    #[serde(default)]
+    pub roles: OidcRoles,
+}
+
+/// `[oidc.roles]`: admin is checked first, then member; everyone else is a viewer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcRoles {
+    /// Groups whose members are admins.
+    #[serde(default)]
+    pub admin: Vec<String>,
+    /// Groups whose members are members.
+    #[serde(default)]
+    pub member: Vec<String>,
+}
+
+/// Single sign-on, from `LOOKOUT_OIDC_*` over the `oidc` section; `None` when neither names an
+/// issuer. `env` reads one variable (the process environment, or a test's map).
+pub fn oidc(
+    file: &FileConfig,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<lookout_server::tenancy::sso::SsoConfig>> {
+    let f = file.oidc.as_ref();
+    let pick = |var: &str, v: Option<&String>| env(var).or_else(|| v.cloned());
+    let Some(issuer) = pick("LOOKOUT_OIDC_ISSUER", f.and_then(|f| f.issuer.as_ref())) else {
+        if f.is_some() {
+            bail!("oidc.issuer is missing (or set LOOKOUT_OIDC_ISSUER)");
+        }
+        return Ok(None);
+    };
+    let client_id = pick(
+        "LOOKOUT_OIDC_CLIENT_ID",
+        f.and_then(|f| f.client_id.as_ref()),
+    )
+    .context("oidc.client_id is missing (or set LOOKOUT_OIDC_CLIENT_ID)")?;
+    let client_secret = pick(
+        "LOOKOUT_OIDC_CLIENT_SECRET",
+        f.and_then(|f| f.client_secret.as_ref()),
+    )
+    .context("oidc.client_secret is missing (or set LOOKOUT_OIDC_CLIENT_SECRET)")?;
+    let config = lookout_server::tenancy::sso::SsoConfig {
+        issuer: issuer.trim_end_matches('/').to_string(),
+        client_id,
+        client_secret,
+        groups_claim: f
+            .and_then(|f| f.groups_claim.clone())
+            .unwrap_or_else(|| "groups".into()),
+        scopes: f
+            .and_then(|f| f.scopes.clone())
+            .unwrap_or_else(|| vec!["email".into(), "profile".into()]),
+        allowed_domains: f.map(|f| f.allowed_domains.clone()).unwrap_or_default(),
+        admin_groups: f.map(|f| f.roles.admin.clone()).unwrap_or_default(),
+        member_groups: f.map(|f| f.roles.member.clone()).unwrap_or_default(),
+        sso_only: f.is_some_and(|f| f.sso_only),
+        break_glass: f.and_then(|f| f.break_glass_email.clone()),
+    };
+    if let Some(problem) = config.problem() {
+        bail!("{problem}");
+    }
+    if config.sso_only && config.break_glass.is_none() {
+        bail!("oidc.sso_only needs oidc.break_glass_email: a local admin who can still sign in when the provider is down");
+    }
+    Ok(Some(config))
 }
 
 /// The config file in use: `--config FILE`, or `./lookout.toml` if it exists.
@@ -568,6 +659,49 @@ mod tests {
         assert_eq!(deny, vec!["127.0.0.0/8", "::1/128", "10.0.0.0/8"]);
         assert_eq!(allow, vec!["192.0.2.0/24"]);
         assert!(serde_yaml_ng::from_str::<FileConfig>("outbound:\n  deny: []\n").is_err());
+    }
+
+    #[test]
+    fn oidc_comes_from_the_file_and_the_environment() {
+        let none = |_: &str| None;
+        assert!(oidc(&FileConfig::default(), none).unwrap().is_none());
+        let c: FileConfig = toml::from_str(
+            "[oidc]\nissuer = \"https://id.example.com/realms/ops/\"\nclient_id = \"lookout\"\n\
+             allowed_domains = [\"example.com\"]\n[oidc.roles]\nadmin = [\"sre-leads\"]\nmember = [\"engineers\"]",
+        )
+        .unwrap();
+        let err = oidc(&c, none).unwrap_err().to_string();
+        assert!(err.contains("client_secret"), "{err}");
+        let env = |k: &str| (k == "LOOKOUT_OIDC_CLIENT_SECRET").then(|| "s3cret".to_string());
+        let o = oidc(&c, env).unwrap().unwrap();
+        assert_eq!(o.issuer, "https://id.example.com/realms/ops");
+        assert_eq!(o.client_secret, "s3cret");
+        assert_eq!(o.groups_claim, "groups");
+        assert_eq!(o.admin_groups, vec!["sre-leads"]);
+        assert_eq!(o.scopes, vec!["email", "profile"]);
+        let plain: FileConfig = toml::from_str(
+            "[oidc]\nissuer = \"http://id.example.com\"\nclient_id = \"a\"\nclient_secret = \"b\"",
+        )
+        .unwrap();
+        assert!(oidc(&plain, none)
+            .unwrap_err()
+            .to_string()
+            .contains("https"));
+        let only: FileConfig = toml::from_str(
+            "[oidc]\nissuer = \"https://x.example\"\nclient_id = \"a\"\nclient_secret = \"b\"\nsso_only = true",
+        )
+        .unwrap();
+        assert!(oidc(&only, none)
+            .unwrap_err()
+            .to_string()
+            .contains("break_glass_email"));
+        let env_only = |k: &str| match k {
+            "LOOKOUT_OIDC_ISSUER" => Some("http://127.0.0.1:9999".to_string()),
+            "LOOKOUT_OIDC_CLIENT_ID" => Some("a".to_string()),
+            "LOOKOUT_OIDC_CLIENT_SECRET" => Some("b".to_string()),
+            _ => None,
+        };
+        assert!(oidc(&FileConfig::default(), env_only).unwrap().is_some());
     }
 
     #[test]

@@ -154,6 +154,7 @@ fn run(cli: Cli) -> Result<()> {
                     ingest_limits,
                     listener_limits,
                     query: config::query_limits(&file)?,
+                    oidc: config::oidc(&file, |k| std::env::var(k).ok())?,
                 };
                 lookout_server::runtime::serve(cfg, shutdown_signal()).await?;
             }

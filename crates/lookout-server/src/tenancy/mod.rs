@@ -7,6 +7,7 @@ pub mod audit;
 pub mod code_guard;
 pub mod links;
 pub mod service;
+pub mod sso;
 pub mod totp;
 pub mod ui;
 use axum::routing::{get, post};
@@ -55,6 +56,8 @@ pub fn pages() -> Router<AppState> {
         .route("/login", get(session::login_form).post(session::login))
         .route("/setup", get(session::setup_form).post(session::setup))
         .route("/logout", post(session::logout))
+        .route("/auth/oidc/login", get(sso::flow::login))
+        .route("/auth/oidc/callback", get(sso::flow::callback))
         .route("/switch-project", get(session::switch_project))
         .route("/settings", get(settings::settings))
         .route(

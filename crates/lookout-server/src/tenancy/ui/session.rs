@@ -54,6 +54,8 @@ struct AuthPage {
     next: String,
     email: String,
     error: Option<String>,
+    /// "Sign in with SSO" is offered.
+    sso: bool,
 }
 
 /// Renders the login or setup form with a fresh double-submit CSRF cookie.
@@ -78,6 +80,7 @@ fn auth_form(
         next: safe_next(next).to_string(),
         email: email.to_string(),
         error: error.map(str::to_string),
+        sso: !setup && state.sso().is_some(),
     };
     let cookie = set_cookie(
         LOGIN_CSRF_COOKIE,
@@ -157,6 +160,19 @@ pub async fn login(
             &f.email,
             Some("The form expired. Please try again."),
         ));
+    }
+    if let Some(sso) = state.sso() {
+        if !sso.config().password_allowed(&f.email) {
+            tracing::info!("Password login refused: this server signs in through SSO only.");
+            return Ok(auth_form(
+                &state,
+                StatusCode::FORBIDDEN,
+                false,
+                next,
+                &f.email,
+                Some("This server signs in through single sign-on: use “Sign in with SSO”."),
+            ));
+        }
     }
     let now = lookout_core::time::now_ms();
     if let Err(wait_ms) = state
@@ -277,5 +293,21 @@ pub async fn logout(
         tenancy::delete_session(state.store(), sid).await?;
     }
     let clear = set_cookie(SESSION_COOKIE, "", 0, state.settings().secure_cookies());
+    // Users who came through single sign-on also end the provider's session, when it offers
+    // that; ours is gone already, whatever the provider does. A page that moves on by itself
+    // rather than a redirect: the form's CSP (`form-action 'self'`) would block a redirect to
+    // another origin.
+    if let Some(provider_url) = crate::tenancy::sso::flow::provider_logout(&state, s.user.id).await
+    {
+        let page = SignedOut { provider_url };
+        return Ok(([(header::SET_COOKIE, clear)], render(&page)).into_response());
+    }
     Ok(([(header::SET_COOKIE, clear)], Redirect::to("/login")).into_response())
+}
+
+/// After signing out: on to the identity provider's sign-out.
+#[derive(Template)]
+#[template(path = "signed_out.html")]
+struct SignedOut {
+    provider_url: String,
 }

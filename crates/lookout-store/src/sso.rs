@@ -1,0 +1,226 @@
+//! Single sign-on's rows: sign-ins under way (the state's hash, the nonce and the PKCE verifier,
+//! kept between the redirect to the provider and its answer, so that any replica can finish a
+//! sign-in another began) and the provider identities users sign in as.
+
+use serde_json::json;
+use sqlx::Row;
+
+use crate::tenancy::{user_from_row, User, USER_COLUMNS};
+use crate::{events, Result, Store, StoreError};
+use lookout_core::role::Role;
+use lookout_core::time::now_ms;
+
+/// Sign-ins under way at once, across the installation. Each row is made by an anonymous
+/// request, so their number is capped: past it, new sign-ins wait (the caller answers 503)
+/// until the oldest expire, 10 minutes at most.
+pub const MAX_PENDING_LOGINS: i64 = 10_000;
+
+/// What the provider's answer is checked against.
+#[derive(Debug, Clone)]
+pub struct PendingLogin {
+    /// The nonce the ID token must carry.
+    pub nonce: String,
+    /// The PKCE verifier sent with the code.
+    pub pkce_verifier: String,
+    /// Where to go after signing in (a local path).
+    pub next: String,
+}
+
+/// Records a sign-in under way; `Ok(false)` when [`MAX_PENDING_LOGINS`] are under way already.
+/// Expired rows are removed in the same transaction, so the table holds only live ones.
+pub async fn begin_login(
+    store: &Store,
+    state_hash: &str,
+    login: &PendingLogin,
+    ttl_ms: i64,
+) -> Result<bool> {
+    let now = now_ms();
+    let mut tx = store.begin_write().await?;
+    sqlx::query("DELETE FROM sso_logins WHERE expires_at <= $1")
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    let live: i64 = sqlx::query("SELECT COUNT(*) AS n FROM sso_logins")
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+    if live >= MAX_PENDING_LOGINS {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO sso_logins (state_hash, nonce, pkce_verifier, next, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(state_hash)
+    .bind(&login.nonce)
+    .bind(&login.pkce_verifier)
+    .bind(&login.next)
+    .bind(now)
+    .bind(now + ttl_ms)
+    .execute(&mut *tx)
+    .await
+    .map_err(StoreError::conflict_as("a sign-in with this state"))?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Takes a sign-in under way by its state's hash: the row is deleted by the statement that reads
+/// it, so a second answer with the same state (a replay) finds nothing. `None` also when it
+/// expired.
+pub async fn take_login(store: &Store, state_hash: &str) -> Result<Option<PendingLogin>> {
+    let mut tx = store.begin_write().await?;
+    let row = sqlx::query(
+        "DELETE FROM sso_logins WHERE state_hash = $1 \
+         RETURNING nonce, pkce_verifier, next, expires_at",
+    )
+    .bind(state_hash)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let Some(row) = row else { return Ok(None) };
+    let expires_at: i64 = row.try_get("expires_at")?;
+    if expires_at <= now_ms() {
+        return Ok(None);
+    }
+    Ok(Some(PendingLogin {
+        nonce: row.try_get("nonce")?,
+        pkce_verifier: row.try_get("pkce_verifier")?,
+        next: row.try_get("next")?,
+    }))
+}
+
+/// Who the provider says signed in, after the ID token was verified.
+#[derive(Debug, Clone)]
+pub struct ProviderAccount<'a> {
+    /// The issuer URL.
+    pub issuer: &'a str,
+    /// The `sub` claim: stable at this issuer.
+    pub subject: &'a str,
+    /// The `email` claim, lower-cased.
+    pub email: &'a str,
+    /// Whether the provider says it verified the email: an existing account is linked by email
+    /// only then, or anyone who can choose their email at the provider could take it over.
+    pub email_verified: bool,
+    /// The `name` claim, set on the account when it has none.
+    pub name: Option<&'a str>,
+    /// The role the configured group rules give.
+    pub role: Role,
+    /// The break-glass account's email: its role is never changed by sign-ins.
+    pub keep_role_of: Option<&'a str>,
+}
+
+/// How the account was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// Signed in before with this provider account.
+    Known,
+    /// An existing account with the same verified email, now linked.
+    Linked,
+    /// Created by this sign-in.
+    Created,
+}
+
+/// Finds or creates the user for a provider account, in one write transaction: by (issuer,
+/// subject), else by verified email (linking it), else a new active user without a password.
+/// The role is set from the group rules at every sign-in, so the directory stays authoritative
+/// (except for the break-glass account). Refused with `Conflict` when an account has the email
+/// but the provider did not verify it.
+pub async fn sign_in(store: &Store, who: &ProviderAccount<'_>) -> Result<(User, Found)> {
+    let now = now_ms();
+    let mut tx = store.begin_write().await?;
+    let known =
+        sqlx::query("SELECT user_id FROM user_identities WHERE issuer = $1 AND subject = $2")
+            .bind(who.issuer)
+            .bind(who.subject)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let (id, found) = if let Some(row) = known {
+        let id: i64 = row.try_get("user_id")?;
+        sqlx::query(
+            "UPDATE user_identities SET last_login_at = $1 WHERE issuer = $2 AND subject = $3",
+        )
+        .bind(now)
+        .bind(who.issuer)
+        .bind(who.subject)
+        .execute(&mut *tx)
+        .await?;
+        (id, Found::Known)
+    } else {
+        let existing = sqlx::query("SELECT id FROM users WHERE email = $1")
+            .bind(who.email)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (id, found) = match existing {
+            Some(_) if !who.email_verified => {
+                return Err(StoreError::Conflict(
+                    "an account with this email (the provider did not verify it)".into(),
+                ))
+            }
+            Some(row) => (row.try_get::<i64, _>("id")?, Found::Linked),
+            None => {
+                let id: i64 = sqlx::query(
+                    "INSERT INTO users (email, password_hash, role, created_at, name, status) \
+                     VALUES ($1, '', $2, $3, $4, 'active') RETURNING id",
+                )
+                .bind(who.email)
+                .bind(who.role.as_str())
+                .bind(now)
+                .bind(who.name)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::conflict_as("a user with this email"))?
+                .try_get("id")?;
+                let event = events::publish(
+                    "user.created",
+                    None,
+                    Some(id.to_string()),
+                    &json!({ "email": who.email, "role": who.role, "via": "sso" }),
+                );
+                events::publish_in_tx(store, &mut tx, &[event]).await?;
+                (id, Found::Created)
+            }
+        };
+        sqlx::query(
+            "INSERT INTO user_identities (user_id, issuer, subject, created_at, last_login_at) \
+             VALUES ($1, $2, $3, $4, $4)",
+        )
+        .bind(id)
+        .bind(who.issuer)
+        .bind(who.subject)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::conflict_as("this provider account"))?;
+        (id, found)
+    };
+    // An invited user who signs in with SSO has joined; the name is kept when set.
+    sqlx::query(
+        "UPDATE users SET status = 'active', name = COALESCE(name, $1), \
+         role = CASE WHEN email = $2 THEN role ELSE $3 END WHERE id = $4",
+    )
+    .bind(who.name)
+    .bind(who.keep_role_of.unwrap_or(""))
+    .bind(who.role.as_str())
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let user = user_from_row(&row)?;
+    tx.commit().await?;
+    Ok((user, found))
+}
+
+/// Whether the user has signed in through a provider (their sign-out also ends the provider's
+/// session when it offers that).
+pub async fn has_identity(store: &Store, user_id: i64) -> Result<bool> {
+    Ok(
+        sqlx::query("SELECT 1 AS one FROM user_identities WHERE user_id = $1 LIMIT 1")
+            .bind(user_id)
+            .fetch_optional(store.pool())
+            .await?
+            .is_some(),
+    )
+}

@@ -1,0 +1,230 @@
+"""Single sign-on with a real OpenID provider: the certified `oidc-provider` package (run by
+tests/browser/oidc/provider.mjs on a free port) and Lookout signing users in through its login and
+consent pages in Chromium. Groups map to roles; sign-out ends the provider's session too; in
+SSO-only mode only the break-glass admin signs in with a password. Every forged ID token
+(tampered, wrong audience, expired, wrong nonce, `none`, HS256 with the public key, an unknown
+key), a replayed state and a callback opened in another browser are refused with a clear page
+and nothing created."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from harness import ADMIN_EMAIL, ADMIN_PASSWORD, Server  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from browser_support import Watched  # noqa: E402
+from test_ui import shot  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLIENT_SECRET = "lookout-test-secret-0123456789"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def sso():
+    """Lookout configured for the provider, then the provider with Lookout's redirect URI."""
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    conf = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
+    conf.write(f"""
+[oidc]
+issuer = "{issuer}"
+client_id = "lookout"
+scopes = ["email", "profile", "groups"]
+allowed_domains = ["example.com"]
+sso_only = true
+break_glass_email = "{ADMIN_EMAIL}"
+[oidc.roles]
+admin = ["sre-leads"]
+member = ["engineers"]
+""")
+    conf.close()
+    server = Server({"LOOKOUT_ADMIN_EMAIL": ADMIN_EMAIL, "LOOKOUT_ADMIN_PASSWORD": ADMIN_PASSWORD,
+                     "LOOKOUT_CONFIG": conf.name, "LOOKOUT_OIDC_CLIENT_SECRET": CLIENT_SECRET})
+    node_modules = os.path.join(HERE, "oidc", "node_modules", "oidc-provider")
+    assert os.path.isdir(node_modules), "run scripts/setup-test-deps (npm ci in tests/browser/oidc)"
+    provider = subprocess.Popen(
+        ["node", os.path.join(HERE, "oidc", "provider.mjs"), str(port),
+         server.url + "/auth/oidc/callback", server.url + "/login"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    said = []
+    for line in provider.stdout:  # its warnings first (development adapter and pages), then ready
+        said.append(line)
+        if "ready at" in line:
+            break
+    assert said and "ready at" in said[-1], "".join(said)
+    threading.Thread(target=lambda: [None for _ in provider.stdout], daemon=True).start()
+    try:
+        yield server, issuer
+    finally:
+        provider.terminate()
+        provider.wait(timeout=10)
+        server.stop()
+        os.unlink(conf.name)
+
+
+def set_mode(issuer, mode):
+    with urllib.request.urlopen(f"{issuer}/__test/mode?m={mode}", timeout=5) as r:
+        assert json.loads(r.read())["mode"] == mode
+
+
+def users(server):
+    return {u["email"]: u for u in server.api("/api/v1/users?limit=1000")["items"]}
+
+
+def local_only(w):
+    """Keeps the browser on loopback: the provider's stock pages import a web font from
+    Google, which the tests must not fetch."""
+    w.context.route("**/*", lambda route: route.continue_()
+                    if route.request.url.startswith("http://127.0.0.1") else route.abort())
+    return w
+
+
+def sign_in_at_provider(page, login):
+    """The provider's development login page, then its consent page."""
+    page.wait_for_selector("input[name=login]")
+    page.fill("input[name=login]", login)
+    page.fill("input[name=password]", "any password")
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    if page.locator("button:has-text('Continue')").count():
+        with page.expect_navigation():
+            page.click("button:has-text('Continue')")
+
+
+def test_sign_in_with_sso_maps_groups_to_roles_and_signs_out_at_the_provider(sso, browser):
+    server, issuer = sso
+    w = local_only(Watched(browser, viewport={"width": 1280, "height": 900}))
+    try:
+        page = w.page
+        page.goto(server.url + "/login")
+        assert page.locator("#sso-login").is_visible()
+        shot(page, "sso-login-1280")
+        page.set_viewport_size({"width": 390, "height": 844})
+        shot(page, "sso-login-390")
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.click("#sso-login")
+        sign_in_at_provider(page, "alice")
+        page.wait_for_url(server.url + "/")
+        assert "alice@example.com" in page.inner_text("#account-link")
+        alice = users(server)["alice@example.com"]
+        assert alice["role"] == "admin" and alice["name"] == "Alice", alice
+
+        # Sign-out ends Lookout's session and asks the provider to end its own.
+        page.click("form[action='/logout'] button")
+        page.wait_for_url(issuer + "/session/end**")
+        page.click("button[value=yes]")
+        page.wait_for_url(server.url + "/login**")
+        page.goto(server.url + "/")
+        assert page.url.startswith(server.url + "/login"), "the Lookout session must be gone"
+        ours = [p for p in w.problems if server.url in p and "/session/end" not in p]
+        assert not ours, ours
+    finally:
+        w.close()
+
+    # A member by group, in a browser of their own.
+    w = local_only(Watched(browser))
+    try:
+        w.page.goto(server.url + "/auth/oidc/login")
+        sign_in_at_provider(w.page, "bob")
+        w.page.wait_for_url(server.url + "/")
+        assert users(server)["bob@example.com"]["role"] == "member"
+    finally:
+        w.close()
+
+    # SSO-only: Bob cannot use a password, the break-glass admin can.
+    w = local_only(Watched(browser))
+    try:
+        page = w.page
+        page.goto(server.url + "/login")
+        page.fill("input[name=email]", "bob@example.com")
+        page.fill("input[name=password]", "whatever123")
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+        assert "single sign-on" in page.inner_text("[role=alert]")
+        page.fill("input[name=email]", ADMIN_EMAIL)
+        page.fill("input[name=password]", ADMIN_PASSWORD)
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+        page.wait_for_url(server.url + "/")
+    finally:
+        w.close()
+
+
+@pytest.mark.parametrize("mode", ["tampered", "audience", "expired", "nonce", "none", "hs256", "unknown-key"])
+def test_a_forged_id_token_is_refused_and_creates_nobody(sso, browser, mode):
+    server, issuer = sso
+    set_mode(issuer, mode)
+    w = local_only(Watched(browser))
+    try:
+        page = w.page
+        page.goto(server.url + "/auth/oidc/login")
+        sign_in_at_provider(page, "eve")
+        page.wait_for_url(server.url + "/auth/oidc/callback*")
+        assert "did not pass verification" in page.inner_text("main"), page.inner_text("main")
+        assert "eve@example.com" not in users(server)
+        assert "mallory@example.com" not in users(server)
+        page.goto(server.url + "/")
+        assert page.url.startswith(server.url + "/login"), "no session may exist"
+    finally:
+        w.close()
+    assert any("An ID token was refused" in line for line in server.log), "the refusal is logged"
+
+
+def test_a_replayed_state_or_another_browsers_callback_is_refused(sso, browser):
+    server, issuer = sso
+    w = local_only(Watched(browser))
+    callbacks = []
+    try:
+        page = w.page
+        page.on("request", lambda r: "/auth/oidc/callback" in r.url and callbacks.append(r.url))
+        page.goto(server.url + "/auth/oidc/login")
+        state_cookie = next(c for c in w.context.cookies() if c["name"] == "lookout_sso")
+        sign_in_at_provider(page, "carol")
+        page.wait_for_url(server.url + "/")
+        assert users(server)["carol@example.com"]["role"] == "viewer"
+        assert callbacks, "the callback was seen"
+
+        # The same answer again, with this browser's state cookie put back: already used.
+        w.context.add_cookies([{k: state_cookie[k] for k in ("name", "value", "domain", "path")}])
+        page.goto(callbacks[0])
+        assert "already used or has expired" in page.inner_text("main")
+    finally:
+        w.close()
+
+    # A sign-in begun in one browser and its answer opened in another (login CSRF, where an
+    # attacker sends a victim the attacker's callback link): refused, the victim is signed in as
+    # nobody, and the starter's own sign-in still works.
+    starter = local_only(Watched(browser))
+    victim = local_only(Watched(browser))
+    try:
+        asked = []
+        starter.page.on("request", lambda r: r.url.startswith(issuer + "/auth?") and asked.append(r.url))
+        starter.page.goto(server.url + "/auth/oidc/login")
+        state = parse_qs(urlparse(asked[0]).query)["state"][0]
+        victim.page.goto(f"{server.url}/auth/oidc/callback?code=stolen&state={state}")
+        assert "not started in this browser" in victim.page.inner_text("main")
+        victim.page.goto(server.url + "/")
+        assert victim.page.url.startswith(server.url + "/login")
+        sign_in_at_provider(starter.page, "dave")
+        starter.page.wait_for_url(server.url + "/")
+        assert "dave@example.com" in users(server)
+    finally:
+        starter.close()
+        victim.close()
