@@ -1,0 +1,265 @@
+//! Aggregation operators. sum/avg/min/max/count/group/stddev/stdvar fold each input series
+//! into per-group accumulators as it streams past (so `sum(rate(x[5m]))` over 10,000 series
+//! never holds 10,000 series); topk/bottomk/quantile/count_values need every series of a step.
+//! Numeric rules follow Prometheus 2: incremental mean for avg, Welford for stddev/stdvar, NaN
+//! replaced by any number in min/max.
+
+use std::collections::HashMap;
+
+use crate::error::Error;
+use crate::eval::{present, Ctx, ABSENT, RS};
+use crate::functions::{count_value_label, quantile};
+use crate::ir::{Agg, AggOp, Grouping, Node};
+use crate::value::Labels;
+
+/// A group's running state at every step.
+struct Acc {
+    labels: Labels,
+    value: Vec<f64>,
+    mean: Vec<f64>,
+    count: Vec<f64>,
+}
+
+fn group_labels(labels: &Labels, grouping: &Grouping) -> Labels {
+    match grouping {
+        Grouping::All => Vec::new(),
+        Grouping::By(names) => labels
+            .iter()
+            .filter(|(n, v)| !v.is_empty() && names.iter().any(|x| x == n))
+            .cloned()
+            .collect(),
+        Grouping::Without(names) => labels
+            .iter()
+            .filter(|(n, v)| !v.is_empty() && n != "__name__" && !names.iter().any(|x| x == n))
+            .cloned()
+            .collect(),
+    }
+}
+
+impl Ctx<'_> {
+    pub(crate) fn aggregate(&self, agg: &Agg) -> Result<Vec<RS>, Error> {
+        match agg.op {
+            AggOp::Topk | AggOp::Bottomk | AggOp::Quantile | AggOp::CountValues => {
+                self.aggregate_whole(agg)
+            }
+            _ => self.aggregate_streaming(agg.op, &agg.grouping, &agg.expr),
+        }
+    }
+
+    fn aggregate_streaming(
+        &self,
+        op: AggOp,
+        grouping: &Grouping,
+        expr: &Node,
+    ) -> Result<Vec<RS>, Error> {
+        let n = self.n();
+        let mut groups: Vec<Acc> = Vec::new();
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        self.each_series(expr, &mut |labels, vals| {
+            let key = group_labels(labels, grouping);
+            let g = match index.get(&key) {
+                Some(&g) => g,
+                None => {
+                    self.charge(n)?;
+                    index.insert(key.clone(), groups.len());
+                    groups.push(Acc {
+                        labels: key,
+                        value: vec![ABSENT; n],
+                        mean: vec![0.0; n],
+                        count: vec![0.0; n],
+                    });
+                    groups.len() - 1
+                }
+            };
+            let acc = &mut groups[g];
+            for (k, &x) in vals.iter().enumerate() {
+                if !present(x) {
+                    continue;
+                }
+                let first = acc.count[k] == 0.0;
+                acc.count[k] += 1.0;
+                let c = acc.count[k];
+                let v = &mut acc.value[k];
+                let mean = &mut acc.mean[k];
+                match op {
+                    AggOp::Sum => *v = if first { x } else { *v + x },
+                    AggOp::Avg => {
+                        if first {
+                            *mean = x;
+                        } else if mean.is_infinite()
+                            && ((x.is_infinite() && (*mean > 0.0) == (x > 0.0))
+                                || (!x.is_infinite() && !x.is_nan()))
+                        {
+                            // An infinite mean stays as it is (Inf - Inf would be NaN).
+                        } else {
+                            *mean += x / c - *mean / c;
+                        }
+                        *v = *mean;
+                    }
+                    AggOp::Max => {
+                        if first || *v < x || v.is_nan() {
+                            *v = x;
+                        }
+                    }
+                    AggOp::Min => {
+                        if first || *v > x || v.is_nan() {
+                            *v = x;
+                        }
+                    }
+                    AggOp::Count => *v = c,
+                    AggOp::Group => *v = 1.0,
+                    AggOp::Stddev | AggOp::Stdvar => {
+                        if first {
+                            *mean = x;
+                            *v = 0.0;
+                        } else {
+                            let delta = x - *mean;
+                            *mean += delta / c;
+                            *v += delta * (x - *mean);
+                        }
+                    }
+                    _ => unreachable!("whole-vector aggregations are handled elsewhere"),
+                }
+            }
+            Ok(())
+        })?;
+        Ok(groups
+            .into_iter()
+            .map(|mut acc| {
+                if matches!(op, AggOp::Stddev | AggOp::Stdvar) {
+                    for (v, c) in acc.value.iter_mut().zip(&acc.count) {
+                        if *c > 0.0 {
+                            *v /= c;
+                            if op == AggOp::Stddev {
+                                *v = v.sqrt();
+                            }
+                        }
+                    }
+                }
+                RS {
+                    labels: acc.labels,
+                    vals: acc.value,
+                }
+            })
+            .collect())
+    }
+
+    fn aggregate_whole(&self, agg: &Agg) -> Result<Vec<RS>, Error> {
+        let n = self.n();
+        let (param, label) = match (&agg.param, agg.op) {
+            (Some(p), AggOp::CountValues) => match self.eval(p)? {
+                crate::eval::V::Str(s) => (Vec::new(), s),
+                _ => return Err(Error::bad_data("count_values needs a string parameter")),
+            },
+            (Some(p), _) => (self.eval_scalar(p)?, String::new()),
+            (None, _) => return Err(Error::bad_data("aggregation parameter missing")),
+        };
+        if agg.op == AggOp::CountValues && !valid_label(&label) {
+            return Err(Error::bad_data(format!("invalid label name \"{label}\"")));
+        }
+        let input = self.eval_vector(&agg.expr)?;
+        let mut group_of = Vec::with_capacity(input.len());
+        let mut keys: Vec<Labels> = Vec::new();
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        for s in &input {
+            let key = group_labels(&s.labels, &agg.grouping);
+            let g = *index.entry(key.clone()).or_insert_with(|| {
+                keys.push(key);
+                keys.len() - 1
+            });
+            group_of.push(g);
+        }
+        let mut out: Vec<RS> = Vec::new();
+        let mut out_index: HashMap<Labels, usize> = HashMap::new();
+        let mut put = |labels: Labels, k: usize, v: f64| -> Result<(), Error> {
+            let i = match out_index.get(&labels) {
+                Some(&i) => i,
+                None => {
+                    self.charge(n)?;
+                    out_index.insert(labels.clone(), out.len());
+                    out.push(RS {
+                        labels,
+                        vals: vec![ABSENT; n],
+                    });
+                    out.len() - 1
+                }
+            };
+            out[i].vals[k] = v;
+            Ok(())
+        };
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); keys.len()];
+        for k in 0..n {
+            self.check_time()?;
+            for m in members.iter_mut() {
+                m.clear();
+            }
+            for (i, s) in input.iter().enumerate() {
+                if present(s.vals[k]) {
+                    members[group_of[i]].push(i);
+                }
+            }
+            for (g, m) in members.iter().enumerate() {
+                if m.is_empty() {
+                    continue;
+                }
+                match agg.op {
+                    AggOp::Topk | AggOp::Bottomk => {
+                        let top = agg.op == AggOp::Topk;
+                        let kk = param[k];
+                        if kk.is_nan() || kk < 1.0 {
+                            continue;
+                        }
+                        let kk = kk.min(m.len() as f64) as usize;
+                        let mut chosen: Vec<usize> = m.clone();
+                        // Prometheus's heap order: NaN loses to any number, in both directions.
+                        chosen.sort_by(|&a, &b| {
+                            let (x, y) = (input[a].vals[k], input[b].vals[k]);
+                            match (x.is_nan(), y.is_nan()) {
+                                (true, true) => std::cmp::Ordering::Equal,
+                                (true, false) => std::cmp::Ordering::Greater,
+                                (false, true) => std::cmp::Ordering::Less,
+                                _ if top => y.total_cmp(&x),
+                                _ => x.total_cmp(&y),
+                            }
+                        });
+                        for &i in &chosen[..kk] {
+                            put(input[i].labels.clone(), k, input[i].vals[k])?;
+                        }
+                    }
+                    AggOp::Quantile => {
+                        let mut vals: Vec<f64> = m.iter().map(|&i| input[i].vals[k]).collect();
+                        put(keys[g].clone(), k, quantile(param[k], &mut vals))?;
+                    }
+                    AggOp::CountValues => {
+                        let mut counts: Vec<(String, f64)> = Vec::new();
+                        for &i in m {
+                            let value = count_value_label(input[i].vals[k]);
+                            match counts.iter_mut().find(|(v, _)| *v == value) {
+                                Some(c) => c.1 += 1.0,
+                                None => counts.push((value, 1.0)),
+                            }
+                        }
+                        for (value, c) in counts {
+                            let mut labels: Labels = keys[g]
+                                .iter()
+                                .filter(|(n, _)| *n != label)
+                                .cloned()
+                                .collect();
+                            labels.push((label.clone(), value));
+                            labels.sort();
+                            put(labels, k, c)?;
+                        }
+                    }
+                    _ => unreachable!("streaming aggregations are handled elsewhere"),
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn valid_label(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

@@ -1,0 +1,361 @@
+//! The evaluator's core: every node is evaluated for all steps at once, series by series
+//! (as Prometheus's range evaluation does), so labels are handled once per series rather than
+//! once per step. An instant query is a range query of one step.
+//!
+//! Inside, a series' values are a dense `Vec<f64>` with one slot per step; a step where the
+//! series has no sample holds [`ABSENT`], a signalling-NaN bit pattern that no arithmetic
+//! produces (any operation on it yields a quiet NaN) and that input values are mapped away from.
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::time::Instant;
+
+use crate::error::Error;
+use crate::ir::{At, Node, Sel};
+use crate::value::{is_stale_nan, Labels, RangeSeries, Sample, Series, Value};
+use crate::Query;
+
+const ABSENT_BITS: u64 = 0x7ff4_0000_dead_beef;
+/// The value of a step where a series has no sample.
+pub(crate) const ABSENT: f64 = f64::from_bits(ABSENT_BITS);
+
+/// Whether a step holds a value.
+#[inline]
+pub(crate) fn present(v: f64) -> bool {
+    v.to_bits() != ABSENT_BITS
+}
+
+/// A sample value as evaluation uses it: the (astronomically unlikely) input equal to the
+/// absence marker becomes an ordinary NaN.
+#[inline]
+fn input(v: f64) -> f64 {
+    if present(v) {
+        v
+    } else {
+        f64::NAN
+    }
+}
+
+/// One series of an instant vector evaluated at every step.
+#[derive(Debug, Clone)]
+pub(crate) struct RS {
+    pub labels: Labels,
+    pub vals: Vec<f64>,
+}
+
+/// An evaluated node.
+#[derive(Debug)]
+pub(crate) enum V {
+    /// One value per step.
+    Scalar(Vec<f64>),
+    Str(String),
+    Vector(Vec<RS>),
+    /// A range selector's raw samples (only as an instant query's result).
+    Matrix(Vec<RangeSeries>),
+}
+
+pub(crate) fn at_ms(at: At, start_ms: i64, end_ms: i64) -> i64 {
+    match at {
+        At::Start => start_ms,
+        At::End => end_ms,
+        At::Ms(t) => t,
+    }
+}
+
+pub(crate) struct Ctx<'a> {
+    pub steps: Vec<i64>,
+    pub start: i64,
+    pub end: i64,
+    pub lookback: i64,
+    fetched: &'a [Vec<Series>],
+    max_samples: usize,
+    used: Cell<usize>,
+    deadline: Instant,
+}
+
+pub(crate) fn run(
+    query: &Query,
+    start: i64,
+    end: i64,
+    step: i64,
+    instant: bool,
+    fetched: &[Vec<Series>],
+) -> Result<Value, Error> {
+    if fetched.len() != query.sels.len() {
+        return Err(Error::execution(format!(
+            "the query has {} selectors but {} series sets were fetched",
+            query.sels.len(),
+            fetched.len()
+        )));
+    }
+    let limits = query.limits;
+    let mut steps = Vec::new();
+    let mut t = start;
+    while t <= end {
+        steps.push(t);
+        match t.checked_add(step) {
+            Some(n) => t = n,
+            None => break,
+        }
+    }
+    let ctx = Ctx {
+        steps,
+        start,
+        end,
+        lookback: limits.lookback_ms,
+        fetched,
+        max_samples: limits.max_samples,
+        used: Cell::new(0),
+        deadline: Instant::now() + limits.timeout,
+    };
+    let v = ctx.eval(&query.root)?;
+    if instant {
+        Ok(match v {
+            V::Scalar(vals) => Value::Scalar {
+                t_ms: start,
+                v: vals[0],
+            },
+            V::Str(s) => Value::String { t_ms: start, v: s },
+            V::Matrix(m) => Value::Matrix(m),
+            V::Vector(series) => {
+                let mut out: Vec<Sample> = series
+                    .into_iter()
+                    .filter(|s| present(s.vals[0]))
+                    .map(|s| Sample {
+                        t_ms: start,
+                        v: s.vals[0],
+                        labels: s.labels,
+                    })
+                    .collect();
+                crate::functions::sort_if_asked(&query.root, &mut out);
+                Value::Vector(out)
+            }
+        })
+    } else {
+        let mut out: Vec<RangeSeries> = match v {
+            V::Scalar(vals) => vec![RangeSeries {
+                labels: Vec::new(),
+                points: ctx.steps.iter().copied().zip(vals).collect(),
+            }],
+            V::Vector(series) => series
+                .into_iter()
+                .map(|s| RangeSeries {
+                    points: ctx
+                        .steps
+                        .iter()
+                        .zip(&s.vals)
+                        .filter(|(_, v)| present(**v))
+                        .map(|(t, v)| (*t, *v))
+                        .collect(),
+                    labels: s.labels,
+                })
+                .filter(|s| !s.points.is_empty())
+                .collect(),
+            V::Str(_) => {
+                return Err(Error::bad_data(
+                    "invalid expression type \"string\" for range query, must be Scalar or instant Vector",
+                ))
+            }
+            V::Matrix(_) => {
+                return Err(Error::bad_data(
+                    "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector",
+                ))
+            }
+        };
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(Value::Matrix(out))
+    }
+}
+
+impl<'a> Ctx<'a> {
+    pub fn n(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Counts samples or points against the query's budget.
+    pub fn charge(&self, n: usize) -> Result<(), Error> {
+        let used = self.used.get().saturating_add(n);
+        self.used.set(used);
+        if used > self.max_samples {
+            return Err(Error::execution(format!(
+                "query processing would load too many samples into memory in query execution (limit {})",
+                self.max_samples
+            )));
+        }
+        Ok(())
+    }
+
+    /// Fails once the query has run past its timeout; called once per series or group.
+    pub fn check_time(&self) -> Result<(), Error> {
+        if Instant::now() > self.deadline {
+            return Err(Error::execution("query timed out in query execution"));
+        }
+        Ok(())
+    }
+
+    /// The sample time a selector reads at step time `t`: `@` replaces it, offset moves it back.
+    pub fn eff(&self, sel: &Sel, t: i64) -> i64 {
+        let base = sel.at.map(|a| at_ms(a, self.start, self.end)).unwrap_or(t);
+        base.saturating_sub(sel.offset_ms)
+    }
+
+    /// The fetched series a selector matches, samples sorted by time (the caller's order is
+    /// trusted when already sorted), charged against the budget.
+    pub fn series(&self, sel: &Sel) -> Result<Vec<(&'a Labels, Cow<'a, [(i64, f64)]>)>, Error> {
+        let mut out = Vec::new();
+        for s in &self.fetched[sel.idx] {
+            if !sel.matchers.iter().all(|m| m.matches_labels(&s.labels)) {
+                continue;
+            }
+            self.charge(s.samples.len())?;
+            let samples = if s.samples.windows(2).all(|w| w[0].0 < w[1].0) {
+                Cow::Borrowed(s.samples.as_slice())
+            } else {
+                let mut v = s.samples.clone();
+                v.sort_by_key(|p| p.0);
+                v.dedup_by_key(|p| p.0);
+                Cow::Owned(v)
+            };
+            out.push((&s.labels, samples));
+        }
+        Ok(out)
+    }
+
+    pub fn eval(&self, node: &Node) -> Result<V, Error> {
+        self.check_time()?;
+        Ok(match node {
+            Node::Num(v) => V::Scalar(vec![*v; self.n()]),
+            Node::Str(s) => V::Str(s.clone()),
+            Node::Sel(sel) => match sel.range_ms {
+                None => V::Vector(self.vector_selector(sel)?),
+                Some(range) => V::Matrix(self.matrix_selector(sel, range)?),
+            },
+            Node::Neg(inner) => match self.eval(inner)? {
+                V::Scalar(vals) => V::Scalar(vals.into_iter().map(|v| -v).collect()),
+                V::Vector(mut series) => {
+                    for s in &mut series {
+                        s.labels = drop_name(&s.labels);
+                        for v in &mut s.vals {
+                            if present(*v) {
+                                *v = -*v;
+                            }
+                        }
+                    }
+                    V::Vector(series)
+                }
+                _ => {
+                    return Err(Error::bad_data(
+                        "unary minus needs a scalar or an instant vector",
+                    ))
+                }
+            },
+            Node::Call(func, args) => self.call(*func, args)?,
+            Node::Agg(agg) => V::Vector(self.aggregate(agg)?),
+            Node::Bin(bin) => self.binary(bin)?,
+        })
+    }
+
+    /// Evaluates a node that must be an instant vector.
+    pub fn eval_vector(&self, node: &Node) -> Result<Vec<RS>, Error> {
+        match self.eval(node)? {
+            V::Vector(v) => Ok(v),
+            _ => Err(Error::bad_data("expected an instant vector")),
+        }
+    }
+
+    /// Evaluates a node that must be a scalar: one value per step.
+    pub fn eval_scalar(&self, node: &Node) -> Result<Vec<f64>, Error> {
+        match self.eval(node)? {
+            V::Scalar(v) => Ok(v),
+            _ => Err(Error::bad_data("expected a scalar")),
+        }
+    }
+
+    /// Calls `f` with each series of an instant-vector node. Selectors and range functions
+    /// over selectors stream one series at a time so an aggregation over them never holds the
+    /// whole vector; other nodes are evaluated, then walked.
+    pub fn each_series(
+        &self,
+        node: &Node,
+        f: &mut dyn FnMut(&Labels, &[f64]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        match node {
+            Node::Call(crate::ir::Func::Range(rf), args) => self.range_fn_each(*rf, args, f),
+            _ => {
+                for s in self.eval_vector(node)? {
+                    f(&s.labels, &s.vals)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn vector_selector(&self, sel: &Sel) -> Result<Vec<RS>, Error> {
+        let mut out = Vec::new();
+        for (labels, samples) in self.series(sel)? {
+            self.check_time()?;
+            let mut vals = vec![ABSENT; self.n()];
+            let mut any = false;
+            for (k, &t) in self.steps.iter().enumerate() {
+                let te = self.eff(sel, t);
+                let i = samples.partition_point(|s| s.0 <= te);
+                if i == 0 {
+                    continue;
+                }
+                let (ts, v) = samples[i - 1];
+                if ts < te.saturating_sub(self.lookback) || is_stale_nan(v) {
+                    continue;
+                }
+                vals[k] = input(v);
+                any = true;
+            }
+            if any {
+                self.charge(self.n())?;
+                out.push(RS {
+                    labels: labels.clone(),
+                    vals,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// A range selector as a query result: raw samples of `[t - range, t]`, stale markers left
+    /// out (Prometheus never returns them). Only meaningful for an instant query.
+    fn matrix_selector(&self, sel: &Sel, range: i64) -> Result<Vec<RangeSeries>, Error> {
+        let te = self.eff(sel, self.steps[0]);
+        let mut out = Vec::new();
+        for (labels, samples) in self.series(sel)? {
+            let w = window(&samples, te, range);
+            let points: Vec<(i64, f64)> = w
+                .iter()
+                .filter(|p| !is_stale_nan(p.1))
+                .map(|p| (p.0, input(p.1)))
+                .collect();
+            if !points.is_empty() {
+                out.push(RangeSeries {
+                    labels: labels.clone(),
+                    points,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The samples of `[te - range, te]`.
+pub(crate) fn window(samples: &[(i64, f64)], te: i64, range: i64) -> &[(i64, f64)] {
+    let from = te.saturating_sub(range);
+    let lo = samples.partition_point(|s| s.0 < from);
+    let hi = samples.partition_point(|s| s.0 <= te);
+    &samples[lo..hi.max(lo)]
+}
+
+/// A label set without `__name__`.
+pub(crate) fn drop_name(labels: &Labels) -> Labels {
+    labels
+        .iter()
+        .filter(|(n, _)| n != "__name__")
+        .cloned()
+        .collect()
+}

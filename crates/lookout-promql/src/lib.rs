@@ -1,0 +1,192 @@
+//! Lookout's PromQL evaluator, independent of any store.
+//!
+//! Evaluation runs in two phases so an async store can feed a synchronous evaluator:
+//!
+//! 1. [`Query::parse`] checks the text (with promql-parser) and refuses anything Lookout does
+//!    not implement with a `bad_data` error naming it.
+//! 2. [`Query::selections`] lists, for each selector in the query, its label matchers and the
+//!    time span (offset, `@` and lookback or range applied) whose samples the caller must fetch.
+//! 3. [`eval_instant`] / [`eval_range`] evaluate over the fetched series, one `Vec<Series>` per
+//!    selection in the same order, and return a [`Value`] whose
+//!    [`to_prometheus_json`](Value::to_prometheus_json) is the `data` of Prometheus's HTTP API.
+//!
+//! Semantics follow Prometheus 2 (Debian's 2.42, which the comparison test runs): a vector
+//! selector sees the latest sample in `[t - lookback, t]`, a range selector the samples in
+//! `[t - range, t]` (both ends closed; Prometheus 3 opened the left end), staleness markers end
+//! a series, and rate/increase/delta extrapolate exactly as Prometheus's `extrapolatedRate`.
+//! Every query is bounded: samples and points held ([`Limits::max_samples`]), steps of a range
+//! query ([`Limits::max_steps`]) and wall time ([`Limits::timeout`]).
+
+mod aggregate;
+mod binary;
+mod error;
+mod eval;
+mod functions;
+mod ir;
+mod matcher;
+mod value;
+
+use std::time::Duration;
+
+pub use error::{Error, ErrorKind};
+pub use matcher::{MatchOp, Matcher};
+pub use value::{
+    format_value, is_stale_nan, Labels, RangeSeries, Sample, Series, Value, STALE_NAN_BITS,
+};
+
+/// Prometheus's default lookback (`--query.lookback-delta`): 5 minutes.
+pub const DEFAULT_LOOKBACK_MS: i64 = 5 * 60 * 1000;
+
+/// Budgets of one query. Exceeding one answers a clear error instead of exhausting the process.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Samples loaded plus points materialised, summed over the whole query (Prometheus's
+    /// `--query.max-samples`, 50,000,000 there; 25,000,000 here, about 400 MB at worst).
+    pub max_samples: usize,
+    /// Steps of a range query (Prometheus refuses more than 11,000).
+    pub max_steps: usize,
+    /// Wall time of one evaluation.
+    pub timeout: Duration,
+    /// How far back a vector selector looks for a sample.
+    pub lookback_ms: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_samples: 25_000_000,
+            max_steps: 11_000,
+            timeout: Duration::from_secs(120),
+            lookback_ms: DEFAULT_LOOKBACK_MS,
+        }
+    }
+}
+
+/// What to fetch for one selector: series matching all `matchers`, samples with
+/// `from_ms <= t <= to_ms` (stale markers included).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selection {
+    /// Conditions a series' labels must all meet (`__name__` for the metric name).
+    pub matchers: Vec<Matcher>,
+    /// First sample time needed, inclusive.
+    pub from_ms: i64,
+    /// Last sample time needed, inclusive.
+    pub to_ms: i64,
+}
+
+/// A parsed, checked query.
+#[derive(Debug, Clone)]
+pub struct Query {
+    text: String,
+    root: ir::Node,
+    sels: Vec<ir::Sel>,
+    limits: Limits,
+}
+
+impl Query {
+    /// Parses and checks a query; syntax errors and unsupported features are `bad_data`.
+    pub fn parse(text: &str) -> Result<Query, Error> {
+        // The parser is a generated LR parser: bound the text so a huge query cannot make it
+        // work for long (Prometheus's own limit is the HTTP form size).
+        if text.len() > 64 * 1024 {
+            return Err(Error::bad_data("query text is longer than 65,536 bytes"));
+        }
+        let expr = promql_parser::parser::parse(text).map_err(Error::bad_data)?;
+        let mut sels = Vec::new();
+        let root = ir::lower(&expr, &mut sels)?;
+        Ok(Query {
+            text: text.to_string(),
+            root,
+            sels,
+            limits: Limits::default(),
+        })
+    }
+
+    /// The same query with other budgets.
+    pub fn with_limits(mut self, limits: Limits) -> Query {
+        self.limits = limits;
+        self
+    }
+
+    /// The budgets this query runs under.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The query text as given.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The data to fetch, one [`Selection`] per selector in query order, for a range query
+    /// from `start_ms` to `end_ms` (equal for an instant query). `lookback_ms` is the vector
+    /// selectors' lookback and must be the one the query evaluates with
+    /// ([`Limits::lookback_ms`], 5 minutes unless changed).
+    pub fn selections(
+        &self,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        lookback_ms: i64,
+    ) -> Result<Vec<Selection>, Error> {
+        check_range(start_ms, end_ms, step_ms, &self.limits)?;
+        Ok(self
+            .sels
+            .iter()
+            .map(|s| {
+                let window = s.range_ms.unwrap_or(lookback_ms);
+                let (first, last) = match s.at {
+                    Some(at) => {
+                        let t = eval::at_ms(at, start_ms, end_ms);
+                        (t, t)
+                    }
+                    None => (start_ms, end_ms),
+                };
+                Selection {
+                    matchers: s.matchers.clone(),
+                    from_ms: first.saturating_sub(s.offset_ms).saturating_sub(window),
+                    to_ms: last.saturating_sub(s.offset_ms),
+                }
+            })
+            .collect())
+    }
+}
+
+fn check_range(start_ms: i64, end_ms: i64, step_ms: i64, limits: &Limits) -> Result<usize, Error> {
+    if end_ms < start_ms {
+        return Err(Error::bad_data(
+            "end timestamp must not be before start time",
+        ));
+    }
+    if step_ms <= 0 {
+        return Err(Error::bad_data(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    let steps = ((end_ms - start_ms) / step_ms) as u64 + 1;
+    if steps > limits.max_steps as u64 {
+        return Err(Error::bad_data(format!(
+            "exceeded maximum resolution of {} points per timeseries. Try decreasing the query resolution (?step=XX)",
+            limits.max_steps
+        )));
+    }
+    Ok(steps as usize)
+}
+
+/// Evaluates the query at one instant over the fetched series (one `Vec` per selection).
+pub fn eval_instant(query: &Query, t_ms: i64, fetched: &[Vec<Series>]) -> Result<Value, Error> {
+    eval::run(query, t_ms, t_ms, 1, true, fetched)
+}
+
+/// Evaluates the query at every step from `start_ms` to `end_ms`; the result is a matrix sorted
+/// by labels, as Prometheus's `/api/v1/query_range` answers.
+pub fn eval_range(
+    query: &Query,
+    start_ms: i64,
+    end_ms: i64,
+    step_ms: i64,
+    fetched: &[Vec<Series>],
+) -> Result<Value, Error> {
+    check_range(start_ms, end_ms, step_ms, &query.limits)?;
+    eval::run(query, start_ms, end_ms, step_ms, false, fetched)
+}
