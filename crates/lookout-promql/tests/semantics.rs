@@ -1,0 +1,119 @@
+//! Behaviour a user of the evaluator notices without a Prometheus to compare with: staleness,
+//! the 5-minute lookback, selections for offset and `@`, refusals naming what is unsupported,
+//! and the budgets' errors.
+
+use lookout_promql::{
+    eval_instant, eval_range, ErrorKind, Limits, Query, Series, Value, STALE_NAN_BITS,
+};
+
+fn series(name: &str, job: &str, samples: &[(i64, f64)]) -> Series {
+    Series {
+        labels: vec![("__name__".into(), name.into()), ("job".into(), job.into())],
+        samples: samples.to_vec(),
+    }
+}
+
+fn instant(q: &str, t: i64, data: &[Series]) -> Result<Value, lookout_promql::Error> {
+    let query = Query::parse(q)?;
+    let fetched: Vec<Vec<Series>> = query
+        .selections(t, t, 1, query.limits().lookback_ms)?
+        .iter()
+        .map(|_| data.to_vec())
+        .collect();
+    eval_instant(&query, t, &fetched)
+}
+
+fn values(v: &Value) -> Vec<f64> {
+    match v {
+        Value::Vector(s) => s.iter().map(|s| s.v).collect(),
+        Value::Scalar { v, .. } => vec![*v],
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn a_stale_marker_ends_a_series_and_lookback_is_five_minutes() {
+    let stale = f64::from_bits(STALE_NAN_BITS);
+    let data = [series("m", "a", &[(0, 1.0), (10_000, 2.0), (20_000, stale)])];
+    assert_eq!(values(&instant("m", 15_000, &data).unwrap()), vec![2.0]);
+    assert!(values(&instant("m", 25_000, &data).unwrap()).is_empty(), "stale");
+    let gone = [series("m", "a", &[(0, 1.0)])];
+    assert_eq!(values(&instant("m", 300_000, &gone).unwrap()), vec![1.0], "lookback closed");
+    assert!(values(&instant("m", 300_001, &gone).unwrap()).is_empty(), "past lookback");
+    // A plain NaN is a value, not a marker.
+    let nan = [series("m", "a", &[(0, f64::NAN)])];
+    assert!(values(&instant("m", 1, &nan).unwrap())[0].is_nan());
+}
+
+#[test]
+fn rate_extrapolates_as_prometheus_does() {
+    // A counter growing 1/s sampled every 10 s: rate over 1 min is exactly 1.
+    let samples: Vec<(i64, f64)> = (0..=12).map(|i| (i * 10_000, i as f64 * 10.0)).collect();
+    let data = [series("c", "a", &samples)];
+    let v = values(&instant("rate(c[1m])", 120_000, &data).unwrap());
+    assert!((v[0] - 1.0).abs() < 1e-12, "{v:?}");
+    // A reset is counted as a continuation.
+    let reset = [series("c", "a", &[(0, 10.0), (10_000, 20.0), (20_000, 5.0), (30_000, 15.0)])];
+    let v = values(&instant("increase(c[30s])", 30_000, &reset).unwrap());
+    assert!((v[0] - 25.0).abs() < 1e-9, "{v:?}"); // +10, +5 after the reset, +10
+}
+
+#[test]
+fn selections_apply_offset_at_and_range() {
+    let q = Query::parse(r#"rate(x{job=~"a.*"}[5m] offset 1m) + y @ 100"#).unwrap();
+    let s = q.selections(1_000_000, 2_000_000, 10_000, 300_000).unwrap();
+    assert_eq!(s.len(), 2);
+    assert_eq!((s[0].from_ms, s[0].to_ms), (1_000_000 - 60_000 - 300_000, 2_000_000 - 60_000));
+    assert!(s[0].matchers.iter().any(|m| m.name == "job" && m.matches("api")));
+    assert_eq!((s[1].from_ms, s[1].to_ms), (100_000 - 300_000, 100_000));
+}
+
+#[test]
+fn unsupported_features_are_refused_by_name() {
+    for (q, name) in [
+        ("holt_winters(x[5m], 0.5, 0.5)", "holt_winters"),
+        ("day_of_week()", "day_of_week"),
+        ("rate(x[5m:1m])", "subquery"),
+        ("timestamp(x)", "timestamp"),
+    ] {
+        let e = Query::parse(q).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BadData);
+        assert!(e.message.contains(name), "{q}: {}", e.message);
+        assert_eq!(e.to_prometheus_json()["errorType"], "bad_data");
+    }
+    assert_eq!(Query::parse("sum(").unwrap_err().kind, ErrorKind::BadData);
+    assert_eq!(Query::parse(r#"{job=~".*"}"#).unwrap_err().kind, ErrorKind::BadData);
+}
+
+#[test]
+fn budgets_answer_clear_errors() {
+    let q = Query::parse("m").unwrap();
+    let e = q.selections(0, 11_000, 1, 300_000).unwrap_err();
+    assert!(e.message.contains("11000") || e.message.contains("maximum resolution"), "{e}");
+    let q = Query::parse("m")
+        .unwrap()
+        .with_limits(Limits { max_samples: 10, ..Limits::default() });
+    let data = vec![vec![series("m", "a", &(0..20).map(|i| (i * 1000, 1.0)).collect::<Vec<_>>())]];
+    let e = eval_range(&q, 0, 20_000, 1_000, &data).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Execution);
+    assert!(e.message.contains("too many samples"), "{e}");
+}
+
+#[test]
+fn many_to_many_matching_is_an_error_not_a_number() {
+    let data = [series("a", "x", &[(0, 1.0)]), series("a", "y", &[(0, 2.0)])];
+    let e = instant("a + on() a", 0, &data).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Execution);
+    assert!(e.message.contains("many-to-many"), "{e}");
+}
+
+#[test]
+fn range_results_are_sorted_matrices_with_prometheus_json() {
+    let data = vec![vec![series("m", "b", &[(0, 1.0)]), series("m", "a", &[(0, 2.0)])]];
+    let q = Query::parse("m").unwrap();
+    let v = eval_range(&q, 0, 2_000, 1_000, &data).unwrap();
+    let json = v.to_prometheus_json();
+    assert_eq!(json["resultType"], "matrix");
+    assert_eq!(json["result"][0]["metric"]["job"], "a");
+    assert_eq!(json["result"][0]["values"][2][1], "2");
+}
