@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use crate::error::Error;
 use crate::eval::{present, Ctx, ABSENT, RS};
 use crate::functions::{count_value_label, quantile};
-use crate::ir::{Agg, AggOp, Grouping, Node};
+use crate::ir::{Agg, AggOp, Func, Grouping, Node};
 use crate::value::Labels;
 
 /// A group's running state at every step.
@@ -36,94 +36,109 @@ fn group_labels(labels: &Labels, grouping: &Grouping) -> Labels {
     }
 }
 
-impl Ctx<'_> {
-    pub(crate) fn aggregate(&self, agg: &Agg) -> Result<Vec<RS>, Error> {
-        match agg.op {
-            AggOp::Topk | AggOp::Bottomk | AggOp::Quantile | AggOp::CountValues => {
-                self.aggregate_whole(agg)
-            }
-            _ => self.aggregate_streaming(agg.op, &agg.grouping, &agg.expr),
+/// Below this many series a parallel aggregation costs more in threads than it saves.
+const PARALLEL_MIN_SERIES: usize = 2_000;
+
+/// The groups of a streaming aggregation, in order of first appearance.
+struct Groups {
+    n: usize,
+    groups: Vec<Acc>,
+    index: HashMap<Labels, usize>,
+}
+
+impl Groups {
+    fn new(n: usize) -> Self {
+        Groups {
+            n,
+            groups: Vec::new(),
+            index: HashMap::new(),
         }
     }
 
-    fn aggregate_streaming(
-        &self,
+    fn slot(&mut self, ctx: &Ctx<'_>, key: Labels) -> Result<usize, Error> {
+        if let Some(&g) = self.index.get(&key) {
+            return Ok(g);
+        }
+        ctx.charge(self.n)?;
+        self.index.insert(key.clone(), self.groups.len());
+        self.groups.push(Acc {
+            labels: key,
+            value: vec![ABSENT; self.n],
+            mean: vec![0.0; self.n],
+            count: vec![0.0; self.n],
+        });
+        Ok(self.groups.len() - 1)
+    }
+
+    /// Folds one input series into its group, step by step.
+    fn fold(
+        &mut self,
+        ctx: &Ctx<'_>,
         op: AggOp,
         grouping: &Grouping,
-        expr: &Node,
-    ) -> Result<Vec<RS>, Error> {
-        let n = self.n();
-        let mut groups: Vec<Acc> = Vec::new();
-        let mut index: HashMap<Labels, usize> = HashMap::new();
-        self.each_series(expr, &mut |labels, vals| {
-            let key = group_labels(labels, grouping);
-            let g = match index.get(&key) {
+        labels: &Labels,
+        vals: &[f64],
+    ) -> Result<(), Error> {
+        let g = self.slot(ctx, group_labels(labels, grouping))?;
+        let acc = &mut self.groups[g];
+        for (k, &x) in vals.iter().enumerate() {
+            if present(x) {
+                add(
+                    op,
+                    &mut acc.value[k],
+                    &mut acc.mean[k],
+                    &mut acc.count[k],
+                    x,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds another thread's groups (sum, count, min, max, group only).
+    fn merge(&mut self, op: AggOp, other: Groups) {
+        for acc in other.groups {
+            let g = match self.index.get(&acc.labels) {
                 Some(&g) => g,
                 None => {
-                    self.charge(n)?;
-                    index.insert(key.clone(), groups.len());
-                    groups.push(Acc {
-                        labels: key,
-                        value: vec![ABSENT; n],
-                        mean: vec![0.0; n],
-                        count: vec![0.0; n],
-                    });
-                    groups.len() - 1
-                }
-            };
-            let acc = &mut groups[g];
-            for (k, &x) in vals.iter().enumerate() {
-                if !present(x) {
+                    self.index.insert(acc.labels.clone(), self.groups.len());
+                    self.groups.push(acc);
                     continue;
                 }
-                let first = acc.count[k] == 0.0;
-                acc.count[k] += 1.0;
-                let c = acc.count[k];
-                let v = &mut acc.value[k];
-                let mean = &mut acc.mean[k];
+            };
+            let into = &mut self.groups[g];
+            for k in 0..self.n {
+                if acc.count[k] == 0.0 {
+                    continue;
+                }
+                if into.count[k] == 0.0 {
+                    into.value[k] = acc.value[k];
+                    into.count[k] = acc.count[k];
+                    continue;
+                }
+                into.count[k] += acc.count[k];
+                let (v, x) = (&mut into.value[k], acc.value[k]);
                 match op {
-                    AggOp::Sum => *v = if first { x } else { *v + x },
-                    AggOp::Avg => {
-                        if first {
-                            *mean = x;
-                        } else if mean.is_infinite()
-                            && ((x.is_infinite() && (*mean > 0.0) == (x > 0.0))
-                                || (!x.is_infinite() && !x.is_nan()))
-                        {
-                            // An infinite mean stays as it is (Inf - Inf would be NaN).
-                        } else {
-                            *mean += x / c - *mean / c;
-                        }
-                        *v = *mean;
-                    }
+                    AggOp::Sum => *v += x,
+                    AggOp::Count => *v = into.count[k],
                     AggOp::Max => {
-                        if first || *v < x || v.is_nan() {
-                            *v = x;
+                        if *v < x || v.is_nan() {
+                            *v = x
                         }
                     }
                     AggOp::Min => {
-                        if first || *v > x || v.is_nan() {
-                            *v = x;
+                        if *v > x || v.is_nan() {
+                            *v = x
                         }
                     }
-                    AggOp::Count => *v = c,
-                    AggOp::Group => *v = 1.0,
-                    AggOp::Stddev | AggOp::Stdvar => {
-                        if first {
-                            *mean = x;
-                            *v = 0.0;
-                        } else {
-                            let delta = x - *mean;
-                            *mean += delta / c;
-                            *v += delta * (x - *mean);
-                        }
-                    }
-                    _ => unreachable!("whole-vector aggregations are handled elsewhere"),
+                    _ => *v = 1.0,
                 }
             }
-            Ok(())
-        })?;
-        Ok(groups
+        }
+    }
+
+    fn finish(self, op: AggOp) -> Vec<RS> {
+        self.groups
             .into_iter()
             .map(|mut acc| {
                 if matches!(op, AggOp::Stddev | AggOp::Stdvar) {
@@ -141,7 +156,132 @@ impl Ctx<'_> {
                     vals: acc.value,
                 }
             })
-            .collect())
+            .collect()
+    }
+}
+
+/// One sample into a group's state at one step, with Prometheus's rules per operator.
+#[inline]
+fn add(op: AggOp, v: &mut f64, mean: &mut f64, count: &mut f64, x: f64) {
+    let first = *count == 0.0;
+    *count += 1.0;
+    let c = *count;
+    match op {
+        AggOp::Sum => *v = if first { x } else { *v + x },
+        AggOp::Avg => {
+            if first {
+                *mean = x;
+            } else if mean.is_infinite()
+                && ((x.is_infinite() && (*mean > 0.0) == (x > 0.0))
+                    || (!x.is_infinite() && !x.is_nan()))
+            {
+                // An infinite mean stays as it is (Inf - Inf would be NaN).
+            } else {
+                *mean += x / c - *mean / c;
+            }
+            *v = *mean;
+        }
+        AggOp::Max => {
+            if first || *v < x || v.is_nan() {
+                *v = x;
+            }
+        }
+        AggOp::Min => {
+            if first || *v > x || v.is_nan() {
+                *v = x;
+            }
+        }
+        AggOp::Count => *v = c,
+        AggOp::Group => *v = 1.0,
+        AggOp::Stddev | AggOp::Stdvar => {
+            if first {
+                *mean = x;
+                *v = 0.0;
+            } else {
+                let delta = x - *mean;
+                *mean += delta / c;
+                *v += delta * (x - *mean);
+            }
+        }
+        // Whole-vector aggregations never come here.
+        AggOp::Topk | AggOp::Bottomk | AggOp::Quantile | AggOp::CountValues => {}
+    }
+}
+
+impl Ctx<'_> {
+    pub(crate) fn aggregate(&self, agg: &Agg) -> Result<Vec<RS>, Error> {
+        match agg.op {
+            AggOp::Topk | AggOp::Bottomk | AggOp::Quantile | AggOp::CountValues => {
+                self.aggregate_whole(agg)
+            }
+            _ => self.aggregate_streaming(agg.op, &agg.grouping, &agg.expr),
+        }
+    }
+
+    fn aggregate_streaming(
+        &self,
+        op: AggOp,
+        grouping: &Grouping,
+        expr: &Node,
+    ) -> Result<Vec<RS>, Error> {
+        let n = self.n();
+        // The hot path of dashboards, `sum by (x) (rate(m[5m]))`: the range function over many
+        // series is split across threads, each folding into its own groups, merged in order.
+        // Only for operators whose merge is exact or a plain re-association of additions.
+        if let (Node::Call(Func::Range(rf), args), true) = (
+            expr,
+            matches!(
+                op,
+                AggOp::Sum | AggOp::Count | AggOp::Min | AggOp::Max | AggOp::Group
+            ),
+        ) {
+            let (sel, param) = self.range_fn_args(*rf, args)?;
+            let series = self.series(sel)?;
+            let threads = std::thread::available_parallelism()
+                .map_or(1, |t| t.get())
+                .min(4);
+            if threads > 1 && series.len() >= PARALLEL_MIN_SERIES {
+                let chunk = series.len().div_ceil(threads);
+                let parts: Vec<Result<Groups, Error>> = std::thread::scope(|scope| {
+                    let handles: Vec<_> = series
+                        .chunks(chunk)
+                        .map(|part| {
+                            let param = param.as_deref();
+                            scope.spawn(move || {
+                                let mut g = Groups::new(n);
+                                self.range_fn_over(*rf, sel, param, part, &mut |labels, vals| {
+                                    g.fold(self, op, grouping, labels, vals)
+                                })?;
+                                Ok(g)
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| {
+                            h.join().unwrap_or_else(|_| {
+                                Err(Error::execution("an evaluation thread failed"))
+                            })
+                        })
+                        .collect()
+                });
+                let mut total = Groups::new(n);
+                for part in parts {
+                    total.merge(op, part?);
+                }
+                return Ok(total.finish(op));
+            }
+            let mut g = Groups::new(n);
+            self.range_fn_over(*rf, sel, param.as_deref(), &series, &mut |labels, vals| {
+                g.fold(self, op, grouping, labels, vals)
+            })?;
+            return Ok(g.finish(op));
+        }
+        let mut g = Groups::new(n);
+        self.each_series(expr, &mut |labels, vals| {
+            g.fold(self, op, grouping, labels, vals)
+        })?;
+        Ok(g.finish(op))
     }
 
     fn aggregate_whole(&self, agg: &Agg) -> Result<Vec<RS>, Error> {

@@ -7,7 +7,7 @@
 //! produces (any operation on it yields a quiet NaN) and that input values are mapped away from.
 
 use std::borrow::Cow;
-use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::error::Error;
@@ -34,6 +34,31 @@ fn input(v: f64) -> f64 {
     } else {
         f64::NAN
     }
+}
+
+/// A fetched series a selector matched: its labels and its samples as fetched.
+pub(crate) type Fetched<'a> = (&'a Labels, &'a [(i64, f64)]);
+
+/// A series' samples sorted by time with one sample per timestamp (the caller's order is
+/// trusted when it already is), and without staleness markers when `drop_stale` (range
+/// selectors never see them). One pass over the samples when nothing needs changing.
+pub(crate) fn prepared(samples: &[(i64, f64)], drop_stale: bool) -> Cow<'_, [(i64, f64)]> {
+    let mut prev = i64::MIN;
+    let clean = samples.iter().all(|p| {
+        let ok = p.0 > prev && !(drop_stale && is_stale_nan(p.1));
+        prev = p.0;
+        ok
+    });
+    if clean {
+        return Cow::Borrowed(samples);
+    }
+    let mut v: Vec<(i64, f64)> = samples.to_vec();
+    v.sort_by_key(|p| p.0);
+    v.dedup_by_key(|p| p.0);
+    if drop_stale {
+        v.retain(|p| !is_stale_nan(p.1));
+    }
+    Cow::Owned(v)
 }
 
 /// One series of an instant vector evaluated at every step.
@@ -69,7 +94,7 @@ pub(crate) struct Ctx<'a> {
     pub lookback: i64,
     fetched: &'a [Vec<Series>],
     max_samples: usize,
-    used: Cell<usize>,
+    used: AtomicUsize,
     deadline: Instant,
 }
 
@@ -105,7 +130,7 @@ pub(crate) fn run(
         lookback: limits.lookback_ms,
         fetched,
         max_samples: limits.max_samples,
-        used: Cell::new(0),
+        used: AtomicUsize::new(0),
         deadline: Instant::now() + limits.timeout,
     };
     let v = ctx.eval(&query.root)?;
@@ -174,8 +199,8 @@ impl<'a> Ctx<'a> {
 
     /// Counts samples or points against the query's budget.
     pub fn charge(&self, n: usize) -> Result<(), Error> {
-        let used = self.used.get().saturating_add(n);
-        self.used.set(used);
+        // Shared by the threads of a parallel aggregation, hence atomic.
+        let used = self.used.fetch_add(n, Ordering::Relaxed).saturating_add(n);
         if used > self.max_samples {
             return Err(Error::execution(format!(
                 "query processing would load too many samples into memory in query execution (limit {})",
@@ -199,24 +224,17 @@ impl<'a> Ctx<'a> {
         base.saturating_sub(sel.offset_ms)
     }
 
-    /// The fetched series a selector matches, samples sorted by time (the caller's order is
-    /// trusted when already sorted), charged against the budget.
-    pub fn series(&self, sel: &Sel) -> Result<Vec<(&'a Labels, Cow<'a, [(i64, f64)]>)>, Error> {
+    /// The fetched series a selector matches, charged against the budget. Their samples are
+    /// as the caller gave them: [`prepared`] sorts them where that is needed, per series, so
+    /// that work is shared by a parallel aggregation's threads.
+    pub fn series(&self, sel: &Sel) -> Result<Vec<Fetched<'a>>, Error> {
         let mut out = Vec::new();
         for s in &self.fetched[sel.idx] {
             if !sel.matchers.iter().all(|m| m.matches_labels(&s.labels)) {
                 continue;
             }
             self.charge(s.samples.len())?;
-            let samples = if s.samples.windows(2).all(|w| w[0].0 < w[1].0) {
-                Cow::Borrowed(s.samples.as_slice())
-            } else {
-                let mut v = s.samples.clone();
-                v.sort_by_key(|p| p.0);
-                v.dedup_by_key(|p| p.0);
-                Cow::Owned(v)
-            };
-            out.push((&s.labels, samples));
+            out.push((&s.labels, s.samples.as_slice()));
         }
         Ok(out)
     }
@@ -294,6 +312,7 @@ impl<'a> Ctx<'a> {
         let mut out = Vec::new();
         for (labels, samples) in self.series(sel)? {
             self.check_time()?;
+            let samples = prepared(samples, false);
             let mut vals = vec![ABSENT; self.n()];
             let mut any = false;
             for (k, &t) in self.steps.iter().enumerate() {

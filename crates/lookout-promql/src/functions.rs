@@ -3,11 +3,10 @@
 //! label_replace, label_join, histogram_quantile, sort). Numeric details follow Prometheus 2's
 //! `promql/functions.go`, including rate's extrapolation and Go's `math.Min`/`Max` NaN rules.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::error::Error;
-use crate::eval::{drop_name, present, Ctx, ABSENT, RS, V};
+use crate::eval::{drop_name, prepared, present, Ctx, Fetched, ABSENT, RS, V};
 use crate::ir::{Func, Node, RangeFn, Sel};
 use crate::matcher::{anchored, label_value, MatchOp};
 use crate::value::{format_value, is_stale_nan, Labels, Sample};
@@ -35,11 +34,15 @@ impl Ctx<'_> {
                     ));
                 };
                 let range = sel.range_ms.unwrap_or(0);
-                let series = self.series(sel)?;
+                let series: Vec<_> = self
+                    .series(sel)?
+                    .into_iter()
+                    .map(|(_, s)| prepared(s, false))
+                    .collect();
                 let mut vals = vec![1.0; n];
                 for (k, &t) in self.steps.iter().enumerate() {
                     let te = self.eff(sel, t);
-                    let seen = series.iter().any(|(_, s)| {
+                    let seen = series.iter().any(|s| {
                         crate::eval::window(s, te, range)
                             .iter()
                             .any(|p| !is_stale_nan(p.1))
@@ -198,31 +201,43 @@ impl Ctx<'_> {
         args: &[Node],
         f: &mut dyn FnMut(&Labels, &[f64]) -> Result<(), Error>,
     ) -> Result<(), Error> {
+        let (sel, param) = self.range_fn_args(rf, args)?;
+        let series = self.series(sel)?;
+        self.range_fn_over(rf, sel, param.as_deref(), &series, f)
+    }
+
+    /// The range selector of a range function and its scalar parameter, if it has one.
+    pub(crate) fn range_fn_args<'n>(
+        &self,
+        rf: RangeFn,
+        args: &'n [Node],
+    ) -> Result<(&'n Sel, Option<Vec<f64>>), Error> {
         let pos = usize::from(rf == RangeFn::QuantileOverTime);
         let Some(Node::Sel(sel)) = args.get(pos) else {
             return Err(Error::bad_data("expected a range vector selector"));
         };
-        let range = sel.range_ms.unwrap_or(0);
         let param = match rf {
             RangeFn::QuantileOverTime => Some(self.eval_scalar(&args[0])?),
             RangeFn::PredictLinear => Some(self.eval_scalar(&args[1])?),
             _ => None,
         };
+        Ok((sel, param))
+    }
+
+    /// A range function over some of a selector's series (all of them, or one thread's share).
+    pub(crate) fn range_fn_over(
+        &self,
+        rf: RangeFn,
+        sel: &Sel,
+        param: Option<&[f64]>,
+        series: &[Fetched<'_>],
+        f: &mut dyn FnMut(&Labels, &[f64]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let range = sel.range_ms.unwrap_or(0);
         let mut buf = vec![ABSENT; self.n()];
-        for (labels, samples) in self.series(sel)? {
+        for (labels, samples) in series {
             self.check_time()?;
-            // Range selectors never see staleness markers.
-            let samples: Cow<[(i64, f64)]> = if samples.iter().any(|p| is_stale_nan(p.1)) {
-                Cow::Owned(
-                    samples
-                        .iter()
-                        .copied()
-                        .filter(|p| !is_stale_nan(p.1))
-                        .collect(),
-                )
-            } else {
-                samples
-            };
+            let samples = prepared(samples, true);
             let (mut lo, mut hi, mut any) = (0usize, 0usize, false);
             for (k, &t) in self.steps.iter().enumerate() {
                 let te = self.eff(sel, t);
@@ -238,7 +253,7 @@ impl Ctx<'_> {
                 while lo < hi && samples[lo].0 < from {
                     lo += 1;
                 }
-                let p = param.as_ref().map_or(0.0, |p| p[k]);
+                let p = param.map_or(0.0, |p| p[k]);
                 let base = te.saturating_add(sel.offset_ms);
                 buf[k] = match range_value(rf, &samples[lo..hi], te, range, base, p) {
                     Some(v) => {
@@ -250,7 +265,7 @@ impl Ctx<'_> {
             }
             if any {
                 let out = if rf == RangeFn::LastOverTime {
-                    labels.clone()
+                    (*labels).clone()
                 } else {
                     drop_name(labels)
                 };

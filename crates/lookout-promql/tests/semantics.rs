@@ -34,12 +34,26 @@ fn values(v: &Value) -> Vec<f64> {
 #[test]
 fn a_stale_marker_ends_a_series_and_lookback_is_five_minutes() {
     let stale = f64::from_bits(STALE_NAN_BITS);
-    let data = [series("m", "a", &[(0, 1.0), (10_000, 2.0), (20_000, stale)])];
+    let data = [series(
+        "m",
+        "a",
+        &[(0, 1.0), (10_000, 2.0), (20_000, stale)],
+    )];
     assert_eq!(values(&instant("m", 15_000, &data).unwrap()), vec![2.0]);
-    assert!(values(&instant("m", 25_000, &data).unwrap()).is_empty(), "stale");
+    assert!(
+        values(&instant("m", 25_000, &data).unwrap()).is_empty(),
+        "stale"
+    );
     let gone = [series("m", "a", &[(0, 1.0)])];
-    assert_eq!(values(&instant("m", 300_000, &gone).unwrap()), vec![1.0], "lookback closed");
-    assert!(values(&instant("m", 300_001, &gone).unwrap()).is_empty(), "past lookback");
+    assert_eq!(
+        values(&instant("m", 300_000, &gone).unwrap()),
+        vec![1.0],
+        "lookback closed"
+    );
+    assert!(
+        values(&instant("m", 300_001, &gone).unwrap()).is_empty(),
+        "past lookback"
+    );
     // A plain NaN is a value, not a marker.
     let nan = [series("m", "a", &[(0, f64::NAN)])];
     assert!(values(&instant("m", 1, &nan).unwrap())[0].is_nan());
@@ -53,7 +67,11 @@ fn rate_extrapolates_as_prometheus_does() {
     let v = values(&instant("rate(c[1m])", 120_000, &data).unwrap());
     assert!((v[0] - 1.0).abs() < 1e-12, "{v:?}");
     // A reset is counted as a continuation.
-    let reset = [series("c", "a", &[(0, 10.0), (10_000, 20.0), (20_000, 5.0), (30_000, 15.0)])];
+    let reset = [series(
+        "c",
+        "a",
+        &[(0, 10.0), (10_000, 20.0), (20_000, 5.0), (30_000, 15.0)],
+    )];
     let v = values(&instant("increase(c[30s])", 30_000, &reset).unwrap());
     assert!((v[0] - 25.0).abs() < 1e-9, "{v:?}"); // +10, +5 after the reset, +10
 }
@@ -63,8 +81,14 @@ fn selections_apply_offset_at_and_range() {
     let q = Query::parse(r#"rate(x{job=~"a.*"}[5m] offset 1m) + y @ 100"#).unwrap();
     let s = q.selections(1_000_000, 2_000_000, 10_000, 300_000).unwrap();
     assert_eq!(s.len(), 2);
-    assert_eq!((s[0].from_ms, s[0].to_ms), (1_000_000 - 60_000 - 300_000, 2_000_000 - 60_000));
-    assert!(s[0].matchers.iter().any(|m| m.name == "job" && m.matches("api")));
+    assert_eq!(
+        (s[0].from_ms, s[0].to_ms),
+        (1_000_000 - 60_000 - 300_000, 2_000_000 - 60_000)
+    );
+    assert!(s[0]
+        .matchers
+        .iter()
+        .any(|m| m.name == "job" && m.matches("api")));
     assert_eq!((s[1].from_ms, s[1].to_ms), (100_000 - 300_000, 100_000));
 }
 
@@ -82,18 +106,29 @@ fn unsupported_features_are_refused_by_name() {
         assert_eq!(e.to_prometheus_json()["errorType"], "bad_data");
     }
     assert_eq!(Query::parse("sum(").unwrap_err().kind, ErrorKind::BadData);
-    assert_eq!(Query::parse(r#"{job=~".*"}"#).unwrap_err().kind, ErrorKind::BadData);
+    assert_eq!(
+        Query::parse(r#"{job=~".*"}"#).unwrap_err().kind,
+        ErrorKind::BadData
+    );
 }
 
 #[test]
 fn budgets_answer_clear_errors() {
     let q = Query::parse("m").unwrap();
     let e = q.selections(0, 11_000, 1, 300_000).unwrap_err();
-    assert!(e.message.contains("11000") || e.message.contains("maximum resolution"), "{e}");
-    let q = Query::parse("m")
-        .unwrap()
-        .with_limits(Limits { max_samples: 10, ..Limits::default() });
-    let data = vec![vec![series("m", "a", &(0..20).map(|i| (i * 1000, 1.0)).collect::<Vec<_>>())]];
+    assert!(
+        e.message.contains("11000") || e.message.contains("maximum resolution"),
+        "{e}"
+    );
+    let q = Query::parse("m").unwrap().with_limits(Limits {
+        max_samples: 10,
+        ..Limits::default()
+    });
+    let data = vec![vec![series(
+        "m",
+        "a",
+        &(0..20).map(|i| (i * 1000, 1.0)).collect::<Vec<_>>(),
+    )]];
     let e = eval_range(&q, 0, 20_000, 1_000, &data).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Execution);
     assert!(e.message.contains("too many samples"), "{e}");
@@ -109,7 +144,10 @@ fn many_to_many_matching_is_an_error_not_a_number() {
 
 #[test]
 fn range_results_are_sorted_matrices_with_prometheus_json() {
-    let data = vec![vec![series("m", "b", &[(0, 1.0)]), series("m", "a", &[(0, 2.0)])]];
+    let data = vec![vec![
+        series("m", "b", &[(0, 1.0)]),
+        series("m", "a", &[(0, 2.0)]),
+    ]];
     let q = Query::parse("m").unwrap();
     let v = eval_range(&q, 0, 2_000, 1_000, &data).unwrap();
     let json = v.to_prometheus_json();
