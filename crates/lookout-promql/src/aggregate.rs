@@ -328,6 +328,8 @@ impl Ctx<'_> {
             Ok(())
         };
         let mut members: Vec<Vec<usize>> = vec![Vec::new(); keys.len()];
+        // `k` indexes the parameter, every input series and the output at once.
+        #[allow(clippy::needless_range_loop)]
         for k in 0..n {
             self.check_time()?;
             for m in members.iter_mut() {

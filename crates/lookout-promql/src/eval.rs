@@ -61,6 +61,9 @@ pub(crate) fn prepared(samples: &[(i64, f64)], drop_stale: bool) -> Cow<'_, [(i6
     Cow::Owned(v)
 }
 
+/// Where series streamed out of a node go, one at a time: labels and a value per step.
+pub(crate) type Sink<'s> = dyn FnMut(&Labels, &[f64]) -> Result<(), Error> + 's;
+
 /// One series of an instant vector evaluated at every step.
 #[derive(Debug, Clone)]
 pub(crate) struct RS {
@@ -292,11 +295,7 @@ impl<'a> Ctx<'a> {
     /// Calls `f` with each series of an instant-vector node. Selectors and range functions
     /// over selectors stream one series at a time so an aggregation over them never holds the
     /// whole vector; other nodes are evaluated, then walked.
-    pub fn each_series(
-        &self,
-        node: &Node,
-        f: &mut dyn FnMut(&Labels, &[f64]) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+    pub fn each_series(&self, node: &Node, f: &mut Sink<'_>) -> Result<(), Error> {
         match node {
             Node::Call(crate::ir::Func::Range(rf), args) => self.range_fn_each(*rf, args, f),
             _ => {
@@ -345,10 +344,9 @@ impl<'a> Ctx<'a> {
         let te = self.eff(sel, self.steps[0]);
         let mut out = Vec::new();
         for (labels, samples) in self.series(sel)? {
-            let w = window(&samples, te, range);
-            let points: Vec<(i64, f64)> = w
+            let samples = prepared(samples, true);
+            let points: Vec<(i64, f64)> = window(&samples, te, range)
                 .iter()
-                .filter(|p| !is_stale_nan(p.1))
                 .map(|p| (p.0, input(p.1)))
                 .collect();
             if !points.is_empty() {

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::error::Error;
-use crate::eval::{drop_name, prepared, present, Ctx, Fetched, ABSENT, RS, V};
+use crate::eval::{drop_name, prepared, present, Ctx, Fetched, Sink, ABSENT, RS, V};
 use crate::ir::{Func, Node, RangeFn, Sel};
 use crate::matcher::{anchored, label_value, MatchOp};
 use crate::value::{format_value, is_stale_nan, Labels, Sample};
@@ -199,7 +199,7 @@ impl Ctx<'_> {
         &self,
         rf: RangeFn,
         args: &[Node],
-        f: &mut dyn FnMut(&Labels, &[f64]) -> Result<(), Error>,
+        f: &mut Sink<'_>,
     ) -> Result<(), Error> {
         let (sel, param) = self.range_fn_args(rf, args)?;
         let series = self.series(sel)?;
@@ -231,7 +231,7 @@ impl Ctx<'_> {
         sel: &Sel,
         param: Option<&[f64]>,
         series: &[Fetched<'_>],
-        f: &mut dyn FnMut(&Labels, &[f64]) -> Result<(), Error>,
+        f: &mut Sink<'_>,
     ) -> Result<(), Error> {
         let range = sel.range_ms.unwrap_or(0);
         let mut buf = vec![ABSENT; self.n()];
@@ -684,7 +684,7 @@ pub(crate) fn quantile(q: f64, vals: &mut [f64]) -> f64 {
 }
 
 /// Prometheus's `bucketQuantile` over classic buckets (upper bound, cumulative count).
-fn bucket_quantile(q: f64, b: &mut Vec<(f64, f64)>) -> f64 {
+fn bucket_quantile(q: f64, b: &mut [(f64, f64)]) -> f64 {
     if q.is_nan() {
         return f64::NAN;
     }

@@ -95,9 +95,12 @@ fn ms(v: &Json) -> i64 {
     (v.as_f64().unwrap() * 1000.0).round() as i64
 }
 
+/// Labels (as text) → points.
+type Points = BTreeMap<String, Vec<(i64, f64)>>;
+
 /// A query result in comparable form: labels → [(t, v)] (one point for vectors and scalars),
 /// and the order of values when the query sorts.
-fn normalise(data: &Json) -> (BTreeMap<String, Vec<(i64, f64)>>, Vec<f64>) {
+fn normalise(data: &Json) -> (Points, Vec<f64>) {
     let mut out = BTreeMap::new();
     let mut order = Vec::new();
     let key = |m: &Json| format!("{:?}", labels_of(m));

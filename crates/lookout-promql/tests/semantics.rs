@@ -155,3 +155,51 @@ fn range_results_are_sorted_matrices_with_prometheus_json() {
     assert_eq!(json["result"][0]["metric"]["job"], "a");
     assert_eq!(json["result"][0]["values"][2][1], "2");
 }
+
+#[test]
+fn the_parallel_aggregation_agrees_with_the_sequential_one() {
+    // 3,000 series take the threaded path of `sum by (x) (rate(...))`; `rate(...) * 1` makes
+    // the same sum walk a materialised vector on one thread.
+    let data: Vec<Series> = (0..3_000i64)
+        .map(|i| Series {
+            labels: vec![
+                ("__name__".into(), "m".into()),
+                ("i".into(), i.to_string()),
+                ("x".into(), format!("g{}", i % 7)),
+            ],
+            samples: (0..40i64)
+                .map(|k| (k * 15_000 + (i % 15) * 1000, (k * (i % 5 + 1)) as f64))
+                .collect(),
+        })
+        .collect();
+    let run = |text: &str, op: &str| {
+        let q = Query::parse(&format!("{op} by (x) ({text})")).unwrap();
+        let fetched: Vec<Vec<Series>> = q
+            .selections(0, 600_000, 30_000, 300_000)
+            .unwrap()
+            .iter()
+            .map(|_| data.clone())
+            .collect();
+        eval_range(&q, 0, 600_000, 30_000, &fetched).unwrap()
+    };
+    for op in ["sum", "count", "min", "max", "group"] {
+        let (Value::Matrix(a), Value::Matrix(b)) =
+            (run("rate(m[1m])", op), run("rate(m[1m]) * 1", op))
+        else {
+            panic!("matrices expected")
+        };
+        assert_eq!(a.len(), 7, "{op}");
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.labels, y.labels);
+            assert_eq!(x.points.len(), y.points.len());
+            for (p, q) in x.points.iter().zip(&y.points) {
+                assert_eq!(p.0, q.0);
+                assert!(
+                    (p.1 - q.1).abs() <= 1e-9 * p.1.abs().max(q.1.abs()),
+                    "{op}: {p:?} vs {q:?}"
+                );
+            }
+        }
+    }
+}
