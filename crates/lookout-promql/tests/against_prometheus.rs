@@ -1,5 +1,5 @@
 //! The evaluator against a real Prometheus (Debian's `prometheus` package, 2.42): Prometheus
-//! scrapes itself and `prometheus-node-exporter` every second for about 40 s; the test reads
+//! scrapes itself, `prometheus-node-exporter` and the test's own exporter every second for 40 s; the test reads
 //! every raw sample back, rebuilds the staleness markers Prometheus wrote (a series missing from
 //! a scrape of its target), loads them into the crate, and asks both the same queries at the
 //! same instants and ranges. Label sets and counts must be equal, values within 1e-9 relative.
@@ -279,6 +279,60 @@ fn ours(query: &str, all: &[Series], start: i64, end: i64, step: i64, instant: b
     v.to_prometheus_json()
 }
 
+/// A tiny exporter of the test's own whose series do what real ones do now and then: a
+/// counter that resets, a series that flaps (Prometheus writes staleness markers when it
+/// vanishes), one that goes away for good, NaN and infinite values, a classic histogram.
+/// `n` counts scrapes, so every scrape sees new values.
+fn start_exporter() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { continue };
+            let mut req = Vec::new();
+            let mut byte = [0u8; 1];
+            while !req.ends_with(b"\r\n\r\n") && conn.read(&mut byte).map_or(false, |r| r == 1) {
+                req.push(byte[0]);
+            }
+            let n = n as f64;
+            let mut body = String::new();
+            body += "# TYPE lookout_test_counter counter\n";
+            body += &format!(
+                "lookout_test_counter{{kind=\"resetting\"}} {}\n",
+                (n % 13.0) * 3.0
+            );
+            body += &format!("lookout_test_counter{{kind=\"steady\"}} {}\n", n * 2.5);
+            if (n as u64 / 8) % 2 == 0 {
+                body += &format!("lookout_test_gauge{{kind=\"flap\"}} {n}\n");
+            }
+            body += "lookout_test_gauge{kind=\"nan\"} NaN\n";
+            body += "lookout_test_gauge{kind=\"inf\"} +Inf\n";
+            body += &format!("lookout_test_gauge{{kind=\"neg\"}} {}\n", -1.5 * n);
+            if n < 10.0 {
+                body += "lookout_test_gone 1\n";
+            }
+            body += "# TYPE lookout_test_latency_seconds histogram\n";
+            for (le, f) in [("0.1", 1.0), ("0.5", 2.5), ("+Inf", 3.0)] {
+                body += &format!(
+                    "lookout_test_latency_seconds_bucket{{le=\"{le}\"}} {}\n",
+                    (n * f).floor()
+                );
+            }
+            body += &format!(
+                "lookout_test_latency_seconds_sum {}\nlookout_test_latency_seconds_count {}\n",
+                n * 0.7,
+                (n * 3.0).floor()
+            );
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
 #[test]
 fn same_answers_as_a_real_prometheus() {
     let Some(prometheus) = find("prometheus") else {
@@ -291,8 +345,9 @@ fn same_answers_as_a_real_prometheus() {
     };
     let dir = tempfile::tempdir().unwrap();
     let prom_port = free_port();
+    let own_port = start_exporter();
     let mut targets = format!(
-        "  - job_name: prometheus\n    static_configs: [{{targets: ['127.0.0.1:{prom_port}']}}]\n"
+        "  - job_name: prometheus\n    static_configs: [{{targets: ['127.0.0.1:{prom_port}']}}]\n  - job_name: own\n    static_configs: [{{targets: ['127.0.0.1:{own_port}']}}]\n"
     );
     let _exporter = find("prometheus-node-exporter").map(|bin| {
         let port = free_port();
@@ -435,6 +490,25 @@ fn same_answers_as_a_real_prometheus() {
         "-go_goroutines",
         "2 ^ 3 % 5",
         "sum(rate(prometheus_http_requests_total[10s])) by (handler)",
+        "lookout_test_gauge",
+        "lookout_test_gone",
+        "absent(lookout_test_gone)",
+        "last_over_time(lookout_test_gone[10m])",
+        "rate(lookout_test_counter[10s])",
+        "increase(lookout_test_counter[20s])",
+        "resets(lookout_test_counter[20s])",
+        "irate(lookout_test_counter[5s])",
+        "count_over_time(lookout_test_gauge[20s])",
+        "sum(lookout_test_gauge)",
+        "max(lookout_test_gauge)",
+        "min(lookout_test_gauge)",
+        "avg(lookout_test_gauge)",
+        "quantile(0.5, lookout_test_gauge)",
+        "lookout_test_gauge > 0",
+        "lookout_test_gauge / lookout_test_gauge",
+        "histogram_quantile(0.75, rate(lookout_test_latency_seconds_bucket[10s]))",
+        "histogram_quantile(0.3, lookout_test_latency_seconds_bucket)",
+        "rate(lookout_test_latency_seconds_sum[10s]) / rate(lookout_test_latency_seconds_count[10s])",
     ]
     .iter()
     .map(|q| (q.to_string(), false))
@@ -443,6 +517,8 @@ fn same_answers_as_a_real_prometheus() {
         (format!("rate(process_cpu_seconds_total[10s] @ {at1})"), false),
         ("sort(node_cpu_seconds_total)".to_string(), true),
         ("sort_desc(rate(node_cpu_seconds_total[10s]))".to_string(), true),
+        ("sort_desc(lookout_test_gauge)".to_string(), true),
+        ("sort(lookout_test_gauge)".to_string(), true),
     ])
     .collect();
     let range_too = |q: &str| !q.contains("sort");
@@ -498,7 +574,11 @@ fn same_answers_as_a_real_prometheus() {
     );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     // An empty answer compares equal vacuously: only the queries meant to be empty may be.
-    empty.retain(|q| !q.starts_with("absent(up)"));
+    empty.retain(|q| {
+        !q.starts_with("absent(up)")
+            && !q.starts_with("lookout_test_gone @")
+            && !q.starts_with("lookout_test_gauge > 0")
+    });
     assert!(
         empty.is_empty(),
         "queries that Prometheus answered with nothing: {empty:?}"
