@@ -1,9 +1,10 @@
 //! The evaluator against a real Prometheus (Debian's `prometheus` package, 2.42): Prometheus
-//! scrapes itself, `prometheus-node-exporter` and the test's own exporter every second for 40 s; the test reads
-//! every raw sample back, rebuilds the staleness markers Prometheus wrote (a series missing from
-//! a scrape of its target), loads them into the crate, and asks both the same queries at the
-//! same instants and ranges. Label sets and counts must be equal, values within 1e-9 relative.
-//! Under CI=true a missing `prometheus` binary is a failure; elsewhere the test says so and passes.
+//! scrapes itself, `prometheus-node-exporter` and the test's own exporter every second for
+//! 40 s; the test reads every raw sample back, rebuilds the staleness markers Prometheus wrote
+//! (a series missing from a scrape of its target), loads them into the crate, and asks both the
+//! same queries at the same instants and ranges. Label sets and counts must be equal, values
+//! within 1e-9 relative. Under CI=true a missing `prometheus` or node exporter is a failure;
+//! elsewhere the test says so and passes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -291,7 +292,7 @@ fn start_exporter() -> u16 {
             let Ok(mut conn) = conn else { continue };
             let mut req = Vec::new();
             let mut byte = [0u8; 1];
-            while !req.ends_with(b"\r\n\r\n") && conn.read(&mut byte).map_or(false, |r| r == 1) {
+            while !req.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|r| r == 1) {
                 req.push(byte[0]);
             }
             let n = n as f64;
@@ -302,7 +303,7 @@ fn start_exporter() -> u16 {
                 (n % 13.0) * 3.0
             );
             body += &format!("lookout_test_counter{{kind=\"steady\"}} {}\n", n * 2.5);
-            if (n as u64 / 8) % 2 == 0 {
+            if (n as u64 / 8).is_multiple_of(2) {
                 body += &format!("lookout_test_gauge{{kind=\"flap\"}} {n}\n");
             }
             body += "lookout_test_gauge{kind=\"nan\"} NaN\n";
@@ -335,12 +336,12 @@ fn start_exporter() -> u16 {
 
 #[test]
 fn same_answers_as_a_real_prometheus() {
-    let Some(prometheus) = find("prometheus") else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "prometheus is not installed (scripts/setup-test-deps installs it)"
-        );
-        eprintln!("SKIPPED: prometheus is not installed (apt-get install prometheus)");
+    let (Some(prometheus), Some(node_exporter)) =
+        (find("prometheus"), find("prometheus-node-exporter"))
+    else {
+        let missing = "prometheus or prometheus-node-exporter is not installed (scripts/setup-test-deps installs both)";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{missing}");
+        eprintln!("SKIPPED: {missing}");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -349,7 +350,7 @@ fn same_answers_as_a_real_prometheus() {
     let mut targets = format!(
         "  - job_name: prometheus\n    static_configs: [{{targets: ['127.0.0.1:{prom_port}']}}]\n  - job_name: own\n    static_configs: [{{targets: ['127.0.0.1:{own_port}']}}]\n"
     );
-    let _exporter = find("prometheus-node-exporter").map(|bin| {
+    let _exporter = Some(node_exporter).map(|bin| {
         let port = free_port();
         targets += &format!(
             "  - job_name: node\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
