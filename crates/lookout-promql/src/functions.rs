@@ -164,6 +164,8 @@ impl Ctx<'_> {
             // Order only matters for an instant query's result, where `sort_if_asked` applies it.
             Func::Sort | Func::SortDesc => V::Vector(self.eval_vector(&args[0])?),
             Func::HistogramQuantile => V::Vector(self.histogram_quantile(args)?),
+            Func::Date(part) => self.date_fn(part, args)?,
+            Func::Timestamp => self.timestamp_fn(args)?,
         })
     }
 

@@ -13,6 +13,7 @@ use promql_parser::parser::{
     VectorMatchCardinality, VectorSelector,
 };
 
+use crate::calendar::DatePart;
 use crate::error::Error;
 use crate::matcher::{MatchOp, Matcher};
 
@@ -164,6 +165,8 @@ pub(crate) enum Func {
     Sort,
     SortDesc,
     HistogramQuantile,
+    Date(crate::calendar::DatePart),
+    Timestamp,
 }
 
 #[derive(Debug, Clone)]
@@ -311,6 +314,15 @@ fn call(c: &Call, sels: &mut Vec<Sel>) -> Result<Node, Error> {
         "sort" => Func::Sort,
         "sort_desc" => Func::SortDesc,
         "histogram_quantile" => Func::HistogramQuantile,
+        "year" => Func::Date(DatePart::Year),
+        "month" => Func::Date(DatePart::Month),
+        "day_of_month" => Func::Date(DatePart::DayOfMonth),
+        "day_of_week" => Func::Date(DatePart::DayOfWeek),
+        "day_of_year" => Func::Date(DatePart::DayOfYear),
+        "days_in_month" => Func::Date(DatePart::DaysInMonth),
+        "hour" => Func::Date(DatePart::Hour),
+        "minute" => Func::Date(DatePart::Minute),
+        "timestamp" => Func::Timestamp,
         other => return Err(Error::unsupported(format!("function \"{other}\""))),
     };
     let mut args = Vec::with_capacity(c.args.args.len());

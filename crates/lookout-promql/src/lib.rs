@@ -19,6 +19,7 @@
 
 mod aggregate;
 mod binary;
+mod calendar;
 mod error;
 mod eval;
 mod functions;
