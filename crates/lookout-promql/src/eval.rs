@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::error::Error;
-use crate::ir::{At, Node, Sel};
+use crate::ir::{At, Node, Sel, Sub};
 use crate::value::{is_stale_nan, Labels, RangeSeries, Sample, Series, Value};
 use crate::Query;
 
@@ -99,6 +99,7 @@ pub(crate) struct Ctx<'a> {
     max_samples: usize,
     used: AtomicUsize,
     deadline: Instant,
+    subquery_step: i64,
 }
 
 pub(crate) fn run(
@@ -135,6 +136,7 @@ pub(crate) fn run(
         max_samples: limits.max_samples,
         used: AtomicUsize::new(0),
         deadline: Instant::now() + limits.timeout,
+        subquery_step: limits.subquery_step_ms.max(1),
     };
     let v = ctx.eval(&query.root)?;
     if instant {
@@ -273,7 +275,80 @@ impl<'a> Ctx<'a> {
             Node::Call(func, args) => self.call(*func, args)?,
             Node::Agg(agg) => V::Vector(self.aggregate(agg)?),
             Node::Bin(bin) => self.binary(bin)?,
+            Node::Sub(sub) => {
+                // As a query's result (instant only): the points of the window, like `x[5m]`.
+                let sel = sub.as_sel();
+                let te = self.eff(&sel, self.steps[0]);
+                let series = self.subquery_series(sub)?;
+                V::Matrix(
+                    series
+                        .into_iter()
+                        .filter_map(|(labels, points)| {
+                            let points = window(&points, te, sub.range_ms).to_vec();
+                            (!points.is_empty()).then_some(RangeSeries { labels, points })
+                        })
+                        .collect(),
+                )
+            }
         })
+    }
+
+    /// Evaluates a subquery's inner expression on its own grid: steps aligned to multiples of
+    /// its step, from the first outer time less offset and range to the last less offset (as
+    /// Prometheus's `evalSubquery`). Points as (time, value) per series.
+    pub fn subquery_series(&self, sub: &Sub) -> Result<Vec<(Labels, Vec<(i64, f64)>)>, Error> {
+        let step = sub.step_ms.unwrap_or(self.subquery_step);
+        let (first, last) = match sub.at {
+            Some(at) => {
+                let t = at_ms(at, self.start, self.end);
+                (t, t)
+            }
+            None => (self.steps[0], *self.steps.last().unwrap_or(&self.steps[0])),
+        };
+        let raw = first
+            .saturating_sub(sub.offset_ms)
+            .saturating_sub(sub.range_ms);
+        let mut inner_start = step * (raw / step);
+        if inner_start < raw {
+            inner_start += step;
+        }
+        let inner_end = last.saturating_sub(sub.offset_ms);
+        let count = if inner_end < inner_start {
+            0
+        } else {
+            (inner_end - inner_start) / step + 1
+        };
+        self.charge(usize::try_from(count).unwrap_or(usize::MAX))?;
+        let inner = Ctx {
+            steps: (0..count).map(|k| inner_start + k * step).collect(),
+            start: self.start,
+            end: self.end,
+            lookback: self.lookback,
+            fetched: self.fetched,
+            max_samples: self.max_samples,
+            used: AtomicUsize::new(self.used.load(Ordering::Relaxed)),
+            deadline: self.deadline,
+            subquery_step: self.subquery_step,
+        };
+        if inner.steps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let series = inner.eval_vector(&sub.expr)?;
+        self.used
+            .fetch_max(inner.used.load(Ordering::Relaxed), Ordering::Relaxed);
+        Ok(series
+            .into_iter()
+            .map(|s| {
+                let points = inner
+                    .steps
+                    .iter()
+                    .zip(&s.vals)
+                    .filter(|(_, v)| present(**v))
+                    .map(|(t, v)| (*t, *v))
+                    .collect();
+                (s.labels, points)
+            })
+            .collect())
     }
 
     /// Evaluates a node that must be an instant vector.

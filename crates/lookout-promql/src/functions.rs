@@ -203,9 +203,24 @@ impl Ctx<'_> {
         args: &[Node],
         f: &mut Sink<'_>,
     ) -> Result<(), Error> {
+        let pos = usize::from(rf == RangeFn::QuantileOverTime);
+        if let Some(Node::Sub(sub)) = args.get(pos) {
+            let param = self.range_param(rf, args)?;
+            let owned = self.subquery_series(sub)?;
+            let series: Vec<Fetched<'_>> = owned.iter().map(|(l, p)| (l, p.as_slice())).collect();
+            return self.range_fn_over(rf, &sub.as_sel(), param.as_deref(), &series, f);
+        }
         let (sel, param) = self.range_fn_args(rf, args)?;
         let series = self.series(sel)?;
         self.range_fn_over(rf, sel, param.as_deref(), &series, f)
+    }
+
+    fn range_param(&self, rf: RangeFn, args: &[Node]) -> Result<Option<Vec<f64>>, Error> {
+        Ok(match rf {
+            RangeFn::QuantileOverTime => Some(self.eval_scalar(&args[0])?),
+            RangeFn::PredictLinear => Some(self.eval_scalar(&args[1])?),
+            _ => None,
+        })
     }
 
     /// The range selector of a range function and its scalar parameter, if it has one.
@@ -218,12 +233,7 @@ impl Ctx<'_> {
         let Some(Node::Sel(sel)) = args.get(pos) else {
             return Err(Error::bad_data("expected a range vector selector"));
         };
-        let param = match rf {
-            RangeFn::QuantileOverTime => Some(self.eval_scalar(&args[0])?),
-            RangeFn::PredictLinear => Some(self.eval_scalar(&args[1])?),
-            _ => None,
-        };
-        Ok((sel, param))
+        Ok((sel, self.range_param(rf, args)?))
     }
 
     /// A range function over some of a selector's series (all of them, or one thread's share).

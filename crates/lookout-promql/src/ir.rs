@@ -25,6 +25,47 @@ pub(crate) enum At {
     Ms(i64),
 }
 
+/// A subquery around a selector: its offset, range and `@`, which widen what must be fetched.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Enclosing {
+    pub offset_ms: i64,
+    pub range_ms: i64,
+    pub at: Option<At>,
+}
+
+/// `expr[range:step] offset o @ t`: the inner expression evaluated on its own step grid.
+#[derive(Debug, Clone)]
+pub(crate) struct Sub {
+    pub expr: Node,
+    pub range_ms: i64,
+    /// `None`: the default step ([`crate::Limits::subquery_step_ms`]).
+    pub step_ms: Option<i64>,
+    pub offset_ms: i64,
+    pub at: Option<At>,
+}
+
+impl Sub {
+    /// The subquery seen as the range selector a range function reads (over its own points).
+    pub fn as_sel(&self) -> Sel {
+        Sel {
+            idx: usize::MAX,
+            matchers: Vec::new(),
+            offset_ms: self.offset_ms,
+            at: self.at,
+            range_ms: Some(self.range_ms),
+            enclosing: Vec::new(),
+        }
+    }
+}
+
+/// What lowering collects on the way: the selectors in order, and the subqueries around the
+/// current point.
+#[derive(Debug, Default)]
+pub(crate) struct Lowering {
+    pub sels: Vec<Sel>,
+    enclosing: Vec<Enclosing>,
+}
+
 /// A vector or matrix selector, numbered in the order `selections()` lists them.
 #[derive(Debug, Clone)]
 pub(crate) struct Sel {
@@ -34,6 +75,8 @@ pub(crate) struct Sel {
     pub at: Option<At>,
     /// `Some(range)` for a matrix selector `x[5m]`.
     pub range_ms: Option<i64>,
+    /// The subqueries this selector is inside, outermost first.
+    pub enclosing: Vec<Enclosing>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,10 +221,11 @@ pub(crate) enum Node {
     Agg(Box<Agg>),
     Neg(Box<Node>),
     Bin(Box<Bin>),
+    Sub(Box<Sub>),
 }
 
 /// Translates a parsed expression, numbering selectors into `sels`.
-pub(crate) fn lower(expr: &Expr, sels: &mut Vec<Sel>) -> Result<Node, Error> {
+pub(crate) fn lower(expr: &Expr, sels: &mut Lowering) -> Result<Node, Error> {
     Ok(match expr {
         Expr::NumberLiteral(n) => Node::Num(n.val),
         Expr::StringLiteral(s) => Node::Str(s.val.clone()),
@@ -191,7 +235,26 @@ pub(crate) fn lower(expr: &Expr, sels: &mut Vec<Sel>) -> Result<Node, Error> {
         Expr::MatrixSelector(ms) => {
             Node::Sel(selector(&ms.vs, Some(duration_ms(&ms.range)), sels)?)
         }
-        Expr::Subquery(_) => return Err(Error::unsupported("a subquery (`expr[range:step]`)")),
+        Expr::Subquery(sq) => {
+            let offset_ms = offset_ms(&sq.offset);
+            let at = sq.at.as_ref().map(at_of);
+            let range_ms = duration_ms(&sq.range);
+            let step_ms = sq.step.as_ref().map(duration_ms).filter(|s| *s > 0);
+            sels.enclosing.push(Enclosing {
+                offset_ms,
+                range_ms,
+                at,
+            });
+            let inner = lower(&sq.expr, sels);
+            sels.enclosing.pop();
+            Node::Sub(Box::new(Sub {
+                expr: inner?,
+                range_ms,
+                step_ms,
+                offset_ms,
+                at,
+            }))
+        }
         Expr::Extension(_) => return Err(Error::unsupported("an extension expression")),
         Expr::Call(c) => call(c, sels)?,
         Expr::Aggregate(a) => Node::Agg(Box::new(aggregate(a, sels)?)),
@@ -203,7 +266,7 @@ fn duration_ms(d: &Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
-fn selector(vs: &VectorSelector, range_ms: Option<i64>, sels: &mut Vec<Sel>) -> Result<Sel, Error> {
+fn selector(vs: &VectorSelector, range_ms: Option<i64>, sels: &mut Lowering) -> Result<Sel, Error> {
     if !vs.matchers.or_matchers.is_empty() {
         return Err(Error::unsupported("`or` inside a selector's braces"));
     }
@@ -225,25 +288,32 @@ fn selector(vs: &VectorSelector, range_ms: Option<i64>, sels: &mut Vec<Sel>) -> 
             "vector selector must contain at least one non-empty matcher",
         ));
     }
-    let offset_ms = match &vs.offset {
+    let sel = Sel {
+        idx: sels.sels.len(),
+        matchers,
+        offset_ms: offset_ms(&vs.offset),
+        at: vs.at.as_ref().map(at_of),
+        range_ms,
+        enclosing: sels.enclosing.clone(),
+    };
+    sels.sels.push(sel.clone());
+    Ok(sel)
+}
+
+fn offset_ms(o: &Option<Offset>) -> i64 {
+    match o {
         None => 0,
         Some(Offset::Pos(d)) => duration_ms(d),
         Some(Offset::Neg(d)) => -duration_ms(d),
-    };
-    let at = vs.at.as_ref().map(|a| match a {
+    }
+}
+
+fn at_of(a: &AtModifier) -> At {
+    match a {
         AtModifier::Start => At::Start,
         AtModifier::End => At::End,
         AtModifier::At(t) => At::Ms(system_time_ms(t)),
-    });
-    let sel = Sel {
-        idx: sels.len(),
-        matchers,
-        offset_ms,
-        at,
-        range_ms,
-    };
-    sels.push(sel.clone());
-    Ok(sel)
+    }
 }
 
 fn system_time_ms(t: &SystemTime) -> i64 {
@@ -253,7 +323,7 @@ fn system_time_ms(t: &SystemTime) -> i64 {
     }
 }
 
-fn call(c: &Call, sels: &mut Vec<Sel>) -> Result<Node, Error> {
+fn call(c: &Call, sels: &mut Lowering) -> Result<Node, Error> {
     use RangeFn::*;
     let name = c.func.name;
     let func = match name {
@@ -329,15 +399,20 @@ fn call(c: &Call, sels: &mut Vec<Sel>) -> Result<Node, Error> {
     for a in &c.args.args {
         args.push(lower(a, sels)?);
     }
-    // A range function needs a matrix selector where its range argument is; promql-parser
-    // checks types, so anything else here is a subquery, refused above.
+    // A range function needs a matrix selector or a subquery where its range argument is;
+    // promql-parser checks types, this keeps the evaluator from ever seeing anything else.
     if let Func::Range(f) = func {
         let pos = usize::from(f == QuantileOverTime);
-        if !matches!(args.get(pos), Some(Node::Sel(s)) if s.range_ms.is_some()) {
+        if !matches!(args.get(pos), Some(Node::Sel(s)) if s.range_ms.is_some())
+            && !matches!(args.get(pos), Some(Node::Sub(_)))
+        {
             return Err(Error::bad_data(format!(
                 "{name}() needs a range vector selector"
             )));
         }
+    }
+    if matches!(func, Func::AbsentOverTime) && !matches!(args.first(), Some(Node::Sel(_))) {
+        return Err(Error::unsupported("absent_over_time() of a subquery"));
     }
     Ok(Node::Call(func, args))
 }
@@ -356,7 +431,7 @@ fn label_list(m: &LabelModifier) -> Vec<String> {
     m.labels().labels.clone()
 }
 
-fn aggregate(a: &AggregateExpr, sels: &mut Vec<Sel>) -> Result<Agg, Error> {
+fn aggregate(a: &AggregateExpr, sels: &mut Lowering) -> Result<Agg, Error> {
     let op = match a.op.id() {
         token::T_SUM => AggOp::Sum,
         token::T_AVG => AggOp::Avg,
@@ -391,7 +466,7 @@ fn aggregate(a: &AggregateExpr, sels: &mut Vec<Sel>) -> Result<Agg, Error> {
     })
 }
 
-fn binary(b: &BinaryExpr, sels: &mut Vec<Sel>) -> Result<Bin, Error> {
+fn binary(b: &BinaryExpr, sels: &mut Lowering) -> Result<Bin, Error> {
     let op = bin_op(a_token(&b.op))?;
     let lhs = lower(&b.lhs, sels)?;
     let rhs = lower(&b.rhs, sels)?;

@@ -50,6 +50,9 @@ pub struct Limits {
     pub timeout: Duration,
     /// How far back a vector selector looks for a sample.
     pub lookback_ms: i64,
+    /// The step of a subquery written without one (`x[1h:]`): Prometheus uses its global
+    /// `evaluation_interval`, 1 minute by default.
+    pub subquery_step_ms: i64,
 }
 
 impl Default for Limits {
@@ -59,6 +62,7 @@ impl Default for Limits {
             max_steps: 11_000,
             timeout: Duration::from_secs(120),
             lookback_ms: DEFAULT_LOOKBACK_MS,
+            subquery_step_ms: 60_000,
         }
     }
 }
@@ -93,12 +97,12 @@ impl Query {
             return Err(Error::bad_data("query text is longer than 65,536 bytes"));
         }
         let expr = promql_parser::parser::parse(text).map_err(Error::bad_data)?;
-        let mut sels = Vec::new();
-        let root = ir::lower(&expr, &mut sels)?;
+        let mut lowering = ir::Lowering::default();
+        let root = ir::lower(&expr, &mut lowering)?;
         Ok(Query {
             text: text.to_string(),
             root,
-            sels,
+            sels: lowering.sels,
             limits: Limits::default(),
         })
     }
@@ -136,12 +140,27 @@ impl Query {
             .iter()
             .map(|s| {
                 let window = s.range_ms.unwrap_or(lookback_ms);
+                // Each subquery around the selector moves its evaluation span back by its
+                // offset and widens it by its range (or pins it with `@`).
+                let mut span = (start_ms, end_ms);
+                for e in &s.enclosing {
+                    if let Some(at) = e.at {
+                        let t = eval::at_ms(at, start_ms, end_ms);
+                        span = (t, t);
+                    }
+                    span = (
+                        span.0
+                            .saturating_sub(e.offset_ms)
+                            .saturating_sub(e.range_ms),
+                        span.1.saturating_sub(e.offset_ms),
+                    );
+                }
                 let (first, last) = match s.at {
                     Some(at) => {
                         let t = eval::at_ms(at, start_ms, end_ms);
                         (t, t)
                     }
-                    None => (start_ms, end_ms),
+                    None => span,
                 };
                 Selection {
                     matchers: s.matchers.clone(),

@@ -97,7 +97,7 @@ fn unsupported_features_are_refused_by_name() {
     for (q, name) in [
         ("holt_winters(x[5m], 0.5, 0.5)", "holt_winters"),
         ("histogram_count(x)", "histogram_count"),
-        ("rate(x[5m:1m])", "subquery"),
+        ("absent_over_time(x[5m:1m])", "subquery"),
     ] {
         let e = Query::parse(q).unwrap_err();
         assert_eq!(e.kind, ErrorKind::BadData);
@@ -201,4 +201,30 @@ fn the_parallel_aggregation_agrees_with_the_sequential_one() {
             }
         }
     }
+}
+
+#[test]
+fn subqueries_evaluate_on_their_own_aligned_grid() {
+    // A gauge equal to its time in minutes; `[10m:]` uses the default 1-minute step, so the
+    // window at 30 min holds the inner points of minutes 20..=30.
+    let data: Vec<Series> = vec![series(
+        "g",
+        "a",
+        &(0..=40).map(|m| (m * 60_000, m as f64)).collect::<Vec<_>>(),
+    )];
+    let t = 30 * 60_000;
+    assert_eq!(
+        values(&instant("count_over_time(g[10m:])", t, &data).unwrap()),
+        vec![11.0]
+    );
+    assert_eq!(
+        values(&instant("min_over_time(g[10m:2m] offset 4m)", t, &data).unwrap()),
+        vec![16.0]
+    );
+    let q = Query::parse("max_over_time(rate(g[5m])[1h:5m] offset 1m)").unwrap();
+    let s = q.selections(3_600_000, 7_200_000, 60_000, 300_000).unwrap();
+    assert_eq!(
+        (s[0].from_ms, s[0].to_ms),
+        (3_600_000 - 60_000 - 3_600_000 - 300_000, 7_200_000 - 60_000)
+    );
 }
