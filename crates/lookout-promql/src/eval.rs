@@ -283,9 +283,12 @@ impl<'a> Ctx<'a> {
                 V::Matrix(
                     series
                         .into_iter()
-                        .filter_map(|(labels, points)| {
-                            let points = window(&points, te, sub.range_ms).to_vec();
-                            (!points.is_empty()).then_some(RangeSeries { labels, points })
+                        .filter_map(|s| {
+                            let points = window(&s.points, te, sub.range_ms).to_vec();
+                            (!points.is_empty()).then_some(RangeSeries {
+                                labels: s.labels,
+                                points,
+                            })
                         })
                         .collect(),
                 )
@@ -296,7 +299,7 @@ impl<'a> Ctx<'a> {
     /// Evaluates a subquery's inner expression on its own grid: steps aligned to multiples of
     /// its step, from the first outer time less offset and range to the last less offset (as
     /// Prometheus's `evalSubquery`). Points as (time, value) per series.
-    pub fn subquery_series(&self, sub: &Sub) -> Result<Vec<(Labels, Vec<(i64, f64)>)>, Error> {
+    pub fn subquery_series(&self, sub: &Sub) -> Result<Vec<RangeSeries>, Error> {
         let step = sub.step_ms.unwrap_or(self.subquery_step);
         let (first, last) = match sub.at {
             Some(at) => {
@@ -346,7 +349,10 @@ impl<'a> Ctx<'a> {
                     .filter(|(_, v)| present(**v))
                     .map(|(t, v)| (*t, *v))
                     .collect();
-                (s.labels, points)
+                RangeSeries {
+                    labels: s.labels,
+                    points,
+                }
             })
             .collect())
     }

@@ -207,7 +207,10 @@ impl Ctx<'_> {
         if let Some(Node::Sub(sub)) = args.get(pos) {
             let param = self.range_param(rf, args)?;
             let owned = self.subquery_series(sub)?;
-            let series: Vec<Fetched<'_>> = owned.iter().map(|(l, p)| (l, p.as_slice())).collect();
+            let series: Vec<Fetched<'_>> = owned
+                .iter()
+                .map(|s| (&s.labels, s.points.as_slice()))
+                .collect();
             return self.range_fn_over(rf, &sub.as_sel(), param.as_deref(), &series, f);
         }
         let (sel, param) = self.range_fn_args(rf, args)?;
