@@ -96,6 +96,15 @@ impl Query {
         if text.len() > 64 * 1024 {
             return Err(Error::bad_data("query text is longer than 65,536 bytes"));
         }
+        // The parser, the translation and the evaluation all recurse once per level of the
+        // syntax tree, and 64 KiB of `((((` or `1+1+1` would overflow the stack (an abort, not
+        // an error). Bound an over-estimate of the depth before parsing.
+        let depth = depth_estimate(text);
+        if depth > MAX_DEPTH {
+            return Err(Error::bad_data(format!(
+                "query is too complex: {depth} operators and nested brackets, the limit is {MAX_DEPTH}"
+            )));
+        }
         let expr = promql_parser::parser::parse(text).map_err(Error::bad_data)?;
         let mut lowering = ir::Lowering::default();
         let root = ir::lower(&expr, &mut lowering)?;
@@ -170,6 +179,50 @@ impl Query {
             })
             .collect())
     }
+}
+
+/// The most operators plus bracket nesting a query may have (hand-written and Grafana queries
+/// stay far below; the stack holds several times more).
+const MAX_DEPTH: usize = 128;
+
+/// An upper bound of the syntax tree's depth: every operator character or keyword outside
+/// string literals, plus the deepest bracket nesting.
+fn depth_estimate(text: &str) -> usize {
+    let (mut ops, mut depth, mut max_depth) = (0usize, 0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut word = String::new();
+    for c in text.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && q != '`' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        if matches!(word.as_str(), "and" | "or" | "unless" | "atan2") {
+            ops += 1;
+        }
+        word.clear();
+        match c {
+            '"' | '\'' | '`' => quote = Some(c),
+            '(' | '[' | '{' => {
+                depth += 1;
+                max_depth = max_depth.max(depth);
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            '+' | '-' | '*' | '/' | '%' | '^' | '=' | '!' | '<' | '>' => ops += 1,
+            _ => {}
+        }
+    }
+    ops + max_depth
 }
 
 fn check_range(start_ms: i64, end_ms: i64, step_ms: i64, limits: &Limits) -> Result<usize, Error> {

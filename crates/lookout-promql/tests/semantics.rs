@@ -228,3 +228,43 @@ fn subqueries_evaluate_on_their_own_aligned_grid() {
         (3_600_000 - 60_000 - 3_600_000 - 300_000, 7_200_000 - 60_000)
     );
 }
+
+#[test]
+fn deeply_nested_queries_are_refused_before_they_can_overflow_the_stack() {
+    for text in [
+        format!("{}1{}", "(".repeat(20_000), ")".repeat(20_000)),
+        vec!["1"; 20_000].join("+"),
+        format!("{}x", "-".repeat(20_000)),
+        format!("{}x{}", "abs(".repeat(5_000), ")".repeat(5_000)),
+        vec!["x"; 5_000].join(" and "),
+    ] {
+        let e = Query::parse(&text).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BadData);
+        assert!(e.message.contains("too complex"), "{}", e.message);
+    }
+    // A long but ordinary query is fine, and operators inside strings do not count.
+    let ok = format!(
+        r#"sum by (job) (rate(x{{path=~"{}"}}[5m])) / 2"#,
+        "a-b+".repeat(2_000)
+    );
+    assert!(Query::parse(&ok).is_ok());
+}
+
+#[test]
+fn the_deepest_accepted_queries_parse_and_evaluate_on_a_small_stack() {
+    // Test threads have 2 MiB stacks, as tokio's workers do: the limit must fit in them.
+    let data = [series("x", "a", &[(0, 1.0)])];
+    let n = 127; // one bracket around 127 operators, or 128 nested calls: the limit
+    for text in [
+        format!("{}x{}", "(".repeat(n), ")".repeat(n)),
+        vec!["x"; n].join("+"),
+        format!("{}x", "-".repeat(n)),
+        format!("{}x{}", "abs(".repeat(n), ")".repeat(n)),
+        format!("{}x{}", "sum(".repeat(n), ")".repeat(n)),
+        format!("{}x{}", "abs(".repeat(n + 1), ")".repeat(n + 1)),
+        vec!["x"; n / 2].join(" and on() "),
+    ] {
+        let v = instant(&text, 0, &data).unwrap_or_else(|e| panic!("{}: {e}", &text[..40]));
+        assert!(!values(&v).is_empty());
+    }
+}
