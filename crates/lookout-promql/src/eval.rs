@@ -45,7 +45,7 @@ pub(crate) type Fetched<'a> = (&'a Labels, &'a [(i64, f64)]);
 pub(crate) fn prepared(samples: &[(i64, f64)], drop_stale: bool) -> Cow<'_, [(i64, f64)]> {
     let mut prev = i64::MIN;
     let clean = samples.iter().all(|p| {
-        let ok = p.0 > prev && !(drop_stale && is_stale_nan(p.1));
+        let ok = p.0 > prev && !(drop_stale && is_stale_nan(p.1)) && present(p.1);
         prev = p.0;
         ok
     });
@@ -57,6 +57,9 @@ pub(crate) fn prepared(samples: &[(i64, f64)], drop_stale: bool) -> Cow<'_, [(i6
     v.dedup_by_key(|p| p.0);
     if drop_stale {
         v.retain(|p| !is_stale_nan(p.1));
+    }
+    for p in &mut v {
+        p.1 = input(p.1);
     }
     Cow::Owned(v)
 }

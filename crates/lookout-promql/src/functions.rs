@@ -483,9 +483,9 @@ fn range_value(
     }
     let n = w.len() as f64;
     Some(match rf {
-        Rate => extrapolated_rate(w, te - range, te, range, true, true)?,
-        Increase => extrapolated_rate(w, te - range, te, range, true, false)?,
-        Delta => extrapolated_rate(w, te - range, te, range, false, false)?,
+        Rate => extrapolated_rate(w, te.saturating_sub(range), te, range, true, true)?,
+        Increase => extrapolated_rate(w, te.saturating_sub(range), te, range, true, false)?,
+        Delta => extrapolated_rate(w, te.saturating_sub(range), te, range, false, false)?,
         Irate | Idelta => {
             if w.len() < 2 {
                 return None;

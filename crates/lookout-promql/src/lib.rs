@@ -236,8 +236,8 @@ fn check_range(start_ms: i64, end_ms: i64, step_ms: i64, limits: &Limits) -> Res
             "zero or negative query resolution step widths are not accepted. Try a positive integer",
         ));
     }
-    let steps = ((end_ms - start_ms) / step_ms) as u64 + 1;
-    if steps > limits.max_steps as u64 {
+    let steps = ((i128::from(end_ms) - i128::from(start_ms)) / i128::from(step_ms)) as u128 + 1;
+    if steps > limits.max_steps as u128 {
         return Err(Error::bad_data(format!(
             "exceeded maximum resolution of {} points per timeseries. Try decreasing the query resolution (?step=XX)",
             limits.max_steps
