@@ -469,6 +469,7 @@ pub(crate) fn go_min(x: f64, y: f64) -> f64 {
 
 /// One range function over the samples of one window. `te` is the window's end (after `@` and
 /// offset), `base` the evaluation time predict_linear extrapolates from.
+#[inline(always)]
 fn range_value(
     rf: RangeFn,
     w: &[(i64, f64)],
@@ -578,6 +579,7 @@ fn range_value(
 /// Prometheus's `extrapolatedRate`: the change over the window, corrected for counter resets,
 /// extrapolated to the window's edges when the first/last samples are close to them (within
 /// 1.1 average intervals), else by half an interval, and never below a counter's zero.
+#[inline(always)]
 fn extrapolated_rate(
     w: &[(i64, f64)],
     range_start: i64,
