@@ -25,7 +25,9 @@ impl Ctx<'_> {
                     });
                     Ok(())
                 })?;
-                V::Vector(out)
+                // Dropping the name can make two series one: fine when they never overlap,
+                // an error (as in Prometheus 3) when both have a value at the same step.
+                V::Vector(merge_same_labels(out)?)
             }
             Func::AbsentOverTime => {
                 let Some(Node::Sel(sel)) = args.first() else {

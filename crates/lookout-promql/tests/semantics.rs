@@ -268,3 +268,20 @@ fn the_deepest_accepted_queries_parse_and_evaluate_on_a_small_stack() {
         assert!(!values(&v).is_empty());
     }
 }
+
+#[test]
+fn range_functions_that_collide_once_the_name_is_dropped_are_an_error() {
+    let a = series("a_total", "x", &[(0, 1.0), (10_000, 2.0)]);
+    let b = series("b_total", "x", &[(0, 1.0), (10_000, 3.0)]);
+    let both = [a, b];
+    let e = instant(r#"rate({__name__=~"a_total|b_total"}[1m])"#, 10_000, &both).unwrap_err();
+    assert!(e.message.contains("same labelset"), "{e}");
+    // Aggregating them is fine, as in Prometheus.
+    let v = instant(
+        r#"sum(increase({__name__=~"a_total|b_total"}[1m]))"#,
+        10_000,
+        &both,
+    )
+    .unwrap();
+    assert_eq!(values(&v).len(), 1);
+}
