@@ -19,12 +19,16 @@ fn data() -> Vec<Series> {
         ("h_bucket", "a", Some("0.5")),
         ("h_bucket", "a", Some("+Inf")),
     ] {
-        let mut labels = vec![("__name__".to_string(), name.to_string()), ("job".to_string(), job.to_string())];
+        let mut labels = vec![
+            ("__name__".to_string(), name.to_string()),
+            ("job".to_string(), job.to_string()),
+        ];
         if let Some(le) = le {
             labels.push(("le".to_string(), le.to_string()));
         }
         labels.sort();
-        let mut samples: Vec<(i64, f64)> = (0..40).map(|i| (i * 15_000, (i * 7 % 11) as f64)).collect();
+        let mut samples: Vec<(i64, f64)> =
+            (0..40).map(|i| (i * 15_000, (i * 7 % 11) as f64)).collect();
         samples.push((40 * 15_000, f64::from_bits(STALE_NAN_BITS)));
         samples.push((41 * 15_000, f64::NAN));
         out.push(Series { labels, samples });
@@ -33,16 +37,32 @@ fn data() -> Vec<Series> {
 }
 
 fuzz_target!(|bytes: &[u8]| {
-    let Ok(text) = std::str::from_utf8(bytes) else { return };
-    let Ok(query) = Query::parse(text) else { return };
-    let limits = Limits { max_samples: 200_000, max_steps: 100, timeout: Duration::from_secs(2), ..Limits::default() };
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return;
+    };
+    let Ok(query) = Query::parse(text) else {
+        return;
+    };
+    let limits = Limits {
+        max_samples: 200_000,
+        max_steps: 100,
+        timeout: Duration::from_secs(2),
+        ..Limits::default()
+    };
     let query = query.with_limits(limits);
     let all = data();
     let (start, end, step) = (0, 600_000, 30_000);
-    let Ok(sels) = query.selections(start, end, step, limits.lookback_ms) else { return };
+    let Ok(sels) = query.selections(start, end, step, limits.lookback_ms) else {
+        return;
+    };
     let fetched: Vec<Vec<Series>> = sels
         .iter()
-        .map(|s| all.iter().filter(|x| s.matchers.iter().all(|m| m.matches_labels(&x.labels))).cloned().collect())
+        .map(|s| {
+            all.iter()
+                .filter(|x| s.matchers.iter().all(|m| m.matches_labels(&x.labels)))
+                .cloned()
+                .collect()
+        })
         .collect();
     if let Ok(v) = eval_instant(&query, 300_000, &fetched) {
         let _ = v.to_prometheus_json();
