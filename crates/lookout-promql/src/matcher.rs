@@ -78,13 +78,52 @@ pub(crate) fn label_value<'a>(labels: &'a [(String, String)], name: &str) -> &'a
         .unwrap_or("")
 }
 
-/// Compiles a PromQL regular expression the way Prometheus 2 does: `^(?:re)$`. The size limit
-/// keeps a hostile pattern from taking the process's memory.
+/// Compiles a PromQL regular expression the way Prometheus 2 does: `^(?:re)$`. Go's RE2 reads
+/// a `{` that starts no repetition (`/api/{id}`) as a literal where Rust's regex refuses it, so
+/// such braces are escaped first. The size limit keeps a hostile pattern from taking the
+/// process's memory.
 pub(crate) fn anchored(re: &str) -> Result<Regex, Error> {
-    regex::RegexBuilder::new(&format!("^(?:{re})$"))
+    regex::RegexBuilder::new(&format!("^(?:{})$", escape_literal_braces(re)))
         .size_limit(1 << 20)
         .build()
         .map_err(|e| Error::bad_data(format!("invalid regular expression {re:?}: {e}")))
+}
+
+/// `{` escaped unless it starts a repetition `{n}`, `{n,}` or `{n,m}` (or is escaped already).
+fn escape_literal_braces(re: &str) -> String {
+    let bytes = re.as_bytes();
+    let mut out = String::with_capacity(re.len() + 4);
+    let mut escaped = false;
+    for (i, c) in re.char_indices() {
+        if escaped {
+            escaped = false;
+            out.push(c);
+            continue;
+        }
+        if c == '\\' {
+            escaped = true;
+        } else if c == '{' && !starts_repetition(&bytes[i + 1..]) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn starts_repetition(rest: &[u8]) -> bool {
+    let digits = |s: &[u8]| s.iter().take_while(|b| b.is_ascii_digit()).count();
+    let n = digits(rest);
+    if n == 0 {
+        return false;
+    }
+    match rest.get(n) {
+        Some(b'}') => true,
+        Some(b',') => {
+            let m = digits(&rest[n + 1..]);
+            rest.get(n + 1 + m) == Some(&b'}')
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -102,5 +141,11 @@ mod tests {
         let nre = Matcher::new("env", MatchOp::Nre, ".+").unwrap();
         assert!(nre.matches(""));
         assert!(Matcher::new("x", MatchOp::Re, "(").is_err());
+        // Go reads a brace that starts no repetition as a literal; so do we.
+        let braces = Matcher::new("path", MatchOp::Re, "/api/{id}/x{2}").unwrap();
+        assert!(braces.matches("/api/{id}/xx"));
+        assert!(Matcher::new("path", MatchOp::Re, r"a\{b")
+            .unwrap()
+            .matches("a{b"));
     }
 }

@@ -423,6 +423,7 @@ fn same_answers_as_a_real_prometheus() {
     let queries: Vec<(String, bool)> = [
         "up",
         r#"up{job=~"prom.*"}"#,
+        r#"up{job=~"prom{0,1}etheus|own{x}"}"#,
         r#"node_cpu_seconds_total{mode!="idle"}"#,
         r#"node_cpu_seconds_total{mode!~"idle|iowait",cpu="0"}"#,
         "rate(node_cpu_seconds_total[10s])",
