@@ -105,9 +105,7 @@ impl Query {
                 "query is too complex: {depth} operators and nested brackets, the limit is {MAX_DEPTH}"
             )));
         }
-        let expr = promql_parser::parser::parse(text).map_err(Error::bad_data)?;
-        let mut lowering = ir::Lowering::default();
-        let root = ir::lower(&expr, &mut lowering)?;
+        let (root, lowering) = parse_on_a_large_stack(text)?;
         Ok(Query {
             text: text.to_string(),
             root,
@@ -181,18 +179,90 @@ impl Query {
     }
 }
 
+/// Parses, measures and lowers `text` on a thread of its own with a large stack: the parser
+/// (and the parser's syntax tree when it is dropped) recurse once per level, and no estimate
+/// made before parsing can be trusted to catch every deep text. The depth of the parsed tree
+/// is measured without recursion and refused past [`MAX_DEPTH`] before anything recursive
+/// (lowering, evaluation) walks it; the tree is dropped on the large stack.
+fn parse_on_a_large_stack(text: &str) -> Result<(ir::Node, ir::Lowering), Error> {
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("promql-parse".into())
+            .stack_size(PARSE_STACK_BYTES)
+            .spawn_scoped(scope, || {
+                let expr = promql_parser::parser::parse(text).map_err(Error::bad_data)?;
+                let depth = tree_depth(&expr);
+                if depth > MAX_DEPTH {
+                    return Err(Error::bad_data(format!(
+                        "query is too complex: {depth} levels of nested operators, calls and brackets, the limit is {MAX_DEPTH}"
+                    )));
+                }
+                let mut lowering = ir::Lowering::default();
+                let root = ir::lower(&expr, &mut lowering)?;
+                Ok((root, lowering))
+            })
+            .map_err(|e| Error::execution(format!("cannot start the query parser: {e}")))?;
+        worker
+            .join()
+            .unwrap_or_else(|_| Err(Error::execution("the query parser failed")))
+    })
+}
+
+/// The stack of the parsing thread: 64 MiB of address space, touched only as deep as a
+/// query's nesting goes.
+const PARSE_STACK_BYTES: usize = 64 * 1024 * 1024;
+
+/// The depth of a parsed syntax tree (leaves count 0, each operator, call, bracket,
+/// aggregation or subquery above them 1), walked with an explicit stack.
+fn tree_depth(expr: &promql_parser::parser::Expr) -> usize {
+    use promql_parser::parser::Expr;
+    let mut max = 0;
+    let mut todo: Vec<(&Expr, usize)> = vec![(expr, 0)];
+    while let Some((e, d)) = todo.pop() {
+        max = max.max(d);
+        match e {
+            Expr::Aggregate(a) => {
+                todo.push((&a.expr, d + 1));
+                if let Some(p) = &a.param {
+                    todo.push((p, d + 1));
+                }
+            }
+            Expr::Unary(u) => todo.push((&u.expr, d + 1)),
+            Expr::Binary(b) => {
+                todo.push((&b.lhs, d + 1));
+                todo.push((&b.rhs, d + 1));
+            }
+            Expr::Paren(p) => todo.push((&p.expr, d + 1)),
+            Expr::Subquery(s) => todo.push((&s.expr, d + 1)),
+            Expr::Call(c) => todo.extend(c.args.args.iter().map(|a| (&**a, d + 1))),
+            Expr::NumberLiteral(_)
+            | Expr::StringLiteral(_)
+            | Expr::VectorSelector(_)
+            | Expr::MatrixSelector(_)
+            | Expr::Extension(_) => {}
+        }
+    }
+    max
+}
+
 /// The most operators plus bracket nesting a query may have (hand-written and Grafana queries
 /// stay far below; the stack holds several times more).
 const MAX_DEPTH: usize = 128;
 
 /// An upper bound of the syntax tree's depth: every operator character or keyword outside
-/// string literals, plus the deepest bracket nesting.
+/// string literals and comments, plus the deepest bracket nesting. A cheap first refusal; the
+/// parsed tree's own depth is the check that counts ([`tree_depth`]).
 fn depth_estimate(text: &str) -> usize {
     let (mut ops, mut depth, mut max_depth) = (0usize, 0usize, 0usize);
     let mut quote: Option<char> = None;
     let mut escaped = false;
     let mut word = String::new();
+    let mut comment = false;
     for c in text.chars() {
+        if comment {
+            comment = c != '\n';
+            continue;
+        }
         if let Some(q) = quote {
             if escaped {
                 escaped = false;
@@ -207,11 +277,17 @@ fn depth_estimate(text: &str) -> usize {
             word.push(c);
             continue;
         }
-        if matches!(word.as_str(), "and" | "or" | "unless" | "atan2") {
+        // Keywords are case-insensitive in PromQL (`up OR up`).
+        if ["and", "or", "unless", "atan2"]
+            .iter()
+            .any(|k| word.eq_ignore_ascii_case(k))
+        {
             ops += 1;
         }
         word.clear();
         match c {
+            // A comment runs to the end of the line; quotes inside it start no string.
+            '#' => comment = true,
             '"' | '\'' | '`' => quote = Some(c),
             '(' | '[' | '{' => {
                 depth += 1;
@@ -262,4 +338,24 @@ pub fn eval_range(
 ) -> Result<Value, Error> {
     check_range(start_ms, end_ms, step_ms, &query.limits)?;
     eval::run(query, start_ms, end_ms, step_ms, false, fetched)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parsed_tree_is_measured_even_when_the_estimate_is_bypassed() {
+        // Without the estimate in front: the parser runs on its own large stack and the
+        // parsed tree's depth refuses the query.
+        for text in [
+            format!("{}1{}", "(".repeat(20_000), ")".repeat(20_000)),
+            vec!["up"; 5_000].join(" OR "),
+        ] {
+            let e = parse_on_a_large_stack(&text).unwrap_err();
+            assert!(e.message.contains("too complex"), "{}", e.message);
+        }
+        let (_, lowering) = parse_on_a_large_stack("sum(rate(x[5m])) or y").unwrap();
+        assert_eq!(lowering.sels.len(), 2);
+    }
 }

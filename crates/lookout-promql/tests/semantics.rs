@@ -237,6 +237,12 @@ fn deeply_nested_queries_are_refused_before_they_can_overflow_the_stack() {
         format!("{}x", "-".repeat(20_000)),
         format!("{}x{}", "abs(".repeat(5_000), ")".repeat(5_000)),
         vec!["x"; 5_000].join(" and "),
+        // Upper-case keywords are keywords too.
+        vec!["up"; 5_000].join(" OR "),
+        vec!["up"; 5_000].join(" Unless "),
+        // A quote inside a comment starts no string.
+        format!("# \"\n{}1{}", "(".repeat(20_000), ")".repeat(20_000)),
+        format!("x # it's\n{}", "+x".repeat(20_000)),
     ] {
         let e = Query::parse(&text).unwrap_err();
         assert_eq!(e.kind, ErrorKind::BadData);
