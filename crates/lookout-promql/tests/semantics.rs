@@ -291,3 +291,53 @@ fn range_functions_that_collide_once_the_name_is_dropped_are_an_error() {
     .unwrap();
     assert_eq!(values(&v).len(), 1);
 }
+
+#[test]
+fn relabelling_refuses_huge_label_values_and_counts_label_bytes() {
+    let data = [series("x", "abcdefgh", &[(0, 1.0)])];
+    // label_join: 30 KiB separator between 2,000 sources.
+    let sep = "s".repeat(30 * 1024);
+    let srcs = vec![r#""job""#; 2_000].join(",");
+    let e = instant(&format!(r#"label_join(x, "d", "{sep}", {srcs})"#), 0, &data).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::BadData);
+    assert!(
+        e.message.contains("label_join") && e.message.contains("16384"),
+        "{e}"
+    );
+    // label_replace: `$1` repeated until the value is far past the cap.
+    let repl = "$1".repeat(20_000);
+    let e = instant(
+        &format!(r#"label_replace(x, "d", "{repl}", "job", "(.*)")"#),
+        0,
+        &data,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("label_replace"), "{e}");
+    // `$$` escapes and named groups still expand as a whole replacement does.
+    let v = instant(
+        r#"label_replace(x, "d", "$$1-${1}x-$1", "job", "(abc).*")"#,
+        0,
+        &data,
+    )
+    .unwrap();
+    let Value::Vector(s) = v else { panic!() };
+    assert!(
+        s[0].labels.contains(&("d".into(), "$1-abcx-abc".into())),
+        "{:?}",
+        s[0].labels
+    );
+    // Values under the cap are fine, but their bytes count against the sample budget.
+    let ok = r#"label_join(x, "d", "-", "job", "job", "job")"#;
+    assert!(instant(ok, 0, &data).is_ok());
+    let q = Query::parse(&format!(
+        r#"label_join(x, "d", "{}", "job", "job")"#,
+        "s".repeat(8_000)
+    ))
+    .unwrap()
+    .with_limits(Limits {
+        max_samples: 100,
+        ..Limits::default()
+    });
+    let e = eval_instant(&q, 0, &[data.to_vec()]).unwrap_err();
+    assert!(e.message.contains("too many samples"), "{e}");
+}
