@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use crate::error::Error;
 use crate::eval::{present, Ctx, ABSENT, RS};
 use crate::functions::{count_value_label, quantile};
-use crate::ir::{Agg, AggOp, Func, Grouping, Node};
+use crate::ir::{Agg, AggOp, Func, Grouping, Node, RangeFn};
 use crate::value::Labels;
 
 /// A group's running state at every step.
@@ -238,12 +238,13 @@ impl Ctx<'_> {
         // The hot path of dashboards, `sum by (x) (rate(m[5m]))`: the range function over many
         // series is split across threads, each folding into its own groups, merged in order.
         // Only for operators whose merge is exact or a plain re-association of additions.
+        // Over a selector only: a range function of a subquery streams through `each_series`.
         if let (Node::Call(Func::Range(rf), args), true) = (
             expr,
             matches!(
                 op,
                 AggOp::Sum | AggOp::Count | AggOp::Min | AggOp::Max | AggOp::Group
-            ),
+            ) && range_fn_of_selector(expr),
         ) {
             let (sel, param) = self.range_fn_args(*rf, args)?;
             let series = self.series(sel)?;
@@ -408,6 +409,17 @@ impl Ctx<'_> {
         }
         Ok(out)
     }
+}
+
+/// Whether `expr` is a range function whose range argument is a selector (not a subquery).
+fn range_fn_of_selector(expr: &Node) -> bool {
+    let Node::Call(Func::Range(rf), args) = expr else {
+        return false;
+    };
+    matches!(
+        args.get(usize::from(*rf == RangeFn::QuantileOverTime)),
+        Some(Node::Sel(_))
+    )
 }
 
 fn valid_label(name: &str) -> bool {

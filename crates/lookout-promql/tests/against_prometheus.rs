@@ -500,6 +500,12 @@ fn same_answers_as_a_real_prometheus() {
         "quantile_over_time(0.5, (go_goroutines > 0)[10s:1s])",
         "deriv(sum(go_memstats_alloc_bytes)[20s:1s])",
         "count_over_time(lookout_test_gauge[12s:1500ms])",
+        // Aggregations of a range function of a subquery (not the selector-only fast path).
+        "sum(rate(node_cpu_seconds_total[10s:1s]))",
+        "max(max_over_time(go_goroutines[20s:]))",
+        "count(avg_over_time(node_cpu_seconds_total[10s:2s]))",
+        "min by (mode) (rate(node_cpu_seconds_total[10s:1s]))",
+        "group(quantile_over_time(0.5, go_goroutines[10s:1s]))",
         "timestamp(up)",
         "timestamp(sum(up))",
         "day_of_week()",

@@ -341,3 +341,21 @@ fn relabelling_refuses_huge_label_values_and_counts_label_bytes() {
     let e = eval_instant(&q, 0, &[data.to_vec()]).unwrap_err();
     assert!(e.message.contains("too many samples"), "{e}");
 }
+
+#[test]
+fn aggregations_of_range_functions_of_subqueries_evaluate() {
+    let data = [
+        series("x", "a", &[(0, 1.0), (60_000, 2.0), (120_000, 4.0)]),
+        series("x", "b", &[(0, 1.0), (60_000, 3.0), (120_000, 9.0)]),
+    ];
+    for (q, want) in [
+        ("max(max_over_time(x[2m:]))", 9.0),
+        ("sum(max_over_time(x[2m:1m]))", 13.0),
+        ("count(rate(x[2m:1m]))", 2.0),
+        ("min(max_over_time(x[2m:1m]))", 4.0),
+        ("group(max_over_time(x[2m:1m]))", 1.0),
+    ] {
+        let v = instant(q, 120_000, &data).unwrap_or_else(|e| panic!("{q}: {e}"));
+        assert_eq!(values(&v), vec![want], "{q}");
+    }
+}
