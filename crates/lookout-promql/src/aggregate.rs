@@ -384,15 +384,30 @@ impl Ctx<'_> {
                         put(keys[g].clone(), k, quantile(param[k], &mut vals))?;
                     }
                     AggOp::CountValues => {
-                        let mut counts: Vec<(String, f64)> = Vec::new();
-                        for &i in m {
-                            let value = count_value_label(input[i].vals[k]);
-                            match counts.iter_mut().find(|(v, _)| *v == value) {
-                                Some(c) => c.1 += 1.0,
-                                None => counts.push((value, 1.0)),
+                        // Keyed by the value's bits (every NaN as one, as they share the
+                        // label "NaN"), in order of first appearance; labels built once each.
+                        let mut counts: Vec<(f64, f64)> = Vec::new();
+                        let mut at: HashMap<u64, usize> = HashMap::new();
+                        for (j, &i) in m.iter().enumerate() {
+                            if j % 1024 == 1023 {
+                                self.check_time()?;
+                            }
+                            let v = input[i].vals[k];
+                            let bits = if v.is_nan() {
+                                f64::NAN.to_bits()
+                            } else {
+                                v.to_bits()
+                            };
+                            match at.get(&bits) {
+                                Some(&c) => counts[c].1 += 1.0,
+                                None => {
+                                    at.insert(bits, counts.len());
+                                    counts.push((v, 1.0));
+                                }
                             }
                         }
-                        for (value, c) in counts {
+                        for (v, c) in counts {
+                            let value = count_value_label(v);
                             let mut labels: Labels = keys[g]
                                 .iter()
                                 .filter(|(n, _)| *n != label)

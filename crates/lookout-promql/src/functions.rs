@@ -43,6 +43,8 @@ impl Ctx<'_> {
                     .collect();
                 let mut vals = vec![1.0; n];
                 for (k, &t) in self.steps.iter().enumerate() {
+                    // Steps times series: checked per step.
+                    self.check_time()?;
                     let te = self.eff(sel, t);
                     let seen = series.iter().any(|s| {
                         crate::eval::window(s, te, range)
@@ -57,15 +59,15 @@ impl Ctx<'_> {
             }
             Func::Absent => {
                 let v = self.eval_vector(&args[0])?;
-                let vals = (0..n)
-                    .map(|k| {
-                        if v.iter().any(|s| present(s.vals[k])) {
-                            ABSENT
-                        } else {
-                            1.0
-                        }
-                    })
-                    .collect();
+                let mut vals = Vec::with_capacity(n);
+                for k in 0..n {
+                    self.check_time()?;
+                    vals.push(if v.iter().any(|s| present(s.vals[k])) {
+                        ABSENT
+                    } else {
+                        1.0
+                    });
+                }
                 let sel = match &args[0] {
                     Node::Sel(s) => Some(s),
                     _ => None,

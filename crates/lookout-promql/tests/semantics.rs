@@ -359,3 +359,43 @@ fn aggregations_of_range_functions_of_subqueries_evaluate() {
         assert_eq!(values(&v), vec![want], "{q}");
     }
 }
+
+/// Runs `q` at `t` over `data` with a 1 ms timeout: long loops must notice it.
+fn with_short_timeout(q: &str, start: i64, end: i64, data: &[Series]) -> lookout_promql::Error {
+    let query = Query::parse(q).unwrap().with_limits(Limits {
+        timeout: std::time::Duration::from_millis(1),
+        ..Limits::default()
+    });
+    let fetched = vec![data.to_vec(); query.selections(start, end, 60_000, 300_000).unwrap().len()];
+    eval_range(&query, start, end, 60_000, &fetched).unwrap_err()
+}
+
+#[test]
+fn absent_over_time_checks_the_timeout_inside_its_loop() {
+    // 300 series over 10,000 steps.
+    let long: Vec<Series> = (0..300)
+        .map(|i| series("x", &format!("j{i}"), &[(0, 1.0)]))
+        .collect();
+    let e = with_short_timeout("absent_over_time(x[1m])", 0, 9_999 * 60_000, &long);
+    assert!(e.message.contains("timed out"), "{e}");
+}
+
+#[test]
+fn count_values_counts_every_nan_as_one_value() {
+    let data = [
+        series("x", "a", &[(0, f64::NAN)]),
+        series("x", "b", &[(0, f64::from_bits(0x7ff8_0000_0000_0001))]),
+        series("x", "c", &[(0, 2.0)]),
+        series("x", "d", &[(0, 2.0)]),
+        series("x", "e", &[(0, 3.0)]),
+    ];
+    let Value::Vector(s) = instant(r#"count_values("v", x)"#, 0, &data).unwrap() else {
+        panic!()
+    };
+    let mut got: Vec<(String, f64)> = s.iter().map(|s| (s.labels[0].1.clone(), s.v)).collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        got,
+        vec![("2".into(), 2.0), ("3".into(), 1.0), ("NaN".into(), 2.0)]
+    );
+}
