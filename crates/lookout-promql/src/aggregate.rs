@@ -59,7 +59,8 @@ impl Groups {
         if let Some(&g) = self.index.get(&key) {
             return Ok(g);
         }
-        ctx.charge(self.n)?;
+        // Three vectors of n: value, mean and count.
+        ctx.charge(self.n.saturating_mul(3))?;
         self.index.insert(key.clone(), self.groups.len());
         self.groups.push(Acc {
             labels: key,

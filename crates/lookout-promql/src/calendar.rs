@@ -3,9 +3,8 @@
 //! Prometheus does (Go's `time.Unix(int64(v), 0).UTC()`), by civil-calendar arithmetic.
 
 use crate::error::Error;
-use crate::eval::{drop_name, present, Ctx, ABSENT, RS, V};
+use crate::eval::{drop_name, present, Ctx, RS, V};
 use crate::ir::{Node, Sel};
-use crate::value::is_stale_nan;
 
 /// Which calendar field a date function reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,33 +116,7 @@ impl Ctx<'_> {
 
     /// Like a vector selector, but each step holds the picked sample's time in seconds.
     fn sample_times(&self, sel: &Sel) -> Result<Vec<RS>, Error> {
-        let mut out = Vec::new();
-        for (labels, samples) in self.series(sel)? {
-            let samples = crate::eval::prepared(samples, false);
-            let mut vals = vec![ABSENT; self.n()];
-            let mut any = false;
-            for (k, &t) in self.steps.iter().enumerate() {
-                let te = self.eff(sel, t);
-                let i = samples.partition_point(|s| s.0 <= te);
-                if i == 0 {
-                    continue;
-                }
-                let (ts, v) = samples[i - 1];
-                if ts < te.saturating_sub(self.lookback) || is_stale_nan(v) {
-                    continue;
-                }
-                vals[k] = ts as f64 / 1000.0;
-                any = true;
-            }
-            if any {
-                self.charge(self.n())?;
-                out.push(RS {
-                    labels: labels.clone(),
-                    vals,
-                });
-            }
-        }
-        Ok(out)
+        self.picked(sel, |ts, _| ts as f64 / 1000.0)
     }
 }
 

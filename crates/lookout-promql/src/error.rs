@@ -48,6 +48,14 @@ impl Error {
         }
     }
 
+    /// The refusal of a query that loads more samples than [`crate::Limits::max_samples`],
+    /// for the caller to answer when its fetch goes past the budget.
+    pub fn too_many_samples(limit: usize) -> Self {
+        Error::execution(format!(
+            "query processing would load too many samples into memory in query execution (limit {limit})"
+        ))
+    }
+
     pub(crate) fn unsupported(what: impl fmt::Display) -> Self {
         Error::bad_data(format!(
             "{what} is not supported by Lookout's PromQL evaluator"

@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::Error;
@@ -103,6 +104,9 @@ pub(crate) struct Ctx<'a> {
     used: AtomicUsize,
     deadline: Instant,
     subquery_step: i64,
+    /// Steps of all subquery grids so far, shared with the subqueries' own contexts.
+    sub_steps: Arc<AtomicUsize>,
+    max_sub_steps: usize,
 }
 
 pub(crate) fn run(
@@ -140,6 +144,8 @@ pub(crate) fn run(
         used: AtomicUsize::new(0),
         deadline: Instant::now() + limits.timeout,
         subquery_step: limits.subquery_step_ms.max(1),
+        sub_steps: Arc::new(AtomicUsize::new(0)),
+        max_sub_steps: limits.max_subquery_steps,
     };
     let v = ctx.eval(&query.root)?;
     if instant {
@@ -210,12 +216,15 @@ impl<'a> Ctx<'a> {
         // Shared by the threads of a parallel aggregation, hence atomic.
         let used = self.used.fetch_add(n, Ordering::Relaxed).saturating_add(n);
         if used > self.max_samples {
-            return Err(Error::execution(format!(
-                "query processing would load too many samples into memory in query execution (limit {})",
-                self.max_samples
-            )));
+            return Err(Error::too_many_samples(self.max_samples));
         }
         Ok(())
+    }
+
+    /// Gives back what [`charge`](Self::charge) counted for memory freed at once.
+    pub fn refund(&self, n: usize) {
+        self.used
+            .fetch_sub(n.min(self.used.load(Ordering::Relaxed)), Ordering::Relaxed);
     }
 
     /// Fails once the query has run past its timeout; called once per series or group.
@@ -324,7 +333,20 @@ impl<'a> Ctx<'a> {
         } else {
             (inner_end - inner_start) / step + 1
         };
-        self.charge(usize::try_from(count).unwrap_or(usize::MAX))?;
+        // The grid is bounded before it is allocated: `x[6h:1ms]` would be 21.6 M steps, each
+        // series of the inner expression a value per step.
+        let count_usize = usize::try_from(count).unwrap_or(usize::MAX);
+        let total = self
+            .sub_steps
+            .fetch_add(count_usize, Ordering::Relaxed)
+            .saturating_add(count_usize);
+        if total > self.max_sub_steps {
+            return Err(Error::bad_data(format!(
+                "subqueries would evaluate {total} steps, the limit is {}: use a larger subquery step or a shorter range",
+                self.max_sub_steps
+            )));
+        }
+        self.charge(count_usize)?;
         let inner = Ctx {
             steps: (0..count).map(|k| inner_start + k * step).collect(),
             start: self.start,
@@ -335,6 +357,8 @@ impl<'a> Ctx<'a> {
             used: AtomicUsize::new(self.used.load(Ordering::Relaxed)),
             deadline: self.deadline,
             subquery_step: self.subquery_step,
+            sub_steps: Arc::clone(&self.sub_steps),
+            max_sub_steps: self.max_sub_steps,
         };
         if inner.steps.is_empty() {
             return Ok(Vec::new());
@@ -392,10 +416,22 @@ impl<'a> Ctx<'a> {
     }
 
     fn vector_selector(&self, sel: &Sel) -> Result<Vec<RS>, Error> {
+        self.picked(sel, |_, v| input(v))
+    }
+
+    /// For each series of a vector selector, `value(time, value)` of the sample it picks at
+    /// each step: the latest within the lookback, unless that is a staleness marker.
+    pub(crate) fn picked(
+        &self,
+        sel: &Sel,
+        value: impl Fn(i64, f64) -> f64,
+    ) -> Result<Vec<RS>, Error> {
         let mut out = Vec::new();
         for (labels, samples) in self.series(sel)? {
             self.check_time()?;
             let samples = prepared(samples, false);
+            // Charged before it is allocated; given back when the series has no value.
+            self.charge(self.n())?;
             let mut vals = vec![ABSENT; self.n()];
             let mut any = false;
             for (k, &t) in self.steps.iter().enumerate() {
@@ -408,15 +444,16 @@ impl<'a> Ctx<'a> {
                 if ts < te.saturating_sub(self.lookback) || is_stale_nan(v) {
                     continue;
                 }
-                vals[k] = input(v);
+                vals[k] = value(ts, v);
                 any = true;
             }
             if any {
-                self.charge(self.n())?;
                 out.push(RS {
                     labels: labels.clone(),
                     vals,
                 });
+            } else {
+                self.refund(self.n());
             }
         }
         Ok(out)

@@ -270,6 +270,8 @@ impl Ctx<'_> {
         f: &mut Sink<'_>,
     ) -> Result<(), Error> {
         let range = sel.range_ms.unwrap_or(0);
+        // One buffer per call (per thread of a parallel aggregation), reused by its series.
+        self.charge(self.n())?;
         let mut buf = vec![ABSENT; self.n()];
         for (labels, samples) in series {
             self.check_time()?;

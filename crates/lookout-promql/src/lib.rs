@@ -43,6 +43,11 @@ pub const DEFAULT_LOOKBACK_MS: i64 = 5 * 60 * 1000;
 pub struct Limits {
     /// Samples loaded plus points materialised, summed over the whole query (Prometheus's
     /// `--query.max-samples`, 50,000,000 there; 25,000,000 here, about 400 MB at worst).
+    ///
+    /// It is also the caller's fetch budget: the evaluator can only count samples once they
+    /// are fetched, so the caller must stop loading the [`Query::selections`] once the
+    /// samples it holds for this query (summed over all selections) exceed it, and answer
+    /// [`Error::too_many_samples`] instead of evaluating.
     pub max_samples: usize,
     /// Steps of a range query (Prometheus refuses more than 11,000).
     pub max_steps: usize,
@@ -53,6 +58,9 @@ pub struct Limits {
     /// The step of a subquery written without one (`x[1h:]`): Prometheus uses its global
     /// `evaluation_interval`, 1 minute by default.
     pub subquery_step_ms: i64,
+    /// Steps of all subquery grids of one evaluation together (100 range queries' worth):
+    /// `x[6h:1ms]` is refused before its 21.6 M-step grid is allocated.
+    pub max_subquery_steps: usize,
 }
 
 impl Default for Limits {
@@ -63,6 +71,7 @@ impl Default for Limits {
             timeout: Duration::from_secs(120),
             lookback_ms: DEFAULT_LOOKBACK_MS,
             subquery_step_ms: 60_000,
+            max_subquery_steps: 11_000 * 100,
         }
     }
 }

@@ -502,7 +502,7 @@ fn same_answers_as_a_real_prometheus() {
         "count_over_time(lookout_test_gauge[12s:1500ms])",
         // Aggregations of a range function of a subquery (not the selector-only fast path).
         "sum(rate(node_cpu_seconds_total[10s:1s]))",
-        "max(max_over_time(go_goroutines[20s:]))",
+        "max(max_over_time(go_goroutines[20s:5s]))",
         "count(avg_over_time(node_cpu_seconds_total[10s:2s]))",
         "min by (mode) (rate(node_cpu_seconds_total[10s:1s]))",
         "group(quantile_over_time(0.5, go_goroutines[10s:1s]))",

@@ -399,3 +399,40 @@ fn count_values_counts_every_nan_as_one_value() {
         vec![("2".into(), 2.0), ("3".into(), 1.0), ("NaN".into(), 2.0)]
     );
 }
+
+#[test]
+fn subquery_grids_are_bounded_before_they_are_allocated() {
+    // 6 hours at 1 ms: 21.6 M steps, under the sample budget but far over the step cap.
+    let e = instant("sum(x)[6h:1ms]", 6 * 3_600_000, &[]).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::BadData);
+    assert!(e.message.contains("subqueries would evaluate"), "{e}");
+    let e = instant(
+        "max_over_time(x[1h:5ms]) + max_over_time(x[1h:5ms])",
+        3_600_000,
+        &[],
+    )
+    .unwrap_err();
+    assert!(e.message.contains("the limit is 1100000"), "{e}");
+    assert!(instant("max_over_time(x[1h:10s])", 3_600_000, &[]).is_ok());
+}
+
+#[test]
+fn aggregation_groups_count_all_the_memory_they_hold() {
+    // 10 series of one sample over 100 steps: 10 samples loaded, 10 x 100 points selected,
+    // 10 groups of three 100-point vectors (value, mean, count): 4,010.
+    let data: Vec<Series> = (0..10)
+        .map(|i| series("x", &format!("j{i}"), &[(0, 1.0)]))
+        .collect();
+    let run = |max_samples| {
+        let q = Query::parse("sum by (job) (x)")
+            .unwrap()
+            .with_limits(Limits {
+                max_samples,
+                ..Limits::default()
+            });
+        eval_range(&q, 0, 99_000, 1_000, &[data.clone()])
+    };
+    assert!(run(4_010).is_ok());
+    let e = run(3_000).unwrap_err();
+    assert_eq!(e, lookout_promql::Error::too_many_samples(3_000));
+}
