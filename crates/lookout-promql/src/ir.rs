@@ -63,6 +63,8 @@ impl Sub {
 #[derive(Debug, Default)]
 pub(crate) struct Lowering {
     pub sels: Vec<Sel>,
+    /// Regular expressions the query compiles (matchers and label_replace() calls).
+    pub regexes: usize,
     enclosing: Vec<Enclosing>,
 }
 
@@ -281,6 +283,9 @@ fn selector(vs: &VectorSelector, range_ms: Option<i64>, sels: &mut Lowering) -> 
             PMatchOp::Re(_) => MatchOp::Re,
             PMatchOp::NotRe(_) => MatchOp::Nre,
         };
+        if matches!(op, MatchOp::Re | MatchOp::Nre) {
+            sels.regexes += 1;
+        }
         matchers.push(Matcher::new(&m.name, op, &m.value)?);
     }
     if matchers.iter().all(|m| m.matches("")) {
@@ -326,6 +331,9 @@ fn system_time_ms(t: &SystemTime) -> i64 {
 fn call(c: &Call, sels: &mut Lowering) -> Result<Node, Error> {
     use RangeFn::*;
     let name = c.func.name;
+    if name == "label_replace" {
+        sels.regexes += 1;
+    }
     let func = match name {
         "rate" => Func::Range(Rate),
         "irate" => Func::Range(Irate),

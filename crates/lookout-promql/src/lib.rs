@@ -114,6 +114,9 @@ impl Query {
                 "query is too complex: {depth} operators and nested brackets, the limit is {MAX_DEPTH}"
             )));
         }
+        // The parser compiles every matcher's regular expression with the regex crate's
+        // default limits (10 MiB each): count and size them first.
+        check_regex_literals(text)?;
         let (root, lowering) = parse_on_a_large_stack(text)?;
         Ok(Query {
             text: text.to_string(),
@@ -208,6 +211,9 @@ fn parse_on_a_large_stack(text: &str) -> Result<(ir::Node, ir::Lowering), Error>
                 }
                 let mut lowering = ir::Lowering::default();
                 let root = ir::lower(&expr, &mut lowering)?;
+                if lowering.regexes > matcher::MAX_REGEXES {
+                    return Err(too_many_regexes(lowering.regexes));
+                }
                 Ok((root, lowering))
             })
             .map_err(|e| Error::execution(format!("cannot start the query parser: {e}")))?;
@@ -252,6 +258,66 @@ fn tree_depth(expr: &promql_parser::parser::Expr) -> usize {
         }
     }
     max
+}
+
+fn too_many_regexes(n: usize) -> Error {
+    Error::bad_data(format!(
+        "query has {n} regular expressions, the limit is {}",
+        matcher::MAX_REGEXES
+    ))
+}
+
+/// Refuses, before parsing, a query with more regex matchers (`=~`/`!~` followed by a string)
+/// than [`matcher::MAX_REGEXES`] or with one whose compiled program is too big. The string's
+/// escapes are undone roughly (`\\` and escaped quotes), which does not change the size of
+/// what compiles.
+fn check_regex_literals(text: &str) -> Result<(), Error> {
+    let chars: Vec<char> = text.chars().collect();
+    let (mut count, mut i) = (0usize, 0usize);
+    let mut prev: [char; 2] = [' ', ' '];
+    while i < chars.len() {
+        let c = chars[i];
+        i += 1;
+        match c {
+            '#' => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+            }
+            '"' | '\'' | '`' => {
+                let mut lit = String::new();
+                while i < chars.len() && chars[i] != c {
+                    if chars[i] == '\\' && c != '`' && i + 1 < chars.len() {
+                        let e = chars[i + 1];
+                        if !matches!(e, '\\' | '"' | '\'') {
+                            lit.push('\\');
+                        }
+                        lit.push(e);
+                        i += 2;
+                        continue;
+                    }
+                    lit.push(chars[i]);
+                    i += 1;
+                }
+                i += 1;
+                if matches!(prev, ['=' | '!', '~']) {
+                    count += 1;
+                    if count > matcher::MAX_REGEXES {
+                        return Err(too_many_regexes(count));
+                    }
+                    if matcher::too_big(&lit) {
+                        return Err(Error::bad_data(format!(
+                            "regular expression {lit:?} compiles past the size limit"
+                        )));
+                    }
+                }
+                prev = [' ', c];
+            }
+            c if c.is_whitespace() => {}
+            c => prev = [prev[1], c],
+        }
+    }
+    Ok(())
 }
 
 /// The most operators plus bracket nesting a query may have (hand-written and Grafana queries

@@ -253,7 +253,7 @@ fn deeply_nested_queries_are_refused_before_they_can_overflow_the_stack() {
         r#"sum by (job) (rate(x{{path=~"{}"}}[5m])) / 2"#,
         "a-b+".repeat(2_000)
     );
-    assert!(Query::parse(&ok).is_ok());
+    Query::parse(&ok).unwrap();
 }
 
 #[test]
@@ -435,4 +435,29 @@ fn aggregation_groups_count_all_the_memory_they_hold() {
     assert!(run(4_010).is_ok());
     let e = run(3_000).unwrap_err();
     assert_eq!(e, lookout_promql::Error::too_many_samples(3_000));
+}
+
+#[test]
+fn regular_expressions_have_a_per_query_budget() {
+    // Each regex is small, but 65 of them are past the query's budget.
+    let selector = |n: usize| {
+        let matchers: Vec<String> = (0..n).map(|i| format!(r#"l{i}=~"a{i}|b""#)).collect();
+        format!("x{{{}}}", matchers.join(","))
+    };
+    let many = selector(65);
+    let e = Query::parse(&many).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::BadData);
+    assert!(e.message.contains("regular expressions"), "{e}");
+    Query::parse(&selector(64)).unwrap();
+    // One whose compiled program is huge is refused before the parser compiles it.
+    let e = Query::parse(r#"x{job=~"(a{1000}){1000}"}"#).unwrap_err();
+    assert!(e.message.contains("size limit"), "{e}");
+    // label_replace() regexes count too.
+    let lr = format!(
+        "{}x{}",
+        r#"label_replace("#.repeat(65),
+        r#", "d", "$1", "job", "(.*)")"#.repeat(65)
+    );
+    let e = Query::parse(&lr).unwrap_err();
+    assert!(e.message.contains("regular expressions"), "{e}");
 }
