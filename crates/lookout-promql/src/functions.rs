@@ -322,10 +322,12 @@ impl Ctx<'_> {
             let Ok(le) = label_value(&s.labels, "le").parse::<f64>() else {
                 continue; // no or a malformed `le`: not a bucket, ignored as Prometheus does
             };
+            // Buckets group by all labels but `le`, the name included (as Prometheus's
+            // signature): `{__name__=~"a_bucket|b_bucket"}` are two histograms, not one.
             let key: Labels = s
                 .labels
                 .iter()
-                .filter(|(n, _)| n != "le" && n != "__name__")
+                .filter(|(n, _)| n != "le")
                 .cloned()
                 .collect();
             let g = *index.entry(key.clone()).or_insert_with(|| {
@@ -352,10 +354,14 @@ impl Ctx<'_> {
             }
             if any {
                 self.charge(self.n())?;
-                out.push(RS { labels, vals });
+                out.push(RS {
+                    labels: drop_name(&labels),
+                    vals,
+                });
             }
         }
-        Ok(out)
+        // Histograms that differ only by name meet once it is dropped.
+        merge_same_labels(out)
     }
 }
 

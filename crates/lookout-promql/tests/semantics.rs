@@ -461,3 +461,46 @@ fn regular_expressions_have_a_per_query_budget() {
     let e = Query::parse(&lr).unwrap_err();
     assert!(e.message.contains("regular expressions"), "{e}");
 }
+
+fn bucket(name: &str, le: &str, samples: &[(i64, f64)]) -> Series {
+    Series {
+        labels: vec![
+            ("__name__".into(), name.into()),
+            ("job".into(), "a".into()),
+            ("le".into(), le.into()),
+        ],
+        samples: samples.to_vec(),
+    }
+}
+
+#[test]
+fn histogram_quantile_groups_buckets_by_name_too() {
+    let data = [
+        bucket("a_bucket", "1", &[(0, 10.0)]),
+        bucket("a_bucket", "+Inf", &[(0, 10.0)]),
+        bucket("b_bucket", "10", &[(600_000, 10.0)]),
+        bucket("b_bucket", "+Inf", &[(600_000, 10.0)]),
+    ];
+    // Present at different times: two histograms whose answers share one output series.
+    let q = Query::parse(r#"histogram_quantile(0.5, {__name__=~"a_bucket|b_bucket"})"#).unwrap();
+    let Value::Matrix(m) = eval_range(&q, 0, 600_000, 600_000, &[data.to_vec()]).unwrap() else {
+        panic!()
+    };
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].labels, vec![("job".to_string(), "a".to_string())]);
+    assert_eq!(m[0].points, vec![(0, 0.5), (600_000, 5.0)]);
+    // Present together: never one histogram mixing both names' buckets.
+    let both = [
+        bucket("a_bucket", "1", &[(0, 10.0)]),
+        bucket("a_bucket", "+Inf", &[(0, 10.0)]),
+        bucket("b_bucket", "10", &[(0, 10.0)]),
+        bucket("b_bucket", "+Inf", &[(0, 10.0)]),
+    ];
+    let e = instant(
+        r#"histogram_quantile(0.5, {__name__=~"a_bucket|b_bucket"})"#,
+        0,
+        &both,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("same labelset"), "{e}");
+}
