@@ -40,9 +40,10 @@ fn drops_name(op: BinOp) -> bool {
 }
 
 /// The matching signature of a label set: the `on` labels, or all but the `ignoring` ones and
-/// the metric name.
-fn signature(labels: &Labels, on: bool, names: &[String]) -> String {
-    let mut sig = String::new();
+/// the metric name. Names and values are separated by the byte 0xff, which UTF-8 text never
+/// contains (the character `ÿ` is two other bytes), so no two label sets share a signature.
+fn signature(labels: &Labels, on: bool, names: &[String]) -> Vec<u8> {
+    let mut sig = Vec::new();
     for (n, v) in labels {
         let listed = names.iter().any(|x| x == n);
         let used = if on {
@@ -51,10 +52,10 @@ fn signature(labels: &Labels, on: bool, names: &[String]) -> String {
             !listed && n != "__name__"
         };
         if used && !v.is_empty() {
-            sig.push_str(n);
-            sig.push('\u{ff}');
-            sig.push_str(v);
-            sig.push('\u{ff}');
+            sig.extend_from_slice(n.as_bytes());
+            sig.push(0xff);
+            sig.extend_from_slice(v.as_bytes());
+            sig.push(0xff);
         }
     }
     sig
@@ -129,11 +130,11 @@ impl Ctx<'_> {
     }
 
     fn set_op(&self, bin: &Bin, l: Vec<RS>, r: Vec<RS>) -> Result<Vec<RS>, Error> {
-        let lsig: Vec<String> = l
+        let lsig: Vec<Vec<u8>> = l
             .iter()
             .map(|s| signature(&s.labels, bin.on, &bin.labels))
             .collect();
-        let rsig: Vec<String> = r
+        let rsig: Vec<Vec<u8>> = r
             .iter()
             .map(|s| signature(&s.labels, bin.on, &bin.labels))
             .collect();
@@ -143,28 +144,28 @@ impl Ctx<'_> {
             self.check_time()?;
             match bin.op {
                 BinOp::And | BinOp::Unless => {
-                    let rset: HashSet<&str> = out_r
+                    let rset: HashSet<&[u8]> = out_r
                         .iter()
                         .zip(&rsig)
                         .filter(|(s, _)| present(s.vals[k]))
-                        .map(|(_, g)| g.as_str())
+                        .map(|(_, g)| g.as_slice())
                         .collect();
                     let want = bin.op == BinOp::And;
                     for (s, g) in out_l.iter_mut().zip(&lsig) {
-                        if present(s.vals[k]) && rset.contains(g.as_str()) != want {
+                        if present(s.vals[k]) && rset.contains(g.as_slice()) != want {
                             s.vals[k] = ABSENT;
                         }
                     }
                 }
                 _ => {
-                    let lset: HashSet<&str> = out_l
+                    let lset: HashSet<&[u8]> = out_l
                         .iter()
                         .zip(&lsig)
                         .filter(|(s, _)| present(s.vals[k]))
-                        .map(|(_, g)| g.as_str())
+                        .map(|(_, g)| g.as_slice())
                         .collect();
                     for (s, g) in out_r.iter_mut().zip(&rsig) {
-                        if present(s.vals[k]) && lset.contains(g.as_str()) {
+                        if present(s.vals[k]) && lset.contains(g.as_slice()) {
                             s.vals[k] = ABSENT;
                         }
                     }
@@ -185,11 +186,11 @@ impl Ctx<'_> {
         } else {
             (&l, &r)
         };
-        let msig: Vec<String> = many
+        let msig: Vec<Vec<u8>> = many
             .iter()
             .map(|s| signature(&s.labels, bin.on, &bin.labels))
             .collect();
-        let osig: Vec<String> = one
+        let osig: Vec<Vec<u8>> = one
             .iter()
             .map(|s| signature(&s.labels, bin.on, &bin.labels))
             .collect();
@@ -198,12 +199,12 @@ impl Ctx<'_> {
         let mut pair_out: HashMap<(usize, usize), usize> = HashMap::new();
         for k in 0..self.n() {
             self.check_time()?;
-            let mut one_at: HashMap<&str, usize> = HashMap::new();
+            let mut one_at: HashMap<&[u8], usize> = HashMap::new();
             for (j, s) in one.iter().enumerate() {
                 if !present(s.vals[k]) {
                     continue;
                 }
-                if let Some(&prev) = one_at.get(osig[j].as_str()) {
+                if let Some(&prev) = one_at.get(osig[j].as_slice()) {
                     let side = if bin.card == Card::OneToMany {
                         "left"
                     } else {
@@ -215,14 +216,14 @@ impl Ctx<'_> {
                         show(&one[prev].labels)
                     )));
                 }
-                one_at.insert(osig[j].as_str(), j);
+                one_at.insert(osig[j].as_slice(), j);
             }
-            let mut matched: HashMap<&str, HashSet<usize>> = HashMap::new();
+            let mut matched: HashMap<&[u8], HashSet<usize>> = HashMap::new();
             for (i, s) in many.iter().enumerate() {
                 if !present(s.vals[k]) {
                     continue;
                 }
-                let Some(&j) = one_at.get(msig[i].as_str()) else {
+                let Some(&j) = one_at.get(msig[i].as_slice()) else {
                     continue;
                 };
                 let (mut vl, mut vr) = (s.vals[k], one[j].vals[k]);
@@ -258,7 +259,7 @@ impl Ctx<'_> {
                         o
                     }
                 };
-                let seen = matched.entry(msig[i].as_str()).or_default();
+                let seen = matched.entry(msig[i].as_slice()).or_default();
                 if bin.card == Card::OneToOne {
                     if !seen.is_empty() {
                         return Err(Error::execution(

@@ -292,7 +292,9 @@ impl Ctx<'_> {
                     lo += 1;
                 }
                 let p = param.map_or(0.0, |p| p[k]);
-                let base = te.saturating_add(sel.offset_ms);
+                // predict_linear extrapolates from the evaluation time, not from the window's
+                // end that `@` and offset move.
+                let base = t;
                 buf[k] = match range_value(rf, &samples[lo..hi], te, range, base, p) {
                     Some(v) => {
                         any = true;

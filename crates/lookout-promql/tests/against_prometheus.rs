@@ -540,6 +540,7 @@ fn same_answers_as_a_real_prometheus() {
     .chain([
         (format!("go_goroutines @ {at1}"), false),
         (format!("rate(process_cpu_seconds_total[10s] @ {at1})"), false),
+        (format!("predict_linear(go_memstats_alloc_bytes_total[10s] @ {at1}, 30)"), false),
         ("sort(node_cpu_seconds_total)".to_string(), true),
         ("sort_desc(rate(node_cpu_seconds_total[10s]))".to_string(), true),
         ("sort_desc(lookout_test_gauge)".to_string(), true),
@@ -550,7 +551,13 @@ fn same_answers_as_a_real_prometheus() {
     .collect();
     // Sorting means nothing to a range query; a bare subquery is a range vector, which a range
     // query refuses.
-    let range_too = |q: &str| !q.contains("sort") && q != "go_goroutines[10s:2s]";
+    // predict_linear with `@` in a range query: Prometheus 2.42 moves the pinned window with
+    // the step (docs/promql.md), compared as instant queries only.
+    let range_too = |q: &str| {
+        !q.contains("sort")
+            && q != "go_goroutines[10s:2s]"
+            && !(q.starts_with("predict_linear") && q.contains('@'))
+    };
 
     let mut failures = Vec::new();
     let mut asked = 0;

@@ -504,3 +504,51 @@ fn histogram_quantile_groups_buckets_by_name_too() {
     .unwrap_err();
     assert!(e.message.contains("same labelset"), "{e}");
 }
+
+#[test]
+fn predict_linear_with_at_extrapolates_from_the_evaluation_time() {
+    // x grows by 1 a second from 0 to 100 s.
+    let samples: Vec<(i64, f64)> = (0..=10)
+        .map(|i| (i * 10_000, f64::from(i as i32 * 10)))
+        .collect();
+    let data = [series("x", "a", &samples)];
+    // Window pinned at 100 s, evaluated at 1,000 s: predicts x at 1,000 s (+ 0 s).
+    let v = instant("predict_linear(x[100s] @ 100, 0)", 1_000_000, &data).unwrap();
+    assert!((values(&v)[0] - 1_000.0).abs() < 1e-6, "{v:?}");
+    // A range query extrapolates from each step's time (Prometheus 2.42 moves the pinned
+    // window with the step there; see docs/promql.md).
+    let run = |q: &str| {
+        let q = Query::parse(q).unwrap();
+        let Value::Matrix(m) =
+            eval_range(&q, 500_000, 1_000_000, 500_000, &[data.to_vec()]).unwrap()
+        else {
+            panic!()
+        };
+        m[0].points.iter().map(|p| p.1.round()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        run("predict_linear(x[100s] @ 100, 0)"),
+        vec![500.0, 1_000.0]
+    );
+    assert_eq!(
+        run("predict_linear(x[100s] @ 100, time() * 0)"),
+        vec![500.0, 1_000.0]
+    );
+}
+
+#[test]
+fn label_values_containing_the_separator_character_do_not_collide() {
+    let s = |a: &str, b: &str| Series {
+        labels: vec![
+            ("__name__".into(), "x".into()),
+            ("a".into(), a.into()),
+            ("b".into(), b.into()),
+        ],
+        samples: vec![(0, 1.0)],
+    };
+    // {a="pÿbÿq"} and {a="p", b="q"} once shared the signature "aÿpÿbÿqÿ".
+    let left = s("p\u{ff}b\u{ff}q", "");
+    let right = s("p", "q");
+    let v = instant("x{b=\"\"} * on(a, b) x{b=\"q\"}", 0, &[left, right]).unwrap();
+    assert!(values(&v).is_empty(), "{v:?}");
+}
