@@ -367,23 +367,26 @@ impl Ctx<'_> {
     }
 }
 
+/// absent()'s one series: labels from the selector's matchers as Prometheus's
+/// `createLabelsForAbsentFunction` makes them, in the matchers' order: an `=` matcher sets its
+/// label if it is not set yet; any other matcher, or a second `=`, removes it
+/// (`{job="a", job!="b"}` reports no job). Empty values are no label.
 fn absent_result(sel: Option<&Sel>, vals: Vec<f64>) -> V {
     let mut labels: Labels = Vec::new();
-    let mut twice: Vec<String> = Vec::new();
     if let Some(sel) = sel {
         for m in &sel.matchers {
-            if m.op != MatchOp::Eq || m.name == "__name__" {
+            if m.name == "__name__" {
                 continue;
             }
-            if labels.iter().any(|(n, _)| *n == m.name) {
-                twice.push(m.name.clone());
-            } else {
+            let set = labels.iter().any(|(n, _)| *n == m.name);
+            if m.op == MatchOp::Eq && !set {
                 labels.push((m.name.clone(), m.value.clone()));
+            } else {
+                labels.retain(|(n, _)| *n != m.name);
             }
         }
     }
-    // A label constrained twice has no single value to report; empty values are no label.
-    labels.retain(|(n, v)| !twice.contains(n) && !v.is_empty());
+    labels.retain(|(_, v)| !v.is_empty());
     labels.sort();
     V::Vector(vec![RS { labels, vals }])
 }

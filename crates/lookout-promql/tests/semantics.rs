@@ -552,3 +552,31 @@ fn label_values_containing_the_separator_character_do_not_collide() {
     let v = instant("x{b=\"\"} * on(a, b) x{b=\"q\"}", 0, &[left, right]).unwrap();
     assert!(values(&v).is_empty(), "{v:?}");
 }
+
+#[test]
+fn absent_drops_labels_that_a_non_equality_matcher_constrains() {
+    let labels = |q: &str| {
+        let Value::Vector(s) = instant(q, 0, &[]).unwrap() else {
+            panic!()
+        };
+        s[0].labels.clone()
+    };
+    let l = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    };
+    assert_eq!(labels(r#"absent(x{job="a",job!="b"})"#), l(&[]));
+    assert_eq!(
+        labels(r#"absent(x{job="a",job=~"a.*",env="p"})"#),
+        l(&[("env", "p")])
+    );
+    assert_eq!(labels(r#"absent(x{job="a",job="a"})"#), l(&[]));
+    // As Prometheus, in the matchers' order: a later `=` sets what an earlier one could not.
+    assert_eq!(labels(r#"absent(x{job!="b",job="a"})"#), l(&[("job", "a")]));
+    assert_eq!(
+        labels(r#"absent_over_time(x{job="a",job!="b"}[5m])"#),
+        l(&[])
+    );
+}
