@@ -52,7 +52,7 @@ fuzz_target!(|bytes: &[u8]| {
     let query = query.with_limits(limits);
     let all = data();
     let (start, end, step) = (0, 600_000, 30_000);
-    let Ok(sels) = query.selections(start, end, step, limits.lookback_ms) else {
+    let Ok(sels) = query.selections(start, end, step) else {
         return;
     };
     let fetched: Vec<Vec<Series>> = sels

@@ -12,9 +12,7 @@ fn main() {
     let start = end - 24 * 3600 * 1000;
     let step = 60_000;
     let query = Query::parse("sum by (x) (rate(m[5m]))").unwrap();
-    let sels = query
-        .selections(start, end, step, query.limits().lookback_ms)
-        .unwrap();
+    let sels = query.selections(start, end, step).unwrap();
     let (from, to) = (sels[0].from_ms, sels[0].to_ms);
     let data: Vec<Series> = (0..series_count)
         .map(|i| {

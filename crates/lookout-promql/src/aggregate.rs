@@ -5,6 +5,7 @@
 //! replaced by any number in min/max.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::Error;
 use crate::eval::{present, Ctx, ABSENT, RS};
@@ -38,6 +39,42 @@ fn group_labels(labels: &Labels, grouping: &Grouping) -> Labels {
 
 /// Below this many series a parallel aggregation costs more in threads than it saves.
 const PARALLEL_MIN_SERIES: usize = 2_000;
+
+/// Extra evaluation threads running now, over all queries of the process.
+static EXTRA_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Some extra threads taken from a shared count, given back when dropped.
+struct Permit<'c> {
+    pool: &'c AtomicUsize,
+    n: usize,
+}
+
+impl<'c> Permit<'c> {
+    fn none(pool: &'c AtomicUsize) -> Self {
+        Permit { pool, n: 0 }
+    }
+
+    /// Up to `want` threads, as many as keep the pool at or under `cap` (maybe none).
+    fn take(pool: &'c AtomicUsize, want: usize, cap: usize) -> Self {
+        let mut cur = pool.load(Ordering::Relaxed);
+        loop {
+            let n = want.min(cap.saturating_sub(cur));
+            if n == 0 {
+                return Permit::none(pool);
+            }
+            match pool.compare_exchange(cur, cur + n, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return Permit { pool, n },
+                Err(now) => cur = now,
+            }
+        }
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        self.pool.fetch_sub(self.n, Ordering::AcqRel);
+    }
+}
 
 /// The groups of a streaming aggregation, in order of first appearance.
 struct Groups {
@@ -249,10 +286,16 @@ impl Ctx<'_> {
         ) {
             let (sel, param) = self.range_fn_args(*rf, args)?;
             let series = self.series(sel)?;
-            let threads = std::thread::available_parallelism()
-                .map_or(1, |t| t.get())
-                .min(4);
-            if threads > 1 && series.len() >= PARALLEL_MIN_SERIES {
+            // Extra threads come from one pool shared by every query in the process, so
+            // concurrent queries cannot start cores x queries threads between them.
+            let cores = std::thread::available_parallelism().map_or(1, |t| t.get());
+            let extra = if series.len() >= PARALLEL_MIN_SERIES {
+                Permit::take(&EXTRA_THREADS, 3, cores.saturating_sub(1))
+            } else {
+                Permit::none(&EXTRA_THREADS)
+            };
+            let threads = 1 + extra.n;
+            if threads > 1 {
                 let chunk = series.len().div_ceil(threads);
                 let parts: Vec<Result<Groups, Error>> = std::thread::scope(|scope| {
                     let handles: Vec<_> = series
@@ -306,7 +349,7 @@ impl Ctx<'_> {
             (Some(p), _) => (self.eval_scalar(p)?, String::new()),
             (None, _) => return Err(Error::bad_data("aggregation parameter missing")),
         };
-        if agg.op == AggOp::CountValues && !valid_label(&label) {
+        if agg.op == AggOp::CountValues && !crate::functions::valid_label_name(&label) {
             return Err(Error::bad_data(format!("invalid label name \"{label}\"")));
         }
         let input = self.eval_vector(&agg.expr)?;
@@ -438,8 +481,20 @@ fn range_fn_of_selector(expr: &Node) -> bool {
     )
 }
 
-fn valid_label(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_threads_are_shared_by_all_queries_up_to_the_cap() {
+        let pool = AtomicUsize::new(0);
+        let a = Permit::take(&pool, 3, 4);
+        let b = Permit::take(&pool, 3, 4);
+        let c = Permit::take(&pool, 3, 4);
+        assert_eq!((a.n, b.n, c.n), (3, 1, 0));
+        drop(a);
+        assert_eq!(Permit::take(&pool, 3, 4).n, 3);
+        drop((b, c));
+        assert_eq!(pool.load(Ordering::Relaxed), 0);
+    }
 }

@@ -26,14 +26,25 @@ pub(crate) fn present(v: f64) -> bool {
     v.to_bits() != ABSENT_BITS
 }
 
-/// A sample value as evaluation uses it: the (astronomically unlikely) input equal to the
-/// absence marker becomes an ordinary NaN.
+/// The quiet bit of a NaN: a NaN without it is a signalling NaN, as [`ABSENT`] is.
+const QUIET_BIT: u64 = 0x0008_0000_0000_0000;
+
+/// Whether an input value must change before evaluation sees it: a signalling NaN other than
+/// the staleness marker (which selectors recognise and drop).
+#[inline]
+fn needs_input(v: f64) -> bool {
+    v.is_nan() && v.to_bits() & QUIET_BIT == 0 && !is_stale_nan(v)
+}
+
+/// A sample value as evaluation uses it: a signalling NaN is made quiet, so no input is the
+/// absence marker, and none becomes it when `-x` or `abs(x)` flips its sign bit (those are bit
+/// operations that keep a NaN's other bits). The staleness marker stays as it is.
 #[inline]
 fn input(v: f64) -> f64 {
-    if present(v) {
-        v
+    if needs_input(v) {
+        f64::from_bits(v.to_bits() | QUIET_BIT)
     } else {
-        f64::NAN
+        v
     }
 }
 
@@ -46,7 +57,7 @@ pub(crate) type Fetched<'a> = (&'a Labels, &'a [(i64, f64)]);
 pub(crate) fn prepared(samples: &[(i64, f64)], drop_stale: bool) -> Cow<'_, [(i64, f64)]> {
     let mut prev = i64::MIN;
     let clean = samples.iter().all(|p| {
-        let ok = p.0 > prev && !(drop_stale && is_stale_nan(p.1)) && present(p.1);
+        let ok = p.0 > prev && !(drop_stale && is_stale_nan(p.1)) && !needs_input(p.1);
         prev = p.0;
         ok
     });
@@ -325,13 +336,14 @@ impl<'a> Ctx<'a> {
             .saturating_sub(sub.range_ms);
         let mut inner_start = step * (raw / step);
         if inner_start < raw {
-            inner_start += step;
+            inner_start = inner_start.saturating_add(step);
         }
         let inner_end = last.saturating_sub(sub.offset_ms);
+        // In i128: the span of two extreme times does not fit an i64.
         let count = if inner_end < inner_start {
             0
         } else {
-            (inner_end - inner_start) / step + 1
+            (i128::from(inner_end) - i128::from(inner_start)) / i128::from(step) + 1
         };
         // The grid is bounded before it is allocated: `x[6h:1ms]` would be 21.6 M steps, each
         // series of the inner expression a value per step.
@@ -348,7 +360,9 @@ impl<'a> Ctx<'a> {
         }
         self.charge(count_usize)?;
         let inner = Ctx {
-            steps: (0..count).map(|k| inner_start + k * step).collect(),
+            steps: (0..count_usize as i64)
+                .map(|k| inner_start.saturating_add(k.saturating_mul(step)))
+                .collect(),
             start: self.start,
             end: self.end,
             lookback: self.lookback,

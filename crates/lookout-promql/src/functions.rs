@@ -391,7 +391,8 @@ fn absent_result(sel: Option<&Sel>, vals: Vec<f64>) -> V {
     V::Vector(vec![RS { labels, vals }])
 }
 
-fn valid_label_name(name: &str) -> bool {
+/// Whether `name` is a label name Prometheus accepts: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub(crate) fn valid_label_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')

@@ -14,8 +14,15 @@
 //! selector sees the latest sample in `[t - lookback, t]`, a range selector the samples in
 //! `[t - range, t]` (both ends closed; Prometheus 3 opened the left end), staleness markers end
 //! a series, and rate/increase/delta extrapolate exactly as Prometheus's `extrapolatedRate`.
-//! Every query is bounded: samples and points held ([`Limits::max_samples`]), steps of a range
-//! query ([`Limits::max_steps`]) and wall time ([`Limits::timeout`]).
+//! Every query is bounded: samples and points held ([`Limits::max_samples`], which is also the
+//! caller's fetch budget), steps of a range query ([`Limits::max_steps`]), subquery steps,
+//! regular expressions and wall time ([`Limits::timeout`]).
+//!
+//! Evaluation is synchronous CPU work (seconds for a large query): async callers run
+//! [`eval_instant`] / [`eval_range`] (and [`Query::parse`], which parses on a thread of its
+//! own) inside `tokio::task::spawn_blocking`, never on a runtime worker. A large aggregation
+//! may add threads of its own; those come from one process-wide pool of one less than the
+//! number of cores, so concurrent queries never oversubscribe the machine.
 
 mod aggregate;
 mod binary;
@@ -143,17 +150,17 @@ impl Query {
     }
 
     /// The data to fetch, one [`Selection`] per selector in query order, for a range query
-    /// from `start_ms` to `end_ms` (equal for an instant query). `lookback_ms` is the vector
-    /// selectors' lookback and must be the one the query evaluates with
-    /// ([`Limits::lookback_ms`], 5 minutes unless changed).
+    /// from `start_ms` to `end_ms` (equal for an instant query). Vector selectors reach back
+    /// by the query's own [`Limits::lookback_ms`], the one it evaluates with. The caller
+    /// enforces the fetch budget ([`Limits::max_samples`]) while loading them.
     pub fn selections(
         &self,
         start_ms: i64,
         end_ms: i64,
         step_ms: i64,
-        lookback_ms: i64,
     ) -> Result<Vec<Selection>, Error> {
         check_range(start_ms, end_ms, step_ms, &self.limits)?;
+        let lookback_ms = self.limits.lookback_ms;
         Ok(self
             .sels
             .iter()

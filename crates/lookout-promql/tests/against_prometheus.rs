@@ -257,9 +257,7 @@ fn load_all(port: u16, at_ms: i64) -> Vec<Series> {
 
 fn ours(query: &str, all: &[Series], start: i64, end: i64, step: i64, instant: bool) -> Json {
     let q = Query::parse(query).unwrap_or_else(|e| panic!("{query}: {e}"));
-    let sels = q
-        .selections(start, end, step, q.limits().lookback_ms)
-        .unwrap();
+    let sels = q.selections(start, end, step).unwrap();
     let fetched: Vec<Vec<Series>> = sels
         .iter()
         .map(|sel| {

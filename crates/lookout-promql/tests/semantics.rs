@@ -16,7 +16,7 @@ fn series(name: &str, job: &str, samples: &[(i64, f64)]) -> Series {
 fn instant(q: &str, t: i64, data: &[Series]) -> Result<Value, lookout_promql::Error> {
     let query = Query::parse(q)?;
     let fetched: Vec<Vec<Series>> = query
-        .selections(t, t, 1, query.limits().lookback_ms)?
+        .selections(t, t, 1)?
         .iter()
         .map(|_| data.to_vec())
         .collect();
@@ -79,7 +79,7 @@ fn rate_extrapolates_as_prometheus_does() {
 #[test]
 fn selections_apply_offset_at_and_range() {
     let q = Query::parse(r#"rate(x{job=~"a.*"}[5m] offset 1m) + y @ 100"#).unwrap();
-    let s = q.selections(1_000_000, 2_000_000, 10_000, 300_000).unwrap();
+    let s = q.selections(1_000_000, 2_000_000, 10_000).unwrap();
     assert_eq!(s.len(), 2);
     assert_eq!(
         (s[0].from_ms, s[0].to_ms),
@@ -114,7 +114,7 @@ fn unsupported_features_are_refused_by_name() {
 #[test]
 fn budgets_answer_clear_errors() {
     let q = Query::parse("m").unwrap();
-    let e = q.selections(0, 11_000, 1, 300_000).unwrap_err();
+    let e = q.selections(0, 11_000, 1).unwrap_err();
     assert!(
         e.message.contains("11000") || e.message.contains("maximum resolution"),
         "{e}"
@@ -174,7 +174,7 @@ fn the_parallel_aggregation_agrees_with_the_sequential_one() {
     let run = |text: &str, op: &str| {
         let q = Query::parse(&format!("{op} by (x) ({text})")).unwrap();
         let fetched: Vec<Vec<Series>> = q
-            .selections(0, 600_000, 30_000, 300_000)
+            .selections(0, 600_000, 30_000)
             .unwrap()
             .iter()
             .map(|_| data.clone())
@@ -222,7 +222,7 @@ fn subqueries_evaluate_on_their_own_aligned_grid() {
         vec![16.0]
     );
     let q = Query::parse("max_over_time(rate(g[5m])[1h:5m] offset 1m)").unwrap();
-    let s = q.selections(3_600_000, 7_200_000, 60_000, 300_000).unwrap();
+    let s = q.selections(3_600_000, 7_200_000, 60_000).unwrap();
     assert_eq!(
         (s[0].from_ms, s[0].to_ms),
         (3_600_000 - 60_000 - 3_600_000 - 300_000, 7_200_000 - 60_000)
@@ -366,7 +366,7 @@ fn with_short_timeout(q: &str, start: i64, end: i64, data: &[Series]) -> lookout
         timeout: std::time::Duration::from_millis(1),
         ..Limits::default()
     });
-    let fetched = vec![data.to_vec(); query.selections(start, end, 60_000, 300_000).unwrap().len()];
+    let fetched = vec![data.to_vec(); query.selections(start, end, 60_000).unwrap().len()];
     eval_range(&query, start, end, 60_000, &fetched).unwrap_err()
 }
 
@@ -430,7 +430,7 @@ fn aggregation_groups_count_all_the_memory_they_hold() {
                 max_samples,
                 ..Limits::default()
             });
-        eval_range(&q, 0, 99_000, 1_000, &[data.clone()])
+        eval_range(&q, 0, 99_000, 1_000, std::slice::from_ref(&data))
     };
     assert!(run(4_010).is_ok());
     let e = run(3_000).unwrap_err();
@@ -579,4 +579,36 @@ fn absent_drops_labels_that_a_non_equality_matcher_constrains() {
         labels(r#"absent_over_time(x{job="a",job!="b"}[5m])"#),
         l(&[])
     );
+}
+
+#[test]
+fn selections_reach_back_by_the_query_own_lookback() {
+    let q = Query::parse("x").unwrap().with_limits(Limits {
+        lookback_ms: 60_000,
+        ..Limits::default()
+    });
+    let s = q.selections(1_000_000, 1_000_000, 1).unwrap();
+    assert_eq!((s[0].from_ms, s[0].to_ms), (940_000, 1_000_000));
+}
+
+#[test]
+fn signalling_nan_inputs_never_turn_into_absent_steps() {
+    // The sign-flipped absence marker: `-x` and `abs(x)` flip the sign bit of what they get.
+    let data = [series(
+        "x",
+        "a",
+        &[(0, f64::from_bits(0xfff4_0000_dead_beef))],
+    )];
+    for q in ["-x", "abs(x)", "x"] {
+        let v = instant(q, 0, &data).unwrap();
+        assert_eq!(values(&v).len(), 1, "{q}: {v:?}");
+        assert!(values(&v)[0].is_nan(), "{q}");
+    }
+    // The staleness marker is still one.
+    let stale = [series(
+        "x",
+        "a",
+        &[(0, 1.0), (1_000, f64::from_bits(STALE_NAN_BITS))],
+    )];
+    assert!(values(&instant("-x", 2_000, &stale).unwrap()).is_empty());
 }

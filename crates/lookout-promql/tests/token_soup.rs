@@ -359,7 +359,7 @@ fn token_soup_never_panics() {
         parsed += 1;
         let q = q.with_limits(limits);
         let (start, end, step) = (0, 600_000, 30_000);
-        let sels = match q.selections(start, end, step, limits.lookback_ms) {
+        let sels = match q.selections(start, end, step) {
             Ok(s) => s,
             Err(e) => {
                 if generated {
