@@ -349,7 +349,7 @@ impl Ctx<'_> {
             (Some(p), _) => (self.eval_scalar(p)?, String::new()),
             (None, _) => return Err(Error::bad_data("aggregation parameter missing")),
         };
-        if agg.op == AggOp::CountValues && !crate::functions::valid_label_name(&label) {
+        if agg.op == AggOp::CountValues && !crate::relabel::valid_label_name(&label) {
             return Err(Error::bad_data(format!("invalid label name \"{label}\"")));
         }
         let input = self.eval_vector(&agg.expr)?;

@@ -32,6 +32,7 @@ mod eval;
 mod functions;
 mod ir;
 mod matcher;
+mod relabel;
 mod value;
 
 use std::time::Duration;
