@@ -10,6 +10,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+pub mod agent;
 pub mod check;
 pub mod conditions;
 pub mod schedule;
