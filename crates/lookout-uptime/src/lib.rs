@@ -13,6 +13,7 @@
 pub mod agent;
 pub mod check;
 pub mod conditions;
+pub mod probe;
 pub mod schedule;
 pub mod spec;
 pub mod state;
