@@ -6,7 +6,9 @@
 pub mod api;
 pub mod checkins;
 pub mod config;
+mod passive;
 mod pending;
+pub mod quorum;
 pub mod runner;
 pub mod service;
 pub mod ui;

@@ -215,3 +215,93 @@ async fn two_agents_share_a_location_and_one_takes_over_when_the_other_dies() {
             .await;
     }
 }
+
+/// Posts results for `location` as an agent would, every 500 ms, passing while `ok` holds: a
+/// stand-in for a region whose view of the target differs from the others' (on one host every
+/// real agent sees the same target).
+fn simulated_region(
+    s: &TestServer,
+    token: &str,
+    monitor: i64,
+    ok: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    let client = s.anon().bearer(token);
+    tokio::spawn(async move {
+        for i in 0.. {
+            let now = lookout_core::time::now_ms();
+            let ok = ok.load(std::sync::atomic::Ordering::SeqCst);
+            client
+                .post(
+                    "/api/v1/agent/results",
+                    json!({"batch_id": format!("sim-{i}"), "agent_id": "sim", "results": [
+                        {"monitor_id": monitor, "scheduled_at": now, "at": now, "ok": ok,
+                         "latency_ms": 1.0, "message": if ok { Value::Null } else { json!("HTTP 503 from the region") }}]}),
+                )
+                .await
+                .expect(200);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitor_is_down_only_when_a_quorum_of_locations_fails() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let s = TestServer::start(crate::bin(), Backend::Sqlite).await;
+    let t = HttpTarget::start().await;
+    let (_, eu) = location(&s, "eu-west").await;
+    let (_, us) = location(&s, "us-east").await;
+    // Three locations, the default rule: a majority (2) must fail.
+    let m = create(
+        &s,
+        json!({"name": "api", "type": "http", "url": t.url("/"), "interval_seconds": 1,
+               "failure_threshold": 2, "locations": ["local", "eu-west", "us-east"]}),
+    )
+    .await;
+    let id = m["id"].as_i64().unwrap();
+    let _agent = Agent::start(&s, &eu, "eu-west", "agent-eu");
+    let us_ok = std::sync::Arc::new(AtomicBool::new(true));
+    let _region = simulated_region(&s, &us, id, us_ok.clone());
+    crate::uptime::wait_status(&s, id, "up", 30).await;
+    wait_location(&s, id, "eu-west", "up", 30).await;
+
+    // 1 of 3 failing: a regional degradation, recorded, not paged.
+    us_ok.store(false, Ordering::SeqCst);
+    wait_location(&s, id, "us-east", "down", 30).await;
+    let degraded = eventually("monitor.degraded")
+        .secs(30)
+        .until(
+            || crate::uptime::events(&s, "monitor.degraded", id),
+            |e| !e.is_empty(),
+        )
+        .await;
+    assert_eq!(
+        degraded[0]["payload"]["failing_locations"],
+        json!(["us-east"])
+    );
+    let m = monitor(&s, id).await;
+    assert_eq!(
+        m["status"], "up",
+        "one region failing must not take it down: {m}"
+    );
+    assert!(crate::uptime::events(&s, "monitor.down", id)
+        .await
+        .is_empty());
+
+    // 2 of 3 failing (the replicas and eu-west see 503, us-east recovered): down, paged once.
+    us_ok.store(true, Ordering::SeqCst);
+    t.set(|b| b.status = 503);
+    let m = crate::uptime::wait_status(&s, id, "down", 30).await;
+    assert_eq!(at(&m, "us-east")["state"], "up", "{m}");
+    let down = crate::uptime::events(&s, "monitor.down", id).await;
+    assert_eq!(down.len(), 1, "{down:?}");
+    let reason = down[0]["payload"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("failing from local, eu-west") && reason.contains("2 of 3"),
+        "the page names the failing locations: {reason}"
+    );
+    t.set(|b| b.status = 200);
+    crate::uptime::wait_status(&s, id, "up", 30).await;
+    assert_eq!(crate::uptime::events(&s, "monitor.up", id).await.len(), 1);
+    assert_eq!(crate::uptime::events(&s, "monitor.down", id).await.len(), 1);
+}
