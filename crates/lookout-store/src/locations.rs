@@ -209,18 +209,28 @@ pub async fn location_for_token(store: &Store, token: &str) -> Result<Option<Loc
     .transpose()
 }
 
-/// Records the location's announced health (offline or online); true when it changed, so one
-/// replica announces each change once.
-pub async fn set_offline(store: &Store, id: i64, offline: bool) -> Result<bool> {
-    Ok(
-        sqlx::query("UPDATE locations SET offline = $1 WHERE id = $2 AND offline <> $1")
-            .bind(i64::from(offline))
-            .bind(id)
-            .execute(store.pool())
-            .await?
-            .rows_affected()
-            == 1,
-    )
+/// Records the location's announced health (offline or online) and publishes `event` in the same
+/// transaction, only when the health changed: one replica announces each change once, and the
+/// event never claims a change the database does not hold. True when it changed.
+pub async fn set_offline(
+    store: &Store,
+    id: i64,
+    offline: bool,
+    event: crate::writer::Write,
+) -> Result<bool> {
+    let mut tx = store.begin_write().await?;
+    let changed = sqlx::query("UPDATE locations SET offline = $1 WHERE id = $2 AND offline <> $1")
+        .bind(i64::from(offline))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+        == 1;
+    if changed {
+        crate::events::publish_in_tx(store, &mut tx, &[event]).await?;
+    }
+    tx.commit().await?;
+    Ok(changed)
 }
 
 // ---------------------------------------------------------------- agents

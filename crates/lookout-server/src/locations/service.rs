@@ -255,3 +255,39 @@ pub async fn assignments(
 pub fn is_online(location: &LocationRow, newest_seen: Option<i64>, now: i64) -> bool {
     location.revoked_at.is_none() && newest_seen.is_some_and(|t| now - t <= LOCATION_OFFLINE_MS)
 }
+
+/// Announces locations whose health changed since the last announcement: `location.offline`
+/// when no agent reported within [`LOCATION_OFFLINE_MS`] (or the token was revoked),
+/// `location.online` when one reports again. Run by the uptime upkeep job (one replica, every
+/// minute); returns how many changed.
+pub async fn announce_health(
+    store: &lookout_store::Store,
+    now: i64,
+) -> lookout_store::Result<usize> {
+    let mut changed = 0;
+    for loc in lstore::list_locations(store).await? {
+        let newest = lstore::agents(store, loc.id)
+            .await?
+            .iter()
+            .map(|a| a.last_seen_at)
+            .max();
+        // A location no agent ever reported from is not announced offline: it is being set up.
+        let online = is_online(&loc, newest, now);
+        if online != loc.offline || (newest.is_none() && loc.revoked_at.is_none()) {
+            continue;
+        }
+        let kind = if online {
+            "location.online"
+        } else {
+            "location.offline"
+        };
+        let payload = serde_json::json!({"location_id": loc.id, "name": loc.name, "at": now,
+            "last_seen_at": newest, "revoked": loc.revoked_at.is_some()});
+        let event = lookout_store::events::publish(kind, None, Some(loc.name.clone()), &payload);
+        if lstore::set_offline(store, loc.id, !online, event).await? {
+            tracing::info!(location = %loc.name, event = kind, "Location health changed.");
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}

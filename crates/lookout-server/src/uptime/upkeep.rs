@@ -26,8 +26,12 @@ pub async fn run(store: &Store) -> Result<(), String> {
     let agents = lookout_store::locations::forget_agents(store, now - 86_400_000)
         .await
         .map_err(|e| e.to_string())?;
+    let locations = crate::locations::service::announce_health(store, now)
+        .await
+        .map_err(|e| e.to_string())?;
     tracing::debug!(
         buckets,
+        locations,
         deleted,
         located,
         agents,

@@ -358,3 +358,52 @@ async fn a_long_poll_answers_when_a_monitor_is_added() {
     assert_eq!(v["monitors"].as_array().unwrap().len(), 1, "{v}");
     assert_ne!(v["version"], a["version"]);
 }
+
+#[tokio::test]
+async fn a_silent_location_is_announced_offline_once_and_online_when_it_reports() {
+    use lookout_server::locations::service::{announce_health, LOCATION_OFFLINE_MS};
+    let h = Harness::sqlite().await;
+    let (_, token) = location(&h, "eu-west").await;
+    let (_, _) = location(&h, "never-started").await;
+    let agent = h.anon.bearer(&token);
+    agent
+        .get("/api/v1/agent/assignments?agent_id=agent-a")
+        .await
+        .expect(200);
+    let now = now_ms();
+    assert_eq!(announce_health(&h.store, now).await.unwrap(), 0);
+    let later = now + LOCATION_OFFLINE_MS + 1_000;
+    assert_eq!(announce_health(&h.store, later).await.unwrap(), 1);
+    assert_eq!(
+        announce_health(&h.store, later).await.unwrap(),
+        0,
+        "announced once"
+    );
+    agent
+        .get("/api/v1/agent/assignments?agent_id=agent-a")
+        .await
+        .expect(200);
+    assert_eq!(announce_health(&h.store, now_ms()).await.unwrap(), 1);
+    let events = h.admin.get("/api/v1/events?limit=100").await.expect(200);
+    let kinds: Vec<(&str, &str)> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"].as_str().unwrap().starts_with("location."))
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap(),
+                e["payload"]["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // Newest first; the location no agent ever reported from is not announced.
+    assert_eq!(
+        kinds,
+        [
+            ("location.online", "eu-west"),
+            ("location.offline", "eu-west")
+        ],
+        "{events}"
+    );
+}
