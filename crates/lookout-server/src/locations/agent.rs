@@ -68,6 +68,8 @@ impl FromRequestParts<AppState> for LocationAgent {
 /// Long-polls waiting at once, across the replica: past this, agents are asked to come back.
 const MAX_LONG_POLLS: usize = 1_024;
 static LONG_POLLS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(MAX_LONG_POLLS));
+/// How often a waiting agent is noted as seen, ms.
+const TOUCH_MS: i64 = 10_000;
 /// How often a waiting long-poll looks for a change.
 const POLL_STEP: Duration = Duration::from_secs(1);
 
@@ -155,9 +157,15 @@ pub async fn assignments(
     };
     let deadline = tokio::time::Instant::now() + wait;
     let mut last_key = None;
+    let mut touched: Option<i64> = None;
     loop {
         let now = now_ms();
-        lstore::touch_agent(state.store(), location.id, &seen, now).await?;
+        // Seen at the start, then every TOUCH_MS while waiting: well inside the liveness
+        // timeout, without a write a second per waiting agent.
+        if touched.is_none_or(|t| now - t >= TOUCH_MS) {
+            lstore::touch_agent(state.store(), location.id, &seen, now).await?;
+            touched = Some(now);
+        }
         let key = service::pool_key(&state, location.id, now).await?;
         if last_key.as_ref() != Some(&key) {
             let list = service::assignments(&state, &location, &q.agent_id, &key.1).await?;
