@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
@@ -27,9 +28,34 @@ use lookout_uptime::MonitorSpec;
 
 /// The location whose token authenticated the request. Checked with the other request-part
 /// extractors, before any body is read: an unknown token is 401, a revoked one 401 with
-/// `token_revoked` and a message saying so, so the agent stops instead of retrying.
-#[derive(Debug, Clone)]
-pub struct LocationAgent(pub LocationRow);
+/// `token_revoked` and a message saying so, so the agent stops instead of retrying. The token
+/// is kept (never logged: no `Debug`) so a long-poll can see it revoked or rotated while waiting.
+#[derive(Clone)]
+pub struct LocationAgent(pub LocationRow, pub AgentToken);
+
+/// The bearer token of an agent request, held only to re-check it; deliberately not `Debug`.
+#[derive(Clone)]
+pub struct AgentToken(String);
+
+/// Re-reads the token's location: revoked, rotated away or moved to another location since
+/// the request was authenticated is `token_revoked`, so a waiting answer never hands monitor
+/// specs (credentials included) to a token an admin has just cut off.
+async fn still_valid(
+    state: &AppState,
+    location: &LocationRow,
+    token: &AgentToken,
+) -> ApiResult<()> {
+    match lstore::location_for_token(state.store(), &token.0).await? {
+        Some(l) if l.id == location.id && l.revoked_at.is_none() => Ok(()),
+        _ => {
+            tracing::info!(location = %location.name, "Waiting agent request cut off: its token was revoked or rotated.");
+            Err(ApiError::Revoked(format!(
+                "the token of location {:?} was revoked or rotated; use the new one",
+                location.name
+            )))
+        }
+    }
+}
 
 impl FromRequestParts<AppState> for LocationAgent {
     type Rejection = ApiError;
@@ -60,7 +86,7 @@ impl FromRequestParts<AppState> for LocationAgent {
                     l.name
                 )))
             }
-            Some(l) => Ok(LocationAgent(l)),
+            Some(l) => Ok(LocationAgent(l, AgentToken(token.to_string()))),
         }
     }
 }
@@ -135,9 +161,9 @@ fn count(n: Option<u64>) -> i64 {
               (status = 503, body = ErrorBody)))]
 pub async fn assignments(
     State(state): State<AppState>,
-    LocationAgent(location): LocationAgent,
+    LocationAgent(location, token): LocationAgent,
     ApiQuery(q): ApiQuery<AssignmentParams>,
-) -> ApiResult<Json<Assignments>> {
+) -> ApiResult<impl IntoResponse> {
     agent_field("agent_id", &q.agent_id, true)?;
     let agent_version = q.agent_version.as_deref().unwrap_or("");
     agent_field("agent_version", agent_version, false)?;
@@ -158,8 +184,15 @@ pub async fn assignments(
     let deadline = tokio::time::Instant::now() + wait;
     let mut last_key = None;
     let mut touched: Option<i64> = None;
+    // The specs carry credentials: no cache along the way may keep them.
+    let answer = |list: Assignments| ([(header::CACHE_CONTROL, "no-store")], Json(list));
     loop {
         let now = now_ms();
+        // Each pass, and so right before answering: a token revoked or rotated while this
+        // request waited gets no monitors.
+        if touched.is_some() {
+            still_valid(&state, &location, &token).await?;
+        }
         // Seen at the start, then every TOUCH_MS while waiting: well inside the liveness
         // timeout, without a write a second per waiting agent.
         if touched.is_none_or(|t| now - t >= TOUCH_MS) {
@@ -170,16 +203,16 @@ pub async fn assignments(
         if last_key.as_ref() != Some(&key) {
             let list = service::assignments(&state, &location, &q.agent_id, &key.1).await?;
             if q.version != Some(list.version) || tokio::time::Instant::now() >= deadline {
-                return Ok(Json(list));
+                return Ok(answer(list));
             }
             last_key = Some(key);
         }
         if tokio::time::Instant::now() + POLL_STEP > deadline {
             tokio::time::sleep_until(deadline).await;
+            still_valid(&state, &location, &token).await?;
             let key = service::pool_key(&state, location.id, now_ms()).await?;
-            return Ok(Json(
-                service::assignments(&state, &location, &q.agent_id, &key.1).await?,
-            ));
+            let list = service::assignments(&state, &location, &q.agent_id, &key.1).await?;
+            return Ok(answer(list));
         }
         tokio::time::sleep(POLL_STEP).await;
     }
@@ -275,7 +308,7 @@ type Object = serde_json::Map<String, serde_json::Value>;
               (status = 503, body = ErrorBody)))]
 pub async fn results(
     State(state): State<AppState>,
-    LocationAgent(location): LocationAgent,
+    LocationAgent(location, _): LocationAgent,
     body: axum::body::Body,
 ) -> ApiResult<(StatusCode, Json<BatchReceipt>)> {
     let bytes = axum::body::to_bytes(body, proto::MAX_BATCH_BYTES)

@@ -407,3 +407,65 @@ async fn a_silent_location_is_announced_offline_once_and_online_when_it_reports(
         "{events}"
     );
 }
+
+/// A long-poll already waiting when the token is revoked (or rotated) answers `token_revoked`,
+/// never the monitor specs; a normal answer is marked not cacheable.
+#[tokio::test]
+async fn a_waiting_long_poll_is_cut_off_when_the_token_is_revoked_or_rotated() {
+    let h = Harness::sqlite().await;
+    let (id, token) = location(&h, "eu-west").await;
+    h.member
+        .post("/api/v1/monitors", http_monitor(json!(["eu-west"])))
+        .await
+        .expect(201);
+    let first = h
+        .anon
+        .bearer(&token)
+        .get("/api/v1/agent/assignments?agent_id=agent-a")
+        .await;
+    assert_eq!(first.header("cache-control"), Some("no-store"), "{first:?}");
+    let a = first.expect(200);
+    let wait = |token: String, version: Value| {
+        let agent = h.anon.bearer(&token);
+        tokio::spawn(async move {
+            agent
+                .get(&format!(
+                    "/api/v1/agent/assignments?agent_id=agent-a&version={version}&wait=30s"
+                ))
+                .await
+        })
+    };
+    // Revoked while waiting.
+    let poll = wait(token.clone(), a["version"].clone());
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    h.admin
+        .delete(&format!("/api/v1/locations/{id}/token"))
+        .await
+        .expect(200);
+    let r = poll.await.unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (401, "token_revoked"),
+        "{r:?}"
+    );
+    assert!(!r.text().contains("\"spec\""), "{r:?}");
+    // Rotated while waiting: the old token's wait ends the same way.
+    let rotated = h
+        .admin
+        .post(&format!("/api/v1/locations/{id}/token"), json!({}))
+        .await
+        .expect(200);
+    let fresh = rotated["token"].as_str().unwrap().to_string();
+    let poll = wait(fresh.clone(), a["version"].clone());
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    h.admin
+        .post(&format!("/api/v1/locations/{id}/token"), json!({}))
+        .await
+        .expect(200);
+    let r = poll.await.unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (401, "token_revoked"),
+        "{r:?}"
+    );
+}
