@@ -253,6 +253,11 @@ impl MonitorSpec {
     /// The shape of `locations` and `confirm` (whether each named location exists is the
     /// caller's question).
     fn validate_locations(&mut self) -> Result<(), SpecError> {
+        // A passive monitor's view lists `["local"]` (where its pings land): sent back as is
+        // (GET then PUT), that means no locations, not a refusal.
+        if self.kind.is_passive() && self.locations.iter().all(|n| n == LOCAL) {
+            self.locations.clear();
+        }
         if !self.locations.is_empty() && self.kind.is_passive() {
             return Err(err(
                 "locations",

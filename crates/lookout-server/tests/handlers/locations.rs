@@ -469,3 +469,45 @@ async fn a_waiting_long_poll_is_cut_off_when_the_token_is_revoked_or_rotated() {
         "{r:?}"
     );
 }
+
+/// A heartbeat monitor read and sent back unchanged is accepted: its view's
+/// `locations: [{"name": "local"}]` means no locations, not a refusal.
+#[tokio::test]
+async fn a_heartbeat_monitor_read_and_sent_back_is_accepted() {
+    let h = Harness::sqlite().await;
+    let created = h
+        .member
+        .post(
+            "/api/v1/monitors",
+            json!({"name": "nightly backup", "type": "heartbeat", "interval_seconds": 86400}),
+        )
+        .await
+        .expect(201);
+    let id = created["id"].as_i64().unwrap();
+    let read = h
+        .member
+        .get(&format!("/api/v1/monitors/{id}"))
+        .await
+        .expect(200);
+    assert_eq!(read["locations"][0]["name"], "local", "{read}");
+    let mut back = read.clone();
+    back["name"] = json!("nightly backup (renamed)");
+    let put = h
+        .member
+        .put(&format!("/api/v1/monitors/{id}"), back)
+        .await
+        .expect(200);
+    assert_eq!(put["name"], "nightly backup (renamed)", "{put}");
+    // Naming a real location is still refused for a passive monitor, with the field named.
+    location(&h, "eu-west").await;
+    let r = h
+        .member
+        .put(
+            &format!("/api/v1/monitors/{id}"),
+            json!({"name": "nightly backup", "type": "heartbeat", "interval_seconds": 86400,
+                   "locations": ["eu-west"]}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 422, "{r:?}");
+    assert!(r.message().starts_with("locations"), "{r:?}");
+}
