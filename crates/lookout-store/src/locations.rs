@@ -459,6 +459,10 @@ where
     ordered.sort_by_key(|r| (r.monitor_id, r.scheduled_at));
     let mut out = BatchOutcome::default();
     let mut tx = store.begin_write().await?;
+    // Two batches of one location (two agents, or a retry) may be stored at once: on PostgreSQL
+    // the row is locked so neither counts its streak from a stale read (SQLite's writes are
+    // already one at a time).
+    let lock = crate::dialect::for_update(store.backend());
     let mut current: Option<LocationCheck> = None;
     let mut dirty = false;
     for r in ordered {
@@ -468,7 +472,7 @@ where
             }
             dirty = false;
             let row = sqlx::query(&format!(
-                "SELECT {CHECK_COLS} FROM location_checks WHERE monitor_id = $1 AND location_id = $2"
+                "SELECT {CHECK_COLS} FROM location_checks WHERE monitor_id = $1 AND location_id = $2{lock}"
             ))
             .bind(r.monitor_id)
             .bind(location_id)
@@ -519,6 +523,18 @@ where
         if c.health != before {
             c.changed_at = Some(r.at);
             out.changes.push((r.monitor_id, before, c.health.clone()));
+            // The monitor's runner re-judges it at its next reload (seconds), not at its next
+            // own check: a location turning down or up moves the quorum now. Same write, so a
+            // stored change always reaches the runner.
+            sqlx::query(
+                "UPDATE monitors SET check_requested_at =
+                     CASE WHEN COALESCE(check_requested_at, 0) >= $1 THEN check_requested_at + 1 ELSE $1 END
+                 WHERE id = $2",
+            )
+            .bind(now_ms())
+            .bind(r.monitor_id)
+            .execute(&mut *tx)
+            .await?;
         }
         dirty = true;
     }

@@ -5,9 +5,11 @@
 //! no active location the verdict is pending (unknown), never down. Failing from fewer than k
 //! locations is a regional degradation: shown and recorded as a domain event, not paged.
 //!
-//! The shard's runner asks for the verdict at each local check and applies it through its usual
-//! path (state, change log, `monitor.down`/`monitor.up`, incidents), so it stays the only
-//! writer of the monitor's state.
+//! The shard's runner asks for the verdict at each of the monitor's ticks (a local check, or no
+//! probe at all when `local` is not listed) and applies it through its usual path (state, change
+//! log, `monitor.down`/`monitor.up`, incidents), so it stays the only writer of the monitor's
+//! state. A stored agent batch that changes a location's state asks the runner for a tick in
+//! the same write, so the quorum moves within a reload (seconds), not at the next interval.
 
 use lookout_core::time::now_ms;
 use lookout_store::locations as lstore;

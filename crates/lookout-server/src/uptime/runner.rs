@@ -33,6 +33,7 @@ use crate::cluster::placement::Work;
 use lookout_store::events;
 use lookout_store::uptime::{self as ustore, results, MonitorRow, MonitorState, SHARDS};
 use lookout_store::{Store, StoreError, Write, WriteQueue};
+use lookout_uptime::spec::LOCAL;
 use lookout_uptime::state::{Health, Streaks};
 use lookout_uptime::{Checker, Kind, MonitorSpec};
 
@@ -125,6 +126,9 @@ pub(super) struct Verdict {
     chain_valid: Option<bool>,
     /// Writes that belong with this result (cron bookkeeping).
     pub(super) writes: Vec<Write>,
+    /// No local check ran (the monitor does not list `local`): only its locations' quorum is
+    /// judged, and nothing is recorded as a result of the replicas.
+    quorum_only: bool,
 }
 
 impl Verdict {
@@ -138,6 +142,7 @@ impl Verdict {
             cert_expires_at: None,
             chain_valid: None,
             writes: Vec::new(),
+            quorum_only: false,
         }
     }
 }
@@ -431,6 +436,14 @@ fn spawn_evaluation(
         let (verdicts, judged) = match spec.kind {
             Kind::Heartbeat => (heartbeat(&ctx.store, id, &spec, created_at, start).await, None),
             Kind::Cron => cron(&ctx.store, id, &spec, cron_slot.unwrap_or(created_at), start).await,
+            // Checked from agents only: the replicas do not probe it (their results would feed
+            // uptime and the last failure with a vantage point nobody asked for); the slot's
+            // tick re-judges the locations' quorum.
+            _ if !spec.location_names().contains(&LOCAL) => {
+                let mut v = Verdict::new(start, true, None);
+                v.quorum_only = true;
+                (vec![v], None)
+            }
             _ => {
                 let o = ctx.checker.check(&spec).await;
                 let mut v = Verdict::new(start, o.ok, o.failure);
@@ -440,7 +453,7 @@ fn spawn_evaluation(
                 (vec![v], None)
             }
         };
-        for v in &verdicts {
+        for v in verdicts.iter().filter(|v| !v.quorum_only) {
             let result = if v.ok { "up" } else { "down" };
             metrics::counter!("lookout_uptime_checks_total", "type" => spec.kind.as_str(), "result" => result)
                 .increment(1);
@@ -503,40 +516,46 @@ async fn apply(
     out: &mut Vec<Write>,
 ) {
     let id = slot.row.id;
-    out.extend(v.writes.iter().cloned());
     let maintenance = windows.covers(id, v.at);
-    out.push(results::result_write(
-        id,
-        &results::ResultRow {
-            at: v.at,
-            ok: v.ok,
-            maintenance,
-            latency_us: v.latency_us,
-            message: v.failure.clone(),
-        },
-    ));
-    let s = &mut slot.state;
-    s.last_check_at = Some(v.at);
-    s.last_ok = Some(v.ok);
-    s.last_latency_us = v.latency_us;
-    if !v.ok {
-        s.last_failure = v.failure.clone();
-        s.last_failure_at = Some(v.at);
-    }
-    let failing_since = if v.ok {
-        None
-    } else {
-        Some(slot.failing_since.unwrap_or(v.at))
-    };
-    slot.failing_since = failing_since;
     let spec = slot.spec.clone();
-    let mut change = slot
-        .streaks
-        .record(v.ok, spec.failure_threshold(), spec.success_threshold());
-    s.failures = i64::from(slot.streaks.failures);
-    s.successes = i64::from(slot.streaks.successes);
+    let mut failing_since = slot.failing_since;
+    let mut change = None;
+    if !v.quorum_only {
+        out.extend(v.writes.iter().cloned());
+        out.push(results::result_write(
+            id,
+            &results::ResultRow {
+                at: v.at,
+                ok: v.ok,
+                maintenance,
+                latency_us: v.latency_us,
+                message: v.failure.clone(),
+            },
+        ));
+        let s = &mut slot.state;
+        s.last_check_at = Some(v.at);
+        s.last_ok = Some(v.ok);
+        s.last_latency_us = v.latency_us;
+        if !v.ok {
+            s.last_failure = v.failure.clone();
+            s.last_failure_at = Some(v.at);
+        }
+        failing_since = if v.ok {
+            None
+        } else {
+            Some(slot.failing_since.unwrap_or(v.at))
+        };
+        slot.failing_since = failing_since;
+        change = slot
+            .streaks
+            .record(v.ok, spec.failure_threshold(), spec.success_threshold());
+        s.failures = i64::from(slot.streaks.failures);
+        s.successes = i64::from(slot.streaks.successes);
+    }
+    let s = &mut slot.state;
     let from = s.health.clone();
     let mut reason = v.failure.clone().unwrap_or_else(|| "check passed".into());
+    let quorum_only = v.quorum_only;
     // Checked from other locations too: their quorum decides (see super::quorum).
     let local = slot.streaks.health;
     match bounded(super::quorum::verdict(
@@ -552,6 +571,11 @@ async fn apply(
         Ok(Some(q)) => {
             change = (q.health.as_str() != from).then_some(q.health);
             reason = q.reason(&reason);
+            if quorum_only {
+                failing_since =
+                    (q.health == Health::Down).then(|| slot.failing_since.unwrap_or(v.at));
+                slot.failing_since = failing_since;
+            }
             degradation(slot, &q, v.at, out);
         }
         Err(e) => {

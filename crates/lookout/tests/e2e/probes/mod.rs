@@ -305,3 +305,47 @@ async fn a_monitor_is_down_only_when_a_quorum_of_locations_fails() {
     assert_eq!(crate::uptime::events(&s, "monitor.up", id).await.len(), 1);
     assert_eq!(crate::uptime::events(&s, "monitor.down", id).await.len(), 1);
 }
+
+/// A monitor checked from agents only (no `local`): the replicas never probe it, and the
+/// locations' results alone move it, promptly (its interval is a minute; the quorum is judged
+/// again as soon as a location's state changes, not at the next minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitor_without_local_is_judged_by_its_locations_alone() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let s = TestServer::start(crate::bin(), Backend::Sqlite).await;
+    let t = HttpTarget::start().await;
+    let (_, eu) = location(&s, "eu-west").await;
+    let (_, us) = location(&s, "us-east").await;
+    let m = create(
+        &s,
+        json!({"name": "api", "type": "http", "url": t.url("/"), "interval_seconds": 60,
+               "failure_threshold": 1, "locations": ["eu-west", "us-east"]}),
+    )
+    .await;
+    let id = m["id"].as_i64().unwrap();
+    let eu_ok = Arc::new(AtomicBool::new(true));
+    let us_ok = Arc::new(AtomicBool::new(true));
+    let _eu = simulated_region(&s, &eu, id, eu_ok.clone());
+    let _us = simulated_region(&s, &us, id, us_ok.clone());
+    crate::uptime::wait_status(&s, id, "up", 30).await;
+    eu_ok.store(false, Ordering::SeqCst);
+    us_ok.store(false, Ordering::SeqCst);
+    let m = crate::uptime::wait_status(&s, id, "down", 30).await;
+    assert!(
+        m["locations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["name"] != "local"),
+        "{m}"
+    );
+    eu_ok.store(true, Ordering::SeqCst);
+    us_ok.store(true, Ordering::SeqCst);
+    crate::uptime::wait_status(&s, id, "up", 30).await;
+    assert!(
+        t.hits("/").is_empty(),
+        "the replicas probed a monitor that does not list local"
+    );
+    assert_eq!(crate::uptime::events(&s, "monitor.down", id).await.len(), 1);
+}
