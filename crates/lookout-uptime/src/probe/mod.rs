@@ -257,6 +257,28 @@ struct Scheduled {
     assignment: Arc<Assignment>,
     every: i64,
     generation: u64,
+    /// Whether this monitor's previous check still runs.
+    running: Running,
+}
+
+/// A monitor's "check in progress" flag: a slot that comes due while the previous check still
+/// runs (a slow target, or every permit busy) is skipped, not stacked up behind it.
+#[derive(Clone, Default)]
+struct Running(Arc<std::sync::atomic::AtomicBool>);
+
+/// Held while a check runs; clears the flag when dropped (finished, or the task ended).
+struct RunGuard(Arc<std::sync::atomic::AtomicBool>);
+
+impl Running {
+    fn try_start(&self) -> Option<RunGuard> {
+        (!self.0.swap(true, std::sync::atomic::Ordering::AcqRel)).then(|| RunGuard(self.0.clone()))
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
+    }
 }
 
 /// Runs every assigned monitor's checks on its schedule. A monitor newly assigned is checked at
@@ -270,6 +292,8 @@ async fn schedule(
     let mut monitors: HashMap<i64, Scheduled> = HashMap::new();
     let mut heap: BinaryHeap<Reverse<(i64, i64, u64)>> = BinaryHeap::new();
     let mut generation = 0u64;
+    // Slots skipped because the monitor's previous check still ran, since the agent started.
+    let mut skipped = 0u64;
     // `changed()` marks the value seen when it returns, so a change it reports is remembered.
     let mut reload = true;
     loop {
@@ -294,6 +318,7 @@ async fn schedule(
                                 assignment: Arc::new(a),
                                 every,
                                 generation,
+                                running: Running::default(),
                             },
                         );
                     }
@@ -313,9 +338,19 @@ async fn schedule(
             }
             let scheduled_at = slot_at_or_before(id, s.every, at);
             heap.push(Reverse((scheduled_at + s.every, id, gen)));
+            let Some(guard) = s.running.try_start() else {
+                skipped += 1;
+                tracing::warn!(
+                    monitor = id,
+                    skipped_total = skipped,
+                    "A check came due while the previous one still ran; this slot is skipped."
+                );
+                continue;
+            };
             let (shared, checker, permits) = (shared.clone(), checker.clone(), permits.clone());
             let a = s.assignment.clone();
             tokio::spawn(async move {
+                let _running = guard;
                 let Ok(_p) = permits.acquire_owned().await else {
                     return;
                 };
@@ -473,6 +508,18 @@ async fn fallback(shared: Arc<Shared>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slot_is_skipped_while_the_previous_check_runs() {
+        let r = Running::default();
+        let first = r.try_start().expect("nothing runs yet");
+        assert!(r.try_start().is_none(), "overlapping slot must be skipped");
+        drop(first);
+        assert!(
+            r.try_start().is_some(),
+            "the next slot runs once the check ended"
+        );
+    }
 
     #[test]
     fn slots_are_on_the_monitor_phase() {
