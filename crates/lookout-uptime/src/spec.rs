@@ -240,14 +240,14 @@ impl MonitorSpec {
         }
     }
 
-    /// How many of `active` locations must fail for the monitor to be down: the rule's k, or a
-    /// majority of the active ones; never more than are active, never less than one.
+    /// How many of `active` locations must fail for the monitor to be down: the rule's k as
+    /// set (with fewer than k active, the monitor cannot be down: one vantage point left must
+    /// not page), or without a rule a majority of the active ones; never less than one.
     pub fn failing_needed(&self, active: usize) -> usize {
-        let k = match self.confirm {
-            Some(c) => c.min_failing_locations as usize,
-            None => active / 2 + 1,
-        };
-        k.clamp(1, active.max(1))
+        match self.confirm {
+            Some(c) => (c.min_failing_locations as usize).max(1),
+            None => (active / 2 + 1).clamp(1, active.max(1)),
+        }
     }
 
     /// The shape of `locations` and `confirm` (whether each named location exists is the

@@ -564,10 +564,17 @@ async fn apply(
         &spec,
         local,
         v.failure.as_deref(),
+        ctx.cluster.now_ms(),
     ))
     .await
     {
         Ok(None) => {}
+        Ok(Some(q)) if q.active == 0 => {
+            // No location counts (all offline, revoked or gone): nobody can tell, so the
+            // monitor is `unknown`, never down, and nothing is paged.
+            change = None;
+            super::quorum::mark_unknown(&mut slot.state, id, v.at, out);
+        }
         Ok(Some(q)) => {
             change = (q.health.as_str() != from).then_some(q.health);
             reason = q.reason(&reason);
@@ -597,6 +604,12 @@ async fn apply(
     };
     let project = slot.row.project_id;
     match change {
+        // Down before its locations went silent, and still paged: the open page goes on.
+        Some(Health::Down) if from == super::quorum::UNKNOWN && slot.state.alerted => {
+            slot.state.health = "down".into();
+            slot.state.changed_at = Some(v.at);
+            out.push(ustore::change_write(id, v.at, &from, "down", &reason, true));
+        }
         Some(Health::Down) => {
             let suppressed = suppression(ctx, &slot.row, maintenance).await;
             let s = &mut slot.state;

@@ -511,3 +511,56 @@ async fn a_heartbeat_monitor_read_and_sent_back_is_accepted() {
     assert_eq!(r.status.as_u16(), 422, "{r:?}");
     assert!(r.message().starts_with("locations"), "{r:?}");
 }
+
+/// The quorum's inputs: a location's verdict goes stale (pending) when its last result is older
+/// than two intervals and the slack, though its agent is still seen; a set k with fewer active
+/// locations never makes the monitor down.
+#[tokio::test]
+async fn a_stale_location_verdict_is_pending_and_a_set_k_needs_that_many_locations() {
+    use lookout_server::uptime::quorum::{verdict, STALE_SLACK_MS};
+    use lookout_uptime::state::Health;
+    let h = Harness::sqlite().await;
+    let (_, token) = location(&h, "eu-west").await;
+    location(&h, "us-east").await;
+    let agent = h.anon.bearer(&token);
+    let body = json!({"name": "site", "type": "http", "url": "http://127.0.0.1:9/",
+                      "interval_seconds": 60, "failure_threshold": 1,
+                      "locations": ["eu-west", "us-east"],
+                      "confirm": {"min_failing_locations": 2}});
+    let m = h
+        .member
+        .post("/api/v1/monitors", body.clone())
+        .await
+        .expect(201);
+    let id = m["id"].as_i64().unwrap();
+    let mut spec: lookout_uptime::MonitorSpec = serde_json::from_value(body).unwrap();
+    spec.validate().unwrap();
+    let now = now_ms();
+    agent
+        .get("/api/v1/agent/assignments?agent_id=agent-a")
+        .await
+        .expect(200);
+    // A failure older than two intervals and the slack, its agent seen now: stale, not failing.
+    let old = now - 2 * 60_000 - STALE_SLACK_MS - 5_000;
+    agent
+        .post("/api/v1/agent/results", batch("b1", id, old, false))
+        .await
+        .expect(200);
+    let q = verdict(&h.store, id, &spec, Health::Pending, None, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((q.active, q.failing.len()), (1, 0), "{q:?}");
+    // A fresh failure from eu-west, the only active location (us-east never reported): the
+    // set k = 2 is not met by one vantage point, so the monitor is not down, only degraded.
+    agent
+        .post("/api/v1/agent/results", batch("b2", id, now - 1_000, false))
+        .await
+        .expect(200);
+    let q = verdict(&h.store, id, &spec, Health::Pending, None, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(q.failing, ["eu-west"], "{q:?}");
+    assert_eq!((q.health, q.degraded()), (Health::Up, true), "{q:?}");
+}

@@ -349,3 +349,43 @@ async fn a_monitor_without_local_is_judged_by_its_locations_alone() {
     );
     assert_eq!(crate::uptime::events(&s, "monitor.down", id).await.len(), 1);
 }
+
+/// With no active location left (here its token is revoked), the monitor is `unknown`, not
+/// down, and nobody is paged; it is up again once a location reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitor_without_an_active_location_is_unknown_not_down() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    let s = TestServer::start(crate::bin(), Backend::Sqlite).await;
+    let (loc, eu) = location(&s, "eu-west").await;
+    let m = create(
+        &s,
+        json!({"name": "api", "type": "http", "url": "http://127.0.0.1:9/", "interval_seconds": 1,
+               "failure_threshold": 1, "locations": ["eu-west"]}),
+    )
+    .await;
+    let id = m["id"].as_i64().unwrap();
+    let region = simulated_region(&s, &eu, id, Arc::new(AtomicBool::new(true)));
+    crate::uptime::wait_status(&s, id, "up", 30).await;
+    region.abort();
+    s.client()
+        .delete(&format!("/api/v1/locations/{loc}/token"))
+        .await
+        .expect(200);
+    crate::uptime::wait_status(&s, id, "unknown", 30).await;
+    assert!(crate::uptime::events(&s, "monitor.down", id)
+        .await
+        .is_empty());
+    let rotated = s
+        .client()
+        .post(&format!("/api/v1/locations/{loc}/token"), json!({}))
+        .await
+        .expect(200);
+    let _region = simulated_region(
+        &s,
+        rotated["token"].as_str().unwrap(),
+        id,
+        Arc::new(AtomicBool::new(true)),
+    );
+    crate::uptime::wait_status(&s, id, "up", 30).await;
+}
