@@ -18,7 +18,6 @@ use super::service;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiQuery;
 use crate::state::AppState;
-use lookout_core::time::now_ms;
 use lookout_store::locations::{self as lstore, AgentSeen, LocationResult, LocationRow};
 use lookout_store::uptime as ustore;
 use lookout_store::StoreError;
@@ -187,7 +186,7 @@ pub async fn assignments(
     // The specs carry credentials: no cache along the way may keep them.
     let answer = |list: Assignments| ([(header::CACHE_CONTROL, "no-store")], Json(list));
     loop {
-        let now = now_ms();
+        let now = service::clock(&state);
         // Each pass, and so right before answering: a token revoked or rotated while this
         // request waited gets no monitors.
         if touched.is_some() {
@@ -210,7 +209,7 @@ pub async fn assignments(
         if tokio::time::Instant::now() + POLL_STEP > deadline {
             tokio::time::sleep_until(deadline).await;
             still_valid(&state, &location, &token).await?;
-            let key = service::pool_key(&state, location.id, now_ms()).await?;
+            let key = service::pool_key(&state, location.id, service::clock(&state)).await?;
             let list = service::assignments(&state, &location, &q.agent_id, &key.1).await?;
             return Ok(answer(list));
         }
@@ -319,7 +318,7 @@ pub async fn results(
                 proto::MAX_BATCH_BYTES
             ))
         })?;
-    let now = now_ms();
+    let now = service::clock(&state);
     let batch = proto::decode_batch(&bytes, now).map_err(|e| {
         tracing::info!(location = %location.name, error = %e, "Malformed agent batch refused.");
         ApiError::BadRequest(e)
@@ -337,7 +336,10 @@ pub async fn results(
             };
             slot.insert(spec);
         }
-        if specs.get(&r.monitor_id).is_some_and(Option::is_some) {
+        // Past the raw results' retention a result would be pruned at once, and stored again
+        // if a late retry brought it back: ignored (and counted so) instead.
+        let retained = r.scheduled_at >= now - ustore::results::RAW_RETENTION_MS;
+        if retained && specs.get(&r.monitor_id).is_some_and(Option::is_some) {
             accepted.push(LocationResult {
                 monitor_id: r.monitor_id,
                 scheduled_at: r.scheduled_at,

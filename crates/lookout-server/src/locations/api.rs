@@ -12,7 +12,6 @@ use crate::auth::Admin;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{iso, ApiJson, ApiPath};
 use crate::state::AppState;
-use lookout_core::time::now_ms;
 use lookout_store::locations::{self as lstore, LocationRow};
 
 /// One agent of a location, as it last reported itself.
@@ -72,7 +71,7 @@ pub struct LocationToken {
 
 /// A location as the API shows it.
 pub async fn location_view(state: &AppState, row: LocationRow) -> ApiResult<LocationView> {
-    let now = now_ms();
+    let now = super::service::clock(state);
     let agents = lstore::agents(state.store(), row.id).await?;
     let newest = agents.iter().map(|a| a.last_seen_at).max();
     let status = if row.revoked_at.is_some() {

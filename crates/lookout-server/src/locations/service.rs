@@ -201,6 +201,15 @@ pub async fn live_agents(
 /// What an agent's list depends on besides the definitions: which agents share the pool.
 pub type PoolKey = ((i64, i64), Vec<String>);
 
+/// The cluster's clock (the database's, as the leases use), so agents' last-seen times written
+/// by one replica and compared by another agree though the replicas' clocks drift; this
+/// replica's clock before it has joined a cluster.
+pub fn clock(state: &AppState) -> i64 {
+    state
+        .cluster()
+        .map_or_else(lookout_core::time::now_ms, |c| c.now_ms())
+}
+
 /// A cheap fingerprint of what `agent`'s list depends on: when it is unchanged, so is the list.
 pub async fn pool_key(state: &AppState, location_id: i64, now: i64) -> ServiceResult<PoolKey> {
     Ok((

@@ -2,16 +2,15 @@
 //! delete what is past retention (locations' results and agents too). Runs every minute on one
 //! replica (a leased job).
 
-use lookout_core::time::now_ms;
 use lookout_store::uptime::results;
 use lookout_store::Store;
 
 /// The job's id and kind.
 pub const JOB: &str = "uptime.upkeep";
 
-/// Rolls up, then enforces retention.
-pub async fn run(store: &Store) -> Result<(), String> {
-    let now = now_ms();
+/// Rolls up, then enforces retention, at `now` (the cluster's clock: agents' last-seen times
+/// are written with it).
+pub async fn run(store: &Store, now: i64) -> Result<(), String> {
     let buckets = results::roll_up(store, now)
         .await
         .map_err(|e| e.to_string())?;

@@ -563,4 +563,17 @@ async fn a_stale_location_verdict_is_pending_and_a_set_k_needs_that_many_locatio
         .unwrap();
     assert_eq!(q.failing, ["eu-west"], "{q:?}");
     assert_eq!((q.health, q.degraded()), (Health::Up, true), "{q:?}");
+    // A result older than the 24 h retention (a late retry) is ignored, not stored again.
+    let r = agent
+        .post(
+            "/api/v1/agent/results",
+            batch("b0", id, now - 25 * 3_600_000, false),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (r["stored"].as_u64(), r["ignored"].as_u64()),
+        (Some(0), Some(1)),
+        "{r}"
+    );
 }
