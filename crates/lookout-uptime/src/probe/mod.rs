@@ -391,12 +391,15 @@ async fn schedule(
 async fn upload(shared: Arc<Shared>) -> Result<(), ProbeError> {
     let mut seq = 0u64;
     let start = now_ms();
+    // Results per batch: halved on a 413 (a server with a smaller body budget), so one batch
+    // too large never blocks every later upload; grows back after each stored batch.
+    let mut size = BATCH;
     loop {
         let sent = shared
             .buffer
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .peek(BATCH);
+            .peek(size);
         if sent.is_empty() {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
@@ -422,6 +425,7 @@ async fn upload(shared: Arc<Shared>) -> Result<(), ProbeError> {
         match res {
             Ok(r) if r.status().is_success() => {
                 shared.reached();
+                size = (size * 2).min(BATCH);
                 shared
                     .buffer
                     .lock()
@@ -431,7 +435,19 @@ async fn upload(shared: Arc<Shared>) -> Result<(), ProbeError> {
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
-            Ok(r) if r.status() == StatusCode::BAD_REQUEST => {
+            Ok(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE && sent.len() > 1 => {
+                shared.reached();
+                size = next_size_after_413(sent.len());
+                tracing::warn!(
+                    results = sent.len(),
+                    next = size,
+                    "The server refused a batch as too large; sending smaller ones."
+                );
+            }
+            Ok(r)
+                if r.status() == StatusCode::BAD_REQUEST
+                    || r.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
                 // The server will never take this batch: keeping it would block every later one.
                 let body = r.text().await.unwrap_or_default();
                 tracing::error!(results = sent.len(), answer = %body, "The server refused a batch as malformed; dropped.");
@@ -466,48 +482,96 @@ async fn fallback(shared: Arc<Shared>) {
         &format!("lookout-probe/{VERSION}"),
     );
     let mut announced: Option<i64> = None;
+    // Events decided but not yet delivered, oldest first, with when to try again: an outage
+    // announcement is only "sent" once the webhook took it (2xx).
+    let mut queue: std::collections::VecDeque<serde_json::Value> = Default::default();
+    let mut failures = 0u32;
+    let mut next_try = 0i64;
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let since = *shared
             .unreachable_since
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let event = match (since, announced) {
+        match (since, announced) {
             (Some(s), None) if now_ms() - s >= shared.cfg.fallback_after.as_millis() as i64 => {
                 announced = Some(s);
-                json!({"event": "lookout.unreachable", "location": shared.cfg.location,
+                queue.push_back(json!({"event": "lookout.unreachable", "location": shared.cfg.location,
                        "agent_id": shared.cfg.agent_id, "server": shared.cfg.server, "since_ms": s,
                        "message": format!("Lookout at {} is unreachable from location {} (agent {})",
-                                          shared.cfg.server, shared.cfg.location, shared.cfg.agent_id)})
+                                          shared.cfg.server, shared.cfg.location, shared.cfg.agent_id)}));
             }
             (None, Some(s)) => {
                 announced = None;
-                json!({"event": "lookout.reachable", "location": shared.cfg.location,
+                queue.push_back(
+                    json!({"event": "lookout.reachable", "location": shared.cfg.location,
                        "agent_id": shared.cfg.agent_id, "server": shared.cfg.server, "since_ms": s,
                        "message": format!("Lookout at {} is reachable again from location {}",
-                                          shared.cfg.server, shared.cfg.location)})
+                                          shared.cfg.server, shared.cfg.location)}),
+                );
             }
-            _ => continue,
-        };
-        match client.post(&url) {
-            Ok(req) => match req.json(&event).send().await {
+            _ => {}
+        }
+        let Some(event) = queue.front() else { continue };
+        if now_ms() < next_try {
+            continue;
+        }
+        let name = event.get("event").cloned().unwrap_or_default();
+        let delivered = match client.post(&url) {
+            Ok(req) => match req.json(event).send().await {
+                Ok(r) if r.status().is_success() => {
+                    tracing::info!(status = r.status().as_u16(), event = %name, "Fallback webhook called.");
+                    true
+                }
                 Ok(r) => {
-                    tracing::info!(status = r.status().as_u16(), event = %event.get("event").unwrap_or(&serde_json::Value::Null), "Fallback webhook called.")
+                    tracing::warn!(status = r.status().as_u16(), event = %name, "Fallback webhook refused the call; trying again.");
+                    false
                 }
                 Err(e) => {
-                    tracing::warn!(error = %lookout_outbound::describe(&e), "Fallback webhook failed.")
+                    tracing::warn!(error = %lookout_outbound::describe(&e), event = %name, "Fallback webhook failed; trying again.");
+                    false
                 }
             },
             Err(e) => {
-                tracing::warn!(error = %e, "Fallback webhook refused by the outbound policy.")
+                // The policy will not change while the agent runs: trying again cannot help.
+                tracing::warn!(error = %e, "Fallback webhook refused by the outbound policy.");
+                true
             }
+        };
+        if delivered {
+            queue.pop_front();
+            failures = 0;
+            next_try = 0;
+        } else {
+            failures += 1;
+            next_try = now_ms() + fallback_backoff_ms(failures);
         }
     }
+}
+
+/// How long to wait before the next try after `failures` failed calls of the fallback webhook:
+/// doubling from 2 s, at most 5 minutes.
+fn fallback_backoff_ms(failures: u32) -> i64 {
+    (2_000i64 << failures.saturating_sub(1).min(8)).min(300_000)
+}
+
+/// The batch size after a 413 for a batch of `sent` results: half, at least one.
+fn next_size_after_413(sent: usize) -> usize {
+    (sent / 2).max(1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_back_off_and_a_too_large_batch_is_halved() {
+        assert_eq!(fallback_backoff_ms(1), 2_000);
+        assert_eq!(fallback_backoff_ms(2), 4_000);
+        assert_eq!(fallback_backoff_ms(30), 300_000);
+        assert_eq!(next_size_after_413(1_000), 500);
+        assert_eq!(next_size_after_413(1), 1);
+    }
 
     #[test]
     fn a_slot_is_skipped_while_the_previous_check_runs() {
