@@ -28,6 +28,10 @@ pub enum ApiError {
     /// No or an unknown credential.
     #[error("authentication required: send `Authorization: Bearer <token>` or log in")]
     Unauthorized,
+    /// The credential was revoked; the message says whose and what to do (a `lookout probe`
+    /// agent stops on it rather than retrying).
+    #[error("{0}")]
+    Revoked(String),
     /// The credential's role is too low.
     #[error("this needs the {0} role")]
     Forbidden(lookout_core::Role),
@@ -70,7 +74,7 @@ pub struct ErrorBody {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable, snake_case: `bad_request`, `payload_too_large`, `unsupported_media_type`,
-    /// `validation_failed`, `unauthorized`, `forbidden`,
+    /// `validation_failed`, `unauthorized`, `token_revoked`, `forbidden`,
     /// `csrf_failed`, `not_found`, `conflict`, `limit_exceeded`, `unavailable`, `overloaded`,
     /// `shutting_down`, `internal`.
     pub code: &'static str,
@@ -89,6 +93,7 @@ impl ApiError {
             }
             ApiError::Validation(_) => ("validation_failed", StatusCode::UNPROCESSABLE_ENTITY),
             ApiError::Unauthorized => ("unauthorized", StatusCode::UNAUTHORIZED),
+            ApiError::Revoked(_) => ("token_revoked", StatusCode::UNAUTHORIZED),
             ApiError::Forbidden(_) => ("forbidden", StatusCode::FORBIDDEN),
             ApiError::Csrf => ("csrf_failed", StatusCode::FORBIDDEN),
             ApiError::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),

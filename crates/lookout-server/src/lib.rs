@@ -28,6 +28,7 @@ pub mod backups;
 pub mod dbhealth;
 pub mod errors;
 pub mod load;
+pub mod locations;
 pub mod operations;
 pub mod query;
 pub mod regress;

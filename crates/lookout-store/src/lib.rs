@@ -26,6 +26,7 @@ pub mod events;
 pub mod identity;
 pub mod jobs;
 pub mod load;
+pub mod locations;
 pub mod markers;
 pub mod mfa;
 mod migrate;

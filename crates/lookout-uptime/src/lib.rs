@@ -10,8 +10,10 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+pub mod agent;
 pub mod check;
 pub mod conditions;
+pub mod probe;
 pub mod schedule;
 pub mod spec;
 pub mod state;

@@ -168,6 +168,44 @@ pub struct MonitorSpec {
     /// Cron: seconds an `in_progress` run may take before it is a `timeout`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_runtime_seconds: Option<u32>,
+
+    /// Where the monitor is checked from: [`LOCAL`] (the replicas' own checker) and location
+    /// names whose `lookout probe` agents check it. Empty means `["local"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locations: Vec<String>,
+    /// How many locations must fail before the monitor is down (default: a majority).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<Confirm>,
+}
+
+/// The location name of the replicas' own checker.
+pub const LOCAL: &str = "local";
+
+/// Most locations one monitor may name.
+pub const MAX_LOCATIONS: usize = 32;
+
+/// The confirmation rule of a monitor checked from several locations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Confirm {
+    /// Locations (each by its own failure threshold) that must fail for the monitor to be down.
+    pub min_failing_locations: u32,
+}
+
+/// Checks a location name: 1 to 50 of a-z, 0-9 and '-', starting with a letter or digit.
+pub fn validate_location_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > 50
+        || name.starts_with('-')
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(format!(
+            "{name:?} must be 1 to 50 characters of a-z, 0-9 and '-'"
+        ));
+    }
+    Ok(())
 }
 
 /// A spec that cannot be used, with the field at fault.
@@ -193,6 +231,62 @@ pub const RECORD_TYPES: &[&str] = &[
 ];
 
 impl MonitorSpec {
+    /// The locations checking this monitor (`["local"]` when none are named).
+    pub fn location_names(&self) -> Vec<&str> {
+        if self.locations.is_empty() {
+            vec![LOCAL]
+        } else {
+            self.locations.iter().map(String::as_str).collect()
+        }
+    }
+
+    /// How many of `active` locations must fail for the monitor to be down: the rule's k as
+    /// set (with fewer than k active, the monitor cannot be down: one vantage point left must
+    /// not page), or without a rule a majority of the active ones; never less than one.
+    pub fn failing_needed(&self, active: usize) -> usize {
+        match self.confirm {
+            Some(c) => (c.min_failing_locations as usize).max(1),
+            None => (active / 2 + 1).clamp(1, active.max(1)),
+        }
+    }
+
+    /// The shape of `locations` and `confirm` (whether each named location exists is the
+    /// caller's question).
+    fn validate_locations(&mut self) -> Result<(), SpecError> {
+        // A passive monitor's view lists `["local"]` (where its pings land): sent back as is
+        // (GET then PUT), that means no locations, not a refusal.
+        if self.kind.is_passive() && self.locations.iter().all(|n| n == LOCAL) {
+            self.locations.clear();
+        }
+        if !self.locations.is_empty() && self.kind.is_passive() {
+            return Err(err(
+                "locations",
+                format!("does not apply to {} monitors", self.kind.as_str()),
+            ));
+        }
+        if self.locations.len() > MAX_LOCATIONS {
+            return Err(err("locations", format!("at most {MAX_LOCATIONS}")));
+        }
+        for (i, name) in self.locations.iter().enumerate() {
+            validate_location_name(name).map_err(|e| err("locations", e))?;
+            if self.locations.iter().take(i).any(|n| n == name) {
+                return Err(err("locations", format!("{name:?} is named twice")));
+            }
+        }
+        if let Some(c) = self.confirm {
+            let n = self.location_names().len();
+            if c.min_failing_locations == 0 || c.min_failing_locations as usize > n {
+                return Err(err(
+                    "confirm",
+                    format!(
+                        "min_failing_locations must be between 1 and the number of locations ({n})"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the spec and fills the type's defaults; the error names the field.
     pub fn validate(&mut self) -> Result<(), SpecError> {
         self.name = self.name.trim().to_string();
@@ -216,6 +310,7 @@ impl MonitorSpec {
         for c in &self.conditions {
             conditions::parse(c).map_err(|e| err("conditions", e.to_string()))?;
         }
+        self.validate_locations()?;
         let k = self.kind;
         let uses = |f: &'static str, set: bool, allowed: &[Kind]| {
             if set && !allowed.contains(&k) {

@@ -136,6 +136,10 @@ pub enum Command {
         #[arg(long, value_name = "TIME")]
         to: Option<String>,
     },
+    /// Run a location's agent: check the monitors the server assigns to this location from here
+    /// and report results (outbound connections only; see docs/uptime.md, "Locations"). Exits
+    /// with an error when the server refuses the token (revoked or rotated).
+    Probe(Box<ProbeArgs>),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to standard output.
     Completions {
         /// The shell.
@@ -540,4 +544,42 @@ mod tests {
     fn the_cli_definition_is_consistent() {
         Cli::command().debug_assert();
     }
+}
+
+/// `lookout probe` flags.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The Lookout server's URL, e.g. https://lookout.example.com.
+    #[arg(long, env = "LOOKOUT_PROBE_SERVER")]
+    pub server: String,
+    /// The location's agent token (shown once when the location was created or its token
+    /// rotated).
+    #[arg(long, env = "LOOKOUT_PROBE_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// The location's name (the agent stops if the token belongs to another).
+    #[arg(long, env = "LOOKOUT_PROBE_LOCATION")]
+    pub location: String,
+    /// This agent's id within the location's pool (default: host name and process id).
+    #[arg(long, env = "LOOKOUT_PROBE_AGENT_ID")]
+    pub agent_id: Option<String>,
+    /// Results kept while the server is unreachable; past it the oldest are dropped (counted).
+    #[arg(long, default_value_t = 100_000)]
+    pub buffer: usize,
+    /// Checks running at once.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// A webhook or ntfy URL the agent POSTs to itself when it cannot reach the server for
+    /// --fallback-after (and again when it can).
+    #[arg(long, env = "LOOKOUT_PROBE_FALLBACK_WEBHOOK")]
+    pub fallback_webhook: Option<String>,
+    /// How long the server must be unreachable before the fallback webhook is called.
+    #[arg(long, default_value = "5m", value_parser = duration)]
+    pub fallback_after: std::time::Duration,
+    /// Networks checks and the fallback webhook may not reach (CIDR, repeatable), besides the
+    /// always-denied metadata and link-local ranges.
+    #[arg(long = "deny-network")]
+    pub deny_networks: Vec<String>,
+    /// When given, the only networks checks may reach (CIDR, repeatable).
+    #[arg(long = "allow-network")]
+    pub allow_networks: Vec<String>,
 }

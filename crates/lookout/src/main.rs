@@ -67,6 +67,10 @@ fn main() -> std::process::ExitCode {
         // Talks to the user's database only: no data directory.
         return std::process::ExitCode::from(db::main(*cmd));
     }
+    if let Command::Probe(args) = cli.command {
+        // An agent talks to a server only: no data directory or database.
+        return probe(*args, cli.common.log_format.unwrap_or(LogFormat::Text));
+    }
     if let Command::Regress(cmd) = cli.command {
         // Talks to a server over HTTP, or to nobody (analyze): no data directory either.
         return std::process::ExitCode::from(regress::main(*cmd));
@@ -76,6 +80,54 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `lookout probe`: logging to standard error, one small runtime, the agent until it stops.
+fn probe(args: cli::ProbeArgs, log_format: LogFormat) -> std::process::ExitCode {
+    init_logging(log_format);
+    let policy = match lookout_uptime::NetPolicy::new(&args.deny_networks, &args.allow_networks) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: outbound networks: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let agent_id = args.agent_id.unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "agent".into());
+        format!("{host}-{}", std::process::id())
+    });
+    let cfg = lookout_uptime::probe::ProbeConfig {
+        server: args.server,
+        token: args.token,
+        location: args.location,
+        agent_id,
+        buffer: args.buffer,
+        concurrency: args.concurrency,
+        fallback_webhook: args.fallback_webhook,
+        fallback_after: args.fallback_after,
+        policy,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(lookout_uptime::probe::run(cfg)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "Probe agent stopped.");
+            eprintln!("error: {e}");
+            std::process::ExitCode::from(3)
         }
     }
 }
@@ -245,6 +297,7 @@ fn run(cli: Cli) -> Result<()> {
             | Command::Restore { .. }
             | Command::Load(_)
             | Command::Regress(_)
+            | Command::Probe(_)
             | Command::Db(_) => {}
         }
         Ok::<(), anyhow::Error>(())

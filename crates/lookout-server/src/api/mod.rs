@@ -111,6 +111,7 @@ pub fn router() -> Router<AppState> {
         .merge(crate::errors::api())
         .merge(crate::apm::api())
         .merge(crate::uptime::api())
+        .merge(crate::locations::api())
         .merge(crate::alerting::api())
         .merge(crate::query::api())
         .merge(crate::load::api())

@@ -397,6 +397,8 @@ pub fn spec_from_config(slug: &str, c: &Value) -> Option<MonitorSpec> {
             .and_then(Value::as_str)
             .map(str::to_string),
         max_runtime_seconds: minutes("max_runtime"),
+        locations: Vec::new(),
+        confirm: None,
     };
     spec.validate().ok()?;
     Some(spec)

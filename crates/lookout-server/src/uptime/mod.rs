@@ -6,7 +6,9 @@
 pub mod api;
 pub mod checkins;
 pub mod config;
+mod passive;
 mod pending;
+pub mod quorum;
 pub mod runner;
 pub mod service;
 pub mod ui;
@@ -229,11 +231,15 @@ pub fn public() -> Router<AppState> {
 
 /// Rollups and raw-result retention.
 pub fn jobs(bg: &crate::tasks::Background) -> Vec<crate::tasks::PeriodicJob> {
+    let cluster = bg.cluster.clone();
     vec![crate::tasks::PeriodicJob::on_store(
         upkeep::JOB,
         60_000,
         &bg.store,
-        |store| async move { upkeep::run(&store).await },
+        move |store| {
+            let now = cluster.now_ms();
+            async move { upkeep::run(&store, now).await }
+        },
     )]
 }
 

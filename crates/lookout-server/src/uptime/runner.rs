@@ -26,14 +26,14 @@ use serde_json::json;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+use super::passive::{cron, heartbeat};
 use super::pending::Pending;
 use super::Windows;
 use crate::cluster::placement::Work;
 use lookout_store::events;
-use lookout_store::uptime::{
-    self as ustore, cron as ucron, results, MonitorRow, MonitorState, SHARDS,
-};
+use lookout_store::uptime::{self as ustore, results, MonitorRow, MonitorState, SHARDS};
 use lookout_store::{Store, StoreError, Write, WriteQueue};
+use lookout_uptime::spec::LOCAL;
 use lookout_uptime::state::{Health, Streaks};
 use lookout_uptime::{Checker, Kind, MonitorSpec};
 
@@ -50,7 +50,7 @@ const RELOAD_MS: i64 = 2_000;
 /// How old the shared copy of the maintenance windows may be.
 const WINDOWS_TTL_MS: i64 = 1_000;
 /// Cron runs without a `max_runtime` time out after this long (Sentry's default).
-const DEFAULT_MAX_RUNTIME_S: i64 = 30 * 60;
+pub(super) const DEFAULT_MAX_RUNTIME_S: i64 = 30 * 60;
 
 /// What the runners share.
 pub struct UptimeContext {
@@ -104,7 +104,7 @@ pub fn shard_of(job_id: &str) -> Option<i64> {
 
 /// Why a result failed, which decides the event a down state raises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Failure {
+pub(super) enum Failure {
     Check,
     Missed,
     Failed,
@@ -116,20 +116,23 @@ type Evaluated = (i64, i64, Vec<Verdict>, Option<i64>);
 
 /// One judged result, ready to be applied to the state machine.
 #[derive(Debug)]
-struct Verdict {
+pub(super) struct Verdict {
     at: i64,
     ok: bool,
-    latency_us: Option<i64>,
+    pub(super) latency_us: Option<i64>,
     failure: Option<String>,
-    kind: Failure,
+    pub(super) kind: Failure,
     cert_expires_at: Option<i64>,
     chain_valid: Option<bool>,
     /// Writes that belong with this result (cron bookkeeping).
-    writes: Vec<Write>,
+    pub(super) writes: Vec<Write>,
+    /// No local check ran (the monitor does not list `local`): only its locations' quorum is
+    /// judged, and nothing is recorded as a result of the replicas.
+    quorum_only: bool,
 }
 
 impl Verdict {
-    fn new(at: i64, ok: bool, failure: Option<String>) -> Verdict {
+    pub(super) fn new(at: i64, ok: bool, failure: Option<String>) -> Verdict {
         Verdict {
             at,
             ok,
@@ -139,6 +142,7 @@ impl Verdict {
             cert_expires_at: None,
             chain_valid: None,
             writes: Vec::new(),
+            quorum_only: false,
         }
     }
 }
@@ -151,6 +155,8 @@ struct Slot {
     /// The first failed check of the current failure streak: when the failure started, for
     /// reports' time to detect (kept in memory; after a restart the streak restarts too).
     failing_since: Option<i64>,
+    /// The failing locations of the regional degradation last announced (in memory).
+    degraded: Option<Vec<String>>,
     due: i64,
     running: bool,
     /// A check was asked for while one ran: the next one is due as soon as it settles.
@@ -382,6 +388,7 @@ fn reload(
                 let slot = Slot {
                     streaks: streaks_of(&state),
                     failing_since: None,
+                    degraded: None,
                     state,
                     spec: Arc::new(spec),
                     due,
@@ -429,6 +436,14 @@ fn spawn_evaluation(
         let (verdicts, judged) = match spec.kind {
             Kind::Heartbeat => (heartbeat(&ctx.store, id, &spec, created_at, start).await, None),
             Kind::Cron => cron(&ctx.store, id, &spec, cron_slot.unwrap_or(created_at), start).await,
+            // Checked from agents only: the replicas do not probe it (their results would feed
+            // uptime and the last failure with a vantage point nobody asked for); the slot's
+            // tick re-judges the locations' quorum.
+            _ if !spec.location_names().contains(&LOCAL) => {
+                let mut v = Verdict::new(start, true, None);
+                v.quorum_only = true;
+                (vec![v], None)
+            }
             _ => {
                 let o = ctx.checker.check(&spec).await;
                 let mut v = Verdict::new(start, o.ok, o.failure);
@@ -438,138 +453,13 @@ fn spawn_evaluation(
                 (vec![v], None)
             }
         };
-        for v in &verdicts {
+        for v in verdicts.iter().filter(|v| !v.quorum_only) {
             let result = if v.ok { "up" } else { "down" };
             metrics::counter!("lookout_uptime_checks_total", "type" => spec.kind.as_str(), "result" => result)
                 .increment(1);
         }
         (id, due, verdicts, judged)
     });
-}
-
-/// A heartbeat passes while a ping came within interval + grace; before its first ping it stays
-/// pending until that much time has passed since the monitor was created.
-async fn heartbeat(
-    store: &Store,
-    id: i64,
-    spec: &MonitorSpec,
-    created_at: i64,
-    now: i64,
-) -> Vec<Verdict> {
-    let allowed = (i64::from(spec.interval_seconds) + i64::from(spec.grace_seconds())) * 1000;
-    let last_ping = match ustore::get_monitor(store, id).await {
-        Ok((_, s)) => s.last_ping_at,
-        Err(e) => {
-            tracing::warn!(monitor = id, error = %e, "Could not read the heartbeat's last ping.");
-            return Vec::new();
-        }
-    };
-    let since = last_ping.unwrap_or(created_at);
-    if now - since > allowed {
-        let why = match last_ping {
-            Some(p) => format!(
-                "no ping within {} s (last ping {} s ago)",
-                allowed / 1000,
-                (now - p) / 1000
-            ),
-            None => format!("no ping within {} s of creation", allowed / 1000),
-        };
-        vec![Verdict::new(now, false, Some(why))]
-    } else if last_ping.is_some() {
-        vec![Verdict::new(now, true, None)]
-    } else {
-        Vec::new()
-    }
-}
-
-/// Judges a cron monitor: finished runs become results, runs past their max runtime time out,
-/// and expected runs with no check-in within the margin are missed.
-async fn cron(
-    store: &Store,
-    id: i64,
-    spec: &MonitorSpec,
-    judged_until: i64,
-    now: i64,
-) -> (Vec<Verdict>, Option<i64>) {
-    let mut out = Vec::new();
-    let max_runtime = i64::from(spec.max_runtime_seconds.unwrap_or(0)).max(0);
-    let max_runtime_ms = if max_runtime > 0 {
-        max_runtime
-    } else {
-        DEFAULT_MAX_RUNTIME_S
-    } * 1000;
-    match ucron::unrecorded(store, id).await {
-        Ok(runs) => {
-            for run in runs {
-                let at = run.finished_at.unwrap_or(run.started_at);
-                let mut v = match run.status.as_str() {
-                    "ok" => Verdict::new(at, true, None),
-                    "error" => {
-                        let mut v =
-                            Verdict::new(at, false, Some("the job reported an error".into()));
-                        v.kind = Failure::Failed;
-                        v
-                    }
-                    "in_progress" if now > run.started_at + max_runtime_ms => {
-                        let mut v = Verdict::new(
-                            run.started_at + max_runtime_ms,
-                            false,
-                            Some(format!(
-                                "timeout: still in progress after {} s",
-                                max_runtime_ms / 1000
-                            )),
-                        );
-                        v.kind = Failure::Failed;
-                        v.writes.push(ucron::recorded_write(run.id, "timeout"));
-                        out.push(v);
-                        continue;
-                    }
-                    _ => continue,
-                };
-                v.latency_us = run.duration_ms.map(|d| d * 1000);
-                v.writes.push(ucron::recorded_write(run.id, &run.status));
-                out.push(v);
-            }
-        }
-        Err(e) => tracing::warn!(monitor = id, error = %e, "Could not read check-ins."),
-    }
-    let Ok(schedule) = spec.cron_schedule() else {
-        return (out, None);
-    };
-    let margin = i64::from(spec.grace_seconds()) * 1000;
-    let mut judged = judged_until;
-    // Bounded, so a monitor with a one-second schedule that was down a day does not spin.
-    for _ in 0..100 {
-        let Some(expected) = schedule.next_after(judged) else {
-            break;
-        };
-        if expected + margin > now {
-            break;
-        }
-        match ucron::started_between(store, id, expected - margin, expected + margin).await {
-            Ok(true) => {}
-            Ok(false) => {
-                let mut v = Verdict::new(
-                    expected,
-                    false,
-                    Some(format!(
-                        "missed: no check-in within {} s of {}",
-                        margin / 1000,
-                        lookout_core::time::iso(expected)
-                    )),
-                );
-                v.kind = Failure::Missed;
-                v.writes.push(ucron::missed_write(id, expected));
-                out.push(v);
-            }
-            Err(e) => {
-                tracing::warn!(monitor = id, error = %e, "Could not read check-ins.");
-                break;
-            }
-        }
-        judged = expected;
-    }
-    (out, (judged != judged_until).then_some(judged))
 }
 
 /// Applies finished evaluations: state machine, results, changes, events; returns the writes
@@ -626,40 +516,80 @@ async fn apply(
     out: &mut Vec<Write>,
 ) {
     let id = slot.row.id;
-    out.extend(v.writes.iter().cloned());
     let maintenance = windows.covers(id, v.at);
-    out.push(results::result_write(
-        id,
-        &results::ResultRow {
-            at: v.at,
-            ok: v.ok,
-            maintenance,
-            latency_us: v.latency_us,
-            message: v.failure.clone(),
-        },
-    ));
-    let s = &mut slot.state;
-    s.last_check_at = Some(v.at);
-    s.last_ok = Some(v.ok);
-    s.last_latency_us = v.latency_us;
-    if !v.ok {
-        s.last_failure = v.failure.clone();
-        s.last_failure_at = Some(v.at);
-    }
-    let failing_since = if v.ok {
-        None
-    } else {
-        Some(slot.failing_since.unwrap_or(v.at))
-    };
-    slot.failing_since = failing_since;
     let spec = slot.spec.clone();
-    let change = slot
-        .streaks
-        .record(v.ok, spec.failure_threshold(), spec.success_threshold());
-    s.failures = i64::from(slot.streaks.failures);
-    s.successes = i64::from(slot.streaks.successes);
+    let mut failing_since = slot.failing_since;
+    let mut change = None;
+    if !v.quorum_only {
+        out.extend(v.writes.iter().cloned());
+        out.push(results::result_write(
+            id,
+            &results::ResultRow {
+                at: v.at,
+                ok: v.ok,
+                maintenance,
+                latency_us: v.latency_us,
+                message: v.failure.clone(),
+            },
+        ));
+        let s = &mut slot.state;
+        s.last_check_at = Some(v.at);
+        s.last_ok = Some(v.ok);
+        s.last_latency_us = v.latency_us;
+        if !v.ok {
+            s.last_failure = v.failure.clone();
+            s.last_failure_at = Some(v.at);
+        }
+        failing_since = if v.ok {
+            None
+        } else {
+            Some(slot.failing_since.unwrap_or(v.at))
+        };
+        slot.failing_since = failing_since;
+        change = slot
+            .streaks
+            .record(v.ok, spec.failure_threshold(), spec.success_threshold());
+        s.failures = i64::from(slot.streaks.failures);
+        s.successes = i64::from(slot.streaks.successes);
+    }
+    let s = &mut slot.state;
     let from = s.health.clone();
-    let reason = v.failure.clone().unwrap_or_else(|| "check passed".into());
+    let mut reason = v.failure.clone().unwrap_or_else(|| "check passed".into());
+    let quorum_only = v.quorum_only;
+    // Checked from other locations too: their quorum decides (see super::quorum).
+    let local = slot.streaks.health;
+    match bounded(super::quorum::verdict(
+        &ctx.store,
+        id,
+        &spec,
+        local,
+        v.failure.as_deref(),
+        ctx.cluster.now_ms(),
+    ))
+    .await
+    {
+        Ok(None) => {}
+        Ok(Some(q)) if q.active == 0 => {
+            // No location counts (all offline, revoked or gone): nobody can tell, so the
+            // monitor is `unknown`, never down, and nothing is paged.
+            change = None;
+            super::quorum::mark_unknown(&mut slot.state, id, v.at, out);
+        }
+        Ok(Some(q)) => {
+            change = (q.health.as_str() != from).then_some(q.health);
+            reason = q.reason(&reason);
+            if quorum_only {
+                failing_since =
+                    (q.health == Health::Down).then(|| slot.failing_since.unwrap_or(v.at));
+                slot.failing_since = failing_since;
+            }
+            degradation(slot, &q, v.at, out);
+        }
+        Err(e) => {
+            tracing::debug!(monitor = id, error = %e, "Locations unread; the state waits for the next check.");
+            change = None;
+        }
+    }
     let payload = |reason: &str| {
         json!({
             "monitor_id": id,
@@ -674,6 +604,12 @@ async fn apply(
     };
     let project = slot.row.project_id;
     match change {
+        // Down before its locations went silent, and still paged: the open page goes on.
+        Some(Health::Down) if from == super::quorum::UNKNOWN && slot.state.alerted => {
+            slot.state.health = "down".into();
+            slot.state.changed_at = Some(v.at);
+            out.push(ustore::change_write(id, v.at, &from, "down", &reason, true));
+        }
         Some(Health::Down) => {
             let suppressed = suppression(ctx, &slot.row, maintenance).await;
             let s = &mut slot.state;
@@ -755,6 +691,24 @@ async fn apply(
             s.cert_warned = false;
         }
     }
+}
+
+/// Records a regional degradation (failing from fewer locations than the rule needs) once per
+/// set of failing locations, as `monitor.degraded`: shown, not paged.
+fn degradation(slot: &mut Slot, q: &super::quorum::Quorum, at: i64, out: &mut Vec<Write>) {
+    let now = q.degraded().then(|| q.failing.clone());
+    if now.is_some() && now != slot.degraded {
+        let payload = json!({"monitor_id": slot.row.id, "name": slot.row.name, "at": at,
+            "failing_locations": q.failing, "active_locations": q.active, "needed": q.needed});
+        let subject = Some(slot.row.id.to_string());
+        out.push(events::publish(
+            "monitor.degraded",
+            slot.row.project_id,
+            subject,
+            &payload,
+        ));
+    }
+    slot.degraded = now;
 }
 
 fn down_event(spec: &MonitorSpec, kind: Failure) -> &'static str {

@@ -60,10 +60,12 @@ async fn checked_spec(
             o.remove(*k);
         }
     }
+    crate::locations::service::names_from_view(&mut body);
     let mut spec: MonitorSpec =
         serde_json::from_value(body).map_err(|e| ServiceError::Invalid(e.to_string()))?;
     spec.validate()
         .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    crate::locations::service::check_monitor_locations(state, &spec).await?;
     if let Some(parent) = spec.parent_id {
         if Some(parent) == id {
             return Err(ServiceError::Invalid(

@@ -9,9 +9,10 @@ use super::Windows;
 use crate::extract::iso;
 use crate::state::HttpSettings;
 use lookout_core::time::now_ms;
-use lookout_store::tenancy;
 use lookout_store::uptime::{pages, results, MonitorRow, MonitorState};
+use lookout_store::{locations, tenancy};
 use lookout_store::{Result, Store};
+use lookout_uptime::spec::LOCAL;
 use lookout_uptime::MonitorSpec;
 
 /// Uptime percentages over the standard windows (null: no results in the window).
@@ -103,12 +104,87 @@ pub struct MonitorView {
     pub down_since: Option<String>,
     /// Uptime percentages.
     pub uptime: UptimeFigures,
+    /// Where it is checked from (`local`: the replicas), with each location's own verdict.
+    pub locations: Vec<LocationStatus>,
     /// `config` when declared in the config file (edits there win).
     pub managed_by: Option<String>,
     /// Created, RFC 3339.
     pub created_at: String,
     /// Last change of the definition, RFC 3339.
     pub updated_at: String,
+}
+
+/// A monitor's state as one location sees it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LocationStatus {
+    /// The location (`local`: the replicas' own checker).
+    pub name: String,
+    /// `up`, `down` or `pending` by the monitor's thresholds over this location's results;
+    /// `offline` when the location's agents stopped reporting (it leaves the quorum), `unknown`
+    /// when the location no longer exists.
+    pub state: String,
+    /// Its newest check, RFC 3339.
+    pub last_check_at: Option<String>,
+    /// That check's latency, ms.
+    pub latency_ms: Option<f64>,
+}
+
+/// Each location's view of a monitor, in the order the spec names them.
+async fn location_statuses(
+    store: &Store,
+    spec: Option<&MonitorSpec>,
+    row: &MonitorRow,
+    state: &MonitorState,
+    now: i64,
+) -> Result<Vec<LocationStatus>> {
+    let names: Vec<&str> = spec.map_or_else(|| vec![LOCAL], |s| s.location_names());
+    let local = |name: &str| LocationStatus {
+        name: name.into(),
+        state: state.health.clone(),
+        last_check_at: state.last_check_at.map(iso),
+        latency_ms: state.last_latency_us.map(|u| u as f64 / 1000.0),
+    };
+    if names == [LOCAL] {
+        return Ok(vec![local(LOCAL)]);
+    }
+    let known = locations::list_locations(store).await?;
+    let checks = locations::checks_of_monitor(store, row.id).await?;
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        if name == LOCAL {
+            out.push(local(LOCAL));
+            continue;
+        }
+        let Some(loc) = known.iter().find(|l| l.name == name) else {
+            out.push(LocationStatus {
+                name: name.into(),
+                state: "unknown".into(),
+                last_check_at: None,
+                latency_ms: None,
+            });
+            continue;
+        };
+        let newest = locations::agents(store, loc.id)
+            .await?
+            .iter()
+            .map(|a| a.last_seen_at)
+            .max();
+        let check = checks.iter().find(|c| c.location_id == loc.id);
+        let online = crate::locations::service::is_online(loc, newest, now);
+        out.push(LocationStatus {
+            name: name.into(),
+            state: match (online, check) {
+                (false, _) => "offline".into(),
+                (true, Some(c)) => c.health.clone(),
+                (true, None) => "pending".into(),
+            },
+            last_check_at: check.and_then(|c| c.last_check_at).map(iso),
+            latency_ms: check
+                .and_then(|c| c.last_latency_us)
+                .map(|u| u as f64 / 1000.0),
+        });
+    }
+    Ok(out)
 }
 
 /// The status shown: paused and maintenance cover the thresholds' health.
@@ -156,9 +232,16 @@ pub async fn monitor_view(
     state: MonitorState,
 ) -> Result<MonitorView> {
     let now = now_ms();
-    let spec = serde_json::from_str::<MonitorSpec>(&row.spec)
+    let parsed = serde_json::from_str::<MonitorSpec>(&row.spec).ok();
+    let mut spec = parsed
+        .as_ref()
         .map(|s| serde_json::to_value(s.redacted()).unwrap_or(Value::Null))
         .unwrap_or(Value::Null);
+    // The view's `locations` (each with its state) replaces the spec's list of names.
+    if let Some(o) = spec.as_object_mut() {
+        o.remove("locations");
+    }
+    let locations = location_statuses(store, parsed.as_ref(), &row, &state, now).await?;
     Ok(MonitorView {
         id: row.id,
         status: status_of(&row, &state, windows, now),
@@ -180,6 +263,7 @@ pub async fn monitor_view(
             .flatten()
             .map(iso),
         uptime: uptime_figures(store, row.id, now).await?,
+        locations,
         managed_by: row.managed_by.clone(),
         created_at: iso(row.created_at),
         updated_at: iso(row.updated_at),

@@ -11,6 +11,7 @@
 
 mod alert_forms;
 mod incident_actions;
+mod locations;
 mod moved;
 mod oncall_config;
 mod openapi_roles;

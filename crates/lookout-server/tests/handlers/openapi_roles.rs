@@ -75,8 +75,31 @@ const VIEWER_WRITES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Operations authenticated by a location's agent token, not a user's role: every user token,
+/// whatever its role, is refused with 401.
+const LOCATION_AGENT: &[&str] = &[
+    "GET /api/v1/agent/assignments",
+    "POST /api/v1/agent/results",
+];
+
 /// The operations that need the admin role, with why.
 const ADMIN: &[(&str, &str)] = &[
+    (
+        "GET /api/v1/locations",
+        "locations' agents hold their tokens",
+    ),
+    (
+        "POST /api/v1/locations",
+        "a location's token checks monitors with their credentials",
+    ),
+    ("GET /api/v1/locations/{id}", "locations are the admin's"),
+    ("PATCH /api/v1/locations/{id}", "locations are the admin's"),
+    ("DELETE /api/v1/locations/{id}", "locations are the admin's"),
+    ("POST /api/v1/locations/{id}/token", "a new agent token"),
+    (
+        "DELETE /api/v1/locations/{id}/token",
+        "agent tokens are the admin's",
+    ),
     ("GET /api/v1/users", "users are the admin's"),
     ("POST /api/v1/users", "users are the admin's"),
     ("DELETE /api/v1/users/{id}", "users are the admin's"),
@@ -223,6 +246,15 @@ async fn every_route_in_the_openapi_document_enforces_its_role() {
             problems.push(format!(
                 "{op}: {anon} without credentials, want 401: {body}"
             ));
+        }
+        if LOCATION_AGENT.contains(&op.as_str()) {
+            for c in [&viewer, &member, &h.admin] {
+                let (st, body) = status(c, &m, &path).await;
+                if st != 401 {
+                    problems.push(format!("{op}: a user token got {st}, want 401: {body}"));
+                }
+            }
+            continue;
         }
         let write = !matches!(m, Method::GET | Method::HEAD);
         let (as_viewer, body) = status(&viewer, &m, &path).await;

@@ -118,14 +118,14 @@ pub struct MonitorState {
     pub last_ping_at: Option<i64>,
 }
 
-const MONITOR_COLS: &str =
+pub(crate) const MONITOR_COLS: &str =
     "m.id, m.org_id, m.project_id, m.name, m.kind, m.slug, m.spec, m.paused, m.parent_id, \
      m.push_token, m.shard, m.managed_by, m.created_at, m.updated_at, m.check_requested_at";
 const STATE_COLS: &str = "s.health, s.alerted, s.failures, s.successes, s.last_check_at, s.last_ok, \
      s.last_latency_us, s.last_failure, s.last_failure_at, s.cert_expires_at, s.cert_warned, s.cron_slot, \
      s.changed_at, s.last_ping_at, s.cert_chain_valid";
 
-fn monitor_from(r: &AnyRow) -> Result<MonitorRow> {
+pub(crate) fn monitor_from(r: &AnyRow) -> Result<MonitorRow> {
     Ok(MonitorRow {
         id: r.try_get("id")?,
         org_id: r.try_get("org_id")?,
@@ -285,6 +285,8 @@ pub async fn delete_monitor(store: &Store, id: i64) -> Result<()> {
         "DELETE FROM monitor_changes WHERE monitor_id = $1",
         "DELETE FROM cron_checkins WHERE monitor_id = $1",
         "DELETE FROM heartbeat_pings WHERE monitor_id = $1",
+        "DELETE FROM location_results WHERE monitor_id = $1",
+        "DELETE FROM location_checks WHERE monitor_id = $1",
         "DELETE FROM monitor_state WHERE monitor_id = $1",
         "UPDATE monitors SET parent_id = NULL WHERE parent_id = $1",
     ] {

@@ -21,6 +21,7 @@ mod ha;
 mod load;
 mod operations;
 mod outbound;
+mod probes;
 mod regress;
 mod reports;
 mod uptime;

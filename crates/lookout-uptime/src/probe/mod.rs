@@ -1,0 +1,597 @@
+//! `lookout probe`: an agent that checks monitors from where it runs and reports to a Lookout
+//! server, connecting out only (see [`crate::agent`] for the protocol).
+//!
+//! Three loops share the agent's state: the assignment loop long-polls the server for this
+//! agent's monitors; the scheduler runs each monitor's checks on its interval (on a fixed
+//! phase per monitor, so every agent of a pool computes the same scheduled times and a
+//! takeover never checks a slot twice for good); the uploader posts buffered results in
+//! batches. When the server cannot be reached the agent keeps checking from its cached list,
+//! buffers results ([`buffer`]) and, after `fallback_after`, calls its fallback webhook once.
+//! A revoked or unknown token stops the agent with an error: retrying cannot help.
+
+pub mod buffer;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::sync::{watch, Semaphore};
+
+use crate::agent::{AgentResult, Assignment, Assignments, ResultBatch, MAX_WAIT_SECONDS};
+use crate::{Checker, NetPolicy};
+use buffer::Buffer;
+use lookout_core::time::now_ms;
+
+/// How the agent runs.
+#[derive(Debug, Clone)]
+pub struct ProbeConfig {
+    /// The server's base URL (`https://lookout.example.com`).
+    pub server: String,
+    /// The location's agent token.
+    pub token: String,
+    /// The location's name (checked against the server's answer).
+    pub location: String,
+    /// This agent's id within the pool.
+    pub agent_id: String,
+    /// Results kept while the server is unreachable.
+    pub buffer: usize,
+    /// Checks running at once.
+    pub concurrency: usize,
+    /// Called once the server has been unreachable for `fallback_after`.
+    pub fallback_webhook: Option<String>,
+    /// See `fallback_webhook`.
+    pub fallback_after: Duration,
+    /// The outbound policy for checks and the fallback webhook.
+    pub policy: NetPolicy,
+}
+
+/// Why the agent stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The server refused the token (revoked, rotated or wrong).
+    #[error("the server refused this agent's token: {0}")]
+    Refused(String),
+    /// The server's answer names another location than `--location`.
+    #[error("{0}")]
+    WrongLocation(String),
+    /// The configuration cannot work.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// The agent's version, sent with every request.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Results per batch.
+const BATCH: usize = 1_000;
+/// How long a request to the server may take beyond a long-poll's wait.
+const REQUEST_SLACK: Duration = Duration::from_secs(10);
+
+/// State the loops share.
+struct Shared {
+    cfg: ProbeConfig,
+    http: reqwest::Client,
+    buffer: Mutex<Buffer>,
+    /// Since when the server has been unreachable (ms), `None` while it answers.
+    unreachable_since: Mutex<Option<i64>>,
+}
+
+impl Shared {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.cfg.server.trim_end_matches('/'))
+    }
+
+    fn reached(&self) {
+        let was = self
+            .unreachable_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(since) = was {
+            tracing::info!(
+                down_for_s = (now_ms() - since) / 1000,
+                "The server answers again."
+            );
+        }
+    }
+
+    fn unreachable(&self, why: &str) {
+        let mut u = self
+            .unreachable_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if u.is_none() {
+            tracing::warn!(error = %why, "Cannot reach the server; checking on from the cached list and buffering results.");
+            *u = Some(now_ms());
+        }
+    }
+
+    fn counts(&self) -> (u64, u64) {
+        let b = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
+        (b.len() as u64, b.dropped())
+    }
+}
+
+/// What a refusal by the server means for the agent.
+async fn refusal(res: reqwest::Response) -> Result<reqwest::Response, ProbeError> {
+    if res.status() == StatusCode::UNAUTHORIZED {
+        let body: serde_json::Value = res.json().await.unwrap_or_default();
+        let msg = body
+            .pointer("/error/message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("unknown token")
+            .to_string();
+        return Err(ProbeError::Refused(msg));
+    }
+    Ok(res)
+}
+
+/// Runs the agent until the token is refused (an error) or the process is stopped.
+pub async fn run(cfg: ProbeConfig) -> Result<(), ProbeError> {
+    if !cfg.server.starts_with("http://") && !cfg.server.starts_with("https://") {
+        return Err(ProbeError::Config(
+            "--server must be an http:// or https:// URL".into(),
+        ));
+    }
+    let http = reqwest::Client::builder()
+        .user_agent(format!("lookout-probe/{VERSION}"))
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| ProbeError::Config(format!("HTTP client: {e}")))?;
+    let shared = Arc::new(Shared {
+        buffer: Mutex::new(Buffer::new(cfg.buffer)),
+        unreachable_since: Mutex::new(None),
+        http,
+        cfg,
+    });
+    let (tx, rx) = watch::channel(Vec::<Assignment>::new());
+    tracing::info!(location = %shared.cfg.location, agent = %shared.cfg.agent_id, "Probe agent starting.");
+    let checker = Arc::new(Checker::new(shared.cfg.policy.clone()));
+    let scheduler = tokio::spawn(schedule(shared.clone(), checker, rx));
+    let mut uploader = tokio::spawn(upload(shared.clone()));
+    let fallback = tokio::spawn(fallback(shared.clone()));
+    // A refusal seen by either the long-poll or an upload stops the agent.
+    let outcome = tokio::select! {
+        r = assignments(shared.clone(), tx) => r,
+        r = &mut uploader => r.unwrap_or(Ok(())),
+    };
+    // Whatever ended the assignment loop ends the agent; results still buffered are lost with
+    // a refused token anyway (the server would refuse them too).
+    scheduler.abort();
+    uploader.abort();
+    fallback.abort();
+    outcome
+}
+
+/// Long-polls for this agent's monitors and publishes each new list.
+async fn assignments(
+    shared: Arc<Shared>,
+    tx: watch::Sender<Vec<Assignment>>,
+) -> Result<(), ProbeError> {
+    let mut version: Option<i64> = None;
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let (buffered, dropped) = shared.counts();
+        let mut q = vec![
+            ("agent_id", shared.cfg.agent_id.clone()),
+            ("agent_version", VERSION.to_string()),
+            ("buffered", buffered.to_string()),
+            ("dropped", dropped.to_string()),
+        ];
+        if let Some(v) = version {
+            q.push(("version", v.to_string()));
+            q.push(("wait", format!("{}s", MAX_WAIT_SECONDS - 5)));
+        }
+        let res = shared
+            .http
+            .get(shared.url("/api/v1/agent/assignments"))
+            .bearer_auth(&shared.cfg.token)
+            .query(&q)
+            .timeout(Duration::from_secs(MAX_WAIT_SECONDS) + REQUEST_SLACK)
+            .send()
+            .await;
+        let res = match res {
+            Ok(r) => refusal(r).await?,
+            Err(e) => {
+                shared.unreachable(&e.to_string());
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                continue;
+            }
+        };
+        if !res.status().is_success() {
+            shared.unreachable(&format!("assignments answered {}", res.status()));
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+            continue;
+        }
+        let list: Assignments = match res.json().await {
+            Ok(l) => l,
+            Err(e) => {
+                shared.unreachable(&format!("assignments did not parse: {e}"));
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        };
+        shared.reached();
+        backoff = Duration::from_secs(1);
+        if list.location != shared.cfg.location {
+            return Err(ProbeError::WrongLocation(format!(
+                "this token belongs to location {:?}, not {:?} (--location)",
+                list.location, shared.cfg.location
+            )));
+        }
+        if version != Some(list.version) {
+            tracing::info!(
+                monitors = list.monitors.len(),
+                agents = list.agents,
+                version = list.version,
+                "Assignments received."
+            );
+            version = Some(list.version);
+            tx.send_replace(list.monitors);
+        }
+    }
+}
+
+/// A monitor's fixed offset within its interval (the same function as the replicas' runner, so
+/// scheduled times are comparable across agents).
+fn phase(id: i64, every: i64) -> i64 {
+    (id.wrapping_mul(2_654_435_761)).rem_euclid(every.max(1))
+}
+
+/// The latest on-phase time at or before `now`.
+fn slot_at_or_before(id: i64, every: i64, now: i64) -> i64 {
+    let p = phase(id, every);
+    let base = now - now.rem_euclid(every) + p;
+    if base <= now {
+        base
+    } else {
+        base - every
+    }
+}
+
+struct Scheduled {
+    assignment: Arc<Assignment>,
+    every: i64,
+    generation: u64,
+    /// Whether this monitor's previous check still runs.
+    running: Running,
+}
+
+/// A monitor's "check in progress" flag: a slot that comes due while the previous check still
+/// runs (a slow target, or every permit busy) is skipped, not stacked up behind it.
+#[derive(Clone, Default)]
+struct Running(Arc<std::sync::atomic::AtomicBool>);
+
+/// Held while a check runs; clears the flag when dropped (finished, or the task ended).
+struct RunGuard(Arc<std::sync::atomic::AtomicBool>);
+
+impl Running {
+    fn try_start(&self) -> Option<RunGuard> {
+        (!self.0.swap(true, std::sync::atomic::Ordering::AcqRel)).then(|| RunGuard(self.0.clone()))
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Runs every assigned monitor's checks on its schedule. A monitor newly assigned is checked at
+/// once for its current slot (if the agent it came from already did, the server keeps one).
+async fn schedule(
+    shared: Arc<Shared>,
+    checker: Arc<Checker>,
+    mut rx: watch::Receiver<Vec<Assignment>>,
+) {
+    let permits = Arc::new(Semaphore::new(shared.cfg.concurrency.max(1)));
+    let mut monitors: HashMap<i64, Scheduled> = HashMap::new();
+    let mut heap: BinaryHeap<Reverse<(i64, i64, u64)>> = BinaryHeap::new();
+    let mut generation = 0u64;
+    // Slots skipped because the monitor's previous check still ran, since the agent started.
+    let mut skipped = 0u64;
+    // `changed()` marks the value seen when it returns, so a change it reports is remembered.
+    let mut reload = true;
+    loop {
+        if reload || rx.has_changed().unwrap_or(false) {
+            reload = false;
+            let list = rx.borrow_and_update().clone();
+            let now = now_ms();
+            let mut next = HashMap::new();
+            for a in list {
+                let every = i64::from(a.spec.interval_seconds.max(1)) * 1000;
+                match monitors.remove(&a.id) {
+                    Some(s) if s.assignment.updated_at == a.updated_at => {
+                        next.insert(a.id, s);
+                    }
+                    _ => {
+                        generation += 1;
+                        let due = slot_at_or_before(a.id, every, now);
+                        heap.push(Reverse((now.max(due), a.id, generation)));
+                        next.insert(
+                            a.id,
+                            Scheduled {
+                                assignment: Arc::new(a),
+                                every,
+                                generation,
+                                running: Running::default(),
+                            },
+                        );
+                    }
+                }
+            }
+            monitors = next;
+        }
+        let now = now_ms();
+        while let Some(Reverse((at, id, gen))) = heap.peek().copied() {
+            if at > now {
+                break;
+            }
+            heap.pop();
+            let Some(s) = monitors.get(&id) else { continue };
+            if s.generation != gen {
+                continue;
+            }
+            let scheduled_at = slot_at_or_before(id, s.every, at);
+            heap.push(Reverse((scheduled_at + s.every, id, gen)));
+            let Some(guard) = s.running.try_start() else {
+                skipped += 1;
+                tracing::warn!(
+                    monitor = id,
+                    skipped_total = skipped,
+                    "A check came due while the previous one still ran; this slot is skipped."
+                );
+                continue;
+            };
+            let (shared, checker, permits) = (shared.clone(), checker.clone(), permits.clone());
+            let a = s.assignment.clone();
+            tokio::spawn(async move {
+                let _running = guard;
+                let Ok(_p) = permits.acquire_owned().await else {
+                    return;
+                };
+                let started = now_ms();
+                let o = checker.check(&a.spec).await;
+                let r = AgentResult {
+                    monitor_id: a.id,
+                    scheduled_at,
+                    at: started,
+                    ok: o.ok,
+                    latency_ms: Some(o.latency_ms),
+                    message: o.failure,
+                };
+                shared
+                    .buffer
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(r);
+            });
+        }
+        let wait = heap
+            .peek()
+            .map(|Reverse((at, _, _))| (at - now_ms()).clamp(1, 1000))
+            .unwrap_or(1000);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                reload = true;
+            }
+        }
+    }
+}
+
+/// Posts buffered results in batches, oldest first, every second (at once while more wait).
+async fn upload(shared: Arc<Shared>) -> Result<(), ProbeError> {
+    let mut seq = 0u64;
+    let start = now_ms();
+    // Results per batch: halved on a 413 (a server with a smaller body budget), so one batch
+    // too large never blocks every later upload; grows back after each stored batch.
+    let mut size = BATCH;
+    loop {
+        let sent = shared
+            .buffer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .peek(size);
+        if sent.is_empty() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        seq += 1;
+        let (buffered, dropped) = shared.counts();
+        let batch = ResultBatch {
+            batch_id: format!("{}-{start}-{seq}", shared.cfg.agent_id),
+            agent_id: shared.cfg.agent_id.clone(),
+            agent_version: VERSION.into(),
+            buffered: buffered.saturating_sub(sent.len() as u64),
+            dropped,
+            results: sent.clone(),
+        };
+        let res = shared
+            .http
+            .post(shared.url("/api/v1/agent/results"))
+            .bearer_auth(&shared.cfg.token)
+            .json(&batch)
+            .timeout(REQUEST_SLACK * 3)
+            .send()
+            .await;
+        match res {
+            Ok(r) if r.status().is_success() => {
+                shared.reached();
+                size = (size * 2).min(BATCH);
+                shared
+                    .buffer
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .confirm(&sent);
+                if sent.len() < BATCH {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            Ok(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE && sent.len() > 1 => {
+                shared.reached();
+                size = next_size_after_413(sent.len());
+                tracing::warn!(
+                    results = sent.len(),
+                    next = size,
+                    "The server refused a batch as too large; sending smaller ones."
+                );
+            }
+            Ok(r)
+                if r.status() == StatusCode::BAD_REQUEST
+                    || r.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                // The server will never take this batch: keeping it would block every later one.
+                let body = r.text().await.unwrap_or_default();
+                tracing::error!(results = sent.len(), answer = %body, "The server refused a batch as malformed; dropped.");
+                shared
+                    .buffer
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .confirm(&sent);
+            }
+            Ok(r) => {
+                let r = refusal(r).await?;
+                shared.unreachable(&format!("results answered {}", r.status()));
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => {
+                shared.unreachable(&e.to_string());
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+}
+
+/// Calls the fallback webhook once per outage longer than `fallback_after`, and once more when
+/// the server answers again.
+async fn fallback(shared: Arc<Shared>) {
+    let Some(url) = shared.cfg.fallback_webhook.clone() else {
+        return;
+    };
+    let client = lookout_outbound::HttpClient::new(
+        Arc::new(shared.cfg.policy.clone()),
+        Duration::from_secs(10),
+        &format!("lookout-probe/{VERSION}"),
+    );
+    let mut announced: Option<i64> = None;
+    // Events decided but not yet delivered, oldest first, with when to try again: an outage
+    // announcement is only "sent" once the webhook took it (2xx).
+    let mut queue: std::collections::VecDeque<serde_json::Value> = Default::default();
+    let mut failures = 0u32;
+    let mut next_try = 0i64;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let since = *shared
+            .unreachable_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match (since, announced) {
+            (Some(s), None) if now_ms() - s >= shared.cfg.fallback_after.as_millis() as i64 => {
+                announced = Some(s);
+                queue.push_back(json!({"event": "lookout.unreachable", "location": shared.cfg.location,
+                       "agent_id": shared.cfg.agent_id, "server": shared.cfg.server, "since_ms": s,
+                       "message": format!("Lookout at {} is unreachable from location {} (agent {})",
+                                          shared.cfg.server, shared.cfg.location, shared.cfg.agent_id)}));
+            }
+            (None, Some(s)) => {
+                announced = None;
+                queue.push_back(
+                    json!({"event": "lookout.reachable", "location": shared.cfg.location,
+                       "agent_id": shared.cfg.agent_id, "server": shared.cfg.server, "since_ms": s,
+                       "message": format!("Lookout at {} is reachable again from location {}",
+                                          shared.cfg.server, shared.cfg.location)}),
+                );
+            }
+            _ => {}
+        }
+        let Some(event) = queue.front() else { continue };
+        if now_ms() < next_try {
+            continue;
+        }
+        let name = event.get("event").cloned().unwrap_or_default();
+        let delivered = match client.post(&url) {
+            Ok(req) => match req.json(event).send().await {
+                Ok(r) if r.status().is_success() => {
+                    tracing::info!(status = r.status().as_u16(), event = %name, "Fallback webhook called.");
+                    true
+                }
+                Ok(r) => {
+                    tracing::warn!(status = r.status().as_u16(), event = %name, "Fallback webhook refused the call; trying again.");
+                    false
+                }
+                Err(e) => {
+                    tracing::warn!(error = %lookout_outbound::describe(&e), event = %name, "Fallback webhook failed; trying again.");
+                    false
+                }
+            },
+            Err(e) => {
+                // The policy will not change while the agent runs: trying again cannot help.
+                tracing::warn!(error = %e, "Fallback webhook refused by the outbound policy.");
+                true
+            }
+        };
+        if delivered {
+            queue.pop_front();
+            failures = 0;
+            next_try = 0;
+        } else {
+            failures += 1;
+            next_try = now_ms() + fallback_backoff_ms(failures);
+        }
+    }
+}
+
+/// How long to wait before the next try after `failures` failed calls of the fallback webhook:
+/// doubling from 2 s, at most 5 minutes.
+fn fallback_backoff_ms(failures: u32) -> i64 {
+    (2_000i64 << failures.saturating_sub(1).min(8)).min(300_000)
+}
+
+/// The batch size after a 413 for a batch of `sent` results: half, at least one.
+fn next_size_after_413(sent: usize) -> usize {
+    (sent / 2).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_and_a_too_large_batch_is_halved() {
+        assert_eq!(fallback_backoff_ms(1), 2_000);
+        assert_eq!(fallback_backoff_ms(2), 4_000);
+        assert_eq!(fallback_backoff_ms(30), 300_000);
+        assert_eq!(next_size_after_413(1_000), 500);
+        assert_eq!(next_size_after_413(1), 1);
+    }
+
+    #[test]
+    fn a_slot_is_skipped_while_the_previous_check_runs() {
+        let r = Running::default();
+        let first = r.try_start().expect("nothing runs yet");
+        assert!(r.try_start().is_none(), "overlapping slot must be skipped");
+        drop(first);
+        assert!(
+            r.try_start().is_some(),
+            "the next slot runs once the check ended"
+        );
+    }
+
+    #[test]
+    fn slots_are_on_the_monitor_phase() {
+        let every = 60_000;
+        let now = 1_800_000_012_345;
+        let s = slot_at_or_before(7, every, now);
+        assert!(s <= now && now - s < every);
+        assert_eq!(s.rem_euclid(every), phase(7, every));
+        assert_eq!(slot_at_or_before(7, every, s), s);
+    }
+}
