@@ -14,8 +14,9 @@
 
 use prost::Message;
 
-/// Largest decoded (snappy-decompressed) body.
-pub const MAX_DECODED: usize = 64 * 1024 * 1024;
+/// Largest decoded (snappy-decompressed) body: 40 times what Prometheus sends at its default
+/// `max_samples_per_send`, and small enough that its decoding fits the ingest memory budget.
+pub const MAX_DECODED: usize = 8 * 1024 * 1024;
 /// Most labels one series may have (Mimir's default is 30; node_exporter's widest series has ~12).
 pub const MAX_LABELS: usize = 64;
 /// Longest label name, bytes.
@@ -190,11 +191,17 @@ impl Batch {
     }
 }
 
+/// The decoded length a snappy block body's header claims (checked against a budget before
+/// [`decode`] allocates it).
+pub fn decoded_len(body: &[u8]) -> Result<usize, RemoteWriteError> {
+    snap::raw::decompress_len(body)
+        .map_err(|e| bad(format!("body is not snappy block format: {e}")))
+}
+
 /// Decompresses a snappy block body, refusing before allocating when its header claims more than
 /// [`MAX_DECODED`] bytes.
 pub fn unsnappy(body: &[u8]) -> Result<Vec<u8>, RemoteWriteError> {
-    let len = snap::raw::decompress_len(body)
-        .map_err(|e| bad(format!("body is not snappy block format: {e}")))?;
+    let len = decoded_len(body)?;
     if len > MAX_DECODED {
         return Err(RemoteWriteError::TooLarge(len));
     }
@@ -206,10 +213,103 @@ pub fn unsnappy(body: &[u8]) -> Result<Vec<u8>, RemoteWriteError> {
 /// Decodes a snappy-compressed body of `version`.
 pub fn decode(body: &[u8], version: Version) -> Result<Batch, RemoteWriteError> {
     let raw = unsnappy(body)?;
+    prescan(&raw, version)?;
     match version {
         Version::V1 => decode_v1(&raw),
         Version::V2 => decode_v2(&raw),
     }
+}
+
+/// Reads a protobuf varint at `*i`.
+fn varint(buf: &[u8], i: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *buf.get(*i)?;
+        *i += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Calls `f(field, wire type, payload)` for each field of a message; `false` on bad framing.
+fn fields(buf: &[u8], mut f: impl FnMut(u64, u64, &[u8])) -> bool {
+    let mut i = 0;
+    while i < buf.len() {
+        let Some(key) = varint(buf, &mut i) else {
+            return false;
+        };
+        let start = i;
+        let end = match key & 7 {
+            0 => match varint(buf, &mut i) {
+                Some(_) => i,
+                None => return false,
+            },
+            1 => i + 8,
+            2 => match varint(buf, &mut i).and_then(|n| usize::try_from(n).ok()) {
+                Some(n) => match i.checked_add(n) {
+                    Some(e) => {
+                        i = e;
+                        let payload = buf.get(e - n..e);
+                        match payload {
+                            Some(p) => {
+                                f(key >> 3, 2, p);
+                                continue;
+                            }
+                            None => return false,
+                        }
+                    }
+                    None => return false,
+                },
+                None => return false,
+            },
+            5 => i + 4,
+            _ => return false,
+        };
+        if end > buf.len() {
+            return false;
+        }
+        i = end;
+        f(key >> 3, key & 7, buf.get(start..end).unwrap_or_default());
+    }
+    true
+}
+
+/// Counts each series' labels on the wire before prost allocates them: one series with a
+/// million labels is refused having cost a scan, not a million strings.
+fn prescan(raw: &[u8], version: Version) -> Result<(), RemoteWriteError> {
+    let series_field = match version {
+        Version::V1 => 1,
+        Version::V2 => 5,
+    };
+    let mut worst = 0usize;
+    let framed = fields(raw, |field, wire, payload| {
+        if field != series_field || wire != 2 {
+            return;
+        }
+        let mut n = 0usize;
+        fields(payload, |f, w, p| {
+            if f == 1 {
+                // Halves of labels: a 1.0 label message is a whole label; a 2.0 reference (one
+                // per final varint byte of a packed run) is a name or a value.
+                n += match (version, w) {
+                    (Version::V2, 2) => p.iter().filter(|b| **b < 0x80).count(),
+                    (Version::V2, _) => 1,
+                    (Version::V1, _) => 2,
+                };
+            }
+        });
+        worst = worst.max(n / 2);
+    });
+    if !framed {
+        return Err(bad("body is not a protobuf message (bad field framing)"));
+    }
+    if worst > MAX_LABELS {
+        return Err(too_many_labels(worst));
+    }
+    Ok(())
 }
 
 // ---- remote write 1.0 (prometheus/prompb/remote.proto, types.proto) ----
@@ -631,6 +731,22 @@ mod tests {
         let e = decode(&encode::v1(&wide, &[]), Version::V1).unwrap_err();
         assert!(e.to_string().contains("labels"), "{e}");
         assert!(decode(b"\xff\xff\xff garbage", Version::V1).is_err());
+        // A million labels in one series are counted on the wire, never allocated.
+        let label = [0x0a, 0x05, 0x0a, 0x01, b'a', 0x12, 0x00];
+        let mut ts = Vec::new();
+        for _ in 0..1_000_000 {
+            ts.extend_from_slice(&label);
+        }
+        let mut raw = vec![0x0a];
+        let mut n = ts.len();
+        while n >= 0x80 {
+            raw.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        raw.push(n as u8);
+        raw.extend_from_slice(&ts);
+        let e = decode(&encode::snappy(&raw), Version::V1).unwrap_err();
+        assert!(e.to_string().contains("1000000 labels"), "{e}");
         assert!(decode(&encode::snappy(b"\x0a\xff"), Version::V1).is_err());
     }
 

@@ -29,6 +29,7 @@ pub mod dbhealth;
 pub mod errors;
 pub mod load;
 pub mod operations;
+pub mod prometheus;
 pub mod query;
 pub mod regress;
 pub mod reports;
@@ -63,6 +64,7 @@ pub fn app(state: AppState) -> Router {
         .merge(errors::public())
         .merge(errors::sentry_cli())
         .merge(apm::otlp::routes())
+        .merge(prometheus::routes())
         .merge(alerting::public())
         .merge(uptime::public())
         .merge(ui)
