@@ -213,7 +213,6 @@ pub fn unsnappy(body: &[u8]) -> Result<Vec<u8>, RemoteWriteError> {
 /// Decodes a snappy-compressed body of `version`.
 pub fn decode(body: &[u8], version: Version) -> Result<Batch, RemoteWriteError> {
     let raw = unsnappy(body)?;
-    prescan(&raw, version)?;
     match version {
         Version::V1 => decode_v1(&raw),
         Version::V2 => decode_v2(&raw),
@@ -368,6 +367,7 @@ struct MetricMetadataV1 {
 
 /// Decodes an uncompressed 1.0 `WriteRequest`.
 pub fn decode_v1(raw: &[u8]) -> Result<Batch, RemoteWriteError> {
+    prescan(raw, Version::V1)?;
     let req = WriteRequestV1::decode(raw)
         .map_err(|e| bad(format!("not a prometheus.WriteRequest: {e}")))?;
     let mut batch = Batch::default();
@@ -430,6 +430,7 @@ struct MetadataV2 {
 
 /// Decodes an uncompressed 2.0 `Request`, resolving its symbol references.
 pub fn decode_v2(raw: &[u8]) -> Result<Batch, RemoteWriteError> {
+    prescan(raw, Version::V2)?;
     let req = RequestV2::decode(raw)
         .map_err(|e| bad(format!("not an io.prometheus.write.v2.Request: {e}")))?;
     // The specification makes the first symbol the empty string.
