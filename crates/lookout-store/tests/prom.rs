@@ -44,7 +44,10 @@ async fn project(f: &Fixture) -> i64 {
         .id
 }
 
-fn bits(s: &[prom::Series]) -> Vec<(Vec<(String, String)>, Vec<(i64, u64)>)> {
+/// A series as (labels, (time, value bits)): NaN compares equal to itself this way.
+type Bits = (Vec<(String, String)>, Vec<(i64, u64)>);
+
+fn bits(s: &[prom::Series]) -> Vec<Bits> {
     s.iter()
         .map(|x| {
             (
