@@ -125,7 +125,13 @@ pub struct Series {
 #[derive(Debug, Default)]
 pub struct SeriesCache {
     ids: Mutex<HashMap<(i64, u128), i64>>,
+    /// The metadata last committed per (project, metric): remote write 2.0 repeats it in every
+    /// request, and an unchanged one is not written again.
+    meta: Mutex<HashMap<(i64, String), KnownMeta>>,
 }
+
+/// Type, help and unit as last committed.
+type KnownMeta = (String, String, String);
 
 /// Most entries kept before the cache starts over.
 const CACHE_MAX: usize = 2_000_000;
@@ -148,6 +154,28 @@ impl SeriesCache {
     pub fn clear(&self) {
         if let Ok(mut m) = self.ids.lock() {
             m.clear();
+        }
+        if let Ok(mut m) = self.meta.lock() {
+            m.clear();
+        }
+    }
+
+    fn meta_known(&self, project: i64, m: &Metadata) -> bool {
+        self.meta.lock().ok().is_some_and(|c| {
+            c.get(&(project, m.metric.clone()))
+                .is_some_and(|(k, h, u)| k == m.kind.as_str() && *h == m.help && *u == m.unit)
+        })
+    }
+
+    fn meta_put(&self, project: i64, m: &Metadata) {
+        if let Ok(mut c) = self.meta.lock() {
+            if c.len() >= CACHE_MAX / 10 {
+                c.clear();
+            }
+            c.insert(
+                (project, m.metric.clone()),
+                (m.kind.as_str().to_string(), m.help.clone(), m.unit.clone()),
+            );
         }
     }
 }
@@ -258,11 +286,20 @@ pub async fn ingest(
             ],
         });
     }
-    for m in &batch.metadata {
+    let changed: Vec<&Metadata> = batch
+        .metadata
+        .iter()
+        .filter(|m| !cache.meta_known(project, m))
+        .collect();
+    for m in &changed {
         w.push(metadata_write(project, m, now));
     }
     if !w.is_empty() {
         writes.write(w).await?;
+    }
+    // Remembered only once committed.
+    for m in changed {
+        cache.meta_put(project, m);
     }
     written.samples = samples;
     Ok(written)
