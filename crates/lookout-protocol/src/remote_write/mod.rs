@@ -26,6 +26,17 @@ pub const MAX_NAME_LEN: usize = 1024;
 /// Longest label value, bytes.
 pub const MAX_VALUE_LEN: usize = 4096;
 
+/// Most series one request may hold (Prometheus sends at most `max_samples_per_send`, 2,000 by
+/// default, so one series each at worst); more is refused 413 before prost allocates them.
+pub const MAX_SERIES: usize = 100_000;
+/// Most float samples one request may hold (413 beyond).
+pub const MAX_SAMPLES: usize = 500_000;
+/// Most metadata entries one request may hold (Prometheus sends at most 500 per request).
+pub const MAX_METADATA: usize = 10_000;
+/// Most bytes of label names, values and metadata text a 2.0 batch may copy out of its symbol
+/// table (shared symbols let a small body name far more text than it holds).
+pub const MAX_COPIED: usize = MAX_DECODED;
+
 /// Prometheus's staleness marker: a NaN with this exact bit pattern ends a series.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
@@ -35,6 +46,13 @@ pub enum RemoteWriteError {
     /// The body, decompressed, would exceed [`MAX_DECODED`] (413).
     #[error("decoded body would be {0} bytes; at most {MAX_DECODED} are accepted")]
     TooLarge(usize),
+    /// More series, samples or metadata in one request than accepted (413: the sender should
+    /// lower `max_samples_per_send`).
+    #[error("{0}")]
+    TooMany(String),
+    /// The caller's memory budget refused the bytes decoding needs (503, retried).
+    #[error("the ingest memory budget is spent; retry later")]
+    OverBudget,
     /// Not snappy block format, not the protobuf message, or data that breaks a rule (400).
     #[error("{0}")]
     Malformed(String),
@@ -215,9 +233,19 @@ pub fn unsnappy(body: &[u8]) -> Result<Vec<u8>, RemoteWriteError> {
 /// Decodes a snappy-compressed body of `version`.
 pub fn decode(body: &[u8], version: Version) -> Result<Batch, RemoteWriteError> {
     let raw = unsnappy(body)?;
+    decode_raw(&raw, version, &mut |_| true)
+}
+
+/// Decodes an uncompressed body of `version`; a 2.0 body's symbol copies are asked of
+/// `reserve` first (a 1.0 body's strings are no larger than the body itself).
+pub fn decode_raw(
+    raw: &[u8],
+    version: Version,
+    reserve: &mut dyn FnMut(usize) -> bool,
+) -> Result<Batch, RemoteWriteError> {
     match version {
-        Version::V1 => decode_v1(&raw),
-        Version::V2 => decode_v2(&raw),
+        Version::V1 => decode_v1(raw),
+        Version::V2 => decode_v2_within(raw, reserve),
     }
 }
 
@@ -278,20 +306,59 @@ fn fields(buf: &[u8], mut f: impl FnMut(u64, u64, &[u8])) -> bool {
     true
 }
 
-/// Counts each series' labels on the wire before prost allocates them: one series with a
-/// million labels is refused having cost a scan, not a million strings.
-fn prescan(raw: &[u8], version: Version) -> Result<(), RemoteWriteError> {
-    let series_field = match version {
-        Version::V1 => 1,
-        Version::V2 => 5,
+/// What a body holds, counted on the wire by [`prescan`] before any of it is decoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Series messages.
+    pub series: usize,
+    /// Sample messages (float samples).
+    pub samples: usize,
+    /// Label halves (names and values) over all series.
+    pub label_halves: usize,
+    /// Metadata messages (1.0) or series carrying one (2.0).
+    pub metadata: usize,
+}
+
+impl Counts {
+    /// Bytes the decoded batch's structures take beyond the decoded body itself: each series,
+    /// sample, label pair and metadata struct, so an empty series of 2 wire bytes is reserved as
+    /// the ~100 bytes it becomes.
+    pub fn struct_bytes(&self) -> usize {
+        use std::mem::size_of;
+        // prost's per-message structs and then ours: twice each, both live while converting.
+        2 * (self.series * (size_of::<Series>() + size_of::<Vec<u32>>() * 4)
+            + self.samples * size_of::<(i64, f64)>()
+            + self.label_halves * size_of::<String>()
+            + self.metadata * size_of::<Metadata>())
+    }
+}
+
+/// Counts each series' labels, the series and the samples on the wire before prost allocates
+/// them: one series with a million labels, or a million empty series, is refused having cost a
+/// scan, not a million allocations.
+pub fn prescan(raw: &[u8], version: Version) -> Result<Counts, RemoteWriteError> {
+    let (series_field, metadata_field) = match version {
+        Version::V1 => (1, 3),
+        Version::V2 => (5, u64::MAX),
     };
     let mut worst = 0usize;
+    let mut counts = Counts::default();
     let framed = fields(raw, |field, wire, payload| {
+        if field == metadata_field {
+            counts.metadata += 1;
+        }
         if field != series_field || wire != 2 {
             return;
         }
+        counts.series += 1;
         let mut n = 0usize;
         fields(payload, |f, w, p| {
+            if f == 2 {
+                counts.samples += 1;
+            }
+            if f == 5 && version == Version::V2 {
+                counts.metadata += 1;
+            }
             if f == 1 {
                 // Halves of labels: a 1.0 label message is a whole label; a 2.0 reference (one
                 // per final varint byte of a packed run) is a name or a value.
@@ -303,6 +370,7 @@ fn prescan(raw: &[u8], version: Version) -> Result<(), RemoteWriteError> {
             }
         });
         worst = worst.max(n / 2);
+        counts.label_halves += n;
     });
     if !framed {
         return Err(bad("body is not a protobuf message (bad field framing)"));
@@ -310,7 +378,22 @@ fn prescan(raw: &[u8], version: Version) -> Result<(), RemoteWriteError> {
     if worst > MAX_LABELS {
         return Err(too_many_labels(worst));
     }
-    Ok(())
+    if counts.series > MAX_SERIES {
+        return Err(RemoteWriteError::TooMany(format!(
+            "{} series in one request; at most {MAX_SERIES} are accepted",
+            counts.series
+        )));
+    }
+    if counts.samples > MAX_SAMPLES {
+        return Err(RemoteWriteError::TooMany(format!(
+            "{} samples in one request; at most {MAX_SAMPLES} are accepted",
+            counts.samples
+        )));
+    }
+    if counts.metadata > MAX_METADATA {
+        return Err(too_much_metadata());
+    }
+    Ok(counts)
 }
 
 // ---- remote write 1.0 (prometheus/prompb/remote.proto, types.proto) ----
@@ -386,6 +469,14 @@ pub fn decode_v1(raw: &[u8]) -> Result<Batch, RemoteWriteError> {
                 clip(&m.metric_family_name)
             )));
         }
+        if m.help.len() > MAX_VALUE_LEN || m.unit.len() > MAX_VALUE_LEN {
+            return Err(bad(format!(
+                "metadata of {:?} is over {MAX_VALUE_LEN} bytes",
+                clip(&m.metric_family_name)
+            )));
+        }
+        no_nul("metadata help", &m.help)?;
+        no_nul("metadata unit", &m.unit)?;
         batch.metadata.push(Metadata {
             metric: m.metric_family_name,
             kind: MetricType::from_i32(m.r#type),
@@ -432,6 +523,15 @@ struct MetadataV2 {
 
 /// Decodes an uncompressed 2.0 `Request`, resolving its symbol references.
 pub fn decode_v2(raw: &[u8]) -> Result<Batch, RemoteWriteError> {
+    decode_v2_within(raw, &mut |_| true)
+}
+
+/// [`decode_v2`], asking `reserve` for the bytes of text the batch copies out of its symbol
+/// table before copying them ([`RemoteWriteError::OverBudget`] when it says no).
+pub fn decode_v2_within(
+    raw: &[u8],
+    reserve: &mut dyn FnMut(usize) -> bool,
+) -> Result<Batch, RemoteWriteError> {
     prescan(raw, Version::V2)?;
     let req = RequestV2::decode(raw)
         .map_err(|e| bad(format!("not an io.prometheus.write.v2.Request: {e}")))?;
@@ -446,15 +546,38 @@ pub fn decode_v2(raw: &[u8]) -> Result<Batch, RemoteWriteError> {
             .ok_or_else(|| bad(format!("symbol reference {r} is out of range")))
     };
     let mut batch = Batch::default();
+    // Symbols are shared, so a small body can reference one 4 KiB symbol from every label of
+    // every series: a first pass checks each symbol's length and sums the bytes the batch would
+    // copy out of the table, against a cap and the caller's budget, before any copy.
+    let mut copied = 0usize;
     for ts in &req.timeseries {
-        batch.histograms += ts.histograms.len();
-        batch.exemplars += ts.exemplars.len();
         if ts.labels_refs.len() % 2 != 0 {
             return Err(bad("labels_refs must hold name and value pairs"));
         }
         if ts.labels_refs.len() / 2 > MAX_LABELS {
             return Err(too_many_labels(ts.labels_refs.len() / 2));
         }
+        for pair in ts.labels_refs.chunks_exact(2) {
+            if let [n, v] = pair {
+                let (n, v) = (sym(*n)?, sym(*v)?);
+                check_label_sizes(n, v)?;
+                copied = copied.saturating_add(n.len() + v.len());
+            }
+        }
+        if let Some(m) = &ts.metadata {
+            copied = copied.saturating_add(sym(m.help_ref)?.len() + sym(m.unit_ref)?.len());
+        }
+        if copied > MAX_COPIED {
+            return Err(RemoteWriteError::TooLarge(copied));
+        }
+    }
+    if !reserve(copied) {
+        return Err(RemoteWriteError::OverBudget);
+    }
+    let mut seen_metadata: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for ts in &req.timeseries {
+        batch.histograms += ts.histograms.len();
+        batch.exemplars += ts.exemplars.len();
         let mut labels = Vec::with_capacity(ts.labels_refs.len() / 2);
         for pair in ts.labels_refs.chunks_exact(2) {
             if let [n, v] = pair {
@@ -467,8 +590,21 @@ pub fn decode_v2(raw: &[u8]) -> Result<Batch, RemoteWriteError> {
             let kind = MetricType::from_i32(m.r#type);
             let (help, unit) = (sym(m.help_ref)?, sym(m.unit_ref)?);
             if kind != MetricType::Unknown || !help.is_empty() || !unit.is_empty() {
-                let metric = s.name().to_string();
-                if !batch.metadata.iter().any(|x| x.metric == metric) {
+                // Checked before anything is copied; the name is copied only when new.
+                if help.len() > MAX_VALUE_LEN || unit.len() > MAX_VALUE_LEN {
+                    return Err(bad(format!(
+                        "metadata of {:?} is over {MAX_VALUE_LEN} bytes",
+                        clip(s.name())
+                    )));
+                }
+                no_nul("metadata help", help)?;
+                no_nul("metadata unit", unit)?;
+                if !seen_metadata.contains(s.name()) {
+                    if seen_metadata.len() >= MAX_METADATA {
+                        return Err(too_much_metadata());
+                    }
+                    let metric = s.name().to_string();
+                    seen_metadata.insert(metric.clone());
                     batch.metadata.push(Metadata {
                         metric,
                         kind,
@@ -483,6 +619,39 @@ pub fn decode_v2(raw: &[u8]) -> Result<Batch, RemoteWriteError> {
 }
 
 // ---- shared validation ----
+
+fn too_much_metadata() -> RemoteWriteError {
+    RemoteWriteError::TooMany(format!(
+        "more than {MAX_METADATA} metadata entries in one request"
+    ))
+}
+
+/// PostgreSQL refuses text holding NUL, so a stored NUL would make every retry of the batch fail
+/// in storage (503, retried forever): refused here with 400 instead.
+fn no_nul(what: &str, s: &str) -> Result<(), RemoteWriteError> {
+    if s.contains('\0') {
+        return Err(bad(format!("{what} holds a NUL byte")));
+    }
+    Ok(())
+}
+
+/// A label's name and value lengths, checked before either is copied.
+fn check_label_sizes(k: &str, v: &str) -> Result<(), RemoteWriteError> {
+    if k.len() > MAX_NAME_LEN {
+        return Err(bad(format!(
+            "a label name of {} bytes; at most {MAX_NAME_LEN} are accepted",
+            k.len()
+        )));
+    }
+    if v.len() > MAX_VALUE_LEN {
+        return Err(bad(format!(
+            "label {} has a value of {} bytes; at most {MAX_VALUE_LEN} are accepted",
+            clip(k),
+            v.len()
+        )));
+    }
+    Ok(())
+}
 
 fn too_many_labels(n: usize) -> RemoteWriteError {
     bad(format!(
@@ -507,15 +676,11 @@ fn push_series(
     // An empty value means "no such label" in Prometheus's data model.
     labels.retain(|(_, v)| !v.is_empty());
     for (k, v) in &labels {
-        if k.len() > MAX_NAME_LEN || !valid_label_name(k) {
+        check_label_sizes(k, v)?;
+        if !valid_label_name(k) {
             return Err(bad(format!("invalid label name {:?}", clip(k))));
         }
-        if v.len() > MAX_VALUE_LEN {
-            return Err(bad(format!(
-                "label {k} has a value of {} bytes; at most {MAX_VALUE_LEN} are accepted",
-                v.len()
-            )));
-        }
+        no_nul("a label value", v)?;
     }
     labels.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     if let Some(w) = labels
@@ -670,6 +835,111 @@ mod tests {
             decode(&body, Version::V1),
             Err(RemoteWriteError::TooLarge(1 << 30))
         );
+    }
+
+    #[test]
+    fn shared_symbols_cannot_amplify_a_small_body() {
+        // One 4 KiB symbol referenced by 63 labels of each of 64 series names 16 MiB of text
+        // in a body of a few KiB: refused before copying, as too large.
+        let big = "v".repeat(MAX_VALUE_LEN);
+        let mut symbols = vec![String::new(), "__name__".into(), "x".into(), big];
+        let mut refs = vec![1, 2];
+        for i in 0..63u32 {
+            symbols.push(format!("l{i}"));
+            refs.extend([4 + i, 3]);
+        }
+        let ts = TimeSeriesV2 {
+            labels_refs: refs,
+            samples: vec![SampleProto {
+                value: 1.0,
+                timestamp: 1,
+            }],
+            histograms: vec![],
+            exemplars: vec![],
+            metadata: None,
+        };
+        let req = RequestV2 {
+            symbols,
+            timeseries: vec![ts; 64],
+        };
+        let raw = req.encode_to_vec();
+        assert!(raw.len() < 20_000, "{}", raw.len());
+        assert!(matches!(
+            decode_v2(&raw),
+            Err(RemoteWriteError::TooLarge(n)) if n > MAX_COPIED
+        ));
+        // A symbol longer than a value may be is refused before it is copied.
+        let req = RequestV2 {
+            symbols: vec![
+                String::new(),
+                "__name__".into(),
+                "x".repeat(MAX_VALUE_LEN + 1),
+            ],
+            timeseries: vec![TimeSeriesV2 {
+                labels_refs: vec![1, 2],
+                samples: vec![],
+                histograms: vec![],
+                exemplars: vec![],
+                metadata: None,
+            }],
+        };
+        let e = decode_v2(&req.encode_to_vec()).unwrap_err();
+        assert!(e.to_string().contains("at most 4096"), "{e}");
+    }
+
+    #[test]
+    fn too_many_series_or_samples_are_refused_from_the_wire_count() {
+        // 200,000 empty series are 2 bytes each on the wire: counted, never decoded.
+        let raw: Vec<u8> = [0x0a, 0x00].repeat(MAX_SERIES + 1);
+        assert!(matches!(
+            decode_v1(&raw),
+            Err(RemoteWriteError::TooMany(m)) if m.contains("series")
+        ));
+        let counts = prescan(&[0x0a, 0x00].repeat(10), Version::V1).unwrap();
+        assert_eq!(counts.series, 10);
+        assert!(counts.struct_bytes() >= 10 * std::mem::size_of::<Series>());
+        // One series of 600,000 empty samples.
+        let samples: Vec<u8> = [0x12, 0x00].repeat(MAX_SAMPLES + 1);
+        let mut raw = vec![0x0a];
+        let mut n = samples.len();
+        while n >= 0x80 {
+            raw.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        raw.push(n as u8);
+        raw.extend_from_slice(&samples);
+        assert!(matches!(
+            decode_v1(&raw),
+            Err(RemoteWriteError::TooMany(m)) if m.contains("samples")
+        ));
+    }
+
+    #[test]
+    fn nul_bytes_are_refused_with_400() {
+        let s = vec![series(&[("__name__", "x"), ("a", "b\0c")], &[(1, 1.0)])];
+        for version in [Version::V1, Version::V2] {
+            let body = match version {
+                Version::V1 => encode::v1(&s, &[]),
+                Version::V2 => encode::v2(&s, &[]),
+            };
+            let e = decode(&body, version).unwrap_err();
+            assert!(e.to_string().contains("NUL"), "{e}");
+        }
+        let ok = vec![series(&[("__name__", "x")], &[(1, 1.0)])];
+        let m = vec![Metadata {
+            metric: "x".into(),
+            kind: MetricType::Gauge,
+            help: "h\0".into(),
+            unit: String::new(),
+        }];
+        for version in [Version::V1, Version::V2] {
+            let body = match version {
+                Version::V1 => encode::v1(&ok, &m),
+                Version::V2 => encode::v2(&ok, &m),
+            };
+            let e = decode(&body, version).unwrap_err();
+            assert!(e.to_string().contains("NUL"), "{e}");
+        }
     }
 
     #[test]

@@ -93,14 +93,6 @@ impl PromError {
             ..PromError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
         }
     }
-
-    /// 429 with `Retry-After`: too many requests in flight.
-    pub fn throttled(message: impl Into<String>) -> Self {
-        PromError {
-            retry_after: Some(1),
-            ..PromError::new(StatusCode::TOO_MANY_REQUESTS, "unavailable", message)
-        }
-    }
 }
 
 impl From<StoreError> for PromError {
@@ -221,7 +213,26 @@ async fn named_project(
     });
     crate::api::scope::project_of(state, header.or(param).as_deref())
         .await
-        .map_err(|e| PromError::bad_data(e.to_string()))
+        .map_err(project_error)
+}
+
+/// Only a project that does not exist is the sender's fault (400, dropped by Prometheus); a
+/// database blip is 503 so that Prometheus retries instead of losing the batch.
+fn project_error(e: crate::error::ApiError) -> PromError {
+    match e {
+        crate::error::ApiError::Validation(m) => PromError::bad_data(m),
+        other => {
+            tracing::warn!(error = %other, "Prometheus request: project lookup failed.");
+            PromError {
+                retry_after: Some(5),
+                ..PromError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "storage unavailable; retry later",
+                )
+            }
+        }
+    }
 }
 
 /// Authenticates a request before its body is read (see the module documentation).

@@ -1,19 +1,24 @@
 //! `POST /prometheus/api/v1/write`: Prometheus remote write 1.0 and 2.0 into the metric store.
 //!
 //! Order of checks, cheapest and least trusting first: credentials (before a byte of the body is
-//! read), `Content-Type` (415), a slot among the requests in flight (429 with `Retry-After`
-//! beyond [`MAX_IN_FLIGHT`]), the body read under [`MAX_WIRE_BODY`] (413), the snappy header's
-//! decoded length against the ingest memory budget and [`remote_write::MAX_DECODED`] (413 or
-//! 503), then decoding with per-series label limits (400). The answer is 204 only once the
-//! samples are committed; 400 refuses the whole batch (Prometheus drops it and goes on), 429
-//! and 503 carry `Retry-After` (Prometheus retries with backoff).
+//! read), `Content-Type` (415), a slot among the requests in flight (503 with `Retry-After`
+//! beyond [`MAX_IN_FLIGHT`], or [`MAX_IN_FLIGHT_PER_PROJECT`] for one project), the body's bytes
+//! reserved from the ingest budget and read under [`MAX_WIRE_BODY`] (413) within
+//! [`BODY_TIMEOUT`], the snappy header's decoded length against [`remote_write::MAX_DECODED`]
+//! (413), the series and samples counted on the wire (413 beyond the caps) and their structs
+//! reserved, then decoding with per-series label limits (400). The answer is 204 only once the
+//! samples are committed; 400 refuses the whole batch (Prometheus drops it and goes on), 503
+//! carries `Retry-After` (Prometheus retries with backoff; 429 is never answered, since
+//! Prometheus 2.42 drops such batches by default).
 //!
 //! Remote write 2.0 answers carry `X-Prometheus-Remote-Write-Samples-Written`,
 //! `-Histograms-Written` and `-Exemplars-Written`. Native histograms and exemplars are not
 //! stored yet: they are counted as not written, which 2.0 senders report, while the float
 //! samples of the same batch are kept.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
@@ -21,19 +26,53 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use lookout_protocol::remote_write::{self, RemoteWriteError, Version};
 use lookout_store::prom::{self, IngestError};
-use tokio::sync::Semaphore;
 
 use super::{authenticate, PromError};
 use crate::state::AppState;
 
 /// Largest compressed body read (Prometheus sends ~2,000 samples per request, well under 1 MiB).
 pub const MAX_WIRE_BODY: usize = 8 * 1024 * 1024;
-/// Remote-write requests decoded at once; more are answered 429 (their senders back off).
+/// Remote-write requests handled at once; more are answered 503 with `Retry-After`
+/// (Prometheus before 2.45 drops a batch answered 429 unless `retry_on_http_429` is set, but
+/// always retries 5xx).
 pub const MAX_IN_FLIGHT: usize = 32;
+/// Of [`MAX_IN_FLIGHT`], most one project may hold, so one busy project cannot starve the others.
+pub const MAX_IN_FLIGHT_PER_PROJECT: usize = 8;
+/// Longest a body may take to arrive (Prometheus's own remote_timeout default is 30 s).
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn in_flight() -> &'static Semaphore {
-    static S: OnceLock<Semaphore> = OnceLock::new();
-    S.get_or_init(|| Semaphore::new(MAX_IN_FLIGHT))
+fn in_flight() -> &'static Mutex<HashMap<i64, usize>> {
+    static S: OnceLock<Mutex<HashMap<i64, usize>>> = OnceLock::new();
+    S.get_or_init(Default::default)
+}
+
+/// One request's place among those in flight, given back when dropped.
+struct Slot(i64);
+
+impl Slot {
+    /// A place for `project`, if both the total and the project's share have one.
+    fn take(project: i64) -> Option<Slot> {
+        let mut m = in_flight().lock().unwrap_or_else(|p| p.into_inner());
+        let total: usize = m.values().sum();
+        let mine = m.get(&project).copied().unwrap_or(0);
+        if total >= MAX_IN_FLIGHT || mine >= MAX_IN_FLIGHT_PER_PROJECT {
+            return None;
+        }
+        m.insert(project, mine + 1);
+        Some(Slot(project))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut m = in_flight().lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.0) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.0);
+            }
+        }
+    }
 }
 
 /// Receives one remote-write request.
@@ -84,21 +123,43 @@ async fn handle(
             });
         }
     }
-    let Ok(_slot) = in_flight().try_acquire() else {
-        return Err(PromError::throttled(
+    let Some(_slot) = Slot::take(access.project) else {
+        return Err(PromError::busy(
             "too many remote-write requests in flight; retry later",
         ));
     };
+    // The body's bytes are reserved before it is read: its Content-Length (refused at once when
+    // over the limit), else the whole limit.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_WIRE_BODY) {
+        return Err(wire_too_large());
+    }
     let budget = state.ingest_budget().clone();
     let mut held = budget.reservation();
-    let wire = axum::body::to_bytes(body, MAX_WIRE_BODY)
-        .await
-        .map_err(|_| PromError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            kind: "bad_data",
-            message: format!("body over {MAX_WIRE_BODY} bytes; lower max_samples_per_send"),
-            retry_after: None,
-        })?;
+    if !budget.reserve(&mut held, declared.unwrap_or(MAX_WIRE_BODY)) {
+        return Err(PromError::busy(
+            "ingest memory budget is spent; retry later",
+        ));
+    }
+    // A sender trickling its body must not hold a slot for ever.
+    let wire =
+        match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_WIRE_BODY)).await {
+            Err(_) => {
+                tracing::info!(
+                    project = access.project,
+                    "Remote write: body read timed out."
+                );
+                return Err(PromError::busy(format!(
+                    "body not received within {} s",
+                    BODY_TIMEOUT.as_secs()
+                )));
+            }
+            Ok(Err(_)) => return Err(wire_too_large()),
+            Ok(Ok(w)) => w,
+        };
     // The decoded size the snappy header claims, reserved before decompressing (a bomb claims
     // far more than it sends, and is refused here without allocating).
     let claimed =
@@ -106,18 +167,44 @@ async fn handle(
     if claimed > remote_write::MAX_DECODED {
         return Err(too_large(RemoteWriteError::TooLarge(claimed)));
     }
-    // The decoded bytes, then prost's strings and vectors made from them (a few times as many
-    // bytes for messages of short labels, measured roughly): reserved, never waited for.
-    if !budget.reserve(&mut held, wire.len() + 4 * claimed) {
+    if !budget.reserve(&mut held, claimed) {
         return Err(PromError::busy(
             "ingest memory budget is spent; retry later",
         ));
     }
-    let batch = remote_write::decode(&wire, version).map_err(|e| match e {
-        RemoteWriteError::TooLarge(_) => too_large(e),
-        RemoteWriteError::Malformed(m) => PromError::bad_data(m),
+    // Decompression, the wire count, then decoding and canonicalisation are CPU work: off the
+    // async workers. Each step reserves what it is about to allocate before allocating it: the
+    // structs the counted messages become, the strings (1.0: at most the decoded bytes; 2.0:
+    // what the symbol references copy, summed by the decoder first).
+    let budget2 = budget.clone();
+    let decoded = tokio::task::spawn_blocking(move || {
+        let raw = remote_write::unsnappy(&wire)?;
+        drop(wire);
+        let counts = remote_write::prescan(&raw, version)?;
+        let strings = match version {
+            Version::V1 => raw.len(),
+            Version::V2 => 0,
+        };
+        if !budget2.reserve(&mut held, counts.struct_bytes() + strings) {
+            return Err(RemoteWriteError::OverBudget);
+        }
+        let batch =
+            remote_write::decode_raw(&raw, version, &mut |n| budget2.reserve(&mut held, n))?;
+        Ok((batch, held))
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "Remote write: the decoding task failed.");
+        PromError::busy("decoding failed; retry later")
     })?;
-    drop(wire);
+    let (batch, _held) = decoded.map_err(|e| match e {
+        RemoteWriteError::TooLarge(_) | RemoteWriteError::TooMany(_) => too_large(e),
+        RemoteWriteError::OverBudget => PromError::busy(e.to_string()),
+        RemoteWriteError::Malformed(m) => {
+            tracing::info!(project = access.project, error = %m, "Remote write refused.");
+            PromError::bad_data(m)
+        }
+    })?;
     let written = prom::ingest(state.store(), state.writes(), access.project, &batch)
         .await
         .map_err(|e| match e {
@@ -154,11 +241,39 @@ async fn handle(
     Ok(res)
 }
 
+fn wire_too_large() -> PromError {
+    PromError {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        kind: "bad_data",
+        message: format!("body over {MAX_WIRE_BODY} bytes; lower max_samples_per_send"),
+        retry_after: None,
+    }
+}
+
 fn too_large(e: RemoteWriteError) -> PromError {
     PromError {
         status: StatusCode::PAYLOAD_TOO_LARGE,
         kind: "bad_data",
         message: e.to_string(),
         retry_after: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_project_cannot_take_every_slot() {
+        // Project ids far from any other test's.
+        let (a, b) = (-9_001, -9_002);
+        let mine: Vec<Slot> = (0..MAX_IN_FLIGHT_PER_PROJECT)
+            .map(|_| Slot::take(a).expect("a slot below the project's share"))
+            .collect();
+        assert!(Slot::take(a).is_none(), "a 9th request of one project");
+        let other = Slot::take(b).expect("another project still gets a slot");
+        drop(mine);
+        assert!(Slot::take(a).is_some(), "slots come back when requests end");
+        drop(other);
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! The test against a real Prometheus and `promtool` is tests/sdk/test_prometheus_remote_write.py.
 
-use lookout_protocol::remote_write::{encode, Metadata, MetricType, Series, STALE_NAN_BITS};
+use lookout_protocol::remote_write::{self, encode, Metadata, MetricType, Series, STALE_NAN_BITS};
 use lookout_testkit::{Backend, TestServer};
 use serde_json::{json, Value};
 
@@ -279,6 +279,21 @@ async fn bad_remote_writes_are_refused_and_store_nothing(backend: Backend) {
     );
     let msg = check(write(&s, auth, V2, batch).await, 400).await;
     assert!(msg.contains("invalid label name"), "{msg}");
+    // A NUL byte (PostgreSQL cannot store it: refused, not retried for ever).
+    let nul = encode::v1(
+        &[series(&[("__name__", "n"), ("a", "x\0y")], &[(1000, 1.0)])],
+        &[],
+    );
+    let msg = check(write(&s, auth, "application/x-protobuf", nul).await, 400).await;
+    assert!(msg.contains("NUL"), "{msg}");
+    // 100,001 empty series: 2 bytes each on the wire, counted and refused before decoding.
+    let empties = [0x0a, 0x00].repeat(remote_write::MAX_SERIES + 1);
+    let msg = check(
+        write(&s, auth, "application/x-protobuf", encode::snappy(&empties)).await,
+        413,
+    )
+    .await;
+    assert!(msg.contains("series"), "{msg}");
     // A wrong content type, no credential, an unknown one, and a viewer token writing.
     check(write(&s, auth, "application/json", vec![]).await, 415).await;
     let empty = encode::v1(&[], &[]);
