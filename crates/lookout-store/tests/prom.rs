@@ -18,6 +18,9 @@ both!(
     samples_survive_compaction_bit_exactly,
     matchers_labels_and_metadata,
     a_fenced_compaction_changes_nothing,
+    a_damaged_chunk_is_quarantined_and_compaction_goes_on,
+    retention_deletes_series_left_without_samples,
+    the_series_limit_refuses_new_series_only,
 );
 
 fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> In {
@@ -258,5 +261,118 @@ async fn a_fenced_compaction_changes_nothing(f: Fixture) {
     assert!(matches!(e, StoreError::Fenced), "{e}");
     let fp = compact::footprint(&f.store).await.unwrap();
     assert_eq!((fp.head_samples, fp.chunk_samples), (1, 0));
+    writer.shutdown().await;
+}
+
+async fn a_damaged_chunk_is_quarantined_and_compaction_goes_on(f: Fixture) {
+    let p = project(&f).await;
+    let writer = Writer::start(f.store.clone(), WriterConfig::default());
+    let q = writer.queue();
+    let t0 = 1_800_000_060_000;
+    let one = |t: i64, v: f64| Batch {
+        series: vec![series(&[("__name__", "x")], &[(t, v)])],
+        ..Batch::default()
+    };
+    prom::ingest(&f.store, &q, p, &one(t0, 1.0)).await.unwrap();
+    compact::compact(&f.store, None, i64::MAX / 2, 0)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE prom_chunks SET data = $1")
+        .bind(vec![0xffu8, 0xff, 0xff])
+        .execute(f.store.pool())
+        .await
+        .unwrap();
+    // A late sample for the damaged chunk's block: compaction carries on instead of failing
+    // on every run for ever, and the block holds what could be kept.
+    prom::ingest(&f.store, &q, p, &one(t0 + 15_000, 2.0))
+        .await
+        .unwrap();
+    let done = compact::compact(&f.store, None, i64::MAX / 2, 0)
+        .await
+        .unwrap();
+    assert_eq!((done.quarantined, done.head_rows), (1, 1));
+    let got = query::select(&f.store, p, &[m("__name__", MatchOp::Eq, "x")], 0, i64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(bits(&got)[0].1, vec![(t0 + 15_000, 2.0f64.to_bits())]);
+    assert_eq!(compact::block_start(i64::MIN), None);
+    assert_eq!(compact::block_start(-1), Some(-BLOCK_MS));
+    writer.shutdown().await;
+}
+
+async fn retention_deletes_series_left_without_samples(f: Fixture) {
+    let p = project(&f).await;
+    let writer = Writer::start(f.store.clone(), WriterConfig::default());
+    let q = writer.queue();
+    let batch = Batch {
+        series: vec![series(&[("__name__", "old"), ("job", "a")], &[(1000, 1.0)])],
+        metadata: vec![Metadata {
+            metric: "old".into(),
+            kind: MetricType::Gauge,
+            help: "h".into(),
+            unit: String::new(),
+        }],
+        ..Batch::default()
+    };
+    prom::ingest(&f.store, &q, p, &batch).await.unwrap();
+    compact::compact(&f.store, None, i64::MAX / 2, 0)
+        .await
+        .unwrap();
+    let later = lookout_core::time::now_ms() + 1;
+    compact::enforce_retention(&f.store, later).await.unwrap();
+    let names = query::label_names(&f.store, p, &[], None).await.unwrap();
+    assert!(names.is_empty(), "{names:?}");
+    assert!(query::metadata(&f.store, p, None, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    // The id cache was cleared: the same series written again is created anew and readable.
+    let again = Batch {
+        series: vec![series(
+            &[("__name__", "old"), ("job", "a")],
+            &[(later, 2.0)],
+        )],
+        ..Batch::default()
+    };
+    let w = prom::ingest(&f.store, &q, p, &again).await.unwrap();
+    assert_eq!(w.new_series, 1);
+    compact::compact(&f.store, None, i64::MAX / 2, 0)
+        .await
+        .unwrap();
+    let got = query::select(&f.store, p, &[m("job", MatchOp::Eq, "a")], 0, i64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(bits(&got)[0].1, vec![(later, 2.0f64.to_bits())]);
+    writer.shutdown().await;
+}
+
+async fn the_series_limit_refuses_new_series_only(f: Fixture) {
+    let p = project(&f).await;
+    let writer = Writer::start(f.store.clone(), WriterConfig::default());
+    let q = writer.queue();
+    let two = Batch {
+        series: vec![
+            series(&[("__name__", "a")], &[(1000, 1.0)]),
+            series(&[("__name__", "b")], &[(1000, 1.0)]),
+        ],
+        ..Batch::default()
+    };
+    prom::ingest_limited(&f.store, &q, p, &two, 2)
+        .await
+        .unwrap();
+    let three = Batch {
+        series: vec![series(&[("__name__", "c")], &[(2000, 1.0)])],
+        ..Batch::default()
+    };
+    let e = prom::ingest_limited(&f.store, &q, p, &three, 2)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, prom::IngestError::SeriesLimit(2)), "{e}");
+    // Known series still take samples; nothing of the refused batch was stored.
+    prom::ingest_limited(&f.store, &q, p, &two, 2)
+        .await
+        .unwrap();
+    let fp = compact::footprint(&f.store).await.unwrap();
+    assert_eq!(fp.head_samples, 4);
     writer.shutdown().await;
 }

@@ -38,6 +38,19 @@ pub const MAX_WIRE_BODY: usize = 8 * 1024 * 1024;
 pub const MAX_IN_FLIGHT: usize = 32;
 /// Of [`MAX_IN_FLIGHT`], most one project may hold, so one busy project cannot starve the others.
 pub const MAX_IN_FLIGHT_PER_PROJECT: usize = 8;
+/// How far ahead of the server's clock a sample may be, ms (Prometheus's TSDB allows none past
+/// its head; 10 minutes leaves room for clock skew).
+pub const FUTURE_MS: i64 = 10 * 60_000;
+
+/// Most series a project may have: `LOOKOUT_PROMETHEUS_MAX_SERIES`, else 1,000,000.
+pub fn max_series() -> i64 {
+    std::env::var("LOOKOUT_PROMETHEUS_MAX_SERIES")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(1_000_000)
+}
+
 /// Longest a body may take to arrive (Prometheus's own remote_timeout default is 30 s).
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -205,14 +218,59 @@ async fn handle(
             PromError::bad_data(m)
         }
     })?;
-    let written = prom::ingest(state.store(), state.writes(), access.project, &batch)
-        .await
-        .map_err(|e| match e {
-            IngestError::Collision(s) => {
-                PromError::bad_data(format!("series {s} collides with a stored series"))
-            }
-            IngestError::Store(e) => e.into(),
-        })?;
+    // Out of bounds as Prometheus's TSDB has it: older than what is kept, or more than
+    // 10 minutes ahead. Such samples are dropped and the rest stored, and the answer is then
+    // 400 naming how many (as Mimir does; Prometheus as a receiver answers 400 too), so the
+    // sender drops the batch rather than retrying samples that would never be accepted.
+    let mut batch = batch;
+    let now = lookout_core::time::now_ms();
+    let (oldest, newest) = (now - super::retention_ms(), now + FUTURE_MS);
+    let mut out_of_bounds = 0usize;
+    for s in &mut batch.series {
+        let before = s.samples.len();
+        s.samples.retain(|(t, _)| (oldest..=newest).contains(t));
+        out_of_bounds += before - s.samples.len();
+    }
+    batch.series.retain(|s| !s.samples.is_empty());
+    let written = prom::ingest_limited(
+        state.store(),
+        state.writes(),
+        access.project,
+        &batch,
+        max_series(),
+    )
+    .await
+    .map_err(|e| match e {
+        IngestError::Collision(s) => {
+            PromError::bad_data(format!("series {s} collides with a stored series"))
+        }
+        IngestError::SeriesLimit(n) => {
+            tracing::warn!(
+                project = access.project,
+                limit = n,
+                "Remote write: series limit."
+            );
+            metrics::counter!("lookout_prometheus_series_limit_refusals_total").increment(1);
+            PromError::bad_data(format!(
+                "per-project series limit of {n} reached (LOOKOUT_PROMETHEUS_MAX_SERIES)"
+            ))
+        }
+        IngestError::Store(e) => e.into(),
+    })?;
+    if out_of_bounds > 0 {
+        metrics::counter!("lookout_prometheus_samples_out_of_bounds_total")
+            .increment(out_of_bounds as u64);
+        tracing::info!(
+            project = access.project,
+            out_of_bounds,
+            "Remote write: samples out of bounds dropped."
+        );
+        return Err(PromError::bad_data(format!(
+            "{out_of_bounds} samples out of bounds (older than retention or more than 10 \
+             minutes ahead) were dropped; {} were written",
+            written.samples
+        )));
+    }
     metrics::counter!("lookout_prometheus_samples_written_total").increment(written.samples as u64);
     metrics::counter!("lookout_prometheus_series_created_total")
         .increment(written.new_series as u64);

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use futures_util::TryStreamExt;
 use sqlx::Row;
 
 use super::{chunk, unpack_head};
@@ -18,8 +19,12 @@ use crate::{Result, Store, StoreError};
 pub const BLOCK_MS: i64 = 2 * 3_600_000;
 /// How long a head row waits before compaction, ms.
 pub const SETTLE_MS: i64 = 5 * 60_000;
-/// Head rows compacted per transaction (each holds up to a few thousand samples).
+/// Head rows compacted per transaction at most.
 const ROWS_PER_TX: i64 = 200;
+/// Samples compacted per transaction at most (rows are read one by one until this many, at
+/// least one row): a head row may hold up to 500,000 samples, so a row count alone would let a
+/// transaction hold 100 million.
+pub const SAMPLES_PER_TX: i64 = 1_000_000;
 
 /// What one compaction run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -30,6 +35,13 @@ pub struct Compacted {
     pub samples: usize,
     /// Chunks written (new or merged).
     pub chunks: usize,
+    /// Damaged chunks found, logged and replaced by the samples merged into them.
+    pub quarantined: usize,
+    /// Samples whose block start overflows i64 (never stored by remote write, which refuses
+    /// such timestamps; dropped here with a log line should an old head row hold one).
+    pub dropped: usize,
+    /// Whether a limit stopped this pass before the head was drained.
+    pub more: bool,
 }
 
 /// The lease a compaction runs under: the job's id and the fencing token of its claim.
@@ -54,7 +66,9 @@ pub async fn compact(
         total.head_rows += done.head_rows;
         total.samples += done.samples;
         total.chunks += done.chunks;
-        if done.head_rows < ROWS_PER_TX as usize {
+        total.quarantined += done.quarantined;
+        total.dropped += done.dropped;
+        if !done.more {
             return Ok(total);
         }
     }
@@ -76,14 +90,32 @@ async fn compact_some(store: &Store, fence: Option<&Fence>, before: i64) -> Resu
             return Err(StoreError::Fenced);
         }
     }
-    let rows =
-        sqlx::query("SELECT id, data FROM prom_head WHERE received_at < $1 ORDER BY id LIMIT $2")
-            .bind(before)
-            .bind(ROWS_PER_TX)
-            .fetch_all(&mut *tx)
-            .await?;
+    // Streamed, and stopped at the sample cap: only the rows taken are ever in memory.
+    let mut rows = Vec::new();
+    let mut taken = 0i64;
+    let mut more = false;
+    {
+        let mut stream = sqlx::query(
+            "SELECT id, samples, data FROM prom_head WHERE received_at < $1 ORDER BY id LIMIT $2",
+        )
+        .bind(before)
+        .bind(ROWS_PER_TX + 1)
+        .fetch(&mut *tx);
+        while let Some(r) = stream.try_next().await? {
+            let n: i64 = r.try_get("samples")?;
+            if !rows.is_empty()
+                && (taken.saturating_add(n) > SAMPLES_PER_TX || rows.len() as i64 >= ROWS_PER_TX)
+            {
+                more = true;
+                break;
+            }
+            taken = taken.saturating_add(n);
+            rows.push(r);
+        }
+    }
     let mut done = Compacted {
         head_rows: rows.len(),
+        more,
         ..Compacted::default()
     };
     if rows.is_empty() {
@@ -96,13 +128,20 @@ async fn compact_some(store: &Store, fence: Option<&Fence>, before: i64) -> Resu
         head_ids.push(r.try_get::<i64, _>("id")?.to_string());
         let data: Vec<u8> = r.try_get("data")?;
         for (id, t, v) in unpack_head(&data) {
-            groups
-                .entry((id, t.div_euclid(BLOCK_MS) * BLOCK_MS))
-                .or_default()
-                .push((t, v));
+            let Some(block) = block_start(t) else {
+                tracing::warn!(
+                    series = id,
+                    t,
+                    "Compaction: a sample's block overflows; dropped."
+                );
+                done.dropped += 1;
+                continue;
+            };
+            groups.entry((id, block)).or_default().push((t, v));
             done.samples += 1;
         }
     }
+    drop(rows);
     // Series deleted since (their project went away) take their samples with them.
     let series: Vec<i64> = groups
         .keys()
@@ -149,10 +188,22 @@ async fn compact_some(store: &Store, fence: Option<&Fence>, before: i64) -> Resu
         };
         let mut merged: BTreeMap<i64, u64> = BTreeMap::new();
         if let Some(old) = existing.get(&key) {
-            let old = chunk::decode(old).ok_or_else(|| {
-                StoreError::Corrupt(format!("chunk of series {} at {}", key.0, key.1))
-            })?;
-            merged.extend(old);
+            match chunk::decode(old) {
+                Some(old) => merged.extend(old),
+                None => {
+                    // A damaged chunk must not stop compaction for ever: its samples are
+                    // lost either way, so it is logged, counted and overwritten by the new
+                    // samples of its block (the upsert below), and compaction goes on.
+                    tracing::error!(
+                        series = key.0,
+                        block = key.1,
+                        bytes = old.len(),
+                        "Compaction: a damaged chunk was quarantined (replaced)."
+                    );
+                    metrics::counter!("lookout_prometheus_chunks_quarantined_total").increment(1);
+                    done.quarantined += 1;
+                }
+            }
         }
         for (t, v) in new {
             merged.entry(t).or_insert(v);
@@ -183,7 +234,20 @@ async fn compact_some(store: &Store, fence: Option<&Fence>, before: i64) -> Resu
     Ok(done)
 }
 
-/// Deletes chunks and head rows wholly older than `before`; returns the rows deleted.
+/// The start of the block holding `t`, `None` where it overflows (near `i64::MIN`).
+pub fn block_start(t: i64) -> Option<i64> {
+    t.div_euclid(BLOCK_MS).checked_mul(BLOCK_MS)
+}
+
+/// Head rows beyond which retention leaves series alone this pass: whether a series still has
+/// samples in the head is read from every head row's packed ids, worth it only while compaction
+/// keeps the head small.
+const HEAD_ROWS_SCANNED: i64 = 10_000;
+
+/// Deletes chunks and head rows wholly older than `before`, then the series created before it
+/// that are left with no chunk and no sample in the head, and the metadata of metrics left with
+/// no series (clearing the series-id cache so no request writes to a deleted id); returns the
+/// rows deleted.
 pub async fn enforce_retention(store: &Store, before: i64) -> Result<u64> {
     let _gate = store.write_gate().await;
     let mut tx = store.begin_write().await?;
@@ -197,8 +261,55 @@ pub async fn enforce_retention(store: &Store, before: i64) -> Result<u64> {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+    let head_rows: i64 = sqlx::query("SELECT COUNT(*) AS n FROM prom_head")
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+    let mut c = 0;
+    if head_rows <= HEAD_ROWS_SCANNED {
+        let mut in_head: HashSet<i64> = HashSet::new();
+        {
+            let mut stream = sqlx::query("SELECT data FROM prom_head").fetch(&mut *tx);
+            while let Some(r) = stream.try_next().await? {
+                let data: Vec<u8> = r.try_get("data")?;
+                in_head.extend(unpack_head(&data).map(|(id, _, _)| id));
+            }
+        }
+        let candidates: Vec<i64> = sqlx::query(
+            "SELECT s.id FROM prom_series s WHERE s.created_at < $1
+               AND NOT EXISTS (SELECT 1 FROM prom_chunks c WHERE c.series_id = s.id)",
+        )
+        .bind(before)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<i64, _>("id"))
+        .collect::<std::result::Result<_, _>>()?;
+        let gone: Vec<String> = candidates
+            .into_iter()
+            .filter(|id| !in_head.contains(id))
+            .map(|id| id.to_string())
+            .collect();
+        for part in gone.chunks(500) {
+            let sql = format!("DELETE FROM prom_series WHERE id IN ({})", part.join(","));
+            c += sqlx::query(&sql).execute(&mut *tx).await?.rows_affected();
+        }
+        c += sqlx::query(
+            "DELETE FROM prom_metadata WHERE updated_at < $1 AND NOT EXISTS
+               (SELECT 1 FROM prom_series s WHERE s.project_id = prom_metadata.project_id
+                  AND s.name = prom_metadata.metric)",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    }
     tx.commit().await?;
-    Ok(a + b)
+    if c > 0 {
+        // After the commit: a request that finds no cached id creates the series anew.
+        store.prom_cache().clear();
+    }
+    Ok(a + b + c)
 }
 
 /// Storage figures: samples and bytes in chunks, samples and bytes in the head.

@@ -214,6 +214,9 @@ pub enum IngestError {
     /// Two label sets share a 64-bit hash in this project (400: the batch names the series).
     #[error("series {0} collides with a stored series; it was not written")]
     Collision(String),
+    /// The project would have more series than its limit (400: more of the same would be too).
+    #[error("the project is at its limit of {0} series; new series are refused")]
+    SeriesLimit(i64),
     /// Storage failed or is overloaded.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -233,6 +236,18 @@ pub async fn ingest(
     project: i64,
     batch: &Batch,
 ) -> Result<Written, IngestError> {
+    ingest_limited(store, writes, project, batch, i64::MAX).await
+}
+
+/// [`ingest`], refusing the batch ([`IngestError::SeriesLimit`]) when it would take `project`
+/// past `max_series` series; no sample of a refused batch is stored.
+pub async fn ingest_limited(
+    store: &Store,
+    writes: &WriteQueue,
+    project: i64,
+    batch: &Batch,
+    max_series: i64,
+) -> Result<Written, IngestError> {
     let cache = store.prom_cache();
     let mut ids = Vec::with_capacity(batch.series.len());
     let mut missing: Vec<(usize, String, i64, u128)> = Vec::new();
@@ -249,7 +264,8 @@ pub async fn ingest(
     }
     let mut written = Written::default();
     if !missing.is_empty() {
-        written.new_series = create_series(store, project, batch, &mut ids, &missing).await?;
+        written.new_series =
+            create_series(store, project, batch, &mut ids, &missing, max_series).await?;
     }
     let mut data = Vec::with_capacity(batch.samples() * HEAD_SAMPLE);
     let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
@@ -330,6 +346,7 @@ async fn create_series(
     batch: &Batch,
     ids: &mut [i64],
     missing: &[(usize, String, i64, u128)],
+    max_series: i64,
 ) -> Result<usize, IngestError> {
     let now = now_ms();
     let mut new = 0;
@@ -357,6 +374,18 @@ async fn create_series(
             .execute(&mut *tx)
             .await?
             .rows_affected() as usize;
+        }
+        // Counted after inserting, inside the transaction: exact, and a batch over the cap
+        // rolls back (series of earlier parts of the batch stay; they are valid and unused).
+        if max_series < i64::MAX {
+            let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM prom_series WHERE project_id = $1")
+                .bind(project)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("n")?;
+            if n > max_series {
+                return Err(IngestError::SeriesLimit(max_series));
+            }
         }
         let hashes: Vec<String> = part.iter().map(|m| m.2.to_string()).collect();
         let sql = format!(
