@@ -354,7 +354,82 @@ async fn bad_remote_writes_are_refused_and_store_nothing(backend: Backend) {
     assert_eq!(body, json!({"status": "success", "data": []}));
 }
 
+/// A DSN key always writes into its own project, whatever `X-Scope-OrgID` or `?project=` say;
+/// samples out of bounds are answered 400 and not stored, the in-bounds ones are.
+async fn a_dsn_key_writes_into_its_own_project(backend: Backend) {
+    let s = TestServer::start(crate::bin(), backend).await;
+    let other: Value = s
+        .admin_client()
+        .post(s.at("/api/v1/projects"))
+        .json(&json!({"name": "elsewhere"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let other_id = other["id"].as_i64().unwrap();
+    let key = format!("Bearer {}", dsn_key(&s));
+    let now = lookout_core_now();
+    let body = encode::v1(&[series(&[("__name__", "mine")], &[(now, 1.0)])], &[]);
+    let r = reqwest::Client::new()
+        .post(s.at(&format!("/prometheus/api/v1/write?project={other_id}")))
+        .header("authorization", &key)
+        .header("x-scope-orgid", other_id.to_string())
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "snappy")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let names = |project: String| {
+        let s = &s;
+        async move {
+            let r = reqwest::Client::new()
+                .get(s.at("/prometheus/api/v1/label/__name__/values"))
+                .bearer_auth(&s.admin_token)
+                .header("x-scope-orgid", project)
+                .send()
+                .await
+                .unwrap();
+            let v: Value = r.json().await.unwrap();
+            v["data"].clone()
+        }
+    };
+    assert_eq!(names(other_id.to_string()).await, json!([]));
+    let own = dsn_project(&s).await;
+    assert_eq!(names(own.to_string()).await, json!(["mine"]));
+    // Out of bounds: a day past retention and an hour ahead are refused, the rest kept.
+    let day = 86_400_000;
+    let body = encode::v1(
+        &[
+            series(&[("__name__", "ancient")], &[(now - 30 * day, 1.0)]),
+            series(&[("__name__", "ahead")], &[(now + 3_600_000, 1.0)]),
+            series(&[("__name__", "fine")], &[(now, 1.0)]),
+        ],
+        &[],
+    );
+    let r = write(&s, ("authorization", &key), "application/x-protobuf", body).await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("2 samples out of bounds"),
+        "{v}"
+    );
+    assert_eq!(names(own.to_string()).await, json!(["fine", "mine"]));
+}
+
+/// The project the test server's DSN belongs to (its id is the DSN's path).
+async fn dsn_project(s: &TestServer) -> i64 {
+    s.dsn.rsplit('/').next().unwrap().parse().unwrap()
+}
+
 lookout_testkit::both!(
     remote_write_in_both_versions_reads_back_exactly,
     bad_remote_writes_are_refused_and_store_nothing,
+    a_dsn_key_writes_into_its_own_project,
 );
