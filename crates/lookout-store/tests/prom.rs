@@ -21,6 +21,7 @@ both!(
     a_damaged_chunk_is_quarantined_and_compaction_goes_on,
     retention_deletes_series_left_without_samples,
     the_series_limit_refuses_new_series_only,
+    reads_past_the_series_cap_refuse_or_stream,
 );
 
 fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> In {
@@ -375,4 +376,37 @@ async fn the_series_limit_refuses_new_series_only(f: Fixture) {
     let fp = compact::footprint(&f.store).await.unwrap();
     assert_eq!(fp.head_samples, 4);
     writer.shutdown().await;
+}
+
+async fn reads_past_the_series_cap_refuse_or_stream(f: Fixture) {
+    let p = project(&f).await;
+    // 100,001 series of one metric, inserted by one statement (the test is about reading).
+    let n = query::MAX_SERIES as i64 + 1;
+    sqlx::query(
+        "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < $2)
+         INSERT INTO prom_series (project_id, name, labels, hash, created_at)
+         SELECT $1, 'big', '[[\"__name__\",\"big\"],[\"i\",\"' || CAST(i AS TEXT) || '\"]]', i, 0
+         FROM k",
+    )
+    .bind(p)
+    .bind(n)
+    .execute(f.store.pool())
+    .await
+    .unwrap();
+    // A selector matching them all is refused, never cut silently.
+    let e = query::select(&f.store, p, &[m("__name__", MatchOp::Eq, "big")], 0, 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, query::ReadError::TooManySeries), "{e}");
+    let e = query::series(&f.store, p, &[vec![m("i", MatchOp::Re, ".+")]], None)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, query::ReadError::TooManySeries), "{e}");
+    // Without match[], label names and values are streamed over every series.
+    let names = query::label_names(&f.store, p, &[], None).await.unwrap();
+    assert_eq!(names, vec!["__name__".to_string(), "i".to_string()]);
+    let values = query::label_values(&f.store, p, "i", &[], None)
+        .await
+        .unwrap();
+    assert_eq!(values.len() as i64, n);
 }

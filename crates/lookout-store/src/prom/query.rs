@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use futures_util::TryStreamExt;
 use sqlx::Row;
 
 use super::{chunk, parse_labels, unpack_head, MatchOp, Matcher, Series};
@@ -36,7 +37,37 @@ struct Stored {
     labels: Vec<(String, String)>,
 }
 
-/// The series of `project` that every matcher accepts (all series when `matchers` is empty).
+/// Calls `f(id, labels)` for each series of `project` (of metric `name` only when given),
+/// streamed: only the row at hand is in memory, however many series the project has. `f`
+/// answers whether to go on.
+async fn for_each_series(
+    store: &Store,
+    project: i64,
+    name: Option<&str>,
+    mut f: impl FnMut(i64, Vec<(String, String)>) -> Result<bool, ReadError>,
+) -> Result<(), ReadError> {
+    let q = match name {
+        Some(n) => sqlx::query(
+            "SELECT id, labels FROM prom_series WHERE project_id = $1 AND name = $2 ORDER BY id",
+        )
+        .bind(project)
+        .bind(n.to_string()),
+        None => sqlx::query("SELECT id, labels FROM prom_series WHERE project_id = $1 ORDER BY id")
+            .bind(project),
+    };
+    let mut rows = q.fetch(store.pool());
+    while let Some(r) = rows.try_next().await.map_err(StoreError::from)? {
+        let labels = parse_labels(&r.try_get::<String, _>("labels").map_err(StoreError::from)?)?;
+        let id: i64 = r.try_get("id").map_err(StoreError::from)?;
+        if !f(id, labels)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The series of `project` that every matcher accepts (all series when `matchers` is empty);
+/// [`ReadError::TooManySeries`] beyond [`MAX_SERIES`], never a silent truncation.
 async fn matching(
     store: &Store,
     project: i64,
@@ -46,43 +77,31 @@ async fn matching(
         .iter()
         .find(|m| m.name == "__name__" && m.op == MatchOp::Eq)
         .map(|m| m.value.clone());
-    let rows = match &name {
-        Some(n) => {
-            sqlx::query(
-                "SELECT id, labels FROM prom_series WHERE project_id = $1 AND name = $2
-                 ORDER BY id LIMIT $3",
-            )
-            .bind(project)
-            .bind(n)
-            .bind((MAX_SERIES * 10) as i64)
-            .fetch_all(store.pool())
-            .await
-        }
-        None => {
-            sqlx::query(
-                "SELECT id, labels FROM prom_series WHERE project_id = $1 ORDER BY id LIMIT $2",
-            )
-            .bind(project)
-            .bind((MAX_SERIES * 10) as i64)
-            .fetch_all(store.pool())
-            .await
-        }
-    }
-    .map_err(StoreError::from)?;
     let mut out = Vec::new();
-    for r in rows {
-        let labels = parse_labels(&r.try_get::<String, _>("labels").map_err(StoreError::from)?)?;
+    for_each_series(store, project, name.as_deref(), |id, labels| {
         if matchers.iter().all(|m| m.matches_labels(&labels)) {
             if out.len() >= MAX_SERIES {
                 return Err(ReadError::TooManySeries);
             }
-            out.push(Stored {
-                id: r.try_get("id").map_err(StoreError::from)?,
-                labels,
-            });
+            out.push(Stored { id, labels });
         }
-    }
+        Ok(true)
+    })
+    .await?;
     Ok(out)
+}
+
+/// A read transaction: chunks and head rows read in it come from one snapshot, so a compaction
+/// committing in between (moving samples from head to chunks) cannot hide them. SQLite's WAL
+/// gives a deferred transaction a snapshot at its first read; PostgreSQL needs REPEATABLE READ.
+async fn read_tx(store: &Store) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+    let mut tx = store.pool().begin().await?;
+    if store.backend() == crate::Backend::Postgres {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(tx)
 }
 
 /// The samples in `[from, to]` of the series `ids`, by series id: chunks first, then head rows
@@ -96,6 +115,7 @@ async fn samples(
 ) -> Result<HashMap<i64, BTreeMap<i64, u64>>> {
     let mut out: HashMap<i64, BTreeMap<i64, u64>> = HashMap::new();
     let list: Vec<i64> = ids.iter().copied().collect();
+    let mut tx = read_tx(store).await?;
     for part in list.chunks(500) {
         // Ids come from the database, never from the request: safe to inline.
         let inlist: Vec<String> = part.iter().map(i64::to_string).collect();
@@ -104,12 +124,8 @@ async fn samples(
              WHERE series_id IN ({}) AND max_t >= $1 AND min_t <= $2 ORDER BY block_start",
             inlist.join(",")
         );
-        for r in sqlx::query(&sql)
-            .bind(from)
-            .bind(to)
-            .fetch_all(store.pool())
-            .await?
-        {
+        let mut rows = sqlx::query(&sql).bind(from).bind(to).fetch(&mut *tx);
+        while let Some(r) = rows.try_next().await? {
             let id: i64 = r.try_get("series_id")?;
             let data: Vec<u8> = r.try_get("data")?;
             let decoded = chunk::decode(&data)
@@ -122,23 +138,25 @@ async fn samples(
             }
         }
     }
-    let rows = sqlx::query(
-        "SELECT data FROM prom_head WHERE project_id = $1 AND max_t >= $2 AND min_t <= $3
-         ORDER BY id",
-    )
-    .bind(project)
-    .bind(from)
-    .bind(to)
-    .fetch_all(store.pool())
-    .await?;
-    for r in rows {
-        let data: Vec<u8> = r.try_get("data")?;
-        for (id, t, v) in unpack_head(&data) {
-            if (from..=to).contains(&t) && ids.contains(&id) {
-                out.entry(id).or_default().entry(t).or_insert(v);
+    {
+        let mut rows = sqlx::query(
+            "SELECT data FROM prom_head WHERE project_id = $1 AND max_t >= $2 AND min_t <= $3
+             ORDER BY id",
+        )
+        .bind(project)
+        .bind(from)
+        .bind(to)
+        .fetch(&mut *tx);
+        while let Some(r) = rows.try_next().await? {
+            let data: Vec<u8> = r.try_get("data")?;
+            for (id, t, v) in unpack_head(&data) {
+                if (from..=to).contains(&t) && ids.contains(&id) {
+                    out.entry(id).or_default().entry(t).or_insert(v);
+                }
             }
         }
     }
+    tx.commit().await?;
     Ok(out)
 }
 
@@ -177,36 +195,52 @@ pub async fn select(
 /// The ids of `project`'s series with a sample in `[from, to]`.
 async fn active(store: &Store, project: i64, from: i64, to: i64) -> Result<HashSet<i64>> {
     let mut out = HashSet::new();
-    let rows = sqlx::query(
-        "SELECT DISTINCT c.series_id AS id FROM prom_chunks c
-         JOIN prom_series s ON s.id = c.series_id
-         WHERE s.project_id = $1 AND c.max_t >= $2 AND c.min_t <= $3",
-    )
-    .bind(project)
-    .bind(from)
-    .bind(to)
-    .fetch_all(store.pool())
-    .await?;
-    for r in rows {
-        out.insert(r.try_get::<i64, _>("id")?);
+    let mut tx = read_tx(store).await?;
+    {
+        let mut rows = sqlx::query(
+            "SELECT DISTINCT c.series_id AS id FROM prom_chunks c
+             JOIN prom_series s ON s.id = c.series_id
+             WHERE s.project_id = $1 AND c.max_t >= $2 AND c.min_t <= $3",
+        )
+        .bind(project)
+        .bind(from)
+        .bind(to)
+        .fetch(&mut *tx);
+        while let Some(r) = rows.try_next().await? {
+            out.insert(r.try_get::<i64, _>("id")?);
+        }
     }
-    let rows = sqlx::query(
-        "SELECT data FROM prom_head WHERE project_id = $1 AND max_t >= $2 AND min_t <= $3",
-    )
-    .bind(project)
-    .bind(from)
-    .bind(to)
-    .fetch_all(store.pool())
-    .await?;
-    for r in rows {
-        let data: Vec<u8> = r.try_get("data")?;
-        for (id, t, _) in unpack_head(&data) {
-            if (from..=to).contains(&t) {
-                out.insert(id);
+    {
+        let mut rows = sqlx::query(
+            "SELECT data FROM prom_head WHERE project_id = $1 AND max_t >= $2 AND min_t <= $3",
+        )
+        .bind(project)
+        .bind(from)
+        .bind(to)
+        .fetch(&mut *tx);
+        while let Some(r) = rows.try_next().await? {
+            let data: Vec<u8> = r.try_get("data")?;
+            for (id, t, _) in unpack_head(&data) {
+                if (from..=to).contains(&t) {
+                    out.insert(id);
+                }
             }
         }
     }
+    tx.commit().await?;
     Ok(out)
+}
+
+/// The series with data in the range, or `None` (every series) without one.
+async fn live_ids(
+    store: &Store,
+    project: i64,
+    range: Option<(i64, i64)>,
+) -> Result<Option<HashSet<i64>>> {
+    Ok(match range {
+        Some((from, to)) => Some(active(store, project, from, to).await?),
+        None => None,
+    })
 }
 
 /// The label sets of the series any of `selectors` matches (each selector a list of matchers
@@ -246,6 +280,18 @@ pub async fn label_names(
     range: Option<(i64, i64)>,
 ) -> Result<Vec<String>, ReadError> {
     let mut names = BTreeSet::new();
+    if selectors.is_empty() {
+        // Without match[] every series counts: streamed, whatever their number.
+        let live = live_ids(store, project, range).await?;
+        for_each_series(store, project, None, |id, labels| {
+            if live.as_ref().is_none_or(|l| l.contains(&id)) {
+                names.extend(labels.into_iter().map(|(k, _)| k));
+            }
+            Ok(true)
+        })
+        .await?;
+        return Ok(names.into_iter().collect());
+    }
     for labels in series(store, project, selectors, range).await? {
         names.extend(labels.into_iter().map(|(k, _)| k));
     }
@@ -261,6 +307,24 @@ pub async fn label_values(
     range: Option<(i64, i64)>,
 ) -> Result<Vec<String>, ReadError> {
     let mut values = BTreeSet::new();
+    if selectors.is_empty() {
+        // Without match[] every series counts: streamed (by metric name for `__name__`),
+        // whatever their number.
+        let live = live_ids(store, project, range).await?;
+        for_each_series(store, project, None, |id, labels| {
+            if live.as_ref().is_none_or(|l| l.contains(&id)) {
+                values.extend(
+                    labels
+                        .into_iter()
+                        .filter(|(k, _)| k == name)
+                        .map(|(_, v)| v),
+                );
+            }
+            Ok(true)
+        })
+        .await?;
+        return Ok(values.into_iter().collect());
+    }
     for labels in series(store, project, selectors, range).await? {
         values.extend(
             labels
