@@ -22,6 +22,7 @@ both!(
     retention_deletes_series_left_without_samples,
     the_series_limit_refuses_new_series_only,
     reads_past_the_series_cap_refuse_or_stream,
+    a_claim_whose_fence_went_stale_cannot_compact,
 );
 
 fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> In {
@@ -409,4 +410,66 @@ async fn reads_past_the_series_cap_refuse_or_stream(f: Fixture) {
         .await
         .unwrap();
     assert_eq!(values.len() as i64, n);
+}
+
+/// Claims the job as the job runner's claim statement does (lease taken, fence bumped); returns
+/// the claim's fencing token.
+async fn claim(f: &Fixture, id: &str, owner: &str) -> i64 {
+    use sqlx::Row;
+    sqlx::query(
+        "UPDATE jobs SET lease_owner = $1, lease_until = $2, attempts = attempts + 1,
+                fence = fence + 1 WHERE id = $3 RETURNING fence",
+    )
+    .bind(owner)
+    .bind(i64::MAX / 2)
+    .bind(id)
+    .fetch_one(f.store.pool())
+    .await
+    .unwrap()
+    .try_get::<i64, _>("fence")
+    .unwrap()
+}
+
+async fn a_claim_whose_fence_went_stale_cannot_compact(f: Fixture) {
+    let p = project(&f).await;
+    let writer = Writer::start(f.store.clone(), WriterConfig::default());
+    let q = writer.queue();
+    lookout_store::jobs::ensure_periodic(&f.store, "prom.compact", "prometheus.compact", 60_000)
+        .await
+        .unwrap();
+    let one = |t: i64| Batch {
+        series: vec![series(&[("__name__", "x")], &[(t, 1.0)])],
+        ..Batch::default()
+    };
+    // Replica A claims and compacts under its token.
+    let a = claim(&f, "prom.compact", "replica-a").await;
+    let fence_a = Fence {
+        job: "prom.compact".into(),
+        token: a,
+    };
+    prom::ingest(&f.store, &q, p, &one(1000)).await.unwrap();
+    let done = compact::compact(&f.store, Some(&fence_a), i64::MAX / 2, 0)
+        .await
+        .unwrap();
+    assert_eq!(done.samples, 1);
+    // Its lease lapses and replica B claims the job: A's token is stale from then on.
+    let b = claim(&f, "prom.compact", "replica-b").await;
+    assert!(b > a);
+    prom::ingest(&f.store, &q, p, &one(2000)).await.unwrap();
+    let e = compact::compact(&f.store, Some(&fence_a), i64::MAX / 2, 0)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Fenced), "{e}");
+    let fp = compact::footprint(&f.store).await.unwrap();
+    assert_eq!((fp.head_samples, fp.chunk_samples), (1, 1));
+    let fence_b = Fence {
+        job: "prom.compact".into(),
+        token: b,
+    };
+    compact::compact(&f.store, Some(&fence_b), i64::MAX / 2, 0)
+        .await
+        .unwrap();
+    let fp = compact::footprint(&f.store).await.unwrap();
+    assert_eq!((fp.head_samples, fp.chunk_samples), (0, 2));
+    writer.shutdown().await;
 }
