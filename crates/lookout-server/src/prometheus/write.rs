@@ -4,7 +4,7 @@
 //! read), `Content-Type` (415), a slot among the requests in flight (503 with `Retry-After`
 //! beyond [`MAX_IN_FLIGHT`], or [`MAX_IN_FLIGHT_PER_PROJECT`] for one project), the body's bytes
 //! reserved from the ingest budget and read under [`MAX_WIRE_BODY`] (413) within
-//! [`BODY_TIMEOUT`], the snappy header's decoded length against [`remote_write::MAX_DECODED`]
+//! [`body_timeout`], the snappy header's decoded length against [`remote_write::MAX_DECODED`]
 //! (413), the series and samples counted on the wire (413 beyond the caps) and their structs
 //! reserved, then decoding with per-series label limits (400). The answer is 204 only once the
 //! samples are committed; 400 refuses the whole batch (Prometheus drops it and goes on), 503
@@ -51,8 +51,16 @@ pub fn max_series() -> i64 {
         .unwrap_or(1_000_000)
 }
 
-/// Longest a body may take to arrive (Prometheus's own remote_timeout default is 30 s).
-pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a body may take to arrive: `LOOKOUT_PROMETHEUS_BODY_TIMEOUT_MS`, else 30 s
+/// (Prometheus's own `remote_timeout` default), so a sender trickling bytes cannot hold a slot.
+pub fn body_timeout() -> Duration {
+    let ms = std::env::var("LOOKOUT_PROMETHEUS_BODY_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms >= 100)
+        .unwrap_or(30_000);
+    Duration::from_millis(ms)
+}
 
 fn in_flight() -> &'static Mutex<HashMap<i64, usize>> {
     static S: OnceLock<Mutex<HashMap<i64, usize>>> = OnceLock::new();
@@ -158,21 +166,21 @@ async fn handle(
         ));
     }
     // A sender trickling its body must not hold a slot for ever.
-    let wire =
-        match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_WIRE_BODY)).await {
-            Err(_) => {
-                tracing::info!(
-                    project = access.project,
-                    "Remote write: body read timed out."
-                );
-                return Err(PromError::busy(format!(
-                    "body not received within {} s",
-                    BODY_TIMEOUT.as_secs()
-                )));
-            }
-            Ok(Err(_)) => return Err(wire_too_large()),
-            Ok(Ok(w)) => w,
-        };
+    let wait = body_timeout();
+    let wire = match tokio::time::timeout(wait, axum::body::to_bytes(body, MAX_WIRE_BODY)).await {
+        Err(_) => {
+            tracing::info!(
+                project = access.project,
+                "Remote write: body read timed out."
+            );
+            return Err(PromError::busy(format!(
+                "body not received within {} ms",
+                wait.as_millis()
+            )));
+        }
+        Ok(Err(_)) => return Err(wire_too_large()),
+        Ok(Ok(w)) => w,
+    };
     // The decoded size the snappy header claims, reserved before decompressing (a bomb claims
     // far more than it sends, and is refused here without allocating).
     let claimed =

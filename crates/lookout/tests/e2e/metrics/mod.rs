@@ -423,6 +423,67 @@ async fn a_dsn_key_writes_into_its_own_project(backend: Backend) {
     assert_eq!(names(own.to_string()).await, json!(["fine", "mine"]));
 }
 
+/// The per-project series limit answers 400 naming it, and a body trickled slower than the
+/// body timeout is answered 503 (retried) instead of holding its slot.
+async fn limits_of_one_project_are_enforced(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start_with_env(
+        crate::bin(),
+        backend,
+        &[
+            ("LOOKOUT_PROMETHEUS_MAX_SERIES", "2"),
+            ("LOOKOUT_PROMETHEUS_BODY_TIMEOUT_MS", "500"),
+        ],
+    )
+    .await;
+    let key = format!("Bearer {}", dsn_key(&s));
+    let now = lookout_core_now();
+    let body = |names: &[&str]| {
+        let series: Vec<Series> = names
+            .iter()
+            .map(|n| series(&[("__name__", n)], &[(now, 1.0)]))
+            .collect();
+        encode::v1(&series, &[])
+    };
+    let ct = "application/x-protobuf";
+    let r = write(&s, ("authorization", &key), ct, body(&["a", "b"])).await;
+    assert_eq!(r.status(), 204);
+    let r = write(&s, ("authorization", &key), ct, body(&["a", "c"])).await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"].as_str().unwrap().contains("series limit of 2"),
+        "{v}"
+    );
+    let r = write(&s, ("authorization", &key), ct, body(&["a", "b"])).await;
+    assert_eq!(r.status(), 204, "known series are still written");
+    // A body that never finishes arriving.
+    let addr = s
+        .at("/")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /prometheus/api/v1/write HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {key}\r\n\
+         Content-Type: {ct}\r\nContent-Encoding: snappy\r\nContent-Length: 1000\r\n\r\nx"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(60), tcp.read(&mut buf))
+            .await
+            .expect("an answer while the body is still owed")
+            .unwrap();
+        assert!(n > 0, "closed without an answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(text.starts_with("http/1.1 503"), "{text}");
+    assert!(text.contains("retry-after"), "{text}");
+}
+
 /// The project the test server's DSN belongs to (its id is the DSN's path).
 async fn dsn_project(s: &TestServer) -> i64 {
     s.dsn.rsplit('/').next().unwrap().parse().unwrap()
@@ -432,4 +493,5 @@ lookout_testkit::both!(
     remote_write_in_both_versions_reads_back_exactly,
     bad_remote_writes_are_refused_and_store_nothing,
     a_dsn_key_writes_into_its_own_project,
+    limits_of_one_project_are_enforced,
 );
