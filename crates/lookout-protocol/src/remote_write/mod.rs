@@ -390,7 +390,9 @@ pub fn prescan(raw: &[u8], version: Version) -> Result<Counts, RemoteWriteError>
             counts.samples
         )));
     }
-    if counts.metadata > MAX_METADATA {
+    // 2.0 repeats a metric's metadata on every series of it: there the cap is on distinct
+    // metrics, checked while decoding.
+    if version == Version::V1 && counts.metadata > MAX_METADATA {
         return Err(too_much_metadata());
     }
     Ok(counts)
@@ -940,6 +942,32 @@ mod tests {
             let e = decode(&body, version).unwrap_err();
             assert!(e.to_string().contains("NUL"), "{e}");
         }
+    }
+
+    #[test]
+    fn metadata_is_capped_per_distinct_metric() {
+        let meta = |n: usize| -> Vec<Metadata> {
+            (0..n)
+                .map(|i| Metadata {
+                    metric: format!("m{i}"),
+                    kind: MetricType::Gauge,
+                    help: String::new(),
+                    unit: String::new(),
+                })
+                .collect()
+        };
+        let e = decode(&encode::v1(&[], &meta(MAX_METADATA + 1)), Version::V1).unwrap_err();
+        assert!(matches!(e, RemoteWriteError::TooMany(_)), "{e}");
+        // 2.0: 10,001 series of one metric each carry its metadata: one distinct entry.
+        let s: Vec<Series> = (0..=MAX_METADATA)
+            .map(|i| series(&[("__name__", "up"), ("i", &i.to_string())], &[(1, 1.0)]))
+            .collect();
+        let up = Metadata {
+            metric: "up".into(),
+            ..meta(1).remove(0)
+        };
+        let b = decode(&encode::v2(&s, &[up]), Version::V2).unwrap();
+        assert_eq!((b.series.len(), b.metadata.len()), (MAX_METADATA + 1, 1));
     }
 
     #[test]
