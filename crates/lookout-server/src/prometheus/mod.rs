@@ -367,6 +367,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_a_missing_project_is_the_senders_fault() {
+        use crate::error::ApiError;
+        let e = project_error(ApiError::Validation("project: no project \"x\"".into()));
+        assert_eq!((e.status, e.retry_after), (StatusCode::BAD_REQUEST, None));
+        // A database blip must be retried by Prometheus, not dropped with a 400.
+        let e = project_error(ApiError::Internal("pool timed out".into()));
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(e.retry_after.is_some());
+    }
+
+    #[test]
     fn basic_auth_is_decoded() {
         assert_eq!(base64_decode("dXNlcjpwYXNz").unwrap(), b"user:pass");
         assert_eq!(base64_decode("YQ==").unwrap(), b"a");
