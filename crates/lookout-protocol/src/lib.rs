@@ -6,6 +6,8 @@
 //! - [`event`]: a lenient model of Sentry error events (what grouping and the UI need);
 //! - [`grouping`]: versioned grouping of events into issues;
 //! - [`parameterize`]: the placeholders that make messages with variable parts group together;
+//! - [`remote_write`]: Prometheus remote write 1.0 and 2.0, snappy block compressed;
+//! - [`selector`]: PromQL series selectors, as Prometheus's `match[]` parameter takes them;
 //! - [`sourcemaps`]: sentry-cli's artifact bundles and resolving JavaScript frames through source maps.
 //!
 //! Everything here reads untrusted input, so indexing and unwrapping are denied outside tests.
@@ -20,6 +22,8 @@ pub mod envelope;
 pub mod event;
 pub mod grouping;
 pub mod parameterize;
+pub mod remote_write;
+pub mod selector;
 pub mod sourcemaps;
 pub mod store;
 

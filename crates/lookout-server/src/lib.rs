@@ -30,6 +30,7 @@ pub mod errors;
 pub mod load;
 pub mod locations;
 pub mod operations;
+pub mod prometheus;
 pub mod query;
 pub mod regress;
 pub mod reports;
@@ -64,6 +65,7 @@ pub fn app(state: AppState) -> Router {
         .merge(errors::public())
         .merge(errors::sentry_cli())
         .merge(apm::otlp::routes())
+        .merge(prometheus::routes())
         .merge(alerting::public())
         .merge(uptime::public())
         .merge(ui)

@@ -249,6 +249,7 @@ pub async fn serve(
         crate::dbhealth::jobs(&bg),
         crate::backups::jobs(&bg),
         crate::reports::jobs(&bg),
+        crate::prometheus::jobs(&bg),
     ]
     .into_iter()
     .flatten()

@@ -46,6 +46,14 @@ pub struct ClaimedJob {
     fence: i64,
 }
 
+impl ClaimedJob {
+    /// The claim's fencing token: work that commits under the job's lease checks it in its own
+    /// transaction (`UPDATE jobs … WHERE id = $1 AND fence = $2`).
+    pub fn fence(&self) -> i64 {
+        self.fence
+    }
+}
+
 /// Runs one job; an `Err` is logged, stored on the job, and retried with backoff.
 pub type JobHandler = Arc<dyn Fn(ClaimedJob) -> BoxFuture<Result<(), String>> + Send + Sync>;
 

@@ -33,6 +33,7 @@ mod migrate;
 pub mod nrql;
 pub mod operations;
 pub mod page;
+pub mod prom;
 pub mod regress;
 pub mod reports;
 pub mod row;
@@ -206,6 +207,8 @@ pub struct Store {
     placement: std::sync::Arc<std::sync::OnceLock<PlacementHook>>,
     /// Tells stream consumers that new rows were committed (see [`wake`]).
     wake: std::sync::Arc<wake::Wake>,
+    /// Prometheus series ids by label set, per store (see [`prom::SeriesCache`]).
+    prom: std::sync::Arc<prom::SeriesCache>,
 }
 
 /// Whether this replica should serve the leased stream (cursor) of that name.
@@ -273,6 +276,7 @@ impl Store {
             backup: std::sync::Arc::default(),
             placement: std::sync::Arc::default(),
             wake: std::sync::Arc::default(),
+            prom: std::sync::Arc::default(),
         };
         if let Some(db) = store.sqlite_path() {
             owner_only(&db);
@@ -381,6 +385,11 @@ impl Store {
     /// Which backend this store talks to.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The Prometheus series-id cache of this store.
+    pub fn prom_cache(&self) -> &prom::SeriesCache {
+        &self.prom
     }
 
     /// The pool, for capability crates that run their own queries.

@@ -19,6 +19,7 @@ pub(crate) mod errors;
 pub(crate) mod foundation;
 mod ha;
 mod load;
+mod metrics;
 mod operations;
 mod outbound;
 mod probes;

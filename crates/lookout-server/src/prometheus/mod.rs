@@ -1,0 +1,393 @@
+//! Prometheus compatibility under `/prometheus` (a client's base URL is
+//! `http://host:8800/prometheus`, as with Mimir): remote write in ([`write`]), the HTTP API's
+//! series, labels, label values and metadata out ([`read`]), and the store's compaction and
+//! retention jobs.
+//!
+//! **Who may do what, and which project the data is in.** Credentials come as Prometheus sends
+//! them: `Authorization: Bearer <secret>` (`authorization:` / `bearer_token`) or basic auth
+//! (`basic_auth:`, the secret as password; a username alone is taken too).
+//! - A project's **DSN public key** may only write, into that project.
+//! - An **API token** may write with the member role or above and read with any role. It names
+//!   the project with the `X-Scope-OrgID` header (Mimir's tenant header; a project id or slug)
+//!   or the `project` query parameter; without either, the first project.
+//! - A signed-in **UI session** may read (GET), for the pages.
+
+pub mod read;
+pub mod write;
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use lookout_core::time::now_ms;
+use lookout_core::Role;
+use lookout_store::prom::compact::{self, Fence};
+use lookout_store::StoreError;
+use serde_json::json;
+
+use crate::state::AppState;
+
+/// The routes, merged into the main listener's router.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/prometheus/api/v1/write", post(write::remote_write))
+        .route(
+            "/prometheus/api/v1/series",
+            get(read::series).post(read::series),
+        )
+        .route(
+            "/prometheus/api/v1/labels",
+            get(read::labels).post(read::labels),
+        )
+        .route(
+            "/prometheus/api/v1/label/{name}/values",
+            get(read::label_values),
+        )
+        .route(
+            "/prometheus/api/v1/metadata",
+            get(read::metadata).post(read::metadata),
+        )
+}
+
+/// An answer in Prometheus's error shape: `{"status":"error","errorType":…,"error":…}`.
+#[derive(Debug)]
+pub struct PromError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+    retry_after: Option<u32>,
+}
+
+impl PromError {
+    /// 400 `bad_data`.
+    pub fn bad_data(message: impl Into<String>) -> Self {
+        PromError {
+            status: StatusCode::BAD_REQUEST,
+            kind: "bad_data",
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        PromError {
+            status,
+            kind,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn unauthorized() -> Self {
+        PromError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send Authorization: Bearer <API token or DSN key>, or basic auth with it as password",
+        )
+    }
+
+    /// 503 with `Retry-After`: the write queue or the ingest budget is full.
+    pub fn busy(message: impl Into<String>) -> Self {
+        PromError {
+            retry_after: Some(1),
+            ..PromError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        }
+    }
+}
+
+impl From<StoreError> for PromError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Overloaded | StoreError::ShuttingDown => {
+                PromError::busy("the server is busy; retry later")
+            }
+            other => {
+                tracing::error!(error = %other, "Prometheus request failed in storage.");
+                PromError {
+                    retry_after: Some(5),
+                    ..PromError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "internal",
+                        "storage unavailable",
+                    )
+                }
+            }
+        }
+    }
+}
+
+impl IntoResponse for PromError {
+    fn into_response(self) -> Response {
+        if self.status.is_client_error() {
+            tracing::info!(status = self.status.as_u16(), reason = %self.message, "Prometheus request refused.");
+        }
+        let body = json!({"status": "error", "errorType": self.kind, "error": self.message});
+        let mut res = (self.status, axum::Json(body)).into_response();
+        if let Some(s) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        res
+    }
+}
+
+/// What a request may do, and in which project.
+#[derive(Debug, Clone, Copy)]
+pub struct Access {
+    /// The project read or written.
+    pub project: i64,
+    /// Whether it may write.
+    pub write: bool,
+    /// Whether it may read.
+    pub read: bool,
+}
+
+/// The secrets a request carries: the bearer token, or basic auth's password then username.
+fn secrets(headers: &HeaderMap) -> Result<Vec<String>, PromError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(vec![]);
+    };
+    let value = value.to_str().map_err(|_| PromError::unauthorized())?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(vec![rest.to_string()]);
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64_decode(rest).ok_or_else(PromError::unauthorized)?;
+        let text = String::from_utf8(decoded).map_err(|_| PromError::unauthorized())?;
+        let (user, pass) = text.split_once(':').unwrap_or((&text, ""));
+        return Ok([pass, user]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect());
+    }
+    Err(PromError::unauthorized())
+}
+
+/// Standard base64 (padding optional); `None` for anything else. Eighteen lines instead of a
+/// dependency: basic auth is the only base64 Lookout reads.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    if s.len() > 4096 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// The project an API token or session names (`X-Scope-OrgID`, else `?project=`, else the
+/// first project).
+async fn named_project(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<i64, PromError> {
+    let header = headers
+        .get("x-scope-orgid")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let param = query.and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "project")
+            .map(|(_, v)| v.into_owned())
+    });
+    crate::api::scope::project_of(state, header.or(param).as_deref())
+        .await
+        .map_err(project_error)
+}
+
+/// Only a project that does not exist is the sender's fault (400, dropped by Prometheus); a
+/// database blip is 503 so that Prometheus retries instead of losing the batch.
+fn project_error(e: crate::error::ApiError) -> PromError {
+    match e {
+        crate::error::ApiError::Validation(m) => PromError::bad_data(m),
+        other => {
+            tracing::warn!(error = %other, "Prometheus request: project lookup failed.");
+            PromError {
+                retry_after: Some(5),
+                ..PromError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "storage unavailable; retry later",
+                )
+            }
+        }
+    }
+}
+
+/// Authenticates a request before its body is read (see the module documentation).
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    want_write: bool,
+) -> Result<Access, PromError> {
+    let secrets = secrets(headers)?;
+    for secret in &secrets {
+        if want_write {
+            match state.ingest_keys().lookup(state, secret, now_ms()).await {
+                Ok(Some((project, _))) => {
+                    return Ok(Access {
+                        project,
+                        write: true,
+                        read: false,
+                    })
+                }
+                Ok(None) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if let Some(t) = lookout_store::tenancy::token_for_secret(state.store(), secret).await? {
+            let project = named_project(state, headers, query).await?;
+            let access = Access {
+                project,
+                write: t.role >= Role::Member,
+                read: true,
+            };
+            if want_write && !access.write {
+                return Err(PromError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "writing metrics needs the member role",
+                ));
+            }
+            return Ok(access);
+        }
+    }
+    if secrets.is_empty() && !want_write {
+        let parts = {
+            let mut req = axum::http::Request::new(());
+            *req.headers_mut() = headers.clone();
+            req.into_parts().0
+        };
+        if let Ok(Some(crate::auth::Caller::Session(_))) = crate::auth::caller(state, &parts).await
+        {
+            let project = named_project(state, headers, query).await?;
+            return Ok(Access {
+                project,
+                write: false,
+                read: true,
+            });
+        }
+    }
+    Err(PromError::unauthorized())
+}
+
+/// How long samples are kept: `LOOKOUT_PROMETHEUS_RETENTION_DAYS` (1 to 3650), else 15 days,
+/// Prometheus's own default.
+pub fn retention_ms() -> i64 {
+    let days = std::env::var("LOOKOUT_PROMETHEUS_RETENTION_DAYS")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+        .map_or(15, |d| d.clamp(1, 3650));
+    days * 86_400_000
+}
+
+/// How long a head row waits before compaction: `LOOKOUT_PROMETHEUS_COMPACT_AFTER_MS` (tests and
+/// the bench set it low), else [`compact::SETTLE_MS`].
+fn settle_ms() -> i64 {
+    std::env::var("LOOKOUT_PROMETHEUS_COMPACT_AFTER_MS")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+        .map_or(compact::SETTLE_MS, |v| v.max(0))
+}
+
+/// Compaction every minute (fenced by the job's lease) and retention every ten.
+pub fn jobs(bg: &crate::tasks::Background) -> Vec<crate::tasks::PeriodicJob> {
+    use std::sync::Arc;
+    let store = bg.store.clone();
+    let every = std::env::var("LOOKOUT_PROMETHEUS_COMPACT_EVERY_MS")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+        .map_or(60_000, |v| v.max(1_000));
+    let compaction = crate::tasks::PeriodicJob {
+        id: "prometheus.compact",
+        every_ms: every,
+        handler: Arc::new(move |job| {
+            let store = store.clone();
+            Box::pin(async move {
+                let fence = Fence {
+                    job: job.id.clone(),
+                    token: job.fence(),
+                };
+                let done = compact::compact(&store, Some(&fence), now_ms(), settle_ms())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if done.head_rows > 0 {
+                    tracing::debug!(
+                        head_rows = done.head_rows,
+                        samples = done.samples,
+                        chunks = done.chunks,
+                        "Prometheus samples compacted."
+                    );
+                }
+                Ok(())
+            })
+        }),
+    };
+    vec![
+        compaction,
+        crate::tasks::PeriodicJob::on_store(
+            "prometheus.retention",
+            600_000,
+            &bg.store,
+            |store| async move {
+                let n = compact::enforce_retention(&store, now_ms() - retention_ms())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tracing::debug!(deleted = n, "Prometheus retention enforced.");
+                Ok(())
+            },
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_missing_project_is_the_senders_fault() {
+        use crate::error::ApiError;
+        let e = project_error(ApiError::Validation("project: no project \"x\"".into()));
+        assert_eq!((e.status, e.retry_after), (StatusCode::BAD_REQUEST, None));
+        // A database blip must be retried by Prometheus, not dropped with a 400.
+        let e = project_error(ApiError::Internal("pool timed out".into()));
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(e.retry_after.is_some());
+    }
+
+    #[test]
+    fn basic_auth_is_decoded() {
+        assert_eq!(base64_decode("dXNlcjpwYXNz").unwrap(), b"user:pass");
+        assert_eq!(base64_decode("YQ==").unwrap(), b"a");
+        assert!(base64_decode("a*b").is_none());
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, "Basic dXNlcjpwYXNz".parse().unwrap());
+        assert_eq!(secrets(&h).unwrap(), vec!["pass", "user"]);
+        h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(secrets(&h).unwrap(), vec!["abc"]);
+        h.insert(header::AUTHORIZATION, "Digest x".parse().unwrap());
+        assert!(secrets(&h).is_err());
+    }
+}
