@@ -19,6 +19,7 @@ pub mod decompress;
 pub mod envelope;
 pub mod event;
 pub mod grouping;
+pub mod ownership;
 pub mod parameterize;
 pub mod sourcemaps;
 pub mod store;

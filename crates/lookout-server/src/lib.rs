@@ -32,6 +32,7 @@ pub mod operations;
 pub mod query;
 pub mod regress;
 pub mod reports;
+pub mod teams;
 pub mod tenancy;
 pub mod uptime;
 
@@ -62,6 +63,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api::router().layer(audit()))
         .merge(errors::public())
         .merge(errors::sentry_cli())
+        .merge(errors::sentry_issues().layer(audit()))
         .merge(apm::otlp::routes())
         .merge(alerting::public())
         .merge(uptime::public())

@@ -36,6 +36,7 @@ pub mod regress;
 pub mod reports;
 pub mod row;
 pub mod series;
+pub mod teams;
 pub mod tenancy;
 pub mod uptime;
 pub mod wake;

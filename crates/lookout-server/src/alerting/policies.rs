@@ -16,7 +16,7 @@
 //!     "critical": {"operator": "above", "value": 0.5, "duration_seconds": 300}}],
 //!  "grouping": "per_signal" | "per_condition" | "per_policy",
 //!  "severity": "critical", "urgency": "high", "service": "checkout",
-//!  "escalation_policy_id": 1, "runbook_id": 2, "enabled": true}
+//!  "escalation_policy_id": 1, "runbook_id": 2, "enabled": true, "notify_owners": false}
 //! ```
 //!
 //! The consumer reads the stream under a leased cursor and applies each batch in the transaction
@@ -138,6 +138,10 @@ pub struct PolicySpec {
     /// Off: matches nothing.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// For issues: page the escalation policy of the team the issue is assigned to (its
+    /// owners), instead of `escalation_policy_id`, when that team has one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub notify_owners: bool,
 }
 
 fn yes() -> bool {
@@ -564,7 +568,7 @@ async fn apply_event(
     // then the oldest.
     let Some(&(primary, ci, c)) = matched.iter().max_by_key(|(p, _, _)| {
         (
-            p.3.escalation_policy_id.is_some(),
+            p.3.escalation_policy_id.is_some() || p.3.notify_owners,
             policy_severity(&p.3),
             std::cmp::Reverse(p.0),
         )
@@ -572,6 +576,15 @@ async fn apply_event(
         return Ok(false);
     };
     let (pid, name, org_id, spec) = primary;
+    // "Notify owners": the owning team's escalation policy pages, when the issue has one.
+    let mut escalation = spec.escalation_policy_id;
+    if let (true, Some(issue)) = (spec.notify_owners, seen.issue_id) {
+        if let Some(ep) =
+            lookout_store::errors::triage::owner_escalation_policy(&mut **tx, issue).await?
+        {
+            escalation = Some(ep);
+        }
+    }
     let title = if seen.name == "frequency" {
         frequency_title(tx, seen, c).await?
     } else {
@@ -597,7 +610,7 @@ async fn apply_event(
         scope,
         policy_id: Some(*pid),
         integration_id: None,
-        escalation_policy_id: spec.escalation_policy_id,
+        escalation_policy_id: escalation,
         runbook_id: spec.runbook_id,
         service: spec.service.clone(),
         urgency: spec.urgency,
@@ -638,7 +651,7 @@ async fn apply_event(
         }
         Applied::Joined(id) => {
             // The policy that speaks now pages somebody and the incident pages nobody: route it.
-            if let Some(ep) = spec.escalation_policy_id {
+            if let Some(ep) = escalation {
                 engine::adopt_escalation(tx, id, ep, &format!("policy:{name}"), now).await?;
             }
             // A query signal's priority follows what is open (a warning became critical, a

@@ -9,6 +9,7 @@ pub mod feedback;
 pub mod health;
 pub mod process;
 pub mod sourcemaps;
+pub mod triage;
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -63,10 +64,17 @@ pub struct Issue {
     pub last_release: Option<String>,
     /// The platform.
     pub platform: String,
+    /// Who it is assigned to, if anyone.
+    pub assignee: Option<triage::Assignee>,
 }
 
 const ISSUE_COLUMNS: &str = "i.id, i.project_id, i.title, i.culprit, i.level, i.status, i.substatus, i.times_seen, i.user_count,
-    i.first_seen, i.last_seen, i.first_release, i.last_release, i.platform";
+    i.first_seen, i.last_seen, i.first_release, i.last_release, i.platform,
+    i.assignee_user_id, i.assignee_team_id,
+    (SELECT u.email FROM users u WHERE u.id = i.assignee_user_id) AS assignee_email,
+    (SELECT u.name FROM users u WHERE u.id = i.assignee_user_id) AS assignee_name,
+    (SELECT t.slug FROM teams t WHERE t.id = i.assignee_team_id) AS assignee_slug,
+    (SELECT t.name FROM teams t WHERE t.id = i.assignee_team_id) AS assignee_team_name";
 
 fn issue_from_row(r: &AnyRow) -> Result<Issue> {
     Ok(Issue {
@@ -84,6 +92,7 @@ fn issue_from_row(r: &AnyRow) -> Result<Issue> {
         first_release: r.try_get("first_release")?,
         last_release: r.try_get("last_release")?,
         platform: r.try_get("platform")?,
+        assignee: triage::assignee_from_row(r)?,
     })
 }
 
@@ -102,6 +111,8 @@ pub struct IssueFilter {
     pub query: Option<String>,
     /// `last_seen` (default), `first_seen`, `events` or `users`; all descending.
     pub sort: Option<String>,
+    /// Only issues assigned this way (`assigned:me`, `assigned:#team`, `is:unassigned`).
+    pub assigned: Option<triage::AssignedFilter>,
 }
 
 /// The statuses an issue can have.
@@ -131,6 +142,8 @@ pub async fn list_issues(
         .query
         .as_deref()
         .map(|q| crate::like_contains(&q.to_lowercase()));
+    // Always names $9, so the bound id is never an extra argument.
+    let (assigned, assigned_id) = triage::filter_sql(f.assigned.as_ref());
     let sql = format!(
         "SELECT {ISSUE_COLUMNS} FROM issues i
          WHERE i.project_id = $1 AND i.merged_into IS NULL
@@ -139,6 +152,7 @@ pub async fn list_issues(
            AND ($4 IS NULL OR EXISTS (SELECT 1 FROM issue_tags t WHERE t.issue_id = i.id AND t.key = 'release' AND t.value = $4))
            AND ($5 IS NULL OR i.first_release = $5)
            AND ($6 IS NULL OR LOWER(i.title) LIKE $6 ESCAPE '\\' OR LOWER(i.culprit) LIKE $6 ESCAPE '\\')
+           AND {assigned}
          ORDER BY {order} LIMIT $7 OFFSET $8"
     );
     let rows = sqlx::query(&sql)
@@ -150,6 +164,7 @@ pub async fn list_issues(
         .bind(like)
         .bind(limit + 1)
         .bind(offset)
+        .bind(assigned_id)
         .fetch_all(store.pool())
         .await?;
     let mut page = Page::try_from_rows(&rows, limit, issue_from_row, |_| String::new())?;

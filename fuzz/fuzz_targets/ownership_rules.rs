@@ -1,0 +1,27 @@
+//! Fuzzes the ownership-rules parser and matcher with arbitrary text: rules may be refused (with
+//! a line inside the text), never panic; rules that parse are matched against an event made from
+//! the same bytes, which must not panic either.
+//!
+//! Run: `cargo +nightly fuzz run ownership_rules` from the repository root.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use lookout_protocol::ownership::{self, Subject};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    match ownership::parse(text) {
+        Ok(rules) => {
+            let tags = vec![("service".to_string(), text.to_string())];
+            let s = Subject {
+                paths: vec![text, "app:///src/api/x.js"],
+                modules: vec![text],
+                url: Some(text),
+                tags: tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+            };
+            let _ = rules.owners_of(&s);
+        }
+        Err(e) => assert!(e.line <= text.lines().count(), "{e}"),
+    }
+    let _ = ownership::glob(text, text);
+});
