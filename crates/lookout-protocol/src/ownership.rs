@@ -260,10 +260,15 @@ impl<'a> Subject<'a> {
             tags: tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
             ..Subject::default()
         };
-        let lists = ["/exception/values", "/threads/values"];
-        let frames = lists
-            .iter()
-            .filter_map(|p| body.pointer(p).and_then(Value::as_array))
+        // `{"values": [...]}`, or the bare list older SDKs send.
+        let list = |k: &str| match body.get(k) {
+            Some(Value::Array(a)) => Some(a),
+            Some(v) => v.get("values").and_then(Value::as_array),
+            None => None,
+        };
+        let frames = ["exception", "threads"]
+            .into_iter()
+            .filter_map(list)
             .flatten()
             .filter_map(|e| e.pointer("/stacktrace/frames").and_then(Value::as_array))
             .flatten()
@@ -325,7 +330,13 @@ fn relative(path: &str) -> &str {
 }
 
 fn path_matches(pattern: &str, path: &str) -> bool {
-    glob(pattern, path) || glob(pattern, relative(path))
+    let rel = relative(path);
+    // Unanchored patterns also match below any folder (`src/api/*` in `/srv/app/src/api/x.py`).
+    glob(pattern, path)
+        || glob(pattern, rel)
+        || (!pattern.starts_with('/')
+            && !pattern.starts_with('*')
+            && glob(&format!("*/{pattern}"), rel))
 }
 
 fn codeowners_matches(pattern: &str, path: &str) -> bool {
@@ -410,6 +421,12 @@ mod tests {
         assert_eq!(t.owners_of(&s), Some(&[Owner::Team("mods".into())][..]));
         let none = parse("path:lib/* #lib\n").unwrap();
         assert_eq!(none.owners_of(&s), None);
+        let bare =
+            json!({"exception": [{"stacktrace": {"frames": [{"abs_path": "/srv/lib/db.py"}]}}]});
+        assert_eq!(
+            none.owners_of(&Subject::from_event(&bare, &[])),
+            Some(&[Owner::Team("lib".into())][..])
+        );
     }
 
     #[test]

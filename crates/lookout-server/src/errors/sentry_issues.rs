@@ -135,7 +135,6 @@ async fn put_issue(
             )))
         }
     };
-    // Validate the assignee before changing anything, so a refused request changes nothing.
     let assignee = match &body.assigned_to {
         None => None,
         Some(Value::Null) => Some(String::new()),
@@ -146,14 +145,13 @@ async fn put_issue(
             ))
         }
     };
+    // The assignment goes first: it is the part that can still be refused (an assignee that
+    // does not exist), and a refused request must change nothing. The status was checked above.
     if let Some(a) = &assignee {
-        triage::parse_assignee(&state, a, who.user_id()).await?;
+        triage::assign(&state, &who, id, a).await?;
     }
     if let Some(c) = change {
         errors::set_status(state.store(), id, c).await?;
-    }
-    if let Some(a) = &assignee {
-        triage::assign(&state, &who, id, a).await?;
     }
     let i = errors::get_issue(state.store(), id).await?;
     Ok(Json(sentry_issue(&state, i).await?))
