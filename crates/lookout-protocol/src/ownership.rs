@@ -298,32 +298,34 @@ pub fn glob(pattern: &str, text: &str) -> bool {
         .collect();
     let (mut pi, mut ti) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
+    while let Some(&tc) = t.get(ti) {
+        match p.get(pi) {
+            Some(&pc) if pc == '?' || pc == tc => {
+                pi += 1;
+                ti += 1;
+            }
+            Some('*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p.get(pi..).unwrap_or_default().iter().all(|c| *c == '*')
 }
 
 /// A path as SDKs send it, without a URL scheme and host (`app:///`, `https://cdn/…`) and
 /// without leading `/` or `~/`, so `src/api/*` matches `/app/src/api/x.py`'s relative form too.
 fn relative(path: &str) -> &str {
-    let p = match path.find("://") {
-        Some(i) => {
-            let rest = &path[i + 3..];
-            rest.find('/').map_or("", |j| &rest[j..])
-        }
+    let p = match path.split_once("://") {
+        Some((_, rest)) => rest.find('/').and_then(|j| rest.get(j..)).unwrap_or(""),
         None => path,
     };
     p.trim_start_matches("~/").trim_start_matches('/')

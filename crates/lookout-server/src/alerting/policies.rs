@@ -368,9 +368,7 @@ async fn apply_event(
     // "Notify owners": the owning team's escalation policy pages, when the issue has one.
     let mut escalation = spec.escalation_policy_id;
     if let (true, Some(issue)) = (spec.notify_owners, seen.issue_id) {
-        if let Some(ep) =
-            lookout_store::errors::triage::owner_escalation_policy(&mut **tx, issue).await?
-        {
+        if let Some(ep) = lookout_store::errors::triage::owner_escalation_policy(tx, issue).await? {
             escalation = Some(ep);
         }
     }

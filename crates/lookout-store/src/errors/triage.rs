@@ -441,7 +441,7 @@ impl OwnershipCache {
         issue_id: i64,
         subject: &Subject<'_>,
     ) -> Result<Option<Write>> {
-        if !self.rules.contains_key(&project_id) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.rules.entry(project_id) {
             let row = sqlx::query(
                 "SELECT raw FROM ownership_rules WHERE project_id = $1 AND auto_assign = 1",
             )
@@ -461,7 +461,7 @@ impl OwnershipCache {
                 }
                 None => None,
             };
-            self.rules.insert(project_id, rules);
+            slot.insert(rules);
         }
         let Some(Some(rules)) = self.rules.get(&project_id) else {
             return Ok(None);
