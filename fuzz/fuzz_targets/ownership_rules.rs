@@ -12,14 +12,14 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     match ownership::parse(text) {
         Ok(rules) => {
-            let tags = vec![("service".to_string(), text.to_string())];
-            let s = Subject {
-                paths: vec![text, "app:///src/api/x.js"],
-                modules: vec![text],
-                url: Some(text),
-                tags: tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
-            };
-            let _ = rules.owners_of(&s);
+            let s = Subject::new(
+                [text, "app:///src/api/x.js"],
+                [text],
+                Some(text),
+                [("service", text)],
+            );
+            let (_, work) = rules.owners_counted(&s);
+            assert!(work <= ownership::MAX_SCAN_BYTES);
         }
         Err(e) => assert!(e.line <= text.lines().count(), "{e}"),
     }

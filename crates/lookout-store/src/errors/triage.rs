@@ -15,6 +15,8 @@ use crate::writer::Write;
 use crate::{events, Result, Store, StoreError};
 use lookout_core::time::now_ms;
 use lookout_protocol::ownership::{self, Owner, Rules, Subject};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// Who an issue is assigned to.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -423,10 +425,17 @@ pub async fn save_ownership(
     ownership(store, project_id).await
 }
 
+/// Compiled rules by project, kept across batches: parsing and compiling 500 rules costs far more
+/// than matching, so it happens once per saved text, not once per batch.
+type Compiled = (String, Option<Arc<Rules>>);
+static COMPILED: Mutex<Option<HashMap<i64, Compiled>>> = Mutex::new(None);
+/// Projects whose compiled rules are kept; past it the map starts over.
+const COMPILED_PROJECTS: usize = 1000;
+
 /// The rules the processor applies, per project, loaded once per batch.
 #[derive(Default)]
 pub(crate) struct OwnershipCache {
-    rules: std::collections::HashMap<i64, Option<Rules>>,
+    rules: HashMap<i64, Option<Arc<Rules>>>,
 }
 
 impl OwnershipCache {
@@ -439,7 +448,7 @@ impl OwnershipCache {
         tx: &mut Transaction<'static, Any>,
         project_id: i64,
         issue_id: i64,
-        subject: &Subject<'_>,
+        subject: &Subject,
     ) -> Result<Option<Write>> {
         if let std::collections::hash_map::Entry::Vacant(slot) = self.rules.entry(project_id) {
             let row = sqlx::query(
@@ -451,11 +460,29 @@ impl OwnershipCache {
             let rules = match row {
                 Some(r) => {
                     let raw: String = r.try_get("raw")?;
-                    match ownership::parse(&raw) {
-                        Ok(rules) => Some(rules),
-                        Err(e) => {
-                            tracing::warn!(project = project_id, error = %e, "Ownership rules do not parse; nothing auto-assigned.");
-                            None
+                    let cached = COMPILED
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .as_ref()
+                        .and_then(|m| m.get(&project_id).cloned())
+                        .filter(|(v, _)| *v == raw);
+                    match cached {
+                        Some((_, rules)) => rules,
+                        None => {
+                            let rules = match ownership::parse(&raw) {
+                                Ok(rules) => Some(Arc::new(rules)),
+                                Err(e) => {
+                                    tracing::warn!(project = project_id, error = %e, "Ownership rules do not parse; nothing auto-assigned.");
+                                    None
+                                }
+                            };
+                            let mut g = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
+                            let m = g.get_or_insert_with(HashMap::new);
+                            if m.len() >= COMPILED_PROJECTS {
+                                m.clear();
+                            }
+                            m.insert(project_id, (raw, rules.clone()));
+                            rules
                         }
                     }
                 }
@@ -466,7 +493,15 @@ impl OwnershipCache {
         let Some(Some(rules)) = self.rules.get(&project_id) else {
             return Ok(None);
         };
-        let Some(owners) = rules.owners_of(subject) else {
+        let (owners, work) = rules.owners_counted(subject);
+        if work.gave_up {
+            tracing::warn!(
+                project = project_id,
+                issue = issue_id,
+                "Ownership rules too costly for this event; matched what was scanned."
+            );
+        }
+        let Some(owners) = owners else {
             return Ok(None);
         };
         for owner in owners {
@@ -481,12 +516,14 @@ impl OwnershipCache {
                 .await?
                 .map(|r| r.try_get("id").map(Target::Team))
                 .transpose()?,
-                Owner::Email(email) => sqlx::query("SELECT id FROM users WHERE email = $1")
-                    .bind(email.to_ascii_lowercase())
-                    .fetch_optional(&mut **tx)
-                    .await?
-                    .map(|r| r.try_get("id").map(Target::User))
-                    .transpose()?,
+                Owner::Email(email) => {
+                    sqlx::query("SELECT id FROM users WHERE email = $1 AND status = 'active'")
+                        .bind(email.to_ascii_lowercase())
+                        .fetch_optional(&mut **tx)
+                        .await?
+                        .map(|r| r.try_get("id").map(Target::User))
+                        .transpose()?
+                }
             };
             if let Some(target) = found {
                 let actor = Actor {
