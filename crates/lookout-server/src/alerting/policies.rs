@@ -353,11 +353,24 @@ async fn apply_event(
             }
         }
     }
+    // "Notify owners": the owning team's escalation policy pages, when the issue has one. It is
+    // resolved before ranking, so a notify-owners policy whose issue has no paging owner does
+    // not outrank a policy that pages a real escalation policy.
+    let owner_ep = match (matched.iter().any(|m| m.0 .3.notify_owners), seen.issue_id) {
+        (true, Some(issue)) => {
+            lookout_store::errors::triage::owner_escalation_policy(tx, issue).await?
+        }
+        _ => None,
+    };
+    let pages = |spec: &PolicySpec| match (spec.notify_owners, owner_ep) {
+        (true, Some(ep)) => Some(ep),
+        _ => spec.escalation_policy_id,
+    };
     // The policy that speaks for the incident: one that pages somebody, then the most severe,
     // then the oldest.
     let Some(&(primary, ci, c)) = matched.iter().max_by_key(|(p, _, _)| {
         (
-            p.3.escalation_policy_id.is_some() || p.3.notify_owners,
+            pages(&p.3).is_some(),
             policy_severity(&p.3),
             std::cmp::Reverse(p.0),
         )
@@ -365,13 +378,7 @@ async fn apply_event(
         return Ok(false);
     };
     let (pid, name, org_id, spec) = primary;
-    // "Notify owners": the owning team's escalation policy pages, when the issue has one.
-    let mut escalation = spec.escalation_policy_id;
-    if let (true, Some(issue)) = (spec.notify_owners, seen.issue_id) {
-        if let Some(ep) = lookout_store::errors::triage::owner_escalation_policy(tx, issue).await? {
-            escalation = Some(ep);
-        }
-    }
+    let escalation = pages(spec);
     let title = if seen.name == "frequency" {
         frequency_title(tx, seen, c).await?
     } else {
