@@ -56,8 +56,8 @@ page_of!(TeamPage, TeamView);
 pub struct MemberView {
     /// User id.
     pub id: i64,
-    /// Login email.
-    pub email: String,
+    /// Login email; admins only (`null` for other roles, who see names).
+    pub email: Option<String>,
     /// Display name.
     pub name: Option<String>,
 }
@@ -135,7 +135,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(t.into())))
 }
 
-async fn detail(state: &AppState, id: i64) -> ApiResult<TeamDetail> {
+async fn detail(state: &AppState, id: i64, with_emails: bool) -> ApiResult<TeamDetail> {
     let t = teams::get(state.store(), id)
         .await
         .map_err(not_found("team"))?;
@@ -144,7 +144,7 @@ async fn detail(state: &AppState, id: i64) -> ApiResult<TeamDetail> {
         .into_iter()
         .map(|m| MemberView {
             id: m.id,
-            email: m.email,
+            email: with_emails.then_some(m.email),
             name: m.name,
         })
         .collect();
@@ -160,10 +160,12 @@ async fn detail(state: &AppState, id: i64) -> ApiResult<TeamDetail> {
     responses((status = 200, body = TeamDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
-    _who: Principal,
+    who: Principal,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<TeamDetail>> {
-    Ok(Json(detail(&state, id).await?))
+    // Members' emails are personal data: admins manage accounts and see them, others see names.
+    let admin = who.role() >= lookout_core::Role::Admin;
+    Ok(Json(detail(&state, id, admin).await?))
 }
 
 /// Changes a team's name, slug or escalation policy (admin).
@@ -192,6 +194,9 @@ pub async fn update(
     };
     if let Some(ep) = changes.escalation_policy_id {
         service::check_escalation(&state, ep).await?;
+    }
+    if let Some(slug) = &changes.slug {
+        service::check_rename(&state, id, slug).await?;
     }
     let t = teams::update(state.store(), id, &changes)
         .await
@@ -352,12 +357,18 @@ pub struct FeedCreated {
 pub async fn create_feed(
     State(state): State<AppState>,
     who: Principal,
-) -> ApiResult<(StatusCode, Json<FeedCreated>)> {
+) -> ApiResult<(
+    StatusCode,
+    [(header::HeaderName, &'static str); 1],
+    Json<FeedCreated>,
+)> {
     let uid = own_user(&who)?;
     let token = teams::rotate_feed_token(state.store(), uid).await?;
     tracing::info!(user = uid, "Calendar feed token made.");
     Ok((
         StatusCode::CREATED,
+        // The answer holds a credential: no cache (browser or proxy) may keep it.
+        [(header::CACHE_CONTROL, "no-store")],
         Json(FeedCreated {
             url: feed_url(&state, &token),
             token,

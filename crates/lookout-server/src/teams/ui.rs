@@ -313,8 +313,15 @@ pub async fn account_feed(
     check_csrf(&page.session, &f.csrf)?;
     let token = teams::rotate_feed_token(state.store(), page.session.user.id).await?;
     let url = super::api::feed_url(&state, &token);
-    crate::tenancy::ui::account::show_with_feed(&state, &page.session, &headers, page.ctx, url)
-        .await
+    let mut page =
+        crate::tenancy::ui::account::show_with_feed(&state, &page.session, &headers, page.ctx, url)
+            .await?;
+    // The page shows the feed's token once: no cache (browser or proxy) may keep it.
+    page.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(page)
 }
 
 /// `POST /account/calendar-feed/revoke`
