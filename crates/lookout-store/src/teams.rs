@@ -53,15 +53,24 @@ fn team_from_row(r: &AnyRow) -> Result<Team> {
     })
 }
 
-/// Creates a team; a taken slug is [`StoreError::Conflict`].
-pub async fn create(store: &Store, org_id: i64, slug: &str, name: &str) -> Result<Team> {
+/// Creates a team, linked to an escalation policy or not, in one statement; a taken slug is
+/// [`StoreError::Conflict`].
+pub async fn create(
+    store: &Store,
+    org_id: i64,
+    slug: &str,
+    name: &str,
+    escalation_policy_id: Option<i64>,
+) -> Result<Team> {
     let mut tx = store.begin_write().await?;
     let id: i64 = sqlx::query(
-        "INSERT INTO teams (org_id, slug, name, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        "INSERT INTO teams (org_id, slug, name, escalation_policy_id, created_at)
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
     .bind(org_id)
     .bind(slug)
     .bind(name)
+    .bind(escalation_policy_id)
     .bind(now_ms())
     .fetch_one(&mut *tx)
     .await
@@ -82,19 +91,28 @@ pub struct TeamChanges {
     pub escalation_policy_id: Option<Option<i64>>,
 }
 
-/// Applies changes to a team and returns it.
+/// Applies changes to a team in one statement (fields left `None` keep their stored value, so
+/// two concurrent updates of different fields both land) and returns it.
 pub async fn update(store: &Store, id: i64, c: &TeamChanges) -> Result<Team> {
-    let t = get(store, id).await?;
     let mut tx = store.begin_write().await?;
-    sqlx::query("UPDATE teams SET slug = $1, name = $2, escalation_policy_id = $3 WHERE id = $4")
-        .bind(c.slug.clone().unwrap_or(t.slug))
-        .bind(c.name.clone().unwrap_or(t.name))
-        .bind(c.escalation_policy_id.unwrap_or(t.escalation_policy_id))
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::conflict_as("a team with this slug"))?;
+    let n = sqlx::query(
+        "UPDATE teams SET slug = COALESCE($1, slug), name = COALESCE($2, name),
+             escalation_policy_id = CASE WHEN $3 = 1 THEN $4 ELSE escalation_policy_id END
+         WHERE id = $5",
+    )
+    .bind(c.slug.clone())
+    .bind(c.name.clone())
+    .bind(i64::from(c.escalation_policy_id.is_some()))
+    .bind(c.escalation_policy_id.flatten())
+    .bind(id)
+    .execute(&mut *tx)
+    .await
+    .map_err(StoreError::conflict_as("a team with this slug"))?
+    .rows_affected();
     tx.commit().await?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
     get(store, id).await
 }
 

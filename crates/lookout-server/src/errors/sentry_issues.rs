@@ -145,13 +145,15 @@ async fn put_issue(
             ))
         }
     };
-    // The assignment goes first: it is the part that can still be refused (an assignee that
-    // does not exist), and a refused request must change nothing. The status was checked above.
-    if let Some(a) = &assignee {
-        triage::assign(&state, &who, id, a).await?;
-    }
-    if let Some(c) = change {
-        errors::set_status(state.store(), id, c).await?;
+    // Both in one transaction: a refused assignee (one that does not exist) changes nothing.
+    match (&assignee, change) {
+        (Some(a), c) => {
+            triage::assign_with_status(&state, &who, id, a, c).await?;
+        }
+        (None, Some(c)) => {
+            errors::set_status(state.store(), id, c).await?;
+        }
+        (None, None) => {}
     }
     let i = errors::get_issue(state.store(), id).await?;
     Ok(Json(sentry_issue(&state, i).await?))

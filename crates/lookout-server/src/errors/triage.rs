@@ -137,9 +137,21 @@ pub async fn assign(
     issue_id: i64,
     value: &str,
 ) -> ServiceResult<Issue> {
+    assign_with_status(state, who, issue_id, value, None).await
+}
+
+/// Assigns an issue and changes its status in one transaction (Sentry's issue update): either
+/// both land or, when the assignee is refused, neither.
+pub async fn assign_with_status(
+    state: &AppState,
+    who: &Principal,
+    issue_id: i64,
+    value: &str,
+    status: Option<lookout_store::errors::StatusChange>,
+) -> ServiceResult<Issue> {
     let to = parse_assignee(state, value, who.user_id()).await?;
     let actor = actor_of(state, who).await?;
-    match triage::assign(state.store(), issue_id, to, &actor).await {
+    match triage::assign_with_status(state.store(), issue_id, to, &actor, status).await {
         Ok(i) => {
             tracing::info!(issue = issue_id, assignee = ?i.assignee.as_ref().map(Assignee::actor_id), "Issue assigned.");
             Ok(i)
@@ -376,17 +388,30 @@ pub struct OwnershipUpdate {
 pub async fn check_rules(state: &AppState, raw: &str) -> ServiceResult<()> {
     let rules = ownership::parse(raw).map_err(|e| ServiceError::Invalid(format!("raw: {e}")))?;
     let org = tenancy::default_org(state.store()).await?;
+    // Each team once (500 rules of 20 owners may name the same few teams 10,000 times), at the
+    // first line that names it.
+    let mut slugs: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
     for r in &rules.rules {
         for o in &r.owners {
             if let ownership::Owner::Team(slug) = o {
-                if teams::by_slug(state.store(), org.id, slug).await?.is_none() {
-                    return Err(ServiceError::Invalid(format!(
-                        "raw: line {}: there is no team #{slug}",
-                        r.line
-                    )));
-                }
+                slugs.entry(slug.as_str()).or_insert(r.line);
             }
         }
+    }
+    let known: std::collections::HashSet<String> = teams::all(state.store(), org.id)
+        .await?
+        .into_iter()
+        .map(|t| t.slug)
+        .collect();
+    let missing = slugs
+        .into_iter()
+        .filter(|(slug, _)| !known.contains(*slug))
+        .map(|(slug, line)| (line, slug))
+        .min();
+    if let Some((line, slug)) = missing {
+        return Err(ServiceError::Invalid(format!(
+            "raw: line {line}: there is no team #{slug}"
+        )));
     }
     Ok(())
 }

@@ -44,6 +44,8 @@ impl Typed {
 
 /// One entry of the activity stream as shown.
 pub struct ActivityLine {
+    /// The entry's id (the page links to `#activity-{id}`).
+    pub id: i64,
     /// `note`, `assigned`, `auto_assigned`, `unassigned`.
     pub kind: String,
     /// Who.
@@ -113,6 +115,7 @@ pub async fn load(state: &AppState, issue: &Issue, typed: Typed) -> Result<Triag
                 } else {
                     s("label")
                 },
+                id: a.id,
                 kind: a.kind,
                 actor: a.actor,
                 when: When::at(a.created_at),

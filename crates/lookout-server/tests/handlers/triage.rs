@@ -80,6 +80,22 @@ async fn teams_triage_roles_and_validation(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, 422, "{}", r.text());
+    assert!(
+        r.message().contains("longer than 65536 bytes"),
+        "{}",
+        r.message()
+    );
+    // Under the size cap, over the rule count: the error names the first rule too many.
+    let r = h
+        .admin
+        .put(
+            "/api/v1/projects/1/ownership",
+            json!({"raw": "path:* #ops\n".repeat(501)}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.message().contains("line 501"), "{}", r.message());
+    assert!(r.message().contains("at most 500 rules"), "{}", r.message());
     assert_eq!(
         h.viewer
             .get("/api/v1/projects/1/ownership")
@@ -87,6 +103,50 @@ async fn teams_triage_roles_and_validation(backend: Backend) {
             .expect(200)["raw"],
         "path:src/* #ops"
     );
+
+    // A rename the saved rules would no longer match is refused, naming project and line; a
+    // change of the name alone keeps the slug.
+    let tid = t["id"].as_i64().unwrap();
+    let r = h
+        .admin
+        .put(&format!("/api/v1/teams/{tid}"), json!({"slug": "ops-2"}))
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(
+        r.message().starts_with("slug") && r.message().contains("project 1 name #ops (line 1)"),
+        "{}",
+        r.message()
+    );
+    let renamed = h
+        .admin
+        .put(
+            &format!("/api/v1/teams/{tid}"),
+            json!({"name": "Operations"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (renamed["slug"].as_str(), renamed["name"].as_str()),
+        (Some("ops"), Some("Operations"))
+    );
+    // Members' emails are for admins; other roles see the member without it.
+    h.admin
+        .put(&format!("/api/v1/teams/{tid}/members/1"), json!({}))
+        .await
+        .expect(204);
+    let seen = h
+        .viewer
+        .get(&format!("/api/v1/teams/{tid}"))
+        .await
+        .expect(200);
+    assert_eq!(seen["members"][0]["id"], 1);
+    assert!(seen["members"][0]["email"].is_null(), "{seen}");
+    let seen = h
+        .admin
+        .get(&format!("/api/v1/teams/{tid}"))
+        .await
+        .expect(200);
+    assert!(seen["members"][0]["email"].is_string(), "{seen}");
 
     // Assigning and commenting need an issue; viewers are refused before that.
     assert_eq!(

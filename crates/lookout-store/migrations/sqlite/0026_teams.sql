@@ -24,7 +24,7 @@ ALTER TABLE issues ADD COLUMN assignee_user_id INTEGER REFERENCES users(id) ON D
 ALTER TABLE issues ADD COLUMN assignee_team_id INTEGER REFERENCES teams(id) ON DELETE SET NULL;
 CREATE INDEX issues_by_assignee_user ON issues (assignee_user_id);
 CREATE INDEX issues_by_assignee_team ON issues (assignee_team_id);
--- kind: 'assigned', 'unassigned', 'note' (a comment). actor_label: the email at the time (kept
+-- kind: 'assigned', 'auto_assigned' (by ownership rules), 'unassigned', 'note' (a comment). actor_label: the email at the time (kept
 -- when the user is deleted), or 'ownership rules'. data: JSON ({"text"} for a note,
 -- {"assignee", "label"} for an assignment).
 CREATE TABLE issue_activity (

@@ -248,6 +248,19 @@ pub enum StatusChange {
 pub async fn set_status(store: &Store, id: i64, change: StatusChange) -> Result<Issue> {
     let issue = get_issue(store, id).await?;
     let mut tx = store.begin_write().await?;
+    let ann = set_status_in(&mut tx, &issue, change).await?;
+    events::publish_in_tx(store, &mut tx, &[ann]).await?;
+    tx.commit().await?;
+    get_issue(store, id).await
+}
+
+/// [`set_status`] inside a transaction; the announcement to publish with it.
+pub(crate) async fn set_status_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    issue: &Issue,
+    change: StatusChange,
+) -> Result<crate::writer::Write> {
+    let id = issue.id;
     let (status, event) = match &change {
         StatusChange::Unresolve => ("unresolved", "issue.unresolved"),
         StatusChange::Resolve => ("resolved", "issue.resolved"),
@@ -271,17 +284,14 @@ pub async fn set_status(store: &Store, id: i64, change: StatusChange) -> Result<
     .bind(until)
     .bind(until_count)
     .bind(id)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    let ann = events::publish(
+    Ok(events::publish(
         event,
         Some(issue.project_id),
         Some(id.to_string()),
         &json!({ "issue_id": id, "status": status }),
-    );
-    events::publish_in_tx(store, &mut tx, &[ann]).await?;
-    tx.commit().await?;
-    get_issue(store, id).await
+    ))
 }
 
 /// Merges `others` into `target`: their hashes and events move, counts are recomputed, and the

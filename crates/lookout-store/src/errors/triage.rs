@@ -144,7 +144,7 @@ pub struct Actor {
 pub struct Activity {
     /// Numeric id.
     pub id: i64,
-    /// `assigned`, `unassigned` or `note`.
+    /// `assigned`, `auto_assigned`, `unassigned` or `note`.
     pub kind: String,
     /// The user who did it, if a user did.
     pub user_id: Option<i64>,
@@ -212,20 +212,36 @@ pub async fn assign(
     to: Option<Target>,
     actor: &Actor,
 ) -> std::result::Result<super::Issue, AssignError> {
+    assign_with_status(store, issue_id, to, actor, None).await
+}
+
+/// Assigns an issue and, when asked, changes its status, in one transaction: a refused
+/// assignee changes nothing (Sentry's `PUT /issues/{id}/` sends both in one request).
+pub async fn assign_with_status(
+    store: &Store,
+    issue_id: i64,
+    to: Option<Target>,
+    actor: &Actor,
+    status: Option<super::StatusChange>,
+) -> std::result::Result<super::Issue, AssignError> {
+    let not_found = |e| match e {
+        StoreError::NotFound => AssignError::Issue,
+        e => e.into(),
+    };
+    let issue = super::get_issue(store, issue_id).await.map_err(not_found)?;
     let mut tx = store.begin_write().await?;
-    let changed = assign_in(&mut tx, issue_id, to, actor, "assigned").await?;
-    if let Some(ann) = changed {
-        events::publish_in_tx(store, &mut tx, &[ann]).await?;
-        tx.commit().await.map_err(StoreError::from)?;
-    } else {
-        tx.rollback().await.map_err(StoreError::from)?;
+    let mut anns = Vec::new();
+    anns.extend(assign_in(&mut tx, issue_id, to, actor, "assigned").await?);
+    if let Some(c) = status {
+        anns.push(super::set_status_in(&mut tx, &issue, c).await?);
     }
-    super::get_issue(store, issue_id)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => AssignError::Issue,
-            e => e.into(),
-        })
+    if anns.is_empty() {
+        tx.rollback().await.map_err(StoreError::from)?;
+    } else {
+        events::publish_in_tx(store, &mut tx, &anns).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+    }
+    super::get_issue(store, issue_id).await.map_err(not_found)
 }
 
 /// [`assign`] inside a transaction; the announcement to publish with it, if anything changed.
@@ -400,6 +416,16 @@ pub async fn ownership(store: &Store, project_id: i64) -> Result<StoredRules> {
             updated_at: 0,
         },
     })
+}
+
+/// Every project's saved ownership rules text, by project id (to find rules naming a team).
+pub async fn ownership_texts(store: &Store) -> Result<Vec<(i64, String)>> {
+    sqlx::query("SELECT project_id, raw FROM ownership_rules ORDER BY project_id")
+        .fetch_all(store.pool())
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("project_id")?, r.try_get("raw")?)))
+        .collect()
 }
 
 /// Saves a project's ownership rules (the caller parsed them already).

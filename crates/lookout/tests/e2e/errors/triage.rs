@@ -140,6 +140,10 @@ async fn teams_assignment_comments_and_searches(backend: Backend) {
         .get(&format!("/api/v1/teams/{tid}"))
         .await
         .expect(200);
+    // A viewer sees the member, not their email; an admin sees both.
+    assert_eq!(detail["members"][0]["id"], ada);
+    assert!(detail["members"][0]["email"].is_null(), "{detail}");
+    let detail = admin.get(&format!("/api/v1/teams/{tid}")).await.expect(200);
     assert_eq!(detail["members"][0]["email"], "ada@example.com");
 
     let (ada_api, browser, cookie, csrf) = sign_in(&s, "ada@example.com").await;
@@ -210,6 +214,25 @@ async fn teams_assignment_comments_and_searches(backend: Backend) {
         still["status"], "unresolved",
         "a refused update changed nothing"
     );
+    // Both at once land together (one transaction), and the status can go back.
+    let v = admin
+        .put(
+            &format!("/api/0/issues/{key}/"),
+            json!({"assignedTo": format!("team:{tid}"), "status": "resolved"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (v["status"].as_str(), v["assignedTo"]["type"].as_str()),
+        (Some("resolved"), Some("team"))
+    );
+    admin
+        .put(
+            &format!("/api/0/issues/{key}/"),
+            json!({"status": "unresolved"}),
+        )
+        .await
+        .expect(200);
 
     // Searches, as Sentry writes them.
     let search = |q: &str| {
@@ -333,7 +356,11 @@ async fn teams_assignment_comments_and_searches(backend: Backend) {
         .text()
         .await
         .unwrap();
-    assert!(page.contains("#backend-on-call"), "assignee shown");
+    // The assignee element itself (the picker lists every team, so the page always names it).
+    let at = page.find("id=\"assignee\"").expect("assignee element");
+    let assignee = &page[at..at + page[at..].find("</p>").unwrap()];
+    assert!(assignee.contains("#backend-on-call"), "{assignee}");
+    assert!(!assignee.contains("Unassigned"), "{assignee}");
     assert!(page.contains("the retry"), "comment shown");
     assert!(!page.contains("<b>by</b>"), "comment escaped, not markup");
     let list = browser
@@ -472,7 +499,16 @@ async fn ownership_rules_assign_new_issues_and_page_the_owning_team(backend: Bac
         got[0].json()
     );
 
-    // A US event matches no rule: nobody owns it.
+    // A policy that pages a real escalation policy, newer than "Owners" (which would win a tie).
+    admin
+        .post(
+            "/api/v1/policies",
+            json!({"name": "Pager", "escalation_policy_id": ep,
+                   "conditions": [{"source": "errors", "event": "new_issue"}]}),
+        )
+        .await
+        .expect(201);
+    // A US event matches no rule: nobody owns it…
     send_event(&s, "Timeout", "us").await;
     let issues = wait_issues(&s, |i| i.len() == 2).await;
     let us = issues
@@ -480,6 +516,14 @@ async fn ownership_rules_assign_new_issues_and_page_the_owning_team(backend: Bac
         .find(|x| x["title"].as_str().unwrap().starts_with("Timeout"))
         .unwrap();
     assert_eq!(us["assignedTo"], Value::Null);
+    // …so "Owners" pages nobody and the policy that does page speaks for the incident.
+    let inc = wait_any_incident(&s, 30, |v| {
+        v["title"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("New issue: Timeout"))
+    })
+    .await;
+    assert_eq!(inc["escalation_policy_id"], ep, "{inc:#}");
 }
 
 /// "My shifts" from a real schedule, and the iCalendar feed a calendar app subscribes to with its
@@ -497,7 +541,7 @@ async fn my_shifts_and_the_calendar_feed(backend: Backend) {
         )
         .await
         .expect(201);
-    let (ada_api, browser, cookie, _) = sign_in(&s, "ada@example.com").await;
+    let (ada_api, browser, cookie, csrf) = sign_in(&s, "ada@example.com").await;
     let shifts = ada_api.get("/api/v1/me/shifts?days=3").await.expect(200);
     let items = shifts["items"].as_array().unwrap();
     assert!(!items.is_empty(), "{shifts}");
@@ -536,6 +580,34 @@ async fn my_shifts_and_the_calendar_feed(backend: Backend) {
         "{ics}"
     );
     assert!(ics.contains("BEGIN:VEVENT") && ics.ends_with("END:VCALENDAR\r\n"));
+    // The shift in progress (Ada is always on call) started in the past, and a refresh names it
+    // with the same UID and start, so calendar apps update it instead of adding another.
+    let uid_of = |doc: &str| {
+        doc.lines()
+            .find(|l| l.starts_with("UID:"))
+            .map(str::to_string)
+            .unwrap()
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let again = reqwest::get(s.at(path))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(uid_of(&ics), uid_of(&again));
+    let start = |doc: &str| {
+        doc.lines()
+            .find(|l| l.starts_with("DTSTART:"))
+            .map(str::to_string)
+            .unwrap()
+    };
+    assert_eq!(start(&ics), start(&again));
+    let first = chrono::DateTime::parse_from_rfc3339(items[0]["start"].as_str().unwrap()).unwrap();
+    assert!(
+        first < chrono::Utc::now() - chrono::Duration::days(1),
+        "{shifts}"
+    );
     // A new address replaces the old one; revoking ends it.
     let again = ada_api
         .post("/api/v1/me/calendar-feed", json!({}))
@@ -547,4 +619,37 @@ async fn my_shifts_and_the_calendar_feed(backend: Backend) {
     assert_eq!(reqwest::get(s.at(path2)).await.unwrap().status(), 200);
     ada_api.delete("/api/v1/me/calendar-feed").await.expect(204);
     assert_eq!(reqwest::get(s.at(path2)).await.unwrap().status(), 401);
+
+    // The answers that show a feed token are never cached: the API's and the account page's.
+    let made = ada_api.post("/api/v1/me/calendar-feed", json!({})).await;
+    assert_eq!(made.status, 201);
+    assert_eq!(made.header("cache-control"), Some("no-store"));
+    let url3 = made.json["url"].as_str().unwrap().to_string();
+    let path3 = &url3[url3.find("/api/").unwrap()..];
+    let page = browser
+        .post(s.at("/account/calendar-feed"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let page = page.text().await.unwrap();
+    let at = page
+        .find("oncall.ics?token=")
+        .expect("the page shows the address");
+    let token4: String = page[at + 17..].chars().take(48).collect();
+    let path4 = format!("/api/v1/me/oncall.ics?token={token4}");
+    assert_eq!(reqwest::get(s.at(&path4)).await.unwrap().status(), 200);
+    assert_eq!(reqwest::get(s.at(path3)).await.unwrap().status(), 401);
+    // A password change ends the feed address like the user's other sessions.
+    ada_api
+        .post(
+            "/api/v1/me/password",
+            json!({"current_password": "correct horse battery", "new_password": "another horse battery"}),
+        )
+        .await
+        .expect(204);
+    assert_eq!(reqwest::get(s.at(&path4)).await.unwrap().status(), 401);
 }
