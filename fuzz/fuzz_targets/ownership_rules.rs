@@ -9,7 +9,9 @@ use libfuzzer_sys::fuzz_target;
 use lookout_protocol::ownership::{self, Subject};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     match ownership::parse(text) {
         Ok(rules) => {
             let s = Subject::new(
@@ -19,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
                 [("service", text)],
             );
             let (_, work) = rules.owners_counted(&s);
-            assert!(work <= ownership::MAX_SCAN_BYTES);
+            assert!(work.bytes <= ownership::MAX_SCAN_BYTES + ownership::MAX_SUBJECT_BYTES);
         }
         Err(e) => assert!(e.line <= text.lines().count(), "{e}"),
     }
