@@ -407,7 +407,7 @@ fn relative(path: &str) -> &str {
 /// Memory one lazy automaton may use for the states it builds while matching an event; when it
 /// has refilled it [`MAX_CACHE_CLEARS`] times the event's matching stops there, so building
 /// states (the costly part with many overlapping wildcards) is bounded per event too.
-const CACHE_BYTES: usize = 2 * 1024 * 1024;
+const CACHE_BYTES: usize = 1024 * 1024;
 const MAX_CACHE_CLEARS: usize = 2;
 
 /// One automaton for many patterns (anchored, all matches reported) and the rule each of its
