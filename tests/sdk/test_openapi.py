@@ -205,7 +205,9 @@ def seed(s):
                                            "escalation_policy_id": ep["id"]})
     ok(s, f"/api/v1/incidents/{incident['id']}/notes", {"message": "looking"})
     token = ok(s, "/api/v1/tokens", {"name": "ci", "role": "member"})
+    team = ok(s, "/api/v1/teams", {"name": "Payments", "escalation_policy_id": ep["id"]})
     return {
+        "/api/v1/teams/{id}": team["id"],
         "/api/v1/monitors/{id}": monitor["id"],
         "/api/v1/maintenance-windows/{id}": window["id"],
         "/api/v1/status-pages/{id}": page["id"],

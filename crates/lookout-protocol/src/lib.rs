@@ -21,6 +21,7 @@ pub mod decompress;
 pub mod envelope;
 pub mod event;
 pub mod grouping;
+pub mod ownership;
 pub mod parameterize;
 pub mod remote_write;
 pub mod selector;

@@ -34,6 +34,7 @@ pub mod prometheus;
 pub mod query;
 pub mod regress;
 pub mod reports;
+pub mod teams;
 pub mod tenancy;
 pub mod uptime;
 
@@ -64,6 +65,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api::router().layer(audit()))
         .merge(errors::public())
         .merge(errors::sentry_cli())
+        .merge(errors::sentry_issues().layer(audit()))
         .merge(apm::otlp::routes())
         .merge(prometheus::routes())
         .merge(alerting::public())

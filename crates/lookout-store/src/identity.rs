@@ -353,8 +353,8 @@ pub async fn accept_invitation(
 }
 
 /// Sets a new password through a reset link: spends it (and revokes the user's other reset
-/// links), sets the password, ends every session of the user and revokes their API tokens, in
-/// one transaction. `None` if the link is not live.
+/// links), sets the password, ends every session of the user and revokes their API tokens and
+/// calendar feed address, in one transaction. `None` if the link is not live.
 pub async fn reset_password(store: &Store, secret: &str, password: &str) -> Result<Option<User>> {
     let hash = hash_off_thread(password).await?;
     let mut tx = store.begin_write().await?;
@@ -372,6 +372,11 @@ pub async fn reset_password(store: &Store, secret: &str, password: &str) -> Resu
         return Ok(None);
     }
     sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    // The calendar feed address is a credential too: a reset (lost or stolen password) ends it.
+    sqlx::query("DELETE FROM calendar_feed_tokens WHERE user_id = $1")
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
@@ -437,7 +442,7 @@ pub async fn password_matches(store: &Store, user_id: i64, password: &str) -> Re
 }
 
 /// Sets a user's password and ends their other sessions (all but the one whose cookie value is
-/// `keep_session`) and any live reset link, in one transaction.
+/// `keep_session`), their calendar feed address and any live reset link, in one transaction.
 pub async fn change_password(
     store: &Store,
     user_id: i64,
@@ -459,6 +464,12 @@ pub async fn change_password(
     sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2")
         .bind(user_id)
         .bind(&keep)
+        .execute(&mut *tx)
+        .await?;
+    // The calendar feed address reads the user's shifts without a session: a password change
+    // ends it like the other sessions (a new one is a click on /account).
+    sqlx::query("DELETE FROM calendar_feed_tokens WHERE user_id = $1")
+        .bind(user_id)
         .execute(&mut *tx)
         .await?;
     sqlx::query(

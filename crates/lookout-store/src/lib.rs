@@ -39,6 +39,7 @@ pub mod reports;
 pub mod row;
 pub mod series;
 pub mod sso;
+pub mod teams;
 pub mod tenancy;
 pub mod uptime;
 pub mod wake;

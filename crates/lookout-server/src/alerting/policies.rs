@@ -16,7 +16,7 @@
 //!     "critical": {"operator": "above", "value": 0.5, "duration_seconds": 300}}],
 //!  "grouping": "per_signal" | "per_condition" | "per_policy",
 //!  "severity": "critical", "urgency": "high", "service": "checkout",
-//!  "escalation_policy_id": 1, "runbook_id": 2, "enabled": true}
+//!  "escalation_policy_id": 1, "runbook_id": 2, "enabled": true, "notify_owners": false}
 //! ```
 //!
 //! The consumer reads the stream under a leased cursor and applies each batch in the transaction
@@ -25,6 +25,9 @@
 //! publishes `nrql.*` events naming the policy and condition they belong to.
 
 mod cluster;
+mod seen;
+
+use seen::{read, Seen};
 
 use std::time::Duration;
 
@@ -138,6 +141,10 @@ pub struct PolicySpec {
     /// Off: matches nothing.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// For issues: page the escalation policy of the team the issue is assigned to (its
+    /// owners), instead of `escalation_policy_id`, when that team has one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub notify_owners: bool,
 }
 
 fn yes() -> bool {
@@ -207,220 +214,6 @@ impl PolicySpec {
             }
         }
         Ok(())
-    }
-}
-
-/// What a domain event means to policies.
-struct Seen {
-    /// The monitor or error event name a condition lists.
-    name: &'static str,
-    /// `monitor:7`, `issue:12`, `cert:7`.
-    signal: String,
-    title: String,
-    monitor_id: Option<i64>,
-    project_id: Option<i64>,
-    issue_id: Option<i64>,
-    /// The series a performance regression was found in.
-    series: Option<String>,
-    /// A database finding's kind and target.
-    db_kind: Option<String>,
-    db_target: Option<i64>,
-    /// The backup target an event concerns (`lookout` for Lookout's own).
-    backup_target: Option<String>,
-    /// The policy and condition a query condition's event belongs to.
-    nrql: Option<(i64, usize)>,
-    /// A severity the event sets itself (a query condition's priority).
-    severity: Option<Severity>,
-    /// A query condition's signal: the priority it should have once this event is applied,
-    /// from what stays open (none: nothing does, and a recovery resolves it).
-    priority_after: Option<Severity>,
-}
-
-fn read(e: &DomainEvent) -> Option<(Seen, Action)> {
-    let p = &e.payload;
-    let str_of = |k: &str| {
-        p.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let monitor = p.get("monitor_id").and_then(Value::as_i64);
-    let issue = p.get("issue_id").and_then(Value::as_i64);
-    let seen = |name: &'static str, signal: String, title: String| Seen {
-        name,
-        signal,
-        title,
-        monitor_id: monitor,
-        project_id: e.project_id,
-        issue_id: issue,
-        series: p.get("series").and_then(Value::as_str).map(str::to_string),
-        db_kind: p.get("kind").and_then(Value::as_str).map(str::to_string),
-        db_target: p.get("target_id").and_then(Value::as_i64),
-        backup_target: p.get("target").and_then(Value::as_str).map(str::to_string),
-        nrql: None,
-        severity: None,
-        priority_after: None,
-    };
-    if let Some(replica) = cluster::read(e) {
-        return Some(replica);
-    }
-    let m = || format!("monitor:{}", monitor.unwrap_or_default());
-    let i = || format!("issue:{}", issue.unwrap_or_default());
-    if let Some(kind) = e.kind.strip_prefix("nrql.") {
-        // Query conditions: the signal is the policy, condition and facet value. Warning,
-        // critical and loss of signal are one incident per signal whose priority follows what
-        // is still open (`open`, highest first; events from before it existed hold their own
-        // priority only).
-        let policy = p.get("policy_id").and_then(Value::as_i64)?;
-        let condition = usize::try_from(p.get("condition").and_then(Value::as_i64)?).ok()?;
-        let own = match kind {
-            "signal_lost" | "signal_restored" => "lost".to_string(),
-            _ => str_of("priority"),
-        };
-        let open: Option<Vec<&str>> = p
-            .get("open")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect());
-        let action = match kind {
-            "breach" | "signal_lost" => Action::Trigger,
-            _ => Action::Resolve,
-        };
-        let mut s = seen(
-            "nrql",
-            format!("nrql:{policy}:{condition}:{}", str_of("signal")),
-            str_of("title"),
-        );
-        s.nrql = Some((policy, condition));
-        s.severity = Some(priority_severity(&own));
-        s.priority_after = match open {
-            Some(open) => nrql_priority(&open),
-            None if action == Action::Trigger => s.severity,
-            None => None,
-        };
-        return Some((s, action));
-    }
-    Some(match e.kind.as_str() {
-        "monitor.down" => (
-            seen(
-                "down",
-                m(),
-                format!("{} is down: {}", str_of("name"), str_of("reason")),
-            ),
-            Action::Trigger,
-        ),
-        "cron.missed" => (
-            seen(
-                "cron_missed",
-                m(),
-                format!("{}: {}", str_of("name"), str_of("reason")),
-            ),
-            Action::Trigger,
-        ),
-        "cron.failed" => (
-            seen(
-                "cron_failed",
-                m(),
-                format!("{}: {}", str_of("name"), str_of("reason")),
-            ),
-            Action::Trigger,
-        ),
-        "monitor.certificate_expiring" => (
-            seen(
-                "certificate_expiring",
-                format!("cert:{}", monitor.unwrap_or_default()),
-                format!("{}: {}", str_of("name"), str_of("reason")),
-            ),
-            Action::Trigger,
-        ),
-        "monitor.up" => (seen("up", m(), String::new()), Action::Resolve),
-        "issue.created" => (
-            seen("new_issue", i(), format!("New issue: {}", str_of("title"))),
-            Action::Trigger,
-        ),
-        "issue.regressed" => (
-            seen(
-                "regression",
-                i(),
-                format!("Regression: {}", str_of("title")),
-            ),
-            Action::Trigger,
-        ),
-        "issue.events" => (seen("frequency", i(), String::new()), Action::Trigger),
-        "issue.resolved" => (seen("resolved", i(), String::new()), Action::Resolve),
-        "db.finding" => (
-            seen(
-                "db_finding",
-                format!(
-                    "db:{}:{}:{}",
-                    p.get("target_id")
-                        .and_then(Value::as_i64)
-                        .unwrap_or_default(),
-                    str_of("kind"),
-                    str_of("object")
-                ),
-                format!(
-                    "{}: {} {}: {}",
-                    str_of("target"),
-                    str_of("kind").replace('_', " "),
-                    str_of("object"),
-                    str_of("detail").chars().take(200).collect::<String>()
-                ),
-            ),
-            Action::Trigger,
-        ),
-        "backup.failed" | "backup.stale" => (
-            seen(
-                if e.kind == "backup.failed" {
-                    "backup_failed"
-                } else {
-                    "backup_stale"
-                },
-                format!("backup:{}", str_of("target")),
-                format!("Backup {}: {}", str_of("target"), str_of("reason")),
-            ),
-            Action::Trigger,
-        ),
-        "backup.ok" => (
-            seen(
-                "backup_ok",
-                format!("backup:{}", str_of("target")),
-                String::new(),
-            ),
-            Action::Resolve,
-        ),
-        "regression.detected" => (
-            seen(
-                "performance_regression",
-                format!("series:{}", e.subject.as_deref().unwrap_or_default()),
-                regression_title(p),
-            ),
-            Action::Trigger,
-        ),
-        _ => return None,
-    })
-}
-
-/// A query condition's priority name as a severity (a lost signal pages as critical, as New
-/// Relic's loss-of-signal incidents do).
-fn priority_severity(p: &str) -> Severity {
-    if p == "warning" {
-        Severity::Warning
-    } else {
-        Severity::Critical
-    }
-}
-
-/// The priority a query signal has while `open` (its open priorities and `lost`) stay open: the
-/// highest breach, else critical for a lost signal alone; none when nothing is open.
-fn nrql_priority(open: &[&str]) -> Option<Severity> {
-    if open.contains(&"critical") {
-        Some(Severity::Critical)
-    } else if open.contains(&"warning") {
-        Some(Severity::Warning)
-    } else if open.contains(&"lost") {
-        Some(Severity::Critical)
-    } else {
-        None
     }
 }
 
@@ -560,11 +353,24 @@ async fn apply_event(
             }
         }
     }
+    // "Notify owners": the owning team's escalation policy pages, when the issue has one. It is
+    // resolved before ranking, so a notify-owners policy whose issue has no paging owner does
+    // not outrank a policy that pages a real escalation policy.
+    let owner_ep = match (matched.iter().any(|m| m.0 .3.notify_owners), seen.issue_id) {
+        (true, Some(issue)) => {
+            lookout_store::errors::triage::owner_escalation_policy(tx, issue).await?
+        }
+        _ => None,
+    };
+    let pages = |spec: &PolicySpec| match (spec.notify_owners, owner_ep) {
+        (true, Some(ep)) => Some(ep),
+        _ => spec.escalation_policy_id,
+    };
     // The policy that speaks for the incident: one that pages somebody, then the most severe,
     // then the oldest.
     let Some(&(primary, ci, c)) = matched.iter().max_by_key(|(p, _, _)| {
         (
-            p.3.escalation_policy_id.is_some(),
+            pages(&p.3).is_some(),
             policy_severity(&p.3),
             std::cmp::Reverse(p.0),
         )
@@ -572,6 +378,7 @@ async fn apply_event(
         return Ok(false);
     };
     let (pid, name, org_id, spec) = primary;
+    let escalation = pages(spec);
     let title = if seen.name == "frequency" {
         frequency_title(tx, seen, c).await?
     } else {
@@ -597,7 +404,7 @@ async fn apply_event(
         scope,
         policy_id: Some(*pid),
         integration_id: None,
-        escalation_policy_id: spec.escalation_policy_id,
+        escalation_policy_id: escalation,
         runbook_id: spec.runbook_id,
         service: spec.service.clone(),
         urgency: spec.urgency,
@@ -638,7 +445,7 @@ async fn apply_event(
         }
         Applied::Joined(id) => {
             // The policy that speaks now pages somebody and the incident pages nobody: route it.
-            if let Some(ep) = spec.escalation_policy_id {
+            if let Some(ep) = escalation {
                 engine::adopt_escalation(tx, id, ep, &format!("policy:{name}"), now).await?;
             }
             // A query signal's priority follows what is open (a warning became critical, a

@@ -108,6 +108,7 @@ impl Modify for Security {
 pub fn router() -> Router<AppState> {
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::tenancy::api())
+        .merge(crate::teams::api())
         .merge(crate::errors::api())
         .merge(crate::apm::api())
         .merge(crate::uptime::api())

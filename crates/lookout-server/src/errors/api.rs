@@ -44,6 +44,9 @@ pub struct IssueView {
     pub last_release: Option<String>,
     /// SDK platform.
     pub platform: String,
+    /// Who it is assigned to (Sentry's `assignedTo`), or null.
+    #[serde(rename = "assignedTo")]
+    pub assigned_to: Option<super::triage::AssigneeView>,
 }
 
 impl From<Issue> for IssueView {
@@ -62,6 +65,7 @@ impl From<Issue> for IssueView {
             last_seen: iso(i.last_seen),
             first_release: i.first_release,
             last_release: i.last_release,
+            assigned_to: i.assignee.as_ref().map(Into::into),
             platform: i.platform,
         }
     }
@@ -81,7 +85,9 @@ pub struct IssueParams {
     pub release: Option<String>,
     /// Only issues first seen in this release.
     pub first_release: Option<String>,
-    /// Text in the title or culprit.
+    /// Text in the title or culprit, with Sentry's search terms: `assigned:me`,
+    /// `assigned:my_teams`, `assigned:#team`, `assigned:ada@example.com`, `is:unassigned`,
+    /// `is:assigned`, `is:resolved` (a `status` parameter wins over `is:`).
     pub query: Option<String>,
     /// `last_seen` (default), `first_seen`, `events` or `users`.
     pub sort: Option<String>,
@@ -93,7 +99,7 @@ pub struct IssueParams {
     responses((status = 200, body = IssuePage), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
-    _who: Principal,
+    who: Principal,
     ApiPath(id): ApiPath<i64>,
     ApiQuery(f): ApiQuery<IssueParams>,
     ApiQuery(q): ApiQuery<ListParams>,
@@ -116,13 +122,17 @@ pub async fn list(
             ));
         }
     }
+    let search =
+        super::triage::parse_search(&state, f.query.as_deref().unwrap_or(""), who.user_id())
+            .await?;
     let filter = IssueFilter {
-        status: f.status,
+        status: f.status.or(search.status),
         environment: f.environment,
         release: f.release,
         first_release: f.first_release,
-        query: f.query.filter(|q| !q.trim().is_empty()),
+        query: search.text,
         sort: f.sort,
+        assigned: search.assigned,
     };
     let page = errors::list_issues(state.store(), id, &filter, &q.cursor()).await?;
     Ok(Json(page.map(IssueView::from).into()))

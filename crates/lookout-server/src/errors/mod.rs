@@ -6,7 +6,10 @@ pub mod attachments;
 pub mod feedback;
 pub mod ingest;
 pub mod sentry_api;
+pub mod sentry_issues;
 pub mod sourcemaps;
+pub mod triage;
+pub mod triage_ui;
 pub mod ui;
 use axum::routing::{get, post};
 use axum::Router;
@@ -34,6 +37,15 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(attachments::download))
         .routes(routes!(feedback::for_issue))
         .routes(routes!(feedback::for_project))
+        .routes(routes!(triage::put_assignee))
+        .routes(routes!(triage::activity))
+        .routes(routes!(triage::post_comment))
+        .routes(routes!(triage::get_ownership, triage::put_ownership))
+}
+
+/// The part of Sentry's web API its clients use to triage issues (assign, comment), token auth.
+pub fn sentry_issues() -> Router<AppState> {
+    sentry_issues::routes()
 }
 
 /// The part of Sentry's web API that `sentry-cli` uses to upload source maps (token auth).
@@ -52,6 +64,12 @@ pub fn pages() -> Router<AppState> {
             post(sourcemaps::reprocess_form),
         )
         .route("/errors/source-maps", get(sourcemaps::page))
+        .route("/errors/issues/{id}/assign", post(triage_ui::assign))
+        .route("/errors/issues/{id}/comments", post(triage_ui::comment))
+        .route(
+            "/errors/ownership",
+            get(triage_ui::ownership).post(triage_ui::save_ownership),
+        )
 }
 
 /// Sentry's ingest endpoints, authenticated by the DSN key rather than a session or token.

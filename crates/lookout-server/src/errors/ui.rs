@@ -37,6 +37,8 @@ pub struct IssueRow {
     users: i64,
     last_seen: When,
     spark: String,
+    /// `#team` or the user's name; empty when unassigned.
+    assignee: String,
 }
 
 /// Setup snippets for a DSN.
@@ -113,10 +115,14 @@ fn opt(s: &str) -> Option<String> {
 /// `GET /errors`
 pub async fn list(
     State(state): State<AppState>,
-    Page { ctx, .. }: Page,
+    Page { ctx, session, .. }: Page,
     Query(q): Query<ListQuery>,
 ) -> UiResult {
     let pid = ctx.project_id;
+    // `assigned:me is:unassigned …`: a term that names nobody is the form's mistake (422).
+    let search = super::triage::parse_search(&state, &q.query, Some(session.user.id))
+        .await
+        .map_err(|e| UiError::Refused(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     let loaded: Result<_, StoreError> = async {
         if pid == 0 {
             return Ok((None, Vec::new(), None, Vec::new(), Vec::new(), false));
@@ -126,7 +132,7 @@ pub async fn list(
             state.settings(),
         );
         let status = match q.status.as_str() {
-            "" => None,
+            "" => search.status.clone(),
             s => Some(s.to_string()),
         };
         if status
@@ -141,9 +147,10 @@ pub async fn list(
             // "New in this release" narrows the release filter to issues first seen in it.
             release: opt(&q.release).filter(|_| q.new != "1"),
             first_release: opt(&q.release).filter(|_| q.new == "1"),
-            query: opt(&q.query),
+            query: search.text.clone(),
             sort: opt(&q.sort)
                 .filter(|s| ["last_seen", "first_seen", "events", "users"].contains(&s.as_str())),
+            assigned: search.assigned.clone(),
         };
         let page = errors::list_issues(
             state.store(),
@@ -187,6 +194,7 @@ pub async fn list(
                     count: i.count,
                     users: i.user_count,
                     last_seen: When::at(i.last_seen),
+                    assignee: i.assignee.as_ref().map(|a| a.label()).unwrap_or_default(),
                 }
             })
             .collect();
@@ -295,6 +303,8 @@ struct IssuePage {
     attachments: Vec<(String, String, String)>,
     /// What users said about this issue's events: who, when, what.
     feedback: Vec<(String, When, String)>,
+    /// Assignee, activity and comment form.
+    triage: super::triage_ui::TriageView,
 }
 
 fn text(v: &Value) -> String {
@@ -390,6 +400,27 @@ pub async fn issue(
     Path(id): Path<i64>,
     Query(eq): Query<EventQuery>,
 ) -> UiResult {
+    issue_page(
+        &state,
+        ctx,
+        &s,
+        id,
+        eq.event,
+        super::triage_ui::Typed::default(),
+    )
+    .await
+}
+
+/// The issue page, with what the comment form kept when it was refused.
+pub(crate) async fn issue_page(
+    state: &AppState,
+    ctx: PageCtx,
+    s: &tenancy::Session,
+    id: i64,
+    event: Option<String>,
+    typed: super::triage_ui::Typed,
+) -> UiResult {
+    let eq = EventQuery { event };
     let loaded: Result<_, StoreError> = async {
         let issue = errors::get_issue(state.store(), id).await?;
         let tags = errors::issue_tags(state.store(), id).await?;
@@ -548,7 +579,9 @@ pub async fn issue(
             (who, When::at(r.created_at), r.comments)
         })
         .collect();
-    Ok(render(&IssuePage {
+    let status = typed.status();
+    let triage = super::triage_ui::load(state, &issue, typed).await?;
+    let page = render(&IssuePage {
         title: issue.title.clone(),
         ctx,
         seen: (When::at(issue.first_seen), When::at(issue.last_seen)),
@@ -569,7 +602,10 @@ pub async fn issue(
         can_edit: s.user.role >= Role::Member,
         attachments,
         feedback,
-    }))
+        triage,
+    })
+    .into_response();
+    Ok((status, page).into_response())
 }
 
 /// The status form.

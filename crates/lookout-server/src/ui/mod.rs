@@ -99,6 +99,7 @@ pub const SECTIONS: &[Section] = &[
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(crate::tenancy::pages())
+        .merge(crate::teams::pages())
         .merge(crate::errors::pages())
         .merge(crate::apm::pages())
         .merge(crate::uptime::pages())

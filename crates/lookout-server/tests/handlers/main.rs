@@ -17,6 +17,7 @@ mod oncall_config;
 mod openapi_roles;
 mod operations;
 mod roles;
+mod triage;
 mod uptime_maintenance;
 mod validation;
 

@@ -50,6 +50,14 @@ const VIEWER_WRITES: &[(&str, &str)] = &[
     ),
     ("PATCH /api/v1/me", "everyone names themself"),
     (
+        "POST /api/v1/me/calendar-feed",
+        "everyone subscribes to their own shifts",
+    ),
+    (
+        "DELETE /api/v1/me/calendar-feed",
+        "everyone revokes their own calendar feed",
+    ),
+    (
         "POST /api/v1/password-reset",
         "public (see PUBLIC): anyone may ask for a reset link",
     ),
@@ -101,6 +109,21 @@ const ADMIN: &[(&str, &str)] = &[
         "agent tokens are the admin's",
     ),
     ("GET /api/v1/users", "users are the admin's"),
+    ("POST /api/v1/teams", "teams are the admin's"),
+    ("PUT /api/v1/teams/{id}", "teams are the admin's"),
+    ("DELETE /api/v1/teams/{id}", "teams are the admin's"),
+    (
+        "PUT /api/v1/teams/{id}/members/{user_id}",
+        "team membership is the admin's",
+    ),
+    (
+        "DELETE /api/v1/teams/{id}/members/{user_id}",
+        "team membership is the admin's",
+    ),
+    (
+        "PUT /api/v1/projects/{id}/ownership",
+        "ownership rules route issues and pages: project settings are the admin's",
+    ),
     ("POST /api/v1/users", "users are the admin's"),
     ("DELETE /api/v1/users/{id}", "users are the admin's"),
     ("GET /api/v1/users/{id}", "admin, or the user themself"),

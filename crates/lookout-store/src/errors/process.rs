@@ -20,6 +20,7 @@ use crate::{cursor, events, Backend, Result, Store, Write};
 use lookout_core::time::now_ms;
 use lookout_protocol::event::{parse_event, Clock, ErrorEvent};
 use lookout_protocol::grouping;
+use lookout_protocol::ownership::Subject;
 
 /// The processor's cursor name.
 pub const CURSOR: &str = "errors.processor";
@@ -414,6 +415,7 @@ async fn group_batch(
     pending: Vec<Pending>,
 ) -> Result<(Vec<Write>, BTreeMap<i64, (i64, i64)>)> {
     let mut announcements = Vec::new();
+    let mut ownership = super::triage::OwnershipCache::default();
     let mut per_issue: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
     if pending.is_empty() {
         return Ok((announcements, per_issue));
@@ -562,6 +564,16 @@ async fn group_batch(
                     &json!({ "issue_id": id, "title": title, "level": ev.level,
                              "first_seen": ev.timestamp_ms }),
                 ));
+                // Ownership rules assign the new issue in this transaction, so an alert policy
+                // that notifies owners finds the owner when it reads `issue.created`.
+                let tag_list = tag_pairs(ev);
+                let subject = Subject::from_event(&ev.body, &tag_list);
+                if let Some(a) = ownership
+                    .auto_assign(tx, p.project_id, id, &subject)
+                    .await?
+                {
+                    announcements.push(a);
+                }
                 states.insert(
                     id,
                     IssueState {

@@ -33,6 +33,8 @@ pub struct PolicyForm {
     escalation_policy_id: String,
     runbook_id: String,
     enabled: bool,
+    /// Page the escalation policy of the team that owns the issue (error conditions).
+    notify_owners: bool,
 }
 
 impl PolicyForm {
@@ -54,6 +56,7 @@ impl PolicyForm {
                 "escalation_policy_id" => f.escalation_policy_id = v,
                 "runbook_id" => f.runbook_id = v,
                 "enabled" => f.enabled = true,
+                "notify_owners" => f.notify_owners = true,
                 _ => {}
             }
         }
@@ -80,6 +83,7 @@ impl PolicyForm {
             escalation_policy_id: text("escalation_policy_id"),
             runbook_id: text("runbook_id"),
             enabled: spec["enabled"] != Value::Bool(false),
+            notify_owners: spec["notify_owners"] == Value::Bool(true),
         }
     }
 
@@ -88,6 +92,9 @@ impl PolicyForm {
         let conditions = conditions::body(&mut self.conditions)?;
         let mut v = json!({"name": self.name.trim(), "conditions": conditions,
             "enabled": self.enabled});
+        if self.notify_owners {
+            v["notify_owners"] = json!(true);
+        }
         for (k, val) in [
             ("severity", &self.severity),
             ("urgency", &self.urgency),

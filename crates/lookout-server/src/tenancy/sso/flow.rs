@@ -227,20 +227,17 @@ async fn finish(
             .id_token_verifier()
             .set_allowed_algs(accepted_algorithms())
             .set_time_fn(skewed);
-        id_token
-            .claims(&verifier, &nonce)
-            .cloned()
-            .map_err(|e| {
-                (
-                    matches!(
-                        e,
-                        openidconnect::ClaimsVerificationError::SignatureVerification(
-                            openidconnect::SignatureVerificationError::NoMatchingKey
-                        )
-                    ),
-                    describe(&e),
-                )
-            })
+        id_token.claims(&verifier, &nonce).cloned().map_err(|e| {
+            (
+                matches!(
+                    e,
+                    openidconnect::ClaimsVerificationError::SignatureVerification(
+                        openidconnect::SignatureVerificationError::NoMatchingKey
+                    )
+                ),
+                describe(&e),
+            )
+        })
     };
     let claims = match verify(&oidc) {
         Ok(c) => c,

@@ -54,6 +54,8 @@ struct AccountPage {
     name_error: bool,
     current_error: bool,
     new_error: bool,
+    /// My teams, shifts and calendar feed (`crate::teams::ui`).
+    oncall: crate::teams::ui::AccountOnCall,
 }
 
 /// What a form on the page did.
@@ -67,6 +69,8 @@ struct Outcome {
     name_error: bool,
     current_error: bool,
     new_error: bool,
+    /// A calendar feed address just made, shown once.
+    feed_url: Option<String>,
 }
 
 async fn account_page(
@@ -111,6 +115,7 @@ async fn account_page(
         })
         .collect();
     let totp = crate::tenancy::totp::status(state, user.id).await?;
+    let oncall = crate::teams::ui::account_oncall(state, user.id, o.feed_url).await?;
     let page = AccountPage {
         title: "Your account".into(),
         ctx,
@@ -129,6 +134,7 @@ async fn account_page(
         name_error: o.name_error,
         current_error: o.current_error,
         new_error: o.new_error,
+        oncall,
     };
     Ok((o.status.unwrap_or(StatusCode::OK), render(&page)).into_response())
 }
@@ -143,6 +149,22 @@ pub async fn account(State(state): State<AppState>, headers: HeaderMap, page: Pa
         Outcome::default(),
     )
     .await
+}
+
+/// `/account` with a calendar feed address just made (`crate::teams::ui::account_feed`).
+pub async fn show_with_feed(
+    state: &AppState,
+    s: &Session,
+    headers: &HeaderMap,
+    ctx: PageCtx,
+    url: String,
+) -> UiResult {
+    let o = Outcome {
+        notice: Some("Calendar feed address made: copy it now, it is shown once.".into()),
+        feed_url: Some(url),
+        ..Outcome::default()
+    };
+    account_page(state, s, headers, ctx, o).await
 }
 
 /// The profile form.

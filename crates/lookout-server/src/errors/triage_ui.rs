@@ -1,0 +1,299 @@
+//! Triage on the issue page (the assignee picker, the activity stream and the comment form) and
+//! the project's ownership rules page (`/errors/ownership`). The forms call the same service
+//! functions as the API (`super::triage`); a refused comment or rule set comes back with what was
+//! typed and the reason.
+
+use askama::Template;
+use axum::extract::{Form, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+use serde::Deserialize;
+
+use super::triage;
+use crate::service::ServiceError;
+use crate::state::AppState;
+use crate::ui::check_csrf;
+use crate::ui::error::{UiError, UiResult};
+use crate::ui::extract::{Admin, Member, Page, Viewer};
+use crate::ui::fmt::When;
+use crate::ui::layout::{render, PageCtx};
+use lookout_core::Role;
+use lookout_store::errors::triage as store;
+use lookout_store::errors::Issue;
+use lookout_store::{teams, tenancy, Cursor};
+
+/// What the comment form kept when it was refused.
+#[derive(Default)]
+pub struct Typed {
+    /// The comment as typed.
+    pub comment: String,
+    /// Why it was refused.
+    pub error: Option<String>,
+}
+
+impl Typed {
+    /// 422 when the page shows a refused form, else 200.
+    pub fn status(&self) -> StatusCode {
+        if self.error.is_some() {
+            StatusCode::UNPROCESSABLE_ENTITY
+        } else {
+            StatusCode::OK
+        }
+    }
+}
+
+/// One entry of the activity stream as shown.
+pub struct ActivityLine {
+    /// The entry's id (the page links to `#activity-{id}`).
+    pub id: i64,
+    /// `note`, `assigned`, `auto_assigned`, `unassigned`.
+    pub kind: String,
+    /// Who.
+    pub actor: String,
+    /// When.
+    pub when: When,
+    /// The comment, or whom it was assigned to.
+    pub text: String,
+}
+
+/// The triage part of the issue page.
+pub struct TriageView {
+    /// Who it is assigned to, as people read it (empty: nobody).
+    pub assignee: String,
+    /// The picker's current value (`user:ID`, `team:ID`, or empty).
+    pub current: String,
+    /// `(value, label)` of everyone it can be assigned to: teams first, then users.
+    pub options: Vec<(String, String)>,
+    /// Assignments and comments, oldest first.
+    pub activity: Vec<ActivityLine>,
+    /// The comment form as typed.
+    pub typed: Typed,
+}
+
+/// Loads the triage view of an issue.
+pub async fn load(state: &AppState, issue: &Issue, typed: Typed) -> Result<TriageView, UiError> {
+    let org = tenancy::default_org(state.store()).await?;
+    let mut options: Vec<(String, String)> = teams::all(state.store(), org.id)
+        .await?
+        .into_iter()
+        .map(|t| {
+            (
+                format!("team:{}", t.id),
+                format!("#{} ({})", t.slug, t.name),
+            )
+        })
+        .collect();
+    let users = tenancy::list_users(
+        state.store(),
+        &Cursor {
+            after: None,
+            limit: Some(1000),
+        },
+    )
+    .await?;
+    options.extend(users.items.into_iter().map(|u| {
+        let label = match u.name {
+            Some(n) => format!("{n} <{}>", u.email),
+            None => u.email,
+        };
+        (format!("user:{}", u.id), label)
+    }));
+    let activity = store::activity(state.store(), issue.id)
+        .await?
+        .into_iter()
+        .map(|a| {
+            let s = |k: &str| {
+                a.data
+                    .get(k)
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            ActivityLine {
+                text: if a.kind == "note" {
+                    s("text")
+                } else {
+                    s("label")
+                },
+                id: a.id,
+                kind: a.kind,
+                actor: a.actor,
+                when: When::at(a.created_at),
+            }
+        })
+        .collect();
+    Ok(TriageView {
+        assignee: issue
+            .assignee
+            .as_ref()
+            .map(|a| a.label())
+            .unwrap_or_default(),
+        current: issue
+            .assignee
+            .as_ref()
+            .map(|a| a.actor_id())
+            .unwrap_or_default(),
+        options,
+        activity,
+        typed,
+    })
+}
+
+/// The assign form.
+#[derive(Deserialize)]
+pub struct AssignForm {
+    csrf: String,
+    #[serde(default)]
+    assigned_to: String,
+}
+
+/// `POST /errors/issues/{id}/assign`
+pub async fn assign(
+    State(state): State<AppState>,
+    page: Page<Member>,
+    Path(id): Path<i64>,
+    Form(f): Form<AssignForm>,
+) -> UiResult {
+    check_csrf(&page.session, &f.csrf)?;
+    let who = principal(&page);
+    match triage::assign(&state, &who, id, &f.assigned_to).await {
+        Ok(_) => Ok(Redirect::to(&format!("/errors/issues/{id}#triage")).into_response()),
+        Err(ServiceError::Invalid(m)) => {
+            tracing::info!(issue = id, error = %m, "Assignment refused.");
+            Err(UiError::Refused(StatusCode::UNPROCESSABLE_ENTITY, m))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn principal<R: crate::ui::extract::MinRole>(page: &Page<R>) -> crate::auth::Principal {
+    crate::auth::Principal {
+        caller: crate::auth::Caller::Session(page.session.clone()),
+    }
+}
+
+/// The comment form.
+#[derive(Deserialize)]
+pub struct CommentForm {
+    csrf: String,
+    #[serde(default)]
+    text: String,
+}
+
+/// `POST /errors/issues/{id}/comments`
+pub async fn comment(
+    State(state): State<AppState>,
+    page: Page<Member>,
+    Path(id): Path<i64>,
+    Form(f): Form<CommentForm>,
+) -> UiResult {
+    check_csrf(&page.session, &f.csrf)?;
+    let who = principal(&page);
+    match triage::comment(&state, &who, id, &f.text).await {
+        Ok(a) => {
+            Ok(Redirect::to(&format!("/errors/issues/{id}#activity-{}", a.id)).into_response())
+        }
+        Err(ServiceError::Invalid(m)) => {
+            tracing::info!(issue = id, error = %m, "Comment refused.");
+            let typed = Typed {
+                comment: f.text,
+                error: Some(m),
+            };
+            super::ui::issue_page(&state, page.ctx, &page.session, id, None, typed).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "ownership.html")]
+struct OwnershipPage {
+    title: String,
+    ctx: PageCtx,
+    project: String,
+    raw: String,
+    auto_assign: bool,
+    updated: Option<When>,
+    can_edit: bool,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+async fn ownership_page(
+    state: &AppState,
+    ctx: PageCtx,
+    can_edit: bool,
+    typed: Option<(String, bool, String)>,
+    notice: Option<String>,
+) -> UiResult {
+    if ctx.project_id == 0 {
+        return Err(UiError::Refused(
+            StatusCode::NOT_FOUND,
+            "Create a project first.".into(),
+        ));
+    }
+    let project = tenancy::get_project(state.store(), ctx.project_id).await?;
+    let saved = store::ownership(state.store(), project.id).await?;
+    let (raw, auto_assign, error, status) = match typed {
+        Some((raw, auto, e)) => (raw, auto, Some(e), StatusCode::UNPROCESSABLE_ENTITY),
+        None => (saved.raw, saved.auto_assign, None, StatusCode::OK),
+    };
+    let html = render(&OwnershipPage {
+        title: "Ownership rules".into(),
+        ctx,
+        project: project.name,
+        raw,
+        auto_assign,
+        updated: (saved.updated_at > 0).then(|| When::at(saved.updated_at)),
+        can_edit,
+        error,
+        notice,
+    });
+    Ok((status, html).into_response())
+}
+
+/// `GET /errors/ownership`
+pub async fn ownership(State(state): State<AppState>, page: Page<Viewer>) -> UiResult {
+    let admin = page.session.user.role >= Role::Admin;
+    ownership_page(&state, page.ctx, admin, None, None).await
+}
+
+/// The ownership form.
+#[derive(Deserialize)]
+pub struct OwnershipForm {
+    csrf: String,
+    #[serde(default)]
+    raw: String,
+    #[serde(default)]
+    auto_assign: Option<String>,
+}
+
+/// `POST /errors/ownership`
+pub async fn save_ownership(
+    State(state): State<AppState>,
+    page: Page<Admin>,
+    Form(f): Form<OwnershipForm>,
+) -> UiResult {
+    check_csrf(&page.session, &f.csrf)?;
+    tenancy::get_project(state.store(), page.ctx.project_id)
+        .await
+        .map_err(|_| UiError::Refused(StatusCode::NOT_FOUND, "Choose a project first.".into()))?;
+    let auto = f.auto_assign.is_some();
+    if let Err(e) = triage::check_rules(&state, &f.raw).await {
+        let msg = match e {
+            ServiceError::Invalid(m) => m.trim_start_matches("raw: ").to_string(),
+            e => return Err(e.into()),
+        };
+        tracing::info!(error = %msg, "Ownership rules refused.");
+        return ownership_page(&state, page.ctx, true, Some((f.raw, auto, msg)), None).await;
+    }
+    store::save_ownership(state.store(), page.ctx.project_id, &f.raw, auto).await?;
+    ownership_page(
+        &state,
+        page.ctx,
+        true,
+        None,
+        Some("Ownership rules saved.".into()),
+    )
+    .await
+}
