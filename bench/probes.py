@@ -10,46 +10,21 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from proc import cpu_seconds, rss_mb, start_lookout  # noqa: E402
 
 LOOKOUT, TARGET = sys.argv[1], sys.argv[2]
 N = int(sys.argv[3]) if len(sys.argv) > 3 else 10_000
 MEASURE = int(sys.argv[4]) if len(sys.argv) > 4 else 180
 TOKEN = "lk_bench_token_0123456789abcdef"
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def main():
     target = subprocess.Popen([TARGET], stdout=subprocess.PIPE, text=True)
     port = int(target.stdout.readline())
-    data = tempfile.mkdtemp(prefix="lookout-probes-bench-")
-    env = dict(os.environ, LOOKOUT_BOOTSTRAP_TOKEN=TOKEN, RUST_LOG="warn")
-    srv = subprocess.Popen([LOOKOUT, "serve", "--data-dir", data, "--listen", "127.0.0.1:0", "--otlp-listen", "127.0.0.1:0"],
-                           stdout=subprocess.PIPE, text=True, env=env)
-    url = None
-    for line in srv.stdout:
-        if "UI and API:" in line:
-            url = line.split()[-1]
-            break
-    threading.Thread(target=lambda: [None for _ in srv.stdout], daemon=True).start()
+    srv, url, data = start_lookout(LOOKOUT, TOKEN, "lookout-probes-bench-")
 
     def api(path, body=None):
         req = urllib.request.Request(url + path, method="POST" if body is not None else "GET",
