@@ -311,8 +311,12 @@ impl LoginThrottle {
     /// Entries kept per map.
     pub const MAX_ENTRIES: usize = 100_000;
 
+    /// An account's key in the maps (and in Redis): a digest of the normalised address, so an
+    /// entry is 32 bytes whatever was typed into the form, which takes up to its body limit, and
+    /// Redis (often run with less care than the database) holds no addresses.
     pub(crate) fn account_key(email: &str) -> String {
-        email.trim().to_lowercase()
+        use sha2::Digest;
+        hex::encode(&sha2::Sha256::digest(email.trim().to_lowercase())[..16])
     }
 
     /// Clients are counted by address; IPv6 by its /64, which one host usually owns whole.

@@ -115,7 +115,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound("resource"),
             StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
-            StoreError::Overloaded => ApiError::Overloaded,
+            StoreError::Overloaded | StoreError::TimedOut(_) => ApiError::Overloaded,
             StoreError::ShuttingDown => ApiError::ShuttingDown,
             other => ApiError::Internal(other.to_string()),
         }

@@ -76,6 +76,9 @@ impl ConnectionBudget {
     }
 }
 
+/// The most a connection's read buffer holds (request line and headers must fit).
+const MAX_READ_BUFFER: usize = 64 * 1024;
+
 /// Serves `app` on `listener` until `stop` resolves, then drains in-flight requests.
 pub async fn serve(
     listener: TcpListener,
@@ -87,8 +90,13 @@ pub async fn serve(
 ) -> io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
+    // hyper's read buffer grows to ~400 KiB by default; no route needs more than a few KiB of
+    // headers, and max_connections of them at that size would be gigabytes. Past 64 KiB of
+    // headers (checked between reads, so a buffer ends under twice that) the client gets 431.
+    // Bodies stream through the buffer, so this does not cap them.
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(MAX_READ_BUFFER)
         .keep_alive(true);
     tokio::pin!(stop);
     loop {

@@ -53,6 +53,7 @@ pub struct Invitation {
 
 /// Hashes a password off the async workers (argon2id takes tens of milliseconds of CPU).
 async fn hash_off_thread(password: &str) -> Result<String> {
+    let _turn = crate::tenancy::argon2_turn().await;
     let password = password.to_string();
     tokio::task::spawn_blocking(move || hash_password(&password))
         .await
@@ -433,6 +434,7 @@ pub async fn password_matches(store: &Store, user_id: i64, password: &str) -> Re
     if hash.is_empty() {
         return Ok(false);
     }
+    let _turn = crate::tenancy::argon2_turn().await;
     let password = password.to_string();
     Ok(
         tokio::task::spawn_blocking(move || verify_password(&password, &hash))

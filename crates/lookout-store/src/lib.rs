@@ -133,6 +133,10 @@ pub enum StoreError {
     /// A stored value that does not parse (a role name, JSON payload).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// Work against the database that its caller bounded in time did not finish (a hung
+    /// connection, a database that stopped answering): named so logs do not call it corruption.
+    #[error("{0} timed out")]
+    TimedOut(&'static str),
 }
 
 impl StoreError {
@@ -578,7 +582,14 @@ async fn checkpoint_wal(
 /// - `wal_autocheckpoint=0`: [`checkpoint_wal`] checkpoints instead, off the commit path.
 /// - `cache_size=-16000` (16 MB instead of SQLite's 2 MB): span ingest inserts into indexes on
 ///   random trace ids; with the default cache nearly every insert re-read index pages (measured:
-///   most of the writer thread's time in `pread`).
+///   most of the writer thread's time in `pread`). That is each connection's ceiling, not what the
+///   pool may hold: see `soft_heap_limit`.
+/// - `soft_heap_limit=24 MiB`: one memory budget for SQLite in the whole process (the limit is
+///   process-wide, whichever connection sets it). The bundled SQLite is built with
+///   `SQLITE_ENABLE_MEMORY_MANAGEMENT`, so every connection's page cache sits in one LRU; above
+///   the limit the least recently used pages of any connection are recycled instead of new ones
+///   allocated, and eight connections with a 16 MB ceiling each cannot hold 128 MB between them.
+///   It is soft: a statement that needs more memory than the budget still gets it.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
      PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000; PRAGMA temp_store=MEMORY; \
-     PRAGMA cache_size=-16000; PRAGMA wal_autocheckpoint=0;";
+     PRAGMA cache_size=-16000; PRAGMA soft_heap_limit=25165824; PRAGMA wal_autocheckpoint=0;";

@@ -537,13 +537,7 @@ pub async fn verify_login(store: &Store, email: &str, password: &str) -> Result<
         Some(r) => r.try_get("password_hash")?,
         None => DUMMY_HASH.to_string(),
     };
-    // argon2id takes ~19 MiB and tens of milliseconds of CPU: off the async workers, at most
-    // two at once, so a burst of logins cannot stall every other request.
-    static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
-    let _turn = HASHING
-        .acquire()
-        .await
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let _turn = argon2_turn().await;
     let password = password.to_string();
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
         .await
@@ -552,6 +546,19 @@ pub async fn verify_login(store: &Store, email: &str, password: &str) -> Result<
         Some(r) if ok => Ok(Some(user_from_row(&r)?)),
         _ => Ok(None),
     }
+}
+
+/// A turn at argon2id, which takes ~19 MiB and tens of milliseconds of CPU: at most two hashes or
+/// verifications run at once in the process (each off the async workers), so a burst of sign-ins,
+/// password changes or invitations accepted cannot stall every other request or hold a thread
+/// and 19 MiB per request.
+pub(crate) async fn argon2_turn() -> tokio::sync::SemaphorePermit<'static> {
+    static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    // The semaphore is never closed, so acquiring cannot fail.
+    HASHING
+        .acquire()
+        .await
+        .unwrap_or_else(|_| unreachable!("the argon2 semaphore is never closed"))
 }
 
 /// An argon2id hash of a random password, verified against on unknown emails.

@@ -163,9 +163,13 @@ fn run(cli: Cli) -> Result<()> {
     let storage = || config::storage(&cli.common, &file);
     let target = |t: &cli::TargetArgs| Target::resolve(t, &cli.common, &file);
     let open_files = matches!(cli.command, Command::Serve(_)).then(raise_open_file_limit);
-    // Two worker threads match the machines Lookout targets and keep idle memory low.
+    // Two worker threads match the machines Lookout targets and keep idle memory low. Blocking
+    // work (decompression, source maps, remote-write decoding, backups) gets at most 32 threads
+    // instead of tokio's 512: on two cores more only adds stacks and buffers, and the ingest
+    // byte budget already bounds what waits for a thread.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .max_blocking_threads(32)
         .enable_all()
         .build()
         .context("starting the async runtime")?;

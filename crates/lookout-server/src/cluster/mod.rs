@@ -245,11 +245,7 @@ impl Cluster {
             Ok::<_, lookout_store::StoreError>((live, peers, cursors, (now, all)))
         })
         .await
-        .unwrap_or_else(|_| {
-            Err(lookout_store::StoreError::Corrupt(
-                "the heartbeat timed out".into(),
-            ))
-        });
+        .unwrap_or_else(|_| Err(lookout_store::StoreError::TimedOut("the heartbeat")));
         let (beats, rows) = self.view(|v| match outcome {
             Ok((live, peers, cursors, rows)) => {
                 v.peers = peers;

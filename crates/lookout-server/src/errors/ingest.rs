@@ -73,7 +73,9 @@ impl RateLimiter {
 /// Every ingest request needs its key's project; asking the database each time cost a thread
 /// round trip per request (measured: it capped ingest). Entries live 5 s, so a revoked key or a
 /// changed rate limit takes effect within 5 s; the map is cleared if it grows past 10,000 keys,
-/// so a flood of random keys cannot grow memory.
+/// so a flood of random keys cannot grow memory. A key longer than [`MAX_KEY_LEN`] or with
+/// anything but letters and digits is unknown without a lookup or an entry (Lookout issues 32 hex
+/// digits), so no entry holds a megabyte of header.
 #[derive(Default)]
 pub struct KeyCache {
     entries: std::sync::Mutex<std::collections::HashMap<String, (i64, Option<KeySettings>)>>,
@@ -84,6 +86,9 @@ type KeySettings = (i64, Option<i64>);
 
 const KEY_TTL_MS: i64 = 5_000;
 
+/// The longest key looked up: Lookout issues 32 hex digits.
+const MAX_KEY_LEN: usize = 64;
+
 impl KeyCache {
     pub(crate) async fn lookup(
         &self,
@@ -91,6 +96,12 @@ impl KeyCache {
         key: &str,
         now: i64,
     ) -> Result<Option<(i64, Option<i64>)>, StoreError> {
+        if key.is_empty()
+            || key.len() > MAX_KEY_LEN
+            || !key.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Ok(None);
+        }
         {
             let map = self
                 .entries

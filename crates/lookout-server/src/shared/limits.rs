@@ -168,11 +168,10 @@ impl Shared {
     }
 }
 
-/// The throttle's Redis keys: the account, then the client when known. Emails are hashed so
-/// Redis (often run with less care than the database) holds no addresses.
+/// The throttle's Redis keys: the account (a digest, see [`LoginThrottle::account_key`]), then the
+/// client when known.
 fn login_keys(email: &str, client: Option<IpAddr>) -> Vec<String> {
-    use sha2::Digest;
-    let account = hex::encode(&sha2::Sha256::digest(LoginThrottle::account_key(email))[..16]);
+    let account = LoginThrottle::account_key(email);
     let mut keys = vec![format!("lookout:login:account:{account}")];
     if let Some(ip) = client {
         keys.push(format!(

@@ -1,6 +1,6 @@
 //! What one client can make the server hold: `/metrics` series from made-up methods, slow-header
-//! connections, thousands of idle connections under a low open-file limit, and the connection
-//! cap answering 503.
+//! connections, thousands of idle connections under a low open-file limit, the connection
+//! cap answering 503, and headers past the read buffer answering 431.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ lookout_testkit::both!(
     a_stalled_upload_is_closed_after_the_idle_timeout,
     healthz_answers_while_2000_idle_connections_are_open,
     past_the_connection_cap_a_new_connection_gets_503,
+    oversized_headers_get_431_and_an_overlong_key_is_unknown,
 );
 
 fn addr(s: &TestServer) -> String {
@@ -210,4 +211,49 @@ async fn past_the_connection_cap_a_new_connection_gets_503(backend: Backend) {
         )
         .await
         .unwrap();
+}
+
+/// The status line of what the server answers to `request` on a fresh connection.
+async fn status_line(s: &TestServer, request: &[u8]) -> String {
+    let mut sock = TcpStream::connect(addr(s)).await.unwrap();
+    // The server may answer (and close) before it has read everything we send.
+    let _ = sock.write_all(request).await;
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), sock.read(&mut buf))
+        .await
+        .expect("an answer within 10 s")
+        .unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn oversized_headers_get_431_and_an_overlong_key_is_unknown(backend: Backend) {
+    let s = TestServer::start(crate::bin(), backend).await;
+    // 300 KiB of headers: past the 64 KiB a connection may buffer (hyper's default, ~400 KiB,
+    // took it).
+    let big = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: {}\r\n\r\n",
+        "a".repeat(300 * 1024)
+    );
+    let line = status_line(&s, big.as_bytes()).await;
+    assert!(
+        line.contains(" 431 "),
+        "answer to 300 KiB of headers: {line:?}"
+    );
+    // A key of 60,000 letters fits the buffer but is no key Lookout could have issued: refused
+    // as unknown (403), like any wrong key, and not remembered.
+    let long = format!(
+        "POST /api/1/envelope/?sentry_key={} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{{}}",
+        "a".repeat(60_000)
+    );
+    let line = status_line(&s, long.as_bytes()).await;
+    assert!(
+        line.contains(" 403 "),
+        "answer to a 60,000-letter key: {line:?}"
+    );
+    // The server is fine and ordinary requests still work.
+    assert_eq!(reqwest::get(s.at("/healthz")).await.unwrap().status(), 200);
 }
