@@ -52,6 +52,9 @@ pub enum DecodeError {
     /// Over [`MAX_BODY`] once decompressed: 413.
     #[error("request body exceeds {MAX_BODY} bytes after decompression")]
     TooLarge,
+    /// The caller's memory budget refused the decompressed data: 503 with `Retry-After`.
+    #[error("the ingest memory budget is spent; retry later")]
+    Busy,
     /// A `Content-Encoding` other than gzip or identity: 415.
     #[error("unsupported content encoding {0:?}; use gzip or none")]
     UnsupportedEncoding(String),
@@ -67,6 +70,17 @@ pub enum DecodeError {
 
 /// Undoes `Content-Encoding` (gzip or identity) within [`MAX_BODY`].
 pub fn decompress(body: &[u8], content_encoding: Option<&str>) -> Result<Vec<u8>, DecodeError> {
+    decompress_within(body, content_encoding, &mut |_| true).map(std::borrow::Cow::into_owned)
+}
+
+/// Undoes `Content-Encoding` within [`MAX_BODY`], asking `grant` for every chunk of decompressed
+/// output before it is allocated: a gzip body is inflated 64 KiB at a time, and a refused grant
+/// stops it ([`DecodeError::Busy`]). An identity body is borrowed, not copied.
+pub fn decompress_within<'a>(
+    body: &'a [u8],
+    content_encoding: Option<&str>,
+    grant: &mut dyn FnMut(usize) -> bool,
+) -> Result<std::borrow::Cow<'a, [u8]>, DecodeError> {
     match content_encoding
         .map(|e| e.trim().to_ascii_lowercase())
         .as_deref()
@@ -75,21 +89,41 @@ pub fn decompress(body: &[u8], content_encoding: Option<&str>) -> Result<Vec<u8>
             if body.len() > MAX_BODY {
                 return Err(DecodeError::TooLarge);
             }
-            Ok(body.to_vec())
+            Ok(std::borrow::Cow::Borrowed(body))
         }
         Some("gzip") | Some("x-gzip") => {
-            let mut out = Vec::with_capacity(body.len() * 4);
-            let read = flate2::read::MultiGzDecoder::new(body)
-                .take(MAX_BODY as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| DecodeError::Malformed {
-                    what: "gzip data",
-                    detail: e.to_string(),
-                })?;
-            if read > MAX_BODY {
-                return Err(DecodeError::TooLarge);
+            const CHUNK: usize = 64 * 1024;
+            let mut reader = flate2::read::MultiGzDecoder::new(body).take(MAX_BODY as u64 + 1);
+            let mut out: Vec<u8> = Vec::new();
+            loop {
+                if !grant(CHUNK) {
+                    return Err(DecodeError::Busy);
+                }
+                let start = out.len();
+                out.resize(start + CHUNK, 0);
+                let mut filled = start;
+                while filled < out.len() {
+                    let n =
+                        reader
+                            .read(&mut out[filled..])
+                            .map_err(|e| DecodeError::Malformed {
+                                what: "gzip data",
+                                detail: e.to_string(),
+                            })?;
+                    if n == 0 {
+                        break;
+                    }
+                    filled += n;
+                }
+                let done = filled < out.len();
+                out.truncate(filled);
+                if out.len() > MAX_BODY {
+                    return Err(DecodeError::TooLarge);
+                }
+                if done {
+                    return Ok(std::borrow::Cow::Owned(out));
+                }
             }
-            Ok(out)
         }
         Some(other) => Err(DecodeError::UnsupportedEncoding(other.to_string())),
     }

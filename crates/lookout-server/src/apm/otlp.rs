@@ -11,7 +11,7 @@
 //! listener binds to loopback by default, for agents on the same host — while the main listener,
 //! usually public, always requires a token.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -111,6 +111,7 @@ fn from_store(e: StoreError) -> Refusal {
 
 fn from_decode(e: DecodeError) -> Refusal {
     let status = match e {
+        DecodeError::Busy => return Refusal::busy(),
         DecodeError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         DecodeError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         DecodeError::Malformed { .. } => StatusCode::BAD_REQUEST,
@@ -139,7 +140,7 @@ fn respond(
 async fn export(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
     signal: Signal,
     token_required: bool,
 ) -> Response {
@@ -163,7 +164,7 @@ async fn export(
             None,
         );
     };
-    match handle(&state, &headers, &body, encoding, signal, token_required).await {
+    match handle(&state, &headers, body, encoding, signal, token_required).await {
         Ok((rejected, message)) => respond(
             encoding,
             StatusCode::OK,
@@ -183,23 +184,64 @@ async fn export(
 }
 
 /// Decodes and stores one export; the number of items refused and why.
+///
+/// The token is checked before the body is read. The body, and what it inflates to, are reserved
+/// from the ingest memory budget Sentry ingest and remote write share (`limits.max_inflight_bytes`)
+/// before they are allocated, and held until the write is acknowledged; a spent budget answers 503
+/// with `Retry-After`. Decoding runs on the blocking pool, at most [`DECODES`] at once, because a
+/// protobuf message decodes into structs many times its wire size.
 async fn handle(
     state: &AppState,
     headers: &HeaderMap,
-    body: &[u8],
+    body: Body,
     encoding: Encoding,
     signal: Signal,
     token_required: bool,
 ) -> Result<(i64, String), Refusal> {
     let project = project(state, headers, token_required).await?;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_WIRE_BODY) {
+        return Err(from_decode(DecodeError::TooLarge));
+    }
+    let budget = state.ingest_budget().clone();
+    let mut held = budget.reservation();
+    let reserved = declared.unwrap_or(MAX_WIRE_BODY);
+    if !budget.reserve(&mut held, reserved) {
+        return Err(Refusal::busy());
+    }
+    // Past the cap, or a body that broke off: either way nothing usable arrived (a client that
+    // hung up does not read the answer).
+    let wire = axum::body::to_bytes(body, MAX_WIRE_BODY)
+        .await
+        .map_err(|_| from_decode(DecodeError::TooLarge))?;
+    budget.release(&mut held, reserved.saturating_sub(wire.len()));
     let content_encoding = headers
         .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok());
-    let raw = decode::decompress(body, content_encoding).map_err(from_decode)?;
-    match signal {
-        Signal::Traces => {
-            let req = decode::traces(&raw, encoding).map_err(from_decode)?;
-            let spans = lookout_apm::span::from_request(&req);
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let _turn = DECODES.acquire().await.map_err(|_| Refusal::busy())?;
+    let grant_budget = budget.clone();
+    let (decoded, held) = tokio::task::spawn_blocking(move || {
+        let mut held = held;
+        let decoded = decode::decompress_within(&wire, content_encoding.as_deref(), &mut |n| {
+            grant_budget.reserve(&mut held, n)
+        })
+        .and_then(|raw| Decoded::from(&raw, encoding, signal));
+        (decoded, held)
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "OTLP decoding stopped.");
+        Refusal::busy()
+    })?;
+    let decoded = decoded.map_err(from_decode)?;
+    // What was reserved stays held until the write below is acknowledged.
+    let _held = held;
+    match decoded {
+        Decoded::Traces(spans) => {
             metrics::counter!("lookout_otlp_spans_total").increment(spans.spans.len() as u64);
             if !spans.spans.is_empty() {
                 state
@@ -214,9 +256,7 @@ async fn handle(
             }
             Ok((spans.rejected, spans.rejection.unwrap_or_default()))
         }
-        Signal::Logs => {
-            let req = decode::logs(&raw, encoding).map_err(from_decode)?;
-            let records = lookout_apm::log::from_request(&req);
+        Decoded::Logs(records) => {
             metrics::counter!("lookout_otlp_log_records_total").increment(records.len() as u64);
             if !records.is_empty() {
                 state
@@ -227,9 +267,7 @@ async fn handle(
             }
             Ok((0, String::new()))
         }
-        Signal::Metrics => {
-            let req = decode::metrics(&raw, encoding).map_err(from_decode)?;
-            let (points, rejected) = lookout_apm::metric::from_request(&req);
+        Decoded::Metrics(points, rejected) => {
             metrics::counter!("lookout_otlp_metric_points_total").increment(points.len() as u64);
             if !points.is_empty() {
                 lookout_store::apm::metrics::ingest(state.store(), project, &points)
@@ -243,6 +281,35 @@ async fn handle(
             };
             Ok((rejected, message))
         }
+    }
+}
+
+/// Decodes at once: two, one per core of the machines Lookout targets; more would only hold more
+/// decoded exports in memory at the same time.
+static DECODES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// One export, decoded and turned into what storage takes.
+enum Decoded {
+    Traces(lookout_apm::span::Spans),
+    Logs(Vec<lookout_apm::log::LogRecord>),
+    Metrics(Vec<lookout_apm::metric::Point>, i64),
+}
+
+impl Decoded {
+    fn from(raw: &[u8], encoding: Encoding, signal: Signal) -> Result<Decoded, DecodeError> {
+        Ok(match signal {
+            Signal::Traces => Decoded::Traces(lookout_apm::span::from_request(&decode::traces(
+                raw, encoding,
+            )?)),
+            Signal::Logs => Decoded::Logs(lookout_apm::log::from_request(&decode::logs(
+                raw, encoding,
+            )?)),
+            Signal::Metrics => {
+                let (points, rejected) =
+                    lookout_apm::metric::from_request(&decode::metrics(raw, encoding)?);
+                Decoded::Metrics(points, rejected)
+            }
+        })
     }
 }
 

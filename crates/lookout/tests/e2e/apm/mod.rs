@@ -186,6 +186,60 @@ async fn otlp_protobuf_ingest_rolls_up_and_refuses_what_it_must(backend: Backend
     assert_eq!(wait_count(&s, "catalog", 100).await.len(), 1);
 }
 
+/// OTLP shares the ingest memory budget (`limits.max_inflight_bytes`) with Sentry ingest and
+/// remote write, and the main listener checks the token before it reads a body.
+async fn otlp_bodies_are_budgeted_and_tokens_checked_first(backend: Backend) {
+    let s = TestServer::start_with_config(
+        crate::bin(),
+        backend,
+        "[limits]\nmax_envelope_bytes = 1048576\nmax_inflight_bytes = 2621440\n",
+    )
+    .await;
+    // A body declared larger than the whole budget: 503 with Retry-After, before it is read.
+    let r = post(
+        &s,
+        vec![0u8; 3 * 1024 * 1024],
+        "application/x-protobuf",
+        false,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["retry-after"], "1");
+    // A small gzip body that inflates past the budget: refused the same way while inflating.
+    let r = post(
+        &s,
+        gzip(&vec![0u8; 4 * 1024 * 1024]),
+        "application/x-protobuf",
+        true,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // The main listener: an unknown token is refused (401) without the body being read.
+    let r = reqwest::Client::new()
+        .post(s.at("/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .header("authorization", "Bearer 0123456789abcdef0123456789abcdef")
+        .body(vec![0u8; 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // Refusals gave everything back: an ordinary export is taken and counted.
+    let now = now_ns() - 60_000_000_000;
+    let spans = (0..10)
+        .map(|i| request(i, "/ok", 5, 200, now + i * 1_000_000))
+        .collect();
+    let r = post(
+        &s,
+        export("budgeted", spans).encode_to_vec(),
+        "application/x-protobuf",
+        false,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(wait_count(&s, "budgeted", 10).await[0]["count"], 10);
+}
+
 async fn acknowledged_spans_survive_kill_9(backend: Backend) {
     let mut s = TestServer::start(crate::bin(), backend).await;
     let now = now_ns() - 60_000_000_000;
@@ -224,6 +278,7 @@ use query::nrql_answers_from_the_rollups;
 
 lookout_testkit::both!(
     otlp_protobuf_ingest_rolls_up_and_refuses_what_it_must,
+    otlp_bodies_are_budgeted_and_tokens_checked_first,
     acknowledged_spans_survive_kill_9,
     nrql_answers_from_the_rollups,
     a_query_condition_opens_and_resolves_an_incident_per_facet,
