@@ -405,6 +405,19 @@ fn check_range(start_ms: i64, end_ms: i64, step_ms: i64, limits: &Limits) -> Res
     Ok(steps as usize)
 }
 
+/// A duration parameter as Prometheus's HTTP API reads one (`step`, `timeout`): seconds as a
+/// float (`15`, `0.5`) or a duration (`1m30s`, `5m`, `1d`), in milliseconds. `None` for
+/// anything else, a negative or non-finite number, or one past `i64` milliseconds.
+pub fn parse_duration_ms(text: &str) -> Option<i64> {
+    if let Ok(secs) = text.parse::<f64>() {
+        let ms = secs * 1000.0;
+        // Checked before converting: `Duration::from_secs_f64` panics on these.
+        return (ms.is_finite() && ms >= 0.0 && ms < i64::MAX as f64).then(|| ms.round() as i64);
+    }
+    let d = promql_parser::util::parse_duration(text).ok()?;
+    i64::try_from(d.as_millis()).ok()
+}
+
 /// Evaluates the query at one instant over the fetched series (one `Vec` per selection).
 pub fn eval_instant(query: &Query, t_ms: i64, fetched: &[Vec<Series>]) -> Result<Value, Error> {
     eval::run(query, t_ms, t_ms, 1, true, fetched)
@@ -426,6 +439,18 @@ pub fn eval_range(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_read_as_prometheus_reads_them() {
+        assert_eq!(parse_duration_ms("15"), Some(15_000));
+        assert_eq!(parse_duration_ms("0.5"), Some(500));
+        assert_eq!(parse_duration_ms("1m30s"), Some(90_000));
+        assert_eq!(parse_duration_ms("1d"), Some(86_400_000));
+        assert_eq!(parse_duration_ms("250ms"), Some(250));
+        for bad in ["", "-1", "NaN", "inf", "1e300", "5 minutes", "m"] {
+            assert_eq!(parse_duration_ms(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn the_parsed_tree_is_measured_even_when_the_estimate_is_bypassed() {

@@ -1,6 +1,7 @@
 //! Prometheus compatibility under `/prometheus` (a client's base URL is
 //! `http://host:8800/prometheus`, as with Mimir): remote write in ([`write`]), the HTTP API's
-//! series, labels, label values and metadata out ([`read`]), and the store's compaction and
+//! series, labels, label values and metadata out ([`read`]), PromQL instant and range queries
+//! ([`promql`]), and the store's compaction and
 //! retention jobs.
 //!
 //! **Who may do what, and which project the data is in.** Credentials come as Prometheus sends
@@ -12,6 +13,7 @@
 //!   or the `project` query parameter; without either, the first project.
 //! - A signed-in **UI session** may read (GET), for the pages.
 
+pub mod promql;
 pub mod read;
 pub mod write;
 
@@ -31,6 +33,14 @@ use crate::state::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/prometheus/api/v1/write", post(write::remote_write))
+        .route(
+            "/prometheus/api/v1/query",
+            get(promql::instant).post(promql::instant),
+        )
+        .route(
+            "/prometheus/api/v1/query_range",
+            get(promql::range).post(promql::range),
+        )
         .route(
             "/prometheus/api/v1/series",
             get(read::series).post(read::series),

@@ -16,6 +16,7 @@ mod moved;
 mod oncall_config;
 mod openapi_roles;
 mod operations;
+mod promql;
 mod roles;
 mod triage;
 mod uptime_maintenance;
@@ -47,6 +48,8 @@ pub struct Harness {
     pub admin_token: String,
     /// The store behind the router, to check what was (not) stored.
     pub store: Store,
+    /// The store's write queue, to store data as ingest would.
+    pub writes: lookout_store::writer::WriteQueue,
     _writer: Writer,
     _dir: tempfile::TempDir,
     _pg: Option<PgDatabase>,
@@ -118,6 +121,7 @@ impl Harness {
             anon,
             admin_token: ADMIN_TOKEN.to_string(),
             store,
+            writes: writer.queue(),
             _writer: writer,
             _dir: dir,
             _pg: pg,

@@ -25,6 +25,10 @@ pub enum ReadError {
     /// More series matched than one read may touch (422: narrow the selector).
     #[error("the selector matches more than {MAX_SERIES} series; add label matchers")]
     TooManySeries,
+    /// The samples read went past the caller's budget ([`select_within`]); nothing partial is
+    /// returned.
+    #[error("more than {0} samples selected")]
+    TooManySamples(usize),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -104,15 +108,37 @@ async fn read_tx(store: &Store) -> Result<sqlx::Transaction<'static, sqlx::Any>>
     Ok(tx)
 }
 
+/// Counts samples kept against a budget, so a read stops as soon as it goes past it instead of
+/// decoding everything first.
+struct Budget {
+    left: usize,
+    max: usize,
+}
+
+impl Budget {
+    /// Keeps `(t, v)` in `m` unless `t` is already there (the first value of a timestamp wins).
+    fn keep(&mut self, m: &mut BTreeMap<i64, u64>, t: i64, v: u64) -> Result<(), ReadError> {
+        if let std::collections::btree_map::Entry::Vacant(e) = m.entry(t) {
+            if self.left == 0 {
+                return Err(ReadError::TooManySamples(self.max));
+            }
+            self.left -= 1;
+            e.insert(v);
+        }
+        Ok(())
+    }
+}
+
 /// The samples in `[from, to]` of the series `ids`, by series id: chunks first, then head rows
-/// in arrival order, the first value of a timestamp kept.
+/// in arrival order, the first value of a timestamp kept; refused past `budget` samples.
 async fn samples(
     store: &Store,
     project: i64,
     ids: &HashSet<i64>,
     from: i64,
     to: i64,
-) -> Result<HashMap<i64, BTreeMap<i64, u64>>> {
+    budget: &mut Budget,
+) -> Result<HashMap<i64, BTreeMap<i64, u64>>, ReadError> {
     let mut out: HashMap<i64, BTreeMap<i64, u64>> = HashMap::new();
     let list: Vec<i64> = ids.iter().copied().collect();
     let mut tx = read_tx(store).await?;
@@ -125,15 +151,15 @@ async fn samples(
             inlist.join(",")
         );
         let mut rows = sqlx::query(&sql).bind(from).bind(to).fetch(&mut *tx);
-        while let Some(r) = rows.try_next().await? {
-            let id: i64 = r.try_get("series_id")?;
-            let data: Vec<u8> = r.try_get("data")?;
+        while let Some(r) = rows.try_next().await.map_err(StoreError::from)? {
+            let id: i64 = r.try_get("series_id").map_err(StoreError::from)?;
+            let data: Vec<u8> = r.try_get("data").map_err(StoreError::from)?;
             let decoded = chunk::decode(&data)
                 .ok_or_else(|| StoreError::Corrupt(format!("chunk of series {id}")))?;
             let m = out.entry(id).or_default();
             for (t, v) in decoded {
                 if (from..=to).contains(&t) {
-                    m.entry(t).or_insert(v);
+                    budget.keep(m, t, v)?;
                 }
             }
         }
@@ -147,16 +173,16 @@ async fn samples(
         .bind(from)
         .bind(to)
         .fetch(&mut *tx);
-        while let Some(r) = rows.try_next().await? {
-            let data: Vec<u8> = r.try_get("data")?;
+        while let Some(r) = rows.try_next().await.map_err(StoreError::from)? {
+            let data: Vec<u8> = r.try_get("data").map_err(StoreError::from)?;
             for (id, t, v) in unpack_head(&data) {
                 if (from..=to).contains(&t) && ids.contains(&id) {
-                    out.entry(id).or_default().entry(t).or_insert(v);
+                    budget.keep(out.entry(id).or_default(), t, v)?;
                 }
             }
         }
     }
-    tx.commit().await?;
+    tx.commit().await.map_err(StoreError::from)?;
     Ok(out)
 }
 
@@ -170,9 +196,26 @@ pub async fn select(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<Series>, ReadError> {
+    select_within(store, project, matchers, from_ms, to_ms, usize::MAX).await
+}
+
+/// [`select`] that reads at most `max_samples` samples: one more is
+/// [`ReadError::TooManySamples`], never a partial answer (a PromQL query's fetch budget).
+pub async fn select_within(
+    store: &Store,
+    project: i64,
+    matchers: &[Matcher],
+    from_ms: i64,
+    to_ms: i64,
+    max_samples: usize,
+) -> Result<Vec<Series>, ReadError> {
     let chosen = matching(store, project, matchers).await?;
     let ids: HashSet<i64> = chosen.iter().map(|s| s.id).collect();
-    let mut data = samples(store, project, &ids, from_ms, to_ms).await?;
+    let mut budget = Budget {
+        left: max_samples,
+        max: max_samples,
+    };
+    let mut data = samples(store, project, &ids, from_ms, to_ms, &mut budget).await?;
     let mut out = Vec::new();
     for s in chosen {
         if let Some(points) = data.remove(&s.id) {

@@ -1,0 +1,187 @@
+//! PromQL queries under `/prometheus/api/v1/query(_range)`, in process: who may query, the
+//! answer's JSON shape for GET and form POST, and every bad parameter answered in Prometheus's
+//! error shape with its status (400 `bad_data`, 422 `execution`), never a 500 or a partial
+//! answer. Agreement with a real Prometheus is tested in tests/sdk/test_promql_compare.py.
+
+use lookout_protocol::remote_write::{Batch, Series};
+use serde_json::{json, Value};
+
+use crate::Harness;
+
+/// 0:00 of a fixed day, so times in the answers are known.
+const T0: i64 = 1_700_000_000_000;
+
+/// Stores `requests_total{job="api",code=...}` every 15 s for 10 minutes: 2xx rising by 1.5 a
+/// sample, 5xx by 0.5.
+async fn seed(h: &Harness) {
+    let (project, _) = lookout_store::tenancy::ensure_default_project(&h.store)
+        .await
+        .unwrap();
+    let project = project.id;
+    let series = |code: &str, per: f64| Series {
+        labels: vec![
+            ("__name__".into(), "requests_total".into()),
+            ("code".into(), code.into()),
+            ("job".into(), "api".into()),
+        ],
+        samples: (0..=40).map(|i| (T0 + i * 15_000, per * i as f64)).collect(),
+    };
+    let batch = Batch {
+        series: vec![series("2xx", 1.5), series("5xx", 0.5)],
+        ..Batch::default()
+    };
+    lookout_store::prom::ingest(&h.store, &h.writes, project, &batch)
+        .await
+        .unwrap();
+}
+
+fn secs(ms: i64) -> String {
+    format!("{}", ms as f64 / 1000.0)
+}
+
+fn q(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+async fn error(h: &Harness, path: &str, status: u16, kind: &str, says: &str) -> Value {
+    let r = h.viewer.get(path).await;
+    assert_eq!(r.status.as_u16(), status, "{r:?}");
+    let v = r.json;
+    assert_eq!(v["status"], "error", "{v}");
+    assert_eq!(v["errorType"], kind, "{v}");
+    assert!(v["error"].as_str().unwrap().contains(says), "{path}: {v}");
+    v
+}
+
+#[tokio::test]
+async fn queries_answer_prometheus_shapes_and_refuse_bad_parameters() {
+    let h = Harness::sqlite().await;
+    seed(&h).await;
+    let at = T0 + 300_000;
+
+    // Any role may query; no credential may not.
+    h.anon
+        .get(&format!("/prometheus/api/v1/query?query=up&time={}", secs(at)))
+        .await
+        .expect(401);
+    let path = format!(
+        "/prometheus/api/v1/query?query={}&time={}",
+        q("sum by (job) (rate(requests_total[1m]))"),
+        secs(at)
+    );
+    let v = h.viewer.get(&path).await.expect(200);
+    assert_eq!(
+        v,
+        json!({"status": "success", "data": {"resultType": "vector", "result": [
+            {"metric": {"job": "api"}, "value": [1_700_000_300.0, "0.13333333333333333"]}]}})
+    );
+    // A form POST answers the same as a GET (Grafana posts).
+    let form = format!(
+        "query={}&time={}",
+        q("sum by (job) (rate(requests_total[1m]))"),
+        secs(at)
+    );
+    let posted = h
+        .viewer
+        .post_raw(
+            "/prometheus/api/v1/query",
+            "application/x-www-form-urlencoded",
+            form,
+        )
+        .await
+        .expect(200);
+    assert_eq!(posted, v);
+
+    // A range query: one point per step, times as seconds, values as strings; RFC 3339 and a
+    // duration step are read as Prometheus reads them.
+    let v = h
+        .viewer
+        .get(&format!(
+            "/prometheus/api/v1/query_range?query={}&start=2023-11-14T22:18:20Z&end={}&step=1m",
+            q("requests_total{code=\"5xx\"}"),
+            secs(T0 + 180_000)
+        ))
+        .await
+        .expect(200);
+    assert_eq!(v["data"]["resultType"], "matrix");
+    let series = &v["data"]["result"][0];
+    assert_eq!(series["metric"]["code"], "5xx");
+    assert_eq!(
+        series["values"],
+        json!([[1_700_000_000.0, "0"], [1_700_000_060.0, "2"], [1_700_000_120.0, "4"],
+               [1_700_000_180.0, "6"]])
+    );
+
+    // Bad parameters: 400 bad_data naming the parameter.
+    let range = "/prometheus/api/v1/query_range?query=up";
+    error(&h, "/prometheus/api/v1/query", 400, "bad_data", "\"query\"").await;
+    error(&h, "/prometheus/api/v1/query?query=up&time=yesterday", 400, "bad_data", "\"time\"").await;
+    error(&h, "/prometheus/api/v1/query?query=up&timeout=soon", 400, "bad_data", "\"timeout\"").await;
+    error(&h, &format!("{range}&end=10&step=1"), 400, "bad_data", "\"start\"").await;
+    error(&h, &format!("{range}&start=10&step=1"), 400, "bad_data", "\"end\"").await;
+    error(&h, &format!("{range}&start=10&end=20"), 400, "bad_data", "\"step\"").await;
+    error(&h, &format!("{range}&start=20&end=10&step=1"), 400, "bad_data", "end timestamp must not be before start").await;
+    error(&h, &format!("{range}&start=10&end=20&step=0"), 400, "bad_data", "zero or negative").await;
+    error(&h, &format!("{range}&start=10&end=20&step=-5"), 400, "bad_data", "zero or negative").await;
+    error(&h, &format!("{range}&start=10&end=20&step=5parsecs"), 400, "bad_data", "\"step\"").await;
+    error(&h, &format!("{range}&start=0&end=100000&step=1"), 400, "bad_data", "11,000 points").await;
+    // The query itself: syntax errors and unsupported functions are bad_data naming the
+    // problem, never a wrong number.
+    error(&h, &format!("/prometheus/api/v1/query?query={}", q("sum(")), 400, "bad_data", "").await;
+    error(
+        &h,
+        &format!("/prometheus/api/v1/query?query={}", q("holt_winters(requests_total[5m], 0.5, 0.5)")),
+        400,
+        "bad_data",
+        "holt_winters",
+    )
+    .await;
+    // Many-to-many matching is an execution error (422), as in Prometheus.
+    error(
+        &h,
+        &format!(
+            "/prometheus/api/v1/query?query={}&time={}",
+            q("requests_total + on(job) requests_total"),
+            secs(at)
+        ),
+        422,
+        "execution",
+        "",
+    )
+    .await;
+    // A form POST of another type is refused before it is read.
+    let r = h
+        .viewer
+        .post_raw("/prometheus/api/v1/query", "application/json", "{}")
+        .await;
+    assert_eq!(r.status.as_u16(), 415, "{r:?}");
+
+    // Over the sample budget: Prometheus's error, never a partial answer. (Only this test
+    // sets the variable; it is read per query.)
+    std::env::set_var("LOOKOUT_PROMETHEUS_QUERY_MAX_SAMPLES", "50");
+    error(
+        &h,
+        &format!(
+            "/prometheus/api/v1/query?query={}&time={}",
+            q("count_over_time(requests_total[10m])"),
+            secs(T0 + 600_000)
+        ),
+        422,
+        "execution",
+        "too many samples",
+    )
+    .await;
+    // Under it, the same query answers.
+    std::env::set_var("LOOKOUT_PROMETHEUS_QUERY_MAX_SAMPLES", "82");
+    let v = h
+        .viewer
+        .get(&format!(
+            "/prometheus/api/v1/query?query={}&time={}",
+            q("sum(count_over_time(requests_total[10m]))"),
+            secs(T0 + 600_000)
+        ))
+        .await
+        .expect(200);
+    assert_eq!(v["data"]["result"][0]["value"][1], "82");
+    std::env::remove_var("LOOKOUT_PROMETHEUS_QUERY_MAX_SAMPLES");
+}
