@@ -1,8 +1,8 @@
 //! Prometheus compatibility under `/prometheus` (a client's base URL is
 //! `http://host:8800/prometheus`, as with Mimir): remote write in ([`write`]), the HTTP API's
 //! series, labels, label values and metadata out ([`read`]), PromQL instant and range queries
-//! ([`promql`]), and the store's compaction and
-//! retention jobs.
+//! ([`promql`]), the metrics explorer page ([`ui`]), and the store's compaction and retention
+//! jobs.
 //!
 //! **Who may do what, and which project the data is in.** Credentials come as Prometheus sends
 //! them: `Authorization: Bearer <secret>` (`authorization:` / `bearer_token`) or basic auth
@@ -15,6 +15,7 @@
 
 pub mod promql;
 pub mod read;
+pub mod ui;
 pub mod write;
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -57,6 +58,11 @@ pub fn routes() -> Router<AppState> {
             "/prometheus/api/v1/metadata",
             get(read::metadata).post(read::metadata),
         )
+}
+
+/// The metrics explorer page.
+pub fn pages() -> Router<AppState> {
+    Router::new().route("/explore/metrics", get(ui::explorer))
 }
 
 /// An answer in Prometheus's error shape: `{"status":"error","errorType":…,"error":…}`.
