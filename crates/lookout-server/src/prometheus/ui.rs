@@ -13,6 +13,7 @@ use lookout_store::prom::query::{self, ReadError};
 use lookout_store::prom::{MatchOp, Matcher};
 
 use super::promql::{self, When};
+use crate::query::dashboards::promql::{rows, series_name, value_text};
 use crate::charts::{self, Series};
 use crate::state::AppState;
 use crate::ui::error::UiResult;
@@ -61,34 +62,6 @@ struct Page {
     rows: Vec<(String, String)>,
     ran: bool,
     at: crate::ui::fmt::When,
-}
-
-fn value_text(v: f64) -> String {
-    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else if v.is_finite() {
-        crate::ui::fmt::number(v)
-    } else {
-        lookout_promql::format_value(v)
-    }
-}
-
-/// A label set as PromQL writes it: `name{a="x", b="y"}`.
-fn series_name(labels: &[(String, String)]) -> String {
-    let name = labels
-        .iter()
-        .find(|(k, _)| k == "__name__")
-        .map_or("", |(_, v)| v.as_str());
-    let rest: Vec<String> = labels
-        .iter()
-        .filter(|(k, _)| k != "__name__")
-        .map(|(k, v)| format!("{k}={v:?}"))
-        .collect();
-    if rest.is_empty() && !name.is_empty() {
-        name.to_string()
-    } else {
-        format!("{name}{{{}}}", rest.join(", "))
-    }
 }
 
 /// The selector the metric and filters make.
@@ -231,22 +204,12 @@ pub async fn explorer(
         }
     }
     match promql::evaluate(store, project, &page.promql, When::Instant(end), PAGE_TIMEOUT).await {
-        Ok(Value::Vector(samples)) => {
-            page.rows = samples
-                .iter()
-                .map(|s| (series_name(&s.labels), value_text(s.v)))
-                .collect();
-        }
-        Ok(Value::Scalar { v, .. }) => page.rows = vec![("scalar".into(), value_text(v))],
         Ok(Value::String { v, .. }) => page.rows = vec![("string".into(), v)],
-        Ok(Value::Matrix(series)) => {
-            page.rows = series
-                .iter()
-                .map(|s| {
-                    let last = s.points.last().map_or(f64::NAN, |p| p.1);
-                    (series_name(&s.labels), value_text(last))
-                })
-                .collect();
+        Ok(v) => {
+            page.rows = rows(&v)
+                .into_iter()
+                .map(|(name, v)| (name, value_text(v)))
+                .collect()
         }
         Err(e) => page.error = Some(format!("PromQL: {}", e.message())),
     }
@@ -265,6 +228,8 @@ mod tests {
         ];
         assert_eq!(series_name(&labels), "up{job=\"node\"}");
         assert_eq!(series_name(&labels[..1]), "up");
+        assert_eq!(value_text(3.0), "3");
+        assert_eq!(value_text(f64::NAN), "NaN");
         let f = |label: &str, value: &str| Filter {
             label: label.into(),
             param: format!("l.{label}"),
