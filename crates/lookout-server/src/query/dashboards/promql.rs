@@ -37,12 +37,10 @@ pub fn series_name(labels: &[(String, String)]) -> String {
     }
 }
 
-/// A value as people read it: whole numbers as they are, others to three significant digits,
-/// NaN and infinities as Prometheus writes them.
+/// A value as people read it (`0.62`, `12.3`, `4,210`), NaN and infinities as Prometheus
+/// writes them.
 pub fn value_text(v: f64) -> String {
-    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else if v.is_finite() {
+    if v.is_finite() {
         crate::ui::fmt::number(v)
     } else {
         lookout_promql::format_value(v)
