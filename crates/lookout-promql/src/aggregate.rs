@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::Error;
 use crate::eval::{present, Ctx, ABSENT, RS};
-use crate::functions::{count_value_label, quantile};
+use crate::window::{count_value_label, quantile};
 use crate::ir::{Agg, AggOp, Func, Grouping, Node, RangeFn};
 use crate::value::Labels;
 

@@ -34,6 +34,7 @@ mod ir;
 mod matcher;
 mod relabel;
 mod value;
+mod window;
 
 use std::time::Duration;
 
