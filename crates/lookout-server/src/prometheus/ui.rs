@@ -55,7 +55,6 @@ struct Page {
     filters: Vec<Filter>,
     promql: String,
     ranges: Vec<(String, String, bool)>,
-    range: String,
     error: Option<String>,
     chart: String,
     /// The instant result: (labels as PromQL writes them, value as shown).
@@ -120,7 +119,6 @@ pub async fn explorer(
             .iter()
             .map(|(p, l, _)| (p.to_string(), l.to_string(), *p == range))
             .collect(),
-        range: range.clone(),
         error: None,
         chart: String::new(),
         rows: Vec::new(),
