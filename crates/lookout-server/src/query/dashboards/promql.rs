@@ -120,6 +120,8 @@ pub async fn run(
             .take(MAX_LINES)
             .map(|(name, v)| {
                 let state = w.thresholds.as_ref().map_or("ok", |t| t.state(*v));
+                // A result without labels (`sum(...)`) is named by the widget's title alone.
+                let name = if name == "{}" { "" } else { name.as_str() };
                 billboard(state, &lookout_promql::format_value(*v), &value_text(*v), name)
             })
             .collect());
