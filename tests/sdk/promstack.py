@@ -87,3 +87,10 @@ remote_write:
         p.terminate()
         p.wait(timeout=15)
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def promtool_query(promtool, *args):
+    """`promtool query ARGS…`: its output lines, sorted; fails the test on a non-zero exit."""
+    out = subprocess.run([promtool, "query", *args], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return sorted(out.stdout.splitlines())

@@ -8,12 +8,11 @@ suite (crates/lookout/tests/e2e/metrics) with messages built from the protocol's
 """
 
 import json
-import subprocess
 import time
 import urllib.parse
 
 from harness import ADMIN_TOKEN
-from promstack import get, need
+from promstack import get, need, promtool_query
 
 
 def answers(prom, lookout, path):
@@ -67,9 +66,7 @@ def test_lookout_answers_like_the_prometheus_that_writes_to_it(server, prometheu
     base = server.url.replace("http://", f"http://promtool:{ADMIN_TOKEN}@") + "/prometheus"
 
     def run(*args):
-        out = subprocess.run([promtool, "query", *args], capture_output=True, text=True, timeout=30)
-        assert out.returncode == 0, out.stderr
-        return sorted(out.stdout.splitlines())
+        return promtool_query(promtool, *args)
 
     want = run("series", "--match=up", prometheus)
     assert want == run("series", "--match=up", base) and len(want) == 2, want

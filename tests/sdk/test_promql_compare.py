@@ -12,13 +12,12 @@ disagreement never converges and fails with both answers shown.
 
 import json
 import math
-import subprocess
 import time
 import urllib.parse
 import urllib.request
 
 from harness import ADMIN_TOKEN
-from promstack import get, need
+from promstack import get, need, promtool_query
 
 # (query, also as a range query). Ranges are 30 s: the fixture scrapes every second.
 QUERIES = [
@@ -185,9 +184,7 @@ def test_promtool_and_errors_agree_with_prometheus(server, prometheus):
     base = server.url.replace("http://", f"http://promtool:{ADMIN_TOKEN}@") + "/prometheus"
 
     def run(*args):
-        out = subprocess.run([promtool, "query", *args], capture_output=True, text=True, timeout=30)
-        assert out.returncode == 0, out.stderr
-        return sorted(out.stdout.splitlines())
+        return promtool_query(promtool, *args)
 
     for query in ["sum by (mode) (rate(node_cpu_seconds_total[10s]))", "up", "scalar(count(up))"]:
         for _ in range(8):

@@ -17,9 +17,8 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use lookout_promql::{ErrorKind, Limits, Query, Selection, Series, Value};
@@ -29,7 +28,7 @@ use lookout_store::Store;
 use serde_json::json;
 use tokio::sync::Semaphore;
 
-use super::read::{begin, time, Params};
+use super::read::{begin, time, Params, PromRequest};
 use super::PromError;
 use crate::state::AppState;
 
@@ -92,7 +91,9 @@ impl From<QueryError> for PromError {
                     PromError::new(StatusCode::UNPROCESSABLE_ENTITY, "execution", message)
                 }
             },
-            QueryError::Timeout => PromError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", message),
+            QueryError::Timeout => {
+                PromError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", message)
+            }
             QueryError::Busy => PromError::busy(message),
             QueryError::Store(s) => s.into(),
         }
@@ -273,12 +274,9 @@ fn answer(v: &Value) -> Response {
 /// `/prometheus/api/v1/query`: `query`, `time` (default now), `timeout`.
 pub async fn instant(
     State(state): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Body,
+    req: PromRequest,
 ) -> Result<Response, PromError> {
-    let (project, p) = begin(&state, &method, q.as_deref(), &headers, body).await?;
+    let (project, p) = begin(&state, req).await?;
     let text = text(&p)?;
     let t = match p.one("time") {
         Some(v) => time("time", v)?,
@@ -291,14 +289,8 @@ pub async fn instant(
 
 /// `/prometheus/api/v1/query_range`: `query`, `start`, `end`, `step` (all required),
 /// `timeout`.
-pub async fn range(
-    State(state): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, PromError> {
-    let (project, p) = begin(&state, &method, q.as_deref(), &headers, body).await?;
+pub async fn range(State(state): State<AppState>, req: PromRequest) -> Result<Response, PromError> {
+    let (project, p) = begin(&state, req).await?;
     let when = range_params(&p)?;
     let text = text(&p)?;
     let timeout = timeout(&p)?;
@@ -312,7 +304,11 @@ fn range_params(p: &Params) -> Result<When, PromError> {
         p.one(name).ok_or_else(|| {
             PromError::bad_data(format!(
                 "invalid parameter \"{name}\": cannot parse \"\" to a valid {}",
-                if name == "step" { "duration" } else { "timestamp" }
+                if name == "step" {
+                    "duration"
+                } else {
+                    "timestamp"
+                }
             ))
         })
     };
@@ -325,7 +321,11 @@ fn range_params(p: &Params) -> Result<When, PromError> {
     }
     let raw = required("step")?;
     let negative = raw.parse::<f64>().is_ok_and(|v| v < 0.0);
-    let step = if negative { Some(0) } else { lookout_promql::parse_duration_ms(raw) };
+    let step = if negative {
+        Some(0)
+    } else {
+        lookout_promql::parse_duration_ms(raw)
+    };
     let step = step.ok_or_else(|| {
         PromError::bad_data(format!(
             "invalid parameter \"step\": cannot parse {raw:?} to a valid duration"

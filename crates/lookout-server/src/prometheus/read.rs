@@ -7,7 +7,7 @@
 //! stored series counts. `match[]` takes series selectors ([`lookout_protocol::selector`]).
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -43,14 +43,39 @@ impl Params {
     }
 }
 
-/// Authenticates for reading, then reads the parameters (the body only after authentication).
-pub(super) async fn begin(
-    state: &AppState,
-    method: &Method,
-    query: Option<&str>,
-    headers: &HeaderMap,
+/// A read request as it came: method, query string, headers and the body not yet read (it is
+/// read only after authentication, by [`begin`]).
+pub struct PromRequest {
+    method: Method,
+    query: Option<String>,
+    headers: HeaderMap,
     body: Body,
-) -> Result<(i64, Params), PromError> {
+}
+
+impl<S: Send + Sync> FromRequest<S> for PromRequest {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        Ok(PromRequest {
+            method: parts.method,
+            query: parts.uri.query().map(str::to_string),
+            headers: parts.headers,
+            body,
+        })
+    }
+}
+
+/// Authenticates for reading, then reads the parameters (the body only after authentication).
+pub(super) async fn begin(state: &AppState, req: PromRequest) -> Result<(i64, Params), PromError> {
+    let PromRequest {
+        method,
+        query,
+        headers,
+        body,
+    } = req;
+    let query = query.as_deref();
+    let headers = &headers;
     let access = authenticate(state, headers, query, false).await?;
     if !access.read {
         return Err(PromError {
@@ -201,19 +226,12 @@ fn cut<T>(mut v: Vec<T>, limit: usize) -> (Vec<T>, bool) {
 
 /// The one path of the listing endpoints: authenticate, read the parameters, list, then cut
 /// the list at `limit` (with Prometheus's warning) and answer it.
-async fn listing<F, Fut>(
-    state: AppState,
-    method: Method,
-    query: Option<String>,
-    headers: HeaderMap,
-    body: Body,
-    list: F,
-) -> Result<Response, PromError>
+async fn listing<F, Fut>(state: AppState, req: PromRequest, list: F) -> Result<Response, PromError>
 where
     F: FnOnce(AppState, i64, Params) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<Value>, PromError>>,
 {
-    let (project, p) = begin(&state, &method, query.as_deref(), &headers, body).await?;
+    let (project, p) = begin(&state, req).await?;
     let limit = limit(&p)?;
     let (items, truncated) = cut(list(state, project, p).await?, limit);
     Ok(success(Value::Array(items), truncated))
@@ -226,12 +244,9 @@ fn strings(v: Vec<String>) -> Vec<Value> {
 /// `/prometheus/api/v1/series`: the label sets `match[]` selects.
 pub async fn series(
     State(state): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Body,
+    req: PromRequest,
 ) -> Result<Response, PromError> {
-    listing(state, method, q, headers, body, |state, project, p| async move {
+    listing(state, req, |state, project, p| async move {
         let sel = selectors(&p)?;
         if sel.is_empty() {
             return Err(PromError::bad_data("no match[] parameter provided"));
@@ -257,12 +272,9 @@ pub async fn series(
 /// `/prometheus/api/v1/labels`: label names.
 pub async fn labels(
     State(state): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Body,
+    req: PromRequest,
 ) -> Result<Response, PromError> {
-    listing(state, method, q, headers, body, |state, project, p| async move {
+    listing(state, req, |state, project, p| async move {
         let names = query::label_names(state.store(), project, &selectors(&p)?, range(&p)?)
             .await
             .map_err(from_read)?;
@@ -275,12 +287,9 @@ pub async fn labels(
 pub async fn label_values(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Body,
+    req: PromRequest,
 ) -> Result<Response, PromError> {
-    listing(state, method, q, headers, body, |state, project, p| async move {
+    listing(state, req, |state, project, p| async move {
         if !lookout_protocol::remote_write::valid_label_name(&name) {
             return Err(PromError::bad_data(format!(
                 "invalid label name: {:?}",
@@ -299,12 +308,9 @@ pub async fn label_values(
 /// `/prometheus/api/v1/metadata`: type, help and unit per metric family.
 pub async fn metadata(
     State(state): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Body,
+    req: PromRequest,
 ) -> Result<Response, PromError> {
-    let (project, p) = begin(&state, &method, q.as_deref(), &headers, body).await?;
+    let (project, p) = begin(&state, req).await?;
     let limit = match p.one("limit") {
         None => 10_000,
         Some(v) => match v.parse::<i64>() {

@@ -13,8 +13,8 @@ use lookout_store::prom::query::{self, ReadError};
 use lookout_store::prom::{MatchOp, Matcher};
 
 use super::promql::{self, When};
-use crate::query::dashboards::promql::{rows, series_name, value_text};
-use crate::charts::{self, Series};
+use crate::charts;
+use crate::query::dashboards::promql::{lines, rows, value_text};
 use crate::state::AppState;
 use crate::ui::error::UiResult;
 use crate::ui::extract;
@@ -30,8 +30,6 @@ const RANGES: &[(&str, &str, i64)] = &[
 ];
 /// Points per line of the chart: the step is the range divided by this.
 const POINTS: i64 = 240;
-/// Lines drawn at most (the table lists every series).
-const MAX_LINES: usize = 12;
 /// Values offered per label filter; past this the filter is a text box.
 const MAX_OPTIONS: usize = 200;
 /// The explorer's queries have a shorter deadline than the API's: a page should answer fast.
@@ -125,7 +123,12 @@ pub async fn explorer(
         ran: false,
         at: crate::ui::fmt::When::at(lookout_core::time::now_ms()),
     };
-    let project = match crate::api::scope::project_of(&state, Some(one("project")).filter(|p| !p.is_empty()).as_deref()).await {
+    let project = match crate::api::scope::project_of(
+        &state,
+        Some(one("project")).filter(|p| !p.is_empty()).as_deref(),
+    )
+    .await
+    {
         Ok(p) => p,
         Err(e) => {
             page.error = Some(e.to_string());
@@ -183,14 +186,7 @@ pub async fn explorer(
     };
     match promql::evaluate(store, project, &page.promql, when, PAGE_TIMEOUT).await {
         Ok(Value::Matrix(series)) => {
-            let lines: Vec<Series> = series
-                .iter()
-                .take(MAX_LINES)
-                .map(|s| Series {
-                    name: series_name(&s.labels),
-                    points: s.points.clone(),
-                })
-                .collect();
+            let lines = lines(&series);
             if !lines.is_empty() {
                 page.chart = charts::time_series(&page.promql, &lines, start, end);
             }
@@ -201,7 +197,15 @@ pub async fn explorer(
             return Ok(render(&page));
         }
     }
-    match promql::evaluate(store, project, &page.promql, When::Instant(end), PAGE_TIMEOUT).await {
+    match promql::evaluate(
+        store,
+        project,
+        &page.promql,
+        When::Instant(end),
+        PAGE_TIMEOUT,
+    )
+    .await
+    {
         Ok(Value::String { v, .. }) => page.rows = vec![("string".into(), v)],
         Ok(v) => {
             page.rows = rows(&v)
@@ -217,6 +221,7 @@ pub async fn explorer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::query::dashboards::promql::series_name;
 
     #[test]
     fn label_sets_and_selectors_read_as_promql() {

@@ -24,7 +24,9 @@ async fn seed(h: &Harness) {
             ("code".into(), code.into()),
             ("job".into(), "api".into()),
         ],
-        samples: (0..=40).map(|i| (T0 + i * 15_000, per * i as f64)).collect(),
+        samples: (0..=40)
+            .map(|i| (T0 + i * 15_000, per * i as f64))
+            .collect(),
     };
     let batch = Batch {
         series: vec![series("2xx", 1.5), series("5xx", 0.5)],
@@ -61,7 +63,10 @@ async fn queries_answer_prometheus_shapes_and_refuse_bad_parameters() {
 
     // Any role may query; no credential may not.
     h.anon
-        .get(&format!("/prometheus/api/v1/query?query=up&time={}", secs(at)))
+        .get(&format!(
+            "/prometheus/api/v1/query?query=up&time={}",
+            secs(at)
+        ))
         .await
         .expect(401);
     let path = format!(
@@ -108,34 +113,58 @@ async fn queries_answer_prometheus_shapes_and_refuse_bad_parameters() {
     assert_eq!(series["metric"]["code"], "5xx");
     assert_eq!(
         series["values"],
-        json!([[1_700_000_000.0, "0"], [1_700_000_060.0, "2"], [1_700_000_120.0, "4"],
-               [1_700_000_180.0, "6"]])
+        json!([
+            [1_700_000_000.0, "0"],
+            [1_700_000_060.0, "2"],
+            [1_700_000_120.0, "4"],
+            [1_700_000_180.0, "6"]
+        ])
     );
 
-    // Bad parameters: 400 bad_data naming the parameter.
+    // Bad parameters and queries: 400 bad_data naming the parameter or the problem, never a
+    // wrong number.
     let range = "/prometheus/api/v1/query_range?query=up";
-    error(&h, "/prometheus/api/v1/query", 400, "bad_data", "\"query\"").await;
-    error(&h, "/prometheus/api/v1/query?query=up&time=yesterday", 400, "bad_data", "\"time\"").await;
-    error(&h, "/prometheus/api/v1/query?query=up&timeout=soon", 400, "bad_data", "\"timeout\"").await;
-    error(&h, &format!("{range}&end=10&step=1"), 400, "bad_data", "\"start\"").await;
-    error(&h, &format!("{range}&start=10&step=1"), 400, "bad_data", "\"end\"").await;
-    error(&h, &format!("{range}&start=10&end=20"), 400, "bad_data", "\"step\"").await;
-    error(&h, &format!("{range}&start=20&end=10&step=1"), 400, "bad_data", "end timestamp must not be before start").await;
-    error(&h, &format!("{range}&start=10&end=20&step=0"), 400, "bad_data", "zero or negative").await;
-    error(&h, &format!("{range}&start=10&end=20&step=-5"), 400, "bad_data", "zero or negative").await;
-    error(&h, &format!("{range}&start=10&end=20&step=5parsecs"), 400, "bad_data", "\"step\"").await;
-    error(&h, &format!("{range}&start=0&end=100000&step=1"), 400, "bad_data", "11,000 points").await;
-    // The query itself: syntax errors and unsupported functions are bad_data naming the
-    // problem, never a wrong number.
-    error(&h, &format!("/prometheus/api/v1/query?query={}", q("sum(")), 400, "bad_data", "").await;
-    error(
-        &h,
-        &format!("/prometheus/api/v1/query?query={}", q("holt_winters(requests_total[5m], 0.5, 0.5)")),
-        400,
-        "bad_data",
-        "holt_winters",
-    )
-    .await;
+    let instant = "/prometheus/api/v1/query";
+    let bad: Vec<(String, &str)> = vec![
+        (instant.to_string(), "\"query\""),
+        (format!("{instant}?query=up&time=yesterday"), "\"time\""),
+        (format!("{instant}?query=up&timeout=soon"), "\"timeout\""),
+        (format!("{range}&end=10&step=1"), "\"start\""),
+        (format!("{range}&start=10&step=1"), "\"end\""),
+        (format!("{range}&start=10&end=20"), "\"step\""),
+        (
+            format!("{range}&start=20&end=10&step=1"),
+            "end timestamp must not be before start",
+        ),
+        (
+            format!("{range}&start=10&end=20&step=0"),
+            "zero or negative",
+        ),
+        (
+            format!("{range}&start=10&end=20&step=-5"),
+            "zero or negative",
+        ),
+        (format!("{range}&start=10&end=20&step=5parsecs"), "\"step\""),
+        (
+            format!("{range}&start=0&end=100000&step=1"),
+            "11,000 points",
+        ),
+        (format!("{instant}?query={}", q("sum(")), ""),
+        (
+            format!("{instant}?query={}", q("histogram_count(requests_total)")),
+            "function \"histogram_count\" is not supported",
+        ),
+        (
+            format!(
+                "{instant}?query={}",
+                q("holt_winters(requests_total[5m], 0.5, 0.5)")
+            ),
+            "holt_winters",
+        ),
+    ];
+    for (path, says) in &bad {
+        error(&h, path, 400, "bad_data", says).await;
+    }
     // Many-to-many matching is an execution error (422), as in Prometheus.
     error(
         &h,
@@ -206,7 +235,10 @@ async fn dashboard_widgets_take_promql_checked_on_save() {
         .get(&format!("/api/v1/dashboards/{id}"))
         .await
         .expect(200);
-    assert_eq!(v["spec"]["pages"][0]["widgets"][0]["language"], "promql", "{v}");
+    assert_eq!(
+        v["spec"]["pages"][0]["widgets"][0]["language"], "promql",
+        "{v}"
+    );
     // A query the PromQL parser refuses is 422 naming the widget and the function; an NRQL
     // widget with the same text would be refused by NRQL instead.
     let r = h
@@ -218,7 +250,8 @@ async fn dashboard_widgets_take_promql_checked_on_save() {
         .await;
     assert_eq!(r.status.as_u16(), 422, "{r:?}");
     assert!(
-        r.message().starts_with("pages[0].widgets[0].query") && r.message().contains("holt_winters"),
+        r.message().starts_with("pages[0].widgets[0].query")
+            && r.message().contains("holt_winters"),
         "{r:?}"
     );
     let r = h

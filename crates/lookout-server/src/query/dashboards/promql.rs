@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use lookout_promql::Value;
+use lookout_promql::{RangeSeries, Value};
 use lookout_store::Store;
 
 use super::spec::{Kind, Widget};
@@ -45,6 +45,18 @@ pub fn value_text(v: f64) -> String {
     } else {
         lookout_promql::format_value(v)
     }
+}
+
+/// A range result as chart lines (at most [`MAX_LINES`]), named as PromQL writes label sets.
+pub fn lines(series: &[RangeSeries]) -> Vec<Series> {
+    series
+        .iter()
+        .take(MAX_LINES)
+        .map(|s| Series {
+            name: series_name(&s.labels),
+            points: s.points.clone(),
+        })
+        .collect()
 }
 
 /// The instant result as (series, value) rows.
@@ -97,17 +109,9 @@ pub async fn run(
             Kind::StackedBar => Style::StackedBar,
             _ => Style::Line,
         };
-        let lines: Vec<Series> = series
-            .iter()
-            .take(MAX_LINES)
-            .map(|s| Series {
-                name: series_name(&s.labels),
-                points: s.points.clone(),
-            })
-            .collect();
         return Ok(charts::series_chart(
             "",
-            &lines,
+            &lines(series),
             view.since,
             view.until,
             style,
@@ -122,7 +126,12 @@ pub async fn run(
                 let state = w.thresholds.as_ref().map_or("ok", |t| t.state(*v));
                 // A result without labels (`sum(...)`) is named by the widget's title alone.
                 let name = if name == "{}" { "" } else { name.as_str() };
-                billboard(state, &lookout_promql::format_value(*v), &value_text(*v), name)
+                billboard(
+                    state,
+                    &lookout_promql::format_value(*v),
+                    &value_text(*v),
+                    name,
+                )
             })
             .collect());
     }

@@ -316,7 +316,10 @@ mod tests {
         assert!(d.validate().is_ok());
         assert_eq!(Dashboard::from_yaml(&d.to_yaml()).unwrap(), d);
         // NRQL stays the default and is not written out.
-        assert!(!Dashboard::from_yaml(YAML).unwrap().to_yaml().contains("language"));
+        assert!(!Dashboard::from_yaml(YAML)
+            .unwrap()
+            .to_yaml()
+            .contains("language"));
         let mut bad = d.clone();
         bad.pages[0].widgets[0].query = Some("sum(rate(x[5m])".into());
         assert!(bad
