@@ -14,7 +14,8 @@
 //! Status codes are Prometheus's: 400 `bad_data` (the query or a parameter is wrong), 422
 //! `execution` (valid, but over a budget or ambiguous), 503 `timeout`.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -22,7 +23,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use lookout_promql::{ErrorKind, Limits, Query, Selection, Series, Value};
-use lookout_store::prom::query::{select_within, ReadError};
+use lookout_store::prom::query::{select_within, Budget, ReadError};
 use lookout_store::prom::{MatchOp, Matcher};
 use lookout_store::Store;
 use serde_json::json;
@@ -100,25 +101,58 @@ impl From<QueryError> for PromError {
     }
 }
 
+/// Requests that may wait for a query slot; one more is answered 503 at once rather than
+/// queued (each waiter holds a connection and its parsed parameters).
+pub const MAX_WAITING: usize = 32;
+
+/// Default samples one query may load when `LOOKOUT_PROMETHEUS_QUERY_MAX_SAMPLES` is unset.
+/// A fetched sample lives in a `BTreeMap<i64, u64>` during the read (~20-30 bytes with the
+/// tree's overhead) and then in the evaluator's vectors, so 5,000,000 is ~150 MB per query and
+/// ~1.2 GB with all [`MAX_CONCURRENT`] slots busy (Prometheus's 50,000,000 would be ~12 GB).
+pub const DEFAULT_MAX_SAMPLES: usize = 5_000_000;
+
 /// Samples one query may load: `LOOKOUT_PROMETHEUS_QUERY_MAX_SAMPLES` (Prometheus's
-/// `--query.max-samples`), else the evaluator's default of 25,000,000.
-fn max_samples() -> usize {
+/// `--query.max-samples`), else [`DEFAULT_MAX_SAMPLES`]; read once into the [`AppState`].
+pub fn max_samples_setting() -> usize {
     std::env::var("LOOKOUT_PROMETHEUS_QUERY_MAX_SAMPLES")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|n| *n > 0)
-        .unwrap_or(Limits::default().max_samples)
+        .unwrap_or(DEFAULT_MAX_SAMPLES)
 }
 
-fn slots() -> &'static Semaphore {
-    static SLOTS: OnceLock<Semaphore> = OnceLock::new();
-    SLOTS.get_or_init(|| Semaphore::new(MAX_CONCURRENT))
+fn slots() -> &'static Arc<Semaphore> {
+    static SLOTS: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    SLOTS.get_or_init(|| Arc::new(Semaphore::new(MAX_CONCURRENT)))
+}
+
+/// Requests waiting for a slot now.
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one waiter while alive.
+struct Waiter;
+
+impl Waiter {
+    fn enter() -> Option<Waiter> {
+        let n = WAITING.fetch_add(1, Ordering::SeqCst);
+        if n >= MAX_WAITING {
+            WAITING.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Waiter)
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        WAITING.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Parses and evaluates `text` in `project` within `timeout` (capped at [`MAX_TIMEOUT`]): the
 /// one path of every PromQL caller.
 pub async fn evaluate(
-    store: &Store,
+    state: &AppState,
     project: i64,
     text: &str,
     when: When,
@@ -126,10 +160,15 @@ pub async fn evaluate(
 ) -> Result<Value, QueryError> {
     let timeout = timeout.min(MAX_TIMEOUT);
     let deadline = Instant::now() + timeout;
-    let _slot = tokio::time::timeout(timeout, slots().acquire())
-        .await
-        .map_err(|_| QueryError::Busy)?
-        .map_err(|_| QueryError::Busy)?;
+    // The slot is owned and moves into the evaluation below: a deadline firing here only stops
+    // waiting for the answer, so the slot stays taken until the blocking work itself ends.
+    let slot = {
+        let _waiter = Waiter::enter().ok_or(QueryError::Busy)?;
+        tokio::time::timeout(timeout, slots().clone().acquire_owned())
+            .await
+            .map_err(|_| QueryError::Busy)?
+            .map_err(|_| QueryError::Busy)?
+    };
     // Parsing runs on a thread of its own (deep texts need a large stack): off the runtime.
     let owned = text.to_string();
     let query = tokio::task::spawn_blocking(move || Query::parse(&owned))
@@ -144,12 +183,12 @@ pub async fn evaluate(
         .selections(start, end, step)
         .map_err(QueryError::Query)?;
     let limits = Limits {
-        max_samples: max_samples(),
+        max_samples: state.promql_max_samples(),
         ..query.limits()
     };
     let fetched = tokio::time::timeout_at(
         deadline.into(),
-        fetch(store, project, &selections, limits.max_samples),
+        fetch(state.store(), project, &selections, limits.max_samples),
     )
     .await
     .map_err(|_| QueryError::Timeout)??;
@@ -162,10 +201,15 @@ pub async fn evaluate(
         timeout: left,
         ..limits
     });
-    let evaluated = tokio::task::spawn_blocking(move || match when {
-        When::Instant(t) => lookout_promql::eval_instant(&query, t, &fetched),
-        When::Range { start, end, step } => {
-            lookout_promql::eval_range(&query, start, end, step, &fetched)
+    // The evaluator stops at its own deadline (`timeout: left`), so the detached work ends
+    // soon after the request gives up; the slot is released only then.
+    let evaluated = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        match when {
+            When::Instant(t) => lookout_promql::eval_instant(&query, t, &fetched),
+            When::Range { start, end, step } => {
+                lookout_promql::eval_range(&query, start, end, step, &fetched)
+            }
         }
     });
     match tokio::time::timeout_at(deadline.into(), evaluated).await {
@@ -198,7 +242,9 @@ async fn fetch(
     selections: &[Selection],
     max_samples: usize,
 ) -> Result<Vec<Vec<Series>>, QueryError> {
-    let mut left = max_samples;
+    // One budget for every selector: series (their label bytes) and samples of all of them
+    // count together, and at most MAX_SERIES series over the whole query.
+    let mut budget = Budget::new(max_samples);
     let mut out = Vec::with_capacity(selections.len());
     for sel in selections {
         let matchers = sel
@@ -219,20 +265,25 @@ async fn fetch(
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let series = select_within(store, project, &matchers, sel.from_ms, sel.to_ms, left)
-            .await
-            .map_err(|e| match e {
-                ReadError::TooManySamples(_) => {
-                    QueryError::Query(lookout_promql::Error::too_many_samples(max_samples))
-                }
-                ReadError::TooManySeries => QueryError::Query(lookout_promql::Error {
-                    kind: ErrorKind::Execution,
-                    message: e.to_string(),
-                }),
-                ReadError::Store(s) => QueryError::Store(s),
-            })?;
-        let n: usize = series.iter().map(|s| s.samples.len()).sum();
-        left = left.saturating_sub(n);
+        let series = select_within(
+            store,
+            project,
+            &matchers,
+            sel.from_ms,
+            sel.to_ms,
+            &mut budget,
+        )
+        .await
+        .map_err(|e| match e {
+            ReadError::TooManySamples(_) => {
+                QueryError::Query(lookout_promql::Error::too_many_samples(max_samples))
+            }
+            ReadError::TooManySeries => QueryError::Query(lookout_promql::Error {
+                kind: ErrorKind::Execution,
+                message: e.to_string(),
+            }),
+            ReadError::Store(s) => QueryError::Store(s),
+        })?;
         out.push(
             series
                 .into_iter()
@@ -283,7 +334,7 @@ pub async fn instant(
         None => lookout_core::time::now_ms(),
     };
     let timeout = timeout(&p)?;
-    let v = evaluate(state.store(), project, &text, When::Instant(t), timeout).await?;
+    let v = evaluate(&state, project, &text, When::Instant(t), timeout).await?;
     Ok(answer(&v))
 }
 
@@ -294,7 +345,7 @@ pub async fn range(State(state): State<AppState>, req: PromRequest) -> Result<Re
     let when = range_params(&p)?;
     let text = text(&p)?;
     let timeout = timeout(&p)?;
-    let v = evaluate(state.store(), project, &text, when, timeout).await?;
+    let v = evaluate(&state, project, &text, when, timeout).await?;
     Ok(answer(&v))
 }
 
@@ -336,10 +387,7 @@ fn range_params(p: &Params) -> Result<When, PromError> {
             "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
         ));
     }
-    if (i128::from(end) - i128::from(start)) / i128::from(step) > 11_000 {
-        return Err(PromError::bad_data(
-            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
-        ));
-    }
+    // The resolution limit (11,000 intervals) is checked once, by the evaluator's
+    // `selections`, with Prometheus's message.
     Ok(When::Range { start, end, step })
 }

@@ -63,16 +63,14 @@ struct Page {
 
 /// The selector the metric and filters make.
 fn selector(metric: &str, filters: &[Filter]) -> String {
-    let set: Vec<String> = filters
+    // Label names come from the store (or the URL): one PromQL cannot write bare is left out
+    // rather than spliced into the text.
+    let set: Vec<(&str, &str)> = filters
         .iter()
-        .filter(|f| !f.value.is_empty())
-        .map(|f| format!("{}={:?}", f.label, f.value))
+        .filter(|f| !f.value.is_empty() && lookout_promql::is_label_name(&f.label))
+        .map(|f| (f.label.as_str(), f.value.as_str()))
         .collect();
-    if set.is_empty() {
-        metric.to_string()
-    } else {
-        format!("{metric}{{{}}}", set.join(", "))
-    }
+    lookout_promql::selector(metric, &set)
 }
 
 fn read_error(e: ReadError) -> String {
@@ -184,7 +182,7 @@ pub async fn explorer(
         end: end - end.rem_euclid(step),
         step,
     };
-    match promql::evaluate(store, project, &page.promql, when, PAGE_TIMEOUT).await {
+    match promql::evaluate(&state, project, &page.promql, when, PAGE_TIMEOUT).await {
         Ok(Value::Matrix(series)) => {
             let lines = lines(&series);
             if !lines.is_empty() {
@@ -198,7 +196,7 @@ pub async fn explorer(
         }
     }
     match promql::evaluate(
-        store,
+        &state,
         project,
         &page.promql,
         When::Instant(end),

@@ -50,6 +50,8 @@ pub struct Harness {
     pub store: Store,
     /// The store's write queue, to store data as ingest would.
     pub writes: lookout_store::writer::WriteQueue,
+    /// The router's state, to set per-test limits (the PromQL sample budget).
+    pub state: AppState,
     _writer: Writer,
     _dir: tempfile::TempDir,
     _pg: Option<PgDatabase>,
@@ -113,7 +115,7 @@ impl Harness {
             sealer,
             Arc::new(lookout_outbound::NetPolicy::default()),
         );
-        let anon = Client::router(lookout_server::app(state));
+        let anon = Client::router(lookout_server::app(state.clone()));
         Harness {
             admin: anon.bearer(ADMIN_TOKEN),
             member: anon.bearer(&member),
@@ -122,6 +124,7 @@ impl Harness {
             admin_token: ADMIN_TOKEN.to_string(),
             store,
             writes: writer.queue(),
+            state,
             _writer: writer,
             _dir: dir,
             _pg: pg,

@@ -185,9 +185,9 @@ async fn queries_answer_prometheus_shapes_and_refuse_bad_parameters() {
         .await;
     assert_eq!(r.status.as_u16(), 415, "{r:?}");
 
-    // Over the sample budget: Prometheus's error, never a partial answer. (Only this test
-    // sets the variable; it is read per query.)
-    std::env::set_var("LOOKOUT_PROMETHEUS_QUERY_MAX_SAMPLES", "50");
+    // Over the sample budget: Prometheus's error, never a partial answer. The budget is this
+    // harness's own (set on its state), so tests running beside it keep the default.
+    h.state.set_promql_max_samples(50);
     error(
         &h,
         &format!(
@@ -201,7 +201,7 @@ async fn queries_answer_prometheus_shapes_and_refuse_bad_parameters() {
     )
     .await;
     // Under it, the same query answers.
-    std::env::set_var("LOOKOUT_PROMETHEUS_QUERY_MAX_SAMPLES", "200");
+    h.state.set_promql_max_samples(200);
     let v = h
         .viewer
         .get(&format!(
@@ -212,7 +212,33 @@ async fn queries_answer_prometheus_shapes_and_refuse_bad_parameters() {
         .await
         .expect(200);
     assert_eq!(v["data"]["result"][0]["value"][1], "82");
-    std::env::remove_var("LOOKOUT_PROMETHEUS_QUERY_MAX_SAMPLES");
+    // A series' labels count against the same budget (1 + label bytes / 16): one sample
+    // under a 4 KiB label is ~250 samples' worth, over the 200 allowed, so it is refused
+    // before its samples are read.
+    let (project, _) = lookout_store::tenancy::ensure_default_project(&h.store)
+        .await
+        .unwrap();
+    let wide = Batch {
+        series: vec![Series {
+            labels: vec![
+                ("__name__".into(), "wide".into()),
+                ("blob".into(), "x".repeat(4000)),
+            ],
+            samples: vec![(T0, 1.0)],
+        }],
+        ..Batch::default()
+    };
+    lookout_store::prom::ingest(&h.store, &h.writes, project.id, &wide)
+        .await
+        .unwrap();
+    error(
+        &h,
+        &format!("/prometheus/api/v1/query?query=wide&time={}", secs(T0)),
+        422,
+        "execution",
+        "too many samples",
+    )
+    .await;
 }
 
 #[tokio::test]

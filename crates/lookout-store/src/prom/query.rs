@@ -23,7 +23,7 @@ pub const MAX_SERIES: usize = 100_000;
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     /// More series matched than one read may touch (422: narrow the selector).
-    #[error("the selector matches more than {MAX_SERIES} series; add label matchers")]
+    #[error("the selectors match more than {MAX_SERIES} series; add label matchers")]
     TooManySeries,
     /// The samples read went past the caller's budget ([`select_within`]); nothing partial is
     /// returned.
@@ -77,6 +77,18 @@ async fn matching(
     project: i64,
     matchers: &[Matcher],
 ) -> Result<Vec<Stored>, ReadError> {
+    matching_within(store, project, matchers, &mut Budget::new(usize::MAX)).await
+}
+
+/// [`matching`] charging each kept series to `budget` (see [`Budget::charge_series`]) before
+/// it is kept, so the scan stops at the first series past the budget rather than holding every
+/// label set first.
+async fn matching_within(
+    store: &Store,
+    project: i64,
+    matchers: &[Matcher],
+    budget: &mut Budget,
+) -> Result<Vec<Stored>, ReadError> {
     let name = matchers
         .iter()
         .find(|m| m.name == "__name__" && m.op == MatchOp::Eq)
@@ -87,6 +99,7 @@ async fn matching(
             if out.len() >= MAX_SERIES {
                 return Err(ReadError::TooManySeries);
             }
+            budget.charge_series(&labels)?;
             out.push(Stored { id, labels });
         }
         Ok(true)
@@ -109,13 +122,47 @@ async fn read_tx(store: &Store) -> Result<sqlx::Transaction<'static, sqlx::Any>>
 }
 
 /// Counts samples kept against a budget, so a read stops as soon as it goes past it instead of
-/// decoding everything first.
-struct Budget {
+/// decoding everything first. One budget may span several reads (every selector of a PromQL
+/// query): series and samples of all of them count together.
+#[derive(Debug)]
+pub struct Budget {
     left: usize,
     max: usize,
+    series_left: usize,
 }
 
 impl Budget {
+    /// A budget of `max` samples and at most [`MAX_SERIES`] series over all reads charged to it.
+    pub fn new(max: usize) -> Self {
+        Budget {
+            left: max,
+            max,
+            series_left: MAX_SERIES,
+        }
+    }
+
+    /// Samples (and sample-equivalents) still allowed.
+    pub fn left(&self) -> usize {
+        self.left
+    }
+
+    /// Charges one kept series: its label set is held in memory as long as its samples are,
+    /// so it costs `1 + label_bytes / 16` samples (a sample is ~16 bytes in the read), and
+    /// counts toward the [`MAX_SERIES`] series of the whole budget.
+    fn charge_series(&mut self, labels: &[(String, String)]) -> Result<(), ReadError> {
+        if self.series_left == 0 {
+            return Err(ReadError::TooManySeries);
+        }
+        self.series_left -= 1;
+        let bytes: usize = labels.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let cost = 1 + bytes / 16;
+        if cost > self.left {
+            return Err(ReadError::TooManySamples(self.max));
+        }
+        self.left -= cost;
+        Ok(())
+    }
+
     /// Keeps `(t, v)` in `m` unless `t` is already there (the first value of a timestamp wins).
     fn keep(&mut self, m: &mut BTreeMap<i64, u64>, t: i64, v: u64) -> Result<(), ReadError> {
         if let std::collections::btree_map::Entry::Vacant(e) = m.entry(t) {
@@ -196,26 +243,31 @@ pub async fn select(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<Series>, ReadError> {
-    select_within(store, project, matchers, from_ms, to_ms, usize::MAX).await
+    select_within(
+        store,
+        project,
+        matchers,
+        from_ms,
+        to_ms,
+        &mut Budget::new(usize::MAX),
+    )
+    .await
 }
 
-/// [`select`] that reads at most `max_samples` samples: one more is
-/// [`ReadError::TooManySamples`], never a partial answer (a PromQL query's fetch budget).
+/// [`select`] charged to `budget`: each matching series (its labels) and each sample read;
+/// one past it is [`ReadError::TooManySamples`] (or [`ReadError::TooManySeries`]), never a
+/// partial answer (a PromQL query's fetch budget, shared by all its selectors).
 pub async fn select_within(
     store: &Store,
     project: i64,
     matchers: &[Matcher],
     from_ms: i64,
     to_ms: i64,
-    max_samples: usize,
+    budget: &mut Budget,
 ) -> Result<Vec<Series>, ReadError> {
-    let chosen = matching(store, project, matchers).await?;
+    let chosen = matching_within(store, project, matchers, budget).await?;
     let ids: HashSet<i64> = chosen.iter().map(|s| s.id).collect();
-    let mut budget = Budget {
-        left: max_samples,
-        max: max_samples,
-    };
-    let mut data = samples(store, project, &ids, from_ms, to_ms, &mut budget).await?;
+    let mut data = samples(store, project, &ids, from_ms, to_ms, budget).await?;
     let mut out = Vec::new();
     for s in chosen {
         if let Some(points) = data.remove(&s.id) {

@@ -63,7 +63,7 @@ pub fn prepare(query: &str, kind: Kind, view: &View<'_>) -> Result<Query, String
 
 /// Runs one widget.
 pub async fn run_widget(
-    store: &Store,
+    state: &crate::AppState,
     projects: &[i64],
     w: &Widget,
     view: &View<'_>,
@@ -81,12 +81,13 @@ pub async fn run_widget(
         return out;
     }
     if w.language == Language::Promql {
-        match promql::run(store, projects, w, view).await {
+        match promql::run(state, projects, w, view).await {
             Ok(html) => out.html = html,
             Err(e) => out.error = Some(e),
         }
         return out;
     }
+    let store = state.store();
     let result = async {
         let q = prepare(w.query.as_deref().unwrap_or_default(), w.kind, view)?;
         let window = lookout_nrql::time::window(&q, now).map_err(|e| e.0)?;

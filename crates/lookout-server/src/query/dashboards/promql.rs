@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use crate::AppState;
 use lookout_promql::{RangeSeries, Value};
-use lookout_store::Store;
 
 use super::spec::{Kind, Widget};
 use super::{billboard, esc, View};
@@ -25,16 +25,12 @@ pub fn series_name(labels: &[(String, String)]) -> String {
         .iter()
         .find(|(k, _)| k == "__name__")
         .map_or("", |(_, v)| v.as_str());
-    let rest: Vec<String> = labels
+    let rest: Vec<(&str, &str)> = labels
         .iter()
         .filter(|(k, _)| k != "__name__")
-        .map(|(k, v)| format!("{k}={v:?}"))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    if rest.is_empty() && !name.is_empty() {
-        name.to_string()
-    } else {
-        format!("{name}{{{}}}", rest.join(", "))
-    }
+    lookout_promql::selector(name, &rest)
 }
 
 /// A value as people read it (`0.62`, `12.3`, `4,210`), NaN and infinities as Prometheus
@@ -80,7 +76,7 @@ pub fn rows(v: &Value) -> Vec<(String, f64)> {
 
 /// Runs a PromQL widget: its HTML, or the error to show in its place.
 pub async fn run(
-    store: &Store,
+    state: &AppState,
     projects: &[i64],
     w: &Widget,
     view: &View<'_>,
@@ -100,7 +96,7 @@ pub async fn run(
     } else {
         When::Instant(view.until)
     };
-    let v = evaluate(store, project, text, when, WIDGET_TIMEOUT)
+    let v = evaluate(state, project, text, when, WIDGET_TIMEOUT)
         .await
         .map_err(|e| format!("PromQL: {}", e.message()))?;
     if let (true, Value::Matrix(series)) = (chart, &v) {
