@@ -17,6 +17,9 @@ const POINTS: i64 = 240;
 /// Lines drawn at most.
 const MAX_LINES: usize = 12;
 /// A dashboard holds many widgets: each gets a short deadline.
+/// Rows a PromQL table widget shows (as billboards cap their tiles).
+pub const MAX_TABLE_ROWS: usize = 500;
+
 const WIDGET_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A label set as PromQL writes it: `name{a="x"}`.
@@ -134,11 +137,19 @@ pub async fn run(
     let mut s = String::from(
         "<table class=\"result\"><thead><tr><th>Series</th><th class=\"num\">Value</th></tr></thead><tbody>",
     );
-    for (name, v) in &rows {
+    // A table shows at most MAX_TABLE_ROWS rows and says how many more there are: a query of
+    // 100,000 series must not become a page of 100,000 rows.
+    for (name, v) in rows.iter().take(MAX_TABLE_ROWS) {
         s.push_str(&format!(
             "<tr><td class=\"mono wrap-any\">{}</td><td class=\"num\">{}</td></tr>",
             esc(name),
             esc(&value_text(*v))
+        ));
+    }
+    if rows.len() > MAX_TABLE_ROWS {
+        s.push_str(&format!(
+            "<tr><td class=\"muted\" colspan=\"2\">{} more series not shown; narrow the query.</td></tr>",
+            crate::ui::fmt::number((rows.len() - MAX_TABLE_ROWS) as f64)
         ));
     }
     if rows.is_empty() {
