@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::Error;
 use crate::eval::{present, Ctx, ABSENT, RS};
-use crate::functions::{count_value_label, quantile};
 use crate::ir::{Agg, AggOp, Func, Grouping, Node, RangeFn};
 use crate::value::Labels;
+use crate::window::{count_value_label, quantile};
 
 /// A group's running state at every step.
 struct Acc {

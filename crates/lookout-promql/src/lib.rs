@@ -33,12 +33,15 @@ mod functions;
 mod ir;
 mod matcher;
 mod relabel;
+mod text;
 mod value;
+mod window;
 
 use std::time::Duration;
 
 pub use error::{Error, ErrorKind};
 pub use matcher::{MatchOp, Matcher};
+pub use text::{is_label_name, is_metric_name, quote, selector};
 pub use value::{
     format_value, is_stale_nan, Labels, RangeSeries, Sample, Series, Value, STALE_NAN_BITS,
 };
@@ -57,7 +60,8 @@ pub struct Limits {
     /// samples it holds for this query (summed over all selections) exceed it, and answer
     /// [`Error::too_many_samples`] instead of evaluating.
     pub max_samples: usize,
-    /// Steps of a range query (Prometheus refuses more than 11,000).
+    /// Intervals of a range query, `(end - start) / step` (Prometheus refuses more than 11,000,
+    /// so 11,001 points are allowed).
     pub max_steps: usize,
     /// Wall time of one evaluation.
     pub timeout: Duration,
@@ -395,14 +399,42 @@ fn check_range(start_ms: i64, end_ms: i64, step_ms: i64, limits: &Limits) -> Res
             "zero or negative query resolution step widths are not accepted. Try a positive integer",
         ));
     }
-    let steps = ((i128::from(end_ms) - i128::from(start_ms)) / i128::from(step_ms)) as u128 + 1;
-    if steps > limits.max_steps as u128 {
+    // Prometheus compares the intervals, not the points: (end - start) / step = 11,000 is
+    // allowed (11,001 points), one more is refused. This is the only place the limit is checked.
+    let intervals = ((i128::from(end_ms) - i128::from(start_ms)) / i128::from(step_ms)) as u128;
+    if intervals > limits.max_steps as u128 {
         return Err(Error::bad_data(format!(
             "exceeded maximum resolution of {} points per timeseries. Try decreasing the query resolution (?step=XX)",
-            limits.max_steps
+            grouped(limits.max_steps)
         )));
     }
-    Ok(steps as usize)
+    Ok(intervals as usize + 1)
+}
+
+/// `11000` as Prometheus writes it in its message: `11,000`.
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A duration parameter as Prometheus's HTTP API reads one (`step`, `timeout`): seconds as a
+/// float (`15`, `0.5`) or a duration (`1m30s`, `5m`, `1d`), in milliseconds. `None` for
+/// anything else, a negative or non-finite number, or one past `i64` milliseconds.
+pub fn parse_duration_ms(text: &str) -> Option<i64> {
+    if let Ok(secs) = text.parse::<f64>() {
+        let ms = secs * 1000.0;
+        // Checked before converting: `Duration::from_secs_f64` panics on these.
+        return (ms.is_finite() && ms >= 0.0 && ms < i64::MAX as f64).then(|| ms.round() as i64);
+    }
+    let d = promql_parser::util::parse_duration(text).ok()?;
+    i64::try_from(d.as_millis()).ok()
 }
 
 /// Evaluates the query at one instant over the fetched series (one `Vec` per selection).
@@ -426,6 +458,36 @@ pub fn eval_range(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn range_resolution_allows_11000_intervals_as_prometheus_does() {
+        let limits = Limits::default();
+        // 11,000 intervals: 11,001 points, allowed.
+        assert_eq!(check_range(0, 11_000_000, 1_000, &limits).unwrap(), 11_001);
+        // One interval more is refused with Prometheus's message.
+        let e = check_range(0, 11_001_000, 1_000, &limits).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BadData);
+        assert!(
+            e.message
+                .contains("exceeded maximum resolution of 11,000 points per timeseries"),
+            "{}",
+            e.message
+        );
+        // A partial last interval does not count.
+        assert!(check_range(0, 11_000_999, 1_000, &limits).is_ok());
+    }
+
+    #[test]
+    fn durations_are_read_as_prometheus_reads_them() {
+        assert_eq!(parse_duration_ms("15"), Some(15_000));
+        assert_eq!(parse_duration_ms("0.5"), Some(500));
+        assert_eq!(parse_duration_ms("1m30s"), Some(90_000));
+        assert_eq!(parse_duration_ms("1d"), Some(86_400_000));
+        assert_eq!(parse_duration_ms("250ms"), Some(250));
+        for bad in ["", "-1", "NaN", "inf", "1e300", "5 minutes", "m"] {
+            assert_eq!(parse_duration_ms(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn the_parsed_tree_is_measured_even_when_the_estimate_is_bypassed() {

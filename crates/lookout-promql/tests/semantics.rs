@@ -114,7 +114,7 @@ fn unsupported_features_are_refused_by_name() {
 #[test]
 fn budgets_answer_clear_errors() {
     let q = Query::parse("m").unwrap();
-    let e = q.selections(0, 11_000, 1).unwrap_err();
+    let e = q.selections(0, 11_001, 1).unwrap_err();
     assert!(
         e.message.contains("11000") || e.message.contains("maximum resolution"),
         "{e}"

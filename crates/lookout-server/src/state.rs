@@ -59,6 +59,9 @@ struct Inner {
     sso: std::sync::OnceLock<Arc<crate::tenancy::sso::Sso>>,
     /// The cluster figures of the last `/metrics` scrape and when they were read.
     scrape_cache: tokio::sync::Mutex<Option<(std::time::Instant, String)>>,
+    /// Samples one PromQL query may load (`LOOKOUT_PROMETHEUS_QUERY_MAX_SAMPLES` at start);
+    /// per state, so a test can lower it without touching the process environment.
+    promql_max_samples: std::sync::atomic::AtomicUsize,
 }
 
 impl AppState {
@@ -115,9 +118,26 @@ impl AppState {
                 cluster: std::sync::OnceLock::new(),
                 sso: std::sync::OnceLock::new(),
                 scrape_cache: tokio::sync::Mutex::new(None),
+                promql_max_samples: std::sync::atomic::AtomicUsize::new(
+                    crate::prometheus::promql::max_samples_setting(),
+                ),
             }),
         }
     }
+    /// Samples one PromQL query may load.
+    pub fn promql_max_samples(&self) -> usize {
+        self.inner
+            .promql_max_samples
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets the PromQL sample budget (tests lower it to reach the refusal with little data).
+    pub fn set_promql_max_samples(&self, n: usize) {
+        self.inner
+            .promql_max_samples
+            .store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The cluster figures of the last `/metrics` scrape (see `operations::metrics_text`).
     pub fn scrape_cache(&self) -> &tokio::sync::Mutex<Option<(std::time::Instant, String)>> {
         &self.inner.scrape_cache

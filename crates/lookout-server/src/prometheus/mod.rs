@@ -1,7 +1,8 @@
 //! Prometheus compatibility under `/prometheus` (a client's base URL is
 //! `http://host:8800/prometheus`, as with Mimir): remote write in ([`write`]), the HTTP API's
-//! series, labels, label values and metadata out ([`read`]), and the store's compaction and
-//! retention jobs.
+//! series, labels, label values and metadata out ([`read`]), PromQL instant and range queries
+//! ([`promql`]), the metrics explorer page ([`ui`]), and the store's compaction and retention
+//! jobs.
 //!
 //! **Who may do what, and which project the data is in.** Credentials come as Prometheus sends
 //! them: `Authorization: Bearer <secret>` (`authorization:` / `bearer_token`) or basic auth
@@ -12,7 +13,9 @@
 //!   or the `project` query parameter; without either, the first project.
 //! - A signed-in **UI session** may read (GET), for the pages.
 
+pub mod promql;
 pub mod read;
+pub mod ui;
 pub mod write;
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -32,6 +35,14 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/prometheus/api/v1/write", post(write::remote_write))
         .route(
+            "/prometheus/api/v1/query",
+            get(promql::instant).post(promql::instant),
+        )
+        .route(
+            "/prometheus/api/v1/query_range",
+            get(promql::range).post(promql::range),
+        )
+        .route(
             "/prometheus/api/v1/series",
             get(read::series).post(read::series),
         )
@@ -47,6 +58,11 @@ pub fn routes() -> Router<AppState> {
             "/prometheus/api/v1/metadata",
             get(read::metadata).post(read::metadata),
         )
+}
+
+/// The metrics explorer page.
+pub fn pages() -> Router<AppState> {
+    Router::new().route("/explore/metrics", get(ui::explorer))
 }
 
 /// An answer in Prometheus's error shape: `{"status":"error","errorType":…,"error":…}`.

@@ -7,7 +7,7 @@
 //! stored series counts. `match[]` takes series selectors ([`lookout_protocol::selector`]).
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -25,7 +25,7 @@ const MAX_FORM: usize = 1024 * 1024;
 const MAX_SELECTORS: usize = 64;
 
 /// The request's parameters: query string and, for a form POST, the body.
-struct Params(Vec<(String, String)>);
+pub(super) struct Params(Vec<(String, String)>);
 
 impl Params {
     fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
@@ -35,7 +35,7 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
-    fn one(&self, key: &str) -> Option<&str> {
+    pub(super) fn one(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, v)| k == key && !v.is_empty())
@@ -43,14 +43,39 @@ impl Params {
     }
 }
 
-/// Authenticates for reading, then reads the parameters (the body only after authentication).
-async fn begin(
-    state: &AppState,
-    method: &Method,
-    query: Option<&str>,
-    headers: &HeaderMap,
+/// A read request as it came: method, query string, headers and the body not yet read (it is
+/// read only after authentication, by [`begin`]).
+pub struct PromRequest {
+    method: Method,
+    query: Option<String>,
+    headers: HeaderMap,
     body: Body,
-) -> Result<(i64, Params), PromError> {
+}
+
+impl<S: Send + Sync> FromRequest<S> for PromRequest {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        Ok(PromRequest {
+            method: parts.method,
+            query: parts.uri.query().map(str::to_string),
+            headers: parts.headers,
+            body,
+        })
+    }
+}
+
+/// Authenticates for reading, then reads the parameters (the body only after authentication).
+pub(super) async fn begin(state: &AppState, req: PromRequest) -> Result<(i64, Params), PromError> {
+    let PromRequest {
+        method,
+        query,
+        headers,
+        body,
+    } = req;
+    let query = query.as_deref();
+    let headers = &headers;
     let access = authenticate(state, headers, query, false).await?;
     if !access.read {
         return Err(PromError {
@@ -91,7 +116,7 @@ async fn begin(
 }
 
 /// A Prometheus time parameter: Unix seconds (with fractions) or RFC 3339, in ms.
-fn time(name: &str, v: &str) -> Result<i64, PromError> {
+pub(super) fn time(name: &str, v: &str) -> Result<i64, PromError> {
     if let Ok(secs) = v.parse::<f64>() {
         if secs.is_finite() {
             return Ok((secs * 1000.0)
@@ -169,9 +194,9 @@ fn limit(p: &Params) -> Result<usize, PromError> {
     }
 }
 
-fn from_read(e: ReadError) -> PromError {
+pub(super) fn from_read(e: ReadError) -> PromError {
     match e {
-        ReadError::TooManySeries => PromError {
+        ReadError::TooManySeries | ReadError::TooManySamples(_) => PromError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             kind: "execution",
             message: e.to_string(),
@@ -199,85 +224,93 @@ fn cut<T>(mut v: Vec<T>, limit: usize) -> (Vec<T>, bool) {
     }
 }
 
+/// The one path of the listing endpoints: authenticate, read the parameters, list, then cut
+/// the list at `limit` (with Prometheus's warning) and answer it.
+async fn listing<F, Fut>(state: AppState, req: PromRequest, list: F) -> Result<Response, PromError>
+where
+    F: FnOnce(AppState, i64, Params) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<Value>, PromError>>,
+{
+    let (project, p) = begin(&state, req).await?;
+    let limit = limit(&p)?;
+    let (items, truncated) = cut(list(state, project, p).await?, limit);
+    Ok(success(Value::Array(items), truncated))
+}
+
+fn strings(v: Vec<String>) -> Vec<Value> {
+    v.into_iter().map(Value::String).collect()
+}
+
 /// `/prometheus/api/v1/series`: the label sets `match[]` selects.
 pub async fn series(
     State(state): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Body,
+    req: PromRequest,
 ) -> Result<Response, PromError> {
-    let (project, p) = begin(&state, &method, q.as_deref(), &headers, body).await?;
-    let sel = selectors(&p)?;
-    if sel.is_empty() {
-        return Err(PromError::bad_data("no match[] parameter provided"));
-    }
-    let found = query::series(state.store(), project, &sel, range(&p)?)
-        .await
-        .map_err(from_read)?;
-    let (found, truncated) = cut(found, limit(&p)?);
-    let data: Vec<Value> = found
-        .into_iter()
-        .map(|labels| {
-            Value::Object(
-                labels
-                    .into_iter()
-                    .map(|(k, v)| (k, Value::String(v)))
-                    .collect::<Map<_, _>>(),
-            )
-        })
-        .collect();
-    Ok(success(Value::Array(data), truncated))
+    listing(state, req, |state, project, p| async move {
+        let sel = selectors(&p)?;
+        if sel.is_empty() {
+            return Err(PromError::bad_data("no match[] parameter provided"));
+        }
+        let found = query::series(state.store(), project, &sel, range(&p)?)
+            .await
+            .map_err(from_read)?;
+        Ok(found
+            .into_iter()
+            .map(|labels| {
+                Value::Object(
+                    labels
+                        .into_iter()
+                        .map(|(k, v)| (k, Value::String(v)))
+                        .collect::<Map<_, _>>(),
+                )
+            })
+            .collect())
+    })
+    .await
 }
 
 /// `/prometheus/api/v1/labels`: label names.
 pub async fn labels(
     State(state): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Body,
+    req: PromRequest,
 ) -> Result<Response, PromError> {
-    let (project, p) = begin(&state, &method, q.as_deref(), &headers, body).await?;
-    let names = query::label_names(state.store(), project, &selectors(&p)?, range(&p)?)
-        .await
-        .map_err(from_read)?;
-    let (names, truncated) = cut(names, limit(&p)?);
-    Ok(success(json!(names), truncated))
+    listing(state, req, |state, project, p| async move {
+        let names = query::label_names(state.store(), project, &selectors(&p)?, range(&p)?)
+            .await
+            .map_err(from_read)?;
+        Ok(strings(names))
+    })
+    .await
 }
 
 /// `/prometheus/api/v1/label/{name}/values`: a label's values.
 pub async fn label_values(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Body,
+    req: PromRequest,
 ) -> Result<Response, PromError> {
-    let (project, p) = begin(&state, &method, q.as_deref(), &headers, body).await?;
-    if !lookout_protocol::remote_write::valid_label_name(&name) {
-        return Err(PromError::bad_data(format!(
-            "invalid label name: {:?}",
-            name.chars().take(64).collect::<String>()
-        )));
-    }
-    let values = query::label_values(state.store(), project, &name, &selectors(&p)?, range(&p)?)
-        .await
-        .map_err(from_read)?;
-    let (values, truncated) = cut(values, limit(&p)?);
-    Ok(success(json!(values), truncated))
+    listing(state, req, |state, project, p| async move {
+        if !lookout_protocol::remote_write::valid_label_name(&name) {
+            return Err(PromError::bad_data(format!(
+                "invalid label name: {:?}",
+                name.chars().take(64).collect::<String>()
+            )));
+        }
+        let values =
+            query::label_values(state.store(), project, &name, &selectors(&p)?, range(&p)?)
+                .await
+                .map_err(from_read)?;
+        Ok(strings(values))
+    })
+    .await
 }
 
 /// `/prometheus/api/v1/metadata`: type, help and unit per metric family.
 pub async fn metadata(
     State(state): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Body,
+    req: PromRequest,
 ) -> Result<Response, PromError> {
-    let (project, p) = begin(&state, &method, q.as_deref(), &headers, body).await?;
+    let (project, p) = begin(&state, req).await?;
     let limit = match p.one("limit") {
         None => 10_000,
         Some(v) => match v.parse::<i64>() {

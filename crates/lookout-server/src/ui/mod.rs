@@ -66,6 +66,10 @@ pub const SECTIONS: &[Section] = &[
         label: "Query",
     },
     Section {
+        href: "/explore/metrics",
+        label: "Metrics",
+    },
+    Section {
         href: "/dashboards",
         label: "Dashboards",
     },
@@ -105,6 +109,7 @@ pub fn router() -> Router<AppState> {
         .merge(crate::uptime::pages())
         .merge(crate::alerting::pages())
         .merge(crate::query::pages())
+        .merge(crate::prometheus::pages())
         .merge(crate::load::pages())
         .merge(crate::regress::pages())
         .merge(crate::dbhealth::pages())

@@ -16,6 +16,7 @@ mod moved;
 mod oncall_config;
 mod openapi_roles;
 mod operations;
+mod promql;
 mod roles;
 mod triage;
 mod uptime_maintenance;
@@ -47,6 +48,10 @@ pub struct Harness {
     pub admin_token: String,
     /// The store behind the router, to check what was (not) stored.
     pub store: Store,
+    /// The store's write queue, to store data as ingest would.
+    pub writes: lookout_store::writer::WriteQueue,
+    /// The router's state, to set per-test limits (the PromQL sample budget).
+    pub state: AppState,
     _writer: Writer,
     _dir: tempfile::TempDir,
     _pg: Option<PgDatabase>,
@@ -110,7 +115,7 @@ impl Harness {
             sealer,
             Arc::new(lookout_outbound::NetPolicy::default()),
         );
-        let anon = Client::router(lookout_server::app(state));
+        let anon = Client::router(lookout_server::app(state.clone()));
         Harness {
             admin: anon.bearer(ADMIN_TOKEN),
             member: anon.bearer(&member),
@@ -118,6 +123,8 @@ impl Harness {
             anon,
             admin_token: ADMIN_TOKEN.to_string(),
             store,
+            writes: writer.queue(),
+            state,
             _writer: writer,
             _dir: dir,
             _pg: pg,

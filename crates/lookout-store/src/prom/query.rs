@@ -23,8 +23,12 @@ pub const MAX_SERIES: usize = 100_000;
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     /// More series matched than one read may touch (422: narrow the selector).
-    #[error("the selector matches more than {MAX_SERIES} series; add label matchers")]
+    #[error("the selectors match more than {MAX_SERIES} series; add label matchers")]
     TooManySeries,
+    /// The samples read went past the caller's budget ([`select_within`]); nothing partial is
+    /// returned.
+    #[error("more than {0} samples selected")]
+    TooManySamples(usize),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -73,6 +77,18 @@ async fn matching(
     project: i64,
     matchers: &[Matcher],
 ) -> Result<Vec<Stored>, ReadError> {
+    matching_within(store, project, matchers, &mut Budget::new(usize::MAX)).await
+}
+
+/// [`matching`] charging each kept series to `budget` (see [`Budget::charge_series`]) before
+/// it is kept, so the scan stops at the first series past the budget rather than holding every
+/// label set first.
+async fn matching_within(
+    store: &Store,
+    project: i64,
+    matchers: &[Matcher],
+    budget: &mut Budget,
+) -> Result<Vec<Stored>, ReadError> {
     let name = matchers
         .iter()
         .find(|m| m.name == "__name__" && m.op == MatchOp::Eq)
@@ -83,6 +99,7 @@ async fn matching(
             if out.len() >= MAX_SERIES {
                 return Err(ReadError::TooManySeries);
             }
+            budget.charge_series(&labels)?;
             out.push(Stored { id, labels });
         }
         Ok(true)
@@ -104,15 +121,71 @@ async fn read_tx(store: &Store) -> Result<sqlx::Transaction<'static, sqlx::Any>>
     Ok(tx)
 }
 
+/// Counts samples kept against a budget, so a read stops as soon as it goes past it instead of
+/// decoding everything first. One budget may span several reads (every selector of a PromQL
+/// query): series and samples of all of them count together.
+#[derive(Debug)]
+pub struct Budget {
+    left: usize,
+    max: usize,
+    series_left: usize,
+}
+
+impl Budget {
+    /// A budget of `max` samples and at most [`MAX_SERIES`] series over all reads charged to it.
+    pub fn new(max: usize) -> Self {
+        Budget {
+            left: max,
+            max,
+            series_left: MAX_SERIES,
+        }
+    }
+
+    /// Samples (and sample-equivalents) still allowed.
+    pub fn left(&self) -> usize {
+        self.left
+    }
+
+    /// Charges one kept series: its label set is held in memory as long as its samples are,
+    /// so it costs `1 + label_bytes / 16` samples (a sample is ~16 bytes in the read), and
+    /// counts toward the [`MAX_SERIES`] series of the whole budget.
+    fn charge_series(&mut self, labels: &[(String, String)]) -> Result<(), ReadError> {
+        if self.series_left == 0 {
+            return Err(ReadError::TooManySeries);
+        }
+        self.series_left -= 1;
+        let bytes: usize = labels.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let cost = 1 + bytes / 16;
+        if cost > self.left {
+            return Err(ReadError::TooManySamples(self.max));
+        }
+        self.left -= cost;
+        Ok(())
+    }
+
+    /// Keeps `(t, v)` in `m` unless `t` is already there (the first value of a timestamp wins).
+    fn keep(&mut self, m: &mut BTreeMap<i64, u64>, t: i64, v: u64) -> Result<(), ReadError> {
+        if let std::collections::btree_map::Entry::Vacant(e) = m.entry(t) {
+            if self.left == 0 {
+                return Err(ReadError::TooManySamples(self.max));
+            }
+            self.left -= 1;
+            e.insert(v);
+        }
+        Ok(())
+    }
+}
+
 /// The samples in `[from, to]` of the series `ids`, by series id: chunks first, then head rows
-/// in arrival order, the first value of a timestamp kept.
+/// in arrival order, the first value of a timestamp kept; refused past `budget` samples.
 async fn samples(
     store: &Store,
     project: i64,
     ids: &HashSet<i64>,
     from: i64,
     to: i64,
-) -> Result<HashMap<i64, BTreeMap<i64, u64>>> {
+    budget: &mut Budget,
+) -> Result<HashMap<i64, BTreeMap<i64, u64>>, ReadError> {
     let mut out: HashMap<i64, BTreeMap<i64, u64>> = HashMap::new();
     let list: Vec<i64> = ids.iter().copied().collect();
     let mut tx = read_tx(store).await?;
@@ -125,15 +198,15 @@ async fn samples(
             inlist.join(",")
         );
         let mut rows = sqlx::query(&sql).bind(from).bind(to).fetch(&mut *tx);
-        while let Some(r) = rows.try_next().await? {
-            let id: i64 = r.try_get("series_id")?;
-            let data: Vec<u8> = r.try_get("data")?;
+        while let Some(r) = rows.try_next().await.map_err(StoreError::from)? {
+            let id: i64 = r.try_get("series_id").map_err(StoreError::from)?;
+            let data: Vec<u8> = r.try_get("data").map_err(StoreError::from)?;
             let decoded = chunk::decode(&data)
                 .ok_or_else(|| StoreError::Corrupt(format!("chunk of series {id}")))?;
             let m = out.entry(id).or_default();
             for (t, v) in decoded {
                 if (from..=to).contains(&t) {
-                    m.entry(t).or_insert(v);
+                    budget.keep(m, t, v)?;
                 }
             }
         }
@@ -147,16 +220,16 @@ async fn samples(
         .bind(from)
         .bind(to)
         .fetch(&mut *tx);
-        while let Some(r) = rows.try_next().await? {
-            let data: Vec<u8> = r.try_get("data")?;
+        while let Some(r) = rows.try_next().await.map_err(StoreError::from)? {
+            let data: Vec<u8> = r.try_get("data").map_err(StoreError::from)?;
             for (id, t, v) in unpack_head(&data) {
                 if (from..=to).contains(&t) && ids.contains(&id) {
-                    out.entry(id).or_default().entry(t).or_insert(v);
+                    budget.keep(out.entry(id).or_default(), t, v)?;
                 }
             }
         }
     }
-    tx.commit().await?;
+    tx.commit().await.map_err(StoreError::from)?;
     Ok(out)
 }
 
@@ -170,9 +243,31 @@ pub async fn select(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<Series>, ReadError> {
-    let chosen = matching(store, project, matchers).await?;
+    select_within(
+        store,
+        project,
+        matchers,
+        from_ms,
+        to_ms,
+        &mut Budget::new(usize::MAX),
+    )
+    .await
+}
+
+/// [`select`] charged to `budget`: each matching series (its labels) and each sample read;
+/// one past it is [`ReadError::TooManySamples`] (or [`ReadError::TooManySeries`]), never a
+/// partial answer (a PromQL query's fetch budget, shared by all its selectors).
+pub async fn select_within(
+    store: &Store,
+    project: i64,
+    matchers: &[Matcher],
+    from_ms: i64,
+    to_ms: i64,
+    budget: &mut Budget,
+) -> Result<Vec<Series>, ReadError> {
+    let chosen = matching_within(store, project, matchers, budget).await?;
     let ids: HashSet<i64> = chosen.iter().map(|s| s.id).collect();
-    let mut data = samples(store, project, &ids, from_ms, to_ms).await?;
+    let mut data = samples(store, project, &ids, from_ms, to_ms, budget).await?;
     let mut out = Vec::new();
     for s in chosen {
         if let Some(points) = data.remove(&s.id) {

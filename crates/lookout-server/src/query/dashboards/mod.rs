@@ -1,9 +1,10 @@
-//! Dashboards: pages of widgets backed by NRQL queries ([`spec`]), run over a chosen time range
+//! Dashboards: pages of widgets backed by NRQL or PromQL ([`promql`]) queries ([`spec`]), run over a chosen time range
 //! with facet filters ([`run_widget`]), kept per organization (`lookout_store::dashboards`),
 //! applied as code (`lookout apply -f`, the config file's `dashboards:`), and the default pack
 //! ([`pack`]).
 
 pub mod pack;
+pub mod promql;
 pub mod spec;
 
 use lookout_nrql::ast::{BinOp, Expr, Query, Time, Timeseries};
@@ -13,7 +14,7 @@ use crate::charts::{self, Bar, Style};
 use crate::query::nrql::{self, QueryResult};
 use crate::query::ui::console::{bars_of, cell, numbers_of, series_of};
 use lookout_store::{dashboards as dstore, tenancy, Result as StoreResult, Store};
-use spec::{Dashboard, Kind, Widget};
+use spec::{Dashboard, Kind, Language, Widget};
 
 /// A widget, run and rendered.
 pub struct WidgetView {
@@ -62,7 +63,7 @@ pub fn prepare(query: &str, kind: Kind, view: &View<'_>) -> Result<Query, String
 
 /// Runs one widget.
 pub async fn run_widget(
-    store: &Store,
+    state: &crate::AppState,
     projects: &[i64],
     w: &Widget,
     view: &View<'_>,
@@ -79,6 +80,14 @@ pub async fn run_widget(
         out.html = crate::ui::markdown(w.text.as_deref().unwrap_or_default());
         return out;
     }
+    if w.language == Language::Promql {
+        match promql::run(state, projects, w, view).await {
+            Ok(html) => out.html = html,
+            Err(e) => out.error = Some(e),
+        }
+        return out;
+    }
+    let store = state.store();
     let result = async {
         let q = prepare(w.query.as_deref().unwrap_or_default(), w.kind, view)?;
         let window = lookout_nrql::time::window(&q, now).map_err(|e| e.0)?;
@@ -97,7 +106,7 @@ pub async fn run_widget(
     out
 }
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     charts::esc(s)
 }
 
@@ -135,12 +144,7 @@ fn render(w: &Widget, r: &QueryResult, view: &View<'_>) -> String {
                         Err(_) if shown.is_empty() => "—".into(),
                         Err(_) => shown.clone(),
                     };
-                    format!(
-                        r#"<div class="billboard {state}" data-state="{state}" title="{}"><strong>{}</strong><span class="muted">{}</span></div>"#,
-                        esc(shown),
-                        esc(&display),
-                        esc(name)
-                    )
+                    billboard(state, shown, &display, name)
                 })
                 .collect()
         }
@@ -168,6 +172,17 @@ fn render(w: &Widget, r: &QueryResult, view: &View<'_>) -> String {
         }
         Kind::Table | Kind::Markdown => table(r),
     }
+}
+
+/// One billboard figure: its state (`ok`, `warning`, `critical`), the raw value (on hover), the
+/// value as shown and its name; all escaped.
+pub(crate) fn billboard(state: &str, raw: &str, display: &str, name: &str) -> String {
+    format!(
+        r#"<div class="billboard {state}" data-state="{state}" title="{}"><strong>{}</strong><span class="muted">{}</span></div>"#,
+        esc(raw),
+        esc(display),
+        esc(name)
+    )
 }
 
 /// A result as an HTML table (escaped).

@@ -19,6 +19,10 @@
 //!         type: billboard
 //!         query: SELECT percentage(count(*), WHERE error IS TRUE) FROM Transaction
 //!         thresholds: {warning: 1, critical: 5}        # above (default) or direction: below
+//!       - title: CPU by mode      # a PromQL widget over Prometheus metrics
+//!         type: area
+//!         language: promql        # nrql (default) or promql
+//!         query: sum by (mode) (rate(node_cpu_seconds_total[5m]))
 //!       - title: Notes
 //!         type: markdown
 //!         text: "Runbook: see **Checkout latency**."
@@ -81,6 +85,24 @@ impl Thresholds {
     }
 }
 
+/// The language of a widget's query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Language {
+    /// NRQL over everything Lookout stores (the default).
+    #[default]
+    Nrql,
+    /// PromQL over the Prometheus metric store, evaluated in the first project; the
+    /// dashboard's facet filters do not apply to it.
+    Promql,
+}
+
+impl Language {
+    fn is_nrql(&self) -> bool {
+        *self == Language::Nrql
+    }
+}
+
 fn half() -> u8 {
     6
 }
@@ -92,9 +114,12 @@ pub struct Widget {
     pub title: String,
     #[serde(rename = "type")]
     pub kind: Kind,
-    /// NRQL (every kind but markdown).
+    /// The query (every kind but markdown), in `language`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
+    /// `nrql` (default) or `promql`.
+    #[serde(default, skip_serializing_if = "Language::is_nrql")]
+    pub language: Language,
     /// Markdown (markdown widgets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
@@ -199,6 +224,15 @@ impl Dashboard {
                     (Kind::Markdown, _, None) => {
                         return Err(format!("{at}.text: a markdown widget needs text"))
                     }
+                    (Kind::Histogram, Some(_), _) if w.language == Language::Promql => {
+                        return Err(format!(
+                            "{at}.type: a promql widget is a line, area, stacked_bar, billboard or table"
+                        ))
+                    }
+                    (_, Some(q), _) if w.language == Language::Promql => {
+                        lookout_promql::Query::parse(q)
+                            .map_err(|e| format!("{at}.query: {}", e.message))?;
+                    }
                     (_, Some(q), _) => {
                         lookout_nrql::parse(q)
                             .map_err(|e| format!("{at}.query: {}", e.render(q)))?;
@@ -272,6 +306,33 @@ mod tests {
         let mut bad = d.clone();
         bad.pages[0].widgets[1].width = 13;
         assert!(bad.validate().unwrap_err().contains("width"));
+    }
+
+    #[test]
+    fn promql_widgets_are_checked_as_promql() {
+        let yaml = "name: M\npages:\n  - name: P\n    widgets:\n      - title: CPU\n        type: line\n        language: promql\n        query: sum by (mode) (rate(node_cpu_seconds_total[5m]))\n";
+        let d = Dashboard::from_yaml(yaml).unwrap();
+        assert_eq!(d.pages[0].widgets[0].language, Language::Promql);
+        assert!(d.validate().is_ok());
+        assert_eq!(Dashboard::from_yaml(&d.to_yaml()).unwrap(), d);
+        // NRQL stays the default and is not written out.
+        assert!(!Dashboard::from_yaml(YAML)
+            .unwrap()
+            .to_yaml()
+            .contains("language"));
+        let mut bad = d.clone();
+        bad.pages[0].widgets[0].query = Some("sum(rate(x[5m])".into());
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .starts_with("pages[0].widgets[0].query: "));
+        let mut bad = d.clone();
+        bad.pages[0].widgets[0].query = Some("holt_winters(x[5m], 0.1, 0.1)".into());
+        assert!(bad.validate().unwrap_err().contains("holt_winters"));
+        let mut bad = d;
+        bad.pages[0].widgets[0].kind = Kind::Histogram;
+        assert!(bad.validate().unwrap_err().contains(".type"));
+        assert!(Dashboard::from_yaml(&yaml.replace("promql", "sql")).is_err());
     }
 
     #[test]

@@ -271,7 +271,7 @@ pub async fn show(
     }
     let mut widgets = Vec::new();
     for w in &d.pages[page_index].widgets {
-        widgets.push(dashboards::run_widget(state.store(), &projects, w, &view, now).await);
+        widgets.push(dashboards::run_widget(&state, &projects, w, &view, now).await);
     }
     let keep: String = chosen
         .iter()
