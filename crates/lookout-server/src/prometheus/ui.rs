@@ -34,6 +34,10 @@ const POINTS: i64 = 240;
 const MAX_OPTIONS: usize = 200;
 /// The explorer's queries have a shorter deadline than the API's: a page should answer fast.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Metric names the picker lists.
+const MAX_METRICS: i64 = 2_000;
+/// Series the instant table lists.
+const MAX_ROWS: usize = 500;
 
 /// A label filter: the label, the value chosen, and the values to offer.
 struct Filter {
@@ -57,6 +61,8 @@ struct Page {
     chart: String,
     /// The instant result: (labels as PromQL writes them, value as shown).
     rows: Vec<(String, String)>,
+    /// Series of the instant answer past [`MAX_ROWS`], not listed.
+    more_rows: usize,
     ran: bool,
     at: crate::ui::fmt::When,
 }
@@ -71,6 +77,37 @@ fn selector(metric: &str, filters: &[Filter]) -> String {
         .map(|f| (f.label.as_str(), f.value.as_str()))
         .collect();
     lookout_promql::selector(metric, &set)
+}
+
+/// One filter per label of `series` (but the name), with the label's values as options when
+/// there are few enough to pick from; what the request set is kept.
+fn filters(series: &[Vec<(String, String)>], one: &dyn Fn(&str) -> String) -> Vec<Filter> {
+    let mut by_label: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
+        std::collections::BTreeMap::new();
+    for labels in series {
+        for (k, v) in labels {
+            if k != "__name__" {
+                by_label.entry(k).or_default().insert(v);
+            }
+        }
+    }
+    by_label
+        .into_iter()
+        .map(|(label, values)| {
+            let options = if values.len() > MAX_OPTIONS {
+                Vec::new()
+            } else {
+                values.into_iter().map(str::to_string).collect()
+            };
+            let param = format!("l.{label}");
+            Filter {
+                value: one(&param),
+                param,
+                label: label.to_string(),
+                options,
+            }
+        })
+        .collect()
 }
 
 fn read_error(e: ReadError) -> String {
@@ -118,6 +155,7 @@ pub async fn explorer(
         error: None,
         chart: String::new(),
         rows: Vec::new(),
+        more_rows: 0,
         ran: false,
         at: crate::ui::fmt::When::at(lookout_core::time::now_ms()),
     };
@@ -137,31 +175,32 @@ pub async fn explorer(
     let end = lookout_core::time::now_ms();
     let start = end - span;
     let window = Some((start - lookout_promql::DEFAULT_LOOKBACK_MS, end));
-    match query::label_values(store, project, "__name__", &[], None).await {
+    // The picker lists metric names from the names index, not from every label set.
+    match query::metric_names(store, project, MAX_METRICS).await {
         Ok(names) => page.metrics = names,
-        Err(e) => page.error = Some(read_error(e)),
+        Err(e) => page.error = Some(read_error(ReadError::Store(e))),
     }
     if !page.metric.is_empty() {
         match Matcher::new("__name__", MatchOp::Eq, &page.metric) {
             Ok(m) => {
+                // The metric's series are read once (at most query::MAX_SERIES, within the
+                // page's time), and its labels and their values taken from them.
                 let sel = vec![vec![m]];
-                let labels = query::label_names(store, project, &sel, window)
-                    .await
-                    .unwrap_or_default();
-                for label in labels.into_iter().filter(|l| l != "__name__") {
-                    let mut options = query::label_values(store, project, &label, &sel, window)
-                        .await
-                        .unwrap_or_default();
-                    if options.len() > MAX_OPTIONS {
-                        options.clear();
+                match tokio::time::timeout(
+                    PAGE_TIMEOUT,
+                    query::series(store, project, &sel, window),
+                )
+                .await
+                {
+                    Ok(Ok(series)) => page.filters = filters(&series, &one),
+                    Ok(Err(e)) => page.error = Some(read_error(e)),
+                    Err(_) => {
+                        page.error = Some(format!(
+                            "reading the series of {} took over {} s; type a narrower query",
+                            page.metric,
+                            PAGE_TIMEOUT.as_secs()
+                        ))
                     }
-                    let param = format!("l.{label}");
-                    page.filters.push(Filter {
-                        value: one(&param),
-                        param,
-                        label,
-                        options,
-                    });
                 }
             }
             Err(e) => page.error = Some(e),
@@ -206,8 +245,11 @@ pub async fn explorer(
     {
         Ok(Value::String { v, .. }) => page.rows = vec![("string".into(), v)],
         Ok(v) => {
-            page.rows = rows(&v)
+            let all = rows(&v);
+            page.more_rows = all.len().saturating_sub(MAX_ROWS);
+            page.rows = all
                 .into_iter()
+                .take(MAX_ROWS)
                 .map(|(name, v)| (name, value_text(v)))
                 .collect()
         }

@@ -393,6 +393,21 @@ pub async fn label_names(
     Ok(names.into_iter().collect())
 }
 
+/// The first `limit` metric names of a project, sorted (the `(project_id, name)` index answers it
+/// without reading label sets): what a picker lists.
+pub async fn metric_names(store: &Store, project: i64, limit: i64) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT name FROM prom_series WHERE project_id = $1 ORDER BY name LIMIT $2",
+    )
+    .bind(project)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| r.try_get("name").map_err(Into::into))
+        .collect()
+}
+
 /// Values of label `name` across the selected series, sorted.
 pub async fn label_values(
     store: &Store,
