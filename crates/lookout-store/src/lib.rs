@@ -32,6 +32,7 @@ pub mod mfa;
 mod migrate;
 pub mod nrql;
 pub mod operations;
+pub mod ownership;
 pub mod page;
 pub mod prom;
 pub mod regress;

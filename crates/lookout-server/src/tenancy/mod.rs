@@ -64,6 +64,10 @@ pub fn pages() -> Router<AppState> {
             "/settings/projects",
             post(settings::settings_create_project),
         )
+        .route(
+            "/settings/projects/{id}/team",
+            post(settings::settings_project_team),
+        )
         .route("/settings/tokens", post(settings::settings_create_token))
         .route(
             "/settings/tokens/{id}/revoke",

@@ -16,6 +16,7 @@ use serde_json::Value as Json;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::ownership::TeamChange;
 use crate::row::RowExt;
 use crate::{Result, Store, StoreError};
 use lookout_core::time::now_ms;
@@ -55,6 +56,8 @@ pub struct SpecRow {
     pub name: String,
     /// The definition, as validated by the API.
     pub spec: Json,
+    /// The owning team, if any (see [`crate::ownership`]).
+    pub team_id: Option<i64>,
     /// Created, ms.
     pub created_at: i64,
     /// Last changed, ms.
@@ -67,10 +70,14 @@ fn spec_row(r: &AnyRow) -> Result<SpecRow> {
         org_id: r.try_get("org_id")?,
         name: r.try_get("name")?,
         spec: r.json("spec")?,
+        team_id: r.try_get("team_id")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
 }
+
+/// The columns [`spec_row`] reads.
+const SPEC_COLS: &str = "id, org_id, name, spec, team_id, created_at, updated_at";
 
 /// Stores a new object.
 pub async fn spec_create(
@@ -83,7 +90,7 @@ pub async fn spec_create(
     let now = now_ms();
     let sql = format!(
         "INSERT INTO {} (org_id, name, spec, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
-         RETURNING id, org_id, name, spec, created_at, updated_at",
+         RETURNING {SPEC_COLS}",
         t.table()
     );
     let r = sqlx::query(&sql)
@@ -106,7 +113,7 @@ pub async fn spec_update(
 ) -> Result<SpecRow> {
     let sql = format!(
         "UPDATE {} SET name = $1, spec = $2, updated_at = $3 WHERE id = $4
-         RETURNING id, org_id, name, spec, created_at, updated_at",
+         RETURNING {SPEC_COLS}",
         t.table()
     );
     let r = sqlx::query(&sql)
@@ -120,10 +127,61 @@ pub async fn spec_update(
     spec_row(&r)
 }
 
+/// Stores a new object (`id` none) or replaces object `id`'s name and spec, and sets or keeps
+/// its owning team in the same statement, so an object is never seen without the owner it was
+/// saved with.
+pub async fn spec_save(
+    store: &Store,
+    t: SpecTable,
+    org_id: i64,
+    id: Option<i64>,
+    name: &str,
+    spec: &Json,
+    team: TeamChange,
+) -> Result<SpecRow> {
+    let now = now_ms();
+    let r = match id {
+        None => {
+            let sql = format!(
+                "INSERT INTO {} (org_id, name, spec, created_at, updated_at, team_id)
+                 VALUES ($1, $2, $3, $4, $4, $5) RETURNING {SPEC_COLS}",
+                t.table()
+            );
+            sqlx::query(&sql)
+                .bind(org_id)
+                .bind(name)
+                .bind(spec.to_string())
+                .bind(now)
+                .bind(team.initial())
+                .fetch_optional(store.pool())
+                .await?
+        }
+        Some(id) => {
+            let sql = format!(
+                "UPDATE {} SET name = $1, spec = $2, updated_at = $3,
+                 team_id = CASE WHEN $4 = 1 THEN $5 ELSE team_id END WHERE id = $6
+                 RETURNING {SPEC_COLS}",
+                t.table()
+            );
+            sqlx::query(&sql)
+                .bind(name)
+                .bind(spec.to_string())
+                .bind(now)
+                .bind(team.flag())
+                .bind(team.value())
+                .bind(id)
+                .fetch_optional(store.pool())
+                .await?
+        }
+    }
+    .ok_or(StoreError::NotFound)?;
+    spec_row(&r)
+}
+
 /// One object.
 pub async fn spec_get_in(conn: &mut sqlx::AnyConnection, t: SpecTable, id: i64) -> Result<SpecRow> {
     let sql = format!(
-        "SELECT id, org_id, name, spec, created_at, updated_at FROM {} WHERE id = $1",
+        "SELECT {SPEC_COLS} FROM {} WHERE id = $1",
         t.table()
     );
     let r = sqlx::query(&sql)
@@ -142,7 +200,7 @@ pub async fn spec_get(store: &Store, t: SpecTable, id: i64) -> Result<SpecRow> {
 /// Every object of an organization, by id. (Teams have tens of these, not thousands.)
 pub async fn spec_list(store: &Store, t: SpecTable, org_id: i64) -> Result<Vec<SpecRow>> {
     let sql = format!(
-        "SELECT id, org_id, name, spec, created_at, updated_at FROM {} WHERE org_id = $1
+        "SELECT {SPEC_COLS} FROM {} WHERE org_id = $1
          ORDER BY id",
         t.table()
     );
@@ -378,30 +436,35 @@ pub async fn schedule_save(
     name: &str,
     spec: &Json,
     overrides: &[(i64, i64, i64)],
+    team: TeamChange,
 ) -> Result<SpecRow> {
     let now = now_ms();
     let mut tx = store.begin_write().await?;
     let r = match id {
         None => {
-            sqlx::query(
-                "INSERT INTO oncall_schedules (org_id, name, spec, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $4) RETURNING id, org_id, name, spec, created_at, updated_at",
-            )
+            sqlx::query(&format!(
+                "INSERT INTO oncall_schedules (org_id, name, spec, created_at, updated_at, team_id)
+             VALUES ($1, $2, $3, $4, $4, $5) RETURNING {SPEC_COLS}"
+            ))
             .bind(org_id)
             .bind(name)
             .bind(spec.to_string())
             .bind(now)
+            .bind(team.initial())
             .fetch_one(&mut *tx)
             .await?
         }
-        Some(id) => sqlx::query(
-            "UPDATE oncall_schedules SET name = $1, spec = $2, updated_at = $3 WHERE id = $4
-             RETURNING id, org_id, name, spec, created_at, updated_at",
-        )
+        Some(id) => sqlx::query(&format!(
+            "UPDATE oncall_schedules SET name = $1, spec = $2, updated_at = $3,
+             team_id = CASE WHEN $5 = 1 THEN $6 ELSE team_id END WHERE id = $4
+             RETURNING {SPEC_COLS}"
+        ))
         .bind(name)
         .bind(spec.to_string())
         .bind(now)
         .bind(id)
+        .bind(team.flag())
+        .bind(team.value())
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(StoreError::NotFound)?,
