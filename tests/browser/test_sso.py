@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from harness import ADMIN_EMAIL, ADMIN_PASSWORD, Server  # noqa: E402
+from harness import ADMIN_EMAIL, ADMIN_PASSWORD, ADMIN_TOKEN, Server  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from browser_support import Watched  # noqa: E402
@@ -53,6 +53,10 @@ break_glass_email = "{ADMIN_EMAIL}"
 [oidc.roles]
 admin = ["sre-leads"]
 member = ["engineers"]
+[oidc.teams]
+payments = ["grp-payments"]
+search = ["grp-search", "grp-index"]
+ghosts = ["grp-ghosts"]
 """)
     conf.close()
     server = Server({"LOOKOUT_ADMIN_EMAIL": ADMIN_EMAIL, "LOOKOUT_ADMIN_PASSWORD": ADMIN_PASSWORD,
@@ -77,6 +81,20 @@ member = ["engineers"]
         provider.wait(timeout=10)
         server.stop()
         os.unlink(conf.name)
+
+
+def set_groups(issuer, user, groups):
+    with urllib.request.urlopen(f"{issuer}/__test/groups?user={user}&g={','.join(groups)}", timeout=5) as r:
+        assert json.loads(r.read())["groups"] == groups
+
+
+def team_members(server):
+    """Team slug → the emails of its members."""
+    out = {}
+    for t in server.api("/api/v1/teams?limit=100")["items"]:
+        detail = server.api(f"/api/v1/teams/{t['id']}")
+        out[t["slug"]] = sorted(m["email"] for m in detail["members"])
+    return out
 
 
 def set_mode(issuer, mode):
@@ -228,3 +246,52 @@ def test_a_replayed_state_or_another_browsers_callback_is_refused(sso, browser):
     finally:
         starter.close()
         victim.close()
+
+
+def test_groups_map_to_teams_at_each_sign_in(sso, browser):
+    """`[oidc.teams]`: each sign-in adds the user to the listed teams their groups name and takes
+    them out of the listed ones they no longer name; unlisted teams are left alone, and a
+    listed team that does not exist is not created."""
+    server, issuer = sso
+    for name in ("Payments", "Search", "Hand made"):
+        server.api("/api/v1/teams", "POST", {"name": name})
+
+    def sign_in(login):
+        w = local_only(Watched(browser))
+        try:
+            w.page.goto(server.url + "/auth/oidc/login")
+            sign_in_at_provider(w.page, login)
+            w.page.wait_for_url(server.url + "/")
+        finally:
+            w.close()
+
+    sign_in("bob")
+    bob = users(server)["bob@example.com"]
+    teams = team_members(server)
+    assert teams["search"] == ["bob@example.com"], teams
+    assert teams["payments"] == [], teams
+    assert "ghosts" not in teams, "a listed team that does not exist is not created"
+    assert any("oidc.teams names teams that do not exist" in line for line in server.log)
+    # An admin adds Bob to a team the rules do not list; sign-ins leave that alone.
+    hand_made = next(t for t in server.api("/api/v1/teams")["items"] if t["slug"] == "hand-made")
+    req = urllib.request.Request(f"{server.url}/api/v1/teams/{hand_made['id']}/members/{bob['id']}",
+                                 method="PUT", data=b"{}",
+                                 headers={"Authorization": "Bearer " + ADMIN_TOKEN,
+                                          "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status in (200, 204)
+
+    # Bob moves from search to payments at the provider: the next sign-in follows.
+    set_groups(issuer, "bob", ["engineers", "grp-payments"])
+    sign_in("bob")
+    teams = team_members(server)
+    assert teams["payments"] == ["bob@example.com"], teams
+    assert teams["search"] == [], teams
+    assert teams["hand-made"] == ["bob@example.com"], teams
+    # Losing every listed group takes Bob out of every listed team, not the hand-made one.
+    set_groups(issuer, "bob", ["engineers"])
+    sign_in("bob")
+    teams = team_members(server)
+    assert teams["payments"] == [] and teams["search"] == [], teams
+    assert teams["hand-made"] == ["bob@example.com"], teams
+    assert users(server)["bob@example.com"]["role"] == "member"

@@ -16,6 +16,7 @@ mod moved;
 mod oncall_config;
 mod openapi_roles;
 mod operations;
+mod ownership;
 mod roles;
 mod triage;
 mod uptime_maintenance;

@@ -296,6 +296,23 @@ async fn finish(
             Err(e) => return Err(crate::ui::error::UiError::internal(e).into_response()),
         };
     tracing::info!(user = user.id, found = ?found, role = user.role.as_str(), "Single sign-on.");
+    let (join, leave) = sso.config().teams_for(&groups);
+    if !join.is_empty() || !leave.is_empty() {
+        let synced = async {
+            let org = lookout_store::tenancy::default_org(state.store()).await?;
+            lookout_store::teams::sync_membership(state.store(), org.id, user.id, &join, &leave)
+                .await
+        };
+        match synced.await {
+            Ok(missing) => {
+                tracing::info!(user = user.id, joined = ?join, left = ?leave, "Teams from groups.");
+                if !missing.is_empty() {
+                    tracing::warn!(teams = ?missing, "oidc.teams names teams that do not exist; create them on the Teams page.");
+                }
+            }
+            Err(e) => return Err(crate::ui::error::UiError::internal(e).into_response()),
+        }
+    }
     crate::tenancy::ui::two_factor::after_password(
         state,
         &user,

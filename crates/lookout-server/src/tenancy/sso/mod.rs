@@ -43,6 +43,9 @@ pub struct SsoConfig {
     pub admin_groups: Vec<String>,
     /// Groups whose members are members (checked second); everyone else is a viewer.
     pub member_groups: Vec<String>,
+    /// `[oidc.teams]`: `(team slug, groups)`. Sign-ins add the user to each listed team one of
+    /// their groups names and remove them from the other listed teams.
+    pub team_groups: Vec<(String, Vec<String>)>,
     /// Password sign-in is refused, except for [`SsoConfig::break_glass`].
     pub sso_only: bool,
     /// The local account that keeps password sign-in in SSO-only mode (an admin), and whose role
@@ -77,6 +80,16 @@ impl SsoConfig {
                 self.issuer
             )),
         }
+    }
+
+    /// The listed teams (by slug) the groups put a user in, and the listed ones they do not.
+    pub fn teams_for(&self, groups: &[String]) -> (Vec<String>, Vec<String>) {
+        let (yes, no): (Vec<_>, Vec<_>) = self
+            .team_groups
+            .iter()
+            .partition(|(_, gs)| groups.iter().any(|g| gs.contains(g)));
+        let slugs = |v: Vec<&(String, Vec<String>)>| v.into_iter().map(|t| t.0.clone()).collect();
+        (slugs(yes), slugs(no))
     }
 
     /// The role the groups give: admin, then member; viewer when none matches.
@@ -325,6 +338,10 @@ mod tests {
             allowed_domains: vec!["example.com".into()],
             admin_groups: vec!["sre-leads".into()],
             member_groups: vec!["engineers".into()],
+            team_groups: vec![
+                ("payments".into(), vec!["grp-payments".into()]),
+                ("search".into(), vec!["grp-search".into(), "grp-index".into()]),
+            ],
             sso_only: true,
             break_glass: Some("root@example.com".into()),
         }
@@ -359,6 +376,17 @@ mod tests {
         assert_eq!(c.role_for(&g(&["engineers"])), Role::Member);
         assert_eq!(c.role_for(&g(&["sales"])), Role::Viewer);
         assert_eq!(c.role_for(&[]), Role::Viewer);
+    }
+
+    #[test]
+    fn groups_name_the_listed_teams_to_join_and_to_leave() {
+        let c = config();
+        let g = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (join, leave) = c.teams_for(&g(&["engineers", "grp-index"]));
+        assert_eq!((join, leave), (vec!["search".into()], vec!["payments".into()]));
+        let (join, leave) = c.teams_for(&[]);
+        assert!(join.is_empty());
+        assert_eq!(leave, vec!["payments".to_string(), "search".to_string()]);
     }
 
     #[test]
