@@ -283,6 +283,27 @@ async fn redis_shares_limits_cache_and_wake_ups_and_its_loss_only_loosens_them()
         "B's failures count on A"
     );
 
+    // Shared password-reset limit: five requests a minute per client address, whichever
+    // replica takes them (without Redis, each replica would allow five).
+    let reset = |s: &TestServer| {
+        let url = s.at("/api/v1/password-reset");
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .json(&serde_json::json!({"email": "nobody@example.com"}))
+                .send()
+                .await
+                .expect("reset request")
+                .status()
+                .as_u16()
+        }
+    };
+    for s in [&a, &a, &a, &b, &b] {
+        assert_eq!(reset(s).await, 202, "under the shared limit");
+    }
+    assert_eq!(reset(&a).await, 429, "B's reset requests count on A");
+    assert_eq!(reset(&b).await, 429);
+
     // Shared cache: what A computed, B serves.
     let nrql = "SELECT count(*) FROM Transaction SINCE 1 hour ago";
     let (first, c1) = query(&a, nrql).await;
