@@ -31,6 +31,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(account::revoke_session))
         .routes(routes!(account::request_reset))
         .routes(routes!(audit::list))
+        .routes(routes!(sso::settings::api_get))
+        .routes(routes!(sso::settings::api_test))
         .routes(routes!(invitations::list))
         .routes(routes!(invitations::resend))
         .routes(routes!(invitations::revoke))
@@ -58,6 +60,8 @@ pub fn pages() -> Router<AppState> {
         .route("/logout", post(session::logout))
         .route("/auth/oidc/login", get(sso::flow::login))
         .route("/auth/oidc/callback", get(sso::flow::callback))
+        .route("/settings/sso", get(sso::settings::show))
+        .route("/settings/sso/test", post(sso::settings::test))
         .route("/switch-project", get(session::switch_project))
         .route("/settings", get(settings::settings))
         .route(

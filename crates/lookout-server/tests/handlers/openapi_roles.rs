@@ -129,6 +129,14 @@ const ADMIN: &[(&str, &str)] = &[
     ("GET /api/v1/users/{id}", "admin, or the user themself"),
     ("PUT /api/v1/users/{id}/name", "admin, or the user themself"),
     ("GET /api/v1/audit", "who did what is for admins to review"),
+    (
+        "GET /api/v1/settings/sso",
+        "the installation's single sign-on settings",
+    ),
+    (
+        "POST /api/v1/settings/sso/test",
+        "calls the identity provider on the installation's behalf",
+    ),
     ("GET /api/v1/invitations", "invitations are the admin's"),
     (
         "POST /api/v1/invitations/{id}/resend",

@@ -8,6 +8,7 @@
 //! the mapping onto Lookout's users. The pages are in [`flow`].
 
 pub mod flow;
+pub mod settings;
 
 use std::time::{Duration, Instant};
 
