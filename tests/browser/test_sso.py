@@ -295,3 +295,41 @@ def test_groups_map_to_teams_at_each_sign_in(sso, browser):
     assert teams["payments"] == [] and teams["search"] == [], teams
     assert teams["hand-made"] == ["bob@example.com"], teams
     assert users(server)["bob@example.com"]["role"] == "member"
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_admins_see_the_sso_settings_and_test_discovery(sso, browser, width):
+    """Settings → Single sign-on: the effective [oidc] settings read-only with the secret masked,
+    the redirect URI to register, and a discovery test against the real provider."""
+    server, issuer = sso
+    w = local_only(Watched(browser, viewport={"width": width, "height": 900}))
+    try:
+        page = w.page
+        page.goto(server.url + "/login")
+        page.fill("input[name=email]", ADMIN_EMAIL)
+        page.fill("input[name=password]", ADMIN_PASSWORD)
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+        page.goto(server.url + "/settings")
+        with page.expect_navigation():
+            page.click("#sso-link")
+        assert page.url == server.url + "/settings/sso"
+        assert page.locator("#redirect-uri").inner_text() == server.url + "/auth/oidc/callback"
+        table = page.locator("#sso-settings").inner_text()
+        assert issuer in table and "grp-payments" in table, table
+        assert page.locator("#client-secret").inner_text() == "********"
+        assert CLIENT_SECRET not in page.content(), "the secret never reaches the page"
+        with page.expect_navigation():
+            page.click("#test-discovery button")
+        result = page.locator("#discovery-result").inner_text()
+        assert "Discovery works" in result, result
+        assert issuer in result, result
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"the SSO settings page scrolls sideways by {overflow}px at {width}px"
+        shot(page, f"sso-settings-{width}")
+        # The same through the API, for admins only.
+        settings = server.api("/api/v1/settings/sso")
+        assert settings["client_secret"] == "********" and settings["issuer"] == issuer
+        assert server.api("/api/v1/settings/sso/test", "POST")["ok"] is True
+    finally:
+        w.close()

@@ -1,10 +1,19 @@
 //! The audit log: who did what, to what, when and from where. Append-only (nothing here updates
 //! or deletes a row but [`delete_before`], the retention job); read newest first with keyset
 //! paging on the id.
+//!
+//! A request's entry can be written in the same transaction as the change it records: the
+//! server's audit middleware runs the handler inside [`with_pending`], and the store functions
+//! of configuration writes call [`record_pending_in`] before they commit, which takes the entry
+//! (once) and inserts it with the change. A crash can then lose neither without the other.
+//! Writes whose store functions do not call it are recorded by the middleware after the fact.
 
 use serde_json::Value as Json;
 use sqlx::any::AnyRow;
 use sqlx::Row;
+
+use std::cell::RefCell;
+use std::future::Future;
 
 use crate::page::{Cursor, Page};
 use crate::row::RowExt;
@@ -64,6 +73,72 @@ pub async fn record(store: &Store, e: &NewEntry<'_>) -> Result<()> {
     .bind(e.address)
     .execute(store.pool())
     .await?;
+    Ok(())
+}
+
+/// An entry waiting for the write it records (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// See [`Entry::actor`].
+    pub actor: String,
+    /// See [`Entry::actor_label`].
+    pub actor_label: String,
+    /// See [`Entry::action`].
+    pub action: String,
+    /// See [`Entry::target`].
+    pub target: Option<String>,
+    /// See [`Entry::details`].
+    pub details: Json,
+    /// See [`Entry::address`].
+    pub address: Option<String>,
+}
+
+tokio::task_local! {
+    /// The entry of the request this task serves, until a write takes it.
+    static PENDING: RefCell<Option<Pending>>;
+}
+
+/// Runs `f` (a request's handler) with `entry` waiting to be written by the first
+/// configuration write that commits; answers `f`'s output and whether a write took the entry.
+pub async fn with_pending<F: Future>(entry: Pending, f: F) -> (F::Output, bool) {
+    PENDING
+        .scope(RefCell::new(Some(entry)), async move {
+            let out = f.await;
+            let taken = PENDING.with(|p| p.borrow().is_none());
+            (out, taken)
+        })
+        .await
+}
+
+/// Inserts the waiting entry, if any, in `tx` (taking it, so it is written once). Outside
+/// [`with_pending`] (jobs, config-file sync, tests) there is none and nothing is written.
+pub async fn record_pending_in(tx: &mut crate::Tx) -> Result<()> {
+    let Some(e) = PENDING
+        .try_with(|p| p.borrow_mut().take())
+        .ok()
+        .flatten()
+    else {
+        return Ok(());
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO audit_log (at, actor, actor_label, action, target, details, address)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(now_ms())
+    .bind(&e.actor)
+    .bind(&e.actor_label)
+    .bind(&e.action)
+    .bind(&e.target)
+    .bind(e.details.to_string())
+    .bind(&e.address)
+    .execute(&mut **tx)
+    .await;
+    if let Err(err) = inserted {
+        // Put it back: if this transaction rolls back, a later write (or the middleware) still
+        // records the request.
+        let _ = PENDING.try_with(|p| *p.borrow_mut() = Some(e));
+        return Err(err.into());
+    }
     Ok(())
 }
 

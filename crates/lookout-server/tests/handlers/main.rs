@@ -10,6 +10,7 @@
 //! viewer token, all through `lookout_store::tenancy` as `lookout serve` makes them.
 
 mod alert_forms;
+mod audit_in_tx;
 mod incident_actions;
 mod locations;
 mod moved;

@@ -116,15 +116,19 @@ pub async fn spec_update(
          RETURNING {SPEC_COLS}",
         t.table()
     );
+    let mut tx = store.begin_write().await?;
     let r = sqlx::query(&sql)
         .bind(name)
         .bind(spec.to_string())
         .bind(now_ms())
         .bind(id)
-        .fetch_optional(store.pool())
+        .fetch_optional(&mut *tx)
         .await?
         .ok_or(StoreError::NotFound)?;
-    spec_row(&r)
+    let row = spec_row(&r)?;
+    crate::audit::record_pending_in(&mut tx).await?;
+    tx.commit().await?;
+    Ok(row)
 }
 
 /// Stores a new object (`id` none) or replaces object `id`'s name and spec, and sets or keeps
@@ -140,6 +144,7 @@ pub async fn spec_save(
     team: TeamChange,
 ) -> Result<SpecRow> {
     let now = now_ms();
+    let mut tx = store.begin_write().await?;
     let r = match id {
         None => {
             let sql = format!(
@@ -153,7 +158,7 @@ pub async fn spec_save(
                 .bind(spec.to_string())
                 .bind(now)
                 .bind(team.initial())
-                .fetch_optional(store.pool())
+                .fetch_optional(&mut *tx)
                 .await?
         }
         Some(id) => {
@@ -170,12 +175,15 @@ pub async fn spec_save(
                 .bind(team.flag())
                 .bind(team.value())
                 .bind(id)
-                .fetch_optional(store.pool())
+                .fetch_optional(&mut *tx)
                 .await?
         }
     }
     .ok_or(StoreError::NotFound)?;
-    spec_row(&r)
+    let row = spec_row(&r)?;
+    crate::audit::record_pending_in(&mut tx).await?;
+    tx.commit().await?;
+    Ok(row)
 }
 
 /// One object.
@@ -283,6 +291,7 @@ pub struct ChannelInput {
 
 /// Stores a channel.
 pub async fn channel_create(store: &Store, org_id: i64, c: &ChannelInput) -> Result<ChannelRow> {
+    let mut tx = store.begin_write().await?;
     let now = now_ms();
     let r = sqlx::query(&format!(
         "INSERT INTO alert_channels (org_id, name, kind, config, user_id, urgencies, enabled,
@@ -297,13 +306,17 @@ pub async fn channel_create(store: &Store, org_id: i64, c: &ChannelInput) -> Res
     .bind(c.urgencies.join(","))
     .bind(i64::from(c.enabled))
     .bind(now)
-    .fetch_one(store.pool())
+    .fetch_one(&mut *tx)
     .await?;
-    channel_row(&r)
+    let row = channel_row(&r)?;
+    crate::audit::record_pending_in(&mut tx).await?;
+    tx.commit().await?;
+    Ok(row)
 }
 
 /// Replaces a channel's fields.
 pub async fn channel_update(store: &Store, id: i64, c: &ChannelInput) -> Result<ChannelRow> {
+    let mut tx = store.begin_write().await?;
     let r = sqlx::query(&format!(
         "UPDATE alert_channels SET name = $1, kind = $2, config = $3, user_id = $4,
          urgencies = $5, enabled = $6, updated_at = $7 WHERE id = $8 RETURNING {CHANNEL_COLS}"
@@ -316,23 +329,29 @@ pub async fn channel_update(store: &Store, id: i64, c: &ChannelInput) -> Result<
     .bind(i64::from(c.enabled))
     .bind(now_ms())
     .bind(id)
-    .fetch_optional(store.pool())
+    .fetch_optional(&mut *tx)
     .await?
     .ok_or(StoreError::NotFound)?;
-    channel_row(&r)
+    let row = channel_row(&r)?;
+    crate::audit::record_pending_in(&mut tx).await?;
+    tx.commit().await?;
+    Ok(row)
 }
 
 /// Switches a channel on or off, keeping the rest of it.
 pub async fn channel_set_enabled(store: &Store, id: i64, enabled: bool) -> Result<()> {
+    let mut tx = store.begin_write().await?;
     let n = sqlx::query("UPDATE alert_channels SET enabled = $1, updated_at = $2 WHERE id = $3")
         .bind(i64::from(enabled))
         .bind(now_ms())
         .bind(id)
-        .execute(store.pool())
+        .execute(&mut *tx)
         .await?;
     if n.rows_affected() == 0 {
         return Err(StoreError::NotFound);
     }
+    crate::audit::record_pending_in(&mut tx).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -483,6 +502,7 @@ pub async fn schedule_save(
         .execute(&mut *tx)
         .await?;
     }
+    crate::audit::record_pending_in(&mut tx).await?;
     tx.commit().await?;
     Ok(row)
 }

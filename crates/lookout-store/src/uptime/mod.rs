@@ -199,6 +199,7 @@ pub async fn create_monitor_owned(
         .bind(id)
         .execute(&mut *tx)
         .await?;
+    crate::audit::record_pending_in(&mut tx).await?;
     tx.commit().await?;
     Ok(get_monitor(store, id).await?.0)
 }
@@ -253,6 +254,7 @@ pub async fn update_monitor_owned(
     m: &NewMonitor,
     team: TeamChange,
 ) -> Result<MonitorRow> {
+    let mut tx = store.begin_write().await?;
     let n = sqlx::query(
         "UPDATE monitors SET project_id = $1, name = $2, kind = $3, slug = $4, spec = $5, paused = $6,
                 parent_id = $7, managed_by = $8,
@@ -272,13 +274,15 @@ pub async fn update_monitor_owned(
     .bind(id)
     .bind(team.flag())
     .bind(team.value())
-    .execute(store.pool())
+    .execute(&mut *tx)
     .await
     .map_err(StoreError::conflict_as("a cron monitor with this slug in this project"))?
     .rows_affected();
     if n == 0 {
         return Err(StoreError::NotFound);
     }
+    crate::audit::record_pending_in(&mut tx).await?;
+    tx.commit().await?;
     Ok(get_monitor(store, id).await?.0)
 }
 
@@ -331,6 +335,7 @@ pub async fn delete_monitor(store: &Store, id: i64) -> Result<()> {
     if n == 0 {
         return Err(StoreError::NotFound);
     }
+    crate::audit::record_pending_in(&mut tx).await?;
     tx.commit().await?;
     Ok(())
 }
