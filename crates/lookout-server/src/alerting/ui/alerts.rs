@@ -81,7 +81,7 @@ pub async fn page(
     }: Page,
     Query(q): Query<TeamQuery>,
 ) -> UiResult {
-    let owners = TeamLists::load(&state, s.user.id, &q).await?;
+    let team_lists = TeamLists::load(&state, s.user.id, &q).await?;
     let loaded = async {
         let store = state.store();
         let org = tenancy::default_org(store).await?;
@@ -93,7 +93,7 @@ pub async fn page(
         let policies = astore::spec_list(store, SpecTable::Policies, org.id)
             .await?
             .into_iter()
-            .filter(|p| owners.keeps(p.team_id))
+            .filter(|p| team_lists.keeps(p.team_id))
             .map(|p| {
                 (
                     p.id,
@@ -105,13 +105,13 @@ pub async fn page(
                         .unwrap_or("per_signal")
                         .to_string(),
                     p.spec["enabled"] != Value::Bool(false),
-                    owners.name(p.team_id),
+                    team_lists.name(p.team_id),
                 )
             })
             .collect();
         let escalations = eps
             .iter()
-            .filter(|e| owners.keeps(e.team_id))
+            .filter(|e| team_lists.keeps(e.team_id))
             .map(|e| {
                 let rules = e.spec["escalation_rules"].as_array().map_or(0, Vec::len);
                 (
@@ -123,7 +123,7 @@ pub async fn page(
                         e.spec["ack_timeout_minutes"].as_i64().unwrap_or(30)
                     ),
                     e.spec["enabled"] != Value::Bool(false),
-                    owners.name(e.team_id),
+                    team_lists.name(e.team_id),
                 )
             })
             .collect();
@@ -164,11 +164,11 @@ pub async fn page(
         let schedules = astore::spec_list(store, SpecTable::Schedules, org.id)
             .await?
             .into_iter()
-            .filter(|s| owners.keeps(s.team_id))
+            .filter(|s| team_lists.keeps(s.team_id))
             .map(|s| {
                 let tz = s.spec["time_zone"].as_str().unwrap_or("UTC").to_string();
                 let enabled = s.spec["enabled"] != Value::Bool(false);
-                (s.id, s.name, tz, enabled, owners.name(s.team_id))
+                (s.id, s.name, tz, enabled, team_lists.name(s.team_id))
             })
             .collect();
         let runbooks = astore::runbook_list(store, org.id)
@@ -204,6 +204,6 @@ pub async fn page(
         runbooks,
         schedules,
         can_edit: s.user.role >= lookout_core::Role::Member,
-        owners,
+        owners: team_lists,
     }))
 }

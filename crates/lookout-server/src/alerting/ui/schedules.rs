@@ -610,7 +610,7 @@ pub async fn add_override(
         Ok(()) => Ok(Redirect::to(&format!("/on-call/schedules/{id}")).into_response()),
         Err(e) => {
             let r = forms::refusal(e, &[("start", "start"), ("end", "end"), ("user", "user")])?;
-            let f = ScheduleForm::of(&row.name, &s);
+            let f = ScheduleForm::of(&row.name, &s, row.team_id);
             page(
                 &state,
                 form.layout(&state).await?,
