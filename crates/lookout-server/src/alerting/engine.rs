@@ -15,6 +15,7 @@ use lookout_oncall::{EscalationPolicy, Schedule, TargetKind};
 use lookout_store::alerting::incident_ops;
 use lookout_store::alerting::incidents::{self, ClockCols, IncidentRow, NewIncident};
 use lookout_store::alerting::outbox::{self, Page};
+use lookout_store::alerting::rules;
 use lookout_store::alerting::{self as astore, SpecTable};
 use lookout_store::{Conn, Result, StoreError, Tx};
 
@@ -347,7 +348,10 @@ pub async fn transition(
     let mut pages = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for n in outbox::for_incident_in(tx, id).await? {
-        if seen.insert((n.channel_id, n.user_id)) {
+        // A notification rule's later step not sent yet was never heard: it is skipped, and
+        // its channel is not told the incident is handled.
+        let unheard = n.status == "pending" && n.data["delay_minutes"].as_i64().unwrap_or(0) > 0;
+        if !unheard && seen.insert((n.channel_id, n.user_id)) {
             pages.push(Page {
                 idempotency_key: format!("{id}:{event}:{now}:{}", n.channel_id),
                 incident_id: id,
@@ -355,6 +359,7 @@ pub async fn transition(
                 user_id: n.user_id,
                 event: event.into(),
                 data: json!({"actor": actor}),
+                delay_ms: 0,
             });
         }
     }
@@ -532,12 +537,13 @@ pub(crate) async fn page_targets(
     (key, event, data): (&str, &str, &Value),
     at: i64,
 ) -> Result<usize> {
-    let mut pages = Vec::new();
+    // (channel, user, notification rule position and delay in minutes when a rule says so).
+    let mut pages: Vec<(i64, Option<i64>, Option<(i64, i64)>)> = Vec::new();
     let mut nobody = Vec::new();
     for t in targets {
         let user = match t.kind {
             TargetKind::Channel => {
-                pages.push((t.id, None));
+                pages.push((t.id, None, None));
                 continue;
             }
             TargetKind::User => Some(t.id),
@@ -550,8 +556,21 @@ pub(crate) async fn page_targets(
             nobody.push(format!("{name} has nobody on call"));
             continue;
         };
-        let methods: Vec<_> = astore::channel_list_in(tx, inc.org_id, Some(user))
+        let methods = astore::channel_list_in(tx, inc.org_id, Some(user)).await?;
+        let rules: Vec<_> = rules::rules_of_in(tx, user)
             .await?
+            .into_iter()
+            .filter(|r| r.urgency == inc.urgency)
+            .filter(|r| methods.iter().any(|c| c.id == r.channel_id))
+            .collect();
+        if !rules.is_empty() {
+            // The user's own rules for this urgency: each contact method after its delay.
+            for r in rules {
+                pages.push((r.channel_id, Some(user), Some((r.position, r.delay_minutes))));
+            }
+            continue;
+        }
+        let methods: Vec<_> = methods
             .into_iter()
             .filter(|c| c.urgencies.contains(&inc.urgency))
             .collect();
@@ -565,20 +584,32 @@ pub(crate) async fn page_targets(
             ));
         }
         for c in methods {
-            pages.push((c.id, Some(user)));
+            pages.push((c.id, Some(user), None));
         }
     }
     pages.sort_unstable();
     pages.dedup();
     let queued: Vec<Page> = pages
         .into_iter()
-        .map(|(channel, user)| Page {
-            idempotency_key: format!("{key}:{channel}"),
-            incident_id: inc.id,
-            channel_id: channel,
-            user_id: user,
-            event: event.into(),
-            data: data.clone(),
+        .map(|(channel, user, rule)| {
+            let (idempotency_key, delay_ms, data) = match rule {
+                // Keyed by the rule's place too: a user may be reached twice on one channel.
+                Some((pos, delay)) => {
+                    let mut d = data.clone();
+                    d["delay_minutes"] = json!(delay);
+                    (format!("{key}:{channel}:r{pos}"), delay * 60_000, d)
+                }
+                None => (format!("{key}:{channel}"), 0, data.clone()),
+            };
+            Page {
+                idempotency_key,
+                incident_id: inc.id,
+                channel_id: channel,
+                user_id: user,
+                event: event.into(),
+                data,
+                delay_ms,
+            }
         })
         .collect();
     outbox::enqueue(tx, &queued, at).await?;

@@ -14,6 +14,7 @@ mod audit_in_tx;
 mod incident_actions;
 mod locations;
 mod moved;
+mod notification_rules;
 mod oncall_config;
 mod openapi_roles;
 mod operations;

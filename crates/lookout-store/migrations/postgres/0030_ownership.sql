@@ -1,4 +1,5 @@
--- Team ownership: schedules, escalation policies, alert policies, monitors, projects and APM
+-- Team ownership, and per-user notification rules (below).
+-- Schedules, escalation policies, alert policies, monitors, projects and APM
 -- services may be owned by one team (NULL: nobody in particular). Deleting the team leaves the
 -- object unowned rather than deleting it: the object still pages people.
 ALTER TABLE oncall_schedules ADD COLUMN team_id BIGINT REFERENCES teams(id) ON DELETE SET NULL;
@@ -15,3 +16,16 @@ CREATE INDEX alert_policies_by_team ON alert_policies (team_id);
 CREATE INDEX monitors_by_team ON monitors (team_id);
 CREATE INDEX projects_by_team ON projects (team_id);
 CREATE INDEX apm_services_by_team ON apm_services (team_id);
+-- Per-user notification rules (as PagerDuty has them): for each urgency, an ordered list of
+-- (contact method, delay in minutes). A user without rules for an urgency is paged through
+-- every contact method for it at once. Deleting the contact method deletes its rules.
+CREATE TABLE notification_rules (
+    id BIGSERIAL PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    urgency TEXT NOT NULL,
+    position BIGINT NOT NULL,
+    channel_id BIGINT NOT NULL REFERENCES alert_channels(id) ON DELETE CASCADE,
+    delay_minutes BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    UNIQUE (user_id, urgency, position)
+);

@@ -10,6 +10,7 @@ pub mod incident_ops;
 pub mod incidents;
 pub mod outbox;
 pub mod query_state;
+pub mod rules;
 
 use serde::Serialize;
 use serde_json::Value as Json;
