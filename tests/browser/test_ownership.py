@@ -1,4 +1,4 @@
-"""Teams own things, in a real browser at desktop and phone widths: a monitor and an escalation
+"""Teams own things (and users decide how they are paged), in a real browser at desktop and phone widths: a monitor and an escalation
 policy get their owning team from the forms' "Owning team" select, the lists show the team and
 the "My teams" filter keeps only what the signed-in user's teams own, a team deleted while a form
 is open is refused with the field marked and the typed values kept, and the Teams page says who
@@ -120,6 +120,51 @@ def test_owning_team_in_forms_lists_filter_and_on_call_now(server, browser, widt
         no_sideways_scroll(page, width, "the Alerts page")
         shot(page, f"alerts-my-teams-{width}")
         expected = ("/alerts/escalation-policies", "status of 422")
+        assert [p for p in w.problems if not any(e in p for e in expected)] == [], w.problems
+    finally:
+        w.close()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_notification_rules_on_the_account_page(server, browser, width):
+    """Your account → How you are paged: a delay that is not a number comes back as typed with
+    its row marked; fixed, the rules are saved and the API shows them."""
+    me = server.api("/api/v1/users?limit=10")["items"][0]
+    push = server.api("/api/v1/channels", "POST", {"name": "Phone push", "type": "ntfy",
+                                                   "url": "http://127.0.0.1:9/alerts", "user_id": me["id"]})
+    mail = server.api("/api/v1/channels", "POST", {"name": "Mail", "type": "webhook",
+                                                   "url": "http://127.0.0.1:9/mail", "user_id": me["id"]})
+    w = Watched(browser, viewport={"width": width, "height": 900})
+    try:
+        page = w.page
+        log_in(page, server.url)
+        page.goto(server.url + "/account")
+        form = page.locator("#rules-form")
+        form.locator("select[name=high0_channel]").select_option(label="Phone push (ntfy)")
+        form.locator("input[name=high0_delay]").fill("0")
+        form.locator("select[name=high1_channel]").select_option(label="Mail (webhook)")
+        form.locator("input[name=high1_delay]").fill("soon")
+        with page.expect_navigation():
+            form.locator("button[type=submit]").click()
+        assert "high[1].delay_minutes" in page.locator("[role=alert]").inner_text()
+        assert page.locator("input[name=high1_delay]").input_value() == "soon"
+        assert page.locator("input[name=high1_delay]").get_attribute("aria-invalid") == "true"
+        page.locator("input[name=high1_delay]").fill("5")
+        with page.expect_navigation():
+            page.locator("#rules-form button[type=submit]").click()
+        assert "Notification rules saved" in page.inner_text("main")
+        rules = server.api(f"/api/v1/users/{me['id']}/notification-rules")
+        assert rules["high"] == [{"channel_id": push["id"], "delay_minutes": 0},
+                                 {"channel_id": mail["id"], "delay_minutes": 5}], rules
+        assert rules["low"] == []
+        # The saved rows come back, with one empty row to add another.
+        assert page.locator("select[name=high1_channel] option:checked").inner_text() == "Mail (webhook)"
+        assert page.locator("select[name=high2_channel] option:checked").inner_text() == "—"
+        assert page.locator("select[name=low0_channel] option:checked").inner_text() == "—"
+        page.locator("#notification-rules").scroll_into_view_if_needed()
+        no_sideways_scroll(page, width, "the account page")
+        shot(page, f"account-notification-rules-{width}")
+        expected = ("/account/notification-rules", "status of 422")
         assert [p for p in w.problems if not any(e in p for e in expected)] == [], w.problems
     finally:
         w.close()

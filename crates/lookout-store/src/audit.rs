@@ -113,11 +113,7 @@ pub async fn with_pending<F: Future>(entry: Pending, f: F) -> (F::Output, bool) 
 /// Inserts the waiting entry, if any, in `tx` (taking it, so it is written once). Outside
 /// [`with_pending`] (jobs, config-file sync, tests) there is none and nothing is written.
 pub async fn record_pending_in(tx: &mut crate::Tx) -> Result<()> {
-    let Some(e) = PENDING
-        .try_with(|p| p.borrow_mut().take())
-        .ok()
-        .flatten()
-    else {
+    let Some(e) = PENDING.try_with(|p| p.borrow_mut().take()).ok().flatten() else {
         return Ok(());
     };
     let inserted = sqlx::query(

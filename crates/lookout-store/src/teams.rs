@@ -265,7 +265,11 @@ pub async fn sync_membership(
     let mut tx = store.begin_write().await?;
     let mut missing = Vec::new();
     let now = now_ms();
-    for (slug, joining) in join.iter().map(|s| (s, true)).chain(leave.iter().map(|s| (s, false))) {
+    for (slug, joining) in join
+        .iter()
+        .map(|s| (s, true))
+        .chain(leave.iter().map(|s| (s, false)))
+    {
         let team: Option<i64> = sqlx::query("SELECT id FROM teams WHERE org_id = $1 AND slug = $2")
             .bind(org_id)
             .bind(slug)

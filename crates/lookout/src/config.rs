@@ -335,7 +335,12 @@ pub fn oidc(
             .map(|f| {
                 f.teams
                     .iter()
-                    .map(|(slug, groups)| (slug.trim_start_matches('#').to_ascii_lowercase(), groups.clone()))
+                    .map(|(slug, groups)| {
+                        (
+                            slug.trim_start_matches('#').to_ascii_lowercase(),
+                            groups.clone(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default(),

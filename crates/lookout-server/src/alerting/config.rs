@@ -87,7 +87,16 @@ pub async fn create_policy(state: &AppState, body: &Value) -> ServiceResult<Spec
     let (name, spec) = policy_input(state, body).await?;
     let team = team_change(state, body).await?;
     let org = tenancy::default_org(state.store()).await?;
-    Ok(astore::spec_save(state.store(), SpecTable::Policies, org.id, None, &name, &spec, team).await?)
+    Ok(astore::spec_save(
+        state.store(),
+        SpecTable::Policies,
+        org.id,
+        None,
+        &name,
+        &spec,
+        team,
+    )
+    .await?)
 }
 
 /// Replaces an alert policy.
@@ -97,7 +106,16 @@ pub async fn update_policy(state: &AppState, id: i64, body: &Value) -> ServiceRe
     let old = astore::spec_get(state.store(), SpecTable::Policies, id)
         .await
         .map_err(ServiceError::not_found("alert policy"))?;
-    Ok(astore::spec_save(state.store(), SpecTable::Policies, old.org_id, Some(id), &name, &spec, team).await?)
+    Ok(astore::spec_save(
+        state.store(),
+        SpecTable::Policies,
+        old.org_id,
+        Some(id),
+        &name,
+        &spec,
+        team,
+    )
+    .await?)
 }
 
 /// Turns an alert policy on or off, keeping the rest of it.

@@ -566,7 +566,11 @@ pub(crate) async fn page_targets(
         if !rules.is_empty() {
             // The user's own rules for this urgency: each contact method after its delay.
             for r in rules {
-                pages.push((r.channel_id, Some(user), Some((r.position, r.delay_minutes))));
+                pages.push((
+                    r.channel_id,
+                    Some(user),
+                    Some((r.position, r.delay_minutes)),
+                ));
             }
             continue;
         }

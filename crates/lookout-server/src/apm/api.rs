@@ -15,9 +15,9 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use crate::teams::ownership::{check_team, filter_owned, TeamParam};
-use lookout_store::ownership::TeamChange;
 use lookout_core::time::{iso, now_ms};
 use lookout_store::apm::{metrics as mstore, query};
+use lookout_store::ownership::TeamChange;
 
 /// A time window and the projects to read.
 #[derive(Debug, Deserialize, IntoParams)]

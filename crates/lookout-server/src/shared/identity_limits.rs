@@ -68,7 +68,14 @@ fn account_key(user_id: i64) -> String {
 }
 
 impl Shared {
-    async fn window(&self, what: &'static str, key: String, limit: usize, ms: i64, mode: i64) -> Option<i64> {
+    async fn window(
+        &self,
+        what: &'static str,
+        key: String,
+        limit: usize,
+        ms: i64,
+        mode: i64,
+    ) -> Option<i64> {
         self.run(what, |mut c| async move {
             WINDOW
                 .key(key)
@@ -132,7 +139,13 @@ impl Shared {
     pub async fn reset_admit(&self, client: IpAddr) -> Option<Option<i64>> {
         let key = format!("lookout:reset:client:{}", LoginThrottle::client_key(client));
         let wait = self
-            .window("reset_limit", key, RESETS_PER_CLIENT, ResetRequests::WINDOW_MS, 1)
+            .window(
+                "reset_limit",
+                key,
+                RESETS_PER_CLIENT,
+                ResetRequests::WINDOW_MS,
+                1,
+            )
             .await?;
         Some((wait > 0).then(|| (wait + 999) / 1000))
     }

@@ -25,7 +25,11 @@ pub struct TeamParam {
 /// Refuses a team id that is not one of the organization's teams (tens, so read whole).
 pub async fn check_team(state: &AppState, id: i64) -> ServiceResult<()> {
     let org = tenancy::default_org(state.store()).await?;
-    if teams::all(state.store(), org.id).await?.iter().any(|t| t.id == id) {
+    if teams::all(state.store(), org.id)
+        .await?
+        .iter()
+        .any(|t| t.id == id)
+    {
         Ok(())
     } else {
         Err(ServiceError::Invalid(format!(
@@ -41,9 +45,9 @@ pub async fn team_change(state: &AppState, body: &Value) -> ServiceResult<TeamCh
         None => Ok(TeamChange::Keep),
         Some(Value::Null) => Ok(TeamChange::Set(None)),
         Some(v) => {
-            let id = v.as_i64().ok_or_else(|| {
-                ServiceError::Invalid("team_id must be a team id or null".into())
-            })?;
+            let id = v
+                .as_i64()
+                .ok_or_else(|| ServiceError::Invalid("team_id must be a team id or null".into()))?;
             check_team(state, id).await?;
             Ok(TeamChange::Set(Some(id)))
         }

@@ -112,7 +112,13 @@ impl CodeGuard {
 
     /// [`CodeGuard::wrong_code`], counted in Redis too when it answers; whether the pending
     /// sign-in is still usable.
-    pub async fn wrong_code_shared(&self, nonce: &str, expires: i64, user_id: i64, now: i64) -> bool {
+    pub async fn wrong_code_shared(
+        &self,
+        nonce: &str,
+        expires: i64,
+        user_id: i64,
+        now: i64,
+    ) -> bool {
         let local = self.wrong_code(nonce, expires, user_id, now);
         crate::shared::get()
             .totp_wrong_code(nonce, expires, user_id)

@@ -112,10 +112,7 @@ pub fn pages() -> Router<AppState> {
         .route("/settings/audit", get(crate::tenancy::audit::page))
         .route("/account", get(account::account))
         .route("/account/profile", post(account::save_profile))
-        .route(
-            "/account/notification-rules",
-            post(account::save_rules),
-        )
+        .route("/account/notification-rules", post(account::save_rules))
         .route("/account/password", post(account::save_password))
         .route("/account/sessions/revoke", post(account::revoke_session))
 }

@@ -40,14 +40,23 @@ async fn notification_rules_are_checked_and_kept_per_urgency(backend: Backend) {
         "no rules: every contact method at once"
     );
     let refused = [
-        (json!({"high": [{"channel_id": team, "delay_minutes": 0}]}), "high[0].channel_id"),
+        (
+            json!({"high": [{"channel_id": team, "delay_minutes": 0}]}),
+            "high[0].channel_id",
+        ),
         (
             json!({"high": [{"channel_id": mine, "delay_minutes": 0},
                             {"channel_id": mine, "delay_minutes": 1441}]}),
             "high[1].delay_minutes",
         ),
-        (json!({"low": [{"channel_id": mine, "delay_minutes": -1}]}), "low[0].delay_minutes"),
-        (json!({"low": vec![json!({"channel_id": mine, "delay_minutes": 0}); 11]}), "low"),
+        (
+            json!({"low": [{"channel_id": mine, "delay_minutes": -1}]}),
+            "low[0].delay_minutes",
+        ),
+        (
+            json!({"low": vec![json!({"channel_id": mine, "delay_minutes": 0}); 11]}),
+            "low",
+        ),
     ];
     for (body, field) in refused {
         let r = h.admin.put(&at, body.clone()).await;
@@ -59,7 +68,10 @@ async fn notification_rules_are_checked_and_kept_per_urgency(backend: Backend) {
         .put(&at, json!({"high": [{"channel_id": mine, "delay": 1}]}))
         .await;
     assert_eq!(r.status, 400, "unknown fields are refused: {}", r.text());
-    assert_eq!(h.admin.get(&at).await.expect(200), json!({"high": [], "low": []}));
+    assert_eq!(
+        h.admin.get(&at).await.expect(200),
+        json!({"high": [], "low": []})
+    );
 
     let both = json!({"high": [{"channel_id": mine, "delay_minutes": 0},
                                {"channel_id": mine, "delay_minutes": 5}],
@@ -73,13 +85,25 @@ async fn notification_rules_are_checked_and_kept_per_urgency(backend: Backend) {
     // Other users' rules are the admin's; `me` needs a user.
     assert_eq!(h.member.get(&at).await.status, 403);
     assert_eq!(h.member.put(&at, json!({"low": []})).await.status, 403);
-    assert_eq!(h.member.get("/api/v1/me/notification-rules").await.status, 422);
-    assert_eq!(h.admin.get("/api/v1/users/999/notification-rules").await.status, 404);
+    assert_eq!(
+        h.member.get("/api/v1/me/notification-rules").await.status,
+        422
+    );
+    assert_eq!(
+        h.admin
+            .get("/api/v1/users/999/notification-rules")
+            .await
+            .status,
+        404
+    );
 
     // Deleting the contact method deletes its rules.
     h.admin
         .delete(&format!("/api/v1/channels/{mine}"))
         .await
         .expect(204);
-    assert_eq!(h.admin.get(&at).await.expect(200), json!({"high": [], "low": []}));
+    assert_eq!(
+        h.admin.get(&at).await.expect(200),
+        json!({"high": [], "low": []})
+    );
 }

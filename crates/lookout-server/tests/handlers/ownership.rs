@@ -51,7 +51,10 @@ async fn owned_objects_take_a_team_and_lists_filter_by_it(backend: Backend) {
     let h = Harness::new(backend).await;
     let team = h
         .admin
-        .post("/api/v1/teams", json!({"name": "Payments", "slug": "payments"}))
+        .post(
+            "/api/v1/teams",
+            json!({"name": "Payments", "slug": "payments"}),
+        )
         .await
         .expect(201);
     let tid = team["id"].as_i64().unwrap();
@@ -60,8 +63,16 @@ async fn owned_objects_take_a_team_and_lists_filter_by_it(backend: Backend) {
         // An unknown team is refused, naming the field, and nothing is stored.
         let r = h.member.post(path, with(&body, json!(999))).await;
         assert_eq!(r.status, 422, "{path}: {}", r.text());
-        assert!(r.message().starts_with("team_id"), "{path}: {}", r.message());
-        assert_eq!(h.count(path).await, before, "{path}: a refused create stored nothing");
+        assert!(
+            r.message().starts_with("team_id"),
+            "{path}: {}",
+            r.message()
+        );
+        assert_eq!(
+            h.count(path).await,
+            before,
+            "{path}: a refused create stored nothing"
+        );
         let r = h.member.post(path, with(&body, json!("payments"))).await;
         assert_eq!(r.status, 422, "{path}: a team is named by id: {}", r.text());
 
@@ -78,7 +89,11 @@ async fn owned_objects_take_a_team_and_lists_filter_by_it(backend: Backend) {
         let unowned = h.member.post(path, other).await.expect(201);
         assert_eq!(unowned["team_id"], Value::Null, "{path}");
         let at = format!("{path}/{id}");
-        assert_eq!(h.viewer.get(&at).await.expect(200)["team_id"], tid, "{path}");
+        assert_eq!(
+            h.viewer.get(&at).await.expect(200)["team_id"],
+            tid,
+            "{path}"
+        );
 
         // Lists: all, one team by slug (with or without #) or id, and unknown teams refused.
         let all = h.viewer.get(path).await.expect(200);
@@ -117,11 +132,23 @@ async fn owned_objects_take_a_team_and_lists_filter_by_it(backend: Backend) {
                 }
             }
         };
-        let same = if update == "patch" { json!({"name": "Checkout 2"}) } else { body.clone() };
-        assert_eq!(send(same.clone()).await.expect(200)["team_id"], tid, "{path}");
+        let same = if update == "patch" {
+            json!({"name": "Checkout 2"})
+        } else {
+            body.clone()
+        };
+        assert_eq!(
+            send(same.clone()).await.expect(200)["team_id"],
+            tid,
+            "{path}"
+        );
         let r = send(with(&same, json!(12345))).await;
         assert_eq!(r.status, 422, "{path}: {}", r.text());
-        assert_eq!(h.viewer.get(&at).await.expect(200)["team_id"], tid, "{path}");
+        assert_eq!(
+            h.viewer.get(&at).await.expect(200)["team_id"],
+            tid,
+            "{path}"
+        );
         assert_eq!(
             send(with(&same, Value::Null)).await.expect(200)["team_id"],
             Value::Null,

@@ -422,8 +422,8 @@ async fn spans(store: &Store, w: &Writer, p: i64) {
         None,
         lookout_store::ownership::TeamChange::Keep,
     )
-        .await
-        .unwrap();
+    .await
+    .unwrap();
 }
 
 pub async fn seed(store: &Store) -> Seeded {

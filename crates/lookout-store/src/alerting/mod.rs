@@ -189,10 +189,7 @@ pub async fn spec_save(
 
 /// One object.
 pub async fn spec_get_in(conn: &mut sqlx::AnyConnection, t: SpecTable, id: i64) -> Result<SpecRow> {
-    let sql = format!(
-        "SELECT {SPEC_COLS} FROM {} WHERE id = $1",
-        t.table()
-    );
+    let sql = format!("SELECT {SPEC_COLS} FROM {} WHERE id = $1", t.table());
     let r = sqlx::query(&sql)
         .bind(id)
         .fetch_optional(&mut *conn)

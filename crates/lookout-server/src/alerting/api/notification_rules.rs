@@ -12,7 +12,9 @@ use crate::state::AppState;
 
 fn own_user(who: &Principal) -> ApiResult<i64> {
     who.user_id().ok_or_else(|| {
-        ApiError::Validation("this needs a user: sign in, or use a token that belongs to a user".into())
+        ApiError::Validation(
+            "this needs a user: sign in, or use a token that belongs to a user".into(),
+        )
     })
 }
 

@@ -124,7 +124,11 @@ impl RulesPanel {
     }
 
     /// Saves the panel for `user_id`; the refusal (the panel marked) when the service refuses.
-    pub async fn save(mut self, state: &AppState, user_id: i64) -> ServiceResult<Result<(), (RulesPanel, String)>> {
+    pub async fn save(
+        mut self,
+        state: &AppState,
+        user_id: i64,
+    ) -> ServiceResult<Result<(), (RulesPanel, String)>> {
         let saved = match self.body() {
             Ok(b) => svc::set(state, user_id, &b).await.map(|_| ()),
             Err(e) => Err(e),
@@ -140,9 +144,13 @@ impl RulesPanel {
     }
 }
 
-/// The panel for `user_id`: `typed` (after a refusal) or the stored rules, each urgency with one
-/// empty row more, and the user's contact methods to choose from.
-pub async fn panel(state: &AppState, user_id: i64, typed: Option<RulesPanel>) -> ServiceResult<RulesPanel> {
+/// The panel for `user_id`: `typed` (after a refusal) or the stored rules, each urgency with
+/// empty rows to add more, and the user's contact methods to choose from.
+pub async fn panel(
+    state: &AppState,
+    user_id: i64,
+    typed: Option<RulesPanel>,
+) -> ServiceResult<RulesPanel> {
     let org = tenancy::default_org(state.store()).await?;
     let methods = astore::channel_list(state.store(), org.id, Some(user_id))
         .await?
@@ -161,10 +169,11 @@ pub async fn panel(state: &AppState, user_id: i64, typed: Option<RulesPanel>) ->
         }
     };
     p.methods = methods;
+    // One empty row more than the rules, and at least three, so a first list of steps can be
+    // written in one go.
     for list in [&mut p.high, &mut p.low] {
-        if list.len() < MAX_RULES {
-            list.push(RuleRow::default());
-        }
+        let rows = (list.len() + 1).max(3).min(MAX_RULES);
+        list.resize(rows, RuleRow::default());
     }
     Ok(p)
 }

@@ -341,7 +341,10 @@ mod tests {
             member_groups: vec!["engineers".into()],
             team_groups: vec![
                 ("payments".into(), vec!["grp-payments".into()]),
-                ("search".into(), vec!["grp-search".into(), "grp-index".into()]),
+                (
+                    "search".into(),
+                    vec!["grp-search".into(), "grp-index".into()],
+                ),
             ],
             sso_only: true,
             break_glass: Some("root@example.com".into()),
@@ -384,7 +387,10 @@ mod tests {
         let c = config();
         let g = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let (join, leave) = c.teams_for(&g(&["engineers", "grp-index"]));
-        assert_eq!((join, leave), (vec!["search".into()], vec!["payments".into()]));
+        assert_eq!(
+            (join, leave),
+            (vec!["search".into()], vec!["payments".into()])
+        );
         let (join, leave) = c.teams_for(&[]);
         assert!(join.is_empty());
         assert_eq!(leave, vec!["payments".to_string(), "search".to_string()]);

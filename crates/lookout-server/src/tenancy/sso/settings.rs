@@ -173,7 +173,10 @@ pub async fn test_discovery(sso: Option<&Sso>) -> DiscoveryResult {
 /// The effective single sign-on settings (secret masked).
 #[utoipa::path(get, path = "/api/v1/settings/sso", tag = "users",
     responses((status = 200, body = SsoSettings), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn api_get(State(state): State<AppState>, _who: ApiAdmin) -> ApiResult<Json<SsoSettings>> {
+pub async fn api_get(
+    State(state): State<AppState>,
+    _who: ApiAdmin,
+) -> ApiResult<Json<SsoSettings>> {
     Ok(Json(settings_of(state.sso(), &state.settings().public_url)))
 }
 
@@ -181,7 +184,10 @@ pub async fn api_get(State(state): State<AppState>, _who: ApiAdmin) -> ApiResult
 /// fails (the answer is 200 either way: the test ran).
 #[utoipa::path(post, path = "/api/v1/settings/sso/test", tag = "users",
     responses((status = 200, body = DiscoveryResult), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn api_test(State(state): State<AppState>, _who: ApiAdmin) -> ApiResult<Json<DiscoveryResult>> {
+pub async fn api_test(
+    State(state): State<AppState>,
+    _who: ApiAdmin,
+) -> ApiResult<Json<DiscoveryResult>> {
     Ok(Json(test_discovery(state.sso()).await))
 }
 

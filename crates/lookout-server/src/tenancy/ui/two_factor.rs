@@ -159,7 +159,11 @@ async fn pending_user(
         return Err(expired());
     };
     // Its token replayed after its wrong codes: still ended.
-    if state.code_guard().pending_ended_shared(&pending.nonce).await {
+    if state
+        .code_guard()
+        .pending_ended_shared(&pending.nonce)
+        .await
+    {
         return Err(too_many_codes());
     }
     match tenancy::get_user(state.store(), pending.user_id).await {
@@ -269,12 +273,16 @@ pub async fn login_code(
         .await;
     tracing::info!(user = user.id, "Two-factor code refused.");
     crate::tenancy::audit::sign_in(&state, None, &user.email, client, "code").await;
-    if !state.code_guard().wrong_code_shared(
-        &pending.nonce,
-        pending.expires,
-        user.id,
-        lookout_core::time::now_ms(),
-    ).await {
+    if !state
+        .code_guard()
+        .wrong_code_shared(
+            &pending.nonce,
+            pending.expires,
+            user.id,
+            lookout_core::time::now_ms(),
+        )
+        .await
+    {
         tracing::warn!(user = user.id, client = ?client, "Pending sign-in ended after too many wrong codes.");
         return Ok(too_many_codes());
     }
@@ -352,12 +360,16 @@ pub async fn login_enrol(
                 .login_throttle()
                 .failed_shared(&user.email, client, lookout_core::time::now_ms())
                 .await;
-            if !state.code_guard().wrong_code_shared(
-                &pending.nonce,
-                pending.expires,
-                user.id,
-                lookout_core::time::now_ms(),
-            ).await {
+            if !state
+                .code_guard()
+                .wrong_code_shared(
+                    &pending.nonce,
+                    pending.expires,
+                    user.id,
+                    lookout_core::time::now_ms(),
+                )
+                .await
+            {
                 return Ok(too_many_codes());
             }
             // The same seed again: the app already holds it.

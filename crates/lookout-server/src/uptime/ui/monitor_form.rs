@@ -323,7 +323,8 @@ pub async fn edit(
         true,
         form,
         error,
-    ).await
+    )
+    .await
 }
 
 /// `POST /uptime/monitors/{id}/edit`: the API's PUT, from a form.
@@ -358,7 +359,8 @@ pub async fn save_edit(
         true,
         f,
         outcome,
-    ).await
+    )
+    .await
 }
 
 /// `GET /uptime/monitors/{id}/clone`: the add form prefilled from monitor `id`.
@@ -380,7 +382,8 @@ pub async fn clone(
         false,
         form,
         FormError::default(),
-    ).await
+    )
+    .await
 }
 
 /// `POST /uptime/monitors/{id}/clone`: creates the copy. Fields the form does not show
@@ -426,7 +429,8 @@ pub async fn save_clone(
                             false,
                             f,
                             FormError::from_message(e.to_string()),
-                        ).await
+                        )
+                        .await
                     }
                 },
                 _ => body,
@@ -452,7 +456,8 @@ pub async fn save_clone(
         false,
         f,
         outcome,
-    ).await
+    )
+    .await
 }
 
 #[cfg(test)]

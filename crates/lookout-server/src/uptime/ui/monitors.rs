@@ -201,12 +201,7 @@ pub async fn list(
         kind: "http".into(),
         ..MonitorForm::default()
     };
-    let owners = TeamLists::load(
-        &state,
-        page.session.user.id,
-        &TeamQuery { team: q.team },
-    )
-    .await?;
+    let owners = TeamLists::load(&state, page.session.user.id, &TeamQuery { team: q.team }).await?;
     list_page(&state, page.ctx, after, form, FormError::default(), owners).await
 }
 

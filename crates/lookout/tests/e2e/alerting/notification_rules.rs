@@ -61,9 +61,15 @@ async fn rules_page_each_contact_method_after_its_delay_while_unacknowledged(bac
     // Both page the first contact method at once.
     let first = now_hook.wait(2, 15).await;
     assert!(first.iter().all(|g| g.json()["event"] == "triggered"));
-    assert!(later_hook.got().is_empty(), "the second step waits its minute");
+    assert!(
+        later_hook.got().is_empty(),
+        "the second step waits its minute"
+    );
     s.client()
-        .post(&format!("/api/v1/incidents/{handled}/acknowledge"), json!({}))
+        .post(
+            &format!("/api/v1/incidents/{handled}/acknowledge"),
+            json!({}),
+        )
         .await
         .expect(200);
 
@@ -71,14 +77,23 @@ async fn rules_page_each_contact_method_after_its_delay_while_unacknowledged(bac
     let got = later_hook.wait(1, 90).await;
     let waited = started.elapsed();
     println!("second step delivered {waited:?} after the incident opened (rule: 1 minute)");
-    assert!(waited >= Duration::from_secs(55), "not before its delay: {waited:?}");
+    assert!(
+        waited >= Duration::from_secs(55),
+        "not before its delay: {waited:?}"
+    );
     let page = got[0].json();
     assert_eq!(page["event"], "triggered");
     assert_eq!(page["incident"]["incident_id"], kept);
     let key = page["idempotency_key"].as_str().unwrap_or_default();
-    assert!(key.ends_with(&format!(":{}:r1", channels[1])), "its own key: {key}");
+    assert!(
+        key.ends_with(&format!(":{}:r1", channels[1])),
+        "its own key: {key}"
+    );
     assert_eq!(
-        got[0].headers.get("idempotency-key").and_then(|v| v.to_str().ok()),
+        got[0]
+            .headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok()),
         Some(key),
         "the same key in the header"
     );
@@ -88,7 +103,11 @@ async fn rules_page_each_contact_method_after_its_delay_while_unacknowledged(bac
     .await;
     assert_eq!(v["status"], "acknowledged");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(later_hook.got().len(), 1, "the acknowledged incident never reached it");
+    assert_eq!(
+        later_hook.got().len(),
+        1,
+        "the acknowledged incident never reached it"
+    );
 }
 
 lookout_testkit::both!(rules_page_each_contact_method_after_its_delay_while_unacknowledged);
