@@ -60,6 +60,10 @@ pub struct NewEntry<'a> {
 
 /// Appends an entry.
 pub async fn record(store: &Store, e: &NewEntry<'_>) -> Result<()> {
+    insert(&mut *store.pool().acquire().await?, e).await
+}
+
+async fn insert(conn: &mut crate::Conn, e: &NewEntry<'_>) -> Result<()> {
     sqlx::query(
         "INSERT INTO audit_log (at, actor, actor_label, action, target, details, address)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -71,7 +75,7 @@ pub async fn record(store: &Store, e: &NewEntry<'_>) -> Result<()> {
     .bind(e.target)
     .bind(e.details.to_string())
     .bind(e.address)
-    .execute(store.pool())
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
@@ -116,24 +120,20 @@ pub async fn record_pending_in(tx: &mut crate::Tx) -> Result<()> {
     let Some(e) = PENDING.try_with(|p| p.borrow_mut().take()).ok().flatten() else {
         return Ok(());
     };
-    let inserted = sqlx::query(
-        "INSERT INTO audit_log (at, actor, actor_label, action, target, details, address)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(now_ms())
-    .bind(&e.actor)
-    .bind(&e.actor_label)
-    .bind(&e.action)
-    .bind(&e.target)
-    .bind(e.details.to_string())
-    .bind(&e.address)
-    .execute(&mut **tx)
-    .await;
+    let entry = NewEntry {
+        actor: &e.actor,
+        actor_label: &e.actor_label,
+        action: &e.action,
+        target: e.target.as_deref(),
+        details: &e.details,
+        address: e.address.as_deref(),
+    };
+    let inserted = insert(tx, &entry).await;
     if let Err(err) = inserted {
         // Put it back: if this transaction rolls back, a later write (or the middleware) still
         // records the request.
         let _ = PENDING.try_with(|p| *p.borrow_mut() = Some(e));
-        return Err(err.into());
+        return Err(err);
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::alerting::policies::{Condition, PolicySpec};
 use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
-use crate::teams::ownership::team_change;
+use crate::alerting::oncall::save_spec;
 use lookout_oncall::inbound::Mapping;
 use lookout_store::alerting::{self as astore, IntegrationRow, RunbookRow, SpecRow, SpecTable};
 use lookout_store::tenancy;
@@ -84,38 +84,14 @@ pub async fn refs_exist(
 
 /// Creates an alert policy.
 pub async fn create_policy(state: &AppState, body: &Value) -> ServiceResult<SpecRow> {
-    let (name, spec) = policy_input(state, body).await?;
-    let team = team_change(state, body).await?;
-    let org = tenancy::default_org(state.store()).await?;
-    Ok(astore::spec_save(
-        state.store(),
-        SpecTable::Policies,
-        org.id,
-        None,
-        &name,
-        &spec,
-        team,
-    )
-    .await?)
+    let input = policy_input(state, body).await?;
+    save_spec(state, SpecTable::Policies, "alert policy", None, body, input).await
 }
 
 /// Replaces an alert policy.
 pub async fn update_policy(state: &AppState, id: i64, body: &Value) -> ServiceResult<SpecRow> {
-    let (name, spec) = policy_input(state, body).await?;
-    let team = team_change(state, body).await?;
-    let old = astore::spec_get(state.store(), SpecTable::Policies, id)
-        .await
-        .map_err(ServiceError::not_found("alert policy"))?;
-    Ok(astore::spec_save(
-        state.store(),
-        SpecTable::Policies,
-        old.org_id,
-        Some(id),
-        &name,
-        &spec,
-        team,
-    )
-    .await?)
+    let input = policy_input(state, body).await?;
+    save_spec(state, SpecTable::Policies, "alert policy", Some(id), body, input).await
 }
 
 /// Turns an alert policy on or off, keeping the rest of it.

@@ -12,7 +12,7 @@ use crate::state::AppState;
 use crate::teams::ownership::team_change;
 use lookout_oncall::{EscalationPolicy, Schedule, TargetKind};
 use lookout_store::alerting::{
-    self as astore, ChannelInput, ChannelRow, OverrideRow, SpecRow, SpecTable,
+    self as astore, ChannelInput, ChannelRow, OverrideRow, SpecKey, SpecRow, SpecTable,
 };
 use lookout_store::{tenancy, StoreError};
 
@@ -422,19 +422,29 @@ fn exists<T>(r: Result<T, StoreError>) -> ServiceResult<bool> {
 
 /// Creates an escalation policy.
 pub async fn create_escalation_policy(state: &AppState, body: &Value) -> ServiceResult<SpecRow> {
-    let (name, spec) = escalation_input(state, body).await?;
+    let input = escalation_input(state, body).await?;
+    let t = SpecTable::EscalationPolicies;
+    save_spec(state, t, "escalation policy", None, body, input).await
+}
+
+/// Stores a checked `(name, spec)` object as a new one (`id` none) or over object `id`, with the
+/// owning team `body` asks for (checked: an unknown team is refused before anything is written).
+pub async fn save_spec(
+    state: &AppState,
+    t: SpecTable,
+    what: &'static str,
+    id: Option<i64>,
+    body: &Value,
+    (name, spec): (String, Value),
+) -> ServiceResult<SpecRow> {
     let team = team_change(state, body).await?;
-    let org = tenancy::default_org(state.store()).await?;
-    Ok(astore::spec_save(
-        state.store(),
-        SpecTable::EscalationPolicies,
-        org.id,
-        None,
-        &name,
-        &spec,
-        team,
-    )
-    .await?)
+    let key = match id {
+        None => SpecKey::New(tenancy::default_org(state.store()).await?.id),
+        Some(id) => SpecKey::Id(id),
+    };
+    astore::spec_save(state.store(), t, key, &name, &spec, team)
+        .await
+        .map_err(ServiceError::not_found(what))
 }
 
 /// Replaces an escalation policy (open incidents follow the new rules from their next step).
@@ -443,21 +453,9 @@ pub async fn update_escalation_policy(
     id: i64,
     body: &Value,
 ) -> ServiceResult<SpecRow> {
-    let (name, spec) = escalation_input(state, body).await?;
-    let team = team_change(state, body).await?;
-    let old = astore::spec_get(state.store(), SpecTable::EscalationPolicies, id)
-        .await
-        .map_err(ServiceError::not_found("escalation policy"))?;
-    Ok(astore::spec_save(
-        state.store(),
-        SpecTable::EscalationPolicies,
-        old.org_id,
-        Some(id),
-        &name,
-        &spec,
-        team,
-    )
-    .await?)
+    let input = escalation_input(state, body).await?;
+    let t = SpecTable::EscalationPolicies;
+    save_spec(state, t, "escalation policy", Some(id), body, input).await
 }
 
 /// Switches escalation policy `id` on or off. Off, incidents routed to it are still opened but

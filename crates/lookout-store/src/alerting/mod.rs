@@ -104,7 +104,7 @@ pub async fn spec_create(
     spec_row(&r)
 }
 
-/// Replaces an object's name and spec.
+/// Replaces an object's name and spec, keeping its owner.
 pub async fn spec_update(
     store: &Store,
     t: SpecTable,
@@ -112,42 +112,33 @@ pub async fn spec_update(
     name: &str,
     spec: &Json,
 ) -> Result<SpecRow> {
-    let sql = format!(
-        "UPDATE {} SET name = $1, spec = $2, updated_at = $3 WHERE id = $4
-         RETURNING {SPEC_COLS}",
-        t.table()
-    );
-    let mut tx = store.begin_write().await?;
-    let r = sqlx::query(&sql)
-        .bind(name)
-        .bind(spec.to_string())
-        .bind(now_ms())
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    let row = spec_row(&r)?;
-    crate::audit::record_pending_in(&mut tx).await?;
-    tx.commit().await?;
-    Ok(row)
+    spec_save(store, t, SpecKey::Id(id), name, spec, TeamChange::Keep).await
 }
 
-/// Stores a new object (`id` none) or replaces object `id`'s name and spec, and sets or keeps
-/// its owning team in the same statement, so an object is never seen without the owner it was
-/// saved with.
+/// Which object [`spec_save`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecKey {
+    /// A new one, in this organization.
+    New(i64),
+    /// The object with this id.
+    Id(i64),
+}
+
+/// Stores a new object or replaces an object's name and spec, and sets or keeps its owning
+/// team in the same statement (so an object is never seen without the owner it was saved with),
+/// in one transaction with the request's audit entry.
 pub async fn spec_save(
     store: &Store,
     t: SpecTable,
-    org_id: i64,
-    id: Option<i64>,
+    key: SpecKey,
     name: &str,
     spec: &Json,
     team: TeamChange,
 ) -> Result<SpecRow> {
     let now = now_ms();
     let mut tx = store.begin_write().await?;
-    let r = match id {
-        None => {
+    let r = match key {
+        SpecKey::New(org_id) => {
             let sql = format!(
                 "INSERT INTO {} (org_id, name, spec, created_at, updated_at, team_id)
                  VALUES ($1, $2, $3, $4, $4, $5) RETURNING {SPEC_COLS}",
@@ -162,7 +153,7 @@ pub async fn spec_save(
                 .fetch_optional(&mut *tx)
                 .await?
         }
-        Some(id) => {
+        SpecKey::Id(id) => {
             let sql = format!(
                 "UPDATE {} SET name = $1, spec = $2, updated_at = $3,
                  team_id = CASE WHEN $4 = 1 THEN $5 ELSE team_id END WHERE id = $6

@@ -63,16 +63,9 @@ impl EscalationForm {
                 "enabled" => f.enabled = true,
                 "team" => f.team = v,
                 other => {
-                    let Some((i, what)) = other
-                        .strip_prefix("rule")
-                        .and_then(|r| r.split_once('_'))
-                        .and_then(|(i, w)| i.parse::<usize>().ok().map(|i| (i, w)))
-                    else {
+                    let Some((i, what)) = forms::indexed(other, "rule", MAX_RULES) else {
                         continue;
                     };
-                    if i >= MAX_RULES {
-                        continue;
-                    }
                     if rules.len() <= i {
                         rules.resize(i + 1, RuleForm::default());
                     }

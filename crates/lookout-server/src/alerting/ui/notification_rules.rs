@@ -3,6 +3,7 @@
 //! through the same service as `PUT /api/v1/me/notification-rules`; a refused form comes back
 //! as typed with the wrong row marked.
 
+use super::forms;
 use crate::alerting::notification_rules::{self as svc, RuleView, RulesView, MAX_RULES};
 use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
@@ -55,16 +56,9 @@ impl RulesPanel {
         let mut p = RulesPanel::default();
         for (k, v) in pairs {
             for (urgency, list) in [("high", &mut p.high), ("low", &mut p.low)] {
-                let Some((i, what)) = k
-                    .strip_prefix(urgency)
-                    .and_then(|r| r.split_once('_'))
-                    .and_then(|(i, w)| i.parse::<usize>().ok().map(|i| (i, w)))
-                else {
+                let Some((i, what)) = forms::indexed(k, urgency, MAX_RULES) else {
                     continue;
                 };
-                if i >= MAX_RULES {
-                    continue;
-                }
                 if list.len() <= i {
                     list.resize(i + 1, RuleRow::default());
                 }

@@ -105,16 +105,9 @@ impl ScheduleForm {
                 "enabled" => f.enabled = true,
                 "team" => f.team = v,
                 other => {
-                    let Some((i, what)) = other
-                        .strip_prefix("layer")
-                        .and_then(|r| r.split_once('_'))
-                        .and_then(|(i, w)| i.parse::<usize>().ok().map(|i| (i, w)))
-                    else {
+                    let Some((i, what)) = forms::indexed(other, "layer", MAX_LAYERS) else {
                         continue;
                     };
-                    if i >= MAX_LAYERS {
-                        continue;
-                    }
                     if layers.len() <= i {
                         layers.resize(i + 1, LayerForm::default());
                     }

@@ -173,6 +173,25 @@ async fn pending_user(
     }
 }
 
+/// Counts a wrong code in the login throttle and the code guard (across replicas when Redis
+/// answers); whether the pending sign-in may still be used.
+async fn wrong_code(
+    state: &AppState,
+    user: &User,
+    pending: &totp::Pending,
+    client: Option<std::net::IpAddr>,
+) -> bool {
+    let now = lookout_core::time::now_ms();
+    state
+        .login_throttle()
+        .failed_shared(&user.email, client, now)
+        .await;
+    state
+        .code_guard()
+        .wrong_code_shared(&pending.nonce, pending.expires, user.id, now)
+        .await
+}
+
 /// Counts a code attempt in the login throttle; the 429 page when the account must wait.
 async fn throttle(
     state: &AppState,
@@ -267,22 +286,9 @@ pub async fn login_code(
         .await;
         return start_session(&state, &user, &next).await;
     }
-    state
-        .login_throttle()
-        .failed_shared(&user.email, client, lookout_core::time::now_ms())
-        .await;
     tracing::info!(user = user.id, "Two-factor code refused.");
     crate::tenancy::audit::sign_in(&state, None, &user.email, client, "code").await;
-    if !state
-        .code_guard()
-        .wrong_code_shared(
-            &pending.nonce,
-            pending.expires,
-            user.id,
-            lookout_core::time::now_ms(),
-        )
-        .await
-    {
+    if !wrong_code(&state, &user, &pending, client).await {
         tracing::warn!(user = user.id, client = ?client, "Pending sign-in ended after too many wrong codes.");
         return Ok(too_many_codes());
     }
@@ -356,20 +362,7 @@ pub async fn login_enrol(
             Ok(page)
         }
         Err(ServiceError::Invalid(m)) => {
-            state
-                .login_throttle()
-                .failed_shared(&user.email, client, lookout_core::time::now_ms())
-                .await;
-            if !state
-                .code_guard()
-                .wrong_code_shared(
-                    &pending.nonce,
-                    pending.expires,
-                    user.id,
-                    lookout_core::time::now_ms(),
-                )
-                .await
-            {
+            if !wrong_code(&state, &user, &pending, client).await {
                 return Ok(too_many_codes());
             }
             // The same seed again: the app already holds it.
