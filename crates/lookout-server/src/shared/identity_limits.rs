@@ -147,6 +147,6 @@ impl Shared {
                 1,
             )
             .await?;
-        Some((wait > 0).then(|| (wait + 999) / 1000))
+        Some((wait > 0).then_some((wait + 999) / 1000))
     }
 }
