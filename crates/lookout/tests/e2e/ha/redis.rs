@@ -1,5 +1,5 @@
 //! The optional Redis: two replicas on one PostgreSQL database and a real `redis-server` of the
-//! test's own. With Redis, a project's Sentry rate limit and the login throttle are counted
+//! test's own. With Redis, a project's Sentry rate limit, the login throttle and the password-reset limit are counted
 //! across the replicas exactly, an NRQL answer computed by one replica is served by the other
 //! from the cache, and commits are announced on the wake-up channel. Redis is then stopped
 //! mid-run: ingest, logins and queries keep working with per-replica limits and no cache. When
