@@ -1,9 +1,10 @@
 //! The optional Redis: two replicas on one PostgreSQL database and a real `redis-server` of the
-//! test's own. With Redis, a project's Sentry rate limit, the login throttle and the password-reset limit are counted
-//! across the replicas exactly, an NRQL answer computed by one replica is served by the other
-//! from the cache, and commits are announced on the wake-up channel. Redis is then stopped
-//! mid-run: ingest, logins and queries keep working with per-replica limits and no cache. When
-//! it comes back on the same port, the limits are shared again.
+//! test's own. With Redis, a project's Sentry rate limit, the login throttle and the
+//! password-reset limit are counted across the replicas exactly, an NRQL answer computed by one
+//! replica is served by the other from the cache, and commits are announced on the wake-up
+//! channel. Redis is then stopped mid-run: ingest, logins and queries keep working with
+//! per-replica limits and no cache. When it comes back on the same port, the limits are shared
+//! again.
 
 use std::process::{Child, Command, Stdio};
 
