@@ -5,10 +5,10 @@
 
 use serde_json::Value;
 
+use crate::alerting::oncall::save_spec;
 use crate::alerting::policies::{Condition, PolicySpec};
 use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
-use crate::alerting::oncall::save_spec;
 use lookout_oncall::inbound::Mapping;
 use lookout_store::alerting::{self as astore, IntegrationRow, RunbookRow, SpecRow, SpecTable};
 use lookout_store::tenancy;
@@ -85,13 +85,29 @@ pub async fn refs_exist(
 /// Creates an alert policy.
 pub async fn create_policy(state: &AppState, body: &Value) -> ServiceResult<SpecRow> {
     let input = policy_input(state, body).await?;
-    save_spec(state, SpecTable::Policies, "alert policy", None, body, input).await
+    save_spec(
+        state,
+        SpecTable::Policies,
+        "alert policy",
+        None,
+        body,
+        input,
+    )
+    .await
 }
 
 /// Replaces an alert policy.
 pub async fn update_policy(state: &AppState, id: i64, body: &Value) -> ServiceResult<SpecRow> {
     let input = policy_input(state, body).await?;
-    save_spec(state, SpecTable::Policies, "alert policy", Some(id), body, input).await
+    save_spec(
+        state,
+        SpecTable::Policies,
+        "alert policy",
+        Some(id),
+        body,
+        input,
+    )
+    .await
 }
 
 /// Turns an alert policy on or off, keeping the rest of it.

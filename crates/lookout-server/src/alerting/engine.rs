@@ -526,6 +526,10 @@ pub(crate) async fn page_rule(
     Ok(())
 }
 
+/// Where one page goes: the channel, the user it reaches, and the notification rule's position
+/// and delay in minutes when one of the user's rules says so.
+type PageTo = (i64, Option<i64>, Option<(i64, i64)>);
+
 /// Queues pages for `targets` on incident `inc`, resolving schedules at `at`: users through
 /// their contact methods for the incident's urgency, channels directly. Each page's idempotency
 /// key is `key` and its channel; `data` goes with it. Whoever cannot be reached is named in the
@@ -537,8 +541,7 @@ pub(crate) async fn page_targets(
     (key, event, data): (&str, &str, &Value),
     at: i64,
 ) -> Result<usize> {
-    // (channel, user, notification rule position and delay in minutes when a rule says so).
-    let mut pages: Vec<(i64, Option<i64>, Option<(i64, i64)>)> = Vec::new();
+    let mut pages: Vec<PageTo> = Vec::new();
     let mut nobody = Vec::new();
     for t in targets {
         let user = match t.kind {

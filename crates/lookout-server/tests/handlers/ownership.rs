@@ -76,7 +76,11 @@ async fn owned_objects_take_a_team_and_lists_filter_by_it(backend: Backend) {
         // A team is named by id: a slug is refused naming the field (400 where the body is
         // typed, as every wrong JSON type there; 422 where it is checked by hand).
         let r = h.member.post(path, with(&body, json!("payments"))).await;
-        assert!(matches!(r.status.as_u16(), 400 | 422), "{path}: {}", r.text());
+        assert!(
+            matches!(r.status.as_u16(), 400 | 422),
+            "{path}: {}",
+            r.text()
+        );
         assert!(r.message().contains("team_id"), "{path}: {}", r.message());
 
         // One owned, one not.

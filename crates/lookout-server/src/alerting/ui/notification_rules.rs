@@ -166,7 +166,7 @@ pub async fn panel(
     // One empty row more than the rules, and at least three, so a first list of steps can be
     // written in one go.
     for list in [&mut p.high, &mut p.low] {
-        let rows = (list.len() + 1).max(3).min(MAX_RULES);
+        let rows = (list.len() + 1).clamp(3, MAX_RULES);
         list.resize(rows, RuleRow::default());
     }
     Ok(p)
