@@ -1,2 +1,0 @@
--- Reserved for another branch's migration 0029 (the build refuses gaps); dropped when merged.
-SELECT 1;
