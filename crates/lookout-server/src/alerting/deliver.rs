@@ -354,9 +354,11 @@ impl Outcome {
 /// Why a page to a disabled channel was not sent (the notification's `last_error`).
 pub const SKIPPED: &str = "skipped: channel disabled";
 
-/// Why a notification rule's later step was not sent: the incident was acknowledged or
-/// resolved before its delay ran out.
-pub const HANDLED: &str = "skipped: acknowledged or resolved before this notification rule's delay";
+/// Why a notification rule's later step was not sent: the incident was acknowledged, resolved,
+/// reassigned or snoozed before its delay ran out (the step is skipped in that change's
+/// transaction; the send-time check repeats it in case a page slipped through).
+pub const HANDLED: &str =
+    "skipped: acknowledged, resolved, reassigned or snoozed before this notification rule's delay";
 
 /// Sends one notification, unless its channel is disabled. The channel is read when the page
 /// is sent, not when it was queued, so switching a channel off also holds back what is queued.
@@ -370,10 +372,14 @@ async fn send(a: &Alerting, row: &NotificationRow, lease_end: Instant) -> Outcom
     if !channel.enabled {
         return Outcome::Skipped(via, SKIPPED);
     }
-    // A notification rule's later step goes out only while the incident is still unhandled.
+    // A notification rule's later step goes out only while the incident is still unhandled; a
+    // responder request's only while the incident is open (it asks for help with an incident
+    // someone may well have acknowledged already).
     if row.data["delay_minutes"].as_i64().unwrap_or(0) > 0 {
         match incidents::get(a.store(), row.incident_id).await {
-            Ok(inc) if inc.status != "triggered" => return Outcome::Skipped(via, HANDLED),
+            Ok(inc) if crate::alerting::engine::delayed_page_moot(&row.event, &inc.status) => {
+                return Outcome::Skipped(via, HANDLED)
+            }
             Ok(_) => {}
             Err(e) => return Outcome::Failed(e.to_string()),
         }

@@ -350,7 +350,7 @@ pub async fn transition(
     for n in outbox::for_incident_in(tx, id).await? {
         // A notification rule's later step not sent yet was never heard: it is skipped, and
         // its channel is not told the incident is handled.
-        let unheard = n.status == "pending" && n.data["delay_minutes"].as_i64().unwrap_or(0) > 0;
+        let unheard = n.status != "sent" && n.data["delay_minutes"].as_i64().unwrap_or(0) > 0;
         if !unheard && seen.insert((n.channel_id, n.user_id)) {
             pages.push(Page {
                 idempotency_key: format!("{id}:{event}:{now}:{}", n.channel_id),
@@ -364,10 +364,61 @@ pub async fn transition(
         }
     }
     outbox::enqueue(tx, &pages, now).await?;
+    let status = if action == Action::Acknowledge {
+        "acknowledged"
+    } else {
+        "resolved"
+    };
+    cancel_delayed(tx, id, status, actor, now).await?;
     Ok(match action {
         Action::Acknowledge => Applied::Acknowledged(id),
         _ => Applied::Resolved(id),
     })
+}
+
+/// Whether a notification rule's later step of `event` is moot once the incident is `status`:
+/// a page about the incident once it is not triggered any more, a responder request once the
+/// incident is resolved (the request asks for help whether or not someone acknowledged).
+pub fn delayed_page_moot(event: &str, status: &str) -> bool {
+    if event == "responder_request" {
+        status == "resolved"
+    } else {
+        status != "triggered"
+    }
+}
+
+/// Skips incident `id`'s notification-rule steps still waiting for their delay that are moot
+/// now that it is `status` (see [`delayed_page_moot`]), inside the transaction of the change
+/// (acknowledge, resolve, reassign, snooze), with one timeline entry saying how many. Without
+/// this a later trigger (a reassignment, a snooze that ends) would revive an earlier
+/// assignee's pending steps. Returns how many were skipped.
+pub async fn cancel_delayed(
+    tx: &mut Tx,
+    id: i64,
+    status: &str,
+    actor: &str,
+    now: i64,
+) -> Result<usize> {
+    let mut skipped = 0;
+    for n in outbox::for_incident_in(tx, id).await? {
+        let delayed = n.data["delay_minutes"].as_i64().unwrap_or(0) > 0;
+        if n.status == "pending"
+            && delayed
+            && delayed_page_moot(&n.event, status)
+            && outbox::skip_pending(tx, n.id, crate::alerting::deliver::HANDLED, now).await?
+        {
+            skipped += 1;
+        }
+    }
+    if skipped > 0 {
+        let msg = format!(
+            "{skipped} notification rule step{} waiting for its delay cancelled",
+            if skipped == 1 { "" } else { "s" }
+        );
+        let data = json!({"skipped": skipped});
+        incidents::log(tx, id, now, "pages_cancelled", actor, &msg, Some(&data)).await?;
+    }
+    Ok(skipped)
 }
 
 /// Runs incident `inc`'s due timers at `now`; false when another replica got there first.

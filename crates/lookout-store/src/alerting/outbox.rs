@@ -223,6 +223,30 @@ pub async fn mark_skipped(
     Ok(n.rows_affected() == 1)
 }
 
+/// Skips pending notification `id` inside `tx` without a lease: `skipped`, with `reason` as its
+/// last error, never sent. Used when the incident change that makes a queued later step moot
+/// commits (an acknowledgement, a reassignment). A replica sending it right now loses its mark
+/// (the status is no longer `pending`); the send-time check backs this up. False when it was
+/// no longer pending.
+pub async fn skip_pending(
+    tx: &mut Transaction<'static, Any>,
+    id: i64,
+    reason: &str,
+    at: i64,
+) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE notifications SET status = 'skipped', last_error = $1, sent_at = NULL,
+         next_attempt_at = $2, lease_owner = NULL, lease_until = NULL
+         WHERE id = $3 AND status = 'pending'",
+    )
+    .bind(reason)
+    .bind(at)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(n.rows_affected() == 1)
+}
+
 /// Records a failed try: retried `retry_in_ms` from now by the database's clock, or given up
 /// (`None`). False when `owner` lost the lease.
 pub async fn mark_failed(
