@@ -376,6 +376,20 @@ pub async fn transition(
     })
 }
 
+/// How long a notification rule's "minute" is, ms: 60 000, unless the test-only
+/// `LOOKOUT_TEST_RULE_MINUTE_MS` says otherwise (the e2e tests run delays at seconds scale;
+/// never set it in production).
+fn rule_minute_ms() -> i64 {
+    static MINUTE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *MINUTE.get_or_init(|| {
+        std::env::var("LOOKOUT_TEST_RULE_MINUTE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|ms: &i64| *ms > 0)
+            .unwrap_or(60_000)
+    })
+}
+
 /// Whether a notification rule's later step of `event` is moot once the incident is `status`:
 /// a page about the incident once it is not triggered any more, a responder request once the
 /// incident is resolved (the request asks for help whether or not someone acknowledged).
@@ -655,7 +669,11 @@ pub(crate) async fn page_targets(
                 Some((pos, delay)) => {
                     let mut d = data.clone();
                     d["delay_minutes"] = json!(delay);
-                    (format!("{key}:{channel}:r{pos}"), delay * 60_000, d)
+                    (
+                        format!("{key}:{channel}:r{pos}"),
+                        delay * rule_minute_ms(),
+                        d,
+                    )
                 }
                 None => (format!("{key}:{channel}"), 0, data.clone()),
             };
