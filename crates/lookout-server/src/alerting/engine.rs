@@ -629,7 +629,10 @@ pub(crate) async fn page_targets(
             .await?
             .into_iter()
             .filter(|r| r.urgency == inc.urgency)
-            .filter(|r| methods.iter().any(|c| c.id == r.channel_id))
+            // Only rules on contact methods that are switched on: a user whose rules all
+            // point at disabled methods falls back to the default below rather than being
+            // paged through nothing.
+            .filter(|r| methods.iter().any(|c| c.id == r.channel_id && c.enabled))
             .collect();
         if !rules.is_empty() {
             // The user's own rules for this urgency: each contact method after its delay.

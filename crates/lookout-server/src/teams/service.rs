@@ -347,11 +347,39 @@ pub async fn on_call_now(
     team: &teams::Team,
     now: i64,
 ) -> ServiceResult<Vec<OnCallNow>> {
+    let specs = OnCallSpecs::load(state).await?;
+    on_call_now_in(state, &specs, team, now).await
+}
+
+/// The organisation's schedules and escalation policies, read once for [`on_call_now_in`] when
+/// a page shows every team's on-call people.
+pub struct OnCallSpecs {
+    schedules: Vec<astore::SpecRow>,
+    policies: Vec<astore::SpecRow>,
+}
+
+impl OnCallSpecs {
+    /// Reads them.
+    pub async fn load(state: &AppState) -> ServiceResult<Self> {
+        let org = lookout_store::tenancy::default_org(state.store()).await?;
+        Ok(Self {
+            schedules: astore::spec_list(state.store(), SpecTable::Schedules, org.id).await?,
+            policies: astore::spec_list(state.store(), SpecTable::EscalationPolicies, org.id)
+                .await?,
+        })
+    }
+}
+
+/// [`on_call_now`] from specs read already.
+pub async fn on_call_now_in(
+    state: &AppState,
+    specs: &OnCallSpecs,
+    team: &teams::Team,
+    now: i64,
+) -> ServiceResult<Vec<OnCallNow>> {
     use crate::alerting::engine;
     use lookout_oncall::{EscalationPolicy, TargetKind};
-    let org = lookout_store::tenancy::default_org(state.store()).await?;
-    let schedules = astore::spec_list(state.store(), SpecTable::Schedules, org.id).await?;
-    let policies = astore::spec_list(state.store(), SpecTable::EscalationPolicies, org.id).await?;
+    let (schedules, policies) = (&specs.schedules, &specs.policies);
     let mut conn = state
         .store()
         .pool()
@@ -386,6 +414,9 @@ pub async fn on_call_now(
             }
         }
     }
+    // Give the connection back before display_names takes one: holding two per request
+    // exhausts the pool under a handful of concurrent page loads.
+    drop(conn);
     found.dedup();
     let ids: Vec<i64> = found.iter().map(|f| f.0).collect();
     let names = astore::display_names(state.store(), &ids).await?;

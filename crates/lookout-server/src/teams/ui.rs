@@ -68,8 +68,9 @@ async fn teams_page(state: &AppState, ctx: PageCtx, is_admin: bool, o: Outcome) 
             .collect();
     let mut lines = Vec::new();
     let now = now_ms();
+    let specs = service::OnCallSpecs::load(state).await?;
     for t in teams::all(state.store(), org.id).await? {
-        let on_call = service::on_call_now(state, &t, now).await?;
+        let on_call = service::on_call_now_in(state, &specs, &t, now).await?;
         let members = teams::members(state.store(), t.id).await?;
         let escalation = t.escalation_policy_id.map(|id| {
             escalations
