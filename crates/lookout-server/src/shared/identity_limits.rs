@@ -43,13 +43,16 @@ return wait
     )
 });
 
-/// Counts a wrong code of a pending sign-in, kept until it expires (ms since the epoch);
-/// answers the count. KEYS[1] the counter; ARGV[1] expiry.
+/// Counts a wrong code of a pending sign-in, kept until it expires: ARGV[1] ms from now, by
+/// Redis's clock (a replica's fast or slow clock does not shorten or stretch it); answers the
+/// count. KEYS[1] the counter; ARGV[1] time to live, ms.
 static PENDING: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local n = redis.call('INCR', KEYS[1])
-redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], now + math.max(tonumber(ARGV[1]), 1))
 return n
 ",
     )
@@ -116,11 +119,11 @@ impl Shared {
 
     /// [`CodeGuard::wrong_code`] across replicas: whether the pending sign-in is still usable;
     /// `None` when Redis cannot answer.
-    pub async fn totp_wrong_code(&self, nonce: &str, expires: i64, user_id: i64) -> Option<bool> {
+    pub async fn totp_wrong_code(&self, nonce: &str, ttl_ms: i64, user_id: i64) -> Option<bool> {
         let key = pending_key(nonce);
         let n: i64 = self
             .run("totp_wrong_code", |mut c| async move {
-                PENDING.key(key).arg(expires).invoke_async(&mut c).await
+                PENDING.key(key).arg(ttl_ms).invoke_async(&mut c).await
             })
             .await?;
         self.window(

@@ -104,10 +104,12 @@ impl CodeGuard {
     /// [`CodeGuard::account_wait`], across replicas when Redis answers.
     pub async fn account_wait_shared(&self, user_id: i64, now: i64) -> Option<i64> {
         let local = self.account_wait(user_id, now);
+        // The stricter of the two: a replica that counted more than Redis holds (it lost
+        // Redis for a while) keeps what it saw.
         crate::shared::get()
             .totp_account_wait(user_id)
             .await
-            .unwrap_or(local)
+            .map_or(local, |shared| shared.max(local))
     }
 
     /// [`CodeGuard::wrong_code`], counted in Redis too when it answers; whether the pending
@@ -121,7 +123,7 @@ impl CodeGuard {
     ) -> bool {
         let local = self.wrong_code(nonce, expires, user_id, now);
         crate::shared::get()
-            .totp_wrong_code(nonce, expires, user_id)
+            .totp_wrong_code(nonce, expires - now, user_id)
             .await
             .map_or(local, |shared| shared && local)
     }

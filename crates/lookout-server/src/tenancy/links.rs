@@ -360,7 +360,8 @@ impl ResetRequests {
             Some(ip) => crate::shared::get().reset_admit(ip).await,
             None => None,
         };
-        shared.unwrap_or(local)
+        // The stricter of the two (None: admitted; a longer wait wins).
+        shared.map_or(local, |shared| shared.max(local))
     }
 }
 
