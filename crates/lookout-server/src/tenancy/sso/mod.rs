@@ -21,6 +21,10 @@ use tokio::sync::Mutex;
 const MAX_ANSWER_BYTES: usize = 1 << 20;
 /// How long one call to the provider may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The least time between two fetches of the discovery document, even when one is asked for
+/// (the settings page's Test, a token naming an unknown key): a burst of them is one fetch.
+const MIN_REFRESH: Duration = Duration::from_secs(5);
+
 /// How long a discovery document (and its keys) is used before it is fetched again.
 const DISCOVERY_TTL: Duration = Duration::from_secs(600);
 
@@ -190,11 +194,14 @@ impl Sso {
         &self.config
     }
 
-    /// The provider's discovery document and keys: the cached one unless `fresh` or stale.
+    /// The provider's discovery document and keys: the cached one unless `fresh` or stale. A
+    /// forced refresh happens at most once every [`MIN_REFRESH`] (the cached one is answered
+    /// in between), and the lock is not held across the fetch: a slow provider does not hold
+    /// up sign-ins that can use the cache, and they swap in whichever answer lands.
     pub async fn metadata(&self, fresh: bool) -> Result<ProviderMetadataWithLogout, String> {
-        let mut cached = self.discovered.lock().await;
-        if let Some((at, meta)) = cached.as_ref() {
-            if !fresh && at.elapsed() < DISCOVERY_TTL {
+        if let Some((at, meta)) = self.discovered.lock().await.as_ref() {
+            let age = at.elapsed();
+            if age < MIN_REFRESH || (!fresh && age < DISCOVERY_TTL) {
                 return Ok(meta.clone());
             }
         }
@@ -202,7 +209,7 @@ impl Sso {
         let meta = ProviderMetadataWithLogout::discover_async(issuer, &self.http)
             .await
             .map_err(|e| describe(&e))?;
-        *cached = Some((Instant::now(), meta.clone()));
+        *self.discovered.lock().await = Some((Instant::now(), meta.clone()));
         Ok(meta)
     }
 
