@@ -253,8 +253,10 @@ pub async fn remove_member(store: &Store, team_id: i64, user_id: i64) -> Result<
 }
 
 /// Puts `user_id` in the teams with the slugs in `join` and takes them out of those in `leave`
-/// (organization `org_id`), in one transaction (sign-in with groups mapped to teams). Slugs of
-/// teams that do not exist are returned, not created: teams are made by admins.
+/// (organization `org_id`), in one transaction (sign-in with groups mapped to teams). Only
+/// memberships with source `sso` are added or removed: a member an admin added by hand stays
+/// (and is not turned into an SSO one). Slugs of teams that do not exist are returned, not
+/// created: teams are made by admins.
 pub async fn sync_membership(
     store: &Store,
     org_id: i64,
@@ -283,16 +285,18 @@ pub async fn sync_membership(
         };
         let q = if joining {
             sqlx::query(
-                "INSERT INTO team_members (team_id, user_id, created_at) VALUES ($1, $2, $3)
-                 ON CONFLICT DO NOTHING",
+                "INSERT INTO team_members (team_id, user_id, created_at, source)
+                 VALUES ($1, $2, $3, 'sso') ON CONFLICT DO NOTHING",
             )
             .bind(team)
             .bind(user_id)
             .bind(now)
         } else {
-            sqlx::query("DELETE FROM team_members WHERE team_id = $1 AND user_id = $2")
-                .bind(team)
-                .bind(user_id)
+            sqlx::query(
+                "DELETE FROM team_members WHERE team_id = $1 AND user_id = $2 AND source = 'sso'",
+            )
+            .bind(team)
+            .bind(user_id)
         };
         q.execute(&mut *tx).await?;
     }

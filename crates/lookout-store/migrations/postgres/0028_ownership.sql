@@ -29,3 +29,6 @@ CREATE TABLE notification_rules (
     created_at BIGINT NOT NULL,
     UNIQUE (user_id, urgency, position)
 );
+-- Where a team membership came from: 'manual' (an admin added it) or 'sso' (groups mapped to
+-- teams at sign-in). The sign-in sync adds and removes only its own ('sso') rows.
+ALTER TABLE team_members ADD COLUMN source TEXT NOT NULL DEFAULT 'manual';

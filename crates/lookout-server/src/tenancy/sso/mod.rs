@@ -311,24 +311,28 @@ pub(crate) fn describe(e: &dyn std::error::Error) -> String {
 /// The groups claim of a verified ID token, read from its payload (the crate's claim types do
 /// not carry custom claims). Only called after the signature was checked over that payload.
 pub fn groups_of(id_token: &str, claim: &str) -> Vec<String> {
+    groups_claimed(id_token, claim).unwrap_or_default()
+}
+
+/// [`groups_of`], but `None` when the token has no such claim at all (as opposed to an empty
+/// list): a provider that leaves the claim out says nothing about team membership.
+pub fn groups_claimed(id_token: &str, claim: &str) -> Option<Vec<String>> {
     use base64::Engine as _;
-    let Some(payload) = id_token.split('.').nth(1) else {
-        return Vec::new();
-    };
-    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload) else {
-        return Vec::new();
-    };
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return Vec::new();
-    };
-    match value.get(claim) {
-        Some(serde_json::Value::Array(items)) => items
-            .iter()
-            .filter_map(|g| g.as_str().map(str::to_string))
-            .take(1000)
-            .collect(),
-        Some(serde_json::Value::String(one)) => vec![one.clone()],
-        _ => Vec::new(),
+    let payload = id_token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let value = serde_json::from_slice::<serde_json::Value>(&bytes).ok()?;
+    match value.get(claim)? {
+        serde_json::Value::Array(items) => Some(
+            items
+                .iter()
+                .filter_map(|g| g.as_str().map(str::to_string))
+                .take(1000)
+                .collect(),
+        ),
+        serde_json::Value::String(one) => Some(vec![one.clone()]),
+        _ => None,
     }
 }
 
