@@ -98,9 +98,8 @@ pub async fn set(state: &AppState, user_id: i64, body: &RulesView) -> ServiceRes
             .collect();
         checked.push((urgency, pairs));
     }
-    for (urgency, pairs) in checked {
-        rules::set_rules(state.store(), user_id, urgency, &pairs).await?;
-    }
+    // Every urgency in one transaction: a failure leaves all of them as they were.
+    rules::set_rules(state.store(), user_id, &checked).await?;
     tracing::info!(user = user_id, "Notification rules changed.");
     get(state, user_id).await
 }

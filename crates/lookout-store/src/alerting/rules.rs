@@ -48,34 +48,40 @@ pub async fn rules_of(store: &Store, user_id: i64) -> Result<Vec<NotificationRul
     rules_of_in(&mut *store.pool().acquire().await?, user_id).await
 }
 
-/// Replaces a user's rules for `urgency` with `rules` (`(channel, delay minutes)` in order; empty:
-/// back to every contact method at once), in one transaction with the request's audit entry.
+/// Replaces a user's rules for each urgency in `lists` (`(urgency, [(channel, delay minutes)])`
+/// in order; an empty list: back to every contact method at once), all urgencies in one
+/// transaction with the request's audit entry. A concurrent save of the same rules is a
+/// [`StoreError::Conflict`](crate::StoreError::Conflict), not a database error.
 pub async fn set_rules(
     store: &Store,
     user_id: i64,
-    urgency: &str,
-    rules: &[(i64, i64)],
+    lists: &[(&str, Vec<(i64, i64)>)],
 ) -> Result<()> {
     let mut tx = store.begin_write().await?;
-    sqlx::query("DELETE FROM notification_rules WHERE user_id = $1 AND urgency = $2")
-        .bind(user_id)
-        .bind(urgency)
-        .execute(&mut *tx)
-        .await?;
     let now = now_ms();
-    for (i, (channel, delay)) in rules.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO notification_rules (user_id, urgency, position, channel_id, delay_minutes,
-             created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(user_id)
-        .bind(urgency)
-        .bind(i64::try_from(i).unwrap_or(i64::MAX))
-        .bind(channel)
-        .bind(delay)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    for (urgency, rules) in lists {
+        sqlx::query("DELETE FROM notification_rules WHERE user_id = $1 AND urgency = $2")
+            .bind(user_id)
+            .bind(*urgency)
+            .execute(&mut *tx)
+            .await?;
+        for (i, (channel, delay)) in rules.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO notification_rules (user_id, urgency, position, channel_id,
+                 delay_minutes, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(user_id)
+            .bind(*urgency)
+            .bind(i64::try_from(i).unwrap_or(i64::MAX))
+            .bind(channel)
+            .bind(delay)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(crate::StoreError::conflict_as(
+                "this user's notification rules",
+            ))?;
+        }
     }
     crate::audit::record_pending_in(&mut tx).await?;
     tx.commit().await?;
