@@ -43,6 +43,8 @@ async fn configuration_changes_are_audited_with_their_transaction(backend: Backe
             .status,
         422
     );
+    // A change that fails inside its transaction (nothing to delete) rolls its entry back.
+    assert_eq!(h.member.delete("/api/v1/monitors/999").await.status, 404);
     let log = h.admin.get("/api/v1/audit").await.expect(200);
     let items = log["items"].as_array().unwrap();
     let find = |action: &str| -> Value {
@@ -73,4 +75,9 @@ async fn configuration_changes_are_audited_with_their_transaction(backend: Backe
         .filter(|i| i["action"] == "POST /api/v1/monitors")
         .count();
     assert_eq!(creates, 1, "the refused create is not in the log: {log}");
+    let deletes = items
+        .iter()
+        .filter(|i| i["action"] == "DELETE /api/v1/monitors/{id}")
+        .count();
+    assert_eq!(deletes, 1, "the failed delete is not in the log: {log}");
 }
