@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from harness import ADMIN_EMAIL, ADMIN_PASSWORD, Server  # noqa: E402
+from harness import ADMIN_EMAIL, ADMIN_PASSWORD, ADMIN_TOKEN, Server  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from browser_support import Watched  # noqa: E402
@@ -53,6 +53,10 @@ break_glass_email = "{ADMIN_EMAIL}"
 [oidc.roles]
 admin = ["sre-leads"]
 member = ["engineers"]
+[oidc.teams]
+payments = ["grp-payments"]
+search = ["grp-search", "grp-index"]
+ghosts = ["grp-ghosts"]
 """)
     conf.close()
     server = Server({"LOOKOUT_ADMIN_EMAIL": ADMIN_EMAIL, "LOOKOUT_ADMIN_PASSWORD": ADMIN_PASSWORD,
@@ -77,6 +81,20 @@ member = ["engineers"]
         provider.wait(timeout=10)
         server.stop()
         os.unlink(conf.name)
+
+
+def set_groups(issuer, user, groups):
+    with urllib.request.urlopen(f"{issuer}/__test/groups?user={user}&g={','.join(groups)}", timeout=5) as r:
+        assert json.loads(r.read())["groups"] == groups
+
+
+def team_members(server):
+    """Team slug → the emails of its members."""
+    out = {}
+    for t in server.api("/api/v1/teams?limit=100")["items"]:
+        detail = server.api(f"/api/v1/teams/{t['id']}")
+        out[t["slug"]] = sorted(m["email"] for m in detail["members"])
+    return out
 
 
 def set_mode(issuer, mode):
@@ -228,3 +246,90 @@ def test_a_replayed_state_or_another_browsers_callback_is_refused(sso, browser):
     finally:
         starter.close()
         victim.close()
+
+
+def test_groups_map_to_teams_at_each_sign_in(sso, browser):
+    """`[oidc.teams]`: each sign-in adds the user to the listed teams their groups name and takes
+    them out of the listed ones they no longer name; unlisted teams are left alone, and a
+    listed team that does not exist is not created."""
+    server, issuer = sso
+    for name in ("Payments", "Search", "Hand made"):
+        server.api("/api/v1/teams", "POST", {"name": name})
+
+    def sign_in(login):
+        w = local_only(Watched(browser))
+        try:
+            w.page.goto(server.url + "/auth/oidc/login")
+            sign_in_at_provider(w.page, login)
+            w.page.wait_for_url(server.url + "/")
+        finally:
+            w.close()
+
+    sign_in("bob")
+    bob = users(server)["bob@example.com"]
+    teams = team_members(server)
+    assert teams["search"] == ["bob@example.com"], teams
+    assert teams["payments"] == [], teams
+    assert "ghosts" not in teams, "a listed team that does not exist is not created"
+    assert any("oidc.teams names teams that do not exist" in line for line in server.log)
+    # An admin adds Bob to a team the rules do not list; sign-ins leave that alone.
+    hand_made = next(t for t in server.api("/api/v1/teams")["items"] if t["slug"] == "hand-made")
+    req = urllib.request.Request(f"{server.url}/api/v1/teams/{hand_made['id']}/members/{bob['id']}",
+                                 method="PUT", data=b"{}",
+                                 headers={"Authorization": "Bearer " + ADMIN_TOKEN,
+                                          "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status in (200, 204)
+
+    # Bob moves from search to payments at the provider: the next sign-in follows.
+    set_groups(issuer, "bob", ["engineers", "grp-payments"])
+    sign_in("bob")
+    teams = team_members(server)
+    assert teams["payments"] == ["bob@example.com"], teams
+    assert teams["search"] == [], teams
+    assert teams["hand-made"] == ["bob@example.com"], teams
+    # Losing every listed group takes Bob out of every listed team, not the hand-made one.
+    set_groups(issuer, "bob", ["engineers"])
+    sign_in("bob")
+    teams = team_members(server)
+    assert teams["payments"] == [] and teams["search"] == [], teams
+    assert teams["hand-made"] == ["bob@example.com"], teams
+    assert users(server)["bob@example.com"]["role"] == "member"
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_admins_see_the_sso_settings_and_test_discovery(sso, browser, width):
+    """Settings → Single sign-on: the effective [oidc] settings read-only with the secret masked,
+    the redirect URI to register, and a discovery test against the real provider."""
+    server, issuer = sso
+    w = local_only(Watched(browser, viewport={"width": width, "height": 900}))
+    try:
+        page = w.page
+        page.goto(server.url + "/login")
+        page.fill("input[name=email]", ADMIN_EMAIL)
+        page.fill("input[name=password]", ADMIN_PASSWORD)
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+        page.goto(server.url + "/settings")
+        with page.expect_navigation():
+            page.click("#sso-link")
+        assert page.url == server.url + "/settings/sso"
+        assert page.locator("#redirect-uri").inner_text() == server.url + "/auth/oidc/callback"
+        table = page.locator("#sso-settings").inner_text()
+        assert issuer in table and "grp-payments" in table, table
+        assert page.locator("#client-secret").inner_text() == "********"
+        assert CLIENT_SECRET not in page.content(), "the secret never reaches the page"
+        with page.expect_navigation():
+            page.click("#test-discovery button")
+        result = page.locator("#discovery-result").inner_text()
+        assert "Discovery works" in result, result
+        assert issuer in result, result
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"the SSO settings page scrolls sideways by {overflow}px at {width}px"
+        shot(page, f"sso-settings-{width}")
+        # The same through the API, for admins only.
+        settings = server.api("/api/v1/settings/sso")
+        assert settings["client_secret"] == "********" and settings["issuer"] == issuer
+        assert server.api("/api/v1/settings/sso/test", "POST")["ok"] is True
+    finally:
+        w.close()

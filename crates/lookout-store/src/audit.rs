@@ -1,10 +1,19 @@
 //! The audit log: who did what, to what, when and from where. Append-only (nothing here updates
 //! or deletes a row but [`delete_before`], the retention job); read newest first with keyset
 //! paging on the id.
+//!
+//! A request's entry can be written in the same transaction as the change it records: the
+//! server's audit middleware runs the handler inside [`with_pending`], and the store functions
+//! of configuration writes call [`record_pending_in`] before they commit, which takes the entry
+//! (once) and inserts it with the change. A crash can then lose neither without the other.
+//! Writes whose store functions do not call it are recorded by the middleware after the fact.
 
 use serde_json::Value as Json;
 use sqlx::any::AnyRow;
 use sqlx::Row;
+
+use std::cell::RefCell;
+use std::future::Future;
 
 use crate::page::{Cursor, Page};
 use crate::row::RowExt;
@@ -51,6 +60,10 @@ pub struct NewEntry<'a> {
 
 /// Appends an entry.
 pub async fn record(store: &Store, e: &NewEntry<'_>) -> Result<()> {
+    insert(&mut *store.pool().acquire().await?, e).await
+}
+
+async fn insert(conn: &mut crate::Conn, e: &NewEntry<'_>) -> Result<()> {
     sqlx::query(
         "INSERT INTO audit_log (at, actor, actor_label, action, target, details, address)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -62,8 +75,66 @@ pub async fn record(store: &Store, e: &NewEntry<'_>) -> Result<()> {
     .bind(e.target)
     .bind(e.details.to_string())
     .bind(e.address)
-    .execute(store.pool())
+    .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+/// An entry waiting for the write it records (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// See [`Entry::actor`].
+    pub actor: String,
+    /// See [`Entry::actor_label`].
+    pub actor_label: String,
+    /// See [`Entry::action`].
+    pub action: String,
+    /// See [`Entry::target`].
+    pub target: Option<String>,
+    /// See [`Entry::details`].
+    pub details: Json,
+    /// See [`Entry::address`].
+    pub address: Option<String>,
+}
+
+tokio::task_local! {
+    /// The entry of the request this task serves, until a write takes it.
+    static PENDING: RefCell<Option<Pending>>;
+}
+
+/// Runs `f` (a request's handler) with `entry` waiting to be written by the first
+/// configuration write that commits; answers `f`'s output and whether a write took the entry.
+pub async fn with_pending<F: Future>(entry: Pending, f: F) -> (F::Output, bool) {
+    PENDING
+        .scope(RefCell::new(Some(entry)), async move {
+            let out = f.await;
+            let taken = PENDING.with(|p| p.borrow().is_none());
+            (out, taken)
+        })
+        .await
+}
+
+/// Inserts the waiting entry, if any, in `tx` (taking it, so it is written once). Outside
+/// [`with_pending`] (jobs, config-file sync, tests) there is none and nothing is written.
+pub async fn record_pending_in(tx: &mut crate::Tx) -> Result<()> {
+    let Some(e) = PENDING.try_with(|p| p.borrow_mut().take()).ok().flatten() else {
+        return Ok(());
+    };
+    let entry = NewEntry {
+        actor: &e.actor,
+        actor_label: &e.actor_label,
+        action: &e.action,
+        target: e.target.as_deref(),
+        details: &e.details,
+        address: e.address.as_deref(),
+    };
+    let inserted = insert(tx, &entry).await;
+    if let Err(err) = inserted {
+        // Put it back: if this transaction rolls back, a later write (or the middleware) still
+        // records the request.
+        let _ = PENDING.try_with(|p| *p.borrow_mut() = Some(e));
+        return Err(err);
+    }
     Ok(())
 }
 

@@ -32,6 +32,7 @@ pub mod mfa;
 mod migrate;
 pub mod nrql;
 pub mod operations;
+pub mod ownership;
 pub mod page;
 pub mod prom;
 pub mod regress;
@@ -58,13 +59,17 @@ pub use writer::{Value, Write, WriteQueue, Writer};
 /// Deletes row `id` of `table` (a table name from this crate, never user text); NotFound when
 /// there is none.
 pub(crate) async fn delete_by_id(store: &Store, table: &'static str, id: i64) -> Result<()> {
+    // With the request's audit entry, in the same transaction (see `audit::record_pending_in`).
+    let mut tx = store.begin_write().await?;
     let n = sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
         .bind(id)
-        .execute(store.pool())
+        .execute(&mut *tx)
         .await?;
     if n.rows_affected() == 0 {
         return Err(StoreError::NotFound);
     }
+    audit::record_pending_in(&mut tx).await?;
+    tx.commit().await?;
     Ok(())
 }
 

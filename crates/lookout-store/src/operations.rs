@@ -38,10 +38,12 @@ pub struct StreamHeads {
 /// The notification outbox's backlog.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutboxDepth {
-    /// Notifications not yet delivered (due now or retrying later).
+    /// Notifications due now and not yet delivered (what a stuck deliverer leaves behind).
     pub pending: i64,
-    /// When the oldest of them was queued (ms).
+    /// When the longest-waiting of them fell due (ms).
     pub oldest_pending_at: Option<i64>,
+    /// Notifications waiting for a later time: a notification rule's delayed step, or a retry.
+    pub scheduled: i64,
 }
 
 /// Every event cursor, by name.
@@ -83,14 +85,20 @@ pub async fn stream_heads(store: &Store) -> Result<StreamHeads> {
 
 /// How many notifications wait in the outbox, and since when.
 pub async fn outbox_depth(store: &Store) -> Result<OutboxDepth> {
-    let r = sqlx::query(
-        "SELECT COUNT(*) AS pending, MIN(created_at) AS oldest FROM notifications
-         WHERE status = 'pending'",
-    )
+    // Due by the database's clock, as the deliverer claims them: a delayed step queued an hour
+    // ahead is not a backlog.
+    let now = crate::dialect::now_ms_sql(store.backend());
+    let r = sqlx::query(&format!(
+        "SELECT COALESCE(SUM(CASE WHEN next_attempt_at <= {now} THEN 1 ELSE 0 END), 0) AS pending,
+                MIN(CASE WHEN next_attempt_at <= {now} THEN next_attempt_at END) AS oldest,
+                COALESCE(SUM(CASE WHEN next_attempt_at > {now} THEN 1 ELSE 0 END), 0) AS scheduled
+         FROM notifications WHERE status = 'pending'"
+    ))
     .fetch_one(store.pool())
     .await?;
     Ok(OutboxDepth {
         pending: r.try_get("pending")?,
         oldest_pending_at: r.try_get("oldest")?,
+        scheduled: r.try_get("scheduled")?,
     })
 }

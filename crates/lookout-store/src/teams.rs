@@ -252,6 +252,58 @@ pub async fn remove_member(store: &Store, team_id: i64, user_id: i64) -> Result<
     Ok(())
 }
 
+/// Puts `user_id` in the teams with the slugs in `join` and takes them out of those in `leave`
+/// (organization `org_id`), in one transaction (sign-in with groups mapped to teams). Only
+/// memberships with source `sso` are added or removed: a member an admin added by hand stays
+/// (and is not turned into an SSO one). Slugs of teams that do not exist are returned, not
+/// created: teams are made by admins.
+pub async fn sync_membership(
+    store: &Store,
+    org_id: i64,
+    user_id: i64,
+    join: &[String],
+    leave: &[String],
+) -> Result<Vec<String>> {
+    let mut tx = store.begin_write().await?;
+    let mut missing = Vec::new();
+    let now = now_ms();
+    for (slug, joining) in join
+        .iter()
+        .map(|s| (s, true))
+        .chain(leave.iter().map(|s| (s, false)))
+    {
+        let team: Option<i64> = sqlx::query("SELECT id FROM teams WHERE org_id = $1 AND slug = $2")
+            .bind(org_id)
+            .bind(slug)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get("id"))
+            .transpose()?;
+        let Some(team) = team else {
+            missing.push(slug.clone());
+            continue;
+        };
+        let q = if joining {
+            sqlx::query(
+                "INSERT INTO team_members (team_id, user_id, created_at, source)
+                 VALUES ($1, $2, $3, 'sso') ON CONFLICT DO NOTHING",
+            )
+            .bind(team)
+            .bind(user_id)
+            .bind(now)
+        } else {
+            sqlx::query(
+                "DELETE FROM team_members WHERE team_id = $1 AND user_id = $2 AND source = 'sso'",
+            )
+            .bind(team)
+            .bind(user_id)
+        };
+        q.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(missing)
+}
+
 /// Makes a new calendar feed token for a user, replacing (revoking) any earlier one. Returns the
 /// secret: only its hash is kept, so it is shown once.
 pub async fn rotate_feed_token(store: &Store, user_id: i64) -> Result<String> {

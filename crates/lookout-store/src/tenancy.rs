@@ -51,6 +51,8 @@ pub struct Project {
     pub max_events: i64,
     /// Events accepted per minute before ingest answers 429; `None`: no limit.
     pub rate_limit_per_minute: Option<i64>,
+    /// The owning team, if any.
+    pub team_id: Option<i64>,
 }
 
 /// Changes to a project; `None` leaves a field as it is.
@@ -64,6 +66,8 @@ pub struct ProjectChanges {
     pub max_events: Option<i64>,
     /// New rate limit: `Some(None)` turns it off.
     pub rate_limit_per_minute: Option<Option<i64>>,
+    /// New owning team: `Some(None)` leaves it unowned.
+    pub team_id: Option<Option<i64>>,
 }
 
 /// A user who logs into the UI.
@@ -199,19 +203,32 @@ pub async fn create_project(
     slug: Option<&str>,
     platform: Option<&str>,
 ) -> Result<Project> {
+    create_project_owned(store, org_id, name, slug, platform, None).await
+}
+
+/// [`create_project`] owned by `team` from the start.
+pub async fn create_project_owned(
+    store: &Store,
+    org_id: i64,
+    name: &str,
+    slug: Option<&str>,
+    platform: Option<&str>,
+    team: Option<i64>,
+) -> Result<Project> {
     let slug = slug.map(str::to_string).unwrap_or_else(|| slugify(name));
     let now = now_ms();
     let key = secret::new_dsn_key();
     let mut tx = store.begin_write().await?;
     let id: i64 = sqlx::query(
-        "INSERT INTO projects (org_id, slug, name, platform, created_at) VALUES ($1, $2, $3, $4, $5)
-         RETURNING id",
+        "INSERT INTO projects (org_id, slug, name, platform, created_at, team_id)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(org_id)
     .bind(&slug)
     .bind(name)
     .bind(platform)
     .bind(now)
+    .bind(team)
     .fetch_one(&mut *tx)
     .await
     .map_err(StoreError::conflict_as("a project with this slug"))?
@@ -243,11 +260,12 @@ pub async fn create_project(
         retention_days: 90,
         max_events: 1_000_000,
         rate_limit_per_minute: None,
+        team_id: team,
     })
 }
 
 const PROJECT_COLUMNS: &str = "p.id, p.org_id, p.slug, p.name, p.platform, p.created_at,
-    p.retention_days, p.max_events, p.rate_limit_per_minute,
+    p.retention_days, p.max_events, p.rate_limit_per_minute, p.team_id,
     (SELECT k.public_key FROM project_keys k WHERE k.project_id = p.id AND k.revoked_at IS NULL
      ORDER BY k.id DESC LIMIT 1) AS public_key";
 
@@ -263,6 +281,7 @@ fn project_from_row(r: &AnyRow) -> Result<Project> {
         retention_days: r.try_get("retention_days")?,
         max_events: r.try_get("max_events")?,
         rate_limit_per_minute: r.try_get("rate_limit_per_minute")?,
+        team_id: r.try_get("team_id")?,
     })
 }
 
@@ -273,11 +292,12 @@ pub async fn update_project(store: &Store, id: i64, c: &ProjectChanges) -> Resul
         Some(v) => v,
         None => current.rate_limit_per_minute,
     };
-    sqlx::query("UPDATE projects SET name = $1, retention_days = $2, max_events = $3, rate_limit_per_minute = $4 WHERE id = $5")
+    sqlx::query("UPDATE projects SET name = $1, retention_days = $2, max_events = $3, rate_limit_per_minute = $4, team_id = $5 WHERE id = $6")
         .bind(c.name.clone().unwrap_or(current.name))
         .bind(c.retention_days.unwrap_or(current.retention_days))
         .bind(c.max_events.unwrap_or(current.max_events))
         .bind(rate)
+        .bind(c.team_id.unwrap_or(current.team_id))
         .bind(id)
         .execute(store.pool())
         .await?;

@@ -156,6 +156,7 @@ async fn the_outbox_queues_once_and_hands_each_page_to_one_replica(f: Fixture) {
             user_id: None,
             event: "triggered".into(),
             data: json!({}),
+            delay_ms: 0,
         })
         .collect();
     assert_eq!(outbox::enqueue(&mut tx, &pages, 0).await.unwrap(), 40);

@@ -275,6 +275,11 @@ pub struct OidcFileConfig {
     /// Groups per role: `admin = [...]`, `member = [...]`; no match: viewer.
     #[serde(default)]
     pub roles: OidcRoles,
+    /// `[oidc.teams]`: team slug → the groups whose members belong to it. At each sign-in the
+    /// user joins the listed teams their groups name and leaves the listed ones they do not;
+    /// teams not listed here are left to the Teams page.
+    #[serde(default)]
+    pub teams: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// `[oidc.roles]`: admin is checked first, then member; everyone else is a viewer.
@@ -326,6 +331,19 @@ pub fn oidc(
         allowed_domains: f.map(|f| f.allowed_domains.clone()).unwrap_or_default(),
         admin_groups: f.map(|f| f.roles.admin.clone()).unwrap_or_default(),
         member_groups: f.map(|f| f.roles.member.clone()).unwrap_or_default(),
+        team_groups: f
+            .map(|f| {
+                f.teams
+                    .iter()
+                    .map(|(slug, groups)| {
+                        (
+                            slug.trim_start_matches('#').to_ascii_lowercase(),
+                            groups.clone(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
         sso_only: f.is_some_and(|f| f.sso_only),
         break_glass: f.and_then(|f| f.break_glass_email.clone()),
     };
@@ -667,7 +685,8 @@ mod tests {
         assert!(oidc(&FileConfig::default(), none).unwrap().is_none());
         let c: FileConfig = toml::from_str(
             "[oidc]\nissuer = \"https://id.example.com/realms/ops/\"\nclient_id = \"lookout\"\n\
-             allowed_domains = [\"example.com\"]\n[oidc.roles]\nadmin = [\"sre-leads\"]\nmember = [\"engineers\"]",
+             allowed_domains = [\"example.com\"]\n[oidc.roles]\nadmin = [\"sre-leads\"]\nmember = [\"engineers\"]\n\
+             [oidc.teams]\npayments = [\"grp-payments\", \"grp-billing\"]\n\"#Search\" = [\"grp-search\"]",
         )
         .unwrap();
         let err = oidc(&c, none).unwrap_err().to_string();
@@ -678,6 +697,16 @@ mod tests {
         assert_eq!(o.client_secret, "s3cret");
         assert_eq!(o.groups_claim, "groups");
         assert_eq!(o.admin_groups, vec!["sre-leads"]);
+        assert_eq!(
+            o.team_groups,
+            vec![
+                ("search".to_string(), vec!["grp-search".to_string()]),
+                (
+                    "payments".to_string(),
+                    vec!["grp-payments".to_string(), "grp-billing".to_string()]
+                ),
+            ]
+        );
         assert_eq!(o.scopes, vec!["email", "profile"]);
         let plain: FileConfig = toml::from_str(
             "[oidc]\nissuer = \"http://id.example.com\"\nclient_id = \"a\"\nclient_secret = \"b\"",

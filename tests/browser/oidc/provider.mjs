@@ -1,6 +1,7 @@
 // A real OpenID provider for tests/browser/test_sso.py: the certified `oidc-provider` package
 // with its development login and consent pages (any login name, any password), one registered
-// client, a `groups` claim per account, and a test switch that makes the token endpoint answer
+// client, a `groups` claim per account (changed between sign-ins with /__test/groups), and a
+// test switch that makes the token endpoint answer
 // with a forged ID token (each kind Lookout must refuse), signed where needed with the
 // provider's own key so that only the one property under test is wrong.
 //
@@ -12,7 +13,7 @@ const [port, redirectUri, postLogoutUri] = process.argv.slice(2);
 const issuer = `http://127.0.0.1:${port}`;
 const CLIENT_ID = 'lookout';
 const CLIENT_SECRET = 'lookout-test-secret-0123456789';
-const GROUPS = { alice: ['sre-leads', 'engineers'], bob: ['engineers'] };
+const GROUPS = { alice: ['sre-leads', 'engineers', 'grp-payments'], bob: ['engineers', 'grp-search'] };
 
 const { privateKey, publicKey } = await jose.generateKeyPair('RS256', { extractable: true });
 const jwk = { ...(await jose.exportJWK(privateKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
@@ -84,6 +85,11 @@ provider.use(async (ctx, next) => {
   if (ctx.path === '/__test/mode') {
     mode = ctx.query.m || 'ok';
     ctx.body = { mode };
+    return;
+  }
+  if (ctx.path === '/__test/groups') { // ?user=bob&g=a,b: bob's groups from the next sign-in
+    GROUPS[ctx.query.user] = (ctx.query.g || '').split(',').filter(Boolean);
+    ctx.body = { user: ctx.query.user, groups: GROUPS[ctx.query.user] };
     return;
   }
   await next();

@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use crate::alerting::oncall::save_spec;
 use crate::alerting::policies::{Condition, PolicySpec};
 use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
@@ -33,7 +34,7 @@ pub async fn policy_input(state: &AppState, body: &Value) -> ServiceResult<(Stri
     let name = required_name(body)?;
     let mut spec = body.clone();
     if let Some(m) = spec.as_object_mut() {
-        for k in ["id", "name", "created_at", "updated_at"] {
+        for k in ["id", "name", "created_at", "updated_at", "team_id"] {
             m.remove(k);
         }
     }
@@ -83,15 +84,30 @@ pub async fn refs_exist(
 
 /// Creates an alert policy.
 pub async fn create_policy(state: &AppState, body: &Value) -> ServiceResult<SpecRow> {
-    let (name, spec) = policy_input(state, body).await?;
-    let org = tenancy::default_org(state.store()).await?;
-    Ok(astore::spec_create(state.store(), SpecTable::Policies, org.id, &name, &spec).await?)
+    let input = policy_input(state, body).await?;
+    save_spec(
+        state,
+        SpecTable::Policies,
+        "alert policy",
+        None,
+        body,
+        input,
+    )
+    .await
 }
 
 /// Replaces an alert policy.
 pub async fn update_policy(state: &AppState, id: i64, body: &Value) -> ServiceResult<SpecRow> {
-    let (name, spec) = policy_input(state, body).await?;
-    Ok(astore::spec_update(state.store(), SpecTable::Policies, id, &name, &spec).await?)
+    let input = policy_input(state, body).await?;
+    save_spec(
+        state,
+        SpecTable::Policies,
+        "alert policy",
+        Some(id),
+        body,
+        input,
+    )
+    .await
 }
 
 /// Turns an alert policy on or off, keeping the rest of it.

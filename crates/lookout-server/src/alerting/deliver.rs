@@ -173,8 +173,8 @@ async fn finish(
                 tracing::warn!(replica = owner, notification = row.id, "Not sending: this replica's claim on the page lapsed; another replica sends it.");
                 false
             }
-            Outcome::Skipped(via) => {
-                let ok = outbox::mark_skipped(&mut tx, row.id, token, SKIPPED, now).await?;
+            Outcome::Skipped(via, why) => {
+                let ok = outbox::mark_skipped(&mut tx, row.id, token, why, now).await?;
                 if ok {
                     incidents::log(
                         &mut tx,
@@ -182,7 +182,7 @@ async fn finish(
                         now,
                         "notify_skipped",
                         "system",
-                        &format!("Not notified{who} via {via} ({}): {SKIPPED}", row.event),
+                        &format!("Not notified{who} via {via} ({}): {why}", row.event),
                         Some(
                             &json!({"channel_id": row.channel_id, "user_id": row.user_id,
                                      "notification_id": row.id}),
@@ -329,8 +329,9 @@ fn summary(body: &str) -> Option<String> {
 enum Outcome {
     /// Delivered, via the channel named.
     Sent(String),
-    /// Not sent because the channel named is disabled; not retried.
-    Skipped(String),
+    /// Not sent, via the channel named, for the reason given (the channel is disabled, or a
+    /// notification rule's later step found the incident handled); not retried.
+    Skipped(String, &'static str),
     /// Not delivered, and why; retried with backoff.
     Failed(String),
     /// Not sent because too little of the claim's lease was left: nothing is recorded, and the
@@ -343,7 +344,7 @@ impl Outcome {
     fn label(&self) -> &'static str {
         match self {
             Outcome::Sent(_) => "sent",
-            Outcome::Skipped(_) => "skipped",
+            Outcome::Skipped(..) => "skipped",
             Outcome::Failed(_) => "failed",
             Outcome::Lapsed => "lapsed",
         }
@@ -352,6 +353,12 @@ impl Outcome {
 
 /// Why a page to a disabled channel was not sent (the notification's `last_error`).
 pub const SKIPPED: &str = "skipped: channel disabled";
+
+/// Why a notification rule's later step was not sent: the incident was acknowledged, resolved,
+/// reassigned or snoozed before its delay ran out (the step is skipped in that change's
+/// transaction; the send-time check repeats it in case a page slipped through).
+pub const HANDLED: &str =
+    "skipped: acknowledged, resolved, reassigned or snoozed before this notification rule's delay";
 
 /// Sends one notification, unless its channel is disabled. The channel is read when the page
 /// is sent, not when it was queued, so switching a channel off also holds back what is queued.
@@ -363,7 +370,19 @@ async fn send(a: &Alerting, row: &NotificationRow, lease_end: Instant) -> Outcom
     };
     let via = format!("{} \"{}\"", channel.kind, channel.name);
     if !channel.enabled {
-        return Outcome::Skipped(via);
+        return Outcome::Skipped(via, SKIPPED);
+    }
+    // A notification rule's later step goes out only while the incident is still unhandled; a
+    // responder request's only while the incident is open (it asks for help with an incident
+    // someone may well have acknowledged already).
+    if row.data["delay_minutes"].as_i64().unwrap_or(0) > 0 {
+        match incidents::get(a.store(), row.incident_id).await {
+            Ok(inc) if crate::alerting::engine::delayed_page_moot(&row.event, &inc.status) => {
+                return Outcome::Skipped(via, HANDLED)
+            }
+            Ok(_) => {}
+            Err(e) => return Outcome::Failed(e.to_string()),
+        }
     }
     let msg = match message(a, row).await {
         Ok(m) => m,

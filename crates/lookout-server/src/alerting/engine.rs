@@ -15,6 +15,7 @@ use lookout_oncall::{EscalationPolicy, Schedule, TargetKind};
 use lookout_store::alerting::incident_ops;
 use lookout_store::alerting::incidents::{self, ClockCols, IncidentRow, NewIncident};
 use lookout_store::alerting::outbox::{self, Page};
+use lookout_store::alerting::rules;
 use lookout_store::alerting::{self as astore, SpecTable};
 use lookout_store::{Conn, Result, StoreError, Tx};
 
@@ -347,7 +348,10 @@ pub async fn transition(
     let mut pages = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for n in outbox::for_incident_in(tx, id).await? {
-        if seen.insert((n.channel_id, n.user_id)) {
+        // A notification rule's later step not sent yet was never heard: it is skipped, and
+        // its channel is not told the incident is handled.
+        let unheard = n.status != "sent" && n.data["delay_minutes"].as_i64().unwrap_or(0) > 0;
+        if !unheard && seen.insert((n.channel_id, n.user_id)) {
             pages.push(Page {
                 idempotency_key: format!("{id}:{event}:{now}:{}", n.channel_id),
                 incident_id: id,
@@ -355,14 +359,80 @@ pub async fn transition(
                 user_id: n.user_id,
                 event: event.into(),
                 data: json!({"actor": actor}),
+                delay_ms: 0,
             });
         }
     }
     outbox::enqueue(tx, &pages, now).await?;
+    let status = if action == Action::Acknowledge {
+        "acknowledged"
+    } else {
+        "resolved"
+    };
+    cancel_delayed(tx, id, status, actor, now).await?;
     Ok(match action {
         Action::Acknowledge => Applied::Acknowledged(id),
         _ => Applied::Resolved(id),
     })
+}
+
+/// How long a notification rule's "minute" is, ms: 60 000, unless the test-only
+/// `LOOKOUT_TEST_RULE_MINUTE_MS` says otherwise (the e2e tests run delays at seconds scale;
+/// never set it in production).
+fn rule_minute_ms() -> i64 {
+    static MINUTE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *MINUTE.get_or_init(|| {
+        std::env::var("LOOKOUT_TEST_RULE_MINUTE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|ms: &i64| *ms > 0)
+            .unwrap_or(60_000)
+    })
+}
+
+/// Whether a notification rule's later step of `event` is moot once the incident is `status`:
+/// a page about the incident once it is not triggered any more, a responder request once the
+/// incident is resolved (the request asks for help whether or not someone acknowledged).
+pub fn delayed_page_moot(event: &str, status: &str) -> bool {
+    if event == "responder_request" {
+        status == "resolved"
+    } else {
+        status != "triggered"
+    }
+}
+
+/// Skips incident `id`'s notification-rule steps still waiting for their delay that are moot
+/// now that it is `status` (see [`delayed_page_moot`]), inside the transaction of the change
+/// (acknowledge, resolve, reassign, snooze), with one timeline entry saying how many. Without
+/// this a later trigger (a reassignment, a snooze that ends) would revive an earlier
+/// assignee's pending steps. Returns how many were skipped.
+pub async fn cancel_delayed(
+    tx: &mut Tx,
+    id: i64,
+    status: &str,
+    actor: &str,
+    now: i64,
+) -> Result<usize> {
+    let mut skipped = 0;
+    for n in outbox::for_incident_in(tx, id).await? {
+        let delayed = n.data["delay_minutes"].as_i64().unwrap_or(0) > 0;
+        if n.status == "pending"
+            && delayed
+            && delayed_page_moot(&n.event, status)
+            && outbox::skip_pending(tx, n.id, crate::alerting::deliver::HANDLED, now).await?
+        {
+            skipped += 1;
+        }
+    }
+    if skipped > 0 {
+        let msg = format!(
+            "{skipped} notification rule step{} waiting for its delay cancelled",
+            if skipped == 1 { "" } else { "s" }
+        );
+        let data = json!({"skipped": skipped});
+        incidents::log(tx, id, now, "pages_cancelled", actor, &msg, Some(&data)).await?;
+    }
+    Ok(skipped)
 }
 
 /// Runs incident `inc`'s due timers at `now`; false when another replica got there first.
@@ -521,6 +591,10 @@ pub(crate) async fn page_rule(
     Ok(())
 }
 
+/// Where one page goes: the channel, the user it reaches, and the notification rule's position
+/// and delay in minutes when one of the user's rules says so.
+type PageTo = (i64, Option<i64>, Option<(i64, i64)>);
+
 /// Queues pages for `targets` on incident `inc`, resolving schedules at `at`: users through
 /// their contact methods for the incident's urgency, channels directly. Each page's idempotency
 /// key is `key` and its channel; `data` goes with it. Whoever cannot be reached is named in the
@@ -532,12 +606,12 @@ pub(crate) async fn page_targets(
     (key, event, data): (&str, &str, &Value),
     at: i64,
 ) -> Result<usize> {
-    let mut pages = Vec::new();
+    let mut pages: Vec<PageTo> = Vec::new();
     let mut nobody = Vec::new();
     for t in targets {
         let user = match t.kind {
             TargetKind::Channel => {
-                pages.push((t.id, None));
+                pages.push((t.id, None, None));
                 continue;
             }
             TargetKind::User => Some(t.id),
@@ -550,8 +624,28 @@ pub(crate) async fn page_targets(
             nobody.push(format!("{name} has nobody on call"));
             continue;
         };
-        let methods: Vec<_> = astore::channel_list_in(tx, inc.org_id, Some(user))
+        let methods = astore::channel_list_in(tx, inc.org_id, Some(user)).await?;
+        let rules: Vec<_> = rules::rules_of_in(tx, user)
             .await?
+            .into_iter()
+            .filter(|r| r.urgency == inc.urgency)
+            // Only rules on contact methods that are switched on: a user whose rules all
+            // point at disabled methods falls back to the default below rather than being
+            // paged through nothing.
+            .filter(|r| methods.iter().any(|c| c.id == r.channel_id && c.enabled))
+            .collect();
+        if !rules.is_empty() {
+            // The user's own rules for this urgency: each contact method after its delay.
+            for r in rules {
+                pages.push((
+                    r.channel_id,
+                    Some(user),
+                    Some((r.position, r.delay_minutes)),
+                ));
+            }
+            continue;
+        }
+        let methods: Vec<_> = methods
             .into_iter()
             .filter(|c| c.urgencies.contains(&inc.urgency))
             .collect();
@@ -565,20 +659,36 @@ pub(crate) async fn page_targets(
             ));
         }
         for c in methods {
-            pages.push((c.id, Some(user)));
+            pages.push((c.id, Some(user), None));
         }
     }
     pages.sort_unstable();
     pages.dedup();
     let queued: Vec<Page> = pages
         .into_iter()
-        .map(|(channel, user)| Page {
-            idempotency_key: format!("{key}:{channel}"),
-            incident_id: inc.id,
-            channel_id: channel,
-            user_id: user,
-            event: event.into(),
-            data: data.clone(),
+        .map(|(channel, user, rule)| {
+            let (idempotency_key, delay_ms, data) = match rule {
+                // Keyed by the rule's place too: a user may be reached twice on one channel.
+                Some((pos, delay)) => {
+                    let mut d = data.clone();
+                    d["delay_minutes"] = json!(delay);
+                    (
+                        format!("{key}:{channel}:r{pos}"),
+                        delay * rule_minute_ms(),
+                        d,
+                    )
+                }
+                None => (format!("{key}:{channel}"), 0, data.clone()),
+            };
+            Page {
+                idempotency_key,
+                incident_id: inc.id,
+                channel_id: channel,
+                user_id: user,
+                event: event.into(),
+                data,
+                delay_ms,
+            }
         })
         .collect();
     outbox::enqueue(tx, &queued, at).await?;

@@ -183,6 +183,8 @@ pub async fn reassign_in(
             if !engine::save(tx, inc, &clock, now).await? {
                 return Err(lost_race());
             }
+            // The earlier assignee's waiting steps go: the new assignee is paged instead.
+            engine::cancel_delayed(tx, id, "reassigned", actor, now).await?;
             ops::set_assignee(tx, id, Some(user), now).await?;
             ops::set_snooze(tx, id, None, now).await?;
             incidents::log(
@@ -212,6 +214,7 @@ pub async fn reassign_in(
             if !engine::save(tx, inc, &fresh, now).await? {
                 return Err(lost_race());
             }
+            engine::cancel_delayed(tx, id, "reassigned", actor, now).await?;
             ops::set_escalation(tx, id, ep, now).await?;
             ops::set_snooze(tx, id, None, now).await?;
             incidents::log(
@@ -279,6 +282,7 @@ pub async fn snooze_in(
     if !engine::save(tx, &inc, &clock, now).await? {
         return Err(lost_race());
     }
+    engine::cancel_delayed(tx, id, "acknowledged", actor, now).await?;
     ops::set_snooze(tx, id, Some(until), now).await?;
     incidents::log(
         tx,

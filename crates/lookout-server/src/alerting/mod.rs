@@ -10,6 +10,7 @@ pub mod engine;
 pub mod inbound;
 pub mod incident_ops;
 pub mod links;
+pub mod notification_rules;
 pub mod oncall;
 pub mod policies;
 pub mod query;
@@ -131,7 +132,7 @@ pub const REDACTED: &str = "********";
 
 /// Incidents, on-call and alert configuration in the API.
 pub fn api() -> OpenApiRouter<AppState> {
-    use api::{config, incidents, oncall};
+    use api::{config, incidents, notification_rules, oncall};
     OpenApiRouter::new()
         .routes(routes!(oncall::list_channels, oncall::create_channel))
         .routes(routes!(
@@ -158,6 +159,14 @@ pub fn api() -> OpenApiRouter<AppState> {
             oncall::delete_escalation_policy
         ))
         .routes(routes!(oncall::set_user_name))
+        .routes(routes!(
+            notification_rules::get_mine,
+            notification_rules::put_mine
+        ))
+        .routes(routes!(
+            notification_rules::get_user,
+            notification_rules::put_user
+        ))
         .routes(routes!(incidents::list, incidents::create))
         .routes(routes!(incidents::metrics))
         .routes(routes!(incidents::get_one))

@@ -9,9 +9,10 @@ use crate::alerting::deliver::{deliver, Message, Receipt, CHANNEL_TYPES};
 use crate::alerting::REDACTED;
 use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
+use crate::teams::ownership::team_change;
 use lookout_oncall::{EscalationPolicy, Schedule, TargetKind};
 use lookout_store::alerting::{
-    self as astore, ChannelInput, ChannelRow, OverrideRow, SpecRow, SpecTable,
+    self as astore, ChannelInput, ChannelRow, OverrideRow, SpecKey, SpecRow, SpecTable,
 };
 use lookout_store::{tenancy, StoreError};
 
@@ -31,7 +32,7 @@ pub fn name_of(body: &Value) -> ServiceResult<String> {
 pub fn spec_of(body: &Value, read_only: &[&str]) -> Value {
     let mut spec = body.clone();
     if let Some(m) = spec.as_object_mut() {
-        for k in ["id", "name", "created_at", "updated_at"]
+        for k in ["id", "name", "created_at", "updated_at", "team_id"]
             .iter()
             .chain(read_only)
         {
@@ -284,14 +285,16 @@ pub async fn schedule_input(
 /// Creates a schedule with the overrides its body carries, in one transaction.
 pub async fn create_schedule(state: &AppState, body: &Value) -> ServiceResult<SpecRow> {
     let (name, spec, overrides) = schedule_input(state, body).await?;
+    let team = team_change(state, body).await?;
     let org = tenancy::default_org(state.store()).await?;
-    Ok(astore::schedule_save(state.store(), org.id, None, &name, &spec, &overrides).await?)
+    Ok(astore::schedule_save(state.store(), org.id, None, &name, &spec, &overrides, team).await?)
 }
 
 /// Replaces a schedule's layers; overrides in the body without an `id` are added, in the same
 /// transaction.
 pub async fn update_schedule(state: &AppState, id: i64, body: &Value) -> ServiceResult<SpecRow> {
     let (name, spec, overrides) = schedule_input(state, body).await?;
+    let team = team_change(state, body).await?;
     let old = astore::spec_get(state.store(), SpecTable::Schedules, id)
         .await
         .map_err(ServiceError::not_found("schedule"))?;
@@ -302,6 +305,7 @@ pub async fn update_schedule(state: &AppState, id: i64, body: &Value) -> Service
         &name,
         &spec,
         &overrides,
+        team,
     )
     .await?;
     state.alerting().wake();
@@ -418,16 +422,29 @@ fn exists<T>(r: Result<T, StoreError>) -> ServiceResult<bool> {
 
 /// Creates an escalation policy.
 pub async fn create_escalation_policy(state: &AppState, body: &Value) -> ServiceResult<SpecRow> {
-    let (name, spec) = escalation_input(state, body).await?;
-    let org = tenancy::default_org(state.store()).await?;
-    Ok(astore::spec_create(
-        state.store(),
-        SpecTable::EscalationPolicies,
-        org.id,
-        &name,
-        &spec,
-    )
-    .await?)
+    let input = escalation_input(state, body).await?;
+    let t = SpecTable::EscalationPolicies;
+    save_spec(state, t, "escalation policy", None, body, input).await
+}
+
+/// Stores a checked `(name, spec)` object as a new one (`id` none) or over object `id`, with the
+/// owning team `body` asks for (checked: an unknown team is refused before anything is written).
+pub async fn save_spec(
+    state: &AppState,
+    t: SpecTable,
+    what: &'static str,
+    id: Option<i64>,
+    body: &Value,
+    (name, spec): (String, Value),
+) -> ServiceResult<SpecRow> {
+    let team = team_change(state, body).await?;
+    let key = match id {
+        None => SpecKey::New(tenancy::default_org(state.store()).await?.id),
+        Some(id) => SpecKey::Id(id),
+    };
+    astore::spec_save(state.store(), t, key, &name, &spec, team)
+        .await
+        .map_err(ServiceError::not_found(what))
 }
 
 /// Replaces an escalation policy (open incidents follow the new rules from their next step).
@@ -436,15 +453,9 @@ pub async fn update_escalation_policy(
     id: i64,
     body: &Value,
 ) -> ServiceResult<SpecRow> {
-    let (name, spec) = escalation_input(state, body).await?;
-    Ok(astore::spec_update(
-        state.store(),
-        SpecTable::EscalationPolicies,
-        id,
-        &name,
-        &spec,
-    )
-    .await?)
+    let input = escalation_input(state, body).await?;
+    let t = SpecTable::EscalationPolicies;
+    save_spec(state, t, "escalation policy", Some(id), body, input).await
 }
 
 /// Switches escalation policy `id` on or off. Off, incidents routed to it are still opened but

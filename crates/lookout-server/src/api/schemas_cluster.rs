@@ -111,8 +111,10 @@ pub struct ConsumerView {
 /// The notification outbox.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OutboxView {
-    /// Notifications not yet delivered (due now or retrying later).
+    /// Notifications due now and not yet delivered.
     pub pending: i64,
-    /// When the oldest of them was queued, RFC 3339.
+    /// When the longest-waiting of them fell due, RFC 3339.
     pub oldest_pending_at: Option<String>,
+    /// Notifications waiting for a later time (a notification rule's delayed step, a retry).
+    pub scheduled: i64,
 }

@@ -14,8 +14,10 @@ use crate::auth::{Member, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
+use crate::teams::ownership::{check_team, filter_owned, TeamParam};
 use lookout_core::time::{iso, now_ms};
 use lookout_store::apm::{metrics as mstore, query};
+use lookout_store::ownership::TeamChange;
 
 /// A time window and the projects to read.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -61,21 +63,24 @@ fn range(since: &Option<String>, until: &Option<String>) -> ApiResult<(i64, i64)
 }
 
 /// Services with their throughput, latency, error rate and Apdex over the window.
-#[utoipa::path(get, path = "/api/v1/apm/services", tag = "apm", params(Window),
-    responses((status = 200, body = crate::api::schemas_ops::ApmRangeList)))]
+#[utoipa::path(get, path = "/api/v1/apm/services", tag = "apm", params(Window, TeamParam),
+    responses((status = 200, body = crate::api::schemas_ops::ApmRangeList), (status = 422, body = ErrorBody)))]
 pub async fn services(
     State(state): State<AppState>,
-    _who: Principal,
+    who: Principal,
     ApiQuery(w): ApiQuery<Window>,
+    ApiQuery(team): ApiQuery<TeamParam>,
 ) -> ApiResult<Json<Value>> {
     let (since, until) = w.range()?;
     let ids = projects_for(&state, w.project.as_deref()).await?;
-    let items: Vec<Value> = apm::services(state.store(), &ids, since, until)
+    let all = apm::services(state.store(), &ids, since, until).await?;
+    let items: Vec<Value> = filter_owned(&state, who.user_id(), &team, all, |(s, _)| s.team_id)
         .await?
         .iter()
         .map(|(s, f)| {
             let mut v = json!(f);
             v["project_id"] = json!(s.project_id);
+            v["team_id"] = json!(s.team_id);
             v["apdex_t_ms"] = json!(s.apdex_t_ms);
             v["slow_query_ms"] = json!(s.slow_query_ms);
             v["last_seen"] = json!(iso(s.last_seen));
@@ -118,6 +123,10 @@ pub struct ServiceSettings {
     pub slow_query_ms: Option<f64>,
     /// Project id or slug (default: every project that has the service).
     pub project: Option<String>,
+    /// The owning team's id; null: no owner; absent: kept.
+    #[serde(default, deserialize_with = "crate::teams::ownership::present")]
+    #[schema(value_type = Option<i64>)]
+    pub team_id: Option<Option<i64>>,
 }
 
 /// Changes a service's Apdex target and slow-query threshold.
@@ -140,6 +149,10 @@ pub async fn update_service(
             )));
         }
     }
+    if let Some(Some(team)) = body.team_id {
+        check_team(&state, team).await?;
+    }
+    let team = body.team_id.map_or(TeamChange::Keep, TeamChange::Set);
     let ids = projects_for(&state, body.project.as_deref()).await?;
     if !query::set_service_settings(
         state.store(),
@@ -147,6 +160,7 @@ pub async fn update_service(
         &name,
         body.apdex_t_ms,
         body.slow_query_ms,
+        team,
     )
     .await?
     {
@@ -157,7 +171,8 @@ pub async fn update_service(
         .await?
         .ok_or(ApiError::NotFound("service"))?;
     Ok(Json(
-        json!({"name": s.name, "apdex_t_ms": s.apdex_t_ms, "slow_query_ms": s.slow_query_ms}),
+        json!({"name": s.name, "apdex_t_ms": s.apdex_t_ms, "slow_query_ms": s.slow_query_ms,
+               "team_id": s.team_id}),
     ))
 }
 

@@ -176,6 +176,8 @@ pub struct Overview {
     pub apdex_t_ms: f64,
     /// Slow-query threshold, ms.
     pub slow_query_ms: f64,
+    /// The owning team's id, if any.
+    pub team_id: Option<i64>,
     /// Requests per HTTP status class.
     pub status_classes: BTreeMap<String, u64>,
     /// Transactions, busiest first.
@@ -306,6 +308,7 @@ pub async fn overview(
         summary: Figures::of(service, &whole, mins, Some(t)),
         apdex_t_ms: t,
         slow_query_ms: settings.slow_query_ms,
+        team_id: settings.team_id,
         status_classes: classes,
         transactions,
         databases,
@@ -339,6 +342,10 @@ pub fn pages() -> Router<AppState> {
     Router::new()
         .route("/performance", get(performance::list))
         .route("/performance/services/{name}", get(performance::service))
+        .route(
+            "/performance/services/{name}/team",
+            axum::routing::post(performance::set_team),
+        )
         .route(
             "/performance/services/{name}/transaction",
             get(performance::transaction),

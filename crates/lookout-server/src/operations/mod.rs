@@ -109,8 +109,14 @@ async fn read_metrics_text(state: &AppState) -> String {
     gauge(
         &mut out,
         "lookout_outbox_pending",
-        "Notifications queued in the alerting outbox and not yet delivered.",
+        "Notifications in the alerting outbox due now and not yet delivered.",
         &[(None, v.outbox.pending as f64)],
+    );
+    gauge(
+        &mut out,
+        "lookout_outbox_scheduled",
+        "Notifications in the alerting outbox waiting for a later time (a notification rule's delay, a retry).",
+        &[(None, v.outbox.scheduled as f64)],
     );
     out
 }

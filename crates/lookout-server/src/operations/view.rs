@@ -149,6 +149,7 @@ pub async fn read(store: &Store, cluster: Option<&Cluster>) -> ServiceResult<Ope
         outbox: OutboxView {
             pending: outbox.pending,
             oldest_pending_at: outbox.oldest_pending_at.map(iso),
+            scheduled: outbox.scheduled,
         },
     })
 }

@@ -10,6 +10,7 @@
 //! shown on `/metrics` (`lookout_redis_up`) and the Operations page.
 
 pub mod cache;
+pub mod identity_limits;
 pub mod limits;
 pub mod wake;
 

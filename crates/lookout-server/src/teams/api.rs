@@ -70,6 +70,8 @@ pub struct TeamDetail {
     pub team: TeamView,
     /// Its members, by email.
     pub members: Vec<MemberView>,
+    /// Who is on call for the team now, through its schedules and escalation policies.
+    pub on_call_now: Vec<service::OnCallNow>,
 }
 
 /// A new team.
@@ -93,14 +95,9 @@ pub struct TeamUpdate {
     /// New slug.
     pub slug: Option<String>,
     /// New escalation policy; `null` unlinks it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::teams::ownership::present")]
     #[schema(value_type = Option<i64>)]
     pub escalation_policy_id: Option<Option<i64>>,
-}
-
-/// A field that is present, even as `null` (`Some(None)`), as opposed to absent (`None`).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
-    Ok(Some(Option::deserialize(d)?))
 }
 
 /// Lists teams (every role: pickers and filters need them).
@@ -148,9 +145,11 @@ async fn detail(state: &AppState, id: i64, with_emails: bool) -> ApiResult<TeamD
             name: m.name,
         })
         .collect();
+    let on_call_now = service::on_call_now(state, &t, now_ms()).await?;
     Ok(TeamDetail {
         team: t.into(),
         members,
+        on_call_now,
     })
 }
 

@@ -2,6 +2,8 @@
 //! policy; "my teams", "my shifts" and the per-user on-call calendar feed.
 
 pub mod api;
+pub mod owned_ui;
+pub mod ownership;
 pub mod service;
 pub mod ui;
 

@@ -326,3 +326,109 @@ mod tests {
         assert!(render_from(now) > now - 2 * LOOKBACK_MS);
     }
 }
+
+/// Someone on call for a team now: who, and through which of the team's schedules or
+/// escalation policies.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct OnCallNow {
+    /// The user's id.
+    pub user_id: i64,
+    /// Their display name (or email).
+    pub user: String,
+    /// `schedule Primary` or `escalation policy Payments (first rule)`.
+    pub via: String,
+}
+
+/// Who is on call for `team` at `now` (ms): the person on call on each schedule the team owns,
+/// and whoever the first rule of each of its escalation policies (owned, or linked to the
+/// team) pages first — users directly, schedules through who is on call on them.
+pub async fn on_call_now(
+    state: &AppState,
+    team: &teams::Team,
+    now: i64,
+) -> ServiceResult<Vec<OnCallNow>> {
+    let specs = OnCallSpecs::load(state).await?;
+    on_call_now_in(state, &specs, team, now).await
+}
+
+/// The organisation's schedules and escalation policies, read once for [`on_call_now_in`] when
+/// a page shows every team's on-call people.
+pub struct OnCallSpecs {
+    schedules: Vec<astore::SpecRow>,
+    policies: Vec<astore::SpecRow>,
+}
+
+impl OnCallSpecs {
+    /// Reads them.
+    pub async fn load(state: &AppState) -> ServiceResult<Self> {
+        let org = lookout_store::tenancy::default_org(state.store()).await?;
+        Ok(Self {
+            schedules: astore::spec_list(state.store(), SpecTable::Schedules, org.id).await?,
+            policies: astore::spec_list(state.store(), SpecTable::EscalationPolicies, org.id)
+                .await?,
+        })
+    }
+}
+
+/// [`on_call_now`] from specs read already.
+pub async fn on_call_now_in(
+    state: &AppState,
+    specs: &OnCallSpecs,
+    team: &teams::Team,
+    now: i64,
+) -> ServiceResult<Vec<OnCallNow>> {
+    use crate::alerting::engine;
+    use lookout_oncall::{EscalationPolicy, TargetKind};
+    let (schedules, policies) = (&specs.schedules, &specs.policies);
+    let mut conn = state
+        .store()
+        .pool()
+        .acquire()
+        .await
+        .map_err(StoreError::from)?;
+    let mut found: Vec<(i64, String)> = Vec::new();
+    for s in schedules.iter().filter(|s| s.team_id == Some(team.id)) {
+        if let Some(u) = engine::on_call(&mut conn, s.id, now).await? {
+            found.push((u, format!("schedule {}", s.name)));
+        }
+    }
+    let theirs = policies
+        .iter()
+        .filter(|p| p.team_id == Some(team.id) || team.escalation_policy_id == Some(p.id));
+    for p in theirs {
+        let Ok(parsed) = serde_json::from_value::<EscalationPolicy>(p.spec.clone()) else {
+            continue;
+        };
+        let Some(first) = parsed.escalation_rules.first() else {
+            continue;
+        };
+        let via = format!("escalation policy {} (first rule)", p.name);
+        for t in &first.targets {
+            let user = match t.kind {
+                TargetKind::User => Some(t.id),
+                TargetKind::Schedule => engine::on_call(&mut conn, t.id, now).await?,
+                TargetKind::Channel => None,
+            };
+            if let Some(u) = user {
+                found.push((u, via.clone()));
+            }
+        }
+    }
+    // Give the connection back before display_names takes one: holding two per request
+    // exhausts the pool under a handful of concurrent page loads.
+    drop(conn);
+    found.dedup();
+    let ids: Vec<i64> = found.iter().map(|f| f.0).collect();
+    let names = astore::display_names(state.store(), &ids).await?;
+    Ok(found
+        .into_iter()
+        .map(|(user_id, via)| OnCallNow {
+            user: names
+                .get(&user_id)
+                .cloned()
+                .unwrap_or_else(|| format!("user {user_id}")),
+            user_id,
+            via,
+        })
+        .collect())
+}

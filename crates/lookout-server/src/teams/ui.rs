@@ -25,6 +25,8 @@ struct TeamLine {
     team: teams::Team,
     members: Vec<teams::Member>,
     escalation: Option<String>,
+    /// Who is on call for the team now.
+    on_call: Vec<service::OnCallNow>,
 }
 
 #[derive(Template)]
@@ -65,7 +67,10 @@ async fn teams_page(state: &AppState, ctx: PageCtx, is_admin: bool, o: Outcome) 
             .map(|r| (r.id, r.name))
             .collect();
     let mut lines = Vec::new();
+    let now = now_ms();
+    let specs = service::OnCallSpecs::load(state).await?;
     for t in teams::all(state.store(), org.id).await? {
+        let on_call = service::on_call_now_in(state, &specs, &t, now).await?;
         let members = teams::members(state.store(), t.id).await?;
         let escalation = t.escalation_policy_id.map(|id| {
             escalations
@@ -77,6 +82,7 @@ async fn teams_page(state: &AppState, ctx: PageCtx, is_admin: bool, o: Outcome) 
             team: t,
             members,
             escalation,
+            on_call,
         });
     }
     let users = if is_admin {

@@ -6,8 +6,15 @@
 //! write (any method but GET, HEAD and OPTIONS) that succeeded (status below 400) by a known
 //! caller becomes `METHOD /path/{id}` with the ids as its target. One place, so a new route is
 //! audited the day it is added, like `openapi_roles` checks its role. What is kept is the route
-//! and ids, never a body: secrets cannot end up here. (It is written after the change, not in its
-//! transaction: a crash between the two loses the entry, never the change.)
+//! and ids, never a body: secrets cannot end up here.
+//!
+//! The entry is handed to the store for the length of the request
+//! ([`lookout_store::audit::with_pending`]): the alerting and uptime configuration writes
+//! (schedules, escalation and alert policies, channels, monitors, maintenance windows, and
+//! every delete by id) insert it in their own transaction, so the change and its entry commit
+//! together. Other writes (users, tokens, teams, settings, projects, status pages, …) are still
+//! recorded after the change, when it succeeded: a crash between the two loses the entry, never
+//! the change.
 
 use axum::extract::{Request, State};
 use axum::http::Method;
@@ -99,11 +106,23 @@ pub async fn record_writes(State(state): State<AppState>, req: Request, next: Ne
         Ok(Some(c)) => Some(actor_of(&c)),
         _ => None,
     };
-    let res = next.run(Request::from_parts(parts, body)).await;
-    if let Some((actor, label)) = actor {
-        if res.status().as_u16() < 400 {
-            let (shape, target) = normalise(&path);
-            let action = format!("{method} {shape}");
+    let Some((actor, label)) = actor else {
+        return next.run(Request::from_parts(parts, body)).await;
+    };
+    let (shape, target) = normalise(&path);
+    let action = format!("{method} {shape}");
+    let pending = audit::Pending {
+        actor: actor.clone(),
+        actor_label: label.clone(),
+        action: action.clone(),
+        target: target.clone(),
+        details: json!({ "recorded": "with the change" }),
+        address: address.clone(),
+    };
+    let (res, taken) =
+        audit::with_pending(pending, next.run(Request::from_parts(parts, body))).await;
+    {
+        if !taken && res.status().as_u16() < 400 {
             let details = json!({ "status": res.status().as_u16() });
             let entry = NewEntry {
                 actor: &actor,

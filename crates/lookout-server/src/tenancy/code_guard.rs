@@ -8,8 +8,10 @@
 //! are refused (429) until the oldest failure is an hour old. A million codes at 20 an hour
 //! take about five years.
 //!
-//! Kept in memory per replica, like the login throttle; both maps only hold entries made by
-//! someone who knew a password, and are bounded anyway.
+//! Counted in Redis across replicas when it is configured and answers (the `*_shared` methods,
+//! [`crate::shared::identity_limits`]), and always in memory here, which decides alone when
+//! Redis does not answer; both maps only hold entries made by someone who knew a password, and
+//! are bounded anyway.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -86,6 +88,44 @@ impl CodeGuard {
             times.pop_front();
         }
         alive
+    }
+}
+
+impl CodeGuard {
+    /// [`CodeGuard::pending_ended`], across replicas when Redis answers.
+    pub async fn pending_ended_shared(&self, nonce: &str) -> bool {
+        let local = self.pending_ended(nonce);
+        crate::shared::get()
+            .totp_pending_ended(nonce)
+            .await
+            .map_or(local, |shared| shared || local)
+    }
+
+    /// [`CodeGuard::account_wait`], across replicas when Redis answers.
+    pub async fn account_wait_shared(&self, user_id: i64, now: i64) -> Option<i64> {
+        let local = self.account_wait(user_id, now);
+        // The stricter of the two: a replica that counted more than Redis holds (it lost
+        // Redis for a while) keeps what it saw.
+        crate::shared::get()
+            .totp_account_wait(user_id)
+            .await
+            .map_or(local, |shared| shared.max(local))
+    }
+
+    /// [`CodeGuard::wrong_code`], counted in Redis too when it answers; whether the pending
+    /// sign-in is still usable.
+    pub async fn wrong_code_shared(
+        &self,
+        nonce: &str,
+        expires: i64,
+        user_id: i64,
+        now: i64,
+    ) -> bool {
+        let local = self.wrong_code(nonce, expires, user_id, now);
+        crate::shared::get()
+            .totp_wrong_code(nonce, expires - now, user_id)
+            .await
+            .map_or(local, |shared| shared && local)
     }
 }
 

@@ -313,11 +313,13 @@ pub async fn revoke(state: &AppState, user_id: i64) -> ServiceResult<()> {
 // ------------------------------------------------------------------ password resets
 
 /// Reset requests one client address may make per [`ResetRequests::WINDOW_MS`].
-const RESETS_PER_CLIENT: usize = 5;
+pub const RESETS_PER_CLIENT: usize = 5;
 
-/// Reset requests per client address (in memory per replica, bounded): a client asking for
-/// more than a few a minute gets 429, so the form cannot be used to mail-bomb a list of
-/// addresses or to time the lookups in bulk.
+/// Reset requests per client address: a client asking for more than a few a minute gets 429,
+/// so the form cannot be used to mail-bomb a list of addresses or to time the lookups in bulk.
+/// Counted in Redis across replicas when it is configured and answers
+/// ([`ResetRequests::admit_shared`]), and always in memory here (bounded), which decides alone
+/// when Redis does not answer.
 #[derive(Default)]
 pub struct ResetRequests {
     clients: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, Vec<i64>>>,
@@ -348,6 +350,18 @@ impl ResetRequests {
         }
         times.push(now);
         None
+    }
+
+    /// [`ResetRequests::admit`] across replicas when Redis answers, else in this process; the
+    /// request is counted here either way, so a replica that loses Redis keeps what it saw.
+    pub async fn admit_shared(&self, client: Option<std::net::IpAddr>, now: i64) -> Option<i64> {
+        let local = self.admit(client, now);
+        let shared = match client {
+            Some(ip) => crate::shared::get().reset_admit(ip).await,
+            None => None,
+        };
+        // The stricter of the two (None: admitted; a longer wait wins).
+        shared.map_or(local, |shared| shared.max(local))
     }
 }
 

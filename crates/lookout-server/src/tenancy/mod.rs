@@ -31,6 +31,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(account::revoke_session))
         .routes(routes!(account::request_reset))
         .routes(routes!(audit::list))
+        .routes(routes!(sso::settings::api_get))
+        .routes(routes!(sso::settings::api_test))
         .routes(routes!(invitations::list))
         .routes(routes!(invitations::resend))
         .routes(routes!(invitations::revoke))
@@ -58,11 +60,17 @@ pub fn pages() -> Router<AppState> {
         .route("/logout", post(session::logout))
         .route("/auth/oidc/login", get(sso::flow::login))
         .route("/auth/oidc/callback", get(sso::flow::callback))
+        .route("/settings/sso", get(sso::settings::show))
+        .route("/settings/sso/test", post(sso::settings::test))
         .route("/switch-project", get(session::switch_project))
         .route("/settings", get(settings::settings))
         .route(
             "/settings/projects",
             post(settings::settings_create_project),
+        )
+        .route(
+            "/settings/projects/{id}/team",
+            post(settings::settings_project_team),
         )
         .route("/settings/tokens", post(settings::settings_create_token))
         .route(
@@ -104,6 +112,7 @@ pub fn pages() -> Router<AppState> {
         .route("/settings/audit", get(crate::tenancy::audit::page))
         .route("/account", get(account::account))
         .route("/account/profile", post(account::save_profile))
+        .route("/account/notification-rules", post(account::save_rules))
         .route("/account/password", post(account::save_password))
         .route("/account/sessions/revoke", post(account::revoke_session))
 }

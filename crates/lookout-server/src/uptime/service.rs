@@ -8,6 +8,8 @@ use utoipa::ToSchema;
 
 use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
+use crate::teams::ownership::team_change;
+use lookout_store::ownership::TeamChange;
 use lookout_store::tenancy;
 use lookout_store::uptime::{self as ustore, pages, NewMonitor};
 use lookout_store::{Cursor, StoreError};
@@ -131,10 +133,12 @@ fn to_new(
 
 /// Validates and stores a new monitor (the API and the UI form); returns its id.
 pub async fn create_monitor(state: &AppState, body: Value) -> ServiceResult<i64> {
+    let (body, team) = split_team(state, body).await?;
     let spec = checked_spec(state, body, None).await?;
     let org = tenancy::default_org(state.store()).await?;
     let token = (spec.kind == Kind::Heartbeat).then(lookout_core::secret::new_dsn_key);
-    let row = ustore::create_monitor(state.store(), &to_new(state, org.id, &spec, token)?).await?;
+    let new = to_new(state, org.id, &spec, token)?;
+    let row = ustore::create_monitor_owned(state.store(), &new, team.initial()).await?;
     tracing::info!(monitor = row.id, kind = %row.kind, "Monitor created.");
     Ok(row.id)
 }
@@ -303,6 +307,7 @@ pub async fn update_incident(
 pub async fn update_monitor(state: &AppState, id: i64, body: Value) -> ServiceResult<()> {
     let (old, _) = ustore::get_monitor(state.store(), id).await?;
     refuse_if_declared(old.managed_by.as_deref(), "monitor")?;
+    let (body, team) = split_team(state, body).await?;
     let mut spec = checked_spec(state, body, Some(id)).await?;
     if spec.kind.as_str() != old.kind {
         return Err(ServiceError::Invalid(
@@ -313,13 +318,24 @@ pub async fn update_monitor(state: &AppState, id: i64, body: Value) -> ServiceRe
         spec.keep_secrets_from(&stored)
             .map_err(|e| ServiceError::Invalid(e.to_string()))?;
     }
-    ustore::update_monitor(
+    ustore::update_monitor_owned(
         state.store(),
         id,
         &to_new(state, old.org_id, &spec, old.push_token.clone())?,
+        team,
     )
     .await?;
     Ok(())
+}
+
+/// Takes `team_id` out of a monitor body (the definition refuses unknown fields; the owner is
+/// not part of it) and checks it.
+async fn split_team(state: &AppState, mut body: Value) -> ServiceResult<(Value, TeamChange)> {
+    let team = team_change(state, &body).await?;
+    if let Some(m) = body.as_object_mut() {
+        m.remove("team_id");
+    }
+    Ok((body, team))
 }
 
 /// Deletes a monitor and its history.

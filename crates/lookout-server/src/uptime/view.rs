@@ -108,6 +108,8 @@ pub struct MonitorView {
     pub locations: Vec<LocationStatus>,
     /// `config` when declared in the config file (edits there win).
     pub managed_by: Option<String>,
+    /// The owning team's id, if any.
+    pub team_id: Option<i64>,
     /// Created, RFC 3339.
     pub created_at: String,
     /// Last change of the definition, RFC 3339.
@@ -265,6 +267,7 @@ pub async fn monitor_view(
         uptime: uptime_figures(store, row.id, now).await?,
         locations,
         managed_by: row.managed_by.clone(),
+        team_id: row.team_id,
         created_at: iso(row.created_at),
         updated_at: iso(row.updated_at),
         spec,

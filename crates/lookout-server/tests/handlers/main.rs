@@ -10,12 +10,15 @@
 //! viewer token, all through `lookout_store::tenancy` as `lookout serve` makes them.
 
 mod alert_forms;
+mod audit_in_tx;
 mod incident_actions;
 mod locations;
 mod moved;
+mod notification_rules;
 mod oncall_config;
 mod openapi_roles;
 mod operations;
+mod ownership;
 mod promql;
 mod roles;
 mod triage;

@@ -50,6 +50,10 @@ const VIEWER_WRITES: &[(&str, &str)] = &[
     ),
     ("PATCH /api/v1/me", "everyone names themself"),
     (
+        "PUT /api/v1/me/notification-rules",
+        "everyone decides how they are paged",
+    ),
+    (
         "POST /api/v1/me/calendar-feed",
         "everyone subscribes to their own shifts",
     ),
@@ -129,6 +133,22 @@ const ADMIN: &[(&str, &str)] = &[
     ("GET /api/v1/users/{id}", "admin, or the user themself"),
     ("PUT /api/v1/users/{id}/name", "admin, or the user themself"),
     ("GET /api/v1/audit", "who did what is for admins to review"),
+    (
+        "GET /api/v1/users/{id}/notification-rules",
+        "another user's paging rules are the admin's to see",
+    ),
+    (
+        "PUT /api/v1/users/{id}/notification-rules",
+        "another user's paging rules are the admin's to set",
+    ),
+    (
+        "GET /api/v1/settings/sso",
+        "the installation's single sign-on settings",
+    ),
+    (
+        "POST /api/v1/settings/sso/test",
+        "calls the identity provider on the installation's behalf",
+    ),
     ("GET /api/v1/invitations", "invitations are the admin's"),
     (
         "POST /api/v1/invitations/{id}/resend",

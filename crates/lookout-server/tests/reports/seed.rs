@@ -414,9 +414,16 @@ async fn spans(store: &Store, w: &Writer, p: i64) {
     }
     let rollups = RollupProcessor::new(store.clone(), "seed");
     while rollups.poll_once().await.unwrap() > 0 {}
-    lookout_store::apm::query::set_service_settings(store, &[p], "checkout", Some(200.0), None)
-        .await
-        .unwrap();
+    lookout_store::apm::query::set_service_settings(
+        store,
+        &[p],
+        "checkout",
+        Some(200.0),
+        None,
+        lookout_store::ownership::TeamChange::Keep,
+    )
+    .await
+    .unwrap();
 }
 
 pub async fn seed(store: &Store) -> Seeded {

@@ -10,12 +10,14 @@ pub mod incident_ops;
 pub mod incidents;
 pub mod outbox;
 pub mod query_state;
+pub mod rules;
 
 use serde::Serialize;
 use serde_json::Value as Json;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::ownership::TeamChange;
 use crate::row::RowExt;
 use crate::{Result, Store, StoreError};
 use lookout_core::time::now_ms;
@@ -55,6 +57,8 @@ pub struct SpecRow {
     pub name: String,
     /// The definition, as validated by the API.
     pub spec: Json,
+    /// The owning team, if any (see [`crate::ownership`]).
+    pub team_id: Option<i64>,
     /// Created, ms.
     pub created_at: i64,
     /// Last changed, ms.
@@ -67,10 +71,14 @@ fn spec_row(r: &AnyRow) -> Result<SpecRow> {
         org_id: r.try_get("org_id")?,
         name: r.try_get("name")?,
         spec: r.json("spec")?,
+        team_id: r.try_get("team_id")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
 }
+
+/// The columns [`spec_row`] reads.
+const SPEC_COLS: &str = "id, org_id, name, spec, team_id, created_at, updated_at";
 
 /// Stores a new object.
 pub async fn spec_create(
@@ -83,7 +91,7 @@ pub async fn spec_create(
     let now = now_ms();
     let sql = format!(
         "INSERT INTO {} (org_id, name, spec, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
-         RETURNING id, org_id, name, spec, created_at, updated_at",
+         RETURNING {SPEC_COLS}",
         t.table()
     );
     let r = sqlx::query(&sql)
@@ -96,7 +104,7 @@ pub async fn spec_create(
     spec_row(&r)
 }
 
-/// Replaces an object's name and spec.
+/// Replaces an object's name and spec, keeping its owner.
 pub async fn spec_update(
     store: &Store,
     t: SpecTable,
@@ -104,28 +112,75 @@ pub async fn spec_update(
     name: &str,
     spec: &Json,
 ) -> Result<SpecRow> {
-    let sql = format!(
-        "UPDATE {} SET name = $1, spec = $2, updated_at = $3 WHERE id = $4
-         RETURNING id, org_id, name, spec, created_at, updated_at",
-        t.table()
-    );
-    let r = sqlx::query(&sql)
-        .bind(name)
-        .bind(spec.to_string())
-        .bind(now_ms())
-        .bind(id)
-        .fetch_optional(store.pool())
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    spec_row(&r)
+    spec_save(store, t, SpecKey::Id(id), name, spec, TeamChange::Keep).await
+}
+
+/// Which object [`spec_save`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecKey {
+    /// A new one, in this organization.
+    New(i64),
+    /// The object with this id.
+    Id(i64),
+}
+
+/// Stores a new object or replaces an object's name and spec, and sets or keeps its owning
+/// team in the same statement (so an object is never seen without the owner it was saved with),
+/// in one transaction with the request's audit entry.
+pub async fn spec_save(
+    store: &Store,
+    t: SpecTable,
+    key: SpecKey,
+    name: &str,
+    spec: &Json,
+    team: TeamChange,
+) -> Result<SpecRow> {
+    let now = now_ms();
+    let mut tx = store.begin_write().await?;
+    let r = match key {
+        SpecKey::New(org_id) => {
+            let sql = format!(
+                "INSERT INTO {} (org_id, name, spec, created_at, updated_at, team_id)
+                 VALUES ($1, $2, $3, $4, $4, $5) RETURNING {SPEC_COLS}",
+                t.table()
+            );
+            sqlx::query(&sql)
+                .bind(org_id)
+                .bind(name)
+                .bind(spec.to_string())
+                .bind(now)
+                .bind(team.initial())
+                .fetch_optional(&mut *tx)
+                .await?
+        }
+        SpecKey::Id(id) => {
+            let sql = format!(
+                "UPDATE {} SET name = $1, spec = $2, updated_at = $3,
+                 team_id = CASE WHEN $4 = 1 THEN $5 ELSE team_id END WHERE id = $6
+                 RETURNING {SPEC_COLS}",
+                t.table()
+            );
+            sqlx::query(&sql)
+                .bind(name)
+                .bind(spec.to_string())
+                .bind(now)
+                .bind(team.flag())
+                .bind(team.value())
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+        }
+    }
+    .ok_or(StoreError::NotFound)?;
+    let row = spec_row(&r)?;
+    crate::audit::record_pending_in(&mut tx).await?;
+    tx.commit().await?;
+    Ok(row)
 }
 
 /// One object.
 pub async fn spec_get_in(conn: &mut sqlx::AnyConnection, t: SpecTable, id: i64) -> Result<SpecRow> {
-    let sql = format!(
-        "SELECT id, org_id, name, spec, created_at, updated_at FROM {} WHERE id = $1",
-        t.table()
-    );
+    let sql = format!("SELECT {SPEC_COLS} FROM {} WHERE id = $1", t.table());
     let r = sqlx::query(&sql)
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -142,7 +197,7 @@ pub async fn spec_get(store: &Store, t: SpecTable, id: i64) -> Result<SpecRow> {
 /// Every object of an organization, by id. (Teams have tens of these, not thousands.)
 pub async fn spec_list(store: &Store, t: SpecTable, org_id: i64) -> Result<Vec<SpecRow>> {
     let sql = format!(
-        "SELECT id, org_id, name, spec, created_at, updated_at FROM {} WHERE org_id = $1
+        "SELECT {SPEC_COLS} FROM {} WHERE org_id = $1
          ORDER BY id",
         t.table()
     );
@@ -225,6 +280,7 @@ pub struct ChannelInput {
 
 /// Stores a channel.
 pub async fn channel_create(store: &Store, org_id: i64, c: &ChannelInput) -> Result<ChannelRow> {
+    let mut tx = store.begin_write().await?;
     let now = now_ms();
     let r = sqlx::query(&format!(
         "INSERT INTO alert_channels (org_id, name, kind, config, user_id, urgencies, enabled,
@@ -239,13 +295,17 @@ pub async fn channel_create(store: &Store, org_id: i64, c: &ChannelInput) -> Res
     .bind(c.urgencies.join(","))
     .bind(i64::from(c.enabled))
     .bind(now)
-    .fetch_one(store.pool())
+    .fetch_one(&mut *tx)
     .await?;
-    channel_row(&r)
+    let row = channel_row(&r)?;
+    crate::audit::record_pending_in(&mut tx).await?;
+    tx.commit().await?;
+    Ok(row)
 }
 
 /// Replaces a channel's fields.
 pub async fn channel_update(store: &Store, id: i64, c: &ChannelInput) -> Result<ChannelRow> {
+    let mut tx = store.begin_write().await?;
     let r = sqlx::query(&format!(
         "UPDATE alert_channels SET name = $1, kind = $2, config = $3, user_id = $4,
          urgencies = $5, enabled = $6, updated_at = $7 WHERE id = $8 RETURNING {CHANNEL_COLS}"
@@ -258,23 +318,29 @@ pub async fn channel_update(store: &Store, id: i64, c: &ChannelInput) -> Result<
     .bind(i64::from(c.enabled))
     .bind(now_ms())
     .bind(id)
-    .fetch_optional(store.pool())
+    .fetch_optional(&mut *tx)
     .await?
     .ok_or(StoreError::NotFound)?;
-    channel_row(&r)
+    let row = channel_row(&r)?;
+    crate::audit::record_pending_in(&mut tx).await?;
+    tx.commit().await?;
+    Ok(row)
 }
 
 /// Switches a channel on or off, keeping the rest of it.
 pub async fn channel_set_enabled(store: &Store, id: i64, enabled: bool) -> Result<()> {
+    let mut tx = store.begin_write().await?;
     let n = sqlx::query("UPDATE alert_channels SET enabled = $1, updated_at = $2 WHERE id = $3")
         .bind(i64::from(enabled))
         .bind(now_ms())
         .bind(id)
-        .execute(store.pool())
+        .execute(&mut *tx)
         .await?;
     if n.rows_affected() == 0 {
         return Err(StoreError::NotFound);
     }
+    crate::audit::record_pending_in(&mut tx).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -378,30 +444,35 @@ pub async fn schedule_save(
     name: &str,
     spec: &Json,
     overrides: &[(i64, i64, i64)],
+    team: TeamChange,
 ) -> Result<SpecRow> {
     let now = now_ms();
     let mut tx = store.begin_write().await?;
     let r = match id {
         None => {
-            sqlx::query(
-                "INSERT INTO oncall_schedules (org_id, name, spec, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $4) RETURNING id, org_id, name, spec, created_at, updated_at",
-            )
+            sqlx::query(&format!(
+                "INSERT INTO oncall_schedules (org_id, name, spec, created_at, updated_at, team_id)
+             VALUES ($1, $2, $3, $4, $4, $5) RETURNING {SPEC_COLS}"
+            ))
             .bind(org_id)
             .bind(name)
             .bind(spec.to_string())
             .bind(now)
+            .bind(team.initial())
             .fetch_one(&mut *tx)
             .await?
         }
-        Some(id) => sqlx::query(
-            "UPDATE oncall_schedules SET name = $1, spec = $2, updated_at = $3 WHERE id = $4
-             RETURNING id, org_id, name, spec, created_at, updated_at",
-        )
+        Some(id) => sqlx::query(&format!(
+            "UPDATE oncall_schedules SET name = $1, spec = $2, updated_at = $3,
+             team_id = CASE WHEN $5 = 1 THEN $6 ELSE team_id END WHERE id = $4
+             RETURNING {SPEC_COLS}"
+        ))
         .bind(name)
         .bind(spec.to_string())
         .bind(now)
         .bind(id)
+        .bind(team.flag())
+        .bind(team.value())
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(StoreError::NotFound)?,
@@ -420,6 +491,7 @@ pub async fn schedule_save(
         .execute(&mut *tx)
         .await?;
     }
+    crate::audit::record_pending_in(&mut tx).await?;
     tx.commit().await?;
     Ok(row)
 }

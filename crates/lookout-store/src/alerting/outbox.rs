@@ -96,6 +96,9 @@ pub struct Page {
     pub event: String,
     /// Step details.
     pub data: Json,
+    /// How long after it is queued it is due, ms by the database's clock (a notification
+    /// rule's delay; 0: at once).
+    pub delay_ms: i64,
 }
 
 /// Queues pages inside `tx`; a page whose key is queued already is skipped. Returns how many
@@ -105,7 +108,7 @@ pub async fn enqueue(tx: &mut Transaction<'static, Any>, pages: &[Page], at: i64
     let sql = format!(
         "INSERT INTO notifications (idempotency_key, incident_id, channel_id, user_id, event,
          data, status, attempts, next_attempt_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, {}, $7)
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, {} + $8, $7)
          ON CONFLICT (idempotency_key) DO NOTHING",
         now_ms_sql(backend_of(tx))
     );
@@ -119,6 +122,7 @@ pub async fn enqueue(tx: &mut Transaction<'static, Any>, pages: &[Page], at: i64
             .bind(&p.event)
             .bind(p.data.to_string())
             .bind(at)
+            .bind(p.delay_ms)
             .execute(&mut **tx)
             .await?
             .rows_affected();
@@ -214,6 +218,30 @@ pub async fn mark_skipped(
     .bind(at)
     .bind(id)
     .bind(owner)
+    .execute(&mut **tx)
+    .await?;
+    Ok(n.rows_affected() == 1)
+}
+
+/// Skips pending notification `id` inside `tx` without a lease: `skipped`, with `reason` as its
+/// last error, never sent. Used when the incident change that makes a queued later step moot
+/// commits (an acknowledgement, a reassignment). A replica sending it right now loses its mark
+/// (the status is no longer `pending`); the send-time check backs this up. False when it was
+/// no longer pending.
+pub async fn skip_pending(
+    tx: &mut Transaction<'static, Any>,
+    id: i64,
+    reason: &str,
+    at: i64,
+) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE notifications SET status = 'skipped', last_error = $1, sent_at = NULL,
+         next_attempt_at = $2, lease_owner = NULL, lease_until = NULL
+         WHERE id = $3 AND status = 'pending'",
+    )
+    .bind(reason)
+    .bind(at)
+    .bind(id)
     .execute(&mut **tx)
     .await?;
     Ok(n.rows_affected() == 1)

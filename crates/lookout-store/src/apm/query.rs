@@ -10,6 +10,7 @@ use lookout_apm::rollup::Red;
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::ownership::TeamChange;
 use crate::row::RowExt;
 use crate::{Result, Store};
 
@@ -209,17 +210,21 @@ pub async fn set_service_settings(
     service: &str,
     apdex_t_ms: Option<f64>,
     slow_query_ms: Option<f64>,
+    team: TeamChange,
 ) -> Result<bool> {
     let mut n = 0;
     for &p in projects {
         n += sqlx::query(
-            "UPDATE apm_services SET apdex_t_ms = COALESCE($1, apdex_t_ms), slow_query_ms = COALESCE($2, slow_query_ms)
+            "UPDATE apm_services SET apdex_t_ms = COALESCE($1, apdex_t_ms), slow_query_ms = COALESCE($2, slow_query_ms),
+                team_id = CASE WHEN $5 = 1 THEN $6 ELSE team_id END
              WHERE project_id = $3 AND name = $4",
         )
         .bind(apdex_t_ms)
         .bind(slow_query_ms)
         .bind(p)
         .bind(service)
+        .bind(team.flag())
+        .bind(team.value())
         .execute(store.pool())
         .await?
         .rows_affected();
@@ -240,6 +245,8 @@ pub struct Service {
     pub slow_query_ms: f64,
     /// Last span seen, ms.
     pub last_seen: i64,
+    /// The owning team, if any.
+    pub team_id: Option<i64>,
 }
 
 /// Services of `projects` seen since `since` (ms).
@@ -247,7 +254,7 @@ pub async fn services(store: &Store, projects: &[i64], since: i64) -> Result<Vec
     let mut out = Vec::new();
     for &p in projects {
         for r in sqlx::query(
-            "SELECT name, apdex_t_ms, slow_query_ms, last_seen FROM apm_services WHERE project_id = $1 AND last_seen >= $2 ORDER BY name",
+            "SELECT name, apdex_t_ms, slow_query_ms, last_seen, team_id FROM apm_services WHERE project_id = $1 AND last_seen >= $2 ORDER BY name",
         )
         .bind(p)
         .bind(since)
@@ -260,6 +267,7 @@ pub async fn services(store: &Store, projects: &[i64], since: i64) -> Result<Vec
                 apdex_t_ms: r.try_get("apdex_t_ms")?,
                 slow_query_ms: r.try_get("slow_query_ms")?,
                 last_seen: r.try_get("last_seen")?,
+                team_id: r.try_get("team_id")?,
             });
         }
     }
@@ -271,7 +279,7 @@ pub async fn services(store: &Store, projects: &[i64], since: i64) -> Result<Vec
 pub async fn service(store: &Store, projects: &[i64], name: &str) -> Result<Option<Service>> {
     for &p in projects {
         let row = sqlx::query(
-            "SELECT apdex_t_ms, slow_query_ms, last_seen FROM apm_services WHERE project_id = $1 AND name = $2",
+            "SELECT apdex_t_ms, slow_query_ms, last_seen, team_id FROM apm_services WHERE project_id = $1 AND name = $2",
         )
         .bind(p)
         .bind(name)
@@ -284,6 +292,7 @@ pub async fn service(store: &Store, projects: &[i64], name: &str) -> Result<Opti
                 apdex_t_ms: r.try_get("apdex_t_ms")?,
                 slow_query_ms: r.try_get("slow_query_ms")?,
                 last_seen: r.try_get("last_seen")?,
+                team_id: r.try_get("team_id")?,
             }));
         }
     }

@@ -14,6 +14,7 @@ pub mod results;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use crate::ownership::TeamChange;
 use crate::row::RowExt;
 use crate::writer::{Value, Write};
 use crate::{Cursor, Page, Result, Store, StoreError};
@@ -56,6 +57,8 @@ pub struct MonitorRow {
     /// When a check was last asked for ("Check now", or a ping to a heartbeat that is not up):
     /// the shard's runner checks the monitor at once when this moves.
     pub check_requested_at: Option<i64>,
+    /// The owning team, if any (set through [`crate::ownership::set_owner`]).
+    pub team_id: Option<i64>,
 }
 
 /// What the API or the config file asks to store.
@@ -120,7 +123,7 @@ pub struct MonitorState {
 
 pub(crate) const MONITOR_COLS: &str =
     "m.id, m.org_id, m.project_id, m.name, m.kind, m.slug, m.spec, m.paused, m.parent_id, \
-     m.push_token, m.shard, m.managed_by, m.created_at, m.updated_at, m.check_requested_at";
+     m.push_token, m.shard, m.managed_by, m.created_at, m.updated_at, m.check_requested_at, m.team_id";
 const STATE_COLS: &str = "s.health, s.alerted, s.failures, s.successes, s.last_check_at, s.last_ok, \
      s.last_latency_us, s.last_failure, s.last_failure_at, s.cert_expires_at, s.cert_warned, s.cron_slot, \
      s.changed_at, s.last_ping_at, s.cert_chain_valid";
@@ -142,6 +145,7 @@ pub(crate) fn monitor_from(r: &AnyRow) -> Result<MonitorRow> {
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
         check_requested_at: r.try_get("check_requested_at")?,
+        team_id: r.try_get("team_id")?,
     })
 }
 
@@ -179,8 +183,23 @@ fn select_sql(filter: &str) -> String {
 
 /// Creates a monitor (state `pending`).
 pub async fn create_monitor(store: &Store, m: &NewMonitor) -> Result<MonitorRow> {
+    create_monitor_owned(store, m, None).await
+}
+
+/// [`create_monitor`] owned by `team`, set in the same transaction.
+pub async fn create_monitor_owned(
+    store: &Store,
+    m: &NewMonitor,
+    team: Option<i64>,
+) -> Result<MonitorRow> {
     let mut tx = store.begin_write().await?;
     let id = create_monitor_in_tx(&mut tx, m).await?;
+    sqlx::query("UPDATE monitors SET team_id = $1 WHERE id = $2")
+        .bind(team)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    crate::audit::record_pending_in(&mut tx).await?;
     tx.commit().await?;
     Ok(get_monitor(store, id).await?.0)
 }
@@ -225,10 +244,22 @@ pub async fn create_monitor_in_tx(
 
 /// Replaces a monitor's definition. The shard's runner notices through `updated_at`.
 pub async fn update_monitor(store: &Store, id: i64, m: &NewMonitor) -> Result<MonitorRow> {
+    update_monitor_owned(store, id, m, TeamChange::Keep).await
+}
+
+/// [`update_monitor`] that also sets or keeps the owning team, in the same statement.
+pub async fn update_monitor_owned(
+    store: &Store,
+    id: i64,
+    m: &NewMonitor,
+    team: TeamChange,
+) -> Result<MonitorRow> {
+    let mut tx = store.begin_write().await?;
     let n = sqlx::query(
         "UPDATE monitors SET project_id = $1, name = $2, kind = $3, slug = $4, spec = $5, paused = $6,
                 parent_id = $7, managed_by = $8,
-                updated_at = CASE WHEN updated_at >= $9 THEN updated_at + 1 ELSE $9 END
+                updated_at = CASE WHEN updated_at >= $9 THEN updated_at + 1 ELSE $9 END,
+                team_id = CASE WHEN $11 = 1 THEN $12 ELSE team_id END
          WHERE id = $10",
     )
     .bind(m.project_id)
@@ -241,13 +272,17 @@ pub async fn update_monitor(store: &Store, id: i64, m: &NewMonitor) -> Result<Mo
     .bind(&m.managed_by)
     .bind(now_ms())
     .bind(id)
-    .execute(store.pool())
+    .bind(team.flag())
+    .bind(team.value())
+    .execute(&mut *tx)
     .await
     .map_err(StoreError::conflict_as("a cron monitor with this slug in this project"))?
     .rows_affected();
     if n == 0 {
         return Err(StoreError::NotFound);
     }
+    crate::audit::record_pending_in(&mut tx).await?;
+    tx.commit().await?;
     Ok(get_monitor(store, id).await?.0)
 }
 
@@ -300,6 +335,7 @@ pub async fn delete_monitor(store: &Store, id: i64) -> Result<()> {
     if n == 0 {
         return Err(StoreError::NotFound);
     }
+    crate::audit::record_pending_in(&mut tx).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -91,6 +91,7 @@ const MAINT_COLS: &str =
 
 /// Creates a window.
 pub async fn create_maintenance(store: &Store, m: &NewMaintenance) -> Result<MaintenanceRow> {
+    let mut tx = store.begin_write().await?;
     let now = now_ms();
     let r = sqlx::query(
         "INSERT INTO maintenance_windows (org_id, title, description, starts_at, ends_at, recurrence, monitor_ids, created_at, updated_at)
@@ -104,9 +105,12 @@ pub async fn create_maintenance(store: &Store, m: &NewMaintenance) -> Result<Mai
     .bind(&m.recurrence)
     .bind(ids_to(&m.monitor_ids))
     .bind(now)
-    .fetch_one(store.pool())
+    .fetch_one(&mut *tx)
     .await?;
-    get_maintenance(store, r.try_get("id")?).await
+    let id: i64 = r.try_get("id")?;
+    crate::audit::record_pending_in(&mut tx).await?;
+    tx.commit().await?;
+    get_maintenance(store, id).await
 }
 
 /// Replaces a window.
@@ -115,6 +119,7 @@ pub async fn update_maintenance(
     id: i64,
     m: &NewMaintenance,
 ) -> Result<MaintenanceRow> {
+    let mut tx = store.begin_write().await?;
     let n = sqlx::query(
         "UPDATE maintenance_windows SET title = $1, description = $2, starts_at = $3, ends_at = $4, recurrence = $5,
                 monitor_ids = $6, updated_at = $7 WHERE id = $8",
@@ -127,12 +132,14 @@ pub async fn update_maintenance(
     .bind(ids_to(&m.monitor_ids))
     .bind(now_ms())
     .bind(id)
-    .execute(store.pool())
+    .execute(&mut *tx)
     .await?
     .rows_affected();
     if n == 0 {
         return Err(StoreError::NotFound);
     }
+    crate::audit::record_pending_in(&mut tx).await?;
+    tx.commit().await?;
     get_maintenance(store, id).await
 }
 

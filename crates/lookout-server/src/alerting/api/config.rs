@@ -16,6 +16,7 @@ use crate::auth::{Member, Principal};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
+use crate::teams::ownership::{filter_owned, TeamParam};
 use lookout_core::time::iso;
 use lookout_core::Role;
 use lookout_store::alerting::{self as astore, IntegrationRow, SpecTable};
@@ -33,14 +34,16 @@ pub(crate) async fn refs_exist(
 }
 
 /// Lists alert policies.
-#[utoipa::path(get, path = "/api/v1/policies", tag = "incidents",
+#[utoipa::path(get, path = "/api/v1/policies", tag = "incidents", params(TeamParam),
     responses((status = 200, body = crate::api::schemas::PolicyList)))]
 pub async fn list_policies(
     State(state): State<AppState>,
-    _who: Principal,
+    who: Principal,
+    ApiQuery(team): ApiQuery<TeamParam>,
 ) -> ApiResult<Json<Value>> {
     let org = tenancy::default_org(state.store()).await?;
     let rows = astore::spec_list(state.store(), SpecTable::Policies, org.id).await?;
+    let rows = filter_owned(&state, who.user_id(), &team, rows, |r| r.team_id).await?;
     Ok(items(rows.iter().map(spec_view).collect()))
 }
 

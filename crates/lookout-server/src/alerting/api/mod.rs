@@ -3,4 +3,5 @@
 
 pub mod config;
 pub mod incidents;
+pub mod notification_rules;
 pub mod oncall;

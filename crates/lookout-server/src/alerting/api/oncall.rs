@@ -15,6 +15,7 @@ use crate::auth::{Member, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
+use crate::teams::ownership::{filter_owned, TeamParam};
 use lookout_core::time::{iso, now_ms};
 use lookout_core::Role;
 use lookout_oncall::schedule::parse_rfc3339;
@@ -167,6 +168,7 @@ pub(crate) fn spec_view(row: &SpecRow) -> Value {
         m.entry("enabled").or_insert(json!(true));
         m.insert("id".into(), json!(row.id));
         m.insert("name".into(), json!(row.name));
+        m.insert("team_id".into(), json!(row.team_id));
         m.insert("created_at".into(), json!(iso(row.created_at)));
         m.insert("updated_at".into(), json!(iso(row.updated_at)));
     }
@@ -188,14 +190,16 @@ async fn schedule_view(state: &AppState, row: &SpecRow) -> ApiResult<Value> {
 }
 
 /// Lists schedules.
-#[utoipa::path(get, path = "/api/v1/schedules", tag = "on-call",
+#[utoipa::path(get, path = "/api/v1/schedules", tag = "on-call", params(TeamParam),
     responses((status = 200, body = crate::api::schemas::ScheduleList)))]
 pub async fn list_schedules(
     State(state): State<AppState>,
-    _who: Principal,
+    who: Principal,
+    ApiQuery(team): ApiQuery<TeamParam>,
 ) -> ApiResult<Json<Value>> {
     let org = tenancy::default_org(state.store()).await?;
     let rows = astore::spec_list(state.store(), SpecTable::Schedules, org.id).await?;
+    let rows = filter_owned(&state, who.user_id(), &team, rows, |r| r.team_id).await?;
     Ok(items(rows.iter().map(spec_view).collect()))
 }
 
@@ -416,14 +420,16 @@ pub async fn delete_override(
 // ----------------------------------------------------------------------- escalation policies
 
 /// Lists escalation policies.
-#[utoipa::path(get, path = "/api/v1/escalation-policies", tag = "on-call",
+#[utoipa::path(get, path = "/api/v1/escalation-policies", tag = "on-call", params(TeamParam),
     responses((status = 200, body = crate::api::schemas::EscalationPolicyList)))]
 pub async fn list_escalation_policies(
     State(state): State<AppState>,
-    _who: Principal,
+    who: Principal,
+    ApiQuery(team): ApiQuery<TeamParam>,
 ) -> ApiResult<Json<Value>> {
     let org = tenancy::default_org(state.store()).await?;
     let rows = astore::spec_list(state.store(), SpecTable::EscalationPolicies, org.id).await?;
+    let rows = filter_owned(&state, who.user_id(), &team, rows, |r| r.team_id).await?;
     Ok(items(rows.iter().map(spec_view).collect()))
 }
 

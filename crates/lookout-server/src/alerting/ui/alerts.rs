@@ -4,19 +4,20 @@
 //! one carries a "Disabled" badge.
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use serde_json::Value;
 
 use crate::alerting::service::{integration_url, MASKED_KEY};
 use crate::state::AppState;
+use crate::teams::owned_ui::{TeamLists, TeamQuery};
 use crate::ui::error::UiResult;
 use crate::ui::extract::Page;
 use crate::ui::layout::{render, PageCtx};
 use lookout_store::alerting::{self as astore, SpecTable};
 use lookout_store::tenancy;
 
-/// A policy row: id, name, conditions, who it pages, grouping, enabled.
-type PolicyRow = (i64, String, String, String, String, bool);
+/// A policy row: id, name, conditions, who it pages, grouping, enabled, owning team.
+type PolicyRow = (i64, String, String, String, String, bool, String);
 
 #[derive(Template)]
 #[template(path = "alerts.html")]
@@ -24,12 +25,13 @@ struct AlertsPage {
     title: String,
     ctx: PageCtx,
     policies: Vec<PolicyRow>,
-    escalations: Vec<(i64, String, String, bool)>,
+    escalations: Vec<(i64, String, String, bool, String)>,
     integrations: Vec<(i64, String, String, String, bool)>,
     channels: Vec<(i64, String, String, String, String, bool)>,
     runbooks: Vec<(i64, String, i64, crate::ui::fmt::When)>,
-    schedules: Vec<(i64, String, String, bool)>,
+    schedules: Vec<(i64, String, String, bool, String)>,
     can_edit: bool,
+    owners: TeamLists,
 }
 
 fn conditions(spec: &Value) -> String {
@@ -77,7 +79,9 @@ pub async fn page(
     Page {
         ctx, session: s, ..
     }: Page,
+    Query(q): Query<TeamQuery>,
 ) -> UiResult {
+    let team_lists = TeamLists::load(&state, s.user.id, &q).await?;
     let loaded = async {
         let store = state.store();
         let org = tenancy::default_org(store).await?;
@@ -89,6 +93,7 @@ pub async fn page(
         let policies = astore::spec_list(store, SpecTable::Policies, org.id)
             .await?
             .into_iter()
+            .filter(|p| team_lists.keeps(p.team_id))
             .map(|p| {
                 (
                     p.id,
@@ -100,11 +105,13 @@ pub async fn page(
                         .unwrap_or("per_signal")
                         .to_string(),
                     p.spec["enabled"] != Value::Bool(false),
+                    team_lists.name(p.team_id),
                 )
             })
             .collect();
         let escalations = eps
             .iter()
+            .filter(|e| team_lists.keeps(e.team_id))
             .map(|e| {
                 let rules = e.spec["escalation_rules"].as_array().map_or(0, Vec::len);
                 (
@@ -116,6 +123,7 @@ pub async fn page(
                         e.spec["ack_timeout_minutes"].as_i64().unwrap_or(30)
                     ),
                     e.spec["enabled"] != Value::Bool(false),
+                    team_lists.name(e.team_id),
                 )
             })
             .collect();
@@ -156,10 +164,11 @@ pub async fn page(
         let schedules = astore::spec_list(store, SpecTable::Schedules, org.id)
             .await?
             .into_iter()
+            .filter(|s| team_lists.keeps(s.team_id))
             .map(|s| {
                 let tz = s.spec["time_zone"].as_str().unwrap_or("UTC").to_string();
                 let enabled = s.spec["enabled"] != Value::Bool(false);
-                (s.id, s.name, tz, enabled)
+                (s.id, s.name, tz, enabled, team_lists.name(s.team_id))
             })
             .collect();
         let runbooks = astore::runbook_list(store, org.id)
@@ -195,5 +204,6 @@ pub async fn page(
         runbooks,
         schedules,
         can_edit: s.user.role >= lookout_core::Role::Member,
+        owners: team_lists,
     }))
 }

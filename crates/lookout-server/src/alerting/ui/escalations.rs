@@ -12,6 +12,7 @@ use super::channels::{CsrfForm, EnableForm};
 use super::forms::{self, Refusal};
 use crate::alerting::oncall;
 use crate::state::AppState;
+use crate::teams::owned_ui::{self, team_field, TeamField};
 use crate::ui::check_csrf;
 use crate::ui::error::UiResult;
 use crate::ui::extract::{Member, Page, Signed};
@@ -45,6 +46,7 @@ pub struct EscalationForm {
     ack_timeout_minutes: String,
     rules: Vec<RuleForm>,
     enabled: bool,
+    team: String,
 }
 
 impl EscalationForm {
@@ -59,17 +61,11 @@ impl EscalationForm {
                 "num_loops" => f.num_loops = v,
                 "ack_timeout_minutes" => f.ack_timeout_minutes = v,
                 "enabled" => f.enabled = true,
+                "team" => f.team = v,
                 other => {
-                    let Some((i, what)) = other
-                        .strip_prefix("rule")
-                        .and_then(|r| r.split_once('_'))
-                        .and_then(|(i, w)| i.parse::<usize>().ok().map(|i| (i, w)))
-                    else {
+                    let Some((i, what)) = forms::indexed(other, "rule", MAX_RULES) else {
                         continue;
                     };
-                    if i >= MAX_RULES {
-                        continue;
-                    }
                     if rules.len() <= i {
                         rules.resize(i + 1, RuleForm::default());
                     }
@@ -89,7 +85,7 @@ impl EscalationForm {
         f
     }
 
-    fn of(name: &str, spec: &Value) -> EscalationForm {
+    fn of(name: &str, spec: &Value, team_id: Option<i64>) -> EscalationForm {
         let rules = spec["escalation_rules"]
             .as_array()
             .map(|rs| {
@@ -125,6 +121,7 @@ impl EscalationForm {
                 .unwrap_or_default(),
             rules,
             enabled: spec["enabled"] != Value::Bool(false),
+            team: owned_ui::selected(team_id),
         }
     }
 
@@ -148,7 +145,7 @@ impl EscalationForm {
             .collect();
         let mut v = json!({"name": self.name.trim(), "escalation_rules": rules,
             "num_loops": forms::number(&self.num_loops).unwrap_or(json!(0)),
-            "enabled": self.enabled});
+            "enabled": self.enabled, "team_id": forms::opt_id(&self.team)});
         if let Some(a) = forms::number(&self.ack_timeout_minutes) {
             v["ack_timeout_minutes"] = a;
         }
@@ -161,6 +158,7 @@ const FIELDS: &[(&str, &str)] = &[
     ("num_loops", "num_loops"),
     ("ack_timeout_minutes", "ack_timeout_minutes"),
     ("escalation_rules", "rules"),
+    ("team_id", "team"),
 ];
 
 /// Marks the rule a refusal names (`escalation_rules[2]…`).
@@ -186,6 +184,7 @@ struct EscalationPage {
     f: EscalationForm,
     refusal: Refusal,
     targets: Vec<(String, String)>,
+    team_field: TeamField,
 }
 
 /// Everything a rule may page, as `(value, label)`.
@@ -215,6 +214,7 @@ async fn page(
         f.rules.push(RuleForm::default());
     }
     let refused = !refusal.message.is_empty();
+    let team_field = team_field(state, &f.team, refusal.is("team")).await?;
     Ok(forms::with_status(
         render(&EscalationPage {
             title: if id.is_some() {
@@ -227,6 +227,7 @@ async fn page(
             f,
             refusal,
             targets: targets(state).await?,
+            team_field,
         }),
         refused,
     ))
@@ -246,7 +247,7 @@ pub async fn new(State(state): State<AppState>, p: Page<Member>) -> UiResult {
 /// `GET /alerts/escalation-policies/{id}`.
 pub async fn edit(State(state): State<AppState>, p: Page<Member>, Path(id): Path<i64>) -> UiResult {
     let row = astore::spec_get(state.store(), SpecTable::EscalationPolicies, id).await?;
-    let f = EscalationForm::of(&row.name, &row.spec);
+    let f = EscalationForm::of(&row.name, &row.spec, row.team_id);
     page(&state, p.ctx, Some(id), f, Refusal::default()).await
 }
 

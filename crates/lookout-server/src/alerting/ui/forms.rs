@@ -69,6 +69,15 @@ pub fn with_status(mut r: Response, refused: bool) -> Response {
     r
 }
 
+/// A repeated form field's row and part: `indexed("rule2_delay", "rule", 20)` is `(2, "delay")`;
+/// none for other names and for rows at or past `max` (forms show at most that many).
+pub fn indexed<'k>(key: &'k str, prefix: &str, max: usize) -> Option<(usize, &'k str)> {
+    key.strip_prefix(prefix)
+        .and_then(|r| r.split_once('_'))
+        .and_then(|(i, w)| i.parse::<usize>().ok().map(|i| (i, w)))
+        .filter(|(i, _)| *i < max)
+}
+
 /// `""` as null, a number as an id, anything else kept as text (so the service refuses it
 /// and names the field).
 pub fn opt_id(s: &str) -> Value {

@@ -8,6 +8,7 @@ pub mod forms;
 pub mod incident_actions;
 pub mod incidents;
 pub mod integrations;
+pub mod notification_rules;
 pub mod policies;
 pub mod responder;
 pub mod schedules;

@@ -14,6 +14,7 @@ use super::conditions::{self, ConditionForm};
 use super::forms::{self, Refusal};
 use crate::alerting::config;
 use crate::state::AppState;
+use crate::teams::owned_ui::{self, team_field, TeamField};
 use crate::ui::check_csrf;
 use crate::ui::error::UiResult;
 use crate::ui::extract::{Member, Page, Signed};
@@ -35,6 +36,8 @@ pub struct PolicyForm {
     enabled: bool,
     /// Page the escalation policy of the team that owns the issue (error conditions).
     notify_owners: bool,
+    /// The owning team's id, or empty.
+    team: String,
 }
 
 impl PolicyForm {
@@ -57,13 +60,14 @@ impl PolicyForm {
                 "runbook_id" => f.runbook_id = v,
                 "enabled" => f.enabled = true,
                 "notify_owners" => f.notify_owners = true,
+                "team" => f.team = v,
                 _ => {}
             }
         }
         f
     }
 
-    fn of(name: &str, spec: &Value) -> PolicyForm {
+    fn of(name: &str, spec: &Value, team_id: Option<i64>) -> PolicyForm {
         let text = |k: &str| match &spec[k] {
             Value::Null => String::new(),
             Value::String(s) => s.clone(),
@@ -84,6 +88,7 @@ impl PolicyForm {
             runbook_id: text("runbook_id"),
             enabled: spec["enabled"] != Value::Bool(false),
             notify_owners: spec["notify_owners"] == Value::Bool(true),
+            team: owned_ui::selected(team_id),
         }
     }
 
@@ -91,7 +96,7 @@ impl PolicyForm {
     fn body(&mut self) -> Result<Value, Refusal> {
         let conditions = conditions::body(&mut self.conditions)?;
         let mut v = json!({"name": self.name.trim(), "conditions": conditions,
-            "enabled": self.enabled});
+            "enabled": self.enabled, "team_id": forms::opt_id(&self.team)});
         if self.notify_owners {
             v["notify_owners"] = json!(true);
         }
@@ -127,6 +132,7 @@ const FIELDS: &[(&str, &str)] = &[
     ("grouping", "grouping"),
     ("escalation policy", "escalation_policy_id"),
     ("runbook", "runbook_id"),
+    ("team_id", "team"),
     ("policy", "conditions"),
 ];
 
@@ -142,6 +148,7 @@ struct PolicyPage {
     runbooks: Vec<(i64, String)>,
     sources: &'static [(&'static str, &'static str)],
     operators: &'static [(&'static str, &'static str)],
+    team_field: TeamField,
 }
 
 async fn page(
@@ -156,6 +163,7 @@ async fn page(
     if f.conditions.len() < conditions::MAX_CONDITIONS {
         f.conditions.push(ConditionForm::default());
     }
+    let team_field = team_field(state, &f.team, refusal.is("team")).await?;
     Ok(forms::with_status(
         render(&PolicyPage {
             title: if id.is_some() {
@@ -171,6 +179,7 @@ async fn page(
             runbooks: forms::runbook_names(state).await?,
             sources: conditions::SOURCES,
             operators: conditions::OPERATORS,
+            team_field,
         }),
         refused,
     ))
@@ -192,7 +201,7 @@ pub async fn new(State(state): State<AppState>, p: Page<Member>) -> UiResult {
 /// `GET /alerts/policies/{id}`.
 pub async fn edit(State(state): State<AppState>, p: Page<Member>, Path(id): Path<i64>) -> UiResult {
     let row = astore::spec_get(state.store(), SpecTable::Policies, id).await?;
-    let f = PolicyForm::of(&row.name, &row.spec);
+    let f = PolicyForm::of(&row.name, &row.spec, row.team_id);
     page(&state, p.ctx, Some(id), f, Refusal::default()).await
 }
 

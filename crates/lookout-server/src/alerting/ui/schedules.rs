@@ -16,6 +16,7 @@ use super::forms::{self, Refusal};
 use crate::alerting::{engine, oncall};
 use crate::service::ServiceError;
 use crate::state::AppState;
+use crate::teams::owned_ui::{self, team_field, TeamField};
 use crate::ui::check_csrf;
 use crate::ui::error::{UiError, UiResult};
 use crate::ui::extract::{Member, Page, Signed};
@@ -89,6 +90,7 @@ pub struct ScheduleForm {
     time_zone: String,
     layers: Vec<LayerForm>,
     enabled: bool,
+    team: String,
 }
 
 impl ScheduleForm {
@@ -101,17 +103,11 @@ impl ScheduleForm {
                 "name" => f.name = v,
                 "time_zone" => f.time_zone = v,
                 "enabled" => f.enabled = true,
+                "team" => f.team = v,
                 other => {
-                    let Some((i, what)) = other
-                        .strip_prefix("layer")
-                        .and_then(|r| r.split_once('_'))
-                        .and_then(|(i, w)| i.parse::<usize>().ok().map(|i| (i, w)))
-                    else {
+                    let Some((i, what)) = forms::indexed(other, "layer", MAX_LAYERS) else {
                         continue;
                     };
-                    if i >= MAX_LAYERS {
-                        continue;
-                    }
                     if layers.len() <= i {
                         layers.resize(i + 1, LayerForm::default());
                     }
@@ -134,7 +130,7 @@ impl ScheduleForm {
         f
     }
 
-    fn of(name: &str, s: &Schedule) -> ScheduleForm {
+    fn of(name: &str, s: &Schedule, team_id: Option<i64>) -> ScheduleForm {
         let tz: Tz = s.tz().unwrap_or(chrono_tz::UTC);
         ScheduleForm {
             csrf: String::new(),
@@ -159,6 +155,7 @@ impl ScheduleForm {
                 })
                 .collect(),
             enabled: s.enabled,
+            team: owned_ui::selected(team_id),
         }
     }
 
@@ -233,7 +230,8 @@ impl ScheduleForm {
         }
         Ok(
             json!({"name": self.name.trim(), "time_zone": self.time_zone.trim(),
-                   "schedule_layers": layers, "enabled": self.enabled}),
+                   "schedule_layers": layers, "enabled": self.enabled,
+                   "team_id": forms::opt_id(&self.team)}),
         )
     }
 }
@@ -251,6 +249,8 @@ fn mark(f: &mut ScheduleForm, message: &str) -> Refusal {
         "time_zone".to_string()
     } else if message.starts_with("name") {
         "name".to_string()
+    } else if message.starts_with("team_id") {
+        "team".to_string()
     } else if message.starts_with("user ") {
         "layer0".to_string()
     } else {
@@ -415,6 +415,7 @@ struct SchedulePage {
     calendar: Option<Calendar>,
     o: OverrideForm,
     override_refusal: Refusal,
+    team_field: TeamField,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -439,6 +440,7 @@ async fn page(
         });
     }
     let refused = !refusal.message.is_empty() || !override_refusal.message.is_empty();
+    let team_field = team_field(state, &f.team, refusal.is("team")).await?;
     Ok(forms::with_status(
         render(&SchedulePage {
             title: if id.is_some() {
@@ -455,6 +457,7 @@ async fn page(
             calendar,
             o,
             override_refusal,
+            team_field,
         }),
         refused,
     ))
@@ -491,7 +494,7 @@ pub async fn new(State(state): State<AppState>, p: Page<Member>) -> UiResult {
 pub async fn show(State(state): State<AppState>, p: Page<Member>, Path(id): Path<i64>) -> UiResult {
     let row = astore::spec_get(state.store(), SpecTable::Schedules, id).await?;
     let s: Schedule = serde_json::from_value(row.spec.clone()).map_err(UiError::internal)?;
-    let f = ScheduleForm::of(&row.name, &s);
+    let f = ScheduleForm::of(&row.name, &s, row.team_id);
     page(
         &state,
         p.ctx,
@@ -600,7 +603,7 @@ pub async fn add_override(
         Ok(()) => Ok(Redirect::to(&format!("/on-call/schedules/{id}")).into_response()),
         Err(e) => {
             let r = forms::refusal(e, &[("start", "start"), ("end", "end"), ("user", "user")])?;
-            let f = ScheduleForm::of(&row.name, &s);
+            let f = ScheduleForm::of(&row.name, &s, row.team_id);
             page(
                 &state,
                 form.layout(&state).await?,

@@ -3,26 +3,32 @@
 //! API uses, over the same rollups.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
 
 use crate::apm::{self, Figures};
 use crate::charts::{self, Bar, Series};
 use crate::state::AppState;
-use crate::ui::error::UiResult;
-use crate::ui::extract::Page;
+use crate::teams::owned_ui::{self, team_field, TeamField, TeamLists, TeamQuery};
+use crate::teams::ownership::team_of_form;
+use crate::ui::check_csrf;
+use crate::ui::error::{UiError, UiResult};
+use crate::ui::extract::{Member, Page, Signed};
 use crate::ui::fmt::{self, When};
 use crate::ui::layout::{render, PageCtx};
 use lookout_core::time::now_ms;
 use lookout_store::apm::query;
+use lookout_store::ownership::TeamChange;
 
 /// The window a page shows: `?range=1h|6h|24h|7d|30d`.
 #[derive(Debug, Deserialize, Default)]
 pub struct RangeQuery {
     range: Option<String>,
     name: Option<String>,
+    /// `mine`: the viewer's teams' services only (the services list).
+    team: Option<String>,
 }
 
 /// The windows offered, with their length in ms.
@@ -74,6 +80,8 @@ pub struct Line {
     pub failing: bool,
     pub apdex: String,
     pub total: String,
+    /// The owning team's name (services list), or empty.
+    pub team: String,
 }
 
 fn line(f: &Figures, href: String) -> Line {
@@ -90,6 +98,7 @@ fn line(f: &Figures, href: String) -> Line {
         failing: f.error_rate >= 0.05,
         apdex: f.apdex.map_or("–".into(), |a| format!("{a:.2}")),
         total: ms(Some(f.total_ms)),
+        team: String::new(),
     }
 }
 
@@ -105,15 +114,17 @@ struct ListPage {
     range: String,
     ranges: Vec<(&'static str, bool)>,
     services: Vec<Line>,
+    owners: TeamLists,
 }
 
 /// `GET /performance`.
 pub async fn list(
     State(state): State<AppState>,
-    Page { ctx, .. }: Page,
+    Page { ctx, session, .. }: Page,
     Query(q): Query<RangeQuery>,
 ) -> UiResult {
     let (range, since, until) = window(q.range.as_deref());
+    let owners = TeamLists::load(&state, session.user.id, &TeamQuery { team: q.team }).await?;
     let services = apm::services(state.store(), &[ctx.project_id], since, until).await?;
     Ok(render(&ListPage {
         title: "Performance".into(),
@@ -121,13 +132,16 @@ pub async fn list(
         ranges: tabs(&range),
         services: services
             .iter()
-            .map(|(s, f)| {
-                line(
+            .filter(|(s, _)| owners.keeps(s.team_id))
+            .map(|(s, f)| Line {
+                team: owners.name(s.team_id),
+                ..line(
                     f,
                     format!("/performance/services/{}?range={range}", enc(&s.name)),
                 )
             })
             .collect(),
+        owners,
         ctx,
     }))
 }
@@ -157,6 +171,9 @@ struct ServicePage {
     issues: Vec<(i64, String, String, String)>,
     /// The service's SLOs: (name, objective, attainment, budget left, bad).
     slos: Vec<(String, String, String, String, bool)>,
+    /// The owning team select (members and admins change it).
+    team_field: TeamField,
+    can_edit: bool,
 }
 
 /// The SLOs of service `name` with their attainment and error budget left now.
@@ -202,11 +219,12 @@ async fn slo_rows(
 /// `GET /performance/services/{name}`.
 pub async fn service(
     State(state): State<AppState>,
-    Page { ctx, .. }: Page,
+    Page { ctx, session, .. }: Page,
     Path(name): Path<String>,
     Query(q): Query<RangeQuery>,
 ) -> UiResult {
     let (range, since, until) = window(q.range.as_deref());
+    let can_edit = session.user.role >= lookout_core::Role::Member;
     let Some(o) = apm::overview(state.store(), &[ctx.project_id], &name, since, until).await?
     else {
         return Ok((StatusCode::NOT_FOUND, "no such service").into_response());
@@ -318,8 +336,11 @@ pub async fn service(
             .collect()
     };
     let slos = slo_rows(&state, &name).await?;
+    let team_field = team_field(&state, &owned_ui::selected(o.team_id), false).await?;
     Ok(render(&ServicePage {
         slos,
+        team_field,
+        can_edit,
         title: format!("{name} · Performance"),
         summary: line(&o.summary, String::new()),
         apdex_t: ms(Some(o.apdex_t_ms)),
@@ -517,4 +538,40 @@ pub async fn transaction(
         range,
         ctx,
     }))
+}
+
+/// The owner form of a service page.
+#[derive(Debug, Deserialize)]
+pub struct TeamForm {
+    csrf: String,
+    /// The owning team's id, or empty for none.
+    #[serde(default)]
+    team: String,
+}
+
+/// `POST /performance/services/{name}/team`: sets or clears the team that owns the service
+/// (in the project shown), as `PUT /api/v1/apm/services/{name}` with `team_id` does.
+pub async fn set_team(
+    State(state): State<AppState>,
+    form: Signed<Member>,
+    Path(name): Path<String>,
+    Form(f): Form<TeamForm>,
+) -> UiResult {
+    check_csrf(&form.session, &f.csrf)?;
+    let team = team_of_form(&state, Some(&f.team)).await?;
+    let project = form.layout(&state).await?.project_id;
+    if !query::set_service_settings(
+        state.store(),
+        &[project],
+        &name,
+        None,
+        None,
+        TeamChange::Set(team),
+    )
+    .await?
+    {
+        return Err(UiError::NotFound);
+    }
+    tracing::info!(service = %name, team = ?team, "APM service owner changed from the UI.");
+    Ok(Redirect::to(&format!("/performance/services/{}", enc(&name))).into_response())
 }

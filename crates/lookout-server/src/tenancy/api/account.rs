@@ -205,7 +205,8 @@ pub async fn request_reset(
     use axum::response::IntoResponse;
     if let Some(wait_s) = state
         .reset_requests()
-        .admit(client, lookout_core::time::now_ms())
+        .admit_shared(client, lookout_core::time::now_ms())
+        .await
     {
         tracing::warn!(client = ?client, "Password reset refused: too many requests from this address.");
         let body = crate::error::ErrorBody {

@@ -11,6 +11,7 @@ use crate::auth::{Member, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{iso, ApiJson, ApiPath, ApiQuery};
 use crate::state::{AppState, HttpSettings};
+use crate::teams::ownership::{check_team, filter_owned, TeamParam};
 use lookout_store::tenancy::{self, Project};
 
 /// A project as the API shows it.
@@ -36,6 +37,8 @@ pub struct ProjectView {
     pub max_events: i64,
     /// Events accepted per minute before ingest answers 429; null: no limit.
     pub rate_limit_per_minute: Option<i64>,
+    /// The owning team's id, if any.
+    pub team_id: Option<i64>,
 }
 
 impl ProjectView {
@@ -51,6 +54,7 @@ impl ProjectView {
             retention_days: p.retention_days,
             max_events: p.max_events,
             rate_limit_per_minute: p.rate_limit_per_minute,
+            team_id: p.team_id,
         }
     }
 }
@@ -66,20 +70,29 @@ pub struct NewProject {
     pub slug: Option<String>,
     /// SDK platform (`python`, `node`, …).
     pub platform: Option<String>,
+    /// The owning team's id.
+    pub team_id: Option<i64>,
 }
 
 /// Lists projects.
-#[utoipa::path(get, operation_id = "projects_list", path = "/api/v1/projects", tag = "projects", params(ListParams),
-    responses((status = 200, body = ProjectPage), (status = 401, body = ErrorBody)))]
+/// With `team`, a page holds only that team's projects and can be shorter than `limit`.
+#[utoipa::path(get, operation_id = "projects_list", path = "/api/v1/projects", tag = "projects", params(ListParams, TeamParam),
+    responses((status = 200, body = ProjectPage), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
-    _who: Principal,
+    who: Principal,
     ApiQuery(q): ApiQuery<ListParams>,
+    ApiQuery(team): ApiQuery<TeamParam>,
 ) -> ApiResult<Json<ProjectPage>> {
     let page = tenancy::list_projects(state.store(), &q.cursor()).await?;
-    Ok(Json(
-        page.map(|p| ProjectView::new(p, state.settings())).into(),
-    ))
+    let items = filter_owned(&state, who.user_id(), &team, page.items, |p| p.team_id).await?;
+    Ok(Json(ProjectPage {
+        items: items
+            .into_iter()
+            .map(|p| ProjectView::new(p, state.settings()))
+            .collect(),
+        next: page.next,
+    }))
 }
 
 /// Creates a project with a DSN key (role member or admin).
@@ -113,13 +126,17 @@ pub async fn create(
             "slug must be 1 to 50 characters of a-z, 0-9 and '-'".into(),
         ));
     }
+    if let Some(team) = body.team_id {
+        check_team(&state, team).await?;
+    }
     let org = tenancy::default_org(state.store()).await?;
-    let p = tenancy::create_project(
+    let p = tenancy::create_project_owned(
         state.store(),
         org.id,
         name,
         Some(&slug),
         body.platform.as_deref(),
+        body.team_id,
     )
     .await?;
     tracing::info!(project = p.id, slug = %p.slug, "Project created.");
@@ -158,6 +175,10 @@ pub struct ProjectUpdate {
     pub max_events: Option<i64>,
     /// Events accepted per minute before 429; 0 turns the limit off.
     pub rate_limit_per_minute: Option<i64>,
+    /// The owning team's id; null leaves the project unowned, absent keeps the owner.
+    #[serde(default, deserialize_with = "crate::teams::ownership::present")]
+    #[schema(value_type = Option<i64>)]
+    pub team_id: Option<Option<i64>>,
 }
 
 /// Changes a project's name, retention or ingest rate limit (member).
@@ -200,11 +221,15 @@ pub async fn update(
             "rate_limit_per_minute must be 0 (off) or more".into(),
         ));
     }
+    if let Some(Some(team)) = body.team_id {
+        check_team(&state, team).await?;
+    }
     let changes = tenancy::ProjectChanges {
         name,
         retention_days: body.retention_days,
         max_events: body.max_events,
         rate_limit_per_minute: body.rate_limit_per_minute.map(|r| (r > 0).then_some(r)),
+        team_id: body.team_id,
     };
     let p = tenancy::update_project(state.store(), id, &changes)
         .await

@@ -18,7 +18,7 @@ use openidconnect::{
 };
 use serde::Deserialize;
 
-use super::{accepted_algorithms, describe, groups_of, Sso};
+use super::{accepted_algorithms, describe, groups_claimed, Sso};
 use crate::auth::{cookie, set_cookie, ClientAddr};
 use crate::state::AppState;
 use crate::ui::{safe_next, simple_page};
@@ -270,7 +270,8 @@ async fn finish(
             "Accounts with this email domain may not sign in here.",
         ));
     }
-    let groups = groups_of(&id_token.to_string(), &sso.config().groups_claim);
+    let claimed = groups_claimed(&id_token.to_string(), &sso.config().groups_claim);
+    let groups = claimed.clone().unwrap_or_default();
     let name = claims
         .name()
         .and_then(|n| n.get(None))
@@ -296,6 +297,28 @@ async fn finish(
             Err(e) => return Err(crate::ui::error::UiError::internal(e).into_response()),
         };
     tracing::info!(user = user.id, found = ?found, role = user.role.as_str(), "Single sign-on.");
+    // No groups claim at all says nothing about teams: membership is left as it is (an empty
+    // list does mean "in none of them").
+    let (join, leave) = match &claimed {
+        Some(groups) => sso.config().teams_for(groups),
+        None => (Vec::new(), Vec::new()),
+    };
+    if !join.is_empty() || !leave.is_empty() {
+        let synced = async {
+            let org = lookout_store::tenancy::default_org(state.store()).await?;
+            lookout_store::teams::sync_membership(state.store(), org.id, user.id, &join, &leave)
+                .await
+        };
+        match synced.await {
+            Ok(missing) => {
+                tracing::info!(user = user.id, joined = ?join, left = ?leave, "Teams from groups.");
+                if !missing.is_empty() {
+                    tracing::warn!(teams = ?missing, "oidc.teams names teams that do not exist; create them on the Teams page.");
+                }
+            }
+            Err(e) => return Err(crate::ui::error::UiError::internal(e).into_response()),
+        }
+    }
     crate::tenancy::ui::two_factor::after_password(
         state,
         &user,

@@ -8,6 +8,7 @@
 //! the mapping onto Lookout's users. The pages are in [`flow`].
 
 pub mod flow;
+pub mod settings;
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,10 @@ use tokio::sync::Mutex;
 const MAX_ANSWER_BYTES: usize = 1 << 20;
 /// How long one call to the provider may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The least time between two fetches of the discovery document, even when one is asked for
+/// (the settings page's Test, a token naming an unknown key): a burst of them is one fetch.
+const MIN_REFRESH: Duration = Duration::from_secs(5);
+
 /// How long a discovery document (and its keys) is used before it is fetched again.
 const DISCOVERY_TTL: Duration = Duration::from_secs(600);
 
@@ -43,6 +48,9 @@ pub struct SsoConfig {
     pub admin_groups: Vec<String>,
     /// Groups whose members are members (checked second); everyone else is a viewer.
     pub member_groups: Vec<String>,
+    /// `[oidc.teams]`: `(team slug, groups)`. Sign-ins add the user to each listed team one of
+    /// their groups names and remove them from the other listed teams.
+    pub team_groups: Vec<(String, Vec<String>)>,
     /// Password sign-in is refused, except for [`SsoConfig::break_glass`].
     pub sso_only: bool,
     /// The local account that keeps password sign-in in SSO-only mode (an admin), and whose role
@@ -77,6 +85,16 @@ impl SsoConfig {
                 self.issuer
             )),
         }
+    }
+
+    /// The listed teams (by slug) the groups put a user in, and the listed ones they do not.
+    pub fn teams_for(&self, groups: &[String]) -> (Vec<String>, Vec<String>) {
+        let (yes, no): (Vec<_>, Vec<_>) = self
+            .team_groups
+            .iter()
+            .partition(|(_, gs)| groups.iter().any(|g| gs.contains(g)));
+        let slugs = |v: Vec<&(String, Vec<String>)>| v.into_iter().map(|t| t.0.clone()).collect();
+        (slugs(yes), slugs(no))
     }
 
     /// The role the groups give: admin, then member; viewer when none matches.
@@ -176,11 +194,14 @@ impl Sso {
         &self.config
     }
 
-    /// The provider's discovery document and keys: the cached one unless `fresh` or stale.
+    /// The provider's discovery document and keys: the cached one unless `fresh` or stale. A
+    /// forced refresh happens at most once every [`MIN_REFRESH`] (the cached one is answered
+    /// in between), and the lock is not held across the fetch: a slow provider does not hold
+    /// up sign-ins that can use the cache, and they swap in whichever answer lands.
     pub async fn metadata(&self, fresh: bool) -> Result<ProviderMetadataWithLogout, String> {
-        let mut cached = self.discovered.lock().await;
-        if let Some((at, meta)) = cached.as_ref() {
-            if !fresh && at.elapsed() < DISCOVERY_TTL {
+        if let Some((at, meta)) = self.discovered.lock().await.as_ref() {
+            let age = at.elapsed();
+            if age < MIN_REFRESH || (!fresh && age < DISCOVERY_TTL) {
                 return Ok(meta.clone());
             }
         }
@@ -188,7 +209,7 @@ impl Sso {
         let meta = ProviderMetadataWithLogout::discover_async(issuer, &self.http)
             .await
             .map_err(|e| describe(&e))?;
-        *cached = Some((Instant::now(), meta.clone()));
+        *self.discovered.lock().await = Some((Instant::now(), meta.clone()));
         Ok(meta)
     }
 
@@ -290,24 +311,28 @@ pub(crate) fn describe(e: &dyn std::error::Error) -> String {
 /// The groups claim of a verified ID token, read from its payload (the crate's claim types do
 /// not carry custom claims). Only called after the signature was checked over that payload.
 pub fn groups_of(id_token: &str, claim: &str) -> Vec<String> {
+    groups_claimed(id_token, claim).unwrap_or_default()
+}
+
+/// [`groups_of`], but `None` when the token has no such claim at all (as opposed to an empty
+/// list): a provider that leaves the claim out says nothing about team membership.
+pub fn groups_claimed(id_token: &str, claim: &str) -> Option<Vec<String>> {
     use base64::Engine as _;
-    let Some(payload) = id_token.split('.').nth(1) else {
-        return Vec::new();
-    };
-    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload) else {
-        return Vec::new();
-    };
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return Vec::new();
-    };
-    match value.get(claim) {
-        Some(serde_json::Value::Array(items)) => items
-            .iter()
-            .filter_map(|g| g.as_str().map(str::to_string))
-            .take(1000)
-            .collect(),
-        Some(serde_json::Value::String(one)) => vec![one.clone()],
-        _ => Vec::new(),
+    let payload = id_token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let value = serde_json::from_slice::<serde_json::Value>(&bytes).ok()?;
+    match value.get(claim)? {
+        serde_json::Value::Array(items) => Some(
+            items
+                .iter()
+                .filter_map(|g| g.as_str().map(str::to_string))
+                .take(1000)
+                .collect(),
+        ),
+        serde_json::Value::String(one) => Some(vec![one.clone()]),
+        _ => None,
     }
 }
 
@@ -325,6 +350,13 @@ mod tests {
             allowed_domains: vec!["example.com".into()],
             admin_groups: vec!["sre-leads".into()],
             member_groups: vec!["engineers".into()],
+            team_groups: vec![
+                ("payments".into(), vec!["grp-payments".into()]),
+                (
+                    "search".into(),
+                    vec!["grp-search".into(), "grp-index".into()],
+                ),
+            ],
             sso_only: true,
             break_glass: Some("root@example.com".into()),
         }
@@ -359,6 +391,20 @@ mod tests {
         assert_eq!(c.role_for(&g(&["engineers"])), Role::Member);
         assert_eq!(c.role_for(&g(&["sales"])), Role::Viewer);
         assert_eq!(c.role_for(&[]), Role::Viewer);
+    }
+
+    #[test]
+    fn groups_name_the_listed_teams_to_join_and_to_leave() {
+        let c = config();
+        let g = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (join, leave) = c.teams_for(&g(&["engineers", "grp-index"]));
+        assert_eq!(
+            (join, leave),
+            (vec!["search".into()], vec!["payments".into()])
+        );
+        let (join, leave) = c.teams_for(&[]);
+        assert!(join.is_empty());
+        assert_eq!(leave, vec!["payments".to_string(), "search".to_string()]);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 
+use crate::alerting::ui::notification_rules::{self, RulesPanel};
 use crate::auth::{cookie, ClientAddr, SESSION_COOKIE};
 use crate::state::AppState;
 use crate::tenancy::links::{validate_name, validate_password};
@@ -56,6 +57,8 @@ struct AccountPage {
     new_error: bool,
     /// My teams, shifts and calendar feed (`crate::teams::ui`).
     oncall: crate::teams::ui::AccountOnCall,
+    /// How the user is paged: their notification rules.
+    rules: RulesPanel,
 }
 
 /// What a form on the page did.
@@ -71,6 +74,8 @@ struct Outcome {
     new_error: bool,
     /// A calendar feed address just made, shown once.
     feed_url: Option<String>,
+    /// Notification rules as typed, kept when they were refused.
+    typed_rules: Option<RulesPanel>,
 }
 
 async fn account_page(
@@ -116,6 +121,7 @@ async fn account_page(
         .collect();
     let totp = crate::tenancy::totp::status(state, user.id).await?;
     let oncall = crate::teams::ui::account_oncall(state, user.id, o.feed_url).await?;
+    let rules = notification_rules::panel(state, user.id, o.typed_rules).await?;
     let page = AccountPage {
         title: "Your account".into(),
         ctx,
@@ -135,6 +141,7 @@ async fn account_page(
         current_error: o.current_error,
         new_error: o.new_error,
         oncall,
+        rules,
     };
     Ok((o.status.unwrap_or(StatusCode::OK), render(&page)).into_response())
 }
@@ -314,6 +321,35 @@ pub async fn revoke_session(
             ..Outcome::default()
         },
         Err(e) => return Err(e.into()),
+    };
+    account_page(&state, &page.session, &headers, page.ctx, outcome).await
+}
+
+/// `POST /account/notification-rules`: the user's own rules per urgency.
+pub async fn save_rules(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    page: Page,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> UiResult {
+    let csrf = pairs
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default();
+    check_csrf(&page.session, csrf)?;
+    let panel = RulesPanel::parse(&pairs);
+    let outcome = match panel.save(&state, page.session.user.id).await? {
+        Ok(()) => Outcome {
+            notice: Some("Notification rules saved.".into()),
+            ..Outcome::default()
+        },
+        Err((typed, message)) => Outcome {
+            status: Some(StatusCode::UNPROCESSABLE_ENTITY),
+            error: Some(message),
+            typed_rules: Some(typed),
+            ..Outcome::default()
+        },
     };
     account_page(&state, &page.session, &headers, page.ctx, outcome).await
 }

@@ -204,7 +204,8 @@ pub async fn reset_request(
 ) -> UiResult {
     if let Some(wait_s) = state
         .reset_requests()
-        .admit(client, lookout_core::time::now_ms())
+        .admit_shared(client, lookout_core::time::now_ms())
+        .await
     {
         tracing::warn!(client = ?client, "Password reset refused: too many requests from this address.");
         return Ok(respond(

@@ -1,13 +1,16 @@
 //! Settings: projects, API tokens and users, each a form on one page.
 
 use askama::Template;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 
 use crate::api::ProjectView;
+use crate::service::ServiceError;
 use crate::state::AppState;
+use crate::teams::owned_ui::{team_field, TeamField, TeamLists, TeamQuery};
+use crate::teams::ownership::team_of_form;
 use crate::ui::check_csrf;
 use crate::ui::error::UiResult;
 use crate::ui::extract::{Admin, Member, Page};
@@ -28,6 +31,10 @@ struct SettingsPage {
     error: Option<String>,
     new_token: Option<String>,
     projects: Vec<ProjectView>,
+    /// Team names for the projects' Team column, and the "My teams" filter.
+    owners: TeamLists,
+    /// The new-project form's team select.
+    team_field: TeamField,
     snippets: Vec<(String, crate::errors::ui::Snippets)>,
     tokens: Vec<TokenLine>,
     users: Vec<UserLine>,
@@ -118,13 +125,30 @@ struct Outcome {
 }
 
 async fn settings_page(state: &AppState, s: &Session, ctx: PageCtx, outcome: Outcome) -> UiResult {
+    settings_page_for(state, s, ctx, outcome, &TeamQuery::default()).await
+}
+
+async fn settings_page_for(
+    state: &AppState,
+    s: &Session,
+    ctx: PageCtx,
+    outcome: Outcome,
+    q: &TeamQuery,
+) -> UiResult {
+    let owners = TeamLists::load(state, s.user.id, q).await?;
+    let team_field = team_field(state, "", false).await?;
     let all = Cursor {
         after: None,
         limit: Some(1000),
     };
     let is_admin = s.user.role == Role::Admin;
     let loaded: Result<_, StoreError> = async {
-        let projects = tenancy::list_projects(state.store(), &all).await?.items;
+        let projects: Vec<_> = tenancy::list_projects(state.store(), &all)
+            .await?
+            .items
+            .into_iter()
+            .filter(|p| owners.keeps(p.team_id))
+            .collect();
         let owner = if is_admin { None } else { Some(s.user.id) };
         let tokens = tenancy::list_tokens(state.store(), owner, &all)
             .await?
@@ -188,6 +212,8 @@ async fn settings_page(state: &AppState, s: &Session, ctx: PageCtx, outcome: Out
             .into_iter()
             .map(|p| ProjectView::new(p, state.settings()))
             .collect(),
+        owners,
+        team_field,
         tokens: tokens
             .into_iter()
             .map(|t| TokenLine {
@@ -244,8 +270,12 @@ async fn settings_page(state: &AppState, s: &Session, ctx: PageCtx, outcome: Out
 }
 
 /// `GET /settings`
-pub async fn settings(State(state): State<AppState>, page: Page) -> UiResult {
-    settings_page(&state, &page.session, page.ctx, Outcome::default()).await
+pub async fn settings(
+    State(state): State<AppState>,
+    page: Page,
+    Query(q): Query<TeamQuery>,
+) -> UiResult {
+    settings_page_for(&state, &page.session, page.ctx, Outcome::default(), &q).await
 }
 
 /// Turns a failed form action into an error notice with the right status.
@@ -263,6 +293,9 @@ pub struct ProjectForm {
     csrf: String,
     name: String,
     platform: Option<String>,
+    /// The owning team's id, or empty.
+    #[serde(default)]
+    team: String,
 }
 
 /// `POST /settings/projects`
@@ -287,7 +320,23 @@ pub async fn settings_create_project(
             )
         } else {
             let org = tenancy::default_org(state.store()).await?;
-            match tenancy::create_project(state.store(), org.id, name, Some(&slug), platform).await
+            let team = match team_of_form(&state, Some(&f.team)).await {
+                Ok(t) => t,
+                Err(ServiceError::Invalid(m)) => {
+                    let o = failed(StatusCode::UNPROCESSABLE_ENTITY, m);
+                    return settings_page(&state, &page.session, page.ctx, o).await;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            match tenancy::create_project_owned(
+                state.store(),
+                org.id,
+                name,
+                Some(&slug),
+                platform,
+                team,
+            )
+            .await
             {
                 Ok(p) => Outcome {
                     notice: Some(format!("Project {} created.", p.name)),
@@ -654,6 +703,42 @@ pub async fn settings_user_totp(
             }
         }
         Err(StoreError::NotFound) => failed(StatusCode::NOT_FOUND, "No such user."),
+        Err(e) => return Err(e.into()),
+    };
+    settings_page(&state, &page.session, page.ctx, outcome).await
+}
+
+/// The project owner form of a Projects row.
+#[derive(Deserialize)]
+pub struct ProjectTeamForm {
+    csrf: String,
+    /// The owning team's id, or empty for none.
+    #[serde(default)]
+    team: String,
+}
+
+/// `POST /settings/projects/{id}/team`: sets or clears the team that owns a project.
+pub async fn settings_project_team(
+    State(state): State<AppState>,
+    page: Page<Member>,
+    Path(id): Path<i64>,
+    Form(f): Form<ProjectTeamForm>,
+) -> UiResult {
+    check_csrf(&page.session, &f.csrf)?;
+    let outcome = match team_of_form(&state, Some(&f.team)).await {
+        Ok(team) => {
+            let changes = tenancy::ProjectChanges {
+                team_id: Some(team),
+                ..Default::default()
+            };
+            let p = tenancy::update_project(state.store(), id, &changes).await?;
+            tracing::info!(project = id, team = ?team, "Project owner changed from the UI.");
+            Outcome {
+                notice: Some(format!("Owning team of {} saved.", p.name)),
+                ..Outcome::default()
+            }
+        }
+        Err(ServiceError::Invalid(m)) => failed(StatusCode::UNPROCESSABLE_ENTITY, m),
         Err(e) => return Err(e.into()),
     };
     settings_page(&state, &page.session, page.ctx, outcome).await

@@ -159,7 +159,11 @@ async fn pending_user(
         return Err(expired());
     };
     // Its token replayed after its wrong codes: still ended.
-    if state.code_guard().pending_ended(&pending.nonce) {
+    if state
+        .code_guard()
+        .pending_ended_shared(&pending.nonce)
+        .await
+    {
         return Err(too_many_codes());
     }
     match tenancy::get_user(state.store(), pending.user_id).await {
@@ -167,6 +171,25 @@ async fn pending_user(
         Ok(_) | Err(StoreError::NotFound) => Err(expired()),
         Err(e) => Err(crate::ui::ui_error(e)),
     }
+}
+
+/// Counts a wrong code in the login throttle and the code guard (across replicas when Redis
+/// answers); whether the pending sign-in may still be used.
+async fn wrong_code(
+    state: &AppState,
+    user: &User,
+    pending: &totp::Pending,
+    client: Option<std::net::IpAddr>,
+) -> bool {
+    let now = lookout_core::time::now_ms();
+    state
+        .login_throttle()
+        .failed_shared(&user.email, client, now)
+        .await;
+    state
+        .code_guard()
+        .wrong_code_shared(&pending.nonce, pending.expires, user.id, now)
+        .await
 }
 
 /// Counts a code attempt in the login throttle; the 429 page when the account must wait.
@@ -179,7 +202,7 @@ async fn throttle(
     next: &str,
 ) -> Option<Response> {
     let now = lookout_core::time::now_ms();
-    if let Some(wait_ms) = state.code_guard().account_wait(user.id, now) {
+    if let Some(wait_ms) = state.code_guard().account_wait_shared(user.id, now).await {
         // Past the account's hourly cap of wrong codes, whoever and wherever is guessing.
         let wait_s = (wait_ms + 999) / 1000;
         tracing::warn!(
@@ -263,18 +286,9 @@ pub async fn login_code(
         .await;
         return start_session(&state, &user, &next).await;
     }
-    state
-        .login_throttle()
-        .failed_shared(&user.email, client, lookout_core::time::now_ms())
-        .await;
     tracing::info!(user = user.id, "Two-factor code refused.");
     crate::tenancy::audit::sign_in(&state, None, &user.email, client, "code").await;
-    if !state.code_guard().wrong_code(
-        &pending.nonce,
-        pending.expires,
-        user.id,
-        lookout_core::time::now_ms(),
-    ) {
+    if !wrong_code(&state, &user, &pending, client).await {
         tracing::warn!(user = user.id, client = ?client, "Pending sign-in ended after too many wrong codes.");
         return Ok(too_many_codes());
     }
@@ -348,16 +362,7 @@ pub async fn login_enrol(
             Ok(page)
         }
         Err(ServiceError::Invalid(m)) => {
-            state
-                .login_throttle()
-                .failed_shared(&user.email, client, lookout_core::time::now_ms())
-                .await;
-            if !state.code_guard().wrong_code(
-                &pending.nonce,
-                pending.expires,
-                user.id,
-                lookout_core::time::now_ms(),
-            ) {
+            if !wrong_code(&state, &user, &pending, client).await {
                 return Ok(too_many_codes());
             }
             // The same seed again: the app already holds it.

@@ -13,6 +13,7 @@ use crate::auth::{Member, Principal};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{iso, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
+use crate::teams::ownership::{filter_owned, TeamParam};
 use crate::uptime::service;
 use crate::uptime::view::{monitor_view, MonitorView};
 use crate::uptime::Windows;
@@ -68,18 +69,22 @@ async fn view(state: &AppState, id: i64) -> ApiResult<MonitorView> {
 }
 
 /// Lists monitors with their status and uptime.
-#[utoipa::path(get, operation_id = "monitors_list", path = "/api/v1/monitors", tag = "monitors", params(ListParams),
-    responses((status = 200, body = MonitorPage), (status = 401, body = ErrorBody)))]
+/// With `team`, a page holds only that team's monitors and can be shorter than `limit`:
+/// follow `next` to the end.
+#[utoipa::path(get, operation_id = "monitors_list", path = "/api/v1/monitors", tag = "monitors", params(ListParams, TeamParam),
+    responses((status = 200, body = MonitorPage), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
-    _who: Principal,
+    who: Principal,
     ApiQuery(q): ApiQuery<ListParams>,
+    ApiQuery(team): ApiQuery<TeamParam>,
 ) -> ApiResult<Json<MonitorPage>> {
     let org = tenancy::default_org(state.store()).await?;
     let page = ustore::list_monitors(state.store(), org.id, &q.cursor()).await?;
+    let rows = filter_owned(&state, who.user_id(), &team, page.items, |(m, _)| m.team_id).await?;
     let windows = Windows::load(state.store()).await;
-    let mut items = Vec::with_capacity(page.items.len());
-    for (row, st) in page.items {
+    let mut items = Vec::with_capacity(rows.len());
+    for (row, st) in rows {
         items.push(monitor_view(state.store(), state.settings(), &windows, row, st).await?);
     }
     Ok(Json(MonitorPage {

@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 
 use crate::service::ServiceError;
 use crate::state::AppState;
+use crate::teams::owned_ui::{self, team_field, TeamField};
 use crate::ui::check_csrf;
 use crate::ui::error::UiResult;
 use crate::ui::extract::{Member, Page, Signed};
@@ -65,6 +66,9 @@ pub struct MonitorForm {
     /// One per line.
     #[serde(default)]
     pub conditions: String,
+    /// The owning team's id, or empty.
+    #[serde(default)]
+    pub team: String,
 }
 
 /// A form refused: the message (naming the field) and the field's input name.
@@ -96,6 +100,7 @@ impl FormError {
             "type" => "type",
             f @ ("name" | "interval_seconds" | "timeout_seconds" | "failure_threshold"
             | "success_threshold" | "grace_seconds" | "conditions") => f,
+            "team_id" => "team",
             _ if message.contains("condition") => "conditions",
             _ => "",
         };
@@ -145,6 +150,7 @@ impl MonitorForm {
                 })
                 .unwrap_or_default(),
             kind,
+            team: String::new(),
         }
     }
 
@@ -223,6 +229,13 @@ impl MonitorForm {
         }
         Ok(Value::Object(v))
     }
+
+    /// `body` with the form's owning team (the service checks it and stores it with the
+    /// monitor; it is not part of the definition).
+    pub fn owned(&self, mut body: Value) -> Value {
+        body["team_id"] = crate::alerting::ui::forms::opt_id(&self.team);
+        body
+    }
 }
 
 /// The edit and clone page.
@@ -240,9 +253,12 @@ struct FormPage {
     form: MonitorForm,
     error: FormError,
     kinds: &'static [(&'static str, &'static str)],
+    team_field: TeamField,
 }
 
-fn form_page(
+#[allow(clippy::too_many_arguments)]
+async fn form_page(
+    state: &AppState,
     ctx: PageCtx,
     title: String,
     action: String,
@@ -256,6 +272,7 @@ fn form_page(
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
+    let team_field = team_field(state, &form.team, error.field == "team").await?;
     let mut r = render(&FormPage {
         title,
         ctx,
@@ -265,6 +282,7 @@ fn form_page(
         form,
         error,
         kinds: KINDS,
+        team_field,
     });
     *r.status_mut() = status;
     Ok(r)
@@ -272,12 +290,12 @@ fn form_page(
 
 /// The stored definition as the API shows it (secrets masked), for prefilling and as the base
 /// an edit is laid over.
-async fn stored_spec(state: &AppState, id: i64) -> UiResult<(Value, Option<String>)> {
+async fn stored_spec(state: &AppState, id: i64) -> UiResult<(Value, Option<String>, Option<i64>)> {
     let (row, _) = ustore::get_monitor(state.store(), id).await?;
     let spec = serde_json::from_str::<MonitorSpec>(&row.spec)
         .map(|s| serde_json::to_value(s.redacted()).unwrap_or(Value::Null))
         .unwrap_or(Value::Null);
-    Ok((spec, row.managed_by))
+    Ok((spec, row.managed_by, row.team_id))
 }
 
 /// `GET /uptime/monitors/{id}/edit`.
@@ -286,8 +304,9 @@ pub async fn edit(
     Page { ctx, .. }: Page<Member>,
     Path(id): Path<i64>,
 ) -> UiResult {
-    let (spec, managed) = stored_spec(&state, id).await?;
-    let form = MonitorForm::from_spec(&spec);
+    let (spec, managed, team) = stored_spec(&state, id).await?;
+    let mut form = MonitorForm::from_spec(&spec);
+    form.team = owned_ui::selected(team);
     let error = match managed {
         Some(m) => FormError::new(
             "",
@@ -296,6 +315,7 @@ pub async fn edit(
         None => FormError::default(),
     };
     form_page(
+        &state,
         ctx,
         format!("Edit {}", form.name),
         format!("/uptime/monitors/{id}/edit"),
@@ -304,6 +324,7 @@ pub async fn edit(
         form,
         error,
     )
+    .await
 }
 
 /// `POST /uptime/monitors/{id}/edit`: the API's PUT, from a form.
@@ -314,7 +335,7 @@ pub async fn save_edit(
     Form(mut f): Form<MonitorForm>,
 ) -> UiResult {
     check_csrf(&page.session, &f.csrf)?;
-    let (base, _) = stored_spec(&state, id).await?;
+    let (base, _, _) = stored_spec(&state, id).await?;
     // The type is not a form field when editing; it stays the stored one.
     f.kind = base
         .get("type")
@@ -322,7 +343,7 @@ pub async fn save_edit(
         .unwrap_or_default()
         .to_string();
     let outcome = match f.to_spec(Some(&base)) {
-        Ok(body) => match service::update_monitor(&state, id, body).await {
+        Ok(body) => match service::update_monitor(&state, id, f.owned(body)).await {
             Ok(()) => return Ok(Redirect::to(&format!("/uptime/monitors/{id}")).into_response()),
             Err(ServiceError::Invalid(m) | ServiceError::Conflict(m)) => FormError::from_message(m),
             Err(e) => return Err(e.into()),
@@ -330,6 +351,7 @@ pub async fn save_edit(
         Err(e) => e,
     };
     form_page(
+        &state,
         page.layout(&state).await?,
         format!("Edit {}", f.name),
         format!("/uptime/monitors/{id}/edit"),
@@ -338,6 +360,7 @@ pub async fn save_edit(
         f,
         outcome,
     )
+    .await
 }
 
 /// `GET /uptime/monitors/{id}/clone`: the add form prefilled from monitor `id`.
@@ -346,10 +369,12 @@ pub async fn clone(
     Page { ctx, .. }: Page<Member>,
     Path(id): Path<i64>,
 ) -> UiResult {
-    let (spec, _) = stored_spec(&state, id).await?;
+    let (spec, _, team) = stored_spec(&state, id).await?;
     let mut form = MonitorForm::from_spec(&spec);
     form.name = format!("{} (copy)", form.name);
+    form.team = owned_ui::selected(team);
     form_page(
+        &state,
         ctx,
         "Clone monitor".into(),
         format!("/uptime/monitors/{id}/clone"),
@@ -358,6 +383,7 @@ pub async fn clone(
         form,
         FormError::default(),
     )
+    .await
 }
 
 /// `POST /uptime/monitors/{id}/clone`: creates the copy. Fields the form does not show
@@ -395,6 +421,7 @@ pub async fn save_clone(
                     Ok(()) => serde_json::to_value(&spec).unwrap_or(body),
                     Err(e) => {
                         return form_page(
+                            &state,
                             page.layout(&state).await?,
                             "Clone monitor".into(),
                             format!("/uptime/monitors/{id}/clone"),
@@ -403,11 +430,12 @@ pub async fn save_clone(
                             f,
                             FormError::from_message(e.to_string()),
                         )
+                        .await
                     }
                 },
                 _ => body,
             };
-            match service::create_monitor(&state, body).await {
+            match service::create_monitor(&state, f.owned(body)).await {
                 Ok(new) => {
                     return Ok(Redirect::to(&format!("/uptime/monitors/{new}")).into_response())
                 }
@@ -420,6 +448,7 @@ pub async fn save_clone(
         Err(e) => e,
     };
     form_page(
+        &state,
         page.layout(&state).await?,
         "Clone monitor".into(),
         format!("/uptime/monitors/{id}/clone"),
@@ -428,6 +457,7 @@ pub async fn save_clone(
         f,
         outcome,
     )
+    .await
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use super::monitor_page::{beats, Beat};
 use crate::extract::iso;
 use crate::service::ServiceError;
 use crate::state::AppState;
+use crate::teams::owned_ui::{team_field, TeamField, TeamLists, TeamQuery};
 use crate::ui::check_csrf;
 use crate::ui::error::{UiError, UiResult};
 use crate::ui::extract::{Member, Page, Signed};
@@ -37,6 +38,7 @@ pub struct Row {
     month: String,
     last_check: Option<When>,
     down_for: Option<String>,
+    team: String,
 }
 
 #[derive(Template)]
@@ -51,6 +53,8 @@ struct ListPage {
     error: FormError,
     editing: bool,
     kinds: &'static [(&'static str, &'static str)],
+    team_field: TeamField,
+    owners: TeamLists,
 }
 
 /// What a monitor checks, as the list and the page show it.
@@ -85,6 +89,7 @@ async fn list_page(
     after: Option<String>,
     form: MonitorForm,
     error: FormError,
+    owners: TeamLists,
 ) -> UiResult {
     let loaded: Result<_, StoreError> = async {
         let org = tenancy::default_org(state.store()).await?;
@@ -100,6 +105,10 @@ async fn list_page(
         let windows = Windows::load(state.store()).await;
         let mut rows = Vec::with_capacity(page.items.len());
         for (row, st) in page.items {
+            if !owners.keeps(row.team_id) {
+                continue;
+            }
+            let team = owners.name(row.team_id);
             let recent = results::list_results(
                 state.store(),
                 row.id,
@@ -137,6 +146,7 @@ async fn list_page(
                     .to_string(),
                 target: target_of(&v),
                 v,
+                team,
             });
         }
         Ok((rows, page.next))
@@ -150,16 +160,20 @@ async fn list_page(
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
+    let team_field = team_field(state, &form.team, error.field == "team").await?;
+    let mine = if owners.mine() { "&team=mine" } else { "" };
     let mut r = render(&ListPage {
         title: "Uptime".into(),
         ctx,
         rows,
-        next: next.map(|n| format!("/uptime?cursor={n}")),
+        next: next.map(|n| format!("/uptime?cursor={n}{mine}")),
         counts,
         form,
         error,
         editing: false,
         kinds: KINDS,
+        team_field,
+        owners,
     });
     *r.status_mut() = status;
     Ok(r)
@@ -170,6 +184,9 @@ async fn list_page(
 pub struct ListQuery {
     #[serde(default)]
     cursor: Option<String>,
+    /// `mine`: the viewer's teams' monitors only.
+    #[serde(default)]
+    team: Option<String>,
 }
 
 /// `GET /uptime`.
@@ -184,7 +201,8 @@ pub async fn list(
         kind: "http".into(),
         ..MonitorForm::default()
     };
-    list_page(&state, page.ctx, after, form, FormError::default()).await
+    let owners = TeamLists::load(&state, page.session.user.id, &TeamQuery { team: q.team }).await?;
+    list_page(&state, page.ctx, after, form, FormError::default(), owners).await
 }
 
 /// `POST /uptime/monitors`.
@@ -195,7 +213,7 @@ pub async fn create(
 ) -> UiResult {
     check_csrf(&form.session, &f.csrf)?;
     let error = match f.to_spec(None) {
-        Ok(body) => match service::create_monitor(&state, body).await {
+        Ok(body) => match service::create_monitor(&state, f.owned(body)).await {
             Ok(id) => return Ok(Redirect::to(&format!("/uptime/monitors/{id}")).into_response()),
             Err(ServiceError::Invalid(msg) | ServiceError::Conflict(msg)) => {
                 FormError::from_message(msg)
@@ -204,7 +222,8 @@ pub async fn create(
         },
         Err(e) => e,
     };
-    list_page(&state, form.layout(&state).await?, None, f, error).await
+    let owners = TeamLists::load(&state, form.session.user.id, &TeamQuery::default()).await?;
+    list_page(&state, form.layout(&state).await?, None, f, error, owners).await
 }
 
 /// A monitor page action: the CSRF token, the action, and for maintenance its length.

@@ -9,6 +9,7 @@ mod enable;
 mod escalation;
 mod inbound;
 mod incident_actions;
+mod notification_rules;
 mod notify;
 mod quickstart;
 mod schedules;

@@ -1,9 +1,10 @@
 //! The optional Redis: two replicas on one PostgreSQL database and a real `redis-server` of the
-//! test's own. With Redis, a project's Sentry rate limit and the login throttle are counted
-//! across the replicas exactly, an NRQL answer computed by one replica is served by the other
-//! from the cache, and commits are announced on the wake-up channel. Redis is then stopped
-//! mid-run: ingest, logins and queries keep working with per-replica limits and no cache. When
-//! it comes back on the same port, the limits are shared again.
+//! test's own. With Redis, a project's Sentry rate limit, the login throttle and the
+//! password-reset limit are counted across the replicas exactly, an NRQL answer computed by one
+//! replica is served by the other from the cache, and commits are announced on the wake-up
+//! channel. Redis is then stopped mid-run: ingest, logins and queries keep working with
+//! per-replica limits and no cache. When it comes back on the same port, the limits are shared
+//! again.
 
 use std::process::{Child, Command, Stdio};
 
@@ -282,6 +283,27 @@ async fn redis_shares_limits_cache_and_wake_ups_and_its_loss_only_loosens_them()
         429,
         "B's failures count on A"
     );
+
+    // Shared password-reset limit: five requests a minute per client address, whichever
+    // replica takes them (without Redis, each replica would allow five).
+    let reset = |s: &TestServer| {
+        let url = s.at("/api/v1/password-reset");
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .json(&serde_json::json!({"email": "nobody@example.com"}))
+                .send()
+                .await
+                .expect("reset request")
+                .status()
+                .as_u16()
+        }
+    };
+    for s in [&a, &a, &a, &b, &b] {
+        assert_eq!(reset(s).await, 202, "under the shared limit");
+    }
+    assert_eq!(reset(&a).await, 429, "B's reset requests count on A");
+    assert_eq!(reset(&b).await, 429);
 
     // Shared cache: what A computed, B serves.
     let nrql = "SELECT count(*) FROM Transaction SINCE 1 hour ago";
