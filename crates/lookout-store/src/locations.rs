@@ -587,6 +587,59 @@ pub async fn result_count(store: &Store, monitor_id: i64, location_id: i64) -> R
     .try_get("n")?)
 }
 
+/// When location `location_id`'s newest stored result ran, ms (its lag on the Locations page).
+pub async fn newest_result_at(store: &Store, location_id: i64) -> Result<Option<i64>> {
+    Ok(
+        sqlx::query("SELECT MAX(at) AS at FROM location_results WHERE location_id = $1")
+            .bind(location_id)
+            .fetch_one(store.pool())
+            .await?
+            .try_get("at")?,
+    )
+}
+
+/// One stored result of a location, for the monitor page's per-location chart and uptime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocationSample {
+    /// The location.
+    pub location_id: i64,
+    /// When it ran, ms.
+    pub at: i64,
+    /// Passed.
+    pub ok: bool,
+    /// Latency, µs.
+    pub latency_us: Option<i64>,
+}
+
+/// A monitor's results from every location since `since`, oldest first, at most `limit` (raw
+/// results are kept 24 h, so this is a day at most).
+pub async fn samples_since(
+    store: &Store,
+    monitor_id: i64,
+    since: i64,
+    limit: i64,
+) -> Result<Vec<LocationSample>> {
+    sqlx::query(
+        "SELECT location_id, at, ok, latency_us FROM location_results
+         WHERE monitor_id = $1 AND at >= $2 ORDER BY at LIMIT $3",
+    )
+    .bind(monitor_id)
+    .bind(since)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(LocationSample {
+            location_id: r.try_get("location_id")?,
+            at: r.try_get("at")?,
+            ok: r.flag("ok")?,
+            latency_us: r.try_get("latency_us")?,
+        })
+    })
+    .collect()
+}
+
 /// Deletes results older than `before` (the same 24 h raw retention as the replicas' results).
 pub async fn prune_results(store: &Store, before: i64) -> Result<u64> {
     Ok(sqlx::query("DELETE FROM location_results WHERE at < $1")

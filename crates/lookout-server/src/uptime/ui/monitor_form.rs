@@ -7,6 +7,8 @@ use askama::Template;
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -18,6 +20,7 @@ use crate::ui::extract::{Member, Page, Signed};
 use crate::ui::layout::{render, PageCtx};
 use crate::uptime::service;
 use lookout_store::uptime as ustore;
+use lookout_uptime::spec::LOCAL;
 use lookout_uptime::MonitorSpec;
 
 /// The monitor types the form offers, with their labels.
@@ -65,6 +68,21 @@ pub struct MonitorForm {
     /// One per line.
     #[serde(default)]
     pub conditions: String,
+    /// How many locations must fail before down (empty: a majority).
+    #[serde(default)]
+    pub min_failing_locations: String,
+    /// The location boxes ticked, as `loc_<name>` keys (a form sends one key per ticked box;
+    /// any other unknown key lands here too and is ignored).
+    #[serde(flatten)]
+    pub picked: BTreeMap<String, String>,
+    /// The locations offered (`local` first); empty when none exists besides `local`.
+    #[serde(skip)]
+    pub choices: Vec<String>,
+}
+
+/// The form key of location `name`'s box.
+fn pick_key(name: &str) -> String {
+    format!("loc_{name}")
 }
 
 /// A form refused: the message (naming the field) and the field's input name.
@@ -94,6 +112,8 @@ impl FormError {
         let field = match head.as_str() {
             "url" | "host" | "port" | "schedule" | "resolver" => "target",
             "type" => "type",
+            "locations" => "locations",
+            "confirm" => "min_failing_locations",
             f @ ("name" | "interval_seconds" | "timeout_seconds" | "failure_threshold"
             | "success_threshold" | "grace_seconds" | "conditions") => f,
             _ if message.contains("condition") => "conditions",
@@ -125,9 +145,26 @@ impl MonitorForm {
             _ if spec.get("url").is_some() => text("url"),
             _ => text("host"),
         };
+        let mut picked: BTreeMap<String, String> = spec
+            .get("locations")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l.as_str().or_else(|| l.get("name")?.as_str()))
+            .map(|n| (pick_key(n), "on".to_string()))
+            .collect();
+        if picked.is_empty() {
+            picked.insert(pick_key(LOCAL), "on".into());
+        }
         MonitorForm {
             csrf: String::new(),
             name: text("name"),
+            min_failing_locations: spec
+                .pointer("/confirm/min_failing_locations")
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+            picked,
+            choices: Vec::new(),
             target,
             interval_seconds: text("interval_seconds"),
             timeout_seconds: text("timeout_seconds"),
@@ -221,8 +258,56 @@ impl MonitorForm {
         } else {
             v.insert("conditions".into(), json!(conds));
         }
+        // Only `local` (or nothing ticked) is the default: no `locations` at all.
+        let names = self.locations();
+        if names.iter().all(|n| n == LOCAL) {
+            v.remove("locations");
+        } else {
+            v.insert("locations".into(), json!(names));
+        }
+        let k = self.min_failing_locations.trim();
+        if k.is_empty() {
+            v.remove("confirm");
+        } else {
+            let k: u32 = k.parse().map_err(|_| {
+                FormError::new(
+                    "min_failing_locations",
+                    format!("min_failing_locations: {k:?} is not a whole number"),
+                )
+            })?;
+            v.insert("confirm".into(), json!({"min_failing_locations": k}));
+        }
         Ok(Value::Object(v))
     }
+
+    /// The locations ticked, `local` first.
+    pub fn locations(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .picked
+            .keys()
+            .filter_map(|k| k.strip_prefix("loc_"))
+            .map(str::to_string)
+            .collect();
+        names.sort_by_key(|n| (n != LOCAL, n.clone()));
+        names
+    }
+
+    /// Whether location `name`'s box is ticked.
+    pub fn picks(&self, name: &str) -> bool {
+        self.picked.contains_key(&pick_key(name))
+    }
+}
+
+/// The locations a monitor form offers: `local` and every location, or none when there is no
+/// location besides `local` (the form then shows no choice).
+pub async fn location_choices(state: &AppState) -> UiResult<Vec<String>> {
+    let known = lookout_store::locations::list_locations(state.store()).await?;
+    if known.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(std::iter::once(LOCAL.to_string())
+        .chain(known.into_iter().map(|l| l.name))
+        .collect())
 }
 
 /// The edit and clone page.
@@ -242,15 +327,17 @@ struct FormPage {
     kinds: &'static [(&'static str, &'static str)],
 }
 
-fn form_page(
+async fn form_page(
+    state: &AppState,
     ctx: PageCtx,
     title: String,
     action: String,
     back: String,
     editing: bool,
-    form: MonitorForm,
+    mut form: MonitorForm,
     error: FormError,
 ) -> UiResult {
+    form.choices = location_choices(state).await?;
     let status = if error.message.is_empty() {
         StatusCode::OK
     } else {
@@ -296,6 +383,7 @@ pub async fn edit(
         None => FormError::default(),
     };
     form_page(
+        &state,
         ctx,
         format!("Edit {}", form.name),
         format!("/uptime/monitors/{id}/edit"),
@@ -303,7 +391,7 @@ pub async fn edit(
         true,
         form,
         error,
-    )
+    ).await
 }
 
 /// `POST /uptime/monitors/{id}/edit`: the API's PUT, from a form.
@@ -330,6 +418,7 @@ pub async fn save_edit(
         Err(e) => e,
     };
     form_page(
+        &state,
         page.layout(&state).await?,
         format!("Edit {}", f.name),
         format!("/uptime/monitors/{id}/edit"),
@@ -337,7 +426,7 @@ pub async fn save_edit(
         true,
         f,
         outcome,
-    )
+    ).await
 }
 
 /// `GET /uptime/monitors/{id}/clone`: the add form prefilled from monitor `id`.
@@ -350,6 +439,7 @@ pub async fn clone(
     let mut form = MonitorForm::from_spec(&spec);
     form.name = format!("{} (copy)", form.name);
     form_page(
+        &state,
         ctx,
         "Clone monitor".into(),
         format!("/uptime/monitors/{id}/clone"),
@@ -357,7 +447,7 @@ pub async fn clone(
         false,
         form,
         FormError::default(),
-    )
+    ).await
 }
 
 /// `POST /uptime/monitors/{id}/clone`: creates the copy. Fields the form does not show
@@ -395,6 +485,7 @@ pub async fn save_clone(
                     Ok(()) => serde_json::to_value(&spec).unwrap_or(body),
                     Err(e) => {
                         return form_page(
+                            &state,
                             page.layout(&state).await?,
                             "Clone monitor".into(),
                             format!("/uptime/monitors/{id}/clone"),
@@ -402,7 +493,7 @@ pub async fn save_clone(
                             false,
                             f,
                             FormError::from_message(e.to_string()),
-                        )
+                        ).await
                     }
                 },
                 _ => body,
@@ -420,6 +511,7 @@ pub async fn save_clone(
         Err(e) => e,
     };
     form_page(
+        &state,
         page.layout(&state).await?,
         "Clone monitor".into(),
         format!("/uptime/monitors/{id}/clone"),
@@ -427,7 +519,7 @@ pub async fn save_clone(
         false,
         f,
         outcome,
-    )
+    ).await
 }
 
 #[cfg(test)]

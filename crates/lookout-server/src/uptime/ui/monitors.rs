@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::monitor_form::{FormError, MonitorForm, KINDS};
+use super::monitor_form::{location_choices, FormError, MonitorForm, KINDS};
 use super::monitor_page::{beats, Beat};
 use crate::extract::iso;
 use crate::service::ServiceError;
@@ -83,9 +83,10 @@ async fn list_page(
     state: &AppState,
     ctx: PageCtx,
     after: Option<String>,
-    form: MonitorForm,
+    mut form: MonitorForm,
     error: FormError,
 ) -> UiResult {
+    form.choices = location_choices(state).await?;
     let loaded: Result<_, StoreError> = async {
         let org = tenancy::default_org(state.store()).await?;
         let page = ustore::list_monitors(
@@ -182,6 +183,7 @@ pub async fn list(
     let after = q.cursor.filter(|c| c.parse::<i64>().is_ok());
     let form = MonitorForm {
         kind: "http".into(),
+        picked: [("loc_local".to_string(), "on".to_string())].into(),
         ..MonitorForm::default()
     };
     list_page(&state, page.ctx, after, form, FormError::default()).await
