@@ -89,9 +89,12 @@ def test_a_location_made_in_the_browser_gets_an_agent_and_checks_a_monitor(serve
     # The command line from the page, as an operator would paste it, with this build's binary.
     args = shlex.split(command)
     assert args[0] == "lookout"
+    state = tempfile.TemporaryDirectory(prefix="probe-state-")
     log = tempfile.NamedTemporaryFile(prefix="probe-", suffix=".log", delete=False)
     agent = subprocess.Popen([lookout_bin()] + args[1:] + ["--agent-id", "browser-agent"],
-                             stdout=subprocess.DEVNULL, stderr=log, env={"PATH": os.environ.get("PATH", ""), "RUST_LOG": "info"})
+                             stdout=subprocess.DEVNULL, stderr=log,
+                             # The default state directory is under $HOME: a temporary one here.
+                             env={"PATH": os.environ.get("PATH", ""), "RUST_LOG": "info", "HOME": state.name})
     try:
         until(page, server.url + "/uptime/locations", "#location-eu-west .location-status", "online")
         assert page.inner_text("#location-eu-west .live-agents") == "1"
@@ -181,5 +184,6 @@ def test_a_location_made_in_the_browser_gets_an_agent_and_checks_a_monitor(serve
             agent.kill()
         agent.wait()
         os.unlink(log.name)
+        state.cleanup()
         target.shutdown()
     assert watched.problems == [], "\n".join(watched.problems)

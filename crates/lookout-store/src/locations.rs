@@ -127,9 +127,7 @@ pub async fn update_location(
     .await
     .map_err(StoreError::conflict_as("a location with this name"))?
     .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
+    crate::found(n)?;
     get_location(store, id).await
 }
 
@@ -148,9 +146,7 @@ pub async fn rotate_token(store: &Store, id: i64) -> Result<String> {
     .execute(store.pool())
     .await?
     .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
+    crate::found(n)?;
     Ok(token)
 }
 
@@ -166,33 +162,24 @@ pub async fn revoke_token(store: &Store, id: i64) -> Result<LocationRow> {
     .execute(store.pool())
     .await?
     .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
+    crate::found(n)?;
     get_location(store, id).await
 }
 
 /// Deletes a location with its agents, results and per-monitor state (the caller checks that no
 /// monitor still names it).
 pub async fn delete_location(store: &Store, id: i64) -> Result<()> {
-    let mut tx = store.begin_write().await?;
-    for sql in [
-        "DELETE FROM location_agents WHERE location_id = $1",
-        "DELETE FROM location_results WHERE location_id = $1",
-        "DELETE FROM location_checks WHERE location_id = $1",
-    ] {
-        sqlx::query(sql).bind(id).execute(&mut *tx).await?;
-    }
-    let n = sqlx::query("DELETE FROM locations WHERE id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    tx.commit().await?;
-    Ok(())
+    crate::delete_with(
+        store,
+        &[
+            "DELETE FROM location_agents WHERE location_id = $1",
+            "DELETE FROM location_results WHERE location_id = $1",
+            "DELETE FROM location_checks WHERE location_id = $1",
+        ],
+        "locations",
+        id,
+    )
+    .await
 }
 
 /// The location a token belongs to, revoked or not (the caller refuses a revoked one with its

@@ -130,9 +130,7 @@ pub async fn update_maintenance(
     .execute(store.pool())
     .await?
     .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
+    crate::found(n)?;
     get_maintenance(store, id).await
 }
 
@@ -265,9 +263,7 @@ pub async fn update_page(store: &Store, id: i64, p: &NewStatusPage) -> Result<St
     .await
     .map_err(StoreError::conflict_as("a status page with this slug"))?
     .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
+    crate::found(n)?;
     get_page(store, id).await
 }
 
@@ -341,9 +337,7 @@ pub async fn delete_page(store: &Store, id: i64) -> Result<()> {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
+    crate::found(n)?;
     tx.commit().await?;
     Ok(())
 }
@@ -439,9 +433,7 @@ pub async fn add_update(
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
+    crate::found(n)?;
     sqlx::query("INSERT INTO status_incident_updates (incident_id, at, status, body) VALUES ($1, $2, $3, $4)")
         .bind(incident_id)
         .bind(now)

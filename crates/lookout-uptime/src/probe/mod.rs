@@ -7,9 +7,12 @@
 //! takeover never checks a slot twice for good); the uploader posts buffered results in
 //! batches. When the server cannot be reached the agent keeps checking from its cached list,
 //! buffers results ([`buffer`]) and, after `fallback_after`, calls its fallback webhook once.
+//! The buffer and the last assignment list are kept in the state directory ([`state`]), so an
+//! agent restarted while the server is down checks on and uploads what it owed once it returns.
 //! A revoked or unknown token stops the agent with an error: retrying cannot help.
 
 pub mod buffer;
+pub mod state;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -34,8 +37,12 @@ pub struct ProbeConfig {
     pub token: String,
     /// The location's name (checked against the server's answer).
     pub location: String,
-    /// This agent's id within the pool.
-    pub agent_id: String,
+    /// This agent's id within the pool; by default the one kept in the state directory, or
+    /// `<host>-<pid>` on the first start.
+    pub agent_id: Option<String>,
+    /// Where the results journal, the cached assignments and the agent id are kept
+    /// (see [`state`]).
+    pub state_dir: std::path::PathBuf,
     /// Results kept while the server is unreachable.
     pub buffer: usize,
     /// Checks running at once.
@@ -72,6 +79,9 @@ const REQUEST_SLACK: Duration = Duration::from_secs(10);
 /// State the loops share.
 struct Shared {
     cfg: ProbeConfig,
+    /// The agent id in use (given, or kept in the state directory).
+    agent_id: String,
+    state: state::StateDir,
     http: reqwest::Client,
     buffer: Mutex<Buffer>,
     /// Since when the server has been unreachable (ms), `None` while it answers.
@@ -140,18 +150,40 @@ pub async fn run(cfg: ProbeConfig) -> Result<(), ProbeError> {
         .connect_timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| ProbeError::Config(format!("HTTP client: {e}")))?;
+    let dir = state::StateDir::open(&cfg.state_dir).map_err(ProbeError::Config)?;
+    let (journal, owed) = state::Journal::open(&dir).map_err(|e| {
+        ProbeError::Config(format!(
+            "results journal in {}: {e}",
+            cfg.state_dir.display()
+        ))
+    })?;
+    let agent_id = match &cfg.agent_id {
+        Some(id) => id.clone(),
+        None => dir.agent_id(default_agent_id),
+    };
+    let cached = dir.assignments(&cfg.location);
     let shared = Arc::new(Shared {
-        buffer: Mutex::new(Buffer::new(cfg.buffer)),
+        buffer: Mutex::new(Buffer::with_journal(cfg.buffer, journal, owed)),
+        agent_id,
+        state: dir,
         unreachable_since: Mutex::new(None),
         http,
         cfg,
     });
-    let (tx, rx) = watch::channel(Vec::<Assignment>::new());
-    tracing::info!(location = %shared.cfg.location, agent = %shared.cfg.agent_id, "Probe agent starting.");
+    // Checks start from the cached list at once: the server may be the thing that is down.
+    if let Some(c) = &cached {
+        tracing::info!(
+            monitors = c.len(),
+            "Checking from the assignments cached before the restart until the server answers."
+        );
+    }
+    let (tx, rx) = watch::channel(cached.unwrap_or_default());
+    tracing::info!(location = %shared.cfg.location, agent = %shared.agent_id, state_dir = %shared.cfg.state_dir.display(), "Probe agent starting.");
     let checker = Arc::new(Checker::new(shared.cfg.policy.clone()));
     let scheduler = tokio::spawn(schedule(shared.clone(), checker, rx));
     let mut uploader = tokio::spawn(upload(shared.clone()));
     let fallback = tokio::spawn(fallback(shared.clone()));
+    let persister = tokio::spawn(persist(shared.clone()));
     // A refusal seen by either the long-poll or an upload stops the agent.
     let outcome = tokio::select! {
         r = assignments(shared.clone(), tx) => r,
@@ -162,6 +194,12 @@ pub async fn run(cfg: ProbeConfig) -> Result<(), ProbeError> {
     scheduler.abort();
     uploader.abort();
     fallback.abort();
+    persister.abort();
+    shared
+        .buffer
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .sync();
     outcome
 }
 
@@ -175,7 +213,7 @@ async fn assignments(
     loop {
         let (buffered, dropped) = shared.counts();
         let mut q = vec![
-            ("agent_id", shared.cfg.agent_id.clone()),
+            ("agent_id", shared.agent_id.clone()),
             ("agent_version", VERSION.to_string()),
             ("buffered", buffered.to_string()),
             ("dropped", dropped.to_string()),
@@ -231,9 +269,20 @@ async fn assignments(
                 "Assignments received."
             );
             version = Some(list.version);
+            shared
+                .state
+                .keep_assignments(&shared.cfg.location, &list.monitors);
             tx.send_replace(list.monitors);
         }
     }
+}
+
+/// `<host>-<pid>`: an agent id for a first start without `--agent-id`.
+fn default_agent_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "agent".into());
+    format!("{host}-{}", std::process::id())
 }
 
 /// A monitor's fixed offset within its interval (the same function as the replicas' runner, so
@@ -387,10 +436,28 @@ async fn schedule(
     }
 }
 
+/// A batch's id, from what it holds: the same results sent again (a retry, or after a
+/// restart, from the journal) carry the same id.
+fn batch_id(agent: &str, sent: &[AgentResult]) -> String {
+    let first = sent.first().map_or((0, 0), |r| (r.monitor_id, r.scheduled_at));
+    format!("{agent}-{}-{}-{}", first.0, first.1, sent.len())
+}
+
+/// Writes the results journal out once a second (an fsync), so a crash or a restart loses at
+/// most the last second of checks.
+async fn persist(shared: Arc<Shared>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        shared
+            .buffer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sync();
+    }
+}
+
 /// Posts buffered results in batches, oldest first, every second (at once while more wait).
 async fn upload(shared: Arc<Shared>) -> Result<(), ProbeError> {
-    let mut seq = 0u64;
-    let start = now_ms();
     // Results per batch: halved on a 413 (a server with a smaller body budget), so one batch
     // too large never blocks every later upload; grows back after each stored batch.
     let mut size = BATCH;
@@ -404,11 +471,10 @@ async fn upload(shared: Arc<Shared>) -> Result<(), ProbeError> {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
-        seq += 1;
         let (buffered, dropped) = shared.counts();
         let batch = ResultBatch {
-            batch_id: format!("{}-{start}-{seq}", shared.cfg.agent_id),
-            agent_id: shared.cfg.agent_id.clone(),
+            batch_id: batch_id(&shared.agent_id, &sent),
+            agent_id: shared.agent_id.clone(),
             agent_version: VERSION.into(),
             buffered: buffered.saturating_sub(sent.len() as u64),
             dropped,
@@ -497,15 +563,15 @@ async fn fallback(shared: Arc<Shared>) {
             (Some(s), None) if now_ms() - s >= shared.cfg.fallback_after.as_millis() as i64 => {
                 announced = Some(s);
                 queue.push_back(json!({"event": "lookout.unreachable", "location": shared.cfg.location,
-                       "agent_id": shared.cfg.agent_id, "server": shared.cfg.server, "since_ms": s,
+                       "agent_id": shared.agent_id, "server": shared.cfg.server, "since_ms": s,
                        "message": format!("Lookout at {} is unreachable from location {} (agent {})",
-                                          shared.cfg.server, shared.cfg.location, shared.cfg.agent_id)}));
+                                          shared.cfg.server, shared.cfg.location, shared.agent_id)}));
             }
             (None, Some(s)) => {
                 announced = None;
                 queue.push_back(
                     json!({"event": "lookout.reachable", "location": shared.cfg.location,
-                       "agent_id": shared.cfg.agent_id, "server": shared.cfg.server, "since_ms": s,
+                       "agent_id": shared.agent_id, "server": shared.cfg.server, "since_ms": s,
                        "message": format!("Lookout at {} is reachable again from location {}",
                                           shared.cfg.server, shared.cfg.location)}),
                 );
