@@ -46,6 +46,8 @@ pub struct LocationLine {
     buffered: i64,
     token_created: Option<When>,
     revoked: Option<When>,
+    /// The refused form was this location's (its message and typed value show here).
+    refused: bool,
 }
 
 /// A token just made: shown this once, with the command that starts an agent with it.
@@ -126,6 +128,7 @@ async fn lines(state: &AppState) -> UiResult<Vec<LocationLine>> {
             lag,
             token_created: When::opt(row.token_created_at),
             revoked: When::opt(row.revoked_at),
+            refused: false,
             name: row.name,
             description: row.description,
         });
@@ -144,10 +147,14 @@ async fn page(
     notice: String,
     status: StatusCode,
 ) -> UiResult {
+    let mut locations = lines(state).await?;
+    for l in &mut locations {
+        l.refused = refusal.location == Some(l.id);
+    }
     let mut r = render(&LocationsPage {
         title: "Locations".into(),
         ctx,
-        locations: lines(state).await?,
+        locations,
         form,
         refusal,
         new_token,

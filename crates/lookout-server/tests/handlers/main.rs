@@ -11,6 +11,7 @@
 
 mod alert_forms;
 mod incident_actions;
+mod location_pages;
 mod locations;
 mod moved;
 mod oncall_config;
