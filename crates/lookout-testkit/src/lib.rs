@@ -331,12 +331,12 @@ impl TestServer {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
         cmd.args(["--otlp-listen", "127.0.0.1:0"])
-        .env("LOOKOUT_BOOTSTRAP_TOKEN", &self.admin_token)
-        .env("LOOKOUT_ADMIN_EMAIL", "admin@example.com")
-        .env("LOOKOUT_ADMIN_PASSWORD", "correct horse battery")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+            .env("LOOKOUT_BOOTSTRAP_TOKEN", &self.admin_token)
+            .env("LOOKOUT_ADMIN_EMAIL", "admin@example.com")
+            .env("LOOKOUT_ADMIN_PASSWORD", "correct horse battery")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         cmd.args(&self.extra_args);
         for (k, v) in &self.extra_env {
             cmd.env(k, v);

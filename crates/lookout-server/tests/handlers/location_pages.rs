@@ -67,13 +67,20 @@ async fn only_admins_manage_locations_on_the_page_and_the_token_is_shown_once() 
         .post_raw(
             "/uptime/locations",
             FORM,
-            form(&[("csrf", &csrf), ("name", "EU West"), ("description", "Frankfurt")]),
+            form(&[
+                ("csrf", &csrf),
+                ("name", "EU West"),
+                ("description", "Frankfurt"),
+            ]),
         )
         .await;
     assert_eq!(r.status.as_u16(), 422);
     let html = r.text();
     assert!(html.contains(r#"id="form-error">name:"#), "{html}");
-    assert!(html.contains(r#"value="EU West" aria-invalid="true""#), "{html}");
+    assert!(
+        html.contains(r#"value="EU West" aria-invalid="true""#),
+        "{html}"
+    );
     assert!(html.contains(r#"value="Frankfurt""#), "{html}");
 
     let r = admin
@@ -101,7 +108,11 @@ async fn only_admins_manage_locations_on_the_page_and_the_token_is_shown_once() 
     assert!(html.contains("waiting"), "{html}");
 
     // A member sees no Locations link on the Uptime page.
-    assert!(!member.get("/uptime").await.text().contains("locations-link"));
+    assert!(!member
+        .get("/uptime")
+        .await
+        .text()
+        .contains("locations-link"));
     assert!(admin.get("/uptime").await.text().contains("locations-link"));
 }
 
@@ -110,10 +121,7 @@ async fn the_monitor_form_names_the_location_field_it_refuses_and_keeps_the_tick
     let h = Harness::sqlite().await;
     let (member, csrf) = session(&h, Role::Member).await;
     h.admin
-        .post(
-            "/api/v1/locations",
-            serde_json::json!({"name": "eu-west"}),
-        )
+        .post("/api/v1/locations", serde_json::json!({"name": "eu-west"}))
         .await
         .expect(201);
     let base = [
@@ -127,7 +135,9 @@ async fn the_monitor_form_names_the_location_field_it_refuses_and_keeps_the_tick
     // More failing locations than locations.
     let mut pairs = base.to_vec();
     pairs.push(("min_failing_locations", "3"));
-    let r = member.post_raw("/uptime/monitors", FORM, form(&pairs)).await;
+    let r = member
+        .post_raw("/uptime/monitors", FORM, form(&pairs))
+        .await;
     assert_eq!(r.status.as_u16(), 422);
     let html = r.text();
     assert!(html.contains("min_failing_locations"), "{html}");
@@ -139,21 +149,35 @@ async fn the_monitor_form_names_the_location_field_it_refuses_and_keeps_the_tick
     // Not a number.
     let mut pairs = base.to_vec();
     pairs.push(("min_failing_locations", "two"));
-    let r = member.post_raw("/uptime/monitors", FORM, form(&pairs)).await;
+    let r = member
+        .post_raw("/uptime/monitors", FORM, form(&pairs))
+        .await;
     assert_eq!(r.status.as_u16(), 422);
-    assert!(r.text().contains(r#"min_failing_locations: "two" is not a whole number"#));
+    assert!(r
+        .text()
+        .contains(r#"min_failing_locations: "two" is not a whole number"#));
     // A location that does not exist (deleted meanwhile, or a forged form).
     let mut pairs = base.to_vec();
     pairs.push(("loc_mars", "on"));
-    let r = member.post_raw("/uptime/monitors", FORM, form(&pairs)).await;
+    let r = member
+        .post_raw("/uptime/monitors", FORM, form(&pairs))
+        .await;
     assert_eq!(r.status.as_u16(), 422);
     let html = r.text();
-    assert!(html.contains(r#"no location \"mars\""#) || html.contains("no location &quot;mars&quot;"), "{html}");
-    assert!(html.contains(r#"id="m-locations" class="location-picks" aria-invalid="true""#), "{html}");
+    assert!(
+        html.contains(r#"no location \"mars\""#) || html.contains("no location &quot;mars&quot;"),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"id="m-locations" class="location-picks" aria-invalid="true""#),
+        "{html}"
+    );
     // Accepted: the monitor names both, with the rule.
     let mut pairs = base.to_vec();
     pairs.push(("min_failing_locations", "2"));
-    let r = member.post_raw("/uptime/monitors", FORM, form(&pairs)).await;
+    let r = member
+        .post_raw("/uptime/monitors", FORM, form(&pairs))
+        .await;
     assert_eq!(r.status.as_u16(), 303, "{r:?}");
     let list = h.admin.get("/api/v1/monitors").await.expect(200);
     let m = &list["items"][0];

@@ -439,7 +439,9 @@ async fn schedule(
 /// A batch's id, from what it holds: the same results sent again (a retry, or after a
 /// restart, from the journal) carry the same id.
 fn batch_id(agent: &str, sent: &[AgentResult]) -> String {
-    let first = sent.first().map_or((0, 0), |r| (r.monitor_id, r.scheduled_at));
+    let first = sent
+        .first()
+        .map_or((0, 0), |r| (r.monitor_id, r.scheduled_at));
     format!("{agent}-{}-{}-{}", first.0, first.1, sent.len())
 }
 

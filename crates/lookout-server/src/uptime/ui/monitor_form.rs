@@ -391,7 +391,8 @@ pub async fn edit(
         true,
         form,
         error,
-    ).await
+    )
+    .await
 }
 
 /// `POST /uptime/monitors/{id}/edit`: the API's PUT, from a form.
@@ -426,7 +427,8 @@ pub async fn save_edit(
         true,
         f,
         outcome,
-    ).await
+    )
+    .await
 }
 
 /// `GET /uptime/monitors/{id}/clone`: the add form prefilled from monitor `id`.
@@ -447,7 +449,8 @@ pub async fn clone(
         false,
         form,
         FormError::default(),
-    ).await
+    )
+    .await
 }
 
 /// `POST /uptime/monitors/{id}/clone`: creates the copy. Fields the form does not show
@@ -493,7 +496,8 @@ pub async fn save_clone(
                             false,
                             f,
                             FormError::from_message(e.to_string()),
-                        ).await
+                        )
+                        .await
                     }
                 },
                 _ => body,
@@ -519,7 +523,8 @@ pub async fn save_clone(
         false,
         f,
         outcome,
-    ).await
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -88,7 +88,14 @@ impl Netns {
             ns_ip,
         };
         ip(&[
-            "link", "add", &ns.host_if, "type", "veth", "peer", "name", &peer_if,
+            "link",
+            "add",
+            &ns.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer_if,
         ]);
         ip(&["link", "set", &peer_if, "netns", &ns.name]);
         ip(&["addr", "add", &format!("{host_ip}/30"), "dev", &ns.host_if]);
@@ -131,7 +138,9 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         // Deleting the namespace deletes its end of the pair, and with it the host's end.
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
         let _ = Command::new("ip")
             .args(["link", "del", &self.host_if])
             .output();
@@ -185,7 +194,12 @@ impl SourceTarget {
     /// Requests seen from `source`.
     pub fn hits_from(&self, source: Ipv4Addr) -> usize {
         let s = IpAddr::V4(source);
-        self.hits.lock().unwrap().iter().filter(|h| **h == s).count()
+        self.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| **h == s)
+            .count()
     }
 }
 

@@ -26,8 +26,8 @@ async fn server_for_namespaces() -> (TestServer, u16) {
         .unwrap()
         .port();
     let listen = format!("0.0.0.0:{port}");
-    let s = TestServer::start_with(crate::bin(), Backend::Sqlite, &[], &["--listen", &listen])
-        .await;
+    let s =
+        TestServer::start_with(crate::bin(), Backend::Sqlite, &[], &["--listen", &listen]).await;
     (s, port)
 }
 
@@ -284,7 +284,10 @@ async fn two_agents_share_a_location_and_one_takes_over_when_the_other_dies() {
 
 /// Rows the server holds for monitor `id` from location `loc`.
 async fn stored_rows(s: &TestServer, id: i64, loc: i64) -> i64 {
-    let url = format!("sqlite://{}?mode=ro", s.data_dir().join("lookout.db").display());
+    let url = format!(
+        "sqlite://{}?mode=ro",
+        s.data_dir().join("lookout.db").display()
+    );
     let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
     let (n,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM location_results WHERE monitor_id = ? AND location_id = ?",
