@@ -74,15 +74,7 @@ pub async fn location_view(state: &AppState, row: LocationRow) -> ApiResult<Loca
     let now = super::service::clock(state);
     let agents = lstore::agents(state.store(), row.id).await?;
     let newest = agents.iter().map(|a| a.last_seen_at).max();
-    let status = if row.revoked_at.is_some() {
-        "revoked"
-    } else if newest.is_none() {
-        "waiting"
-    } else if service::is_online(&row, newest, now) {
-        "online"
-    } else {
-        "offline"
-    };
+    let status = service::status(&row, newest, now);
     let monitors = service::monitors_naming(state, &row.name).await?.len();
     Ok(LocationView {
         id: row.id,

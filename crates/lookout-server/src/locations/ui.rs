@@ -95,15 +95,7 @@ async fn lines(state: &AppState) -> UiResult<Vec<LocationLine>> {
     for row in lstore::list_locations(state.store()).await? {
         let agents = lstore::agents(state.store(), row.id).await?;
         let newest = agents.iter().map(|a| a.last_seen_at).max();
-        let status = if row.revoked_at.is_some() {
-            "revoked"
-        } else if newest.is_none() {
-            "waiting"
-        } else if service::is_online(&row, newest, now) {
-            "online"
-        } else {
-            "offline"
-        };
+        let status = service::status(&row, newest, now);
         let lag = lstore::newest_result_at(state.store(), row.id)
             .await?
             .map(|at| fmt::span((now - at).max(0)));
@@ -186,10 +178,16 @@ fn refusal_of(e: ServiceError, location: Option<i64>) -> UiResult<(Refusal, Stat
     ))
 }
 
-/// The command that starts an agent of `name` with `token`.
-fn command(state: &AppState, name: &str, token: &str) -> String {
-    let server = state.settings().public_url.trim_end_matches('/');
-    format!("lookout probe --server {server} --token {token} --location {name}")
+impl NewToken {
+    /// Location `name`'s new `token`, with the command that starts an agent with it.
+    fn new(state: &AppState, name: String, token: String) -> NewToken {
+        let server = state.settings().public_url.trim_end_matches('/');
+        NewToken {
+            command: format!("lookout probe --server {server} --token {token} --location {name}"),
+            name,
+            token,
+        }
+    }
 }
 
 /// `GET /uptime/locations`.
@@ -220,11 +218,7 @@ pub async fn create(
     let ctx = signed.layout(&state).await?;
     match service::create(&state, &input).await {
         Ok((token, row)) => {
-            let new = NewToken {
-                command: command(&state, &row.name, &token),
-                name: row.name,
-                token,
-            };
+            let new = NewToken::new(&state, row.name, token);
             page(
                 &state,
                 ctx,
@@ -266,11 +260,7 @@ pub async fn action(
         "rotate" => match service::rotate(&state, id).await {
             Ok(token) => {
                 let row = lstore::get_location(state.store(), id).await?;
-                Ok(Some(NewToken {
-                    command: command(&state, &row.name, &token),
-                    name: row.name,
-                    token,
-                }))
+                Ok(Some(NewToken::new(&state, row.name, token)))
             }
             Err(e) => Err(e),
         },

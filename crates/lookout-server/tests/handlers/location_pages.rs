@@ -6,46 +6,14 @@
 //! the ticked locations kept.
 
 use lookout_core::Role;
-use lookout_store::tenancy;
-use lookout_testkit::Client;
 
-use crate::Harness;
-
-/// A UI session of a new user with `role`: the client (cookie) and the CSRF token.
-async fn session(h: &Harness, role: Role) -> (Client, String) {
-    let user = tenancy::create_user(
-        &h.store,
-        &format!("{role}-loc@example.com"),
-        "correct horse battery",
-        role,
-    )
-    .await
-    .expect("user");
-    let (id, s) = tenancy::create_session(&h.store, &user, 3_600_000)
-        .await
-        .expect("session");
-    (
-        h.anon
-            .session(&format!("lookout_session={id}"), &s.csrf_token),
-        s.csrf_token,
-    )
-}
-
-fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
-    let mut s = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        s.append_pair(k, v);
-    }
-    s.finish().into_bytes()
-}
-
-const FORM: &str = "application/x-www-form-urlencoded";
+use crate::{form, Harness, FORM};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_admins_manage_locations_on_the_page_and_the_token_is_shown_once() {
     let h = Harness::sqlite().await;
-    let (admin, csrf) = session(&h, Role::Admin).await;
-    let (member, member_csrf) = session(&h, Role::Member).await;
+    let (admin, csrf) = h.ui_session(Role::Admin, "loc").await;
+    let (member, member_csrf) = h.ui_session(Role::Member, "loc").await;
 
     assert_eq!(member.get("/uptime/locations").await.status.as_u16(), 403);
     // Refused before the body is read: a member's garbage is a 403, not a 422.
@@ -119,7 +87,7 @@ async fn only_admins_manage_locations_on_the_page_and_the_token_is_shown_once() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_monitor_form_names_the_location_field_it_refuses_and_keeps_the_ticks() {
     let h = Harness::sqlite().await;
-    let (member, csrf) = session(&h, Role::Member).await;
+    let (member, csrf) = h.ui_session(Role::Member, "loc").await;
     h.admin
         .post("/api/v1/locations", serde_json::json!({"name": "eu-west"}))
         .await

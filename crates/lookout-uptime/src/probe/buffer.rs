@@ -107,20 +107,24 @@ impl Buffer {
     }
 }
 
+/// A result of monitor 1 scheduled and run at `i`, for tests.
+#[cfg(test)]
+pub(super) fn sample(i: i64) -> AgentResult {
+    AgentResult {
+        monitor_id: 1,
+        scheduled_at: i,
+        at: i,
+        ok: i % 2 == 0,
+        latency_ms: Some(1.5),
+        message: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn r(i: i64) -> AgentResult {
-        AgentResult {
-            monitor_id: 1,
-            scheduled_at: i,
-            at: i,
-            ok: true,
-            latency_ms: None,
-            message: None,
-        }
-    }
+    use super::sample as r;
 
     #[test]
     fn a_full_buffer_drops_the_oldest_and_counts_them() {

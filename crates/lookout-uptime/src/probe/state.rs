@@ -311,17 +311,7 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn r(i: i64) -> AgentResult {
-        AgentResult {
-            monitor_id: 1,
-            scheduled_at: i,
-            at: i,
-            ok: i % 2 == 0,
-            latency_ms: Some(1.5),
-            message: None,
-        }
-    }
+    use crate::probe::buffer::sample as r;
 
     #[test]
     fn results_not_uploaded_survive_a_restart_and_uploaded_ones_do_not() {

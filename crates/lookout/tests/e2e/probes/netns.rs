@@ -12,8 +12,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
+
+use crate::uptime::targets::read_head;
 
 /// Whether namespaces can be made here; `false` (after saying why) when not, outside CI.
 pub fn available() -> bool {
@@ -209,15 +211,7 @@ async fn answer(
     failing: Arc<Mutex<HashSet<IpAddr>>>,
     hits: Arc<Mutex<Vec<IpAddr>>>,
 ) {
-    loop {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 2048];
-        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-            match s.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
+    while read_head(&mut s).await.is_some() {
         hits.lock().unwrap().push(peer.ip());
         let status = if failing.lock().unwrap().contains(&peer.ip()) {
             503

@@ -15,7 +15,7 @@ use sqlx::Connection;
 
 use super::netns::{self, Netns, SourceTarget};
 use super::{at, location, wait_location, Agent};
-use crate::uptime::{create, events, monitor, wait_status};
+use crate::uptime::{create, events, events_about, monitor, wait_status};
 
 /// A server on `0.0.0.0:port` (a port fixed up front, so a restarted server is found at the
 /// same address by agents that keep running).
@@ -33,18 +33,7 @@ async fn server_for_namespaces() -> (TestServer, u16) {
 
 /// Domain events of `kind` about location `name`.
 async fn location_events(s: &TestServer, kind: &str, name: &str) -> Vec<Value> {
-    let v = s
-        .client()
-        .get("/api/v1/events?limit=1000")
-        .await
-        .expect(200);
-    v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == kind && e["payload"]["name"] == name)
-        .cloned()
-        .collect()
+    events_about(s, kind, "name", &Value::from(name)).await
 }
 
 /// Three locations, each an agent in its own namespace.
@@ -78,14 +67,13 @@ async fn three_regions(s: &TestServer, port: u16, first: u8) -> Regions {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_target_failing_for_one_of_three_locations_degrades_and_for_two_pages_once() {
-    if !netns::available() {
-        return;
-    }
+/// A server, a target, three regions with their agents and a monitor of the target checked
+/// from the three (failing after 2 checks each, every second), up at each: (server, target,
+/// regions, monitor id). Namespaces are numbered from `first`.
+async fn watched_from_three_regions(first: u8) -> (TestServer, SourceTarget, Regions, i64) {
     let (s, port) = server_for_namespaces().await;
     let target = SourceTarget::start().await;
-    let r = three_regions(&s, port, 11).await;
+    let r = three_regions(&s, port, first).await;
     let m = create(
         &s,
         json!({"name": "api", "type": "http", "url": target.url(r.ns[0].host_ip),
@@ -96,6 +84,15 @@ async fn a_target_failing_for_one_of_three_locations_degrades_and_for_two_pages_
     for name in NAMES {
         wait_location(&s, id, name, "up", 40).await;
     }
+    (s, target, r, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_failing_for_one_of_three_locations_degrades_and_for_two_pages_once() {
+    if !netns::available() {
+        return;
+    }
+    let (s, target, r, id) = watched_from_three_regions(11).await;
     wait_status(&s, id, "up", 30).await;
     for n in &r.ns {
         assert!(
@@ -147,19 +144,7 @@ async fn a_partitioned_location_goes_offline_and_the_quorum_is_over_the_other_tw
     if !netns::available() {
         return;
     }
-    let (s, port) = server_for_namespaces().await;
-    let target = SourceTarget::start().await;
-    let r = three_regions(&s, port, 21).await;
-    let m = create(
-        &s,
-        json!({"name": "api", "type": "http", "url": target.url(r.ns[0].host_ip),
-               "interval_seconds": 1, "failure_threshold": 2, "locations": NAMES}),
-    )
-    .await;
-    let id = m["id"].as_i64().unwrap();
-    for name in NAMES {
-        wait_location(&s, id, name, "up", 40).await;
-    }
+    let (s, target, r, id) = watched_from_three_regions(21).await;
     // ap-south's link is cut: a real partition. Its agent keeps checking (it cannot reach the
     // target either) and buffering; the server stops hearing from it.
     r.ns[2].cut();
