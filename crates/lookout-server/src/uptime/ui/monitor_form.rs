@@ -331,13 +331,18 @@ async fn form_page(
     state: &AppState,
     ctx: PageCtx,
     title: String,
-    action: String,
-    back: String,
+    id: i64,
     editing: bool,
     mut form: MonitorForm,
     error: FormError,
 ) -> UiResult {
     form.choices = location_choices(state).await?;
+    // Edit and Clone post to their own address and go back to the monitor.
+    let action = format!(
+        "/uptime/monitors/{id}/{}",
+        if editing { "edit" } else { "clone" }
+    );
+    let back = format!("/uptime/monitors/{id}");
     let status = if error.message.is_empty() {
         StatusCode::OK
     } else {
@@ -386,8 +391,7 @@ pub async fn edit(
         &state,
         ctx,
         format!("Edit {}", form.name),
-        format!("/uptime/monitors/{id}/edit"),
-        format!("/uptime/monitors/{id}"),
+        id,
         true,
         form,
         error,
@@ -422,8 +426,7 @@ pub async fn save_edit(
         &state,
         page.layout(&state).await?,
         format!("Edit {}", f.name),
-        format!("/uptime/monitors/{id}/edit"),
-        format!("/uptime/monitors/{id}"),
+        id,
         true,
         f,
         outcome,
@@ -444,8 +447,7 @@ pub async fn clone(
         &state,
         ctx,
         "Clone monitor".into(),
-        format!("/uptime/monitors/{id}/clone"),
-        format!("/uptime/monitors/{id}"),
+        id,
         false,
         form,
         FormError::default(),
@@ -491,8 +493,7 @@ pub async fn save_clone(
                             &state,
                             page.layout(&state).await?,
                             "Clone monitor".into(),
-                            format!("/uptime/monitors/{id}/clone"),
-                            format!("/uptime/monitors/{id}"),
+                            id,
                             false,
                             f,
                             FormError::from_message(e.to_string()),
@@ -518,8 +519,7 @@ pub async fn save_clone(
         &state,
         page.layout(&state).await?,
         "Clone monitor".into(),
-        format!("/uptime/monitors/{id}/clone"),
-        format!("/uptime/monitors/{id}"),
+        id,
         false,
         f,
         outcome,
