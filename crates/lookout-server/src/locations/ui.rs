@@ -156,6 +156,26 @@ async fn page(
     Ok(r)
 }
 
+/// The page showing a token just made (once), with empty forms.
+async fn with_token(
+    state: &AppState,
+    ctx: PageCtx,
+    new: NewToken,
+    notice: String,
+    status: StatusCode,
+) -> UiResult {
+    page(
+        state,
+        ctx,
+        LocationForm::default(),
+        Refusal::default(),
+        Some(new),
+        notice,
+        status,
+    )
+    .await
+}
+
 /// The field a service message names (`name: …`, `description: …`).
 fn refusal_of(e: ServiceError, location: Option<i64>) -> UiResult<(Refusal, StatusCode)> {
     let (status, message) = match e {
@@ -219,16 +239,7 @@ pub async fn create(
     match service::create(&state, &input).await {
         Ok((token, row)) => {
             let new = NewToken::new(&state, row.name, token);
-            page(
-                &state,
-                ctx,
-                LocationForm::default(),
-                Refusal::default(),
-                Some(new),
-                String::new(),
-                StatusCode::CREATED,
-            )
-            .await
+            with_token(&state, ctx, new, String::new(), StatusCode::CREATED).await
         }
         Err(e) => {
             let (refusal, status) = refusal_of(e, None)?;
@@ -281,16 +292,7 @@ pub async fn action(
                 "New token for {}: the old one no longer works; restart its agents with this one.",
                 new.name
             );
-            page(
-                &state,
-                ctx,
-                LocationForm::default(),
-                Refusal::default(),
-                Some(new),
-                notice,
-                StatusCode::OK,
-            )
-            .await
+            with_token(&state, ctx, new, notice, StatusCode::OK).await
         }
         Err(ServiceError::NotFound(_)) => Err(UiError::NotFound),
         Err(e) => {

@@ -7,7 +7,14 @@
 
 use lookout_core::Role;
 
+use lookout_testkit::{Client, Response};
+
 use crate::{form, Harness, FORM};
+
+/// Posts a form.
+async fn post(c: &Client, path: &str, pairs: &[(&str, &str)]) -> Response {
+    c.post_raw(path, FORM, form(pairs)).await
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_admins_manage_locations_on_the_page_and_the_token_is_shown_once() {
@@ -21,27 +28,25 @@ async fn only_admins_manage_locations_on_the_page_and_the_token_is_shown_once() 
         .post_raw("/uptime/locations", FORM, b"%%%".to_vec())
         .await;
     assert_eq!(r.status.as_u16(), 403, "{r:?}");
-    let r = member
-        .post_raw(
-            "/uptime/locations",
-            FORM,
-            form(&[("csrf", &member_csrf), ("name", "eu-west")]),
-        )
-        .await;
+    let r = post(
+        &member,
+        "/uptime/locations",
+        &[("csrf", &member_csrf), ("name", "eu-west")],
+    )
+    .await;
     assert_eq!(r.status.as_u16(), 403);
 
     // A bad name: 422, the field named and marked, what was typed kept.
-    let r = admin
-        .post_raw(
-            "/uptime/locations",
-            FORM,
-            form(&[
-                ("csrf", &csrf),
-                ("name", "EU West"),
-                ("description", "Frankfurt"),
-            ]),
-        )
-        .await;
+    let r = post(
+        &admin,
+        "/uptime/locations",
+        &[
+            ("csrf", &csrf),
+            ("name", "EU West"),
+            ("description", "Frankfurt"),
+        ],
+    )
+    .await;
     assert_eq!(r.status.as_u16(), 422);
     let html = r.text();
     assert!(html.contains(r#"id="form-error">name:"#), "{html}");
@@ -51,13 +56,12 @@ async fn only_admins_manage_locations_on_the_page_and_the_token_is_shown_once() 
     );
     assert!(html.contains(r#"value="Frankfurt""#), "{html}");
 
-    let r = admin
-        .post_raw(
-            "/uptime/locations",
-            FORM,
-            form(&[("csrf", &csrf), ("name", "eu-west")]),
-        )
-        .await;
+    let r = post(
+        &admin,
+        "/uptime/locations",
+        &[("csrf", &csrf), ("name", "eu-west")],
+    )
+    .await;
     assert_eq!(r.status.as_u16(), 201);
     let html = r.text();
     let token = html
@@ -103,9 +107,7 @@ async fn the_monitor_form_names_the_location_field_it_refuses_and_keeps_the_tick
     // More failing locations than locations.
     let mut pairs = base.to_vec();
     pairs.push(("min_failing_locations", "3"));
-    let r = member
-        .post_raw("/uptime/monitors", FORM, form(&pairs))
-        .await;
+    let r = post(&member, "/uptime/monitors", &pairs).await;
     assert_eq!(r.status.as_u16(), 422);
     let html = r.text();
     assert!(html.contains("min_failing_locations"), "{html}");
@@ -117,9 +119,7 @@ async fn the_monitor_form_names_the_location_field_it_refuses_and_keeps_the_tick
     // Not a number.
     let mut pairs = base.to_vec();
     pairs.push(("min_failing_locations", "two"));
-    let r = member
-        .post_raw("/uptime/monitors", FORM, form(&pairs))
-        .await;
+    let r = post(&member, "/uptime/monitors", &pairs).await;
     assert_eq!(r.status.as_u16(), 422);
     let html = r.text();
     assert!(
@@ -131,9 +131,7 @@ async fn the_monitor_form_names_the_location_field_it_refuses_and_keeps_the_tick
     // A location that does not exist (deleted meanwhile, or a forged form).
     let mut pairs = base.to_vec();
     pairs.push(("loc_mars", "on"));
-    let r = member
-        .post_raw("/uptime/monitors", FORM, form(&pairs))
-        .await;
+    let r = post(&member, "/uptime/monitors", &pairs).await;
     assert_eq!(r.status.as_u16(), 422);
     let html = r.text();
     assert!(
@@ -147,9 +145,7 @@ async fn the_monitor_form_names_the_location_field_it_refuses_and_keeps_the_tick
     // Accepted: the monitor names both, with the rule.
     let mut pairs = base.to_vec();
     pairs.push(("min_failing_locations", "2"));
-    let r = member
-        .post_raw("/uptime/monitors", FORM, form(&pairs))
-        .await;
+    let r = post(&member, "/uptime/monitors", &pairs).await;
     assert_eq!(r.status.as_u16(), 303, "{r:?}");
     let list = h.admin.get("/api/v1/monitors").await.expect(200);
     let m = &list["items"][0];
