@@ -77,7 +77,8 @@ def test_a_location_made_in_the_browser_gets_an_agent_and_checks_a_monitor(serve
     submit(page, "#location-form button[type=submit]")
     token = page.inner_text("#token-value").strip()
     command = page.inner_text("#probe-command").strip()
-    assert token.startswith("lkp_") and token in command
+    assert token.startswith("lkp_") and command.startswith(f"LOOKOUT_PROBE_TOKEN={token} ")
+    assert "--token" not in command  # never in argv, where `ps` shows it
     assert "--location eu-west" in command and f"--server {server.url}" in command
     assert page.locator("#new-token button.copy").count() == 2
     shot(page, "locations-token-1280")

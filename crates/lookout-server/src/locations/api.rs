@@ -2,7 +2,8 @@
 //! in the answer to its creation and to a rotation only; it is stored hashed.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::header::CACHE_CONTROL;
+use axum::http::{HeaderName, StatusCode};
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -12,6 +13,9 @@ use crate::auth::Admin;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{iso, ApiJson, ApiPath};
 use crate::state::AppState;
+
+/// Answers that hold a token: no cache (browser or proxy) may keep them.
+const NO_STORE: [(HeaderName, &str); 1] = [(CACHE_CONTROL, "no-store")];
 use lookout_store::locations::{self as lstore, LocationRow};
 
 /// One agent of a location, as it last reported itself.
@@ -126,10 +130,14 @@ pub async fn create(
     State(state): State<AppState>,
     _who: Admin,
     ApiJson(body): ApiJson<LocationInput>,
-) -> ApiResult<(StatusCode, Json<LocationToken>)> {
+) -> ApiResult<(StatusCode, [(HeaderName, &'static str); 1], Json<LocationToken>)> {
     let (token, row) = service::create(&state, &body).await?;
     let location = location_view(&state, row).await?;
-    Ok((StatusCode::CREATED, Json(LocationToken { token, location })))
+    Ok((
+        StatusCode::CREATED,
+        NO_STORE,
+        Json(LocationToken { token, location }),
+    ))
 }
 
 /// One location (admin).
@@ -190,11 +198,11 @@ pub async fn rotate(
     State(state): State<AppState>,
     _who: Admin,
     ApiPath(id): ApiPath<i64>,
-) -> ApiResult<Json<LocationToken>> {
+) -> ApiResult<([(HeaderName, &'static str); 1], Json<LocationToken>)> {
     let token = service::rotate(&state, id).await?;
     let row = lstore::get_location(state.store(), id).await?;
     let location = location_view(&state, row).await?;
-    Ok(Json(LocationToken { token, location }))
+    Ok((NO_STORE, Json(LocationToken { token, location })))
 }
 
 /// Revokes a location's token (admin): its agents are refused with 401 and stop; the location

@@ -164,7 +164,7 @@ async fn with_token(
     notice: String,
     status: StatusCode,
 ) -> UiResult {
-    page(
+    let mut r = page(
         state,
         ctx,
         LocationForm::default(),
@@ -173,7 +173,13 @@ async fn with_token(
         notice,
         status,
     )
-    .await
+    .await?;
+    // The page shows the token once: no cache (browser or proxy) may keep it.
+    r.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(r)
 }
 
 /// The field a service message names (`name: …`, `description: …`).
@@ -199,11 +205,14 @@ fn refusal_of(e: ServiceError, location: Option<i64>) -> UiResult<(Refusal, Stat
 }
 
 impl NewToken {
-    /// Location `name`'s new `token`, with the command that starts an agent with it.
+    /// Location `name`'s new `token`, with the command that starts an agent with it. The token
+    /// goes in the environment, not in argv, where any local user could read it (`ps`).
     fn new(state: &AppState, name: String, token: String) -> NewToken {
         let server = state.settings().public_url.trim_end_matches('/');
         NewToken {
-            command: format!("lookout probe --server {server} --token {token} --location {name}"),
+            command: format!(
+                "LOOKOUT_PROBE_TOKEN={token} lookout probe --server {server} --location {name}"
+            ),
             name,
             token,
         }

@@ -63,6 +63,7 @@ async fn only_admins_manage_locations_on_the_page_and_the_token_is_shown_once() 
     )
     .await;
     assert_eq!(r.status.as_u16(), 201);
+    assert_eq!(r.header("cache-control"), Some("no-store"), "{r:?}");
     let html = r.text();
     let token = html
         .split(r#"id="token-value" class="wrap-any">"#)
@@ -72,7 +73,10 @@ async fn only_admins_manage_locations_on_the_page_and_the_token_is_shown_once() 
         .to_string();
     assert!(token.starts_with("lkp_"), "{token}");
     assert!(
-        html.contains(&format!("--token {token} --location eu-west")),
+        html.contains(&format!(
+            "LOOKOUT_PROBE_TOKEN={token} lookout probe --server "
+        )) && html.contains("--location eu-west")
+            && !html.contains("--token"),
         "the command line to start an agent: {html}"
     );
     let html = admin.get("/uptime/locations").await.text();
