@@ -94,6 +94,11 @@ fn probe(args: cli::ProbeArgs, log_format: LogFormat) -> std::process::ExitCode 
             return std::process::ExitCode::from(2);
         }
     };
+    // The location names the default state directory: checked before it becomes a path part.
+    if let Err(e) = lookout_uptime::spec::validate_location_name(&args.location) {
+        eprintln!("error: --location {e}");
+        return std::process::ExitCode::from(2);
+    }
     let state_dir = args
         .state_dir
         .unwrap_or_else(|| lookout_uptime::probe::state::default_dir(&args.location));
@@ -125,7 +130,7 @@ fn probe(args: cli::ProbeArgs, log_format: LogFormat) -> std::process::ExitCode 
         Err(e) => {
             tracing::error!(error = %e, "Probe agent stopped.");
             eprintln!("error: {e}");
-            std::process::ExitCode::from(3)
+            std::process::ExitCode::from(e.exit_code())
         }
     }
 }
