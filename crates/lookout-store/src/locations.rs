@@ -598,8 +598,9 @@ pub struct LocationSample {
     pub latency_us: Option<i64>,
 }
 
-/// A monitor's results from every location since `since`, oldest first, at most `limit` (raw
-/// results are kept 24 h, so this is a day at most).
+/// A monitor's results from every location since `since`, oldest first, at most `limit`: the
+/// newest ones when there are more (a busy monitor's chart loses its oldest part, never its
+/// latest). Raw results are kept 24 h, so this is a day at most.
 pub async fn samples_since(
     store: &Store,
     monitor_id: i64,
@@ -608,7 +609,7 @@ pub async fn samples_since(
 ) -> Result<Vec<LocationSample>> {
     sqlx::query(
         "SELECT location_id, at, ok, latency_us FROM location_results
-         WHERE monitor_id = $1 AND at >= $2 ORDER BY at LIMIT $3",
+         WHERE monitor_id = $1 AND at >= $2 ORDER BY at DESC LIMIT $3",
     )
     .bind(monitor_id)
     .bind(since)
@@ -624,6 +625,7 @@ pub async fn samples_since(
             latency_us: r.try_get("latency_us")?,
         })
     })
+    .rev()
     .collect()
 }
 
