@@ -753,6 +753,7 @@ impl WebhookQueue {
         }
     }
 
+    #[cfg(test)]
     fn len(&self) -> usize {
         self.events.len()
     }

@@ -8,7 +8,7 @@
 mod netns;
 mod regions;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use lookout_testkit::{eventually, Backend, TestServer};
@@ -44,7 +44,7 @@ impl Agent {
         let state = state.map_or_else(|| dir.path().join("state"), std::path::Path::to_path_buf);
         let mut cmd = match ns {
             Some(ns) => ns.command(crate::bin()),
-            None => Command::new(crate::bin()),
+            None => netns::dying_with_parent(&[], crate::bin()),
         };
         let child = cmd
             .args(["probe", "--server", server, "--token", token])

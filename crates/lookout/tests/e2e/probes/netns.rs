@@ -68,12 +68,64 @@ pub struct Netns {
     pub host_ip: Ipv4Addr,
     /// The namespace's end: the source address its agent's checks come from.
     pub ns_ip: Ipv4Addr,
+    /// The held lock on its subnet number (released however the process ends).
+    _subnet: std::fs::File,
+}
+
+/// Claims a subnet number, `n` or the next free one (1 to 250), under an exclusive lock on
+/// `/run/lock/lookout-netns-<n>`: test processes running at once never share a subnet.
+fn claim_subnet(n: u8) -> (u8, std::fs::File) {
+    let dir = std::path::Path::new("/run/lock");
+    let _ = std::fs::create_dir_all(dir);
+    for k in 0..250u16 {
+        let m = ((u16::from(n).saturating_sub(1) + k) % 250 + 1) as u8;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(format!("lookout-netns-{m}")))
+            .expect("open a subnet lock file");
+        if f.try_lock().is_ok() {
+            return (m, f);
+        }
+    }
+    panic!("all 250 test subnets are in use");
+}
+
+/// Deletes namespaces (and their host links) left by killed test processes: `lkns<pid>x<n>`
+/// whose process is gone.
+fn remove_leftovers() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for name in String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|n| n.strip_prefix("lkns"))
+    {
+        let Some((pid, _)) = name.split_once('x') else {
+            continue;
+        };
+        if !pid.is_empty() && !std::path::Path::new("/proc").join(pid).exists() {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &format!("lkns{name}")])
+                .output();
+            let _ = Command::new("ip")
+                .args(["link", "del", &format!("lkh{name}")])
+                .output();
+        }
+    }
 }
 
 impl Netns {
-    /// Namespace `n` (1 to 250; unique among the tests running at once) for this process.
+    /// A namespace on subnet `n` (1 to 250), or the next one free when another test process
+    /// holds it.
     pub fn create(n: u8) -> Netns {
-        let tag = format!("{}x{n}", std::process::id() % 100_000);
+        remove_leftovers();
+        let (n, subnet) = claim_subnet(n);
+        // The full pid (at most 7 digits: interface names stay within 15 characters), so a
+        // leftover's owner can be told dead.
+        let tag = format!("{}x{n}", std::process::id());
         let name = format!("lkns{tag}");
         let host_if = format!("lkh{tag}");
         let peer_if = format!("lkp{tag}");
@@ -88,6 +140,7 @@ impl Netns {
             host_if,
             host_ip,
             ns_ip,
+            _subnet: subnet,
         };
         ip(&[
             "link",
@@ -126,10 +179,38 @@ impl Netns {
 
     /// A command run inside the namespace.
     pub fn command(&self, program: &std::path::Path) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name]).arg(program);
-        c
+        dying_with_parent(&["ip", "netns", "exec", &self.name], program)
     }
+}
+
+/// A command running `program` (with `prefix` before it) that dies with SIGKILL when the test
+/// process does (a panic's abort, a kill): no agent is left running after its test. The
+/// workspace forbids `unsafe` (a `pre_exec` prctl), so util-linux's `setpriv --pdeathsig` sets
+/// it and execs; `ip netns exec` execs too, which keeps the setting. Without `setpriv`, a plain
+/// command.
+pub fn dying_with_parent(prefix: &[&str], program: &std::path::Path) -> Command {
+    let setpriv = Command::new("setpriv")
+        .arg("--help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let mut c = if setpriv {
+        let mut c = Command::new("setpriv");
+        c.args(["--pdeathsig", "KILL", "--"]).args(prefix);
+        c
+    } else if let Some((first, rest)) = prefix.split_first() {
+        let mut c = Command::new(first);
+        c.args(rest);
+        c
+    } else {
+        return Command::new(program);
+    };
+    c.arg(program);
+    c
+}
+
+impl Netns {
 
     /// `http://<host end>:<port>`: the server as the namespace reaches it.
     pub fn url_of(&self, port: u16) -> String {
