@@ -88,14 +88,18 @@ def test_a_location_made_in_the_browser_gets_an_agent_and_checks_a_monitor(serve
     assert "waiting" in page.inner_text("#location-eu-west .location-status")
 
     # The command line from the page, as an operator would paste it, with this build's binary.
+    # `LOOKOUT_PROBE_TOKEN=… lookout probe …`: the token in the environment, as a shell runs it.
     args = shlex.split(command)
-    assert args[0] == "lookout"
+    var, value = args[0].split("=", 1)
+    assert var == "LOOKOUT_PROBE_TOKEN" and value == token
+    assert args[1] == "lookout"
     state = tempfile.TemporaryDirectory(prefix="probe-state-")
     log = tempfile.NamedTemporaryFile(prefix="probe-", suffix=".log", delete=False)
-    agent = subprocess.Popen([lookout_bin()] + args[1:] + ["--agent-id", "browser-agent"],
+    agent = subprocess.Popen([lookout_bin()] + args[2:] + ["--agent-id", "browser-agent"],
                              stdout=subprocess.DEVNULL, stderr=log,
                              # The default state directory is under $HOME: a temporary one here.
-                             env={"PATH": os.environ.get("PATH", ""), "RUST_LOG": "info", "HOME": state.name})
+                             env={"PATH": os.environ.get("PATH", ""), "RUST_LOG": "info", "HOME": state.name,
+                                  var: value})
     try:
         until(page, server.url + "/uptime/locations", "#location-eu-west .location-status", "online")
         assert page.inner_text("#location-eu-west .live-agents") == "1"

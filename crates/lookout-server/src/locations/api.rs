@@ -130,7 +130,11 @@ pub async fn create(
     State(state): State<AppState>,
     _who: Admin,
     ApiJson(body): ApiJson<LocationInput>,
-) -> ApiResult<(StatusCode, [(HeaderName, &'static str); 1], Json<LocationToken>)> {
+) -> ApiResult<(
+    StatusCode,
+    [(HeaderName, &'static str); 1],
+    Json<LocationToken>,
+)> {
     let (token, row) = service::create(&state, &body).await?;
     let location = location_view(&state, row).await?;
     Ok((

@@ -79,13 +79,14 @@ pub struct StateDir {
 impl StateDir {
     /// Creates (if needed) and claims `dir`. Refused while another live process holds it.
     pub fn open(dir: &Path) -> Result<StateDir, OpenError> {
-        let unusable = |e: std::io::Error| OpenError::Unusable(format!("state dir {}: {e}", dir.display()));
+        let unusable =
+            |e: std::io::Error| OpenError::Unusable(format!("state dir {}: {e}", dir.display()));
         fs::create_dir_all(dir).map_err(unusable)?;
         // The cached assignments hold monitors' specs, credentials included: owner only.
         #[cfg(unix)]
         {
-            use std::os::unix::fs::PermissionsExt;
             use std::os::unix::fs::MetadataExt;
+            use std::os::unix::fs::PermissionsExt;
             // Created or found, it must be a real directory (not a symlink to elsewhere) owned
             // by this agent's user: another user's directory could be read or swapped under us.
             let meta = fs::symlink_metadata(dir).map_err(unusable)?;

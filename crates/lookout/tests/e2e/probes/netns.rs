@@ -211,7 +211,6 @@ pub fn dying_with_parent(prefix: &[&str], program: &std::path::Path) -> Command 
 }
 
 impl Netns {
-
     /// `http://<host end>:<port>`: the server as the namespace reaches it.
     pub fn url_of(&self, port: u16) -> String {
         format!("http://{}:{port}", self.host_ip)
