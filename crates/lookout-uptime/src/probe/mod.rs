@@ -731,8 +731,8 @@ impl WebhookQueue {
     /// The next event to send, with the count of events missed before it.
     fn front(&self) -> Option<serde_json::Value> {
         let mut e = self.events.front()?.clone();
-        if self.missed > 0 {
-            e["missed_events"] = json!(self.missed);
+        if let (true, Some(o)) = (self.missed > 0, e.as_object_mut()) {
+            o.insert("missed_events".into(), json!(self.missed));
         }
         Some(e)
     }
