@@ -43,7 +43,8 @@ def main():
                 "locations": ["bench"]}), range(N)))
         print(f"created {N} monitors in {time.time() - t0:.1f} s")
         agent = subprocess.Popen([LOOKOUT, "probe", "--server", url, "--token", loc["token"], "--location", "bench",
-                                  "--agent-id", "bench-1"], stderr=subprocess.DEVNULL,
+                                  "--agent-id", "bench-1", "--state-dir", os.path.join(data, "probe-state")],
+                                 stderr=subprocess.DEVNULL,
                                  env=dict(os.environ, RUST_LOG="warn"))
         print("warming up for 70 s (one full interval)")
         time.sleep(70)

@@ -73,6 +73,38 @@ pub(crate) async fn delete_by_id(store: &Store, table: &'static str, id: i64) ->
     Ok(())
 }
 
+/// Runs `first` (statements binding `$1` to `id`: the rows that hang on it) then deletes row
+/// `id` of `table`, in one transaction; NotFound (nothing deleted) when there is no such row.
+pub(crate) async fn delete_with(
+    store: &Store,
+    first: &[&str],
+    table: &'static str,
+    id: i64,
+) -> Result<()> {
+    let mut tx = store.begin_write().await?;
+    for sql in first {
+        sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+    }
+    let n = sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    found(n)?;
+    // The request's audit entry commits with the deletion it records.
+    crate::audit::record_pending_in(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// NotFound when an UPDATE or DELETE by id touched no row.
+pub(crate) fn found(rows_affected: u64) -> Result<()> {
+    if rows_affected == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
 /// A `LIKE … ESCAPE '\'` pattern matching `text` anywhere, with `%`, `_` and `\` in it taken
 /// literally (a search for `100%` or `user_id` must not match everything).
 pub(crate) fn like_contains(text: &str) -> String {

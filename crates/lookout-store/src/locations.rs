@@ -127,9 +127,7 @@ pub async fn update_location(
     .await
     .map_err(StoreError::conflict_as("a location with this name"))?
     .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
+    crate::found(n)?;
     get_location(store, id).await
 }
 
@@ -148,9 +146,7 @@ pub async fn rotate_token(store: &Store, id: i64) -> Result<String> {
     .execute(store.pool())
     .await?
     .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
+    crate::found(n)?;
     Ok(token)
 }
 
@@ -166,33 +162,24 @@ pub async fn revoke_token(store: &Store, id: i64) -> Result<LocationRow> {
     .execute(store.pool())
     .await?
     .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
+    crate::found(n)?;
     get_location(store, id).await
 }
 
 /// Deletes a location with its agents, results and per-monitor state (the caller checks that no
 /// monitor still names it).
 pub async fn delete_location(store: &Store, id: i64) -> Result<()> {
-    let mut tx = store.begin_write().await?;
-    for sql in [
-        "DELETE FROM location_agents WHERE location_id = $1",
-        "DELETE FROM location_results WHERE location_id = $1",
-        "DELETE FROM location_checks WHERE location_id = $1",
-    ] {
-        sqlx::query(sql).bind(id).execute(&mut *tx).await?;
-    }
-    let n = sqlx::query("DELETE FROM locations WHERE id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    tx.commit().await?;
-    Ok(())
+    crate::delete_with(
+        store,
+        &[
+            "DELETE FROM location_agents WHERE location_id = $1",
+            "DELETE FROM location_results WHERE location_id = $1",
+            "DELETE FROM location_checks WHERE location_id = $1",
+        ],
+        "locations",
+        id,
+    )
+    .await
 }
 
 /// The location a token belongs to, revoked or not (the caller refuses a revoked one with its
@@ -585,6 +572,61 @@ pub async fn result_count(store: &Store, monitor_id: i64, location_id: i64) -> R
     .fetch_one(store.pool())
     .await?
     .try_get("n")?)
+}
+
+/// When location `location_id`'s newest stored result ran, ms (its lag on the Locations page).
+pub async fn newest_result_at(store: &Store, location_id: i64) -> Result<Option<i64>> {
+    Ok(
+        sqlx::query("SELECT MAX(at) AS at FROM location_results WHERE location_id = $1")
+            .bind(location_id)
+            .fetch_one(store.pool())
+            .await?
+            .try_get("at")?,
+    )
+}
+
+/// One stored result of a location, for the monitor page's per-location chart and uptime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocationSample {
+    /// The location.
+    pub location_id: i64,
+    /// When it ran, ms.
+    pub at: i64,
+    /// Passed.
+    pub ok: bool,
+    /// Latency, µs.
+    pub latency_us: Option<i64>,
+}
+
+/// A monitor's results from every location since `since`, oldest first, at most `limit`: the
+/// newest ones when there are more (a busy monitor's chart loses its oldest part, never its
+/// latest). Raw results are kept 24 h, so this is a day at most.
+pub async fn samples_since(
+    store: &Store,
+    monitor_id: i64,
+    since: i64,
+    limit: i64,
+) -> Result<Vec<LocationSample>> {
+    sqlx::query(
+        "SELECT location_id, at, ok, latency_us FROM location_results
+         WHERE monitor_id = $1 AND at >= $2 ORDER BY at DESC LIMIT $3",
+    )
+    .bind(monitor_id)
+    .bind(since)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(LocationSample {
+            location_id: r.try_get("location_id")?,
+            at: r.try_get("at")?,
+            ok: r.flag("ok")?,
+            latency_us: r.try_get("latency_us")?,
+        })
+    })
+    .rev()
+    .collect()
 }
 
 /// Deletes results older than `before` (the same 24 h raw retention as the replicas' results).

@@ -325,19 +325,18 @@ impl TestServer {
     /// Starts the process and waits for its banner (port 0: the banner says which port it got).
     fn spawn(&mut self) {
         let mut cmd = self.command();
-        cmd.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--otlp-listen",
-            "127.0.0.1:0",
-        ])
-        .env("LOOKOUT_BOOTSTRAP_TOKEN", &self.admin_token)
-        .env("LOOKOUT_ADMIN_EMAIL", "admin@example.com")
-        .env("LOOKOUT_ADMIN_PASSWORD", "correct horse battery")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        cmd.arg("serve");
+        // A test may listen elsewhere (`--listen 0.0.0.0:0`, so network namespaces reach it).
+        if !self.extra_args.iter().any(|a| a == "--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.args(["--otlp-listen", "127.0.0.1:0"])
+            .env("LOOKOUT_BOOTSTRAP_TOKEN", &self.admin_token)
+            .env("LOOKOUT_ADMIN_EMAIL", "admin@example.com")
+            .env("LOOKOUT_ADMIN_PASSWORD", "correct horse battery")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         cmd.args(&self.extra_args);
         for (k, v) in &self.extra_env {
             cmd.env(k, v);

@@ -19,6 +19,12 @@ pub const MAX_BATCH_RESULTS: usize = 5_000;
 pub const MAX_MESSAGE_CHARS: usize = 1_000;
 /// Longest agent id and version, characters.
 pub const MAX_AGENT_FIELD: usize = 100;
+/// Whether `v` is an agent id (or version, or batch id) the server takes: 1 to
+/// [`MAX_AGENT_FIELD`] printable ASCII characters.
+pub fn valid_agent_field(v: &str) -> bool {
+    agent_field("", v, true).is_ok()
+}
+
 /// Longest a long-poll for assignments may wait, seconds.
 pub const MAX_WAIT_SECONDS: u64 = 30;
 

@@ -559,12 +559,19 @@ pub struct ProbeArgs {
     /// The location's name (the agent stops if the token belongs to another).
     #[arg(long, env = "LOOKOUT_PROBE_LOCATION")]
     pub location: String,
-    /// This agent's id within the location's pool (default: host name and process id).
+    /// This agent's id within the location's pool (default: the one kept in --state-dir, or
+    /// host name and process id on the first start).
     #[arg(long, env = "LOOKOUT_PROBE_AGENT_ID")]
     pub agent_id: Option<String>,
     /// Results kept while the server is unreachable; past it the oldest are dropped (counted).
     #[arg(long, default_value_t = 100_000)]
     pub buffer: usize,
+    /// Where the agent keeps the results it has not uploaded yet (a journal, fsync'd each
+    /// second), its last assignment list and its id, so a restart while the server is down
+    /// loses nothing; one agent per directory. Default: $XDG_STATE_HOME/lookout-probe/LOCATION,
+    /// else ~/.local/state/lookout-probe/LOCATION.
+    #[arg(long, env = "LOOKOUT_PROBE_STATE_DIR")]
+    pub state_dir: Option<std::path::PathBuf>,
     /// Checks running at once.
     #[arg(long, default_value_t = 256)]
     pub concurrency: usize,

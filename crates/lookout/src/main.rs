@@ -94,17 +94,20 @@ fn probe(args: cli::ProbeArgs, log_format: LogFormat) -> std::process::ExitCode 
             return std::process::ExitCode::from(2);
         }
     };
-    let agent_id = args.agent_id.unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "agent".into());
-        format!("{host}-{}", std::process::id())
-    });
+    // The location names the default state directory: checked before it becomes a path part.
+    if let Err(e) = lookout_uptime::spec::validate_location_name(&args.location) {
+        eprintln!("error: --location {e}");
+        return std::process::ExitCode::from(2);
+    }
+    let state_dir = args
+        .state_dir
+        .unwrap_or_else(|| lookout_uptime::probe::state::default_dir(&args.location));
     let cfg = lookout_uptime::probe::ProbeConfig {
         server: args.server,
         token: args.token,
         location: args.location,
-        agent_id,
+        agent_id: args.agent_id,
+        state_dir,
         buffer: args.buffer,
         concurrency: args.concurrency,
         fallback_webhook: args.fallback_webhook,
@@ -127,7 +130,7 @@ fn probe(args: cli::ProbeArgs, log_format: LogFormat) -> std::process::ExitCode 
         Err(e) => {
             tracing::error!(error = %e, "Probe agent stopped.");
             eprintln!("error: {e}");
-            std::process::ExitCode::from(3)
+            std::process::ExitCode::from(e.exit_code())
         }
     }
 }

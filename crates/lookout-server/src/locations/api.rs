@@ -2,7 +2,8 @@
 //! in the answer to its creation and to a rotation only; it is stored hashed.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::header::CACHE_CONTROL;
+use axum::http::{HeaderName, StatusCode};
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -12,6 +13,9 @@ use crate::auth::Admin;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{iso, ApiJson, ApiPath};
 use crate::state::AppState;
+
+/// Answers that hold a token: no cache (browser or proxy) may keep them.
+const NO_STORE: [(HeaderName, &str); 1] = [(CACHE_CONTROL, "no-store")];
 use lookout_store::locations::{self as lstore, LocationRow};
 
 /// One agent of a location, as it last reported itself.
@@ -74,15 +78,7 @@ pub async fn location_view(state: &AppState, row: LocationRow) -> ApiResult<Loca
     let now = super::service::clock(state);
     let agents = lstore::agents(state.store(), row.id).await?;
     let newest = agents.iter().map(|a| a.last_seen_at).max();
-    let status = if row.revoked_at.is_some() {
-        "revoked"
-    } else if newest.is_none() {
-        "waiting"
-    } else if service::is_online(&row, newest, now) {
-        "online"
-    } else {
-        "offline"
-    };
+    let status = service::status(&row, newest, now);
     let monitors = service::monitors_naming(state, &row.name).await?.len();
     Ok(LocationView {
         id: row.id,
@@ -134,10 +130,18 @@ pub async fn create(
     State(state): State<AppState>,
     _who: Admin,
     ApiJson(body): ApiJson<LocationInput>,
-) -> ApiResult<(StatusCode, Json<LocationToken>)> {
+) -> ApiResult<(
+    StatusCode,
+    [(HeaderName, &'static str); 1],
+    Json<LocationToken>,
+)> {
     let (token, row) = service::create(&state, &body).await?;
     let location = location_view(&state, row).await?;
-    Ok((StatusCode::CREATED, Json(LocationToken { token, location })))
+    Ok((
+        StatusCode::CREATED,
+        NO_STORE,
+        Json(LocationToken { token, location }),
+    ))
 }
 
 /// One location (admin).
@@ -198,11 +202,11 @@ pub async fn rotate(
     State(state): State<AppState>,
     _who: Admin,
     ApiPath(id): ApiPath<i64>,
-) -> ApiResult<Json<LocationToken>> {
+) -> ApiResult<([(HeaderName, &'static str); 1], Json<LocationToken>)> {
     let token = service::rotate(&state, id).await?;
     let row = lstore::get_location(state.store(), id).await?;
     let location = location_view(&state, row).await?;
-    Ok(Json(LocationToken { token, location }))
+    Ok((NO_STORE, Json(LocationToken { token, location })))
 }
 
 /// Revokes a location's token (admin): its agents are refused with 401 and stop; the location

@@ -259,6 +259,20 @@ pub async fn assignments(
     })
 }
 
+/// A location's status as the API and the Locations page show it: `revoked` (its token was
+/// revoked), `waiting` (no agent ever reported), `online` or `offline`.
+pub fn status(location: &LocationRow, newest_seen: Option<i64>, now: i64) -> &'static str {
+    if location.revoked_at.is_some() {
+        "revoked"
+    } else if newest_seen.is_none() {
+        "waiting"
+    } else if is_online(location, newest_seen, now) {
+        "online"
+    } else {
+        "offline"
+    }
+}
+
 /// Whether a location counts now: it has an agent seen within [`LOCATION_OFFLINE_MS`] and its
 /// token is not revoked.
 pub fn is_online(location: &LocationRow, newest_seen: Option<i64>, now: i64) -> bool {

@@ -107,6 +107,7 @@ pub fn router() -> Router<AppState> {
         .merge(crate::errors::pages())
         .merge(crate::apm::pages())
         .merge(crate::uptime::pages())
+        .merge(crate::locations::pages())
         .merge(crate::alerting::pages())
         .merge(crate::query::pages())
         .merge(crate::prometheus::pages())

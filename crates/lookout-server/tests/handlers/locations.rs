@@ -10,14 +10,15 @@ use serde_json::{json, Value};
 use crate::Harness;
 
 async fn location(h: &Harness, name: &str) -> (i64, String) {
-    let v = h
+    let r = h
         .admin
         .post(
             "/api/v1/locations",
             json!({"name": name, "description": "a test site"}),
         )
-        .await
-        .expect(201);
+        .await;
+    assert_eq!(r.header("cache-control"), Some("no-store"), "{r:?}");
+    let v = r.expect(201);
     let token = v["token"].as_str().unwrap().to_string();
     assert!(token.starts_with("lkp_"), "{v}");
     (v["location"]["id"].as_i64().unwrap(), token)
@@ -299,11 +300,12 @@ async fn the_agent_protocol_stores_each_result_once(backend: Backend) {
         "{r:?}"
     );
     assert!(r.message().contains("revoked"), "{r:?}");
-    let rotated = h
+    let r = h
         .admin
         .post(&format!("/api/v1/locations/{eu}/token"), json!({}))
-        .await
-        .expect(200);
+        .await;
+    assert_eq!(r.header("cache-control"), Some("no-store"), "{r:?}");
+    let rotated = r.expect(200);
     let fresh = h.anon.bearer(rotated["token"].as_str().unwrap());
     fresh
         .get("/api/v1/agent/assignments?agent_id=agent-a")

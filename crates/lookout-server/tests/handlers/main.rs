@@ -12,6 +12,7 @@
 mod alert_forms;
 mod audit_in_tx;
 mod incident_actions;
+mod location_pages;
 mod locations;
 mod moved;
 mod notification_rules;
@@ -143,4 +144,37 @@ impl Harness {
             .unwrap_or_else(|| panic!("{path} is not a list: {v}"))
             .len()
     }
+
+    /// A UI session (cookie) of a new user with `role`, whose email starts with `who`: the
+    /// client and the session's CSRF token, for posting forms.
+    pub async fn ui_session(&self, role: Role, who: &str) -> (Client, String) {
+        let user = tenancy::create_user(
+            &self.store,
+            &format!("{who}-{role}@example.com"),
+            "correct horse battery",
+            role,
+        )
+        .await
+        .expect("user");
+        let (id, s) = tenancy::create_session(&self.store, &user, 3_600_000)
+            .await
+            .expect("session");
+        (
+            self.anon
+                .session(&format!("lookout_session={id}"), &s.csrf_token),
+            s.csrf_token,
+        )
+    }
 }
+
+/// A form body, urlencoded.
+pub fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    s.finish().into_bytes()
+}
+
+/// The content type of [`form`] bodies.
+pub const FORM: &str = "application/x-www-form-urlencoded";

@@ -5,11 +5,9 @@
 //! recurring window keeping its later openings.
 
 use lookout_core::Role;
-use lookout_store::tenancy;
-use lookout_testkit::Client;
 use serde_json::{json, Value};
 
-use crate::Harness;
+use crate::{form, Harness, FORM};
 
 /// An RFC 3339 time `offset_ms` from now.
 fn at(offset_ms: i64) -> String {
@@ -139,44 +137,14 @@ async fn ending_a_recurring_window_keeps_its_later_openings() {
     assert_ne!(status(&h, monitor).await, "maintenance");
 }
 
-/// A UI session of a new user with `role`: the client (cookie) and the CSRF token.
-async fn session(h: &Harness, role: Role) -> (Client, String) {
-    let user = tenancy::create_user(
-        &h.store,
-        &format!("{role}-maint@example.com"),
-        "correct horse battery",
-        role,
-    )
-    .await
-    .expect("user");
-    let (id, s) = tenancy::create_session(&h.store, &user, 3_600_000)
-        .await
-        .expect("session");
-    (
-        h.anon
-            .session(&format!("lookout_session={id}"), &s.csrf_token),
-        s.csrf_token,
-    )
-}
-
-fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
-    let mut s = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        s.append_pair(k, v);
-    }
-    s.finish().into_bytes()
-}
-
-const FORM: &str = "application/x-www-form-urlencoded";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_monitor_page_ends_the_maintenance_it_lists() {
     let h = Harness::sqlite().await;
     let (monitor, window) = monitor_in_maintenance(&h).await;
     let page = format!("/uptime/monitors/{monitor}");
     let action = format!("{page}/action");
-    let (member, csrf) = session(&h, Role::Member).await;
-    let (viewer, viewer_csrf) = session(&h, Role::Viewer).await;
+    let (member, csrf) = h.ui_session(Role::Member, "maint").await;
+    let (viewer, viewer_csrf) = h.ui_session(Role::Viewer, "maint").await;
 
     // The page offers the button on the window in progress.
     let html = member.get(&page).await.text();

@@ -313,31 +313,23 @@ pub async fn reseal_spec(store: &Store, id: i64, expected: &str, spec: &str) -> 
 
 /// Deletes a monitor with its history.
 pub async fn delete_monitor(store: &Store, id: i64) -> Result<()> {
-    let mut tx = store.begin_write().await?;
-    for sql in [
-        "DELETE FROM monitor_results WHERE monitor_id = $1",
-        "DELETE FROM monitor_rollups WHERE monitor_id = $1",
-        "DELETE FROM monitor_changes WHERE monitor_id = $1",
-        "DELETE FROM cron_checkins WHERE monitor_id = $1",
-        "DELETE FROM heartbeat_pings WHERE monitor_id = $1",
-        "DELETE FROM location_results WHERE monitor_id = $1",
-        "DELETE FROM location_checks WHERE monitor_id = $1",
-        "DELETE FROM monitor_state WHERE monitor_id = $1",
-        "UPDATE monitors SET parent_id = NULL WHERE parent_id = $1",
-    ] {
-        sqlx::query(sql).bind(id).execute(&mut *tx).await?;
-    }
-    let n = sqlx::query("DELETE FROM monitors WHERE id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    crate::audit::record_pending_in(&mut tx).await?;
-    tx.commit().await?;
-    Ok(())
+    crate::delete_with(
+        store,
+        &[
+            "DELETE FROM monitor_results WHERE monitor_id = $1",
+            "DELETE FROM monitor_rollups WHERE monitor_id = $1",
+            "DELETE FROM monitor_changes WHERE monitor_id = $1",
+            "DELETE FROM cron_checkins WHERE monitor_id = $1",
+            "DELETE FROM heartbeat_pings WHERE monitor_id = $1",
+            "DELETE FROM location_results WHERE monitor_id = $1",
+            "DELETE FROM location_checks WHERE monitor_id = $1",
+            "DELETE FROM monitor_state WHERE monitor_id = $1",
+            "UPDATE monitors SET parent_id = NULL WHERE parent_id = $1",
+        ],
+        "monitors",
+        id,
+    )
+    .await
 }
 
 /// One monitor with its state.

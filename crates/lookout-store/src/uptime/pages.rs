@@ -135,9 +135,7 @@ pub async fn update_maintenance(
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
+    crate::found(n)?;
     crate::audit::record_pending_in(&mut tx).await?;
     tx.commit().await?;
     get_maintenance(store, id).await
@@ -272,9 +270,7 @@ pub async fn update_page(store: &Store, id: i64, p: &NewStatusPage) -> Result<St
     .await
     .map_err(StoreError::conflict_as("a status page with this slug"))?
     .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
+    crate::found(n)?;
     get_page(store, id).await
 }
 
@@ -348,9 +344,7 @@ pub async fn delete_page(store: &Store, id: i64) -> Result<()> {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
+    crate::found(n)?;
     tx.commit().await?;
     Ok(())
 }
@@ -446,9 +440,7 @@ pub async fn add_update(
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
+    crate::found(n)?;
     sqlx::query("INSERT INTO status_incident_updates (incident_id, at, status, body) VALUES ($1, $2, $3, $4)")
         .bind(incident_id)
         .bind(now)

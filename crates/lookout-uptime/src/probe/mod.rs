@@ -7,9 +7,12 @@
 //! takeover never checks a slot twice for good); the uploader posts buffered results in
 //! batches. When the server cannot be reached the agent keeps checking from its cached list,
 //! buffers results ([`buffer`]) and, after `fallback_after`, calls its fallback webhook once.
+//! The buffer and the last assignment list are kept in the state directory ([`state`]), so an
+//! agent restarted while the server is down checks on and uploads what it owed once it returns.
 //! A revoked or unknown token stops the agent with an error: retrying cannot help.
 
 pub mod buffer;
+pub mod state;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -34,8 +37,12 @@ pub struct ProbeConfig {
     pub token: String,
     /// The location's name (checked against the server's answer).
     pub location: String,
-    /// This agent's id within the pool.
-    pub agent_id: String,
+    /// This agent's id within the pool; by default the one kept in the state directory, or
+    /// `<host>-<pid>` on the first start.
+    pub agent_id: Option<String>,
+    /// Where the results journal, the cached assignments and the agent id are kept
+    /// (see [`state`]).
+    pub state_dir: std::path::PathBuf,
     /// Results kept while the server is unreachable.
     pub buffer: usize,
     /// Checks running at once.
@@ -60,6 +67,22 @@ pub enum ProbeError {
     /// The configuration cannot work.
     #[error("{0}")]
     Config(String),
+    /// Another agent holds the state directory.
+    #[error("{0}")]
+    StateDirInUse(String),
+}
+
+impl ProbeError {
+    /// The process's exit status: 3 only where restarting cannot help and the documented unit
+    /// must not restart (the token refused, another location's token); a state directory in
+    /// use is 4 (restarted: the other agent may stop), a configuration error 2.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ProbeError::Refused(_) | ProbeError::WrongLocation(_) => 3,
+            ProbeError::Config(_) => 2,
+            ProbeError::StateDirInUse(_) => 4,
+        }
+    }
 }
 
 /// The agent's version, sent with every request.
@@ -72,6 +95,10 @@ const REQUEST_SLACK: Duration = Duration::from_secs(10);
 /// State the loops share.
 struct Shared {
     cfg: ProbeConfig,
+    /// The agent id in use (given, or kept in the state directory).
+    agent_id: String,
+    /// `None` when the directory could not be used (memory-only).
+    state: Option<state::StateDir>,
     http: reqwest::Client,
     buffer: Mutex<Buffer>,
     /// Since when the server has been unreachable (ms), `None` while it answers.
@@ -140,18 +167,71 @@ pub async fn run(cfg: ProbeConfig) -> Result<(), ProbeError> {
         .connect_timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| ProbeError::Config(format!("HTTP client: {e}")))?;
+    // The state directory makes restarts lose nothing, but checks matter more: when it cannot
+    // be used (read-only disk, wrong owner, full), the agent says so and runs memory-only.
+    // Only a directory another agent holds stops it (two agents would share one journal).
+    let dir = match state::StateDir::open(&cfg.state_dir) {
+        Ok(d) => Some(d),
+        Err(state::OpenError::InUse(m)) => return Err(ProbeError::StateDirInUse(m)),
+        Err(state::OpenError::Unusable(m)) => {
+            tracing::error!(error = %m, "The state directory cannot be used; results are kept in memory only and a restart loses them.");
+            None
+        }
+    };
+    let journal = dir.as_ref().and_then(|d| match state::Journal::open(d) {
+        Ok(j) => Some(j),
+        Err(e) => {
+            tracing::error!(error = %e, state_dir = %cfg.state_dir.display(), "The results journal cannot be opened; results are kept in memory only and a restart loses them.");
+            None
+        }
+    });
+    let buffer = match journal {
+        Some((journal, owed)) => Buffer::with_journal(cfg.buffer, journal, owed),
+        None => Buffer::new(cfg.buffer),
+    };
+    let agent_id = match &cfg.agent_id {
+        Some(id) => id.clone(),
+        None => match &dir {
+            Some(d) => d.agent_id(default_agent_id),
+            None => default_agent_id(),
+        },
+    };
+    // The server refuses (400) every request with an id it does not take: better to say so
+    // now than to run without ever reporting.
+    if !crate::agent::valid_agent_field(&agent_id) {
+        let from = if cfg.agent_id.is_some() {
+            "--agent-id".to_string()
+        } else {
+            format!("the agent id kept in {}", cfg.state_dir.display())
+        };
+        return Err(ProbeError::Config(format!(
+            "{from} must be 1 to {} printable ASCII characters (no spaces): {agent_id:?}",
+            crate::agent::MAX_AGENT_FIELD
+        )));
+    }
+    let cached = dir.as_ref().and_then(|d| d.assignments(&cfg.location));
     let shared = Arc::new(Shared {
-        buffer: Mutex::new(Buffer::new(cfg.buffer)),
+        buffer: Mutex::new(buffer),
+        agent_id,
+        state: dir,
         unreachable_since: Mutex::new(None),
         http,
         cfg,
     });
-    let (tx, rx) = watch::channel(Vec::<Assignment>::new());
-    tracing::info!(location = %shared.cfg.location, agent = %shared.cfg.agent_id, "Probe agent starting.");
+    // Checks start from the cached list at once: the server may be the thing that is down.
+    if let Some(c) = &cached {
+        tracing::info!(
+            monitors = c.len(),
+            "Checking from the assignments cached before the restart until the server answers."
+        );
+    }
+    let (tx, rx) = watch::channel(cached.unwrap_or_default());
+    tracing::info!(location = %shared.cfg.location, agent = %shared.agent_id, state_dir = %shared.cfg.state_dir.display(), "Probe agent starting.");
     let checker = Arc::new(Checker::new(shared.cfg.policy.clone()));
     let scheduler = tokio::spawn(schedule(shared.clone(), checker, rx));
     let mut uploader = tokio::spawn(upload(shared.clone()));
     let fallback = tokio::spawn(fallback(shared.clone()));
+    let persister = tokio::spawn(persist(shared.clone()));
     // A refusal seen by either the long-poll or an upload stops the agent.
     let outcome = tokio::select! {
         r = assignments(shared.clone(), tx) => r,
@@ -162,6 +242,16 @@ pub async fn run(cfg: ProbeConfig) -> Result<(), ProbeError> {
     scheduler.abort();
     uploader.abort();
     fallback.abort();
+    persister.abort();
+    shared
+        .buffer
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .sync();
+    if let (Err(ProbeError::Refused(_)), Some(d)) = (&outcome, &shared.state) {
+        // The cached specs hold monitors' credentials; a refused token has no claim to them.
+        d.forget_assignments();
+    }
     outcome
 }
 
@@ -175,7 +265,7 @@ async fn assignments(
     loop {
         let (buffered, dropped) = shared.counts();
         let mut q = vec![
-            ("agent_id", shared.cfg.agent_id.clone()),
+            ("agent_id", shared.agent_id.clone()),
             ("agent_version", VERSION.to_string()),
             ("buffered", buffered.to_string()),
             ("dropped", dropped.to_string()),
@@ -231,9 +321,26 @@ async fn assignments(
                 "Assignments received."
             );
             version = Some(list.version);
+            if shared.state.is_some() {
+                // A file write and fsync: off the runtime's two threads.
+                let (s, monitors) = (shared.clone(), list.monitors.clone());
+                tokio::task::spawn_blocking(move || {
+                    if let Some(d) = &s.state {
+                        d.keep_assignments(&s.cfg.location, &monitors);
+                    }
+                });
+            }
             tx.send_replace(list.monitors);
         }
     }
+}
+
+/// `<host>-<pid>`: an agent id for a first start without `--agent-id`.
+fn default_agent_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "agent".into());
+    format!("{host}-{}", std::process::id())
 }
 
 /// A monitor's fixed offset within its interval (the same function as the replicas' runner, so
@@ -387,10 +494,50 @@ async fn schedule(
     }
 }
 
+/// A batch's id, from what it holds: the same results sent again (a retry, or after a
+/// restart, from the journal) carry the same id.
+///
+/// A digest of the agent id and every result's identity, cut to 32 hex characters: a fixed
+/// length, so a long agent id never pushes it past the server's 100-character limit.
+fn batch_id(agent: &str, sent: &[AgentResult]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(agent.as_bytes());
+    h.update([0]);
+    for r in sent {
+        h.update(r.monitor_id.to_le_bytes());
+        h.update(r.scheduled_at.to_le_bytes());
+    }
+    let mut id = hex::encode(h.finalize());
+    id.truncate(32);
+    id
+}
+
+/// Whether a 400's answer names a field of the agent's own (not of a result): then every
+/// batch would be refused alike, and dropping results would lose them all.
+fn blames_the_agent(answer: &str) -> bool {
+    ["agent_id", "agent_version", "batch_id"]
+        .iter()
+        .any(|f| answer.contains(f))
+}
+
+/// Writes the results journal out once a second (an fsync), so a crash or a restart loses at
+/// most the last second of checks.
+async fn persist(shared: Arc<Shared>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // An fsync (or a compaction's rewrite) can take long on a slow disk: on a blocking
+        // thread, not one of the runtime's two.
+        let s = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            s.buffer.lock().unwrap_or_else(|p| p.into_inner()).sync();
+        })
+        .await;
+    }
+}
+
 /// Posts buffered results in batches, oldest first, every second (at once while more wait).
 async fn upload(shared: Arc<Shared>) -> Result<(), ProbeError> {
-    let mut seq = 0u64;
-    let start = now_ms();
     // Results per batch: halved on a 413 (a server with a smaller body budget), so one batch
     // too large never blocks every later upload; grows back after each stored batch.
     let mut size = BATCH;
@@ -404,11 +551,10 @@ async fn upload(shared: Arc<Shared>) -> Result<(), ProbeError> {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
-        seq += 1;
         let (buffered, dropped) = shared.counts();
         let batch = ResultBatch {
-            batch_id: format!("{}-{start}-{seq}", shared.cfg.agent_id),
-            agent_id: shared.cfg.agent_id.clone(),
+            batch_id: batch_id(&shared.agent_id, &sent),
+            agent_id: shared.agent_id.clone(),
             agent_version: VERSION.into(),
             buffered: buffered.saturating_sub(sent.len() as u64),
             dropped,
@@ -448,8 +594,16 @@ async fn upload(shared: Arc<Shared>) -> Result<(), ProbeError> {
                 if r.status() == StatusCode::BAD_REQUEST
                     || r.status() == StatusCode::PAYLOAD_TOO_LARGE =>
             {
-                // The server will never take this batch: keeping it would block every later one.
                 let body = r.text().await.unwrap_or_default();
+                if blames_the_agent(&body) {
+                    // The agent's own fields (its id, version or the batch id): no result is at
+                    // fault and every batch would be refused alike, so the results are kept.
+                    tracing::error!(results = sent.len(), answer = %body,
+                        "The server refuses this agent's batches (its id or version); results kept, retrying in 30 s. Fix --agent-id.");
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    continue;
+                }
+                // The server will never take this batch: keeping it would block every later one.
                 tracing::error!(results = sent.len(), answer = %body, "The server refused a batch as malformed; dropped.");
                 shared
                     .buffer
@@ -482,9 +636,9 @@ async fn fallback(shared: Arc<Shared>) {
         &format!("lookout-probe/{VERSION}"),
     );
     let mut announced: Option<i64> = None;
-    // Events decided but not yet delivered, oldest first, with when to try again: an outage
-    // announcement is only "sent" once the webhook took it (2xx).
-    let mut queue: std::collections::VecDeque<serde_json::Value> = Default::default();
+    // Events decided but not yet delivered, oldest first: an outage announcement is only "sent"
+    // once the webhook took it (2xx).
+    let mut queue = WebhookQueue::default();
     let mut failures = 0u32;
     let mut next_try = 0i64;
     loop {
@@ -497,15 +651,15 @@ async fn fallback(shared: Arc<Shared>) {
             (Some(s), None) if now_ms() - s >= shared.cfg.fallback_after.as_millis() as i64 => {
                 announced = Some(s);
                 queue.push_back(json!({"event": "lookout.unreachable", "location": shared.cfg.location,
-                       "agent_id": shared.cfg.agent_id, "server": shared.cfg.server, "since_ms": s,
+                       "agent_id": shared.agent_id, "server": shared.cfg.server, "since_ms": s,
                        "message": format!("Lookout at {} is unreachable from location {} (agent {})",
-                                          shared.cfg.server, shared.cfg.location, shared.cfg.agent_id)}));
+                                          shared.cfg.server, shared.cfg.location, shared.agent_id)}));
             }
             (None, Some(s)) => {
                 announced = None;
                 queue.push_back(
                     json!({"event": "lookout.reachable", "location": shared.cfg.location,
-                       "agent_id": shared.cfg.agent_id, "server": shared.cfg.server, "since_ms": s,
+                       "agent_id": shared.agent_id, "server": shared.cfg.server, "since_ms": s,
                        "message": format!("Lookout at {} is reachable again from location {}",
                                           shared.cfg.server, shared.cfg.location)}),
                 );
@@ -517,15 +671,19 @@ async fn fallback(shared: Arc<Shared>) {
             continue;
         }
         let name = event.get("event").cloned().unwrap_or_default();
-        let delivered = match client.post(&url) {
-            Ok(req) => match req.json(event).send().await {
-                Ok(r) if r.status().is_success() => {
-                    tracing::info!(status = r.status().as_u16(), event = %name, "Fallback webhook called.");
-                    true
-                }
+        let done = match client.post(&url) {
+            Ok(req) => match req.json(&event).send().await {
                 Ok(r) => {
-                    tracing::warn!(status = r.status().as_u16(), event = %name, "Fallback webhook refused the call; trying again.");
-                    false
+                    let status = r.status().as_u16();
+                    let done = queue.answered(status);
+                    if (200..300).contains(&status) {
+                        tracing::info!(status, event = %name, "Fallback webhook called.");
+                    } else if done {
+                        tracing::error!(status, event = %name, "Fallback webhook refused the call for good (check its URL); event dropped.");
+                    } else {
+                        tracing::warn!(status, event = %name, "Fallback webhook refused the call; trying again.");
+                    }
+                    done
                 }
                 Err(e) => {
                     tracing::warn!(error = %lookout_outbound::describe(&e), event = %name, "Fallback webhook failed; trying again.");
@@ -535,17 +693,69 @@ async fn fallback(shared: Arc<Shared>) {
             Err(e) => {
                 // The policy will not change while the agent runs: trying again cannot help.
                 tracing::warn!(error = %e, "Fallback webhook refused by the outbound policy.");
-                true
+                queue.answered(403)
             }
         };
-        if delivered {
-            queue.pop_front();
+        if done {
             failures = 0;
             next_try = 0;
         } else {
             failures += 1;
             next_try = now_ms() + fallback_backoff_ms(failures);
         }
+    }
+}
+
+/// Fallback webhook events waiting for delivery, oldest first. Bounded: a webhook that never
+/// takes them (2 events per outage) must not grow the agent's memory; the oldest are dropped and
+/// their number sent as `missed_events` with the next event, until one is delivered.
+#[derive(Debug, Default)]
+struct WebhookQueue {
+    events: std::collections::VecDeque<serde_json::Value>,
+    /// Events dropped (for room, or refused for good) since the last delivery.
+    missed: u64,
+}
+
+/// Most fallback webhook events kept waiting.
+const WEBHOOK_QUEUE: usize = 8;
+
+impl WebhookQueue {
+    fn push_back(&mut self, event: serde_json::Value) {
+        if self.events.len() >= WEBHOOK_QUEUE {
+            self.events.pop_front();
+            self.missed += 1;
+        }
+        self.events.push_back(event);
+    }
+
+    /// The next event to send, with the count of events missed before it.
+    fn front(&self) -> Option<serde_json::Value> {
+        let mut e = self.events.front()?.clone();
+        if let (true, Some(o)) = (self.missed > 0, e.as_object_mut()) {
+            o.insert("missed_events".into(), json!(self.missed));
+        }
+        Some(e)
+    }
+
+    /// Records the webhook's answer to the front event; whether it is done with (delivered, or
+    /// refused for good: a 4xx other than 408 and 429, which no retry changes).
+    fn answered(&mut self, status: u16) -> bool {
+        if (200..300).contains(&status) {
+            self.events.pop_front();
+            self.missed = 0;
+            true
+        } else if (400..500).contains(&status) && status != 408 && status != 429 {
+            self.events.pop_front();
+            self.missed += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.events.len()
     }
 }
 
@@ -563,6 +773,49 @@ fn next_size_after_413(sent: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_webhook_queue_stays_bounded_and_counts_what_it_missed() {
+        let mut q = WebhookQueue::default();
+        // Outage after outage against a webhook that always answers 500.
+        for i in 0..(3 * WEBHOOK_QUEUE) {
+            q.push_back(json!({"event": "lookout.unreachable", "n": i}));
+            assert!(!q.answered(500));
+            assert!(q.len() <= WEBHOOK_QUEUE);
+        }
+        assert_eq!(q.len(), WEBHOOK_QUEUE);
+        let next = q.front().unwrap();
+        assert_eq!(next["n"], 2 * WEBHOOK_QUEUE);
+        assert_eq!(next["missed_events"], 2 * WEBHOOK_QUEUE);
+        // Delivered: the count starts again.
+        assert!(q.answered(204));
+        assert!(q.front().unwrap().get("missed_events").is_none());
+        // Refused for good (404) is dropped; 429 is tried again.
+        assert!(!q.answered(429));
+        assert!(q.answered(404));
+        assert_eq!(q.len(), WEBHOOK_QUEUE - 2);
+        assert_eq!(q.front().unwrap()["missed_events"], 1);
+    }
+
+    #[test]
+    fn a_batch_id_is_short_whatever_the_agent_id_and_names_its_results() {
+        let long = "a".repeat(100);
+        let results: Vec<_> = (0..3).map(buffer::sample).collect();
+        let id = batch_id(&long, &results);
+        assert_eq!(id.len(), 32);
+        assert!(crate::agent::valid_agent_field(&id));
+        assert_eq!(id, batch_id(&long, &results), "a retry carries the same id");
+        assert_ne!(id, batch_id(&long, &results[..2]));
+        assert_ne!(id, batch_id("b", &results));
+        assert!(!crate::agent::valid_agent_field(&"a".repeat(101)));
+        assert!(!crate::agent::valid_agent_field("my agent"));
+        assert!(blames_the_agent(
+            r#"{"message":"agent_id must be 1 to 100 printable ASCII characters"}"#
+        ));
+        assert!(!blames_the_agent(
+            r#"{"message":"results[0].monitor_id must be positive"}"#
+        ));
+    }
 
     #[test]
     fn retries_back_off_and_a_too_large_batch_is_halved() {

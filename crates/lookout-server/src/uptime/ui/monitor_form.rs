@@ -7,6 +7,8 @@ use askama::Template;
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -19,6 +21,7 @@ use crate::ui::extract::{Member, Page, Signed};
 use crate::ui::layout::{render, PageCtx};
 use crate::uptime::service;
 use lookout_store::uptime as ustore;
+use lookout_uptime::spec::LOCAL;
 use lookout_uptime::MonitorSpec;
 
 /// The monitor types the form offers, with their labels.
@@ -69,6 +72,21 @@ pub struct MonitorForm {
     /// The owning team's id, or empty.
     #[serde(default)]
     pub team: String,
+    /// How many locations must fail before down (empty: a majority).
+    #[serde(default)]
+    pub min_failing_locations: String,
+    /// The location boxes ticked, as `loc_<name>` keys (a form sends one key per ticked box;
+    /// any other unknown key lands here too and is ignored).
+    #[serde(flatten)]
+    pub picked: BTreeMap<String, String>,
+    /// The locations offered (`local` first); empty when none exists besides `local`.
+    #[serde(skip)]
+    pub choices: Vec<String>,
+}
+
+/// The form key of location `name`'s box.
+fn pick_key(name: &str) -> String {
+    format!("loc_{name}")
 }
 
 /// A form refused: the message (naming the field) and the field's input name.
@@ -98,6 +116,8 @@ impl FormError {
         let field = match head.as_str() {
             "url" | "host" | "port" | "schedule" | "resolver" => "target",
             "type" => "type",
+            "locations" => "locations",
+            "confirm" => "min_failing_locations",
             f @ ("name" | "interval_seconds" | "timeout_seconds" | "failure_threshold"
             | "success_threshold" | "grace_seconds" | "conditions") => f,
             "team_id" => "team",
@@ -130,9 +150,26 @@ impl MonitorForm {
             _ if spec.get("url").is_some() => text("url"),
             _ => text("host"),
         };
+        let mut picked: BTreeMap<String, String> = spec
+            .get("locations")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l.as_str().or_else(|| l.get("name")?.as_str()))
+            .map(|n| (pick_key(n), "on".to_string()))
+            .collect();
+        if picked.is_empty() {
+            picked.insert(pick_key(LOCAL), "on".into());
+        }
         MonitorForm {
             csrf: String::new(),
             name: text("name"),
+            min_failing_locations: spec
+                .pointer("/confirm/min_failing_locations")
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+            picked,
+            choices: Vec::new(),
             target,
             interval_seconds: text("interval_seconds"),
             timeout_seconds: text("timeout_seconds"),
@@ -227,6 +264,25 @@ impl MonitorForm {
         } else {
             v.insert("conditions".into(), json!(conds));
         }
+        // Only `local` (or nothing ticked) is the default: no `locations` at all.
+        let names = self.locations();
+        if names.iter().all(|n| n == LOCAL) {
+            v.remove("locations");
+        } else {
+            v.insert("locations".into(), json!(names));
+        }
+        let k = self.min_failing_locations.trim();
+        if k.is_empty() {
+            v.remove("confirm");
+        } else {
+            let k: u32 = k.parse().map_err(|_| {
+                FormError::new(
+                    "min_failing_locations",
+                    format!("min_failing_locations: {k:?} is not a whole number"),
+                )
+            })?;
+            v.insert("confirm".into(), json!({"min_failing_locations": k}));
+        }
         Ok(Value::Object(v))
     }
 
@@ -236,6 +292,35 @@ impl MonitorForm {
         body["team_id"] = crate::alerting::ui::forms::opt_id(&self.team);
         body
     }
+
+    /// The locations ticked, `local` first.
+    pub fn locations(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .picked
+            .keys()
+            .filter_map(|k| k.strip_prefix("loc_"))
+            .map(str::to_string)
+            .collect();
+        names.sort_by_key(|n| (n != LOCAL, n.clone()));
+        names
+    }
+
+    /// Whether location `name`'s box is ticked.
+    pub fn picks(&self, name: &str) -> bool {
+        self.picked.contains_key(&pick_key(name))
+    }
+}
+
+/// The locations a monitor form offers: `local` and every location, or none when there is no
+/// location besides `local` (the form then shows no choice).
+pub async fn location_choices(state: &AppState) -> UiResult<Vec<String>> {
+    let known = lookout_store::locations::list_locations(state.store()).await?;
+    if known.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(std::iter::once(LOCAL.to_string())
+        .chain(known.into_iter().map(|l| l.name))
+        .collect())
 }
 
 /// The edit and clone page.
@@ -256,17 +341,22 @@ struct FormPage {
     team_field: TeamField,
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn form_page(
     state: &AppState,
     ctx: PageCtx,
     title: String,
-    action: String,
-    back: String,
+    id: i64,
     editing: bool,
-    form: MonitorForm,
+    mut form: MonitorForm,
     error: FormError,
 ) -> UiResult {
+    form.choices = location_choices(state).await?;
+    // Edit and Clone post to their own address and go back to the monitor.
+    let action = format!(
+        "/uptime/monitors/{id}/{}",
+        if editing { "edit" } else { "clone" }
+    );
+    let back = format!("/uptime/monitors/{id}");
     let status = if error.message.is_empty() {
         StatusCode::OK
     } else {
@@ -318,8 +408,7 @@ pub async fn edit(
         &state,
         ctx,
         format!("Edit {}", form.name),
-        format!("/uptime/monitors/{id}/edit"),
-        format!("/uptime/monitors/{id}"),
+        id,
         true,
         form,
         error,
@@ -354,8 +443,7 @@ pub async fn save_edit(
         &state,
         page.layout(&state).await?,
         format!("Edit {}", f.name),
-        format!("/uptime/monitors/{id}/edit"),
-        format!("/uptime/monitors/{id}"),
+        id,
         true,
         f,
         outcome,
@@ -377,8 +465,7 @@ pub async fn clone(
         &state,
         ctx,
         "Clone monitor".into(),
-        format!("/uptime/monitors/{id}/clone"),
-        format!("/uptime/monitors/{id}"),
+        id,
         false,
         form,
         FormError::default(),
@@ -424,8 +511,7 @@ pub async fn save_clone(
                             &state,
                             page.layout(&state).await?,
                             "Clone monitor".into(),
-                            format!("/uptime/monitors/{id}/clone"),
-                            format!("/uptime/monitors/{id}"),
+                            id,
                             false,
                             f,
                             FormError::from_message(e.to_string()),
@@ -451,8 +537,7 @@ pub async fn save_clone(
         &state,
         page.layout(&state).await?,
         "Clone monitor".into(),
-        format!("/uptime/monitors/{id}/clone"),
-        format!("/uptime/monitors/{id}"),
+        id,
         false,
         f,
         outcome,

@@ -8,6 +8,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use serde_json::Value;
 
+use super::monitor_locations::{self, LocationsPanel};
 use crate::charts;
 use crate::state::AppState;
 use crate::ui::error::UiResult;
@@ -186,6 +187,8 @@ struct MonitorPage {
     maintenance_now: bool,
     paused: bool,
     can_edit: bool,
+    /// Each location's state, latency and uptime, for a monitor checked from locations.
+    locations: Option<LocationsPanel>,
 }
 
 fn pct(p: Option<f64>) -> String {
@@ -220,10 +223,10 @@ pub async fn monitor(
     let v = monitor_view(store, state.settings(), &windows, row, st).await?;
     // Minutes over the last hour while the monitor is younger than six hours (a day's chart
     // would be one point), hourly averages and p95 over a day after that.
-    let (width, from) = if now - created_at < 6 * HOUR {
-        ("m", now - HOUR)
+    let (width, bucket_ms, from) = if now - created_at < 6 * HOUR {
+        ("m", 60_000, now - HOUR)
     } else {
-        ("h", now - 24 * HOUR)
+        ("h", HOUR, now - 24 * HOUR)
     };
     let buckets = results::buckets(store, id, width, from).await?;
     let series = |name: &str, f: &dyn Fn(&results::Bucket) -> Option<i64>| charts::Series {
@@ -242,6 +245,8 @@ pub async fn monitor(
         from,
         now,
     );
+    let locations =
+        monitor_locations::panel(store, &v, &buckets, v.uptime.day, bucket_ms, from, now).await?;
     let recent = results::list_results(
         store,
         id,
@@ -336,6 +341,7 @@ pub async fn monitor(
         windows,
         maintenance_now,
         paused,
+        locations,
     }))
 }
 

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::monitor_form::{FormError, MonitorForm, KINDS};
+use super::monitor_form::{location_choices, FormError, MonitorForm, KINDS};
 use super::monitor_page::{beats, Beat};
 use crate::extract::iso;
 use crate::service::ServiceError;
@@ -87,10 +87,11 @@ async fn list_page(
     state: &AppState,
     ctx: PageCtx,
     after: Option<String>,
-    form: MonitorForm,
+    mut form: MonitorForm,
     error: FormError,
     owners: TeamLists,
 ) -> UiResult {
+    form.choices = location_choices(state).await?;
     let loaded: Result<_, StoreError> = async {
         let org = tenancy::default_org(state.store()).await?;
         let page = ustore::list_monitors(
@@ -199,6 +200,7 @@ pub async fn list(
     let after = q.cursor.filter(|c| c.parse::<i64>().is_ok());
     let form = MonitorForm {
         kind: "http".into(),
+        picked: [("loc_local".to_string(), "on".to_string())].into(),
         ..MonitorForm::default()
     };
     let owners = TeamLists::load(&state, page.session.user.id, &TeamQuery { team: q.team }).await?;

@@ -1,9 +1,14 @@
 //! Multi-location monitoring end to end: `lookout probe` agents as separate processes of the real
 //! binary, connecting out to a real server with their location's token, checking a real target
 //! and reporting; a pool of two agents sharing a location's monitors; a revoked token stopping
-//! its agent with a clear error.
+//! its agent with a clear error. The cases that need locations to see the network differently
+//! (a target failing for some, a partition, a pool peer taking over, a restart while the server
+//! is down) run their agents in network namespaces ([`netns`], [`regions`]).
 
-use std::process::{Child, Command, Stdio};
+mod netns;
+mod regions;
+
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use lookout_testkit::{eventually, Backend, TestServer};
@@ -21,14 +26,41 @@ struct Agent {
 
 impl Agent {
     fn start(s: &TestServer, token: &str, location: &str, id: &str) -> Agent {
+        Agent::start_in(&s.at(""), token, location, id, None, None)
+    }
+
+    /// An agent of `location` reaching the server at `server`, inside `ns` when given, keeping
+    /// its state in `state` (default: a directory of its own, gone with it).
+    fn start_in(
+        server: &str,
+        token: &str,
+        location: &str,
+        id: &str,
+        ns: Option<&netns::Netns>,
+        state: Option<&std::path::Path>,
+    ) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("agent.log");
-        let child = Command::new(crate::bin())
-            .args(["probe", "--server", &s.at(""), "--token", token])
+        let state = state.map_or_else(|| dir.path().join("state"), std::path::Path::to_path_buf);
+        let mut cmd = match ns {
+            Some(ns) => ns.command(crate::bin()),
+            None => netns::dying_with_parent(&[], crate::bin()),
+        };
+        let child = cmd
+            .args(["probe", "--server", server, "--token", token])
             .args(["--location", location, "--agent-id", id])
+            // Each agent its own state directory: agents of one location share a host here.
+            .arg("--state-dir")
+            .arg(state)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .unwrap(),
+            )
             .spawn()
             .expect("start lookout probe");
         Agent {
@@ -157,68 +189,9 @@ async fn a_revoked_token_stops_its_agent_with_a_clear_error() {
     assert_eq!(at(&m, "us-east")["state"], "offline", "{m}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_agents_share_a_location_and_one_takes_over_when_the_other_dies() {
-    let s = TestServer::start(crate::bin(), Backend::Sqlite).await;
-    let t = HttpTarget::start().await;
-    let (loc, token) = location(&s, "ap-south").await;
-    let mut ids = Vec::new();
-    for i in 0..6 {
-        let m = create(
-            &s,
-            json!({"name": format!("api {i}"), "type": "http", "url": t.url(&format!("/m{i}")),
-                   "interval_seconds": 2, "locations": ["ap-south"]}),
-        )
-        .await;
-        ids.push(m["id"].as_i64().unwrap());
-    }
-    let mut a = Agent::start(&s, &token, "ap-south", "agent-a");
-    let _b = Agent::start(&s, &token, "ap-south", "agent-b");
-    for id in &ids {
-        wait_location(&s, *id, "ap-south", "up", 40).await;
-    }
-    // Each monitor is checked by one agent of the pool: every path is hit about once per
-    // interval, not twice.
-    let l = eventually("both agents to be live")
-        .secs(30)
-        .until(
-            || async {
-                s.client()
-                    .get(&format!("/api/v1/locations/{loc}"))
-                    .await
-                    .expect(200)
-            },
-            |l| {
-                l["agents"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().filter(|x| x["live"] == true).count() == 2)
-            },
-        )
-        .await;
-    assert_eq!(l["monitors"], 6);
-    a.kill();
-    let killed = lookout_core::time::now_ms();
-    // Within the liveness timeout (45 s) plus an interval, agent-b checks every monitor.
-    for id in &ids {
-        eventually(format!("monitor {id} checked after agent-a died"))
-            .secs(90)
-            .every(Duration::from_millis(500))
-            .until(
-                || monitor(&s, *id),
-                |m| {
-                    at(m, "ap-south")["last_check_at"]
-                        .as_str()
-                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                        .is_some_and(|t| t.timestamp_millis() > killed + 46_000)
-                },
-            )
-            .await;
-    }
-}
-
 /// Posts results for `location` as an agent would, every 500 ms, passing while `ok` holds: a
-/// stand-in for a region whose view of the target differs from the others' (on one host every
-/// real agent sees the same target).
+/// stand-in for an agent where a test is about the server's judgement, not the network (real
+/// agents in network namespaces are in [`regions`]).
 fn simulated_region(
     s: &TestServer,
     token: &str,
@@ -242,68 +215,6 @@ fn simulated_region(
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     })
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_monitor_is_down_only_when_a_quorum_of_locations_fails() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let s = TestServer::start(crate::bin(), Backend::Sqlite).await;
-    let t = HttpTarget::start().await;
-    let (_, eu) = location(&s, "eu-west").await;
-    let (_, us) = location(&s, "us-east").await;
-    // Three locations, the default rule: a majority (2) must fail.
-    let m = create(
-        &s,
-        json!({"name": "api", "type": "http", "url": t.url("/"), "interval_seconds": 1,
-               "failure_threshold": 2, "locations": ["local", "eu-west", "us-east"]}),
-    )
-    .await;
-    let id = m["id"].as_i64().unwrap();
-    let _agent = Agent::start(&s, &eu, "eu-west", "agent-eu");
-    let us_ok = std::sync::Arc::new(AtomicBool::new(true));
-    let _region = simulated_region(&s, &us, id, us_ok.clone());
-    crate::uptime::wait_status(&s, id, "up", 30).await;
-    wait_location(&s, id, "eu-west", "up", 30).await;
-
-    // 1 of 3 failing: a regional degradation, recorded, not paged.
-    us_ok.store(false, Ordering::SeqCst);
-    wait_location(&s, id, "us-east", "down", 30).await;
-    let degraded = eventually("monitor.degraded")
-        .secs(30)
-        .until(
-            || crate::uptime::events(&s, "monitor.degraded", id),
-            |e| !e.is_empty(),
-        )
-        .await;
-    assert_eq!(
-        degraded[0]["payload"]["failing_locations"],
-        json!(["us-east"])
-    );
-    let m = monitor(&s, id).await;
-    assert_eq!(
-        m["status"], "up",
-        "one region failing must not take it down: {m}"
-    );
-    assert!(crate::uptime::events(&s, "monitor.down", id)
-        .await
-        .is_empty());
-
-    // 2 of 3 failing (the replicas and eu-west see 503, us-east recovered): down, paged once.
-    us_ok.store(true, Ordering::SeqCst);
-    t.set(|b| b.status = 503);
-    let m = crate::uptime::wait_status(&s, id, "down", 30).await;
-    assert_eq!(at(&m, "us-east")["state"], "up", "{m}");
-    let down = crate::uptime::events(&s, "monitor.down", id).await;
-    assert_eq!(down.len(), 1, "{down:?}");
-    let reason = down[0]["payload"]["reason"].as_str().unwrap();
-    assert!(
-        reason.contains("failing from local, eu-west") && reason.contains("2 of 3"),
-        "the page names the failing locations: {reason}"
-    );
-    t.set(|b| b.status = 200);
-    crate::uptime::wait_status(&s, id, "up", 30).await;
-    assert_eq!(crate::uptime::events(&s, "monitor.up", id).await.len(), 1);
-    assert_eq!(crate::uptime::events(&s, "monitor.down", id).await.len(), 1);
 }
 
 /// A monitor checked from agents only (no `local`): the replicas never probe it, and the

@@ -44,6 +44,11 @@ pub async fn wait_status(s: &TestServer, id: i64, status: &str, secs: u64) -> Va
 
 /// Domain events of `kind` about monitor `id`.
 pub async fn events(s: &TestServer, kind: &str, id: i64) -> Vec<Value> {
+    events_about(s, kind, "monitor_id", &Value::from(id)).await
+}
+
+/// Domain events of `kind` whose payload's `key` is `value` (the newest 1,000 events).
+pub async fn events_about(s: &TestServer, kind: &str, key: &str, value: &Value) -> Vec<Value> {
     let v = s
         .client()
         .get("/api/v1/events?limit=1000")
@@ -53,7 +58,7 @@ pub async fn events(s: &TestServer, kind: &str, id: i64) -> Vec<Value> {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["kind"] == kind && e["payload"]["monitor_id"] == id)
+        .filter(|e| e["kind"] == kind && e["payload"][key] == *value)
         .cloned()
         .collect()
 }

@@ -39,6 +39,19 @@ impl Default for Behaviour {
     }
 }
 
+/// Reads a request's head (through the blank line); `None` when the client went away.
+pub async fn read_head<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 2048];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    Some(buf)
+}
+
 /// A local HTTP (or HTTPS) server whose answers a test changes while monitors probe it.
 pub struct HttpTarget {
     /// Where it listens.
@@ -56,14 +69,9 @@ async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     hits: Hits,
 ) {
     loop {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 2048];
-        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-            match s.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
+        let Some(buf) = read_head(&mut s).await else {
+            return;
+        };
         let path = String::from_utf8_lossy(&buf)
             .split_whitespace()
             .nth(1)
