@@ -1,0 +1,238 @@
+//! Mentions in issue comments: `@ada@example.com`, `@ada` (a user's name or the part of the
+//! email before `@`) and `#payments` (a team). A comment's mentions are resolved when it is
+//! written and kept with it, the page links them (to what the person or team is assigned), and
+//! each mentioned user (a team: its members) gets an email through the installation's account
+//! mail with the comment and a link to it. A name that finds nobody, or more than one user,
+//! stays plain text and notifies no one.
+//!
+//! Finding the mentions in the text is `lookout_protocol::mentions` (fuzzed); this is the lookup,
+//! the notification and the page's rendering.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::service::ServiceResult;
+use crate::state::AppState;
+use lookout_protocol::mentions::{self, Mentioned, Piece};
+use lookout_store::errors::triage::Actor;
+use lookout_store::{teams, tenancy, Cursor};
+
+/// Most people one comment emails (a mentioned team's members count one each).
+pub const MAX_RECIPIENTS: usize = 50;
+
+/// A mention that named somebody.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// What it named.
+    pub what: Mentioned,
+    /// `user` or `team`.
+    pub kind: &'static str,
+    /// The user's or team's id.
+    pub id: i64,
+    /// How the page shows it (a user's email, `#slug`).
+    pub label: String,
+    /// Who it notifies: `(user id, email)`.
+    pub recipients: Vec<(i64, String)>,
+}
+
+impl Resolved {
+    /// As kept in the comment's activity entry.
+    pub fn stored(&self, text: &str) -> Value {
+        json!({"text": text, "type": self.kind, "id": self.id, "label": self.label})
+    }
+}
+
+/// Looks up whom a comment's mentions name; unknown and ambiguous ones are left out.
+pub async fn resolve(state: &AppState, text: &str) -> ServiceResult<Vec<(String, Resolved)>> {
+    let found = mentions::pieces(text);
+    if found.iter().all(|p| matches!(p, Piece::Text(_))) {
+        return Ok(Vec::new());
+    }
+    let org = tenancy::default_org(state.store()).await?;
+    let users = tenancy::list_users(
+        state.store(),
+        &Cursor {
+            after: None,
+            limit: Some(1000),
+        },
+    )
+    .await?
+    .items;
+    let mut out: Vec<(String, Resolved)> = Vec::new();
+    let mut done: BTreeMap<Mentioned, Option<Resolved>> = BTreeMap::new();
+    for p in found {
+        let Piece::Mention(what, written) = p else {
+            continue;
+        };
+        if !done.contains_key(&what) {
+            let r = match &what {
+                Mentioned::Email(e) => users
+                    .iter()
+                    .find(|u| !u.invited && u.email.eq_ignore_ascii_case(e))
+                    .map(|u| user(what.clone(), u)),
+                Mentioned::Name(n) => {
+                    let hits: Vec<_> = users
+                        .iter()
+                        .filter(|u| !u.invited && names(u).iter().any(|x| x == n))
+                        .collect();
+                    match hits.as_slice() {
+                        [u] => Some(user(what.clone(), u)),
+                        _ => None,
+                    }
+                }
+                Mentioned::Team(slug) => match teams::by_slug(state.store(), org.id, slug).await? {
+                    Some(t) => Some(Resolved {
+                        what: what.clone(),
+                        kind: "team",
+                        id: t.id,
+                        label: format!("#{}", t.slug),
+                        recipients: teams::members(state.store(), t.id)
+                            .await?
+                            .into_iter()
+                            .map(|m| (m.id, m.email))
+                            .collect(),
+                    }),
+                    None => None,
+                },
+            };
+            done.insert(what.clone(), r);
+        }
+        if let Some(Some(r)) = done.get(&what) {
+            out.push((written.to_string(), r.clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// The names `@name` may use for a user: the display name as written and without spaces, and
+/// the email's local part, lowercased.
+fn names(u: &tenancy::User) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Some(n) = &u.name {
+        let n = n.to_lowercase();
+        v.push(n.split_whitespace().collect::<String>());
+        v.push(n);
+    }
+    if let Some((local, _)) = u.email.split_once('@') {
+        v.push(local.to_lowercase());
+    }
+    v
+}
+
+fn user(what: Mentioned, u: &tenancy::User) -> Resolved {
+    Resolved {
+        what,
+        kind: "user",
+        id: u.id,
+        label: u.email.clone(),
+        recipients: vec![(u.id, u.email.clone())],
+    }
+}
+
+/// Emails everyone a comment mentions (not its author), in the background: the comment is
+/// already stored, and a slow or missing mail server must not hold up the answer.
+pub fn notify(
+    state: &AppState,
+    issue_id: i64,
+    issue_title: &str,
+    activity_id: i64,
+    actor: &Actor,
+    text: &str,
+    resolved: &[(String, Resolved)],
+) {
+    let mut to: BTreeMap<i64, String> = BTreeMap::new();
+    for (_, r) in resolved {
+        for (id, email) in &r.recipients {
+            if Some(*id) != actor.user_id && to.len() < MAX_RECIPIENTS {
+                to.insert(*id, email.clone());
+            }
+        }
+    }
+    if to.is_empty() {
+        return;
+    }
+    let link = format!(
+        "{}/errors/issues/{issue_id}#activity-{activity_id}",
+        state.settings().public_url
+    );
+    let subject = format!("{} mentioned you on {issue_title}", actor.label);
+    let body = format!(
+        "{} wrote on \"{issue_title}\":\n\n{text}\n\nReply: {link}\n",
+        actor.label
+    );
+    let html = format!(
+        "<p>{} wrote on <strong>{}</strong>:</p><blockquote>{}</blockquote><p><a href=\"{}\">Open the issue</a></p>",
+        escape(&actor.label),
+        escape(issue_title),
+        escape(text).replace('\n', "<br>"),
+        escape(&link)
+    );
+    let state = state.clone();
+    tokio::spawn(async move {
+        for (user_id, email) in to {
+            match crate::tenancy::links::send_account_mail(
+                &state,
+                &email,
+                &subject,
+                body.clone(),
+                html.clone(),
+            )
+            .await
+            {
+                Ok(true) => {
+                    tracing::info!(issue = issue_id, user = user_id, "Mention emailed.")
+                }
+                Ok(false) => {
+                    tracing::info!(
+                        issue = issue_id,
+                        "Mention not emailed: no mail server is set up."
+                    );
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(issue = issue_id, user = user_id, error = %e, "Mention email failed.")
+                }
+            }
+        }
+    });
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A comment cut into text and links for the page: `(text, link)` pieces, a mention linked to
+/// the issues assigned to whom it names, as stored with the comment (`data.mentions`).
+pub fn linked(text: &str, stored: Option<&Value>) -> Vec<(String, Option<String>)> {
+    let known: BTreeMap<&str, (&str, &str)> = stored
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| {
+            Some((
+                m.get("text")?.as_str()?,
+                (m.get("type")?.as_str()?, m.get("label")?.as_str()?),
+            ))
+        })
+        .collect();
+    mentions::pieces(text)
+        .into_iter()
+        .map(|p| match p {
+            Piece::Mention(_, t) => match known.get(t) {
+                Some((_, label)) => (
+                    t.to_string(),
+                    Some(format!(
+                        "/errors?query={}",
+                        crate::ui::urlencode(&format!("assigned:{label}"))
+                    )),
+                ),
+                None => (t.to_string(), None),
+            },
+            Piece::Text(t) => (t.to_string(), None),
+        })
+        .collect()
+}
