@@ -14,7 +14,7 @@ use crate::service::ServiceError;
 use crate::state::AppState;
 use crate::ui::check_csrf;
 use crate::ui::error::{UiError, UiResult};
-use crate::ui::extract::{Admin, Member, Page, Viewer};
+use crate::ui::extract::{Admin, Member, Page, Signed, Viewer};
 use crate::ui::fmt::When;
 use crate::ui::layout::{render, PageCtx};
 use lookout_core::Role;
@@ -54,6 +54,8 @@ pub struct ActivityLine {
     pub when: When,
     /// The comment, or whom it was assigned to.
     pub text: String,
+    /// A comment as text and links: its mentions link to what they name.
+    pub pieces: Vec<(String, Option<String>)>,
 }
 
 /// The triage part of the issue page.
@@ -70,8 +72,9 @@ pub struct TriageView {
     pub typed: Typed,
 }
 
-/// Loads the triage view of an issue.
-pub async fn load(state: &AppState, issue: &Issue, typed: Typed) -> Result<TriageView, UiError> {
+/// `(value, label)` of everyone an issue can be assigned to: teams first, then users (the
+/// issue page's picker and the issue list's bulk action).
+pub async fn assignee_options(state: &AppState) -> Result<Vec<(String, String)>, UiError> {
     let org = tenancy::default_org(state.store()).await?;
     let mut options: Vec<(String, String)> = teams::all(state.store(), org.id)
         .await?
@@ -98,6 +101,12 @@ pub async fn load(state: &AppState, issue: &Issue, typed: Typed) -> Result<Triag
         };
         (format!("user:{}", u.id), label)
     }));
+    Ok(options)
+}
+
+/// Loads the triage view of an issue.
+pub async fn load(state: &AppState, issue: &Issue, typed: Typed) -> Result<TriageView, UiError> {
+    let options = assignee_options(state).await?;
     let activity = store::activity(state.store(), issue.id)
         .await?
         .into_iter()
@@ -110,6 +119,11 @@ pub async fn load(state: &AppState, issue: &Issue, typed: Typed) -> Result<Triag
                     .to_string()
             };
             ActivityLine {
+                pieces: if a.kind == "note" {
+                    super::mentions::linked(&s("text"), a.data.get("mentions"))
+                } else {
+                    Vec::new()
+                },
                 text: if a.kind == "note" {
                     s("text")
                 } else {
@@ -160,6 +174,47 @@ pub async fn assign(
         Ok(_) => Ok(Redirect::to(&format!("/errors/issues/{id}#triage")).into_response()),
         Err(ServiceError::Invalid(m)) => {
             tracing::info!(issue = id, error = %m, "Assignment refused.");
+            Err(UiError::Refused(StatusCode::UNPROCESSABLE_ENTITY, m))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /errors/assign`: assigns the issues ticked on the list (`id` repeated, at most
+/// [`store::MAX_BULK_ISSUES`]) to `assigned_to`, all or none, then shows the list again.
+pub async fn bulk_assign(
+    State(state): State<AppState>,
+    form: Signed<Member>,
+    body: axum::body::Bytes,
+) -> UiResult {
+    let (mut csrf, mut to, mut back, mut ids) =
+        (String::new(), String::new(), String::new(), Vec::new());
+    for (k, v) in url::form_urlencoded::parse(&body) {
+        match k.as_ref() {
+            "csrf" => csrf = v.into_owned(),
+            "assigned_to" => to = v.into_owned(),
+            "back" => back = v.into_owned(),
+            // One past the cap, so the service refuses the request instead of cutting it short.
+            "id" if ids.len() <= store::MAX_BULK_ISSUES => ids.extend(v.parse::<i64>().ok()),
+            _ => {}
+        }
+    }
+    check_csrf(&form.session, &csrf)?;
+    let who = crate::auth::Principal {
+        caller: crate::auth::Caller::Session(form.session.clone()),
+    };
+    match triage::assign_many(&state, &who, &ids, &to).await {
+        // Back to the list as it was filtered (only ever a path on this site).
+        Ok(_) => {
+            let back = if back.starts_with("/errors") && !back.starts_with("/errors/") {
+                back
+            } else {
+                "/errors".into()
+            };
+            Ok(Redirect::to(&back).into_response())
+        }
+        Err(ServiceError::Invalid(m)) => {
+            tracing::info!(error = %m, "Bulk assignment refused.");
             Err(UiError::Refused(StatusCode::UNPROCESSABLE_ENTITY, m))
         }
         Err(e) => Err(e.into()),

@@ -188,6 +188,71 @@ async fn teams_triage_roles_and_validation(backend: Backend) {
         r.text()
     );
 
+    // Bulk assignment from the issue list: a viewer is refused before the body is read (even
+    // one that is not JSON); the count is bounded; unknown issues change nothing.
+    let r = h
+        .viewer
+        .send(
+            axum::http::Method::PUT,
+            "/api/v1/issues/assignee",
+            "not json",
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = h
+        .viewer
+        .send(
+            axum::http::Method::PUT,
+            "/api/0/projects/default/default/issues/?id=1",
+            "not json",
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = h
+        .member
+        .put(
+            "/api/0/projects/default/default/issues/?id=x",
+            json!({"assignedTo": ""}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = h
+        .member
+        .put(
+            "/api/v1/issues/assignee",
+            json!({"ids": [], "assignedTo": "#ops"}),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.message().starts_with("ids"), "{}", r.message());
+    let many: Vec<i64> = (1..=101).collect();
+    let r = h
+        .member
+        .put(
+            "/api/v1/issues/assignee",
+            json!({"ids": many, "assignedTo": "#ops"}),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.message().contains("at most 100"), "{}", r.message());
+    let r = h
+        .member
+        .put(
+            "/api/v1/issues/assignee",
+            json!({"ids": [998, 999], "assignedTo": "#ops"}),
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = h
+        .member
+        .put(
+            "/api/v1/issues/assignee",
+            json!({"ids": [1], "assignedTo": "#ghosts"}),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.message().contains("#ghosts"), "{}", r.message());
+
     // Searches are bounded and name unknown teams.
     let long = "a".repeat(600);
     let r = h
