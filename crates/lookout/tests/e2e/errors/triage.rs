@@ -14,48 +14,13 @@ lookout_testkit::both!(
     my_shifts_and_the_calendar_feed,
 );
 
-fn csrf_field(html: &str) -> String {
-    html.split("name=\"csrf\" value=\"")
-        .nth(1)
-        .expect("a form with a csrf field")
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 /// Signs `email` in through the login form: a client carrying the session cookie and CSRF token
 /// (for the API) and the raw cookie (for forms).
-async fn sign_in(s: &TestServer, email: &str) -> (Client, reqwest::Client, String, String) {
-    let c = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let (pre, csrf) = crate::foundation::sessions::login_form(&c, &s.at("/login")).await;
-    let r = c
-        .post(s.at("/login"))
-        .header("cookie", &pre)
-        .form(&[
-            ("email", email),
-            ("password", "correct horse battery"),
-            ("csrf", csrf.as_str()),
-            ("next", "/"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303, "sign-in of {email}");
-    let cookie = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap())
-        .find(|v| v.starts_with("lookout_session="))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+pub(super) async fn sign_in(
+    s: &TestServer,
+    email: &str,
+) -> (Client, reqwest::Client, String, String) {
+    let (c, cookie) = crate::foundation::sessions::sign_in(s, email, "correct horse battery").await;
     let html = c
         .get(s.at("/account"))
         .header("cookie", &cookie)
@@ -65,12 +30,12 @@ async fn sign_in(s: &TestServer, email: &str) -> (Client, reqwest::Client, Strin
         .text()
         .await
         .unwrap();
-    let csrf = csrf_field(&html);
+    let csrf = crate::foundation::sessions::csrf_field(&html);
     let api = s.anon().session(&cookie, &csrf);
     (api, c, cookie, csrf)
 }
 
-async fn send_event(s: &TestServer, ty: &str, region: &str) {
+pub(super) async fn send_event(s: &TestServer, ty: &str, region: &str) {
     let id = new_id();
     let mut ev = exception_event(&id, ty, "boom", "work", "1.0");
     ev["tags"] = json!({ "region": region });
