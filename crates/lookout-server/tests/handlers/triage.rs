@@ -195,7 +195,7 @@ async fn teams_triage_roles_and_validation(backend: Backend) {
         .send(
             axum::http::Method::PUT,
             "/api/v1/issues/assignee",
-            "not json",
+            lookout_testkit::Body::Bytes(b"not json".to_vec()),
         )
         .await;
     assert_eq!(r.status, 403, "{}", r.text());
@@ -204,7 +204,7 @@ async fn teams_triage_roles_and_validation(backend: Backend) {
         .send(
             axum::http::Method::PUT,
             "/api/0/projects/default/default/issues/?id=1",
-            "not json",
+            lookout_testkit::Body::Bytes(b"not json".to_vec()),
         )
         .await;
     assert_eq!(r.status, 403, "{}", r.text());
