@@ -70,14 +70,18 @@ map_mb=$(python3 -c "import os; print(f'{os.path.getsize(\"$app/static/app.min.j
 
 start
 echo "== JavaScript events of 30 minified frames, no source maps: $js_events events"
-plain=$(replay "$js_events" --envelope "$app/event.envelope" | tee /dev/stderr | sed -n 's/^processed end to end.*: \([0-9]*\) events\/s/\1/p')
+out=$(replay "$js_events" --envelope "$app/event.envelope")
+echo "$out"
+plain=$(echo "$out" | sed -n 's/^processed end to end.*: \([0-9]*\) events\/s/\1/p')
 kill "$pid"
 
 start
 tests/sdk/clients/sourcemaps/node_modules/@sentry/cli/bin/sentry-cli --url "$url" --auth-token "$token" \
   sourcemaps upload --org default --project default --release bench@1 --url-prefix '~/static' "$app/static" > /dev/null
 echo "== the same events symbolicated through a $map_mb MB map uploaded beforehand: $js_events events"
-mapped=$(replay "$js_events" --envelope "$app/event.envelope" | tee /dev/stderr | sed -n 's/^processed end to end.*: \([0-9]*\) events\/s/\1/p')
+out=$(replay "$js_events" --envelope "$app/event.envelope")
+echo "$out"
+mapped=$(echo "$out" | sed -n 's/^processed end to end.*: \([0-9]*\) events\/s/\1/p')
 resolved=$(python3 -c "import sqlite3; print(sqlite3.connect('file:$dir/lookout.db?mode=ro', uri=True).execute(\"select count(*) from error_events where body like '%resolved_with%'\").fetchone()[0])" 2>/dev/null || echo "?")
 echo "events stored symbolicated: $resolved"
 python3 -c "
