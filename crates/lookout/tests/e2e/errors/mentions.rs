@@ -7,7 +7,7 @@
 use lookout_testkit::{Backend, TestServer};
 use serde_json::{json, Value};
 
-use super::triage::{send_event, sign_in};
+use super::triage::{page_text, send_event, sign_in};
 use super::*;
 use crate::alerting::Smtp;
 use crate::foundation::identity::{readable, set_up_mail};
@@ -87,15 +87,7 @@ async fn mentions_are_linked_and_emailed_and_issues_assigned_in_bulk(backend: Ba
         "one email to Bob, none to the author: {text}"
     );
     // The page links what the mentions name (to what is assigned to them); @nobody is text.
-    let page = browser
-        .get(s.at(&format!("/errors/issues/{first}")))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_text(&browser, &cookie, s.at(&format!("/errors/issues/{first}"))).await;
     assert!(
         page.contains(
             "<a class=\"mention\" href=\"/errors?query=assigned%3A%23payments\">#payments</a>"
