@@ -16,7 +16,7 @@ use crate::service::ServiceResult;
 use crate::state::AppState;
 use lookout_protocol::mentions::{self, Mentioned, Piece};
 use lookout_store::errors::triage::Actor;
-use lookout_store::{teams, tenancy, Cursor};
+use lookout_store::{teams, tenancy};
 
 /// Most people one comment emails (a mentioned team's members count one each).
 pub const MAX_RECIPIENTS: usize = 50;
@@ -50,15 +50,7 @@ pub async fn resolve(state: &AppState, text: &str) -> ServiceResult<Vec<(String,
         return Ok(Vec::new());
     }
     let org = tenancy::default_org(state.store()).await?;
-    let users = tenancy::list_users(
-        state.store(),
-        &Cursor {
-            after: None,
-            limit: Some(1000),
-        },
-    )
-    .await?
-    .items;
+    let users = super::triage_ui::people(state).await?;
     let mut out: Vec<(String, Resolved)> = Vec::new();
     let mut done: BTreeMap<Mentioned, Option<Resolved>> = BTreeMap::new();
     for p in found {

@@ -72,6 +72,19 @@ pub struct TriageView {
     pub typed: Typed,
 }
 
+/// The users an issue can be assigned to or a comment can mention (the first 1,000).
+pub async fn people(state: &AppState) -> Result<Vec<tenancy::User>, lookout_store::StoreError> {
+    Ok(tenancy::list_users(
+        state.store(),
+        &Cursor {
+            after: None,
+            limit: Some(1000),
+        },
+    )
+    .await?
+    .items)
+}
+
 /// `(value, label)` of everyone an issue can be assigned to: teams first, then users (the
 /// issue page's picker and the issue list's bulk action).
 pub async fn assignee_options(state: &AppState) -> Result<Vec<(String, String)>, UiError> {
@@ -86,15 +99,7 @@ pub async fn assignee_options(state: &AppState) -> Result<Vec<(String, String)>,
             )
         })
         .collect();
-    let users = tenancy::list_users(
-        state.store(),
-        &Cursor {
-            after: None,
-            limit: Some(1000),
-        },
-    )
-    .await?;
-    options.extend(users.items.into_iter().map(|u| {
+    options.extend(people(state).await?.into_iter().map(|u| {
         let label = match u.name {
             Some(n) => format!("{n} <{}>", u.email),
             None => u.email,
