@@ -76,7 +76,7 @@ plain=$(echo "$out" | sed -n 's/^processed end to end.*: \([0-9]*\) events\/s/\1
 kill "$pid"
 
 start
-tests/sdk/clients/sourcemaps/node_modules/@sentry/cli/bin/sentry-cli --url "$url" --auth-token "$token" \
+SENTRY_LOG_LEVEL=error tests/sdk/clients/sourcemaps/node_modules/@sentry/cli/bin/sentry-cli --url "$url" --auth-token "$token" \
   sourcemaps upload --org default --project default --release bench@1 --url-prefix '~/static' "$app/static" > /dev/null
 echo "== the same events symbolicated through a $map_mb MB map uploaded beforehand: $js_events events"
 out=$(replay "$js_events" --envelope "$app/event.envelope")
