@@ -8,7 +8,12 @@
 //! Finding the mentions in the text is `lookout_protocol::mentions` (fuzzed); this is the lookup,
 //! the notification and the page's rendering.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
 
 use serde_json::{json, Value};
 
@@ -79,7 +84,7 @@ pub async fn resolve(state: &AppState, text: &str) -> ServiceResult<Vec<(String,
                         kind: "team",
                         id: t.id,
                         label: format!("#{}", t.slug),
-                        recipients: teams::members(state.store(), t.id)
+                        recipients: teams::active_members(state.store(), t.id)
                             .await?
                             .into_iter()
                             .map(|m| (m.id, m.email))
@@ -122,8 +127,79 @@ fn user(what: Mentioned, u: &tenancy::User) -> Resolved {
     }
 }
 
+/// Mention emails one author may cause per [`WINDOW`] (per replica); past it the comment is
+/// kept but nobody is emailed, so a member posting comment after comment cannot mail-bomb.
+pub const AUTHOR_BUDGET: usize = 30;
+/// The window of [`AUTHOR_BUDGET`] and of the one-mail-per-recipient-and-issue rule.
+pub const WINDOW: Duration = Duration::from_secs(600);
+/// Most comments whose mails wait to be sent; past it a comment's mails are dropped (logged).
+pub const MAX_BACKLOG: usize = 100;
+/// Mails sent at once by this replica (each opens an SMTP connection).
+const CONCURRENT_SENDS: usize = 2;
+/// Bound on the in-memory maps (authors, recipient+issue pairs); expired entries go first.
+const MAX_TRACKED: usize = 10_000;
+
+/// What the in-memory throttle remembers (per replica, bounded).
+#[derive(Default)]
+struct Throttle {
+    /// Per author: when each of their mention mails in the window was allowed.
+    sent_by: HashMap<i64, VecDeque<Instant>>,
+    /// Per (recipient, issue): when they were last mailed about it.
+    last_mailed: HashMap<(i64, i64), Instant>,
+}
+
+static THROTTLE: LazyLock<Mutex<Throttle>> = LazyLock::new(Default::default);
+static SENDS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(CONCURRENT_SENDS));
+static BACKLOG: AtomicUsize = AtomicUsize::new(0);
+
+impl Throttle {
+    /// Which of `to` may be mailed now by `author` about `issue`; records them as mailed.
+    /// The second value counts those left out because the author's budget ran out.
+    fn admit(
+        &mut self,
+        author: i64,
+        issue: i64,
+        to: Vec<(i64, String)>,
+        now: Instant,
+    ) -> (Vec<(i64, String)>, usize) {
+        let fresh = |t: &Instant| now.duration_since(*t) < WINDOW;
+        if self.last_mailed.len() >= MAX_TRACKED {
+            self.last_mailed.retain(|_, t| fresh(t));
+            if self.last_mailed.len() >= MAX_TRACKED {
+                self.last_mailed.clear();
+            }
+        }
+        if self.sent_by.len() >= MAX_TRACKED {
+            self.sent_by.retain(|_, q| q.back().is_some_and(fresh));
+            if self.sent_by.len() >= MAX_TRACKED {
+                self.sent_by.clear();
+            }
+        }
+        let q = self.sent_by.entry(author).or_default();
+        while q.front().is_some_and(|t| !fresh(t)) {
+            q.pop_front();
+        }
+        let mut ok = Vec::new();
+        let mut over = 0;
+        for (id, email) in to {
+            if self.last_mailed.get(&(id, issue)).is_some_and(fresh) {
+                continue;
+            }
+            if q.len() >= AUTHOR_BUDGET {
+                over += 1;
+                continue;
+            }
+            q.push_back(now);
+            self.last_mailed.insert((id, issue), now);
+            ok.push((id, email));
+        }
+        (ok, over)
+    }
+}
+
 /// Emails everyone a comment mentions (not its author), in the background: the comment is
-/// already stored, and a slow or missing mail server must not hold up the answer.
+/// already stored, and a slow or missing mail server must not hold up the answer. Returns a
+/// notice for the author when some were not emailed (over their budget, or the queue full).
 pub fn notify(
     state: &AppState,
     issue_id: i64,
@@ -132,7 +208,7 @@ pub fn notify(
     actor: &Actor,
     text: &str,
     resolved: &[(String, Resolved)],
-) {
+) -> Option<String> {
     let mut to: BTreeMap<i64, String> = BTreeMap::new();
     for (_, r) in resolved {
         for (id, email) in &r.recipients {
@@ -142,7 +218,34 @@ pub fn notify(
         }
     }
     if to.is_empty() {
-        return;
+        return None;
+    }
+    let author = actor.user_id.unwrap_or(-1);
+    let (to, over) = THROTTLE.lock().unwrap_or_else(|e| e.into_inner()).admit(
+        author,
+        issue_id,
+        to.into_iter().collect(),
+        Instant::now(),
+    );
+    let notice = (over > 0).then(|| {
+        tracing::warn!(issue = issue_id, author, skipped = over, "Mention emails over the author's budget: not sent.");
+        format!(
+            "Comment saved, but {over} mentioned people were not emailed: at most {AUTHOR_BUDGET} mention emails per author every {} minutes.",
+            WINDOW.as_secs() / 60
+        )
+    });
+    if to.is_empty() {
+        return notice;
+    }
+    if BACKLOG.fetch_add(1, Ordering::SeqCst) >= MAX_BACKLOG {
+        BACKLOG.fetch_sub(1, Ordering::SeqCst);
+        tracing::warn!(
+            issue = issue_id,
+            author,
+            recipients = to.len(),
+            "Mention emails dropped: the mail queue is full."
+        );
+        return Some("Comment saved, but nobody was emailed: too many mention emails are waiting to be sent; try again later.".into());
     }
     let link = format!(
         "{}/errors/issues/{issue_id}#activity-{activity_id}",
@@ -162,6 +265,8 @@ pub fn notify(
     );
     let state = state.clone();
     tokio::spawn(async move {
+        // Holding a permit for the whole comment: at most CONCURRENT_SENDS mails go out at once.
+        let _permit = SENDS.acquire().await;
         for (user_id, email) in to {
             match crate::tenancy::links::send_account_mail(
                 &state,
@@ -173,21 +278,23 @@ pub fn notify(
             .await
             {
                 Ok(true) => {
-                    tracing::info!(issue = issue_id, user = user_id, "Mention emailed.")
+                    tracing::info!(issue = issue_id, author, user = user_id, "Mention emailed.")
                 }
                 Ok(false) => {
                     tracing::info!(
                         issue = issue_id,
                         "Mention not emailed: no mail server is set up."
                     );
-                    return;
+                    break;
                 }
                 Err(e) => {
-                    tracing::warn!(issue = issue_id, user = user_id, error = %e, "Mention email failed.")
+                    tracing::warn!(issue = issue_id, author, user = user_id, error = %e, "Mention email failed.")
                 }
             }
         }
+        BACKLOG.fetch_sub(1, Ordering::SeqCst);
     });
+    notice
 }
 
 fn escape(s: &str) -> String {

@@ -227,8 +227,13 @@ async fn post_comment(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<CommentPost>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let a = triage::comment(&state, &who, id, &body.text).await?;
-    Ok((StatusCode::CREATED, Json(sentry_note(&a))))
+    let (a, notice) = triage::comment(&state, &who, id, &body.text).await?;
+    let mut note = sentry_note(&a);
+    if let Some(n) = notice {
+        // Not Sentry's shape, but a client that looks sees why nobody was emailed.
+        note["notice"] = Value::String(n);
+    }
+    Ok((StatusCode::CREATED, Json(note)))
 }
 
 async fn org_post_comment(

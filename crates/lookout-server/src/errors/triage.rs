@@ -205,13 +205,14 @@ pub async fn assign_many(
 }
 
 /// Adds a comment (1 to 10 000 bytes); the users and teams it mentions are kept with it and
-/// emailed (see [`super::mentions`]).
+/// emailed (see [`super::mentions`]). The second value tells the author when some mentioned
+/// people were not emailed (their mention-email budget ran out, or the mail queue is full).
 pub async fn comment(
     state: &AppState,
     who: &Principal,
     issue_id: i64,
     text: &str,
-) -> ServiceResult<triage::Activity> {
+) -> ServiceResult<(triage::Activity, Option<String>)> {
     let text = text.trim();
     if text.is_empty() {
         return Err(ServiceError::Invalid("text: write something".into()));
@@ -236,8 +237,9 @@ pub async fn comment(
         mentions = resolved.len(),
         "Comment added."
     );
-    super::mentions::notify(state, issue_id, &issue.title, a.id, &actor, text, &resolved);
-    Ok(a)
+    let notice =
+        super::mentions::notify(state, issue_id, &issue.title, a.id, &actor, text, &resolved);
+    Ok((a, notice))
 }
 
 /// What an issue search says besides its free text.
@@ -379,6 +381,9 @@ pub struct ActivityView {
     pub data: Value,
     /// When, RFC 3339.
     pub created_at: String,
+    /// After a comment: why some people it mentions were not emailed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 impl From<triage::Activity> for ActivityView {
@@ -390,6 +395,7 @@ impl From<triage::Activity> for ActivityView {
             user_id: a.user_id,
             data: a.data,
             created_at: iso(a.created_at),
+            notice: None,
         }
     }
 }
@@ -439,8 +445,10 @@ pub async fn post_comment(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<NewComment>,
 ) -> ApiResult<(StatusCode, Json<ActivityView>)> {
-    let a = comment(&state, &who, id, &body.text).await?;
-    Ok((StatusCode::CREATED, Json(a.into())))
+    let (a, notice) = comment(&state, &who, id, &body.text).await?;
+    let mut view = ActivityView::from(a);
+    view.notice = notice;
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// A project's ownership rules.

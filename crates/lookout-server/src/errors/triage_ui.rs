@@ -29,6 +29,8 @@ pub struct Typed {
     pub comment: String,
     /// Why it was refused.
     pub error: Option<String>,
+    /// Said after a comment was saved (e.g. mentions over the email budget were not mailed).
+    pub notice: Option<String>,
 }
 
 impl Typed {
@@ -250,14 +252,22 @@ pub async fn comment(
     check_csrf(&page.session, &f.csrf)?;
     let who = principal(&page);
     match triage::comment(&state, &who, id, &f.text).await {
-        Ok(a) => {
+        Ok((a, None)) => {
             Ok(Redirect::to(&format!("/errors/issues/{id}#activity-{}", a.id)).into_response())
+        }
+        Ok((_, Some(notice))) => {
+            let typed = Typed {
+                notice: Some(notice),
+                ..Typed::default()
+            };
+            super::ui::issue_page(&state, page.ctx, &page.session, id, None, typed).await
         }
         Err(ServiceError::Invalid(m)) => {
             tracing::info!(issue = id, error = %m, "Comment refused.");
             let typed = Typed {
                 comment: f.text,
                 error: Some(m),
+                notice: None,
             };
             super::ui::issue_page(&state, page.ctx, &page.session, id, None, typed).await
         }
