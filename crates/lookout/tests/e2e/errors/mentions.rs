@@ -26,10 +26,23 @@ async fn mentions_are_linked_and_emailed_and_issues_assigned_in_bulk(backend: Ba
         .await
         .expect(201);
     let tid = team["id"].as_i64().unwrap();
-    admin
-        .put(&format!("/api/v1/teams/{tid}/members/{bob}"), json!({}))
+    // Carol is invited to the team's installation but never joined: a #team mention skips her.
+    let carol = admin
+        .post(
+            "/api/v1/users",
+            json!({"email": "carol@example.com", "role": "member"}),
+        )
         .await
-        .expect(204);
+        .expect(201)["id"]
+        .as_i64()
+        .unwrap();
+    admin.user("dan@example.com", "member").await;
+    for member in [bob, carol] {
+        admin
+            .put(&format!("/api/v1/teams/{tid}/members/{member}"), json!({}))
+            .await
+            .expect(204);
+    }
     let (ada_api, browser, cookie, csrf) = sign_in(&s, "ada@example.com").await;
     send_event(&s, "TimeoutError", "eu").await;
     send_event(&s, "KeyError", "eu").await;
@@ -86,6 +99,33 @@ async fn mentions_are_linked_and_emailed_and_issues_assigned_in_bulk(backend: Ba
         1,
         "one email to Bob, none to the author: {text}"
     );
+    // Mentioning Bob again on the same issue, twice, mails nobody (one mail per person and issue
+    // every 10 minutes); Dan, new on this issue, is mailed, and after his mail the count says
+    // Bob got one and Carol (invited, not joined) none.
+    for _ in 0..2 {
+        ada_api
+            .post(
+                &format!("/api/v1/issues/{first}/comments"),
+                json!({"text": "@bob, again"}),
+            )
+            .await
+            .expect(201);
+    }
+    ada_api
+        .post(
+            &format!("/api/v1/issues/{first}/comments"),
+            json!({"text": "@dan have a look"}),
+        )
+        .await
+        .expect(201);
+    let all_mail = readable(&smtp.wait(20, |t| readable(t).contains("have a look")).await);
+    assert_eq!(
+        all_mail.matches("mentioned you on").count(),
+        2,
+        "Bob once, Dan once, Carol never: {all_mail}"
+    );
+    assert!(!all_mail.contains("@bob, again"), "{all_mail}");
+
     // The page links what the mentions name (to what is assigned to them); @nobody is text.
     let page = page_text(&browser, &cookie, s.at(&format!("/errors/issues/{first}"))).await;
     assert!(
