@@ -83,9 +83,16 @@ out=$(replay "$js_events" --envelope "$app/event.envelope")
 echo "$out"
 mapped=$(echo "$out" | sed -n 's/^processed end to end.*: \([0-9]*\) events\/s/\1/p')
 resolved=$(python3 -c "import sqlite3; print(sqlite3.connect('file:$dir/lookout.db?mode=ro', uri=True).execute(\"select count(*) from error_events where body like '%resolved_with%'\").fetchone()[0])" 2>/dev/null || echo "?")
-echo "events stored symbolicated: $resolved"
+echo "events stored symbolicated: $resolved of $js_events"
+status=0
+if [ "$resolved" != "$js_events" ]; then
+  # A figure over events that were not all symbolicated measures something else.
+  echo "MISMATCH: $resolved events symbolicated, $js_events JavaScript events sent"
+  status=1
+fi
 python3 -c "
 plain, mapped = float('${plain:-0}'), float('${mapped:-0}')
 ratio = mapped / plain * 100 if plain else 0
 print(f'processed with symbolication: {mapped:.0f} events/s; without: {plain:.0f} events/s; ratio {ratio:.0f} % (target >= 80 %)')
 "
+exit "$status"
