@@ -55,7 +55,6 @@ pub async fn resolve(state: &AppState, text: &str) -> ServiceResult<Vec<(String,
         return Ok(Vec::new());
     }
     let org = tenancy::default_org(state.store()).await?;
-    let users = super::triage_ui::people(state).await?;
     let mut out: Vec<(String, Resolved)> = Vec::new();
     let mut done: BTreeMap<Mentioned, Option<Resolved>> = BTreeMap::new();
     for p in found {
@@ -64,17 +63,16 @@ pub async fn resolve(state: &AppState, text: &str) -> ServiceResult<Vec<(String,
         };
         if !done.contains_key(&what) {
             let r = match &what {
-                Mentioned::Email(e) => users
-                    .iter()
-                    .find(|u| !u.invited && u.email.eq_ignore_ascii_case(e))
-                    .map(|u| user(what.clone(), u)),
+                Mentioned::Email(e) => tenancy::active_user_by_email(state.store(), e)
+                    .await?
+                    .map(|u| user(what.clone(), &u)),
                 Mentioned::Name(n) => {
-                    let hits: Vec<_> = users
-                        .iter()
-                        .filter(|u| !u.invited && names(u).iter().any(|x| x == n))
-                        .collect();
-                    match hits.as_slice() {
+                    match tenancy::active_users_named(state.store(), n)
+                        .await?
+                        .as_slice()
+                    {
                         [u] => Some(user(what.clone(), u)),
+                        // Nobody, or more than one: the mention stays text.
                         _ => None,
                     }
                 }
@@ -100,21 +98,6 @@ pub async fn resolve(state: &AppState, text: &str) -> ServiceResult<Vec<(String,
         }
     }
     Ok(out)
-}
-
-/// The names `@name` may use for a user: the display name as written and without spaces, and
-/// the email's local part, lowercased.
-fn names(u: &tenancy::User) -> Vec<String> {
-    let mut v = Vec::new();
-    if let Some(n) = &u.name {
-        let n = n.to_lowercase();
-        v.push(n.split_whitespace().collect::<String>());
-        v.push(n);
-    }
-    if let Some((local, _)) = u.email.split_once('@') {
-        v.push(local.to_lowercase());
-    }
-    v
 }
 
 fn user(what: Mentioned, u: &tenancy::User) -> Resolved {
@@ -258,10 +241,10 @@ pub fn notify(
     );
     let html = format!(
         "<p>{} wrote on <strong>{}</strong>:</p><blockquote>{}</blockquote><p><a href=\"{}\">Open the issue</a></p>",
-        escape(&actor.label),
-        escape(issue_title),
-        escape(text).replace('\n', "<br>"),
-        escape(&link)
+        crate::ui::escape(&actor.label),
+        crate::ui::escape(issue_title),
+        crate::ui::escape(text).replace('\n', "<br>"),
+        crate::ui::escape(&link)
     );
     let state = state.clone();
     tokio::spawn(async move {
@@ -295,13 +278,6 @@ pub fn notify(
         BACKLOG.fetch_sub(1, Ordering::SeqCst);
     });
     notice
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// A comment cut into text and links for the page: `(text, link)` pieces, a mention linked to

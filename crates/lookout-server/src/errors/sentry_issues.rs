@@ -276,6 +276,12 @@ async fn bulk_put(
             );
         }
     }
+    if ids.is_empty() {
+        // Sentry's bulk update without `id` means "every issue of the project": not done here.
+        return Err(ApiError::Validation(
+            "id: name the issues to update (?id=1&id=2), at least one".into(),
+        ));
+    }
     if body.status.is_some() {
         return Err(ApiError::Validation(
             "status: change the status one issue at a time (PUT /api/0/issues/{id}/)".into(),

@@ -2,9 +2,11 @@
 //! and the refusals of bad input (a taken slug, an unknown assignee, an empty comment, a wrong
 //! ownership line, an oversized search, a forged feed token).
 
+use lookout_core::Role;
 use lookout_testkit::{both, Backend};
 use serde_json::json;
 
+use crate::incident_actions::{form, session, FORM};
 use crate::Harness;
 
 both!(teams_triage_roles_and_validation);
@@ -252,6 +254,43 @@ async fn teams_triage_roles_and_validation(backend: Backend) {
         .await;
     assert_eq!(r.status, 422);
     assert!(r.message().contains("#ghosts"), "{}", r.message());
+
+    // Sentry's bulk update names no issue: refused naming `id` (not "every issue").
+    let r = h
+        .member
+        .put(
+            "/api/0/projects/default/default/issues/",
+            json!({"assignedTo": ""}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.message().starts_with("id"), "{}", r.message());
+
+    // The list's bulk-assign form: a viewer is refused, and so is a wrong or missing CSRF token;
+    // none of them is a 500.
+    let (viewer_ui, viewer_csrf) = session(&h, Role::Viewer).await;
+    let r = viewer_ui
+        .post_raw(
+            "/errors/assign",
+            FORM,
+            form(&[("csrf", &viewer_csrf), ("id", "1"), ("assigned_to", "#ops")]),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let (member_ui, _) = session(&h, Role::Member).await;
+    for csrf in [&[("csrf", "forged")][..], &[][..]] {
+        let mut pairs = csrf.to_vec();
+        pairs.extend([("id", "1"), ("assigned_to", "#ops"), ("back", "/errors")]);
+        let r = member_ui
+            .post_raw("/errors/assign", FORM, form(&pairs))
+            .await;
+        assert!(
+            r.status == 403 || r.status == 400,
+            "CSRF {csrf:?}: {} {}",
+            r.status,
+            r.text()
+        );
+    }
 
     // Searches are bounded and name unknown teams.
     let long = "a".repeat(600);

@@ -231,7 +231,8 @@ pub async fn assign_with_status(
     let issue = super::get_issue(store, issue_id).await.map_err(not_found)?;
     let mut tx = store.begin_write().await?;
     let mut anns = Vec::new();
-    anns.extend(assign_in(&mut tx, issue_id, to, actor, "assigned").await?);
+    let assignee = assignee_of(&mut tx, to).await?;
+    anns.extend(assign_in(&mut tx, issue_id, to, assignee.as_ref(), actor, "assigned").await?);
     if let Some(c) = status {
         anns.push(super::set_status_in(&mut tx, &issue, c).await?);
     }
@@ -257,8 +258,10 @@ pub async fn assign_many(
 ) -> std::result::Result<usize, AssignError> {
     let mut tx = store.begin_write().await?;
     let mut anns = Vec::new();
+    // The assignee is the same for every issue: looked up once, not once per issue.
+    let assignee = assignee_of(&mut tx, to).await?;
     for id in issue_ids {
-        anns.extend(assign_in(&mut tx, *id, to, actor, "assigned").await?);
+        anns.extend(assign_in(&mut tx, *id, to, assignee.as_ref(), actor, "assigned").await?);
     }
     let changed = anns.len();
     if anns.is_empty() {
@@ -270,12 +273,28 @@ pub async fn assign_many(
     Ok(changed)
 }
 
+/// The user or team `to` names (`None`: unassigning); unknown: [`AssignError::Assignee`].
+async fn assignee_of(
+    tx: &mut Transaction<'static, Any>,
+    to: Option<Target>,
+) -> std::result::Result<Option<Assignee>, AssignError> {
+    match to {
+        Some(t) => Ok(Some(lookup(tx, t).await.map_err(|e| match e {
+            StoreError::NotFound => AssignError::Assignee,
+            e => e.into(),
+        })?)),
+        None => Ok(None),
+    }
+}
+
 /// [`assign`] inside a transaction; the announcement to publish with it, if anything changed.
-/// `kind` names the activity (`assigned`, or `auto_assigned` for ownership rules).
+/// `assignee` is what [`assignee_of`] found for `to`. `kind` names the activity (`assigned`, or
+/// `auto_assigned` for ownership rules).
 async fn assign_in(
     tx: &mut Transaction<'static, Any>,
     issue_id: i64,
     to: Option<Target>,
+    assignee: Option<&Assignee>,
     actor: &Actor,
     kind: &str,
 ) -> std::result::Result<Option<Write>, AssignError> {
@@ -301,13 +320,6 @@ async fn assign_in(
     if current == to {
         return Ok(None);
     }
-    let assignee = match to {
-        Some(t) => Some(lookup(tx, t).await.map_err(|e| match e {
-            StoreError::NotFound => AssignError::Assignee,
-            e => e.into(),
-        })?),
-        None => None,
-    };
     let (user, team) = match to {
         Some(Target::User(u)) => (Some(u), None),
         Some(Target::Team(t)) => (None, Some(t)),
@@ -320,7 +332,7 @@ async fn assign_in(
         .execute(&mut **tx)
         .await
         .map_err(StoreError::from)?;
-    let data = match &assignee {
+    let data = match assignee {
         Some(a) => json!({"assignee": a.actor_id(), "label": a.label()}),
         None => json!({}),
     };
@@ -334,7 +346,7 @@ async fn assign_in(
         "issue.assigned",
         Some(project_id),
         Some(issue_id.to_string()),
-        &json!({"issue_id": issue_id, "assignee": assignee.as_ref().map(Assignee::actor_id),
+        &json!({"issue_id": issue_id, "assignee": assignee.map(Assignee::actor_id),
                 "by": actor.label}),
     );
     Ok(Some(ann))
@@ -616,7 +628,21 @@ pub(crate) async fn assign_to_owners(
                 user_id: None,
                 label: "ownership rules".into(),
             };
-            match assign_in(tx, issue_id, Some(target), &actor, "auto_assigned").await {
+            let assignee = match assignee_of(tx, Some(target)).await {
+                Ok(a) => a,
+                Err(AssignError::Store(e)) => return Err(e),
+                Err(_) => continue,
+            };
+            match assign_in(
+                tx,
+                issue_id,
+                Some(target),
+                assignee.as_ref(),
+                &actor,
+                "auto_assigned",
+            )
+            .await
+            {
                 Ok(ann) => return Ok(ann),
                 Err(AssignError::Store(e)) => return Err(e),
                 Err(_) => continue,
