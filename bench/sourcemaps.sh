@@ -10,14 +10,7 @@ fns="${1:-8500}"
 events="${2:-2000}"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-node -e '
-const n = +process.argv[1], fs = require("fs");
-let src = "";
-for (let i = 0; i < n; i++) {
-  src += `export function handler${i}(order, options) {\n  const total = order.items.reduce((sum, item) => sum + item.price * item.quantity, ${i});\n  if (total > options.limit) {\n    throw new Error("order " + order.id + " over limit in handler${i}");\n  }\n  return { total, tax: total * 0.2, shipping: options.shipping || ${i % 7} };\n}\n`;
-}
-fs.writeFileSync(process.argv[2] + "/app.js", src);
-' "$fns" "$dir"
+node bench/sourcemap_app.js "$fns" "$dir"
 tests/sdk/clients/sourcemaps/node_modules/.bin/esbuild "$dir/app.js" --bundle --format=iife --global-name=app \
   --minify --sourcemap --outfile="$dir/app.min.js" --log-level=warning
 cargo build --release -q -p lookout-protocol --example sourcemap_speed

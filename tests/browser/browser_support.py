@@ -1,6 +1,8 @@
-"""Helpers for the browser tests: a page that records console errors and failed requests, and
-the check of a readable time."""
+"""Helpers for the browser tests: a page that records console errors and failed requests, the
+check of a readable time, and errors reported by the real Python SDK."""
 
+import subprocess
+import sys
 import time
 
 
@@ -27,3 +29,16 @@ def assert_readable_time(loc):
     title = loc.get_attribute("title")
     assert title and str(time.gmtime().tm_year) in title, title
     assert "T" in loc.get_attribute("datetime")
+
+
+def python_errors(dsn, cwd, *statements):
+    """Runs each statement under the real sentry-python SDK (release shop@1.0, environment prod)
+    and reports the exception it raises, like an app's error handler."""
+    lines = ["import sentry_sdk, sys",
+             "sentry_sdk.init(dsn=sys.argv[1], release='shop@1.0', environment='prod')"]
+    for st in statements:
+        lines += ["try:", f"    {st}", "except Exception:", "    sentry_sdk.capture_exception()"]
+    lines.append("sentry_sdk.flush()")
+    app = cwd / "shop.py"
+    app.write_text("\n".join(lines) + "\n")
+    subprocess.run([sys.executable, str(app), dsn], check=True, timeout=60, cwd=cwd)

@@ -6,35 +6,20 @@ the uploads are listed on the Source maps page.
 Needs `npm ci` in tests/sdk/clients/sourcemaps (sentry-cli, esbuild, @sentry/node)."""
 
 import os
-import shutil
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ADMIN_TOKEN  # noqa: E402
+from sourcemap_tools import CLIENT, build_app, run, upload_release  # noqa: E402
 from test_ui import log_in, shot  # noqa: E402
-
-CLIENT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sdk", "clients", "sourcemaps")
-SENTRY_CLI = os.path.join(CLIENT, "node_modules", "@sentry", "cli", "bin", "sentry-cli")
-
-
-def run(cmd):
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, f"{cmd} failed:\n{out.stdout}\n{out.stderr}"
 
 
 def test_reprocess_button_shows_original_frames_and_minified_on_request(server, watched, tmp_path):
-    assert os.path.exists(SENTRY_CLI), "run npm ci in tests/sdk/clients/sourcemaps"
-    shutil.copytree(os.path.join(CLIENT, "app", "src"), tmp_path / "src")
-    dist = tmp_path / "dist"
-    run([os.path.join(CLIENT, "node_modules", ".bin", "esbuild"), str(tmp_path / "src" / "index.js"), "--bundle",
-         "--format=iife", "--minify", "--sourcemap", "--outfile=" + str(dist / "static" / "app.min.js")])
-    run(["node", os.path.join(CLIENT, "throw.js"), server.dsn, str(dist / "static" / "app.min.js"), "shop@7.0.0",
-         str(dist)])
+    dist = build_app(tmp_path)
+    run(["node", os.path.join(CLIENT, "throw.js"), server.dsn, os.path.join(dist, "static", "app.min.js"),
+         "shop@7.0.0", dist])
     issue = server.wait_issues(lambda i: len(i) == 1)[0]
-    run([SENTRY_CLI, "--url", server.url, "--auth-token", ADMIN_TOKEN, "sourcemaps", "upload", "--org", "default",
-         "--project", "default", "--release", "shop@7.0.0", "--url-prefix", "~/static", str(dist / "static")])
+    upload_release(server, "shop@7.0.0", os.path.join(dist, "static"))
     page = watched.page
     log_in(page, server.url)
     page.goto(f"{server.url}/errors/issues/{issue['id']}")

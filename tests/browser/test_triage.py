@@ -3,32 +3,19 @@ is assigned to a team from the issue page, commented on (an empty comment comes 
 reason and the field marked), and found again with the "My teams" and "Unassigned" filters."""
 
 import os
-import subprocess
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from browser_support import Watched  # noqa: E402
+from browser_support import Watched, python_errors  # noqa: E402
 from test_ui import log_in, shot  # noqa: E402
-
-SCRIPT = (
-    "import sentry_sdk, sys\n"
-    "sentry_sdk.init(dsn=sys.argv[1], release='shop@1.0', environment='prod')\n"
-    "try:\n"
-    "    {}['missing']\n"
-    "except Exception:\n"
-    "    sentry_sdk.capture_exception()\n"
-    "sentry_sdk.flush()\n"
-)
 
 
 @pytest.mark.parametrize("width", [1280, 390])
 def test_assign_and_comment_from_the_issue_page(server, browser, tmp_path, width):
-    app = tmp_path / "shop.py"
-    app.write_text(SCRIPT)
-    subprocess.run([sys.executable, str(app), server.dsn], check=True, timeout=60, cwd=tmp_path)
+    python_errors(server.dsn, tmp_path, "{}['missing']")
     issue = server.wait_issues(lambda i: len(i) == 1)[0]
     team = server.api("/api/v1/teams", "POST", {"name": "Payments"})
     me = server.api("/api/v1/users?limit=10")["items"][0]

@@ -13,9 +13,6 @@ import http.client
 import io
 import json
 import os
-import shutil
-import subprocess
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,39 +22,14 @@ import pytest
 
 from harness import ADMIN_TOKEN
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CLIENT = os.path.join(HERE, "clients", "sourcemaps")
-BIN = os.path.join(CLIENT, "node_modules", ".bin")
-# Named by package: both sentry-cli packages install a `sentry-cli` command into .bin.
-SENTRY_CLI = os.path.join(CLIENT, "node_modules", "@sentry", "cli", "bin", "sentry-cli")
-SENTRY_CLI_2 = os.path.join(CLIENT, "node_modules", "sentry-cli-2", "bin", "sentry-cli")
-
-# Where the app's error is thrown, in the committed sources (clients/sourcemaps/app/src/cart.js).
-THROW_LINE = '    throw new Error("cart is empty");'
-
-
-def run(cmd, **kw):
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, **kw)
-    assert out.returncode == 0, f"{cmd} failed:\n{out.stdout}\n{out.stderr}"
-    return out
+from sourcemap_tools import (CLIENT, SENTRY_CLI_2, assert_original_top_frame, build_app, cli,
+                             newest_exception, run, upload_release)
 
 
 @pytest.fixture()
-def app():
+def app(tmp_path):
     """The app built by esbuild into a temp dir: dist/static/app.min.js and its map."""
-    assert os.path.exists(SENTRY_CLI), "run npm ci in tests/sdk/clients/sourcemaps"
-    d = tempfile.mkdtemp(prefix="lookout-srcmap-")
-    shutil.copytree(os.path.join(CLIENT, "app", "src"), os.path.join(d, "src"))
-    run([os.path.join(BIN, "esbuild"), os.path.join(d, "src", "index.js"), "--bundle", "--format=iife",
-         "--minify", "--sourcemap", "--outfile=" + os.path.join(d, "dist", "static", "app.min.js")])
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
-def cli(server, *args):
-    """The real sentry-cli 3.x against the server, with the admin API token as its auth token."""
-    return run([SENTRY_CLI, "--url", server.url, "--auth-token", ADMIN_TOKEN, *args],
-               env={**os.environ, "SENTRY_LOG_LEVEL": "warn"})
+    return os.path.dirname(build_app(tmp_path))
 
 
 def throw(server, app, release=None, root=None):
@@ -68,32 +40,6 @@ def throw(server, app, release=None, root=None):
 
 def only_issue(server):
     return server.wait_issues(lambda i: len(i) == 1 and i[0]["count"] == 1)[0]
-
-
-def newest_exception(server, issue_id):
-    ev = server.api(f"/api/v1/issues/{issue_id}/events")["items"][0]
-    return server.api(f"/api/v1/projects/1/events/{ev['event_id']}")["event"]["exception"]["values"][-1]
-
-
-def assert_original_top_frame(exc, via):
-    top = exc["stacktrace"]["frames"][-1]
-    assert top["filename"] == "src/cart.js"
-    assert (top["lineno"], top["colno"]) == (5, 11)
-    assert top["function"] == "total"
-    assert top["context_line"] == THROW_LINE
-    assert top["pre_context"][-2:] == ["export function total(cart) {", "  if (cart.items.length === 0) {"]
-    assert top["post_context"][0] == "  }"
-    assert top["in_app"] is True
-    assert top["data"]["resolved_with"] == via
-    # The caller resolves too (its name comes from the minified file's token).
-    caller = exc["stacktrace"]["frames"][-2]
-    assert (caller["filename"], caller["lineno"], caller["function"]) == ("src/index.js", 4, "checkout")
-    # The minified frame is kept beside it ("show minified").
-    raw = exc["raw_stacktrace"]["frames"][-1]
-    assert raw["filename"].endswith("static/app.min.js")
-    # esbuild's one line (after the debug-id snippet when injected), at the minified column.
-    assert raw["lineno"] in (1, 3) and raw["colno"] > 40
-    assert raw["function"] != "total"
 
 
 def test_debug_ids_injected_and_uploaded_by_sentry_cli_resolve_node_frames(server, app):
@@ -131,8 +77,7 @@ def test_release_upload_with_url_prefix_and_reprocess_for_an_event_that_came_fir
     assert before["stacktrace"]["frames"][-1]["filename"] == "app:///static/app.min.js"
     assert "raw_stacktrace" not in before
     # The maps come later, by release and URL prefix (no debug ids).
-    cli(server, "sourcemaps", "upload", "--org", "default", "--project", "default", "--release", "shop@2.0.0",
-        "--url-prefix", "~/static", os.path.join(app, "dist", "static"))
+    upload_release(server, "shop@2.0.0", os.path.join(app, "dist", "static"))
     files = server.api("/api/v1/projects/1/source-maps?release=shop@2.0.0")["items"]
     assert {f["url"] for f in files} == {"~/static/app.min.js", "~/static/app.min.js.map"}
     assert server.api("/api/v1/projects/1/source-maps?release=other")["items"] == []

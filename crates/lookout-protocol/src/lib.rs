@@ -5,6 +5,7 @@
 //! - [`envelope`]: the Sentry envelope format, items with and without `length`;
 //! - [`event`]: a lenient model of Sentry error events (what grouping and the UI need);
 //! - [`grouping`]: versioned grouping of events into issues;
+//! - [`mentions`]: `@user` and `#team` mentions in issue comments;
 //! - [`parameterize`]: the placeholders that make messages with variable parts group together;
 //! - [`remote_write`]: Prometheus remote write 1.0 and 2.0, snappy block compressed;
 //! - [`selector`]: PromQL series selectors, as Prometheus's `match[]` parameter takes them;
@@ -21,6 +22,7 @@ pub mod decompress;
 pub mod envelope;
 pub mod event;
 pub mod grouping;
+pub mod mentions;
 pub mod ownership;
 pub mod parameterize;
 pub mod remote_write;

@@ -195,10 +195,14 @@ pub async fn of_user(store: &Store, user_id: i64) -> Result<Vec<Team>> {
 
 /// A team's members, by email.
 pub async fn members(store: &Store, team_id: i64) -> Result<Vec<Member>> {
-    let rows = sqlx::query(
+    members_where(store, team_id, "").await
+}
+
+async fn members_where(store: &Store, team_id: i64, filter: &str) -> Result<Vec<Member>> {
+    let rows = sqlx::query(&format!(
         "SELECT u.id, u.email, u.name FROM team_members tm JOIN users u ON u.id = tm.user_id
-         WHERE tm.team_id = $1 ORDER BY u.email",
-    )
+         WHERE tm.team_id = $1 {filter} ORDER BY u.email"
+    ))
     .bind(team_id)
     .fetch_all(store.pool())
     .await?;
@@ -211,6 +215,12 @@ pub async fn members(store: &Store, team_id: i64) -> Result<Vec<Member>> {
             })
         })
         .collect()
+}
+
+/// A team's members who have joined (status `active`): whom a `#team` mention emails; an
+/// invited user who never accepted must not get mail through a team.
+pub async fn active_members(store: &Store, team_id: i64) -> Result<Vec<Member>> {
+    members_where(store, team_id, "AND u.status = 'active'").await
 }
 
 /// Adds a user to a team (already a member: nothing changes). Unknown team or user: NotFound.

@@ -380,6 +380,42 @@ pub(crate) fn user_from_row(r: &AnyRow) -> Result<User> {
     })
 }
 
+/// The active (joined, not invited) user with this email, any case: whom `@ada@example.com`
+/// in a comment names.
+pub async fn active_user_by_email(store: &Store, email: &str) -> Result<Option<User>> {
+    let row = sqlx::query(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE LOWER(email) = $1 AND status = 'active'"
+    ))
+    .bind(email.to_lowercase())
+    .fetch_optional(store.pool())
+    .await?;
+    row.as_ref().map(user_from_row).transpose()
+}
+
+/// Active users whose display name (lowercased, as written or without spaces) or email local
+/// part is `name` (lowercase): whom `@ada` names. At most two, which is enough to tell one
+/// from ambiguous; any number of users is searched (the SQL does it, not a page of users).
+pub async fn active_users_named(store: &Store, name: &str) -> Result<Vec<User>> {
+    let name = name.to_lowercase();
+    let local = format!(
+        "{}@%",
+        name.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let rows = sqlx::query(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE status = 'active'
+           AND (LOWER(name) = $1 OR LOWER(REPLACE(name, ' ', '')) = $1
+                OR LOWER(email) LIKE $2 ESCAPE '\\')
+         ORDER BY id LIMIT 2"
+    ))
+    .bind(&name)
+    .bind(local)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(user_from_row).collect()
+}
+
 /// Creates a user with an argon2id password hash and publishes `user.created`.
 pub async fn create_user(store: &Store, email: &str, password: &str, role: Role) -> Result<User> {
     insert_user(store, email, password, role, false)

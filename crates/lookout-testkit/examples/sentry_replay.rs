@@ -6,8 +6,11 @@
 //! ids as SDK retries). "Processed" means grouped and queryable: the run ends when the server's
 //! issue count reaches the number of accepted events, polled through `--count-url`.
 //!
+//! `--envelope FILE` replays another envelope instead (bench/errors.sh's source-mapped variant
+//! sends a JavaScript event of 30 minified frames); its event id is replaced the same way.
+//!
 //! Usage: sentry_replay --url URL --key KEY [--events N] [--concurrency C] [--pid PID]
-//!        [--count-cmd "shell command printing the processed count"]
+//!        [--envelope FILE] [--count-cmd "shell command printing the processed count"]
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,10 +58,12 @@ async fn main() {
     let concurrency: usize = arg("--concurrency")
         .and_then(|v| v.parse().ok())
         .unwrap_or(64);
-    let fixture = std::fs::read(format!(
-        "{}/../../fixtures/sentry/01_capture_exception.envelope.txt",
-        env!("CARGO_MANIFEST_DIR")
-    ))
+    let fixture = std::fs::read(arg("--envelope").unwrap_or_else(|| {
+        format!(
+            "{}/../../fixtures/sentry/01_capture_exception.envelope.txt",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    }))
     .expect("fixture");
     let text = String::from_utf8(fixture).expect("utf-8 fixture");
     let old_id = text

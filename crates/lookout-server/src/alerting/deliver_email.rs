@@ -19,18 +19,18 @@ pub async fn send(a: &Alerting, channel: &ChannelRow, msg: &Message) -> Result<(
         "<p><strong>{}</strong></p><p>{} · {} urgency · incident #{}</p>\
          <p><a href=\"{}\">Open incident</a> · <a href=\"{}\">Acknowledge</a> · \
          <a href=\"{}\">Resolve</a></p>{}",
-        escape(&msg.headline()),
-        escape(&msg.status),
-        escape(&msg.urgency),
+        crate::ui::escape(&msg.headline()),
+        crate::ui::escape(&msg.status),
+        crate::ui::escape(&msg.urgency),
         msg.incident_id,
-        escape(&msg.url),
-        escape(&msg.acknowledge_url),
-        escape(&msg.resolve_url),
+        crate::ui::escape(&msg.url),
+        crate::ui::escape(&msg.acknowledge_url),
+        crate::ui::escape(&msg.resolve_url),
         match (&msg.runbook_url, &msg.runbook_summary) {
             (Some(u), s) => format!(
                 "<p>Runbook: <a href=\"{}\">{}</a></p>",
-                escape(u),
-                escape(s.as_deref().unwrap_or("open"))
+                crate::ui::escape(u),
+                crate::ui::escape(s.as_deref().unwrap_or("open"))
             ),
             (None, _) => String::new(),
         }
@@ -123,11 +123,4 @@ pub async fn send_mail(
         .await
         .map(|_| ())
         .map_err(|e| format!("SMTP: {e}"))
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod attachments;
 pub mod feedback;
 pub mod ingest;
+pub mod mentions;
 pub mod sentry_api;
 pub mod sentry_issues;
 pub mod sourcemaps;
@@ -38,6 +39,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(feedback::for_issue))
         .routes(routes!(feedback::for_project))
         .routes(routes!(triage::put_assignee))
+        .routes(routes!(triage::put_bulk_assignee))
         .routes(routes!(triage::activity))
         .routes(routes!(triage::post_comment))
         .routes(routes!(triage::get_ownership, triage::put_ownership))
@@ -65,6 +67,7 @@ pub fn pages() -> Router<AppState> {
         )
         .route("/errors/source-maps", get(sourcemaps::page))
         .route("/errors/issues/{id}/assign", post(triage_ui::assign))
+        .route("/errors/assign", post(triage_ui::bulk_assign))
         .route("/errors/issues/{id}/comments", post(triage_ui::comment))
         .route(
             "/errors/ownership",

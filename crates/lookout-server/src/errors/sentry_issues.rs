@@ -1,15 +1,18 @@
 //! The part of Sentry's web API that clients use to triage an issue: read it, assign it
 //! (`PUT /api/0/issues/{id}/ {"assignedTo": "user:ID" | "team:ID" | email | ""}`, also the
 //! status), and read and write its comments (`/api/0/issues/{id}/comments/`), with the
-//! organization-scoped forms newer clients use (`/api/0/organizations/{org}/issues/{id}/…`).
+//! organization-scoped forms newer clients use (`/api/0/organizations/{org}/issues/{id}/…`), and
+//! the project's bulk update (`PUT /api/0/projects/{org}/{project}/issues/?id=1&id=2`) for
+//! `assignedTo`.
 //!
 //! Authenticated by a Lookout API token (Bearer) or a session, like `/api/v1`; changes need the
 //! member role, checked before the body is read. Answers use Sentry's field names; the work is
 //! done by the same services as `/api/v1` (`super::triage`).
 
+use axum::extract::RawQuery;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -44,6 +47,10 @@ pub fn routes() -> Router<AppState> {
             .route(
                 &format!("/api/0/organizations/{{org}}/issues/{{id}}/comments{slash}"),
                 get(org_list_comments).post(org_post_comment),
+            )
+            .route(
+                &format!("/api/0/projects/{{org}}/{{project}}/issues{slash}"),
+                put(bulk_put),
             );
     }
     r
@@ -220,8 +227,13 @@ async fn post_comment(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<CommentPost>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let a = triage::comment(&state, &who, id, &body.text).await?;
-    Ok((StatusCode::CREATED, Json(sentry_note(&a))))
+    let (a, notice) = triage::comment(&state, &who, id, &body.text).await?;
+    let mut note = sentry_note(&a);
+    if let Some(n) = notice {
+        // Not Sentry's shape, but a client that looks sees why nobody was emailed.
+        note["notice"] = Value::String(n);
+    }
+    Ok((StatusCode::CREATED, Json(note)))
 }
 
 async fn org_post_comment(
@@ -232,4 +244,71 @@ async fn org_post_comment(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     check_org(&state, &org).await?;
     post_comment(State(state), who, ApiPath(id), body).await
+}
+
+/// `PUT /api/0/projects/{org}/{project}/issues/?id=1&id=2` `{"assignedTo"}`: Sentry's bulk
+/// update, for assignment (all or none, at most 100 issues, every one of the project). A status
+/// is changed one issue at a time (`PUT /api/0/issues/{id}/`).
+async fn bulk_put(
+    State(state): State<AppState>,
+    who: Member,
+    ApiPath((org, project)): ApiPath<(String, String)>,
+    RawQuery(q): RawQuery,
+    ApiJson(body): ApiJson<IssuePut>,
+) -> ApiResult<Json<Value>> {
+    check_org(&state, &org).await?;
+    let project_id =
+        lookout_store::errors::sourcemaps::project_by_slug(state.store(), &org, &project)
+            .await?
+            .ok_or(ApiError::NotFound("project"))?;
+    let mut ids = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes()) {
+        if k == "id" {
+            if ids.len() >= store::MAX_BULK_ISSUES {
+                return Err(ApiError::Validation(format!(
+                    "id: at most {} issues at once",
+                    store::MAX_BULK_ISSUES
+                )));
+            }
+            ids.push(
+                v.parse::<i64>()
+                    .map_err(|_| ApiError::BadRequest(format!("id: {v:?} is not an issue id")))?,
+            );
+        }
+    }
+    if ids.is_empty() {
+        // Sentry's bulk update without `id` means "every issue of the project": not done here.
+        return Err(ApiError::Validation(
+            "id: name the issues to update (?id=1&id=2), at least one".into(),
+        ));
+    }
+    if body.status.is_some() {
+        return Err(ApiError::Validation(
+            "status: change the status one issue at a time (PUT /api/0/issues/{id}/)".into(),
+        ));
+    }
+    let value = match &body.assigned_to {
+        Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        _ => {
+            return Err(ApiError::Validation(
+                "assignedTo: a string (user:ID, team:ID, an email) or empty".into(),
+            ))
+        }
+    };
+    for id in &ids {
+        let i = errors::get_issue(state.store(), *id)
+            .await
+            .map_err(not_found("issue"))?;
+        if i.project_id != project_id {
+            return Err(ApiError::NotFound("issue"));
+        }
+    }
+    triage::assign_many(&state, &who, &ids, &value).await?;
+    let first = errors::get_issue(state.store(), ids.first().copied().unwrap_or(0))
+        .await
+        .map_err(not_found("issue"))?;
+    Ok(Json(
+        json!({"assignedTo": first.assignee.as_ref().map(AssigneeView::from)}),
+    ))
 }

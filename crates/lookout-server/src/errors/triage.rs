@@ -164,13 +164,55 @@ pub async fn assign_with_status(
     }
 }
 
-/// Adds a comment (1 to 10 000 bytes).
+/// Assigns several issues at once (the issue list's bulk action): 1 to
+/// [`triage::MAX_BULK_ISSUES`] distinct ids, all or none. Returns how many changed.
+pub async fn assign_many(
+    state: &AppState,
+    who: &Principal,
+    ids: &[i64],
+    value: &str,
+) -> ServiceResult<usize> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Err(ServiceError::Invalid("ids: tick at least one issue".into()));
+    }
+    if ids.len() > triage::MAX_BULK_ISSUES {
+        return Err(ServiceError::Invalid(format!(
+            "ids: at most {} issues at once",
+            triage::MAX_BULK_ISSUES
+        )));
+    }
+    let to = parse_assignee(state, value, who.user_id()).await?;
+    let actor = actor_of(state, who).await?;
+    match triage::assign_many(state.store(), &ids, to, &actor).await {
+        Ok(n) => {
+            tracing::info!(
+                issues = ids.len(),
+                changed = n,
+                assignee = value,
+                "Issues assigned in bulk."
+            );
+            Ok(n)
+        }
+        Err(AssignError::Issue) => Err(ServiceError::NotFound("issue")),
+        Err(AssignError::Assignee) => Err(ServiceError::Invalid(format!(
+            "assignedTo: {value:?} does not exist"
+        ))),
+        Err(AssignError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// Adds a comment (1 to 10 000 bytes); the users and teams it mentions are kept with it and
+/// emailed (see [`super::mentions`]). The second value tells the author when some mentioned
+/// people were not emailed (their mention-email budget ran out, or the mail queue is full).
 pub async fn comment(
     state: &AppState,
     who: &Principal,
     issue_id: i64,
     text: &str,
-) -> ServiceResult<triage::Activity> {
+) -> ServiceResult<(triage::Activity, Option<String>)> {
     let text = text.trim();
     if text.is_empty() {
         return Err(ServiceError::Invalid("text: write something".into()));
@@ -182,11 +224,22 @@ pub async fn comment(
         )));
     }
     let actor = actor_of(state, who).await?;
-    let a = triage::add_note(state.store(), issue_id, &actor, text)
+    let issue = errors::get_issue(state.store(), issue_id)
         .await
         .map_err(ServiceError::not_found("issue"))?;
-    tracing::info!(issue = issue_id, "Comment added.");
-    Ok(a)
+    let resolved = super::mentions::resolve(state, text).await?;
+    let stored: Vec<Value> = resolved.iter().map(|(t, r)| r.stored(t)).collect();
+    let a = triage::add_note(state.store(), issue_id, &actor, text, &stored)
+        .await
+        .map_err(ServiceError::not_found("issue"))?;
+    tracing::info!(
+        issue = issue_id,
+        mentions = resolved.len(),
+        "Comment added."
+    );
+    let notice =
+        super::mentions::notify(state, issue_id, &issue.title, a.id, &actor, text, &resolved);
+    Ok((a, notice))
 }
 
 /// What an issue search says besides its free text.
@@ -272,6 +325,45 @@ pub async fn put_assignee(
     Ok(Json(issue.into()))
 }
 
+/// A bulk assignment from the issue list.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkAssignRequest {
+    /// The issues (1 to 100).
+    pub ids: Vec<i64>,
+    /// `user:ID`, `team:ID`, `#team`, an email, `me`, or `""` / null to unassign.
+    #[serde(rename = "assignedTo", alias = "assigned_to")]
+    pub assigned_to: Option<String>,
+}
+
+/// What a bulk assignment changed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkAssigned {
+    /// Issues whose assignee changed (those already so assigned are not counted).
+    pub updated: usize,
+}
+
+/// Assigns several issues to one user or team, or unassigns them (member): all or none, so an
+/// unknown issue or assignee changes nothing.
+#[utoipa::path(put, path = "/api/v1/issues/assignee", tag = "errors",
+    request_body = BulkAssignRequest,
+    responses((status = 200, body = BulkAssigned), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn put_bulk_assignee(
+    State(state): State<AppState>,
+    who: Member,
+    ApiJson(body): ApiJson<BulkAssignRequest>,
+) -> ApiResult<Json<BulkAssigned>> {
+    let updated = assign_many(
+        &state,
+        &who,
+        &body.ids,
+        body.assigned_to.as_deref().unwrap_or(""),
+    )
+    .await?;
+    Ok(Json(BulkAssigned { updated }))
+}
+
 /// One entry of an issue's activity.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ActivityView {
@@ -289,6 +381,9 @@ pub struct ActivityView {
     pub data: Value,
     /// When, RFC 3339.
     pub created_at: String,
+    /// After a comment: why some people it mentions were not emailed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 impl From<triage::Activity> for ActivityView {
@@ -300,6 +395,7 @@ impl From<triage::Activity> for ActivityView {
             user_id: a.user_id,
             data: a.data,
             created_at: iso(a.created_at),
+            notice: None,
         }
     }
 }
@@ -349,8 +445,10 @@ pub async fn post_comment(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<NewComment>,
 ) -> ApiResult<(StatusCode, Json<ActivityView>)> {
-    let a = comment(&state, &who, id, &body.text).await?;
-    Ok((StatusCode::CREATED, Json(a.into())))
+    let (a, notice) = comment(&state, &who, id, &body.text).await?;
+    let mut view = ActivityView::from(a);
+    view.notice = notice;
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// A project's ownership rules.

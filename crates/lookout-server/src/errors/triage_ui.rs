@@ -14,7 +14,7 @@ use crate::service::ServiceError;
 use crate::state::AppState;
 use crate::ui::check_csrf;
 use crate::ui::error::{UiError, UiResult};
-use crate::ui::extract::{Admin, Member, Page, Viewer};
+use crate::ui::extract::{Admin, Member, Page, Signed, Viewer};
 use crate::ui::fmt::When;
 use crate::ui::layout::{render, PageCtx};
 use lookout_core::Role;
@@ -29,6 +29,8 @@ pub struct Typed {
     pub comment: String,
     /// Why it was refused.
     pub error: Option<String>,
+    /// Said after a comment was saved (e.g. mentions over the email budget were not mailed).
+    pub notice: Option<String>,
 }
 
 impl Typed {
@@ -54,6 +56,8 @@ pub struct ActivityLine {
     pub when: When,
     /// The comment, or whom it was assigned to.
     pub text: String,
+    /// A comment as text and links: its mentions link to what they name.
+    pub pieces: Vec<(String, Option<String>)>,
 }
 
 /// The triage part of the issue page.
@@ -70,8 +74,22 @@ pub struct TriageView {
     pub typed: Typed,
 }
 
-/// Loads the triage view of an issue.
-pub async fn load(state: &AppState, issue: &Issue, typed: Typed) -> Result<TriageView, UiError> {
+/// The users an issue can be assigned to or a comment can mention (the first 1,000).
+pub async fn people(state: &AppState) -> Result<Vec<tenancy::User>, lookout_store::StoreError> {
+    Ok(tenancy::list_users(
+        state.store(),
+        &Cursor {
+            after: None,
+            limit: Some(1000),
+        },
+    )
+    .await?
+    .items)
+}
+
+/// `(value, label)` of everyone an issue can be assigned to: teams first, then users (the
+/// issue page's picker and the issue list's bulk action).
+pub async fn assignee_options(state: &AppState) -> Result<Vec<(String, String)>, UiError> {
     let org = tenancy::default_org(state.store()).await?;
     let mut options: Vec<(String, String)> = teams::all(state.store(), org.id)
         .await?
@@ -83,21 +101,19 @@ pub async fn load(state: &AppState, issue: &Issue, typed: Typed) -> Result<Triag
             )
         })
         .collect();
-    let users = tenancy::list_users(
-        state.store(),
-        &Cursor {
-            after: None,
-            limit: Some(1000),
-        },
-    )
-    .await?;
-    options.extend(users.items.into_iter().map(|u| {
+    options.extend(people(state).await?.into_iter().map(|u| {
         let label = match u.name {
             Some(n) => format!("{n} <{}>", u.email),
             None => u.email,
         };
         (format!("user:{}", u.id), label)
     }));
+    Ok(options)
+}
+
+/// Loads the triage view of an issue.
+pub async fn load(state: &AppState, issue: &Issue, typed: Typed) -> Result<TriageView, UiError> {
+    let options = assignee_options(state).await?;
     let activity = store::activity(state.store(), issue.id)
         .await?
         .into_iter()
@@ -110,6 +126,11 @@ pub async fn load(state: &AppState, issue: &Issue, typed: Typed) -> Result<Triag
                     .to_string()
             };
             ActivityLine {
+                pieces: if a.kind == "note" {
+                    super::mentions::linked(&s("text"), a.data.get("mentions"))
+                } else {
+                    Vec::new()
+                },
                 text: if a.kind == "note" {
                     s("text")
                 } else {
@@ -166,6 +187,58 @@ pub async fn assign(
     }
 }
 
+/// `POST /errors/assign`: assigns the issues ticked on the list (`id` repeated, at most
+/// [`store::MAX_BULK_ISSUES`]) to `assigned_to`, all or none, then shows the list again.
+pub async fn bulk_assign(
+    State(state): State<AppState>,
+    form: Signed<Member>,
+    body: axum::body::Bytes,
+) -> UiResult {
+    let (mut csrf, mut to, mut back, mut ids) =
+        (String::new(), String::new(), String::new(), Vec::new());
+    for (k, v) in url::form_urlencoded::parse(&body) {
+        match k.as_ref() {
+            "csrf" => csrf = v.into_owned(),
+            "assigned_to" => to = v.into_owned(),
+            "back" => back = v.into_owned(),
+            // One past the cap, so the service refuses the request instead of cutting it short.
+            "id" if ids.len() <= store::MAX_BULK_ISSUES => ids.extend(v.parse::<i64>().ok()),
+            _ => {}
+        }
+    }
+    check_csrf(&form.session, &csrf)?;
+    let who = crate::auth::Principal {
+        caller: crate::auth::Caller::Session(form.session.clone()),
+    };
+    match triage::assign_many(&state, &who, &ids, &to).await {
+        // Back to the list as it was filtered (only ever a path on this site).
+        Ok(_) => Ok(Redirect::to(safe_back(&back)).into_response()),
+        Err(ServiceError::Invalid(m)) => {
+            tracing::info!(error = %m, "Bulk assignment refused.");
+            Err(UiError::Refused(StatusCode::UNPROCESSABLE_ENTITY, m))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Where the list form goes back to: `back` when it is a path on this site that a Location
+/// header can carry (printable ASCII, `/` but not `//` or a backslash, a valid relative URI),
+/// else `/errors`. Checked before use: a control character once made a 500 after the commit.
+pub(crate) fn safe_back(back: &str) -> &str {
+    let ok = back.starts_with('/')
+        && !back.starts_with("//")
+        && !back.contains('\\')
+        && back.bytes().all(|b| b.is_ascii_graphic())
+        && back
+            .parse::<axum::http::Uri>()
+            .is_ok_and(|u| u.scheme().is_none() && u.authority().is_none());
+    if ok {
+        back
+    } else {
+        "/errors"
+    }
+}
+
 fn principal<R: crate::ui::extract::MinRole>(page: &Page<R>) -> crate::auth::Principal {
     crate::auth::Principal {
         caller: crate::auth::Caller::Session(page.session.clone()),
@@ -190,14 +263,22 @@ pub async fn comment(
     check_csrf(&page.session, &f.csrf)?;
     let who = principal(&page);
     match triage::comment(&state, &who, id, &f.text).await {
-        Ok(a) => {
+        Ok((a, None)) => {
             Ok(Redirect::to(&format!("/errors/issues/{id}#activity-{}", a.id)).into_response())
+        }
+        Ok((_, Some(notice))) => {
+            let typed = Typed {
+                notice: Some(notice),
+                ..Typed::default()
+            };
+            super::ui::issue_page(&state, page.ctx, &page.session, id, None, typed).await
         }
         Err(ServiceError::Invalid(m)) => {
             tracing::info!(issue = id, error = %m, "Comment refused.");
             let typed = Typed {
                 comment: f.text,
                 error: Some(m),
+                notice: None,
             };
             super::ui::issue_page(&state, page.ctx, &page.session, id, None, typed).await
         }
@@ -296,4 +377,29 @@ pub async fn save_ownership(
         Some("Ownership rules saved.".into()),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_back;
+
+    #[test]
+    fn back_is_only_ever_a_path_on_this_site() {
+        for kept in ["/errors", "/errors?query=assigned%3Ame&page=2"] {
+            assert_eq!(safe_back(kept), kept);
+        }
+        for refused in [
+            "",
+            "errors",
+            "//evil.example/x",
+            "/\\evil.example",
+            "https://evil.example/",
+            "/errors?x=\u{1}",
+            "/errors\r\nSet-Cookie: a=b",
+            "/errors?q=caf\u{e9}",
+            "/errors x",
+        ] {
+            assert_eq!(safe_back(refused), "/errors", "{refused:?}");
+        }
+    }
 }

@@ -69,6 +69,12 @@ struct ErrorsPage {
     releases: Vec<String>,
     snippets: Option<Snippets>,
     any_issue: bool,
+    /// Members may tick issues and assign them in bulk.
+    can_edit: bool,
+    /// `(value, label)` of everyone the bulk action can assign to.
+    assignees: Vec<(String, String)>,
+    /// This list's address, for the bulk action to come back to.
+    here: String,
 }
 
 /// The list's query string.
@@ -230,6 +236,13 @@ pub async fn list(
         .as_ref()
         .and_then(|p| p.dsn.as_deref())
         .map(snippets);
+    let can_edit = ctx.role != "viewer" && !issues.is_empty();
+    let assignees = if can_edit {
+        super::triage_ui::assignee_options(&state).await?
+    } else {
+        Vec::new()
+    };
+    let here = q.next_href(&q.cursor);
     Ok(render(&ErrorsPage {
         title: "Errors".into(),
         ctx,
@@ -241,6 +254,9 @@ pub async fn list(
         releases,
         snippets,
         any_issue,
+        can_edit,
+        assignees,
+        here,
     }))
 }
 

@@ -186,13 +186,6 @@ pub async fn send_account_mail(
         .map(|()| true)
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 // ------------------------------------------------------------------ invitations
 
 /// A sent invitation: the link (for the admin who made it, once) and whether it was emailed.
@@ -216,8 +209,8 @@ async fn mail_invitation(state: &AppState, user: &User, url: &str) -> (bool, Opt
     );
     let html = format!(
         "<p>You were invited to the Lookout server at {public}.</p><p><a href=\"{u}\">Accept the invitation</a> within 7 days to choose your name and password.</p><p>{u}</p>",
-        public = escape(&state.settings().public_url),
-        u = escape(url)
+        public = crate::ui::escape(&state.settings().public_url),
+        u = crate::ui::escape(url)
     );
     match send_account_mail(state, &user.email, subject, text, html).await {
         Ok(sent) => (sent, None),
@@ -412,8 +405,8 @@ async fn reset_in_background(state: &AppState, email: &str) -> ServiceResult<()>
     );
     let html = format!(
         "<p>Someone asked to reset the password of your Lookout account at {public}.</p><p><a href=\"{u}\">Choose a new password</a> within an hour.</p><p>{u}</p><p>If it was not you, ignore this email: your password stays as it is.</p>",
-        public = escape(&state.settings().public_url),
-        u = escape(&url)
+        public = crate::ui::escape(&state.settings().public_url),
+        u = crate::ui::escape(&url)
     );
     // Sent after answering: an SMTP round trip would otherwise tell, by the answer's delay, which
     // addresses have an account.

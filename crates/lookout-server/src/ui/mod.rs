@@ -308,6 +308,16 @@ pub fn safe_next(next: &str) -> &str {
     }
 }
 
+/// Text made safe inside HTML outside templates (emails' HTML parts): `&`, `<`, `>`, `"` and `'`.
+/// The templates escape on their own; this is for HTML built with `format!`.
+pub(crate) fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
 /// Percent-encodes a query value (only what a path and query can contain needs it).
 pub(crate) fn urlencode(s: &str) -> String {
     let mut out = String::new();

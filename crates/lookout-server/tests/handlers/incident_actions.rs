@@ -16,9 +16,9 @@ use serde_json::{json, Value};
 
 use crate::Harness;
 
-const FORM: &str = "application/x-www-form-urlencoded";
+pub(crate) const FORM: &str = "application/x-www-form-urlencoded";
 
-fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
     let mut s = url::form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
         s.append_pair(k, v);
@@ -27,7 +27,7 @@ fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
 }
 
 /// A UI session of a new user with `role`: the client and the CSRF token.
-async fn session(h: &Harness, role: Role) -> (Client, String) {
+pub(crate) async fn session(h: &Harness, role: Role) -> (Client, String) {
     let user = tenancy::create_user(
         &h.store,
         &format!("{role}-incident@example.com"),

@@ -2,9 +2,11 @@
 //! and the refusals of bad input (a taken slug, an unknown assignee, an empty comment, a wrong
 //! ownership line, an oversized search, a forged feed token).
 
+use lookout_core::Role;
 use lookout_testkit::{both, Backend};
 use serde_json::json;
 
+use crate::incident_actions::{form, session, FORM};
 use crate::Harness;
 
 both!(teams_triage_roles_and_validation);
@@ -187,6 +189,108 @@ async fn teams_triage_roles_and_validation(backend: Backend) {
         "a token of no user has no 'me': {}",
         r.text()
     );
+
+    // Bulk assignment from the issue list: a viewer is refused before the body is read (even
+    // one that is not JSON); the count is bounded; unknown issues change nothing.
+    let r = h
+        .viewer
+        .send(
+            axum::http::Method::PUT,
+            "/api/v1/issues/assignee",
+            lookout_testkit::Body::Bytes(b"not json".to_vec()),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = h
+        .viewer
+        .send(
+            axum::http::Method::PUT,
+            "/api/0/projects/default/default/issues/?id=1",
+            lookout_testkit::Body::Bytes(b"not json".to_vec()),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = h
+        .member
+        .put(
+            "/api/0/projects/default/default/issues/?id=x",
+            json!({"assignedTo": ""}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = h
+        .member
+        .put(
+            "/api/v1/issues/assignee",
+            json!({"ids": [], "assignedTo": "#ops"}),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.message().starts_with("ids"), "{}", r.message());
+    let many: Vec<i64> = (1..=101).collect();
+    let r = h
+        .member
+        .put(
+            "/api/v1/issues/assignee",
+            json!({"ids": many, "assignedTo": "#ops"}),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.message().contains("at most 100"), "{}", r.message());
+    let r = h
+        .member
+        .put(
+            "/api/v1/issues/assignee",
+            json!({"ids": [998, 999], "assignedTo": "#ops"}),
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = h
+        .member
+        .put(
+            "/api/v1/issues/assignee",
+            json!({"ids": [1], "assignedTo": "#ghosts"}),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.message().contains("#ghosts"), "{}", r.message());
+
+    // Sentry's bulk update names no issue: refused naming `id` (not "every issue").
+    let r = h
+        .member
+        .put(
+            "/api/0/projects/default/default/issues/",
+            json!({"assignedTo": ""}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.message().starts_with("id"), "{}", r.message());
+
+    // The list's bulk-assign form: a viewer is refused, and so is a wrong or missing CSRF token;
+    // none of them is a 500.
+    let (viewer_ui, viewer_csrf) = session(&h, Role::Viewer).await;
+    let r = viewer_ui
+        .post_raw(
+            "/errors/assign",
+            FORM,
+            form(&[("csrf", &viewer_csrf), ("id", "1"), ("assigned_to", "#ops")]),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let (member_ui, _) = session(&h, Role::Member).await;
+    for csrf in [&[("csrf", "forged")][..], &[][..]] {
+        let mut pairs = csrf.to_vec();
+        pairs.extend([("id", "1"), ("assigned_to", "#ops"), ("back", "/errors")]);
+        let r = member_ui
+            .post_raw("/errors/assign", FORM, form(&pairs))
+            .await;
+        assert!(
+            r.status == 403 || r.status == 400,
+            "CSRF {csrf:?}: {} {}",
+            r.status,
+            r.text()
+        );
+    }
 
     // Searches are bounded and name unknown teams.
     let long = "a".repeat(600);

@@ -20,7 +20,7 @@ use crate::{cursor, events, Backend, Result, Store, Write};
 use lookout_core::time::now_ms;
 use lookout_protocol::event::{parse_event, Clock, ErrorEvent};
 use lookout_protocol::grouping;
-use lookout_protocol::ownership::Subject;
+use lookout_protocol::ownership::{Owner, Subject};
 
 /// The processor's cursor name.
 pub const CURSOR: &str = "errors.processor";
@@ -50,6 +50,31 @@ struct Pending {
     /// The stored payload: the event's normalised JSON as ingest wrote it, stored again as is
     /// rather than serialised a second time.
     payload: String,
+    /// The owners its project's ownership rules give it, matched before the write transaction;
+    /// set on the first event of each group in the batch (the only one that can create its
+    /// issue), `None` otherwise or when nothing matched.
+    owners: Option<Vec<Owner>>,
+}
+
+/// Matches ownership rules for the events that may create an issue: the first of each group
+/// (project and first hash) in the batch, in projects with auto-assign rules. A later event of
+/// the same group finds the issue the first one found or created, so it never needs owners.
+async fn match_owners(store: &Store, pending: &mut [Pending]) -> Result<()> {
+    // Collected first: a borrowing iterator held across the loads' awaits would make the
+    // processor's future not `Send`.
+    let projects: BTreeSet<i64> = pending.iter().map(|p| p.project_id).collect();
+    let matcher = super::triage::OwnerMatcher::load(store, projects).await?;
+    let mut seen: HashSet<(i64, Option<&str>)> = HashSet::new();
+    for p in pending.iter_mut() {
+        if !matcher.has_rules(p.project_id)
+            || !seen.insert((p.project_id, p.hashes.first().map(String::as_str)))
+        {
+            continue;
+        }
+        let subject = Subject::from_event(&p.ev.body, &tag_pairs(&p.ev));
+        p.owners = matcher.owners(p.project_id, &subject);
+    }
+    Ok(())
 }
 
 impl ErrorProcessor {
@@ -157,18 +182,20 @@ impl ErrorProcessor {
         else {
             return Ok(0);
         };
-        let _turn = self.store.write_gate().await;
-        let mut tx = self.store.begin_write().await?;
-        // Each project groups with the version stored on it, so a newer algorithm in a newer
-        // build never reshuffles an existing project's issues.
+        // Events are parsed, hashed and matched against ownership rules before the write turn:
+        // that is CPU work, and the turn is the one thing every writer waits for. Each project
+        // groups with the version stored on it (fixed when the project is created), so a newer
+        // algorithm in a newer build never reshuffles an existing project's issues.
         let mut versions: HashMap<i64, String> = HashMap::new();
         for r in sqlx::query("SELECT id, grouping_version FROM projects")
-            .fetch_all(&mut *tx)
+            .fetch_all(self.store.pool())
             .await?
         {
             versions.insert(r.try_get("id")?, r.try_get("grouping_version")?);
         }
         let mut pending = Vec::new();
+        // Items other than events, written in the transaction in inbox order.
+        let mut others: Vec<(i64, String, i64, String)> = Vec::new();
         for r in &rows {
             let project_id: i64 = r.try_get("project_id")?;
             let kind: String = r.try_get("kind")?;
@@ -177,36 +204,46 @@ impl ErrorProcessor {
                 Some(p) => p,
                 None => r.try_get("payload")?,
             };
-            match kind.as_str() {
-                "event" => match parse_event(
-                    payload.as_bytes(),
-                    None,
-                    &Clock {
-                        received_ms: received_at,
-                        sent_at_ms: None,
-                    },
-                ) {
-                    Ok(ev) => {
-                        let version = versions
-                            .get(&project_id)
-                            .map_or(grouping::CURRENT_VERSION, String::as_str);
-                        let Some(hashes) = grouping::hashes_with(version, &ev) else {
-                            tracing::error!(project = project_id, version, "Project uses a grouping version this build does not know; event kept in the inbox only.");
-                            continue;
-                        };
-                        pending.push(Pending {
-                            project_id,
-                            received_at,
-                            ev,
-                            hashes,
-                            payload,
-                        });
-                    }
-                    // Validated at ingest, so this means a stored row went bad; skip it.
-                    Err(e) => {
-                        tracing::warn!(project = project_id, error = %e, "Stored event no longer parses; skipped.")
-                    }
+            if kind != "event" {
+                others.push((project_id, kind, received_at, payload));
+                continue;
+            }
+            match parse_event(
+                payload.as_bytes(),
+                None,
+                &Clock {
+                    received_ms: received_at,
+                    sent_at_ms: None,
                 },
+            ) {
+                Ok(ev) => {
+                    let version = versions
+                        .get(&project_id)
+                        .map_or(grouping::CURRENT_VERSION, String::as_str);
+                    let Some(hashes) = grouping::hashes_with(version, &ev) else {
+                        tracing::error!(project = project_id, version, "Project uses a grouping version this build does not know; event kept in the inbox only.");
+                        continue;
+                    };
+                    pending.push(Pending {
+                        project_id,
+                        received_at,
+                        ev,
+                        hashes,
+                        payload,
+                        owners: None,
+                    });
+                }
+                // Validated at ingest, so this means a stored row went bad; skip it.
+                Err(e) => {
+                    tracing::warn!(project = project_id, error = %e, "Stored event no longer parses; skipped.")
+                }
+            }
+        }
+        match_owners(&self.store, &mut pending).await?;
+        let _turn = self.store.write_gate().await;
+        let mut tx = self.store.begin_write().await?;
+        for (project_id, kind, received_at, payload) in others {
+            match kind.as_str() {
                 "client_report" => count_client_report(&mut tx, project_id, &payload).await?,
                 "user_report" => {
                     super::feedback::store(&mut tx, project_id, received_at, &payload).await?
@@ -415,7 +452,6 @@ async fn group_batch(
     pending: Vec<Pending>,
 ) -> Result<(Vec<Write>, BTreeMap<i64, (i64, i64)>)> {
     let mut announcements = Vec::new();
-    let mut ownership = super::triage::OwnershipCache::default();
     let mut per_issue: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
     if pending.is_empty() {
         return Ok((announcements, per_issue));
@@ -564,15 +600,14 @@ async fn group_batch(
                     &json!({ "issue_id": id, "title": title, "level": ev.level,
                              "first_seen": ev.timestamp_ms }),
                 ));
-                // Ownership rules assign the new issue in this transaction, so an alert policy
-                // that notifies owners finds the owner when it reads `issue.created`.
-                let tag_list = tag_pairs(ev);
-                let subject = Subject::from_event(&ev.body, &tag_list);
-                if let Some(a) = ownership
-                    .auto_assign(tx, p.project_id, id, &subject)
-                    .await?
-                {
-                    announcements.push(a);
+                // The owners matched before the transaction are assigned in it, so an alert
+                // policy that notifies owners finds the owner when it reads `issue.created`.
+                if let Some(owners) = &p.owners {
+                    if let Some(a) =
+                        super::triage::assign_to_owners(tx, p.project_id, id, owners).await?
+                    {
+                        announcements.push(a);
+                    }
                 }
                 states.insert(
                     id,

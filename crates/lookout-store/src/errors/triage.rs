@@ -231,7 +231,8 @@ pub async fn assign_with_status(
     let issue = super::get_issue(store, issue_id).await.map_err(not_found)?;
     let mut tx = store.begin_write().await?;
     let mut anns = Vec::new();
-    anns.extend(assign_in(&mut tx, issue_id, to, actor, "assigned").await?);
+    let assignee = assignee_of(&mut tx, to).await?;
+    anns.extend(assign_in(&mut tx, issue_id, to, assignee.as_ref(), actor, "assigned").await?);
     if let Some(c) = status {
         anns.push(super::set_status_in(&mut tx, &issue, c).await?);
     }
@@ -244,12 +245,56 @@ pub async fn assign_with_status(
     super::get_issue(store, issue_id).await.map_err(not_found)
 }
 
+/// Most issues one bulk assignment may name (the issue list shows at most this many a page).
+pub const MAX_BULK_ISSUES: usize = 100;
+
+/// Assigns several issues (`None`: unassigns them) in one transaction: an unknown issue or
+/// assignee changes none of them. Returns how many changed (those already so assigned do not).
+pub async fn assign_many(
+    store: &Store,
+    issue_ids: &[i64],
+    to: Option<Target>,
+    actor: &Actor,
+) -> std::result::Result<usize, AssignError> {
+    let mut tx = store.begin_write().await?;
+    let mut anns = Vec::new();
+    // The assignee is the same for every issue: looked up once, not once per issue.
+    let assignee = assignee_of(&mut tx, to).await?;
+    for id in issue_ids {
+        anns.extend(assign_in(&mut tx, *id, to, assignee.as_ref(), actor, "assigned").await?);
+    }
+    let changed = anns.len();
+    if anns.is_empty() {
+        tx.rollback().await.map_err(StoreError::from)?;
+    } else {
+        events::publish_in_tx(store, &mut tx, &anns).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+    }
+    Ok(changed)
+}
+
+/// The user or team `to` names (`None`: unassigning); unknown: [`AssignError::Assignee`].
+async fn assignee_of(
+    tx: &mut Transaction<'static, Any>,
+    to: Option<Target>,
+) -> std::result::Result<Option<Assignee>, AssignError> {
+    match to {
+        Some(t) => Ok(Some(lookup(tx, t).await.map_err(|e| match e {
+            StoreError::NotFound => AssignError::Assignee,
+            e => e.into(),
+        })?)),
+        None => Ok(None),
+    }
+}
+
 /// [`assign`] inside a transaction; the announcement to publish with it, if anything changed.
-/// `kind` names the activity (`assigned`, or `auto_assigned` for ownership rules).
+/// `assignee` is what [`assignee_of`] found for `to`. `kind` names the activity (`assigned`, or
+/// `auto_assigned` for ownership rules).
 async fn assign_in(
     tx: &mut Transaction<'static, Any>,
     issue_id: i64,
     to: Option<Target>,
+    assignee: Option<&Assignee>,
     actor: &Actor,
     kind: &str,
 ) -> std::result::Result<Option<Write>, AssignError> {
@@ -275,13 +320,6 @@ async fn assign_in(
     if current == to {
         return Ok(None);
     }
-    let assignee = match to {
-        Some(t) => Some(lookup(tx, t).await.map_err(|e| match e {
-            StoreError::NotFound => AssignError::Assignee,
-            e => e.into(),
-        })?),
-        None => None,
-    };
     let (user, team) = match to {
         Some(Target::User(u)) => (Some(u), None),
         Some(Target::Team(t)) => (None, Some(t)),
@@ -294,7 +332,7 @@ async fn assign_in(
         .execute(&mut **tx)
         .await
         .map_err(StoreError::from)?;
-    let data = match &assignee {
+    let data = match assignee {
         Some(a) => json!({"assignee": a.actor_id(), "label": a.label()}),
         None => json!({}),
     };
@@ -308,7 +346,7 @@ async fn assign_in(
         "issue.assigned",
         Some(project_id),
         Some(issue_id.to_string()),
-        &json!({"issue_id": issue_id, "assignee": assignee.as_ref().map(Assignee::actor_id),
+        &json!({"issue_id": issue_id, "assignee": assignee.map(Assignee::actor_id),
                 "by": actor.label}),
     );
     Ok(Some(ann))
@@ -336,15 +374,27 @@ async fn insert_activity(
     .try_get("id")?)
 }
 
-/// Adds a comment to an issue's activity stream; NotFound for an unknown issue.
-pub async fn add_note(store: &Store, issue_id: i64, actor: &Actor, text: &str) -> Result<Activity> {
+/// Adds a comment to an issue's activity stream, with whom it mentions (`[{"text": "@ada",
+/// "type": "user"|"team", "id", "label"}]`, kept so the page links exactly those, as they were
+/// when written); NotFound for an unknown issue.
+pub async fn add_note(
+    store: &Store,
+    issue_id: i64,
+    actor: &Actor,
+    text: &str,
+    mentions: &[Value],
+) -> Result<Activity> {
     let mut tx = store.begin_write().await?;
     sqlx::query("SELECT id FROM issues WHERE id = $1")
         .bind(issue_id)
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(StoreError::NotFound)?;
-    let id = insert_activity(&mut tx, issue_id, "note", actor, &json!({"text": text})).await?;
+    let mut data = json!({ "text": text });
+    if !mentions.is_empty() {
+        data["mentions"] = Value::Array(mentions.to_vec());
+    }
+    let id = insert_activity(&mut tx, issue_id, "note", actor, &data).await?;
     tx.commit().await?;
     let row = sqlx::query(&format!(
         "SELECT {ACTIVITY_COLUMNS} FROM issue_activity WHERE id = $1"
@@ -458,113 +508,148 @@ static COMPILED: Mutex<Option<HashMap<i64, Compiled>>> = Mutex::new(None);
 /// Projects whose compiled rules are kept; past it the map starts over.
 const COMPILED_PROJECTS: usize = 1000;
 
-/// The rules the processor applies, per project, loaded once per batch.
+/// The compiled auto-assign rules of a batch's projects, read before the processor's write
+/// transaction: matching 500 rules against an event's frames and tags is CPU work that must not
+/// hold the single write turn, so it happens here and the transaction only looks the chosen
+/// owners up and assigns.
 #[derive(Default)]
-pub(crate) struct OwnershipCache {
+pub(crate) struct OwnerMatcher {
     rules: HashMap<i64, Option<Arc<Rules>>>,
 }
 
-impl OwnershipCache {
-    /// Assigns a new issue to the owners of the last rule its first event matches, if the
-    /// project auto-assigns. Owners that no longer exist are skipped; unreadable stored rules
-    /// (saved by an older version) assign nothing and are logged. Returns the announcement
-    /// for the processor to publish with its batch.
-    pub(crate) async fn auto_assign(
-        &mut self,
-        tx: &mut Transaction<'static, Any>,
-        project_id: i64,
-        issue_id: i64,
-        subject: &Subject,
-    ) -> Result<Option<Write>> {
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.rules.entry(project_id) {
+impl OwnerMatcher {
+    /// Loads the rules of `projects` (those that auto-assign), compiled once per saved text.
+    /// Unreadable stored rules (saved by an older version) match nothing and are logged.
+    pub(crate) async fn load(
+        store: &Store,
+        projects: impl IntoIterator<Item = i64>,
+    ) -> Result<OwnerMatcher> {
+        let mut m = OwnerMatcher::default();
+        for project_id in projects {
+            if m.rules.contains_key(&project_id) {
+                continue;
+            }
             let row = sqlx::query(
                 "SELECT raw FROM ownership_rules WHERE project_id = $1 AND auto_assign = 1",
             )
             .bind(project_id)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(store.pool())
             .await?;
             let rules = match row {
-                Some(r) => {
-                    let raw: String = r.try_get("raw")?;
-                    let cached = COMPILED
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .as_ref()
-                        .and_then(|m| m.get(&project_id).cloned())
-                        .filter(|(v, _)| *v == raw);
-                    match cached {
-                        Some((_, rules)) => rules,
-                        None => {
-                            let rules = match ownership::parse(&raw) {
-                                Ok(rules) => Some(Arc::new(rules)),
-                                Err(e) => {
-                                    tracing::warn!(project = project_id, error = %e, "Ownership rules do not parse; nothing auto-assigned.");
-                                    None
-                                }
-                            };
-                            let mut g = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
-                            let m = g.get_or_insert_with(HashMap::new);
-                            if m.len() >= COMPILED_PROJECTS {
-                                m.clear();
-                            }
-                            m.insert(project_id, (raw, rules.clone()));
-                            rules
-                        }
-                    }
-                }
+                Some(r) => compiled(project_id, r.try_get("raw")?),
                 None => None,
             };
-            slot.insert(rules);
+            m.rules.insert(project_id, rules);
         }
+        Ok(m)
+    }
+
+    /// Whether a project has rules to match at all (most have none: nothing to do).
+    pub(crate) fn has_rules(&self, project_id: i64) -> bool {
+        matches!(self.rules.get(&project_id), Some(Some(_)))
+    }
+
+    /// The owners of the last rule an event matches, in the rule's order.
+    pub(crate) fn owners(&self, project_id: i64, subject: &Subject) -> Option<Vec<Owner>> {
         let Some(Some(rules)) = self.rules.get(&project_id) else {
-            return Ok(None);
+            return None;
         };
         let (owners, work) = rules.owners_counted(subject);
         if work.gave_up {
             tracing::warn!(
                 project = project_id,
-                issue = issue_id,
                 "Ownership rules too costly for this event; matched what was scanned."
             );
         }
-        let Some(owners) = owners else {
-            return Ok(None);
+        owners.map(<[Owner]>::to_vec)
+    }
+}
+
+/// A project's rules compiled, from the process-wide cache when its text has not changed.
+fn compiled(project_id: i64, raw: String) -> Option<Arc<Rules>> {
+    let cached = COMPILED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|m| m.get(&project_id).cloned())
+        .filter(|(v, _)| *v == raw);
+    if let Some((_, rules)) = cached {
+        return rules;
+    }
+    let rules = match ownership::parse(&raw) {
+        Ok(rules) => Some(Arc::new(rules)),
+        Err(e) => {
+            tracing::warn!(project = project_id, error = %e, "Ownership rules do not parse; nothing auto-assigned.");
+            None
+        }
+    };
+    let mut g = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
+    let m = g.get_or_insert_with(HashMap::new);
+    if m.len() >= COMPILED_PROJECTS {
+        m.clear();
+    }
+    m.insert(project_id, (raw, rules.clone()));
+    rules
+}
+
+/// Assigns a new issue to the first of `owners` (matched before the transaction) that still
+/// exists, in the transaction that creates the issue, so an alert policy that notifies owners
+/// finds the owner when it reads `issue.created`. Returns the announcement for the processor to
+/// publish with its batch.
+pub(crate) async fn assign_to_owners(
+    tx: &mut Transaction<'static, Any>,
+    project_id: i64,
+    issue_id: i64,
+    owners: &[Owner],
+) -> Result<Option<Write>> {
+    for owner in owners {
+        let found = match owner {
+            Owner::Team(slug) => sqlx::query(
+                "SELECT t.id FROM teams t JOIN projects p ON p.org_id = t.org_id
+                 WHERE p.id = $1 AND t.slug = $2",
+            )
+            .bind(project_id)
+            .bind(slug.to_ascii_lowercase())
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|r| r.try_get("id").map(Target::Team))
+            .transpose()?,
+            Owner::Email(email) => {
+                sqlx::query("SELECT id FROM users WHERE email = $1 AND status = 'active'")
+                    .bind(email.to_ascii_lowercase())
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .map(|r| r.try_get("id").map(Target::User))
+                    .transpose()?
+            }
         };
-        for owner in owners {
-            let found = match owner {
-                Owner::Team(slug) => sqlx::query(
-                    "SELECT t.id FROM teams t JOIN projects p ON p.org_id = t.org_id
-                     WHERE p.id = $1 AND t.slug = $2",
-                )
-                .bind(project_id)
-                .bind(slug.to_ascii_lowercase())
-                .fetch_optional(&mut **tx)
-                .await?
-                .map(|r| r.try_get("id").map(Target::Team))
-                .transpose()?,
-                Owner::Email(email) => {
-                    sqlx::query("SELECT id FROM users WHERE email = $1 AND status = 'active'")
-                        .bind(email.to_ascii_lowercase())
-                        .fetch_optional(&mut **tx)
-                        .await?
-                        .map(|r| r.try_get("id").map(Target::User))
-                        .transpose()?
-                }
+        if let Some(target) = found {
+            let actor = Actor {
+                user_id: None,
+                label: "ownership rules".into(),
             };
-            if let Some(target) = found {
-                let actor = Actor {
-                    user_id: None,
-                    label: "ownership rules".into(),
-                };
-                match assign_in(tx, issue_id, Some(target), &actor, "auto_assigned").await {
-                    Ok(ann) => return Ok(ann),
-                    Err(AssignError::Store(e)) => return Err(e),
-                    Err(_) => continue,
-                }
+            let assignee = match assignee_of(tx, Some(target)).await {
+                Ok(a) => a,
+                Err(AssignError::Store(e)) => return Err(e),
+                Err(_) => continue,
+            };
+            match assign_in(
+                tx,
+                issue_id,
+                Some(target),
+                assignee.as_ref(),
+                &actor,
+                "auto_assigned",
+            )
+            .await
+            {
+                Ok(ann) => return Ok(ann),
+                Err(AssignError::Store(e)) => return Err(e),
+                Err(_) => continue,
             }
         }
-        Ok(None)
     }
+    Ok(None)
 }
 
 /// The escalation policy of the team an issue is assigned to, if it has one ("notify owners").

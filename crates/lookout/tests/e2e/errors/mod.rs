@@ -4,6 +4,7 @@
 mod ingest;
 mod issues;
 mod limits;
+mod mentions;
 mod triage;
 
 use lookout_testkit::{eventually, TestServer};

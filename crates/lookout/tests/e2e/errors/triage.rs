@@ -14,63 +14,32 @@ lookout_testkit::both!(
     my_shifts_and_the_calendar_feed,
 );
 
-fn csrf_field(html: &str) -> String {
-    html.split("name=\"csrf\" value=\"")
-        .nth(1)
-        .expect("a form with a csrf field")
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 /// Signs `email` in through the login form: a client carrying the session cookie and CSRF token
 /// (for the API) and the raw cookie (for forms).
-async fn sign_in(s: &TestServer, email: &str) -> (Client, reqwest::Client, String, String) {
-    let c = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let (pre, csrf) = crate::foundation::sessions::login_form(&c, &s.at("/login")).await;
-    let r = c
-        .post(s.at("/login"))
-        .header("cookie", &pre)
-        .form(&[
-            ("email", email),
-            ("password", "correct horse battery"),
-            ("csrf", csrf.as_str()),
-            ("next", "/"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303, "sign-in of {email}");
-    let cookie = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap())
-        .find(|v| v.starts_with("lookout_session="))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let html = c
-        .get(s.at("/account"))
-        .header("cookie", &cookie)
+pub(super) async fn sign_in(
+    s: &TestServer,
+    email: &str,
+) -> (Client, reqwest::Client, String, String) {
+    let (c, cookie) = crate::foundation::sessions::sign_in(s, email, "correct horse battery").await;
+    let html = page_text(&c, &cookie, s.at("/account")).await;
+    let csrf = crate::foundation::sessions::csrf_field(&html);
+    let api = s.anon().session(&cookie, &csrf);
+    (api, c, cookie, csrf)
+}
+
+/// A page's HTML, fetched with a session cookie.
+pub(super) async fn page_text(c: &reqwest::Client, cookie: &str, url: String) -> String {
+    c.get(url)
+        .header("cookie", cookie)
         .send()
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
-    let csrf = csrf_field(&html);
-    let api = s.anon().session(&cookie, &csrf);
-    (api, c, cookie, csrf)
+        .unwrap()
 }
 
-async fn send_event(s: &TestServer, ty: &str, region: &str) {
+pub(super) async fn send_event(s: &TestServer, ty: &str, region: &str) {
     let id = new_id();
     let mut ev = exception_event(&id, ty, "boom", "work", "1.0");
     ev["tags"] = json!({ "region": region });
@@ -347,15 +316,12 @@ async fn teams_assignment_comments_and_searches(backend: Backend) {
     )
     .await;
     assert_eq!(st, 303);
-    let page = browser
-        .get(s.at(&format!("/errors/issues/{timeout}")))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_text(
+        &browser,
+        &cookie,
+        s.at(&format!("/errors/issues/{timeout}")),
+    )
+    .await;
     // The assignee element itself (the picker lists every team, so the page always names it).
     let at = page.find("id=\"assignee\"").expect("assignee element");
     let assignee = &page[at..at + page[at..].find("</p>").unwrap()];
@@ -363,27 +329,11 @@ async fn teams_assignment_comments_and_searches(backend: Backend) {
     assert!(!assignee.contains("Unassigned"), "{assignee}");
     assert!(page.contains("the retry"), "comment shown");
     assert!(!page.contains("<b>by</b>"), "comment escaped, not markup");
-    let list = browser
-        .get(s.at("/errors?query=assigned%3Amy_teams"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let list = page_text(&browser, &cookie, s.at("/errors?query=assigned%3Amy_teams")).await;
     assert!(list.contains("TimeoutError") && list.contains("KeyError"));
 
     // Teams on the account page, and the audit log has the assignments and comments.
-    let account = browser
-        .get(s.at("/account"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let account = page_text(&browser, &cookie, s.at("/account")).await;
     assert!(account.contains("id=\"my-team-backend-on-call\""));
     let audit = admin.get("/api/v1/audit?limit=200").await.expect(200);
     let actions: Vec<String> = audit["items"]
@@ -547,15 +497,7 @@ async fn my_shifts_and_the_calendar_feed(backend: Backend) {
     assert!(!items.is_empty(), "{shifts}");
     assert_eq!(items[0]["schedule"], "Payments, primary");
     assert_eq!(ada_api.get("/api/v1/me/shifts?days=0").await.status, 422);
-    let account = browser
-        .get(s.at("/account"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let account = page_text(&browser, &cookie, s.at("/account")).await;
     assert!(
         account.contains("id=\"my-shifts\""),
         "shifts on the account page"

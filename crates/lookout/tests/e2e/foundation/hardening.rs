@@ -9,7 +9,7 @@ use lookout_testkit::{Backend, Client, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::sessions::{login_form, session_csrf};
+use super::sessions::{session_csrf, sign_in};
 use crate::errors::{envelope, exception_event, new_id, post_envelope, wait_issues};
 use crate::{bin, json_of};
 
@@ -32,35 +32,7 @@ struct Session {
 
 impl Session {
     async fn login(s: &TestServer, email: &str, password: &str) -> Session {
-        let c = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let (pre, csrf) = login_form(&c, &s.at("/login")).await;
-        let r = c
-            .post(s.at("/login"))
-            .header("cookie", &pre)
-            .form(&[
-                ("email", email),
-                ("password", password),
-                ("csrf", &csrf),
-                ("next", "/"),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 303, "login of {email}");
-        let cookie = r
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap())
-            .find(|v| v.starts_with("lookout_session="))
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
+        let (c, cookie) = sign_in(s, email, password).await;
         let csrf = session_csrf(&c, s, &cookie).await;
         Session {
             api: Client::http_with(c.clone(), &s.url).session(&cookie, &csrf),

@@ -21,7 +21,7 @@ pub(super) fn browser() -> reqwest::Client {
 }
 
 /// The mail as a person would read it: quoted-printable soft breaks joined and `=3D` decoded.
-pub(super) fn readable(mail: &str) -> String {
+pub(crate) fn readable(mail: &str) -> String {
     mail.replace("=\r\n", "")
         .replace("=\n", "")
         .replace("=3D", "=")
@@ -118,7 +118,7 @@ pub(super) async fn csrf_of(s: &TestServer, session: &str) -> String {
 }
 
 /// Points account mail at `smtp`.
-pub(super) async fn set_up_mail(s: &TestServer, smtp: &Smtp) {
+pub(crate) async fn set_up_mail(s: &TestServer, smtp: &Smtp) {
     let m = s
         .client()
         .put(

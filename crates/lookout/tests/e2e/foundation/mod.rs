@@ -7,7 +7,7 @@ mod cli;
 mod cli_server;
 mod durability;
 mod hardening;
-mod identity;
+pub(crate) mod identity;
 mod limits;
 pub(crate) mod sessions;
 mod two_factor;

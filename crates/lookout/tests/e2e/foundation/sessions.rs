@@ -189,6 +189,45 @@ pub(crate) fn csrf_field(html: &str) -> String {
         .to_string()
 }
 
+/// Signs in through the login form with a client that does not follow redirects (so a test can
+/// read the answers' `Location`): the client and the session cookie (`lookout_session=…`).
+pub(crate) async fn sign_in(
+    s: &TestServer,
+    email: &str,
+    password: &str,
+) -> (reqwest::Client, String) {
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (pre, csrf) = login_form(&c, &s.at("/login")).await;
+    let r = c
+        .post(s.at("/login"))
+        .header("cookie", &pre)
+        .form(&[
+            ("email", email),
+            ("password", password),
+            ("csrf", &csrf),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "sign-in of {email}");
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("lookout_session="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    (c, cookie)
+}
+
 /// Opens the login form: its pre-login CSRF cookie (`name=value`) and the matching form field.
 pub(crate) async fn login_form(c: &reqwest::Client, url: &str) -> (String, String) {
     let page = c.get(url).send().await.unwrap();

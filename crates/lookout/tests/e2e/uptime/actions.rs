@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::targets::{closed_port, HttpTarget};
 use super::*;
+use crate::foundation::sessions::{csrf_field, sign_in};
 
 lookout_testkit::both!(
     check_now_records_a_check_and_names_a_refused_target,
@@ -25,56 +26,10 @@ struct Browser {
     base: String,
 }
 
-fn csrf_field(html: &str) -> String {
-    html.split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 impl Browser {
     async fn login(s: &TestServer) -> Browser {
         s.client().user("member@example.com", "member").await;
-        let c = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let page = c.get(s.at("/login")).send().await.unwrap();
-        let pre = page.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
-        let csrf = csrf_field(&page.text().await.unwrap());
-        let r = c
-            .post(s.at("/login"))
-            .header("cookie", &pre)
-            .form(&[
-                ("email", "member@example.com"),
-                ("password", "correct horse battery"),
-                ("csrf", csrf.as_str()),
-                ("next", "/"),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 303);
-        let cookie = r
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap())
-            .find(|v| v.starts_with("lookout_session="))
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
+        let (c, cookie) = sign_in(s, "member@example.com", "correct horse battery").await;
         let mut b = Browser {
             c,
             cookie,
