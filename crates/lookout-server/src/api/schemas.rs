@@ -116,6 +116,8 @@ pub struct ScheduleView {
     pub overrides: Vec<OverrideView>,
     /// Off: nobody is on call on it (its layers and overrides are kept).
     pub enabled: bool,
+    /// The owning team's id (null: no team).
+    pub team_id: Option<i64>,
     /// Created, RFC 3339.
     pub created_at: String,
     /// Changed, RFC 3339.
@@ -136,6 +138,8 @@ pub struct ScheduleInput {
     pub overrides: Option<Vec<OverrideInput>>,
     /// Default true; false: nobody is on call on it.
     pub enabled: Option<bool>,
+    /// The owning team's id; null clears it, absent keeps it.
+    pub team_id: Option<i64>,
 }
 
 /// A user in an on-call answer.
@@ -205,6 +209,8 @@ pub struct EscalationPolicyView {
     pub ack_timeout_minutes: Option<i64>,
     /// Off: incidents routed to it are opened but page nobody.
     pub enabled: bool,
+    /// The owning team's id (null: no team).
+    pub team_id: Option<i64>,
     /// Created, RFC 3339.
     pub created_at: String,
     /// Changed, RFC 3339.
@@ -225,6 +231,8 @@ pub struct EscalationPolicyInput {
     pub ack_timeout_minutes: Option<i64>,
     /// Default true; false: incidents routed to it page nobody.
     pub enabled: Option<bool>,
+    /// The owning team's id; null clears it, absent keeps it.
+    pub team_id: Option<i64>,
 }
 
 // ---------------------------------------------------------------------------------- policies
@@ -269,6 +277,8 @@ pub struct PolicyView {
     pub runbook_id: Option<i64>,
     /// Whether it is evaluated.
     pub enabled: bool,
+    /// The owning team's id (null: no team).
+    pub team_id: Option<i64>,
     /// Created, RFC 3339.
     pub created_at: String,
     /// Changed, RFC 3339.
@@ -297,6 +307,8 @@ pub struct PolicyInput {
     pub runbook_id: Option<i64>,
     /// Default true.
     pub enabled: Option<bool>,
+    /// The owning team's id; null clears it, absent keeps it.
+    pub team_id: Option<i64>,
 }
 
 // ------------------------------------------------------------------------------ integrations

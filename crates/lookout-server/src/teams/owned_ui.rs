@@ -9,6 +9,15 @@ use crate::state::AppState;
 use crate::ui::error::UiResult;
 use lookout_store::{teams, tenancy};
 
+/// The form that sets or clears one object's owning team from its page (a service, a project).
+#[derive(Debug, Deserialize)]
+pub struct TeamForm {
+    pub(crate) csrf: String,
+    /// The owning team's id, or empty for none.
+    #[serde(default)]
+    pub(crate) team: String,
+}
+
 /// The form field: every team, the one chosen, and whether a refusal named it.
 #[derive(Debug, Clone, Default)]
 pub struct TeamField {

@@ -540,22 +540,13 @@ pub async fn transaction(
     }))
 }
 
-/// The owner form of a service page.
-#[derive(Debug, Deserialize)]
-pub struct TeamForm {
-    csrf: String,
-    /// The owning team's id, or empty for none.
-    #[serde(default)]
-    team: String,
-}
-
 /// `POST /performance/services/{name}/team`: sets or clears the team that owns the service
 /// (in the project shown), as `PUT /api/v1/apm/services/{name}` with `team_id` does.
 pub async fn set_team(
     State(state): State<AppState>,
     form: Signed<Member>,
     Path(name): Path<String>,
-    Form(f): Form<TeamForm>,
+    Form(f): Form<crate::teams::owned_ui::TeamForm>,
 ) -> UiResult {
     check_csrf(&form.session, &f.csrf)?;
     let team = team_of_form(&state, Some(&f.team)).await?;

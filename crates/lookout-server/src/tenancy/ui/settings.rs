@@ -708,21 +708,12 @@ pub async fn settings_user_totp(
     settings_page(&state, &page.session, page.ctx, outcome).await
 }
 
-/// The project owner form of a Projects row.
-#[derive(Deserialize)]
-pub struct ProjectTeamForm {
-    csrf: String,
-    /// The owning team's id, or empty for none.
-    #[serde(default)]
-    team: String,
-}
-
 /// `POST /settings/projects/{id}/team`: sets or clears the team that owns a project.
 pub async fn settings_project_team(
     State(state): State<AppState>,
     page: Page<Member>,
     Path(id): Path<i64>,
-    Form(f): Form<ProjectTeamForm>,
+    Form(f): Form<crate::teams::owned_ui::TeamForm>,
 ) -> UiResult {
     check_csrf(&page.session, &f.csrf)?;
     let outcome = match team_of_form(&state, Some(&f.team)).await {

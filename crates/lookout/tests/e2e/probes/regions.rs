@@ -137,6 +137,19 @@ async fn a_target_failing_for_one_of_three_locations_degrades_and_for_two_pages_
     wait_status(&s, id, "up", 30).await;
     assert_eq!(events(&s, "monitor.up", id).await.len(), 1);
     assert_eq!(events(&s, "monitor.down", id).await.len(), 1);
+
+    // Failing everywhere at once: down again, and how long detection took (issue 28's target:
+    // interval × failure threshold + 5 s = 7 s here).
+    let started = std::time::Instant::now();
+    for n in &r.ns {
+        target.fail_for(n.ns_ip, true);
+    }
+    wait_status(&s, id, "down", 30).await;
+    println!(
+        "detection from 3 locations, target failing everywhere: {:.1} s (target <= 7 s: 1 s interval x threshold 2 + 5 s)",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(events(&s, "monitor.down", id).await.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
