@@ -209,18 +209,7 @@ pub async fn mark_skipped(
     reason: &str,
     at: i64,
 ) -> Result<bool> {
-    let n = sqlx::query(
-        "UPDATE notifications SET status = 'skipped', last_error = $1, sent_at = NULL,
-         next_attempt_at = $2, lease_owner = NULL, lease_until = NULL
-         WHERE id = $3 AND lease_owner = $4 AND status = 'pending'",
-    )
-    .bind(reason)
-    .bind(at)
-    .bind(id)
-    .bind(owner)
-    .execute(&mut **tx)
-    .await?;
-    Ok(n.rows_affected() == 1)
+    skip(tx, id, Some(owner), reason, at).await
 }
 
 /// Skips pending notification `id` inside `tx` without a lease: `skipped`, with `reason` as its
@@ -234,17 +223,32 @@ pub async fn skip_pending(
     reason: &str,
     at: i64,
 ) -> Result<bool> {
-    let n = sqlx::query(
+    skip(tx, id, None, reason, at).await
+}
+
+/// The one `skipped` update of [`mark_skipped`] (under `owner`'s lease) and [`skip_pending`]
+/// (whoever holds it).
+async fn skip(
+    tx: &mut Transaction<'static, Any>,
+    id: i64,
+    owner: Option<&str>,
+    reason: &str,
+    at: i64,
+) -> Result<bool> {
+    let sql = if owner.is_some() {
         "UPDATE notifications SET status = 'skipped', last_error = $1, sent_at = NULL,
          next_attempt_at = $2, lease_owner = NULL, lease_until = NULL
-         WHERE id = $3 AND status = 'pending'",
-    )
-    .bind(reason)
-    .bind(at)
-    .bind(id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(n.rows_affected() == 1)
+         WHERE id = $3 AND status = 'pending' AND lease_owner = $4"
+    } else {
+        "UPDATE notifications SET status = 'skipped', last_error = $1, sent_at = NULL,
+         next_attempt_at = $2, lease_owner = NULL, lease_until = NULL
+         WHERE id = $3 AND status = 'pending'"
+    };
+    let mut q = sqlx::query(sql).bind(reason).bind(at).bind(id);
+    if let Some(owner) = owner {
+        q = q.bind(owner);
+    }
+    Ok(q.execute(&mut **tx).await?.rows_affected() == 1)
 }
 
 /// Records a failed try: retried `retry_in_ms` from now by the database's clock, or given up
