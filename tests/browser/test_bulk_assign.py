@@ -39,10 +39,13 @@ def test_tick_issues_assign_them_and_mention_the_team(server, browser, tmp_path,
         assert {b.inner_text() for b in badges.all()} == {"#payments"}
         for i in issues:
             assert server.api(f"/api/v1/issues/{i['id']}")["assignedTo"]["name"] == "payments"
-        # Nothing ticked: the list says so instead of changing anything.
+        # Nothing ticked: the list says so instead of changing anything, and keeps the chosen
+        # assignee so ticking and sending again is all it takes.
+        page.select_option("#bulk-to", value=f"team:{team['id']}")
         with page.expect_navigation():
             page.click("#bulk-assign")
-        assert "ids: tick at least one issue" in page.content()
+        assert "ids: tick at least one issue" in page.locator("#bulk-error").inner_text()
+        assert page.locator("#bulk-to").input_value() == f"team:{team['id']}"
         page.go_back()
 
         # A comment's mentions: the team and the user are links, somebody unknown stays text.

@@ -3,6 +3,10 @@
 //!
 //! Usage: `cargo run --release -p lookout-protocol --example sourcemap_speed -- MAP MINIFIED [EVENTS]`
 //! (bench/sourcemaps.sh builds a 5 MB map with esbuild and runs this).
+//!
+//! It also prints what the error processor does around symbolication for such an event (parse
+//! the stored JSON, write it back, parse the rewritten event, hash it for grouping), before and
+//! after, so the cost of the source-mapped ingest path can be read stage by stage.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,4 +68,77 @@ fn main() {
         "{events} events of 30 frames: {per_event:.3} ms per event ({} frames resolved per event); target <= 1 ms",
         resolved / events
     );
+    if std::env::var_os("SOURCEMAP_SPEED_NO_STAGES").is_none() {
+        stages(&event, &maps, events);
+    }
+}
+
+/// Times `f` over `n` runs; microseconds per run.
+fn micros(n: usize, mut f: impl FnMut()) -> f64 {
+    let started = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    started.elapsed().as_secs_f64() * 1e6 / n as f64
+}
+
+/// The processor's stages for one event, minified and symbolicated.
+fn stages(event: &serde_json::Value, maps: &HashMap<FrameSource, FoundMap>, n: usize) {
+    use lookout_protocol::event::{parse_event, Clock};
+    let clock = Clock {
+        received_ms: 1_700_000_000_000,
+        sent_at_ms: None,
+    };
+    let mut with_id = event.clone();
+    with_id["event_id"] = json!("0123456789abcdef0123456789abcdef");
+    let before = with_id.to_string();
+    let mut after_v = with_id.clone();
+    symbolicate(&mut after_v, maps);
+    let after = after_v.to_string();
+    println!(
+        "stored event: {:.1} KB minified, {:.1} KB symbolicated",
+        before.len() as f64 / 1e3,
+        after.len() as f64 / 1e3
+    );
+    let parse_value = micros(n, || {
+        std::hint::black_box(serde_json::from_str::<serde_json::Value>(&before).ok());
+    });
+    let resolve = micros(n, || {
+        let mut v = with_id.clone();
+        std::hint::black_box(symbolicate(&mut v, maps));
+    });
+    let clone = micros(n, || {
+        std::hint::black_box(with_id.clone());
+    });
+    let write = micros(n, || {
+        std::hint::black_box(after_v.to_string());
+    });
+    let parse_min = micros(n, || {
+        std::hint::black_box(parse_event(before.as_bytes(), None, &clock).ok());
+    });
+    let parse_sym = micros(n, || {
+        std::hint::black_box(parse_event(after.as_bytes(), None, &clock).ok());
+    });
+    let ev_min = parse_event(before.as_bytes(), None, &clock).expect("parses");
+    let ev_sym = parse_event(after.as_bytes(), None, &clock).expect("parses");
+    let v = lookout_protocol::grouping::CURRENT_VERSION;
+    let hash_min = micros(n, || {
+        std::hint::black_box(lookout_protocol::grouping::hashes_with(v, &ev_min));
+    });
+    let hash_sym = micros(n, || {
+        std::hint::black_box(lookout_protocol::grouping::hashes_with(v, &ev_sym));
+    });
+    println!("per event, µs        minified  symbolicated");
+    println!("parse to a value     {:>8.1}  {:>12.1}", 0.0, parse_value);
+    println!(
+        "resolve frames       {:>8.1}  {:>12.1}",
+        0.0,
+        resolve - clone
+    );
+    println!("write the JSON       {:>8.1}  {:>12.1}", 0.0, write);
+    println!(
+        "parse the event      {:>8.1}  {:>12.1}",
+        parse_min, parse_sym
+    );
+    println!("grouping hashes      {:>8.1}  {:>12.1}", hash_min, hash_sym);
 }

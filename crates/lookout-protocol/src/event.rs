@@ -200,17 +200,34 @@ pub fn parse_event(
             "event exceeds {MAX_EVENT_BYTES} bytes"
         )));
     }
-    let mut body: Map<String, Value> = match serde_json::from_slice(payload) {
-        Ok(Value::Object(m)) => m,
-        Ok(_) => {
+    match serde_json::from_slice(payload) {
+        Ok(body) => parse_event_value(body, payload, envelope_event_id, clock),
+        Err(e) => Err(ProtocolError::Malformed(format!(
+            "event is not valid JSON: {e}"
+        ))),
+    }
+}
+
+/// [`parse_event`] of a payload already parsed: `body` must be what `payload` parses to (the
+/// error processor has the value after symbolicating and the text it stores, and would
+/// otherwise parse its own output again).
+pub fn parse_event_value(
+    body: Value,
+    payload: &[u8],
+    envelope_event_id: Option<&str>,
+    clock: &Clock,
+) -> Result<ErrorEvent, ProtocolError> {
+    if payload.len() > MAX_EVENT_BYTES {
+        return Err(ProtocolError::TooLarge(format!(
+            "event exceeds {MAX_EVENT_BYTES} bytes"
+        )));
+    }
+    let mut body: Map<String, Value> = match body {
+        Value::Object(m) => m,
+        _ => {
             return Err(ProtocolError::Malformed(
                 "event is not a JSON object".into(),
             ))
-        }
-        Err(e) => {
-            return Err(ProtocolError::Malformed(format!(
-                "event is not valid JSON: {e}"
-            )))
         }
     };
     // The envelope header's id wins over the payload's (Sentry's rule); else one is made up.

@@ -35,6 +35,7 @@ both!(
     a_crashed_schedulers_job_is_taken_over_after_its_lease,
     three_consumers_apply_each_event_exactly_once_in_order,
     retention_bounds_events_by_age_and_count,
+    large_events_are_processed_in_batches_of_bounded_size,
     write_transactions_abandoned_midway_leave_no_lock_behind,
 );
 
@@ -784,4 +785,64 @@ async fn retention_bounds_events_by_age_and_count(f: Fixture) {
         errors::enforce_retention(&f.store).await.unwrap(),
         errors::RetentionReport::default()
     );
+}
+
+/// Events near the 1 MiB cap are read and grouped a bounded number of bytes at a time (a batch
+/// of 500 such events would hold 500 MiB): each poll takes what fits in
+/// `process::BATCH_BYTES`, always at least one, and every event ends up grouped.
+async fn large_events_are_processed_in_batches_of_bounded_size(f: Fixture) {
+    use lookout_store::errors::process::{ingest_writes, ErrorProcessor, BATCH_BYTES};
+    let (project, _) = tenancy::ensure_default_project(&f.store).await.unwrap();
+    let writer = Writer::start(f.store.clone(), WriterConfig::default());
+    let now = lookout_core::time::now_ms();
+    let filler = "x".repeat(900 * 1024);
+    let mut items = Vec::new();
+    for i in 0..40 {
+        let ev = json!({"event_id": format!("{i:032x}"), "level": "error", "platform": "python",
+            "exception": {"values": [{"type": "Big", "value": "x"}]}, "extra": {"filler": filler}});
+        items.push((
+            "event".to_string(),
+            Some(format!("{i:032x}")),
+            ev.to_string(),
+        ));
+    }
+    // Written in small groups: the group commit takes at most a few MiB per write.
+    for chunk in items.chunks(4) {
+        writer
+            .queue()
+            .write(ingest_writes(project.id, now, chunk.to_vec(), Vec::new()))
+            .await
+            .unwrap();
+    }
+    writer.shutdown().await;
+    let p = ErrorProcessor::new(f.store.clone(), "t");
+    let per_event = 900 * 1024 + 200;
+    let most = (BATCH_BYTES as usize).div_ceil(per_event) + 1;
+    let mut polls = Vec::new();
+    loop {
+        let n = p.poll_once().await.unwrap();
+        if n == 0 {
+            break;
+        }
+        assert!(
+            n <= most,
+            "a batch of {n} events of 900 KiB is over the byte budget"
+        );
+        polls.push(n);
+    }
+    assert_eq!(
+        polls.iter().sum::<usize>(),
+        40,
+        "every event is read once: {polls:?}"
+    );
+    assert!(
+        polls.len() >= 3,
+        "40 events of 900 KiB take several batches: {polls:?}"
+    );
+    let stored: i64 = sqlx::query("SELECT COUNT(*) AS n FROM error_events")
+        .fetch_one(f.store.pool())
+        .await
+        .unwrap()
+        .get("n");
+    assert_eq!(stored, 40);
 }

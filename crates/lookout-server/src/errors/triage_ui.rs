@@ -188,7 +188,9 @@ pub async fn assign(
 }
 
 /// `POST /errors/assign`: assigns the issues ticked on the list (`id` repeated, at most
-/// [`store::MAX_BULK_ISSUES`]) to `assigned_to`, all or none, then shows the list again.
+/// [`store::MAX_BULK_ISSUES`]) to `assigned_to`, all or none, then shows the list again. A
+/// refused request (nothing ticked, too many, an assignee that is gone) shows the list it came
+/// from with the same issues ticked and the same assignee chosen, and says why (422).
 pub async fn bulk_assign(
     State(state): State<AppState>,
     form: Signed<Member>,
@@ -215,7 +217,20 @@ pub async fn bulk_assign(
         Ok(_) => Ok(Redirect::to(safe_back(&back)).into_response()),
         Err(ServiceError::Invalid(m)) => {
             tracing::info!(error = %m, "Bulk assignment refused.");
-            Err(UiError::Refused(StatusCode::UNPROCESSABLE_ENTITY, m))
+            // The list the form was on: its filters are the query of `back`.
+            let q = safe_back(&back)
+                .parse::<axum::http::Uri>()
+                .ok()
+                .and_then(|u| axum::extract::Query::try_from_uri(&u).ok())
+                .map(|axum::extract::Query(q)| q)
+                .unwrap_or_default();
+            let ctx = form.layout(&state).await?;
+            let kept = super::ui::BulkKept {
+                ids,
+                assigned_to: to,
+                error: Some(m),
+            };
+            super::ui::list_page(&state, ctx, &form.session, q, kept).await
         }
         Err(e) => Err(e.into()),
     }

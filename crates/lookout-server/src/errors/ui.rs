@@ -23,6 +23,7 @@ use crate::ui::layout::{render, PageCtx};
 use lookout_core::time::now_ms;
 use lookout_core::Role;
 use lookout_store::errors::{self, IssueFilter, StatusChange};
+use lookout_store::tenancy::Session;
 use lookout_store::{tenancy, Cursor, StoreError};
 
 /// One row of the issue list.
@@ -75,6 +76,26 @@ struct ErrorsPage {
     assignees: Vec<(String, String)>,
     /// This list's address, for the bulk action to come back to.
     here: String,
+    /// What a refused bulk action had ticked and chosen, shown again with why.
+    kept: BulkKept,
+}
+
+/// A refused bulk assignment as it was submitted: the list shows it again ticked, with the
+/// assignee still chosen and the reason beside the form.
+#[derive(Default)]
+pub struct BulkKept {
+    /// The issues that were ticked.
+    pub ids: Vec<i64>,
+    /// The assignee that was chosen (`user:3`, `team:2`, or empty for nobody).
+    pub assigned_to: String,
+    /// Why the action was refused.
+    pub error: Option<String>,
+}
+
+impl BulkKept {
+    fn ticked(&self, id: &i64) -> bool {
+        self.ids.contains(id)
+    }
 }
 
 /// The list's query string.
@@ -123,6 +144,18 @@ pub async fn list(
     State(state): State<AppState>,
     Page { ctx, session, .. }: Page,
     Query(q): Query<ListQuery>,
+) -> UiResult {
+    list_page(&state, ctx, &session, q, BulkKept::default()).await
+}
+
+/// The Errors list for `q`, with a refused bulk action's ticks, assignee and reason when
+/// `kept` has them (then answered 422).
+pub(crate) async fn list_page(
+    state: &AppState,
+    ctx: PageCtx,
+    session: &Session,
+    q: ListQuery,
+    kept: BulkKept,
 ) -> UiResult {
     let pid = ctx.project_id;
     // `assigned:me is:unassigned …`: a term that names nobody is the form's mistake (422).
@@ -243,7 +276,12 @@ pub async fn list(
         Vec::new()
     };
     let here = q.next_href(&q.cursor);
-    Ok(render(&ErrorsPage {
+    let status = if kept.error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let page = render(&ErrorsPage {
         title: "Errors".into(),
         ctx,
         project,
@@ -257,7 +295,9 @@ pub async fn list(
         can_edit,
         assignees,
         here,
-    }))
+        kept,
+    });
+    Ok((status, page).into_response())
 }
 
 /// A stack frame as shown.

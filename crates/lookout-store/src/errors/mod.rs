@@ -6,8 +6,10 @@
 
 pub mod attachments;
 pub mod feedback;
+mod group;
 pub mod hashes;
 pub mod health;
+mod prepare;
 pub mod process;
 pub mod sourcemaps;
 pub mod triage;

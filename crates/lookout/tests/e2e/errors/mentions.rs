@@ -142,6 +142,26 @@ async fn mentions_are_linked_and_emailed_and_issues_assigned_in_bulk(backend: Ba
     );
     assert!(page.contains(" and @nobody."), "unknown mentions stay text");
     assert!(!page.contains(">@nobody</a>"));
+    // Markup in a comment is text: the page shows it escaped, the mention beside it is still a
+    // link, and a mention glued to a quote stays text (mentions start after a space).
+    ada_api
+        .post(
+            &format!("/api/v1/issues/{first}/comments"),
+            json!({"text": "<script>alert(1)</script> @ada <img src=x onerror=alert(2)> \"#payments\""}),
+        )
+        .await
+        .expect(201);
+    let page = page_text(&browser, &cookie, s.at(&format!("/errors/issues/{first}"))).await;
+    assert!(!page.contains("<script>alert(1)"), "{page}");
+    assert!(!page.contains("<img src=x"), "{page}");
+    assert!(
+        page.contains("&#60;script&#62;alert(1)&#60;/script&#62; <a class=\"mention\""),
+        "{page}"
+    );
+    assert!(
+        page.contains("&#60;img src=x onerror=alert(2)&#62; &#34;#payments&#34;</p>"),
+        "{page}"
+    );
 
     // Bulk assignment: all or none, bounded, and the activity of each issue says so.
     let bulk = |body: Value| {
@@ -187,6 +207,39 @@ async fn mentions_are_linked_and_emailed_and_issues_assigned_in_bulk(backend: Ba
         .unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/errors?query=is%3Aassigned");
+    // A refused form (an assignee who is gone) shows the same filtered list again with the
+    // issues still ticked and says why, instead of an error page that loses the selection.
+    let mut form = vec![
+        ("csrf", csrf.clone()),
+        ("assigned_to", "user:99999".to_string()),
+        ("back", "/errors?query=is%3Aassigned".to_string()),
+    ];
+    form.extend(all.iter().map(|id| ("id", id.to_string())));
+    let r = browser
+        .post(s.at("/errors/assign"))
+        .header("cookie", &cookie)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("id=\"bulk-error\""),
+        "the reason is shown: {page}"
+    );
+    for id in &all {
+        assert!(
+            page.contains(&format!(
+                "value=\"{id}\" aria-label=\"Select issue {id}\" checked"
+            )),
+            "issue {id} is still ticked"
+        );
+    }
+    assert!(
+        page.contains("value=\"is:assigned\""),
+        "the list keeps its filter"
+    );
     let mine = ada_api
         .get("/api/v1/projects/1/issues?query=assigned%3Ame")
         .await
