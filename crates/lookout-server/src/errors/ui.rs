@@ -159,7 +159,7 @@ pub(crate) async fn list_page(
 ) -> UiResult {
     let pid = ctx.project_id;
     // `assigned:me is:unassigned …`: a term that names nobody is the form's mistake (422).
-    let search = super::triage::parse_search(&state, &q.query, Some(session.user.id))
+    let search = super::triage::parse_search(state, &q.query, Some(session.user.id))
         .await
         .map_err(|e| UiError::Refused(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     let loaded: Result<_, StoreError> = async {
@@ -271,7 +271,7 @@ pub(crate) async fn list_page(
         .map(snippets);
     let can_edit = ctx.role != "viewer" && !issues.is_empty();
     let assignees = if can_edit {
-        super::triage_ui::assignee_options(&state).await?
+        super::triage_ui::assignee_options(state).await?
     } else {
         Vec::new()
     };
