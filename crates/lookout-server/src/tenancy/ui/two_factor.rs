@@ -24,6 +24,7 @@ use crate::ui::extract::Page;
 use crate::ui::layout::{render, PageCtx};
 use crate::ui::safe_next;
 use lookout_core::secret::random_hex;
+use lookout_store::sso::Grants;
 use lookout_store::tenancy::{self, User};
 use lookout_store::{identity, StoreError};
 
@@ -76,8 +77,11 @@ fn step_page(
 
 /// After a right password: a session, or the second step. The password's throttle count is
 /// taken back only when no second step follows. Every way in that proves a password (the login
-/// form, an accepted invitation, a reset link) comes through here, so none of them skips the
-/// second factor or its required enrolment; `method` names the way in for the audit log.
+/// form, an accepted invitation, a reset link, single sign-on) comes through here, so none of
+/// them skips the second factor or its required enrolment; `method` names the way in for the
+/// audit log. An SSO sign-in's `grants` (role and teams from its groups) are applied only when
+/// the sign-in completes: here without a second step, else after the right code, carried
+/// meanwhile in the signed pending token.
 pub(crate) async fn after_password(
     state: &AppState,
     user: &User,
@@ -85,10 +89,12 @@ pub(crate) async fn after_password(
     client: Option<std::net::IpAddr>,
     next: &str,
     method: &str,
+    grants: Option<&Grants>,
 ) -> UiResult {
     match totp::second_step(state, user).await? {
         SecondStep::None => {
             state.login_throttle().succeeded_shared(email, client).await;
+            apply_grants(state, user, grants).await?;
             tracing::info!(user = user.id, "User logged in.");
             crate::tenancy::audit::sign_in(state, Some(user), email, client, method).await;
             start_session(state, user, next).await
@@ -96,7 +102,7 @@ pub(crate) async fn after_password(
         SecondStep::Code => Ok(step_page(
             state,
             StatusCode::OK,
-            totp::pending_token(state, user.id),
+            totp::pending_token(state, user.id, grants),
             None,
             next,
             None,
@@ -106,13 +112,21 @@ pub(crate) async fn after_password(
             Ok(step_page(
                 state,
                 StatusCode::OK,
-                totp::pending_token(state, user.id),
+                totp::pending_token(state, user.id, grants),
                 Some(en),
                 next,
                 None,
             ))
         }
     }
+}
+
+/// Applies an SSO sign-in's grants (nothing for other sign-ins).
+async fn apply_grants(state: &AppState, user: &User, grants: Option<&Grants>) -> UiResult<()> {
+    if let Some(g) = grants {
+        crate::tenancy::sso::apply_grants(state, user.id, g).await?;
+    }
+    Ok(())
 }
 
 /// The second step's form.
@@ -275,6 +289,7 @@ pub async fn login_code(
             .login_throttle()
             .succeeded_shared(&user.email, client)
             .await;
+        apply_grants(&state, &user, pending.grants.as_ref()).await?;
         tracing::info!(user = user.id, "User logged in with a second factor.");
         crate::tenancy::audit::sign_in(
             &state,
@@ -324,6 +339,7 @@ pub async fn login_enrol(
                 .login_throttle()
                 .succeeded_shared(&user.email, client)
                 .await;
+            apply_grants(&state, &user, pending.grants.as_ref()).await?;
             tracing::info!(
                 user = user.id,
                 "User logged in after setting up a second factor."
