@@ -298,6 +298,24 @@ def test_groups_map_to_teams_at_each_sign_in(sso, browser):
     assert users(server)["bob@example.com"]["role"] == "member"
 
 
+def test_an_email_outside_the_allowed_domains_is_refused_and_creates_nobody(sso, browser):
+    """`allowed_domains = ["example.com"]`: a provider account at another domain gets a page that
+    says why, no account and no session."""
+    server, issuer = sso
+    w = local_only(Watched(browser))
+    try:
+        page = w.page
+        page.goto(server.url + "/auth/oidc/login")
+        sign_in_at_provider(page, "zed@elsewhere.test")
+        page.wait_for_url(server.url + "/auth/oidc/callback*")
+        assert "email domain may not sign in here" in page.inner_text("main"), page.inner_text("main")
+        assert "zed@elsewhere.test" not in users(server)
+        page.goto(server.url + "/")
+        assert page.url.startswith(server.url + "/login"), "no session may exist"
+    finally:
+        w.close()
+
+
 def audit(server, action):
     return server.api(f"/api/v1/audit?action={action}&limit=100")["items"]
 
