@@ -324,7 +324,7 @@ def test_groups_change_role_and_teams_only_after_the_second_factor(sso, browser)
     """An SSO user who must use two-factor sign-in: the role and teams their groups give are
     applied only once the code is right (at enrolment, then at a later sign-in), never by a
     sign-in left at the code step; each team joined or left is an audit entry by `sso` naming
-    the team and the user."""
+    the team and the user. A sign-in overtaken by a newer one cannot restore the older role."""
     server, issuer = sso
     teams = {t: server.api("/api/v1/teams", "POST", {"name": t}) for t in ("Payments", "Search")}
 
@@ -368,6 +368,7 @@ def test_groups_change_role_and_teams_only_after_the_second_factor(sso, browser)
         with w.page.expect_navigation():
             w.page.click("button[type=submit]")
         assert w.page.locator("#recovery-codes li").count() == 10
+        recovery = [c.strip() for c in w.page.locator("#recovery-codes li").all_inner_texts()]
     finally:
         w.close()
     assert users(server)["bob@example.com"]["role"] == "admin"
@@ -378,6 +379,11 @@ def test_groups_change_role_and_teams_only_after_the_second_factor(sso, browser)
                      ("sso.team_join", f"{teams['Search']['id']}/{bob['id']}")], moves
     role = audit(server, "sso.role")[0]
     assert (role["actor"], role["details"]["before"], role["details"]["after"]) == ("sso", "member", "admin")
+
+    # A sign-in still as an admin, left at the code step (a tab kept open, or a token captured).
+    old = local_only(Watched(browser))
+    provider_leg(old)
+    assert "authenticator app" in old.page.inner_text("main")
 
     # Demoted at the provider: a sign-in left at the code step changes nothing; the code does.
     set_groups(issuer, "bob", ["engineers"])
@@ -401,6 +407,20 @@ def test_groups_change_role_and_teams_only_after_the_second_factor(sso, browser)
     assert users(server)["bob@example.com"]["role"] == "member"
     assert team_members(server) == {"payments": [], "search": []}
     assert audit(server, "sso.team")[0]["action"] == "sso.team_leave"
+    # The admin-era sign-in finished after the newer one, even with a right (recovery) code:
+    # refused, and neither the role nor the team comes back.
+    try:
+        old.page.fill("#code", recovery[0])
+        with old.page.expect_navigation():
+            old.page.click("button[type=submit]")
+        assert "Sign-in expired" in old.page.inner_text("body")
+        assert not any(c["name"] == "lookout_session" for c in old.context.cookies())
+    finally:
+        old.close()
+    assert users(server)["bob@example.com"]["role"] == "member"
+    assert team_members(server) == {"payments": [], "search": []}
+    promotions = [e for e in audit(server, "sso.role") if e["details"]["after"] == "admin"]
+    assert len(promotions) == 1, promotions
     # Neither the client secret nor anything from the tokens is in the log.
     log = json.dumps(server.api("/api/v1/audit?limit=1000"))
     assert CLIENT_SECRET not in log and "eyJ" not in log

@@ -204,7 +204,16 @@ impl StoreError {
 /// that set the owning team to `team` and that team is gone: deleted by a concurrent request
 /// after the caller checked it. SQLite's message does not name the key, so the team is looked
 /// up (on a pooled connection: PostgreSQL's failed transaction takes no more statements).
-pub(crate) async fn team_gone(store: &Store, e: StoreError, team: Option<i64>) -> StoreError {
+/// The caller's failed `tx` is rolled back first, so the lookup never holds two connections
+/// at once: under load a pool of N would otherwise deadlock with N writers waiting here.
+pub(crate) async fn team_gone(
+    store: &Store,
+    tx: Tx,
+    e: StoreError,
+    team: Option<i64>,
+) -> StoreError {
+    // The write failed, so nothing in tx is kept; a failed rollback only loses the connection.
+    let _ = tx.rollback().await;
     let fk =
         matches!(&e, StoreError::Db(sqlx::Error::Database(db)) if db.is_foreign_key_violation());
     let Some(team) = team.filter(|_| fk) else {

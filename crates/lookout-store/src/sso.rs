@@ -190,12 +190,32 @@ pub async fn sign_in(store: &Store, who: &ProviderAccount<'_>) -> Result<(User, 
         .map_err(StoreError::conflict_as("this provider account"))?;
         (id, found)
     };
-    // An invited user who signs in with SSO has joined; the name is kept when set.
-    sqlx::query("UPDATE users SET status = 'active', name = COALESCE(name, $1) WHERE id = $2")
-        .bind(who.name)
-        .bind(id)
-        .execute(&mut *tx)
+    // An invited user who signs in with SSO has joined: that is the invitation's acceptance,
+    // recorded like one accepted by its link, in this transaction. The name is kept when set.
+    let accepted = sqlx::query(
+        "UPDATE users SET status = 'active', name = COALESCE(name, $1)
+         WHERE id = $2 AND status = 'invited'",
+    )
+    .bind(who.name)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if accepted > 0 {
+        let target = id.to_string();
+        crate::audit::record_in(
+            &mut tx,
+            &crate::audit::NewEntry {
+                actor: &format!("user:{id}"),
+                actor_label: who.email,
+                action: "invitation.accept",
+                target: Some(&target),
+                details: &json!({ "via": "sso", "issuer": who.issuer, "recorded": "with the change" }),
+                address: None,
+            },
+        )
         .await?;
+    }
     let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
         .bind(id)
         .fetch_one(&mut *tx)
@@ -228,12 +248,18 @@ pub struct Applied {
     pub left: Vec<String>,
     /// Slugs in the grants that name no team (created by hand on the Teams page, never here).
     pub missing: Vec<String>,
+    /// Nothing was applied: a sign-in through the provider began after this one, so these
+    /// grants may be older than what the provider now says (a replayed or overtaken pending
+    /// sign-in).
+    pub stale: bool,
 }
 
 /// Gives the user the role and teams of `grants`, with one audit entry per change (actor
 /// `sso`, labelled with the issuer; target `team/user` or the user), all in one transaction:
 /// the change and its record commit together. The break-glass account (`keep_role_of`) keeps
-/// its role; teams join and leave as for anyone.
+/// its role; teams join and leave as for anyone. `issued_at` is when the sign-in that brought
+/// the grants began: once a later sign-in of the user has begun they change nothing
+/// ([`Applied::stale`]).
 pub async fn apply_grants(
     store: &Store,
     org_id: i64,
@@ -241,8 +267,24 @@ pub async fn apply_grants(
     issuer: &str,
     keep_role_of: Option<&str>,
     grants: &Grants,
+    issued_at: i64,
 ) -> Result<Applied> {
     let mut tx = store.begin_write().await?;
+    // A sign-in through the provider that began after this one (`sign_in` stamps
+    // `last_login_at`) supersedes it: its grants, possibly a role since taken away, are refused
+    // whichever replica or replayed token brings them.
+    let latest: Option<i64> =
+        sqlx::query("SELECT MAX(last_login_at) AS latest FROM user_identities WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("latest")?;
+    if latest.is_some_and(|l| l > issued_at) {
+        return Ok(Applied {
+            stale: true,
+            ..Applied::default()
+        });
+    }
     let row = sqlx::query("SELECT email, role FROM users WHERE id = $1")
         .bind(user_id)
         .fetch_optional(&mut *tx)

@@ -109,10 +109,9 @@ pub async fn update(store: &Store, id: i64, c: &TeamChanges) -> Result<Team> {
     .await
     .map_err(StoreError::conflict_as("a team with this slug"))?
     .rows_affected();
+    // Before the commit: a missing team or membership is a 404 with no audit entry.
+    crate::found(n)?;
     crate::commit_audited(tx).await?;
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
     get(store, id).await
 }
 
@@ -124,10 +123,9 @@ pub async fn delete(store: &Store, id: i64) -> Result<()> {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+    // Before the commit: a missing team or membership is a 404 with no audit entry.
+    crate::found(n)?;
     crate::commit_audited(tx).await?;
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
     Ok(())
 }
 
@@ -255,10 +253,9 @@ pub async fn remove_member(store: &Store, team_id: i64, user_id: i64) -> Result<
         .execute(&mut *tx)
         .await?
         .rows_affected();
+    // Before the commit: a missing team or membership is a 404 with no audit entry.
+    crate::found(n)?;
     crate::commit_audited(tx).await?;
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
     Ok(())
 }
 

@@ -198,7 +198,18 @@ async fn saving_an_object_owned_by_a_deleted_team_names_the_team_field(f: Fixtur
     let project = tenancy::create_project(s, org, "shop", None, None)
         .await
         .unwrap();
+    let owned = tenancy::create_project_owned(s, org, "owned", None, None, Some(team.id))
+        .await
+        .unwrap();
     teams::delete(s, team.id).await.unwrap();
+    // Renamed while its owner is deleted: the save leaves the owner alone (now none) and lands.
+    let rename = tenancy::ProjectChanges {
+        name: Some("Owned renamed".into()),
+        ..Default::default()
+    };
+    let renamed = tenancy::update_project(s, owned.id, &rename).await.unwrap();
+    assert_eq!(renamed.name, "Owned renamed");
+    assert_eq!(renamed.team_id, None);
     let gone = TeamChange::Set(Some(team.id));
     let missing = |r: Result<(), StoreError>, what: &str| {
         assert!(

@@ -2,7 +2,9 @@
 //! state finds nothing) and not after it expires; a provider account finds the same user at
 //! every sign-in, links an existing account only by a verified email; the role and teams the
 //! groups give are applied apart (after the second factor), each change with an audit entry in
-//! the same transaction, and never change the break-glass account's role.
+//! the same transaction, and never change the break-glass account's role; grants from a sign-in
+//! that a later sign-in overtook change nothing; an invited user's first SSO sign-in is the
+//! invitation's acceptance, audited with it.
 
 use lookout_core::Role;
 use lookout_store::sso::{self, Found, PendingLogin, ProviderAccount};
@@ -17,6 +19,10 @@ both!(
     provider_accounts_find_link_or_create_users,
     grants_join_and_leave_teams_with_an_audit_entry_each
 );
+
+/// Issue times for the grants: later than any sign-in (the store refuses grants issued before
+/// the user's latest sign-in began).
+static ISSUED: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(i64::MAX / 2);
 
 fn pending(next: &str) -> PendingLogin {
     PendingLogin {
@@ -63,7 +69,8 @@ async fn provider_accounts_find_link_or_create_users(f: Fixture) {
             join: vec![],
             leave: vec![],
         };
-        sso::apply_grants(s, org, user, issuer, Some("root@example.com"), &g)
+        let at = ISSUED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        sso::apply_grants(s, org, user, issuer, Some("root@example.com"), &g, at)
             .await
             .unwrap();
         tenancy::get_user(s, user).await.unwrap().role
@@ -131,6 +138,39 @@ async fn provider_accounts_find_link_or_create_users(f: Fixture) {
         .unwrap();
     assert_eq!(r.id, root.id);
     assert_eq!(grant(root.id, Role::Viewer).await, Role::Admin);
+
+    // An invited user who signs in through the provider has accepted the invitation: active,
+    // with an `invitation.accept` entry written with it (once: later sign-ins add none).
+    let cy = lookout_store::identity::invite_user(
+        s,
+        "cy@example.com",
+        None,
+        Role::Member,
+        None,
+        "invite-secret",
+        lookout_core::time::now_ms() + 3_600_000,
+    )
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        let (joined, _) = sso::sign_in(s, &account("s-cy", "cy@example.com", Role::Viewer))
+            .await
+            .unwrap();
+        assert_eq!((joined.id, joined.invited), (cy.id, false));
+    }
+    let accepts: Vec<_> = audit::list(s, &audit::Filter::default(), &Cursor::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.action == "invitation.accept")
+        .collect();
+    assert_eq!(accepts.len(), 1, "{accepts:?}");
+    assert_eq!(
+        accepts[0].target.as_deref(),
+        Some(cy.id.to_string().as_str())
+    );
+    assert_eq!(accepts[0].actor, format!("user:{}", cy.id));
 }
 
 async fn grants_join_and_leave_teams_with_an_audit_entry_each(f: Fixture) {
@@ -162,6 +202,7 @@ async fn grants_join_and_leave_teams_with_an_audit_entry_each(f: Fixture) {
         issuer,
         None,
         &grants(&["payments", "ghosts"], &["search", "by-hand"]),
+        10,
     )
     .await
     .unwrap();
@@ -178,9 +219,17 @@ async fn grants_join_and_leave_teams_with_an_audit_entry_each(f: Fixture) {
         ["by-hand", "payments"]
     );
     // The same again changes nothing and records nothing; then a move to search.
-    let again = sso::apply_grants(s, org, ada.id, issuer, None, &grants(&["payments"], &[]))
-        .await
-        .unwrap();
+    let again = sso::apply_grants(
+        s,
+        org,
+        ada.id,
+        issuer,
+        None,
+        &grants(&["payments"], &[]),
+        20,
+    )
+    .await
+    .unwrap();
     assert_eq!(again, sso::Applied::default());
     sso::apply_grants(
         s,
@@ -189,9 +238,45 @@ async fn grants_join_and_leave_teams_with_an_audit_entry_each(f: Fixture) {
         issuer,
         None,
         &grants(&["search"], &["payments"]),
+        30,
     )
     .await
     .unwrap();
+    assert_eq!(
+        slugs(teams::of_user(s, ada.id).await.unwrap()),
+        ["by-hand", "search"]
+    );
+    // A pending sign-in issued before a later sign-in of hers began (a replayed token, or one
+    // overtaken by a newer sign-in) brings back nothing: not the old role, not the old teams, no
+    // entries.
+    let before = lookout_core::time::now_ms() - 1;
+    sso::sign_in(
+        s,
+        &ProviderAccount {
+            issuer,
+            subject: "s-ada",
+            email: "ada@example.com",
+            email_verified: true,
+            name: None,
+        },
+    )
+    .await
+    .unwrap();
+    let admin = sso::Grants {
+        role: Role::Admin,
+        ..grants(&["payments"], &["search"])
+    };
+    for stale_at in [30, before] {
+        let stale = sso::apply_grants(s, org, ada.id, issuer, None, &admin, stale_at)
+            .await
+            .unwrap();
+        assert!(stale.stale, "issued at {stale_at}");
+        assert_eq!(stale.role_was, None);
+    }
+    assert_eq!(
+        tenancy::get_user(s, ada.id).await.unwrap().role,
+        Role::Member
+    );
     assert_eq!(
         slugs(teams::of_user(s, ada.id).await.unwrap()),
         ["by-hand", "search"]

@@ -380,15 +380,37 @@ fn pending_text(payload: &str) -> String {
 }
 
 /// A signed token naming a user whose password was right, valid five minutes, with what an SSO
-/// sign-in's groups give (applied only once the second factor is right).
-pub fn pending_token(state: &AppState, user_id: i64, grants: Option<&Grants>) -> String {
+/// sign-in's groups give (applied only once the second factor is right). `None`, logged, when
+/// the grants make it longer than [`MAX_PENDING_TOKEN`]: such a token could never be opened, and
+/// the sign-in would only ever answer "Sign-in expired".
+pub fn pending_token(state: &AppState, user_id: i64, grants: Option<&Grants>) -> Option<String> {
+    new_pending_token(state.sealer(), user_id, grants, now_ms())
+}
+
+fn new_pending_token(
+    sealer: &lookout_core::seal::Sealer,
+    user_id: i64,
+    grants: Option<&Grants>,
+    now: i64,
+) -> Option<String> {
     let p = Pending {
         user_id,
-        expires: now_ms() + PENDING_TTL_MS,
+        expires: now + PENDING_TTL_MS,
         nonce: random_hex(8),
         grants: grants.cloned(),
     };
-    pending_again(state, &p)
+    let token = token_of(sealer, &p);
+    if token.len() > MAX_PENDING_TOKEN {
+        tracing::error!(
+            user = user_id,
+            teams = grants.map_or(0, |g| g.join.len() + g.leave.len()),
+            bytes = token.len(),
+            max = MAX_PENDING_TOKEN,
+            "SSO sign-in refused: the teams from [oidc.teams] are too many to carry through the second factor; shorten the mapping."
+        );
+        return None;
+    }
+    Some(token)
 }
 
 /// A live pending sign-in: whose, until when, and its nonce (what the wrong codes are counted
@@ -403,6 +425,14 @@ pub struct Pending {
     pub nonce: String,
     /// The role and teams an SSO sign-in's groups give, applied after the code.
     pub grants: Option<Grants>,
+}
+
+impl Pending {
+    /// When the sign-in began (ms): its grants are refused once a sign-in that began later
+    /// has applied its own (see `lookout_store::sso::apply_grants`).
+    pub fn issued_at(&self) -> i64 {
+        self.expires - PENDING_TTL_MS
+    }
 }
 
 /// The longest pending token opened: a user id, an expiry, a nonce, the grants (hex JSON of a
@@ -506,6 +536,30 @@ mod tests {
             .unwrap()
             .grants
             .is_none());
+    }
+
+    #[test]
+    fn a_pending_token_up_to_the_maximum_opens_and_a_longer_one_is_never_issued() {
+        let sealer = lookout_core::seal::Sealer::from_hex(&"11".repeat(32)).unwrap();
+        let now = 1_000_000;
+        let grants = |n: usize| Grants {
+            role: lookout_core::role::Role::Member,
+            join: (0..n).map(|i| format!("team-{i:04}")).collect(),
+            leave: vec![],
+        };
+        // The most teams whose token still fits: it is issued and opens with all of them.
+        let mut n = 0;
+        while new_pending_token(&sealer, 7, Some(&grants(n + 1)), now).is_some() {
+            n += 1;
+        }
+        assert!(n > 50, "room for a real mapping: {n} teams");
+        let token = new_pending_token(&sealer, 7, Some(&grants(n)), now).unwrap();
+        assert!(token.len() <= MAX_PENDING_TOKEN);
+        let opened = open_pending_full(&sealer, &token, now + 1).unwrap();
+        assert_eq!(opened.issued_at(), now);
+        assert_eq!(opened.grants.unwrap().join.len(), n);
+        // One more team: refused at issue instead of a token that can only expire.
+        assert!(new_pending_token(&sealer, 7, Some(&grants(n + 1)), now).is_none());
     }
 
     #[test]

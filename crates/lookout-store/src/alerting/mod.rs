@@ -180,7 +180,7 @@ pub async fn spec_save(
     };
     let r = match r {
         Ok(r) => r.ok_or(StoreError::NotFound)?,
-        Err(e) => return Err(crate::team_gone(store, e.into(), team.value()).await),
+        Err(e) => return Err(crate::team_gone(store, tx, e.into(), team.value()).await),
     };
     let row = spec_row(&r)?;
     crate::audit::record_pending_in(&mut tx).await?;
@@ -492,7 +492,7 @@ pub async fn schedule_save(
     };
     let r = match r {
         Ok(r) => r.ok_or(StoreError::NotFound)?,
-        Err(e) => return Err(crate::team_gone(store, e.into(), team.value()).await),
+        Err(e) => return Err(crate::team_gone(store, tx, e.into(), team.value()).await),
     };
     let row = spec_row(&r)?;
     for (user, start, end) in overrides {

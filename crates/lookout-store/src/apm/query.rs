@@ -230,7 +230,7 @@ pub async fn set_service_settings(
         .await;
         n += match updated {
             Ok(r) => r.rows_affected(),
-            Err(e) => return Err(crate::team_gone(store, e.into(), team.value()).await),
+            Err(e) => return Err(crate::team_gone(store, tx, e.into(), team.value()).await),
         };
     }
     if n > 0 {

@@ -136,7 +136,7 @@ pub async fn create_project_owned(
     .map_err(StoreError::conflict_as("a project with this slug"));
     let id: i64 = match id {
         Ok(r) => r.try_get("id")?,
-        Err(e) => return Err(crate::team_gone(store, e, team).await),
+        Err(e) => return Err(crate::team_gone(store, tx, e, team).await),
     };
     sqlx::query(
         "INSERT INTO project_keys (project_id, public_key, label, created_at) VALUES ($1, $2, 'Default', $3)",
@@ -192,24 +192,31 @@ fn project_from_row(r: &AnyRow) -> Result<Project> {
 
 /// Applies changes to a project and returns it.
 pub async fn update_project(store: &Store, id: i64, c: &ProjectChanges) -> Result<Project> {
-    let current = get_project(store, id).await?;
-    let rate = match c.rate_limit_per_minute {
-        Some(v) => v,
-        None => current.rate_limit_per_minute,
-    };
     let mut tx = store.begin_write().await?;
-    let updated = sqlx::query("UPDATE projects SET name = $1, retention_days = $2, max_events = $3, rate_limit_per_minute = $4, team_id = $5 WHERE id = $6")
-        .bind(c.name.clone().unwrap_or(current.name))
-        .bind(c.retention_days.unwrap_or(current.retention_days))
-        .bind(c.max_events.unwrap_or(current.max_events))
-        .bind(rate)
-        .bind(c.team_id.unwrap_or(current.team_id))
-        .bind(id)
-        .execute(&mut *tx)
-        .await;
-    if let Err(e) = updated {
-        return Err(crate::team_gone(store, e.into(), c.team_id.flatten()).await);
-    }
+    // One statement with fields left `None` keeping their stored value: reading the project
+    // first and writing its team back would fail on a team deleted in between.
+    let updated = sqlx::query(
+        "UPDATE projects SET name = COALESCE($1, name),
+             retention_days = COALESCE($2, retention_days), max_events = COALESCE($3, max_events),
+             rate_limit_per_minute = CASE WHEN $4 = 1 THEN $5 ELSE rate_limit_per_minute END,
+             team_id = CASE WHEN $6 = 1 THEN $7 ELSE team_id END
+         WHERE id = $8",
+    )
+    .bind(c.name.clone())
+    .bind(c.retention_days)
+    .bind(c.max_events)
+    .bind(i64::from(c.rate_limit_per_minute.is_some()))
+    .bind(c.rate_limit_per_minute.flatten())
+    .bind(i64::from(c.team_id.is_some()))
+    .bind(c.team_id.flatten())
+    .bind(id)
+    .execute(&mut *tx)
+    .await;
+    let n = match updated {
+        Ok(r) => r.rows_affected(),
+        Err(e) => return Err(crate::team_gone(store, tx, e.into(), c.team_id.flatten()).await),
+    };
+    crate::found(n)?;
     crate::commit_audited(tx).await?;
     get_project(store, id).await
 }

@@ -200,7 +200,7 @@ pub async fn create_monitor_owned(
         .execute(&mut *tx)
         .await;
     if let Err(e) = owned {
-        return Err(crate::team_gone(store, e.into(), team).await);
+        return Err(crate::team_gone(store, tx, e.into(), team).await);
     }
     crate::audit::record_pending_in(&mut tx).await?;
     tx.commit().await?;
@@ -282,7 +282,7 @@ pub async fn update_monitor_owned(
     .map_err(StoreError::conflict_as("a cron monitor with this slug in this project"));
     let n = match n {
         Ok(r) => r.rows_affected(),
-        Err(e) => return Err(crate::team_gone(store, e, team.value()).await),
+        Err(e) => return Err(crate::team_gone(store, tx, e, team.value()).await),
     };
     if n == 0 {
         return Err(StoreError::NotFound);

@@ -1,5 +1,6 @@
 //! The audit log on the real binary: API changes, a form, a failed and a right sign-in, newest
-//! first with actor, address and target; filters, keyset paging, admins only, no secret in it.
+//! first with actor, address and target; filters, keyset paging, admins only, no secret in it
+//! (masked in settings' before and after, never sealed or in clear).
 
 use lookout_testkit::{Backend, TestServer};
 use serde_json::json;
@@ -284,9 +285,33 @@ async fn every_configuration_change_commits_with_its_audit_entry(backend: Backen
         .await
         .expect(201));
     ok(c.delete(&format!("/api/v1/status-pages/{page}")).await);
-    c.post("/api/v1/locations", json!({"name": "eu-west"}))
+    let created = c
+        .post("/api/v1/locations", json!({"name": "eu-west"}))
         .await
         .expect(201);
+    let location = id(&created["location"]);
+    ok(c.patch(
+        &format!("/api/v1/locations/{location}"),
+        json!({"description": "Dublin"}),
+    )
+    .await);
+    let rotated = ok(c
+        .post(&format!("/api/v1/locations/{location}/token"), json!({}))
+        .await)
+    .json;
+    ok(c.delete(&format!("/api/v1/locations/{location}/token"))
+        .await);
+    ok(
+        c.put("/api/v1/settings/security", json!({"require_totp": false}))
+            .await,
+    );
+    let cy = c.user("cy@example.com", "viewer").await;
+    ok(c.put(
+        &format!("/api/v1/users/{cy}/totp-required"),
+        json!({"required": true}),
+    )
+    .await);
+    ok(c.delete(&format!("/api/v1/users/{cy}")).await);
     ok(c.put(
         "/api/v1/report-settings",
         json!({"timezone": "Europe/Berlin"}),
@@ -325,6 +350,13 @@ async fn every_configuration_change_commits_with_its_audit_entry(backend: Backen
         "POST /api/v1/status-pages",
         "DELETE /api/v1/status-pages/{id}",
         "POST /api/v1/locations",
+        "PATCH /api/v1/locations/{id}",
+        "POST /api/v1/locations/{id}/token",
+        "DELETE /api/v1/locations/{id}/token",
+        "PUT /api/v1/settings/security",
+        "POST /api/v1/users",
+        "PUT /api/v1/users/{id}/totp-required",
+        "DELETE /api/v1/users/{id}",
         "PUT /api/v1/report-settings",
         "DELETE /api/v1/teams/{id}",
     ];
@@ -343,12 +375,21 @@ async fn every_configuration_change_commits_with_its_audit_entry(backend: Backen
     assert_eq!(mail[0]["details"]["before"]["smtp_host"], "127.0.0.1");
     assert_eq!(mail[0]["details"]["after"]["smtp_host"], "127.0.0.2");
     assert_eq!(mail[1]["details"]["before"], serde_json::Value::Null);
+    // The password is there as a mask: changed or not, never its value or its sealed form.
+    assert_eq!(mail[0]["details"]["before"]["password"], "********");
+    assert_eq!(mail[0]["details"]["after"]["password"], "********");
+    assert_eq!(mail[1]["details"]["after"]["password"], "********");
     let text = log.to_string();
+    let location_token = rotated["token"].as_str().unwrap();
     for secret in [
         "mail-s3cret",
         "other-s3cret",
         secret.as_str(),
         integration["key"].as_str().unwrap_or("no key shown"),
+        location_token,
+        created["token"].as_str().unwrap(),
+        // What a sealed credential starts with: none is copied into an entry either.
+        "enc:v1:",
     ] {
         assert!(!text.contains(secret), "{secret} is in the audit log");
     }
