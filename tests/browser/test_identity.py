@@ -9,6 +9,7 @@ import sys
 import time
 
 import pyotp
+import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from browser_support import Watched  # noqa: E402
@@ -86,3 +87,35 @@ def test_an_invited_colleague_joins_and_signs_in_with_a_second_factor(server, wa
     log = admin.inner_text("#audit")
     assert log.count("session.login") >= 2 and "POST /account/2fa/confirm" in log, log
     assert not watched.problems, watched.problems
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_a_member_is_refused_the_admin_pages_with_a_page_that_says_why(server, browser, width):
+    """A member who opens the single sign-on settings or the audit log (a bookmark, a shared
+    link) gets a 403 page that names the role it needs and links back, not a blank page."""
+    server.api("/api/v1/users", "POST", {"email": "mo@example.com", "name": "Mo", "role": "member",
+                                         "password": "member password 1"})
+    w = Watched(browser, viewport={"width": width, "height": 900})
+    try:
+        page = w.page
+        page.goto(server.url + "/login")
+        page.fill("input[name=email]", "mo@example.com")
+        page.fill("input[name=password]", "member password 1")
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+        page.wait_for_url(server.url + "/")
+        for path, name in [("/settings/sso", "sso"), ("/settings/audit", "audit")]:
+            resp = page.goto(server.url + path)
+            assert resp.status == 403, f"{path} answered {resp.status}"
+            assert page.inner_text("h1") == "Forbidden"
+            text = page.inner_text("main")
+            assert "needs the admin role" in text and "you are a member" in text, text
+            assert page.locator("main a[href='/']").is_visible(), "a way back"
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 1, f"the refusal scrolls sideways by {overflow}px at {width}px"
+            shot(page, f"forbidden-{name}-{width}")
+        # Nothing else went wrong on the way (the two 403s are the answers asked for).
+        unexpected = [p for p in w.problems if "403" not in p]
+        assert not unexpected, unexpected
+    finally:
+        w.close()

@@ -17,6 +17,7 @@ import time
 import urllib.request
 from urllib.parse import parse_qs, urlparse
 
+import pyotp
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -295,6 +296,134 @@ def test_groups_map_to_teams_at_each_sign_in(sso, browser):
     assert teams["payments"] == [] and teams["search"] == [], teams
     assert teams["hand-made"] == ["bob@example.com"], teams
     assert users(server)["bob@example.com"]["role"] == "member"
+
+
+def test_an_email_outside_the_allowed_domains_is_refused_and_creates_nobody(sso, browser):
+    """`allowed_domains = ["example.com"]`: a provider account at another domain gets a page that
+    says why, no account and no session."""
+    server, issuer = sso
+    w = local_only(Watched(browser))
+    try:
+        page = w.page
+        page.goto(server.url + "/auth/oidc/login")
+        sign_in_at_provider(page, "zed@elsewhere.test")
+        page.wait_for_url(server.url + "/auth/oidc/callback*")
+        assert "email domain may not sign in here" in page.inner_text("main"), page.inner_text("main")
+        assert "zed@elsewhere.test" not in users(server)
+        page.goto(server.url + "/")
+        assert page.url.startswith(server.url + "/login"), "no session may exist"
+    finally:
+        w.close()
+
+
+def audit(server, action):
+    return server.api(f"/api/v1/audit?action={action}&limit=100")["items"]
+
+
+def test_groups_change_role_and_teams_only_after_the_second_factor(sso, browser):
+    """An SSO user who must use two-factor sign-in: the role and teams their groups give are
+    applied only once the code is right (at enrolment, then at a later sign-in), never by a
+    sign-in left at the code step; each team joined or left is an audit entry by `sso` naming
+    the team and the user. A sign-in overtaken by a newer one cannot restore the older role."""
+    server, issuer = sso
+    teams = {t: server.api("/api/v1/teams", "POST", {"name": t}) for t in ("Payments", "Search")}
+
+    def provider_leg(w):
+        w.page.goto(server.url + "/auth/oidc/login")
+        sign_in_at_provider(w.page, "bob")
+        w.page.wait_for_url(server.url + "/auth/oidc/callback*")
+
+    w = local_only(Watched(browser))
+    try:
+        w.page.goto(server.url + "/auth/oidc/login")
+        sign_in_at_provider(w.page, "bob")
+        w.page.wait_for_url(server.url + "/")
+    finally:
+        w.close()
+    bob = users(server)["bob@example.com"]
+    assert bob["role"] == "member" and team_members(server)["search"] == ["bob@example.com"]
+    joined = audit(server, "sso.team_join")
+    assert [(e["actor"], e["target"]) for e in joined] == [
+        ("sso", f"{teams['Search']['id']}/{bob['id']}")], joined
+    assert joined[0]["details"] == {"team": "search", "user": "bob@example.com"}
+    assert joined[0]["actor_label"] == issuer
+    req = urllib.request.Request(f"{server.url}/api/v1/users/{bob['id']}/totp-required", method="PUT",
+                                 data=json.dumps({"required": True}).encode(),
+                                 headers={"Authorization": "Bearer " + ADMIN_TOKEN,
+                                          "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status in (200, 204)
+
+    # Promoted and moved at the provider; the sign-in stops at the enrolment the admin required.
+    set_groups(issuer, "bob", ["sre-leads", "grp-payments"])
+    w = local_only(Watched(browser))
+    try:
+        provider_leg(w)
+        assert w.page.locator("#totp-qr svg").is_visible()
+        assert users(server)["bob@example.com"]["role"] == "member", "not before the second factor"
+        assert team_members(server) == {"payments": [], "search": ["bob@example.com"]}
+        assert len(audit(server, "sso.team")) == 1
+        secret = w.page.inner_text("#totp-secret").strip()
+        w.page.fill("#code", pyotp.TOTP(secret).now())
+        with w.page.expect_navigation():
+            w.page.click("button[type=submit]")
+        assert w.page.locator("#recovery-codes li").count() == 10
+        recovery = [c.strip() for c in w.page.locator("#recovery-codes li").all_inner_texts()]
+    finally:
+        w.close()
+    assert users(server)["bob@example.com"]["role"] == "admin"
+    assert team_members(server) == {"payments": ["bob@example.com"], "search": []}
+    moves = [(e["action"], e["target"]) for e in audit(server, "sso.team")]
+    assert moves == [("sso.team_leave", f"{teams['Search']['id']}/{bob['id']}"),
+                     ("sso.team_join", f"{teams['Payments']['id']}/{bob['id']}"),
+                     ("sso.team_join", f"{teams['Search']['id']}/{bob['id']}")], moves
+    role = audit(server, "sso.role")[0]
+    assert (role["actor"], role["details"]["before"], role["details"]["after"]) == ("sso", "member", "admin")
+
+    # A sign-in still as an admin, left at the code step (a tab kept open, or a token captured).
+    old = local_only(Watched(browser))
+    provider_leg(old)
+    assert "authenticator app" in old.page.inner_text("main")
+
+    # Demoted at the provider: a sign-in left at the code step changes nothing; the code does.
+    set_groups(issuer, "bob", ["engineers"])
+    w = local_only(Watched(browser))
+    try:
+        provider_leg(w)
+        assert "authenticator app" in w.page.inner_text("main")
+    finally:
+        w.close()
+    assert users(server)["bob@example.com"]["role"] == "admin"
+    assert team_members(server)["payments"] == ["bob@example.com"]
+    w = local_only(Watched(browser))
+    try:
+        provider_leg(w)
+        w.page.fill("#code", pyotp.TOTP(secret).at(time.time() + 30))
+        with w.page.expect_navigation():
+            w.page.click("button[type=submit]")
+        w.page.wait_for_url(server.url + "/")
+    finally:
+        w.close()
+    assert users(server)["bob@example.com"]["role"] == "member"
+    assert team_members(server) == {"payments": [], "search": []}
+    assert audit(server, "sso.team")[0]["action"] == "sso.team_leave"
+    # The admin-era sign-in finished after the newer one, even with a right (recovery) code:
+    # refused, and neither the role nor the team comes back.
+    try:
+        old.page.fill("#code", recovery[0])
+        with old.page.expect_navigation():
+            old.page.click("button[type=submit]")
+        assert "Sign-in expired" in old.page.inner_text("body")
+        assert not any(c["name"] == "lookout_session" for c in old.context.cookies())
+    finally:
+        old.close()
+    assert users(server)["bob@example.com"]["role"] == "member"
+    assert team_members(server) == {"payments": [], "search": []}
+    promotions = [e for e in audit(server, "sso.role") if e["details"]["after"] == "admin"]
+    assert len(promotions) == 1, promotions
+    # Neither the client secret nor anything from the tokens is in the log.
+    log = json.dumps(server.api("/api/v1/audit?limit=1000"))
+    assert CLIENT_SECRET not in log and "eyJ" not in log
 
 
 @pytest.mark.parametrize("width", [1280, 390])

@@ -107,6 +107,17 @@ impl ApiError {
     }
 }
 
+/// The message of a write refused because `field` names a row deleted meanwhile (a team
+/// deleted by another request while this one saved an object it owns).
+pub fn missing_message(field: &str) -> String {
+    match field {
+        "team_id" => "team_id: the team no longer exists (it was just deleted); choose another \
+                      team or none"
+            .to_string(),
+        other => format!("{other}: names something that no longer exists"),
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         if let StoreError::BadCursor(_) = &e {
@@ -117,6 +128,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
             StoreError::Overloaded | StoreError::TimedOut(_) => ApiError::Overloaded,
             StoreError::ShuttingDown => ApiError::ShuttingDown,
+            StoreError::Missing(field) => ApiError::Validation(missing_message(field)),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -155,3 +167,20 @@ impl IntoResponse for ApiError {
 
 /// Shorthand for handler results.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_team_deleted_under_a_save_is_a_422_naming_the_field() {
+        let res = ApiError::from(StoreError::Missing("team_id")).into_response();
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let crate::service::ServiceError::Invalid(m) =
+            crate::service::ServiceError::from(StoreError::Missing("team_id"))
+        else {
+            panic!("a form refusal, not a storage failure");
+        };
+        assert!(m.starts_with("team_id: the team no longer exists"), "{m}");
+    }
+}

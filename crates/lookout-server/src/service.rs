@@ -42,6 +42,9 @@ impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(what) => ServiceError::Conflict(format!("{what} already exists")),
+            StoreError::Missing(field) => {
+                ServiceError::Invalid(crate::error::missing_message(field))
+            }
             e => ServiceError::Store(e),
         }
     }

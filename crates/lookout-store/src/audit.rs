@@ -63,6 +63,12 @@ pub async fn record(store: &Store, e: &NewEntry<'_>) -> Result<()> {
     insert(&mut *store.pool().acquire().await?, e).await
 }
 
+/// Appends an entry in the caller's transaction: for records a store function makes itself
+/// (the SSO sync's team changes), committed with the change they record.
+pub async fn record_in(tx: &mut crate::Tx, e: &NewEntry<'_>) -> Result<()> {
+    insert(tx, e).await
+}
+
 async fn insert(conn: &mut crate::Conn, e: &NewEntry<'_>) -> Result<()> {
     sqlx::query(
         "INSERT INTO audit_log (at, actor, actor_label, action, target, details, address)
@@ -136,6 +142,51 @@ pub async fn record_pending_in(tx: &mut crate::Tx) -> Result<()> {
         return Err(err);
     }
     Ok(())
+}
+
+/// Puts `before` and `after` (a setting's values) in the waiting entry's details, with every
+/// secret in them masked (see [`masked`]), then inserts it in `tx` like [`record_pending_in`].
+pub async fn record_pending_change_in(
+    tx: &mut crate::Tx,
+    before: &Json,
+    after: &Json,
+) -> Result<()> {
+    let _ = PENDING.try_with(|p| {
+        if let Some(e) = p.borrow_mut().as_mut() {
+            e.details = serde_json::json!({ "before": masked(before), "after": masked(after) });
+        }
+    });
+    record_pending_in(tx).await
+}
+
+/// Whether a field's name says it holds a secret (`password`, `client_secret`, `token`, `key`…).
+fn secret_field(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["password", "secret", "token", "key", "credential", "auth"]
+        .iter()
+        .any(|s| n.contains(s))
+}
+
+/// `v` with the value of every secret field (at any depth) replaced by `"********"` (`null`
+/// stays `null`, so "was unset, is set" still shows); a sealed string anywhere is masked too.
+pub fn masked(v: &Json) -> Json {
+    match v {
+        Json::Object(m) => Json::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let v = if secret_field(k) && !v.is_null() {
+                        Json::String("********".into())
+                    } else {
+                        masked(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Json::Array(a) => Json::Array(a.iter().map(masked).collect()),
+        Json::String(s) if lookout_core::seal::is_sealed(s) => Json::String("********".into()),
+        other => other.clone(),
+    }
 }
 
 /// Which entries to list; `None` does not filter.

@@ -85,7 +85,7 @@ pub async fn save(
             (row_of(&row)?, true)
         }
     };
-    tx.commit().await?;
+    crate::commit_audited(tx).await?;
     Ok((row, created))
 }
 

@@ -85,6 +85,7 @@ fn target_of(r: &sqlx::any::AnyRow) -> Result<TargetRow> {
 /// once on its own).
 pub async fn create(store: &Store, t: &NewTarget) -> Result<TargetRow> {
     let now = now_ms();
+    let mut tx = store.begin_write().await?;
     let row = sqlx::query(&format!(
         "INSERT INTO db_targets (project_id, name, url, verify, interval_seconds, slow_ms, slow_calls, enabled, next_check_at, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {TARGET_COLUMNS}"
@@ -99,14 +100,16 @@ pub async fn create(store: &Store, t: &NewTarget) -> Result<TargetRow> {
     .bind(i64::from(t.enabled))
     .bind(now + t.interval_seconds * 1000)
     .bind(now)
-    .fetch_one(store.pool())
+    .fetch_one(&mut *tx)
     .await
     .map_err(StoreError::conflict_as("a database target with that name exists"))?;
+    crate::commit_audited(tx).await?;
     target_of(&row)
 }
 
 /// Replaces a target's definition; the next scheduled check is one interval from now.
 pub async fn update(store: &Store, id: i64, t: &NewTarget) -> Result<TargetRow> {
+    let mut tx = store.begin_write().await?;
     let row = sqlx::query(&format!(
         "UPDATE db_targets SET name = $2, url = $3, verify = $4, interval_seconds = $5, slow_ms = $6,
              slow_calls = $7, enabled = $8, next_check_at = $9
@@ -121,10 +124,11 @@ pub async fn update(store: &Store, id: i64, t: &NewTarget) -> Result<TargetRow> 
     .bind(t.slow_calls)
     .bind(i64::from(t.enabled))
     .bind(now_ms() + t.interval_seconds * 1000)
-    .fetch_optional(store.pool())
+    .fetch_optional(&mut *tx)
     .await
     .map_err(StoreError::conflict_as("a database target with that name exists"))?
     .ok_or(StoreError::NotFound)?;
+    crate::commit_audited(tx).await?;
     target_of(&row)
 }
 

@@ -126,7 +126,7 @@ pub async fn invite_user(
         &json!({ "email": email, "role": role, "status": "invited" }),
     );
     events::publish_in_tx(store, &mut tx, &[event]).await?;
-    tx.commit().await?;
+    crate::commit_audited(tx).await?;
     Ok(User {
         id,
         email,
@@ -216,22 +216,21 @@ pub async fn renew_link(
     .execute(&mut *tx)
     .await?;
     insert_link(&mut tx, purpose, user_id, created_by, secret, expires_at).await?;
-    tx.commit().await?;
+    crate::commit_audited(tx).await?;
     Ok(())
 }
 
 /// Withdraws an invitation: the invited user (who never joined) is deleted with their links.
 /// NotFound if there is no such invited user (joined users are deleted as users).
 pub async fn revoke_invitation(store: &Store, user_id: i64) -> Result<()> {
+    let mut tx = store.begin_write().await?;
     let n = sqlx::query("DELETE FROM users WHERE id = $1 AND status = 'invited'")
         .bind(user_id)
-        .execute(store.pool())
+        .execute(&mut *tx)
         .await?
         .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    crate::found(n)?;
+    crate::commit_audited(tx).await
 }
 
 /// The user a live link of `purpose` with this secret belongs to (to show its form).
@@ -349,7 +348,7 @@ pub async fn accept_invitation(
         &json!({ "email": user.email }),
     );
     events::publish_in_tx(store, &mut tx, &[event]).await?;
-    tx.commit().await?;
+    crate::commit_audited(tx).await?;
     Ok(Some(user))
 }
 
@@ -482,7 +481,7 @@ pub async fn change_password(
     .bind(user_id)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
+    crate::commit_audited(tx).await?;
     Ok(())
 }
 
@@ -521,16 +520,15 @@ pub async fn list_sessions(store: &Store, user_id: i64) -> Result<Vec<SessionInf
 
 /// Ends one of the user's own sessions by its id; NotFound if it is not theirs.
 pub async fn revoke_session(store: &Store, user_id: i64, id: &str) -> Result<()> {
+    let mut tx = store.begin_write().await?;
     let n = sqlx::query("DELETE FROM sessions WHERE id_hash = $1 AND user_id = $2")
         .bind(id)
         .bind(user_id)
-        .execute(store.pool())
+        .execute(&mut *tx)
         .await?
         .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    crate::found(n)?;
+    crate::commit_audited(tx).await
 }
 
 /// The stored value of the installation-wide setting `name`, if set.
@@ -542,8 +540,17 @@ pub async fn setting(store: &Store, name: &str) -> Result<Option<Json>> {
     row.map(|r| r.json("value")).transpose()
 }
 
-/// Sets the installation-wide setting `name` (`None` removes it).
+/// Sets the installation-wide setting `name` (`None` removes it), with the request's audit
+/// entry in the same transaction, its details the value before and after (secrets masked).
 pub async fn put_setting(store: &Store, name: &str, value: Option<&Json>) -> Result<()> {
+    let mut tx = store.begin_write().await?;
+    let before = sqlx::query("SELECT value FROM server_settings WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| r.json("value"))
+        .transpose()?
+        .unwrap_or(Json::Null);
     match value {
         Some(v) => {
             sqlx::query(
@@ -553,15 +560,18 @@ pub async fn put_setting(store: &Store, name: &str, value: Option<&Json>) -> Res
             .bind(name)
             .bind(v.to_string())
             .bind(now_ms())
-            .execute(store.pool())
+            .execute(&mut *tx)
             .await?;
         }
         None => {
             sqlx::query("DELETE FROM server_settings WHERE name = $1")
                 .bind(name)
-                .execute(store.pool())
+                .execute(&mut *tx)
                 .await?;
         }
     }
+    let after = value.cloned().unwrap_or(Json::Null);
+    crate::audit::record_pending_change_in(&mut tx, &before, &after).await?;
+    tx.commit().await?;
     Ok(())
 }

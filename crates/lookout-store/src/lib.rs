@@ -97,6 +97,14 @@ pub(crate) async fn delete_with(
     Ok(())
 }
 
+/// Commits `tx` with the request's audit entry in it (see `audit::record_pending_in`): the
+/// configuration change and its record commit together or not at all.
+pub(crate) async fn commit_audited(mut tx: Tx) -> Result<()> {
+    audit::record_pending_in(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// NotFound when an UPDATE or DELETE by id touched no row.
 pub(crate) fn found(rows_affected: u64) -> Result<()> {
     if rows_affected == 0 {
@@ -174,6 +182,10 @@ pub enum StoreError {
     /// connection, a database that stopped answering): named so logs do not call it corruption.
     #[error("{0} timed out")]
     TimedOut(&'static str),
+    /// A field names a row that does not exist (any more): a team deleted by another request
+    /// between the caller's check and this write. Answered 422 naming the field.
+    #[error("{0} names something that no longer exists")]
+    Missing(&'static str),
 }
 
 impl StoreError {
@@ -185,6 +197,35 @@ impl StoreError {
             }
             _ => StoreError::Db(e),
         }
+    }
+}
+
+/// `e`, or [`StoreError::Missing`]`("team_id")` when it is a foreign-key violation of a write
+/// that set the owning team to `team` and that team is gone: deleted by a concurrent request
+/// after the caller checked it. SQLite's message does not name the key, so the team is looked
+/// up (on a pooled connection: PostgreSQL's failed transaction takes no more statements).
+/// The caller's failed `tx` is rolled back first, so the lookup never holds two connections
+/// at once: under load a pool of N would otherwise deadlock with N writers waiting here.
+pub(crate) async fn team_gone(
+    store: &Store,
+    tx: Tx,
+    e: StoreError,
+    team: Option<i64>,
+) -> StoreError {
+    // The write failed, so nothing in tx is kept; a failed rollback only loses the connection.
+    let _ = tx.rollback().await;
+    let fk =
+        matches!(&e, StoreError::Db(sqlx::Error::Database(db)) if db.is_foreign_key_violation());
+    let Some(team) = team.filter(|_| fk) else {
+        return e;
+    };
+    match sqlx::query("SELECT id FROM teams WHERE id = $1")
+        .bind(team)
+        .fetch_optional(store.pool())
+        .await
+    {
+        Ok(None) => StoreError::Missing("team_id"),
+        _ => e,
     }
 }
 

@@ -71,6 +71,7 @@ pub async fn create_location(
 ) -> Result<(String, LocationRow)> {
     let token = new_token();
     let now = now_ms();
+    let mut tx = store.begin_write().await?;
     let id: i64 = sqlx::query(
         "INSERT INTO locations (org_id, name, description, token_hash, token_created_at, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $5, $5) RETURNING id",
@@ -80,10 +81,11 @@ pub async fn create_location(
     .bind(description)
     .bind(hash_token(&token))
     .bind(now)
-    .fetch_one(store.pool())
+    .fetch_one(&mut *tx)
     .await
     .map_err(StoreError::conflict_as("a location with this name"))?
     .try_get("id")?;
+    crate::commit_audited(tx).await?;
     Ok((token, get_location(store, id).await?))
 }
 
@@ -116,6 +118,7 @@ pub async fn update_location(
     name: &str,
     description: &str,
 ) -> Result<LocationRow> {
+    let mut tx = store.begin_write().await?;
     let n = sqlx::query(
         "UPDATE locations SET name = $1, description = $2, updated_at = $3 WHERE id = $4",
     )
@@ -123,11 +126,12 @@ pub async fn update_location(
     .bind(description)
     .bind(now_ms())
     .bind(id)
-    .execute(store.pool())
+    .execute(&mut *tx)
     .await
     .map_err(StoreError::conflict_as("a location with this name"))?
     .rows_affected();
     crate::found(n)?;
+    crate::commit_audited(tx).await?;
     get_location(store, id).await
 }
 
@@ -136,6 +140,7 @@ pub async fn update_location(
 pub async fn rotate_token(store: &Store, id: i64) -> Result<String> {
     let token = new_token();
     let now = now_ms();
+    let mut tx = store.begin_write().await?;
     let n = sqlx::query(
         "UPDATE locations SET token_hash = $1, token_created_at = $2, revoked_at = NULL, updated_at = $2
          WHERE id = $3",
@@ -143,10 +148,11 @@ pub async fn rotate_token(store: &Store, id: i64) -> Result<String> {
     .bind(hash_token(&token))
     .bind(now)
     .bind(id)
-    .execute(store.pool())
+    .execute(&mut *tx)
     .await?
     .rows_affected();
     crate::found(n)?;
+    crate::commit_audited(tx).await?;
     Ok(token)
 }
 
@@ -154,15 +160,17 @@ pub async fn rotate_token(store: &Store, id: i64) -> Result<String> {
 /// "unknown token", but a revoked token never authenticates ([`location_for_token`]).
 pub async fn revoke_token(store: &Store, id: i64) -> Result<LocationRow> {
     let now = now_ms();
+    let mut tx = store.begin_write().await?;
     let n = sqlx::query(
         "UPDATE locations SET revoked_at = COALESCE(revoked_at, $1), updated_at = $1 WHERE id = $2",
     )
     .bind(now)
     .bind(id)
-    .execute(store.pool())
+    .execute(&mut *tx)
     .await?
     .rows_affected();
     crate::found(n)?;
+    crate::commit_audited(tx).await?;
     get_location(store, id).await
 }
 

@@ -148,7 +148,7 @@ pub async fn disable(store: &Store, user_id: i64) -> Result<()> {
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
+    crate::commit_audited(tx).await?;
     Ok(())
 }
 
@@ -164,16 +164,15 @@ pub async fn required_for(store: &Store, user_id: i64) -> Result<bool> {
 
 /// Requires (or stops requiring) two-factor sign-in of a user.
 pub async fn set_required(store: &Store, user_id: i64, required: bool) -> Result<()> {
+    let mut tx = store.begin_write().await?;
     let n = sqlx::query("UPDATE users SET totp_required = $1 WHERE id = $2")
         .bind(i64::from(required))
         .bind(user_id)
-        .execute(store.pool())
+        .execute(&mut *tx)
         .await?
         .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    crate::found(n)?;
+    crate::commit_audited(tx).await
 }
 
 /// The ids of users an admin required two-factor sign-in of, and of users who have it on:

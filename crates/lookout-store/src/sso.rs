@@ -103,10 +103,6 @@ pub struct ProviderAccount<'a> {
     pub email_verified: bool,
     /// The `name` claim, set on the account when it has none.
     pub name: Option<&'a str>,
-    /// The role the configured group rules give.
-    pub role: Role,
-    /// The break-glass account's email: its role is never changed by sign-ins.
-    pub keep_role_of: Option<&'a str>,
 }
 
 /// How the account was found.
@@ -122,9 +118,10 @@ pub enum Found {
 
 /// Finds or creates the user for a provider account, in one write transaction: by (issuer,
 /// subject), else by verified email (linking it), else a new active user without a password.
-/// The role is set from the group rules at every sign-in, so the directory stays authoritative
-/// (except for the break-glass account). Refused with `Conflict` when an account has the email
-/// but the provider did not verify it.
+/// A new user is a viewer: the role and teams the groups give are [`apply_grants`]'s, called
+/// only once the sign-in is complete (after the second factor when one is asked), so a sign-in
+/// abandoned at the code step changes no role or team. Refused with `Conflict` when an account
+/// has the email but the provider did not verify it.
 pub async fn sign_in(store: &Store, who: &ProviderAccount<'_>) -> Result<(User, Found)> {
     let now = now_ms();
     let mut tx = store.begin_write().await?;
@@ -163,7 +160,7 @@ pub async fn sign_in(store: &Store, who: &ProviderAccount<'_>) -> Result<(User, 
                      VALUES ($1, '', $2, $3, $4, 'active') RETURNING id",
                 )
                 .bind(who.email)
-                .bind(who.role.as_str())
+                .bind(Role::Viewer.as_str())
                 .bind(now)
                 .bind(who.name)
                 .fetch_one(&mut *tx)
@@ -174,7 +171,7 @@ pub async fn sign_in(store: &Store, who: &ProviderAccount<'_>) -> Result<(User, 
                     "user.created",
                     None,
                     Some(id.to_string()),
-                    &json!({ "email": who.email, "role": who.role, "via": "sso" }),
+                    &json!({ "email": who.email, "role": Role::Viewer, "via": "sso" }),
                 );
                 events::publish_in_tx(store, &mut tx, &[event]).await?;
                 (id, Found::Created)
@@ -193,17 +190,32 @@ pub async fn sign_in(store: &Store, who: &ProviderAccount<'_>) -> Result<(User, 
         .map_err(StoreError::conflict_as("this provider account"))?;
         (id, found)
     };
-    // An invited user who signs in with SSO has joined; the name is kept when set.
-    sqlx::query(
-        "UPDATE users SET status = 'active', name = COALESCE(name, $1), \
-         role = CASE WHEN email = $2 THEN role ELSE $3 END WHERE id = $4",
+    // An invited user who signs in with SSO has joined: that is the invitation's acceptance,
+    // recorded like one accepted by its link, in this transaction. The name is kept when set.
+    let accepted = sqlx::query(
+        "UPDATE users SET status = 'active', name = COALESCE(name, $1)
+         WHERE id = $2 AND status = 'invited'",
     )
     .bind(who.name)
-    .bind(who.keep_role_of.unwrap_or(""))
-    .bind(who.role.as_str())
     .bind(id)
     .execute(&mut *tx)
-    .await?;
+    .await?
+    .rows_affected();
+    if accepted > 0 {
+        let target = id.to_string();
+        crate::audit::record_in(
+            &mut tx,
+            &crate::audit::NewEntry {
+                actor: &format!("user:{id}"),
+                actor_label: who.email,
+                action: "invitation.accept",
+                target: Some(&target),
+                details: &json!({ "via": "sso", "issuer": who.issuer, "recorded": "with the change" }),
+                address: None,
+            },
+        )
+        .await?;
+    }
     let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
         .bind(id)
         .fetch_one(&mut *tx)
@@ -211,6 +223,134 @@ pub async fn sign_in(store: &Store, who: &ProviderAccount<'_>) -> Result<(User, 
     let user = user_from_row(&row)?;
     tx.commit().await?;
     Ok((user, found))
+}
+
+/// What a provider's groups give a user, applied by [`apply_grants`] once the sign-in is
+/// complete.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Grants {
+    /// The role the configured group rules give.
+    pub role: Role,
+    /// Slugs of the listed teams the groups name: joined.
+    pub join: Vec<String>,
+    /// Slugs of the listed teams the groups do not name: left (only a membership the sync made).
+    pub leave: Vec<String>,
+}
+
+/// What [`apply_grants`] changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The role before, when it changed.
+    pub role_was: Option<Role>,
+    /// Slugs of the teams joined.
+    pub joined: Vec<String>,
+    /// Slugs of the teams left.
+    pub left: Vec<String>,
+    /// Slugs in the grants that name no team (created by hand on the Teams page, never here).
+    pub missing: Vec<String>,
+    /// Nothing was applied: a sign-in through the provider began after this one, so these
+    /// grants may be older than what the provider now says (a replayed or overtaken pending
+    /// sign-in).
+    pub stale: bool,
+}
+
+/// Gives the user the role and teams of `grants`, with one audit entry per change (actor
+/// `sso`, labelled with the issuer; target `team/user` or the user), all in one transaction:
+/// the change and its record commit together. The break-glass account (`keep_role_of`) keeps
+/// its role; teams join and leave as for anyone. `issued_at` is when the sign-in that brought
+/// the grants began: once a later sign-in of the user has begun they change nothing
+/// ([`Applied::stale`]).
+pub async fn apply_grants(
+    store: &Store,
+    org_id: i64,
+    user_id: i64,
+    issuer: &str,
+    keep_role_of: Option<&str>,
+    grants: &Grants,
+    issued_at: i64,
+) -> Result<Applied> {
+    let mut tx = store.begin_write().await?;
+    // A sign-in through the provider that began after this one (`sign_in` stamps
+    // `last_login_at`) supersedes it: its grants, possibly a role since taken away, are refused
+    // whichever replica or replayed token brings them.
+    let latest: Option<i64> =
+        sqlx::query("SELECT MAX(last_login_at) AS latest FROM user_identities WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("latest")?;
+    if latest.is_some_and(|l| l > issued_at) {
+        return Ok(Applied {
+            stale: true,
+            ..Applied::default()
+        });
+    }
+    let row = sqlx::query("SELECT email, role FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let email: String = row.try_get("email")?;
+    let was = crate::tenancy::role_of(&row, "role")?;
+    let kept = keep_role_of.is_some_and(|k| k.eq_ignore_ascii_case(&email));
+    let mut applied = Applied::default();
+    let record = |action: &'static str, target: String, details: serde_json::Value| {
+        (action, target, details)
+    };
+    let mut entries = Vec::new();
+    if !kept && was != grants.role {
+        sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+            .bind(grants.role.as_str())
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        applied.role_was = Some(was);
+        entries.push(record(
+            "sso.role",
+            user_id.to_string(),
+            json!({ "user": email, "before": was, "after": grants.role }),
+        ));
+    }
+    let changes =
+        crate::teams::sync_membership_in(&mut tx, org_id, user_id, &grants.join, &grants.leave)
+            .await?;
+    for c in changes {
+        match c {
+            crate::teams::MembershipChange::Joined(team, slug) => {
+                entries.push(record(
+                    "sso.team_join",
+                    format!("{team}/{user_id}"),
+                    json!({ "team": slug, "user": email }),
+                ));
+                applied.joined.push(slug);
+            }
+            crate::teams::MembershipChange::Left(team, slug) => {
+                entries.push(record(
+                    "sso.team_leave",
+                    format!("{team}/{user_id}"),
+                    json!({ "team": slug, "user": email }),
+                ));
+                applied.left.push(slug);
+            }
+            crate::teams::MembershipChange::Missing(slug) => applied.missing.push(slug),
+        }
+    }
+    for (action, target, details) in &entries {
+        crate::audit::record_in(
+            &mut tx,
+            &crate::audit::NewEntry {
+                actor: "sso",
+                actor_label: issuer,
+                action,
+                target: Some(target),
+                details,
+                address: None,
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(applied)
 }
 
 /// Whether the user has signed in through a provider (their sign-out also ends the provider's

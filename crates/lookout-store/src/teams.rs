@@ -76,7 +76,7 @@ pub async fn create(
     .await
     .map_err(StoreError::conflict_as("a team with this slug"))?
     .try_get("id")?;
-    tx.commit().await?;
+    crate::commit_audited(tx).await?;
     get(store, id).await
 }
 
@@ -109,10 +109,9 @@ pub async fn update(store: &Store, id: i64, c: &TeamChanges) -> Result<Team> {
     .await
     .map_err(StoreError::conflict_as("a team with this slug"))?
     .rows_affected();
-    tx.commit().await?;
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
+    // Before the commit: a missing team or membership is a 404 with no audit entry.
+    crate::found(n)?;
+    crate::commit_audited(tx).await?;
     get(store, id).await
 }
 
@@ -124,10 +123,9 @@ pub async fn delete(store: &Store, id: i64) -> Result<()> {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-    tx.commit().await?;
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
+    // Before the commit: a missing team or membership is a 404 with no audit entry.
+    crate::found(n)?;
+    crate::commit_audited(tx).await?;
     Ok(())
 }
 
@@ -242,7 +240,7 @@ pub async fn add_member(store: &Store, team_id: i64, user_id: i64) -> Result<()>
     .bind(now_ms())
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
+    crate::commit_audited(tx).await?;
     Ok(())
 }
 
@@ -255,27 +253,35 @@ pub async fn remove_member(store: &Store, team_id: i64, user_id: i64) -> Result<
         .execute(&mut *tx)
         .await?
         .rows_affected();
-    tx.commit().await?;
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
+    // Before the commit: a missing team or membership is a 404 with no audit entry.
+    crate::found(n)?;
+    crate::commit_audited(tx).await?;
     Ok(())
 }
 
-/// Puts `user_id` in the teams with the slugs in `join` and takes them out of those in `leave`
-/// (organization `org_id`), in one transaction (sign-in with groups mapped to teams). Only
-/// memberships with source `sso` are added or removed: a member an admin added by hand stays
-/// (and is not turned into an SSO one). Slugs of teams that do not exist are returned, not
-/// created: teams are made by admins.
-pub async fn sync_membership(
-    store: &Store,
+/// One change [`sync_membership_in`] made (or could not make).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// Joined the team (id, slug).
+    Joined(i64, String),
+    /// Left the team (id, slug).
+    Left(i64, String),
+    /// No team has this slug.
+    Missing(String),
+}
+
+/// Adds the user to the teams in `join` and takes them out of those in `leave` (by slug), in
+/// the caller's transaction. Only memberships the sync made (`source = 'sso'`) are taken away:
+/// one added by an admin stays. Answers what changed (a membership already as asked is not a
+/// change) and the slugs that name no team.
+pub async fn sync_membership_in(
+    tx: &mut crate::Tx,
     org_id: i64,
     user_id: i64,
     join: &[String],
     leave: &[String],
-) -> Result<Vec<String>> {
-    let mut tx = store.begin_write().await?;
-    let mut missing = Vec::new();
+) -> Result<Vec<MembershipChange>> {
+    let mut changes = Vec::new();
     let now = now_ms();
     for (slug, joining) in join
         .iter()
@@ -285,12 +291,12 @@ pub async fn sync_membership(
         let team: Option<i64> = sqlx::query("SELECT id FROM teams WHERE org_id = $1 AND slug = $2")
             .bind(org_id)
             .bind(slug)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?
             .map(|r| r.try_get("id"))
             .transpose()?;
         let Some(team) = team else {
-            missing.push(slug.clone());
+            changes.push(MembershipChange::Missing(slug.clone()));
             continue;
         };
         let q = if joining {
@@ -308,10 +314,15 @@ pub async fn sync_membership(
             .bind(team)
             .bind(user_id)
         };
-        q.execute(&mut *tx).await?;
+        if q.execute(&mut **tx).await?.rows_affected() > 0 {
+            changes.push(if joining {
+                MembershipChange::Joined(team, slug.clone())
+            } else {
+                MembershipChange::Left(team, slug.clone())
+            });
+        }
     }
-    tx.commit().await?;
-    Ok(missing)
+    Ok(changes)
 }
 
 /// Makes a new calendar feed token for a user, replacing (revoking) any earlier one. Returns the
@@ -331,7 +342,7 @@ pub async fn rotate_feed_token(store: &Store, user_id: i64) -> Result<String> {
     .bind(now_ms())
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
+    crate::commit_audited(tx).await?;
     Ok(secret)
 }
 
@@ -342,7 +353,7 @@ pub async fn revoke_feed_token(store: &Store, user_id: i64) -> Result<()> {
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
+    crate::commit_audited(tx).await?;
     Ok(())
 }
 

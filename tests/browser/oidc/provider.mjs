@@ -41,7 +41,8 @@ const provider = new Provider(issuer, {
     accountId: id,
     claims: async () => ({
       sub: id,
-      email: `${id}@example.com`,
+      // A login with an @ is its own address (another domain); any other is at example.com.
+      email: id.includes('@') ? id : `${id}@example.com`,
       email_verified: true,
       name: id.charAt(0).toUpperCase() + id.slice(1),
       groups: GROUPS[id] ?? [],

@@ -58,10 +58,20 @@ return n
     )
 });
 
+/// The key of a pending sign-in's wrong-code count.
 fn pending_key(nonce: &str) -> String {
+    nonce_key("pending", nonce)
+}
+
+/// The key marking a pending sign-in spent.
+fn used_key(nonce: &str) -> String {
+    nonce_key("used", nonce)
+}
+
+fn nonce_key(kind: &str, nonce: &str) -> String {
     use sha2::Digest;
     format!(
-        "lookout:totp:pending:{}",
+        "lookout:totp:{kind}:{}",
         hex::encode(&sha2::Sha256::digest(nonce.as_bytes())[..16])
     )
 }
@@ -100,6 +110,36 @@ impl Shared {
             })
             .await?;
         Some(n.unwrap_or(0) >= i64::from(CodeGuard::PENDING_WRONG_CODES))
+    }
+
+    /// [`CodeGuard::used`] across replicas; `None` when Redis cannot answer.
+    pub async fn totp_pending_used(&self, nonce: &str) -> Option<bool> {
+        let key = used_key(nonce);
+        let n: Option<i64> = self
+            .run("totp_used", |mut c| async move {
+                redis::cmd("GET").arg(key).query_async(&mut c).await
+            })
+            .await?;
+        Some(n.is_some())
+    }
+
+    /// [`CodeGuard::claim`] across replicas (`SET NX`, kept until the token would expire):
+    /// whether this was the first claim; `None` when Redis cannot answer.
+    pub async fn totp_pending_claim(&self, nonce: &str, ttl_ms: i64) -> Option<bool> {
+        let key = used_key(nonce);
+        let set: Option<String> = self
+            .run("totp_claim", |mut c| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(1)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Some(set.is_some())
     }
 
     /// [`CodeGuard::account_wait`] across replicas: `Some(None)` when the account may try a

@@ -9,12 +9,12 @@
 //! and ids, never a body: secrets cannot end up here.
 //!
 //! The entry is handed to the store for the length of the request
-//! ([`lookout_store::audit::with_pending`]): the alerting and uptime configuration writes
-//! (schedules, escalation and alert policies, channels, monitors, maintenance windows, and
-//! every delete by id) insert it in their own transaction, so the change and its entry commit
-//! together. Other writes (users, tokens, teams, settings, projects, status pages, …) are still
-//! recorded after the change, when it succeeded: a crash between the two loses the entry, never
-//! the change.
+//! ([`lookout_store::audit::with_pending`]): every configuration write (alerting and uptime
+//! objects, users, invitations, tokens, teams, projects, settings with their before/after,
+//! status pages, dashboards, locations, backup targets, and every delete by id) inserts it in
+//! its own transaction, so the change and its entry commit together. What remains (incident and
+//! issue triage) is recorded after the change, when it succeeded: a crash between the two loses
+//! the entry, never the change.
 
 use axum::extract::{Request, State};
 use axum::http::Method;
@@ -234,15 +234,17 @@ pub struct AuditParams {
 pub struct AuditEntry {
     /// When, RFC 3339.
     pub at: String,
-    /// `user:ID`, `token:ID` or `email:ADDRESS` (failed sign-ins).
+    /// `user:ID`, `token:ID`, `sso` (single sign-on's role and team sync) or `email:ADDRESS`
+    /// (failed sign-ins).
     pub actor: String,
     /// The actor's email or token name at the time.
     pub actor_label: String,
-    /// `session.login`, `session.login_failed`, or `METHOD /path/{id}`.
+    /// `session.login`, `session.login_failed`, `sso.team_join`, … or `METHOD /path/{id}`.
     pub action: String,
     /// The ids the action names.
     pub target: Option<String>,
-    /// More about it (the answer's status; how a sign-in went).
+    /// More about it (written with the change, or the answer's status; a setting's before and
+    /// after with secrets masked; how a sign-in went).
     #[schema(value_type = Object)]
     pub details: Value,
     /// The client's address.

@@ -1,4 +1,5 @@
-//! Limits on guessing two-factor codes, beside the login throttle's growing delays.
+//! Limits on guessing two-factor codes, beside the login throttle's growing delays, and the
+//! spent pending sign-ins (a completed one's token is refused if replayed).
 //!
 //! A pending sign-in (the password was right) allows [`CodeGuard::PENDING_WRONG_CODES`] wrong
 //! codes; then it is ended and the password must be typed again, however often its token is
@@ -26,6 +27,9 @@ pub struct CodeGuard {
 struct Inner {
     /// Pending sign-in nonce → (wrong codes, when the pending sign-in expires).
     pending: HashMap<String, (u32, i64)>,
+    /// Pending sign-ins that completed: nonce → when their token expires. Their tokens are
+    /// single-use (a replay must not sign in or re-apply old SSO grants).
+    used: HashMap<String, i64>,
     /// User id → when each wrong code of the last hour was typed, oldest first.
     accounts: HashMap<i64, VecDeque<i64>>,
 }
@@ -52,6 +56,24 @@ impl CodeGuard {
             .pending
             .get(nonce)
             .is_some_and(|(n, _)| *n >= Self::PENDING_WRONG_CODES)
+    }
+
+    /// Whether this pending sign-in has completed (its token is spent).
+    pub fn used(&self, nonce: &str) -> bool {
+        self.lock().used.contains_key(nonce)
+    }
+
+    /// Spends the pending sign-in `nonce` (valid until `expires`): true for the first caller
+    /// only.
+    pub fn claim(&self, nonce: &str, expires: i64, now: i64) -> bool {
+        let mut g = self.lock();
+        g.used.retain(|_, until| *until > now);
+        if g.used.len() >= Self::MAX_ENTRIES {
+            // Only completed sign-ins add entries; dropping the oldest would reopen them, so
+            // refuse instead (the user logs in again once some expire).
+            return false;
+        }
+        g.used.insert(nonce.to_string(), expires).is_none()
     }
 
     /// Milliseconds until the account may try a code again; `None` when it may now.
@@ -99,6 +121,26 @@ impl CodeGuard {
             .totp_pending_ended(nonce)
             .await
             .map_or(local, |shared| shared || local)
+    }
+
+    /// [`CodeGuard::used`], across replicas when Redis answers.
+    pub async fn used_shared(&self, nonce: &str) -> bool {
+        let local = self.used(nonce);
+        crate::shared::get()
+            .totp_pending_used(nonce)
+            .await
+            .map_or(local, |shared| shared || local)
+    }
+
+    /// [`CodeGuard::claim`], across replicas when Redis answers: true for the first claim of
+    /// the nonce anywhere.
+    pub async fn claim_shared(&self, nonce: &str, expires: i64) -> bool {
+        let now = lookout_core::time::now_ms();
+        let local = self.claim(nonce, expires, now);
+        crate::shared::get()
+            .totp_pending_claim(nonce, (expires - now).max(1))
+            .await
+            .map_or(local, |shared| shared && local)
     }
 
     /// [`CodeGuard::account_wait`], across replicas when Redis answers.
@@ -156,5 +198,22 @@ mod tests {
         assert_eq!(g.account_wait(8, t + 100), None, "other accounts are not");
         // An hour after the first wrong code, one more may be tried.
         assert_eq!(g.account_wait(7, t + 1 + CodeGuard::WINDOW_MS), None);
+    }
+
+    #[test]
+    fn a_completed_pending_sign_in_is_spent_until_it_would_expire() {
+        let g = CodeGuard::default();
+        let t = 1_000_000_000;
+        assert!(!g.used("a"));
+        assert!(g.claim("a", t + 300_000, t), "the first completion");
+        assert!(g.used("a"), "its token replayed");
+        assert!(!g.claim("a", t + 300_000, t + 1), "a second completion");
+        assert!(
+            g.claim("b", t + 300_000, t + 1),
+            "another sign-in is its own"
+        );
+        // Past its expiry the entry goes (the token no longer opens anyway).
+        assert!(g.claim("c", t + 900_000, t + 300_001));
+        assert!(!g.used("a"));
     }
 }

@@ -19,6 +19,7 @@ use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use lookout_core::secret::{random_hex, secrets_equal};
 use lookout_core::time::now_ms;
+use lookout_store::sso::Grants;
 use lookout_store::tenancy::User;
 use lookout_store::{identity, mfa, StoreError};
 
@@ -378,11 +379,38 @@ fn pending_text(payload: &str) -> String {
     format!("lookout-pending-sign-in:{payload}")
 }
 
-/// A signed token naming a user whose password was right, valid five minutes.
-pub fn pending_token(state: &AppState, user_id: i64) -> String {
-    let payload = format!("{user_id}.{}.{}", now_ms() + PENDING_TTL_MS, random_hex(8));
-    let sig = state.sealer().sign(&pending_text(&payload));
-    format!("{payload}.{sig}")
+/// A signed token naming a user whose password was right, valid five minutes, with what an SSO
+/// sign-in's groups give (applied only once the second factor is right). `None`, logged, when
+/// the grants make it longer than [`MAX_PENDING_TOKEN`]: such a token could never be opened, and
+/// the sign-in would only ever answer "Sign-in expired".
+pub fn pending_token(state: &AppState, user_id: i64, grants: Option<&Grants>) -> Option<String> {
+    new_pending_token(state.sealer(), user_id, grants, now_ms())
+}
+
+fn new_pending_token(
+    sealer: &lookout_core::seal::Sealer,
+    user_id: i64,
+    grants: Option<&Grants>,
+    now: i64,
+) -> Option<String> {
+    let p = Pending {
+        user_id,
+        expires: now + PENDING_TTL_MS,
+        nonce: random_hex(8),
+        grants: grants.cloned(),
+    };
+    let token = token_of(sealer, &p);
+    if token.len() > MAX_PENDING_TOKEN {
+        tracing::error!(
+            user = user_id,
+            teams = grants.map_or(0, |g| g.join.len() + g.leave.len()),
+            bytes = token.len(),
+            max = MAX_PENDING_TOKEN,
+            "SSO sign-in refused: the teams from [oidc.teams] are too many to carry through the second factor; shorten the mapping."
+        );
+        return None;
+    }
+    Some(token)
 }
 
 /// A live pending sign-in: whose, until when, and its nonce (what the wrong codes are counted
@@ -395,13 +423,36 @@ pub struct Pending {
     pub expires: i64,
     /// Its random part, the same in every token of this sign-in.
     pub nonce: String,
+    /// The role and teams an SSO sign-in's groups give, applied after the code.
+    pub grants: Option<Grants>,
 }
+
+impl Pending {
+    /// When the sign-in began (ms): its grants are refused once a sign-in that began later
+    /// has applied its own (see `lookout_store::sso::apply_grants`).
+    pub fn issued_at(&self) -> i64 {
+        self.expires - PENDING_TTL_MS
+    }
+}
+
+/// The longest pending token opened: a user id, an expiry, a nonce, the grants (hex JSON of a
+/// role and the team slugs the config lists) and a signature.
+const MAX_PENDING_TOKEN: usize = 8 * 1024;
 
 /// The same pending sign-in in a fresh token for the next form: same nonce and expiry, so
 /// answering a wrong code neither extends it nor resets its count of wrong codes.
 pub fn pending_again(state: &AppState, p: &Pending) -> String {
-    let payload = format!("{}.{}.{}", p.user_id, p.expires, p.nonce);
-    let sig = state.sealer().sign(&pending_text(&payload));
+    token_of(state.sealer(), p)
+}
+
+fn token_of(sealer: &lookout_core::seal::Sealer, p: &Pending) -> String {
+    let mut payload = format!("{}.{}.{}", p.user_id, p.expires, p.nonce);
+    if let Some(g) = &p.grants {
+        // Hex of JSON: no dot in it, so the token's fields still split on dots.
+        payload.push('.');
+        payload.push_str(&hex::encode(serde_json::to_vec(g).unwrap_or_default()));
+    }
+    let sig = sealer.sign(&pending_text(&payload));
     format!("{payload}.{sig}")
 }
 
@@ -424,7 +475,7 @@ fn open_pending_full(
     token: &str,
     now: i64,
 ) -> Option<Pending> {
-    if token.len() > 200 {
+    if token.len() > MAX_PENDING_TOKEN {
         return None;
     }
     let (payload, sig) = token.rsplit_once('.')?;
@@ -435,16 +486,81 @@ fn open_pending_full(
     let user_id: i64 = parts.next()?.parse().ok()?;
     let expires: i64 = parts.next()?.parse().ok()?;
     let nonce = parts.next()?.to_string();
+    let grants = match parts.next() {
+        Some(h) => Some(serde_json::from_slice(&hex::decode(h).ok()?).ok()?),
+        None => None,
+    };
     (expires > now).then_some(Pending {
         user_id,
         expires,
         nonce,
+        grants,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pending_tokens_carry_the_grants_and_refuse_any_change() {
+        let sealer = lookout_core::seal::Sealer::from_hex(&"11".repeat(32)).unwrap();
+        let grants = Grants {
+            role: lookout_core::role::Role::Admin,
+            join: vec!["payments".into()],
+            leave: vec!["search".into()],
+        };
+        let p = Pending {
+            user_id: 7,
+            expires: 2_000,
+            nonce: "abcd".into(),
+            grants: Some(grants.clone()),
+        };
+        let token = token_of(&sealer, &p);
+        let opened = open_pending_full(&sealer, &token, 1_000).unwrap();
+        assert_eq!((opened.user_id, opened.grants), (7, Some(grants)));
+        assert!(
+            open_pending_full(&sealer, &token, 2_000).is_none(),
+            "expired"
+        );
+        // Another role put in the grants: the signature no longer matches.
+        let (payload, sig) = token.rsplit_once('.').unwrap();
+        let (head, g) = payload.rsplit_once('.').unwrap();
+        let forged = String::from_utf8(hex::decode(g).unwrap())
+            .unwrap()
+            .replace("admin", "viewer");
+        let forged = format!("{head}.{}.{sig}", hex::encode(forged));
+        assert!(open_pending_full(&sealer, &forged, 1_000).is_none());
+        let plain = token_of(&sealer, &Pending { grants: None, ..p });
+        assert!(open_pending_full(&sealer, &plain, 1_000)
+            .unwrap()
+            .grants
+            .is_none());
+    }
+
+    #[test]
+    fn a_pending_token_up_to_the_maximum_opens_and_a_longer_one_is_never_issued() {
+        let sealer = lookout_core::seal::Sealer::from_hex(&"11".repeat(32)).unwrap();
+        let now = 1_000_000;
+        let grants = |n: usize| Grants {
+            role: lookout_core::role::Role::Member,
+            join: (0..n).map(|i| format!("team-{i:04}")).collect(),
+            leave: vec![],
+        };
+        // The most teams whose token still fits: it is issued and opens with all of them.
+        let mut n = 0;
+        while new_pending_token(&sealer, 7, Some(&grants(n + 1)), now).is_some() {
+            n += 1;
+        }
+        assert!(n > 50, "room for a real mapping: {n} teams");
+        let token = new_pending_token(&sealer, 7, Some(&grants(n)), now).unwrap();
+        assert!(token.len() <= MAX_PENDING_TOKEN);
+        let opened = open_pending_full(&sealer, &token, now + 1).unwrap();
+        assert_eq!(opened.issued_at(), now);
+        assert_eq!(opened.grants.unwrap().join.len(), n);
+        // One more team: refused at issue instead of a token that can only expire.
+        assert!(new_pending_token(&sealer, 7, Some(&grants(n + 1)), now).is_none());
+    }
 
     #[test]
     fn codes_match_rfc_6238_within_one_step_of_skew() {

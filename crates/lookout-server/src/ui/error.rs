@@ -55,6 +55,10 @@ impl From<StoreError> for UiError {
             StoreError::Conflict(what) => {
                 UiError::Refused(StatusCode::CONFLICT, format!("{what} already exists"))
             }
+            StoreError::Missing(field) => UiError::Refused(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                crate::error::missing_message(field),
+            ),
             e => UiError::Internal(e.to_string()),
         }
     }

@@ -1,5 +1,6 @@
-//! Audit entries written in the same transaction as the alerting and uptime configuration
-//! changes they record (the entry says so), and after the change for the other writes.
+//! Audit entries written in the same transaction as the configuration changes they record (the
+//! entry says so): alerting and uptime objects, and teams like every other configuration. A
+//! change refused as not found (a missing team or membership) leaves no entry.
 
 use lookout_testkit::{both, Backend};
 use serde_json::{json, Value};
@@ -31,10 +32,29 @@ async fn configuration_changes_are_audited_with_their_transaction(backend: Backe
         .delete(&format!("/api/v1/monitors/{id}"))
         .await
         .expect(204);
-    h.admin
+    let ops = h
+        .admin
         .post("/api/v1/teams", json!({"name": "Ops"}))
         .await
         .expect(201);
+    let ops = ops["id"].as_i64().unwrap();
+    // A team, or a membership, that is not there: 404 and no entry (the check comes before the
+    // commit, not after it).
+    assert_eq!(
+        h.admin
+            .put("/api/v1/teams/999", json!({"name": "Nobody"}))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(h.admin.delete("/api/v1/teams/999").await.status, 404);
+    assert_eq!(
+        h.admin
+            .delete(&format!("/api/v1/teams/{ops}/members/999"))
+            .await
+            .status,
+        404
+    );
     // A refused change writes nothing, in or out of a transaction.
     assert_eq!(
         h.member
@@ -69,7 +89,10 @@ async fn configuration_changes_are_audited_with_their_transaction(backend: Backe
         find("DELETE /api/v1/monitors/{id}")["target"],
         id.to_string()
     );
-    assert_eq!(find("POST /api/v1/teams")["details"]["status"], 201);
+    assert_eq!(
+        find("POST /api/v1/teams")["details"]["recorded"],
+        "with the change"
+    );
     let creates = items
         .iter()
         .filter(|i| i["action"] == "POST /api/v1/monitors")
@@ -80,4 +103,14 @@ async fn configuration_changes_are_audited_with_their_transaction(backend: Backe
         .filter(|i| i["action"] == "DELETE /api/v1/monitors/{id}")
         .count();
     assert_eq!(deletes, 1, "the failed delete is not in the log: {log}");
+    for action in [
+        "PUT /api/v1/teams/{id}",
+        "DELETE /api/v1/teams/{id}",
+        "DELETE /api/v1/teams/{id}/members/{user_id}",
+    ] {
+        assert!(
+            items.iter().all(|i| i["action"] != action),
+            "the 404 {action} is not in the log: {log}"
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! Alerting and on-call storage: the configuration objects (channels, schedules and their
-//! overrides, escalation policies, alert policies, integrations, runbooks) here; incidents and
+//! overrides, escalation policies, alert policies; integrations and runbooks in their own files,
+//! re-exported here); incidents and
 //! their timeline in [`incidents`]; the notification outbox in [`outbox`].
 //!
 //! Schedules, escalation policies and alert policies share one shape — a name and a JSON spec
@@ -8,9 +9,15 @@
 pub mod frequency;
 pub mod incident_ops;
 pub mod incidents;
+mod integrations;
 pub mod outbox;
 pub mod query_state;
 pub mod rules;
+mod runbooks;
+
+// Integrations and runbooks live in their own files; their items keep their `alerting::` paths.
+pub use integrations::*;
+pub use runbooks::*;
 
 use serde::Serialize;
 use serde_json::Value as Json;
@@ -151,7 +158,7 @@ pub async fn spec_save(
                 .bind(now)
                 .bind(team.initial())
                 .fetch_optional(&mut *tx)
-                .await?
+                .await
         }
         SpecKey::Id(id) => {
             let sql = format!(
@@ -168,10 +175,13 @@ pub async fn spec_save(
                 .bind(team.value())
                 .bind(id)
                 .fetch_optional(&mut *tx)
-                .await?
+                .await
         }
-    }
-    .ok_or(StoreError::NotFound)?;
+    };
+    let r = match r {
+        Ok(r) => r.ok_or(StoreError::NotFound)?,
+        Err(e) => return Err(crate::team_gone(store, tx, e.into(), team.value()).await),
+    };
     let row = spec_row(&r)?;
     crate::audit::record_pending_in(&mut tx).await?;
     tx.commit().await?;
@@ -420,6 +430,7 @@ pub async fn override_create(
     starts_at: i64,
     ends_at: i64,
 ) -> Result<OverrideRow> {
+    let mut tx = store.begin_write().await?;
     let r = sqlx::query(
         "INSERT INTO schedule_overrides (schedule_id, user_id, starts_at, ends_at, created_at)
          VALUES ($1, $2, $3, $4, $5) RETURNING id, schedule_id, user_id, starts_at, ends_at",
@@ -429,8 +440,9 @@ pub async fn override_create(
     .bind(starts_at)
     .bind(ends_at)
     .bind(now_ms())
-    .fetch_one(store.pool())
+    .fetch_one(&mut *tx)
     .await?;
+    crate::commit_audited(tx).await?;
     override_row(&r)
 }
 
@@ -459,23 +471,28 @@ pub async fn schedule_save(
             .bind(spec.to_string())
             .bind(now)
             .bind(team.initial())
-            .fetch_one(&mut *tx)
-            .await?
+            .fetch_optional(&mut *tx)
+            .await
         }
-        Some(id) => sqlx::query(&format!(
-            "UPDATE oncall_schedules SET name = $1, spec = $2, updated_at = $3,
+        Some(id) => {
+            sqlx::query(&format!(
+                "UPDATE oncall_schedules SET name = $1, spec = $2, updated_at = $3,
              team_id = CASE WHEN $5 = 1 THEN $6 ELSE team_id END WHERE id = $4
              RETURNING {SPEC_COLS}"
-        ))
-        .bind(name)
-        .bind(spec.to_string())
-        .bind(now)
-        .bind(id)
-        .bind(team.flag())
-        .bind(team.value())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::NotFound)?,
+            ))
+            .bind(name)
+            .bind(spec.to_string())
+            .bind(now)
+            .bind(id)
+            .bind(team.flag())
+            .bind(team.value())
+            .fetch_optional(&mut *tx)
+            .await
+        }
+    };
+    let r = match r {
+        Ok(r) => r.ok_or(StoreError::NotFound)?,
+        Err(e) => return Err(crate::team_gone(store, tx, e.into(), team.value()).await),
     };
     let row = spec_row(&r)?;
     for (user, start, end) in overrides {
@@ -533,316 +550,26 @@ pub async fn overrides_between(
 
 /// Deletes an override of a schedule.
 pub async fn override_delete(store: &Store, schedule_id: i64, id: i64) -> Result<()> {
+    let mut tx = store.begin_write().await?;
     let n = sqlx::query("DELETE FROM schedule_overrides WHERE id = $1 AND schedule_id = $2")
         .bind(id)
         .bind(schedule_id)
-        .execute(store.pool())
+        .execute(&mut *tx)
         .await?;
-    if n.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
-}
-
-/// An inbound integration.
-#[derive(Debug, Clone, Serialize)]
-pub struct IntegrationRow {
-    /// Id.
-    pub id: i64,
-    /// Organization.
-    pub org_id: i64,
-    /// Name.
-    pub name: String,
-    /// `pagerduty`, `alertmanager`, `grafana`, `webhook`.
-    pub kind: String,
-    /// The routing key, sealed.
-    pub key_sealed: String,
-    /// Escalation policy, runbook, service, urgency, mapping.
-    pub spec: Json,
-    /// Created, ms.
-    pub created_at: i64,
-}
-
-const INTEGRATION_COLS: &str = "id, org_id, name, kind, key_sealed, spec, created_at";
-
-fn integration_row(r: &AnyRow) -> Result<IntegrationRow> {
-    Ok(IntegrationRow {
-        id: r.try_get("id")?,
-        org_id: r.try_get("org_id")?,
-        name: r.try_get("name")?,
-        kind: r.try_get("kind")?,
-        key_sealed: r.try_get("key_sealed")?,
-        spec: r.json("spec")?,
-        created_at: r.try_get("created_at")?,
-    })
-}
-
-/// Stores an integration whose key hashes to `key_hash`.
-pub async fn integration_create(
-    store: &Store,
-    org_id: i64,
-    name: &str,
-    kind: &str,
-    key_hash: &str,
-    key_sealed: &str,
-    spec: &Json,
-) -> Result<IntegrationRow> {
-    let now = now_ms();
-    let r = sqlx::query(&format!(
-        "INSERT INTO integrations (org_id, name, kind, key_hash, key_sealed, spec, created_at,
-         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {INTEGRATION_COLS}"
-    ))
-    .bind(org_id)
-    .bind(name)
-    .bind(kind)
-    .bind(key_hash)
-    .bind(key_sealed)
-    .bind(spec.to_string())
-    .bind(now)
-    .fetch_one(store.pool())
-    .await
-    .map_err(StoreError::conflict_as("integration key"))?;
-    integration_row(&r)
-}
-
-/// Changes an integration's name and spec (the key stays).
-pub async fn integration_update(
-    store: &Store,
-    id: i64,
-    name: &str,
-    spec: &Json,
-) -> Result<IntegrationRow> {
-    let r = sqlx::query(&format!(
-        "UPDATE integrations SET name = $1, spec = $2, updated_at = $3 WHERE id = $4
-         RETURNING {INTEGRATION_COLS}"
-    ))
-    .bind(name)
-    .bind(spec.to_string())
-    .bind(now_ms())
-    .bind(id)
-    .fetch_optional(store.pool())
-    .await?
-    .ok_or(StoreError::NotFound)?;
-    integration_row(&r)
-}
-
-/// One integration.
-pub async fn integration_get(store: &Store, id: i64) -> Result<IntegrationRow> {
-    let r = sqlx::query(&format!(
-        "SELECT {INTEGRATION_COLS} FROM integrations WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(store.pool())
-    .await?
-    .ok_or(StoreError::NotFound)?;
-    integration_row(&r)
-}
-
-/// The integration whose key hashes to `key_hash`.
-pub async fn integration_by_key(store: &Store, key_hash: &str) -> Result<Option<IntegrationRow>> {
-    let r = sqlx::query(&format!(
-        "SELECT {INTEGRATION_COLS} FROM integrations WHERE key_hash = $1"
-    ))
-    .bind(key_hash)
-    .fetch_optional(store.pool())
-    .await?;
-    r.as_ref().map(integration_row).transpose()
-}
-
-/// An organization's integrations.
-pub async fn integration_list(store: &Store, org_id: i64) -> Result<Vec<IntegrationRow>> {
-    let rows = sqlx::query(&format!(
-        "SELECT {INTEGRATION_COLS} FROM integrations WHERE org_id = $1 ORDER BY id"
-    ))
-    .bind(org_id)
-    .fetch_all(store.pool())
-    .await?;
-    rows.iter().map(integration_row).collect()
-}
-
-/// Deletes an integration.
-pub async fn integration_delete(store: &Store, id: i64) -> Result<()> {
-    crate::delete_by_id(store, "integrations", id).await
-}
-
-/// A runbook with its newest version's body.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunbookRow {
-    /// Id.
-    pub id: i64,
-    /// Name.
-    pub name: String,
-    /// A link, for runbooks kept elsewhere.
-    pub url: Option<String>,
-    /// Newest version number (1, 2, …).
-    pub version: i64,
-    /// That version's Markdown.
-    pub body: String,
-    /// Changed, ms.
-    pub updated_at: i64,
-}
-
-/// Stores a runbook, or a new version of runbook `id`.
-pub async fn runbook_save(
-    store: &Store,
-    org_id: i64,
-    id: Option<i64>,
-    name: &str,
-    url: Option<&str>,
-    body: &str,
-    author: &str,
-) -> Result<RunbookRow> {
-    let now = now_ms();
-    let mut tx = store.begin_write().await?;
-    let (id, version): (i64, i64) = match id {
-        None => {
-            let r = sqlx::query(
-                "INSERT INTO runbooks (org_id, name, url, version, created_at, updated_at)
-                 VALUES ($1, $2, $3, 1, $4, $4) RETURNING id",
-            )
-            .bind(org_id)
-            .bind(name)
-            .bind(url)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-            (r.try_get("id")?, 1)
-        }
-        Some(id) => {
-            let r = sqlx::query(
-                "UPDATE runbooks SET name = $1, url = $2, version = version + 1, updated_at = $3
-                 WHERE id = $4 RETURNING version",
-            )
-            .bind(name)
-            .bind(url)
-            .bind(now)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-            (id, r.try_get("version")?)
-        }
-    };
-    sqlx::query(
-        "INSERT INTO runbook_versions (runbook_id, version, body, created_by, created_at)
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(id)
-    .bind(version)
-    .bind(body)
-    .bind(author)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(RunbookRow {
-        id,
-        name: name.into(),
-        url: url.map(String::from),
-        version,
-        body: body.into(),
-        updated_at: now,
-    })
-}
-
-/// A runbook at its newest version, or at `version`.
-pub async fn runbook_get_in(
-    conn: &mut sqlx::AnyConnection,
-    id: i64,
-    version: Option<i64>,
-) -> Result<RunbookRow> {
-    let r = sqlx::query(
-        "SELECT r.id, r.name, r.url, v.version, v.body, v.created_at FROM runbooks r
-         JOIN runbook_versions v ON v.runbook_id = r.id
-         WHERE r.id = $1 AND v.version = COALESCE($2, r.version)",
-    )
-    .bind(id)
-    .bind(version)
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or(StoreError::NotFound)?;
-    Ok(RunbookRow {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        url: r.try_get("url")?,
-        version: r.try_get("version")?,
-        body: r.try_get("body")?,
-        updated_at: r.try_get("created_at")?,
-    })
-}
-
-/// [`runbook_get_in`] on a pooled connection.
-pub async fn runbook_get(store: &Store, id: i64, version: Option<i64>) -> Result<RunbookRow> {
-    runbook_get_in(&mut *store.pool().acquire().await?, id, version).await
-}
-
-/// An organization's runbooks at their newest versions.
-pub async fn runbook_list(store: &Store, org_id: i64) -> Result<Vec<RunbookRow>> {
-    let rows = sqlx::query(
-        "SELECT r.id, r.name, r.url, v.version, v.body, v.created_at FROM runbooks r
-         JOIN runbook_versions v ON v.runbook_id = r.id AND v.version = r.version
-         WHERE r.org_id = $1 ORDER BY r.id",
-    )
-    .bind(org_id)
-    .fetch_all(store.pool())
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(RunbookRow {
-                id: r.try_get("id")?,
-                name: r.try_get("name")?,
-                url: r.try_get("url")?,
-                version: r.try_get("version")?,
-                body: r.try_get("body")?,
-                updated_at: r.try_get("created_at")?,
-            })
-        })
-        .collect()
-}
-
-/// What refers to runbook `id`: the names of the alert policies and integrations of its
-/// organization whose spec names it (the runbook they attach to new incidents).
-pub async fn runbook_users(store: &Store, id: i64) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    for (table, what) in [
-        ("alert_policies", "alert policy"),
-        ("integrations", "integration"),
-    ] {
-        let rows = sqlx::query(&format!(
-            "SELECT t.name, t.spec FROM {table} t JOIN runbooks r ON r.org_id = t.org_id
-             WHERE r.id = $1 ORDER BY t.id"
-        ))
-        .bind(id)
-        .fetch_all(store.pool())
-        .await?;
-        for r in &rows {
-            let spec: Json = r.json("spec")?;
-            if spec.get("runbook_id").and_then(Json::as_i64) == Some(id) {
-                let name: String = r.try_get("name")?;
-                out.push(format!("{what} \"{name}\""));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Deletes a runbook and its versions (incidents that showed it keep their timeline; their
-/// page no longer shows its text).
-pub async fn runbook_delete(store: &Store, id: i64) -> Result<()> {
-    crate::delete_by_id(store, "runbooks", id).await
+    crate::found(n.rows_affected())?;
+    crate::commit_audited(tx).await
 }
 
 /// Sets a user's display name.
 pub async fn set_user_name(store: &Store, user_id: i64, name: Option<&str>) -> Result<()> {
+    let mut tx = store.begin_write().await?;
     let n = sqlx::query("UPDATE users SET name = $1 WHERE id = $2")
         .bind(name)
         .bind(user_id)
-        .execute(store.pool())
+        .execute(&mut *tx)
         .await?;
-    if n.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    crate::found(n.rows_affected())?;
+    crate::commit_audited(tx).await
 }
 
 /// What people are called on pages: each user's name, else their email, by id (users that do

@@ -203,7 +203,7 @@ pub fn chart_step(since: i64, until: i64) -> i64 {
 }
 
 /// Sets a service's Apdex target and slow-query threshold (ms) in every project of `projects`
-/// that has it; false when none has.
+/// that has it, in one transaction with the request's audit entry; false when none has.
 pub async fn set_service_settings(
     store: &Store,
     projects: &[i64],
@@ -213,8 +213,9 @@ pub async fn set_service_settings(
     team: TeamChange,
 ) -> Result<bool> {
     let mut n = 0;
+    let mut tx = store.begin_write().await?;
     for &p in projects {
-        n += sqlx::query(
+        let updated = sqlx::query(
             "UPDATE apm_services SET apdex_t_ms = COALESCE($1, apdex_t_ms), slow_query_ms = COALESCE($2, slow_query_ms),
                 team_id = CASE WHEN $5 = 1 THEN $6 ELSE team_id END
              WHERE project_id = $3 AND name = $4",
@@ -225,9 +226,15 @@ pub async fn set_service_settings(
         .bind(service)
         .bind(team.flag())
         .bind(team.value())
-        .execute(store.pool())
-        .await?
-        .rows_affected();
+        .execute(&mut *tx)
+        .await;
+        n += match updated {
+            Ok(r) => r.rows_affected(),
+            Err(e) => return Err(crate::team_gone(store, tx, e.into(), team.value()).await),
+        };
+    }
+    if n > 0 {
+        crate::commit_audited(tx).await?;
     }
     Ok(n > 0)
 }

@@ -90,6 +90,7 @@ fn target_of(r: &sqlx::any::AnyRow) -> Result<TargetRow> {
 
 /// Adds a target; `Conflict` when the name is taken.
 pub async fn create_target(store: &Store, t: &NewTarget) -> Result<TargetRow> {
+    let mut tx = store.begin_write().await?;
     let row = sqlx::query(&format!(
         "INSERT INTO backup_targets (name, stanza, config, run_as, pg_url, pg_bin, full_every_hours,
             diff_every_hours, drill_every_hours, created_at)
@@ -105,9 +106,10 @@ pub async fn create_target(store: &Store, t: &NewTarget) -> Result<TargetRow> {
     .bind(t.diff_every_hours)
     .bind(t.drill_every_hours)
     .bind(now_ms())
-    .fetch_one(store.pool())
+    .fetch_one(&mut *tx)
     .await
     .map_err(StoreError::conflict_as("a backup target with that name"))?;
+    crate::commit_audited(tx).await?;
     target_of(&row)
 }
 

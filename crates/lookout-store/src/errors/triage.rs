@@ -497,7 +497,7 @@ pub async fn save_ownership(
     .bind(now_ms())
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
+    crate::commit_audited(tx).await?;
     ownership(store, project_id).await
 }
 

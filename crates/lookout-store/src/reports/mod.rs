@@ -55,6 +55,15 @@ pub async fn settings(store: &Store, org_id: i64) -> Result<Option<Json>> {
 
 /// Replaces the organization's report settings.
 pub async fn save_settings(store: &Store, org_id: i64, spec: &Json, now: i64) -> Result<()> {
+    let mut tx = store.begin_write().await?;
+    // The audit entry shows the settings before and after (secrets masked).
+    let before = sqlx::query("SELECT spec FROM report_settings WHERE org_id = $1")
+        .bind(org_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| r.json("spec"))
+        .transpose()?
+        .unwrap_or(Json::Null);
     sqlx::query(
         "INSERT INTO report_settings (org_id, spec, updated_at) VALUES ($1, $2, $3)
          ON CONFLICT (org_id) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at",
@@ -62,8 +71,10 @@ pub async fn save_settings(store: &Store, org_id: i64, spec: &Json, now: i64) ->
     .bind(org_id)
     .bind(spec.to_string())
     .bind(now)
-    .execute(store.pool())
+    .execute(&mut *tx)
     .await?;
+    crate::audit::record_pending_change_in(&mut tx, &before, spec).await?;
+    tx.commit().await?;
     Ok(())
 }
 

@@ -194,11 +194,14 @@ pub async fn create_monitor_owned(
 ) -> Result<MonitorRow> {
     let mut tx = store.begin_write().await?;
     let id = create_monitor_in_tx(&mut tx, m).await?;
-    sqlx::query("UPDATE monitors SET team_id = $1 WHERE id = $2")
+    let owned = sqlx::query("UPDATE monitors SET team_id = $1 WHERE id = $2")
         .bind(team)
         .bind(id)
         .execute(&mut *tx)
-        .await?;
+        .await;
+    if let Err(e) = owned {
+        return Err(crate::team_gone(store, tx, e.into(), team).await);
+    }
     crate::audit::record_pending_in(&mut tx).await?;
     tx.commit().await?;
     Ok(get_monitor(store, id).await?.0)
@@ -276,8 +279,11 @@ pub async fn update_monitor_owned(
     .bind(team.value())
     .execute(&mut *tx)
     .await
-    .map_err(StoreError::conflict_as("a cron monitor with this slug in this project"))?
-    .rows_affected();
+    .map_err(StoreError::conflict_as("a cron monitor with this slug in this project"));
+    let n = match n {
+        Ok(r) => r.rows_affected(),
+        Err(e) => return Err(crate::team_gone(store, tx, e, team.value()).await),
+    };
     if n == 0 {
         return Err(StoreError::NotFound);
     }

@@ -234,6 +234,7 @@ fn page_from(r: &AnyRow) -> Result<StatusPageRow> {
 /// Creates a page; the slug must be free.
 pub async fn create_page(store: &Store, p: &NewStatusPage) -> Result<StatusPageRow> {
     let now = now_ms();
+    let mut tx = store.begin_write().await?;
     let r = sqlx::query(
         "INSERT INTO status_pages (org_id, slug, title, description, logo_url, monitor_ids, managed_by, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
@@ -246,14 +247,16 @@ pub async fn create_page(store: &Store, p: &NewStatusPage) -> Result<StatusPageR
     .bind(ids_to(&p.monitor_ids))
     .bind(&p.managed_by)
     .bind(now)
-    .fetch_one(store.pool())
+    .fetch_one(&mut *tx)
     .await
     .map_err(StoreError::conflict_as("a status page with this slug"))?;
+    crate::commit_audited(tx).await?;
     get_page(store, r.try_get("id")?).await
 }
 
 /// Replaces a page.
 pub async fn update_page(store: &Store, id: i64, p: &NewStatusPage) -> Result<StatusPageRow> {
+    let mut tx = store.begin_write().await?;
     let n = sqlx::query(
         "UPDATE status_pages SET slug = $1, title = $2, description = $3, logo_url = $4, monitor_ids = $5,
                 managed_by = $6, updated_at = $7 WHERE id = $8",
@@ -266,11 +269,12 @@ pub async fn update_page(store: &Store, id: i64, p: &NewStatusPage) -> Result<St
     .bind(&p.managed_by)
     .bind(now_ms())
     .bind(id)
-    .execute(store.pool())
+    .execute(&mut *tx)
     .await
     .map_err(StoreError::conflict_as("a status page with this slug"))?
     .rows_affected();
     crate::found(n)?;
+    crate::commit_audited(tx).await?;
     get_page(store, id).await
 }
 
@@ -345,7 +349,7 @@ pub async fn delete_page(store: &Store, id: i64) -> Result<()> {
         .await?
         .rows_affected();
     crate::found(n)?;
-    tx.commit().await?;
+    crate::commit_audited(tx).await?;
     Ok(())
 }
 
@@ -416,7 +420,7 @@ pub async fn create_incident(
         .bind(body)
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
+    crate::commit_audited(tx).await?;
     get_incident(store, id).await
 }
 
@@ -448,7 +452,7 @@ pub async fn add_update(
         .bind(body)
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
+    crate::commit_audited(tx).await?;
     get_incident(store, incident_id).await
 }
 

@@ -23,7 +23,7 @@ use crate::auth::{cookie, set_cookie, ClientAddr};
 use crate::state::AppState;
 use crate::ui::{safe_next, simple_page};
 use lookout_core::secret::{hash_token, secrets_equal};
-use lookout_store::sso::{self, PendingLogin, ProviderAccount};
+use lookout_store::sso::{self, Grants, PendingLogin, ProviderAccount};
 use lookout_store::StoreError;
 
 /// The cookie that ties a sign-in to the browser that started it.
@@ -282,8 +282,6 @@ async fn finish(
         email: &email,
         email_verified: claims.email_verified() == Some(true),
         name: name.as_deref(),
-        role: sso.config().role_for(&groups),
-        keep_role_of: sso.config().break_glass.as_deref(),
     };
     let (user, found) =
         match sso::sign_in(state.store(), &account).await {
@@ -296,29 +294,19 @@ async fn finish(
             )),
             Err(e) => return Err(crate::ui::error::UiError::internal(e).into_response()),
         };
-    tracing::info!(user = user.id, found = ?found, role = user.role.as_str(), "Single sign-on.");
+    tracing::info!(user = user.id, found = ?found, "Single sign-on.");
     // No groups claim at all says nothing about teams: membership is left as it is (an empty
-    // list does mean "in none of them").
+    // list does mean "in none of them"). The role and teams are applied when the sign-in
+    // completes, after the second factor when one is asked.
     let (join, leave) = match &claimed {
         Some(groups) => sso.config().teams_for(groups),
         None => (Vec::new(), Vec::new()),
     };
-    if !join.is_empty() || !leave.is_empty() {
-        let synced = async {
-            let org = lookout_store::tenancy::default_org(state.store()).await?;
-            lookout_store::teams::sync_membership(state.store(), org.id, user.id, &join, &leave)
-                .await
-        };
-        match synced.await {
-            Ok(missing) => {
-                tracing::info!(user = user.id, joined = ?join, left = ?leave, "Teams from groups.");
-                if !missing.is_empty() {
-                    tracing::warn!(teams = ?missing, "oidc.teams names teams that do not exist; create them on the Teams page.");
-                }
-            }
-            Err(e) => return Err(crate::ui::error::UiError::internal(e).into_response()),
-        }
-    }
+    let grants = Grants {
+        role: sso.config().role_for(&groups),
+        join,
+        leave,
+    };
     crate::tenancy::ui::two_factor::after_password(
         state,
         &user,
@@ -326,6 +314,7 @@ async fn finish(
         client,
         &pending.next,
         "oidc",
+        Some(&grants),
     )
     .await
     .map_err(IntoResponse::into_response)

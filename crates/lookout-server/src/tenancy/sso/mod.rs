@@ -132,6 +132,55 @@ impl SsoConfig {
     }
 }
 
+/// Gives a user whose SSO sign-in just completed the role and teams its groups gave (see
+/// `lookout_store::sso::apply_grants`: one transaction with an audit entry, actor `sso`, per
+/// change), and logs what changed. `issued_at` is when that sign-in began; false (and nothing
+/// changed) when a sign-in that began later has applied its grants already.
+pub(crate) async fn apply_grants(
+    state: &crate::state::AppState,
+    user_id: i64,
+    grants: &lookout_store::sso::Grants,
+    issued_at: i64,
+) -> Result<bool, lookout_store::StoreError> {
+    // The settings may have been removed during the second step: the grants were made under
+    // them, and are still what the provider said.
+    let config = state.sso().map(|s| s.config());
+    let issuer = config.map_or("sso", |c| c.issuer.as_str());
+    let keep = config.and_then(|c| c.break_glass.as_deref());
+    let org = lookout_store::tenancy::default_org(state.store()).await?;
+    let applied = lookout_store::sso::apply_grants(
+        state.store(),
+        org.id,
+        user_id,
+        issuer,
+        keep,
+        grants,
+        issued_at,
+    )
+    .await?;
+    if applied.stale {
+        tracing::warn!(
+            user = user_id,
+            "SSO sign-in refused: a later sign-in has applied its role and teams already."
+        );
+        return Ok(false);
+    }
+    if applied.role_was.is_some() || !applied.joined.is_empty() || !applied.left.is_empty() {
+        tracing::info!(
+            user = user_id,
+            role_was = ?applied.role_was,
+            role = grants.role.as_str(),
+            joined = ?applied.joined,
+            left = ?applied.left,
+            "Role and teams from groups."
+        );
+    }
+    if !applied.missing.is_empty() {
+        tracing::warn!(teams = ?applied.missing, "oidc.teams names teams that do not exist; create them on the Teams page.");
+    }
+    Ok(true)
+}
+
 /// A client made from discovery: authorization endpoint set, token and user-info endpoints as
 /// discovered.
 pub(crate) type Client = CoreClient<

@@ -157,11 +157,27 @@ pub async fn accept(
     if let Err(e) = validate_password(&f.password) {
         return again(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
     }
-    match identity::accept_invitation(state.store(), &secret, &name, &f.password).await? {
+    // Made by nobody signed in, so the audit middleware passes it by: its entry is named here
+    // and written in the acceptance's transaction.
+    let entry = lookout_store::audit::Pending {
+        actor: format!("user:{}", user.id),
+        actor_label: user.email.clone(),
+        action: "invitation.accept".into(),
+        target: Some(user.id.to_string()),
+        details: serde_json::json!({ "recorded": "with the change" }),
+        address: client.map(|c| c.to_string()),
+    };
+    let accepted = lookout_store::audit::with_pending(
+        entry,
+        identity::accept_invitation(state.store(), &secret, &name, &f.password),
+    )
+    .await
+    .0;
+    match accepted? {
         Some(user) => {
             tracing::info!(user = user.id, "Invitation accepted.");
             // The second factor (or its required enrolment) still comes before any session.
-            after_password(&state, &user, &user.email, client, "/", "invitation").await
+            after_password(&state, &user, &user.email, client, "/", "invitation", None).await
         }
         // Spent by another tab between the check and now.
         None => Ok(dead_link(&state, LinkPurpose::Invite)),
@@ -311,7 +327,16 @@ pub async fn reset(
         Some(user) => {
             tracing::info!(user = user.id, "Password reset through an emailed link.");
             // A reset link proves the mailbox, not the second factor: the code is still asked.
-            after_password(&state, &user, &user.email, client, "/", "password reset").await
+            after_password(
+                &state,
+                &user,
+                &user.email,
+                client,
+                "/",
+                "password reset",
+                None,
+            )
+            .await
         }
         None => Ok(dead_link(&state, LinkPurpose::Reset)),
     }

@@ -201,8 +201,10 @@ pub async fn login(
     match tenancy::verify_login(state.store(), &f.email, &f.password).await? {
         // Then the second factor, if the user has or needs one, before any session exists.
         Some(user) => {
-            super::two_factor::after_password(&state, &user, &f.email, client, next, "password")
-                .await
+            super::two_factor::after_password(
+                &state, &user, &f.email, client, next, "password", None,
+            )
+            .await
         }
         None => {
             state

@@ -24,6 +24,7 @@ use crate::ui::extract::Page;
 use crate::ui::layout::{render, PageCtx};
 use crate::ui::safe_next;
 use lookout_core::secret::random_hex;
+use lookout_store::sso::Grants;
 use lookout_store::tenancy::{self, User};
 use lookout_store::{identity, StoreError};
 
@@ -76,8 +77,11 @@ fn step_page(
 
 /// After a right password: a session, or the second step. The password's throttle count is
 /// taken back only when no second step follows. Every way in that proves a password (the login
-/// form, an accepted invitation, a reset link) comes through here, so none of them skips the
-/// second factor or its required enrolment; `method` names the way in for the audit log.
+/// form, an accepted invitation, a reset link, single sign-on) comes through here, so none of
+/// them skips the second factor or its required enrolment; `method` names the way in for the
+/// audit log. An SSO sign-in's `grants` (role and teams from its groups) are applied only when
+/// the sign-in completes: here without a second step, else after the right code, carried
+/// meanwhile in the signed pending token.
 pub(crate) async fn after_password(
     state: &AppState,
     user: &User,
@@ -85,34 +89,93 @@ pub(crate) async fn after_password(
     client: Option<std::net::IpAddr>,
     next: &str,
     method: &str,
+    grants: Option<&Grants>,
 ) -> UiResult {
     match totp::second_step(state, user).await? {
         SecondStep::None => {
             state.login_throttle().succeeded_shared(email, client).await;
+            if !apply_grants(state, user, grants, lookout_core::time::now_ms()).await? {
+                return Ok(sign_in_expired());
+            }
             tracing::info!(user = user.id, "User logged in.");
             crate::tenancy::audit::sign_in(state, Some(user), email, client, method).await;
             start_session(state, user, next).await
         }
-        SecondStep::Code => Ok(step_page(
-            state,
-            StatusCode::OK,
-            totp::pending_token(state, user.id),
-            None,
-            next,
-            None,
-        )),
+        SecondStep::Code => {
+            let Some(pending) = totp::pending_token(state, user.id, grants) else {
+                return Ok(grants_too_large());
+            };
+            Ok(step_page(state, StatusCode::OK, pending, None, next, None))
+        }
         SecondStep::Enrol => {
+            let Some(pending) = totp::pending_token(state, user.id, grants) else {
+                return Ok(grants_too_large());
+            };
             let en = totp::begin(state, user).await?;
             Ok(step_page(
                 state,
                 StatusCode::OK,
-                totp::pending_token(state, user.id),
+                pending,
                 Some(en),
                 next,
                 None,
             ))
         }
     }
+}
+
+/// An SSO sign-in whose groups give more teams than a pending sign-in can carry (logged where
+/// the token is made): refused with a page saying so, not a form that can only expire.
+fn grants_too_large() -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Html(crate::ui::simple_page(
+            "Sign-in not possible",
+            "Your groups give more teams than a two-factor sign-in can carry. Ask an administrator to shorten [oidc.teams].",
+        )),
+    )
+        .into_response()
+}
+
+/// Applies an SSO sign-in's grants (nothing for other sign-ins), issued at `issued_at`; false
+/// when a later sign-in has applied its own already (the sign-in must then be refused).
+async fn apply_grants(
+    state: &AppState,
+    user: &User,
+    grants: Option<&Grants>,
+    issued_at: i64,
+) -> UiResult<bool> {
+    if let Some(g) = grants {
+        return Ok(crate::tenancy::sso::apply_grants(state, user.id, g, issued_at).await?);
+    }
+    Ok(true)
+}
+
+/// Ends the pending sign-in for good now that its second step succeeded (across replicas when
+/// Redis answers), then applies its grants; false when its token was used already or a later
+/// sign-in has applied its grants: a replayed token signs nobody in and restores nothing.
+async fn finish_pending(state: &AppState, user: &User, pending: &totp::Pending) -> UiResult<bool> {
+    if !state
+        .code_guard()
+        .claim_shared(&pending.nonce, pending.expires)
+        .await
+    {
+        tracing::warn!(user = user.id, "Pending sign-in token used again: refused.");
+        return Ok(false);
+    }
+    apply_grants(state, user, pending.grants.as_ref(), pending.issued_at()).await
+}
+
+/// The page for a pending sign-in that is over (used, expired or from elsewhere).
+fn sign_in_expired() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Html(crate::ui::simple_page(
+            "Sign-in expired",
+            "This sign-in took too long or the form came from elsewhere. Log in again.",
+        )),
+    )
+        .into_response()
 }
 
 /// The second step's form.
@@ -142,22 +205,18 @@ async fn pending_user(
     headers: &HeaderMap,
     f: &StepForm,
 ) -> Result<(User, totp::Pending), Response> {
-    let expired = || {
-        (
-            StatusCode::FORBIDDEN,
-            Html(crate::ui::simple_page(
-                "Sign-in expired",
-                "This sign-in took too long or the form came from elsewhere. Log in again.",
-            )),
-        )
-            .into_response()
-    };
+    let expired = sign_in_expired;
     if !login_csrf_ok(headers, &f.csrf) {
         return Err(expired());
     }
     let Some(pending) = totp::open_pending(state, &f.pending) else {
         return Err(expired());
     };
+    // Its token replayed after it completed: over (the claim in `finish_pending` decides
+    // races; this spares a used token its code check).
+    if state.code_guard().used_shared(&pending.nonce).await {
+        return Err(expired());
+    }
     // Its token replayed after its wrong codes: still ended.
     if state
         .code_guard()
@@ -275,6 +334,9 @@ pub async fn login_code(
             .login_throttle()
             .succeeded_shared(&user.email, client)
             .await;
+        if !finish_pending(&state, &user, &pending).await? {
+            return Ok(sign_in_expired());
+        }
         tracing::info!(user = user.id, "User logged in with a second factor.");
         crate::tenancy::audit::sign_in(
             &state,
@@ -324,6 +386,9 @@ pub async fn login_enrol(
                 .login_throttle()
                 .succeeded_shared(&user.email, client)
                 .await;
+            if !finish_pending(&state, &user, &pending).await? {
+                return Ok(sign_in_expired());
+            }
             tracing::info!(
                 user = user.id,
                 "User logged in after setting up a second factor."

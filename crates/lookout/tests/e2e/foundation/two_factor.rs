@@ -212,6 +212,12 @@ async fn two_factor_codes_from_an_app_are_asked_before_a_session(backend: Backen
         303,
         "recovery codes are read whatever their case"
     );
+    // Its pending token replayed after it signed in, even with a right code: over, no session,
+    // and the recovery code is not spent.
+    let replay = code_step(&s, "/login/code", &step, &codes[1]).await;
+    assert_eq!(replay.status(), 403);
+    assert!(set_cookie(&replay, "lookout_session").is_none());
+    assert!(replay.text().await.unwrap().contains("Sign-in expired"));
     let step = password_step(&s, "ada@example.com", "correct horse battery")
         .await
         .unwrap_err();

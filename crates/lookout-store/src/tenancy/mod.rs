@@ -1,5 +1,5 @@
-//! Who owns what and who may do what: organizations, projects with their DSN keys, users,
-//! UI sessions and API tokens.
+//! Who owns what and who may do what: organizations, users and UI sessions here; projects with
+//! their DSN keys in `projects.rs`, API tokens in `tokens.rs` (both re-exported).
 //!
 //! Secrets are never stored in the clear: passwords as argon2id, session ids and API tokens as
 //! SHA-256 (they are random, so that suffices). DSN public keys are stored as they are: Sentry
@@ -17,6 +17,13 @@ use lookout_core::secret::{self, hash_password, hash_token, verify_password};
 use lookout_core::time::now_ms;
 use lookout_core::Role;
 
+mod projects;
+mod tokens;
+
+// Projects and API tokens live in their own files; their items keep their `tenancy::` paths.
+pub use projects::*;
+pub use tokens::*;
+
 /// An organization: the owner of projects.
 #[derive(Debug, Clone, Serialize)]
 pub struct Organization {
@@ -26,48 +33,6 @@ pub struct Organization {
     pub slug: String,
     /// Display name.
     pub name: String,
-}
-
-/// A project: one application or service whose errors, checks and traces Lookout keeps.
-#[derive(Debug, Clone, Serialize)]
-pub struct Project {
-    /// Numeric id (the last path segment of its DSN, as in Sentry).
-    pub id: i64,
-    /// Owning organization.
-    pub org_id: i64,
-    /// URL-safe name, unique in the organization.
-    pub slug: String,
-    /// Display name.
-    pub name: String,
-    /// The SDK platform it reports from (`python`, `node`, …), if known.
-    pub platform: Option<String>,
-    /// The newest active DSN public key (32 hex characters), if any.
-    pub public_key: Option<String>,
-    /// Created, ms since the epoch.
-    pub created_at: i64,
-    /// Error events older than this many days are deleted.
-    pub retention_days: i64,
-    /// At most this many error events are kept; the oldest go first.
-    pub max_events: i64,
-    /// Events accepted per minute before ingest answers 429; `None`: no limit.
-    pub rate_limit_per_minute: Option<i64>,
-    /// The owning team, if any.
-    pub team_id: Option<i64>,
-}
-
-/// Changes to a project; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
-pub struct ProjectChanges {
-    /// New display name.
-    pub name: Option<String>,
-    /// New retention in days.
-    pub retention_days: Option<i64>,
-    /// New event cap.
-    pub max_events: Option<i64>,
-    /// New rate limit: `Some(None)` turns it off.
-    pub rate_limit_per_minute: Option<Option<i64>>,
-    /// New owning team: `Some(None)` leaves it unowned.
-    pub team_id: Option<Option<i64>>,
 }
 
 /// A user who logs into the UI.
@@ -98,24 +63,7 @@ impl User {
     }
 }
 
-/// An API token's metadata (its secret is shown once, at creation, and never stored).
-#[derive(Debug, Clone, Serialize)]
-pub struct ApiToken {
-    /// Numeric id.
-    pub id: i64,
-    /// What it is for.
-    pub name: String,
-    /// What it may do.
-    pub role: Role,
-    /// The user it was made by, if any (bootstrap and CLI tokens have none).
-    pub user_id: Option<i64>,
-    /// Created, ms since the epoch.
-    pub created_at: i64,
-    /// Last used, ms since the epoch (updated at most once a minute).
-    pub last_used_at: Option<i64>,
-}
-
-fn role_of(r: &AnyRow, col: &str) -> Result<Role> {
+pub(crate) fn role_of(r: &AnyRow, col: &str) -> Result<Role> {
     let s: String = Row::try_get(r, col)?;
     s.parse()
         .map_err(|e: lookout_core::role::UnknownRole| StoreError::Corrupt(e.to_string()))
@@ -123,7 +71,7 @@ fn role_of(r: &AnyRow, col: &str) -> Result<Role> {
 
 pub use lookout_core::slug::slugify;
 
-// ---------------------------------------------------------------- organizations and projects
+// ---------------------------------------------------------------- organizations
 
 /// The default organization, created on first start.
 ///
@@ -154,214 +102,6 @@ pub async fn default_org(store: &Store) -> Result<Organization> {
     .execute(store.pool())
     .await?;
     read().await?.ok_or(StoreError::NotFound)
-}
-
-/// The default project, created with its DSN key on first start. Returns it and whether it is new.
-pub async fn ensure_default_project(store: &Store) -> Result<(Project, bool)> {
-    let org = default_org(store).await?;
-    if let Some(p) = list_projects(
-        store,
-        &Cursor {
-            after: None,
-            limit: Some(1),
-        },
-    )
-    .await?
-    .items
-    .into_iter()
-    .next()
-    {
-        return Ok((p, false));
-    }
-    match create_project(store, org.id, "Default", None, None).await {
-        Ok(p) => Ok((p, true)),
-        // Another replica created it at the same moment.
-        Err(StoreError::Conflict(_)) => {
-            let p = list_projects(
-                store,
-                &Cursor {
-                    after: None,
-                    limit: Some(1),
-                },
-            )
-            .await?;
-            p.items
-                .into_iter()
-                .next()
-                .map(|p| (p, false))
-                .ok_or(StoreError::NotFound)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// Creates a project with one DSN key and publishes `project.created`, all in one transaction.
-pub async fn create_project(
-    store: &Store,
-    org_id: i64,
-    name: &str,
-    slug: Option<&str>,
-    platform: Option<&str>,
-) -> Result<Project> {
-    create_project_owned(store, org_id, name, slug, platform, None).await
-}
-
-/// [`create_project`] owned by `team` from the start.
-pub async fn create_project_owned(
-    store: &Store,
-    org_id: i64,
-    name: &str,
-    slug: Option<&str>,
-    platform: Option<&str>,
-    team: Option<i64>,
-) -> Result<Project> {
-    let slug = slug.map(str::to_string).unwrap_or_else(|| slugify(name));
-    let now = now_ms();
-    let key = secret::new_dsn_key();
-    let mut tx = store.begin_write().await?;
-    let id: i64 = sqlx::query(
-        "INSERT INTO projects (org_id, slug, name, platform, created_at, team_id)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-    )
-    .bind(org_id)
-    .bind(&slug)
-    .bind(name)
-    .bind(platform)
-    .bind(now)
-    .bind(team)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(StoreError::conflict_as("a project with this slug"))?
-    .try_get("id")?;
-    sqlx::query(
-        "INSERT INTO project_keys (project_id, public_key, label, created_at) VALUES ($1, $2, 'Default', $3)",
-    )
-    .bind(id)
-    .bind(&key)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    let event = events::publish(
-        "project.created",
-        Some(id),
-        Some(id.to_string()),
-        &json!({ "name": name, "slug": slug }),
-    );
-    events::publish_in_tx(store, &mut tx, &[event]).await?;
-    tx.commit().await?;
-    Ok(Project {
-        id,
-        org_id,
-        slug,
-        name: name.to_string(),
-        platform: platform.map(str::to_string),
-        public_key: Some(key),
-        created_at: now,
-        retention_days: 90,
-        max_events: 1_000_000,
-        rate_limit_per_minute: None,
-        team_id: team,
-    })
-}
-
-const PROJECT_COLUMNS: &str = "p.id, p.org_id, p.slug, p.name, p.platform, p.created_at,
-    p.retention_days, p.max_events, p.rate_limit_per_minute, p.team_id,
-    (SELECT k.public_key FROM project_keys k WHERE k.project_id = p.id AND k.revoked_at IS NULL
-     ORDER BY k.id DESC LIMIT 1) AS public_key";
-
-fn project_from_row(r: &AnyRow) -> Result<Project> {
-    Ok(Project {
-        id: r.try_get("id")?,
-        org_id: r.try_get("org_id")?,
-        slug: r.try_get("slug")?,
-        name: r.try_get("name")?,
-        platform: r.try_get("platform")?,
-        public_key: r.try_get("public_key")?,
-        created_at: r.try_get("created_at")?,
-        retention_days: r.try_get("retention_days")?,
-        max_events: r.try_get("max_events")?,
-        rate_limit_per_minute: r.try_get("rate_limit_per_minute")?,
-        team_id: r.try_get("team_id")?,
-    })
-}
-
-/// Applies changes to a project and returns it.
-pub async fn update_project(store: &Store, id: i64, c: &ProjectChanges) -> Result<Project> {
-    let current = get_project(store, id).await?;
-    let rate = match c.rate_limit_per_minute {
-        Some(v) => v,
-        None => current.rate_limit_per_minute,
-    };
-    sqlx::query("UPDATE projects SET name = $1, retention_days = $2, max_events = $3, rate_limit_per_minute = $4, team_id = $5 WHERE id = $6")
-        .bind(c.name.clone().unwrap_or(current.name))
-        .bind(c.retention_days.unwrap_or(current.retention_days))
-        .bind(c.max_events.unwrap_or(current.max_events))
-        .bind(rate)
-        .bind(c.team_id.unwrap_or(current.team_id))
-        .bind(id)
-        .execute(store.pool())
-        .await?;
-    get_project(store, id).await
-}
-
-/// Projects in id order.
-pub async fn list_projects(store: &Store, cursor: &Cursor) -> Result<Page<Project>> {
-    let limit = cursor.limit();
-    let rows = sqlx::query(&format!(
-        "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.id > $1 ORDER BY p.id LIMIT $2"
-    ))
-    .bind(cursor.after_i64()?.unwrap_or(0))
-    .bind(limit + 1)
-    .fetch_all(store.pool())
-    .await?;
-    Page::try_from_rows(&rows, limit, project_from_row, |p| p.id.to_string())
-}
-
-/// The ids of every project.
-pub async fn project_ids(store: &Store) -> Result<Vec<i64>> {
-    Ok(sqlx::query_scalar("SELECT id FROM projects ORDER BY id")
-        .fetch_all(store.pool())
-        .await?)
-}
-
-/// One project by id.
-pub async fn get_project(store: &Store, id: i64) -> Result<Project> {
-    let row = sqlx::query(&format!(
-        "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(store.pool())
-    .await?
-    .ok_or(StoreError::NotFound)?;
-    project_from_row(&row)
-}
-
-/// The project an active DSN public key belongs to (the ingest endpoints' authentication).
-pub async fn project_for_key(store: &Store, public_key: &str) -> Result<Option<i64>> {
-    Ok(ingest_settings_for_key(store, public_key)
-        .await?
-        .map(|(id, _)| id))
-}
-
-/// The project of an active DSN key and its ingest rate limit (events per minute), in one query.
-pub async fn ingest_settings_for_key(
-    store: &Store,
-    public_key: &str,
-) -> Result<Option<(i64, Option<i64>)>> {
-    let row = sqlx::query(
-        "SELECT k.project_id, p.rate_limit_per_minute FROM project_keys k JOIN projects p ON p.id = k.project_id
-         WHERE k.public_key = $1 AND k.revoked_at IS NULL",
-    )
-    .bind(public_key)
-    .fetch_optional(store.pool())
-    .await?;
-    row.map(|r| {
-        Ok((
-            r.try_get("project_id")?,
-            r.try_get("rate_limit_per_minute")?,
-        ))
-    })
-    .transpose()
 }
 
 // ---------------------------------------------------------------- users and sessions
@@ -473,7 +213,7 @@ async fn insert_user(
         &json!({ "email": email, "role": role }),
     );
     events::publish_in_tx(store, &mut tx, &[event]).await?;
-    tx.commit().await?;
+    crate::commit_audited(tx).await?;
     Ok(Some(User {
         id,
         email,
@@ -576,7 +316,7 @@ pub async fn delete_user(store: &Store, id: i64) -> Result<UserDeletion> {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
+    crate::commit_audited(tx).await?;
     Ok(UserDeletion::Deleted)
 }
 
@@ -689,143 +429,4 @@ pub async fn delete_expired_sessions(store: &Store) -> Result<u64> {
         .execute(store.pool())
         .await?
         .rows_affected())
-}
-
-// ---------------------------------------------------------------- API tokens
-
-const TOKEN_COLUMNS: &str = "id, name, role, user_id, created_at, last_used_at";
-
-fn token_from_row(r: &AnyRow) -> Result<ApiToken> {
-    Ok(ApiToken {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        role: role_of(r, "role")?,
-        user_id: r.try_get("user_id")?,
-        created_at: r.try_get("created_at")?,
-        last_used_at: r.try_get("last_used_at")?,
-    })
-}
-
-/// Stores a token whose secret the caller chose (bootstrap) or made; returns its metadata.
-async fn insert_token(
-    store: &Store,
-    secret_value: &str,
-    name: &str,
-    role: Role,
-    user_id: Option<i64>,
-) -> Result<ApiToken> {
-    let now = now_ms();
-    let id: i64 = sqlx::query(
-        "INSERT INTO api_tokens (token_hash, name, role, user_id, created_at) VALUES ($1, $2, $3, $4, $5)
-         RETURNING id",
-    )
-    .bind(hash_token(secret_value))
-    .bind(name)
-    .bind(role.as_str())
-    .bind(user_id)
-    .bind(now)
-    .fetch_one(store.pool())
-    .await
-    .map_err(StoreError::conflict_as("this token"))?
-    .try_get("id")?;
-    Ok(ApiToken {
-        id,
-        name: name.to_string(),
-        role,
-        user_id,
-        created_at: now,
-        last_used_at: None,
-    })
-}
-
-/// Creates a token; returns the secret (shown once) and its metadata.
-pub async fn create_token(
-    store: &Store,
-    name: &str,
-    role: Role,
-    user_id: Option<i64>,
-) -> Result<(String, ApiToken)> {
-    let value = secret::new_api_token();
-    let token = insert_token(store, &value, name, role, user_id).await?;
-    Ok((value, token))
-}
-
-/// Ensures a token with exactly this secret exists (`LOOKOUT_BOOTSTRAP_TOKEN`); true if created.
-pub async fn ensure_token(store: &Store, value: &str, name: &str, role: Role) -> Result<bool> {
-    if token_for_secret(store, value).await?.is_some() {
-        return Ok(false);
-    }
-    match insert_token(store, value, name, role, None).await {
-        Ok(_) => Ok(true),
-        Err(StoreError::Conflict(_)) => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// The live token with this secret, if any; records its use (at most once a minute).
-pub async fn token_for_secret(store: &Store, value: &str) -> Result<Option<ApiToken>> {
-    let row = sqlx::query(&format!(
-        "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
-    ))
-    .bind(hash_token(value))
-    .fetch_optional(store.pool())
-    .await?;
-    let Some(token) = row.as_ref().map(token_from_row).transpose()? else {
-        return Ok(None);
-    };
-    let now = now_ms();
-    if token.last_used_at.is_none_or(|t| now - t > 60_000) {
-        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(token.id)
-            .execute(store.pool())
-            .await?;
-    }
-    Ok(Some(token))
-}
-
-/// Live tokens in id order, all of them or one user's.
-pub async fn list_tokens(
-    store: &Store,
-    user_id: Option<i64>,
-    cursor: &Cursor,
-) -> Result<Page<ApiToken>> {
-    let limit = cursor.limit();
-    let rows = sqlx::query(&format!(
-        "SELECT {TOKEN_COLUMNS} FROM api_tokens
-         WHERE revoked_at IS NULL AND id > $1 AND ($2 IS NULL OR user_id = $2) ORDER BY id LIMIT $3"
-    ))
-    .bind(cursor.after_i64()?.unwrap_or(0))
-    .bind(user_id)
-    .bind(limit + 1)
-    .fetch_all(store.pool())
-    .await?;
-    Page::try_from_rows(&rows, limit, token_from_row, |t| t.id.to_string())
-}
-
-/// One live token by id.
-pub async fn get_token(store: &Store, id: i64) -> Result<ApiToken> {
-    let row = sqlx::query(&format!(
-        "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1 AND revoked_at IS NULL"
-    ))
-    .bind(id)
-    .fetch_optional(store.pool())
-    .await?
-    .ok_or(StoreError::NotFound)?;
-    token_from_row(&row)
-}
-
-/// Revokes a token; it stops working at once.
-pub async fn revoke_token(store: &Store, id: i64) -> Result<()> {
-    let n =
-        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now_ms())
-            .bind(id)
-            .execute(store.pool())
-            .await?
-            .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
 }
