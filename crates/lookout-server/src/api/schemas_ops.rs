@@ -700,6 +700,9 @@ pub struct TraceView {
     pub services: Vec<String>,
     /// Spans with their depth.
     pub spans: Vec<BTreeMap<String, Value>>,
+    /// Some spans were left out: a view shows at most 50,000 spans read from at most 2,000
+    /// stored blocks (docs/operations.md, "Buffers and queues").
+    pub truncated: bool,
     /// Other figures of the trace.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,

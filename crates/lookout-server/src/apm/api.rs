@@ -311,7 +311,8 @@ pub async fn trace(
         ));
     }
     let ids = projects_for(&state, None).await?;
-    let spans = query::trace(state.store(), &ids, &trace_id).await?;
+    let query::TraceSpans { spans, truncated } =
+        query::trace_capped(state.store(), &ids, &trace_id).await?;
     if spans.is_empty() {
         return Err(ApiError::NotFound("trace"));
     }
@@ -331,6 +332,7 @@ pub async fn trace(
         "start": iso(t.start_ns / 1_000_000),
         "duration_ms": t.duration_ns as f64 / 1e6,
         "services": t.services,
+        "truncated": truncated,
         "spans": t.order.iter().map(|&(i, depth)| {
             let mut v = span_json(&spans[i]);
             v["depth"] = json!(depth);

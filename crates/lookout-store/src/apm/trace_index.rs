@@ -88,22 +88,37 @@ pub async fn index_pending(store: &Store) -> Result<usize> {
     Ok(blocks.len())
 }
 
-/// Blocks holding trace key `key`: from the index on `days`, and from the pending keys.
-pub(crate) async fn blocks_of(store: &Store, key: i64, days: &[i64]) -> Result<Vec<i64>> {
-    let marks: Vec<String> = (0..days.len()).map(|i| format!("${}", i + 2)).collect();
+/// Most blocks one trace lookup reads. A trace is normally in a few exports; a sender that
+/// reuses one trace id in every export would otherwise make each view of it read them all.
+pub(crate) const MAX_TRACE_BLOCKS: usize = 2_000;
+
+/// Most pending rows a lookup scans (the indexer moves them in batches of the same size, so
+/// more are pending only while it lags far behind).
+const PENDING_SCAN: i64 = BATCH;
+
+/// Blocks holding trace key `key`: from the index on `days`, and from the pending keys, oldest
+/// first, at most [`MAX_TRACE_BLOCKS`]; true when there may be more (more blocks, or pending
+/// rows past [`PENDING_SCAN`]).
+pub(crate) async fn blocks_of(store: &Store, key: i64, days: &[i64]) -> Result<(Vec<i64>, bool)> {
+    let marks: Vec<String> = (0..days.len()).map(|i| format!("${}", i + 3)).collect();
     let sql = format!(
-        "SELECT block FROM apm_trace_index WHERE trace_key = $1 AND day IN ({})",
+        "SELECT block FROM apm_trace_index WHERE trace_key = $1 AND day IN ({}) ORDER BY block LIMIT $2",
         marks.join(", ")
     );
-    let mut q = sqlx::query_scalar(&sql).bind(key);
+    let mut q = sqlx::query_scalar(&sql)
+        .bind(key)
+        .bind(MAX_TRACE_BLOCKS as i64 + 1);
     for d in days {
         q = q.bind(*d);
     }
     let mut blocks: Vec<i64> = q.fetch_all(store.pool()).await?;
-    for r in sqlx::query("SELECT block, traces FROM apm_trace_pending")
-        .fetch_all(store.pool())
-        .await?
-    {
+    let pending =
+        sqlx::query("SELECT block, traces FROM apm_trace_pending ORDER BY block LIMIT $1")
+            .bind(PENDING_SCAN + 1)
+            .fetch_all(store.pool())
+            .await?;
+    let mut more = pending.len() as i64 > PENDING_SCAN;
+    for r in pending.iter().take(PENDING_SCAN as usize) {
         let traces: Vec<u8> = r.try_get("traces")?;
         if unpack(&traces).any(|k| k == key) {
             blocks.push(r.try_get("block")?);
@@ -111,7 +126,11 @@ pub(crate) async fn blocks_of(store: &Store, key: i64, days: &[i64]) -> Result<V
     }
     blocks.sort_unstable();
     blocks.dedup();
-    Ok(blocks)
+    if blocks.len() > MAX_TRACE_BLOCKS {
+        blocks.truncate(MAX_TRACE_BLOCKS);
+        more = true;
+    }
+    Ok((blocks, more))
 }
 
 /// Indexes pending keys every `every` until `stop` resolves (at once again while a batch was
