@@ -160,27 +160,33 @@ impl Pending {
         if states > 0 {
             coalesce_states(&mut self.writes, keep);
         }
-        if self.writes.len() > MAX_PENDING {
-            let mut excess = self.writes.len() - MAX_PENDING;
-            for kind in Kind::DROP_ORDER {
-                if excess == 0 {
-                    break;
+        self.trim(keep);
+    }
+
+    /// Drops the oldest writes after the first `keep` (those of the write in flight), cheapest
+    /// first, until at most [`MAX_PENDING`] wait besides those `keep`; counts what it drops.
+    /// The write in flight does not count against the bound: during an outage it may carry a
+    /// full buffer, and counting it would drop every new write, health changes and events too.
+    fn trim(&mut self, keep: usize) {
+        let mut excess = (self.writes.len().saturating_sub(keep)).saturating_sub(MAX_PENDING);
+        for kind in Kind::DROP_ORDER {
+            if excess == 0 {
+                break;
+            }
+            let before = excess;
+            let mut i = 0;
+            self.writes.retain(|w| {
+                i += 1;
+                if i > keep && excess > 0 && Kind::of(w) == kind {
+                    excess -= 1;
+                    false
+                } else {
+                    true
                 }
-                let before = excess;
-                let mut i = 0;
-                self.writes.retain(|w| {
-                    i += 1;
-                    if i > keep && excess > 0 && Kind::of(w) == kind {
-                        excess -= 1;
-                        false
-                    } else {
-                        true
-                    }
-                });
-                if before > excess {
-                    metrics::counter!("lookout_uptime_results_dropped_total", "kind" => kind.as_str())
-                        .increment((before - excess) as u64);
-                }
+            });
+            if before > excess {
+                metrics::counter!("lookout_uptime_results_dropped_total", "kind" => kind.as_str())
+                    .increment((before - excess) as u64);
             }
         }
     }
@@ -248,6 +254,10 @@ impl Pending {
                     self.failing = true;
                 }
                 self.retry_at = Some(Instant::now() + RETRY);
+                // The failed batch waits again like the rest: its state upserts may be stale now,
+                // and the whole buffer is bounded before the next try.
+                coalesce_states(&mut self.writes, 0);
+                self.trim(0);
             }
             Outcome::Fenced => {
                 tracing::warn!(lease = %self.lease, dropped = self.writes.len(), "Another replica took this shard over; stopping and dropping unstored results.");
@@ -354,6 +364,42 @@ mod tests {
         assert_eq!(
             format!("{:?}", p.writes.last().unwrap()),
             format!("{:?}", change(-1, 1))
+        );
+    }
+
+    fn event(n: i64) -> Write {
+        Write::Exec {
+            sql: "INSERT INTO domain_events (kind) VALUES ($1)",
+            args: vec![n.into()],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_write_in_flight_does_not_drop_what_comes_after_it() {
+        let mut p = pending();
+        p.push((0..MAX_PENDING as i64).map(|i| result(1, i)).collect());
+        // The database is down: the write in flight carries the whole buffer and will fail.
+        p.inflight = Some((
+            MAX_PENDING,
+            tokio::spawn(async { Outcome::Retry(Some("database down".into())) }),
+        ));
+        p.push(vec![change(1, 1), event(1)]);
+        assert_eq!(
+            p.len(),
+            MAX_PENDING + 2,
+            "the health change and the event were kept"
+        );
+        assert_eq!(
+            format!("{:?}", &p.writes[MAX_PENDING..]),
+            format!("{:?}", [change(1, 1), event(1)])
+        );
+        p.finished().await;
+        // Back in the buffer, the failed batch is bounded like the rest: the oldest results go.
+        assert_eq!(p.len(), MAX_PENDING);
+        assert_eq!(format!("{:?}", p.writes[0]), format!("{:?}", result(1, 2)));
+        assert_eq!(
+            format!("{:?}", &p.writes[MAX_PENDING - 2..]),
+            format!("{:?}", [change(1, 1), event(1)])
         );
     }
 }
