@@ -17,6 +17,7 @@ use support::{fixture, Fixture};
 both!(
     blocks_answer_traces_searches_instances_and_callers,
     a_trace_id_reused_in_thousands_of_exports_is_read_up_to_the_block_cap,
+    a_new_trace_is_found_while_the_indexer_lags_and_not_called_too_large,
 );
 
 const STATEMENT: &str = "SELECT * FROM items WHERE id = ?";
@@ -351,4 +352,62 @@ async fn a_trace_id_reused_in_thousands_of_exports_is_read_up_to_the_block_cap(f
         .unwrap();
     assert_eq!(whole.spans.len(), 2);
     assert!(!whole.truncated);
+}
+
+/// More than 5,000 exports wait for the indexer (it lags): a trace in the newest export is still
+/// found, whole and not called too large, and the answer says the index is incomplete, so an
+/// old trace not found yet is not reported as missing.
+async fn a_new_trace_is_found_while_the_indexer_lags_and_not_called_too_large(f: Fixture) {
+    let writer = Writer::start(f.store.clone(), WriterConfig::default());
+    let p = tenancy::ensure_default_project(&f.store)
+        .await
+        .unwrap()
+        .0
+        .id;
+    let base = lookout_core::time::now_ms() - 3_600_000;
+    // 5,001 exports of one span each, every one its own trace: 5,001 pending rows.
+    let all: Vec<_> = (0..5_001u64)
+        .map(|t| {
+            span_writes(
+                p,
+                vec![request_and_call(100 + t, "i-1", base)[0].clone()],
+                &[],
+            )
+        })
+        .collect();
+    for group in all.chunks(500) {
+        writer
+            .queue()
+            .write(group.iter().flatten().cloned().collect())
+            .await
+            .unwrap();
+    }
+    let oldest = request_and_call(100, "i-1", base)[0].trace_id.clone();
+    let newest = request_and_call(1, "i-1", base);
+    writer
+        .queue()
+        .write(span_writes(p, newest.to_vec(), &[]))
+        .await
+        .unwrap();
+    let t = query::trace_capped(&f.store, &[p], &newest[0].trace_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        t.spans.len(),
+        2,
+        "the newest trace is found while the indexer lags"
+    );
+    assert!(!t.truncated, "a two-span trace is not too large");
+    assert!(t.incomplete_index);
+    let old = query::trace_capped(&f.store, &[p], &oldest).await.unwrap();
+    assert!(
+        old.spans.is_empty() && old.incomplete_index,
+        "not found yet, and said so"
+    );
+    // Once indexed, the old trace is found and the index is complete.
+    while trace_index::index_pending(&f.store).await.unwrap() > 0 {}
+    let old = query::trace_capped(&f.store, &[p], &oldest).await.unwrap();
+    assert_eq!(old.spans.len(), 1);
+    assert!(!old.truncated && !old.incomplete_index);
+    writer.shutdown().await;
 }

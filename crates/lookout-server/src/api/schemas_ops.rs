@@ -703,6 +703,8 @@ pub struct TraceView {
     /// Some spans were left out: a view shows at most 50,000 spans read from at most 2,000
     /// stored blocks (docs/operations.md, "Buffers and queues").
     pub truncated: bool,
+    /// The trace index lags behind ingestion: spans received a while ago may be missing.
+    pub incomplete_index: bool,
     /// Other figures of the trace.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,

@@ -129,6 +129,9 @@ pub struct TraceSpans {
     /// Some of the trace was left out: past [`TRACE_SPANS`] spans or the most blocks a lookup
     /// reads.
     pub truncated: bool,
+    /// The trace index lags (more keys wait to be indexed than a lookup scans): spans received
+    /// a while ago may be missing, and an empty answer does not mean there is no such trace.
+    pub incomplete_index: bool,
 }
 
 /// [`trace`], bounded: at most [`trace_index::MAX_TRACE_BLOCKS`] blocks are read, 100 at a
@@ -138,7 +141,7 @@ pub async fn trace_capped(store: &Store, projects: &[i64], trace_id: &str) -> Re
     let trace_id = trace_id.to_ascii_lowercase();
     let today = now_ms().div_euclid(86_400_000);
     let days: Vec<i64> = (0..INDEX_DAYS).map(|i| today + 1 - i).collect();
-    let (blocks, mut truncated) =
+    let (blocks, mut truncated, incomplete_index) =
         trace_index::blocks_of(store, trace_key(&trace_id), &days).await?;
     let mut seen = HashSet::new();
     let mut out = Vec::new();
@@ -195,6 +198,7 @@ pub async fn trace_capped(store: &Store, projects: &[i64], trace_id: &str) -> Re
     Ok(TraceSpans {
         spans: out,
         truncated,
+        incomplete_index,
     })
 }
 

@@ -96,10 +96,17 @@ pub(crate) const MAX_TRACE_BLOCKS: usize = 2_000;
 /// more are pending only while it lags far behind).
 const PENDING_SCAN: i64 = BATCH;
 
-/// Blocks holding trace key `key`: from the index on `days`, and from the pending keys, oldest
-/// first, at most [`MAX_TRACE_BLOCKS`]; true when there may be more (more blocks, or pending
-/// rows past [`PENDING_SCAN`]).
-pub(crate) async fn blocks_of(store: &Store, key: i64, days: &[i64]) -> Result<(Vec<i64>, bool)> {
+/// Blocks holding trace key `key`, at most [`MAX_TRACE_BLOCKS`], from the index on `days` and
+/// from the newest [`PENDING_SCAN`] pending keys; then whether there are more blocks than that
+/// (the trace is too large to read whole), and whether older pending rows were not scanned (the
+/// indexer lags: the trace may be there but not found yet). Pending rows are scanned newest
+/// first because the indexer moves the oldest first, so a trace just received is found even
+/// while it lags.
+pub(crate) async fn blocks_of(
+    store: &Store,
+    key: i64,
+    days: &[i64],
+) -> Result<(Vec<i64>, bool, bool)> {
     let marks: Vec<String> = (0..days.len()).map(|i| format!("${}", i + 3)).collect();
     let sql = format!(
         "SELECT block FROM apm_trace_index WHERE trace_key = $1 AND day IN ({}) ORDER BY block LIMIT $2",
@@ -113,11 +120,11 @@ pub(crate) async fn blocks_of(store: &Store, key: i64, days: &[i64]) -> Result<(
     }
     let mut blocks: Vec<i64> = q.fetch_all(store.pool()).await?;
     let pending =
-        sqlx::query("SELECT block, traces FROM apm_trace_pending ORDER BY block LIMIT $1")
+        sqlx::query("SELECT block, traces FROM apm_trace_pending ORDER BY block DESC LIMIT $1")
             .bind(PENDING_SCAN + 1)
             .fetch_all(store.pool())
             .await?;
-    let mut more = pending.len() as i64 > PENDING_SCAN;
+    let lagging = pending.len() as i64 > PENDING_SCAN;
     for r in pending.iter().take(PENDING_SCAN as usize) {
         let traces: Vec<u8> = r.try_get("traces")?;
         if unpack(&traces).any(|k| k == key) {
@@ -126,11 +133,9 @@ pub(crate) async fn blocks_of(store: &Store, key: i64, days: &[i64]) -> Result<(
     }
     blocks.sort_unstable();
     blocks.dedup();
-    if blocks.len() > MAX_TRACE_BLOCKS {
-        blocks.truncate(MAX_TRACE_BLOCKS);
-        more = true;
-    }
-    Ok((blocks, more))
+    let more = blocks.len() > MAX_TRACE_BLOCKS;
+    blocks.truncate(MAX_TRACE_BLOCKS);
+    Ok((blocks, more, lagging))
 }
 
 /// Indexes pending keys every `every` until `stop` resolves (at once again while a batch was

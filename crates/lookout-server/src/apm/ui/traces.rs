@@ -142,6 +142,8 @@ struct TracePage {
     span_count: String,
     /// Some spans were left out (the view's bounds).
     truncated: bool,
+    /// The trace index lags: spans received a while ago may be missing.
+    incomplete_index: bool,
     services: Vec<String>,
     waterfall: String,
     /// (when, offset into the trace, severity, service, body, span).
@@ -164,8 +166,19 @@ pub async fn trace(
             .into_response());
     }
     let projects = [ctx.project_id];
-    let query::TraceSpans { spans, truncated } =
-        query::trace_capped(state.store(), &projects, &id).await?;
+    let query::TraceSpans {
+        spans,
+        truncated,
+        incomplete_index,
+    } = query::trace_capped(state.store(), &projects, &id).await?;
+    if spans.is_empty() && incomplete_index {
+        return Ok((
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, "5")],
+            "the trace index is catching up: this trace may be stored but not found yet; try again shortly",
+        )
+            .into_response());
+    }
     if spans.is_empty() {
         return Ok((
             StatusCode::NOT_FOUND,
@@ -221,6 +234,7 @@ pub async fn trace(
         duration: ms(Some(tree.duration_ns as f64 / 1e6)),
         span_count: crate::ui::fmt::grouped(i64::try_from(spans.len()).unwrap_or(i64::MAX)),
         truncated,
+        incomplete_index,
         services: tree.services.clone(),
         waterfall: w,
         logs: logs
