@@ -18,6 +18,7 @@ both!(
     blocks_answer_traces_searches_instances_and_callers,
     a_trace_id_reused_in_thousands_of_exports_is_read_up_to_the_block_cap,
     a_new_trace_is_found_while_the_indexer_lags_and_not_called_too_large,
+    another_projects_blocks_do_not_count_against_the_block_cap,
 );
 
 const STATEMENT: &str = "SELECT * FROM items WHERE id = ?";
@@ -409,5 +410,53 @@ async fn a_new_trace_is_found_while_the_indexer_lags_and_not_called_too_large(f:
     let old = query::trace_capped(&f.store, &[p], &oldest).await.unwrap();
     assert_eq!(old.spans.len(), 1);
     assert!(!old.truncated && !old.incomplete_index);
+    writer.shutdown().await;
+}
+
+/// Another project reuses a trace id in 2,001 exports before this project's one export of it:
+/// this project's view finds its own span, whole, before and after indexing.
+async fn another_projects_blocks_do_not_count_against_the_block_cap(f: Fixture) {
+    let writer = Writer::start(f.store.clone(), WriterConfig::default());
+    let p = tenancy::ensure_default_project(&f.store)
+        .await
+        .unwrap()
+        .0
+        .id;
+    let org = tenancy::default_org(&f.store).await.unwrap().id;
+    let other = tenancy::create_project(&f.store, org, "other", None, None)
+        .await
+        .unwrap()
+        .id;
+    let base = lookout_core::time::now_ms() - 3_600_000;
+    let span = request_and_call(1, "i-1", base)[0].clone();
+    let all: Vec<_> = (0..2_001u64)
+        .map(|i| {
+            let mut s = span.clone();
+            s.span_id = format!("{:016x}", 0x1000 + i);
+            span_writes(other, vec![s], &[])
+        })
+        .collect();
+    for group in all.chunks(500) {
+        writer
+            .queue()
+            .write(group.iter().flatten().cloned().collect())
+            .await
+            .unwrap();
+    }
+    writer
+        .queue()
+        .write(span_writes(p, vec![span.clone()], &[]))
+        .await
+        .unwrap();
+    for indexed in [false, true] {
+        if indexed {
+            while trace_index::index_pending(&f.store).await.unwrap() > 0 {}
+        }
+        let t = query::trace_capped(&f.store, &[p], &span.trace_id)
+            .await
+            .unwrap();
+        assert_eq!(t.spans.len(), 1, "indexed: {indexed}");
+        assert!(!t.truncated, "indexed: {indexed}");
+    }
     writer.shutdown().await;
 }

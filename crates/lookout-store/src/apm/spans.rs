@@ -142,7 +142,7 @@ pub async fn trace_capped(store: &Store, projects: &[i64], trace_id: &str) -> Re
     let today = now_ms().div_euclid(86_400_000);
     let days: Vec<i64> = (0..INDEX_DAYS).map(|i| today + 1 - i).collect();
     let (blocks, mut truncated, incomplete_index) =
-        trace_index::blocks_of(store, trace_key(&trace_id), &days).await?;
+        trace_index::blocks_of(store, projects, trace_key(&trace_id), &days).await?;
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     let mut resources: BTreeMap<(i64, String), serde_json::Value> = BTreeMap::new();
