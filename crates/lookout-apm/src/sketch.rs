@@ -46,6 +46,11 @@ impl Sketch {
         Self::default()
     }
 
+    /// Bytes this sketch holds on the heap (its bins), for callers that budget memory.
+    pub fn heap_bytes(&self) -> usize {
+        self.bins.capacity() * std::mem::size_of::<u64>()
+    }
+
     /// Values recorded.
     pub fn count(&self) -> u64 {
         self.count

@@ -483,20 +483,35 @@ impl Failures {
         e.1 = now;
     }
 
-    /// Drops forgotten entries, then, if still full, the eighth idle longest (amortised: one
-    /// pass makes room for many inserts).
     fn evict(&mut self, now: i64) {
-        self.entries
-            .retain(|_, (_, last)| now - *last < LoginThrottle::FORGET_MS);
-        if self.entries.len() < self.cap {
-            return;
-        }
-        let mut lasts: Vec<i64> = self.entries.values().map(|(_, last)| *last).collect();
-        let cut = (self.cap / 8).max(1).min(lasts.len() - 1);
-        let (_, threshold, _) = lasts.select_nth_unstable(cut);
-        let threshold = *threshold;
-        self.entries.retain(|_, (_, last)| *last > threshold);
+        evict_idle(
+            &mut self.entries,
+            self.cap,
+            now - LoginThrottle::FORGET_MS,
+            |(_, last)| *last,
+        );
     }
+}
+
+/// Makes room in a map of per-key counts that is full (`cap` entries): drops the entries last
+/// used at or before `forgotten`, then, if still full, the eighth idle longest (amortised: one
+/// pass makes room for many inserts). Never empties the map, so a flood of new keys cannot wipe
+/// the counts of the clients being limited.
+pub(crate) fn evict_idle<K, V>(
+    entries: &mut std::collections::HashMap<K, V>,
+    cap: usize,
+    forgotten: i64,
+    last: impl Fn(&V) -> i64,
+) {
+    entries.retain(|_, v| last(v) > forgotten);
+    if entries.len() < cap || entries.is_empty() {
+        return;
+    }
+    let mut lasts: Vec<i64> = entries.values().map(&last).collect();
+    let cut = (cap / 8).max(1).min(lasts.len() - 1);
+    let (_, threshold, _) = lasts.select_nth_unstable(cut);
+    let threshold = *threshold;
+    entries.retain(|_, v| last(v) > threshold);
 }
 
 #[cfg(test)]

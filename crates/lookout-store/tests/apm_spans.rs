@@ -14,7 +14,12 @@ use lookout_store::{tenancy, Backend, Writer};
 mod support;
 use support::{fixture, Fixture};
 
-both!(blocks_answer_traces_searches_instances_and_callers);
+both!(
+    blocks_answer_traces_searches_instances_and_callers,
+    a_trace_id_reused_in_thousands_of_exports_is_read_up_to_the_block_cap,
+    a_new_trace_is_found_while_the_indexer_lags_and_not_called_too_large,
+    another_projects_blocks_do_not_count_against_the_block_cap,
+);
 
 const STATEMENT: &str = "SELECT * FROM items WHERE id = ?";
 
@@ -293,5 +298,165 @@ async fn blocks_answer_traces_searches_instances_and_callers(f: Fixture) {
         .unwrap()
         .is_empty());
     assert!(search(base_q.clone()).await.is_empty());
+    writer.shutdown().await;
+}
+
+/// A sender that puts one trace id in 2,001 exports: a view reads the first 2,000 blocks and
+/// says it left the rest out, before and after the keys move into the index.
+async fn a_trace_id_reused_in_thousands_of_exports_is_read_up_to_the_block_cap(f: Fixture) {
+    let writer = Writer::start(f.store.clone(), WriterConfig::default());
+    let p = tenancy::ensure_default_project(&f.store)
+        .await
+        .unwrap()
+        .0
+        .id;
+    let base = lookout_core::time::now_ms() - 3_600_000;
+    let span = request_and_call(1, "i-1", base)[0].clone();
+    let exports = 2_001u64;
+    // One block per export (each its own span_writes), stored in a few large writes.
+    let all: Vec<_> = (0..exports)
+        .map(|i| {
+            let mut s = span.clone();
+            s.span_id = format!("{:016x}", 0x1000 + i);
+            s.start_ns += i as i64;
+            span_writes(p, vec![s], &[])
+        })
+        .collect();
+    for group in all.chunks(500) {
+        writer
+            .queue()
+            .write(group.iter().flatten().cloned().collect())
+            .await
+            .unwrap();
+    }
+    for indexed in [false, true] {
+        if indexed {
+            while trace_index::index_pending(&f.store).await.unwrap() > 0 {}
+        }
+        let t = query::trace_capped(&f.store, &[p], &span.trace_id)
+            .await
+            .unwrap();
+        assert_eq!(t.spans.len(), 2_000, "indexed: {indexed}");
+        assert!(t.truncated, "indexed: {indexed}");
+        let distinct: std::collections::HashSet<_> = t.spans.iter().map(|s| &s.span_id).collect();
+        assert_eq!(distinct.len(), 2_000, "each span once");
+    }
+    // A trace within the bounds is whole and not marked.
+    let other = request_and_call(2, "i-1", base);
+    writer
+        .queue()
+        .write(span_writes(p, other.to_vec(), &[]))
+        .await
+        .unwrap();
+    let whole = query::trace_capped(&f.store, &[p], &other[0].trace_id)
+        .await
+        .unwrap();
+    assert_eq!(whole.spans.len(), 2);
+    assert!(!whole.truncated);
+}
+
+/// More than 5,000 exports wait for the indexer (it lags): a trace in the newest export is still
+/// found, whole and not called too large, and the answer says the index is incomplete, so an
+/// old trace not found yet is not reported as missing.
+async fn a_new_trace_is_found_while_the_indexer_lags_and_not_called_too_large(f: Fixture) {
+    let writer = Writer::start(f.store.clone(), WriterConfig::default());
+    let p = tenancy::ensure_default_project(&f.store)
+        .await
+        .unwrap()
+        .0
+        .id;
+    let base = lookout_core::time::now_ms() - 3_600_000;
+    // 5,001 exports of one span each, every one its own trace: 5,001 pending rows.
+    let all: Vec<_> = (0..5_001u64)
+        .map(|t| {
+            span_writes(
+                p,
+                vec![request_and_call(100 + t, "i-1", base)[0].clone()],
+                &[],
+            )
+        })
+        .collect();
+    for group in all.chunks(500) {
+        writer
+            .queue()
+            .write(group.iter().flatten().cloned().collect())
+            .await
+            .unwrap();
+    }
+    let oldest = request_and_call(100, "i-1", base)[0].trace_id.clone();
+    let newest = request_and_call(1, "i-1", base);
+    writer
+        .queue()
+        .write(span_writes(p, newest.to_vec(), &[]))
+        .await
+        .unwrap();
+    let t = query::trace_capped(&f.store, &[p], &newest[0].trace_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        t.spans.len(),
+        2,
+        "the newest trace is found while the indexer lags"
+    );
+    assert!(!t.truncated, "a two-span trace is not too large");
+    assert!(t.incomplete_index);
+    let old = query::trace_capped(&f.store, &[p], &oldest).await.unwrap();
+    assert!(
+        old.spans.is_empty() && old.incomplete_index,
+        "not found yet, and said so"
+    );
+    // Once indexed, the old trace is found and the index is complete.
+    while trace_index::index_pending(&f.store).await.unwrap() > 0 {}
+    let old = query::trace_capped(&f.store, &[p], &oldest).await.unwrap();
+    assert_eq!(old.spans.len(), 1);
+    assert!(!old.truncated && !old.incomplete_index);
+    writer.shutdown().await;
+}
+
+/// Another project reuses a trace id in 2,001 exports before this project's one export of it:
+/// this project's view finds its own span, whole, before and after indexing.
+async fn another_projects_blocks_do_not_count_against_the_block_cap(f: Fixture) {
+    let writer = Writer::start(f.store.clone(), WriterConfig::default());
+    let p = tenancy::ensure_default_project(&f.store)
+        .await
+        .unwrap()
+        .0
+        .id;
+    let org = tenancy::default_org(&f.store).await.unwrap().id;
+    let other = tenancy::create_project(&f.store, org, "other", None, None)
+        .await
+        .unwrap()
+        .id;
+    let base = lookout_core::time::now_ms() - 3_600_000;
+    let span = request_and_call(1, "i-1", base)[0].clone();
+    let all: Vec<_> = (0..2_001u64)
+        .map(|i| {
+            let mut s = span.clone();
+            s.span_id = format!("{:016x}", 0x1000 + i);
+            span_writes(other, vec![s], &[])
+        })
+        .collect();
+    for group in all.chunks(500) {
+        writer
+            .queue()
+            .write(group.iter().flatten().cloned().collect())
+            .await
+            .unwrap();
+    }
+    writer
+        .queue()
+        .write(span_writes(p, vec![span.clone()], &[]))
+        .await
+        .unwrap();
+    for indexed in [false, true] {
+        if indexed {
+            while trace_index::index_pending(&f.store).await.unwrap() > 0 {}
+        }
+        let t = query::trace_capped(&f.store, &[p], &span.trace_id)
+            .await
+            .unwrap();
+        assert_eq!(t.spans.len(), 1, "indexed: {indexed}");
+        assert!(!t.truncated, "indexed: {indexed}");
+    }
     writer.shutdown().await;
 }

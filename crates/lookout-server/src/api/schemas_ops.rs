@@ -700,6 +700,11 @@ pub struct TraceView {
     pub services: Vec<String>,
     /// Spans with their depth.
     pub spans: Vec<BTreeMap<String, Value>>,
+    /// Some spans were left out: a view shows at most 50,000 spans read from at most 2,000
+    /// stored blocks (docs/operations.md, "Buffers and queues").
+    pub truncated: bool,
+    /// The trace index lags behind ingestion: spans received a while ago may be missing.
+    pub incomplete_index: bool,
     /// Other figures of the trace.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,

@@ -311,7 +311,17 @@ pub async fn trace(
         ));
     }
     let ids = projects_for(&state, None).await?;
-    let spans = query::trace(state.store(), &ids, &trace_id).await?;
+    let query::TraceSpans {
+        spans,
+        truncated,
+        incomplete_index,
+    } = query::trace_capped(state.store(), &ids, &trace_id).await?;
+    if spans.is_empty() && incomplete_index {
+        // The indexer lags: the trace may be stored but not found yet, so it is not "missing".
+        return Err(ApiError::Unavailable(
+            "the trace index is catching up; try again shortly".into(),
+        ));
+    }
     if spans.is_empty() {
         return Err(ApiError::NotFound("trace"));
     }
@@ -331,6 +341,8 @@ pub async fn trace(
         "start": iso(t.start_ns / 1_000_000),
         "duration_ms": t.duration_ns as f64 / 1e6,
         "services": t.services,
+        "truncated": truncated,
+        "incomplete_index": incomplete_index,
         "spans": t.order.iter().map(|&(i, depth)| {
             let mut v = span_json(&spans[i]);
             v["depth"] = json!(depth);

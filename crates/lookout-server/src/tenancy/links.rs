@@ -311,38 +311,81 @@ pub const RESETS_PER_CLIENT: usize = 5;
 /// Reset requests per client address: a client asking for more than a few a minute gets 429,
 /// so the form cannot be used to mail-bomb a list of addresses or to time the lookups in bulk.
 /// Counted in Redis across replicas when it is configured and answers
-/// ([`ResetRequests::admit_shared`]), and always in memory here (bounded), which decides alone
-/// when Redis does not answer.
-#[derive(Default)]
+/// ([`ResetRequests::admit_shared`]), and always in memory here, which decides alone when Redis
+/// does not answer.
+///
+/// The memory is bounded by construction: clients are keyed as the login throttle keys them
+/// (IPv6 by its /64, so one host cannot spread over its 2^64 addresses), each key holds a fixed
+/// ring of [`RESETS_PER_CLIENT`] times, and a full map drops expired then idle-longest keys,
+/// never all of them (clearing would hand a flooding client, and everyone else, a fresh budget).
+/// The background work the admitted requests start is bounded too ([`ResetRequests::RESET_TASKS`]).
 pub struct ResetRequests {
-    clients: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, Vec<i64>>>,
+    clients: std::sync::Mutex<std::collections::HashMap<String, ResetRing>>,
+    tasks: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+/// The times of a client's last [`RESETS_PER_CLIENT`] requests; `next` is the oldest (the slot
+/// the next request overwrites).
+#[derive(Clone, Copy, Default)]
+struct ResetRing {
+    times: [i64; RESETS_PER_CLIENT],
+    next: usize,
+}
+
+impl ResetRing {
+    fn last(&self) -> i64 {
+        self.times[(self.next + RESETS_PER_CLIENT - 1) % RESETS_PER_CLIENT]
+    }
+}
+
+impl Default for ResetRequests {
+    fn default() -> Self {
+        ResetRequests {
+            clients: Default::default(),
+            tasks: std::sync::Arc::new(tokio::sync::Semaphore::new(Self::RESET_TASKS)),
+        }
+    }
 }
 
 impl ResetRequests {
     /// The window of [`RESETS_PER_CLIENT`].
     pub const WINDOW_MS: i64 = 60_000;
-    const MAX_ENTRIES: usize = 100_000;
+    /// Client keys kept.
+    pub const MAX_ENTRIES: usize = 100_000;
+    /// Reset lookups and mails running at once; requests admitted while all are busy are answered
+    /// the same but do nothing (the answer never tells whether a mail went out).
+    pub const RESET_TASKS: usize = 8;
+    /// The key of requests whose client address is not known (all of them share one budget).
+    const UNKNOWN_CLIENT: &'static str = "unknown";
 
     /// Counts a request from `client`; the seconds to wait when it is one too many.
     pub fn admit(&self, client: Option<std::net::IpAddr>, now: i64) -> Option<i64> {
-        let client = client?;
+        let key = client.map_or_else(
+            || Self::UNKNOWN_CLIENT.to_string(),
+            crate::auth::LoginThrottle::client_key,
+        );
         let mut m = self
             .clients
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if m.len() >= Self::MAX_ENTRIES && !m.contains_key(&client) {
-            m.retain(|_, t| t.last().is_some_and(|t| *t > now - Self::WINDOW_MS));
-            if m.len() >= Self::MAX_ENTRIES {
-                m.clear();
-            }
+        if m.len() >= Self::MAX_ENTRIES && !m.contains_key(&key) {
+            crate::auth::evict_idle(&mut m, Self::MAX_ENTRIES, now - Self::WINDOW_MS, |r| {
+                r.last()
+            });
         }
-        let times = m.entry(client).or_default();
-        times.retain(|t| *t > now - Self::WINDOW_MS);
-        if times.len() >= RESETS_PER_CLIENT {
-            return Some((times[0] + Self::WINDOW_MS - now + 999) / 1000);
+        let ring = m.entry(key).or_default();
+        let oldest = ring.times[ring.next];
+        if oldest > now - Self::WINDOW_MS {
+            return Some((oldest + Self::WINDOW_MS - now + 999) / 1000);
         }
-        times.push(now);
+        ring.times[ring.next] = now;
+        ring.next = (ring.next + 1) % RESETS_PER_CLIENT;
         None
+    }
+
+    /// A slot for one reset's background work, if one is free.
+    fn task_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.tasks.clone().try_acquire_owned().ok()
     }
 
     /// [`ResetRequests::admit`] across replicas when Redis answers, else in this process; the
@@ -361,19 +404,35 @@ impl ResetRequests {
 /// Asks for a reset link for `email` and returns at once: the lookup, the link and the mail all
 /// happen in a spawned task, so neither the answer nor its delay tells whether the address has
 /// an account.
-pub fn request_reset(state: &AppState, email: &str) {
+///
+/// At most [`ResetRequests::RESET_TASKS`] run at once (the slot is held through the mail): when
+/// none is free the request is dropped and logged, and the caller answers exactly as it would
+/// otherwise. Returns whether the work was started.
+pub fn request_reset(state: &AppState, email: &str) -> bool {
+    let Some(slot) = state.reset_requests().task_slot() else {
+        tracing::warn!(
+            slots = ResetRequests::RESET_TASKS,
+            "Password reset request dropped: all reset slots are busy."
+        );
+        return false;
+    };
     let state = state.clone();
     let email = email.to_string();
     tokio::spawn(async move {
-        if let Err(e) = reset_in_background(&state, &email).await {
+        if let Err(e) = reset_in_background(&state, &email, slot).await {
             tracing::warn!(error = %e, "Password reset request failed.");
         }
     });
+    true
 }
 
 /// Emails a reset link to the active user with this email, if there is one (nothing for unknown
 /// addresses); at most one email a minute per account.
-async fn reset_in_background(state: &AppState, email: &str) -> ServiceResult<()> {
+async fn reset_in_background(
+    state: &AppState,
+    email: &str,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> ServiceResult<()> {
     let Some(user) = identity::active_user_by_email(state.store(), email).await? else {
         tracing::info!("Password reset asked for an unknown email; nothing sent.");
         return Ok(());
@@ -412,6 +471,7 @@ async fn reset_in_background(state: &AppState, email: &str) -> ServiceResult<()>
     // addresses have an account.
     let state = state.clone();
     tokio::spawn(async move {
+        let _slot = slot;
         match send_account_mail(
             &state,
             &user.email,
@@ -487,5 +547,84 @@ mod reset_limit_tests {
         assert_eq!(r.admit(Some(a), t + 10), Some(60), "the sixth waits");
         assert_eq!(r.admit(Some(b), t + 10), None, "another address does not");
         assert_eq!(r.admit(Some(a), t + ResetRequests::WINDOW_MS + 1), None);
+    }
+}
+
+#[cfg(test)]
+mod reset_bound_tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn the_addresses_of_one_ipv6_64_share_one_budget() {
+        let r = ResetRequests::default();
+        let t = 1_000_000;
+        for i in 0..5 {
+            let a = format!("2001:db8:1:2::{:x}", i + 1);
+            assert_eq!(r.admit(ip(&a), t + i), None);
+        }
+        assert!(
+            r.admit(ip("2001:db8:1:2:ffff::9"), t + 10).is_some(),
+            "a sixth address of the same /64 waits"
+        );
+        assert_eq!(
+            r.admit(ip("2001:db8:1:3::1"), t + 10),
+            None,
+            "another /64 does not"
+        );
+    }
+
+    #[test]
+    fn requests_without_a_client_address_share_one_budget() {
+        let r = ResetRequests::default();
+        let t = 1_000_000;
+        for i in 0..5 {
+            assert_eq!(r.admit(None, t + i), None);
+        }
+        assert_eq!(r.admit(None, t + 10), Some(60));
+    }
+
+    #[test]
+    fn a_flood_of_new_addresses_does_not_wipe_a_limited_client() {
+        let r = ResetRequests::default();
+        let t = 1_000_000;
+        let flood = |from: u32, n: u32, at: i64| {
+            for i in from..from + n {
+                let a = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+                r.admit(Some(a), at + i64::from(i) / 10);
+            }
+        };
+        let max = ResetRequests::MAX_ENTRIES as u32;
+        // The map fills with clients who asked once, over 10 s.
+        flood(0, max, t);
+        // A client uses its whole budget …
+        let limited = ip("198.51.100.7");
+        let at = t + 20_000;
+        for i in 0..5 {
+            assert_eq!(r.admit(limited, at + i), None);
+        }
+        // … and more new addresses arrive while it waits.
+        flood(max, max / 4, at + 1);
+        let size = r.clients.lock().unwrap().len();
+        assert!(size <= ResetRequests::MAX_ENTRIES, "{size} keys kept");
+        assert!(
+            r.admit(limited, at + 30_000).is_some(),
+            "the limited client still has to wait"
+        );
+    }
+
+    #[test]
+    fn reset_work_runs_in_at_most_eight_slots() {
+        let r = ResetRequests::default();
+        let held: Vec<_> = (0..ResetRequests::RESET_TASKS)
+            .map(|_| r.task_slot().expect("a free slot"))
+            .collect();
+        assert!(r.task_slot().is_none(), "a ninth finds none free");
+        drop(held);
+        assert!(r.task_slot().is_some(), "slots come back when work ends");
     }
 }

@@ -15,13 +15,78 @@ use tokio::task::JoinHandle;
 
 use super::runner::UptimeContext;
 use crate::cluster::placement::Work;
-use lookout_store::uptime::results;
+use lookout_store::uptime::{self as ustore, results};
 use lookout_store::{StoreError, Write};
 
-/// Writes a shard keeps while storage refuses them, before dropping its oldest raw results.
+/// Writes a shard keeps while storage refuses them (besides the write in flight), before
+/// dropping its oldest, cheapest first.
 pub(super) const MAX_PENDING: usize = 20_000;
 /// How long after a failed write the next try waits.
 const RETRY: Duration = Duration::from_secs(1);
+
+/// What a buffered write stores, for choosing what to drop when the buffer is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A raw check result: the figures still add up without a few.
+    Result,
+    /// A monitor's state: written again after the monitor's next check.
+    State,
+    /// Cron check-in bookkeeping.
+    Cron,
+    /// A change of health (the monitor's history).
+    Change,
+    /// A domain event (alerts and notifications follow from it), or anything else.
+    Event,
+}
+
+impl Kind {
+    /// Dropped in this order when the buffer is full: what is cheapest to lose first.
+    const DROP_ORDER: [Kind; 5] = [
+        Kind::Result,
+        Kind::State,
+        Kind::Cron,
+        Kind::Change,
+        Kind::Event,
+    ];
+
+    fn of(w: &Write) -> Kind {
+        match w {
+            Write::Insert { table, .. } if *table == results::TABLE => Kind::Result,
+            Write::Insert { table, .. } if *table == "cron_checkins" => Kind::Cron,
+            Write::Insert { table, .. } if *table == "monitor_changes" => Kind::Change,
+            Write::Exec { sql, .. } if sql.starts_with("UPDATE cron_checkins") => Kind::Cron,
+            w if ustore::state_write_monitor(w).is_some() => Kind::State,
+            _ => Kind::Event,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Result => "result",
+            Kind::State => "state",
+            Kind::Cron => "cron",
+            Kind::Change => "change",
+            Kind::Event => "event",
+        }
+    }
+}
+
+/// Keeps, among `writes[keep..]`, only the newest state write of each monitor (the earlier ones
+/// are upserts it overwrites; those of the write in flight are left alone).
+fn coalesce_states(writes: &mut Vec<Write>, keep: usize) {
+    let mut newest = std::collections::HashSet::new();
+    let mut stale = vec![false; writes.len()];
+    for (i, w) in writes.iter().enumerate().skip(keep).rev() {
+        if let Some(monitor) = ustore::state_write_monitor(w) {
+            stale[i] = !newest.insert(monitor);
+        }
+    }
+    let mut i = 0;
+    writes.retain(|_| {
+        i += 1;
+        !stale[i - 1]
+    });
+}
 
 /// What became of one guarded write.
 enum Outcome {
@@ -80,27 +145,49 @@ impl Pending {
         self.inflight.is_some()
     }
 
-    /// Queues `writes` after everything already waiting, trimming raw results past the bound
-    /// (never those of the write in flight, nor state changes and events).
+    /// Queues `writes` after everything already waiting. A monitor's state is an upsert, so only
+    /// its newest state write is kept among those not in flight; past [`MAX_PENDING`] the
+    /// oldest writes not in flight are dropped, cheapest first ([`Kind::DROP_ORDER`]), and
+    /// counted in `lookout_uptime_results_dropped_total{kind}`. The buffer never holds more
+    /// than [`MAX_PENDING`] writes besides those of the write in flight (itself at most that).
     pub(super) fn push(&mut self, writes: Vec<Write>) {
+        let keep = self.inflight.as_ref().map_or(0, |(n, _)| *n);
+        let states = writes
+            .iter()
+            .filter(|w| ustore::state_write_monitor(w).is_some())
+            .count();
         self.writes.extend(writes);
-        if self.writes.len() > MAX_PENDING {
-            let keep = self.inflight.as_ref().map_or(0, |(n, _)| *n);
-            let mut excess = self.writes.len() - MAX_PENDING;
-            let before = self.writes.len();
+        if states > 0 {
+            coalesce_states(&mut self.writes, keep);
+        }
+        self.trim(keep);
+    }
+
+    /// Drops the oldest writes after the first `keep` (those of the write in flight), cheapest
+    /// first, until at most [`MAX_PENDING`] wait besides those `keep`; counts what it drops.
+    /// The write in flight does not count against the bound: during an outage it may carry a
+    /// full buffer, and counting it would drop every new write, health changes and events too.
+    fn trim(&mut self, keep: usize) {
+        let mut excess = (self.writes.len().saturating_sub(keep)).saturating_sub(MAX_PENDING);
+        for kind in Kind::DROP_ORDER {
+            if excess == 0 {
+                break;
+            }
+            let before = excess;
             let mut i = 0;
             self.writes.retain(|w| {
                 i += 1;
-                let raw = matches!(w, Write::Insert { table, .. } if *table == results::TABLE);
-                if i > keep && raw && excess > 0 {
+                if i > keep && excess > 0 && Kind::of(w) == kind {
                     excess -= 1;
                     false
                 } else {
                     true
                 }
             });
-            metrics::counter!("lookout_uptime_results_dropped_total")
-                .increment((before - self.writes.len()) as u64);
+            if before > excess {
+                metrics::counter!("lookout_uptime_results_dropped_total", "kind" => kind.as_str())
+                    .increment((before - excess) as u64);
+            }
         }
     }
 
@@ -167,6 +254,10 @@ impl Pending {
                     self.failing = true;
                 }
                 self.retry_at = Some(Instant::now() + RETRY);
+                // The failed batch waits again like the rest: its state upserts may be stale now,
+                // and the whole buffer is bounded before the next try.
+                coalesce_states(&mut self.writes, 0);
+                self.trim(0);
             }
             Outcome::Fenced => {
                 tracing::warn!(lease = %self.lease, dropped = self.writes.len(), "Another replica took this shard over; stopping and dropping unstored results.");
@@ -191,5 +282,124 @@ impl Pending {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lookout_store::uptime::MonitorState;
+
+    fn pending() -> Pending {
+        let (_tx, stop) = tokio::sync::watch::channel(false);
+        Pending::new(&Work {
+            name: "uptime.shard.0".into(),
+            fence: 1,
+            seq: 0,
+            stop,
+        })
+    }
+
+    fn state(monitor: i64, failures: i64) -> Write {
+        ustore::state_write(
+            monitor,
+            &MonitorState {
+                failures,
+                ..Default::default()
+            },
+        )
+    }
+
+    fn change(monitor: i64, at: i64) -> Write {
+        ustore::change_write(monitor, at, "up", "down", "timeout", true)
+    }
+
+    fn result(monitor: i64, at: i64) -> Write {
+        results::result_write(
+            monitor,
+            &results::ResultRow {
+                at,
+                ok: true,
+                maintenance: false,
+                latency_us: Some(1_000),
+                message: None,
+            },
+        )
+    }
+
+    #[test]
+    fn a_monitors_state_writes_coalesce_to_the_newest() {
+        let mut p = pending();
+        p.push(vec![state(1, 1), result(1, 10), state(2, 1)]);
+        p.push(vec![state(1, 2), result(1, 20)]);
+        p.push(vec![state(1, 3)]);
+        assert_eq!(p.len(), 4, "{:?}", p.writes);
+        let states: Vec<String> = p
+            .writes
+            .iter()
+            .filter(|w| ustore::state_write_monitor(w).is_some())
+            .map(|w| format!("{w:?}"))
+            .collect();
+        assert_eq!(
+            states,
+            [format!("{:?}", state(2, 1)), format!("{:?}", state(1, 3))]
+        );
+    }
+
+    #[test]
+    fn the_buffer_is_bounded_whatever_it_holds_dropping_results_first() {
+        let mut p = pending();
+        p.push((0..100).map(|i| result(1, i)).collect());
+        p.push((0..MAX_PENDING as i64).map(|i| change(i, i)).collect());
+        assert_eq!(p.len(), MAX_PENDING);
+        assert!(
+            p.writes.iter().all(|w| Kind::of(w) == Kind::Change),
+            "the raw results went first"
+        );
+        // Full of health changes: a state write goes first (the next check writes it again),
+        // then the oldest change.
+        p.push(vec![change(-1, 1), state(7, 1)]);
+        assert_eq!(p.len(), MAX_PENDING);
+        assert_eq!(format!("{:?}", p.writes[0]), format!("{:?}", change(1, 1)));
+        assert_eq!(
+            format!("{:?}", p.writes.last().unwrap()),
+            format!("{:?}", change(-1, 1))
+        );
+    }
+
+    fn event(n: i64) -> Write {
+        Write::Exec {
+            sql: "INSERT INTO domain_events (kind) VALUES ($1)",
+            args: vec![n.into()],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_write_in_flight_does_not_drop_what_comes_after_it() {
+        let mut p = pending();
+        p.push((0..MAX_PENDING as i64).map(|i| result(1, i)).collect());
+        // The database is down: the write in flight carries the whole buffer and will fail.
+        p.inflight = Some((
+            MAX_PENDING,
+            tokio::spawn(async { Outcome::Retry(Some("database down".into())) }),
+        ));
+        p.push(vec![change(1, 1), event(1)]);
+        assert_eq!(
+            p.len(),
+            MAX_PENDING + 2,
+            "the health change and the event were kept"
+        );
+        assert_eq!(
+            format!("{:?}", &p.writes[MAX_PENDING..]),
+            format!("{:?}", [change(1, 1), event(1)])
+        );
+        p.finished().await;
+        // Back in the buffer, the failed batch is bounded like the rest: the oldest results go.
+        assert_eq!(p.len(), MAX_PENDING);
+        assert_eq!(format!("{:?}", p.writes[0]), format!("{:?}", result(1, 2)));
+        assert_eq!(
+            format!("{:?}", &p.writes[MAX_PENDING - 2..]),
+            format!("{:?}", [change(1, 1), event(1)])
+        );
     }
 }

@@ -11,6 +11,7 @@
 //! paired.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use lookout_apm::block::trace_key;
 use lookout_apm::rollup::Link;
@@ -18,16 +19,34 @@ use lookout_apm::rollup::Link;
 /// Unpaired ends older than this are dropped: the two spans of one call arrive seconds apart.
 const TTL_MS: i64 = 600_000;
 
-/// Most unpaired ends kept (about 100 bytes each); the oldest go first.
+/// Most unpaired ends kept; the oldest go first.
 const CAPACITY: usize = 200_000;
 
-/// (project, trace key, client span id): both ends of a call share it.
-type CallKey = (i64, i64, String);
+/// Most bytes the unpaired ends may hold (by [`End::bytes`]); the oldest go first. Entries are
+/// small and fixed-size but for the service name, which the sender chooses (up to 8 KiB): without
+/// this, 200,000 ends with long names would hold gigabytes for ten minutes.
+const LINK_BYTES: usize = 32 << 20;
+
+/// What one end costs besides its service name: the key and value in the map, the key again in
+/// the queue, and the map's own overhead, rounded up.
+const END_OVERHEAD: usize = 96;
+
+/// (project, trace key, client span id): both ends of a call share it. Span ids are 8 bytes (the
+/// decoders refuse others), so the id is kept as the number it is rather than as hex text.
+type CallKey = (i64, i64, u64);
 
 #[derive(Debug)]
 struct End {
     client: bool,
-    service: String,
+    /// Shared by the ends of one fold that name the same service.
+    service: Arc<str>,
+}
+
+impl End {
+    /// The estimated memory this end holds (the name counted whole even when shared).
+    fn bytes(&self) -> usize {
+        END_OVERHEAD + self.service.len()
+    }
 }
 
 /// A call found paired: (project, minute-resolution start ms, caller, callee, failed, ms).
@@ -46,6 +65,16 @@ pub(crate) struct Call {
 pub(crate) struct RecentLinks {
     ends: HashMap<CallKey, End>,
     order: VecDeque<(i64, CallKey)>,
+    /// The sum of [`End::bytes`] over `ends`.
+    bytes: usize,
+}
+
+/// A span id's 16 hex digits as a number; `None` for anything else (no decoder stores that).
+fn span_number(hex: &str) -> Option<u64> {
+    if hex.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
 }
 
 impl RecentLinks {
@@ -53,22 +82,27 @@ impl RecentLinks {
     /// The later end's figures stand for the call.
     pub(crate) fn pair(&mut self, links: &[(i64, Link)], now_ms: i64) -> Vec<Call> {
         let mut calls = Vec::new();
+        // One copy of each service name per fold, however many ends name it.
+        let mut names: HashMap<&str, Arc<str>> = HashMap::new();
         for (project, l) in links {
             let call = if l.client {
-                l.span_id.clone()
+                l.span_id.as_str()
             } else {
                 match &l.parent {
-                    Some(p) => p.clone(),
+                    Some(p) => p.as_str(),
                     None => continue,
                 }
             };
+            let Some(call) = span_number(call) else {
+                continue;
+            };
             let key = (*project, trace_key(&l.trace_id), call);
             match self.ends.get(&key) {
-                Some(other) if other.client != l.client && other.service != l.service => {
+                Some(other) if other.client != l.client && *other.service != *l.service => {
                     let (caller, callee) = if l.client {
-                        (l.service.clone(), other.service.clone())
+                        (l.service.clone(), other.service.to_string())
                     } else {
-                        (other.service.clone(), l.service.clone())
+                        (other.service.to_string(), l.service.clone())
                     };
                     calls.push(Call {
                         project: *project,
@@ -78,31 +112,40 @@ impl RecentLinks {
                         error: l.error,
                         duration_ms: l.duration_ms,
                     });
-                    self.ends.remove(&key);
+                    self.remove(&key);
                 }
                 // The same end again (an exporter retry), or a call within one service.
                 Some(_) => {}
                 None => {
-                    self.ends.insert(
-                        key.clone(),
-                        End {
-                            client: l.client,
-                            service: l.service.clone(),
-                        },
-                    );
+                    let service = names
+                        .entry(l.service.as_str())
+                        .or_insert_with(|| Arc::from(l.service.as_str()))
+                        .clone();
+                    let end = End {
+                        client: l.client,
+                        service,
+                    };
+                    self.bytes += end.bytes();
+                    self.ends.insert(key, end);
                     self.order.push_back((now_ms, key));
                 }
             }
         }
         while let Some((at, _)) = self.order.front() {
-            if self.order.len() <= CAPACITY && *at >= now_ms - TTL_MS {
+            if self.order.len() <= CAPACITY && self.bytes <= LINK_BYTES && *at >= now_ms - TTL_MS {
                 break;
             }
             if let Some((_, key)) = self.order.pop_front() {
-                self.ends.remove(&key);
+                self.remove(&key);
             }
         }
         calls
+    }
+
+    fn remove(&mut self, key: &CallKey) {
+        if let Some(end) = self.ends.remove(key) {
+            self.bytes -= end.bytes();
+        }
     }
 }
 
@@ -165,5 +208,45 @@ mod tests {
             2,
             "the expired end went, the new ones stay"
         );
+    }
+
+    #[test]
+    fn long_service_names_are_held_within_the_byte_budget_dropping_the_oldest() {
+        let mut recent = RecentLinks::default();
+        let long = "s".repeat(8 * 1024);
+        let n = 3 * LINK_BYTES / (8 * 1024);
+        // Each end in its own fold, so no two share a name.
+        for i in 0..n {
+            let mut end = link(&format!("{i:016x}"), None, &long, true);
+            end.1.start_ms = i as i64;
+            recent.pair(&[end], 0);
+        }
+        assert!(recent.bytes <= LINK_BYTES, "{} bytes held", recent.bytes);
+        assert!(recent.ends.len() < n / 2, "{} ends kept", recent.ends.len());
+        let answer = |i: usize| {
+            link(
+                "00000000000000b1",
+                Some(&format!("{i:016x}")),
+                "payments",
+                false,
+            )
+        };
+        assert!(
+            recent.pair(&[answer(0)], 1).is_empty(),
+            "the oldest end was dropped"
+        );
+        assert_eq!(
+            recent.pair(&[answer(n - 1)], 1).len(),
+            1,
+            "the newest pairs"
+        );
+    }
+
+    #[test]
+    fn ends_whose_ids_are_not_8_bytes_are_not_kept() {
+        let mut recent = RecentLinks::default();
+        recent.pair(&[link(&"ab".repeat(4096), None, "shop", true)], 0);
+        assert!(recent.ends.is_empty());
+        assert_eq!(recent.bytes, 0);
     }
 }

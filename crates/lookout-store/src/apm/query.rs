@@ -17,7 +17,9 @@ use crate::{Result, Store};
 pub use super::raw::{
     logs, service_issues, statement_callers, Caller, LogQuery, LogRow, ServiceIssue,
 };
-pub use super::spans::{instances, scan_each, search, trace, Instance, SpanRow, SpanSearch};
+pub use super::spans::{
+    instances, scan_each, search, trace, trace_capped, Instance, SpanRow, SpanSearch, TraceSpans,
+};
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 3_600_000;

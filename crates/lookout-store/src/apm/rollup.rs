@@ -60,10 +60,52 @@ struct EdgeAgg {
 struct RowCache {
     position: i64,
     rows: HashMap<Key, Agg>,
+    /// The sum of [`row_bytes`] over `rows`.
+    bytes: usize,
 }
 
-/// Rows the cache holds at most (each a few hundred bytes with its sketch).
+/// Rows the cache holds at most (most are a few hundred bytes with their sketch).
 const CACHE_ROWS: usize = 20_000;
+
+/// Bytes the cache holds at most (by [`row_bytes`]). The row count alone does not bound it: the
+/// sender chooses the operation names (up to 8 KiB) and the spread of durations (a sketch of
+/// up to ~19 KB), so 20,000 rows could hold most of a gigabyte.
+const CACHE_BYTES: usize = 32 << 20;
+
+/// The estimated memory of one cached row: its key's strings, its sketch's bins, and the fixed
+/// part of the key, the value and the map's overhead.
+fn row_bytes(k: &Key, a: &Agg) -> usize {
+    std::mem::size_of::<(Key, Agg)>()
+        + 16
+        + k.service.len()
+        + k.category.len()
+        + k.operation.len()
+        + k.status_class.len()
+        + a.sketch.heap_bytes()
+}
+
+impl RowCache {
+    /// Keeps the rows just written. Checked after adding them, since one fold can add a whole
+    /// batch's rows: past either bound the cache is emptied (the rows are read from the
+    /// database again when next touched).
+    fn keep(&mut self, written: Vec<(Key, Agg)>) {
+        for (k, a) in written {
+            self.bytes += row_bytes(&k, &a);
+            if let Some(old) = self.rows.get(&k) {
+                self.bytes -= row_bytes(&k, old);
+            }
+            self.rows.insert(k, a);
+        }
+        if self.rows.len() > CACHE_ROWS || self.bytes > CACHE_BYTES {
+            self.clear();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.rows.clear();
+        self.bytes = 0;
+    }
+}
 
 /// Folds rollup parts; one replica at a time holds the cursor.
 pub struct RollupProcessor {
@@ -181,9 +223,9 @@ impl RollupProcessor {
         let mut tx = self.store.begin_write().await?;
         let n_cells = cells.len();
         let mut cache = self.cache.lock().await;
-        if cache.position != position || cache.rows.len() > CACHE_ROWS {
-            // Another replica folded in between (or the cache is full): start afresh.
-            cache.rows.clear();
+        if cache.position != position {
+            // Another replica folded in between: start afresh.
+            cache.clear();
         }
         let mut written = Vec::with_capacity(n_cells);
         for (k, agg) in cells {
@@ -248,7 +290,7 @@ impl RollupProcessor {
             return Ok(0);
         }
         cache.position = last;
-        cache.rows.extend(written);
+        cache.keep(written);
         metrics::counter!("lookout_apm_rolled_spans_total").increment(spans as u64);
         metrics::histogram!("lookout_apm_rollup_batch_seconds")
             .record(started.elapsed().as_secs_f64());
@@ -401,4 +443,55 @@ async fn write_cells(
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: usize, operation: &str) -> Key {
+        Key {
+            project: 1,
+            tier: 0,
+            service: "shop".into(),
+            bucket: i as i64,
+            category: "request".into(),
+            operation: operation.into(),
+            status_class: "2xx".into(),
+            error: false,
+        }
+    }
+
+    #[test]
+    fn the_row_cache_stays_within_its_byte_budget_after_a_fold_of_long_names() {
+        let mut cache = RowCache::default();
+        let long = "o".repeat(8 * 1024);
+        // One fold's rows: far fewer than CACHE_ROWS, but over CACHE_BYTES.
+        let written: Vec<_> = (0..CACHE_BYTES / long.len() + 1)
+            .map(|i| (key(i, &long), Agg::default()))
+            .collect();
+        assert!(written.len() < CACHE_ROWS);
+        cache.keep(written);
+        assert!(cache.bytes <= CACHE_BYTES, "{} bytes held", cache.bytes);
+    }
+
+    #[test]
+    fn the_row_count_is_checked_after_the_fold_adds_its_rows() {
+        let mut cache = RowCache::default();
+        let written: Vec<_> = (0..CACHE_ROWS + 500)
+            .map(|i| (key(i, "GET /"), Agg::default()))
+            .collect();
+        cache.keep(written);
+        assert!(cache.rows.len() <= CACHE_ROWS, "{} rows", cache.rows.len());
+    }
+
+    #[test]
+    fn rewritten_rows_are_counted_once() {
+        let mut cache = RowCache::default();
+        for _ in 0..3 {
+            cache.keep(vec![(key(1, "GET /"), Agg::default())]);
+        }
+        assert_eq!(cache.rows.len(), 1);
+        assert_eq!(cache.bytes, row_bytes(&key(1, "GET /"), &Agg::default()));
+    }
 }

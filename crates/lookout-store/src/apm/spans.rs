@@ -88,7 +88,7 @@ impl SpanRow {
 const INDEX_DAYS: i64 = 10;
 
 /// Most spans a trace returns.
-const TRACE_SPANS: usize = 50_000;
+pub const TRACE_SPANS: usize = 50_000;
 
 /// A block's columns for [`block_spans`]; `None` when retention removed it meanwhile.
 async fn block(store: &Store, id: i64) -> Result<Option<sqlx::any::AnyRow>> {
@@ -116,14 +116,37 @@ fn block_spans(r: &sqlx::any::AnyRow) -> Result<Vec<Span>> {
 }
 
 /// The spans of trace `trace_id` in `projects`, by start time; a span stored twice (an exporter
-/// retry) appears once.
+/// retry) appears once. See [`trace_capped`] for the bounds.
 pub async fn trace(store: &Store, projects: &[i64], trace_id: &str) -> Result<Vec<SpanRow>> {
+    Ok(trace_capped(store, projects, trace_id).await?.spans)
+}
+
+/// The spans of one trace as [`trace_capped`] reads them.
+#[derive(Debug, Default)]
+pub struct TraceSpans {
+    /// By start time.
+    pub spans: Vec<SpanRow>,
+    /// Some of the trace was left out: past [`TRACE_SPANS`] spans or the most blocks a lookup
+    /// reads.
+    pub truncated: bool,
+    /// The trace index lags (more keys wait to be indexed than a lookup scans): spans received
+    /// a while ago may be missing, and an empty answer does not mean there is no such trace.
+    pub incomplete_index: bool,
+}
+
+/// [`trace`], bounded: at most [`trace_index::MAX_TRACE_BLOCKS`] blocks are read, 100 at a
+/// time, each chunk decoded as it is fetched, and reading stops once [`TRACE_SPANS`] spans are
+/// kept — so a trace id reused in thousands of exports costs a view no more than that.
+pub async fn trace_capped(store: &Store, projects: &[i64], trace_id: &str) -> Result<TraceSpans> {
     let trace_id = trace_id.to_ascii_lowercase();
     let today = now_ms().div_euclid(86_400_000);
     let days: Vec<i64> = (0..INDEX_DAYS).map(|i| today + 1 - i).collect();
-    let blocks = trace_index::blocks_of(store, trace_key(&trace_id), &days).await?;
-    let mut rows = Vec::with_capacity(blocks.len());
-    for chunk in blocks.chunks(100) {
+    let (blocks, mut truncated, incomplete_index) =
+        trace_index::blocks_of(store, projects, trace_key(&trace_id), &days).await?;
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let mut resources: BTreeMap<(i64, String), serde_json::Value> = BTreeMap::new();
+    'chunks: for chunk in blocks.chunks(100) {
         let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "SELECT project_id, service, instance, resource, payload FROM apm_span_blocks
@@ -134,45 +157,49 @@ pub async fn trace(store: &Store, projects: &[i64], trace_id: &str) -> Result<Ve
         for b in chunk {
             q = q.bind(*b);
         }
-        rows.extend(q.fetch_all(store.pool()).await?);
-    }
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    let mut resources: BTreeMap<(i64, String), serde_json::Value> = BTreeMap::new();
-    for r in rows {
-        let project: i64 = r.try_get("project_id")?;
-        if !projects.contains(&project) {
-            continue;
-        }
-        for s in block_spans(&r)? {
-            if s.trace_id != trace_id || out.len() >= TRACE_SPANS || !seen.insert(s.span_id.clone())
-            {
+        for r in q.fetch_all(store.pool()).await? {
+            let project: i64 = r.try_get("project_id")?;
+            if !projects.contains(&project) {
                 continue;
             }
-            let key = (project, s.resource.clone());
-            if !resources.contains_key(&key) {
-                let attrs: Option<String> = sqlx::query_scalar(
-                    "SELECT attributes FROM apm_resources WHERE project_id = $1 AND hash = $2",
-                )
-                .bind(key.0)
-                .bind(&key.1)
-                .fetch_optional(store.pool())
-                .await?;
-                let v = attrs
-                    .and_then(|a| serde_json::from_str(&a).ok())
-                    .unwrap_or_default();
-                resources.insert(key.clone(), v);
+            for s in block_spans(&r)? {
+                if s.trace_id != trace_id || seen.contains(&s.span_id) {
+                    continue;
+                }
+                if out.len() >= TRACE_SPANS {
+                    truncated = true;
+                    break 'chunks;
+                }
+                seen.insert(s.span_id.clone());
+                let key = (project, s.resource.clone());
+                if !resources.contains_key(&key) {
+                    let attrs: Option<String> = sqlx::query_scalar(
+                        "SELECT attributes FROM apm_resources WHERE project_id = $1 AND hash = $2",
+                    )
+                    .bind(key.0)
+                    .bind(&key.1)
+                    .fetch_optional(store.pool())
+                    .await?;
+                    let v = attrs
+                        .and_then(|a| serde_json::from_str(&a).ok())
+                        .unwrap_or_default();
+                    resources.insert(key.clone(), v);
+                }
+                let mut row = SpanRow::of(project, s);
+                if let serde_json::Value::Object(m) = &mut row.detail {
+                    m.insert("resource".into(), resources[&key].clone());
+                }
+                out.push(row);
             }
-            let mut row = SpanRow::of(project, s);
-            if let serde_json::Value::Object(m) = &mut row.detail {
-                m.insert("resource".into(), resources[&key].clone());
-            }
-            out.push(row);
         }
     }
     // Stable: spans that start together keep the order they were stored in.
     out.sort_by_key(|s| s.start_ns);
-    Ok(out)
+    Ok(TraceSpans {
+        spans: out,
+        truncated,
+        incomplete_index,
+    })
 }
 
 /// What a trace search asks for.

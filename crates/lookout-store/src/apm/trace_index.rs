@@ -88,22 +88,65 @@ pub async fn index_pending(store: &Store) -> Result<usize> {
     Ok(blocks.len())
 }
 
-/// Blocks holding trace key `key`: from the index on `days`, and from the pending keys.
-pub(crate) async fn blocks_of(store: &Store, key: i64, days: &[i64]) -> Result<Vec<i64>> {
-    let marks: Vec<String> = (0..days.len()).map(|i| format!("${}", i + 2)).collect();
+/// Most blocks one trace lookup reads. A trace is normally in a few exports; a sender that
+/// reuses one trace id in every export would otherwise make each view of it read them all.
+pub(crate) const MAX_TRACE_BLOCKS: usize = 2_000;
+
+/// Most pending rows a lookup scans (the indexer moves them in batches of the same size, so
+/// more are pending only while it lags far behind).
+const PENDING_SCAN: i64 = BATCH;
+
+/// Blocks of `projects` holding trace key `key`, at most [`MAX_TRACE_BLOCKS`], from the index on
+/// `days` and from the newest [`PENDING_SCAN`] pending keys; then whether there are more blocks
+/// than that (the trace is too large to read whole), and whether older pending rows were not
+/// scanned (the indexer lags: the trace may be there but not found yet). Pending rows are
+/// scanned newest first because the indexer moves the oldest first, so a trace just received is
+/// found even while it lags. Only `projects`' blocks count against the cap: another project
+/// reusing the trace id must not push this one's out.
+pub(crate) async fn blocks_of(
+    store: &Store,
+    projects: &[i64],
+    key: i64,
+    days: &[i64],
+) -> Result<(Vec<i64>, bool, bool)> {
+    if projects.is_empty() {
+        return Ok((Vec::new(), false, false));
+    }
+    let day_marks: Vec<String> = (0..days.len()).map(|i| format!("${}", i + 3)).collect();
+    let project_marks: Vec<String> = (0..projects.len())
+        .map(|i| format!("${}", i + 3 + days.len()))
+        .collect();
     let sql = format!(
-        "SELECT block FROM apm_trace_index WHERE trace_key = $1 AND day IN ({})",
-        marks.join(", ")
+        "SELECT i.block AS block FROM apm_trace_index i JOIN apm_span_blocks b ON b.id = i.block
+         WHERE i.trace_key = $1 AND i.day IN ({}) AND b.project_id IN ({})
+         ORDER BY i.block LIMIT $2",
+        day_marks.join(", "),
+        project_marks.join(", ")
     );
-    let mut q = sqlx::query_scalar(&sql).bind(key);
+    let mut q = sqlx::query_scalar(&sql)
+        .bind(key)
+        .bind(MAX_TRACE_BLOCKS as i64 + 1);
     for d in days {
         q = q.bind(*d);
     }
+    for p in projects {
+        q = q.bind(*p);
+    }
     let mut blocks: Vec<i64> = q.fetch_all(store.pool()).await?;
-    for r in sqlx::query("SELECT block, traces FROM apm_trace_pending")
-        .fetch_all(store.pool())
-        .await?
-    {
+    let pending = sqlx::query(
+        "SELECT p.block AS block, p.traces AS traces, b.project_id AS project_id
+         FROM apm_trace_pending p JOIN apm_span_blocks b ON b.id = p.block
+         ORDER BY p.block DESC LIMIT $1",
+    )
+    .bind(PENDING_SCAN + 1)
+    .fetch_all(store.pool())
+    .await?;
+    let lagging = pending.len() as i64 > PENDING_SCAN;
+    for r in pending.iter().take(PENDING_SCAN as usize) {
+        let project: i64 = r.try_get("project_id")?;
+        if !projects.contains(&project) {
+            continue;
+        }
         let traces: Vec<u8> = r.try_get("traces")?;
         if unpack(&traces).any(|k| k == key) {
             blocks.push(r.try_get("block")?);
@@ -111,7 +154,9 @@ pub(crate) async fn blocks_of(store: &Store, key: i64, days: &[i64]) -> Result<V
     }
     blocks.sort_unstable();
     blocks.dedup();
-    Ok(blocks)
+    let more = blocks.len() > MAX_TRACE_BLOCKS;
+    blocks.truncate(MAX_TRACE_BLOCKS);
+    Ok((blocks, more, lagging))
 }
 
 /// Indexes pending keys every `every` until `stop` resolves (at once again while a batch was

@@ -415,7 +415,8 @@ async fn checkpoint_pool(pool: &AnyPool) -> (i64, i64) {
 }
 
 impl Files {
-    /// Ships frames `shipped+1 ..= idx.max_frame` as one record (or a heartbeat).
+    /// Ships frames `shipped+1 ..= idx.max_frame` as records of whole transactions, at most
+    /// [`wal::CHUNK_FRAMES`] frames each unless one transaction is longer (or a heartbeat).
     fn ship(
         &mut self,
         clock: &CommitClock,
@@ -463,38 +464,75 @@ impl Files {
             }
             return Ok(());
         }
+        // In records of whole transactions of at most wal::CHUNK_FRAMES frames, so a WAL of
+        // gigabytes (a large transaction, a checkpoint held back by a long reader) is never
+        // read into memory at once. A record that is not the last claims coverage only to its
+        // last commit: a restore that stops after it must not claim the later commits' time.
         let chain = self.chain.unwrap_or(header.checksum);
-        let Some((frames, after)) = wal::read_frames(&mut wal_file, &header, chain, from, to)?
-        else {
+        let whole = wal::read_in_pieces(
+            &mut wal_file,
+            &header,
+            chain,
+            from,
+            to,
+            |first, frames, after| {
+                let last = first + (frames.len() / header.frame_size()) as u32 - 1;
+                self.ship_record(clock, &idx, &header, covered_until, first, last, frames)?;
+                self.shipped = last;
+                self.chain = Some(after);
+                clock.forget_through(&idx.generation, last);
+                Ok::<(), BackupError>(())
+            },
+        )?;
+        if !whole {
             return Err(BackupError::Corrupt(format!(
                 "WAL frames {from}..={to} do not check out against the shipped chain"
             )));
-        };
+        }
+        Ok(())
+    }
+
+    /// Ships frames `first..=last` (whole transactions, `frames`) as one record.
+    #[allow(clippy::too_many_arguments)]
+    fn ship_record(
+        &mut self,
+        clock: &CommitClock,
+        idx: &IndexHeader,
+        header: &wal::WalHeader,
+        covered_until: i64,
+        first: u32,
+        last: u32,
+        frames: &[u8],
+    ) -> Result<(), BackupError> {
         let fallback = now_ms();
         let mut commits = Vec::new();
         for (i, frame) in frames.chunks_exact(header.frame_size()).enumerate() {
             if wal::frame_commit_size(frame) != 0 {
                 self.last_pages = Some(wal::frame_commit_size(frame));
-                let n = from + i as u32;
+                let n = first + i as u32;
                 let t = clock.committed_by(&idx.generation, n).unwrap_or(fallback);
                 commits.push((n, t));
             }
         }
+        let covered_until = if last < idx.max_frame {
+            commits
+                .last()
+                .map_or(covered_until, |&(_, t)| t.min(covered_until))
+        } else {
+            covered_until
+        };
         let record = RecordHeader {
             gen: archive::gen_hex(&idx.generation),
-            first: from,
-            last: to,
+            first,
+            last,
             page_size: header.page_size,
             commits,
             covered_until,
         };
-        self.append(&record, &frames)?;
+        self.append(&record, frames)?;
         if let Some(&(_, t)) = record.commits.last() {
             self.last_commit = self.last_commit.max(t);
         }
-        self.shipped = to;
-        self.chain = Some(after);
-        clock.forget_through(&idx.generation, to);
         Ok(())
     }
 
@@ -549,15 +587,26 @@ impl Files {
                 let header = wal::read_header(&mut wal_file)?
                     .filter(|h| h.generation == generation)
                     .ok_or_else(|| BackupError::Corrupt("WAL changed under a snapshot".into()))?;
-                let (frames, after) =
-                    wal::read_frames(&mut wal_file, &header, header.checksum, 1, self.shipped)?
-                        .ok_or_else(|| {
-                            BackupError::Corrupt("WAL frames do not check out".into())
-                        })?;
-                for tx in wal::transactions(&frames, header.page_size).unwrap_or_default() {
-                    wal::apply_transaction(&mut db, tx, header.page_size)?;
+                // A chunk of whole transactions at a time (wal::read_in_pieces).
+                let mut chain = header.checksum;
+                let whole = wal::read_in_pieces(
+                    &mut wal_file,
+                    &header,
+                    header.checksum,
+                    1,
+                    self.shipped,
+                    |_, frames, after| {
+                        for tx in wal::transactions(frames, header.page_size).unwrap_or_default() {
+                            wal::apply_transaction(&mut db, tx, header.page_size)?;
+                        }
+                        chain = after;
+                        Ok::<(), BackupError>(())
+                    },
+                )?;
+                if !whole {
+                    return Err(BackupError::Corrupt("WAL frames do not check out".into()));
                 }
-                self.chain = Some(after);
+                self.chain = Some(chain);
             }
         }
         if let Some(pages) = self.last_pages {
@@ -604,11 +653,19 @@ impl Files {
     }
 }
 
-/// The checksum chain after frame `n` of the WAL (reading and checking frames `1..=n`).
+/// The checksum chain after frame `n` of the WAL (reading and checking frames `1..=n`, a chunk
+/// at a time).
 fn chain_through(wal: &mut File, header: &WalHeader, n: u32) -> Result<[u32; 2], BackupError> {
-    wal::read_frames(wal, header, header.checksum, 1, n)?
-        .map(|(_, c)| c)
-        .ok_or_else(|| BackupError::Corrupt("WAL frames do not check out".into()))
+    let mut chain = header.checksum;
+    let mut at = 1;
+    while at <= n {
+        let end = at.saturating_add(wal::CHUNK_FRAMES - 1).min(n);
+        chain = wal::read_frames(wal, header, chain, at, end)?
+            .map(|(_, c)| c)
+            .ok_or_else(|| BackupError::Corrupt("WAL frames do not check out".into()))?;
+        at = end + 1;
+    }
+    Ok(chain)
 }
 
 /// The file a shipper holds locked beside the database (`lookout.db-shipping`).

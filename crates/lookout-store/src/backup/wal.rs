@@ -236,14 +236,90 @@ pub fn read_frames(
             Err(e)
         };
     }
+    Ok(chain_after(header, chain, &bytes).map(|sum| (bytes, sum)))
+}
+
+/// The checksum chain after `frames` (whole frames), starting from `chain`; `None` when a frame
+/// does not check out.
+fn chain_after(header: &WalHeader, chain: [u32; 2], frames: &[u8]) -> Option<[u32; 2]> {
     let mut sum = chain;
-    for frame in bytes.chunks_exact(size) {
-        match header.check_frame(sum, frame) {
-            Some(s) => sum = s,
-            None => return Ok(None),
+    for frame in frames.chunks_exact(header.frame_size()) {
+        sum = header.check_frame(sum, frame)?;
+    }
+    Some(sum)
+}
+
+/// Most frames read into memory at once when shipping or applying the WAL (16 MiB at 4 KiB
+/// pages). A transaction longer than this is still read whole, as restore applies whole
+/// transactions.
+pub const CHUNK_FRAMES: u32 = 4_096;
+
+/// Reads frames `from..=to` like [`read_frames`], but in pieces: each piece is whole
+/// transactions (it ends at a commit frame) of at most [`CHUNK_FRAMES`] frames, or one longer
+/// transaction. `piece` gets each piece's first frame number, its bytes and the checksum chain
+/// after it. Frames after the last commit are left out (SQLite ignores them too). `Ok(false)`
+/// when the WAL no longer has that generation or a frame does not check out (the pieces before
+/// were passed on).
+pub fn read_in_pieces<E: From<std::io::Error>>(
+    wal: &mut std::fs::File,
+    header: &WalHeader,
+    chain: [u32; 2],
+    from: u32,
+    to: u32,
+    mut piece: impl FnMut(u32, &[u8], [u32; 2]) -> Result<(), E>,
+) -> Result<bool, E> {
+    let size = header.frame_size();
+    // The frames read but not passed on yet start at `first`, with the chain `chain_first`
+    // before them and `chain_read` after them.
+    let (mut first, mut chain_first, mut chain_read) = (from, chain, chain);
+    let mut buf = Vec::new();
+    loop {
+        while let Some(n) = piece_len(&buf, size) {
+            let whole = buf.get(..n * size).unwrap_or_default();
+            let chain_cut = if whole.len() == buf.len() {
+                chain_read
+            } else {
+                match chain_after(header, chain_first, whole) {
+                    Some(c) => c,
+                    None => return Ok(false),
+                }
+            };
+            piece(first, whole, chain_cut)?;
+            buf.drain(..n * size);
+            first += n as u32;
+            chain_first = chain_cut;
+        }
+        let next = first + (buf.len() / size) as u32;
+        if next > to {
+            return Ok(true);
+        }
+        let end = next.saturating_add(CHUNK_FRAMES - 1).min(to);
+        let Some((bytes, after)) = read_frames(wal, header, chain_read, next, end)? else {
+            return Ok(false);
+        };
+        buf.extend_from_slice(&bytes);
+        chain_read = after;
+    }
+}
+
+/// How many of the frames in `buf` make the next piece of [`read_in_pieces`]: up to the last
+/// commit within the first [`CHUNK_FRAMES`] frames, else up to the first commit (one longer
+/// transaction); `None` when `buf` holds no commit yet.
+fn piece_len(buf: &[u8], size: usize) -> Option<usize> {
+    let chunk = CHUNK_FRAMES as usize;
+    let mut last = None;
+    for (i, f) in buf.chunks_exact(size).enumerate() {
+        if i >= chunk && last.is_some() {
+            break;
+        }
+        if frame_commit_size(f) != 0 {
+            last = Some(i + 1);
+            if i >= chunk {
+                break;
+            }
         }
     }
-    Ok(Some((bytes, sum)))
+    last
 }
 
 /// Reads and checks the header of the WAL file.
@@ -367,5 +443,91 @@ mod tests {
             "not a power of two"
         );
         assert!(WalHeader::parse(&[0u8; 10]).is_none());
+    }
+
+    #[test]
+    fn the_wal_is_read_in_pieces_of_whole_transactions_keeping_the_chain() {
+        let hb = header(512, [3, 4]);
+        let h = WalHeader::parse(&hb).unwrap();
+        // Transactions of 3 frames, one of CHUNK_FRAMES + 10 frames in the middle, then a tail
+        // of 2 frames with no commit (a transaction being written).
+        let mut sizes = vec![3u32; 2_000];
+        sizes.insert(1_000, CHUNK_FRAMES + 10);
+        let mut file = hb.clone();
+        let mut chain = h.checksum;
+        let mut commits = Vec::new();
+        let mut n = 0u32;
+        for (t, len) in sizes.iter().enumerate() {
+            for i in 0..*len {
+                n += 1;
+                let commit = if i + 1 == *len { n } else { 0 };
+                let f = frame(&h, chain, n % 50 + 1, commit, t as u8);
+                chain = h.check_frame(chain, &f).unwrap();
+                file.extend(f);
+            }
+            commits.push(n);
+        }
+        let chain_at_last_commit = chain;
+        for _ in 0..2 {
+            n += 1;
+            let f = frame(&h, chain, 1, 0, 0);
+            chain = h.check_frame(chain, &f).unwrap();
+            file.extend(f);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db-wal");
+        std::fs::write(&path, &file).unwrap();
+        let mut wal = std::fs::File::open(&path).unwrap();
+
+        let mut pieces = Vec::new();
+        let mut last_chain = None;
+        let whole = read_in_pieces(&mut wal, &h, h.checksum, 1, n, |first, frames, after| {
+            let count = (frames.len() / h.frame_size()) as u32;
+            let txs = transactions(frames, 512).unwrap();
+            pieces.push((first, count, txs.len()));
+            // The chain passed on is the one after exactly these frames.
+            let (again, c) = read_frames(
+                &mut std::fs::File::open(&path).unwrap(),
+                &h,
+                h.checksum,
+                1,
+                first + count - 1,
+            )
+            .unwrap()
+            .unwrap();
+            assert_eq!(
+                again.len() as u32 / h.frame_size() as u32,
+                first + count - 1
+            );
+            assert_eq!(c, after);
+            last_chain = Some(after);
+            Ok::<(), std::io::Error>(())
+        })
+        .unwrap();
+        assert!(whole);
+        let mut next = 1;
+        for &(first, count, txs) in &pieces {
+            assert_eq!(first, next, "the pieces follow each other");
+            assert!(
+                commits.contains(&(first + count - 1)),
+                "a piece ends at a commit"
+            );
+            assert!(
+                count <= CHUNK_FRAMES || txs == 1,
+                "{count} frames in {txs} transactions"
+            );
+            next = first + count;
+        }
+        assert_eq!(
+            next - 1,
+            *commits.last().unwrap(),
+            "everything up to the last commit"
+        );
+        assert_eq!(last_chain, Some(chain_at_last_commit));
+        assert!(pieces.len() > 2, "{pieces:?}");
+        assert!(
+            pieces.iter().any(|p| p.1 > CHUNK_FRAMES),
+            "the long transaction whole"
+        );
     }
 }

@@ -565,10 +565,20 @@ pub async fn health_of(store: &Store, monitor_id: i64) -> Result<Option<String>>
     )
 }
 
-/// The write that stores a monitor's state (everything but `last_ping_at`, which pings own).
-pub fn state_write(monitor_id: i64, s: &MonitorState) -> Write {
-    Write::Exec {
-        sql: "INSERT INTO monitor_state (monitor_id, health, alerted, failures, successes, last_check_at, last_ok,
+/// The monitor whose state `w` stores, when it is a [`state_write`] (an upsert: a later one for
+/// the same monitor makes an earlier one unneeded, which lets a runner's unstored writes
+/// coalesce).
+pub fn state_write_monitor(w: &Write) -> Option<i64> {
+    match w {
+        Write::Exec { sql, args } if *sql == STATE_SQL => match args.first() {
+            Some(crate::Value::I64(id)) => *id,
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+const STATE_SQL: &str = "INSERT INTO monitor_state (monitor_id, health, alerted, failures, successes, last_check_at, last_ok,
                  last_latency_us, last_failure, last_failure_at, cert_expires_at, cert_warned, cron_slot, changed_at,
                  cert_chain_valid)
               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
@@ -578,7 +588,12 @@ pub fn state_write(monitor_id: i64, s: &MonitorState) -> Write {
                  last_latency_us = excluded.last_latency_us, last_failure = excluded.last_failure,
                  last_failure_at = excluded.last_failure_at, cert_expires_at = excluded.cert_expires_at,
                  cert_warned = excluded.cert_warned, cron_slot = excluded.cron_slot,
-                 changed_at = excluded.changed_at, cert_chain_valid = excluded.cert_chain_valid",
+                 changed_at = excluded.changed_at, cert_chain_valid = excluded.cert_chain_valid";
+
+/// The write that stores a monitor's state (everything but `last_ping_at`, which pings own).
+pub fn state_write(monitor_id: i64, s: &MonitorState) -> Write {
+    Write::Exec {
+        sql: STATE_SQL,
         args: vec![
             monitor_id.into(),
             s.health.clone().into(),

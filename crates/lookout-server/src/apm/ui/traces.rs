@@ -140,6 +140,10 @@ struct TracePage {
     start: When,
     duration: String,
     span_count: String,
+    /// Some spans were left out (the view's bounds).
+    truncated: bool,
+    /// The trace index lags: spans received a while ago may be missing.
+    incomplete_index: bool,
     services: Vec<String>,
     waterfall: String,
     /// (when, offset into the trace, severity, service, body, span).
@@ -162,7 +166,19 @@ pub async fn trace(
             .into_response());
     }
     let projects = [ctx.project_id];
-    let spans = query::trace(state.store(), &projects, &id).await?;
+    let query::TraceSpans {
+        spans,
+        truncated,
+        incomplete_index,
+    } = query::trace_capped(state.store(), &projects, &id).await?;
+    if spans.is_empty() && incomplete_index {
+        return Ok((
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, "5")],
+            "the trace index is catching up: this trace may be stored but not found yet; try again shortly",
+        )
+            .into_response());
+    }
     if spans.is_empty() {
         return Ok((
             StatusCode::NOT_FOUND,
@@ -217,6 +233,8 @@ pub async fn trace(
         start: When::at(tree.start_ns / 1_000_000),
         duration: ms(Some(tree.duration_ns as f64 / 1e6)),
         span_count: crate::ui::fmt::grouped(i64::try_from(spans.len()).unwrap_or(i64::MAX)),
+        truncated,
+        incomplete_index,
         services: tree.services.clone(),
         waterfall: w,
         logs: logs
