@@ -189,17 +189,24 @@ pub struct Clock {
     pub sent_at_ms: Option<i64>,
 }
 
+/// Refuses a payload over [`MAX_EVENT_BYTES`] (before it is parsed, and again for a value the
+/// caller parsed itself).
+fn check_size(payload: &[u8]) -> Result<(), ProtocolError> {
+    if payload.len() > MAX_EVENT_BYTES {
+        return Err(ProtocolError::TooLarge(format!(
+            "event exceeds {MAX_EVENT_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
 /// Parses and normalises an error event payload.
 pub fn parse_event(
     payload: &[u8],
     envelope_event_id: Option<&str>,
     clock: &Clock,
 ) -> Result<ErrorEvent, ProtocolError> {
-    if payload.len() > MAX_EVENT_BYTES {
-        return Err(ProtocolError::TooLarge(format!(
-            "event exceeds {MAX_EVENT_BYTES} bytes"
-        )));
-    }
+    check_size(payload)?;
     match serde_json::from_slice(payload) {
         Ok(body) => parse_event_value(body, payload, envelope_event_id, clock),
         Err(e) => Err(ProtocolError::Malformed(format!(
@@ -217,11 +224,7 @@ pub fn parse_event_value(
     envelope_event_id: Option<&str>,
     clock: &Clock,
 ) -> Result<ErrorEvent, ProtocolError> {
-    if payload.len() > MAX_EVENT_BYTES {
-        return Err(ProtocolError::TooLarge(format!(
-            "event exceeds {MAX_EVENT_BYTES} bytes"
-        )));
-    }
+    check_size(payload)?;
     let mut body: Map<String, Value> = match body {
         Value::Object(m) => m,
         _ => {
