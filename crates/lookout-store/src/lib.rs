@@ -656,7 +656,9 @@ async fn checkpoint_wal(
 ///   power loss, not only `kill -9`. The group commit pays that fsync once per batch.
 /// - `foreign_keys=ON`: SQLite leaves them off by default; the schema relies on cascades.
 /// - `busy_timeout=5000`: a second writer (CLI, migrations) waits instead of failing at once.
-/// - `temp_store=MEMORY`: sorts and temp indexes never touch the disk.
+/// - `temp_store=FILE`: sorts and temporary indexes stay in memory up to the cache size and
+///   spill to an unlinked temporary file beyond it. With `MEMORY` a query sorting a large
+///   result (an NRQL facet over millions of rows) held all of it in memory, outside any budget.
 /// - `wal_autocheckpoint=0`: [`checkpoint_wal`] checkpoints instead, off the commit path.
 /// - `cache_size=-16000` (16 MB instead of SQLite's 2 MB): span ingest inserts into indexes on
 ///   random trace ids; with the default cache nearly every insert re-read index pages (measured:
@@ -669,5 +671,5 @@ async fn checkpoint_wal(
 ///   allocated, and eight connections with a 16 MB ceiling each cannot hold 128 MB between them.
 ///   It is soft: a statement that needs more memory than the budget still gets it.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
-     PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000; PRAGMA temp_store=MEMORY; \
+     PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000; PRAGMA temp_store=FILE; \
      PRAGMA cache_size=-16000; PRAGMA soft_heap_limit=25165824; PRAGMA wal_autocheckpoint=0;";

@@ -105,6 +105,25 @@ pub struct Condition {
     right: Term,
 }
 
+impl Condition {
+    /// Whether judging this condition needs the response body (`[BODY]`, with or without a
+    /// path, also inside `len()` and `has()`): a check none of whose conditions do reads the
+    /// body without keeping it.
+    pub fn reads_body(&self) -> bool {
+        self.left.reads_body() || self.right.reads_body()
+    }
+}
+
+impl Term {
+    fn reads_body(&self) -> bool {
+        match self {
+            Term::Body(_) => true,
+            Term::Len(t) | Term::Has(t) => t.reads_body(),
+            _ => false,
+        }
+    }
+}
+
 /// The outcome of one condition on one observation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
