@@ -43,7 +43,7 @@ pub async fn unused(conn: &mut PgConnection, opt: &Options) -> sqlx::Result<Vec<
          WHERE NOT i.indisunique AND NOT i.indisprimary AND NOT i.indisexclusion AND i.indisvalid
            AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = s.indexrelid)
            AND s.idx_scan <= $1
-         ORDER BY pg_relation_size(s.indexrelid) DESC, s.indexrelname",
+         ORDER BY pg_relation_size(s.indexrelid) DESC, s.indexrelname LIMIT 5000",
     )
     .bind(opt.unused_max_scans)
     .fetch_all(&mut *conn)
@@ -101,7 +101,7 @@ pub async fn duplicates(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> {
          JOIN pg_am am ON am.oid = ic.relam
          LEFT JOIN pg_stat_user_indexes s ON s.indexrelid = i.indexrelid
          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
-         ORDER BY n.nspname, t.relname, ic.relname",
+         ORDER BY n.nspname, t.relname, ic.relname LIMIT 5000",
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -179,7 +179,7 @@ pub async fn invalid(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> {
          JOIN pg_class ic ON ic.oid = i.indexrelid
          JOIN pg_class t ON t.oid = i.indrelid
          JOIN pg_namespace n ON n.oid = t.relnamespace
-         WHERE NOT i.indisvalid ORDER BY 1, 2, 3",
+         WHERE NOT i.indisvalid ORDER BY 1, 2, 3 LIMIT 5000",
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -228,7 +228,7 @@ pub async fn missing(
          WHERE s.seq_scan >= $2 AND c.reltuples >= $1
            AND s.seq_tup_read / s.seq_scan >= $1 / 2
            AND 100.0 * COALESCE(s.idx_scan, 0) / (s.seq_scan + COALESCE(s.idx_scan, 0)) < 95
-         ORDER BY s.seq_tup_read DESC",
+         ORDER BY s.seq_tup_read DESC LIMIT 5000",
     )
     .bind(opt.missing_min_rows)
     // Index builds, ANALYZE and the odd report scan too; a missing index shows as many scans.

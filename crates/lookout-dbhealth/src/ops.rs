@@ -19,7 +19,7 @@ pub async fn activity(conn: &mut PgConnection, opt: &Options) -> sqlx::Result<Ve
          FROM pg_stat_activity
          WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'
            AND state IS NOT NULL AND state <> 'idle'
-         ORDER BY secs DESC",
+         ORDER BY secs DESC LIMIT 5000",
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -109,7 +109,7 @@ pub async fn vacuum(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> {
                 current_setting('autovacuum_vacuum_scale_factor')::float8 AS vacuum_scale,
                 current_setting('autovacuum_analyze_threshold')::float8 AS analyze_threshold,
                 current_setting('autovacuum_analyze_scale_factor')::float8 AS analyze_scale
-         FROM pg_stat_user_tables ORDER BY n_dead_tup DESC",
+         FROM pg_stat_user_tables ORDER BY n_dead_tup DESC LIMIT 5000",
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -170,7 +170,7 @@ pub async fn wraparound(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> {
     let rows = sqlx::query(
         "SELECT datname::text AS datname, age(datfrozenxid)::int8 AS age,
                 current_setting('autovacuum_freeze_max_age')::int8 AS freeze_max_age
-         FROM pg_database WHERE datallowconn ORDER BY age DESC",
+         FROM pg_database WHERE datallowconn ORDER BY age DESC LIMIT 5000",
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -219,7 +219,8 @@ pub async fn sequences(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> {
          JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
          JOIN pg_sequences ps ON ps.schemaname = sn.nspname AND ps.sequencename = s.relname
          WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
-           AND d.deptype IN ('a', 'i') AND ps.last_value IS NOT NULL",
+           AND d.deptype IN ('a', 'i') AND ps.last_value IS NOT NULL
+         ORDER BY ps.last_value::float8 / ps.max_value::float8 DESC LIMIT 5000",
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -310,7 +311,8 @@ pub async fn bloat(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> {
                 current_setting('block_size')::float8 AS block_size
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
-           AND c.relpages >= 128 AND c.reltuples > 0",
+           AND c.relpages >= 128 AND c.reltuples > 0
+         ORDER BY c.relpages DESC LIMIT 5000",
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -352,7 +354,8 @@ pub async fn bloat(conn: &mut PgConnection) -> sqlx::Result<Vec<Finding>> {
          JOIN pg_namespace n ON n.oid = t.relnamespace
          JOIN pg_am am ON am.oid = ic.relam AND am.amname = 'btree'
          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
-           AND i.indexprs IS NULL AND ic.relpages >= 128 AND ic.reltuples > 0",
+           AND i.indexprs IS NULL AND ic.relpages >= 128 AND ic.reltuples > 0
+         ORDER BY ic.relpages DESC LIMIT 5000",
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -439,7 +442,7 @@ pub async fn replication(conn: &mut PgConnection, opt: &Options) -> sqlx::Result
                 COALESCE(state, '') AS state,
                 COALESCE(EXTRACT(EPOCH FROM replay_lag), 0)::float8 AS secs,
                 COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::float8 AS bytes
-         FROM pg_stat_replication",
+         FROM pg_stat_replication ORDER BY replay_lag DESC NULLS LAST LIMIT 5000",
     )
     .fetch_all(&mut *conn)
     .await?;
