@@ -425,6 +425,9 @@ pub fn parse_response(raw: &[u8], head_only: bool) -> Result<Option<(u16, Vec<u8
     }
 }
 
+/// The largest response body a virtual user reads (k6 reads bodies whole too, with no bound).
+pub const MAX_RESPONSE_BODY: usize = 64 << 20;
+
 /// Where reading one response stands: its head once parsed, and how far chunks are decoded.
 #[derive(Default)]
 struct Reader {
@@ -480,6 +483,19 @@ impl Reader {
             }
         }
         let h = self.head.as_ref().expect("set above");
+        // A response is held whole until it is checked, so its size is bounded: a target that
+        // streams without end (or claims a huge Content-Length) fails that request instead of
+        // filling the generator's memory.
+        let claimed = match h.body {
+            BodyLen::Exact(len) => len,
+            _ => 0,
+        };
+        if claimed > MAX_RESPONSE_BODY || resp.raw.len().saturating_sub(h.len) > MAX_RESPONSE_BODY {
+            return Err(Failure::new(
+                1000,
+                format!("response body over {} MiB", MAX_RESPONSE_BODY >> 20),
+            ));
+        }
         let done = match h.body {
             BodyLen::None => {
                 resp.body_at = h.len..h.len;
@@ -749,6 +765,14 @@ mod tests {
         )
         .is_err());
         assert!(parse_response(b"NOT HTTP", false).is_err());
+        assert_eq!(
+            parse_response(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n",
+                false
+            ),
+            Err("response body over 64 MiB".into()),
+            "a body too large to hold fails the request"
+        );
         assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", false).is_err());
     }
 
