@@ -55,6 +55,9 @@ pub struct FileConfig {
     /// Single sign-on with OpenID Connect (docs/identity.md).
     #[serde(default)]
     pub oidc: Option<OidcFileConfig>,
+    /// The StatsD/DogStatsD listener (docs/metrics.md, "StatsD"); flags and variables win.
+    #[serde(default)]
+    pub statsd: StatsdFileConfig,
     /// Monitors declared as code: accepted here, read and reconciled by the server (also on
     /// SIGHUP), which owns their format.
     #[serde(default, rename = "monitors")]
@@ -65,6 +68,62 @@ pub struct FileConfig {
     /// Dashboards declared as code (as `monitors`; see docs/dashboards.md).
     #[serde(default, rename = "dashboards")]
     _dashboards: Option<serde::de::IgnoredAny>,
+}
+
+/// The `statsd` section; each key as its `--statsd-*` flag.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsdFileConfig {
+    /// See `--statsd-listen`.
+    pub listen: Option<SocketAddr>,
+    /// See `--statsd-project`.
+    pub project: Option<String>,
+    /// See `--statsd-flush-interval` (`10s`, `1m`).
+    pub flush_interval: Option<String>,
+    /// See `--statsd-max-packet`.
+    pub max_packet: Option<usize>,
+    /// See `--statsd-max-series`.
+    pub max_series: Option<usize>,
+    /// See `--statsd-quantiles`.
+    pub quantiles: Option<Vec<f64>>,
+}
+
+/// The StatsD listener's settings, or `None` when no listen address is given.
+pub fn statsd(args: &ServeArgs, file: &FileConfig) -> Result<Option<lookout_server::statsd::Settings>> {
+    let f = &file.statsd;
+    let Some(listen) = args.statsd_listen.or(f.listen) else {
+        return Ok(None);
+    };
+    let mut s = lookout_server::statsd::Settings::new(listen);
+    s.project = args.statsd_project.clone().or_else(|| f.project.clone());
+    if let Some(d) = args.statsd_flush_interval {
+        s.flush_every = d;
+    } else if let Some(text) = &f.flush_interval {
+        s.flush_every = humantime::parse_duration(text)
+            .with_context(|| format!("statsd.flush_interval: {text:?} is not a duration (write e.g. 10s)"))?;
+    }
+    if s.flush_every < std::time::Duration::from_millis(100) {
+        bail!("statsd flush interval: at least 100ms");
+    }
+    if let Some(n) = args.statsd_max_packet.or(f.max_packet) {
+        if !(512..=65_507).contains(&n) {
+            bail!("statsd max packet: {n} is not between 512 and 65507 bytes");
+        }
+        s.max_packet = n;
+    }
+    if let Some(n) = args.statsd_max_series.or(f.max_series) {
+        if n == 0 {
+            bail!("statsd max series: at least 1");
+        }
+        s.aggregate.max_series = n;
+    }
+    if let Some(q) = args.statsd_quantiles.clone().or_else(|| f.quantiles.clone()) {
+        if q.iter().any(|q| !(0.0..=1.0).contains(q)) || q.len() > 20 {
+            bail!("statsd quantiles: at most 20, each between 0 and 1");
+        }
+        s.aggregate.quantiles = q;
+    }
+    Ok(Some(s))
 }
 
 /// The `outbound` section: one policy for every user-supplied destination.

@@ -67,7 +67,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// A refusal: status, gRPC code, message, and a Retry-After for throttling.
-struct Refusal {
+pub(super) struct Refusal {
     status: StatusCode,
     code: i32,
     message: String,
@@ -96,7 +96,7 @@ impl Refusal {
     }
 }
 
-fn from_store(e: StoreError) -> Refusal {
+pub(super) fn from_store(e: StoreError) -> Refusal {
     match e {
         StoreError::Overloaded | StoreError::ShuttingDown => Refusal::busy(),
         other => {
@@ -267,18 +267,24 @@ async fn handle(
             }
             Ok((0, String::new()))
         }
-        Decoded::Metrics(points, rejected) => {
+        Decoded::Metrics(points, rejected, translated) => {
             metrics::counter!("lookout_otlp_metric_points_total").increment(points.len() as u64);
             if !points.is_empty() {
                 lookout_store::apm::metrics::ingest(state.store(), project, &points)
                     .await
                     .map_err(from_store)?;
             }
-            let message = if rejected > 0 {
+            // The same points into the Prometheus store, for PromQL. A failure here answers 503
+            // and the exporter retries: the APM tables count a re-exported cumulative point once
+            // and the Prometheus store keeps a timestamp's first value, so nothing doubles.
+            let mut message = if rejected > 0 {
                 "points without a finite value or with mismatched buckets were refused".to_string()
             } else {
                 String::new()
             };
+            if let Err(refused) = super::prom::ingest(state, project, translated).await? {
+                message = refused;
+            }
             Ok((rejected, message))
         }
     }
@@ -292,7 +298,11 @@ static DECODES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 enum Decoded {
     Traces(lookout_apm::span::Spans),
     Logs(Vec<lookout_apm::log::LogRecord>),
-    Metrics(Vec<lookout_apm::metric::Point>, i64),
+    Metrics(
+        Vec<lookout_apm::metric::Point>,
+        i64,
+        lookout_apm::prom::Translated,
+    ),
 }
 
 impl Decoded {
@@ -305,9 +315,9 @@ impl Decoded {
                 raw, encoding,
             )?)),
             Signal::Metrics => {
-                let (points, rejected) =
-                    lookout_apm::metric::from_request(&decode::metrics(raw, encoding)?);
-                Decoded::Metrics(points, rejected)
+                let req = decode::metrics(raw, encoding)?;
+                let (points, rejected) = lookout_apm::metric::from_request(&req);
+                Decoded::Metrics(points, rejected, lookout_apm::prom::translate(&req))
             }
         })
     }

@@ -1,6 +1,7 @@
 //! The event types NRQL reads when the rollups cannot answer, as rows of attributes:
 //! `Transaction` (request spans) and `Span` (every span) from the raw span blocks,
-//! `TransactionError` / `ErrorEvent` (error events), `Log`, `Metric` (per-minute points),
+//! `TransactionError` / `ErrorEvent` (error events), `Log`, `Metric` (APM per-minute points and
+//! every sample of the Prometheus store),
 //! `SyntheticCheck` (uptime check results), `LoadTestRun` and `BenchmarkPoint`.
 //!
 //! Attribute names are OpenTelemetry's plus New Relic's common aliases (`appName`, `name`,
@@ -258,7 +259,8 @@ pub async fn scan(
             scans::metric_points(store, projects, since, until, |m| {
                 visit(metric_row(m, need))
             })
-            .await
+            .await?;
+            prometheus_rows(store, projects, (since, until), need, visit).await
         }
         "SyntheticCheck" => {
             scans::check_results(store, since, until, |c| visit(check_row(c, need))).await
@@ -345,6 +347,61 @@ fn metric_row(m: scans::MetricPointRow, need: &Need) -> Row {
     r.set("max", m.max.map_or(V::Null, V::Num));
     r.flatten_text(&m.attributes);
     r.done()
+}
+
+/// Most Prometheus-store samples one `FROM Metric` query reads (about 24 MB); more is a clear
+/// refusal that asks for a narrower window, never a partial answer.
+pub const MAX_PROMETHEUS_SAMPLES: usize = 1_000_000;
+
+/// The Prometheus store's samples (remote write, StatsD, OTLP translated) as `Metric` rows: one
+/// per sample, `metricName` the series' name, the value under that name and under `value`, the
+/// labels as attributes, and `metric.source` = `prometheus` so they can be told from the APM
+/// points. Staleness markers are not rows.
+async fn prometheus_rows(
+    store: &Store,
+    projects: &[i64],
+    (since, until): (i64, i64),
+    need: &Need,
+    visit: &mut (dyn FnMut(Row) -> Result<(), QueryError> + Send),
+) -> Result<(), QueryError> {
+    use lookout_store::prom::query::{select_within, Budget, ReadError};
+    let mut budget = Budget::new(MAX_PROMETHEUS_SAMPLES);
+    for &project in projects {
+        let series = select_within(store, project, &[], since, until - 1, &mut budget)
+            .await
+            .map_err(|e| match e {
+                ReadError::Store(e) => QueryError::Store(e),
+                other => QueryError::TooLarge(format!(
+                    "FROM Metric: the Prometheus store has too much in this window ({other}); \
+                     narrow it with SINCE/UNTIL"
+                )),
+            })?;
+        for s in series {
+            let name = s
+                .labels
+                .iter()
+                .find(|(k, _)| k == "__name__")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            for (t, v) in s.samples {
+                if v.is_nan() {
+                    continue;
+                }
+                let mut r = Build::new(t, need);
+                for (k, lv) in &s.labels {
+                    if k != "__name__" {
+                        r.text(&[k.as_str()], Some(lv.clone()));
+                    }
+                }
+                r.set(&name, V::Num(v));
+                r.set("value", V::Num(v));
+                r.text(&["metricName"], Some(name.clone()));
+                r.text(&["metric.source"], Some("prometheus".into()));
+                visit(r.done())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_row(c: scans::CheckResultRow, need: &Need) -> Row {

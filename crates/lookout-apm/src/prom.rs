@@ -1,0 +1,521 @@
+//! OTLP metrics as Prometheus series, named as Prometheus's own OTLP receiver names them with
+//! translation on (`UnderscoreEscapingWithSuffixes`, its default), so PromQL written against a
+//! Prometheus that receives the same export works here:
+//! - the name: every character outside `[a-zA-Z0-9_:]` becomes `_` (runs of `_` collapse), the
+//!   unit is appended as a word (`s` → `_seconds`, `ms` → `_milliseconds`, `By` → `_bytes`,
+//!   `1` on a gauge → `_ratio`, `a/b` → `_a_per_b`, `{…}` annotations dropped) unless the name
+//!   already ends with it, and monotonic sums get `_total`;
+//! - labels: the point's attributes (names escaped the same way), `job` from `service.name`
+//!   (prefixed by `service.namespace/` when set), `instance` from `service.instance.id`;
+//! - gauges and non-monotonic sums → gauges; cumulative monotonic sums → counters; cumulative
+//!   histograms → classic histograms (`_bucket{le}` cumulative, `_sum`, `_count`); summaries →
+//!   `{quantile}`, `_sum`, `_count`.
+//!
+//! What Prometheus refuses without feature flags is skipped here too and counted: delta
+//! temporality and exponential histograms (Prometheus keeps those as native histograms, which
+//! this store does not hold yet). Other resource attributes (Prometheus's `target_info`) are not
+//! written.
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point, AggregationTemporality};
+
+use crate::attrs::{any_to_text, string};
+
+/// One sample of one series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Sorted labels, `__name__` included.
+    pub labels: Vec<(String, String)>,
+    /// Time, ms.
+    pub t: i64,
+    /// Value.
+    pub v: f64,
+}
+
+/// A metric family's type and unit, for the store's metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Family {
+    /// Family name (a counter's without `_total`).
+    pub name: String,
+    /// `counter`, `gauge`, `histogram` or `summary`.
+    pub kind: &'static str,
+    /// The unit as a word (`seconds`), or empty.
+    pub unit: String,
+    /// The description.
+    pub help: String,
+}
+
+/// What an export translates to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Translated {
+    /// Samples, in export order.
+    pub samples: Vec<Sample>,
+    /// One entry per metric.
+    pub families: Vec<Family>,
+    /// Points skipped (delta temporality, exponential histograms, non-finite values).
+    pub skipped: u64,
+}
+
+/// Translates an export (see the module docs).
+pub fn translate(req: &ExportMetricsServiceRequest) -> Translated {
+    let mut out = Translated::default();
+    for rm in &req.resource_metrics {
+        let resource = rm.resource.as_ref().map_or(&[][..], |r| &r.attributes);
+        let mut target = Vec::new();
+        if let Some(service) = string(resource, &["service.name"]) {
+            let job = match string(resource, &["service.namespace"]) {
+                Some(ns) => format!("{ns}/{service}"),
+                None => service,
+            };
+            target.push(("job".to_string(), job));
+        }
+        if let Some(instance) = string(resource, &["service.instance.id"]) {
+            target.push(("instance".to_string(), instance));
+        }
+        for sm in &rm.scope_metrics {
+            for m in &sm.metrics {
+                let cumulative = |t: i32| t == AggregationTemporality::Cumulative as i32;
+                let labels = |attrs: &[KeyValue], name: &str, extra: Option<(&str, String)>| {
+                    let mut l: Vec<(String, String)> = Vec::with_capacity(attrs.len() + 4);
+                    for kv in attrs {
+                        let Some(v) = kv.value.as_ref() else { continue };
+                        let text = any_to_text(v);
+                        if !text.is_empty() {
+                            l.push((label_name(&kv.key), text));
+                        }
+                    }
+                    // Target labels win over attributes of the same name, as in Prometheus.
+                    l.retain(|(k, _)| !target.iter().any(|(t, _)| t == k));
+                    l.extend(target.iter().cloned());
+                    l.push(("__name__".into(), name.to_string()));
+                    if let Some((k, v)) = extra {
+                        l.push((k.to_string(), v));
+                    }
+                    l.sort();
+                    l.dedup_by(|a, b| a.0 == b.0);
+                    l
+                };
+                let mut family = |kind: &'static str, name: String| {
+                    out.families.push(Family {
+                        name,
+                        kind,
+                        unit: unit_word(&m.unit).unwrap_or_default(),
+                        help: m.description.chars().take(1024).collect(),
+                    });
+                };
+                match m.data.as_ref() {
+                    Some(Data::Gauge(g)) => {
+                        let name = metric_name(&m.name, &m.unit, Shape::Gauge);
+                        family("gauge", name.clone());
+                        for p in &g.data_points {
+                            match number(p.value.as_ref()) {
+                                Some(v) => out.samples.push(Sample {
+                                    labels: labels(&p.attributes, &name, None),
+                                    t: ms(p.time_unix_nano),
+                                    v,
+                                }),
+                                None => out.skipped += 1,
+                            }
+                        }
+                    }
+                    Some(Data::Sum(s)) => {
+                        if s.is_monotonic && !cumulative(s.aggregation_temporality) {
+                            out.skipped += s.data_points.len() as u64;
+                            continue;
+                        }
+                        let (shape, kind) = if s.is_monotonic {
+                            (Shape::Counter, "counter")
+                        } else {
+                            (Shape::Gauge, "gauge")
+                        };
+                        let name = metric_name(&m.name, &m.unit, shape);
+                        family(
+                            kind,
+                            name.strip_suffix("_total").unwrap_or(&name).to_string(),
+                        );
+                        for p in &s.data_points {
+                            match number(p.value.as_ref()) {
+                                Some(v) => out.samples.push(Sample {
+                                    labels: labels(&p.attributes, &name, None),
+                                    t: ms(p.time_unix_nano),
+                                    v,
+                                }),
+                                None => out.skipped += 1,
+                            }
+                        }
+                    }
+                    Some(Data::Histogram(h)) => {
+                        if !cumulative(h.aggregation_temporality) {
+                            out.skipped += h.data_points.len() as u64;
+                            continue;
+                        }
+                        let name = metric_name(&m.name, &m.unit, Shape::Other);
+                        family("histogram", name.clone());
+                        for p in &h.data_points {
+                            let t = ms(p.time_unix_nano);
+                            if !p.bucket_counts.is_empty() {
+                                if p.bucket_counts.len() != p.explicit_bounds.len() + 1 {
+                                    out.skipped += 1;
+                                    continue;
+                                }
+                                let mut acc = 0u64;
+                                let bounds = p.explicit_bounds.iter().map(|b| format!("{b}"));
+                                let les = bounds.chain(std::iter::once("+Inf".to_string()));
+                                for (n, le) in p.bucket_counts.iter().zip(les) {
+                                    acc = acc.saturating_add(*n);
+                                    out.samples.push(Sample {
+                                        labels: labels(
+                                            &p.attributes,
+                                            &format!("{name}_bucket"),
+                                            Some(("le", le)),
+                                        ),
+                                        t,
+                                        v: acc as f64,
+                                    });
+                                }
+                            }
+                            if let Some(sum) = p.sum.filter(|s| s.is_finite()) {
+                                out.samples.push(Sample {
+                                    labels: labels(&p.attributes, &format!("{name}_sum"), None),
+                                    t,
+                                    v: sum,
+                                });
+                            }
+                            out.samples.push(Sample {
+                                labels: labels(&p.attributes, &format!("{name}_count"), None),
+                                t,
+                                v: p.count as f64,
+                            });
+                        }
+                    }
+                    Some(Data::Summary(s)) => {
+                        let name = metric_name(&m.name, &m.unit, Shape::Other);
+                        family("summary", name.clone());
+                        for p in &s.data_points {
+                            let t = ms(p.time_unix_nano);
+                            for q in &p.quantile_values {
+                                out.samples.push(Sample {
+                                    labels: labels(
+                                        &p.attributes,
+                                        &name,
+                                        Some(("quantile", format!("{}", q.quantile))),
+                                    ),
+                                    t,
+                                    v: q.value,
+                                });
+                            }
+                            out.samples.push(Sample {
+                                labels: labels(&p.attributes, &format!("{name}_sum"), None),
+                                t,
+                                v: p.sum,
+                            });
+                            out.samples.push(Sample {
+                                labels: labels(&p.attributes, &format!("{name}_count"), None),
+                                t,
+                                v: p.count as f64,
+                            });
+                        }
+                    }
+                    Some(Data::ExponentialHistogram(h)) => {
+                        out.skipped += h.data_points.len() as u64;
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What a name is for: counters get `_total`, gauges with unit `1` get `_ratio`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// A monotonic cumulative sum.
+    Counter,
+    /// A gauge or a non-monotonic sum.
+    Gauge,
+    /// A histogram or a summary.
+    Other,
+}
+
+/// The Prometheus name of an OTLP metric (see the module docs).
+pub fn metric_name(name: &str, unit: &str, shape: Shape) -> String {
+    let mut out = escape(name);
+    let word = match unit_word(unit) {
+        Some(w) => Some(w),
+        None if unit == "1" && shape == Shape::Gauge => Some("ratio".to_string()),
+        None => None,
+    };
+    if let Some(w) = word {
+        if !out.ends_with(&format!("_{w}")) && out != w {
+            out = format!("{out}_{w}");
+        }
+    }
+    if shape == Shape::Counter && !out.ends_with("_total") {
+        out.push_str("_total");
+    }
+    out
+}
+
+/// A label name: characters outside `[a-zA-Z0-9_]` become `_`; a leading digit gets `key_`.
+fn label_name(key: &str) -> String {
+    let mut s: String = key
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.insert_str(0, "key_");
+    }
+    if s.starts_with("__") && s != "__name__" {
+        s.insert_str(0, "key");
+    }
+    s
+}
+
+fn escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        let c = if c.is_ascii_alphanumeric() || c == ':' { c } else { '_' };
+        if c == '_' && out.ends_with('_') {
+            continue;
+        }
+        out.push(c);
+    }
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// A UCUM unit as the word Prometheus appends; `None` for none, `1`, and annotations.
+fn unit_word(unit: &str) -> Option<String> {
+    // `{requests}` and the like are annotations, not units.
+    let unit: String = {
+        let mut s = String::new();
+        let mut depth = 0;
+        for c in unit.chars() {
+            match c {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                _ if depth == 0 => s.push(c),
+                _ => {}
+            }
+        }
+        s
+    };
+    let unit = unit.trim();
+    if unit.is_empty() || unit == "1" {
+        return None;
+    }
+    let (main, per) = match unit.split_once('/') {
+        Some((a, b)) => (a, Some(b)),
+        None => (unit, None),
+    };
+    let word = |u: &str| -> String {
+        match u {
+            "d" => "days",
+            "h" => "hours",
+            "min" => "minutes",
+            "s" => "seconds",
+            "ms" => "milliseconds",
+            "us" => "microseconds",
+            "ns" => "nanoseconds",
+            "By" => "bytes",
+            "KiBy" => "kibibytes",
+            "MiBy" => "mebibytes",
+            "GiBy" => "gibibytes",
+            "TiBy" => "tibibytes",
+            "KBy" => "kilobytes",
+            "MBy" => "megabytes",
+            "GBy" => "gigabytes",
+            "TBy" => "terabytes",
+            "m" => "meters",
+            "V" => "volts",
+            "A" => "amperes",
+            "J" => "joules",
+            "W" => "watts",
+            "g" => "grams",
+            "Cel" => "celsius",
+            "Hz" => "hertz",
+            "%" => "percent",
+            other => return escape(other),
+        }
+        .to_string()
+    };
+    let per_word = |u: &str| -> String {
+        match u {
+            "s" => "second",
+            "m" => "minute",
+            "h" => "hour",
+            "d" => "day",
+            "w" => "week",
+            "mo" => "month",
+            "y" => "year",
+            other => return escape(other),
+        }
+        .to_string()
+    };
+    let main = if main.is_empty() { None } else { Some(word(main)) };
+    let per = per.filter(|p| !p.is_empty()).map(per_word);
+    match (main, per) {
+        (Some(m), Some(p)) => Some(format!("{m}_per_{p}")),
+        (Some(m), None) => Some(m),
+        (None, Some(p)) => Some(format!("per_{p}")),
+        (None, None) => None,
+    }
+    .map(|w| w.trim_matches('_').to_string())
+    .filter(|w| !w.is_empty())
+}
+
+fn number(v: Option<&number_data_point::Value>) -> Option<f64> {
+    match v? {
+        number_data_point::Value::AsDouble(d) if d.is_finite() => Some(*d),
+        number_data_point::Value::AsInt(i) => Some(*i as f64),
+        _ => None,
+    }
+}
+
+fn ms(ns: u64) -> i64 {
+    i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics,
+        ScopeMetrics, Sum,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+
+    fn kv(k: &str, v: &str) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(v.into())),
+            }),
+        }
+    }
+
+    #[test]
+    fn names_follow_prometheus_otlp_translation() {
+        assert_eq!(
+            metric_name("http.server.request.duration", "s", Shape::Other),
+            "http_server_request_duration_seconds"
+        );
+        assert_eq!(
+            metric_name("http.server.requests", "{request}", Shape::Counter),
+            "http_server_requests_total"
+        );
+        assert_eq!(metric_name("sent", "By", Shape::Counter), "sent_bytes_total");
+        assert_eq!(metric_name("cpu.utilization", "1", Shape::Gauge), "cpu_utilization_ratio");
+        assert_eq!(metric_name("io", "By/s", Shape::Gauge), "io_bytes_per_second");
+        assert_eq!(metric_name("x_seconds", "s", Shape::Gauge), "x_seconds");
+        assert_eq!(metric_name("a..b-c", "", Shape::Gauge), "a_b_c");
+        assert_eq!(label_name("http.route"), "http_route");
+        assert_eq!(label_name("1x"), "key_1x");
+    }
+
+    #[test]
+    fn an_export_becomes_series_with_job_and_instance() {
+        let point = |v: f64, attrs| NumberDataPoint {
+            attributes: attrs,
+            time_unix_nano: 5_000_000_000,
+            value: Some(number_data_point::Value::AsDouble(v)),
+            ..Default::default()
+        };
+        let req = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: vec![
+                        kv("service.name", "checkout"),
+                        kv("service.instance.id", "pod-1"),
+                    ],
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![
+                        Metric {
+                            name: "orders".into(),
+                            unit: "{order}".into(),
+                            data: Some(Data::Sum(Sum {
+                                data_points: vec![point(7.0, vec![kv("http.route", "/pay")])],
+                                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                                is_monotonic: true,
+                            })),
+                            ..Default::default()
+                        },
+                        Metric {
+                            name: "deltas".into(),
+                            data: Some(Data::Sum(Sum {
+                                data_points: vec![point(1.0, vec![])],
+                                aggregation_temporality: AggregationTemporality::Delta as i32,
+                                is_monotonic: true,
+                            })),
+                            ..Default::default()
+                        },
+                        Metric {
+                            name: "temp".into(),
+                            data: Some(Data::Gauge(Gauge {
+                                data_points: vec![point(21.5, vec![])],
+                            })),
+                            ..Default::default()
+                        },
+                        Metric {
+                            name: "latency".into(),
+                            unit: "ms".into(),
+                            data: Some(Data::Histogram(Histogram {
+                                data_points: vec![HistogramDataPoint {
+                                    time_unix_nano: 5_000_000_000,
+                                    count: 3,
+                                    sum: Some(60.0),
+                                    bucket_counts: vec![1, 2, 0],
+                                    explicit_bounds: vec![10.0, 50.0],
+                                    ..Default::default()
+                                }],
+                                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                            })),
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let t = translate(&req);
+        assert_eq!(t.skipped, 1);
+        let find = |name: &str, extra: Option<(&str, &str)>| {
+            t.samples
+                .iter()
+                .find(|s| {
+                    s.labels.contains(&("__name__".into(), name.into()))
+                        && extra.is_none_or(|(k, v)| s.labels.contains(&(k.into(), v.into())))
+                })
+                .map(|s| (s.labels.clone(), s.t, s.v))
+        };
+        let (labels, time, v) = find("orders_total", None).unwrap();
+        assert_eq!((time, v), (5000, 7.0));
+        assert_eq!(
+            labels,
+            vec![
+                ("__name__".to_string(), "orders_total".to_string()),
+                ("http_route".into(), "/pay".into()),
+                ("instance".into(), "pod-1".into()),
+                ("job".into(), "checkout".into()),
+            ]
+        );
+        assert_eq!(find("temp", None).unwrap().2, 21.5);
+        assert_eq!(find("latency_milliseconds_bucket", Some(("le", "10"))).unwrap().2, 1.0);
+        assert_eq!(find("latency_milliseconds_bucket", Some(("le", "50"))).unwrap().2, 3.0);
+        assert_eq!(find("latency_milliseconds_bucket", Some(("le", "+Inf"))).unwrap().2, 3.0);
+        assert_eq!(find("latency_milliseconds_sum", None).unwrap().2, 60.0);
+        assert_eq!(find("latency_milliseconds_count", None).unwrap().2, 3.0);
+        assert!(find("deltas_total", None).is_none());
+        let kinds: Vec<_> = t.families.iter().map(|f| (f.name.as_str(), f.kind)).collect();
+        assert!(kinds.contains(&("orders", "counter")));
+        assert!(kinds.contains(&("latency_milliseconds", "histogram")));
+    }
+}

@@ -1,0 +1,554 @@
+//! The StatsD aggregator: lines in, one Prometheus batch out per flush. Pure (no IO, no clock
+//! of its own), so the naming map, sample rates, gauge deltas, set cardinality and the series
+//! budget are unit-tested here.
+//!
+//! **Naming.** Every character Prometheus does not allow in a metric or label name becomes `_`
+//! (`api.request-time` → `api_request_time`); a leading digit gets a `_` in front; a tag name
+//! starting with `__` (reserved) gets `tag` in front. A bare DogStatsD tag `canary` becomes the
+//! label `canary="true"`.
+//!
+//! **Types.**
+//! - counter `c` → `<name>_total`, a monotonic counter: the running sum since this server
+//!   started (each value divided by its sample rate), written at every flush, so `rate()` and
+//!   `increase()` work as on any Prometheus counter (a restart is a counter reset); a negative
+//!   increment (`decr`) is refused and counted as malformed, as statsd_exporter does;
+//! - gauge `g` → `<name>`, the last value; `+n` / `-n` change it (from 0 when unknown);
+//! - timer `ms` → a summary `<name>_seconds` in seconds (values divided by 1000); histogram
+//!   `h` and distribution `d` → a summary `<name>` in the unit sent. `_sum` and `_count` are
+//!   running totals like counters (weighted by 1/rate); `{quantile="…"}` are the quantiles of
+//!   the values of the last interval, written only for an interval that had values;
+//! - set `s` → a gauge `<name>` of the distinct members seen in the interval (0 when none).
+//!
+//! A series idle for [`Settings::idle_flushes`] flushes is forgotten; if it comes back, its
+//! counters start again from 0, which `rate()` reads as a reset.
+//!
+//! **Budgets.** At most [`Settings::max_series`] series (new ones are refused and counted); at
+//! most [`MAX_WINDOW`] values per summary and [`MAX_MEMBERS`] members per set per interval (the
+//! sum and count stay exact; quantiles are those of the values kept).
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+
+use lookout_protocol::remote_write::{Batch, Metadata, MetricType, Series};
+use lookout_protocol::statsd::{self, Kind, Line, Value};
+
+/// Values kept per summary per interval, for its quantiles.
+pub const MAX_WINDOW: usize = 10_000;
+/// Distinct members counted per set per interval.
+pub const MAX_MEMBERS: usize = 100_000;
+
+/// What the aggregator may hold, and what it writes.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Most series held at once.
+    pub max_series: usize,
+    /// Quantiles written for timers, histograms and distributions.
+    pub quantiles: Vec<f64>,
+    /// Flushes without a value after which a series is forgotten.
+    pub idle_flushes: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_series: 10_000,
+            quantiles: vec![0.5, 0.9, 0.99],
+            idle_flushes: 30,
+        }
+    }
+}
+
+/// What one packet did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Metric lines taken.
+    pub taken: u64,
+    /// Lines that did not parse, or whose name clashed with another type's.
+    pub malformed: u64,
+    /// Lines refused because the series budget was spent.
+    pub over_budget: u64,
+    /// Events and service checks (not stored).
+    pub ignored: u64,
+    /// The first malformed line's reason and start, for a rate-limited log line.
+    pub example: Option<String>,
+}
+
+#[derive(Debug)]
+enum State {
+    Counter(f64),
+    Gauge(f64),
+    Summary {
+        sum: f64,
+        count: f64,
+        window: Vec<f64>,
+    },
+    Set(HashSet<u64>),
+}
+
+impl State {
+    fn kind(&self) -> &'static str {
+        match self {
+            State::Counter(_) => "counter",
+            State::Gauge(_) => "gauge",
+            State::Summary { .. } => "summary",
+            State::Set(_) => "set",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    state: State,
+    /// Flushes since the last value.
+    idle: u32,
+}
+
+/// (Prometheus name, sorted labels).
+type Key = (String, Vec<(String, String)>);
+
+/// The in-memory aggregation between flushes.
+#[derive(Debug)]
+pub struct Aggregator {
+    settings: Settings,
+    series: HashMap<Key, Entry>,
+}
+
+impl Aggregator {
+    /// An empty aggregator.
+    pub fn new(settings: Settings) -> Self {
+        Aggregator {
+            settings,
+            series: HashMap::new(),
+        }
+    }
+
+    /// Series held.
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Whether no series is held.
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    /// Takes every line of a packet.
+    pub fn add_packet(&mut self, packet: &[u8]) -> Outcome {
+        let mut out = Outcome::default();
+        for line in statsd::lines(packet) {
+            let fault = match statsd::parse_line(line) {
+                Ok(Line::Metric(m)) => match self.add(&m) {
+                    Ok(()) => {
+                        out.taken += 1;
+                        None
+                    }
+                    Err(Refused::OverBudget) => {
+                        out.over_budget += 1;
+                        None
+                    }
+                    Err(Refused::Negative) => {
+                        Some("a counter cannot go down (send a gauge instead)".to_string())
+                    }
+                    Err(Refused::TypeClash(k)) => Some(format!(
+                        "{} is already a {k} with these tags",
+                        metric_name(m.name, m.kind)
+                    )),
+                },
+                Ok(Line::Event | Line::ServiceCheck) => {
+                    out.ignored += 1;
+                    None
+                }
+                Err(e) => Some(e.0.to_string()),
+            };
+            if let Some(why) = fault {
+                out.malformed += 1;
+                if out.example.is_none() {
+                    let start: String = String::from_utf8_lossy(line)
+                        .chars()
+                        .take(80)
+                        .filter(|c| !c.is_control())
+                        .collect();
+                    out.example = Some(format!("{why}: {start:?}"));
+                }
+            }
+        }
+        out
+    }
+
+    /// Takes one metric line.
+    pub fn add(&mut self, m: &statsd::Metric<'_>) -> Result<(), Refused> {
+        // A `_total` series must only rise, or rate() reads a reset (statsd_exporter refuses
+        // these too); checked before anything of the line is taken.
+        if m.kind == Kind::Counter && m.values.iter().any(|v| matches!(v, Value::Number(n) if *n < 0.0)) {
+            return Err(Refused::Negative);
+        }
+        let key = (metric_name(m.name, m.kind), labels(&m.tags));
+        let full = self.series.len() >= self.settings.max_series;
+        let entry = match self.series.get_mut(&key) {
+            Some(e) => e,
+            None if full => return Err(Refused::OverBudget),
+            None => self.series.entry(key).or_insert(Entry {
+                state: match m.kind {
+                    Kind::Counter => State::Counter(0.0),
+                    Kind::Gauge => State::Gauge(0.0),
+                    Kind::Timer | Kind::Histogram | Kind::Distribution => State::Summary {
+                        sum: 0.0,
+                        count: 0.0,
+                        window: Vec::new(),
+                    },
+                    Kind::Set => State::Set(HashSet::new()),
+                },
+                idle: 0,
+            }),
+        };
+        let weight = 1.0 / m.rate;
+        // Divided, not multiplied by 0.001: 250 ms is then exactly 0.25 s.
+        let divisor = if m.kind == Kind::Timer { 1000.0 } else { 1.0 };
+        match (&mut entry.state, m.kind) {
+            (State::Counter(total), Kind::Counter) => {
+                for v in &m.values {
+                    if let Value::Number(n) = v {
+                        *total += n * weight;
+                    }
+                }
+            }
+            (State::Gauge(g), Kind::Gauge) => {
+                for v in &m.values {
+                    match v {
+                        Value::Number(n) => *g = *n,
+                        Value::Delta(d) => *g += d,
+                        Value::Member(_) => {}
+                    }
+                }
+            }
+            (
+                State::Summary { sum, count, window },
+                Kind::Timer | Kind::Histogram | Kind::Distribution,
+            ) => {
+                for v in &m.values {
+                    if let Value::Number(n) = v {
+                        let n = n / divisor;
+                        *sum += n * weight;
+                        *count += weight;
+                        if window.len() < MAX_WINDOW {
+                            window.push(n);
+                        }
+                    }
+                }
+            }
+            (State::Set(members), Kind::Set) => {
+                for v in &m.values {
+                    if let Value::Member(s) = v {
+                        if members.len() < MAX_MEMBERS {
+                            let mut h = std::collections::hash_map::DefaultHasher::new();
+                            s.hash(&mut h);
+                            members.insert(h.finish());
+                        }
+                    }
+                }
+            }
+            (other, _) => return Err(Refused::TypeClash(other.kind())),
+        }
+        entry.idle = 0;
+        Ok(())
+    }
+
+    /// The batch of one flush at `t` (ms): every series held, then interval state cleared and
+    /// long-idle series forgotten. The running totals stay, so a flush whose write fails loses
+    /// no count: the next one carries it.
+    pub fn flush(&mut self, t: i64) -> Batch {
+        let mut batch = Batch::default();
+        let mut kinds: HashMap<String, MetricType> = HashMap::new();
+        for ((name, labels), entry) in &mut self.series {
+            let mut push = |name: &str, extra: Option<(&str, String)>, v: f64| {
+                let mut l = labels.clone();
+                l.push(("__name__".into(), name.to_string()));
+                if let Some((k, val)) = extra {
+                    l.push((k.to_string(), val));
+                }
+                l.sort();
+                batch.series.push(Series {
+                    labels: l,
+                    samples: vec![(t, v)],
+                });
+            };
+            match &mut entry.state {
+                State::Counter(total) => {
+                    push(name, None, *total);
+                    kinds.insert(name.clone(), MetricType::Counter);
+                }
+                State::Gauge(g) => {
+                    push(name, None, *g);
+                    kinds.insert(name.clone(), MetricType::Gauge);
+                }
+                State::Set(members) => {
+                    push(name, None, members.len() as f64);
+                    members.clear();
+                    kinds.insert(name.clone(), MetricType::Gauge);
+                }
+                State::Summary { sum, count, window } => {
+                    if !window.is_empty() {
+                        window.sort_by(f64::total_cmp);
+                        for q in &self.settings.quantiles {
+                            push(name, Some(("quantile", format_q(*q))), quantile(window, *q));
+                        }
+                    }
+                    push(&format!("{name}_sum"), None, *sum);
+                    push(&format!("{name}_count"), None, *count);
+                    window.clear();
+                    kinds.insert(name.clone(), MetricType::Summary);
+                }
+            }
+            entry.idle += 1;
+        }
+        // `idle` counts flushes since the last value; 1 means "had values this interval".
+        let keep = self.settings.idle_flushes.max(1);
+        self.series.retain(|_, e| e.idle <= keep);
+        let mut kinds: Vec<_> = kinds.into_iter().collect();
+        kinds.sort_by(|a, b| a.0.cmp(&b.0));
+        batch.metadata = kinds
+            .into_iter()
+            .map(|(metric, kind)| Metadata {
+                metric,
+                kind,
+                help: "From StatsD.".into(),
+                unit: String::new(),
+            })
+            .collect();
+        batch
+    }
+}
+
+/// Why a line was not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// The series budget is spent.
+    OverBudget,
+    /// The name and tags are already a series of another type.
+    TypeClash(&'static str),
+    /// A negative counter increment.
+    Negative,
+}
+
+/// The Prometheus metric name for a StatsD name and type (see the module docs).
+pub fn metric_name(name: &str, kind: Kind) -> String {
+    let base = sanitize(name);
+    let suffix = match kind {
+        Kind::Counter => "_total",
+        Kind::Timer => "_seconds",
+        _ => "",
+    };
+    if base.ends_with(suffix) {
+        base
+    } else {
+        base + suffix
+    }
+}
+
+/// Replaces what a metric or label name may not hold with `_`.
+fn sanitize(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// DogStatsD tags as sorted labels; of a tag given twice, the last wins.
+fn labels(tags: &[(&str, Option<&str>)]) -> Vec<(String, String)> {
+    let mut map = std::collections::BTreeMap::new();
+    for (k, v) in tags {
+        let mut name = sanitize(k).replace(':', "_");
+        if name.starts_with("__") {
+            name.insert_str(0, "tag");
+        }
+        let value = v.unwrap_or("true");
+        if name.is_empty() || value.is_empty() {
+            continue;
+        }
+        map.insert(name, value.to_string());
+    }
+    map.into_iter().collect()
+}
+
+/// A quantile of sorted values, by the nearest rank (as Etsy's StatsD computes percentiles).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let n = sorted.len();
+    let rank = ((q * n as f64).ceil() as usize).clamp(1, n.max(1));
+    sorted.get(rank - 1).copied().unwrap_or(f64::NAN)
+}
+
+/// A quantile label as Prometheus clients write it (`0.5`, `0.99`).
+fn format_q(q: f64) -> String {
+    let s = format!("{q}");
+    if s.contains('.') || s.contains('e') {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(b: &Batch, name: &str, extra: &[(&str, &str)]) -> Option<f64> {
+        b.series
+            .iter()
+            .find(|s| {
+                s.name() == name
+                    && extra
+                        .iter()
+                        .all(|(k, v)| s.labels.iter().any(|(a, b)| a == k && b == v))
+            })
+            .map(|s| s.samples[0].1)
+    }
+
+    #[test]
+    fn counters_divide_by_their_rate_and_keep_running() {
+        let mut a = Aggregator::new(Settings::default());
+        let o = a.add_packet(b"api.hits:1|c|@0.1|#env:prod\napi.hits:2|c|#env:prod\napi.hits:5|c");
+        assert_eq!(o.taken, 3);
+        let b = a.flush(1000);
+        assert_eq!(value(&b, "api_hits_total", &[("env", "prod")]), Some(12.0));
+        assert_eq!(
+            b.series
+                .iter()
+                .filter(|s| s.name() == "api_hits_total")
+                .count(),
+            2
+        );
+        a.add_packet(b"api.hits:3|c|#env:prod");
+        let b = a.flush(2000);
+        // Monotonic: the running sum, so rate() sees the increase of 3.
+        assert_eq!(value(&b, "api_hits_total", &[("env", "prod")]), Some(15.0));
+        assert_eq!(b.series[0].samples[0].0, 2000);
+    }
+
+    #[test]
+    fn gauges_are_set_and_moved_by_deltas() {
+        let mut a = Aggregator::new(Settings::default());
+        a.add_packet(b"q:10|g\nq:+5|g\nq:-3|g\nfresh:-2|g");
+        let b = a.flush(1);
+        assert_eq!(value(&b, "q", &[]), Some(12.0));
+        assert_eq!(value(&b, "fresh", &[]), Some(-2.0));
+        a.add_packet(b"q:+1|g");
+        assert_eq!(value(&a.flush(2), "q", &[]), Some(13.0));
+        // Unchanged gauges keep their value in the next flush.
+        assert_eq!(value(&a.flush(3), "q", &[]), Some(13.0));
+    }
+
+    #[test]
+    fn sets_count_distinct_members_per_interval() {
+        let mut a = Aggregator::new(Settings::default());
+        a.add_packet(b"users:alice|s\nusers:bob|s\nusers:alice|s\nusers:carol:bob|s");
+        assert_eq!(value(&a.flush(1), "users", &[]), Some(3.0));
+        assert_eq!(value(&a.flush(2), "users", &[]), Some(0.0));
+    }
+
+    #[test]
+    fn timers_are_summaries_in_seconds() {
+        let mut a = Aggregator::new(Settings::default());
+        let mut p = String::new();
+        for i in 1..=100 {
+            p.push_str(&format!("db.query:{i}|ms|#db:main\n"));
+        }
+        p.push_str("resp:1000|h|@0.5\n");
+        a.add_packet(p.as_bytes());
+        let b = a.flush(1);
+        let sum = value(&b, "db_query_seconds_sum", &[("db", "main")]).unwrap();
+        assert!((sum - 5.05).abs() < 1e-9, "{sum}");
+        assert_eq!(value(&b, "db_query_seconds_count", &[]), Some(100.0));
+        assert_eq!(
+            value(&b, "db_query_seconds", &[("quantile", "0.5")]),
+            Some(0.05)
+        );
+        assert_eq!(
+            value(&b, "db_query_seconds", &[("quantile", "0.99")]),
+            Some(0.099)
+        );
+        // Sampled at 0.5: one value stands for two.
+        assert_eq!(value(&b, "resp_count", &[]), Some(2.0));
+        assert_eq!(value(&b, "resp_sum", &[]), Some(2000.0));
+        let kinds: Vec<_> = b.metadata.iter().map(|m| (m.metric.as_str(), m.kind)).collect();
+        assert!(kinds.contains(&("db_query_seconds", MetricType::Summary)));
+        // An interval without values writes no quantiles but keeps the totals.
+        let b = a.flush(2);
+        assert_eq!(value(&b, "db_query_seconds", &[("quantile", "0.5")]), None);
+        assert_eq!(value(&b, "db_query_seconds_count", &[]), Some(100.0));
+    }
+
+    #[test]
+    fn the_series_budget_refuses_new_series_only() {
+        let mut a = Aggregator::new(Settings {
+            max_series: 2,
+            ..Settings::default()
+        });
+        let o = a.add_packet(b"a:1|c\nb:1|g\nc:1|c\na:1|c\nb:+1|g|#x:y");
+        assert_eq!((o.taken, o.over_budget), (3, 2));
+        assert_eq!(a.len(), 2);
+        let b = a.flush(1);
+        assert_eq!(value(&b, "a_total", &[]), Some(2.0));
+        assert_eq!(value(&b, "c_total", &[]), None);
+    }
+
+    #[test]
+    fn bad_lines_are_counted_and_good_ones_kept() {
+        let mut a = Aggregator::new(Settings::default());
+        let o = a.add_packet(b"ok:1|c\ngarbage\nx:1|zz\n_e{1,1}:a|b\n_sc|c|0\nok:+1|g\nok:1|c");
+        assert_eq!((o.taken, o.malformed, o.ignored), (2, 2, 2));
+        assert!(o.example.unwrap().contains("garbage"));
+        // The gauge `ok` and the counter `ok_total` are different series.
+        let b = a.flush(1);
+        assert_eq!(value(&b, "ok_total", &[]), Some(2.0));
+        assert_eq!(value(&b, "ok", &[]), Some(1.0));
+        // A counter never goes down.
+        let o = a.add_packet(b"ok:-1|c");
+        assert_eq!((o.taken, o.malformed), (0, 1));
+        // A gauge line for what is a set: refused, counted.
+        a.add_packet(b"u:a|s");
+        let o = a.add_packet(b"u:1|g");
+        assert_eq!(o.malformed, 1);
+        assert!(o.example.unwrap().contains("already a set"));
+    }
+
+    #[test]
+    fn names_and_tags_are_mapped_to_prometheus() {
+        assert_eq!(metric_name("api.request-time", Kind::Gauge), "api_request_time");
+        assert_eq!(metric_name("9lives", Kind::Counter), "_9lives_total");
+        assert_eq!(metric_name("done_total", Kind::Counter), "done_total");
+        assert_eq!(metric_name("rt", Kind::Timer), "rt_seconds");
+        assert_eq!(
+            labels(&[("env", Some("prod")), ("canary", None), ("__name__", Some("x")), ("a.b", Some("1"))]),
+            vec![
+                ("a_b".to_string(), "1".to_string()),
+                ("canary".into(), "true".into()),
+                ("env".into(), "prod".into()),
+                ("tag__name__".into(), "x".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn idle_series_are_forgotten() {
+        let mut a = Aggregator::new(Settings {
+            idle_flushes: 2,
+            ..Settings::default()
+        });
+        a.add_packet(b"x:1|c");
+        a.flush(1);
+        a.flush(2);
+        assert_eq!(a.len(), 1);
+        a.flush(3);
+        assert!(a.is_empty());
+    }
+}

@@ -1,0 +1,275 @@
+//! StatsD and DogStatsD in: a UDP listener (off unless `--statsd-listen` is given) whose
+//! packets are aggregated in memory ([`aggregate`]) and flushed every 10 s (configurable) into
+//! the Prometheus metric store of one project, where PromQL and NRQL read them
+//! (docs/metrics.md, "StatsD").
+//!
+//! UDP has no acknowledgement, so durability is this side's job: a flush counts as written only
+//! once the store's write commits. A flush whose write fails (storage busy or down) is kept and
+//! retried first at the next flush, up to [`MAX_PENDING`] flushes; beyond that the oldest is
+//! dropped and its samples counted in `lookout_statsd_samples_dropped_total`. Counters and
+//! summary totals are running sums, so even a dropped flush loses no count: the next written
+//! one carries it.
+//!
+//! Self-metrics (at `/metrics`): `lookout_statsd_packets_total`, `…_lines_total`,
+//! `…_malformed_lines_total`, `…_oversized_packets_total`, `…_series_dropped_total` (over the
+//! series budget), `…_ignored_total` (events and service checks), `…_samples_written_total`,
+//! `…_flush_failures_total`, `…_samples_dropped_total`, and the gauge `…_series`.
+
+pub mod aggregate;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lookout_core::time::now_ms;
+use lookout_protocol::remote_write::Batch;
+use lookout_store::prom::{self, IngestError};
+use lookout_store::{Store, StoreError, WriteQueue};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use aggregate::Aggregator;
+
+/// Failed flushes kept for a retry.
+pub const MAX_PENDING: usize = 6;
+/// Series per store write: bounds one write's statements and memory.
+const SERIES_PER_WRITE: usize = 2_000;
+/// At most one malformed-line log line per this long.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// `--statsd-*` settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The UDP address to listen on.
+    pub listen: SocketAddr,
+    /// The project written to (id or slug); the first project when `None`.
+    pub project: Option<String>,
+    /// How often the aggregate is written.
+    pub flush_every: Duration,
+    /// Largest packet taken, in bytes; larger ones are dropped and counted.
+    pub max_packet: usize,
+    /// The aggregator's budget and quantiles.
+    pub aggregate: aggregate::Settings,
+}
+
+impl Settings {
+    /// Defaults for a listen address: 10 s flushes, 8 KiB packets (DogStatsD's own buffer).
+    pub fn new(listen: SocketAddr) -> Self {
+        Settings {
+            listen,
+            project: None,
+            flush_every: Duration::from_secs(10),
+            max_packet: 8192,
+            aggregate: aggregate::Settings::default(),
+        }
+    }
+}
+
+/// The bound address and the two tasks (receive, flush); both stop when `stop` turns true, the
+/// flush task after a last flush.
+pub async fn start(
+    store: Store,
+    writes: WriteQueue,
+    project: i64,
+    settings: Settings,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<(SocketAddr, Vec<JoinHandle<()>>)> {
+    let socket = UdpSocket::bind(settings.listen).await?;
+    let addr = socket.local_addr()?;
+    let agg = Arc::new(Mutex::new(Aggregator::new(settings.aggregate.clone())));
+    let receive = tokio::spawn(receive(
+        socket,
+        agg.clone(),
+        settings.max_packet,
+        stop.clone(),
+    ));
+    let flush = tokio::spawn(flush_loop(
+        Flusher {
+            store,
+            writes,
+            project,
+            pending: VecDeque::new(),
+        },
+        agg,
+        settings.flush_every,
+        stop,
+    ));
+    tracing::info!(%addr, project, "StatsD listener on.");
+    Ok((addr, vec![receive, flush]))
+}
+
+async fn receive(
+    socket: UdpSocket,
+    agg: Arc<Mutex<Aggregator>>,
+    max_packet: usize,
+    mut stop: watch::Receiver<bool>,
+) {
+    // One byte more than the budget, so an oversized packet is seen as such, not truncated.
+    let mut buf = vec![0u8; max_packet.saturating_add(1).min(65_536)];
+    let mut last_log: Option<Instant> = None;
+    let mut unlogged = 0u64;
+    loop {
+        let n = tokio::select! {
+            r = socket.recv_from(&mut buf) => match r {
+                Ok((n, _)) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "StatsD receive failed.");
+                    continue;
+                }
+            },
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        metrics::counter!("lookout_statsd_packets_total").increment(1);
+        if n > max_packet {
+            metrics::counter!("lookout_statsd_oversized_packets_total").increment(1);
+            tracing::debug!(max_packet, "StatsD packet over the size limit dropped.");
+            continue;
+        }
+        let Some(packet) = buf.get(..n) else { continue };
+        let (outcome, held) = match agg.lock() {
+            Ok(mut a) => (a.add_packet(packet), a.len()),
+            Err(_) => return,
+        };
+        metrics::counter!("lookout_statsd_lines_total")
+            .increment(outcome.taken + outcome.malformed + outcome.over_budget + outcome.ignored);
+        metrics::counter!("lookout_statsd_ignored_total").increment(outcome.ignored);
+        metrics::gauge!("lookout_statsd_series").set(held as f64);
+        if outcome.over_budget > 0 {
+            metrics::counter!("lookout_statsd_series_dropped_total")
+                .increment(outcome.over_budget);
+        }
+        if outcome.malformed > 0 {
+            metrics::counter!("lookout_statsd_malformed_lines_total")
+                .increment(outcome.malformed);
+            unlogged += outcome.malformed;
+            if last_log.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
+                tracing::warn!(
+                    lines = unlogged,
+                    example = outcome.example.as_deref().unwrap_or(""),
+                    "StatsD lines refused (logged at most every 10 s)."
+                );
+                last_log = Some(Instant::now());
+                unlogged = 0;
+            }
+        }
+    }
+}
+
+async fn flush_loop(
+    mut flusher: Flusher,
+    agg: Arc<Mutex<Aggregator>>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        let last = tokio::select! {
+            _ = tick.tick() => false,
+            _ = stop.wait_for(|s| *s) => true,
+        };
+        let batch = match agg.lock() {
+            Ok(mut a) => a.flush(now_ms()),
+            Err(_) => return,
+        };
+        flusher.flush(batch).await;
+        if last {
+            return;
+        }
+    }
+}
+
+/// Writes flushes, oldest first, keeping those whose write failed for the next round.
+struct Flusher {
+    store: Store,
+    writes: WriteQueue,
+    project: i64,
+    pending: VecDeque<Batch>,
+}
+
+impl Flusher {
+    async fn flush(&mut self, batch: Batch) {
+        if !batch.series.is_empty() {
+            if self.pending.len() >= MAX_PENDING {
+                if let Some(old) = self.pending.pop_front() {
+                    metrics::counter!("lookout_statsd_samples_dropped_total")
+                        .increment(old.samples() as u64);
+                    tracing::warn!(
+                        samples = old.samples(),
+                        "StatsD flush dropped after failed retries."
+                    );
+                }
+            }
+            self.pending.push_back(batch);
+        }
+        while let Some(batch) = self.pending.front_mut() {
+            match write(&self.store, &self.writes, self.project, batch).await {
+                Ok(n) => {
+                    metrics::counter!("lookout_statsd_samples_written_total").increment(n as u64);
+                    self.pending.pop_front();
+                }
+                Err(IngestError::Store(e)) => {
+                    metrics::counter!("lookout_statsd_flush_failures_total").increment(1);
+                    let level_warn = !matches!(e, StoreError::Overloaded);
+                    if level_warn {
+                        tracing::warn!(error = %e, pending = self.pending.len(), "StatsD flush failed; retried at the next flush.");
+                    } else {
+                        tracing::info!(pending = self.pending.len(), "StatsD flush deferred: the write queue is full.");
+                    }
+                    return;
+                }
+                Err(e) => {
+                    // The store refuses these samples for good (series limit, hash collision):
+                    // retrying would refuse them again.
+                    metrics::counter!("lookout_statsd_flush_failures_total").increment(1);
+                    metrics::counter!("lookout_statsd_samples_dropped_total")
+                        .increment(batch.samples() as u64);
+                    tracing::warn!(error = %e, "StatsD flush refused by the metric store; dropped.");
+                    self.pending.pop_front();
+                }
+            }
+        }
+    }
+}
+
+/// Writes a flush in bounded parts; a part written is taken out of `batch`, so a retry writes
+/// only what is left (a retried part is harmless anyway: a timestamp written twice keeps its
+/// first value).
+async fn write(
+    store: &Store,
+    writes: &WriteQueue,
+    project: i64,
+    batch: &mut Batch,
+) -> Result<usize, IngestError> {
+    let mut written = 0;
+    while !batch.series.is_empty() {
+        let n = batch.series.len().min(SERIES_PER_WRITE);
+        let part = Batch {
+            series: batch.series.get(..n).map(<[_]>::to_vec).unwrap_or_default(),
+            metadata: std::mem::take(&mut batch.metadata),
+            ..Batch::default()
+        };
+        let done = prom::ingest_limited(
+            store,
+            writes,
+            project,
+            &part,
+            crate::prometheus::write::max_series(),
+        )
+        .await;
+        match done {
+            Ok(w) => {
+                written += w.samples;
+                batch.series.drain(..n);
+            }
+            Err(e) => {
+                batch.metadata = part.metadata;
+                return Err(e);
+            }
+        }
+    }
+    Ok(written)
+}

@@ -1,0 +1,18 @@
+//! Fuzzes the StatsD and DogStatsD line parser with whole packets, as the UDP listener hands
+//! them over: no input may panic, loop or allocate beyond a line's caps.
+//!
+//! Run: `cargo +nightly fuzz run statsd_lines` from the repository root.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use lookout_protocol::statsd;
+
+fuzz_target!(|data: &[u8]| {
+    for line in statsd::lines(data) {
+        if let Ok(statsd::Line::Metric(m)) = statsd::parse_line(line) {
+            assert!(!m.name.is_empty());
+            assert!(m.rate > 0.0 && m.rate <= 1.0);
+            assert!(m.values.len() <= statsd::MAX_VALUES && m.tags.len() <= statsd::MAX_TAGS);
+        }
+    }
+});
