@@ -1,11 +1,13 @@
 //! Fuzzes the StatsD and DogStatsD line parser with whole packets, as the UDP listener hands
-//! them over: no input may panic, loop or allocate beyond a line's caps.
+//! them over, and the aggregator behind it (with a small series budget, flushed twice): no
+//! input may panic, loop or allocate beyond a line's caps, and the budget always holds.
 //!
 //! Run: `cargo +nightly fuzz run statsd_lines` from the repository root.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use lookout_protocol::statsd;
+use lookout_server::statsd::aggregate::{Aggregator, Settings};
 
 fuzz_target!(|data: &[u8]| {
     for line in statsd::lines(data) {
@@ -15,4 +17,13 @@ fuzz_target!(|data: &[u8]| {
             assert!(m.values.len() <= statsd::MAX_VALUES && m.tags.len() <= statsd::MAX_TAGS);
         }
     }
+    let mut agg = Aggregator::new(Settings {
+        max_series: 8,
+        ..Settings::default()
+    });
+    agg.add_packet(data);
+    assert!(agg.len() <= 8);
+    let _ = agg.flush(1);
+    agg.add_packet(data);
+    let _ = agg.flush(2);
 });

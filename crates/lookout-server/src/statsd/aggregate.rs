@@ -183,24 +183,22 @@ impl Aggregator {
             return Err(Refused::Negative);
         }
         let key = (metric_name(m.name, m.kind), labels(&m.tags));
-        let full = self.series.len() >= self.settings.max_series;
-        let entry = match self.series.get_mut(&key) {
-            Some(e) => e,
-            None if full => return Err(Refused::OverBudget),
-            None => self.series.entry(key).or_insert(Entry {
-                state: match m.kind {
-                    Kind::Counter => State::Counter(0.0),
-                    Kind::Gauge => State::Gauge(0.0),
-                    Kind::Timer | Kind::Histogram | Kind::Distribution => State::Summary {
-                        sum: 0.0,
-                        count: 0.0,
-                        window: Vec::new(),
-                    },
-                    Kind::Set => State::Set(HashSet::new()),
+        if self.series.len() >= self.settings.max_series && !self.series.contains_key(&key) {
+            return Err(Refused::OverBudget);
+        }
+        let entry = self.series.entry(key).or_insert_with(|| Entry {
+            state: match m.kind {
+                Kind::Counter => State::Counter(0.0),
+                Kind::Gauge => State::Gauge(0.0),
+                Kind::Timer | Kind::Histogram | Kind::Distribution => State::Summary {
+                    sum: 0.0,
+                    count: 0.0,
+                    window: Vec::new(),
                 },
-                idle: 0,
-            }),
-        };
+                Kind::Set => State::Set(HashSet::new()),
+            },
+            idle: 0,
+        });
         let weight = 1.0 / m.rate;
         // Divided, not multiplied by 0.001: 250 ms is then exactly 0.25 s.
         let divisor = if m.kind == Kind::Timer { 1000.0 } else { 1.0 };

@@ -247,8 +247,9 @@ async fn write(
     let mut written = 0;
     while !batch.series.is_empty() {
         let n = batch.series.len().min(SERIES_PER_WRITE);
+        let rest = batch.series.split_off(n);
         let part = Batch {
-            series: batch.series.get(..n).map(<[_]>::to_vec).unwrap_or_default(),
+            series: std::mem::replace(&mut batch.series, rest),
             metadata: std::mem::take(&mut batch.metadata),
             ..Batch::default()
         };
@@ -261,11 +262,12 @@ async fn write(
         )
         .await;
         match done {
-            Ok(w) => {
-                written += w.samples;
-                batch.series.drain(..n);
-            }
+            Ok(w) => written += w.samples,
             Err(e) => {
+                // Put the part back in front, so the retry writes it first.
+                let mut series = part.series;
+                series.append(&mut batch.series);
+                batch.series = series;
                 batch.metadata = part.metadata;
                 return Err(e);
             }

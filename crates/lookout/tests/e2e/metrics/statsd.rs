@@ -190,16 +190,24 @@ async fn statsd_and_dogstatsd_clients_read_back_through_promql(backend: Backend)
     assert!(v["rows"][0][1].as_f64().unwrap() >= 1.0, "{v}");
     let v = nrql(
         &s,
-        "SELECT average(shop_queue) FROM Metric WHERE metricName = 'shop_queue' SINCE 10 minutes ago TIMESERIES 1 minute",
+        "SELECT average(dd_temp) FROM Metric WHERE metricName = 'dd_temp' SINCE 10 minutes ago TIMESERIES 1 minute",
     )
     .await;
+    // Buckets before the first flush are empty (null or 0); every other one is the gauge.
     let buckets: Vec<f64> = v["rows"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|r| r[1].as_f64())
+        .filter(|b| *b != 0.0)
         .collect();
-    assert!(!buckets.is_empty() && buckets.iter().all(|b| *b == 6.0), "{v}");
+    assert!(!buckets.is_empty() && buckets.iter().all(|b| *b == 21.5), "{v}");
+    let v = nrql(
+        &s,
+        "SELECT min(shop_queue) FROM Metric WHERE metricName = 'shop_queue' SINCE 10 minutes ago",
+    )
+    .await;
+    assert_eq!(v["rows"][0][0], json!(6.0), "{v}");
     // The event and the service check are counted, not stored.
     assert_eq!(self_metric(&s, "lookout_statsd_ignored_total").await, 2.0);
 
