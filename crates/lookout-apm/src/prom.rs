@@ -18,7 +18,9 @@
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
-use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point, AggregationTemporality};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric::Data, number_data_point, AggregationTemporality,
+};
 
 use crate::attrs::{any_to_text, string};
 
@@ -276,7 +278,11 @@ fn label_name(key: &str) -> String {
 fn escape(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
-        let c = if c.is_ascii_alphanumeric() || c == ':' { c } else { '_' };
+        let c = if c.is_ascii_alphanumeric() || c == ':' {
+            c
+        } else {
+            '_'
+        };
         if c == '_' && out.ends_with('_') {
             continue;
         }
@@ -356,7 +362,11 @@ fn unit_word(unit: &str) -> Option<String> {
         }
         .to_string()
     };
-    let main = if main.is_empty() { None } else { Some(word(main)) };
+    let main = if main.is_empty() {
+        None
+    } else {
+        Some(word(main))
+    };
     let per = per.filter(|p| !p.is_empty()).map(per_word);
     match (main, per) {
         (Some(m), Some(p)) => Some(format!("{m}_per_{p}")),
@@ -410,9 +420,18 @@ mod tests {
             metric_name("http.server.requests", "{request}", Shape::Counter),
             "http_server_requests_total"
         );
-        assert_eq!(metric_name("sent", "By", Shape::Counter), "sent_bytes_total");
-        assert_eq!(metric_name("cpu.utilization", "1", Shape::Gauge), "cpu_utilization_ratio");
-        assert_eq!(metric_name("io", "By/s", Shape::Gauge), "io_bytes_per_second");
+        assert_eq!(
+            metric_name("sent", "By", Shape::Counter),
+            "sent_bytes_total"
+        );
+        assert_eq!(
+            metric_name("cpu.utilization", "1", Shape::Gauge),
+            "cpu_utilization_ratio"
+        );
+        assert_eq!(
+            metric_name("io", "By/s", Shape::Gauge),
+            "io_bytes_per_second"
+        );
         assert_eq!(metric_name("x_seconds", "s", Shape::Gauge), "x_seconds");
         assert_eq!(metric_name("a..b-c", "", Shape::Gauge), "a_b_c");
         assert_eq!(label_name("http.route"), "http_route");
@@ -509,13 +528,32 @@ mod tests {
             ]
         );
         assert_eq!(find("temp", None).unwrap().2, 21.5);
-        assert_eq!(find("latency_milliseconds_bucket", Some(("le", "10"))).unwrap().2, 1.0);
-        assert_eq!(find("latency_milliseconds_bucket", Some(("le", "50"))).unwrap().2, 3.0);
-        assert_eq!(find("latency_milliseconds_bucket", Some(("le", "+Inf"))).unwrap().2, 3.0);
+        assert_eq!(
+            find("latency_milliseconds_bucket", Some(("le", "10")))
+                .unwrap()
+                .2,
+            1.0
+        );
+        assert_eq!(
+            find("latency_milliseconds_bucket", Some(("le", "50")))
+                .unwrap()
+                .2,
+            3.0
+        );
+        assert_eq!(
+            find("latency_milliseconds_bucket", Some(("le", "+Inf")))
+                .unwrap()
+                .2,
+            3.0
+        );
         assert_eq!(find("latency_milliseconds_sum", None).unwrap().2, 60.0);
         assert_eq!(find("latency_milliseconds_count", None).unwrap().2, 3.0);
         assert!(find("deltas_total", None).is_none());
-        let kinds: Vec<_> = t.families.iter().map(|f| (f.name.as_str(), f.kind)).collect();
+        let kinds: Vec<_> = t
+            .families
+            .iter()
+            .map(|f| (f.name.as_str(), f.kind))
+            .collect();
         assert!(kinds.contains(&("orders", "counter")));
         assert!(kinds.contains(&("latency_milliseconds", "histogram")));
     }

@@ -211,7 +211,12 @@ pub struct ServeArgs {
     #[arg(long, env = "LOOKOUT_STATSD_MAX_SERIES", value_name = "N")]
     pub statsd_max_series: Option<usize>,
     /// Quantiles written for timers, histograms and distributions. Default: 0.5,0.9,0.99.
-    #[arg(long, env = "LOOKOUT_STATSD_QUANTILES", value_name = "Q,Q,…", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "LOOKOUT_STATSD_QUANTILES",
+        value_name = "Q,Q,…",
+        value_delimiter = ','
+    )]
     pub statsd_quantiles: Option<Vec<f64>>,
 }
 

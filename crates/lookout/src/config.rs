@@ -89,7 +89,10 @@ pub struct StatsdFileConfig {
 }
 
 /// The StatsD listener's settings, or `None` when no listen address is given.
-pub fn statsd(args: &ServeArgs, file: &FileConfig) -> Result<Option<lookout_server::statsd::Settings>> {
+pub fn statsd(
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> Result<Option<lookout_server::statsd::Settings>> {
     let f = &file.statsd;
     let Some(listen) = args.statsd_listen.or(f.listen) else {
         return Ok(None);
@@ -99,8 +102,9 @@ pub fn statsd(args: &ServeArgs, file: &FileConfig) -> Result<Option<lookout_serv
     if let Some(d) = args.statsd_flush_interval {
         s.flush_every = d;
     } else if let Some(text) = &f.flush_interval {
-        s.flush_every = humantime::parse_duration(text)
-            .with_context(|| format!("statsd.flush_interval: {text:?} is not a duration (write e.g. 10s)"))?;
+        s.flush_every = humantime::parse_duration(text).with_context(|| {
+            format!("statsd.flush_interval: {text:?} is not a duration (write e.g. 10s)")
+        })?;
     }
     if s.flush_every < std::time::Duration::from_millis(100) {
         bail!("statsd flush interval: at least 100ms");
@@ -117,7 +121,11 @@ pub fn statsd(args: &ServeArgs, file: &FileConfig) -> Result<Option<lookout_serv
         }
         s.aggregate.max_series = n;
     }
-    if let Some(q) = args.statsd_quantiles.clone().or_else(|| f.quantiles.clone()) {
+    if let Some(q) = args
+        .statsd_quantiles
+        .clone()
+        .or_else(|| f.quantiles.clone())
+    {
         if q.iter().any(|q| !(0.0..=1.0).contains(q)) || q.len() > 20 {
             bail!("statsd quantiles: at most 20, each between 0 and 1");
         }

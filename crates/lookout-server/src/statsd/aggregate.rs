@@ -179,7 +179,11 @@ impl Aggregator {
     pub fn add(&mut self, m: &statsd::Metric<'_>) -> Result<(), Refused> {
         // A `_total` series must only rise, or rate() reads a reset (statsd_exporter refuses
         // these too); checked before anything of the line is taken.
-        if m.kind == Kind::Counter && m.values.iter().any(|v| matches!(v, Value::Number(n) if *n < 0.0)) {
+        if m.kind == Kind::Counter
+            && m.values
+                .iter()
+                .any(|v| matches!(v, Value::Number(n) if *n < 0.0))
+        {
             return Err(Refused::Negative);
         }
         let key = (metric_name(m.name, m.kind), labels(&m.tags));
@@ -477,7 +481,11 @@ mod tests {
         // Sampled at 0.5: one value stands for two.
         assert_eq!(value(&b, "resp_count", &[]), Some(2.0));
         assert_eq!(value(&b, "resp_sum", &[]), Some(2000.0));
-        let kinds: Vec<_> = b.metadata.iter().map(|m| (m.metric.as_str(), m.kind)).collect();
+        let kinds: Vec<_> = b
+            .metadata
+            .iter()
+            .map(|m| (m.metric.as_str(), m.kind))
+            .collect();
         assert!(kinds.contains(&("db_query_seconds", MetricType::Summary)));
         // An interval without values writes no quantiles but keeps the totals.
         let b = a.flush(2);
@@ -503,7 +511,7 @@ mod tests {
     fn bad_lines_are_counted_and_good_ones_kept() {
         let mut a = Aggregator::new(Settings::default());
         let o = a.add_packet(b"ok:1|c\ngarbage\nx:1|zz\n_e{1,1}:a|b\n_sc|c|0\nok:+1|g\nok:1|c");
-        assert_eq!((o.taken, o.malformed, o.ignored), (2, 2, 2));
+        assert_eq!((o.taken, o.malformed, o.ignored), (3, 2, 2));
         assert!(o.example.unwrap().contains("garbage"));
         // The gauge `ok` and the counter `ok_total` are different series.
         let b = a.flush(1);
@@ -521,12 +529,20 @@ mod tests {
 
     #[test]
     fn names_and_tags_are_mapped_to_prometheus() {
-        assert_eq!(metric_name("api.request-time", Kind::Gauge), "api_request_time");
+        assert_eq!(
+            metric_name("api.request-time", Kind::Gauge),
+            "api_request_time"
+        );
         assert_eq!(metric_name("9lives", Kind::Counter), "_9lives_total");
         assert_eq!(metric_name("done_total", Kind::Counter), "done_total");
         assert_eq!(metric_name("rt", Kind::Timer), "rt_seconds");
         assert_eq!(
-            labels(&[("env", Some("prod")), ("canary", None), ("__name__", Some("x")), ("a.b", Some("1"))]),
+            labels(&[
+                ("env", Some("prod")),
+                ("canary", None),
+                ("__name__", Some("x")),
+                ("a.b", Some("1"))
+            ]),
             vec![
                 ("a_b".to_string(), "1".to_string()),
                 ("canary".into(), "true".into()),

@@ -137,12 +137,10 @@ async fn receive(
         metrics::counter!("lookout_statsd_ignored_total").increment(outcome.ignored);
         metrics::gauge!("lookout_statsd_series").set(held as f64);
         if outcome.over_budget > 0 {
-            metrics::counter!("lookout_statsd_series_dropped_total")
-                .increment(outcome.over_budget);
+            metrics::counter!("lookout_statsd_series_dropped_total").increment(outcome.over_budget);
         }
         if outcome.malformed > 0 {
-            metrics::counter!("lookout_statsd_malformed_lines_total")
-                .increment(outcome.malformed);
+            metrics::counter!("lookout_statsd_malformed_lines_total").increment(outcome.malformed);
             unlogged += outcome.malformed;
             if last_log.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
                 tracing::warn!(
@@ -217,7 +215,10 @@ impl Flusher {
                     if level_warn {
                         tracing::warn!(error = %e, pending = self.pending.len(), "StatsD flush failed; retried at the next flush.");
                     } else {
-                        tracing::info!(pending = self.pending.len(), "StatsD flush deferred: the write queue is full.");
+                        tracing::info!(
+                            pending = self.pending.len(),
+                            "StatsD flush deferred: the write queue is full."
+                        );
                     }
                     return;
                 }

@@ -80,7 +80,9 @@ async fn expect(s: &TestServer, q: &str, labels: &[(&str, &str)], want: f64) {
     eventually(format!("{q} = {want} with {labels:?}"))
         .until(
             || promql(s, q),
-            |got| got.len() == 1 && got[0].0 == labels && (got[0].1 - want).abs() <= 1e-9 * want.abs(),
+            |got| {
+                got.len() == 1 && got[0].0 == labels && (got[0].1 - want).abs() <= 1e-9 * want.abs()
+            },
         )
         .await;
 }
@@ -185,7 +187,11 @@ async fn statsd_and_dogstatsd_clients_read_back_through_promql(backend: Backend)
     expect(&s, "max_over_time(dd_users[5m])", &prod, 2.0).await;
     // NRQL's `FROM Metric` reads the same series: labels as attributes, the value under the
     // metric's name, and TIMESERIES over it.
-    let v = nrql(&s, "SELECT average(dd_temp), count(*) FROM Metric WHERE room = 'a' SINCE 10 minutes ago").await;
+    let v = nrql(
+        &s,
+        "SELECT average(dd_temp), count(*) FROM Metric WHERE room = 'a' SINCE 10 minutes ago",
+    )
+    .await;
     assert_eq!(v["rows"][0][0], json!(21.5), "{v}");
     assert!(v["rows"][0][1].as_f64().unwrap() >= 1.0, "{v}");
     let v = nrql(
@@ -201,7 +207,10 @@ async fn statsd_and_dogstatsd_clients_read_back_through_promql(backend: Backend)
         .filter_map(|r| r[1].as_f64())
         .filter(|b| *b != 0.0)
         .collect();
-    assert!(!buckets.is_empty() && buckets.iter().all(|b| *b == 21.5), "{v}");
+    assert!(
+        !buckets.is_empty() && buckets.iter().all(|b| *b == 21.5),
+        "{v}"
+    );
     let v = nrql(
         &s,
         "SELECT min(shop_queue) FROM Metric WHERE metricName = 'shop_queue' SINCE 10 minutes ago",
@@ -217,7 +226,10 @@ async fn statsd_and_dogstatsd_clients_read_back_through_promql(backend: Backend)
         port,
     );
     expect(&s, "shop_orders_total", &[], 15.0).await;
-    assert_eq!(self_metric(&s, "lookout_statsd_malformed_lines_total").await, 1.0);
+    assert_eq!(
+        self_metric(&s, "lookout_statsd_malformed_lines_total").await,
+        1.0
+    );
 }
 
 async fn bad_statsd_packets_are_counted_and_harmless(backend: Backend) {
