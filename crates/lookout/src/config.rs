@@ -630,6 +630,54 @@ pub fn redact(url: &str) -> String {
 mod tests {
     use super::*;
 
+    /// `serve` arguments as clap parses them (no environment variables are set in tests).
+    fn serve_args(args: &[&str]) -> ServeArgs {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(["lookout", "serve"].iter().chain(args)).unwrap();
+        match cli.command {
+            crate::cli::Command::Serve(a) => *a,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn statsd_is_off_by_default_and_flags_beat_the_file() {
+        let none = FileConfig::default();
+        assert!(statsd(&serve_args(&[]), &none).unwrap().is_none());
+        let file: FileConfig = toml::from_str(
+            "[statsd]\nlisten = \"127.0.0.1:8125\"\nproject = \"shop\"\nflush_interval = \"30s\"\nquantiles = [0.5]\n",
+        )
+        .unwrap();
+        let s = statsd(&serve_args(&[]), &file).unwrap().unwrap();
+        assert_eq!(s.listen.port(), 8125);
+        assert_eq!(s.project.as_deref(), Some("shop"));
+        assert_eq!(s.flush_every, std::time::Duration::from_secs(30));
+        assert_eq!(s.aggregate.quantiles, vec![0.5]);
+        let s = statsd(
+            &serve_args(&[
+                "--statsd-listen",
+                "127.0.0.1:9125",
+                "--statsd-quantiles",
+                "0.9,0.99",
+            ]),
+            &file,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.listen.port(), 9125);
+        assert_eq!(s.aggregate.quantiles, vec![0.9, 0.99]);
+        // Out-of-range settings are refused with the setting's name.
+        for bad in [
+            &["--statsd-max-packet", "100"][..],
+            &["--statsd-quantiles", "2"],
+        ] {
+            let e = statsd(&serve_args(bad), &file).unwrap_err().to_string();
+            assert!(e.contains("statsd"), "{e}");
+        }
+        let typo: Result<FileConfig, _> = toml::from_str("[statsd]\nlisten_addr = \"x\"\n");
+        assert!(typo.is_err());
+    }
+
     #[test]
     fn verbs_on_existing_data_refuse_a_missing_database_unless_asked_to_create() {
         let dir = tempfile::tempdir().unwrap();
