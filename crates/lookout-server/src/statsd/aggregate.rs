@@ -277,7 +277,9 @@ impl Aggregator {
             match &mut entry.state {
                 State::Counter(total) => {
                     push(name, None, *total);
-                    kinds.insert(name.clone(), MetricType::Counter);
+                    // A counter's family is named without `_total`, as Prometheus names it.
+                    let family = name.strip_suffix("_total").unwrap_or(name);
+                    kinds.insert(family.to_string(), MetricType::Counter);
                 }
                 State::Gauge(g) => {
                     push(name, None, *g);
