@@ -8,6 +8,10 @@
 //! - several values in one line (DogStatsD protocol 1.1) share the type, rate and tags;
 //! - `|c:` (container id) and `|T` (client timestamp) are accepted and ignored: the aggregator
 //!   stamps samples at its flush, as DogStatsD does without timestamps;
+//! - any other `|x:…` field (DogStatsD's `|e:` external data, `|card:` cardinality, and fields
+//!   yet to come) is ignored and counted in [`Metric::unknown_fields`], as the Datadog agent
+//!   ignores what it does not know: the line's value is kept;
+//! - a sample rate below [`MIN_RATE`] is refused: its weight (1/rate) would swamp the totals;
 //! - events (`_e{…}`) and service checks (`_sc|…`) are recognised and returned as such.
 //!
 //! A packet is lines separated by `\n` (a trailing `\r` is tolerated); each line stands alone,
@@ -21,6 +25,8 @@ pub const MAX_TAGS: usize = 64;
 pub const MAX_TAG: usize = 250;
 /// Most values one line may carry.
 pub const MAX_VALUES: usize = 1024;
+/// Smallest sample rate taken: a value then stands for at most a million.
+pub const MIN_RATE: f64 = 1e-6;
 
 /// What a metric line measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -63,6 +69,8 @@ pub struct Metric<'a> {
     pub rate: f64,
     /// DogStatsD tags: `key:value`, or a bare `key` (`None`).
     pub tags: Vec<(&'a str, Option<&'a str>)>,
+    /// Fields after the type that were not understood and were ignored (`|e:…`, `|card:…`).
+    pub unknown_fields: u32,
 }
 
 /// A parsed line.
@@ -121,13 +129,14 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
     };
     let mut rate = 1.0;
     let mut tags = Vec::new();
+    let mut unknown_fields = 0;
     for field in fields {
         if let Some(r) = field.strip_prefix('@') {
             rate = r
                 .parse::<f64>()
                 .ok()
-                .filter(|r| *r > 0.0 && *r <= 1.0)
-                .ok_or(LineError("sample rate is not a number in (0, 1]"))?;
+                .filter(|r| (MIN_RATE..=1.0).contains(r))
+                .ok_or(LineError("sample rate is not a number in [0.000001, 1]"))?;
         } else if let Some(list) = field.strip_prefix('#') {
             for tag in list.split(',').filter(|t| !t.is_empty()) {
                 if tags.len() >= MAX_TAGS {
@@ -143,6 +152,13 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
             }
         } else if field.starts_with("c:") || field.starts_with('T') || field.is_empty() {
             // Container id and client timestamp: accepted, not used (see the module docs).
+        } else if field
+            .split_once(':')
+            .is_some_and(|(k, _)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric()))
+        {
+            // `e:` (external data), `card:` (cardinality) and fields yet to come: ignored, as
+            // the Datadog agent ignores them, and counted.
+            unknown_fields += 1;
         } else {
             return Err(LineError("unknown field after the type"));
         }
@@ -160,6 +176,7 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
         values,
         rate,
         tags,
+        unknown_fields,
     }))
 }
 
@@ -231,6 +248,15 @@ mod tests {
     }
 
     #[test]
+    fn unknown_dogstatsd_fields_are_ignored_and_counted() {
+        let m = metric("x:2|c|#a:b|e:it-false,cn-web,pu-123|card:high|c:abc");
+        assert_eq!(m.values, vec![Value::Number(2.0)]);
+        assert_eq!(m.tags, vec![("a", Some("b"))]);
+        assert_eq!(m.unknown_fields, 2);
+        assert_eq!(metric("x:1|c|@0.000001").rate, 1e-6);
+    }
+
+    #[test]
     fn events_and_service_checks_are_recognised() {
         assert_eq!(parse_line(b"_e{5,4}:title|text|#a:b").unwrap(), Line::Event);
         assert_eq!(parse_line(b"_sc|db|0|#a:b").unwrap(), Line::ServiceCheck);
@@ -250,6 +276,8 @@ mod tests {
             (b"x:1|c|@0", "sample rate"),
             (b"x:1|c|@2", "sample rate"),
             (b"x:1|c|@abc", "sample rate"),
+            (b"x:1|c|@1e-320", "sample rate"),
+            (b"x:1|c|@0.0000001", "sample rate"),
             (b"x:1|c|zzz", "unknown field"),
             (b"x:\xff|c", "UTF-8"),
         ] {

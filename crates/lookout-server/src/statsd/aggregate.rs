@@ -69,6 +69,8 @@ pub struct Outcome {
     pub over_budget: u64,
     /// Events and service checks (not stored).
     pub ignored: u64,
+    /// Unknown `|x:…` fields ignored in lines otherwise taken (`|e:`, `|card:`).
+    pub unknown_fields: u64,
     /// The first malformed line's reason and start, for a rate-limited log line.
     pub example: Option<String>,
 }
@@ -137,7 +139,10 @@ impl Aggregator {
         let mut out = Outcome::default();
         for line in statsd::lines(packet) {
             let fault = match statsd::parse_line(line) {
-                Ok(Line::Metric(m)) => match self.add(&m) {
+                Ok(Line::Metric(m)) => match {
+                    out.unknown_fields += u64::from(m.unknown_fields);
+                    self.add(&m)
+                } {
                     Ok(()) => {
                         out.taken += 1;
                         None
@@ -507,6 +512,17 @@ mod tests {
         let b = a.flush(1);
         assert_eq!(value(&b, "a_total", &[]), Some(2.0));
         assert_eq!(value(&b, "c_total", &[]), None);
+    }
+
+    #[test]
+    fn unknown_dogstatsd_fields_keep_the_line() {
+        let mut a = Aggregator::new(Settings::default());
+        let o = a.add_packet(b"hits:2|c|#env:prod|e:it-false,cn-web|card:orchestrator");
+        assert_eq!((o.taken, o.malformed, o.unknown_fields), (1, 0, 2));
+        assert_eq!(
+            value(&a.flush(1), "hits_total", &[("env", "prod")]),
+            Some(2.0)
+        );
     }
 
     #[test]

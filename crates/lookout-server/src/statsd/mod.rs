@@ -11,7 +11,8 @@
 //! one carries it.
 //!
 //! Self-metrics (at `/metrics`): `lookout_statsd_packets_total`, `…_lines_total`,
-//! `…_malformed_lines_total`, `…_oversized_packets_total`, `…_series_dropped_total` (over the
+//! `…_malformed_lines_total`, `…_unknown_fields_total` (DogStatsD fields ignored, such as
+//! `|e:` and `|card:`), `…_oversized_packets_total`, `…_series_dropped_total` (over the
 //! series budget), `…_ignored_total` (events and service checks), `…_samples_written_total`,
 //! `…_flush_failures_total`, `…_samples_dropped_total`, and the gauge `…_series`.
 
@@ -135,6 +136,10 @@ async fn receive(
         metrics::counter!("lookout_statsd_lines_total")
             .increment(outcome.taken + outcome.malformed + outcome.over_budget + outcome.ignored);
         metrics::counter!("lookout_statsd_ignored_total").increment(outcome.ignored);
+        if outcome.unknown_fields > 0 {
+            metrics::counter!("lookout_statsd_unknown_fields_total")
+                .increment(outcome.unknown_fields);
+        }
         metrics::gauge!("lookout_statsd_series").set(held as f64);
         if outcome.over_budget > 0 {
             metrics::counter!("lookout_statsd_series_dropped_total").increment(outcome.over_budget);
