@@ -131,7 +131,11 @@ c.set("visitors", "alice")
 const DOGSTATSD: &str = r#"
 import sys
 from datadog.dogstatsd import DogStatsd
-d = DogStatsd(host="127.0.0.1", port=int(sys.argv[1]), disable_telemetry=True)
+# Buffered, so every line below goes out in one packet at flush(): u1 and u2 then land in
+# the same flush interval (the client's default sends one packet per line; flush_interval=0
+# turns off its background flush thread, which could split them).
+d = DogStatsd(host="127.0.0.1", port=int(sys.argv[1]), disable_telemetry=True,
+              disable_buffering=False, flush_interval=0)
 d.increment("dd.requests", 4, tags=["env:prod", "canary"])
 d.increment("dd.requests", 1, tags=["env:prod", "canary"])
 d.gauge("dd.temp", 21.5, tags=["room:a"])
