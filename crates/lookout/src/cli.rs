@@ -210,6 +210,10 @@ pub struct ServeArgs {
     /// Most StatsD series held at once (new ones beyond are dropped and counted). Default: 10000.
     #[arg(long, env = "LOOKOUT_STATSD_MAX_SERIES", value_name = "N")]
     pub statsd_max_series: Option<usize>,
+    /// How long a StatsD series may go without a value before it is forgotten (its counter then
+    /// starts again from 0). Default: 1h.
+    #[arg(long, env = "LOOKOUT_STATSD_FORGET_AFTER", value_parser = duration)]
+    pub statsd_forget_after: Option<std::time::Duration>,
     /// Quantiles written for timers, histograms and distributions. Default: 0.5,0.9,0.99.
     #[arg(
         long,

@@ -86,6 +86,8 @@ pub struct StatsdFileConfig {
     pub max_series: Option<usize>,
     /// See `--statsd-quantiles`.
     pub quantiles: Option<Vec<f64>>,
+    /// See `--statsd-forget-after` (`1h`).
+    pub forget_after: Option<String>,
 }
 
 /// The StatsD listener's settings, or `None` when no listen address is given.
@@ -121,6 +123,19 @@ pub fn statsd(
         }
         s.aggregate.max_series = n;
     }
+    let forget = match (&args.statsd_forget_after, &f.forget_after) {
+        (Some(d), _) => *d,
+        (None, Some(text)) => humantime::parse_duration(text).with_context(|| {
+            format!("statsd.forget_after: {text:?} is not a duration (write e.g. 1h)")
+        })?,
+        (None, None) => std::time::Duration::from_secs(3600),
+    };
+    if forget < s.flush_every {
+        bail!("statsd forget after: at least one flush interval");
+    }
+    // In flushes, rounded up: a series is kept at least that long.
+    let flushes = forget.as_nanos().div_ceil(s.flush_every.as_nanos().max(1));
+    s.aggregate.idle_flushes = u32::try_from(flushes).unwrap_or(u32::MAX);
     if let Some(q) = args
         .statsd_quantiles
         .clone()
@@ -653,6 +668,12 @@ mod tests {
         assert_eq!(s.project.as_deref(), Some("shop"));
         assert_eq!(s.flush_every, std::time::Duration::from_secs(30));
         assert_eq!(s.aggregate.quantiles, vec![0.5]);
+        // Forgotten after an hour by default: 120 flushes of 30 s.
+        assert_eq!(s.aggregate.idle_flushes, 120);
+        let s = statsd(&serve_args(&["--statsd-forget-after", "6h"]), &file)
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.aggregate.idle_flushes, 720);
         let s = statsd(
             &serve_args(&[
                 "--statsd-listen",
@@ -670,6 +691,7 @@ mod tests {
         for bad in [
             &["--statsd-max-packet", "100"][..],
             &["--statsd-quantiles", "2"],
+            &["--statsd-forget-after", "1s"],
         ] {
             let e = statsd(&serve_args(bad), &file).unwrap_err().to_string();
             assert!(e.contains("statsd"), "{e}");

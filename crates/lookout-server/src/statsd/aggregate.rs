@@ -19,8 +19,13 @@
 //!   the values of the last interval, written only for an interval that had values;
 //! - set `s` → a gauge `<name>` of the distinct members seen in the interval (0 when none).
 //!
-//! A series idle for [`Settings::idle_flushes`] flushes is forgotten; if it comes back, its
-//! counters start again from 0, which `rate()` reads as a reset.
+//! A new counter (and a new summary's `_sum` and `_count`) is first written with a 0 at the
+//! previous flush (1 ms before the first flush after start), then its total: so `increase()` and
+//! `rate()` count its first increments, as they would had the series existed at 0 before.
+//!
+//! A series idle for [`Settings::idle_flushes`] flushes (default 360: an hour at 10 s) is
+//! forgotten; if it comes back, its counters start again from 0 (with the 0 sample above), which
+//! `rate()` reads as a reset.
 //!
 //! **Budgets.** At most [`Settings::max_series`] series (new ones are refused and counted); at
 //! most [`MAX_WINDOW`] values per summary and [`MAX_MEMBERS`] members per set per interval (the
@@ -53,7 +58,7 @@ impl Default for Settings {
         Settings {
             max_series: 10_000,
             quantiles: vec![0.5, 0.9, 0.99],
-            idle_flushes: 30,
+            idle_flushes: 360,
         }
     }
 }
@@ -103,6 +108,8 @@ struct Entry {
     state: State,
     /// Flushes since the last value.
     idle: u32,
+    /// Not yet flushed: its first flush writes a 0 before its running total.
+    fresh: bool,
 }
 
 /// (Prometheus name, sorted labels).
@@ -113,6 +120,8 @@ type Key = (String, Vec<(String, String)>);
 pub struct Aggregator {
     settings: Settings,
     series: HashMap<Key, Entry>,
+    /// When the last flush was (ms), where a new counter's 0 goes.
+    last_flush: Option<i64>,
 }
 
 impl Aggregator {
@@ -121,6 +130,7 @@ impl Aggregator {
         Aggregator {
             settings,
             series: HashMap::new(),
+            last_flush: None,
         }
     }
 
@@ -207,6 +217,7 @@ impl Aggregator {
                 Kind::Set => State::Set(HashSet::new()),
             },
             idle: 0,
+            fresh: true,
         });
         let weight = 1.0 / m.rate;
         // Divided, not multiplied by 0.001: 250 ms is then exactly 0.25 s.
@@ -266,32 +277,38 @@ impl Aggregator {
     pub fn flush(&mut self, t: i64) -> Batch {
         let mut batch = Batch::default();
         let mut kinds: HashMap<String, MetricType> = HashMap::new();
+        let before = self.last_flush.filter(|p| *p < t).unwrap_or(t - 1);
+        self.last_flush = Some(t);
         for ((name, labels), entry) in &mut self.series {
-            let mut push = |name: &str, extra: Option<(&str, String)>, v: f64| {
+            let fresh = std::mem::take(&mut entry.fresh);
+            // `from_zero`: a running total's first write, preceded by a 0 (module docs).
+            let mut push = |name: &str, extra: Option<(&str, String)>, v: f64, from_zero: bool| {
                 let mut l = labels.clone();
                 l.push(("__name__".into(), name.to_string()));
                 if let Some((k, val)) = extra {
                     l.push((k.to_string(), val));
                 }
                 l.sort();
-                batch.series.push(Series {
-                    labels: l,
-                    samples: vec![(t, v)],
-                });
+                let samples = if from_zero && fresh {
+                    vec![(before, 0.0), (t, v)]
+                } else {
+                    vec![(t, v)]
+                };
+                batch.series.push(Series { labels: l, samples });
             };
             match &mut entry.state {
                 State::Counter(total) => {
-                    push(name, None, *total);
+                    push(name, None, *total, true);
                     // A counter's family is named without `_total`, as Prometheus names it.
                     let family = name.strip_suffix("_total").unwrap_or(name);
                     kinds.insert(family.to_string(), MetricType::Counter);
                 }
                 State::Gauge(g) => {
-                    push(name, None, *g);
+                    push(name, None, *g, false);
                     kinds.insert(name.clone(), MetricType::Gauge);
                 }
                 State::Set(members) => {
-                    push(name, None, members.len() as f64);
+                    push(name, None, members.len() as f64, false);
                     members.clear();
                     kinds.insert(name.clone(), MetricType::Gauge);
                 }
@@ -299,11 +316,12 @@ impl Aggregator {
                     if !window.is_empty() {
                         window.sort_by(f64::total_cmp);
                         for q in &self.settings.quantiles {
-                            push(name, Some(("quantile", format_q(*q))), quantile(window, *q));
+                            let v = quantile(window, *q);
+                            push(name, Some(("quantile", format_q(*q))), v, false);
                         }
                     }
-                    push(&format!("{name}_sum"), None, *sum);
-                    push(&format!("{name}_count"), None, *count);
+                    push(&format!("{name}_sum"), None, *sum, true);
+                    push(&format!("{name}_count"), None, *count, true);
                     window.clear();
                     kinds.insert(name.clone(), MetricType::Summary);
                 }
@@ -419,7 +437,8 @@ mod tests {
                         .iter()
                         .all(|(k, v)| s.labels.iter().any(|(a, b)| a == k && b == v))
             })
-            .map(|s| s.samples[0].1)
+            .and_then(|s| s.samples.last())
+            .map(|p| p.1)
     }
 
     #[test]
@@ -440,7 +459,43 @@ mod tests {
         let b = a.flush(2000);
         // Monotonic: the running sum, so rate() sees the increase of 3.
         assert_eq!(value(&b, "api_hits_total", &[("env", "prod")]), Some(15.0));
-        assert_eq!(b.series[0].samples[0].0, 2000);
+        assert_eq!(b.series[0].samples, vec![(2000, 15.0)]);
+    }
+
+    #[test]
+    fn a_new_counter_starts_from_a_zero_so_increase_counts_its_first_increments() {
+        let mut a = Aggregator::new(Settings::default());
+        a.flush(1000);
+        a.add_packet(b"jobs:3|c\njob.time:250|ms\nload:7|g");
+        let b = a.flush(11_000);
+        let samples = |name: &str| {
+            b.series
+                .iter()
+                .find(|s| s.name() == name)
+                .map(|s| s.samples.clone())
+                .unwrap()
+        };
+        assert_eq!(samples("jobs_total"), vec![(1000, 0.0), (11_000, 3.0)]);
+        assert_eq!(
+            samples("job_time_seconds_count"),
+            vec![(1000, 0.0), (11_000, 1.0)]
+        );
+        assert_eq!(
+            samples("job_time_seconds_sum"),
+            vec![(1000, 0.0), (11_000, 0.25)]
+        );
+        // A gauge is not a total: no 0 in front.
+        assert_eq!(samples("load"), vec![(11_000, 7.0)]);
+        // Only the first write has it.
+        a.add_packet(b"jobs:1|c");
+        let b = a.flush(21_000);
+        let s = b.series.iter().find(|s| s.name() == "jobs_total").unwrap();
+        assert_eq!(s.samples, vec![(21_000, 4.0)]);
+        // The first flush after start puts the 0 just before it.
+        let mut a = Aggregator::new(Settings::default());
+        a.add_packet(b"jobs:3|c");
+        let b = a.flush(5000);
+        assert_eq!(b.series[0].samples, vec![(4999, 0.0), (5000, 3.0)]);
     }
 
     #[test]
