@@ -122,6 +122,14 @@ pub struct Aggregator {
     series: HashMap<Key, Entry>,
     /// When the last flush was (ms), where a new counter's 0 goes.
     last_flush: Option<i64>,
+    /// Output series (labels with `__name__`) the store refused for good (series limit,
+    /// collision): left out of flushes until [`Settings::idle_flushes`] flushes have passed,
+    /// then tried again.
+    refused: HashSet<Vec<(String, String)>>,
+    /// Flushes since `refused` was last emptied.
+    refused_age: u32,
+    /// Samples left out of flushes because their series was refused, not yet reported.
+    refused_samples: u64,
 }
 
 impl Aggregator {
@@ -131,6 +139,9 @@ impl Aggregator {
             settings,
             series: HashMap::new(),
             last_flush: None,
+            refused: HashSet::new(),
+            refused_age: 0,
+            refused_samples: 0,
         }
     }
 
@@ -142,6 +153,27 @@ impl Aggregator {
     /// Whether no series is held.
     pub fn is_empty(&self) -> bool {
         self.series.is_empty()
+    }
+
+    /// Marks output series the store refused for good, so later flushes leave them out (and
+    /// count them) instead of sending them again with the others.
+    pub fn refuse(&mut self, series: impl IntoIterator<Item = Vec<(String, String)>>) {
+        // Bounded like the series themselves (a summary has a few outputs per series).
+        let cap = self.settings.max_series.saturating_mul(4);
+        if self.refused.is_empty() {
+            self.refused_age = 0;
+        }
+        for l in series {
+            if self.refused.len() >= cap {
+                break;
+            }
+            self.refused.insert(l);
+        }
+    }
+
+    /// Samples left out of flushes since the last call because the store refused their series.
+    pub fn take_refused_samples(&mut self) -> u64 {
+        std::mem::take(&mut self.refused_samples)
     }
 
     /// Takes every line of a packet.
@@ -279,6 +311,14 @@ impl Aggregator {
         let mut kinds: HashMap<String, MetricType> = HashMap::new();
         let before = self.last_flush.filter(|p| *p < t).unwrap_or(t - 1);
         self.last_flush = Some(t);
+        self.refused_age += 1;
+        if self.refused_age > self.settings.idle_flushes.max(1) {
+            // Tried again now and then: the store's limit may have been raised or series freed.
+            self.refused.clear();
+            self.refused_age = 0;
+        }
+        let refused = &self.refused;
+        let refused_samples = &mut self.refused_samples;
         for ((name, labels), entry) in &mut self.series {
             let fresh = std::mem::take(&mut entry.fresh);
             // `from_zero`: a running total's first write, preceded by a 0 (module docs).
@@ -289,6 +329,10 @@ impl Aggregator {
                     l.push((k.to_string(), val));
                 }
                 l.sort();
+                if refused.contains(&l) {
+                    *refused_samples += 1;
+                    return;
+                }
                 let samples = if from_zero && fresh {
                     vec![(before, 0.0), (t, v)]
                 } else {
@@ -623,6 +667,35 @@ mod tests {
                 ("tag__name__".into(), "x".into()),
             ]
         );
+    }
+
+    #[test]
+    fn series_the_store_refused_are_left_out_and_the_others_kept() {
+        let mut a = Aggregator::new(Settings {
+            idle_flushes: 3,
+            ..Settings::default()
+        });
+        a.add_packet(b"old:1|c\nnew:1|c");
+        let b = a.flush(1);
+        let new = b
+            .series
+            .iter()
+            .find(|s| s.name() == "new_total")
+            .unwrap()
+            .labels
+            .clone();
+        a.refuse([new]);
+        a.add_packet(b"old:1|c\nnew:1|c");
+        let b = a.flush(2);
+        assert_eq!(value(&b, "old_total", &[]), Some(2.0));
+        assert_eq!(value(&b, "new_total", &[]), None);
+        assert_eq!(a.take_refused_samples(), 1);
+        assert_eq!(a.take_refused_samples(), 0);
+        // Tried again once the refusal is older than the idle limit.
+        a.flush(3);
+        assert_eq!(value(&a.flush(4), "new_total", &[]), None);
+        let b = a.flush(5);
+        assert_eq!(value(&b, "new_total", &[]), Some(2.0));
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //! retried first at the next flush, up to [`MAX_PENDING`] flushes; beyond that the oldest is
 //! dropped and its samples counted in `lookout_statsd_samples_dropped_total`. Counters and
 //! summary totals are running sums, so even a dropped flush loses no count: the next written
-//! one carries it.
+//! one carries it. A flush part the store refuses for good (the project's series limit, a
+//! hash collision) costs only its new series: those already stored are written, the refused
+//! ones are counted (`…_series_refused_total`, `…_samples_dropped_total`) and left out of
+//! later flushes until the idle limit has passed, then tried again.
 //!
 //! Self-metrics (at `/metrics`): `lookout_statsd_packets_total`, `…_lines_total`,
 //! `…_malformed_lines_total`, `…_unknown_fields_total` (DogStatsD fields ignored, such as
@@ -24,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lookout_core::time::now_ms;
-use lookout_protocol::remote_write::Batch;
+use lookout_protocol::remote_write::{Batch, Series};
 use lookout_store::prom::{self, IngestError};
 use lookout_store::{Store, StoreError, WriteQueue};
 use tokio::net::UdpSocket;
@@ -174,11 +177,19 @@ async fn flush_loop(
             _ = tick.tick() => false,
             _ = stop.wait_for(|s| *s) => true,
         };
-        let batch = match agg.lock() {
-            Ok(mut a) => a.flush(now_ms()),
+        let (batch, skipped) = match agg.lock() {
+            Ok(mut a) => (a.flush(now_ms()), a.take_refused_samples()),
             Err(_) => return,
         };
-        flusher.flush(batch).await;
+        if skipped > 0 {
+            metrics::counter!("lookout_statsd_samples_dropped_total").increment(skipped);
+        }
+        let refused = flusher.flush(batch).await;
+        if !refused.is_empty() {
+            if let Ok(mut a) = agg.lock() {
+                a.refuse(refused);
+            }
+        }
         if last {
             return;
         }
@@ -194,7 +205,10 @@ struct Flusher {
 }
 
 impl Flusher {
-    async fn flush(&mut self, batch: Batch) {
+    /// Writes what is pending and `batch`; returns the series the store refused for good (their
+    /// labels), which the aggregator then leaves out: the other series were written.
+    async fn flush(&mut self, batch: Batch) -> Vec<Vec<(String, String)>> {
+        let mut refused = Vec::new();
         if !batch.series.is_empty() {
             if self.pending.len() >= MAX_PENDING {
                 if let Some(old) = self.pending.pop_front() {
@@ -209,12 +223,29 @@ impl Flusher {
             self.pending.push_back(batch);
         }
         while let Some(batch) = self.pending.front_mut() {
-            match write(&self.store, &self.writes, self.project, batch).await {
+            let mut gone = Vec::new();
+            let done = write(&self.store, &self.writes, self.project, batch, &mut gone).await;
+            if !gone.is_empty() {
+                let samples: usize = gone.iter().map(|s| s.samples.len()).sum();
+                metrics::counter!("lookout_statsd_series_refused_total")
+                    .increment(gone.len() as u64);
+                metrics::counter!("lookout_statsd_samples_dropped_total")
+                    .increment(samples as u64);
+                tracing::warn!(
+                    series = gone.len(),
+                    samples,
+                    example = gone.first().map(|s| s.name()).unwrap_or(""),
+                    "StatsD series refused by the metric store (series limit or hash collision); \
+                     the other series were written."
+                );
+                refused.extend(gone.into_iter().map(|s| s.labels));
+            }
+            match done {
                 Ok(n) => {
                     metrics::counter!("lookout_statsd_samples_written_total").increment(n as u64);
                     self.pending.pop_front();
                 }
-                Err(IngestError::Store(e)) => {
+                Err(e) => {
                     metrics::counter!("lookout_statsd_flush_failures_total").increment(1);
                     let level_warn = !matches!(e, StoreError::Overloaded);
                     if level_warn {
@@ -225,51 +256,71 @@ impl Flusher {
                             "StatsD flush deferred: the write queue is full."
                         );
                     }
-                    return;
-                }
-                Err(e) => {
-                    // The store refuses these samples for good (series limit, hash collision):
-                    // retrying would refuse them again.
-                    metrics::counter!("lookout_statsd_flush_failures_total").increment(1);
-                    metrics::counter!("lookout_statsd_samples_dropped_total")
-                        .increment(batch.samples() as u64);
-                    tracing::warn!(error = %e, "StatsD flush refused by the metric store; dropped.");
-                    self.pending.pop_front();
+                    return refused;
                 }
             }
         }
+        refused
     }
 }
 
 /// Writes a flush in bounded parts; a part written is taken out of `batch`, so a retry writes
 /// only what is left (a retried part is harmless anyway: a timestamp written twice keeps its
 /// first value).
+///
+/// A part the store refuses for good (the project's series limit, a hash collision) is split:
+/// the series already stored are written, the new ones go to `refused` (retrying them would be
+/// refused again, and dropping the whole part would lose the series that were fine).
 async fn write(
     store: &Store,
     writes: &WriteQueue,
     project: i64,
     batch: &mut Batch,
-) -> Result<usize, IngestError> {
+    refused: &mut Vec<Series>,
+) -> Result<usize, StoreError> {
     let mut written = 0;
     while !batch.series.is_empty() {
         let n = batch.series.len().min(SERIES_PER_WRITE);
         let rest = batch.series.split_off(n);
-        let part = Batch {
+        let mut part = Batch {
             series: std::mem::replace(&mut batch.series, rest),
             metadata: std::mem::take(&mut batch.metadata),
             ..Batch::default()
         };
-        let done = prom::ingest_limited(
-            store,
-            writes,
-            project,
-            &part,
-            crate::prometheus::write::max_series(),
-        )
-        .await;
+        let max = crate::prometheus::write::max_series();
+        let mut done = prom::ingest_limited(store, writes, project, &part, max).await;
+        if matches!(
+            done,
+            Err(IngestError::SeriesLimit(_) | IngestError::Collision(_))
+        ) {
+            let labels: Vec<&[(String, String)]> =
+                part.series.iter().map(|s| s.labels.as_slice()).collect();
+            match prom::stored_series(store, project, &labels).await {
+                Ok(known) => {
+                    let all = std::mem::take(&mut part.series);
+                    for (s, k) in all.into_iter().zip(known) {
+                        if k {
+                            part.series.push(s);
+                        } else {
+                            refused.push(s);
+                        }
+                    }
+                    done = if part.series.is_empty() {
+                        Ok(prom::Written::default())
+                    } else {
+                        prom::ingest_limited(store, writes, project, &part, max).await
+                    };
+                }
+                Err(e) => done = Err(IngestError::Store(e)),
+            }
+        }
         match done {
             Ok(w) => written += w.samples,
-            Err(e) => {
+            Err(IngestError::SeriesLimit(_) | IngestError::Collision(_)) => {
+                // Refused again with only stored series (another writer's race): dropped.
+                refused.append(&mut part.series);
+            }
+            Err(IngestError::Store(e)) => {
                 // Put the part back in front, so the retry writes it first.
                 let mut series = part.series;
                 series.append(&mut batch.series);

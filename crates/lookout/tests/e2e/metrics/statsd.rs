@@ -18,12 +18,16 @@ fn free_udp_port() -> u16 {
 }
 
 async fn start(backend: Backend) -> (TestServer, u16) {
+    start_env(backend, &[]).await
+}
+
+async fn start_env(backend: Backend, env: &[(&str, &str)]) -> (TestServer, u16) {
     let port = free_udp_port();
     let listen = format!("127.0.0.1:{port}");
     let s = TestServer::start_with(
         crate::bin(),
         backend,
-        &[],
+        env,
         &["--statsd-listen", &listen, "--statsd-flush-interval", "1s"],
     )
     .await;
@@ -271,7 +275,32 @@ async fn bad_statsd_packets_are_counted_and_harmless(backend: Backend) {
     assert_eq!(r.status(), 200);
 }
 
+/// At the project's series limit, new StatsD series are refused and counted, and the series
+/// already stored keep being written (the refusal does not cost the whole flush).
+async fn at_the_series_limit_only_new_statsd_series_are_lost(backend: Backend) {
+    let (s, port) = start_env(backend, &[("LOOKOUT_PROMETHEUS_MAX_SERIES", "2")]).await;
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = ("127.0.0.1", port);
+    sock.send_to(b"kept:1|c\n", to).unwrap();
+    expect(&s, "kept_total", &[], 1.0).await;
+    sock.send_to(b"kept:1|c\nnew.one:1|c\nnew.two:1|c\n", to)
+        .unwrap();
+    expect(&s, "kept_total", &[], 2.0).await;
+    eventually("the new series refused and counted")
+        .until(
+            || self_metric(&s, "lookout_statsd_series_refused_total"),
+            |n| *n >= 2.0,
+        )
+        .await;
+    // Later flushes leave the refused series out and keep writing the stored one.
+    sock.send_to(b"kept:1|c\nnew.one:1|c\n", to).unwrap();
+    expect(&s, "kept_total", &[], 3.0).await;
+    assert!(promql(&s, "new_one_total").await.is_empty());
+    assert!(promql(&s, "new_two_total").await.is_empty());
+}
+
 lookout_testkit::both!(
     statsd_and_dogstatsd_clients_read_back_through_promql,
     bad_statsd_packets_are_counted_and_harmless,
+    at_the_series_limit_only_new_statsd_series_are_lost,
 );
