@@ -27,9 +27,14 @@
 //! forgotten; if it comes back, its counters start again from 0 (with the 0 sample above), which
 //! `rate()` reads as a reset.
 //!
-//! **Budgets.** At most [`Settings::max_series`] series (new ones are refused and counted); at
-//! most [`MAX_WINDOW`] values per summary and [`MAX_MEMBERS`] members per set per interval (the
-//! sum and count stay exact; quantiles are those of the values kept).
+//! **Budgets.** At most [`Settings::max_series`] series (new ones are refused and counted),
+//! holding at most [`Settings::max_label_bytes`] of names and labels together (new series beyond
+//! are refused the same way); per interval at most [`MAX_WINDOW`] values per summary and
+//! [`MAX_MEMBERS`] members per set, and across all series at most [`Settings::max_values`]
+//! summary values and [`Settings::max_members`] set members (values beyond are counted in
+//! [`Outcome::values_dropped`]; the sum and count stay exact, quantiles are those of the values
+//! kept, a set's count stops rising). So the aggregator's memory has one bound, whatever the
+//! senders do: about 8 bytes per value, 16 per member, plus the label bytes.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -51,6 +56,12 @@ pub struct Settings {
     pub quantiles: Vec<f64>,
     /// Flushes without a value after which a series is forgotten.
     pub idle_flushes: u32,
+    /// Summary values kept for quantiles per interval, across all series.
+    pub max_values: usize,
+    /// Distinct set members counted per interval, across all series.
+    pub max_members: usize,
+    /// Bytes of metric names, label names and values held, across all series.
+    pub max_label_bytes: usize,
 }
 
 impl Default for Settings {
@@ -59,6 +70,9 @@ impl Default for Settings {
             max_series: 10_000,
             quantiles: vec![0.5, 0.9, 0.99],
             idle_flushes: 360,
+            max_values: 1_000_000,
+            max_members: 1_000_000,
+            max_label_bytes: 16 << 20,
         }
     }
 }
@@ -76,6 +90,8 @@ pub struct Outcome {
     pub ignored: u64,
     /// Unknown `|x:…` fields ignored in lines otherwise taken (`|e:`, `|card:`).
     pub unknown_fields: u64,
+    /// Summary values not kept for quantiles and set members not counted: over the budget.
+    pub values_dropped: u64,
     /// The first malformed line's reason and start, for a rate-limited log line.
     pub example: Option<String>,
 }
@@ -130,6 +146,14 @@ pub struct Aggregator {
     refused_age: u32,
     /// Samples left out of flushes because their series was refused, not yet reported.
     refused_samples: u64,
+    /// Summary values held this interval, across series.
+    values_held: usize,
+    /// Set members held this interval, across series.
+    members_held: usize,
+    /// Bytes of the keys held.
+    label_bytes: usize,
+    /// Values and members refused over the budgets, ever.
+    values_dropped: u64,
 }
 
 impl Aggregator {
@@ -142,6 +166,10 @@ impl Aggregator {
             refused: HashSet::new(),
             refused_age: 0,
             refused_samples: 0,
+            values_held: 0,
+            members_held: 0,
+            label_bytes: 0,
+            values_dropped: 0,
         }
     }
 
@@ -179,6 +207,7 @@ impl Aggregator {
     /// Takes every line of a packet.
     pub fn add_packet(&mut self, packet: &[u8]) -> Outcome {
         let mut out = Outcome::default();
+        let dropped_before = self.values_dropped;
         for line in statsd::lines(packet) {
             let fault = match statsd::parse_line(line) {
                 Ok(Line::Metric(m)) => match {
@@ -219,6 +248,7 @@ impl Aggregator {
                 }
             }
         }
+        out.values_dropped = self.values_dropped - dropped_before;
         out
     }
 
@@ -234,8 +264,14 @@ impl Aggregator {
             return Err(Refused::Negative);
         }
         let key = (metric_name(m.name, m.kind), labels(&m.tags));
-        if self.series.len() >= self.settings.max_series && !self.series.contains_key(&key) {
-            return Err(Refused::OverBudget);
+        if !self.series.contains_key(&key) {
+            let bytes = key_bytes(&key);
+            if self.series.len() >= self.settings.max_series
+                || self.label_bytes + bytes > self.settings.max_label_bytes
+            {
+                return Err(Refused::OverBudget);
+            }
+            self.label_bytes += bytes;
         }
         let entry = self.series.entry(key).or_insert_with(|| Entry {
             state: match m.kind {
@@ -280,8 +316,12 @@ impl Aggregator {
                         let n = n / divisor;
                         *sum += n * weight;
                         *count += weight;
-                        if window.len() < MAX_WINDOW {
+                        if window.len() < MAX_WINDOW && self.values_held < self.settings.max_values
+                        {
                             window.push(n);
+                            self.values_held += 1;
+                        } else {
+                            self.values_dropped += 1;
                         }
                     }
                 }
@@ -289,10 +329,19 @@ impl Aggregator {
             (State::Set(members), Kind::Set) => {
                 for v in &m.values {
                     if let Value::Member(s) = v {
-                        if members.len() < MAX_MEMBERS {
-                            let mut h = std::collections::hash_map::DefaultHasher::new();
-                            s.hash(&mut h);
-                            members.insert(h.finish());
+                        let mut h = std::collections::hash_map::DefaultHasher::new();
+                        s.hash(&mut h);
+                        let h = h.finish();
+                        if members.contains(&h) {
+                            continue;
+                        }
+                        if members.len() < MAX_MEMBERS
+                            && self.members_held < self.settings.max_members
+                        {
+                            members.insert(h);
+                            self.members_held += 1;
+                        } else {
+                            self.values_dropped += 1;
                         }
                     }
                 }
@@ -374,7 +423,17 @@ impl Aggregator {
         }
         // `idle` counts flushes since the last value; 1 means "had values this interval".
         let keep = self.settings.idle_flushes.max(1);
-        self.series.retain(|_, e| e.idle <= keep);
+        let freed = &mut self.label_bytes;
+        self.series.retain(|k, e| {
+            let kept = e.idle <= keep;
+            if !kept {
+                *freed = freed.saturating_sub(key_bytes(k));
+            }
+            kept
+        });
+        // Every window and set was emptied above.
+        self.values_held = 0;
+        self.members_held = 0;
         let mut kinds: Vec<_> = kinds.into_iter().collect();
         kinds.sort_by(|a, b| a.0.cmp(&b.0));
         batch.metadata = kinds
@@ -399,6 +458,11 @@ pub enum Refused {
     TypeClash(&'static str),
     /// A negative counter increment.
     Negative,
+}
+
+/// What a key costs against [`Settings::max_label_bytes`].
+fn key_bytes((name, labels): &Key) -> usize {
+    name.len() + labels.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
 }
 
 /// The Prometheus metric name for a StatsD name and type (see the module docs).
@@ -696,6 +760,33 @@ mod tests {
         assert_eq!(value(&a.flush(4), "new_total", &[]), None);
         let b = a.flush(5);
         assert_eq!(value(&b, "new_total", &[]), Some(2.0));
+    }
+
+    #[test]
+    fn one_budget_bounds_values_members_and_labels_across_series() {
+        let mut a = Aggregator::new(Settings {
+            max_values: 3,
+            max_members: 2,
+            max_label_bytes: 40,
+            ..Settings::default()
+        });
+        // Values across two timers share one budget; sum and count stay exact.
+        let o = a.add_packet(b"t1:1:2|h\nt2:3:4|h");
+        assert_eq!((o.taken, o.values_dropped), (2, 1));
+        // Members across two sets; a member already counted costs nothing.
+        let o = a.add_packet(b"s1:a|s\ns1:a|s\ns2:b|s\ns2:c|s");
+        assert_eq!((o.taken, o.values_dropped), (4, 1));
+        let b = a.flush(1);
+        assert_eq!(value(&b, "t2_count", &[]), Some(2.0));
+        assert_eq!(value(&b, "t2_sum", &[]), Some(7.0));
+        assert_eq!(value(&b, "t2", &[("quantile", "0.5")]), Some(3.0));
+        assert_eq!(value(&b, "s2", &[]), Some(1.0));
+        // The budgets are per interval: the next one has room again.
+        let o = a.add_packet(b"t2:5|h\ns2:d|s");
+        assert_eq!(o.values_dropped, 0);
+        // Label bytes: 4 series of ~10 bytes held; a long new one is refused.
+        let o = a.add_packet(b"long.name.here:1|c|#env:production");
+        assert_eq!(o.over_budget, 1);
     }
 
     #[test]

@@ -16,7 +16,8 @@
 //! Self-metrics (at `/metrics`): `lookout_statsd_packets_total`, `…_lines_total`,
 //! `…_malformed_lines_total`, `…_unknown_fields_total` (DogStatsD fields ignored, such as
 //! `|e:` and `|card:`), `…_oversized_packets_total`, `…_series_dropped_total` (over the
-//! series budget), `…_ignored_total` (events and service checks), `…_samples_written_total`,
+//! series budget), `…_values_dropped_total` (summary values and set members over the
+//! aggregator's budget), `…_ignored_total` (events and service checks), `…_samples_written_total`,
 //! `…_flush_failures_total`, `…_samples_dropped_total`, and the gauge `…_series`.
 
 pub mod aggregate;
@@ -139,6 +140,10 @@ async fn receive(
         metrics::counter!("lookout_statsd_lines_total")
             .increment(outcome.taken + outcome.malformed + outcome.over_budget + outcome.ignored);
         metrics::counter!("lookout_statsd_ignored_total").increment(outcome.ignored);
+        if outcome.values_dropped > 0 {
+            metrics::counter!("lookout_statsd_values_dropped_total")
+                .increment(outcome.values_dropped);
+        }
         if outcome.unknown_fields > 0 {
             metrics::counter!("lookout_statsd_unknown_fields_total")
                 .increment(outcome.unknown_fields);
