@@ -62,6 +62,9 @@ pub struct Settings {
     pub max_members: usize,
     /// Bytes of metric names, label names and values held, across all series.
     pub max_label_bytes: usize,
+    /// Bytes one flush's batch may take (as [`batch_bytes`] counts them); output series beyond
+    /// are left out of that flush and counted.
+    pub max_flush_bytes: usize,
 }
 
 impl Default for Settings {
@@ -73,6 +76,7 @@ impl Default for Settings {
             max_values: 1_000_000,
             max_members: 1_000_000,
             max_label_bytes: 16 << 20,
+            max_flush_bytes: 64 << 20,
         }
     }
 }
@@ -154,6 +158,8 @@ pub struct Aggregator {
     label_bytes: usize,
     /// Values and members refused over the budgets, ever.
     values_dropped: u64,
+    /// Samples left out of flushes over [`Settings::max_flush_bytes`], not yet reported.
+    over_flush_samples: u64,
 }
 
 impl Aggregator {
@@ -170,6 +176,7 @@ impl Aggregator {
             members_held: 0,
             label_bytes: 0,
             values_dropped: 0,
+            over_flush_samples: 0,
         }
     }
 
@@ -202,6 +209,11 @@ impl Aggregator {
     /// Samples left out of flushes since the last call because the store refused their series.
     pub fn take_refused_samples(&mut self) -> u64 {
         std::mem::take(&mut self.refused_samples)
+    }
+
+    /// Samples left out of flushes since the last call over the flush's byte budget.
+    pub fn take_over_flush_samples(&mut self) -> u64 {
+        std::mem::take(&mut self.over_flush_samples)
     }
 
     /// Takes every line of a packet.
@@ -368,6 +380,8 @@ impl Aggregator {
         }
         let refused = &self.refused;
         let refused_samples = &mut self.refused_samples;
+        let mut room = self.settings.max_flush_bytes;
+        let over_flush = &mut self.over_flush_samples;
         for ((name, labels), entry) in &mut self.series {
             let fresh = std::mem::take(&mut entry.fresh);
             // `from_zero`: a running total's first write, preceded by a 0 (module docs).
@@ -382,6 +396,12 @@ impl Aggregator {
                     *refused_samples += 1;
                     return;
                 }
+                let cost = series_bytes(&l, 2);
+                if cost > room {
+                    *over_flush += 1;
+                    return;
+                }
+                room -= cost;
                 let samples = if from_zero && fresh {
                     vec![(before, 0.0), (t, v)]
                 } else {
@@ -458,6 +478,24 @@ pub enum Refused {
     TypeClash(&'static str),
     /// A negative counter increment.
     Negative,
+}
+
+/// What a series of a batch costs in memory, about: its label strings with their headers, and
+/// its samples.
+fn series_bytes(labels: &[(String, String)], samples: usize) -> usize {
+    64 + samples * 16
+        + labels
+            .iter()
+            .map(|(k, v)| 48 + k.len() + v.len())
+            .sum::<usize>()
+}
+
+/// What a batch costs in memory, about (for the budgets of a flush and of failed flushes kept).
+pub fn batch_bytes(b: &Batch) -> usize {
+    b.series
+        .iter()
+        .map(|s| series_bytes(&s.labels, s.samples.len()))
+        .sum()
 }
 
 /// What a key costs against [`Settings::max_label_bytes`].
@@ -787,6 +825,27 @@ mod tests {
         // Label bytes: 4 series of ~10 bytes held; a long new one is refused.
         let o = a.add_packet(b"long.name.here:1|c|#env:production");
         assert_eq!(o.over_budget, 1);
+    }
+
+    #[test]
+    fn a_flush_stays_within_its_byte_budget_and_counts_what_it_left_out() {
+        let mut a = Aggregator::new(Settings {
+            max_flush_bytes: 300,
+            ..Settings::default()
+        });
+        let mut p = String::new();
+        for i in 0..10 {
+            p.push_str(&format!("c{i}:1|c\n"));
+        }
+        a.add_packet(p.as_bytes());
+        let b = a.flush(1);
+        assert!(batch_bytes(&b) <= 300, "{}", batch_bytes(&b));
+        assert!(!b.series.is_empty());
+        assert_eq!(
+            b.series.len() as u64 + a.take_over_flush_samples(),
+            10,
+            "every series either written or counted"
+        );
     }
 
     #[test]

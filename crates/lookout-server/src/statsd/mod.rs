@@ -39,6 +39,9 @@ use aggregate::Aggregator;
 
 /// Failed flushes kept for a retry.
 pub const MAX_PENDING: usize = 6;
+/// Bytes of failed flushes kept for a retry, all together (as [`aggregate::batch_bytes`] counts
+/// them): with the store down, memory stops growing here, and the oldest flush goes first.
+pub const MAX_PENDING_BYTES: usize = 128 << 20;
 /// Series per store write: bounds one write's statements and memory.
 const SERIES_PER_WRITE: usize = 2_000;
 /// At most one malformed-line log line per this long.
@@ -183,7 +186,10 @@ async fn flush_loop(
             _ = stop.wait_for(|s| *s) => true,
         };
         let (batch, skipped) = match agg.lock() {
-            Ok(mut a) => (a.flush(now_ms()), a.take_refused_samples()),
+            Ok(mut a) => (
+                a.flush(now_ms()),
+                a.take_refused_samples() + a.take_over_flush_samples(),
+            ),
             Err(_) => return,
         };
         if skipped > 0 {
@@ -215,17 +221,24 @@ impl Flusher {
     async fn flush(&mut self, batch: Batch) -> Vec<Vec<(String, String)>> {
         let mut refused = Vec::new();
         if !batch.series.is_empty() {
-            if self.pending.len() >= MAX_PENDING {
-                if let Some(old) = self.pending.pop_front() {
-                    metrics::counter!("lookout_statsd_samples_dropped_total")
-                        .increment(old.samples() as u64);
-                    tracing::warn!(
-                        samples = old.samples(),
-                        "StatsD flush dropped after failed retries."
-                    );
-                }
-            }
             self.pending.push_back(batch);
+            // Oldest first: counters and summary totals are running sums, so the newest flush
+            // carries their counts anyway.
+            while self.pending.len() > MAX_PENDING
+                || (self.pending.len() > 1
+                    && self.pending.iter().map(aggregate::batch_bytes).sum::<usize>()
+                        > MAX_PENDING_BYTES)
+            {
+                let Some(old) = self.pending.pop_front() else {
+                    break;
+                };
+                metrics::counter!("lookout_statsd_samples_dropped_total")
+                    .increment(old.samples() as u64);
+                tracing::warn!(
+                    samples = old.samples(),
+                    "StatsD flush dropped after failed retries (too many or too large kept)."
+                );
+            }
         }
         while let Some(batch) = self.pending.front_mut() {
             let mut gone = Vec::new();
