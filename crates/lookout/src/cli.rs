@@ -214,6 +214,10 @@ pub struct ServeArgs {
     /// starts again from 0). Default: 1h.
     #[arg(long, env = "LOOKOUT_STATSD_FORGET_AFTER", value_parser = duration)]
     pub statsd_forget_after: Option<std::time::Duration>,
+    /// The `instance` label of every StatsD series: this replica's name, so replicas that all
+    /// listen write separate series. Default: the host name.
+    #[arg(long, env = "LOOKOUT_STATSD_INSTANCE", value_name = "NAME")]
+    pub statsd_instance: Option<String>,
     /// Quantiles written for timers, histograms and distributions. Default: 0.5,0.9,0.99.
     #[arg(
         long,

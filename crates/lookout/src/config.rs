@@ -88,6 +88,8 @@ pub struct StatsdFileConfig {
     pub quantiles: Option<Vec<f64>>,
     /// See `--statsd-forget-after` (`1h`).
     pub forget_after: Option<String>,
+    /// See `--statsd-instance`.
+    pub instance: Option<String>,
 }
 
 /// The StatsD listener's settings, or `None` when no listen address is given.
@@ -122,6 +124,23 @@ pub fn statsd(
             bail!("statsd max series: at least 1");
         }
         s.aggregate.max_series = n;
+    }
+    // A name stable across restarts (unlike the replica id, which has the pid in it), so a
+    // restart continues its series rather than starting new ones.
+    s.aggregate.instance = args
+        .statsd_instance
+        .clone()
+        .or_else(|| f.instance.clone())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "lookout".to_string());
+    if s.aggregate.instance.len() > 250 {
+        bail!("statsd instance: at most 250 bytes");
     }
     let forget = match (&args.statsd_forget_after, &f.forget_after) {
         (Some(d), _) => *d,
@@ -674,6 +693,12 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(s.aggregate.idle_flushes, 720);
+        // Every series is labelled with the replica; the host name unless given.
+        assert!(!s.aggregate.instance.is_empty());
+        let s = statsd(&serve_args(&["--statsd-instance", "web-2"]), &file)
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.aggregate.instance, "web-2");
         let s = statsd(
             &serve_args(&[
                 "--statsd-listen",

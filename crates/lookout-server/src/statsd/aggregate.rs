@@ -5,7 +5,10 @@
 //! **Naming.** Every character Prometheus does not allow in a metric or label name becomes `_`
 //! (`api.request-time` → `api_request_time`); a leading digit gets a `_` in front; a tag name
 //! starting with `__` (reserved) gets `tag` in front. A bare DogStatsD tag `canary` becomes the
-//! label `canary="true"`.
+//! label `canary="true"`. Every series gets `instance="<Settings::instance>"` (this replica's
+//! name, see docs/metrics.md) when one is set, so two replicas listening for StatsD write two
+//! series, never one with two interleaved running totals; a tag named `instance` becomes
+//! `exported_instance`, as Prometheus renames a scraped label that clashes with a target label.
 //!
 //! **Types.**
 //! - counter `c` → `<name>_total`, a monotonic counter: the running sum since this server
@@ -62,6 +65,8 @@ pub struct Settings {
     pub max_members: usize,
     /// Bytes of metric names, label names and values held, across all series.
     pub max_label_bytes: usize,
+    /// The `instance` label of every series (this replica's name); none when empty.
+    pub instance: String,
     /// Bytes one flush's batch may take (as [`batch_bytes`] counts them); output series beyond
     /// are left out of that flush and counted.
     pub max_flush_bytes: usize,
@@ -77,6 +82,7 @@ impl Default for Settings {
             max_members: 1_000_000,
             max_label_bytes: 16 << 20,
             max_flush_bytes: 64 << 20,
+            instance: String::new(),
         }
     }
 }
@@ -275,7 +281,18 @@ impl Aggregator {
         {
             return Err(Refused::Negative);
         }
-        let key = (metric_name(m.name, m.kind), labels(&m.tags));
+        let mut tags = labels(&m.tags);
+        if !self.settings.instance.is_empty() {
+            for (k, _) in tags.iter_mut() {
+                if k == "instance" {
+                    *k = "exported_instance".into();
+                }
+            }
+            tags.push(("instance".into(), self.settings.instance.clone()));
+            tags.sort();
+            tags.dedup_by(|a, b| a.0 == b.0);
+        }
+        let key = (metric_name(m.name, m.kind), tags);
         if !self.series.contains_key(&key) {
             let bytes = key_bytes(&key);
             if self.series.len() >= self.settings.max_series
@@ -845,6 +862,26 @@ mod tests {
             b.series.len() as u64 + a.take_over_flush_samples(),
             10,
             "every series either written or counted"
+        );
+    }
+
+    #[test]
+    fn every_series_names_its_replica() {
+        let mut a = Aggregator::new(Settings {
+            instance: "web-1".into(),
+            ..Settings::default()
+        });
+        a.add_packet(b"hits:1|c|#env:prod,instance:theirs");
+        let b = a.flush(1);
+        let s = b.series.iter().find(|s| s.name() == "hits_total").unwrap();
+        assert_eq!(
+            s.labels,
+            vec![
+                ("__name__".to_string(), "hits_total".to_string()),
+                ("env".into(), "prod".into()),
+                ("exported_instance".into(), "theirs".into()),
+                ("instance".into(), "web-1".into()),
+            ]
         );
     }
 
