@@ -1,10 +1,11 @@
 //! OTLP metrics as Prometheus series, named as Prometheus's own OTLP receiver names them with
 //! translation on (`UnderscoreEscapingWithSuffixes`, its default), so PromQL written against a
 //! Prometheus that receives the same export works here:
-//! - the name: every character outside `[a-zA-Z0-9_:]` becomes `_` (runs of `_` collapse), the
-//!   unit is appended as a word (`s` → `_seconds`, `ms` → `_milliseconds`, `By` → `_bytes`,
-//!   `1` on a gauge → `_ratio`, `a/b` → `_a_per_b`, `{…}` annotations dropped) unless the name
-//!   already ends with it, and monotonic sums get `_total`;
+//! - the name: a port of otlptranslator's `normalizeName` ([`metric_name`]): tokens split on
+//!   every character outside `[a-zA-Z0-9:]`, the unit appended as a word (`s` → `seconds`,
+//!   `By` → `bytes`, `a/s` → `a_per_second`; a unit holding `{…}` is none) unless it already is
+//!   one of the tokens, `_total` moved to the end of monotonic sums, `_ratio` for gauges (only)
+//!   with unit `1`;
 //! - labels: the point's attributes (names escaped the same way), `job` from `service.name`
 //!   (prefixed by `service.namespace/` when set), `instance` from `service.instance.id`;
 //! - gauges and non-monotonic sums → gauges; cumulative monotonic sums → counters; cumulative
@@ -129,7 +130,7 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Translated {
                         let (shape, kind) = if s.is_monotonic {
                             (Shape::Counter, "counter")
                         } else {
-                            (Shape::Gauge, "gauge")
+                            (Shape::UpDown, "gauge")
                         };
                         let name = metric_name(&m.name, &m.unit, shape);
                         family(
@@ -235,29 +236,161 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Translated {
 pub enum Shape {
     /// A monotonic cumulative sum.
     Counter,
-    /// A gauge or a non-monotonic sum.
+    /// A gauge.
     Gauge,
+    /// A non-monotonic sum (written as a gauge, but no `_ratio`, as in Prometheus).
+    UpDown,
     /// A histogram or a summary.
     Other,
 }
 
-/// The Prometheus name of an OTLP metric (see the module docs).
+/// The Prometheus name of an OTLP metric: a port of Prometheus's otlptranslator `normalizeName`
+/// (with suffixes, no namespace), token for token:
+/// - the name is split into tokens on every character outside `[a-zA-Z0-9:]` (so runs of `_`
+///   and leading or trailing `_` disappear);
+/// - the unit's main part (before `/`) becomes a word (`s` → `seconds`), dropped when blank,
+///   holding `{` or `}`, or already one of the tokens; its per part (`/s`) becomes `per_second`,
+///   dropped likewise;
+/// - a monotonic counter: every `total` token is removed and `total` appended;
+/// - a gauge with unit `1`: every `ratio` token is removed and `ratio` appended;
+/// - tokens joined by `_`, and `_` in front of a leading digit.
 pub fn metric_name(name: &str, unit: &str, shape: Shape) -> String {
-    let mut out = escape(name);
-    let word = match unit_word(unit) {
-        Some(w) => Some(w),
-        None if unit == "1" && shape == Shape::Gauge => Some("ratio".to_string()),
-        None => None,
-    };
-    if let Some(w) = word {
-        if !out.ends_with(&format!("_{w}")) && out != w {
-            out = format!("{out}_{w}");
+    let mut tokens: Vec<String> = name
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == ':'))
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    let (main, per) = unit_suffixes(unit);
+    let mut main = clean_up_unit(&main);
+    let mut per = clean_up_unit(&per);
+    if tokens.contains(&main) {
+        main.clear();
+    }
+    if per == "per_" {
+        per.clear();
+    } else {
+        if per.ends_with('_') {
+            per.pop();
+        }
+        if tokens.contains(&per) {
+            per.clear();
         }
     }
-    if shape == Shape::Counter && !out.ends_with("_total") {
-        out.push_str("_total");
+    if !per.is_empty() && main.ends_with('_') {
+        main.pop();
+    }
+    if !main.is_empty() {
+        tokens.push(main);
+    }
+    if !per.is_empty() {
+        tokens.push(per);
+    }
+    if shape == Shape::Counter {
+        tokens.retain(|t| t != "total");
+        tokens.push("total".into());
+    }
+    if unit == "1" && shape == Shape::Gauge {
+        tokens.retain(|t| t != "ratio");
+        tokens.push("ratio".into());
+    }
+    let mut out = tokens.join("_");
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
     }
     out
+}
+
+/// otlptranslator `buildUnitSuffixes`: the main and `per_` words of a unit, before clean-up.
+fn unit_suffixes(unit: &str) -> (String, String) {
+    let mut parts = unit.splitn(2, '/');
+    let main = parts.next().unwrap_or("").trim();
+    let main = if !main.is_empty() && !main.contains(['{', '}']) {
+        main_word(main)
+    } else {
+        String::new()
+    };
+    let per = match parts.next().map(str::trim) {
+        Some(p) if !p.is_empty() && !p.contains(['{', '}']) => {
+            let w = per_word(p);
+            if w.is_empty() {
+                w
+            } else {
+                format!("per_{w}")
+            }
+        }
+        _ => String::new(),
+    };
+    (main, per)
+}
+
+/// otlptranslator `cleanUpUnit`: characters outside `[a-zA-Z0-9:]` become `_`, runs of `_` one,
+/// a leading `_` dropped.
+fn clean_up_unit(unit: &str) -> String {
+    let mut out = String::with_capacity(unit.len());
+    for c in unit.chars() {
+        let c = if c.is_ascii_alphanumeric() || c == ':' {
+            c
+        } else {
+            '_'
+        };
+        if c == '_' && out.ends_with('_') {
+            continue;
+        }
+        out.push(c);
+    }
+    match out.strip_prefix('_') {
+        Some(rest) => rest.to_string(),
+        None => out,
+    }
+}
+
+/// otlptranslator's unit map (`1` maps to nothing); other units as they are.
+fn main_word(u: &str) -> String {
+    match u {
+        "d" => "days",
+        "h" => "hours",
+        "min" => "minutes",
+        "s" => "seconds",
+        "ms" => "milliseconds",
+        "us" => "microseconds",
+        "ns" => "nanoseconds",
+        "By" => "bytes",
+        "KiBy" => "kibibytes",
+        "MiBy" => "mebibytes",
+        "GiBy" => "gibibytes",
+        "TiBy" => "tibibytes",
+        "KBy" => "kilobytes",
+        "MBy" => "megabytes",
+        "GBy" => "gigabytes",
+        "TBy" => "terabytes",
+        "m" => "meters",
+        "V" => "volts",
+        "A" => "amperes",
+        "J" => "joules",
+        "W" => "watts",
+        "g" => "grams",
+        "Cel" => "celsius",
+        "Hz" => "hertz",
+        "1" => "",
+        "%" => "percent",
+        other => other,
+    }
+    .to_string()
+}
+
+/// otlptranslator's per-unit map; other units as they are.
+fn per_word(u: &str) -> String {
+    match u {
+        "s" => "second",
+        "m" => "minute",
+        "h" => "hour",
+        "d" => "day",
+        "w" => "week",
+        "mo" => "month",
+        "y" => "year",
+        other => other,
+    }
+    .to_string()
 }
 
 /// A label name: characters outside `[a-zA-Z0-9_]` become `_`; a leading digit gets `key_`.
@@ -275,107 +408,18 @@ fn label_name(key: &str) -> String {
     s
 }
 
-fn escape(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for c in name.chars() {
-        let c = if c.is_ascii_alphanumeric() || c == ':' {
-            c
-        } else {
-            '_'
-        };
-        if c == '_' && out.ends_with('_') {
-            continue;
-        }
-        out.push(c);
-    }
-    if out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert(0, '_');
-    }
-    out
-}
-
-/// A UCUM unit as the word Prometheus appends; `None` for none, `1`, and annotations.
+/// A unit as the word of the metadata (`seconds`, `bytes_per_second`); `None` for none, `1`,
+/// and annotations.
 fn unit_word(unit: &str) -> Option<String> {
-    // `{requests}` and the like are annotations, not units.
-    let unit: String = {
-        let mut s = String::new();
-        let mut depth = 0;
-        for c in unit.chars() {
-            match c {
-                '{' => depth += 1,
-                '}' => depth -= 1,
-                _ if depth == 0 => s.push(c),
-                _ => {}
-            }
-        }
-        s
+    let (main, per) = unit_suffixes(unit);
+    let (main, per) = (clean_up_unit(&main), clean_up_unit(&per));
+    let w = match (main.is_empty(), per.is_empty()) {
+        (false, false) => format!("{}_{}", main.trim_end_matches('_'), per.trim_end_matches('_')),
+        (false, true) => main,
+        (true, false) => per,
+        (true, true) => return None,
     };
-    let unit = unit.trim();
-    if unit.is_empty() || unit == "1" {
-        return None;
-    }
-    let (main, per) = match unit.split_once('/') {
-        Some((a, b)) => (a, Some(b)),
-        None => (unit, None),
-    };
-    let word = |u: &str| -> String {
-        match u {
-            "d" => "days",
-            "h" => "hours",
-            "min" => "minutes",
-            "s" => "seconds",
-            "ms" => "milliseconds",
-            "us" => "microseconds",
-            "ns" => "nanoseconds",
-            "By" => "bytes",
-            "KiBy" => "kibibytes",
-            "MiBy" => "mebibytes",
-            "GiBy" => "gibibytes",
-            "TiBy" => "tibibytes",
-            "KBy" => "kilobytes",
-            "MBy" => "megabytes",
-            "GBy" => "gigabytes",
-            "TBy" => "terabytes",
-            "m" => "meters",
-            "V" => "volts",
-            "A" => "amperes",
-            "J" => "joules",
-            "W" => "watts",
-            "g" => "grams",
-            "Cel" => "celsius",
-            "Hz" => "hertz",
-            "%" => "percent",
-            other => return escape(other),
-        }
-        .to_string()
-    };
-    let per_word = |u: &str| -> String {
-        match u {
-            "s" => "second",
-            "m" => "minute",
-            "h" => "hour",
-            "d" => "day",
-            "w" => "week",
-            "mo" => "month",
-            "y" => "year",
-            other => return escape(other),
-        }
-        .to_string()
-    };
-    let main = if main.is_empty() {
-        None
-    } else {
-        Some(word(main))
-    };
-    let per = per.filter(|p| !p.is_empty()).map(per_word);
-    match (main, per) {
-        (Some(m), Some(p)) => Some(format!("{m}_per_{p}")),
-        (Some(m), None) => Some(m),
-        (None, Some(p)) => Some(format!("per_{p}")),
-        (None, None) => None,
-    }
-    .map(|w| w.trim_matches('_').to_string())
-    .filter(|w| !w.is_empty())
+    Some(w.trim_matches('_').to_string()).filter(|w| !w.is_empty())
 }
 
 fn number(v: Option<&number_data_point::Value>) -> Option<f64> {
@@ -434,6 +478,27 @@ mod tests {
         );
         assert_eq!(metric_name("x_seconds", "s", Shape::Gauge), "x_seconds");
         assert_eq!(metric_name("a..b-c", "", Shape::Gauge), "a_b_c");
+        // Token for token as Prometheus's normalizeName: a unit anywhere among the tokens is
+        // not appended again; `total` moves to the end; `_ratio` only for gauges; leading and
+        // trailing `_` go; a unit with an annotation is no unit.
+        assert_eq!(
+            metric_name("seconds.spent.waiting", "s", Shape::Gauge),
+            "seconds_spent_waiting"
+        );
+        assert_eq!(
+            metric_name("requests.total.served", "", Shape::Counter),
+            "requests_served_total"
+        );
+        assert_eq!(metric_name("queue.fill", "1", Shape::UpDown), "queue_fill");
+        assert_eq!(metric_name("_x__y_", "", Shape::Gauge), "x_y");
+        assert_eq!(metric_name("size", "By{packet}", Shape::Gauge), "size");
+        assert_eq!(metric_name("rate", "{req}/s", Shape::Gauge), "rate_per_second");
+        assert_eq!(metric_name("ops", "1/s", Shape::Gauge), "ops_per_second");
+        assert_eq!(metric_name("2xx", "", Shape::Counter), "_2xx_total");
+        assert_eq!(
+            metric_name("net.io", "KiBy/min", Shape::Counter),
+            "net_io_kibibytes_per_min_total"
+        );
         assert_eq!(label_name("http.route"), "http_route");
         assert_eq!(label_name("1x"), "key_1x");
     }
