@@ -60,9 +60,44 @@ pub struct Translated {
     pub skipped: u64,
 }
 
-/// Translates an export (see the module docs).
-pub fn translate(req: &ExportMetricsServiceRequest) -> Translated {
+/// Most bytes (label names and values with their string headers, and samples) the samples of
+/// one export may translate to: each point repeats its attributes and the resource's for every
+/// bucket or quantile, so a 16 MiB export could otherwise grow to gigabytes. 413 beyond.
+pub const MAX_TRANSLATED_BYTES: usize = 64 << 20;
+/// Most samples one export may translate to (as a remote-write request, 413 beyond).
+pub const MAX_TRANSLATED_SAMPLES: usize = 500_000;
+/// Most labels one series may have, as remote write allows.
+pub const MAX_LABELS: usize = 64;
+/// Longest label value in bytes, as remote write allows; longer ones are cut.
+pub const MAX_VALUE_LEN: usize = 4096;
+
+/// An export over [`MAX_TRANSLATED_BYTES`] or [`MAX_TRANSLATED_SAMPLES`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the metrics export translates to more than {MAX_TRANSLATED_SAMPLES} Prometheus samples or \
+     {MAX_TRANSLATED_BYTES} bytes of labels; send it in smaller exports"
+)]
+pub struct TooMuch;
+
+/// Translates an export (see the module docs). Labels follow remote write's limits: at most
+/// `MAX_LABELS` per series (the point's attributes beyond are dropped, counted in `skipped`
+/// once per point), values cut to `MAX_VALUE_LEN` bytes; NUL bytes are removed from label values
+/// and descriptions (PostgreSQL refuses them in text).
+pub fn translate(req: &ExportMetricsServiceRequest) -> Result<Translated, TooMuch> {
     let mut out = Translated::default();
+    let mut spent = 0usize;
+    let mut samples = 0usize;
+    let mut charge = |labels: &[(String, String)]| -> Result<(), TooMuch> {
+        if samples >= MAX_TRANSLATED_SAMPLES {
+            return Err(TooMuch);
+        }
+        samples += 1;
+        spent += 64 + labels.iter().map(|(k, v)| 48 + k.len() + v.len()).sum::<usize>();
+        if spent > MAX_TRANSLATED_BYTES {
+            return Err(TooMuch);
+        }
+        Ok(())
+    };
     for rm in &req.resource_metrics {
         let resource = rm.resource.as_ref().map_or(&[][..], |r| &r.attributes);
         let mut target = Vec::new();
@@ -71,11 +106,12 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Translated {
                 Some(ns) => format!("{ns}/{service}"),
                 None => service,
             };
-            target.push(("job".to_string(), job));
+            target.push(("job".to_string(), clean_value(&job)));
         }
         if let Some(instance) = string(resource, &["service.instance.id"]) {
-            target.push(("instance".to_string(), instance));
+            target.push(("instance".to_string(), clean_value(&instance)));
         }
+        target.retain(|(_, v)| !v.is_empty());
         for sm in &rm.scope_metrics {
             for m in &sm.metrics {
                 let cumulative = |t: i32| t == AggregationTemporality::Cumulative as i32;
@@ -83,9 +119,14 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Translated {
                     let mut l: Vec<(String, String)> = Vec::with_capacity(attrs.len() + 4);
                     for kv in attrs {
                         let Some(v) = kv.value.as_ref() else { continue };
-                        let text = any_to_text(v);
-                        if !text.is_empty() {
-                            l.push((label_name(&kv.key), text));
+                        let text = clean_value(&any_to_text(v));
+                        let name = label_name(&kv.key);
+                        if !text.is_empty()
+                            && !name.is_empty()
+                            && name.len() <= 1024
+                            && l.len() < MAX_LABELS - 4
+                        {
+                            l.push((name, text));
                         }
                     }
                     // Target labels win over attributes of the same name, as in Prometheus.
@@ -104,7 +145,12 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Translated {
                         name,
                         kind,
                         unit: unit_word(&m.unit).unwrap_or_default(),
-                        help: m.description.chars().take(1024).collect(),
+                        help: m
+                            .description
+                            .chars()
+                            .filter(|c| *c != '\0')
+                            .take(1024)
+                            .collect(),
                     });
                 };
                 match m.data.as_ref() {
@@ -113,11 +159,11 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Translated {
                         family("gauge", name.clone());
                         for p in &g.data_points {
                             match number(p.value.as_ref()) {
-                                Some(v) => out.samples.push(Sample {
+                                Some(v) => push_sample(&mut out.samples, &mut charge, Sample {
                                     labels: labels(&p.attributes, &name, None),
                                     t: ms(p.time_unix_nano),
                                     v,
-                                }),
+                                })?,
                                 None => out.skipped += 1,
                             }
                         }
@@ -139,11 +185,11 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Translated {
                         );
                         for p in &s.data_points {
                             match number(p.value.as_ref()) {
-                                Some(v) => out.samples.push(Sample {
+                                Some(v) => push_sample(&mut out.samples, &mut charge, Sample {
                                     labels: labels(&p.attributes, &name, None),
                                     t: ms(p.time_unix_nano),
                                     v,
-                                }),
+                                })?,
                                 None => out.skipped += 1,
                             }
                         }
@@ -167,7 +213,7 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Translated {
                                 let les = bounds.chain(std::iter::once("+Inf".to_string()));
                                 for (n, le) in p.bucket_counts.iter().zip(les) {
                                     acc = acc.saturating_add(*n);
-                                    out.samples.push(Sample {
+                                    push_sample(&mut out.samples, &mut charge, Sample {
                                         labels: labels(
                                             &p.attributes,
                                             &format!("{name}_bucket"),
@@ -175,21 +221,21 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Translated {
                                         ),
                                         t,
                                         v: acc as f64,
-                                    });
+                                    })?;
                                 }
                             }
                             if let Some(sum) = p.sum.filter(|s| s.is_finite()) {
-                                out.samples.push(Sample {
+                                push_sample(&mut out.samples, &mut charge, Sample {
                                     labels: labels(&p.attributes, &format!("{name}_sum"), None),
                                     t,
                                     v: sum,
-                                });
+                                })?;
                             }
-                            out.samples.push(Sample {
+                            push_sample(&mut out.samples, &mut charge, Sample {
                                 labels: labels(&p.attributes, &format!("{name}_count"), None),
                                 t,
                                 v: p.count as f64,
-                            });
+                            })?;
                         }
                     }
                     Some(Data::Summary(s)) => {
@@ -198,7 +244,7 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Translated {
                         for p in &s.data_points {
                             let t = ms(p.time_unix_nano);
                             for q in &p.quantile_values {
-                                out.samples.push(Sample {
+                                push_sample(&mut out.samples, &mut charge, Sample {
                                     labels: labels(
                                         &p.attributes,
                                         &name,
@@ -206,18 +252,18 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Translated {
                                     ),
                                     t,
                                     v: q.value,
-                                });
+                                })?;
                             }
-                            out.samples.push(Sample {
+                            push_sample(&mut out.samples, &mut charge, Sample {
                                 labels: labels(&p.attributes, &format!("{name}_sum"), None),
                                 t,
                                 v: p.sum,
-                            });
-                            out.samples.push(Sample {
+                            })?;
+                            push_sample(&mut out.samples, &mut charge, Sample {
                                 labels: labels(&p.attributes, &format!("{name}_count"), None),
                                 t,
                                 v: p.count as f64,
-                            });
+                            })?;
                         }
                     }
                     Some(Data::ExponentialHistogram(h)) => {
@@ -227,6 +273,31 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Translated {
                 }
             }
         }
+    }
+    Ok(out)
+}
+
+/// Adds a sample once its labels are charged against the export's budget.
+fn push_sample(
+    samples: &mut Vec<Sample>,
+    charge: &mut impl FnMut(&[(String, String)]) -> Result<(), TooMuch>,
+    s: Sample,
+) -> Result<(), TooMuch> {
+    charge(&s.labels)?;
+    samples.push(s);
+    Ok(())
+}
+
+/// A label value as stored: NUL bytes removed (PostgreSQL refuses them in text), cut to
+/// [`MAX_VALUE_LEN`] bytes at a character boundary.
+fn clean_value(v: &str) -> String {
+    let mut out: String = v.chars().filter(|c| *c != '\0').collect();
+    if out.len() > MAX_VALUE_LEN {
+        let mut cut = MAX_VALUE_LEN;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
     }
     out
 }
@@ -570,7 +641,7 @@ mod tests {
                 ..Default::default()
             }],
         };
-        let t = translate(&req);
+        let t = translate(&req).unwrap();
         assert_eq!(t.skipped, 1);
         let find = |name: &str, extra: Option<(&str, &str)>| {
             t.samples
@@ -621,5 +692,60 @@ mod tests {
             .collect();
         assert!(kinds.contains(&("orders", "counter")));
         assert!(kinds.contains(&("latency_milliseconds", "histogram")));
+    }
+
+    fn gauge_export(description: &str, points: Vec<NumberDataPoint>) -> ExportMetricsServiceRequest {
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: "g".into(),
+                        description: description.into(),
+                        data: Some(Data::Gauge(Gauge {
+                            data_points: points,
+                        })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn gauge_point(attributes: Vec<KeyValue>) -> NumberDataPoint {
+        NumberDataPoint {
+            attributes,
+            time_unix_nano: 1_000_000_000,
+            value: Some(number_data_point::Value::AsDouble(1.0)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn nul_bytes_never_reach_the_store_and_labels_keep_remote_writes_limits() {
+        let mut attrs = vec![kv("a\0b", "x\0y"), kv("long", &"v".repeat(10_000))];
+        for i in 0..100 {
+            attrs.push(kv(&format!("k{i:03}"), "1"));
+        }
+        let t = translate(&gauge_export("help\0me", vec![gauge_point(attrs)])).unwrap();
+        assert_eq!(t.families[0].help, "helpme");
+        let l = &t.samples[0].labels;
+        assert!(l.iter().all(|(k, v)| !k.contains('\0') && !v.contains('\0')));
+        assert!(l.contains(&("a_b".into(), "xy".into())));
+        assert!(l.len() <= MAX_LABELS, "{}", l.len());
+        assert!(l.iter().all(|(_, v)| v.len() <= MAX_VALUE_LEN));
+    }
+
+    #[test]
+    fn an_export_that_would_translate_to_too_much_is_refused() {
+        // Few bytes on the wire, but each point repeats 2 KiB of attributes.
+        let attrs: Vec<KeyValue> = (0..60)
+            .map(|i| kv(&format!("k{i}"), &"v".repeat(4000)))
+            .collect();
+        let points = (0..300).map(|_| gauge_point(attrs.clone())).collect();
+        assert_eq!(translate(&gauge_export("", points)), Err(TooMuch));
+        let fine = (0..3).map(|_| gauge_point(attrs.clone())).collect();
+        assert_eq!(translate(&gauge_export("", fine)).unwrap().samples.len(), 3);
     }
 }

@@ -112,7 +112,9 @@ pub(super) fn from_store(e: StoreError) -> Refusal {
 fn from_decode(e: DecodeError) -> Refusal {
     let status = match e {
         DecodeError::Busy => return Refusal::busy(),
-        DecodeError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        DecodeError::TooLarge | DecodeError::TooMuchToTranslate(_) => {
+            StatusCode::PAYLOAD_TOO_LARGE
+        }
         DecodeError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         DecodeError::Malformed { .. } => StatusCode::BAD_REQUEST,
     };
@@ -317,7 +319,9 @@ impl Decoded {
             Signal::Metrics => {
                 let req = decode::metrics(raw, encoding)?;
                 let (points, rejected) = lookout_apm::metric::from_request(&req);
-                Decoded::Metrics(points, rejected, lookout_apm::prom::translate(&req))
+                let translated = lookout_apm::prom::translate(&req)
+                    .map_err(|e| DecodeError::TooMuchToTranslate(e.to_string()))?;
+                Decoded::Metrics(points, rejected, translated)
             }
         })
     }
