@@ -622,7 +622,12 @@ mod tests {
         let b = a.flush(2000);
         // Monotonic: the running sum, so rate() sees the increase of 3.
         assert_eq!(value(&b, "api_hits_total", &[("env", "prod")]), Some(15.0));
-        assert_eq!(b.series[0].samples, vec![(2000, 15.0)]);
+        let prod = b
+            .series
+            .iter()
+            .find(|s| s.labels.iter().any(|(k, v)| k == "env" && v == "prod"))
+            .unwrap();
+        assert_eq!(prod.samples, vec![(2000, 15.0)]);
     }
 
     #[test]
