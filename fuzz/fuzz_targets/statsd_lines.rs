@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     for line in statsd::lines(data) {
         if let Ok(statsd::Line::Metric(m)) = statsd::parse_line(line) {
             assert!(!m.name.is_empty());
-            assert!(m.rate > 0.0 && m.rate <= 1.0);
+            assert!(m.rate >= statsd::MIN_RATE && m.rate <= 1.0);
             assert!(m.values.len() <= statsd::MAX_VALUES && m.tags.len() <= statsd::MAX_TAGS);
         }
     }
@@ -25,5 +25,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(agg.len() <= 8);
     let _ = agg.flush(1);
     agg.add_packet(data);
-    let _ = agg.flush(2);
+    // No line can make a written value infinite or NaN.
+    let b = agg.flush(2);
+    assert!(b.series.iter().all(|s| s.samples.iter().all(|p| p.1.is_finite())));
 });

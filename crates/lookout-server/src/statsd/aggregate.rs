@@ -243,6 +243,9 @@ impl Aggregator {
                     Err(Refused::Negative) => {
                         Some("a counter cannot go down (send a gauge instead)".to_string())
                     }
+                    Err(Refused::NotFinite) => Some(
+                        "the value times 1/rate, or the total it makes, is not finite".to_string(),
+                    ),
                     Err(Refused::TypeClash(k)) => Some(format!(
                         "{} is already a {k} with these tags",
                         metric_name(m.name, m.kind)
@@ -319,6 +322,31 @@ impl Aggregator {
         let weight = 1.0 / m.rate;
         // Divided, not multiplied by 0.001: 250 ms is then exactly 0.25 s.
         let divisor = if m.kind == Kind::Timer { 1000.0 } else { 1.0 };
+        // What the line adds to a running total, checked before anything is changed: a total
+        // that became infinite (or NaN) would stay so for every later flush.
+        let added: f64 = m
+            .values
+            .iter()
+            .map(|v| match v {
+                Value::Number(n) | Value::Delta(n) => n / divisor * weight,
+                Value::Member(_) => 0.0,
+            })
+            .sum();
+        if !added.is_finite() || !weight.is_finite() {
+            return Err(Refused::NotFinite);
+        }
+        match (&entry.state, m.kind) {
+            (State::Counter(t), Kind::Counter) if !(t + added).is_finite() => {
+                return Err(Refused::NotFinite)
+            }
+            (State::Summary { sum, .. }, _) if !(sum + added).is_finite() => {
+                return Err(Refused::NotFinite)
+            }
+            (State::Gauge(g), Kind::Gauge) if !(g.abs() + added.abs()).is_finite() => {
+                return Err(Refused::NotFinite)
+            }
+            _ => {}
+        }
         match (&mut entry.state, m.kind) {
             (State::Counter(total), Kind::Counter) => {
                 for v in &m.values {
@@ -495,6 +523,8 @@ pub enum Refused {
     TypeClash(&'static str),
     /// A negative counter increment.
     Negative,
+    /// The value weighted by 1/rate, or the running total with it, would not be finite.
+    NotFinite,
 }
 
 /// What a series of a batch costs in memory, about: its label strings with their headers, and
@@ -888,6 +918,22 @@ mod tests {
                 ("instance".into(), "web-1".into()),
             ]
         );
+    }
+
+    #[test]
+    fn totals_never_become_infinite() {
+        let mut a = Aggregator::new(Settings::default());
+        a.add_packet(b"c:1|c\nt:1|h");
+        // 1e308 at a rate of 0.001 stands for 1e311: not finite, refused.
+        let o = a.add_packet(b"c:1e308|c|@0.001\nt:1e308|h|@0.001\ng:1e308|g\ng:+1e308|g");
+        assert_eq!((o.taken, o.malformed), (1, 3), "{:?}", o.example);
+        assert!(o.example.unwrap().contains("not finite"));
+        let b = a.flush(1);
+        assert!(b
+            .series
+            .iter()
+            .all(|s| s.samples.iter().all(|p| p.1.is_finite())));
+        assert_eq!(value(&b, "c_total", &[]), Some(1.0));
     }
 
     #[test]
