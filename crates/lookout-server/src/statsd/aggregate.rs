@@ -14,7 +14,8 @@
 //! - counter `c` → `<name>_total`, a monotonic counter: the running sum since this server
 //!   started (each value divided by its sample rate), written at every flush, so `rate()` and
 //!   `increase()` work as on any Prometheus counter (a restart is a counter reset); a negative
-//!   increment (`decr`) is refused and counted as malformed, as statsd_exporter does;
+//!   increment (`decr`) is refused and counted on its own (`Outcome::negative`), as
+//!   statsd_exporter refuses it;
 //! - gauge `g` → `<name>`, the last value; `+n` / `-n` change it (from 0 when unknown);
 //! - timer `ms` → a summary `<name>_seconds` in seconds (values divided by 1000); histogram
 //!   `h` and distribution `d` → a summary `<name>` in the unit sent. `_sum` and `_count` are
@@ -96,6 +97,8 @@ pub struct Outcome {
     pub malformed: u64,
     /// Lines refused because the series budget was spent.
     pub over_budget: u64,
+    /// Counter lines with a negative value (`decr`): well-formed, but a counter cannot go down.
+    pub negative: u64,
     /// Events and service checks (not stored).
     pub ignored: u64,
     /// Unknown `|x:…` fields ignored in lines otherwise taken (`|e:`, `|card:`).
@@ -241,7 +244,8 @@ impl Aggregator {
                         None
                     }
                     Err(Refused::Negative) => {
-                        Some("a counter cannot go down (send a gauge instead)".to_string())
+                        out.negative += 1;
+                        None
                     }
                     Err(Refused::NotFinite) => Some(
                         "the value times 1/rate, or the total it makes, is not finite".to_string(),
@@ -790,7 +794,7 @@ mod tests {
         assert_eq!(value(&b, "ok", &[]), Some(1.0));
         // A counter never goes down.
         let o = a.add_packet(b"ok:-1|c");
-        assert_eq!((o.taken, o.malformed), (0, 1));
+        assert_eq!((o.taken, o.malformed, o.negative), (0, 0, 1));
         // A gauge line for what is a set: refused, counted.
         a.add_packet(b"u:a|s");
         let o = a.add_packet(b"u:1|g");

@@ -14,7 +14,8 @@
 //! later flushes until the idle limit has passed, then tried again.
 //!
 //! Self-metrics (at `/metrics`): `lookout_statsd_packets_total`, `…_lines_total`,
-//! `…_malformed_lines_total`, `…_unknown_fields_total` (DogStatsD fields ignored, such as
+//! `…_malformed_lines_total`, `…_negative_counter_lines_total` (`decr`: a counter cannot go
+//! down), `…_unknown_fields_total` (DogStatsD fields ignored, such as
 //! `|e:` and `|card:`), `…_oversized_packets_total`, `…_series_dropped_total` (over the
 //! series budget), `…_values_dropped_total` (summary values and set members over the
 //! aggregator's budget), `…_ignored_total` (events and service checks), `…_samples_written_total`,
@@ -118,6 +119,7 @@ async fn receive(
     let mut buf = vec![0u8; max_packet.saturating_add(1).min(65_536)];
     let mut last_log: Option<Instant> = None;
     let mut unlogged = 0u64;
+    let mut last_negative_log: Option<Instant> = None;
     loop {
         let n = tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
@@ -141,7 +143,25 @@ async fn receive(
             Err(_) => return,
         };
         metrics::counter!("lookout_statsd_lines_total")
-            .increment(outcome.taken + outcome.malformed + outcome.over_budget + outcome.ignored);
+            .increment(
+                outcome.taken
+                    + outcome.malformed
+                    + outcome.over_budget
+                    + outcome.ignored
+                    + outcome.negative,
+            );
+        if outcome.negative > 0 {
+            metrics::counter!("lookout_statsd_negative_counter_lines_total")
+                .increment(outcome.negative);
+            if last_negative_log.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
+                tracing::warn!(
+                    lines = outcome.negative,
+                    "StatsD counter lines with a negative value refused: a counter cannot go \
+                     down (send a gauge instead; logged at most every 10 s)."
+                );
+                last_negative_log = Some(Instant::now());
+            }
+        }
         metrics::counter!("lookout_statsd_ignored_total").increment(outcome.ignored);
         if outcome.values_dropped > 0 {
             metrics::counter!("lookout_statsd_values_dropped_total")

@@ -244,9 +244,14 @@ async fn statsd_and_dogstatsd_clients_read_back_through_promql(backend: Backend)
         port,
     );
     expect(&s, "shop_orders_total", &[], 15.0).await;
+    // The `decr` is counted as a negative counter line, not as malformed.
+    assert_eq!(
+        self_metric(&s, "lookout_statsd_negative_counter_lines_total").await,
+        1.0
+    );
     assert_eq!(
         self_metric(&s, "lookout_statsd_malformed_lines_total").await,
-        1.0
+        0.0
     );
 }
 
