@@ -225,6 +225,29 @@ impl Aggregator {
         std::mem::take(&mut self.over_flush_samples)
     }
 
+    /// A summary `x` writes `x_sum` and `x_count`: a new series whose output would share a
+    /// name and labels with another's is a type clash (which one wins would otherwise depend on
+    /// the order of a map).
+    fn suffix_clash(&self, (name, labels): &Key, kind: Kind) -> Option<&'static str> {
+        let summary = matches!(kind, Kind::Timer | Kind::Histogram | Kind::Distribution);
+        for suffix in ["_sum", "_count"] {
+            if summary {
+                let other = (format!("{name}{suffix}"), labels.clone());
+                if let Some(e) = self.series.get(&other) {
+                    return Some(e.state.kind());
+                }
+            } else if let Some(base) = name.strip_suffix(suffix) {
+                let other = (base.to_string(), labels.clone());
+                if let Some(e) = self.series.get(&other) {
+                    if matches!(e.state, State::Summary { .. }) {
+                        return Some("summary");
+                    }
+                }
+            }
+        }
+        None
+    }
+
     /// Takes every line of a packet.
     pub fn add_packet(&mut self, packet: &[u8]) -> Outcome {
         let mut out = Outcome::default();
@@ -301,6 +324,9 @@ impl Aggregator {
         }
         let key = (metric_name(m.name, m.kind), tags);
         if !self.series.contains_key(&key) {
+            if let Some(kind) = self.suffix_clash(&key, m.kind) {
+                return Err(Refused::TypeClash(kind));
+            }
             let bytes = key_bytes(&key);
             if self.series.len() >= self.settings.max_series
                 || self.label_bytes + bytes > self.settings.max_label_bytes
@@ -592,8 +618,11 @@ fn labels(tags: &[(&str, Option<&str>)]) -> Vec<(String, String)> {
     let mut map = std::collections::BTreeMap::new();
     for (k, v) in tags {
         let mut name = sanitize(k).replace(':', "_");
+        // `__…` is reserved; `quantile` is the summaries' own label (two would clash).
         if name.starts_with("__") {
             name.insert_str(0, "tag");
+        } else if name == "quantile" {
+            name.insert_str(0, "tag_");
         }
         let value = v.unwrap_or("true");
         if name.is_empty() || value.is_empty() {
@@ -816,13 +845,15 @@ mod tests {
                 ("env", Some("prod")),
                 ("canary", None),
                 ("__name__", Some("x")),
-                ("a.b", Some("1"))
+                ("a.b", Some("1")),
+                ("quantile", Some("p99")),
             ]),
             vec![
                 ("a_b".to_string(), "1".to_string()),
                 ("canary".into(), "true".into()),
                 ("env".into(), "prod".into()),
                 ("tag__name__".into(), "x".into()),
+                ("tag_quantile".into(), "p99".into()),
             ]
         );
     }
@@ -938,6 +969,29 @@ mod tests {
             .iter()
             .all(|s| s.samples.iter().all(|p| p.1.is_finite())));
         assert_eq!(value(&b, "c_total", &[]), Some(1.0));
+    }
+
+    #[test]
+    fn a_gauge_named_like_a_summary_output_is_a_type_clash() {
+        let mut a = Aggregator::new(Settings::default());
+        let o = a.add_packet(b"x:1|h\nx.count:5|g\nx_sum:1|c");
+        assert_eq!((o.taken, o.malformed), (1, 2), "{:?}", o.example);
+        let mut a = Aggregator::new(Settings::default());
+        let o = a.add_packet(b"w_seconds.count:5|g\nw:1|ms\nv:1|ms\nv_seconds_sum:1|g");
+        assert_eq!((o.taken, o.malformed), (2, 2), "{:?}", o.example);
+        let b = a.flush(1);
+        assert_eq!(value(&b, "w_seconds_count", &[]), Some(5.0));
+        assert_eq!(value(&b, "v_seconds_count", &[]), Some(1.0));
+        // A tag named quantile does not clash with the summary's own label.
+        let mut a = Aggregator::new(Settings::default());
+        a.add_packet(b"z:1|h|#quantile:mine");
+        let b = a.flush(1);
+        assert!(b.series.iter().all(|s| s
+            .labels
+            .iter()
+            .filter(|(k, _)| k == "quantile")
+            .count()
+            <= 1));
     }
 
     #[test]
