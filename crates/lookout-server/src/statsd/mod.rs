@@ -222,6 +222,17 @@ async fn flush_loop(
             }
         }
         if last {
+            // No later flush will retry what the last one could not write: count it as lost.
+            let lost: usize = flusher.pending.iter().map(Batch::samples).sum();
+            if lost > 0 {
+                metrics::counter!("lookout_statsd_samples_dropped_total").increment(lost as u64);
+                tracing::warn!(
+                    samples = lost,
+                    flushes = flusher.pending.len(),
+                    "StatsD flushes not written at shutdown (the store refused the last write); \
+                     their samples are lost."
+                );
+            }
             return;
         }
     }
