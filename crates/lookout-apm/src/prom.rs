@@ -116,28 +116,44 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Result<Translated, TooMuc
             for m in &sm.metrics {
                 let cumulative = |t: i32| t == AggregationTemporality::Cumulative as i32;
                 let labels = |attrs: &[KeyValue], name: &str, extra: Option<(&str, String)>| {
-                    let mut l: Vec<(String, String)> = Vec::with_capacity(attrs.len() + 4);
-                    for kv in attrs {
+                    // Attributes in key order; two that escape to one name (`a.b`, `a_b`) are
+                    // joined with `;`, as Prometheus joins them.
+                    let mut sorted: Vec<&KeyValue> = attrs.iter().collect();
+                    sorted.sort_by(|a, b| a.key.cmp(&b.key));
+                    let mut merged: std::collections::BTreeMap<String, String> =
+                        std::collections::BTreeMap::new();
+                    for kv in sorted {
                         let Some(v) = kv.value.as_ref() else { continue };
                         let text = clean_value(&any_to_text(v));
-                        let name = label_name(&kv.key);
-                        if !text.is_empty()
-                            && !name.is_empty()
-                            && name.len() <= 1024
-                            && l.len() < MAX_LABELS - 4
-                        {
-                            l.push((name, text));
+                        let label = label_name(&kv.key);
+                        if text.is_empty() || label.is_empty() || label.len() > 1024 {
+                            continue;
+                        }
+                        if let Some(old) = merged.get_mut(&label) {
+                            old.push(';');
+                            old.push_str(&text);
+                            *old = clean_value(old);
+                        } else if merged.len() < MAX_LABELS - 4 {
+                            merged.insert(label, text);
                         }
                     }
-                    // Target labels win over attributes of the same name, as in Prometheus.
-                    l.retain(|(k, _)| !target.iter().any(|(t, _)| t == k));
+                    // Generated labels win over attributes of the same name, as in Prometheus:
+                    // the target's, `__name__`, and `le` / `quantile`.
+                    let generated = |k: &str| {
+                        k == "__name__"
+                            || target.iter().any(|(t, _)| t == k)
+                            || extra.as_ref().is_some_and(|(e, _)| *e == k)
+                    };
+                    let mut l: Vec<(String, String)> = merged
+                        .into_iter()
+                        .filter(|(k, _)| !generated(k))
+                        .collect();
                     l.extend(target.iter().cloned());
                     l.push(("__name__".into(), name.to_string()));
                     if let Some((k, v)) = extra {
                         l.push((k.to_string(), v));
                     }
                     l.sort();
-                    l.dedup_by(|a, b| a.0 == b.0);
                     l
                 };
                 let mut family = |kind: &'static str, name: String| {
@@ -473,7 +489,9 @@ fn label_name(key: &str) -> String {
     if s.starts_with(|c: char| c.is_ascii_digit()) {
         s.insert_str(0, "key_");
     }
-    if s.starts_with("__") && s != "__name__" {
+    // `_x` → `key_x` as in Prometheus; `__x` (reserved, `__name__` included) → `key__x`, so no
+    // attribute can stand in for the metric's name.
+    if s.starts_with('_') {
         s.insert_str(0, "key");
     }
     s
@@ -735,6 +753,23 @@ mod tests {
         assert!(l.contains(&("a_b".into(), "xy".into())));
         assert!(l.len() <= MAX_LABELS, "{}", l.len());
         assert!(l.iter().all(|(_, v)| v.len() <= MAX_VALUE_LEN));
+    }
+
+    #[test]
+    fn attributes_cannot_replace_the_name_or_generated_labels_and_clashes_are_joined() {
+        let attrs = vec![
+            kv("__name__", "evil"),
+            kv("a_b", "2"),
+            kv("a.b", "1"),
+            kv("quantile", "x"),
+        ];
+        let t = translate(&gauge_export("", vec![gauge_point(attrs)])).unwrap();
+        let l = &t.samples[0].labels;
+        assert!(l.contains(&("__name__".into(), "g".into())), "{l:?}");
+        assert!(l.contains(&("key__name__".into(), "evil".into())), "{l:?}");
+        // Sorted by the attribute's key: `a.b` before `a_b`.
+        assert!(l.contains(&("a_b".into(), "1;2".into())), "{l:?}");
+        assert_eq!(l.iter().filter(|(k, _)| k == "__name__").count(), 1);
     }
 
     #[test]
