@@ -271,21 +271,22 @@ async fn handle(
         }
         Decoded::Metrics(points, rejected, translated) => {
             metrics::counter!("lookout_otlp_metric_points_total").increment(points.len() as u64);
-            if !points.is_empty() {
-                lookout_store::apm::metrics::ingest(state.store(), project, &points)
-                    .await
-                    .map_err(from_store)?;
-            }
-            // The same points into the Prometheus store, for PromQL. A failure here answers 503
-            // and the exporter retries: the APM tables count a re-exported cumulative point once
-            // and the Prometheus store keeps a timestamp's first value, so nothing doubles.
             let mut message = if rejected > 0 {
                 "points without a finite value or with mismatched buckets were refused".to_string()
             } else {
                 String::new()
             };
+            // The Prometheus store first: it is idempotent (a timestamp keeps its first value),
+            // so when it fails (503) or the APM write after it fails, the exporter's retry
+            // writes nothing twice. The other way round, a Prometheus failure after the APM
+            // tables committed would make the retry count delta points twice there.
             if let Err(refused) = super::prom::ingest(state, project, translated).await? {
                 message = refused;
+            }
+            if !points.is_empty() {
+                lookout_store::apm::metrics::ingest(state.store(), project, &points)
+                    .await
+                    .map_err(from_store)?;
             }
             Ok((rejected, message))
         }
