@@ -205,12 +205,22 @@ async fn flush_loop(
             _ = tick.tick() => false,
             _ = stop.wait_for(|s| *s) => true,
         };
-        let (batch, skipped) = match agg.lock() {
-            Ok(mut a) => (
-                a.flush(now_ms()),
-                a.take_refused_samples() + a.take_over_flush_samples(),
-            ),
-            Err(_) => return,
+        // Built on a blocking thread: sorting the windows and copying the labels (bounded by
+        // the aggregator's budgets) must not stall a runtime worker. The lock is held while
+        // it runs; the receive task waits for it, and the kernel's socket buffer holds the
+        // packets that arrive meanwhile.
+        let shared = agg.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            shared.lock().ok().map(|mut a| {
+                (
+                    a.flush(now_ms()),
+                    a.take_refused_samples() + a.take_over_flush_samples(),
+                )
+            })
+        })
+        .await;
+        let Ok(Some((batch, skipped))) = built else {
+            return;
         };
         if skipped > 0 {
             metrics::counter!("lookout_statsd_samples_dropped_total").increment(skipped);
