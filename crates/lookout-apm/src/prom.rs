@@ -92,7 +92,11 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Result<Translated, TooMuc
             return Err(TooMuch);
         }
         samples += 1;
-        spent += 64 + labels.iter().map(|(k, v)| 48 + k.len() + v.len()).sum::<usize>();
+        spent += 64
+            + labels
+                .iter()
+                .map(|(k, v)| 48 + k.len() + v.len())
+                .sum::<usize>();
         if spent > MAX_TRANSLATED_BYTES {
             return Err(TooMuch);
         }
@@ -144,10 +148,8 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Result<Translated, TooMuc
                             || target.iter().any(|(t, _)| t == k)
                             || extra.as_ref().is_some_and(|(e, _)| *e == k)
                     };
-                    let mut l: Vec<(String, String)> = merged
-                        .into_iter()
-                        .filter(|(k, _)| !generated(k))
-                        .collect();
+                    let mut l: Vec<(String, String)> =
+                        merged.into_iter().filter(|(k, _)| !generated(k)).collect();
                     l.extend(target.iter().cloned());
                     l.push(("__name__".into(), name.to_string()));
                     if let Some((k, v)) = extra {
@@ -175,11 +177,15 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Result<Translated, TooMuc
                         family("gauge", name.clone());
                         for p in &g.data_points {
                             match number(p.value.as_ref()) {
-                                Some(v) => push_sample(&mut out.samples, &mut charge, Sample {
-                                    labels: labels(&p.attributes, &name, None),
-                                    t: ms(p.time_unix_nano),
-                                    v,
-                                })?,
+                                Some(v) => push_sample(
+                                    &mut out.samples,
+                                    &mut charge,
+                                    Sample {
+                                        labels: labels(&p.attributes, &name, None),
+                                        t: ms(p.time_unix_nano),
+                                        v,
+                                    },
+                                )?,
                                 None => out.skipped += 1,
                             }
                         }
@@ -201,11 +207,15 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Result<Translated, TooMuc
                         );
                         for p in &s.data_points {
                             match number(p.value.as_ref()) {
-                                Some(v) => push_sample(&mut out.samples, &mut charge, Sample {
-                                    labels: labels(&p.attributes, &name, None),
-                                    t: ms(p.time_unix_nano),
-                                    v,
-                                })?,
+                                Some(v) => push_sample(
+                                    &mut out.samples,
+                                    &mut charge,
+                                    Sample {
+                                        labels: labels(&p.attributes, &name, None),
+                                        t: ms(p.time_unix_nano),
+                                        v,
+                                    },
+                                )?,
                                 None => out.skipped += 1,
                             }
                         }
@@ -229,29 +239,41 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Result<Translated, TooMuc
                                 let les = bounds.chain(std::iter::once("+Inf".to_string()));
                                 for (n, le) in p.bucket_counts.iter().zip(les) {
                                     acc = acc.saturating_add(*n);
-                                    push_sample(&mut out.samples, &mut charge, Sample {
-                                        labels: labels(
-                                            &p.attributes,
-                                            &format!("{name}_bucket"),
-                                            Some(("le", le)),
-                                        ),
-                                        t,
-                                        v: acc as f64,
-                                    })?;
+                                    push_sample(
+                                        &mut out.samples,
+                                        &mut charge,
+                                        Sample {
+                                            labels: labels(
+                                                &p.attributes,
+                                                &format!("{name}_bucket"),
+                                                Some(("le", le)),
+                                            ),
+                                            t,
+                                            v: acc as f64,
+                                        },
+                                    )?;
                                 }
                             }
                             if let Some(sum) = p.sum.filter(|s| s.is_finite()) {
-                                push_sample(&mut out.samples, &mut charge, Sample {
-                                    labels: labels(&p.attributes, &format!("{name}_sum"), None),
-                                    t,
-                                    v: sum,
-                                })?;
+                                push_sample(
+                                    &mut out.samples,
+                                    &mut charge,
+                                    Sample {
+                                        labels: labels(&p.attributes, &format!("{name}_sum"), None),
+                                        t,
+                                        v: sum,
+                                    },
+                                )?;
                             }
-                            push_sample(&mut out.samples, &mut charge, Sample {
-                                labels: labels(&p.attributes, &format!("{name}_count"), None),
-                                t,
-                                v: p.count as f64,
-                            })?;
+                            push_sample(
+                                &mut out.samples,
+                                &mut charge,
+                                Sample {
+                                    labels: labels(&p.attributes, &format!("{name}_count"), None),
+                                    t,
+                                    v: p.count as f64,
+                                },
+                            )?;
                         }
                     }
                     Some(Data::Summary(s)) => {
@@ -260,26 +282,38 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Result<Translated, TooMuc
                         for p in &s.data_points {
                             let t = ms(p.time_unix_nano);
                             for q in &p.quantile_values {
-                                push_sample(&mut out.samples, &mut charge, Sample {
-                                    labels: labels(
-                                        &p.attributes,
-                                        &name,
-                                        Some(("quantile", format!("{}", q.quantile))),
-                                    ),
-                                    t,
-                                    v: q.value,
-                                })?;
+                                push_sample(
+                                    &mut out.samples,
+                                    &mut charge,
+                                    Sample {
+                                        labels: labels(
+                                            &p.attributes,
+                                            &name,
+                                            Some(("quantile", format!("{}", q.quantile))),
+                                        ),
+                                        t,
+                                        v: q.value,
+                                    },
+                                )?;
                             }
-                            push_sample(&mut out.samples, &mut charge, Sample {
-                                labels: labels(&p.attributes, &format!("{name}_sum"), None),
-                                t,
-                                v: p.sum,
-                            })?;
-                            push_sample(&mut out.samples, &mut charge, Sample {
-                                labels: labels(&p.attributes, &format!("{name}_count"), None),
-                                t,
-                                v: p.count as f64,
-                            })?;
+                            push_sample(
+                                &mut out.samples,
+                                &mut charge,
+                                Sample {
+                                    labels: labels(&p.attributes, &format!("{name}_sum"), None),
+                                    t,
+                                    v: p.sum,
+                                },
+                            )?;
+                            push_sample(
+                                &mut out.samples,
+                                &mut charge,
+                                Sample {
+                                    labels: labels(&p.attributes, &format!("{name}_count"), None),
+                                    t,
+                                    v: p.count as f64,
+                                },
+                            )?;
                         }
                     }
                     Some(Data::ExponentialHistogram(h)) => {
@@ -503,7 +537,11 @@ fn unit_word(unit: &str) -> Option<String> {
     let (main, per) = unit_suffixes(unit);
     let (main, per) = (clean_up_unit(&main), clean_up_unit(&per));
     let w = match (main.is_empty(), per.is_empty()) {
-        (false, false) => format!("{}_{}", main.trim_end_matches('_'), per.trim_end_matches('_')),
+        (false, false) => format!(
+            "{}_{}",
+            main.trim_end_matches('_'),
+            per.trim_end_matches('_')
+        ),
         (false, true) => main,
         (true, false) => per,
         (true, true) => return None,
@@ -581,7 +619,10 @@ mod tests {
         assert_eq!(metric_name("queue.fill", "1", Shape::UpDown), "queue_fill");
         assert_eq!(metric_name("_x__y_", "", Shape::Gauge), "x_y");
         assert_eq!(metric_name("size", "By{packet}", Shape::Gauge), "size");
-        assert_eq!(metric_name("rate", "{req}/s", Shape::Gauge), "rate_per_second");
+        assert_eq!(
+            metric_name("rate", "{req}/s", Shape::Gauge),
+            "rate_per_second"
+        );
         assert_eq!(metric_name("ops", "1/s", Shape::Gauge), "ops_per_second");
         assert_eq!(metric_name("2xx", "", Shape::Counter), "_2xx_total");
         assert_eq!(
@@ -712,7 +753,10 @@ mod tests {
         assert!(kinds.contains(&("latency_milliseconds", "histogram")));
     }
 
-    fn gauge_export(description: &str, points: Vec<NumberDataPoint>) -> ExportMetricsServiceRequest {
+    fn gauge_export(
+        description: &str,
+        points: Vec<NumberDataPoint>,
+    ) -> ExportMetricsServiceRequest {
         ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
                 scope_metrics: vec![ScopeMetrics {
@@ -749,7 +793,9 @@ mod tests {
         let t = translate(&gauge_export("help\0me", vec![gauge_point(attrs)])).unwrap();
         assert_eq!(t.families[0].help, "helpme");
         let l = &t.samples[0].labels;
-        assert!(l.iter().all(|(k, v)| !k.contains('\0') && !v.contains('\0')));
+        assert!(l
+            .iter()
+            .all(|(k, v)| !k.contains('\0') && !v.contains('\0')));
         assert!(l.contains(&("a_b".into(), "xy".into())));
         assert!(l.len() <= MAX_LABELS, "{}", l.len());
         assert!(l.iter().all(|(_, v)| v.len() <= MAX_VALUE_LEN));

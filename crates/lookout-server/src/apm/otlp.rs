@@ -112,9 +112,7 @@ pub(super) fn from_store(e: StoreError) -> Refusal {
 fn from_decode(e: DecodeError) -> Refusal {
     let status = match e {
         DecodeError::Busy => return Refusal::busy(),
-        DecodeError::TooLarge | DecodeError::TooMuchToTranslate(_) => {
-            StatusCode::PAYLOAD_TOO_LARGE
-        }
+        DecodeError::TooLarge | DecodeError::TooMuchToTranslate(_) => StatusCode::PAYLOAD_TOO_LARGE,
         DecodeError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         DecodeError::Malformed { .. } => StatusCode::BAD_REQUEST,
     };

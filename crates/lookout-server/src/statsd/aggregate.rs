@@ -987,12 +987,10 @@ mod tests {
         let mut a = Aggregator::new(Settings::default());
         a.add_packet(b"z:1|h|#quantile:mine");
         let b = a.flush(1);
-        assert!(b.series.iter().all(|s| s
-            .labels
+        assert!(b
+            .series
             .iter()
-            .filter(|(k, _)| k == "quantile")
-            .count()
-            <= 1));
+            .all(|s| s.labels.iter().filter(|(k, _)| k == "quantile").count() <= 1));
     }
 
     #[test]

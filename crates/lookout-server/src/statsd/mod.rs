@@ -142,14 +142,13 @@ async fn receive(
             Ok(mut a) => (a.add_packet(packet), a.len()),
             Err(_) => return,
         };
-        metrics::counter!("lookout_statsd_lines_total")
-            .increment(
-                outcome.taken
-                    + outcome.malformed
-                    + outcome.over_budget
-                    + outcome.ignored
-                    + outcome.negative,
-            );
+        metrics::counter!("lookout_statsd_lines_total").increment(
+            outcome.taken
+                + outcome.malformed
+                + outcome.over_budget
+                + outcome.ignored
+                + outcome.negative,
+        );
         if outcome.negative > 0 {
             metrics::counter!("lookout_statsd_negative_counter_lines_total")
                 .increment(outcome.negative);
@@ -267,7 +266,11 @@ impl Flusher {
             // carries their counts anyway.
             while self.pending.len() > MAX_PENDING
                 || (self.pending.len() > 1
-                    && self.pending.iter().map(aggregate::batch_bytes).sum::<usize>()
+                    && self
+                        .pending
+                        .iter()
+                        .map(aggregate::batch_bytes)
+                        .sum::<usize>()
                         > MAX_PENDING_BYTES)
             {
                 let Some(old) = self.pending.pop_front() else {
@@ -288,8 +291,7 @@ impl Flusher {
                 let samples: usize = gone.iter().map(|s| s.samples.len()).sum();
                 metrics::counter!("lookout_statsd_series_refused_total")
                     .increment(gone.len() as u64);
-                metrics::counter!("lookout_statsd_samples_dropped_total")
-                    .increment(samples as u64);
+                metrics::counter!("lookout_statsd_samples_dropped_total").increment(samples as u64);
                 tracing::warn!(
                     series = gone.len(),
                     samples,

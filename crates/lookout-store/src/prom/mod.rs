@@ -369,7 +369,11 @@ pub async fn stored_series(
                 .join(",")
         );
         let mut found: HashMap<i64, String> = HashMap::new();
-        for r in sqlx::query(&sql).bind(project).fetch_all(store.pool()).await? {
+        for r in sqlx::query(&sql)
+            .bind(project)
+            .fetch_all(store.pool())
+            .await?
+        {
             found.insert(r.try_get("hash")?, r.try_get("labels")?);
         }
         for (i, text, hash) in part {

@@ -96,7 +96,8 @@ async fn matching_within(
         .map(|m| m.value.clone());
     let mut out = Vec::new();
     for_each_series(store, project, name.as_deref(), |id, labels| {
-        if live.is_none_or(|l| l.contains(&id)) && matchers.iter().all(|m| m.matches_labels(&labels))
+        if live.is_none_or(|l| l.contains(&id))
+            && matchers.iter().all(|m| m.matches_labels(&labels))
         {
             if out.len() >= MAX_SERIES {
                 return Err(ReadError::TooManySeries);

@@ -445,8 +445,7 @@ async fn prometheus_rows(
     let mut budget = Budget::new(MAX_PROMETHEUS_SAMPLES);
     let mut all = Vec::new();
     for &project in projects {
-        match select_active_within(store, project, &matchers, since, until - 1, &mut budget).await
-        {
+        match select_active_within(store, project, &matchers, since, until - 1, &mut budget).await {
             Ok(series) => all.extend(series),
             Err(ReadError::Store(e)) => return Err(QueryError::Store(e)),
             Err(other) => {

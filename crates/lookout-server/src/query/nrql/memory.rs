@@ -192,21 +192,29 @@ async fn pass(
         filter: q.filter.as_ref(),
         warnings,
     };
-    events::scan(store, projects, ty, (w.since, w.until), need, scope, &mut |r| {
-        read = true;
-        if !unseen.is_empty() {
-            unseen.retain(|a| !r.attrs.contains_key(a));
-        }
-        let matched = q.filter.as_ref().is_none_or(|c| holds(c, &r));
-        let kept = match (&mut groups, &mut page) {
-            (Some(g), _) if matched => g.add(&r),
-            (_, Some(p)) if matched => p.add(r),
-            (Some(g), _) => g.kept,
-            (_, Some(p)) => p.bytes,
-            (None, None) => 0,
-        };
-        budget.row(kept)
-    })
+    events::scan(
+        store,
+        projects,
+        ty,
+        (w.since, w.until),
+        need,
+        scope,
+        &mut |r| {
+            read = true;
+            if !unseen.is_empty() {
+                unseen.retain(|a| !r.attrs.contains_key(a));
+            }
+            let matched = q.filter.as_ref().is_none_or(|c| holds(c, &r));
+            let kept = match (&mut groups, &mut page) {
+                (Some(g), _) if matched => g.add(&r),
+                (_, Some(p)) if matched => p.add(r),
+                (Some(g), _) => g.kept,
+                (_, Some(p)) => p.bytes,
+                (None, None) => 0,
+            };
+            budget.row(kept)
+        },
+    )
     .await?;
     let (columns, rows) = match (groups, page) {
         (Some(g), _) => g.finish(budget)?,
