@@ -393,3 +393,60 @@ async fn write(
     }
     Ok(written)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lookout_store::writer::{Writer, WriterConfig};
+
+    fn batch(names: &[&str], t: i64) -> Batch {
+        Batch {
+            series: names
+                .iter()
+                .map(|n| Series {
+                    labels: vec![("__name__".to_string(), n.to_string())],
+                    samples: vec![(t, 1.0)],
+                })
+                .collect(),
+            ..Batch::default()
+        }
+    }
+
+    /// A flush is written; with storage gone, failed flushes are kept for a retry, at most
+    /// MAX_PENDING of them, the oldest dropped first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn failed_flushes_are_kept_for_a_retry_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&Store::sqlite_url_for_dir(dir.path()))
+            .await
+            .unwrap();
+        let org = lookout_store::tenancy::default_org(&store)
+            .await
+            .unwrap()
+            .id;
+        let project = lookout_store::tenancy::create_project(&store, org, "m", None, None)
+            .await
+            .unwrap()
+            .id;
+        let writer = Writer::start(store.clone(), WriterConfig::default());
+        let mut f = Flusher {
+            store: store.clone(),
+            writes: writer.queue(),
+            project,
+            pending: VecDeque::new(),
+        };
+        assert!(f.flush(batch(&["a", "b"], 1000)).await.is_empty());
+        assert!(f.pending.is_empty());
+        let got = prom::query::select(&store, project, &[], 0, 10_000)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 2);
+        store.pool().close().await;
+        for i in 0..8 {
+            f.flush(batch(&["a"], 2000 + i)).await;
+        }
+        assert_eq!(f.pending.len(), MAX_PENDING);
+        // The two oldest went first.
+        assert_eq!(f.pending[0].series[0].samples, vec![(2002, 1.0)]);
+    }
+}
