@@ -151,6 +151,40 @@ def test_a_cumulative_counter_exported_twice_is_counted_once(server, encoding):
     provider.shutdown()
 
 
+@pytest.mark.parametrize("encoding", ["protobuf", "json"])
+def test_otlp_metrics_are_queryable_with_promql_under_prometheus_names(server, encoding):
+    """The names and labels Prometheus's OTLP receiver gives (unit words, `_total`, `job` and
+    `instance` from the resource), with the exact values exported."""
+    import urllib.parse
+
+    _, metric_exporter = exporters(encoding)
+    reader = InMemoryMetricReader()
+    resource = Resource.create({"service.name": f"shop-{encoding}", "service.instance.id": "pod-7"})
+    provider = MeterProvider(resource=resource, metric_readers=[reader])
+    meter = provider.get_meter("test")
+    meter.create_counter("orders.placed", unit="{order}").add(5, {"region": "eu"})
+    duration = meter.create_histogram("checkout.duration", unit="s")
+    for v in (0.25, 2, 7):
+        duration.record(v)
+    exporter = metric_exporter(endpoint=server.otlp_url + "/v1/metrics")
+    assert exporter.export(reader.get_metrics_data()).name == "SUCCESS"
+
+    def promql(q):
+        answer = server.api("/prometheus/api/v1/query?query=" + urllib.parse.quote(q))
+        return [(r["metric"], float(r["value"][1])) for r in answer["data"]["result"]]
+
+    target = {"job": f"shop-{encoding}", "instance": "pod-7"}
+    got = wait_for(lambda: promql("orders_placed_total"), lambda v: len(v) == 1)
+    assert got == [({"__name__": "orders_placed_total", "region": "eu", **target}, 5.0)]
+    assert promql("checkout_duration_seconds_count") == [
+        ({"__name__": "checkout_duration_seconds_count", **target}, 3.0)]
+    assert promql("checkout_duration_seconds_sum")[0][1] == 9.25
+    buckets = {m["le"]: v for m, v in promql("checkout_duration_seconds_bucket")}
+    # The SDK's default bounds: 0, 5, 10, … ; counts are cumulative, as Prometheus has them.
+    assert (buckets["0"], buckets["5"], buckets["10"], buckets["+Inf"]) == (0, 2, 3, 3)
+    provider.shutdown()
+
+
 def test_exports_without_a_token_need_the_otlp_listener(server):
     body = json.dumps({"resourceSpans": []}).encode()
     main = urllib.request.Request(server.url + "/v1/traces", data=body, method="POST",

@@ -58,6 +58,10 @@ pub enum DecodeError {
     /// A `Content-Encoding` other than gzip or identity: 415.
     #[error("unsupported content encoding {0:?}; use gzip or none")]
     UnsupportedEncoding(String),
+    /// The export would translate to more Prometheus samples or label bytes than one export may
+    /// (see `prom::MAX_TRANSLATED_BYTES`): 413.
+    #[error("{0}")]
+    TooMuchToTranslate(String),
     /// Not valid gzip, protobuf or JSON for this signal: 400.
     #[error("malformed {what}: {detail}")]
     Malformed {

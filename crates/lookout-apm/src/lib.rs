@@ -9,6 +9,7 @@ pub mod block;
 pub mod decode;
 pub mod log;
 pub mod metric;
+pub mod prom;
 pub mod rollup;
 pub mod sentry;
 pub mod sketch;

@@ -9,6 +9,7 @@
 //! - [`parameterize`]: the placeholders that make messages with variable parts group together;
 //! - [`remote_write`]: Prometheus remote write 1.0 and 2.0, snappy block compressed;
 //! - [`selector`]: PromQL series selectors, as Prometheus's `match[]` parameter takes them;
+//! - [`statsd`]: StatsD and DogStatsD lines, as UDP packets carry them;
 //! - [`sourcemaps`]: sentry-cli's artifact bundles and resolving JavaScript frames through source maps.
 //!
 //! Everything here reads untrusted input, so indexing and unwrapping are denied outside tests.
@@ -28,6 +29,7 @@ pub mod parameterize;
 pub mod remote_write;
 pub mod selector;
 pub mod sourcemaps;
+pub mod statsd;
 pub mod store;
 
 /// Why input was refused; each maps to one HTTP status at the ingest edge.

@@ -34,6 +34,7 @@ pub mod prometheus;
 pub mod query;
 pub mod regress;
 pub mod reports;
+pub mod statsd;
 pub mod teams;
 pub mod tenancy;
 pub mod uptime;

@@ -66,6 +66,8 @@ pub struct ServeConfig {
     pub query: crate::query::nrql::limits::Limits,
     /// Single sign-on with OpenID Connect (the `oidc` section), when configured.
     pub oidc: Option<crate::tenancy::sso::SsoConfig>,
+    /// The StatsD/DogStatsD UDP listener (`--statsd-listen`), off when `None`.
+    pub statsd: Option<crate::statsd::Settings>,
 }
 
 /// `--backup-dir` and its settings.
@@ -275,6 +277,29 @@ pub async fn serve(
     .into_iter()
     .flatten()
     .collect();
+    // StatsD last: its flushes write through the queue the workers above already use.
+    let mut workers = workers;
+    let mut statsd_addr = None;
+    if let Some(settings) = cfg.statsd.clone() {
+        let project = crate::api::scope::project_of(&state, settings.project.as_deref())
+            .await
+            .map_err(|e| ServeError::Config(format!("--statsd-project: {e}")))?;
+        let listen = settings.listen;
+        let (bound, tasks) = crate::statsd::start(
+            store.clone(),
+            writer.queue(),
+            project,
+            settings,
+            stop_rx.clone(),
+        )
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: listen,
+            source,
+        })?;
+        statsd_addr = Some(bound);
+        workers.extend(tasks);
+    }
     let upkeep = tokio::spawn({
         let mut stop = stop_rx.clone();
         async move {
@@ -296,6 +321,9 @@ pub async fn serve(
     );
     println!("  UI and API:          http://{}", reachable(addr));
     println!("  OTLP/HTTP:           http://{}", reachable(otlp_addr));
+    if let Some(a) = statsd_addr {
+        println!("  StatsD (UDP):        {}", reachable(a));
+    }
     println!(
         "  Data:                {} ({})",
         cfg.data_location,

@@ -41,6 +41,14 @@ fn m(name: &str, op: MatchOp, v: &str) -> Matcher {
     Matcher::new(name, op, v).unwrap()
 }
 
+async fn project_named(f: &Fixture, name: &str) -> i64 {
+    let org = tenancy::default_org(&f.store).await.unwrap().id;
+    tenancy::create_project(&f.store, org, name, None, None)
+        .await
+        .unwrap()
+        .id
+}
+
 async fn project(f: &Fixture) -> i64 {
     let org = tenancy::default_org(&f.store).await.unwrap().id;
     tenancy::create_project(&f.store, org, "metrics", None, None)
@@ -370,6 +378,15 @@ async fn the_series_limit_refuses_new_series_only(f: Fixture) {
         .await
         .unwrap_err();
     assert!(matches!(e, prom::IngestError::SeriesLimit(2)), "{e}");
+    // What a refused writer may still write: the stored series, not the refused one (read from
+    // the database, not only the cache, and by labels, not only by hash).
+    let a = vec![("__name__".to_string(), "a".to_string())];
+    let c = vec![("__name__".to_string(), "c".to_string())];
+    let known = prom::stored_series(&f.store, p, &[&a, &c]).await.unwrap();
+    assert_eq!(known, vec![true, false]);
+    let other = project_named(&f, "other").await;
+    let known = prom::stored_series(&f.store, other, &[&a]).await.unwrap();
+    assert_eq!(known, vec![false]);
     // Known series still take samples; nothing of the refused batch was stored.
     prom::ingest_limited(&f.store, &q, p, &two, 2)
         .await

@@ -58,7 +58,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server: UI, API, ingest, checks, alerting and background jobs.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -194,6 +194,38 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub redis_url: Option<String>,
+    /// Listen for StatsD and DogStatsD on this UDP address (e.g. 127.0.0.1:8125); off unless
+    /// given. See docs/metrics.md, "StatsD".
+    #[arg(long, env = "LOOKOUT_STATSD_LISTEN", value_name = "ADDR")]
+    pub statsd_listen: Option<SocketAddr>,
+    /// The project StatsD metrics are written to (id or slug). Default: the first project.
+    #[arg(long, env = "LOOKOUT_STATSD_PROJECT", value_name = "ID|SLUG")]
+    pub statsd_project: Option<String>,
+    /// How often StatsD aggregates are written. Default: 10s.
+    #[arg(long, env = "LOOKOUT_STATSD_FLUSH_INTERVAL", value_parser = duration)]
+    pub statsd_flush_interval: Option<std::time::Duration>,
+    /// Largest StatsD packet taken, in bytes (larger ones are dropped and counted). Default: 8192.
+    #[arg(long, env = "LOOKOUT_STATSD_MAX_PACKET", value_name = "BYTES")]
+    pub statsd_max_packet: Option<usize>,
+    /// Most StatsD series held at once (new ones beyond are dropped and counted). Default: 10000.
+    #[arg(long, env = "LOOKOUT_STATSD_MAX_SERIES", value_name = "N")]
+    pub statsd_max_series: Option<usize>,
+    /// How long a StatsD series may go without a value before it is forgotten (its counter then
+    /// starts again from 0). Default: 1h.
+    #[arg(long, env = "LOOKOUT_STATSD_FORGET_AFTER", value_parser = duration)]
+    pub statsd_forget_after: Option<std::time::Duration>,
+    /// The `instance` label of every StatsD series: this replica's name, so replicas that all
+    /// listen write separate series. Default: the host name.
+    #[arg(long, env = "LOOKOUT_STATSD_INSTANCE", value_name = "NAME")]
+    pub statsd_instance: Option<String>,
+    /// Quantiles written for timers, histograms and distributions. Default: 0.5,0.9,0.99.
+    #[arg(
+        long,
+        env = "LOOKOUT_STATSD_QUANTILES",
+        value_name = "Q,Q,…",
+        value_delimiter = ','
+    )]
+    pub statsd_quantiles: Option<Vec<f64>>,
 }
 
 /// A duration such as `7d`, `6h`, `90s` or `0`.

@@ -55,6 +55,9 @@ pub struct FileConfig {
     /// Single sign-on with OpenID Connect (docs/identity.md).
     #[serde(default)]
     pub oidc: Option<OidcFileConfig>,
+    /// The StatsD/DogStatsD listener (docs/metrics.md, "StatsD"); flags and variables win.
+    #[serde(default)]
+    pub statsd: StatsdFileConfig,
     /// Monitors declared as code: accepted here, read and reconciled by the server (also on
     /// SIGHUP), which owns their format.
     #[serde(default, rename = "monitors")]
@@ -65,6 +68,104 @@ pub struct FileConfig {
     /// Dashboards declared as code (as `monitors`; see docs/dashboards.md).
     #[serde(default, rename = "dashboards")]
     _dashboards: Option<serde::de::IgnoredAny>,
+}
+
+/// The `statsd` section; each key as its `--statsd-*` flag.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsdFileConfig {
+    /// See `--statsd-listen`.
+    pub listen: Option<SocketAddr>,
+    /// See `--statsd-project`.
+    pub project: Option<String>,
+    /// See `--statsd-flush-interval` (`10s`, `1m`).
+    pub flush_interval: Option<String>,
+    /// See `--statsd-max-packet`.
+    pub max_packet: Option<usize>,
+    /// See `--statsd-max-series`.
+    pub max_series: Option<usize>,
+    /// See `--statsd-quantiles`.
+    pub quantiles: Option<Vec<f64>>,
+    /// See `--statsd-forget-after` (`1h`).
+    pub forget_after: Option<String>,
+    /// See `--statsd-instance`.
+    pub instance: Option<String>,
+}
+
+/// The StatsD listener's settings, or `None` when no listen address is given.
+pub fn statsd(
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> Result<Option<lookout_server::statsd::Settings>> {
+    let f = &file.statsd;
+    let Some(listen) = args.statsd_listen.or(f.listen) else {
+        return Ok(None);
+    };
+    let mut s = lookout_server::statsd::Settings::new(listen);
+    s.project = args.statsd_project.clone().or_else(|| f.project.clone());
+    if let Some(d) = args.statsd_flush_interval {
+        s.flush_every = d;
+    } else if let Some(text) = &f.flush_interval {
+        s.flush_every = humantime::parse_duration(text).with_context(|| {
+            format!("statsd.flush_interval: {text:?} is not a duration (write e.g. 10s)")
+        })?;
+    }
+    if s.flush_every < std::time::Duration::from_millis(100) {
+        bail!("statsd flush interval: at least 100ms");
+    }
+    if let Some(n) = args.statsd_max_packet.or(f.max_packet) {
+        if !(512..=65_507).contains(&n) {
+            bail!("statsd max packet: {n} is not between 512 and 65507 bytes");
+        }
+        s.max_packet = n;
+    }
+    if let Some(n) = args.statsd_max_series.or(f.max_series) {
+        if n == 0 {
+            bail!("statsd max series: at least 1");
+        }
+        s.aggregate.max_series = n;
+    }
+    // A name stable across restarts (unlike the replica id, which has the pid in it), so a
+    // restart continues its series rather than starting new ones.
+    s.aggregate.instance = args
+        .statsd_instance
+        .clone()
+        .or_else(|| f.instance.clone())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "lookout".to_string());
+    if s.aggregate.instance.len() > 250 {
+        bail!("statsd instance: at most 250 bytes");
+    }
+    let forget = match (&args.statsd_forget_after, &f.forget_after) {
+        (Some(d), _) => *d,
+        (None, Some(text)) => humantime::parse_duration(text).with_context(|| {
+            format!("statsd.forget_after: {text:?} is not a duration (write e.g. 1h)")
+        })?,
+        (None, None) => std::time::Duration::from_secs(3600),
+    };
+    if forget < s.flush_every {
+        bail!("statsd forget after: at least one flush interval");
+    }
+    // In flushes, rounded up: a series is kept at least that long.
+    let flushes = forget.as_nanos().div_ceil(s.flush_every.as_nanos().max(1));
+    s.aggregate.idle_flushes = u32::try_from(flushes).unwrap_or(u32::MAX);
+    if let Some(q) = args
+        .statsd_quantiles
+        .clone()
+        .or_else(|| f.quantiles.clone())
+    {
+        if q.iter().any(|q| !(0.0..=1.0).contains(q)) || q.len() > 20 {
+            bail!("statsd quantiles: at most 20, each between 0 and 1");
+        }
+        s.aggregate.quantiles = q;
+    }
+    Ok(Some(s))
 }
 
 /// The `outbound` section: one policy for every user-supplied destination.
@@ -562,6 +663,67 @@ pub fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `serve` arguments as clap parses them (no environment variables are set in tests).
+    fn serve_args(args: &[&str]) -> ServeArgs {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(["lookout", "serve"].iter().chain(args)).unwrap();
+        match cli.command {
+            crate::cli::Command::Serve(a) => *a,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn statsd_is_off_by_default_and_flags_beat_the_file() {
+        let none = FileConfig::default();
+        assert!(statsd(&serve_args(&[]), &none).unwrap().is_none());
+        let file: FileConfig = toml::from_str(
+            "[statsd]\nlisten = \"127.0.0.1:8125\"\nproject = \"shop\"\nflush_interval = \"30s\"\nquantiles = [0.5]\n",
+        )
+        .unwrap();
+        let s = statsd(&serve_args(&[]), &file).unwrap().unwrap();
+        assert_eq!(s.listen.port(), 8125);
+        assert_eq!(s.project.as_deref(), Some("shop"));
+        assert_eq!(s.flush_every, std::time::Duration::from_secs(30));
+        assert_eq!(s.aggregate.quantiles, vec![0.5]);
+        // Forgotten after an hour by default: 120 flushes of 30 s.
+        assert_eq!(s.aggregate.idle_flushes, 120);
+        let s = statsd(&serve_args(&["--statsd-forget-after", "6h"]), &file)
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.aggregate.idle_flushes, 720);
+        // Every series is labelled with the replica; the host name unless given.
+        assert!(!s.aggregate.instance.is_empty());
+        let s = statsd(&serve_args(&["--statsd-instance", "web-2"]), &file)
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.aggregate.instance, "web-2");
+        let s = statsd(
+            &serve_args(&[
+                "--statsd-listen",
+                "127.0.0.1:9125",
+                "--statsd-quantiles",
+                "0.9,0.99",
+            ]),
+            &file,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.listen.port(), 9125);
+        assert_eq!(s.aggregate.quantiles, vec![0.9, 0.99]);
+        // Out-of-range settings are refused with the setting's name.
+        for bad in [
+            &["--statsd-max-packet", "100"][..],
+            &["--statsd-quantiles", "2"],
+            &["--statsd-forget-after", "1s"],
+        ] {
+            let e = statsd(&serve_args(bad), &file).unwrap_err().to_string();
+            assert!(e.contains("statsd"), "{e}");
+        }
+        let typo: Result<FileConfig, _> = toml::from_str("[statsd]\nlisten_addr = \"x\"\n");
+        assert!(typo.is_err());
+    }
 
     #[test]
     fn verbs_on_existing_data_refuse_a_missing_database_unless_asked_to_create() {

@@ -214,6 +214,7 @@ fn run(cli: Cli) -> Result<()> {
                     listener_limits,
                     query: config::query_limits(&file)?,
                     oidc: config::oidc(&file, |k| std::env::var(k).ok())?,
+                    statsd: config::statsd(args, &file)?,
                 };
                 lookout_server::runtime::serve(cfg, shutdown_signal()).await?;
             }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod otlp;
+pub mod prom;
 pub mod trace_view;
 pub mod ui;
 

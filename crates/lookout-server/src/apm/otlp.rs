@@ -67,7 +67,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// A refusal: status, gRPC code, message, and a Retry-After for throttling.
-struct Refusal {
+pub(super) struct Refusal {
     status: StatusCode,
     code: i32,
     message: String,
@@ -96,7 +96,7 @@ impl Refusal {
     }
 }
 
-fn from_store(e: StoreError) -> Refusal {
+pub(super) fn from_store(e: StoreError) -> Refusal {
     match e {
         StoreError::Overloaded | StoreError::ShuttingDown => Refusal::busy(),
         other => {
@@ -112,7 +112,7 @@ fn from_store(e: StoreError) -> Refusal {
 fn from_decode(e: DecodeError) -> Refusal {
     let status = match e {
         DecodeError::Busy => return Refusal::busy(),
-        DecodeError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        DecodeError::TooLarge | DecodeError::TooMuchToTranslate(_) => StatusCode::PAYLOAD_TOO_LARGE,
         DecodeError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         DecodeError::Malformed { .. } => StatusCode::BAD_REQUEST,
     };
@@ -267,18 +267,25 @@ async fn handle(
             }
             Ok((0, String::new()))
         }
-        Decoded::Metrics(points, rejected) => {
+        Decoded::Metrics(points, rejected, translated) => {
             metrics::counter!("lookout_otlp_metric_points_total").increment(points.len() as u64);
+            let mut message = if rejected > 0 {
+                "points without a finite value or with mismatched buckets were refused".to_string()
+            } else {
+                String::new()
+            };
+            // The Prometheus store first: it is idempotent (a timestamp keeps its first value),
+            // so when it fails (503) or the APM write after it fails, the exporter's retry
+            // writes nothing twice. The other way round, a Prometheus failure after the APM
+            // tables committed would make the retry count delta points twice there.
+            if let Err(refused) = super::prom::ingest(state, project, translated).await? {
+                message = refused;
+            }
             if !points.is_empty() {
                 lookout_store::apm::metrics::ingest(state.store(), project, &points)
                     .await
                     .map_err(from_store)?;
             }
-            let message = if rejected > 0 {
-                "points without a finite value or with mismatched buckets were refused".to_string()
-            } else {
-                String::new()
-            };
             Ok((rejected, message))
         }
     }
@@ -292,7 +299,11 @@ static DECODES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 enum Decoded {
     Traces(lookout_apm::span::Spans),
     Logs(Vec<lookout_apm::log::LogRecord>),
-    Metrics(Vec<lookout_apm::metric::Point>, i64),
+    Metrics(
+        Vec<lookout_apm::metric::Point>,
+        i64,
+        lookout_apm::prom::Translated,
+    ),
 }
 
 impl Decoded {
@@ -305,9 +316,11 @@ impl Decoded {
                 raw, encoding,
             )?)),
             Signal::Metrics => {
-                let (points, rejected) =
-                    lookout_apm::metric::from_request(&decode::metrics(raw, encoding)?);
-                Decoded::Metrics(points, rejected)
+                let req = decode::metrics(raw, encoding)?;
+                let (points, rejected) = lookout_apm::metric::from_request(&req);
+                let translated = lookout_apm::prom::translate(&req)
+                    .map_err(|e| DecodeError::TooMuchToTranslate(e.to_string()))?;
+                Decoded::Metrics(points, rejected, translated)
             }
         })
     }

@@ -340,6 +340,53 @@ fn metadata_write(project: i64, m: &Metadata, now: i64) -> Write {
 
 /// Creates the series of `missing` (those not in the cache) and fills their ids; a hash taken
 /// by a different label set refuses the batch. Returns how many were new.
+/// Which of these label sets are stored series of `project` (the same labels, not only the same
+/// hash): what a writer that was refused new series (series limit, collision) may still write.
+pub async fn stored_series(
+    store: &Store,
+    project: i64,
+    labels: &[&[(String, String)]],
+) -> Result<Vec<bool>> {
+    let cache = store.prom_cache();
+    let mut known = vec![false; labels.len()];
+    let mut ask: Vec<(usize, String, i64)> = Vec::new();
+    for (i, l) in labels.iter().enumerate() {
+        let text = canonical(l);
+        let (hash, key) = hashes(&text);
+        if cache.get((project, key)).is_some() {
+            known[i] = true;
+        } else {
+            ask.push((i, text, hash));
+        }
+    }
+    for part in ask.chunks(500) {
+        // Hashes are integers formatted here, never user text.
+        let sql = format!(
+            "SELECT hash, labels FROM prom_series WHERE project_id = $1 AND hash IN ({})",
+            part.iter()
+                .map(|m| m.2.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let mut found: HashMap<i64, String> = HashMap::new();
+        for r in sqlx::query(&sql)
+            .bind(project)
+            .fetch_all(store.pool())
+            .await?
+        {
+            found.insert(r.try_get("hash")?, r.try_get("labels")?);
+        }
+        for (i, text, hash) in part {
+            if found.get(hash) == Some(text) {
+                if let Some(k) = known.get_mut(*i) {
+                    *k = true;
+                }
+            }
+        }
+    }
+    Ok(known)
+}
+
 async fn create_series(
     store: &Store,
     project: i64,

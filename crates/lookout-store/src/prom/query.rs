@@ -77,7 +77,7 @@ async fn matching(
     project: i64,
     matchers: &[Matcher],
 ) -> Result<Vec<Stored>, ReadError> {
-    matching_within(store, project, matchers, &mut Budget::new(usize::MAX)).await
+    matching_within(store, project, matchers, None, &mut Budget::new(usize::MAX)).await
 }
 
 /// [`matching`] charging each kept series to `budget` (see [`Budget::charge_series`]) before
@@ -87,6 +87,7 @@ async fn matching_within(
     store: &Store,
     project: i64,
     matchers: &[Matcher],
+    live: Option<&HashSet<i64>>,
     budget: &mut Budget,
 ) -> Result<Vec<Stored>, ReadError> {
     let name = matchers
@@ -95,7 +96,9 @@ async fn matching_within(
         .map(|m| m.value.clone());
     let mut out = Vec::new();
     for_each_series(store, project, name.as_deref(), |id, labels| {
-        if matchers.iter().all(|m| m.matches_labels(&labels)) {
+        if live.is_none_or(|l| l.contains(&id))
+            && matchers.iter().all(|m| m.matches_labels(&labels))
+        {
             if out.len() >= MAX_SERIES {
                 return Err(ReadError::TooManySeries);
             }
@@ -265,7 +268,33 @@ pub async fn select_within(
     to_ms: i64,
     budget: &mut Budget,
 ) -> Result<Vec<Series>, ReadError> {
-    let chosen = matching_within(store, project, matchers, budget).await?;
+    let chosen = matching_within(store, project, matchers, None, budget).await?;
+    collect_samples(store, project, chosen, from_ms, to_ms, budget).await
+}
+
+/// [`select_within`] for series with a sample in `[from_ms, to_ms]` only: a series without
+/// one costs nothing of `budget` (NRQL's `FROM Metric` over a project with many idle series).
+pub async fn select_active_within(
+    store: &Store,
+    project: i64,
+    matchers: &[Matcher],
+    from_ms: i64,
+    to_ms: i64,
+    budget: &mut Budget,
+) -> Result<Vec<Series>, ReadError> {
+    let live = active(store, project, from_ms, to_ms).await?;
+    let chosen = matching_within(store, project, matchers, Some(&live), budget).await?;
+    collect_samples(store, project, chosen, from_ms, to_ms, budget).await
+}
+
+async fn collect_samples(
+    store: &Store,
+    project: i64,
+    chosen: Vec<Stored>,
+    from_ms: i64,
+    to_ms: i64,
+    budget: &mut Budget,
+) -> Result<Vec<Series>, ReadError> {
     let ids: HashSet<i64> = chosen.iter().map(|s| s.id).collect();
     let mut data = samples(store, project, &ids, from_ms, to_ms, budget).await?;
     let mut out = Vec::new();

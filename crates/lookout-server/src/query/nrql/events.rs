@@ -1,6 +1,7 @@
 //! The event types NRQL reads when the rollups cannot answer, as rows of attributes:
 //! `Transaction` (request spans) and `Span` (every span) from the raw span blocks,
-//! `TransactionError` / `ErrorEvent` (error events), `Log`, `Metric` (per-minute points),
+//! `TransactionError` / `ErrorEvent` (error events), `Log`, `Metric` (APM per-minute points and
+//! every sample of the Prometheus store),
 //! `SyntheticCheck` (uptime check results), `LoadTestRun` and `BenchmarkPoint`.
 //!
 //! Attribute names are OpenTelemetry's plus New Relic's common aliases (`appName`, `name`,
@@ -228,6 +229,15 @@ fn span_row(s: Span, transaction: bool, need: &Need) -> Row {
     r.done()
 }
 
+/// What a scan is told besides its window: the query's `WHERE` (a source may use it to read
+/// less; the caller still tests every row) and where notes for the answer go.
+pub struct Scope<'a> {
+    /// The rows' `WHERE`, if any.
+    pub filter: Option<&'a lookout_nrql::ast::Expr>,
+    /// Warnings for the answer (a part of the data left out, and why).
+    pub warnings: &'a mut Vec<String>,
+}
+
 /// Hands every row of `event_type` in `[since, until)` to `visit`, as it is read; the first
 /// error of `visit` (a deadline, a memory budget) stops the scan and is returned.
 pub async fn scan(
@@ -236,6 +246,7 @@ pub async fn scan(
     event_type: &str,
     (since, until): (i64, i64),
     need: &Need,
+    scope: Scope<'_>,
     visit: &mut (dyn FnMut(Row) -> Result<(), QueryError> + Send),
 ) -> Result<(), QueryError> {
     if projects.is_empty() {
@@ -258,7 +269,8 @@ pub async fn scan(
             scans::metric_points(store, projects, since, until, |m| {
                 visit(metric_row(m, need))
             })
-            .await
+            .await?;
+            prometheus_rows(store, projects, (since, until), need, scope, visit).await
         }
         "SyntheticCheck" => {
             scans::check_results(store, since, until, |c| visit(check_row(c, need))).await
@@ -347,6 +359,134 @@ fn metric_row(m: scans::MetricPointRow, need: &Need) -> Row {
     r.done()
 }
 
+/// Most Prometheus-store samples one `FROM Metric` query reads (about 24 MB). Beyond, the
+/// Prometheus store's rows are left out whole and the answer says so in a warning; the APM
+/// points are answered as before.
+pub const MAX_PROMETHEUS_SAMPLES: usize = 1_000_000;
+
+/// The label matchers `WHERE` implies for the Prometheus store's rows: every `attr = 'text'`
+/// joined by `AND` at the top. `metricName` selects `__name__`, a label-like attribute its
+/// label; `metric.source` other than `prometheus` means no row (`None`). A text that reads as a
+/// number is not pushed down (it also equals a metric's numeric value), nor is any other
+/// condition: the caller tests every row anyway, so a matcher here only spares reading series
+/// whose rows could not match.
+pub fn metric_matchers(
+    filter: Option<&lookout_nrql::ast::Expr>,
+) -> Option<Vec<lookout_store::prom::Matcher>> {
+    use lookout_nrql::ast::{BinOp, Expr};
+    use lookout_store::prom::{MatchOp, Matcher};
+    fn walk(e: &Expr, out: &mut Vec<Matcher>) -> bool {
+        match e {
+            Expr::Binary {
+                op: BinOp::And,
+                left,
+                right,
+            } => walk(left, out) && walk(right, out),
+            Expr::Binary {
+                op: BinOp::Eq,
+                left,
+                right,
+            } => {
+                let (attr, text) = match (left.as_ref(), right.as_ref()) {
+                    (Expr::Attr(a), Expr::Str(t)) | (Expr::Str(t), Expr::Attr(a)) => (a, t),
+                    _ => return true,
+                };
+                if attr == "metric.source" {
+                    return text == "prometheus";
+                }
+                if text.trim().parse::<f64>().is_ok() {
+                    return true;
+                }
+                let label = if attr == "metricName" {
+                    "__name__"
+                } else if attr != "value"
+                    && attr != "__name__"
+                    && !attr.starts_with(|c: char| c.is_ascii_digit())
+                    && attr.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    attr.as_str()
+                } else {
+                    return true;
+                };
+                if let Ok(m) = Matcher::new(label, MatchOp::Eq, text) {
+                    out.push(m);
+                }
+                true
+            }
+            _ => true,
+        }
+    }
+    let mut out = Vec::new();
+    match filter {
+        Some(f) => walk(f, &mut out).then_some(out),
+        None => Some(out),
+    }
+}
+
+/// The Prometheus store's samples (remote write, StatsD, OTLP translated) as `Metric` rows: one
+/// per sample, `metricName` the series' name, the value under that name and under `value`, the
+/// labels as attributes, and `metric.source` = `prometheus` so they can be told from the APM
+/// points. Staleness markers are not rows.
+async fn prometheus_rows(
+    store: &Store,
+    projects: &[i64],
+    (since, until): (i64, i64),
+    need: &Need,
+    scope: Scope<'_>,
+    visit: &mut (dyn FnMut(Row) -> Result<(), QueryError> + Send),
+) -> Result<(), QueryError> {
+    use lookout_store::prom::query::{select_active_within, Budget, ReadError};
+    let Some(matchers) = metric_matchers(scope.filter) else {
+        return Ok(());
+    };
+    // Read whole before any row is handed on, so an overflow leaves the Prometheus part out
+    // entirely rather than half of it. The query's deadline bounds this read too: the whole
+    // query runs under its timeout (limits.rs), which drops the read at its next await.
+    let mut budget = Budget::new(MAX_PROMETHEUS_SAMPLES);
+    let mut all = Vec::new();
+    for &project in projects {
+        match select_active_within(store, project, &matchers, since, until - 1, &mut budget).await {
+            Ok(series) => all.extend(series),
+            Err(ReadError::Store(e)) => return Err(QueryError::Store(e)),
+            Err(other) => {
+                scope.warnings.push(format!(
+                    "FROM Metric: the Prometheus store's series were left out: {other} in this \
+                     window (at most {MAX_PROMETHEUS_SAMPLES} samples); narrow it with \
+                     SINCE/UNTIL or WHERE metricName = '…'"
+                ));
+                return Ok(());
+            }
+        }
+    }
+    {
+        for s in all {
+            let name = s
+                .labels
+                .iter()
+                .find(|(k, _)| k == "__name__")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            for (t, v) in s.samples {
+                if v.is_nan() {
+                    continue;
+                }
+                let mut r = Build::new(t, need);
+                for (k, lv) in &s.labels {
+                    if k != "__name__" {
+                        r.text(&[k.as_str()], Some(lv.clone()));
+                    }
+                }
+                r.set(&name, V::Num(v));
+                r.set("value", V::Num(v));
+                r.text(&["metricName"], Some(name.clone()));
+                r.text(&["metric.source"], Some("prometheus".into()));
+                visit(r.done())?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_row(c: scans::CheckResultRow, need: &Need) -> Row {
     let mut r = Build::new(c.at, need);
     r.set("monitorId", V::Num(c.monitor_id as f64));
@@ -375,4 +515,41 @@ fn benchmark_row(b: scans::BenchmarkPointRow, need: &Need) -> Row {
     r.text(&["build"], b.build);
     r.flatten_text(&b.tags);
     r.done()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matchers(nrql: &str) -> Option<Vec<String>> {
+        let q = lookout_nrql::parse(nrql).unwrap();
+        metric_matchers(q.filter.as_ref()).map(|ms| {
+            ms.iter()
+                .map(|m| format!("{}={}", m.name, m.value))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn where_equalities_become_prometheus_matchers() {
+        assert_eq!(
+            matchers("SELECT average(x) FROM Metric WHERE metricName = 'dd_temp' AND room = 'a'"),
+            Some(vec!["__name__=dd_temp".into(), "room=a".into()])
+        );
+        // OR, numbers, dotted attributes and other comparisons read every series.
+        assert_eq!(
+            matchers("SELECT count(*) FROM Metric WHERE metricName = 'a' OR metricName = 'b'"),
+            Some(vec![])
+        );
+        assert_eq!(
+            matchers("SELECT count(*) FROM Metric WHERE code = '200' AND service.name = 'x'"),
+            Some(vec![])
+        );
+        assert_eq!(matchers("SELECT count(*) FROM Metric"), Some(vec![]));
+        // APM points only: the Prometheus store is not read at all.
+        assert_eq!(
+            matchers("SELECT count(*) FROM Metric WHERE metric.source = 'apm'"),
+            None
+        );
+    }
 }

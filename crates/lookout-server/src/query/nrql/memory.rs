@@ -86,6 +86,7 @@ pub async fn execute(
     }
     let need = needed(q, &used);
     let mut unseen = used.clone();
+    let mut warnings = Vec::new();
     let (mut columns, mut out, read) = pass(
         store,
         projects,
@@ -96,9 +97,9 @@ pub async fn execute(
         budget,
         &mut unseen,
         aggregated,
+        &mut warnings,
     )
     .await?;
-    let mut warnings = Vec::new();
     if read {
         for a in &unseen {
             warnings.push(format!(
@@ -123,6 +124,7 @@ pub async fn execute(
             budget,
             &mut BTreeSet::new(),
             aggregated,
+            &mut warnings,
         )
         .await?;
         columns.insert(
@@ -181,25 +183,38 @@ async fn pass(
     budget: &mut Budget,
     unseen: &mut BTreeSet<String>,
     aggregated: bool,
+    warnings: &mut Vec<String>,
 ) -> Result<(Vec<Column>, Vec<Vec<Value>>, bool), QueryError> {
     let mut read = false;
     let mut groups = aggregated.then(|| Groups::new(q, w));
     let mut page = (!aggregated).then(|| Page::new(q));
-    events::scan(store, projects, ty, (w.since, w.until), need, &mut |r| {
-        read = true;
-        if !unseen.is_empty() {
-            unseen.retain(|a| !r.attrs.contains_key(a));
-        }
-        let matched = q.filter.as_ref().is_none_or(|c| holds(c, &r));
-        let kept = match (&mut groups, &mut page) {
-            (Some(g), _) if matched => g.add(&r),
-            (_, Some(p)) if matched => p.add(r),
-            (Some(g), _) => g.kept,
-            (_, Some(p)) => p.bytes,
-            (None, None) => 0,
-        };
-        budget.row(kept)
-    })
+    let scope = events::Scope {
+        filter: q.filter.as_ref(),
+        warnings,
+    };
+    events::scan(
+        store,
+        projects,
+        ty,
+        (w.since, w.until),
+        need,
+        scope,
+        &mut |r| {
+            read = true;
+            if !unseen.is_empty() {
+                unseen.retain(|a| !r.attrs.contains_key(a));
+            }
+            let matched = q.filter.as_ref().is_none_or(|c| holds(c, &r));
+            let kept = match (&mut groups, &mut page) {
+                (Some(g), _) if matched => g.add(&r),
+                (_, Some(p)) if matched => p.add(r),
+                (Some(g), _) => g.kept,
+                (_, Some(p)) => p.bytes,
+                (None, None) => 0,
+            };
+            budget.row(kept)
+        },
+    )
     .await?;
     let (columns, rows) = match (groups, page) {
         (Some(g), _) => g.finish(budget)?,
