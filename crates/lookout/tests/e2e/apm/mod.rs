@@ -214,16 +214,29 @@ async fn otlp_bodies_are_budgeted_and_tokens_checked_first(backend: Backend) {
     )
     .await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-    // The main listener: an unknown token is refused (401) without the body being read.
-    let r = reqwest::Client::new()
-        .post(s.at("/v1/traces"))
-        .header("content-type", "application/x-protobuf")
-        .header("authorization", "Bearer 0123456789abcdef0123456789abcdef")
-        .body(vec![0u8; 1024 * 1024])
-        .send()
+    // The main listener: an unknown token is refused (401) without the body being read. The
+    // head announces 1 MiB and no body byte is ever sent, so an answer proves the server did
+    // not wait for it (a client still writing the body could also see the early close as a
+    // broken pipe instead of the answer).
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/traces HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/x-protobuf\r\n\
+         authorization: Bearer 0123456789abcdef0123456789abcdef\r\ncontent-length: 1048576\r\n\r\n"
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut c, head.as_bytes())
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let mut answer = vec![0u8; 64];
+    let n = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tokio::io::AsyncReadExt::read(&mut c, &mut answer),
+    )
+    .await
+    .expect("answered before the body was sent")
+    .unwrap();
+    let status_line = String::from_utf8_lossy(&answer[..n]).to_string();
+    assert!(status_line.starts_with("HTTP/1.1 401"), "{status_line}");
     // Refusals gave everything back: an ordinary export is taken and counted.
     let now = now_ns() - 60_000_000_000;
     let spans = (0..10)
