@@ -20,11 +20,13 @@
 pub mod auth;
 pub mod decompress;
 pub mod envelope;
+pub mod exposition;
 pub mod event;
 pub mod grouping;
 pub mod mentions;
 pub mod ownership;
 pub mod parameterize;
+pub mod relabel;
 pub mod remote_write;
 pub mod selector;
 pub mod sourcemaps;

@@ -6,6 +6,8 @@
 //! The test against a real Prometheus and `promtool` is tests/sdk/test_prometheus_remote_write.py.
 
 use lookout_protocol::remote_write::{self, encode, Metadata, MetricType, Series, STALE_NAN_BITS};
+mod scrape;
+
 use lookout_testkit::{Backend, TestServer};
 use serde_json::{json, Value};
 
