@@ -200,8 +200,7 @@ fn sample(line: &str, om: bool) -> Result<Sample, String> {
         return Err(format!("invalid metric name {name:?}"));
     }
     let mut labels: Vec<(String, String)> = Vec::new();
-    rest = skip_ws(rest);
-    if let Some(r) = rest.strip_prefix('{') {
+    if let Some(r) = skip_ws(rest).strip_prefix('{') {
         rest = label_set(r, &mut labels)?;
     }
     if !rest.starts_with([' ', '\t']) {

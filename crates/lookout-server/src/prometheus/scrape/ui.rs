@@ -318,8 +318,9 @@ pub async fn save_job(
     Form(f): Form<JobForm>,
 ) -> UiResult<Response> {
     check_csrf(&signed.session, &f.csrf)?;
+    let (signed_ref, state_ref) = (&signed, &state);
     let refused = |f: JobForm, field: String, error: String, status: StatusCode| async move {
-        let ctx = signed.layout(&state).await?;
+        let ctx = signed_ref.layout(state_ref).await?;
         let mut form = f;
         // A typed password is not sent back in the page.
         if !form.basic_password.is_empty() && form.basic_password != MASK {
