@@ -98,7 +98,8 @@ pub enum Size {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobConfig {
-    /// The `job` label and the job's name.
+    /// The `job` label and the job's name (from the path in the API).
+    #[serde(default)]
     pub job_name: String,
     /// The project written into (id or slug); the first project when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]

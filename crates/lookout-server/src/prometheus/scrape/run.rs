@@ -41,6 +41,22 @@ pub const SHARDS: usize = 8;
 /// How often a shard re-reads jobs and target files.
 pub const DISCOVER_EVERY: Duration = Duration::from_secs(3);
 
+/// Memory all scrapes in flight on this replica may hold, KiB: each reserves its job's
+/// `body_size_limit` before it starts (`LOOKOUT_PROMETHEUS_SCRAPE_MEMORY_MB`, else 512 MiB).
+/// A scrape that cannot get its share within its timeout fails (`up 0`, "budget") rather than
+/// waiting without bound.
+fn scrape_memory() -> &'static tokio::sync::Semaphore {
+    static S: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        let mb = std::env::var("LOOKOUT_PROMETHEUS_SCRAPE_MEMORY_MB")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|n| *n >= 64)
+            .unwrap_or(512);
+        tokio::sync::Semaphore::new(mb * 1024)
+    })
+}
+
 /// What the scrapers share.
 pub struct ScrapeContext {
     /// The store.
@@ -407,12 +423,23 @@ async fn scrape_once(
     let job = &p.job;
     let start_ms = now_ms();
     let started = Instant::now();
-    let fetched = tokio::time::timeout(job.timeout, fetch(client, job, &p.target.url))
-        .await
-        .unwrap_or_else(|_| Err("scrape timed out".into()));
+    let kib = u32::try_from(job.body_limit.div_ceil(1024)).unwrap_or(u32::MAX);
+    let fetched = tokio::time::timeout(job.timeout, async {
+        let held = scrape_memory()
+            .acquire_many(kib)
+            .await
+            .map_err(|_| "the scrape memory budget is closed".to_string())?;
+        fetch(client, job, &p.target.url)
+            .await
+            .map(|(body, ct)| (held, body, ct))
+    })
+    .await
+    .unwrap_or_else(|_| Err("scrape timed out (or waited for the scrape memory budget)".into()));
     let mut metadata = Vec::new();
-    let result = fetched.and_then(|(body, ct)| {
+    // The reservation is held until the body is parsed and dropped.
+    let result = fetched.and_then(|(_held, body, ct)| {
         let parsed = exposition::parse(&body, Format::of(ct.as_deref()))?;
+        drop(body);
         metadata = parsed.metadata.clone();
         assemble::assemble(
             parsed,

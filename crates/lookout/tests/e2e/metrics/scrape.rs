@@ -137,7 +137,7 @@ async fn node_exporter_is_scraped_like_prometheus_scrapes_it(backend: Backend) {
         return;
     };
     let port = free_port();
-    let mut node = Some(node_exporter(&exporter, port));
+    let mut exporter_proc = Some(node_exporter(&exporter, port));
     let dir = tempfile::tempdir().unwrap();
     let prom_port = free_port();
     let prom_cfg = dir.path().join("prometheus.yml");
@@ -307,7 +307,7 @@ metric_relabel_configs = [{{ action = "keep", source_labels = ["__name__"], rege
     assert!(html.contains("status-up"));
 
     // The exporter stops: up 0, the error said, every series stale.
-    drop(node.take());
+    drop(exporter_proc.take());
     eventually("up 0 once the exporter is gone")
         .secs(30)
         .until(
