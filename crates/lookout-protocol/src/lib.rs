@@ -20,8 +20,8 @@
 pub mod auth;
 pub mod decompress;
 pub mod envelope;
-pub mod exposition;
 pub mod event;
+pub mod exposition;
 pub mod grouping;
 pub mod mentions;
 pub mod ownership;

@@ -177,7 +177,12 @@ impl Rule {
                 let add: Vec<(String, String)> = labels
                     .iter()
                     .filter(|(n, _)| self.re.is_match(n))
-                    .map(|(n, v)| (self.re.replace(n, c.replacement.as_str()).into_owned(), v.clone()))
+                    .map(|(n, v)| {
+                        (
+                            self.re.replace(n, c.replacement.as_str()).into_owned(),
+                            v.clone(),
+                        )
+                    })
                     .collect();
                 for (n, v) in add {
                     set(labels, n, v);
@@ -294,8 +299,12 @@ mod tests {
     fn bad_rules_are_refused_with_a_reason() {
         let c = |s: &str| Rule::new(&serde_json::from_str::<RelabelConfig>(s).unwrap());
         assert!(c(r#"{"regex":"("}"#).unwrap_err().contains("invalid regex"));
-        assert!(c(r#"{"action":"replace"}"#).unwrap_err().contains("target_label"));
-        assert!(c(r#"{"action":"keep"}"#).unwrap_err().contains("source_labels"));
+        assert!(c(r#"{"action":"replace"}"#)
+            .unwrap_err()
+            .contains("target_label"));
+        assert!(c(r#"{"action":"keep"}"#)
+            .unwrap_err()
+            .contains("source_labels"));
         assert!(serde_json::from_str::<RelabelConfig>(r#"{"action":"explode"}"#).is_err());
     }
 }

@@ -67,8 +67,14 @@ pub fn pages() -> Router<AppState> {
         .route("/explore/metrics", get(ui::explorer))
         .route("/explore/metrics/targets", get(scrape::ui::targets))
         .route("/explore/metrics/targets/jobs", post(scrape::ui::save_job))
-        .route("/explore/metrics/targets/jobs/new", get(scrape::ui::new_job))
-        .route("/explore/metrics/targets/jobs/{name}", get(scrape::ui::edit_job))
+        .route(
+            "/explore/metrics/targets/jobs/new",
+            get(scrape::ui::new_job),
+        )
+        .route(
+            "/explore/metrics/targets/jobs/{name}",
+            get(scrape::ui::edit_job),
+        )
         .route(
             "/explore/metrics/targets/jobs/{name}/delete",
             post(scrape::ui::delete_job),

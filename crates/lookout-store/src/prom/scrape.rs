@@ -75,10 +75,11 @@ pub async fn put_job(
 ) -> Result<bool> {
     let _gate = store.write_gate().await;
     let mut tx = store.begin_write().await?;
-    let existing = sqlx::query("SELECT managed_by, spec, project_id FROM prom_scrape_jobs WHERE name = $1")
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let existing =
+        sqlx::query("SELECT managed_by, spec, project_id FROM prom_scrape_jobs WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
     let created = match existing {
         Some(r) => {
             let owner: String = r.try_get("managed_by")?;

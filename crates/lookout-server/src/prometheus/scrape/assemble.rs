@@ -79,7 +79,9 @@ pub fn assemble(scraped: Scraped, o: &Options<'_>) -> Result<Assembled, String> 
         if !relabel::process(o.rules, &mut l) {
             continue;
         }
-        let valid = l.get("__name__").is_some_and(|n| exposition::is_metric_name(n))
+        let valid = l
+            .get("__name__")
+            .is_some_and(|n| exposition::is_metric_name(n))
             && l.keys().all(|k| exposition::is_label_name(k));
         if !valid {
             out.invalid += 1;
@@ -141,7 +143,10 @@ pub fn report(
         ("up", if up { 1.0 } else { 0.0 }),
         ("scrape_duration_seconds", duration_s),
         ("scrape_samples_scraped", a.scraped as f64),
-        ("scrape_samples_post_metric_relabeling", a.post_relabel as f64),
+        (
+            "scrape_samples_post_metric_relabeling",
+            a.post_relabel as f64,
+        ),
         ("scrape_series_added", added as f64),
     ];
     vals.iter()
@@ -201,7 +206,10 @@ mod tests {
         assert_eq!(get(m, "exported_job"), Some("inner"));
         assert_eq!(get(m, "x"), None, "empty labels are removed");
         assert_eq!(a.series[0].samples[0].0, 1000, "no timestamp: the scrape's");
-        assert_eq!(a.series[1].samples[0].0, 500, "an explicit timestamp is kept");
+        assert_eq!(
+            a.series[1].samples[0].0, 500,
+            "an explicit timestamp is kept"
+        );
         assert_eq!(a.seen.len(), 1, "only series at the scrape's time go stale");
         let a = assemble(parse(body, Format::Text).unwrap(), &opts(&t, &[], true)).unwrap();
         assert_eq!(get(&a.series[0].labels, "job"), Some("inner"));

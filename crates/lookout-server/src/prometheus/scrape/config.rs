@@ -186,7 +186,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         if digits == 0 || digits > 12 {
             return Err(format!("{s:?} is not a duration like 15s or 1m30s"));
         }
-        let n: u128 = rest[..digits].parse().map_err(|_| format!("{s:?}: bad number"))?;
+        let n: u128 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("{s:?}: bad number"))?;
         rest = &rest[digits..];
         let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
         let ms = match &rest[..unit_len] {
@@ -255,13 +257,20 @@ impl JobConfig {
     pub fn validate(&self) -> Result<Job, Invalid> {
         let name = self.job_name.trim();
         if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
-            return Err(bad("job_name", "give a name of 1 to 200 printable characters"));
+            return Err(bad(
+                "job_name",
+                "give a name of 1 to 200 printable characters",
+            ));
         }
         let dur = |field: &str, v: &Option<String>, default: Duration| match v {
             None => Ok(default),
             Some(s) => parse_duration(s).map_err(|e| bad(field, e)),
         };
-        let interval = dur("scrape_interval", &self.scrape_interval, Duration::from_secs(60))?;
+        let interval = dur(
+            "scrape_interval",
+            &self.scrape_interval,
+            Duration::from_secs(60),
+        )?;
         if interval < Duration::from_secs(1) {
             return Err(bad("scrape_interval", "must be at least 1s"));
         }
@@ -276,7 +285,11 @@ impl JobConfig {
                 "must be above 0 and at most scrape_interval",
             ));
         }
-        let refresh = match self.file_sd_configs.iter().find_map(|f| f.refresh_interval.as_ref()) {
+        let refresh = match self
+            .file_sd_configs
+            .iter()
+            .find_map(|f| f.refresh_interval.as_ref())
+        {
             None => Duration::from_secs(300),
             Some(s) => parse_duration(s).map_err(|e| bad("file_sd_configs.refresh_interval", e))?,
         };
@@ -330,7 +343,10 @@ impl JobConfig {
             n += sc.targets.len();
         }
         if n > MAX_TARGETS {
-            return Err(bad("static_configs", format!("more than {MAX_TARGETS} targets")));
+            return Err(bad(
+                "static_configs",
+                format!("more than {MAX_TARGETS} targets"),
+            ));
         }
         for (i, f) in self.file_sd_configs.iter().enumerate() {
             if f.files.is_empty() {
@@ -342,7 +358,8 @@ impl JobConfig {
                 return Err(bad("params", "a parameter needs a name"));
             }
         }
-        let relabel = relabel::compile(&self.relabel_configs).map_err(|e| bad("relabel_configs", e))?;
+        let relabel =
+            relabel::compile(&self.relabel_configs).map_err(|e| bad("relabel_configs", e))?;
         let metric_relabel = relabel::compile(&self.metric_relabel_configs)
             .map_err(|e| bad("metric_relabel_configs", e))?;
         Ok(Job {
@@ -410,8 +427,14 @@ impl JobConfig {
         serde_json::json!([
             self.scheme,
             self.metrics_path,
-            self.static_configs.iter().map(|s| &s.targets).collect::<Vec<_>>(),
-            self.file_sd_configs.iter().map(|f| &f.files).collect::<Vec<_>>(),
+            self.static_configs
+                .iter()
+                .map(|s| &s.targets)
+                .collect::<Vec<_>>(),
+            self.file_sd_configs
+                .iter()
+                .map(|f| &f.files)
+                .collect::<Vec<_>>(),
             self.relabel_configs,
             self.params,
         ])
@@ -460,8 +483,7 @@ pub fn check_address(t: &str) -> Result<(), String> {
     if t.is_empty() || t.len() > 255 {
         return Err("a target is host:port".into());
     }
-    if t.contains("://") || t.contains('/') || t.contains('@') || t.contains(char::is_whitespace)
-    {
+    if t.contains("://") || t.contains('/') || t.contains('@') || t.contains(char::is_whitespace) {
         return Err(format!(
             "{t:?} is not host:port (give the scheme in scheme and the path in metrics_path)"
         ));
@@ -493,7 +515,10 @@ mod tests {
     #[test]
     fn validation_names_the_wrong_field() {
         let e = |y: &str| job(y).validate().unwrap_err().field;
-        assert_eq!(e("job_name: n\nscrape_interval: 10s\nscrape_timeout: 20s"), "scrape_timeout");
+        assert_eq!(
+            e("job_name: n\nscrape_interval: 10s\nscrape_timeout: 20s"),
+            "scrape_timeout"
+        );
         assert_eq!(e("job_name: n\nscrape_interval: soon"), "scrape_interval");
         assert_eq!(
             e("job_name: n\nstatic_configs: [{targets: ['http://a:1/x']}]"),
@@ -517,7 +542,9 @@ mod tests {
     fn secrets_are_masked_in_debug_and_answers_and_sealed_at_rest() {
         let c = job("job_name: n\nbasic_auth: {username: u, password: hunter2}");
         assert!(!format!("{c:?}").contains("hunter2"));
-        assert!(!serde_json::to_string(&c.masked()).unwrap().contains("hunter2"));
+        assert!(!serde_json::to_string(&c.masked())
+            .unwrap()
+            .contains("hunter2"));
         let sealer = Sealer::from_hex(&Sealer::new_key_hex()).unwrap();
         let sealed = c.sealed(&sealer);
         assert!(!serde_json::to_string(&sealed).unwrap().contains("hunter2"));

@@ -271,9 +271,9 @@ async fn plan(
     let mut out = HashMap::new();
     let mut wanted_files = HashSet::new();
     for row in rows {
-        let job = match super::service::open(&row, &ctx.sealer).and_then(|c| {
-            c.validate().map_err(|e| e.to_string())
-        }) {
+        let job = match super::service::open(&row, &ctx.sealer)
+            .and_then(|c| c.validate().map_err(|e| e.to_string()))
+        {
             Ok(j) => Arc::new(j),
             Err(e) => {
                 tracing::warn!(job = %row.name, error = %e, "Stored scrape job unusable; skipped.");
@@ -285,9 +285,9 @@ async fn plan(
             for pattern in &f.files {
                 for (path, mtime) in target::expand(pattern) {
                     wanted_files.insert(path.clone());
-                    let stale = files.get(&path).is_none_or(|s| {
-                        s.mtime != mtime || s.read_at.elapsed() >= job.refresh
-                    });
+                    let stale = files
+                        .get(&path)
+                        .is_none_or(|s| s.mtime != mtime || s.read_at.elapsed() >= job.refresh);
                     if stale {
                         // An unreadable file keeps its last good targets, as Prometheus does.
                         let groups = match target::read_file(&path) {
@@ -528,7 +528,12 @@ async fn scrape_once(
                     ..Batch::default()
                 };
                 let _ = writer
-                    .write(ctx, p.project, &only_report, vec![sstore::target_state(&down)])
+                    .write(
+                        ctx,
+                        p.project,
+                        &only_report,
+                        vec![sstore::target_state(&down)],
+                    )
                     .await;
             }
         }
@@ -553,7 +558,10 @@ async fn fetch(
     if let Some(b) = &job.cfg.basic_auth {
         req = req.basic_auth(&b.username, Some(&b.password.0));
     } else if let Some(a) = &job.cfg.authorization {
-        req = req.header(header::AUTHORIZATION, format!("{} {}", a.kind, a.credentials.0));
+        req = req.header(
+            header::AUTHORIZATION,
+            format!("{} {}", a.kind, a.credentials.0),
+        );
     } else if let Some(t) = &job.cfg.bearer_token {
         req = req.bearer_auth(&t.0);
     }
@@ -584,12 +592,12 @@ async fn fetch(
         body.extend_from_slice(&chunk);
     }
     if gzip {
-        body = lookout_protocol::decompress::decode(Some("gzip"), &body, limit).map_err(|e| {
-            match e {
+        body = lookout_protocol::decompress::decode(Some("gzip"), &body, limit).map_err(
+            |e| match e {
                 lookout_protocol::ProtocolError::TooLarge(_) => over(),
                 other => format!("gzip: {other}"),
-            }
-        })?;
+            },
+        )?;
     }
     Ok((body, ct))
 }

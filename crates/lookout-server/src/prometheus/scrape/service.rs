@@ -50,7 +50,11 @@ pub async fn apply_file(store: &Store, sealer: &Sealer, path: &Path) {
     match result {
         Ok((put, deleted)) => {
             if put + deleted > 0 {
-                tracing::info!(changed = put, deleted, "Scrape jobs from the config file applied.");
+                tracing::info!(
+                    changed = put,
+                    deleted,
+                    "Scrape jobs from the config file applied."
+                );
             }
         }
         Err(e) => tracing::error!(error = %e, "Scrape jobs in the config file not applied."),

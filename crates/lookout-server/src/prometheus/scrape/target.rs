@@ -29,7 +29,10 @@ pub struct Target {
 pub fn targets(job: &Job, groups: &[StaticConfig]) -> (Vec<Target>, usize) {
     let cfg = &job.cfg;
     let scheme = cfg.scheme.clone().unwrap_or_else(|| "http".into());
-    let path = cfg.metrics_path.clone().unwrap_or_else(|| "/metrics".into());
+    let path = cfg
+        .metrics_path
+        .clone()
+        .unwrap_or_else(|| "/metrics".into());
     let mut out = Vec::new();
     let mut bad = 0;
     for g in groups {
@@ -94,7 +97,10 @@ fn finish(job: &str, l: &Labels) -> Option<Target> {
     if parsed.port().is_none() {
         addr = format!("{addr}:{}", if scheme == "https" { 443 } else { 80 });
     }
-    let path = l.get("__metrics_path__").map(String::as_str).unwrap_or("/metrics");
+    let path = l
+        .get("__metrics_path__")
+        .map(String::as_str)
+        .unwrap_or("/metrics");
     let mut url = url::Url::parse(&format!("{scheme}://{addr}")).ok()?;
     url.set_path(path);
     let params: Vec<(&str, &str)> = l
@@ -139,7 +145,10 @@ pub fn expand(pattern: &str) -> Vec<(std::path::PathBuf, Option<SystemTime>)> {
     if !name.contains('*') {
         return vec![(p.to_path_buf(), mtime(p))];
     }
-    let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = p
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let (pre, post) = name.split_once('*').unwrap_or((name, ""));
     let mut out: Vec<_> = std::fs::read_dir(dir)
         .into_iter()
@@ -167,8 +176,7 @@ pub fn read_file(path: &Path) -> Result<Vec<StaticConfig>, String> {
     if len > MAX_FILE {
         return Err(format!("{}: larger than {MAX_FILE} bytes", path.display()));
     }
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let yaml = matches!(
         path.extension().and_then(|e| e.to_str()),
         Some("yaml" | "yml")
@@ -220,8 +228,12 @@ mod tests {
                 ("job".into(), "node".into())
             ]
         );
-        // No port: the scheme's default, as Prometheus 2 does.
-        assert_eq!(t[0].url, "http://h:80/m?module=a");
+        // No port: the scheme's default in the instance label, as Prometheus 2 does (the URL
+        // leaves the default port out).
+        assert_eq!(t[0].url, "http://h/m?module=a");
+        assert!(t[0]
+            .labels
+            .contains(&("instance".to_string(), "h:80".to_string())));
     }
 
     #[test]

@@ -220,7 +220,8 @@ fn config_of(f: &JobForm) -> Result<JobConfig, (String, String)> {
         if text.trim().is_empty() {
             return Ok(Vec::new());
         }
-        serde_yaml_ng::from_str(text).map_err(|e| (field.to_string(), format!("not a list of rules: {e}")))
+        serde_yaml_ng::from_str(text)
+            .map_err(|e| (field.to_string(), format!("not a list of rules: {e}")))
     };
     let sample_limit = match opt(&f.sample_limit) {
         None => 0,
@@ -261,7 +262,12 @@ fn config_of(f: &JobForm) -> Result<JobConfig, (String, String)> {
 fn field_of(config_field: &str) -> String {
     let f = config_field;
     if f.starts_with("static_configs") {
-        return if f.ends_with("labels") { "labels" } else { "targets" }.into();
+        return if f.ends_with("labels") {
+            "labels"
+        } else {
+            "targets"
+        }
+        .into();
     }
     match f {
         "basic_auth.password" => "basic_password".into(),
@@ -292,9 +298,9 @@ pub async fn edit_job(
     Page { ctx, .. }: Page<Admin>,
     Path(name): Path<String>,
 ) -> UiResult {
-    let row = sstore::job(state.store(), &name)
-        .await?
-        .ok_or_else(|| UiError::Refused(StatusCode::NOT_FOUND, format!("No scrape job {name:?}.")))?;
+    let row = sstore::job(state.store(), &name).await?.ok_or_else(|| {
+        UiError::Refused(StatusCode::NOT_FOUND, format!("No scrape job {name:?}."))
+    })?;
     let cfg: JobConfig = serde_json::from_str(&row.spec)
         .map_err(|e| UiError::Refused(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(render(&FormPage {
@@ -339,12 +345,24 @@ pub async fn save_job(
     let cfg = match config_of(&f) {
         Ok(c) => c,
         Err((field, msg)) => {
-            return refused(f, field.clone(), format!("{field}: {msg}"), StatusCode::UNPROCESSABLE_ENTITY).await
+            return refused(
+                f,
+                field.clone(),
+                format!("{field}: {msg}"),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
         }
     };
     if !f.original.is_empty() && f.original != cfg.job_name {
         let field = "job_name".to_string();
-        return refused(f, field, "job_name: a job cannot be renamed; make a new one".into(), StatusCode::UNPROCESSABLE_ENTITY).await;
+        return refused(
+            f,
+            field,
+            "job_name: a job cannot be renamed; make a new one".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     }
     match service::put(state.store(), state.sealer(), cfg).await {
         Ok(_) => Ok(Redirect::to("/explore/metrics/targets").into_response()),
@@ -368,7 +386,9 @@ pub async fn delete_job(
     if !sstore::delete_job(state.store(), &name, service::FROM_API).await? {
         return Err(UiError::Refused(
             StatusCode::CONFLICT,
-            format!("No scrape job {name:?} made here (a job from the config file is removed there)."),
+            format!(
+                "No scrape job {name:?} made here (a job from the config file is removed there)."
+            ),
         ));
     }
     Ok(Redirect::to("/explore/metrics/targets").into_response())
@@ -385,7 +405,10 @@ mod tests {
         )
         .unwrap();
         let f = form_of(&c);
-        assert_eq!(f.basic_password, MASK, "the form never shows a stored password");
+        assert_eq!(
+            f.basic_password, MASK,
+            "the form never shows a stored password"
+        );
         let back = config_of(&f).unwrap();
         assert_eq!(back.static_configs, c.static_configs);
         assert_eq!(back.metric_relabel_configs, c.metric_relabel_configs);

@@ -130,10 +130,8 @@ fn url_escape(q: &str) -> String {
 /// Node exporter scraped by Lookout and by Prometheus: the same series; relabeling; file_sd;
 /// then `up` 0 and every series stale once the exporter stops.
 async fn node_exporter_is_scraped_like_prometheus_scrapes_it(backend: Backend) {
-    let (Some(exporter), Some(prometheus)) = (
-        tool("prometheus-node-exporter"),
-        tool("prometheus"),
-    ) else {
+    let (Some(exporter), Some(prometheus)) = (tool("prometheus-node-exporter"), tool("prometheus"))
+    else {
         return;
     };
     let port = free_port();
@@ -151,7 +149,10 @@ async fn node_exporter_is_scraped_like_prometheus_scrapes_it(backend: Backend) {
     let _prom = Proc(
         Command::new(&prometheus)
             .arg(format!("--config.file={}", prom_cfg.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -226,7 +227,8 @@ metric_relabel_configs = [{{ action = "keep", source_labels = ["__name__"], rege
         "node_load1",
     ] {
         assert!(
-            same.iter().any(|l| l.contains(&format!(r#""__name__":"{name}""#))),
+            same.iter()
+                .any(|l| l.contains(&format!(r#""__name__":"{name}""#))),
             "{name} missing"
         );
     }
@@ -258,10 +260,17 @@ metric_relabel_configs = [{{ action = "keep", source_labels = ["__name__"], rege
         }
     }
     // The report series count what metric relabeling kept.
-    let post = instant(&s, r#"scrape_samples_post_metric_relabeling{job="relabeled"}"#).await;
+    let post = instant(
+        &s,
+        r#"scrape_samples_post_metric_relabeling{job="relabeled"}"#,
+    )
+    .await;
     let scraped = instant(&s, r#"scrape_samples_scraped{job="relabeled"}"#).await;
     let n = |v: &[Value]| v[0]["value"][1].as_str().unwrap().parse::<f64>().unwrap();
-    assert!(n(&post) < n(&scraped) && n(&post) >= 3.0, "{post:?} {scraped:?}");
+    assert!(
+        n(&post) < n(&scraped) && n(&post) >= 3.0,
+        "{post:?} {scraped:?}"
+    );
 
     // file_sd: the file's labels, then a change to them is picked up.
     let team = |t: &'static str| {
@@ -303,7 +312,10 @@ metric_relabel_configs = [{{ action = "keep", source_labels = ["__name__"], rege
         .unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
-    assert!(html.contains(&format!("http://127.0.0.1:{port}/metrics")), "{html}");
+    assert!(
+        html.contains(&format!("http://127.0.0.1:{port}/metrics")),
+        "{html}"
+    );
     assert!(html.contains("status-up"));
 
     // The exporter stops: up 0, the error said, every series stale.
@@ -340,46 +352,48 @@ async fn test_target() -> (u16, Seen) {
     use axum::response::IntoResponse;
     let seen: Seen = Arc::default();
     let log = seen.clone();
-    let app = axum::Router::new().fallback(move |ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>, req: Request| {
-        let log = log.clone();
-        async move {
-            let path = req.uri().to_string();
-            let auth = req
-                .headers()
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
-            log.lock()
-                .unwrap()
-                .push((path.clone(), auth.clone(), u64::from(peer.port())));
-            let metrics = "# TYPE things gauge\nthings{kind=\"a\"} 1\nthings{kind=\"b\"} 2\n";
-            if path.starts_with("/basic") {
-                // user:pass
-                if auth == "Basic dXNlcjpwYXNz" {
-                    return metrics.into_response();
+    let app = axum::Router::new().fallback(
+        move |ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>, req: Request| {
+            let log = log.clone();
+            async move {
+                let path = req.uri().to_string();
+                let auth = req
+                    .headers()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                log.lock()
+                    .unwrap()
+                    .push((path.clone(), auth.clone(), u64::from(peer.port())));
+                let metrics = "# TYPE things gauge\nthings{kind=\"a\"} 1\nthings{kind=\"b\"} 2\n";
+                if path.starts_with("/basic") {
+                    // user:pass
+                    if auth == "Basic dXNlcjpwYXNz" {
+                        return metrics.into_response();
+                    }
+                    return (axum::http::StatusCode::UNAUTHORIZED, "no").into_response();
                 }
-                return (axum::http::StatusCode::UNAUTHORIZED, "no").into_response();
-            }
-            if path.starts_with("/bearer") {
-                if auth == "Bearer s3cret" {
-                    return metrics.into_response();
+                if path.starts_with("/bearer") {
+                    if auth == "Bearer s3cret" {
+                        return metrics.into_response();
+                    }
+                    return (axum::http::StatusCode::UNAUTHORIZED, "no").into_response();
                 }
-                return (axum::http::StatusCode::UNAUTHORIZED, "no").into_response();
+                if path.starts_with("/redirect") {
+                    return (
+                        axum::http::StatusCode::FOUND,
+                        [("location", "http://169.254.169.254/latest/meta-data")],
+                    )
+                        .into_response();
+                }
+                if path.starts_with("/big") {
+                    return "x 1\n".repeat(10_000).into_response();
+                }
+                metrics.into_response()
             }
-            if path.starts_with("/redirect") {
-                return (
-                    axum::http::StatusCode::FOUND,
-                    [("location", "http://169.254.169.254/latest/meta-data")],
-                )
-                    .into_response();
-            }
-            if path.starts_with("/big") {
-                return "x 1\n".repeat(10_000).into_response();
-            }
-            metrics.into_response()
-        }
-    });
+        },
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -421,23 +435,54 @@ async fn credentials_redirects_limits_and_the_api(backend: Backend) {
         j
     };
     let admin = s.admin_token.clone();
-    let r = put("basic", job("/basic", json!({"basic_auth": {"username": "user", "password": "pass"}})), admin.clone()).await;
+    let r = put(
+        "basic",
+        job(
+            "/basic",
+            json!({"basic_auth": {"username": "user", "password": "pass"}}),
+        ),
+        admin.clone(),
+    )
+    .await;
     assert_eq!(r.status(), 201, "{:?}", r.text().await);
-    let r = put("bearer", job("/bearer", json!({"bearer_token": "s3cret"})), admin.clone()).await;
+    let r = put(
+        "bearer",
+        job("/bearer", json!({"bearer_token": "s3cret"})),
+        admin.clone(),
+    )
+    .await;
     assert_eq!(r.status(), 201);
     let r = put("redir", job("/redirect", json!({})), admin.clone()).await;
     assert_eq!(r.status(), 201);
-    let r = put("big", job("/big", json!({"body_size_limit": "1KB"})), admin.clone()).await;
+    let r = put(
+        "big",
+        job("/big", json!({"body_size_limit": "1KB"})),
+        admin.clone(),
+    )
+    .await;
     assert_eq!(r.status(), 201);
-    let r = put("limited", job("/limited", json!({"sample_limit": 1})), admin.clone()).await;
+    let r = put(
+        "limited",
+        job("/limited", json!({"sample_limit": 1})),
+        admin.clone(),
+    )
+    .await;
     assert_eq!(r.status(), 201);
 
     // Validation names the field; a viewer may read but not write.
-    let r = put("bad", job("/x", json!({"scrape_timeout": "5s"})), admin.clone()).await;
+    let r = put(
+        "bad",
+        job("/x", json!({"scrape_timeout": "5s"})),
+        admin.clone(),
+    )
+    .await;
     assert_eq!(r.status(), 422);
     let body: Value = r.json().await.unwrap();
     assert!(
-        body["error"]["message"].as_str().unwrap().starts_with("scrape_timeout"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("scrape_timeout"),
         "{body}"
     );
     let viewer = s.client().token("viewer").await;
@@ -446,7 +491,10 @@ async fn credentials_redirects_limits_and_the_api(backend: Backend) {
     let listed = get_json(&s.at("/api/v1/prometheus/scrape-configs"), Some(&viewer)).await;
     let text = listed.to_string();
     assert!(text.contains("\"basic\""), "{text}");
-    assert!(!text.contains("s3cret") && !text.contains("\"pass\""), "{text}");
+    assert!(
+        !text.contains("s3cret") && !text.contains("\"pass\""),
+        "{text}"
+    );
     assert!(text.contains("********"));
 
     let by_job = |ts: &[Value], j: &str| ts.iter().find(|t| t["job"] == j).cloned();
@@ -454,26 +502,49 @@ async fn credentials_redirects_limits_and_the_api(backend: Backend) {
         .secs(60)
         .until(
             || targets(&s),
-            |ts| ["basic", "bearer", "redir", "big", "limited"].iter().all(|j| by_job(ts, j).is_some()),
+            |ts| {
+                ["basic", "bearer", "redir", "big", "limited"]
+                    .iter()
+                    .all(|j| by_job(ts, j).is_some())
+            },
         )
         .await;
     assert_eq!(by_job(&ts, "basic").unwrap()["health"], "up", "{ts:?}");
     assert_eq!(by_job(&ts, "bearer").unwrap()["health"], "up", "{ts:?}");
     let redir = by_job(&ts, "redir").unwrap();
     assert_eq!(redir["health"], "down");
-    assert!(redir["last_error"].as_str().unwrap().contains("redirect"), "{redir}");
+    assert!(
+        redir["last_error"].as_str().unwrap().contains("redirect"),
+        "{redir}"
+    );
     let big = by_job(&ts, "big").unwrap();
     assert_eq!(big["health"], "down");
-    assert!(big["last_error"].as_str().unwrap().contains("body size limit"), "{big}");
+    assert!(
+        big["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("body size limit"),
+        "{big}"
+    );
     let limited = by_job(&ts, "limited").unwrap();
-    assert!(limited["last_error"].as_str().unwrap().contains("sample_limit"), "{limited}");
+    assert!(
+        limited["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("sample_limit"),
+        "{limited}"
+    );
     let up = instant(&s, r#"up{job="big"}"#).await;
     assert_eq!(up[0]["value"][1], "0");
     assert_eq!(instant(&s, r#"things{job="bearer"}"#).await.len(), 2);
     {
         let log = seen.lock().unwrap();
-        assert!(log.iter().any(|(p, a, _)| p.starts_with("/basic") && a == "Basic dXNlcjpwYXNz"));
-        assert!(log.iter().any(|(p, a, _)| p.starts_with("/bearer") && a == "Bearer s3cret"));
+        assert!(log
+            .iter()
+            .any(|(p, a, _)| p.starts_with("/basic") && a == "Basic dXNlcjpwYXNz"));
+        assert!(log
+            .iter()
+            .any(|(p, a, _)| p.starts_with("/bearer") && a == "Bearer s3cret"));
     }
 
     // An edit that keeps the masked password but moves the job elsewhere is refused: the
@@ -485,11 +556,17 @@ async fn credentials_redirects_limits_and_the_api(backend: Backend) {
     assert_eq!(r.status(), 422);
     let body: Value = r.json().await.unwrap();
     assert!(
-        body["error"]["message"].as_str().unwrap().starts_with("basic_auth.password"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("basic_auth.password"),
         "{body}"
     );
     // Kept in place, the masked password stays valid.
-    let same = job("/basic", json!({"scrape_interval": "2s", "basic_auth": {"username": "user", "password": "********"}}));
+    let same = job(
+        "/basic",
+        json!({"scrape_interval": "2s", "basic_auth": {"username": "user", "password": "********"}}),
+    );
     let r = put("basic", same, admin.clone()).await;
     assert_eq!(r.status(), 200, "{:?}", r.text().await);
 
