@@ -129,7 +129,9 @@ fn comment(rest: &str, meta: &mut Vec<Metadata>) -> Result<(), String> {
             meta.len() - 1
         }
     };
-    let m = &mut meta[idx];
+    let Some(m) = meta.get_mut(idx) else {
+        return Ok(());
+    };
     match kw {
         "HELP" => m.help = unescape_help(value),
         "UNIT" => m.unit = value.trim().to_string(),
@@ -193,7 +195,7 @@ fn skip_ws(s: &str) -> &str {
 /// One sample line.
 fn sample(line: &str, om: bool) -> Result<Sample, String> {
     let end = line
-        .find(|c: char| c == '{' || c == ' ' || c == '\t')
+        .find(['{', ' ', '\t'])
         .unwrap_or(line.len());
     let (name, mut rest) = line.split_at(end);
     if !is_metric_name(name) {
@@ -271,7 +273,7 @@ fn label_set<'a>(mut s: &'a str, labels: &mut Vec<(String, String)>) -> Result<&
             return Ok(r);
         }
         let end = s
-            .find(|c: char| c == '=' || c == ' ' || c == '\t')
+            .find(['=', ' ', '\t'])
             .ok_or("unterminated label set")?;
         let (name, r) = s.split_at(end);
         if !is_label_name(name) {

@@ -156,7 +156,9 @@ impl Rule {
                 let val = joined();
                 let d = Md5::digest(val.as_bytes());
                 let mut last = [0u8; 8];
-                last.copy_from_slice(&d[8..16]);
+                if let Some(tail) = d.get(8..16) {
+                    last.copy_from_slice(tail);
+                }
                 let m = u64::from_be_bytes(last) % c.modulus.unwrap_or(1).max(1);
                 set(
                     labels,

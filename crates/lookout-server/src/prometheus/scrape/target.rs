@@ -75,7 +75,7 @@ pub fn targets(job: &Job, groups: &[StaticConfig]) -> (Vec<Target>, usize) {
 
 fn fmt_dur(d: std::time::Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
