@@ -194,9 +194,7 @@ fn skip_ws(s: &str) -> &str {
 
 /// One sample line.
 fn sample(line: &str, om: bool) -> Result<Sample, String> {
-    let end = line
-        .find(['{', ' ', '\t'])
-        .unwrap_or(line.len());
+    let end = line.find(['{', ' ', '\t']).unwrap_or(line.len());
     let (name, mut rest) = line.split_at(end);
     if !is_metric_name(name) {
         return Err(format!("invalid metric name {name:?}"));
@@ -272,9 +270,7 @@ fn label_set<'a>(mut s: &'a str, labels: &mut Vec<(String, String)>) -> Result<&
         if let Some(r) = s.strip_prefix('}') {
             return Ok(r);
         }
-        let end = s
-            .find(['=', ' ', '\t'])
-            .ok_or("unterminated label set")?;
+        let end = s.find(['=', ' ', '\t']).ok_or("unterminated label set")?;
         let (name, r) = s.split_at(end);
         if !is_label_name(name) {
             return Err(format!("invalid label name {name:?}"));

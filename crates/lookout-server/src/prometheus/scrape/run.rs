@@ -462,6 +462,7 @@ async fn scrape_once(
             (series, a, String::new())
         }
         Err(e) => {
+            tracing::debug!(job = %p.target.job, url = %p.target.url, error = %e, "Scrape failed.");
             let stale = assemble::stale(seen, &HashSet::new(), start_ms);
             metadata.clear();
             (stale, Assembled::default(), e)

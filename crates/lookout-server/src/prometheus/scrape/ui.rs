@@ -326,6 +326,7 @@ pub async fn save_job(
     check_csrf(&signed.session, &f.csrf)?;
     let (signed_ref, state_ref) = (&signed, &state);
     let refused = |f: JobForm, field: String, error: String, status: StatusCode| async move {
+        tracing::info!(status = status.as_u16(), reason = %error, "Scrape job form refused.");
         let ctx = signed_ref.layout(state_ref).await?;
         let mut form = f;
         // A typed password is not sent back in the page.

@@ -570,6 +570,64 @@ async fn credentials_redirects_limits_and_the_api(backend: Backend) {
     let r = put("basic", same, admin.clone()).await;
     assert_eq!(r.status(), 200, "{:?}", r.text().await);
 
+    // The job form: a wrong field is named, what was typed is kept, nothing is saved; a right
+    // one saves and the job is listed on the Targets page.
+    let (browser, cookie) =
+        crate::foundation::sessions::sign_in(&s, "admin@example.com", "correct horse battery")
+            .await;
+    let form = browser
+        .get(s.at("/explore/metrics/targets/jobs/new"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = crate::foundation::sessions::csrf_field(&form);
+    let post = |fields: Vec<(&'static str, String)>| {
+        let (b, c, url) = (
+            browser.clone(),
+            cookie.clone(),
+            s.at("/explore/metrics/targets/jobs"),
+        );
+        async move {
+            b.post(url)
+                .header("cookie", c)
+                .form(&fields)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = post(vec![
+        ("csrf", csrf.clone()),
+        ("job_name", "from-form".into()),
+        ("targets", target.clone()),
+        ("scrape_interval", "1s".into()),
+        ("scrape_timeout", "9s".into()),
+    ])
+    .await;
+    assert_eq!(r.status(), 422);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains(
+            r#"id="scrape_timeout" name="scrape_timeout" value="9s" aria-invalid="true""#
+        ),
+        "{html}"
+    );
+    assert!(html.contains(r#"value="from-form""#), "typed values kept");
+    let r = post(vec![
+        ("csrf", csrf.clone()),
+        ("job_name", "from-form".into()),
+        ("targets", target.clone()),
+        ("scrape_interval", "1s".into()),
+    ])
+    .await;
+    assert_eq!(r.status(), 303);
+    let listed = get_json(&s.at("/api/v1/prometheus/scrape-configs"), Some(&admin)).await;
+    assert!(listed.to_string().contains("from-form"), "{listed}");
+
     let r = reqwest::Client::new()
         .delete(s.at("/api/v1/prometheus/scrape-configs/big"))
         .bearer_auth(&viewer)
