@@ -201,12 +201,13 @@ async fn run_shard(ctx: Arc<ScrapeContext>, shard: usize, mut work: Work) {
     tracing::info!(shard, fence = work.fence, "Scrape shard started.");
     let mut running: HashMap<String, Running> = HashMap::new();
     let mut files: HashMap<PathBuf, FileState> = HashMap::new();
+    let mut parsed: HashMap<String, (i64, Arc<Job>)> = HashMap::new();
     loop {
         if writer.lost.load(Ordering::Relaxed) {
             tracing::warn!(shard, "Scrape shard lost its lease; stopping.");
             break;
         }
-        if let Some(planned) = plan(&ctx, shard, &mut files).await {
+        if let Some(planned) = plan(&ctx, shard, &mut files, &mut parsed).await {
             running.retain(|key, r| {
                 let keep = planned.get(key).is_some_and(|p| p.version == r.version);
                 if !keep {
@@ -260,6 +261,7 @@ async fn plan(
     ctx: &ScrapeContext,
     shard: usize,
     files: &mut HashMap<PathBuf, FileState>,
+    parsed: &mut HashMap<String, (i64, Arc<Job>)>,
 ) -> Option<HashMap<String, Planned>> {
     let rows = match sstore::jobs(&ctx.store).await {
         Ok(r) => r,
@@ -270,15 +272,24 @@ async fn plan(
     };
     let mut out = HashMap::new();
     let mut wanted_files = HashSet::new();
+    // Jobs are opened and their rules compiled once per version, not on every pass.
+    parsed.retain(|name, _| rows.iter().any(|r| &r.name == name));
     for row in rows {
-        let job = match super::service::open(&row, &ctx.sealer)
-            .and_then(|c| c.validate().map_err(|e| e.to_string()))
-        {
-            Ok(j) => Arc::new(j),
-            Err(e) => {
-                tracing::warn!(job = %row.name, error = %e, "Stored scrape job unusable; skipped.");
-                continue;
-            }
+        let job = match parsed.get(&row.name) {
+            Some((at, j)) if *at == row.updated_at => j.clone(),
+            _ => match super::service::open(&row, &ctx.sealer)
+                .and_then(|c| c.validate().map_err(|e| e.to_string()))
+            {
+                Ok(j) => {
+                    let j = Arc::new(j);
+                    parsed.insert(row.name.clone(), (row.updated_at, j.clone()));
+                    j
+                }
+                Err(e) => {
+                    tracing::warn!(job = %row.name, error = %e, "Stored scrape job unusable; skipped.");
+                    continue;
+                }
+            },
         };
         let mut groups = job.cfg.static_configs.clone();
         for f in &job.cfg.file_sd_configs {
