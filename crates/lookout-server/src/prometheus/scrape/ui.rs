@@ -343,7 +343,7 @@ pub async fn save_job(
         *r.status_mut() = status;
         Ok::<Response, UiError>(r)
     };
-    let cfg = match config_of(&f) {
+    let mut cfg = match config_of(&f) {
         Ok(c) => c,
         Err((field, msg)) => {
             return refused(
@@ -364,6 +364,17 @@ pub async fn save_job(
             StatusCode::UNPROCESSABLE_ENTITY,
         )
         .await;
+    }
+    // What the form does not show (parameters, target files, honor_timestamps) is kept from
+    // the stored job, so an edit here never drops what the API or a file set.
+    if !f.original.is_empty() {
+        if let Some(row) = sstore::job(state.store(), &f.original).await? {
+            if let Ok(old) = serde_json::from_str::<JobConfig>(&row.spec) {
+                cfg.params = old.params;
+                cfg.file_sd_configs = old.file_sd_configs;
+                cfg.honor_timestamps = old.honor_timestamps;
+            }
+        }
     }
     match service::put(state.store(), state.sealer(), cfg).await {
         Ok(_) => Ok(Redirect::to("/explore/metrics/targets").into_response()),
