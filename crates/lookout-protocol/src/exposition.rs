@@ -11,8 +11,23 @@
 //! ignored, sample timestamps are milliseconds in the text format and seconds in OpenMetrics,
 //! OpenMetrics exemplars (`# {…} v`) are skipped, and a repeated label name in one sample is an
 //! error. OpenMetrics bodies must end with `# EOF`.
+//!
+//! Linear in the body: metadata is found by name in a map and repeated labels in a set, since
+//! a 16 MiB body can hold hundreds of thousands of families or millions of labels on one line.
+//! A sample may carry at most [`MAX_LABELS`] labels, and [`parse_budgeted`] asks a memory
+//! budget before the parsed samples outgrow what it granted.
+
+use std::collections::{HashMap, HashSet};
 
 use crate::remote_write::{Metadata, MetricType};
+
+/// The most labels one sample may carry; more fails the scrape. Prometheus has no fixed cap
+/// (its `label_limit` is per job and off by default), but no real target comes near this, and
+/// it bounds the work one line can cause.
+pub const MAX_LABELS: usize = 1000;
+
+/// How many bytes of parsed samples are asked of the budget at once.
+const BUDGET_STEP: usize = 64 * 1024;
 
 /// Which format a body is in, from the answer's `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,17 +81,46 @@ pub struct Scraped {
     pub metadata: Vec<Metadata>,
 }
 
+/// The message of a parse refused by its memory budget.
+pub const OVER_BUDGET: &str = "the parsed samples exceed the scrape memory budget";
+
 /// Parses a whole body; an error names the line.
 pub fn parse(body: &[u8], format: Format) -> Result<Scraped, String> {
+    parse_budgeted(body, format, &mut |_| true)
+}
+
+/// Like [`parse`], calling `reserve(bytes)` before the parsed samples and metadata grow by
+/// `bytes` more (an estimate of their heap and inline size, asked in steps); when it answers
+/// `false` parsing stops with [`OVER_BUDGET`]. So a body of many tiny series cannot turn into
+/// many times its own size in memory unchecked.
+pub fn parse_budgeted(
+    body: &[u8],
+    format: Format,
+    reserve: &mut dyn FnMut(usize) -> bool,
+) -> Result<Scraped, String> {
     let text = std::str::from_utf8(body).map_err(|e| format!("body is not UTF-8: {e}"))?;
     let om = format == Format::OpenMetrics;
     let mut out = Scraped::default();
     let mut meta: Vec<Metadata> = Vec::new();
+    let mut meta_at: HashMap<String, usize> = HashMap::new();
+    let mut used = 0usize;
+    let mut granted = 0usize;
+    let mut charge = |bytes: usize| -> Result<(), String> {
+        used = used.saturating_add(bytes);
+        while used > granted {
+            if !reserve(BUDGET_STEP) {
+                return Err(OVER_BUDGET.to_string());
+            }
+            granted += BUDGET_STEP;
+        }
+        Ok(())
+    };
     let mut eof = false;
-    for (i, raw) in text.split('\n').enumerate() {
+    let mut lines = text.split('\n').enumerate().peekable();
+    while let Some((i, raw)) = lines.next() {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         if eof {
-            if line.is_empty() && i + 1 == text.split('\n').count() {
+            if line.is_empty() && lines.peek().is_none() {
                 continue;
             }
             return Err(format!("line {}: data after # EOF", i + 1));
@@ -87,7 +131,12 @@ pub fn parse(body: &[u8], format: Format) -> Result<Scraped, String> {
                 eof = true;
                 continue;
             }
-            comment(rest, &mut meta).map_err(at)?;
+            let families = meta.len();
+            comment(rest, &mut meta, &mut meta_at).map_err(at)?;
+            if meta.len() > families {
+                // The entry, its name twice (list and map), help and unit.
+                charge(std::mem::size_of::<Metadata>() + 64 + 2 * rest.len()).map_err(at)?;
+            }
             continue;
         }
         if line.trim().is_empty() {
@@ -96,7 +145,10 @@ pub fn parse(body: &[u8], format: Format) -> Result<Scraped, String> {
             }
             continue;
         }
-        out.samples.push(sample(line, om).map_err(at)?);
+        let s = sample(line, om).map_err(at)?;
+        let labels: usize = s.labels.iter().map(|(k, v)| 48 + k.len() + v.len()).sum();
+        charge(std::mem::size_of::<Sample>() + s.name.len() + labels).map_err(at)?;
+        out.samples.push(s);
     }
     if om && !eof {
         return Err("OpenMetrics body does not end with # EOF".into());
@@ -106,7 +158,11 @@ pub fn parse(body: &[u8], format: Format) -> Result<Scraped, String> {
 }
 
 /// A `# HELP`, `# TYPE` or `# UNIT` line into `meta`; other comments are ignored.
-fn comment(rest: &str, meta: &mut Vec<Metadata>) -> Result<(), String> {
+fn comment(
+    rest: &str,
+    meta: &mut Vec<Metadata>,
+    meta_at: &mut HashMap<String, usize>,
+) -> Result<(), String> {
     let rest = rest.trim_start_matches([' ', '\t']);
     let (kw, rest) = rest.split_once([' ', '\t']).unwrap_or((rest, ""));
     if !matches!(kw, "HELP" | "TYPE" | "UNIT") {
@@ -117,8 +173,8 @@ fn comment(rest: &str, meta: &mut Vec<Metadata>) -> Result<(), String> {
     if !is_metric_name(name) {
         return Err(format!("# {kw}: invalid metric name {name:?}"));
     }
-    let idx = match meta.iter().position(|m| m.metric == name) {
-        Some(i) => i,
+    let idx = match meta_at.get(name) {
+        Some(i) => *i,
         None => {
             meta.push(Metadata {
                 metric: name.to_string(),
@@ -126,6 +182,7 @@ fn comment(rest: &str, meta: &mut Vec<Metadata>) -> Result<(), String> {
                 help: String::new(),
                 unit: String::new(),
             });
+            meta_at.insert(name.to_string(), meta.len() - 1);
             meta.len() - 1
         }
     };
@@ -202,6 +259,7 @@ fn sample(line: &str, om: bool) -> Result<Sample, String> {
     let mut labels: Vec<(String, String)> = Vec::new();
     if let Some(r) = skip_ws(rest).strip_prefix('{') {
         rest = label_set(r, &mut labels)?;
+        repeated(&labels)?;
     }
     if !rest.starts_with([' ', '\t']) {
         return Err(format!("{name}: expected a space before the value"));
@@ -263,6 +321,25 @@ fn parse_value(v: &str) -> Option<f64> {
     }
 }
 
+/// A label name given twice is an error; a set for long label lists, so the check stays linear.
+fn repeated(labels: &[(String, String)]) -> Result<(), String> {
+    if labels.len() <= 8 {
+        for (i, (n, _)) in labels.iter().enumerate() {
+            if labels.iter().take(i).any(|(m, _)| m == n) {
+                return Err(format!("label {n} repeated"));
+            }
+        }
+        return Ok(());
+    }
+    let mut names = HashSet::with_capacity(labels.len());
+    for (n, _) in labels {
+        if !names.insert(n.as_str()) {
+            return Err(format!("label {n} repeated"));
+        }
+    }
+    Ok(())
+}
+
 /// Reads `name="value",…}` after the `{`; returns the rest of the line after the `}`.
 fn label_set<'a>(mut s: &'a str, labels: &mut Vec<(String, String)>) -> Result<&'a str, String> {
     loop {
@@ -275,8 +352,8 @@ fn label_set<'a>(mut s: &'a str, labels: &mut Vec<(String, String)>) -> Result<&
         if !is_label_name(name) {
             return Err(format!("invalid label name {name:?}"));
         }
-        if labels.iter().any(|(n, _)| n == name) {
-            return Err(format!("label {name} repeated"));
+        if labels.len() >= MAX_LABELS {
+            return Err(format!("more than {MAX_LABELS} labels"));
         }
         let r = skip_ws(r)
             .strip_prefix('=')
@@ -380,5 +457,73 @@ mod tests {
         );
         assert_eq!(Format::of(Some("text/plain; version=0.0.4")), Format::Text);
         assert_eq!(Format::of(None), Format::Text);
+    }
+
+    #[test]
+    fn a_line_of_millions_of_labels_is_refused_at_the_label_cap() {
+        // The body the review built: one 16 MiB line of distinct empty labels. It must end
+        // promptly with a clear refusal, not after ~1e12 comparisons.
+        let mut body = String::from("m{");
+        let mut i = 0;
+        while body.len() < 16 << 20 {
+            body.push_str(&format!("a{i}=\"\","));
+            i += 1;
+        }
+        body.push_str("} 1\n");
+        let e = parse(body.as_bytes(), Format::Text).unwrap_err();
+        assert!(e.contains("more than 1000 labels"), "{e}");
+        // At the cap a sample parses, and a repeat late in a long list is still found.
+        let mut at_cap: Vec<String> = (0..MAX_LABELS).map(|i| format!("l{i}=\"v\"")).collect();
+        let ok = format!("m{{{}}} 1\n", at_cap.join(","));
+        assert_eq!(
+            parse(ok.as_bytes(), Format::Text).unwrap().samples[0]
+                .labels
+                .len(),
+            MAX_LABELS
+        );
+        at_cap[900] = "l3=\"w\"".into();
+        let dup = format!("m{{{}}} 1\n", at_cap.join(","));
+        let e = parse(dup.as_bytes(), Format::Text).unwrap_err();
+        assert!(e.contains("label l3 repeated"), "{e}");
+    }
+
+    #[test]
+    fn hundreds_of_thousands_of_families_parse_in_one_pass() {
+        let mut body = String::new();
+        for i in 0..300_000 {
+            body.push_str(&format!("# TYPE a{i} gauge\n# HELP a{i} h\n"));
+        }
+        body.push_str("# TYPE a7 counter\na7 1\n");
+        let s = parse(body.as_bytes(), Format::Text).unwrap();
+        assert_eq!(s.metadata.len(), 300_000);
+        assert_eq!(
+            s.metadata[7].kind,
+            MetricType::Counter,
+            "a later # TYPE updates it"
+        );
+        assert_eq!(s.metadata[7].help, "h");
+    }
+
+    #[test]
+    fn parsing_stops_when_the_budget_refuses_more() {
+        let body: String = (0..100_000).map(|i| format!("s{i} 1\n")).collect();
+        let mut granted = 0usize;
+        let e = parse_budgeted(body.as_bytes(), Format::Text, &mut |n| {
+            granted += n;
+            granted <= 1 << 20
+        })
+        .unwrap_err();
+        assert!(e.contains(OVER_BUDGET), "{e}");
+        let mut asked = 0usize;
+        let s = parse_budgeted(body.as_bytes(), Format::Text, &mut |n| {
+            asked += n;
+            true
+        })
+        .unwrap();
+        assert_eq!(s.samples.len(), 100_000);
+        assert!(
+            asked >= s.samples.len() * std::mem::size_of::<Sample>(),
+            "what was asked covers at least the samples themselves: {asked}"
+        );
     }
 }
