@@ -44,13 +44,21 @@ pub struct Options<'a> {
     pub now_ms: i64,
 }
 
+/// A scrape failed by `sample_limit`: why, and its counts (`scraped`, `post_relabel`) for the
+/// report series, as Prometheus still reports them with `up 0`. No series are kept.
+pub type Refused = (String, Assembled);
+
 /// Merges, relabels and checks every sample; an error fails the scrape (sample_limit).
-pub fn assemble(scraped: Scraped, o: &Options<'_>) -> Result<Assembled, String> {
+///
+/// Past `sample_limit` no more series are built: the rest is only relabeled and counted, so a
+/// body of many series over the limit costs no memory beyond the limit.
+pub fn assemble(scraped: Scraped, o: &Options<'_>) -> Result<Assembled, Refused> {
     let mut out = Assembled {
         scraped: scraped.samples.len(),
         ..Assembled::default()
     };
     let mut keys: HashSet<Vec<(String, String)>> = HashSet::new();
+    let mut over = false;
     for s in scraped.samples {
         let mut l: BTreeMap<String, String> = BTreeMap::new();
         for (k, v) in s.labels {
@@ -87,6 +95,10 @@ pub fn assemble(scraped: Scraped, o: &Options<'_>) -> Result<Assembled, String> 
             out.invalid += 1;
             continue;
         }
+        if over {
+            out.post_relabel += 1;
+            continue;
+        }
         let labels: Vec<(String, String)> = l.into_iter().collect();
         if !keys.insert(labels.clone()) {
             out.duplicates += 1;
@@ -103,13 +115,21 @@ pub fn assemble(scraped: Scraped, o: &Options<'_>) -> Result<Assembled, String> 
             labels,
             samples: vec![(t, s.value)],
         });
+        out.post_relabel += 1;
+        if o.sample_limit > 0 && out.post_relabel as u64 > o.sample_limit {
+            // Failed: from here on only counted. Nothing built is written.
+            over = true;
+            out.series = Vec::new();
+            out.seen = HashSet::new();
+            keys = HashSet::new();
+        }
     }
-    out.post_relabel = out.series.len();
-    if o.sample_limit > 0 && out.post_relabel as u64 > o.sample_limit {
-        return Err(format!(
+    if over {
+        let why = format!(
             "sample_limit exceeded: {} samples after relabeling, limit {}",
             out.post_relabel, o.sample_limit
-        ));
+        );
+        return Err((why, out));
     }
     Ok(out)
 }
@@ -238,8 +258,15 @@ mod tests {
         let t = target();
         let mut o = opts(&t, &[], false);
         o.sample_limit = 1;
-        let e = assemble(parse(b"a 1\nb 2\n", Format::Text).unwrap(), &o).unwrap_err();
-        assert!(e.contains("sample_limit"), "{e}");
+        let (e, counts) =
+            assemble(parse(b"a 1\nb 2\nc 3\n", Format::Text).unwrap(), &o).unwrap_err();
+        assert!(e.contains("sample_limit") && e.contains("3 samples"), "{e}");
+        assert_eq!(
+            (counts.scraped, counts.post_relabel),
+            (3, 3),
+            "reported as Prometheus does"
+        );
+        assert!(counts.series.is_empty() && counts.seen.is_empty());
         o.sample_limit = 0;
         let first = assemble(parse(b"a 1\nb 2\n", Format::Text).unwrap(), &o).unwrap();
         let second = assemble(parse(b"a 1\n", Format::Text).unwrap(), &o).unwrap();

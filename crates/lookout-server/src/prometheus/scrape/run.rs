@@ -24,7 +24,7 @@ use lookout_core::seal::Sealer;
 use lookout_core::time::now_ms;
 use lookout_outbound::{describe, HttpClient, NetPolicy};
 use lookout_protocol::exposition::{self, Format};
-use lookout_protocol::remote_write::{Batch, Series};
+use lookout_protocol::remote_write::Batch;
 use lookout_store::cluster as cstore;
 use lookout_store::prom::scrape::{self as sstore, TargetRow};
 use lookout_store::prom::{self, IngestError};
@@ -442,41 +442,50 @@ async fn scrape_once(
             .map_err(|_| "the scrape memory budget is closed".to_string())?;
         fetch(client, job, &p.target.url)
             .await
-            .map(|(body, ct)| (held, body, ct))
+            .map(|(body, ct, gzip)| (held, body, ct, gzip))
     })
     .await
     .unwrap_or_else(|_| Err("scrape timed out (or waited for the scrape memory budget)".into()));
-    let mut metadata = Vec::new();
-    // The reservation is held until the body is parsed and dropped.
-    let result = fetched.and_then(|(_held, body, ct)| {
-        let parsed = exposition::parse(&body, Format::of(ct.as_deref()))?;
-        drop(body);
-        metadata = parsed.metadata.clone();
-        assemble::assemble(
-            parsed,
-            &Options {
-                target: &p.target.labels,
-                honor_labels: job.cfg.honor_labels,
-                honor_timestamps: job.cfg.honor_timestamps.unwrap_or(true),
-                rules: &job.metric_relabel,
-                sample_limit: job.cfg.sample_limit,
-                now_ms: start_ms,
-            },
-        )
-    });
+    // Gunzip, parse and assemble are CPU work on up to a whole body: off the async workers.
+    // Each step asks the same per-replica budget for what it adds (the gunzipped copy, the
+    // parsed samples, the assembled series); all of it is held until the batch is written.
+    let (_held, result) = match fetched {
+        Err(e) => (Vec::new(), Err((e, Assembled::default()))),
+        Ok((held, body, ct, gzip)) => {
+            let (job, target) = (p.job.clone(), p.target.labels.clone());
+            tokio::task::spawn_blocking(move || {
+                let o = Options {
+                    target: &target,
+                    honor_labels: job.cfg.honor_labels,
+                    honor_timestamps: job.cfg.honor_timestamps.unwrap_or(true),
+                    rules: &job.metric_relabel,
+                    sample_limit: job.cfg.sample_limit,
+                    now_ms: start_ms,
+                };
+                let limit = usize::try_from(job.body_limit).unwrap_or(usize::MAX);
+                let mut held = vec![held];
+                let out = decode_parse_assemble(&mut held, body, ct.as_deref(), gzip, limit, &o);
+                (held, out)
+            })
+            .await
+            .unwrap_or_else(|e| {
+                let why = format!("scrape parser failed: {e}");
+                (Vec::new(), Err((why, Assembled::default())))
+            })
+        }
+    };
     let duration = started.elapsed();
-    let (mut series, report_of, error): (Vec<Series>, Assembled, String) = match result {
-        Ok(mut a) => {
+    let (mut series, report_of, error, metadata) = match result {
+        Ok((mut a, metadata)) => {
             let stale = assemble::stale(seen, &a.seen, start_ms);
             let mut series = std::mem::take(&mut a.series);
             series.extend(stale);
-            (series, a, String::new())
+            (series, a, String::new(), metadata)
         }
-        Err(e) => {
+        Err((e, counts)) => {
             tracing::debug!(job = %p.target.job, url = %p.target.url, error = %e, "Scrape failed.");
             let stale = assemble::stale(seen, &HashSet::new(), start_ms);
-            metadata.clear();
-            (stale, Assembled::default(), e)
+            (stale, counts, e, Vec::new())
         }
     };
     let up = error.is_empty();
@@ -552,12 +561,76 @@ async fn scrape_once(
     }
 }
 
-/// GETs `url` as Prometheus does; the body (gunzipped) under the job's limit, and its type.
+/// What a scrape turns into: the assembled scrape and its metadata, or why it failed with the
+/// counts Prometheus still reports.
+type Outcome =
+    Result<(Assembled, Vec<lookout_protocol::remote_write::Metadata>), assemble::Refused>;
+
+/// Takes `bytes` more of the scrape memory budget without waiting; `false` when it is spent.
+fn take_budget(held: &mut Vec<tokio::sync::SemaphorePermit<'static>>, bytes: usize) -> bool {
+    let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+    match scrape_memory().try_acquire_many(kib) {
+        Ok(p) => {
+            held.push(p);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Blocking: gunzips (under the job's limit), parses and assembles a fetched body, every step
+/// charged to the scrape memory budget in `held` (the caller keeps it until the result is
+/// written). Running out of budget fails the scrape (`up 0`) with the step named.
+fn decode_parse_assemble(
+    held: &mut Vec<tokio::sync::SemaphorePermit<'static>>,
+    body: Vec<u8>,
+    ct: Option<&str>,
+    gzip: bool,
+    limit: usize,
+    o: &Options<'_>,
+) -> Outcome {
+    let fail = |e: String| Err((e, Assembled::default()));
+    let body = if gzip {
+        let over = format!("body size limit exceeded ({limit} bytes)");
+        match lookout_protocol::decompress::decode_budgeted(Some("gzip"), &body, limit, &mut |n| {
+            take_budget(held, n)
+        }) {
+            Ok(b) => b,
+            Err(lookout_protocol::ProtocolError::TooLarge(_)) => return fail(over),
+            Err(lookout_protocol::ProtocolError::OverBudget) => {
+                return fail("the scrape memory budget is exhausted (gunzip)".into())
+            }
+            Err(other) => return fail(format!("gzip: {other}")),
+        }
+    } else {
+        body
+    };
+    let mut parsed_bytes = 0usize;
+    let parsed = match exposition::parse_budgeted(&body, Format::of(ct), &mut |n| {
+        parsed_bytes += n;
+        take_budget(held, n)
+    }) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    drop(body);
+    // The assembled series hold each label set about twice more (series and the set that
+    // finds duplicates, plus staleness tracking): asked before they are built.
+    if !take_budget(held, parsed_bytes.saturating_mul(2)) {
+        return fail("the scrape memory budget is exhausted (assembling the samples)".into());
+    }
+    let metadata = parsed.metadata.clone();
+    let a = assemble::assemble(parsed, o)?;
+    Ok((a, metadata))
+}
+
+/// GETs `url` as Prometheus does; the body as sent (at most the job's limit), its type, and
+/// whether it is gzipped (decoded later, off the async workers).
 async fn fetch(
     client: &HttpClient,
     job: &Job,
     url: &str,
-) -> Result<(Vec<u8>, Option<String>), String> {
+) -> Result<(Vec<u8>, Option<String>, bool), String> {
     let limit = usize::try_from(job.body_limit).unwrap_or(usize::MAX);
     let mut req = client
         .request(reqwest::Method::GET, url)?
@@ -603,15 +676,7 @@ async fn fetch(
         }
         body.extend_from_slice(&chunk);
     }
-    if gzip {
-        body = lookout_protocol::decompress::decode(Some("gzip"), &body, limit).map_err(
-            |e| match e {
-                lookout_protocol::ProtocolError::TooLarge(_) => over(),
-                other => format!("gzip: {other}"),
-            },
-        )?;
-    }
-    Ok((body, ct))
+    Ok((body, ct, gzip))
 }
 
 #[cfg(test)]
