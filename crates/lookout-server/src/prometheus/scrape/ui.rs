@@ -96,8 +96,9 @@ pub async fn targets(
     }))
 }
 
-/// The job form as typed.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The job form as typed. Its `Debug` is written by hand: the password and token as typed
+/// never reach a log line.
+#[derive(Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct JobForm {
     csrf: String,
@@ -123,6 +124,31 @@ pub struct JobForm {
     relabel: String,
     /// YAML list of rules.
     metric_relabel: String,
+}
+
+impl std::fmt::Debug for JobForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let masked = |v: &str| if v.is_empty() { "" } else { MASK };
+        f.debug_struct("JobForm")
+            .field("original", &self.original)
+            .field("job_name", &self.job_name)
+            .field("project", &self.project)
+            .field("scrape_interval", &self.scrape_interval)
+            .field("scrape_timeout", &self.scrape_timeout)
+            .field("metrics_path", &self.metrics_path)
+            .field("scheme", &self.scheme)
+            .field("targets", &self.targets)
+            .field("labels", &self.labels)
+            .field("honor_labels", &self.honor_labels)
+            .field("sample_limit", &self.sample_limit)
+            .field("body_size_limit", &self.body_size_limit)
+            .field("basic_username", &self.basic_username)
+            .field("basic_password", &masked(&self.basic_password))
+            .field("bearer_token", &masked(&self.bearer_token))
+            .field("relabel", &self.relabel)
+            .field("metric_relabel", &self.metric_relabel)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Template)]
@@ -328,11 +354,7 @@ pub async fn save_job(
     let refused = |f: JobForm, field: String, error: String, status: StatusCode| async move {
         tracing::info!(status = status.as_u16(), reason = %error, "Scrape job form refused.");
         let ctx = signed_ref.layout(state_ref).await?;
-        let mut form = f;
-        // A typed password is not sent back in the page.
-        if !form.basic_password.is_empty() && form.basic_password != MASK {
-            form.basic_password = String::new();
-        }
+        let form = scrubbed(f);
         let mut r = render(&FormPage {
             title: "Scrape job".into(),
             ctx,
@@ -406,6 +428,17 @@ pub async fn delete_job(
     Ok(Redirect::to("/explore/metrics/targets").into_response())
 }
 
+/// A refused form as sent back: a typed password or token is not echoed into the page (the
+/// mask is kept: it stands for the stored one).
+fn scrubbed(mut form: JobForm) -> JobForm {
+    for secret in [&mut form.basic_password, &mut form.bearer_token] {
+        if !secret.is_empty() && secret != MASK {
+            secret.clear();
+        }
+    }
+    form
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,5 +463,34 @@ mod tests {
         };
         assert_eq!(config_of(&bad).unwrap_err().0, "labels");
         assert_eq!(field_of("static_configs[0].targets"), "targets");
+    }
+
+    #[test]
+    fn typed_secrets_are_neither_logged_nor_sent_back() {
+        let f = JobForm {
+            job_name: "j".into(),
+            basic_password: "hunter2".into(),
+            bearer_token: "tok3n".into(),
+            ..JobForm::default()
+        };
+        let debug = format!("{f:?}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("tok3n"),
+            "{debug}"
+        );
+        assert!(debug.contains("\"j\""), "the rest is still there: {debug}");
+        let back = scrubbed(f);
+        assert_eq!(
+            (back.basic_password.as_str(), back.bearer_token.as_str()),
+            ("", "")
+        );
+        let masked = scrubbed(JobForm {
+            bearer_token: MASK.into(),
+            ..JobForm::default()
+        });
+        assert_eq!(
+            masked.bearer_token, MASK,
+            "the mask stands for the stored token"
+        );
     }
 }
