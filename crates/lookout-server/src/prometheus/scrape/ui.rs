@@ -120,6 +120,10 @@ pub struct JobForm {
     basic_username: String,
     basic_password: String,
     bearer_token: String,
+    /// Where the token field's value is stored (hidden): `bearer_token`, or the `authorization`
+    /// type (`Bearer`, …). Round-tripped so an edit keeps the stored field and its type, and a
+    /// masked token still finds the stored one.
+    auth_kind: String,
     /// YAML list of rules.
     relabel: String,
     /// YAML list of rules.
@@ -145,6 +149,7 @@ impl std::fmt::Debug for JobForm {
             .field("basic_username", &self.basic_username)
             .field("basic_password", &masked(&self.basic_password))
             .field("bearer_token", &masked(&self.bearer_token))
+            .field("auth_kind", &self.auth_kind)
             .field("relabel", &self.relabel)
             .field("metric_relabel", &self.metric_relabel)
             .finish_non_exhaustive()
@@ -218,6 +223,11 @@ fn form_of(c: &JobConfig) -> JobForm {
             .map(|t| t.0.clone())
             .or_else(|| c.authorization.as_ref().map(|a| a.credentials.0.clone()))
             .unwrap_or_default(),
+        auth_kind: match (&c.bearer_token, &c.authorization) {
+            (Some(_), _) => "bearer_token".into(),
+            (None, Some(a)) => a.kind.clone(),
+            (None, None) => String::new(),
+        },
         relabel: yaml(&c.relabel_configs),
         metric_relabel: yaml(&c.metric_relabel_configs),
         ..JobForm::default()
@@ -274,10 +284,15 @@ fn config_of(f: &JobForm) -> Result<JobConfig, (String, String)> {
             username: u,
             password: Secret(f.basic_password.clone()),
         }),
-        authorization: opt(&f.bearer_token).map(|t| Authorization {
-            kind: "Bearer".into(),
-            credentials: Secret(t),
-        }),
+        bearer_token: opt(&f.bearer_token)
+            .filter(|_| f.auth_kind == "bearer_token")
+            .map(Secret),
+        authorization: opt(&f.bearer_token)
+            .filter(|_| f.auth_kind != "bearer_token")
+            .map(|t| Authorization {
+                kind: opt(&f.auth_kind).unwrap_or_else(|| "Bearer".into()),
+                credentials: Secret(t),
+            }),
         relabel_configs: rules("relabel", &f.relabel)?,
         metric_relabel_configs: rules("metric_relabel", &f.metric_relabel)?,
         ..JobConfig::default()
@@ -492,5 +507,38 @@ mod tests {
             masked.bearer_token, MASK,
             "the mask stands for the stored token"
         );
+    }
+
+    #[test]
+    fn the_credential_kind_round_trips_so_a_masked_token_can_be_kept() {
+        for (yaml, kind) in [
+            ("job_name: n\nbearer_token: t", "bearer_token"),
+            (
+                "job_name: n\nauthorization: {type: Token, credentials: t}",
+                "Token",
+            ),
+        ] {
+            let stored: JobConfig = serde_yaml_ng::from_str(yaml).unwrap();
+            let f = form_of(&stored.masked());
+            assert_eq!(f.auth_kind, kind);
+            let mut back = config_of(&f).unwrap();
+            assert_eq!(
+                back.bearer_token.is_some(),
+                kind == "bearer_token",
+                "{yaml}"
+            );
+            if let Some(a) = &back.authorization {
+                assert_eq!(a.kind, "Token", "the type is not rewritten to Bearer");
+                assert_eq!(a.credentials.0, MASK);
+            }
+            // The masked value maps back onto the stored field, so the edit is accepted and
+            // keeps the stored token.
+            back.keep_secrets_from(&stored).unwrap();
+            let token = back
+                .bearer_token
+                .or(back.authorization.map(|a| a.credentials))
+                .unwrap();
+            assert_eq!(token.0, "t");
+        }
     }
 }
