@@ -215,15 +215,28 @@ async fn run_shard(ctx: Arc<ScrapeContext>, shard: usize, mut work: Work) {
                 }
                 keep || !r.task.is_finished()
             });
-            for (key, p) in planned {
-                let alive = running.get(&key).is_some_and(|r| r.version == p.version);
-                if alive {
-                    continue;
+            // A changed job: the old loops write their markers before the new ones start.
+            // All are told to stop first and then waited for together (15 s in all, not per
+            // loop), so many changed targets do not hold the shard up one after another.
+            let mut old_tasks = Vec::new();
+            for (key, p) in &planned {
+                if running.get(key).is_some_and(|r| r.version != p.version) {
+                    if let Some(old) = running.remove(key) {
+                        let _ = old.stop.send(Stop::Removed);
+                        old_tasks.push(old.task);
+                    }
                 }
-                if let Some(old) = running.remove(&key) {
-                    // A changed job: the old loop writes its markers before the new one starts.
-                    let _ = old.stop.send(Stop::Removed);
-                    let _ = tokio::time::timeout(Duration::from_secs(15), old.task).await;
+            }
+            if !old_tasks.is_empty() {
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(15),
+                    futures_util::future::join_all(old_tasks),
+                )
+                .await;
+            }
+            for (key, p) in planned {
+                if running.contains_key(&key) {
+                    continue;
                 }
                 let (tx, rx) = watch::channel(Stop::Running);
                 let version = p.version.clone();
