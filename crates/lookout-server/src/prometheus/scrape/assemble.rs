@@ -46,7 +46,7 @@ pub struct Options<'a> {
 
 /// A scrape failed by `sample_limit`: why, and its counts (`scraped`, `post_relabel`) for the
 /// report series, as Prometheus still reports them with `up 0`. No series are kept.
-pub type Refused = (String, Assembled);
+pub type Refused = Box<(String, Assembled)>;
 
 /// Merges, relabels and checks every sample; an error fails the scrape (sample_limit).
 ///
@@ -129,7 +129,7 @@ pub fn assemble(scraped: Scraped, o: &Options<'_>) -> Result<Assembled, Refused>
             "sample_limit exceeded: {} samples after relabeling, limit {}",
             out.post_relabel, o.sample_limit
         );
-        return Err((why, out));
+        return Err(Box::new((why, out)));
     }
     Ok(out)
 }
@@ -259,7 +259,7 @@ mod tests {
         let mut o = opts(&t, &[], false);
         o.sample_limit = 1;
         let (e, counts) =
-            assemble(parse(b"a 1\nb 2\nc 3\n", Format::Text).unwrap(), &o).unwrap_err();
+            *assemble(parse(b"a 1\nb 2\nc 3\n", Format::Text).unwrap(), &o).unwrap_err();
         assert!(e.contains("sample_limit") && e.contains("3 samples"), "{e}");
         assert_eq!(
             (counts.scraped, counts.post_relabel),

@@ -463,7 +463,7 @@ async fn scrape_once(
     // Each step asks the same per-replica budget for what it adds (the gunzipped copy, the
     // parsed samples, the assembled series); all of it is held until the batch is written.
     let (_held, result) = match fetched {
-        Err(e) => (Vec::new(), Err((e, Assembled::default()))),
+        Err(e) => (Vec::new(), Err(Box::new((e, Assembled::default())))),
         Ok((held, body, ct, gzip)) => {
             let (job, target) = (p.job.clone(), p.target.labels.clone());
             tokio::task::spawn_blocking(move || {
@@ -483,7 +483,7 @@ async fn scrape_once(
             .await
             .unwrap_or_else(|e| {
                 let why = format!("scrape parser failed: {e}");
-                (Vec::new(), Err((why, Assembled::default())))
+                (Vec::new(), Err(Box::new((why, Assembled::default()))))
             })
         }
     };
@@ -495,7 +495,8 @@ async fn scrape_once(
             series.extend(stale);
             (series, a, String::new(), metadata)
         }
-        Err((e, counts)) => {
+        Err(refused) => {
+            let (e, counts) = *refused;
             tracing::debug!(job = %p.target.job, url = %p.target.url, error = %e, "Scrape failed.");
             let stale = assemble::stale(seen, &HashSet::new(), start_ms);
             (stale, counts, e, Vec::new())
@@ -602,7 +603,7 @@ fn decode_parse_assemble(
     limit: usize,
     o: &Options<'_>,
 ) -> Outcome {
-    let fail = |e: String| Err((e, Assembled::default()));
+    let fail = |e: String| Err(Box::new((e, Assembled::default())));
     let body = if gzip {
         let over = format!("body size limit exceeded ({limit} bytes)");
         match lookout_protocol::decompress::decode_budgeted(Some("gzip"), &body, limit, &mut |n| {
