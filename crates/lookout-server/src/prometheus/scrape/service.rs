@@ -10,7 +10,7 @@ use serde::Deserialize;
 use lookout_core::seal::Sealer;
 use lookout_core::time::now_ms;
 use lookout_store::prom::scrape as sstore;
-use lookout_store::{tenancy, Cursor, Store, StoreError};
+use lookout_store::{tenancy, Store, StoreError};
 
 use super::config::{Invalid, JobConfig};
 
@@ -63,24 +63,36 @@ pub async fn apply_file(store: &Store, sealer: &Sealer, path: &Path) {
 
 /// The project a job names (id or slug), or the first project.
 pub async fn project_of(store: &Store, wanted: Option<&str>) -> Result<i64, Invalid> {
-    let all = Cursor {
-        after: None,
-        limit: Some(1000),
+    // Looked up directly (by id, then by slug), not found in a page of the project list: a
+    // project beyond the first page is still found.
+    let unreadable = |e: StoreError| Invalid {
+        field: "project".into(),
+        message: format!("projects could not be read: {e}"),
     };
-    let projects = tenancy::list_projects(store, &all)
-        .await
-        .map_err(|e| Invalid {
-            field: "project".into(),
-            message: format!("projects could not be read: {e}"),
-        })?
-        .items;
     let found = match wanted.map(str::trim).filter(|w| !w.is_empty()) {
-        None => projects.first(),
-        Some(w) => projects
-            .iter()
-            .find(|p| p.slug == w || p.id.to_string() == w),
+        None => tenancy::project_ids(store)
+            .await
+            .map_err(unreadable)?
+            .first()
+            .copied(),
+        Some(w) => {
+            let by_id = match w.parse::<i64>() {
+                Ok(id) => match tenancy::get_project(store, id).await {
+                    Ok(p) => Some(p.id),
+                    Err(StoreError::NotFound) => None,
+                    Err(e) => return Err(unreadable(e)),
+                },
+                Err(_) => None,
+            };
+            match by_id {
+                Some(id) => Some(id),
+                None => tenancy::project_id_by_slug(store, w)
+                    .await
+                    .map_err(unreadable)?,
+            }
+        }
     };
-    found.map(|p| p.id).ok_or_else(|| Invalid {
+    found.ok_or_else(|| Invalid {
         field: "project".into(),
         message: format!("no project {:?}", wanted.unwrap_or("")),
     })
