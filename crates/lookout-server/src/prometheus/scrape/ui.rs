@@ -407,6 +407,10 @@ pub async fn save_job(
     if !f.original.is_empty() {
         if let Some(row) = sstore::job(state.store(), &f.original).await? {
             if let Ok(old) = serde_json::from_str::<JobConfig>(&row.spec) {
+                if let Err(why) = form_can_edit(&old) {
+                    let field = "targets".to_string();
+                    return refused(f, field, why, StatusCode::CONFLICT).await;
+                }
                 cfg.params = old.params;
                 cfg.file_sd_configs = old.file_sd_configs;
                 cfg.honor_timestamps = old.honor_timestamps;
@@ -441,6 +445,20 @@ pub async fn delete_job(
         ));
     }
     Ok(Redirect::to("/explore/metrics/targets").into_response())
+}
+
+/// Whether the form can edit a stored job without changing it unseen: the form shows one
+/// target group, so a job with several (each with its own labels) would have them merged, its
+/// target labels changed, and a kept password refused. Such a job is edited through the API
+/// or the config file.
+fn form_can_edit(old: &JobConfig) -> Result<(), String> {
+    match old.static_configs.len() {
+        0 | 1 => Ok(()),
+        n => Err(format!(
+            "targets: this job has {n} target groups with their own labels, which this form \
+             cannot show; edit it through the API or the config file"
+        )),
+    }
 }
 
 /// A refused form as sent back: a typed password or token is not echoed into the page (the
@@ -540,5 +558,21 @@ mod tests {
                 .unwrap();
             assert_eq!(token.0, "t");
         }
+    }
+
+    #[test]
+    fn a_job_with_several_target_groups_is_not_merged_by_the_form() {
+        let one: JobConfig =
+            serde_yaml_ng::from_str("job_name: n\nstatic_configs: [{targets: ['a:1']}]").unwrap();
+        assert!(form_can_edit(&one).is_ok());
+        let two: JobConfig = serde_yaml_ng::from_str(
+            "job_name: n\nstatic_configs: [{targets: ['a:1'], labels: {env: a}}, {targets: ['b:1'], labels: {env: b}}]",
+        )
+        .unwrap();
+        let e = form_can_edit(&two).unwrap_err();
+        assert!(
+            e.starts_with("targets:") && e.contains("2 target groups"),
+            "{e}"
+        );
     }
 }
