@@ -213,6 +213,17 @@ async fn projects_get_a_dsn_key_and_unique_slugs(f: Fixture) {
         tenancy::get_project(&f.store, 424242).await,
         Err(StoreError::NotFound)
     ));
+    // A scrape job's `project` key is looked up by slug directly, not in a page of the list.
+    assert_eq!(
+        tenancy::project_id_by_slug(&f.store, "checkout-api")
+            .await
+            .unwrap(),
+        Some(p.id)
+    );
+    assert_eq!(
+        tenancy::project_id_by_slug(&f.store, "nope").await.unwrap(),
+        None
+    );
     let evs = events::read_after(&f.store, 0, 100, None).await.unwrap();
     assert_eq!(
         evs.iter().filter(|e| e.kind == "project.created").count(),

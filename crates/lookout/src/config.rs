@@ -68,6 +68,9 @@ pub struct FileConfig {
     /// Dashboards declared as code (as `monitors`; see docs/dashboards.md).
     #[serde(default, rename = "dashboards")]
     _dashboards: Option<serde::de::IgnoredAny>,
+    /// Prometheus scrape jobs (as `monitors`; see docs/metrics.md, Scraping).
+    #[serde(default, rename = "scrape_configs")]
+    _scrape_configs: Option<serde::de::IgnoredAny>,
 }
 
 /// The `statsd` section; each key as its `--statsd-*` flag.

@@ -115,6 +115,7 @@ pub fn router() -> Router<AppState> {
         .merge(crate::locations::api())
         .merge(crate::alerting::api())
         .merge(crate::query::api())
+        .merge(crate::prometheus::api())
         .merge(crate::load::api())
         .merge(crate::regress::api())
         .merge(crate::dbhealth::api())

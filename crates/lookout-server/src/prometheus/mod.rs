@@ -15,6 +15,7 @@
 
 pub mod promql;
 pub mod read;
+pub mod scrape;
 pub mod ui;
 pub mod write;
 
@@ -62,7 +63,31 @@ pub fn routes() -> Router<AppState> {
 
 /// The metrics explorer page.
 pub fn pages() -> Router<AppState> {
-    Router::new().route("/explore/metrics", get(ui::explorer))
+    Router::new()
+        .route("/explore/metrics", get(ui::explorer))
+        .route("/explore/metrics/targets", get(scrape::ui::targets))
+        .route("/explore/metrics/targets/jobs", post(scrape::ui::save_job))
+        .route(
+            "/explore/metrics/targets/jobs/new",
+            get(scrape::ui::new_job),
+        )
+        .route(
+            "/explore/metrics/targets/jobs/{name}",
+            get(scrape::ui::edit_job),
+        )
+        .route(
+            "/explore/metrics/targets/jobs/{name}/delete",
+            post(scrape::ui::delete_job),
+        )
+}
+
+/// The scrape jobs and targets in the JSON API.
+pub fn api() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(scrape::api::list))
+        .routes(routes!(scrape::api::put, scrape::api::delete))
+        .routes(routes!(scrape::api::targets))
 }
 
 /// An answer in Prometheus's error shape: `{"status":"error","errorType":…,"error":…}`.
@@ -364,6 +389,17 @@ pub fn jobs(bg: &crate::tasks::Background) -> Vec<crate::tasks::PeriodicJob> {
     vec![
         compaction,
         crate::tasks::PeriodicJob::on_store(
+            "prometheus.scrape.orphans",
+            60_000,
+            &bg.store,
+            |store| async move {
+                lookout_store::prom::scrape::forget_orphan_targets(&store)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            },
+        ),
+        crate::tasks::PeriodicJob::on_store(
             "prometheus.retention",
             600_000,
             &bg.store,
@@ -376,6 +412,18 @@ pub fn jobs(bg: &crate::tasks::Background) -> Vec<crate::tasks::PeriodicJob> {
             },
         ),
     ]
+}
+
+/// The scrape shards, placed on the live replicas under fenced leases.
+pub fn workers(bg: &crate::tasks::Background) -> Vec<tokio::task::JoinHandle<()>> {
+    let ctx = std::sync::Arc::new(scrape::run::ScrapeContext {
+        store: bg.store.clone(),
+        writes: bg.writes.clone(),
+        sealer: bg.sealer.clone(),
+        policy: bg.outbound().clone(),
+        cluster: bg.cluster.clone(),
+    });
+    vec![scrape::run::placement(ctx, bg.stop.clone())]
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 pub mod chunk;
 pub mod compact;
 pub mod query;
+pub mod scrape;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -248,6 +249,20 @@ pub async fn ingest_limited(
     batch: &Batch,
     max_series: i64,
 ) -> Result<Written, IngestError> {
+    ingest_with(store, writes, project, batch, max_series, Vec::new()).await
+}
+
+/// [`ingest_limited`] with `first` written ahead of the samples in the same commit: a lease's
+/// [`crate::cluster::guard`] (the whole batch then fails with [`StoreError::Fenced`] when the
+/// lease moved on) and whatever must commit with the samples (a scrape target's state).
+pub async fn ingest_with(
+    store: &Store,
+    writes: &WriteQueue,
+    project: i64,
+    batch: &Batch,
+    max_series: i64,
+    first: Vec<Write>,
+) -> Result<Written, IngestError> {
     let cache = store.prom_cache();
     let mut ids = Vec::with_capacity(batch.series.len());
     let mut missing: Vec<(usize, String, i64, u128)> = Vec::new();
@@ -280,7 +295,8 @@ pub async fn ingest_limited(
     }
     let samples = data.len() / HEAD_SAMPLE;
     let now = now_ms();
-    let mut w = Vec::with_capacity(1 + batch.metadata.len());
+    let mut w = first;
+    w.reserve(1 + batch.metadata.len());
     if samples > 0 {
         w.push(Write::Insert {
             table: "prom_head",

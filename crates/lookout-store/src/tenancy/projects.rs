@@ -241,6 +241,17 @@ pub async fn project_ids(store: &Store) -> Result<Vec<i64>> {
         .await?)
 }
 
+/// The lowest project id with this slug in any organization (slugs are unique per
+/// organization only), if any: how a config file names a project without listing them all.
+pub async fn project_id_by_slug(store: &Store, slug: &str) -> Result<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM projects WHERE slug = $1 ORDER BY id LIMIT 1")
+            .bind(slug)
+            .fetch_optional(store.pool())
+            .await?,
+    )
+}
+
 /// One project by id.
 pub async fn get_project(store: &Store, id: i64) -> Result<Project> {
     let row = sqlx::query(&format!(

@@ -8,6 +8,8 @@
 mod statsd;
 
 use lookout_protocol::remote_write::{self, encode, Metadata, MetricType, Series, STALE_NAN_BITS};
+mod scrape;
+
 use lookout_testkit::{Backend, TestServer};
 use serde_json::{json, Value};
 
