@@ -15,6 +15,7 @@
 
 pub mod promql;
 pub mod read;
+pub mod rules;
 pub mod ui;
 pub mod write;
 
@@ -58,11 +59,14 @@ pub fn routes() -> Router<AppState> {
             "/prometheus/api/v1/metadata",
             get(read::metadata).post(read::metadata),
         )
+        .merge(rules::routes())
 }
 
 /// The metrics explorer page.
 pub fn pages() -> Router<AppState> {
-    Router::new().route("/explore/metrics", get(ui::explorer))
+    Router::new()
+        .route("/explore/metrics", get(ui::explorer))
+        .merge(rules::pages())
 }
 
 /// An answer in Prometheus's error shape: `{"status":"error","errorType":…,"error":…}`.

@@ -158,6 +158,27 @@ pub async fn evaluate(
     when: When,
     timeout: Duration,
 ) -> Result<Value, QueryError> {
+    evaluate_on(
+        state.store(),
+        state.promql_max_samples(),
+        project,
+        text,
+        when,
+        timeout,
+    )
+    .await
+}
+
+/// [`evaluate`] for callers without the application state (the rule evaluator), with the
+/// samples budget given; the same slots and deadline.
+pub async fn evaluate_on(
+    store: &Store,
+    max_samples: usize,
+    project: i64,
+    text: &str,
+    when: When,
+    timeout: Duration,
+) -> Result<Value, QueryError> {
     let timeout = timeout.min(MAX_TIMEOUT);
     let deadline = Instant::now() + timeout;
     // The slot is owned and moves into the evaluation below: a deadline firing here only stops
@@ -183,12 +204,12 @@ pub async fn evaluate(
         .selections(start, end, step)
         .map_err(QueryError::Query)?;
     let limits = Limits {
-        max_samples: state.promql_max_samples(),
+        max_samples,
         ..query.limits()
     };
     let fetched = tokio::time::timeout_at(
         deadline.into(),
-        fetch(state.store(), project, &selections, limits.max_samples),
+        fetch(store, project, &selections, limits.max_samples),
     )
     .await
     .map_err(|_| QueryError::Timeout)??;

@@ -5,6 +5,8 @@
 //!
 //! The test against a real Prometheus and `promtool` is tests/sdk/test_prometheus_remote_write.py.
 
+mod rules;
+
 use lookout_protocol::remote_write::{self, encode, Metadata, MetricType, Series, STALE_NAN_BITS};
 use lookout_testkit::{Backend, TestServer};
 use serde_json::{json, Value};

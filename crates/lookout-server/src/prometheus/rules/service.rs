@@ -1,0 +1,136 @@
+//! Saving and deleting rule files: the one place their rules live (a file is stored only when
+//! it parses, and only while the project stays within [`parse::MAX_GROUPS`] and
+//! [`parse::MAX_RULES`]). The API, the Rules page and the config reconciler call it.
+
+use lookout_core::time::now_ms;
+use lookout_store::prom::rules::{self as rstore, RuleFileRow};
+use lookout_store::{Store, StoreError};
+
+use super::parse::{self, RuleFile};
+use crate::error::ApiError;
+
+/// Longest rule file name.
+pub const MAX_NAME: usize = 200;
+
+/// Why a file was not saved.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    /// The file does not parse or breaks a limit: every problem, each naming its group, rule and
+    /// field.
+    #[error("{}", .0.join("; "))]
+    Invalid(Vec<String>),
+    /// The config file owns this file; change it there.
+    #[error("{0}")]
+    Conflict(String),
+    /// No such file.
+    #[error("rule file not found")]
+    NotFound,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<RulesError> for ApiError {
+    fn from(e: RulesError) -> Self {
+        match e {
+            RulesError::Invalid(_) => ApiError::Validation(e.to_string()),
+            RulesError::Conflict(m) => ApiError::Conflict(m),
+            RulesError::NotFound => ApiError::NotFound("rule file"),
+            RulesError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// Checks a file name: 1 to [`MAX_NAME`] characters of letters, digits, `.`, `_`, `-` and `/`.
+pub fn check_name(name: &str) -> Result<(), RulesError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
+    if ok {
+        Ok(())
+    } else {
+        Err(RulesError::Invalid(vec![format!(
+            "name: 1 to {MAX_NAME} letters, digits, '.', '_', '-' or '/'"
+        )]))
+    }
+}
+
+/// Parses `content` and checks the project's limits with it in place of any file of that name.
+pub async fn check(
+    store: &Store,
+    project: i64,
+    name: &str,
+    content: &str,
+) -> Result<RuleFile, RulesError> {
+    check_name(name)?;
+    let parsed = parse::parse(content).map_err(RulesError::Invalid)?;
+    let others: Vec<RuleFile> = rstore::files(store, project)
+        .await?
+        .into_iter()
+        .filter(|f| f.name != name)
+        .filter_map(|f| parse::parse(&f.content).ok())
+        .collect();
+    parse::check_project_limits(others.iter().chain(std::iter::once(&parsed)))
+        .map_err(|e| RulesError::Invalid(vec![e]))?;
+    Ok(parsed)
+}
+
+/// Saves rule file `name` of `project` from the API or the page (a file the config file
+/// declares is refused: it would be overwritten at the next reload).
+pub async fn save(
+    store: &Store,
+    project: i64,
+    name: &str,
+    content: &str,
+) -> Result<RuleFile, RulesError> {
+    let parsed = check(store, project, name, content).await?;
+    if let Some(f) = find(store, project, name).await? {
+        if f.managed_by.as_deref() == Some("config") {
+            return Err(RulesError::Conflict(format!(
+                "rule file {name:?} comes from the config file's rule_files; change it there"
+            )));
+        }
+    }
+    rstore::put_file(store, project, name, None, content, now_ms()).await?;
+    Ok(parsed)
+}
+
+/// Saves a file the config file declares.
+pub async fn save_from_config(
+    store: &Store,
+    project: i64,
+    name: &str,
+    content: &str,
+) -> Result<(), RulesError> {
+    check(store, project, name, content).await?;
+    rstore::put_file(store, project, name, Some("config"), content, now_ms()).await?;
+    Ok(())
+}
+
+/// The file `name` of `project`, if any.
+pub async fn find(
+    store: &Store,
+    project: i64,
+    name: &str,
+) -> Result<Option<RuleFileRow>, StoreError> {
+    Ok(rstore::files(store, project)
+        .await?
+        .into_iter()
+        .find(|f| f.name == name))
+}
+
+/// Deletes a file uploaded through the API or the page.
+pub async fn delete(store: &Store, project: i64, name: &str) -> Result<(), RulesError> {
+    match find(store, project, name).await? {
+        None => Err(RulesError::NotFound),
+        Some(f) if f.managed_by.as_deref() == Some("config") => Err(RulesError::Conflict(format!(
+            "rule file {name:?} comes from the config file's rule_files; remove it there"
+        ))),
+        Some(_) => match rstore::delete_file(store, project, name).await {
+            Err(StoreError::NotFound) => Err(RulesError::NotFound),
+            other => Ok(other?),
+        },
+    }
+}
