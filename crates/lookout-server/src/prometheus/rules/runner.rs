@@ -477,7 +477,7 @@ pub async fn run_shard(ctx: Arc<RulesContext>, shard: u64, work: Work) {
     };
     let mut stop = work.stop;
     let mut groups: Vec<Scheduled> = Vec::new();
-    let mut loaded_at = i64::MIN;
+    let mut loaded_at: Option<i64> = None;
     // The last slot evaluated per group (filled from the store on first sight).
     let mut done: HashMap<String, i64> = HashMap::new();
     let mut tick = tokio::time::interval(TICK);
@@ -488,11 +488,11 @@ pub async fn run_shard(ctx: Arc<RulesContext>, shard: u64, work: Work) {
             _ = stop.wait_for(|s| *s) => return,
         }
         let now = ctx.cluster.now_ms();
-        if now - loaded_at >= RELOAD_MS {
+        if loaded_at.is_none_or(|at| now - at >= RELOAD_MS) {
             match scheduled(&ctx.store).await {
                 Ok(all) => {
                     groups = all.into_iter().filter(|g| g.shard() == shard).collect();
-                    loaded_at = now;
+                    loaded_at = Some(now);
                 }
                 Err(e) => tracing::debug!(error = %e, "Rule files not read; retrying."),
             }
