@@ -3,9 +3,9 @@
 //! field, nothing stored from a refused file, and the form keeping the typed text. Evaluation
 //! (pending, firing, incidents) is tested end to end in crates/lookout/tests/e2e/metrics/rules.rs.
 
+use axum::http::Method;
 use lookout_core::Role;
 use lookout_testkit::client::Body;
-use axum::http::Method;
 
 use crate::{form, Harness, FORM};
 
@@ -33,28 +33,79 @@ async fn uploads_need_the_member_role_and_bad_files_name_each_rule() {
     let r = put(&h.member, "r.yml", BAD).await;
     assert_eq!(r.status.as_u16(), 422, "{r:?}");
     let msg = r.text();
-    assert!(msg.contains(r#"group \"g\", rule 2, \"Broken\": could not parse expression"#), "{msg}");
-    assert!(msg.contains(r#"group \"g\", rule 3, \"bad name\": invalid recording rule name: bad name"#), "{msg}");
-    assert!(msg.contains(r#"rule 3, \"bad name\": invalid field 'for' in recording rule"#), "{msg}");
-    assert_eq!(h.count("/api/v1/prometheus/rules").await, 0, "a refused file stores nothing");
+    assert!(
+        msg.contains(r#"group \"g\", rule 2, \"Broken\": could not parse expression"#),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(r#"group \"g\", rule 3, \"bad name\": invalid recording rule name: bad name"#),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(r#"rule 3, \"bad name\": invalid field 'for' in recording rule"#),
+        "{msg}"
+    );
+    assert_eq!(
+        h.count("/api/v1/prometheus/rules").await,
+        0,
+        "a refused file stores nothing"
+    );
     let v = put(&h.member, "r.yml", GOOD).await.expect(200);
-    assert_eq!((v["groups"].as_i64(), v["rules"].as_i64()), (Some(1), Some(2)));
+    assert_eq!(
+        (v["groups"].as_i64(), v["rules"].as_i64()),
+        (Some(1), Some(2))
+    );
     let list = h.viewer.get("/api/v1/prometheus/rules").await.expect(200);
     assert_eq!(list[0]["content"], GOOD);
     // Prometheus's read API lists it, never evaluated yet.
     let v = h.viewer.get("/prometheus/api/v1/rules").await.expect(200);
     let g = &v["data"]["groups"][0];
-    assert_eq!((g["name"].as_str(), g["file"].as_str()), (Some("g"), Some("r.yml")));
+    assert_eq!(
+        (g["name"].as_str(), g["file"].as_str()),
+        (Some("g"), Some("r.yml"))
+    );
     assert_eq!(g["rules"][1]["state"], "inactive");
     assert_eq!(g["rules"][1]["health"], "unknown");
     assert_eq!(g["rules"][1]["duration"], 300.0);
     assert_eq!(g["rules"][0]["type"], "recording");
-    let v = h.viewer.get("/prometheus/api/v1/rules?type=record").await.expect(200);
+    let v = h
+        .viewer
+        .get("/prometheus/api/v1/rules?type=record")
+        .await
+        .expect(200);
     assert_eq!(v["data"]["groups"][0]["rules"].as_array().unwrap().len(), 1);
-    assert_eq!(h.viewer.get("/prometheus/api/v1/rules?type=x").await.status.as_u16(), 400);
-    assert_eq!(h.viewer.delete("/api/v1/prometheus/rules?file=r.yml").await.status.as_u16(), 403);
-    assert_eq!(h.member.delete("/api/v1/prometheus/rules?file=r.yml").await.status.as_u16(), 204);
-    assert_eq!(h.member.delete("/api/v1/prometheus/rules?file=r.yml").await.status.as_u16(), 404);
+    assert_eq!(
+        h.viewer
+            .get("/prometheus/api/v1/rules?type=x")
+            .await
+            .status
+            .as_u16(),
+        400
+    );
+    assert_eq!(
+        h.viewer
+            .delete("/api/v1/prometheus/rules?file=r.yml")
+            .await
+            .status
+            .as_u16(),
+        403
+    );
+    assert_eq!(
+        h.member
+            .delete("/api/v1/prometheus/rules?file=r.yml")
+            .await
+            .status
+            .as_u16(),
+        204
+    );
+    assert_eq!(
+        h.member
+            .delete("/api/v1/prometheus/rules?file=r.yml")
+            .await
+            .status
+            .as_u16(),
+        404
+    );
 }
 
 #[tokio::test]
@@ -64,7 +115,10 @@ async fn the_page_keeps_typed_text_and_names_the_bad_rule() {
     let page = viewer.get("/explore/metrics/rules").await;
     assert_eq!(page.status.as_u16(), 200);
     assert!(page.text().contains("No rules yet"));
-    assert!(!page.text().contains("id=\"rules-form\""), "no form for a viewer");
+    assert!(
+        !page.text().contains("id=\"rules-form\""),
+        "no form for a viewer"
+    );
     let r = viewer
         .post_raw("/explore/metrics/rules", FORM, b"%%%".to_vec())
         .await;
@@ -80,7 +134,11 @@ async fn the_page_keeps_typed_text_and_names_the_bad_rule() {
     assert_eq!(r.status.as_u16(), 422);
     let html = r.text();
     assert!(html.contains("id=\"rule-errors\""), "{html}");
-    assert!(html.contains("rule 2, &#34;Broken&#34;: could not parse expression") || html.contains("rule 2, &quot;Broken&quot;: could not parse expression"), "{html}");
+    assert!(
+        html.contains("rule 2, &#34;Broken&#34;: could not parse expression")
+            || html.contains("rule 2, &quot;Broken&quot;: could not parse expression"),
+        "{html}"
+    );
     assert!(html.contains("sum(up"), "the typed text is kept");
     assert!(html.contains("value=\"mine.yml\""));
     let r = member
@@ -91,7 +149,10 @@ async fn the_page_keeps_typed_text_and_names_the_bad_rule() {
         )
         .await;
     assert_eq!(r.status.as_u16(), 303, "{r:?}");
-    let page = member.get("/explore/metrics/rules?file=mine.yml").await.text();
+    let page = member
+        .get("/explore/metrics/rules?file=mine.yml")
+        .await
+        .text();
     assert!(page.contains("data-rule=\"Down\""), "{page}");
     assert!(page.contains("state-inactive"));
     assert!(page.contains("job:up:sum"));

@@ -164,7 +164,10 @@ pub async fn apply_file(store: &Store, path: &Path) {
                 .map(|p| p.id),
         };
         let Some(project) = project else {
-            tracing::error!(rule_file = pattern, "Rule file not applied: no such project.");
+            tracing::error!(
+                rule_file = pattern,
+                "Rule file not applied: no such project."
+            );
             continue;
         };
         for (name, file) in expand(&base, pattern) {
@@ -191,7 +194,8 @@ pub async fn apply_file(store: &Store, path: &Path) {
             continue;
         };
         for f in files {
-            if f.managed_by.as_deref() == Some("config") && !kept.contains(&(p.id, f.name.clone())) {
+            if f.managed_by.as_deref() == Some("config") && !kept.contains(&(p.id, f.name.clone()))
+            {
                 if let Err(e) = rstore::delete_file(store, p.id, &f.name).await {
                     tracing::warn!(rule_file = %f.name, error = %e, "Rule file no longer declared but not deleted.");
                 }

@@ -154,7 +154,11 @@ pub fn template_value(v: f64) -> String {
         return "NaN".into();
     }
     if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     if v == v.trunc() && v.abs() < 1e21 {
         return format!("{}", v as i128);
@@ -317,8 +321,7 @@ pub fn step(
         let fp = fingerprint(&l);
         if now.insert(fp, (l, annotations, v)).is_some() {
             return fail(
-                "vector contains metrics with the same labelset after applying alert labels"
-                    .into(),
+                "vector contains metrics with the same labelset after applying alert labels".into(),
             );
         }
     }
@@ -399,7 +402,10 @@ mod tests {
         // tests (model/signature_test.go: TestLabelsToSignature).
         assert_eq!(fingerprint(&[]), 14_695_981_039_346_656_037);
         assert_eq!(
-            fingerprint(&l(&[("name", "garland, briggs"), ("fear", "love is not enough")])),
+            fingerprint(&l(&[
+                ("name", "garland, briggs"),
+                ("fear", "love is not enough")
+            ])),
             5_799_056_148_416_392_346
         );
     }
@@ -408,7 +414,11 @@ mod tests {
     fn templates_expand_labels_and_value() {
         let labels = l(&[("instance", "a:9100"), ("job", "node")]);
         assert_eq!(
-            expand("{{ $labels.instance }} is {{$value}} ({{ .Labels.job }}) {{ printf \"x\" }}", &labels, 3.0),
+            expand(
+                "{{ $labels.instance }} is {{$value}} ({{ .Labels.job }}) {{ printf \"x\" }}",
+                &labels,
+                3.0
+            ),
             "a:9100 is 3 (node) {{ printf \"x\" }}"
         );
         assert_eq!(template_value(0.25), "0.25");
@@ -497,6 +507,9 @@ mod tests {
         assert!(e.unwrap().contains("same labelset"));
         assert!(record("r", &BTreeMap::new(), dup, 0).is_err());
         let rec = record("job:x", &BTreeMap::from([("a".into(), "b".into())]), two, 0).unwrap();
-        assert_eq!(rec[0].0, l(&[("__name__", "job:x"), ("a", "b"), ("i", "a")]));
+        assert_eq!(
+            rec[0].0,
+            l(&[("__name__", "job:x"), ("a", "b"), ("i", "a")])
+        );
     }
 }

@@ -34,15 +34,17 @@ pub fn routes() -> Router<AppState> {
 
 /// `/api/v1/prometheus/rules`.
 pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(api::list, api::put, api::delete))
+    OpenApiRouter::new().routes(routes!(api::list, api::put, api::delete))
 }
 
 /// The Rules page.
 pub fn pages() -> Router<AppState> {
     Router::new()
         .route("/explore/metrics/rules", get(ui::page).post(ui::save))
-        .route("/explore/metrics/rules/delete", axum::routing::post(ui::delete))
+        .route(
+            "/explore/metrics/rules/delete",
+            axum::routing::post(ui::delete),
+        )
 }
 
 /// The evaluator: rule shards placed on the live replicas.

@@ -301,7 +301,9 @@ pub fn parse(text: &str) -> Result<RuleFile, Vec<String>> {
 }
 
 /// Checks a project's files together against [`MAX_GROUPS`] and [`MAX_RULES`].
-pub fn check_project_limits<'a>(files: impl IntoIterator<Item = &'a RuleFile>) -> Result<(), String> {
+pub fn check_project_limits<'a>(
+    files: impl IntoIterator<Item = &'a RuleFile>,
+) -> Result<(), String> {
     let (mut groups, mut rules) = (0usize, 0usize);
     for f in files {
         groups += f.groups.len();
@@ -356,7 +358,10 @@ groups:
                 keep_firing_for_ms,
                 annotations,
             } => {
-                assert_eq!((name.as_str(), *for_ms, *keep_firing_for_ms), ("InstanceDown", 300_000, 60_000));
+                assert_eq!(
+                    (name.as_str(), *for_ms, *keep_firing_for_ms),
+                    ("InstanceDown", 300_000, 60_000)
+                );
                 assert!(annotations["summary"].contains("$labels.instance"));
             }
             other => panic!("{other:?}"),
@@ -387,12 +392,32 @@ groups:
         )
         .unwrap_err();
         let all = e.join("\n");
-        assert!(all.contains("group \"g\", rule 2, \"Broken\": could not parse expression"), "{all}");
-        assert!(all.contains("group \"g\", rule 3, \"bad name\": invalid recording rule name: bad name"), "{all}");
-        assert!(all.contains("rule 3, \"bad name\": invalid field 'for' in recording rule"), "{all}");
-        assert!(all.contains("rule 4, \"y\": only one of 'record' and 'alert' must be set"), "{all}");
-        assert!(all.contains("groupname: \"g\" is repeated in the same file"), "{all}");
-        assert!(all.contains("group \"g\": interval: not a valid duration string"), "{all}");
+        assert!(
+            all.contains("group \"g\", rule 2, \"Broken\": could not parse expression"),
+            "{all}"
+        );
+        assert!(
+            all.contains(
+                "group \"g\", rule 3, \"bad name\": invalid recording rule name: bad name"
+            ),
+            "{all}"
+        );
+        assert!(
+            all.contains("rule 3, \"bad name\": invalid field 'for' in recording rule"),
+            "{all}"
+        );
+        assert!(
+            all.contains("rule 4, \"y\": only one of 'record' and 'alert' must be set"),
+            "{all}"
+        );
+        assert!(
+            all.contains("groupname: \"g\" is repeated in the same file"),
+            "{all}"
+        );
+        assert!(
+            all.contains("group \"g\": interval: not a valid duration string"),
+            "{all}"
+        );
     }
 
     #[test]
@@ -414,6 +439,8 @@ groups:
                 .collect(),
         };
         assert!(check_project_limits([&one]).is_ok());
-        assert!(check_project_limits([&one, &one]).unwrap_err().contains("120 rule groups"));
+        assert!(check_project_limits([&one, &one])
+            .unwrap_err()
+            .contains("120 rule groups"));
     }
 }

@@ -127,12 +127,7 @@ pub fn rule_key(r: &Rule) -> String {
         Kind::Record(_) => "record",
         Kind::Alert { .. } => "alert",
     };
-    let text = format!(
-        "{kind}\u{0}{}\u{0}{}\u{0}{:?}",
-        r.name(),
-        r.expr,
-        r.labels
-    );
+    let text = format!("{kind}\u{0}{}\u{0}{}\u{0}{:?}", r.name(), r.expr, r.labels);
     hex::encode(&Sha256::digest(text.as_bytes())[..12])
 }
 
@@ -170,7 +165,12 @@ struct Commit {
 
 /// Commits `c` for `project` under the fence: the lease check first, then samples, state and
 /// incidents. A failure whose outcome is unknown is resolved with `batch_written`.
-async fn commit(ctx: &RulesContext, fence: &mut Fence, project: i64, c: Commit) -> Result<(), Stop> {
+async fn commit(
+    ctx: &RulesContext,
+    fence: &mut Fence,
+    project: i64,
+    c: Commit,
+) -> Result<(), Stop> {
     if c.samples.is_empty() && c.state.is_none() && c.signals.is_empty() {
         return Ok(());
     }
@@ -312,7 +312,8 @@ async fn evaluate_group(
         };
         match &rule.kind {
             Kind::Record(name) => {
-                let recorded = result.and_then(|r| eval::record(name, &rule.labels, r, g.group.limit));
+                let recorded =
+                    result.and_then(|r| eval::record(name, &rule.labels, r, g.group.limit));
                 let mut now = Commit::default();
                 match recorded {
                     Ok(series) => {
@@ -357,7 +358,8 @@ async fn evaluate_group(
                             labels: &rule.labels,
                             annotations,
                         };
-                        let (stepped, error) = eval::step(&spec, prev_alerts, results, t, g.group.limit);
+                        let (stepped, error) =
+                            eval::step(&spec, prev_alerts, results, t, g.group.limit);
                         if let Some(e) = error {
                             state.health = "err".into();
                             state.last_error = Some(e);
@@ -423,7 +425,10 @@ fn alerts_series(out: &mut Vec<(Labels, i64, f64)>, prev: &[Alert], now: &[Alert
         ));
     }
     for p in prev {
-        if !now.iter().any(|a| a.labels == p.labels && a.state == p.state) {
+        if !now
+            .iter()
+            .any(|a| a.labels == p.labels && a.state == p.state)
+        {
             out.push((with(p, "ALERTS", Some(p.state)), t, stale));
         }
         if !now.iter().any(|a| a.labels == p.labels) {
@@ -460,7 +465,8 @@ fn signal(a: &Alert, action: Action) -> Result<Signal, Stop> {
             "valueString": a.value,
         }],
     });
-    let bytes = serde_json::to_vec(&body).map_err(|e| Stop::Store(StoreError::Corrupt(e.to_string())))?;
+    let bytes =
+        serde_json::to_vec(&body).map_err(|e| Stop::Store(StoreError::Corrupt(e.to_string())))?;
     lookout_oncall::inbound::alertmanager(&bytes)
         .map_err(|e| Stop::Store(StoreError::Corrupt(e.message)))?
         .into_iter()
@@ -531,7 +537,10 @@ pub async fn run_shard(ctx: Arc<RulesContext>, shard: u64, work: Work) {
 }
 
 /// The shards placed on the live replicas, each run under its fenced lease.
-pub fn placement(ctx: Arc<RulesContext>, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+pub fn placement(
+    ctx: Arc<RulesContext>,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     let keys: Vec<String> = (0..SHARDS).map(|k| format!("rules.shard.{k}")).collect();
     let cluster = ctx.cluster.clone();
     let store = ctx.store.clone();
@@ -549,7 +558,9 @@ pub fn placement(ctx: Arc<RulesContext>, stop: watch::Receiver<bool>) -> tokio::
             }
         })
     });
-    tokio::spawn(crate::cluster::placement::run(cluster, store, keys, start, stop))
+    tokio::spawn(crate::cluster::placement::run(
+        cluster, store, keys, start, stop,
+    ))
 }
 
 #[cfg(test)]

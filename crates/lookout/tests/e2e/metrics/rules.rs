@@ -126,7 +126,10 @@ fn ms_of(rfc3339: &str) -> i64 {
 async fn evaluations_after(s: &TestServer, after: i64, n: i64) -> Value {
     eventually(format!("{n} evaluations after {after}"))
         .secs(30)
-        .until(|| rules_api(s), |v| ms_of(&group_last_eval(v)) >= after + n * 1000)
+        .until(
+            || rules_api(s),
+            |v| ms_of(&group_last_eval(v)) >= after + n * 1000,
+        )
         .await
 }
 
@@ -147,7 +150,10 @@ async fn rules_record_fire_and_resolve(backend: Backend) {
     promtool_check(&text);
     let (status, v) = upload(&s, None, "rooms.yml", &text).await;
     assert_eq!(status, 200, "{v}");
-    assert_eq!((v["groups"].as_i64(), v["rules"].as_i64()), (Some(1), Some(2)));
+    assert_eq!(
+        (v["groups"].as_i64(), v["rules"].as_i64()),
+        (Some(1), Some(2))
+    );
     let now = lookout_core_now();
     push_temps(&s, now, &[("a", 30.0), ("b", 10.0), ("c", 25.0)]).await;
 
@@ -175,7 +181,10 @@ async fn rules_record_fire_and_resolve(backend: Backend) {
     let hot = hot_rule(&v);
     let active_at = ms_of(hot["alerts"][0]["activeAt"].as_str().unwrap());
     let fired_eval = ms_of(hot["lastEvaluation"].as_str().unwrap());
-    assert!(fired_eval - active_at >= 2_000, "fired only after `for`: {hot:#}");
+    assert!(
+        fired_eval - active_at >= 2_000,
+        "fired only after `for`: {hot:#}"
+    );
 
     // /alerts lists the same alerts.
     let (status, alerts) = get(&s, "/prometheus/api/v1/alerts").await;
@@ -196,9 +205,15 @@ async fn rules_record_fire_and_resolve(backend: Backend) {
             }
         })
         .await;
-    let mut titles: Vec<&str> = incidents.iter().map(|i| i["title"].as_str().unwrap()).collect();
+    let mut titles: Vec<&str> = incidents
+        .iter()
+        .map(|i| i["title"].as_str().unwrap())
+        .collect();
     titles.sort();
-    assert_eq!(titles, ["Hot: Room a is 30 degrees", "Hot: Room c is 25 degrees"]);
+    assert_eq!(
+        titles,
+        ["Hot: Room a is 30 degrees", "Hot: Room c is 25 degrees"]
+    );
     assert!(incidents.iter().all(|i| i["severity"] == "critical"));
     assert_eq!(incidents[0]["details"]["labels"]["alertname"], "Hot");
     // Later evaluations while it keeps firing open nothing new.
@@ -210,14 +225,27 @@ async fn rules_record_fire_and_resolve(backend: Backend) {
     // The recording rule's series equal `temp * 2` on the raw data, with the rule's labels.
     let v = rules_api(&s).await;
     let t = ms_of(&group_last_eval(&v)) as f64 / 1000.0;
-    let (_, recorded) = get(&s, &format!("/prometheus/api/v1/query?query=room:temp:doubled&time={t}")).await;
-    let (_, raw) = get(&s, &format!("/prometheus/api/v1/query?query=temp*2&time={t}")).await;
+    let (_, recorded) = get(
+        &s,
+        &format!("/prometheus/api/v1/query?query=room:temp:doubled&time={t}"),
+    )
+    .await;
+    let (_, raw) = get(
+        &s,
+        &format!("/prometheus/api/v1/query?query=temp*2&time={t}"),
+    )
+    .await;
     let by_room = |v: &Value| {
         let mut out: Vec<(String, String)> = v["data"]["result"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|r| (r["metric"]["room"].as_str().unwrap().to_string(), r["value"][1].as_str().unwrap().to_string()))
+            .map(|r| {
+                (
+                    r["metric"]["room"].as_str().unwrap().to_string(),
+                    r["value"][1].as_str().unwrap().to_string(),
+                )
+            })
             .collect();
         out.sort();
         out
@@ -228,9 +256,16 @@ async fn rules_record_fire_and_resolve(backend: Backend) {
     assert_eq!(r0["__name__"], "room:temp:doubled");
     assert_eq!(r0["source"], "rule");
     let rec = &v["data"]["groups"][0]["rules"][0];
-    assert_eq!((rec["type"].as_str(), rec["health"].as_str()), (Some("recording"), Some("ok")));
+    assert_eq!(
+        (rec["type"].as_str(), rec["health"].as_str()),
+        (Some("recording"), Some("ok"))
+    );
     // ALERTS is written as Prometheus writes it.
-    let (_, alerts_series) = get(&s, &format!("/prometheus/api/v1/query?query=ALERTS&time={t}")).await;
+    let (_, alerts_series) = get(
+        &s,
+        &format!("/prometheus/api/v1/query?query=ALERTS&time={t}"),
+    )
+    .await;
     let res = alerts_series["data"]["result"].as_array().unwrap();
     assert_eq!(res.len(), 2, "{alerts_series:#}");
     assert!(res.iter().all(|r| r["metric"]["alertstate"] == "firing"));
@@ -273,11 +308,17 @@ async fn a_restart_keeps_the_for_state() {
     // The restarted process takes its shards back once their leases (10 s) expire.
     let v = eventually("evaluations after the restart")
         .secs(60)
-        .until(|| rules_api(&s), |v| ms_of(&group_last_eval(v)) >= before + 2_000)
+        .until(
+            || rules_api(&s),
+            |v| ms_of(&group_last_eval(v)) >= before + 2_000,
+        )
         .await;
     let hot = hot_rule(&v);
     assert_eq!(hot["state"], "pending", "{hot:#}");
-    assert_eq!(hot["alerts"][0]["activeAt"], active_at, "the restart did not reset `for`");
+    assert_eq!(
+        hot["alerts"][0]["activeAt"], active_at,
+        "the restart did not reset `for`"
+    );
 }
 
 /// Two replicas on one PostgreSQL database: each group is evaluated by one of them, and a
