@@ -65,6 +65,10 @@ pub struct FileConfig {
     /// Dashboards declared as code (as `monitors`; see docs/dashboards.md).
     #[serde(default, rename = "dashboards")]
     _dashboards: Option<serde::de::IgnoredAny>,
+    /// Prometheus rule files, as `prometheus.yml` lists them (read by the server; see
+    /// docs/rules.md).
+    #[serde(default, rename = "rule_files")]
+    _rule_files: Option<serde::de::IgnoredAny>,
 }
 
 /// The `outbound` section: one policy for every user-supplied destination.

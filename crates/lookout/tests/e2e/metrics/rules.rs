@@ -348,3 +348,34 @@ async fn two_replicas_open_an_incident_once() {
     assert_eq!(again.len(), 1, "{again:#?}");
     assert_eq!(again[0]["alert_count"], 1, "{again:#?}");
 }
+
+/// `rule_files:` in the config file: loaded at start, owned by the file (the API may not change
+/// it), and a file that does not parse is not applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_files_from_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.rules.yml"), rule_file("1m")).unwrap();
+    std::fs::write(
+        dir.path().join("b.rules.yml"),
+        "groups:\n  - name: x\n    rules:\n      - alert: A\n        expr: sum(\n",
+    )
+    .unwrap();
+    let glob = dir.path().join("*.rules.yml");
+    let s = TestServer::start_with_config(
+        crate::bin(),
+        Backend::Sqlite,
+        &format!("rule_files = [{:?}]\n", glob.to_str().unwrap()),
+    )
+    .await;
+    let list = s.client().get("/api/v1/prometheus/rules").await.expect(200);
+    let files = list.as_array().unwrap();
+    assert_eq!(files.len(), 1, "the bad file is not applied: {list:#}");
+    assert!(files[0]["name"].as_str().unwrap().ends_with("a.rules.yml"));
+    assert_eq!(files[0]["managed_by"], "config");
+    assert_eq!(files[0]["rules"], 2);
+    let name = files[0]["name"].as_str().unwrap().to_string();
+    let (status, v) = upload(&s, None, &name, &rule_file("5m")).await;
+    assert_eq!(status, 409, "{v}");
+    let v = rules_api(&s).await;
+    assert_eq!(v["data"]["groups"][0]["name"], "rooms");
+}
