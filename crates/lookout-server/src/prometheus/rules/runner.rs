@@ -144,6 +144,9 @@ enum Stop {
     Fenced,
     /// Storage failed; try again at the next tick.
     Store(StoreError),
+    /// The store refused the samples (the project is at its series limit, or a hash collides):
+    /// the rule fails with this message, and the group goes on without those samples.
+    Refused(String),
 }
 
 impl From<StoreError> for Stop {
@@ -184,7 +187,7 @@ async fn commit(
     .await
     .map_err(|e| match e {
         lookout_store::prom::IngestError::Store(s) => Stop::from(s),
-        other => Stop::Store(StoreError::Corrupt(other.to_string())),
+        other => Stop::Refused(other.to_string()),
     })?;
     let samples: Vec<(i64, i64, f64)> = ids
         .iter()
@@ -340,7 +343,13 @@ async fn evaluate_group(
                     }
                 }
                 // Committed now, so the group's later rules read it at this same timestamp.
-                commit(ctx, fence, g.project, now).await?;
+                match commit(ctx, fence, g.project, now).await {
+                    Err(Stop::Refused(e)) => {
+                        state.health = "err".into();
+                        state.last_error = Some(e);
+                    }
+                    other => other?,
+                }
             }
             Kind::Alert {
                 name,
@@ -400,7 +409,21 @@ async fn evaluate_group(
         state: serde_json::to_string(&group_state)
             .map_err(|e| Stop::Store(StoreError::Corrupt(e.to_string())))?,
     });
-    commit(ctx, fence, g.project, last).await
+    let signals = last.signals.clone();
+    let state = last.state.clone();
+    match commit(ctx, fence, g.project, last).await {
+        // `ALERTS` refused: the alert state and incidents are stored without it.
+        Err(Stop::Refused(e)) => {
+            tracing::warn!(project = g.project, group = %g.group.name, error = %e, "ALERTS series not written.");
+            let retry = Commit {
+                samples: Vec::new(),
+                state,
+                signals,
+            };
+            commit(ctx, fence, g.project, retry).await
+        }
+        other => other,
+    }
 }
 
 /// `ALERTS{alertstate=…}` = 1 and `ALERTS_FOR_STATE` = active since (s) for each active
@@ -530,6 +553,9 @@ pub async fn run_shard(ctx: Arc<RulesContext>, shard: u64, work: Work) {
                 }
                 Err(Stop::Store(e)) => {
                     tracing::warn!(project = g.project, group = %g.group.name, error = %e, "Rule group evaluation not stored; retrying.");
+                }
+                Err(Stop::Refused(e)) => {
+                    tracing::warn!(project = g.project, group = %g.group.name, error = %e, "Rule group evaluation refused by the store; retrying.");
                 }
             }
         }
