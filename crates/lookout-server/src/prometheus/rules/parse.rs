@@ -115,6 +115,16 @@ struct RawRule {
 /// A duration as rule files write them (`30s`, `5m`, `1h30m`); a bare number is refused, as
 /// Prometheus refuses it.
 fn duration(text: &str) -> Result<i64, String> {
+    // `0s`, `0m`… are valid in rule files (`for: 0s` is common) but PromQL's parser, which reads
+    // the others, refuses a zero duration.
+    let t = text.trim();
+    if t.starts_with('0')
+        && t.chars()
+            .all(|c| c == '0' || matches!(c, 's' | 'm' | 'h' | 'd' | 'w' | 'y'))
+        && t.chars().filter(|c| !c.is_ascii_digit()).count() <= 2
+    {
+        return Ok(0);
+    }
     if text.trim().parse::<f64>().is_ok() && text.trim() != "0" {
         return Err(format!(
             "not a valid duration string: {text:?} (write a unit, as in 30s or 5m)"
@@ -418,6 +428,16 @@ groups:
             all.contains("group \"g\": interval: not a valid duration string"),
             "{all}"
         );
+    }
+
+    #[test]
+    fn zero_durations_are_durations() {
+        assert_eq!(duration("0s"), Ok(0));
+        assert_eq!(duration("0"), Ok(0));
+        assert_eq!(duration("0ms"), Ok(0));
+        assert_eq!(duration("1m30s"), Ok(90_000));
+        assert!(duration("0x").is_err());
+        assert!(duration("5").is_err());
     }
 
     #[test]

@@ -397,6 +397,18 @@ async fn evaluate_group(
         state.duration_ms = rule_started.elapsed().as_millis() as i64;
         rules.push(state);
     }
+    // A rule that was edited or removed starts afresh (as in Prometheus): the alerts its old
+    // version was firing are resolved, as Alertmanager resolves alerts Prometheus stops sending,
+    // rather than leaving their incidents open for good.
+    for old in &prev.rules {
+        if rules.iter().any(|r| r.key == old.key) {
+            continue;
+        }
+        alerts_series(&mut last.samples, &old.alerts, &[], t);
+        for a in old.alerts.iter().filter(|a| a.state == AlertState::Firing) {
+            last.signals.push(signal(a, Action::Resolve)?);
+        }
+    }
     let group_state = GroupState {
         duration_ms: started.elapsed().as_millis() as i64,
         rules,

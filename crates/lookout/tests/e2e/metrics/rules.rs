@@ -379,3 +379,42 @@ async fn rule_files_from_the_config_file() {
     let v = rules_api(&s).await;
     assert_eq!(v["data"]["groups"][0]["name"], "rooms");
 }
+
+/// Editing a firing rule's expression starts it afresh, as Prometheus does: the old version's
+/// incident is resolved rather than left open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_rule_resolves_what_its_old_version_fired() {
+    let s = TestServer::start_with_env(crate::bin(), Backend::Sqlite, ENV).await;
+    let (status, _) = upload(&s, None, "rooms.yml", &rule_file("0s")).await;
+    assert_eq!(status, 200);
+    push_temps(&s, lookout_core_now(), &[("a", 30.0)]).await;
+    let inc = eventually("an incident")
+        .secs(30)
+        .poll(|| async {
+            let i = rule_incidents(&s).await;
+            i.first().cloned().ok_or(i)
+        })
+        .await;
+    assert_eq!(inc["status"], "triggered");
+    let (status, _) = upload(
+        &s,
+        None,
+        "rooms.yml",
+        &rule_file("0s").replace("temp > 20", "temp > 40"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    eventually("the old version's incident resolved")
+        .secs(30)
+        .poll(|| async {
+            let i = rule_incidents(&s).await;
+            if i.len() == 1 && i[0]["status"] == "resolved" {
+                Ok(i)
+            } else {
+                Err(i)
+            }
+        })
+        .await;
+    let v = rules_api(&s).await;
+    assert_eq!(hot_rule(&v)["state"], "inactive");
+}
