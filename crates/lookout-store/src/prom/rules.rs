@@ -90,19 +90,26 @@ pub async fn put_file(
 /// Deletes rule file `name` of `project` and its groups' state; NotFound if there is none.
 pub async fn delete_file(store: &Store, project: i64, name: &str) -> Result<()> {
     let mut tx = store.begin_write().await?;
+    delete_file_in(&mut tx, project, name).await?;
+    crate::commit_audited(tx).await
+}
+
+/// [`delete_file`] in `tx`, for a caller that resolves the file's incidents with it (it commits
+/// with the request's audit entry, `audit::record_pending_in`).
+pub async fn delete_file_in(tx: &mut Tx, project: i64, name: &str) -> Result<()> {
     let n = sqlx::query("DELETE FROM prom_rule_files WHERE project_id = $1 AND name = $2")
         .bind(project)
         .bind(name)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
     crate::found(n)?;
     sqlx::query("DELETE FROM prom_rule_state WHERE project_id = $1 AND file = $2")
         .bind(project)
         .bind(name)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-    crate::commit_audited(tx).await
+    Ok(())
 }
 
 /// One group's stored evaluation state.

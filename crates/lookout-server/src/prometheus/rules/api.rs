@@ -109,7 +109,7 @@ pub async fn put(
     Ok(Json(view(f)))
 }
 
-/// Deletes a rule file (member); its alerts stop, and their open incidents stay open.
+/// Deletes a rule file (member); the incidents of its firing alerts are resolved with it.
 #[utoipa::path(delete, operation_id = "prometheus_rules_delete", path = "/api/v1/prometheus/rules", tag = "metrics",
     params(FileParams),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),

@@ -196,7 +196,7 @@ pub async fn apply_file(store: &Store, path: &Path) {
         for f in files {
             if f.managed_by.as_deref() == Some("config") && !kept.contains(&(p.id, f.name.clone()))
             {
-                if let Err(e) = rstore::delete_file(store, p.id, &f.name).await {
+                if let Err(e) = super::service::remove(store, p.id, &f.name).await {
                     tracing::warn!(rule_file = %f.name, error = %e, "Rule file no longer declared but not deleted.");
                 }
             }

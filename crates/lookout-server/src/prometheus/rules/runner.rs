@@ -198,20 +198,7 @@ async fn commit(
     let origin = if c.signals.is_empty() {
         None
     } else {
-        let p = lookout_store::tenancy::get_project(&ctx.store, project).await?;
-        Some(crate::alerting::engine::Origin {
-            org_id: p.org_id,
-            scope: format!("rules:{project}"),
-            policy_id: None,
-            integration_id: None,
-            escalation_policy_id: None,
-            runbook_id: None,
-            service: None,
-            urgency: None,
-            actor: "prometheus rules".into(),
-            count_repeats: false,
-            signal_ref: None,
-        })
+        Some(origin(&ctx.store, project).await?)
     };
     let now = crate::alerting::db_now(&ctx.store).await;
     let result = async {
@@ -470,6 +457,33 @@ fn alerts_series(out: &mut Vec<(Labels, i64, f64)>, prev: &[Alert], now: &[Alert
             out.push((with(p, "ALERTS_FOR_STATE", None), t, stale));
         }
     }
+}
+
+/// Where the incidents of `project`'s rules come from (their dedup keys are unique in it).
+pub async fn origin(
+    store: &Store,
+    project: i64,
+) -> Result<crate::alerting::engine::Origin, StoreError> {
+    let p = lookout_store::tenancy::get_project(store, project).await?;
+    Ok(crate::alerting::engine::Origin {
+        org_id: p.org_id,
+        scope: format!("rules:{project}"),
+        policy_id: None,
+        integration_id: None,
+        escalation_policy_id: None,
+        runbook_id: None,
+        service: None,
+        urgency: None,
+        actor: "prometheus rules".into(),
+        count_repeats: false,
+        signal_ref: None,
+    })
+}
+
+/// [`signal`] for callers outside an evaluation; `None` only if the alert cannot be expressed
+/// (never for a stored alert).
+pub fn signal_of(a: &Alert, action: Action) -> Option<Signal> {
+    signal(a, action).ok()
 }
 
 /// The signal an alert sends: built through the Alertmanager webhook parser, so an incident

@@ -128,9 +128,42 @@ pub async fn delete(store: &Store, project: i64, name: &str) -> Result<(), Rules
         Some(f) if f.managed_by.as_deref() == Some("config") => Err(RulesError::Conflict(format!(
             "rule file {name:?} comes from the config file's rule_files; remove it there"
         ))),
-        Some(_) => match rstore::delete_file(store, project, name).await {
+        Some(_) => match remove(store, project, name).await {
             Err(StoreError::NotFound) => Err(RulesError::NotFound),
             other => Ok(other?),
         },
     }
+}
+
+/// Deletes a file with its groups' state and resolves, in the same transaction, the incidents
+/// of the alerts it had firing (they would never be resolved otherwise).
+pub async fn remove(store: &Store, project: i64, name: &str) -> Result<(), StoreError> {
+    let mut signals = Vec::new();
+    for row in rstore::states(store, project).await? {
+        if row.file != name {
+            continue;
+        }
+        let state: super::eval::GroupState = serde_json::from_str(&row.state).unwrap_or_default();
+        for a in state.rules.iter().flat_map(|r| &r.alerts) {
+            if a.state == super::eval::AlertState::Firing {
+                if let Some(s) =
+                    super::runner::signal_of(a, lookout_oncall::inbound::Action::Resolve)
+                {
+                    signals.push(s);
+                }
+            }
+        }
+    }
+    let now = crate::alerting::db_now(store).await;
+    let mut tx = store.begin_write().await?;
+    rstore::delete_file_in(&mut tx, project, name).await?;
+    if !signals.is_empty() {
+        let origin = super::runner::origin(store, project).await?;
+        for s in &signals {
+            crate::alerting::engine::apply(&mut tx, &origin, s, now).await?;
+        }
+    }
+    lookout_store::audit::record_pending_in(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
 }

@@ -417,4 +417,26 @@ async fn an_edited_rule_resolves_what_its_old_version_fired() {
         .await;
     let v = rules_api(&s).await;
     assert_eq!(hot_rule(&v)["state"], "inactive");
+    // It fires again, and the file is deleted: its incident is resolved with it.
+    let (status, _) = upload(&s, None, "rooms.yml", &rule_file("0s")).await;
+    assert_eq!(status, 200);
+    eventually("a new incident")
+        .secs(30)
+        .poll(|| async {
+            let i = rule_incidents(&s).await;
+            if i.iter().any(|i| i["status"] == "triggered") {
+                Ok(i)
+            } else {
+                Err(i)
+            }
+        })
+        .await;
+    let r = s
+        .client()
+        .delete("/api/v1/prometheus/rules?file=rooms.yml")
+        .await;
+    assert_eq!(r.status.as_u16(), 204);
+    let i = rule_incidents(&s).await;
+    assert_eq!(i.len(), 2, "{i:#?}");
+    assert!(i.iter().all(|i| i["status"] == "resolved"), "{i:#?}");
 }
