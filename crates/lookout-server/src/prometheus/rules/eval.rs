@@ -15,6 +15,15 @@ pub type Labels = Vec<(String, String)>;
 /// series (recording) or an alert and perhaps an incident (alerting).
 pub const HARD_SERIES_CAP: usize = 10_000;
 
+/// Longest expansion of one label or annotation template, bytes; longer ones are cut there
+/// and end with `…` (a template such as `{{ $labels }}` repeated over a large file would
+/// otherwise turn into megabytes per alert).
+pub const MAX_EXPANSION_BYTES: usize = 4096;
+
+/// Most bytes of labels and annotations all the alerts of one group may hold: past it a rule
+/// fails (as past its `limit`) instead of filling the state, `ALERTS` and incidents.
+pub const MAX_GROUP_ALERT_BYTES: usize = 4 << 20;
+
 /// A group's stored state (JSON in `prom_rule_state.state`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct GroupState {
@@ -169,10 +178,34 @@ pub fn template_value(v: f64) -> String {
 /// Expands the template forms rule files use most — `{{ $labels.name }}`, `{{ .Labels.name }}`,
 /// `{{ $value }}`, `{{ .Value }}`, `{{ $labels }}` and `{{ humanize $value }}` — and leaves
 /// every other `{{ … }}` as written (Lookout does not run Go templates; docs/rules.md says so).
+/// The result is at most [`MAX_EXPANSION_BYTES`] long.
 pub fn expand(template: &str, labels: &[(String, String)], value: f64) -> String {
-    let mut out = String::with_capacity(template.len());
+    let mut out = expand_uncapped(template, labels, value);
+    truncate(&mut out);
+    out
+}
+
+/// Cuts `s` to [`MAX_EXPANSION_BYTES`] on a character boundary, ending it with `…`.
+fn truncate(s: &mut String) {
+    if s.len() <= MAX_EXPANSION_BYTES {
+        return;
+    }
+    let mut end = MAX_EXPANSION_BYTES - '…'.len_utf8();
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.push('…');
+}
+
+fn expand_uncapped(template: &str, labels: &[(String, String)], value: f64) -> String {
+    let mut out = String::with_capacity(template.len().min(MAX_EXPANSION_BYTES));
     let mut rest = template;
     while let Some(open) = rest.find("{{") {
+        // Past the cap nothing more is kept: stop before expanding the rest.
+        if out.len() > MAX_EXPANSION_BYTES {
+            return out;
+        }
         out.push_str(&rest[..open]);
         let after = &rest[open + 2..];
         let Some(close) = after.find("}}") else {
@@ -219,6 +252,15 @@ pub fn expand(template: &str, labels: &[(String, String)], value: f64) -> String
     }
     out.push_str(rest);
     out
+}
+
+/// Bytes of an alert's labels and annotations, as counted against [`MAX_GROUP_ALERT_BYTES`].
+pub fn alert_bytes(a: &Alert) -> usize {
+    labels_bytes(&a.labels) + labels_bytes(&a.annotations)
+}
+
+fn labels_bytes(l: &[(String, String)]) -> usize {
+    l.iter().map(|(k, v)| k.len() + v.len()).sum()
 }
 
 /// The series a recording rule writes: each result with its name set to `record` and the
@@ -272,12 +314,16 @@ fn effective_limit(limit: usize) -> usize {
 /// alerts (as Prometheus's `AlertingRule.Eval`). On an error (two results with one label set,
 /// or more alerts than the limit) every alert is dropped: those that were firing are resolved,
 /// as Alertmanager resolves alerts Prometheus stops sending.
+///
+/// `budget` is what is left of the group's [`MAX_GROUP_ALERT_BYTES`]: alerts whose labels and
+/// annotations would take more fail the rule the same way.
 pub fn step(
     rule: &AlertRule<'_>,
     prev: &[Alert],
     results: Vec<(Labels, f64)>,
     t: i64,
     limit: usize,
+    budget: usize,
 ) -> (Stepped, Option<String>) {
     let fail = |msg: String| {
         let resolved = prev
@@ -297,6 +343,13 @@ pub fn step(
     // The results as alerts: labels without the metric name, the rule's labels expanded on
     // top, then `alertname`.
     let mut now: HashMap<u64, (Labels, Labels, f64)> = HashMap::new();
+    let mut used = 0usize;
+    let over = |used: usize| {
+        format!(
+            "the alerts' labels and annotations take more than {budget} bytes ({used} so far; \
+             a group's alerts may hold {MAX_GROUP_ALERT_BYTES} in all)"
+        )
+    };
     for (labels, v) in results {
         let mut m: BTreeMap<String, String> = labels
             .iter()
@@ -313,11 +366,19 @@ pub fn step(
         }
         m.insert("alertname".into(), rule.name.to_string());
         let l: Labels = m.into_iter().collect();
-        let annotations: Labels = rule
-            .annotations
-            .iter()
-            .map(|(k, tpl)| (k.clone(), expand(tpl, &labels, v)))
-            .collect();
+        used += labels_bytes(&l);
+        if used > budget {
+            return fail(over(used));
+        }
+        let mut annotations: Labels = Vec::with_capacity(rule.annotations.len());
+        for (k, tpl) in rule.annotations {
+            let text = expand(tpl, &labels, v);
+            used += k.len() + text.len();
+            if used > budget {
+                return fail(over(used));
+            }
+            annotations.push((k.clone(), text));
+        }
         let fp = fingerprint(&l);
         if now.insert(fp, (l, annotations, v)).is_some() {
             return fail(
@@ -446,7 +507,7 @@ mod tests {
         let ann = BTreeMap::from([("summary".to_string(), "{{ $labels.i }} down".to_string())]);
         let r = rule(&labels, &ann, 120_000, 0);
         let res = || vec![(l(&[("__name__", "up"), ("i", "a")]), 0.0)];
-        let (s1, e) = step(&r, &[], res(), 0, 0);
+        let (s1, e) = step(&r, &[], res(), 0, 0, MAX_GROUP_ALERT_BYTES);
         assert!(e.is_none());
         assert_eq!(s1.active[0].state, AlertState::Pending);
         assert_eq!(
@@ -454,16 +515,16 @@ mod tests {
             l(&[("alertname", "Down"), ("i", "a"), ("severity", "critical")])
         );
         assert_eq!(s1.active[0].annotations, l(&[("summary", "a down")]));
-        let (s2, _) = step(&r, &s1.active, res(), 60_000, 0);
+        let (s2, _) = step(&r, &s1.active, res(), 60_000, 0, MAX_GROUP_ALERT_BYTES);
         assert!(s2.fired.is_empty());
-        let (s3, _) = step(&r, &s2.active, res(), 120_000, 0);
+        let (s3, _) = step(&r, &s2.active, res(), 120_000, 0, MAX_GROUP_ALERT_BYTES);
         assert_eq!(s3.fired.len(), 1);
         assert_eq!(s3.active[0].state, AlertState::Firing);
         assert_eq!(s3.active[0].active_at, 0);
         // Still firing: not fired again.
-        let (s4, _) = step(&r, &s3.active, res(), 180_000, 0);
+        let (s4, _) = step(&r, &s3.active, res(), 180_000, 0, MAX_GROUP_ALERT_BYTES);
         assert!(s4.fired.is_empty() && s4.resolved.is_empty());
-        let (s5, _) = step(&r, &s4.active, vec![], 240_000, 0);
+        let (s5, _) = step(&r, &s4.active, vec![], 240_000, 0, MAX_GROUP_ALERT_BYTES);
         assert_eq!(s5.resolved.len(), 1);
         assert!(s5.active.is_empty());
     }
@@ -472,8 +533,15 @@ mod tests {
     fn a_pending_alert_that_clears_is_dropped_without_a_resolve() {
         let (labels, ann) = (BTreeMap::new(), BTreeMap::new());
         let r = rule(&labels, &ann, 120_000, 0);
-        let (s1, _) = step(&r, &[], vec![(l(&[("i", "a")]), 1.0)], 0, 0);
-        let (s2, _) = step(&r, &s1.active, vec![], 60_000, 0);
+        let (s1, _) = step(
+            &r,
+            &[],
+            vec![(l(&[("i", "a")]), 1.0)],
+            0,
+            0,
+            MAX_GROUP_ALERT_BYTES,
+        );
+        let (s2, _) = step(&r, &s1.active, vec![], 60_000, 0, MAX_GROUP_ALERT_BYTES);
         assert!(s2.active.is_empty() && s2.resolved.is_empty());
     }
 
@@ -481,13 +549,20 @@ mod tests {
     fn keep_firing_for_holds_a_cleared_alert() {
         let (labels, ann) = (BTreeMap::new(), BTreeMap::new());
         let r = rule(&labels, &ann, 0, 120_000);
-        let (s1, _) = step(&r, &[], vec![(l(&[("i", "a")]), 1.0)], 0, 0);
+        let (s1, _) = step(
+            &r,
+            &[],
+            vec![(l(&[("i", "a")]), 1.0)],
+            0,
+            0,
+            MAX_GROUP_ALERT_BYTES,
+        );
         assert_eq!(s1.fired.len(), 1, "for 0 fires at once");
-        let (s2, _) = step(&r, &s1.active, vec![], 60_000, 0);
+        let (s2, _) = step(&r, &s1.active, vec![], 60_000, 0, MAX_GROUP_ALERT_BYTES);
         assert_eq!(s2.active[0].keep_firing_since, Some(60_000));
-        let (s3, _) = step(&r, &s2.active, vec![], 120_000, 0);
+        let (s3, _) = step(&r, &s2.active, vec![], 120_000, 0, MAX_GROUP_ALERT_BYTES);
         assert!(s3.resolved.is_empty(), "60s of 120s kept");
-        let (s4, _) = step(&r, &s3.active, vec![], 180_000, 0);
+        let (s4, _) = step(&r, &s3.active, vec![], 180_000, 0, MAX_GROUP_ALERT_BYTES);
         assert_eq!(s4.resolved.len(), 1);
     }
 
@@ -496,14 +571,14 @@ mod tests {
         let (labels, ann) = (BTreeMap::new(), BTreeMap::new());
         let r = rule(&labels, &ann, 0, 0);
         let two = vec![(l(&[("i", "a")]), 1.0), (l(&[("i", "b")]), 1.0)];
-        let (s, e) = step(&r, &[], two.clone(), 0, 1);
+        let (s, e) = step(&r, &[], two.clone(), 0, 1, MAX_GROUP_ALERT_BYTES);
         assert!(s.active.is_empty());
         assert_eq!(e.unwrap(), "exceeded limit of 1 with 2 alerts");
         let dup = vec![
             (l(&[("__name__", "x"), ("i", "a")]), 1.0),
             (l(&[("__name__", "y"), ("i", "a")]), 1.0),
         ];
-        let (_, e) = step(&r, &[], dup.clone(), 0, 0);
+        let (_, e) = step(&r, &[], dup.clone(), 0, 0, MAX_GROUP_ALERT_BYTES);
         assert!(e.unwrap().contains("same labelset"));
         assert!(record("r", &BTreeMap::new(), dup, 0).is_err());
         let rec = record("job:x", &BTreeMap::from([("a".into(), "b".into())]), two, 0).unwrap();
@@ -511,5 +586,33 @@ mod tests {
             rec[0].0,
             l(&[("__name__", "job:x"), ("a", "b"), ("i", "a")])
         );
+    }
+
+    #[test]
+    fn expansions_and_a_groups_alerts_are_bounded() {
+        // `{{ $labels }}` repeated over a long label value is cut at the cap, not multiplied.
+        let long = l(&[("x", &"v".repeat(10_000))]);
+        let tpl = "{{ $labels }}".repeat(1_000);
+        let out = expand(&tpl, &long, 1.0);
+        assert!(out.len() <= MAX_EXPANSION_BYTES, "{}", out.len());
+        assert!(out.ends_with('…') && out.starts_with("map[x:vvv"));
+        // Many alerts with big annotations fail the rule once the group's budget is spent.
+        let labels = BTreeMap::new();
+        let ann = BTreeMap::from([("summary".to_string(), tpl.clone())]);
+        let r = rule(&labels, &ann, 0, 0);
+        let many: Vec<(Labels, f64)> = (0..2_000)
+            .map(|i| (l(&[("i", &i.to_string()), ("x", &"v".repeat(10_000))]), 1.0))
+            .collect();
+        let (s, e) = step(&r, &[], many.clone(), 0, 0, MAX_GROUP_ALERT_BYTES);
+        assert!(s.active.is_empty());
+        assert!(e.unwrap().contains("labels and annotations take more than"));
+        // What fits is kept, each annotation within the cap.
+        let (s, e) = step(&r, &[], many[..10].to_vec(), 0, 0, MAX_GROUP_ALERT_BYTES);
+        assert!(e.is_none());
+        assert_eq!(s.active.len(), 10);
+        assert!(s
+            .active
+            .iter()
+            .all(|a| alert_bytes(a) < 2 * MAX_EXPANSION_BYTES + 10_100));
     }
 }

@@ -274,6 +274,8 @@ async fn evaluate_group(
     let max_samples = crate::prometheus::promql::max_samples_setting();
     let mut rules = Vec::with_capacity(g.group.rules.len());
     let mut last = Commit::default();
+    // What the group's alerts may still hold (labels and annotations, bytes).
+    let mut alert_budget = eval::MAX_GROUP_ALERT_BYTES;
     for rule in &g.group.rules {
         let key = rule_key(rule);
         let before = prev_rules.get(key.as_str()).copied();
@@ -354,8 +356,17 @@ async fn evaluate_group(
                             labels: &rule.labels,
                             annotations,
                         };
-                        let (stepped, error) =
-                            eval::step(&spec, prev_alerts, results, t, g.group.limit);
+                        let (stepped, error) = eval::step(
+                            &spec,
+                            prev_alerts,
+                            results,
+                            t,
+                            g.group.limit,
+                            alert_budget,
+                        );
+                        alert_budget = alert_budget.saturating_sub(
+                            stepped.active.iter().map(eval::alert_bytes).sum::<usize>(),
+                        );
                         if let Some(e) = error {
                             state.health = "err".into();
                             state.last_error = Some(e);
