@@ -16,6 +16,8 @@ use support::{fixture, Fixture};
 both!(
     files_are_replaced_by_name_and_deleted_with_their_state,
     a_stale_fence_writes_nothing,
+    an_evaluation_of_an_edited_or_deleted_file_stores_nothing,
+    dropped_groups_lose_their_state,
 );
 
 async fn project(f: &Fixture) -> i64 {
@@ -123,4 +125,65 @@ async fn a_stale_fence_writes_nothing(f: Fixture) {
         .unwrap()
         .unwrap();
     assert_eq!(s.evaluated_at, 1_000, "A's later state was not stored");
+}
+
+/// The evaluator's write checks, under the file row's lock, that the file it evaluated is still
+/// the stored version: after an edit or a delete it stores nothing, so a deleted group's state
+/// is not written back and no incident is opened for it. The delete returns the state it
+/// removed, read in its own transaction, so its firing alerts can be resolved.
+async fn an_evaluation_of_an_edited_or_deleted_file_stores_nothing(f: Fixture) {
+    let p = project(&f).await;
+    rstore::put_file(&f.store, p, "r.yml", None, "groups: []", 1)
+        .await
+        .unwrap();
+    let mut tx = f.store.begin_write().await.unwrap();
+    assert!(rstore::file_unchanged_in(&mut tx, p, "r.yml", 1)
+        .await
+        .unwrap());
+    rstore::save_state_in(&mut tx, &state(p, 10)).await.unwrap();
+    tx.commit().await.unwrap();
+    rstore::put_file(&f.store, p, "r.yml", None, "groups: [x]", 2)
+        .await
+        .unwrap();
+    let mut tx = f.store.begin_write().await.unwrap();
+    assert!(
+        !rstore::file_unchanged_in(&mut tx, p, "r.yml", 1)
+            .await
+            .unwrap(),
+        "an evaluation of version 1 after the edit"
+    );
+    assert!(rstore::file_unchanged_in(&mut tx, p, "r.yml", 2)
+        .await
+        .unwrap());
+    drop(tx);
+    let mut tx = f.store.begin_write().await.unwrap();
+    let deleted = rstore::delete_file_in(&mut tx, p, "r.yml").await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(deleted, vec![state(p, 10)]);
+    let mut tx = f.store.begin_write().await.unwrap();
+    assert!(
+        !rstore::file_unchanged_in(&mut tx, p, "r.yml", 2)
+            .await
+            .unwrap(),
+        "an evaluation that finishes after the delete"
+    );
+    drop(tx);
+    assert!(rstore::states(&f.store, p).await.unwrap().is_empty());
+}
+
+/// Saving a file deletes (and returns) the state of the groups it no longer has, so their
+/// firing alerts can be resolved in the same transaction.
+async fn dropped_groups_lose_their_state(f: Fixture) {
+    let p = project(&f).await;
+    let mut tx = f.store.begin_write().await.unwrap();
+    rstore::save_state_in(&mut tx, &state(p, 10)).await.unwrap();
+    let mut other = state(p, 20);
+    other.group_name = "kept".into();
+    rstore::save_state_in(&mut tx, &other).await.unwrap();
+    let dropped = rstore::delete_states_except_in(&mut tx, p, "r.yml", &["kept".to_string()])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(dropped, vec![state(p, 10)]);
+    assert_eq!(rstore::states(&f.store, p).await.unwrap(), vec![other]);
 }

@@ -71,6 +71,19 @@ pub async fn put_file(
     now: i64,
 ) -> Result<()> {
     let mut tx = store.begin_write().await?;
+    put_file_in(&mut tx, project, name, managed_by, content, now).await?;
+    crate::commit_audited(tx).await
+}
+
+/// [`put_file`] in `tx`.
+pub async fn put_file_in(
+    tx: &mut Tx,
+    project: i64,
+    name: &str,
+    managed_by: Option<&str>,
+    content: &str,
+    now: i64,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO prom_rule_files (project_id, name, managed_by, content, updated_at)
          VALUES ($1, $2, $3, $4, $5)
@@ -82,9 +95,90 @@ pub async fn put_file(
     .bind(managed_by)
     .bind(content)
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    crate::commit_audited(tx).await
+    Ok(())
+}
+
+/// Serialises the writers of `project`'s rule files (limits are checked inside the write): on
+/// PostgreSQL the project row stays locked until `tx` ends; SQLite's write transaction is
+/// already exclusive.
+pub async fn lock_project_in(tx: &mut Tx, project: i64) -> Result<()> {
+    sqlx::query("UPDATE projects SET id = id WHERE id = $1")
+        .bind(project)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// A project's rule files read in `tx`, by name.
+pub async fn files_in(tx: &mut Tx, project: i64) -> Result<Vec<RuleFileRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {FILE_COLUMNS} FROM prom_rule_files WHERE project_id = $1 ORDER BY name"
+    ))
+    .bind(project)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter().map(file_row).collect()
+}
+
+/// Whether rule file `name` of `project` is still the version stored at `updated_at`, locking
+/// its row until `tx` ends (an UPDATE, so a concurrent edit or delete of the file waits for `tx`
+/// and `tx` waits for it): the evaluator's fenced write stores nothing for a file that changed
+/// or was deleted while it evaluated.
+pub async fn file_unchanged_in(
+    tx: &mut Tx,
+    project: i64,
+    name: &str,
+    updated_at: i64,
+) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE prom_rule_files SET updated_at = updated_at
+         WHERE project_id = $1 AND name = $2 AND updated_at = $3",
+    )
+    .bind(project)
+    .bind(name)
+    .bind(updated_at)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// Deletes the state of the groups of file `name` not in `keep`, in `tx` (after the file row
+/// was written in it, so no evaluation of the old version can store state afterwards), and
+/// returns what it deleted.
+pub async fn delete_states_except_in(
+    tx: &mut Tx,
+    project: i64,
+    name: &str,
+    keep: &[String],
+) -> Result<Vec<GroupStateRow>> {
+    let rows = sqlx::query(
+        "SELECT project_id, file, group_name, evaluated_at, state FROM prom_rule_state
+         WHERE project_id = $1 AND file = $2",
+    )
+    .bind(project)
+    .bind(name)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut out = Vec::new();
+    for r in rows.iter().map(state_row) {
+        let r = r?;
+        if keep.contains(&r.group_name) {
+            continue;
+        }
+        sqlx::query(
+            "DELETE FROM prom_rule_state WHERE project_id = $1 AND file = $2 AND group_name = $3",
+        )
+        .bind(project)
+        .bind(name)
+        .bind(&r.group_name)
+        .execute(&mut **tx)
+        .await?;
+        out.push(r);
+    }
+    Ok(out)
 }
 
 /// Deletes rule file `name` of `project` and its groups' state; NotFound if there is none.
@@ -95,8 +189,10 @@ pub async fn delete_file(store: &Store, project: i64, name: &str) -> Result<()> 
 }
 
 /// [`delete_file`] in `tx`, for a caller that resolves the file's incidents with it (it commits
-/// with the request's audit entry, `audit::record_pending_in`).
-pub async fn delete_file_in(tx: &mut Tx, project: i64, name: &str) -> Result<()> {
+/// with the request's audit entry, `audit::record_pending_in`). Returns the deleted groups'
+/// state, read after the file row was deleted in `tx` (so an evaluation that raced the delete
+/// either committed before and is included, or finds the file gone and stores nothing).
+pub async fn delete_file_in(tx: &mut Tx, project: i64, name: &str) -> Result<Vec<GroupStateRow>> {
     let n = sqlx::query("DELETE FROM prom_rule_files WHERE project_id = $1 AND name = $2")
         .bind(project)
         .bind(name)
@@ -104,12 +200,7 @@ pub async fn delete_file_in(tx: &mut Tx, project: i64, name: &str) -> Result<()>
         .await?
         .rows_affected();
     crate::found(n)?;
-    sqlx::query("DELETE FROM prom_rule_state WHERE project_id = $1 AND file = $2")
-        .bind(project)
-        .bind(name)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    delete_states_except_in(tx, project, name, &[]).await
 }
 
 /// One group's stored evaluation state.

@@ -67,6 +67,8 @@ pub struct Scheduled {
     pub project: i64,
     /// Rule file name.
     pub file: String,
+    /// The version of the file read (its `updated_at`): writes are skipped once it changed.
+    pub version: i64,
     /// The group.
     pub group: Group,
 }
@@ -111,6 +113,7 @@ pub async fn scheduled(store: &Store) -> Result<Vec<Scheduled>, StoreError> {
             Ok(parsed) => out.extend(parsed.groups.into_iter().map(|group| Scheduled {
                 project: f.project_id,
                 file: f.name.clone(),
+                version: f.updated_at,
                 group,
             })),
             Err(e) => {
@@ -147,6 +150,9 @@ enum Stop {
     /// The store refused the samples (the project is at its series limit, or a hash collides):
     /// the rule fails with this message, and the group goes on without those samples.
     Refused(String),
+    /// The rule file was edited or deleted while the group was evaluated: nothing was stored,
+    /// and the files are read again.
+    Stale,
 }
 
 impl From<StoreError> for Stop {
@@ -171,9 +177,10 @@ struct Commit {
 async fn commit(
     ctx: &RulesContext,
     fence: &mut Fence,
-    project: i64,
+    g: &Scheduled,
     c: Commit,
 ) -> Result<(), Stop> {
+    let project = g.project;
     if c.samples.is_empty() && c.state.is_none() && c.signals.is_empty() {
         return Ok(());
     }
@@ -205,6 +212,12 @@ async fn commit(
         let _gate = ctx.store.write_gate().await;
         let mut tx = ctx.store.begin_write().await?;
         rstore::guard_in(&mut tx, &fence.lease, fence.token, seq).await?;
+        // The file row is locked from here: an edit or delete waits for this write, or this
+        // write finds the file changed and stores nothing (no state written back for a
+        // deleted group, no incident opened by a rule that no longer exists).
+        if !rstore::file_unchanged_in(&mut tx, project, &g.file, g.version).await? {
+            return Ok(false);
+        }
         rstore::insert_samples_in(&mut tx, project, &samples, now).await?;
         if let Some(s) = &c.state {
             rstore::save_state_in(&mut tx, s).await?;
@@ -215,11 +228,12 @@ async fn commit(
             }
         }
         tx.commit().await?;
-        Ok::<(), StoreError>(())
+        Ok::<bool, StoreError>(true)
     }
     .await;
     match result {
-        Ok(()) => {
+        Ok(false) => Err(Stop::Stale),
+        Ok(true) => {
             fence.seq = seq;
             if !c.signals.is_empty() {
                 ctx.alerting.wake();
@@ -332,7 +346,7 @@ async fn evaluate_group(
                     }
                 }
                 // Committed now, so the group's later rules read it at this same timestamp.
-                match commit(ctx, fence, g.project, now).await {
+                match commit(ctx, fence, g, now).await {
                     Err(Stop::Refused(e)) => {
                         state.health = "err".into();
                         state.last_error = Some(e);
@@ -356,14 +370,8 @@ async fn evaluate_group(
                             labels: &rule.labels,
                             annotations,
                         };
-                        let (stepped, error) = eval::step(
-                            &spec,
-                            prev_alerts,
-                            results,
-                            t,
-                            g.group.limit,
-                            alert_budget,
-                        );
+                        let (stepped, error) =
+                            eval::step(&spec, prev_alerts, results, t, g.group.limit, alert_budget);
                         alert_budget = alert_budget.saturating_sub(
                             stepped.active.iter().map(eval::alert_bytes).sum::<usize>(),
                         );
@@ -421,7 +429,7 @@ async fn evaluate_group(
     });
     let signals = last.signals.clone();
     let state = last.state.clone();
-    match commit(ctx, fence, g.project, last).await {
+    match commit(ctx, fence, g, last).await {
         // `ALERTS` refused: the alert state and incidents are stored without it.
         Err(Stop::Refused(e)) => {
             tracing::warn!(project = g.project, group = %g.group.name, error = %e, "ALERTS series not written.");
@@ -430,7 +438,7 @@ async fn evaluate_group(
                 state,
                 signals,
             };
-            commit(ctx, fence, g.project, retry).await
+            commit(ctx, fence, g, retry).await
         }
         other => other,
     }
@@ -584,6 +592,11 @@ pub async fn run_shard(ctx: Arc<RulesContext>, shard: u64, work: Work) {
                 Ok(()) => {
                     done.insert(key, slot);
                 }
+                Err(Stop::Stale) => {
+                    // Read the files again at the next tick; this group's list is outdated.
+                    loaded_at = None;
+                    break;
+                }
                 Err(Stop::Fenced) => {
                     tracing::warn!(lease = %fence.lease, "Rule shard taken over by another replica; stopping.");
                     return;
@@ -635,6 +648,7 @@ mod tests {
         let g = Scheduled {
             project: 1,
             file: "f".into(),
+            version: 0,
             group: Group {
                 name: "g".into(),
                 interval_ms: Some(10_000),

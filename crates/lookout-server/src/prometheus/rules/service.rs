@@ -135,34 +135,37 @@ pub async fn delete(store: &Store, project: i64, name: &str) -> Result<(), Rules
     }
 }
 
-/// Deletes a file with its groups' state and resolves, in the same transaction, the incidents
-/// of the alerts it had firing (they would never be resolved otherwise).
-pub async fn remove(store: &Store, project: i64, name: &str) -> Result<(), StoreError> {
-    let mut signals = Vec::new();
-    for row in rstore::states(store, project).await? {
-        if row.file != name {
-            continue;
-        }
+/// Resolves, in `tx`, the incidents of the firing alerts in these deleted group states.
+async fn resolve_in(
+    tx: &mut lookout_store::Tx,
+    origin: &crate::alerting::engine::Origin,
+    rows: &[rstore::GroupStateRow],
+    now: i64,
+) -> Result<(), StoreError> {
+    for row in rows {
         let state: super::eval::GroupState = serde_json::from_str(&row.state).unwrap_or_default();
         for a in state.rules.iter().flat_map(|r| &r.alerts) {
-            if a.state == super::eval::AlertState::Firing {
-                if let Some(s) =
-                    super::runner::signal_of(a, lookout_oncall::inbound::Action::Resolve)
-                {
-                    signals.push(s);
-                }
+            if a.state != super::eval::AlertState::Firing {
+                continue;
+            }
+            if let Some(s) = super::runner::signal_of(a, lookout_oncall::inbound::Action::Resolve) {
+                crate::alerting::engine::apply(tx, origin, &s, now).await?;
             }
         }
     }
+    Ok(())
+}
+
+/// Deletes a file with its groups' state and resolves, in the same transaction, the incidents
+/// of the alerts it had firing (they would never be resolved otherwise). The state is read in
+/// the transaction after the file row is deleted, so an evaluation racing the delete is either
+/// included or stores nothing ([`rstore::file_unchanged_in`]).
+pub async fn remove(store: &Store, project: i64, name: &str) -> Result<(), StoreError> {
+    let origin = super::runner::origin(store, project).await?;
     let now = crate::alerting::db_now(store).await;
     let mut tx = store.begin_write().await?;
-    rstore::delete_file_in(&mut tx, project, name).await?;
-    if !signals.is_empty() {
-        let origin = super::runner::origin(store, project).await?;
-        for s in &signals {
-            crate::alerting::engine::apply(&mut tx, &origin, s, now).await?;
-        }
-    }
+    let deleted = rstore::delete_file_in(&mut tx, project, name).await?;
+    resolve_in(&mut tx, &origin, &deleted, now).await?;
     lookout_store::audit::record_pending_in(&mut tx).await?;
     tx.commit().await?;
     Ok(())
