@@ -57,7 +57,8 @@ pub fn check_name(name: &str) -> Result<(), RulesError> {
     }
 }
 
-/// Parses `content` and checks the project's limits with it in place of any file of that name.
+/// Parses `content` and checks the project's limits with it in place of any file of that name
+/// (a preview; [`save`] checks the limits again inside its write).
 pub async fn check(
     store: &Store,
     project: i64,
@@ -66,15 +67,18 @@ pub async fn check(
 ) -> Result<RuleFile, RulesError> {
     check_name(name)?;
     let parsed = parse::parse(content).map_err(RulesError::Invalid)?;
-    let others: Vec<RuleFile> = rstore::files(store, project)
-        .await?
+    check_limits(rstore::files(store, project).await?, name, &parsed)?;
+    Ok(parsed)
+}
+
+fn check_limits(files: Vec<RuleFileRow>, name: &str, parsed: &RuleFile) -> Result<(), RulesError> {
+    let others: Vec<RuleFile> = files
         .into_iter()
         .filter(|f| f.name != name)
         .filter_map(|f| parse::parse(&f.content).ok())
         .collect();
-    parse::check_project_limits(others.iter().chain(std::iter::once(&parsed)))
-        .map_err(|e| RulesError::Invalid(vec![e]))?;
-    Ok(parsed)
+    parse::check_project_limits(others.iter().chain(std::iter::once(parsed)))
+        .map_err(|e| RulesError::Invalid(vec![e]))
 }
 
 /// Saves rule file `name` of `project` from the API or the page (a file the config file
@@ -85,27 +89,77 @@ pub async fn save(
     name: &str,
     content: &str,
 ) -> Result<RuleFile, RulesError> {
-    let parsed = check(store, project, name, content).await?;
-    if let Some(f) = find(store, project, name).await? {
-        if f.managed_by.as_deref() == Some("config") {
-            return Err(RulesError::Conflict(format!(
-                "rule file {name:?} comes from the config file's rule_files; change it there"
-            )));
-        }
-    }
-    rstore::put_file(store, project, name, None, content, now_ms()).await?;
-    Ok(parsed)
+    write(store, project, name, None, content).await
 }
 
-/// Saves a file the config file declares.
+/// Saves a file the config file declares (unchanged content is left alone: no new version,
+/// no audit entry).
 pub async fn save_from_config(
     store: &Store,
     project: i64,
     name: &str,
     content: &str,
 ) -> Result<(), RulesError> {
-    check(store, project, name, content).await?;
-    rstore::put_file(store, project, name, Some("config"), content, now_ms()).await?;
+    write(store, project, name, Some("config"), content).await?;
+    Ok(())
+}
+
+/// The one write of a rule file: in one transaction, the project's writers serialised, the
+/// limits checked against what is stored now, the file written, and the groups it no longer has
+/// dropped with their state and the incidents of their firing alerts resolved (their state is
+/// keyed by group, so nothing would resolve them later).
+async fn write(
+    store: &Store,
+    project: i64,
+    name: &str,
+    managed_by: Option<&str>,
+    content: &str,
+) -> Result<RuleFile, RulesError> {
+    check_name(name)?;
+    let parsed = parse::parse(content).map_err(RulesError::Invalid)?;
+    let origin = super::runner::origin(store, project).await?;
+    let now = crate::alerting::db_now(store).await;
+    let mut tx = store.begin_write().await?;
+    rstore::lock_project_in(&mut tx, project).await?;
+    let files = rstore::files_in(&mut tx, project).await?;
+    if let Some(f) = files.iter().find(|f| f.name == name) {
+        if managed_by.is_none() && f.managed_by.as_deref() == Some("config") {
+            return Err(RulesError::Conflict(format!(
+                "rule file {name:?} comes from the config file's rule_files; change it there"
+            )));
+        }
+        if f.managed_by.as_deref() == managed_by && f.content == content {
+            return Ok(parsed);
+        }
+    }
+    check_limits(files, name, &parsed)?;
+    rstore::put_file_in(&mut tx, project, name, managed_by, content, now_ms()).await?;
+    let keep: Vec<String> = parsed.groups.iter().map(|g| g.name.clone()).collect();
+    let dropped = rstore::delete_states_except_in(&mut tx, project, name, &keep).await?;
+    resolve_in(&mut tx, &origin, &dropped, now).await?;
+    lookout_store::audit::record_pending_in(&mut tx).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(parsed)
+}
+
+/// Resolves, in `tx`, the incidents of the firing alerts in these deleted group states.
+async fn resolve_in(
+    tx: &mut lookout_store::Tx,
+    origin: &crate::alerting::engine::Origin,
+    rows: &[rstore::GroupStateRow],
+    now: i64,
+) -> Result<(), StoreError> {
+    for row in rows {
+        let state: super::eval::GroupState = serde_json::from_str(&row.state).unwrap_or_default();
+        for a in state.rules.iter().flat_map(|r| &r.alerts) {
+            if a.state != super::eval::AlertState::Firing {
+                continue;
+            }
+            if let Some(s) = super::runner::signal_of(a, lookout_oncall::inbound::Action::Resolve) {
+                crate::alerting::engine::apply(tx, origin, &s, now).await?;
+            }
+        }
+    }
     Ok(())
 }
 
@@ -133,27 +187,6 @@ pub async fn delete(store: &Store, project: i64, name: &str) -> Result<(), Rules
             other => Ok(other?),
         },
     }
-}
-
-/// Resolves, in `tx`, the incidents of the firing alerts in these deleted group states.
-async fn resolve_in(
-    tx: &mut lookout_store::Tx,
-    origin: &crate::alerting::engine::Origin,
-    rows: &[rstore::GroupStateRow],
-    now: i64,
-) -> Result<(), StoreError> {
-    for row in rows {
-        let state: super::eval::GroupState = serde_json::from_str(&row.state).unwrap_or_default();
-        for a in state.rules.iter().flat_map(|r| &r.alerts) {
-            if a.state != super::eval::AlertState::Firing {
-                continue;
-            }
-            if let Some(s) = super::runner::signal_of(a, lookout_oncall::inbound::Action::Resolve) {
-                crate::alerting::engine::apply(tx, origin, &s, now).await?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Deletes a file with its groups' state and resolves, in the same transaction, the incidents

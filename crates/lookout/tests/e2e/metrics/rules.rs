@@ -440,3 +440,35 @@ async fn an_edited_rule_resolves_what_its_old_version_fired() {
     assert_eq!(i.len(), 2, "{i:#?}");
     assert!(i.iter().all(|i| i["status"] == "resolved"), "{i:#?}");
 }
+
+/// Renaming (or removing) a group whose alert fires resolves its incident in the same write as
+/// the upload: the old group's state is deleted with it, so nothing else would resolve it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_group_resolves_what_it_fired() {
+    let s = TestServer::start_with_env(crate::bin(), Backend::Sqlite, ENV).await;
+    let (status, _) = upload(&s, None, "rooms.yml", &rule_file("0s")).await;
+    assert_eq!(status, 200);
+    push_temps(&s, lookout_core_now(), &[("a", 30.0)]).await;
+    let inc = eventually("an incident")
+        .secs(30)
+        .poll(|| async {
+            let i = rule_incidents(&s).await;
+            i.first().cloned().ok_or(i)
+        })
+        .await;
+    assert_eq!(inc["status"], "triggered");
+    // Without the alert rule and under another group name: the old group is gone.
+    let renamed = "groups:\n  - name: lounges\n    interval: 1s\n    rules:\n      - record: x:doubled\n        expr: temp * 2\n";
+    let (status, v) = upload(&s, None, "rooms.yml", renamed).await;
+    assert_eq!(status, 200, "{v}");
+    let i = rule_incidents(&s).await;
+    assert_eq!(i.len(), 1, "{i:#?}");
+    assert_eq!(
+        i[0]["status"], "resolved",
+        "resolved with the upload: {i:#?}"
+    );
+    let v = rules_api(&s).await;
+    let groups = v["data"]["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{v:#}");
+    assert_eq!(groups[0]["name"], "lounges");
+}
