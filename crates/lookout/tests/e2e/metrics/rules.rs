@@ -146,7 +146,8 @@ async fn rule_incidents(s: &TestServer) -> Vec<Value> {
 
 async fn rules_record_fire_and_resolve(backend: Backend) {
     let s = TestServer::start_with_env(crate::bin(), backend, ENV).await;
-    let text = rule_file("2s");
+    // `for: 1h` first, so the alert stays pending however slowly the machine runs.
+    let text = rule_file("1h");
     promtool_check(&text);
     let (status, v) = upload(&s, None, "rooms.yml", &text).await;
     assert_eq!(status, 200, "{v}");
@@ -157,14 +158,14 @@ async fn rules_record_fire_and_resolve(backend: Backend) {
     let now = lookout_core_now();
     push_temps(&s, now, &[("a", 30.0), ("b", 10.0), ("c", 25.0)]).await;
 
-    // The alert goes pending for a and c (b is cool), then firing after `for`.
+    // The alert goes pending for a and c (b is cool).
     let v = eventually("Hot to be pending")
         .secs(30)
         .until(|| rules_api(&s), |v| hot_rule(v)["state"] == "pending")
         .await;
     let hot = hot_rule(&v);
     assert_eq!(hot["type"], "alerting");
-    assert_eq!(hot["duration"], 2.0);
+    assert_eq!(hot["duration"], 3600.0);
     assert_eq!(hot["health"], "ok");
     assert_eq!(hot["alerts"].as_array().unwrap().len(), 2, "{hot:#}");
     let a = &hot["alerts"][0];
@@ -173,13 +174,24 @@ async fn rules_record_fire_and_resolve(backend: Backend) {
     assert_eq!(a["labels"]["severity"], "critical");
     assert_eq!(a["annotations"]["summary"], "Room a is 30 degrees");
     assert_eq!(a["value"], "3e+01");
+    let active_at = ms_of(a["activeAt"].as_str().unwrap());
+    // A few more evaluations while pending: still nothing opened.
+    evaluations_after(&s, ms_of(&group_last_eval(&v)), 2).await;
     assert!(rule_incidents(&s).await.is_empty(), "pending opens nothing");
+    // `for` lowered to 2s: the rule's identity ignores `for`, so the alert keeps its activeAt
+    // (long past 2s) and fires at the next evaluation.
+    let (status, v) = upload(&s, None, "rooms.yml", &rule_file("2s")).await;
+    assert_eq!(status, 200, "{v}");
     let v = eventually("Hot to fire")
         .secs(30)
         .until(|| rules_api(&s), |v| hot_rule(v)["state"] == "firing")
         .await;
     let hot = hot_rule(&v);
-    let active_at = ms_of(hot["alerts"][0]["activeAt"].as_str().unwrap());
+    assert_eq!(
+        ms_of(hot["alerts"][0]["activeAt"].as_str().unwrap()),
+        active_at,
+        "the edit of `for` kept activeAt: {hot:#}"
+    );
     let fired_eval = ms_of(hot["lastEvaluation"].as_str().unwrap());
     assert!(
         fired_eval - active_at >= 2_000,
