@@ -494,7 +494,9 @@ pub async fn origin(
         service: None,
         urgency: None,
         actor: "prometheus rules".into(),
-        count_repeats: false,
+        // A rule sends a trigger only when its alert starts firing (never again while it
+        // fires), so a repeat would be a second alert: counted, and visible as alert_count.
+        count_repeats: true,
         signal_ref: None,
     })
 }

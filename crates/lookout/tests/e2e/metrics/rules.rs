@@ -484,3 +484,97 @@ async fn a_renamed_group_resolves_what_it_fired() {
     assert_eq!(groups.len(), 1, "{v:#}");
     assert_eq!(groups[0]["name"], "lounges");
 }
+
+/// The busiest rule shard's lease: (owner, writes committed under it). Every write of an
+/// evaluation is a fenced batch that advances `seq`, so `seq` counts the group's evaluations.
+async fn rule_lease(url: &str) -> (String, i64) {
+    let pool = sqlx::PgPool::connect(url).await.expect("the test database");
+    let row: (Option<String>, i64) = sqlx::query_as(
+        "SELECT owner, seq FROM leases WHERE name LIKE 'rules.shard.%' ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    (row.0.unwrap_or_default(), row.1)
+}
+
+/// The group's last evaluation and the lease's write count read together (the count read
+/// before and after is the same).
+async fn evaluations_snapshot(s: &TestServer, url: &str) -> (i64, String, i64) {
+    loop {
+        let (_, before) = rule_lease(url).await;
+        let t = ms_of(&group_last_eval(&rules_api(s).await));
+        let (owner, after) = rule_lease(url).await;
+        if before == after {
+            return (t, owner, after);
+        }
+    }
+}
+
+/// Two replicas on PostgreSQL, the lease holder killed in the middle of `for`: the group is
+/// evaluated once per slot (two fenced writes per evaluation: the recording rule's samples,
+/// then the alert state), the survivor takes it over with the alert's activeAt kept, and when
+/// the alert fires one trigger is sent (rules send a trigger only when an alert starts firing,
+/// so the incident counts each one it receives: a second would make alert_count 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_in_the_middle_of_for_keeps_it_and_triggers_once() {
+    let mut all = TestServer::replicas_together(crate::bin(), 2, ENV).await;
+    let url = all[0].database_url().unwrap().to_string();
+    let (status, _) = upload(&all[0], None, "rooms.yml", &rule_file("1h")).await;
+    assert_eq!(status, 200);
+    push_temps(&all[0], lookout_core_now(), &[("a", 30.0)]).await;
+    let v = eventually("Hot to be pending")
+        .secs(30)
+        .until(|| rules_api(&all[0]), |v| hot_rule(v)["state"] == "pending")
+        .await;
+    let active_at = hot_rule(&v)["alerts"][0]["activeAt"].clone();
+
+    // Once per slot: the writes grow by two per evaluated slot, give or take the one
+    // evaluation that may be between its two writes at either snapshot.
+    let (t1, owner, seq1) = evaluations_snapshot(&all[0], &url).await;
+    evaluations_after(&all[0], t1, 3).await;
+    let (t2, _, seq2) = evaluations_snapshot(&all[0], &url).await;
+    let slots = (t2 - t1) / 1000;
+    assert!(slots >= 3);
+    assert!(
+        (seq2 - seq1 - 2 * slots).abs() <= 1,
+        "{} writes for {slots} evaluated slots",
+        seq2 - seq1
+    );
+
+    // Kill the replica evaluating the group.
+    let holder = (0..2)
+        .find(|i| owner.contains(&format!("-{}-", all[*i].pid().unwrap_or(0))))
+        .unwrap_or_else(|| panic!("no replica holds the lease: {owner}"));
+    let survivor = 1 - holder;
+    let killed_at = ms_of(&group_last_eval(&rules_api(&all[survivor]).await));
+    all[holder].kill9();
+    let s = &all[survivor];
+    // The survivor takes the shard once the dead replica's lease (10 s) expires.
+    let v = eventually("evaluations by the survivor")
+        .secs(60)
+        .until(
+            || rules_api(s),
+            |v| ms_of(&group_last_eval(v)) >= killed_at + 2_000,
+        )
+        .await;
+    let hot = hot_rule(&v);
+    assert_eq!(hot["state"], "pending", "{hot:#}");
+    assert_eq!(
+        hot["alerts"][0]["activeAt"], active_at,
+        "the failover did not reset `for`"
+    );
+
+    // `for` lowered: the kept activeAt makes it fire at once, with one trigger.
+    let (status, _) = upload(s, None, "rooms.yml", &rule_file("2s")).await;
+    assert_eq!(status, 200);
+    let v = eventually("Hot to fire")
+        .secs(30)
+        .until(|| rules_api(s), |v| hot_rule(v)["state"] == "firing")
+        .await;
+    evaluations_after(s, ms_of(&group_last_eval(&v)), 3).await;
+    let i = rule_incidents(s).await;
+    assert_eq!(i.len(), 1, "{i:#?}");
+    assert_eq!(i[0]["alert_count"], 1, "one trigger: {i:#?}");
+}
