@@ -39,7 +39,14 @@ fuzz_target!(|bytes: &[u8]| {
                         labels: &r.labels,
                         annotations,
                     };
-                    let (s, _) = step(&rule, &[], vec![(labels.clone(), f64::NAN)], 0, g.limit, 1 << 20);
+                    let (s, _) = step(
+                        &rule,
+                        &[],
+                        vec![(labels.clone(), f64::NAN)],
+                        0,
+                        g.limit,
+                        1 << 20,
+                    );
                     let _ = step(&rule, &s.active, vec![], i64::MAX / 2, g.limit, 1 << 20);
                     for t in annotations.values() {
                         let _ = expand(t, &labels, f64::INFINITY);
