@@ -32,15 +32,26 @@ pub fn routes() -> Router<AppState> {
         .route("/prometheus/api/v1/alerts", get(read::alerts))
 }
 
-/// `/api/v1/prometheus/rules`.
+/// Largest Rules page form: the file, URL-encoded (up to three bytes per byte), and its name.
+const MAX_FORM_BYTES: usize = parse::MAX_FILE_BYTES * 3 + 4096;
+
+/// `/api/v1/prometheus/rules`. A body over [`parse::MAX_FILE_BYTES`] is refused with 413
+/// before it is read whole.
 pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(api::list, api::put, api::delete))
+    OpenApiRouter::new()
+        .routes(routes!(api::list, api::put, api::delete))
+        .layer(axum::extract::DefaultBodyLimit::max(parse::MAX_FILE_BYTES))
 }
 
-/// The Rules page.
+/// The Rules page (its form refused with 413 past [`MAX_FORM_BYTES`]).
 pub fn pages() -> Router<AppState> {
     Router::new()
-        .route("/explore/metrics/rules", get(ui::page).post(ui::save))
+        .route(
+            "/explore/metrics/rules",
+            get(ui::page)
+                .post(ui::save)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES)),
+        )
         .route(
             "/explore/metrics/rules/delete",
             axum::routing::post(ui::delete),
