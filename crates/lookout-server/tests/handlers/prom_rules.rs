@@ -193,3 +193,40 @@ async fn the_page_keeps_typed_text_and_names_the_bad_rule() {
     assert!(page.contains("state-inactive"));
     assert!(page.contains("job:up:sum"));
 }
+
+/// A reload of the config file's `rule_files` leaves a file whose content did not change alone:
+/// no new version (the evaluator's in-flight write stays valid) and no audit entry per reload.
+#[tokio::test]
+async fn an_unchanged_config_rule_file_is_not_rewritten() {
+    use lookout_server::prometheus::rules::service;
+    use lookout_store::prom::rules as rstore;
+    let h = Harness::sqlite().await;
+    let all = lookout_store::Cursor {
+        after: None,
+        limit: Some(10),
+    };
+    let p = lookout_store::tenancy::list_projects(&h.store, &all)
+        .await
+        .unwrap()
+        .items[0]
+        .id;
+    service::save_from_config(&h.store, p, "c.yml", GOOD)
+        .await
+        .unwrap();
+    let first = rstore::files(&h.store, p).await.unwrap()[0].updated_at;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    service::save_from_config(&h.store, p, "c.yml", GOOD)
+        .await
+        .unwrap();
+    assert_eq!(
+        rstore::files(&h.store, p).await.unwrap()[0].updated_at,
+        first
+    );
+    let changed = GOOD.replace("5m", "10m");
+    service::save_from_config(&h.store, p, "c.yml", &changed)
+        .await
+        .unwrap();
+    let f = &rstore::files(&h.store, p).await.unwrap()[0];
+    assert_eq!(f.content, changed);
+    assert!(f.updated_at > first);
+}

@@ -92,8 +92,9 @@ fn glob_match(pattern: &str, name: &str) -> bool {
     p[pi.min(p.len())..].iter().all(|c| *c == '*')
 }
 
-/// The files a path or glob names, sorted.
-fn expand(base: &Path, pattern: &str) -> Vec<(String, PathBuf)> {
+/// The files a path or glob names, sorted; an error when a glob's folder cannot be read (the
+/// caller then keeps what the glob matched before rather than deleting it).
+fn expand(base: &Path, pattern: &str) -> std::io::Result<Vec<(String, PathBuf)>> {
     let full = base.join(pattern);
     let name = full
         .file_name()
@@ -101,16 +102,14 @@ fn expand(base: &Path, pattern: &str) -> Vec<(String, PathBuf)> {
         .unwrap_or_default()
         .to_string();
     if !name.contains(['*', '?']) {
-        return vec![(pattern.to_string(), full)];
+        return Ok(vec![(pattern.to_string(), full)]);
     }
     let dir = full.parent().map(Path::to_path_buf).unwrap_or_default();
     let prefix = Path::new(pattern)
         .parent()
         .map(|p| p.to_string_lossy().to_string())
         .unwrap_or_default();
-    let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
-        .into_iter()
-        .flatten()
+    let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)?
         .flatten()
         .filter_map(|e| {
             let n = e.file_name().to_str()?.to_string();
@@ -125,7 +124,7 @@ fn expand(base: &Path, pattern: &str) -> Vec<(String, PathBuf)> {
         })
         .collect();
     out.sort();
-    out
+    Ok(out)
 }
 
 /// Reconciles the config file's `rule_files` (see the module documentation).
@@ -150,6 +149,8 @@ pub async fn apply_file(store: &Store, path: &Path) {
         }
     };
     let mut kept: Vec<(i64, String)> = Vec::new();
+    // Globs whose folder could not be read: the files they matched are kept as they are.
+    let mut unreadable: Vec<(i64, &str)> = Vec::new();
     let mut applied = 0usize;
     for entry in &entries {
         let (pattern, project) = match entry {
@@ -170,7 +171,15 @@ pub async fn apply_file(store: &Store, path: &Path) {
             );
             continue;
         };
-        for (name, file) in expand(&base, pattern) {
+        let files = match expand(&base, pattern) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(rule_file = pattern, error = %e, "Rule files folder not read; the files it held are kept.");
+                unreadable.push((project, pattern));
+                continue;
+            }
+        };
+        for (name, file) in files {
             // Kept even when it fails to apply: a file with a typo keeps its last good rules
             // rather than disappearing.
             kept.push((project, name.clone()));
@@ -194,7 +203,12 @@ pub async fn apply_file(store: &Store, path: &Path) {
             continue;
         };
         for f in files {
-            if f.managed_by.as_deref() == Some("config") && !kept.contains(&(p.id, f.name.clone()))
+            let still_matched = unreadable
+                .iter()
+                .any(|(project, pattern)| *project == p.id && glob_match(pattern, &f.name));
+            if f.managed_by.as_deref() == Some("config")
+                && !kept.contains(&(p.id, f.name.clone()))
+                && !still_matched
             {
                 if let Err(e) = super::service::remove(store, p.id, &f.name).await {
                     tracing::warn!(rule_file = %f.name, error = %e, "Rule file no longer declared but not deleted.");
@@ -217,6 +231,18 @@ mod tests {
         assert!(!glob_match("*.yml", "a.yaml"));
         assert!(glob_match("r?les*.y*ml", "rules-1.yaml"));
         assert!(glob_match("*", ""));
+    }
+
+    #[test]
+    fn an_unreadable_glob_folder_is_an_error_not_an_empty_match() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yml"), "groups: []").unwrap();
+        let found = expand(dir.path(), "*.yml").unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, "a.yml");
+        // A missing folder would otherwise read as "no files" and delete every file it held.
+        assert!(expand(dir.path(), "gone/*.yml").is_err());
+        assert!(glob_match("gone/*.yml", "gone/a.yml"));
     }
 
     #[test]
