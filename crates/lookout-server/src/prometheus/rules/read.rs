@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value as JsonValue};
 
 use super::eval::{Alert, AlertState, GroupState, RuleState};
 use super::parse::{Group, Kind, Rule};
-use super::runner::{default_interval_ms, rule_key};
+use super::runner::{default_interval_ms, rule_key, rule_keys};
 use crate::prometheus::read::{begin, PromRequest};
 use crate::prometheus::PromError;
 use crate::state::AppState;
@@ -33,8 +33,13 @@ pub struct GroupView {
 
 impl GroupView {
     /// The stored state of `rule`, if this version of it was evaluated.
+    /// (`rule` is one of this group's rules; two identical rules have separate state, see
+    /// [`super::runner::rule_keys`]).
     pub fn rule_state(&self, rule: &Rule) -> Option<&RuleState> {
-        let key = rule_key(rule);
+        let key = match self.group.rules.iter().position(|r| std::ptr::eq(r, rule)) {
+            Some(i) => rule_keys(&self.group).swap_remove(i),
+            None => rule_key(rule),
+        };
         self.state.rules.iter().find(|r| r.key == key)
     }
 }

@@ -134,6 +134,28 @@ pub fn rule_key(r: &Rule) -> String {
     hex::encode(&Sha256::digest(text.as_bytes())[..12])
 }
 
+/// The keys of a group's rules, in order: [`rule_key`], and for a rule identical to an earlier
+/// one of the group (differing only in `for`, `keep_firing_for` or annotations) the same with
+/// `-N` for its N-th repeat, so duplicates keep separate state, matched in order across
+/// reloads as Prometheus matches them.
+pub fn rule_keys(group: &Group) -> Vec<String> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    group
+        .rules
+        .iter()
+        .map(|r| {
+            let key = rule_key(r);
+            let n = seen.entry(key.clone()).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                key
+            } else {
+                format!("{key}-{}", *n - 1)
+            }
+        })
+        .collect()
+}
+
 /// The fencing of one shard's writes.
 struct Fence {
     lease: String,
@@ -290,8 +312,7 @@ async fn evaluate_group(
     let mut last = Commit::default();
     // What the group's alerts may still hold (labels and annotations, bytes).
     let mut alert_budget = eval::MAX_GROUP_ALERT_BYTES;
-    for rule in &g.group.rules {
-        let key = rule_key(rule);
+    for (rule, key) in g.group.rules.iter().zip(rule_keys(&g.group)) {
         let before = prev_rules.get(key.as_str()).copied();
         let rule_started = Instant::now();
         let left = deadline.saturating_duration_since(Instant::now());
@@ -664,5 +685,21 @@ mod tests {
         assert_eq!(g.slot(s + 9_999), s);
         assert_eq!(g.slot(s + 10_000), s + 10_000);
         assert!(g.shard() < SHARDS);
+    }
+
+    #[test]
+    fn identical_rules_keep_separate_state() {
+        let f = super::super::parse::parse(
+            "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n        for: 1m\n      - alert: A\n        expr: up == 0\n        for: 5m\n      - alert: B\n        expr: up == 0\n",
+        )
+        .unwrap();
+        let g = &f.groups[0];
+        let keys = rule_keys(g);
+        assert_eq!(keys.len(), 3);
+        // The first keeps the plain key (state stored before stays matched); the repeat differs.
+        assert_eq!(keys[0], rule_key(&g.rules[0]));
+        assert_eq!(rule_key(&g.rules[0]), rule_key(&g.rules[1]));
+        assert_ne!(keys[0], keys[1]);
+        assert_ne!(keys[1], keys[2]);
     }
 }
