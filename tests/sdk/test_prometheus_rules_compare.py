@@ -36,6 +36,14 @@ RULES = """groups:
       - alert: SlowToFire
         expr: up == 1
         for: 1h
+      - alert: BigValue
+        expr: up * 2147483648 > 0
+        annotations:
+          summary: "{{ $value }}"
+      - alert: SmallValue
+        expr: up * 0.00001 > 0
+        annotations:
+          summary: "{{ $value }}"
 """
 
 

@@ -156,8 +156,10 @@ pub fn fingerprint(labels: &[(String, String)]) -> u64 {
     h
 }
 
-/// A value as Go's `%v` prints a float64 (`strconv.FormatFloat(v, 'g', -1, 64)` for the usual
-/// range): integers without a fraction, NaN and ±Inf spelled as Go spells them.
+/// A value as Go's `%v` prints a float64 (`strconv.FormatFloat(v, 'g', -1, 64)`): the
+/// shortest digits that read back the same, in exponent form (`1e+06`, `2.147483648e+09`,
+/// `1e-05`) when the exponent is below -4 or at least 6 (Go's threshold for the shortest
+/// precision); NaN and ±Inf spelled as Go spells them.
 pub fn template_value(v: f64) -> String {
     if v.is_nan() {
         return "NaN".into();
@@ -169,8 +171,16 @@ pub fn template_value(v: f64) -> String {
             "-Inf".into()
         };
     }
-    if v == v.trunc() && v.abs() < 1e21 {
-        return format!("{}", v as i128);
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    // Rust's `{:e}` gives the same shortest digits: `2.147483648e9`.
+    let sci = format!("{v:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..6).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{mantissa}e{sign}{:02}", exp.abs());
     }
     format!("{v}")
 }
@@ -483,6 +493,21 @@ mod tests {
             "a:9100 is 3 (node) {{ printf \"x\" }}"
         );
         assert_eq!(template_value(0.25), "0.25");
+        // As Go's %v: exponent form below 1e-4 and from 1e6.
+        for (v, go) in [
+            (1e6, "1e+06"),
+            (2_147_483_648.0, "2.147483648e+09"),
+            (1e-5, "1e-05"),
+            (-1.5e-7, "-1.5e-07"),
+            (1e21, "1e+21"),
+            (123_456.0, "123456"),
+            (0.0001, "0.0001"),
+            (30.0, "30"),
+            (-2.5, "-2.5"),
+            (0.0, "0"),
+        ] {
+            assert_eq!(template_value(v), go, "{v}");
+        }
         assert_eq!(template_value(f64::NAN), "NaN");
     }
 
