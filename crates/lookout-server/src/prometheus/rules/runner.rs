@@ -156,6 +156,16 @@ pub fn rule_keys(group: &Group) -> Vec<String> {
         .collect()
 }
 
+/// Longest a group's evaluation may take, ms, whatever its interval: a shard evaluates its
+/// groups one after another, so a slow group must not hold the others back for long.
+pub const MAX_GROUP_BUDGET_MS: u64 = 30_000;
+
+/// A group's evaluation budget: its interval (it must not overrun its next slot), and at most
+/// [`MAX_GROUP_BUDGET_MS`].
+pub fn group_budget_ms(interval_ms: i64) -> u64 {
+    interval_ms.unsigned_abs().min(MAX_GROUP_BUDGET_MS)
+}
+
 /// The fencing of one shard's writes.
 struct Fence {
     lease: String,
@@ -305,8 +315,7 @@ async fn evaluate_group(
         .unwrap_or_default();
     let prev_rules: HashMap<&str, &RuleState> =
         prev.rules.iter().map(|r| (r.key.as_str(), r)).collect();
-    // The group's budget is its interval: an evaluation that would overrun its next slot stops.
-    let deadline = started + Duration::from_millis(g.interval_ms().unsigned_abs());
+    let deadline = started + Duration::from_millis(group_budget_ms(g.interval_ms()));
     let max_samples = crate::prometheus::promql::max_samples_setting();
     let mut rules = Vec::with_capacity(g.group.rules.len());
     let mut last = Commit::default();
@@ -685,6 +694,13 @@ mod tests {
         assert_eq!(g.slot(s + 9_999), s);
         assert_eq!(g.slot(s + 10_000), s + 10_000);
         assert!(g.shard() < SHARDS);
+    }
+
+    #[test]
+    fn a_group_budget_is_its_interval_up_to_30s() {
+        assert_eq!(group_budget_ms(1_000), 1_000);
+        assert_eq!(group_budget_ms(60_000), 30_000);
+        assert_eq!(group_budget_ms(86_400_000), 30_000);
     }
 
     #[test]
