@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use super::eval::{self, Alert, AlertRule, AlertState, GroupState, Labels, RuleState};
 use super::parse::{Group, Kind, Rule};
 use crate::cluster::placement::Work;
-use crate::prometheus::promql::{evaluate_on, When};
+use crate::prometheus::promql::{evaluate_on, Pool, When};
 
 /// Leases the groups are spread over.
 pub const SHARDS: u64 = 8;
@@ -335,6 +335,7 @@ async fn evaluate_group(
                 &rule.expr,
                 When::Instant(t),
                 left,
+                Pool::Rules,
             )
             .await
             .map_err(|e| e.message())
