@@ -264,6 +264,25 @@ fn expand_uncapped(template: &str, labels: &[(String, String)], value: f64) -> S
     out
 }
 
+/// Prometheus's `--rules.alert.for-outage-tolerance` default: a pending alert's `for` is
+/// resumed only when the group was evaluated less than this long ago.
+pub const FOR_OUTAGE_TOLERANCE_MS: i64 = 3_600_000;
+
+/// After an outage longer than [`FOR_OUTAGE_TOLERANCE_MS`] (nobody evaluated the group between
+/// `evaluated_at` and `t`), pending alerts start their `for` again at `t`, as Prometheus does
+/// not restore `for` state older than its tolerance: hours-old data would otherwise fire an
+/// alert at once. Firing alerts stay firing.
+pub fn forget_stale_pending(state: &mut GroupState, evaluated_at: i64, t: i64) {
+    if t - evaluated_at <= FOR_OUTAGE_TOLERANCE_MS {
+        return;
+    }
+    for a in state.rules.iter_mut().flat_map(|r| r.alerts.iter_mut()) {
+        if a.state == AlertState::Pending {
+            a.active_at = t;
+        }
+    }
+}
+
 /// Bytes of an alert's labels and annotations, as counted against [`MAX_GROUP_ALERT_BYTES`].
 pub fn alert_bytes(a: &Alert) -> usize {
     labels_bytes(&a.labels) + labels_bytes(&a.annotations)
@@ -611,6 +630,58 @@ mod tests {
             rec[0].0,
             l(&[("__name__", "job:x"), ("a", "b"), ("i", "a")])
         );
+    }
+
+    #[test]
+    fn pending_for_is_not_resumed_after_a_long_outage() {
+        let (labels, ann) = (BTreeMap::new(), BTreeMap::new());
+        let r = rule(&labels, &ann, 600_000, 0);
+        let (s1, _) = step(
+            &r,
+            &[],
+            vec![(l(&[("i", "a")]), 1.0)],
+            0,
+            0,
+            MAX_GROUP_ALERT_BYTES,
+        );
+        let state = |alerts: Vec<Alert>| GroupState {
+            duration_ms: 0,
+            rules: vec![RuleState {
+                alerts,
+                ..RuleState::default()
+            }],
+        };
+        // A short gap: `for` resumes from 0 and the alert fires at 10 min.
+        let mut short = state(s1.active.clone());
+        forget_stale_pending(&mut short, 0, 600_000);
+        let (s2, _) = step(
+            &r,
+            &short.rules[0].alerts,
+            vec![(l(&[("i", "a")]), 1.0)],
+            600_000,
+            0,
+            MAX_GROUP_ALERT_BYTES,
+        );
+        assert_eq!(s2.fired.len(), 1);
+        // Two hours unevaluated: `for` starts again, nothing fires at once.
+        let t = 2 * FOR_OUTAGE_TOLERANCE_MS;
+        let mut long = state(s1.active.clone());
+        forget_stale_pending(&mut long, 0, t);
+        assert_eq!(long.rules[0].alerts[0].active_at, t);
+        let (s3, _) = step(
+            &r,
+            &long.rules[0].alerts,
+            vec![(l(&[("i", "a")]), 1.0)],
+            t,
+            0,
+            MAX_GROUP_ALERT_BYTES,
+        );
+        assert!(s3.fired.is_empty());
+        assert_eq!(s3.active[0].state, AlertState::Pending);
+        // A firing alert stays firing.
+        let mut firing = state(s2.active.clone());
+        forget_stale_pending(&mut firing, 600_000, 600_000 + t);
+        assert_eq!(firing.rules[0].alerts[0].active_at, 0);
     }
 
     #[test]

@@ -309,10 +309,14 @@ async fn evaluate_group(
     t: i64,
 ) -> Result<(), Stop> {
     let started = Instant::now();
-    let prev: GroupState = rstore::state(&ctx.store, g.project, &g.file, &g.group.name)
-        .await?
+    let prev_row = rstore::state(&ctx.store, g.project, &g.file, &g.group.name).await?;
+    let mut prev: GroupState = prev_row
+        .as_ref()
         .and_then(|r| serde_json::from_str(&r.state).ok())
         .unwrap_or_default();
+    if let Some(r) = &prev_row {
+        eval::forget_stale_pending(&mut prev, r.evaluated_at, t);
+    }
     let prev_rules: HashMap<&str, &RuleState> =
         prev.rules.iter().map(|r| (r.key.as_str(), r)).collect();
     let deadline = started + Duration::from_millis(group_budget_ms(g.interval_ms()));
