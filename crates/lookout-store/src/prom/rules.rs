@@ -281,14 +281,13 @@ pub async fn save_state_in(tx: &mut Tx, row: &GroupStateRow) -> Result<()> {
 /// under token `fence` of lease `name`, or fails with [`StoreError::Fenced`]. An UPDATE, so on
 /// PostgreSQL the lease row stays locked until the transaction commits.
 pub async fn guard_in(tx: &mut Tx, name: &str, fence: i64, seq: i64) -> Result<()> {
-    let n =
-        sqlx::query("UPDATE leases SET seq = $3 WHERE name = $1 AND fence = $2 AND seq = $3 - 1")
-            .bind(name)
-            .bind(fence)
-            .bind(seq)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
+    let n = sqlx::query(crate::cluster::GUARD_SQL)
+        .bind(name)
+        .bind(fence)
+        .bind(seq)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
     if n != 1 {
         return Err(StoreError::Fenced);
     }
