@@ -15,6 +15,10 @@ pub type Labels = Vec<(String, String)>;
 /// series (recording) or an alert and perhaps an incident (alerting).
 pub const HARD_SERIES_CAP: usize = 10_000;
 
+/// Most alerts one alerting rule may have, whatever its group's `limit` says: each firing alert
+/// is an incident and its notifications, all opened in one transaction.
+pub const MAX_ALERTS_PER_RULE: usize = 1_000;
+
 /// Longest expansion of one label or annotation template, bytes; longer ones are cut there
 /// and end with `…` (a template such as `{{ $labels }}` repeated over a large file would
 /// otherwise turn into megabytes per alert).
@@ -456,7 +460,7 @@ pub fn step(
             value: lookout_promql::format_value(v),
         });
     }
-    let cap = effective_limit(limit);
+    let cap = effective_limit(limit).min(MAX_ALERTS_PER_RULE);
     if out.active.len() > cap {
         return fail(format!(
             "exceeded limit of {cap} with {} alerts",
@@ -630,6 +634,21 @@ mod tests {
             rec[0].0,
             l(&[("__name__", "job:x"), ("a", "b"), ("i", "a")])
         );
+    }
+
+    #[test]
+    fn an_alerting_rule_has_at_most_1000_alerts() {
+        let (labels, ann) = (BTreeMap::new(), BTreeMap::new());
+        let r = rule(&labels, &ann, 0, 0);
+        let many = |n: usize| -> Vec<(Labels, f64)> {
+            (0..n).map(|i| (l(&[("i", &i.to_string())]), 1.0)).collect()
+        };
+        let (s, e) = step(&r, &[], many(1_001), 0, 5_000, MAX_GROUP_ALERT_BYTES);
+        assert!(s.active.is_empty() && s.fired.is_empty());
+        assert_eq!(e.unwrap(), "exceeded limit of 1000 with 1001 alerts");
+        let (s, e) = step(&r, &[], many(1_000), 0, 0, MAX_GROUP_ALERT_BYTES);
+        assert!(e.is_none());
+        assert_eq!(s.fired.len(), 1_000);
     }
 
     #[test]
