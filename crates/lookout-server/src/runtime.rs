@@ -218,6 +218,7 @@ pub async fn serve(
         crate::uptime::config::apply_file(&store, &sealer, path).await;
         crate::query::dashboards::apply_config(&store, path).await;
         crate::prometheus::scrape::apply_file(&store, &sealer, path).await;
+        crate::prometheus::rules::config::apply_file(&store, path).await;
     }
     if let Err(e) = crate::uptime::seal_stored_secrets(&store, &sealer).await {
         tracing::warn!(error = %e, "Could not seal monitor credentials stored in clear.");
@@ -267,6 +268,7 @@ pub async fn serve(
         uptime,
         crate::alerting::workers(&bg),
         crate::prometheus::workers(&bg),
+        crate::prometheus::rules::workers(&bg),
         crate::operations::heartbeat::workers(&bg, cfg.heartbeat.clone()),
         crate::shared::wake::start(
             crate::shared::get().clone(),
@@ -502,6 +504,7 @@ async fn reload_on_sighup(
                         crate::uptime::config::apply_file(&store, &sealer, p).await;
                         crate::query::dashboards::apply_config(&store, p).await;
                         crate::prometheus::scrape::apply_file(&store, &sealer, p).await;
+                        crate::prometheus::rules::config::apply_file(&store, p).await;
                     }
                     None => tracing::info!("SIGHUP: no config file to reload."),
                 },

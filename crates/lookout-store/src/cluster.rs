@@ -299,6 +299,13 @@ pub async fn leases(store: &Store, prefix: &str) -> Result<Vec<Lease>> {
         .collect()
 }
 
+/// The fencing check of [`guard`] (and of `prom::rules::guard_in`, which runs it in its own
+/// transaction): binds name, fence, seq; one row updated means the lease is still the token's.
+/// An UPDATE rather than a SELECT: it locks the lease row until the batch commits, so on
+/// PostgreSQL a claim cannot slip in between the check and the commit.
+pub(crate) const GUARD_SQL: &str =
+    "UPDATE leases SET seq = $3 WHERE name = $1 AND fence = $2 AND seq = $3 - 1";
+
 /// A write that fails its whole transaction unless token `fence` still holds lease `name`; it
 /// also records `seq` as the lease's last batch (batches are numbered 1, 2, … after the `seq` a
 /// claim returned, one number per attempt that may have committed).
@@ -310,10 +317,8 @@ pub async fn leases(store: &Store, prefix: &str) -> Result<Vec<Lease>> {
 /// the lease's time: a holder that could not renew through a database outage still owns its work
 /// until somebody else claims it, and its buffered results are worth keeping.
 pub fn guard(name: &str, fence: i64, seq: i64) -> Write {
-    // An UPDATE rather than a SELECT: it locks the lease row until the batch commits, so on
-    // PostgreSQL a claim cannot slip in between the check and the commit.
     Write::Guard {
-        sql: "UPDATE leases SET seq = $3 WHERE name = $1 AND fence = $2 AND seq = $3 - 1",
+        sql: GUARD_SQL,
         args: vec![name.into(), fence.into(), seq.into()],
     }
 }

@@ -71,6 +71,10 @@ pub struct FileConfig {
     /// Prometheus scrape jobs (as `monitors`; see docs/metrics.md, Scraping).
     #[serde(default, rename = "scrape_configs")]
     _scrape_configs: Option<serde::de::IgnoredAny>,
+    /// Prometheus rule files, as `prometheus.yml` lists them (read by the server; see
+    /// docs/rules.md).
+    #[serde(default, rename = "rule_files")]
+    _rule_files: Option<serde::de::IgnoredAny>,
 }
 
 /// The `statsd` section; each key as its `--statsd-*` flag.

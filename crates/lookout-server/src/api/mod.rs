@@ -122,6 +122,7 @@ pub fn router() -> Router<AppState> {
         .merge(crate::reports::api())
         .merge(crate::backups::api())
         .merge(crate::operations::api())
+        .merge(crate::prometheus::rules::api())
         .split_for_parts();
     let doc = std::sync::Arc::new(doc);
     router.route(

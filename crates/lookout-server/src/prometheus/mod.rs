@@ -15,6 +15,7 @@
 
 pub mod promql;
 pub mod read;
+pub mod rules;
 pub mod scrape;
 pub mod ui;
 pub mod write;
@@ -59,6 +60,7 @@ pub fn routes() -> Router<AppState> {
             "/prometheus/api/v1/metadata",
             get(read::metadata).post(read::metadata),
         )
+        .merge(rules::routes())
 }
 
 /// The metrics explorer page.
@@ -79,6 +81,7 @@ pub fn pages() -> Router<AppState> {
             "/explore/metrics/targets/jobs/{name}/delete",
             post(scrape::ui::delete_job),
         )
+        .merge(rules::pages())
 }
 
 /// The scrape jobs and targets in the JSON API.

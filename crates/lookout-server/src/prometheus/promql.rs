@@ -126,6 +126,26 @@ fn slots() -> &'static Arc<Semaphore> {
     SLOTS.get_or_init(|| Arc::new(Semaphore::new(MAX_CONCURRENT)))
 }
 
+/// Query slots reserved for rule evaluation, apart from the users' [`MAX_CONCURRENT`]: a burst
+/// of dashboard queries must not make rules fail "busy" (and alerts miss evaluations). Rules
+/// are already bounded by their shards (8 per cluster, one group at a time each).
+pub const RULE_SLOTS: usize = 2;
+
+fn rule_slots() -> &'static Arc<Semaphore> {
+    static SLOTS: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    SLOTS.get_or_init(|| Arc::new(Semaphore::new(RULE_SLOTS)))
+}
+
+/// Whose slots a query takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pool {
+    /// The API's, Grafana's and the pages' queries: [`MAX_CONCURRENT`] slots, [`MAX_WAITING`]
+    /// waiters.
+    Users,
+    /// The rule evaluator: its own [`RULE_SLOTS`].
+    Rules,
+}
+
 /// Requests waiting for a slot now.
 static WAITING: AtomicUsize = AtomicUsize::new(0);
 
@@ -158,16 +178,45 @@ pub async fn evaluate(
     when: When,
     timeout: Duration,
 ) -> Result<Value, QueryError> {
+    evaluate_on(
+        state.store(),
+        state.promql_max_samples(),
+        project,
+        text,
+        when,
+        timeout,
+        Pool::Users,
+    )
+    .await
+}
+
+/// [`evaluate`] for callers without the application state (the rule evaluator), with the
+/// samples budget and the slots (`pool`) given; the same deadline.
+pub async fn evaluate_on(
+    store: &Store,
+    max_samples: usize,
+    project: i64,
+    text: &str,
+    when: When,
+    timeout: Duration,
+    pool: Pool,
+) -> Result<Value, QueryError> {
     let timeout = timeout.min(MAX_TIMEOUT);
     let deadline = Instant::now() + timeout;
     // The slot is owned and moves into the evaluation below: a deadline firing here only stops
     // waiting for the answer, so the slot stays taken until the blocking work itself ends.
-    let slot = {
-        let _waiter = Waiter::enter().ok_or(QueryError::Busy)?;
-        tokio::time::timeout(timeout, slots().clone().acquire_owned())
+    let slot = match pool {
+        Pool::Users => {
+            let _waiter = Waiter::enter().ok_or(QueryError::Busy)?;
+            tokio::time::timeout(timeout, slots().clone().acquire_owned())
+                .await
+                .map_err(|_| QueryError::Busy)?
+                .map_err(|_| QueryError::Busy)?
+        }
+        Pool::Rules => tokio::time::timeout(timeout, rule_slots().clone().acquire_owned())
             .await
             .map_err(|_| QueryError::Busy)?
-            .map_err(|_| QueryError::Busy)?
+            .map_err(|_| QueryError::Busy)?,
     };
     // Parsing runs on a thread of its own (deep texts need a large stack): off the runtime.
     let owned = text.to_string();
@@ -183,12 +232,12 @@ pub async fn evaluate(
         .selections(start, end, step)
         .map_err(QueryError::Query)?;
     let limits = Limits {
-        max_samples: state.promql_max_samples(),
+        max_samples,
         ..query.limits()
     };
     let fetched = tokio::time::timeout_at(
         deadline.into(),
-        fetch(state.store(), project, &selections, limits.max_samples),
+        fetch(store, project, &selections, limits.max_samples),
     )
     .await
     .map_err(|_| QueryError::Timeout)??;
@@ -390,4 +439,43 @@ fn range_params(p: &Params) -> Result<When, PromError> {
     // The resolution limit (11,000 intervals) is checked once, by the evaluator's
     // `selections`, with Prometheus's message.
     Ok(When::Range { start, end, step })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every user slot taken (a Grafana burst): user queries are refused "busy", rule queries
+    /// still run in their own slots.
+    #[tokio::test]
+    async fn rules_have_slots_users_cannot_take() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&Store::sqlite_url_for_dir(dir.path()))
+            .await
+            .unwrap();
+        let held = slots()
+            .clone()
+            .acquire_many_owned(MAX_CONCURRENT as u32)
+            .await
+            .unwrap();
+        let short = Duration::from_millis(200);
+        let user = evaluate_on(&store, 1000, 1, "1+1", When::Instant(0), short, Pool::Users).await;
+        assert!(matches!(user, Err(QueryError::Busy)), "{:?}", user.err());
+        let rule = evaluate_on(
+            &store,
+            1000,
+            1,
+            "1+1",
+            When::Instant(0),
+            Duration::from_secs(10),
+            Pool::Rules,
+        )
+        .await;
+        drop(held);
+        assert!(
+            matches!(rule, Ok(Value::Scalar { v, .. }) if v == 2.0),
+            "{:?}",
+            rule.err()
+        );
+    }
 }

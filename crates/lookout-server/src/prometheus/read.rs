@@ -35,6 +35,11 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of a repeated parameter (`rule_name[]=a&rule_name[]=b`).
+    pub(super) fn many<'a>(&'a self, key: &'a str) -> Vec<&'a str> {
+        self.all(key).filter(|v| !v.is_empty()).collect()
+    }
+
     pub(super) fn one(&self, key: &str) -> Option<&str> {
         self.0
             .iter()

@@ -20,6 +20,7 @@ mod oncall_config;
 mod openapi_roles;
 mod operations;
 mod ownership;
+mod prom_rules;
 mod promql;
 mod roles;
 mod triage;

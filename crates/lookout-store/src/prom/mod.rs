@@ -18,6 +18,7 @@
 pub mod chunk;
 pub mod compact;
 pub mod query;
+pub mod rules;
 pub mod scrape;
 
 use std::collections::HashMap;

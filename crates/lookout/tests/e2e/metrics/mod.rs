@@ -5,6 +5,7 @@
 //!
 //! The test against a real Prometheus and `promtool` is tests/sdk/test_prometheus_remote_write.py.
 
+mod rules;
 mod statsd;
 
 use lookout_protocol::remote_write::{self, encode, Metadata, MetricType, Series, STALE_NAN_BITS};
