@@ -97,6 +97,14 @@ const LOCATION_AGENT: &[&str] = &[
 /// The operations that need the admin role, with why.
 const ADMIN: &[(&str, &str)] = &[
     (
+        "PUT /api/v1/prometheus/scrape-configs/{name}",
+        "a scrape job sends its credentials to the URLs it names",
+    ),
+    (
+        "DELETE /api/v1/prometheus/scrape-configs/{name}",
+        "scrape jobs are the admin's, as their credentials are",
+    ),
+    (
         "GET /api/v1/locations",
         "locations' agents hold their tokens",
     ),
