@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::config::JobConfig;
 use super::service::{self, PutError};
@@ -17,7 +18,7 @@ use crate::state::AppState;
 use lookout_store::prom::scrape as sstore;
 
 /// A job as answered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct JobView {
     /// The job's name.
     pub job_name: String,
@@ -27,7 +28,8 @@ pub struct JobView {
     pub managed_by: String,
     /// Last change (RFC 3339).
     pub updated_at: String,
-    /// The configuration, credentials masked.
+    /// The configuration, credentials masked (the keys of a `scrape_configs` entry).
+    #[schema(value_type = Object)]
     pub config: JobConfig,
 }
 
@@ -45,7 +47,7 @@ fn view(row: &sstore::JobRow) -> ApiResult<JobView> {
 
 /// Every scrape job (any role; credentials masked).
 #[utoipa::path(get, operation_id = "scrape_configs_list", path = "/api/v1/prometheus/scrape-configs", tag = "query",
-    responses((status = 200, body = Object), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = [JobView]), (status = 401, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, _who: Principal) -> ApiResult<Json<Value>> {
     let rows = sstore::jobs(state.store()).await?;
     let views = rows.iter().map(view).collect::<ApiResult<Vec<_>>>()?;
@@ -56,7 +58,7 @@ pub async fn list(State(state): State<AppState>, _who: Principal) -> ApiResult<J
 /// unless the targets changed: then they must be given again.
 #[utoipa::path(put, operation_id = "scrape_configs_put", path = "/api/v1/prometheus/scrape-configs/{name}", tag = "query",
     params(("name" = String, Path, description = "Job name")), request_body = Object,
-    responses((status = 200, body = Object), (status = 201, body = Object), (status = 400, body = ErrorBody),
+    responses((status = 200, body = JobView), (status = 201, body = JobView), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put(
@@ -113,14 +115,14 @@ pub async fn delete(
 }
 
 /// A target as answered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TargetView {
     /// Its job.
     pub job: String,
     /// The URL scraped.
     pub url: String,
     /// Its labels.
-    pub labels: Value,
+    pub labels: std::collections::BTreeMap<String, String>,
     /// `up` or `down`.
     pub health: String,
     /// When the last scrape started (RFC 3339).
@@ -135,7 +137,7 @@ pub struct TargetView {
 
 /// Every target's state (any role).
 #[utoipa::path(get, operation_id = "scrape_targets_list", path = "/api/v1/prometheus/targets", tag = "query",
-    responses((status = 200, body = Object), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = [TargetView]), (status = 401, body = ErrorBody)))]
 pub async fn targets(State(state): State<AppState>, _who: Principal) -> ApiResult<Json<Value>> {
     let jobs: std::collections::HashSet<String> = sstore::jobs(state.store())
         .await?
@@ -148,8 +150,8 @@ pub async fn targets(State(state): State<AppState>, _who: Principal) -> ApiResul
         .filter(|t| jobs.contains(&t.job))
         .map(|t| TargetView {
             labels: serde_json::from_str::<Vec<(String, String)>>(&t.labels)
-                .map(|l| json!(l.into_iter().collect::<std::collections::BTreeMap<_, _>>()))
-                .unwrap_or(Value::Null),
+                .map(|l| l.into_iter().collect())
+                .unwrap_or_default(),
             job: t.job,
             url: t.url,
             health: t.health,
