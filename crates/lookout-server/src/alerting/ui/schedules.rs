@@ -342,6 +342,35 @@ async fn calendar(state: &AppState, id: i64, users: &[(i64, String)]) -> UiResul
             .map(|d| d.format("%H:%M").to_string())
             .unwrap_or_default()
     };
+    // Spans are cut where an override of their user starts or ends: the schedule joins an
+    // override to the same user's own turn next to it (one span), which would otherwise hide
+    // the override on the calendar.
+    let spans: Vec<lookout_oncall::schedule::Span> = spans
+        .iter()
+        .flat_map(|s| {
+            let mut cuts: Vec<i64> = sched
+                .overrides
+                .iter()
+                .filter(|o| o.user == s.user)
+                .flat_map(|o| [o.start, o.end])
+                .filter(|t| s.start < *t && *t < s.end)
+                .collect();
+            cuts.sort_unstable();
+            cuts.dedup();
+            let bounds: Vec<i64> = std::iter::once(s.start)
+                .chain(cuts)
+                .chain(std::iter::once(s.end))
+                .collect();
+            bounds
+                .windows(2)
+                .map(|w| lookout_oncall::schedule::Span {
+                    user: s.user,
+                    start: w[0],
+                    end: w[1],
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
     let mut days = Vec::new();
     for d in 0..7u64 {
         let date = today + chrono::Days::new(d);
