@@ -20,7 +20,7 @@
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric::Data, number_data_point, AggregationTemporality,
+    metric::Data, number_data_point, AggregationTemporality, NumberDataPoint,
 };
 
 use crate::attrs::{any_to_text, string};
@@ -171,24 +171,29 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Result<Translated, TooMuc
                             .collect(),
                     });
                 };
+                // A gauge's and a sum's points: one sample each, or skipped without a number.
+                let mut numbers = |points: &[NumberDataPoint], name: &str| -> Result<(), TooMuch> {
+                    for p in points {
+                        match number(p.value.as_ref()) {
+                            Some(v) => push_sample(
+                                &mut out.samples,
+                                &mut charge,
+                                Sample {
+                                    labels: labels(&p.attributes, name, None),
+                                    t: ms(p.time_unix_nano),
+                                    v,
+                                },
+                            )?,
+                            None => out.skipped += 1,
+                        }
+                    }
+                    Ok(())
+                };
                 match m.data.as_ref() {
                     Some(Data::Gauge(g)) => {
                         let name = metric_name(&m.name, &m.unit, Shape::Gauge);
                         family("gauge", name.clone());
-                        for p in &g.data_points {
-                            match number(p.value.as_ref()) {
-                                Some(v) => push_sample(
-                                    &mut out.samples,
-                                    &mut charge,
-                                    Sample {
-                                        labels: labels(&p.attributes, &name, None),
-                                        t: ms(p.time_unix_nano),
-                                        v,
-                                    },
-                                )?,
-                                None => out.skipped += 1,
-                            }
-                        }
+                        numbers(&g.data_points, &name)?;
                     }
                     Some(Data::Sum(s)) => {
                         if s.is_monotonic && !cumulative(s.aggregation_temporality) {
@@ -205,20 +210,7 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Result<Translated, TooMuc
                             kind,
                             name.strip_suffix("_total").unwrap_or(&name).to_string(),
                         );
-                        for p in &s.data_points {
-                            match number(p.value.as_ref()) {
-                                Some(v) => push_sample(
-                                    &mut out.samples,
-                                    &mut charge,
-                                    Sample {
-                                        labels: labels(&p.attributes, &name, None),
-                                        t: ms(p.time_unix_nano),
-                                        v,
-                                    },
-                                )?,
-                                None => out.skipped += 1,
-                            }
-                        }
+                        numbers(&s.data_points, &name)?;
                     }
                     Some(Data::Histogram(h)) => {
                         if !cumulative(h.aggregation_temporality) {

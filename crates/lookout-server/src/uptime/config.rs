@@ -52,18 +52,23 @@ pub struct Declared {
 
 /// Reads the declarations from a `.yaml`/`.yml` or `.toml` file.
 pub fn read(path: &Path) -> Result<Declared, String> {
+    read_as(path)
+}
+
+/// Reads a `.yaml`/`.yml` or `.toml` config file as `T` (each capability declares the keys it
+/// reads and ignores the rest).
+pub fn read_as<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     let yaml = matches!(
         path.extension().and_then(|e| e.to_str()),
         Some("yaml" | "yml")
     );
-    let d: Declared = if yaml {
-        serde_yaml_ng::from_str(&text).map_err(|e| format!("in {}: {e}", path.display()))?
+    if yaml {
+        serde_yaml_ng::from_str(&text).map_err(|e| format!("in {}: {e}", path.display()))
     } else {
-        toml::from_str(&text).map_err(|e| format!("in {}: {e}", path.display()))?
-    };
-    Ok(d)
+        toml::from_str(&text).map_err(|e| format!("in {}: {e}", path.display()))
+    }
 }
 
 /// What a reconciliation changed.

@@ -27,17 +27,7 @@ struct Declared {
 
 /// Reads `scrape_configs` from a `.yaml`/`.yml` or `.toml` config file.
 pub fn read(path: &Path) -> Result<Vec<JobConfig>, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let yaml = matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml")
-    );
-    let d: Declared = if yaml {
-        serde_yaml_ng::from_str(&text).map_err(|e| format!("in {}: {e}", path.display()))?
-    } else {
-        toml::from_str(&text).map_err(|e| format!("in {}: {e}", path.display()))?
-    };
+    let d: Declared = crate::uptime::config::read_as(path)?;
     Ok(d.scrape_configs)
 }
 
