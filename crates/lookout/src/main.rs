@@ -1,6 +1,7 @@
 //! The `lookout` binary: parses the command line, sets up logging, and hands each verb to the
 //! library crate that owns it. Wiring only; `anyhow` lives here and nowhere else.
 
+mod allocator;
 mod backup;
 mod cli;
 mod config;
@@ -17,15 +18,6 @@ use tracing_subscriber::EnvFilter;
 
 use cli::{BackupCommand, Cli, Command, LogFormat, PackCommand, TokenCommand, UserCommand};
 use verbs::Target;
-
-/// mimalloc instead of glibc's allocator: ingest allocates and frees many small strings on
-/// several threads at once, where glibc's arenas spent a fifth of the CPU (measured with perf
-/// under bench/apm.sh) and held on to freed memory.
-///
-/// Built with `no_thp`: mimalloc otherwise asks for transparent huge pages on its arena, and
-/// every touched 4 KB then costs a 2 MB page (idle RSS 51 MB with them, 32 MB without).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Raises the soft open-file limit to the hard one and returns it (Linux and BSD; `None` when
 /// unknown). Every connection is a file descriptor, and distributions still start services with
@@ -52,6 +44,11 @@ fn raise_open_file_limit() -> u64 {
 }
 
 fn main() -> std::process::ExitCode {
+    // First, before other threads start (mimalloc's options are not thread safe) and before
+    // anything opens a database: SQLite takes an allocator only before it initialises. It cannot
+    // have yet, so this does not fail; if it did, SQLite would keep `malloc`.
+    allocator::return_freed_memory_promptly();
+    allocator::sqlite_uses_process_allocator();
     let cli = Cli::parse();
     if let Command::Load(cmd) = cli.command {
         // A load generator needs no data directory or database: it runs on its own runtime.
