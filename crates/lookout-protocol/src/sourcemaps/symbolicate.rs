@@ -258,6 +258,90 @@ pub const EVENT_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 /// [`MAX_FRAMES_PER_EVENT`] and [`EVENT_BUDGET`]. Frames that cannot be resolved (or are over
 /// the budget) stay as sent; frames from `node_modules` are marked not in-app either way.
 pub fn symbolicate(body: &mut Value, maps: &HashMap<FrameSource, FoundMap>) -> Outcome {
+    symbolicate_with(body, maps, &mut FrameMemo::default())
+}
+
+/// Positions remembered per memo at most: an entry holds a frame's context lines (eleven lines
+/// of at most 300 bytes), so a memo stays under about 4 MB.
+const MEMO_ENTRIES: usize = 1_024;
+
+/// Frames already resolved, by map and position, for the events of one batch.
+///
+/// Events of one issue share their stack, and a burst of them is when processing speed
+/// matters: the second and later ones then copy what the first one's lookups, context lines and
+/// names produced instead of repeating them (the resolution depends only on the map, the
+/// position, the minified name, the caller's name and whether the frame has a module).
+#[derive(Default)]
+pub struct FrameMemo {
+    entries: HashMap<MemoKey, Option<Resolution>>,
+    /// The maps the keys point at, held so a pointer cannot be reused by another map while
+    /// the memo lives.
+    maps: Vec<Arc<LoadedMap>>,
+}
+
+#[derive(PartialEq, Eq, Hash)]
+struct MemoKey {
+    map: usize,
+    url: String,
+    via: &'static str,
+    line: u64,
+    col: u64,
+    function: Option<String>,
+    caller: Option<String>,
+    has_module: bool,
+}
+
+/// What resolving a frame writes into it.
+#[derive(Clone)]
+struct Resolution {
+    /// Keys set on the frame.
+    set: Vec<(&'static str, Value)>,
+    /// The map has no source content: stale context keys are removed.
+    clear_context: bool,
+    /// The original token's name there (the callee's name for the next frame), if any.
+    token_name: Option<String>,
+}
+
+impl FrameMemo {
+    fn resolve(
+        &mut self,
+        found: &FoundMap,
+        line: u64,
+        col: u64,
+        function: Option<&str>,
+        caller: Option<&str>,
+        has_module: bool,
+    ) -> Option<Resolution> {
+        let key = MemoKey {
+            map: Arc::as_ptr(&found.map) as usize,
+            url: found.url.clone(),
+            via: found.via,
+            line,
+            col,
+            function: function.map(str::to_string),
+            caller: caller.map(str::to_string),
+            has_module,
+        };
+        if let Some(known) = self.entries.get(&key) {
+            return known.clone();
+        }
+        let resolved = resolution(found, line, col, function, caller, has_module);
+        if self.entries.len() < MEMO_ENTRIES {
+            if !self.maps.iter().any(|m| Arc::ptr_eq(m, &found.map)) {
+                self.maps.push(found.map.clone());
+            }
+            self.entries.insert(key, resolved.clone());
+        }
+        resolved
+    }
+}
+
+/// [`symbolicate`] remembering resolved positions in `memo` across the events of a batch.
+pub fn symbolicate_with(
+    body: &mut Value,
+    maps: &HashMap<FrameSource, FoundMap>,
+    memo: &mut FrameMemo,
+) -> Outcome {
     let deadline = std::time::Instant::now() + EVENT_BUDGET;
     let ids = debug_ids(body);
     let mut outcome = Outcome::default();
@@ -289,7 +373,17 @@ pub fn symbolicate(body: &mut Value, maps: &HashMap<FrameSource, FoundMap>) -> O
             let next_caller = match (found, line, col) {
                 (Some(found), Some(line), Some(col)) => {
                     attempted += 1;
-                    match resolve_frame(f, found, line, col, caller_name.as_deref()) {
+                    let function = f.get("function").and_then(Value::as_str);
+                    let has_module = f.get("module").is_some();
+                    let resolved = memo.resolve(
+                        found,
+                        line,
+                        col,
+                        function,
+                        caller_name.as_deref(),
+                        has_module,
+                    );
+                    match resolved.and_then(|r| apply(f, r)) {
                         Some(name) => {
                             outcome.resolved += 1;
                             changed = true;
@@ -327,15 +421,17 @@ pub fn symbolicate(body: &mut Value, maps: &HashMap<FrameSource, FoundMap>) -> O
     outcome
 }
 
-/// Resolves one frame; returns `None` if the map has no mapping at its position, else the name of
-/// the original token there (the callee's name when this frame is a call site), if it has one.
-fn resolve_frame(
-    f: &mut Value,
+/// What resolving a frame at (`line`, `col`) writes into it; `None` if the map has no mapping
+/// there. `function` is the frame's minified name, `caller` the original name the caller's
+/// token gave (a callee's original name is often its call site's token name).
+fn resolution(
     found: &FoundMap,
     line: u64,
     col: u64,
-    caller_name: Option<&str>,
-) -> Option<Option<String>> {
+    function: Option<&str>,
+    caller: Option<&str>,
+    has_module: bool,
+) -> Option<Resolution> {
     let map = &found.map.map;
     let (l0, c0) = (
         u32::try_from(line.checked_sub(1)?).ok()?,
@@ -348,34 +444,27 @@ fn resolve_frame(
     }
     let source = token.get_source()?;
     let src_line = token.get_src_line();
-    let minified_fn = f
-        .get("function")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let original_fn = match minified_fn.as_deref() {
+    let original_fn = match function {
         Some(name) if !name.is_empty() && name != "?" => {
             let short = name.rsplit('.').next().unwrap_or(name);
             found.map.original_function_name(l0, c0, short)
         }
         _ => None,
     }
-    .or_else(|| caller_name.map(str::to_string))
-    .or(minified_fn);
+    .or_else(|| caller.map(str::to_string))
+    .or_else(|| function.map(str::to_string));
     let filename = clean_source(source);
-    let obj = f.as_object_mut()?;
-    if obj.contains_key("module") {
-        obj.insert("module".into(), Value::String(module_of(&filename)));
+    let mut set: Vec<(&'static str, Value)> = Vec::with_capacity(12);
+    if has_module {
+        set.push(("module", Value::String(module_of(&filename))));
     }
-    obj.insert(
-        "abs_path".into(),
-        Value::String(resolve_url(&found.url, source)),
-    );
-    obj.insert("filename".into(), Value::String(filename.clone()));
-    obj.insert("lineno".into(), json!(u64::from(src_line) + 1));
-    obj.insert("colno".into(), json!(u64::from(token.get_src_col()) + 1));
+    set.push(("abs_path", Value::String(resolve_url(&found.url, source))));
+    set.push(("lineno", json!(u64::from(src_line) + 1)));
+    set.push(("colno", json!(u64::from(token.get_src_col()) + 1)));
     if let Some(name) = original_fn {
-        obj.insert("function".into(), Value::String(name));
+        set.push(("function", Value::String(name)));
     }
+    let mut clear_context = false;
     if let Some(view) = map.get_source_view(token.get_src_id()) {
         let lines = |from: u32, to: u32| -> Vec<Value> {
             (from..to)
@@ -384,34 +473,49 @@ fn resolve_frame(
                 .collect()
         };
         if let Some(cl) = view.get_line(src_line) {
-            obj.insert(
-                "pre_context".into(),
+            set.push((
+                "pre_context",
                 Value::Array(lines(src_line.saturating_sub(CONTEXT_LINES), src_line)),
-            );
-            obj.insert("context_line".into(), Value::String(trim_line(cl)));
-            obj.insert(
-                "post_context".into(),
+            ));
+            set.push(("context_line", Value::String(trim_line(cl))));
+            set.push((
+                "post_context",
                 Value::Array(lines(
                     src_line + 1,
                     src_line.saturating_add(1 + CONTEXT_LINES),
                 )),
-            );
+            ));
         }
     } else {
+        clear_context = true;
+    }
+    set.push(("in_app", Value::Bool(!filename.contains("node_modules/"))));
+    set.push(("filename", Value::String(filename)));
+    set.push((
+        "data",
+        json!({ "sourcemap": found.url, "resolved_with": found.via, "symbolicated": true }),
+    ));
+    Some(Resolution {
+        set,
+        clear_context,
+        token_name: token
+            .get_name()
+            .filter(|n| !n.is_empty())
+            .map(str::to_string),
+    })
+}
+
+/// Writes a resolution into a frame; returns the token name for the next frame, or `None` when
+/// the frame is not an object.
+fn apply(f: &mut Value, r: Resolution) -> Option<Option<String>> {
+    let obj = f.as_object_mut()?;
+    if r.clear_context {
         for k in ["pre_context", "context_line", "post_context"] {
             obj.remove(k);
         }
     }
-    let in_app = !filename.contains("node_modules/");
-    obj.insert("in_app".into(), Value::Bool(in_app));
-    obj.insert(
-        "data".into(),
-        json!({ "sourcemap": found.url, "resolved_with": found.via, "symbolicated": true }),
-    );
-    Some(
-        token
-            .get_name()
-            .filter(|n| !n.is_empty())
-            .map(str::to_string),
-    )
+    for (k, v) in r.set {
+        obj.insert(k.to_string(), v);
+    }
+    Some(r.token_name)
 }

@@ -216,3 +216,46 @@ fn urls_match_exactly_or_by_path_under_tilde() {
     );
     assert_eq!(normalize_debug_id("nope"), None);
 }
+
+#[test]
+fn a_batch_memo_gives_every_event_what_resolving_it_alone_gives() {
+    let key = FrameSource {
+        abs_path: "http://localhost/static/app.min.js".into(),
+        debug_id: None,
+    };
+    let maps = HashMap::from([(key, found())]);
+    let mut memo = FrameMemo::default();
+    // The same stack twice, then one whose frames differ only in the minified name and the
+    // order (so the caller's name each frame sees differs): each must come out as alone.
+    let mut other = event();
+    let frames = other["exception"]["values"][0]["stacktrace"]["frames"]
+        .as_array_mut()
+        .unwrap();
+    frames.swap(0, 1);
+    frames[1]["function"] = json!("q");
+    for sent in [event(), event(), other] {
+        let (mut alone, mut batched) = (sent.clone(), sent);
+        let a = symbolicate(&mut alone, &maps);
+        let b = symbolicate_with(&mut batched, &maps, &mut memo);
+        assert_eq!(a, b);
+        assert_eq!(alone, batched);
+    }
+    // A different map at the same positions is not served from the memo.
+    let far =
+        r#"{"version":3,"sources":["b.js"],"sourcesContent":["x\n"],"names":[],"mappings":"AAAA"}"#;
+    let other_map = FoundMap {
+        map: Arc::new(load_map(far.as_bytes(), None).unwrap()),
+        url: "~/static/app.min.js.map".into(),
+        via: "release",
+    };
+    let key = FrameSource {
+        abs_path: "http://localhost/static/app.min.js".into(),
+        debug_id: None,
+    };
+    let mut body = event();
+    symbolicate_with(&mut body, &HashMap::from([(key, other_map)]), &mut memo);
+    assert_eq!(
+        body["exception"]["values"][0]["stacktrace"]["frames"][0]["filename"],
+        "b.js"
+    );
+}

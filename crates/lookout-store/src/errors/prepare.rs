@@ -128,11 +128,13 @@ pub(super) fn finish(
     let parts = in_parts(&mut work, |part| {
         let total = part.len();
         let mut out = Vec::with_capacity(total);
+        // One per part: a part is one thread, and its events often share stacks.
+        let mut memo = sm::FrameMemo::default();
         for (i, (item, js)) in part.iter_mut().enumerate() {
             if i > 0 && Instant::now() > deadline {
                 break;
             }
-            out.push(prepare_one(item, js.take(), maps, versions));
+            out.push(prepare_one(item, js.take(), maps, versions, &mut memo));
         }
         (out, total)
     });
@@ -176,6 +178,7 @@ fn prepare_one(
     js: Option<JsEvent>,
     maps: &HashMap<MapKey, FoundMap>,
     versions: &HashMap<i64, String>,
+    memo: &mut sm::FrameMemo,
 ) -> Outcome {
     let payload = std::mem::take(&mut item.payload);
     if item.kind != "event" {
@@ -207,7 +210,7 @@ fn prepare_one(
                 parse_event_value(js.body, stored.as_bytes(), None, &clock)
             } else {
                 let mut body = js.body;
-                let outcome = sm::symbolicate(&mut body, &found);
+                let outcome = sm::symbolicate_with(&mut body, &found, memo);
                 let text = (outcome.resolved > 0).then(|| body.to_string());
                 match text {
                     // Context lines make an event bigger; one pushed over the event cap stays
