@@ -358,34 +358,7 @@ pub async fn roll_up(store: &Store, now: i64) -> Result<usize> {
                 .into_iter()
                 .map(|((m, b), a)| (m, a.finish(b)))
                 .collect();
-            let rows: Vec<Vec<Value>> = buckets
-                .iter()
-                .map(|(m, b)| {
-                    vec![
-                        (*m).into(),
-                        width.into(),
-                        b.bucket.into(),
-                        b.up.into(),
-                        b.down.into(),
-                        b.maintenance.into(),
-                        b.latency_avg_us.into(),
-                        b.latency_p95_us.into(),
-                        b.latency_max_us.into(),
-                    ]
-                })
-                .collect();
-            let mut tx = store.begin_write().await?;
-            multi_row(
-                store.backend(),
-                &mut tx,
-                "INSERT INTO monitor_rollups (monitor_id, width, bucket, up, down, maintenance, latency_avg_us, latency_p95_us, latency_max_us)",
-                "ON CONFLICT (monitor_id, width, bucket) DO UPDATE SET up = excluded.up, down = excluded.down,
-                 maintenance = excluded.maintenance, latency_avg_us = excluded.latency_avg_us,
-                 latency_p95_us = excluded.latency_p95_us, latency_max_us = excluded.latency_max_us",
-                rows,
-            )
-            .await?;
-            tx.commit().await?;
+            write_rollups(store, width, &buckets).await?;
             written += buckets.len();
         }
         sqlx::query(
@@ -398,6 +371,46 @@ pub async fn roll_up(store: &Store, now: i64) -> Result<usize> {
         .await?;
     }
     Ok(written)
+}
+
+/// Stores rollup buckets of one width, `(monitor id, bucket)`, replacing any already there.
+///
+/// The rollup job writes through it, and so does `lookout-testkit`'s `scale_seed` example, which
+/// backfills 90 days of history for `bench/scale.sh`: raw results older than a day are gone by
+/// design, so history that old can only arrive as rollups.
+pub async fn write_rollups(store: &Store, width: &str, buckets: &[(i64, Bucket)]) -> Result<()> {
+    if buckets.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<Vec<Value>> = buckets
+        .iter()
+        .map(|(m, b)| {
+            vec![
+                (*m).into(),
+                width.into(),
+                b.bucket.into(),
+                b.up.into(),
+                b.down.into(),
+                b.maintenance.into(),
+                b.latency_avg_us.into(),
+                b.latency_p95_us.into(),
+                b.latency_max_us.into(),
+            ]
+        })
+        .collect();
+    let mut tx = store.begin_write().await?;
+    multi_row(
+        store.backend(),
+        &mut tx,
+        "INSERT INTO monitor_rollups (monitor_id, width, bucket, up, down, maintenance, latency_avg_us, latency_p95_us, latency_max_us)",
+        "ON CONFLICT (monitor_id, width, bucket) DO UPDATE SET up = excluded.up, down = excluded.down,
+         maintenance = excluded.maintenance, latency_avg_us = excluded.latency_avg_us,
+         latency_p95_us = excluded.latency_p95_us, latency_max_us = excluded.latency_max_us",
+        rows,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Deletes what is past retention; returns rows deleted.
