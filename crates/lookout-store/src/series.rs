@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::row::RowExt;
-use crate::{Result, Store, StoreError};
+use crate::{Cursor, Page, Result, Store, StoreError};
 use lookout_core::time::now_ms;
 
 /// Which way is better for a series.
@@ -189,27 +189,51 @@ pub async fn add(
     Ok(out)
 }
 
-/// Series of the given projects, by name then tags; only those called `name` when given.
+/// Series of the given projects, by project, name and tags; only those called `name` when
+/// given. Keyset pages (the cursor is the last series' id): each row counts its points, so a
+/// list of every series grew with every series and point (issue 31: 5,000 series).
 pub async fn list(
     store: &Store,
     project_ids: &[i64],
     name: Option<&str>,
-) -> Result<Vec<SeriesRow>> {
-    let mut out = Vec::new();
-    for &pid in project_ids {
-        let rows = sqlx::query(&format!(
-            "SELECT {SERIES_COLUMNS} FROM series s
-             WHERE s.project_id = $1 AND ($2 IS NULL OR s.name = $2) ORDER BY s.name, s.tags"
-        ))
-        .bind(pid)
-        .bind(name.map(str::to_string))
-        .fetch_all(store.pool())
-        .await?;
-        for r in &rows {
-            out.push(series_of(r)?);
-        }
+    cursor: &Cursor,
+) -> Result<Page<SeriesRow>> {
+    if project_ids.is_empty() {
+        return Ok(Page {
+            items: Vec::new(),
+            next: None,
+        });
     }
-    Ok(out)
+    let limit = cursor.limit();
+    // The ids are integers the caller resolved, so inlining them is safe and keeps one statement.
+    let ids: Vec<String> = project_ids.iter().map(i64::to_string).collect();
+    let mut sql = format!(
+        "SELECT {SERIES_COLUMNS} FROM series s WHERE s.project_id IN ({})",
+        ids.join(", ")
+    );
+    let mut args: Vec<crate::writer::Value> = Vec::new();
+    if let Some(n) = name {
+        args.push(n.into());
+        sql.push_str(&format!(" AND s.name = ${}", args.len()));
+    }
+    if let Some(after) = cursor.after_i64()? {
+        args.push(after.into());
+        sql.push_str(&format!(
+            " AND (s.project_id, s.name, s.tags) > (SELECT c.project_id, c.name, c.tags FROM series c WHERE c.id = ${})",
+            args.len()
+        ));
+    }
+    args.push((limit + 1).into());
+    sql.push_str(&format!(
+        " ORDER BY s.project_id, s.name, s.tags LIMIT ${}",
+        args.len()
+    ));
+    let mut q = sqlx::query(&sql);
+    for a in &args {
+        q = crate::writer::bind(q, a);
+    }
+    let rows = q.fetch_all(store.pool()).await?;
+    Page::try_from_rows(&rows, limit, series_of, |s| s.id.to_string())
 }
 
 /// One series.

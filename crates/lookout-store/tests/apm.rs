@@ -147,9 +147,10 @@ async fn tiers_agree_and_every_span_counts_once(f: Fixture) {
         0,
         "a day is pushed once"
     );
-    let all = series::list(&f.store, &[p], Some(daily::SERIES))
+    let all = series::list(&f.store, &[p], Some(daily::SERIES), &Default::default())
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(all.len(), 3, "one series per transaction");
     writer.shutdown().await;
 }

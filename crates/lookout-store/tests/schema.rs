@@ -23,6 +23,11 @@ struct Schema {
 /// Migration bookkeeping, whose shape is the migrator's business on each backend.
 const BOOKKEEPING: &[&str] = &["schema_migrations"];
 
+/// Each backend's own text index over issue titles (migration 0031), kept apart from the
+/// comparison: an FTS5 virtual table and its shadow tables (`issues_fts_data`, …) on SQLite, a
+/// table with a pg_trgm index on PostgreSQL. The store's search picks the one of its backend.
+const SEARCH_INDEX: &str = "issues_fts";
+
 async fn sqlite_schema(store: &Store) -> Schema {
     let pool = store.pool();
     let mut tables = BTreeMap::new();
@@ -133,6 +138,10 @@ async fn sqlite_and_postgres_migrations_build_the_same_schema() {
     for t in BOOKKEEPING {
         a.tables.remove(*t);
         b.tables.remove(*t);
+    }
+    for s in [&mut a, &mut b] {
+        s.tables.retain(|t, _| !t.starts_with(SEARCH_INDEX));
+        s.indexes.retain(|_, (t, _)| !t.starts_with(SEARCH_INDEX));
     }
     assert!(a.tables.len() > 50, "only {} tables", a.tables.len());
     let mut problems = Vec::new();

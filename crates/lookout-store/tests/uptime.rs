@@ -115,6 +115,11 @@ async fn rollups_are_exact_and_uptime_spans_rollups_and_raw_results(f: Fixture) 
     let days = results::buckets(&f.store, id, "d", day).await.unwrap();
     assert_eq!(days.len(), 1);
     assert_eq!((days[0].up, days[0].down), (135, 15));
+    // Counts over whole days read the day rollups, over ragged ends the hour rollups: the same
+    // figures either way.
+    let counts = |since| results::counts_between(&f.store, id, since, later);
+    assert_eq!(counts(day - 24 * HOUR).await.unwrap(), (135, 15));
+    assert_eq!(counts(day + 9 * HOUR).await.unwrap(), (81, 9));
     // The state row round-trips, except the ping time, which pings own.
     let state = MonitorState {
         health: "down".into(),

@@ -191,18 +191,11 @@ pub fn postmortem_markdown(inc: &IncidentRow, timeline: &[incidents::LogEntry]) 
 }
 
 /// The rows [`incidents::response_times`] answers.
-pub type ResponseRow = (
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-    i64,
-    Option<i64>,
-    Option<i64>,
-);
+pub type ResponseRow = incidents::ResponseSums;
 
-/// MTTA and MTTR per group, `key` naming each incident's group from `(service, policy,
-/// integration, created_at)`; groups in key order. Shared by the API and the Incidents page so
-/// both show the same figures.
+/// MTTA and MTTR per group, `key` naming each row's group from `(service, policy, integration,
+/// day opened)`; groups in key order. Shared by the API and the Incidents page so both show the
+/// same figures.
 pub fn response_groups(
     rows: Vec<ResponseRow>,
     key: impl Fn((&Option<String>, Option<i64>, Option<i64>, i64)) -> String,
@@ -216,19 +209,15 @@ pub fn response_groups(
         res_sum: i64,
     }
     let mut groups: BTreeMap<String, Acc> = BTreeMap::new();
-    for (service, policy, integration, created, acked, resolved) in &rows {
+    for r in &rows {
         let g = groups
-            .entry(key((service, *policy, *integration, *created)))
+            .entry(key((&r.service, r.policy_id, r.integration_id, r.day)))
             .or_default();
-        g.n += 1;
-        if let Some(a) = acked {
-            g.acked += 1;
-            g.ack_sum += a - created;
-        }
-        if let Some(r) = resolved {
-            g.resolved += 1;
-            g.res_sum += r - created;
-        }
+        g.n += r.incidents;
+        g.acked += r.acknowledged;
+        g.ack_sum += r.ack_ms;
+        g.resolved += r.resolved;
+        g.res_sum += r.resolve_ms;
     }
     let mean = |sum: i64, n: i64| (n > 0).then(|| sum as f64 / n as f64 / 1000.0);
     groups

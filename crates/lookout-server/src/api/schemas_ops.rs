@@ -164,6 +164,8 @@ pub struct SeriesView {
 pub struct SeriesList {
     /// The series.
     pub items: Vec<SeriesView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next: Option<String>,
 }
 
 /// One point of a series.

@@ -81,12 +81,23 @@ pub async fn services(
     until: i64,
 ) -> lookout_store::Result<Vec<(Service, Figures)>> {
     let known = query::services(store, projects, since - 86_400_000).await?;
-    let f = Filter {
-        projects,
-        category: Some("request"),
-        ..Filter::default()
-    };
-    let reds = query::fold(store, &f, since, until, |c| Some(c.service.to_string())).await?;
+    // One fold per service: naming the service lets SQLite read the rollups' primary key
+    // (project, tier, service, bucket, …) as one range per service, where the all-services query
+    // went through the time index and looked every row up again (issue 31: 290 ms at 2 million
+    // spans, against 60 ms on PostgreSQL).
+    let mut reds: BTreeMap<String, Red> = BTreeMap::new();
+    for name in known.iter().map(|s| s.name.as_str()) {
+        if reds.contains_key(name) {
+            continue;
+        }
+        let f = Filter {
+            projects,
+            service: Some(name),
+            category: Some("request"),
+            ..Filter::default()
+        };
+        reds.extend(query::fold(store, &f, since, until, |c| Some(c.service.to_string())).await?);
+    }
     let mut out: Vec<(Service, Figures)> = Vec::new();
     for s in known {
         let red = reds.get(&s.name).cloned().unwrap_or_default();

@@ -197,7 +197,7 @@ pub(crate) async fn list_page(
             &filter,
             &Cursor {
                 // A page link with a mangled cursor shows the first page (the API answers 400).
-                after: opt(&q.cursor).filter(|c| c.parse::<i64>().is_ok()),
+                after: opt(&q.cursor).filter(|c| errors::parse_issue_cursor(c).is_some()),
                 limit: Some(25),
             },
         )

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use utoipa::IntoParams;
 
 use crate::api::scope::{project_of, projects_for};
+use crate::api::ListParams;
 use crate::auth::{Member, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -87,16 +88,17 @@ pub struct SeriesFilter {
 }
 
 /// Baseline series with their newest point.
-#[utoipa::path(get, operation_id = "series_list", path = "/api/v1/series", tag = "regress", params(SeriesFilter),
+#[utoipa::path(get, operation_id = "series_list", path = "/api/v1/series", tag = "regress", params(SeriesFilter, ListParams),
     responses((status = 200, body = crate::api::schemas_ops::SeriesList)))]
 pub async fn list(
     State(state): State<AppState>,
     _who: Principal,
     ApiQuery(f): ApiQuery<SeriesFilter>,
+    ApiQuery(page): ApiQuery<ListParams>,
 ) -> ApiResult<Json<Value>> {
     let ids = projects_for(&state, f.project.as_deref()).await?;
-    let rows = series::list(state.store(), &ids, f.name.as_deref()).await?;
-    Ok(Json(json!({"items": rows})))
+    let rows = series::list(state.store(), &ids, f.name.as_deref(), &page.cursor()).await?;
+    Ok(Json(json!({"items": rows.items, "next": rows.next})))
 }
 
 async fn series_or_404(state: &AppState, id: i64) -> ApiResult<SeriesRow> {

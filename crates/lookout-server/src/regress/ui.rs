@@ -78,15 +78,38 @@ struct ListPage {
     ctx: PageCtx,
     changes: Vec<ChangeLine>,
     series: Vec<SeriesLine>,
+    /// The next page of series, if there are more.
+    next: Option<String>,
 }
 
+/// The series list's page.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    cursor: String,
+}
+
+/// Series shown a page.
+const SERIES_PAGE: i64 = 100;
+
 /// `GET /regressions`.
-pub async fn list(State(state): State<AppState>, Page { ctx, .. }: Page) -> UiResult {
+pub async fn list(
+    State(state): State<AppState>,
+    Page { ctx, .. }: Page,
+    Query(q): Query<ListQuery>,
+) -> UiResult {
     let project = [ctx.project_id];
-    let (recent, all) = tokio::try_join!(
+    // A mangled cursor shows the first page (the API answers 400).
+    let after = (!q.cursor.is_empty() && q.cursor.parse::<i64>().is_ok()).then(|| q.cursor.clone());
+    let cursor = lookout_store::Cursor {
+        after,
+        limit: Some(SERIES_PAGE),
+    };
+    let (recent, page) = tokio::try_join!(
         regress::recent(state.store(), &project, None, 100),
-        series::list(state.store(), &project, None),
+        series::list(state.store(), &project, None, &cursor),
     )?;
+    let all = page.items;
     let changes = recent
         .iter()
         .map(|r| change_line(&r.change, label(&r.series, &r.tags), &r.unit))
@@ -110,6 +133,7 @@ pub async fn list(State(state): State<AppState>, Page { ctx, .. }: Page) -> UiRe
         ctx,
         changes,
         series,
+        next: page.next,
     }))
 }
 

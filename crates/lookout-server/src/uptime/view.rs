@@ -214,15 +214,37 @@ pub async fn push_url(store: &Store, settings: &HttpSettings, row: &MonitorRow) 
     None
 }
 
+/// The four standard windows, in the order of [`UptimeFigures`]: a day, a week, 30 and 90 days.
+const WINDOW_DAYS: [i64; 4] = [1, 7, 30, 90];
+
+fn figures(v: &[Option<f64>]) -> UptimeFigures {
+    let at = |i: usize| v.get(i).copied().flatten();
+    UptimeFigures {
+        day: at(0),
+        week: at(1),
+        month: at(2),
+        quarter: at(3),
+    }
+}
+
 /// Uptime over the four standard windows.
 pub async fn uptime_figures(store: &Store, id: i64, now: i64) -> Result<UptimeFigures> {
-    let day = 86_400_000;
-    Ok(UptimeFigures {
-        day: results::uptime_since(store, id, now - day).await?,
-        week: results::uptime_since(store, id, now - 7 * day).await?,
-        month: results::uptime_since(store, id, now - 30 * day).await?,
-        quarter: results::uptime_since(store, id, now - 90 * day).await?,
-    })
+    let mut all = uptime_of_many(store, &[id], now).await?;
+    Ok(all.remove(&id).unwrap_or_else(|| figures(&[])))
+}
+
+/// [`uptime_figures`] of many monitors in a few statements (the monitor lists).
+async fn uptime_of_many(
+    store: &Store,
+    ids: &[i64],
+    now: i64,
+) -> Result<std::collections::BTreeMap<i64, UptimeFigures>> {
+    let sinces = WINDOW_DAYS.map(|d| now - d * 86_400_000);
+    Ok(results::uptime_many(store, ids, &sinces)
+        .await?
+        .into_iter()
+        .map(|(id, v)| (id, figures(&v)))
+        .collect())
 }
 
 /// Builds the full view.
@@ -232,6 +254,36 @@ pub async fn monitor_view(
     windows: &Windows,
     row: MonitorRow,
     state: MonitorState,
+) -> Result<MonitorView> {
+    let uptime = uptime_figures(store, row.id, now_ms()).await?;
+    view_with(store, settings, windows, row, state, uptime).await
+}
+
+/// The views of a page of monitors, their uptime figures read for all of them at once.
+pub async fn monitor_views(
+    store: &Store,
+    settings: &HttpSettings,
+    windows: &Windows,
+    rows: Vec<(MonitorRow, MonitorState)>,
+) -> Result<Vec<MonitorView>> {
+    let ids: Vec<i64> = rows.iter().map(|(r, _)| r.id).collect();
+    let mut uptime = uptime_of_many(store, &ids, now_ms()).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (row, state) in rows {
+        let u = uptime.remove(&row.id).unwrap_or_else(|| figures(&[]));
+        out.push(view_with(store, settings, windows, row, state, u).await?);
+    }
+    Ok(out)
+}
+
+/// The full view with its uptime figures already computed.
+async fn view_with(
+    store: &Store,
+    settings: &HttpSettings,
+    windows: &Windows,
+    row: MonitorRow,
+    state: MonitorState,
+    uptime: UptimeFigures,
 ) -> Result<MonitorView> {
     let now = now_ms();
     let parsed = serde_json::from_str::<MonitorSpec>(&row.spec).ok();
@@ -264,7 +316,7 @@ pub async fn monitor_view(
             .then_some(state.changed_at)
             .flatten()
             .map(iso),
-        uptime: uptime_figures(store, row.id, now).await?,
+        uptime,
         locations,
         managed_by: row.managed_by.clone(),
         team_id: row.team_id,

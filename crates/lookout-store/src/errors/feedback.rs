@@ -75,12 +75,21 @@ fn report(r: &sqlx::any::AnyRow) -> Result<UserReport> {
 }
 
 /// Reports about an issue's events, newest first (at most 200).
+///
+/// Driven from the reports: a project has far fewer reports than a loud issue has events, and
+/// SQLite, free to choose, walked every event of the issue looking each one up in the reports
+/// (issue 31: 30 ms for an issue of 8,000 events and no report at all).
 pub async fn for_issue(store: &Store, issue_id: i64) -> Result<Vec<UserReport>> {
-    sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM user_reports r
-         JOIN error_events e ON e.project_id = r.project_id AND e.event_id = r.event_id
-         WHERE e.issue_id = $1 ORDER BY r.id DESC LIMIT 200"
-    ))
+    sqlx::query(
+        "SELECT r.id, r.event_id, r.name, r.email, r.comments, r.created_at,
+                (SELECT e.issue_id FROM error_events e
+                 WHERE e.project_id = r.project_id AND e.event_id = r.event_id) AS issue_id
+         FROM user_reports r
+         WHERE r.project_id = (SELECT i.project_id FROM issues i WHERE i.id = $1)
+           AND EXISTS (SELECT 1 FROM error_events e
+                       WHERE e.project_id = r.project_id AND e.event_id = r.event_id AND e.issue_id = $1)
+         ORDER BY r.id DESC LIMIT 200",
+    )
     .bind(issue_id)
     .fetch_all(store.pool())
     .await?

@@ -15,7 +15,7 @@ use crate::extract::{iso, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use crate::teams::ownership::{filter_owned, TeamParam};
 use crate::uptime::service;
-use crate::uptime::view::{monitor_view, MonitorView};
+use crate::uptime::view::{monitor_view, monitor_views, MonitorView};
 use crate::uptime::Windows;
 use lookout_store::tenancy;
 use lookout_store::uptime::{self as ustore, pages, results};
@@ -83,10 +83,7 @@ pub async fn list(
     let page = ustore::list_monitors(state.store(), org.id, &q.cursor()).await?;
     let rows = filter_owned(&state, who.user_id(), &team, page.items, |(m, _)| m.team_id).await?;
     let windows = Windows::load(state.store()).await;
-    let mut items = Vec::with_capacity(rows.len());
-    for (row, st) in rows {
-        items.push(monitor_view(state.store(), state.settings(), &windows, row, st).await?);
-    }
+    let items = monitor_views(state.store(), state.settings(), &windows, rows).await?;
     Ok(Json(MonitorPage {
         items,
         next: page.next,

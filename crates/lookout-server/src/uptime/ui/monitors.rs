@@ -21,7 +21,7 @@ use crate::ui::extract::{Member, Page, Signed};
 use crate::ui::fmt::{self, When};
 use crate::ui::layout::{render, PageCtx};
 use crate::uptime::service::{self, MaintenanceInput, StatusPageInput};
-use crate::uptime::view::{monitor_view, MonitorView};
+use crate::uptime::view::{monitor_views, MonitorView};
 use crate::uptime::Windows;
 use lookout_core::time::now_ms;
 use lookout_store::uptime::{self as ustore, pages, results};
@@ -104,28 +104,40 @@ async fn list_page(
         )
         .await?;
         let windows = Windows::load(state.store()).await;
-        let mut rows = Vec::with_capacity(page.items.len());
-        for (row, st) in page.items {
-            if !owners.keeps(row.team_id) {
-                continue;
-            }
-            let team = owners.name(row.team_id);
+        let kept: Vec<_> = page
+            .items
+            .into_iter()
+            .filter(|(row, _)| owners.keeps(row.team_id))
+            .collect();
+        let now = now_ms();
+        let shown: Vec<_> = kept
+            .iter()
+            .map(|(row, st)| {
+                let down_for = (st.health == "down")
+                    .then_some(st.changed_at)
+                    .flatten()
+                    .map(|at| fmt::span(now - at));
+                (
+                    row.id,
+                    owners.name(row.team_id),
+                    When::opt(st.last_check_at),
+                    down_for,
+                )
+            })
+            .collect();
+        // Uptime figures for the whole page at once.
+        let views = monitor_views(state.store(), state.settings(), &windows, kept).await?;
+        let mut rows = Vec::with_capacity(views.len());
+        for (v, (id, team, last_check, down_for)) in views.into_iter().zip(shown) {
             let recent = results::list_results(
                 state.store(),
-                row.id,
+                id,
                 &Cursor {
                     after: None,
                     limit: Some(LIST_BEATS),
                 },
             )
             .await?;
-            let now = now_ms();
-            let last_check = When::opt(st.last_check_at);
-            let down_for = (st.health == "down")
-                .then_some(st.changed_at)
-                .flatten()
-                .map(|at| fmt::span(now - at));
-            let v = monitor_view(state.store(), state.settings(), &windows, row, st).await?;
             let pct = |p: Option<f64>| p.map_or_else(|| "–".into(), fmt::percent);
             rows.push(Row {
                 every: v
