@@ -237,8 +237,15 @@ pub(crate) async fn list_page(
                 }
             })
             .collect();
-        let envs = errors::project_tag_values(state.store(), pid, "environment").await?;
-        let rels = errors::project_tag_values(state.store(), pid, "release").await?;
+        let mut envs = errors::project_tag_values(state.store(), pid, "environment").await?;
+        let mut rels = errors::project_tag_values(state.store(), pid, "release").await?;
+        // The menus list values of recently seen issues only; a filter on an older value (from a
+        // link or a bookmark) stays selected, so the next submit of the form keeps it.
+        for (menu, chosen) in [(&mut envs, &q.environment), (&mut rels, &q.release)] {
+            if !chosen.is_empty() && !menu.contains(chosen) {
+                menu.push(chosen.clone());
+            }
+        }
         let any = !errors::list_issues(
             state.store(),
             pid,

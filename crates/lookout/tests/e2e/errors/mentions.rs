@@ -126,6 +126,18 @@ async fn mentions_are_linked_and_emailed_and_issues_assigned_in_bulk(backend: Ba
     );
     assert!(!all_mail.contains("@bob, again"), "{all_mail}");
 
+    // A filter on a value the menus do not offer (they list recently seen issues' values) stays
+    // selected, so submitting the form again keeps it; the page's issues are filtered by it.
+    let list = page_text(
+        &browser,
+        &cookie,
+        s.at("/errors?environment=staging-2019&release=old%401"),
+    )
+    .await;
+    assert!(list.contains("<option selected>staging-2019</option>"), "{list}");
+    assert!(list.contains("<option selected>old@1</option>"), "{list}");
+    assert!(!list.contains("TimeoutError"), "{list}");
+
     // The page links what the mentions name (to what is assigned to them); @nobody is text.
     let page = page_text(&browser, &cookie, s.at(&format!("/errors/issues/{first}"))).await;
     assert!(
