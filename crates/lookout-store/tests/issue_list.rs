@@ -17,6 +17,7 @@ use support::{fixture, Fixture};
 both!(
     search_finds_substrings_of_titles_in_any_case,
     keyset_pages_walk_every_issue_once_in_every_sort,
+    keyset_pages_break_ties_by_id_without_skipping_or_repeating,
     filter_menus_offer_the_values_of_recent_issues,
 );
 
@@ -207,4 +208,68 @@ async fn filter_menus_offer_the_values_of_recent_issues(f: Fixture) {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// Five issues of one event each, all at the same time: every sort key ties.
+async fn ingest_ties(f: &Fixture) -> i64 {
+    let (project, _) = tenancy::ensure_default_project(&f.store).await.unwrap();
+    let writer = Writer::start(f.store.clone(), WriterConfig::default());
+    let now = lookout_core::time::now_ms();
+    let items = (0..5)
+        .map(|n| {
+            let ev = json!({"event_id": format!("{n:032x}"), "level": "error", "platform": "python",
+                "timestamp": (now - 1000) as f64 / 1000.0, "user": {"id": "u"},
+                "exception": {"values": [{"type": format!("Tie{n}"), "value": "same"}]}});
+            (
+                "event".to_string(),
+                Some(format!("{n:032x}")),
+                ev.to_string(),
+            )
+        })
+        .collect();
+    writer
+        .queue()
+        .write(ingest_writes(project.id, now, items, Vec::new()))
+        .await
+        .unwrap();
+    writer.shutdown().await;
+    let p = ErrorProcessor::new(f.store.clone(), "t");
+    while p.poll_once().await.unwrap() > 0 {}
+    project.id
+}
+
+async fn keyset_pages_break_ties_by_id_without_skipping_or_repeating(f: Fixture) {
+    let project = ingest_ties(&f).await;
+    for sort in ["last_seen", "first_seen", "events", "users"] {
+        let filter = IssueFilter {
+            sort: Some(sort.into()),
+            ..Default::default()
+        };
+        let mut walked = Vec::new();
+        let mut after = None;
+        loop {
+            let page = errors::list_issues(
+                &f.store,
+                project,
+                &filter,
+                &Cursor {
+                    after: after.clone(),
+                    limit: Some(2),
+                },
+            )
+            .await
+            .unwrap();
+            walked.extend(page.items.iter().map(|i| i.id));
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        // Equal keys come newest issue first, each once.
+        let mut expected = walked.clone();
+        expected.sort_unstable_by(|a, b| b.cmp(a));
+        expected.dedup();
+        assert_eq!(walked.len(), 5, "sort={sort}: {walked:?}");
+        assert_eq!(walked, expected, "sort={sort}");
+    }
 }

@@ -134,7 +134,10 @@ async fn mentions_are_linked_and_emailed_and_issues_assigned_in_bulk(backend: Ba
         s.at("/errors?environment=staging-2019&release=old%401"),
     )
     .await;
-    assert!(list.contains("<option selected>staging-2019</option>"), "{list}");
+    assert!(
+        list.contains("<option selected>staging-2019</option>"),
+        "{list}"
+    );
     assert!(list.contains("<option selected>old@1</option>"), "{list}");
     assert!(!list.contains("TimeoutError"), "{list}");
 
