@@ -129,6 +129,31 @@ async fn search_finds_substrings_of_titles_in_any_case(f: Fixture) {
     );
 }
 
+/// The ids of every page of `filter`, two issues a page, following `next` to the end.
+async fn walk(f: &Fixture, project: i64, filter: &IssueFilter) -> Vec<i64> {
+    let mut walked = Vec::new();
+    let mut after = None;
+    loop {
+        let page = errors::list_issues(
+            &f.store,
+            project,
+            filter,
+            &Cursor {
+                after: after.clone(),
+                limit: Some(2),
+            },
+        )
+        .await
+        .unwrap();
+        assert!(page.items.len() <= 2);
+        walked.extend(page.items.iter().map(|i| i.id));
+        match page.next {
+            Some(n) => after = Some(n),
+            None => return walked,
+        }
+    }
+}
+
 async fn keyset_pages_walk_every_issue_once_in_every_sort(f: Fixture) {
     let project = ingest(&f).await;
     for sort in ["last_seen", "first_seen", "events", "users"] {
@@ -141,27 +166,7 @@ async fn keyset_pages_walk_every_issue_once_in_every_sort(f: Fixture) {
             .unwrap();
         assert_eq!(all.items.len(), TITLES.len());
         assert_eq!(all.next, None);
-        let mut walked = Vec::new();
-        let mut after = None;
-        loop {
-            let page = errors::list_issues(
-                &f.store,
-                project,
-                &filter,
-                &Cursor {
-                    after: after.clone(),
-                    limit: Some(2),
-                },
-            )
-            .await
-            .unwrap();
-            assert!(page.items.len() <= 2);
-            walked.extend(page.items.iter().map(|i| i.id));
-            match page.next {
-                Some(n) => after = Some(n),
-                None => break,
-            }
-        }
+        let walked = walk(&f, project, &filter).await;
         let expected: Vec<i64> = all.items.iter().map(|i| i.id).collect();
         assert_eq!(walked, expected, "pages of sort={sort}");
     }
@@ -245,26 +250,7 @@ async fn keyset_pages_break_ties_by_id_without_skipping_or_repeating(f: Fixture)
             sort: Some(sort.into()),
             ..Default::default()
         };
-        let mut walked = Vec::new();
-        let mut after = None;
-        loop {
-            let page = errors::list_issues(
-                &f.store,
-                project,
-                &filter,
-                &Cursor {
-                    after: after.clone(),
-                    limit: Some(2),
-                },
-            )
-            .await
-            .unwrap();
-            walked.extend(page.items.iter().map(|i| i.id));
-            match page.next {
-                Some(n) => after = Some(n),
-                None => break,
-            }
-        }
+        let walked = walk(&f, project, &filter).await;
         // Equal keys come newest issue first, each once.
         let mut expected = walked.clone();
         expected.sort_unstable_by(|a, b| b.cmp(a));

@@ -284,9 +284,18 @@ struct MemoKey {
     map: usize,
     url: String,
     via: &'static str,
+    at: Position,
+}
+
+/// Everything of a frame its resolution depends on, besides the map.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Position {
     line: u64,
     col: u64,
+    /// The frame's minified function name.
     function: Option<String>,
+    /// The original name the caller's token gave (a callee's original name is often its call
+    /// site's token name).
     caller: Option<String>,
     has_module: bool,
 }
@@ -303,29 +312,17 @@ struct Resolution {
 }
 
 impl FrameMemo {
-    fn resolve(
-        &mut self,
-        found: &FoundMap,
-        line: u64,
-        col: u64,
-        function: Option<&str>,
-        caller: Option<&str>,
-        has_module: bool,
-    ) -> Option<Resolution> {
+    fn resolve(&mut self, found: &FoundMap, at: Position) -> Option<Resolution> {
         let key = MemoKey {
             map: Arc::as_ptr(&found.map) as usize,
             url: found.url.clone(),
             via: found.via,
-            line,
-            col,
-            function: function.map(str::to_string),
-            caller: caller.map(str::to_string),
-            has_module,
+            at,
         };
         if let Some(known) = self.entries.get(&key) {
             return known.clone();
         }
-        let resolved = resolution(found, line, col, function, caller, has_module);
+        let resolved = resolution(found, &key.at);
         if self.entries.len() < MEMO_ENTRIES {
             if !self.maps.iter().any(|m| Arc::ptr_eq(m, &found.map)) {
                 self.maps.push(found.map.clone());
@@ -373,16 +370,17 @@ pub fn symbolicate_with(
             let next_caller = match (found, line, col) {
                 (Some(found), Some(line), Some(col)) => {
                     attempted += 1;
-                    let function = f.get("function").and_then(Value::as_str);
-                    let has_module = f.get("module").is_some();
-                    let resolved = memo.resolve(
-                        found,
+                    let at = Position {
                         line,
                         col,
-                        function,
-                        caller_name.as_deref(),
-                        has_module,
-                    );
+                        function: f
+                            .get("function")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                        caller: caller_name.clone(),
+                        has_module: f.get("module").is_some(),
+                    };
+                    let resolved = memo.resolve(found, at);
                     match resolved.and_then(|r| apply(f, r)) {
                         Some(name) => {
                             outcome.resolved += 1;
@@ -421,17 +419,16 @@ pub fn symbolicate_with(
     outcome
 }
 
-/// What resolving a frame at (`line`, `col`) writes into it; `None` if the map has no mapping
-/// there. `function` is the frame's minified name, `caller` the original name the caller's
-/// token gave (a callee's original name is often its call site's token name).
-fn resolution(
-    found: &FoundMap,
-    line: u64,
-    col: u64,
-    function: Option<&str>,
-    caller: Option<&str>,
-    has_module: bool,
-) -> Option<Resolution> {
+/// What resolving a frame at `at` writes into it; `None` if the map has no mapping there.
+fn resolution(found: &FoundMap, at: &Position) -> Option<Resolution> {
+    let Position {
+        line,
+        col,
+        ref function,
+        ref caller,
+        has_module,
+    } = *at;
+    let (function, caller) = (function.as_deref(), caller.as_deref());
     let map = &found.map.map;
     let (l0, c0) = (
         u32::try_from(line.checked_sub(1)?).ok()?,

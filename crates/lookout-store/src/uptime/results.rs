@@ -204,6 +204,14 @@ pub async fn counts_in(
     Ok((up, down))
 }
 
+/// Adds a row's `up` and `down` to its monitor's running counts.
+fn add_counts(counts: &mut BTreeMap<i64, (i64, i64)>, r: &sqlx::any::AnyRow) -> Result<()> {
+    let c = counts.entry(r.try_get("monitor_id")?).or_default();
+    c.0 += r.try_get::<i64, _>("up")?;
+    c.1 += r.try_get::<i64, _>("down")?;
+    Ok(())
+}
+
 /// How `[since, until)` splits over the stored figures: day rollups over `[d_lo, d_hi)`, hour
 /// rollups over `[since, d_lo)` and `[d_hi, hour_mark)`, raw results from `hour_mark` on.
 /// Without a whole final day inside, `d_lo = d_hi = hour_mark` and hours cover it all.
@@ -273,18 +281,14 @@ pub async fn uptime_many(
             .fetch_all(store.pool())
             .await?
         {
-            let c = counts.entry(r.try_get("monitor_id")?).or_default();
-            c.0 += r.try_get::<i64, _>("up")?;
-            c.1 += r.try_get::<i64, _>("down")?;
+            add_counts(&mut counts, &r)?;
         }
         for r in sqlx::query(&raw)
             .bind(hour_mark)
             .fetch_all(store.pool())
             .await?
         {
-            let c = counts.entry(r.try_get("monitor_id")?).or_default();
-            c.0 += r.try_get::<i64, _>("up")?;
-            c.1 += r.try_get::<i64, _>("down")?;
+            add_counts(&mut counts, &r)?;
         }
         for (id, (up, down)) in counts {
             if let Some(slot) = out.get_mut(&id).and_then(|v| v.get_mut(k)) {
