@@ -57,28 +57,41 @@ struct Node {
 }
 
 impl Node {
-    fn start(&self, dir: &Path) {
-        let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            self.port,
-            dir.display()
-        );
-        let log = dir.join(format!("pg-{}.log", self.port));
-        as_postgres(
-            &pg_bin().join("pg_ctl"),
-            &[
-                "-D",
-                self.data.to_str().unwrap(),
-                "-o",
-                &opts,
-                "-l",
-                log.to_str().unwrap(),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        );
+    /// Starts the server on a free port. A port found free can be taken by another test's
+    /// server before PostgreSQL binds it (the e2e tests run side by side), so a start that
+    /// fails on an address in use tries again on another port; any other failure panics with
+    /// the server's log, which is where PostgreSQL says why.
+    fn start(&mut self, dir: &Path) {
+        for attempt in 1..=5 {
+            let opts = format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                self.port,
+                dir.display()
+            );
+            let log = dir.join(format!("pg-{}.log", self.port));
+            let o = Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(pg_bin().join("pg_ctl"))
+                .args(["-D", self.data.to_str().unwrap(), "-o", &opts])
+                .args(["-l", log.to_str().unwrap(), "-w", "-t", "120", "start"])
+                .output()
+                .expect("runuser");
+            if o.status.success() {
+                return;
+            }
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if attempt < 5 && text.contains("Address already in use") {
+                self.port = free_port();
+                continue;
+            }
+            panic!(
+                "pg_ctl start on port {}: {}{}\n--- {} ---\n{text}",
+                self.port,
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr),
+                log.display()
+            );
+        }
     }
 
     fn ctl(&self, args: &[&str]) {
@@ -126,7 +139,7 @@ impl Pair {
             .status()
             .unwrap();
         assert!(st.success());
-        let primary = Node {
+        let mut primary = Node {
             data: dir.path().join("primary"),
             port: free_port(),
         };
@@ -144,7 +157,7 @@ impl Pair {
         );
         primary.start(dir.path());
         primary.sql("CREATE DATABASE lookout");
-        let standby = Node {
+        let mut standby = Node {
             data: dir.path().join("standby"),
             port: free_port(),
         };
