@@ -19,6 +19,7 @@ both!(
     clock_updates_are_fenced,
     the_outbox_queues_once_and_hands_each_page_to_one_replica,
     a_merged_monitor_recovering_does_not_resolve_a_manual_target,
+    response_times_sum_acknowledgements_and_resolutions_per_service_and_day,
 );
 
 fn new(org: i64, key: &str, at: i64) -> NewIncident {
@@ -278,4 +279,83 @@ async fn a_merged_monitor_recovering_does_not_resolve_a_manual_target(f: Fixture
     let done = incidents::close_signal(&mut tx, "monitor:6").await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(done, vec![other.id]);
+}
+
+async fn response_times_sum_acknowledgements_and_resolutions_per_service_and_day(f: Fixture) {
+    let org = tenancy::default_org(&f.store).await.unwrap().id;
+    let day = 1_795_000_000_000 - 1_795_000_000_000 % 86_400_000;
+    // (service, opened, acknowledged after, resolved after), seconds.
+    let cases: &[(&str, i64, Option<i64>, Option<i64>)] = &[
+        ("api", 100, Some(60), Some(300)),
+        ("api", 200, Some(120), None),
+        ("api", 300, None, Some(900)),
+        ("api", 400, None, None),
+        ("db", 500, Some(30), Some(30)),
+        // The next day: its own row.
+        ("api", 86_400 + 10, Some(10), Some(20)),
+    ];
+    for (i, &(service, opened, ack, resolve)) in cases.iter().enumerate() {
+        let at = day + opened * 1000;
+        let mut tx = f.store.begin_write().await.unwrap();
+        let (inc, _) = incidents::open_or_find(
+            &mut tx,
+            &NewIncident {
+                service: Some(service.into()),
+                ..new(org, &format!("r{i}"), at)
+            },
+        )
+        .await
+        .unwrap();
+        let mut clock = (inc.status.clone(), inc.clock().next_escalation_at);
+        for (status, after) in [("acknowledged", ack), ("resolved", resolve)] {
+            let Some(after) = after else { continue };
+            let old = ClockCols {
+                status: &clock.0,
+                next_escalation_at: clock.1,
+                ..inc.clock()
+            };
+            let next = ClockCols {
+                status,
+                next_escalation_at: None,
+                ..inc.clock()
+            };
+            assert!(
+                incidents::save_clock(&mut tx, inc.id, &old, &next, at + after * 1000)
+                    .await
+                    .unwrap()
+            );
+            clock = (status.to_string(), None);
+        }
+        tx.commit().await.unwrap();
+    }
+    let mut rows = incidents::response_times(&f.store, org, day, day + 2 * 86_400_000)
+        .await
+        .unwrap();
+    rows.sort_by_key(|r| (r.day, r.service.clone()));
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.service.as_deref().unwrap(),
+                r.day,
+                r.incidents,
+                r.acknowledged,
+                r.ack_ms,
+                r.resolved,
+                r.resolve_ms,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("api", day, 4, 2, 180_000, 2, 1_200_000),
+            ("db", day, 1, 1, 30_000, 1, 30_000),
+            ("api", day + 86_400_000, 1, 1, 10_000, 1, 20_000),
+        ]
+    );
+    let later = incidents::response_times(&f.store, org, day + 86_400_000, day + 2 * 86_400_000)
+        .await
+        .unwrap();
+    assert_eq!(later.len(), 1, "only the second day's incident");
 }

@@ -12,6 +12,8 @@ both!(
     rollups_are_exact_and_uptime_spans_rollups_and_raw_results,
     cron_runs_open_complete_and_are_judged_once,
     status_pages_keep_incidents_with_their_updates,
+    an_upkeep_that_fell_behind_rolls_up_the_days_it_missed,
+    uptime_of_many_monitors_is_each_ones_uptime,
 );
 
 const HOUR: i64 = 3_600_000;
@@ -300,4 +302,119 @@ async fn status_pages_keep_incidents_with_their_updates(f: Fixture) {
         pages::get_incident(&f.store, i.id).await,
         Err(lookout_store::StoreError::NotFound)
     ));
+}
+
+/// Writes a check a minute for `minutes` minutes from `from`; every `fail_every`-th fails.
+async fn checks(f: &Fixture, id: i64, from: i64, minutes: i64, fail_every: i64) {
+    let w = (0..minutes)
+        .map(|m| {
+            results::result_write(
+                id,
+                &results::ResultRow {
+                    at: from + m * 60_000,
+                    ok: (m + 1) % fail_every != 0,
+                    maintenance: false,
+                    latency_us: Some(1000),
+                    message: None,
+                },
+            )
+        })
+        .collect();
+    write(f, w).await;
+}
+
+async fn an_upkeep_that_fell_behind_rolls_up_the_days_it_missed(f: Fixture) {
+    let id = monitor(&f, "http", None).await;
+    // Checks on one day from 08:00 to 10:29, then the server (and its upkeep) is down until two
+    // days later: the results are older than raw retention by then.
+    let day = 1_795_000_000_000 - 1_795_000_000_000 % (24 * HOUR);
+    checks(&f, id, day + 8 * HOUR, 150, 10).await;
+    let now = day + 50 * HOUR;
+    // Retention first (the upkeep's order does not matter): results not yet rolled up stay.
+    results::enforce_retention(&f.store, now).await.unwrap();
+    assert_eq!(
+        results::list_results(
+            &f.store,
+            id,
+            &Cursor {
+                limit: Some(1000),
+                ..Cursor::default()
+            }
+        )
+        .await
+        .unwrap()
+        .items
+        .len(),
+        150,
+        "the raw results not rolled up yet are still there"
+    );
+    // The upkeep catches up a day per run.
+    for k in 0..3 {
+        results::roll_up(&f.store, now + k * 60_000).await.unwrap();
+    }
+    let days = results::buckets(&f.store, id, "d", day - 24 * HOUR)
+        .await
+        .unwrap();
+    assert_eq!(
+        days.iter()
+            .map(|b| (b.bucket, b.up, b.down))
+            .collect::<Vec<_>>(),
+        vec![(day, 135, 15)],
+        "the missed day has its rollup"
+    );
+    let hours = results::buckets(&f.store, id, "h", day).await.unwrap();
+    assert_eq!(hours.iter().map(|b| b.up + b.down).sum::<i64>(), 150);
+    // Now rolled up, the raw results go; the uptime over the last three days still counts them.
+    assert!(
+        results::enforce_retention(&f.store, now + 3 * 60_000)
+            .await
+            .unwrap()
+            >= 150
+    );
+    let u = results::uptime_many(&f.store, &[id], &[now - 72 * HOUR])
+        .await
+        .unwrap();
+    assert_eq!(u[&id], vec![Some(90.0)]);
+}
+
+async fn uptime_of_many_monitors_is_each_ones_uptime(f: Fixture) {
+    let day = 1_795_000_000_000 - 1_795_000_000_000 % (24 * HOUR);
+    let (a, b, quiet) = (
+        monitor(&f, "http", None).await,
+        monitor(&f, "tcp", None).await,
+        monitor(&f, "dns", None).await,
+    );
+    // Two days of history rolled up as the upkeep goes, then a ragged morning of raw results:
+    // the windows below span day rollups, hour rollups and raw rows.
+    checks(&f, a, day - 48 * HOUR, 48 * 60, 10).await;
+    checks(&f, b, day - 30 * HOUR, 30 * 60, 4).await;
+    for h in (-47..=0).map(|h| day + h * HOUR + 7 * 60_000) {
+        results::roll_up(&f.store, h).await.unwrap();
+    }
+    checks(&f, a, day, 90, 3).await;
+    checks(&f, b, day, 90, 2).await;
+    let sinces = [
+        day - 72 * HOUR,
+        day - 36 * HOUR,
+        day - 5 * HOUR,
+        day + 30 * 60_000,
+    ];
+    let many = results::uptime_many(&f.store, &[a, b, quiet], &sinces)
+        .await
+        .unwrap();
+    for id in [a, b, quiet] {
+        let mut one = Vec::new();
+        for &s in &sinces {
+            one.push(results::uptime_since(&f.store, id, s).await.unwrap());
+        }
+        assert_eq!(many[&id], one, "monitor {id}");
+    }
+    // The figures themselves: monitor a's 48 h at 90 % and 90 minutes at 2/3.
+    let a_all = (48 * 60 * 9 / 10 + 60) as f64 / (48 * 60 + 90) as f64 * 100.0;
+    assert!(
+        (many[&a][0].unwrap() - a_all).abs() < 1e-9,
+        "{:?}",
+        many[&a]
+    );
+    assert_eq!(many[&quiet], vec![None; 4]);
 }

@@ -16,6 +16,9 @@ use crate::{Cursor, Page, Result, Store};
 
 /// Raw results are kept this long (a day bucket plus slack for the rollup to run).
 pub const RAW_RETENTION_MS: i64 = 25 * HOUR;
+/// How long raw results wait for rollups that are behind before they go anyway (a week: the
+/// catch-up rolls a day per upkeep run, so this bounds the table if rollups stop altogether).
+pub const UNROLLED_MAX_MS: i64 = 7 * DAY;
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
 const DAY: i64 = 24 * HOUR;
@@ -450,10 +453,21 @@ pub async fn roll_up(store: &Store, now: i64) -> Result<usize> {
     let settled = now - SETTLE_MS;
     for &(width, len, _) in WIDTHS {
         let closed = settled - settled.rem_euclid(len);
-        // Never look further back than raw rows are kept.
-        let mut from = mark(store, width)
-            .await?
-            .max(closed - RAW_RETENTION_MS + len);
+        let mut from = mark(store, width).await?;
+        if from < closed - RAW_RETENTION_MS {
+            // Behind by more than raw results are normally kept: a new database, or an upkeep
+            // that did not run for over a day. Start at the oldest result not yet rolled up
+            // (retention keeps those, see [`enforce_retention`]) rather than at the retention
+            // line, which would leave the missed days without rollups and their uptime without
+            // their checks; with no such result, there is nothing to catch up.
+            let oldest: Option<i64> =
+                sqlx::query("SELECT MIN(at) AS oldest FROM monitor_results WHERE at >= $1")
+                    .bind(from)
+                    .fetch_one(store.pool())
+                    .await?
+                    .try_get("oldest")?;
+            from = oldest.map_or(closed - RAW_RETENTION_MS + len, |at| at.max(from));
+        }
         from -= from.rem_euclid(len);
         // At most a day's worth of minute buckets per call, so a long outage catches up in steps.
         let until = closed.min(from + DAY);
@@ -546,7 +560,16 @@ pub async fn write_rollups(store: &Store, width: &str, buckets: &[(i64, Bucket)]
 }
 
 /// Deletes what is past retention; returns rows deleted.
+///
+/// Raw results not yet in every width's rollups are kept past [`RAW_RETENTION_MS`] (for at
+/// most [`UNROLLED_MAX_MS`]), so an upkeep that fell behind rolls them up when it catches up
+/// instead of finding them deleted.
 pub async fn enforce_retention(store: &Store, now: i64) -> Result<u64> {
+    let marks = Marks::read(store).await?;
+    let raw_cutoff = (now - RAW_RETENTION_MS)
+        .min(marks.hour)
+        .min(marks.day)
+        .max(now - UNROLLED_MAX_MS);
     let mut n = 0;
     for (lo, hi) in id_chunks(store, 500).await? {
         n += sqlx::query(
@@ -554,7 +577,7 @@ pub async fn enforce_retention(store: &Store, now: i64) -> Result<u64> {
         )
         .bind(lo)
         .bind(hi)
-        .bind(now - RAW_RETENTION_MS)
+        .bind(raw_cutoff)
         .execute(store.pool())
         .await?
         .rows_affected();
