@@ -217,6 +217,18 @@ pub async fn list(
         sql.push_str(&format!(" AND s.name = ${}", args.len()));
     }
     if let Some(after) = cursor.after_i64()? {
+        // A cursor naming no series of these projects (mangled, or its series deleted since)
+        // would compare with NULL and end the list early as if it were complete: refuse it.
+        let known = sqlx::query(&format!(
+            "SELECT 1 AS one FROM series WHERE id = $1 AND project_id IN ({})",
+            ids.join(", ")
+        ))
+        .bind(after)
+        .fetch_optional(store.pool())
+        .await?;
+        if known.is_none() {
+            return Err(crate::StoreError::BadCursor(after.to_string()));
+        }
         args.push(after.into());
         sql.push_str(&format!(
             " AND (s.project_id, s.name, s.tags) > (SELECT c.project_id, c.name, c.tags FROM series c WHERE c.id = ${})",

@@ -7,13 +7,16 @@ use std::collections::BTreeMap;
 use lookout_store::events;
 use lookout_store::regress;
 use lookout_store::series::{self, Direction, NewPoint, SeriesKey};
-use lookout_store::{tenancy, Backend};
+use lookout_store::{tenancy, Backend, Cursor, StoreError};
 
 #[macro_use]
 mod support;
 use support::{fixture, Fixture};
 
-both!(points_one_by_one_find_what_the_whole_series_finds);
+both!(
+    points_one_by_one_find_what_the_whole_series_finds,
+    series_pages_walk_every_series_once_and_refuse_a_foreign_cursor,
+);
 
 /// Three regimes (100, then 140: slower, then 110: faster) with noise and a few outliers.
 fn values() -> Vec<f64> {
@@ -107,4 +110,71 @@ async fn points_one_by_one_find_what_the_whole_series_finds(f: Fixture) {
         .unwrap();
     assert_eq!(recent.len(), 1);
     assert_eq!(recent[0].series, "api.p95_ms");
+}
+
+async fn series_pages_walk_every_series_once_and_refuse_a_foreign_cursor(f: Fixture) {
+    let (project, _) = tenancy::ensure_default_project(&f.store).await.unwrap();
+    let key = |name: &str, host: &str| SeriesKey {
+        name: name.into(),
+        tags: BTreeMap::from([("host".to_string(), host.to_string())]),
+        unit: "ms".into(),
+        direction: Direction::LowerIsBetter,
+    };
+    // Seven series, added out of order: names tie across hosts, so tags break the ties.
+    let keys = [
+        key("b", "2"),
+        key("a", "3"),
+        key("b", "1"),
+        key("a", "1"),
+        key("c", "1"),
+        key("a", "2"),
+        key("b", "3"),
+    ];
+    for (i, k) in keys.iter().enumerate() {
+        let p = NewPoint {
+            key: k.clone(),
+            ..point(i as f64, 1000)
+        };
+        series::add(&f.store, project.id, &[p]).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut cursor = Cursor {
+        after: None,
+        limit: Some(3),
+    };
+    loop {
+        let page = series::list(&f.store, &[project.id], None, &cursor)
+            .await
+            .unwrap();
+        assert!(page.items.len() <= 3);
+        seen.extend(
+            page.items
+                .iter()
+                .map(|s| format!("{}{}", s.name, s.tags["host"])),
+        );
+        match page.next {
+            Some(n) => cursor.after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["a1", "a2", "a3", "b1", "b2", "b3", "c1"]);
+    // A cursor naming no series of this project would otherwise end the list early, as if it
+    // were complete.
+    let other = tenancy::create_project(&f.store, project.org_id, "other", None, None)
+        .await
+        .unwrap();
+    let theirs = series::add(&f.store, other.id, &[point(1.0, 1)])
+        .await
+        .unwrap()[0]
+        .0;
+    for bad in [theirs, 999_999] {
+        let c = Cursor {
+            after: Some(bad.to_string()),
+            limit: Some(3),
+        };
+        let err = series::list(&f.store, &[project.id], None, &c)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::BadCursor(_)), "{err:?}");
+    }
 }
