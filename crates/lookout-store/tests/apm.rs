@@ -4,7 +4,7 @@
 
 use lookout_apm::span::{kind, Category, Span};
 use lookout_store::apm::query::{self, Filter};
-use lookout_store::apm::rollup::RollupProcessor;
+use lookout_store::apm::rollup::{RollupProcessor, SERVICE_CATEGORY};
 use lookout_store::apm::{daily, span_writes};
 use lookout_store::series;
 use lookout_store::writer::WriterConfig;
@@ -16,7 +16,8 @@ use support::{fixture, Fixture};
 
 both!(
     tiers_agree_and_every_span_counts_once,
-    a_cross_service_call_is_one_edge_in_either_order
+    a_cross_service_call_is_one_edge_in_either_order,
+    service_rows_sum_every_operation_and_are_backfilled_once,
 );
 
 const DAY: i64 = 86_400_000;
@@ -206,5 +207,134 @@ async fn a_cross_service_call_is_one_edge_in_either_order(f: Fixture) {
             ("shop", "payments.internal", "external", 3)
         ]
     );
+    writer.shutdown().await;
+}
+
+/// Each service's figures from its service rows, and from its request rows folded together.
+async fn per_service(
+    f: &Fixture,
+    p: i64,
+    since: i64,
+    until: i64,
+) -> Vec<(String, [u64; 2], [String; 3])> {
+    let projects = [p];
+    let mut out = Vec::new();
+    for (service, category) in [
+        ("shop", SERVICE_CATEGORY),
+        ("shop", "request"),
+        ("payments", SERVICE_CATEGORY),
+        ("payments", "request"),
+    ] {
+        let filter = Filter {
+            projects: &projects,
+            service: Some(service),
+            category: Some(category),
+            ..Filter::default()
+        };
+        let red = query::fold(&f.store, &filter, since, until, |_| Some(()))
+            .await
+            .unwrap()
+            .remove(&())
+            .unwrap_or_default();
+        out.push((
+            format!("{service} {category}"),
+            [red.count(), red.all.errors],
+            [
+                format!("{:?}", red.quantile(0.5)),
+                format!("{:?}", red.quantile(0.95)),
+                format!("{:.6}", red.all.sum),
+            ],
+        ));
+    }
+    out
+}
+
+async fn service_rows_sum_every_operation_and_are_backfilled_once(f: Fixture) {
+    let writer = Writer::start(f.store.clone(), WriterConfig::default());
+    let p = project(&f).await;
+    let now = lookout_core::time::now_ms();
+    // Two hours of shop requests (three operations), its database calls, and payments requests.
+    let start = now - 2 * 3_600_000;
+    let mut spans = Vec::new();
+    for n in 0..600u64 {
+        let t = start + n as i64 * 11_000;
+        let ms = (n % 90 + 1) as f64;
+        spans.push(span(n, "shop", None, Category::Request, t, ms));
+        spans.push(span(10_000 + n, "shop", Some(n), Category::Db, t, ms / 2.0));
+        if n % 3 == 0 {
+            spans.push(span(
+                20_000 + n,
+                "payments",
+                None,
+                Category::Request,
+                t,
+                ms * 3.0,
+            ));
+        }
+    }
+    let write = |batch: Vec<Span>| {
+        let q = writer.queue();
+        async move { q.write(span_writes(p, batch, &[])).await.unwrap() }
+    };
+    write(spans).await;
+    drain(&f).await;
+    let (since, until) = (start - 60_000, now + 60_000);
+    let figures = per_service(&f, p, since, until).await;
+    assert_eq!(
+        figures[0].1,
+        [600, 86],
+        "shop's 600 requests, every 7th failed"
+    );
+    assert_eq!(figures[2].1[0], 200);
+    for pair in figures.chunks(2) {
+        assert_eq!(pair[0].1, pair[1].1, "{} against {}", pair[0].0, pair[1].0);
+        assert_eq!(pair[0].2, pair[1].2, "{} against {}", pair[0].0, pair[1].0);
+    }
+    // Reads of every category leave the service rows out: no span is counted twice.
+    let projects = [p];
+    let all = Filter {
+        projects: &projects,
+        ..Filter::default()
+    };
+    let by_category = query::fold(&f.store, &all, since, until, |c| {
+        Some(c.category.to_string())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        by_category
+            .iter()
+            .map(|(k, r)| (k.as_str(), r.count()))
+            .collect::<Vec<_>>(),
+        vec![("db", 600), ("request", 800)]
+    );
+
+    // A database rolled up before the service rows existed: migration 0032 leaves a marker, and
+    // the consumer sums the old rows once before folding anything new.
+    for sql in [
+        "DELETE FROM apm_rollups WHERE category = 'service'",
+        "INSERT INTO server_settings (name, value, updated_at) VALUES ('apm.service_rows', 'backfill', 0)",
+    ] {
+        sqlx::query(sql).execute(f.store.pool()).await.unwrap();
+    }
+    assert_eq!(per_service(&f, p, since, until).await[0].1, [0, 0]);
+    let late = span(30_000, "shop", None, Category::Request, now - 60_000, 5.0);
+    write(vec![late]).await;
+    drain(&f).await;
+    let after = per_service(&f, p, since, until).await;
+    assert_eq!(
+        after[0].1,
+        [601, 86],
+        "the old requests once, the new one once"
+    );
+    for pair in after.chunks(2) {
+        assert_eq!(pair[0].1, pair[1].1, "{} against {}", pair[0].0, pair[1].0);
+        assert_eq!(pair[0].2, pair[1].2, "{} against {}", pair[0].0, pair[1].0);
+    }
+    let marker = sqlx::query("SELECT name FROM server_settings WHERE name = 'apm.service_rows'")
+        .fetch_optional(f.store.pool())
+        .await
+        .unwrap();
+    assert!(marker.is_none(), "the backfill ran once");
     writer.shutdown().await;
 }

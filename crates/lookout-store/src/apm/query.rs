@@ -72,7 +72,8 @@ pub struct Filter<'a> {
     pub projects: &'a [i64],
     /// One service, or all.
     pub service: Option<&'a str>,
-    /// One category (`request`, `db`, `external`), or all.
+    /// One category (`request`, `db`, `external`; [`super::rollup::SERVICE_CATEGORY`] for
+    /// each service's requests summed), or all (of spans: the service rows left out).
     pub category: Option<&'a str>,
     /// One operation, or all.
     pub operation: Option<&'a str>,
@@ -150,6 +151,13 @@ pub async fn fold_ranges<K: Ord>(
                     args.push(v);
                     sql.push_str(&format!(" AND {column} = ${}", 4 + args.len()));
                 }
+            }
+            if f.category.is_none() {
+                // The service rows repeat the request rows' spans: every category but theirs.
+                sql.push_str(&format!(
+                    " AND category <> '{}'",
+                    super::rollup::SERVICE_CATEGORY
+                ));
             }
             let mut q = sqlx::query(&sql)
                 .bind(project)

@@ -17,6 +17,15 @@ use crate::{cursor, writer, Backend, Result, Store, Value};
 /// The consumer's cursor name.
 pub const CURSOR: &str = "apm.rollups";
 
+/// The category of the rows that sum each service's requests over every operation and status
+/// class (their operation and status class are empty). The services list reads these: a few
+/// rows per service and bucket instead of one per operation, status class and outcome.
+pub const SERVICE_CATEGORY: &str = "service";
+
+/// The `server_settings` row by which migration 0032 asks for the service rows of what was
+/// rolled up before it to be summed (see [`RollupProcessor::backfill_service_rows`]).
+const SERVICE_ROWS_MARK: &str = "apm.service_rows";
+
 /// Default Apdex target of a newly seen service, ms (New Relic's and SigNoz's default).
 pub const DEFAULT_APDEX_T_MS: f64 = 500.0;
 
@@ -114,6 +123,8 @@ pub struct RollupProcessor {
     batch: i64,
     cache: tokio::sync::Mutex<RowCache>,
     links: tokio::sync::Mutex<RecentLinks>,
+    /// Whether the service rows are known to cover everything rolled up (checked once).
+    service_rows_ready: std::sync::atomic::AtomicBool,
 }
 
 impl RollupProcessor {
@@ -125,6 +136,7 @@ impl RollupProcessor {
             batch: 500,
             cache: tokio::sync::Mutex::default(),
             links: tokio::sync::Mutex::default(),
+            service_rows_ready: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -134,6 +146,9 @@ impl RollupProcessor {
         let Some(position) = cursor::lease(&self.store, CURSOR, &self.owner, 10_000).await? else {
             return Ok(0);
         };
+        if !self.backfill_service_rows(position).await? {
+            return Ok(0);
+        }
         let rows = sqlx::query(
             "SELECT seq, project_id, payload, packed FROM apm_parts WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
@@ -175,12 +190,19 @@ impl RollupProcessor {
                     .or_insert(c.minute);
                 *seen = (*seen).max(c.minute);
                 for (tier, width) in TIERS {
+                    let b = bucket(c.minute, width);
+                    if c.category == "request" {
+                        cells
+                            .entry(service_key(project, tier, &c.service, b, c.error))
+                            .or_default()
+                            .merge(&agg);
+                    }
                     cells
                         .entry(Key {
                             project,
                             tier,
                             service: c.service.clone(),
-                            bucket: bucket(c.minute, width),
+                            bucket: b,
                             category: c.category.clone(),
                             operation: c.operation.clone(),
                             status_class: c.status_class.clone(),
@@ -303,6 +325,72 @@ impl RollupProcessor {
         Ok(rows.len())
     }
 
+    /// Sums the service rows of every request row rolled up before migration 0032, once, before
+    /// any new part is folded (so nothing is counted twice): sketches are merged here because
+    /// SQL cannot. Streams the request rows, holding one aggregate per service, bucket and
+    /// outcome. Fenced by the cursor's lease like a fold; false when the lease was lost.
+    async fn backfill_service_rows(&self, position: i64) -> Result<bool> {
+        use std::sync::atomic::Ordering;
+        if self.service_rows_ready.load(Ordering::Relaxed) {
+            return Ok(true);
+        }
+        let pending = sqlx::query("SELECT value FROM server_settings WHERE name = $1")
+            .bind(SERVICE_ROWS_MARK)
+            .fetch_optional(self.store.pool())
+            .await?
+            .is_some();
+        if !pending {
+            self.service_rows_ready.store(true, Ordering::Relaxed);
+            return Ok(true);
+        }
+        let _turn = self.store.write_gate().await;
+        let mut tx = self.store.begin_write().await?;
+        let mut sums: HashMap<Key, Agg> = HashMap::new();
+        {
+            use futures_util::TryStreamExt;
+            let mut rows = sqlx::query(
+                "SELECT project_id, tier, service, bucket, error, count, errors, sum_ms, min_ms, max_ms, sketch
+                 FROM apm_rollups WHERE category = 'request'",
+            )
+            .fetch(&mut *tx);
+            while let Some(r) = rows.try_next().await? {
+                let error = crate::row::RowExt::flag(&r, "error")?;
+                let service: &str = r.try_get("service")?;
+                let sketch: &[u8] = r.try_get("sketch")?;
+                let key = service_key(
+                    r.try_get("project_id")?,
+                    r.try_get("tier")?,
+                    service,
+                    r.try_get("bucket")?,
+                    error,
+                );
+                sums.entry(key).or_default().merge(&Agg {
+                    count: r.try_get::<i64, _>("count")?.max(0) as u64,
+                    errors: r.try_get::<i64, _>("errors")?.max(0) as u64,
+                    sum: r.try_get("sum_ms")?,
+                    min: r.try_get("min_ms")?,
+                    max: r.try_get("max_ms")?,
+                    sketch: Sketch::decode(sketch).unwrap_or_default(),
+                });
+            }
+        }
+        let n = sums.len();
+        let written: Vec<(Key, Agg)> = sums.into_iter().collect();
+        for chunk in written.chunks(500) {
+            write_cells(self.store.backend(), &mut tx, chunk).await?;
+        }
+        sqlx::query("DELETE FROM server_settings WHERE name = $1")
+            .bind(SERVICE_ROWS_MARK)
+            .execute(&mut *tx)
+            .await?;
+        if !cursor::finish(tx, CURSOR, &self.owner, position, position).await? {
+            return Ok(false);
+        }
+        tracing::info!(rows = n, "Summed the services' rollup rows.");
+        self.service_rows_ready.store(true, Ordering::Relaxed);
+        Ok(true)
+    }
+
     /// Folds until `stop` resolves, polling every `idle` when there is nothing new.
     pub async fn run(self, idle: Duration, stop: impl std::future::Future<Output = ()>) {
         // A full batch means more is waiting. Otherwise wait: a fold costs about the same for 10
@@ -318,6 +406,20 @@ impl RollupProcessor {
             stop,
         )
         .await;
+    }
+}
+
+/// The key of the row summing `service`'s requests with outcome `error` in one bucket.
+fn service_key(project: i64, tier: i64, service: &str, bucket: i64, error: bool) -> Key {
+    Key {
+        project,
+        tier,
+        service: service.to_string(),
+        bucket,
+        category: SERVICE_CATEGORY.to_string(),
+        operation: String::new(),
+        status_class: String::new(),
+        error,
     }
 }
 

@@ -276,6 +276,21 @@ async fn acknowledged_spans_survive_kill_9(backend: Backend) {
     s.restart();
     let items = wait_count(&s, "orders", sent).await;
     assert_eq!(items[0]["count"], sent);
+    // The services list (read from the per-service rows the same fold writes) agrees.
+    let list = s.client().get("/api/v1/apm/services").await;
+    let orders = list.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "orders")
+        .cloned()
+        .unwrap();
+    assert_eq!(orders["count"], sent);
+    assert_eq!(
+        orders["p95"], items[0]["p95"],
+        "{orders} against {}",
+        items[0]
+    );
 }
 
 mod alerts;
