@@ -417,4 +417,25 @@ async fn uptime_of_many_monitors_is_each_ones_uptime(f: Fixture) {
         many[&a]
     );
     assert_eq!(many[&quiet], vec![None; 4]);
+    // The list's heartbeat bars: each monitor's newest results, as its own list gives them.
+    let recent = results::recent_many(&f.store, &[a, b, quiet], 7)
+        .await
+        .unwrap();
+    for id in [a, b, quiet] {
+        let one = results::list_results(
+            &f.store,
+            id,
+            &Cursor {
+                after: None,
+                limit: Some(7),
+            },
+        )
+        .await
+        .unwrap()
+        .items;
+        let at = |v: &[results::ResultRow]| v.iter().map(|r| (r.at, r.ok)).collect::<Vec<_>>();
+        assert_eq!(at(&recent[&id]), at(&one), "monitor {id}");
+    }
+    assert_eq!(recent[&a].len(), 7);
+    assert!(recent[&quiet].is_empty());
 }

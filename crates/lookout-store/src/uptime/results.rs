@@ -207,14 +207,6 @@ pub async fn counts_in(
     Ok((up, down))
 }
 
-/// Adds a row's `up` and `down` to its monitor's running counts.
-fn add_counts(counts: &mut BTreeMap<i64, (i64, i64)>, r: &sqlx::any::AnyRow) -> Result<()> {
-    let c = counts.entry(r.try_get("monitor_id")?).or_default();
-    c.0 += r.try_get::<i64, _>("up")?;
-    c.1 += r.try_get::<i64, _>("down")?;
-    Ok(())
-}
-
 /// How `[since, until)` splits over the stored figures: day rollups over `[d_lo, d_hi)`, hour
 /// rollups over `[since, d_lo)` and `[d_hi, hour_mark)`, raw results from `hour_mark` on.
 /// Without a whole final day inside, `d_lo = d_hi = hour_mark` and hours cover it all.
@@ -237,9 +229,12 @@ pub async fn uptime_since(store: &Store, monitor_id: i64, since: i64) -> Result<
 }
 
 /// Uptime percentages of many monitors over windows ending now, one per `sinces` entry, in the
-/// same order (`None` without results): four statements per window whatever the number of
-/// monitors. The monitor lists show four windows for each of up to 100 monitors, which as one
-/// [`uptime_since`] each was over a thousand statements a page (issue 31).
+/// same order (`None` without results): two statements whatever the number of monitors and
+/// windows. Each window splits over day rollups, hour rollups and raw results as in
+/// [`counts_in`]; the rows of all windows are read once (their ranges merged) and summed per
+/// window by the database. The monitor lists show four windows for each of up to 100
+/// monitors: one statement per monitor was over a thousand a page, and one per window and kind
+/// still cost PostgreSQL a parallel plan each (issue 31).
 pub async fn uptime_many(
     store: &Store,
     monitor_ids: &[i64],
@@ -249,54 +244,192 @@ pub async fn uptime_many(
         .iter()
         .map(|&id| (id, vec![None; sinces.len()]))
         .collect();
-    if monitor_ids.is_empty() {
+    if monitor_ids.is_empty() || sinces.is_empty() {
         return Ok(out);
     }
     let marks = Marks::read(store).await?;
-    // Integers from our own query, so inlining them is safe and keeps one statement a window.
+    // Integers from our own query and arithmetic, so inlining them is safe and keeps the
+    // statement free of dozens of parameters.
     let ids = monitor_ids
         .iter()
         .map(i64::to_string)
         .collect::<Vec<_>>()
         .join(", ");
-    let rollups = format!(
-        "SELECT monitor_id, CAST(COALESCE(SUM(up), 0) AS BIGINT) AS up, CAST(COALESCE(SUM(down), 0) AS BIGINT) AS down FROM (
-             SELECT monitor_id, up, down FROM monitor_rollups WHERE monitor_id IN ({ids}) AND width = 'd' AND bucket >= $1 AND bucket < $2
-             UNION ALL
-             SELECT monitor_id, up, down FROM monitor_rollups WHERE monitor_id IN ({ids}) AND width = 'h' AND bucket >= $3 AND bucket < $1
-             UNION ALL
-             SELECT monitor_id, up, down FROM monitor_rollups WHERE monitor_id IN ({ids}) AND width = 'h' AND bucket >= $2 AND bucket < $4
-         ) r GROUP BY monitor_id"
-    );
+    let windows: Vec<(i64, i64, i64, i64)> = sinces
+        .iter()
+        .map(|&since| {
+            let (d_lo, d_hi, hour_mark) = spans(since, i64::MAX, marks);
+            (since, d_lo, d_hi, hour_mark)
+        })
+        .collect();
+    let mut days = Vec::new();
+    let mut hours = Vec::new();
+    for &(since, d_lo, d_hi, hour_mark) in &windows {
+        days.push((d_lo, d_hi));
+        hours.push((since, d_lo));
+        hours.push((d_hi, hour_mark));
+    }
+    let ids = ids.as_str();
+    let branches: Vec<String> = [("d", merged(days)), ("h", merged(hours))]
+        .iter()
+        .flat_map(|(width, ranges)| {
+            ranges.iter().map(move |(lo, hi)| {
+                format!(
+                    "SELECT monitor_id, width, bucket, up, down FROM monitor_rollups
+                     WHERE monitor_id IN ({ids}) AND width = '{width}' AND bucket >= {lo} AND bucket < {hi}"
+                )
+            })
+        })
+        .collect();
+    let mut counts: Vec<BTreeMap<i64, (i64, i64)>> = vec![BTreeMap::new(); windows.len()];
+    if !branches.is_empty() {
+        let sums: Vec<String> = windows
+            .iter()
+            .enumerate()
+            .map(|(k, &(since, d_lo, d_hi, hour_mark))| {
+                let within = format!(
+                    "(width = 'd' AND bucket >= {d_lo} AND bucket < {d_hi}) OR (width = 'h' AND \
+                     ((bucket >= {since} AND bucket < {d_lo}) OR (bucket >= {d_hi} AND bucket < {hour_mark})))"
+                );
+                format!(
+                    "CAST(COALESCE(SUM(CASE WHEN {within} THEN up ELSE 0 END), 0) AS BIGINT) AS up{k}, \
+                     CAST(COALESCE(SUM(CASE WHEN {within} THEN down ELSE 0 END), 0) AS BIGINT) AS down{k}"
+                )
+            })
+            .collect();
+        let sql = format!(
+            "SELECT monitor_id, {} FROM ({}) r GROUP BY monitor_id",
+            sums.join(", "),
+            branches.join(" UNION ALL ")
+        );
+        for r in sqlx::query(&sql).fetch_all(store.pool()).await? {
+            add_window_counts(&mut counts, &r)?;
+        }
+    }
+    let raw_from = windows.iter().map(|w| w.3).min().unwrap_or(i64::MAX);
+    let sums: Vec<String> = windows
+        .iter()
+        .enumerate()
+        .map(|(k, w)| {
+            let hour_mark = w.3;
+            format!(
+                "CAST(COALESCE(SUM(CASE WHEN at >= {hour_mark} AND ok = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS up{k}, \
+                 CAST(COALESCE(SUM(CASE WHEN at >= {hour_mark} AND ok = 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS down{k}"
+            )
+        })
+        .collect();
     let raw = format!(
-        "SELECT monitor_id, CAST(COALESCE(SUM(CASE WHEN ok = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS up,
-                CAST(COALESCE(SUM(CASE WHEN ok = 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS down
-         FROM monitor_results WHERE monitor_id IN ({ids}) AND at >= $1 AND maintenance = 0 GROUP BY monitor_id"
+        "SELECT monitor_id, {} FROM monitor_results
+         WHERE monitor_id IN ({ids}) AND at >= $1 AND maintenance = 0 GROUP BY monitor_id",
+        sums.join(", ")
     );
-    for (k, &since) in sinces.iter().enumerate() {
-        let (d_lo, d_hi, hour_mark) = spans(since, i64::MAX, marks);
-        let mut counts: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
-        for r in sqlx::query(&rollups)
-            .bind(d_lo)
-            .bind(d_hi)
-            .bind(since)
-            .bind(hour_mark)
-            .fetch_all(store.pool())
-            .await?
-        {
-            add_counts(&mut counts, &r)?;
-        }
-        for r in sqlx::query(&raw)
-            .bind(hour_mark)
-            .fetch_all(store.pool())
-            .await?
-        {
-            add_counts(&mut counts, &r)?;
-        }
-        for (id, (up, down)) in counts {
+    for r in sqlx::query(&raw)
+        .bind(raw_from)
+        .fetch_all(store.pool())
+        .await?
+    {
+        add_window_counts(&mut counts, &r)?;
+    }
+    for (k, window) in counts.into_iter().enumerate() {
+        for (id, (up, down)) in window {
             if let Some(slot) = out.get_mut(&id).and_then(|v| v.get_mut(k)) {
                 *slot = (up + down > 0).then(|| 100.0 * up as f64 / (up + down) as f64);
             }
+        }
+    }
+    Ok(out)
+}
+
+/// Adds a row's `up{k}` and `down{k}` to window `k`'s counts, for every window.
+fn add_window_counts(
+    counts: &mut [BTreeMap<i64, (i64, i64)>],
+    r: &sqlx::any::AnyRow,
+) -> Result<()> {
+    let id: i64 = r.try_get("monitor_id")?;
+    for (k, window) in counts.iter_mut().enumerate() {
+        let up: i64 = r.try_get(format!("up{k}").as_str())?;
+        let down: i64 = r.try_get(format!("down{k}").as_str())?;
+        let c = window.entry(id).or_default();
+        c.0 += up;
+        c.1 += down;
+    }
+    Ok(())
+}
+
+/// The union of half-open ranges as disjoint ranges, empty ones dropped, in order.
+fn merged(mut ranges: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+    ranges.retain(|(lo, hi)| lo < hi);
+    ranges.sort_unstable();
+    let mut out: Vec<(i64, i64)> = Vec::new();
+    for (lo, hi) in ranges {
+        match out.last_mut() {
+            Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
+            _ => out.push((lo, hi)),
+        }
+    }
+    out
+}
+
+/// The newest `limit` results of each of `monitor_ids`, newest first (the monitor list's
+/// heartbeat bars). One statement on PostgreSQL (a lateral join: an index range per monitor),
+/// where a statement per monitor cost a round trip each, 100 a page; SQLite has no lateral
+/// joins, and its statements are calls into the same process, so it keeps one per monitor.
+pub async fn recent_many(
+    store: &Store,
+    monitor_ids: &[i64],
+    limit: i64,
+) -> Result<BTreeMap<i64, Vec<ResultRow>>> {
+    let mut out: BTreeMap<i64, Vec<ResultRow>> =
+        monitor_ids.iter().map(|&id| (id, Vec::new())).collect();
+    if monitor_ids.is_empty() {
+        return Ok(out);
+    }
+    let of = |r: &sqlx::any::AnyRow| -> Result<ResultRow> {
+        Ok(ResultRow {
+            at: r.try_get("at")?,
+            ok: r.flag("ok")?,
+            maintenance: r.flag("maintenance")?,
+            latency_us: r.try_get("latency_us")?,
+            message: r.try_get("message")?,
+        })
+    };
+    if store.backend() == crate::Backend::Postgres {
+        // Integers from our own query, so inlining them is safe.
+        let ids = monitor_ids
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT m.id AS monitor_id, r.at, r.ok, r.maintenance, r.latency_us, r.message
+             FROM unnest(ARRAY[{ids}]::BIGINT[]) AS m(id)
+             CROSS JOIN LATERAL (
+               SELECT at, ok, maintenance, latency_us, message FROM monitor_results
+               WHERE monitor_id = m.id ORDER BY at DESC LIMIT $1
+             ) r
+             ORDER BY m.id, r.at DESC"
+        ))
+        .bind(limit)
+        .fetch_all(store.pool())
+        .await?;
+        for r in &rows {
+            let id: i64 = r.try_get("monitor_id")?;
+            out.entry(id).or_default().push(of(r)?);
+        }
+        return Ok(out);
+    }
+    for &id in monitor_ids {
+        let rows = sqlx::query(
+            "SELECT at, ok, maintenance, latency_us, message FROM monitor_results
+             WHERE monitor_id = $1 ORDER BY at DESC LIMIT $2",
+        )
+        .bind(id)
+        .bind(limit)
+        .fetch_all(store.pool())
+        .await?;
+        let v = out.entry(id).or_default();
+        for r in &rows {
+            v.push(of(r)?);
         }
     }
     Ok(out)

@@ -127,17 +127,12 @@ async fn list_page(
             .collect();
         // Uptime figures for the whole page at once.
         let views = monitor_views(state.store(), state.settings(), &windows, kept).await?;
+        // And their heartbeat bars.
+        let ids: Vec<i64> = shown.iter().map(|s| s.0).collect();
+        let mut recent = results::recent_many(state.store(), &ids, LIST_BEATS).await?;
         let mut rows = Vec::with_capacity(views.len());
         for (v, (id, team, last_check, down_for)) in views.into_iter().zip(shown) {
-            let recent = results::list_results(
-                state.store(),
-                id,
-                &Cursor {
-                    after: None,
-                    limit: Some(LIST_BEATS),
-                },
-            )
-            .await?;
+            let recent = recent.remove(&id).unwrap_or_default();
             let pct = |p: Option<f64>| p.map_or_else(|| "–".into(), fmt::percent);
             rows.push(Row {
                 every: v
@@ -146,7 +141,7 @@ async fn list_page(
                     .and_then(Value::as_i64)
                     .map(fmt::every)
                     .unwrap_or_default(),
-                beats: beats(&recent.items),
+                beats: beats(&recent),
                 day: pct(v.uptime.day),
                 month: pct(v.uptime.month),
                 last_check,
