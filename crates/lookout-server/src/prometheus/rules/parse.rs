@@ -34,6 +34,9 @@ pub struct Group {
     /// Most series (alerts, for an alerting rule) one rule may produce; 0 for no limit of its own
     /// (the hard cap still applies).
     pub limit: usize,
+    /// How far in the past the group's queries are evaluated, ms (`query_offset`, Prometheus
+    /// 2.53): for data that arrives late, such as remote write from far away.
+    pub query_offset_ms: i64,
     /// Its rules, in order.
     pub rules: Vec<Rule>,
 }
@@ -91,7 +94,7 @@ struct RawGroup {
     interval: Option<String>,
     #[serde(default)]
     limit: i64,
-    /// Prometheus 2.53's per-group query offset: checked, not applied (documented).
+    /// Prometheus 2.53's per-group query offset.
     query_offset: Option<String>,
     #[serde(default)]
     rules: Vec<RawRule>,
@@ -187,11 +190,18 @@ pub fn parse(text: &str) -> Result<RuleFile, Vec<String>> {
         if g.limit < 0 {
             errors.push(at("limit: must not be negative".into()));
         }
-        if let Some(q) = g.query_offset.as_deref() {
-            if let Err(e) = duration(q) {
-                errors.push(at(format!("query_offset: {e}")));
+        let query_offset_ms = match g.query_offset.as_deref().map(duration) {
+            None => 0,
+            Some(Ok(ms)) if ms <= MAX_INTERVAL_MS => ms,
+            Some(Ok(_)) => {
+                errors.push(at("query_offset: must be at most 24h in Lookout".into()));
+                0
             }
-        }
+            Some(Err(e)) => {
+                errors.push(at(format!("query_offset: {e}")));
+                0
+            }
+        };
         let mut rules = Vec::new();
         for (i, r) in g.rules.into_iter().enumerate() {
             let label = r
@@ -300,6 +310,7 @@ pub fn parse(text: &str) -> Result<RuleFile, Vec<String>> {
             name: g.name,
             interval_ms,
             limit: usize::try_from(g.limit).unwrap_or(0),
+            query_offset_ms,
             rules,
         });
     }
@@ -447,6 +458,18 @@ groups:
     }
 
     #[test]
+    fn query_offset_is_read_and_bounded() {
+        let g = |offset: &str| {
+            parse(&format!(
+                "groups:\n  - name: g\n    query_offset: {offset}\n    rules:\n      - record: r\n        expr: up\n"
+            ))
+        };
+        assert_eq!(g("1m").unwrap().groups[0].query_offset_ms, 60_000);
+        assert!(g("25h").unwrap_err()[0].contains("query_offset"));
+        assert!(g("soon").unwrap_err()[0].contains("query_offset"));
+    }
+
+    #[test]
     fn project_limits_count_every_file() {
         let one = RuleFile {
             groups: (0..60)
@@ -454,6 +477,7 @@ groups:
                     name: format!("g{i}"),
                     interval_ms: None,
                     limit: 0,
+                    query_offset_ms: 0,
                     rules: vec![],
                 })
                 .collect(),

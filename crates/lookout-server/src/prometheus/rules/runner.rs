@@ -309,6 +309,9 @@ async fn evaluate_group(
     t: i64,
 ) -> Result<(), Stop> {
     let started = Instant::now();
+    // As Prometheus: queries, recorded samples, stale markers and `ALERTS` are at the slot less
+    // the group's query offset; alert state (active since, `for`) keeps the slot's own time.
+    let qt = t - g.group.query_offset_ms;
     let prev_row = rstore::state(&ctx.store, g.project, &g.file, &g.group.name).await?;
     let mut prev: GroupState = prev_row
         .as_ref()
@@ -337,7 +340,7 @@ async fn evaluate_group(
                 max_samples,
                 g.project,
                 &rule.expr,
-                When::Instant(t),
+                When::Instant(qt),
                 left,
                 Pool::Rules,
             )
@@ -364,7 +367,7 @@ async fn evaluate_group(
                                 if !series.iter().any(|(s, _)| s == l) {
                                     now.samples.push((
                                         l.clone(),
-                                        t,
+                                        qt,
                                         f64::from_bits(lookout_promql::STALE_NAN_BITS),
                                     ));
                                 }
@@ -372,7 +375,7 @@ async fn evaluate_group(
                         }
                         state.series = series.iter().map(|(l, _)| l.clone()).collect();
                         now.samples
-                            .extend(series.into_iter().map(|(l, v)| (l, t, v)));
+                            .extend(series.into_iter().map(|(l, v)| (l, qt, v)));
                     }
                     Err(e) => {
                         state.health = "err".into();
@@ -414,7 +417,7 @@ async fn evaluate_group(
                             state.health = "err".into();
                             state.last_error = Some(e);
                         }
-                        alerts_series(&mut last.samples, prev_alerts, &stepped.active, t);
+                        alerts_series(&mut last.samples, prev_alerts, &stepped.active, qt);
                         for a in &stepped.fired {
                             last.signals.push(signal(a, Action::Trigger)?);
                         }
@@ -445,7 +448,7 @@ async fn evaluate_group(
         if rules.iter().any(|r| r.key == old.key) {
             continue;
         }
-        alerts_series(&mut last.samples, &old.alerts, &[], t);
+        alerts_series(&mut last.samples, &old.alerts, &[], qt);
         for a in old.alerts.iter().filter(|a| a.state == AlertState::Firing) {
             last.signals.push(signal(a, Action::Resolve)?);
         }
@@ -690,6 +693,7 @@ mod tests {
                 name: "g".into(),
                 interval_ms: Some(10_000),
                 limit: 0,
+                query_offset_ms: 0,
                 rules: vec![],
             },
         };

@@ -303,6 +303,44 @@ async fn rules_record_fire_and_resolve(backend: Backend) {
 
 lookout_testkit::both!(rules_record_fire_and_resolve);
 
+/// A group's `query_offset` evaluates its queries that far in the past and records there: with
+/// a 30 s offset the rule sees the temperature of a minute ago (10), not the one just pushed
+/// (50), and its samples are 30 s before the evaluation. (Not given to promtool: Debian's is
+/// older than Prometheus 2.53, which added the field.)
+#[tokio::test]
+async fn a_query_offset_evaluates_in_the_past() {
+    let s = TestServer::start_with_env(crate::bin(), Backend::Sqlite, ENV).await;
+    let now = lookout_core_now();
+    push_temps(&s, now - 60_000, &[("a", 10.0)]).await;
+    push_temps(&s, now, &[("a", 50.0)]).await;
+    let text = "groups:\n  - name: late\n    interval: 1s\n    query_offset: 30s\n    rules:\n      - record: room:temp:late\n        expr: temp * 2\n";
+    let (status, v) = upload(&s, None, "late.yml", text).await;
+    assert_eq!(status, 200, "{v}");
+    let v = evaluations_after(&s, now, 2).await;
+    let last = ms_of(&group_last_eval(&v));
+    let at = |t: i64| {
+        let s = &s;
+        async move {
+            let (_, v) = get(
+                s,
+                &format!(
+                    "/prometheus/api/v1/query?query=room:temp:late&time={}",
+                    t as f64 / 1000.0
+                ),
+            )
+            .await;
+            v["data"]["result"][0]["value"][1]
+                .as_str()
+                .map(str::to_string)
+        }
+    };
+    // The newest sample recorded at or before `last` - 30 s is the one of the evaluation at
+    // `last`: without the offset nothing would be recorded that early.
+    assert_eq!(at(last - 30_000).await.as_deref(), Some("20"));
+    // And nothing before the first evaluation's offset time.
+    assert_eq!(at(now - 31_000).await, None);
+}
+
 /// A restart in the middle of `for` keeps when the alert became active.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_keeps_the_for_state() {
