@@ -182,16 +182,31 @@ def main():
     proc.terminate()
     proc.wait(timeout=30)
     c = sqlite3.connect(db)
-    n, data = c.execute("SELECT SUM(samples), SUM(LENGTH(data)) FROM prom_chunks").fetchone()
-    try:
-        pages = c.execute("SELECT SUM(pgsize) FROM dbstat WHERE name IN "
-                          "('prom_chunks', 'prom_chunks_block')").fetchone()[0]
-    except sqlite3.OperationalError:
-        pages = None
-    print(f"storage after compaction: {data / n:.2f} bytes/sample of chunk data"
-          + (f", {pages / n:.2f} bytes/sample with table and index pages" if pages else "")
-          + f" ({n:,} samples in chunks, {head} head rows left)   target <= 2 (Prometheus ~1.3)")
+    n, data, rows = c.execute(
+        "SELECT SUM(samples), SUM(LENGTH(data)), COUNT(*) FROM prom_chunks").fetchone()
 
+    def pages(*names):
+        try:
+            marks = ",".join("?" * len(names))
+            return c.execute(f"SELECT SUM(pgsize) FROM dbstat WHERE name IN ({marks})",
+                             names).fetchone()[0] or 0
+        except sqlite3.OperationalError:
+            return None
+
+    chunk_pages = pages("prom_chunks")
+    index_pages = pages(*[r[0] for r in c.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'prom_chunks'")])
+    series_pages = pages("prom_series", *[r[0] for r in c.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'prom_series'")])
+    print(f"storage after compaction: {data / n:.2f} bytes/sample of chunk data"
+          + (f", {(chunk_pages + index_pages) / n:.2f} bytes/sample with table and index pages"
+             if chunk_pages is not None else "")
+          + f" ({n:,} samples in chunks, {head} head rows left)   target <= 2 (Prometheus ~1.3)")
+    if chunk_pages is not None:
+        # Where the bytes go: payload, per-chunk row and index overhead, series rows (labels).
+        print(f"  split per sample: chunk payload {data / n:.3f}, chunk rows beyond payload "
+              f"{(chunk_pages - data) / n:.3f} ({rows:,} chunks, {n / rows:.0f} samples each), "
+              f"chunk indexes {index_pages / n:.3f}, series rows and indexes {series_pages / n:.3f}")
 
 if __name__ == "__main__":
     main()
