@@ -1,11 +1,13 @@
 //! The Prometheus metric store on SQLite and PostgreSQL: samples come back bit-exactly (NaN,
 //! staleness markers) before and after compaction, duplicates keep the first value, late samples
 //! merge into their block's chunk, matchers select like Prometheus, a compaction whose lease
-//! moved on changes nothing, and retention deletes old data.
+//! moved on changes nothing, retention deletes old data, and data older than the raw retention
+//! lives on as 5-minute and 1-hour aggregates that reads use.
 
 use lookout_protocol::remote_write::{Batch, Metadata, MetricType, Series as In, STALE_NAN_BITS};
 use lookout_store::prom::compact::{self, Fence, BLOCK_MS};
-use lookout_store::prom::query::{self};
+use lookout_store::prom::query::{self, Budget};
+use lookout_store::prom::tiers::{self, Aggregate, Retention};
 use lookout_store::prom::{self, MatchOp, Matcher};
 use lookout_store::writer::{Writer, WriterConfig};
 use lookout_store::{tenancy, Backend, StoreError};
@@ -23,6 +25,7 @@ both!(
     the_series_limit_refuses_new_series_only,
     reads_past_the_series_cap_refuse_or_stream,
     a_claim_whose_fence_went_stale_cannot_compact,
+    old_samples_live_on_in_downsampled_tiers,
 );
 
 fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> In {
@@ -488,5 +491,189 @@ async fn a_claim_whose_fence_went_stale_cannot_compact(f: Fixture) {
         .unwrap();
     let fp = compact::footprint(&f.store).await.unwrap();
     assert_eq!((fp.head_samples, fp.chunk_samples), (0, 2));
+    writer.shutdown().await;
+}
+
+const DAY: i64 = 86_400_000;
+
+/// A counter (`req_total`, +10 a minute, reset to 5 every 1,000 samples) and a gauge (`temp`,
+/// 20 to 34.75 in steps of 0.25 within each hour), one sample a minute for two days from
+/// `start`; returns the counter's values.
+async fn two_days(
+    f: &Fixture,
+    q: &lookout_store::writer::WriteQueue,
+    p: i64,
+    start: i64,
+) -> Vec<f64> {
+    let counter: Vec<(i64, f64)> = (0..2880)
+        .map(|i| (start + i * 60_000, ((i % 1000) * 10 + 5) as f64))
+        .collect();
+    let gauge: Vec<(i64, f64)> = (0..2880)
+        .map(|i| (start + i * 60_000, 20.0 + (i % 60) as f64 / 4.0))
+        .collect();
+    for (c, g) in counter.chunks(720).zip(gauge.chunks(720)) {
+        let batch = Batch {
+            series: vec![
+                series(&[("__name__", "req_total")], c),
+                series(&[("__name__", "temp")], g),
+            ],
+            ..Batch::default()
+        };
+        prom::ingest(&f.store, q, p, &batch).await.unwrap();
+    }
+    counter.iter().map(|(_, v)| *v).collect()
+}
+
+/// Prometheus's counter increase from sample `a` to sample `b` (a drop is a reset).
+fn increase(vals: &[f64], a: usize, b: usize) -> f64 {
+    vals[a..=b]
+        .windows(2)
+        .map(|w| if w[1] >= w[0] { w[1] - w[0] } else { w[1] })
+        .sum()
+}
+
+async fn old_samples_live_on_in_downsampled_tiers(f: Fixture) {
+    let p = project(&f).await;
+    let writer = Writer::start(f.store.clone(), WriterConfig::default());
+    let q = writer.queue();
+    // A fixed "now"; one stretch old enough for the 1-hour tier alone, one for both tiers.
+    let now = 1_800_000_000_000 / DAY * DAY;
+    let (old, recent) = (now - 200 * DAY, now - 30 * DAY);
+    let old_counter = two_days(&f, &q, p, old).await;
+    let recent_counter = two_days(&f, &q, p, recent).await;
+    compact::compact(&f.store, None, now, 0).await.unwrap();
+    let keep = Retention {
+        raw_ms: 15 * DAY,
+        m5_ms: 90 * DAY,
+        h1_ms: 365 * DAY,
+    };
+    // Retention before downsampling deletes nothing it has not downsampled.
+    tiers::enforce_retention(&f.store, now, &keep)
+        .await
+        .unwrap();
+    assert_eq!(
+        compact::footprint(&f.store).await.unwrap().chunk_samples,
+        4 * 2880
+    );
+    let done = tiers::downsample(&f.store, None, now, keep.raw_ms)
+        .await
+        .unwrap();
+    assert_eq!((done.chunks, done.quarantined), (2 * 2 * 24, 0));
+    // Run again: nothing left to do.
+    let again = tiers::downsample(&f.store, None, now, keep.raw_ms)
+        .await
+        .unwrap();
+    assert_eq!(again.chunks, 0);
+    tiers::enforce_retention(&f.store, now, &keep)
+        .await
+        .unwrap();
+    assert_eq!(compact::footprint(&f.store).await.unwrap().chunk_samples, 0);
+    let rows = tiers::footprint(&f.store).await.unwrap();
+    // 5-minute rows (a day each) of the recent stretch only; 1-hour rows of both.
+    assert_eq!(rows[0].0, tiers::RES_5M);
+    assert_eq!(rows[0].1, 2 * 2);
+    assert_eq!(rows[1].0, tiers::RES_1H);
+
+    // The old stretch reads from the 1-hour tier: every aggregate of each hour.
+    let read = |name: &'static str, aggr: Aggregate, from: i64, to: i64| {
+        let store = f.store.clone();
+        async move {
+            let got = query::select_downsampled_within(
+                &store,
+                p,
+                &[m("__name__", MatchOp::Eq, name)],
+                (from, to),
+                aggr,
+                &mut Budget::new(1_000_000),
+            )
+            .await
+            .unwrap();
+            assert_eq!(got.len(), 1, "{name}");
+            got[0].samples.clone()
+        }
+    };
+    let span = (old, old + 2 * DAY);
+    for (aggr, want) in [
+        (Aggregate::Count, 60.0),
+        (Aggregate::Sum, 60.0 * 20.0 + 0.25 * (59.0 * 60.0 / 2.0)),
+        (Aggregate::Min, 20.0),
+        (Aggregate::Max, 34.75),
+        (Aggregate::Auto, 20.0 + 59.0 / 8.0),
+    ] {
+        let got = read("temp", aggr, span.0, span.1).await;
+        assert_eq!(got.len(), 48, "{aggr:?}");
+        assert_eq!(got[0].0, old + 3_600_000 - 1, "stamped at the bucket's end");
+        assert!(got.iter().all(|(_, v)| *v == want), "{aggr:?}: {got:?}");
+    }
+    // The counter (by its name): resets taken out, so the difference of two points is the
+    // increase between the hours' last samples, and the last point is the last raw value.
+    let got = read("req_total", Aggregate::Auto, span.0, span.1).await;
+    assert_eq!(got.len(), 48);
+    for (h, (_, v)) in got.iter().enumerate() {
+        let since = increase(&old_counter, 60 * h + 59, 2879);
+        assert_eq!(*v, old_counter[2879] - since, "hour {h}");
+    }
+    let rate = (got[47].1 - got[0].1) / ((got[47].0 - got[0].0) as f64 / 1000.0);
+    let raw_rate = increase(&old_counter, 59, 2879) / (47.0 * 3600.0);
+    assert_eq!(rate, raw_rate);
+
+    // The recent stretch still has 5-minute buckets: the gauge's plain read is their mean.
+    let got = read("temp", Aggregate::Auto, recent, recent + 2 * DAY).await;
+    assert_eq!(got.len(), 2 * 288);
+    assert_eq!(got[0], (recent + 300_000 - 1, 20.5));
+    let got = read("req_total", Aggregate::Counter, recent, recent + 2 * DAY).await;
+    assert_eq!(got.len(), 2 * 288);
+    assert_eq!(got[575].1, recent_counter[2879]);
+    assert_eq!(
+        got[575].1 - got[0].1,
+        increase(&recent_counter, 4, 2879),
+        "rate over 5-minute buckets sees every increase"
+    );
+
+    // A read reaching past raw data into the tier: the plain `select` of PromQL.
+    prom::ingest(
+        &f.store,
+        &q,
+        p,
+        &Batch {
+            series: vec![series(
+                &[("__name__", "req_total")],
+                &[(now - DAY, 10_000.0)],
+            )],
+            ..Batch::default()
+        },
+    )
+    .await
+    .unwrap();
+    let all = query::select(
+        &f.store,
+        p,
+        &[m("__name__", MatchOp::Eq, "req_total")],
+        old,
+        now,
+    )
+    .await
+    .unwrap();
+    let s = &all[0].samples;
+    assert_eq!(
+        s.len(),
+        2 * 48 + 1,
+        "the 1-hour tier for the old part, then raw"
+    );
+    assert_eq!(s[s.len() - 2].1, recent_counter[2879]);
+    assert_eq!(s[s.len() - 1], (now - DAY, 10_000.0));
+    let listed = query::series(
+        &f.store,
+        p,
+        &[vec![m("__name__", MatchOp::Eq, "temp")]],
+        Some((old, old + DAY)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        listed.len(),
+        1,
+        "a series with only tier data in the range is listed"
+    );
     writer.shutdown().await;
 }

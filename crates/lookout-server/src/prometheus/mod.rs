@@ -27,6 +27,7 @@ use axum::Router;
 use lookout_core::time::now_ms;
 use lookout_core::Role;
 use lookout_store::prom::compact::{self, Fence};
+use lookout_store::prom::tiers::{self, Retention};
 use lookout_store::StoreError;
 use serde_json::json;
 
@@ -337,14 +338,37 @@ pub async fn authenticate(
     Err(PromError::unauthorized())
 }
 
-/// How long samples are kept: `LOOKOUT_PROMETHEUS_RETENTION_DAYS` (1 to 3650), else 15 days,
+/// How long raw samples are kept: `LOOKOUT_PROMETHEUS_RETENTION_DAYS` (1 to 3650), else 15 days,
 /// Prometheus's own default.
 pub fn retention_ms() -> i64 {
-    let days = std::env::var("LOOKOUT_PROMETHEUS_RETENTION_DAYS")
-        .ok()
-        .and_then(|v| v.parse::<i64>().ok())
-        .map_or(15, |d| d.clamp(1, 3650));
-    days * 86_400_000
+    tier_retention().raw_ms
+}
+
+/// How long each resolution is kept: raw samples (`LOOKOUT_PROMETHEUS_RETENTION_DAYS`, else 15
+/// days), 5-minute aggregates (`LOOKOUT_PROMETHEUS_RETENTION_5M_DAYS`, else 90 days) and
+/// 1-hour aggregates (`LOOKOUT_PROMETHEUS_RETENTION_1H_DAYS`, else 365 days), each at most 3650.
+pub fn tier_retention() -> Retention {
+    retention_from(&|var| std::env::var(var).ok())
+}
+
+/// [`tier_retention`] from `env`. A coarser resolution is kept at least as long as a finer one
+/// (a shorter setting is raised to it): its buckets are what is left once the finer ones go.
+fn retention_from(env: &dyn Fn(&str) -> Option<String>) -> Retention {
+    const DAY: i64 = 86_400_000;
+    let days = |var: &str, default: i64, min: i64| {
+        env(var)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(default)
+            .clamp(min, 3650)
+    };
+    let raw = days("LOOKOUT_PROMETHEUS_RETENTION_DAYS", 15, 1);
+    let m5 = days("LOOKOUT_PROMETHEUS_RETENTION_5M_DAYS", 90, raw);
+    let h1 = days("LOOKOUT_PROMETHEUS_RETENTION_1H_DAYS", 365, m5);
+    Retention {
+        raw_ms: raw * DAY,
+        m5_ms: m5 * DAY,
+        h1_ms: h1 * DAY,
+    }
 }
 
 /// How long a head row waits before compaction: `LOOKOUT_PROMETHEUS_COMPACT_AFTER_MS` (tests and
@@ -356,7 +380,7 @@ fn settle_ms() -> i64 {
         .map_or(compact::SETTLE_MS, |v| v.max(0))
 }
 
-/// Compaction every minute (fenced by the job's lease) and retention every ten.
+/// Compaction and downsampling every minute (fenced by the job's lease) and retention every ten.
 pub fn jobs(bg: &crate::tasks::Background) -> Vec<crate::tasks::PeriodicJob> {
     use std::sync::Arc;
     let store = bg.store.clone();
@@ -374,7 +398,8 @@ pub fn jobs(bg: &crate::tasks::Background) -> Vec<crate::tasks::PeriodicJob> {
                     job: job.id.clone(),
                     token: job.fence(),
                 };
-                let done = compact::compact(&store, Some(&fence), now_ms(), settle_ms())
+                let now = now_ms();
+                let done = compact::compact(&store, Some(&fence), now, settle_ms())
                     .await
                     .map_err(|e| e.to_string())?;
                 if done.head_rows > 0 {
@@ -383,6 +408,18 @@ pub fn jobs(bg: &crate::tasks::Background) -> Vec<crate::tasks::PeriodicJob> {
                         samples = done.samples,
                         chunks = done.chunks,
                         "Prometheus samples compacted."
+                    );
+                }
+                // Under the same lease: raw blocks past the raw retention become 5-minute and
+                // 1-hour aggregates before retention may delete them.
+                let tiered = tiers::downsample(&store, Some(&fence), now, retention_ms())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if tiered.chunks > 0 {
+                    tracing::debug!(
+                        chunks = tiered.chunks,
+                        rows = tiered.rows,
+                        "Prometheus blocks downsampled."
                     );
                 }
                 Ok(())
@@ -407,7 +444,7 @@ pub fn jobs(bg: &crate::tasks::Background) -> Vec<crate::tasks::PeriodicJob> {
             600_000,
             &bg.store,
             |store| async move {
-                let n = compact::enforce_retention(&store, now_ms() - retention_ms())
+                let n = tiers::enforce_retention(&store, now_ms(), &tier_retention())
                     .await
                     .map_err(|e| e.to_string())?;
                 tracing::debug!(deleted = n, "Prometheus retention enforced.");
@@ -432,6 +469,36 @@ pub fn workers(bg: &crate::tasks::Background) -> Vec<tokio::task::JoinHandle<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tiers_are_kept_at_least_as_long_as_finer_data() {
+        const DAY: i64 = 86_400_000;
+        let defaults = retention_from(&|_| None);
+        assert_eq!(
+            (defaults.raw_ms, defaults.m5_ms, defaults.h1_ms),
+            (15 * DAY, 90 * DAY, 365 * DAY)
+        );
+        let set = |pairs: &'static [(&'static str, &'static str)]| {
+            retention_from(&move |var| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == var)
+                    .map(|(_, v)| v.to_string())
+            })
+        };
+        // A 5-minute retention below the raw one is raised to it; the 1-hour one follows.
+        let r = set(&[
+            ("LOOKOUT_PROMETHEUS_RETENTION_DAYS", "30"),
+            ("LOOKOUT_PROMETHEUS_RETENTION_5M_DAYS", "7"),
+            ("LOOKOUT_PROMETHEUS_RETENTION_1H_DAYS", "20"),
+        ]);
+        assert_eq!((r.raw_ms, r.m5_ms, r.h1_ms), (30 * DAY, 30 * DAY, 30 * DAY));
+        let r = set(&[
+            ("LOOKOUT_PROMETHEUS_RETENTION_1H_DAYS", "99999"),
+            ("LOOKOUT_PROMETHEUS_RETENTION_5M_DAYS", "soon"),
+        ]);
+        assert_eq!((r.m5_ms, r.h1_ms), (90 * DAY, 3650 * DAY));
+    }
 
     #[test]
     fn only_a_missing_project_is_the_senders_fault() {

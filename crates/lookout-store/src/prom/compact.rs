@@ -77,19 +77,7 @@ pub async fn compact(
 async fn compact_some(store: &Store, fence: Option<&Fence>, before: i64) -> Result<Compacted> {
     let _gate = store.write_gate().await;
     let mut tx = store.begin_write().await?;
-    if let Some(f) = fence {
-        // An UPDATE, not a SELECT: on PostgreSQL it locks the job row until commit, so a new
-        // claim cannot slip in between this check and the commit.
-        let n = sqlx::query("UPDATE jobs SET fence = fence WHERE id = $1 AND fence = $2")
-            .bind(&f.job)
-            .bind(f.token)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if n != 1 {
-            return Err(StoreError::Fenced);
-        }
-    }
+    hold_fence(&mut tx, fence).await?;
     // Streamed, and stopped at the sample cap: only the rows taken are ever in memory.
     let mut rows = Vec::new();
     let mut taken = 0i64;
@@ -234,6 +222,28 @@ async fn compact_some(store: &Store, fence: Option<&Fence>, before: i64) -> Resu
     Ok(done)
 }
 
+/// Proves, inside `tx`, that the lease `fence` names is still held ([`StoreError::Fenced`]
+/// otherwise), and keeps it so until commit.
+pub(super) async fn hold_fence(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    fence: Option<&Fence>,
+) -> Result<()> {
+    if let Some(f) = fence {
+        // An UPDATE, not a SELECT: on PostgreSQL it locks the job row until commit, so a new
+        // claim cannot slip in between this check and the commit.
+        let n = sqlx::query("UPDATE jobs SET fence = fence WHERE id = $1 AND fence = $2")
+            .bind(&f.job)
+            .bind(f.token)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        if n != 1 {
+            return Err(StoreError::Fenced);
+        }
+    }
+    Ok(())
+}
+
 /// The start of the block holding `t`, `None` where it overflows (near `i64::MIN`).
 pub fn block_start(t: i64) -> Option<i64> {
     t.div_euclid(BLOCK_MS).checked_mul(BLOCK_MS)
@@ -244,23 +254,36 @@ pub fn block_start(t: i64) -> Option<i64> {
 /// keeps the head small.
 const HEAD_ROWS_SCANNED: i64 = 10_000;
 
-/// Deletes chunks and head rows wholly older than `before`, then the series created before it
-/// that are left with no chunk and no sample in the head, and the metadata of metrics left with
-/// no series (clearing the series-id cache so no request writes to a deleted id); returns the
-/// rows deleted.
+/// Deletes chunks and head rows wholly older than `before` (whether downsampled or not: see
+/// [`super::tiers::enforce_retention`] for retention with tiers), then forgets series left with
+/// nothing ([`forget_unused_series`]); returns the rows deleted.
 pub async fn enforce_retention(store: &Store, before: i64) -> Result<u64> {
+    let (a, b) = {
+        let _gate = store.write_gate().await;
+        let mut tx = store.begin_write().await?;
+        // `block_start < $1` is implied by `max_t < $1`; said, it lets the block index find them.
+        let a = sqlx::query("DELETE FROM prom_chunks WHERE block_start < $1 AND max_t < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let b = sqlx::query("DELETE FROM prom_head WHERE max_t < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        (a, b)
+    };
+    Ok(a + b + forget_unused_series(store, before).await?)
+}
+
+/// Deletes the series created before `before` that are left with no chunk, no tier row and no
+/// sample in the head, and the metadata of metrics left with no series (clearing the series-id
+/// cache so no request writes to a deleted id); returns the rows deleted.
+pub async fn forget_unused_series(store: &Store, before: i64) -> Result<u64> {
     let _gate = store.write_gate().await;
     let mut tx = store.begin_write().await?;
-    let a = sqlx::query("DELETE FROM prom_chunks WHERE max_t < $1")
-        .bind(before)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    let b = sqlx::query("DELETE FROM prom_head WHERE max_t < $1")
-        .bind(before)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
     let head_rows: i64 = sqlx::query("SELECT COUNT(*) AS n FROM prom_head")
         .fetch_one(&mut *tx)
         .await?
@@ -277,7 +300,8 @@ pub async fn enforce_retention(store: &Store, before: i64) -> Result<u64> {
         }
         let candidates: Vec<i64> = sqlx::query(
             "SELECT s.id FROM prom_series s WHERE s.created_at < $1
-               AND NOT EXISTS (SELECT 1 FROM prom_chunks c WHERE c.series_id = s.id)",
+               AND NOT EXISTS (SELECT 1 FROM prom_chunks c WHERE c.series_id = s.id)
+               AND NOT EXISTS (SELECT 1 FROM prom_tiers t WHERE t.series_id = s.id)",
         )
         .bind(before)
         .fetch_all(&mut *tx)
@@ -309,7 +333,7 @@ pub async fn enforce_retention(store: &Store, before: i64) -> Result<u64> {
         // After the commit: a request that finds no cached id creates the series anew.
         store.prom_cache().clear();
     }
-    Ok(a + b + c)
+    Ok(c)
 }
 
 /// Storage figures: samples and bytes in chunks, samples and bytes in the head.

@@ -20,6 +20,7 @@ pub mod compact;
 pub mod query;
 pub mod rules;
 pub mod scrape;
+pub mod tiers;
 
 use std::collections::HashMap;
 use std::sync::Mutex;

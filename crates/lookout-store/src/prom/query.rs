@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use futures_util::TryStreamExt;
 use sqlx::Row;
 
+use super::tiers::{self, Aggregate};
 use super::{chunk, parse_labels, unpack_head, MatchOp, Matcher, Series};
 use crate::{Result, Store, StoreError};
 
@@ -179,19 +180,42 @@ impl Budget {
     }
 }
 
-/// The samples in `[from, to]` of the series `ids`, by series id: chunks first, then head rows
-/// in arrival order, the first value of a timestamp kept; refused past `budget` samples.
+/// The samples in `[from, to]` of the series `names` (id → metric name), by series id: chunks
+/// first, then head rows in arrival order, the first value of a timestamp kept; the part of the
+/// range older than raw data from a downsampled tier (`aggr` per bucket, see [`tiers`]);
+/// refused past `budget` samples.
 async fn samples(
     store: &Store,
     project: i64,
-    ids: &HashSet<i64>,
-    from: i64,
-    to: i64,
+    names: &HashMap<i64, String>,
+    (from, to): (i64, i64),
+    aggr: Aggregate,
     budget: &mut Budget,
 ) -> Result<HashMap<i64, BTreeMap<i64, u64>>, ReadError> {
     let mut out: HashMap<i64, BTreeMap<i64, u64>> = HashMap::new();
+    let ids: HashSet<i64> = names.keys().copied().collect();
     let list: Vec<i64> = ids.iter().copied().collect();
     let mut tx = read_tx(store).await?;
+    let bounds = tiers::bounds(&mut tx).await?;
+    // Before `raw_from` raw blocks may be gone: that part of the range comes from a tier.
+    let from = match bounds.raw_from {
+        Some(raw_from) if from < raw_from => {
+            let old = (from, to.min(raw_from - 1));
+            let res = bounds.resolution(from);
+            for (id, points) in tiers::read(&mut tx, project, names, res, old, aggr).await? {
+                let m = out.entry(id).or_default();
+                for (t, v) in points {
+                    budget.keep(m, t, v.to_bits())?;
+                }
+            }
+            raw_from
+        }
+        _ => from,
+    };
+    if from > to {
+        tx.commit().await.map_err(StoreError::from)?;
+        return Ok(out);
+    }
     for part in list.chunks(500) {
         // Ids come from the database, never from the request: safe to inline.
         let inlist: Vec<String> = part.iter().map(i64::to_string).collect();
@@ -269,7 +293,30 @@ pub async fn select_within(
     budget: &mut Budget,
 ) -> Result<Vec<Series>, ReadError> {
     let chosen = matching_within(store, project, matchers, None, budget).await?;
-    collect_samples(store, project, chosen, from_ms, to_ms, budget).await
+    collect_samples(
+        store,
+        project,
+        chosen,
+        (from_ms, to_ms),
+        Aggregate::Auto,
+        budget,
+    )
+    .await
+}
+
+/// [`select_within`] taking `aggr` from each bucket where the range reaches into a downsampled
+/// tier (what a caller that knows the function around the selector asks for, e.g.
+/// [`Aggregate::Max`] under `max_over_time`).
+pub async fn select_downsampled_within(
+    store: &Store,
+    project: i64,
+    matchers: &[Matcher],
+    (from_ms, to_ms): (i64, i64),
+    aggr: Aggregate,
+    budget: &mut Budget,
+) -> Result<Vec<Series>, ReadError> {
+    let chosen = matching_within(store, project, matchers, None, budget).await?;
+    collect_samples(store, project, chosen, (from_ms, to_ms), aggr, budget).await
 }
 
 /// [`select_within`] for series with a sample in `[from_ms, to_ms]` only: a series without
@@ -284,19 +331,33 @@ pub async fn select_active_within(
 ) -> Result<Vec<Series>, ReadError> {
     let live = active(store, project, from_ms, to_ms).await?;
     let chosen = matching_within(store, project, matchers, Some(&live), budget).await?;
-    collect_samples(store, project, chosen, from_ms, to_ms, budget).await
+    collect_samples(
+        store,
+        project,
+        chosen,
+        (from_ms, to_ms),
+        Aggregate::Auto,
+        budget,
+    )
+    .await
 }
 
 async fn collect_samples(
     store: &Store,
     project: i64,
     chosen: Vec<Stored>,
-    from_ms: i64,
-    to_ms: i64,
+    range: (i64, i64),
+    aggr: Aggregate,
     budget: &mut Budget,
 ) -> Result<Vec<Series>, ReadError> {
-    let ids: HashSet<i64> = chosen.iter().map(|s| s.id).collect();
-    let mut data = samples(store, project, &ids, from_ms, to_ms, budget).await?;
+    let names: HashMap<i64, String> = chosen
+        .iter()
+        .map(|s| {
+            let name = s.labels.iter().find(|(k, _)| k == "__name__");
+            (s.id, name.map(|(_, v)| v.clone()).unwrap_or_default())
+        })
+        .collect();
+    let mut data = samples(store, project, &names, range, aggr, budget).await?;
     let mut out = Vec::new();
     for s in chosen {
         if let Some(points) = data.remove(&s.id) {
@@ -318,8 +379,15 @@ async fn collect_samples(
 
 /// The ids of `project`'s series with a sample in `[from, to]`.
 async fn active(store: &Store, project: i64, from: i64, to: i64) -> Result<HashSet<i64>> {
-    let mut out = HashSet::new();
     let mut tx = read_tx(store).await?;
+    let bounds = tiers::bounds(&mut tx).await?;
+    let mut out = match bounds.raw_from {
+        Some(raw_from) if from < raw_from => {
+            let res = bounds.resolution(from);
+            tiers::active(&mut tx, project, res, from, to.min(raw_from - 1)).await?
+        }
+        _ => HashSet::new(),
+    };
     {
         let mut rows = sqlx::query(
             "SELECT DISTINCT c.series_id AS id FROM prom_chunks c
