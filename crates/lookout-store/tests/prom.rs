@@ -5,6 +5,7 @@
 //! lives on as 5-minute and 1-hour aggregates that reads use.
 
 use lookout_protocol::remote_write::{Batch, Metadata, MetricType, Series as In, STALE_NAN_BITS};
+use lookout_store::prom::chunk::Layout;
 use lookout_store::prom::compact::{self, Fence, BLOCK_MS};
 use lookout_store::prom::query::{self, Budget};
 use lookout_store::prom::tiers::{self, Aggregate, Retention};
@@ -26,6 +27,7 @@ both!(
     reads_past_the_series_cap_refuse_or_stream,
     a_claim_whose_fence_went_stale_cannot_compact,
     old_samples_live_on_in_downsampled_tiers,
+    old_layout_chunks_read_and_merge,
 );
 
 fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> In {
@@ -675,5 +677,54 @@ async fn old_samples_live_on_in_downsampled_tiers(f: Fixture) {
         1,
         "a series with only tier data in the range is listed"
     );
+    writer.shutdown().await;
+}
+
+/// The first byte of every chunk: its layout version.
+async fn chunk_versions(f: &Fixture) -> Vec<u8> {
+    use sqlx::Row;
+    sqlx::query("SELECT data FROM prom_chunks ORDER BY block_start")
+        .fetch_all(f.store.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<Vec<u8>, _>("data").unwrap()[0])
+        .collect()
+}
+
+async fn old_layout_chunks_read_and_merge(f: Fixture) {
+    let p = project(&f).await;
+    let writer = Writer::start(f.store.clone(), WriterConfig::default());
+    let q = writer.queue();
+    let t0 = 1_800_000_060_000;
+    let batch = |points: &[(i64, f64)]| Batch {
+        series: vec![series(&[("__name__", "g")], points)],
+        ..Batch::default()
+    };
+    let first: Vec<(i64, f64)> = (0..100)
+        .map(|i| (t0 + i * 15_000, i as f64 / 4.0))
+        .collect();
+    prom::ingest(&f.store, &q, p, &batch(&first)).await.unwrap();
+    // Written for a cluster that still runs a replica of the version before the layout byte.
+    compact::compact_as(&f.store, None, i64::MAX / 2, 0, Layout::V0)
+        .await
+        .unwrap();
+    assert_eq!(chunk_versions(&f).await, vec![0]);
+    let all = [m("__name__", MatchOp::Eq, "g")];
+    let got = query::select(&f.store, p, &all, 0, i64::MAX).await.unwrap();
+    assert_eq!(got[0].samples, first);
+    // A late sample merges into the old chunk, which is rewritten in the current layout.
+    prom::ingest(&f.store, &q, p, &batch(&[(t0 - 15_000, 7.5)]))
+        .await
+        .unwrap();
+    let done = compact::compact(&f.store, None, i64::MAX / 2, 0)
+        .await
+        .unwrap();
+    assert_eq!((done.chunks, done.quarantined), (1, 0));
+    assert_eq!(chunk_versions(&f).await, vec![1]);
+    let got = query::select(&f.store, p, &all, 0, i64::MAX).await.unwrap();
+    assert_eq!(got[0].samples.len(), 101);
+    assert_eq!(got[0].samples[0], (t0 - 15_000, 7.5));
+    assert_eq!(&got[0].samples[1..], &first[..]);
     writer.shutdown().await;
 }

@@ -26,6 +26,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use lookout_core::time::now_ms;
 use lookout_core::Role;
+use lookout_store::prom::chunk;
 use lookout_store::prom::compact::{self, Fence};
 use lookout_store::prom::tiers::{self, Retention};
 use lookout_store::StoreError;
@@ -380,6 +381,21 @@ fn settle_ms() -> i64 {
         .map_or(compact::SETTLE_MS, |v| v.max(0))
 }
 
+/// The chunk layout compaction writes: the old one while a live replica runs another version
+/// (a rolling upgrade: a replica from before the layout's version byte would refuse the new
+/// chunks on read, and quarantine them when merging late samples), else the current one.
+async fn chunk_layout(store: &lookout_store::Store) -> lookout_store::Result<chunk::Layout> {
+    let (now, replicas) = lookout_store::cluster::replicas(store).await?;
+    let mixed = replicas.iter().any(|r| {
+        r.heartbeat_at >= now - crate::cluster::LIVE_MS && r.version != env!("CARGO_PKG_VERSION")
+    });
+    Ok(if mixed {
+        chunk::Layout::V0
+    } else {
+        chunk::Layout::V1
+    })
+}
+
 /// Compaction and downsampling every minute (fenced by the job's lease) and retention every ten.
 pub fn jobs(bg: &crate::tasks::Background) -> Vec<crate::tasks::PeriodicJob> {
     use std::sync::Arc;
@@ -399,7 +415,8 @@ pub fn jobs(bg: &crate::tasks::Background) -> Vec<crate::tasks::PeriodicJob> {
                     token: job.fence(),
                 };
                 let now = now_ms();
-                let done = compact::compact(&store, Some(&fence), now, settle_ms())
+                let layout = chunk_layout(&store).await.map_err(|e| e.to_string())?;
+                let done = compact::compact_as(&store, Some(&fence), now, settle_ms(), layout)
                     .await
                     .map_err(|e| e.to_string())?;
                 if done.head_rows > 0 {

@@ -60,9 +60,21 @@ pub async fn compact(
     now: i64,
     settle_ms: i64,
 ) -> Result<Compacted> {
+    compact_as(store, fence, now, settle_ms, chunk::Layout::V1).await
+}
+
+/// [`compact`] writing chunks in `layout` (see [`chunk::Layout`]: the old one while a replica
+/// that reads nothing else is live).
+pub async fn compact_as(
+    store: &Store,
+    fence: Option<&Fence>,
+    now: i64,
+    settle_ms: i64,
+    layout: chunk::Layout,
+) -> Result<Compacted> {
     let mut total = Compacted::default();
     loop {
-        let done = compact_some(store, fence, now - settle_ms).await?;
+        let done = compact_some(store, fence, now - settle_ms, layout).await?;
         total.head_rows += done.head_rows;
         total.samples += done.samples;
         total.chunks += done.chunks;
@@ -74,7 +86,12 @@ pub async fn compact(
     }
 }
 
-async fn compact_some(store: &Store, fence: Option<&Fence>, before: i64) -> Result<Compacted> {
+async fn compact_some(
+    store: &Store,
+    fence: Option<&Fence>,
+    before: i64,
+    layout: chunk::Layout,
+) -> Result<Compacted> {
     let _gate = store.write_gate().await;
     let mut tx = store.begin_write().await?;
     hold_fence(&mut tx, fence).await?;
@@ -211,7 +228,7 @@ async fn compact_some(store: &Store, fence: Option<&Fence>, before: i64) -> Resu
         .bind(first.0)
         .bind(last.0)
         .bind(samples.len() as i64)
-        .bind(chunk::encode(&samples))
+        .bind(chunk::encode_as(&samples, layout))
         .execute(&mut *tx)
         .await?;
         done.chunks += 1;

@@ -1,6 +1,7 @@
 //! The first chunk layout (version 0), still read: chunks written before the version byte are
 //! decoded by it until compaction rewrites them (a late sample merged into their block) or
-//! retention deletes them.
+//! retention deletes them. Still written too, while a replica of a version that reads nothing
+//! else is live.
 //!
 //! Layout: sample count (u32, big endian), then a bit stream: first timestamp (64 bits), first
 //! value (64 bits), second timestamp as a zigzag delta (64 bits), then per sample a
@@ -65,8 +66,8 @@ pub(super) fn decode(data: &[u8]) -> Option<Vec<(i64, u64)>> {
     Some(out)
 }
 
-/// The version 0 encoder, kept for the tests that prove such chunks still read back.
-#[cfg(test)]
+/// The version 0 encoder: what a cluster still running a replica of an older version writes
+/// (see [`super::Layout`]).
 pub(super) fn encode(samples: &[(i64, u64)]) -> Vec<u8> {
     use super::bits::{BitSink, BitWriter};
     fn zigzag(v: i64) -> u64 {

@@ -153,10 +153,28 @@ fn stream(samples: &[(i64, u64)], mode: Mode, w: &mut impl BitSink) {
     }
 }
 
-/// Encodes samples sorted by time (at most [`MAX_SAMPLES`]; more are cut off), in whichever
-/// mode is smallest.
+/// Which layout a chunk is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Version 0, XOR only: what Lookout versions before the version byte read. Written while
+    /// such a replica is still live (a rolling upgrade), so it can read and merge every chunk.
+    V0,
+    /// Version 1 (this module's layout).
+    V1,
+}
+
+/// Encodes samples sorted by time (at most [`MAX_SAMPLES`]; more are cut off) in the current
+/// layout, in whichever mode is smallest.
 pub fn encode(samples: &[(i64, u64)]) -> Vec<u8> {
+    encode_as(samples, Layout::V1)
+}
+
+/// [`encode`] in `layout`.
+pub fn encode_as(samples: &[(i64, u64)], layout: Layout) -> Vec<u8> {
     let samples = &samples[..samples.len().min(MAX_SAMPLES)];
+    if layout == Layout::V0 {
+        return legacy::encode(samples);
+    }
     let mut modes = vec![Mode::Xor];
     // The scale that makes every decimal value an integer; the rest will be escaped.
     if let Some(scale) = samples.iter().filter_map(|&(_, v)| scale_of(v)).max() {
@@ -384,7 +402,7 @@ mod tests {
     #[test]
     fn version_0_chunks_still_read() {
         let s = regular(300, |i| (i as f64).sqrt());
-        let old = legacy::encode(&s);
+        let old = encode_as(&s, Layout::V0);
         assert_eq!(old[0], 0);
         assert_eq!(decode(&old).unwrap(), s);
         assert_eq!(decode(&legacy::encode(&[])).unwrap(), vec![]);
