@@ -677,6 +677,18 @@ async fn old_samples_live_on_in_downsampled_tiers(f: Fixture) {
         1,
         "a series with only tier data in the range is listed"
     );
+
+    // A retention raised later brings nothing back: reads still know that the old stretch's
+    // 5-minute buckets are gone and take the 1-hour ones.
+    let longer = Retention {
+        m5_ms: 365 * DAY,
+        ..keep
+    };
+    tiers::enforce_retention(&f.store, now, &longer)
+        .await
+        .unwrap();
+    let got = read("temp", Aggregate::Count, span.0, span.1).await;
+    assert_eq!(got.len(), 48, "still the 1-hour tier");
     writer.shutdown().await;
 }
 

@@ -413,9 +413,12 @@ pub async fn enforce_retention(store: &Store, now: i64, keep: &Retention) -> Res
                     .await?
                     .rows_affected();
         }
+        // Only ever forward: with a retention raised since, what was deleted stays deleted.
         sqlx::query(
-            "UPDATE prom_tier_state SET raw_from = $1, m5_from = $2 WHERE id = 1
-               AND (raw_from IS NULL OR raw_from < $1 OR m5_from IS NULL OR m5_from < $2)",
+            "UPDATE prom_tier_state SET
+               raw_from = CASE WHEN raw_from IS NULL OR raw_from < $1 THEN $1 ELSE raw_from END,
+               m5_from = CASE WHEN m5_from IS NULL OR m5_from < $2 THEN $2 ELSE m5_from END
+             WHERE id = 1",
         )
         .bind(raw_from)
         .bind(m5_from)
