@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use lookout_promql::{ErrorKind, Limits, Query, Selection, Series, Value};
 use lookout_store::prom::query::{select_within, Budget, ReadError};
+use lookout_store::prom::tiers;
 use lookout_store::prom::{MatchOp, Matcher};
 use lookout_store::Store;
 use serde_json::json;
@@ -220,7 +221,7 @@ pub async fn evaluate_on(
     };
     // Parsing runs on a thread of its own (deep texts need a large stack): off the runtime.
     let owned = text.to_string();
-    let query = tokio::task::spawn_blocking(move || Query::parse(&owned))
+    let mut query = tokio::task::spawn_blocking(move || Query::parse(&owned))
         .await
         .map_err(|_| internal("the query parser stopped"))?
         .map_err(QueryError::Query)?;
@@ -228,9 +229,31 @@ pub async fn evaluate_on(
         When::Instant(t) => (t, t, 1),
         When::Range { start, end, step } => (start, end, step),
     };
-    let selections = query
+    let mut selections = query
         .selections(start, end, step)
         .map_err(QueryError::Query)?;
+    // A range reaching into a downsampled tier: selectors look back at least one bucket, as
+    // Thanos raises its lookback delta to the resolution; else most steps between two bucket
+    // ends find no sample. Twice at most: looking further back may reach the 1-hour tier.
+    for _ in 0..2 {
+        let earliest = selections.iter().map(|s| s.from_ms).min().unwrap_or(start);
+        match tiers::resolution_before_raw(store, earliest)
+            .await
+            .map_err(QueryError::Store)?
+        {
+            Some(res) if res > query.limits().lookback_ms => {
+                let wider = Limits {
+                    lookback_ms: res,
+                    ..query.limits()
+                };
+                query = query.with_limits(wider);
+                selections = query
+                    .selections(start, end, step)
+                    .map_err(QueryError::Query)?;
+            }
+            _ => break,
+        }
+    }
     let limits = Limits {
         max_samples,
         ..query.limits()
@@ -477,5 +500,91 @@ mod tests {
             "{:?}",
             rule.err()
         );
+    }
+
+    /// Months-old data lives in the 1-hour tier: a range query over it draws a point at every
+    /// step (the lookback is raised to the bucket), `avg_over_time` is the raw average and
+    /// `increase` sees the counter's resets.
+    #[tokio::test]
+    async fn queries_over_downsampled_data_answer_like_raw() {
+        use lookout_protocol::remote_write::{Batch, Series as In};
+        use lookout_store::prom::{self, compact};
+        use lookout_store::writer::{Writer, WriterConfig};
+        const DAY: i64 = 86_400_000;
+        const HOUR: i64 = 3_600_000;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&Store::sqlite_url_for_dir(dir.path()))
+            .await
+            .unwrap();
+        let org = lookout_store::tenancy::default_org(&store)
+            .await
+            .unwrap()
+            .id;
+        let p = lookout_store::tenancy::create_project(&store, org, "m", None, None)
+            .await
+            .unwrap()
+            .id;
+        let writer = Writer::start(store.clone(), WriterConfig::default());
+        // A day of one sample a minute, 200 days before a fixed "now": a gauge cycling through
+        // 0..59 within each hour, and a counter (+2 a minute) reset to 0 at noon.
+        let now = 1_800_000_000_000 / DAY * DAY;
+        let start = now - 200 * DAY;
+        let minutes = |f: &dyn Fn(i64) -> f64| -> Vec<(i64, f64)> {
+            (0..1440).map(|i| (start + i * 60_000, f(i))).collect()
+        };
+        let batch = Batch {
+            series: vec![
+                In {
+                    labels: vec![("__name__".into(), "temp".into())],
+                    samples: minutes(&|i| (i % 60) as f64),
+                },
+                In {
+                    labels: vec![("__name__".into(), "jobs_total".into())],
+                    samples: minutes(&|i| (2 * (i % 720)) as f64),
+                },
+            ],
+            ..Batch::default()
+        };
+        prom::ingest(&store, &writer.queue(), p, &batch)
+            .await
+            .unwrap();
+        writer.shutdown().await;
+        compact::compact(&store, None, now, 0).await.unwrap();
+        let keep = tiers::Retention {
+            raw_ms: 15 * DAY,
+            m5_ms: 90 * DAY,
+            h1_ms: 365 * DAY,
+        };
+        tiers::downsample(&store, None, now, keep.raw_ms)
+            .await
+            .unwrap();
+        tiers::enforce_retention(&store, now, &keep).await.unwrap();
+        let range = |text: &str, step: i64| {
+            let store = store.clone();
+            let text = text.to_string();
+            async move {
+                let when = When::Range {
+                    start: start + 2 * HOUR,
+                    end: start + 22 * HOUR,
+                    step,
+                };
+                let t = Duration::from_secs(30);
+                match evaluate_on(&store, 1_000_000, p, &text, when, t, Pool::Users).await {
+                    Ok(Value::Matrix(m)) => m,
+                    other => panic!("{text}: {other:?}"),
+                }
+            }
+        };
+        // Every half hour, though buckets end once an hour.
+        let m = range("temp", 30 * 60_000).await;
+        assert_eq!(m[0].points.len(), 41);
+        assert!(m[0].points.iter().all(|(_, v)| *v == 29.5));
+        let m = range("avg_over_time(temp[3h])", HOUR).await;
+        assert!(m[0].points.iter().all(|(_, v)| *v == 29.5));
+        // 120 an hour, the reset at noon included: increase over 4 hours of buckets.
+        let m = range("increase(jobs_total[4h])", HOUR).await;
+        let (_, v) = m[0].points[10];
+        let want = 120.0 * 3.0 * 4.0 / 3.0; // 3 hours between the window's bucket ends, extrapolated to 4
+        assert!((v - want).abs() < 1e-6, "{v} against {want}");
     }
 }

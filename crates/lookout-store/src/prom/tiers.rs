@@ -463,6 +463,15 @@ pub(super) async fn bounds(tx: &mut sqlx::Transaction<'static, sqlx::Any>) -> Re
     })
 }
 
+/// The resolution a read from `from` takes the part of its range before raw data from, `None`
+/// when raw data reaches back to `from` (what a PromQL caller needs to widen its lookback).
+pub async fn resolution_before_raw(store: &Store, from: i64) -> Result<Option<i64>> {
+    let mut tx = store.pool().begin().await?;
+    let b = bounds(&mut tx).await?;
+    tx.commit().await?;
+    Ok(b.raw_from.filter(|r| from < *r).map(|_| b.resolution(from)))
+}
+
 /// Which aggregate a read over a tier returns per bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Aggregate {
