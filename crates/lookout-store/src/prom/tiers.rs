@@ -195,7 +195,7 @@ pub async fn downsample(
     now: i64,
     raw_ms: i64,
 ) -> Result<Downsampled> {
-    // Blocks starting before `target` end at or before `now - raw_ms`.
+    // Blocks starting before `target` end at least FINAL_AFTER_MS past the raw retention.
     let cut = now.saturating_sub(raw_ms).saturating_sub(FINAL_AFTER_MS);
     let target = compact::block_start(cut).unwrap_or(i64::MIN);
     let mut total = Downsampled::default();
