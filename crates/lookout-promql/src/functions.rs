@@ -295,22 +295,12 @@ impl Ctx<'_> {
         let mut sliding = SlidingRate::new(rf, range);
         for (labels, samples) in series {
             self.check_time()?;
-            let samples = prepared(samples, true);
-            let mut cursor = Cursor::new(forward);
-            let mut any = false;
-            if let Some(rate) = sliding.as_mut() {
-                rate.next_series();
-                for (out, &(from, te)) in buf.iter_mut().zip(&bounds) {
-                    let w = cursor.advance(&samples, from, te);
-                    *out = match rate.at(&samples, w, from, te) {
-                        Some(v) => {
-                            any = true;
-                            v
-                        }
-                        None => ABSENT,
-                    };
-                }
+            let any = if let Some(rate) = sliding.as_mut() {
+                rate.series(samples, &bounds, forward, &mut buf)
             } else {
+                let samples = prepared(samples, true);
+                let mut cursor = Cursor::new(forward);
+                let mut any = false;
                 for (k, (&(from, te), &t)) in bounds.iter().zip(&self.steps).enumerate() {
                     let w = cursor.advance(&samples, from, te);
                     let p = param.map_or(0.0, |p| p[k]);
@@ -325,7 +315,8 @@ impl Ctx<'_> {
                         None => ABSENT,
                     };
                 }
-            }
+                any
+            };
             if any {
                 let out = if rf == RangeFn::LastOverTime {
                     (*labels).clone()

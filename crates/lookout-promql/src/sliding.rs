@@ -13,6 +13,7 @@
 
 use std::ops::Range;
 
+use crate::eval::{prepared, ABSENT};
 use crate::ir::RangeFn;
 use crate::window::{raw_change, RateShape};
 
@@ -49,12 +50,9 @@ impl Cursor {
             lo = 0;
             hi = 0;
         }
-        while hi < samples.len() && samples[hi].0 <= te {
-            hi += 1;
-        }
-        while lo < hi && samples[lo].0 < from {
-            lo += 1;
-        }
+        // Iterators rather than indexing: no bounds check per sample.
+        hi += samples[hi..].iter().take_while(|s| s.0 <= te).count();
+        lo += samples[lo..hi].iter().take_while(|s| s.0 < from).count();
         (self.lo, self.hi) = (lo, hi);
         lo..hi
     }
@@ -148,8 +146,35 @@ impl SlidingRate {
         })
     }
 
+    /// The function at every step of one series: `out[k]` over the window `bounds[k]`
+    /// (`(from, te)`), [`ABSENT`] where it has none; whether any step has a value. `forward`
+    /// says whether the windows only move forward, as for [`Cursor::new`].
+    pub(crate) fn series(
+        &mut self,
+        samples: &[(i64, f64)],
+        bounds: &[(i64, i64)],
+        forward: bool,
+        out: &mut [f64],
+    ) -> bool {
+        let samples = prepared(samples, true);
+        self.next_series();
+        let mut cursor = Cursor::new(forward);
+        let mut any = false;
+        for (o, &(from, te)) in out.iter_mut().zip(bounds) {
+            let w = cursor.advance(&samples, from, te);
+            *o = match self.at(&samples, w, from, te) {
+                Some(v) => {
+                    any = true;
+                    v
+                }
+                None => ABSENT,
+            };
+        }
+        any
+    }
+
     /// Forgets what was learnt about the previous series' resets (the shape memo stays).
-    pub(crate) fn next_series(&mut self) {
+    fn next_series(&mut self) {
         self.scan_from = usize::MAX;
         self.next_reset = 0;
     }
@@ -159,20 +184,12 @@ impl SlidingRate {
     /// the end less the range (saturating); `None` with fewer than two samples, as
     /// Prometheus drops those.
     #[inline(always)]
-    pub(crate) fn at(
-        &mut self,
-        samples: &[(i64, f64)],
-        w: Range<usize>,
-        from: i64,
-        te: i64,
-    ) -> Option<f64> {
+    fn at(&mut self, samples: &[(i64, f64)], w: Range<usize>, from: i64, te: i64) -> Option<f64> {
         let (lo, hi) = (w.start, w.end);
-        if hi < lo + 2 {
-            return None;
-        }
         let window = &samples[lo..hi];
-        let (first_t, first_v) = samples[lo];
-        let (last_t, last_v) = samples[hi - 1];
+        let [(first_t, first_v), .., (last_t, last_v)] = *window else {
+            return None;
+        };
         // `raw_change` of a counter adds the value before each reset; with none in the window
         // it is the plain difference (its check of the first sample against 0 adds +0.0 at
         // most, which changes no difference of two numbers).
@@ -217,14 +234,14 @@ impl SlidingRate {
     fn reset_in(&mut self, samples: &[(i64, f64)], lo: usize, hi: usize) -> bool {
         let from = lo + 1;
         if from < self.scan_from || from > self.next_reset {
-            let mut j = from;
-            while j < samples.len() && samples[j].1 >= samples[j - 1].1 {
-                j += 1;
-            }
             // `>=` is false for a NaN, which stops the scan: the window then takes the exact
             // walk, which skips NaN as Prometheus's `<` does.
+            let rising = samples[from - 1..]
+                .windows(2)
+                .take_while(|p| p[1].1 >= p[0].1)
+                .count();
             self.scan_from = from;
-            self.next_reset = j;
+            self.next_reset = from + rising;
         }
         self.next_reset < hi
     }
@@ -233,7 +250,7 @@ impl SlidingRate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::{prepared, window};
+    use crate::eval::window;
     use crate::value::STALE_NAN_BITS;
     use crate::window::range_value;
 
@@ -252,9 +269,10 @@ mod tests {
         }
     }
 
-    /// Every step of `steps` through the cursor and the sliding state must equal the plain
-    /// path (binary-searched window, `range_value`) bit for bit, for the three functions. The
-    /// series go through one state one after the other, as one thread of the evaluator does.
+    /// Every step of `steps` through the sliding state must equal the plain path (a
+    /// binary-searched window of the `prepared` samples, `range_value`) bit for bit, for the
+    /// three functions. The series go through one state one after the other, as one thread
+    /// of the evaluator does.
     fn assert_same_all(
         series: &[&[(i64, f64)]],
         steps: &[i64],
@@ -262,26 +280,34 @@ mod tests {
         offset: i64,
         what: &str,
     ) {
+        let bounds: Vec<(i64, i64)> = steps
+            .iter()
+            .map(|t| ((t - offset).saturating_sub(range), t - offset))
+            .collect();
+        let forward = steps.windows(2).all(|p| p[0] <= p[1]);
         for rf in [RangeFn::Rate, RangeFn::Increase, RangeFn::Delta] {
             let mut fast = SlidingRate::new(rf, range).unwrap();
             for (i, samples) in series.iter().enumerate() {
-                // As the evaluator does: sorted, deduplicated, stale markers gone.
-                let samples = prepared(samples, true);
-                let forward = steps.windows(2).all(|p| p[0] <= p[1]);
-                let mut cursor = Cursor::new(forward);
-                fast.next_series();
-                for &t in steps {
+                let mut got = vec![0.0; steps.len()];
+                let any = fast.series(samples, &bounds, forward, &mut got);
+                let clean = prepared(samples, true);
+                let mut some = false;
+                for (k, &t) in steps.iter().enumerate() {
                     let te = t - offset;
-                    let from = te.saturating_sub(range);
-                    let w = cursor.advance(&samples, from, te);
-                    let got = fast.at(&samples, w, from, te);
-                    let want = range_value(rf, window(&samples, te, range), te, range, t, 0.0);
+                    let want = range_value(rf, window(&clean, te, range), te, range, t, 0.0)
+                        .unwrap_or(ABSENT);
+                    some |= want.to_bits() != ABSENT.to_bits();
                     assert_eq!(
-                        got.map(f64::to_bits),
-                        want.map(f64::to_bits),
-                        "{what}, series {i}: {rf:?} at {t}: fast {got:?}, plain {want:?}"
+                        got[k].to_bits(),
+                        want.to_bits(),
+                        "{what}, series {i}: {rf:?} at {t}: fast {}, plain {want}",
+                        got[k]
                     );
                 }
+                assert_eq!(
+                    any, some,
+                    "{what}, series {i}: {rf:?} has a value somewhere"
+                );
             }
         }
     }
@@ -427,9 +453,11 @@ mod tests {
             for _ in 0..rng.below(300) {
                 // Jittered scrapes, some long gaps, some duplicate times (dropped by
                 // `prepared`), resets, NaN and infinite values, negative gauges.
-                t += match rng.below(20) {
-                    0 => 600_000 + rng.below(600_000) as i64,
-                    1 => 0,
+                t += match rng.below(40) {
+                    0 | 1 => 600_000 + rng.below(600_000) as i64,
+                    2 | 3 => 0,
+                    // Out of order: `prepared` sorts it into an earlier window.
+                    4 => -(rng.below(60_000) as i64),
                     _ => 10_000 + rng.below(10_000) as i64,
                 };
                 v = match rng.below(30) {
@@ -438,6 +466,8 @@ mod tests {
                     2 => f64::INFINITY,
                     3 => -(rng.below(50) as f64),
                     4 => f64::from_bits(STALE_NAN_BITS),
+                    // A signalling NaN that `prepared` makes quiet.
+                    5 => f64::from_bits(0x7ff0_0000_0000_0001),
                     _ if v.is_finite() => v + rng.below(100) as f64 / 7.0,
                     _ => rng.below(100) as f64,
                 };
@@ -449,6 +479,16 @@ mod tests {
             let steps = grid(0, t + 600_000, step);
             assert_same(&samples, &steps, range, offset, &format!("case {case}"));
         }
+    }
+
+    #[test]
+    fn samples_out_of_order_are_sorted_into_their_windows() {
+        // Out of order past the last window's end.
+        let late = [(10_000, 1.0), (300_000, 5.0), (20_000, 2.0), (30_000, 4.0)];
+        assert_same(&late, &grid(0, 250_000, 10_000), 60_000, 0, "late");
+        // Out of order inside the windows' reach, and a duplicate time.
+        let early = [(10_000, 1.0), (30_000, 4.0), (20_000, 2.0), (20_000, 3.0)];
+        assert_same(&early, &grid(0, 250_000, 10_000), 60_000, 0, "early");
     }
 
     #[test]
