@@ -158,11 +158,29 @@ impl SlidingRate {
     ) -> bool {
         let samples = prepared(samples, true);
         self.next_series();
+        // One loop per kind, so whether it is a counter is not asked at every step.
+        if self.is_counter {
+            self.fill::<true>(&samples, bounds, forward, out)
+        } else {
+            self.fill::<false>(&samples, bounds, forward, out)
+        }
+    }
+
+    /// [`series`](Self::series) over prepared samples, for a counter (`rate`, `increase`) or
+    /// not (`delta`).
+    #[inline(always)]
+    fn fill<const COUNTER: bool>(
+        &mut self,
+        samples: &[(i64, f64)],
+        bounds: &[(i64, i64)],
+        forward: bool,
+        out: &mut [f64],
+    ) -> bool {
         let mut cursor = Cursor::new(forward);
         let mut any = false;
         for (o, &(from, te)) in out.iter_mut().zip(bounds) {
-            let w = cursor.advance(&samples, from, te);
-            *o = match self.at(&samples, w, from, te) {
+            let w = cursor.advance(samples, from, te);
+            *o = match self.at::<COUNTER>(samples, w, from, te) {
                 Some(v) => {
                     any = true;
                     v
@@ -184,7 +202,13 @@ impl SlidingRate {
     /// the end less the range (saturating); `None` with fewer than two samples, as
     /// Prometheus drops those.
     #[inline(always)]
-    fn at(&mut self, samples: &[(i64, f64)], w: Range<usize>, from: i64, te: i64) -> Option<f64> {
+    fn at<const COUNTER: bool>(
+        &mut self,
+        samples: &[(i64, f64)],
+        w: Range<usize>,
+        from: i64,
+        te: i64,
+    ) -> Option<f64> {
         let (lo, hi) = (w.start, w.end);
         let window = &samples[lo..hi];
         let [(first_t, first_v), .., (last_t, last_v)] = *window else {
@@ -193,7 +217,7 @@ impl SlidingRate {
         // `raw_change` of a counter adds the value before each reset; with none in the window
         // it is the plain difference (its check of the first sample against 0 adds +0.0 at
         // most, which changes no difference of two numbers).
-        let result = if self.is_counter && self.reset_in(samples, lo, hi) {
+        let result = if COUNTER && self.reset_in(samples, lo, hi) {
             raw_change(window, true)
         } else {
             last_v - first_v
@@ -211,12 +235,10 @@ impl SlidingRate {
         let memo = &self.memo;
         // Only a counter with a positive change and a first value at or above zero can have
         // its `to_start` lowered (the conditions of `RateShape::start`).
-        if !(self.is_counter && result > 0.0 && first_v >= 0.0)
-            || memo.cannot_lower(first_v, result)
-        {
+        if !(COUNTER && result > 0.0 && first_v >= 0.0) || memo.cannot_lower(first_v, result) {
             return Some(result * memo.factor);
         }
-        let to_start = memo.shape.start(self.is_counter, first_v, result);
+        let to_start = memo.shape.start(COUNTER, first_v, result);
         // `start` only ever lowers `to_start`; when it did, the memoised factor is not this
         // window's.
         let factor = if to_start < memo.shape.to_start {
