@@ -178,6 +178,31 @@ impl SlidingRate {
     ) -> bool {
         let mut cursor = Cursor::new(forward);
         let mut any = false;
+        if forward {
+            // The common case written out with its state in locals.
+            let (mut lo, mut hi) = (0usize, 0usize);
+            for (o, &(from, te)) in out.iter_mut().zip(bounds) {
+                while let Some(s) = samples.get(hi) {
+                    if s.0 > te {
+                        break;
+                    }
+                    hi += 1;
+                }
+                // No `lo < hi` test needed: the sample at `hi`, if any, is past `te`, which is
+                // not before `from`.
+                while samples.get(lo).is_some_and(|s| s.0 < from) {
+                    lo += 1;
+                }
+                *o = match self.at::<COUNTER>(samples, lo..hi, from, te) {
+                    Some(v) => {
+                        any = true;
+                        v
+                    }
+                    None => ABSENT,
+                };
+            }
+            return any;
+        }
         for (o, &(from, te)) in out.iter_mut().zip(bounds) {
             let w = cursor.advance(samples, from, te);
             *o = match self.at::<COUNTER>(samples, w, from, te) {
