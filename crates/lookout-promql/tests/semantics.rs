@@ -60,6 +60,39 @@ fn a_stale_marker_ends_a_series_and_lookback_is_five_minutes() {
 }
 
 #[test]
+fn range_functions_never_see_staleness_markers() {
+    // A series that went stale and came back: the marker is no sample of any window, so the
+    // window holds the four real samples and rate equals that of the series without it.
+    let stale = f64::from_bits(STALE_NAN_BITS);
+    let with = [series(
+        "c",
+        "a",
+        &[
+            (0, 1.0),
+            (10_000, 2.0),
+            (20_000, stale),
+            (30_000, 3.0),
+            (40_000, 4.0),
+        ],
+    )];
+    let without = [series(
+        "c",
+        "a",
+        &[(0, 1.0), (10_000, 2.0), (30_000, 3.0), (40_000, 4.0)],
+    )];
+    assert_eq!(
+        values(&instant("count_over_time(c[1m])", 40_000, &with).unwrap()),
+        vec![4.0]
+    );
+    for q in ["rate(c[1m])", "increase(c[1m])", "delta(c[1m])"] {
+        let a = values(&instant(q, 40_000, &with).unwrap());
+        let b = values(&instant(q, 40_000, &without).unwrap());
+        assert!(a[0].is_finite(), "{q}: {a:?}");
+        assert_eq!(a, b, "{q}");
+    }
+}
+
+#[test]
 fn rate_extrapolates_as_prometheus_does() {
     // A counter growing 1/s sampled every 10 s: rate over 1 min is exactly 1.
     let samples: Vec<(i64, f64)> = (0..=12).map(|i| (i * 10_000, i as f64 * 10.0)).collect();
