@@ -13,6 +13,7 @@ use crate::matcher::{anchored, label_value, MatchOp};
 use crate::relabel::{
     replacement_pieces, set_label, too_long, valid_label_name, MAX_LABEL_VALUE_BYTES,
 };
+use crate::sliding::{Cursor, SlidingRate};
 use crate::value::{is_stale_nan, Labels, Sample};
 use crate::window::{bucket_quantile, range_value};
 
@@ -278,36 +279,44 @@ impl Ctx<'_> {
         // One buffer per call (per thread of a parallel aggregation), reused by its series.
         self.charge(self.n())?;
         let mut buf = vec![ABSENT; self.n()];
+        // Every step's window, the same for every series: computed once, not per series.
+        let bounds: Vec<(i64, i64)> = self
+            .steps
+            .iter()
+            .map(|&t| {
+                let te = self.eff(sel, t);
+                (te.saturating_sub(range), te)
+            })
+            .collect();
+        let forward = bounds
+            .windows(2)
+            .all(|p| p[0].0 <= p[1].0 && p[0].1 <= p[1].1);
+        // rate, increase and delta carry work from step to step (see `sliding`).
+        let mut sliding = SlidingRate::new(rf, range);
         for (labels, samples) in series {
             self.check_time()?;
-            let samples = prepared(samples, true);
-            let (mut lo, mut hi, mut any) = (0usize, 0usize, false);
-            for (k, &t) in self.steps.iter().enumerate() {
-                let te = self.eff(sel, t);
-                let from = te.saturating_sub(range);
-                // Steps only move forward, so the window's ends do too (an `@` pins them).
-                if lo > 0 && samples[lo - 1].0 >= from || hi > 0 && samples[hi - 1].0 > te {
-                    lo = 0;
-                    hi = 0;
+            let any = if let Some(rate) = sliding.as_mut() {
+                rate.series(samples, &bounds, forward, &mut buf)
+            } else {
+                let samples = prepared(samples, true);
+                let mut cursor = Cursor::new(forward);
+                let mut any = false;
+                for (k, (&(from, te), &t)) in bounds.iter().zip(&self.steps).enumerate() {
+                    let w = cursor.advance(&samples, from, te);
+                    let p = param.map_or(0.0, |p| p[k]);
+                    // predict_linear extrapolates from the evaluation time, not from the
+                    // window's end that `@` and offset move.
+                    let base = t;
+                    buf[k] = match range_value(rf, &samples[w], te, range, base, p) {
+                        Some(v) => {
+                            any = true;
+                            v
+                        }
+                        None => ABSENT,
+                    };
                 }
-                while hi < samples.len() && samples[hi].0 <= te {
-                    hi += 1;
-                }
-                while lo < hi && samples[lo].0 < from {
-                    lo += 1;
-                }
-                let p = param.map_or(0.0, |p| p[k]);
-                // predict_linear extrapolates from the evaluation time, not from the window's
-                // end that `@` and offset move.
-                let base = t;
-                buf[k] = match range_value(rf, &samples[lo..hi], te, range, base, p) {
-                    Some(v) => {
-                        any = true;
-                        v
-                    }
-                    None => ABSENT,
-                };
-            }
+                any
+            };
             if any {
                 let out = if rf == RangeFn::LastOverTime {
                     (*labels).clone()

@@ -33,6 +33,7 @@ mod functions;
 mod ir;
 mod matcher;
 mod relabel;
+mod sliding;
 mod text;
 mod value;
 mod window;

@@ -118,6 +118,9 @@ pub(crate) fn range_value(
 /// Prometheus's `extrapolatedRate`: the change over the window, corrected for counter resets,
 /// extrapolated to the window's edges when the first/last samples are close to them (within
 /// 1.1 average intervals), else by half an interval, and never below a counter's zero.
+///
+/// Split into [`raw_change`] and [`RateShape`] so that [`crate::sliding::SlidingRate`], which
+/// evaluates the same formula at every step of a series, runs the very same arithmetic.
 #[inline(always)]
 fn extrapolated_rate(
     w: &[(i64, f64)],
@@ -131,8 +134,19 @@ fn extrapolated_rate(
         return None;
     }
     let (first_t, first_v) = w[0];
-    let (last_t, last_v) = w[w.len() - 1];
-    let mut result = last_v - first_v;
+    let last_t = w[w.len() - 1].0;
+    let result = raw_change(w, is_counter);
+    let shape = RateShape::of(first_t, last_t, w.len(), range_start, range_end);
+    let to_start = shape.start(is_counter, first_v, result);
+    Some(result * shape.factor(to_start, range, is_rate))
+}
+
+/// The last value less the first of a window of two samples at least; for a counter, plus the
+/// value before each reset (a sample lower than the one before it), added in sample order as
+/// Prometheus adds them.
+#[inline(always)]
+pub(crate) fn raw_change(w: &[(i64, f64)], is_counter: bool) -> f64 {
+    let mut result = w[w.len() - 1].1 - w[0].1;
     if is_counter {
         let mut last = 0.0;
         for &(_, v) in w {
@@ -142,33 +156,82 @@ fn extrapolated_rate(
             last = v;
         }
     }
-    let mut to_start = (first_t - range_start) as f64 / 1000.0;
-    let to_end = (range_end - last_t) as f64 / 1000.0;
-    let sampled = (last_t - first_t) as f64 / 1000.0;
-    let avg_between = sampled / (w.len() - 1) as f64;
-    if is_counter && result > 0.0 && first_v >= 0.0 {
-        let to_zero = sampled * (first_v / result);
-        if to_zero < to_start {
-            to_start = to_zero;
+    result
+}
+
+/// Everything of `extrapolatedRate` that depends on sample times only (seconds): where the
+/// window's first and last samples sit in it and how far apart they are on average.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RateShape {
+    /// From the window's start to its first sample.
+    pub to_start: f64,
+    to_end: f64,
+    sampled: f64,
+    avg_between: f64,
+}
+
+impl RateShape {
+    /// The shape of a window of `n >= 2` samples from `first_t` to `last_t` (ms) in
+    /// `[range_start, range_end]`.
+    #[inline(always)]
+    pub(crate) fn of(
+        first_t: i64,
+        last_t: i64,
+        n: usize,
+        range_start: i64,
+        range_end: i64,
+    ) -> Self {
+        let sampled = (last_t - first_t) as f64 / 1000.0;
+        RateShape {
+            to_start: (first_t - range_start) as f64 / 1000.0,
+            to_end: (range_end - last_t) as f64 / 1000.0,
+            sampled,
+            avg_between: sampled / (n - 1) as f64,
         }
     }
-    let threshold = avg_between * 1.1;
-    let mut interval = sampled;
-    interval += if to_start < threshold {
-        to_start
-    } else {
-        avg_between / 2.0
-    };
-    interval += if to_end < threshold {
-        to_end
-    } else {
-        avg_between / 2.0
-    };
-    let mut factor = interval / sampled;
-    if is_rate {
-        factor /= range as f64 / 1000.0;
+
+    /// From the window's first sample to its last.
+    pub(crate) fn sampled(&self) -> f64 {
+        self.sampled
     }
-    Some(result * factor)
+
+    /// How far to extrapolate towards the window's start: [`to_start`](Self::to_start), or,
+    /// for a counter, less when the counter would have reached zero sooner at its average
+    /// rate (Prometheus's `durationToZero`).
+    #[inline(always)]
+    pub(crate) fn start(&self, is_counter: bool, first_v: f64, result: f64) -> f64 {
+        let mut to_start = self.to_start;
+        if is_counter && result > 0.0 && first_v >= 0.0 {
+            let to_zero = self.sampled * (first_v / result);
+            if to_zero < to_start {
+                to_start = to_zero;
+            }
+        }
+        to_start
+    }
+
+    /// What the raw change is multiplied by: the extrapolated interval over the sampled one,
+    /// per second of the range for a rate.
+    #[inline(always)]
+    pub(crate) fn factor(&self, to_start: f64, range: i64, is_rate: bool) -> f64 {
+        let threshold = self.avg_between * 1.1;
+        let mut interval = self.sampled;
+        interval += if to_start < threshold {
+            to_start
+        } else {
+            self.avg_between / 2.0
+        };
+        interval += if self.to_end < threshold {
+            self.to_end
+        } else {
+            self.avg_between / 2.0
+        };
+        let mut factor = interval / self.sampled;
+        if is_rate {
+            factor /= range as f64 / 1000.0;
+        }
+        factor
+    }
 }
 
 /// Neumaier-compensated addition, as Prometheus's `kahanSumInc`.

@@ -60,6 +60,39 @@ fn a_stale_marker_ends_a_series_and_lookback_is_five_minutes() {
 }
 
 #[test]
+fn range_functions_never_see_staleness_markers() {
+    // A series that went stale and came back: the marker is no sample of any window, so the
+    // window holds the four real samples and rate equals that of the series without it.
+    let stale = f64::from_bits(STALE_NAN_BITS);
+    let with = [series(
+        "c",
+        "a",
+        &[
+            (0, 1.0),
+            (10_000, 2.0),
+            (20_000, stale),
+            (30_000, 3.0),
+            (40_000, 4.0),
+        ],
+    )];
+    let without = [series(
+        "c",
+        "a",
+        &[(0, 1.0), (10_000, 2.0), (30_000, 3.0), (40_000, 4.0)],
+    )];
+    assert_eq!(
+        values(&instant("count_over_time(c[1m])", 40_000, &with).unwrap()),
+        vec![4.0]
+    );
+    for q in ["rate(c[1m])", "increase(c[1m])", "delta(c[1m])"] {
+        let a = values(&instant(q, 40_000, &with).unwrap());
+        let b = values(&instant(q, 40_000, &without).unwrap());
+        assert!(a[0].is_finite(), "{q}: {a:?}");
+        assert_eq!(a, b, "{q}");
+    }
+}
+
+#[test]
 fn rate_extrapolates_as_prometheus_does() {
     // A counter growing 1/s sampled every 10 s: rate over 1 min is exactly 1.
     let samples: Vec<(i64, f64)> = (0..=12).map(|i| (i * 10_000, i as f64 * 10.0)).collect();
@@ -153,6 +186,79 @@ fn range_results_are_sorted_matrices_with_prometheus_json() {
     assert_eq!(json["resultType"], "matrix");
     assert_eq!(json["result"][0]["metric"]["job"], "a");
     assert_eq!(json["result"][0]["values"][2][1], "2");
+}
+
+#[test]
+fn range_answers_of_rate_equal_instant_answers_at_each_step() {
+    // A graph (range query) and a table (instant query) of the same rate must show the same
+    // numbers: range evaluation carries work from step to step and series to series, an
+    // instant query starts afresh. Counters here reset, go stale, vanish for longer than the
+    // range and come back, are scraped at jittered intervals, and one is born near zero.
+    let stale = f64::from_bits(STALE_NAN_BITS);
+    let mut a = Vec::new();
+    let mut v = 100.0;
+    for k in 0..120i64 {
+        v = if k % 37 == 0 { 1.0 } else { v + (k % 4) as f64 };
+        a.push((k * 15_000 + (k * 7919 % 5) * 1000, v));
+    }
+    a.push((120 * 15_000, stale));
+    for k in 150..200i64 {
+        a.push((k * 15_000, k as f64));
+    }
+    let b: Vec<(i64, f64)> = (0..200i64)
+        .map(|k| (k * 15_000, 0.5 + 3.0 * k as f64))
+        .collect();
+    let c: Vec<(i64, f64)> = (0..200i64)
+        .map(|k| (k * 15_000, 1e9 - (k % 10) as f64))
+        .collect();
+    let data = [
+        series("m", "a", &a),
+        series("m", "b", &b),
+        series("m", "c", &c),
+    ];
+    for text in [
+        "rate(m[1m])",
+        "increase(m[5m])",
+        "delta(m[2m])",
+        "sum(rate(m[1m]))",
+    ] {
+        let q = Query::parse(text).unwrap();
+        let (start, end, step) = (0, 3_000_000, 20_000);
+        let fetched: Vec<Vec<Series>> = q
+            .selections(start, end, step)
+            .unwrap()
+            .iter()
+            .map(|_| data.to_vec())
+            .collect();
+        let Value::Matrix(range) = eval_range(&q, start, end, step, &fetched).unwrap() else {
+            panic!("a matrix expected")
+        };
+        let mut points = 0;
+        for t in (start..=end).step_by(step as usize) {
+            let Value::Vector(at) = instant(text, t, &data).unwrap() else {
+                panic!("a vector expected")
+            };
+            for s in &at {
+                let r = range.iter().find(|r| r.labels == s.labels).expect("series");
+                let p = r.points.iter().find(|p| p.0 == t).expect("point");
+                assert_eq!(
+                    p.1.to_bits(),
+                    s.v.to_bits(),
+                    "{text} at {t}: {} vs {}",
+                    p.1,
+                    s.v
+                );
+                points += 1;
+            }
+            // No step has a point in the range answer that the instant answer lacks.
+            let in_range = range
+                .iter()
+                .filter(|r| r.points.iter().any(|p| p.0 == t))
+                .count();
+            assert_eq!(in_range, at.len(), "{text} at {t}");
+        }
+        assert!(points > 100, "{text}: {points} points compared");
+    }
 }
 
 #[test]
