@@ -327,8 +327,7 @@ impl RollupProcessor {
 
     /// Sums the service rows of every request row rolled up before migration 0032, once, before
     /// any new part is folded (so nothing is counted twice): sketches are merged here because
-    /// SQL cannot. Streams the request rows, holding one aggregate per service, bucket and
-    /// outcome. Fenced by the cursor's lease like a fold; false when the lease was lost.
+    /// SQL cannot. Fenced by the cursor's lease like a fold; false when the lease was lost.
     async fn backfill_service_rows(&self, position: i64) -> Result<bool> {
         use std::sync::atomic::Ordering;
         if self.service_rows_ready.load(Ordering::Relaxed) {
@@ -345,39 +344,48 @@ impl RollupProcessor {
         }
         let _turn = self.store.write_gate().await;
         let mut tx = self.store.begin_write().await?;
-        let mut sums: HashMap<Key, Agg> = HashMap::new();
-        {
-            use futures_util::TryStreamExt;
-            let mut rows = sqlx::query(
-                "SELECT project_id, tier, service, bucket, error, count, errors, sum_ms, min_ms, max_ms, sketch
-                 FROM apm_rollups WHERE category = 'request'",
-            )
-            .fetch(&mut *tx);
-            while let Some(r) = rows.try_next().await? {
-                let error = crate::row::RowExt::flag(&r, "error")?;
-                let service: &str = r.try_get("service")?;
-                let sketch: &[u8] = r.try_get("sketch")?;
-                let key = service_key(
-                    r.try_get("project_id")?,
-                    r.try_get("tier")?,
-                    service,
-                    r.try_get("bucket")?,
-                    error,
-                );
-                sums.entry(key).or_default().merge(&Agg {
-                    count: r.try_get::<i64, _>("count")?.max(0) as u64,
-                    errors: r.try_get::<i64, _>("errors")?.max(0) as u64,
-                    sum: r.try_get("sum_ms")?,
-                    min: r.try_get("min_ms")?,
-                    max: r.try_get("max_ms")?,
-                    sketch: Sketch::decode(sketch).unwrap_or_default(),
-                });
+        // One service and tier at a time, each streamed: memory holds that service's sums (two
+        // per bucket), not every row nor every service's sums (8 days of minutes for each of
+        // 50 services would be over a million).
+        let groups = sqlx::query(
+            "SELECT DISTINCT project_id, tier, service FROM apm_rollups WHERE category = 'request'",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut n = 0;
+        for g in &groups {
+            let (project, tier): (i64, i64) = (g.try_get("project_id")?, g.try_get("tier")?);
+            let service: String = g.try_get("service")?;
+            let mut sums: HashMap<Key, Agg> = HashMap::new();
+            {
+                use futures_util::TryStreamExt;
+                let mut rows = sqlx::query(
+                    "SELECT bucket, error, count, errors, sum_ms, min_ms, max_ms, sketch FROM apm_rollups
+                     WHERE project_id = $1 AND tier = $2 AND service = $3 AND category = 'request'",
+                )
+                .bind(project)
+                .bind(tier)
+                .bind(service.as_str())
+                .fetch(&mut *tx);
+                while let Some(r) = rows.try_next().await? {
+                    let error = crate::row::RowExt::flag(&r, "error")?;
+                    let sketch: &[u8] = r.try_get("sketch")?;
+                    let key = service_key(project, tier, &service, r.try_get("bucket")?, error);
+                    sums.entry(key).or_default().merge(&Agg {
+                        count: r.try_get::<i64, _>("count")?.max(0) as u64,
+                        errors: r.try_get::<i64, _>("errors")?.max(0) as u64,
+                        sum: r.try_get("sum_ms")?,
+                        min: r.try_get("min_ms")?,
+                        max: r.try_get("max_ms")?,
+                        sketch: Sketch::decode(sketch).unwrap_or_default(),
+                    });
+                }
             }
-        }
-        let n = sums.len();
-        let written: Vec<(Key, Agg)> = sums.into_iter().collect();
-        for chunk in written.chunks(500) {
-            write_cells(self.store.backend(), &mut tx, chunk).await?;
+            n += sums.len();
+            let written: Vec<(Key, Agg)> = sums.into_iter().collect();
+            for chunk in written.chunks(500) {
+                write_cells(self.store.backend(), &mut tx, chunk).await?;
+            }
         }
         sqlx::query("DELETE FROM server_settings WHERE name = $1")
             .bind(SERVICE_ROWS_MARK)
