@@ -4,7 +4,7 @@
 
 use lookout_apm::span::{kind, Category, Span};
 use lookout_store::apm::query::{self, Filter};
-use lookout_store::apm::rollup::{RollupProcessor, SERVICE_CATEGORY};
+use lookout_store::apm::rollup::{self, RollupProcessor, SERVICE_CATEGORY};
 use lookout_store::apm::{daily, span_writes};
 use lookout_store::series;
 use lookout_store::writer::WriterConfig;
@@ -336,5 +336,39 @@ async fn service_rows_sum_every_operation_and_are_backfilled_once(f: Fixture) {
         .await
         .unwrap();
     assert!(marker.is_none(), "the backfill ran once");
+    assert!(rollup::service_rows_complete(&f.store).await.unwrap());
+
+    // A replica of an earlier version folds during a rolling upgrade: it moves the cursor
+    // without writing service rows. Readers see the rows are incomplete, and the next fold by
+    // this version rebuilds them before folding anything new.
+    sqlx::query("UPDATE server_settings SET value = '0' WHERE name = 'apm.service_rows.through'")
+        .execute(f.store.pool())
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM apm_rollups WHERE category = 'service' AND service = 'payments'")
+        .execute(f.store.pool())
+        .await
+        .unwrap();
+    assert!(!rollup::service_rows_complete(&f.store).await.unwrap());
+    write(vec![span(
+        30_001,
+        "payments",
+        None,
+        Category::Request,
+        now - 60_000,
+        7.0,
+    )])
+    .await;
+    drain(&f).await;
+    let healed = per_service(&f, p, since, until).await;
+    assert_eq!(
+        healed[2].1[0], 201,
+        "payments' 200 old requests and the new one"
+    );
+    for pair in healed.chunks(2) {
+        assert_eq!(pair[0].1, pair[1].1, "{} against {}", pair[0].0, pair[1].0);
+        assert_eq!(pair[0].2, pair[1].2, "{} against {}", pair[0].0, pair[1].0);
+    }
+    assert!(rollup::service_rows_complete(&f.store).await.unwrap());
     writer.shutdown().await;
 }

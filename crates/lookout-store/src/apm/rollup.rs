@@ -26,6 +26,54 @@ pub const SERVICE_CATEGORY: &str = "service";
 /// rolled up before it to be summed (see [`RollupProcessor::backfill_service_rows`]).
 const SERVICE_ROWS_MARK: &str = "apm.service_rows";
 
+/// The `server_settings` row holding the cursor position through which the service rows are
+/// complete: every fold that writes them moves it with the cursor. A fold by a replica of a
+/// version before service rows (a rolling upgrade) moves the cursor alone, and the difference
+/// sends the next fold here to rebuild them.
+const SERVICE_ROWS_THROUGH: &str = "apm.service_rows.through";
+
+/// Whether the per-service rows hold every span folded so far (see [`SERVICE_CATEGORY`]):
+/// false while migration 0032's sum of older rollups is pending, or after a replica of an
+/// earlier version folded spans without them. Readers then fold the request rows instead.
+pub async fn service_rows_complete(store: &Store) -> Result<bool> {
+    let (pending, through) = service_rows_state(store.pool()).await?;
+    Ok(!pending && through == cursor::position(store, CURSOR).await?)
+}
+
+/// (the sum of older rollups is pending, the position the service rows are complete through).
+async fn service_rows_state<'e, E>(db: E) -> Result<(bool, i64)>
+where
+    E: sqlx::Executor<'e, Database = Any> + Copy,
+{
+    let value = |name: &'static str| async move {
+        let row = sqlx::query("SELECT value FROM server_settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(db)
+            .await?;
+        Ok::<_, crate::StoreError>(row.map(|r| r.try_get::<String, _>("value")).transpose()?)
+    };
+    let pending = value(SERVICE_ROWS_MARK).await?.is_some();
+    let through = value(SERVICE_ROWS_THROUGH)
+        .await?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Ok((pending, through))
+}
+
+/// Records, in a fold's transaction, that the service rows are complete through `position`.
+async fn set_service_rows_through(tx: &mut Transaction<'static, Any>, position: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO server_settings (name, value, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+    )
+    .bind(SERVICE_ROWS_THROUGH)
+    .bind(position.to_string())
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Default Apdex target of a newly seen service, ms (New Relic's and SigNoz's default).
 pub const DEFAULT_APDEX_T_MS: f64 = 500.0;
 
@@ -308,6 +356,7 @@ impl RollupProcessor {
             .execute(&mut *tx)
             .await?;
         }
+        set_service_rows_through(&mut tx, last).await?;
         if !cursor::finish(tx, CURSOR, &self.owner, position, last).await? {
             return Ok(0);
         }
@@ -325,37 +374,41 @@ impl RollupProcessor {
         Ok(rows.len())
     }
 
-    /// Sums the service rows of every request row rolled up before migration 0032, once, before
-    /// any new part is folded (so nothing is counted twice): sketches are merged here because
-    /// SQL cannot. Fenced by the cursor's lease like a fold; false when the lease was lost.
+    /// Rebuilds the service rows from the request rows when they may lack spans: after
+    /// migration 0032 (rollups from before it), or when the cursor moved without them (a
+    /// replica of an earlier version folded during a rolling upgrade). Checked at this
+    /// processor's first poll and whenever another replica folded since its last; done before
+    /// any new part is folded, so nothing is counted twice. Sketches are merged here because SQL
+    /// cannot. One service and tier per transaction, each fenced by the cursor's lease (renewed
+    /// before each, so a long rebuild keeps it) and rewriting that service's totals whole, so
+    /// an interrupted rebuild is simply done again. False when the lease was lost.
     async fn backfill_service_rows(&self, position: i64) -> Result<bool> {
         use std::sync::atomic::Ordering;
-        if self.service_rows_ready.load(Ordering::Relaxed) {
+        if self.service_rows_ready.load(Ordering::Relaxed)
+            && self.cache.lock().await.position == position
+        {
             return Ok(true);
         }
-        let pending = sqlx::query("SELECT value FROM server_settings WHERE name = $1")
-            .bind(SERVICE_ROWS_MARK)
-            .fetch_optional(self.store.pool())
-            .await?
-            .is_some();
-        if !pending {
+        let (pending, through) = service_rows_state(self.store.pool()).await?;
+        if !pending && through == position {
             self.service_rows_ready.store(true, Ordering::Relaxed);
             return Ok(true);
         }
-        let _turn = self.store.write_gate().await;
-        let mut tx = self.store.begin_write().await?;
-        // One service and tier at a time, each streamed: memory holds that service's sums (two
-        // per bucket), not every row nor every service's sums (8 days of minutes for each of
-        // 50 services would be over a million).
         let groups = sqlx::query(
             "SELECT DISTINCT project_id, tier, service FROM apm_rollups WHERE category = 'request'",
         )
-        .fetch_all(&mut *tx)
+        .fetch_all(self.store.pool())
         .await?;
         let mut n = 0;
         for g in &groups {
+            if cursor::lease(&self.store, CURSOR, &self.owner, 10_000).await? != Some(position) {
+                return Ok(false);
+            }
             let (project, tier): (i64, i64) = (g.try_get("project_id")?, g.try_get("tier")?);
             let service: String = g.try_get("service")?;
+            let _turn = self.store.write_gate().await;
+            let mut tx = self.store.begin_write().await?;
+            // Streamed: memory holds this service's sums (two per bucket), not its rows.
             let mut sums: HashMap<Key, Agg> = HashMap::new();
             {
                 use futures_util::TryStreamExt;
@@ -369,15 +422,18 @@ impl RollupProcessor {
                 .fetch(&mut *tx);
                 while let Some(r) = rows.try_next().await? {
                     let error = crate::row::RowExt::flag(&r, "error")?;
-                    let sketch: &[u8] = r.try_get("sketch")?;
                     let key = service_key(project, tier, &service, r.try_get("bucket")?, error);
+                    let sketch = Sketch::decode(r.try_get("sketch")?).unwrap_or_else(|_| {
+                        tracing::warn!(service = %service, "Summed a rollup row with a corrupt sketch as empty.");
+                        Sketch::default()
+                    });
                     sums.entry(key).or_default().merge(&Agg {
                         count: r.try_get::<i64, _>("count")?.max(0) as u64,
                         errors: r.try_get::<i64, _>("errors")?.max(0) as u64,
                         sum: r.try_get("sum_ms")?,
                         min: r.try_get("min_ms")?,
                         max: r.try_get("max_ms")?,
-                        sketch: Sketch::decode(sketch).unwrap_or_default(),
+                        sketch,
                     });
                 }
             }
@@ -386,14 +442,22 @@ impl RollupProcessor {
             for chunk in written.chunks(500) {
                 write_cells(self.store.backend(), &mut tx, chunk).await?;
             }
+            if !cursor::finish(tx, CURSOR, &self.owner, position, position).await? {
+                return Ok(false);
+            }
         }
+        let _turn = self.store.write_gate().await;
+        let mut tx = self.store.begin_write().await?;
         sqlx::query("DELETE FROM server_settings WHERE name = $1")
             .bind(SERVICE_ROWS_MARK)
             .execute(&mut *tx)
             .await?;
+        set_service_rows_through(&mut tx, position).await?;
         if !cursor::finish(tx, CURSOR, &self.owner, position, position).await? {
             return Ok(false);
         }
+        // Rows this processor kept may be older than what was just written.
+        self.cache.lock().await.clear();
         tracing::info!(rows = n, "Summed the services' rollup rows.");
         self.service_rows_ready.store(true, Ordering::Relaxed);
         Ok(true)
