@@ -124,14 +124,13 @@ pub struct Series {
 }
 
 /// Series ids by (project, 128 bits of the SHA-256 of the canonical labels): a write resolves
-/// the series it already saw without a query. Bounded at [`CACHE_MAX`] in two generations: when
-/// the newer fills half of it, the older is dropped and the newer takes its place; a hit in the
-/// older moves the entry back into the newer. Series written since the last turn are kept, so a
-/// working set up to half the bound never misses (emptying it all when full sent every active
-/// series back to the database at once).
-#[derive(Debug, Default)]
+/// the series it already saw without a query. Bounded at [`CACHE_MAX`], least recently used
+/// first out (hashlink's `LruCache`), so a working set under the bound stays cached whatever
+/// passes through (emptying it all when full sent every active series back to the database at
+/// once).
+#[derive(Debug)]
 pub struct SeriesCache {
-    ids: Mutex<Generations>,
+    ids: Mutex<hashlink::LruCache<(i64, u128), i64>>,
     /// The metadata last committed per (project, metric): remote write 2.0 repeats it in every
     /// request, and an unchanged one is not written again.
     meta: Mutex<HashMap<(i64, String), KnownMeta>>,
@@ -140,70 +139,37 @@ pub struct SeriesCache {
 /// Type, help and unit as last committed.
 type KnownMeta = (String, String, String);
 
-/// Most entries kept before the cache starts over.
+/// Most entries the series cache holds.
 const CACHE_MAX: usize = 2_000_000;
 
-/// The two generations of [`SeriesCache`]'s ids.
-#[derive(Debug)]
-struct Generations {
-    new: HashMap<(i64, u128), i64>,
-    old: HashMap<(i64, u128), i64>,
-    /// Entries the newer generation takes before it turns old: half the bound.
-    half: usize,
-}
-
-impl Default for Generations {
+impl Default for SeriesCache {
     fn default() -> Self {
-        Generations::with_half(CACHE_MAX / 2)
-    }
-}
-
-impl Generations {
-    fn with_half(half: usize) -> Self {
-        Generations {
-            new: HashMap::new(),
-            old: HashMap::new(),
-            half: half.max(1),
-        }
-    }
-
-    fn get(&mut self, key: (i64, u128)) -> Option<i64> {
-        if let Some(&id) = self.new.get(&key) {
-            return Some(id);
-        }
-        let id = self.old.remove(&key)?;
-        self.put(key, id);
-        Some(id)
-    }
-
-    fn put(&mut self, key: (i64, u128), id: i64) {
-        if self.new.len() >= self.half {
-            self.old = std::mem::take(&mut self.new);
-        }
-        self.new.insert(key, id);
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.new.len() + self.old.len()
+        SeriesCache::with_capacity(CACHE_MAX)
     }
 }
 
 impl SeriesCache {
+    fn with_capacity(series: usize) -> Self {
+        SeriesCache {
+            ids: Mutex::new(hashlink::LruCache::new(series)),
+            meta: Mutex::default(),
+        }
+    }
+
     fn get(&self, key: (i64, u128)) -> Option<i64> {
-        self.ids.lock().ok()?.get(key)
+        self.ids.lock().ok()?.get(&key).copied()
     }
 
     fn put(&self, key: (i64, u128), id: i64) {
         if let Ok(mut m) = self.ids.lock() {
-            m.put(key, id);
+            m.insert(key, id);
         }
     }
 
     /// Forgets everything (after series were deleted).
     pub fn clear(&self) {
         if let Ok(mut m) = self.ids.lock() {
-            *m = Generations::default();
+            m.clear();
         }
         if let Ok(mut m) = self.meta.lock() {
             m.clear();
@@ -551,25 +517,26 @@ mod tests {
 
     #[test]
     fn the_series_cache_keeps_its_working_set_within_its_bound() {
-        let mut g = Generations::with_half(1000);
-        let half = 1000u128;
-        // A working set of a quarter of the bound, touched between every batch of new series,
-        // never misses, and the cache never holds more than its bound.
-        for i in 0..half / 2 {
-            g.put((1, i), i as i64);
+        let bound = 2000u128;
+        let c = SeriesCache::with_capacity(bound as usize);
+        // A working set of three quarters of the bound, touched between batches of one-off
+        // series, never misses once cached, and the cache never holds more than its bound.
+        let working = bound * 3 / 4;
+        for i in 0..working {
+            c.put((1, i), i as i64);
         }
-        for round in 0..4u128 {
-            for i in 0..half / 2 {
-                assert_eq!(g.get((1, i)), Some(i as i64), "round {round}, series {i}");
+        for round in 0..6u128 {
+            for i in 0..working {
+                assert_eq!(c.get((1, i)), Some(i as i64), "round {round}, series {i}");
             }
-            for j in 0..half / 2 {
-                let k = half * (round + 1) + j;
-                g.put((1, k), 0);
+            for j in 0..bound / 4 {
+                c.put((1, bound * (round + 1) + j), 0);
             }
-            assert!(g.len() <= 2 * half as usize, "{}", g.len());
+            let held = c.ids.lock().unwrap().len();
+            assert!(held <= bound as usize, "{held}");
         }
         // One-off series from long ago are gone.
-        assert_eq!(g.get((1, half)), None);
+        assert_eq!(c.get((1, bound)), None);
     }
 
     #[test]
