@@ -600,6 +600,12 @@ pub async fn roll_up(store: &Store, now: i64) -> Result<usize> {
                     .await?
                     .try_get("oldest")?;
             from = oldest.map_or(closed - RAW_RETENTION_MS + len, |at| at.max(from));
+            if from >= closed {
+                // Nothing to roll up before the last closed bucket: say so, or this scan (it
+                // cannot use the primary key) would run at every upkeep until a bucket closes.
+                set_mark(store, width, closed).await?;
+                continue;
+            }
         }
         from -= from.rem_euclid(len);
         // At most a day's worth of minute buckets per call, so a long outage catches up in steps.
@@ -640,16 +646,22 @@ pub async fn roll_up(store: &Store, now: i64) -> Result<usize> {
             write_rollups(store, width, &buckets).await?;
             written += buckets.len();
         }
-        sqlx::query(
-            "INSERT INTO uptime_marks (name, done_until) VALUES ($1, $2)
-             ON CONFLICT (name) DO UPDATE SET done_until = excluded.done_until",
-        )
-        .bind(width)
-        .bind(until)
-        .execute(store.pool())
-        .await?;
+        set_mark(store, width, until).await?;
     }
     Ok(written)
+}
+
+/// Records that `width`'s rollups are final before `until`.
+async fn set_mark(store: &Store, width: &str, until: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO uptime_marks (name, done_until) VALUES ($1, $2)
+         ON CONFLICT (name) DO UPDATE SET done_until = excluded.done_until",
+    )
+    .bind(width)
+    .bind(until)
+    .execute(store.pool())
+    .await?;
+    Ok(())
 }
 
 /// Stores rollup buckets of one width, `(monitor id, bucket)`, replacing any already there.
@@ -696,7 +708,8 @@ pub async fn write_rollups(store: &Store, width: &str, buckets: &[(i64, Bucket)]
 ///
 /// Raw results not yet in every width's rollups are kept past [`RAW_RETENTION_MS`] (for at
 /// most [`UNROLLED_MAX_MS`]), so an upkeep that fell behind rolls them up when it catches up
-/// instead of finding them deleted.
+/// instead of finding them deleted. An upkeep stopped for longer than a week loses the checks
+/// of its oldest days: the catch-up rolls a day per run, and the rest goes at the week's end.
 pub async fn enforce_retention(store: &Store, now: i64) -> Result<u64> {
     let marks = Marks::read(store).await?;
     let raw_cutoff = (now - RAW_RETENTION_MS)
