@@ -292,11 +292,10 @@ pub async fn select_within(
     to_ms: i64,
     budget: &mut Budget,
 ) -> Result<Vec<Series>, ReadError> {
-    let chosen = matching_within(store, project, matchers, None, budget).await?;
-    collect_samples(
+    select_downsampled_within(
         store,
         project,
-        chosen,
+        matchers,
         (from_ms, to_ms),
         Aggregate::Auto,
         budget,

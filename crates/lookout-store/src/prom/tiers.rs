@@ -111,16 +111,7 @@ fn encode_row(buckets: &[Bucket]) -> Vec<u8> {
             .map(|b| (b.start, fields(b)[f].to_bits()))
             .collect();
         let c = chunk::encode(&samples);
-        let mut n = c.len();
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(byte);
-                break;
-            }
-            out.push(byte | 0x80);
-        }
+        chunk::put_varint(&mut out, c.len());
         out.extend_from_slice(&c);
     }
     out
@@ -134,18 +125,7 @@ fn decode_row(data: &[u8]) -> Option<Vec<Bucket>> {
     }
     let mut cols: Vec<Vec<(i64, u64)>> = Vec::with_capacity(7);
     for _ in 0..7 {
-        let mut n = 0usize;
-        for shift in (0..).step_by(7) {
-            let (&byte, r) = rest.split_first()?;
-            rest = r;
-            if shift > 56 {
-                return None;
-            }
-            n |= usize::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                break;
-            }
-        }
+        let n = chunk::take_varint(&mut rest)?;
         let c = rest.get(..n)?;
         rest = rest.get(n..)?;
         cols.push(chunk::decode(c)?);

@@ -181,6 +181,73 @@ impl IntCode {
     }
 }
 
+/// Gorilla's XOR value coding, shared by both chunk layouts: per value '0' when unchanged, else
+/// '10' + the meaningful bits inside the previous window, or '11' + 5 bits of leading zeros +
+/// 6 bits of length (64 stored as 0) + the bits, which becomes the window.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct XorWindow {
+    lead: u8,
+    trail: u8,
+}
+
+impl XorWindow {
+    /// A writer's window: none yet, so the first changed value opens one.
+    pub(super) fn writer() -> Self {
+        XorWindow {
+            lead: u8::MAX,
+            trail: 0,
+        }
+    }
+
+    /// A reader's window, before the stream opens one.
+    pub(super) fn reader() -> Self {
+        XorWindow { lead: 0, trail: 0 }
+    }
+
+    /// Writes `x`, a value XOR'd with the one before it.
+    pub(super) fn put(&mut self, x: u64, w: &mut impl BitSink) {
+        if x == 0 {
+            w.bit(false);
+            return;
+        }
+        w.bit(true);
+        let l = (x.leading_zeros() as u8).min(31);
+        let tz = x.trailing_zeros() as u8;
+        if self.lead != u8::MAX && l >= self.lead && tz >= self.trail {
+            w.bit(false);
+            w.bits(x >> self.trail, 64 - self.lead - self.trail);
+        } else {
+            self.lead = l;
+            self.trail = tz;
+            let sig = 64 - l - tz;
+            w.bit(true);
+            w.bits(u64::from(l), 5);
+            // 64 meaningful bits do not fit in 6 bits: stored as 0.
+            w.bits(u64::from(sig % 64), 6);
+            w.bits(x >> tz, sig);
+        }
+    }
+
+    /// Reads what [`XorWindow::put`] wrote: the XOR with the previous value (0 when unchanged);
+    /// `None` when the stream is damaged.
+    pub(super) fn get(&mut self, r: &mut BitReader<'_>) -> Option<u64> {
+        if !r.bit()? {
+            return Some(0);
+        }
+        if r.bit()? {
+            self.lead = r.bits(5)? as u8;
+            let mut sig = r.bits(6)? as u8;
+            if sig == 0 {
+                sig = 64;
+            }
+            self.trail = 64u8.checked_sub(self.lead)?.checked_sub(sig)?;
+        }
+        let sig = 64u8.checked_sub(self.lead)?.checked_sub(self.trail)?;
+        let x = r.bits(sig)?;
+        Some(x.checked_shl(u32::from(self.trail)).unwrap_or(0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@
 //! length + bits). Its first byte is always 0: a two-hour block holds at most 7,200,000 samples
 //! (one per millisecond), below 2^24, which is how [`super::decode`] tells it from later versions.
 
-use super::bits::{signed, BitReader};
+use super::bits::{signed, BitReader, XorWindow};
 
 fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
@@ -23,7 +23,7 @@ pub(super) fn decode(data: &[u8]) -> Option<Vec<(i64, u64)>> {
     // Capacity from the data, not the (possibly damaged) count: each sample takes >= 2 bits.
     let mut out = Vec::with_capacity(n.min(data.len() * 4));
     let (mut t, mut delta, mut v) = (0i64, 0i64, 0u64);
-    let (mut lead, mut trail) = (0u8, 0u8);
+    let mut window = XorWindow::reader();
     for i in 0..n {
         if i == 0 {
             t = r.bits(64)? as i64;
@@ -48,19 +48,7 @@ pub(super) fn decode(data: &[u8]) -> Option<Vec<(i64, u64)>> {
             delta = delta.wrapping_add(dod);
         }
         t = t.wrapping_add(delta);
-        if r.bit()? {
-            if r.bit()? {
-                lead = r.bits(5)? as u8;
-                let mut sig = r.bits(6)? as u8;
-                if sig == 0 {
-                    sig = 64;
-                }
-                trail = 64u8.checked_sub(lead)?.checked_sub(sig)?;
-            }
-            let sig = 64u8.checked_sub(lead)?.checked_sub(trail)?;
-            let x = r.bits(sig)?;
-            v ^= x.checked_shl(u32::from(trail)).unwrap_or(0);
-        }
+        v ^= window.get(&mut r)?;
         out.push((t, v));
     }
     Some(out)
@@ -75,7 +63,7 @@ pub(super) fn encode(samples: &[(i64, u64)]) -> Vec<u8> {
     }
     let mut w = BitWriter::new((samples.len() as u32).to_be_bytes().to_vec());
     let (mut prev_t, mut prev_delta, mut prev_v) = (0i64, 0i64, 0u64);
-    let (mut lead, mut trail) = (u8::MAX, 0u8);
+    let mut window = XorWindow::writer();
     for (i, &(t, v)) in samples.iter().enumerate() {
         if i == 0 {
             w.bits(t as u64, 64);
@@ -107,26 +95,7 @@ pub(super) fn encode(samples: &[(i64, u64)]) -> Vec<u8> {
                 }
             }
             prev_delta = delta;
-            let x = v ^ prev_v;
-            if x == 0 {
-                w.bit(false);
-            } else {
-                w.bit(true);
-                let l = (x.leading_zeros() as u8).min(31);
-                let tz = x.trailing_zeros() as u8;
-                if lead != u8::MAX && l >= lead && tz >= trail {
-                    w.bit(false);
-                    w.bits(x >> trail, 64 - lead - trail);
-                } else {
-                    lead = l;
-                    trail = tz;
-                    let sig = 64 - l - tz;
-                    w.bit(true);
-                    w.bits(u64::from(l), 5);
-                    w.bits(u64::from(sig % 64), 6);
-                    w.bits(x >> tz, sig);
-                }
-            }
+            window.put(v ^ prev_v, &mut w);
         }
         prev_t = t;
         prev_v = v;

@@ -29,7 +29,7 @@
 mod bits;
 mod legacy;
 
-use bits::{BitCount, BitReader, BitSink, BitWriter, Code, IntCode};
+use bits::{BitCount, BitReader, BitSink, BitWriter, Code, IntCode, XorWindow};
 
 /// Most samples in one chunk (more are cut off; a two-hour block holds at most 7,200,000).
 pub const MAX_SAMPLES: usize = u32::MAX as usize;
@@ -95,7 +95,7 @@ fn scale_of(v: u64) -> Option<usize> {
 fn stream(samples: &[(i64, u64)], mode: Mode, w: &mut impl BitSink) {
     let (mut prev_t, mut prev_delta) = (0i64, 0i64);
     // XOR state: previous value bits and the window of meaningful bits.
-    let (mut prev_v, mut lead, mut trail) = (0u64, u8::MAX, 0u8);
+    let (mut prev_v, mut window) = (0u64, XorWindow::writer());
     // Decimal state: previous integer and difference, and how many were written.
     let (mut prev_m, mut prev_d, mut coded) = (0i64, 0i64, 0usize);
     for (i, &(t, v)) in samples.iter().enumerate() {
@@ -106,28 +106,8 @@ fn stream(samples: &[(i64, u64)], mode: Mode, w: &mut impl BitSink) {
         prev_delta = if i == 0 { 0 } else { delta };
         match mode {
             Mode::Xor => {
-                let x = v ^ prev_v;
+                window.put(v ^ prev_v, w);
                 prev_v = v;
-                if x == 0 {
-                    w.bit(false);
-                    continue;
-                }
-                w.bit(true);
-                let l = (x.leading_zeros() as u8).min(31);
-                let tz = x.trailing_zeros() as u8;
-                if lead != u8::MAX && l >= lead && tz >= trail {
-                    w.bit(false);
-                    w.bits(x >> trail, 64 - lead - trail);
-                } else {
-                    lead = l;
-                    trail = tz;
-                    let sig = 64 - l - tz;
-                    w.bit(true);
-                    w.bits(u64::from(l), 5);
-                    // 64 meaningful bits do not fit in 6 bits: stored as 0.
-                    w.bits(u64::from(sig % 64), 6);
-                    w.bits(x >> tz, sig);
-                }
             }
             Mode::Decimal { scale, order } => match at_scale(v, usize::from(scale)) {
                 Some(m) => {
@@ -201,19 +181,41 @@ pub fn encode_as(samples: &[(i64, u64)], layout: Layout) -> Vec<u8> {
             header.push(scale);
         }
     }
-    let mut n = samples.len();
+    put_varint(&mut header, samples.len());
+    let mut w = BitWriter::new(header);
+    stream(samples, mode, &mut w);
+    w.finish()
+}
+
+/// Appends `n` as an unsigned LEB128 varint (a chunk's sample count, a tier row's column sizes).
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut n: usize) {
     loop {
         let byte = (n & 0x7f) as u8;
         n >>= 7;
         if n == 0 {
-            header.push(byte);
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Reads what [`put_varint`] wrote from the front of `rest`, moving past it; `None` when the
+/// bytes end first or the number does not fit.
+pub(crate) fn take_varint(rest: &mut &[u8]) -> Option<usize> {
+    let mut n = 0usize;
+    for shift in (0..).step_by(7) {
+        let (&byte, r) = rest.split_first()?;
+        *rest = r;
+        if shift > 56 {
+            return None;
+        }
+        n |= usize::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
             break;
         }
-        header.push(byte | 0x80);
     }
-    let mut w = BitWriter::new(header);
-    stream(samples, mode, &mut w);
-    w.finish()
+    Some(n)
 }
 
 /// Decodes a chunk of any version into (time ms, value bits); `None` if it is damaged.
@@ -237,18 +239,7 @@ fn decode_v1(data: &[u8]) -> Option<Vec<(i64, u64)>> {
         }
         _ => return None,
     };
-    let mut n = 0usize;
-    for shift in (0..).step_by(7) {
-        let (&byte, r) = rest.split_first()?;
-        rest = r;
-        if shift > 56 {
-            return None;
-        }
-        n |= usize::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            break;
-        }
-    }
+    let n = take_varint(&mut rest)?;
     let mut r = BitReader::new(rest);
     // Each sample takes at least 2 bits: a damaged count cannot reserve more than the data.
     if n > r.left() / 2 {
@@ -256,7 +247,7 @@ fn decode_v1(data: &[u8]) -> Option<Vec<(i64, u64)>> {
     }
     let mut out = Vec::with_capacity(n);
     let (mut t, mut delta) = (0i64, 0i64);
-    let (mut v, mut lead, mut trail) = (0u64, 0u8, 0u8);
+    let (mut v, mut window) = (0u64, XorWindow::reader());
     let (mut m, mut d, mut coded) = (0i64, 0i64, 0usize);
     for i in 0..n {
         let Code::Int(dod) = TIME.get(&mut r)? else {
@@ -265,21 +256,7 @@ fn decode_v1(data: &[u8]) -> Option<Vec<(i64, u64)>> {
         delta = if i == 1 { dod } else { delta.wrapping_add(dod) };
         t = t.wrapping_add(delta);
         match mode {
-            Mode::Xor => {
-                if r.bit()? {
-                    if r.bit()? {
-                        lead = r.bits(5)? as u8;
-                        let mut sig = r.bits(6)? as u8;
-                        if sig == 0 {
-                            sig = 64;
-                        }
-                        trail = 64u8.checked_sub(lead)?.checked_sub(sig)?;
-                    }
-                    let sig = 64u8.checked_sub(lead)?.checked_sub(trail)?;
-                    let x = r.bits(sig)?;
-                    v ^= x.checked_shl(u32::from(trail)).unwrap_or(0);
-                }
-            }
+            Mode::Xor => v ^= window.get(&mut r)?,
             Mode::Decimal { scale, order } => match DECIMAL.get(&mut r)? {
                 Code::Escape => v = r.bits(64)?,
                 Code::Int(x) => {
