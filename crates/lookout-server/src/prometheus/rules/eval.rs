@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::template::Expander;
+
 /// A sorted label set.
 pub type Labels = Vec<(String, String)>;
 
@@ -127,6 +129,8 @@ pub struct AlertRule<'a> {
     pub labels: &'a BTreeMap<String, String>,
     /// Annotation templates.
     pub annotations: &'a BTreeMap<String, String>,
+    /// The server's public URL, the templates' `$externalURL` (`""` when unknown).
+    pub external_url: &'a str,
 }
 
 /// What one evaluation of an alerting rule changed.
@@ -189,83 +193,11 @@ pub fn template_value(v: f64) -> String {
     format!("{v}")
 }
 
-/// Expands the template forms rule files use most — `{{ $labels.name }}`, `{{ .Labels.name }}`,
-/// `{{ $value }}`, `{{ .Value }}`, `{{ $labels }}` and `{{ humanize $value }}` — and leaves
-/// every other `{{ … }}` as written (Lookout does not run Go templates; docs/rules.md says so).
-/// The result is at most [`MAX_EXPANSION_BYTES`] long.
+/// `template` expanded as Prometheus expands an alert's label or annotation template (see
+/// [`super::template`]), for an alert with these labels and value, with no external URL and
+/// `now` at 0. At most [`MAX_EXPANSION_BYTES`] long.
 pub fn expand(template: &str, labels: &[(String, String)], value: f64) -> String {
-    let mut out = expand_uncapped(template, labels, value);
-    truncate(&mut out);
-    out
-}
-
-/// Cuts `s` to [`MAX_EXPANSION_BYTES`] on a character boundary, ending it with `…`.
-fn truncate(s: &mut String) {
-    if s.len() <= MAX_EXPANSION_BYTES {
-        return;
-    }
-    let mut end = MAX_EXPANSION_BYTES - '…'.len_utf8();
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.truncate(end);
-    s.push('…');
-}
-
-fn expand_uncapped(template: &str, labels: &[(String, String)], value: f64) -> String {
-    let mut out = String::with_capacity(template.len().min(MAX_EXPANSION_BYTES));
-    let mut rest = template;
-    while let Some(open) = rest.find("{{") {
-        // Past the cap nothing more is kept: stop before expanding the rest.
-        if out.len() > MAX_EXPANSION_BYTES {
-            return out;
-        }
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 2..];
-        let Some(close) = after.find("}}") else {
-            out.push_str(&rest[open..]);
-            return out;
-        };
-        let inner = after[..close]
-            .trim_start_matches('-')
-            .trim_end_matches('-')
-            .trim();
-        let label = |name: &str| {
-            labels
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
-        let replaced = if let Some(n) = inner
-            .strip_prefix("$labels.")
-            .or_else(|| inner.strip_prefix(".Labels."))
-        {
-            Some(label(n))
-        } else {
-            match inner {
-                "$value" | ".Value" | "humanize $value" | "$value | humanize" => {
-                    Some(template_value(value))
-                }
-                "$labels" | ".Labels" => Some(format!(
-                    "map[{}]",
-                    labels
-                        .iter()
-                        .map(|(k, v)| format!("{k}:{v}"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                )),
-                _ => None,
-            }
-        };
-        match replaced {
-            Some(s) => out.push_str(&s),
-            None => out.push_str(&rest[open..open + 2 + close + 2]),
-        }
-        rest = &after[close + 2..];
-    }
-    out.push_str(rest);
-    out
+    Expander::new("", "", 0).expand(template, labels, value, MAX_EXPANSION_BYTES)
 }
 
 /// Prometheus's `--rules.alert.for-outage-tolerance` default: a pending alert's `for` is
@@ -383,6 +315,8 @@ pub fn step(
              a group's alerts may hold {MAX_GROUP_ALERT_BYTES} in all)"
         )
     };
+    // Each template is parsed once for all the alerts, its work bounded for the whole rule.
+    let mut expander = Expander::new(rule.name, rule.external_url, t);
     for (labels, v) in results {
         let mut m: BTreeMap<String, String> = labels
             .iter()
@@ -390,7 +324,7 @@ pub fn step(
             .cloned()
             .collect();
         for (k, tpl) in rule.labels {
-            let val = expand(tpl, &labels, v);
+            let val = expander.expand(tpl, &labels, v, MAX_EXPANSION_BYTES);
             if val.is_empty() {
                 m.remove(k);
             } else {
@@ -405,7 +339,7 @@ pub fn step(
         }
         let mut annotations: Labels = Vec::with_capacity(rule.annotations.len());
         for (k, tpl) in rule.annotations {
-            let text = expand(tpl, &labels, v);
+            let text = expander.expand(tpl, &labels, v, MAX_EXPANSION_BYTES);
             used += k.len() + text.len();
             if used > budget {
                 return fail(over(used));
@@ -513,7 +447,7 @@ mod tests {
                 &labels,
                 3.0
             ),
-            "a:9100 is 3 (node) {{ printf \"x\" }}"
+            "a:9100 is 3 (node) x"
         );
         assert_eq!(template_value(0.25), "0.25");
         // As Go's %v: exponent form below 1e-4 and from 1e6.
@@ -546,6 +480,7 @@ mod tests {
             keep_firing_for_ms: keep,
             labels,
             annotations: ann,
+            external_url: "",
         }
     }
 

@@ -58,6 +58,8 @@ pub struct RulesContext {
     pub alerting: crate::alerting::Alerting,
     /// The database's clock.
     pub cluster: crate::cluster::Cluster,
+    /// The server's public URL: alert templates' `$externalURL`.
+    pub external_url: String,
 }
 
 /// A group as scheduled: where it comes from and what it holds.
@@ -407,6 +409,7 @@ async fn evaluate_group(
                             keep_firing_for_ms: *keep_firing_for_ms,
                             labels: &rule.labels,
                             annotations,
+                            external_url: &ctx.external_url,
                         };
                         let (stepped, error) =
                             eval::step(&spec, prev_alerts, results, t, g.group.limit, alert_budget);
