@@ -39,6 +39,7 @@ fuzz_target!(|bytes: &[u8]| {
                         labels: &r.labels,
                         annotations,
                         external_url: "http://lookout.example/path",
+                        queries: None,
                     };
                     let (s, _) = step(
                         &rule,

@@ -131,6 +131,8 @@ pub struct AlertRule<'a> {
     pub annotations: &'a BTreeMap<String, String>,
     /// The server's public URL, the templates' `$externalURL` (`""` when unknown).
     pub external_url: &'a str,
+    /// The results of the queries the templates call (`query`); `None` where none can run.
+    pub queries: Option<&'a super::template::Queries>,
 }
 
 /// What one evaluation of an alerting rule changed.
@@ -142,6 +144,9 @@ pub struct Stepped {
     pub fired: Vec<Alert>,
     /// Alerts that stopped firing now (each resolves its incident).
     pub resolved: Vec<Alert>,
+    /// `query` expressions the templates called without a result in
+    /// [`AlertRule::queries`]: the caller runs them and steps again.
+    pub queries: Vec<String>,
 }
 
 /// Prometheus's label-set fingerprint (FNV-1a 64 with 0xff separators).
@@ -197,7 +202,7 @@ pub fn template_value(v: f64) -> String {
 /// [`super::template`]), for an alert with these labels and value, with no external URL and
 /// `now` at 0. At most [`MAX_EXPANSION_BYTES`] long.
 pub fn expand(template: &str, labels: &[(String, String)], value: f64) -> String {
-    Expander::new("", "", 0).expand(template, labels, value, MAX_EXPANSION_BYTES)
+    Expander::new("", "", 0, None).expand(template, labels, value, MAX_EXPANSION_BYTES)
 }
 
 /// Prometheus's `--rules.alert.for-outage-tolerance` default: a pending alert's `for` is
@@ -301,6 +306,7 @@ pub fn step(
                 active: Vec::new(),
                 fired: Vec::new(),
                 resolved,
+                queries: Vec::new(),
             },
             Some(msg),
         )
@@ -316,7 +322,7 @@ pub fn step(
         )
     };
     // Each template is parsed once for all the alerts, its work bounded for the whole rule.
-    let mut expander = Expander::new(rule.name, rule.external_url, t);
+    let mut expander = Expander::new(rule.name, rule.external_url, t, rule.queries);
     for (labels, v) in results {
         let mut m: BTreeMap<String, String> = labels
             .iter()
@@ -353,7 +359,10 @@ pub fn step(
             );
         }
     }
-    let mut out = Stepped::default();
+    let mut out = Stepped {
+        queries: expander.wanted_queries(),
+        ..Stepped::default()
+    };
     let mut known: HashSet<u64> = HashSet::new();
     for a in prev {
         let fp = fingerprint(&a.labels);
@@ -481,6 +490,7 @@ mod tests {
             labels,
             annotations: ann,
             external_url: "",
+            queries: None,
         }
     }
 

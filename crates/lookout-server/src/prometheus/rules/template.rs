@@ -6,8 +6,11 @@
 //! Where gotmpl differs from Go in what a rule template can see, the parsed tree is adjusted
 //! before it runs: a printed float is spelled as Go's `%v` spells it (`1e+06`, `+Inf`), and
 //! `$labels.missing` is `""` (Prometheus's `missingkey=zero` on a `map[string]string`), not
-//! `<no value>`. `query` and the functions on its results are not supported (no PromQL runs
-//! inside a template): calling `query` is an expansion error.
+//! `<no value>`.
+//!
+//! `query` cannot wait for PromQL inside a template run: a run records the queries it lacks
+//! (continuing as if they were empty, its output discarded) and the caller evaluates them and
+//! expands again with the results ([`Queries`], [`Expander::wanted_queries`]).
 //!
 //! Nothing a rule file says can run unbounded: a template over [`MAX_TEMPLATE_BYTES`] is
 //! refused, `range` runs at most [`MAX_RANGE_ITERS`] times, every body run and every function
@@ -51,6 +54,26 @@ pub const MAX_STRING_BYTES: usize = 64 * 1024;
 
 /// Largest compiled regular expression (`match`, `reReplaceAll`), bytes.
 pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Most distinct `query` expressions one rule evaluation may run.
+pub const MAX_QUERIES: usize = 10;
+
+/// The results of the PromQL queries a rule's templates called (`query`), by expression, as
+/// (labels, value) samples or the query's error. The caller evaluates what
+/// [`Expander::wanted_queries`] lists and expands again with them.
+pub type Queries = HashMap<String, Result<Vec<(Vec<(String, String)>, f64)>, String>>;
+
+/// What `query` knows: the results given, as template values, and the expressions asked for
+/// that have none yet. `None` results: `query` is not available.
+#[derive(Default)]
+struct QueryState {
+    known: Option<HashMap<String, Result<Value, String>>>,
+    wanted: Vec<String>,
+    /// A query of the current expansion that had no result.
+    missed: Option<String>,
+    /// The current expansion called more than [`MAX_QUERIES`] (its error is the one to show).
+    refused: bool,
+}
 
 /// Regular expressions kept compiled per rule evaluation.
 const MAX_CACHED_REGEXES: usize = 64;
@@ -107,22 +130,51 @@ pub struct Expander {
     budget: Arc<Budget>,
     parsed: HashMap<String, Result<Template, String>>,
     warned: HashSet<String>,
+    queries: Arc<Mutex<QueryState>>,
 }
 
 impl Expander {
     /// For the alerting rule `rule_name`, evaluated at `t_ms` (what `now` returns), on a server
-    /// whose public URL is `external_url` (`""` when unknown).
-    pub fn new(rule_name: &str, external_url: &str, t_ms: i64) -> Self {
+    /// whose public URL is `external_url` (`""` when unknown). `queries`: the results `query`
+    /// returns; `None` where no query can be run (`query` is then an error).
+    pub fn new(rule_name: &str, external_url: &str, t_ms: i64, queries: Option<&Queries>) -> Self {
         let budget = Arc::new(Budget::default());
         budget.rule.store(MAX_RULE_WORK, Ordering::Relaxed);
+        let state = QueryState {
+            known: queries.map(|q| {
+                q.iter()
+                    .map(|(k, r)| {
+                        (
+                            k.clone(),
+                            r.as_ref().map(|v| samples(v)).map_err(Clone::clone),
+                        )
+                    })
+                    .collect()
+            }),
+            wanted: Vec::new(),
+            missed: None,
+            refused: false,
+        };
+        let queries = Arc::new(Mutex::new(state));
         Expander {
             name: format!("__alert_{rule_name}"),
             external_url: external_url.to_string(),
-            funcs: functions(&budget, external_url, t_ms),
+            funcs: functions(&budget, external_url, t_ms, &queries),
             budget,
             parsed: HashMap::new(),
             warned: HashSet::new(),
+            queries,
         }
+    }
+
+    /// The `query` expressions the templates called that have no result yet (at most
+    /// [`MAX_QUERIES`] with those given), in the order called.
+    pub fn wanted_queries(&self) -> Vec<String> {
+        self.queries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .wanted
+            .clone()
     }
 
     /// `text` expanded for an alert with these labels and value, at most `cap` bytes (longer
@@ -167,13 +219,31 @@ impl Expander {
         self.budget
             .expansion
             .store(MAX_EXPANSION_WORK, Ordering::Relaxed);
+        {
+            let mut q = self.queries.lock().unwrap_or_else(|e| e.into_inner());
+            q.missed = None;
+            q.refused = false;
+        }
         let data = data(labels, value, &self.external_url);
         let mut out = Capped {
             buf: String::new(),
             cap,
             over: false,
         };
-        match tmpl.execute_template_fmt(&mut out, &self.name, &data) {
+        let run = tmpl.execute_template_fmt(&mut out, &self.name, &data);
+        // A query without its result yet ran as if empty, to find the template's other
+        // queries: the output is not used.
+        let missed = {
+            let mut q = self.queries.lock().unwrap_or_else(|e| e.into_inner());
+            q.missed.take().filter(|_| !q.refused)
+        };
+        if let Some(q) = missed {
+            return Err(format!(
+                "error executing template {}: error calling query: {q:?} not evaluated yet",
+                self.name
+            ));
+        }
+        match run {
             Ok(()) => {}
             // The cap was reached: what was written so far is kept, cut below.
             Err(_) if out.over => {}
@@ -197,7 +267,7 @@ pub fn check(rule_name: &str, text: &str) -> Result<(), String> {
     compile(
         &format!("__alert_{rule_name}"),
         text,
-        &functions(&budget, "", 0),
+        &functions(&budget, "", 0, &Arc::default()),
     )
     .map(|_| ())
 }
@@ -257,6 +327,24 @@ fn data(labels: &[(String, String)], value: f64, external_url: &str) -> Value {
     m.insert("ExternalURL".into(), Value::String(external_url.into()));
     m.insert("Value".into(), Value::Float(value));
     Value::Map(Arc::new(m))
+}
+
+/// A query's samples as Prometheus gives them to templates: a list of `{Labels, Value}`.
+fn samples(v: &[(Vec<(String, String)>, f64)]) -> Value {
+    let list: Vec<Value> = v
+        .iter()
+        .map(|(labels, value)| {
+            let labels: BTreeMap<Arc<str>, Value> = labels
+                .iter()
+                .map(|(k, v)| (Arc::from(k.as_str()), Value::String(Arc::from(v.as_str()))))
+                .collect();
+            let mut m: BTreeMap<Arc<str>, Value> = BTreeMap::new();
+            m.insert("Labels".into(), Value::Map(Arc::new(labels)));
+            m.insert("Value".into(), Value::Float(*value));
+            Value::Map(Arc::new(m))
+        })
+        .collect();
+    Value::List(list.into())
 }
 
 /// Parses `DEFS` + `text` and adjusts the trees (see the module doc).
@@ -387,26 +475,38 @@ fn rewrite_expr(e: &mut Expr, funcs: &gotmpl::FuncMap) -> Result<(), String> {
             return Err(format!("function {:?} not defined", name.as_str()));
         }
         Expr::Variable(pos, var, fields)
-            if fields.len() == 1 && matches!(var.as_str(), "$labels" | "$externalLabels") =>
+            if (fields.len() == 1 && matches!(var.as_str(), "$labels" | "$externalLabels"))
+                || labels_field(fields) =>
         {
             let pos = *pos;
-            let key = fields[0].to_string();
-            let map = Expr::Variable(pos, var.clone(), Vec::new());
-            *e = label_call(pos, map, key);
+            let (key, map) = fields
+                .split_last()
+                .map(|(k, m)| (k.to_string(), m.to_vec()))
+                .unwrap_or_default();
+            *e = label_call(pos, Expr::Variable(pos, var.clone(), map), key);
         }
-        Expr::Field(pos, fields)
-            if fields.len() == 2 && matches!(fields[0].as_str(), "Labels" | "ExternalLabels") =>
-        {
+        Expr::Field(pos, fields) if labels_field(fields) => {
             let pos = *pos;
-            let key = fields[1].to_string();
-            let map = Expr::Field(pos, vec![fields[0].clone()]);
-            *e = label_call(pos, map, key);
+            let (key, map) = fields
+                .split_last()
+                .map(|(k, m)| (k.to_string(), m.to_vec()))
+                .unwrap_or_default();
+            *e = label_call(pos, Expr::Field(pos, map), key);
         }
         Expr::Pipe(_, p) => rewrite_pipe(p, funcs)?,
         Expr::Chain(_, inner, _) => rewrite_expr(inner, funcs)?,
         _ => {}
     }
     Ok(())
+}
+
+/// `….Labels.x` or `….ExternalLabels.x`: a label of the alert or of a query's sample.
+fn labels_field(fields: &[SmolStr]) -> bool {
+    fields.len() >= 2
+        && matches!(
+            fields[fields.len() - 2].as_str(),
+            "Labels" | "ExternalLabels"
+        )
 }
 
 fn label_call(pos: gotmpl::parse::Pos, map: Expr, key: String) -> Expr {
@@ -926,7 +1026,12 @@ type Func = Arc<dyn Fn(&[Value]) -> gotmpl::Result<Value> + Send + Sync>;
 
 /// Prometheus's template functions and the builtins this module replaces, each charged to
 /// `budget` and bounded in what it takes and returns.
-fn functions(budget: &Arc<Budget>, external_url: &str, t_ms: i64) -> gotmpl::FuncMap {
+fn functions(
+    budget: &Arc<Budget>,
+    external_url: &str,
+    t_ms: i64,
+    queries: &Arc<Mutex<QueryState>>,
+) -> gotmpl::FuncMap {
     let regexes: Arc<Mutex<HashMap<String, Result<regex::Regex, String>>>> = Arc::default();
     let mut m: BTreeMap<&'static str, Func> = BTreeMap::new();
     let s = |v: String| Ok(Value::String(v.into()));
@@ -1017,15 +1122,45 @@ fn functions(budget: &Arc<Budget>, external_url: &str, t_ms: i64) -> gotmpl::Fun
     m.insert("index", Arc::new(index));
 
     // Prometheus's functions.
-    let unsupported = |name: &'static str| -> Func {
-        Arc::new(move |_: &[Value]| {
-            Err(call_err(
-                name,
-                "not supported: Lookout runs no PromQL query inside a template",
-            ))
-        })
-    };
-    m.insert("query", unsupported("query"));
+    m.insert(
+        "query",
+        Arc::new({
+            let queries = queries.clone();
+            move |args: &[Value]| {
+                want_args("query", args, 1)?;
+                let q = arg_str("query", args, 0)?;
+                let mut st = queries.lock().unwrap_or_else(|e| e.into_inner());
+                let QueryState {
+                    known,
+                    wanted,
+                    missed,
+                    refused,
+                } = &mut *st;
+                let Some(known) = known else {
+                    return Err(call_err("query", "not supported here"));
+                };
+                match known.get(q) {
+                    Some(Ok(v)) => return Ok(v.clone()),
+                    Some(Err(e)) => return Err(call_err("query", e)),
+                    None => {}
+                }
+                if !wanted.iter().any(|w| w == q) {
+                    if known.len() + wanted.len() >= MAX_QUERIES {
+                        *refused = true;
+                        return Err(call_err(
+                            "query",
+                            format!("more than {MAX_QUERIES} queries in one rule evaluation"),
+                        ));
+                    }
+                    wanted.push(q.to_string());
+                }
+                // The caller runs it and expands again; until then the template goes on as if
+                // it were empty, to find its other queries in the same pass.
+                missed.get_or_insert_with(|| q.to_string());
+                Ok(Value::List(Vec::new().into()))
+            }
+        }),
+    );
     m.insert(
         "first",
         Arc::new(|args: &[Value]| {
@@ -1368,7 +1503,26 @@ fn functions(budget: &Arc<Budget>, external_url: &str, t_ms: i64) -> gotmpl::Fun
                 if name == F_TICK {
                     return f(args);
                 }
-                let input: usize = args.iter().map(size).sum();
+                // Functions that build strings out of their arguments are refused large ones;
+                // the others only pass values on (a query's result may be large).
+                let passes = matches!(
+                    name,
+                    F_PRINT
+                        | F_LABEL
+                        | "first"
+                        | "label"
+                        | "value"
+                        | "strvalue"
+                        | "sortByLabel"
+                        | "index"
+                        | "args"
+                        | "len"
+                );
+                let input: usize = if passes {
+                    0
+                } else {
+                    args.iter().map(size).sum()
+                };
                 if input > MAX_STRING_BYTES {
                     return Err(call_err(
                         name,
@@ -1488,6 +1642,7 @@ mod tests {
             "Test",
             "http://testhost:9090/path/prefix",
             1_353_755_652_000,
+            None,
         )
         .expand(text, &labels(), value, CAP)
     }
@@ -1746,6 +1901,35 @@ mod tests {
         assert!(e.contains(r#"function "nope" not defined"#), "{e}");
         let e = ex(r#"{{ query "up" | first | value }}"#, 0.0);
         assert!(e.contains("error calling query: not supported"), "{e}");
+        // With query results, `query` asks for what it lacks, at most MAX_QUERIES.
+        let mut known = Queries::new();
+        known.insert("up".into(), Ok(vec![(labels(), 2.5)]));
+        known.insert("bad(".into(), Err("parse error".into()));
+        let mut q = Expander::new("Test", "", 0, Some(&known));
+        assert_eq!(
+            q.expand(r#"{{ query "up" | first | value }}"#, &[], 0.0, CAP),
+            "2.5"
+        );
+        let e = q.expand(r#"{{ query "bad(" }}"#, &[], 0.0, CAP);
+        assert!(e.ends_with("error calling query: parse error>"), "{e}");
+        let many = |n: usize| -> String {
+            (0..n)
+                .map(|i| format!(r#"{{{{ with query "q{i}" }}}}{{{{ end }}}}"#))
+                .collect()
+        };
+        // All of a template's queries are found in one pass, the output not used.
+        let e = q.expand(&many(5), &[], 0.0, CAP);
+        assert!(
+            e.ends_with(r#"error calling query: "q0" not evaluated yet>"#),
+            "{e}"
+        );
+        assert_eq!(q.wanted_queries(), ["q0", "q1", "q2", "q3", "q4"]);
+        let e = q.expand(&many(20), &[], 0.0, CAP);
+        assert!(e.contains("more than 10 queries"), "{e}");
+        assert_eq!(
+            q.wanted_queries(),
+            ["q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7"]
+        );
         let e = ex(r#"{{ humanizeTimestamp "-9223372036854775808" }}"#, 0.0);
         assert!(
             e.contains("-9.223372036854776e+18 cannot be represented as a nanoseconds timestamp"),
@@ -1952,8 +2136,43 @@ mod tests {
                 "{{ 0x1F }} {{ 1e3 }} {{ 'a' }} {{ -2.50 }} {{ 1_000 }}",
                 0.0,
             ),
+            // `query`, on this test's own series (its results given below as the runner would).
+            (
+                r#"{{ with query "m{case=\"0\"}" }}{{ . | first | value | humanize }} {{ . | first | label "instance" }}{{ end }}"#,
+                0.0,
+            ),
+            (
+                r#"{{ range query "m{case=~\"[01]\"}" | sortByLabel "case" }}{{ .Labels.case }}:{{ .Value }} [{{ .Labels.nope }}]|{{ end }}"#,
+                0.0,
+            ),
+            (
+                r#"{{ len (query "nope") }} [{{ query "m{case=\"0\"}" | first | strvalue }}]"#,
+                0.0,
+            ),
+            (
+                r#"{{ range $i, $s := query "m{case=\"0\"}" }}{{ $i }} {{ $s.Labels.job }} {{ $s.Value }} {{ $s.Labels }}{{ end }}"#,
+                0.0,
+            ),
         ];
         let series_labels = labels();
+        // What the queries above return: case 0 (3) and 1 (1e6) with their labels.
+        let sample = |i: usize| {
+            let mut l = series_labels.clone();
+            l.push(("__name__".into(), "m".into()));
+            l.push(("case".into(), i.to_string()));
+            l.sort();
+            (l, cases[i].1)
+        };
+        let queries: Queries = [
+            (r#"m{case="0"}"#.to_string(), Ok(vec![sample(0)])),
+            (
+                r#"m{case=~"[01]"}"#.to_string(),
+                Ok(vec![sample(1), sample(0)]),
+            ),
+            ("nope".to_string(), Ok(Vec::new())),
+        ]
+        .into_iter()
+        .collect();
         let dir = tempfile::tempdir().unwrap();
         let mut rules = Vec::new();
         let mut series = Vec::new();
@@ -1984,7 +2203,7 @@ mod tests {
             let mut seen = l.clone();
             seen.push(("__name__".into(), "m".into()));
             seen.sort();
-            let mut e = Expander::new(&alert, "", 0);
+            let mut e = Expander::new(&alert, "", 0, Some(&queries));
             let mut exp_labels: BTreeMap<String, String> = l.into_iter().collect();
             exp_labels.insert("sev".into(), e.expand(sev, &seen, *v, CAP));
             tests.push(serde_json::json!({
