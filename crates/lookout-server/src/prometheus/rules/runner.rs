@@ -433,6 +433,9 @@ async fn evaluate_group(
                                 alert_budget,
                             );
                             if stepped.queries.is_empty() || passes >= TEMPLATE_QUERY_PASSES {
+                                if !stepped.queries.is_empty() {
+                                    tracing::warn!(project = g.project, group = %g.group.name, rule = %rule.name(), queries = ?stepped.queries, "Alert templates still lack query results after the last pass.");
+                                }
                                 break (stepped, error);
                             }
                             passes += 1;

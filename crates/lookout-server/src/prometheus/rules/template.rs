@@ -73,6 +73,8 @@ struct QueryState {
     missed: Option<String>,
     /// The current expansion called more than [`MAX_QUERIES`] (its error is the one to show).
     refused: bool,
+    /// The current expansion failed only for a query without its result.
+    pending: bool,
 }
 
 /// Regular expressions kept compiled per rule evaluation.
@@ -97,8 +99,15 @@ struct Budget {
 impl Budget {
     fn charge(&self, units: usize) -> gotmpl::Result<()> {
         let units = i64::try_from(units).unwrap_or(i64::MAX);
-        let e = self.expansion.fetch_sub(units, Ordering::Relaxed) - units;
-        let r = self.rule.fetch_sub(units, Ordering::Relaxed) - units;
+        // Saturating: once spent, every later charge only fails.
+        let e = self
+            .expansion
+            .fetch_sub(units, Ordering::Relaxed)
+            .saturating_sub(units);
+        let r = self
+            .rule
+            .fetch_sub(units, Ordering::Relaxed)
+            .saturating_sub(units);
         if r < 0 {
             return Err(exec_err(format!(
                 "the rule's template work budget ({MAX_RULE_WORK}) is spent"
@@ -154,6 +163,7 @@ impl Expander {
             wanted: Vec::new(),
             missed: None,
             refused: false,
+            pending: false,
         };
         let queries = Arc::new(Mutex::new(state));
         Expander {
@@ -190,7 +200,14 @@ impl Expander {
         match self.try_expand(text, labels, value, cap) {
             Ok(s) => s,
             Err(e) => {
-                if self.warned.insert(text.to_string()) {
+                // A query not evaluated yet is for the caller to run, not a template's fault
+                // (the runner warns if it still lacks one after its last pass).
+                let pending = self
+                    .queries
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .pending;
+                if !pending && self.warned.insert(text.to_string()) {
                     tracing::warn!(template = %self.name, error = %e, "Expanding alert template failed.");
                 }
                 let mut s = format!("<error expanding template: {e}>");
@@ -207,6 +224,12 @@ impl Expander {
         value: f64,
         cap: usize,
     ) -> Result<String, String> {
+        {
+            let mut q = self.queries.lock().unwrap_or_else(|e| e.into_inner());
+            q.missed = None;
+            q.refused = false;
+            q.pending = false;
+        }
         if !self.parsed.contains_key(text) {
             let parsed = compile(&self.name, text, &self.funcs);
             self.parsed.insert(text.to_string(), parsed);
@@ -219,11 +242,6 @@ impl Expander {
         self.budget
             .expansion
             .store(MAX_EXPANSION_WORK, Ordering::Relaxed);
-        {
-            let mut q = self.queries.lock().unwrap_or_else(|e| e.into_inner());
-            q.missed = None;
-            q.refused = false;
-        }
         let data = data(labels, value, &self.external_url);
         let mut out = Capped {
             buf: String::new(),
@@ -235,7 +253,9 @@ impl Expander {
         // queries: the output is not used.
         let missed = {
             let mut q = self.queries.lock().unwrap_or_else(|e| e.into_inner());
-            q.missed.take().filter(|_| !q.refused)
+            let missed = q.missed.take().filter(|_| !q.refused);
+            q.pending = missed.is_some();
+            missed
         };
         if let Some(q) = missed {
             return Err(format!(
@@ -1135,6 +1155,7 @@ fn functions(
                     wanted,
                     missed,
                     refused,
+                    ..
                 } = &mut *st;
                 let Some(known) = known else {
                     return Err(call_err("query", "not supported here"));
