@@ -523,6 +523,31 @@ mod tests {
     }
 
     #[test]
+    fn templates_ask_for_their_queries_and_use_the_results() {
+        let labels = BTreeMap::new();
+        let ann = BTreeMap::from([(
+            "summary".to_string(),
+            r#"{{ $labels.i }}: {{ query "sum(up)" | first | value }}"#.to_string(),
+        )]);
+        let mut r = rule(&labels, &ann, 0, 0);
+        let res = || vec![(l(&[("i", "a")]), 1.0)];
+        // Without results: the query is listed for the caller to run.
+        let none = super::super::template::Queries::new();
+        r.queries = Some(&none);
+        let (s, _) = step(&r, &[], res(), 0, 0, MAX_GROUP_ALERT_BYTES);
+        assert_eq!(s.queries, ["sum(up)"]);
+        // With them: expanded, nothing more asked.
+        let some = super::super::template::Queries::from([(
+            "sum(up)".to_string(),
+            Ok(vec![(Vec::new(), 7.0)]),
+        )]);
+        r.queries = Some(&some);
+        let (s, _) = step(&r, &[], res(), 0, 0, MAX_GROUP_ALERT_BYTES);
+        assert!(s.queries.is_empty());
+        assert_eq!(s.active[0].annotations, l(&[("summary", "a: 7")]));
+    }
+
+    #[test]
     fn a_pending_alert_that_clears_is_dropped_without_a_resolve() {
         let (labels, ann) = (BTreeMap::new(), BTreeMap::new());
         let r = rule(&labels, &ann, 120_000, 0);
