@@ -99,6 +99,41 @@ pub struct Selection {
     pub from_ms: i64,
     /// Last sample time needed, inclusive.
     pub to_ms: i64,
+    /// Which value of a downsampled bucket stands for it, from the range function directly
+    /// around the selector.
+    pub downsampled: Downsampled,
+}
+
+/// Which aggregate of a downsampled bucket a selection wants where its range reaches into a
+/// tier, so `max_over_time` sees each bucket's maximum rather than its mean, as Thanos reads
+/// its aggregates. A caller without tiers answers every selection from raw samples, except
+/// [`Downsampled::Count`] (see [`Selection::weigh_raw`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Downsampled {
+    /// The caller's default: the counter for counters, the bucket's mean for the rest.
+    #[default]
+    Auto,
+    /// Each bucket's minimum (`min_over_time`).
+    Min,
+    /// Each bucket's maximum (`max_over_time`).
+    Max,
+    /// Each bucket's sum (`sum_over_time`).
+    Sum,
+    /// Weights: each bucket's sample count, and 1 for each raw sample, summed by
+    /// `count_over_time` (a bucket is one point but stands for many samples).
+    Count,
+}
+
+impl Selection {
+    /// Turns raw samples into what this selection asks for: for [`Downsampled::Count`] each
+    /// sample (stale markers aside) weighs 1; the others take raw values as they are.
+    pub fn weigh_raw(&self, samples: &mut [(i64, f64)]) {
+        if self.downsampled == Downsampled::Count {
+            for (_, v) in samples.iter_mut().filter(|(_, v)| !is_stale_nan(*v)) {
+                *v = 1.0;
+            }
+        }
+    }
 }
 
 /// A parsed, checked query.
@@ -198,6 +233,7 @@ impl Query {
                     matchers: s.matchers.clone(),
                     from_ms: first.saturating_sub(s.offset_ms).saturating_sub(window),
                     to_ms: last.saturating_sub(s.offset_ms),
+                    downsampled: s.downsampled,
                 }
             })
             .collect())
