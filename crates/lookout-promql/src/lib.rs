@@ -9,6 +9,10 @@
 //! 3. [`eval_instant`] / [`eval_range`] evaluate over the fetched series, one `Vec<Series>` per
 //!    selection in the same order, and return a [`Value`] whose
 //!    [`to_prometheus_json`](Value::to_prometheus_json) is the `data` of Prometheus's HTTP API.
+//!    A selection's [`Selection::downsampled`] says what its values must be: for
+//!    [`Downsampled::Count`] (a selector under `count_over_time`) each sample's weight, so a
+//!    caller answering from raw samples passes them through [`Selection::weigh_raw`] (else
+//!    `count_over_time` sums the raw values).
 //!
 //! Semantics follow Prometheus 2 (Debian's 2.42, which the comparison test runs): a vector
 //! selector sees the latest sample in `[t - lookback, t]`, a range selector the samples in
@@ -474,7 +478,9 @@ pub fn parse_duration_ms(text: &str) -> Option<i64> {
     i64::try_from(d.as_millis()).ok()
 }
 
-/// Evaluates the query at one instant over the fetched series (one `Vec` per selection).
+/// Evaluates the query at one instant over the fetched series (one `Vec` per selection, each
+/// answered as its [`Selection::downsampled`] asks: raw samples through
+/// [`Selection::weigh_raw`]).
 pub fn eval_instant(query: &Query, t_ms: i64, fetched: &[Vec<Series>]) -> Result<Value, Error> {
     eval::run(query, t_ms, t_ms, 1, true, fetched)
 }

@@ -243,7 +243,6 @@ pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 /// transaction instead of waiting for a second pooled connection.
 pub type Conn = sqlx::AnyConnection;
 
-/// The PostgreSQL pool's size: `LOOKOUT_DATABASE_MAX_CONNECTIONS` (2 to 100), else 16.
 /// The pool's size: `LOOKOUT_DATABASE_MAX_CONNECTIONS` (2 to 100), else `default`.
 fn pool_size(default: u32) -> u32 {
     std::env::var("LOOKOUT_DATABASE_MAX_CONNECTIONS")
@@ -331,6 +330,7 @@ impl Store {
                     // with 4, request handlers queued behind them for seconds under ingest.
                     .max_connections(pool_size(8))
                     .min_connections(1)
+                    .acquire_timeout(Duration::from_secs(10))
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(SQLITE_PRAGMAS).await?;

@@ -38,7 +38,9 @@
 //! summary values and [`Settings::max_members`] set members (values beyond are counted in
 //! [`Outcome::values_dropped`]; the sum and count stay exact, quantiles are those of the values
 //! kept, a set's count stops rising). So the aggregator's memory has one bound, whatever the
-//! senders do: about 8 bytes per value, 16 per member, plus the label bytes.
+//! senders do: about 8 bytes per value, 16 per member, plus the label bytes; twice that at
+//! most while a flush is built, since a taken flush holds the last interval's values (and
+//! keys just forgotten) while the next interval fills.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -219,7 +221,8 @@ impl Aggregator {
         }
     }
 
-    /// Samples left out of flushes since the last call because the store refused their series.
+    /// Samples left out of flushes since the last call because the store refused their series
+    /// (what [`Aggregator::flush`] left out; the server reads [`Built`] instead).
     pub fn take_refused_samples(&mut self) -> u64 {
         std::mem::take(&mut self.refused_samples)
     }
@@ -340,20 +343,27 @@ impl Aggregator {
             }
             self.label_bytes += bytes;
         }
-        let entry = self.series.entry(Arc::new(key)).or_insert_with(|| Entry {
-            state: match m.kind {
-                Kind::Counter => State::Counter(0.0),
-                Kind::Gauge => State::Gauge(0.0),
-                Kind::Timer | Kind::Histogram | Kind::Distribution => State::Summary {
-                    sum: 0.0,
-                    count: 0.0,
-                    window: Vec::new(),
+        // Looked up by reference first: a line of a known series allocates nothing.
+        if !self.series.contains_key(&key) {
+            let fresh = Entry {
+                state: match m.kind {
+                    Kind::Counter => State::Counter(0.0),
+                    Kind::Gauge => State::Gauge(0.0),
+                    Kind::Timer | Kind::Histogram | Kind::Distribution => State::Summary {
+                        sum: 0.0,
+                        count: 0.0,
+                        window: Vec::new(),
+                    },
+                    Kind::Set => State::Set(HashSet::new()),
                 },
-                Kind::Set => State::Set(HashSet::new()),
-            },
-            idle: 0,
-            fresh: true,
-        });
+                idle: 0,
+                fresh: true,
+            };
+            self.series.insert(Arc::new(key.clone()), fresh);
+        }
+        let Some(entry) = self.series.get_mut(&key) else {
+            return Err(Refused::OverBudget);
+        };
         let weight = 1.0 / m.rate;
         // Divided, not multiplied by 0.001: 250 ms is then exactly 0.25 s.
         let divisor = if m.kind == Kind::Timer { 1000.0 } else { 1.0 };

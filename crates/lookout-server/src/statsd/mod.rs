@@ -213,8 +213,12 @@ async fn flush_loop(
             Err(_) => return,
         };
         let built = tokio::task::spawn_blocking(move || taken.build()).await;
-        let Ok(built) = built else {
-            return;
+        let built = match built {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "StatsD flush failed to build; flushing stops.");
+                return;
+            }
         };
         let batch = built.batch;
         let skipped = built.refused_samples + built.over_flush_samples;
