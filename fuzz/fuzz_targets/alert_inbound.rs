@@ -3,7 +3,7 @@
 //! API accepts. Parsing, validation, schedule rendering and the escalation clock must never
 //! panic or loop, whatever the input.
 //!
-//! Run: `cargo +nightly fuzz run alert_inbound` from the repository root.
+//! Run: `fuzz/run.sh alert_inbound` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

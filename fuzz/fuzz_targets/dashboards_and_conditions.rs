@@ -3,7 +3,7 @@
 //! JSON for a condition, the report settings and an SLO. Each may be refused, never panic; a
 //! dashboard that validates exports to YAML that reads back the same.
 //!
-//! Run: `cargo +nightly fuzz run dashboards_and_conditions` from the repository root.
+//! Run: `fuzz/run.sh dashboards_and_conditions` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -2,7 +2,7 @@
 //! YAML verification rules, and EXPLAIN's JSON plans walked and judged against them (the plans
 //! come from the user's server). None may panic.
 //!
-//! Run: `cargo +nightly fuzz run db_verify` from the repository root.
+//! Run: `fuzz/run.sh db_verify` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

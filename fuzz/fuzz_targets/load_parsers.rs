@@ -2,7 +2,7 @@
 //! durations, templates, thresholds and checks) and the responses of the servers under test
 //! (status line, headers, Content-Length, chunked bodies, interim responses). None may panic.
 //!
-//! Run: `cargo +nightly fuzz run load_parsers` from the repository root.
+//! Run: `fuzz/run.sh load_parsers` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use std::collections::HashMap;

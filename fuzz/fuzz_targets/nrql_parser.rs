@@ -1,7 +1,7 @@
 //! Fuzzes the NRQL parser with arbitrary text: it may refuse a query, never panic, and a query
 //! it accepts prints to text that parses back to the same tree.
 //!
-//! Run: `cargo +nightly fuzz run nrql_parser` from the repository root.
+//! Run: `fuzz/run.sh nrql_parser` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -2,7 +2,7 @@
 //! relabeling of what it parsed with a few fixed rules. None may panic, loop or allocate beyond
 //! what the input holds, whatever the body.
 //!
-//! Run: `cargo +nightly fuzz run prometheus_scrape` from the repository root.
+//! Run: `fuzz/run.sh prometheus_scrape` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

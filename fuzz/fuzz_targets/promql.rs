@@ -2,7 +2,7 @@
 //! may refuse, evaluation may answer an error, nothing may panic. Instant and range evaluation
 //! both run, with budgets small enough that a hostile query ends quickly.
 //!
-//! Run: `cargo +nightly fuzz run promql` from the repository root.
+//! Run: `fuzz/run.sh promql` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! and benchmark outputs for `push`/`check` (Criterion, hyperfine, pytest-benchmark, Google
 //! Benchmark, k6, Lookout summaries), then runs the detector on whatever parsed. None may panic.
 //!
-//! Run: `cargo +nightly fuzz run regress_inputs` from the repository root.
+//! Run: `fuzz/run.sh regress_inputs` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -4,7 +4,7 @@
 //! the legacy store body, event normalisation and grouping. None of it may panic, and the
 //! decompression cap must hold.
 //!
-//! Run: `cargo +nightly fuzz run sentry_ingest` from the repository root.
+//! Run: `fuzz/run.sh sentry_ingest` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

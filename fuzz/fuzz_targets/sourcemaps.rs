@@ -3,7 +3,7 @@
 //! event's frames against a map at arbitrary lines and columns. None of it may panic, and a bundle
 //! that reads never holds more than its limits.
 //!
-//! Run: `cargo +nightly fuzz run sourcemaps` from the repository root.
+//! Run: `fuzz/run.sh sourcemaps` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use std::collections::HashMap;

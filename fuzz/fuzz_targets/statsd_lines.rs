@@ -2,7 +2,7 @@
 //! them over, and the aggregator behind it (with a small series budget, flushed twice): no
 //! input may panic, loop or allocate beyond a line's caps, and the budget always holds.
 //!
-//! Run: `cargo +nightly fuzz run statsd_lines` from the repository root.
+//! Run: `fuzz/run.sh statsd_lines` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,7 +1,7 @@
 //! Fuzzes monitor conditions: parsing user-written conditions and judging them against a body
 //! taken from the same input. Neither may panic.
 //!
-//! Run: `cargo +nightly fuzz run uptime_conditions` from the repository root.
+//! Run: `fuzz/run.sh uptime_conditions` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

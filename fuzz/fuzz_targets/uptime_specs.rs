@@ -2,7 +2,7 @@
 //! Sentry `monitor_config` from check-ins, and maintenance recurrences. Validation, redaction and
 //! schedule arithmetic must never panic, whatever the input.
 //!
-//! Run: `cargo +nightly fuzz run uptime_specs` from the repository root.
+//! Run: `fuzz/run.sh uptime_specs` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
