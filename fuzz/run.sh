@@ -71,8 +71,8 @@ for t in "${targets[@]}"; do
     artifact=$(grep -o 'Test unit written to [^ ]*' "$log" | tail -n 1 | cut -d' ' -f5- || true)
     [ -n "$artifact" ] && result="$result ($artifact)"
   fi
-  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -n 1 | awk '{print $2}' || true)
-  rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" | tail -n 1 | awk '{print $2}' || true)
+  execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | tail -n 1 | awk '{print $2}' || true)
+  rate=$(grep -oE 'stat::average_exec_per_sec: *[0-9]+' "$log" | tail -n 1 | awk '{print $2}' || true)
   summary+=("$(printf '%-28s %12s execs %8s/s  %s' "$t" "${execs:-?}" "${rate:-?}" "$result")")
   echo "${summary[-1]}" >&2
 done
