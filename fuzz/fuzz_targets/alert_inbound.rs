@@ -15,7 +15,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = inbound::pagerduty(data);
     let _ = inbound::alertmanager(data);
     let _ = inbound::mapped(data, &Mapping::default());
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(m) = serde_json::from_str::<Mapping>(text) {
         if m.validate().is_ok() {
             let _ = inbound::mapped(br#"{"title":"t","status":"ok","id":1}"#, &m);

@@ -13,11 +13,14 @@ use lookout_server::reports::slo::SloSpec;
 use lookout_server::reports::Settings;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(all) = read_many(text) {
         for d in all {
             if d.validate().is_ok() {
-                let back = Dashboard::from_yaml(&d.to_yaml()).expect("an exported dashboard reads back");
+                let back =
+                    Dashboard::from_yaml(&d.to_yaml()).expect("an exported dashboard reads back");
                 assert_eq!(back, d);
             }
         }

@@ -9,7 +9,9 @@ use libfuzzer_sys::fuzz_target;
 use lookout_dbhealth::verify;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let rules = verify::parse(text).unwrap_or_default();
     let probe = verify::parse(
         "verify:\n  - name: r\n    query: SELECT 1\n    uses_index: i\n    no_seq_scan: public.t\n    cost_below: 10\n    rows_examined_below: 10\n",

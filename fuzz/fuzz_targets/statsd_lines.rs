@@ -27,5 +27,8 @@ fuzz_target!(|data: &[u8]| {
     agg.add_packet(data);
     // No line can make a written value infinite or NaN.
     let b = agg.flush(2);
-    assert!(b.series.iter().all(|s| s.samples.iter().all(|p| p.1.is_finite())));
+    assert!(b
+        .series
+        .iter()
+        .all(|s| s.samples.iter().all(|p| p.1.is_finite())));
 });

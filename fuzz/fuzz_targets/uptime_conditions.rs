@@ -8,8 +8,12 @@ use libfuzzer_sys::fuzz_target;
 use lookout_uptime::conditions::{parse, Observation};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    let (condition, body) = text.split_once('\n').unwrap_or((text, r#"{"status":"UP","items":[1,2,3]}"#));
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (condition, body) = text
+        .split_once('\n')
+        .unwrap_or((text, r#"{"status":"UP","items":[1,2,3]}"#));
     if let Ok(c) = parse(condition) {
         let obs = Observation {
             status: Some(200),

@@ -10,7 +10,9 @@ use lookout_uptime::schedule::{Recurrence, Window};
 use lookout_uptime::MonitorSpec;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(mut spec) = serde_json::from_str::<MonitorSpec>(text) {
         if spec.validate().is_ok() {
             let _ = spec.redacted();
