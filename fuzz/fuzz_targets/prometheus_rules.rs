@@ -38,6 +38,8 @@ fuzz_target!(|bytes: &[u8]| {
                         keep_firing_for_ms: *keep_firing_for_ms,
                         labels: &r.labels,
                         annotations,
+                        external_url: "http://lookout.example/path",
+                        queries: None,
                     };
                     let (s, _) = step(
                         &rule,

@@ -16,6 +16,7 @@ use promql_parser::parser::{
 use crate::calendar::DatePart;
 use crate::error::Error;
 use crate::matcher::{MatchOp, Matcher};
+use crate::Downsampled;
 
 /// An `@` modifier: a fixed time, or the query's start or end.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,6 +55,7 @@ impl Sub {
             at: self.at,
             range_ms: Some(self.range_ms),
             enclosing: Vec::new(),
+            downsampled: Downsampled::Auto,
         }
     }
 }
@@ -79,6 +81,8 @@ pub(crate) struct Sel {
     pub range_ms: Option<i64>,
     /// The subqueries this selector is inside, outermost first.
     pub enclosing: Vec<Enclosing>,
+    /// The bucket aggregate its range function wants from a downsampled tier.
+    pub downsampled: Downsampled,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -300,6 +304,7 @@ fn selector(vs: &VectorSelector, range_ms: Option<i64>, sels: &mut Lowering) -> 
         at: vs.at.as_ref().map(at_of),
         range_ms,
         enclosing: sels.enclosing.clone(),
+        downsampled: Downsampled::Auto,
     };
     sels.sels.push(sel.clone());
     Ok(sel)
@@ -419,10 +424,38 @@ fn call(c: &Call, sels: &mut Lowering) -> Result<Node, Error> {
             )));
         }
     }
+    let func = match func {
+        Func::Range(f) => Func::Range(ask_for_aggregate(f, &mut args, sels)),
+        other => other,
+    };
     if matches!(func, Func::AbsentOverTime) && !matches!(args.first(), Some(Node::Sel(_))) {
         return Err(Error::unsupported("absent_over_time() of a subquery"));
     }
     Ok(Node::Call(func, args))
+}
+
+/// Marks a matrix selector directly inside `min`/`max`/`sum`/`count_over_time` with the bucket
+/// aggregate those need from a downsampled tier, and returns the function to evaluate:
+/// `count_over_time` of such a selector sums its weights (see [`Downsampled::Count`]).
+/// A subquery's points are evaluated values, not buckets, so it keeps the default.
+fn ask_for_aggregate(f: RangeFn, args: &mut [Node], sels: &mut Lowering) -> RangeFn {
+    let want = match f {
+        RangeFn::MinOverTime => Downsampled::Min,
+        RangeFn::MaxOverTime => Downsampled::Max,
+        RangeFn::SumOverTime => Downsampled::Sum,
+        RangeFn::CountOverTime => Downsampled::Count,
+        _ => return f,
+    };
+    let Some(Node::Sel(s)) = args.first_mut() else {
+        return f;
+    };
+    s.downsampled = want;
+    sels.sels[s.idx].downsampled = want;
+    if want == Downsampled::Count {
+        RangeFn::SumOverTime
+    } else {
+        f
+    }
 }
 
 fn sgn(v: f64) -> f64 {

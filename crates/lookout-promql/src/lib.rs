@@ -9,6 +9,10 @@
 //! 3. [`eval_instant`] / [`eval_range`] evaluate over the fetched series, one `Vec<Series>` per
 //!    selection in the same order, and return a [`Value`] whose
 //!    [`to_prometheus_json`](Value::to_prometheus_json) is the `data` of Prometheus's HTTP API.
+//!    A selection's [`Selection::downsampled`] says what its values must be: for
+//!    [`Downsampled::Count`] (a selector under `count_over_time`) each sample's weight, so a
+//!    caller answering from raw samples passes them through [`Selection::weigh_raw`] (else
+//!    `count_over_time` sums the raw values).
 //!
 //! Semantics follow Prometheus 2 (Debian's 2.42, which the comparison test runs): a vector
 //! selector sees the latest sample in `[t - lookback, t]`, a range selector the samples in
@@ -99,6 +103,41 @@ pub struct Selection {
     pub from_ms: i64,
     /// Last sample time needed, inclusive.
     pub to_ms: i64,
+    /// Which value of a downsampled bucket stands for it, from the range function directly
+    /// around the selector.
+    pub downsampled: Downsampled,
+}
+
+/// Which aggregate of a downsampled bucket a selection wants where its range reaches into a
+/// tier, so `max_over_time` sees each bucket's maximum rather than its mean, as Thanos reads
+/// its aggregates. A caller without tiers answers every selection from raw samples, except
+/// [`Downsampled::Count`] (see [`Selection::weigh_raw`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Downsampled {
+    /// The caller's default: the counter for counters, the bucket's mean for the rest.
+    #[default]
+    Auto,
+    /// Each bucket's minimum (`min_over_time`).
+    Min,
+    /// Each bucket's maximum (`max_over_time`).
+    Max,
+    /// Each bucket's sum (`sum_over_time`).
+    Sum,
+    /// Weights: each bucket's sample count, and 1 for each raw sample, summed by
+    /// `count_over_time` (a bucket is one point but stands for many samples).
+    Count,
+}
+
+impl Selection {
+    /// Turns raw samples into what this selection asks for: for [`Downsampled::Count`] each
+    /// sample (stale markers aside) weighs 1; the others take raw values as they are.
+    pub fn weigh_raw(&self, samples: &mut [(i64, f64)]) {
+        if self.downsampled == Downsampled::Count {
+            for (_, v) in samples.iter_mut().filter(|(_, v)| !is_stale_nan(*v)) {
+                *v = 1.0;
+            }
+        }
+    }
 }
 
 /// A parsed, checked query.
@@ -198,6 +237,7 @@ impl Query {
                     matchers: s.matchers.clone(),
                     from_ms: first.saturating_sub(s.offset_ms).saturating_sub(window),
                     to_ms: last.saturating_sub(s.offset_ms),
+                    downsampled: s.downsampled,
                 }
             })
             .collect())
@@ -438,7 +478,9 @@ pub fn parse_duration_ms(text: &str) -> Option<i64> {
     i64::try_from(d.as_millis()).ok()
 }
 
-/// Evaluates the query at one instant over the fetched series (one `Vec` per selection).
+/// Evaluates the query at one instant over the fetched series (one `Vec` per selection, each
+/// answered as its [`Selection::downsampled`] asks: raw samples through
+/// [`Selection::weigh_raw`]).
 pub fn eval_instant(query: &Query, t_ms: i64, fetched: &[Vec<Series>]) -> Result<Value, Error> {
     eval::run(query, t_ms, t_ms, 1, true, fetched)
 }

@@ -263,14 +263,18 @@ fn ours(query: &str, all: &[Series], start: i64, end: i64, step: i64, instant: b
         .map(|sel| {
             all.iter()
                 .filter(|s| sel.matchers.iter().all(|m| m.matches_labels(&s.labels)))
-                .map(|s| Series {
-                    labels: s.labels.clone(),
-                    samples: s
+                .map(|s| {
+                    let mut samples: Vec<(i64, f64)> = s
                         .samples
                         .iter()
                         .copied()
                         .filter(|p| p.0 >= sel.from_ms && p.0 <= sel.to_ms)
-                        .collect(),
+                        .collect();
+                    sel.weigh_raw(&mut samples);
+                    Series {
+                        labels: s.labels.clone(),
+                        samples,
+                    }
                 })
                 .collect()
         })

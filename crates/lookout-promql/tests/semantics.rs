@@ -3,7 +3,7 @@
 //! and the budgets' errors.
 
 use lookout_promql::{
-    eval_instant, eval_range, ErrorKind, Limits, Query, Series, Value, STALE_NAN_BITS,
+    eval_instant, eval_range, Downsampled, ErrorKind, Limits, Query, Series, Value, STALE_NAN_BITS,
 };
 
 fn series(name: &str, job: &str, samples: &[(i64, f64)]) -> Series {
@@ -18,7 +18,11 @@ fn instant(q: &str, t: i64, data: &[Series]) -> Result<Value, lookout_promql::Er
     let fetched: Vec<Vec<Series>> = query
         .selections(t, t, 1)?
         .iter()
-        .map(|_| data.to_vec())
+        .map(|sel| {
+            let mut data = data.to_vec();
+            data.iter_mut().for_each(|s| sel.weigh_raw(&mut s.samples));
+            data
+        })
         .collect();
     eval_instant(&query, t, &fetched)
 }
@@ -123,6 +127,47 @@ fn selections_apply_offset_at_and_range() {
         .iter()
         .any(|m| m.name == "job" && m.matches("api")));
     assert_eq!((s[1].from_ms, s[1].to_ms), (100_000 - 300_000, 100_000));
+}
+
+/// Over a downsampled tier a bucket is one point standing for many samples: the function
+/// directly around a matrix selector says which of its aggregates to read, and
+/// `count_over_time` sums weights so a bucket counts all its samples.
+#[test]
+fn range_functions_ask_for_the_bucket_aggregate_they_need() {
+    for (text, want) in [
+        ("min_over_time(x[1h])", Downsampled::Min),
+        ("max_over_time(x[1h])", Downsampled::Max),
+        ("sum by (a) (sum_over_time(x[1h]))", Downsampled::Sum),
+        ("count_over_time(x[1h] offset 1d)", Downsampled::Count),
+        ("avg_over_time(x[1h])", Downsampled::Auto),
+        ("rate(x[1h])", Downsampled::Auto),
+        ("x", Downsampled::Auto),
+        // A subquery's points are evaluated values, not buckets.
+        ("max_over_time(x[1h:5m])", Downsampled::Auto),
+    ] {
+        let s = Query::parse(text).unwrap().selections(0, 0, 1).unwrap();
+        assert_eq!(s[0].downsampled, want, "{text}");
+    }
+    // A caller with tiers answers count_over_time with weights: a 1-hour bucket of 240 samples
+    // and two raw samples after it count 242, not 3.
+    let q = Query::parse("count_over_time(x[2h])").unwrap();
+    let t = 7_200_000;
+    let weights = vec![vec![series(
+        "x",
+        "a",
+        &[(3_599_999, 240.0), (3_615_000, 1.0), (3_630_000, 1.0)],
+    )]];
+    assert_eq!(values(&eval_instant(&q, t, &weights).unwrap()), vec![242.0]);
+    // From raw samples the selection's own weighing gives a plain count, markers left out.
+    let sel = &q.selections(t, t, 1).unwrap()[0];
+    let mut raw = vec![
+        (1_000, 7.5),
+        (2_000, f64::from_bits(STALE_NAN_BITS)),
+        (3_000, 9.0),
+    ];
+    sel.weigh_raw(&mut raw);
+    let raw = vec![vec![series("x", "a", &raw)]];
+    assert_eq!(values(&eval_instant(&q, t, &raw).unwrap()), vec![2.0]);
 }
 
 #[test]

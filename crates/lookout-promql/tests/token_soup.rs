@@ -373,7 +373,11 @@ fn token_soup_never_panics() {
             .map(|s| {
                 all.iter()
                     .filter(|x| s.matchers.iter().all(|m| m.matches_labels(&x.labels)))
-                    .cloned()
+                    .map(|x| {
+                        let mut x = x.clone();
+                        s.weigh_raw(&mut x.samples);
+                        x
+                    })
                     .collect()
             })
             .collect();

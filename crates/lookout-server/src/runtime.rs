@@ -243,6 +243,7 @@ pub async fn serve(
             drill_every: cfg.backup_drill_every,
         },
         uptime_max_concurrent_checks: cfg.uptime_max_concurrent_checks,
+        public_url: public_url.clone(),
     };
     let periodic: Vec<_> = [
         crate::tenancy::jobs(&bg),

@@ -35,6 +35,8 @@ pub struct Background {
     pub backups: crate::backups::Settings,
     /// Most uptime checks in flight at once on this replica.
     pub uptime_max_concurrent_checks: usize,
+    /// The server's public URL (no trailing `/`), for what background work links to.
+    pub public_url: String,
 }
 
 impl Background {

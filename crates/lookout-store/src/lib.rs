@@ -243,12 +243,12 @@ pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 /// transaction instead of waiting for a second pooled connection.
 pub type Conn = sqlx::AnyConnection;
 
-/// The PostgreSQL pool's size: `LOOKOUT_DATABASE_MAX_CONNECTIONS` (2 to 100), else 16.
-fn pg_pool_size() -> u32 {
+/// The pool's size: `LOOKOUT_DATABASE_MAX_CONNECTIONS` (2 to 100), else `default`.
+fn pool_size(default: u32) -> u32 {
     std::env::var("LOOKOUT_DATABASE_MAX_CONNECTIONS")
         .ok()
         .and_then(|v| v.parse::<u32>().ok())
-        .map_or(16, |n| n.clamp(2, 100))
+        .map_or(default, |n| n.clamp(2, 100))
 }
 
 /// Makes a SQLite database and its `-wal`, `-shm` and `-journal` files readable by their owner
@@ -328,8 +328,9 @@ impl Store {
                     // WAL lets readers run beside the one writer. Background workers (group commit,
                     // stream consumers, WAL checkpoints, trace indexing) each hold one at times;
                     // with 4, request handlers queued behind them for seconds under ingest.
-                    .max_connections(8)
+                    .max_connections(pool_size(8))
                     .min_connections(1)
+                    .acquire_timeout(Duration::from_secs(10))
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(SQLITE_PRAGMAS).await?;
@@ -344,7 +345,7 @@ impl Store {
                 AnyPoolOptions::new()
                     // LOOKOUT_DATABASE_MAX_CONNECTIONS sizes the pool: replicas × this must fit
                     // PostgreSQL's max_connections (docs/operations.md, "Topology and sizing").
-                    .max_connections(pg_pool_size())
+                    .max_connections(pool_size(16))
                     .min_connections(1)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options)

@@ -664,6 +664,20 @@ async fn old_samples_live_on_in_downsampled_tiers(f: Fixture) {
     );
     assert_eq!(s[s.len() - 2].1, recent_counter[2879]);
     assert_eq!(s[s.len() - 1], (now - DAY, 10_000.0));
+    // count_over_time's read: each tier point weighs its bucket's samples (60 an hour), the raw
+    // sample after them 1, so summing them counts every sample ever written.
+    let weights = query::select_downsampled_within(
+        &f.store,
+        p,
+        &[m("__name__", MatchOp::Eq, "req_total")],
+        (old, now),
+        Aggregate::Count,
+        &mut Budget::new(1_000_000),
+    )
+    .await
+    .unwrap();
+    let counted: f64 = weights[0].samples.iter().map(|(_, v)| v).sum();
+    assert_eq!(counted, (2 * 2880 + 1) as f64);
     let listed = query::series(
         &f.store,
         p,

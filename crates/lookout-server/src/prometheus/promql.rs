@@ -22,9 +22,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use lookout_promql::{ErrorKind, Limits, Query, Selection, Series, Value};
-use lookout_store::prom::query::{select_within, Budget, ReadError};
+use lookout_promql::{Downsampled, ErrorKind, Limits, Query, Selection, Series, Value};
+use lookout_store::prom::query::{select_downsampled_within, Budget, ReadError};
 use lookout_store::prom::tiers;
+use lookout_store::prom::tiers::Aggregate;
 use lookout_store::prom::{MatchOp, Matcher};
 use lookout_store::Store;
 use serde_json::json;
@@ -337,12 +338,21 @@ async fn fetch(
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let series = select_within(
+        // The function around a matrix selector names the bucket aggregate it needs where the
+        // range reaches into a downsampled tier (`max_over_time`: each bucket's maximum).
+        let aggr = match sel.downsampled {
+            Downsampled::Auto => Aggregate::Auto,
+            Downsampled::Min => Aggregate::Min,
+            Downsampled::Max => Aggregate::Max,
+            Downsampled::Sum => Aggregate::Sum,
+            Downsampled::Count => Aggregate::Count,
+        };
+        let series = select_downsampled_within(
             store,
             project,
             &matchers,
-            sel.from_ms,
-            sel.to_ms,
+            (sel.from_ms, sel.to_ms),
+            aggr,
             &mut budget,
         )
         .await

@@ -38,10 +38,13 @@
 //! summary values and [`Settings::max_members`] set members (values beyond are counted in
 //! [`Outcome::values_dropped`]; the sum and count stay exact, quantiles are those of the values
 //! kept, a set's count stops rising). So the aggregator's memory has one bound, whatever the
-//! senders do: about 8 bytes per value, 16 per member, plus the label bytes.
+//! senders do: about 8 bytes per value, 16 per member, plus the label bytes; twice that at
+//! most while a flush is built, since a taken flush holds the last interval's values (and
+//! keys just forgotten) while the next interval fills.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use lookout_protocol::remote_write::{Batch, Metadata, MetricType, Series};
 use lookout_protocol::statsd::{self, Kind, Line, Value};
@@ -148,13 +151,15 @@ type Key = (String, Vec<(String, String)>);
 #[derive(Debug)]
 pub struct Aggregator {
     settings: Settings,
-    series: HashMap<Key, Entry>,
+    /// Keys are shared so that a flush takes them under the lock by reference count, and
+    /// copies their labels into the batch after letting go of it.
+    series: HashMap<Arc<Key>, Entry>,
     /// When the last flush was (ms), where a new counter's 0 goes.
     last_flush: Option<i64>,
     /// Output series (labels with `__name__`) the store refused for good (series limit,
     /// collision): left out of flushes until [`Settings::idle_flushes`] flushes have passed,
-    /// then tried again.
-    refused: HashSet<Vec<(String, String)>>,
+    /// then tried again. Shared with the flush being built (copied only when changed).
+    refused: Arc<HashSet<Vec<(String, String)>>>,
     /// Flushes since `refused` was last emptied.
     refused_age: u32,
     /// Samples left out of flushes because their series was refused, not yet reported.
@@ -178,7 +183,7 @@ impl Aggregator {
             settings,
             series: HashMap::new(),
             last_flush: None,
-            refused: HashSet::new(),
+            refused: Arc::default(),
             refused_age: 0,
             refused_samples: 0,
             values_held: 0,
@@ -207,15 +212,17 @@ impl Aggregator {
         if self.refused.is_empty() {
             self.refused_age = 0;
         }
+        let refused = Arc::make_mut(&mut self.refused);
         for l in series {
-            if self.refused.len() >= cap {
+            if refused.len() >= cap {
                 break;
             }
-            self.refused.insert(l);
+            refused.insert(l);
         }
     }
 
-    /// Samples left out of flushes since the last call because the store refused their series.
+    /// Samples left out of flushes since the last call because the store refused their series
+    /// (what [`Aggregator::flush`] left out; the server reads [`Built`] instead).
     pub fn take_refused_samples(&mut self) -> u64 {
         std::mem::take(&mut self.refused_samples)
     }
@@ -336,20 +343,27 @@ impl Aggregator {
             }
             self.label_bytes += bytes;
         }
-        let entry = self.series.entry(key).or_insert_with(|| Entry {
-            state: match m.kind {
-                Kind::Counter => State::Counter(0.0),
-                Kind::Gauge => State::Gauge(0.0),
-                Kind::Timer | Kind::Histogram | Kind::Distribution => State::Summary {
-                    sum: 0.0,
-                    count: 0.0,
-                    window: Vec::new(),
+        // Looked up by reference first: a line of a known series allocates nothing.
+        if !self.series.contains_key(&key) {
+            let fresh = Entry {
+                state: match m.kind {
+                    Kind::Counter => State::Counter(0.0),
+                    Kind::Gauge => State::Gauge(0.0),
+                    Kind::Timer | Kind::Histogram | Kind::Distribution => State::Summary {
+                        sum: 0.0,
+                        count: 0.0,
+                        window: Vec::new(),
+                    },
+                    Kind::Set => State::Set(HashSet::new()),
                 },
-                Kind::Set => State::Set(HashSet::new()),
-            },
-            idle: 0,
-            fresh: true,
-        });
+                idle: 0,
+                fresh: true,
+            };
+            self.series.insert(Arc::new(key.clone()), fresh);
+        }
+        let Some(entry) = self.series.get_mut(&key) else {
+            return Err(Refused::OverBudget);
+        };
         let weight = 1.0 / m.rate;
         // Divided, not multiplied by 0.001: 250 ms is then exactly 0.25 s.
         let divisor = if m.kind == Kind::Timer { 1000.0 } else { 1.0 };
@@ -440,81 +454,47 @@ impl Aggregator {
         Ok(())
     }
 
-    /// The batch of one flush at `t` (ms): every series held, then interval state cleared and
-    /// long-idle series forgotten. The running totals stay, so a flush whose write fails loses
-    /// no count: the next one carries it.
+    /// The batch of one flush at `t` (ms): [`Aggregator::take`] then [`Taken::build`], with
+    /// what the build left out counted for [`Aggregator::take_refused_samples`] and
+    /// [`Aggregator::take_over_flush_samples`].
     pub fn flush(&mut self, t: i64) -> Batch {
-        let mut batch = Batch::default();
-        let mut kinds: HashMap<String, MetricType> = HashMap::new();
+        let built = self.take(t).build();
+        self.refused_samples += built.refused_samples;
+        self.over_flush_samples += built.over_flush_samples;
+        built.batch
+    }
+
+    /// Takes one flush at `t` (ms): every series' values of the interval are moved out, then
+    /// interval state cleared and long-idle series forgotten. The running totals stay, so a
+    /// flush whose write fails loses no count: the next one carries it. Cheap (values move,
+    /// keys are shared), so the receive loop waits only for this under the lock; sorting
+    /// windows and copying labels happen in [`Taken::build`], after the lock is let go.
+    pub fn take(&mut self, t: i64) -> Taken {
         let before = self.last_flush.filter(|p| *p < t).unwrap_or(t - 1);
         self.last_flush = Some(t);
         self.refused_age += 1;
         if self.refused_age > self.settings.idle_flushes.max(1) {
             // Tried again now and then: the store's limit may have been raised or series freed.
-            self.refused.clear();
+            self.refused = Arc::default();
             self.refused_age = 0;
         }
-        let refused = &self.refused;
-        let refused_samples = &mut self.refused_samples;
-        let mut room = self.settings.max_flush_bytes;
-        let over_flush = &mut self.over_flush_samples;
-        for ((name, labels), entry) in &mut self.series {
-            let fresh = std::mem::take(&mut entry.fresh);
-            // `from_zero`: a running total's first write, preceded by a 0 (module docs).
-            let mut push = |name: &str, extra: Option<(&str, String)>, v: f64, from_zero: bool| {
-                let mut l = labels.clone();
-                l.push(("__name__".into(), name.to_string()));
-                if let Some((k, val)) = extra {
-                    l.push((k.to_string(), val));
-                }
-                l.sort();
-                if refused.contains(&l) {
-                    *refused_samples += 1;
-                    return;
-                }
-                let cost = series_bytes(&l, 2);
-                if cost > room {
-                    *over_flush += 1;
-                    return;
-                }
-                room -= cost;
-                let samples = if from_zero && fresh {
-                    vec![(before, 0.0), (t, v)]
-                } else {
-                    vec![(t, v)]
-                };
-                batch.series.push(Series { labels: l, samples });
-            };
-            match &mut entry.state {
-                State::Counter(total) => {
-                    push(name, None, *total, true);
-                    // A counter's family is named without `_total`, as Prometheus names it.
-                    let family = name.strip_suffix("_total").unwrap_or(name);
-                    kinds.insert(family.to_string(), MetricType::Counter);
-                }
-                State::Gauge(g) => {
-                    push(name, None, *g, false);
-                    kinds.insert(name.clone(), MetricType::Gauge);
-                }
+        let mut series = Vec::with_capacity(self.series.len());
+        for (key, entry) in &mut self.series {
+            let value = match &mut entry.state {
+                State::Counter(total) => TakenValue::Counter(*total),
+                State::Gauge(g) => TakenValue::Gauge(*g),
                 State::Set(members) => {
-                    push(name, None, members.len() as f64, false);
+                    let n = members.len();
                     members.clear();
-                    kinds.insert(name.clone(), MetricType::Gauge);
+                    TakenValue::Set(n)
                 }
-                State::Summary { sum, count, window } => {
-                    if !window.is_empty() {
-                        window.sort_by(f64::total_cmp);
-                        for q in &self.settings.quantiles {
-                            let v = quantile(window, *q);
-                            push(name, Some(("quantile", format_q(*q))), v, false);
-                        }
-                    }
-                    push(&format!("{name}_sum"), None, *sum, true);
-                    push(&format!("{name}_count"), None, *count, true);
-                    window.clear();
-                    kinds.insert(name.clone(), MetricType::Summary);
-                }
-            }
+                State::Summary { sum, count, window } => TakenValue::Summary {
+                    sum: *sum,
+                    count: *count,
+                    window: std::mem::take(window),
+                },
+            };
+            series.push((Arc::clone(key), value, std::mem::take(&mut entry.fresh)));
             entry.idle += 1;
         }
         // `idle` counts flushes since the last value; 1 means "had values this interval".
@@ -530,6 +510,126 @@ impl Aggregator {
         // Every window and set was emptied above.
         self.values_held = 0;
         self.members_held = 0;
+        Taken {
+            t,
+            before,
+            series,
+            refused: Arc::clone(&self.refused),
+            quantiles: self.settings.quantiles.clone(),
+            max_flush_bytes: self.settings.max_flush_bytes,
+        }
+    }
+}
+
+/// One series' values as a flush took them.
+enum TakenValue {
+    Counter(f64),
+    Gauge(f64),
+    Set(usize),
+    Summary {
+        sum: f64,
+        count: f64,
+        window: Vec<f64>,
+    },
+}
+
+/// One flush taken from the aggregator ([`Aggregator::take`]), not yet built into a batch.
+pub struct Taken {
+    t: i64,
+    /// Where a new running total's 0 goes: the previous flush.
+    before: i64,
+    /// (key, values, not yet flushed before).
+    series: Vec<(Arc<Key>, TakenValue, bool)>,
+    refused: Arc<HashSet<Vec<(String, String)>>>,
+    quantiles: Vec<f64>,
+    max_flush_bytes: usize,
+}
+
+/// A flush's batch, with the samples it left out.
+pub struct Built {
+    /// The series to write, and their metadata.
+    pub batch: Batch,
+    /// Samples of series the store refused for good.
+    pub refused_samples: u64,
+    /// Samples over the flush's byte budget.
+    pub over_flush_samples: u64,
+}
+
+impl Taken {
+    /// The batch: each series' output series with its labels, within the byte budget.
+    pub fn build(self) -> Built {
+        let Taken {
+            t,
+            before,
+            series,
+            refused,
+            quantiles,
+            max_flush_bytes,
+        } = self;
+        let mut batch = Batch::default();
+        let mut kinds: HashMap<String, MetricType> = HashMap::new();
+        let (mut refused_samples, mut over_flush_samples) = (0u64, 0u64);
+        let mut room = max_flush_bytes;
+        for (key, value, fresh) in series {
+            let (name, labels) = &*key;
+            // `from_zero`: a running total's first write, preceded by a 0 (module docs).
+            let mut push = |name: &str, extra: Option<(&str, String)>, v: f64, from_zero: bool| {
+                let mut l = labels.clone();
+                l.push(("__name__".into(), name.to_string()));
+                if let Some((k, val)) = extra {
+                    l.push((k.to_string(), val));
+                }
+                l.sort();
+                if refused.contains(&l) {
+                    refused_samples += 1;
+                    return;
+                }
+                let cost = series_bytes(&l, 2);
+                if cost > room {
+                    over_flush_samples += 1;
+                    return;
+                }
+                room -= cost;
+                let samples = if from_zero && fresh {
+                    vec![(before, 0.0), (t, v)]
+                } else {
+                    vec![(t, v)]
+                };
+                batch.series.push(Series { labels: l, samples });
+            };
+            match value {
+                TakenValue::Counter(total) => {
+                    push(name, None, total, true);
+                    // A counter's family is named without `_total`, as Prometheus names it.
+                    let family = name.strip_suffix("_total").unwrap_or(name);
+                    kinds.insert(family.to_string(), MetricType::Counter);
+                }
+                TakenValue::Gauge(g) => {
+                    push(name, None, g, false);
+                    kinds.insert(name.clone(), MetricType::Gauge);
+                }
+                TakenValue::Set(n) => {
+                    push(name, None, n as f64, false);
+                    kinds.insert(name.clone(), MetricType::Gauge);
+                }
+                TakenValue::Summary {
+                    sum,
+                    count,
+                    mut window,
+                } => {
+                    if !window.is_empty() {
+                        window.sort_by(f64::total_cmp);
+                        for q in &quantiles {
+                            let v = quantile(&window, *q);
+                            push(name, Some(("quantile", format_q(*q))), v, false);
+                        }
+                    }
+                    push(&format!("{name}_sum"), None, sum, true);
+                    push(&format!("{name}_count"), None, count, true);
+                    kinds.insert(name.clone(), MetricType::Summary);
+                }
+            }
+        }
         let mut kinds: Vec<_> = kinds.into_iter().collect();
         kinds.sort_by(|a, b| a.0.cmp(&b.0));
         batch.metadata = kinds
@@ -541,7 +641,11 @@ impl Aggregator {
                 unit: String::new(),
             })
             .collect();
-        batch
+        Built {
+            batch,
+            refused_samples,
+            over_flush_samples,
+        }
     }
 }
 

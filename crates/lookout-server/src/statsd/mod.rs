@@ -204,23 +204,24 @@ async fn flush_loop(
             _ = tick.tick() => false,
             _ = stop.wait_for(|s| *s) => true,
         };
-        // Built on a blocking thread: sorting the windows and copying the labels (bounded by
-        // the aggregator's budgets) must not stall a runtime worker. The lock is held while
-        // it runs; the receive task waits for it, and the kernel's socket buffer holds the
-        // packets that arrive meanwhile.
-        let shared = agg.clone();
-        let built = tokio::task::spawn_blocking(move || {
-            shared.lock().ok().map(|mut a| {
-                (
-                    a.flush(now_ms()),
-                    a.take_refused_samples() + a.take_over_flush_samples(),
-                )
-            })
-        })
-        .await;
-        let Ok(Some((batch, skipped))) = built else {
-            return;
+        // Taken under the lock (values move out, keys are shared: no copying), then built on
+        // a blocking thread after letting go of it: sorting the windows and copying the labels
+        // of every series (bounded by the aggregator's budgets) neither stalls a runtime worker
+        // nor keeps the receive task waiting while packets pile up in the socket buffer.
+        let taken = match agg.lock() {
+            Ok(mut a) => a.take(now_ms()),
+            Err(_) => return,
         };
+        let built = tokio::task::spawn_blocking(move || taken.build()).await;
+        let built = match built {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "StatsD flush failed to build; flushing stops.");
+                return;
+            }
+        };
+        let batch = built.batch;
+        let skipped = built.refused_samples + built.over_flush_samples;
         if skipped > 0 {
             metrics::counter!("lookout_statsd_samples_dropped_total").increment(skipped);
         }

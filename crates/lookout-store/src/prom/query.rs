@@ -233,7 +233,7 @@ async fn samples(
             let m = out.entry(id).or_default();
             for (t, v) in decoded {
                 if (from..=to).contains(&t) {
-                    budget.keep(m, t, v)?;
+                    budget.keep(m, t, weigh(aggr, v))?;
                 }
             }
         }
@@ -251,13 +251,26 @@ async fn samples(
             let data: Vec<u8> = r.try_get("data").map_err(StoreError::from)?;
             for (id, t, v) in unpack_head(&data) {
                 if (from..=to).contains(&t) && ids.contains(&id) {
-                    budget.keep(out.entry(id).or_default(), t, v)?;
+                    budget.keep(out.entry(id).or_default(), t, weigh(aggr, v))?;
                 }
             }
         }
     }
     tx.commit().await.map_err(StoreError::from)?;
     Ok(out)
+}
+
+/// A raw sample's value as `aggr` reads it: under [`Aggregate::Count`] a tier's point is its
+/// bucket's sample count, so each raw sample (a staleness marker aside) weighs 1 and the
+/// reader sums the two parts alike.
+fn weigh(aggr: Aggregate, bits: u64) -> u64 {
+    /// Prometheus's staleness marker, a NaN no arithmetic produces.
+    const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+    if aggr == Aggregate::Count && bits != STALE_NAN_BITS {
+        1f64.to_bits()
+    } else {
+        bits
+    }
 }
 
 /// The series every matcher selects with their samples in `[from_ms, to_ms]` (inclusive), for

@@ -306,6 +306,9 @@ pub async fn oncall(
             let s = engine::schedule_with_overrides(&mut conn, id, since, until)
                 .await?
                 .ok_or(ApiError::NotFound("schedule"))?;
+            // Back to the pool before the names are read on another connection: holding one
+            // while waiting for a second could take every connection of a small pool.
+            drop(conn);
             let spans = s.render(since, until);
             let mut ids: Vec<i64> = spans.iter().map(|s| s.user).collect();
             ids.sort_unstable();
@@ -336,7 +339,9 @@ pub async fn oncall(
                 .acquire()
                 .await
                 .map_err(StoreError::from)?;
-            let user = match engine::on_call(&mut conn, id, at).await? {
+            let on_call = engine::on_call(&mut conn, id, at).await?;
+            drop(conn);
+            let user = match on_call {
                 Some(u) => astore::user_names(state.store(), &[u])
                     .await?
                     .first()

@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::template::Expander;
+
 /// A sorted label set.
 pub type Labels = Vec<(String, String)>;
 
@@ -127,6 +129,10 @@ pub struct AlertRule<'a> {
     pub labels: &'a BTreeMap<String, String>,
     /// Annotation templates.
     pub annotations: &'a BTreeMap<String, String>,
+    /// The server's public URL, the templates' `$externalURL` (`""` when unknown).
+    pub external_url: &'a str,
+    /// The results of the queries the templates call (`query`); `None` where none can run.
+    pub queries: Option<&'a super::template::Queries>,
 }
 
 /// What one evaluation of an alerting rule changed.
@@ -138,6 +144,9 @@ pub struct Stepped {
     pub fired: Vec<Alert>,
     /// Alerts that stopped firing now (each resolves its incident).
     pub resolved: Vec<Alert>,
+    /// `query` expressions the templates called without a result in
+    /// [`AlertRule::queries`]: the caller runs them and steps again.
+    pub queries: Vec<String>,
 }
 
 /// Prometheus's label-set fingerprint (FNV-1a 64 with 0xff separators).
@@ -189,83 +198,11 @@ pub fn template_value(v: f64) -> String {
     format!("{v}")
 }
 
-/// Expands the template forms rule files use most — `{{ $labels.name }}`, `{{ .Labels.name }}`,
-/// `{{ $value }}`, `{{ .Value }}`, `{{ $labels }}` and `{{ humanize $value }}` — and leaves
-/// every other `{{ … }}` as written (Lookout does not run Go templates; docs/rules.md says so).
-/// The result is at most [`MAX_EXPANSION_BYTES`] long.
+/// `template` expanded as Prometheus expands an alert's label or annotation template (see
+/// [`super::template`]), for an alert with these labels and value, with no external URL and
+/// `now` at 0. At most [`MAX_EXPANSION_BYTES`] long.
 pub fn expand(template: &str, labels: &[(String, String)], value: f64) -> String {
-    let mut out = expand_uncapped(template, labels, value);
-    truncate(&mut out);
-    out
-}
-
-/// Cuts `s` to [`MAX_EXPANSION_BYTES`] on a character boundary, ending it with `…`.
-fn truncate(s: &mut String) {
-    if s.len() <= MAX_EXPANSION_BYTES {
-        return;
-    }
-    let mut end = MAX_EXPANSION_BYTES - '…'.len_utf8();
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.truncate(end);
-    s.push('…');
-}
-
-fn expand_uncapped(template: &str, labels: &[(String, String)], value: f64) -> String {
-    let mut out = String::with_capacity(template.len().min(MAX_EXPANSION_BYTES));
-    let mut rest = template;
-    while let Some(open) = rest.find("{{") {
-        // Past the cap nothing more is kept: stop before expanding the rest.
-        if out.len() > MAX_EXPANSION_BYTES {
-            return out;
-        }
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 2..];
-        let Some(close) = after.find("}}") else {
-            out.push_str(&rest[open..]);
-            return out;
-        };
-        let inner = after[..close]
-            .trim_start_matches('-')
-            .trim_end_matches('-')
-            .trim();
-        let label = |name: &str| {
-            labels
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
-        let replaced = if let Some(n) = inner
-            .strip_prefix("$labels.")
-            .or_else(|| inner.strip_prefix(".Labels."))
-        {
-            Some(label(n))
-        } else {
-            match inner {
-                "$value" | ".Value" | "humanize $value" | "$value | humanize" => {
-                    Some(template_value(value))
-                }
-                "$labels" | ".Labels" => Some(format!(
-                    "map[{}]",
-                    labels
-                        .iter()
-                        .map(|(k, v)| format!("{k}:{v}"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                )),
-                _ => None,
-            }
-        };
-        match replaced {
-            Some(s) => out.push_str(&s),
-            None => out.push_str(&rest[open..open + 2 + close + 2]),
-        }
-        rest = &after[close + 2..];
-    }
-    out.push_str(rest);
-    out
+    Expander::new("", "", 0, None).expand(template, labels, value, MAX_EXPANSION_BYTES)
 }
 
 /// Prometheus's `--rules.alert.for-outage-tolerance` default: a pending alert's `for` is
@@ -369,6 +306,7 @@ pub fn step(
                 active: Vec::new(),
                 fired: Vec::new(),
                 resolved,
+                queries: Vec::new(),
             },
             Some(msg),
         )
@@ -383,6 +321,8 @@ pub fn step(
              a group's alerts may hold {MAX_GROUP_ALERT_BYTES} in all)"
         )
     };
+    // Each template is parsed once for all the alerts, its work bounded for the whole rule.
+    let mut expander = Expander::new(rule.name, rule.external_url, t, rule.queries);
     for (labels, v) in results {
         let mut m: BTreeMap<String, String> = labels
             .iter()
@@ -390,7 +330,7 @@ pub fn step(
             .cloned()
             .collect();
         for (k, tpl) in rule.labels {
-            let val = expand(tpl, &labels, v);
+            let val = expander.expand(tpl, &labels, v, MAX_EXPANSION_BYTES);
             if val.is_empty() {
                 m.remove(k);
             } else {
@@ -405,7 +345,7 @@ pub fn step(
         }
         let mut annotations: Labels = Vec::with_capacity(rule.annotations.len());
         for (k, tpl) in rule.annotations {
-            let text = expand(tpl, &labels, v);
+            let text = expander.expand(tpl, &labels, v, MAX_EXPANSION_BYTES);
             used += k.len() + text.len();
             if used > budget {
                 return fail(over(used));
@@ -419,7 +359,10 @@ pub fn step(
             );
         }
     }
-    let mut out = Stepped::default();
+    let mut out = Stepped {
+        queries: expander.wanted_queries(),
+        ..Stepped::default()
+    };
     let mut known: HashSet<u64> = HashSet::new();
     for a in prev {
         let fp = fingerprint(&a.labels);
@@ -513,7 +456,7 @@ mod tests {
                 &labels,
                 3.0
             ),
-            "a:9100 is 3 (node) {{ printf \"x\" }}"
+            "a:9100 is 3 (node) x"
         );
         assert_eq!(template_value(0.25), "0.25");
         // As Go's %v: exponent form below 1e-4 and from 1e6.
@@ -546,6 +489,8 @@ mod tests {
             keep_firing_for_ms: keep,
             labels,
             annotations: ann,
+            external_url: "",
+            queries: None,
         }
     }
 
@@ -575,6 +520,31 @@ mod tests {
         let (s5, _) = step(&r, &s4.active, vec![], 240_000, 0, MAX_GROUP_ALERT_BYTES);
         assert_eq!(s5.resolved.len(), 1);
         assert!(s5.active.is_empty());
+    }
+
+    #[test]
+    fn templates_ask_for_their_queries_and_use_the_results() {
+        let labels = BTreeMap::new();
+        let ann = BTreeMap::from([(
+            "summary".to_string(),
+            r#"{{ $labels.i }}: {{ query "sum(up)" | first | value }}"#.to_string(),
+        )]);
+        let mut r = rule(&labels, &ann, 0, 0);
+        let res = || vec![(l(&[("i", "a")]), 1.0)];
+        // Without results: the query is listed for the caller to run.
+        let none = super::super::template::Queries::new();
+        r.queries = Some(&none);
+        let (s, _) = step(&r, &[], res(), 0, 0, MAX_GROUP_ALERT_BYTES);
+        assert_eq!(s.queries, ["sum(up)"]);
+        // With them: expanded, nothing more asked.
+        let some = super::super::template::Queries::from([(
+            "sum(up)".to_string(),
+            Ok(vec![(Vec::new(), 7.0)]),
+        )]);
+        r.queries = Some(&some);
+        let (s, _) = step(&r, &[], res(), 0, 0, MAX_GROUP_ALERT_BYTES);
+        assert!(s.queries.is_empty());
+        assert_eq!(s.active[0].annotations, l(&[("summary", "a: 7")]));
     }
 
     #[test]

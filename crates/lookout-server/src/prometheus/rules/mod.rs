@@ -14,6 +14,7 @@ pub mod parse;
 pub mod read;
 pub mod runner;
 pub mod service;
+pub mod template;
 pub mod ui;
 
 use std::sync::Arc;
@@ -64,6 +65,7 @@ pub fn workers(bg: &crate::tasks::Background) -> crate::tasks::Workers {
         store: bg.store.clone(),
         alerting: bg.alerting.clone(),
         cluster: bg.cluster.clone(),
+        external_url: bg.public_url.clone(),
     });
     vec![runner::placement(ctx, bg.stop.clone())]
 }

@@ -276,6 +276,16 @@ pub fn parse(text: &str) -> Result<RuleFile, Vec<String>> {
                     0
                 }
             };
+            // As `promtool check rules`: an alerting rule's templates must parse.
+            if let Some(name) = r.alert.as_deref().filter(|_| r.record.is_none()) {
+                for (what, map) in [("label", &labels), ("annotation", &annotations)] {
+                    for (k, text) in map {
+                        if let Err(e) = super::template::check(name, text) {
+                            err(format!("{what} {k:?}: {e}"));
+                        }
+                    }
+                }
+            }
             let kind = if let Some(name) = &r.record {
                 if !r.annotations.is_empty() {
                     err("invalid field 'annotations' in recording rule".into());
@@ -387,6 +397,34 @@ groups:
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn alert_templates_must_parse_as_promtool_checks_them() {
+        let e = parse(
+            r#"
+groups:
+  - name: g
+    rules:
+      - alert: A
+        expr: up == 0
+        labels: {severity: "{{ if gt $value 1.0 }}page{{ end"}
+        annotations:
+          ok: "{{ $labels.job | toUpper }} is {{ humanize $value }}"
+          summary: "{{ nope $value }}"
+"#,
+        )
+        .unwrap_err();
+        let all = e.join("\n");
+        assert_eq!(e.len(), 2, "{all}");
+        assert!(
+            all.contains(r#"rule 1, "A": label "severity": error parsing template __alert_A"#),
+            "{all}"
+        );
+        assert!(
+            all.contains(r#"annotation "summary": error parsing template __alert_A: template: __alert_A: function "nope" not defined"#),
+            "{all}"
+        );
     }
 
     #[test]

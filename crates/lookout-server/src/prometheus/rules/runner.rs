@@ -30,6 +30,7 @@ use tokio::sync::watch;
 
 use super::eval::{self, Alert, AlertRule, AlertState, GroupState, Labels, RuleState};
 use super::parse::{Group, Kind, Rule};
+use super::template;
 use crate::cluster::placement::Work;
 use crate::prometheus::promql::{evaluate_on, Pool, When};
 
@@ -58,6 +59,8 @@ pub struct RulesContext {
     pub alerting: crate::alerting::Alerting,
     /// The database's clock.
     pub cluster: crate::cluster::Cluster,
+    /// The server's public URL: alert templates' `$externalURL`.
+    pub external_url: String,
 }
 
 /// A group as scheduled: where it comes from and what it holds.
@@ -288,6 +291,10 @@ async fn commit(
     }
 }
 
+/// Most evaluations of an alerting rule's templates in one group evaluation: the first finds the
+/// `query` calls, the next have their results (at most [`template::MAX_QUERIES`] in all).
+const TEMPLATE_QUERY_PASSES: usize = 3;
+
 /// The query results as (labels, value) pairs: a vector's samples, or a scalar as one
 /// element without labels (as Prometheus records a scalar).
 fn as_vector(v: Value) -> Result<Vec<(Labels, f64)>, String> {
@@ -401,15 +408,59 @@ async fn evaluate_group(
                 let prev_alerts: &[Alert] = before.map(|b| b.alerts.as_slice()).unwrap_or(&[]);
                 match result {
                     Ok(results) => {
-                        let spec = AlertRule {
-                            name,
-                            for_ms: *for_ms,
-                            keep_firing_for_ms: *keep_firing_for_ms,
-                            labels: &rule.labels,
-                            annotations,
+                        // The queries the templates call (`query`) are run between passes: a
+                        // pass lists those it lacks, the next has their results. A query built
+                        // from another's result needs one more pass; past the last, the
+                        // templates that still lack one show the expansion error.
+                        let mut queries = template::Queries::new();
+                        let mut passes = 1;
+                        let (stepped, error) = loop {
+                            let spec = AlertRule {
+                                name,
+                                for_ms: *for_ms,
+                                keep_firing_for_ms: *keep_firing_for_ms,
+                                labels: &rule.labels,
+                                annotations,
+                                external_url: &ctx.external_url,
+                                queries: Some(&queries),
+                            };
+                            let (stepped, error) = eval::step(
+                                &spec,
+                                prev_alerts,
+                                results.clone(),
+                                t,
+                                g.group.limit,
+                                alert_budget,
+                            );
+                            if stepped.queries.is_empty() || passes >= TEMPLATE_QUERY_PASSES {
+                                if !stepped.queries.is_empty() {
+                                    tracing::warn!(project = g.project, group = %g.group.name, rule = %rule.name(), queries = ?stepped.queries, "Alert templates still lack query results after the last pass.");
+                                }
+                                break (stepped, error);
+                            }
+                            passes += 1;
+                            for q in stepped.queries {
+                                let left = deadline.saturating_duration_since(Instant::now());
+                                let r = if left.is_zero() {
+                                    Err("group evaluation deadline passed".to_string())
+                                } else {
+                                    // At the evaluation time, as Prometheus's templates query.
+                                    evaluate_on(
+                                        &ctx.store,
+                                        max_samples,
+                                        g.project,
+                                        &q,
+                                        When::Instant(t),
+                                        left,
+                                        Pool::Rules,
+                                    )
+                                    .await
+                                    .map_err(|e| e.message())
+                                    .and_then(as_vector)
+                                };
+                                queries.insert(q, r);
+                            }
                         };
-                        let (stepped, error) =
-                            eval::step(&spec, prev_alerts, results, t, g.group.limit, alert_budget);
                         alert_budget = alert_budget.saturating_sub(
                             stepped.active.iter().map(eval::alert_bytes).sum::<usize>(),
                         );

@@ -33,6 +33,7 @@ fn rule_file(for_: &str) -> String {
           severity: critical
         annotations:
           summary: "Room {{{{ $labels.room }}}} is {{{{ $value }}}} degrees"
+          hottest: '{{{{ with query "max(temp)" }}}}{{{{ . | first | value }}}}{{{{ end }}}} of {{{{ query "count(temp)" | first | value | humanize }}}}'
 "#
     )
 }
@@ -173,6 +174,8 @@ async fn rules_record_fire_and_resolve(backend: Backend) {
     assert_eq!(a["labels"]["room"], "a");
     assert_eq!(a["labels"]["severity"], "critical");
     assert_eq!(a["annotations"]["summary"], "Room a is 30 degrees");
+    // `query` in a template: the runner evaluated both queries and expanded again.
+    assert_eq!(a["annotations"]["hottest"], "30 of 3", "{a:#}");
     assert_eq!(a["value"], "3e+01");
     let active_at = ms_of(a["activeAt"].as_str().unwrap());
     // A few more evaluations while pending: still nothing opened.
