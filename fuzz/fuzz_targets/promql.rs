@@ -60,7 +60,12 @@ fuzz_target!(|bytes: &[u8]| {
         .map(|s| {
             all.iter()
                 .filter(|x| s.matchers.iter().all(|m| m.matches_labels(&x.labels)))
-                .cloned()
+                .map(|x| {
+                    // Raw samples answered as the selection asks (count_over_time sums weights).
+                    let mut x = x.clone();
+                    s.weigh_raw(&mut x.samples);
+                    x
+                })
                 .collect()
         })
         .collect();
