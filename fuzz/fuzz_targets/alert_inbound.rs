@@ -3,7 +3,7 @@
 //! API accepts. Parsing, validation, schedule rendering and the escalation clock must never
 //! panic or loop, whatever the input.
 //!
-//! Run: `cargo +nightly fuzz run alert_inbound` from the repository root.
+//! Run: `fuzz/run.sh alert_inbound` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -15,7 +15,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = inbound::pagerduty(data);
     let _ = inbound::alertmanager(data);
     let _ = inbound::mapped(data, &Mapping::default());
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(m) = serde_json::from_str::<Mapping>(text) {
         if m.validate().is_ok() {
             let _ = inbound::mapped(br#"{"title":"t","status":"ok","id":1}"#, &m);

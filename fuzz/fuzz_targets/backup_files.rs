@@ -3,7 +3,7 @@
 //! headers, frames and their checksum chain; and `pgbackrest info --output=json` as the backups
 //! job reads it. A damaged file must end the valid prefix with an error, never panic.
 //!
-//! Run: `cargo +nightly fuzz run backup_files` from the repository root.
+//! Run: `fuzz/run.sh backup_files` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,7 +1,7 @@
 //! Fuzzes the mention finder of issue comments with arbitrary text: it never panics, the pieces
 //! always join back into the comment, and no more than the cap are read.
 //!
-//! Run: `cargo +nightly fuzz run comment_mentions` from the repository root.
+//! Run: `fuzz/run.sh comment_mentions` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

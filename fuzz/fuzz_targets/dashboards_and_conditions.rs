@@ -3,7 +3,7 @@
 //! JSON for a condition, the report settings and an SLO. Each may be refused, never panic; a
 //! dashboard that validates exports to YAML that reads back the same.
 //!
-//! Run: `cargo +nightly fuzz run dashboards_and_conditions` from the repository root.
+//! Run: `fuzz/run.sh dashboards_and_conditions` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,11 +13,14 @@ use lookout_server::reports::slo::SloSpec;
 use lookout_server::reports::Settings;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(all) = read_many(text) {
         for d in all {
             if d.validate().is_ok() {
-                let back = Dashboard::from_yaml(&d.to_yaml()).expect("an exported dashboard reads back");
+                let back =
+                    Dashboard::from_yaml(&d.to_yaml()).expect("an exported dashboard reads back");
                 assert_eq!(back, d);
             }
         }

@@ -2,14 +2,16 @@
 //! YAML verification rules, and EXPLAIN's JSON plans walked and judged against them (the plans
 //! come from the user's server). None may panic.
 //!
-//! Run: `cargo +nightly fuzz run db_verify` from the repository root.
+//! Run: `fuzz/run.sh db_verify` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use lookout_dbhealth::verify;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let rules = verify::parse(text).unwrap_or_default();
     let probe = verify::parse(
         "verify:\n  - name: r\n    query: SELECT 1\n    uses_index: i\n    no_seq_scan: public.t\n    cost_below: 10\n    rows_examined_below: 10\n",

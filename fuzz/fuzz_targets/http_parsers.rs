@@ -2,7 +2,7 @@
 //! authentication relies on, and the post-login `next` redirect check. Neither may panic, and
 //! `safe_next` must never let a redirect leave the site.
 //!
-//! Run: `cargo +nightly fuzz run http_parsers` from the repository root.
+//! Run: `fuzz/run.sh http_parsers` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use axum::http::{header, HeaderMap, HeaderValue};

@@ -4,7 +4,7 @@
 //! log. None may panic; a token opens only with a right signature, and an opened secret is the
 //! 64 hex characters the server made.
 //!
-//! Run: `cargo +nightly fuzz run identity_tokens` from the repository root.
+//! Run: `fuzz/run.sh identity_tokens` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -3,7 +3,7 @@
 //! conventions, statement normalisation, exponential histograms into sketches), cumulative-to-
 //! delta conversion, Sentry transactions into spans, and stored sketch bytes. None may panic.
 //!
-//! Run: `cargo +nightly fuzz run otlp_decoders` from the repository root.
+//! Run: `fuzz/run.sh otlp_decoders` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

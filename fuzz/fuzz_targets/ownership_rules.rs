@@ -2,7 +2,7 @@
 //! a line inside the text), never panic; rules that parse are matched against an event made from
 //! the same bytes, which must not panic either.
 //!
-//! Run: `cargo +nightly fuzz run ownership_rules` from the repository root.
+//! Run: `fuzz/run.sh ownership_rules` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

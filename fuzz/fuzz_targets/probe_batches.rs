@@ -2,7 +2,7 @@
 //! them) and the rendezvous split of monitors among agents. Decoding must refuse, never panic,
 //! and a batch it accepts must satisfy the bounds the store relies on.
 //!
-//! Run: `cargo +nightly fuzz run probe_batches` from the repository root.
+//! Run: `fuzz/run.sh probe_batches` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -4,7 +4,7 @@
 //! metric store's chunk decoder (a damaged chunk must be refused, never panic). None may
 //! panic, loop or allocate beyond the caps, whatever the input.
 //!
-//! Run: `cargo +nightly fuzz run prometheus_remote_write` from the repository root.
+//! Run: `fuzz/run.sh prometheus_remote_write` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -2,7 +2,7 @@
 //! machine and template expansion with each alerting rule it accepts: refusing is fine (every
 //! problem named), panicking is not.
 //!
-//! Run: `cargo +nightly fuzz run prometheus_rules` from the repository root.
+//! Run: `fuzz/run.sh prometheus_rules` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

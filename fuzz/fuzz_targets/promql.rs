@@ -2,7 +2,7 @@
 //! may refuse, evaluation may answer an error, nothing may panic. Instant and range evaluation
 //! both run, with budgets small enough that a hostile query ends quickly.
 //!
-//! Run: `cargo +nightly fuzz run promql` from the repository root.
+//! Run: `fuzz/run.sh promql` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use std::time::Duration;
@@ -60,7 +60,12 @@ fuzz_target!(|bytes: &[u8]| {
         .map(|s| {
             all.iter()
                 .filter(|x| s.matchers.iter().all(|m| m.matches_labels(&x.labels)))
-                .cloned()
+                .map(|x| {
+                    // Raw samples answered as the selection asks (count_over_time sums weights).
+                    let mut x = x.clone();
+                    s.weigh_raw(&mut x.samples);
+                    x
+                })
                 .collect()
         })
         .collect();

@@ -4,7 +4,7 @@
 //! the legacy store body, event normalisation and grouping. None of it may panic, and the
 //! decompression cap must hold.
 //!
-//! Run: `cargo +nightly fuzz run sentry_ingest` from the repository root.
+//! Run: `fuzz/run.sh sentry_ingest` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -14,7 +14,9 @@ use lookout_protocol::{decompress, envelope, grouping, store};
 const CAP: usize = 64 * 1024;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, body)) = data.split_first() else { return };
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
     let encoding = ["identity", "gzip", "deflate", "br", "zstd"][usize::from(selector) % 5];
     // The envelope header read before the key is known: one line, capped.
     if let Ok(line) = decompress::decode_first_line(Some(encoding), body, CAP) {
@@ -34,9 +36,14 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(out) = out {
         assert!(out.len() <= CAP && out.capacity() <= granted.max(out.len()).max(64 * 1024));
     }
-    let Ok(decoded) = decompress::decode(Some(encoding), body, CAP) else { return };
+    let Ok(decoded) = decompress::decode(Some(encoding), body, CAP) else {
+        return;
+    };
     assert!(decoded.len() <= CAP);
-    let clock = Clock { received_ms: 1_800_000_000_000, sent_at_ms: Some(1_700_000_000_000) };
+    let clock = Clock {
+        received_ms: 1_800_000_000_000,
+        sent_at_ms: Some(1_700_000_000_000),
+    };
     if let Ok(env) = envelope::parse(&decoded) {
         for item in &env.items {
             if let Ok(ev) = parse_event(&item.payload, env.header_str("event_id"), &clock) {

@@ -3,7 +3,7 @@
 //! claim Lookout reads from a token's payload. None may panic, and no token verifies against an
 //! empty key set.
 //!
-//! Run: `cargo +nightly fuzz run sso_tokens` from the repository root.
+//! Run: `fuzz/run.sh sso_tokens` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use std::str::FromStr;

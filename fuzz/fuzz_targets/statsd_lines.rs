@@ -2,7 +2,7 @@
 //! them over, and the aggregator behind it (with a small series budget, flushed twice): no
 //! input may panic, loop or allocate beyond a line's caps, and the budget always holds.
 //!
-//! Run: `cargo +nightly fuzz run statsd_lines` from the repository root.
+//! Run: `fuzz/run.sh statsd_lines` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -27,5 +27,8 @@ fuzz_target!(|data: &[u8]| {
     agg.add_packet(data);
     // No line can make a written value infinite or NaN.
     let b = agg.flush(2);
-    assert!(b.series.iter().all(|s| s.samples.iter().all(|p| p.1.is_finite())));
+    assert!(b
+        .series
+        .iter()
+        .all(|s| s.samples.iter().all(|p| p.1.is_finite())));
 });

@@ -1,15 +1,19 @@
 //! Fuzzes monitor conditions: parsing user-written conditions and judging them against a body
 //! taken from the same input. Neither may panic.
 //!
-//! Run: `cargo +nightly fuzz run uptime_conditions` from the repository root.
+//! Run: `fuzz/run.sh uptime_conditions` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use lookout_uptime::conditions::{parse, Observation};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    let (condition, body) = text.split_once('\n').unwrap_or((text, r#"{"status":"UP","items":[1,2,3]}"#));
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (condition, body) = text
+        .split_once('\n')
+        .unwrap_or((text, r#"{"status":"UP","items":[1,2,3]}"#));
     if let Ok(c) = parse(condition) {
         let obs = Observation {
             status: Some(200),

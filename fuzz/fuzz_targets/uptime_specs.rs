@@ -2,7 +2,7 @@
 //! Sentry `monitor_config` from check-ins, and maintenance recurrences. Validation, redaction and
 //! schedule arithmetic must never panic, whatever the input.
 //!
-//! Run: `cargo +nightly fuzz run uptime_specs` from the repository root.
+//! Run: `fuzz/run.sh uptime_specs` from the repository root (stable toolchain; see docs/operations.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -10,7 +10,9 @@ use lookout_uptime::schedule::{Recurrence, Window};
 use lookout_uptime::MonitorSpec;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(mut spec) = serde_json::from_str::<MonitorSpec>(text) {
         if spec.validate().is_ok() {
             let _ = spec.redacted();
