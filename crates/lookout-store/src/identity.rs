@@ -540,6 +540,24 @@ pub async fn setting(store: &Store, name: &str) -> Result<Option<Json>> {
     row.map(|r| r.json("value")).transpose()
 }
 
+/// Writes the `server_settings` row `name` with the caller's connection (or transaction).
+pub(crate) async fn upsert_setting_in(
+    conn: &mut crate::Conn,
+    name: &str,
+    value: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO server_settings (name, value, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+    )
+    .bind(name)
+    .bind(value)
+    .bind(now_ms())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Sets the installation-wide setting `name` (`None` removes it), with the request's audit
 /// entry in the same transaction, its details the value before and after (secrets masked).
 pub async fn put_setting(store: &Store, name: &str, value: Option<&Json>) -> Result<()> {
@@ -552,17 +570,7 @@ pub async fn put_setting(store: &Store, name: &str, value: Option<&Json>) -> Res
         .transpose()?
         .unwrap_or(Json::Null);
     match value {
-        Some(v) => {
-            sqlx::query(
-                "INSERT INTO server_settings (name, value, updated_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            )
-            .bind(name)
-            .bind(v.to_string())
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
-        }
+        Some(v) => upsert_setting_in(&mut tx, name, &v.to_string()).await?,
         None => {
             sqlx::query("DELETE FROM server_settings WHERE name = $1")
                 .bind(name)

@@ -342,9 +342,6 @@ impl Aggregator {
                 return Err(Refused::OverBudget);
             }
             self.label_bytes += bytes;
-        }
-        // Looked up by reference first: a line of a known series allocates nothing.
-        if !self.series.contains_key(&key) {
             let fresh = Entry {
                 state: match m.kind {
                     Kind::Counter => State::Counter(0.0),
@@ -361,8 +358,9 @@ impl Aggregator {
             };
             self.series.insert(Arc::new(key.clone()), fresh);
         }
+        // Looked up by reference: a line of a known series allocates nothing.
         let Some(entry) = self.series.get_mut(&key) else {
-            return Err(Refused::OverBudget);
+            unreachable!("inserted above when missing");
         };
         let weight = 1.0 / m.rate;
         // Divided, not multiplied by 0.001: 250 ms is then exactly 0.25 s.

@@ -62,16 +62,7 @@ where
 
 /// Records, in a fold's transaction, that the service rows are complete through `position`.
 async fn set_service_rows_through(tx: &mut Transaction<'static, Any>, position: i64) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO server_settings (name, value, updated_at) VALUES ($1, $2, $3)
-         ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-    )
-    .bind(SERVICE_ROWS_THROUGH)
-    .bind(position.to_string())
-    .bind(now_ms())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    crate::identity::upsert_setting_in(tx, SERVICE_ROWS_THROUGH, &position.to_string()).await
 }
 
 /// Default Apdex target of a newly seen service, ms (New Relic's and SigNoz's default).
