@@ -1,6 +1,7 @@
 //! Fuzzes what Prometheus clients send: remote-write bodies of both versions (snappy block
 //! format, then protobuf; also the uncompressed messages directly, so the fuzzer reaches the
-//! protobuf decoder without having to learn snappy), `match[]` series selectors, and the
+//! protobuf decoder without having to learn snappy) with their native histograms expanded into
+//! classic series (spans, deltas, schemas, custom bounds), `match[]` series selectors, and the
 //! metric store's chunk decoder (a damaged chunk must be refused, never panic). None may
 //! panic, loop or allocate beyond the caps, whatever the input.
 //!

@@ -185,6 +185,49 @@ def test_otlp_metrics_are_queryable_with_promql_under_prometheus_names(server, e
     provider.shutdown()
 
 
+def test_exponential_histograms_from_the_sdk_are_queryable_as_buckets(server):
+    """An exponential histogram (Prometheus's native histogram) comes back as the classic
+    histogram it equals at its bucket boundaries: exact count and sum, +Inf bucket, and a median
+    from `histogram_quantile` inside the bucket that holds the real one."""
+    import urllib.parse
+
+    from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
+
+    _, metric_exporter = exporters("protobuf")
+    reader = InMemoryMetricReader()
+    view = View(instrument_name="queue.wait", aggregation=ExponentialBucketHistogramAggregation(max_size=20))
+    provider = MeterProvider(resource=Resource.create({"service.name": "queue"}),
+                             metric_readers=[reader], views=[view])
+    wait = provider.get_meter("test").create_histogram("queue.wait", unit="s")
+    values = [0.5, 1, 3, 3, 100]
+    for v in values:
+        wait.record(v)
+    data = reader.get_metrics_data()
+    point = data.resource_metrics[0].scope_metrics[0].metrics[0].data.data_points[0]
+    exporter = metric_exporter(endpoint=server.otlp_url + "/v1/metrics")
+    assert exporter.export(data).name == "SUCCESS"
+
+    def promql(q):
+        answer = server.api("/prometheus/api/v1/query?query=" + urllib.parse.quote(q))
+        return [(r["metric"], float(r["value"][1])) for r in answer["data"]["result"]]
+
+    got = wait_for(lambda: promql("queue_wait_seconds_count"), lambda v: len(v) == 1)
+    assert got[0][1] == 5
+    assert promql("queue_wait_seconds_sum")[0][1] == sum(values)
+    buckets = sorted((float(m["le"]), v) for m, v in promql("queue_wait_seconds_bucket"))
+    assert buckets[-1] == (float("inf"), 5)
+    # Each value is counted at the first boundary at or above it, and not below its bucket.
+    base = 2 ** (2 ** -point.scale)
+    for v in values:
+        at_or_above = min(le for le, _ in buckets if le >= v)
+        below = sum(1 for x in values if x <= at_or_above)
+        assert dict(buckets)[at_or_above] == below, (v, buckets)
+        assert at_or_above < v * base * (1 + 1e-12), (v, at_or_above, point.scale)
+    median = promql("histogram_quantile(0.5, queue_wait_seconds_bucket)")[0][1]
+    assert 3 / base <= median <= 3 * base, (median, point.scale)
+    provider.shutdown()
+
+
 def test_exports_without_a_token_need_the_otlp_listener(server):
     body = json.dumps({"resourceSpans": []}).encode()
     main = urllib.request.Request(server.url + "/v1/traces", data=body, method="POST",

@@ -7,6 +7,7 @@
 //! - [`grouping`]: versioned grouping of events into issues;
 //! - [`mentions`]: `@user` and `#team` mentions in issue comments;
 //! - [`parameterize`]: the placeholders that make messages with variable parts group together;
+//! - [`native_histogram`]: native (exponential) histograms as the classic ones the store keeps;
 //! - [`remote_write`]: Prometheus remote write 1.0 and 2.0, snappy block compressed;
 //! - [`selector`]: PromQL series selectors, as Prometheus's `match[]` parameter takes them;
 //! - [`statsd`]: StatsD and DogStatsD lines, as UDP packets carry them;
@@ -25,6 +26,7 @@ pub mod event;
 pub mod exposition;
 pub mod grouping;
 pub mod mentions;
+pub mod native_histogram;
 pub mod ownership;
 pub mod parameterize;
 pub mod relabel;

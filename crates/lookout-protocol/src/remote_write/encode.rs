@@ -88,6 +88,75 @@ pub fn v2(series: &[Series], metadata: &[Metadata]) -> Vec<u8> {
     )
 }
 
+/// A 2.0 `Request` of one series carrying native histogram samples `(time, histogram)`, sent as
+/// float histograms (absolute counts), snappy block compressed.
+pub fn v2_native(
+    labels: &[(String, String)],
+    samples: &[(i64, crate::native_histogram::NativeHistogram)],
+) -> Vec<u8> {
+    use histograms::{CountProto, HistogramProto, SpanProto, ZeroCountProto};
+    let mut symbols = vec![String::new()];
+    let mut labels_refs = Vec::new();
+    for (n, v) in labels {
+        for s in [n, v] {
+            labels_refs.push(symbols.len() as u32);
+            symbols.push(s.clone());
+        }
+    }
+    // One span per run of consecutive indices.
+    let spans = |buckets: &[(i64, f64)]| {
+        let mut sorted = buckets.to_vec();
+        sorted.sort_by_key(|b| b.0);
+        let (mut spans, mut counts, mut next) = (Vec::<SpanProto>::new(), Vec::new(), None);
+        for (i, c) in sorted {
+            match (next, spans.last_mut()) {
+                (Some(n), Some(last)) if n == i => last.length += 1,
+                _ => spans.push(SpanProto {
+                    offset: (i - next.unwrap_or(0)) as i32,
+                    length: 1,
+                }),
+            }
+            counts.push(c);
+            next = Some(i + 1);
+        }
+        (spans, counts)
+    };
+    let histograms = samples
+        .iter()
+        .map(|(t, h)| {
+            let (positive_spans, positive_counts) = spans(&h.positive);
+            let (negative_spans, negative_counts) = spans(&h.negative);
+            HistogramProto {
+                count: Some(CountProto::Float(h.count)),
+                sum: h.sum,
+                schema: h.schema,
+                zero_threshold: h.zero_threshold,
+                zero_count: Some(ZeroCountProto::Float(h.zero_count)),
+                negative_spans,
+                negative_counts,
+                positive_spans,
+                positive_counts,
+                timestamp: *t,
+                custom_values: h.custom_bounds.clone(),
+                ..Default::default()
+            }
+        })
+        .collect();
+    snappy(
+        &RequestV2 {
+            symbols,
+            timeseries: vec![TimeSeriesV2 {
+                labels_refs,
+                samples: vec![],
+                histograms,
+                exemplars: vec![],
+                metadata: None,
+            }],
+        }
+        .encode_to_vec(),
+    )
+}
+
 /// Snappy block format.
 pub fn snappy(raw: &[u8]) -> Vec<u8> {
     snap::raw::Encoder::new()

@@ -4,8 +4,9 @@
 //!
 //! The messages are declared here with `prost` derives rather than generated from the `.proto`
 //! files: the build then needs no `protoc`, and only the fields Lookout reads are declared (prost
-//! skips the others, so native histograms and exemplars cost no allocation; they are counted
-//! from their repeated field lengths only where a count is owed to the sender).
+//! skips the others, so exemplars cost no allocation; they are counted from their repeated field
+//! lengths only where a count is owed to the sender). Native histogram samples are stored as the
+//! classic series they equal ([`histograms`]), appended after the float series.
 //!
 //! Every limit is checked before work that it bounds: the snappy header's decoded length before
 //! decompressing (a 10 MiB body can claim 4 GiB), label counts and lengths before a series is
@@ -13,6 +14,7 @@
 //! answered with 400, so one bad series refuses the whole batch and nothing of it is half-stored.
 
 pub mod encode;
+mod histograms;
 
 use prost::Message;
 
@@ -198,16 +200,30 @@ pub struct Batch {
     pub series: Vec<Series>,
     /// Metadata sent with the batch.
     pub metadata: Vec<Metadata>,
-    /// Native histogram samples received (not stored yet: reported as not written).
+    /// Native histogram samples received, each converted into classic series.
     pub histograms: usize,
+    /// How many series at the end of `series` were made from native histograms.
+    pub derived: usize,
+    /// Index in `series` of each native series' `_count` series (one sample per histogram
+    /// sample, so what is kept of it is what is kept of the histograms).
+    pub native_counts: Vec<usize>,
     /// Exemplars received (not stored: reported as not written).
     pub exemplars: usize,
 }
 
 impl Batch {
-    /// Float samples in the batch.
+    /// Samples in the batch, those made from native histograms included.
     pub fn samples(&self) -> usize {
         self.series.iter().map(|s| s.samples.len()).sum()
+    }
+
+    /// Appends the classic series made from native histograms.
+    fn add_derived(&mut self, d: histograms::Derived) {
+        let first = self.series.len();
+        self.histograms = d.histograms;
+        self.derived = d.series.len();
+        self.native_counts = d.counts.into_iter().map(|i| first + i).collect();
+        self.series.extend(d.series);
     }
 }
 
@@ -244,7 +260,7 @@ pub fn decode_raw(
     reserve: &mut dyn FnMut(usize) -> bool,
 ) -> Result<Batch, RemoteWriteError> {
     match version {
-        Version::V1 => decode_v1(raw),
+        Version::V1 => decode_v1_within(raw, reserve),
         Version::V2 => decode_v2_within(raw, reserve),
     }
 }
@@ -317,6 +333,10 @@ pub struct Counts {
     pub label_halves: usize,
     /// Metadata messages (1.0) or series carrying one (2.0).
     pub metadata: usize,
+    /// Native histogram messages.
+    pub histograms: usize,
+    /// Wire bytes of native histogram messages (their packed counts grow up to 8 times).
+    pub histogram_bytes: usize,
 }
 
 impl Counts {
@@ -329,7 +349,9 @@ impl Counts {
         2 * (self.series * (size_of::<Series>() + size_of::<Vec<u32>>() * 4)
             + self.samples * size_of::<(i64, f64)>()
             + self.label_halves * size_of::<String>()
-            + self.metadata * size_of::<Metadata>())
+            + self.metadata * size_of::<Metadata>()
+            + self.histograms * size_of::<histograms::HistogramProto>()
+            + self.histogram_bytes * 8)
     }
 }
 
@@ -337,9 +359,9 @@ impl Counts {
 /// them: one series with a million labels, or a million empty series, is refused having cost a
 /// scan, not a million allocations.
 pub fn prescan(raw: &[u8], version: Version) -> Result<Counts, RemoteWriteError> {
-    let (series_field, metadata_field) = match version {
-        Version::V1 => (1, 3),
-        Version::V2 => (5, u64::MAX),
+    let (series_field, metadata_field, histogram_field) = match version {
+        Version::V1 => (1, 3, 4),
+        Version::V2 => (5, u64::MAX, 3),
     };
     let mut worst = 0usize;
     let mut counts = Counts::default();
@@ -355,6 +377,10 @@ pub fn prescan(raw: &[u8], version: Version) -> Result<Counts, RemoteWriteError>
         fields(payload, |f, w, p| {
             if f == 2 {
                 counts.samples += 1;
+            }
+            if f == histogram_field && w == 2 {
+                counts.histograms += 1;
+                counts.histogram_bytes += p.len();
             }
             if f == 5 && version == Version::V2 {
                 counts.metadata += 1;
@@ -384,10 +410,10 @@ pub fn prescan(raw: &[u8], version: Version) -> Result<Counts, RemoteWriteError>
             counts.series
         )));
     }
-    if counts.samples > MAX_SAMPLES {
+    if counts.samples + counts.histograms > MAX_SAMPLES {
         return Err(RemoteWriteError::TooMany(format!(
             "{} samples in one request; at most {MAX_SAMPLES} are accepted",
-            counts.samples
+            counts.samples + counts.histograms
         )));
     }
     // 2.0 repeats a metric's metadata on every series of it: there the cap is on distinct
@@ -417,7 +443,7 @@ struct TimeSeriesV1 {
     #[prost(message, repeated, tag = "3")]
     exemplars: Vec<Skipped>,
     #[prost(message, repeated, tag = "4")]
-    histograms: Vec<Skipped>,
+    histograms: Vec<histograms::HistogramProto>,
 }
 
 /// A message whose contents Lookout does not read: only counted.
@@ -454,16 +480,29 @@ struct MetricMetadataV1 {
 
 /// Decodes an uncompressed 1.0 `WriteRequest`.
 pub fn decode_v1(raw: &[u8]) -> Result<Batch, RemoteWriteError> {
-    prescan(raw, Version::V1)?;
+    decode_v1_within(raw, &mut |_| true)
+}
+
+/// [`decode_v1`], asking `reserve` for the series native histograms expand into.
+pub fn decode_v1_within(
+    raw: &[u8],
+    reserve: &mut dyn FnMut(usize) -> bool,
+) -> Result<Batch, RemoteWriteError> {
+    let counts = prescan(raw, Version::V1)?;
     let req = WriteRequestV1::decode(raw)
         .map_err(|e| bad(format!("not a prometheus.WriteRequest: {e}")))?;
     let mut batch = Batch::default();
+    let mut derived = histograms::Derived::default();
     for ts in req.timeseries {
-        batch.histograms += ts.histograms.len();
         batch.exemplars += ts.exemplars.len();
-        let labels = ts.labels.into_iter().map(|l| (l.name, l.value)).collect();
+        let labels: Vec<(String, String)> =
+            ts.labels.into_iter().map(|l| (l.name, l.value)).collect();
+        if !ts.histograms.is_empty() {
+            derived.add(labels.clone(), &ts.histograms, counts.samples, reserve)?;
+        }
         push_series(&mut batch, labels, ts.samples)?;
     }
+    batch.add_derived(derived);
     for m in req.metadata {
         if !valid_metric_name(&m.metric_family_name) {
             return Err(bad(format!(
@@ -506,7 +545,7 @@ struct TimeSeriesV2 {
     #[prost(message, repeated, tag = "2")]
     samples: Vec<SampleProto>,
     #[prost(message, repeated, tag = "3")]
-    histograms: Vec<Skipped>,
+    histograms: Vec<histograms::HistogramProto>,
     #[prost(message, repeated, tag = "4")]
     exemplars: Vec<Skipped>,
     #[prost(message, optional, tag = "5")]
@@ -577,8 +616,9 @@ pub fn decode_v2_within(
         return Err(RemoteWriteError::OverBudget);
     }
     let mut seen_metadata: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let floats: usize = req.timeseries.iter().map(|t| t.samples.len()).sum();
+    let mut derived = histograms::Derived::default();
     for ts in &req.timeseries {
-        batch.histograms += ts.histograms.len();
         batch.exemplars += ts.exemplars.len();
         let mut labels = Vec::with_capacity(ts.labels_refs.len() / 2);
         for pair in ts.labels_refs.chunks_exact(2) {
@@ -586,26 +626,37 @@ pub fn decode_v2_within(
                 labels.push((sym(*n)?.to_string(), sym(*v)?.to_string()));
             }
         }
-        let before = batch.series.len();
-        push_series(&mut batch, labels, ts.samples.clone())?;
-        if let (Some(m), Some(s)) = (&ts.metadata, batch.series.get(before)) {
+        if !ts.histograms.is_empty() {
+            derived.add(labels.clone(), &ts.histograms, floats, reserve)?;
+        }
+        // The metadata names the series' metric, read from the labels before they are kept
+        // (a series carrying only histograms adds no float series); a series with an invalid
+        // name refuses the batch below anyway.
+        let metric = labels
+            .iter()
+            .find(|(k, _)| k == "__name__")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        if let Some(m) = &ts.metadata {
             let kind = MetricType::from_i32(m.r#type);
             let (help, unit) = (sym(m.help_ref)?, sym(m.unit_ref)?);
-            if kind != MetricType::Unknown || !help.is_empty() || !unit.is_empty() {
+            if !metric.is_empty()
+                && (kind != MetricType::Unknown || !help.is_empty() || !unit.is_empty())
+            {
                 // Checked before anything is copied; the name is copied only when new.
                 if help.len() > MAX_VALUE_LEN || unit.len() > MAX_VALUE_LEN {
                     return Err(bad(format!(
                         "metadata of {:?} is over {MAX_VALUE_LEN} bytes",
-                        clip(s.name())
+                        clip(metric)
                     )));
                 }
                 no_nul("metadata help", help)?;
                 no_nul("metadata unit", unit)?;
-                if !seen_metadata.contains(s.name()) {
+                if !seen_metadata.contains(metric) {
                     if seen_metadata.len() >= MAX_METADATA {
                         return Err(too_much_metadata());
                     }
-                    let metric = s.name().to_string();
+                    let metric = metric.to_string();
                     seen_metadata.insert(metric.clone());
                     batch.metadata.push(Metadata {
                         metric,
@@ -616,7 +667,9 @@ pub fn decode_v2_within(
                 }
             }
         }
+        push_series(&mut batch, labels, ts.samples.clone())?;
     }
+    batch.add_derived(derived);
     Ok(batch)
 }
 
@@ -666,12 +719,10 @@ fn clip(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
-/// Validates, sorts and keeps one series (with at least one sample).
-fn push_series(
-    batch: &mut Batch,
+/// Validates and sorts one series' labels (empty values dropped, as Prometheus reads them).
+pub(super) fn check_labels(
     mut labels: Vec<(String, String)>,
-    samples: Vec<SampleProto>,
-) -> Result<(), RemoteWriteError> {
+) -> Result<Vec<(String, String)>, RemoteWriteError> {
     if labels.len() > MAX_LABELS {
         return Err(too_many_labels(labels.len()));
     }
@@ -703,6 +754,16 @@ fn push_series(
         }
         Some(_) => {}
     }
+    Ok(labels)
+}
+
+/// Validates, sorts and keeps one series (with at least one sample).
+fn push_series(
+    batch: &mut Batch,
+    labels: Vec<(String, String)>,
+    samples: Vec<SampleProto>,
+) -> Result<(), RemoteWriteError> {
+    let labels = check_labels(labels)?;
     if samples.is_empty() {
         return Ok(());
     }

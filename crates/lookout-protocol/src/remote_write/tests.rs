@@ -260,3 +260,204 @@ fn content_types_choose_the_version() {
         None
     );
 }
+
+/// A schema-0 integer histogram at `t`: 2 observations in (1, 2], 1 in (4, 8], `extra` in the
+/// zero bucket, delta-encoded as Prometheus sends it.
+fn native(t: i64, extra: u64) -> histograms::HistogramProto {
+    use histograms::{CountProto, HistogramProto, SpanProto, ZeroCountProto};
+    HistogramProto {
+        count: Some(CountProto::Int(3 + extra)),
+        sum: 9.0,
+        schema: 0,
+        zero_threshold: 1e-3,
+        zero_count: Some(ZeroCountProto::Int(extra)),
+        positive_spans: vec![
+            SpanProto {
+                offset: 1,
+                length: 1,
+            },
+            SpanProto {
+                offset: 1,
+                length: 1,
+            },
+        ],
+        positive_deltas: vec![2, -1],
+        timestamp: t,
+        ..Default::default()
+    }
+}
+
+fn labels_of(s: &Series) -> Vec<(&str, &str)> {
+    s.labels
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect()
+}
+
+#[test]
+fn native_histograms_arrive_as_the_classic_series_they_equal() {
+    let labels = || {
+        vec![
+            LabelV1 {
+                name: "__name__".into(),
+                value: "rpc_seconds".into(),
+            },
+            LabelV1 {
+                name: "job".into(),
+                value: "api".into(),
+            },
+        ]
+    };
+    let v1 = WriteRequestV1 {
+        timeseries: vec![TimeSeriesV1 {
+            labels: labels(),
+            samples: vec![],
+            exemplars: vec![],
+            histograms: vec![native(1_000, 0), native(2_000, 4)],
+        }],
+        metadata: vec![],
+    };
+    let symbols = vec![
+        String::new(),
+        "__name__".into(),
+        "rpc_seconds".into(),
+        "job".into(),
+        "api".into(),
+    ];
+    let v2 = RequestV2 {
+        symbols,
+        timeseries: vec![TimeSeriesV2 {
+            labels_refs: vec![1, 2, 3, 4],
+            samples: vec![],
+            histograms: vec![native(1_000, 0), native(2_000, 4)],
+            exemplars: vec![],
+            metadata: None,
+        }],
+    };
+    for (version, raw) in [
+        (Version::V1, v1.encode_to_vec()),
+        (Version::V2, v2.encode_to_vec()),
+    ] {
+        let b = decode_raw(&raw, version, &mut |_| true).unwrap();
+        assert_eq!((b.histograms, b.derived), (2, b.series.len()));
+        let by_name: std::collections::BTreeMap<String, &Series> = b
+            .series
+            .iter()
+            .map(|s| {
+                let le = s.labels.iter().find(|l| l.0 == "le").map(|l| l.1.clone());
+                (
+                    format!(
+                        "{}{}",
+                        s.name(),
+                        le.map(|l| format!("{{{l}}}")).unwrap_or_default()
+                    ),
+                    s,
+                )
+            })
+            .collect();
+        let keys: Vec<&str> = by_name.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "rpc_seconds_bucket{+Inf}",
+                "rpc_seconds_bucket{-0.001}",
+                "rpc_seconds_bucket{0.001}",
+                "rpc_seconds_bucket{1}",
+                "rpc_seconds_bucket{2}",
+                "rpc_seconds_bucket{4}",
+                "rpc_seconds_bucket{8}",
+                "rpc_seconds_count",
+                "rpc_seconds_sum",
+            ],
+            "{version:?}"
+        );
+        let at = |k: &str| by_name[k].samples.clone();
+        assert_eq!(at("rpc_seconds_count"), vec![(1_000, 3.0), (2_000, 7.0)]);
+        assert_eq!(at("rpc_seconds_sum"), vec![(1_000, 9.0), (2_000, 9.0)]);
+        assert_eq!(
+            at("rpc_seconds_bucket{2}"),
+            vec![(1_000, 2.0), (2_000, 6.0)]
+        );
+        assert_eq!(
+            at("rpc_seconds_bucket{8}"),
+            vec![(1_000, 3.0), (2_000, 7.0)]
+        );
+        // The zero bucket appears once it holds observations.
+        assert_eq!(at("rpc_seconds_bucket{0.001}"), vec![(2_000, 4.0)]);
+        let count = &b.series[b.native_counts[0]];
+        assert_eq!(count.name(), "rpc_seconds_count");
+        assert_eq!(
+            labels_of(count),
+            [("__name__", "rpc_seconds_count"), ("job", "api")]
+        );
+    }
+}
+
+#[test]
+fn invalid_or_oversized_native_histograms_are_refused() {
+    let one = |h: histograms::HistogramProto| {
+        WriteRequestV1 {
+            timeseries: vec![TimeSeriesV1 {
+                labels: vec![LabelV1 {
+                    name: "__name__".into(),
+                    value: "h".into(),
+                }],
+                samples: vec![],
+                exemplars: vec![],
+                histograms: vec![h],
+            }],
+            metadata: vec![],
+        }
+        .encode_to_vec()
+    };
+    let mut h = native(1, 0);
+    h.positive_deltas.push(1);
+    let e = decode_v1(&one(h)).unwrap_err();
+    assert!(e.to_string().contains("spans hold 2 buckets but 3"), "{e}");
+    let mut h = native(1, 0);
+    h.schema = 20;
+    assert!(decode_v1(&one(h))
+        .unwrap_err()
+        .to_string()
+        .contains("schema 20"));
+    // The expansion is asked of the budget before it is made.
+    let e = decode_v1_within(&one(native(1, 0)), &mut |_| false).unwrap_err();
+    assert_eq!(e, RemoteWriteError::OverBudget);
+    // The test encoder's float histograms (spans from indices) decode to the same buckets.
+    let n = crate::native_histogram::NativeHistogram {
+        schema: 1,
+        count: 6.0,
+        sum: 3.0,
+        positive: vec![(-3, 1.0), (-2, 2.0), (4, 3.0)],
+        ..Default::default()
+    };
+    let body = encode::v2_native(&[("__name__".into(), "f".into())], &[(7, n.clone())]);
+    let b = decode(&body, Version::V2).unwrap();
+    let want = n.to_classic().unwrap();
+    let mut got: Vec<(f64, f64)> = b
+        .series
+        .iter()
+        .filter_map(|s| {
+            let le = s
+                .labels
+                .iter()
+                .find(|l| l.0 == "le")?
+                .1
+                .parse::<f64>()
+                .ok()?;
+            Some((le, s.samples[0].1))
+        })
+        .filter(|b| b.0.is_finite())
+        .collect();
+    got.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert_eq!(got, want.buckets);
+    // A stale histogram marks its count, sum and +Inf bucket stale.
+    let mut h = native(5, 0);
+    h.sum = f64::from_bits(STALE_NAN_BITS);
+    let b = decode_v1(&one(h)).unwrap();
+    assert_eq!(b.series.len(), 3);
+    assert!(b
+        .series
+        .iter()
+        .all(|s| s.samples.len() == 1 && s.samples[0].1.to_bits() == STALE_NAN_BITS));
+}

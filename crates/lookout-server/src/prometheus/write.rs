@@ -12,9 +12,11 @@
 //! Prometheus 2.42 drops such batches by default).
 //!
 //! Remote write 2.0 answers carry `X-Prometheus-Remote-Write-Samples-Written`,
-//! `-Histograms-Written` and `-Exemplars-Written`. Native histograms and exemplars are not
-//! stored yet: they are counted as not written, which 2.0 senders report, while the float
-//! samples of the same batch are kept.
+//! `-Histograms-Written` and `-Exemplars-Written`. Native histogram samples are stored as the
+//! classic series they equal (`_bucket{le}`, `_count`, `_sum`; see
+//! `lookout_protocol::native_histogram`) and counted as written. Exemplars are not stored: they
+//! are counted as not written, which 2.0 senders report, while the samples of the same batch are
+//! kept.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -233,12 +235,24 @@ async fn handle(
     let mut batch = batch;
     let now = lookout_core::time::now_ms();
     let (oldest, newest) = (now - super::retention_ms(), now + FUTURE_MS);
-    let mut out_of_bounds = 0usize;
-    for s in &mut batch.series {
+    // Counted as the sender counts them: float samples, and histogram samples by their
+    // `_count` series (one sample each) rather than by the series they were expanded into.
+    let first_derived = batch.series.len() - batch.derived;
+    let (mut out_of_bounds, mut floats) = (0usize, 0usize);
+    let mut histograms_out = 0usize;
+    for (i, s) in batch.series.iter_mut().enumerate() {
         let before = s.samples.len();
         s.samples.retain(|(t, _)| (oldest..=newest).contains(t));
-        out_of_bounds += before - s.samples.len();
+        let dropped = before - s.samples.len();
+        if i < first_derived {
+            out_of_bounds += dropped;
+            floats += s.samples.len();
+        } else if batch.native_counts.binary_search(&i).is_ok() {
+            histograms_out += dropped;
+        }
     }
+    let histograms_written = batch.histograms - histograms_out;
+    out_of_bounds += histograms_out;
     batch.series.retain(|s| !s.samples.is_empty());
     let written = prom::ingest_limited(
         state.store(),
@@ -280,6 +294,8 @@ async fn handle(
         )));
     }
     metrics::counter!("lookout_prometheus_samples_written_total").increment(written.samples as u64);
+    metrics::counter!("lookout_prometheus_native_histograms_written_total")
+        .increment(histograms_written as u64);
     metrics::counter!("lookout_prometheus_series_created_total")
         .increment(written.new_series as u64);
     let mut res = StatusCode::NO_CONTENT.into_response();
@@ -287,22 +303,16 @@ async fn handle(
         let h = res.headers_mut();
         h.insert(
             "x-prometheus-remote-write-samples-written",
-            HeaderValue::from(written.samples),
+            HeaderValue::from(floats),
         );
         h.insert(
             "x-prometheus-remote-write-histograms-written",
-            HeaderValue::from(0),
+            HeaderValue::from(histograms_written),
         );
         h.insert(
             "x-prometheus-remote-write-exemplars-written",
             HeaderValue::from(0),
         );
-        if batch.histograms > 0 {
-            tracing::info!(
-                histograms = batch.histograms,
-                "Native histogram samples are not stored yet; counted as not written."
-            );
-        }
     }
     Ok(res)
 }

@@ -312,9 +312,7 @@ pub async fn series_ids(
                 samples: Vec::new(),
             })
             .collect(),
-        metadata: Vec::new(),
-        histograms: 0,
-        exemplars: 0,
+        ..Default::default()
     };
     let cache = store.prom_cache();
     let mut ids = Vec::with_capacity(labels.len());

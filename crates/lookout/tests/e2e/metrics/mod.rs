@@ -489,6 +489,65 @@ async fn limits_of_one_project_are_enforced(backend: Backend) {
     assert!(text.contains("retry-after"), "{text}");
 }
 
+/// Native histograms (remote write 2.0) are stored as the classic histogram they equal, and
+/// counted as written in the answer.
+async fn native_histograms_are_stored_as_classic_ones(backend: Backend) {
+    let s = TestServer::start(crate::bin(), backend).await;
+    let now = lookout_core_now();
+    let native = |count: f64| lookout_protocol::native_histogram::NativeHistogram {
+        schema: 0,
+        count,
+        sum: 10.0,
+        // (1, 2] and (4, 8]: a quarter of the observations, then the rest.
+        positive: vec![(1, count / 4.0), (3, count * 3.0 / 4.0)],
+        ..Default::default()
+    };
+    let body = encode::v2_native(
+        &[
+            ("__name__".into(), "rpc_seconds".into()),
+            ("job".into(), "api".into()),
+        ],
+        &[(now - 15_000, native(4.0)), (now, native(8.0))],
+    );
+    let r = write(
+        &s,
+        ("authorization", &basic("prometheus", &s.admin_token)),
+        V2,
+        body,
+    )
+    .await;
+    assert_eq!(r.status(), 204, "{:?}", r.text().await);
+    let written = |n: &str| {
+        r.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    assert_eq!(
+        written("x-prometheus-remote-write-histograms-written").as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        written("x-prometheus-remote-write-samples-written").as_deref(),
+        Some("0")
+    );
+    // The median of 8 observations is the 4th: 2 of them in (1, 2], so 2 of the 6 in (4, 8].
+    let (st, body) = get(
+        &s,
+        "/prometheus/api/v1/query?query=histogram_quantile(0.5%2C%20rpc_seconds_bucket)",
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    let v: f64 = body["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((v - (4.0 + 4.0 * 2.0 / 6.0)).abs() < 1e-12, "{body}");
+    let (_, body) = get(&s, "/prometheus/api/v1/query?query=rpc_seconds_count").await;
+    assert_eq!(body["data"]["result"][0]["value"][1], "8", "{body}");
+}
+
 /// The project the test server's DSN belongs to (its id is the DSN's path).
 async fn dsn_project(s: &TestServer) -> i64 {
     s.dsn.rsplit('/').next().unwrap().parse().unwrap()
@@ -499,4 +558,5 @@ lookout_testkit::both!(
     bad_remote_writes_are_refused_and_store_nothing,
     a_dsn_key_writes_into_its_own_project,
     limits_of_one_project_are_enforced,
+    native_histograms_are_stored_as_classic_ones,
 );

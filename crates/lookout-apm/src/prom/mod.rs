@@ -10,18 +10,23 @@
 //!   (prefixed by `service.namespace/` when set), `instance` from `service.instance.id`;
 //! - gauges and non-monotonic sums → gauges; cumulative monotonic sums → counters; cumulative
 //!   histograms → classic histograms (`_bucket{le}` cumulative, `_sum`, `_count`); summaries →
-//!   `{quantile}`, `_sum`, `_count`.
+//!   `{quantile}`, `_sum`, `_count`;
+//! - cumulative exponential histograms (which Prometheus keeps as native histograms) → the
+//!   classic histogram they equal at their bucket boundaries
+//!   ([`lookout_protocol::native_histogram`]), so `histogram_quantile` over `…_bucket` and
+//!   `rate(…_count)` answer what Prometheus's native-histogram functions do.
 //!
-//! What Prometheus refuses without feature flags is skipped here too and counted: delta
-//! temporality and exponential histograms (Prometheus keeps those as native histograms, which
-//! this store does not hold yet). Other resource attributes (Prometheus's `target_info`) are not
-//! written.
+//! Delta temporality, which Prometheus refuses without a feature flag, is skipped here too and
+//! counted. Other resource attributes (Prometheus's `target_info`) are not written.
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
     metric::Data, number_data_point, AggregationTemporality, NumberDataPoint,
 };
+
+use lookout_protocol::native_histogram::{le_label, NativeHistogram, OtlpBuckets};
+use opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets;
 
 use crate::attrs::{any_to_text, string};
 
@@ -56,7 +61,7 @@ pub struct Translated {
     pub samples: Vec<Sample>,
     /// One entry per metric.
     pub families: Vec<Family>,
-    /// Points skipped (delta temporality, exponential histograms, non-finite values).
+    /// Points skipped (delta temporality, invalid exponential histograms, non-finite values).
     pub skipped: u64,
 }
 
@@ -229,42 +234,77 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Result<Translated, TooMuc
                                 let mut acc = 0u64;
                                 let bounds = p.explicit_bounds.iter().map(|b| format!("{b}"));
                                 let les = bounds.chain(std::iter::once("+Inf".to_string()));
-                                for (n, le) in p.bucket_counts.iter().zip(les) {
+                                let buckets = p.bucket_counts.iter().zip(les).map(|(n, le)| {
                                     acc = acc.saturating_add(*n);
-                                    push_sample(
-                                        &mut out.samples,
-                                        &mut charge,
-                                        Sample {
-                                            labels: labels(
-                                                &p.attributes,
-                                                &format!("{name}_bucket"),
-                                                Some(("le", le)),
-                                            ),
-                                            t,
-                                            v: acc as f64,
-                                        },
-                                    )?;
-                                }
-                            }
-                            if let Some(sum) = p.sum.filter(|s| s.is_finite()) {
-                                push_sample(
+                                    (le, acc as f64)
+                                });
+                                push_buckets(
                                     &mut out.samples,
                                     &mut charge,
-                                    Sample {
-                                        labels: labels(&p.attributes, &format!("{name}_sum"), None),
-                                        t,
-                                        v: sum,
-                                    },
+                                    &|n, e| labels(&p.attributes, n, e),
+                                    &name,
+                                    t,
+                                    buckets,
                                 )?;
                             }
-                            push_sample(
+                            push_sum_count(
                                 &mut out.samples,
                                 &mut charge,
-                                Sample {
-                                    labels: labels(&p.attributes, &format!("{name}_count"), None),
-                                    t,
-                                    v: p.count as f64,
-                                },
+                                &|n, e| labels(&p.attributes, n, e),
+                                &name,
+                                t,
+                                p.sum,
+                                p.count,
+                            )?;
+                        }
+                    }
+                    Some(Data::ExponentialHistogram(h)) => {
+                        if !cumulative(h.aggregation_temporality) {
+                            out.skipped += h.data_points.len() as u64;
+                            continue;
+                        }
+                        let name = metric_name(&m.name, &m.unit, Shape::Other);
+                        family("histogram", name.clone());
+                        for p in &h.data_points {
+                            let t = ms(p.time_unix_nano);
+                            fn side(b: &Option<Buckets>) -> OtlpBuckets<'_> {
+                                b.as_ref().map_or(OtlpBuckets::default(), |b| OtlpBuckets {
+                                    offset: b.offset,
+                                    counts: &b.bucket_counts,
+                                })
+                            }
+                            let classic = NativeHistogram::from_otlp(
+                                p.scale,
+                                side(&p.positive),
+                                side(&p.negative),
+                                p.zero_threshold,
+                                p.zero_count,
+                                p.count,
+                                p.sum.unwrap_or(0.0),
+                            )
+                            .and_then(|n| n.to_classic());
+                            let Ok(classic) = classic else {
+                                out.skipped += 1;
+                                continue;
+                            };
+                            let les = classic.buckets.iter().map(|(le, c)| (le_label(*le), *c));
+                            let inf = std::iter::once(("+Inf".to_string(), classic.count));
+                            push_buckets(
+                                &mut out.samples,
+                                &mut charge,
+                                &|n, e| labels(&p.attributes, n, e),
+                                &name,
+                                t,
+                                les.chain(inf),
+                            )?;
+                            push_sum_count(
+                                &mut out.samples,
+                                &mut charge,
+                                &|n, e| labels(&p.attributes, n, e),
+                                &name,
+                                t,
+                                p.sum,
+                                p.count,
                             )?;
                         }
                     }
@@ -308,15 +348,58 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Result<Translated, TooMuc
                             )?;
                         }
                     }
-                    Some(Data::ExponentialHistogram(h)) => {
-                        out.skipped += h.data_points.len() as u64;
-                    }
                     None => {}
                 }
             }
         }
     }
     Ok(out)
+}
+
+/// The labels of one point's series: `(name, extra label)` → sorted labels.
+type LabelsOf<'a> = dyn Fn(&str, Option<(&str, String)>) -> Vec<(String, String)> + 'a;
+
+/// A classic histogram's cumulative `(le, count)` buckets, `+Inf` last, as `{name}_bucket`.
+fn push_buckets(
+    samples: &mut Vec<Sample>,
+    charge: &mut impl FnMut(&[(String, String)]) -> Result<(), TooMuch>,
+    labels: &LabelsOf<'_>,
+    name: &str,
+    t: i64,
+    buckets: impl Iterator<Item = (String, f64)>,
+) -> Result<(), TooMuch> {
+    let bucket = format!("{name}_bucket");
+    for (le, v) in buckets {
+        let labels = labels(&bucket, Some(("le", le)));
+        push_sample(samples, charge, Sample { labels, t, v })?;
+    }
+    Ok(())
+}
+
+/// A histogram's `{name}_sum` (when finite) and `{name}_count`.
+fn push_sum_count(
+    samples: &mut Vec<Sample>,
+    charge: &mut impl FnMut(&[(String, String)]) -> Result<(), TooMuch>,
+    labels: &LabelsOf<'_>,
+    name: &str,
+    t: i64,
+    sum: Option<f64>,
+    count: u64,
+) -> Result<(), TooMuch> {
+    if let Some(v) = sum.filter(|s| s.is_finite()) {
+        let labels = labels(&format!("{name}_sum"), None);
+        push_sample(samples, charge, Sample { labels, t, v })?;
+    }
+    let labels = labels(&format!("{name}_count"), None);
+    push_sample(
+        samples,
+        charge,
+        Sample {
+            labels,
+            t,
+            v: count as f64,
+        },
+    )
 }
 
 /// Adds a sample once its labels are charged against the export's budget.
@@ -554,271 +637,4 @@ fn ms(ns: u64) -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
-    use opentelemetry_proto::tonic::metrics::v1::{
-        Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics,
-        ScopeMetrics, Sum,
-    };
-    use opentelemetry_proto::tonic::resource::v1::Resource;
-
-    fn kv(k: &str, v: &str) -> KeyValue {
-        KeyValue {
-            key: k.into(),
-            value: Some(AnyValue {
-                value: Some(any_value::Value::StringValue(v.into())),
-            }),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn names_follow_prometheus_otlp_translation() {
-        assert_eq!(
-            metric_name("http.server.request.duration", "s", Shape::Other),
-            "http_server_request_duration_seconds"
-        );
-        assert_eq!(
-            metric_name("http.server.requests", "{request}", Shape::Counter),
-            "http_server_requests_total"
-        );
-        assert_eq!(
-            metric_name("sent", "By", Shape::Counter),
-            "sent_bytes_total"
-        );
-        assert_eq!(
-            metric_name("cpu.utilization", "1", Shape::Gauge),
-            "cpu_utilization_ratio"
-        );
-        assert_eq!(
-            metric_name("io", "By/s", Shape::Gauge),
-            "io_bytes_per_second"
-        );
-        assert_eq!(metric_name("x_seconds", "s", Shape::Gauge), "x_seconds");
-        assert_eq!(metric_name("a..b-c", "", Shape::Gauge), "a_b_c");
-        // Token for token as Prometheus's normalizeName: a unit anywhere among the tokens is
-        // not appended again; `total` moves to the end; `_ratio` only for gauges; leading and
-        // trailing `_` go; a unit with an annotation is no unit.
-        assert_eq!(
-            metric_name("seconds.spent.waiting", "s", Shape::Gauge),
-            "seconds_spent_waiting"
-        );
-        assert_eq!(
-            metric_name("requests.total.served", "", Shape::Counter),
-            "requests_served_total"
-        );
-        assert_eq!(metric_name("queue.fill", "1", Shape::UpDown), "queue_fill");
-        assert_eq!(metric_name("_x__y_", "", Shape::Gauge), "x_y");
-        assert_eq!(metric_name("size", "By{packet}", Shape::Gauge), "size");
-        assert_eq!(
-            metric_name("rate", "{req}/s", Shape::Gauge),
-            "rate_per_second"
-        );
-        assert_eq!(metric_name("ops", "1/s", Shape::Gauge), "ops_per_second");
-        assert_eq!(metric_name("2xx", "", Shape::Counter), "_2xx_total");
-        assert_eq!(
-            metric_name("net.io", "KiBy/min", Shape::Counter),
-            "net_io_kibibytes_per_min_total"
-        );
-        assert_eq!(label_name("http.route"), "http_route");
-        assert_eq!(label_name("1x"), "key_1x");
-    }
-
-    #[test]
-    fn an_export_becomes_series_with_job_and_instance() {
-        let point = |v: f64, attrs| NumberDataPoint {
-            attributes: attrs,
-            time_unix_nano: 5_000_000_000,
-            value: Some(number_data_point::Value::AsDouble(v)),
-            ..Default::default()
-        };
-        let req = ExportMetricsServiceRequest {
-            resource_metrics: vec![ResourceMetrics {
-                resource: Some(Resource {
-                    attributes: vec![
-                        kv("service.name", "checkout"),
-                        kv("service.instance.id", "pod-1"),
-                    ],
-                    ..Default::default()
-                }),
-                scope_metrics: vec![ScopeMetrics {
-                    metrics: vec![
-                        Metric {
-                            name: "orders".into(),
-                            unit: "{order}".into(),
-                            data: Some(Data::Sum(Sum {
-                                data_points: vec![point(7.0, vec![kv("http.route", "/pay")])],
-                                aggregation_temporality: AggregationTemporality::Cumulative as i32,
-                                is_monotonic: true,
-                            })),
-                            ..Default::default()
-                        },
-                        Metric {
-                            name: "deltas".into(),
-                            data: Some(Data::Sum(Sum {
-                                data_points: vec![point(1.0, vec![])],
-                                aggregation_temporality: AggregationTemporality::Delta as i32,
-                                is_monotonic: true,
-                            })),
-                            ..Default::default()
-                        },
-                        Metric {
-                            name: "temp".into(),
-                            data: Some(Data::Gauge(Gauge {
-                                data_points: vec![point(21.5, vec![])],
-                            })),
-                            ..Default::default()
-                        },
-                        Metric {
-                            name: "latency".into(),
-                            unit: "ms".into(),
-                            data: Some(Data::Histogram(Histogram {
-                                data_points: vec![HistogramDataPoint {
-                                    time_unix_nano: 5_000_000_000,
-                                    count: 3,
-                                    sum: Some(60.0),
-                                    bucket_counts: vec![1, 2, 0],
-                                    explicit_bounds: vec![10.0, 50.0],
-                                    ..Default::default()
-                                }],
-                                aggregation_temporality: AggregationTemporality::Cumulative as i32,
-                            })),
-                            ..Default::default()
-                        },
-                    ],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        };
-        let t = translate(&req).unwrap();
-        assert_eq!(t.skipped, 1);
-        let find = |name: &str, extra: Option<(&str, &str)>| {
-            t.samples
-                .iter()
-                .find(|s| {
-                    s.labels.contains(&("__name__".into(), name.into()))
-                        && extra.is_none_or(|(k, v)| s.labels.contains(&(k.into(), v.into())))
-                })
-                .map(|s| (s.labels.clone(), s.t, s.v))
-        };
-        let (labels, time, v) = find("orders_total", None).unwrap();
-        assert_eq!((time, v), (5000, 7.0));
-        assert_eq!(
-            labels,
-            vec![
-                ("__name__".to_string(), "orders_total".to_string()),
-                ("http_route".into(), "/pay".into()),
-                ("instance".into(), "pod-1".into()),
-                ("job".into(), "checkout".into()),
-            ]
-        );
-        assert_eq!(find("temp", None).unwrap().2, 21.5);
-        assert_eq!(
-            find("latency_milliseconds_bucket", Some(("le", "10")))
-                .unwrap()
-                .2,
-            1.0
-        );
-        assert_eq!(
-            find("latency_milliseconds_bucket", Some(("le", "50")))
-                .unwrap()
-                .2,
-            3.0
-        );
-        assert_eq!(
-            find("latency_milliseconds_bucket", Some(("le", "+Inf")))
-                .unwrap()
-                .2,
-            3.0
-        );
-        assert_eq!(find("latency_milliseconds_sum", None).unwrap().2, 60.0);
-        assert_eq!(find("latency_milliseconds_count", None).unwrap().2, 3.0);
-        assert!(find("deltas_total", None).is_none());
-        let kinds: Vec<_> = t
-            .families
-            .iter()
-            .map(|f| (f.name.as_str(), f.kind))
-            .collect();
-        assert!(kinds.contains(&("orders", "counter")));
-        assert!(kinds.contains(&("latency_milliseconds", "histogram")));
-    }
-
-    fn gauge_export(
-        description: &str,
-        points: Vec<NumberDataPoint>,
-    ) -> ExportMetricsServiceRequest {
-        ExportMetricsServiceRequest {
-            resource_metrics: vec![ResourceMetrics {
-                scope_metrics: vec![ScopeMetrics {
-                    metrics: vec![Metric {
-                        name: "g".into(),
-                        description: description.into(),
-                        data: Some(Data::Gauge(Gauge {
-                            data_points: points,
-                        })),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        }
-    }
-
-    fn gauge_point(attributes: Vec<KeyValue>) -> NumberDataPoint {
-        NumberDataPoint {
-            attributes,
-            time_unix_nano: 1_000_000_000,
-            value: Some(number_data_point::Value::AsDouble(1.0)),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn nul_bytes_never_reach_the_store_and_labels_keep_remote_writes_limits() {
-        let mut attrs = vec![kv("a\0b", "x\0y"), kv("long", &"v".repeat(10_000))];
-        for i in 0..100 {
-            attrs.push(kv(&format!("k{i:03}"), "1"));
-        }
-        let t = translate(&gauge_export("help\0me", vec![gauge_point(attrs)])).unwrap();
-        assert_eq!(t.families[0].help, "helpme");
-        let l = &t.samples[0].labels;
-        assert!(l
-            .iter()
-            .all(|(k, v)| !k.contains('\0') && !v.contains('\0')));
-        assert!(l.contains(&("a_b".into(), "xy".into())));
-        assert!(l.len() <= MAX_LABELS, "{}", l.len());
-        assert!(l.iter().all(|(_, v)| v.len() <= MAX_VALUE_LEN));
-    }
-
-    #[test]
-    fn attributes_cannot_replace_the_name_or_generated_labels_and_clashes_are_joined() {
-        let attrs = vec![
-            kv("__name__", "evil"),
-            kv("a_b", "2"),
-            kv("a.b", "1"),
-            kv("quantile", "x"),
-        ];
-        let t = translate(&gauge_export("", vec![gauge_point(attrs)])).unwrap();
-        let l = &t.samples[0].labels;
-        assert!(l.contains(&("__name__".into(), "g".into())), "{l:?}");
-        assert!(l.contains(&("key__name__".into(), "evil".into())), "{l:?}");
-        // Sorted by the attribute's key: `a.b` before `a_b`.
-        assert!(l.contains(&("a_b".into(), "1;2".into())), "{l:?}");
-        assert_eq!(l.iter().filter(|(k, _)| k == "__name__").count(), 1);
-    }
-
-    #[test]
-    fn an_export_that_would_translate_to_too_much_is_refused() {
-        // Few bytes on the wire, but each point repeats 2 KiB of attributes.
-        let attrs: Vec<KeyValue> = (0..60)
-            .map(|i| kv(&format!("k{i}"), &"v".repeat(4000)))
-            .collect();
-        let points = (0..300).map(|_| gauge_point(attrs.clone())).collect();
-        assert_eq!(translate(&gauge_export("", points)), Err(TooMuch));
-        let fine = (0..3).map(|_| gauge_point(attrs.clone())).collect();
-        assert_eq!(translate(&gauge_export("", fine)).unwrap().samples.len(), 3);
-    }
-}
+mod tests;
