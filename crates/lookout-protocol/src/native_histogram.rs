@@ -10,7 +10,7 @@
 //! ones), and `rate(…_count)` / `rate(…_sum)` equal Prometheus's `histogram_count(rate(…))` /
 //! `histogram_sum(rate(…))` exactly.
 //!
-//! Resolution is capped so one histogram cannot become thousands of series: schemas finer than
+//! Resolution is capped so one histogram becomes at most a few hundred series: schemas finer than
 //! [`MAX_SCHEMA`] (8 buckets per power of two, about 9 % wide, so a quantile is within about
 //! 4.5 % of the observed value) are merged down to it, which is exact — a coarser schema's
 //! boundaries are a subset of a finer one's — and a histogram still spanning more than
@@ -34,8 +34,15 @@ pub const CUSTOM_SCHEMA: i32 = -53;
 /// Most populated buckets one histogram keeps after merging (OpenTelemetry's default
 /// `max_size`); each becomes at most two `le` series.
 pub const MAX_BUCKETS: usize = 160;
-/// Most boundaries a custom-bucket histogram may have.
-pub const MAX_CUSTOM_BOUNDS: usize = 1024;
+/// Most boundaries a custom-bucket histogram may have (as many `le` series as an exponential
+/// one at most makes).
+pub const MAX_CUSTOM_BOUNDS: usize = 2 * MAX_BUCKETS;
+/// Most buckets one side (positive or negative) of a histogram may send, checked before any of
+/// them is decoded into memory: Prometheus's own default limit is 160 after its reductions, and
+/// OpenTelemetry's `max_size` default is 160, so this is far above what senders make.
+pub const MAX_SENT_BUCKETS: usize = 4096;
+/// Finest OTLP scale (the OpenTelemetry specification's range is -10..=20).
+pub const MAX_OTLP_SCALE: i32 = 20;
 
 /// One native histogram sample, bucket counts absolute (not delta-encoded).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -166,7 +173,21 @@ impl NativeHistogram {
             out.add(-bound(i), -bound(i - 1), c);
         }
         if self.zero_count > 0.0 || self.zero_threshold > 0.0 {
-            out.add(-self.zero_threshold, self.zero_threshold, self.zero_count);
+            // As Prometheus's histogram_quantile takes the zero bucket: from 0 when the
+            // histogram has only positive buckets, up to 0 when only negative ones.
+            let only =
+                |a: &BTreeMap<i64, f64>, b: &BTreeMap<i64, f64>| a.is_empty() && !b.is_empty();
+            let lo = if only(&neg, &pos) {
+                0.0
+            } else {
+                -self.zero_threshold
+            };
+            let hi = if only(&pos, &neg) {
+                0.0
+            } else {
+                self.zero_threshold
+            };
+            out.add(lo, hi, self.zero_count);
         }
         for (&i, &c) in &pos {
             out.add(bound(i - 1), bound(i), c);
@@ -198,9 +219,14 @@ impl NativeHistogram {
         count: u64,
         sum: f64,
     ) -> Result<NativeHistogram, String> {
-        if scale < MIN_SCHEMA {
+        if !(MIN_SCHEMA..=MAX_OTLP_SCALE).contains(&scale) {
             return Err(format!(
-                "exponential histogram scale {scale} (at least {MIN_SCHEMA})"
+                "exponential histogram scale {scale} (accepted: {MIN_SCHEMA} to {MAX_OTLP_SCALE})"
+            ));
+        }
+        if positive.counts.len().max(negative.counts.len()) > MAX_SENT_BUCKETS {
+            return Err(format!(
+                "an exponential histogram with more than {MAX_SENT_BUCKETS} buckets on one side"
             ));
         }
         let schema = scale.min(FINEST_SCHEMA);
@@ -254,6 +280,8 @@ impl Points {
 
 /// The upper boundary of bucket `i` at `schema`: `2^(i * 2^-schema)`.
 pub fn bound(schema: i32, i: i64) -> f64 {
+    // Valid schemas only (callers pass checked ones); clamped so no shift below can overflow.
+    let schema = schema.clamp(MIN_SCHEMA, FINEST_SCHEMA);
     if schema <= 0 {
         // Exact: whole powers of two.
         let exp = i.saturating_mul(1i64 << (-schema).min(62));
@@ -286,7 +314,8 @@ fn merge_map(buckets: &BTreeMap<i64, f64>, shift: u32) -> BTreeMap<i64, f64> {
 }
 
 /// A boundary as an `le` label value: the shortest text that reads back as the same float
-/// (`0.25`, `1.0905077326652577`), in exponent form outside 1e-6..1e21 as Prometheus writes them.
+/// (`0.25`, `1`, `1.0905077326652577`), in exponent form outside 1e-6..1e21 — the form the
+/// OTLP translation writes explicit bounds in, so one store holds one spelling of each boundary.
 pub fn le_label(v: f64) -> String {
     if v == f64::INFINITY {
         return "+Inf".into();
@@ -307,6 +336,11 @@ pub fn from_spans(
     counts: &[f64],
 ) -> Result<Vec<(i64, f64)>, String> {
     let n: u64 = spans.iter().map(|s| u64::from(s.1)).sum();
+    if n > MAX_SENT_BUCKETS as u64 {
+        return Err(format!(
+            "a histogram with {n} buckets on one side; at most {MAX_SENT_BUCKETS} are accepted"
+        ));
+    }
     let given = if deltas.is_empty() {
         counts.len()
     } else {
@@ -383,6 +417,7 @@ mod tests {
         n.zero_threshold = 0.5;
         n.zero_count = 4.0;
         n.count = 10.0;
+        // With buckets on both sides the zero bucket is [-zt, zt].
         let c = n.to_classic().unwrap();
         assert_eq!(
             c.buckets,
@@ -395,6 +430,25 @@ mod tests {
                 (1.0, 9.0),
                 (2.0, 10.0)
             ]
+        );
+    }
+
+    #[test]
+    fn a_one_sided_zero_bucket_starts_or_ends_at_zero_as_prometheus_takes_it() {
+        let mut n = h(0, &[(1, 10.0)]);
+        n.zero_threshold = 0.1;
+        n.zero_count = 10.0;
+        n.count = 20.0;
+        let c = n.to_classic().unwrap();
+        assert_eq!(
+            c.buckets,
+            vec![(0.0, 0.0), (0.1, 10.0), (1.0, 10.0), (2.0, 20.0)]
+        );
+        n.negative = std::mem::take(&mut n.positive);
+        let c = n.to_classic().unwrap();
+        assert_eq!(
+            c.buckets,
+            vec![(-2.0, 0.0), (-1.0, 10.0), (-0.1, 10.0), (0.0, 20.0)]
         );
     }
 
@@ -461,6 +515,9 @@ mod tests {
         assert!(from_spans(&[(0, 3)], &[1], &[]).is_err());
         assert!(from_spans(&[(0, 2)], &[1, -2], &[]).is_err());
         assert!(from_spans(&[(0, u32::MAX)], &[1], &[]).is_err());
+        // Too many buckets is refused from the span lengths, before any is decoded.
+        let e = from_spans(&[(0, 5000)], &vec![1; 5000], &[]).unwrap_err();
+        assert!(e.contains("at most 4096"), "{e}");
         let f = from_spans(&[(5, 1)], &[], &[2.5]).unwrap();
         assert_eq!(f, vec![(5, 2.5)]);
     }
@@ -505,6 +562,37 @@ mod tests {
         )
         .unwrap();
         assert_eq!((n.schema, n.positive), (8, vec![(1, 4.0), (2, 1.0)]));
+        let wide = vec![1u64; MAX_SENT_BUCKETS + 1];
+        let e = NativeHistogram::from_otlp(
+            0,
+            OtlpBuckets {
+                offset: 0,
+                counts: &wide,
+            },
+            OtlpBuckets::default(),
+            0.0,
+            0,
+            wide.len() as u64,
+            1.0,
+        )
+        .unwrap_err();
+        assert!(e.contains("more than 4096"), "{e}");
+        for scale in [21, 72] {
+            let e = NativeHistogram::from_otlp(
+                scale,
+                OtlpBuckets {
+                    offset: 0,
+                    counts: &[1],
+                },
+                OtlpBuckets::default(),
+                0.0,
+                0,
+                1,
+                1.0,
+            )
+            .unwrap_err();
+            assert!(e.contains(&format!("scale {scale}")), "{e}");
+        }
         assert!(NativeHistogram::from_otlp(
             -5,
             OtlpBuckets::default(),

@@ -10,7 +10,10 @@ use std::collections::BTreeMap;
 
 use prost::Message;
 
-use super::{bad, check_labels, clip, RemoteWriteError, Series, MAX_SAMPLES, STALE_NAN_BITS};
+use super::{
+    bad, check_labels, clip, RemoteWriteError, Series, MAX_SAMPLES, MAX_SERIES, MAX_VALUE_LEN,
+    STALE_NAN_BITS,
+};
 use crate::native_histogram::{from_spans, le_label, NativeHistogram};
 
 /// `prometheus.Histogram` (types.proto), as both versions send it.
@@ -115,16 +118,18 @@ pub(super) struct Derived {
     pub histograms: usize,
     /// Samples in `series`.
     pub samples: usize,
+    /// Series made so far (counted as they are made, before `series` holds them).
+    made_series: usize,
 }
 
 impl Derived {
     /// Converts one series' native histogram samples (`labels` as sent) into classic series.
-    /// `floats` is the batch's float samples, which share the cap on samples.
+    /// `floats` and `float_series` are the batch's, which share the caps on samples and series.
     pub fn add(
         &mut self,
         labels: Vec<(String, String)>,
         histograms: &[HistogramProto],
-        floats: usize,
+        (floats, float_series): (usize, usize),
         reserve: &mut dyn FnMut(usize) -> bool,
     ) -> Result<(), RemoteWriteError> {
         if histograms.is_empty() {
@@ -136,18 +141,32 @@ impl Derived {
             .find(|(k, _)| k == "__name__")
             .map(|(_, v)| v.clone())
             .unwrap_or_default();
+        if name.len() + "_bucket".len() > MAX_VALUE_LEN {
+            return Err(bad(format!(
+                "histogram name {:?}… is too long for its _bucket series",
+                clip(&name)
+            )));
+        }
         // The classic series are named by suffix and carry their own `le`.
         labels.retain(|(k, _)| k != "__name__" && k != "le");
+        let label_bytes: usize = labels.iter().map(|(k, v)| 48 + k.len() + v.len()).sum();
+        let per_series = std::mem::size_of::<Series>() + label_bytes + 64;
         let (mut count, mut sum) = (Vec::new(), Vec::new());
         let mut buckets: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+        // The series' `_count` and `_sum`, then each histogram's samples and new `le` series,
+        // checked against the caps and reserved as they are made.
+        self.charge(2, 0, per_series, (floats, float_series), reserve)?;
         for h in histograms {
             let t = h.timestamp;
+            let les = buckets.len();
             if h.sum.to_bits() == STALE_NAN_BITS {
                 // A stale histogram ends the series: marked on the series every sample has.
                 let stale = f64::from_bits(STALE_NAN_BITS);
                 count.push((t, stale));
                 sum.push((t, stale));
                 buckets.entry("+Inf".into()).or_default().push((t, stale));
+                let new_series = buckets.len() - les;
+                self.charge(new_series, 3, per_series, (floats, float_series), reserve)?;
                 continue;
             }
             let classic = h
@@ -163,19 +182,15 @@ impl Derived {
                 .push((t, classic.count));
             count.push((t, classic.count));
             sum.push((t, classic.sum));
-        }
-        let made: usize = 2 * histograms.len() + buckets.values().map(Vec::len).sum::<usize>();
-        self.samples += made;
-        if floats + self.samples > MAX_SAMPLES {
-            return Err(RemoteWriteError::TooMany(format!(
-                "more than {MAX_SAMPLES} samples in one request once native histograms are \
-                 expanded into bucket series; lower max_samples_per_send"
-            )));
-        }
-        let label_bytes: usize = labels.iter().map(|(k, v)| 48 + k.len() + v.len()).sum();
-        let series_bytes = (2 + buckets.len()) * (std::mem::size_of::<Series>() + label_bytes + 64);
-        if !reserve(series_bytes + made * 16) {
-            return Err(RemoteWriteError::OverBudget);
+            let samples = classic.buckets.len() + 3;
+            let new_series = buckets.len() - les;
+            self.charge(
+                new_series,
+                samples,
+                per_series,
+                (floats, float_series),
+                reserve,
+            )?;
         }
         let with = |suffix: &str, le: Option<&str>| {
             let mut l = labels.clone();
@@ -202,6 +217,36 @@ impl Derived {
             });
         }
         self.histograms += histograms.len();
+        Ok(())
+    }
+
+    /// Counts `series` new series and `samples` samples against the request's caps (with the
+    /// batch's float ones) and asks the budget for their bytes.
+    fn charge(
+        &mut self,
+        series: usize,
+        samples: usize,
+        per_series: usize,
+        (floats, float_series): (usize, usize),
+        reserve: &mut dyn FnMut(usize) -> bool,
+    ) -> Result<(), RemoteWriteError> {
+        self.samples += samples;
+        self.made_series += series;
+        if floats + self.samples > MAX_SAMPLES {
+            return Err(RemoteWriteError::TooMany(format!(
+                "more than {MAX_SAMPLES} samples in one request once native histograms are \
+                 expanded into bucket series; lower max_samples_per_send"
+            )));
+        }
+        if float_series + self.made_series > MAX_SERIES {
+            return Err(RemoteWriteError::TooMany(format!(
+                "more than {MAX_SERIES} series in one request once native histograms are \
+                 expanded into bucket series; lower max_samples_per_send"
+            )));
+        }
+        if !reserve(series * per_series + samples * 16) {
+            return Err(RemoteWriteError::OverBudget);
+        }
         Ok(())
     }
 }

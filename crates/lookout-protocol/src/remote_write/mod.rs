@@ -31,7 +31,8 @@ pub const MAX_VALUE_LEN: usize = 4096;
 /// Most series one request may hold (Prometheus sends at most `max_samples_per_send`, 2,000 by
 /// default, so one series each at worst); more is refused 413 before prost allocates them.
 pub const MAX_SERIES: usize = 100_000;
-/// Most float samples one request may hold (413 beyond).
+/// Most samples one request may hold, native histograms counted by the classic samples they
+/// become (413 beyond).
 pub const MAX_SAMPLES: usize = 500_000;
 /// Most metadata entries one request may hold (Prometheus sends at most 500 per request).
 pub const MAX_METADATA: usize = 10_000;
@@ -498,7 +499,12 @@ pub fn decode_v1_within(
         let labels: Vec<(String, String)> =
             ts.labels.into_iter().map(|l| (l.name, l.value)).collect();
         if !ts.histograms.is_empty() {
-            derived.add(labels.clone(), &ts.histograms, counts.samples, reserve)?;
+            derived.add(
+                labels.clone(),
+                &ts.histograms,
+                (counts.samples, counts.series),
+                reserve,
+            )?;
         }
         push_series(&mut batch, labels, ts.samples)?;
     }
@@ -617,6 +623,7 @@ pub fn decode_v2_within(
     }
     let mut seen_metadata: std::collections::HashSet<String> = std::collections::HashSet::new();
     let floats: usize = req.timeseries.iter().map(|t| t.samples.len()).sum();
+    let float_series = req.timeseries.len();
     let mut derived = histograms::Derived::default();
     for ts in &req.timeseries {
         batch.exemplars += ts.exemplars.len();
@@ -627,7 +634,12 @@ pub fn decode_v2_within(
             }
         }
         if !ts.histograms.is_empty() {
-            derived.add(labels.clone(), &ts.histograms, floats, reserve)?;
+            derived.add(
+                labels.clone(),
+                &ts.histograms,
+                (floats, float_series),
+                reserve,
+            )?;
         }
         // The metadata names the series' metric, read from the labels before they are kept
         // (a series carrying only histograms adds no float series); a series with an invalid
@@ -637,7 +649,9 @@ pub fn decode_v2_within(
             .find(|(k, _)| k == "__name__")
             .map(|(_, v)| v.as_str())
             .unwrap_or("");
-        if let Some(m) = &ts.metadata {
+        // Only for a series that carries data, as before native histograms were kept.
+        let carries = !ts.samples.is_empty() || !ts.histograms.is_empty();
+        if let Some(m) = ts.metadata.as_ref().filter(|_| carries) {
             let kind = MetricType::from_i32(m.r#type);
             let (help, unit) = (sym(m.help_ref)?, sym(m.unit_ref)?);
             if !metric.is_empty()

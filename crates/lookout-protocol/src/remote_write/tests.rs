@@ -360,8 +360,9 @@ fn native_histograms_arrive_as_the_classic_series_they_equal() {
             keys,
             [
                 "rpc_seconds_bucket{+Inf}",
-                "rpc_seconds_bucket{-0.001}",
                 "rpc_seconds_bucket{0.001}",
+                // Only positive buckets: the zero bucket is taken from 0, as Prometheus does.
+                "rpc_seconds_bucket{0}",
                 "rpc_seconds_bucket{1}",
                 "rpc_seconds_bucket{2}",
                 "rpc_seconds_bucket{4}",
@@ -460,4 +461,32 @@ fn invalid_or_oversized_native_histograms_are_refused() {
         .series
         .iter()
         .all(|s| s.samples.len() == 1 && s.samples[0].1.to_bits() == STALE_NAN_BITS));
+}
+
+#[test]
+fn expanded_histograms_count_against_the_request_caps() {
+    let labels = vec![("__name__".to_string(), "h".to_string())];
+    // One histogram becomes 7 series (4 boundaries, +Inf, _count, _sum) and 7 samples.
+    let e = histograms::Derived::default()
+        .add(
+            labels.clone(),
+            &[native(1, 0)],
+            (MAX_SAMPLES - 3, 0),
+            &mut |_| true,
+        )
+        .unwrap_err();
+    assert!(matches!(e, RemoteWriteError::TooMany(m) if m.contains("samples")));
+    let e = histograms::Derived::default()
+        .add(
+            labels.clone(),
+            &[native(1, 0)],
+            (0, MAX_SERIES - 3),
+            &mut |_| true,
+        )
+        .unwrap_err();
+    assert!(matches!(e, RemoteWriteError::TooMany(m) if m.contains("series")));
+    let mut d = histograms::Derived::default();
+    d.add(labels, &[native(1, 0)], (0, MAX_SERIES - 7), &mut |_| true)
+        .unwrap();
+    assert_eq!((d.series.len(), d.samples), (7, 7));
 }

@@ -290,7 +290,7 @@ async fn handle(
         return Err(PromError::bad_data(format!(
             "{out_of_bounds} samples out of bounds (older than retention or more than 10 \
              minutes ahead) were dropped; {} were written",
-            written.samples
+            floats + histograms_written
         )));
     }
     metrics::counter!("lookout_prometheus_samples_written_total").increment(written.samples as u64);
