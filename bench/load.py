@@ -23,11 +23,37 @@ def free_port():
         return s.getsockname()[1]
 
 
-def timed(cmd):
-    """Runs cmd; returns (stdout, user+sys CPU seconds, peak RSS in MB) of the child."""
+RSS_SAMPLES = []
+
+
+def rss_mb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def timed(cmd, sample_every=None):
+    """Runs cmd; returns (stdout, user+sys CPU seconds, peak RSS in MB) of the child. With
+    `sample_every` seconds, the child's RSS is also read that often into RSS_SAMPLES as
+    (seconds since start, MB)."""
     with tempfile.TemporaryFile() as out:
         p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL)
-        _, status, ru = os.wait4(p.pid, 0)
+        start = time.time()
+        while sample_every:
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            mb = rss_mb(p.pid)
+            if mb is not None:
+                RSS_SAMPLES.append((time.time() - start, mb))
+            time.sleep(sample_every)
+        else:
+            _, status, ru = os.wait4(p.pid, 0)
         if os.waitstatus_to_exitcode(status) != 0:
             sys.exit(f"{cmd[0]} failed with {status}")
         out.seek(0)
@@ -43,12 +69,12 @@ def wrk(url):
     return rps, cpu / reqs * 1e6, p99_ms
 
 
-def lookout(url, seconds=SECONDS):
+def lookout(url, seconds=SECONDS, sample_every=None):
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
         cmd = [LOOKOUT, "load", "quick", url, "-c", str(CONNS), "-d", f"{seconds}s", "-q", "--summary-export", f.name]
         if THREADS:
             cmd += ["--threads", THREADS]
-        _, cpu, rss = timed(cmd)
+        _, cpu, rss = timed(cmd, sample_every)
         m = json.load(f)["metrics"]
     reqs = m["http_reqs"]["count"]
     return m["http_reqs"]["rate"], cpu / reqs * 1e6, m["http_req_duration"]["p(99)"], rss
@@ -91,8 +117,15 @@ http {{ access_log off; sendfile on; keepalive_requests 10000000;
         print(f"CPU/req    lookout/wrk = {l[1] / w[1]:.2f}  (target <= 1.00)")
         print(f"p99        lookout/wrk = {l[2] / w[2]:.2f}")
         if SOAK > 0:
-            rps, cpu, p99, rss = lookout(url, SOAK)
+            rps, cpu, p99, rss = lookout(url, SOAK, sample_every=1)
             print(f"soak {SOAK} s at {rps:.0f} req/s: peak RSS {rss:.1f} MB (target <= 50 MB), {cpu:.2f} µs CPU/req, p99 {p99:.2f} ms")
+            # Flat: the RSS of the last minute against that of the first minute after warm-up.
+            first = [mb for t, mb in RSS_SAMPLES if 10 <= t < 70]
+            last = [mb for t, mb in RSS_SAMPLES if t >= SOAK - 60]
+            if first and last:
+                a, b = statistics.median(first), statistics.median(last)
+                print(f"RSS over the soak: {a:.1f} MB in the first minute, {b:.1f} MB in the last "
+                      f"({(b - a) / a * 100:+.1f} %; flat = within ±10 %)")
     finally:
         with open(f"{d}/nginx.pid") as f:
             os.kill(int(f.read().strip()), 15)
