@@ -15,32 +15,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_ui import log_in, shot  # noqa: E402
 
 from harness import ADMIN_TOKEN  # noqa: E402
-
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def field(num, payload):
-    return varint(num << 3 | 2) + varint(len(payload)) + payload
+from protowire import message, varint  # noqa: E402
 
 
 def write_request(series):
     """A prometheus.WriteRequest: series as (labels dict, [(t ms, value)])."""
     body = b""
     for labels, samples in series:
-        ts = b"".join(field(1, field(1, k.encode()) + field(2, v.encode())) for k, v in sorted(labels.items()))
-        ts += b"".join(field(2, varint(1 << 3 | 1) + struct.pack("<d", v) + varint(2 << 3) + varint(t))
+        ts = b"".join(message(1, message(1, k.encode()) + message(2, v.encode())) for k, v in sorted(labels.items()))
+        ts += b"".join(message(2, varint(1 << 3 | 1) + struct.pack("<d", v) + varint(2 << 3) + varint(t))
                        for t, v in samples)
-        body += field(1, ts)
+        body += message(1, ts)
     return body
 
 

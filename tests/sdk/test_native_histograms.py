@@ -21,38 +21,11 @@ import urllib.parse
 import pytest
 from harness import ADMIN_TOKEN
 from promstack import free_port, get, need, wait_http
+from protowire import field, message, text, varint, zigzag
 
 
-# ---- the protobuf exposition (io.prometheus.client.MetricFamily), written by hand: the
-# ---- official Python client has no native histograms.
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def zigzag(n):
-    return (n << 1) ^ (n >> 63)
-
-
-def field(num, wire, payload):
-    return varint(num << 3 | wire) + payload
-
-
-def message(num, body):
-    return field(num, 2, varint(len(body)) + body)
-
-
-def text(num, s):
-    return message(num, s.encode())
-
+# The protobuf exposition (io.prometheus.client.MetricFamily) is written by hand (tests/protowire.py):
+# the official Python client has no native histograms.
 
 # Schema 0 buckets -2, -1, 0 ((1/8, 1/4], (1/4, 1/2], (1/2, 1]) and 3, 4 ((4, 8], (8, 16]);
 # each scrape adds these observations to them.

@@ -158,12 +158,12 @@ impl NativeHistogram {
     fn exponential_buckets(&self) -> Vec<(f64, f64)> {
         let mut schema = self.schema.min(MAX_SCHEMA);
         let (mut pos, mut neg) = (
-            merge(&self.positive, self.schema, schema),
-            merge(&self.negative, self.schema, schema),
+            merge(self.positive.iter().copied(), (self.schema - schema) as u32),
+            merge(self.negative.iter().copied(), (self.schema - schema) as u32),
         );
         while pos.len() + neg.len() > MAX_BUCKETS && schema > MIN_SCHEMA {
-            pos = merge_map(&pos, 1);
-            neg = merge_map(&neg, 1);
+            pos = merge(pos, 1);
+            neg = merge(neg, 1);
             schema -= 1;
         }
         let bound = |i: i64| bound(schema, i);
@@ -232,15 +232,10 @@ impl NativeHistogram {
         let schema = scale.min(FINEST_SCHEMA);
         let shift = (scale - schema) as u32;
         let side = |b: OtlpBuckets<'_>| -> Vec<(i64, f64)> {
-            let mut out: BTreeMap<i64, f64> = BTreeMap::new();
-            for (k, c) in b.counts.iter().enumerate() {
-                if *c > 0 {
-                    // OTLP's k is Prometheus's k + 1 at the same scale.
-                    let i = i64::from(b.offset) + k as i64 + 1;
-                    *out.entry(((i - 1) >> shift) + 1).or_insert(0.0) += *c as f64;
-                }
-            }
-            out.into_iter().collect()
+            // OTLP's k is Prometheus's k + 1 at the same scale.
+            let first = i64::from(b.offset) + 1;
+            let indexed = (first..).zip(b.counts.iter().map(|c| *c as f64));
+            merge(indexed, shift).into_iter().collect()
         };
         Ok(NativeHistogram {
             schema,
@@ -292,23 +287,14 @@ pub fn bound(schema: i32, i: i64) -> f64 {
     (frac as f64 / per_octave as f64).exp2() * 2f64.powi(octave.clamp(-2000, 2000) as i32)
 }
 
-/// Buckets at `from` merged into `to` (coarser or equal): bucket `i` goes to
-/// `((i - 1) >> (from - to)) + 1`, whose range holds it.
-fn merge(buckets: &[(i64, f64)], from: i32, to: i32) -> BTreeMap<i64, f64> {
-    let shift = (from - to).max(0) as u32;
+/// Populated buckets merged `shift` schemas coarser: bucket `i` goes to
+/// `((i - 1) >> shift) + 1`, whose range holds it.
+fn merge(buckets: impl IntoIterator<Item = (i64, f64)>, shift: u32) -> BTreeMap<i64, f64> {
     let mut out = BTreeMap::new();
-    for &(i, c) in buckets {
+    for (i, c) in buckets {
         if c > 0.0 {
             *out.entry(((i - 1) >> shift) + 1).or_insert(0.0) += c;
         }
-    }
-    out
-}
-
-fn merge_map(buckets: &BTreeMap<i64, f64>, shift: u32) -> BTreeMap<i64, f64> {
-    let mut out = BTreeMap::new();
-    for (&i, &c) in buckets {
-        *out.entry(((i - 1) >> shift) + 1).or_insert(0.0) += c;
     }
     out
 }

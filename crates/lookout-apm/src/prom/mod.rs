@@ -226,33 +226,27 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Result<Translated, TooMuc
                         family("histogram", name.clone());
                         for p in &h.data_points {
                             let t = ms(p.time_unix_nano);
-                            if !p.bucket_counts.is_empty() {
-                                if p.bucket_counts.len() != p.explicit_bounds.len() + 1 {
-                                    out.skipped += 1;
-                                    continue;
-                                }
-                                let mut acc = 0u64;
-                                let bounds = p.explicit_bounds.iter().map(|b| format!("{b}"));
-                                let les = bounds.chain(std::iter::once("+Inf".to_string()));
-                                let buckets = p.bucket_counts.iter().zip(les).map(|(n, le)| {
-                                    acc = acc.saturating_add(*n);
-                                    (le, acc as f64)
-                                });
-                                push_buckets(
-                                    &mut out.samples,
-                                    &mut charge,
-                                    &|n, e| labels(&p.attributes, n, e),
-                                    &name,
-                                    t,
-                                    buckets,
-                                )?;
+                            // Buckets that do not match the bounds skip the point; a point
+                            // without buckets still has its sum and count.
+                            if !p.bucket_counts.is_empty()
+                                && p.bucket_counts.len() != p.explicit_bounds.len() + 1
+                            {
+                                out.skipped += 1;
+                                continue;
                             }
-                            push_sum_count(
+                            let mut acc = 0u64;
+                            let bounds = p.explicit_bounds.iter().map(|b| format!("{b}"));
+                            let les = bounds.chain(std::iter::once("+Inf".to_string()));
+                            let buckets = p.bucket_counts.iter().zip(les).map(|(n, le)| {
+                                acc = acc.saturating_add(*n);
+                                (le, acc as f64)
+                            });
+                            push_histogram(
                                 &mut out.samples,
                                 &mut charge,
                                 &|n, e| labels(&p.attributes, n, e),
-                                &name,
-                                t,
+                                (&name, t),
+                                buckets,
                                 p.sum,
                                 p.count,
                             )?;
@@ -289,20 +283,12 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Result<Translated, TooMuc
                             };
                             let les = classic.buckets.iter().map(|(le, c)| (le_label(*le), *c));
                             let inf = std::iter::once(("+Inf".to_string(), classic.count));
-                            push_buckets(
+                            push_histogram(
                                 &mut out.samples,
                                 &mut charge,
                                 &|n, e| labels(&p.attributes, n, e),
-                                &name,
-                                t,
+                                (&name, t),
                                 les.chain(inf),
-                            )?;
-                            push_sum_count(
-                                &mut out.samples,
-                                &mut charge,
-                                &|n, e| labels(&p.attributes, n, e),
-                                &name,
-                                t,
                                 p.sum,
                                 p.count,
                             )?;
@@ -359,47 +345,29 @@ pub fn translate(req: &ExportMetricsServiceRequest) -> Result<Translated, TooMuc
 /// The labels of one point's series: `(name, extra label)` → sorted labels.
 type LabelsOf<'a> = dyn Fn(&str, Option<(&str, String)>) -> Vec<(String, String)> + 'a;
 
-/// A classic histogram's cumulative `(le, count)` buckets, `+Inf` last, as `{name}_bucket`.
-fn push_buckets(
+/// A classic histogram's series at `t`: its cumulative `(le, count)` buckets (`+Inf` last) as
+/// `{name}_bucket`, then `{name}_sum` (when finite) and `{name}_count`.
+fn push_histogram(
     samples: &mut Vec<Sample>,
     charge: &mut impl FnMut(&[(String, String)]) -> Result<(), TooMuch>,
     labels: &LabelsOf<'_>,
-    name: &str,
-    t: i64,
+    (name, t): (&str, i64),
     buckets: impl Iterator<Item = (String, f64)>,
+    sum: Option<f64>,
+    count: u64,
 ) -> Result<(), TooMuch> {
     let bucket = format!("{name}_bucket");
     for (le, v) in buckets {
         let labels = labels(&bucket, Some(("le", le)));
         push_sample(samples, charge, Sample { labels, t, v })?;
     }
-    Ok(())
-}
-
-/// A histogram's `{name}_sum` (when finite) and `{name}_count`.
-fn push_sum_count(
-    samples: &mut Vec<Sample>,
-    charge: &mut impl FnMut(&[(String, String)]) -> Result<(), TooMuch>,
-    labels: &LabelsOf<'_>,
-    name: &str,
-    t: i64,
-    sum: Option<f64>,
-    count: u64,
-) -> Result<(), TooMuch> {
     if let Some(v) = sum.filter(|s| s.is_finite()) {
         let labels = labels(&format!("{name}_sum"), None);
         push_sample(samples, charge, Sample { labels, t, v })?;
     }
     let labels = labels(&format!("{name}_count"), None);
-    push_sample(
-        samples,
-        charge,
-        Sample {
-            labels,
-            t,
-            v: count as f64,
-        },
-    )
+    let v = count as f64;
+    push_sample(samples, charge, Sample { labels, t, v })
 }
 
 /// Adds a sample once its labels are charged against the export's budget.
